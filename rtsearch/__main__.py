@@ -1,0 +1,5 @@
+import sys
+
+from rtsearch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,333 @@
+"""Analyze a directory into an index: scan -> decode (thread pool) -> extract -> project.
+
+Long runs write features-only checkpoints (``INDEX.dat.ckpt/part-NNNNNN.dat``, each atomic)
+so a crash loses at most one checkpoint interval; a rerun resumes from them, and a rerun
+over an existing index analyses only new or changed files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rtsearch import projection as proj
+from rtsearch import store
+from rtsearch.decode import RGBImage, load_rgb
+from rtsearch.errors import RtsearchError
+from rtsearch.extractor import Extractor, fit_to_input
+from rtsearch.scan import scan
+from rtsearch.store import Index, ModelRef
+
+DEFAULT_BATCH = 16
+DEFAULT_CHECKPOINT_SECONDS = 120.0
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    dims: int = proj.DEFAULT_DIMS
+    projection: str = "random"
+    l2_normalize: bool = True
+    seed: int = proj.DEFAULT_SEED
+    batch: int = DEFAULT_BATCH
+    checkpoint_every: int | None = None  # images; None: every DEFAULT_CHECKPOINT_SECONDS
+    keep_features: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    skipped: int
+    images_per_s: float
+
+    @property
+    def eta_s(self) -> float:
+        left = self.total - self.done
+        return left / self.images_per_s if self.images_per_s > 0 else float("inf")
+
+
+@dataclass
+class Report:
+    index: Index | None = None
+    analysed: int = 0  # newly extracted this run
+    reused: int = 0  # taken from the old index or checkpoints
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class _Done:
+    """Entries already in hand, keyed by relative path: feature rows, or (when an old index
+    kept no features) the row number of its already-projected vector."""
+
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    old_rows: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def add(self, paths, feats, sizes, mtimes) -> None:
+        for p, f, s, m in zip(paths, feats, sizes, mtimes, strict=True):
+            self.features[p] = f
+            self.stats[p] = (int(s), float(m))
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.stats
+
+    def __len__(self) -> int:
+        return len(self.stats)
+
+
+def checkpoint_dir(out: Path) -> Path:
+    return Path(str(out) + ".ckpt")
+
+
+def analyze(
+    base_dir: Path,
+    out: Path,
+    extractor: Extractor,
+    settings: Settings = Settings(),
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    warn: Warn | None = None,
+    cancel: threading.Event | None = None,
+) -> Report:
+    """Analyze ``base_dir`` into ``out``; see the module docstring for resumption."""
+    start = time.monotonic()
+    base_dir, out = Path(base_dir), Path(out)
+    if not base_dir.is_dir():
+        raise RtsearchError(f"{base_dir}: not a directory")
+    if settings.projection != "none":
+        proj.check_dims(settings.dims, extractor.info.dims)
+    model = ModelRef.of(extractor.info)
+    report = Report()
+    found = scan(base_dir, warn)
+    report.skipped.extend(found.skipped)
+    done, old = _reusable(base_dir, out, model, settings, found.paths, warn)
+    report.reused = len(done)
+    todo = [p for p in found.paths if p not in done]
+    ckpt = checkpoint_dir(out)
+    writer = _CheckpointWriter(ckpt, model, base_dir, settings.checkpoint_every)
+    for batch in _extract(base_dir, todo, extractor, settings.batch, report, warn, cancel):
+        done.add(*batch)
+        writer.add(*batch)
+        report.analysed += len(batch[0])
+        if progress:
+            elapsed = max(time.monotonic() - start, 1e-9)
+            progress(
+                Progress(
+                    report.analysed + len(report.skipped),
+                    len(todo) + len(found.skipped),
+                    len(report.skipped),
+                    report.analysed / elapsed,
+                )
+            )
+    writer.flush()
+    if report.cancelled:
+        report.seconds = time.monotonic() - start
+        return report
+    paths = sorted(done.stats)
+    if not paths:
+        raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
+    report.index = build_index(paths, done, model, settings, base_dir, old)
+    store.save(report.index, out)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) -> Index:
+    stats = np.array([done.stats[p] for p in paths], dtype=np.float64).reshape(-1, 2)
+    fresh = [p for p in paths if p in done.features]
+    features = np.stack([done.features[p] for p in fresh]).astype(np.float32)
+    if done.old_rows:
+        # The old index kept no features: its rows stay, new rows join its projection.
+        projection = old.projection
+        rows = dict(zip(fresh, projection(features), strict=True))
+        projected = np.stack(
+            [rows[p] if p in rows else old.projected[done.old_rows[p]] for p in paths]
+        ).astype(np.float32)
+        keep = None
+    else:
+        projection = proj.fit(
+            features,
+            settings.dims,
+            settings.projection,
+            l2=settings.l2_normalize,
+            seed=settings.seed,
+        )
+        projected = projection(features)
+        keep = features if settings.keep_features else None
+    return Index(
+        paths=paths,
+        model=model,
+        sizes=stats[:, 0].astype(np.int64),
+        mtimes=stats[:, 1],
+        projected=projected,
+        projection=projection,
+        features=keep,
+        base_dir=str(base_dir.resolve()),
+    )
+
+
+def _reusable(base_dir, out, model, settings, paths, warn) -> tuple[_Done, Index | None]:
+    """What need not be extracted again: unchanged files in the old index and checkpoints."""
+    done = _Done()
+    wanted = set(paths)
+    old = _old_index(out, model, settings, warn)
+    for part in sorted(checkpoint_dir(out).glob("part-*.dat")):
+        ck = store.load(part, allow_checkpoint=True)
+        store_check_model(ck, model, part)
+        _take(done, ck, base_dir, wanted, use_features=True)
+    if old is not None:
+        _take(done, old, base_dir, wanted, use_features=old.features is not None)
+    return done, old
+
+
+def _take(done: _Done, index: Index, base_dir: Path, wanted, *, use_features: bool) -> None:
+    for i, p in enumerate(index.paths):
+        if (
+            p in wanted
+            and p not in done
+            and _unchanged(base_dir / p, index.sizes[i], index.mtimes[i])
+        ):
+            done.stats[p] = (int(index.sizes[i]), float(index.mtimes[i]))
+            if use_features:
+                done.features[p] = index.features[i]
+            else:
+                done.old_rows[p] = i
+
+
+def store_check_model(index: Index, model: ModelRef, where: Path) -> None:
+    if index.model.identity != model.identity:
+        raise RtsearchError(
+            f"{where}: checkpoint from model {index.model.name}, not {model.name}; "
+            "delete the checkpoint folder or use the same --model"
+        )
+
+
+def _old_index(out: Path, model, settings: Settings, warn) -> Index | None:
+    if not out.exists():
+        return None
+    old = store.load(out, features=True)
+    store_check_model(old, model, out)
+    if (
+        old.features is None
+        and old.projection is not None
+        and (
+            old.projection.kind != settings.projection
+            or old.dims != settings.dims
+            or old.projection.l2_normalize != settings.l2_normalize
+        )
+    ):
+        if warn:
+            warn(
+                f"{out}: stored without features and with other projection settings; "
+                "re-analysing everything"
+            )
+        return None
+    return old
+
+
+def _unchanged(path: Path, size, mtime) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return st.st_size == int(size) and abs(st.st_mtime - float(mtime)) < 1e-3
+
+
+# ---------------------------------------------------------------- the extraction loop
+
+
+def _decode_one(path: Path, info) -> tuple[RGBImage, int, float]:
+    st = os.stat(path)
+    image = load_rgb(path, min_size=info.input_size)
+    return fit_to_input(image, info), st.st_size, st.st_mtime
+
+
+def _extract(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Iterator[tuple]:
+    """Yield (paths, features, sizes, mtimes) per batch; decoding runs ahead on a pool."""
+    info = extractor.info
+    workers = max(1, os.cpu_count() or 1)
+    lookahead = max(batch_size * 2, workers * 4)
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        pending: list[tuple[str, Future]] = []
+        queue = iter(todo)
+        batch: list[tuple[str, RGBImage, int, float]] = []
+        while True:
+            while len(pending) < lookahead and (rel := next(queue, None)) is not None:
+                pending.append((rel, pool.submit(_decode_one, base_dir / rel, info)))
+            if not pending or (cancel is not None and cancel.is_set()):
+                report.cancelled = bool(pending)
+                break
+            rel, fut = pending.pop(0)
+            try:
+                batch.append((rel, *fut.result()))
+            except (RtsearchError, OSError) as exc:
+                msg = (
+                    str(exc)
+                    if isinstance(exc, RtsearchError)
+                    else f"{base_dir / rel}: {exc.strerror}"
+                )
+                report.skipped.append((rel, msg))
+                if warn:
+                    warn(msg)
+            if len(batch) >= batch_size or (not pending and batch):
+                yield _run_batch(extractor, batch)
+                batch = []
+        for _, fut in pending:
+            fut.cancel()
+        if batch and not report.cancelled:
+            yield _run_batch(extractor, batch)
+
+
+def _run_batch(extractor: Extractor, batch) -> tuple:
+    paths, images, sizes, mtimes = zip(*batch, strict=True)
+    return list(paths), extractor(list(images)), list(sizes), list(mtimes)
+
+
+class _CheckpointWriter:
+    """Buffers new features and writes them as numbered features-only index parts."""
+
+    def __init__(self, folder: Path, model: ModelRef, base_dir: Path, every: int | None) -> None:
+        self.folder, self.model, self.base_dir, self.every = folder, model, base_dir, every
+        self.buf = _Done()
+        self.last = time.monotonic()
+
+    def add(self, paths, feats, sizes, mtimes) -> None:
+        self.buf.add(paths, feats, sizes, mtimes)
+        n = len(self.buf.features)
+        due = (
+            n >= self.every
+            if self.every
+            else time.monotonic() - self.last >= DEFAULT_CHECKPOINT_SECONDS
+        )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buf.features:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        number = len(list(self.folder.glob("part-*.dat")))
+        paths = list(self.buf.features)
+        part = Index(
+            paths=paths,
+            model=self.model,
+            sizes=np.array([self.buf.stats[p][0] for p in paths], np.int64),
+            mtimes=np.array([self.buf.stats[p][1] for p in paths], np.float64),
+            features=np.stack([self.buf.features[p] for p in paths]).astype(np.float32),
+            base_dir=str(self.base_dir),
+        )
+        store.save(part, self.folder / f"part-{number:06d}.dat")
+        self.buf = _Done()
+        self.last = time.monotonic()

@@ -1,0 +1,301 @@
+"""The `rtsearch` command line: analyze, query, info, models, plus the commands that live in
+their own modules (view, demo, bench, eval, update), each exposing add_arguments/run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rtsearch import __version__
+from rtsearch.errors import RtsearchError
+
+# name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int.
+EXTERNAL_COMMANDS = {
+    "view": ("rtsearch.viewer.cli", "open the realtime viewer (the default command)"),
+    "demo": ("rtsearch.demo", "build a demo index over a real gallery, then open the viewer"),
+    "bench": ("rtsearch.bench", "measure every stage and print the figures"),
+    "eval": ("rtsearch.evaluate", "measure retrieval quality on a labelled folder"),
+    "update": ("rtsearch.update", "bring an index up to date with its folder"),
+}
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="rtsearch", description="Realtime reverse image search.", formatter_class=fmt
+    )
+    parser.add_argument("--version", action="version", version=f"rtsearch {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("analyze", help="analyze a directory into an index", formatter_class=fmt)
+    p.add_argument("directory", type=Path, help="folder of images, scanned recursively")
+    p.add_argument("-o", "--output", type=Path, required=True, help="index file to write (.dat)")
+    add_model_argument(p)
+    add_projection_arguments(p)
+    p.add_argument("--batch", type=positive_int, default=16, help="images per inference batch")
+    p.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=None,
+        help="write a checkpoint every N images (default: every 2 minutes of work)",
+    )
+    p.add_argument(
+        "--keep-features",
+        action="store_true",
+        help="store the full feature vectors too (allows re-projection)",
+    )
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("query", help="find the images nearest to an image", formatter_class=fmt)
+    p.add_argument("image", type=Path)
+    p.add_argument("--index", type=Path, required=True)
+    p.add_argument(
+        "--base-dir",
+        type=Path,
+        default=None,
+        help="where the indexed images live now (default: as analysed)",
+    )
+    p.add_argument("-k", type=positive_int, default=10, help="number of results")
+    add_model_argument(p, default=None, help_default="the index's model")
+    p.add_argument("--json", action="store_true", help="print [{path, distance}, ...]")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("info", help="describe an index file", formatter_class=fmt)
+    p.add_argument("index", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("models", help="list the available model files", formatter_class=fmt)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    for name, (module, help_text) in EXTERNAL_COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("rtsearch"):
+                continue  # not built into this copy
+            raise
+        p = sub.add_parser(name, help=help_text, formatter_class=fmt)
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.run)
+    return parser
+
+
+def add_model_argument(
+    p: argparse.ArgumentParser,
+    default: str | None = "efficientnet-lite0",
+    help_default: str | None = None,
+) -> None:
+    p.add_argument(
+        "--model",
+        default=default,
+        help=f"model name or .onnx path (default: {help_default or default})",
+    )
+
+
+def add_projection_arguments(p: argparse.ArgumentParser) -> None:
+    from rtsearch.projection import DEFAULT_DIMS
+
+    p.add_argument("--dims", type=int, default=DEFAULT_DIMS, help="projected dimensions (2-1500)")
+    p.add_argument("--pca", action="store_true", help="PCA instead of a random projection")
+    p.add_argument("--whiten", action="store_true", help="with --pca: whiten the components")
+    p.add_argument("--no-l2", action="store_true", help="do not L2-normalise features first")
+    p.add_argument("--seed", type=int, default=0, help="random projection seed")
+
+
+def projection_kind(args: argparse.Namespace) -> str:
+    if args.whiten and not args.pca:
+        raise RtsearchError("--whiten needs --pca")
+    return ("pca-whiten" if args.whiten else "pca") if args.pca else "random"
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.models import resolve_model
+
+    settings = Settings(
+        dims=args.dims,
+        projection=projection_kind(args),
+        l2_normalize=not args.no_l2,
+        seed=args.seed,
+        batch=args.batch,
+        checkpoint_every=args.checkpoint_every,
+        keep_features=args.keep_features,
+    )
+    extractor = Extractor(resolve_model(args.model), threads=args.threads)
+    bar = None if args.quiet else ProgressBar()
+    report = analyze(
+        args.directory,
+        args.output,
+        extractor,
+        settings,
+        progress=bar,
+        warn=lambda m: print_line(f"warning: {m}", bar),
+    )
+    if bar:
+        bar.close()
+    index = report.index
+    assert index is not None
+    print(
+        f"{args.output}: {index.count} images ({report.analysed} analysed, {report.reused} "
+        f"reused, {len(report.skipped)} skipped) in {report.seconds:.1f} s, "
+        f"{extractor.info.name} on {extractor.provider}, {index.dims} dims"
+    )
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from rtsearch.session import SearchSession
+
+    session = SearchSession.open(args.index, base_dir=args.base_dir, model=args.model)
+    results = session.query_file(args.image, args.k)
+    if args.json:
+        print(json.dumps([{"path": r.path, "distance": r.distance} for r in results]))
+    else:
+        for rank, r in enumerate(results, 1):
+            print(f"{rank:3d}  {r.distance:10.4f}  {r.path}")
+    return 0
+
+
+def index_summary(path: Path) -> dict:
+    from rtsearch import store
+    from rtsearch.search import choose_method
+
+    index = store.load(path)
+    with_features = store.has_features(path)
+    return {
+        "count": index.count,
+        "dims": index.dims,
+        "feature_dims": index.model.feature_dims,
+        "model": index.model.name,
+        "feature_layer": index.model.feature_layer,
+        "projection": index.projection.kind if index.projection else None,
+        "l2_normalize": index.projection.l2_normalize if index.projection else None,
+        "search": choose_method(index.count, index.dims),
+        "bytes": path.stat().st_size,
+        "features": with_features,
+        "base_dir": index.base_dir,
+        "created": index.created,
+    }
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = index_summary(args.index)
+    if args.json:
+        print(json.dumps(info))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from rtsearch.models import available_models, read_model_info, search_dirs
+
+    rows = []
+    for path in available_models():
+        try:
+            rows.append({"path": str(path), **asdict(read_model_info(path))})
+        except RtsearchError as exc:
+            rows.append({"path": str(path), "error": str(exc)})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no model files in " + ", ".join(map(str, search_dirs())))
+    for row in rows:
+        if "error" in row:
+            print(f"{row['path']}: {row['error']}")
+        else:
+            size = "x".join(map(str, row["input_size"]))
+            print(
+                f"{row['path']}\n  {row['name']} {row['variant']} {row['feature_layer']} "
+                f"{row['dims']}-d, input {size} {row['channel_order']}, "
+                f"weights {row['weights_sha256'][:12]}"
+            )
+    return 0
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+class ProgressBar:
+    """One self-overwriting stderr line: done/total, images/s, ETA."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+        self.tty = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 5.0) and p.done < p.total:
+            return
+        self.last = now
+        frac = p.done / p.total if p.total else 1.0
+        eta = "?" if p.eta_s == float("inf") else time.strftime("%H:%M:%S", time.gmtime(p.eta_s))
+        filled = int(frac * 30)
+        line = (
+            f"[{'#' * filled}{'.' * (30 - filled)}] {p.done}/{p.total} "
+            f"{p.images_per_s:.1f} img/s ETA {eta} skipped {p.skipped}"
+        )
+        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown and self.tty:
+            sys.stderr.write("\n")
+
+
+def print_line(message: str, bar: ProgressBar | None = None) -> None:
+    if bar is not None and bar.tty and bar.shown:
+        sys.stderr.write("\r\x1b[K")
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if (
+        not [a for a in argv if not a.startswith("-")]
+        and "-h" not in argv
+        and "--help" not in argv
+        and "--version" not in argv
+    ):
+        argv.append("view")  # no command: open the viewer
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except RtsearchError as exc:
+        if args.debug:
+            raise
+        print(f"rtsearch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rtsearch: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,94 @@
+"""One ONNX model as a callable: RGB images in, float32 feature rows out.
+
+Preprocessing is a pure function of the model's metadata (input size, channel order, mean,
+std, resize policy); nothing about a particular backbone is hard-coded here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from rtsearch.decode import RGBImage, resize_to
+from rtsearch.errors import RtsearchError
+from rtsearch.models import ModelInfo
+
+Features = npt.NDArray[np.float32]  # (N, D)
+
+
+def fit_to_input(image: RGBImage, info: ModelInfo) -> RGBImage:
+    """Apply the model's resize policy; the result has exactly info.input_size."""
+    if info.resize != "squash":
+        raise RtsearchError(f"model {info.name}: unknown resize policy {info.resize!r}")
+    return resize_to(image, info.input_size)
+
+
+def preprocess(images: Sequence[RGBImage], info: ModelInfo) -> npt.NDArray[np.float32]:
+    """RGB uint8 images (any size) -> (N, 3, H, W) float32 normalised per the metadata."""
+    h, w = info.input_size
+    batch = np.empty((len(images), h, w, 3), dtype=np.float32)
+    for i, image in enumerate(images):
+        batch[i] = fit_to_input(image, info)
+    if info.channel_order == "BGR":
+        batch = batch[..., ::-1]
+    batch -= np.asarray(info.mean, dtype=np.float32)
+    batch /= np.asarray(info.std, dtype=np.float32)
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+
+def default_providers() -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class Extractor:
+    """Holds one onnxruntime session; ``extractor(images)`` returns (N, D) float32."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        providers: Sequence[str] | None = None,
+        threads: int = 0,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(model_path)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        if not self.path.is_file():
+            raise RtsearchError(f"{self.path}: model file not found")
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), options, providers=list(providers or default_providers())
+            )
+        except Exception as exc:
+            raise RtsearchError(f"{self.path}: cannot load model ({exc})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.info = ModelInfo.from_props(meta, where=str(self.path))
+        self.provider = self.session.get_providers()[0].replace("ExecutionProvider", "")
+        self.last_ms = 0.0
+
+    @property
+    def dims(self) -> int:
+        return self.info.dims
+
+    def run(self, batch: npt.NDArray[np.float32]) -> Features:
+        """Run an already preprocessed (N, 3, H, W) batch."""
+        start = time.perf_counter()
+        (out,) = self.session.run([self.info.feature_output], {self.info.input_name: batch})
+        self.last_ms = (time.perf_counter() - start) * 1000.0
+        return np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+
+    def __call__(self, images: Sequence[RGBImage]) -> Features:
+        if not images:
+            return np.zeros((0, self.dims), dtype=np.float32)
+        return self.run(preprocess(images, self.info))

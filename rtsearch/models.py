@@ -1,0 +1,189 @@
+"""Model files: their metadata contract and how a `--model` argument resolves to a file.
+
+Every ``.onnx`` file rtsearch uses carries ``metadata_props`` with the keys below (prefix
+``rtsearch.``); values are JSON-encoded strings. The runtime reads preprocessing from them
+and never from constants, so any backbone exported with this metadata works unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import platformdirs
+
+from rtsearch.errors import RtsearchError
+
+META_PREFIX = "rtsearch."
+METADATA_VERSION = 1
+DEFAULT_MODEL = "efficientnet-lite0"
+PROJECT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an exported model is and how to feed it.
+
+    mean/std are in 0..255 pixel units, in the model's channel order:
+    input = (pixel - mean) / std, laid out NCHW float32 of size input_size (height, width).
+    """
+
+    name: str  # backbone, e.g. "efficientnet-lite0", "vgg16"
+    variant: str  # "fp32" or "int8"
+    feature_layer: str  # e.g. "pool", "fc7"
+    feature_output: str  # ONNX output name holding the (N, dims) features
+    dims: int
+    input_name: str
+    input_size: tuple[int, int]  # (height, width)
+    channel_order: str  # "RGB" or "BGR"
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: str  # "squash": whole image resized to input_size, aspect not kept
+    weights_sha256: str  # sha256 of the source weights file: the model's identity
+    exporter_version: str
+    source: str = ""  # human description of where the weights came from
+    logits_output: str = ""  # optional classifier output, "" when absent
+
+    @property
+    def identity(self) -> str:
+        """Features from two files are comparable iff their identities match (fp32 == int8)."""
+        return f"{self.name}/{self.feature_layer}/{self.weights_sha256}"
+
+    def to_props(self) -> dict[str, str]:
+        props = {META_PREFIX + k: json.dumps(v) for k, v in asdict(self).items()}
+        props[META_PREFIX + "metadata_version"] = json.dumps(METADATA_VERSION)
+        return props
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], where: str = "model") -> ModelInfo:
+        try:
+            raw = {
+                k[len(META_PREFIX) :]: json.loads(v)
+                for k, v in props.items()
+                if k.startswith(META_PREFIX)
+            }
+        except json.JSONDecodeError as exc:
+            raise RtsearchError(f"{where}: malformed rtsearch metadata ({exc})") from None
+        if not raw:
+            raise RtsearchError(
+                f"{where}: not an rtsearch model (no rtsearch.* metadata; export it with "
+                "tools/export_onnx.py)"
+            )
+        version = raw.pop("metadata_version", None)
+        if version != METADATA_VERSION:
+            raise RtsearchError(
+                f"{where}: model metadata version {version}, this rtsearch reads {METADATA_VERSION}"
+            )
+        fields = set(cls.__dataclass_fields__)
+        missing = sorted(
+            f
+            for f in fields - raw.keys()
+            if cls.__dataclass_fields__[f].default is not None
+            and f not in ("source", "logits_output")
+        )
+        if missing:
+            raise RtsearchError(f"{where}: model metadata lacks {', '.join(missing)}")
+        kwargs = {k: v for k, v in raw.items() if k in fields}
+        kwargs["input_size"] = tuple(int(v) for v in kwargs["input_size"])
+        kwargs["mean"] = tuple(float(v) for v in kwargs["mean"])
+        kwargs["std"] = tuple(float(v) for v in kwargs["std"])
+        kwargs["dims"] = int(kwargs["dims"])
+        return cls(**kwargs)
+
+
+def read_model_info(path: Path) -> ModelInfo:
+    """Read a model file's metadata without building an inference session."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise RtsearchError(f"{path}: not a readable ONNX model ({exc})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    return ModelInfo.from_props(props, where=str(path))
+
+
+def search_dirs() -> list[Path]:
+    """Where model names resolve, in order: $RTSEARCH_MODELS, the project's models/, user data."""
+    dirs = []
+    env = os.environ.get("RTSEARCH_MODELS")
+    if env:
+        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    dirs.append(PROJECT_MODELS_DIR)
+    dirs.append(user_models_dir())
+    return dirs
+
+
+def user_models_dir() -> Path:
+    return Path(platformdirs.user_data_dir("rtsearch")) / "models"
+
+
+def writable_models_dir() -> Path:
+    """Where an on-demand export goes: the first search dir we can write to."""
+    for d in search_dirs():
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(d, os.W_OK):
+            return d
+    raise RtsearchError("no writable models directory (set $RTSEARCH_MODELS)")
+
+
+def available_models() -> list[Path]:
+    """Every .onnx file in the search dirs; earlier dirs shadow later ones by file name."""
+    seen: dict[str, Path] = {}
+    for d in search_dirs():
+        if d.is_dir():
+            for f in sorted(d.glob("*.onnx")):
+                seen.setdefault(f.name, f)
+    return list(seen.values())
+
+
+def resolve_model(name_or_path: str | None = None, *, export_missing: bool = True) -> Path:
+    """Turn a `--model` argument into a file; export the default model on first use."""
+    name = name_or_path or DEFAULT_MODEL
+    as_path = Path(name).expanduser()
+    if as_path.suffix == ".onnx" or os.sep in name or "/" in name:
+        if not as_path.is_file():
+            raise RtsearchError(f"{as_path}: model file not found")
+        return as_path
+    for d in search_dirs():
+        candidate = d / f"{name}.onnx"
+        if candidate.is_file():
+            return candidate
+    if export_missing and name in (DEFAULT_MODEL, DEFAULT_MODEL + "-int8"):
+        from rtsearch.export import export_efficientnet_lite0
+
+        out = writable_models_dir() / f"{name}.onnx"
+        print(f"rtsearch: exporting {name} to {out} (first use)", flush=True)
+        export_efficientnet_lite0(out, int8=name.endswith("-int8"))
+        return out
+    where = ", ".join(str(d) for d in search_dirs())
+    raise RtsearchError(
+        f"model {name!r} not found in {where} (export it with tools/export_onnx.py)"
+    )
+
+
+def find_model_for(
+    name: str, feature_layer: str, identity: str, *, prefer_int8: bool = False
+) -> Path:
+    """The model file that made an index (same identity), found by conventional names."""
+    stems = [name, f"{name}-{feature_layer}"]
+    variants = (
+        [f"{s}-int8" for s in stems] + stems
+        if prefer_int8
+        else stems + [f"{s}-int8" for s in stems]
+    )
+    for stem in variants:
+        try:
+            path = resolve_model(stem, export_missing=stem.startswith(DEFAULT_MODEL))
+        except RtsearchError:
+            continue
+        if read_model_info(path).identity == identity:
+            return path
+    raise RtsearchError(
+        f"no model file for {name} ({feature_layer}) with the index's weights; pass --model"
+    )

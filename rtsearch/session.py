@@ -1,0 +1,138 @@
+"""A loaded index ready to answer queries: index + model + searcher + where the images are.
+
+This is what the `query` command and the viewer's worker hold; it does no I/O per query
+beyond the model run, and ``query_*`` may be called from one worker thread at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from rtsearch import projection as proj
+from rtsearch import store
+from rtsearch.decode import RGBImage, load_rgb
+from rtsearch.errors import RtsearchError
+from rtsearch.extractor import Extractor
+from rtsearch.models import find_model_for, resolve_model
+from rtsearch.search import Searcher
+from rtsearch.store import Index
+
+
+@dataclass(frozen=True)
+class Result:
+    """One neighbour: its row in the index, stored relative path, absolute file, distance."""
+
+    row: int
+    path: str
+    file: Path
+    distance: float
+
+
+class SearchSession:
+    def __init__(
+        self,
+        index: Index,
+        extractor: Extractor,
+        base_dir: Path,
+        method: str = "auto",
+        source: Path | None = None,
+    ) -> None:
+        store.check_compatible(index, extractor.info, str(source or "index"))
+        if index.projected is None or index.projection is None:
+            raise RtsearchError(f"{source or 'index'}: has no projected vectors")
+        self.index = index
+        self.extractor = extractor
+        self.base_dir = Path(base_dir)
+        self.source = source
+        self.searcher = Searcher(index.projected, method)
+
+    @classmethod
+    def open(
+        cls,
+        index_path: Path,
+        *,
+        base_dir: Path | None = None,
+        model: str | None = None,
+        threads: int = 0,
+        prefer_int8: bool = False,
+        features: bool = False,
+    ) -> SearchSession:
+        index = store.load(index_path, features=features)
+        base = resolve_base_dir(index, index_path, base_dir)
+        if model:
+            model_path = resolve_model(model)
+        else:
+            m = index.model
+            model_path = find_model_for(
+                m.name, m.feature_layer, m.identity, prefer_int8=prefer_int8
+            )
+        return cls(index, Extractor(model_path, threads=threads), base, source=Path(index_path))
+
+    def features_of(self, images: list[RGBImage]) -> npt.NDArray[np.float32]:
+        return self.extractor(images)
+
+    def project(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        assert self.index.projection is not None
+        return self.index.projection(features)
+
+    def query_vector(self, vector, k: int, exclude: int | None = None) -> list[Result]:
+        hits = self.searcher.query(vector, k, exclude)
+        return [
+            Result(int(i), self.index.paths[i], self.base_dir / self.index.paths[i], float(d))
+            for i, d in zip(hits.indices, hits.distances, strict=True)
+        ]
+
+    def query_image(self, image: RGBImage, k: int, exclude: int | None = None) -> list[Result]:
+        return self.query_vector(self.project(self.features_of([image]))[0], k, exclude)
+
+    def query_file(self, path: Path, k: int) -> list[Result]:
+        return self.query_image(load_rgb(path, min_size=self.extractor.info.input_size), k)
+
+    def reprojected(self, dims: int, kind: str | None = None) -> SearchSession:
+        """A new session over the same features projected to ``dims`` (needs stored features)."""
+        index = self.index
+        if index.features is None and self.source is not None and store.has_features(self.source):
+            index = store.load(self.source, features=True)
+        if index.features is None:
+            raise RtsearchError(
+                "this index was saved without features; re-analyze with --keep-features "
+                "to change dimensionality"
+            )
+        old = index.projection
+        assert old is not None
+        p = proj.fit(index.features, dims, kind or old.kind, l2=old.l2_normalize, seed=old.seed)
+        new = Index(
+            paths=index.paths,
+            model=index.model,
+            sizes=index.sizes,
+            mtimes=index.mtimes,
+            projected=p(index.features),
+            projection=p,
+            features=index.features,
+            base_dir=index.base_dir,
+            created=index.created,
+        )
+        return SearchSession(
+            new,
+            self.extractor,
+            self.base_dir,
+            self.searcher.method if self.searcher.method != "kdtree" else "auto",
+            self.source,
+        )
+
+
+def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> Path:
+    """The folder the stored relative paths are under: given, else as analysed."""
+    if base_dir is not None:
+        if not Path(base_dir).is_dir():
+            raise RtsearchError(f"{base_dir}: base directory not found")
+        return Path(base_dir)
+    if index.base_dir and Path(index.base_dir).is_dir():
+        return Path(index.base_dir)
+    raise RtsearchError(
+        f"{index_path}: the images' folder {index.base_dir or '(unknown)'} is gone; pass --base-dir"
+    )

@@ -1,0 +1,297 @@
+"""The `.dat` index file (HDF5): schema, atomic save, validating load.
+
+Schema (format "rtsearch-index", version 1) — see docs/index-format.md:
+  /paths              (N,) utf-8 strings, relative to the base directory, posix separators
+  /sizes, /mtimes     (N,) int64 bytes, float64 seconds: what each entry was made from
+  /projected          (N, d) float32            [absent in a checkpoint]
+  /projection/matrix  (D, d) float32            [absent in a checkpoint]
+  /projection/mean    (D,) float32              [absent in a checkpoint]
+  /features           (N, D) float32            [optional; always in a checkpoint]
+  attrs: format, version, kind ("index" | "checkpoint"), model_name, model_identity,
+         feature_layer, feature_dims, projection, l2_normalize, seed, created, base_dir
+A checkpoint is the features-only form: the same file without the projection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+
+from rtsearch.errors import RtsearchError
+from rtsearch.models import ModelInfo
+from rtsearch.projection import Projection
+
+FORMAT = "rtsearch-index"
+VERSION = 1
+_STR = h5py.string_dtype("utf-8")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The identity of the model an index was made with."""
+
+    name: str
+    identity: str
+    feature_layer: str
+    feature_dims: int
+
+    @classmethod
+    def of(cls, info: ModelInfo) -> ModelRef:
+        return cls(info.name, info.identity, info.feature_layer, info.dims)
+
+
+@dataclass
+class Index:
+    """Everything a search needs; ``projection``/``projected`` are None in a checkpoint."""
+
+    paths: list[str]
+    model: ModelRef
+    sizes: npt.NDArray[np.int64]
+    mtimes: npt.NDArray[np.float64]
+    projected: npt.NDArray[np.float32] | None = None
+    projection: Projection | None = None
+    features: npt.NDArray[np.float32] | None = None
+    base_dir: str = ""
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+    @property
+    def count(self) -> int:
+        return len(self.paths)
+
+    @property
+    def dims(self) -> int:
+        return self.projection.out_dims if self.projection else self.model.feature_dims
+
+    @property
+    def is_checkpoint(self) -> bool:
+        return self.projection is None
+
+    def without_features(self) -> Index:
+        return replace(self, features=None)
+
+
+def check_compatible(index: Index, info: ModelInfo, where: str) -> None:
+    """Refuse querying or extending an index with features from another model."""
+    if index.model.identity != info.identity:
+        raise RtsearchError(
+            f"{where}: made with model {index.model.name} ({index.model.feature_layer}, "
+            f"weights {_short(index.model.identity)}), not {info.name} ({info.feature_layer}, "
+            f"weights {info.weights_sha256[:12]}); use the same --model or re-analyze"
+        )
+
+
+def _short(identity: str) -> str:
+    return identity.rsplit("/", 1)[-1][:12]
+
+
+# ---------------------------------------------------------------- saving
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``dest``; on success it replaces ``dest`` in one rename."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save(index: Index, dest: Path) -> None:
+    """Write ``index`` atomically; an existing ``dest`` survives any failure intact."""
+    try:
+        with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
+            _write(f, index)
+    except OSError as exc:
+        raise RtsearchError(f"{dest}: cannot write index ({exc.strerror or exc})") from None
+
+
+def _write(f: h5py.File, index: Index) -> None:
+    m = index.model
+    f.attrs.update(
+        format=FORMAT,
+        version=VERSION,
+        kind="checkpoint" if index.is_checkpoint else "index",
+        model_name=m.name,
+        model_identity=m.identity,
+        feature_layer=m.feature_layer,
+        feature_dims=m.feature_dims,
+        created=index.created,
+        base_dir=index.base_dir,
+    )
+    f.create_dataset("paths", data=np.array(index.paths, dtype=object), dtype=_STR)
+    f.create_dataset("sizes", data=np.asarray(index.sizes, dtype=np.int64))
+    f.create_dataset("mtimes", data=np.asarray(index.mtimes, dtype=np.float64))
+    if index.projection is not None and index.projected is not None:
+        p = index.projection
+        f.attrs.update(projection=p.kind, l2_normalize=p.l2_normalize, seed=p.seed)
+        f.create_dataset("projected", data=index.projected.astype(np.float32))
+        group = f.create_group("projection")
+        group.create_dataset("matrix", data=p.matrix)
+        group.create_dataset("mean", data=p.mean)
+    if index.features is not None:
+        feats = np.asarray(index.features, dtype=np.float32)
+        chunks = (max(1, min(1024, len(feats))), feats.shape[1]) if len(feats) else None
+        f.create_dataset("features", data=feats, chunks=chunks)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(path: Path, *, features: bool = False, allow_checkpoint: bool = False) -> Index:
+    """Read and validate an index; any problem is an RtsearchError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RtsearchError(f"{path}: index file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            return _read(f, str(path), features, allow_checkpoint)
+    except RtsearchError:
+        raise
+    except OSError as exc:
+        raise RtsearchError(f"{path}: not a readable index file ({_first_line(exc)})") from None
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise RtsearchError(f"{path}: malformed index ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _attr(f: h5py.File, name: str, where: str) -> object:
+    if name not in f.attrs:
+        raise RtsearchError(f"{where}: malformed index (attribute {name!r} missing)")
+    value = f.attrs[name]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _read(f: h5py.File, where: str, with_features: bool, allow_checkpoint: bool) -> Index:
+    if f.attrs.get("format") != FORMAT:
+        raise RtsearchError(f"{where}: not an rtsearch index (another HDF5 schema)")
+    version = _attr(f, "version", where)
+    if version != VERSION:
+        raise RtsearchError(
+            f"{where}: index format version {version}, this rtsearch reads {VERSION}"
+        )
+    kind = _attr(f, "kind", where)
+    if kind == "checkpoint" and not allow_checkpoint:
+        raise RtsearchError(
+            f"{where}: is an analysis checkpoint, not a finished index (rerun analyze to finish)"
+        )
+    model = ModelRef(
+        str(_attr(f, "model_name", where)),
+        str(_attr(f, "model_identity", where)),
+        str(_attr(f, "feature_layer", where)),
+        int(_attr(f, "feature_dims", where)),  # type: ignore[call-overload]
+    )
+    paths = _read_paths(f, where)
+    n = len(paths)
+    sizes = _dataset(f, "sizes", where, (n,))
+    mtimes = _dataset(f, "mtimes", where, (n,))
+    projection = projected = None
+    if kind == "index":
+        projection = _read_projection(f, where, model.feature_dims)
+        projected = _dataset(f, "projected", where, (n, projection.out_dims), finite=True)
+    features = None
+    if "features" in f and (with_features or kind == "checkpoint"):
+        features = _dataset(f, "features", where, (n, model.feature_dims), finite=True)
+    return Index(
+        paths=paths,
+        model=model,
+        sizes=sizes.astype(np.int64),
+        mtimes=mtimes.astype(np.float64),
+        projected=projected,
+        projection=projection,
+        features=features,
+        base_dir=str(f.attrs.get("base_dir", "")),
+        created=str(f.attrs.get("created", "")),
+    )
+
+
+def _dataset(
+    f: h5py.File, name: str, where: str, shape: tuple[int, ...], *, finite: bool = False
+) -> np.ndarray:
+    if name not in f or not isinstance(f[name], h5py.Dataset):
+        raise RtsearchError(f"{where}: malformed index (dataset {name!r} missing)")
+    ds = f[name]
+    if ds.shape != shape:
+        raise RtsearchError(f"{where}: {name} has shape {ds.shape}, expected {shape}")
+    data = ds[()]
+    if data.dtype.kind not in "fiu":
+        raise RtsearchError(f"{where}: {name} is not numeric")
+    if finite and not np.isfinite(data).all():
+        raise RtsearchError(f"{where}: {name} holds NaN or infinite values")
+    return data.astype(np.float32) if data.dtype.kind == "f" and finite else data
+
+
+def _read_projection(f: h5py.File, where: str, feature_dims: int) -> Projection:
+    if "projection" not in f:
+        raise RtsearchError(f"{where}: malformed index (projection missing)")
+    matrix = _dataset(
+        f, "projection/matrix", where, (feature_dims, f["projection/matrix"].shape[-1]), finite=True
+    )
+    mean = _dataset(f, "projection/mean", where, (feature_dims,), finite=True)
+    return Projection(
+        kind=str(_attr(f, "projection", where)),
+        matrix=np.ascontiguousarray(matrix, dtype=np.float32),
+        mean=np.ascontiguousarray(mean, dtype=np.float32),
+        l2_normalize=bool(_attr(f, "l2_normalize", where)),
+        seed=int(_attr(f, "seed", where)),  # type: ignore[call-overload]
+    )
+
+
+def _read_paths(f: h5py.File, where: str) -> list[str]:
+    if "paths" not in f or f["paths"].ndim != 1:
+        raise RtsearchError(f"{where}: malformed index (paths missing)")
+    raw = f["paths"].asstr()[()] if len(f["paths"]) else []
+    paths = [str(p) for p in raw]
+    for p in paths:
+        check_relative(p, where)
+    return paths
+
+
+def check_relative(rel: str, where: str) -> str:
+    """Refuse a stored path that could point outside the base directory."""
+    pure = PurePosixPath(rel)
+    if (
+        not rel
+        or pure.is_absolute()
+        or ".." in pure.parts
+        or "\\" in rel
+        or "\x00" in rel
+        or (len(rel) > 1 and rel[1] == ":")
+    ):
+        raise RtsearchError(f"{where}: refusing path {rel!r} that escapes the base directory")
+    return rel
+
+
+def resolve_in(base_dir: Path, rel: str) -> Path:
+    """The file for a stored relative path under base_dir (already validated on load)."""
+    return Path(base_dir) / check_relative(rel, str(base_dir))
+
+
+def has_features(path: Path) -> bool:
+    """Whether an index file stores the full feature vectors (without reading them)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return "features" in f
+    except OSError:
+        return False

@@ -1,0 +1,95 @@
+"""Things tests make for themselves: a tiny ONNX feature model and distinct images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image, ImageDraw
+
+from rtsearch.models import ModelInfo
+
+
+def tiny_model_info(dims: int = 64, name: str = "tiny", sha: str = "0" * 64) -> ModelInfo:
+    return ModelInfo(
+        name=name,
+        variant="fp32",
+        feature_layer="fc",
+        feature_output="features",
+        dims=dims,
+        input_name="input",
+        input_size=(32, 32),
+        channel_order="RGB",
+        mean=(127.5, 127.5, 127.5),
+        std=(64.0, 64.0, 64.0),
+        resize="squash",
+        weights_sha256=sha,
+        exporter_version="test",
+    )
+
+
+def write_tiny_model(path: Path, dims: int = 64, seed: int = 0, name: str = "tiny") -> Path:
+    """A 2-conv + fc ReLU network on 32x32 input with random weights: fast, deterministic,
+    and discriminative enough to tell generated images apart."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.standard_normal((16, 3, 3, 3)).astype(np.float32) * 0.3
+    w2 = rng.standard_normal((32, 16, 3, 3)).astype(np.float32) * 0.1
+    wf = rng.standard_normal((32 * 8 * 8, dims)).astype(np.float32) * 0.03
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (w2, "w2"), (wf, "wf"))]
+    nodes = [
+        helper.make_node("Conv", ["input", "w1"], ["c1"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"]),
+        helper.make_node("Flatten", ["r2"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "wf"], ["fc"]),
+        helper.make_node("Relu", ["fc"], ["features"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", dims])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    sha = f"{seed:064d}"
+    helper.set_model_props(model, tiny_model_info(dims, name, sha).to_props())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def make_image(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
+    """A distinct picture per seed: a colour gradient background and a few shapes."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0, 1, w)[None, :, None]
+    bg = (c0 * (1 - t) + c1 * t).repeat(h, axis=0).astype(np.uint8)
+    img = Image.fromarray(bg)
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0 = rng.integers(0, w - 10), rng.integers(0, h - 10)
+        x1, y1 = x0 + rng.integers(10, w // 2), y0 + rng.integers(10, h // 2)
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        if rng.random() < 0.5:
+            draw.ellipse([x0, y0, x1, y1], fill=colour)
+        else:
+            draw.rectangle([x0, y0, x1, y1], fill=colour)
+    return img
+
+
+def make_gallery(root: Path, n: int, *, start: int = 0, subdirs: int = 3) -> list[Path]:
+    """n JPEG/PNG files spread over a few sub-folders; returns their paths."""
+    files = []
+    for i in range(start, start + n):
+        ext = ".png" if i % 5 == 0 else ".jpg"
+        path = root / f"d{i % subdirs}" / f"img{i:05d}{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make_image(i).save(path, quality=92) if ext == ".jpg" else make_image(i).save(path)
+        files.append(path)
+    return files
