@@ -111,7 +111,8 @@ def search_dirs() -> list[Path]:
     env = os.environ.get("RTSEARCH_MODELS")
     if env:
         dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
-    dirs.append(PROJECT_MODELS_DIR)
+    if (PROJECT_MODELS_DIR.parent / "pyproject.toml").is_file():  # a source checkout
+        dirs.append(PROJECT_MODELS_DIR)
     dirs.append(user_models_dir())
     return dirs
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -23,19 +22,3 @@ def default_model() -> Path:
     from rtsearch.models import resolve_model
 
     return resolve_model("efficientnet-lite0")
-
-
-@pytest.fixture
-def run_cli(monkeypatch):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    from rtsearch.cli import main
-
-    def run(*args: str, capsys=None) -> int:
-        return main([str(a) for a in args])
-
-    return run
-
-
-@pytest.fixture(autouse=True)
-def _quiet_threads(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from rtsearch.models import ModelInfo
 
 
-def tiny_model_info(dims: int = 64, name: str = "tiny", sha: str = "0" * 64) -> ModelInfo:
+def tiny_model_info(dims: int = 128, name: str = "tiny", sha: str = "0" * 64) -> ModelInfo:
     return ModelInfo(
         name=name,
         variant="fp32",
@@ -30,7 +30,7 @@ def tiny_model_info(dims: int = 64, name: str = "tiny", sha: str = "0" * 64) -> 
     )
 
 
-def write_tiny_model(path: Path, dims: int = 64, seed: int = 0, name: str = "tiny") -> Path:
+def write_tiny_model(path: Path, dims: int = 128, seed: int = 0, name: str = "tiny") -> Path:
     """A 2-conv + fc ReLU network on 32x32 input with random weights: fast, deterministic,
     and discriminative enough to tell generated images apart."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,233 @@
+"""The headless pipeline as a user drives it: analyze, info, query, resume, re-analyse."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import make_gallery, write_tiny_model
+
+from rtsearch import store
+from rtsearch.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def gallery(tmp_path) -> Path:
+    make_gallery(tmp_path / "gallery", 40)
+    return tmp_path / "gallery"
+
+
+def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model):
+    out = tmp_path / "index.dat"
+    code, stdout, _ = cli(
+        capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--dims", "16", "--quiet"
+    )
+    assert code == 0 and "40 images" in stdout
+    code, stdout, _ = cli(capsys, "info", out, "--json")
+    info = json.loads(stdout)
+    assert info["count"] == 40 and info["dims"] == 16 and info["feature_dims"] == 128
+    assert info["model"] == "tiny" and info["projection"] == "random"
+    assert info["search"] in ("brute", "kdtree") and info["bytes"] == out.stat().st_size
+    query = gallery / "d1" / "img00007.jpg"
+    code, stdout, _ = cli(
+        capsys, "query", query, "--index", out, "--model", tiny_model, "-k", "5", "--json"
+    )
+    hits = json.loads(stdout)
+    assert code == 0 and len(hits) == 5
+    assert hits[0]["path"] == "d1/img00007.jpg" and hits[0]["distance"] < 1e-4
+    assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+
+
+def test_paths_are_relative_posix_and_base_dir_can_move(capsys, tmp_path, gallery, tiny_model):
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    index = store.load(out)
+    assert all(not p.startswith("/") and "\\" not in p for p in index.paths)
+    assert index.paths == sorted(index.paths)
+    moved = tmp_path / "moved"
+    gallery.rename(moved)
+    code, _, err = cli(
+        capsys, "query", moved / "d0/img00003.jpg", "--index", out, "--model", tiny_model
+    )
+    assert code == 1 and "--base-dir" in err  # stored folder is gone: say what to do
+    code, stdout, _ = cli(
+        capsys,
+        "query",
+        moved / "d0/img00003.jpg",
+        "--index",
+        out,
+        "--model",
+        tiny_model,
+        "--base-dir",
+        moved,
+        "--json",
+    )
+    assert code == 0 and json.loads(stdout)[0]["path"] == "d0/img00003.jpg"
+
+
+def test_other_model_is_refused(capsys, tmp_path, gallery, tiny_model):
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    other = write_tiny_model(tmp_path / "other.onnx", seed=7)
+    code, stdout, err = cli(
+        capsys, "query", gallery / "d0/img00000.png", "--index", out, "--model", other
+    )
+    assert code == 1 and stdout == ""
+    assert err.count("\n") == 1 and str(out) in err and "model" in err
+    code, _, err = cli(capsys, "analyze", gallery, "-o", out, "--model", other, "--quiet")
+    assert code == 1 and str(out) in err  # nor extended with another model's features
+
+
+def test_reanalysis_adds_only_new_images(capsys, tmp_path, gallery, tiny_model):
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    before = store.load(out)
+    make_gallery(gallery, 5, start=100)
+    (gallery / before.paths[0]).unlink()
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    assert code == 0 and "(5 analysed, 39 reused, 0 skipped)" in stdout
+    after = store.load(out)
+    assert after.count == 44 and before.paths[0] not in after.paths
+    common = [p for p in before.paths if p in after.paths]
+    rows_b = [before.paths.index(p) for p in common]
+    rows_a = [after.paths.index(p) for p in common]
+    np.testing.assert_allclose(before.projected[rows_b], after.projected[rows_a], atol=1e-5)
+
+
+def test_keep_features_allows_reprojection(capsys, tmp_path, gallery, tiny_model):
+    from rtsearch.session import SearchSession
+
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--keep-features", "--quiet")
+    session = SearchSession.open(out, model=str(tiny_model))
+    smaller = session.reprojected(8)
+    assert smaller.index.dims == 8 and smaller.index.count == 40
+    cli(capsys, "analyze", gallery, "-o", tmp_path / "lean.dat", "--model", tiny_model, "--quiet")
+    lean = SearchSession.open(tmp_path / "lean.dat", model=str(tiny_model))
+    with pytest.raises(Exception, match="without features"):
+        lean.reprojected(8)
+
+
+def test_pca_index(capsys, tmp_path, gallery, tiny_model):
+    out = tmp_path / "pca.dat"
+    code, _, _ = cli(
+        capsys,
+        "analyze",
+        gallery,
+        "-o",
+        out,
+        "--model",
+        tiny_model,
+        "--pca",
+        "--whiten",
+        "--dims",
+        "12",
+        "--quiet",
+    )
+    assert code == 0
+    code, stdout, _ = cli(capsys, "info", out, "--json")
+    assert json.loads(stdout)["projection"] == "pca-whiten"
+
+
+@pytest.mark.parametrize("bad", [["--dims", "1"], ["--dims", "129"], ["--whiten"]])
+def test_bad_settings_are_one_line_errors(capsys, tmp_path, gallery, tiny_model, bad):
+    code, _, err = cli(
+        capsys, "analyze", gallery, "-o", tmp_path / "x.dat", "--model", tiny_model, "--quiet", *bad
+    )
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "x.dat").exists()
+
+
+def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
+    """Kill a real analyze process once checkpoints exist; the rerun finishes the job,
+    redoes nothing checkpointed, and equals an uninterrupted run."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 160)
+    model = write_tiny_model(tmp_path / "slow.onnx")
+    out = tmp_path / "killed.dat"
+    args = [
+        "analyze",
+        str(gallery),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--checkpoint-every",
+        "16",
+        "--batch",
+        "4",
+        "--quiet",
+    ]
+    # The tiny model is too quick to kill mid-way: slow each batch down in the child only.
+    slow = (
+        "import sys, time; from rtsearch import extractor as e; run = e.Extractor.run; "
+        "e.Extractor.run = lambda self, b: (time.sleep(0.05), run(self, b))[1]; "
+        "from rtsearch.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", slow, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    ckpt = Path(str(out) + ".ckpt")
+    deadline = time.monotonic() + 60
+    while len(list(ckpt.glob("part-*.dat"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
+    assert 32 <= saved < 160
+    cmd = [sys.executable, "-m", "rtsearch", *args]
+    rerun = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert f"{160 - saved} analysed, {saved} reused" in rerun.stdout
+    assert not ckpt.exists()
+    fresh = tmp_path / "fresh.dat"
+    cmd[cmd.index(str(out))] = str(fresh)
+    subprocess.run(cmd, check=True, capture_output=True)
+    a, b = store.load(out), store.load(fresh)
+    assert a.paths == b.paths
+    np.testing.assert_allclose(a.projected, b.projected, atol=1e-5)
+
+
+def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_model):
+    """The real default model on a few hundred generated pictures: transformed copies
+    (crop, resize, JPEG 40, small rotation, brightness) find their original at rank 1."""
+    from PIL import Image, ImageEnhance
+
+    from rtsearch.session import SearchSession
+
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 300)
+    out = tmp_path / "real.dat"
+    code, _, _ = cli(capsys, "analyze", gallery, "-o", out, "--quiet")
+    assert code == 0
+    session = SearchSession.open(out)
+    rng = np.random.default_rng(1)
+    originals = sorted(store.load(out).paths)
+    picked = [originals[i] for i in rng.choice(len(originals), 40, replace=False)]
+    ranks_ok = 0
+    for i, rel in enumerate(picked):
+        img = Image.open(gallery / rel).convert("RGB")
+        w, h = img.size
+        f = rng.uniform(0.7, 0.8)
+        x0, y0 = rng.integers(0, int(w * (1 - f)) + 1), rng.integers(0, int(h * (1 - f)) + 1)
+        img = img.crop((x0, y0, x0 + int(w * f), y0 + int(h * f))).resize((w // 2 + 17, h // 2))
+        img = img.rotate(rng.uniform(-5, 5), resample=Image.BILINEAR, expand=False)
+        img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
+        copy = tmp_path / f"copy{i}.jpg"
+        img.save(copy, quality=40)
+        ranks_ok += session.query_file(copy, 1)[0].path == rel
+    assert ranks_ok >= 37, f"only {ranks_ok}/40 copies found their original at rank 1"
