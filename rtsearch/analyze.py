@@ -34,7 +34,7 @@ Warn = Callable[[str], None]
 @dataclass(frozen=True)
 class Settings:
     dims: int = proj.DEFAULT_DIMS
-    projection: str = "random"
+    projection: str = proj.DEFAULT_KIND
     l2_normalize: bool = True
     seed: int = proj.DEFAULT_SEED
     batch: int = DEFAULT_BATCH
@@ -105,6 +105,7 @@ def analyze(
     base_dir, out = Path(base_dir), Path(out)
     if not base_dir.is_dir():
         raise RtsearchError(f"{base_dir}: not a directory")
+    store.check_writable(out)  # fail before the work, not after it
     if settings.projection != "none":
         proj.check_dims(settings.dims, extractor.info.dims)
     model = ModelRef.of(extractor.info)
@@ -147,7 +148,10 @@ def analyze(
 def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) -> Index:
     stats = np.array([done.stats[p] for p in paths], dtype=np.float64).reshape(-1, 2)
     fresh = [p for p in paths if p in done.features]
-    features = np.stack([done.features[p] for p in fresh]).astype(np.float32)
+    # Nothing fresh happens on a rerun over an unchanged folder whose index kept no features.
+    features = np.zeros((0, model.feature_dims), np.float32)
+    if fresh:
+        features = np.stack([done.features[p] for p in fresh]).astype(np.float32)
     if done.old_rows:
         # The old index kept no features: its rows stay, new rows join its projection.
         projection = old.projection

@@ -19,22 +19,24 @@ from rtsearch.errors import RtsearchError
 
 RGBImage = npt.NDArray[np.uint8]  # (H, W, 3) uint8
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"})
-# Pillow warns above ~89 MP and raises above twice that; we refuse anything past this.
+# Pillow raises DecompressionBombError above twice MAX_IMAGE_PIXELS while reading the header
+# (before any pixel memory), and only warns below that; _to_rgb refuses everything past
+# MAX_PIXELS itself, so the warning is redundant. It is silenced with a process-wide filter
+# because warnings.catch_warnings() is not thread-safe and decoding runs on a thread pool.
 MAX_PIXELS = 178_956_970
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBImage:
     """Decode ``path`` to RGB uint8; with ``min_size`` (h, w) JPEGs may decode reduced but
     never below that size. Raises RtsearchError naming the file on any decode problem."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                return _to_rgb(img, min_size)
+        with Image.open(path) as img:
+            return _to_rgb(img, min_size)
     except RtsearchError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise RtsearchError(f"{path}: image too large (decompression bomb guard)") from None
     except FileNotFoundError:
         raise RtsearchError(f"{path}: file vanished") from None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtsearch.decode import IMAGE_EXTENSIONS
+
+Warn = Callable[[str], None]
 
 
 @dataclass
@@ -18,9 +21,11 @@ class ScanResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def scan(base_dir: Path, warn: Callable[[str], None] | None = None) -> ScanResult:
+def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
     """Every image file below ``base_dir``. A symlinked directory is followed once: a
-    directory whose real path was already visited is skipped, so loops terminate."""
+    directory whose real path was already visited is skipped, so loops terminate.
+    Entries named like images that cannot be one (FIFOs, devices, broken or looping
+    symlinks, non-UTF-8 names) are reported through ``warn`` and listed in ``skipped``."""
     base = Path(base_dir)
     result = ScanResult()
     visited: set[str] = set()
@@ -45,24 +50,42 @@ def scan(base_dir: Path, warn: Callable[[str], None] | None = None) -> ScanResul
 def _visit(entry: os.DirEntry, rel: str, stack: list, result: ScanResult, warn) -> None:
     child = f"{rel}/{entry.name}" if rel else entry.name
     try:
-        is_dir = entry.is_dir()  # follows symlinks
-        is_file = not is_dir and entry.is_file()
-    except OSError:
+        st = entry.stat()  # follows symlinks
+    except FileNotFoundError:
+        if entry.is_symlink() and _named_like_image(entry.name):
+            _skip(result, warn, _printable(child), "broken symlink")
+        return  # otherwise it vanished between listing and stat: nothing to index
+    except OSError as exc:
+        if _named_like_image(entry.name):
+            _skip(result, warn, _printable(child), f"cannot stat ({exc.strerror})")
         return
-    if is_dir:
+    if stat.S_ISDIR(st.st_mode):
         stack.append((Path(entry.path), child))
         return
-    if not is_file or os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+    if not _named_like_image(entry.name):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        # Opening a FIFO or a device would block or read forever.
+        _skip(result, warn, _printable(child), "not a regular file")
         return
     try:
         child.encode("utf-8")
     except UnicodeEncodeError:
-        _skip(result, warn, child.encode("utf-8", "replace").decode(), "file name is not UTF-8")
+        _skip(result, warn, _printable(child), "file name is not UTF-8")
         return
     result.paths.append(child)
 
 
-def _skip(result: ScanResult, warn, path: str, reason: str) -> None:
+def _named_like_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _printable(path: str) -> str:
+    """Undecodable bytes (surrogate escapes) shown as \\xNN so the warning stays one line."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _skip(result: ScanResult, warn: Warn | None, path: str, reason: str) -> None:
     result.skipped.append((path, reason))
     if warn:
         warn(f"{path}: {reason}")

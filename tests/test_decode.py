@@ -1,0 +1,135 @@
+"""decode.load_rgb on every odd and hostile file: plain RGB out, or one RtsearchError line."""
+
+from __future__ import annotations
+
+import resource
+import threading
+
+import numpy as np
+import pytest
+from badimages import BAD, ODD_BUT_VALID, bomb_png_bytes
+from fakes import make_image
+from PIL import Image
+
+from rtsearch.decode import fit_within, load_rgb, resize_to
+from rtsearch.errors import RtsearchError
+
+# Symlink/FIFO/name cases are the scanner's job (test_scan.py); the decoder sees real files.
+DECODER_BAD = ["zero-byte", "truncated JPEG", "truncated PNG", "text named .jpg"]
+
+
+@pytest.mark.parametrize("case", sorted(ODD_BUT_VALID))
+def test_odd_but_valid_files_decode_to_rgb(tmp_path, case):
+    image = load_rgb(ODD_BUT_VALID[case](tmp_path))
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert image.flags.c_contiguous and min(image.shape[:2]) >= 1
+
+
+@pytest.mark.parametrize("case", DECODER_BAD)
+def test_bad_files_raise_one_line_naming_the_file(tmp_path, case):
+    path = BAD[case](tmp_path)
+    with pytest.raises(RtsearchError) as err:
+        load_rgb(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+
+
+def test_decompression_bomb_refused_without_allocating(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bomb_png_bytes())
+    assert path.stat().st_size < 100_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(RtsearchError, match="too large"):
+        load_rgb(path)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 200_000  # decoding it would take 2.7 GB
+
+
+def test_bomb_refused_from_many_threads_at_once(tmp_path):
+    """The guard must not depend on per-thread warning state (decoding runs on a pool)."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(bomb_png_bytes(20000, 20000))  # 400 MP: between Pillow's two limits
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        try:
+            load_rgb(path)
+            outcomes.append("decoded")
+        except RtsearchError as exc:
+            outcomes.append("too large" if "too large" in str(exc) else str(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == ["too large"] * 8
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = load_rgb(ODD_BUT_VALID["EXIF-rotated JPEG"](tmp_path))
+    assert image.shape == (40, 20, 3)  # stored 40 wide x 20 high, shown rotated
+    top, bottom = image[:15].reshape(-1, 3).mean(0), image[25:].reshape(-1, 3).mean(0)
+    assert top[0] > 200 and top[2] < 60  # red on top
+    assert bottom[2] > 200 and bottom[0] < 60  # blue below
+
+
+def test_animated_gif_gives_first_frame(tmp_path):
+    image = load_rgb(ODD_BUT_VALID["animated GIF"](tmp_path))
+    assert tuple(image[16, 16]) == (250, 0, 0)
+
+
+def test_palette_transparency_becomes_white(tmp_path):
+    image = load_rgb(ODD_BUT_VALID["palette with transparency"](tmp_path))
+    assert tuple(image[5, 5]) == (255, 255, 255)
+    assert tuple(image[5, 35]) == (200, 30, 30)
+
+
+def test_16_bit_keeps_its_range(tmp_path):
+    image = load_rgb(ODD_BUT_VALID["16-bit grayscale PNG"](tmp_path))
+    row = image[0, :, 0].astype(int)
+    assert row[0] == 0 and row[-1] == 255 and np.all(np.diff(row) >= 0)
+
+
+def test_cmyk_colours_survive(tmp_path):
+    expected = np.asarray(make_image(6).convert("CMYK").convert("RGB"), dtype=float)
+    image = load_rgb(ODD_BUT_VALID["CMYK JPEG"](tmp_path)).astype(float)
+    assert image.shape == expected.shape and np.abs(image - expected).mean() < 12
+
+
+def test_one_pixel_and_panorama_fit_the_model_input(tmp_path):
+    dot = load_rgb(ODD_BUT_VALID["1x1 px"](tmp_path))
+    assert dot.shape == (1, 1, 3) and resize_to(dot, (32, 32)).shape == (32, 32, 3)
+    pano = load_rgb(ODD_BUT_VALID["panorama 24000x40"](tmp_path), min_size=(32, 32))
+    assert pano.shape[1] / pano.shape[0] > 100
+    assert resize_to(pano, (32, 32)).shape == (32, 32, 3)
+    assert fit_within(pano, 100, 100).shape[1] == 100
+
+
+def test_huge_jpeg_decodes_reduced(tmp_path):
+    path = tmp_path / "big.jpg"
+    make_image(11, (4000, 3000)).save(path, quality=90)
+    image = load_rgb(path, min_size=(224, 224))
+    assert min(image.shape[:2]) >= 224 and image.shape[1] <= 1000  # 1/4 or 1/8 scale
+
+
+def test_missing_and_directory(tmp_path):
+    with pytest.raises(RtsearchError, match="vanished"):
+        load_rgb(tmp_path / "nope.jpg")
+    (tmp_path / "dir.jpg").mkdir()
+    with pytest.raises(RtsearchError, match=r"dir\.jpg: "):
+        load_rgb(tmp_path / "dir.jpg")
+
+
+def test_permission_denied_is_one_line(tmp_path, monkeypatch):
+    """As root a mode-000 file is still readable, so the denial is injected here; the
+    end-to-end test in test_reliability.py drops CAP_DAC_OVERRIDE to make it real."""
+    path = tmp_path / "locked.jpg"
+    make_image(1).save(path)
+
+    def deny(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Image, "open", deny)
+    with pytest.raises(RtsearchError, match=r"locked.jpg: permission denied$"):
+        load_rgb(path)

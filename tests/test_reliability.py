@@ -1,0 +1,366 @@
+"""End to end, as a user meets trouble: a folder of hostile files, files vanishing, SIGKILL at
+random moments of an analysis, and memory over thousands of images."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from badimages import BAD, ODD_BUT_VALID
+from fakes import make_gallery, make_image
+
+from rtsearch import analyze as analyze_module
+from rtsearch import store
+from rtsearch.analyze import Settings, analyze, checkpoint_dir
+from rtsearch.extractor import Extractor
+
+ROOT = Path(__file__).resolve().parent.parent
+SUMMARY = re.compile(r": (\d+) images \((\d+) analysed, (\d+) reused, (\d+) skipped\)")
+# Root reads mode-000 files; without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH it cannot.
+DROP_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+def rtsearch(*args, prefix: list[str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    cmd = [*(prefix or []), sys.executable, "-m", "rtsearch", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, **kwargs)
+
+
+def _can_drop_dac(probe: Path) -> bool:
+    if os.geteuid() != 0:
+        return True  # an ordinary user cannot read mode 000 anyway
+    if shutil.which("setpriv") is None:
+        return False
+    run = subprocess.run([*DROP_DAC, "cat", str(probe)], capture_output=True)
+    return run.returncode != 0
+
+
+def test_analyze_a_folder_of_hostile_files(tmp_path, tiny_model):
+    mixed, clean = tmp_path / "mixed", tmp_path / "clean"
+    make_gallery(mixed, 12)
+    good = [maker(mixed) for maker in ODD_BUT_VALID.values()]
+    bad = {case: maker(mixed) for case, maker in BAD.items()}
+    (mixed / "folder.jpg").mkdir()  # a directory named like an image is walked, not read
+    make_image(99).save(mixed / "folder.jpg" / "inside.png")
+    os.symlink("..", mixed / "d0" / "loop")  # a directory loop
+    prefix = DROP_DAC if os.geteuid() == 0 else None
+    if not _can_drop_dac(bad["unreadable (mode 000)"]):
+        pytest.skip("running as root without setpriv: cannot make a file unreadable")
+
+    run = rtsearch(
+        "analyze",
+        mixed,
+        "-o",
+        tmp_path / "mixed.dat",
+        "--model",
+        tiny_model,
+        "--dims",
+        "16",
+        "--quiet",
+        prefix=prefix,
+    )
+    assert run.returncode == 0, run.stderr
+    warnings = run.stderr.splitlines()
+    assert all(w.startswith("warning: ") for w in warnings) and len(warnings) == len(BAD)
+    for case, path in bad.items():
+        name = path.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        assert sum(name in w for w in warnings) == 1, (case, warnings)
+    total, analysed, reused, skipped = map(int, SUMMARY.search(run.stdout).groups())
+    usable = 12 + len(good) + 1
+    assert (total, analysed, reused, skipped) == (usable, usable, 0, len(BAD))
+
+    # The index holds exactly the usable files, with the vectors a clean folder gives.
+    skip = {os.fsencode(p.name) for p in bad.values()} | {b"loop"}
+    shutil.copytree(mixed, clean, ignore=lambda d, names: [n for n in names
+                    if os.fsencode(n) in skip])  # fmt: skip
+    assert (
+        rtsearch(
+            "analyze",
+            clean,
+            "-o",
+            tmp_path / "clean.dat",
+            "--model",
+            tiny_model,
+            "--dims",
+            "16",
+            "--quiet",
+        ).returncode
+        == 0
+    )
+    got, want = store.load(tmp_path / "mixed.dat"), store.load(tmp_path / "clean.dat")
+    assert got.paths == want.paths and len(got.paths) == usable
+    np.testing.assert_allclose(got.projected, want.projected, atol=1e-5)
+
+
+def test_files_vanishing_after_the_scan_are_skipped(tmp_path, tiny_model, monkeypatch):
+    files = make_gallery(tmp_path / "g", 30)
+    doomed = files[3::7]
+    real_scan = analyze_module.scan
+
+    def scan_then_delete(base_dir, warn=None):
+        found = real_scan(base_dir, warn)
+        for path in doomed:
+            path.unlink()
+        return found
+
+    monkeypatch.setattr(analyze_module, "scan", scan_then_delete)
+    warnings: list[str] = []
+    report = analyze(
+        tmp_path / "g",
+        tmp_path / "i.dat",
+        Extractor(tiny_model),
+        Settings(dims=8),
+        warn=warnings.append,
+    )
+    assert len(warnings) == len(report.skipped) == len(doomed)
+    assert all(any(p.name in w for w in warnings) for p in doomed)
+    assert report.index is not None and report.index.count == 30 - len(doomed)
+    assert not {p.name for p in doomed} & {Path(p).name for p in report.index.paths}
+
+
+def _checkpoint_rows(out: Path) -> int:
+    parts = sorted(checkpoint_dir(out).glob("part-*.dat"))
+    return sum(store.load(p, allow_checkpoint=True).count for p in parts)
+
+
+def _kill_loop(gallery: Path, out: Path, model: Path, delays) -> tuple[int, list[int]]:
+    """Start analyses and SIGKILL them after each delay; returns kills and the checkpoint
+    rows seen after each kill (they must never go down: nothing checkpointed is lost)."""
+    args = [
+        sys.executable,
+        "-m",
+        "rtsearch",
+        "analyze",
+        str(gallery),
+        "-o",
+        str(out),
+        "--model",
+        str(model),
+        "--checkpoint-every",
+        "8",
+        "--batch",
+        "4",
+        "--quiet",
+    ]
+    kills, rows = 0, []
+    for delay in delays:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.kill()
+        proc.communicate()
+        if proc.returncode == -9:
+            kills += 1
+        if out.exists():  # it finished (or died after the final rename): all is in the index
+            rows.append(max(_checkpoint_rows(out), store.load(out).count))
+            break
+        rows.append(_checkpoint_rows(out))
+    return kills, rows
+
+
+def _resume_and_compare(gallery: Path, out: Path, model: Path, reference: Path) -> int:
+    """Finish an interrupted analysis; it must reuse exactly what the checkpoints (or a
+    finished index) hold, analyse only the rest, and equal the uninterrupted run."""
+    before = store.load(out).count if out.exists() else _checkpoint_rows(out)
+    run = rtsearch("analyze", gallery, "-o", out, "--model", model, "--quiet")
+    assert run.returncode == 0, run.stderr
+    total, analysed, reused, _ = map(int, SUMMARY.search(run.stdout).groups())
+    assert (total, reused, analysed) == (120, before, 120 - before)
+    got, want = store.load(out), store.load(reference)
+    assert got.paths == want.paths
+    np.testing.assert_allclose(got.projected, want.projected, atol=1e-5)
+    assert not checkpoint_dir(out).exists()
+    return before
+
+
+def test_sigkill_at_random_moments_loses_and_redoes_nothing(tmp_path, tiny_model):
+    # 960x720 PNGs (no reduced decode) so the analysis, not interpreter start-up, fills most
+    # of each run and the random kills land all over it.
+    gallery = tmp_path / "g"
+    for i in range(120):
+        (gallery / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        make_image(i, (960, 720)).save(gallery / f"d{i % 3}" / f"{i:04d}.png", compress_level=1)
+    reference = tmp_path / "ref.dat"
+    start = time.monotonic()
+    run = rtsearch("analyze", gallery, "-o", reference, "--model", tiny_model,
+                   "--checkpoint-every", "8", "--batch", "4", "--quiet")  # fmt: skip
+    full = time.monotonic() - start
+    assert run.returncode == 0, run.stderr
+    rng = np.random.default_rng(int(time.time()))
+
+    # Kill, resume and compare, from a fresh start each time: one kill per episode.
+    resumed = []
+    for episode, delay in enumerate(rng.uniform(0.3, full, size=4)):
+        out = tmp_path / f"episode{episode}.dat"
+        _kill_loop(gallery, out, tiny_model, [delay])
+        resumed.append(_resume_and_compare(gallery, out, tiny_model, reference))
+
+    # Kill the same analysis again and again: checkpoints only ever grow.
+    out = tmp_path / "chain.dat"
+    kills, rows = _kill_loop(gallery, out, tiny_model, rng.uniform(0.3, full, size=8))
+    assert rows == sorted(rows), rows
+    resumed.append(_resume_and_compare(gallery, out, tiny_model, reference))
+    print(f"chain: kills={kills} rows after each={rows}; reused on resume: {resumed}")
+
+
+def test_kill_right_after_a_checkpoint_redoes_nothing(tmp_path, tiny_model):
+    """Deterministic companion of the random loop: stop exactly after the 5th checkpoint."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 60)
+    out = tmp_path / "i.dat"
+    code = f"""
+import os, signal, sys
+from rtsearch import analyze, cli
+real_flush = analyze._CheckpointWriter.flush
+def flush(self):
+    real_flush(self)
+    if len(list(self.folder.glob("part-*.dat"))) == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+analyze._CheckpointWriter.flush = flush
+sys.exit(cli.main(["analyze", {str(gallery)!r}, "-o", {str(out)!r}, "--model",
+                   {str(tiny_model)!r}, "--checkpoint-every", "8", "--batch", "4", "--quiet"]))
+"""
+    killed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True)
+    assert killed.returncode == -9 and _checkpoint_rows(out) == 40
+    run = rtsearch("analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    assert SUMMARY.search(run.stdout).groups() == ("60", "20", "40", "0")
+
+
+# ---------------------------------------------------------------- memory over long runs
+
+RSS_RUNNER = """
+import resource, sys
+from rtsearch import cli
+code = cli.main(sys.argv[1:])
+print("peak_rss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+sys.exit(code)
+"""
+
+
+def _tiny_pngs(folder: Path, n: int, size: int) -> None:
+    """n distinct small PNGs, quickly: random blocks upscaled, no drawing."""
+    rng = np.random.default_rng(n)
+    for i in range(n):
+        sub = folder / f"s{i // 1000:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        blocks = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        pixels = np.kron(blocks, np.ones((size // 8, size // 8, 1), np.uint8))
+        from PIL import Image
+
+        Image.fromarray(pixels).save(sub / f"{i:06d}.png", compress_level=1)
+
+
+def _peak_rss_mib(folder: Path, out: Path, model: Path) -> tuple[float, str]:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RSS_RUNNER,
+            "analyze",
+            str(folder),
+            "-o",
+            str(out),
+            "--model",
+            str(model),
+            "--quiet",
+            "--checkpoint-every",
+            "500",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
+    assert run.returncode == 0, run.stderr
+    kib = int(re.search(r"peak_rss_kib (\d+)", run.stdout).group(1))
+    return kib / 1024, run.stdout
+
+
+def _rss_growth(tmp_path: Path, model: Path, small: int, large: int, size: int) -> float:
+    _tiny_pngs(tmp_path / "small", small, size)
+    _tiny_pngs(tmp_path / "large", large, size)
+    base, _ = _peak_rss_mib(tmp_path / "small", tmp_path / "s.dat", model)
+    peak, stdout = _peak_rss_mib(tmp_path / "large", tmp_path / "l.dat", model)
+    assert f"{large} images ({large} analysed" in stdout
+    print(f"peak RSS {small} images {base:.0f} MiB, {large} images {peak:.0f} MiB")
+    return peak - base
+
+
+# Per image an analysis keeps one 128-d float32 feature row (0.5 KiB) plus its path and
+# bookkeeping, and at the end the stacked features and projected rows: a few KiB in all.
+# We allow 16 KiB per extra image; holding the decoded 128x128 images instead would add
+# 48 KiB each, and holding the files' bytes about as much.
+KIB_PER_IMAGE = 16
+
+
+def test_memory_stays_bounded_over_2000_images(tmp_path, tiny_model):
+    growth = _rss_growth(tmp_path, tiny_model, 250, 2000, 128)
+    assert growth < 1750 * KIB_PER_IMAGE / 1024, f"RSS grew {growth:.0f} MiB"
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_over_20000_images(tmp_path, tiny_model):
+    growth = _rss_growth(tmp_path, tiny_model, 1000, 20000, 64)
+    assert growth < 19000 * KIB_PER_IMAGE / 1024, f"RSS grew {growth:.0f} MiB"
+
+
+# ---------------------------------------------------------------- exit status and refusals
+
+
+def test_nothing_usable_or_unwritable_output_exits_non_zero(tmp_path, tiny_model):
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    for case in ("zero-byte", "truncated JPEG", "text named .jpg"):
+        BAD[case](only_bad)
+    run = rtsearch("analyze", only_bad, "-o", tmp_path / "x.dat", "--model", tiny_model, "--quiet")
+    errors = [line for line in run.stderr.splitlines() if not line.startswith("warning: ")]
+    assert run.returncode == 1 and errors == [f"rtsearch: error: {only_bad}: no usable "
+                                              "images found (3 skipped)"]  # fmt: skip
+    assert not (tmp_path / "x.dat").exists()
+
+    make_gallery(tmp_path / "good", 5)
+    (tmp_path / "a-file").write_text("not a folder")
+    run = rtsearch("analyze", tmp_path / "good", "-o", tmp_path / "a-file" / "x.dat",
+                   "--model", tiny_model, "--quiet")  # fmt: skip
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith("rtsearch: error: ") and "Traceback" not in run.stderr
+
+
+def test_index_from_another_model_is_refused_by_query(tmp_path, tiny_model):
+    from fakes import write_tiny_model
+
+    make_gallery(tmp_path / "g", 6)
+    assert rtsearch("analyze", tmp_path / "g", "-o", tmp_path / "i.dat", "--model",
+                    tiny_model, "--dims", "4", "--quiet").returncode == 0  # fmt: skip
+    other = write_tiny_model(tmp_path / "other.onnx", seed=1)
+    run = rtsearch("query", tmp_path / "g" / "d0" / "img00000.png", "--index",
+                   tmp_path / "i.dat", "--model", other)  # fmt: skip
+    assert run.returncode == 1 and run.stderr.count("\n") == 1
+    assert run.stderr.startswith(f"rtsearch: error: {tmp_path / 'i.dat'}: made with model tiny")
+
+
+def test_kill_between_final_save_and_cleanup_then_rerun(tmp_path, tiny_model):
+    """The index is renamed into place, then the process dies before deleting its
+    checkpoints: the rerun must reuse everything (this once crashed with 'need at least one
+    array to stack', found by the random kill loop)."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 30)
+    out = tmp_path / "i.dat"
+    code = f"""
+import os, signal, sys
+from rtsearch import analyze, cli
+analyze.shutil.rmtree = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(cli.main(["analyze", {str(gallery)!r}, "-o", {str(out)!r}, "--model",
+                   {str(tiny_model)!r}, "--checkpoint-every", "8", "--quiet"]))
+"""
+    killed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True)
+    assert killed.returncode == -9 and out.exists() and _checkpoint_rows(out) == 30
+    run = rtsearch("analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert SUMMARY.search(run.stdout).groups() == ("30", "0", "30", "0")
+    assert not checkpoint_dir(out).exists()

@@ -1,0 +1,96 @@
+"""scan(): recursive, sorted, any-case extensions, loops and odd entries handled."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from badimages import BAD, long_name
+from fakes import make_image
+
+from rtsearch import scan as scan_module
+from rtsearch.scan import scan
+
+
+def _touch_image(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_image(0, (24, 24)).save(path, "PNG")
+
+
+def test_recursive_sorted_any_case(tmp_path):
+    for rel in ["b/z.JPG", "a.png", "b/a.Jpeg", "c/d/e.webp", "c/readme.txt", "x.gif", "y.BMP"]:
+        _touch_image(tmp_path / rel) if not rel.endswith(".txt") else None
+    (tmp_path / "c" / "readme.txt").write_text("no")
+    result = scan(tmp_path)
+    assert result.paths == ["a.png", "b/a.Jpeg", "b/z.JPG", "c/d/e.webp", "x.gif", "y.BMP"]
+    assert result.skipped == []
+
+
+def test_symlink_loops_terminate_and_each_directory_is_followed_once(tmp_path):
+    _touch_image(tmp_path / "real" / "a.png")
+    os.symlink("..", tmp_path / "real" / "up")  # loop back to the base
+    os.symlink(tmp_path / "real", tmp_path / "alias")  # the same directory twice
+    os.symlink("alias", tmp_path / "alias2")
+    os.symlink("loop", tmp_path / "loop")  # a symlink to itself
+    result = scan(tmp_path)
+    assert len(result.paths) == 1 and result.paths[0].endswith("a.png")
+
+
+def test_unusable_entries_are_reported_once_each(tmp_path):
+    warnings: list[str] = []
+    _touch_image(tmp_path / "good.png")
+    made = [BAD[c](tmp_path) for c in BAD if c in _SCANNER_CASES]
+    (tmp_path / "folder.jpg").mkdir()  # a directory named like an image is walked
+    _touch_image(tmp_path / "folder.jpg" / "inner.png")
+    result = scan(tmp_path, warnings.append)
+    assert result.paths == ["folder.jpg/inner.png", "good.png"]
+    assert len(result.skipped) == len(warnings) == len(made) == len(_SCANNER_CASES)
+    assert all("\n" not in w and ": " in w for w in warnings)
+    reasons = " | ".join(warnings)
+    for fragment in ("not UTF-8", "not a regular file", "broken symlink", "symbolic links"):
+        assert fragment in reasons
+    assert any(w.startswith("caf\\xe9-latin1.jpg: ") for w in warnings)
+
+
+_SCANNER_CASES = {"FIFO named .jpg", "symlink loop to itself", "dangling symlink",
+                  "non-UTF-8 file name"}  # fmt: skip
+
+
+def test_255_byte_names_are_indexed(tmp_path):
+    path = long_name(tmp_path)
+    assert scan(tmp_path).paths == [path.name]
+
+
+def test_file_vanishing_between_listing_and_stat(tmp_path, monkeypatch):
+    for i in range(6):
+        _touch_image(tmp_path / f"f{i}.png")
+    real_scandir = os.scandir
+
+    def scandir_then_delete(directory):
+        entries = list(real_scandir(directory))
+        for victim in ("f1.png", "f4.png"):
+            (Path(directory) / victim).unlink(missing_ok=True)
+        return iter(entries)
+
+    monkeypatch.setattr(scan_module.os, "scandir", scandir_then_delete)
+    warnings: list[str] = []
+    result = scan(tmp_path, warnings.append)
+    assert result.paths == ["f0.png", "f2.png", "f3.png", "f5.png"]
+    assert warnings == []  # gone before we saw it: nothing to index, nothing to report
+
+
+def test_directory_vanishing_is_reported(tmp_path, monkeypatch):
+    _touch_image(tmp_path / "keep" / "a.png")
+    _touch_image(tmp_path / "gone" / "b.png")
+    real_scandir = os.scandir
+
+    def scandir(directory):
+        if Path(directory).name == "gone":
+            raise FileNotFoundError(2, "No such file or directory", str(directory))
+        return real_scandir(directory)
+
+    monkeypatch.setattr(scan_module.os, "scandir", scandir)
+    warnings: list[str] = []
+    result = scan(tmp_path, warnings.append)
+    assert result.paths == ["keep/a.png"]
+    assert warnings == ["gone: cannot list directory (No such file or directory)"]

@@ -1,0 +1,381 @@
+"""The .dat loader refuses every damaged or hostile index with one line; saves are atomic."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rtsearch import store
+from rtsearch.cli import main
+from rtsearch.errors import RtsearchError
+from rtsearch.projection import Projection
+from rtsearch.store import Index, ModelRef
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ModelRef("tiny", "tiny/fc/" + "0" * 64, "fc", 8)
+
+
+def small_index(n: int = 6, d: int = 3, seed: int = 0) -> Index:
+    rng = np.random.default_rng(seed)
+    matrix = rng.standard_normal((MODEL.feature_dims, d)).astype(np.float32)
+    projection = Projection("random", matrix, np.zeros(MODEL.feature_dims, np.float32), True)
+    return Index(
+        paths=[f"d/img{i}.jpg" for i in range(n)],
+        model=MODEL,
+        sizes=np.arange(n, dtype=np.int64) + 100,
+        mtimes=np.full(n, 1.7e9),
+        projected=rng.standard_normal((n, d)).astype(np.float32),
+        projection=projection,
+        base_dir="/nowhere",
+    )
+
+
+@pytest.fixture
+def valid(tmp_path) -> Path:
+    store.save(small_index(), tmp_path / "valid.dat")
+    return tmp_path / "valid.dat"
+
+
+def _edit(path: Path, change: Callable[[h5py.File], None]) -> Path:
+    with h5py.File(path, "r+") as f:
+        change(f)
+    return path
+
+
+def _replace(name: str, data) -> Callable[[h5py.File], None]:
+    def change(f: h5py.File) -> None:
+        del f[name]
+        f.create_dataset(name, data=data)
+
+    return change
+
+
+def _set_paths(paths: list[str]) -> Callable[[h5py.File], None]:
+    def change(f: h5py.File) -> None:
+        del f["paths"]
+        f.create_dataset("paths", data=np.array(paths, dtype=object), dtype=store._STR)
+
+    return change
+
+
+def _projected_with(value: float) -> Callable[[h5py.File], None]:
+    def change(f: h5py.File) -> None:
+        f["projected"][2, 1] = value
+
+    return change
+
+
+def _external_storage(f: h5py.File) -> None:
+    secret = Path(f.filename).parent / "outside-secret.bin"
+    secret.write_bytes(np.arange(18, dtype=np.float32).tobytes())
+    del f["projected"]
+    f.create_dataset("projected", shape=(6, 3), dtype=np.float32, external=[(str(secret), 0, 72)])
+
+
+def _external_link(f: h5py.File) -> None:
+    other = Path(f.filename).parent / "other.h5"
+    with h5py.File(other, "w") as o:
+        o["projected"] = np.zeros((6, 3), np.float32)
+    del f["projected"]
+    f["projected"] = h5py.ExternalLink(str(other), "projected")
+
+
+def _sparse_huge(f: h5py.File) -> None:
+    del f["sizes"]
+    f.create_dataset("sizes", shape=(2_000_000_000,), dtype=np.int64, chunks=(1024,))
+
+
+# name -> (how to damage a valid index, a word the one-line refusal must contain)
+DAMAGE: dict[str, tuple[Callable[[Path], object], str]] = {
+    "truncated": (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "index"),
+    "random bytes": (
+        lambda p: p.write_bytes(np.random.default_rng(1).bytes(4096)),
+        "not a readable index",
+    ),
+    "another HDF5 schema": (
+        lambda p: h5py.File(p, "w").create_dataset("images", data=np.zeros(3)).file.close(),
+        "another HDF5 schema",
+    ),
+    "wrong version": (lambda p: _edit(p, lambda f: f.attrs.modify("version", 99)), "version 99"),
+    "projected dims mismatch": (
+        lambda p: _edit(p, _replace("projected", np.zeros((6, 4), np.float32))),
+        "projected has shape",
+    ),
+    "feature dims mismatch": (
+        lambda p: _edit(p, lambda f: f.attrs.modify("feature_dims", 9)),
+        "shape",
+    ),
+    "row count mismatch": (
+        lambda p: _edit(p, _replace("sizes", np.zeros(5, np.int64))),
+        "sizes has shape",
+    ),
+    "absolute path": (lambda p: _edit(p, _set_paths(["/etc/passwd"] + ["a.jpg"] * 5)), "escapes"),
+    "dot-dot path": (lambda p: _edit(p, _set_paths(["ok.jpg", "../../x.jpg"] * 3)), "escapes"),
+    "windows drive path": (lambda p: _edit(p, _set_paths(["C:/x.jpg"] * 6)), "escapes"),
+    "NaN vector": (lambda p: _edit(p, _projected_with(np.nan)), "NaN"),
+    "inf vector": (lambda p: _edit(p, _projected_with(np.inf)), "infinite"),
+    "empty index": (lambda p: store.save(small_index(n=0), p), "empty index"),
+    "missing dataset": (lambda p: _edit(p, lambda f: f.__delitem__("mtimes")), "mtimes"),
+    "text where numbers belong": (
+        lambda p: _edit(p, _replace("sizes", np.array(["a"] * 6, dtype=object))),
+        "sizes",
+    ),
+    "data in an external file": (lambda p: _edit(p, _external_storage), "another file"),
+    "external link": (lambda p: _edit(p, _external_link), "ExternalLink"),
+    "sparse 2e9-row dataset": (lambda p: _edit(p, _sparse_huge), "far fewer bytes"),
+    "checkpoint, not an index": (
+        lambda p: store.save(
+            Index(
+                paths=["a.jpg"],
+                model=MODEL,
+                sizes=np.ones(1, np.int64),
+                mtimes=np.ones(1),
+                features=np.ones((1, 8), np.float32),
+            ),
+            p,
+        ),
+        "checkpoint",
+    ),
+    "a directory": (lambda p: (p.unlink(), p.mkdir()), "not a regular file"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_damaged_index_is_refused_with_one_line(valid, case, capsys):
+    damage, word = DAMAGE[case]
+    damage(valid)
+    with pytest.raises(RtsearchError) as err:
+        store.load(valid)
+    message = str(err.value)
+    assert message.startswith(f"{valid}: ") and "\n" not in message and word in message
+    for argv in (["info", valid], ["query", valid, "--index", valid, "--model", "none.onnx"]):
+        code = main([str(a) for a in argv])
+        _, stderr = capsys.readouterr()
+        assert code != 0
+        assert stderr.count("\n") == 1 and stderr.startswith("rtsearch: error: ")
+        assert word in stderr
+
+
+def test_refusals_from_a_real_process_have_no_traceback(tmp_path):
+    """One subprocess per damage kind family: the CLI as a user runs it."""
+    for case in ("random bytes", "dot-dot path", "NaN vector", "empty index", "external link"):
+        path = tmp_path / f"{case.replace(' ', '-')}.dat"
+        store.save(small_index(), path)
+        DAMAGE[case][0](path)
+        run = subprocess.run(
+            [sys.executable, "-m", "rtsearch", "info", str(path), "--json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        assert run.returncode == 1 and run.stdout == ""
+        assert run.stderr.startswith("rtsearch: error: ") and run.stderr.count("\n") == 1
+        assert "Traceback" not in run.stderr
+
+
+def test_info_json_counts(valid, capsys):
+    assert main(["info", str(valid), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 6
+
+
+def test_round_trip_keeps_everything(tmp_path):
+    index = small_index(n=50, d=5, seed=3)
+    store.save(index, tmp_path / "x.dat")
+    back = store.load(tmp_path / "x.dat")
+    assert back.paths == index.paths and back.model == index.model
+    np.testing.assert_array_equal(back.projected, index.projected)
+    np.testing.assert_array_equal(back.projection.matrix, index.projection.matrix)
+    np.testing.assert_array_equal(back.sizes, index.sizes)
+
+
+# ---------------------------------------------------------------- fuzzing the loader
+
+
+@pytest.fixture(scope="module")
+def valid_bytes(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("fuzz") / "seed.dat"
+    store.save(small_index(n=4, d=2), path)
+    return path.read_bytes()
+
+
+FUZZ_COUNT = {"examples": 0, "refused": 0, "loaded": 0}
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 2**31), st.integers(0, 255)), min_size=1, max_size=8),
+    cut=st.one_of(st.none(), st.integers(0, 2**31)),
+)
+def test_fuzzed_index_only_raises_rtsearch_error(tmp_path, monkeypatch, valid_bytes, flips, cut):
+    monkeypatch.setattr(store, "PROBE_TIMEOUT_S", 2.0)  # some mutations hang libhdf5
+    data = bytearray(valid_bytes)
+    for offset, value in flips:
+        data[offset % len(data)] = value
+    if cut is not None:
+        data = data[: cut % (len(data) + 1)]
+    path = tmp_path / "fuzzed.dat"
+    path.write_bytes(bytes(data))
+    FUZZ_COUNT["examples"] += 1
+    try:
+        index = store.load(path)
+    except RtsearchError as exc:
+        FUZZ_COUNT["refused"] += 1
+        assert "\n" not in str(exc) and str(exc).startswith(str(path))
+        return
+    FUZZ_COUNT["loaded"] += 1  # the mutation hit padding or data: it must still be sane
+    assert index.count == len(index.paths) > 0
+    assert all(not p.startswith("/") and ".." not in p.split("/") for p in index.paths)
+    assert np.isfinite(index.projected).all()
+
+
+def test_file_that_hangs_libhdf5_is_refused_in_bounded_time(tmp_path, monkeypatch):
+    """Found by fuzzing: these four bytes make HDF5 1.14 loop forever reading attributes."""
+    monkeypatch.setattr(store, "PROBE_TIMEOUT_S", 2.0)
+    path = tmp_path / "hang.dat"
+    store.save(small_index(n=4, d=2), path)
+    data = bytearray(path.read_bytes())
+    for offset, value in ((2368, 0xE8), (3087, 0xE8), (8651, 0x6A), (10141, 0xF3)):
+        data[offset] = value
+    path.write_bytes(bytes(data))
+    start = time.monotonic()
+    with pytest.raises(RtsearchError, match=r"hang\.dat: "):
+        store.load(path)
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("failure", ["segfault", "hang"])
+def test_probe_turns_a_crash_or_hang_of_the_reader_into_one_line(valid, monkeypatch, failure):
+    """The child reader dies or never returns (as libhdf5 does on some damaged files): the
+    caller still gets one line and stays alive."""
+    monkeypatch.setattr(store, "PROBE_TIMEOUT_S", 1.0)
+    real = store._load_here
+    parent = os.getpid()
+
+    def reader(*args):
+        if os.getpid() != parent:  # only in the forked child
+            if failure == "segfault":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            time.sleep(60)
+        return real(*args)
+
+    monkeypatch.setattr(store, "_load_here", reader)
+    expected = "SIGSEGV" if failure == "segfault" else "did not finish in 1 s"
+    with pytest.raises(RtsearchError, match=expected):
+        store.load(valid)
+    assert store.load(valid, isolate=False).count == 6
+
+
+# ---------------------------------------------------------------- atomic saves
+
+
+def test_disk_full_during_save_keeps_previous_file(valid, monkeypatch):
+    before = valid.read_bytes()
+    real_create = h5py.Group.create_dataset
+
+    def full_disk(self, name, *args, **kwargs):
+        if name == "projected":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_create(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", full_disk)
+    with pytest.raises(RtsearchError, match=r"valid\.dat: cannot write index \(No space left"):
+        store.save(small_index(n=300, seed=9), valid)
+    monkeypatch.undo()
+    assert valid.read_bytes() == before and store.load(valid).count == 6
+    assert [p.name for p in valid.parent.iterdir()] == ["valid.dat"]  # no temp file left
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    where.mkdir()
+    run = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)])
+    return run.returncode == 0
+
+
+def test_disk_really_full_on_a_small_tmpfs(tmp_path):
+    """A 1 MiB tmpfs holds the small index but not a 6 MiB one: h5py's own ENOSPC."""
+    mount = tmp_path / "small"
+    if not _mount_tmpfs(mount, "1m"):
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        dest = mount / "index.dat"
+        store.save(small_index(), dest)
+        before = dest.read_bytes()
+        big = small_index(n=200_000, d=8)
+        with pytest.raises(RtsearchError) as err:
+            store.save(big, dest)
+        assert "No space left on device" in str(err.value) and "\n" not in str(err.value)
+        assert dest.read_bytes() == before and store.load(dest).count == 6
+        assert sorted(p.name for p in mount.iterdir()) == ["index.dat"]
+    finally:
+        subprocess.run(["umount", str(mount)])
+
+
+SAVER = """
+import sys, time, numpy as np
+sys.path.insert(0, {tests!r})
+from test_store import small_index
+from rtsearch import store
+print("ready", flush=True)
+while True:
+    store.save(small_index(n=20000, d=16, seed=int(time.time() * 1000) % 1000), {dest!r})
+"""
+
+
+def test_sigkill_during_save_leaves_a_loadable_file(tmp_path):
+    """Kill a process that saves in a loop at several moments: the .dat always loads."""
+    dest = tmp_path / "index.dat"
+    store.save(small_index(), dest)
+    rng = np.random.default_rng(0)
+    for delay in rng.uniform(0.05, 0.6, size=6):
+        script = SAVER.format(tests=str(ROOT / "tests"), dest=str(dest))
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        index = store.load(dest)
+        assert index.count in (6, 20000) and np.isfinite(index.projected).all()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "index.dat"]
+    # A killed writer can leave its temp file; it never replaces or damages the index.
+    assert all(name.startswith(".index.dat.") and name.endswith(".tmp") for name in leftovers)
+
+
+def test_long_destination_name_saves(tmp_path):
+    dest = tmp_path / ("i" * 251 + ".dat")
+    store.save(small_index(), dest)
+    assert store.load(dest).count == 6
+
+
+def test_saved_index_gets_the_usual_file_mode(tmp_path):
+    """The temp file behind an atomic save is 0600; the finished index follows the umask."""
+    import os
+
+    from rtsearch.store import atomic_path
+
+    old = os.umask(0o022)
+    os.umask(old)
+    dest = tmp_path / "x.dat"
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(b"x")
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~old
