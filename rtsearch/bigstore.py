@@ -1,0 +1,115 @@
+"""Loading large indexes without copying their vectors: ``/projected`` memory-mapped.
+
+``store.save`` writes ``/projected`` as one contiguous, uncompressed HDF5 dataset, so its
+bytes sit at a fixed offset in the file and numpy can map them directly. A 10M x 100
+float32 index is 4 GB: mapped, it lives once in the page cache (shared, evictable) instead
+of being read into the process, and the ANN backend never needs a second private copy.
+Anything not mappable (chunked, compressed, big-endian) falls back to ``store.load``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+
+from rtsearch import store
+from rtsearch.errors import RtsearchError
+from rtsearch.store import Index, ModelRef
+
+# Finiteness is checked block by block so the check never allocates a full-size bool array.
+_CHECK_ROWS = 1 << 18
+# Small indexes are simply read: a map would keep the file open (blocking its atomic
+# replacement on Windows) for no gain.
+MAP_MIN_BYTES = 256 << 20
+
+
+def mapped_dataset(path: Path, name: str) -> npt.NDArray | None:
+    """A read-only memmap of dataset ``name`` in HDF5 file ``path``, or None when its
+    storage is not one contiguous little-endian block (chunked, compressed, empty)."""
+    try:
+        with h5py.File(path, "r") as f:
+            ds = f.get(name, getlink=True)
+            if not isinstance(ds, h5py.HardLink) or not isinstance(f[name], h5py.Dataset):
+                return None  # soft and external links are refused by the full loader
+            ds = f[name]
+            offset = ds.id.get_offset()
+            if offset is None or ds.chunks is not None or ds.dtype.byteorder == ">":
+                return None
+            if ds.external or ds.is_virtual or offset + ds.nbytes > Path(path).stat().st_size:
+                return None
+            shape, dtype = ds.shape, ds.dtype
+    except Exception:  # unreadable or damaged: the full loader words the refusal
+        return None
+    if not shape or 0 in shape:
+        return None
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def load(path: Path, *, features: bool = False) -> Index:
+    """``store.load`` with ``projected`` (and ``features`` when asked) memory-mapped.
+
+    Validation is the store's own (format, version, model, local storage, path safety,
+    shapes); the big arrays are then mapped and checked for finiteness in blocks, so a
+    malformed file is still refused with one line naming it."""
+    path = Path(path)
+    projected = mapped_dataset(path, "projected") if path.is_file() else None
+    if projected is None or projected.dtype != np.float32 or projected.nbytes < MAP_MIN_BYTES:
+        return store.load(path, features=features)
+    try:
+        with h5py.File(path, "r") as f:
+            index = _read_small(f, str(path))
+    except RtsearchError:
+        raise
+    except Exception as exc:  # untrusted file, as in store.load
+        raise RtsearchError(f"{path}: malformed index ({exc})") from None
+    assert index.projection is not None
+    want = (index.count, index.projection.out_dims)
+    if projected.shape != want:
+        raise RtsearchError(f"{path}: projected has shape {projected.shape}, expected {want}")
+    check_finite(projected, f"{path}: projected")
+    index.projected = projected
+    if features:
+        index.features = mapped_dataset(path, "features")
+        if index.features is None:
+            index.features = store.load(path, features=True).features
+    return index
+
+
+def _read_small(f: h5py.File, where: str) -> Index:
+    """Everything but the big arrays, through the store's validators."""
+    if f.attrs.get("format") != store.FORMAT:
+        raise RtsearchError(f"{where}: not an rtsearch index (another HDF5 schema)")
+    version = store._attr(f, "version", where)
+    if version != store.VERSION:
+        raise RtsearchError(f"{where}: index format version {version}, this reads {store.VERSION}")
+    if store._attr(f, "kind", where) != "index":
+        raise RtsearchError(f"{where}: is an analysis checkpoint, not a finished index")
+    model = ModelRef(
+        str(store._attr(f, "model_name", where)),
+        str(store._attr(f, "model_identity", where)),
+        str(store._attr(f, "feature_layer", where)),
+        int(store._attr(f, "feature_dims", where)),  # type: ignore[call-overload]
+    )
+    store._check_local(f, where)
+    paths = store._read_paths(f, where)
+    if not paths:
+        raise RtsearchError(f"{where}: empty index (0 images); analyze a folder with images")
+    n = len(paths)
+    return Index(
+        paths=paths,
+        model=model,
+        sizes=store._dataset(f, "sizes", where, (n,)).astype(np.int64),
+        mtimes=store._dataset(f, "mtimes", where, (n,)).astype(np.float64),
+        projection=store._read_projection(f, where, model.feature_dims),
+        base_dir=str(f.attrs.get("base_dir", "")),
+        created=str(f.attrs.get("created", "")),
+    )
+
+
+def check_finite(array: npt.NDArray, where: str) -> None:
+    for start in range(0, len(array), _CHECK_ROWS):
+        if not np.isfinite(array[start : start + _CHECK_ROWS]).all():
+            raise RtsearchError(f"{where} holds NaN or infinite values")

@@ -1,0 +1,271 @@
+"""`rtsearch analyze DIR -o OUT.dat --ray [ADDRESS]`: the same analysis spread over a Ray
+cluster (optional extra ``distributed``).
+
+The driver scans the folder and skips what is already done (an existing index, finished
+shard parts), cuts the rest into shards and hands them to Ray actors, each holding one
+Extractor (onnxruntime picks CUDA on GPU nodes). The model travels through the object store,
+so only the images need to be reachable from every node (a shared filesystem mounted at
+the same path). Each finished shard comes back as feature rows and is written at once as
+its own checkpoint part, ``OUT.dat.ckpt/part-shard-<hash>.dat`` — the same features-only
+format single-process analysis writes — so a crashed or interrupted run, distributed or
+not, resumes without redoing finished shards. A worker that dies mid-shard is restarted
+by Ray and its shard retried (``max_restarts``/``max_task_retries``). The merge step is
+the single-process one: one projection fitted over all features, written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rtsearch import analyze as single
+from rtsearch import projection as proj
+from rtsearch import store
+from rtsearch.analyze import Progress, Report, Settings
+from rtsearch.errors import RtsearchError
+from rtsearch.models import read_model_info
+from rtsearch.scan import scan
+from rtsearch.store import Index, ModelRef
+
+MAX_SHARD = 1024  # images per shard: a lost shard costs at most ~5 s of a GPU's work
+RETRIES = 3
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A slice of the work list; its part file name depends only on its paths, so a retried
+    or re-planned shard with the same paths finds its finished part."""
+
+    paths: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        digest = hashlib.sha256("\n".join(self.paths).encode()).hexdigest()[:16]
+        return f"part-shard-{digest}.dat"
+
+
+def plan_shards(todo: list[str], workers: int) -> list[Shard]:
+    """About four shards per worker (load balancing), none larger than MAX_SHARD."""
+    if not todo:
+        return []
+    size = max(1, min(MAX_SHARD, math.ceil(len(todo) / (workers * 4))))
+    return [Shard(tuple(todo[i : i + size])) for i in range(0, len(todo), size)]
+
+
+class ShardWorker:
+    """A Ray actor body: one Extractor, made on the first shard and reused for the rest.
+
+    The model arrives with each task as an object-store reference wrapped in a list (so Ray
+    does not resolve it eagerly): a restarted actor rebuilds its Extractor from it, and
+    its constructor holds no object-store arguments that could be lost."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.extractor = None
+
+    def _extractor(self, model: list, suffix: str):
+        if self.extractor is None:
+            import ray
+
+            from rtsearch.extractor import Extractor
+
+            # A private copy of the model on this node: no shared model folder needed.
+            fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="rtsearch-model-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(ray.get(model[0]))
+            try:
+                self.extractor = Extractor(Path(tmp), threads=self.threads)
+            finally:
+                os.unlink(tmp)  # the session has read it
+        return self.extractor
+
+    def run(self, base_dir: str, shard: Shard, batch: int, model: list, suffix: str) -> tuple:
+        """(paths, features (n, D), sizes, mtimes, skipped [(path, reason)]) for a shard."""
+        extractor = self._extractor(model, suffix)
+        report = Report()
+        parts = list(
+            single._extract(Path(base_dir), list(shard.paths), extractor, batch, report, None, None)
+        )
+        paths = [p for part in parts for p in part[0]]
+        dims = extractor.dims
+        feats = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, dims), np.float32)
+        sizes = [s for part in parts for s in part[2]]
+        mtimes = [m for part in parts for m in part[3]]
+        return paths, feats, sizes, mtimes, report.skipped
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:10001"); with no
+    address, Ray joins the cluster already running on this machine or starts a local one."""
+    try:
+        import ray
+    except ImportError:
+        raise RtsearchError("--ray needs Ray: pip install 'rtsearch[distributed]'") from None
+    if ray.is_initialized():
+        return
+    if address:
+        check_reachable(address)
+    try:
+        ray.init(address=address or None, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RtsearchError(
+            f"Ray cluster {address or '(local)'}: cannot connect ({first})"
+        ) from None
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail in seconds on a wrong HOST:PORT: Ray itself retries an unreachable head for
+    minutes before giving up."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RtsearchError(f"Ray cluster {address}: cannot connect ({reason})") from None
+
+
+def make_workers() -> list:
+    """One actor per GPU when the cluster has GPUs, else one per CPU (1 inference thread)."""
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    count = gpus or max(1, int(resources.get("CPU", 1)))
+    actor = ray.remote(
+        num_cpus=1, num_gpus=1 if gpus else 0, max_restarts=RETRIES, max_task_retries=RETRIES
+    )(ShardWorker)
+    return [actor.remote(1) for _ in range(count)]
+
+
+def analyze(
+    base_dir: Path,
+    out: Path,
+    model_path: Path,
+    settings: Settings = Settings(),
+    *,
+    address: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    warn: Warn | None = None,
+) -> Report:
+    """Analyze ``base_dir`` into ``out`` on a Ray cluster; same result as rtsearch.analyze."""
+    start = time.monotonic()
+    base_dir, out = Path(base_dir), Path(out)
+    if not base_dir.is_dir():
+        raise RtsearchError(f"{base_dir}: not a directory")
+    store.check_writable(out)  # fail before the cluster work, not after it
+    model = ModelRef.of(read_model_info(model_path))
+    if settings.projection != "none":
+        proj.check_dims(settings.dims, model.feature_dims)
+    report = Report()
+    found = scan(base_dir, warn)
+    report.skipped.extend(found.skipped)
+    done, old = single._reusable(base_dir, out, model, settings, found.paths, warn)
+    report.reused = len(done)
+    todo = [p for p in found.paths if p not in done]
+    if todo:
+        connect(address)
+        _run_shards(base_dir, out, model, model_path, todo, settings, done, report, progress, warn)
+    paths = sorted(done.stats)
+    if not paths:
+        raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
+    report.index = single.build_index(paths, done, model, settings, base_dir, old)
+    store.save(report.index, out)
+    shutil.rmtree(single.checkpoint_dir(out), ignore_errors=True)
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _run_shards(base_dir, out, model, model_path, todo, settings, done, report, progress, warn):
+    """Farm the shards out; write each finished one as a checkpoint part as it arrives."""
+    import ray
+
+    workers = make_workers()
+    weights = [ray.put(Path(model_path).read_bytes())]  # listed: passed as a reference
+    suffix = Path(model_path).suffix
+    shards = plan_shards(todo, len(workers))
+    folder = single.checkpoint_dir(out)
+    skipped_before = len(report.skipped)  # unreadable at scan time
+    pending = {}
+    for i, shard in enumerate(shards):
+        worker = workers[i % len(workers)]
+        pending[worker.run.remote(str(base_dir), shard, settings.batch, weights, suffix)] = shard
+    start = time.monotonic()
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        shard = pending.pop(ready[0])
+        try:
+            paths, feats, sizes, mtimes, skipped = ray.get(ready[0])
+        except ray.exceptions.RayError as exc:
+            raise RtsearchError(
+                f"{base_dir}: a shard of {len(shard.paths)} images starting with "
+                f"{shard.paths[0]} failed on Ray after {RETRIES} retries ({type(exc).__name__}); "
+                "rerun to resume: finished shards are kept"
+            ) from None
+        _write_part(folder / shard.name, model, base_dir, paths, feats, sizes, mtimes)
+        done.add(paths, feats, sizes, mtimes)
+        report.analysed += len(paths)
+        report.skipped.extend(skipped)
+        for _, reason in skipped:
+            if warn:
+                warn(reason)
+        if progress:
+            elapsed = max(time.monotonic() - start, 1e-9)
+            finished = report.analysed + len(report.skipped)
+            total = len(todo) + skipped_before
+            progress(Progress(finished, total, len(report.skipped), report.analysed / elapsed))
+
+
+def _write_part(dest: Path, model: ModelRef, base_dir: Path, paths, feats, sizes, mtimes) -> None:
+    if not paths:
+        return
+    part = Index(
+        paths=list(paths),
+        model=model,
+        sizes=np.asarray(sizes, np.int64),
+        mtimes=np.asarray(mtimes, np.float64),
+        features=np.asarray(feats, np.float32),
+        base_dir=str(base_dir),
+    )
+    store.save(part, dest)
+
+
+def run_cli(args, settings: Settings) -> int:
+    """`rtsearch analyze ... --ray [ADDRESS]`, called from rtsearch.cli.cmd_analyze."""
+    from rtsearch.cli import ProgressBar, print_line
+    from rtsearch.models import resolve_model
+
+    model_path = resolve_model(args.model)
+    bar = None if args.quiet else ProgressBar()
+    report = analyze(
+        args.directory,
+        args.output,
+        model_path,
+        settings,
+        address=args.ray or None,
+        progress=bar,
+        warn=lambda m: print_line(f"warning: {m}", bar),
+    )
+    if bar:
+        bar.close()
+    index = report.index
+    assert index is not None
+    print(
+        f"{args.output}: {index.count} images ({report.analysed} analysed, {report.reused} "
+        f"reused, {len(report.skipped)} skipped) in {report.seconds:.1f} s on Ray, "
+        f"{index.model.name}, {index.dims} dims"
+    )
+    return 0

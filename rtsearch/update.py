@@ -1,0 +1,321 @@
+"""`rtsearch update INDEX.dat DIR [--watch]`: bring an index up to date with its folder.
+
+New images are added, deleted ones dropped, changed ones (size or mtime differ) analysed
+again; unchanged rows keep their stored vectors bit for bit. The index keeps its projection
+even when it stores features (a re-run of ``analyze`` would refit): a random projection is
+data-independent, so new rows land exactly where a full re-analysis would put them; a PCA
+was fitted to the old rows, so past REFIT_FRACTION new or changed rows the update says a
+refit is advisable. Extraction reuses the analyzer's loop and its checkpoints
+(``INDEX.dat.ckpt``), so an interrupted large update resumes.
+
+``follow()`` is the live hook: it yields a fresh UpdateReport (with the new ``Index``) each
+time the folder changes, using watchdog's filesystem events when installed, else polling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rtsearch import analyze as single
+from rtsearch import store
+from rtsearch.analyze import Report
+from rtsearch.errors import RtsearchError
+from rtsearch.extractor import Extractor
+from rtsearch.scan import scan
+from rtsearch.store import Index
+
+REFIT_FRACTION = 0.2
+Warn = Callable[[str], None]
+
+
+@dataclass
+class UpdateReport:
+    index: Index
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    refit_advised: bool = False
+    seconds: float = 0.0
+
+    @property
+    def modified(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def summary(self, where: Path) -> str:
+        return (
+            f"{where}: {self.index.count} images ({len(self.added)} added, {len(self.changed)} "
+            f"changed, {len(self.removed)} removed, {len(self.skipped)} skipped) "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+def update(
+    index_path: Path,
+    base_dir: Path,
+    extractor: Extractor,
+    *,
+    batch: int = single.DEFAULT_BATCH,
+    warn: Warn | None = None,
+    cancel: threading.Event | None = None,
+) -> UpdateReport:
+    """Update ``index_path`` in place for ``base_dir``; unchanged folders rewrite nothing."""
+    start = time.monotonic()
+    index_path, base_dir = Path(index_path), Path(base_dir)
+    if not base_dir.is_dir():
+        raise RtsearchError(f"{base_dir}: not a directory")
+    old = store.load(index_path, features=True)
+    store.check_compatible(old, extractor.info, str(index_path))
+    rows = {p: i for i, p in enumerate(old.paths)}
+    found = scan(base_dir, warn)
+    todo = [
+        p
+        for p in found.paths
+        if p not in rows
+        or not single._unchanged(base_dir / p, old.sizes[rows[p]], old.mtimes[rows[p]])
+    ]
+    present = set(found.paths)
+    report = UpdateReport(old, skipped=list(found.skipped))
+    report.removed = [p for p in old.paths if p not in present]
+    fresh = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
+    report.added = [p for p in todo if p in fresh.stats and p not in rows]
+    report.changed = [p for p in todo if p in fresh.stats and p in rows]
+    if report.modified:
+        keep = present.difference(todo)  # changed files that failed to decode are dropped
+        report.index = merge(old, rows, fresh, keep, base_dir)
+        store.save(report.index, index_path)
+        assert old.projection is not None
+        new_rows = len(report.added) + len(report.changed)
+        report.refit_advised = old.projection.kind.startswith("pca") and (
+            new_rows > REFIT_FRACTION * report.index.count
+        )
+    shutil.rmtree(single.checkpoint_dir(index_path), ignore_errors=True)
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel):
+    """Features for ``todo``, resuming from the checkpoints of an interrupted update."""
+    fresh = single._Done()
+    folder = single.checkpoint_dir(index_path)
+    for part in sorted(folder.glob("part-*.dat")):
+        ck = store.load(part, allow_checkpoint=True)
+        single.store_check_model(ck, old.model, part)
+        single._take(fresh, ck, base_dir, set(todo), use_features=True)
+    todo = [p for p in todo if p not in fresh]
+    writer = single._CheckpointWriter(folder, old.model, base_dir, None)
+    run = Report()
+    for part in single._extract(base_dir, todo, extractor, batch, run, warn, cancel):
+        fresh.add(*part)
+        writer.add(*part)
+    writer.flush()
+    if run.cancelled:
+        raise KeyboardInterrupt
+    report.skipped.extend(run.skipped)
+    return fresh
+
+
+def merge(old: Index, rows: dict[str, int], fresh, keep: set[str], base_dir: Path) -> Index:
+    """Old rows in ``keep`` (present, unchanged), plus fresh rows through the old projection."""
+    projection = old.projection
+    assert projection is not None and old.projected is not None
+    paths = sorted({p for p in rows if p in keep} | set(fresh.features))
+    if not paths:
+        raise RtsearchError(f"{base_dir}: no images left to index")
+    fresh_paths = [p for p in paths if p in fresh.features]
+    feats = (
+        np.stack([fresh.features[p] for p in fresh_paths]).astype(np.float32)
+        if fresh_paths
+        else None
+    )
+    new_vec = dict(zip(fresh_paths, projection(feats), strict=True)) if feats is not None else {}
+    new_feat = dict(zip(fresh_paths, feats, strict=True)) if feats is not None else {}
+
+    def pick(p, fresh_value, old_array):
+        return fresh_value[p] if p in fresh_value else old_array[rows[p]]
+
+    stats = [
+        fresh.stats[p] if p in fresh.stats else (old.sizes[rows[p]], old.mtimes[rows[p]])
+        for p in paths
+    ]
+    return Index(
+        paths=paths,
+        model=old.model,
+        sizes=np.array([s for s, _ in stats], np.int64),
+        mtimes=np.array([m for _, m in stats], np.float64),
+        projected=np.stack([pick(p, new_vec, old.projected) for p in paths]).astype(np.float32),
+        projection=projection,
+        features=(
+            np.stack([pick(p, new_feat, old.features) for p in paths]).astype(np.float32)
+            if old.features is not None
+            else None
+        ),
+        base_dir=str(base_dir.resolve()),
+    )
+
+
+# ---------------------------------------------------------------- following a folder
+
+
+def follow(
+    index_path: Path,
+    base_dir: Path,
+    extractor: Extractor,
+    *,
+    stop: threading.Event,
+    interval: float = 2.0,
+    batch: int = single.DEFAULT_BATCH,
+    warn: Warn | None = None,
+) -> Iterator[UpdateReport]:
+    """Yield an UpdateReport (``.index`` is the new Index) each time an update changed the
+    index, until ``stop`` is set. The first pass runs at once. With watchdog installed a pass
+    runs ``interval`` s after the last filesystem event (a copy in progress settles first);
+    without it the folder is re-scanned every ``interval`` s (stat calls only)."""
+    events = _watch(Path(base_dir))
+    try:
+        while not stop.is_set():
+            if events is not None:
+                events.clear()
+            try:
+                report = update(
+                    index_path, base_dir, extractor, batch=batch, warn=warn, cancel=stop
+                )
+            except KeyboardInterrupt:
+                if stop.is_set():
+                    return  # cancelled by the caller mid-update; the checkpoint keeps the work
+                raise
+            if report.modified:
+                yield report
+            _wait_for_change(events, stop, interval)
+    finally:
+        if events is not None:
+            events.close()
+
+
+def _wait_for_change(events: _Events | None, stop: threading.Event, interval: float) -> None:
+    if events is None:
+        stop.wait(interval)
+        return
+    while not stop.is_set() and not events.wait(0.2):
+        pass
+    while not stop.is_set() and events.quiet_for() < interval:  # debounce bursts
+        stop.wait(0.2)
+
+
+class _Events:
+    """Filesystem events from watchdog, reduced to 'something changed, last at t'."""
+
+    def __init__(self, observer) -> None:
+        self.observer = observer
+        self.flag = threading.Event()
+        self.last = time.monotonic()
+
+    def on_any_event(self, event) -> None:  # called on watchdog's thread
+        if event.event_type in ("opened", "closed_no_write"):
+            return  # reads, e.g. by the update itself, change nothing
+        self.last = time.monotonic()
+        self.flag.set()
+
+    def dispatch(self, event) -> None:
+        self.on_any_event(event)
+
+    def clear(self) -> None:
+        self.flag.clear()
+
+    def wait(self, timeout: float) -> bool:
+        return self.flag.wait(timeout)
+
+    def quiet_for(self) -> float:
+        return time.monotonic() - self.last
+
+    def close(self) -> None:
+        self.observer.stop()
+        self.observer.join(timeout=5)
+
+
+def _watch(base_dir: Path) -> _Events | None:
+    try:
+        from watchdog.observers import Observer
+    except ImportError:
+        return None  # polling fallback
+    observer = Observer()
+    events = _Events(observer)
+    observer.schedule(events, str(base_dir), recursive=True)
+    observer.start()
+    return events
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from rtsearch.cli import add_model_argument
+
+    parser.add_argument("index", type=Path, help="index file to update (.dat)")
+    parser.add_argument("directory", type=Path, help="the folder the index describes")
+    add_model_argument(parser, default=None, help_default="the index's model")
+    parser.add_argument("--batch", type=int, default=single.DEFAULT_BATCH, help="images per batch")
+    parser.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    parser.add_argument(
+        "--watch", action="store_true", help="keep following the folder until interrupted"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=2.0, help="--watch: seconds of quiet before updating"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print nothing when nothing changed")
+
+
+def open_extractor(index_path: Path, model: str | None, threads: int) -> Extractor:
+    from rtsearch.models import find_model_for, resolve_model
+
+    if model:
+        return Extractor(resolve_model(model), threads=threads)
+    m = store.load(index_path).model
+    return Extractor(find_model_for(m.name, m.feature_layer, m.identity), threads=threads)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtsearch.cli import print_line
+
+    extractor = open_extractor(args.index, args.model, args.threads)
+    warn = lambda m: print_line(f"warning: {m}")  # noqa: E731
+    if not args.watch:
+        report = update(args.index, args.directory, extractor, batch=args.batch, warn=warn)
+        _print(report, args.index, args.quiet)
+        return 0
+    stop = threading.Event()
+    print(f"following {args.directory} (Ctrl-C to stop)", flush=True)
+    try:
+        for report in follow(
+            args.index,
+            args.directory,
+            extractor,
+            stop=stop,
+            interval=args.interval,
+            batch=args.batch,
+            warn=warn,
+        ):
+            _print(report, args.index, quiet=False)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def _print(report: UpdateReport, where: Path, quiet: bool) -> None:
+    if report.modified or not quiet:
+        print(report.summary(where), flush=True)
+    if report.refit_advised:
+        print_refit = (
+            f"{where}: over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; "
+            "a refit is advisable: rtsearch analyze DIR -o INDEX.dat --pca --keep-features "
+            "refits from the stored features (an index without them: analyze into a new file)"
+        )
+        print(print_refit, flush=True)

@@ -1,0 +1,132 @@
+"""`rtsearch update`: new images found, deleted dropped, changed re-analysed, the projection
+kept; `follow()` picks up a folder change on its own."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import make_gallery, make_image
+
+from rtsearch import store
+from rtsearch.analyze import Settings, analyze
+from rtsearch.cli import main
+from rtsearch.extractor import Extractor
+from rtsearch.session import SearchSession
+from rtsearch.update import follow
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def indexed(tmp_path, tiny_model) -> tuple[Path, Path]:
+    gallery = tmp_path / "gallery"
+    make_gallery(gallery, 30)
+    out = tmp_path / "index.dat"
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=16, keep_features=True))
+    return gallery, out
+
+
+def top_hit(out: Path, gallery: Path, tiny_model: Path, image: Path):
+    session = SearchSession.open(out, base_dir=gallery, model=str(tiny_model))
+    return session.query_file(image, 1)[0]
+
+
+def test_update_adds_drops_and_reanalyses_keeping_the_projection(
+    capsys, tmp_path, indexed, tiny_model
+):
+    gallery, out = indexed
+    before = store.load(out, features=True)
+    make_gallery(gallery, 5, start=100)  # new
+    for rel in ("d0/img00003.jpg", "d1/img00004.jpg", "d2/img00008.jpg"):
+        (gallery / rel).unlink()
+    changed = gallery / "d1/img00001.jpg"
+    make_image(555).save(changed, quality=92)
+    os.utime(changed, (time.time() + 5, time.time() + 5))
+
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0
+    assert "32 images (5 added, 1 changed, 3 removed, 0 skipped)" in stdout
+    after = store.load(out, features=True)
+    on_disk = sorted(p.relative_to(gallery).as_posix() for p in gallery.rglob("img*"))
+    assert after.paths == on_disk
+    assert np.array_equal(after.projection.matrix, before.projection.matrix)
+    assert np.array_equal(after.projection.mean, before.projection.mean)
+    same = after.paths.index("d0/img00000.png"), before.paths.index("d0/img00000.png")
+    assert np.array_equal(after.projected[same[0]], before.projected[same[1]])
+    assert after.features is not None and after.features.shape == (32, 128)
+    # New and changed images are found at rank 1 by their own content.
+    for rel in ("d1/img00100.png", "d1/img00001.jpg"):
+        hit = top_hit(out, gallery, tiny_model, gallery / rel)
+        assert hit.path == rel and hit.distance < 1e-4
+
+
+def test_update_without_changes_rewrites_nothing(capsys, indexed, tiny_model):
+    gallery, out = indexed
+    stamp = out.stat().st_mtime_ns
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "30 images (0 added, 0 changed, 0 removed" in stdout
+    assert out.stat().st_mtime_ns == stamp
+
+
+def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_model):
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 20)
+    out = tmp_path / "pca.dat"
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=8, projection="pca"))
+    make_gallery(gallery, 3, start=50)
+    _, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert "refit" not in stdout  # 3 of 23 rows
+    make_gallery(gallery, 6, start=60)
+    _, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert "29 images (6 added" in stdout and "refit is advisable" in stdout
+
+
+def test_update_refuses_another_models_index(capsys, tmp_path, indexed):
+    from fakes import write_tiny_model
+
+    gallery, out = indexed
+    other = write_tiny_model(tmp_path / "other.onnx", seed=7, name="other")
+    code, _, err = cli(capsys, "update", out, gallery, "--model", other)
+    assert code == 1 and err.startswith(f"rtsearch: error: {out}: made with model tiny")
+
+
+@pytest.mark.parametrize("watcher", ["watchdog", "polling"])
+def test_follow_yields_the_updated_index_when_the_folder_changes(
+    monkeypatch, indexed, tiny_model, watcher
+):
+    if watcher == "watchdog":
+        pytest.importorskip("watchdog")
+    else:
+        monkeypatch.setattr("rtsearch.update._watch", lambda base_dir: None)
+    gallery, out = indexed
+    stop = threading.Event()
+    seen: list = []
+
+    def consume() -> None:
+        for report in follow(out, gallery, Extractor(tiny_model), stop=stop, interval=0.3):
+            seen.append(report)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    try:
+        time.sleep(1.0)  # the first pass finds nothing to do
+        make_gallery(gallery, 2, start=200)
+        deadline = time.monotonic() + 30
+        while (not seen or seen[-1].index.count < 32) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert seen and seen[-1].index.count == 32
+    assert sorted(p for r in seen for p in r.added) == ["d0/img00201.jpg", "d2/img00200.png"]
+    assert store.load(out).count == 32
