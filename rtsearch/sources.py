@@ -1,0 +1,234 @@
+"""Live query sources for the viewer and the benchmark: random-from-index, webcam, video, screen.
+
+Every source has ``read() -> Frame | None`` returning the newest RGB uint8 (H, W, 3) picture
+with its capture time (``time.perf_counter()`` seconds), or None when there is nothing new.
+A source never raises from ``read``: a failure becomes ``source.message`` (one line) and the
+worker shows it. No GUI imports here.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from rtsearch.decode import RGBImage, load_rgb
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured picture: RGB uint8 (H, W, 3), capture time in perf_counter seconds,
+    and the index row it came from (random source only, so it can be excluded)."""
+
+    image: RGBImage
+    captured: float
+    row: int | None = None
+
+
+class Source(Protocol):
+    name: str
+    message: str
+    live: bool  # True: yields a new frame continuously; False: one frame per trigger
+
+    def read(self) -> Frame | None: ...
+
+    def close(self) -> None: ...
+
+
+class RandomSource:
+    """One indexed image per trigger (`R`); ``rows`` counts the index, ``files(row)`` finds it."""
+
+    live = False
+
+    def __init__(self, count: int, file_of, seed: int | None = None, min_size=None) -> None:
+        self.name = "random"
+        self.message = ""
+        self.count = count
+        self.file_of = file_of
+        self.min_size = min_size
+        self.rng = np.random.default_rng(seed)
+        self._pending: int | None = None
+        self.trigger()
+
+    def trigger(self, row: int | None = None) -> None:
+        """Ask for a new random image (or a chosen row) on the next read."""
+        if self.count:
+            self._pending = int(self.rng.integers(self.count)) if row is None else row
+
+    def read(self) -> Frame | None:
+        row, self._pending = self._pending, None
+        if row is None:
+            return None
+        path = self.file_of(row)
+        try:
+            image = load_rgb(path, min_size=self.min_size)
+        except Exception as exc:  # a vanished or broken file must not stop the viewer
+            self.message = f"{path}: cannot read ({exc})"
+            return None
+        self.message = f"query: {path}"
+        return Frame(image, time.perf_counter(), row)
+
+    def close(self) -> None:
+        pass
+
+
+class ScreenSource:
+    """A rectangle of the screen (physical pixels) via mss; the mss object is created lazily
+    by the thread that reads, because mss handles are per-thread on X11."""
+
+    live = True
+
+    def __init__(self, region: tuple[int, int, int, int] | None = None) -> None:
+        self.name = "screen"
+        self.message = ""
+        self.region = region  # x, y, w, h; None: the whole first monitor
+        self._local = threading.local()
+
+    def _mss(self):
+        grabber = getattr(self._local, "mss", None)
+        if grabber is None:
+            import mss
+
+            grabber = self._local.mss = mss.MSS()
+        return grabber
+
+    def monitor(self) -> tuple[int, int, int, int]:
+        m = self._mss().monitors[1]
+        return m["left"], m["top"], m["width"], m["height"]
+
+    def grab(self, region: tuple[int, int, int, int] | None = None) -> RGBImage:
+        x, y, w, h = region or self.region or self.monitor()
+        shot = self._mss().grab({"left": x, "top": y, "width": w, "height": h})
+        return cv2.cvtColor(np.asarray(shot), cv2.COLOR_BGRA2RGB)
+
+    def read(self) -> Frame | None:
+        try:
+            t = time.perf_counter()
+            image = self.grab()
+        except Exception as exc:  # no display, region off screen, ...
+            self.message = f"screen capture failed: {exc}"
+            return None
+        self.message = ""
+        return Frame(image, t)
+
+    def close(self) -> None:
+        grabber = getattr(self._local, "mss", None)
+        if grabber is not None:
+            grabber.close()
+            self._local.mss = None
+
+
+class VideoSource:
+    """A video file played in real time, looping; frames the worker was too slow for are
+    skipped with ``grab()`` (no decode), so the query is always the current frame."""
+
+    live = True
+
+    def __init__(self, path: Path) -> None:
+        self.name = f"video:{Path(path).name}"
+        self.path = Path(path)
+        self.message = ""
+        self.paused = False
+        self.cap = cv2.VideoCapture(str(path))
+        if not self.cap.isOpened():
+            self.message = f"{path}: cannot open as a video"
+            self.cap = None
+            return
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
+        self.start = time.perf_counter()
+        self.position = 0  # frames consumed since the last rewind
+
+    def _rewind(self) -> None:
+        assert self.cap is not None
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self.start, self.position = time.perf_counter(), 0
+
+    def read(self) -> Frame | None:
+        if self.cap is None or self.paused:
+            return None
+        due = int((time.perf_counter() - self.start) * self.fps)
+        try:
+            while self.position < due:  # skip the frames we are late for
+                if not self.cap.grab():
+                    self._rewind()
+                    break
+                self.position += 1
+            ok, bgr = self.cap.read()
+            if not ok:
+                self._rewind()
+                ok, bgr = self.cap.read()
+                if not ok:
+                    self.message = f"{self.path}: no frames could be decoded"
+                    return None
+            self.position += 1
+        except cv2.error as exc:
+            self.message = f"{self.path}: {exc}"
+            return None
+        return Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter())
+
+    def set_paused(self, paused: bool) -> None:
+        if self.paused and not paused:  # resume where we stopped, not where time says
+            self.start = time.perf_counter() - self.position / self.fps
+        self.paused = paused
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+
+
+class WebcamSource:
+    """A camera read by its own thread into a one-slot buffer: cameras queue frames, and
+    reading them at the worker's pace would show ever older pictures."""
+
+    live = True
+
+    def __init__(self, device: int = 0) -> None:
+        self.name = f"webcam:{device}"
+        self.message = "opening the camera..."
+        self.device = device
+        self._latest: Frame | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webcam", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        cap = cv2.VideoCapture(self.device)
+        try:
+            if not cap.isOpened():
+                self.message = f"no camera found (device {self.device})"
+                return
+            self.message = ""
+            while not self._stop.is_set():
+                ok, bgr = cap.read()
+                if not ok:
+                    self.message = f"camera {self.device} stopped sending frames"
+                    return
+                frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter())
+                with self._lock:
+                    self._latest = frame
+        finally:
+            cap.release()
+
+    def read(self) -> Frame | None:
+        with self._lock:
+            frame, self._latest = self._latest, None
+        return frame
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
+def parse_region(text: str) -> tuple[int, int, int, int]:
+    """'x,y,w,h' -> ints; ValueError with the reason otherwise."""
+    parts = [int(p) for p in text.split(",")]
+    if len(parts) != 4 or parts[2] <= 0 or parts[3] <= 0:
+        raise ValueError(f"screen region must be x,y,w,h with w,h > 0, got {text!r}")
+    return parts[0], parts[1], parts[2], parts[3]

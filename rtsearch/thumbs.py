@@ -1,0 +1,81 @@
+"""Result thumbnails: decode, shrink to fit a fixed square tile, LRU-cached by file.
+
+A tile is float32 RGBA (size, size, 4) in 0..1 with the picture in its top-left corner and
+the rest transparent; ``Thumb.width/height`` say how much of the tile the picture covers,
+so a viewer shows exactly that part (uv = width/size, height/size) and keeps the aspect.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from rtsearch.decode import RGBImage, fit_within, load_rgb, resize_to
+
+Tile = npt.NDArray[np.float32]  # (size, size, 4) float32 RGBA, 0..1
+
+
+@dataclass(frozen=True)
+class Thumb:
+    tile: Tile
+    width: int  # picture pixels used in the tile
+    height: int
+
+    @property
+    def aspect(self) -> float:
+        return self.width / self.height
+
+
+def to_tile(image: RGBImage, size: int) -> Thumb:
+    """Fit ``image`` (RGB uint8) into a size x size RGBA float32 tile, top-left."""
+    h, w = image.shape[:2]
+    scale = min(size / h, size / w)
+    if scale > 1.0:  # small pictures are enlarged so tiles look alike
+        image = resize_to(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+    else:
+        image = fit_within(image, size, size)
+    h, w = image.shape[:2]
+    tile = np.zeros((size, size, 4), np.float32)
+    tile[:h, :w, :3] = image * np.float32(1 / 255)
+    tile[:h, :w, 3] = 1.0
+    return Thumb(tile, w, h)
+
+
+def placeholder(size: int, text_colour: float = 0.35) -> Thumb:
+    """A grey tile for a result whose file cannot be read (the viewer says why)."""
+    tile = np.zeros((size, size, 4), np.float32)
+    tile[..., :3], tile[..., 3] = text_colour, 1.0
+    return Thumb(tile, size, size)
+
+
+class ThumbCache:
+    """Tiles by file, least recently used dropped first; safe to share between threads."""
+
+    def __init__(self, size: int, capacity: int = 300) -> None:
+        self.size = size
+        self.capacity = capacity
+        self._items: OrderedDict[Path, Thumb] = OrderedDict()
+        self._lock = threading.Lock()
+        self.misses = 0
+
+    def get(self, path: Path) -> Thumb:
+        """The tile for ``path``; raises what decoding raises (the caller decides)."""
+        with self._lock:
+            if path in self._items:
+                self._items.move_to_end(path)
+                return self._items[path]
+        thumb = to_tile(load_rgb(path, min_size=(self.size, self.size)), self.size)
+        with self._lock:
+            self.misses += 1
+            self._items[path] = thumb
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return thumb
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,1 @@
+"""The realtime viewer: Dear PyGui window, worker thread, live sources (`rtsearch view`)."""

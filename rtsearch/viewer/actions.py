@@ -1,0 +1,170 @@
+"""What the viewer's buttons and dialogs start in the background: load, save, analyze,
+re-project. Each runs as a Task; the UI thread polls it and swaps the session when done."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dearpygui.dearpygui as dpg
+import platformdirs
+
+from rtsearch import store
+from rtsearch.viewer.tasks import Task
+
+if TYPE_CHECKING:
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer.app import ViewerApp
+
+
+def load(app: ViewerApp, path: Path) -> None:
+    """Open ``path`` in the background with the folder stored in it; when that folder is
+    gone, ask for it (the base-directory dialog) and open then."""
+    from rtsearch.session import SearchSession
+
+    current = app.session
+
+    def work(task: Task):
+        index = store.load(path)
+        if index.base_dir and Path(index.base_dir).is_dir():
+            return open_index(path, Path(index.base_dir), current)
+        return index.base_dir or "?"
+
+    def done(result) -> None:
+        if isinstance(result, SearchSession):
+            app.set_session(result)
+            return
+        app.pending_load = path
+        app.message = f"{path}: its image folder {result} is gone; choose where the images are"
+        dpg.show_item(app.ids.base_dialog)
+
+    app.message = f"loading {path}..."
+    app.start_task(Task("load", work, done))
+
+
+def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:
+
+    if path is None:
+        return
+    current = app.session
+
+    def work(task: Task) -> SearchSession:
+        return open_index(path, base, current)
+
+    app.message = f"loading {path}..."
+    app.start_task(Task("load", work, app.set_session))
+
+
+def open_index(path: Path, base: Path, current: SearchSession | None) -> SearchSession:
+    """A session for ``path``, reusing the loaded model when the index was made with it."""
+    from rtsearch import bigstore
+    from rtsearch.errors import RtsearchError
+    from rtsearch.session import SearchSession
+
+    if current is not None:
+        try:
+            index = bigstore.load(path)
+            return SearchSession(index, current.extractor, base, source=path)
+        except RtsearchError:
+            pass  # another model: open finds the right one
+    return SearchSession.open(path, base_dir=base, threads=1)
+
+
+def watch(app: ViewerApp) -> None:
+    """Follow the loaded index's image folder in the background (``update.follow``): each
+    change rewrites the index file and hands the UI thread a new session to swap in. Stops
+    when the viewer closes or another index is loaded."""
+    from rtsearch import update
+    from rtsearch.session import SearchSession
+
+    session = app.session
+    if session is None or session.source is None:
+        app.message = "watch: load an index file first"
+        return
+    path, base, extractor = session.source, session.base_dir, session.extractor
+
+    def work(task: Task) -> None:
+        for report in update.follow(path, base, extractor, stop=task.cancel, warn=_ignore):
+            if app.session is not None and app.session.source != path:
+                return  # another index was loaded: stop following this one
+            fresh = SearchSession(report.index, extractor, base, source=path)
+            app.watched.put((fresh, "watching: " + report.summary(path)))
+
+    app.start_task(Task("watch", work, lambda _: None))
+
+
+def _ignore(message: str) -> None:
+    """Unreadable files are counted in the update summary; no line per file in the UI."""
+
+
+def save(app: ViewerApp, path: Path) -> None:
+    session = app.session
+    if session is None:
+        return
+
+    def done(_) -> None:
+        app.message = f"saved {path}"
+
+    app.start_task(Task("save", lambda task: store.save(session.index, path), done))
+
+
+def reproject(app: ViewerApp) -> None:
+    session = app.session
+    if session is None:
+        app.message = "no index loaded"
+        return
+    dims = int(dpg.get_value(app.ids.dims_input))
+    app.message = f"re-projecting to {dims} dimensions..."
+    app.start_task(Task("re-projection", lambda task: session.reprojected(dims), app.set_session))
+
+
+def analysis_output(folder: Path) -> Path:
+    """Where an index analysed from the UI goes: one per folder in the user data folder."""
+    digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
+    return Path(platformdirs.user_data_dir("rtsearch")) / "indexes" / f"{folder.name}-{digest}.dat"
+
+
+def analyze(app: ViewerApp, folder: Path) -> None:
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.models import DEFAULT_MODEL, resolve_model
+    from rtsearch.session import SearchSession
+
+    if any(t.name == "analyze" for t in app.tasks):
+        app.message = "an analysis is already running"
+        return
+    out = analysis_output(folder)
+    model = app.session.extractor.path if app.session else resolve_model(DEFAULT_MODEL)
+
+    def progress(task: Task, p) -> None:
+        task.progress = p.done / max(p.total, 1)
+        task.note = f"{p.done}/{p.total} images, {p.images_per_s:.0f}/s"
+
+    def work(task: Task):
+        extractor = Extractor(model, threads=1)
+        report = analyze(
+            folder,
+            out,
+            extractor,
+            Settings(keep_features=True),
+            progress=lambda p: progress(task, p),
+            cancel=task.cancel,
+        )
+        if report.index is None:
+            return None
+        return SearchSession(report.index, extractor, folder, source=out)
+
+    def done(session) -> None:
+        if session is not None:
+            app.set_session(session)
+
+    app.message = f"analyzing {folder} into {out}"
+    app.start_task(Task("analyze", work, done))
+
+
+def cancel_analyze(app: ViewerApp) -> None:
+    for task in app.tasks:
+        if task.name == "analyze":
+            task.cancel.set()
+            app.message = "cancelling the analysis..."

@@ -1,0 +1,472 @@
+"""The viewer window: a manual Dear PyGui render loop on the main thread.
+
+Only this thread calls dpg. Each frame it takes the worker's latest ``Published`` result (if
+new), copies it into textures created once, lays the canvas out, polls background tasks and
+renders. ``run_viewer`` is the entry point for `rtsearch view` and `rtsearch demo`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+
+from rtsearch.errors import RtsearchError
+from rtsearch.session import SearchSession
+from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
+from rtsearch.store import atomic_path
+from rtsearch.viewer import actions, layout, ui
+from rtsearch.viewer.grab_region import GrabRegion, detect_scale
+from rtsearch.viewer.shortcuts import action_for
+from rtsearch.viewer.tasks import Task
+from rtsearch.viewer.textures import RawImage, ThumbPool
+from rtsearch.viewer.worker import QUERY_TILE, THUMB_TILE, Published, ScreenPreview, Worker
+
+MAX_FPS = 60.0
+NO_INDEX = "no index loaded: Load (Ctrl+O) an index, or Analyze a folder of images"
+SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first results
+
+
+@dataclass
+class ViewerOptions:
+    source: str = "random"  # random | webcam[:N] | video:PATH | screen[:x,y,w,h] | none
+    k: int = layout.RESULTS_DEFAULT
+    header_h: int = layout.HEADER_DEFAULT
+    thumb_h: int = layout.THUMB_DEFAULT
+    width: int = 1280
+    height: int = 860
+    screenshot: Path | None = None
+    quit_after_frames: int | None = None
+    frame_stats: Path | None = None
+    hidpi_scale: float | None = None  # None: detect
+    watch: bool = False  # follow the index's folder and swap in updated indexes (--watch)
+
+
+class ViewerApp:
+    def __init__(self, session: SearchSession | None, opts: ViewerOptions) -> None:
+        self.opts = opts
+        self.session = session
+        self.k = layout.clamp(opts.k, layout.RESULTS_RANGE)
+        self.worker = Worker(session, self.k)
+        self.published: Published | None = None
+        self.layout: layout.Layout | None = None
+        self.dirty = True  # layout must be recomputed
+        self.canvas_size = (0.0, 0.0)
+        self.message = "" if session else NO_INDEX
+        self.tasks: list[Task] = []
+        self.grab_mode = False
+        self.preview: ScreenPreview | None = None
+        self.video_path: Path | None = None
+        self.pending_load: Path | None = None  # index chosen, waiting for its image folder
+        # (session, summary) from the folder watcher's thread, applied by the UI thread
+        self.watched: queue.SimpleQueue[tuple[SearchSession, str]] = queue.SimpleQueue()
+        self.paused = False
+        self.frame_times: deque[float] = deque(maxlen=5000)
+        self.latencies: deque[float] = deque(maxlen=30)
+        self.shown_seq = -1
+        self.frames = 0
+        screen = self._screen_size()
+        self.region = GrabRegion(*screen)
+        self.region.scale = opts.hidpi_scale or detect_scale(screen[0], _logical_width())
+
+    @staticmethod
+    def _screen_size() -> tuple[int, int]:
+        src = ScreenSource()
+        try:
+            _, _, w, h = src.monitor()
+            return w, h
+        except Exception:  # no display: the grab region is chosen later, if ever
+            return 1440, 900
+        finally:
+            src.close()
+
+    # ------------------------------------------------------------ set-up
+    def build(self) -> None:
+        check_display()
+        dpg.create_context()
+        dpg.create_viewport(title="rtsearch", width=self.opts.width, height=self.opts.height)
+        dpg.setup_dearpygui()
+        with dpg.texture_registry() as reg:
+            self.query_tex = RawImage(reg, QUERY_TILE, QUERY_TILE)
+            self.preview_tex: RawImage | None = None  # made on first use: uploads cost per frame
+            self.registry = reg
+            self.pool = ThumbPool(reg, THUMB_TILE)
+        self.ids = ui.build(self)
+        dpg.set_primary_window(self.ids.window, True)
+        dpg.show_viewport()
+        self._start_source(self.opts.source)
+        self.worker.start()
+        if self.opts.watch:
+            actions.watch(self)
+
+    def _start_source(self, spec: str) -> None:
+        """Switch the live source; ``spec`` as for --source. Bad specs become a message."""
+        try:
+            source = self._make_source(spec)
+        except (ValueError, RtsearchError) as exc:
+            self.message = str(exc)
+            return
+        if source is None:
+            return
+        self.paused = False
+        self.message = ""
+        self.worker.send("source", source)
+        if isinstance(source, RandomSource):
+            self.message = "" if self.session else NO_INDEX
+
+    def _make_source(self, spec: str):
+        kind, _, arg = spec.partition(":")
+        if kind == "random":
+            s = self.session
+            if s is None:
+                raise RtsearchError(NO_INDEX)
+            min_size = s.extractor.info.input_size
+            return RandomSource(
+                len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], None, min_size
+            )
+        if kind == "webcam":
+            return WebcamSource(int(arg or 0))
+        if kind == "video":
+            path = Path(arg)
+            if not path.is_file():
+                raise RtsearchError(f"{path}: video file not found")
+            self.video_path = path
+            return VideoSource(path)
+        if kind == "screen":
+            if arg:
+                self.region.set_box(parse_region(arg))
+            return ScreenSource(self.region.box)
+        if kind == "none":
+            return None
+        raise RtsearchError(f"{spec}: unknown source (random, webcam, video:PATH, screen)")
+
+    # ------------------------------------------------------------ actions
+    def on_key(self, key: int) -> None:
+        """Key handler; also what tests drive, so the shortcut path is the real one."""
+        if self.ids.typing():
+            return  # keys typed into a text field are not shortcuts
+        ctrl = dpg.is_key_down(dpg.mvKey_LControl) or dpg.is_key_down(dpg.mvKey_RControl)
+        name = ui.KEY_NAMES.get(key)
+        if name == "/" and (dpg.is_key_down(dpg.mvKey_LShift) or dpg.is_key_down(dpg.mvKey_RShift)):
+            name = "?"
+        action = action_for(name, ctrl) if name else None
+        if action:
+            self.perform(action)
+
+    def perform(self, action: str) -> None:
+        """Every shortcut and button ends here."""
+        if self.grab_mode and action not in ("grab_mode", "screen", "escape", "help"):
+            self._leave_grab_mode(apply=False)
+        self.message = ""  # a new action: the source's own messages show again
+        handler = getattr(self, f"_do_{action}")
+        handler()
+
+    def _do_random(self) -> None:
+        if self.session is None:
+            self.message = NO_INDEX
+            return
+        self.paused = False
+        self.worker.send("random")
+
+    def _do_webcam(self) -> None:
+        self._start_source("webcam:0")
+
+    def _do_video(self) -> None:
+        on_video = self.published is not None and self.published.source.startswith("video")
+        if self.video_path is not None and not on_video:
+            self._start_source(f"video:{self.video_path}")
+        else:
+            dpg.show_item(self.ids.video_dialog)
+
+    def _do_screen(self) -> None:
+        if self.grab_mode:
+            self._leave_grab_mode(apply=True)
+        else:
+            self._start_source("screen")
+
+    def _do_grab_mode(self) -> None:
+        if self.grab_mode:
+            self._leave_grab_mode(apply=True)
+            return
+        self.grab_mode = True
+        if self.preview_tex is None:
+            pw = 640
+            ph = round(pw * self.region.screen_h / self.region.screen_w)
+            self.preview_tex = RawImage(self.registry, pw, ph)
+            ui.add_preview(self)
+        self.preview = ScreenPreview(self.preview_tex.width, self.preview_tex.height)
+        self.dirty = True
+
+    def _leave_grab_mode(self, apply: bool) -> None:
+        self.grab_mode = False
+        if self.preview is not None:
+            self.preview.close()
+            self.preview = None
+        self.dirty = True
+        if apply:
+            self._start_source("screen")
+
+    def _do_pause(self) -> None:
+        self.paused = not self.paused
+        self.worker.send("pause", self.paused)
+
+    def _do_more(self) -> None:
+        self.set_k(self.k + 1)
+
+    def _do_fewer(self) -> None:
+        self.set_k(self.k - 1)
+
+    def set_k(self, k: int) -> None:
+        self.k = layout.clamp(k, layout.RESULTS_RANGE)
+        dpg.set_value(self.ids.k_slider, self.k)
+        self.worker.send("k", self.k)
+
+    def _do_load(self) -> None:
+        dpg.show_item(self.ids.load_dialog)
+
+    def _do_save(self) -> None:
+        if self.session is None:
+            self.message = "nothing to save: no index loaded"
+        else:
+            dpg.show_item(self.ids.save_dialog)
+
+    def _do_help(self) -> None:
+        dpg.configure_item(self.ids.help, show=not dpg.is_item_shown(self.ids.help))
+
+    def _do_escape(self) -> None:
+        if self.grab_mode:
+            self._leave_grab_mode(apply=False)
+        dpg.hide_item(self.ids.help)
+
+    # ------------------------------------------------------------ sessions and tasks
+    def start_task(self, task: Task) -> None:
+        self.tasks.append(task)
+
+    def set_session(self, session: SearchSession) -> None:
+        first, self.session = self.session is None, session
+        self.worker.send("session", session)  # a random source is renewed by the worker
+        if first and self.published is None:  # nothing was showing: start with a random image
+            self._start_source("random")
+        self.message = f"index: {session.source or 'analysed'} ({len(session.index.paths)} images)"
+
+    def _poll_tasks(self) -> None:
+        while not self.watched.empty():
+            session, summary = self.watched.get()
+            if self.session is not None and self.session.source == session.source:
+                self.set_session(session)
+                self.message = summary
+        for task in [t for t in self.tasks if t.finished]:
+            self.tasks.remove(task)
+            if task.error:
+                self.message = task.error
+            elif task.cancel.is_set():
+                self.message = f"{task.name} cancelled"
+            else:
+                task.done(task.result)
+        ui.show_progress(self, next((t for t in self.tasks if t.name == "analyze"), None))
+
+    # ------------------------------------------------------------ per frame
+    def frame(self) -> None:
+        pub = self.worker.latest()
+        if pub is not None and pub is not self.published:
+            self._take(pub)
+        size = ui.canvas_size(self)
+        if size != self.canvas_size:
+            self.canvas_size, self.dirty = size, True
+        if self.dirty:
+            self._relayout()
+        if self.grab_mode:
+            ui.draw_grab(self)
+        self._poll_tasks()
+        if self.frames % 10 == 0:
+            ui.update_status(self)
+        self._pace()
+        dpg.render_dearpygui_frame()
+        now = time.perf_counter()
+        self.frame_times.append(now)
+        if pub is not None and pub.seq != self.shown_seq and pub.query is not None:
+            self.shown_seq = pub.seq
+            self.latencies.append((now - pub.captured) * 1000.0)
+        self.frames += 1
+
+    def _pace(self) -> None:
+        """Cap the frame rate: without vsync (Xvfb, some drivers) the loop would take a whole
+        core from the worker's inference for frames nobody can see."""
+        if self.frame_times:
+            spare = self.frame_times[-1] + 1.0 / MAX_FPS - time.perf_counter()
+            if spare > 0:
+                time.sleep(spare)
+
+    def _take(self, pub: Published) -> None:
+        changed = self.published is None or pub.results != self.published.results
+        if pub.query is not None and (
+            self.published is None or pub.query is not self.published.query
+        ):
+            self.query_tex.put(pub.query.tile)
+            self.dirty = True
+        if changed:
+            ui.add_tiles(self, self.pool.ensure(len(pub.results)))
+            self.pool.assign([r.file for r in pub.results], [t.tile for t in pub.thumbs])
+            self.dirty = True
+        self.published = pub
+
+    def _relayout(self) -> None:
+        self.dirty = False
+        pub = self.published
+        q = pub.query if pub else None
+        aspects = [t.aspect for t in pub.thumbs] if pub else []
+        self.layout = layout.compute(
+            self.canvas_size[0],
+            self.opts.header_h,
+            self.opts.thumb_h,
+            q.aspect if q else 4 / 3,
+            aspects,
+        )
+        ui.apply_layout(self)
+
+    # ------------------------------------------------------------ loop
+    def run(self) -> int:
+        target = self.opts.quit_after_frames
+        while dpg.is_dearpygui_running():
+            self.frame()
+            if target is not None and self.frames >= target and self._settled():
+                break
+        if self.opts.screenshot is not None:
+            self._screenshot(self.opts.screenshot)
+        return 0
+
+    def _settled(self) -> bool:
+        """Headless runs wait (bounded) for results before they stop or take a screenshot."""
+        if self.opts.screenshot is None and self.opts.frame_stats is None:
+            return True
+        waited = len(self.frame_times) and self.frame_times[-1] - self.frame_times[0]
+        ready = self.session is None or (self.published is not None and self.published.results)
+        return bool(ready) or waited > SETTLE_TIMEOUT_S
+
+    def _screenshot(self, path: Path) -> None:
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            png = tmp.with_suffix(".png")
+            dpg.output_frame_buffer(file=str(png))
+            for _ in range(10):  # the capture happens while a frame is rendered
+                self.frame()
+                if png.is_file() and png.stat().st_size > 0:
+                    break
+            if not png.is_file():
+                raise RtsearchError(f"{path}: the screenshot could not be taken")
+            os.replace(png, tmp)
+
+    def close(self) -> None:
+        for task in self.tasks:
+            task.cancel.set()
+            task.join(30.0)
+        if self.preview is not None:
+            self.preview.close()
+        # an onnxruntime thread still inside run() at exit aborts the process
+        if not self.worker.join(60.0):
+            print("rtsearch: the worker did not stop in time", file=sys.stderr)
+        if self.opts.frame_stats is not None:
+            write_frame_stats(self.opts.frame_stats, self)
+        dpg.destroy_context()
+
+    def open_file(self, path: Path) -> None:
+        opener = "open" if sys.platform == "darwin" else "xdg-open"
+        if sys.platform.startswith("win"):
+            os.startfile(path)  # type: ignore[attr-defined]
+            return
+        try:
+            subprocess.Popen(
+                [opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        except OSError as exc:
+            self.message = f"{path}: cannot open ({exc})"
+
+
+def check_display() -> None:
+    """Without a display GLFW aborts the process with an assertion; say it in one line."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise RtsearchError(
+            "no display to open the viewer on (DISPLAY is not set); on a headless machine run "
+            "it under xvfb-run -a -s '-screen 0 1440x900x24'"
+        )
+
+
+def frame_ms(times: deque[float]) -> list[float]:
+    t = list(times)
+    return [(b - a) * 1000.0 for a, b in itertools.pairwise(t)]
+
+
+def write_frame_stats(path: Path, app: ViewerApp) -> None:
+    ms = sorted(frame_ms(app.frame_times))
+    pub = app.published
+    stats = {
+        "frames": app.frames,
+        "p50_ms": round(statistics.median(ms), 2) if ms else None,
+        "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2) if ms else None,
+        "max_ms": round(ms[-1], 2) if ms else None,
+        "queries": pub.seq if pub else 0,
+        "latency_ms": round(statistics.median(app.latencies), 1) if app.latencies else None,
+        "inference_ms": round(pub.inference_ms, 2) if pub else None,
+    }
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(json.dumps(stats, indent=1))
+
+
+def _logical_width() -> int | None:
+    """The toolkit's idea of the screen width, to compare with mss (HiDPI); None if unknown."""
+    if sys.platform != "darwin":
+        return None  # X11 and Windows (per-monitor aware) report physical pixels to both
+    try:
+        import tkinter
+
+        root = tkinter.Tk()
+        root.withdraw()
+        width = root.winfo_screenwidth()
+        root.destroy()
+        return width
+    except Exception:
+        return None
+
+
+def run_viewer(
+    session: SearchSession | None,
+    *,
+    source: str = "random",
+    screenshot: Path | None = None,
+    quit_after_frames: int | None = None,
+    frame_stats: Path | None = None,
+    k: int = layout.RESULTS_DEFAULT,
+    width: int = 1280,
+    height: int = 860,
+    hidpi_scale: float | None = None,
+    watch: bool = False,
+) -> int:
+    """Open the viewer on ``session`` (None: start empty; load or analyze from the UI).
+
+    Blocks until the window is closed, or after ``quit_after_frames`` frames (headless runs
+    then wait, at most a minute, for the first results), writes ``screenshot`` (PNG of the
+    viewport) and ``frame_stats`` (JSON: p50_ms, p99_ms, ...) if asked; returns 0.
+    """
+    opts = ViewerOptions(
+        source=source, k=k, width=width, height=height, screenshot=screenshot,
+        quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
+        watch=watch,
+    )  # fmt: skip
+    app = ViewerApp(session, opts)
+    app.build()
+    try:
+        return app.run()
+    finally:
+        app.close()

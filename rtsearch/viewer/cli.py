@@ -1,0 +1,87 @@
+"""`rtsearch view` (also plain `rtsearch`): open the realtime viewer."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rtsearch.sources import parse_region
+from rtsearch.viewer import layout
+
+SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | none"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("index_file", nargs="?", type=Path, default=None, help="index file (.dat)")
+    p.add_argument("--index", type=Path, default=None, help="index file (.dat); same as INDEX")
+    p.add_argument(
+        "--base-dir", type=Path, default=None, help="where the images are now (None: as analysed)"
+    )
+    p.add_argument("--model", default=None, help="model name or .onnx path (None: the index's)")
+    p.add_argument(
+        "--source", type=source_spec, default="random", help=f"first query source: {SOURCES}"
+    )
+    p.add_argument("-k", type=result_count, default=layout.RESULTS_DEFAULT, help="results (5-100)")
+    p.add_argument("--threads", type=int, default=1, help="inference threads (GUI shares cores)")
+    p.add_argument("--width", type=int, default=1280, help="window width")
+    p.add_argument("--height", type=int, default=860, help="window height")
+    p.add_argument("--hidpi-scale", type=float, default=None, help="physical/logical pixels")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="follow the index's image folder: new, changed and deleted images update the "
+        "index file and the results without a restart (as `rtsearch update --watch`)",
+    )
+    p.add_argument("--screenshot", type=Path, default=None, help="write a PNG of the window")
+    p.add_argument("--quit-after-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument(
+        "--frame-stats", type=Path, default=None, help="write frame-time statistics (JSON)"
+    )
+
+
+def source_spec(text: str) -> str:
+    kind, _, arg = text.partition(":")
+    if kind not in ("random", "webcam", "video", "screen", "none"):
+        raise argparse.ArgumentTypeError(f"unknown source {text!r}; use {SOURCES}")
+    if kind == "video" and not arg:
+        raise argparse.ArgumentTypeError("video needs a file: video:PATH")
+    try:
+        if kind == "screen" and arg:
+            parse_region(arg)
+        if kind == "webcam" and arg:
+            int(arg)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def result_count(text: str) -> int:
+    value = int(text)
+    lo, hi = layout.RESULTS_RANGE
+    if not lo <= value <= hi:
+        raise argparse.ArgumentTypeError(f"must be {lo}-{hi}, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer.app import run_viewer
+
+    index = args.index or args.index_file
+    session = None
+    if index is not None:
+        session = SearchSession.open(
+            index, base_dir=args.base_dir, model=args.model, threads=args.threads
+        )
+    return run_viewer(
+        session,
+        source=args.source if session is not None or args.source != "random" else "none",
+        screenshot=args.screenshot,
+        quit_after_frames=args.quit_after_frames,
+        frame_stats=args.frame_stats,
+        k=args.k,
+        width=args.width,
+        height=args.height,
+        hidpi_scale=args.hidpi_scale,
+        watch=args.watch,
+    )

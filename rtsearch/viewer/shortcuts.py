@@ -1,0 +1,44 @@
+"""Keyboard shortcuts: one table used by the key handler, the buttons and the help overlay."""
+
+from __future__ import annotations
+
+# (key as shown, action, description); the help overlay prints this table as is.
+SHORTCUTS: tuple[tuple[str, str, str], ...] = (
+    ("R", "random", "query with a random image from the index"),
+    ("W", "webcam", "query with the webcam"),
+    ("V", "video", "query with a video file (again: choose another file)"),
+    ("S", "screen", "query with the screengrab region"),
+    ("G", "grab_mode", "set the screengrab window (click, drag it or its corners)"),
+    ("Space", "pause", "pause / resume the live source"),
+    ("+", "more", "more results"),
+    ("-", "fewer", "fewer results"),
+    ("Ctrl+O", "load", "load an index (.dat), then its image folder"),
+    ("Ctrl+S", "save", "save the index"),
+    ("F1 or ?", "help", "show / hide this help"),
+    ("Esc", "escape", "close help or the grab-window mode"),
+    ("click", "", "a result becomes the query"),
+    ("double-click", "", "open a result in the system image viewer"),
+    ("right-click", "", "copy a result's path to the clipboard"),
+)
+
+PLAIN_KEYS = {
+    "R": "random",
+    "W": "webcam",
+    "V": "video",
+    "S": "screen",
+    "G": "grab_mode",
+    "Space": "pause",
+    "+": "more",
+    "=": "more",  # '+' without shift on most layouts
+    "-": "fewer",
+    "F1": "help",
+    "?": "help",
+    "/": "help",  # '?' without shift
+    "Escape": "escape",
+}
+CTRL_KEYS = {"O": "load", "S": "save"}
+
+
+def action_for(key: str, ctrl: bool = False) -> str | None:
+    """The action a key press asks for, or None."""
+    return (CTRL_KEYS if ctrl else PLAIN_KEYS).get(key)

@@ -1,0 +1,35 @@
+"""Background jobs started from the UI (load, save, analyze, re-project): the UI polls them
+each frame and never waits; a failure becomes a one-line message."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+
+class Task:
+    def __init__(self, name: str, fn: Callable[[Task], Any], done: Callable[[Any], None]):
+        self.name = name
+        self.done = done  # called on the UI thread with fn's result
+        self.cancel = threading.Event()
+        self.progress = 0.0  # 0..1, written by fn
+        self.note = ""
+        self.result: Any = None
+        self.error: str | None = None
+        self._fn = fn
+        self._thread = threading.Thread(target=self._run, name=f"task-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = self._fn(self)
+        except Exception as exc:  # shown in the status bar, never raised into the UI
+            self.error = f"{self.name} failed: {exc}"
+
+    @property
+    def finished(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)

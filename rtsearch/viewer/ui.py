@@ -1,0 +1,454 @@
+"""Building and updating the viewer's widgets; called only from the main thread by app.py."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dearpygui.dearpygui as dpg
+
+from rtsearch.viewer import actions, layout
+from rtsearch.viewer.shortcuts import SHORTCUTS
+from rtsearch.viewer.tasks import Task
+from rtsearch.viewer.worker import THUMB_TILE as THUMB
+
+if TYPE_CHECKING:
+    from rtsearch.viewer.app import ViewerApp
+
+STATUS_H = 52  # pixels kept under the canvas for the status bar
+KEY_NAMES = {
+    dpg.mvKey_R: "R",
+    dpg.mvKey_W: "W",
+    dpg.mvKey_V: "V",
+    dpg.mvKey_S: "S",
+    dpg.mvKey_G: "G",
+    dpg.mvKey_O: "O",
+    dpg.mvKey_Spacebar: "Space",
+    dpg.mvKey_Plus: "+",
+    dpg.mvKey_Add: "+",
+    dpg.mvKey_Minus: "-",
+    dpg.mvKey_Subtract: "-",
+    dpg.mvKey_F1: "F1",
+    dpg.mvKey_Slash: "/",
+    dpg.mvKey_Escape: "Escape",
+}
+LABEL = (230, 230, 230, 255)
+GRAB_BORDER = (255, 210, 0, 255)
+
+
+@dataclass
+class Ids:
+    window: int | str
+    canvas: int | str
+    drawlist: int | str
+    results_layer: int | str
+    grab_layer: int | str
+    query_image: int | str
+    query_label: int | str
+    results_label: int | str
+    tiles: list
+    grab: dict
+    k_slider: int | str
+    dims_input: int | str
+    status: int | str
+    message: int | str
+    progress: int | str
+    progress_group: int | str
+    help: int | str
+    video_dialog: int | str
+    load_dialog: int | str
+    base_dialog: int | str
+    save_dialog: int | str
+    analyze_dialog: int | str
+
+    def typing(self) -> bool:
+        return bool(dpg.is_item_active(self.dims_input))
+
+
+def build(app: ViewerApp) -> Ids:
+    with dpg.window(label="rtsearch") as window:
+        _toolbar(app)
+        k_slider, dims_input = _sliders(app)
+        with dpg.group(horizontal=True, show=False) as progress_group:
+            progress = dpg.add_progress_bar(width=400, overlay="analyzing")
+            dpg.add_button(label="Cancel", callback=lambda: actions.cancel_analyze(app))
+        with dpg.child_window(height=-STATUS_H, horizontal_scrollbar=False) as canvas:
+            drawlist, parts = _canvas(app)
+        status = dpg.add_text("")
+        message = dpg.add_text("", color=(255, 190, 120, 255))
+    dialogs = _dialogs(app)
+    ids = Ids(
+        window,
+        canvas,
+        drawlist,
+        parts["results"],
+        parts["grab"],
+        parts["query"],
+        parts["query_label"],
+        parts["results_label"],
+        parts["tiles"],
+        parts["grab_items"],
+        k_slider,
+        dims_input,
+        status,
+        message,
+        progress,
+        progress_group,
+        _help_window(),
+        **dialogs,
+    )
+    _handlers(app)
+    return ids
+
+
+def _toolbar(app: ViewerApp) -> None:
+    buttons = (
+        ("Random (R)", "random"),
+        ("Webcam (W)", "webcam"),
+        ("Video (V)", "video"),
+        ("Screen (S)", "screen"),
+        ("Set grab window (G)", "grab_mode"),
+        ("Pause (Space)", "pause"),
+        ("Load (Ctrl+O)", "load"),
+        ("Save (Ctrl+S)", "save"),
+        ("Help (F1)", "help"),
+    )
+    with dpg.group(horizontal=True):
+        for label, action in buttons:
+            dpg.add_button(label=label, callback=lambda s, a, u: app.perform(u), user_data=action)
+        dpg.add_button(
+            label="Analyze folder...", callback=lambda: dpg.show_item(app.ids.analyze_dialog)
+        )
+
+
+def _sliders(app: ViewerApp):
+    def relayout(sender, value, field) -> None:
+        setattr(app.opts, field, int(value))
+        app.dirty = True
+
+    with dpg.group(horizontal=True):
+        lo, hi = layout.HEADER_RANGE
+        dpg.add_slider_int(
+            label="header height",
+            min_value=lo,
+            max_value=hi,
+            width=160,
+            default_value=app.opts.header_h,
+            callback=relayout,
+            user_data="header_h",
+        )
+        lo, hi = layout.THUMB_RANGE
+        dpg.add_slider_int(
+            label="thumb height",
+            min_value=lo,
+            max_value=hi,
+            width=160,
+            default_value=app.opts.thumb_h,
+            callback=relayout,
+            user_data="thumb_h",
+        )
+        lo, hi = layout.RESULTS_RANGE
+        k_slider = dpg.add_slider_int(
+            label="num results",
+            min_value=lo,
+            max_value=hi,
+            width=160,
+            default_value=app.k,
+            callback=lambda s, v: app.set_k(v),
+        )
+        dims = app.session.index.dims if app.session else 100
+        dims_input = dpg.add_input_int(
+            label="dims",
+            default_value=dims,
+            width=110,
+            min_value=2,
+            max_value=1500,
+            min_clamped=True,
+            max_clamped=True,
+        )
+        dpg.add_button(label="Apply dims", callback=lambda: actions.reproject(app))
+    return k_slider, dims_input
+
+
+def _canvas(app: ViewerApp):
+    with dpg.drawlist(width=800, height=600) as drawlist:
+        with dpg.draw_layer() as results:
+            query_label = dpg.draw_text((0, 0), "Query image", size=16, color=LABEL)
+            query = dpg.draw_image(app.query_tex.tag, (0, 0), (1, 1))
+            results_label = dpg.draw_text((0, 0), "Nearest neighbor images", size=16, color=LABEL)
+            tiles: list[int | str] = []
+        with dpg.draw_layer(show=False) as grab:
+            items = {}
+            for side in ("top", "bottom", "left", "right"):
+                items[side] = dpg.draw_rectangle(
+                    (0, 0), (1, 1), fill=(0, 0, 0, 160), color=(0, 0, 0, 0)
+                )
+            items["border"] = dpg.draw_rectangle((0, 0), (1, 1), color=GRAB_BORDER, thickness=2)
+            for corner in ("tl", "br"):
+                items[corner] = dpg.draw_rectangle(
+                    (0, 0), (1, 1), fill=GRAB_BORDER, color=GRAB_BORDER
+                )
+            items["hint"] = dpg.draw_text((0, 0), "", size=16, color=GRAB_BORDER)
+    parts = {
+        "results": results,
+        "grab": grab,
+        "query": query,
+        "query_label": query_label,
+        "results_label": results_label,
+        "tiles": tiles,
+        "grab_items": items,
+    }
+    return drawlist, parts
+
+
+def add_preview(app: ViewerApp) -> None:
+    """The screen preview's draw item, under the dimming rectangles."""
+    assert app.preview_tex is not None
+    items = app.ids.grab
+    items["preview"] = dpg.draw_image(
+        app.preview_tex.tag, (0, 0), (1, 1), parent=app.ids.grab_layer, before=items["top"]
+    )
+
+
+def add_tiles(app: ViewerApp, tags: list[int | str]) -> None:
+    """Draw items for new pool textures (the pool only grows)."""
+    for tag in tags:
+        item = dpg.draw_image(tag, (0, 0), (1, 1), show=False, parent=app.ids.results_layer)
+        app.ids.tiles.append(item)
+
+
+def _help_window() -> int | str:
+    with dpg.window(
+        label="Keyboard shortcuts (F1)",
+        show=False,
+        modal=False,
+        pos=(120, 120),
+        width=560,
+        height=480,
+        no_collapse=True,
+    ) as win:
+        with dpg.table(header_row=True, borders_innerH=True):
+            dpg.add_table_column(label="key", width_fixed=True, init_width_or_weight=110)
+            dpg.add_table_column(label="does")
+            for key, _, text in SHORTCUTS:
+                with dpg.table_row():
+                    dpg.add_text(key)
+                    dpg.add_text(text)
+        dpg.add_text(
+            "Screengrab: the region is chosen on a screen preview (G), because a\n"
+            "see-through window is not possible here; keep it off this window."
+        )
+    return win
+
+
+def _dialogs(app: ViewerApp) -> dict:
+    def dialog(callback, *, directory: bool = False, exts: tuple[str, ...] = ()) -> int | str:
+        with dpg.file_dialog(
+            show=False,
+            directory_selector=directory,
+            width=700,
+            height=480,
+            callback=lambda s, a: callback(a),
+            modal=True,
+        ) as tag:
+            for ext in exts:
+                dpg.add_file_extension(ext)
+        return tag
+
+    video_exts = (".*", ".mp4", ".avi", ".mkv", ".mov", ".webm")
+    return {
+        "video_dialog": dialog(lambda a: app._start_source(f"video:{_chosen(a)}"), exts=video_exts),
+        "load_dialog": dialog(lambda a: actions.load(app, Path(_chosen(a))), exts=(".dat", ".*")),
+        "base_dialog": dialog(
+            lambda a: actions.open_session(app, app.pending_load, Path(_chosen(a))), directory=True
+        ),
+        "save_dialog": dialog(lambda a: actions.save(app, Path(_chosen(a))), exts=(".dat",)),
+        "analyze_dialog": dialog(lambda a: actions.analyze(app, Path(_chosen(a))), directory=True),
+    }
+
+
+def _chosen(app_data: dict) -> str:
+    return app_data.get("file_path_name", "")
+
+
+def _handlers(app: ViewerApp) -> None:
+    with dpg.handler_registry():
+        dpg.add_key_press_handler(callback=lambda s, key: app.on_key(key))
+        dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Left, callback=lambda: on_click(app))
+        dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Right, callback=lambda: on_right(app))
+        dpg.add_mouse_double_click_handler(
+            button=dpg.mvMouseButton_Left, callback=lambda: on_double(app)
+        )
+        dpg.add_mouse_drag_handler(
+            button=dpg.mvMouseButton_Left, threshold=1, callback=lambda: on_drag(app)
+        )
+        dpg.add_mouse_release_handler(
+            button=dpg.mvMouseButton_Left, callback=lambda: app.region.end()
+        )
+
+
+# ---------------------------------------------------------------- mouse
+def _mouse(app: ViewerApp) -> tuple[float, float] | None:
+    if not dpg.is_item_hovered(app.ids.canvas):
+        return None
+    x, y = dpg.get_drawing_mouse_pos()
+    return float(x), float(y)
+
+
+def result_at(app: ViewerApp, pos: tuple[float, float] | None):
+    pub, lay = app.published, app.layout
+    if pos is None or pub is None or lay is None or app.grab_mode:
+        return None
+    i = layout.hit(lay.results[: len(pub.results)], *pos)
+    return None if i is None else pub.results[i]
+
+
+def on_click(app: ViewerApp) -> None:
+    pos = _mouse(app)
+    if app.grab_mode and pos is not None:
+        p = grab_preview(app)
+        part, point = app.region.part_at(p, *pos), app.region.to_screen(p, *pos)
+        if part is None:  # a click beside the region brings it there, ready to drag
+            app.region.center_on(*point)
+            part = "body"
+        app.region.begin(part, *point)
+        return
+    hit = result_at(app, pos)
+    if hit is not None:
+        app.worker.send("row", hit.row)
+
+
+def on_double(app: ViewerApp) -> None:
+    hit = result_at(app, _mouse(app))
+    if hit is not None:
+        app.open_file(hit.file)
+
+
+def on_right(app: ViewerApp) -> None:
+    hit = result_at(app, _mouse(app))
+    if hit is not None:
+        dpg.set_clipboard_text(str(hit.file))
+        app.message = f"copied: {hit.file}"
+
+
+def on_drag(app: ViewerApp) -> None:
+    if app.grab_mode and app.region.dragging:
+        x, y = dpg.get_drawing_mouse_pos()
+        app.region.drag(*app.region.to_screen(grab_preview(app), x, y))
+
+
+# ---------------------------------------------------------------- per frame
+def canvas_size(app: ViewerApp) -> tuple[float, float]:
+    w, h = dpg.get_item_rect_size(app.ids.canvas)
+    return float(max(w - 16, 100)), float(max(h - 8, 100))  # minus the scrollbar
+
+
+def apply_layout(app: ViewerApp) -> None:
+    ids, lay, pub = app.ids, app.layout, app.published
+    assert lay is not None
+    w, h = app.canvas_size
+    dpg.configure_item(ids.drawlist, width=w, height=h if app.grab_mode else max(h, lay.height))
+    dpg.configure_item(ids.results_layer, show=not app.grab_mode)
+    dpg.configure_item(ids.grab_layer, show=app.grab_mode)
+    dpg.configure_item(ids.query_label, pos=lay.query_label)
+    dpg.configure_item(ids.results_label, pos=lay.results_label)
+    q = pub.query if pub else None
+    size = app.query_tex.width
+    dpg.configure_item(
+        ids.query_image,
+        pmin=lay.query[:2],
+        pmax=lay.query[2:],
+        show=q is not None,
+        uv_max=(q.width / size, q.height / size) if q else (1, 1),
+    )
+    thumbs = pub.thumbs if pub else ()
+    for i, tile in enumerate(ids.tiles):
+        if i < len(thumbs):
+            t, r = thumbs[i], lay.results[i]
+            uv = (t.width / THUMB, t.height / THUMB)
+            dpg.configure_item(tile, pmin=r[:2], pmax=r[2:], uv_max=uv, show=True)
+        elif dpg.is_item_shown(tile):
+            dpg.hide_item(tile)
+
+
+def grab_preview(app: ViewerApp):
+    w, h = app.canvas_size
+    return app.region.fit_preview(8, 28, w - 16, h - 36)
+
+
+def draw_grab(app: ViewerApp) -> None:
+    if app.preview is not None and app.preview_tex is not None:
+        image = app.preview.take()
+        if image is not None:
+            tile = app.preview_tex.buffer
+            tile[..., :3] = image * (1 / 255)
+            tile[..., 3] = 1.0
+    p = grab_preview(app)
+    items = app.ids.grab
+    sx0, sy0 = p.x, p.y
+    sx1, sy1 = p.x + app.region.screen_w * p.scale, p.y + app.region.screen_h * p.scale
+    x0, y0, x1, y1 = app.region.preview_rect(p)
+    dpg.configure_item(items["preview"], pmin=(sx0, sy0), pmax=(sx1, sy1))
+    dpg.configure_item(items["top"], pmin=(sx0, sy0), pmax=(sx1, y0))
+    dpg.configure_item(items["bottom"], pmin=(sx0, y1), pmax=(sx1, sy1))
+    dpg.configure_item(items["left"], pmin=(sx0, y0), pmax=(x0, y1))
+    dpg.configure_item(items["right"], pmin=(x1, y0), pmax=(sx1, y1))
+    dpg.configure_item(items["border"], pmin=(x0, y0), pmax=(x1, y1))
+    dpg.configure_item(items["tl"], pmin=(x0 - 5, y0 - 5), pmax=(x0 + 5, y0 + 5))
+    dpg.configure_item(items["br"], pmin=(x1 - 5, y1 - 5), pmax=(x1 + 5, y1 + 5))
+    bx, by, bw, bh = app.region.box
+    hint = f"Click or drag the region or its corners; G/S: use it, Esc: cancel.  {bw}x{bh}"
+    hint += f" at {bx},{by}"
+    if app.region.overlaps(_viewport_box()):
+        hint += "  (overlaps this window: it would search for itself)"
+    dpg.configure_item(items["hint"], pos=(8, 4), text=hint)
+
+
+def _viewport_box() -> tuple[int, int, int, int]:
+    x, y = dpg.get_viewport_pos()
+    return int(x), int(y), dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+
+
+def update_status(app: ViewerApp) -> None:
+    pub, s = app.published, app.session
+    times = list(app.frame_times)[-30:]
+    fps = (
+        (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0
+    )
+    lat = statistics.median(app.latencies) if app.latencies else 0.0
+    parts = [
+        f"source {pub.source if pub else '-'}{' (paused)' if app.paused else ''}",
+        f"latency {lat:.0f} ms",
+        f"inference {pub.inference_ms if pub else 0:.1f} ms",
+        f"{pub.queries_per_s if pub else 0:.1f} queries/s",
+        f"UI {fps:.0f} fps",
+    ]
+    if s is not None:
+        parts += [
+            f"index {len(s.index.paths)} images, {s.index.dims}-d",
+            f"model {s.extractor.info.name}",
+            s.extractor.provider,
+        ]
+    else:
+        parts.append("no index")
+    dpg.set_value(app.ids.status, "  |  ".join(parts))
+    note = app.message or (pub.message if pub else "")
+    if (
+        app.grab_mode is False
+        and app.region.overlaps(_viewport_box())
+        and pub
+        and pub.source == "screen"
+    ):
+        note = (
+            "the grab region overlaps this window: move it (G) so the viewer does not search itself"
+        )
+    dpg.set_value(app.ids.message, note)
+
+
+def show_progress(app: ViewerApp, task: Task | None) -> None:
+    dpg.configure_item(app.ids.progress_group, show=task is not None)
+    if task is not None:
+        dpg.set_value(app.ids.progress, task.progress)
+        dpg.configure_item(app.ids.progress, overlay=task.note or "analyzing")

@@ -1,0 +1,270 @@
+"""The viewer's worker thread: newest frame -> features -> projection -> kNN -> thumbnails.
+
+The UI talks to it only through ``send`` (a queue of commands) and ``latest()`` (one
+lock-protected slot holding an immutable ``Published``); it never calls Dear PyGui.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from rtsearch.decode import RGBImage
+from rtsearch.session import Result, SearchSession
+from rtsearch.sources import Frame, RandomSource, Source
+from rtsearch.thumbs import Thumb, ThumbCache, placeholder, to_tile
+
+QUERY_TILE = 512  # query texture side, pixels
+THUMB_TILE = 224  # result texture side, pixels
+
+
+@dataclass(frozen=True)
+class Published:
+    """One finished query, as the UI shows it. ``captured``/``finished`` are perf_counter s."""
+
+    seq: int
+    source: str
+    query: Thumb | None
+    captured: float
+    finished: float
+    row: int | None
+    results: tuple[Result, ...]
+    thumbs: tuple[Thumb, ...]
+    inference_ms: float
+    queries_per_s: float
+    message: str
+
+
+class Worker:
+    def __init__(self, session: SearchSession | None, k: int = 20, max_qps: float = 30.0) -> None:
+        self.session = session
+        self.min_interval = 1.0 / max_qps  # a live source gets no more queries than this
+        self.k = k
+        self.source: Source | None = None
+        self.paused = False
+        self.commands: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.stop = threading.Event()
+        self.cache = ThumbCache(THUMB_TILE)
+        self._slot: Published | None = None
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._times: deque[float] = deque(maxlen=30)
+        self._message = ""
+        self._thread = threading.Thread(target=self._run, name="rtsearch-worker", daemon=True)
+
+    # ------------------------------------------------------------ UI side
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, command: str, value: Any = None) -> None:
+        self.commands.put((command, value))
+
+    def latest(self) -> Published | None:
+        with self._lock:
+            return self._slot
+
+    def join(self, timeout: float = 10.0) -> bool:
+        """Stop and wait; True when the thread is gone (inference must not outlive dpg)."""
+        self.stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ------------------------------------------------------------ worker side
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self._drain()
+                try:
+                    frame = self._next_frame()
+                    if frame is not None:
+                        started = time.perf_counter()
+                        self._query(frame)
+                        # more queries than a screen shows only take CPU from the UI
+                        self.stop.wait(max(0.0, started + self.min_interval - time.perf_counter()))
+                except Exception as exc:  # the worker must outlive any one bad frame
+                    self._message = f"worker: {exc}"
+                    self._publish_message()
+                    frame = None
+                if frame is None:
+                    self.stop.wait(0.01)
+        finally:
+            if self.source is not None:
+                self.source.close()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                command, value = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(command, value)
+
+    def _apply(self, command: str, value: Any) -> None:
+        if command == "source":
+            if self.source is not None and self.source is not value:
+                self.source.close()
+            self.source, self.paused = value, False
+        elif command == "k":
+            self.k = int(value)
+            self._requery()
+        elif command == "pause":
+            self.paused = bool(value)
+            if hasattr(self.source, "set_paused"):
+                self.source.set_paused(self.paused)
+        elif command == "session":
+            old, self.session = self.session, value
+            if isinstance(self.source, RandomSource):
+                # the old source counts rows of the old index; keep the query only when the
+                # rows mean the same pictures (a re-projection), else draw a new one
+                last = self.latest()
+                same = old is not None and old.index.paths == value.index.paths
+                self.source = self._random_source()
+                if same and last is not None and last.row is not None:
+                    self.source.trigger(last.row)
+        elif command == "row" and self.session is not None:
+            if not isinstance(self.source, RandomSource):
+                self._apply("source", self._random_source())
+            assert isinstance(self.source, RandomSource)
+            self.source.trigger(int(value))
+        elif command == "random" and self.session is not None:
+            if isinstance(self.source, RandomSource):
+                self.source.trigger()
+            else:  # a new random source triggers itself
+                self._apply("source", self._random_source())
+
+    def _random_source(self) -> RandomSource:
+        s = self.session
+        assert s is not None
+        size = s.extractor.info.input_size
+        return RandomSource(len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], None, size)
+
+    def _requery(self) -> None:
+        """Run the last query again (new k) when the source will not send more by itself."""
+        last = self.latest()
+        if isinstance(self.source, RandomSource) and last is not None and last.row is not None:
+            self.source.trigger(last.row)
+
+    def _next_frame(self) -> Frame | None:
+        if self.paused or self.source is None:
+            return None
+        frame = self.source.read()
+        if self.source.message != self._message:
+            self._message = self.source.message
+            if frame is None:
+                self._publish_message()
+        return frame
+
+    def _query(self, frame: Frame) -> None:
+        results: list[Result] = []
+        message, infer_ms = self.source.message if self.source else "", 0.0
+        session = self.session
+        if session is not None:
+            try:
+                k = min(self.k, len(session.index.paths))
+                start = time.perf_counter()
+                vector = session.project(session.features_of([frame.image]))[0]
+                infer_ms = (time.perf_counter() - start) * 1000.0
+                results = session.query_vector(vector, k, exclude=frame.row)
+            except Exception as exc:  # a broken model or index must not kill the viewer
+                message = f"query failed: {exc}"
+        thumbs, bad = self._thumbs(results)
+        if bad:
+            message = bad
+        self._times.append(time.perf_counter())
+        self._store(frame, tuple(results), thumbs, infer_ms, message)
+
+    def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
+        thumbs, bad = [], ""
+        for r in results:
+            try:
+                thumbs.append(self.cache.get(r.file))
+            except Exception as exc:
+                thumbs.append(placeholder(THUMB_TILE))
+                bad = f"{r.file}: cannot read ({exc})"
+        return tuple(thumbs), bad
+
+    def _rate(self) -> float:
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else 0.0
+
+    def _store(self, frame, results, thumbs, infer_ms: float, message: str) -> None:
+        query = to_tile(frame.image, QUERY_TILE)
+        self._seq += 1
+        name = self.source.name if self.source else ""
+        pub = Published(
+            self._seq, name, query, frame.captured, time.perf_counter(), frame.row,
+            results, thumbs, infer_ms, self._rate(), message,
+        )  # fmt: skip
+        with self._lock:
+            self._slot = pub
+
+    def _publish_message(self) -> None:
+        """A source problem with no new frame: keep the last pictures, change the message."""
+        with self._lock:
+            last = self._slot
+            self._seq += 1
+            name = self.source.name if self.source else ""
+            if last is None:
+                self._slot = Published(
+                    self._seq, name, None, 0.0, time.perf_counter(), None, (), (), 0.0, 0.0,
+                    self._message,
+                )  # fmt: skip
+            else:
+                self._slot = Published(
+                    self._seq, name, last.query, last.captured, last.finished, last.row,
+                    last.results, last.thumbs, last.inference_ms, last.queries_per_s,
+                    self._message,
+                )  # fmt: skip
+
+
+class ScreenPreview:
+    """The whole screen, small, about 10 times a second, for the grab-region chooser; its own
+    thread so a slow model never freezes the preview."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.size = (width, height)
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._latest: RGBImage | None = None
+        self.message = ""
+        self.screen: tuple[int, int] | None = None
+        self._thread = threading.Thread(target=self._run, name="screen-preview", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import cv2
+
+        from rtsearch.sources import ScreenSource
+
+        src = ScreenSource()
+        try:
+            while not self.stop.is_set():
+                try:
+                    full = src.grab()
+                except Exception as exc:
+                    self.message = f"screen capture failed: {exc}"
+                    self.stop.wait(0.5)
+                    continue
+                self.screen = (full.shape[1], full.shape[0])
+                small = cv2.resize(full, self.size, interpolation=cv2.INTER_AREA)
+                with self._lock:
+                    self._latest = small
+                self.stop.wait(0.1)
+        finally:
+            src.close()
+
+    def take(self) -> RGBImage | None:
+        with self._lock:
+            image, self._latest = self._latest, None
+        return image
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=2.0)

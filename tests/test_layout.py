@@ -1,0 +1,104 @@
+"""Viewer geometry without a GUI: tile layout, hit testing, the screengrab rectangle, keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtsearch.viewer import layout
+from rtsearch.viewer.grab_region import MIN_SIZE, GrabRegion, detect_scale
+from rtsearch.viewer.shortcuts import SHORTCUTS, action_for
+
+
+def test_results_flow_in_rows_keeping_aspect():
+    lay = layout.compute(1000, 320, 200, 4 / 3, [1.5] * 7)
+    widths = {round(r[2] - r[0]) for r in lay.results}
+    heights = {round(r[3] - r[1]) for r in lay.results}
+    assert widths == {300} and heights == {200}
+    rows = sorted({r[1] for r in lay.results})
+    assert len(rows) == 3  # 3 per row fit in 1000 px, not 4
+    assert all(r[2] <= 1000 - layout.MARGIN for r in lay.results)
+    assert lay.query[3] - lay.query[1] == 320
+    assert lay.results[0][1] > lay.query[3]  # results below the query
+
+
+def test_layout_follows_the_window_width():
+    narrow = layout.compute(700, 320, 200, 1.0, [1.0] * 10)
+    wide = layout.compute(2000, 320, 200, 1.0, [1.0] * 10)
+    assert len({r[1] for r in narrow.results}) > len({r[1] for r in wide.results})
+    assert wide.height < narrow.height
+
+
+def test_too_wide_pictures_shrink_instead_of_overflowing():
+    lay = layout.compute(400, 480, 300, 5.0, [6.0])
+    assert lay.query[2] <= 400 - layout.MARGIN + 1e-6
+    assert lay.results[0][2] <= 400 - layout.MARGIN + 1e-6
+
+
+def test_hit_finds_the_clicked_tile():
+    lay = layout.compute(1000, 320, 200, 1.0, [1.0] * 5)
+    x0, y0, x1, y1 = lay.results[3]
+    assert layout.hit(lay.results, (x0 + x1) / 2, (y0 + y1) / 2) == 3
+    assert layout.hit(lay.results, 1, 1) is None
+
+
+def test_grab_region_drags_by_body_and_clamps_to_screen():
+    g = GrabRegion(1440, 900, (100, 100, 400, 300))
+    p = g.fit_preview(0, 0, 720, 450)  # half scale
+    x0, y0, x1, y1 = g.preview_rect(p)
+    assert g.part_at(p, (x0 + x1) / 2, (y0 + y1) / 2) == "body"
+    assert g.begin("body", 300, 250)
+    g.drag(5000, 5000)
+    assert g.box == (1440 - 400, 900 - 300, 400, 300)
+    g.drag(-5000, -5000)
+    assert g.box == (0, 0, 400, 300)
+    g.end()
+    assert not g.dragging
+
+
+def test_grab_region_corners_resize_and_never_invert():
+    g = GrabRegion(1440, 900, (100, 100, 400, 300))
+    p = g.fit_preview(0, 0, 1440, 900)
+    assert g.part_at(p, 100, 100) == "tl" and g.part_at(p, 500, 400) == "br"
+    g.begin("br", 500, 400)
+    g.drag(700, 600)
+    assert g.box == (100, 100, 600, 500)
+    g.drag(-1000, -1000)  # past the other corner: stays at the minimum size
+    assert g.box[2:] == (MIN_SIZE, MIN_SIZE)
+    g.end()
+    g.begin("tl", 100, 100)
+    g.drag(50, 60)
+    assert g.box[:2] == (50, 60)
+    g.drag(-50, -50)
+    assert g.box[:2] == (0, 0)
+
+
+def test_a_click_beside_the_region_centres_it_there():
+    g = GrabRegion(1440, 900, (100, 100, 400, 300))
+    g.center_on(800, 450)
+    assert g.box == (600, 300, 400, 300)
+    g.center_on(1430, 890)  # near the corner: clamped, same size
+    assert g.box == (1040, 600, 400, 300)
+
+
+def test_grab_region_overlap_with_the_app_window_uses_hidpi_scale():
+    g = GrabRegion(2880, 1800, (1500, 0, 400, 400))
+    assert not g.overlaps((0, 0, 800, 600))
+    g.scale = detect_scale(2880, 1440)
+    assert g.scale == 2.0
+    assert g.overlaps((0, 0, 800, 600))  # 800 logical = 1600 physical
+    assert detect_scale(1440, None) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("key", "ctrl", "action"),
+    [("R", False, "random"), ("S", False, "screen"), ("S", True, "save"), ("O", True, "load"),
+     ("Space", False, "pause"), ("?", False, "help"), ("F1", False, "help"), ("Q", False, None)],
+)  # fmt: skip
+def test_shortcuts(key, ctrl, action):
+    assert action_for(key, ctrl) == action
+
+
+def test_help_lists_every_action():
+    listed = {a for _, a, _ in SHORTCUTS}
+    wanted = {action_for(k) for k in "RWVSG"} | {"pause", "more", "fewer", "load", "save", "help"}
+    assert wanted <= listed

@@ -1,0 +1,111 @@
+"""Query sources and thumbnails, without a GUI: frames come out, failures become messages."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fakes import make_image
+
+from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
+from rtsearch.thumbs import ThumbCache, to_tile
+
+
+def write_video(path: Path, seeds: list[int], frames_each: int, fps: float = 25.0) -> Path:
+    """An MJPG .avi showing make_image(seed) for ``frames_each`` frames per seed."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (160, 120))
+    assert writer.isOpened()
+    for seed in seeds:
+        bgr = cv2.cvtColor(np.asarray(make_image(seed)), cv2.COLOR_RGB2BGR)
+        for _ in range(frames_each):
+            writer.write(bgr)
+    writer.release()
+    return path
+
+
+def test_video_plays_in_real_time_loops_and_pauses(tmp_path):
+    video = write_video(tmp_path / "v.avi", [1, 2], frames_each=5, fps=50.0)  # 0.2 s
+    src = VideoSource(video)
+    assert src.message == ""
+    first = src.read()
+    assert first is not None and first.image.shape == (120, 160, 3)
+    seen = []
+    end = time.perf_counter() + 1.0
+    while time.perf_counter() < end:  # five loops' worth of time
+        frame = src.read()
+        assert frame is not None  # loops: never runs dry
+        seen.append(int(frame.image[60, 80].sum()))
+        time.sleep(0.01)
+    assert len(set(seen)) >= 2  # both pictures came by
+    src.set_paused(True)
+    assert src.read() is None
+    src.set_paused(False)
+    assert src.read() is not None
+    src.close()
+
+
+def test_bad_video_and_missing_camera_are_messages_not_crashes(tmp_path):
+    bad = tmp_path / "not-a-video.avi"
+    bad.write_bytes(b"nothing here")
+    src = VideoSource(bad)
+    assert src.read() is None and "not-a-video.avi" in src.message
+    cam = WebcamSource(device=57)  # no such camera
+    deadline = time.perf_counter() + 10
+    while "no camera" not in cam.message and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    assert cam.read() is None and "no camera" in cam.message
+    cam.close()
+
+
+def test_screen_source_without_a_display_reports_it(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    src = ScreenSource((0, 0, 100, 100))
+    assert src.read() is None
+    assert src.message.startswith("screen capture failed")
+
+
+def test_random_source_gives_one_frame_per_trigger_with_its_row(tmp_path):
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"{i}.png")
+        make_image(i).save(files[-1])
+    src = RandomSource(3, lambda r: files[r], seed=0)
+    frame = src.read()
+    assert frame is not None and frame.row in (0, 1, 2)
+    assert src.read() is None  # nothing new until asked
+    src.trigger(2)
+    again = src.read()
+    assert again is not None and again.row == 2
+    np.testing.assert_array_equal(again.image, np.asarray(make_image(2)))
+    files[1].unlink()
+    src.trigger(1)
+    assert src.read() is None and "1.png" in src.message
+
+
+def test_parse_region():
+    assert parse_region("10,20,300,200") == (10, 20, 300, 200)
+    with pytest.raises(ValueError):
+        parse_region("10,20,0,5")
+
+
+def test_tiles_keep_aspect_and_cache_drops_the_oldest(tmp_path):
+    thumb = to_tile(np.full((100, 300, 3), 255, np.uint8), 224)
+    assert (thumb.width, thumb.height) == (224, 75)
+    assert thumb.tile.shape == (224, 224, 4) and thumb.tile[:75, :224, 3].min() == 1.0
+    assert thumb.tile[80:, :, 3].max() == 0.0
+    cache = ThumbCache(64, capacity=2)
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        make_image(i).save(paths[-1])
+    for p in paths:
+        cache.get(p)
+    assert len(cache) == 2 and cache.misses == 3
+    cache.get(paths[2])
+    assert cache.misses == 3  # a hit
+    cache.get(paths[0])
+    assert cache.misses == 4  # was dropped

@@ -1,0 +1,378 @@
+"""The viewer on a virtual display: what a user would see and do, in one Dear PyGui process.
+
+Dear PyGui gets one viewer per process here (a second context in the same process crashed
+under llvmpipe), so the tests share one ViewerApp and each sets the source it needs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import make_gallery
+from PIL import Image
+from test_sources import write_video
+
+pytestmark = pytest.mark.gui
+
+dpg = pytest.importorskip("dearpygui.dearpygui")
+pyvirtualdisplay = pytest.importorskip("pyvirtualdisplay")
+
+SHOW_AT = (1000, 150, 400, 300)  # where a picture is put on screen, clear of the viewer
+
+
+@pytest.fixture(scope="module")
+def display():
+    with pyvirtualdisplay.Display(size=(1440, 900), color_depth=24) as disp:
+        yield disp
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory, tiny_model):
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    root = tmp_path_factory.mktemp("gallery")
+    make_gallery(root, 30)
+    out = root.parent / "gallery.dat"
+    analyze(root, out, Extractor(tiny_model, threads=1), Settings(dims=32, keep_features=True))
+    return root, out
+
+
+@pytest.fixture(scope="module")
+def app(display, gallery, tiny_model):
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer.app import ViewerApp, ViewerOptions
+
+    session = SearchSession.open(gallery[1], model=str(tiny_model), threads=1)
+    opts = ViewerOptions("random", k=8, header_h=200, thumb_h=150, width=900, height=700)
+    viewer = ViewerApp(session, opts)
+    viewer.build()
+    dpg.set_viewport_pos([0, 0])
+    yield viewer
+    viewer.close()
+
+
+def pump(app, until, timeout: float = 20.0) -> None:
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        app.frame()
+        if until():
+            return
+    pub = app.published
+    last = (pub.seq, pub.source, pub.message) if pub else None
+    raise AssertionError(f"timed out; message: {app.message!r}, last: {last}")
+
+
+def fresh(app, source: str | None = None):
+    """Wait for a result newer than now, optionally from a given source."""
+    seq = app.published.seq if app.published else 0
+
+    def ready() -> bool:
+        pub = app.published
+        new = pub is not None and pub.seq > seq and bool(pub.results)
+        return new and (source is None or pub.source.startswith(source))
+
+    pump(app, ready)
+    return app.published
+
+
+def crop(shot: np.ndarray, rect, origin) -> np.ndarray:
+    x0, y0, x1, y1 = (round(v) for v in rect)
+    ox, oy = origin
+    return shot[oy + y0 + 2 : oy + y1 - 2, ox + x0 + 2 : ox + x1 - 2, :3].astype(np.float32)
+
+
+def looks_like(region: np.ndarray, thumb) -> float:
+    """Mean absolute difference (0-255) between a screen region and a tile's picture."""
+    pic = (thumb.tile[: thumb.height, : thumb.width, :3] * 255).astype(np.uint8)
+    h, w = region.shape[:2]
+    shown = np.asarray(Image.fromarray(pic).resize((w + 4, h + 4)))[2:-2, 2:-2]
+    return float(np.abs(shown.astype(np.float32) - region).mean())
+
+
+def test_screenshot_shows_the_query_and_the_result_tiles(app, tmp_path):
+    pub = fresh(app, "random")
+    for _ in range(5):
+        app.frame()
+    out = tmp_path / "shot.png"
+    app._screenshot(out)
+    shot = np.asarray(Image.open(out).convert("RGB"))
+    assert shot.std() > 20  # not blank
+    origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
+    assert looks_like(crop(shot, app.layout.query, origin), pub.query) < 20
+    for i in range(3):
+        assert looks_like(crop(shot, app.layout.results[i], origin), pub.thumbs[i]) < 20
+    # and the tiles are different pictures, not one texture shown three times
+    assert looks_like(crop(shot, app.layout.results[0], origin), pub.thumbs[1]) > 20
+
+
+def test_clicking_a_result_makes_it_the_query(app):
+    app.perform("random")
+    pub = fresh(app, "random")
+    x0, y0, x1, y1 = app.layout.results[2]
+    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+    xdotool(app, "mousemove", str(round(ox + (x0 + x1) / 2)), str(round(oy + (y0 + y1) / 2)))
+    xdotool(app, "click", "1")
+    clicked = pub.results[2]
+    pump(app, lambda: app.published.row == clicked.row)
+    assert clicked.row not in [r.row for r in app.published.results]  # its own entry excluded
+
+
+def show_picture(path: Path, box) -> subprocess.Popen:
+    """A borderless Tk window showing ``path`` scaled to ``box`` (x, y, w, h)."""
+    x, y, w, h = box
+    code = (
+        "import sys, tkinter\nfrom PIL import Image, ImageTk\n"
+        "root = tkinter.Tk(); root.overrideredirect(True)\n"
+        f"root.geometry('{w}x{h}+{x}+{y}')\n"
+        f"img = ImageTk.PhotoImage(Image.open(sys.argv[1]).convert('RGB').resize(({w}, {h})))\n"
+        "tkinter.Label(root, image=img, borderwidth=0).pack()\n"
+        "root.after(30000, root.destroy); root.mainloop()\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code, str(path)], env=dict(os.environ))
+
+
+def test_screen_source_finds_the_picture_on_screen_at_rank_1(app, gallery):
+    root, _ = gallery
+    target = sorted(root.rglob("img00017.*"))[0]
+    proc = show_picture(target, SHOW_AT)
+    try:
+        time.sleep(1.5)  # let Tk map the window
+        app.region.set_box(SHOW_AT)
+        app.perform("screen")
+        pub = fresh(app, "screen")
+        pub = fresh(app, "screen")  # a frame grabbed after the window surely showed
+        assert pub.results[0].file == target
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_video_source_updates_the_results(app, gallery, tmp_path):
+    video = write_video(tmp_path / "clip.avi", [3, 7, 11], frames_each=12, fps=25.0)
+    app._start_source(f"video:{video}")
+    tops = set()
+    end = time.perf_counter() + 6.0
+    while time.perf_counter() < end and len(tops) < 3:
+        tops.add(fresh(app, "video").results[0].file.stem)
+    assert tops == {"img00003", "img00007", "img00011"}
+
+
+def test_switching_sources_50_times_with_the_shortcuts(app):
+    keys = [dpg.mvKey_R, dpg.mvKey_W, dpg.mvKey_V, dpg.mvKey_S, dpg.mvKey_G, dpg.mvKey_G]
+    threads_before = threading.active_count()
+    for i in range(50):
+        app.on_key(keys[i % len(keys)])
+        for _ in range(3):
+            app.frame()
+    assert not app.grab_mode  # G pressed an even number of times
+    assert threading.active_count() <= threads_before + 2  # no camera/preview threads left
+    app.on_key(dpg.mvKey_W)
+    pump(
+        app,
+        lambda: (
+            "no camera" in dpg.get_value(app.ids.message)
+            or app.published.source.startswith("webcam")
+        ),
+    )
+    app.on_key(dpg.mvKey_R)
+    app.on_key(dpg.mvKey_R)  # the first press switches to random, the second asks again
+    assert fresh(app, "random").results
+
+
+def test_help_overlay_and_result_count_keys(app):
+    app.on_key(dpg.mvKey_F1)
+    app.frame()
+    assert dpg.is_item_shown(app.ids.help)
+    app.on_key(dpg.mvKey_Escape)
+    assert not dpg.is_item_shown(app.ids.help)
+    k = app.k
+    app.on_key(dpg.mvKey_Plus)
+    assert app.k == k + 1
+    pump(app, lambda: len(app.published.results) == k + 1)
+    app.on_key(dpg.mvKey_Minus)
+    assert app.k == k
+
+
+def test_layout_follows_window_resizes(app):
+    def first_row() -> int:
+        rects = app.layout.results
+        return sum(1 for r in rects if r[1] == rects[0][1])
+
+    app.perform("random")
+    fresh(app, "random")
+    narrow = first_row()
+    dpg.set_viewport_width(1400)
+    pump(app, lambda: first_row() > narrow)
+    dpg.set_viewport_width(900)
+    pump(app, lambda: first_row() == narrow)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_1000_frames_keep_textures_and_memory_flat(app, tmp_path):
+    video = write_video(tmp_path / "soak.avi", list(range(0, 30, 3)), frames_each=3)
+    app._start_source(f"video:{video}")
+    for _ in range(100):
+        app.frame()
+    textures, rss = len(dpg.get_all_items()), rss_mb()
+    seq = app.published.seq
+    for _ in range(900):
+        app.frame()
+    assert app.published.seq > seq + 20  # results kept changing
+    assert len(dpg.get_all_items()) == textures
+    assert rss_mb() - rss < 40
+
+
+def test_ui_stays_smooth_while_a_slow_model_runs(app):
+    from rtsearch.session import SearchSession
+
+    class Slow(SearchSession):
+        def features_of(self, images):
+            time.sleep(0.3)
+            return super().features_of(images)
+
+    s = app.session
+    app.set_session(Slow(s.index, s.extractor, s.base_dir, source=s.source))
+    app.perform("screen")
+    fresh(app, "screen")
+    start, seq = len(app.frame_times), app.published.seq
+    for _ in range(60):
+        app.frame()
+    ms = np.diff(np.array(list(app.frame_times)[start - 1 :])) * 1000
+    assert app.published.seq > seq  # the slow model did answer meanwhile
+    assert np.median(ms) < 100 and ms.max() < 300  # never waited a whole 300 ms query
+    app.set_session(s)
+
+
+def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypatch):
+    from rtsearch.viewer import actions
+
+    dpg.set_value(app.ids.dims_input, 12)
+    actions.reproject(app)
+    pump(app, lambda: app.session.index.dims == 12)
+    folder = tmp_path / "new"
+    make_gallery(folder, 9, start=100)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    actions.analyze(app, folder)
+    pump(app, lambda: len(app.session.index.paths) == 9, timeout=60)
+    assert actions.analysis_output(folder).is_file()
+    app.perform("random")  # the live source stays; R now draws from the new index
+    assert fresh(app, "random").results[0].file.parent.parent == folder
+
+
+def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_path):
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+
+    saved = tmp_path / "saved.dat"
+    actions.save(app, saved)
+    pump(app, lambda: app.message == f"saved {saved}")
+    actions.load(app, saved)
+    pump(app, lambda: app.session.source == saved)
+    folder = tmp_path / "moving"
+    make_gallery(folder, 5, start=200)
+    analyze(folder, tmp_path / "m.dat", Extractor(tiny_model, threads=1), Settings(dims=16))
+    folder.rename(tmp_path / "moved")
+    actions.load(app, tmp_path / "m.dat")
+    pump(app, lambda: app.pending_load == tmp_path / "m.dat")
+    assert dpg.is_item_shown(app.ids.base_dialog) and "is gone" in app.message
+    dpg.hide_item(app.ids.base_dialog)
+    actions.open_session(app, app.pending_load, tmp_path / "moved")  # what the dialog calls
+    pump(app, lambda: len(app.session.index.paths) == 5)
+
+
+def xdotool(app, *args: str) -> None:
+    """Drive the real mouse on the virtual display, rendering frames meanwhile."""
+    import shutil
+
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool is not installed")
+    proc = subprocess.Popen(["xdotool", *args])
+    pump(app, lambda: proc.poll() is not None, timeout=10)
+    for _ in range(5):
+        app.frame()
+
+
+def test_grab_window_mode_drags_the_region_with_the_mouse(app):
+    app.region.set_box((200, 200, 400, 300))
+    app.perform("grab_mode")
+    for _ in range(5):
+        app.frame()
+    p = ui_preview(app)
+    x0, y0, x1, y1 = app.region.preview_rect(p)
+    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+    cx, cy = round(ox + (x0 + x1) / 2), round(oy + (y0 + y1) / 2)
+    xdotool(app, "mousemove", str(cx), str(cy))
+    xdotool(app, "mousedown", "1")
+    for step in range(1, 6):
+        xdotool(app, "mousemove", str(cx + 12 * step), str(cy + 8 * step))
+    xdotool(app, "mouseup", "1")
+    x, y, w, h = app.region.box
+    assert (w, h) == (400, 300)
+    assert (
+        abs(x - (200 + 60 / p.scale)) <= 3 / p.scale
+        and abs(y - (200 + 40 / p.scale)) <= 3 / p.scale
+    )
+    app.perform("screen")  # G or S leaves the mode and uses the region
+    assert not app.grab_mode
+    assert fresh(app, "screen").query.width > 0
+
+
+def ui_preview(app):
+    from rtsearch.viewer import ui
+
+    return ui.grab_preview(app)
+
+
+def test_real_key_presses_reach_the_shortcuts(app):
+    app.perform("escape")
+    seq = app.published.seq
+    xdotool(app, "key", "r")
+    xdotool(app, "key", "r")
+    pump(app, lambda: app.published.seq > seq and app.published.source == "random")
+    xdotool(app, "key", "F1")
+    assert dpg.is_item_shown(app.ids.help)
+    xdotool(app, "key", "Escape")
+    assert not dpg.is_item_shown(app.ids.help)
+
+
+def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp_path):
+    """`rtsearch view INDEX --watch`: images added to and deleted from the folder reach the
+    index file and the viewer's results while it runs."""
+    from rtsearch import store
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "watched"
+    make_gallery(folder, 6, start=300)
+    index = tmp_path / "watched.dat"
+    analyze(folder, index, Extractor(tiny_model, threads=1), Settings(dims=16))
+    actions.open_session(app, index, folder)
+    pump(app, lambda: app.session.source == index)
+    actions.watch(app)
+    try:
+        added = make_gallery(folder, 3, start=400)
+        pump(app, lambda: len(app.session.index.paths) == 9, timeout=60)
+        assert "3 added" in app.message
+        added[0].unlink()
+        pump(app, lambda: len(app.session.index.paths) == 8, timeout=60)
+        assert store.load(index).count == 8  # the file on disk follows too
+        app.perform("random")
+        assert fresh(app, "random").results[0].file.is_file()
+    finally:
+        for task in app.tasks:
+            task.cancel.set()
+        pump(app, lambda: not any(t.name == "watch" for t in app.tasks))

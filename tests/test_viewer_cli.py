@@ -1,0 +1,76 @@
+"""`rtsearch view` as a user runs it headless: real default model, screenshot, frame stats."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from fakes import make_gallery
+from PIL import Image
+from test_sources import write_video
+
+pytestmark = pytest.mark.gui
+pyvirtualdisplay = pytest.importorskip("pyvirtualdisplay")
+
+
+@pytest.fixture(scope="module")
+def display():
+    with pyvirtualdisplay.Display(size=(1440, 900), color_depth=24) as disp:
+        yield disp
+
+
+def view(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "rtsearch", "view", *args]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ)
+    )
+
+
+def test_headless_screenshot_with_the_default_model(display, default_model, tmp_path):
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    root = tmp_path / "images"
+    make_gallery(root, 12)
+    index = tmp_path / "demo.dat"
+    analyze(root, index, Extractor(default_model), Settings(dims=64))
+    video = write_video(tmp_path / "clip.avi", [2, 5], frames_each=10)
+    shot, stats = tmp_path / "shot.png", tmp_path / "frames.json"
+    done = view("--index", str(index), "--source", f"video:{video}", "-k", "6",
+                "--screenshot", str(shot), "--quit-after-frames", "40",
+                "--frame-stats", str(stats))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape == (860, 1280, 3) and pixels.std() > 20
+    figures = json.loads(stats.read_text())
+    assert figures["frames"] >= 40 and figures["queries"] >= 1
+    assert figures["p50_ms"] > 0 and figures["p99_ms"] >= figures["p50_ms"]
+
+
+def test_a_missing_index_is_one_line(display, tmp_path):
+    done = view("--index", str(tmp_path / "nope.dat"), "--quit-after-frames", "1")
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nope.dat" in lines[0]
+
+
+def test_no_index_opens_an_empty_viewer_that_says_what_to_do(display, tmp_path):
+    shot = tmp_path / "empty.png"
+    done = view("--screenshot", str(shot), "--quit-after-frames", "5", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert np.asarray(Image.open(shot).convert("RGB")).std() > 5  # buttons and status drawn
+
+
+def test_no_display_and_bad_arguments_are_one_line_errors():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    cmd = [sys.executable, "-m", "rtsearch", "view"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode != 0 and "xvfb-run" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # not a GLFW assertion and abort
+    for bad in (["--source", "screen:1,2,0,4"], ["--source", "tv"], ["-k", "500"]):
+        done = subprocess.run(cmd + bad, capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 2 and "error" in done.stderr.strip().splitlines()[-1]
