@@ -1,0 +1,276 @@
+"""`rtsearch bench`: measure every stage in one run, side by side, as ratios to the model.
+
+Stages: (1) model-only throughput per model file, (2) analyze on generated 640x480 and
+4000x3000 JPEG folders, (3) the live query loop per source, (4) UI frame time (from the
+viewer), (5) kNN per method at 145k and 1M x 100, (6) `.dat` load time and peak RSS at 145k.
+``--quick`` shrinks every sample (not the stage list) so a test can run it in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rtsearch.errors import RtsearchError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sample sizes: the full run must stay under 10 minutes on 2 shared cores."""
+
+    batches: tuple[int, ...]
+    model_budget_s: float
+    small_jpegs: int
+    large_jpegs: int
+    live_seconds: float
+    ui_frames: int
+    knn_sizes: tuple[int, int]
+    knn_budget_s: float
+    tree_budget_s: float
+    store_entries: int
+
+
+FULL = Plan((1, 4, 8, 16, 32), 1.5, 200, 40, 5.0, 300, (145_000, 1_000_000), 1.5, 2.0, 145_000)
+QUICK = Plan((1, 8), 0.2, 24, 3, 0.5, 30, (14_500, 100_000), 0.2, 0.2, 14_500)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model for the analyze and live stages (default: the default model); "
+        "stage 1 measures every model file present",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny samples (seconds; figures are rough)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="also write the JSON object to this file"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = QUICK if args.quick else FULL
+    log = _logger(args.json)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="rtsearch-bench-") as tmp:
+        result = measure(plan, args.model, Path(tmp), log)
+    result["seconds"] = round(time.monotonic() - start, 1)
+    result["quick"] = bool(args.quick)
+    result["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)
+    text = json.dumps(result, indent=None if args.json else 2)
+    if args.out:
+        from rtsearch.store import atomic_path
+
+        with atomic_path(args.out) as tmp_out:
+            tmp_out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(text)
+    else:
+        print_summary(result)
+    return 0
+
+
+def _logger(quiet: bool):
+    import sys
+
+    def log(message: str) -> None:
+        # Progress goes to stderr so `--json` keeps stdout one clean object.
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    return log if not quiet else (lambda message: None)
+
+
+def measure(plan: Plan, model: str | None, work: Path, log) -> dict:
+    from rtsearch.perf import machine
+
+    result: dict = {"machine": machine.describe()}
+    stage_model = _bench_models(plan, model, result, log)
+    _bench_pipeline(plan, stage_model, work, result, log)
+    _bench_knn(plan, result, log)
+    _bench_store(plan, work, result, log)
+    return result
+
+
+def _bench_models(plan: Plan, model: str | None, result: dict, log) -> Path:
+    from rtsearch.models import available_models, resolve_model
+    from rtsearch.perf.images import picture
+    from rtsearch.perf.model import bench_models
+
+    chosen = resolve_model(model)
+    paths = available_models()
+    if chosen.resolve() not in {p.resolve() for p in paths}:
+        paths.append(chosen)
+    log(f"stage 1: model throughput ({', '.join(p.name for p in paths)})")
+    images = [picture(480, 640, seed=s) for s in range(16)]
+    models = bench_models(paths, images, plan.batches, plan.model_budget_s)
+    result["models"] = models
+    row = models[chosen.name]
+    result["model"] = chosen.name
+    result["provider"] = row["provider"]
+    result["model_b1_ips"] = row["b1_ips"]
+    result["model_best_ips"] = row["best_ips"]
+    result["model_best_batch"] = row["best_batch"]
+    result["int8"] = {
+        name: {
+            k: r[k]
+            for k in (
+                "fp32_file",
+                "cosine_mean",
+                "cosine_min",
+                "speedup_b1",
+                "speedup_best",
+                "default_eligible",
+            )
+        }
+        for name, r in models.items()
+        if "fp32_file" in r
+    }
+    return chosen
+
+
+def _bench_pipeline(plan: Plan, model_path: Path, work: Path, result: dict, log) -> None:
+    from rtsearch.extractor import Extractor
+    from rtsearch.perf.analyze import bench_folder
+    from rtsearch.perf.images import write_jpegs, write_video
+    from rtsearch.perf.live import bench_live
+    from rtsearch.perf.ui import bench_ui
+    from rtsearch.session import SearchSession
+
+    extractor = Extractor(model_path)
+    best_batch = result["model_best_batch"]
+    small, large = work / "small", work / "large"
+    log(f"stage 2: analyze ({plan.small_jpegs} x 640x480, {plan.large_jpegs} x 4000x3000)")
+    write_jpegs(small, plan.small_jpegs, (480, 640))
+    write_jpegs(large, plan.large_jpegs, (3000, 4000), seed=10_000)
+    result["analyze"] = {
+        "small": bench_folder(small, work, extractor, best_batch, plan.model_budget_s),
+        "large": bench_folder(large, work, extractor, best_batch, plan.model_budget_s),
+    }
+    result["analyze_small_ratio"] = result["analyze"]["small"]["ratio"]
+    result["analyze_large_ratio"] = result["analyze"]["large"]["ratio"]
+    index = work / "small.dat"
+    video = write_video(work / "clip.avi", 120)
+    log("stage 3: live query loop (screen, video)")
+    session = SearchSession(_load(index), extractor, small, source=index)
+    live = bench_live(session, video, plan.live_seconds)
+    result["live"] = live
+    result.update(_live_summary(live))
+    log("stage 4: UI frame time")
+    result["ui"] = bench_ui(index, model_path, video, work, plan.ui_frames, timeout_s=120)
+    result["ui_p50_ms"] = result["ui"]["p50_ms"]
+    result["ui_p99_ms"] = result["ui"]["p99_ms"]
+
+
+def _live_summary(live: dict) -> dict:
+    """The contract's live figures: the screen source (the app's main use; video if the
+    screen failed) and the faster of the two loop shapes, the one a viewer should run."""
+    main = live["screen"] if "qps" in live.get("screen", {}) else live.get("video", {})
+    shapes = {"sequential": main, "overlapped": main.get("pipelined", {})}
+    shape = max(shapes, key=lambda k: shapes[k].get("qps") or 0.0)
+    return {
+        "live_loop": shape,
+        "live_ratio": shapes[shape].get("ratio"),
+        "live_qps": shapes[shape].get("qps"),
+        "latency_ms": shapes[shape].get("latency_p50_ms"),
+    }
+
+
+def _load(index: Path):
+    from rtsearch import bigstore
+
+    return bigstore.load(index)
+
+
+def _bench_knn(plan: Plan, result: dict, log) -> None:
+    from rtsearch.perf.knn import bench_size
+
+    small_n, big_n = plan.knn_sizes
+    log(f"stage 5: kNN at {small_n} and {big_n} x 100")
+    small = bench_size(small_n, plan.knn_budget_s, True, plan.tree_budget_s)
+    big = bench_size(big_n, plan.knn_budget_s, True, plan.tree_budget_s)
+    result["knn"] = {"small": small, "large": big}
+    result["knn_145k_ms"] = small["chosen_ms"]
+    result["knn_1m_ms"] = big["chosen_ms"]
+    result["knn_145k_exact_ms"] = small["brute_ms"]
+    result["knn_1m_exact_ms"] = big["brute_ms"]
+    result["knn_145k_method"] = small["auto_method"]
+    result["knn_1m_method"] = big["auto_method"]
+
+
+def _bench_store(plan: Plan, work: Path, result: dict, log) -> None:
+    from rtsearch.perf.storeload import bench_store
+
+    log(f"stage 6: .dat load ({plan.store_entries} entries)")
+    try:
+        figures = bench_store(work, plan.store_entries)
+    except OSError as exc:
+        raise RtsearchError(f"{work}: cannot write the benchmark index ({exc.strerror})") from None
+    result["store"] = figures
+    result["load_145k_s"] = figures["no_features"]["load_s"]
+    result["rss_145k_mb"] = figures["no_features"]["rss_mb"]
+    result["load_145k_features_s"] = figures["with_features"]["load_s"]
+    result["rss_145k_features_mb"] = figures["with_features"]["rss_mb"]
+
+
+def _fmt(value: object, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value}{unit}"
+
+
+def print_summary(r: dict) -> None:
+    m = r["machine"]
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"load {m['load_avg_start']} -> {m['load_avg_end']}; provider {r['provider']}"
+    )
+    print("1. model-only images/s (batch 1 / best batch):")
+    for name, row in r["models"].items():
+        extra = ""
+        if "cosine_mean" in row:
+            extra = (
+                f"  cosine vs {row['fp32_file']} {row['cosine_mean']} (min "
+                f"{row['cosine_min']}), {row['speedup_best']}x faster"
+            )
+        print(f"   {name}: {row['b1_ips']} / {row['best_ips']} (batch {row['best_batch']}){extra}")
+    for size, row in r["analyze"].items():
+        print(
+            f"2. analyze {size}: {row['ips']} images/s = {row['ratio']} x model best; "
+            f"decode alone {row['decode_ips']} images/s"
+        )
+    for source, row in r["live"].items():
+        if "error" in row:
+            print(f"3. live {source}: {row['error']}")
+            continue
+        stages = ", ".join(f"{k} {v}" for k, v in row["stages_ms"].items())
+        pipe = row["pipelined"]
+        print(
+            f"3. live {source}: sequential {row['qps']} queries/s = {row['ratio']} x batch-1 "
+            f"rate, latency p50 {row['latency_p50_ms']} ms; stages ms: {stages}\n"
+            f"   overlapped capture: {pipe['qps']} queries/s = {pipe['ratio']} x batch-1 rate, "
+            f"latency p50/p99 {pipe['latency_p50_ms']}/{pipe['latency_p99_ms']} ms "
+            f"= {pipe['latency_vs_inference']} x one inference"
+        )
+    ui = r["ui"]
+    print(
+        f"4. UI frame ms p50/p99: {_fmt(ui['p50_ms'])} / {_fmt(ui['p99_ms'])}"
+        + (f" ({ui['note']})" if ui.get("note") else "")
+    )
+    for row in r["knn"].values():
+        ann = f", ann {_fmt(row.get('ann_ms'))} (recall@20 {row.get('ann_recall_at_20')})"
+        print(
+            f"5. kNN {row['rows']} x {row['dims']}: brute {row['brute_ms']} ms, "
+            f"kdtree {row['kdtree_ms']} ms{ann}; auto picks {row['auto_method']}"
+        )
+    s = r["store"]
+    for tag in ("no_features", "with_features"):
+        print(
+            f"6. .dat {s['entries']} entries {tag}: load {s[tag]['load_s']} s, "
+            f"peak RSS {s[tag]['rss_mb']} MiB ({s[tag]['file_mb']} MiB file)"
+        )
+    print(f"total {r['seconds']} s" + (" (quick: figures rough)" if r["quick"] else ""))

@@ -1,0 +1,1 @@
+"""Measurements behind `rtsearch bench`: one module per stage, each returning plain dicts."""

@@ -1,0 +1,79 @@
+"""Stage 1: model-only throughput at batch 1 and the best batch, per model file.
+
+Input is one preprocessed random batch, so only ``session.run`` is timed; int8 files are
+also compared with their fp32 sibling (same weights identity) on real-looking images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rtsearch.extractor import Extractor
+from rtsearch.perf.timing import per_call_ms
+
+BATCHES = (1, 4, 8, 16, 32)
+
+
+def throughput(extractor: Extractor, batches: tuple[int, ...], budget_s: float) -> dict:
+    """Images/s per batch size for one loaded model."""
+    h, w = extractor.info.input_size
+    rng = np.random.default_rng(0)
+    rates: dict[str, float] = {}
+    for b in batches:
+        x = rng.standard_normal((b, 3, h, w)).astype(np.float32)
+        ms = per_call_ms(lambda x=x: extractor.run(x), budget_s=budget_s)
+        rates[str(b)] = round(b * 1000.0 / ms, 2)
+    best = max(rates, key=lambda k: rates[k])
+    first = rates[str(batches[0])]
+    return {
+        "b1_ips": first,  # batches[0] is 1 in the benchmark's plans
+        "b1_ms": round(1000.0 / first, 2),
+        "best_ips": rates[best],
+        "best_batch": int(best),
+        "by_batch": rates,
+    }
+
+
+def int8_agreement(int8: Extractor, fp32: Extractor, images: list[np.ndarray]) -> dict:
+    """Mean and minimum feature cosine of the int8 model against its fp32 original."""
+    a, b = int8(images), fp32(images)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+    return {"cosine_mean": round(float(cos.mean()), 4), "cosine_min": round(float(cos.min()), 4)}
+
+
+def bench_models(
+    paths: list[Path], images: list[np.ndarray], batches: tuple[int, ...], budget_s: float
+) -> dict[str, dict]:
+    """Figures for every model file, keyed by file name; int8 files get cosine + speed-up."""
+    out: dict[str, dict] = {}
+    loaded: dict[str, Extractor] = {}
+    for path in paths:
+        ext = Extractor(path)
+        loaded[path.name] = ext
+        out[path.name] = {
+            "name": ext.info.name,
+            "variant": ext.info.variant,
+            "provider": ext.provider,
+            **throughput(ext, batches, budget_s),
+        }
+    for name, ext in loaded.items():
+        if ext.info.variant != "int8":
+            continue
+        twin = next(
+            (n for n, e in loaded.items() if e.info.variant != "int8" and _same(e, ext)), None
+        )
+        if twin is None:
+            continue
+        row = out[name]
+        row.update(int8_agreement(ext, loaded[twin], images))
+        row["fp32_file"] = twin
+        row["speedup_b1"] = round(row["b1_ips"] / out[twin]["b1_ips"], 2)
+        row["speedup_best"] = round(row["best_ips"] / out[twin]["best_ips"], 2)
+        row["default_eligible"] = row["cosine_mean"] >= 0.99 and row["speedup_best"] > 1.0
+    return out
+
+
+def _same(a: Extractor, b: Extractor) -> bool:
+    return a.info.identity == b.info.identity

@@ -1,0 +1,116 @@
+"""`rtsearch bench --json --quick` end to end: every contract key, with sane types.
+
+No timing assertions: the machine is shared; the figures are checked for shape and sense.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+CONTRACT = {
+    "model_b1_ips": float,
+    "model_best_ips": float,
+    "analyze_small_ratio": float,
+    "analyze_large_ratio": float,
+    "live_ratio": float,
+    "latency_ms": float,
+    "knn_145k_ms": float,
+    "knn_1m_ms": float,
+    "load_145k_s": float,
+    "rss_145k_mb": float,
+    "model": str,
+    "provider": str,
+}
+
+
+@pytest.fixture(scope="module")
+def quick_result(default_model) -> dict:
+    cmd = [sys.executable, "-m", "rtsearch", "bench", "--json", "--quick"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, "--json must print exactly one JSON object"
+    return json.loads(lines[0])
+
+
+def test_json_has_every_contract_key(quick_result) -> None:
+    for key, kind in CONTRACT.items():
+        assert key in quick_result, key
+        value = quick_result[key]
+        assert isinstance(value, kind) or (kind is float and isinstance(value, int)), key
+        if kind is float:
+            assert value > 0, key
+    # ui_p99_ms is part of the contract; null only with a reason.
+    assert "ui_p99_ms" in quick_result
+    if quick_result["ui_p99_ms"] is None:
+        assert quick_result["ui"]["note"]
+    else:
+        assert quick_result["ui_p99_ms"] >= quick_result["ui_p50_ms"] > 0
+
+
+def test_figures_are_consistent(quick_result) -> None:
+    r = quick_result
+    assert r["quick"] is True
+    assert r["model"] in r["models"]
+    assert r["model_best_ips"] >= r["model_b1_ips"]
+    for row in r["models"].values():
+        assert row["best_ips"] == max(row["by_batch"].values())
+    for name, row in r["int8"].items():
+        assert -1.0 <= row["cosine_min"] <= row["cosine_mean"] <= 1.0, name
+    for size in ("small", "large"):
+        assert r["analyze"][size]["images"] > 0 and r["analyze"][size]["skipped"] == 0
+    video = r["live"]["video"]
+    assert set(video["stages_ms"]) == {
+        "grab",
+        "preprocess",
+        "inference",
+        "projection",
+        "knn",
+        "thumbnails",
+    }
+    assert video["latency_p99_ms"] >= video["latency_p50_ms"] > 0
+    knn = r["knn"]["small"]
+    assert knn["auto_method"] in ("brute", "kdtree", "ann")
+    assert r["knn_145k_ms"] == knn[f"{knn['auto_method']}_ms"]
+    store = r["store"]
+    assert store["with_features"]["file_mb"] > store["no_features"]["file_mb"]
+    assert store["with_features"]["rss_mb"] > 0
+
+
+def test_human_summary_names_every_stage(quick_result, capsys) -> None:
+    from rtsearch.bench import print_summary
+
+    print_summary(quick_result)
+    text = capsys.readouterr().out
+    for stage in ("1.", "2. analyze small", "2. analyze large", "3. live", "4. UI", "5. kNN"):
+        assert stage in text
+    assert text.count("6. .dat") == 2
+
+
+@pytest.mark.parametrize("n", [1, 7, 300, 1000])
+def test_blocked_brute_force_scan_is_exact(monkeypatch, n) -> None:
+    """The tuned scan (blocks + running threshold) returns exactly the k nearest rows,
+    across block boundaries and with duplicate rows (ties)."""
+    import numpy as np
+
+    from rtsearch import search
+
+    monkeypatch.setattr(search, "SCAN_BLOCK", 64)  # many blocks on a small index
+    rng = np.random.default_rng(n)
+    vectors = rng.standard_normal((n, 12)).astype(np.float32)
+    vectors[n // 2 :: 5] = vectors[0]  # exact duplicates of row 0, spread over blocks
+    searcher = search.Searcher(vectors, "brute")
+    for q in (vectors[0], rng.standard_normal(12).astype(np.float32)):
+        dist = np.sqrt(((vectors.astype(np.float64) - q) ** 2).sum(1))
+        for k in (1, 20, n + 3):
+            hits = searcher.query(q, k)
+            want = np.sort(dist)[: min(k, n)]
+            # The rows found are the true nearest (ties may swap equal rows) ...
+            np.testing.assert_allclose(dist[hits.indices], want, atol=1e-4)
+            # ... and the reported distances are right up to float32 cancellation near 0.
+            np.testing.assert_allclose(hits.distances**2, want**2, atol=1e-5)
+            assert len(set(hits.indices.tolist())) == len(hits.indices)
