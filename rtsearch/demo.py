@@ -1,0 +1,147 @@
+"""`rtsearch demo`: fetch a gallery of real images once, index it once, open the viewer on it.
+
+The index keeps its full features (``--keep-features``) so the viewer can change
+dimensionality; it lives in the user data directory and is reused on later runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import sys
+import time
+from pathlib import Path
+
+import platformdirs
+
+from rtsearch import gallery, store
+from rtsearch.errors import RtsearchError
+from rtsearch.models import DEFAULT_MODEL
+
+VIEWER_THREADS = 1  # the GUI shares the cores: one inference thread keeps frames smooth
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gallery",
+        type=Path,
+        default=None,
+        help="use this folder of images instead of fetching the demo gallery",
+    )
+    p.add_argument(
+        "--gallery-dir",
+        type=Path,
+        default=None,
+        help="where the fetched gallery goes (None: the user data folder)",
+    )
+    p.add_argument("--refetch", action="store_true", help="fetch the gallery again")
+    p.add_argument("--rebuild", action="store_true", help="analyze the gallery again")
+    p.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        help="demo index file (None: one per gallery and model in the user data folder)",
+    )
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model name or .onnx path")
+    p.add_argument("--threads", type=int, default=0, help="inference threads for the analysis")
+    p.add_argument("--no-view", action="store_true", help="build the index, do not open the viewer")
+    p.add_argument("--screenshot", type=Path, default=None, help="viewer: write a screenshot")
+    p.add_argument(
+        "--quit-after-frames", type=int, default=None, help="viewer: quit after N frames"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    root = resolve_gallery(args)
+    index_path = args.index or default_index_path(root, args.model)
+    build_index(root, index_path, args.model, rebuild=args.rebuild, threads=args.threads)
+    if args.no_view:
+        return 0
+    return open_viewer(index_path, root, args)
+
+
+def resolve_gallery(args: argparse.Namespace) -> Path:
+    if args.gallery is not None:
+        if not args.gallery.is_dir():
+            raise RtsearchError(f"{args.gallery}: not a directory")
+        print(f"demo gallery: {args.gallery} (given)")
+        return args.gallery
+    found = gallery.ensure_gallery(args.gallery_dir, refetch=args.refetch, log=_say)
+    print(f"demo gallery: {found.describe()}")
+    return found.root
+
+
+def default_index_path(root: Path, model: str) -> Path:
+    """One index per (gallery folder, model), so switching either never mixes them."""
+    key = hashlib.sha256(f"{root.resolve()}\0{model}".encode()).hexdigest()[:12]
+    name = Path(model).stem if model.endswith(".onnx") else model
+    return Path(platformdirs.user_data_dir("rtsearch")) / "demo" / f"{name}-{key}.dat"
+
+
+def build_index(root: Path, index_path: Path, model: str, *, rebuild: bool, threads: int) -> None:
+    """Analyze ``root`` into ``index_path`` unless a valid index of it is already there."""
+    if not rebuild and _usable(index_path):
+        print(f"demo index: {index_path} (reused; --rebuild to analyze again)")
+        return
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.cli import ProgressBar, print_line
+    from rtsearch.extractor import Extractor
+    from rtsearch.models import resolve_model
+
+    if rebuild and index_path.exists():
+        index_path.unlink()  # else analyze would reuse the unchanged rows
+    extractor = Extractor(resolve_model(model), threads=threads)
+    bar = ProgressBar()
+    start = time.monotonic()
+    report = analyze(
+        root,
+        index_path,
+        extractor,
+        Settings(keep_features=True),
+        progress=bar,
+        warn=lambda m: print_line(f"warning: {m}", bar),
+    )
+    bar.close()
+    assert report.index is not None
+    print(
+        f"demo index: {index_path} ({report.index.count} images, {extractor.info.name}, "
+        f"{report.index.dims} dims, built in {time.monotonic() - start:.1f} s)"
+    )
+
+
+def _usable(index_path: Path) -> bool:
+    if not index_path.is_file():
+        return False
+    try:
+        store.load(index_path)
+    except RtsearchError as exc:
+        _say(f"demo index: {exc}; rebuilding")
+        return False
+    return True
+
+
+def open_viewer(index_path: Path, root: Path, args: argparse.Namespace) -> int:
+    try:
+        from rtsearch.viewer.app import run_viewer
+    except ImportError as exc:
+        raise RtsearchError(
+            f"the viewer cannot start ({exc}); the demo index is ready at {index_path}"
+        ) from None
+    from rtsearch.session import SearchSession
+
+    session = SearchSession.open(
+        index_path, base_dir=root, model=args.model, threads=VIEWER_THREADS
+    )
+    wanted = {"screenshot": args.screenshot, "quit_after_frames": args.quit_after_frames}
+    accepted = inspect.signature(run_viewer).parameters
+    kwargs = {k: v for k, v in wanted.items() if k in accepted and v is not None}
+    ignored = [k for k, v in wanted.items() if v is not None and k not in kwargs]
+    if ignored:
+        _say(f"demo: this viewer does not take {', '.join(ignored)}; ignored")
+    result = run_viewer(session, **kwargs)
+    return result if isinstance(result, int) else 0
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,378 @@
+"""`rtsearch eval DIR`: how well each projection and dimensionality retrieves, on your images.
+
+DIR's first-level sub-folders are the labels (images directly in DIR are indexed but never
+queried for class metrics). Features are extracted once; every (projection, dims) pair is
+then fitted on them, as `analyze` would, and measured side by side:
+
+- p_at_10, map_at_100: each labelled image queries all the others (leave-one-out);
+- copy_recall_at_1/10: generated copies (rtsearch.copies) of a sample query the originals;
+- agreement_at_20: overlap of the top 20 with the top 20 of exact search on the full,
+  L2-normalised features (the ``full`` row, so ``none`` with L2 scores 1.0);
+- query_ms: projecting one vector and searching it with the index's own Searcher.
+
+Optional variants, measured as extra rows: re-ranking the top candidates with the full
+features (``--rerank K``) and average query expansion (``--qe N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from rtsearch import copies
+from rtsearch import projection as proj
+from rtsearch.analyze import Settings
+from rtsearch.decode import load_rgb
+from rtsearch.errors import RtsearchError
+from rtsearch.extractor import Extractor
+from rtsearch.rerank import rerank as rerank_rows
+from rtsearch.scan import scan
+from rtsearch.search import Searcher
+
+Vectors = npt.NDArray[np.float32]
+Ranked = npt.NDArray[np.int64]  # (queries, k) row numbers, nearest first
+PROJECTION_ALIASES = {"rp": "random", "random": "random", "pca": "pca"}
+PROJECTION_ALIASES |= {"pca-whiten": "pca-whiten", "none": "none"}
+METRIC_KEYS = ("p_at_10", "map_at_100", "copy_recall_at_1", "copy_recall_at_10")
+METRIC_KEYS += ("agreement_at_20", "query_ms")
+DEPTH = 100  # ranks kept per query: mAP@100 needs them all
+TIMED_QUERIES = 200
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class Config:
+    projection: str  # as in rtsearch.projection.KINDS
+    dims: int
+    l2: bool = True
+    rerank: int = 0  # re-rank this many candidates with the full features (0: off)
+    qe: int = 0  # average query expansion over this many neighbours (0: off)
+
+
+@dataclass
+class Data:
+    """Everything measured once: features of the folder and of the generated copies."""
+
+    features: Vectors  # (N, D) as extracted
+    labels: npt.NDArray[np.int64]  # (N,) label number, -1 for unlabelled
+    label_names: list[str]
+    copy_features: Vectors  # (C, D)
+    copy_of: npt.NDArray[np.int64]  # (C,) row each copy was made from
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("directory", type=Path, help="folder whose first-level sub-folders are labels")
+    p.add_argument("--model", default="efficientnet-lite0", help="model name or .onnx path")
+    p.add_argument("--dims", type=int_list, default="16,32,64,100,256", help="dims to try")
+    p.add_argument(
+        "--projection",
+        type=kind_list,
+        default="rp,pca,pca-whiten,none",
+        help="projections to try: rp (random), pca, pca-whiten, none",
+    )
+    p.add_argument(
+        "--l2", choices=("on", "off", "both"), default="on", help="L2-normalise features first"
+    )
+    p.add_argument("--copies", type=int, default=200, help="images to make a copy of")
+    p.add_argument("--rerank", type=int, default=0, help="also measure re-ranking top K (0: no)")
+    p.add_argument("--qe", type=int, default=0, help="also measure query expansion over N (0: no)")
+    p.add_argument("--seed", type=int, default=0, help="seed for copies and random projections")
+    p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 16,32,64, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def kind_list(text: str) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [n for n in names if n not in PROJECTION_ALIASES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown projection {', '.join(bad) if bad else repr(text)} "
+            "(choose from rp, pca, pca-whiten, none)"
+        )
+    return [PROJECTION_ALIASES[n] for n in names]
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtsearch.models import resolve_model
+
+    extractor = Extractor(resolve_model(args.model), threads=args.threads)
+    log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
+    data = load_data(args.directory, extractor, n_copies=args.copies, seed=args.seed, log=log)
+    l2s = {"on": [True], "off": [False], "both": [True, False]}[args.l2]
+    configs = plan(args.projection, args.dims, l2s, data.features.shape[1], args.rerank, args.qe)
+    result = evaluate(data, configs, seed=args.seed)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_table(result, args.directory, extractor.info.name, data))
+    return 0
+
+
+# ---------------------------------------------------------------- data
+
+
+def load_data(folder: Path, extractor: Extractor, *, n_copies: int, seed: int, log=print) -> Data:
+    """Decode and extract in batches (a few thousand images never sit in memory at once);
+    the images picked for copying are copied as they pass."""
+    if not Path(folder).is_dir():
+        raise RtsearchError(f"{folder}: not a directory")
+    paths = scan(Path(folder), warn=lambda m: log(f"warning: {m}")).paths
+    names = sorted({p.split("/")[0] for p in paths if "/" in p})
+    if len(names) < 2:
+        raise RtsearchError(f"{folder}: needs at least 2 sub-folders of images (the labels)")
+    log(f"{folder}: {len(paths)} images, {len(names)} labels; extracting features")
+    rng = np.random.default_rng(seed)
+    picked = set(rng.choice(len(paths), size=min(n_copies, len(paths)), replace=False).tolist())
+    kept: list[str] = []
+    feats, made, copy_of = [], [], []
+    for start in range(0, len(paths), BATCH):
+        batch = []
+        for i in range(start, min(start + BATCH, len(paths))):
+            try:
+                image = load_rgb(Path(folder) / paths[i], min_size=extractor.info.input_size)
+            except RtsearchError as exc:
+                log(f"warning: {exc}")
+                continue
+            if i in picked:
+                made.append(copies.make_copy(image, rng))
+                copy_of.append(len(kept))
+            batch.append(image)
+            kept.append(paths[i])
+        if batch:
+            feats.append(extractor(batch))
+    lookup = {n: i for i, n in enumerate(names)}
+    labels = [lookup[p.split("/")[0]] if "/" in p else -1 for p in kept]
+    return Data(
+        features=_stack(feats, extractor.info.dims),
+        labels=np.array(labels, dtype=np.int64),
+        label_names=names,
+        copy_features=extract(extractor, made),
+        copy_of=np.array(copy_of, dtype=np.int64),
+    )
+
+
+def _stack(parts: list, dims: int) -> Vectors:
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dims), np.float32)
+
+
+def extract(extractor: Extractor, images: list) -> Vectors:
+    parts = [extractor(images[i : i + BATCH]) for i in range(0, len(images), BATCH)]
+    return _stack(parts, extractor.info.dims)
+
+
+def plan(
+    kinds: list[str], dims: list[int], l2s: list[bool], feature_dims: int, rerank: int, qe: int
+) -> list[Config]:
+    """Every requested combination; dims the features cannot give are left out."""
+    configs = []
+    for l2 in l2s:
+        for kind in kinds:
+            wanted = [feature_dims] if kind == "none" else [d for d in dims if d <= feature_dims]
+            for d in wanted:
+                configs.append(Config(kind, proj.check_dims(d, feature_dims), l2))
+                if rerank:
+                    configs.append(Config(kind, d, l2, rerank=rerank))
+                if qe:
+                    configs.append(Config(kind, d, l2, qe=qe))
+    return configs
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def evaluate(data: Data, configs: list[Config], *, seed: int = 0) -> dict:
+    """The `--json` object: rows, default (analyze's settings), full (exact, unreduced)."""
+    d = data.features.shape[1]
+    full_cfg = Config("none", d, True)
+    full_space = _spaces(data, full_cfg, seed)[0]
+    reference = rank(full_space, full_space, DEPTH, exclude_self=True)
+    measure = _Measurer(data, reference, seed)
+    rows = [measure(c) for c in configs]
+    s = Settings()
+    default_cfg = Config(s.projection, min(s.dims, d), s.l2_normalize)
+    return {
+        "rows": rows,
+        "default": measure(default_cfg),
+        "full": measure(full_cfg),
+        "images": len(data.labels),
+        "labels": data.label_names,
+        "copies": len(data.copy_of),
+    }
+
+
+class _Measurer:
+    def __init__(self, data: Data, reference: Ranked, seed: int) -> None:
+        self.data, self.reference, self.seed = data, reference, seed
+        self.full = proj.l2_normalize(data.features)
+        self.cache: dict[Config, dict] = {}
+
+    def __call__(self, cfg: Config) -> dict:
+        if cfg not in self.cache:
+            self.cache[cfg] = self._measure(cfg)
+        return self.cache[cfg]
+
+    def _measure(self, cfg: Config) -> dict:
+        base, copies_q, project = _spaces(self.data, cfg, self.seed)
+        ranker = self._ranker(cfg, base)
+        loo = ranker(base, True)
+        labels = self.data.labels
+        copy_ranked = ranker(copies_q, False)
+        row = {"projection": cfg.projection, "dims": cfg.dims, "l2": cfg.l2}
+        row |= {"rerank": cfg.rerank, "qe": cfg.qe}
+        row["p_at_10"] = precision_at(loo, labels, 10)
+        row["map_at_100"] = map_at(loo, labels, DEPTH)
+        row["copy_recall_at_1"] = recall_at(copy_ranked, self.data.copy_of, 1)
+        row["copy_recall_at_10"] = recall_at(copy_ranked, self.data.copy_of, 10)
+        row["agreement_at_20"] = agreement_at(loo, self.reference, 20)
+        row["query_ms"] = self._time(cfg, base, project)
+        return row
+
+    def _ranker(self, cfg: Config, base: Vectors) -> Callable[[Vectors, bool], Ranked]:
+        def ranker(queries: Vectors, exclude_self: bool) -> Ranked:
+            if cfg.qe:
+                queries = expand(base, queries, rank(base, queries, cfg.qe, exclude_self))
+            ranked = rank(base, queries, DEPTH, exclude_self)
+            if cfg.rerank:
+                qfull = self.full if exclude_self else proj.l2_normalize(self.data.copy_features)
+                ranked = rerank(self.full, qfull, ranked, cfg.rerank)
+            return ranked
+
+        return ranker
+
+    def _time(self, cfg: Config, base: Vectors, project: proj.Projection) -> float:
+        """Median ms to project one raw feature vector and find its 10 nearest rows."""
+        searcher = Searcher(base)
+        raw = self.data.features[: min(TIMED_QUERIES, len(base))]
+        times = []
+        for x in raw:
+            t0 = time.perf_counter()
+            q = project(x)
+            hits = searcher.query(q, max(10, cfg.rerank, cfg.qe))
+            if cfg.qe:
+                q = (q + base[hits.indices[: cfg.qe]].sum(axis=0)) / (cfg.qe + 1)
+                hits = searcher.query(q, 10)
+            if cfg.rerank:
+                rerank_rows(self.full, proj.l2_normalize(x), hits.indices[: cfg.rerank], l2=False)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times) * 1000) if times else 0.0
+
+
+def _spaces(data: Data, cfg: Config, seed: int) -> tuple[Vectors, Vectors, proj.Projection]:
+    """The index rows and copy queries in the projected space of ``cfg``."""
+    p = proj.fit(data.features, cfg.dims, cfg.projection, l2=cfg.l2, seed=seed)
+    return p(data.features), p(data.copy_features), p
+
+
+def rank(base: Vectors, queries: Vectors, k: int, exclude_self: bool) -> Ranked:
+    """Exact Euclidean top-k of each query among ``base`` rows (query i is row i when
+    ``exclude_self``, and never ranks itself)."""
+    k = min(k, len(base) - exclude_self)
+    sq = np.einsum("ij,ij->i", base, base)
+    out = np.empty((len(queries), k), np.int64)
+    for start in range(0, len(queries), 512):
+        q = queries[start : start + 512]
+        d2 = sq[None, :] - 2.0 * (q @ base.T)
+        if exclude_self:
+            d2[np.arange(len(q)), np.arange(start, start + len(q))] = np.inf
+        part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        order = np.argsort(np.take_along_axis(d2, part, axis=1), axis=1, kind="stable")
+        out[start : start + len(q)] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def rerank(full: Vectors, queries_full: Vectors, ranked: Ranked, k: int) -> Ranked:
+    """Re-order each query's first ``k`` candidates by distance in the full feature space."""
+    out = ranked.copy()
+    k = min(k, ranked.shape[1])
+    out[:, :k] = rerank_rows(full, queries_full, ranked[:, :k], l2=False)[0]
+    return out
+
+
+def expand(base: Vectors, queries: Vectors, neighbours: Ranked) -> Vectors:
+    """Average query expansion: the query averaged with its nearest rows."""
+    return ((queries + base[neighbours].sum(axis=1)) / (neighbours.shape[1] + 1)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def precision_at(ranked: Ranked, labels: npt.NDArray[np.int64], k: int) -> float:
+    queried = labels >= 0
+    if not queried.any():
+        return 0.0
+    hits = labels[ranked[queried, :k]] == labels[queried, None]
+    return float(hits.mean())
+
+
+def map_at(ranked: Ranked, labels: npt.NDArray[np.int64], k: int) -> float:
+    """Mean average precision over the first k ranks, normalised by min(relevant, k)."""
+    counts = np.bincount(labels[labels >= 0], minlength=1)
+    aps = []
+    for i in np.flatnonzero(labels >= 0):
+        relevant = counts[labels[i]] - 1  # leave-one-out: the query is not in its list
+        if relevant <= 0:
+            continue
+        rel = labels[ranked[i, :k]] == labels[i]
+        precision = np.cumsum(rel) / np.arange(1, len(rel) + 1)
+        aps.append(float((precision * rel).sum() / min(relevant, k)))
+    return float(np.mean(aps)) if aps else 0.0
+
+
+def recall_at(ranked: Ranked, truth: npt.NDArray[np.int64], k: int) -> float:
+    if len(truth) == 0:
+        return 0.0
+    return float((ranked[:, :k] == truth[:, None]).any(axis=1).mean())
+
+
+def agreement_at(ranked: Ranked, reference: Ranked, k: int) -> float:
+    a, b = ranked[:, :k], reference[:, :k]
+    overlap = [len(np.intersect1d(x, y, assume_unique=True)) for x, y in zip(a, b, strict=True)]
+    return float(np.mean(overlap) / b.shape[1]) if overlap else 0.0
+
+
+# ---------------------------------------------------------------- output
+
+
+def format_table(result: dict, folder: Path, model: str, data: Data) -> str:
+    head = (
+        f"{folder}: {result['images']} images, {len(result['labels'])} labels, "
+        f"{result['copies']} copies; model {model} ({data.features.shape[1]}-d)"
+    )
+    cols = ["projection", "dims", "l2", "variant", "P@10", "mAP@100", "copy R@1", "copy R@10"]
+    cols += ["agree@20", "query ms"]
+    lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    named = [(r, "") for r in result["rows"]]
+    named += [(result["default"], " (analyze default)"), (result["full"], " (full, exact)")]
+    for row, note in named:
+        lines.append("| " + " | ".join(table_cells(row, note)) + " |")
+    return "\n".join(lines)
+
+
+def table_cells(row: dict, note: str = "") -> list[str]:
+    kind = {"random": "rp"}.get(row["projection"], row["projection"]) + note
+    variant = (f"rerank {row['rerank']}" if row["rerank"] else "") + (
+        f"qe {row['qe']}" if row["qe"] else ""
+    )
+    cells = [kind, str(row["dims"]), "on" if row["l2"] else "off", variant or "-"]
+    cells += [f"{row[k]:.3f}" for k in METRIC_KEYS[:-1]] + [f"{row['query_ms']:.3f}"]
+    return cells

@@ -1,0 +1,143 @@
+"""`rtsearch demo` and the gallery it fetches: built once, reused, handed to the viewer."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import make_gallery
+from PIL import Image
+
+from rtsearch import gallery, store
+from rtsearch.cli import main
+from rtsearch.errors import RtsearchError
+
+
+@pytest.fixture
+def fake_gallery(tmp_path) -> Path:
+    make_gallery(tmp_path / "gallery", 12)
+    return tmp_path / "gallery"
+
+
+def demo(*extra: str) -> int:
+    return main(["demo", *extra])
+
+
+def test_demo_builds_once_then_reuses(fake_gallery, tiny_model, tmp_path, capsys):
+    index = tmp_path / "demo.dat"
+    args = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--index", str(index)]
+    assert demo(*args, "--no-view") == 0
+    built = store.load(index, features=True)
+    assert built.count == 12 and built.features is not None  # the viewer can change dims
+    assert "demo index" in capsys.readouterr().out
+    stamp = index.stat().st_mtime_ns
+    assert demo(*args, "--no-view") == 0
+    assert "reused" in capsys.readouterr().out and index.stat().st_mtime_ns == stamp
+    assert demo(*args, "--no-view", "--rebuild") == 0
+    assert index.stat().st_mtime_ns != stamp
+
+
+def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, monkeypatch):
+    seen = {}
+
+    def run_viewer(session, *, screenshot=None, quit_after_frames=None):
+        seen.update(session=session, screenshot=screenshot, frames=quit_after_frames)
+        return 0
+
+    app = types.ModuleType("rtsearch.viewer.app")
+    app.run_viewer = run_viewer
+    monkeypatch.setitem(sys.modules, "rtsearch.viewer.app", app)
+    shot = tmp_path / "shot.png"
+    index = tmp_path / "demo.dat"
+    args = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--index", str(index)]
+    assert demo(*args, "--screenshot", str(shot), "--quit-after-frames", "3") == 0
+    assert seen["screenshot"] == shot and seen["frames"] == 3
+    results = seen["session"].query_file(fake_gallery / "d1" / "img00001.jpg", 1)
+    assert results[0].path == "d1/img00001.jpg"
+
+
+def test_demo_on_a_missing_folder_is_one_line(tmp_path, capsys):
+    assert demo("--gallery", str(tmp_path / "nope"), "--no-view") == 1
+    err = capsys.readouterr().err.strip()
+    assert "nope" in err and "not a directory" in err and "\n" not in err
+
+
+def test_gallery_fallback_is_fetched_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # not Debian
+    root = tmp_path / "g"
+    first = gallery.ensure_gallery(root, log=lambda m: None)
+    assert first.source == "python-samples" and first.count > 0
+    assert first.count == gallery.count_images(root)
+    assert str(root) in first.describe()
+
+    def refuse(dest):
+        raise AssertionError("fetched again")
+
+    monkeypatch.setattr(gallery, "copy_python_samples", refuse)
+    assert gallery.ensure_gallery(root, log=lambda m: None) == first
+
+
+def test_incomplete_gallery_is_fetched_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    root = tmp_path / "g"
+    (root / "samples").mkdir(parents=True)  # an empty leftover: no marker, no files
+    assert gallery.ensure_gallery(root, log=lambda m: None).count > 0
+    assert (root / gallery.MARKER).is_file()
+
+
+def test_failed_package_download_falls_back(tmp_path, monkeypatch):
+    def no_network(package, tree, log):
+        raise RtsearchError(f"{package}: apt-get download failed: no network")
+
+    monkeypatch.setattr(gallery, "unpack_package", no_network)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    messages: list[str] = []
+    found = gallery.ensure_gallery(tmp_path / "g", log=messages.append)
+    assert found.source == "python-samples"
+    assert any("no network" in m for m in messages)
+
+
+@pytest.mark.slow
+def test_real_debian_gallery(tmp_path):
+    if not shutil.which("apt-get"):
+        pytest.skip("not a Debian system")
+    found = gallery.ensure_gallery(tmp_path / "g", log=lambda m: None)
+    assert found.source == "debian" and gallery.STAMPS_PACKAGE in found.packages
+    labels = [d for d in (found.root / "stamps").iterdir() if d.is_dir()]
+    assert len(labels) >= 10 and found.count >= 500
+    assert {"animals", "vehicles", "food"} <= {d.name for d in labels}
+
+
+def test_a_folder_that_is_not_a_gallery_is_never_replaced(tmp_path, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    mine = tmp_path / "Pictures" / "holiday.jpg"
+    mine.parent.mkdir()
+    mine.write_bytes(b"precious")
+    with pytest.raises(RtsearchError, match="not an rtsearch gallery"):
+        gallery.ensure_gallery(mine.parent, log=lambda m: None)
+    assert mine.read_bytes() == b"precious"
+
+
+@pytest.mark.gui
+def test_demo_opens_the_real_viewer_headless(fake_gallery, tiny_model, tmp_path):
+    pyvirtualdisplay = pytest.importorskip("pyvirtualdisplay")
+    pytest.importorskip("dearpygui")
+    shot = tmp_path / "demo.png"
+    args = ["--gallery", str(fake_gallery), "--model", str(tiny_model)]
+    args += ["--index", str(tmp_path / "demo.dat"), "--screenshot", str(shot)]
+    # Its own process: Dear PyGui allows one viewer per process.
+    with pyvirtualdisplay.Display(size=(1440, 900), color_depth=24):
+        done = subprocess.run(
+            [sys.executable, "-m", "rtsearch", "demo", *args, "--quit-after-frames", "30"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    assert done.returncode == 0, done.stderr
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert pixels.std() > 10  # query and result tiles drawn, not a blank viewport

@@ -1,0 +1,208 @@
+"""`rtsearch eval`: labelled generated images, the tiny model, the JSON contract and metrics
+that behave as retrieval metrics must (bounds, exact search agreeing with itself)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from rtsearch import copies, evaluate
+from rtsearch.analyze import Settings
+from rtsearch.errors import RtsearchError
+from rtsearch.extractor import Extractor
+from rtsearch.rerank import rerank
+
+KEYS = {"projection", "dims", "p_at_10", "map_at_100", "copy_recall_at_1"}
+KEYS |= {"copy_recall_at_10", "agreement_at_20", "query_ms"}
+RATES = KEYS - {"projection", "dims", "query_ms"}
+
+
+def class_image(label: int, seed: int) -> Image.Image:
+    """A class is a background palette plus a shape type; members differ in layout."""
+    rng = np.random.default_rng(seed)
+    palette = np.random.default_rng(100 + label).integers(0, 256, (2, 3))
+    w, h = 96, 72
+    t = np.linspace(0, 1, w)[None, :, None]
+    bg = (palette[0] * (1 - t) + palette[1] * t).repeat(h, axis=0).astype(np.uint8)
+    img = Image.fromarray(bg)
+    draw = ImageDraw.Draw(img)
+    for _ in range(3):
+        x0, y0 = int(rng.integers(0, w - 30)), int(rng.integers(0, h - 30))
+        box = [x0, y0, x0 + int(rng.integers(12, 30)), y0 + int(rng.integers(12, 30))]
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        (draw.ellipse if label % 2 else draw.rectangle)(box, fill=fill)
+    return img
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("labelled")
+    for label in range(4):
+        for i in range(12):
+            path = root / f"class{label}" / f"img{i:02d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            class_image(label, 1000 * label + i).save(path)
+    return root
+
+
+@pytest.fixture(scope="module")
+def result(labelled, tiny_model) -> dict:
+    data = evaluate.load_data(labelled, Extractor(tiny_model), n_copies=20, seed=0, log=_quiet)
+    configs = evaluate.plan(["random", "pca", "none"], [8, 32, 256], [True, False], 128, 40, 2)
+    return evaluate.evaluate(data, configs, seed=0)
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def test_json_contract(result):
+    assert result["rows"]
+    for row in [*result["rows"], result["default"], result["full"]]:
+        assert row.keys() >= KEYS
+        for key in RATES:
+            assert 0.0 <= row[key] <= 1.0, (key, row)
+        assert row["query_ms"] >= 0.0
+    assert result["full"]["projection"] == "none" and result["full"]["dims"] == 128
+    defaults = Settings()
+    assert result["default"]["projection"] == defaults.projection
+    assert result["default"]["dims"] == defaults.dims
+
+
+def test_dims_beyond_the_features_are_left_out(result):
+    assert {r["dims"] for r in result["rows"] if r["projection"] != "none"} == {8, 32}
+
+
+def test_exact_search_agrees_with_itself(result):
+    full = [r for r in result["rows"] if r["projection"] == "none" and r["l2"]]
+    plain = next(r for r in full if not r["rerank"] and not r["qe"])
+    assert plain["agreement_at_20"] == pytest.approx(1.0)
+    assert result["full"]["agreement_at_20"] == pytest.approx(1.0)
+
+
+def test_more_dims_agree_more_with_full_search(result):
+    def agreement(kind: str, dims: int) -> float:
+        return next(
+            r["agreement_at_20"]
+            for r in result["rows"]
+            if (r["projection"], r["dims"], r["l2"], r["rerank"], r["qe"]) == (kind, dims, 1, 0, 0)
+        )
+
+    assert agreement("pca", 32) > agreement("pca", 8)
+    assert agreement("random", 32) > agreement("random", 8)
+
+
+def test_generated_classes_and_copies_are_found(result):
+    full = result["full"]
+    chance = 1 / 4
+    assert full["p_at_10"] > 2 * chance  # classes are retrievable, far above chance
+    assert full["copy_recall_at_10"] >= 0.5  # copies of a 48-image set are found
+
+
+def test_reranking_recovers_full_feature_agreement(result):
+    rows = result["rows"]
+    base = next(
+        r
+        for r in rows
+        if (r["projection"], r["dims"], r["rerank"], r["qe"], r["l2"]) == ("random", 8, 0, 0, True)
+    )
+    reranked = next(
+        r
+        for r in rows
+        if (r["projection"], r["dims"], r["rerank"], r["l2"]) == ("random", 8, 40, True)
+    )
+    assert reranked["agreement_at_20"] > base["agreement_at_20"]
+
+
+def test_metrics_on_hand_made_rankings():
+    labels = np.array([0, 0, 1, 1])
+    perfect = np.array([[1, 2, 3], [0, 3, 2], [3, 0, 1], [2, 1, 0]])
+    worst = np.array([[2, 3, 1], [2, 3, 0], [0, 1, 3], [0, 1, 2]])
+    assert evaluate.precision_at(perfect, labels, 1) == 1.0
+    assert evaluate.map_at(perfect, labels, 3) == 1.0
+    assert evaluate.precision_at(worst, labels, 1) == 0.0
+    assert evaluate.map_at(worst, labels, 3) == pytest.approx(1 / 3)
+    assert evaluate.recall_at(perfect[:2], np.array([1, 3]), 1) == 0.5
+    assert evaluate.agreement_at(perfect, worst, 2) == pytest.approx(0.5)
+
+
+def test_rank_excludes_the_query_itself():
+    vectors = np.random.default_rng(0).standard_normal((30, 5)).astype(np.float32)
+    ranked = evaluate.rank(vectors, vectors, 5, exclude_self=True)
+    assert not (ranked == np.arange(30)[:, None]).any()
+    assert (evaluate.rank(vectors, vectors, 1, exclude_self=False)[:, 0] == np.arange(30)).all()
+
+
+def test_copies_change_the_image_but_keep_it_recognisable():
+    image = np.asarray(class_image(1, 7).resize((320, 240)))
+    made = copies.make_copy(image, np.random.default_rng(3))
+    assert made.dtype == np.uint8 and made.ndim == 3
+    assert made.shape[0] < image.shape[0] * 1.5 * 0.86 + 2
+    cropped = copies.crop(image, 0.75)
+    assert cropped.shape[:2] == (180, 240)
+    assert np.array_equal(copies.brighten(image, 1.0), image)
+    assert not np.array_equal(copies.caption(image, "LOL"), image)
+
+
+def test_folder_without_labels_is_refused(tmp_path, tiny_model):
+    class_image(0, 0).save(tmp_path / "a.png")
+    with pytest.raises(RtsearchError, match="sub-folders"):
+        evaluate.load_data(tmp_path, Extractor(tiny_model), n_copies=1, seed=0, log=_quiet)
+
+
+def test_cli_json(labelled, tiny_model):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtsearch",
+            "eval",
+            str(labelled),
+            "--model",
+            str(tiny_model),
+            "--dims",
+            "8,16",
+            "--projection",
+            "rp,none",
+            "--copies",
+            "8",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    doc = json.loads(out.stdout)
+    assert {(r["projection"], r["dims"]) for r in doc["rows"]} == {
+        ("random", 8),
+        ("random", 16),
+        ("none", 128),
+    }
+    assert doc["default"].keys() >= KEYS and doc["full"].keys() >= KEYS
+
+
+def test_cli_rejects_unknown_projection(labelled, tiny_model):
+    out = subprocess.run(
+        [sys.executable, "-m", "rtsearch", "eval", str(labelled), "--projection", "lsh"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0 and "unknown projection lsh" in out.stderr
+
+
+def test_rerank_orders_candidates_by_full_distance():
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((50, 16)).astype(np.float32)
+    query = features[7] + 0.01
+    candidates = np.array([3, 7, 40, 12])
+    rows, dist = rerank(features, query, candidates)
+    assert rows[0] == 7 and sorted(rows.tolist()) == sorted(candidates.tolist())
+    assert (np.diff(dist) >= 0).all()
+    batch, _ = rerank(features, np.stack([query, features[40]]), np.stack([candidates] * 2))
+    assert batch.shape == (2, 4) and batch[1, 0] == 40
