@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="analyze on a Ray cluster (auto, HOST:PORT, ray://HOST:10001; no value: the "
+        "cluster running here, else a local one); needs rtsearch[distributed]",
+    )
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("query", help="find the images nearest to an image", formatter_class=fmt)
@@ -72,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-k", type=positive_int, default=10, help="number of results")
     add_model_argument(p, default=None, help_default="the index's model")
-    p.add_argument("--json", action="store_true", help="print [{path, distance}, ...]")
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="rank by vector distance only; by default the first 50 candidates are re-ranked "
+        "by local feature agreement (ORB + RANSAC), which puts the source of a copy first",
+    )
+    p.add_argument("--json", action="store_true", help="print [{path, distance, inliers}, ...]")
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("info", help="describe an index file", formatter_class=fmt)
@@ -105,24 +121,33 @@ def add_model_argument(
     p.add_argument(
         "--model",
         default=default,
-        help=f"model name or .onnx path (default: {help_default or default})",
+        # The formatter appends "(default: X)" unless the help mentions %(default); a None
+        # default is named by help_default instead ("%(default).0s" prints nothing).
+        help="model name or .onnx path"
+        + (f" (default: {help_default})%(default).0s" if help_default else ""),
     )
 
 
 def add_projection_arguments(p: argparse.ArgumentParser) -> None:
-    from rtsearch.projection import DEFAULT_DIMS
+    from rtsearch.projection import DEFAULT_DIMS, DEFAULT_KIND, KINDS
 
     p.add_argument("--dims", type=int, default=DEFAULT_DIMS, help="projected dimensions (2-1500)")
-    p.add_argument("--pca", action="store_true", help="PCA instead of a random projection")
-    p.add_argument("--whiten", action="store_true", help="with --pca: whiten the components")
+    p.add_argument(
+        "--projection",
+        choices=KINDS,
+        default=DEFAULT_KIND,
+        help="how features are reduced to --dims (docs/eval.md: why PCA)",
+    )
+    p.add_argument("--pca", action="store_true", help="same as --projection pca")
+    p.add_argument("--whiten", action="store_true", help="same as --projection pca-whiten")
     p.add_argument("--no-l2", action="store_true", help="do not L2-normalise features first")
     p.add_argument("--seed", type=int, default=0, help="random projection seed")
 
 
 def projection_kind(args: argparse.Namespace) -> str:
-    if args.whiten and not args.pca:
-        raise RtsearchError("--whiten needs --pca")
-    return ("pca-whiten" if args.whiten else "pca") if args.pca else "random"
+    if args.whiten:
+        return "pca-whiten"
+    return "pca" if args.pca else args.projection
 
 
 # ---------------------------------------------------------------- commands
@@ -142,6 +167,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         keep_features=args.keep_features,
     )
+    if args.ray is not None:
+        from rtsearch.distributed import run_cli
+
+        return run_cli(args, settings)
     extractor = Extractor(resolve_model(args.model), threads=args.threads)
     bar = None if args.quiet else ProgressBar()
     report = analyze(
@@ -168,12 +197,17 @@ def cmd_query(args: argparse.Namespace) -> int:
     from rtsearch.session import SearchSession
 
     session = SearchSession.open(args.index, base_dir=args.base_dir, model=args.model)
-    results = session.query_file(args.image, args.k)
+    results = session.query_file(args.image, args.k, verify=args.verify)
     if args.json:
-        print(json.dumps([{"path": r.path, "distance": r.distance} for r in results]))
+        print(
+            json.dumps(
+                [{"path": r.path, "distance": r.distance, "inliers": r.inliers} for r in results]
+            )
+        )
     else:
         for rank, r in enumerate(results, 1):
-            print(f"{rank:3d}  {r.distance:10.4f}  {r.path}")
+            mark = "" if r.inliers is None else f"  {r.inliers:4d} inliers"
+            print(f"{rank:3d}  {r.distance:10.4f}  {r.path}{mark}")
     return 0
 
 

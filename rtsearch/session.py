@@ -12,14 +12,16 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from rtsearch import bigstore, store
 from rtsearch import projection as proj
-from rtsearch import store
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError
 from rtsearch.extractor import Extractor
 from rtsearch.models import find_model_for, resolve_model
 from rtsearch.search import Searcher
 from rtsearch.store import Index
+from rtsearch.verify import MAX_SIDE as VERIFY_SIDE
+from rtsearch.verify import Verifier
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Result:
     path: str
     file: Path
     distance: float
+    inliers: int | None = None  # set when geometric verification looked at this result
 
 
 class SearchSession:
@@ -48,7 +51,14 @@ class SearchSession:
         self.extractor = extractor
         self.base_dir = Path(base_dir)
         self.source = source
-        self.searcher = Searcher(index.projected, method)
+        self.searcher = Searcher(index.projected, method, source)
+        self._verifier: Verifier | None = None
+
+    @property
+    def verifier(self) -> Verifier:
+        if self._verifier is None:
+            self._verifier = Verifier()
+        return self._verifier
 
     @classmethod
     def open(
@@ -61,7 +71,8 @@ class SearchSession:
         prefer_int8: bool = False,
         features: bool = False,
     ) -> SearchSession:
-        index = store.load(index_path, features=features)
+        # Large indexes are memory-mapped, not read: their vectors are never copied twice.
+        index = bigstore.load(index_path, features=features)
         base = resolve_base_dir(index, index_path, base_dir)
         if model:
             model_path = resolve_model(model)
@@ -86,11 +97,31 @@ class SearchSession:
             for i, d in zip(hits.indices, hits.distances, strict=True)
         ]
 
-    def query_image(self, image: RGBImage, k: int, exclude: int | None = None) -> list[Result]:
-        return self.query_vector(self.project(self.features_of([image]))[0], k, exclude)
+    def query_image(
+        self,
+        image: RGBImage,
+        k: int,
+        exclude: int | None = None,
+        *,
+        verify: bool = False,
+        detail: RGBImage | None = None,
+    ) -> list[Result]:
+        """Nearest ``k`` to ``image``; with ``verify`` the top candidates are re-ranked by
+        geometric verification (rtsearch/verify.py), which puts the source of a copy first.
+        ``detail``: a larger decode of the same picture for the keypoints (default: image)."""
+        vector = self.project(self.features_of([image]))[0]
+        if not verify:
+            return self.query_vector(vector, k, exclude)
+        wide = self.query_vector(vector, max(k, self.verifier.candidates), exclude)
+        return self.verifier.rerank(image if detail is None else detail, wide)[:k]
 
-    def query_file(self, path: Path, k: int) -> list[Result]:
-        return self.query_image(load_rgb(path, min_size=self.extractor.info.input_size), k)
+    def query_file(self, path: Path, k: int, *, verify: bool = False) -> list[Result]:
+        # Decoded exactly as analyze decodes, so the indexed file itself is at distance ~0.
+        image = load_rgb(path, min_size=self.extractor.info.input_size)
+        detail = None
+        if verify and max(image.shape[:2]) < VERIFY_SIDE:
+            detail = load_rgb(path, min_size=(VERIFY_SIDE, VERIFY_SIDE))
+        return self.query_image(image, k, verify=verify, detail=detail)
 
     def reprojected(self, dims: int, kind: str | None = None) -> SearchSession:
         """A new session over the same features projected to ``dims`` (needs stored features)."""

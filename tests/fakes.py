@@ -93,3 +93,64 @@ def make_gallery(root: Path, n: int, *, start: int = 0, subdirs: int = 3) -> lis
         make_image(i).save(path, quality=92) if ext == ".jpg" else make_image(i).save(path)
         files.append(path)
     return files
+
+
+# scikit-image's bundled photos (installed with the package, no download).
+SAMPLE_PHOTOS = (
+    "astronaut", "brick", "camera", "cat", "cell", "chelsea", "clock", "coffee", "coins",
+    "colorwheel", "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "logo",
+    "moon", "retina", "rocket", "page", "text",
+)  # fmt: skip
+
+
+def sample_photos() -> list[Image.Image]:
+    """scikit-image's sample photos as RGB images (grey ones repeated, alpha dropped)."""
+    import skimage.data
+
+    out = []
+    for name in SAMPLE_PHOTOS:
+        a = np.asarray(getattr(skimage.data, name)())
+        a = np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a[:, :, :3]
+        out.append(Image.fromarray(a.astype(np.uint8)))
+    out.append(Image.fromarray(skimage.data.stereo_motorcycle()[0]))
+    return out
+
+
+def make_photo_gallery(root: Path, n: int, *, seed: int = 0) -> list[Path]:
+    """n photo-like JPEGs: 2x2 mosaics of random crops (25-60% of a side, random flip and
+    channel order) of the sample photos. Real content, and harder than a real collection:
+    with only 21 sources, many images share a crop's material with others."""
+    photos = sample_photos()
+    rng = np.random.default_rng(seed)
+    w, h = 320, 240
+    files = []
+    for i in range(n):
+        canvas = Image.new("RGB", (w, h))
+        for x0, y0 in ((0, 0), (w // 2, 0), (0, h // 2), (w // 2, h // 2)):
+            src = photos[rng.integers(len(photos))]
+            f = rng.uniform(0.25, 0.6)
+            cw, ch = int(src.width * f), int(src.height * f)
+            x, y = rng.integers(0, src.width - cw + 1), rng.integers(0, src.height - ch + 1)
+            tile = src.crop((x, y, x + cw, y + ch)).resize((w // 2, h // 2), Image.BILINEAR)
+            if rng.random() < 0.5:
+                tile = tile.transpose(Image.FLIP_LEFT_RIGHT)
+            tile = Image.fromarray(np.asarray(tile)[:, :, rng.permutation(3)])
+            canvas.paste(tile, (x0, y0))
+        path = root / f"p{i % 4}" / f"photo{i:04d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        canvas.save(path, quality=90)
+        files.append(path)
+    return files
+
+
+def make_copy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """What a copy on the web looks like: 70-80% crop, resize, small rotation, brightness
+    change (the caller saves it as JPEG quality 40)."""
+    from PIL import ImageEnhance
+
+    w, h = img.size
+    f = rng.uniform(0.7, 0.8)
+    x0, y0 = rng.integers(0, int(w * (1 - f)) + 1), rng.integers(0, int(h * (1 - f)) + 1)
+    img = img.crop((x0, y0, x0 + int(w * f), y0 + int(h * f))).resize((w // 2 + 17, h // 2))
+    img = img.rotate(rng.uniform(-5, 5), resample=Image.BILINEAR, expand=False)
+    return ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))

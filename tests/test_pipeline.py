@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import make_gallery, write_tiny_model
+from fakes import make_copy, make_gallery, make_image, make_photo_gallery, write_tiny_model
 
 from rtsearch import store
 from rtsearch.cli import main
+from rtsearch.projection import DEFAULT_KIND
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +41,7 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model):
     code, stdout, _ = cli(capsys, "info", out, "--json")
     info = json.loads(stdout)
     assert info["count"] == 40 and info["dims"] == 16 and info["feature_dims"] == 128
-    assert info["model"] == "tiny" and info["projection"] == "random"
+    assert info["model"] == "tiny" and info["projection"] == DEFAULT_KIND
     assert info["search"] in ("brute", "kdtree") and info["bytes"] == out.stat().st_size
     query = gallery / "d1" / "img00007.jpg"
     code, stdout, _ = cli(
@@ -143,7 +144,9 @@ def test_pca_index(capsys, tmp_path, gallery, tiny_model):
     assert json.loads(stdout)["projection"] == "pca-whiten"
 
 
-@pytest.mark.parametrize("bad", [["--dims", "1"], ["--dims", "129"], ["--whiten"]])
+@pytest.mark.parametrize(
+    "bad", [["--dims", "1"], ["--dims", "129"], ["--projection", "random", "--dims", "129"]]
+)
 def test_bad_settings_are_one_line_errors(capsys, tmp_path, gallery, tiny_model, bad):
     code, _, err = cli(
         capsys, "analyze", gallery, "-o", tmp_path / "x.dat", "--model", tiny_model, "--quiet", *bad
@@ -203,14 +206,15 @@ def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
 
 
 def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_model):
-    """The real default model on a few hundred generated pictures: transformed copies
-    (crop, resize, JPEG 40, small rotation, brightness) find their original at rank 1."""
-    from PIL import Image, ImageEnhance
+    """The real default model on 300 photo mosaics: transformed copies (crop to 70-80%,
+    resize, JPEG 40, small rotation, brightness) find their original at rank 1."""
+    from PIL import Image
 
     from rtsearch.session import SearchSession
+    from rtsearch.verify import MIN_INLIERS
 
     gallery = tmp_path / "g"
-    make_gallery(gallery, 300)
+    make_photo_gallery(gallery, 300)
     out = tmp_path / "real.dat"
     code, _, _ = cli(capsys, "analyze", gallery, "-o", out, "--quiet")
     assert code == 0
@@ -218,16 +222,32 @@ def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_mod
     rng = np.random.default_rng(1)
     originals = sorted(store.load(out).paths)
     picked = [originals[i] for i in rng.choice(len(originals), 40, replace=False)]
-    ranks_ok = 0
+    first, verified_first, in_top20 = 0, 0, 0
     for i, rel in enumerate(picked):
-        img = Image.open(gallery / rel).convert("RGB")
-        w, h = img.size
-        f = rng.uniform(0.7, 0.8)
-        x0, y0 = rng.integers(0, int(w * (1 - f)) + 1), rng.integers(0, int(h * (1 - f)) + 1)
-        img = img.crop((x0, y0, x0 + int(w * f), y0 + int(h * f))).resize((w // 2 + 17, h // 2))
-        img = img.rotate(rng.uniform(-5, 5), resample=Image.BILINEAR, expand=False)
-        img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
         copy = tmp_path / f"copy{i}.jpg"
-        img.save(copy, quality=40)
-        ranks_ok += session.query_file(copy, 1)[0].path == rel
-    assert ranks_ok >= 37, f"only {ranks_ok}/40 copies found their original at rank 1"
+        make_copy(Image.open(gallery / rel).convert("RGB"), rng).save(copy, quality=40)
+        plain = [r.path for r in session.query_file(copy, 20)]
+        first += plain[0] == rel
+        in_top20 += rel in plain
+        verified = session.query_file(copy, 5, verify=True)
+        verified_first += verified[0].path == rel and verified[0].inliers >= MIN_INLIERS
+    # Measured: 37/40 verified at rank 1, 38/40 among the 20 nearest, 28/40 first by vector
+    # alone. The mosaics share material (21 source photos); on 85 distinct real photos from
+    # the demo gallery (881 images indexed) the vector alone puts 0.96 of such copies first.
+    assert verified_first >= 36, f"only {verified_first}/40 copies verified at rank 1"
+    assert in_top20 >= 36, f"only {in_top20}/40 originals among the 20 nearest"
+    assert first >= 26, f"only {first}/40 copies nearest to their original by vector"
+
+    # What a user runs: the CLI verifies by default and reports the inliers.
+    code, out_json, _ = cli(capsys, "query", tmp_path / "copy0.jpg", "--index", out, "--json")
+    hits = json.loads(out_json)
+    assert code == 0 and hits[0]["path"] == picked[0] and hits[0]["inliers"] >= MIN_INLIERS
+    code, out_json, _ = cli(
+        capsys, "query", tmp_path / "copy0.jpg", "--index", out, "--json", "--no-verify"
+    )
+    assert code == 0 and all(h["inliers"] is None for h in json.loads(out_json))
+
+    # A picture that is not in the collection verifies against nothing.
+    stranger = tmp_path / "stranger.jpg"
+    make_image(7, size=(320, 240)).save(stranger, quality=40)
+    assert all(r.inliers < MIN_INLIERS for r in session.query_file(stranger, 20, verify=True))
