@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import sys
 import time
 from pathlib import Path
@@ -130,17 +129,14 @@ def open_viewer(index_path: Path, root: Path, args: argparse.Namespace) -> int:
         ) from None
     from rtsearch.session import SearchSession
 
+    # The index's own model (its faithful int8 twin, when there is one: live queries are
+    # the speed-bound part), unless --model named a file or a non-default model.
+    named = args.model if args.model != DEFAULT_MODEL else None
     session = SearchSession.open(
-        index_path, base_dir=root, model=args.model, threads=VIEWER_THREADS
+        index_path, base_dir=root, model=named, threads=VIEWER_THREADS, prefer_int8=not named
     )
-    wanted = {"screenshot": args.screenshot, "quit_after_frames": args.quit_after_frames}
-    accepted = inspect.signature(run_viewer).parameters
-    kwargs = {k: v for k, v in wanted.items() if k in accepted and v is not None}
-    ignored = [k for k, v in wanted.items() if v is not None and k not in kwargs]
-    if ignored:
-        _say(f"demo: this viewer does not take {', '.join(ignored)}; ignored")
-    result = run_viewer(session, **kwargs)
-    return result if isinstance(result, int) else 0
+    _say(f"demo: querying with {session.extractor.path.name} on {session.extractor.provider}")
+    return run_viewer(session, screenshot=args.screenshot, quit_after_frames=args.quit_after_frames)
 
 
 def _say(message: str) -> None:

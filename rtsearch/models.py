@@ -19,6 +19,8 @@ from rtsearch.errors import RtsearchError
 META_PREFIX = "rtsearch."
 METADATA_VERSION = 1
 DEFAULT_MODEL = "efficientnet-lite0"
+# An int8 file stands in for its fp32 twin by default (viewer, demo) only at this fidelity.
+INT8_MIN_COSINE = 0.99
 PROJECT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -45,6 +47,14 @@ class ModelInfo:
     exporter_version: str
     source: str = ""  # human description of where the weights came from
     logits_output: str = ""  # optional classifier output, "" when absent
+    # int8 files: mean feature cosine vs the fp32 twin on held-out photos, measured at export
+    # on the exporting CPU (0.0: not measured, or an fp32 file)
+    int8_cosine: float = 0.0
+
+    @property
+    def faithful_int8(self) -> bool:
+        """An int8 file good enough to stand in for its fp32 twin by default."""
+        return self.variant == "int8" and self.int8_cosine >= INT8_MIN_COSINE
 
     @property
     def identity(self) -> str:
@@ -81,7 +91,7 @@ class ModelInfo:
             f
             for f in fields - raw.keys()
             if cls.__dataclass_fields__[f].default is not None
-            and f not in ("source", "logits_output")
+            and f not in ("source", "logits_output", "int8_cosine")
         )
         if missing:
             raise RtsearchError(f"{where}: model metadata lacks {', '.join(missing)}")
@@ -90,6 +100,7 @@ class ModelInfo:
         kwargs["mean"] = tuple(float(v) for v in kwargs["mean"])
         kwargs["std"] = tuple(float(v) for v in kwargs["std"])
         kwargs["dims"] = int(kwargs["dims"])
+        kwargs["int8_cosine"] = float(kwargs.get("int8_cosine", 0.0))
         return cls(**kwargs)
 
 
@@ -171,7 +182,11 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
 def find_model_for(
     name: str, feature_layer: str, identity: str, *, prefer_int8: bool = False
 ) -> Path:
-    """The model file that made an index (same identity), found by conventional names."""
+    """The model file that made an index (same identity), found by conventional names.
+
+    With ``prefer_int8`` an int8 twin comes first, but only a faithful one (its export
+    measured held-out feature cosine >= INT8_MIN_COSINE); the default model's int8 twin is
+    exported on first use."""
     stems = [name, f"{name}-{feature_layer}"]
     variants = (
         [f"{s}-int8" for s in stems] + stems
@@ -183,8 +198,12 @@ def find_model_for(
             path = resolve_model(stem, export_missing=stem.startswith(DEFAULT_MODEL))
         except RtsearchError:
             continue
-        if read_model_info(path).identity == identity:
-            return path
+        info = read_model_info(path)
+        if info.identity != identity:
+            continue
+        if prefer_int8 and info.variant == "int8" and not info.faithful_int8:
+            continue  # drifts from fp32 on this CPU: the fp32 file further down wins
+        return path
     raise RtsearchError(
         f"no model file for {name} ({feature_layer}) with the index's weights; pass --model"
     )

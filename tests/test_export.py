@@ -378,6 +378,8 @@ def test_lite0_int8_close_to_fp32(lite0, lite0_int8):
     assert top5(path, [skimage.data.chelsea()])[0][0] in CAT_CLASSES  # logits kept too
     assert any("int8 vs fp32 feature cosine" in m for m in messages)
     assert path.stat().st_size < 0.4 * lite0.stat().st_size
+    # The held-out fidelity is recorded in the file; the viewer's default choice reads it.
+    assert info.int8_cosine >= 0.99 and info.faithful_int8 and not fp32_info.faithful_int8
 
 
 # ---------------------------------------------------------------- full size (slow)
@@ -396,3 +398,27 @@ def test_full_size_vgg16(tmp_path):
     error = np.linalg.norm(features[0] - expected) / np.linalg.norm(expected)
     assert error < 1e-4, error
     print(f"full-size VGG16 export + check: {time.perf_counter() - start:.1f} s")
+
+
+@pytest.mark.parametrize(("recorded", "chosen"), [(0.995, "tiny-int8.onnx"), (0.95, "tiny.onnx")])
+def test_viewer_default_takes_only_a_faithful_int8_twin(tmp_path, monkeypatch, recorded, chosen):
+    """find_model_for(prefer_int8=True), as `rtsearch view` and `demo` call it, takes the
+    int8 twin only when its export measured feature cosine >= 0.99; fp32 is always chosen
+    without the preference."""
+    from dataclasses import replace
+
+    import onnx
+    from fakes import write_tiny_model
+    from onnx import helper
+
+    from rtsearch.models import find_model_for
+
+    fp32 = write_tiny_model(tmp_path / "tiny.onnx")
+    model = onnx.load(str(fp32))
+    info = read_model_info(fp32)
+    helper.set_model_props(model, replace(info, variant="int8", int8_cosine=recorded).to_props())
+    onnx.save(model, str(tmp_path / "tiny-int8.onnx"))
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path))
+    args = (info.name, info.feature_layer, info.identity)
+    assert find_model_for(*args, prefer_int8=True).name == chosen
+    assert find_model_for(*args).name == "tiny.onnx"

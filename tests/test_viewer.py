@@ -376,3 +376,52 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         for task in app.tasks:
             task.cancel.set()
         pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
+
+
+def os_threads() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+
+def soak(app, tmp_path, seconds: float) -> dict:
+    """The live loop on a looping video with the viewer drawing, for ``seconds``: returns
+    what drifted. Windows of 10 s give queries/s; the first 5 s are warm-up."""
+    video = write_video(tmp_path / "soak.avi", list(range(40, 70, 3)), frames_each=4)
+    app._start_source(f"video:{video}")
+    warm_end = time.perf_counter() + 5.0
+    while time.perf_counter() < warm_end:
+        app.frame()
+    textures, rss, threads = len(dpg.get_all_items()), rss_mb(), os_threads()
+    rates, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0, seq0 = time.perf_counter(), app.published.seq
+        while time.perf_counter() - t0 < 10.0:
+            app.frame()
+        rates.append((app.published.seq - seq0) / (time.perf_counter() - t0))
+    return {
+        "textures": len(dpg.get_all_items()) - textures,
+        "rss_mb": rss_mb() - rss,
+        "threads": os_threads() - threads,
+        "rates": rates,
+        "source": app.published.source,
+    }
+
+
+def check_soak(result: dict) -> None:
+    rates = result["rates"]
+    third = max(1, len(rates) // 3)
+    first, last = np.median(rates[:third]), np.median(rates[-third:])
+    assert result["source"].startswith("video"), result
+    assert result["textures"] == 0 and result["threads"] <= 0, result
+    assert result["rss_mb"] < 40, result
+    assert min(rates) > 1.0 and last >= 0.6 * first, result  # still live, no decay
+
+
+def test_soak_60s(app, tmp_path):
+    """CI's bounded soak: a minute of live video queries with the viewer under Xvfb."""
+    check_soak(soak(app, tmp_path, 60.0))
+
+
+@pytest.mark.slow
+def test_soak_10min(app, tmp_path):
+    check_soak(soak(app, tmp_path, 600.0))

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rtsearch.errors import RtsearchError
-from rtsearch.models import PROJECT_MODELS_DIR
+from rtsearch.models import INT8_MIN_COSINE, PROJECT_MODELS_DIR
 
-QUALITY_GATE = 0.99  # int8 min feature cosine vs fp32 below which the export fails
+QUALITY_GATE = INT8_MIN_COSINE  # held-out mean int8 cosine vs fp32 below which export fails
 MODEL_STEMS = {"efficientnet-lite0": "efficientnet-lite0", "vgg16": "vgg16-fc7"}
 
 

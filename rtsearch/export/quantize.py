@@ -21,7 +21,7 @@ from onnx import helper
 
 from rtsearch.decode import RGBImage, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError
-from rtsearch.models import ModelInfo
+from rtsearch.models import INT8_MIN_COSINE, ModelInfo
 
 # scikit-image's bundled photos: installed with the package, so calibration works offline.
 CALIBRATION_SAMPLES = (
@@ -39,7 +39,7 @@ CALIBRATION_SAMPLES = (
 )
 HELD_OUT_SAMPLES = ("chelsea", "motorcycle", "logo", "brick")
 MAX_CALIB_FILES = 64  # activation ranges settle long before this; more only costs time
-QUALITY_FLOOR = 0.99  # held-out mean cosine below which the export log shouts
+QUALITY_FLOOR = INT8_MIN_COSINE  # held-out mean cosine below which the export log shouts
 
 
 def sample_image(name: str) -> RGBImage:
@@ -154,6 +154,10 @@ def quantize_model(
         helper.set_model_props(quantized, replace(info, variant="int8").to_props())
         onnx.save(quantized, str(staged))
         fidelity = _report(fp32_path, staged, calib_batches, held_batches, info, log)
+        # Recorded in the file: the viewer uses an int8 twin by default only when faithful.
+        measured = replace(info, variant="int8", int8_cosine=round(fidelity, 4))
+        helper.set_model_props(quantized, measured.to_props())
+        onnx.save(quantized, str(staged))
         if min_cosine is not None and fidelity < min_cosine:
             raise RtsearchError(
                 f"{out}: int8 export rejected, held-out mean feature cosine {fidelity:.4f} < "

@@ -27,6 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=int, default=860, help="window height")
     p.add_argument("--hidpi-scale", type=float, default=None, help="physical/logical pixels")
     p.add_argument(
+        "--fp32",
+        action="store_true",
+        help="query with the fp32 model even when a faithful int8 twin exists (by default "
+        "the viewer uses an int8 file whose export measured feature cosine >= 0.99)",
+    )
+    p.add_argument(
         "--watch",
         action="store_true",
         help="follow the index's image folder: new, changed and deleted images update the "
@@ -71,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
     session = None
     if index is not None:
         session = SearchSession.open(
-            index, base_dir=args.base_dir, model=args.model, threads=args.threads
+            index,
+            base_dir=args.base_dir,
+            model=args.model,
+            threads=args.threads,
+            prefer_int8=not args.fp32,
         )
     return run_viewer(
         session,

@@ -428,7 +428,8 @@ def update_status(app: ViewerApp) -> None:
     if s is not None:
         parts += [
             f"index {len(s.index.paths)} images, {s.index.dims}-d",
-            f"model {s.extractor.info.name}",
+            f"model {s.extractor.info.name}"
+            + (" int8" if s.extractor.info.variant == "int8" else ""),
             s.extractor.provider,
         ]
     else:
