@@ -183,14 +183,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     if bar:
         bar.close()
+    print(analysis_summary(args.output, report, f"{extractor.info.name} on {extractor.provider}"))
+    return 0
+
+
+def analysis_summary(output: Path, report, how: str) -> str:
+    """The one line `analyze` ends with (local or on Ray)."""
     index = report.index
     assert index is not None
-    print(
-        f"{args.output}: {index.count} images ({report.analysed} analysed, {report.reused} "
-        f"reused, {len(report.skipped)} skipped) in {report.seconds:.1f} s, "
-        f"{extractor.info.name} on {extractor.provider}, {index.dims} dims"
+    return (
+        f"{output}: {index.count} images ({report.analysed} analysed, {report.reused} "
+        f"reused, {len(report.skipped)} skipped) in {report.seconds:.1f} s, {how}, "
+        f"{index.dims} dims"
     )
-    return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:

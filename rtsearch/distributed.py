@@ -245,7 +245,7 @@ def _write_part(dest: Path, model: ModelRef, base_dir: Path, paths, feats, sizes
 
 def run_cli(args, settings: Settings) -> int:
     """`rtsearch analyze ... --ray [ADDRESS]`, called from rtsearch.cli.cmd_analyze."""
-    from rtsearch.cli import ProgressBar, print_line
+    from rtsearch.cli import ProgressBar, analysis_summary, print_line
     from rtsearch.models import resolve_model
 
     model_path = resolve_model(args.model)
@@ -261,11 +261,6 @@ def run_cli(args, settings: Settings) -> int:
     )
     if bar:
         bar.close()
-    index = report.index
-    assert index is not None
-    print(
-        f"{args.output}: {index.count} images ({report.analysed} analysed, {report.reused} "
-        f"reused, {len(report.skipped)} skipped) in {report.seconds:.1f} s on Ray, "
-        f"{index.model.name}, {index.dims} dims"
-    )
+    assert report.index is not None
+    print(analysis_summary(args.output, report, f"{report.index.model.name} on Ray"))
     return 0
