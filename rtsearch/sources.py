@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -77,16 +78,30 @@ class RandomSource:
         pass
 
 
+DEFAULT_GRAB = (400, 300)  # region size when following the mouse without a chosen region
+
+
 class ScreenSource:
     """A rectangle of the screen (physical pixels) via mss; the mss object is created lazily
     by the thread that reads, because mss handles are per-thread on X11."""
 
     live = True
 
-    def __init__(self, region: tuple[int, int, int, int] | None = None) -> None:
-        self.name = "screen"
+    def __init__(
+        self,
+        region: tuple[int, int, int, int] | None = None,
+        *,
+        follow_mouse: bool = False,
+        avoid: Callable[[], tuple[int, int, int, int] | None] | None = None,
+    ) -> None:
+        """``follow_mouse``: each read centres the region (its size kept) on the mouse
+        pointer, anywhere on the desktop; while the pointer is inside ``avoid()`` (the
+        viewer's own window) nothing is grabbed, so the viewer never searches for itself."""
+        self.name = "screen:mouse" if follow_mouse else "screen"
         self.message = ""
         self.region = region  # x, y, w, h; None: the whole first monitor
+        self.follow_mouse = follow_mouse
+        self.avoid = avoid
         self._local = threading.local()
 
     def _mss(self):
@@ -109,6 +124,11 @@ class ScreenSource:
     def read(self) -> Frame | None:
         try:
             t = time.perf_counter()
+            if self.follow_mouse:
+                box = self._box_under_mouse()
+                if box is None:
+                    return None
+                self.region = box
             image = self.grab()
         except Exception as exc:  # no display, region off screen, ...
             self.message = f"screen capture failed: {exc}"
@@ -116,11 +136,41 @@ class ScreenSource:
         self.message = ""
         return Frame(image, t)
 
+    def _pointer(self):
+        pointer = getattr(self._local, "pointer", None)
+        if pointer is None:
+            from rtsearch.pointer import Pointer
+
+            pointer = self._local.pointer = Pointer()
+        return pointer
+
+    def _box_under_mouse(self) -> tuple[int, int, int, int] | None:
+        pointer = self._pointer()
+        pos = pointer.position()
+        if pos is None:
+            self.message = pointer.message or "the mouse position cannot be read"
+            return None
+        px, py = pos
+        own = self.avoid() if self.avoid else None
+        if own is not None and own[0] <= px < own[0] + own[2] and own[1] <= py < own[1] + own[3]:
+            self.message = "following the mouse: point at a picture outside this window"
+            return None
+        desk = self._mss().monitors[0]  # every monitor together
+        w, h = (self.region or (0, 0, DEFAULT_GRAB[0], DEFAULT_GRAB[1]))[2:]
+        w, h = min(w, desk["width"]), min(h, desk["height"])
+        x = min(max(px - w // 2, desk["left"]), desk["left"] + desk["width"] - w)
+        y = min(max(py - h // 2, desk["top"]), desk["top"] + desk["height"] - h)
+        return x, y, w, h
+
     def close(self) -> None:
         grabber = getattr(self._local, "mss", None)
         if grabber is not None:
             grabber.close()
             self._local.mss = None
+        pointer = getattr(self._local, "pointer", None)
+        if pointer is not None:
+            pointer.close()
+            self._local.pointer = None
 
 
 class VideoSource:

@@ -378,6 +378,50 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
 
 
+def test_pointer_reads_the_desktop_mouse_position(app):
+    from rtsearch.pointer import Pointer
+
+    pointer = Pointer()
+    try:
+        assert pointer.available, pointer.message
+        xdotool(app, "mousemove", "123", "456")
+        assert pointer.position() == (123, 456)
+    finally:
+        pointer.close()
+
+
+def test_under_the_mouse_finds_the_picture_it_points_at(app, gallery):
+    """M: the grab region follows the mouse over the desktop; pointing at a picture in
+    another window finds it at rank 1; over the viewer's own window nothing is grabbed."""
+    from rtsearch.viewer import actions
+
+    root, index = gallery
+    if app.session.source != index:  # an earlier test loaded another index
+        actions.open_session(app, index, root)
+        pump(app, lambda: app.session.source == index)
+    target = sorted(root.rglob("img00023.*"))[0]
+    proc = show_picture(target, SHOW_AT)
+    try:
+        time.sleep(1.5)  # let Tk map the window
+        app.region.set_box((0, 0, *SHOW_AT[2:]))  # the size of the box that follows the mouse
+        x, y, w, h = SHOW_AT
+        xdotool(app, "mousemove", str(x + w // 2), str(y + h // 2))
+        app.perform("follow_mouse")
+        fresh(app, "screen:mouse")
+        pub = fresh(app, "screen:mouse")
+        assert pub.results[0].file == target
+        assert app.worker.source.region == SHOW_AT  # centred on the pointer
+        xdotool(app, "mousemove", "100", "100")  # over the viewer itself
+        pump(app, lambda: "outside this window" in (app.published.message or ""))
+        seq = app.published.seq
+        for _ in range(30):
+            app.frame()
+        assert app.published.seq == seq  # the viewer did not search for itself
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def os_threads() -> int:
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))

@@ -39,7 +39,7 @@ SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first resul
 
 @dataclass
 class ViewerOptions:
-    source: str = "random"  # random | webcam[:N] | video:PATH | screen[:x,y,w,h] | none
+    source: str = "random"  # random | webcam[:N] | video:PATH | screen[:x,y,w,h|mouse] | none
     k: int = layout.RESULTS_DEFAULT
     header_h: int = layout.HEADER_DEFAULT
     thumb_h: int = layout.THUMB_DEFAULT
@@ -73,6 +73,8 @@ class ViewerApp:
         self.paused = False
         self.frame_times: deque[float] = deque(maxlen=5000)
         self._frame_start = 0.0  # when the last frame began rendering (see _pace)
+        # the window in physical pixels, refreshed by the UI thread, read by the worker
+        self.viewport_box: tuple[int, int, int, int] | None = None
         self.latencies: deque[float] = deque(maxlen=30)
         self.shown_seq = -1
         self.frames = 0
@@ -143,13 +145,21 @@ class ViewerApp:
                 raise RtsearchError(f"{path}: video file not found")
             self.video_path = path
             return VideoSource(path)
+        if kind == "screen" and arg == "mouse":
+            return ScreenSource(self.region.box, follow_mouse=True, avoid=self._own_window)
         if kind == "screen":
             if arg:
                 self.region.set_box(parse_region(arg))
             return ScreenSource(self.region.box)
         if kind == "none":
             return None
-        raise RtsearchError(f"{spec}: unknown source (random, webcam, video:PATH, screen)")
+        raise RtsearchError(
+            f"{spec}: unknown source (random, webcam, video:PATH, screen, screen:mouse)"
+        )
+
+    def _own_window(self) -> tuple[int, int, int, int] | None:
+        """The viewer's window in physical pixels, as last drawn (read by the worker)."""
+        return self.viewport_box
 
     # ------------------------------------------------------------ actions
     def on_key(self, key: int) -> None:
@@ -188,6 +198,9 @@ class ViewerApp:
             self._start_source(f"video:{self.video_path}")
         else:
             dpg.show_item(self.ids.video_dialog)
+
+    def _do_follow_mouse(self) -> None:
+        self._start_source("screen:mouse")
 
     def _do_screen(self) -> None:
         if self.grab_mode:
@@ -291,6 +304,9 @@ class ViewerApp:
         self._poll_tasks()
         if self.frames % 10 == 0:
             ui.update_status(self)
+            x, y, w, h = ui.viewport_box()
+            k = self.region.scale  # logical -> physical pixels
+            self.viewport_box = (round(x * k), round(y * k), round(w * k), round(h * k))
         self._pace()
         dpg.render_dearpygui_frame()
         now = time.perf_counter()

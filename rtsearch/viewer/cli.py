@@ -8,7 +8,7 @@ from pathlib import Path
 from rtsearch.sources import parse_region
 from rtsearch.viewer import layout
 
-SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | none"
+SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | none"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,7 +52,7 @@ def source_spec(text: str) -> str:
     if kind == "video" and not arg:
         raise argparse.ArgumentTypeError("video needs a file: video:PATH")
     try:
-        if kind == "screen" and arg:
+        if kind == "screen" and arg and arg != "mouse":
             parse_region(arg)
         if kind == "webcam" and arg:
             int(arg)

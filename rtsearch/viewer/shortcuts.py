@@ -9,6 +9,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("V", "video", "query with a video file (again: choose another file)"),
     ("S", "screen", "query with the screengrab region"),
     ("G", "grab_mode", "set the screengrab window (click, drag it or its corners)"),
+    ("M", "follow_mouse", "query with the screen under the mouse, wherever it points"),
     ("Space", "pause", "pause / resume the live source"),
     ("+", "more", "more results"),
     ("-", "fewer", "fewer results"),
@@ -27,6 +28,7 @@ PLAIN_KEYS = {
     "V": "video",
     "S": "screen",
     "G": "grab_mode",
+    "M": "follow_mouse",
     "Space": "pause",
     "+": "more",
     "=": "more",  # '+' without shift on most layouts

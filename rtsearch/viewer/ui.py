@@ -24,6 +24,7 @@ KEY_NAMES = {
     dpg.mvKey_V: "V",
     dpg.mvKey_S: "S",
     dpg.mvKey_G: "G",
+    dpg.mvKey_M: "M",
     dpg.mvKey_O: "O",
     dpg.mvKey_Spacebar: "Space",
     dpg.mvKey_Plus: "+",
@@ -110,6 +111,7 @@ def _toolbar(app: ViewerApp) -> None:
         ("Video (V)", "video"),
         ("Screen (S)", "screen"),
         ("Set grab window (G)", "grab_mode"),
+        ("Under mouse (M)", "follow_mouse"),
         ("Pause (Space)", "pause"),
         ("Load (Ctrl+O)", "load"),
         ("Save (Ctrl+S)", "save"),
@@ -401,12 +403,12 @@ def draw_grab(app: ViewerApp) -> None:
     bx, by, bw, bh = app.region.box
     hint = f"Click or drag the region or its corners; G/S: use it, Esc: cancel.  {bw}x{bh}"
     hint += f" at {bx},{by}"
-    if app.region.overlaps(_viewport_box()):
+    if app.region.overlaps(viewport_box()):
         hint += "  (overlaps this window: it would search for itself)"
     dpg.configure_item(items["hint"], pos=(8, 4), text=hint)
 
 
-def _viewport_box() -> tuple[int, int, int, int]:
+def viewport_box() -> tuple[int, int, int, int]:
     x, y = dpg.get_viewport_pos()
     return int(x), int(y), dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
 
@@ -438,9 +440,9 @@ def update_status(app: ViewerApp) -> None:
     note = app.message or (pub.message if pub else "")
     if (
         app.grab_mode is False
-        and app.region.overlaps(_viewport_box())
+        and app.region.overlaps(viewport_box())
         and pub
-        and pub.source == "screen"
+        and pub.source == "screen"  # following the mouse skips this window by itself
     ):
         note = (
             "the grab region overlaps this window: move it (G) so the viewer does not search itself"
