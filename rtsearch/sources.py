@@ -8,6 +8,7 @@ worker shows it. No GUI imports here.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -117,8 +118,21 @@ class ScreenSource:
         return m["left"], m["top"], m["width"], m["height"]
 
     def grab(self, region: tuple[int, int, int, int] | None = None) -> RGBImage:
+        """The region's visible part (a region partly off the desktop is cut to it).
+        ValueError when nothing of it is on the desktop or it is empty."""
         x, y, w, h = region or self.region or self.monitor()
-        shot = self._mss().grab({"left": x, "top": y, "width": w, "height": h})
+        desk = self._mss().monitors[0]  # every monitor together
+        x0, y0 = max(x, desk["left"]), max(y, desk["top"])
+        x1 = min(x + w, desk["left"] + desk["width"])
+        y1 = min(y + h, desk["top"] + desk["height"])
+        if w <= 0 or h <= 0:
+            raise ValueError(f"the region {w}x{h} is empty")
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(
+                f"the region {w}x{h}+{x}+{y} is off the desktop "
+                f"({desk['width']}x{desk['height']}); move it with G"
+            )
+        shot = self._mss().grab({"left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0})
         return cv2.cvtColor(np.asarray(shot), cv2.COLOR_BGRA2RGB)
 
     def read(self) -> Frame | None:
@@ -132,9 +146,17 @@ class ScreenSource:
             image = self.grab()
         except Exception as exc:  # no display, region off screen, ...
             self.message = f"screen capture failed: {exc}"
+            self._forget_mss()  # monitors may have changed: the next read asks again
             return None
         self.message = ""
         return Frame(image, t)
+
+    def _forget_mss(self) -> None:
+        grabber = getattr(self._local, "mss", None)
+        self._local.mss = None
+        if grabber is not None:
+            with contextlib.suppress(Exception):  # a dead display may not close cleanly
+                grabber.close()
 
     def _pointer(self):
         pointer = getattr(self._local, "pointer", None)
@@ -163,10 +185,7 @@ class ScreenSource:
         return x, y, w, h
 
     def close(self) -> None:
-        grabber = getattr(self._local, "mss", None)
-        if grabber is not None:
-            grabber.close()
-            self._local.mss = None
+        self._forget_mss()
         pointer = getattr(self._local, "pointer", None)
         if pointer is not None:
             pointer.close()
@@ -238,6 +257,8 @@ class WebcamSource:
 
     live = True
 
+    RETRY_S = 1.0
+
     def __init__(self, device: int = 0) -> None:
         self.name = f"webcam:{device}"
         self.message = "opening the camera..."
@@ -249,22 +270,26 @@ class WebcamSource:
         self._thread.start()
 
     def _run(self) -> None:
-        cap = cv2.VideoCapture(self.device)
-        try:
-            if not cap.isOpened():
-                self.message = f"no camera found (device {self.device})"
-                return
-            self.message = ""
-            while not self._stop.is_set():
-                ok, bgr = cap.read()
-                if not ok:
-                    self.message = f"camera {self.device} stopped sending frames"
-                    return
-                frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter())
-                with self._lock:
-                    self._latest = frame
-        finally:
-            cap.release()
+        """Open, read until the camera fails, and retry every RETRY_S: a camera that is
+        unplugged and plugged back in resumes by itself."""
+        while not self._stop.is_set():
+            cap = cv2.VideoCapture(self.device)
+            try:
+                if not cap.isOpened():
+                    self.message = f"no camera found (device {self.device}); retrying"
+                else:
+                    self.message = ""
+                    while not self._stop.is_set():
+                        ok, bgr = cap.read()
+                        if not ok:
+                            self.message = f"camera {self.device} stopped sending frames; retrying"
+                            break
+                        frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter())
+                        with self._lock:
+                            self._latest = frame
+            finally:
+                cap.release()
+            self._stop.wait(self.RETRY_S)
 
     def read(self) -> Frame | None:
         with self._lock:

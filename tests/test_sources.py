@@ -109,3 +109,75 @@ def test_tiles_keep_aspect_and_cache_drops_the_oldest(tmp_path):
     assert cache.misses == 3  # a hit
     cache.get(paths[0])
     assert cache.misses == 4  # was dropped
+
+
+def test_zero_length_and_frameless_videos_are_messages(tmp_path):
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    frameless = tmp_path / "frameless.avi"
+    cv2.VideoWriter(str(frameless), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (160, 120)).release()
+    for path in (empty, frameless):
+        src = VideoSource(path)
+        assert src.read() is None and path.name in src.message, src.message
+        src.close()
+
+
+class FakeCamera:
+    """cv2.VideoCapture stand-in: plugged in, unplugged after 3 frames, missing on the next
+    open, back on the one after."""
+
+    opens = 0
+
+    def __init__(self, device: int) -> None:
+        FakeCamera.opens += 1
+        self.plugged = FakeCamera.opens != 2
+        self.frames = 3 if FakeCamera.opens == 1 else 10**9
+
+    def isOpened(self) -> bool:  # OpenCV's spelling
+        return self.plugged
+
+    def read(self):
+        if self.frames == 0:
+            return False, None
+        self.frames -= 1
+        time.sleep(0.005)
+        return True, np.full((48, 64, 3), 90, np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+def test_camera_unplugged_mid_stream_says_so_and_comes_back(monkeypatch):
+    import rtsearch.sources as sources
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", FakeCamera)
+    monkeypatch.setattr(WebcamSource, "RETRY_S", 0.1)
+    FakeCamera.opens = 0
+    cam = WebcamSource(0)
+    seen, messages = 0, set()
+    deadline = time.perf_counter() + 10
+    while FakeCamera.opens < 3 or cam.read() is None:
+        assert time.perf_counter() < deadline, messages
+        seen += cam.read() is not None
+        messages.add(cam.message)
+        time.sleep(0.002)
+    cam.close()
+    assert any("stopped sending frames" in m for m in messages), messages
+    assert any("no camera found" in m for m in messages), messages
+    assert cam.message == ""  # frames again after it came back
+
+
+def test_screen_region_off_screen_empty_or_partly_visible():
+    pyvirtualdisplay = pytest.importorskip("pyvirtualdisplay")
+    with pyvirtualdisplay.Display(size=(640, 480), color_depth=24):
+        part = ScreenSource((600, 440, 100, 100))  # 40x40 of it on the desktop
+        frame = part.read()
+        assert frame is not None and frame.image.shape == (40, 40, 3) and part.message == ""
+        off = ScreenSource((700, 500, 50, 50))
+        assert off.read() is None and "off the desktop" in off.message
+        off.region = (10, 10, 50, 50)  # moved back: the next read works again
+        assert off.read() is not None and off.message == ""
+        empty = ScreenSource((0, 0, 0, 10))
+        assert empty.read() is None and "empty" in empty.message
+        for src in (part, off, empty):
+            src.close()
