@@ -201,6 +201,8 @@ def analysis_summary(output: Path, report, how: str) -> str:
 def cmd_query(args: argparse.Namespace) -> int:
     from rtsearch.session import SearchSession
 
+    if not args.image.is_file():
+        raise RtsearchError(f"{args.image}: image file not found")
     session = SearchSession.open(args.index, base_dir=args.base_dir, model=args.model)
     results = session.query_file(args.image, args.k, verify=args.verify)
     if args.json:
@@ -274,6 +276,11 @@ def cmd_models(args: argparse.Namespace) -> int:
                 f"{row['path']}\n  {row['name']} {row['variant']} {row['feature_layer']} "
                 f"{row['dims']}-d, input {size} {row['channel_order']}, "
                 f"weights {row['weights_sha256'][:12]}"
+                + (
+                    f", feature cosine vs fp32 {row['int8_cosine']:.3f}"
+                    if row["variant"] == "int8" and row["int8_cosine"]
+                    else ""
+                )
             )
     return 0
 
