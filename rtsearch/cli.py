@@ -201,9 +201,9 @@ def analysis_summary(output: Path, report, how: str) -> str:
 def cmd_query(args: argparse.Namespace) -> int:
     from rtsearch.session import SearchSession
 
-    if not args.image.is_file():
-        raise RtsearchError(f"{args.image}: image file not found")
     session = SearchSession.open(args.index, base_dir=args.base_dir, model=args.model)
+    if not args.image.is_file():  # after the index: its problems are reported first
+        raise RtsearchError(f"{args.image}: image file not found")
     results = session.query_file(args.image, args.k, verify=args.verify)
     if args.json:
         print(

@@ -51,7 +51,9 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model):
     assert code == 0 and len(hits) == 5
     assert hits[0]["path"] == "d1/img00007.jpg" and hits[0]["distance"] < 1e-4
     assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
-    code, _, stderr = cli(capsys, "query", tmp_path / "nope.jpg", "--index", out)
+    code, _, stderr = cli(
+        capsys, "query", tmp_path / "nope.jpg", "--index", out, "--model", tiny_model
+    )
     assert (
         code != 0
         and stderr.strip() == f"rtsearch: error: {tmp_path / 'nope.jpg'}: image file not found"
