@@ -150,11 +150,11 @@ def quantize_model(
         # quantize_static rewrites a ModelProto it is given in place, so hand it a file.
         onnx.save(model, str(fp32_path))
         _quantize(fp32_path, staged, ImageReader(calib_batches, info.input_name), excluded)
-        quantized = onnx.load(str(staged))
-        helper.set_model_props(quantized, replace(info, variant="int8").to_props())
-        onnx.save(quantized, str(staged))
+        # Measured before the metadata goes in (the report reads features, not metadata), so
+        # the file is written once, with its fidelity: the viewer uses an int8 twin by
+        # default only when it is faithful.
         fidelity = _report(fp32_path, staged, calib_batches, held_batches, info, log)
-        # Recorded in the file: the viewer uses an int8 twin by default only when faithful.
+        quantized = onnx.load(str(staged))
         measured = replace(info, variant="int8", int8_cosine=round(fidelity, 4))
         helper.set_model_props(quantized, measured.to_props())
         onnx.save(quantized, str(staged))
