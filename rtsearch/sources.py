@@ -144,9 +144,15 @@ class ScreenSource:
                     return None
                 self.region = box
             image = self.grab()
-        except Exception as exc:  # no display, region off screen, ...
+        except ValueError as exc:  # our own check: the region is empty or off the desktop
             self.message = f"screen capture failed: {exc}"
-            self._forget_mss()  # monitors may have changed: the next read asks again
+            return None
+        except Exception as exc:  # no display, X error, ...
+            self.message = f"screen capture failed: {exc}"
+            # Monitors may have changed under a cached handle: the next read asks again.
+            # (Not on ValueError: the worker polls every 10 ms, and a region the user left
+            # off the desktop must not open a display connection each time.)
+            self._forget_mss()
             return None
         self.message = ""
         return Frame(image, t)

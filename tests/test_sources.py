@@ -179,5 +179,26 @@ def test_screen_region_off_screen_empty_or_partly_visible():
         assert off.read() is not None and off.message == ""
         empty = ScreenSource((0, 0, 0, 10))
         assert empty.read() is None and "empty" in empty.message
-        for src in (part, off, empty):
+        # A grab that fails in mss (e.g. monitors changed under the cached handle) drops
+        # the handle, so the next read opens a fresh one and sees the current monitors.
+        stale = ScreenSource((10, 10, 50, 50))
+        stale._local.mss = StaleGrabber(stale._mss())
+        assert stale.read() is None and "monitors changed" in stale.message
+        assert stale._local.mss is None
+        assert stale.read() is not None and stale.message == ""
+        for src in (part, off, empty, stale):
             src.close()
+
+
+class StaleGrabber:
+    """An mss handle whose monitors are cached but whose grabs fail."""
+
+    def __init__(self, real) -> None:
+        self.monitors = real.monitors
+        real.close()
+
+    def grab(self, box):
+        raise RuntimeError("monitors changed")
+
+    def close(self) -> None:
+        pass
