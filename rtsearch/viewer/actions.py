@@ -89,9 +89,15 @@ def watch(app: ViewerApp) -> None:
             if app.session is not None and app.session.source != path:
                 return  # another index was loaded: stop following this one
             fresh = SearchSession(report.index, extractor, base, source=path)
-            app.watched.put((fresh, "watching: " + report.summary(path)))
+            task.post((fresh, "watching: " + report.summary(path)))
 
-    app.start_task(Task("watch", work, lambda _: None))
+    def swap_in(posted: tuple[SearchSession, str]) -> None:
+        fresh, summary = posted
+        if app.session is not None and app.session.source == path:  # still the same index
+            app.set_session(fresh)
+            app.message = summary
+
+    app.start_task(Task("watch", work, lambda _: None, on_post=swap_in))
 
 
 def _ignore(message: str) -> None:

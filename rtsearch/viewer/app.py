@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import queue
 import statistics
 import subprocess
 import sys
@@ -68,8 +67,6 @@ class ViewerApp:
         self.preview: ScreenPreview | None = None
         self.video_path: Path | None = None
         self.pending_load: Path | None = None  # index chosen, waiting for its image folder
-        # (session, summary) from the folder watcher's thread, applied by the UI thread
-        self.watched: queue.SimpleQueue[tuple[SearchSession, str]] = queue.SimpleQueue()
         self.paused = False
         self.frame_times: deque[float] = deque(maxlen=5000)
         self._frame_start = 0.0  # when the last frame began rendering (see _pace)
@@ -274,11 +271,9 @@ class ViewerApp:
         self.message = f"index: {session.source or 'analysed'} ({len(session.index.paths)} images)"
 
     def _poll_tasks(self) -> None:
-        while not self.watched.empty():
-            session, summary = self.watched.get()
-            if self.session is not None and self.session.source == session.source:
-                self.set_session(session)
-                self.message = summary
+        for task in self.tasks:
+            while task.on_post is not None and not task.posted.empty():
+                task.on_post(task.posted.get())
         for task in [t for t in self.tasks if t.finished]:
             self.tasks.remove(task)
             if task.error:
@@ -304,9 +299,7 @@ class ViewerApp:
         self._poll_tasks()
         if self.frames % 10 == 0:
             ui.update_status(self)
-            x, y, w, h = ui.viewport_box()
-            k = self.region.scale  # logical -> physical pixels
-            self.viewport_box = (round(x * k), round(y * k), round(w * k), round(h * k))
+            self.viewport_box = self.region.to_physical(ui.viewport_box())
         self._pace()
         dpg.render_dearpygui_frame()
         now = time.perf_counter()

@@ -113,10 +113,14 @@ class GrabRegion:
         self.box = self._clamped(box)
 
     # -------------------------------------------------------------- own window
+    def to_physical(self, window: Box) -> Box:
+        """A box in logical pixels (e.g. the viewport) in the region's physical pixels."""
+        x, y, w, h = (round(v * self.scale) for v in window)
+        return x, y, w, h
+
     def overlaps(self, window: Box) -> bool:
         """Does the region overlap ``window`` (logical pixels, e.g. the viewport)?"""
-        s = self.scale
-        wx, wy, ww, wh = (round(v * s) for v in window)
+        wx, wy, ww, wh = self.to_physical(window)
         x, y, w, h = self.box
         return x < wx + ww and wx < x + w and y < wy + wh and wy < y + h
 

@@ -1,17 +1,28 @@
-"""Background jobs started from the UI (load, save, analyze, re-project): the UI polls them
-each frame and never waits; a failure becomes a one-line message."""
+"""Background jobs started from the UI (load, save, analyze, re-project, watch): the UI polls
+them each frame and never waits; a failure becomes a one-line message."""
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
 
 class Task:
-    def __init__(self, name: str, fn: Callable[[Task], Any], done: Callable[[Any], None]):
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[Task], Any],
+        done: Callable[[Any], None],
+        on_post: Callable[[Any], None] | None = None,
+    ):
         self.name = name
         self.done = done  # called on the UI thread with fn's result
+        # A long task's intermediate results: fn calls post(value), the UI thread calls
+        # on_post(value) on its next poll.
+        self.on_post = on_post
+        self.posted: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.cancel = threading.Event()
         self.progress = 0.0  # 0..1, written by fn
         self.note = ""
@@ -26,6 +37,10 @@ class Task:
             self.result = self._fn(self)
         except Exception as exc:  # shown in the status bar, never raised into the UI
             self.error = f"{self.name} failed: {exc}"
+
+    def post(self, value: Any) -> None:
+        """From fn's thread: hand ``value`` to ``on_post`` on the UI thread."""
+        self.posted.put(value)
 
     @property
     def finished(self) -> bool:
