@@ -10,9 +10,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from rtsearch import __version__
 from rtsearch.errors import RtsearchError
+
+T = TypeVar("T")
 
 # name -> (module, one-line help); each module has add_arguments(parser) and run(args) -> int.
 EXTERNAL_COMMANDS = {
@@ -172,19 +175,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         return run_cli(args, settings)
     extractor = Extractor(resolve_model(args.model), threads=args.threads)
-    bar = None if args.quiet else ProgressBar()
-    report = analyze(
-        args.directory,
-        args.output,
-        extractor,
-        settings,
-        progress=bar,
-        warn=lambda m: print_line(f"warning: {m}", bar),
+    report = with_progress(
+        lambda **shown: analyze(args.directory, args.output, extractor, settings, **shown),
+        quiet=args.quiet,
     )
-    if bar:
-        bar.close()
     print(analysis_summary(args.output, report, f"{extractor.info.name} on {extractor.provider}"))
     return 0
+
+
+def with_progress(job: Callable[..., T], *, quiet: bool = False) -> T:
+    """Run ``job(progress=, warn=)`` under a progress bar (none when ``quiet``), warnings
+    printed above it one line each: how `analyze`, `analyze --ray` and `demo` report."""
+    bar = None if quiet else ProgressBar()
+    result = job(progress=bar, warn=lambda m: print_line(f"warning: {m}", bar))
+    if bar:
+        bar.close()
+    return result
 
 
 def analysis_summary(output: Path, report, how: str) -> str:

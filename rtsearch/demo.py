@@ -84,24 +84,17 @@ def build_index(root: Path, index_path: Path, model: str, *, rebuild: bool, thre
         print(f"demo index: {index_path} (reused; --rebuild to analyze again)")
         return
     from rtsearch.analyze import Settings, analyze
-    from rtsearch.cli import ProgressBar, print_line
+    from rtsearch.cli import with_progress
     from rtsearch.extractor import Extractor
     from rtsearch.models import resolve_model
 
     if rebuild and index_path.exists():
         index_path.unlink()  # else analyze would reuse the unchanged rows
     extractor = Extractor(resolve_model(model), threads=threads)
-    bar = ProgressBar()
     start = time.monotonic()
-    report = analyze(
-        root,
-        index_path,
-        extractor,
-        Settings(keep_features=True),
-        progress=bar,
-        warn=lambda m: print_line(f"warning: {m}", bar),
+    report = with_progress(
+        lambda **shown: analyze(root, index_path, extractor, Settings(keep_features=True), **shown)
     )
-    bar.close()
     assert report.index is not None
     print(
         f"demo index: {index_path} ({report.index.count} images, {extractor.info.name}, "

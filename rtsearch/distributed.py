@@ -245,22 +245,16 @@ def _write_part(dest: Path, model: ModelRef, base_dir: Path, paths, feats, sizes
 
 def run_cli(args, settings: Settings) -> int:
     """`rtsearch analyze ... --ray [ADDRESS]`, called from rtsearch.cli.cmd_analyze."""
-    from rtsearch.cli import ProgressBar, analysis_summary, print_line
+    from rtsearch.cli import analysis_summary, with_progress
     from rtsearch.models import resolve_model
 
     model_path = resolve_model(args.model)
-    bar = None if args.quiet else ProgressBar()
-    report = analyze(
-        args.directory,
-        args.output,
-        model_path,
-        settings,
-        address=args.ray or None,
-        progress=bar,
-        warn=lambda m: print_line(f"warning: {m}", bar),
+    report = with_progress(
+        lambda **shown: analyze(
+            args.directory, args.output, model_path, settings, address=args.ray or None, **shown
+        ),
+        quiet=args.quiet,
     )
-    if bar:
-        bar.close()
     assert report.index is not None
     print(analysis_summary(args.output, report, f"{report.index.model.name} on Ray"))
     return 0
