@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from rtsearch.extractor import Extractor, fit_to_input
 from rtsearch.scan import scan
 from rtsearch.store import Index, ModelRef
 
-DEFAULT_BATCH = 16
+DEFAULT_BATCH = 16  # one run at a time (a GPU, or one thread): bigger batches pay
+STREAM_BATCH = 4  # per single-threaded CPU stream: measured best for EfficientNet-Lite0
 DEFAULT_CHECKPOINT_SECONDS = 120.0
 Warn = Callable[[str], None]
 
@@ -37,7 +39,7 @@ class Settings:
     projection: str = proj.DEFAULT_KIND
     l2_normalize: bool = True
     seed: int = proj.DEFAULT_SEED
-    batch: int = DEFAULT_BATCH
+    batch: int = 0  # images per inference batch; 0: batch_for(extractor)
     checkpoint_every: int | None = None  # images; None: every DEFAULT_CHECKPOINT_SECONDS
     keep_features: bool = False
 
@@ -258,12 +260,23 @@ def _decode_one(path: Path, info) -> tuple[RGBImage, int, float]:
     return fit_to_input(image, info), st.st_size, st.st_mtime
 
 
+def batch_for(extractor: Extractor) -> int:
+    """The default batch: small per CPU stream (each stream's activations stay in its core's
+    cache: 2 streams at batch 4 ran 206-218 images/s, at 16 176-188), larger otherwise."""
+    return STREAM_BATCH if extractor.streams > 1 else DEFAULT_BATCH
+
+
 def _extract(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Iterator[tuple]:
-    """Yield (paths, features, sizes, mtimes) per batch; decoding runs ahead on a pool."""
+    """Yield (paths, features, sizes, mtimes) per batch, in order; decoding runs ahead on a
+    pool, and batches run ``extractor.streams`` at a time. ``batch_size`` 0: batch_for."""
     info = extractor.info
+    batch_size = batch_size or batch_for(extractor)
     workers = max(1, os.cpu_count() or 1)
-    lookahead = max(batch_size * 2, workers * 4)
-    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+    lookahead = max(batch_size * (1 + extractor.streams), workers * 4)
+    with (
+        ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool,
+        _Inference(extractor) as inference,
+    ):
         pending: list[tuple[str, Future]] = []
         queue = iter(todo)
         batch: list[tuple[str, RGBImage, int, float]] = []
@@ -286,12 +299,48 @@ def _extract(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Ite
                 if warn:
                     warn(msg)
             if len(batch) >= batch_size or (not pending and batch):
-                yield _run_batch(extractor, batch)
+                yield from inference.submit(batch)
                 batch = []
         for _, fut in pending:
             fut.cancel()
         if batch and not report.cancelled:
-            yield _run_batch(extractor, batch)
+            yield from inference.submit(batch)
+        yield from inference.drain()
+
+
+class _Inference:
+    """Runs batches on ``extractor.streams`` threads and hands results back in order: each
+    ``submit`` yields the oldest batch's result once ``streams`` batches are in flight."""
+
+    def __init__(self, extractor: Extractor) -> None:
+        self.extractor = extractor
+        self.pool = (
+            ThreadPoolExecutor(extractor.streams, thread_name_prefix="infer")
+            if extractor.streams > 1
+            else None
+        )
+        self.running: deque[Future] = deque()
+
+    def submit(self, batch) -> Iterator[tuple]:
+        if self.pool is None:
+            yield _run_batch(self.extractor, batch)
+            return
+        self.running.append(self.pool.submit(_run_batch, self.extractor, batch))
+        while len(self.running) >= self.extractor.streams:
+            yield self.running.popleft().result()
+
+    def drain(self) -> Iterator[tuple]:
+        while self.running:
+            yield self.running.popleft().result()
+
+    def __enter__(self) -> _Inference:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for fut in self.running:
+            fut.cancel()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def _run_batch(extractor: Extractor, batch) -> tuple:

@@ -143,7 +143,8 @@ def _bench_pipeline(plan: Plan, model_path: Path, work: Path, result: dict, log)
     from rtsearch.perf.ui import bench_ui
     from rtsearch.session import SearchSession
 
-    extractor = Extractor(model_path)
+    # analyze runs as the best stage-1 figure did; the live loop is one run at a time
+    extractor = Extractor(model_path, streams=result["models"][model_path.name]["best_streams"])
     best_batch = result["model_best_batch"]
     small, large = work / "small", work / "large"
     log(f"stage 2: analyze ({plan.small_jpegs} x 640x480, {plan.large_jpegs} x 4000x3000)")
@@ -158,7 +159,7 @@ def _bench_pipeline(plan: Plan, model_path: Path, work: Path, result: dict, log)
     index = work / "small.dat"
     video = write_video(work / "clip.avi", 120)
     log("stage 3: live query loop (screen, video)")
-    session = SearchSession(_load(index), extractor, small, source=index)
+    session = SearchSession(_load(index), Extractor(model_path), small, source=index)
     live = bench_live(session, video, plan.live_seconds)
     result["live"] = live
     result.update(_live_summary(live))

@@ -34,6 +34,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
@@ -48,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, required=True, help="index file to write (.dat)")
     add_model_argument(p)
     add_projection_arguments(p)
-    p.add_argument("--batch", type=positive_int, default=16, help="images per inference batch")
+    p.add_argument(
+        "--batch",
+        type=non_negative_int,
+        default=0,
+        help="images per inference batch (0: 4 per core on a CPU, 16 on a GPU)",
+    )
     p.add_argument(
         "--checkpoint-every",
         type=positive_int,
@@ -174,7 +186,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from rtsearch.distributed import run_cli
 
         return run_cli(args, settings)
-    extractor = Extractor(resolve_model(args.model), threads=args.threads)
+    extractor = Extractor(resolve_model(args.model), threads=args.threads, streams=0)
     report = with_progress(
         lambda **shown: analyze(args.directory, args.output, extractor, settings, **shown),
         quiet=args.quiet,

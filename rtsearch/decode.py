@@ -96,10 +96,14 @@ def resize_to(image: RGBImage, size: tuple[int, int]) -> RGBImage:
     ~3 ms, a quarter of EfficientNet-Lite0's inference. Shrinking by k >= 2, the image is
     first resized bilinearly to k times the target (a factor below 2: little aliasing), then
     area-averaged by exactly k: 0.5 ms, within ~1 grey level of the direct area filter
-    (800x600 3.2 -> 0.5 ms, 2560x1440 14 -> 4.8 ms, measured here)."""
+    (800x600 3.2 -> 0.5 ms, 2560x1440 14 -> 4.8 ms, measured here). Shrinking by less than 2
+    on both axes (a 640x480 JPEG decoded at half scale, 320x240 -> 224x224) is bilinear
+    alone: the fractional area filter took 0.76 ms there, bilinear 0.08 ms."""
     h, w = size
     if image.shape[:2] == (h, w):
         return image
+    if image.shape[0] < 2 * h and image.shape[1] < 2 * w:
+        return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
     if image.shape[0] < h or image.shape[1] < w:
         return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
     k = int(min(image.shape[0] / h, image.shape[1] / w))

@@ -90,7 +90,7 @@ def build_index(root: Path, index_path: Path, model: str, *, rebuild: bool, thre
 
     if rebuild and index_path.exists():
         index_path.unlink()  # else analyze would reuse the unchanged rows
-    extractor = Extractor(resolve_model(model), threads=threads)
+    extractor = Extractor(resolve_model(model), threads=threads, streams=0)
     start = time.monotonic()
     report = with_progress(
         lambda **shown: analyze(root, index_path, extractor, Settings(keep_features=True), **shown)

@@ -63,7 +63,7 @@ def update(
     base_dir: Path,
     extractor: Extractor,
     *,
-    batch: int = single.DEFAULT_BATCH,
+    batch: int = 0,
     warn: Warn | None = None,
     cancel: threading.Event | None = None,
 ) -> UpdateReport:
@@ -172,7 +172,7 @@ def follow(
     *,
     stop: threading.Event,
     interval: float = 2.0,
-    batch: int = single.DEFAULT_BATCH,
+    batch: int = 0,
     warn: Warn | None = None,
 ) -> Iterator[UpdateReport]:
     """Yield an UpdateReport (``.index`` is the new Index) each time an update changed the
@@ -257,12 +257,14 @@ def _watch(base_dir: Path) -> _Events | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rtsearch.cli import add_model_argument
+    from rtsearch.cli import add_model_argument, non_negative_int
 
     parser.add_argument("index", type=Path, help="index file to update (.dat)")
     parser.add_argument("directory", type=Path, help="the folder the index describes")
     add_model_argument(parser, default=None, help_default="the index's model")
-    parser.add_argument("--batch", type=int, default=single.DEFAULT_BATCH, help="images per batch")
+    parser.add_argument(
+        "--batch", type=non_negative_int, default=0, help="images per batch (0: as analyze picks)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
     parser.add_argument(
         "--watch", action="store_true", help="keep following the folder until interrupted"
@@ -277,9 +279,11 @@ def open_extractor(index_path: Path, model: str | None, threads: int) -> Extract
     from rtsearch.models import find_model_for, resolve_model
 
     if model:
-        return Extractor(resolve_model(model), threads=threads)
+        return Extractor(resolve_model(model), threads=threads, streams=0)
     m = store.load(index_path).model
-    return Extractor(find_model_for(m.name, m.feature_layer, m.identity), threads=threads)
+    return Extractor(
+        find_model_for(m.name, m.feature_layer, m.identity), threads=threads, streams=0
+    )
 
 
 def run(args: argparse.Namespace) -> int:

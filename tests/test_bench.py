@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -58,7 +59,10 @@ def test_figures_are_consistent(quick_result) -> None:
     assert r["model"] in r["models"]
     assert r["model_best_ips"] >= r["model_b1_ips"]
     for row in r["models"].values():
-        assert row["best_ips"] == max(row["by_batch"].values())
+        rates = [*row["by_batch"].values(), *row.get("by_batch_streams", {}).values()]
+        assert row["best_ips"] == max(rates)
+        table = row["by_batch"] if row["best_streams"] == 1 else row["by_batch_streams"]
+        assert table[str(row["best_batch"])] == row["best_ips"]
     for name, row in r["int8"].items():
         assert -1.0 <= row["cosine_min"] <= row["cosine_mean"] <= 1.0, name
     for size in ("small", "large"):
@@ -92,14 +96,15 @@ def test_human_summary_names_every_stage(quick_result, capsys) -> None:
 
 
 @pytest.mark.parametrize("n", [1, 7, 300, 1000])
-def test_blocked_brute_force_scan_is_exact(monkeypatch, n) -> None:
-    """The tuned scan (blocks + running threshold) returns exactly the k nearest rows,
-    across block boundaries and with duplicate rows (ties)."""
+def test_brute_force_scan_is_exact(monkeypatch, n) -> None:
+    """The tuned scan (chunk-minimum threshold) returns exactly the k nearest rows, across
+    chunk boundaries, in the rows after the last whole chunk, and with duplicate rows
+    (ties); two threads querying at once get their own answers."""
     import numpy as np
 
     from rtsearch import search
 
-    monkeypatch.setattr(search, "SCAN_BLOCK", 64)  # many blocks on a small index
+    monkeypatch.setattr(search, "SCAN_CHUNK", 8)  # many chunks on a small index
     rng = np.random.default_rng(n)
     vectors = rng.standard_normal((n, 12)).astype(np.float32)
     vectors[n // 2 :: 5] = vectors[0]  # exact duplicates of row 0, spread over blocks
@@ -114,3 +119,11 @@ def test_blocked_brute_force_scan_is_exact(monkeypatch, n) -> None:
             # ... and the reported distances are right up to float32 cancellation near 0.
             np.testing.assert_allclose(hits.distances**2, want**2, atol=1e-5)
             assert len(set(hits.indices.tolist())) == len(hits.indices)
+            if k == n + 3:
+                assert sorted(hits.indices.tolist()) == list(range(n))
+    queries = rng.standard_normal((200, 12)).astype(np.float32)
+    alone = [searcher.query(q, 5).indices for q in queries]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda q: searcher.query(q, 5).indices, queries))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 from badimages import BAD, ODD_BUT_VALID, bomb_png_bytes
-from fakes import make_image
+from fakes import make_image, sample_photos
 from PIL import Image
 
 from rtsearch.decode import fit_within, load_rgb, resize_to
@@ -104,6 +104,21 @@ def test_one_pixel_and_panorama_fit_the_model_input(tmp_path):
     assert pano.shape[1] / pano.shape[0] > 100
     assert resize_to(pano, (32, 32)).shape == (32, 32, 3)
     assert fit_within(pano, 100, 100).shape[1] == 100
+
+
+@pytest.mark.parametrize("shape", [(240, 320), (448, 600), (1440, 2560)])
+def test_resize_stays_close_to_the_area_filter(shape):
+    """The fast paths (bilinear under 2x, bilinear + whole-factor area above) look like the
+    plain area filter on a photograph: under 1.5 grey levels apart on average (nearest
+    neighbour is ~7 apart, plain bilinear from 2560x1440 ~2.4)."""
+    import cv2
+
+    photo = sample_photos()[0].convert("RGB").resize((shape[1], shape[0]))
+    image = np.asarray(photo)
+    fast = resize_to(image, (224, 224)).astype(np.float32)
+    area = cv2.resize(image, (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32)
+    assert fast.shape == (224, 224, 3)
+    assert np.abs(fast - area).mean() < 1.5
 
 
 def test_huge_jpeg_decodes_reduced(tmp_path):

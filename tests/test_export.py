@@ -422,3 +422,32 @@ def test_viewer_default_takes_only_a_faithful_int8_twin(tmp_path, monkeypatch, r
     args = (info.name, info.feature_layer, info.identity)
     assert find_model_for(*args, prefer_int8=True).name == chosen
     assert find_model_for(*args).name == "tiny.onnx"
+
+
+@pytest.mark.parametrize("order", ["RGB", "BGR"])
+def test_preprocess_is_the_metadata_formula(order):
+    """The lookup-table normalisation equals (pixel - mean) / std in the model's channel
+    order, NCHW, bit for bit, per channel (VGG16's Caffe means in BGR, torchvision's)."""
+    from dataclasses import replace
+
+    from fakes import tiny_model_info
+
+    from rtsearch.extractor import fit_to_input
+
+    info = replace(
+        tiny_model_info(),
+        input_size=(24, 40),
+        channel_order=order,
+        mean=(103.939, 116.779, 123.68),
+        std=(58.395, 57.12, 1.0),
+    )
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (50, 70, 3), dtype=np.uint8) for _ in range(3)]
+    got = preprocess(images, info)
+    for i, image in enumerate(images):
+        pixels = fit_to_input(image, info).astype(np.float32)
+        if order == "BGR":
+            pixels = pixels[..., ::-1]
+        want = (pixels - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32)
+        np.testing.assert_array_equal(got[i], want.transpose(2, 0, 1))
+    assert got.shape == (3, 3, 24, 40) and got.dtype == np.float32 and got.flags.c_contiguous

@@ -15,6 +15,7 @@ from fakes import make_copy, make_gallery, make_image, make_photo_gallery, write
 
 from rtsearch import store
 from rtsearch.cli import main
+from rtsearch.decode import load_rgb
 from rtsearch.projection import DEFAULT_KIND
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -258,3 +259,30 @@ def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_mod
     stranger = tmp_path / "stranger.jpg"
     make_image(7, size=(320, 240)).save(stranger, quality=40)
     assert all(r.inliers < MIN_INLIERS for r in session.query_file(stranger, 20, verify=True))
+
+
+@pytest.mark.parametrize("batch", [0, 3])
+def test_parallel_streams_give_the_same_index_in_the_same_order(tmp_path, gallery, batch):
+    """Analysis with one inference stream per core (the CLI's default) yields the features
+    a single stream does, each with its own path, whatever the batch size."""
+    from rtsearch.analyze import Settings, analyze, batch_for
+    from rtsearch.extractor import Extractor
+
+    model = write_tiny_model(tmp_path / "m.onnx")
+    one, two = Extractor(model, threads=1), Extractor(model, threads=2, streams=0)
+    assert (one.streams, two.streams) == (1, 2) and batch_for(two) < batch_for(one)
+    settings = Settings(dims=16, keep_features=True, batch=batch)
+    a = analyze(gallery, tmp_path / "a.dat", one, settings).index
+    b = analyze(gallery, tmp_path / "b.dat", two, settings).index
+    assert a is not None and b is not None and a.paths == b.paths and len(a.paths) > 8
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-6)
+    # and the features belong to their own pictures: re-extract two of them alone
+    for row in (0, len(a.paths) - 1):
+        alone = one([load_rgb(gallery / a.paths[row], min_size=one.info.input_size)])[0]
+        np.testing.assert_allclose(b.features[row], alone, rtol=1e-4, atol=1e-5)
+
+
+def test_negative_batch_is_refused(capsys, tmp_path, gallery, tiny_model):
+    with pytest.raises(SystemExit):
+        main(["analyze", str(gallery), "-o", str(tmp_path / "x.dat"), "--batch", "-1"])
+    assert "must be >= 0" in capsys.readouterr().err

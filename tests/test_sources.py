@@ -95,8 +95,8 @@ def test_parse_region():
 def test_tiles_keep_aspect_and_cache_drops_the_oldest(tmp_path):
     thumb = to_tile(np.full((100, 300, 3), 255, np.uint8), 224)
     assert (thumb.width, thumb.height) == (224, 75)
-    assert thumb.tile.shape == (224, 224, 4) and thumb.tile[:75, :224, 3].min() == 1.0
-    assert thumb.tile[80:, :, 3].max() == 0.0
+    assert thumb.tile.shape == (224, 224, 3) and thumb.tile[:75, :224].min() == 1.0
+    assert thumb.tile[75:, :].max() == 0.0
     cache = ThumbCache(64, capacity=2)
     paths = []
     for i in range(3):

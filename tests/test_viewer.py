@@ -113,6 +113,43 @@ def test_screenshot_shows_the_query_and_the_result_tiles(app, tmp_path):
     assert looks_like(crop(shot, app.layout.results[0], origin), pub.thumbs[1]) > 20
 
 
+def test_only_the_tiles_on_screen_have_textures_and_scrolling_rebinds_them(app, tmp_path):
+    """Dear PyGui uploads every raw texture every frame, so results scrolled out of view
+    must not hold one; scrolling down shows the later results' pictures."""
+    from rtsearch.viewer import ui
+
+    app.set_k(20)
+    try:
+        pub = fresh(app, "random")
+        for _ in range(3):
+            app.frame()
+        shown = ui.visible_results(app)
+        assert 0 < len(shown) < 20 and shown[0] == 0
+        assert len(app.pool.images) == len(shown)
+        dpg.set_y_scroll(app.ids.canvas, dpg.get_y_scroll_max(app.ids.canvas))
+        app.worker.send("pause", True)  # keep these results while we look
+        pub = app.published
+        for _ in range(5):
+            app.frame()
+        later = ui.visible_results(app)
+        assert later[-1] == 19 and later[0] > 0
+        for slot, rank in enumerate(later):
+            assert app.pool.files[slot] == pub.results[rank].file
+            assert np.array_equal(app.pool.images[slot].buffer, pub.thumbs[rank].tile)
+            pmin = dpg.get_item_configuration(app.ids.tiles[slot])["pmin"]
+            assert list(pmin)[:2] == pytest.approx(app.layout.results[rank][:2])
+        out = tmp_path / "scrolled.png"
+        app._screenshot(out)
+        shot = np.asarray(Image.open(out).convert("RGB"))
+        origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
+        last = app.layout.results[19]
+        assert looks_like(crop(shot, last, origin), pub.thumbs[19]) < 20
+    finally:
+        app.worker.send("pause", False)
+        dpg.set_y_scroll(app.ids.canvas, 0)
+        app.set_k(8)
+
+
 def test_clicking_a_result_makes_it_the_query(app):
     app.perform("random")
     pub = fresh(app, "random")
@@ -307,6 +344,7 @@ def xdotool(app, *args: str) -> None:
 
 def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     app.region.set_box((200, 200, 400, 300))
+    items = len(dpg.get_all_items())
     app.perform("grab_mode")
     for _ in range(5):
         app.frame()
@@ -327,6 +365,7 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     )
     app.perform("screen")  # G or S leaves the mode and uses the region
     assert not app.grab_mode
+    assert len(dpg.get_all_items()) == items  # the preview texture is freed, not uploaded
     assert fresh(app, "screen").query.width > 0
 
 

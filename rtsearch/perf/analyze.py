@@ -17,7 +17,7 @@ from rtsearch.extractor import Extractor, fit_to_input
 from rtsearch.perf.model import throughput
 
 
-def analyze_rate(folder: Path, out: Path, extractor: Extractor, batch: int) -> dict:
+def analyze_rate(folder: Path, out: Path, extractor: Extractor, batch: int = 0) -> dict:
     """Images/s of a full analyze run (``ips_total``) and of its extraction phase (``ips``:
     start to the last batch, without the once-per-run projection fit and save, which do not
     grow with the number of images)."""
@@ -61,7 +61,7 @@ def bench_folder(
     the ratio alike."""
     paths = sorted(folder.glob("*.jpg"))
     before = throughput(extractor, (best_batch,), budget_s)["by_batch"][str(best_batch)]
-    row = analyze_rate(folder, work / f"{folder.name}.dat", extractor, batch=16)
+    row = analyze_rate(folder, work / f"{folder.name}.dat", extractor, batch=0)
     after = throughput(extractor, (best_batch,), budget_s)["by_batch"][str(best_batch)]
     model_ips = (before + after) / 2.0
     row["model_ips_adjacent"] = round(model_ips, 2)

@@ -75,6 +75,7 @@ class ViewerApp:
         self.latencies: deque[float] = deque(maxlen=30)
         self.shown_seq = -1
         self.frames = 0
+        self.tiles_scroll = 0.0  # the canvas scroll the result tiles were bound for
         screen = self._screen_size()
         self.region = GrabRegion(*screen)
         self.region.scale = opts.hidpi_scale or detect_scale(screen[0], _logical_width())
@@ -98,7 +99,8 @@ class ViewerApp:
         dpg.setup_dearpygui()
         with dpg.texture_registry() as reg:
             self.query_tex = RawImage(reg, QUERY_TILE, QUERY_TILE)
-            self.preview_tex: RawImage | None = None  # made on first use: uploads cost per frame
+            # made on entering grab mode and deleted on leaving it: uploads cost every frame
+            self.preview_tex: RawImage | None = None
             self.registry = reg
             self.pool = ThumbPool(reg, THUMB_TILE)
         self.ids = ui.build(self)
@@ -223,6 +225,10 @@ class ViewerApp:
         if self.preview is not None:
             self.preview.close()
             self.preview = None
+        if self.preview_tex is not None:
+            ui.remove_preview(self)
+            self.preview_tex.delete()
+            self.preview_tex = None
         self.dirty = True
         if apply:
             self._start_source("screen")
@@ -294,6 +300,8 @@ class ViewerApp:
             self.canvas_size, self.dirty = size, True
         if self.dirty:
             self._relayout()
+        elif ui.scrolled(self):
+            ui.bind_tiles(self)
         if self.grab_mode:
             ui.draw_grab(self)
         self._poll_tasks()
@@ -328,8 +336,6 @@ class ViewerApp:
             self.query_tex.put(pub.query.tile)
             self.dirty = True
         if changed:
-            ui.add_tiles(self, self.pool.ensure(len(pub.results)))
-            self.pool.assign([r.file for r in pub.results], [t.tile for t in pub.thumbs])
             self.dirty = True
         self.published = pub
 

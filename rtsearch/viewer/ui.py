@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dearpygui.dearpygui as dpg
+import numpy as np
 
 from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
@@ -214,6 +215,10 @@ def add_preview(app: ViewerApp) -> None:
     )
 
 
+def remove_preview(app: ViewerApp) -> None:
+    dpg.delete_item(app.ids.grab.pop("preview"))
+
+
 def add_tiles(app: ViewerApp, tags: list[int | str]) -> None:
     """Draw items for new pool textures (the pool only grows)."""
     for tag in tags:
@@ -365,14 +370,40 @@ def apply_layout(app: ViewerApp) -> None:
         show=q is not None,
         uv_max=(q.width / size, q.height / size) if q else (1, 1),
     )
-    thumbs = pub.thumbs if pub else ()
-    for i, tile in enumerate(ids.tiles):
-        if i < len(thumbs):
-            t, r = thumbs[i], lay.results[i]
+    bind_tiles(app)
+
+
+def visible_results(app: ViewerApp) -> list[int]:
+    """Ranks of the results whose tiles show in the canvas at its current scroll."""
+    lay, pub = app.layout, app.published
+    if lay is None or pub is None or app.grab_mode:
+        return []
+    top = dpg.get_y_scroll(app.ids.canvas)
+    bottom = top + app.canvas_size[1]
+    rects = lay.results[: len(pub.thumbs)]
+    return [i for i, r in enumerate(rects) if r[3] > top and r[1] < bottom]
+
+
+def scrolled(app: ViewerApp) -> bool:
+    return dpg.get_y_scroll(app.ids.canvas) != app.tiles_scroll
+
+
+def bind_tiles(app: ViewerApp) -> None:
+    """Give each visible result a pool texture and a draw item; hide the other items."""
+    ids, lay, pub = app.ids, app.layout, app.published
+    app.tiles_scroll = dpg.get_y_scroll(ids.canvas)
+    shown = visible_results(app)
+    if shown:
+        assert lay is not None and pub is not None
+        add_tiles(app, app.pool.ensure(len(shown)))
+        app.pool.assign([pub.results[i].file for i in shown], [pub.thumbs[i].tile for i in shown])
+    for slot, item in enumerate(ids.tiles):
+        if slot < len(shown):
+            t, r = pub.thumbs[shown[slot]], lay.results[shown[slot]]
             uv = (t.width / THUMB, t.height / THUMB)
-            dpg.configure_item(tile, pmin=r[:2], pmax=r[2:], uv_max=uv, show=True)
-        elif dpg.is_item_shown(tile):
-            dpg.hide_item(tile)
+            dpg.configure_item(item, pmin=r[:2], pmax=r[2:], uv_max=uv, show=True)
+        elif dpg.is_item_shown(item):
+            dpg.hide_item(item)
 
 
 def grab_preview(app: ViewerApp):
@@ -384,9 +415,7 @@ def draw_grab(app: ViewerApp) -> None:
     if app.preview is not None and app.preview_tex is not None:
         image = app.preview.take()
         if image is not None:
-            tile = app.preview_tex.buffer
-            tile[..., :3] = image * (1 / 255)
-            tile[..., 3] = 1.0
+            np.multiply(image, np.float32(1 / 255), out=app.preview_tex.buffer)
     p = grab_preview(app)
     items = app.ids.grab
     sx0, sy0 = p.x, p.y
