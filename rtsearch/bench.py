@@ -238,7 +238,10 @@ def print_summary(r: dict) -> None:
                 f"  cosine vs {row['fp32_file']} {row['cosine_mean']} (min "
                 f"{row['cosine_min']}), {row['speedup_best']}x faster"
             )
-        print(f"   {name}: {row['b1_ips']} / {row['best_ips']} (batch {row['best_batch']}){extra}")
+        how = f"batch {row['best_batch']}"
+        if row.get("best_streams", 1) > 1:
+            how += f", {row['best_streams']} single-threaded runs at once"
+        print(f"   {name}: {row['b1_ips']} / {row['best_ips']} ({how}){extra}")
     for size, row in r["analyze"].items():
         print(
             f"2. analyze {size}: {row['ips']} images/s = {row['ratio']} x model best; "

@@ -11,6 +11,9 @@ from rtsearch.viewer import layout
 SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | none"
 
 
+SCREENSHOT_FRAMES = 30  # --screenshot alone: frames drawn before the shot
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("index_file", nargs="?", type=Path, default=None, help="index file (.dat)")
     p.add_argument("--index", type=Path, default=None, help="index file (.dat); same as INDEX")
@@ -38,7 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="follow the index's image folder: new, changed and deleted images update the "
         "index file and the results without a restart (as `rtsearch update --watch`)",
     )
-    p.add_argument("--screenshot", type=Path, default=None, help="write a PNG of the window")
+    p.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        help="write a PNG of the window once the first results show, and quit (with "
+        "--quit-after-frames: after that many frames)",
+    )
     p.add_argument("--quit-after-frames", type=int, default=None, help="stop after N frames")
     p.add_argument(
         "--frame-stats", type=Path, default=None, help="write frame-time statistics (JSON)"
@@ -87,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
         session,
         source=args.source if session is not None or args.source != "random" else "none",
         screenshot=args.screenshot,
-        quit_after_frames=args.quit_after_frames,
+        quit_after_frames=(
+            SCREENSHOT_FRAMES
+            if args.screenshot is not None and args.quit_after_frames is None
+            else args.quit_after_frames
+        ),
         frame_stats=args.frame_stats,
         k=args.k,
         width=args.width,
