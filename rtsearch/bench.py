@@ -143,16 +143,18 @@ def _bench_pipeline(plan: Plan, model_path: Path, work: Path, result: dict, log)
     from rtsearch.perf.ui import bench_ui
     from rtsearch.session import SearchSession
 
-    # analyze runs as the best stage-1 figure did; the live loop is one run at a time
-    extractor = Extractor(model_path, streams=result["models"][model_path.name]["best_streams"])
+    # analyze runs as `rtsearch analyze` does (one stream per core, its own batch size) and is
+    # compared with the model alone as stage 1's best figure ran it; live: one run at a time
+    extractor = Extractor(model_path, streams=0)
+    best = Extractor(model_path, streams=result["models"][model_path.name]["best_streams"])
     best_batch = result["model_best_batch"]
     small, large = work / "small", work / "large"
     log(f"stage 2: analyze ({plan.small_jpegs} x 640x480, {plan.large_jpegs} x 4000x3000)")
     write_jpegs(small, plan.small_jpegs, (480, 640))
     write_jpegs(large, plan.large_jpegs, (3000, 4000), seed=10_000)
     result["analyze"] = {
-        "small": bench_folder(small, work, extractor, best_batch, plan.model_budget_s),
-        "large": bench_folder(large, work, extractor, best_batch, plan.model_budget_s),
+        "small": bench_folder(small, work, extractor, best, best_batch, plan.model_budget_s),
+        "large": bench_folder(large, work, extractor, best, best_batch, plan.model_budget_s),
     }
     result["analyze_small_ratio"] = result["analyze"]["small"]["ratio"]
     result["analyze_large_ratio"] = result["analyze"]["large"]["ratio"]

@@ -97,14 +97,14 @@ def test_human_summary_names_every_stage(quick_result, capsys) -> None:
 
 @pytest.mark.parametrize("n", [1, 7, 300, 1000])
 def test_brute_force_scan_is_exact(monkeypatch, n) -> None:
-    """The tuned scan (chunk-minimum threshold) returns exactly the k nearest rows, across
-    chunk boundaries, in the rows after the last whole chunk, and with duplicate rows
-    (ties); two threads querying at once get their own answers."""
+    """The tuned scan (group-minimum threshold) returns exactly the k nearest rows, across
+    groups, in the rows after the last whole group, and with duplicate rows (ties); two
+    threads querying at once get their own answers."""
     import numpy as np
 
     from rtsearch import search
 
-    monkeypatch.setattr(search, "SCAN_CHUNK", 8)  # many chunks on a small index
+    monkeypatch.setattr(search, "SCAN_CHUNK", 8)  # many groups on a small index
     rng = np.random.default_rng(n)
     vectors = rng.standard_normal((n, 12)).astype(np.float32)
     vectors[n // 2 :: 5] = vectors[0]  # exact duplicates of row 0, spread over blocks

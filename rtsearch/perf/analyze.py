@@ -54,15 +54,21 @@ def decode_rate(paths: list[Path], extractor: Extractor) -> float:
 
 
 def bench_folder(
-    folder: Path, work: Path, extractor: Extractor, best_batch: int, budget_s: float
+    folder: Path,
+    work: Path,
+    extractor: Extractor,
+    best: Extractor,
+    best_batch: int,
+    budget_s: float,
 ) -> dict:
-    """Analyze ``folder`` once; ``work`` holds the .dat. The model's best-batch rate is
-    re-measured right before and after, so load from other processes hits both sides of
-    the ratio alike."""
+    """Analyze ``folder`` once with ``extractor`` as `rtsearch analyze` runs it; ``work``
+    holds the .dat. The model's best rate (``best`` at ``best_batch``: stage 1's best way
+    to run it) is re-measured right before and after, so load from other processes hits both
+    sides of the ratio alike."""
     paths = sorted(folder.glob("*.jpg"))
-    before = throughput(extractor, (best_batch,), budget_s)["by_batch"][str(best_batch)]
+    before = throughput(best, (best_batch,), budget_s)["by_batch"][str(best_batch)]
     row = analyze_rate(folder, work / f"{folder.name}.dat", extractor, batch=0)
-    after = throughput(extractor, (best_batch,), budget_s)["by_batch"][str(best_batch)]
+    after = throughput(best, (best_batch,), budget_s)["by_batch"][str(best_batch)]
     model_ips = (before + after) / 2.0
     row["model_ips_adjacent"] = round(model_ips, 2)
     row["decode_ips"] = decode_rate(paths, extractor)
