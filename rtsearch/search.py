@@ -19,6 +19,10 @@ from rtsearch.errors import RtsearchError
 METHODS = ("auto", "brute", "kdtree", "ann")
 KDTREE_MAX_DIMS = 16
 SCAN_CHUNK = 128  # rows per group in the scan's threshold; see Searcher._scan
+# The int8 first pass (rtsearch.prefilter) pays from tens of thousands of rows; its codes
+# and onnxruntime's copy of them cost ~3 bytes per value, so very large indexes skip it.
+PREFILTER_ROWS = (65_536, 4_000_000)
+PREFILTER_MAX_SHARE = 8  # more candidates than 1/8 of the rows: scan them all instead
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,15 @@ class Searcher:
     """Built once per index; ``query`` is thread-safe (it only reads)."""
 
     def __init__(
-        self, vectors: npt.NDArray[np.float32], method: str = "auto", source: Path | None = None
+        self,
+        vectors: npt.NDArray[np.float32],
+        method: str = "auto",
+        source: Path | None = None,
+        *,
+        prefilter: bool = True,
     ) -> None:
-        """``source``: the index file, beside which the ANN structure is stored."""
+        """``source``: the index file, beside which the ANN structure is stored;
+        ``prefilter``: let the exact scan use the int8 first pass where it pays."""
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, dims = self.vectors.shape
         self.method = choose_method(n, dims, method)
@@ -64,6 +74,11 @@ class Searcher:
 
             self._tree = cKDTree(self.vectors)
         self._sq_norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
+        self._bounds = None
+        if prefilter and self.method == "brute" and PREFILTER_ROWS[0] <= n <= PREFILTER_ROWS[1]:
+            from rtsearch.prefilter import Int8Bounds
+
+            self._bounds = Int8Bounds(self.vectors, self._sq_norms)
 
     @property
     def count(self) -> int:
@@ -82,7 +97,7 @@ class Searcher:
             dist, idx = self._tree.query(q, k=want)
             idx, dist = np.atleast_1d(idx).astype(np.int64), np.atleast_1d(dist)
         else:
-            idx, dist = self._scan(q, want)
+            idx, dist = self._prefiltered(q, want) if self._bounds else self._scan(q, want)
         if exclude is not None:
             keep = idx != exclude
             idx, dist = idx[keep], dist[keep]
@@ -91,27 +106,34 @@ class Searcher:
     def _scan(self, q: npt.NDArray[np.float32], want: int) -> tuple[np.ndarray, np.ndarray]:
         # |x - q|^2 = |x|^2 - 2 x.q + |q|^2; the last term does not change the ranking.
         # One GEMV (memory-bound: it reads every vector once) into a per-thread buffer, then
-        # a threshold that provably keeps at least ``want`` rows, found without a full-length
-        # argpartition (which costs as much as the GEMV): split the rows into G groups
-        # (row r in group r mod G, so one elementwise minimum over SCAN_CHUNK slices gives
-        # every group's minimum), take the want-th smallest group minimum. At least ``want``
-        # groups hold a row at or under it, so the rows under it include the true top
-        # ``want`` and every row tied with the last. Side by side at 145k x 100: 2.5 -> 1.8 ms
-        # per query, of which the GEMV is 1.6 (docs/bench.md).
+        # a threshold that provably keeps at least ``want`` rows (_kth_bound), found without
+        # a full-length argpartition, which costs as much as the GEMV; the rows under it
+        # include the true top ``want`` and every row tied with the last. Side by side at
+        # 145k x 100: 2.5 -> 1.8 ms per query, of which the GEMV is 1.6 (docs/bench.md).
         d2 = self._buffer()
         np.dot(self.vectors, (-2.0 * q).astype(np.float32), out=d2)
         d2 += self._sq_norms
-        groups = len(d2) // SCAN_CHUNK
-        if groups >= want:
-            mins = d2[: groups * SCAN_CHUNK].reshape(SCAN_CHUNK, groups).min(axis=0)
-            thr = np.partition(mins, want - 1)[want - 1]
-        else:
-            thr = np.partition(d2, want - 1)[want - 1]
-        ci = np.flatnonzero(d2 <= thr)
+        ci = np.flatnonzero(d2 <= _kth_bound(d2, want))
         cd = d2[ci]
         order = np.lexsort((ci, cd))[:want]  # by distance, ties by row: deterministic
         dist = np.sqrt(np.maximum(cd[order] + float(q @ q), 0.0))
         return ci[order].astype(np.int64), dist
+
+    def _prefiltered(self, q: npt.NDArray[np.float32], want: int) -> tuple[np.ndarray, np.ndarray]:
+        """The scan's answer from the int8 bounds: rows whose lower bound is under the
+        want-th smallest upper bound (at least ``want`` rows are surely that close, so every
+        row of the true top ``want``, ties included, passes), ranked exactly in float32."""
+        assert self._bounds is not None
+        lower, upper = self._bounds.bounds(q)
+        thr = _kth_bound(upper, want)
+        rows = np.flatnonzero(lower <= thr)
+        if len(rows) * PREFILTER_MAX_SHARE > self.count:
+            return self._scan(q, want)
+        d2 = self.vectors[rows] @ (-2.0 * q).astype(np.float32)
+        d2 += self._sq_norms[rows]
+        order = np.lexsort((rows, d2))[:want]  # by distance, ties by row, as _scan
+        dist = np.sqrt(np.maximum(d2[order] + float(q @ q), 0.0))
+        return rows[order].astype(np.int64), dist
 
     def _buffer(self) -> npt.NDArray[np.float32]:
         """A distance buffer per thread: a fresh 4 MB array per query at 1M rows costs page
@@ -120,3 +142,16 @@ class Searcher:
         if buf is None:
             buf = self._local.d2 = np.empty(self.count, np.float32)
         return buf
+
+
+def _kth_bound(values: npt.NDArray[np.float32], want: int) -> float:
+    """A value with at least ``want`` entries at or under it, close to the want-th smallest,
+    without a full-length partition: split the entries into G groups (entry r in group
+    r mod G, so one elementwise minimum over SCAN_CHUNK slices gives every group's minimum)
+    and take the want-th smallest group minimum; at least ``want`` groups hold an entry at
+    or under it."""
+    groups = len(values) // SCAN_CHUNK
+    if groups < want:
+        return float(np.partition(values, want - 1)[want - 1])
+    mins = values[: groups * SCAN_CHUNK].reshape(SCAN_CHUNK, groups).min(axis=0)
+    return float(np.partition(mins, want - 1)[want - 1])

@@ -95,21 +95,25 @@ def test_human_summary_names_every_stage(quick_result, capsys) -> None:
     assert text.count("6. .dat") == 2
 
 
+@pytest.mark.parametrize("prefilter", [False, True])
 @pytest.mark.parametrize("n", [1, 7, 300, 1000])
-def test_brute_force_scan_is_exact(monkeypatch, n) -> None:
-    """The tuned scan (group-minimum threshold) returns exactly the k nearest rows, across
-    groups, in the rows after the last whole group, and with duplicate rows (ties); two
-    threads querying at once get their own answers."""
+def test_brute_force_scan_is_exact(monkeypatch, n, prefilter) -> None:
+    """The tuned scan (group-minimum threshold), with or without the int8 first pass,
+    returns exactly the k nearest rows, across groups, in the rows after the last whole
+    group, and with duplicate rows (ties); two threads querying at once get their own
+    answers."""
     import numpy as np
 
     from rtsearch import search
 
     monkeypatch.setattr(search, "SCAN_CHUNK", 8)  # many groups on a small index
+    monkeypatch.setattr(search, "PREFILTER_ROWS", (1, 10**9) if prefilter else (0, -1))
     rng = np.random.default_rng(n)
     vectors = rng.standard_normal((n, 12)).astype(np.float32)
     vectors[n // 2 :: 5] = vectors[0]  # exact duplicates of row 0, spread over blocks
     searcher = search.Searcher(vectors, "brute")
-    for q in (vectors[0], rng.standard_normal(12).astype(np.float32)):
+    assert (searcher._bounds is not None) == prefilter
+    for q in (vectors[0], rng.standard_normal(12).astype(np.float32), np.zeros(12, np.float32)):
         dist = np.sqrt(((vectors.astype(np.float64) - q) ** 2).sum(1))
         for k in (1, 20, n + 3):
             hits = searcher.query(q, k)
@@ -127,3 +131,35 @@ def test_brute_force_scan_is_exact(monkeypatch, n) -> None:
         together = list(pool.map(lambda q: searcher.query(q, 5).indices, queries))
     for a, b in zip(alone, together, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("spread", ["isotropic", "pca-like"])
+def test_int8_bounds_hold_and_prune(spread) -> None:
+    """Every row's exact ranking distance lies within its int8 bounds (checked in float64),
+    for zero rows, a zero query and PCA-like vectors whose first dimensions dwarf the rest;
+    and on clustered data the bounds leave few rows to rank exactly."""
+    import numpy as np
+
+    from rtsearch.prefilter import Int8Bounds
+    from rtsearch.search import _kth_bound
+
+    rng = np.random.default_rng(7)
+    n, d = 20_000, 100
+    centres = rng.standard_normal((200, d))
+    vectors = centres[rng.integers(0, 200, n)] + 0.3 * rng.standard_normal((n, d))
+    if spread == "pca-like":
+        vectors *= np.geomspace(30.0, 0.1, d)  # variance falling off like PCA components
+    vectors = vectors.astype(np.float32)
+    vectors[::997] = 0.0
+    sq = np.einsum("ij,ij->i", vectors, vectors)
+    bounds = Int8Bounds(vectors, sq)
+    x64 = vectors.astype(np.float64)
+    far = rng.standard_normal(d).astype(np.float32)
+    queries = [vectors[5] + 0.01, far, np.zeros(d, np.float32)]
+    kept = []
+    for q in queries:
+        lower, upper = bounds.bounds(q)
+        exact = (x64**2).sum(1) - 2.0 * x64 @ q.astype(np.float64)
+        assert (lower <= exact).all() and (exact <= upper).all()
+        kept.append(int((lower <= _kth_bound(upper, 21)).sum()))
+    assert kept[0] < n // 20  # a query among the data: a few percent at most

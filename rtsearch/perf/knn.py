@@ -42,12 +42,32 @@ def time_method(searcher: Searcher, queries: npt.NDArray[np.float32], budget_s: 
     return round(per_call_ms(one, budget_s=budget_s), 3)
 
 
+def time_cold(searcher: Searcher, queries: npt.NDArray[np.float32], count: int = 30) -> float:
+    """Median ms per query with the CPU caches flushed (64 MB written) before each one."""
+    flush = np.ones(16 * 1024 * 1024, np.float32)
+    times = []
+    for i in range(count):
+        flush += 1.0
+        start = time.perf_counter()
+        searcher.query(queries[i % len(queries)], K)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return round(float(np.median(times)), 3)
+
+
 def bench_size(n: int, budget_s: float, with_ann: bool, tree_budget_s: float) -> dict:
     """Every exact method at ``n`` rows, the ANN when asked and installed, and auto's pick."""
     vectors = clustered(n)
     queries = ann.sample_queries(vectors, 64, np.random.default_rng(1))
     row: dict = {"rows": n, "dims": DIMS, "auto_method": choose_method(n, DIMS, "auto")}
-    row["brute_ms"] = time_method(Searcher(vectors, "brute"), queries, budget_s)
+    exact = Searcher(vectors, "brute")
+    row["brute_ms"] = time_method(exact, queries, budget_s)
+    row["brute_prefilter"] = exact._bounds is not None
+    plain = Searcher(vectors, "brute", prefilter=False)
+    row["brute_f32_ms"] = time_method(plain, queries, budget_s)
+    # between live queries the model runs and evicts the caches: time that case too
+    row["brute_cold_ms"] = time_cold(exact, queries)
+    row["brute_f32_cold_ms"] = time_cold(plain, queries)
+    del exact, plain
     start = time.perf_counter()
     tree = Searcher(vectors, "kdtree")
     row["kdtree_build_s"] = round(time.perf_counter() - start, 2)
