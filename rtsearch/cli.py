@@ -238,10 +238,11 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def index_summary(path: Path) -> dict:
     from rtsearch import store
-    from rtsearch.search import choose_method
+    from rtsearch.search import PREFILTER_ROWS, choose_method
 
     index = store.load(path)
     with_features = store.has_features(path)
+    method = choose_method(index.count, index.dims)
     return {
         "count": index.count,
         "dims": index.dims,
@@ -250,7 +251,10 @@ def index_summary(path: Path) -> dict:
         "feature_layer": index.model.feature_layer,
         "projection": index.projection.kind if index.projection else None,
         "l2_normalize": index.projection.l2_normalize if index.projection else None,
-        "search": choose_method(index.count, index.dims),
+        "search": method,
+        # the exact scan reads int8 codes first from this many rows (rtsearch/prefilter.py)
+        "search_int8_first_pass": method == "brute"
+        and PREFILTER_ROWS[0] <= index.count <= PREFILTER_ROWS[1],
         "bytes": path.stat().st_size,
         "features": with_features,
         "base_dir": index.base_dir,

@@ -33,7 +33,7 @@ def gallery(tmp_path) -> Path:
     return tmp_path / "gallery"
 
 
-def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model):
+def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     out = tmp_path / "index.dat"
     code, stdout, _ = cli(
         capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--dims", "16", "--quiet"
@@ -44,6 +44,11 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model):
     assert info["count"] == 40 and info["dims"] == 16 and info["feature_dims"] == 128
     assert info["model"] == "tiny" and info["projection"] == DEFAULT_KIND
     assert info["search"] in ("brute", "kdtree") and info["bytes"] == out.stat().st_size
+    assert info["search_int8_first_pass"] is False  # 40 rows: the plain scan
+    monkeypatch.setattr("rtsearch.search.PREFILTER_ROWS", (10, 100))
+    monkeypatch.setattr("rtsearch.search.KDTREE_MAX_DIMS", 8)  # 16 dims: the scan
+    assert json.loads(cli(capsys, "info", out, "--json")[1])["search_int8_first_pass"] is True
+    monkeypatch.undo()
     query = gallery / "d1" / "img00007.jpg"
     code, stdout, _ = cli(
         capsys, "query", query, "--index", out, "--model", tiny_model, "-k", "5", "--json"
