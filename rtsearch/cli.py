@@ -219,7 +219,10 @@ def analysis_summary(output: Path, report, how: str) -> str:
 def cmd_query(args: argparse.Namespace) -> int:
     from rtsearch.session import SearchSession
 
-    session = SearchSession.open(args.index, base_dir=args.base_dir, model=args.model)
+    # one query: building the exact scan's int8 first pass would cost more than it saves
+    session = SearchSession.open(
+        args.index, base_dir=args.base_dir, model=args.model, prefilter=False
+    )
     if not args.image.is_file():  # after the index: its problems are reported first
         raise RtsearchError(f"{args.image}: image file not found")
     results = session.query_file(args.image, args.k, verify=args.verify)

@@ -48,6 +48,13 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     monkeypatch.setattr("rtsearch.search.PREFILTER_ROWS", (10, 100))
     monkeypatch.setattr("rtsearch.search.KDTREE_MAX_DIMS", 8)  # 16 dims: the scan
     assert json.loads(cli(capsys, "info", out, "--json")[1])["search_int8_first_pass"] is True
+    from rtsearch.session import SearchSession
+
+    live = SearchSession.open(out, model=str(tiny_model))
+    once = SearchSession.open(out, model=str(tiny_model), prefilter=False)
+    assert live.searcher._bounds is not None and once.searcher._bounds is None
+    q = live.searcher.vectors[3]
+    assert live.searcher.query(q, 5).indices.tolist() == once.searcher.query(q, 5).indices.tolist()
     monkeypatch.undo()
     query = gallery / "d1" / "img00007.jpg"
     code, stdout, _ = cli(
