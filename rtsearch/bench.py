@@ -146,7 +146,8 @@ def _bench_pipeline(plan: Plan, model_path: Path, work: Path, result: dict, log)
     # analyze runs as `rtsearch analyze` does (one stream per core, its own batch size) and is
     # compared with the model alone as stage 1's best figure ran it; live: one run at a time
     extractor = Extractor(model_path, streams=0)
-    best = Extractor(model_path, streams=result["models"][model_path.name]["best_streams"])
+    best_streams = result["models"][model_path.name]["best_streams"]
+    best = extractor if extractor.streams == best_streams else Extractor(model_path)
     best_batch = result["model_best_batch"]
     small, large = work / "small", work / "large"
     log(f"stage 2: analyze ({plan.small_jpegs} x 640x480, {plan.large_jpegs} x 4000x3000)")

@@ -241,7 +241,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def index_summary(path: Path) -> dict:
     from rtsearch import store
-    from rtsearch.search import PREFILTER_ROWS, choose_method
+    from rtsearch.search import choose_method, uses_prefilter
 
     index = store.load(path)
     with_features = store.has_features(path)
@@ -256,8 +256,7 @@ def index_summary(path: Path) -> dict:
         "l2_normalize": index.projection.l2_normalize if index.projection else None,
         "search": method,
         # the exact scan reads int8 codes first from this many rows (rtsearch/prefilter.py)
-        "search_int8_first_pass": method == "brute"
-        and PREFILTER_ROWS[0] <= index.count <= PREFILTER_ROWS[1],
+        "search_int8_first_pass": uses_prefilter(index.count, method),
         "bytes": path.stat().st_size,
         "features": with_features,
         "base_dir": index.base_dir,

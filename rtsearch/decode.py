@@ -102,9 +102,8 @@ def resize_to(image: RGBImage, size: tuple[int, int]) -> RGBImage:
     h, w = size
     if image.shape[:2] == (h, w):
         return image
-    if image.shape[0] < 2 * h and image.shape[1] < 2 * w:
-        return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
-    if image.shape[0] < h or image.shape[1] < w:
+    ih, iw = image.shape[:2]
+    if (ih < 2 * h and iw < 2 * w) or ih < h or iw < w:
         return cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)
     k = int(min(image.shape[0] / h, image.shape[1] / w))
     if k >= 2:

@@ -75,7 +75,7 @@ class Searcher:
             self._tree = cKDTree(self.vectors)
         self._sq_norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
         self._bounds = None
-        if prefilter and self.method == "brute" and PREFILTER_ROWS[0] <= n <= PREFILTER_ROWS[1]:
+        if prefilter and uses_prefilter(n, self.method):
             from rtsearch.prefilter import Int8Bounds
 
             self._bounds = Int8Bounds(self.vectors, self._sq_norms)
@@ -113,11 +113,8 @@ class Searcher:
         d2 = self._buffer()
         np.dot(self.vectors, (-2.0 * q).astype(np.float32), out=d2)
         d2 += self._sq_norms
-        ci = np.flatnonzero(d2 <= _kth_bound(d2, want))
-        cd = d2[ci]
-        order = np.lexsort((ci, cd))[:want]  # by distance, ties by row: deterministic
-        dist = np.sqrt(np.maximum(cd[order] + float(q @ q), 0.0))
-        return ci[order].astype(np.int64), dist
+        rows = np.flatnonzero(d2 <= _kth_bound(d2, want))
+        return _ranked(rows, d2[rows], q, want)
 
     def _prefiltered(self, q: npt.NDArray[np.float32], want: int) -> tuple[np.ndarray, np.ndarray]:
         """The scan's answer from the int8 bounds: rows whose lower bound is under the
@@ -131,9 +128,7 @@ class Searcher:
             return self._scan(q, want)
         d2 = self.vectors[rows] @ (-2.0 * q).astype(np.float32)
         d2 += self._sq_norms[rows]
-        order = np.lexsort((rows, d2))[:want]  # by distance, ties by row, as _scan
-        dist = np.sqrt(np.maximum(d2[order] + float(q @ q), 0.0))
-        return rows[order].astype(np.int64), dist
+        return _ranked(rows, d2, q, want)
 
     def _buffer(self) -> npt.NDArray[np.float32]:
         """A distance buffer per thread: a fresh 4 MB array per query at 1M rows costs page
@@ -142,6 +137,21 @@ class Searcher:
         if buf is None:
             buf = self._local.d2 = np.empty(self.count, np.float32)
         return buf
+
+
+def uses_prefilter(rows: int, method: str) -> bool:
+    """Whether a Searcher over ``rows`` vectors with ``method`` builds the int8 first pass."""
+    return method == "brute" and PREFILTER_ROWS[0] <= rows <= PREFILTER_ROWS[1]
+
+
+def _ranked(
+    rows: npt.NDArray[np.intp], d2: npt.NDArray[np.float32], q: npt.NDArray[np.float32], want: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``want`` best of candidate ``rows`` with ranking distances ``d2`` (|x|^2 - 2 q.x):
+    by distance, ties by row (deterministic), as Euclidean distances."""
+    order = np.lexsort((rows, d2))[:want]
+    dist = np.sqrt(np.maximum(d2[order] + float(q @ q), 0.0))
+    return rows[order].astype(np.int64), dist
 
 
 def _kth_bound(values: npt.NDArray[np.float32], want: int) -> float:

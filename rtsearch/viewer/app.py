@@ -34,6 +34,7 @@ from rtsearch.viewer.worker import QUERY_TILE, THUMB_TILE, Published, ScreenPrev
 MAX_FPS = 60.0
 NO_INDEX = "no index loaded: Load (Ctrl+O) an index, or Analyze a folder of images"
 SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first results
+SCREENSHOT_FRAMES = 30  # a screenshot without quit_after_frames: frames drawn before it
 
 
 @dataclass
@@ -476,8 +477,12 @@ def run_viewer(
 
     Blocks until the window is closed, or after ``quit_after_frames`` frames (headless runs
     then wait, at most a minute, for the first results), writes ``screenshot`` (PNG of the
-    viewport) and ``frame_stats`` (JSON: p50_ms, p99_ms, ...) if asked; returns 0.
+    viewport) and ``frame_stats`` (JSON: p50_ms, p99_ms, ...) if asked; returns 0. A
+    screenshot without ``quit_after_frames`` is taken after SCREENSHOT_FRAMES frames: nobody
+    can close the window of a headless run.
     """
+    if screenshot is not None and quit_after_frames is None:
+        quit_after_frames = SCREENSHOT_FRAMES
     opts = ViewerOptions(
         source=source, k=k, width=width, height=height, screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,

@@ -11,9 +11,6 @@ from rtsearch.viewer import layout
 SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | none"
 
 
-SCREENSHOT_FRAMES = 30  # --screenshot alone: frames drawn before the shot
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("index_file", nargs="?", type=Path, default=None, help="index file (.dat)")
     p.add_argument("--index", type=Path, default=None, help="index file (.dat); same as INDEX")
@@ -96,11 +93,7 @@ def run(args: argparse.Namespace) -> int:
         session,
         source=args.source if session is not None or args.source != "random" else "none",
         screenshot=args.screenshot,
-        quit_after_frames=(
-            SCREENSHOT_FRAMES
-            if args.screenshot is not None and args.quit_after_frames is None
-            else args.quit_after_frames
-        ),
+        quit_after_frames=args.quit_after_frames,
         frame_stats=args.frame_stats,
         k=args.k,
         width=args.width,

@@ -7,7 +7,7 @@ Dear PyGui uploads every raw and dynamic texture on every frame, shown or not; m
 static texture is uploaded once but costs ~2.3x that to make, so it loses as soon as results
 change on most frames (a live source). Hence raw textures, RGB rather than RGBA (a quarter
 fewer bytes), and only as many as there are result tiles on screen: at the default window
-and thumbnail size about 8 of 20 results are visible without scrolling.
+and thumbnail size 6 to 10 of 20 results are visible without scrolling, by their shapes.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ class RawImage:
 class ThumbPool:
     """Raw textures of side ``size`` for the result tiles on screen; slot i shows the i-th
     visible result. The pool grows to the most tiles ever visible at once (at most
-    MAX_RESULTS), never shrinks and never deletes a texture: dynamic textures crash a second
-    Dear PyGui context in the same process, and deleting raw ones buys nothing once made.
+    MAX_RESULTS) and never shrinks: after the window is made smaller, its spare textures are
+    still uploaded every frame until the viewer restarts. (Dynamic textures, which would
+    avoid the pool, crash a second Dear PyGui context in the same process.)
     """
 
     def __init__(self, registry: int | str, size: int) -> None:
