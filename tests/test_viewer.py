@@ -148,6 +148,8 @@ def test_only_the_tiles_on_screen_have_textures_and_scrolling_rebinds_them(app, 
         app.worker.send("pause", False)
         dpg.set_y_scroll(app.ids.canvas, 0)
         app.set_k(8)
+        # the new k re-runs the query: let that result land before the next test acts
+        pump(app, lambda: len(app.published.results) == 8)
 
 
 def test_clicking_a_result_makes_it_the_query(app):
