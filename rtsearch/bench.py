@@ -3,7 +3,8 @@
 Stages: (1) model-only throughput per model file, (2) analyze on generated 640x480 and
 4000x3000 JPEG folders, (3) the live query loop per source, (4) UI frame time (from the
 viewer), (5) kNN per method at 145k and 1M x 100, (6) `.dat` load time and peak RSS at 145k.
-``--quick`` shrinks every sample (not the stage list) so a test can run it in seconds.
+``--quick`` shrinks every sample (not the stage list) so a test can run it in seconds;
+``--stages`` picks stages (with those they need: 2 needs 1, 3 and 4 need 2's index).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ class Plan:
     """Sample sizes: the full run must stay under 10 minutes on 2 shared cores."""
 
     batches: tuple[int, ...]
+    gpu_batches: tuple[int, ...]
     model_budget_s: float
     small_jpegs: int
     large_jpegs: int
+    gpu_jpegs: tuple[int, int]  # (small, large) on an accelerator: seconds, not milliseconds
     live_seconds: float
     ui_frames: int
     knn_sizes: tuple[int, int]
@@ -35,8 +38,38 @@ class Plan:
     store_entries: int
 
 
-FULL = Plan((1, 4, 8, 16, 32), 1.5, 200, 40, 5.0, 300, (145_000, 1_000_000), 1.5, 2.0, 145_000)
-QUICK = Plan((1, 8), 0.2, 24, 3, 0.5, 30, (14_500, 100_000), 0.2, 0.2, 14_500)
+FULL = Plan(
+    (1, 4, 8, 16, 32),
+    (1, 8, 32, 64, 128, 256),
+    1.5,
+    200,
+    40,
+    (2000, 200),
+    5.0,
+    300,
+    (145_000, 1_000_000),
+    1.5,
+    2.0,
+    145_000,
+)
+QUICK = Plan((1, 8), (1, 8), 0.2, 24, 3, (24, 3), 0.5, 30, (14_500, 100_000), 0.2, 0.2, 14_500)
+STAGES = (1, 2, 3, 4, 5, 6)
+NEEDS = {2: 1, 3: 2, 4: 2}  # a stage's input comes from this one
+
+
+def stage_list(text: str) -> tuple[int, ...]:
+    """'2,5' -> (1, 2, 5): the stages asked for and those they need, in order."""
+    try:
+        wanted = {int(part) for part in text.split(",") if part.strip()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of stage numbers: {text!r}") from None
+    if not wanted or not wanted <= set(STAGES):
+        raise argparse.ArgumentTypeError(f"stages are 1-6, comma separated: {text!r}")
+    for stage in sorted(wanted, reverse=True):
+        while stage in NEEDS:
+            stage = NEEDS[stage]
+            wanted.add(stage)
+    return tuple(sorted(wanted))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="also write the JSON object to this file"
     )
+    parser.add_argument(
+        "--stages",
+        type=stage_list,
+        default=STAGES,
+        help="comma-separated stage numbers (default: all six); 2 brings 1, 3 and 4 bring 2",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     log = _logger(args.json)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rtsearch-bench-") as tmp:
-        result = measure(plan, args.model, Path(tmp), log)
+        result = measure(plan, args.model, Path(tmp), log, args.stages)
     result["seconds"] = round(time.monotonic() - start, 1)
     result["quick"] = bool(args.quick)
     result["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)
@@ -87,14 +126,20 @@ def _logger(quiet: bool):
     return log if not quiet else (lambda message: None)
 
 
-def measure(plan: Plan, model: str | None, work: Path, log) -> dict:
+def measure(
+    plan: Plan, model: str | None, work: Path, log, stages: tuple[int, ...] = STAGES
+) -> dict:
     from rtsearch.perf import machine
 
-    result: dict = {"machine": machine.describe()}
-    stage_model = _bench_models(plan, model, result, log)
-    _bench_pipeline(plan, stage_model, work, result, log)
-    _bench_knn(plan, result, log)
-    _bench_store(plan, work, result, log)
+    result: dict = {"machine": machine.describe(), "stages": list(stages)}
+    if 1 in stages:
+        stage_model = _bench_models(plan, model, result, log)
+    if 2 in stages:
+        _bench_pipeline(plan, stage_model, work, result, log, stages)
+    if 5 in stages:
+        _bench_knn(plan, result, log)
+    if 6 in stages:
+        _bench_store(plan, work, result, log)
     return result
 
 
@@ -109,7 +154,7 @@ def _bench_models(plan: Plan, model: str | None, result: dict, log) -> Path:
         paths.append(chosen)
     log(f"stage 1: model throughput ({', '.join(p.name for p in paths)})")
     images = [picture(480, 640, seed=s) for s in range(16)]
-    models = bench_models(paths, images, plan.batches, plan.model_budget_s)
+    models = bench_models(paths, images, plan.batches, plan.model_budget_s, plan.gpu_batches)
     result["models"] = models
     row = models[chosen.name]
     result["model"] = chosen.name
@@ -135,7 +180,9 @@ def _bench_models(plan: Plan, model: str | None, result: dict, log) -> Path:
     return chosen
 
 
-def _bench_pipeline(plan: Plan, model_path: Path, work: Path, result: dict, log) -> None:
+def _bench_pipeline(
+    plan: Plan, model_path: Path, work: Path, result: dict, log, stages: tuple[int, ...]
+) -> None:
     from rtsearch.extractor import Extractor
     from rtsearch.perf.analyze import bench_folder
     from rtsearch.perf.images import write_jpegs, write_video
@@ -150,9 +197,12 @@ def _bench_pipeline(plan: Plan, model_path: Path, work: Path, result: dict, log)
     best = extractor if extractor.streams == best_streams else Extractor(model_path)
     best_batch = result["model_best_batch"]
     small, large = work / "small", work / "large"
-    log(f"stage 2: analyze ({plan.small_jpegs} x 640x480, {plan.large_jpegs} x 4000x3000)")
-    write_jpegs(small, plan.small_jpegs, (480, 640))
-    write_jpegs(large, plan.large_jpegs, (3000, 4000), seed=10_000)
+    n_small, n_large = (
+        (plan.small_jpegs, plan.large_jpegs) if extractor.provider == "CPU" else plan.gpu_jpegs
+    )
+    log(f"stage 2: analyze ({n_small} x 640x480, {n_large} x 4000x3000)")
+    write_jpegs(small, n_small, (480, 640))
+    write_jpegs(large, n_large, (3000, 4000), seed=10_000)
     result["analyze"] = {
         "small": bench_folder(small, work, extractor, best, best_batch, plan.model_budget_s),
         "large": bench_folder(large, work, extractor, best, best_batch, plan.model_budget_s),
@@ -161,15 +211,17 @@ def _bench_pipeline(plan: Plan, model_path: Path, work: Path, result: dict, log)
     result["analyze_large_ratio"] = result["analyze"]["large"]["ratio"]
     index = work / "small.dat"
     video = write_video(work / "clip.avi", 120)
-    log("stage 3: live query loop (screen, video)")
-    session = SearchSession(_load(index), Extractor(model_path), small, source=index)
-    live = bench_live(session, video, plan.live_seconds)
-    result["live"] = live
-    result.update(_live_summary(live))
-    log("stage 4: UI frame time")
-    result["ui"] = bench_ui(index, model_path, video, work, plan.ui_frames, timeout_s=120)
-    result["ui_p50_ms"] = result["ui"]["p50_ms"]
-    result["ui_p99_ms"] = result["ui"]["p99_ms"]
+    if 3 in stages:
+        log("stage 3: live query loop (screen, video)")
+        session = SearchSession(_load(index), Extractor(model_path), small, source=index)
+        live = bench_live(session, video, plan.live_seconds)
+        result["live"] = live
+        result.update(_live_summary(live))
+    if 4 in stages:
+        log("stage 4: UI frame time")
+        result["ui"] = bench_ui(index, model_path, video, work, plan.ui_frames, timeout_s=120)
+        result["ui_p50_ms"] = result["ui"]["p50_ms"]
+        result["ui_p99_ms"] = result["ui"]["p99_ms"]
 
 
 def _live_summary(live: dict) -> dict:
@@ -231,26 +283,21 @@ def print_summary(r: dict) -> None:
     m = r["machine"]
     print(
         f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
-        f"load {m['load_avg_start']} -> {m['load_avg_end']}; provider {r['provider']}"
+        f"load {m['load_avg_start']} -> {m['load_avg_end']}; provider {r.get('provider', 'n/a')}"
     )
-    print("1. model-only images/s (batch 1 / best batch):")
-    for name, row in r["models"].items():
-        extra = ""
-        if "cosine_mean" in row:
-            extra = (
-                f"  cosine vs {row['fp32_file']} {row['cosine_mean']} (min "
-                f"{row['cosine_min']}), {row['speedup_best']}x faster"
-            )
-        how = f"batch {row['best_batch']}"
-        if row.get("best_streams", 1) > 1:
-            how += f", {row['best_streams']} single-threaded runs at once"
-        print(f"   {name}: {row['b1_ips']} / {row['best_ips']} ({how}){extra}")
-    for size, row in r["analyze"].items():
+    if "models" in r:
+        _print_models(r["models"])
+    for size, row in r.get("analyze", {}).items():
         print(
             f"2. analyze {size}: {row['ips']} images/s = {row['ratio']} x model best; "
-            f"decode alone {row['decode_ips']} images/s"
+            f"decode alone {row['decode_ips']} images/s ({row['vs_decode']} x)"
+            + (
+                f"; after the first batch ({row['first_batch_s']} s) {row['ips_steady']}"
+                if "ips_steady" in row
+                else ""
+            )
         )
-    for source, row in r["live"].items():
+    for source, row in r.get("live", {}).items():
         if "error" in row:
             print(f"3. live {source}: {row['error']}")
             continue
@@ -263,21 +310,49 @@ def print_summary(r: dict) -> None:
             f"latency p50/p99 {pipe['latency_p50_ms']}/{pipe['latency_p99_ms']} ms "
             f"= {pipe['latency_vs_inference']} x one inference"
         )
-    ui = r["ui"]
-    print(
-        f"4. UI frame ms p50/p99: {_fmt(ui['p50_ms'])} / {_fmt(ui['p99_ms'])}"
-        + (f" ({ui['note']})" if ui.get("note") else "")
-    )
-    for row in r["knn"].values():
+    if "ui" in r:
+        ui = r["ui"]
+        print(
+            f"4. UI frame ms p50/p99: {_fmt(ui['p50_ms'])} / {_fmt(ui['p99_ms'])}"
+            + (f" ({ui['note']})" if ui.get("note") else "")
+        )
+    for row in r.get("knn", {}).values():
         ann = f", ann {_fmt(row.get('ann_ms'))} (recall@20 {row.get('ann_recall_at_20')})"
         print(
             f"5. kNN {row['rows']} x {row['dims']}: brute {row['brute_ms']} ms, "
             f"kdtree {row['kdtree_ms']} ms{ann}; auto picks {row['auto_method']}"
         )
-    s = r["store"]
-    for tag in ("no_features", "with_features"):
-        print(
-            f"6. .dat {s['entries']} entries {tag}: load {s[tag]['load_s']} s, "
-            f"peak RSS {s[tag]['rss_mb']} MiB ({s[tag]['file_mb']} MiB file)"
-        )
+    if "store" in r:
+        s = r["store"]
+        for tag in ("no_features", "with_features"):
+            print(
+                f"6. .dat {s['entries']} entries {tag}: load {s[tag]['load_s']} s, "
+                f"peak RSS {s[tag]['rss_mb']} MiB ({s[tag]['file_mb']} MiB file)"
+            )
     print(f"total {r['seconds']} s" + (" (quick: figures rough)" if r["quick"] else ""))
+
+
+def _print_models(models: dict) -> None:
+    print("1. model-only images/s (batch 1 / best batch):")
+    for name, row in models.items():
+        extra = ""
+        if "cosine_mean" in row:
+            extra = (
+                f"  cosine vs {row['fp32_file']} {row['cosine_mean']} (min "
+                f"{row['cosine_min']}), {row['speedup_best']}x faster"
+            )
+        how = f"batch {row['best_batch']}, {row['provider']}"
+        if row.get("best_streams", 1) > 1:
+            how += f", {row['best_streams']} single-threaded runs at once"
+        print(f"   {name}: {row['b1_ips']} / {row['best_ips']} ({how}){extra}")
+        if "cpu_cosine_min" in row:
+            unbound = (
+                f"; without IO binding {row['best_ips_unbound']} (binding "
+                f"{row['binding_speedup_best']}x)"
+                if "best_ips_unbound" in row
+                else ""
+            )
+            print(
+                f"      cosine vs CPU provider {row['cpu_cosine_mean']} (min "
+                f"{row['cpu_cosine_min']}){unbound}"
+            )

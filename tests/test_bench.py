@@ -163,3 +163,30 @@ def test_int8_bounds_hold_and_prune(spread) -> None:
         assert (lower <= exact).all() and (exact <= upper).all()
         kept.append(int((lower <= _kth_bound(upper, 21)).sum()))
     assert kept[0] < n // 20  # a query among the data: a few percent at most
+
+
+def test_stage_list_brings_what_a_stage_needs() -> None:
+    import argparse
+
+    from rtsearch.bench import stage_list
+
+    assert stage_list("5") == (5,)
+    assert stage_list("3") == (1, 2, 3)
+    assert stage_list("6,4") == (1, 2, 4, 6)
+    for bad in ("", "0", "7", "a,b"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            stage_list(bad)
+
+
+def test_chosen_stages_only(default_model, tmp_path) -> None:
+    """`--stages 1,6`: the model and store figures, no other stage, and a summary without
+    the skipped ones."""
+    out = tmp_path / "b.json"
+    cmd = [sys.executable, "-m", "rtsearch", "bench", "--quick", "--stages", "1,6", "--out"]
+    done = subprocess.run([*cmd, str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    r = json.loads(out.read_text())
+    assert r["stages"] == [1, 6] and r["model_b1_ips"] > 0 and r["load_145k_s"] > 0
+    assert not {"analyze", "live", "ui", "knn"} & set(r)
+    assert "1. model-only" in done.stdout and "6. .dat" in done.stdout
+    assert "2. analyze" not in done.stdout and "5. kNN" not in done.stdout

@@ -422,6 +422,12 @@ def test_viewer_default_takes_only_a_faithful_int8_twin(tmp_path, monkeypatch, r
     args = (info.name, info.feature_layer, info.identity)
     assert find_model_for(*args, prefer_int8=True).name == chosen
     assert find_model_for(*args).name == "tiny.onnx"
+    # with CUDA present fp32 wins: the int8 (QDQ) file runs slower there
+    monkeypatch.setattr(
+        "rtsearch.extractor.default_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert find_model_for(*args, prefer_int8=True).name == "tiny.onnx"
 
 
 @pytest.mark.parametrize("order", ["RGB", "BGR"])

@@ -298,3 +298,51 @@ def test_negative_batch_is_refused(capsys, tmp_path, gallery, tiny_model):
     with pytest.raises(SystemExit):
         main(["analyze", str(gallery), "-o", str(tmp_path / "x.dat"), "--batch", "-1"])
     assert "must be >= 0" in capsys.readouterr().err
+
+
+def test_io_binding_gives_the_plain_runs_features(tmp_path):
+    """The IO-bound run (how CUDA runs) returns what session.run does, across batch-shape
+    changes (the device buffer is remade) and from several threads (one binding each).
+    Forced on the CPU here; tests/test_cuda.py runs it on a GPU."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rtsearch.extractor import Extractor
+
+    model = write_tiny_model(tmp_path / "m.onnx")
+    ext = Extractor(model, providers=["CPUExecutionProvider"])
+    assert not ext.bound  # the CPU runs plain unless told
+    h, w = ext.info.input_size
+    rng = np.random.default_rng(1)
+    batches = [rng.standard_normal((n, 3, h, w)).astype(np.float32) for n in (1, 5, 5, 2, 1)]
+    plain = [ext.run(b) for b in batches]
+    ext.bound = True
+    for b, want in zip(batches, plain, strict=True):
+        np.testing.assert_array_equal(ext.run(b), want)
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(ext.run, batches * 4))
+    for i, g in enumerate(got):
+        np.testing.assert_array_equal(g, plain[i % len(batches)])
+
+
+def test_padded_batches_give_the_same_index(tmp_path, gallery):
+    """On an accelerator analyze pads its short last batch to the batch size (one shape, one
+    cuDNN search); the padding's rows never reach the index. Run here as if on CUDA."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    model = write_tiny_model(tmp_path / "m.onnx")
+    plain = Extractor(model, threads=1)
+    padded = Extractor(model, threads=1)
+    padded.provider = "CUDA"  # what analyze looks at to pad
+    images = [load_rgb(p) for p in sorted(gallery.rglob("*.png"))[:3]]
+    assert len(images) == 3 and padded(images, pad_to=8).shape == (3, plain.dims)
+    np.testing.assert_allclose(padded(images, pad_to=8), plain(images), rtol=1e-5, atol=1e-6)
+    settings = Settings(dims=16, keep_features=True, batch=7)
+    a = analyze(gallery, tmp_path / "a.dat", plain, settings).index
+    shapes: list[int] = []
+    run = padded.run
+    padded.run = lambda batch: (shapes.append(len(batch)), run(batch))[1]
+    b = analyze(gallery, tmp_path / "b.dat", padded, settings).index
+    assert set(shapes) == {7}  # the short last batch ran padded
+    assert a is not None and b is not None and a.paths == b.paths and len(a.paths) % 7
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-6)

@@ -6,6 +6,8 @@ same size; upscaled low-resolution fields plus mild grain decode like real photo
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -31,12 +33,14 @@ def picture(height: int, width: int, seed: int) -> np.ndarray:
 def write_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
     """``count`` JPEGs of ``size`` (height, width) in ``folder`` (quality 90, like a camera)."""
     folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i in range(count):
-        path = folder / f"img{i:05d}.jpg"
-        Image.fromarray(picture(*size, seed=seed + i)).save(path, quality=90)
-        out.append(path)
-    return out
+    paths = [folder / f"img{i:05d}.jpg" for i in range(count)]
+
+    def one(i: int) -> None:
+        Image.fromarray(picture(*size, seed=seed + i)).save(paths[i], quality=90)
+
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+        list(pool.map(one, range(count)))
+    return paths
 
 
 def write_video(path: Path, frames: int, size: tuple[int, int] = (480, 640)) -> Path:

@@ -4,6 +4,8 @@ Input is one preprocessed random batch, so only ``session.run`` is timed; int8 f
 also compared with their fp32 sibling (same weights identity) on real-looking images.
 Both ways of using the cores are timed: one run at a time on all of them, and one
 single-threaded run per core at once (how analyze runs); the best batch is the best of both.
+On CUDA the larger ``gpu_batches`` are timed instead, with IO binding (how rtsearch runs) and
+without it, and the features are checked against the CPU provider's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rtsearch.extractor import Extractor
 from rtsearch.perf.timing import per_call_ms
 
 BATCHES = (1, 4, 8, 16, 32)
+GPU_BATCHES = (1, 8, 32, 64, 128, 256)
 
 
 def throughput(extractor: Extractor, batches: tuple[int, ...], budget_s: float) -> dict:
@@ -66,7 +69,8 @@ def concurrent_rate(extractor: Extractor, x: np.ndarray, budget_s: float) -> flo
 def best_of_both(single: Extractor, batches: tuple[int, ...], budget_s: float) -> dict:
     """One model file, loaded as one stream: one run at a time (``by_batch``, ``b1_ips``)
     and, on a multi-core CPU, one run per core at once (``by_batch_streams``); ``best_*``
-    over both."""
+    over both. On an accelerator: with IO binding (``by_batch``) and without
+    (``by_batch_unbound``), and ``cpu_cosine_*`` against the CPU provider."""
     row = {
         "name": single.info.name,
         "variant": single.info.variant,
@@ -74,6 +78,8 @@ def best_of_both(single: Extractor, batches: tuple[int, ...], budget_s: float) -
         **throughput(single, batches, budget_s),
         "best_streams": 1,
     }
+    if single.provider != "CPU":
+        return row | accelerator_extras(single, batches, budget_s, row["best_ips"])
     parallel = Extractor(single.path, streams=0)
     if parallel.streams > 1:
         rates = throughput(parallel, batches, budget_s)
@@ -85,22 +91,49 @@ def best_of_both(single: Extractor, batches: tuple[int, ...], budget_s: float) -
     return row
 
 
-def int8_agreement(int8: Extractor, fp32: Extractor, images: list[np.ndarray]) -> dict:
-    """Mean and minimum feature cosine of the int8 model against its fp32 original."""
-    a, b = int8(images), fp32(images)
+def accelerator_extras(
+    single: Extractor, batches: tuple[int, ...], budget_s: float, best_ips: float
+) -> dict:
+    """The plain ``session.run`` rates beside the IO-bound ones, and the features' cosine
+    against the CPU provider on real-looking pictures (must be >= 0.999)."""
+    from rtsearch.perf.images import picture
+
+    out: dict = {"io_binding": single.bound}
+    if single.bound:
+        plain = throughput(Extractor(single.path, bind=False), batches, budget_s)
+        out["by_batch_unbound"] = plain["by_batch"]
+        out["best_ips_unbound"] = plain["best_ips"]
+        out["binding_speedup_best"] = round(best_ips / plain["best_ips"], 3)
+    images = [picture(480, 640, seed=100 + s) for s in range(16)]
+    cpu = Extractor(single.path, providers=["CPUExecutionProvider"])
+    vs_cpu = agreement(single, cpu, images)
+    out["cpu_cosine_mean"] = vs_cpu["cosine_mean"]
+    out["cpu_cosine_min"] = vs_cpu["cosine_min"]
+    return out
+
+
+def agreement(model: Extractor, reference: Extractor, images: list[np.ndarray]) -> dict:
+    """Mean and minimum feature cosine of ``model`` against ``reference`` (an int8 model
+    against its fp32 original, or one provider against the CPU's)."""
+    a, b = model(images), reference(images)
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
     return {"cosine_mean": round(float(cos.mean()), 4), "cosine_min": round(float(cos.min()), 4)}
 
 
 def bench_models(
-    paths: list[Path], images: list[np.ndarray], batches: tuple[int, ...], budget_s: float
+    paths: list[Path],
+    images: list[np.ndarray],
+    batches: tuple[int, ...],
+    budget_s: float,
+    gpu_batches: tuple[int, ...] = GPU_BATCHES,
 ) -> dict[str, dict]:
     """Figures for every model file, keyed by file name; int8 files get cosine + speed-up."""
     out: dict[str, dict] = {}
     loaded: dict[str, Extractor] = {}
     for path in paths:
-        loaded[path.name] = Extractor(path)
-        out[path.name] = best_of_both(loaded[path.name], batches, budget_s)
+        ext = loaded[path.name] = Extractor(path)
+        sizes = batches if ext.provider == "CPU" else gpu_batches
+        out[path.name] = best_of_both(ext, sizes, budget_s)
     for name, ext in loaded.items():
         if ext.info.variant != "int8":
             continue
@@ -110,7 +143,7 @@ def bench_models(
         if twin is None:
             continue
         row = out[name]
-        row.update(int8_agreement(ext, loaded[twin], images))
+        row.update(agreement(ext, loaded[twin], images))
         row["fp32_file"] = twin
         row["speedup_b1"] = round(row["b1_ips"] / out[twin]["b1_ips"], 2)
         row["speedup_best"] = round(row["best_ips"] / out[twin]["best_ips"], 2)
