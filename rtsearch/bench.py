@@ -39,20 +39,33 @@ class Plan:
 
 
 FULL = Plan(
-    (1, 4, 8, 16, 32),
-    (1, 8, 32, 64, 128, 256),
-    1.5,
-    200,
-    40,
-    (2000, 200),
-    5.0,
-    300,
-    (145_000, 1_000_000),
-    1.5,
-    2.0,
-    145_000,
+    batches=(1, 4, 8, 16, 32),
+    gpu_batches=(1, 8, 32, 64, 128, 256),
+    model_budget_s=1.5,
+    small_jpegs=200,
+    large_jpegs=40,
+    gpu_jpegs=(2000, 200),
+    live_seconds=5.0,
+    ui_frames=300,
+    knn_sizes=(145_000, 1_000_000),
+    knn_budget_s=1.5,
+    tree_budget_s=2.0,
+    store_entries=145_000,
 )
-QUICK = Plan((1, 8), (1, 8), 0.2, 24, 3, (24, 3), 0.5, 30, (14_500, 100_000), 0.2, 0.2, 14_500)
+QUICK = Plan(
+    batches=(1, 8),
+    gpu_batches=(1, 8),
+    model_budget_s=0.2,
+    small_jpegs=24,
+    large_jpegs=3,
+    gpu_jpegs=(24, 3),
+    live_seconds=0.5,
+    ui_frames=30,
+    knn_sizes=(14_500, 100_000),
+    knn_budget_s=0.2,
+    tree_budget_s=0.2,
+    store_entries=14_500,
+)
 STAGES = (1, 2, 3, 4, 5, 6)
 NEEDS = {2: 1, 3: 2, 4: 2}  # a stage's input comes from this one
 
@@ -210,7 +223,7 @@ def _bench_pipeline(
     result["analyze_small_ratio"] = result["analyze"]["small"]["ratio"]
     result["analyze_large_ratio"] = result["analyze"]["large"]["ratio"]
     index = work / "small.dat"
-    video = write_video(work / "clip.avi", 120)
+    video = write_video(work / "clip.avi", 120) if {3, 4} & set(stages) else None
     if 3 in stages:
         log("stage 3: live query loop (screen, video)")
         session = SearchSession(_load(index), Extractor(model_path), small, source=index)
