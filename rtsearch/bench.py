@@ -210,9 +210,7 @@ def _bench_pipeline(
     best = extractor if extractor.streams == best_streams else Extractor(model_path)
     best_batch = result["model_best_batch"]
     small, large = work / "small", work / "large"
-    n_small, n_large = (
-        (plan.small_jpegs, plan.large_jpegs) if extractor.provider == "CPU" else plan.gpu_jpegs
-    )
+    n_small, n_large = (plan.small_jpegs, plan.large_jpegs) if extractor.on_cpu else plan.gpu_jpegs
     log(f"stage 2: analyze ({n_small} x 640x480, {n_large} x 4000x3000)")
     write_jpegs(small, n_small, (480, 640))
     write_jpegs(large, n_large, (3000, 4000), seed=10_000)

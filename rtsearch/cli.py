@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch",
         type=non_negative_int,
         default=0,
-        help="images per inference batch (0: 4 per core on a CPU, 16 on a GPU)",
+        help="images per inference batch (0: 4 per stream on a multi-core CPU, 16 on one "
+        "core, 64 on a GPU)",
     )
     p.add_argument(
         "--checkpoint-every",

@@ -164,6 +164,12 @@ class Extractor:
         self.last_ms = 0.0
 
     @property
+    def on_cpu(self) -> bool:
+        """Whether the session runs on the CPU provider (else an accelerator: larger
+        batches, padded to one shape)."""
+        return self.provider == "CPU"
+
+    @property
     def dims(self) -> int:
         return self.info.dims
 

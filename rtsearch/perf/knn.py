@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from rtsearch import ann
 from rtsearch.perf.timing import per_call_ms
-from rtsearch.search import Searcher, choose_method
+from rtsearch.search import Searcher, choose_method, uses_prefilter
 
 DIMS = 100
 K = 20
@@ -61,7 +61,7 @@ def bench_size(n: int, budget_s: float, with_ann: bool, tree_budget_s: float) ->
     row: dict = {"rows": n, "dims": DIMS, "auto_method": choose_method(n, DIMS, "auto")}
     exact = Searcher(vectors, "brute")
     row["brute_ms"] = time_method(exact, queries, budget_s)
-    row["brute_prefilter"] = exact._bounds is not None
+    row["brute_prefilter"] = uses_prefilter(n, exact.method)
     plain = Searcher(vectors, "brute", prefilter=False)
     row["brute_f32_ms"] = time_method(plain, queries, budget_s)
     # between live queries the model runs and evicts the caches: time that case too

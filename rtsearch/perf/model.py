@@ -78,7 +78,7 @@ def best_of_both(single: Extractor, batches: tuple[int, ...], budget_s: float) -
         **throughput(single, batches, budget_s),
         "best_streams": 1,
     }
-    if single.provider != "CPU":
+    if not single.on_cpu:
         return row | accelerator_extras(single, batches, budget_s, row["best_ips"])
     parallel = Extractor(single.path, streams=0)
     if parallel.streams > 1:
@@ -132,7 +132,7 @@ def bench_models(
     loaded: dict[str, Extractor] = {}
     for path in paths:
         ext = loaded[path.name] = Extractor(path)
-        sizes = batches if ext.provider == "CPU" else gpu_batches
+        sizes = batches if ext.on_cpu else gpu_batches
         out[path.name] = best_of_both(ext, sizes, budget_s)
     for name, ext in loaded.items():
         if ext.info.variant != "int8":
