@@ -11,7 +11,7 @@ from badimages import BAD, ODD_BUT_VALID, bomb_png_bytes
 from fakes import make_image, sample_photos
 from PIL import Image
 
-from rtsearch.decode import fit_within, load_rgb, resize_to
+from rtsearch.decode import _plain_jpeg, _to_rgb, fit_within, load_rgb, resize_to
 from rtsearch.errors import RtsearchError
 
 # Symlink/FIFO/name cases are the scanner's job (test_scan.py); the decoder sees real files.
@@ -121,6 +121,76 @@ def test_resize_stays_close_to_the_area_filter(shape):
     assert np.abs(fast - area).mean() < 1.5
 
 
+def _pillow_rgb(path, min_size):
+    with Image.open(path) as img:
+        return _to_rgb(img, path, min_size)
+
+
+def _opencv_rgb(path, min_size):
+    with open(path, "rb") as f:
+        return _plain_jpeg(f, path, min_size)
+
+
+JPEG_VARIANTS = {
+    "baseline 4:2:0": {},
+    "4:4:4": {"subsampling": 0},
+    "4:2:2": {"subsampling": 1},
+    "progressive": {"progressive": True},
+    "optimised, restart markers": {"optimize": True, "restart_marker_blocks": 4},
+}
+
+
+@pytest.mark.parametrize(
+    ("variant", "orientation"),
+    [("baseline 4:2:0", o) for o in range(1, 9)]
+    + [(v, 6) for v in sorted(JPEG_VARIANTS) if v != "baseline 4:2:0"],
+)
+def test_plain_jpegs_decode_as_pillow_does(tmp_path, variant, orientation):
+    """The OpenCV path (no interpreter lock) gives Pillow's pixels exactly: every EXIF
+    orientation, chroma layout and coding, at full, 1/2, 1/4 and 1/8 scale, odd sizes."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    photo = sample_photos()[orientation % 2].convert("RGB").resize((977, 647))
+    photo.save(path, "JPEG", quality=88, exif=exif, **JPEG_VARIANTS[variant])
+    for min_size, scale in ((None, 1), ((300, 300), 2), ((150, 100), 4), ((64, 64), 8)):
+        fast = _opencv_rgb(path, min_size)
+        assert fast is not None
+        reference = _pillow_rgb(path, min_size)
+        assert max(fast.shape) == -(-977 // scale) and fast.flags.c_contiguous
+        assert np.array_equal(fast, reference), (variant, orientation, min_size)
+        assert np.array_equal(load_rgb(path, min_size), reference)
+
+
+def test_grey_jpeg_decodes_as_pillow_does(tmp_path):
+    path = tmp_path / "grey.jpg"
+    sample_photos()[0].convert("L").resize((643, 481)).save(path, "JPEG", quality=90)
+    fast = _opencv_rgb(path, (224, 224))
+    assert fast is not None and fast.shape == (241, 322, 3)
+    assert np.array_equal(fast, _pillow_rgb(path, (224, 224)))
+
+
+@pytest.mark.parametrize("case", ["CMYK JPEG", "wrong extension (PNG named .jpg)"])
+def test_other_images_go_to_pillow(tmp_path, case):
+    assert _opencv_rgb(ODD_BUT_VALID[case](tmp_path), (224, 224)) is None
+
+
+def test_broken_jpegs_get_pillows_error(tmp_path):
+    path = BAD["truncated JPEG"](tmp_path)
+    assert _opencv_rgb(path, (224, 224)) is None
+    with pytest.raises(RtsearchError, match="truncated"):
+        load_rgb(path, (224, 224))
+
+
+def test_jpeg_bomb_refused_from_its_header(tmp_path):
+    """A 60000 x 60000 frame header and no image data behind it: refused before decoding."""
+    path = tmp_path / "bomb.jpg"
+    sof = b"\xff\xc0\x00\x11\x08" + (60000).to_bytes(2, "big") * 2 + b"\x03" + b"\x01\x22\x00" * 3
+    path.write_bytes(b"\xff\xd8" + sof + b"\xff\xd9")
+    with pytest.raises(RtsearchError, match=r"bomb\.jpg: image too large \(60000x60000\)"):
+        load_rgb(path, (224, 224))
+
+
 def test_huge_jpeg_decodes_reduced(tmp_path):
     path = tmp_path / "big.jpg"
     make_image(11, (4000, 3000)).save(path, quality=90)
@@ -145,6 +215,6 @@ def test_permission_denied_is_one_line(tmp_path, monkeypatch):
     def deny(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(Image, "open", deny)
+    monkeypatch.setattr("rtsearch.decode.open", deny, raising=False)
     with pytest.raises(RtsearchError, match=r"locked.jpg: permission denied$"):
         load_rgb(path)
