@@ -182,6 +182,23 @@ def test_broken_jpegs_get_pillows_error(tmp_path):
         load_rgb(path, (224, 224))
 
 
+def test_damaged_jpeg_still_decodes(tmp_path):
+    """Scan data overwritten mid-file: libjpeg recovers at the next restart or fills in grey,
+    as Pillow did, so the picture is still indexed (and looks like the rest of it)."""
+    path = tmp_path / "damaged.jpg"
+    photo = sample_photos()[0].convert("RGB").resize((640, 480))
+    photo.save(path, "JPEG", quality=90)
+    data = bytearray(path.read_bytes())
+    middle = len(data) * 3 // 4
+    data[middle : middle + 64] = b"\x13" * 64
+    path.write_bytes(bytes(data))
+    image = load_rgb(path, (224, 224))
+    assert image.shape == (240, 320, 3)
+    clean = np.asarray(photo.resize((320, 240))).astype(float)
+    assert np.abs(image[:80] - clean[:80]).mean() < 8  # the part before the damage
+    assert np.abs(image[-40:] - clean[-40:]).mean() > 2 * np.abs(image[:80] - clean[:80]).mean()
+
+
 def test_jpeg_bomb_refused_from_its_header(tmp_path):
     """A 60000 x 60000 frame header and no image data behind it: refused before decoding."""
     path = tmp_path / "bomb.jpg"
