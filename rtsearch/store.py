@@ -293,6 +293,8 @@ def _read(f: h5py.File, where: str, with_features: bool, allow_checkpoint: bool)
             f"{where}: index format version {version}, this rtsearch reads {VERSION}"
         )
     kind = _attr(f, "kind", where)
+    if kind not in ("index", "checkpoint"):
+        raise RtsearchError(f"{where}: malformed index (kind {kind!r})")
     if kind == "checkpoint" and not allow_checkpoint:
         raise RtsearchError(
             f"{where}: is an analysis checkpoint, not a finished index (rerun analyze to finish)"

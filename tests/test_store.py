@@ -202,6 +202,19 @@ def test_round_trip_keeps_everything(tmp_path):
     np.testing.assert_array_equal(back.sizes, index.sizes)
 
 
+def test_unknown_kind_is_refused(tmp_path):
+    """Found by the fuzzer: one flipped byte in the kind attribute ("indeX") loaded as an
+    index without its projection, which failed later, far from the file."""
+    import h5py
+
+    path = tmp_path / "x.dat"
+    store.save(small_index(n=4, d=2), path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["kind"] = "indeX"
+    with pytest.raises(RtsearchError, match=r"x\.dat: malformed index \(kind 'indeX'\)"):
+        store.load(path)
+
+
 # ---------------------------------------------------------------- fuzzing the loader
 
 
