@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,31 @@ class ThumbCache:
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
         return thumb
+
+    def get_many(
+        self, paths: Sequence[Path], pool: Executor | None = None
+    ) -> list[Thumb | Exception]:
+        """Tiles for ``paths`` in order; those not cached are decoded at once on ``pool``
+        (decoding holds the interpreter lock only briefly, so it spreads over the cores: 20
+        new 12 MP results are ~300 ms of decoding on one core). A file that cannot be read
+        gives its exception in its place."""
+        cached: dict[Path, Thumb] = {}
+        with self._lock:
+            for p in paths:
+                if p in self._items:
+                    self._items.move_to_end(p)
+                    cached[p] = self._items[p]
+        missing = list(dict.fromkeys(p for p in paths if p not in cached))
+        if pool is None or len(missing) < 2:
+            return [self._get_or_error(p) for p in paths]
+        decoded = dict(zip(missing, pool.map(self._get_or_error, missing), strict=True))
+        return [cached[p] if p in cached else decoded[p] for p in paths]
+
+    def _get_or_error(self, path: Path) -> Thumb | Exception:
+        try:
+            return self.get(path)
+        except Exception as exc:
+            return exc
 
     def __len__(self) -> int:
         return len(self._items)

@@ -111,6 +111,32 @@ def test_tiles_keep_aspect_and_cache_drops_the_oldest(tmp_path):
     assert cache.misses == 4  # was dropped
 
 
+def test_thumbnails_decode_together_in_order_with_errors_in_place(tmp_path):
+    """The worker's cold results decode on a pool: same tiles, same order, as one by one;
+    an unreadable file gives its error in its place; repeats decode once; hits stay hits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"{i}.jpg")
+        make_image(i, (400, 300)).save(paths[-1], quality=90)
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a picture")
+    wanted = [paths[0], broken, *paths[1:], paths[2]]
+    serial = ThumbCache(96)
+    expected = [serial.get(p).tile for p in paths]
+    cache = ThumbCache(96)
+    cache.get(paths[3])
+    with ThreadPoolExecutor(3) as pool:
+        got = cache.get_many(wanted, pool)
+    assert isinstance(got[1], Exception) and "broken.jpg" in str(got[1])
+    tiles = [t.tile for i, t in enumerate(got) if i != 1]
+    for tile, exp in zip(tiles, [expected[0], *expected[1:], expected[2]], strict=True):
+        assert np.array_equal(tile, exp)
+    assert cache.misses == 1 + 5  # paths[3] was cached; paths[2] asked twice, decoded once
+    assert cache.get_many(paths, None)[4] is got[5]
+
+
 def test_zero_length_and_frameless_videos_are_messages(tmp_path):
     empty = tmp_path / "empty.avi"
     empty.write_bytes(b"")

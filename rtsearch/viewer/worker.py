@@ -6,10 +6,12 @@ lock-protected slot holding an immutable ``Published``); it never calls Dear PyG
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,7 @@ class Worker:
         self.commands: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stop = threading.Event()
         self.cache = ThumbCache(THUMB_TILE)
+        self._decoders = ThreadPoolExecutor(max(1, os.cpu_count() or 1), "rtsearch-thumbs")
         self._slot: Published | None = None
         self._lock = threading.Lock()
         self._seq = 0
@@ -93,6 +96,7 @@ class Worker:
                 if frame is None:
                     self.stop.wait(0.01)
         finally:
+            self._decoders.shutdown(wait=True, cancel_futures=True)
             if self.source is not None:
                 self.source.close()
 
@@ -180,12 +184,11 @@ class Worker:
 
     def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
         thumbs, bad = [], ""
-        for r in results:
-            try:
-                thumbs.append(self.cache.get(r.file))
-            except Exception as exc:
-                thumbs.append(placeholder(THUMB_TILE))
-                bad = f"{r.file}: cannot read ({exc})"
+        tiles = self.cache.get_many([r.file for r in results], self._decoders)
+        for r, tile in zip(results, tiles, strict=True):
+            if isinstance(tile, Exception):
+                tile, bad = placeholder(THUMB_TILE), f"{r.file}: cannot read ({tile})"
+            thumbs.append(tile)
         return tuple(thumbs), bad
 
     def _rate(self) -> float:
