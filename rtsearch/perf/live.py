@@ -1,52 +1,39 @@
 """Stage 3: the live query loop, timed per stage, for the screen and video sources.
 
 One iteration is what the viewer's worker does per frame: grab -> preprocess -> inference
--> projection -> kNN -> thumbnails of the results. Thumbnails come from a small LRU cache,
-as a viewer keeps them; ``thumbs_cold_ms`` is the same step with an empty cache.
+-> projection -> kNN -> thumbnails of the results. Thumbnails come from the viewer's own
+cache (``rtsearch.thumbs.ThumbCache``, tiles of the viewer's size, misses decoded together
+on a pool sized to the cores); ``thumbs_cold_ms`` is the same step with an empty cache.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from rtsearch.decode import RGBImage, fit_within, load_rgb
+from rtsearch.decode import RGBImage
 from rtsearch.extractor import preprocess
 from rtsearch.perf.model import throughput
 from rtsearch.perf.timing import percentile
 from rtsearch.session import SearchSession
+from rtsearch.thumbs import ThumbCache
+from rtsearch.viewer.worker import THUMB_TILE as THUMB
 
 STAGES = ("grab", "preprocess", "inference", "projection", "knn", "thumbnails")
-THUMB = 128
 K = 20
 Grab = Callable[[], RGBImage]
 
 
-class ThumbCache:
-    """Decoded, shrunk result pictures by file, least recently used dropped first."""
-
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self.items: OrderedDict[Path, RGBImage] = OrderedDict()
-
-    def get(self, path: Path) -> RGBImage:
-        if path in self.items:
-            self.items.move_to_end(path)
-            return self.items[path]
-        thumb = fit_within(load_rgb(path, min_size=(THUMB, THUMB)), THUMB, THUMB)
-        self.items[path] = thumb
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
-        return thumb
-
-
-def one_query(session: SearchSession, grab: Grab, cache: ThumbCache) -> dict[str, float]:
+def one_query(
+    session: SearchSession, grab: Grab, cache: ThumbCache, pool: Executor
+) -> dict[str, float]:
     """Run one iteration; ms per stage."""
     marks = [time.perf_counter()]
     frame = grab()
@@ -59,22 +46,22 @@ def one_query(session: SearchSession, grab: Grab, cache: ThumbCache) -> dict[str
     marks.append(time.perf_counter())
     results = session.query_vector(vec, K)
     marks.append(time.perf_counter())
-    for r in results:
-        cache.get(r.file)
+    cache.get_many([r.file for r in results], pool)
     marks.append(time.perf_counter())
     return {s: (marks[i + 1] - marks[i]) * 1000.0 for i, s in enumerate(STAGES)}
 
 
 def run_loop(session: SearchSession, grab: Grab, seconds: float) -> dict:
     """Loop for ``seconds`` (at least 5 queries); median per stage, p50/p99 end to end."""
-    cold = one_query(session, grab, ThumbCache())["thumbnails"]
-    cache = ThumbCache()
-    one_query(session, grab, cache)  # warm-up: first run, page-ins
-    rows: list[dict[str, float]] = []
-    start = time.perf_counter()
-    while len(rows) < 5 or time.perf_counter() - start < seconds:
-        rows.append(one_query(session, grab, cache))
-    elapsed = time.perf_counter() - start
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+        cold = one_query(session, grab, ThumbCache(THUMB), pool)["thumbnails"]
+        cache = ThumbCache(THUMB)
+        one_query(session, grab, cache, pool)  # warm-up: first run, page-ins
+        rows: list[dict[str, float]] = []
+        start = time.perf_counter()
+        while len(rows) < 5 or time.perf_counter() - start < seconds:
+            rows.append(one_query(session, grab, cache, pool))
+        elapsed = time.perf_counter() - start
     totals = [sum(r.values()) for r in rows]
     return {
         "queries": len(rows),
@@ -130,7 +117,8 @@ def run_pipelined(session: SearchSession, grab: Grab, seconds: float) -> dict:
     """The overlapped loop: queries/s and capture-to-results latency (p50/p99)."""
     cap = JustInTimeCapture(grab, session.extractor.info)
     cap.thread.start()
-    cache = ThumbCache()
+    cache = ThumbCache(THUMB)
+    pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1))
     latencies: list[float] = []
     infer_s = 0.02
     cap.request(0.0)
@@ -144,12 +132,12 @@ def run_pipelined(session: SearchSession, grab: Grab, seconds: float) -> dict:
             feats = session.extractor.run(batch)
             infer_s = time.perf_counter() - t1
             results = session.query_vector(session.project(feats)[0], K)
-            for r in results:
-                cache.get(r.file)
+            cache.get_many([r.file for r in results], pool)
             latencies.append((time.perf_counter() - t0) * 1000.0)
         elapsed = time.perf_counter() - start
     finally:
         cap.close()
+        pool.shutdown()
     kept = latencies[1:]  # the first includes start-up
     return {
         "queries": len(kept),
