@@ -5,10 +5,11 @@ for 12 MP), EXIF orientation is applied, animated images give their first frame,
 oddity (CMYK, 16-bit, palette with transparency, alpha) becomes plain RGB.
 
 Plain 8-bit grey or colour JPEGs, nearly every file in a photo collection, are decoded by
-OpenCV, which holds the interpreter lock for none of it; everything else goes through Pillow,
-whose array copy (``tobytes``) holds it for about a third of a JPEG's decode time and capped a
-16-core machine at the rate of two cores. Both give the same pixels (same scale rule, same
-libjpeg-turbo output, EXIF orientation applied); tests compare them bit for bit.
+OpenCV, which releases the interpreter lock while it decodes; everything else goes through
+Pillow, whose array copy (``tobytes``) holds the lock for about a third of a small JPEG's
+decode time (py-spy), the likely reason a 16-core machine decoded no faster than two cores.
+Both give the same pixels (same scale rule, same libjpeg-turbo output, EXIF orientation
+applied); tests compare them bit for bit.
 """
 
 from __future__ import annotations
