@@ -7,6 +7,7 @@ applied identically to new vectors: ``y = (normalise(x) - mean) @ matrix [/ scal
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ DEFAULT_DIMS = 100
 # images at the same size and query cost (docs/eval.md, `rtsearch eval`).
 DEFAULT_KIND = "pca"
 DEFAULT_SEED = 0
-COV_ROWS = 8192  # rows per float32 block of the covariance sum
+BLOCK_ROWS = 8192  # rows per block when fitting and applying a projection
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,16 @@ class Projection:
             raise RtsearchError(
                 f"feature dims {x.shape[-1]} do not match the projection's {self.in_dims}"
             )
+        if x.ndim == 1:
+            return self._block(x)
+        # In blocks of rows: the normalised and centred copies of a million 1280-d rows
+        # would be 5 GB each; the output is all that is allocated in full.
+        out = np.empty((x.shape[0], self.out_dims), np.float32)
+        for start in range(0, x.shape[0], BLOCK_ROWS):
+            out[start : start + BLOCK_ROWS] = self._block(x[start : start + BLOCK_ROWS])
+        return out
+
+    def _block(self, x: Vectors) -> Vectors:
         if self.l2_normalize:
             x = l2_normalize(x)
         return np.ascontiguousarray((x - self.mean) @ self.matrix, dtype=np.float32)
@@ -80,17 +91,26 @@ def fit(
     if kind not in KINDS:
         raise RtsearchError(f"unknown projection {kind!r} (choose from {', '.join(KINDS)})")
     x = np.asarray(features, dtype=np.float32)
-    if l2:
-        x = l2_normalize(x)
     n, d_in = x.shape
-    mean = x.mean(axis=0).astype(np.float32) if n else np.zeros(d_in, np.float32)
+    mean = np.zeros(d_in, np.float64)
+    for block in _blocks(x, l2):
+        mean += block.sum(axis=0, dtype=np.float64)
+    mean = (mean / max(n, 1)).astype(np.float32)
     if kind == "none":
         matrix = np.eye(d_in, dtype=np.float32)
     elif kind == "random":
         matrix = random_matrix(d_in, check_dims(dims, d_in), seed)
     else:
-        matrix = pca_matrix(x, mean, check_dims(dims, d_in), whiten=kind == "pca-whiten")
+        matrix = pca_matrix(x, mean, check_dims(dims, d_in), whiten=kind == "pca-whiten", l2=l2)
     return Projection(kind, matrix, mean, l2, seed)
+
+
+def _blocks(x: Vectors, l2: bool) -> Iterator[Vectors]:
+    """BLOCK_ROWS rows at a time, L2-normalised if asked: peak memory stays one block above
+    the features (a normalised copy of all rows was 2x the features for PCA at 300k rows)."""
+    for start in range(0, x.shape[0], BLOCK_ROWS):
+        block = x[start : start + BLOCK_ROWS]
+        yield l2_normalize(block) if l2 else block
 
 
 def random_matrix(d_in: int, d_out: int, seed: int) -> Vectors:
@@ -99,9 +119,10 @@ def random_matrix(d_in: int, d_out: int, seed: int) -> Vectors:
     return (rng.standard_normal((d_in, d_out)) / np.sqrt(d_out)).astype(np.float32)
 
 
-def pca_matrix(x: Vectors, mean: Vectors, d_out: int, *, whiten: bool) -> Vectors:
-    """(D, d_out) float32: the top principal axes of the rows of ``x`` about ``mean``."""
-    eigvals, eigvecs = top_eigenpairs(covariance(x, mean), d_out)
+def pca_matrix(x: Vectors, mean: Vectors, d_out: int, *, whiten: bool, l2: bool = False) -> Vectors:
+    """(D, d_out) float32: the top principal axes of the rows of ``x`` (L2-normalised first
+    with ``l2``) about ``mean``."""
+    eigvals, eigvecs = top_eigenpairs(covariance(x, mean, l2=l2), d_out)
     order = np.argsort(eigvals)[::-1]
     vecs = eigvecs[:, order]
     # Sign convention so the same data always gives the same matrix.
@@ -112,16 +133,16 @@ def pca_matrix(x: Vectors, mean: Vectors, d_out: int, *, whiten: bool) -> Vector
     return vecs.astype(np.float32)
 
 
-def covariance(x: Vectors, mean: Vectors) -> npt.NDArray[np.float64]:
-    """(D, D) float64 sample covariance of the rows of ``x`` about ``mean``. Each block of
-    COV_ROWS centred rows is multiplied in float32 and the blocks are summed in float64:
-    against one float64 product of the whole centred matrix (145k x 1280 here) that is 1.5
-    vs 11.1 s, without its two float64 copies (3 GB; 20 GB at 1M rows), and the sums differ
-    by 1.6e-6 of the largest."""
+def covariance(x: Vectors, mean: Vectors, *, l2: bool = False) -> npt.NDArray[np.float64]:
+    """(D, D) float64 sample covariance of the rows of ``x`` (L2-normalised first with
+    ``l2``) about ``mean``. Each block of BLOCK_ROWS centred rows is multiplied in float32 and
+    the blocks are summed in float64: against one float64 product of the whole centred matrix
+    (145k x 1280 here) that is 1.5 vs 11.1 s, without its two float64 copies (3 GB; 20 GB at
+    1M rows), and the sums differ by 1.6e-6 of the largest."""
     n, d = x.shape
     cov = np.zeros((d, d), np.float64)
-    for start in range(0, n, COV_ROWS):
-        block = x[start : start + COV_ROWS] - mean
+    for block in _blocks(x, l2):
+        block = block - mean
         cov += block.T @ block
     # One image has no variance; any basis then ranks the same, so do not refuse it.
     return cov / (max(n, 2) - 1)

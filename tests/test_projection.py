@@ -68,9 +68,9 @@ def test_pca_in_a_background_thread_lets_other_threads_run():
 
 
 def test_blocked_float32_covariance_matches_float64():
-    """Rows past several COV_ROWS blocks, summed block by block: the float64 product of the
+    """Rows past several BLOCK_ROWS blocks, summed block by block: the float64 product of the
     whole centred matrix, to ~1e-6, and the same principal axes."""
-    x = proj.l2_normalize(_features(3 * proj.COV_ROWS + 123, 96, seed=2))
+    x = proj.l2_normalize(_features(3 * proj.BLOCK_ROWS + 123, 96, seed=2))
     mean = x.mean(axis=0)
     centred = x.astype(np.float64) - mean
     reference = centred.T @ centred / (len(x) - 1)
@@ -81,3 +81,16 @@ def test_blocked_float32_covariance_matches_float64():
     top = vecs[:, ::-1][:, :20]
     cosines = np.abs((fitted.matrix.astype(np.float64) * top).sum(axis=0))
     assert cosines.min() > 0.9999
+
+
+def test_fit_and_apply_in_blocks_equal_the_whole_matrix_at_once():
+    """Fitting and projecting go BLOCK_ROWS rows at a time (no normalised copy of all rows):
+    the mean, and every projected row, are what the whole matrix at once gives."""
+    x = _features(2 * proj.BLOCK_ROWS + 77, 64, seed=3) * 5.0
+    for kind in ("pca", "random"):
+        p = proj.fit(x, 16, kind, l2=True)
+        unit = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+        assert np.allclose(p.mean, unit.mean(axis=0), atol=1e-6)
+        whole = (unit - p.mean) @ p.matrix.astype(np.float64)
+        assert np.allclose(p(x), whole, atol=1e-5)
+        assert np.allclose(p(x[-1]), whole[-1], atol=1e-5)  # one vector, as a query
