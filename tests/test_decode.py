@@ -137,6 +137,7 @@ JPEG_VARIANTS = {
     "4:2:2": {"subsampling": 1},
     "progressive": {"progressive": True},
     "optimised, restart markers": {"optimize": True, "restart_marker_blocks": 4},
+    "RGB, not YCbCr (Adobe marker)": {"keep_rgb": True},
 }
 
 
@@ -163,11 +164,23 @@ def test_plain_jpegs_decode_as_pillow_does(tmp_path, variant, orientation):
 
 
 def test_grey_jpeg_decodes_as_pillow_does(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
     path = tmp_path / "grey.jpg"
-    sample_photos()[0].convert("L").resize((643, 481)).save(path, "JPEG", quality=90)
+    grey = sample_photos()[0].convert("L").resize((643, 481))
+    grey.save(path, "JPEG", quality=90, exif=exif)
     fast = _opencv_rgb(path, (224, 224))
-    assert fast is not None and fast.shape == (241, 322, 3)
+    assert fast is not None and fast.shape == (322, 241, 3)
     assert np.array_equal(fast, _pillow_rgb(path, (224, 224)))
+
+
+def test_trailing_bytes_after_the_image_change_nothing(tmp_path):
+    path = tmp_path / "trailer.jpg"
+    sample_photos()[1].convert("RGB").resize((643, 481)).save(path, "JPEG", quality=90)
+    clean = load_rgb(path, (224, 224))
+    path.write_bytes(path.read_bytes() + b"camera trailer " * 200)
+    fast = _opencv_rgb(path, (224, 224))
+    assert fast is not None and np.array_equal(fast, clean)
 
 
 @pytest.mark.parametrize("case", ["CMYK JPEG", "wrong extension (PNG named .jpg)"])
