@@ -346,3 +346,25 @@ def test_padded_batches_give_the_same_index(tmp_path, gallery):
     assert set(shapes) == {7}  # the short last batch ran padded
     assert a is not None and b is not None and a.paths == b.paths and len(a.paths) % 7
     np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_rows_leave_their_blocks_as_the_index_takes_them(monkeypatch):
+    """Analysis keeps feature rows in large blocks; building the index moves them out in
+    path order, and each block is freed once emptied: the features are never held twice."""
+    import weakref
+
+    from rtsearch import analyze as analysis
+
+    monkeypatch.setattr(analysis, "BLOCK_ROWS", 4)
+    done = analysis._Done()
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((3, 5)).astype(np.float32) for _ in range(4)]
+    paths = [f"{i:02d}.jpg" for i in range(12)]
+    for b, batch in enumerate(batches):
+        done.add(paths[3 * b : 3 * b + 3], batch, [1] * 3, [0.0] * 3)
+    blocks = {id(row.base): weakref.ref(row.base) for row in done.features.values()}
+    assert len(blocks) == 3 and all(row.base is not None for row in done.features.values())
+    del batches[1:]  # the rows were copied: the extraction batches may go
+    features = done.take_features(paths)
+    assert features.shape == (12, 5) and np.array_equal(features[:3], batches[0])
+    assert not done.features and all(ref() is None for ref in blocks.values())
