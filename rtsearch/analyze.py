@@ -80,10 +80,14 @@ class _Done:
     _block: np.ndarray | None = field(default=None, repr=False)
     _used: int = 0
 
-    def add(self, paths, feats, sizes, mtimes) -> None:
+    def add(self, paths, feats, sizes, mtimes) -> list[np.ndarray]:
+        """Record a batch; returns the kept rows (views of the blocks) in ``paths`` order."""
+        rows = []
         for p, f, s, m in zip(paths, feats, sizes, mtimes, strict=True):
-            self.features[p] = self._keep(f)
+            rows.append(row := self._keep(f))
+            self.features[p] = row
             self.stats[p] = (int(s), float(m))
+        return rows
 
     def _keep(self, row: np.ndarray) -> np.ndarray:
         """``row`` copied into the current block of BLOCK_ROWS rows. Rows live in large
@@ -148,10 +152,11 @@ def analyze(
     todo = [p for p in found.paths if p not in done]
     ckpt = checkpoint_dir(out)
     writer = _CheckpointWriter(ckpt, model, base_dir, settings.checkpoint_every)
-    for batch in _extract(base_dir, todo, extractor, settings.batch, report, warn, cancel):
-        done.add(*batch)
-        writer.add(*batch)
-        report.analysed += len(batch[0])
+    for paths, feats, sizes, mtimes in _extract(
+        base_dir, todo, extractor, settings.batch, report, warn, cancel
+    ):
+        writer.add(paths, done.add(paths, feats, sizes, mtimes), sizes, mtimes)
+        report.analysed += len(paths)
         if progress:
             elapsed = max(time.monotonic() - start, 1e-9)
             progress(
@@ -382,18 +387,27 @@ def _run_batch(extractor: Extractor, batch, pad_to: int) -> tuple:
 
 
 class _CheckpointWriter:
-    """Buffers new features and writes them as numbered features-only index parts."""
+    """Collects new feature rows (the analysis's own rows, not copies) and writes them as
+    numbered features-only index parts."""
 
     def __init__(self, folder: Path, model: ModelRef, base_dir: Path, every: int | None) -> None:
         self.folder, self.model, self.base_dir, self.every = folder, model, base_dir, every
-        self.buf = _Done()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.paths: list[str] = []
+        self.rows: list[np.ndarray] = []
+        self.sizes: list[int] = []
+        self.mtimes: list[float] = []
         self.last = time.monotonic()
 
-    def add(self, paths, feats, sizes, mtimes) -> None:
-        self.buf.add(paths, feats, sizes, mtimes)
-        n = len(self.buf.features)
+    def add(self, paths, rows, sizes, mtimes) -> None:
+        self.paths.extend(paths)
+        self.rows.extend(rows)
+        self.sizes.extend(int(s) for s in sizes)
+        self.mtimes.extend(float(m) for m in mtimes)
         due = (
-            n >= self.every
+            len(self.paths) >= self.every
             if self.every
             else time.monotonic() - self.last >= DEFAULT_CHECKPOINT_SECONDS
         )
@@ -401,19 +415,17 @@ class _CheckpointWriter:
             self.flush()
 
     def flush(self) -> None:
-        if not self.buf.features:
+        if not self.paths:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         number = len(list(self.folder.glob("part-*.dat")))
-        paths = list(self.buf.features)
         part = Index(
-            paths=paths,
+            paths=self.paths,
             model=self.model,
-            sizes=np.array([self.buf.stats[p][0] for p in paths], np.int64),
-            mtimes=np.array([self.buf.stats[p][1] for p in paths], np.float64),
-            features=np.stack([self.buf.features[p] for p in paths]).astype(np.float32),
+            sizes=np.array(self.sizes, np.int64),
+            mtimes=np.array(self.mtimes, np.float64),
+            features=np.stack(self.rows),
             base_dir=str(self.base_dir),
         )
         store.save(part, self.folder / f"part-{number:06d}.dat")
-        self.buf = _Done()
-        self.last = time.monotonic()
+        self._reset()

@@ -113,9 +113,10 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
     todo = [p for p in todo if p not in fresh]
     writer = single._CheckpointWriter(folder, old.model, base_dir, None)
     run = Report()
-    for part in single._extract(base_dir, todo, extractor, batch, run, warn, cancel):
-        fresh.add(*part)
-        writer.add(*part)
+    for paths, feats, sizes, mtimes in single._extract(
+        base_dir, todo, extractor, batch, run, warn, cancel
+    ):
+        writer.add(paths, fresh.add(paths, feats, sizes, mtimes), sizes, mtimes)
     writer.flush()
     if run.cancelled:
         raise KeyboardInterrupt
