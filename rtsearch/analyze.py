@@ -192,7 +192,7 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
         rows = dict(zip(fresh, projection(features), strict=True))
         projected = np.stack(
             [rows[p] if p in rows else old.projected[done.old_rows[p]] for p in paths]
-        ).astype(np.float32)
+        ).astype(np.float32, copy=False)
         keep = None
     else:
         projection = proj.fit(

@@ -133,7 +133,7 @@ def merge(old: Index, rows: dict[str, int], fresh, keep: set[str], base_dir: Pat
         raise RtsearchError(f"{base_dir}: no images left to index")
     fresh_paths = [p for p in paths if p in fresh.features]
     feats = (
-        np.stack([fresh.features[p] for p in fresh_paths]).astype(np.float32)
+        np.stack([fresh.features[p] for p in fresh_paths]).astype(np.float32, copy=False)
         if fresh_paths
         else None
     )
@@ -152,10 +152,14 @@ def merge(old: Index, rows: dict[str, int], fresh, keep: set[str], base_dir: Pat
         model=old.model,
         sizes=np.array([s for s, _ in stats], np.int64),
         mtimes=np.array([m for _, m in stats], np.float64),
-        projected=np.stack([pick(p, new_vec, old.projected) for p in paths]).astype(np.float32),
+        projected=np.stack([pick(p, new_vec, old.projected) for p in paths]).astype(
+            np.float32, copy=False
+        ),
         projection=projection,
         features=(
-            np.stack([pick(p, new_feat, old.features) for p in paths]).astype(np.float32)
+            np.stack([pick(p, new_feat, old.features) for p in paths]).astype(
+                np.float32, copy=False
+            )
             if old.features is not None
             else None
         ),
