@@ -20,7 +20,6 @@ from rtsearch.errors import RtsearchError
 from rtsearch.store import Index, ModelRef
 
 # Finiteness is checked block by block so the check never allocates a full-size bool array.
-_CHECK_ROWS = 1 << 18
 # Small indexes are simply read: a map would keep the file open (blocking its atomic
 # replacement on Windows) for no gain.
 MAP_MIN_BYTES = 256 << 20
@@ -72,10 +71,29 @@ def load(path: Path, *, features: bool = False) -> Index:
     check_finite(projected, f"{path}: projected")
     index.projected = projected
     if features:
-        index.features = mapped_dataset(path, "features")
-        if index.features is None:
-            index.features = store.load(path, features=True).features
+        index.features = _features(path, index)
     return index
+
+
+def _features(path: Path, index: Index) -> npt.NDArray[np.float32] | None:
+    """The stored features, memory-mapped when contiguous, else read (only them: the rest is
+    in hand), shape- and finiteness-checked either way; None when the file has none."""
+    want = (index.count, index.model.feature_dims)
+    mapped = mapped_dataset(path, "features")
+    if mapped is not None and mapped.dtype == np.float32:
+        if mapped.shape != want:
+            raise RtsearchError(f"{path}: features has shape {mapped.shape}, expected {want}")
+        check_finite(mapped, f"{path}: features")
+        return mapped
+    try:
+        with h5py.File(path, "r") as f:
+            if "features" not in f:
+                return None
+            return store._dataset(f, "features", str(path), want, finite=True)
+    except RtsearchError:
+        raise
+    except Exception as exc:  # untrusted file, as in store.load
+        raise RtsearchError(f"{path}: malformed index ({exc})") from None
 
 
 def _read_small(f: h5py.File, where: str) -> Index:
@@ -110,6 +128,5 @@ def _read_small(f: h5py.File, where: str) -> Index:
 
 
 def check_finite(array: npt.NDArray, where: str) -> None:
-    for start in range(0, len(array), _CHECK_ROWS):
-        if not np.isfinite(array[start : start + _CHECK_ROWS]).all():
-            raise RtsearchError(f"{where} holds NaN or infinite values")
+    if not store.all_finite(array):
+        raise RtsearchError(f"{where} holds NaN or infinite values")

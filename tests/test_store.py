@@ -392,3 +392,27 @@ def test_saved_index_gets_the_usual_file_mode(tmp_path):
     with atomic_path(dest) as tmp:
         tmp.write_bytes(b"x")
     assert dest.stat().st_mode & 0o777 == 0o666 & ~old
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_viewer_loader_reads_features_once_and_checks_them(tmp_path, monkeypatch, mapped):
+    """bigstore.load(features=True), as re-projection in the viewer asks: the stored rows,
+    without a second copy (they come back as float32 as stored), NaN refused in one line
+    naming the file, None when the index kept none."""
+    from dataclasses import replace
+
+    from rtsearch import bigstore
+
+    monkeypatch.setattr(bigstore, "MAP_MIN_BYTES", 0 if mapped else 1 << 40)
+    rng = np.random.default_rng(5)
+    base = small_index(n=40, d=3)
+    feats = rng.standard_normal((40, MODEL.feature_dims)).astype(np.float32)
+    store.save(replace(base, features=feats), with_features := tmp_path / "f.dat")
+    store.save(base, without := tmp_path / "n.dat")
+    loaded = bigstore.load(with_features, features=True)
+    assert loaded.features.dtype == np.float32 and np.array_equal(loaded.features, feats)
+    assert bigstore.load(without, features=True).features is None
+    with h5py.File(with_features, "r+") as f:
+        f["features"][7, 1] = np.inf
+    with pytest.raises(RtsearchError, match=r"f\.dat: features holds NaN or infinite values$"):
+        bigstore.load(with_features, features=True)
