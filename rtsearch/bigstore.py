@@ -19,7 +19,6 @@ from rtsearch import store
 from rtsearch.errors import RtsearchError
 from rtsearch.store import Index, ModelRef
 
-# Finiteness is checked block by block so the check never allocates a full-size bool array.
 # Small indexes are simply read: a map would keep the file open (blocking its atomic
 # replacement on Windows) for no gain.
 MAP_MIN_BYTES = 256 << 20

@@ -383,6 +383,8 @@ def _dataset(
 def all_finite(array: npt.NDArray) -> bool:
     """No NaN or infinity, checked a few MB at a time (one boolean per element of a 2.2 GB
     features array would be another 560 MB)."""
+    if array.ndim == 0:
+        return bool(np.isfinite(array))
     rows = max(1, (1 << 22) // max(1, int(np.prod(array.shape[1:]))))
     return all(np.isfinite(array[i : i + rows]).all() for i in range(0, len(array), rows))
 
