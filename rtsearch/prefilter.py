@@ -45,7 +45,7 @@ class Int8Bounds:
         self.scale = scale
         self.slack = (scale * (l1 / 2 + d / 4)).astype(np.float32)
         self.rounding = (MARGIN * sq_norms).astype(np.float32)
-        self.session, self._codes = _session(codes)
+        self.session = _session(codes)
 
     def bounds(
         self, q: npt.NDArray[np.float32]
@@ -70,11 +70,11 @@ class Int8Bounds:
 
 
 def _session(codes: npt.NDArray[np.int8]):
-    """A one-node MatMulInteger session over ``codes`` (d, n), and the OrtValue that holds
-    them, which must live as long as the session. The codes are handed to onnxruntime as an
-    external initializer, not serialised into the model: at 1M rows that took 0.7 s and held
-    the interpreter lock for 0.17 s at a stretch (the viewer's frames stopped while it opened
-    an index), against 0.15 s and 6 ms now."""
+    """A one-node MatMulInteger session over ``codes`` (d, n). The codes are handed to
+    onnxruntime as an external initializer (it copies them; ours may go), not serialised into
+    the model: at 1M rows that took 0.7 s and held the interpreter lock for 0.17 s at a
+    stretch (the viewer's frames stopped while it opened an index), against 0.15 s and 6 ms
+    now."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -96,7 +96,6 @@ def _session(codes: npt.NDArray[np.int8]):
     options.log_severity_level = 3
     value = ort.OrtValue.ortvalue_from_numpy(codes)
     options.add_external_initializers(["codes"], [value])
-    session = ort.InferenceSession(
+    return ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
-    return session, value
