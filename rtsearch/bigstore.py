@@ -9,7 +9,9 @@ Anything not mappable (chunked, compressed, big-endian) falls back to ``store.lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -17,11 +19,12 @@ import numpy.typing as npt
 
 from rtsearch import store
 from rtsearch.errors import RtsearchError
-from rtsearch.store import Index, ModelRef
+from rtsearch.store import Index
 
 # Small indexes are simply read: a map would keep the file open (blocking its atomic
 # replacement on Windows) for no gain.
 MAP_MIN_BYTES = 256 << 20
+T = TypeVar("T")
 
 
 def mapped_dataset(path: Path, name: str) -> npt.NDArray | None:
@@ -56,19 +59,10 @@ def load(path: Path, *, features: bool = False) -> Index:
     projected = mapped_dataset(path, "projected") if path.is_file() else None
     if projected is None or projected.dtype != np.float32 or projected.nbytes < MAP_MIN_BYTES:
         return store.load(path, features=features)
-    try:
-        with h5py.File(path, "r") as f:
-            index = _read_small(f, str(path))
-    except RtsearchError:
-        raise
-    except Exception as exc:  # untrusted file, as in store.load
-        raise RtsearchError(f"{path}: malformed index ({exc})") from None
+    index = _read(path, lambda f: _read_small(f, str(path)))
     assert index.projection is not None
     want = (index.count, index.projection.out_dims)
-    if projected.shape != want:
-        raise RtsearchError(f"{path}: projected has shape {projected.shape}, expected {want}")
-    check_finite(projected, f"{path}: projected")
-    index.projected = projected
+    index.projected = _checked_map(projected, path, "projected", want)
     if features:
         index.features = _features(path, index)
     return index
@@ -80,40 +74,38 @@ def _features(path: Path, index: Index) -> npt.NDArray[np.float32] | None:
     want = (index.count, index.model.feature_dims)
     mapped = mapped_dataset(path, "features")
     if mapped is not None and mapped.dtype == np.float32:
-        if mapped.shape != want:
-            raise RtsearchError(f"{path}: features has shape {mapped.shape}, expected {want}")
-        check_finite(mapped, f"{path}: features")
-        return mapped
+        return _checked_map(mapped, path, "features", want)
+    return _read(
+        path,
+        lambda f: (
+            store._dataset(f, "features", str(path), want, finite=True) if "features" in f else None
+        ),
+    )
+
+
+def _read(path: Path, read: Callable[[h5py.File], T]) -> T:
+    """``read`` on the open file; any failure but a refusal becomes one line naming the file
+    (an untrusted file, as in store.load)."""
     try:
         with h5py.File(path, "r") as f:
-            if "features" not in f:
-                return None
-            return store._dataset(f, "features", str(path), want, finite=True)
+            return read(f)
     except RtsearchError:
         raise
-    except Exception as exc:  # untrusted file, as in store.load
+    except Exception as exc:
         raise RtsearchError(f"{path}: malformed index ({exc})") from None
+
+
+def _checked_map(array: np.memmap, path: Path, name: str, want: tuple[int, int]) -> np.memmap:
+    """A mapped dataset of the expected shape and finite throughout, or one refusing line."""
+    if array.shape != want:
+        raise RtsearchError(f"{path}: {name} has shape {array.shape}, expected {want}")
+    check_finite(array, f"{path}: {name}")
+    return array
 
 
 def _read_small(f: h5py.File, where: str) -> Index:
     """Everything but the big arrays, through the store's validators."""
-    if f.attrs.get("format") != store.FORMAT:
-        raise RtsearchError(f"{where}: not an rtsearch index (another HDF5 schema)")
-    version = store._attr(f, "version", where)
-    if version != store.VERSION:
-        raise RtsearchError(f"{where}: index format version {version}, this reads {store.VERSION}")
-    if store._attr(f, "kind", where) != "index":
-        raise RtsearchError(f"{where}: is an analysis checkpoint, not a finished index")
-    model = ModelRef(
-        str(store._attr(f, "model_name", where)),
-        str(store._attr(f, "model_identity", where)),
-        str(store._attr(f, "feature_layer", where)),
-        int(store._attr(f, "feature_dims", where)),  # type: ignore[call-overload]
-    )
-    store._check_local(f, where)
-    paths = store._read_paths(f, where)
-    if not paths:
-        raise RtsearchError(f"{where}: empty index (0 images); analyze a folder with images")
+    _, model, paths = store._read_head(f, where, allow_checkpoint=False)
     n = len(paths)
     return Index(
         paths=paths,

@@ -285,6 +285,33 @@ def _attr(f: h5py.File, name: str, where: str) -> object:
 
 
 def _read(f: h5py.File, where: str, with_features: bool, allow_checkpoint: bool) -> Index:
+    kind, model, paths = _read_head(f, where, allow_checkpoint)
+    n = len(paths)
+    sizes = _dataset(f, "sizes", where, (n,))
+    mtimes = _dataset(f, "mtimes", where, (n,))
+    projection = projected = None
+    if kind == "index":
+        projection = _read_projection(f, where, model.feature_dims)
+        projected = _dataset(f, "projected", where, (n, projection.out_dims), finite=True)
+    features = None
+    if "features" in f and (with_features or kind == "checkpoint"):
+        features = _dataset(f, "features", where, (n, model.feature_dims), finite=True)
+    return Index(
+        paths=paths,
+        model=model,
+        sizes=sizes.astype(np.int64),
+        mtimes=mtimes.astype(np.float64),
+        projected=projected,
+        projection=projection,
+        features=features,
+        base_dir=str(f.attrs.get("base_dir", "")),
+        created=str(f.attrs.get("created", "")),
+    )
+
+
+def _read_head(f: h5py.File, where: str, allow_checkpoint: bool) -> tuple[str, ModelRef, list[str]]:
+    """Kind, model and paths, after every check that does not read the big arrays (format,
+    version, kind, local storage only, path safety, not empty); also bigstore's."""
     if f.attrs.get("format") != FORMAT:
         raise RtsearchError(f"{where}: not an rtsearch index (another HDF5 schema)")
     version = _attr(f, "version", where)
@@ -307,29 +334,9 @@ def _read(f: h5py.File, where: str, with_features: bool, allow_checkpoint: bool)
     )
     _check_local(f, where)
     paths = _read_paths(f, where)
-    n = len(paths)
-    if n == 0:
+    if not paths:
         raise RtsearchError(f"{where}: empty index (0 images); analyze a folder with images")
-    sizes = _dataset(f, "sizes", where, (n,))
-    mtimes = _dataset(f, "mtimes", where, (n,))
-    projection = projected = None
-    if kind == "index":
-        projection = _read_projection(f, where, model.feature_dims)
-        projected = _dataset(f, "projected", where, (n, projection.out_dims), finite=True)
-    features = None
-    if "features" in f and (with_features or kind == "checkpoint"):
-        features = _dataset(f, "features", where, (n, model.feature_dims), finite=True)
-    return Index(
-        paths=paths,
-        model=model,
-        sizes=sizes.astype(np.int64),
-        mtimes=mtimes.astype(np.float64),
-        projected=projected,
-        projection=projection,
-        features=features,
-        base_dir=str(f.attrs.get("base_dir", "")),
-        created=str(f.attrs.get("created", "")),
-    )
+    return str(kind), model, paths
 
 
 def _check_local(f: h5py.File, where: str) -> None:

@@ -202,17 +202,22 @@ def test_round_trip_keeps_everything(tmp_path):
     np.testing.assert_array_equal(back.sizes, index.sizes)
 
 
-def test_unknown_kind_is_refused(tmp_path):
+def test_unknown_kind_is_refused(tmp_path, monkeypatch):
     """Found by the fuzzer: one flipped byte in the kind attribute ("indeX") loaded as an
-    index without its projection, which failed later, far from the file."""
+    index without its projection, which failed later, far from the file. The viewer's
+    memory-mapping loader reads the same header checks."""
     import h5py
+
+    from rtsearch import bigstore
 
     path = tmp_path / "x.dat"
     store.save(small_index(n=4, d=2), path)
     with h5py.File(path, "r+") as f:
         f.attrs["kind"] = "indeX"
-    with pytest.raises(RtsearchError, match=r"x\.dat: malformed index \(kind 'indeX'\)"):
-        store.load(path)
+    monkeypatch.setattr(bigstore, "MAP_MIN_BYTES", 0)
+    for load in (store.load, bigstore.load):
+        with pytest.raises(RtsearchError, match=r"x\.dat: malformed index \(kind 'indeX'\)"):
+            load(path)
 
 
 # ---------------------------------------------------------------- fuzzing the loader
