@@ -199,14 +199,18 @@ class ScreenSource:
 
 
 class VideoSource:
-    """A video file played in real time, looping; frames the worker was too slow for are
-    skipped with ``grab()`` (no decode), so the query is always the current frame."""
+    """A video file played in real time, looping: frames the worker was too slow for are
+    skipped with ``grab()`` (no decode), so the query is always the current frame, and
+    before the next frame is due ``read`` returns None (as a camera does between frames), so
+    a fast worker does not play the file faster than its frame rate. ``realtime=False``
+    hands out every frame in order, as fast as asked (benchmarks time decoding that way)."""
 
     live = True
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, realtime: bool = True) -> None:
         self.name = f"video:{Path(path).name}"
         self.path = Path(path)
+        self.realtime = realtime
         self.message = ""
         self.paused = False
         self.cap = cv2.VideoCapture(str(path))
@@ -227,7 +231,11 @@ class VideoSource:
     def read(self) -> Frame | None:
         if self.cap is None or self.paused:
             return None
-        due = int((time.perf_counter() - self.start) * self.fps)
+        due = self.position
+        if self.realtime:
+            due = int((time.perf_counter() - self.start) * self.fps + 1e-6)  # resume: exact
+            if self.position > due:
+                return None  # the next frame is not due yet
         try:
             while self.position < due:  # skip the frames we are late for
                 if not self.cap.grab():

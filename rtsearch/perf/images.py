@@ -43,11 +43,14 @@ def write_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int = 0) 
     return paths
 
 
-def write_video(path: Path, frames: int, size: tuple[int, int] = (480, 640)) -> Path:
-    """An MJPG .avi of slowly panning pictures (the video source's input)."""
+def write_video(
+    path: Path, frames: int, size: tuple[int, int] = (480, 640), fps: float = 30.0
+) -> Path:
+    """An MJPG .avi of slowly panning pictures (the video source's input). The viewer plays
+    it in real time, so ``fps`` sets its query rate up to the worker's cap (30, a webcam's)."""
     h, w = size
     base = picture(h, w * 2, seed=999)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
     for i in range(frames):
         x = (i * 8) % w
         writer.write(np.ascontiguousarray(base[:, x : x + w, ::-1]))

@@ -171,10 +171,10 @@ def screen_grab(size: tuple[int, int] = (600, 800)) -> Iterator[Grab]:
 
 @contextmanager
 def video_grab(path: Path) -> Iterator[Grab]:
-    """The viewer's video source: the current frame of a file playing in real time."""
+    """The viewer's video source, every frame in turn: the loop's own rate, not the file's."""
     from rtsearch.sources import VideoSource
 
-    source = VideoSource(path)
+    source = VideoSource(path, realtime=False)
     try:
         yield lambda: _image(source)
     finally:
