@@ -111,6 +111,32 @@ def test_screenshot_shows_the_query_and_the_result_tiles(app, tmp_path):
         assert looks_like(crop(shot, app.layout.results[i], origin), pub.thumbs[i]) < 20
     # and the tiles are different pictures, not one texture shown three times
     assert looks_like(crop(shot, app.layout.results[0], origin), pub.thumbs[1]) > 20
+    # the window draws no background of its own; the viewport is cleared to the same colour
+    from rtsearch.viewer.ui import BACKGROUND
+
+    ox, oy = origin
+    q = app.layout.query
+    beside = (ox + round(q[2]) + 30, oy + round(q[1]) + 30)  # right of the query picture
+    for x, y in ((5, 5), beside):
+        assert tuple(shot[y, x]) == BACKGROUND, (x, y)
+
+
+def test_help_window_is_opaque_over_the_pictures(app, tmp_path):
+    pump(app, lambda: app.published is not None and bool(app.published.results))
+    dpg.configure_item(app.ids.help, pos=(40, 60))
+    app.on_key(dpg.mvKey_F1)
+    for _ in range(3):
+        app.frame()
+    out = tmp_path / "help.png"
+    app._screenshot(out)
+    app.on_key(dpg.mvKey_Escape)
+    shot = np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
+    x0, y0 = (round(v) for v in dpg.get_item_pos(app.ids.help))
+    # the lower rows of the table lie over result tiles: mostly the window's own colour
+    # between the lines of text, where a see-through window would show the pictures
+    inside = shot[y0 + 260 : y0 + 400, x0 + 300 : x0 + 540]
+    plain = (np.abs(inside - inside[-1, -1]).max(axis=2) <= 2).mean()
+    assert plain > 0.6, plain
 
 
 def test_only_the_tiles_on_screen_have_textures_and_scrolling_rebinds_them(app, tmp_path):

@@ -38,6 +38,7 @@ KEY_NAMES = {
 }
 LABEL = (230, 230, 230, 255)
 GRAB_BORDER = (255, 210, 0, 255)
+BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
 
 
 @dataclass
@@ -80,6 +81,7 @@ def build(app: ViewerApp) -> Ids:
             drawlist, parts = _canvas(app)
         status = dpg.add_text("")
         message = dpg.add_text("", color=(255, 190, 120, 255))
+    _clear_background(window)
     dialogs = _dialogs(app)
     ids = Ids(
         window,
@@ -103,6 +105,18 @@ def build(app: ViewerApp) -> Ids:
     )
     _handlers(app)
     return ids
+
+
+def _clear_background(window: int | str) -> None:
+    """The main window and its canvas draw no background of their own: the viewport is
+    cleared to the same colour instead. Each full-window fill is blended pixel by pixel;
+    in software rendering (llvmpipe) the two cost about as much as everything else in an
+    idle frame. Other windows (help, dialogs) float above it and keep theirs."""
+    with dpg.theme() as theme, dpg.theme_component(dpg.mvAll):
+        dpg.add_theme_color(dpg.mvThemeCol_WindowBg, (*BACKGROUND, 0))
+        dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (*BACKGROUND, 0))
+    dpg.bind_item_theme(window, theme)
+    dpg.set_viewport_clear_color((*BACKGROUND, 255))
 
 
 def _toolbar(app: ViewerApp) -> None:
