@@ -252,6 +252,28 @@ def test_switching_sources_50_times_with_the_shortcuts(app):
     assert fresh(app, "random").results
 
 
+def test_a_result_published_while_the_frame_waits_is_shown_in_that_frame(app, monkeypatch):
+    import dataclasses
+
+    pump(app, lambda: app.published is not None and bool(app.published.results))
+    app.worker.send("pause", True)
+    pace = app._pace
+    newer = []
+
+    def pace_then_publish() -> None:  # the worker finishes a query during the frame's wait
+        pace()
+        with app.worker._lock:
+            last = app.worker._slot
+            app.worker._slot = dataclasses.replace(last, seq=last.seq + 1)
+            newer.append(app.worker._slot)
+
+    monkeypatch.setattr(app, "_pace", pace_then_publish)
+    app.frame()
+    monkeypatch.undo()
+    app.worker.send("pause", False)
+    assert app.published is newer[0]
+
+
 def test_help_overlay_and_result_count_keys(app):
     app.on_key(dpg.mvKey_F1)
     app.frame()

@@ -293,6 +293,7 @@ class ViewerApp:
 
     # ------------------------------------------------------------ per frame
     def frame(self) -> None:
+        self._pace()  # first: what the worker publishes while we wait is in this frame
         pub = self.worker.latest()
         if pub is not None and pub is not self.published:
             self._take(pub)
@@ -309,7 +310,6 @@ class ViewerApp:
         if self.frames % 10 == 0:
             ui.update_status(self)
             self.viewport_box = self.region.to_physical(ui.viewport_box())
-        self._pace()
         dpg.render_dearpygui_frame()
         now = time.perf_counter()
         self.frame_times.append(now)
@@ -323,7 +323,9 @@ class ViewerApp:
         core from the worker's inference for frames nobody can see. Frames *start* at most
         MAX_FPS times a second; the render time counts towards the period, so a frame that
         takes longer than 1/MAX_FPS is never delayed further (the sleep used to be measured
-        from the end of the previous render, which doubled a 15 ms frame to 31 ms)."""
+        from the end of the previous render, which doubled a 15 ms frame to 31 ms). The wait
+        comes before the frame takes the worker's latest result, not between that and the
+        render, so a result published meanwhile is shown one frame sooner."""
         spare = self._frame_start + 1.0 / MAX_FPS - time.perf_counter()
         if spare > 0:
             time.sleep(spare)
