@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -224,7 +227,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     session = SearchSession.open(
         args.index, base_dir=args.base_dir, model=args.model, prefilter=False
     )
-    if not args.image.is_file():  # after the index: its problems are reported first
+    if args.image.is_dir():  # after the index: its problems are reported first
+        raise RtsearchError(f"{args.image}: is a folder, not an image file")
+    if not args.image.is_file():
         raise RtsearchError(f"{args.image}: image file not found")
     results = session.query_file(args.image, args.k, verify=args.verify)
     if args.json:
@@ -348,6 +353,33 @@ def print_line(message: str, bar: ProgressBar | None = None) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _interrupted(signum, frame) -> None:
+    """The first Ctrl-C stops cleanly: KeyboardInterrupt, running batches finish, checkpoints
+    stay. A second one during that leaves at once: raising again would abandon threads still
+    inside onnxruntime, and an interpreter that exits under them aborts ("terminate called
+    without an active exception"). Writes are atomic, so nothing written is damaged."""
+    signal.signal(signal.SIGINT, _interrupted_again)
+    raise KeyboardInterrupt
+
+
+def _interrupted_again(signum, frame) -> None:
+    sys.stderr.write("rtsearch: interrupted again, stopping at once\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+def _catch_interrupts() -> Callable[[], None]:
+    """Install the handler for this command; returns what puts the previous one back."""
+    previous = signal.getsignal(signal.SIGINT)
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or previous is not signal.default_int_handler
+    ):
+        return lambda: None
+    signal.signal(signal.SIGINT, _interrupted)
+    return lambda: signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -360,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.append("view")  # no command: open the viewer
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    restore = _catch_interrupts()
     try:
         return func(args)
     except RtsearchError as exc:
@@ -370,3 +403,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rtsearch: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()

@@ -225,6 +225,42 @@ def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
     np.testing.assert_allclose(a.projected, b.projected, atol=1e-5)
 
 
+def test_ctrl_c_twice_stops_at_once_and_the_rerun_resumes(tmp_path):
+    """The first Ctrl-C waits for the running batch; a second one during that wait leaves at
+    once with status 130 (not an abort from threads left inside onnxruntime), and the
+    checkpoints written before are reused."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 120)
+    model = write_tiny_model(tmp_path / "slow.onnx")
+    out = tmp_path / "stopped.dat"
+    args = ["analyze", str(gallery), "-o", str(out), "--model", str(model)]
+    args += ["--checkpoint-every", "16", "--batch", "4", "--quiet"]
+    slow = (  # each batch takes 0.4 s in the child, so the first Ctrl-C has something to wait for
+        "import sys, time; from rtsearch import extractor as e; run = e.Extractor.run; "
+        "e.Extractor.run = lambda self, b: (time.sleep(0.4), run(self, b))[1]; "
+        "from rtsearch.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", slow, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    ckpt = Path(str(out) + ".ckpt")
+    deadline = time.monotonic() + 60
+    while not list(ckpt.glob("part-*.dat")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted again, stopping at once" in err and b"terminate" not in err
+    assert not out.exists()
+    saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
+    assert 16 <= saved < 120
+    rerun = subprocess.run([sys.executable, "-m", "rtsearch", *args], capture_output=True)
+    assert rerun.returncode == 0 and f"{saved} reused".encode() in rerun.stdout
+    assert store.load(out).count == 120
+
+
 def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_model):
     """The real default model on 300 photo mosaics: transformed copies (crop to 70-80%,
     resize, JPEG 40, small rotation, brightness) find their original at rank 1."""
