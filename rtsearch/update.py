@@ -15,6 +15,7 @@ time the folder changes, using watchdog's filesystem events when installed, else
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import threading
 import time
@@ -27,7 +28,7 @@ import numpy as np
 from rtsearch import analyze as single
 from rtsearch import store
 from rtsearch.analyze import Report
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.scan import scan
 from rtsearch.store import Index
@@ -45,16 +46,18 @@ class UpdateReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     refit_advised: bool = False
     seconds: float = 0.0
+    moved_from: str | None = None  # the folder the index named before, if it now names another
 
     @property
     def modified(self) -> bool:
         return bool(self.added or self.changed or self.removed)
 
     def summary(self, where: Path) -> str:
+        moved = f"; its folder is now {self.index.base_dir}" if self.moved_from else ""
         return (
             f"{where}: {self.index.count} images ({len(self.added)} added, {len(self.changed)} "
             f"changed, {len(self.removed)} removed, {len(self.skipped)} skipped) "
-            f"in {self.seconds:.1f} s"
+            f"in {self.seconds:.1f} s{moved}"
         )
 
 
@@ -67,11 +70,11 @@ def update(
     warn: Warn | None = None,
     cancel: threading.Event | None = None,
 ) -> UpdateReport:
-    """Update ``index_path`` in place for ``base_dir``; unchanged folders rewrite nothing."""
+    """Update ``index_path`` in place for ``base_dir``; an unchanged folder rewrites nothing,
+    unless it is not the folder the index names (the images moved): then only that changes."""
     start = time.monotonic()
     index_path, base_dir = Path(index_path), Path(base_dir)
-    if not base_dir.is_dir():
-        raise RtsearchError(f"{base_dir}: not a directory")
+    require_folder(base_dir)
     old = store.load(index_path, features=True)
     store.check_compatible(old, extractor.info, str(index_path))
     rows = {p: i for i, p in enumerate(old.paths)}
@@ -97,6 +100,11 @@ def update(
         report.refit_advised = old.projection.kind.startswith("pca") and (
             new_rows > REFIT_FRACTION * report.index.count
         )
+    elif old.base_dir != str(base_dir.resolve()):
+        report.index = dataclasses.replace(old, base_dir=str(base_dir.resolve()))
+        store.save(report.index, index_path)
+    if report.index.base_dir != old.base_dir:
+        report.moved_from = old.base_dir
     shutil.rmtree(single.checkpoint_dir(index_path), ignore_errors=True)
     report.seconds = time.monotonic() - start
     return report

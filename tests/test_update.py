@@ -77,6 +77,24 @@ def test_update_without_changes_rewrites_nothing(capsys, indexed, tiny_model):
     assert out.stat().st_mtime_ns == stamp
 
 
+def test_update_after_the_folder_moved_points_the_index_at_it(capsys, indexed, tiny_model):
+    gallery, out = indexed
+    before = store.load(out, features=True)
+    moved = gallery.rename(gallery.parent / "moved")
+    code, stdout, _ = cli(capsys, "update", out, moved, "--model", tiny_model)
+    assert code == 0 and "30 images (0 added, 0 changed, 0 removed" in stdout
+    assert f"its folder is now {moved.resolve()}" in stdout
+    after = store.load(out, features=True)
+    assert after.base_dir == str(moved.resolve()) and after.paths == before.paths
+    assert np.array_equal(after.projected, before.projected)
+    code, stdout, err = cli(capsys, "query", moved / "d0/img00000.png", "--index", out,
+                            "--model", tiny_model, "-k", "1")  # fmt: skip
+    assert code == 0 and "d0/img00000.png" in stdout, err
+    stamp = out.stat().st_mtime_ns  # and once pointed there, nothing more is rewritten
+    code, stdout, _ = cli(capsys, "update", out, moved, "--model", tiny_model)
+    assert code == 0 and "now" not in stdout and out.stat().st_mtime_ns == stamp
+
+
 def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_model):
     gallery = tmp_path / "g"
     make_gallery(gallery, 20)
