@@ -22,7 +22,7 @@ import numpy as np
 from rtsearch import projection as proj
 from rtsearch import store
 from rtsearch.decode import RGBImage, load_rgb
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.extractor import Extractor, fit_to_input
 from rtsearch.scan import scan
 from rtsearch.store import Index, ModelRef
@@ -138,8 +138,7 @@ def analyze(
     """Analyze ``base_dir`` into ``out``; see the module docstring for resumption."""
     start = time.monotonic()
     base_dir, out = Path(base_dir), Path(out)
-    if not base_dir.is_dir():
-        raise RtsearchError(f"{base_dir}: not a directory")
+    require_folder(base_dir)
     store.check_writable(out)  # fail before the work, not after it
     if settings.projection != "none":
         proj.check_dims(settings.dims, extractor.info.dims)
@@ -255,7 +254,12 @@ def store_check_model(index: Index, model: ModelRef, where: Path) -> None:
 def _old_index(out: Path, model, settings: Settings, warn) -> Index | None:
     if not out.exists():
         return None
-    old = store.load(out, features=True)
+    try:
+        old = store.load(out, features=True)
+    except RtsearchError as exc:  # analysing again would overwrite it: say so, do not guess
+        raise RtsearchError(
+            f"{exc}; it is reused when analysing to it again: delete it, or choose another -o"
+        ) from None
     store_check_model(old, model, out)
     if (
         old.features is None

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from rtsearch.errors import RtsearchError
 
@@ -57,6 +57,11 @@ def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBIm
         raise RtsearchError(f"{path}: permission denied") from None
     except IsADirectoryError:
         raise RtsearchError(f"{path}: is a directory") from None
+    except UnidentifiedImageError:  # Pillow's own message names a Python file object
+        empty = os.path.getsize(path) == 0
+        raise RtsearchError(
+            f"{path}: {'empty file' if empty else 'not an image file (unknown format)'}"
+        ) from None
     except Exception as exc:  # Pillow raises many types for corrupt data
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RtsearchError(f"{path}: cannot decode image ({reason})") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from rtsearch import gallery, store
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.models import DEFAULT_MODEL
 
 VIEWER_THREADS = 1  # the GUI shares the cores: one inference thread keeps frames smooth
@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 def resolve_gallery(args: argparse.Namespace) -> Path:
     if args.gallery is not None:
-        if not args.gallery.is_dir():
-            raise RtsearchError(f"{args.gallery}: not a directory")
+        require_folder(args.gallery)
         print(f"demo gallery: {args.gallery} (given)")
         return args.gallery
     found = gallery.ensure_gallery(args.gallery_dir, refetch=args.refetch, log=_say)

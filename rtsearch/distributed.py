@@ -32,7 +32,7 @@ from rtsearch import analyze as single
 from rtsearch import projection as proj
 from rtsearch import store
 from rtsearch.analyze import Progress, Report, Settings
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.models import read_model_info
 from rtsearch.scan import scan
 from rtsearch.store import Index, ModelRef
@@ -164,8 +164,7 @@ def analyze(
     """Analyze ``base_dir`` into ``out`` on a Ray cluster; same result as rtsearch.analyze."""
     start = time.monotonic()
     base_dir, out = Path(base_dir), Path(out)
-    if not base_dir.is_dir():
-        raise RtsearchError(f"{base_dir}: not a directory")
+    require_folder(base_dir)
     store.check_writable(out)  # fail before the cluster work, not after it
     model = ModelRef.of(read_model_info(model_path))
     if settings.projection != "none":

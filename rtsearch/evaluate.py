@@ -30,7 +30,7 @@ from rtsearch import copies
 from rtsearch import projection as proj
 from rtsearch.analyze import Settings
 from rtsearch.decode import load_rgb
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.rerank import rerank as rerank_rows
 from rtsearch.scan import scan
@@ -134,8 +134,7 @@ def run(args: argparse.Namespace) -> int:
 def load_data(folder: Path, extractor: Extractor, *, n_copies: int, seed: int, log=print) -> Data:
     """Decode and extract in batches (a few thousand images never sit in memory at once);
     the images picked for copying are copied as they pass."""
-    if not Path(folder).is_dir():
-        raise RtsearchError(f"{folder}: not a directory")
+    require_folder(folder)
     paths = scan(Path(folder), warn=lambda m: log(f"warning: {m}")).paths
     names = sorted({p.split("/")[0] for p in paths if "/" in p})
     if len(names) < 2:

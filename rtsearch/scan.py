@@ -11,6 +11,7 @@ from pathlib import Path
 from rtsearch.decode import IMAGE_EXTENSIONS
 
 Warn = Callable[[str], None]
+Say = Callable[[str, str], None]  # (path under the base, reason)
 
 
 @dataclass
@@ -28,6 +29,7 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
     symlinks, non-UTF-8 names) are reported through ``warn`` and listed in ``skipped``."""
     base = Path(base_dir)
     result = ScanResult()
+    say = _under(base, warn) if warn is not None else None
     visited: set[str] = set()
     stack = [(base, "")]
     while stack:
@@ -39,15 +41,15 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
-            _skip(result, warn, rel or ".", f"cannot list directory ({exc.strerror})")
+            _skip(result, say, rel or ".", f"cannot list directory ({exc.strerror})")
             continue
         for entry in entries:
-            _visit(entry, rel, stack, result, warn)
+            _visit(entry, rel, stack, result, say)
     result.paths.sort()
     return result
 
 
-def _visit(entry: os.DirEntry, rel: str, stack: list, result: ScanResult, warn) -> None:
+def _visit(entry: os.DirEntry, rel: str, stack: list, result: ScanResult, warn: Say | None) -> None:
     child = f"{rel}/{entry.name}" if rel else entry.name
     try:
         st = entry.stat()  # follows symlinks
@@ -85,7 +87,16 @@ def _printable(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _skip(result: ScanResult, warn: Warn | None, path: str, reason: str) -> None:
+def _under(base: Path, warn: Warn) -> Say:
+    """Warnings name the path as the user gave the folder, as decoding's warnings do."""
+
+    def say(path: str, reason: str) -> None:
+        warn(f"{base if path == '.' else base / path}: {reason}")
+
+    return say
+
+
+def _skip(result: ScanResult, warn: Say | None, path: str, reason: str) -> None:
     result.skipped.append((path, reason))
     if warn:
-        warn(f"{path}: {reason}")
+        warn(path, reason)

@@ -19,6 +19,7 @@ import errno
 import faulthandler
 import os
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -106,14 +107,23 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+STALE_TEMP_S = 24 * 3600  # another machine's temp file (shared folder): older is abandoned
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``dest``; on success it replaces ``dest`` in one rename."""
+    """Yield a temp path beside ``dest``; on success it replaces ``dest`` in one rename.
+
+    The temp name holds the host and process id. A process killed mid-write (SIGKILL, power)
+    leaves its temp file behind, hidden by the leading dot; the next write to ``dest``
+    removes those whose process is gone (or, from another host, that are a day old)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     # The temp name is cut short so a 255-byte destination name still leaves room for it.
     prefix = f".{dest.name[:100]}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=dest.parent)
+    _remove_abandoned(dest.parent, prefix)
+    owner = f"{_HOST}-{os.getpid()}-"
+    fd, tmp = tempfile.mkstemp(prefix=prefix + owner, suffix=".tmp", dir=dest.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -127,9 +137,45 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         raise
 
 
+_HOST = "".join(c for c in socket.gethostname() if c.isalnum())[:40] or "host"
+
+
+def _remove_abandoned(folder: Path, prefix: str) -> None:
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        host, _, rest = name[len(prefix) :].partition("-")
+        pid = rest.partition("-")[0]
+        path = folder / name
+        try:
+            if host == _HOST and pid.isdigit():
+                if _alive(int(pid)):
+                    continue
+            elif time.time() - path.stat().st_mtime < STALE_TEMP_S:
+                continue
+            path.unlink()
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
 def check_writable(dest: Path) -> None:
     """Refuse, in one line, an index destination that cannot be written."""
     dest = Path(dest)
+    blocker = next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise RtsearchError(f"{dest}: cannot write index ({blocker} is a file, not a folder)")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

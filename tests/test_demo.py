@@ -64,7 +64,7 @@ def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, 
 def test_demo_on_a_missing_folder_is_one_line(tmp_path, capsys):
     assert demo("--gallery", str(tmp_path / "nope"), "--no-view") == 1
     err = capsys.readouterr().err.strip()
-    assert "nope" in err and "not a directory" in err and "\n" not in err
+    assert "nope" in err and "folder not found" in err and "\n" not in err
 
 
 def test_gallery_fallback_is_fetched_once(tmp_path, monkeypatch):

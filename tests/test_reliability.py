@@ -322,13 +322,39 @@ def test_nothing_usable_or_unwritable_output_exits_non_zero(tmp_path, tiny_model
     assert run.returncode == 1 and errors == [f"rtsearch: error: {only_bad}: no usable "
                                               "images found (3 skipped)"]  # fmt: skip
     assert not (tmp_path / "x.dat").exists()
+    # the warnings say what is wrong in the user's terms, not Python's
+    warnings = sorted(line for line in run.stderr.splitlines() if line.startswith("warning: "))
+    assert f"warning: {only_bad / 'zero.jpg'}: empty file" in warnings, warnings
+    assert f"warning: {only_bad / 'notes.jpg'}: not an image file (unknown format)" in warnings
+    assert not any("BufferedReader" in w for w in warnings)
 
     make_gallery(tmp_path / "good", 5)
     (tmp_path / "a-file").write_text("not a folder")
     run = rtsearch("analyze", tmp_path / "good", "-o", tmp_path / "a-file" / "x.dat",
                    "--model", tiny_model, "--quiet")  # fmt: skip
+    assert run.returncode == 1 and run.stderr == (
+        f"rtsearch: error: {tmp_path / 'a-file' / 'x.dat'}: cannot write index "
+        f"({tmp_path / 'a-file'} is a file, not a folder)\n"
+    )
+    # a folder that is not there, or not a folder, said as such
+    for folder, reason in ((tmp_path / "nowhere", "folder not found"),
+                           (tmp_path / "a-file", "not a folder")):  # fmt: skip
+        run = rtsearch("analyze", folder, "-o", tmp_path / "y.dat", "--model", tiny_model)
+        assert run.returncode == 1 and run.stderr == f"rtsearch: error: {folder}: {reason}\n"
+    # a damaged index where analyze would write says how to get past it
+    (tmp_path / "damaged.dat").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    run = rtsearch("analyze", tmp_path / "good", "-o", tmp_path / "damaged.dat",
+                   "--model", tiny_model, "--quiet")  # fmt: skip
     assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
-    assert run.stderr.startswith("rtsearch: error: ") and "Traceback" not in run.stderr
+    assert run.stderr.startswith(f"rtsearch: error: {tmp_path / 'damaged.dat'}: ")
+    assert run.stderr.endswith("delete it, or choose another -o\n")
+    # and a folder given to query as the picture
+    assert rtsearch("analyze", tmp_path / "good", "-o", tmp_path / "g.dat", "--model",
+                    tiny_model, "--quiet").returncode == 0  # fmt: skip
+    run = rtsearch("query", tmp_path / "good", "--index", tmp_path / "g.dat",
+                   "--model", tiny_model)  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr == f"rtsearch: error: {tmp_path / 'good'}: is a folder, not an image file\n"
 
 
 def test_index_from_another_model_is_refused_by_query(tmp_path, tiny_model):

@@ -375,8 +375,36 @@ def test_sigkill_during_save_leaves_a_loadable_file(tmp_path):
         index = store.load(dest)
         assert index.count in (6, 20000) and np.isfinite(index.projected).all()
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "index.dat"]
-    # A killed writer can leave its temp file; it never replaces or damages the index.
+    # A killed writer can leave its temp file; it never replaces or damages the index,
+    # and the next save to the same index removes it.
     assert all(name.startswith(".index.dat.") and name.endswith(".tmp") for name in leftovers)
+    store.save(small_index(), dest)
+    assert [p.name for p in tmp_path.iterdir()] == ["index.dat"]
+
+
+def test_a_save_removes_only_abandoned_temp_files(tmp_path):
+    import os
+
+    from rtsearch.store import _HOST, STALE_TEMP_S
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    names = {
+        f".index.dat.{_HOST}-{dead}-abc.tmp": False,  # its writer is gone
+        f".index.dat.{_HOST}-{os.getpid()}-abc.tmp": True,  # a live writer (this process)
+        ".index.dat.otherhost-1-abc.tmp": True,  # another machine's, recent
+        ".index.dat.otherhost-2-abc.tmp": False,  # another machine's, a day old
+        ".index.dat.x1y2z3.tmp": False,  # the old naming, a day old
+        ".other.dat.x1y2z3.tmp": True,  # another file's
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+    old = time.time() - STALE_TEMP_S - 60
+    for name in (".index.dat.otherhost-2-abc.tmp", ".index.dat.x1y2z3.tmp"):
+        os.utime(tmp_path / name, (old, old))
+    store.save(small_index(), tmp_path / "index.dat")
+    left = {p.name for p in tmp_path.iterdir()} - {"index.dat"}
+    assert left == {name for name, kept in names.items() if kept}
 
 
 def test_long_destination_name_saves(tmp_path):
