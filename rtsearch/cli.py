@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="store the full feature vectors too (allows re-projection)",
     )
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    p.add_argument(
+        "--threads", type=non_negative_int, default=0, help="inference threads (0: all cores)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--ray",
@@ -150,7 +152,12 @@ def add_model_argument(
 def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     from rtsearch.projection import DEFAULT_DIMS, DEFAULT_KIND, KINDS
 
-    p.add_argument("--dims", type=int, default=DEFAULT_DIMS, help="projected dimensions (2-1500)")
+    p.add_argument(
+        "--dims",
+        type=int,
+        default=None,
+        help=f"projected dimensions, 2-1500 (default: {DEFAULT_DIMS})%(default).0s",
+    )
     p.add_argument(
         "--projection",
         choices=KINDS,
@@ -164,9 +171,26 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def projection_kind(args: argparse.Namespace) -> str:
-    if args.whiten:
-        return "pca-whiten"
-    return "pca" if args.pca else args.projection
+    """--projection, or what --pca/--whiten say; options that contradict it, or --dims with
+    no projection to size, are refused rather than quietly ignored."""
+    from rtsearch.projection import DEFAULT_KIND
+
+    kind = args.projection
+    if args.pca or args.whiten:
+        wanted = "pca-whiten" if args.whiten else "pca"
+        if kind not in (DEFAULT_KIND, wanted):
+            flag = "--whiten" if args.whiten else "--pca"
+            raise RtsearchError(f"{flag} contradicts --projection {kind}")
+        kind = wanted
+    if kind == "none" and args.dims is not None:
+        raise RtsearchError("--dims does not apply with --projection none (all dims are kept)")
+    return kind
+
+
+def projected_dims(args: argparse.Namespace) -> int:
+    from rtsearch.projection import DEFAULT_DIMS
+
+    return DEFAULT_DIMS if args.dims is None else args.dims
 
 
 # ---------------------------------------------------------------- commands
@@ -177,9 +201,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from rtsearch.extractor import Extractor
     from rtsearch.models import resolve_model
 
+    kind = projection_kind(args)
     settings = Settings(
-        dims=args.dims,
-        projection=projection_kind(args),
+        dims=projected_dims(args),
+        projection=kind,
         l2_normalize=not args.no_l2,
         seed=args.seed,
         batch=args.batch,

@@ -225,6 +225,27 @@ def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
     np.testing.assert_allclose(a.projected, b.projected, atol=1e-5)
 
 
+def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, tiny_model):
+    make_gallery(tmp_path / "g", 4)
+    out = tmp_path / "x.dat"
+    base = ["analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet"]
+    for extra, message in (
+        (["--projection", "none", "--dims", "50"], "--dims does not apply with --projection"),
+        (["--pca", "--projection", "random"], "--pca contradicts --projection random"),
+        (["--whiten", "--projection", "none"], "--whiten contradicts --projection none"),
+    ):
+        code, _, err = cli(capsys, *base, *extra)
+        assert code == 1 and err == f"rtsearch: error: {message}" + err[len(message) + 17 :]
+        assert err.count("\n") == 1 and not out.exists()
+    with pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in base] + ["--threads", "-3"])
+    assert exit_.value.code == 2 and "must be >= 0" in capsys.readouterr().err
+    code, _, _ = cli(capsys, *base, "--projection", "none")  # all dims: fine without --dims
+    assert code == 0 and store.load(out).dims == 128
+    code, _, _ = cli(capsys, *base, "--whiten", "--projection", "pca-whiten", "--dims", "3")
+    assert code == 0 and store.load(out).projection.kind == "pca-whiten"
+
+
 def test_ctrl_c_twice_stops_at_once_and_the_rerun_resumes(tmp_path):
     """The first Ctrl-C waits for the running batch; a second one during that wait leaves at
     once with status 130 (not an abort from threads left inside onnxruntime), and the
