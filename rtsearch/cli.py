@@ -260,7 +260,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                [{"path": r.path, "distance": r.distance, "inliers": r.inliers} for r in results]
+                [
+                    {
+                        "path": r.path,
+                        "file": str(r.file),
+                        "distance": r.distance,
+                        "inliers": r.inliers,
+                    }
+                    for r in results
+                ]
             )
         )
     else:

@@ -69,9 +69,12 @@ def update(
     batch: int = 0,
     warn: Warn | None = None,
     cancel: threading.Event | None = None,
+    replace: bool = False,
 ) -> UpdateReport:
     """Update ``index_path`` in place for ``base_dir``; an unchanged folder rewrites nothing,
-    unless it is not the folder the index names (the images moved): then only that changes."""
+    unless it is not the folder the index names (the images moved): then only that changes.
+    A folder holding none of the indexed images (a mistyped folder would otherwise replace
+    the whole index) is refused unless ``replace``."""
     start = time.monotonic()
     index_path, base_dir = Path(index_path), Path(base_dir)
     require_folder(base_dir)
@@ -86,6 +89,11 @@ def update(
         or not single._unchanged(base_dir / p, old.sizes[rows[p]], old.mtimes[rows[p]])
     ]
     present = set(found.paths)
+    if rows and present and present.isdisjoint(rows) and not replace:
+        raise RtsearchError(
+            f"{base_dir}: holds none of the {len(rows)} images in {index_path} (another "
+            "folder?); pass --replace to index it in their place"
+        )
     report = UpdateReport(old, skipped=list(found.skipped))
     report.removed = [p for p in old.paths if p not in present]
     fresh = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
@@ -198,9 +206,10 @@ def follow(
             if events is not None:
                 events.clear()
             try:
-                report = update(
-                    index_path, base_dir, extractor, batch=batch, warn=warn, cancel=stop
-                )
+                report = update(  # the folder being followed is the index's by construction
+                    index_path, base_dir, extractor, batch=batch, warn=warn, cancel=stop,
+                    replace=True,
+                )  # fmt: skip
             except KeyboardInterrupt:
                 if stop.is_set():
                     return  # cancelled by the caller mid-update; the checkpoint keeps the work
@@ -278,9 +287,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch", type=non_negative_int, default=0, help="images per batch (0: as analyze picks)"
     )
-    parser.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    parser.add_argument(
+        "--threads", type=non_negative_int, default=0, help="inference threads (0: all cores)"
+    )
     parser.add_argument(
         "--watch", action="store_true", help="keep following the folder until interrupted"
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="index the folder even if it holds none of the indexed images",
     )
     parser.add_argument(
         "--interval", type=float, default=2.0, help="--watch: seconds of quiet before updating"
@@ -305,7 +321,10 @@ def run(args: argparse.Namespace) -> int:
     extractor = open_extractor(args.index, args.model, args.threads)
     warn = lambda m: print_line(f"warning: {m}")  # noqa: E731
     if not args.watch:
-        report = update(args.index, args.directory, extractor, batch=args.batch, warn=warn)
+        report = update(
+            args.index, args.directory, extractor, batch=args.batch, warn=warn,
+            replace=args.replace,
+        )  # fmt: skip
         _print(report, args.index, args.quiet)
         return 0
     stop = threading.Event()

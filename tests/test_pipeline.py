@@ -63,6 +63,7 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     hits = json.loads(stdout)
     assert code == 0 and len(hits) == 5
     assert hits[0]["path"] == "d1/img00007.jpg" and hits[0]["distance"] < 1e-4
+    assert hits[0]["file"] == str(query.resolve())  # a path that opens from anywhere
     assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
     code, _, stderr = cli(
         capsys, "query", tmp_path / "nope.jpg", "--index", out, "--model", tiny_model

@@ -95,6 +95,21 @@ def test_update_after_the_folder_moved_points_the_index_at_it(capsys, indexed, t
     assert code == 0 and "now" not in stdout and out.stat().st_mtime_ns == stamp
 
 
+def test_update_refuses_a_folder_holding_none_of_the_images(capsys, tmp_path, indexed, tiny_model):
+    _, out = indexed
+    other = tmp_path / "other"
+    make_gallery(other, 4, start=500)
+    stamp = out.stat().st_mtime_ns
+    code, _, err = cli(capsys, "update", out, other, "--model", tiny_model)
+    assert code == 1 and err == (
+        f"rtsearch: error: {other}: holds none of the 30 images in {out} (another folder?); "
+        "pass --replace to index it in their place\n"
+    )
+    assert out.stat().st_mtime_ns == stamp
+    code, stdout, _ = cli(capsys, "update", out, other, "--model", tiny_model, "--replace")
+    assert code == 0 and "4 images (4 added, 0 changed, 30 removed" in stdout
+
+
 def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_model):
     gallery = tmp_path / "g"
     make_gallery(gallery, 20)
