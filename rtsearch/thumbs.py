@@ -1,10 +1,12 @@
-"""Result thumbnails: decode, shrink to fit a fixed square tile, LRU-cached by file.
+"""Result thumbnails: decode, shrink to fit a fixed tile, LRU-cached by file.
 
-A tile is float32 RGB (size, size, 3) in 0..1 with the picture in its top-left corner and
+A tile is float32 RGB (height, width, 3) in 0..1 with the picture in its top-left corner and
 the rest black; ``Thumb.width/height`` say how much of the tile the picture covers, so a
-viewer shows exactly that part (uv = width/size, height/size) and keeps the aspect. RGB, not
-RGBA: Dear PyGui re-uploads raw textures every frame, and a fourth channel nobody sees is a
-third more bytes per frame.
+viewer shows exactly that part (uv = width/tile width, height/tile height) and keeps the
+aspect. Tiles are landscape (the viewer's are 4:3): most photos, screens and videos are,
+and a square tile left a 16:9 picture 126 rows to fill a 232 px row. RGB, not RGBA: Dear
+PyGui re-uploads raw textures every frame, and a fourth channel nobody sees is a third more
+bytes per frame.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ import numpy.typing as npt
 
 from rtsearch.decode import RGBImage, fit_within, load_rgb, resize_to
 
-Tile = npt.NDArray[np.float32]  # (size, size, 3) float32 RGB, 0..1
+Tile = npt.NDArray[np.float32]  # (height, width, 3) float32 RGB, 0..1
+Box = int | tuple[int, int]  # a tile's (width, height); an int is a square
+
+
+def box_size(box: Box) -> tuple[int, int]:
+    return (box, box) if isinstance(box, int) else box
 
 
 @dataclass(frozen=True)
@@ -35,29 +42,32 @@ class Thumb:
         return self.width / self.height
 
 
-def to_tile(image: RGBImage, size: int) -> Thumb:
-    """Fit ``image`` (RGB uint8) into a size x size RGB float32 tile, top-left."""
+def to_tile(image: RGBImage, size: Box) -> Thumb:
+    """Fit ``image`` (RGB uint8) into an RGB float32 tile of ``size``, top-left."""
+    box_w, box_h = box_size(size)
     h, w = image.shape[:2]
-    scale = min(size / h, size / w)
+    scale = min(box_h / h, box_w / w)
     if scale > 1.0:  # small pictures are enlarged so tiles look alike
-        image = resize_to(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+        shape = (min(box_h, max(1, round(h * scale))), min(box_w, max(1, round(w * scale))))
+        image = resize_to(image, shape)
     else:
-        image = fit_within(image, size, size)
+        image = fit_within(image, box_h, box_w)
     h, w = image.shape[:2]
-    tile = np.zeros((size, size, 3), np.float32)
+    tile = np.zeros((box_h, box_w, 3), np.float32)
     np.multiply(image, np.float32(1 / 255), out=tile[:h, :w])
     return Thumb(tile, w, h)
 
 
-def placeholder(size: int, text_colour: float = 0.35) -> Thumb:
+def placeholder(size: Box, text_colour: float = 0.35) -> Thumb:
     """A grey tile for a result whose file cannot be read (the viewer says why)."""
-    return Thumb(np.full((size, size, 3), text_colour, np.float32), size, size)
+    w, h = box_size(size)
+    return Thumb(np.full((h, w, 3), text_colour, np.float32), w, h)
 
 
 class ThumbCache:
     """Tiles by file, least recently used dropped first; safe to share between threads."""
 
-    def __init__(self, size: int, capacity: int = 300) -> None:
+    def __init__(self, size: Box, capacity: int = 300) -> None:
         self.size = size
         self.capacity = capacity
         self._items: OrderedDict[Path, Thumb] = OrderedDict()
@@ -70,7 +80,8 @@ class ThumbCache:
             if path in self._items:
                 self._items.move_to_end(path)
                 return self._items[path]
-        thumb = to_tile(load_rgb(path, min_size=(self.size, self.size)), self.size)
+        w, h = box_size(self.size)
+        thumb = to_tile(load_rgb(path, min_size=(h, w)), self.size)
         with self._lock:
             self.misses += 1
             self._items[path] = thumb

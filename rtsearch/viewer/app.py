@@ -99,7 +99,7 @@ class ViewerApp:
         dpg.create_viewport(title="rtsearch", width=self.opts.width, height=self.opts.height)
         dpg.setup_dearpygui()
         with dpg.texture_registry() as reg:
-            self.query_tex = RawImage(reg, QUERY_TILE, QUERY_TILE)
+            self.query_tex = RawImage(reg, *QUERY_TILE)
             # made on entering grab mode and deleted on leaving it: uploads cost every frame
             self.preview_tex: RawImage | None = None
             self.registry = reg

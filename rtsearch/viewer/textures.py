@@ -39,16 +39,16 @@ class RawImage:
 
 
 class ThumbPool:
-    """Raw textures of side ``size`` for the result tiles on screen; slot i shows the i-th
-    visible result. The pool grows to the most tiles ever visible at once (at most
+    """Raw textures of ``size`` (width, height) for the result tiles on screen; slot i shows
+    the i-th visible result. The pool grows to the most tiles ever visible at once (at most
     MAX_RESULTS) and never shrinks: after the window is made smaller, its spare textures are
     still uploaded every frame until the viewer restarts. (Dynamic textures, which would
     avoid the pool, crash a second Dear PyGui context in the same process.)
     """
 
-    def __init__(self, registry: int | str, size: int) -> None:
+    def __init__(self, registry: int | str, size: tuple[int, int]) -> None:
         self.registry = registry
-        self.size = size
+        self.size = size  # (width, height)
         self.images: list[RawImage] = []
         self.files: list[Path | None] = []  # what each slot holds now
 
@@ -60,7 +60,7 @@ class ThumbPool:
         """Grow to ``count`` slots (at most MAX_RESULTS); returns the new textures' tags."""
         new = []
         while len(self.images) < min(count, MAX_RESULTS):
-            self.images.append(RawImage(self.registry, self.size, self.size))
+            self.images.append(RawImage(self.registry, *self.size))
             self.files.append(None)
             new.append(self.images[-1].tag)
         return new

@@ -376,13 +376,13 @@ def apply_layout(app: ViewerApp) -> None:
     dpg.configure_item(ids.query_label, pos=lay.query_label)
     dpg.configure_item(ids.results_label, pos=lay.results_label)
     q = pub.query if pub else None
-    size = app.query_tex.width
+    tex = app.query_tex
     dpg.configure_item(
         ids.query_image,
         pmin=lay.query[:2],
         pmax=lay.query[2:],
         show=q is not None,
-        uv_max=(q.width / size, q.height / size) if q else (1, 1),
+        uv_max=(q.width / tex.width, q.height / tex.height) if q else (1, 1),
     )
     bind_tiles(app)
 
@@ -414,7 +414,7 @@ def bind_tiles(app: ViewerApp) -> None:
     for slot, item in enumerate(ids.tiles):
         if slot < len(shown):
             t, r = pub.thumbs[shown[slot]], lay.results[shown[slot]]
-            uv = (t.width / THUMB, t.height / THUMB)
+            uv = (t.width / THUMB[0], t.height / THUMB[1])
             dpg.configure_item(item, pmin=r[:2], pmax=r[2:], uv_max=uv, show=True)
         elif dpg.is_item_shown(item):
             dpg.hide_item(item)

@@ -20,8 +20,12 @@ from rtsearch.session import Result, SearchSession
 from rtsearch.sources import Frame, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, to_tile
 
-QUERY_TILE = 512  # query texture side, pixels
-THUMB_TILE = 224  # result texture side, pixels
+# Texture (width, height) in pixels, 4:3 like most photos, screens and cameras: at the default
+# sizes (header 320, rows 232 px) such pictures are shown from as many pixels as they cover.
+# A square tile of the same height upscaled every landscape result (a 16:9 one 1.8x) and
+# uploaded a quarter of black every frame for a 4:3 query.
+QUERY_TILE = (512, 384)
+THUMB_TILE = (296, 224)
 
 
 @dataclass(frozen=True)
