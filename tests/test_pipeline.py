@@ -176,6 +176,28 @@ def test_bad_settings_are_one_line_errors(capsys, tmp_path, gallery, tiny_model,
     assert not (tmp_path / "x.dat").exists()
 
 
+def slow_analyze(args: list[str], seconds_per_batch: float) -> subprocess.Popen:
+    """`rtsearch ARGS` in a child whose every batch also sleeps (the tiny model is too quick
+    to interrupt mid-way)."""
+    slow = (
+        "import sys, time; from rtsearch import extractor as e; run = e.Extractor.run; "
+        f"e.Extractor.run = lambda self, b: (time.sleep({seconds_per_batch}), run(self, b))[1]; "
+        "from rtsearch.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", slow, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def wait_for_parts(out: Path, count: int) -> Path:
+    """Wait (at most a minute) until ``count`` checkpoint parts of ``out`` exist."""
+    ckpt = Path(str(out) + ".ckpt")
+    deadline = time.monotonic() + 60
+    while len(list(ckpt.glob("part-*.dat"))) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return ckpt
+
+
 def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
     """Kill a real analyze process once checkpoints exist; the rerun finishes the job,
     redoes nothing checkpointed, and equals an uninterrupted run."""
@@ -197,18 +219,8 @@ def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
         "--quiet",
     ]
     # The tiny model is too quick to kill mid-way: slow each batch down in the child only.
-    slow = (
-        "import sys, time; from rtsearch import extractor as e; run = e.Extractor.run; "
-        "e.Extractor.run = lambda self, b: (time.sleep(0.05), run(self, b))[1]; "
-        "from rtsearch.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", slow, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    ckpt = Path(str(out) + ".ckpt")
-    deadline = time.monotonic() + 60
-    while len(list(ckpt.glob("part-*.dat"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    proc = slow_analyze(args, seconds_per_batch=0.05)
+    ckpt = wait_for_parts(out, 2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()
@@ -257,18 +269,9 @@ def test_ctrl_c_twice_stops_at_once_and_the_rerun_resumes(tmp_path):
     out = tmp_path / "stopped.dat"
     args = ["analyze", str(gallery), "-o", str(out), "--model", str(model)]
     args += ["--checkpoint-every", "16", "--batch", "4", "--quiet"]
-    slow = (  # each batch takes 0.4 s in the child, so the first Ctrl-C has something to wait for
-        "import sys, time; from rtsearch import extractor as e; run = e.Extractor.run; "
-        "e.Extractor.run = lambda self, b: (time.sleep(0.4), run(self, b))[1]; "
-        "from rtsearch.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", slow, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    ckpt = Path(str(out) + ".ckpt")
-    deadline = time.monotonic() + 60
-    while not list(ckpt.glob("part-*.dat")) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # each batch takes 0.4 s in the child, so the first Ctrl-C has something to wait for
+    proc = slow_analyze(args, seconds_per_batch=0.4)
+    ckpt = wait_for_parts(out, 1)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
