@@ -108,6 +108,7 @@ os.umask(_UMASK)
 
 
 STALE_TEMP_S = 24 * 3600  # another machine's temp file (shared folder): older is abandoned
+_HOST = "".join(c for c in socket.gethostname() if c.isalnum())[:40] or "host"
 
 
 @contextlib.contextmanager
@@ -135,9 +136,6 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-_HOST = "".join(c for c in socket.gethostname() if c.isalnum())[:40] or "host"
 
 
 def _remove_abandoned(folder: Path, prefix: str) -> None:

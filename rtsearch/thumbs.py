@@ -103,9 +103,8 @@ class ThumbCache:
                     self._items.move_to_end(p)
                     cached[p] = self._items[p]
         missing = list(dict.fromkeys(p for p in paths if p not in cached))
-        if pool is None or len(missing) < 2:
-            return [self._get_or_error(p) for p in paths]
-        decoded = dict(zip(missing, pool.map(self._get_or_error, missing), strict=True))
+        fetch = map if pool is None or len(missing) < 2 else pool.map
+        decoded = dict(zip(missing, fetch(self._get_or_error, missing), strict=True))
         return [cached[p] if p in cached else decoded[p] for p in paths]
 
     def _get_or_error(self, path: Path) -> Thumb | Exception:
