@@ -19,6 +19,8 @@ from fakes import make_gallery
 from PIL import Image
 from test_sources import write_video
 
+from rtsearch.viewer.worker import UNCHANGED
+
 pytestmark = pytest.mark.gui
 
 dpg = pytest.importorskip("dearpygui.dearpygui")
@@ -81,6 +83,11 @@ def fresh(app, source: str | None = None):
 
     pump(app, ready)
     return app.published
+
+
+def top_is(app, source: str, file) -> bool:
+    pub = app.published
+    return pub.source == source and bool(pub.results) and pub.results[0].file == file
 
 
 def crop(shot: np.ndarray, rect, origin) -> np.ndarray:
@@ -212,9 +219,15 @@ def test_screen_source_finds_the_picture_on_screen_at_rank_1(app, gallery):
         time.sleep(1.5)  # let Tk map the window
         app.region.set_box(SHOW_AT)
         app.perform("screen")
-        pub = fresh(app, "screen")
-        pub = fresh(app, "screen")  # a frame grabbed after the window surely showed
-        assert pub.results[0].file == target
+        pump(app, lambda: top_is(app, "screen", target))  # once the window surely showed
+        # a still screen is not searched again: after a second the status says so
+        pump(app, lambda: app.published.message == UNCHANGED)
+        assert top_is(app, "screen", target)
+        app.frames = 0  # the status line is written every 10th frame
+        app.frame()
+        status = dpg.get_value(app.ids.status)
+        assert "0.0 queries/s" in status, status
+        assert dpg.get_value(app.ids.message) == UNCHANGED
     finally:
         proc.kill()
         proc.wait()
@@ -274,6 +287,25 @@ def test_a_result_published_while_the_frame_waits_is_shown_in_that_frame(app, mo
     assert app.published is newer[0]
 
 
+def test_a_picture_published_again_is_not_counted_as_a_new_latency(app):
+    """Messages and the idle rate re-publish the last picture; its capture time is old,
+    and counting it again put seconds into the latency the status shows."""
+    import dataclasses
+
+    pump(app, lambda: app.published is not None and bool(app.published.results))
+    app.worker.send("pause", True)
+    time.sleep(0.3)  # a query already running is published before the pause
+    app.frame()
+    before = list(app.latencies)
+    with app.worker._lock:
+        last = app.worker._slot
+        app.worker._slot = dataclasses.replace(last, seq=last.seq + 1, message="note")
+    app.frame()
+    app.worker.send("pause", False)
+    assert app.published.message == "note"
+    assert list(app.latencies) == before
+
+
 def test_help_overlay_and_result_count_keys(app):
     app.on_key(dpg.mvKey_F1)
     app.frame()
@@ -321,7 +353,7 @@ def test_1000_frames_keep_textures_and_memory_flat(app, tmp_path):
     assert rss_mb() - rss < 40
 
 
-def test_ui_stays_smooth_while_a_slow_model_runs(app):
+def test_ui_stays_smooth_while_a_slow_model_runs(app, tmp_path):
     from rtsearch.session import SearchSession
 
     class Slow(SearchSession):
@@ -331,8 +363,9 @@ def test_ui_stays_smooth_while_a_slow_model_runs(app):
 
     s = app.session
     app.set_session(Slow(s.index, s.extractor, s.base_dir, source=s.source))
-    app.perform("screen")
-    fresh(app, "screen")
+    video = write_video(tmp_path / "slow.avi", list(range(0, 30, 3)), frames_each=3)
+    app._start_source(f"video:{video}")
+    fresh(app, "video")
     start, seq = len(app.frame_times), app.published.seq
     for _ in range(60):
         app.frame()
@@ -496,9 +529,7 @@ def test_under_the_mouse_finds_the_picture_it_points_at(app, gallery):
         x, y, w, h = SHOW_AT
         xdotool(app, "mousemove", str(x + w // 2), str(y + h // 2))
         app.perform("follow_mouse")
-        fresh(app, "screen:mouse")
-        pub = fresh(app, "screen:mouse")
-        assert pub.results[0].file == target
+        pump(app, lambda: top_is(app, "screen:mouse", target))
         assert app.worker.source.region == SHOW_AT  # centred on the pointer
         xdotool(app, "mousemove", "100", "100")  # over the viewer itself
         pump(app, lambda: "outside this window" in (app.published.message or ""))

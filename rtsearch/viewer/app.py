@@ -74,7 +74,7 @@ class ViewerApp:
         # the window in physical pixels, refreshed by the UI thread, read by the worker
         self.viewport_box: tuple[int, int, int, int] | None = None
         self.latencies: deque[float] = deque(maxlen=30)
-        self.shown_seq = -1
+        self.shown_captured = -1.0  # capture time of the query picture on screen
         self.frames = 0
         self.tiles_scroll = 0.0  # the canvas scroll the result tiles were bound for
         screen = self._screen_size()
@@ -313,8 +313,9 @@ class ViewerApp:
         dpg.render_dearpygui_frame()
         now = time.perf_counter()
         self.frame_times.append(now)
-        if pub is not None and pub.seq != self.shown_seq and pub.query is not None:
-            self.shown_seq = pub.seq
+        # a message or a rate change re-publishes the same picture: not a new latency
+        if pub is not None and pub.captured != self.shown_captured and pub.query is not None:
+            self.shown_captured = pub.captured
             self.latencies.append((now - pub.captured) * 1000.0)
         self.frames += 1
 

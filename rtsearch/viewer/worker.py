@@ -2,6 +2,11 @@
 
 The UI talks to it only through ``send`` (a queue of commands) and ``latest()`` (one
 lock-protected slot holding an immutable ``Published``); it never calls Dear PyGui.
+
+A live source's picture that is identical to the last one searched is not searched again
+(the model is deterministic, so the results would be too): a still screen or a paused scene
+in a video costs a grab and a comparison, not an inference. Changing k or the index searches
+the last picture again instead, paused or still.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from rtsearch.decode import RGBImage
 from rtsearch.session import Result, SearchSession
@@ -26,6 +33,9 @@ from rtsearch.thumbs import Thumb, ThumbCache, placeholder, to_tile
 # uploaded a quarter of black every frame for a 4:3 query.
 QUERY_TILE = (512, 384)
 THUMB_TILE = (296, 224)
+# A live source that gives no new picture for this long shows 0 queries/s, not its last rate.
+IDLE_S = 1.0
+UNCHANGED = "the picture has not changed: these results are current"
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,11 @@ class Worker:
         self._seq = 0
         self._times: deque[float] = deque(maxlen=30)
         self._message = ""
+        self._last: Frame | None = None  # the last picture searched, for a search again
+        self._again = False  # k or the index changed: search the last picture again
+        self._unchanged = False  # this poll's picture was the last one searched
+        self._repeated = False  # the source has only repeated that picture since
+        self._idle_said = False  # _note_idle has published since the last search
         self._thread = threading.Thread(target=self._run, name="rtsearch-worker", daemon=True)
 
     # ------------------------------------------------------------ UI side
@@ -86,18 +101,21 @@ class Worker:
         try:
             while not self.stop.is_set():
                 self._drain()
+                started = time.perf_counter()
                 try:
                     frame = self._next_frame()
                     if frame is not None:
-                        started = time.perf_counter()
                         self._query(frame)
-                        # more queries than a screen shows only take CPU from the UI
-                        self.stop.wait(max(0.0, started + self.min_interval - time.perf_counter()))
+                    else:
+                        self._note_idle(started)
                 except Exception as exc:  # the worker must outlive any one bad frame
                     self._message = f"worker: {exc}"
                     self._publish_message()
                     frame = None
-                if frame is None:
+                if frame is not None or self._unchanged:
+                    # more queries (or grabs) than a screen shows only take CPU from the UI
+                    self.stop.wait(max(0.0, started + self.min_interval - time.perf_counter()))
+                else:
                     self.stop.wait(0.01)
         finally:
             self._decoders.shutdown(wait=True, cancel_futures=True)
@@ -117,9 +135,10 @@ class Worker:
             if self.source is not None and self.source is not value:
                 self.source.close()
             self.source, self.paused = value, False
+            self._last, self._again = None, False
         elif command == "k":
             self.k = int(value)
-            self._requery()
+            self._again = True
         elif command == "pause":
             self.paused = bool(value)
             if hasattr(self.source, "set_paused"):
@@ -134,6 +153,8 @@ class Worker:
                 self.source = self._random_source()
                 if same and last is not None and last.row is not None:
                     self.source.trigger(last.row)
+            else:  # any picture can be searched in any index
+                self._again = True
         elif command == "row" and self.session is not None:
             if not isinstance(self.source, RandomSource):
                 self._apply("source", self._random_source())
@@ -151,23 +172,50 @@ class Worker:
         size = s.extractor.info.input_size
         return RandomSource(len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], None, size)
 
-    def _requery(self) -> None:
-        """Run the last query again (new k) when the source will not send more by itself."""
-        last = self.latest()
-        if isinstance(self.source, RandomSource) and last is not None and last.row is not None:
-            self.source.trigger(last.row)
-
     def _next_frame(self) -> Frame | None:
-        if self.paused or self.source is None:
-            return None
-        frame = self.source.read()
-        if self.source.message != self._message:
-            self._message = self.source.message
-            if frame is None:
-                self._publish_message()
+        """The source's new picture; else the last one again when k or the index changed."""
+        frame = None
+        if not self.paused and self.source is not None:
+            frame = self.source.read()
+            if self.source.message != self._message:
+                self._message = self.source.message
+                if frame is None:
+                    self._publish_message()
+            self._unchanged = frame is not None and self.source.live and self._same(frame)
+            if self._unchanged:
+                frame, self._repeated = None, True
+        if frame is None and self._again and self._last is not None:
+            frame = replace(self._last, captured=time.perf_counter())
         return frame
 
+    def _same(self, frame: Frame) -> bool:
+        last = self._last
+        return (
+            last is not None
+            and last.image.shape == frame.image.shape
+            and np.array_equal(last.image, frame.image)
+        )
+
+    def _note_idle(self, now: float) -> None:
+        """A live source with nothing new for IDLE_S: say 0 queries/s (and why, when its
+        picture is unchanged) instead of leaving the last rate up; once, not every poll."""
+        pub = self.latest()
+        live = self.source is not None and self.source.live
+        if self._idle_said or not live or pub is None or pub.query is None:
+            return
+        if self._times and now - self._times[-1] < IDLE_S:
+            return
+        self._idle_said = True
+        self._times.clear()  # the rate after the pause counts from the pause's end
+        still = self._repeated and not self.paused and not self._message
+        message = UNCHANGED if still else self._message
+        with self._lock:
+            if self._slot is pub:
+                self._seq += 1
+                self._slot = replace(pub, seq=self._seq, queries_per_s=0.0, message=message)
+
     def _query(self, frame: Frame) -> None:
+        self._last, self._again, self._repeated, self._idle_said = frame, False, False, False
         results: list[Result] = []
         message, infer_ms = self.source.message if self.source else "", 0.0
         session = self.session

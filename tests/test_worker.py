@@ -1,0 +1,184 @@
+"""The viewer's worker without a window: what it searches, what it skips, what it publishes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import make_gallery, make_image
+
+from rtsearch.sources import Frame, RandomSource
+from rtsearch.viewer import worker as worker_mod
+from rtsearch.viewer.worker import UNCHANGED, Published, Worker
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, tiny_model) -> tuple[Path, Path]:
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    root = tmp_path_factory.mktemp("worker")
+    make_gallery(root / "pics", 12)
+    out = root / "pics.dat"
+    analyze(root / "pics", out, Extractor(tiny_model, threads=1), Settings(dims=16))
+    return root / "pics", out
+
+
+class CountingSession:
+    """Opens the index; counts model runs (one per search)."""
+
+    def __new__(cls, index_path: Path, model: Path):
+        from rtsearch.session import SearchSession
+
+        class Counted(SearchSession):
+            runs = 0
+            last_run = 0.0
+
+            def features_of(self, images):
+                type(self).runs += 1
+                type(self).last_run = time.perf_counter()
+                return super().features_of(images)
+
+        s = SearchSession.open(index_path, model=str(model), threads=1)
+        return Counted(s.index, s.extractor, s.base_dir, source=s.source)
+
+
+class Pictures:
+    """A live source whose picture the test sets; ``reads`` counts the grabs."""
+
+    live = True
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.name, self.message = "screen", ""
+        self.image, self.reads = image, 0
+
+    def read(self) -> Frame | None:
+        self.reads += 1
+        return Frame(self.image.copy(), time.perf_counter())
+
+    def close(self) -> None:
+        pass
+
+
+def picture(seed: int) -> np.ndarray:
+    return np.asarray(make_image(seed, (160, 120)))
+
+
+def wait_for(check, timeout: float = 10.0) -> None:
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        if check():
+            return
+        time.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+def searched(worker: Worker, runs: int, session=None) -> Published:
+    """Wait until ``session`` has run the model ``runs`` times and the last is published."""
+    s = session or worker.session
+
+    def done() -> bool:
+        pub = worker.latest()
+        return s.runs == runs and pub is not None and pub.finished > s.last_run
+
+    wait_for(done)
+    return worker.latest()
+
+
+@pytest.fixture
+def running(index, tiny_model):
+    worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
+    worker.start()
+    yield worker
+    assert worker.join()
+
+
+def published(worker: Worker) -> Published:
+    pub = worker.latest()
+    assert pub is not None
+    return pub
+
+
+def test_a_still_picture_is_searched_once_and_a_change_at_once(running):
+    source = Pictures(picture(1))
+    running.send("source", source)
+    searched(running, 1)
+    reads = source.reads
+    time.sleep(0.5)
+    assert running.session.runs == 1  # grabbed again and again, searched once
+    assert source.reads >= reads + 5
+    first = published(running).results
+    source.image = picture(2)
+    searched(running, 2)
+    wait_for(lambda: published(running).results != first)
+
+
+def test_a_still_picture_shows_zero_queries_per_second_and_says_why(running, monkeypatch):
+    monkeypatch.setattr(worker_mod, "IDLE_S", 0.3)
+    source = Pictures(picture(3))
+    running.send("source", source)
+    searched(running, 1)
+    wait_for(lambda: published(running).message == UNCHANGED)
+    pub = published(running)
+    assert pub.queries_per_s == 0.0 and len(pub.results) == 5
+    seq = pub.seq
+    time.sleep(0.5)
+    assert published(running).seq == seq  # said once, not every poll
+    source.image = picture(4)
+    searched(running, 2)
+    assert published(running).message == ""
+
+
+def test_changing_k_or_the_index_searches_the_paused_picture_again(running, index, tiny_model):
+    source = Pictures(picture(5))
+    running.send("source", source)
+    searched(running, 1)
+    running.send("pause", True)
+    time.sleep(0.1)
+    reads = source.reads
+    running.send("k", 9)
+    wait_for(lambda: len(published(running).results) == 9)
+    assert source.reads == reads  # the paused source was not read: its last picture was
+    other = CountingSession(index[1], tiny_model)
+    running.send("session", other)
+    searched(running, 1, other)
+    time.sleep(0.2)
+    assert other.runs == 1 and source.reads == reads
+
+
+def test_k_on_a_random_query_keeps_its_row_excluded_without_reading_the_file(running):
+    s = running.session
+    files: list[int] = []
+
+    def file_of(row: int) -> Path:
+        files.append(row)
+        return s.base_dir / s.index.paths[row]
+
+    running.send("source", RandomSource(len(s.index.paths), file_of, seed=0))
+    searched(running, 1)
+    row = published(running).row
+    running.send("k", 11)
+    wait_for(lambda: len(published(running).results) == 11)
+    pub = published(running)
+    assert pub.row == row and row not in {r.row for r in pub.results}
+    assert files == [row]
+
+
+def test_a_new_source_is_searched_even_when_its_picture_is_the_last_one(running):
+    image = picture(6)
+    running.send("source", Pictures(image))
+    searched(running, 1)
+    running.send("source", Pictures(image))
+    searched(running, 2)
+
+
+def test_a_source_that_is_not_live_is_never_skipped(running):
+    s = running.session
+    source = RandomSource(len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], seed=1)
+    running.send("source", source)
+    searched(running, 1)
+    row = published(running).row
+    running.send("row", row)  # the same picture asked for again: searched again
+    searched(running, 2)
