@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -182,3 +185,13 @@ def test_a_source_that_is_not_live_is_never_skipped(running):
     row = published(running).row
     running.send("row", row)  # the same picture asked for again: searched again
     searched(running, 2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_worker_and_its_decoders_run_nicer_than_the_window(running):
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    want = min(19, base + worker_mod.NICER)
+    wait_for(lambda: os.getpriority(os.PRIO_PROCESS, running._thread.native_id) == want)
+    decoder = running._decoders.submit(threading.get_native_id).result()
+    assert os.getpriority(os.PRIO_PROCESS, decoder) == want
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # not the caller

@@ -11,8 +11,10 @@ the last picture again instead, paused or still.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -36,6 +38,22 @@ THUMB_TILE = (296, 224)
 # A live source that gives no new picture for this long shows 0 queries/s, not its last rate.
 IDLE_S = 1.0
 UNCHANGED = "the picture has not changed: these results are current"
+# The worker and its thumbnail decoders run this much nicer than the process: when they
+# compete with the render thread and the GL rasteriser for the cores, the frame goes first.
+# Measured with the video source at 30 queries/s: UI p99 lower in 7 of 8 pairs of 1000
+# frames (median -1.4 ms), same queries/s and latency. The price, with two busy programs
+# holding both cores: about 20 queries/s instead of 28. Mild, so that they cannot starve it.
+NICER = 5
+
+
+def lower_priority(step: int = NICER) -> None:
+    """Make the calling thread ``step`` nicer (Linux sets nice per thread; elsewhere, and
+    where it is refused, nothing changes)."""
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
 
 
 @dataclass(frozen=True)
@@ -65,7 +83,9 @@ class Worker:
         self.commands: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stop = threading.Event()
         self.cache = ThumbCache(THUMB_TILE)
-        self._decoders = ThreadPoolExecutor(max(1, os.cpu_count() or 1), "rtsearch-thumbs")
+        self._decoders = ThreadPoolExecutor(
+            max(1, os.cpu_count() or 1), "rtsearch-thumbs", initializer=lower_priority
+        )
         self._slot: Published | None = None
         self._lock = threading.Lock()
         self._seq = 0
@@ -98,6 +118,7 @@ class Worker:
 
     # ------------------------------------------------------------ worker side
     def _run(self) -> None:
+        lower_priority()
         try:
             while not self.stop.is_set():
                 self._drain()
