@@ -261,6 +261,11 @@ def _old_index(out: Path, model, settings: Settings, warn) -> Index | None:
             f"{exc}; it is reused when analysing to it again: delete it, or choose another -o"
         ) from None
     store_check_model(old, model, out)
+    if old.features is not None and not settings.keep_features and warn:
+        warn(
+            f"{out}: it kept its full features and will not any more (they allow changing "
+            "dims without analysing again); add --keep-features to keep them"
+        )
     if (
         old.features is None
         and old.projection is not None

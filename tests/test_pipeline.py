@@ -144,6 +144,21 @@ def test_keep_features_allows_reprojection(capsys, tmp_path, gallery, tiny_model
         lean.reprojected(8)
 
 
+def test_analysing_again_without_keep_features_says_they_go(capsys, tmp_path, gallery, tiny_model):
+    from rtsearch import store
+
+    out = tmp_path / "index.dat"
+    args = ["analyze", gallery, "-o", out, "--model", tiny_model, "--quiet"]
+    cli(capsys, *args, "--keep-features")
+    _, _, err = cli(capsys, *args, "--keep-features")
+    assert "kept its full features" not in err
+    code, _, err = cli(capsys, *args)
+    assert code == 0 and f"{out}: it kept its full features" in err and "--keep-features" in err
+    assert store.load(out, features=True).features is None
+    _, _, err = cli(capsys, *args)
+    assert "kept its full features" not in err
+
+
 def test_pca_index(capsys, tmp_path, gallery, tiny_model):
     out = tmp_path / "pca.dat"
     code, _, _ = cli(
