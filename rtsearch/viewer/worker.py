@@ -156,7 +156,7 @@ class Worker:
             if self.source is not None and self.source is not value:
                 self.source.close()
             self.source, self.paused = value, False
-            self._last, self._again = None, False
+            self._last, self._again, self._repeated, self._idle_said = None, False, False, False
         elif command == "k":
             self.k = int(value)
             self._again = True
