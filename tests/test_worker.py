@@ -66,7 +66,13 @@ class Pictures:
 
 
 def picture(seed: int) -> np.ndarray:
-    return np.asarray(make_image(seed, (160, 120)))
+    return np.asarray(make_image(seed, (640, 480)))
+
+
+def noisy(image: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """A camera's look at a still scene: the same picture with fresh sensor noise."""
+    noise = np.random.default_rng(seed).normal(0.0, sigma, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
 
 
 def wait_for(check, timeout: float = 10.0) -> None:
@@ -116,6 +122,26 @@ def test_a_still_picture_is_searched_once_and_a_change_at_once(running):
     source.image = picture(2)
     searched(running, 2)
     wait_for(lambda: published(running).results != first)
+
+
+def test_a_camera_on_a_still_scene_is_searched_once_and_a_small_change_again(running):
+    scene = picture(7)
+
+    class Camera(Pictures):
+        def read(self) -> Frame | None:
+            self.reads += 1
+            return Frame(noisy(self.image, 4.0, self.reads), time.perf_counter())
+
+    camera = Camera(scene)
+    running.send("source", camera)
+    searched(running, 1)
+    reads = camera.reads
+    time.sleep(0.5)
+    assert running.session.runs == 1 and camera.reads >= reads + 5  # noise is not a change
+    moved = scene.copy()
+    moved[200:204, 300:304] += 128  # a 4x4 patch of 640x480, each value 128 off
+    camera.image = moved
+    searched(running, 2)
 
 
 def test_a_still_picture_shows_zero_queries_per_second_and_says_why(running, monkeypatch):
