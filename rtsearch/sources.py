@@ -188,6 +188,13 @@ class ScreenSource:
         w, h = min(w, desk["width"]), min(h, desk["height"])
         x = min(max(px - w // 2, desk["left"]), desk["left"] + desk["width"] - w)
         y = min(max(py - h // 2, desk["top"]), desk["top"] + desk["height"] - h)
+        if own is not None and _overlap((x, y, w, h), own):
+            # the pointer is outside, but the box around it would take in this window
+            self.message = (
+                "following the mouse: the grab box would take in this window; point further "
+                "from it (or make the box smaller with G)"
+            )
+            return None
         return x, y, w, h
 
     def close(self) -> None:
@@ -313,6 +320,10 @@ class WebcamSource:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2.0)
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def parse_region(text: str) -> tuple[int, int, int, int]:

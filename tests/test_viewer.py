@@ -468,6 +468,48 @@ def test_real_key_presses_reach_the_shortcuts(app):
     assert dpg.is_item_shown(app.ids.help)
     xdotool(app, "key", "Escape")
     assert not dpg.is_item_shown(app.ids.help)
+    k = app.k
+    xdotool(app, "key", "plus")  # Shift+= on the main keyboard
+    xdotool(app, "key", "equal")
+    assert app.k == k + 2
+    xdotool(app, "key", "minus")
+    xdotool(app, "key", "minus")
+    assert app.k == k
+
+
+def test_keys_typed_into_a_file_dialog_are_not_shortcuts(app):
+    app.perform("load")
+    app.frame()
+    k, source = app.k, app.worker.source
+    try:
+        for key in (dpg.mvKey_Minus, dpg.mvKey_S, dpg.mvKey_V, dpg.mvKey_R, dpg.mvKey_Spacebar):
+            app.on_key(key)
+        assert app.k == k and app.worker.source is source and not app.paused
+        assert dpg.is_item_shown(app.ids.load_dialog)
+        assert not dpg.is_item_shown(app.ids.video_dialog)
+    finally:
+        dpg.hide_item(app.ids.load_dialog)
+    app.on_key(dpg.mvKey_Minus)
+    assert app.k == k - 1
+    app.set_k(k)
+
+
+def test_random_and_a_clicked_result_resume_a_paused_viewer(app):
+    app.perform("random")
+    pub = fresh(app, "random")
+    app.perform("pause")
+    time.sleep(0.2)
+    app.perform("random")
+    assert not app.paused
+    fresh(app, "random")
+    app.perform("pause")
+    time.sleep(0.2)
+    row = app.published.results[0].row
+    app.message = "copied: a result's path"  # what a right-click leaves
+    app.query_row(row)
+    assert app.message == ""  # the click's query shows its own messages
+    pump(app, lambda: app.published.row == row)
+    assert not app.paused and pub.seq < app.published.seq
 
 
 def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp_path):
@@ -514,8 +556,9 @@ def test_pointer_reads_the_desktop_mouse_position(app):
 
 def test_under_the_mouse_finds_the_picture_it_points_at(app, gallery):
     """M: the grab region follows the mouse over the desktop; pointing at a picture in
-    another window finds it at rank 1; over the viewer's own window nothing is grabbed."""
-    from rtsearch.viewer import actions
+    another window finds it at rank 1; over the viewer's own window, or so near it that the
+    box would take part of it in, nothing is grabbed."""
+    from rtsearch.viewer import actions, ui
 
     root, index = gallery
     if app.session.source != index:  # an earlier test loaded another index
@@ -533,10 +576,17 @@ def test_under_the_mouse_finds_the_picture_it_points_at(app, gallery):
         assert app.worker.source.region == SHOW_AT  # centred on the pointer
         xdotool(app, "mousemove", "100", "100")  # over the viewer itself
         pump(app, lambda: "outside this window" in (app.published.message or ""))
-        seq = app.published.seq
+        shown = app.published.captured
         for _ in range(30):
             app.frame()
-        assert app.published.seq == seq  # the viewer did not search for itself
+        assert app.published.captured == shown  # the viewer did not search for itself
+        vx, vy, vw, _ = ui.viewport_box()
+        xdotool(app, "mousemove", str(vx + vw + 20), str(vy + 200))  # just outside it
+        pump(app, lambda: "would take in this window" in (app.published.message or ""))
+        shown = app.published.captured
+        for _ in range(30):
+            app.frame()
+        assert app.published.captured == shown
     finally:
         proc.kill()
         proc.wait()

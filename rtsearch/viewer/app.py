@@ -186,8 +186,19 @@ class ViewerApp:
         if self.session is None:
             self.message = NO_INDEX
             return
-        self.paused = False
+        self._resume()
         self.worker.send("random")
+
+    def query_row(self, row: int) -> None:
+        """A clicked result becomes the query, paused or not."""
+        self.message = ""
+        self._resume()
+        self.worker.send("row", row)
+
+    def _resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.worker.send("pause", False)
 
     def _do_webcam(self) -> None:
         self._start_source("webcam:0")

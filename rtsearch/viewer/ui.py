@@ -29,6 +29,9 @@ KEY_NAMES = {
     dpg.mvKey_O: "O",
     dpg.mvKey_Spacebar: "Space",
     dpg.mvKey_Plus: "+",
+    # '=' (and '+' above it): ImGuiKey_Equal, which Dear PyGui 2 names no constant for; it
+    # sits just before '[' (mvKey_Open_Brace), and mvKey_Plus (61) is never reported
+    getattr(dpg, "mvKey_Equal", dpg.mvKey_Open_Brace - 1): "+",
     dpg.mvKey_Add: "+",
     dpg.mvKey_Minus: "-",
     dpg.mvKey_Subtract: "-",
@@ -67,7 +70,14 @@ class Ids:
     analyze_dialog: int | str
 
     def typing(self) -> bool:
-        return bool(dpg.is_item_active(self.dims_input))
+        """Keys belong to a text field: the dims input, or a file dialog's name field."""
+        dialogs = (
+            self.video_dialog, self.load_dialog, self.base_dialog, self.save_dialog,
+            self.analyze_dialog,
+        )  # fmt: skip
+        return bool(dpg.is_item_active(self.dims_input)) or any(
+            dpg.is_item_shown(d) for d in dialogs
+        )
 
 
 def build(app: ViewerApp) -> Ids:
@@ -338,7 +348,7 @@ def on_click(app: ViewerApp) -> None:
         return
     hit = result_at(app, pos)
     if hit is not None:
-        app.worker.send("row", hit.row)
+        app.query_row(hit.row)
 
 
 def on_double(app: ViewerApp) -> None:
