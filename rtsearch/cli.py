@@ -44,6 +44,13 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 2**63:  # numpy wants it non-negative, the .dat file in 64 bits
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**63-1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
@@ -167,7 +174,7 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pca", action="store_true", help="same as --projection pca")
     p.add_argument("--whiten", action="store_true", help="same as --projection pca-whiten")
     p.add_argument("--no-l2", action="store_true", help="do not L2-normalise features first")
-    p.add_argument("--seed", type=int, default=0, help="random projection seed")
+    p.add_argument("--seed", type=seed, default=0, help="random projection seed (0 to 2**63-1)")
 
 
 def projection_kind(args: argparse.Namespace) -> str:
@@ -436,5 +443,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rtsearch: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rtsearch info X | head -1`: the reader has what it wanted
+        # the interpreter flushes stdout once more at exit: point it at nothing first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as if killed by SIGPIPE, what a shell reports for such a writer
     finally:
         restore()

@@ -96,6 +96,8 @@ def update(
         )
     report = UpdateReport(old, skipped=list(found.skipped))
     report.removed = [p for p in old.paths if p not in present]
+    if todo or report.removed or old.base_dir != str(base_dir.resolve()):
+        store.check_writable(index_path)  # before the work, not after it
     fresh = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
     report.changed = [p for p in todo if p in fresh.stats and p in rows]
@@ -299,9 +301,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="index the folder even if it holds none of the indexed images",
     )
     parser.add_argument(
-        "--interval", type=float, default=2.0, help="--watch: seconds of quiet before updating"
+        "--interval",
+        type=seconds,
+        default=None,
+        help="--watch: seconds of quiet before updating (more than 0, at most a day; default 2)",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing when nothing changed")
+
+
+def seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 86400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400, got {text}")
+    return value
 
 
 def open_extractor(index_path: Path, model: str | None, threads: int) -> Extractor:
@@ -318,6 +330,8 @@ def open_extractor(index_path: Path, model: str | None, threads: int) -> Extract
 def run(args: argparse.Namespace) -> int:
     from rtsearch.cli import print_line
 
+    if args.interval is not None and not args.watch:
+        raise RtsearchError("--interval applies to --watch only")
     extractor = open_extractor(args.index, args.model, args.threads)
     warn = lambda m: print_line(f"warning: {m}")  # noqa: E731
     if not args.watch:
@@ -335,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
             args.directory,
             extractor,
             stop=stop,
-            interval=args.interval,
+            interval=2.0 if args.interval is None else args.interval,
             batch=args.batch,
             warn=warn,
         ):

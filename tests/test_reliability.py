@@ -390,3 +390,58 @@ sys.exit(cli.main(["analyze", {str(gallery)!r}, "-o", {str(out)!r}, "--model",
     assert run.returncode == 0, run.stderr
     assert SUMMARY.search(run.stdout).groups() == ("30", "0", "30", "0")
     assert not checkpoint_dir(out).exists()
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, tiny_model):
+    """`rtsearch info X | head -1`: the pipe closes before everything is written."""
+    make_gallery(tmp_path / "g", 5)
+    out = tmp_path / "g.dat"
+    assert rtsearch("analyze", tmp_path / "g", "-o", out, "--model", tiny_model,
+                    "--quiet").returncode == 0  # fmt: skip
+    for args in (["info", out], ["info", out, "--json"], ["models"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the first line
+        cmd = [sys.executable, "-m", "rtsearch", *map(str, args)]
+        with os.fdopen(write, "wb") as pipe:
+            run = subprocess.run(cmd, stdout=pipe, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert run.returncode == 141 and run.stderr == "", (args, run.stderr)
+
+
+def test_out_of_range_seed_and_interval_are_usage_errors(tmp_path, tiny_model):
+    make_gallery(tmp_path / "g", 3)
+    for bad in ("-1", str(2**64)):
+        run = rtsearch("analyze", tmp_path / "g", "-o", tmp_path / "s.dat", "--seed", bad)
+        assert run.returncode == 2 and "--seed: must be from 0 to 2**63-1" in run.stderr
+        assert "Traceback" not in run.stderr
+    for bad in ("0", "-1", "nan", "inf"):
+        run = rtsearch("update", tmp_path / "s.dat", tmp_path / "g", "--watch", "--interval", bad)
+        assert run.returncode == 2 and "--interval: must be more than 0" in run.stderr, bad
+    assert rtsearch("analyze", tmp_path / "g", "-o", tmp_path / "s.dat", "--model", tiny_model,
+                    "--quiet").returncode == 0  # fmt: skip
+    run = rtsearch("update", tmp_path / "s.dat", tmp_path / "g", "--interval", "5")
+    assert (
+        run.returncode == 1
+        and run.stderr == "rtsearch: error: --interval applies to --watch only\n"
+    )
+
+
+def test_update_of_an_index_in_a_read_only_folder_refuses_before_the_work(tmp_path, tiny_model):
+    gallery, ro = tmp_path / "g", tmp_path / "ro"
+    make_gallery(gallery, 4)
+    ro.mkdir()
+    index = ro / "g.dat"
+    assert rtsearch("analyze", gallery, "-o", index, "--model", tiny_model,
+                    "--quiet").returncode == 0  # fmt: skip
+    make_gallery(gallery / "new", 2, start=10)
+    ro.chmod(0o555)
+    try:
+        prefix = DROP_DAC if os.geteuid() == 0 else None
+        if subprocess.run([*(prefix or []), "touch", str(ro / "probe")]).returncode == 0:
+            pytest.skip("cannot drop root's right to write anywhere")
+        run = rtsearch("update", index, gallery, "--model", tiny_model, prefix=prefix)
+    finally:
+        ro.chmod(0o755)
+    assert run.returncode == 1 and run.stderr == (
+        f"rtsearch: error: {index}: cannot write index (folder not writable)\n"
+    )
+    assert not (ro / "g.dat.ckpt").exists()
