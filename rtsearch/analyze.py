@@ -193,6 +193,7 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
             [rows[p] if p in rows else old.projected[done.old_rows[p]] for p in paths]
         ).astype(np.float32, copy=False)
         keep = None
+        unfitted = min(len(paths), old.unfitted + len(fresh))
     else:
         projection = proj.fit(
             features,
@@ -203,6 +204,7 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
         )
         projected = projection(features)
         keep = features if settings.keep_features else None
+        unfitted = 0
     return Index(
         paths=paths,
         model=model,
@@ -212,6 +214,7 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
         projection=projection,
         features=keep,
         base_dir=str(base_dir.resolve()),
+        unfitted=unfitted,
     )
 
 

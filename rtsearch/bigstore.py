@@ -115,6 +115,7 @@ def _read_small(f: h5py.File, where: str) -> Index:
         projection=store._read_projection(f, where, model.feature_dims),
         base_dir=str(f.attrs.get("base_dir", "")),
         created=str(f.attrs.get("created", "")),
+        unfitted=store.unfitted_rows(f),
     )
 
 

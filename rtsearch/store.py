@@ -68,6 +68,8 @@ class Index:
     features: npt.NDArray[np.float32] | None = None
     base_dir: str = ""
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    # rows added or changed by `update` since the projection was fitted (for the refit advice)
+    unfitted: int = 0
 
     @property
     def count(self) -> int:
@@ -221,6 +223,7 @@ def _write(f: h5py.File, index: Index) -> None:
     if index.projection is not None and index.projected is not None:
         p = index.projection
         f.attrs.update(projection=p.kind, l2_normalize=p.l2_normalize, seed=p.seed)
+        f.attrs["unfitted_rows"] = int(index.unfitted)
         f.create_dataset("projected", data=np.asarray(index.projected, dtype=np.float32))
         group = f.create_group("projection")
         group.create_dataset("matrix", data=p.matrix)
@@ -350,7 +353,14 @@ def _read(f: h5py.File, where: str, with_features: bool, allow_checkpoint: bool)
         features=features,
         base_dir=str(f.attrs.get("base_dir", "")),
         created=str(f.attrs.get("created", "")),
+        unfitted=unfitted_rows(f),
     )
+
+
+def unfitted_rows(f: h5py.File) -> int:
+    """The refit counter; 0 in files written before it existed."""
+    value = f.attrs.get("unfitted_rows", 0)
+    return max(0, int(value)) if np.ndim(value) == 0 else 0
 
 
 def _read_head(f: h5py.File, where: str, allow_checkpoint: bool) -> tuple[str, ModelRef, list[str]]:

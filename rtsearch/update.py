@@ -103,12 +103,14 @@ def update(
     report.changed = [p for p in todo if p in fresh.stats and p in rows]
     if report.modified:
         keep = present.difference(todo)  # changed files that failed to decode are dropped
+        new_rows = len(report.added) + len(report.changed)
         report.index = merge(old, rows, fresh, keep, base_dir)
+        # counted over every update since the fit: --watch adds a few rows at a time
+        report.index.unfitted = min(report.index.count, old.unfitted + new_rows)
         store.save(report.index, index_path)
         assert old.projection is not None
-        new_rows = len(report.added) + len(report.changed)
         report.refit_advised = old.projection.kind.startswith("pca") and (
-            new_rows > REFIT_FRACTION * report.index.count
+            report.index.unfitted > REFIT_FRACTION * report.index.count
         )
     elif old.base_dir != str(base_dir.resolve()):
         report.index = dataclasses.replace(old, base_dir=str(base_dir.resolve()))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fakes import make_gallery, make_image
 
-from rtsearch import store
+from rtsearch import bigstore, store
 from rtsearch.analyze import Settings, analyze
 from rtsearch.cli import main
 from rtsearch.extractor import Extractor
@@ -121,6 +121,24 @@ def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_m
     make_gallery(gallery, 6, start=60)
     _, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
     assert "29 images (6 added" in stdout and "refit is advisable" in stdout
+
+
+def test_refit_advice_counts_every_update_since_the_fit(capsys, tmp_path, tiny_model):
+    """--watch adds a few rows at a time: no single update passes a fifth, their sum does."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 20)
+    out = tmp_path / "pca.dat"
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=8, projection="pca"))
+    advised = []
+    for i in range(3):  # 2/22, 4/24, 6/26: only the last is past a fifth
+        make_gallery(gallery / f"new{i}", 2, start=100 + 10 * i)
+        _, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+        advised.append("refit is advisable" in stdout)
+    assert advised == [False, False, True]
+    assert store.load(out).unfitted == 6 and bigstore.load(out).unfitted == 6
+    again = tmp_path / "again.dat"  # the refit the advice suggests for an index like this
+    analyze(gallery, again, Extractor(tiny_model), Settings(dims=8, projection="pca"))
+    assert store.load(again).unfitted == 0
 
 
 def test_update_refuses_another_models_index(capsys, tmp_path, indexed):
