@@ -52,7 +52,7 @@ def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBIm
     except Image.DecompressionBombError:
         raise RtsearchError(f"{path}: image too large (decompression bomb guard)") from None
     except FileNotFoundError:
-        raise RtsearchError(f"{path}: file vanished") from None
+        raise RtsearchError(f"{path}: file not found") from None
     except PermissionError:
         raise RtsearchError(f"{path}: permission denied") from None
     except IsADirectoryError:
@@ -172,8 +172,12 @@ def _mode_to_rgb(img: Image.Image) -> RGBImage:
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        span = float(arr.max() - arr.min()) or 1.0
-        gray = ((arr - arr.min()) / span * 255.0).astype(np.uint8)
+        finite = np.isfinite(arr)
+        if not finite.any():
+            raise ValueError("no finite pixel values")
+        lo, hi = float(arr[finite].min()), float(arr[finite].max())
+        arr = np.nan_to_num(arr, nan=lo, posinf=hi, neginf=lo)  # NaN as the darkest
+        gray = ((arr - lo) / ((hi - lo) or 1.0) * 255.0).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")

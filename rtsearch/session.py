@@ -162,11 +162,27 @@ class SearchSession:
         )
 
 
+SAMPLE = 20  # indexed paths looked for in a folder given as the images' new home
+
+
+def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
+    """Refuse a folder that holds none of SAMPLE indexed images spread over the index: a
+    wrong folder would show no picture and fail every result."""
+    n = len(index.paths)
+    rows = sorted({round(i * (n - 1) / max(1, SAMPLE - 1)) for i in range(min(n, SAMPLE))})
+    if rows and not any((base_dir / index.paths[r]).is_file() for r in rows):
+        raise RtsearchError(
+            f"{base_dir}: holds none of the {len(rows)} images of {index_path} looked for "
+            f"(e.g. {index.paths[rows[0]]}); choose the folder they are in now"
+        )
+
+
 def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> Path:
     """The folder the stored relative paths are under: given, else as analysed."""
     if base_dir is not None:
         if not Path(base_dir).is_dir():
             raise RtsearchError(f"{base_dir}: base directory not found")
+        check_base_dir(index, index_path, Path(base_dir))
         return Path(base_dir)
     if index.base_dir and Path(index.base_dir).is_dir():
         return Path(index.base_dir)

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from rtsearch.decode import RGBImage, load_rgb
+from rtsearch.errors import RtsearchError
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class RandomSource:
         path = self.file_of(row)
         try:
             image = load_rgb(path, min_size=self.min_size)
+        except RtsearchError as exc:  # names the file and the problem
+            self.message = str(exc)
+            return None
         except Exception as exc:  # a vanished or broken file must not stop the viewer
             self.message = f"{path}: cannot read ({exc})"
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from fakes import make_copy, make_gallery, make_image, make_photo_gallery, write
 from rtsearch import store
 from rtsearch.cli import main
 from rtsearch.decode import load_rgb
+from rtsearch.errors import RtsearchError
 from rtsearch.projection import DEFAULT_KIND
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -444,3 +446,28 @@ def test_feature_rows_leave_their_blocks_as_the_index_takes_them(monkeypatch):
     features = done.take_features(paths)
     assert features.shape == (12, 5) and np.array_equal(features[:3], batches[0])
     assert not done.features and all(ref() is None for ref in blocks.values())
+
+
+def test_a_base_dir_holding_none_of_the_images_is_refused(capsys, tmp_path, gallery, tiny_model):
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer.actions import open_index
+
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    image = next(p for p in sorted(gallery.rglob("*")) if p.is_file())
+    code, _, err = cli(capsys, "query", image, "--index", out, "--base-dir", empty)
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"rtsearch: error: {empty}: holds none of the 20 images of {out}")
+    session = SearchSession.open(out, model=str(tiny_model))
+    for current in (None, session):  # the viewer's Load, with another model or the same one
+        with pytest.raises(RtsearchError, match="holds none of the 20 images"):
+            open_index(out, empty, current)
+    # a folder holding some of them is fine: images can be deleted after analysis
+    kept = tmp_path / "kept"
+    shutil.copytree(gallery, kept)
+    for i, p in enumerate(p for p in sorted(kept.rglob("*")) if p.is_file()):
+        if i % 4:
+            p.unlink()
+    assert open_index(out, kept, session).base_dir == kept

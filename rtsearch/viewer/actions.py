@@ -60,14 +60,17 @@ def open_index(path: Path, base: Path, current: SearchSession | None) -> SearchS
     """A session for ``path``, reusing the loaded model when the index was made with it."""
     from rtsearch import bigstore
     from rtsearch.errors import RtsearchError
-    from rtsearch.session import SearchSession
+    from rtsearch.session import SearchSession, check_base_dir
 
     if current is not None:
         try:
             index = bigstore.load(path)
-            return SearchSession(index, current.extractor, base, source=path)
+            session = SearchSession(index, current.extractor, base, source=path)
         except RtsearchError:
             pass  # another model: open finds the right one
+        else:
+            check_base_dir(index, path, base)
+            return session
     return SearchSession.open(path, base_dir=base, threads=1)
 
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from rtsearch.decode import RGBImage
+from rtsearch.errors import RtsearchError
 from rtsearch.session import Result, SearchSession
 from rtsearch.sources import Frame, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, to_tile
@@ -273,7 +274,9 @@ class Worker:
         tiles = self.cache.get_many([r.file for r in results], self._decoders)
         for r, tile in zip(results, tiles, strict=True):
             if isinstance(tile, Exception):
-                tile, bad = placeholder(THUMB_TILE), f"{r.file}: cannot read ({tile})"
+                # the decoder's errors name the file already
+                said = str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}"
+                tile, bad = placeholder(THUMB_TILE), f"cannot show {said}"
             thumbs.append(tile)
         return tuple(thumbs), bad
 
