@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rtsearch import __version__
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, printable
 
 T = TypeVar("T")
 
@@ -281,7 +281,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         for rank, r in enumerate(results, 1):
             mark = "" if r.inliers is None else f"  {r.inliers:4d} inliers"
-            print(f"{rank:3d}  {r.distance:10.4f}  {r.path}{mark}")
+            print(f"{rank:3d}  {r.distance:10.4f}  {printable(r.path)}{mark}")
     return 0
 
 
@@ -390,7 +390,7 @@ class ProgressBar:
 def print_line(message: str, bar: ProgressBar | None = None) -> None:
     if bar is not None and bar.tty and bar.shown:
         sys.stderr.write("\r\x1b[K")
-    print(message, file=sys.stderr, flush=True)
+    print(printable(message), file=sys.stderr, flush=True)
 
 
 def _interrupted(signum, frame) -> None:
@@ -438,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RtsearchError as exc:
         if args.debug:
             raise
-        print(f"rtsearch: error: {exc}", file=sys.stderr)
+        print(f"rtsearch: error: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("rtsearch: interrupted", file=sys.stderr)

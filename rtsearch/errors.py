@@ -15,3 +15,13 @@ def require_folder(path: Path | str) -> Path:
     if not path.is_dir():
         raise RtsearchError(f"{path}: not a folder")
     return path
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = {c: _NAMED.get(chr(c), f"\\x{c:02x}") for c in (*range(32), *range(127, 160))}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``): a file name holding
+    one must not split a message over two lines or send escape codes to the terminal."""
+    return text.translate(_ESCAPES)

@@ -22,6 +22,10 @@ import numpy as np
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError
 
+# OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
+# what ``source.message`` already says in one line; errors still show.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 
 @dataclass(frozen=True)
 class Frame:

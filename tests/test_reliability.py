@@ -445,3 +445,21 @@ def test_update_of_an_index_in_a_read_only_folder_refuses_before_the_work(tmp_pa
         f"rtsearch: error: {index}: cannot write index (folder not writable)\n"
     )
     assert not (ro / "g.dat.ckpt").exists()
+
+
+def test_control_characters_in_file_names_are_escaped_in_every_line(tmp_path, tiny_model):
+    folder = tmp_path / "g"
+    make_gallery(folder, 4)
+    (folder / "bad\nname.jpg").write_text("not a picture")
+    (folder / "esc\x1b[31mred.jpg").write_text("not a picture")
+    make_image(7).save(folder / "new\nline.png")
+    out = tmp_path / "g.dat"
+    run = rtsearch("analyze", folder, "-o", out, "--model", tiny_model, "--quiet")
+    assert run.returncode == 0 and "\x1b" not in run.stderr
+    lines = run.stderr.splitlines()
+    assert f"warning: {folder}/bad\\nname.jpg: not an image file (unknown format)" in lines
+    assert f"warning: {folder}/esc\\x1b[31mred.jpg: not an image file (unknown format)" in lines
+    run = rtsearch("query", folder / "new\nline.png", "--index", out, "--model", tiny_model,
+                   "-k", "5", "--no-verify")  # fmt: skip
+    assert run.returncode == 0 and "new\\nline.png" in run.stdout
+    assert len(run.stdout.splitlines()) == 5, run.stdout  # one line per result
