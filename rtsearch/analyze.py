@@ -136,10 +136,15 @@ def analyze(
     cancel: threading.Event | None = None,
 ) -> Report:
     """Analyze ``base_dir`` into ``out``; see the module docstring for resumption."""
-    start = time.monotonic()
     base_dir, out = Path(base_dir), Path(out)
     require_folder(base_dir)
     store.check_writable(out)  # fail before the work, not after it
+    with store.writer_lock(out):
+        return _analyze(base_dir, out, extractor, settings, progress, warn, cancel)
+
+
+def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Report:
+    start = time.monotonic()
     if settings.projection != "none":
         proj.check_dims(settings.dims, extractor.info.dims)
     model = ModelRef.of(extractor.info)

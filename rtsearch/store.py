@@ -113,6 +113,49 @@ STALE_TEMP_S = 24 * 3600  # another machine's temp file (shared folder): older i
 _HOST = "".join(c for c in socket.gethostname() if c.isalnum())[:40] or "host"
 
 
+class IndexBusy(RtsearchError):
+    """Another process is writing this index (see writer_lock)."""
+
+
+@contextlib.contextmanager
+def writer_lock(dest: Path) -> Iterator[None]:
+    """One analyze or update at a time per index: two would both do the work and trip over
+    each other's checkpoint parts. An advisory lock on ``DEST.lock``, removed on release
+    (POSIX; elsewhere nothing is locked). A lock file whose holder died is free again."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    lock = Path(str(dest) + ".lock")
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a folder we cannot write to: the writer's own checks say so
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise IndexBusy(
+                f"{dest}: another rtsearch analyze or update is writing it; wait for it to end"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # its holder removed it as we opened it: take the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
     """Yield a temp path beside ``dest``; on success it replaces ``dest`` in one rename.

@@ -75,9 +75,14 @@ def update(
     unless it is not the folder the index names (the images moved): then only that changes.
     A folder holding none of the indexed images (a mistyped folder would otherwise replace
     the whole index) is refused unless ``replace``."""
-    start = time.monotonic()
     index_path, base_dir = Path(index_path), Path(base_dir)
     require_folder(base_dir)
+    with store.writer_lock(index_path):
+        return _update(index_path, base_dir, extractor, batch, warn, cancel, replace)
+
+
+def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> UpdateReport:
+    start = time.monotonic()
     old = store.load(index_path, features=True)
     store.check_compatible(old, extractor.info, str(index_path))
     rows = {p: i for i, p in enumerate(old.paths)}
@@ -218,6 +223,11 @@ def follow(
                 if stop.is_set():
                     return  # cancelled by the caller mid-update; the checkpoint keeps the work
                 raise
+            except store.IndexBusy as exc:  # a one-off analyze or update: wait for it
+                if warn:
+                    warn(f"{exc}; trying again in {interval:g} s")
+                stop.wait(interval)
+                continue
             if report.modified:
                 yield report
             _wait_for_change(events, stop, interval)

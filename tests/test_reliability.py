@@ -463,3 +463,21 @@ def test_control_characters_in_file_names_are_escaped_in_every_line(tmp_path, ti
                    "-k", "5", "--no-verify")  # fmt: skip
     assert run.returncode == 0 and "new\\nline.png" in run.stdout
     assert len(run.stdout.splitlines()) == 5, run.stdout  # one line per result
+
+
+def test_a_second_writer_of_the_same_index_is_refused_while_the_first_runs(tmp_path, tiny_model):
+    from rtsearch import store
+
+    make_gallery(tmp_path / "g", 4)
+    out = tmp_path / "g.dat"
+    with store.writer_lock(out):  # what a running analyze or update holds
+        assert (tmp_path / "g.dat.lock").exists()
+        for args in (["analyze", tmp_path / "g", "-o", out], ["update", out, tmp_path / "g"]):
+            run = rtsearch(*args, "--model", tiny_model)
+            assert run.returncode == 1 and run.stderr == (
+                f"rtsearch: error: {out}: another rtsearch analyze or update is writing it; "
+                "wait for it to end\n"
+            ), run.stderr
+    assert not (tmp_path / "g.dat.lock").exists()
+    run = rtsearch("analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet")
+    assert run.returncode == 0 and not (tmp_path / "g.dat.lock").exists()

@@ -181,3 +181,32 @@ def test_follow_yields_the_updated_index_when_the_folder_changes(
     assert seen and seen[-1].index.count == 32
     assert sorted(p for r in seen for p in r.added) == ["d0/img00201.jpg", "d2/img00200.png"]
     assert store.load(out).count == 32
+
+
+def test_follow_waits_for_another_writer_instead_of_stopping(indexed, tiny_model):
+    gallery, out = indexed
+    stop, seen, warned = threading.Event(), [], []
+    make_gallery(gallery, 2, start=300)
+
+    def consume() -> None:
+        for report in follow(
+            out, gallery, Extractor(tiny_model), stop=stop, interval=0.2, warn=warned.append
+        ):
+            seen.append(report)
+
+    thread = threading.Thread(target=consume)
+    with store.writer_lock(out):  # an analyze or update run by hand meanwhile
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not warned and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not seen and thread.is_alive()
+    try:
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert "is writing it; wait for it to end; trying again in 0.2 s" in warned[0]
+    assert seen and seen[0].index.count == 32
