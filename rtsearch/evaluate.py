@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ class Data:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rtsearch.cli import non_negative_int, seed
+
     p.add_argument("directory", type=Path, help="folder whose first-level sub-folders are labels")
     p.add_argument("--model", default="efficientnet-lite0", help="model name or .onnx path")
     p.add_argument("--dims", type=int_list, default="16,32,64,100,256", help="dims to try")
@@ -83,11 +86,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--l2", choices=("on", "off", "both"), default="on", help="L2-normalise features first"
     )
-    p.add_argument("--copies", type=int, default=200, help="images to make a copy of")
-    p.add_argument("--rerank", type=int, default=0, help="also measure re-ranking top K (0: no)")
-    p.add_argument("--qe", type=int, default=0, help="also measure query expansion over N (0: no)")
-    p.add_argument("--seed", type=int, default=0, help="seed for copies and random projections")
-    p.add_argument("--threads", type=int, default=0, help="inference threads (0: all cores)")
+    p.add_argument("--copies", type=non_negative_int, default=200, help="images to make a copy of")
+    p.add_argument(
+        "--rerank", type=non_negative_int, default=0, help="also measure re-ranking top K (0: no)"
+    )
+    p.add_argument(
+        "--qe", type=non_negative_int, default=0, help="also measure query expansion over N (0: no)"
+    )
+    p.add_argument("--seed", type=seed, default=0, help="seed for copies and random projections")
+    p.add_argument(
+        "--threads", type=non_negative_int, default=0, help="inference threads (0: all cores)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -119,7 +128,15 @@ def run(args: argparse.Namespace) -> int:
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
     data = load_data(args.directory, extractor, n_copies=args.copies, seed=args.seed, log=log)
     l2s = {"on": [True], "off": [False], "both": [True, False]}[args.l2]
-    configs = plan(args.projection, args.dims, l2s, data.features.shape[1], args.rerank, args.qe)
+    feature_dims = data.features.shape[1]
+    too_many = [d for d in args.dims if d > feature_dims]
+    if too_many and set(args.projection) != {"none"}:
+        print(
+            f"eval: dims {','.join(map(str, too_many))} left out: the model gives "
+            f"{feature_dims}-d features",
+            file=sys.stderr,
+        )
+    configs = plan(args.projection, args.dims, l2s, feature_dims, args.rerank, args.qe)
     result = evaluate(data, configs, seed=args.seed)
     if args.json:
         print(json.dumps(result))
@@ -337,9 +354,9 @@ def map_at(ranked: Ranked, labels: npt.NDArray[np.int64], k: int) -> float:
     return float(np.mean(aps)) if aps else 0.0
 
 
-def recall_at(ranked: Ranked, truth: npt.NDArray[np.int64], k: int) -> float:
+def recall_at(ranked: Ranked, truth: npt.NDArray[np.int64], k: int) -> float | None:
     if len(truth) == 0:
-        return 0.0
+        return None  # no copies made (--copies 0): not measured, which 0.0 would hide
     return float((ranked[:, :k] == truth[:, None]).any(axis=1).mean())
 
 
@@ -373,5 +390,6 @@ def table_cells(row: dict, note: str = "") -> list[str]:
         f"qe {row['qe']}" if row["qe"] else ""
     )
     cells = [kind, str(row["dims"]), "on" if row["l2"] else "off", variant or "-"]
-    cells += [f"{row[k]:.3f}" for k in METRIC_KEYS[:-1]] + [f"{row['query_ms']:.3f}"]
+    cells += ["-" if row[k] is None else f"{row[k]:.3f}" for k in METRIC_KEYS[:-1]]
+    cells += [f"{row['query_ms']:.3f}"]
     return cells

@@ -206,3 +206,20 @@ def test_rerank_orders_candidates_by_full_distance():
     assert (np.diff(dist) >= 0).all()
     batch, _ = rerank(features, np.stack([query, features[40]]), np.stack([candidates] * 2))
     assert batch.shape == (2, 4) and batch[1, 0] == 40
+
+
+def test_cli_says_what_it_cannot_measure(labelled, tiny_model):
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "rtsearch", "eval", str(labelled), "--model", str(tiny_model)]
+        return subprocess.run([*cmd, *args], capture_output=True, text=True)
+
+    out = run("--dims", "8,500", "--projection", "rp", "--copies", "0", "--json")
+    assert out.returncode == 0
+    assert "eval: dims 500 left out: the model gives 128-d features" in out.stderr
+    doc = json.loads(out.stdout)
+    assert {r["dims"] for r in doc["rows"]} == {8}
+    assert doc["rows"][0]["copy_recall_at_1"] is None  # no copies: not measured, not 0
+    table = run("--dims", "8", "--projection", "rp", "--copies", "0")
+    assert table.returncode == 0 and "| rp | 8 | on | - |" in table.stdout
+    for bad in (["--rerank", "-1"], ["--copies", "-2"], ["--seed", "-1"]):
+        assert run(*bad).returncode == 2, bad
