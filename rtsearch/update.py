@@ -210,13 +210,21 @@ def follow(
     runs ``interval`` s after the last filesystem event (a copy in progress settles first);
     without it the folder is re-scanned every ``interval`` s (stat calls only)."""
     events = _watch(Path(base_dir))
+    said: set[str] = set()
+
+    def warn_once(message: str) -> None:  # a bad file is not reported again on every pass
+        if warn and message not in said:
+            said.add(message)
+            warn(message)
+
+    first, problem = True, ""
     try:
         while not stop.is_set():
             if events is not None:
                 events.clear()
             try:
                 report = update(  # the folder being followed is the index's by construction
-                    index_path, base_dir, extractor, batch=batch, warn=warn, cancel=stop,
+                    index_path, base_dir, extractor, batch=batch, warn=warn_once, cancel=stop,
                     replace=True,
                 )  # fmt: skip
             except KeyboardInterrupt:
@@ -228,19 +236,37 @@ def follow(
                     warn(f"{exc}; trying again in {interval:g} s")
                 stop.wait(interval)
                 continue
+            except RtsearchError as exc:
+                if first:
+                    raise  # a problem from the start (another model, ...) is not transient
+                # the folder emptied or gone for a moment (a sync tool, a move): keep following
+                if warn and str(exc) != problem:
+                    warn(f"{exc}; waiting for the folder to change")
+                problem = str(exc)
+                if events is not None:  # a deleted folder's watch is gone: poll till it is back
+                    events.close()
+                    events = None
+                stop.wait(interval)
+                continue
+            if problem and events is None:
+                events = _watch(Path(base_dir))
+            first, problem = False, ""
             if report.modified:
                 yield report
-            _wait_for_change(events, stop, interval)
+            _wait_for_change(events, stop, interval, Path(base_dir))
     finally:
         if events is not None:
             events.close()
 
 
-def _wait_for_change(events: _Events | None, stop: threading.Event, interval: float) -> None:
+def _wait_for_change(
+    events: _Events | None, stop: threading.Event, interval: float, folder: Path
+) -> None:
     if events is None:
         stop.wait(interval)
         return
-    while not stop.is_set() and not events.wait(0.2):
+    # a folder moved or deleted sends its own watch no event: look for it too
+    while not stop.is_set() and not events.wait(0.2) and folder.is_dir():
         pass
     while not stop.is_set() and events.quiet_for() < interval:  # debounce bursts
         stop.wait(0.2)

@@ -210,3 +210,51 @@ def test_follow_waits_for_another_writer_instead_of_stopping(indexed, tiny_model
         thread.join(timeout=30)
     assert "is writing it; wait for it to end; trying again in 0.2 s" in warned[0]
     assert seen and seen[0].index.count == 32
+
+
+@pytest.mark.parametrize("watcher", ["watchdog", "polling"])
+def test_follow_outlives_an_emptied_or_deleted_folder_and_says_things_once(
+    monkeypatch, indexed, tiny_model, tmp_path, watcher
+):
+    import shutil
+
+    if watcher == "watchdog":
+        pytest.importorskip("watchdog")
+    else:
+        monkeypatch.setattr("rtsearch.update._watch", lambda base_dir: None)
+    gallery, out = indexed
+    (gallery / "notes.jpg").write_text("not a picture")
+    stop, seen, warned = threading.Event(), [], []
+
+    def consume() -> None:
+        for report in follow(
+            out, gallery, Extractor(tiny_model), stop=stop, interval=0.2, warn=warned.append
+        ):
+            seen.append(report)
+
+    def wait_until(check) -> None:
+        deadline = time.monotonic() + 30
+        while not check() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert check(), (warned, [r.index.count for r in seen])
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    try:
+        time.sleep(1.0)  # the first pass: nothing to do
+        aside = tmp_path / "aside"
+        shutil.move(gallery, aside)  # a sync tool or a move takes the folder away
+        wait_until(lambda: any("waiting for the folder to change" in w for w in warned))
+        time.sleep(1.0)
+        shutil.move(aside, gallery)
+        make_gallery(gallery, 1, start=400)
+        wait_until(lambda: seen and seen[-1].index.count == 31)
+        (gallery / "more").mkdir()
+        make_gallery(gallery / "more", 1, start=500)
+        wait_until(lambda: seen[-1].index.count == 32)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert sum("notes.jpg" in w for w in warned) == 1  # not again on every pass
+    assert sum("waiting for the folder" in w for w in warned) == 1, warned
