@@ -196,7 +196,7 @@ class ScreenSource:
         w, h = min(w, desk["width"]), min(h, desk["height"])
         x = min(max(px - w // 2, desk["left"]), desk["left"] + desk["width"] - w)
         y = min(max(py - h // 2, desk["top"]), desk["top"] + desk["height"] - h)
-        if own is not None and _overlap((x, y, w, h), own):
+        if own is not None and boxes_overlap((x, y, w, h), own):
             # the pointer is outside, but the box around it would take in this window
             self.message = (
                 "following the mouse: the grab box would take in this window; point further "
@@ -330,7 +330,8 @@ class WebcamSource:
         self._thread.join(timeout=2.0)
 
 
-def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+def boxes_overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Do two (x, y, w, h) boxes share a pixel?"""
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 

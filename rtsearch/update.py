@@ -101,7 +101,8 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> Up
         )
     report = UpdateReport(old, skipped=list(found.skipped))
     report.removed = [p for p in old.paths if p not in present]
-    if todo or report.removed or old.base_dir != str(base_dir.resolve()):
+    moved = old.base_dir != str(base_dir.resolve())
+    if todo or report.removed or moved:
         store.check_writable(index_path)  # before the work, not after it
     fresh = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
@@ -117,7 +118,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> Up
         report.refit_advised = old.projection.kind.startswith("pca") and (
             report.index.unfitted > REFIT_FRACTION * report.index.count
         )
-    elif old.base_dir != str(base_dir.resolve()):
+    elif moved:
         report.index = dataclasses.replace(old, base_dir=str(base_dir.resolve()))
         store.save(report.index, index_path)
     if report.index.base_dir != old.base_dir:

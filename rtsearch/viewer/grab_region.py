@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rtsearch.sources import boxes_overlap
+
 Box = tuple[int, int, int, int]  # x, y, w, h
 
 HANDLE = 12  # preview pixels around a corner that grab it
@@ -120,9 +122,7 @@ class GrabRegion:
 
     def overlaps(self, window: Box) -> bool:
         """Does the region overlap ``window`` (logical pixels, e.g. the viewport)?"""
-        wx, wy, ww, wh = self.to_physical(window)
-        x, y, w, h = self.box
-        return x < wx + ww and wx < x + w and y < wy + wh and wy < y + h
+        return boxes_overlap(self.box, self.to_physical(window))
 
 
 def detect_scale(physical_w: int, logical_w: int | None) -> float:

@@ -105,7 +105,7 @@ class Worker:
         self._times: deque[float] = deque(maxlen=30)
         self._message = ""
         self._last: Frame | None = None  # the last picture searched, for a search again
-        self._last_sig: np.ndarray | None = None  # its signature(), for "looks the same"
+        self._last_sig: np.ndarray | None = None  # a live picture's signature(), once taken
         self._again = False  # k or the index changed: search the last picture again
         self._unchanged = False  # this poll's picture was the last one searched
         self._repeated = False  # the source has only repeated that picture since
@@ -225,10 +225,18 @@ class Worker:
         return frame
 
     def _looks_same(self, frame: Frame) -> bool:
-        last, sig = self._last, self._last_sig
-        if last is None or sig is None or last.image.shape != frame.image.shape:
-            return False
-        return int(np.abs(signature(frame.image) - sig).max()) <= STILL_LEVELS
+        """Compare with the last picture searched; a new picture's signature is kept for the
+        next comparison (it is searched next), so each picture is shrunk once."""
+        sig, last = signature(frame.image), self._last
+        if (
+            last is not None
+            and self._last_sig is not None
+            and last.image.shape == frame.image.shape
+            and int(np.abs(sig - self._last_sig).max()) <= STILL_LEVELS
+        ):
+            return True
+        self._last_sig = sig
+        return False
 
     def _note_idle(self, now: float) -> None:
         """A live source with nothing new for IDLE_S: say 0 queries/s (and why, when its
@@ -249,7 +257,7 @@ class Worker:
                 self._slot = replace(pub, seq=self._seq, queries_per_s=0.0, message=message)
 
     def _query(self, frame: Frame) -> None:
-        self._last, self._last_sig = frame, signature(frame.image)
+        self._last = frame
         self._again, self._repeated, self._idle_said = False, False, False
         results: list[Result] = []
         message, infer_ms = self.source.message if self.source else "", 0.0
@@ -309,11 +317,7 @@ class Worker:
                     self._message,
                 )  # fmt: skip
             else:
-                self._slot = Published(
-                    self._seq, name, last.query, last.captured, last.finished, last.row,
-                    last.results, last.thumbs, last.inference_ms, last.queries_per_s,
-                    self._message,
-                )  # fmt: skip
+                self._slot = replace(last, seq=self._seq, source=name, message=self._message)
 
 
 class ScreenPreview:
