@@ -218,7 +218,7 @@ def follow(
             said.add(message)
             warn(message)
 
-    first, problem = True, ""
+    first, outage = True, False  # outage: the passes since the last good one failed
     try:
         while not stop.is_set():
             if events is not None:
@@ -241,17 +241,18 @@ def follow(
                 if first:
                     raise  # a problem from the start (another model, ...) is not transient
                 # the folder emptied or gone for a moment (a sync tool, a move): keep following
-                if warn and str(exc) != problem:
+                # one warning an outage: a pass that races a move can fail twice, differently
+                if warn and not outage:
                     warn(f"{exc}; waiting for the folder to change")
-                problem = str(exc)
+                outage = True
                 if events is not None:  # a deleted folder's watch is gone: poll till it is back
                     events.close()
                     events = None
                 stop.wait(interval)
                 continue
-            if problem and events is None:
+            if outage and events is None:
                 events = _watch(Path(base_dir))
-            first, problem = False, ""
+            first, outage = False, False
             if report.modified:
                 yield report
             _wait_for_change(events, stop, interval, Path(base_dir))
