@@ -102,3 +102,13 @@ def test_help_lists_every_action():
     listed = {a for _, a, _ in SHORTCUTS}
     wanted = {action_for(k) for k in "RWVSG"} | {"pause", "more", "fewer", "load", "save", "help"}
     assert wanted <= listed
+
+
+def test_rows_wrap_in_order_and_an_oversized_item_gets_a_row_of_its_own():
+    assert layout.pack_rows([100, 100, 100], 400, 10) == [[0, 1, 2]]
+    assert layout.pack_rows([100, 100, 100], 305, 10) == [[0, 1], [2]]
+    assert layout.pack_rows([100, 100, 100], 320, 10) == [[0, 1, 2]]  # exactly full
+    assert layout.pack_rows([50, 500, 50, 50], 300, 10) == [[0], [1], [2, 3]]
+    assert layout.pack_rows([], 300, 10) == []
+    for rows in (layout.pack_rows([90] * 11, w, 8) for w in (90, 200, 700, 2000)):
+        assert [i for row in rows for i in row] == list(range(11))

@@ -334,6 +334,48 @@ def test_layout_follows_window_resizes(app):
     pump(app, lambda: first_row() == narrow)
 
 
+def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
+    from rtsearch.viewer import ui
+
+    bar = app.ids.toolbar
+    chips = [c for section in bar.sections for c in section]
+
+    def box(item) -> tuple[float, float, float, float]:
+        """x0, y0, x1, y1 in the window (the primary window: the viewport)."""
+        state = dpg.get_item_state(item)
+        (x, y), (w, h) = state["pos"], state["rect_size"]
+        return x, y, x + w, y + h
+
+    def settled(width: int, more_than: int) -> bool:
+        return (
+            dpg.get_viewport_client_width() == width
+            and len(set(bar.packed)) > more_than
+            and max(box(c)[2] for c in chips) <= width
+        )
+
+    pump(app, lambda: bar.packed != ())
+    wide_rows = len(set(bar.packed))
+    try:
+        dpg.set_viewport_width(560)
+        pump(app, lambda: settled(560, wide_rows))
+        for _ in range(25):  # two status refreshes
+            app.frame()
+        assert max(box(c)[2] for c in chips) <= 560
+        assert dpg.get_value(app.ids.status).count("\n") >= 1
+        assert box(app.ids.status)[2] <= 560
+        # the canvas gives way to the extra rows above it and the lines below it
+        assert box(chips[-1])[3] <= box(app.ids.canvas)[1]
+        assert box(app.ids.canvas)[3] <= box(app.ids.status)[1]
+        assert box(app.ids.message)[3] <= dpg.get_viewport_client_height()
+        # the order of the buttons is kept across rows
+        tops = [box(c)[1::-1] for c in chips]
+        assert tops == sorted(tops)
+        assert "\n" not in ui.wrap_parts(["a" * 10, "b" * 10], 10_000)
+    finally:
+        dpg.set_viewport_width(900)
+    pump(app, lambda: dpg.get_viewport_client_width() == 900 and len(set(bar.packed)) == wide_rows)
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

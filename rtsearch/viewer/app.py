@@ -311,6 +311,7 @@ class ViewerApp:
         size = ui.canvas_size(self)
         if size != self.canvas_size:
             self.canvas_size, self.dirty = size, True
+            ui.reflow_toolbar(self)
         if self.dirty:
             self._relayout()
         elif ui.scrolled(self):
@@ -319,6 +320,7 @@ class ViewerApp:
             ui.draw_grab(self)
         self._poll_tasks()
         if self.frames % 10 == 0:
+            ui.reflow_toolbar(self)  # also once the chips have been drawn and have a size
             ui.update_status(self)
             self.viewport_box = self.region.to_physical(ui.viewport_box())
         dpg.render_dearpygui_frame()

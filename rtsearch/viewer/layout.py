@@ -85,5 +85,21 @@ def hit(rects: Sequence[Rect], x: float, y: float) -> int | None:
     return None
 
 
+def pack_rows(widths: Sequence[float], available: float, spacing: float) -> list[list[int]]:
+    """Indexes of items laid left to right in rows no wider than ``available`` (items
+    ``spacing`` apart), in order; an item wider than a row gets a row of its own. The
+    toolbar and the status bar wrap this way when the window is narrow."""
+    rows: list[list[int]] = []
+    used = 0.0
+    for i, w in enumerate(widths):
+        if rows and rows[-1] and used + spacing + w <= available:
+            rows[-1].append(i)
+            used += spacing + w
+        else:
+            rows.append([i])
+            used = w
+    return rows
+
+
 def clamp(value: int, bounds: tuple[int, int]) -> int:
     return max(bounds[0], min(bounds[1], value))

@@ -18,7 +18,9 @@ from rtsearch.viewer.worker import THUMB_TILE as THUMB
 if TYPE_CHECKING:
     from rtsearch.viewer.app import ViewerApp
 
-STATUS_H = 52  # pixels kept under the canvas for the status bar
+STATUS_H = 52  # pixels kept under the canvas for the status bar (one status line)
+PAD = 8.0  # Dear PyGui's default window padding and item spacing, in pixels
+STATUS_SEP = "  |  "
 KEY_NAMES = {
     dpg.mvKey_R: "R",
     dpg.mvKey_W: "W",
@@ -45,8 +47,19 @@ BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
 
 
 @dataclass
+class Toolbar:
+    """The buttons and the sliders, in rows that wrap when the window is narrow: each
+    section (buttons, sliders) starts a row and flows over as many as it needs."""
+
+    rows: list  # horizontal groups, as many as there are chips; the unused ones hidden
+    sections: list[list]  # chips (a button, or a group of a slider and its label) in order
+    packed: tuple = ()  # the row of each chip, as last laid out
+
+
+@dataclass
 class Ids:
     window: int | str
+    toolbar: Toolbar
     canvas: int | str
     drawlist: int | str
     results_layer: int | str
@@ -82,19 +95,25 @@ class Ids:
 
 def build(app: ViewerApp) -> Ids:
     with dpg.window(label="rtsearch") as window:
-        _toolbar(app)
-        k_slider, dims_input = _sliders(app)
+        with dpg.group():
+            rows = [dpg.add_group(horizontal=True) for _ in range(32)]
+        buttons = _toolbar(app, rows[0])
+        k_slider, dims_input, sliders = _sliders(app, rows[1])
+        toolbar = Toolbar(rows[: len(buttons) + len(sliders)], [buttons, sliders])
+        for row in rows[len(toolbar.rows) :]:
+            dpg.delete_item(row)
         with dpg.group(horizontal=True, show=False) as progress_group:
             progress = dpg.add_progress_bar(width=400, overlay="analyzing")
             dpg.add_button(label="Cancel", callback=lambda: actions.cancel_analyze(app))
         with dpg.child_window(height=-STATUS_H, horizontal_scrollbar=False) as canvas:
             drawlist, parts = _canvas(app)
         status = dpg.add_text("")
-        message = dpg.add_text("", color=(255, 190, 120, 255))
+        message = dpg.add_text("", color=(255, 190, 120, 255), wrap=0)
     _clear_background(window)
     dialogs = _dialogs(app)
     ids = Ids(
         window,
+        toolbar,
         canvas,
         drawlist,
         parts["results"],
@@ -129,7 +148,7 @@ def _clear_background(window: int | str) -> None:
     dpg.set_viewport_clear_color((*BACKGROUND, 255))
 
 
-def _toolbar(app: ViewerApp) -> None:
+def _toolbar(app: ViewerApp, row: int | str) -> list:
     buttons = (
         ("Random (R)", "random"),
         ("Webcam (W)", "webcam"),
@@ -142,49 +161,29 @@ def _toolbar(app: ViewerApp) -> None:
         ("Save (Ctrl+S)", "save"),
         ("Help (F1)", "help"),
     )
-    with dpg.group(horizontal=True):
-        for label, action in buttons:
-            dpg.add_button(label=label, callback=lambda s, a, u: app.perform(u), user_data=action)
+    chips = [
         dpg.add_button(
-            label="Analyze folder...", callback=lambda: dpg.show_item(app.ids.analyze_dialog)
+            label=label, callback=lambda s, a, u: app.perform(u), user_data=action, parent=row
         )
+        for label, action in buttons
+    ]
+    chips.append(
+        dpg.add_button(
+            label="Analyze folder...",
+            callback=lambda: dpg.show_item(app.ids.analyze_dialog),
+            parent=row,
+        )
+    )
+    return chips
 
 
-def _sliders(app: ViewerApp):
+def _sliders(app: ViewerApp, row: int | str):
     def relayout(sender, value, field) -> None:
         setattr(app.opts, field, int(value))
         app.dirty = True
 
-    with dpg.group(horizontal=True):
-        lo, hi = layout.HEADER_RANGE
-        dpg.add_slider_int(
-            label="header height",
-            min_value=lo,
-            max_value=hi,
-            width=160,
-            default_value=app.opts.header_h,
-            callback=relayout,
-            user_data="header_h",
-        )
-        lo, hi = layout.THUMB_RANGE
-        dpg.add_slider_int(
-            label="thumb height",
-            min_value=lo,
-            max_value=hi,
-            width=160,
-            default_value=app.opts.thumb_h,
-            callback=relayout,
-            user_data="thumb_h",
-        )
-        lo, hi = layout.RESULTS_RANGE
-        k_slider = dpg.add_slider_int(
-            label="num results",
-            min_value=lo,
-            max_value=hi,
-            width=160,
-            default_value=app.k,
-            callback=lambda s, v: app.set_k(v),
-        )
+    chips = [dpg.add_group(horizontal=True, parent=row) for _ in range(4)]
+    with dpg.group(horizontal=True, parent=chips[3]):  # dims and its button stay together
         dims = app.session.index.dims if app.session else 100
         dims_input = dpg.add_input_int(
             label="dims",
@@ -196,7 +195,61 @@ def _sliders(app: ViewerApp):
             max_clamped=True,
         )
         dpg.add_button(label="Apply dims", callback=lambda: actions.reproject(app))
-    return k_slider, dims_input
+    with dpg.group(horizontal=True, parent=chips[0]):
+        lo, hi = layout.HEADER_RANGE
+        dpg.add_slider_int(
+            label="header height",
+            min_value=lo,
+            max_value=hi,
+            width=160,
+            default_value=app.opts.header_h,
+            callback=relayout,
+            user_data="header_h",
+        )
+    with dpg.group(horizontal=True, parent=chips[1]):
+        lo, hi = layout.THUMB_RANGE
+        dpg.add_slider_int(
+            label="thumb height",
+            min_value=lo,
+            max_value=hi,
+            width=160,
+            default_value=app.opts.thumb_h,
+            callback=relayout,
+            user_data="thumb_h",
+        )
+    with dpg.group(horizontal=True, parent=chips[2]):
+        lo, hi = layout.RESULTS_RANGE
+        k_slider = dpg.add_slider_int(
+            label="num results",
+            min_value=lo,
+            max_value=hi,
+            width=160,
+            default_value=app.k,
+            callback=lambda s, v: app.set_k(v),
+        )
+    return k_slider, dims_input, chips
+
+
+def reflow_toolbar(app: ViewerApp) -> None:
+    """Wrap the toolbar's rows to the window's width (each chip's width as last drawn)."""
+    bar = app.ids.toolbar
+    widths = [[dpg.get_item_rect_size(c)[0] for c in section] for section in bar.sections]
+    if not all(w > 0 for section in widths for w in section):
+        return  # not drawn yet
+    available = dpg.get_viewport_client_width() - 2 * PAD
+    packed: list[int] = []
+    for section in widths:
+        first = len(set(packed))
+        for r, row in enumerate(layout.pack_rows(section, available, PAD)):
+            packed += [first + r] * len(row)
+    if tuple(packed) == bar.packed:
+        return
+    bar.packed = tuple(packed)
+    chips = [c for section in bar.sections for c in section]
+    for chip, r in zip(chips, packed, strict=True):
+        dpg.move_item(chip, parent=bar.rows[r])
+    for r, row in enumerate(bar.rows):
+        dpg.configure_item(row, show=r in packed)
 
 
 def _canvas(app: ViewerApp):
@@ -489,7 +542,7 @@ def update_status(app: ViewerApp) -> None:
         ]
     else:
         parts.append("no index")
-    dpg.set_value(app.ids.status, "  |  ".join(parts))
+    dpg.set_value(app.ids.status, wrap_parts(parts, dpg.get_viewport_client_width() - 2 * PAD))
     note = app.message or (pub.message if pub else "")
     if (
         app.grab_mode is False
@@ -501,6 +554,32 @@ def update_status(app: ViewerApp) -> None:
             "the grab region overlaps this window: move it (G) so the viewer does not search itself"
         )
     dpg.set_value(app.ids.message, note)
+    _fit_status(app)
+
+
+def wrap_parts(parts: list[str], available: float) -> str:
+    """The status parts joined by STATUS_SEP, on as many lines as the width needs, broken
+    between parts rather than inside one."""
+    sizes = [dpg.get_text_size(p) for p in parts]
+    sep = dpg.get_text_size(STATUS_SEP)
+    if sep is None or any(z is None for z in sizes):
+        return STATUS_SEP.join(parts)  # no font yet
+    widths = [z[0] for z in sizes if z is not None]
+    rows = layout.pack_rows(widths, available, sep[0])
+    return "\n".join(STATUS_SEP.join(parts[i] for i in row) for row in rows)
+
+
+def _fit_status(app: ViewerApp) -> None:
+    """Keep room under the canvas for the status bar and the message as drawn (either may
+    wrap onto more lines in a narrow window)."""
+    lines = dpg.get_item_rect_size(app.ids.status)[1] + dpg.get_item_rect_size(app.ids.message)[1]
+    one = dpg.get_text_size("A")
+    if not lines or one is None:
+        return
+    extra = max(0.0, lines - 2 * one[1])  # STATUS_H holds one line of each
+    height = -(STATUS_H + round(extra))
+    if dpg.get_item_configuration(app.ids.canvas)["height"] != height:
+        dpg.configure_item(app.ids.canvas, height=height)
 
 
 def show_progress(app: ViewerApp, task: Task | None) -> None:
