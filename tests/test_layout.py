@@ -112,3 +112,14 @@ def test_rows_wrap_in_order_and_an_oversized_item_gets_a_row_of_its_own():
     assert layout.pack_rows([], 300, 10) == []
     for rows in (layout.pack_rows([90] * 11, w, 8) for w in (90, 200, 700, 2000)):
         assert [i for row in rows for i in row] == list(range(11))
+
+
+def test_a_region_that_does_not_fit_the_screen_is_moved_or_cut_and_said_so():
+    g = GrabRegion(1440, 900)
+    assert g.set_box((100, 100, 400, 300)) == ""
+    note = g.set_box((5000, 5000, 100, 100))
+    assert g.box == (1340, 800, 100, 100)  # its size kept
+    assert "5000,5000,100,100 does not fit the 1440x900 screen" in note
+    assert "grabbing 1340,800,100,100 instead" in note
+    assert "grabbing 840,0,600,300" in g.set_box((1200, 0, 600, 300))  # partly off
+    assert "grabbing 0,0,1440,900" in g.set_box((-10, 0, 3000, 2000))  # larger than the screen

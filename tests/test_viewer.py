@@ -233,6 +233,18 @@ def test_screen_source_finds_the_picture_on_screen_at_rank_1(app, gallery):
         proc.wait()
 
 
+def test_a_screen_region_off_the_screen_is_moved_on_and_said_so(app):
+    app._start_source("screen:5000,5000,120,90")
+    assert app.region.box == (1440 - 120, 900 - 90, 120, 90)
+    assert "does not fit the 1440x900 screen" in app.message
+    fresh(app, "screen")  # and it is searched
+    app._start_source("screen:10,20,120,90")
+    assert app.region.box == (10, 20, 120, 90) and app.message == ""
+    app._start_source("screen:mouse")
+    assert app.message == ""
+    app.perform("random")
+
+
 def test_video_source_updates_the_results(app, gallery, tmp_path):
     video = write_video(tmp_path / "clip.avi", [3, 7, 11], frames_each=12, fps=25.0)
     app._start_source(f"video:{video}")
@@ -468,10 +480,11 @@ def xdotool(app, *args: str) -> None:
 
 
 def test_grab_window_mode_drags_the_region_with_the_mouse(app):
+    pump(app, lambda: app.published is not None)  # the status bar has its lines
     app.region.set_box((200, 200, 400, 300))
     items = len(dpg.get_all_items())
     app.perform("grab_mode")
-    for _ in range(5):
+    for _ in range(12):
         app.frame()
     p = ui_preview(app)
     x0, y0, x1, y1 = app.region.preview_rect(p)

@@ -115,6 +115,10 @@ class ViewerApp:
     def _start_source(self, spec: str) -> None:
         """Switch the live source; ``spec`` as for --source. Bad specs become a message."""
         try:
+            kind, _, arg = spec.partition(":")
+            # a region given as x,y,w,h that does not fit the screen is moved or cut to fit
+            given = kind == "screen" and arg not in ("", "mouse")
+            note = self.region.set_box(parse_region(arg)) if given else ""
             source = self._make_source(spec)
         except (ValueError, RtsearchError) as exc:
             self.message = str(exc)
@@ -122,7 +126,7 @@ class ViewerApp:
         if source is None:
             return
         self.paused = False
-        self.message = ""
+        self.message = note
         self.worker.send("source", source)
         if isinstance(source, RandomSource):
             self.message = "" if self.session else NO_INDEX
@@ -148,8 +152,6 @@ class ViewerApp:
         if kind == "screen" and arg == "mouse":
             return ScreenSource(self.region.box, follow_mouse=True, avoid=self._own_window)
         if kind == "screen":
-            if arg:
-                self.region.set_box(parse_region(arg))
             return ScreenSource(self.region.box)
         if kind == "none":
             return None
@@ -319,8 +321,9 @@ class ViewerApp:
         if self.grab_mode:
             ui.draw_grab(self)
         self._poll_tasks()
-        if self.frames % 10 == 0:
-            ui.reflow_toolbar(self)  # also once the chips have been drawn and have a size
+        if self.frames % 10 == 0 or not self.ids.toolbar.packed:
+            # every frame until the first drawn frame has given the bars' sizes
+            ui.reflow_toolbar(self)
             ui.update_status(self)
             self.viewport_box = self.region.to_physical(ui.viewport_box())
         dpg.render_dearpygui_frame()

@@ -31,7 +31,7 @@ class GrabRegion:
     def __init__(self, screen_w: int, screen_h: int, box: Box | None = None) -> None:
         self.screen_w, self.screen_h = screen_w, screen_h
         default = (screen_w // 4, screen_h // 4, screen_w // 2, screen_h // 2)
-        self.box: Box = self._clamped(box or default)
+        self.box: Box = self._moved_on(box or default)
         self._drag: str | None = None
         self._anchor = (0.0, 0.0, self.box)
         self.scale = 1.0  # physical pixels per logical pixel
@@ -97,12 +97,20 @@ class GrabRegion:
         return self._drag is not None
 
     def _clamped(self, box: Box) -> Box:
+        """Cut at the screen's right and bottom edges (a corner dragged past them)."""
         x, y, w, h = box
         x = min(max(0, x), self.screen_w - MIN_SIZE)
         y = min(max(0, y), self.screen_h - MIN_SIZE)
         w = min(max(MIN_SIZE, w), self.screen_w - x)
         h = min(max(MIN_SIZE, h), self.screen_h - y)
         return x, y, w, h
+
+    def _moved_on(self, box: Box) -> Box:
+        """Kept its size (up to the screen's) and moved the least way onto the screen."""
+        x, y, w, h = box
+        w = min(max(MIN_SIZE, w), self.screen_w)
+        h = min(max(MIN_SIZE, h), self.screen_h)
+        return min(max(0, x), self.screen_w - w), min(max(0, y), self.screen_h - h), w, h
 
     def center_on(self, sx: float, sy: float) -> None:
         """Move the region (same size) so its centre is at the screen point, clamped."""
@@ -111,8 +119,16 @@ class GrabRegion:
         y = min(max(0, round(sy - h / 2)), self.screen_h - h)
         self.box = (x, y, w, h)
 
-    def set_box(self, box: Box) -> None:
-        self.box = self._clamped(box)
+    def set_box(self, box: Box) -> str:
+        """Take ``box`` as the region, moved onto the screen (and no larger than it); "" when
+        it fitted, else a line saying what became of it."""
+        self.box = self._moved_on(box)
+        if self.box == tuple(box):
+            return ""
+        return (
+            f"the screen region {_spec(box)} does not fit the {self.screen_w}x{self.screen_h}"
+            f" screen: grabbing {_spec(self.box)} instead (G to choose another)"
+        )
 
     # -------------------------------------------------------------- own window
     def to_physical(self, window: Box) -> Box:
@@ -123,6 +139,11 @@ class GrabRegion:
     def overlaps(self, window: Box) -> bool:
         """Does the region overlap ``window`` (logical pixels, e.g. the viewport)?"""
         return boxes_overlap(self.box, self.to_physical(window))
+
+
+def _spec(box: Box) -> str:
+    """A box as ``--source screen:`` takes it (x,y,w,h)."""
+    return ",".join(str(v) for v in box)
 
 
 def detect_scale(physical_w: int, logical_w: int | None) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -559,8 +560,9 @@ def update_status(app: ViewerApp) -> None:
 
 def wrap_parts(parts: list[str], available: float) -> str:
     """The status parts joined by STATUS_SEP, on as many lines as the width needs, broken
-    between parts rather than inside one."""
-    sizes = [dpg.get_text_size(p) for p in parts]
+    between parts rather than inside one. Each part is measured with its numbers as wide as
+    "0000.0", so that the lines (and the canvas above them) stay put as figures change."""
+    sizes = [dpg.get_text_size(re.sub(r"[0-9.]+", "0000.0", p)) for p in parts]
     sep = dpg.get_text_size(STATUS_SEP)
     if sep is None or any(z is None for z in sizes):
         return STATUS_SEP.join(parts)  # no font yet
@@ -570,14 +572,14 @@ def wrap_parts(parts: list[str], available: float) -> str:
 
 
 def _fit_status(app: ViewerApp) -> None:
-    """Keep room under the canvas for the status bar and the message as drawn (either may
-    wrap onto more lines in a narrow window)."""
-    lines = dpg.get_item_rect_size(app.ids.status)[1] + dpg.get_item_rect_size(app.ids.message)[1]
+    """Keep room under the canvas for the status bar and the message as they wrap in a
+    narrow window: the status from its own lines, the message as last drawn."""
     one = dpg.get_text_size("A")
-    if not lines or one is None:
+    drawn = dpg.get_item_rect_size(app.ids.message)[1]
+    if one is None or not one[1] or not drawn:
         return
-    extra = max(0.0, lines - 2 * one[1])  # STATUS_H holds one line of each
-    height = -(STATUS_H + round(extra))
+    lines = dpg.get_value(app.ids.status).count("\n") + round(drawn / one[1])
+    height = -(STATUS_H + round((lines - 1) * one[1]))  # STATUS_H holds one line of each
     if dpg.get_item_configuration(app.ids.canvas)["height"] != height:
         dpg.configure_item(app.ids.canvas, height=height)
 
