@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rtsearch.errors import RtsearchError
+from rtsearch.models import DEFAULT_MODEL
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="model for the analyze and live stages (default: the default model); "
+        help=f"model for the analyze and live stages (default: {DEFAULT_MODEL}); "
         "stage 1 measures every model file present",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rtsearch import __version__
-from rtsearch.errors import RtsearchError, printable
+from rtsearch.errors import RtsearchError, count, printable
 
 T = TypeVar("T")
 
@@ -28,6 +28,17 @@ EXTERNAL_COMMANDS = {
     "eval": ("rtsearch.evaluate", "measure retrieval quality on a labelled folder"),
     "update": ("rtsearch.update", "bring an index up to date with its folder"),
 }
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" only where it says something: not for a None or False default
+    (an optional path, a flag), nor where the help already names its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False) or "default" in text.lower():
+            return action.help
+        return super()._get_help_string(action)
 
 
 def positive_int(text: str) -> int:
@@ -52,7 +63,7 @@ def seed(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
     parser = argparse.ArgumentParser(
         prog="rtsearch", description="Realtime reverse image search.", formatter_class=fmt
     )
@@ -246,7 +257,7 @@ def analysis_summary(output: Path, report, how: str) -> str:
     index = report.index
     assert index is not None
     return (
-        f"{output}: {index.count} images ({report.analysed} analysed, {report.reused} "
+        f"{output}: {count(index.count, 'image')} ({report.analysed} analysed, {report.reused} "
         f"reused, {len(report.skipped)} skipped) in {report.seconds:.1f} s, {how}, "
         f"{index.dims} dims"
     )
@@ -261,8 +272,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     )
     if args.image.is_dir():  # after the index: its problems are reported first
         raise RtsearchError(f"{args.image}: is a folder, not an image file")
-    if not args.image.is_file():
+    if not args.image.exists():
         raise RtsearchError(f"{args.image}: image file not found")
+    if not args.image.is_file():  # a device, a pipe
+        raise RtsearchError(f"{args.image}: not a regular file")
     results = session.query_file(args.image, args.k, verify=args.verify)
     if args.json:
         print(

@@ -15,7 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from rtsearch import gallery, store
-from rtsearch.errors import RtsearchError, require_folder
+from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.models import DEFAULT_MODEL
 
 VIEWER_THREADS = 1  # the GUI shares the cores: one inference thread keeps frames smooth
@@ -96,7 +96,7 @@ def build_index(root: Path, index_path: Path, model: str, *, rebuild: bool, thre
     )
     assert report.index is not None
     print(
-        f"demo index: {index_path} ({report.index.count} images, {extractor.info.name}, "
+        f"demo index: {index_path} ({count(report.index.count, 'image')}, {extractor.info.name}, "
         f"{report.index.dims} dims, built in {time.monotonic() - start:.1f} s)"
     )
 

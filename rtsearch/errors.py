@@ -1,4 +1,5 @@
-"""The one exception type that reaches the user as a single line on stderr."""
+"""The one exception type that reaches the user as a single line on stderr, and the
+helpers its lines (and other messages) are written with."""
 
 from pathlib import Path
 
@@ -25,3 +26,8 @@ def printable(text: str) -> str:
     """``text`` with control characters escaped (``\\n``, ``\\x1b``): a file name holding
     one must not split a message over two lines or send escape codes to the terminal."""
     return text.translate(_ESCAPES)
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1: "1 image", "0 images", "2 images"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from rtsearch import bigstore, store
 from rtsearch import projection as proj
 from rtsearch.decode import RGBImage, load_rgb
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.models import find_model_for, resolve_model
 from rtsearch.search import Searcher
@@ -172,7 +172,7 @@ def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
     rows = sorted({round(i * (n - 1) / max(1, SAMPLE - 1)) for i in range(min(n, SAMPLE))})
     if rows and not any((base_dir / index.paths[r]).is_file() for r in rows):
         raise RtsearchError(
-            f"{base_dir}: holds none of the {len(rows)} images of {index_path} looked for "
+            f"{base_dir}: holds none of the {count(len(rows), 'image')} of {index_path} looked for "
             f"(e.g. {index.paths[rows[0]]}); choose the folder they are in now"
         )
 
@@ -180,10 +180,9 @@ def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
 def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> Path:
     """The folder the stored relative paths are under: given, else as analysed."""
     if base_dir is not None:
-        if not Path(base_dir).is_dir():
-            raise RtsearchError(f"{base_dir}: base directory not found")
-        check_base_dir(index, index_path, Path(base_dir))
-        return Path(base_dir)
+        base_dir = require_folder(base_dir)
+        check_base_dir(index, index_path, base_dir)
+        return base_dir
     if index.base_dir and Path(index.base_dir).is_dir():
         return Path(index.base_dir)
     raise RtsearchError(

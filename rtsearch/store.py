@@ -18,6 +18,7 @@ import contextlib
 import errno
 import faulthandler
 import os
+import re
 import signal
 import socket
 import tempfile
@@ -355,11 +356,24 @@ def _load_here(path: Path, features: bool, allow_checkpoint: bool) -> Index:
     except RtsearchError:
         raise
     except OSError as exc:
-        raise RtsearchError(f"{path}: not a readable index file ({_first_line(exc)})") from None
+        raise RtsearchError(f"{path}: not a readable index file ({_hdf5_reason(exc)})") from None
     except MemoryError:
         raise RtsearchError(f"{path}: malformed index (sizes beyond available memory)") from None
     except Exception as exc:  # untrusted file: h5py and numpy raise many types
         raise RtsearchError(f"{path}: malformed index ({_first_line(exc)})") from None
+
+
+def _hdf5_reason(exc: OSError) -> str:
+    """HDF5's reason for not opening a file, in words: "not an HDF5 file", "truncated: 5000
+    of 529408 bytes"; others as HDF5 gives them, without its "Unable to ... open file"."""
+    text = _first_line(exc)
+    if "file signature not found" in text:
+        return "not an HDF5 file"
+    sizes = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+    if sizes:
+        return f"truncated: {sizes[1]} of {sizes[2]} bytes"
+    inner = re.fullmatch(r"Unable to (?:synchronously )?open file \((.*)\)", text)
+    return inner[1] if inner else text
 
 
 def _first_line(exc: BaseException) -> str:

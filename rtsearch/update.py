@@ -28,7 +28,7 @@ import numpy as np
 from rtsearch import analyze as single
 from rtsearch import store
 from rtsearch.analyze import Report
-from rtsearch.errors import RtsearchError, require_folder
+from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.scan import scan
 from rtsearch.store import Index
@@ -55,9 +55,9 @@ class UpdateReport:
     def summary(self, where: Path) -> str:
         moved = f"; its folder is now {self.index.base_dir}" if self.moved_from else ""
         return (
-            f"{where}: {self.index.count} images ({len(self.added)} added, {len(self.changed)} "
-            f"changed, {len(self.removed)} removed, {len(self.skipped)} skipped) "
-            f"in {self.seconds:.1f} s{moved}"
+            f"{where}: {count(self.index.count, 'image')} ({len(self.added)} added, "
+            f"{len(self.changed)} changed, {len(self.removed)} removed, "
+            f"{len(self.skipped)} skipped) in {self.seconds:.1f} s{moved}"
         )
 
 
@@ -96,7 +96,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> Up
     present = set(found.paths)
     if rows and present and present.isdisjoint(rows) and not replace:
         raise RtsearchError(
-            f"{base_dir}: holds none of the {len(rows)} images in {index_path} (another "
+            f"{base_dir}: holds none of the {count(len(rows), 'image')} in {index_path} (another "
             "folder?); pass --replace to index it in their place"
         )
     report = UpdateReport(old, skipped=list(found.skipped))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,26 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 def gallery(tmp_path) -> Path:
     make_gallery(tmp_path / "gallery", 40)
     return tmp_path / "gallery"
+
+
+def test_summaries_count_one_image_in_the_singular(capsys, tmp_path, tiny_model):
+    from rtsearch.errors import count
+
+    make_gallery(tmp_path / "one", 1)
+    out = tmp_path / "one.dat"
+    code, stdout, _ = cli(capsys, "analyze", tmp_path / "one", "-o", out, "--model", tiny_model)
+    assert code == 0 and f"{out}: 1 image (1 analysed, 0 reused, 0 skipped)" in stdout
+    assert (count(0, "image"), count(2, "label")) == ("0 images", "2 labels")
+
+
+def test_help_shows_each_default_once(capsys):
+    for command in ("analyze", "query", "view", "bench", "update", "eval"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in text and "(default: False)" not in text, command
+        for option in re.split(r" (?=-{1,2}[a-z])", text):  # one option and its help
+            assert option.lower().count("default") <= 1 or "by default" in option, option
 
 
 def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
@@ -74,6 +95,12 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
         code != 0
         and stderr.strip() == f"rtsearch: error: {tmp_path / 'nope.jpg'}: image file not found"
     )
+    code, _, stderr = cli(capsys, "query", "/dev/null", "--index", out, "--model", tiny_model)
+    assert code != 0 and stderr.strip() == "rtsearch: error: /dev/null: not a regular file"
+    code, _, stderr = cli(
+        capsys, "query", query, "--index", out, "--model", tiny_model, "--base-dir", query
+    )
+    assert code != 0 and stderr.strip() == f"rtsearch: error: {query}: not a folder"
 
 
 def test_paths_are_relative_posix_and_base_dir_can_move(capsys, tmp_path, gallery, tiny_model):

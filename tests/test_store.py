@@ -100,10 +100,13 @@ def _sparse_huge(f: h5py.File) -> None:
 
 # name -> (how to damage a valid index, a word the one-line refusal must contain)
 DAMAGE: dict[str, tuple[Callable[[Path], object], str]] = {
-    "truncated": (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "index"),
+    "truncated": (
+        lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+        "index file (truncated: ",
+    ),
     "random bytes": (
         lambda p: p.write_bytes(np.random.default_rng(1).bytes(4096)),
-        "not a readable index",
+        "not a readable index file (not an HDF5 file)",
     ),
     "another HDF5 schema": (
         lambda p: h5py.File(p, "w").create_dataset("images", data=np.zeros(3)).file.close(),

@@ -9,20 +9,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from rtsearch.cli import HelpFormatter
 from rtsearch.errors import RtsearchError
 from rtsearch.models import INT8_MIN_COSINE, PROJECT_MODELS_DIR
 
 QUALITY_GATE = INT8_MIN_COSINE  # held-out mean int8 cosine vs fp32 below which export fails
 MODEL_STEMS = {"efficientnet-lite0": "efficientnet-lite0", "vgg16": "vgg16-fc7"}
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows real defaults only: "(default: None)" on a flag or optional path is noise."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def default_out(model: str, int8: bool) -> Path:
@@ -52,7 +44,7 @@ def _common(p: argparse.ArgumentParser, model: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    fmt = _Formatter
+    fmt = HelpFormatter
     sub = parser.add_subparsers(dest="model", metavar="MODEL", required=True)
     p = sub.add_parser(
         "efficientnet-lite0",
@@ -112,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="export_onnx.py",
         description="Export a backbone to an rtsearch ONNX model (no torch needed).",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     add_arguments(parser)
     args = parser.parse_args(argv)

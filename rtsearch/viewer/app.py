@@ -20,7 +20,7 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, count
 from rtsearch.session import SearchSession
 from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
 from rtsearch.store import atomic_path
@@ -288,7 +288,8 @@ class ViewerApp:
         self.worker.send("session", session)  # a random source is renewed by the worker
         if first and self.published is None:  # nothing was showing: start with a random image
             self._start_source("random")
-        self.message = f"index: {session.source or 'analysed'} ({len(session.index.paths)} images)"
+        images = count(len(session.index.paths), "image")
+        self.message = f"index: {session.source or 'analysed'} ({images})"
 
     def _poll_tasks(self) -> None:
         for task in self.tasks:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 import numpy as np
 
+from rtsearch.errors import count
 from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
 from rtsearch.viewer.tasks import Task
@@ -536,7 +537,7 @@ def update_status(app: ViewerApp) -> None:
     ]
     if s is not None:
         parts += [
-            f"index {len(s.index.paths)} images, {s.index.dims}-d",
+            f"index {count(len(s.index.paths), 'image')}, {s.index.dims}-d",
             f"model {s.extractor.info.name}"
             + (" int8" if s.extractor.info.variant == "int8" else ""),
             s.extractor.provider,
