@@ -161,11 +161,17 @@ def analyze(
     progress: Callable[[Progress], None] | None = None,
     warn: Warn | None = None,
 ) -> Report:
-    """Analyze ``base_dir`` into ``out`` on a Ray cluster; same result as rtsearch.analyze."""
-    start = time.monotonic()
+    """Analyze ``base_dir`` into ``out`` on a Ray cluster; same result as rtsearch.analyze,
+    and like it one writer at a time per index (store.writer_lock)."""
     base_dir, out = Path(base_dir), Path(out)
     require_folder(base_dir)
     store.check_writable(out)  # fail before the cluster work, not after it
+    with store.writer_lock(out):
+        return _analyze(base_dir, out, model_path, settings, address, progress, warn)
+
+
+def _analyze(base_dir, out, model_path, settings, address, progress, warn) -> Report:
+    start = time.monotonic()
     model = ModelRef.of(read_model_info(model_path))
     if settings.projection != "none":
         proj.check_dims(settings.dims, model.feature_dims)

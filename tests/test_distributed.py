@@ -121,6 +121,21 @@ def test_unreachable_cluster_is_one_line(tmp_path, tiny_model):
     )
 
 
+def test_an_index_being_written_is_refused_before_the_cluster_is_asked(tmp_path, tiny_model):
+    make_gallery(tmp_path / "g", 3)
+    out = tmp_path / "x.dat"
+    with store.writer_lock(out):  # a local analyze or update of the same index, running
+        done = run_cli(
+            "analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet",
+            "--ray", f"127.0.0.1:{free_port()}",
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"rtsearch: error: {out}: another rtsearch analyze or update is writing it; "
+        "wait for it to end\n"
+    )
+
+
 def test_a_killed_worker_is_replaced_and_its_shard_retried(cluster, tmp_path, tiny_model):
     gallery = tmp_path / "gallery"
     make_gallery(gallery, 400)
