@@ -230,7 +230,7 @@ def _reusable(base_dir, out, model, settings, paths, warn) -> tuple[_Done, Index
     old = _old_index(out, model, settings, warn)
     for part in sorted(checkpoint_dir(out).glob("part-*.dat")):
         ck = store.load(part, allow_checkpoint=True)
-        store_check_model(ck, model, part)
+        check_part_model(ck, model, part)
         _take(done, ck, base_dir, wanted, use_features=True)
     if old is not None:
         _take(done, old, base_dir, wanted, use_features=old.features is not None)
@@ -251,11 +251,12 @@ def _take(done: _Done, index: Index, base_dir: Path, wanted, *, use_features: bo
                 done.old_rows[p] = i
 
 
-def store_check_model(index: Index, model: ModelRef, where: Path) -> None:
-    if index.model.identity != model.identity:
+def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
+    """A checkpoint part resumed with another model is refused, with the way out."""
+    if part.model.identity != model.identity:
         raise RtsearchError(
-            f"{where}: checkpoint from model {index.model.name}, not {model.name}; "
-            "delete the checkpoint folder or use the same --model"
+            f"{where}: checkpoint made with model {part.model}, not {model}; use the same "
+            f"--model, or delete {where.parent} to start again"
         )
 
 
@@ -268,7 +269,11 @@ def _old_index(out: Path, model, settings: Settings, warn) -> Index | None:
         raise RtsearchError(
             f"{exc}; it is reused when analysing to it again: delete it, or choose another -o"
         ) from None
-    store_check_model(old, model, out)
+    if old.model.identity != model.identity:  # analysing to it would replace it
+        raise RtsearchError(
+            f"{out}: an index made with model {old.model}, not {model}; use the same --model "
+            "to update it, or choose another -o (or delete it) to start a new one"
+        )
     if old.features is not None and not settings.keep_features and warn:
         warn(
             f"{out}: it kept its full features and will not any more (they allow changing "

@@ -132,11 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="describe an index file", formatter_class=fmt)
     p.add_argument("index", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("models", help="list the available model files", formatter_class=fmt)
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list: one object per file, its metadata or its 'error'",
+    )
     p.set_defaults(func=cmd_models)
 
     for name, (module, help_text) in EXTERNAL_COMMANDS.items():
@@ -352,7 +356,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("no model files in " + ", ".join(map(str, search_dirs())))
     for row in rows:
         if "error" in row:
-            print(f"{row['path']}: {row['error']}")
+            print(row["error"])  # it names the file
         else:
             size = "x".join(map(str, row["input_size"]))
             print(

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError
-from rtsearch.models import ModelInfo
+from rtsearch.models import ModelInfo, check_graph
 
 Features = npt.NDArray[np.float32]  # (N, D)
 MAX_AUTO_STREAMS = 4  # concurrent inference runs chosen by streams=0 (see Extractor)
@@ -154,6 +154,12 @@ class Extractor:
             raise RtsearchError(f"{self.path}: cannot load model ({exc})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_props(meta, where=str(self.path))
+        check_graph(
+            self.info,
+            {i.name: i.shape for i in self.session.get_inputs()},
+            {o.name: o.shape for o in self.session.get_outputs()},
+            str(self.path),
+        )
         used = self.session.get_providers()[0]
         self.provider = used.replace("ExecutionProvider", "")
         on_device = used in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
@@ -181,7 +187,15 @@ class Extractor:
         else:
             (out,) = self.session.run([self.info.feature_output], {self.info.input_name: batch})
         self.last_ms = (time.perf_counter() - start) * 1000.0
-        return np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+        feats = np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
+        if feats.shape[1] != self.info.dims:
+            raise RtsearchError(
+                f"{self.path}: the model gives {feats.shape[1]} values per image, its metadata "
+                f"says dims {self.info.dims}"
+            )
+        if not np.isfinite(feats).all():  # damaged weights; an index must never hold these
+            raise RtsearchError(f"{self.path}: the model gives NaN or infinite features")
+        return feats
 
     def _run_bound(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         import onnxruntime as ort

@@ -8,6 +8,7 @@ and never from constants, so any backbone exported with this metadata works unch
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,16 +97,66 @@ class ModelInfo:
         if missing:
             raise RtsearchError(f"{where}: model metadata lacks {', '.join(missing)}")
         kwargs = {k: v for k, v in raw.items() if k in fields}
-        kwargs["input_size"] = tuple(int(v) for v in kwargs["input_size"])
-        kwargs["mean"] = tuple(float(v) for v in kwargs["mean"])
-        kwargs["std"] = tuple(float(v) for v in kwargs["std"])
-        kwargs["dims"] = int(kwargs["dims"])
-        kwargs["int8_cosine"] = float(kwargs.get("int8_cosine", 0.0))
-        return cls(**kwargs)
+        try:
+            return cls(**_checked(kwargs))
+        except ValueError as exc:
+            raise RtsearchError(f"{where}: bad model metadata: {exc}") from None
+
+
+MAX_INPUT_SIDE = 4096
+_STRINGS = ("name", "feature_layer", "feature_output", "input_name", "weights_sha256")
+_CHOICES = {"variant": ("fp32", "int8"), "channel_order": ("RGB", "BGR"), "resize": ("squash",)}
+
+
+def _checked(kw: dict) -> dict:
+    """The metadata's values in their types, or ValueError naming the first bad one: a
+    hand-edited or foreign file must be refused when it opens, not fail on every image."""
+
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def whole(v: object) -> bool:
+        return number(v) and float(v).is_integer()  # type: ignore[arg-type]
+
+    for key in _STRINGS:
+        if not isinstance(kw[key], str) or not kw[key]:
+            raise ValueError(f"{key} must be a non-empty string, got {kw[key]!r}")
+    for key, allowed in _CHOICES.items():
+        if kw[key] not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {kw[key]!r}")
+    for key in ("exporter_version", "source", "logits_output"):
+        if not isinstance(kw.get(key, ""), str):
+            raise ValueError(f"{key} must be a string, got {kw[key]!r}")
+    size = kw["input_size"]
+    if not (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(whole(v) and 1 <= v <= MAX_INPUT_SIDE for v in size)
+    ):
+        raise ValueError(
+            f"input_size must be [height, width], each 1-{MAX_INPUT_SIDE}, got {size!r}"
+        )
+    kw["input_size"] = (int(size[0]), int(size[1]))
+    for key in ("mean", "std"):
+        v = kw[key]
+        if not (isinstance(v, list) and len(v) == 3 and all(number(x) for x in v)):
+            raise ValueError(f"{key} must be 3 numbers, got {v!r}")
+        kw[key] = tuple(float(x) for x in v)
+    if not all(x > 0 for x in kw["std"]):
+        raise ValueError(f"std must be positive, got {list(kw['std'])}")
+    if not (whole(kw["dims"]) and kw["dims"] >= 1):
+        raise ValueError(f"dims must be a positive whole number, got {kw['dims']!r}")
+    kw["dims"] = int(kw["dims"])
+    cosine = kw.get("int8_cosine", 0.0)
+    if not (number(cosine) and -1.0 <= cosine <= 1.0):
+        raise ValueError(f"int8_cosine must be a number from -1 to 1, got {cosine!r}")
+    kw["int8_cosine"] = float(cosine)
+    return kw
 
 
 def read_model_info(path: Path) -> ModelInfo:
-    """Read a model file's metadata without building an inference session."""
+    """Read a model file's metadata, checked against its graph, without building an
+    inference session."""
     import onnx
 
     try:
@@ -113,7 +164,52 @@ def read_model_info(path: Path) -> ModelInfo:
     except Exception as exc:  # onnx raises DecodeError and friends
         raise RtsearchError(f"{path}: not a readable ONNX model ({exc})") from None
     props = {p.key: p.value for p in model.metadata_props}
-    return ModelInfo.from_props(props, where=str(path))
+    info = ModelInfo.from_props(props, where=str(path))
+    weights = {t.name for t in model.graph.initializer}
+    inputs = {v.name: _shape(v) for v in model.graph.input if v.name not in weights}
+    check_graph(info, inputs, {v.name: _shape(v) for v in model.graph.output}, str(path))
+    return info
+
+
+def _shape(value) -> list[int | str | None]:
+    """An ONNX value's shape: whole numbers where fixed, names (or None) where not."""
+    dims = value.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
+
+
+def check_graph(info: ModelInfo, inputs: dict, outputs: dict, where: str) -> None:
+    """The metadata's input and output are the graph's, with the sizes it states (shapes:
+    name -> list of whole numbers where fixed, anything else where not)."""
+    bad = f"{where}: bad model metadata"
+    if info.input_name not in inputs:
+        raise RtsearchError(
+            f"{bad}: input_name {info.input_name!r} is not the graph's ({', '.join(inputs)})"
+        )
+    if info.feature_output not in outputs:
+        raise RtsearchError(
+            f"{bad}: feature_output {info.feature_output!r} is not among the graph's outputs "
+            f"({', '.join(outputs)})"
+        )
+    shape = list(inputs[info.input_name])
+    fixed = [d if isinstance(d, int) else None for d in shape]
+    if (
+        len(shape) != 4
+        or fixed[1] not in (None, 3)
+        or fixed[2:]
+        not in (
+            [None, None],
+            list(info.input_size),
+        )
+    ):
+        raise RtsearchError(
+            f"{bad}: input_size {list(info.input_size)} does not fit the graph's input "
+            f"{shape} (N, 3, height, width)"
+        )
+    out = list(outputs[info.feature_output])
+    if out and isinstance(out[-1], int) and out[-1] != info.dims:
+        raise RtsearchError(
+            f"{bad}: dims {info.dims}, but {info.feature_output} has {out[-1]} values"
+        )
 
 
 def search_dirs() -> list[Path]:

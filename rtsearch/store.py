@@ -55,6 +55,10 @@ class ModelRef:
     def of(cls, info: ModelInfo) -> ModelRef:
         return cls(info.name, info.identity, info.feature_layer, info.dims)
 
+    def __str__(self) -> str:
+        """e.g. "vgg16 (fc7, weights 275a54c504cd)": two files of one backbone differ here."""
+        return f"{self.name} ({self.feature_layer}, weights {_short(self.identity)})"
+
 
 @dataclass
 class Index:
@@ -92,9 +96,8 @@ def check_compatible(index: Index, info: ModelInfo, where: str) -> None:
     """Refuse querying or extending an index with features from another model."""
     if index.model.identity != info.identity:
         raise RtsearchError(
-            f"{where}: made with model {index.model.name} ({index.model.feature_layer}, "
-            f"weights {_short(index.model.identity)}), not {info.name} ({info.feature_layer}, "
-            f"weights {info.weights_sha256[:12]}); use the same --model or re-analyze"
+            f"{where}: made with model {index.model}, not {ModelRef.of(info)}; use the same "
+            "--model or re-analyze"
         )
 
 
@@ -231,12 +234,42 @@ def check_writable(dest: Path) -> None:
 
 
 def save(index: Index, dest: Path) -> None:
-    """Write ``index`` atomically; an existing ``dest`` survives any failure intact."""
+    """Write ``index`` atomically; an existing ``dest`` survives any failure intact, and
+    an index that loading would refuse is not written at all."""
+    problem = _unloadable(index)
+    if problem:
+        raise RtsearchError(f"{dest}: not written: {problem}")
     try:
         with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
             _write(f, index)
     except OSError as exc:
         raise RtsearchError(f"{dest}: cannot write index ({_os_reason(exc)})") from None
+
+
+def _unloadable(index: Index) -> str:
+    """What ``load`` would refuse in ``index`` (shapes that disagree, NaN or infinite
+    values), or ""; checked before writing, so a bad model cannot replace a good index."""
+    n, dims = len(index.paths), index.model.feature_dims
+    arrays: list[tuple[str, object, tuple[int, ...]]] = [
+        ("sizes", index.sizes, (n,)),
+        ("mtimes", index.mtimes, (n,)),
+    ]
+    if index.features is not None:
+        arrays.append(("features", index.features, (n, dims)))
+    if index.projection is not None and index.projected is not None:
+        d = index.projection.out_dims
+        arrays += [
+            ("projected", index.projected, (n, d)),
+            ("projection/matrix", index.projection.matrix, (dims, d)),
+            ("projection/mean", index.projection.mean, (dims,)),
+        ]
+    for name, data, shape in arrays:
+        a = np.asarray(data)
+        if a.shape != shape:
+            return f"{name} has shape {a.shape}, expected {shape}"
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            return f"{name} holds NaN or infinite values"
+    return ""
 
 
 def _os_reason(exc: OSError) -> str:

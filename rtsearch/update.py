@@ -134,7 +134,7 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
     folder = single.checkpoint_dir(index_path)
     for part in sorted(folder.glob("part-*.dat")):
         ck = store.load(part, allow_checkpoint=True)
-        single.store_check_model(ck, old.model, part)
+        single.check_part_model(ck, old.model, part)
         single._take(fresh, ck, base_dir, set(todo), use_features=True)
     todo = [p for p in todo if p not in fresh]
     writer = single._CheckpointWriter(folder, old.model, base_dir, None)

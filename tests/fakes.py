@@ -30,11 +30,23 @@ def tiny_model_info(dims: int = 128, name: str = "tiny", sha: str = "0" * 64) ->
     )
 
 
-def write_tiny_model(path: Path, dims: int = 128, seed: int = 0, name: str = "tiny") -> Path:
+def write_tiny_model(
+    path: Path,
+    dims: int = 128,
+    seed: int = 0,
+    name: str = "tiny",
+    *,
+    props: dict[str, str] | None = None,
+    nan_weight: bool = False,
+) -> Path:
     """A 2-conv + fc ReLU network on 32x32 input with random weights: fast, deterministic,
-    and discriminative enough to tell generated images apart."""
+    and discriminative enough to tell generated images apart. ``props``: metadata values to
+    write instead (raw JSON strings, keys without the "rtsearch." prefix); ``nan_weight``:
+    one NaN in the first convolution, as in a damaged weights file."""
     rng = np.random.default_rng(seed)
     w1 = rng.standard_normal((16, 3, 3, 3)).astype(np.float32) * 0.3
+    if nan_weight:
+        w1[0, 0, 1, 1] = np.nan
     w2 = rng.standard_normal((32, 16, 3, 3)).astype(np.float32) * 0.1
     wf = rng.standard_normal((32 * 8 * 8, dims)).astype(np.float32) * 0.03
     inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (w2, "w2"), (wf, "wf"))]
@@ -57,7 +69,9 @@ def write_tiny_model(path: Path, dims: int = 128, seed: int = 0, name: str = "ti
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     sha = f"{seed:064d}"
-    helper.set_model_props(model, tiny_model_info(dims, name, sha).to_props())
+    meta = tiny_model_info(dims, name, sha).to_props()
+    meta.update({"rtsearch." + k: v for k, v in (props or {}).items()})
+    helper.set_model_props(model, meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path

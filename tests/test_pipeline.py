@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -140,7 +141,80 @@ def test_other_model_is_refused(capsys, tmp_path, gallery, tiny_model):
     assert code == 1 and stdout == ""
     assert err.count("\n") == 1 and str(out) in err and "model" in err
     code, _, err = cli(capsys, "analyze", gallery, "-o", out, "--model", other, "--quiet")
-    assert code == 1 and str(out) in err  # nor extended with another model's features
+    assert (
+        code == 1
+        and err.startswith(  # nor extended with another model's features
+            f"rtsearch: error: {out}: an index made with model tiny (fc, weights "
+        )
+        and "), not tiny (fc, weights " in err
+        and "use the same --model to update it" in err
+    )
+
+
+@pytest.mark.parametrize(
+    ("props", "problem"),
+    [
+        ({"dims": "5"}, "dims 5, but features has 128 values"),
+        ({"dims": '"x"'}, "dims must be a positive whole number, got 'x'"),
+        ({"input_name": '"nope"'}, "input_name 'nope' is not the graph's (input)"),
+        ({"feature_output": '"nope"'}, "feature_output 'nope' is not among the graph's"),
+        ({"input_size": "[100, 100]"}, "input_size [100, 100] does not fit the graph's input"),
+        ({"input_size": "[0, 0]"}, "input_size must be [height, width], each 1-4096, got [0, 0]"),
+        ({"input_size": '"224"'}, "input_size must be [height, width]"),
+        ({"mean": "[1, 2]"}, "mean must be 3 numbers, got [1, 2]"),
+        ({"std": "[0, 0, 0]"}, "std must be positive"),
+        ({"name": "null"}, "name must be a non-empty string, got None"),
+        ({"resize": '"crop"'}, "resize must be one of squash, got 'crop'"),
+        ({"int8_cosine": '"high"'}, "int8_cosine must be a number from -1 to 1"),
+        ({"weights_sha256": "12345"}, "weights_sha256 must be a non-empty string"),
+    ],
+)  # fmt: skip
+def test_bad_model_metadata_is_refused_when_the_model_opens(
+    capsys, tmp_path, monkeypatch, props, problem
+):
+    make_gallery(tmp_path / "g", 3)
+    bad = write_tiny_model(tmp_path / "models" / "bad.onnx", props=props)
+    code, _, err = cli(capsys, "analyze", tmp_path / "g", "-o", tmp_path / "x.dat", "--model", bad)
+    assert err.startswith(f"rtsearch: error: {bad}: bad model metadata: {problem}")
+    assert code == 1 and err.count("\n") == 1 and not (tmp_path / "x.dat").exists()
+    write_tiny_model(tmp_path / "models" / "good.onnx")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "models"))
+    code, out, _ = cli(capsys, "models")  # one bad file does not hide the others
+    assert code == 0 and f"{bad}: bad model metadata: {problem}" in out and "good.onnx\n" in out
+
+
+def test_a_model_giving_nan_features_does_not_touch_the_index(
+    capsys, tmp_path, gallery, tiny_model
+):
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    before = out.read_bytes()
+    nan = write_tiny_model(tmp_path / "nan.onnx", nan_weight=True)  # the same identity
+    make_image(999).save(gallery / "new.png")  # something to analyse
+    for args in (("analyze", gallery, "-o", out), ("update", out, gallery)):
+        code, _, err = cli(capsys, *args, "--model", nan, "--quiet")
+        assert code == 1
+        assert err == f"rtsearch: error: {nan}: the model gives NaN or infinite features\n"
+        assert out.read_bytes() == before
+        assert not list(tmp_path.glob("index.dat.ckpt/*"))
+    code, out_text, err = cli(capsys, "query", gallery / "new.png", "--index", out, "--model", nan)
+    assert code == 1 and "NaN" in err and out_text == ""
+
+
+def test_an_index_is_never_written_in_a_shape_loading_would_refuse(tmp_path, gallery, tiny_model):
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    out = tmp_path / "index.dat"
+    index = analyze(gallery, out, Extractor(tiny_model, threads=1), Settings(dims=8)).index
+    before = out.read_bytes()
+    bad_rows = dataclasses.replace(index, projected=index.projected[:-1])
+    nan_rows = dataclasses.replace(index, projected=np.full_like(index.projected, np.nan))
+    for bad, problem in ((bad_rows, "projected has shape (39, 8), expected (40, 8)"),
+                         (nan_rows, "projected holds NaN or infinite values")):  # fmt: skip
+        with pytest.raises(RtsearchError, match=re.escape(f"{out}: not written: {problem}")):
+            store.save(bad, out)
+        assert out.read_bytes() == before
 
 
 def test_reanalysis_adds_only_new_images(capsys, tmp_path, gallery, tiny_model):
