@@ -410,13 +410,19 @@ def print_line(message: str, bar: ProgressBar | None = None) -> None:
     print(printable(message), file=sys.stderr, flush=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a service manager): stopped as cleanly as Ctrl-C."""
+
+
 def _interrupted(signum, frame) -> None:
-    """The first Ctrl-C stops cleanly: KeyboardInterrupt, running batches finish, checkpoints
-    stay. A second one during that leaves at once: raising again would abandon threads still
-    inside onnxruntime, and an interpreter that exits under them aborts ("terminate called
-    without an active exception"). Writes are atomic, so nothing written is damaged."""
+    """The first Ctrl-C (or SIGTERM) stops cleanly: running batches finish, checkpoints stay,
+    temporary files are removed. A second one during that leaves at once: raising again
+    would abandon threads still inside onnxruntime, and an interpreter that exits under them
+    aborts ("terminate called without an active exception"). Writes are atomic, so nothing
+    written is damaged."""
     signal.signal(signal.SIGINT, _interrupted_again)
-    raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, _interrupted_again)
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def _interrupted_again(signum, frame) -> None:
@@ -425,16 +431,22 @@ def _interrupted_again(signum, frame) -> None:
     os._exit(130)
 
 
-def _catch_interrupts() -> Callable[[], None]:
-    """Install the handler for this command; returns what puts the previous one back."""
-    previous = signal.getsignal(signal.SIGINT)
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or previous is not signal.default_int_handler
+def catch_interrupts() -> Callable[[], None]:
+    """Install the handlers for this command; returns what puts the previous ones back."""
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or previous != (
+        signal.default_int_handler,
+        signal.SIG_DFL,
     ):
         return lambda: None
     signal.signal(signal.SIGINT, _interrupted)
-    return lambda: signal.signal(signal.SIGINT, previous)
+    signal.signal(signal.SIGTERM, _interrupted)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+    return restore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -449,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.append("view")  # no command: open the viewer
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    restore = _catch_interrupts()
+    restore = catch_interrupts()
     try:
         return func(args)
     except RtsearchError as exc:
@@ -457,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"rtsearch: error: {printable(str(exc))}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("rtsearch: terminated", file=sys.stderr)
+        return 143  # as a shell reports a process ended by SIGTERM
     except KeyboardInterrupt:
         print("rtsearch: interrupted", file=sys.stderr)
         return 130

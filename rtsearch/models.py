@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -254,6 +255,11 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
     """Turn a `--model` argument into a file; export the default model on first use."""
     name = name_or_path or DEFAULT_MODEL
     as_path = Path(name).expanduser()
+    if as_path.suffix.lower() in (".pth", ".pt", ".h5") and as_path.is_file():
+        raise RtsearchError(
+            f"{as_path}: a weights file, not a model; export it first: "
+            f"python tools/export_onnx.py vgg16 --weights {as_path}"
+        )
     if as_path.suffix == ".onnx" or os.sep in name or "/" in name:
         if not as_path.is_file():
             raise RtsearchError(f"{as_path}: model file not found")
@@ -295,17 +301,25 @@ def find_model_for(
         if prefer_int8
         else stems + [f"{s}-int8" for s in stems]
     )
+    damaged: list[str] = []
     for stem in variants:
         try:
             path = resolve_model(stem, export_missing=stem.startswith(DEFAULT_MODEL))
         except RtsearchError:
             continue
-        info = read_model_info(path)
+        try:
+            info = read_model_info(path)
+        except RtsearchError as exc:  # a damaged twin must not hide a good file
+            damaged.append(str(exc))
+            continue
         if info.identity != identity:
             continue
         if prefer_int8 and info.variant == "int8" and not info.faithful_int8:
             continue  # drifts from fp32 on this CPU: the fp32 file further down wins
+        for problem in damaged:
+            print(f"rtsearch: warning: {problem}; using {path}", file=sys.stderr, flush=True)
         return path
     raise RtsearchError(
         f"no model file for {name} ({feature_layer}) with the index's weights; pass --model"
+        + "".join(f" ({problem})" for problem in damaged)
     )

@@ -75,7 +75,11 @@ def check_dims(dims: int, feature_dims: int) -> int:
     if not MIN_DIMS <= dims <= MAX_DIMS:
         raise RtsearchError(f"--dims {dims}: must be between {MIN_DIMS} and {MAX_DIMS}")
     if dims > feature_dims:
-        raise RtsearchError(f"--dims {dims}: larger than the model's {feature_dims} features")
+        default = " (the default)" if dims == DEFAULT_DIMS else ""
+        raise RtsearchError(
+            f"--dims {dims}{default}: larger than the model's {feature_dims} features; "
+            f"pass --dims {feature_dims} or fewer"
+        )
     return dims
 
 

@@ -169,7 +169,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, layout):
     [
         (b"just some text\n", "not a PyTorch (.pth) or Keras (.h5) weights file"),
         (b"\x80\x02garbage", "not a PyTorch weights file"),
-        (b"PK\x03\x04truncated zip", "not a PyTorch weights file"),
+        (b"PK\x03\x04truncated zip", "truncated or damaged (a zip file without its end)"),
     ],
 )
 def test_bad_weights_file_names_the_file(tmp_path, content, problem):
@@ -178,6 +178,52 @@ def test_bad_weights_file_names_the_file(tmp_path, content, problem):
     with pytest.raises(RtsearchError, match="^" + re.escape(str(path))) as info:
         export_vgg16(path, tmp_path / "out.onnx", log=print)
     assert problem in str(info.value) and "\n" not in str(info.value)
+
+
+def test_truncated_and_nan_weights_are_refused(tmp_path, slim_sd):
+    whole = write_torch_pth(tmp_path / "vgg.pth", slim_sd).read_bytes()
+    cut = tmp_path / "cut.pth"  # an interrupted download
+    cut.write_bytes(whole[: len(whole) * 9 // 10])
+    with pytest.raises(RtsearchError, match=re.escape(f"{cut}: truncated or damaged")):
+        export_vgg16(cut, tmp_path / "out.onnx", log=print)
+    poisoned = dict(slim_sd)
+    poisoned["classifier.0.weight"] = slim_sd["classifier.0.weight"].copy()
+    poisoned["classifier.0.weight"][0, 0] = np.nan
+    for weights in (
+        write_torch_pth(tmp_path / "nan.pth", poisoned),
+        write_keras_h5(tmp_path / "nan.h5", keras_layers(poisoned)),
+    ):
+        with pytest.raises(RtsearchError, match=re.escape(f"{weights}: fc6 holds NaN")):
+            export_vgg16(weights, tmp_path / "out.onnx", log=print)
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_export_requests_that_cannot_be_met_are_refused_before_the_work(tmp_path, capsys):
+    from rtsearch.export import cli
+
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "folder").mkdir()
+    cases = [
+        (["--calib", str(tmp_path)], "--calib and --force apply to --int8 exports only"),
+        (["--force"], "--calib and --force apply to --int8 exports only"),
+        (["--int8", "--calib", str(tmp_path / "nope")], f"{tmp_path / 'nope'}: folder not found"),
+        (["--out", str(tmp_path / "m.bin")], "m.bin: the file name must end in .onnx"),
+        (["--out", str(tmp_path / "afile/x.onnx")], "afile is a file, not a folder"),
+        (["--int8", "--out", str(tmp_path / "folder")], "must end in .onnx"),
+    ]
+    for args, problem in cases:
+        assert cli.main(["efficientnet-lite0", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("export_onnx: error: ") and problem in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "folder"]
+
+
+def test_a_weights_file_given_as_model_says_to_export_it(tmp_path, slim_sd):
+    from rtsearch.models import resolve_model
+
+    weights = write_torch_pth(tmp_path / "vgg.pth", slim_sd)
+    with pytest.raises(RtsearchError, match=re.escape(f"{weights}: a weights file, not a model")):
+        resolve_model(str(weights))
 
 
 def test_wrong_network_is_refused(tmp_path, slim_sd):
@@ -428,6 +474,26 @@ def test_viewer_default_takes_only_a_faithful_int8_twin(tmp_path, monkeypatch, r
         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
     )
     assert find_model_for(*args, prefer_int8=True).name == "tiny.onnx"
+
+
+def test_a_damaged_int8_twin_is_passed_over_with_a_warning(tmp_path, monkeypatch, capsys):
+    from fakes import write_tiny_model
+
+    from rtsearch.models import find_model_for
+
+    fp32 = write_tiny_model(tmp_path / "tiny.onnx")
+    twin = tmp_path / "tiny-int8.onnx"
+    twin.write_bytes(fp32.read_bytes()[:3000])  # an interrupted copy
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path))
+    info = read_model_info(fp32)
+    args = (info.name, info.feature_layer, info.identity)
+    assert find_model_for(*args, prefer_int8=True) == fp32
+    err = capsys.readouterr().err
+    assert err.startswith(f"rtsearch: warning: {twin}: not a readable ONNX model (")
+    assert err.endswith(f"; using {fp32}\n") and err.count("\n") == 1
+    fp32.unlink()
+    with pytest.raises(RtsearchError, match=r"no model file for tiny .*not a readable ONNX"):
+        find_model_for(*args, prefer_int8=True)
 
 
 @pytest.mark.parametrize("order", ["RGB", "BGR"])

@@ -47,6 +47,17 @@ def test_summaries_count_one_image_in_the_singular(capsys, tmp_path, tiny_model)
     assert (count(0, "image"), count(2, "label")) == ("0 images", "2 labels")
 
 
+def test_default_dims_beyond_a_small_model_say_they_are_the_default(capsys, tmp_path):
+    make_gallery(tmp_path / "g", 3)
+    small = write_tiny_model(tmp_path / "t64.onnx", dims=64)
+    out = tmp_path / "x.dat"
+    code, _, err = cli(capsys, "analyze", tmp_path / "g", "-o", out, "--model", small)
+    assert code == 1 and err == (
+        "rtsearch: error: --dims 100 (the default): larger than the model's 64 features; "
+        "pass --dims 64 or fewer\n"
+    )
+
+
 def test_help_shows_each_default_once(capsys):
     for command in ("analyze", "query", "view", "bench", "update", "eval"):
         with pytest.raises(SystemExit):
@@ -402,6 +413,24 @@ def test_ctrl_c_twice_stops_at_once_and_the_rerun_resumes(tmp_path):
     rerun = subprocess.run([sys.executable, "-m", "rtsearch", *args], capture_output=True)
     assert rerun.returncode == 0 and f"{saved} reused".encode() in rerun.stdout
     assert store.load(out).count == 120
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary_files(tmp_path):
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 120)
+    model = write_tiny_model(tmp_path / "slow.onnx")
+    out = tmp_path / "stopped.dat"
+    args = ["analyze", str(gallery), "-o", str(out), "--model", str(model)]
+    args += ["--checkpoint-every", "16", "--batch", "4", "--quiet"]
+    proc = slow_analyze(args, seconds_per_batch=0.4)
+    ckpt = wait_for_parts(out, 1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (143, b"rtsearch: terminated\n")
+    assert not out.exists() and not list(tmp_path.rglob("*.tmp"))
+    saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
+    rerun = subprocess.run([sys.executable, "-m", "rtsearch", *args], capture_output=True)
+    assert rerun.returncode == 0 and f"{saved} reused".encode() in rerun.stdout
 
 
 def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_model):

@@ -58,6 +58,27 @@ def test_a_missing_index_is_one_line(display, tmp_path):
     assert len(lines) == 1 and "nope.dat" in lines[0]
 
 
+def test_fp32_with_an_int8_model_is_refused(tmp_path):
+    from dataclasses import replace
+
+    import onnx
+    from fakes import write_tiny_model
+    from onnx import helper
+
+    from rtsearch.models import read_model_info
+
+    fp32 = write_tiny_model(tmp_path / "tiny.onnx")
+    model = onnx.load(str(fp32))
+    helper.set_model_props(model, replace(read_model_info(fp32), variant="int8").to_props())
+    int8 = tmp_path / "tiny-int8.onnx"
+    onnx.save(model, str(int8))
+    done = view("--model", str(int8), "--fp32", "--quit-after-frames", "1")
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"rtsearch: error: {int8}: an int8 model, and --fp32 asks for fp32: drop one\n"
+    )
+
+
 def test_no_index_opens_an_empty_viewer_that_says_what_to_do(display, tmp_path):
     """--screenshot alone takes the picture and quits (it used to wait for the window to
     be closed, which headless nobody can do)."""

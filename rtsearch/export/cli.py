@@ -9,8 +9,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rtsearch.cli import HelpFormatter
-from rtsearch.errors import RtsearchError
+from rtsearch.cli import HelpFormatter, Terminated, catch_interrupts
+from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.models import INT8_MIN_COSINE, PROJECT_MODELS_DIR
 
 QUALITY_GATE = INT8_MIN_COSINE  # held-out mean int8 cosine vs fp32 below which export fails
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from rtsearch.export import export_efficientnet_lite0, export_vgg16
 
     out = args.out or default_out(args.model, args.int8)
+    _check_request(args, out)
     gate = None if args.force else QUALITY_GATE
     log = _stderr_log
     start = time.perf_counter()
@@ -95,6 +96,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_request(args: argparse.Namespace, out: Path) -> None:
+    """Refuse, before any work, what cannot be done or would be ignored."""
+    if not args.int8 and (args.calib is not None or args.force):
+        raise RtsearchError("--calib and --force apply to --int8 exports only")
+    if args.calib is not None:
+        require_folder(args.calib)
+    if out.suffix != ".onnx":
+        raise RtsearchError(f"{out}: the file name must end in .onnx (how models are found)")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise RtsearchError(f"{out}: cannot write ({blocker} is a file, not a folder)")
+    if out.is_dir():
+        raise RtsearchError(f"{out}: cannot write (is a folder; name the .onnx file)")
+
+
 def _stderr_log(message: str) -> None:
     # Progress goes to stderr so stdout carries only the result line.
     print(message, file=sys.stderr, flush=True)
@@ -108,11 +124,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
+    restore = catch_interrupts()
     try:
         return run(args)
     except RtsearchError as exc:
         print(f"export_onnx: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("export_onnx: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("export_onnx: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()

@@ -115,6 +115,8 @@ def load_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
     try:
         if zipfile.is_zipfile(path):
             obj = _load_zip(path)
+        elif _zip_start(path):  # a zip whose end (the directory) is missing
+            raise RtsearchError(f"{path}: truncated or damaged (a zip file without its end)")
         else:
             with open(path, "rb") as f:
                 obj = _load_legacy(f)
@@ -130,6 +132,11 @@ def load_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
     if not tensors:
         raise RtsearchError(f"{path}: no tensors in this PyTorch file")
     return tensors
+
+
+def _zip_start(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def _load_zip(path: Path) -> Any:

@@ -138,6 +138,10 @@ def _check_shapes(path: Path, w: VGGWeights) -> None:
         raise RtsearchError(f"{path}: fc6/fc7 shapes {w6.shape}/{w7.shape} do not fit VGG16")
     if b6.shape != w6.shape[:1] or b7.shape != w7.shape[:1]:
         raise RtsearchError(f"{path}: fc bias shapes do not match their weights")
+    layers = [(f"conv {i}", pair) for i, pair in enumerate(w.convs)]
+    for name, (weight, bias) in [*layers, ("fc6", w.fcs[0]), ("fc7", w.fcs[1])]:
+        if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+            raise RtsearchError(f"{path}: {name} holds NaN or infinite weights (a damaged file)")
 
 
 def vgg16_info(weights: VGGWeights, sha256: str, source: str, variant: str = "fp32") -> ModelInfo:
@@ -189,8 +193,10 @@ def export_vgg16(
 ) -> Path:
     """Convert VGG16 weights (torchvision .pth or Keras .h5, told apart by content) to ONNX."""
     weights = Path(weights)
-    if not weights.is_file():
+    if not weights.exists():
         raise RtsearchError(f"{weights}: weights file not found")
+    if not weights.is_file():
+        raise RtsearchError(f"{weights}: not a regular file")
     vgg = load_vgg16(weights)
     source = f"{vgg.layout} weights {weights.name}"
     info = vgg16_info(vgg, sha256_file(weights), source)

@@ -80,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
     from rtsearch.viewer.app import run_viewer
 
     index = args.index or args.index_file
+    if args.fp32 and args.model:
+        from rtsearch.errors import RtsearchError
+        from rtsearch.models import read_model_info, resolve_model
+
+        model = resolve_model(args.model)
+        if read_model_info(model).variant == "int8":
+            raise RtsearchError(f"{model}: an int8 model, and --fp32 asks for fp32: drop one")
     session = None
     if index is not None:
         session = SearchSession.open(
