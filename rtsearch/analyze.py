@@ -22,7 +22,7 @@ import numpy as np
 from rtsearch import projection as proj
 from rtsearch import store
 from rtsearch.decode import RGBImage, load_rgb
-from rtsearch.errors import RtsearchError, require_folder
+from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor, fit_to_input
 from rtsearch.scan import scan
 from rtsearch.store import Index, ModelRef
@@ -44,6 +44,9 @@ class Settings:
     batch: int = 0  # images per inference batch; 0: batch_for(extractor)
     checkpoint_every: int | None = None  # images; None: every DEFAULT_CHECKPOINT_SECONDS
     keep_features: bool = False
+    # an index already at the output, of another folder and holding none of this folder's
+    # images, is replaced; without it that is refused (a mistyped -o would lose it)
+    replace: bool = False
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,7 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     report = Report()
     found = scan(base_dir, warn)
     report.skipped.extend(found.skipped)
-    done, old = _reusable(base_dir, out, model, settings, found.paths, warn)
+    done, old = _reusable(base_dir, out, model, settings, found, warn)
     report.reused = len(done)
     todo = [p for p in found.paths if p not in done]
     ckpt = checkpoint_dir(out)
@@ -223,26 +226,38 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
     )
 
 
-def _reusable(base_dir, out, model, settings, paths, warn) -> tuple[_Done, Index | None]:
-    """What need not be extracted again: unchanged files in the old index and checkpoints."""
+def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index | None]:
+    """What need not be extracted again: unchanged files in the old index and checkpoints,
+    and what is indexed under folders this scan could not read (kept as it was)."""
     done = _Done()
-    wanted = set(paths)
+    wanted = set(found.paths)
     old = _old_index(out, model, settings, warn)
     for part in sorted(checkpoint_dir(out).glob("part-*.dat")):
         ck = store.load(part, allow_checkpoint=True)
         check_part_model(ck, model, part)
-        _take(done, ck, base_dir, wanted, use_features=True)
+        _take(done, ck, base_dir, wanted, found.hides, use_features=True)
     if old is not None:
-        _take(done, old, base_dir, wanted, use_features=old.features is not None)
+        before = len(done)
+        _take(done, old, base_dir, wanted, found.hides, use_features=old.features is not None)
+        other = old.base_dir != str(Path(base_dir).resolve())
+        if other and old.count and len(done) == before and not settings.replace:
+            raise RtsearchError(
+                f"{out}: already an index of {old.base_dir} ({count(old.count, 'image')}), "
+                f"none of them in {base_dir}; choose another -o, or pass --replace to "
+                "overwrite it"
+            )
+    kept = [p for p in done.stats if p not in wanted]
+    if kept and warn:
+        warn(f"{base_dir}: {count(len(kept), 'indexed image')} in folders that could not be "
+             "read are kept as they were")  # fmt: skip
     return done, old
 
 
-def _take(done: _Done, index: Index, base_dir: Path, wanted, *, use_features: bool) -> None:
+def _take(done: _Done, index: Index, base_dir: Path, wanted, hidden, *, use_features) -> None:
+    """Rows of ``index`` to reuse: wanted and unchanged, or ``hidden`` from this scan."""
     for i, p in enumerate(index.paths):
-        if (
-            p in wanted
-            and p not in done
-            and _unchanged(base_dir / p, index.sizes[i], index.mtimes[i])
+        if p not in done and (
+            (p in wanted and _unchanged(base_dir / p, index.sizes[i], index.mtimes[i])) or hidden(p)
         ):
             done.stats[p] = (int(index.sizes[i]), float(index.mtimes[i]))
             if use_features:

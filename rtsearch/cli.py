@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="store the full feature vectors too (allows re-projection)",
     )
     p.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite an index at -o of another folder that holds none of this one's images",
+    )
+    p.add_argument(
         "--threads", type=non_negative_int, default=0, help="inference threads (0: all cores)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -232,6 +237,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         batch=args.batch,
         checkpoint_every=args.checkpoint_every,
         keep_features=args.keep_features,
+        replace=args.replace,
     )
     if args.ray is not None:
         from rtsearch.distributed import run_cli

@@ -178,7 +178,7 @@ def _analyze(base_dir, out, model_path, settings, address, progress, warn) -> Re
     report = Report()
     found = scan(base_dir, warn)
     report.skipped.extend(found.skipped)
-    done, old = single._reusable(base_dir, out, model, settings, found.paths, warn)
+    done, old = single._reusable(base_dir, out, model, settings, found, warn)
     report.reused = len(done)
     todo = [p for p in found.paths if p not in done]
     if todo:

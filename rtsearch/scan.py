@@ -16,10 +16,17 @@ Say = Callable[[str, str], None]  # (path under the base, reason)
 
 @dataclass
 class ScanResult:
-    """paths: sorted posix paths relative to the base; skipped: (path, reason) pairs."""
+    """paths: sorted posix paths relative to the base; skipped: (path, reason) pairs;
+    unread: folders that could not be listed and image entries that could not be examined
+    ("" for the base itself), whose indexed images must be kept, not taken for deleted."""
 
     paths: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    unread: list[str] = field(default_factory=list)
+
+    def hides(self, path: str) -> bool:
+        """Whether ``path`` (relative, posix) may exist unseen in an unread place."""
+        return any(u in ("", path) or path.startswith(u + "/") for u in self.unread)
 
 
 def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
@@ -42,6 +49,7 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
             _skip(result, say, rel or ".", f"cannot list directory ({exc.strerror})")
+            result.unread.append(rel)
             continue
         for entry in entries:
             _visit(entry, rel, stack, result, say)
@@ -60,6 +68,7 @@ def _visit(entry: os.DirEntry, rel: str, stack: list, result: ScanResult, warn: 
     except OSError as exc:
         if _named_like_image(entry.name):
             _skip(result, warn, _printable(child), f"cannot stat ({exc.strerror})")
+        result.unread.append(child)  # a folder or an image we cannot see into
         return
     if stat.S_ISDIR(st.st_mode):
         stack.append((Path(entry.path), child))

@@ -93,8 +93,15 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> Up
         if p not in rows
         or not single._unchanged(base_dir / p, old.sizes[rows[p]], old.mtimes[rows[p]])
     ]
-    present = set(found.paths)
-    if rows and present and present.isdisjoint(rows) and not replace:
+    seen = set(found.paths)
+    hidden = [p for p in old.paths if p not in seen and found.hides(p)] if found.unread else []
+    if hidden and warn:  # unreadable for now (permissions, a share's outage): not deleted
+        warn(
+            f"{base_dir}: {count(len(hidden), 'indexed image')} in folders that could not be "
+            "read are kept as they were"
+        )
+    present = seen | set(hidden)
+    if rows and seen and seen.isdisjoint(rows) and not replace:
         raise RtsearchError(
             f"{base_dir}: holds none of the {count(len(rows), 'image')} in {index_path} (another "
             "folder?); pass --replace to index it in their place"
@@ -135,7 +142,7 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
     for part in sorted(folder.glob("part-*.dat")):
         ck = store.load(part, allow_checkpoint=True)
         single.check_part_model(ck, old.model, part)
-        single._take(fresh, ck, base_dir, set(todo), use_features=True)
+        single._take(fresh, ck, base_dir, set(todo), lambda p: False, use_features=True)
     todo = [p for p in todo if p not in fresh]
     writer = single._CheckpointWriter(folder, old.model, base_dir, None)
     run = Report()

@@ -228,6 +228,24 @@ def test_an_index_is_never_written_in_a_shape_loading_would_refuse(tmp_path, gal
         assert out.read_bytes() == before
 
 
+def test_analyze_refuses_to_overwrite_an_index_of_another_folder(capsys, tmp_path, tiny_model):
+    make_gallery(tmp_path / "a", 6)
+    make_gallery(tmp_path / "b", 4, start=50)
+    out = tmp_path / "pictures.dat"
+    args = ("-o", out, "--model", tiny_model, "--dims", "8", "--quiet")
+    assert cli(capsys, "analyze", tmp_path / "a", *args)[0] == 0
+    before = out.read_bytes()
+    code, _, err = cli(capsys, "analyze", tmp_path / "b", *args)
+    assert code == 1 and err == (
+        f"rtsearch: error: {out}: already an index of {(tmp_path / 'a').resolve()} (6 images), "
+        f"none of them in {tmp_path / 'b'}; choose another -o, or pass --replace to overwrite "
+        "it\n"
+    )
+    assert out.read_bytes() == before
+    code, stdout, _ = cli(capsys, "analyze", tmp_path / "b", *args, "--replace")
+    assert code == 0 and "4 images (4 analysed, 0 reused" in stdout
+
+
 def test_reanalysis_adds_only_new_images(capsys, tmp_path, gallery, tiny_model):
     out = tmp_path / "index.dat"
     cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")

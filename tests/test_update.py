@@ -258,3 +258,33 @@ def test_follow_outlives_an_emptied_or_deleted_folder_and_says_things_once(
     assert not thread.is_alive()
     assert sum("notes.jpg" in w for w in warned) == 1  # not again on every pass
     assert sum("waiting for the folder" in w for w in warned) == 1, warned
+
+
+def test_a_folder_that_cannot_be_read_keeps_its_rows(capsys, indexed, tiny_model, monkeypatch):
+    """A folder unreadable for a while (permissions, a network share's outage) is not a
+    folder deleted: update and analyze keep what the index holds under it."""
+    import rtsearch.scan
+
+    gallery, out = indexed
+    before = store.load(out)
+    under_d1 = [p for p in before.paths if p.startswith("d1/")]
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # the os module's, for every caller (shutil passes descriptors)
+        if isinstance(path, (str, os.PathLike)) and Path(path) == gallery / "d1":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(rtsearch.scan.os, "scandir", scandir)
+    make_gallery(gallery / "d0", 1, start=300)  # and something new elsewhere
+    code, stdout, err = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "(1 added, 0 changed, 0 removed, 1 skipped)" in stdout, stdout
+    assert f"{len(under_d1)} indexed images in folders that could not be read are kept" in err
+    assert set(under_d1) <= set(store.load(out).paths)
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                            "--dims", "16", "--keep-features", "--quiet")  # fmt: skip
+    assert code == 0 and f"{before.count + 1} images" in stdout and "kept as they were" in err
+    assert set(under_d1) <= set(store.load(out).paths)
+    monkeypatch.setattr(rtsearch.scan.os, "scandir", real_scandir)
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "(0 added, 0 changed, 0 removed, 0 skipped)" in stdout
