@@ -7,6 +7,7 @@ over an existing index analyses only new or changed files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -158,22 +159,22 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     report.reused = len(done)
     todo = [p for p in found.paths if p not in done]
     ckpt = checkpoint_dir(out)
-    writer = _CheckpointWriter(ckpt, model, base_dir, settings.checkpoint_every)
-    for paths, feats, sizes, mtimes in _extract(
-        base_dir, todo, extractor, settings.batch, report, warn, cancel
-    ):
-        writer.add(paths, done.add(paths, feats, sizes, mtimes), sizes, mtimes)
-        report.analysed += len(paths)
-        if progress:
-            elapsed = max(time.monotonic() - start, 1e-9)
-            progress(
-                Progress(
-                    report.analysed + len(report.skipped),
-                    len(todo) + len(found.skipped),
-                    len(report.skipped),
-                    report.analysed / elapsed,
+    writer = _CheckpointWriter(ckpt, model, base_dir, settings.checkpoint_every, warn)
+    batches = _extract(base_dir, todo, extractor, settings.batch, report, warn, cancel)
+    with checkpoint_on_interrupt(writer):
+        for paths, feats, sizes, mtimes in batches:
+            writer.add(paths, done.add(paths, feats, sizes, mtimes), sizes, mtimes)
+            report.analysed += len(paths)
+            if progress:
+                elapsed = max(time.monotonic() - start, 1e-9)
+                progress(
+                    Progress(
+                        report.analysed + len(report.skipped),
+                        len(todo) + len(found.skipped),
+                        len(report.skipped),
+                        report.analysed / elapsed,
+                    )
                 )
-            )
     writer.flush()
     if report.cancelled:
         report.seconds = time.monotonic() - start
@@ -423,12 +424,32 @@ def _run_batch(extractor: Extractor, batch, pad_to: int) -> tuple:
     return list(paths), extractor(list(images), pad_to=pad_to), list(sizes), list(mtimes)
 
 
+@contextlib.contextmanager
+def checkpoint_on_interrupt(writer: _CheckpointWriter) -> Iterator[None]:
+    """A Ctrl-C (or SIGTERM) first writes the rows finished since the last checkpoint, so
+    the rerun resumes from where it stopped, not from the last checkpoint."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        writer.flush()
+        raise
+
+
 class _CheckpointWriter:
     """Collects new feature rows (the analysis's own rows, not copies) and writes them as
     numbered features-only index parts."""
 
-    def __init__(self, folder: Path, model: ModelRef, base_dir: Path, every: int | None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        model: ModelRef,
+        base_dir: Path,
+        every: int | None,
+        warn: Warn | None = None,
+    ) -> None:
         self.folder, self.model, self.base_dir, self.every = folder, model, base_dir, every
+        self.warn = warn
+        self.failed = False  # a part could not be written (said once)
         self._reset()
 
     def _reset(self) -> None:
@@ -464,5 +485,10 @@ class _CheckpointWriter:
             features=np.stack(self.rows),
             base_dir=str(self.base_dir),
         )
-        store.save(part, self.folder / f"part-{number:06d}.dat")
+        try:
+            store.save(part, self.folder / f"part-{number:06d}.dat")
+        except RtsearchError as exc:  # a full disk: the analysis itself can still finish
+            if self.warn and not self.failed:
+                self.warn(f"{exc}; going on without checkpoints (a crash now loses this run)")
+            self.failed = True
         self._reset()

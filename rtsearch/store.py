@@ -19,8 +19,10 @@ import errno
 import faulthandler
 import os
 import re
+import shutil
 import signal
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -131,7 +133,7 @@ def writer_lock(dest: Path) -> Iterator[None]:
     except ImportError:  # Windows
         yield
         return
-    lock = Path(str(dest) + ".lock")
+    lock = Path(os.path.realpath(dest) + ".lock")  # one lock whatever link names the index
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -166,9 +168,15 @@ def atomic_path(dest: Path) -> Iterator[Path]:
 
     The temp name holds the host and process id. A process killed mid-write (SIGKILL, power)
     leaves its temp file behind, hidden by the leading dot; the next write to ``dest``
-    removes those whose process is gone (or, from another host, that are a day old)."""
-    dest = Path(dest)
+    removes those whose process is gone (or, from another host, that are a day old).
+    A ``dest`` that is a symlink has its target replaced (the link stays a link), and an
+    existing file keeps its permissions."""
+    dest = Path(os.path.realpath(dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(dest).st_mode)
+    except OSError:
+        mode = 0o666 & ~_UMASK  # mkstemp makes 0600; new files get what the umask allows
     # The temp name is cut short so a 255-byte destination name still leaves room for it.
     prefix = f".{dest.name[:100]}."
     _remove_abandoned(dest.parent, prefix)
@@ -179,7 +187,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp made it 0600; files get 0644-ish
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -239,6 +247,7 @@ def save(index: Index, dest: Path) -> None:
     problem = _unloadable(index)
     if problem:
         raise RtsearchError(f"{dest}: not written: {problem}")
+    _check_space(index, Path(dest))
     try:
         with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
             _write(f, index)
@@ -270,6 +279,30 @@ def _unloadable(index: Index) -> str:
         if a.dtype.kind == "f" and not np.isfinite(a).all():
             return f"{name} holds NaN or infinite values"
     return ""
+
+
+def _check_space(index: Index, dest: Path) -> None:
+    """Refuse a save the disk cannot hold, before HDF5 starts on it: HDF5 failing mid-write
+    leaves objects it cannot close, and the interpreter crashed on them at exit."""
+    arrays = (index.sizes, index.mtimes, index.projected, index.features)
+    need = sum(np.asarray(a).nbytes for a in arrays if a is not None)
+    if index.projection is not None:
+        need += index.projection.matrix.nbytes + index.projection.mean.nbytes
+    need += sum(len(p.encode("utf-8", "surrogateescape")) + 32 for p in index.paths)
+    need = int(need * 1.02) + 64 * 1024  # HDF5's own structures
+    try:
+        free = shutil.disk_usage(Path(os.path.realpath(dest)).parent).free
+    except OSError:
+        return  # a folder not made yet: check_writable and the write itself say why
+    if need > free:
+        raise RtsearchError(
+            f"{dest}: cannot write index (No space left on device: it needs about "
+            f"{_mib(need)}, {_mib(free)} free)"
+        )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def _os_reason(exc: OSError) -> str:

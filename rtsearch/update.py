@@ -144,12 +144,12 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
         single.check_part_model(ck, old.model, part)
         single._take(fresh, ck, base_dir, set(todo), lambda p: False, use_features=True)
     todo = [p for p in todo if p not in fresh]
-    writer = single._CheckpointWriter(folder, old.model, base_dir, None)
+    writer = single._CheckpointWriter(folder, old.model, base_dir, None, warn)
     run = Report()
-    for paths, feats, sizes, mtimes in single._extract(
-        base_dir, todo, extractor, batch, run, warn, cancel
-    ):
-        writer.add(paths, fresh.add(paths, feats, sizes, mtimes), sizes, mtimes)
+    batches = single._extract(base_dir, todo, extractor, batch, run, warn, cancel)
+    with single.checkpoint_on_interrupt(writer):
+        for paths, feats, sizes, mtimes in batches:
+            writer.add(paths, fresh.add(paths, feats, sizes, mtimes), sizes, mtimes)
     writer.flush()
     if run.cancelled:
         raise KeyboardInterrupt

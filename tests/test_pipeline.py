@@ -451,6 +451,26 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary_files(tmp_path):
     assert rerun.returncode == 0 and f"{saved} reused".encode() in rerun.stdout
 
 
+def test_ctrl_c_keeps_the_rows_finished_since_the_last_checkpoint(tmp_path):
+    """With the default checkpoints (every 2 minutes) a Ctrl-C after a few seconds used to
+    lose everything; the finished rows are now written as a part before it stops."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 120)
+    model = write_tiny_model(tmp_path / "slow.onnx")
+    out = tmp_path / "stopped.dat"
+    args = ["analyze", str(gallery), "-o", str(out), "--model", str(model), "--batch", "4"]
+    proc = slow_analyze([*args, "--quiet"], seconds_per_batch=0.2)
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    ckpt = Path(str(out) + ".ckpt")
+    saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
+    assert 4 <= saved < 120
+    rerun = subprocess.run([sys.executable, "-m", "rtsearch", *args], capture_output=True)
+    assert rerun.returncode == 0 and f"{saved} reused".encode() in rerun.stdout
+
+
 def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_model):
     """The real default model on 300 photo mosaics: transformed copies (crop to 70-80%,
     resize, JPEG 40, small rotation, brightness) find their original at rank 1."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -352,6 +353,59 @@ def test_disk_really_full_on_a_small_tmpfs(tmp_path):
         subprocess.run(["umount", str(mount)])
 
 
+def test_a_save_the_disk_cannot_hold_is_refused_before_hdf5_starts(tmp_path):
+    """HDF5 failing mid-write left objects it could not close, and the interpreter crashed
+    on them at exit (status 139, sometimes without the error line): a real analyze with
+    full features onto a 64 KiB tmpfs now ends with one line and status 1."""
+    mount = tmp_path / "tiny"
+    if not _mount_tmpfs(mount, "64k"):
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from fakes import make_gallery, write_tiny_model
+
+        make_gallery(tmp_path / "g", 120)
+        model = write_tiny_model(tmp_path / "tiny.onnx")
+        out = mount / "x.dat"
+        done = subprocess.run(
+            [sys.executable, "-m", "rtsearch", "analyze", str(tmp_path / "g"), "-o", str(out),
+             "--model", str(model), "--dims", "8", "--keep-features", "--quiet"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.splitlines()
+        assert lines[-1].startswith(f"rtsearch: error: {out}: cannot write index (No space left")
+        assert all(line.startswith(("rtsearch: ", "warning: ")) for line in lines), lines
+        assert not [p for p in mount.rglob("*") if p.is_file()]
+    finally:
+        subprocess.run(["umount", str(mount)])
+
+
+def test_a_checkpoint_that_cannot_be_written_is_said_once_and_the_run_goes_on(
+    tmp_path, monkeypatch
+):
+    from fakes import make_gallery, write_tiny_model
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    make_gallery(tmp_path / "g", 40)
+    real = shutil.disk_usage
+
+    def disk_usage(path):  # the checkpoint folder's disk is full
+        usage = real(path)
+        return usage._replace(free=100) if str(path).endswith(".ckpt") else usage
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    warnings: list[str] = []
+    out = tmp_path / "x.dat"
+    model = Extractor(write_tiny_model(tmp_path / "tiny.onnx"), threads=1)
+    settings = Settings(dims=8, checkpoint_every=8, batch=4)
+    report = analyze(tmp_path / "g", out, model, settings, warn=warnings.append)
+    assert report.index.count == 40 and store.load(out).count == 40
+    assert len(warnings) == 1 and "going on without checkpoints" in warnings[0]
+
+
 SAVER = """
 import sys, time, numpy as np
 sys.path.insert(0, {tests!r})
@@ -428,6 +482,21 @@ def test_saved_index_gets_the_usual_file_mode(tmp_path):
     with atomic_path(dest) as tmp:
         tmp.write_bytes(b"x")
     assert dest.stat().st_mode & 0o777 == 0o666 & ~old
+
+
+def test_a_save_keeps_the_file_mode_and_writes_through_a_symlink(tmp_path):
+    import os
+
+    real = tmp_path / "real.dat"
+    store.save(small_index(), real)
+    real.chmod(0o600)  # private: the photos' names
+    link = tmp_path / "current.dat"
+    link.symlink_to(real)
+    with store.writer_lock(real), pytest.raises(store.IndexBusy), store.writer_lock(link):
+        pass  # one lock for both names
+    store.save(small_index(n=9), link)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert store.load(real).count == 9 and real.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize("mapped", [False, True])
