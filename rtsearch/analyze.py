@@ -179,6 +179,11 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     if report.cancelled:
         report.seconds = time.monotonic() - start
         return report
+    if not base_dir.is_dir():  # moved or unmounted meanwhile: its files were "skipped"
+        raise RtsearchError(
+            f"{base_dir}: the folder went away during the analysis; what was done is kept in "
+            f"{ckpt}: analyze the folder again where it is now to go on"
+        )
     paths = sorted(done.stats)
     if not paths:
         raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")

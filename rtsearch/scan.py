@@ -31,7 +31,9 @@ class ScanResult:
 
 def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
     """Every image file below ``base_dir``. A symlinked directory is followed once: a
-    directory whose real path was already visited is skipped, so loops terminate.
+    directory whose real path was already visited is skipped, so loops terminate, and
+    symlinked directories are walked after the real ones, so a link to a folder inside the
+    base (a shortcut) never names its images in the folder's place.
     Entries named like images that cannot be one (FIFOs, devices, broken or looping
     symlinks, non-UTF-8 names) are reported through ``warn`` and listed in ``skipped``."""
     base = Path(base_dir)
@@ -39,8 +41,9 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
     say = _under(base, warn) if warn is not None else None
     visited: set[str] = set()
     stack = [(base, "")]
-    while stack:
-        directory, rel = stack.pop()
+    linked: list[tuple[Path, str]] = []  # symlinked folders, walked after the real ones
+    while stack or linked:
+        directory, rel = stack.pop() if stack else linked.pop(0)
         real = os.path.realpath(directory)
         if real in visited:
             continue
@@ -52,12 +55,14 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
             result.unread.append(rel)
             continue
         for entry in entries:
-            _visit(entry, rel, stack, result, say)
+            _visit(entry, rel, stack, linked, result, say)
     result.paths.sort()
     return result
 
 
-def _visit(entry: os.DirEntry, rel: str, stack: list, result: ScanResult, warn: Say | None) -> None:
+def _visit(
+    entry: os.DirEntry, rel: str, stack: list, linked: list, result: ScanResult, warn: Say | None
+) -> None:
     child = f"{rel}/{entry.name}" if rel else entry.name
     try:
         st = entry.stat()  # follows symlinks
@@ -71,7 +76,8 @@ def _visit(entry: os.DirEntry, rel: str, stack: list, result: ScanResult, warn: 
         result.unread.append(child)  # a folder or an image we cannot see into
         return
     if stat.S_ISDIR(st.st_mode):
-        stack.append((Path(entry.path), child))
+        # a link to a folder inside the base is indexed under the folder's own name
+        (linked if entry.is_symlink() else stack).append((Path(entry.path), child))
         return
     if not _named_like_image(entry.name):
         return

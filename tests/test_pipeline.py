@@ -471,6 +471,29 @@ def test_ctrl_c_keeps_the_rows_finished_since_the_last_checkpoint(tmp_path):
     assert rerun.returncode == 0 and f"{saved} reused".encode() in rerun.stdout
 
 
+def test_a_folder_moved_during_analysis_is_an_error_and_the_work_is_kept(tmp_path):
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 120)
+    model = write_tiny_model(tmp_path / "slow.onnx")
+    out = tmp_path / "moved.dat"
+    args = ["-o", str(out), "--model", str(model), "--batch", "4", "--checkpoint-every", "8"]
+    proc = slow_analyze(["analyze", str(gallery), *args, "--quiet"], seconds_per_batch=0.1)
+    wait_for_parts(out, 1)
+    gallery.rename(tmp_path / "g2")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and err.decode().splitlines()[-1] == (
+        f"rtsearch: error: {gallery}: the folder went away during the analysis; what was done "
+        f"is kept in {out}.ckpt: analyze the folder again where it is now to go on"
+    )
+    assert not out.exists()
+    rerun = subprocess.run(
+        [sys.executable, "-m", "rtsearch", "analyze", str(tmp_path / "g2"), *args],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert rerun.returncode == 0 and "120 images" in rerun.stdout
+    assert int(rerun.stdout.split(" analysed, ")[1].split(" reused")[0]) >= 8
+
+
 def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_model):
     """The real default model on 300 photo mosaics: transformed copies (crop to 70-80%,
     resize, JPEG 40, small rotation, brightness) find their original at rank 1."""

@@ -36,6 +36,17 @@ def test_symlink_loops_terminate_and_each_directory_is_followed_once(tmp_path):
     assert len(result.paths) == 1 and result.paths[0].endswith("a.png")
 
 
+def test_a_shortcut_to_a_folder_inside_never_takes_its_name(tmp_path):
+    base = tmp_path / "base"
+    _touch_image(base / "album" / "d2" / "a.png")
+    _touch_image(base / "zz" / "b.png")
+    os.symlink(base / "album" / "d2", base / "favourites")  # sorts between them
+    os.symlink(base, base / "zz" / "everything")  # the whole base, from deep inside
+    _touch_image(tmp_path / "elsewhere" / "c.png")
+    os.symlink(tmp_path / "elsewhere", base / "album" / "linked")  # not in the base otherwise
+    assert scan(base).paths == ["album/d2/a.png", "album/linked/c.png", "zz/b.png"]
+
+
 def test_unusable_entries_are_reported_once_each(tmp_path):
     warnings: list[str] = []
     _touch_image(tmp_path / "good.png")
