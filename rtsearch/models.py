@@ -305,7 +305,9 @@ def find_model_for(
     for stem in variants:
         try:
             path = resolve_model(stem, export_missing=stem.startswith(DEFAULT_MODEL))
-        except RtsearchError:
+        except RtsearchError as exc:
+            if stem in (DEFAULT_MODEL, DEFAULT_MODEL + "-int8"):  # first-use export failed
+                damaged.append(str(exc))
             continue
         try:
             info = read_model_info(path)

@@ -496,6 +496,19 @@ def test_a_damaged_int8_twin_is_passed_over_with_a_warning(tmp_path, monkeypatch
         find_model_for(*args, prefer_int8=True)
 
 
+def test_a_failed_first_use_export_is_named_when_no_model_is_found(tmp_path, monkeypatch):
+    from rtsearch import models
+
+    monkeypatch.setattr(models, "search_dirs", lambda: [tmp_path / "empty"])
+
+    def unwritable():
+        raise RtsearchError("no writable models directory (set $RTSEARCH_MODELS)")
+
+    monkeypatch.setattr(models, "writable_models_dir", unwritable)
+    with pytest.raises(RtsearchError, match=r"pass --model \(no writable models directory"):
+        models.find_model_for(models.DEFAULT_MODEL, "pool", "x/pool/y")
+
+
 @pytest.mark.parametrize("order", ["RGB", "BGR"])
 def test_preprocess_is_the_metadata_formula(order):
     """The lookup-table normalisation equals (pixel - mean) / std in the model's channel
