@@ -406,19 +406,34 @@ def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, 
     assert code == 0 and store.load(out).projection.kind == "pca-whiten"
 
 
+def interruptible(tmp_path: Path, every: int | None, seconds_per_batch: float):
+    """A slowed `analyze` of 120 images in a child: (process, its output, its arguments
+    without --quiet, for the rerun)."""
+    make_gallery(tmp_path / "g", 120)
+    model = write_tiny_model(tmp_path / "slow.onnx")
+    out = tmp_path / "stopped.dat"
+    args = ["analyze", str(tmp_path / "g"), "-o", str(out), "--model", str(model)]
+    args += ["--batch", "4"] + (["--checkpoint-every", str(every)] if every else [])
+    return slow_analyze([*args, "--quiet"], seconds_per_batch), out, args
+
+
+def checkpointed_rows(out: Path) -> int:
+    parts = Path(str(out) + ".ckpt").glob("part-*.dat")
+    return sum(store.load(p, allow_checkpoint=True).count for p in parts)
+
+
+def rerun_reuses(args: list[str], rows: int) -> bool:
+    rerun = subprocess.run([sys.executable, "-m", "rtsearch", *args], capture_output=True)
+    return rerun.returncode == 0 and f"{rows} reused".encode() in rerun.stdout
+
+
 def test_ctrl_c_twice_stops_at_once_and_the_rerun_resumes(tmp_path):
     """The first Ctrl-C waits for the running batch; a second one during that wait leaves at
     once with status 130 (not an abort from threads left inside onnxruntime), and the
     checkpoints written before are reused."""
-    gallery = tmp_path / "g"
-    make_gallery(gallery, 120)
-    model = write_tiny_model(tmp_path / "slow.onnx")
-    out = tmp_path / "stopped.dat"
-    args = ["analyze", str(gallery), "-o", str(out), "--model", str(model)]
-    args += ["--checkpoint-every", "16", "--batch", "4", "--quiet"]
     # each batch takes 0.4 s in the child, so the first Ctrl-C has something to wait for
-    proc = slow_analyze(args, seconds_per_batch=0.4)
-    ckpt = wait_for_parts(out, 1)
+    proc, out, args = interruptible(tmp_path, every=16, seconds_per_batch=0.4)
+    wait_for_parts(out, 1)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
@@ -426,59 +441,37 @@ def test_ctrl_c_twice_stops_at_once_and_the_rerun_resumes(tmp_path):
     assert proc.returncode == 130, err
     assert b"interrupted again, stopping at once" in err and b"terminate" not in err
     assert not out.exists()
-    saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
+    saved = checkpointed_rows(out)
     assert 16 <= saved < 120
-    rerun = subprocess.run([sys.executable, "-m", "rtsearch", *args], capture_output=True)
-    assert rerun.returncode == 0 and f"{saved} reused".encode() in rerun.stdout
-    assert store.load(out).count == 120
+    assert rerun_reuses(args, saved) and store.load(out).count == 120
 
 
 def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary_files(tmp_path):
-    gallery = tmp_path / "g"
-    make_gallery(gallery, 120)
-    model = write_tiny_model(tmp_path / "slow.onnx")
-    out = tmp_path / "stopped.dat"
-    args = ["analyze", str(gallery), "-o", str(out), "--model", str(model)]
-    args += ["--checkpoint-every", "16", "--batch", "4", "--quiet"]
-    proc = slow_analyze(args, seconds_per_batch=0.4)
-    ckpt = wait_for_parts(out, 1)
+    proc, out, args = interruptible(tmp_path, every=16, seconds_per_batch=0.4)
+    wait_for_parts(out, 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert (proc.returncode, err) == (143, b"rtsearch: terminated\n")
     assert not out.exists() and not list(tmp_path.rglob("*.tmp"))
-    saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
-    rerun = subprocess.run([sys.executable, "-m", "rtsearch", *args], capture_output=True)
-    assert rerun.returncode == 0 and f"{saved} reused".encode() in rerun.stdout
+    assert rerun_reuses(args, checkpointed_rows(out))
 
 
 def test_ctrl_c_keeps_the_rows_finished_since_the_last_checkpoint(tmp_path):
     """With the default checkpoints (every 2 minutes) a Ctrl-C after a few seconds used to
     lose everything; the finished rows are now written as a part before it stops."""
-    gallery = tmp_path / "g"
-    make_gallery(gallery, 120)
-    model = write_tiny_model(tmp_path / "slow.onnx")
-    out = tmp_path / "stopped.dat"
-    args = ["analyze", str(gallery), "-o", str(out), "--model", str(model), "--batch", "4"]
-    proc = slow_analyze([*args, "--quiet"], seconds_per_batch=0.2)
+    proc, out, args = interruptible(tmp_path, every=None, seconds_per_batch=0.2)
     time.sleep(3.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    ckpt = Path(str(out) + ".ckpt")
-    saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
-    assert 4 <= saved < 120
-    rerun = subprocess.run([sys.executable, "-m", "rtsearch", *args], capture_output=True)
-    assert rerun.returncode == 0 and f"{saved} reused".encode() in rerun.stdout
+    saved = checkpointed_rows(out)
+    assert 4 <= saved < 120 and rerun_reuses(args, saved)
 
 
 def test_a_folder_moved_during_analysis_is_an_error_and_the_work_is_kept(tmp_path):
-    gallery = tmp_path / "g"
-    make_gallery(gallery, 120)
-    model = write_tiny_model(tmp_path / "slow.onnx")
-    out = tmp_path / "moved.dat"
-    args = ["-o", str(out), "--model", str(model), "--batch", "4", "--checkpoint-every", "8"]
-    proc = slow_analyze(["analyze", str(gallery), *args, "--quiet"], seconds_per_batch=0.1)
+    proc, out, args = interruptible(tmp_path, every=8, seconds_per_batch=0.1)
     wait_for_parts(out, 1)
+    gallery = tmp_path / "g"
     gallery.rename(tmp_path / "g2")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and err.decode().splitlines()[-1] == (
@@ -486,12 +479,10 @@ def test_a_folder_moved_during_analysis_is_an_error_and_the_work_is_kept(tmp_pat
         f"is kept in {out}.ckpt: analyze the folder again where it is now to go on"
     )
     assert not out.exists()
-    rerun = subprocess.run(
-        [sys.executable, "-m", "rtsearch", "analyze", str(tmp_path / "g2"), *args],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert rerun.returncode == 0 and "120 images" in rerun.stdout
-    assert int(rerun.stdout.split(" analysed, ")[1].split(" reused")[0]) >= 8
+    args[1] = str(tmp_path / "g2")
+    rerun = subprocess.run([sys.executable, "-m", "rtsearch", *args], capture_output=True)
+    assert rerun.returncode == 0 and b"120 images" in rerun.stdout
+    assert int(rerun.stdout.split(b" analysed, ")[1].split(b" reused")[0]) >= 8
 
 
 def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_model):
