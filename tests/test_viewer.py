@@ -383,6 +383,18 @@ def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
         tops = [box(c)[1::-1] for c in chips]
         assert tops == sorted(tops)
         assert "\n" not in ui.wrap_parts(["a" * 10, "b" * 10], 10_000)
+        # the README's window (1280 px) shows the demo's status on one line
+        demo = [
+            "source random",
+            "latency 113 ms",
+            "inference 17.1 ms",
+            "0.0 queries/s",
+            "UI 60 fps",
+            "index 881 images, 100-d",
+            "model efficientnet-lite0 int8",
+            "CPU",
+        ]
+        assert "\n" not in ui.wrap_parts(demo, 1280 - 2 * ui.PAD)  # fmt: skip
     finally:
         dpg.set_viewport_width(900)
     pump(app, lambda: dpg.get_viewport_client_width() == 900 and len(set(bar.packed)) == wide_rows)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 STATUS_H = 52  # pixels kept under the canvas for the status bar (one status line)
 PAD = 8.0  # Dear PyGui's default window padding and item spacing, in pixels
 STATUS_SEP = "  |  "
+_FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")  # a number standing alone
 KEY_NAMES = {
     dpg.mvKey_R: "R",
     dpg.mvKey_W: "W",
@@ -561,9 +562,10 @@ def update_status(app: ViewerApp) -> None:
 
 def wrap_parts(parts: list[str], available: float) -> str:
     """The status parts joined by STATUS_SEP, on as many lines as the width needs, broken
-    between parts rather than inside one. Each part is measured with its numbers as wide as
-    "0000.0", so that the lines (and the canvas above them) stay put as figures change."""
-    sizes = [dpg.get_text_size(re.sub(r"[0-9.]+", "0000.0", p)) for p in parts]
+    between parts rather than inside one. Each part is measured with its figures at least
+    five characters wide ("17.1" as "017.1"), so that the lines (and the canvas above them)
+    stay put as figures change; digits inside a name ("lite0") are left as they are."""
+    sizes = [dpg.get_text_size(_FIGURE.sub(lambda m: m[0].rjust(5, "0"), p)) for p in parts]
     sep = dpg.get_text_size(STATUS_SEP)
     if sep is None or any(z is None for z in sizes):
         return STATUS_SEP.join(parts)  # no font yet
