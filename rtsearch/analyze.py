@@ -496,4 +496,6 @@ class _CheckpointWriter:
             if self.warn and not self.failed:
                 self.warn(f"{exc}; going on without checkpoints (a crash now loses this run)")
             self.failed = True
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()  # only if no part made it: no empty folder left behind
         self._reset()

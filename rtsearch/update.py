@@ -390,6 +390,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     stop = threading.Event()
     print(f"following {args.directory} (Ctrl-C to stop)", flush=True)
+    advised = False  # the refit advice is said once, not on every pass after the threshold
     try:
         for report in follow(
             args.index,
@@ -400,16 +401,19 @@ def run(args: argparse.Namespace) -> int:
             batch=args.batch,
             warn=warn,
         ):
-            _print(report, args.index, quiet=False)
+            _print(report, args.index, quiet=False, advise=not advised)
+            advised = advised or report.refit_advised
     except KeyboardInterrupt:
         stop.set()
+        # a pass cut short keeps its finished rows as a checkpoint for the next run
+        print(f"stopped following {args.directory}", flush=True)
     return 0
 
 
-def _print(report: UpdateReport, where: Path, quiet: bool) -> None:
+def _print(report: UpdateReport, where: Path, quiet: bool, advise: bool = True) -> None:
     if report.modified or not quiet:
         print(report.summary(where), flush=True)
-    if report.refit_advised:
+    if report.refit_advised and advise:
         print_refit = (
             f"{where}: over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; "
             "a refit is advisable: rtsearch analyze DIR -o INDEX.dat --pca --keep-features "

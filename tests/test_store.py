@@ -404,6 +404,7 @@ def test_a_checkpoint_that_cannot_be_written_is_said_once_and_the_run_goes_on(
     report = analyze(tmp_path / "g", out, model, settings, warn=warnings.append)
     assert report.index.count == 40 and store.load(out).count == 40
     assert len(warnings) == 1 and "going on without checkpoints" in warnings[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g", "tiny.onnx", "x.dat"]
 
 
 SAVER = """

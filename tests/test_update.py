@@ -141,6 +141,41 @@ def test_refit_advice_counts_every_update_since_the_fit(capsys, tmp_path, tiny_m
     assert store.load(again).unfitted == 0
 
 
+def test_watch_gives_the_refit_advice_once_and_says_when_it_stops(tmp_path, tiny_model):
+    import signal
+    import subprocess
+    import sys
+
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 10)
+    out = tmp_path / "pca.dat"
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=8, projection="pca"))
+    cmd = [sys.executable, "-m", "rtsearch", "update", str(out), str(gallery), "--watch",
+           "--interval", "0.2", "--model", str(tiny_model)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+
+    def wait_for(count: int) -> None:
+        end = time.monotonic() + 60
+        while sum("added" in line for line in lines) < count and time.monotonic() < end:
+            time.sleep(0.05)
+
+    end = time.monotonic() + 60
+    while not lines and time.monotonic() < end:  # "following DIR": the first pass begins
+        time.sleep(0.05)
+    time.sleep(1.0)  # and finds nothing to do
+    for i in range(3):  # 3/13 is past a fifth, and so are 6/16 and 9/19
+        make_gallery(gallery / f"new{i}", 3, start=100 + 10 * i)
+        wait_for(1 + i)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    reader.join(timeout=10)
+    assert sum("refit is advisable" in line for line in lines) == 1, lines
+    assert lines[-1] == f"stopped following {gallery}\n" and proc.returncode == 0
+
+
 def test_update_refuses_another_models_index(capsys, tmp_path, indexed):
     from fakes import write_tiny_model
 

@@ -330,6 +330,14 @@ def test_help_overlay_and_result_count_keys(app):
     pump(app, lambda: len(app.published.results) == k + 1)
     app.on_key(dpg.mvKey_Minus)
     assert app.k == k
+    title = lambda: dpg.get_item_configuration(app.ids.results_label)["text"]  # noqa: E731
+    assert title() == "Nearest neighbor images"
+    app.perform("random")
+    app.set_k(40)  # the gallery holds 30 images; a random query leaves itself out
+    pump(app, lambda: len(app.published.results) == 29 and "29 of 40" in title())
+    assert title() == "Nearest neighbor images: 29 of 40 asked for, all the index has"
+    app.set_k(k)
+    pump(app, lambda: title() == "Nearest neighbor images")
 
 
 def test_layout_follows_window_resizes(app):

@@ -261,6 +261,7 @@ class ViewerApp:
         self.k = layout.clamp(k, layout.RESULTS_RANGE)
         dpg.set_value(self.ids.k_slider, self.k)
         self.worker.send("k", self.k)
+        self.dirty = True  # the results' title may say how many the index could give
 
     def _do_load(self) -> None:
         dpg.show_item(self.ids.load_dialog)

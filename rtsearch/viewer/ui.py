@@ -440,7 +440,7 @@ def apply_layout(app: ViewerApp) -> None:
     dpg.configure_item(ids.results_layer, show=not app.grab_mode)
     dpg.configure_item(ids.grab_layer, show=app.grab_mode)
     dpg.configure_item(ids.query_label, pos=lay.query_label)
-    dpg.configure_item(ids.results_label, pos=lay.results_label)
+    dpg.configure_item(ids.results_label, pos=lay.results_label, text=results_title(app))
     q = pub.query if pub else None
     tex = app.query_tex
     dpg.configure_item(
@@ -451,6 +451,14 @@ def apply_layout(app: ViewerApp) -> None:
         uv_max=(q.width / tex.width, q.height / tex.height) if q else (1, 1),
     )
     bind_tiles(app)
+
+
+def results_title(app: ViewerApp) -> str:
+    """Says so when the index holds fewer images than the results asked for."""
+    pub, title = app.published, "Nearest neighbor images"
+    if pub is None or not pub.results or len(pub.results) >= app.k:
+        return title
+    return f"{title}: {len(pub.results)} of {app.k} asked for, all the index has"
 
 
 def visible_results(app: ViewerApp) -> list[int]:
