@@ -21,6 +21,7 @@ from rtsearch.errors import RtsearchError
 META_PREFIX = "rtsearch."
 METADATA_VERSION = 1
 DEFAULT_MODEL = "efficientnet-lite0"
+FIRST_USE = (DEFAULT_MODEL, DEFAULT_MODEL + "-int8")  # exported when first asked for
 # An int8 file stands in for its fp32 twin by default (viewer, demo) only at this fidelity.
 INT8_MIN_COSINE = 0.99
 PROJECT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -193,15 +194,8 @@ def check_graph(info: ModelInfo, inputs: dict, outputs: dict, where: str) -> Non
         )
     shape = list(inputs[info.input_name])
     fixed = [d if isinstance(d, int) else None for d in shape]
-    if (
-        len(shape) != 4
-        or fixed[1] not in (None, 3)
-        or fixed[2:]
-        not in (
-            [None, None],
-            list(info.input_size),
-        )
-    ):
+    size_fits = fixed[2:] in ([None, None], list(info.input_size))  # free, or as stated
+    if len(shape) != 4 or fixed[1] not in (None, 3) or not size_fits:
         raise RtsearchError(
             f"{bad}: input_size {list(info.input_size)} does not fit the graph's input "
             f"{shape} (N, 3, height, width)"
@@ -268,7 +262,7 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
         candidate = d / f"{name}.onnx"
         if candidate.is_file():
             return candidate
-    if export_missing and name in (DEFAULT_MODEL, DEFAULT_MODEL + "-int8"):
+    if export_missing and name in FIRST_USE:
         from rtsearch.export import export_efficientnet_lite0
 
         out = writable_models_dir() / f"{name}.onnx"
@@ -306,7 +300,7 @@ def find_model_for(
         try:
             path = resolve_model(stem, export_missing=stem.startswith(DEFAULT_MODEL))
         except RtsearchError as exc:
-            if stem in (DEFAULT_MODEL, DEFAULT_MODEL + "-int8"):  # first-use export failed
+            if stem in FIRST_USE:  # its export on first use failed: say why
                 damaged.append(str(exc))
             continue
         try:

@@ -276,7 +276,7 @@ def _unloadable(index: Index) -> str:
         a = np.asarray(data)
         if a.shape != shape:
             return f"{name} has shape {a.shape}, expected {shape}"
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
+        if a.dtype.kind == "f" and not all_finite(a):  # in blocks: no full-size mask
             return f"{name} holds NaN or infinite values"
     return ""
 

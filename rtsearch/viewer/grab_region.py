@@ -78,9 +78,7 @@ class GrabRegion:
         ax, ay, (x, y, w, h) = self._anchor
         dx, dy = round(sx - ax), round(sy - ay)
         if self._drag == "body":
-            x = min(max(0, x + dx), self.screen_w - w)
-            y = min(max(0, y + dy), self.screen_h - h)
-            self.box = (x, y, w, h)
+            self.box = self._moved_on((x + dx, y + dy, w, h))
         elif self._drag == "tl":
             right, bottom = x + w, y + h
             nx = min(max(0, x + dx), right - MIN_SIZE)
@@ -115,9 +113,7 @@ class GrabRegion:
     def center_on(self, sx: float, sy: float) -> None:
         """Move the region (same size) so its centre is at the screen point, clamped."""
         _, _, w, h = self.box
-        x = min(max(0, round(sx - w / 2)), self.screen_w - w)
-        y = min(max(0, round(sy - h / 2)), self.screen_h - h)
-        self.box = (x, y, w, h)
+        self.box = self._moved_on((round(sx - w / 2), round(sy - h / 2), w, h))
 
     def set_box(self, box: Box) -> str:
         """Take ``box`` as the region, moved onto the screen (and no larger than it); "" when
