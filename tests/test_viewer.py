@@ -197,6 +197,26 @@ def test_clicking_a_result_makes_it_the_query(app):
     assert clicked.row not in [r.row for r in app.published.results]  # its own entry excluded
 
 
+def test_double_clicking_a_result_opens_that_result(app, monkeypatch):
+    """The first press makes the result the query and the results move; the double-click
+    still opens the picture it was made on, not the one that moved under the pointer."""
+    opened: list[Path] = []
+    monkeypatch.setattr(app, "open_file", opened.append)
+    app.perform("random")
+    pub = fresh(app, "random")
+    x0, y0, x1, y1 = app.layout.results[2]
+    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+    xdotool(app, "mousemove", str(round(ox + (x0 + x1) / 2)), str(round(oy + (y0 + y1) / 2)))
+    clicked = pub.results[2]
+    xdotool(app, "click", "--repeat", "2", "--delay", "150", "1")
+    pump(app, lambda: app.published.row == clicked.row)
+    assert opened == [clicked.file]
+    assert app.published.results[2].file != clicked.file  # another picture is there now
+    for _ in range(20):  # and the second press did not query that one
+        app.frame()
+    assert app.published.row == clicked.row
+
+
 def show_picture(path: Path, box) -> subprocess.Popen:
     """A borderless Tk window showing ``path`` scaled to ``box`` (x, y, w, h)."""
     x, y, w, h = box
@@ -567,6 +587,93 @@ def test_keys_typed_into_a_file_dialog_are_not_shortcuts(app):
     app.on_key(dpg.mvKey_Minus)
     assert app.k == k - 1
     app.set_k(k)
+
+
+def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_path):
+    """A real file dialog, driven with the mouse and keys: the name typed under the first
+    filter is the file opened (it used to come back as clip.* and not be found)."""
+    from rtsearch.viewer import ui
+
+    video = write_video(tmp_path / "clip.mp4", list(range(0, 30, 3)), frames_each=3)
+    dialog = app.ids.video_dialog
+    dpg.configure_item(dialog, default_path=str(tmp_path))
+    app.open_dialog(dialog)
+    for _ in range(5):
+        app.frame()
+    # a modal file dialog centres itself in the window; its name field and OK are at its foot
+    vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+    w, h = (dpg.get_item_configuration(dialog)[k] for k in ("width", "height"))
+    assert (w, h) == ui.DIALOG_SIZE
+    x0, y0 = (vw - w) // 2, (vh - h) // 2
+    xdotool(app, "mousemove", str(x0 + w // 2), str(y0 + h - 44))
+    xdotool(app, "click", "1")
+    xdotool(app, "type", "clip.mp4")
+    xdotool(app, "mousemove", str(x0 + 18), str(y0 + h - 18))
+    xdotool(app, "click", "1")
+    assert not dpg.is_item_shown(dialog)
+    assert fresh(app, "video").source == "video:clip.mp4"
+    assert app.video_path == video and "not found" not in app.message
+    # Esc closes a dialog as its Cancel does; the next Esc is a shortcut again
+    app.perform("load")
+    app.frame()
+    app.on_key(dpg.mvKey_Escape)
+    assert not dpg.is_item_shown(app.ids.load_dialog)
+
+
+def test_a_dialog_gives_the_picked_file_not_its_filter_name(tmp_path):
+    """app_data as the real dialogs gave it (recorded under Xvfb, Dear PyGui 2.3)."""
+    from rtsearch.errors import RtsearchError
+    from rtsearch.viewer.ui import chosen
+
+    d = str(tmp_path)
+    (tmp_path / "clip.mp4").touch()
+    picked = {
+        "file_path_name": f"{d}/clip.*",
+        "current_filter": ".*",
+        "selections": {"clip.mp4": f"{d}/clip.mp4"},
+    }
+    assert chosen(picked) == f"{d}/clip.mp4"
+    typed = {"file_path_name": f"{d}/clip.*", "current_filter": ".*", "selections": {}}
+    assert chosen(typed) == f"{d}/clip.mp4"  # the one file the name stands for
+    (tmp_path / "clip.avi").touch()
+    with pytest.raises(RtsearchError, match=r"clip\.\*: 2 files match; pick the file"):
+        chosen(typed)
+    as_typed = {"file_path_name": f"{d}/new.dat", "current_filter": ".dat", "selections": {}}
+    assert chosen(as_typed) == f"{d}/new.dat"
+    folder = {"file_path_name": f"{d}/sub", "selections": {"sub": f"{d}/sub/sub"}}
+    assert chosen(folder, directory=True) == f"{d}/sub"
+
+
+def test_dialogs_and_help_fit_a_small_window(app):
+    from rtsearch.viewer import ui
+
+    try:
+        dpg.set_viewport_width(520)
+        dpg.set_viewport_height(400)
+        pump(app, lambda: dpg.get_viewport_client_width() == 520)
+        app.perform("save")
+        app.on_key(dpg.mvKey_F1)  # help: not while a dialog is open
+        assert not dpg.is_item_shown(app.ids.help)
+        for tag in (app.ids.save_dialog, app.ids.help):
+            for _ in range(3):
+                app.frame()
+            conf = dpg.get_item_configuration(tag)
+            assert conf["width"] <= 520 - 2 * ui.DIALOG_MARGIN
+            assert conf["height"] <= dpg.get_viewport_client_height() - 2 * ui.DIALOG_MARGIN
+            app.on_key(dpg.mvKey_Escape)
+            assert not dpg.is_item_shown(tag)
+            app.on_key(dpg.mvKey_F1)
+        x, y = dpg.get_item_pos(app.ids.help)
+        assert x >= 0 and y >= 0
+        app.on_key(dpg.mvKey_Escape)
+    finally:
+        dpg.set_viewport_width(900)
+        dpg.set_viewport_height(700)
+    pump(app, lambda: dpg.get_viewport_client_width() == 900)
+    app.open_dialog(app.ids.save_dialog)  # full size again in a large window
+    conf = dpg.get_item_configuration(app.ids.save_dialog)
+    assert (conf["width"], conf["height"]) == ui.DIALOG_SIZE
+    dpg.hide_item(app.ids.save_dialog)
 
 
 def test_random_and_a_clicked_result_resume_a_paused_viewer(app):

@@ -37,7 +37,7 @@ def load(app: ViewerApp, path: Path) -> None:
             return
         app.pending_load = path
         app.message = f"{path}: its image folder {result} is gone; choose where the images are"
-        dpg.show_item(app.ids.base_dialog)
+        app.open_dialog(app.ids.base_dialog)
 
     app.message = f"loading {path}..."
     app.start_task(Task("load", work, done))

@@ -77,6 +77,7 @@ class ViewerApp:
         self.shown_captured = -1.0  # capture time of the query picture on screen
         self.frames = 0
         self.tiles_scroll = 0.0  # the canvas scroll the result tiles were bound for
+        self.last_click: ui.Click | None = None
         screen = self._screen_size()
         self.region = GrabRegion(*screen)
         self.region.scale = opts.hidpi_scale or detect_scale(screen[0], _logical_width())
@@ -166,6 +167,8 @@ class ViewerApp:
     # ------------------------------------------------------------ actions
     def on_key(self, key: int) -> None:
         """Key handler; also what tests drive, so the shortcut path is the real one."""
+        if key == dpg.mvKey_Escape and self.ids.close_dialog():
+            return
         if self.ids.typing():
             return  # keys typed into a text field are not shortcuts
         ctrl = dpg.is_key_down(dpg.mvKey_LControl) or dpg.is_key_down(dpg.mvKey_RControl)
@@ -210,7 +213,7 @@ class ViewerApp:
         if self.video_path is not None and not on_video:
             self._start_source(f"video:{self.video_path}")
         else:
-            dpg.show_item(self.ids.video_dialog)
+            self.open_dialog(self.ids.video_dialog)
 
     def _do_follow_mouse(self) -> None:
         self._start_source("screen:mouse")
@@ -264,16 +267,22 @@ class ViewerApp:
         self.dirty = True  # the results' title may say how many the index could give
 
     def _do_load(self) -> None:
-        dpg.show_item(self.ids.load_dialog)
+        self.open_dialog(self.ids.load_dialog)
 
     def _do_save(self) -> None:
         if self.session is None:
             self.message = "nothing to save: no index loaded"
         else:
-            dpg.show_item(self.ids.save_dialog)
+            self.open_dialog(self.ids.save_dialog)
+
+    def open_dialog(self, tag: int | str) -> None:
+        ui.show_fitted(tag, ui.DIALOG_SIZE)
 
     def _do_help(self) -> None:
-        dpg.configure_item(self.ids.help, show=not dpg.is_item_shown(self.ids.help))
+        if dpg.is_item_shown(self.ids.help):
+            dpg.hide_item(self.ids.help)
+        else:
+            ui.show_fitted(self.ids.help, ui.HELP_SIZE)
 
     def _do_escape(self) -> None:
         if self.grab_mode:

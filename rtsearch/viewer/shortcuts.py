@@ -16,7 +16,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("Ctrl+O", "load", "load an index (.dat), then its image folder"),
     ("Ctrl+S", "save", "save the index"),
     ("F1 or ?", "help", "show / hide this help"),
-    ("Esc", "escape", "close help or the grab-window mode"),
+    ("Esc", "escape", "close help, a file dialog or the grab-window mode"),
     ("click", "", "a result becomes the query"),
     ("double-click", "", "open a result in the system image viewer"),
     ("right-click", "", "copy a result's path to the clipboard"),

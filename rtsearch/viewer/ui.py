@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import re
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,13 +13,14 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from rtsearch.errors import count
+from rtsearch.errors import RtsearchError, count
 from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.worker import THUMB_TILE as THUMB
 
 if TYPE_CHECKING:
+    from rtsearch.session import Result
     from rtsearch.viewer.app import ViewerApp
 
 STATUS_H = 52  # pixels kept under the canvas for the status bar (one status line)
@@ -47,6 +50,22 @@ KEY_NAMES = {
 LABEL = (230, 230, 230, 255)
 GRAB_BORDER = (255, 210, 0, 255)
 BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
+DIALOG_SIZE = (700, 480)  # file dialogs, in windows large enough
+HELP_SIZE = (560, 480)
+DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
+MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
+DOUBLE_CLICK_S = 0.30  # Dear ImGui's double-click time and distance
+DOUBLE_CLICK_PX = 6.0
+VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+@dataclass
+class Click:
+    """A left click on the canvas, kept to tell a double-click's presses apart."""
+
+    t: float  # time.monotonic()
+    pos: tuple[float, float]  # on the canvas
+    hit: Result | None  # the result clicked, as shown then
 
 
 @dataclass
@@ -85,15 +104,23 @@ class Ids:
     save_dialog: int | str
     analyze_dialog: int | str
 
-    def typing(self) -> bool:
-        """Keys belong to a text field: the dims input, or a file dialog's name field."""
-        dialogs = (
+    def dialogs(self) -> tuple:
+        return (
             self.video_dialog, self.load_dialog, self.base_dialog, self.save_dialog,
             self.analyze_dialog,
         )  # fmt: skip
-        return bool(dpg.is_item_active(self.dims_input)) or any(
-            dpg.is_item_shown(d) for d in dialogs
-        )
+
+    def typing(self) -> bool:
+        """Keys belong to a text field: the dims input, or a file dialog's name field."""
+        shown = any(dpg.is_item_shown(d) for d in self.dialogs())
+        return shown or bool(dpg.is_item_active(self.dims_input))
+
+    def close_dialog(self) -> bool:
+        """Esc: close the open file dialog, as its Cancel would; False when none is open."""
+        shown = [d for d in self.dialogs() if dpg.is_item_shown(d)]
+        for d in shown:
+            dpg.hide_item(d)
+        return bool(shown)
 
 
 def build(app: ViewerApp) -> Ids:
@@ -173,7 +200,7 @@ def _toolbar(app: ViewerApp, row: int | str) -> list:
     chips.append(
         dpg.add_button(
             label="Analyze folder...",
-            callback=lambda: dpg.show_item(app.ids.analyze_dialog),
+            callback=lambda: app.open_dialog(app.ids.analyze_dialog),
             parent=row,
         )
     )
@@ -312,8 +339,8 @@ def _help_window() -> int | str:
         show=False,
         modal=False,
         pos=(120, 120),
-        width=560,
-        height=480,
+        width=HELP_SIZE[0],
+        height=HELP_SIZE[1],
         no_collapse=True,
     ) as win:
         with dpg.table(header_row=True, borders_innerH=True):
@@ -322,42 +349,103 @@ def _help_window() -> int | str:
             for key, _, text in SHORTCUTS:
                 with dpg.table_row():
                     dpg.add_text(key)
-                    dpg.add_text(text)
+                    dpg.add_text(text, wrap=0)
         dpg.add_text(
-            "Screengrab: the region is chosen on a screen preview (G), because a\n"
-            "see-through window is not possible here; keep it off this window."
+            "Screengrab: the region is chosen on a screen preview (G), because a "
+            "see-through window is not possible here; keep it off this window.",
+            wrap=0,
         )
     return win
 
 
+def show_fitted(tag: int | str, size: tuple[int, int]) -> None:
+    """Show a dialog or the help window at ``size``, or smaller where the viewer's window
+    is smaller, so that its buttons (OK, Cancel) are never cut off; centred."""
+    vw = dpg.get_viewport_client_width()
+    vh = dpg.get_viewport_client_height()
+    w = max(MIN_WINDOW, min(size[0], vw - 2 * DIALOG_MARGIN))
+    h = max(MIN_WINDOW, min(size[1], vh - 2 * DIALOG_MARGIN))
+    dpg.configure_item(tag, width=w, height=h)
+    if dpg.get_item_type(tag) != "mvAppItemType::mvFileDialog":  # those centre themselves
+        dpg.configure_item(tag, pos=(max(0, (vw - w) // 2), max(0, (vh - h) // 2)))
+    dpg.show_item(tag)
+
+
 def _dialogs(app: ViewerApp) -> dict:
-    def dialog(callback, *, directory: bool = False, exts: tuple[str, ...] = ()) -> int | str:
+    def dialog(
+        label: str, on_path, *, directory: bool = False, exts: tuple[str, ...] = ()
+    ) -> int | str:
+        def ok(app_data: dict) -> None:
+            try:
+                path = chosen(app_data, directory=directory)
+            except RtsearchError as exc:
+                app.message = str(exc)
+                return
+            on_path(path)
+
         with dpg.file_dialog(
+            label=label,
             show=False,
             directory_selector=directory,
-            width=700,
-            height=480,
-            callback=lambda s, a: callback(a),
+            width=DIALOG_SIZE[0],
+            height=DIALOG_SIZE[1],
+            # the name field starts empty: its default '.' was kept in front of typed names
+            default_filename="." if directory else "",
+            callback=lambda s, a: ok(a),
             modal=True,
         ) as tag:
             for ext in exts:
                 dpg.add_file_extension(ext)
         return tag
 
-    video_exts = (".*", ".mp4", ".avi", ".mkv", ".mov", ".webm")
+    # a named set first: a name typed under the '.*' filter loses its extension
+    video_exts = (_filter_set("Video files", VIDEO_EXTS), ".*")
     return {
-        "video_dialog": dialog(lambda a: app._start_source(f"video:{_chosen(a)}"), exts=video_exts),
-        "load_dialog": dialog(lambda a: actions.load(app, Path(_chosen(a))), exts=(".dat", ".*")),
-        "base_dialog": dialog(
-            lambda a: actions.open_session(app, app.pending_load, Path(_chosen(a))), directory=True
+        "video_dialog": dialog(
+            "Open a video file", lambda p: app._start_source(f"video:{p}"), exts=video_exts
         ),
-        "save_dialog": dialog(lambda a: actions.save(app, Path(_chosen(a))), exts=(".dat",)),
-        "analyze_dialog": dialog(lambda a: actions.analyze(app, Path(_chosen(a))), directory=True),
+        "load_dialog": dialog(
+            "Load an index (.dat)", lambda p: actions.load(app, Path(p)), exts=(".dat", ".*")
+        ),
+        "base_dialog": dialog(
+            "Where are this index's images now?",
+            lambda p: actions.open_session(app, app.pending_load, Path(p)),
+            directory=True,
+        ),
+        "save_dialog": dialog(
+            "Save the index as (.dat)", lambda p: actions.save(app, Path(p)), exts=(".dat",)
+        ),
+        "analyze_dialog": dialog(
+            "Analyze a folder of images", lambda p: actions.analyze(app, Path(p)), directory=True
+        ),
     }
 
 
-def _chosen(app_data: dict) -> str:
-    return app_data.get("file_path_name", "")
+def _filter_set(label: str, exts: tuple[str, ...]) -> str:
+    """A file dialog filter for several extensions, in both cases (its matching is
+    case-sensitive): 'Video files{.mp4,.MP4,...}'."""
+    return label + "{" + ",".join(e for ext in exts for e in (ext, ext.upper())) + "}"
+
+
+def chosen(app_data: dict, *, directory: bool = False) -> str:
+    """The path a file dialog's OK gives.
+
+    A file picked from the list is read from 'selections': 'file_path_name' puts the current
+    filter's extension in place of the file's own, so clip.mp4 picked under '.*' came back
+    as clip.*. A folder is read from 'file_path_name' ('selections' names it twice). A name
+    typed under '.*' has lost its extension; it stands for the one file that matches it.
+    """
+    name = str(app_data.get("file_path_name", ""))
+    picked = list((app_data.get("selections") or {}).values())
+    if directory or not (picked or name.endswith(".*")):
+        return name
+    if picked:
+        return str(picked[0])
+    matches = sorted(glob.glob(glob.escape(name[:-2]) + ".*"))
+    if len(matches) == 1:
+        return matches[0]
+    found = f"{len(matches)} files match" if matches else "no file matches"
+    raise RtsearchError(f"{name}: {found}; pick the file from the list")
 
 
 def _handlers(app: ViewerApp) -> None:
@@ -402,15 +490,27 @@ def on_click(app: ViewerApp) -> None:
             part = "body"
         app.region.begin(part, *point)
         return
+    now, last = time.monotonic(), app.last_click
+    if pos is not None and last is not None and _same_click(last, now, pos):
+        return  # a double-click's second press: the first press's result is the one it opens
     hit = result_at(app, pos)
+    app.last_click = Click(now, pos or (-1.0, -1.0), hit)
     if hit is not None:
         app.query_row(hit.row)
 
 
+def _same_click(last: Click, now: float, pos: tuple[float, float]) -> bool:
+    dx, dy = abs(pos[0] - last.pos[0]), abs(pos[1] - last.pos[1])
+    return now - last.t <= DOUBLE_CLICK_S and max(dx, dy) <= DOUBLE_CLICK_PX
+
+
 def on_double(app: ViewerApp) -> None:
-    hit = result_at(app, _mouse(app))
-    if hit is not None:
-        app.open_file(hit.file)
+    """Open the result the double-click's first press landed on. The first press made that
+    result the query, so the results have moved on since: the tile under the pointer now
+    is another picture."""
+    last = app.last_click
+    if last is not None and last.hit is not None:
+        app.open_file(last.hit.file)
 
 
 def on_right(app: ViewerApp) -> None:
