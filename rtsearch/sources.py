@@ -337,7 +337,12 @@ def boxes_overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) ->
 
 def parse_region(text: str) -> tuple[int, int, int, int]:
     """'x,y,w,h' -> ints; ValueError with the reason otherwise."""
-    parts = [int(p) for p in text.split(",")]
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        parts = []
     if len(parts) != 4 or parts[2] <= 0 or parts[3] <= 0:
-        raise ValueError(f"screen region must be x,y,w,h with w,h > 0, got {text!r}")
+        raise ValueError(
+            f"screen region must be x,y,w,h in whole pixels with w,h > 0, got {text!r}"
+        )
     return parts[0], parts[1], parts[2], parts[3]

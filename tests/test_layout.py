@@ -123,3 +123,6 @@ def test_a_region_that_does_not_fit_the_screen_is_moved_or_cut_and_said_so():
     assert "grabbing 1340,800,100,100 instead" in note
     assert "grabbing 840,0,600,300" in g.set_box((1200, 0, 600, 300))  # partly off
     assert "grabbing 0,0,1440,900" in g.set_box((-10, 0, 3000, 2000))  # larger than the screen
+    note = g.set_box((100, 100, 3, 3))
+    assert g.box == (100, 100, 16, 16)
+    assert note.startswith("the screen region 100,100,3,3 is smaller than 16x16: grabbing")

@@ -104,8 +104,9 @@ def test_random_source_gives_one_frame_per_trigger_with_its_row(tmp_path):
 
 def test_parse_region():
     assert parse_region("10,20,300,200") == (10, 20, 300, 200)
-    with pytest.raises(ValueError):
-        parse_region("10,20,0,5")
+    for bad in ("10,20,0,5", "abc", "1,2,3", "1.5,2,3,4", ""):
+        with pytest.raises(ValueError, match=r"^screen region must be x,y,w,h in whole pixels"):
+            parse_region(bad)
 
 
 def test_tiles_keep_aspect_and_cache_drops_the_oldest(tmp_path):

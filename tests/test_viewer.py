@@ -57,6 +57,11 @@ def app(display, gallery, tiny_model):
     viewer = ViewerApp(session, opts)
     viewer.build()
     dpg.set_viewport_pos([0, 0])
+    # the window as a user first sees it: clicks sent before its first results had been
+    # drawn, and a few frames after, never arrived (a test run on its own failed so)
+    pump(viewer, lambda: viewer.published is not None)
+    for _ in range(10):
+        viewer.frame()
     yield viewer
     viewer.close()
 
@@ -105,6 +110,7 @@ def looks_like(region: np.ndarray, thumb) -> float:
 
 
 def test_screenshot_shows_the_query_and_the_result_tiles(app, tmp_path):
+    app.perform("random")
     pub = fresh(app, "random")
     for _ in range(5):
         app.frame()
@@ -262,6 +268,43 @@ def test_a_screen_region_off_the_screen_is_moved_on_and_said_so(app):
     assert app.region.box == (10, 20, 120, 90) and app.message == ""
     app._start_source("screen:mouse")
     assert app.message == ""
+    # moved on onto this window: both are said, the move and the overlap
+    app._start_source("screen:-500,-500,200,200")
+    fresh(app, "screen")
+    app.frames = 0  # the message line is written every 10th frame
+    app.frame()
+    lines = dpg.get_value(app.ids.message).splitlines()
+    assert "does not fit the 1440x900 screen: grabbing 0,0,200,200" in lines[0]
+    assert lines[1].startswith("the grab region overlaps this window")
+    app.perform("random")
+
+
+def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tmp_path):
+    def status() -> str:
+        app.frames = 0  # the status line is written every 10th frame
+        app.frame()
+        return dpg.get_value(app.ids.status)
+
+    video = write_video(tmp_path / "live.avi", list(range(0, 30, 3)), frames_each=3)
+    app._start_source(f"video:{video}")
+    pump(app, lambda: app.published.source == "video:live.avi" and len(app.latencies) > 3)
+    assert "latency -" not in status() and "inference -" not in status()
+    app.perform("pause")
+    for _ in range(5):
+        app.frame()
+    shown = status()
+    assert "(paused)" in shown and "latency -" in shown and "inference -" in shown
+    assert "0.0 queries/s" in shown
+    app.perform("pause")
+    pump(app, lambda: "latency -" not in status())
+    # a webcam that is not there: its status does not carry the video's figures
+    app._start_source("webcam:57")
+    pump(app, lambda: app.published.source.startswith("webcam"))
+    for _ in range(5):
+        app.frame()
+    shown = status()
+    assert "latency -" in shown and "inference -" in shown and "0.0 queries/s" in shown
+    assert "no camera found (device 57)" in dpg.get_value(app.ids.message)
     app.perform("random")
 
 

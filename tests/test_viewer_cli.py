@@ -94,6 +94,11 @@ def test_no_display_and_bad_arguments_are_one_line_errors():
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode != 0 and "xvfb-run" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1  # not a GLFW assertion and abort
-    for bad in (["--source", "screen:1,2,0,4"], ["--source", "tv"], ["-k", "500"]):
+    for bad in (
+        ["--source", "screen:1,2,0,4"],
+        ["--source", "screen:abc"],
+        ["--source", "tv"],
+        ["-k", "500"],
+    ):
         done = subprocess.run(cmd + bad, capture_output=True, text=True, timeout=60, env=env)
         assert done.returncode == 2 and "error" in done.stderr.strip().splitlines()[-1]

@@ -252,6 +252,7 @@ class ViewerApp:
 
     def _do_pause(self) -> None:
         self.paused = not self.paused
+        self.latencies.clear()  # after a pause the latency counts afresh
         self.worker.send("pause", self.paused)
 
     def _do_more(self) -> None:
@@ -368,6 +369,8 @@ class ViewerApp:
             self.dirty = True
         if changed:
             self.dirty = True
+        if self.published is not None and pub.source != self.published.source:
+            self.latencies.clear()  # the status's latency is the new source's
         self.published = pub
 
     def _relayout(self) -> None:

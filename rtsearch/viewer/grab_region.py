@@ -121,6 +121,11 @@ class GrabRegion:
         self.box = self._moved_on(box)
         if self.box == tuple(box):
             return ""
+        if box[2] < MIN_SIZE or box[3] < MIN_SIZE:
+            return (
+                f"the screen region {_spec(box)} is smaller than {MIN_SIZE}x{MIN_SIZE}:"
+                f" grabbing {_spec(self.box)} instead (G to choose another)"
+            )
         return (
             f"the screen region {_spec(box)} does not fit the {self.screen_w}x{self.screen_h}"
             f" screen: grabbing {_spec(self.box)} instead (G to choose another)"

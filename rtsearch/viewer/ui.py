@@ -636,12 +636,16 @@ def update_status(app: ViewerApp) -> None:
     fps = (
         (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0
     )
-    lat = statistics.median(app.latencies) if app.latencies else 0.0
+    # figures of the live loop; "-" where there is none (paused, or a source with no
+    # picture yet), not the last source's
+    live = pub is not None and not app.paused
+    lat = f"{statistics.median(app.latencies):.0f} ms" if live and app.latencies else "-"
+    infer = f"{pub.inference_ms:.1f} ms" if live and pub.inference_ms > 0 else "-"
     parts = [
         f"source {pub.source if pub else '-'}{' (paused)' if app.paused else ''}",
-        f"latency {lat:.0f} ms",
-        f"inference {pub.inference_ms if pub else 0:.1f} ms",
-        f"{pub.queries_per_s if pub else 0:.1f} queries/s",
+        f"latency {lat}",
+        f"inference {infer}",
+        f"{pub.queries_per_s if live else 0:.1f} queries/s",
         f"UI {fps:.0f} fps",
     ]
     if s is not None:
@@ -661,9 +665,10 @@ def update_status(app: ViewerApp) -> None:
         and pub
         and pub.source == "screen"  # following the mouse skips this window by itself
     ):
-        note = (
+        overlap = (
             "the grab region overlaps this window: move it (G) so the viewer does not search itself"
         )
+        note = f"{note}\n{overlap}" if note and overlap not in note else overlap
     dpg.set_value(app.ids.message, note)
     _fit_status(app)
 

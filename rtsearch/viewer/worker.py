@@ -317,7 +317,12 @@ class Worker:
                     self._message,
                 )  # fmt: skip
             else:
-                self._slot = replace(last, seq=self._seq, source=name, message=self._message)
+                # no new picture: no rate and no inference time (the last ones were another
+                # source's, or this one's before it stopped)
+                self._slot = replace(
+                    last, seq=self._seq, source=name, message=self._message,
+                    inference_ms=0.0, queries_per_s=0.0,
+                )  # fmt: skip
 
 
 class ScreenPreview:
