@@ -471,6 +471,55 @@ def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
     pump(app, lambda: dpg.get_viewport_client_width() == 900 and len(set(bar.packed)) == wide_rows)
 
 
+def test_a_narrow_or_short_window_wraps_the_grab_hint_and_keeps_a_canvas(app, tmp_path):
+    from rtsearch.viewer import ui
+
+    def settle(width: int, height: int) -> None:
+        dpg.set_viewport_width(width)
+        dpg.set_viewport_height(height)
+        pump(app, lambda: dpg.get_viewport_client_width() == width)
+        for _ in range(25):  # the bars, then the canvas, then the status twice
+            app.frame()
+
+    try:
+        settle(560, 480)
+        # the dims box is named before it, apart from "num results"
+        kids = dpg.get_item_children(dpg.get_item_parent(app.ids.dims_input), 1)
+        label, box = kids[:2]
+        assert dpg.get_value(label).strip() == "dims" and box == app.ids.dims_input
+        assert dpg.get_item_state(label)["pos"][0] < dpg.get_item_state(box)["pos"][0]
+        app.perform("grab_mode")
+        for _ in range(5):
+            app.frame()
+        lines = ui.grab_hint(app)
+        assert len(lines) >= 2
+        assert ui.grab_preview(app).y >= ui.HINT_TOP + len(lines) * ui.HINT_SIZE
+        out = tmp_path / "grab.png"
+        app._screenshot(out)
+        shot = np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
+        # the hint's yellow stops short of the canvas's right edge (its scrollbar, 14 px, and
+        # half its padding): no line is cut there
+        x0, y0 = (round(v) for v in dpg.get_item_rect_min(app.ids.drawlist))
+        canvas = dpg.get_item_state(app.ids.canvas)
+        clip = round(canvas["pos"][0] + canvas["rect_size"][0]) - 14 - 4
+        rows = shot[y0 : y0 + ui.HINT_TOP + len(lines) * ui.HINT_SIZE, :clip]
+        yellow = (np.abs(rows - np.array(ui.GRAB_BORDER[:3])).max(axis=2) < 40).any(axis=0)
+        assert yellow[x0:].any() and not yellow[clip - 6 :].any()
+        app.perform("escape")
+        # a window too short for the bars and a canvas keeps a canvas and scrolls
+        settle(600, 240)
+        assert dpg.get_item_rect_size(app.ids.canvas)[1] >= ui.MIN_CANVAS_H
+    finally:
+        dpg.set_viewport_width(900)
+        dpg.set_viewport_height(700)
+        if app.grab_mode:
+            app.perform("escape")
+    pump(app, lambda: dpg.get_viewport_client_height() == 700)
+    for _ in range(25):
+        app.frame()
+    assert dpg.get_item_configuration(app.ids.canvas)["height"] < 0  # fills the window again
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20

@@ -54,6 +54,9 @@ DIALOG_SIZE = (700, 480)  # file dialogs, in windows large enough
 HELP_SIZE = (560, 480)
 DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
+HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
+HINT_TOP = 4
+MIN_CANVAS_H = 120  # a window too short for this scrolls, so the status goes below
 DOUBLE_CLICK_S = 0.30  # Dear ImGui's double-click time and distance
 DOUBLE_CLICK_PX = 6.0
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -215,8 +218,9 @@ def _sliders(app: ViewerApp, row: int | str):
     chips = [dpg.add_group(horizontal=True, parent=row) for _ in range(4)]
     with dpg.group(horizontal=True, parent=chips[3]):  # dims and its button stay together
         dims = app.session.index.dims if app.session else 100
+        # named before its box: after it, "num results" and the box read as one
+        dpg.add_text("  dims")
         dims_input = dpg.add_input_int(
-            label="dims",
             default_value=dims,
             width=110,
             min_value=2,
@@ -300,7 +304,7 @@ def _canvas(app: ViewerApp):
                 items[corner] = dpg.draw_rectangle(
                     (0, 0), (1, 1), fill=GRAB_BORDER, color=GRAB_BORDER
                 )
-            items["hint"] = dpg.draw_text((0, 0), "", size=16, color=GRAB_BORDER)
+            items["hint"] = dpg.draw_text((0, 0), "", size=HINT_SIZE, color=GRAB_BORDER)
     parts = {
         "results": results,
         "grab": grab,
@@ -595,8 +599,39 @@ def bind_tiles(app: ViewerApp) -> None:
 
 
 def grab_preview(app: ViewerApp):
+    """Where the screen preview goes on the canvas: under the hint's lines, as large as fits."""
     w, h = app.canvas_size
-    return app.region.fit_preview(8, 28, w - 16, h - 36)
+    top = HINT_TOP + len(grab_hint(app)) * HINT_SIZE + 8
+    return app.region.fit_preview(8, top, w - 16, h - top - 8)
+
+
+def grab_hint(app: ViewerApp) -> list[str]:
+    """The grab mode's instructions, in as many lines as the canvas's width needs."""
+    bx, by, bw, bh = app.region.box
+    hint = f"Click or drag the region or its corners; G/S: use it, Esc: cancel.  {bw}x{bh}"
+    hint += f" at {bx},{by}"
+    if app.region.overlaps(viewport_box()):
+        hint += "  (overlaps this window: it would search for itself)"
+    return wrap_words(hint, app.canvas_size[0] - 16, HINT_SIZE)
+
+
+def wrap_words(text: str, available: float, size: float) -> list[str]:
+    """``text`` broken between words into lines no wider than ``available`` when drawn at
+    font ``size`` (a word wider than that gets a line of its own)."""
+    one = dpg.get_text_size("A")
+    if one is None or not one[1]:
+        return [text]  # no font yet
+    scale = size / one[1]
+    # drawn larger than the font, each character's advance is rounded to whole pixels
+    advance = {c: round((dpg.get_text_size(c) or (0, 0))[0] * scale) for c in set(text)}
+    lines: list[str] = []
+    for word in text.split(" "):
+        wider = f"{lines[-1]} {word}" if lines else word
+        if lines and sum(advance[c] for c in wider) <= available:
+            lines[-1] = wider
+        else:
+            lines.append(word)
+    return [line.strip() for line in lines] or [""]
 
 
 def draw_grab(app: ViewerApp) -> None:
@@ -617,12 +652,7 @@ def draw_grab(app: ViewerApp) -> None:
     dpg.configure_item(items["border"], pmin=(x0, y0), pmax=(x1, y1))
     dpg.configure_item(items["tl"], pmin=(x0 - 5, y0 - 5), pmax=(x0 + 5, y0 + 5))
     dpg.configure_item(items["br"], pmin=(x1 - 5, y1 - 5), pmax=(x1 + 5, y1 + 5))
-    bx, by, bw, bh = app.region.box
-    hint = f"Click or drag the region or its corners; G/S: use it, Esc: cancel.  {bw}x{bh}"
-    hint += f" at {bx},{by}"
-    if app.region.overlaps(viewport_box()):
-        hint += "  (overlaps this window: it would search for itself)"
-    dpg.configure_item(items["hint"], pos=(8, 4), text=hint)
+    dpg.configure_item(items["hint"], pos=(8, HINT_TOP), text="\n".join(grab_hint(app)))
 
 
 def viewport_box() -> tuple[int, int, int, int]:
@@ -695,7 +725,11 @@ def _fit_status(app: ViewerApp) -> None:
     if one is None or not one[1] or not drawn:
         return
     lines = dpg.get_value(app.ids.status).count("\n") + round(drawn / one[1])
-    height = -(STATUS_H + round((lines - 1) * one[1]))  # STATUS_H holds one line of each
+    below = STATUS_H + round((lines - 1) * one[1])  # STATUS_H holds one line of each
+    room = dpg.get_viewport_client_height() - dpg.get_item_pos(app.ids.canvas)[1] - below
+    # the canvas fills the window above the status; in a window too short for that it keeps
+    # MIN_CANVAS_H, and the window scrolls to the status under it
+    height = -below if room >= MIN_CANVAS_H else MIN_CANVAS_H
     if dpg.get_item_configuration(app.ids.canvas)["height"] != height:
         dpg.configure_item(app.ids.canvas, height=height)
 
