@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--gallery-dir",
         type=Path,
         default=None,
-        help="where the fetched gallery goes (None: the user data folder)",
+        help="where the fetched gallery goes (default: the user data folder)",
     )
     p.add_argument("--refetch", action="store_true", help="fetch the gallery again")
     p.add_argument("--rebuild", action="store_true", help="analyze the gallery again")
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--index",
         type=Path,
         default=None,
-        help="demo index file (None: one per gallery and model in the user data folder)",
+        help="demo index file (default: one per gallery and model in the user data folder)",
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="model name or .onnx path")
     p.add_argument("--threads", type=int, default=0, help="inference threads for the analysis")

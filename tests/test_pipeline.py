@@ -59,11 +59,12 @@ def test_default_dims_beyond_a_small_model_say_they_are_the_default(capsys, tmp_
 
 
 def test_help_shows_each_default_once(capsys):
-    for command in ("analyze", "query", "view", "bench", "update", "eval"):
+    for command in ("analyze", "query", "view", "bench", "update", "eval", "demo"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert "(default: None)" not in text and "(default: False)" not in text, command
+        assert "None:" not in text, command  # a user does not type None
         for option in re.split(r" (?=-{1,2}[a-z])", text):  # one option and its help
             assert option.lower().count("default") <= 1 or "by default" in option, option
 

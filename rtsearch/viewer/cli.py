@@ -15,9 +15,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("index_file", nargs="?", type=Path, default=None, help="index file (.dat)")
     p.add_argument("--index", type=Path, default=None, help="index file (.dat); same as INDEX")
     p.add_argument(
-        "--base-dir", type=Path, default=None, help="where the images are now (None: as analysed)"
+        "--base-dir",
+        type=Path,
+        default=None,
+        help="where the images are now (default: where they were analysed)",
     )
-    p.add_argument("--model", default=None, help="model name or .onnx path (None: the index's)")
+    p.add_argument("--model", default=None, help="model name or .onnx path (default: the index's)")
     p.add_argument(
         "--source", type=source_spec, default="random", help=f"first query source: {SOURCES}"
     )
