@@ -101,14 +101,11 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> Up
             "read are kept as they were"
         )
     present = seen | set(hidden)
-    if rows and seen and seen.isdisjoint(rows) and not replace:
-        raise RtsearchError(
-            f"{base_dir}: holds none of the {count(len(rows), 'image')} in {index_path} (another "
-            "folder?); pass --replace to index it in their place"
-        )
+    moved = old.base_dir != str(base_dir.resolve())
+    if rows and seen and not replace:
+        _check_same_images(index_path, base_dir, old, rows, seen, moved)
     report = UpdateReport(old, skipped=list(found.skipped))
     report.removed = [p for p in old.paths if p not in present]
-    moved = old.base_dir != str(base_dir.resolve())
     if todo or report.removed or moved:
         store.check_writable(index_path)  # before the work, not after it
     fresh = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
@@ -155,6 +152,33 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
         raise KeyboardInterrupt
     report.skipped.extend(run.skipped)
     return fresh
+
+
+def _check_same_images(index_path, base_dir, old, rows, seen, moved) -> None:
+    """Refuse a folder that is not the indexed one: it shares no names with the index, or,
+    given in place of the folder the index was made of, no file whose name and size match
+    (another camera's IMG_0001.JPG shares a name, not its size; a copy keeps the sizes)."""
+    shared = seen.intersection(rows)
+    if shared and not moved:
+        return
+    if any(_size(base_dir / p) == int(old.sizes[rows[p]]) for p in shared):
+        return  # (stops at the first: a moved folder matches at once)
+    why = (
+        f"{count(len(shared), 'file')} share their names, not their sizes: another folder?"
+        if shared
+        else "another folder?"
+    )
+    raise RtsearchError(
+        f"{base_dir}: holds none of the {count(len(rows), 'image')} in {index_path} ({why}); "
+        "pass --replace to index it in their place"
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def merge(old: Index, rows: dict[str, int], fresh, keep: set[str], base_dir: Path) -> Index:

@@ -110,6 +110,33 @@ def test_update_refuses_a_folder_holding_none_of_the_images(capsys, tmp_path, in
     assert code == 0 and "4 images (4 added, 0 changed, 30 removed" in stdout
 
 
+def test_update_tells_another_folder_with_the_same_names_from_a_copy(
+    capsys, tmp_path, indexed, tiny_model
+):
+    """Another camera's folder names its files IMG_0001.JPG too: same names, other sizes,
+    so it is refused as another folder. A copy that did not keep the files' dates keeps
+    their sizes, and updates (re-analysed, as dates tell changes)."""
+    import shutil
+
+    gallery, out = indexed
+    names = sorted(p.relative_to(gallery) for p in gallery.rglob("*.*"))[:5]
+    other = tmp_path / "camera2"
+    for i, rel in enumerate(names):
+        (other / rel).parent.mkdir(parents=True, exist_ok=True)
+        make_image(700 + i).save(other / rel, quality=60)
+    stamp = out.stat().st_mtime_ns
+    code, _, err = cli(capsys, "update", out, other, "--model", tiny_model)
+    assert code == 1 and err == (
+        f"rtsearch: error: {other}: holds none of the 30 images in {out} (5 files share their "
+        "names, not their sizes: another folder?); pass --replace to index it in their place\n"
+    )
+    assert out.stat().st_mtime_ns == stamp
+    copy = tmp_path / "copy"
+    shutil.copytree(gallery, copy, copy_function=shutil.copyfile)  # new dates, same sizes
+    code, stdout, err = cli(capsys, "update", out, copy, "--model", tiny_model)
+    assert code == 0 and "30 images (0 added, 30 changed, 0 removed" in stdout, err
+
+
 def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_model):
     gallery = tmp_path / "g"
     make_gallery(gallery, 20)
