@@ -6,6 +6,7 @@ beyond the model run, and ``query_*`` may be called from one worker thread at a 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,11 +130,20 @@ class SearchSession:
             detail = load_rgb(path, min_size=(VERIFY_SIDE, VERIFY_SIDE))
         return self.query_image(image, k, verify=verify, detail=detail)
 
+    def with_features(self) -> Index:
+        """This session's index with its stored features, read from its file when they were
+        not loaded (the viewer loads none); as it is when its file has none."""
+        index, source = self.index, self.source
+        if index.features is not None or source is None or not store.has_features(source):
+            return index
+        full = store.load(source, features=True)
+        if list(full.paths) != list(index.paths):  # the file changed since: not these rows
+            return index
+        return dataclasses.replace(index, features=full.features)
+
     def reprojected(self, dims: int, kind: str | None = None) -> SearchSession:
         """A new session over the same features projected to ``dims`` (needs stored features)."""
-        index = self.index
-        if index.features is None and self.source is not None and store.has_features(self.source):
-            index = store.load(self.source, features=True)
+        index = self.with_features()
         if index.features is None:
             raise RtsearchError(
                 "this index was saved without features; re-analyze with --keep-features "

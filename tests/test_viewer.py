@@ -582,11 +582,24 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     from rtsearch.extractor import Extractor
     from rtsearch.viewer import actions
 
+    from rtsearch import store
+
     saved = tmp_path / "saved.dat"
     actions.save(app, saved)
     pump(app, lambda: app.message == f"saved {saved}")
     actions.load(app, saved)
     pump(app, lambda: app.session.source == saved)
+    # a loaded index holds no features in memory; a copy saved from it keeps its file's
+    assert app.session.index.features is None and store.has_features(saved)
+    copy = tmp_path / "copy.dat"
+    actions.save(app, copy)
+    pump(app, lambda: app.message == f"saved {copy}")
+    assert store.has_features(copy)
+    actions.load(app, copy)
+    pump(app, lambda: app.session.source == copy)
+    dpg.set_value(app.ids.dims_input, 6)  # so the copy can still change dimensions
+    actions.reproject(app)
+    pump(app, lambda: app.session.index.dims == 6)
     folder = tmp_path / "moving"
     make_gallery(folder, 5, start=200)
     analyze(folder, tmp_path / "m.dat", Extractor(tiny_model, threads=1), Settings(dims=16))
@@ -734,6 +747,30 @@ def test_a_dialog_gives_the_picked_file_not_its_filter_name(tmp_path):
     assert chosen(as_typed) == f"{d}/new.dat"
     folder = {"file_path_name": f"{d}/sub", "selections": {"sub": f"{d}/sub/sub"}}
     assert chosen(folder, directory=True) == f"{d}/sub"
+    # a file picked, then another name typed: the typed name (it was the picked file that
+    # Save wrote over)
+    retyped = {
+        "file_path_name": f"{d}/new.dat",
+        "file_name": "new.dat",
+        "selections": {"victim.dat": f"{d}/victim.dat"},
+    }
+    assert chosen(retyped) == f"{d}/new.dat"
+    picked["file_name"] = "clip.*"  # as picked under '.*'
+    assert chosen(picked) == f"{d}/clip.mp4"
+    retyped = {
+        "file_path_name": f"{d}/other.*",
+        "file_name": "other.*",
+        "selections": {"clip.mp4": f"{d}/clip.mp4"},
+    }
+    (tmp_path / "other.mkv").touch()
+    assert chosen(retyped) == f"{d}/other.mkv"
+    # full paths typed into the name field come back joined onto the dialog's folder
+    assert chosen({"file_path_name": f"{d}//data/x.dat", "file_name": "/data/x.dat"}) == (
+        "/data/x.dat"
+    )
+    assert chosen({"file_path_name": f"{d}//data/pics"}, directory=True) == "/data/pics"
+    home = os.path.expanduser("~")
+    assert chosen({"file_path_name": f"{d}/~/pics"}, directory=True) == f"{home}/pics"
 
 
 def test_dialogs_and_help_fit_a_small_window(app):

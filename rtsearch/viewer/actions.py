@@ -115,7 +115,8 @@ def save(app: ViewerApp, path: Path) -> None:
     def done(_) -> None:
         app.message = f"saved {path}"
 
-    app.start_task(Task("save", lambda task: store.save(session.index, path), done))
+    # with the features its file holds: a copy without them could not change dimensions
+    app.start_task(Task("save", lambda task: store.save(session.with_features(), path), done))
 
 
 def reproject(app: ViewerApp) -> None:

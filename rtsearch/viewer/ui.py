@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
 import statistics
 import time
@@ -434,22 +435,39 @@ def _filter_set(label: str, exts: tuple[str, ...]) -> str:
 def chosen(app_data: dict, *, directory: bool = False) -> str:
     """The path a file dialog's OK gives.
 
-    A file picked from the list is read from 'selections': 'file_path_name' puts the current
-    filter's extension in place of the file's own, so clip.mp4 picked under '.*' came back
-    as clip.*. A folder is read from 'file_path_name' ('selections' names it twice). A name
-    typed under '.*' has lost its extension; it stands for the one file that matches it.
+    'file_path_name' puts the current filter's extension in place of the file's own, so
+    clip.mp4 picked from the list under '.*' came back as clip.*: a file picked from the list
+    is read from 'selections', unless another name was typed after picking it ('file_name'
+    is what the name field held). A name typed under '.*' has lost its extension; it stands
+    for the one file that matches it. A folder is read from 'file_path_name' ('selections'
+    names it twice).
     """
-    name = str(app_data.get("file_path_name", ""))
-    picked = list((app_data.get("selections") or {}).values())
-    if directory or not (picked or name.endswith(".*")):
+    name = _as_typed(str(app_data.get("file_path_name", "")))
+    if directory:
         return name
-    if picked:
-        return str(picked[0])
+    typed = str(app_data.get("file_name", ""))
+    for picked, path in (app_data.get("selections") or {}).items():
+        if typed == picked or (typed.endswith(".*") and typed[:-2] == Path(picked).stem):
+            return str(path)
+        break  # one file is picked at most
+    if not name.endswith(".*"):
+        return name
     matches = sorted(glob.glob(glob.escape(name[:-2]) + ".*"))
     if len(matches) == 1:
         return matches[0]
     found = f"{len(matches)} files match" if matches else "no file matches"
     raise RtsearchError(f"{name}: {found}; pick the file from the list")
+
+
+def _as_typed(path: str) -> str:
+    """A full path typed into a dialog's name field comes back joined onto the folder the
+    dialog shows: '/home/me//data/x.dat' for '/data/x.dat', '/home/me/~/x' for '~/x'."""
+    if "//" in path:
+        path = "/" + path.rsplit("//", 1)[1]
+    parts = path.split("/")
+    if "~" in parts and not os.path.exists(path):
+        path = os.path.expanduser("/".join(["~", *parts[parts.index("~") + 1 :]]))
+    return path
 
 
 def _handlers(app: ViewerApp) -> None:
