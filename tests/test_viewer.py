@@ -578,11 +578,10 @@ def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypa
 
 
 def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_path):
+    from rtsearch import store
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor
     from rtsearch.viewer import actions
-
-    from rtsearch import store
 
     saved = tmp_path / "saved.dat"
     actions.save(app, saved)
@@ -803,6 +802,49 @@ def test_dialogs_and_help_fit_a_small_window(app):
     conf = dpg.get_item_configuration(app.ids.save_dialog)
     assert (conf["width"], conf["height"]) == ui.DIALOG_SIZE
     dpg.hide_item(app.ids.save_dialog)
+
+
+def test_keys_typed_into_a_slider_are_not_shortcuts_and_stay_in_range(app):
+    """Ctrl+click turns a slider into a text field: 's' typed there used to switch to the
+    screen source, and -200 put the results over the query."""
+    from rtsearch.viewer import layout
+
+    app.perform("random")
+    fresh(app, "random")
+    thumb = app.ids.fields[2]
+    (x, y), (w, h) = dpg.get_item_rect_min(thumb), dpg.get_item_rect_size(thumb)
+    source, k = app.worker.source, app.k
+    xdotool(app, "mousemove", str(round(x + w / 2)), str(round(y + h / 2)))
+    xdotool(app, "keydown", "ctrl", "click", "1", "keyup", "ctrl")
+    assert dpg.is_item_active(thumb)
+    xdotool(app, "type", "--", "s-")
+    assert app.worker.source is source and app.k == k  # neither S nor - acted
+    xdotool(app, "key", "--repeat", "8", "BackSpace")
+    xdotool(app, "type", "--", "-9000")
+    xdotool(app, "key", "Return")
+    pump(app, lambda: app.opts.thumb_h == layout.THUMB_RANGE[0])
+    assert dpg.get_value(thumb) == layout.THUMB_RANGE[0]
+
+
+def test_a_quick_ctrl_s_saves_and_does_not_switch_to_the_screen(app):
+    """xdotool presses and releases Ctrl+S at once, as a quick hand does: the Ctrl was
+    released by the time the key handler asked, and S switched to the screen source."""
+    app.perform("random")
+    fresh(app, "random")
+    source = app.worker.source
+    for _ in range(3):
+        xdotool(app, "key", "ctrl+s")
+        assert dpg.is_item_shown(app.ids.save_dialog)
+        app.on_key(dpg.mvKey_Escape)
+    # the handler runs after the keys went up: the events' order decides, not is_key_down
+    app.on_key(dpg.mvKey_LControl)
+    app.on_key(dpg.mvKey_S)
+    app.on_key_release(dpg.mvKey_LControl)
+    assert dpg.is_item_shown(app.ids.save_dialog)
+    app.on_key(dpg.mvKey_Escape)
+    app.on_key(dpg.mvKey_S)  # and a plain S after it is S
+    pump(app, lambda: app.published.source == "screen")
+    app.perform("random")
 
 
 def test_random_and_a_clicked_result_resume_a_paused_viewer(app):

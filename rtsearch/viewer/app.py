@@ -34,6 +34,7 @@ from rtsearch.viewer.worker import QUERY_TILE, THUMB_TILE, Published, ScreenPrev
 MAX_FPS = 60.0
 NO_INDEX = "no index loaded: Load (Ctrl+O) an index, or Analyze a folder of images"
 SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first results
+CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
 SCREENSHOT_FRAMES = 30  # a screenshot without quit_after_frames: frames drawn before it
 
 
@@ -78,6 +79,7 @@ class ViewerApp:
         self.frames = 0
         self.tiles_scroll = 0.0  # the canvas scroll the result tiles were bound for
         self.last_click: ui.Click | None = None
+        self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
         screen = self._screen_size()
         self.region = GrabRegion(*screen)
         self.region.scale = opts.hidpi_scale or detect_scale(screen[0], _logical_width())
@@ -167,17 +169,29 @@ class ViewerApp:
     # ------------------------------------------------------------ actions
     def on_key(self, key: int) -> None:
         """Key handler; also what tests drive, so the shortcut path is the real one."""
+        if key in ui.CTRL_KEYS:
+            self.ctrl_pressed = time.monotonic()
+            return
         if key == dpg.mvKey_Escape and self.ids.close_dialog():
             return
         if self.ids.typing():
             return  # keys typed into a text field are not shortcuts
-        ctrl = dpg.is_key_down(dpg.mvKey_LControl) or dpg.is_key_down(dpg.mvKey_RControl)
+        # Ctrl as the key events came, before this one: a quick Ctrl+S is often released by
+        # the time this handler runs, and is_key_down alone took it for a plain S. (A press
+        # whose release never came, outside the window, counts for a moment only.)
+        pressed = self.ctrl_pressed
+        recent = pressed is not None and time.monotonic() - pressed < CTRL_MEMORY_S
+        ctrl = recent or any(dpg.is_key_down(k) for k in ui.CTRL_KEYS[:2])
         name = ui.KEY_NAMES.get(key)
         if name == "/" and (dpg.is_key_down(dpg.mvKey_LShift) or dpg.is_key_down(dpg.mvKey_RShift)):
             name = "?"
         action = action_for(name, ctrl) if name else None
         if action:
             self.perform(action)
+
+    def on_key_release(self, key: int) -> None:
+        if key in ui.CTRL_KEYS:
+            self.ctrl_pressed = None
 
     def perform(self, action: str) -> None:
         """Every shortcut and button ends here."""

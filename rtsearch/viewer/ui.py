@@ -28,6 +28,7 @@ STATUS_H = 52  # pixels kept under the canvas for the status bar (one status lin
 PAD = 8.0  # Dear PyGui's default window padding and item spacing, in pixels
 STATUS_SEP = "  |  "
 _FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")  # a number standing alone
+CTRL_KEYS = (dpg.mvKey_LControl, dpg.mvKey_RControl, dpg.mvKey_ModCtrl)
 KEY_NAMES = {
     dpg.mvKey_R: "R",
     dpg.mvKey_W: "W",
@@ -107,6 +108,7 @@ class Ids:
     base_dialog: int | str
     save_dialog: int | str
     analyze_dialog: int | str
+    fields: tuple = ()  # the dims input and the sliders (Ctrl+click types into one)
 
     def dialogs(self) -> tuple:
         return (
@@ -115,9 +117,10 @@ class Ids:
         )  # fmt: skip
 
     def typing(self) -> bool:
-        """Keys belong to a text field: the dims input, or a file dialog's name field."""
+        """Keys belong to a text field: the dims input, a slider being typed into
+        (Ctrl+click), or a file dialog's name field."""
         shown = any(dpg.is_item_shown(d) for d in self.dialogs())
-        return shown or bool(dpg.is_item_active(self.dims_input))
+        return shown or any(dpg.is_item_active(f) for f in self.fields)
 
     def close_dialog(self) -> bool:
         """Esc: close the open file dialog, as its Cancel would; False when none is open."""
@@ -132,7 +135,7 @@ def build(app: ViewerApp) -> Ids:
         with dpg.group():
             rows = [dpg.add_group(horizontal=True) for _ in range(32)]
         buttons = _toolbar(app, rows[0])
-        k_slider, dims_input, sliders = _sliders(app, rows[1])
+        k_slider, dims_input, sliders, fields = _sliders(app, rows[1])
         toolbar = Toolbar(rows[: len(buttons) + len(sliders)], [buttons, sliders])
         for row in rows[len(toolbar.rows) :]:
             dpg.delete_item(row)
@@ -165,6 +168,7 @@ def build(app: ViewerApp) -> Ids:
         progress_group,
         _help_window(),
         **dialogs,
+        fields=fields,
     )
     _handlers(app)
     return ids
@@ -213,7 +217,9 @@ def _toolbar(app: ViewerApp, row: int | str) -> list:
 
 def _sliders(app: ViewerApp, row: int | str):
     def relayout(sender, value, field) -> None:
-        setattr(app.opts, field, int(value))
+        # typed values (Ctrl+click) are clamped by the slider; this holds for any other
+        ranges = {"header_h": layout.HEADER_RANGE, "thumb_h": layout.THUMB_RANGE}
+        setattr(app.opts, field, layout.clamp(int(value), ranges[field]))
         app.dirty = True
 
     chips = [dpg.add_group(horizontal=True, parent=row) for _ in range(4)]
@@ -232,22 +238,24 @@ def _sliders(app: ViewerApp, row: int | str):
         dpg.add_button(label="Apply dims", callback=lambda: actions.reproject(app))
     with dpg.group(horizontal=True, parent=chips[0]):
         lo, hi = layout.HEADER_RANGE
-        dpg.add_slider_int(
+        header = dpg.add_slider_int(
             label="header height",
             min_value=lo,
             max_value=hi,
             width=160,
+            clamped=True,
             default_value=app.opts.header_h,
             callback=relayout,
             user_data="header_h",
         )
     with dpg.group(horizontal=True, parent=chips[1]):
         lo, hi = layout.THUMB_RANGE
-        dpg.add_slider_int(
+        thumb = dpg.add_slider_int(
             label="thumb height",
             min_value=lo,
             max_value=hi,
             width=160,
+            clamped=True,
             default_value=app.opts.thumb_h,
             callback=relayout,
             user_data="thumb_h",
@@ -259,10 +267,11 @@ def _sliders(app: ViewerApp, row: int | str):
             min_value=lo,
             max_value=hi,
             width=160,
+            clamped=True,
             default_value=app.k,
             callback=lambda s, v: app.set_k(v),
         )
-    return k_slider, dims_input, chips
+    return k_slider, dims_input, chips, (dims_input, header, thumb, k_slider)
 
 
 def reflow_toolbar(app: ViewerApp) -> None:
@@ -473,6 +482,7 @@ def _as_typed(path: str) -> str:
 def _handlers(app: ViewerApp) -> None:
     with dpg.handler_registry():
         dpg.add_key_press_handler(callback=lambda s, key: app.on_key(key))
+        dpg.add_key_release_handler(callback=lambda s, key: app.on_key_release(key))
         dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Left, callback=lambda: on_click(app))
         dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Right, callback=lambda: on_right(app))
         dpg.add_mouse_double_click_handler(
