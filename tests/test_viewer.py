@@ -249,11 +249,11 @@ def test_screen_source_finds_the_picture_on_screen_at_rank_1(app, gallery):
         # a still screen is not searched again: after a second the status says so
         pump(app, lambda: app.published.message == UNCHANGED)
         assert top_is(app, "screen", target)
-        app.frames = 0  # the status line is written every 10th frame
+        app.frames = 0  # the status and message lines are written every 10th frame
         app.frame()
-        status = dpg.get_value(app.ids.status)
-        assert "0.0 queries/s" in status, status
         assert dpg.get_value(app.ids.message) == UNCHANGED
+        # and the rate, counted over the last 5 s, falls to 0
+        pump(app, lambda: "  0.0 queries/s" in dpg.get_value(app.ids.status), timeout=8)
     finally:
         proc.kill()
         proc.wait()
@@ -297,6 +297,18 @@ def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tm
     assert "0.0 queries/s" in shown
     app.perform("pause")
     pump(app, lambda: "latency -" not in status())
+    # queries/s: a picture that changes every 1.5 s is searched 0.7 times a second
+    slow = write_video(tmp_path / "slow.avi", [3, 7, 11, 15, 19], frames_each=15, fps=10.0)
+    app._start_source(f"video:{slow}")
+    pump(app, lambda: app.published.source == "video:slow.avi")
+    end = time.perf_counter() + 4.0
+    while time.perf_counter() < end:
+        app.frame()
+    assert 0.3 <= app.query_rate() <= 1.2, app.query_rate()
+    # and the last source's rate does not stay up after switching to R
+    app.perform("random")
+    fresh(app, "random")
+    assert app.query_rate() <= 2.0 and "queries/s" in status()
     # a webcam that is not there: its status does not carry the video's figures
     app._start_source("webcam:57")
     pump(app, lambda: app.published.source.startswith("webcam"))
@@ -836,6 +848,7 @@ def test_a_quick_ctrl_s_saves_and_does_not_switch_to_the_screen(app):
         xdotool(app, "key", "ctrl+s")
         assert dpg.is_item_shown(app.ids.save_dialog)
         app.on_key(dpg.mvKey_Escape)
+    assert app.worker.source is source
     # the handler runs after the keys went up: the events' order decides, not is_key_down
     app.on_key(dpg.mvKey_LControl)
     app.on_key(dpg.mvKey_S)

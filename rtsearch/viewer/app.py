@@ -34,6 +34,7 @@ from rtsearch.viewer.worker import QUERY_TILE, THUMB_TILE, Published, ScreenPrev
 MAX_FPS = 60.0
 NO_INDEX = "no index loaded: Load (Ctrl+O) an index, or Analyze a folder of images"
 SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first results
+RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this window
 CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
 SCREENSHOT_FRAMES = 30  # a screenshot without quit_after_frames: frames drawn before it
 
@@ -75,6 +76,9 @@ class ViewerApp:
         # the window in physical pixels, refreshed by the UI thread, read by the worker
         self.viewport_box: tuple[int, int, int, int] | None = None
         self.latencies: deque[float] = deque(maxlen=30)
+        # when each new result was shown, for the status's queries/s; since when they count
+        self.shown_times: deque[float] = deque(maxlen=int(RATE_WINDOW_S * MAX_FPS))
+        self.rate_since = time.perf_counter()
         self.shown_captured = -1.0  # capture time of the query picture on screen
         self.frames = 0
         self.tiles_scroll = 0.0  # the canvas scroll the result tiles were bound for
@@ -266,7 +270,7 @@ class ViewerApp:
 
     def _do_pause(self) -> None:
         self.paused = not self.paused
-        self.latencies.clear()  # after a pause the latency counts afresh
+        self._count_afresh()
         self.worker.send("pause", self.paused)
 
     def _do_more(self) -> None:
@@ -359,6 +363,7 @@ class ViewerApp:
         if pub is not None and pub.captured != self.shown_captured and pub.query is not None:
             self.shown_captured = pub.captured
             self.latencies.append((now - pub.captured) * 1000.0)
+            self.shown_times.append(now)
         self.frames += 1
 
     def _pace(self) -> None:
@@ -384,8 +389,24 @@ class ViewerApp:
         if changed:
             self.dirty = True
         if self.published is not None and pub.source != self.published.source:
-            self.latencies.clear()  # the status's latency is the new source's
+            self._count_afresh()  # the status's figures are the new source's
         self.published = pub
+
+    def _count_afresh(self) -> None:
+        self.latencies.clear()
+        self.shown_times.clear()
+        self.rate_since = time.perf_counter()
+
+    def query_rate(self) -> float:
+        """Results shown per second over the last RATE_WINDOW_S (or since the source or the
+        pause changed): it falls to 0 when nothing new comes, and a picture that changes
+        every 1.5 s reads 0.7."""
+        now = time.perf_counter()
+        recent = [t for t in self.shown_times if now - t <= RATE_WINDOW_S]
+        window = min(RATE_WINDOW_S, now - self.rate_since)
+        if len(recent) >= 2 and window < 1.0:  # just started: between its results
+            return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+        return len(recent) / window if window >= 1.0 else 0.0
 
     def _relayout(self) -> None:
         self.dirty = False

@@ -703,7 +703,7 @@ def update_status(app: ViewerApp) -> None:
         f"source {pub.source if pub else '-'}{' (paused)' if app.paused else ''}",
         f"latency {lat}",
         f"inference {infer}",
-        f"{pub.queries_per_s if live else 0:.1f} queries/s",
+        f"{app.query_rate() if live else 0:.1f} queries/s",
         f"UI {fps:.0f} fps",
     ]
     if s is not None:

@@ -17,7 +17,6 @@ import queue
 import sys
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -82,7 +81,6 @@ class Published:
     results: tuple[Result, ...]
     thumbs: tuple[Thumb, ...]
     inference_ms: float
-    queries_per_s: float
     message: str
 
 
@@ -102,7 +100,7 @@ class Worker:
         self._slot: Published | None = None
         self._lock = threading.Lock()
         self._seq = 0
-        self._times: deque[float] = deque(maxlen=30)
+        self._last_query_at = 0.0  # perf_counter
         self._message = ""
         self._last: Frame | None = None  # the last picture searched, for a search again
         self._last_sig: np.ndarray | None = None  # a live picture's signature(), once taken
@@ -239,22 +237,21 @@ class Worker:
         return False
 
     def _note_idle(self, now: float) -> None:
-        """A live source with nothing new for IDLE_S: say 0 queries/s (and why, when its
-        picture is unchanged) instead of leaving the last rate up; once, not every poll."""
+        """A live source with nothing new for IDLE_S: say why, when its picture is unchanged;
+        once, not every poll."""
         pub = self.latest()
         live = self.source is not None and self.source.live
         if self._idle_said or not live or pub is None or pub.query is None:
             return
-        if self._times and now - self._times[-1] < IDLE_S:
+        if now - self._last_query_at < IDLE_S:
             return
         self._idle_said = True
-        self._times.clear()  # the rate after the pause counts from the pause's end
         still = self._repeated and not self.paused and not self._message
         message = UNCHANGED if still else self._message
         with self._lock:
             if self._slot is pub:
                 self._seq += 1
-                self._slot = replace(pub, seq=self._seq, queries_per_s=0.0, message=message)
+                self._slot = replace(pub, seq=self._seq, message=message)
 
     def _query(self, frame: Frame) -> None:
         self._last = frame
@@ -274,7 +271,7 @@ class Worker:
         thumbs, bad = self._thumbs(results)
         if bad:
             message = bad
-        self._times.append(time.perf_counter())
+        self._last_query_at = time.perf_counter()
         self._store(frame, tuple(results), thumbs, infer_ms, message)
 
     def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
@@ -288,19 +285,13 @@ class Worker:
             thumbs.append(tile)
         return tuple(thumbs), bad
 
-    def _rate(self) -> float:
-        if len(self._times) < 2:
-            return 0.0
-        span = self._times[-1] - self._times[0]
-        return (len(self._times) - 1) / span if span > 0 else 0.0
-
     def _store(self, frame, results, thumbs, infer_ms: float, message: str) -> None:
         query = to_tile(frame.image, QUERY_TILE)
         self._seq += 1
         name = self.source.name if self.source else ""
         pub = Published(
             self._seq, name, query, frame.captured, time.perf_counter(), frame.row,
-            results, thumbs, infer_ms, self._rate(), message,
+            results, thumbs, infer_ms, message,
         )  # fmt: skip
         with self._lock:
             self._slot = pub
@@ -313,15 +304,14 @@ class Worker:
             name = self.source.name if self.source else ""
             if last is None:
                 self._slot = Published(
-                    self._seq, name, None, 0.0, time.perf_counter(), None, (), (), 0.0, 0.0,
+                    self._seq, name, None, 0.0, time.perf_counter(), None, (), (), 0.0,
                     self._message,
                 )  # fmt: skip
             else:
-                # no new picture: no rate and no inference time (the last ones were another
+                # no new picture: no inference time (the last one was another
                 # source's, or this one's before it stopped)
                 self._slot = replace(
-                    last, seq=self._seq, source=name, message=self._message,
-                    inference_ms=0.0, queries_per_s=0.0,
+                    last, seq=self._seq, source=name, message=self._message, inference_ms=0.0,
                 )  # fmt: skip
 
 
