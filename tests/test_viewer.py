@@ -574,17 +574,38 @@ def test_ui_stays_smooth_while_a_slow_model_runs(app, tmp_path):
 
 
 def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypatch):
+    from rtsearch.session import SearchSession
     from rtsearch.viewer import actions
 
-    dpg.set_value(app.ids.dims_input, 12)
-    actions.reproject(app)
-    pump(app, lambda: app.session.index.dims == 12)
+    assert dpg.get_value(app.ids.dims_input) == app.session.index.dims  # the box shows it
+    assert dpg.get_item_configuration(app.ids.dims_input)["max_value"] == 128  # the model's
+    # two quick Apply dims: the last pressed is the one kept, whichever finishes last
+    slow = SearchSession.reprojected
+
+    def reprojected(self, dims, kind=None):
+        if dims == 20:
+            time.sleep(1.5)
+        return slow(self, dims, kind)
+
+    monkeypatch.setattr(SearchSession, "reprojected", reprojected)
+    for dims in (20, 12):
+        dpg.set_value(app.ids.dims_input, dims)
+        actions.reproject(app)
+    pump(app, lambda: not any(t.name == "re-projection" for t in app.tasks))
+    assert app.session.index.dims == 12 and dpg.get_value(app.ids.dims_input) == 12
+    assert app.message == "re-projected to 12 dimensions (30 images)"
+    monkeypatch.undo()
     folder = tmp_path / "new"
     make_gallery(folder, 9, start=100)
+    (folder / "corrupt.jpg").write_bytes(b"not a picture")
+    (folder / "empty.png").write_bytes(b"")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     actions.analyze(app, folder)
     pump(app, lambda: len(app.session.index.paths) == 9, timeout=60)
     assert actions.analysis_output(folder).is_file()
+    # the files skipped are named, with their reasons, not only counted
+    assert "(9 images); skipped 2 files: " in app.message
+    assert f"{folder}/corrupt.jpg: " in app.message and f"{folder}/empty.png: " in app.message
     app.perform("random")  # the live source stays; R now draws from the new index
     assert fresh(app, "random").results[0].file.parent.parent == folder
 
@@ -889,14 +910,18 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
     folder = tmp_path / "watched"
     make_gallery(folder, 6, start=300)
     index = tmp_path / "watched.dat"
-    analyze(folder, index, Extractor(tiny_model, threads=1), Settings(dims=16))
+    analyze(folder, index, Extractor(tiny_model, threads=1), Settings(dims=16, keep_features=True))
     actions.open_session(app, index, folder)
     pump(app, lambda: app.session.source == index)
     actions.watch(app)
+    dpg.set_value(app.ids.dims_input, 10)  # dims applied here are kept through the swaps
+    actions.reproject(app)
+    pump(app, lambda: app.session.index.dims == 10)
     try:
         added = make_gallery(folder, 3, start=400)
         pump(app, lambda: len(app.session.index.paths) == 9, timeout=60)
         assert "3 added" in app.message
+        assert app.session.index.dims == 10 and dpg.get_value(app.ids.dims_input) == 10
         added[0].unlink()
         pump(app, lambda: len(app.session.index.paths) == 8, timeout=60)
         assert store.load(index).count == 8  # the file on disk follows too

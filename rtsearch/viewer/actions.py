@@ -11,6 +11,7 @@ import dearpygui.dearpygui as dpg
 import platformdirs
 
 from rtsearch import store
+from rtsearch.errors import RtsearchError, count
 from rtsearch.viewer.tasks import Task
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:
 def open_index(path: Path, base: Path, current: SearchSession | None) -> SearchSession:
     """A session for ``path``, reusing the loaded model when the index was made with it."""
     from rtsearch import bigstore
-    from rtsearch.errors import RtsearchError
     from rtsearch.session import SearchSession, check_base_dir
 
     if current is not None:
@@ -92,7 +92,14 @@ def watch(app: ViewerApp) -> None:
             if app.session is not None and app.session.source != path:
                 return  # another index was loaded: stop following this one
             fresh = SearchSession(report.index, extractor, base, source=path)
-            task.post((fresh, "watching: " + report.summary(path)))
+            note = "watching: " + report.summary(path) + skipped_note(report.skipped)
+            applied = app.applied_dims  # the dims applied here stay (the file keeps its own)
+            if applied is not None and applied[0] == path and applied[1] != fresh.index.dims:
+                try:
+                    fresh = fresh.reprojected(applied[1])
+                except RtsearchError as exc:
+                    note += f"; the {applied[1]} dimensions applied here are lost: {exc}"
+            task.post((fresh, note))
 
     def swap_in(posted: tuple[SearchSession, str]) -> None:
         fresh, summary = posted
@@ -101,6 +108,17 @@ def watch(app: ViewerApp) -> None:
             app.message = summary
 
     app.start_task(Task("watch", work, lambda _: None, on_post=swap_in))
+
+
+def skipped_note(skipped: list[tuple[str, str]], named: int = 3) -> str:
+    """The files an analysis skipped, for the message line: the first few with their
+    reasons (each names its file), then how many more."""
+    if not skipped:
+        return ""
+    more = len(skipped) - named
+    rest = f"; and {more} more" if more > 0 else ""
+    reasons = "; ".join(reason for _, reason in skipped[:named])
+    return f"; skipped {count(len(skipped), 'file')}: {reasons}{rest}"
 
 
 def _ignore(message: str) -> None:
@@ -125,8 +143,18 @@ def reproject(app: ViewerApp) -> None:
         app.message = "no index loaded"
         return
     dims = int(dpg.get_value(app.ids.dims_input))
+    app.reprojections += 1
+    mine = app.reprojections
+
+    def done(fresh: SearchSession) -> None:
+        if mine != app.reprojections or app.session is not session:
+            return  # a later Apply dims, or another index, came meanwhile: that one counts
+        app.set_session(fresh)
+        app.applied_dims = (fresh.source, dims)
+        app.message = f"re-projected to {dims} dimensions ({count(fresh.index.count, 'image')})"
+
     app.message = f"re-projecting to {dims} dimensions..."
-    app.start_task(Task("re-projection", lambda task: session.reprojected(dims), app.set_session))
+    app.start_task(Task("re-projection", lambda task: session.reprojected(dims), done))
 
 
 def analysis_output(folder: Path) -> Path:
@@ -163,11 +191,13 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         )
         if report.index is None:
             return None
-        return SearchSession(report.index, extractor, folder, source=out)
+        return SearchSession(report.index, extractor, folder, source=out), report.skipped
 
-    def done(session) -> None:
-        if session is not None:
+    def done(result) -> None:
+        if result is not None:
+            session, skipped = result
             app.set_session(session)
+            app.message += skipped_note(skipped)
 
     app.message = f"analyzing {folder} into {out}"
     app.start_task(Task("analyze", work, done))

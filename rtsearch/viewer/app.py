@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
+from rtsearch import projection as proj
 from rtsearch.errors import RtsearchError, count
 from rtsearch.session import SearchSession
 from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
@@ -70,6 +71,8 @@ class ViewerApp:
         self.preview: ScreenPreview | None = None
         self.video_path: Path | None = None
         self.pending_load: Path | None = None  # index chosen, waiting for its image folder
+        self.reprojections = 0  # Apply dims presses: only the last one's result is taken
+        self.applied_dims: tuple[Path | None, int] | None = None  # (index file, dims) applied
         self.paused = False
         self.frame_times: deque[float] = deque(maxlen=5000)
         self._frame_start = 0.0  # when the last frame began rendering (see _pace)
@@ -319,6 +322,10 @@ class ViewerApp:
             self._start_source("random")
         images = count(len(session.index.paths), "image")
         self.message = f"index: {session.source or 'analysed'} ({images})"
+        # the dims box shows the index's, up to what its model gives
+        top = min(session.extractor.info.dims, proj.MAX_DIMS)
+        dpg.configure_item(self.ids.dims_input, max_value=top)
+        dpg.set_value(self.ids.dims_input, session.index.dims)
 
     def _poll_tasks(self) -> None:
         for task in self.tasks:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 import numpy as np
 
+from rtsearch import projection as proj
 from rtsearch.errors import RtsearchError, count
 from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
@@ -230,8 +231,10 @@ def _sliders(app: ViewerApp, row: int | str):
         dims_input = dpg.add_input_int(
             default_value=dims,
             width=110,
-            min_value=2,
-            max_value=1500,
+            min_value=proj.MIN_DIMS,
+            max_value=min(app.session.extractor.info.dims, proj.MAX_DIMS)
+            if app.session
+            else proj.MAX_DIMS,
             min_clamped=True,
             max_clamped=True,
         )
