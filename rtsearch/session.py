@@ -179,12 +179,18 @@ def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
     """Refuse a folder that holds none of SAMPLE indexed images spread over the index: a
     wrong folder would show no picture and fail every result."""
     n = len(index.paths)
-    rows = sorted({round(i * (n - 1) / max(1, SAMPLE - 1)) for i in range(min(n, SAMPLE))})
+    m = min(n, SAMPLE)  # spread over the whole index (a small one: every row)
+    rows = sorted({round(i * (n - 1) / max(1, m - 1)) for i in range(m)})
     if rows and not any((base_dir / index.paths[r]).is_file() for r in rows):
-        raise RtsearchError(
-            f"{base_dir}: holds none of the {count(len(rows), 'image')} of {index_path} looked for "
-            f"(e.g. {index.paths[rows[0]]}); choose the folder they are in now"
+        raise WrongFolder(
+            f"{base_dir}: holds none of {count(len(rows), 'image')} of {index_path} "
+            f"({count(n, 'image')}) looked for, e.g. {index.paths[rows[0]]}; choose the folder "
+            "they are in now"
         )
+
+
+class WrongFolder(RtsearchError):
+    """A folder given as the images' new home that does not hold them."""
 
 
 def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> Path:

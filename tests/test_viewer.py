@@ -223,6 +223,13 @@ def test_double_clicking_a_result_opens_that_result(app, monkeypatch):
     assert app.published.row == clicked.row
 
 
+def test_opening_a_result_without_a_system_viewer_says_so(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no xdg-open on it
+    picture = tmp_path / "a.jpg"
+    app.open_file(picture)
+    assert app.message == f"{picture}: cannot open it here: xdg-open is not installed"
+
+
 def show_picture(path: Path, box) -> subprocess.Popen:
     """A borderless Tk window showing ``path`` scaled to ``box`` (x, y, w, h)."""
     x, y, w, h = box
@@ -295,8 +302,10 @@ def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tm
     shown = status()
     assert "(paused)" in shown and "latency -" in shown and "inference -" in shown
     assert "0.0 queries/s" in shown
+    assert dpg.get_item_label(app.ids.pause_button) == "Resume (Space)"
     app.perform("pause")
     pump(app, lambda: "latency -" not in status())
+    assert dpg.get_item_label(app.ids.pause_button) == "Pause (Space)"
     # queries/s: a picture that changes every 1.5 s is searched 0.7 times a second
     slow = write_video(tmp_path / "slow.avi", [3, 7, 11, 15, 19], frames_each=15, fps=10.0)
     app._start_source(f"video:{slow}")
@@ -640,7 +649,13 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     pump(app, lambda: app.pending_load == tmp_path / "m.dat")
     assert dpg.is_item_shown(app.ids.base_dialog) and "is gone" in app.message
     dpg.hide_item(app.ids.base_dialog)
-    actions.open_session(app, app.pending_load, tmp_path / "moved")  # what the dialog calls
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    actions.open_session(app, app.pending_load, wrong)  # what the dialog calls
+    pump(app, lambda: "holds none of 5 images" in app.message)
+    assert dpg.is_item_shown(app.ids.base_dialog)  # asked again
+    dpg.hide_item(app.ids.base_dialog)
+    actions.open_session(app, app.pending_load, tmp_path / "moved")
     pump(app, lambda: len(app.session.index.paths) == 5)
 
 

@@ -98,7 +98,9 @@ def test_no_display_and_bad_arguments_are_one_line_errors():
         ["--source", "screen:1,2,0,4"],
         ["--source", "screen:abc"],
         ["--source", "tv"],
+        ["--source", "webcam:x"],
         ["-k", "500"],
     ):
         done = subprocess.run(cmd + bad, capture_output=True, text=True, timeout=60, env=env)
         assert done.returncode == 2 and "error" in done.stderr.strip().splitlines()[-1]
+        assert "invalid literal" not in done.stderr  # Python's int() message, not ours

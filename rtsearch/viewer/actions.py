@@ -48,13 +48,26 @@ def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:
 
     if path is None:
         return
+    from rtsearch.session import WrongFolder
+
     current = app.session
 
-    def work(task: Task) -> SearchSession:
-        return open_index(path, base, current)
+    def work(task: Task) -> SearchSession | WrongFolder:
+        try:
+            return open_index(path, base, current)
+        except WrongFolder as exc:
+            return exc
+
+    def done(result: SearchSession | WrongFolder) -> None:
+        if isinstance(result, WrongFolder):  # ask again, as the message says
+            app.pending_load = path
+            app.open_dialog(app.ids.base_dialog)
+            app.message = str(result)
+            return
+        app.set_session(result)
 
     app.message = f"loading {path}..."
-    app.start_task(Task("load", work, app.set_session))
+    app.start_task(Task("load", work, done))
 
 
 def open_index(path: Path, base: Path, current: SearchSession | None) -> SearchSession:

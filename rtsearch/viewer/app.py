@@ -483,8 +483,10 @@ class ViewerApp:
             subprocess.Popen(
                 [opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
+        except FileNotFoundError:
+            self.message = f"{path}: cannot open it here: {opener} is not installed"
         except OSError as exc:
-            self.message = f"{path}: cannot open ({exc})"
+            self.message = f"{path}: cannot open it: {exc.strerror or exc}"
 
 
 def check_display() -> None:

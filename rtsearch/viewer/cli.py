@@ -63,8 +63,8 @@ def source_spec(text: str) -> str:
     try:
         if kind == "screen" and arg and arg != "mouse":
             parse_region(arg)
-        if kind == "webcam" and arg:
-            int(arg)
+        if kind == "webcam" and arg and not arg.isdigit():
+            raise ValueError(f"webcam needs a device number: webcam:0, webcam:1, got {text!r}")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text

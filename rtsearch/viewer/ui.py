@@ -53,6 +53,7 @@ KEY_NAMES = {
 LABEL = (230, 230, 230, 255)
 GRAB_BORDER = (255, 210, 0, 255)
 BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
+PAUSE_LABELS = {False: "Pause (Space)", True: "Resume (Space)"}
 DIALOG_SIZE = (700, 480)  # file dialogs, in windows large enough
 HELP_SIZE = (560, 480)
 DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
@@ -110,6 +111,7 @@ class Ids:
     save_dialog: int | str
     analyze_dialog: int | str
     fields: tuple = ()  # the dims input and the sliders (Ctrl+click types into one)
+    pause_button: int | str = 0
 
     def dialogs(self) -> tuple:
         return (
@@ -170,6 +172,7 @@ def build(app: ViewerApp) -> Ids:
         _help_window(),
         **dialogs,
         fields=fields,
+        pause_button=next(b for b in buttons if dpg.get_item_user_data(b) == "pause"),
     )
     _handlers(app)
     return ids
@@ -195,7 +198,7 @@ def _toolbar(app: ViewerApp, row: int | str) -> list:
         ("Screen (S)", "screen"),
         ("Set grab window (G)", "grab_mode"),
         ("Under mouse (M)", "follow_mouse"),
-        ("Pause (Space)", "pause"),
+        (PAUSE_LABELS[False], "pause"),
         ("Load (Ctrl+O)", "load"),
         ("Save (Ctrl+S)", "save"),
         ("Help (F1)", "help"),
@@ -731,6 +734,9 @@ def update_status(app: ViewerApp) -> None:
         )
         note = f"{note}\n{overlap}" if note and overlap not in note else overlap
     dpg.set_value(app.ids.message, note)
+    pause = PAUSE_LABELS[app.paused]
+    if dpg.get_item_label(app.ids.pause_button) != pause:
+        dpg.configure_item(app.ids.pause_button, label=pause)
     _fit_status(app)
 
 
