@@ -95,17 +95,22 @@ def test_update_after_the_folder_moved_points_the_index_at_it(capsys, indexed, t
     assert code == 0 and "now" not in stdout and out.stat().st_mtime_ns == stamp
 
 
+def refused(capsys, out: Path, folder: Path, tiny_model, why: str) -> None:
+    """`update OUT FOLDER` is refused as another folder, for ``why``, and OUT is untouched."""
+    stamp = out.stat().st_mtime_ns
+    code, _, err = cli(capsys, "update", out, folder, "--model", tiny_model)
+    assert code == 1 and err == (
+        f"rtsearch: error: {folder}: holds none of the 30 images in {out} ({why}); "
+        "pass --replace to index it in their place\n"
+    )
+    assert out.stat().st_mtime_ns == stamp
+
+
 def test_update_refuses_a_folder_holding_none_of_the_images(capsys, tmp_path, indexed, tiny_model):
     _, out = indexed
     other = tmp_path / "other"
     make_gallery(other, 4, start=500)
-    stamp = out.stat().st_mtime_ns
-    code, _, err = cli(capsys, "update", out, other, "--model", tiny_model)
-    assert code == 1 and err == (
-        f"rtsearch: error: {other}: holds none of the 30 images in {out} (another folder?); "
-        "pass --replace to index it in their place\n"
-    )
-    assert out.stat().st_mtime_ns == stamp
+    refused(capsys, out, other, tiny_model, "another folder?")
     code, stdout, _ = cli(capsys, "update", out, other, "--model", tiny_model, "--replace")
     assert code == 0 and "4 images (4 added, 0 changed, 30 removed" in stdout
 
@@ -124,13 +129,13 @@ def test_update_tells_another_folder_with_the_same_names_from_a_copy(
     for i, rel in enumerate(names):
         (other / rel).parent.mkdir(parents=True, exist_ok=True)
         make_image(700 + i).save(other / rel, quality=60)
-    stamp = out.stat().st_mtime_ns
-    code, _, err = cli(capsys, "update", out, other, "--model", tiny_model)
-    assert code == 1 and err == (
-        f"rtsearch: error: {other}: holds none of the 30 images in {out} (5 files share their "
-        "names, not their sizes: another folder?); pass --replace to index it in their place\n"
+    refused(
+        capsys,
+        out,
+        other,
+        tiny_model,
+        "5 files share their names, not their sizes: another folder?",
     )
-    assert out.stat().st_mtime_ns == stamp
     copy = tmp_path / "copy"
     shutil.copytree(gallery, copy, copy_function=shutil.copyfile)  # new dates, same sizes
     code, stdout, err = cli(capsys, "update", out, copy, "--model", tiny_model)

@@ -66,6 +66,19 @@ def app(display, gallery, tiny_model):
     viewer.close()
 
 
+@pytest.fixture(autouse=True)
+def closed_windows(request):
+    """A test that fails with a dialog open must not leave it over the next tests: a modal
+    dialog takes every click and key."""
+    yield
+    if "app" in request.fixturenames:
+        app = request.getfixturevalue("app")
+        app.ids.close_dialog()
+        dpg.hide_item(app.ids.help)
+        if app.grab_mode:
+            app.perform("escape")
+
+
 def pump(app, until, timeout: float = 20.0) -> None:
     end = time.perf_counter() + timeout
     while time.perf_counter() < end:
