@@ -20,7 +20,6 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from rtsearch import projection as proj
 from rtsearch.errors import RtsearchError, count
 from rtsearch.session import SearchSession
 from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
@@ -322,10 +321,7 @@ class ViewerApp:
             self._start_source("random")
         images = count(len(session.index.paths), "image")
         self.message = f"index: {session.source or 'analysed'} ({images})"
-        # the dims box shows the index's, up to what its model gives
-        top = min(session.extractor.info.dims, proj.MAX_DIMS)
-        dpg.configure_item(self.ids.dims_input, max_value=top)
-        dpg.set_value(self.ids.dims_input, session.index.dims)
+        ui.show_dims(self.ids, session)
 
     def _poll_tasks(self) -> None:
         for task in self.tasks:

@@ -22,7 +22,7 @@ from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.worker import THUMB_TILE as THUMB
 
 if TYPE_CHECKING:
-    from rtsearch.session import Result
+    from rtsearch.session import Result, SearchSession
     from rtsearch.viewer.app import ViewerApp
 
 STATUS_H = 52  # pixels kept under the canvas for the status bar (one status line)
@@ -175,7 +175,15 @@ def build(app: ViewerApp) -> Ids:
         pause_button=next(b for b in buttons if dpg.get_item_user_data(b) == "pause"),
     )
     _handlers(app)
+    if app.session is not None:
+        show_dims(ids, app.session)
     return ids
+
+
+def show_dims(ids: Ids, session: SearchSession) -> None:
+    """The dims box shows the index's dimensions and goes no higher than its model's."""
+    dpg.configure_item(ids.dims_input, max_value=min(session.extractor.info.dims, proj.MAX_DIMS))
+    dpg.set_value(ids.dims_input, session.index.dims)
 
 
 def _clear_background(window: int | str) -> None:
@@ -220,24 +228,19 @@ def _toolbar(app: ViewerApp, row: int | str) -> list:
 
 
 def _sliders(app: ViewerApp, row: int | str):
-    def relayout(sender, value, field) -> None:
-        # typed values (Ctrl+click) are clamped by the slider; this holds for any other
-        ranges = {"header_h": layout.HEADER_RANGE, "thumb_h": layout.THUMB_RANGE}
-        setattr(app.opts, field, layout.clamp(int(value), ranges[field]))
+    def relayout(sender, value, field) -> None:  # typed values (Ctrl+click) come clamped
+        setattr(app.opts, field, int(value))
         app.dirty = True
 
     chips = [dpg.add_group(horizontal=True, parent=row) for _ in range(4)]
     with dpg.group(horizontal=True, parent=chips[3]):  # dims and its button stay together
-        dims = app.session.index.dims if app.session else 100
         # named before its box: after it, "num results" and the box read as one
         dpg.add_text("  dims")
-        dims_input = dpg.add_input_int(
-            default_value=dims,
+        dims_input = dpg.add_input_int(  # set to the index's by show_dims
+            default_value=proj.DEFAULT_DIMS,
             width=110,
             min_value=proj.MIN_DIMS,
-            max_value=min(app.session.extractor.info.dims, proj.MAX_DIMS)
-            if app.session
-            else proj.MAX_DIMS,
+            max_value=proj.MAX_DIMS,
             min_clamped=True,
             max_clamped=True,
         )
@@ -632,10 +635,11 @@ def bind_tiles(app: ViewerApp) -> None:
             dpg.hide_item(item)
 
 
-def grab_preview(app: ViewerApp):
-    """Where the screen preview goes on the canvas: under the hint's lines, as large as fits."""
+def grab_preview(app: ViewerApp, hint: list[str] | None = None):
+    """Where the screen preview goes on the canvas: under the hint's lines (``hint``, when
+    the caller has them already), as large as fits."""
     w, h = app.canvas_size
-    top = HINT_TOP + len(grab_hint(app)) * HINT_SIZE + 8
+    top = HINT_TOP + len(hint or grab_hint(app)) * HINT_SIZE + 8
     return app.region.fit_preview(8, top, w - 16, h - top - 8)
 
 
@@ -649,15 +653,20 @@ def grab_hint(app: ViewerApp) -> list[str]:
     return wrap_words(hint, app.canvas_size[0] - 16, HINT_SIZE)
 
 
+_advances: dict[float, dict[str, int]] = {}  # font size -> character -> advance (pixels)
+
+
 def wrap_words(text: str, available: float, size: float) -> list[str]:
     """``text`` broken between words into lines no wider than ``available`` when drawn at
     font ``size`` (a word wider than that gets a line of its own)."""
     one = dpg.get_text_size("A")
     if one is None or not one[1]:
         return [text]  # no font yet
-    scale = size / one[1]
-    # drawn larger than the font, each character's advance is rounded to whole pixels
-    advance = {c: round((dpg.get_text_size(c) or (0, 0))[0] * scale) for c in set(text)}
+    for c in set(text).difference(_advances.get(size, {})):
+        # drawn larger than the font, each character's advance is rounded to whole pixels
+        width = (dpg.get_text_size(c) or (0, 0))[0]
+        _advances.setdefault(size, {})[c] = round(width * size / one[1])
+    advance = _advances[size]
     lines: list[str] = []
     for word in text.split(" "):
         wider = f"{lines[-1]} {word}" if lines else word
@@ -673,7 +682,8 @@ def draw_grab(app: ViewerApp) -> None:
         image = app.preview.take()
         if image is not None:
             np.multiply(image, np.float32(1 / 255), out=app.preview_tex.buffer)
-    p = grab_preview(app)
+    hint = grab_hint(app)
+    p = grab_preview(app, hint)
     items = app.ids.grab
     sx0, sy0 = p.x, p.y
     sx1, sy1 = p.x + app.region.screen_w * p.scale, p.y + app.region.screen_h * p.scale
@@ -686,7 +696,7 @@ def draw_grab(app: ViewerApp) -> None:
     dpg.configure_item(items["border"], pmin=(x0, y0), pmax=(x1, y1))
     dpg.configure_item(items["tl"], pmin=(x0 - 5, y0 - 5), pmax=(x0 + 5, y0 + 5))
     dpg.configure_item(items["br"], pmin=(x1 - 5, y1 - 5), pmax=(x1 + 5, y1 + 5))
-    dpg.configure_item(items["hint"], pos=(8, HINT_TOP), text="\n".join(grab_hint(app)))
+    dpg.configure_item(items["hint"], pos=(8, HINT_TOP), text="\n".join(hint))
 
 
 def viewport_box() -> tuple[int, int, int, int]:
