@@ -961,6 +961,55 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
 
 
+def test_apply_dims_survives_a_watch_swap_meanwhile(app, tiny_model, tmp_path):
+    """Apply dims, and before it is done ``--watch`` swaps in a newer version of the index:
+    the newer version ends up shown with the applied dims and the message is not left at
+    're-projecting...', whether the watch made its version before the press (so without
+    the dims) or after it (with them). A failed re-projection says why and applies nothing."""
+    from rtsearch import store
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer import actions
+
+    folder, index, newer = tmp_path / "w", tmp_path / "w.dat", tmp_path / "newer.dat"
+    extractor = Extractor(tiny_model, threads=1)
+    make_gallery(folder, 6, start=500)
+    analyze(folder, index, extractor, Settings(dims=16, keep_features=True))
+    make_gallery(folder, 2, start=600)
+    analyze(folder, newer, extractor, Settings(dims=16, keep_features=True))
+
+    def version(dims: int | None = None) -> SearchSession:
+        """What the watch posts: the file's next version, under the same source."""
+        session = SearchSession(store.load(newer, features=True), extractor, folder, source=index)
+        return session if dims is None else session.reprojected(dims)
+
+    for made_before_the_press, dims in ((True, 10), (False, 12)):
+        actions.open_session(app, index, folder)
+        pump(app, lambda: app.session.source == index and len(app.session.index.paths) == 6)
+        posted = version() if made_before_the_press else None
+        dpg.set_value(app.ids.dims_input, dims)
+        actions.reproject(app)  # its result is taken on a later frame, after the swap
+        actions.swap_in(app, posted or version(dims), "watching: 2 added")
+        pump(app, lambda: not any(t.name == "re-projection" for t in app.tasks))
+        assert len(app.session.index.paths) == 8 and app.session.index.dims == dims
+        assert dpg.get_value(app.ids.dims_input) == dims
+        assert app.message == (
+            "watching: 2 added"
+            if made_before_the_press
+            else f"re-projected to {dims} dimensions (8 images)"
+        )
+    lean = tmp_path / "lean.dat"
+    analyze(folder, lean, extractor, Settings(dims=16))
+    actions.open_session(app, lean, folder)
+    pump(app, lambda: app.session.source == lean)
+    dpg.set_value(app.ids.dims_input, 8)
+    actions.reproject(app)
+    pump(app, lambda: "failed" in app.message)
+    assert app.message.startswith("re-projection failed: this index was saved without features")
+    assert app.session.index.dims == 16 and app.applied_dims == (lean, 16)
+
+
 def test_pointer_reads_the_desktop_mouse_position(app):
     from rtsearch.pointer import Pointer
 

@@ -114,13 +114,21 @@ def watch(app: ViewerApp) -> None:
                     note += f"; the {applied[1]} dimensions applied here are lost: {exc}"
             task.post((fresh, note))
 
-    def swap_in(posted: tuple[SearchSession, str]) -> None:
-        fresh, summary = posted
-        if app.session is not None and app.session.source == path:  # still the same index
-            app.set_session(fresh)
-            app.message = summary
+    app.start_task(Task("watch", work, lambda _: None, on_post=lambda p: swap_in(app, *p)))
 
-    app.start_task(Task("watch", work, lambda _: None, on_post=swap_in))
+
+def swap_in(app: ViewerApp, fresh: SearchSession, summary: str) -> None:
+    """Show a newer version of the loaded index (from ``--watch``) with the dims applied
+    here: when Apply dims came after the watch made this version, it is re-projected too."""
+    current = app.session
+    if current is None or current.source != fresh.source:
+        return  # another index was loaded meanwhile
+    app.set_session(fresh)
+    app.message = summary
+    applied = app.applied_dims
+    if applied is not None and applied[0] == fresh.source and applied[1] != fresh.index.dims:
+        app.reprojections += 1
+        _reproject(app, fresh, applied[1], app.reprojections, note=summary)
 
 
 def skipped_note(skipped: list[tuple[str, str]], named: int = 3) -> str:
@@ -157,17 +165,40 @@ def reproject(app: ViewerApp) -> None:
         return
     dims = int(dpg.get_value(app.ids.dims_input))
     app.reprojections += 1
-    mine = app.reprojections
-
-    def done(fresh: SearchSession) -> None:
-        if mine != app.reprojections or app.session is not session:
-            return  # a later Apply dims, or another index, came meanwhile: that one counts
-        app.set_session(fresh)
-        app.applied_dims = (fresh.source, dims)
-        app.message = f"re-projected to {dims} dimensions ({count(fresh.index.count, 'image')})"
-
+    app.applied_dims = (session.source, dims)  # from now: a --watch swap keeps these too
     app.message = f"re-projecting to {dims} dimensions..."
-    app.start_task(Task("re-projection", lambda task: session.reprojected(dims), done))
+    _reproject(app, session, dims, app.reprojections)
+
+
+def _reproject(
+    app: ViewerApp, session: SearchSession, dims: int, mine: int, note: str = ""
+) -> None:
+    """Re-project ``session`` in the background and show it. ``mine`` is the request it
+    serves: only the last one counts. A version of the same index that ``--watch`` swaps in
+    meanwhile is re-projected by the watch (``swap_in``): the dims are not lost and the
+    message is not left waiting."""
+
+    def work(task: Task) -> SearchSession | RtsearchError:
+        try:
+            return session.reprojected(dims)
+        except RtsearchError as exc:
+            return exc
+
+    def done(fresh: SearchSession | RtsearchError) -> None:
+        current = app.session
+        if mine != app.reprojections or current is None or current.source != session.source:
+            return  # a later request came, or another index was loaded and said so
+        if isinstance(fresh, RtsearchError):
+            app.applied_dims = (session.source, current.index.dims)
+            app.message = f"re-projection failed: {fresh}"
+        elif current is session or current.index.dims == dims:
+            if current is session:  # else --watch swapped in a newer version with these dims
+                app.set_session(current := fresh)
+            images = count(current.index.count, "image")
+            app.message = note or f"re-projected to {dims} dimensions ({images})"
+        # else the same file was loaded again meanwhile, with its own dims, and said so
+
+    app.start_task(Task("re-projection", work, done))
 
 
 def analysis_output(folder: Path) -> Path:

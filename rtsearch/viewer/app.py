@@ -70,7 +70,7 @@ class ViewerApp:
         self.preview: ScreenPreview | None = None
         self.video_path: Path | None = None
         self.pending_load: Path | None = None  # index chosen, waiting for its image folder
-        self.reprojections = 0  # Apply dims presses: only the last one's result is taken
+        self.reprojections = 0  # re-projection requests: only the last one's result is taken
         self.applied_dims: tuple[Path | None, int] | None = None  # (index file, dims) applied
         self.paused = False
         self.frame_times: deque[float] = deque(maxlen=5000)
