@@ -9,6 +9,7 @@ worker shows it. No GUI imports here.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,9 @@ from rtsearch.errors import RtsearchError
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
 # what ``source.message`` already says in one line; errors still show.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+# Nor ffmpeg's ("moov atom not found" for a file that is no video); read when a video is
+# first opened. A user who wants them sets the variable.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")  # AV_LOG_PANIC only
 
 
 @dataclass(frozen=True)
