@@ -339,6 +339,10 @@ def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tm
     shown = status()
     assert "latency -" in shown and "inference -" in shown and "0.0 queries/s" in shown
     assert "no camera found (device 57)" in dpg.get_value(app.ids.message)
+    # nor the video's picture and results: it has none of its own to show
+    assert app.published.query is None and not app.published.results
+    assert not dpg.is_item_shown(app.ids.query_image)
+    assert not any(dpg.is_item_shown(tile) for tile in app.ids.tiles)
     app.perform("random")
 
 

@@ -203,6 +203,31 @@ def test_a_new_source_is_searched_even_when_its_picture_is_the_last_one(running)
     searched(running, 2)
 
 
+def test_a_camera_that_stops_keeps_its_picture_and_one_never_there_shows_none(running):
+    """A source without a picture says why; the picture and results on show stay only when
+    they are its own (a camera unplugged), not another source's (a camera not there)."""
+
+    class Camera(Pictures):
+        def __init__(self, image, name: str, frames: int) -> None:
+            super().__init__(image)
+            self.name, self.frames = name, frames
+
+        def read(self) -> Frame | None:
+            if self.reads >= self.frames:
+                self.message = f"{self.name} stopped sending frames; retrying"
+                return None
+            return super().read()
+
+    running.send("source", Camera(picture(3), "webcam:0", frames=3))
+    wait_for(lambda: (p := running.latest()) is not None and p.message.endswith("retrying"))
+    pub = published(running)
+    assert pub.source == "webcam:0" and pub.query is not None and len(pub.results) == 5
+    running.send("source", Camera(picture(3), "webcam:1", frames=0))
+    wait_for(lambda: published(running).source == "webcam:1")
+    pub = published(running)
+    assert pub.query is None and pub.results == () and "webcam:1 stopped" in pub.message
+
+
 def test_a_source_that_is_not_live_is_never_skipped(running):
     s = running.session
     source = RandomSource(len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], seed=1)

@@ -297,19 +297,21 @@ class Worker:
             self._slot = pub
 
     def _publish_message(self) -> None:
-        """A source problem with no new frame: keep the last pictures, change the message."""
+        """A source problem with no new frame: change the message; keep the last pictures
+        when this source showed them (a camera that stopped), else show none (a camera that
+        is not there must not sit under another source's picture and results)."""
         with self._lock:
             last = self._slot
             self._seq += 1
             name = self.source.name if self.source else ""
-            if last is None:
+            if last is None or last.source != name:
                 self._slot = Published(
                     self._seq, name, None, 0.0, time.perf_counter(), None, (), (), 0.0,
                     self._message,
                 )  # fmt: skip
             else:
-                # no new picture: no inference time (the last one was another
-                # source's, or this one's before it stopped)
+                # no new picture: no inference time (the last one was this source's
+                # before it stopped)
                 self._slot = replace(
                     last, seq=self._seq, source=name, message=self._message, inference_ms=0.0,
                 )  # fmt: skip
