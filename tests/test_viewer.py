@@ -343,7 +343,12 @@ def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tm
     assert app.published.query is None and not app.published.results
     assert not dpg.is_item_shown(app.ids.query_image)
     assert not any(dpg.is_item_shown(tile) for tile in app.ids.tiles)
+    said = dpg.get_item_configuration(app.ids.no_picture)["text"]  # where the picture was
+    assert dpg.is_item_shown(app.ids.no_picture), said
+    assert said.replace("\n", " ") == f"No picture from webcam:57: {app.published.message}"
     app.perform("random")
+    fresh(app, "random")
+    assert not dpg.is_item_shown(app.ids.no_picture)
 
 
 def test_video_source_updates_the_results(app, gallery, tmp_path):

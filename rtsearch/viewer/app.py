@@ -389,8 +389,9 @@ class ViewerApp:
         ):
             self.query_tex.put(pub.query.tile)
             self.dirty = True
-        if changed:
-            self.dirty = True
+        said = self.published.message if self.published else ""
+        if changed or (pub.query is None and pub.message != said):
+            self.dirty = True  # a source without a picture says why in its place
         if self.published is not None and pub.source != self.published.source:
             self._count_afresh()  # the status's figures are the new source's
         self.published = pub

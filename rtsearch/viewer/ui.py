@@ -20,6 +20,7 @@ from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.worker import THUMB_TILE as THUMB
+from rtsearch.viewer.worker import Published
 
 if TYPE_CHECKING:
     from rtsearch.session import Result, SearchSession
@@ -51,6 +52,7 @@ KEY_NAMES = {
     dpg.mvKey_Escape: "Escape",
 }
 LABEL = (230, 230, 230, 255)
+MESSAGE = (255, 190, 120, 255)
 GRAB_BORDER = (255, 210, 0, 255)
 BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
 PAUSE_LABELS = {False: "Pause (Space)", True: "Resume (Space)"}
@@ -112,6 +114,7 @@ class Ids:
     analyze_dialog: int | str
     fields: tuple = ()  # the dims input and the sliders (Ctrl+click types into one)
     pause_button: int | str = 0
+    no_picture: int | str = 0  # says why, where the query image would be
 
     def dialogs(self) -> tuple:
         return (
@@ -148,7 +151,7 @@ def build(app: ViewerApp) -> Ids:
         with dpg.child_window(height=-STATUS_H, horizontal_scrollbar=False) as canvas:
             drawlist, parts = _canvas(app)
         status = dpg.add_text("")
-        message = dpg.add_text("", color=(255, 190, 120, 255), wrap=0)
+        message = dpg.add_text("", color=MESSAGE, wrap=0)
     _clear_background(window)
     dialogs = _dialogs(app)
     ids = Ids(
@@ -173,6 +176,7 @@ def build(app: ViewerApp) -> Ids:
         **dialogs,
         fields=fields,
         pause_button=next(b for b in buttons if dpg.get_item_user_data(b) == "pause"),
+        no_picture=parts["no_picture"],
     )
     _handlers(app)
     if app.session is not None:
@@ -310,6 +314,7 @@ def _canvas(app: ViewerApp):
         with dpg.draw_layer() as results:
             query_label = dpg.draw_text((0, 0), "Query image", size=16, color=LABEL)
             query = dpg.draw_image(app.query_tex.tag, (0, 0), (1, 1))
+            no_picture = dpg.draw_text((0, 0), "", size=16, color=MESSAGE, show=False)
             results_label = dpg.draw_text((0, 0), "Nearest neighbor images", size=16, color=LABEL)
             tiles: list[int | str] = []
         with dpg.draw_layer(show=False) as grab:
@@ -329,6 +334,7 @@ def _canvas(app: ViewerApp):
         "grab": grab,
         "query": query,
         "query_label": query_label,
+        "no_picture": no_picture,
         "results_label": results_label,
         "tiles": tiles,
         "grab_items": items,
@@ -591,7 +597,21 @@ def apply_layout(app: ViewerApp) -> None:
         show=q is not None,
         uv_max=(q.width / tex.width, q.height / tex.height) if q else (1, 1),
     )
+    why = no_picture(pub)
+    dpg.configure_item(
+        ids.no_picture,
+        pos=lay.query[:2],
+        text="\n".join(wrap_words(why, w - 2 * layout.MARGIN, 16)),
+        show=bool(why),
+    )
     bind_tiles(app)
+
+
+def no_picture(pub: Published | None) -> str:
+    """What the query image's place says when the source has no picture to show."""
+    if pub is None or pub.query is not None or not pub.message:
+        return ""
+    return f"No picture from {pub.source}: {pub.message}"
 
 
 def results_title(app: ViewerApp) -> str:
@@ -662,11 +682,11 @@ def wrap_words(text: str, available: float, size: float) -> list[str]:
     one = dpg.get_text_size("A")
     if one is None or not one[1]:
         return [text]  # no font yet
-    for c in set(text).difference(_advances.get(size, {})):
+    advance = _advances.setdefault(size, {})
+    for c in set(text).difference(advance):
         # drawn larger than the font, each character's advance is rounded to whole pixels
         width = (dpg.get_text_size(c) or (0, 0))[0]
-        _advances.setdefault(size, {})[c] = round(width * size / one[1])
-    advance = _advances[size]
+        advance[c] = round(width * size / one[1])
     lines: list[str] = []
     for word in text.split(" "):
         wider = f"{lines[-1]} {word}" if lines else word
