@@ -864,12 +864,13 @@ def test_dialogs_and_help_fit_a_small_window(app):
         x, y = dpg.get_item_pos(app.ids.help)
         assert x >= 0 and y >= 0
         app.on_key(dpg.mvKey_Escape)
+        app.open_dialog(app.ids.save_dialog)  # open while the window is small...
     finally:
         dpg.set_viewport_width(900)
         dpg.set_viewport_height(700)
     pump(app, lambda: dpg.get_viewport_client_width() == 900)
-    app.open_dialog(app.ids.save_dialog)  # full size again in a large window
-    conf = dpg.get_item_configuration(app.ids.save_dialog)
+    app.frame()
+    conf = dpg.get_item_configuration(app.ids.save_dialog)  # ...and full size as it grows
     assert (conf["width"], conf["height"]) == ui.DIALOG_SIZE
     dpg.hide_item(app.ids.save_dialog)
 

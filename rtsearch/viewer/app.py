@@ -70,6 +70,7 @@ class ViewerApp:
         self.preview: ScreenPreview | None = None
         self.video_path: Path | None = None
         self.pending_load: Path | None = None  # index chosen, waiting for its image folder
+        self.window_size = (0, 0)  # the viewport's client size, for the dialogs shown
         self.reprojections = 0  # re-projection requests: only the last one's result is taken
         self.applied_dims: tuple[Path | None, int] | None = None  # (index file, dims) applied
         self.paused = False
@@ -347,6 +348,10 @@ class ViewerApp:
         if size != self.canvas_size:
             self.canvas_size, self.dirty = size, True
             ui.reflow_toolbar(self)
+            window = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+            if window != self.window_size:  # not when only the bars reflowed
+                self.window_size = window
+                ui.refit_shown(self.ids)
         if self.dirty:
             self._relayout()
         elif ui.scrolled(self):

@@ -400,6 +400,16 @@ def show_fitted(tag: int | str, size: tuple[int, int]) -> None:
     dpg.show_item(tag)
 
 
+def refit_shown(ids: Ids) -> None:
+    """After the viewer's window was resized: the dialogs and the help shown grow back to
+    their full size, or shrink to fit, as if opened now."""
+    for tag in ids.dialogs():
+        if dpg.is_item_shown(tag):
+            show_fitted(tag, DIALOG_SIZE)
+    if dpg.is_item_shown(ids.help):
+        show_fitted(ids.help, HELP_SIZE)
+
+
 def _dialogs(app: ViewerApp) -> dict:
     def dialog(
         label: str, on_path, *, directory: bool = False, exts: tuple[str, ...] = ()
