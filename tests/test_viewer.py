@@ -792,6 +792,18 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
     app.frame()
     app.on_key(dpg.mvKey_Escape)
     assert not dpg.is_item_shown(app.ids.load_dialog)
+    # Enter in the name field is the dialog's OK
+    dialog = app.ids.save_dialog
+    dpg.configure_item(dialog, default_path=str(tmp_path))
+    app.open_dialog(dialog)
+    for _ in range(5):
+        app.frame()
+    xdotool(app, "mousemove", str(x0 + w // 2), str(y0 + h - 44))
+    xdotool(app, "click", "1")
+    xdotool(app, "type", "entered.dat")
+    xdotool(app, "key", "Return")
+    assert not dpg.is_item_shown(dialog)
+    pump(app, lambda: app.message == f"saved {tmp_path / 'entered.dat'}")
 
 
 def test_a_dialog_gives_the_picked_file_not_its_filter_name(tmp_path):

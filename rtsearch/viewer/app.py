@@ -181,6 +181,8 @@ class ViewerApp:
             return
         if key == dpg.mvKey_Escape and self.ids.close_dialog():
             return
+        if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.ids.confirm_dialog():
+            return
         if self.ids.typing():
             return  # keys typed into a text field are not shortcuts
         # Ctrl as the key events came, before this one: a quick Ctrl+S is often released by

@@ -17,6 +17,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("Ctrl+S", "save", "save the index"),
     ("F1 or ?", "help", "show / hide this help"),
     ("Esc", "escape", "close help, a file dialog or the grab-window mode"),
+    ("Enter", "", "in a file dialog: OK"),
     ("click", "", "a result becomes the query"),
     ("double-click", "", "open a result in the system image viewer"),
     ("right-click", "", "copy a result's path to the clipboard"),

@@ -135,6 +135,16 @@ class Ids:
             dpg.hide_item(d)
         return bool(shown)
 
+    def confirm_dialog(self) -> bool:
+        """Enter: take the open file dialog's name as its OK would; False when none is open."""
+        for d in self.dialogs():
+            if dpg.is_item_shown(d):
+                info = dpg.get_file_dialog_info(d)  # what OK hands its callback
+                dpg.hide_item(d)
+                dpg.get_item_user_data(d)(info)
+                return True
+        return False
+
 
 def build(app: ViewerApp) -> Ids:
     with dpg.window(label="rtsearch") as window:
@@ -430,7 +440,8 @@ def _dialogs(app: ViewerApp) -> dict:
             height=DIALOG_SIZE[1],
             # the name field starts empty: its default '.' was kept in front of typed names
             default_filename="." if directory else "",
-            callback=lambda s, a: ok(a),
+            callback=lambda s, a, ok: ok(a),
+            user_data=ok,  # Enter calls it too (Ids.confirm_dialog)
             modal=True,
         ) as tag:
             for ext in exts:
