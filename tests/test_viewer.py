@@ -509,9 +509,29 @@ def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
             "CPU",
         ]
         assert "\n" not in ui.wrap_parts(demo, 1280 - 2 * ui.PAD)  # fmt: skip
+        # a long path in the message breaks after a '/', not at the dot of '/root/.local'
+        path = "/root/.local/share/rtsearch/gallery/stamps/household/dishes/utensils/grinder.png"
+        app.message = f"query: {path}"
+        for _ in range(25):  # set, then drawn
+            app.frame()
+        shown = dpg.get_value(app.ids.message).split("\n")
+        assert "".join(shown) == f"query: {path}" and len(shown) >= 2, shown
+        assert all(line.endswith("/") for line in shown[:-1])
+        assert all(dpg.get_text_size(line)[0] <= 560 - 2 * ui.PAD for line in shown)
+        one = dpg.get_text_size("A")[1]  # and Dear PyGui broke none of them again:
+        assert round(dpg.get_item_rect_size(app.ids.message)[1] / one) == len(shown)
     finally:
         dpg.set_viewport_width(900)
     pump(app, lambda: dpg.get_viewport_client_width() == 900 and len(set(bar.packed)) == wide_rows)
+
+
+def test_a_word_too_long_for_a_line_breaks_after_a_slash_where_one_fits():
+    from rtsearch.viewer import ui
+
+    one = dict.fromkeys("/abcdefghij.", 1)  # every character 1 px wide
+    assert ui._pieces("/a/bb/ccc", 4, one) == ["/a/", "bb/", "ccc"]
+    assert ui._pieces("/abcdefghij", 4, one) == ["/abc", "defg", "hij"]  # no '/' to use
+    assert ui._pieces("/a.b", 4, one) == ["/a.b"] and ui._pieces("", 4, one) == [""]
 
 
 def test_a_narrow_or_short_window_wraps_the_grab_hint_and_keeps_a_canvas(app, tmp_path):

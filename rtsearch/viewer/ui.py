@@ -697,12 +697,15 @@ def grab_hint(app: ViewerApp) -> list[str]:
 _advances: dict[float, dict[str, int]] = {}  # font size -> character -> advance (pixels)
 
 
-def wrap_words(text: str, available: float, size: float) -> list[str]:
+def wrap_words(text: str, available: float, size: float | None = None) -> list[str]:
     """``text`` broken between words into lines no wider than ``available`` when drawn at
-    font ``size`` (a word wider than that gets a line of its own)."""
+    font ``size`` (default: the font's own). A word wider than that (a long path) is broken
+    after a '/' where one fits, else where the line is full; never after a dot, as Dear
+    PyGui's own wrapping does ('/root/.' then 'local/...')."""
     one = dpg.get_text_size("A")
     if one is None or not one[1]:
         return [text]  # no font yet
+    size = size or one[1]
     advance = _advances.setdefault(size, {})
     for c in set(text).difference(advance):
         # drawn larger than the font, each character's advance is rounded to whole pixels
@@ -710,12 +713,37 @@ def wrap_words(text: str, available: float, size: float) -> list[str]:
         advance[c] = round(width * size / one[1])
     lines: list[str] = []
     for word in text.split(" "):
-        wider = f"{lines[-1]} {word}" if lines else word
+        first, *rest = _pieces(word, available, advance)
+        wider = f"{lines[-1]} {first}" if lines else first
         if lines and sum(advance[c] for c in wider) <= available:
             lines[-1] = wider
         else:
-            lines.append(word)
+            lines.append(first)
+        lines += rest
     return [line.strip() for line in lines] or [""]
+
+
+def wrap_lines(text: str, available: float) -> list[str]:
+    """Each of ``text``'s lines wrapped by wrap_words, at the font's own size."""
+    return [line for part in text.split("\n") for line in wrap_words(part, available)]
+
+
+def _pieces(word: str, available: float, advance: dict[str, int]) -> list[str]:
+    """``word`` as it goes on lines ``available`` wide: whole when it fits, else in pieces
+    that do, each ending after a '/' where one fits."""
+    pieces = []
+    while sum(advance[c] for c in word) > available:
+        width, fit = 0, 1
+        for i, c in enumerate(word):
+            width += advance[c]
+            if width > available:
+                break
+            fit = i + 1
+        cut = word.rfind("/", 0, fit) + 1  # just after the last '/' that fits
+        fit = cut if cut > 1 else fit
+        pieces.append(word[:fit])
+        word = word[fit:]
+    return [*pieces, word] if word or not pieces else pieces
 
 
 def draw_grab(app: ViewerApp) -> None:
@@ -784,7 +812,10 @@ def update_status(app: ViewerApp) -> None:
             "the grab region overlaps this window: move it (G) so the viewer does not search itself"
         )
         note = f"{note}\n{overlap}" if note and overlap not in note else overlap
-    dpg.set_value(app.ids.message, note)
+    # wrapped here, at spaces and after a '/': Dear PyGui's wrap would break paths at dots
+    # (a character's width is left spare, for a scroll bar the window may show)
+    width = dpg.get_viewport_client_width() - 2 * PAD - (dpg.get_text_size("M") or (0, 0))[0]
+    dpg.set_value(app.ids.message, "\n".join(wrap_lines(note, width)))
     pause = PAUSE_LABELS[app.paused]
     if dpg.get_item_label(app.ids.pause_button) != pause:
         dpg.configure_item(app.ids.pause_button, label=pause)
