@@ -237,7 +237,7 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
     and what is indexed under folders this scan could not read (kept as it was)."""
     done = _Done()
     wanted = set(found.paths)
-    old = _old_index(out, model, settings, warn)
+    old = _old_index(out, base_dir, model, settings, warn)
     for part in sorted(checkpoint_dir(out).glob("part-*.dat")):
         ck = store.load(part, allow_checkpoint=True)
         check_part_model(ck, model, part)
@@ -245,13 +245,8 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
     if old is not None:
         before = len(done)
         _take(done, old, base_dir, wanted, found.hides, use_features=old.features is not None)
-        other = old.base_dir != str(Path(base_dir).resolve())
-        if other and old.count and len(done) == before and not settings.replace:
-            raise RtsearchError(
-                f"{out}: already an index of {old.base_dir} ({count(old.count, 'image')}), "
-                f"none of them in {base_dir}; choose another -o, or pass --replace to "
-                "overwrite it"
-            )
+        if len(done) == before:
+            _refuse_another_folder(out, old, base_dir, settings)
     kept = [p for p in done.stats if p not in wanted]
     if kept and warn:
         warn(f"{base_dir}: {count(len(kept), 'indexed image')} in folders that could not be "
@@ -281,7 +276,18 @@ def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
         )
 
 
-def _old_index(out: Path, model, settings: Settings, warn) -> Index | None:
+def _refuse_another_folder(out: Path, old: Index, base_dir: Path, settings: Settings) -> None:
+    """An index of another folder, none of whose images are in ``base_dir``, is not
+    overwritten without --replace: a mistyped -o would lose it."""
+    if settings.replace or not old.count or old.base_dir == str(Path(base_dir).resolve()):
+        return
+    raise RtsearchError(
+        f"{out}: already an index of {old.base_dir} ({count(old.count, 'image')}), "
+        f"none of them in {base_dir}; choose another -o, or pass --replace to overwrite it"
+    )
+
+
+def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn) -> Index | None:
     if not out.exists():
         return None
     try:
@@ -309,6 +315,11 @@ def _old_index(out: Path, model, settings: Settings, warn) -> Index | None:
             or old.projection.l2_normalize != settings.l2_normalize
         )
     ):
+        if not any(
+            _unchanged(base_dir / p, size, mtime)
+            for p, size, mtime in zip(old.paths, old.sizes, old.mtimes, strict=True)
+        ):  # nothing of it would be reused: is it another folder's?
+            _refuse_another_folder(out, old, base_dir, settings)
         if warn:
             warn(
                 f"{out}: stored without features and with other projection settings; "

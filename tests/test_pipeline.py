@@ -243,6 +243,14 @@ def test_analyze_refuses_to_overwrite_an_index_of_another_folder(capsys, tmp_pat
         "it\n"
     )
     assert out.read_bytes() == before
+    # nor when other projection settings would have it analysed afresh anyway
+    for other in (("--dims", "6"), ("--projection", "random"), ("--no-l2",)):
+        code, _, err = cli(capsys, "analyze", tmp_path / "b", *args, *other)
+        assert code == 1 and "already an index of" in err and out.read_bytes() == before, other
+    # the same folder moved, with other settings, is analysed afresh as before
+    (tmp_path / "a").rename(tmp_path / "a2")
+    code, _, err = cli(capsys, "analyze", tmp_path / "a2", *args[:-3], "--dims", "6", "--quiet")
+    assert code == 0 and "re-analysing everything" in err
     code, stdout, _ = cli(capsys, "analyze", tmp_path / "b", *args, "--replace")
     assert code == 0 and "4 images (4 analysed, 0 reused" in stdout
 
