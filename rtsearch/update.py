@@ -111,6 +111,8 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> Up
     fresh = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
     report.changed = [p for p in todo if p in fresh.stats and p in rows]
+    # an indexed file that changed and no longer decodes is dropped, as analyze drops it
+    report.removed += [p for p in todo if p in rows and p not in fresh.stats]
     if report.modified:
         keep = present.difference(todo)  # changed files that failed to decode are dropped
         new_rows = len(report.added) + len(report.changed)

@@ -69,6 +69,19 @@ def test_update_adds_drops_and_reanalyses_keeping_the_projection(
         assert hit.path == rel and hit.distance < 1e-4
 
 
+def test_an_indexed_file_that_no_longer_decodes_is_dropped_as_analyze_drops_it(
+    capsys, indexed, tiny_model
+):
+    """Its old vector would keep answering for a file that is now garbage."""
+    gallery, out = indexed
+    broken = gallery / "d1/img00001.jpg"
+    broken.write_bytes(os.urandom(200))
+    code, stdout, err = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "29 images (0 added, 0 changed, 1 removed, 1 skipped)" in stdout
+    assert f"{broken}: " in err
+    assert "d1/img00001.jpg" not in store.load(out).paths
+
+
 def test_update_without_changes_rewrites_nothing(capsys, indexed, tiny_model):
     gallery, out = indexed
     stamp = out.stat().st_mtime_ns
