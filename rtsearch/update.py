@@ -243,7 +243,7 @@ def follow(
     index, until ``stop`` is set. The first pass runs at once. With watchdog installed a pass
     runs ``interval`` s after the last filesystem event (a copy in progress settles first);
     without it the folder is re-scanned every ``interval`` s (stat calls only)."""
-    events = _watch(Path(base_dir))
+    events = _watch(require_folder(Path(base_dir)))
     said: set[str] = set()
 
     def warn_once(message: str) -> None:  # a bad file is not reported again on every pass
@@ -345,8 +345,11 @@ def _watch(base_dir: Path) -> _Events | None:
         return None  # polling fallback
     observer = Observer()
     events = _Events(observer)
-    observer.schedule(events, str(base_dir), recursive=True)
-    observer.start()
+    try:
+        observer.schedule(events, str(base_dir), recursive=True)
+        observer.start()
+    except OSError:  # gone again since it was checked (a move, a sync tool): poll meanwhile
+        return None  # (an observer that did not start has no thread to stop)
     return events
 
 
@@ -415,6 +418,7 @@ def run(args: argparse.Namespace) -> int:
         _print(report, args.index, args.quiet)
         return 0
     stop = threading.Event()
+    require_folder(args.directory)  # before saying it is followed
     print(f"following {args.directory} (Ctrl-C to stop)", flush=True)
     advised = False  # the refit advice is said once, not on every pass after the threshold
     try:

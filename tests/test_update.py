@@ -82,6 +82,22 @@ def test_an_indexed_file_that_no_longer_decodes_is_dropped_as_analyze_drops_it(
     assert "d1/img00001.jpg" not in store.load(out).paths
 
 
+def test_watching_a_mistyped_folder_is_one_line_and_a_vanishing_one_is_polled(
+    capsys, tmp_path, indexed, tiny_model
+):
+    from rtsearch.update import _watch
+
+    _, out = indexed
+    code, stdout, err = cli(
+        capsys, "update", out, tmp_path / "picz", "--watch", "--model", tiny_model
+    )
+    assert (code, stdout) == (
+        1,
+        "",
+    ) and err == f"rtsearch: error: {tmp_path / 'picz'}: folder not found\n"
+    assert _watch(tmp_path / "picz") is None  # gone between the check and the watch: polled
+
+
 def test_update_without_changes_rewrites_nothing(capsys, indexed, tiny_model):
     gallery, out = indexed
     stamp = out.stat().st_mtime_ns
