@@ -21,7 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from rtsearch import copies
 from rtsearch import projection as proj
 from rtsearch.analyze import Settings
 from rtsearch.decode import load_rgb
-from rtsearch.errors import RtsearchError, require_folder
+from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.rerank import rerank as rerank_rows
 from rtsearch.scan import scan
@@ -66,6 +66,7 @@ class Data:
     label_names: list[str]
     copy_features: Vectors  # (C, D)
     copy_of: npt.NDArray[np.int64]  # (C,) row each copy was made from
+    skipped: list[str] = field(default_factory=list)  # one line each: file, why
 
 
 # ---------------------------------------------------------------- command line
@@ -125,8 +126,13 @@ def run(args: argparse.Namespace) -> int:
     from rtsearch.models import resolve_model
 
     extractor = Extractor(resolve_model(args.model), threads=args.threads)
+    from rtsearch.cli import print_line
+
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
-    data = load_data(args.directory, extractor, n_copies=args.copies, seed=args.seed, log=log)
+    warn = lambda m: print_line(f"warning: {m}")  # noqa: E731  (stderr, as analyze's)
+    data = load_data(
+        args.directory, extractor, n_copies=args.copies, seed=args.seed, log=log, warn=warn
+    )
     l2s = {"on": [True], "off": [False], "both": [True, False]}[args.l2]
     feature_dims = data.features.shape[1]
     too_many = [d for d in args.dims if d > feature_dims]
@@ -148,11 +154,23 @@ def run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- data
 
 
-def load_data(folder: Path, extractor: Extractor, *, n_copies: int, seed: int, log=print) -> Data:
+def load_data(
+    folder: Path, extractor: Extractor, *, n_copies: int, seed: int, log=print, warn=print
+) -> Data:
     """Decode and extract in batches (a few thousand images never sit in memory at once);
-    the images picked for copying are copied as they pass."""
+    the images picked for copying are copied as they pass. Files that cannot be read are
+    skipped, said with ``warn`` and listed in ``Data.skipped``."""
     require_folder(folder)
-    paths = scan(Path(folder), warn=lambda m: log(f"warning: {m}")).paths
+    skipped: list[str] = []
+
+    def skip(message: str) -> None:
+        skipped.append(message)
+        warn(message)
+
+    found = scan(Path(folder), warn=warn)
+    for _, why in found.skipped:
+        skipped.append(why)
+    paths = found.paths
     names = sorted({p.split("/")[0] for p in paths if "/" in p})
     if len(names) < 2:
         raise RtsearchError(f"{folder}: needs at least 2 sub-folders of images (the labels)")
@@ -167,7 +185,7 @@ def load_data(folder: Path, extractor: Extractor, *, n_copies: int, seed: int, l
             try:
                 image = load_rgb(Path(folder) / paths[i], min_size=extractor.info.input_size)
             except RtsearchError as exc:
-                log(f"warning: {exc}")
+                skip(str(exc))
                 continue
             if i in picked:
                 made.append(copies.make_copy(image, rng))
@@ -184,6 +202,7 @@ def load_data(folder: Path, extractor: Extractor, *, n_copies: int, seed: int, l
         label_names=names,
         copy_features=extract(extractor, made),
         copy_of=np.array(copy_of, dtype=np.int64),
+        skipped=skipped,
     )
 
 
@@ -233,6 +252,8 @@ def evaluate(data: Data, configs: list[Config], *, seed: int = 0) -> dict:
         "images": len(data.labels),
         "labels": data.label_names,
         "copies": len(data.copy_of),
+        "skipped": len(data.skipped),
+        "skipped_files": data.skipped,  # one line each, naming the file and the problem
     }
 
 
@@ -373,6 +394,7 @@ def format_table(result: dict, folder: Path, model: str, data: Data) -> str:
     head = (
         f"{folder}: {result['images']} images, {len(result['labels'])} labels, "
         f"{result['copies']} copies; model {model} ({data.features.shape[1]}-d)"
+        + (f"; {count(result['skipped'], 'file')} skipped" if result["skipped"] else "")
     )
     cols = ["projection", "dims", "l2", "variant", "P@10", "mAP@100", "copy R@1", "copy R@10"]
     cols += ["agree@20", "query ms"]

@@ -223,3 +223,33 @@ def test_cli_says_what_it_cannot_measure(labelled, tiny_model):
     assert table.returncode == 0 and "| rp | 8 | on | - |" in table.stdout
     for bad in (["--rerank", "-1"], ["--copies", "-2"], ["--seed", "-1"]):
         assert run(*bad).returncode == 2, bad
+
+
+def test_files_it_cannot_read_are_said_on_stderr_and_counted(labelled, tiny_model, tmp_path):
+    """Both in the table and in --json: the warnings go to stderr (not into the table on
+    stdout, nor nowhere), and the result counts and names the files skipped."""
+    import shutil
+
+    folder = tmp_path / "labelled"
+    shutil.copytree(labelled, folder)
+    (folder / "class0" / "broken.jpg").write_bytes(b"not a picture")
+    (folder / "class1" / "empty.png").write_bytes(b"")
+    cmd = [sys.executable, "-m", "rtsearch", "eval", str(folder), "--model", str(tiny_model)]
+    cmd += ["--dims", "8", "--projection", "rp", "--copies", "0"]
+    for json_out in (True, False):
+        out = subprocess.run(cmd + ["--json"] * json_out, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        warned = [line for line in out.stderr.splitlines() if line.startswith("warning: ")]
+        assert len(warned) == 2 and "warning:" not in out.stdout, out
+        assert f"{folder}/class0/broken.jpg: " in out.stderr
+        assert f"{folder}/class1/empty.png: " in out.stderr
+        if json_out:
+            doc = json.loads(out.stdout)
+            assert doc["images"] == 48 and doc["skipped"] == 2
+            assert sorted(doc["skipped_files"]) == sorted(
+                w.removeprefix("warning: ") for w in warned
+            )
+        else:
+            assert (
+                "48 images, 4 labels, 0 copies; model tiny (128-d); 2 files skipped" in out.stdout
+            )
