@@ -239,6 +239,11 @@ def check_writable(dest: Path) -> None:
         raise RtsearchError(f"{dest}: cannot write index (is a directory)")
     if not os.access(dest.parent, os.W_OK | os.X_OK):
         raise RtsearchError(f"{dest}: cannot write index (folder not writable)")
+    try:  # what access() passes may still refuse a file (root in /proc, some mounts)
+        with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise RtsearchError(f"{dest}: cannot write index ({_os_reason(exc)})") from None
 
 
 def save(index: Index, dest: Path) -> None:

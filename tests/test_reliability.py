@@ -447,6 +447,19 @@ def test_update_of_an_index_in_a_read_only_folder_refuses_before_the_work(tmp_pa
     assert not (ro / "g.dat.ckpt").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_that_refuses_files_is_found_before_the_work(tmp_path, tiny_model):
+    """/proc passes root's access() check and refuses every new file: the index and its
+    checkpoint folder were found unwritable only after the images were analysed."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 4)
+    run = rtsearch("analyze", gallery, "-o", "/proc/x.dat", "--model", tiny_model, "--quiet")
+    assert run.returncode == 1 and run.stderr.startswith(
+        "rtsearch: error: /proc/x.dat: cannot write index ("
+    )
+    assert len(run.stderr.splitlines()) == 1 and run.stdout == "", run
+
+
 def test_control_characters_in_file_names_are_escaped_in_every_line(tmp_path, tiny_model):
     folder = tmp_path / "g"
     make_gallery(folder, 4)
