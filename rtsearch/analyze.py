@@ -290,6 +290,8 @@ def _refuse_another_folder(out: Path, old: Index, base_dir: Path, settings: Sett
 def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn) -> Index | None:
     if not out.exists():
         return None
+    if not out.is_file() and not out.is_dir():  # a device, a FIFO: never a thing to delete
+        raise RtsearchError(f"{out}: not a regular file; choose another -o")
     try:
         old = store.load(out, features=True)
     except RtsearchError as exc:  # analysing again would overwrite it: say so, do not guess

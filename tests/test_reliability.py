@@ -458,6 +458,14 @@ def test_a_folder_that_refuses_files_is_found_before_the_work(tmp_path, tiny_mod
         "rtsearch: error: /proc/x.dat: cannot write index ("
     )
     assert len(run.stderr.splitlines()) == 1 and run.stdout == "", run
+    # a device or a FIFO given as -o: not "delete it", as for a file that is no index
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for dest in (Path("/dev/null"), fifo):
+        run = rtsearch("analyze", gallery, "-o", dest, "--model", tiny_model, "--quiet")
+        assert run.returncode == 1 and run.stderr == (
+            f"rtsearch: error: {dest}: not a regular file; choose another -o\n"
+        )
 
 
 def test_control_characters_in_file_names_are_escaped_in_every_line(tmp_path, tiny_model):
