@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, formatter_class=fmt)
         mod.add_arguments(p)
         p.set_defaults(func=mod.run)
+    for p in sub.choices.values():  # after the command too (its default leaves the first's)
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
     return parser
 
 

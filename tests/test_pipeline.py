@@ -662,3 +662,12 @@ def test_a_base_dir_holding_none_of_the_images_is_refused(capsys, tmp_path, gall
         if i % 4:
             p.unlink()
     assert open_index(out, kept, session).base_dir == kept
+
+
+def test_debug_shows_the_traceback_before_or_after_the_command(capsys, tmp_path):
+    missing = tmp_path / "missing.jpg"
+    args = ["query", str(missing), "--index", str(tmp_path / "x.dat")]
+    assert cli(capsys, *args)[0] == 1  # one line, no traceback
+    for argv in (["--debug", *args], [*args, "--debug"]):
+        with pytest.raises(RtsearchError):
+            main(argv)
