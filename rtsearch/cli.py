@@ -282,8 +282,11 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     # one query: building the exact scan's int8 first pass would cost more than it saves
     session = SearchSession.open(
-        args.index, base_dir=args.base_dir, model=args.model, prefilter=False
-    )
+        args.index, base_dir=args.base_dir, model=args.model, prefilter=False,
+        images=args.verify,  # without verification the paths are the answer: no folder needed
+    )  # fmt: skip
+    if not session.base_dir.is_dir():
+        print_line(f"note: the images' folder {session.base_dir} is gone; paths as indexed")
     if args.image.is_dir():  # after the index: its problems are reported first
         raise RtsearchError(f"{args.image}: is a folder, not an image file")
     if not args.image.exists():

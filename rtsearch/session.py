@@ -76,10 +76,16 @@ class SearchSession:
         prefer_int8: bool = False,
         features: bool = False,
         prefilter: bool = True,
+        images: bool = True,
     ) -> SearchSession:
+        """``images=False``: the images are not needed (paths are all that is wanted), so a
+        stored folder that is gone (an unplugged drive) is kept as it was, not refused."""
         # Large indexes are memory-mapped, not read: their vectors are never copied twice.
         index = bigstore.load(index_path, features=features)
-        base = resolve_base_dir(index, index_path, base_dir)
+        if images or base_dir is not None or not index.base_dir:
+            base = resolve_base_dir(index, index_path, base_dir)
+        else:
+            base = Path(index.base_dir)
         if model:
             model_path = resolve_model(model)
         else:

@@ -128,6 +128,13 @@ def test_paths_are_relative_posix_and_base_dir_can_move(capsys, tmp_path, galler
         capsys, "query", moved / "d0/img00003.jpg", "--index", out, "--model", tiny_model
     )
     assert code == 1 and "--base-dir" in err  # stored folder is gone: say what to do
+    # ...unless the images are not needed: --no-verify answers with the paths as indexed
+    code, stdout, err = cli(
+        capsys, "query", moved / "d0/img00003.jpg", "--index", out, "--model", tiny_model,
+        "--no-verify", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(stdout)[0]["path"] == "d0/img00003.jpg"
+    assert err == f"note: the images' folder {gallery.resolve()} is gone; paths as indexed\n"
     code, stdout, _ = cli(
         capsys,
         "query",
