@@ -6,6 +6,7 @@ under llvmpipe), so the tests share one ViewerApp and each sets the source it ne
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import subprocess
 import sys
@@ -87,7 +88,9 @@ def pump(app, until, timeout: float = 20.0) -> None:
             return
     pub = app.published
     last = (pub.seq, pub.source, pub.message) if pub else None
-    raise AssertionError(f"timed out; message: {app.message!r}, last: {last}")
+    faulthandler.dump_traceback(all_threads=True)  # where a task that never ended waits
+    tasks = [t.name for t in app.tasks]
+    raise AssertionError(f"timed out; message: {app.message!r}, last: {last}, tasks: {tasks}")
 
 
 def fresh(app, source: str | None = None):
