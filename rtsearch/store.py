@@ -23,7 +23,10 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -357,7 +360,7 @@ def load(
 ) -> Index:
     """Read and validate an index; any problem is an RtsearchError naming the file.
 
-    With ``isolate`` (the default) the file is first read in a forked child: fuzzing showed
+    With ``isolate`` (the default) the file is first read in a child process: fuzzing showed
     the HDF5 C library can segfault or loop forever on a damaged file, which no Python
     ``except`` can catch. Only a file the child read cleanly is then read here."""
     path = Path(path)
@@ -365,14 +368,26 @@ def load(
         raise RtsearchError(f"{path}: index file not found")
     if not path.is_file():
         raise RtsearchError(f"{path}: not a regular file")
-    if isolate and hasattr(os, "fork"):
+    if isolate:
         probe(path, features, allow_checkpoint)
     return _load_here(path, features, allow_checkpoint)
 
 
-def probe(path: Path, features: bool = False, allow_checkpoint: bool = False) -> None:
-    """Load ``path`` in a forked child; raise its refusal, or one for a crash or hang.
-    Call it before any in-process h5py read of an untrusted file (``load`` does)."""
+def probe(
+    path: Path, features: bool = False, allow_checkpoint: bool = False, *, fork: bool | None = None
+) -> None:
+    """Load ``path`` in a child process; raise its refusal, or one for a crash or hang.
+    Call it before any in-process h5py read of an untrusted file (``load`` does).
+
+    The child is forked (a few ms) when this is the process's only thread; with others
+    running (the viewer) it is a new interpreter (~0.2 s): fork() stops OpenBLAS's thread
+    pool, and a BLAS call running meanwhile in another thread then waits forever (the
+    viewer's re-projection hung so in its eigh, 1 run in 4 of a --watch test)."""
+    if fork is None:
+        fork = hasattr(os, "fork") and threading.active_count() == 1
+    if not fork:
+        _probe_spawned(path, features, allow_checkpoint)
+        return
     read_end, write_end = os.pipe()
     # Holding h5py's global lock across fork() means no other thread holds it in the child.
     with h5py._objects.phil:
@@ -395,13 +410,55 @@ def probe(path: Path, features: bool = False, allow_checkpoint: bool = False) ->
     finally:
         os.close(read_end)
     if status is None:
-        limit = f"{PROBE_TIMEOUT_S:.0f} s"
-        raise RtsearchError(f"{path}: corrupt index (reading it did not finish in {limit})")
+        raise RtsearchError(_unfinished(path))
     if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
-        raise RtsearchError(f"{path}: corrupt index (the HDF5 library crashed reading it: {name})")
+        raise RtsearchError(_crashed(path, os.WTERMSIG(status)))
     if os.WEXITSTATUS(status) != 0:
         raise RtsearchError(message or f"{path}: malformed index")
+
+
+def _probe_spawned(path: Path, features: bool, allow_checkpoint: bool) -> None:
+    root = str(Path(__file__).resolve().parent.parent)  # where this rtsearch is imported from
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    flags = f"{int(features)}{int(allow_checkpoint)}"
+    code = "from rtsearch.store import _probe_child; _probe_child()"
+    try:
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(path), flags],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT_S, env=env,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:  # (the child is killed)
+        raise RtsearchError(_unfinished(path)) from None
+    if run.returncode < 0:
+        raise RtsearchError(_crashed(path, -run.returncode))
+    if run.returncode != 0:
+        raise RtsearchError(
+            run.stdout.decode("utf-8", "replace")[:4000] or f"{path}: malformed index"
+        )
+
+
+def _probe_child() -> None:
+    """``probe``'s new interpreter: argv is PATH FLAGS; the refusal goes to stdout."""
+    path, flags = sys.argv[1], sys.argv[2]
+    try:
+        _load_here(Path(path), flags[0] == "1", flags[1] == "1")
+    except RtsearchError as exc:
+        sys.stdout.write(str(exc))
+        sys.stdout.flush()
+        os._exit(2)
+    except BaseException:
+        os._exit(3)
+    os._exit(0)
+
+
+def _unfinished(path: Path) -> str:
+    return f"{path}: corrupt index (reading it did not finish in {PROBE_TIMEOUT_S:.0f} s)"
+
+
+def _crashed(path: Path, signum: int) -> str:
+    name = signal.Signals(signum).name
+    return f"{path}: corrupt index (the HDF5 library crashed reading it: {name})"
 
 
 def _wait(pid: int, timeout: float) -> int | None:

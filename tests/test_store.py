@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -285,25 +286,73 @@ def test_file_that_hangs_libhdf5_is_refused_in_bounded_time(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("failure", ["segfault", "hang"])
-def test_probe_turns_a_crash_or_hang_of_the_reader_into_one_line(valid, monkeypatch, failure):
+@pytest.mark.parametrize("fork", [True, False])
+def test_probe_turns_a_crash_or_hang_of_the_reader_into_one_line(valid, monkeypatch, failure, fork):
     """The child reader dies or never returns (as libhdf5 does on some damaged files): the
-    caller still gets one line and stays alive."""
-    monkeypatch.setattr(store, "PROBE_TIMEOUT_S", 1.0)
-    real = store._load_here
-    parent = os.getpid()
+    caller still gets one line and stays alive; in a forked child and in a new interpreter."""
+    monkeypatch.setattr(store, "PROBE_TIMEOUT_S", 2.0)
+    if fork:
+        real = store._load_here
+        parent = os.getpid()
 
-    def reader(*args):
-        if os.getpid() != parent:  # only in the forked child
-            if failure == "segfault":
-                os.kill(os.getpid(), signal.SIGSEGV)
-            time.sleep(60)
-        return real(*args)
+        def reader(*args):
+            if os.getpid() != parent:  # only in the forked child
+                if failure == "segfault":
+                    os.kill(os.getpid(), signal.SIGSEGV)
+                time.sleep(60)
+            return real(*args)
 
-    monkeypatch.setattr(store, "_load_here", reader)
-    expected = "SIGSEGV" if failure == "segfault" else "did not finish in 1 s"
+        monkeypatch.setattr(store, "_load_here", reader)
+    else:  # the new interpreter runs whatever python -c is given
+        act = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+        act = act if failure == "segfault" else "import time; time.sleep(60)"
+        real_run = subprocess.run
+        monkeypatch.setattr(
+            store.subprocess, "run", lambda args, **kw: real_run([*args[:2], act], **kw)
+        )
+    expected = "SIGSEGV" if failure == "segfault" else "did not finish in 2 s"
     with pytest.raises(RtsearchError, match=expected):
-        store.load(valid)
+        store.probe(valid, fork=fork)
     assert store.load(valid, isolate=False).count == 6
+
+
+def test_a_refusal_from_either_child_is_the_same_line(tmp_path, valid):
+    bad = tmp_path / "bad.dat"
+    bad.write_bytes(valid.read_bytes()[:5000])  # cut short
+    said = set()
+    for fork in (True, False):
+        with pytest.raises(RtsearchError) as exc:
+            store.probe(bad, fork=fork)
+        said.add(str(exc.value))
+    assert len(said) == 1 and said.pop().startswith(f"{bad}: ")
+    store.probe(valid, fork=False)  # and a good file passes
+
+
+def test_loading_while_another_thread_runs_blas_never_hangs_it(valid):
+    """fork() stops OpenBLAS's thread pool, and a BLAS call running meanwhile in another
+    thread waited forever: the viewer's re-projection (eigh) hung while --watch loaded the
+    index. With other threads running, the probe starts a new interpreter instead."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((300, 128))
+    cov, calls, stop = a.T @ a, [0], threading.Event()
+
+    def blas() -> None:
+        while not stop.is_set():
+            np.linalg.eigh(cov)
+            calls[0] += 1
+
+    thread = threading.Thread(target=blas, daemon=True)
+    thread.start()
+    try:
+        for _ in range(5):
+            assert store.load(valid).count == 6
+        before, deadline = calls[0], time.monotonic() + 10
+        while calls[0] == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert calls[0] > before, "the BLAS thread stopped"
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 # ---------------------------------------------------------------- atomic saves
