@@ -382,7 +382,7 @@ def probe(
     The child is forked (a few ms) when this is the process's only thread; with others
     running (the viewer) it is a new interpreter (~0.2 s): fork() stops OpenBLAS's thread
     pool, and a BLAS call running meanwhile in another thread then waits forever (the
-    viewer's re-projection hung so in its eigh, 1 run in 4 of a --watch test)."""
+    viewer's re-projection hung so in its eigh, in 3 of 9 runs of the viewer tests)."""
     if fork is None:
         fork = hasattr(os, "fork") and threading.active_count() == 1
     if not fork:
