@@ -228,25 +228,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def check_writable(dest: Path) -> None:
-    """Refuse, in one line, an index destination that cannot be written."""
+def check_writable(dest: Path, what: str = "index") -> None:
+    """Refuse, in one line, a destination (of an index, or ``what``) that cannot be written."""
     dest = Path(dest)
     blocker = next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
-        raise RtsearchError(f"{dest}: cannot write index ({blocker} is a file, not a folder)")
+        raise RtsearchError(f"{dest}: cannot write {what} ({blocker} is a file, not a folder)")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RtsearchError(f"{dest}: cannot write index ({_os_reason(exc)})") from None
+        raise RtsearchError(f"{dest}: cannot write {what} ({_os_reason(exc)})") from None
     if dest.is_dir():
-        raise RtsearchError(f"{dest}: cannot write index (is a directory)")
+        raise RtsearchError(f"{dest}: cannot write {what} (is a directory)")
     if not os.access(dest.parent, os.W_OK | os.X_OK):
-        raise RtsearchError(f"{dest}: cannot write index (folder not writable)")
+        raise RtsearchError(f"{dest}: cannot write {what} (folder not writable)")
     try:  # what access() passes may still refuse a file (root in /proc, some mounts)
-        with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=f".{dest.name}.", suffix=".probe"):
+        with tempfile.NamedTemporaryFile(
+            dir=dest.parent, prefix=f".{dest.name[:100]}.", suffix=".probe"
+        ):
             pass
     except OSError as exc:
-        raise RtsearchError(f"{dest}: cannot write index ({_os_reason(exc)})") from None
+        raise RtsearchError(f"{dest}: cannot write {what} ({_os_reason(exc)})") from None
 
 
 def save(index: Index, dest: Path) -> None:
@@ -418,11 +420,12 @@ def probe(
 
 
 def _probe_spawned(path: Path, features: bool, allow_checkpoint: bool) -> None:
-    root = str(Path(__file__).resolve().parent.parent)  # where this rtsearch is imported from
+    # this very rtsearch, first: `python -c` would put the current folder first, and an
+    # rtsearch/ there (another checkout) was imported instead ("malformed index")
+    root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     flags = f"{int(features)}{int(allow_checkpoint)}"
-    code = "from rtsearch.store import _probe_child; _probe_child()"
+    code = f"import sys; sys.path[0] = {root!r}; import rtsearch.store as s; s._probe_child()"
     try:
         run = subprocess.run(
             [sys.executable, "-c", code, str(path), flags],

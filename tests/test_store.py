@@ -328,6 +328,19 @@ def test_a_refusal_from_either_child_is_the_same_line(tmp_path, valid):
     store.probe(valid, fork=False)  # and a good file passes
 
 
+def test_the_new_interpreter_reads_with_this_rtsearch_whatever_the_current_folder(
+    tmp_path, valid, monkeypatch
+):
+    """`python -c` puts the current folder first: another checkout's rtsearch/ there was
+    imported instead, and every load said 'malformed index'."""
+    other = tmp_path / "checkout" / "rtsearch"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("")
+    (other / "store.py").write_text("raise SystemExit(9)\n")
+    monkeypatch.chdir(other.parent)
+    store.probe(valid, fork=False)
+
+
 def test_loading_while_another_thread_runs_blas_never_hangs_it(valid):
     """fork() stops OpenBLAS's thread pool, and a BLAS call running meanwhile in another
     thread waited forever: the viewer's re-projection (eigh) hung while --watch loaded the
@@ -516,6 +529,7 @@ def test_a_save_removes_only_abandoned_temp_files(tmp_path):
 
 def test_long_destination_name_saves(tmp_path):
     dest = tmp_path / ("i" * 251 + ".dat")
+    store.check_writable(dest)  # its probe file's name is cut short too
     store.save(small_index(), dest)
     assert store.load(dest).count == 6
 
