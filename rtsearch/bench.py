@@ -111,6 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
     log = _logger(args.json)
+    if args.out:
+        from rtsearch.store import check_writable
+
+        check_writable(args.out, "results")  # before minutes of measuring, not after
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rtsearch-bench-") as tmp:
         result = measure(plan, args.model, Path(tmp), log, args.stages)

@@ -22,6 +22,8 @@ VIEWER_THREADS = 1  # the GUI shares the cores: one inference thread keeps frame
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rtsearch.cli import non_negative_int, positive_int
+
     p.add_argument(
         "--gallery",
         type=Path,
@@ -43,18 +45,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="demo index file (default: one per gallery and model in the user data folder)",
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="model name or .onnx path")
-    p.add_argument("--threads", type=int, default=0, help="inference threads for the analysis")
+    p.add_argument(
+        "--threads", type=non_negative_int, default=0, help="inference threads for the analysis"
+    )
     p.add_argument("--no-view", action="store_true", help="build the index, do not open the viewer")
     p.add_argument("--screenshot", type=Path, default=None, help="viewer: write a screenshot")
     p.add_argument(
-        "--quit-after-frames", type=int, default=None, help="viewer: quit after N frames"
+        "--quit-after-frames", type=positive_int, default=None, help="viewer: quit after N frames"
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.screenshot is not None:  # before the analysis, not after it
+        store.check_writable(args.screenshot, "screenshot")
     root = resolve_gallery(args)
     index_path = args.index or default_index_path(root, args.model)
-    build_index(root, index_path, args.model, rebuild=args.rebuild, threads=args.threads)
+    build_index(
+        root, index_path, args.model, rebuild=args.rebuild, threads=args.threads,
+        owned=args.index is None,
+    )  # fmt: skip
     if args.no_view:
         return 0
     return open_viewer(index_path, root, args)
@@ -77,9 +86,13 @@ def default_index_path(root: Path, model: str) -> Path:
     return Path(platformdirs.user_data_dir("rtsearch")) / "demo" / f"{name}-{key}.dat"
 
 
-def build_index(root: Path, index_path: Path, model: str, *, rebuild: bool, threads: int) -> None:
-    """Analyze ``root`` into ``index_path`` unless a valid index of it is already there."""
-    if not rebuild and _usable(index_path):
+def build_index(
+    root: Path, index_path: Path, model: str, *, rebuild: bool, threads: int, owned: bool = True
+) -> None:
+    """Analyze ``root`` into ``index_path`` unless a valid index of it is already there.
+    ``owned``: the demo's own file (in the user data folder), rebuilt when it is damaged;
+    a file given with --index is not replaced without --rebuild."""
+    if not rebuild and _usable(index_path, root, owned):
         print(f"demo index: {index_path} (reused; --rebuild to analyze again)")
         return
     from rtsearch.analyze import Settings, analyze
@@ -101,14 +114,22 @@ def build_index(root: Path, index_path: Path, model: str, *, rebuild: bool, thre
     )
 
 
-def _usable(index_path: Path) -> bool:
-    if not index_path.is_file():
+def _usable(index_path: Path, root: Path, owned: bool) -> bool:
+    if not index_path.exists():
         return False
     try:
-        store.load(index_path)
+        index = store.load(index_path)
     except RtsearchError as exc:
+        if not owned:
+            raise RtsearchError(f"{exc}; delete it, or choose another --index") from None
         _say(f"demo index: {exc}; rebuilding")
+        index_path.unlink()
         return False
+    if index.base_dir != str(root.resolve()):  # its rows would be looked for in root
+        raise RtsearchError(
+            f"{index_path}: an index of {index.base_dir}, not of {root}; choose another "
+            f"--index, or pass --rebuild to analyze {root} into it"
+        )
     return True
 
 

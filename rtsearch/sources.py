@@ -217,6 +217,15 @@ class ScreenSource:
             self._local.pointer = None
 
 
+def video_problem(path: Path) -> str:
+    """Why ``path`` cannot be a video source, or ""."""
+    if path.is_dir():
+        return "is a folder, not a video file"
+    if not path.exists():
+        return "video file not found"
+    return "" if path.is_file() else "not a regular file"
+
+
 class VideoSource:
     """A video file played in real time, looping: frames the worker was too slow for are
     skipped with ``grab()`` (no decode), so the query is always the current frame, and

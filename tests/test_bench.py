@@ -190,3 +190,21 @@ def test_chosen_stages_only(default_model, tmp_path) -> None:
     assert not {"analyze", "live", "ui", "knn"} & set(r)
     assert "1. model-only" in done.stdout and "6. .dat" in done.stdout
     assert "2. analyze" not in done.stdout and "5. kNN" not in done.stdout
+
+
+def test_an_out_file_that_cannot_be_written_is_refused_before_measuring(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    import rtsearch.bench as bench
+    from rtsearch.cli import main
+
+    blocker = tmp_path / "afile.txt"
+    blocker.write_text("a file, not a folder")
+    out = blocker / "bench.json"
+    measured: list[int] = []
+    monkeypatch.setattr(bench, "measure", lambda *a, **k: measured.append(1))
+    assert main(["bench", "--quick", "--stages", "1", "--out", str(out)]) == 1
+    assert measured == []  # refused before any stage ran (it failed after them)
+    assert capsys.readouterr().err == (
+        f"rtsearch: error: {out}: cannot write results ({blocker} is a file, not a folder)\n"
+    )

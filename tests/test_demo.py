@@ -42,6 +42,40 @@ def test_demo_builds_once_then_reuses(fake_gallery, tiny_model, tmp_path, capsys
     assert index.stat().st_mtime_ns != stamp
 
 
+def test_an_index_given_that_does_not_fit_is_refused_and_the_demos_own_is_rebuilt(
+    fake_gallery, tiny_model, tmp_path, capsys, monkeypatch
+):
+    """--index naming a damaged file said 'rebuilding' and then refused with analyze's -o
+    advice; one of another folder was used, its rows looked for in this gallery."""
+    base = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--no-view"]
+    garbage = tmp_path / "garbage.dat"
+    garbage.write_text("garbage")
+    assert demo(*base, "--index", str(garbage)) == 1
+    assert capsys.readouterr().err == (
+        f"rtsearch: error: {garbage}: not a readable index file (not an HDF5 file); delete it, "
+        "or choose another --index\n"
+    )
+    other = tmp_path / "other"
+    make_gallery(other, 4, start=40)
+    other_index = tmp_path / "other.dat"
+    assert demo(*base, "--index", str(other_index)) == 0  # of the gallery
+    capsys.readouterr()
+    assert demo("--gallery", str(other), "--model", str(tiny_model), "--no-view",
+                "--index", str(other_index)) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith(f"rtsearch: error: {other_index}: an index of {fake_gallery.resolve()}")
+    assert err.endswith(f"pass --rebuild to analyze {other} into it\n")
+    # the demo's own file (no --index), damaged, is rebuilt
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    from rtsearch.demo import default_index_path
+
+    own = default_index_path(fake_gallery, str(tiny_model))
+    own.parent.mkdir(parents=True)
+    own.write_text("garbage")
+    assert demo(*base) == 0
+    assert "rebuilding" in capsys.readouterr().err and store.load(own).count == 12
+
+
 def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, monkeypatch):
     seen = {}
 

@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import make_gallery
+from fakes import make_gallery, write_tiny_model
 from PIL import Image
 from test_sources import write_video
 
@@ -100,7 +102,47 @@ def test_no_display_and_bad_arguments_are_one_line_errors():
         ["--source", "tv"],
         ["--source", "webcam:x"],
         ["-k", "500"],
+        ["--width", "0"],  # each of these used to abort in GLFW, or run on regardless
+        ["--height", "-5"],
+        ["--hidpi-scale", "0"],
+        ["--hidpi-scale", "-2"],
+        ["--threads", "-1"],
+        ["--quit-after-frames", "0"],
+        ["--source", "video:/no/such/clip.mp4"],
+        ["--source", f"video:{Path(__file__).parent}"],
     ):
         done = subprocess.run(cmd + bad, capture_output=True, text=True, timeout=60, env=env)
-        assert done.returncode == 2 and "error" in done.stderr.strip().splitlines()[-1]
+        assert done.returncode == 2 and "error" in done.stderr.strip().splitlines()[-1], bad
         assert "invalid literal" not in done.stderr  # Python's int() message, not ours
+    assert "is a folder, not a video file" in done.stderr
+
+
+def test_an_output_that_cannot_be_written_is_one_line_before_the_window(tmp_path):
+    blocker = tmp_path / "afile.txt"
+    blocker.write_text("a file, not a folder")
+    for option, what in (("--screenshot", "screenshot"), ("--frame-stats", "frame statistics")):
+        out = blocker / "x.png"
+        done = view(option, str(out), "--quit-after-frames", "1", timeout=60)
+        assert done.returncode == 1 and done.stderr == (
+            f"rtsearch: error: {out}: cannot write {what} ({blocker} is a file, not a folder)\n"
+        )
+    done = view("--screenshot", str(tmp_path), "--quit-after-frames", "1", timeout=60)
+    assert done.returncode == 1 and "cannot write screenshot (is a directory)" in done.stderr
+
+
+def test_a_screenshot_of_a_source_without_a_picture_is_taken_soon(display, tmp_path):
+    """It used to wait for results that never came, until killed."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer.app import NO_PICTURE_WAIT_S
+
+    make_gallery(tmp_path / "images", 4)
+    index = tmp_path / "i.dat"
+    model = write_tiny_model(tmp_path / "t.onnx")
+    analyze(tmp_path / "images", index, Extractor(model), Settings(dims=8))
+    shot = tmp_path / "nocam.png"
+    start = time.monotonic()
+    done = view(str(index), "--model", str(model), "--source", "webcam:57",
+                "--screenshot", str(shot), timeout=60)  # fmt: skip
+    assert done.returncode == 0 and shot.is_file(), done.stderr
+    assert time.monotonic() - start < NO_PICTURE_WAIT_S + 20

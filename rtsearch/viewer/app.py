@@ -22,7 +22,14 @@ import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import RtsearchError, count
 from rtsearch.session import SearchSession
-from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
+from rtsearch.sources import (
+    RandomSource,
+    ScreenSource,
+    VideoSource,
+    WebcamSource,
+    parse_region,
+    video_problem,
+)
 from rtsearch.store import atomic_path
 from rtsearch.viewer import actions, layout, ui
 from rtsearch.viewer.grab_region import GrabRegion, detect_scale
@@ -34,6 +41,7 @@ from rtsearch.viewer.worker import QUERY_TILE, THUMB_TILE, Published, ScreenPrev
 MAX_FPS = 60.0
 NO_INDEX = "no index loaded: Load (Ctrl+O) an index, or Analyze a folder of images"
 SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first results
+NO_PICTURE_WAIT_S = 5.0  # ... from a source that says it has no picture
 RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this window
 CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
 SCREENSHOT_FRAMES = 30  # a screenshot without quit_after_frames: frames drawn before it
@@ -155,8 +163,9 @@ class ViewerApp:
             return WebcamSource(int(arg or 0))
         if kind == "video":
             path = Path(arg)
-            if not path.is_file():
-                raise RtsearchError(f"{path}: video file not found")
+            problem = video_problem(path)
+            if problem:
+                raise RtsearchError(f"{path}: {problem}")
             self.video_path = path
             return VideoSource(path)
         if kind == "screen" and arg == "mouse":
@@ -445,12 +454,17 @@ class ViewerApp:
         return 0
 
     def _settled(self) -> bool:
-        """Headless runs wait (bounded) for results before they stop or take a screenshot."""
+        """Headless runs wait (bounded) for results before they stop or take a screenshot;
+        a source that has no picture and says why (a webcam not there) is waited for only
+        NO_PICTURE_WAIT_S: its screenshot shows why."""
         if self.opts.screenshot is None and self.opts.frame_stats is None:
             return True
+        pub = self.published
+        if self.session is None or self.opts.source == "none" or (pub and pub.results):
+            return True
         waited = len(self.frame_times) and self.frame_times[-1] - self.frame_times[0]
-        ready = self.session is None or (self.published is not None and self.published.results)
-        return bool(ready) or waited > SETTLE_TIMEOUT_S
+        why = self.message or (pub.message if pub else "")
+        return waited > (NO_PICTURE_WAIT_S if why else SETTLE_TIMEOUT_S)
 
     def _screenshot(self, path: Path) -> None:
         path = Path(path)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rtsearch.sources import parse_region
+from rtsearch.sources import parse_region, video_problem
 from rtsearch.viewer import layout
 
 SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | none"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rtsearch.cli import non_negative_int, positive_int
+
     p.add_argument("index_file", nargs="?", type=Path, default=None, help="index file (.dat)")
     p.add_argument("--index", type=Path, default=None, help="index file (.dat); same as INDEX")
     p.add_argument(
@@ -25,10 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--source", type=source_spec, default="random", help=f"first query source: {SOURCES}"
     )
     p.add_argument("-k", type=result_count, default=layout.RESULTS_DEFAULT, help="results (5-100)")
-    p.add_argument("--threads", type=int, default=1, help="inference threads (GUI shares cores)")
-    p.add_argument("--width", type=int, default=1280, help="window width")
-    p.add_argument("--height", type=int, default=860, help="window height")
-    p.add_argument("--hidpi-scale", type=float, default=None, help="physical/logical pixels")
+    p.add_argument(
+        "--threads", type=non_negative_int, default=1, help="inference threads (GUI shares cores)"
+    )
+    p.add_argument("--width", type=positive_int, default=1280, help="window width")
+    p.add_argument("--height", type=positive_int, default=860, help="window height")
+    p.add_argument(
+        "--hidpi-scale", type=scale, default=None, help="physical/logical pixels (0.5-8)"
+    )
     p.add_argument(
         "--fp32",
         action="store_true",
@@ -48,7 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write a PNG of the window once the first results show, and quit (with "
         "--quit-after-frames: after that many frames)",
     )
-    p.add_argument("--quit-after-frames", type=int, default=None, help="stop after N frames")
+    p.add_argument(
+        "--quit-after-frames", type=positive_int, default=None, help="stop after N frames"
+    )
     p.add_argument(
         "--frame-stats", type=Path, default=None, help="write frame-time statistics (JSON)"
     )
@@ -60,6 +68,10 @@ def source_spec(text: str) -> str:
         raise argparse.ArgumentTypeError(f"unknown source {text!r}; use {SOURCES}")
     if kind == "video" and not arg:
         raise argparse.ArgumentTypeError("video needs a file: video:PATH")
+    if kind == "video":
+        problem = video_problem(Path(arg))
+        if problem:
+            raise argparse.ArgumentTypeError(f"{arg}: {problem}")
     try:
         if kind == "screen" and arg and arg != "mouse":
             parse_region(arg)
@@ -68,6 +80,13 @@ def source_spec(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def scale(text: str) -> float:
+    value = float(text)
+    if not 0.5 <= value <= 8:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be from 0.5 to 8, got {text}")
+    return value
 
 
 def result_count(text: str) -> int:
@@ -80,9 +99,13 @@ def result_count(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from rtsearch.session import SearchSession
+    from rtsearch.store import check_writable
     from rtsearch.viewer.app import run_viewer
 
     index = args.index or args.index_file
+    for path, what in ((args.screenshot, "screenshot"), (args.frame_stats, "frame statistics")):
+        if path is not None:  # before the window opens, not after it closes
+            check_writable(path, what)
     if args.fp32 and args.model:
         from rtsearch.errors import RtsearchError
         from rtsearch.models import read_model_info, resolve_model
