@@ -20,11 +20,11 @@ from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.worker import THUMB_TILE as THUMB
-from rtsearch.viewer.worker import Published
 
 if TYPE_CHECKING:
     from rtsearch.session import Result, SearchSession
     from rtsearch.viewer.app import ViewerApp
+    from rtsearch.viewer.worker import Published
 
 STATUS_H = 52  # pixels kept under the canvas for the status bar (one status line)
 PAD = 8.0  # Dear PyGui's default window padding and item spacing, in pixels
