@@ -320,7 +320,10 @@ def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tm
     assert "0.0 queries/s" in shown
     assert dpg.get_item_label(app.ids.pause_button) == "Resume (Space)"
     app.perform("pause")
+    shown = status()  # just resumed: both figures wait for the next result, not one of them
+    assert "latency -" in shown and "inference -" in shown, shown
     pump(app, lambda: "latency -" not in status())
+    assert "inference -" not in status()
     assert dpg.get_item_label(app.ids.pause_button) == "Pause (Space)"
     # queries/s: a picture that changes every 1.5 s is searched 0.7 times a second
     slow = write_video(tmp_path / "slow.avi", [3, 7, 11, 15, 19], frames_each=15, fps=10.0)

@@ -779,11 +779,12 @@ def update_status(app: ViewerApp) -> None:
     fps = (
         (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0
     )
-    # figures of the live loop; "-" where there is none (paused, or a source with no
-    # picture yet), not the last source's
+    # figures of the live loop; "-" where there is none (paused, just resumed, or a source
+    # with no new picture), not the last source's: both or neither
     live = pub is not None and not app.paused
-    lat = f"{statistics.median(app.latencies):.0f} ms" if live and app.latencies else "-"
-    infer = f"{pub.inference_ms:.1f} ms" if live and pub.inference_ms > 0 else "-"
+    figures = live and pub.inference_ms > 0 and bool(app.latencies)
+    lat = f"{statistics.median(app.latencies):.0f} ms" if figures else "-"
+    infer = f"{pub.inference_ms:.1f} ms" if figures else "-"
     parts = [
         f"source {pub.source if pub else '-'}{' (paused)' if app.paused else ''}",
         f"latency {lat}",
