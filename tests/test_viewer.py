@@ -705,6 +705,11 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     dpg.hide_item(app.ids.base_dialog)
     actions.open_session(app, app.pending_load, tmp_path / "moved")
     pump(app, lambda: len(app.session.index.paths) == 5)
+    # saved from here, the index names the folder chosen, not the one that is gone
+    resaved = tmp_path / "resaved.dat"
+    actions.save(app, resaved)
+    pump(app, lambda: app.message == f"saved {resaved}")
+    assert store.load(resaved).base_dir == str((tmp_path / "moved").resolve())
 
 
 def xdotool(app, *args: str) -> None:

@@ -3,6 +3,7 @@ re-project. Each runs as a Task; the UI thread polls it and swaps the session wh
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,8 +155,13 @@ def save(app: ViewerApp, path: Path) -> None:
     def done(_) -> None:
         app.message = f"saved {path}"
 
-    # with the features its file holds: a copy without them could not change dimensions
-    app.start_task(Task("save", lambda task: store.save(session.with_features(), path), done))
+    def work(task: Task) -> None:
+        # with the features its file holds (a copy without them could not change
+        # dimensions), and the folder the images are in now (chosen for a moved index)
+        index = session.with_features()
+        store.save(dataclasses.replace(index, base_dir=str(session.base_dir.resolve())), path)
+
+    app.start_task(Task("save", work, done))
 
 
 def reproject(app: ViewerApp) -> None:
