@@ -257,6 +257,7 @@ def save(index: Index, dest: Path) -> None:
     problem = _unloadable(index)
     if problem:
         raise RtsearchError(f"{dest}: not written: {problem}")
+    check_writable(Path(dest))  # a path under a file said "File exists", from mkdir
     _check_space(index, Path(dest))
     try:
         with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:

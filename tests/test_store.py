@@ -527,6 +527,14 @@ def test_a_save_removes_only_abandoned_temp_files(tmp_path):
     assert left == {name for name, kept in names.items() if kept}
 
 
+def test_a_save_under_a_file_names_the_file(tmp_path, valid):
+    """It said 'cannot write index (File exists)', from mkdir, as if it refused to overwrite."""
+    dest = valid / "x.dat"
+    with pytest.raises(RtsearchError) as exc:
+        store.save(small_index(), dest)
+    assert str(exc.value) == f"{dest}: cannot write index ({valid} is a file, not a folder)"
+
+
 def test_long_destination_name_saves(tmp_path):
     dest = tmp_path / ("i" * 251 + ".dat")
     store.check_writable(dest)  # its probe file's name is cut short too
