@@ -823,12 +823,14 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
     app.frame()
     app.on_key(dpg.mvKey_Escape)
     assert not dpg.is_item_shown(app.ids.load_dialog)
-    # Enter in the name field is the dialog's OK
+    # Enter in the name field is the dialog's OK; with no name yet, it waits for one
     dialog = app.ids.save_dialog
     dpg.configure_item(dialog, default_path=str(tmp_path))
     app.open_dialog(dialog)
     for _ in range(5):
         app.frame()
+    app.on_key(dpg.mvKey_Return)
+    assert dpg.is_item_shown(dialog)
     xdotool(app, "mousemove", str(x0 + w // 2), str(y0 + h - 44))
     xdotool(app, "click", "1")
     xdotool(app, "type", "entered.dat")

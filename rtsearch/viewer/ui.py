@@ -140,6 +140,9 @@ class Ids:
         for d in self.dialogs():
             if dpg.is_item_shown(d):
                 info = dpg.get_file_dialog_info(d)  # what OK hands its callback
+                directory = dpg.get_item_configuration(d).get("directory_selector")
+                if not directory and not info.get("file_name") and not info.get("selections"):
+                    return True  # no file named yet: the dialog stays open
                 dpg.hide_item(d)
                 dpg.get_item_user_data(d)(info)
                 return True
