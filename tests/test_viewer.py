@@ -540,6 +540,27 @@ def test_a_word_too_long_for_a_line_breaks_after_a_slash_where_one_fits():
     assert ui._pieces("/a.b", 4, one) == ["/a.b"] and ui._pieces("", 4, one) == [""]
 
 
+def test_the_grab_preview_stays_put_when_the_overlap_note_comes_and_goes(app):
+    """The note took the hint to another line and pushed the preview down in mid-drag: the
+    rectangle jumped a line away from the pointer."""
+    from rtsearch.viewer import ui
+
+    app.perform("grab_mode")
+    try:
+        spots = {}
+        for where, box in (("away", (1000, 300, 405, 330)), ("over", (100, 100, 405, 330))):
+            app.region.set_box(box)
+            for _ in range(3):
+                app.frame()
+            spots[where] = (ui.grab_hint(app), ui.grab_preview(app))
+        assert not any("overlaps" in line for line in spots["away"][0])
+        assert any("overlaps" in line for line in spots["over"][0])
+        assert len(spots["over"][0]) > len(spots["away"][0])  # the note takes a line here
+        assert spots["over"][1] == spots["away"][1]  # and the preview stays where it was
+    finally:
+        app.perform("escape")
+
+
 def test_a_narrow_or_short_window_wraps_the_grab_hint_and_keeps_a_canvas(app, tmp_path):
     from rtsearch.viewer import ui
 

@@ -679,22 +679,39 @@ def bind_tiles(app: ViewerApp) -> None:
             dpg.hide_item(item)
 
 
-def grab_preview(app: ViewerApp, hint: list[str] | None = None):
-    """Where the screen preview goes on the canvas: under the hint's lines (``hint``, when
-    the caller has them already), as large as fits."""
+def grab_preview(app: ViewerApp):
+    """Where the screen preview goes on the canvas: under the room kept for the hint, as
+    large as fits."""
     w, h = app.canvas_size
-    top = HINT_TOP + len(hint or grab_hint(app)) * HINT_SIZE + 8
+    top = HINT_TOP + hint_rows(w) * HINT_SIZE + 8
     return app.region.fit_preview(8, top, w - 16, h - top - 8)
+
+
+GRAB_HELP = "Click or drag the region or its corners; G/S: use it, Esc: cancel."
+OVERLAP_NOTE = "  (overlaps this window: it would search for itself)"
+_hint_rows: dict[float, int] = {}  # canvas width -> rows kept for the hint
 
 
 def grab_hint(app: ViewerApp) -> list[str]:
     """The grab mode's instructions, in as many lines as the canvas's width needs."""
     bx, by, bw, bh = app.region.box
-    hint = f"Click or drag the region or its corners; G/S: use it, Esc: cancel.  {bw}x{bh}"
-    hint += f" at {bx},{by}"
+    hint = f"{GRAB_HELP}  {bw}x{bh} at {bx},{by}"
     if app.region.overlaps(viewport_box()):
-        hint += "  (overlaps this window: it would search for itself)"
+        hint += OVERLAP_NOTE
     return wrap_words(hint, app.canvas_size[0] - 16, HINT_SIZE)
+
+
+def hint_rows(width: float) -> int:
+    """Rows kept above the preview for the hint: as many as its longest form takes (the
+    widest figures and the overlap note), so the preview does not move under the pointer
+    when the note comes or goes in the middle of a drag."""
+    if width not in _hint_rows:
+        longest = f"{GRAB_HELP}  99999x99999 at -99999,-99999{OVERLAP_NOTE}"
+        lines = wrap_words(longest, width - 16, HINT_SIZE)
+        if dpg.get_text_size("A") is None:
+            return len(lines)  # no font yet: not kept
+        _hint_rows[width] = len(lines)
+    return _hint_rows[width]
 
 
 _advances: dict[float, dict[str, int]] = {}  # font size -> character -> advance (pixels)
@@ -755,7 +772,7 @@ def draw_grab(app: ViewerApp) -> None:
         if image is not None:
             np.multiply(image, np.float32(1 / 255), out=app.preview_tex.buffer)
     hint = grab_hint(app)
-    p = grab_preview(app, hint)
+    p = grab_preview(app)
     items = app.ids.grab
     sx0, sy0 = p.x, p.y
     sx1, sy1 = p.x + app.region.screen_w * p.scale, p.y + app.region.screen_h * p.scale
