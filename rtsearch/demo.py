@@ -120,9 +120,9 @@ def _usable(index_path: Path, root: Path, owned: bool) -> bool:
     try:
         index = store.load(index_path)
     except RtsearchError as exc:
-        if not owned:
+        if not owned or not index_path.is_file():
             raise RtsearchError(f"{exc}; delete it, or choose another --index") from None
-        _say(f"demo index: {exc}; rebuilding")
+        _say(f"demo index: {exc}; rebuilding")  # the demo's own file: nothing of the user's
         index_path.unlink()
         return False
     if index.base_dir != str(root.resolve()):  # its rows would be looked for in root

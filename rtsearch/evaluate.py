@@ -123,11 +123,10 @@ def kind_list(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rtsearch.cli import print_line
     from rtsearch.models import resolve_model
 
     extractor = Extractor(resolve_model(args.model), threads=args.threads)
-    from rtsearch.cli import print_line
-
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
     warn = lambda m: print_line(f"warning: {m}")  # noqa: E731  (stderr, as analyze's)
     data = load_data(
@@ -155,12 +154,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_data(
-    folder: Path, extractor: Extractor, *, n_copies: int, seed: int, log=print, warn=print
+    folder: Path, extractor: Extractor, *, n_copies: int, seed: int, log=print, warn=None
 ) -> Data:
     """Decode and extract in batches (a few thousand images never sit in memory at once);
     the images picked for copying are copied as they pass. Files that cannot be read are
     skipped, said with ``warn`` and listed in ``Data.skipped``."""
     require_folder(folder)
+    warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr))
     skipped: list[str] = []
 
     def skip(message: str) -> None:
