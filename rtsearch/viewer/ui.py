@@ -859,12 +859,16 @@ def wrap_parts(parts: list[str], available: float) -> str:
 
 def _fit_status(app: ViewerApp) -> None:
     """Keep room under the canvas for the status bar and the message as they wrap in a
-    narrow window: the status from its own lines, the message as last drawn."""
+    narrow window: the status from its own lines, the message from its lines as set (or as
+    last drawn, when that took more)."""
     one = dpg.get_text_size("A")
     drawn = dpg.get_item_rect_size(app.ids.message)[1]
     if one is None or not one[1] or not drawn:
         return
-    lines = dpg.get_value(app.ids.status).count("\n") + round(drawn / one[1])
+    # the message's lines as set now (update_status wraps it), or as last drawn if Dear
+    # PyGui wrapped it further: the drawn size alone lagged a message that grew by a frame
+    said = dpg.get_value(app.ids.message).count("\n") + 1
+    lines = dpg.get_value(app.ids.status).count("\n") + max(said, round(drawn / one[1]))
     below = STATUS_H + round((lines - 1) * one[1])  # STATUS_H holds one line of each
     room = dpg.get_viewport_client_height() - dpg.get_item_pos(app.ids.canvas)[1] - below
     # the canvas fills the window above the status; in a window too short for that it keeps
