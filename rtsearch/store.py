@@ -231,7 +231,7 @@ def _alive(pid: int) -> bool:
 def check_writable(dest: Path, what: str = "index") -> None:
     """Refuse, in one line, a destination (of an index, or ``what``) that cannot be written."""
     dest = Path(dest)
-    blocker = next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
+    blocker = _file_in_the_way(dest)
     if blocker is not None:
         raise RtsearchError(f"{dest}: cannot write {what} ({blocker} is a file, not a folder)")
     try:
@@ -251,19 +251,25 @@ def check_writable(dest: Path, what: str = "index") -> None:
         raise RtsearchError(f"{dest}: cannot write {what} ({_os_reason(exc)})") from None
 
 
+def _file_in_the_way(dest: Path) -> Path | None:
+    """A file where one of ``dest``'s folders should be."""
+    return next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
+
+
 def save(index: Index, dest: Path) -> None:
     """Write ``index`` atomically; an existing ``dest`` survives any failure intact, and
     an index that loading would refuse is not written at all."""
     problem = _unloadable(index)
     if problem:
         raise RtsearchError(f"{dest}: not written: {problem}")
-    check_writable(Path(dest))  # a path under a file said "File exists", from mkdir
     _check_space(index, Path(dest))
     try:
         with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
             _write(f, index)
     except OSError as exc:
-        raise RtsearchError(f"{dest}: cannot write index ({_os_reason(exc)})") from None
+        blocker = _file_in_the_way(Path(dest))  # mkdir said only "File exists"
+        reason = f"{blocker} is a file, not a folder" if blocker else _os_reason(exc)
+        raise RtsearchError(f"{dest}: cannot write index ({reason})") from None
 
 
 def _unloadable(index: Index) -> str:
