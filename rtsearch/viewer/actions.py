@@ -107,12 +107,12 @@ def watch(app: ViewerApp) -> None:
                 return  # another index was loaded: stop following this one
             fresh = SearchSession(report.index, extractor, base, source=path)
             note = "watching: " + report.summary(path) + skipped_note(report.skipped)
-            applied = app.applied_dims  # the dims applied here stay (the file keeps its own)
-            if applied is not None and applied[0] == path and applied[1] != fresh.index.dims:
+            dims = dims_to_apply(app, fresh)  # the dims applied here stay (the file keeps its own)
+            if dims is not None:
                 try:
-                    fresh = fresh.reprojected(applied[1])
+                    fresh = fresh.reprojected(dims)
                 except RtsearchError as exc:
-                    note += f"; the {applied[1]} dimensions applied here are lost: {exc}"
+                    note += f"; the {dims} dimensions applied here are lost: {exc}"
             task.post((fresh, note))
 
     app.start_task(Task("watch", work, lambda _: None, on_post=lambda p: swap_in(app, *p)))
@@ -126,10 +126,18 @@ def swap_in(app: ViewerApp, fresh: SearchSession, summary: str) -> None:
         return  # another index was loaded meanwhile
     app.set_session(fresh)
     app.message = summary
-    applied = app.applied_dims
-    if applied is not None and applied[0] == fresh.source and applied[1] != fresh.index.dims:
+    dims = dims_to_apply(app, fresh)
+    if dims is not None:
         app.reprojections += 1
-        _reproject(app, fresh, applied[1], app.reprojections, note=summary)
+        _reproject(app, fresh, dims, app.reprojections, note=summary)
+
+
+def dims_to_apply(app: ViewerApp, version: SearchSession) -> int | None:
+    """The dims applied here to ``version``'s index file, when ``version`` has others."""
+    applied = app.applied_dims
+    if applied is None or applied[0] != version.source or applied[1] == version.index.dims:
+        return None
+    return applied[1]
 
 
 def skipped_note(skipped: list[tuple[str, str]], named: int = 3) -> str:

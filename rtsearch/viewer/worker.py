@@ -313,7 +313,7 @@ class Worker:
                 # no new picture: no inference time (the last one was this source's
                 # before it stopped)
                 self._slot = replace(
-                    last, seq=self._seq, source=name, message=self._message, inference_ms=0.0,
+                    last, seq=self._seq, message=self._message, inference_ms=0.0
                 )  # fmt: skip
 
 
