@@ -49,16 +49,22 @@ def mapped_dataset(path: Path, name: str) -> npt.NDArray | None:
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
-def load(path: Path, *, features: bool = False) -> Index:
+def load(path: Path, *, features: bool = False, isolate: bool = True) -> Index:
     """``store.load`` with ``projected`` (and ``features`` when asked) memory-mapped.
 
     Validation is the store's own (format, version, model, local storage, path safety,
     shapes); the big arrays are then mapped and checked for finiteness in blocks, so a
-    malformed file is still refused with one line naming it."""
+    malformed file is still refused with one line naming it. With ``isolate`` the file is
+    first read so in a child process (``store.probe``): finding what can be mapped opens
+    the file with the HDF5 library, which a damaged file can crash or hang."""
     path = Path(path)
-    projected = mapped_dataset(path, "projected") if path.is_file() else None
+    if not path.is_file():
+        return store.load(path, features=features)  # it words the refusal
+    if isolate:
+        store.probe(path, features, mapped=True)
+    projected = mapped_dataset(path, "projected")
     if projected is None or projected.dtype != np.float32 or projected.nbytes < MAP_MIN_BYTES:
-        return store.load(path, features=features)
+        return store.load(path, features=features, isolate=False)
     index = _read(path, lambda f: _read_small(f, str(path)))
     assert index.projection is not None
     want = (index.count, index.projection.out_dims)

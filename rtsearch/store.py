@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +45,9 @@ FORMAT = "rtsearch-index"
 VERSION = 1
 _STR = h5py.string_dtype("utf-8")
 PROBE_TIMEOUT_S = 20.0  # a legit 145k-image index reads in well under 1 s
+# ... plus the time to read the file from a slow disk (a 4 GB index: 40 s more), so that a
+# huge index is not taken for one that hangs the HDF5 library
+PROBE_BYTES_PER_S = 100e6
 
 
 @dataclass(frozen=True)
@@ -383,10 +386,17 @@ def load(
 
 
 def probe(
-    path: Path, features: bool = False, allow_checkpoint: bool = False, *, fork: bool | None = None
+    path: Path,
+    features: bool = False,
+    allow_checkpoint: bool = False,
+    *,
+    fork: bool | None = None,
+    mapped: bool = False,
 ) -> None:
     """Load ``path`` in a child process; raise its refusal, or one for a crash or hang.
     Call it before any in-process h5py read of an untrusted file (``load`` does).
+    ``mapped``: the child reads as ``bigstore.load`` does (big arrays memory-mapped, so a
+    huge index is not copied into the child).
 
     The child is forked (a few ms) when this is the process's only thread; with others
     running (the viewer) it is a new interpreter (~0.2 s): fork() stops OpenBLAS's thread
@@ -394,8 +404,9 @@ def probe(
     viewer's re-projection hung so in its eigh, in 3 of 9 runs of the viewer tests)."""
     if fork is None:
         fork = hasattr(os, "fork") and threading.active_count() == 1
+    timeout = probe_timeout(path)
     if not fork:
-        _probe_spawned(path, features, allow_checkpoint)
+        _probe_spawned(path, features, allow_checkpoint, mapped, timeout)
         return
     read_end, write_end = os.pipe()
     # Holding h5py's global lock across fork() means no other thread holds it in the child.
@@ -405,7 +416,7 @@ def probe(
         faulthandler.disable()  # a crash here is reported by the parent in one line
         code = 0
         try:
-            _load_here(path, features, allow_checkpoint)
+            _reader(mapped)(path, features, allow_checkpoint)
         except RtsearchError as exc:
             os.write(write_end, str(exc).encode("utf-8", "replace")[:4000])
             code = 2
@@ -414,32 +425,52 @@ def probe(
         os._exit(code)
     os.close(write_end)
     try:
-        status = _wait(pid, PROBE_TIMEOUT_S)
+        status = _wait(pid, timeout)
         message = os.read(read_end, 4096).decode("utf-8", "replace")
     finally:
         os.close(read_end)
     if status is None:
-        raise RtsearchError(_unfinished(path))
+        raise RtsearchError(_unfinished(path, timeout))
     if os.WIFSIGNALED(status):
         raise RtsearchError(_crashed(path, os.WTERMSIG(status)))
     if os.WEXITSTATUS(status) != 0:
         raise RtsearchError(message or f"{path}: malformed index")
 
 
-def _probe_spawned(path: Path, features: bool, allow_checkpoint: bool) -> None:
+def probe_timeout(path: Path) -> float:
+    """Seconds a probe of ``path`` may take before the file counts as one that hangs."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        size = 0
+    return PROBE_TIMEOUT_S + size / PROBE_BYTES_PER_S
+
+
+def _reader(mapped: bool) -> Callable[[Path, bool, bool], Index]:
+    """What the probe's child runs: the store's own read, or bigstore's mapped one."""
+    if not mapped:
+        return _load_here
+    from rtsearch import bigstore  # (it imports this module)
+
+    return lambda path, features, _: bigstore.load(path, features=features, isolate=False)
+
+
+def _probe_spawned(
+    path: Path, features: bool, allow_checkpoint: bool, mapped: bool, timeout: float
+) -> None:
     # this very rtsearch, first: `python -c` would put the current folder first, and an
     # rtsearch/ there (another checkout) was imported instead ("malformed index")
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    flags = f"{int(features)}{int(allow_checkpoint)}"
+    flags = f"{int(features)}{int(allow_checkpoint)}{int(mapped)}"
     code = f"import sys; sys.path[0] = {root!r}; import rtsearch.store as s; s._probe_child()"
     try:
         run = subprocess.run(
             [sys.executable, "-c", code, str(path), flags],
-            stdin=subprocess.DEVNULL, capture_output=True, timeout=PROBE_TIMEOUT_S, env=env,
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, env=env,
         )  # fmt: skip
     except subprocess.TimeoutExpired:  # (the child is killed)
-        raise RtsearchError(_unfinished(path)) from None
+        raise RtsearchError(_unfinished(path, timeout)) from None
     if run.returncode < 0:
         raise RtsearchError(_crashed(path, -run.returncode))
     if run.returncode != 0:
@@ -452,7 +483,7 @@ def _probe_child() -> None:
     """``probe``'s new interpreter: argv is PATH FLAGS; the refusal goes to stdout."""
     path, flags = sys.argv[1], sys.argv[2]
     try:
-        _load_here(Path(path), flags[0] == "1", flags[1] == "1")
+        _reader(flags[2] == "1")(Path(path), flags[0] == "1", flags[1] == "1")
     except RtsearchError as exc:
         sys.stdout.write(str(exc))
         sys.stdout.flush()
@@ -462,8 +493,8 @@ def _probe_child() -> None:
     os._exit(0)
 
 
-def _unfinished(path: Path) -> str:
-    return f"{path}: corrupt index (reading it did not finish in {PROBE_TIMEOUT_S:.0f} s)"
+def _unfinished(path: Path, timeout: float) -> str:
+    return f"{path}: corrupt index (reading it did not finish in {timeout:.0f} s)"
 
 
 def _crashed(path: Path, signum: int) -> str:

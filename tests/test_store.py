@@ -270,19 +270,61 @@ def test_fuzzed_index_only_raises_rtsearch_error(tmp_path, monkeypatch, valid_by
     assert np.isfinite(index.projected).all()
 
 
-def test_file_that_hangs_libhdf5_is_refused_in_bounded_time(tmp_path, monkeypatch):
+def hanging_index(folder: Path) -> Path:
     """Found by fuzzing: these four bytes make HDF5 1.14 loop forever reading attributes."""
-    monkeypatch.setattr(store, "PROBE_TIMEOUT_S", 2.0)
-    path = tmp_path / "hang.dat"
+    path = folder / "hang.dat"
     store.save(small_index(n=4, d=2), path)
     data = bytearray(path.read_bytes())
     for offset, value in ((2368, 0xE8), (3087, 0xE8), (8651, 0x6A), (10141, 0xF3)):
         data[offset] = value
     path.write_bytes(bytes(data))
+    return path
+
+
+def test_file_that_hangs_libhdf5_is_refused_in_bounded_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "PROBE_TIMEOUT_S", 2.0)
+    path = hanging_index(tmp_path)
     start = time.monotonic()
     with pytest.raises(RtsearchError, match=r"hang\.dat: "):
         store.load(path)
     assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_mapping_loader_refuses_a_file_that_hangs_libhdf5(tmp_path, threads):
+    """The viewer's and query's loader (bigstore, for indexes big enough to map) opened the
+    file with h5py in its own process to see what it could map, before any probe: a damaged
+    big index hung the viewer for good. It runs here in a process of its own (one thread:
+    the probe forks; two: it starts a new interpreter), so that a hang fails the test."""
+    path = hanging_index(tmp_path)
+    code = (
+        "import sys, threading, time\n"
+        "from rtsearch import bigstore, store\n"
+        "bigstore.MAP_MIN_BYTES = 0  # map even this small file\n"
+        "store.PROBE_TIMEOUT_S = 2.0\n"
+        f"for _ in range({threads} - 1):\n"
+        "    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "try:\n"
+        "    bigstore.load(sys.argv[1])\n"
+        "except Exception as exc:\n"
+        "    print(exc)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=40
+    )
+    assert run.stdout.strip() == f"{path}: corrupt index (reading it did not finish in 2 s)"
+
+
+def test_a_huge_index_gets_the_time_to_be_read(tmp_path, monkeypatch):
+    """The probe's deadline grows with the file: a 4 GB index on a slow disk is not taken
+    for one that hangs the HDF5 library."""
+    path = tmp_path / "x.dat"
+    store.save(small_index(), path)
+    small = store.probe_timeout(path)
+    assert store.PROBE_TIMEOUT_S <= small < store.PROBE_TIMEOUT_S + 1
+    with open(path, "r+b") as f:
+        f.truncate(4_000_000_000)  # sparse: no disk used
+    assert store.probe_timeout(path) >= store.PROBE_TIMEOUT_S + 4e9 / 200e6
 
 
 @pytest.mark.parametrize("failure", ["segfault", "hang"])
