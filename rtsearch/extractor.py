@@ -141,6 +141,8 @@ class Extractor:
         options.intra_op_num_threads = (
             threads if self.streams == 1 else max(1, total // self.streams)
         )
+        # intra-op threads of each run (0: onnxruntime's own choice, every core)
+        self.threads_per_stream = options.intra_op_num_threads
         options.log_severity_level = 3
         # Idle intra-op threads must not spin: on 2 cores they starve the decode pool and the
         # GUI. Measured side by side in analyze (rtsearch bench, shared machine): 640x480

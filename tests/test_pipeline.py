@@ -570,6 +570,56 @@ def test_parallel_streams_give_the_same_index_in_the_same_order(tmp_path, galler
         np.testing.assert_allclose(b.features[row], alone, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("in_streams", [True, False])
+def test_either_way_of_decoding_gives_the_same_rows_skips_and_stop(
+    tmp_path, gallery, monkeypatch, in_streams
+):
+    """On the CPU with single-threaded streams (a stream per core) each stream decodes its
+    own batch; otherwise a pool decodes beside the streams. Either way: every row is its own
+    picture's features, in path order; each unreadable file is skipped with one warning, in
+    path order; a cancel stops early and keeps the batches that were running."""
+    import threading
+
+    from rtsearch import analyze as analyze_module
+    from rtsearch.analyze import Settings, analyze, decodes_in_streams
+    from rtsearch.extractor import Extractor
+
+    model = write_tiny_model(tmp_path / "m.onnx")
+    ext = Extractor(model, threads=2, streams=0)
+    assert decodes_in_streams(ext) and not decodes_in_streams(Extractor(model, threads=2))
+    monkeypatch.setattr(analyze_module, "decodes_in_streams", lambda e: in_streams)
+    for name in ("d1/bad-a.jpg", "d2/bad-b.png"):
+        (gallery / name).write_bytes(b"not an image")
+    warnings: list[str] = []
+    settings = Settings(dims=16, keep_features=True, batch=3)
+    report = analyze(gallery, tmp_path / "a.dat", ext, settings, warn=warnings.append)
+    index = report.index
+    assert index is not None and index.count == 40 and len(report.skipped) == 2
+    assert [w.split(": ")[0] for w in warnings] == [
+        str(gallery / "d1/bad-a.jpg"),
+        str(gallery / "d2/bad-b.png"),
+    ]
+    alone = Extractor(model, threads=1)
+    for row in range(index.count):
+        picture = load_rgb(gallery / index.paths[row], min_size=alone.info.input_size)
+        np.testing.assert_allclose(index.features[row], alone([picture])[0], rtol=1e-4, atol=1e-5)
+
+    stop = threading.Event()
+    stopped = analyze(
+        gallery,
+        tmp_path / "b.dat",
+        ext,
+        settings,
+        progress=lambda p: stop.set() if p.done >= 6 else None,
+        cancel=stop,
+    )
+    assert stopped.cancelled and stopped.index is None
+    kept = store.load(
+        next(Path(str(tmp_path / "b.dat") + ".ckpt").glob("part-*.dat")), allow_checkpoint=True
+    )
+    assert 6 <= kept.count < 40
+
+
 def test_negative_batch_is_refused(capsys, tmp_path, gallery, tiny_model):
     with pytest.raises(SystemExit):
         main(["analyze", str(gallery), "-o", str(tmp_path / "x.dat"), "--batch", "-1"])
