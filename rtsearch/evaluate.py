@@ -108,7 +108,12 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected numbers like 16,32,64, got {text!r}") from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
-    return values
+    wrong = [v for v in values if not proj.MIN_DIMS <= v <= proj.MAX_DIMS]
+    if wrong:
+        raise argparse.ArgumentTypeError(
+            f"{','.join(map(str, wrong))}: dims must be between {proj.MIN_DIMS} and {proj.MAX_DIMS}"
+        )
+    return list(dict.fromkeys(values))  # a value given twice is measured once
 
 
 def kind_list(text: str) -> list[str]:
@@ -119,7 +124,7 @@ def kind_list(text: str) -> list[str]:
             f"unknown projection {', '.join(bad) if bad else repr(text)} "
             "(choose from rp, pca, pca-whiten, none)"
         )
-    return [PROJECTION_ALIASES[n] for n in names]
+    return list(dict.fromkeys(PROJECTION_ALIASES[n] for n in names))  # rp,random: once
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,19 +134,24 @@ def run(args: argparse.Namespace) -> int:
     extractor = Extractor(resolve_model(args.model), threads=args.threads)
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
     warn = lambda m: print_line(f"warning: {m}")  # noqa: E731  (stderr, as analyze's)
-    data = load_data(
-        args.directory, extractor, n_copies=args.copies, seed=args.seed, log=log, warn=warn
-    )
     l2s = {"on": [True], "off": [False], "both": [True, False]}[args.l2]
-    feature_dims = data.features.shape[1]
+    feature_dims = extractor.info.dims
+    configs = plan(args.projection, args.dims, l2s, feature_dims, args.rerank, args.qe)
     too_many = [d for d in args.dims if d > feature_dims]
     if too_many and set(args.projection) != {"none"}:
+        if not configs:
+            raise RtsearchError(
+                f"--dims {','.join(map(str, too_many))}: larger than the model's "
+                f"{feature_dims} features; pass --dims {feature_dims} or fewer"
+            )
         print(
             f"eval: dims {','.join(map(str, too_many))} left out: the model gives "
             f"{feature_dims}-d features",
             file=sys.stderr,
         )
-    configs = plan(args.projection, args.dims, l2s, feature_dims, args.rerank, args.qe)
+    data = load_data(
+        args.directory, extractor, n_copies=args.copies, seed=args.seed, log=log, warn=warn
+    )
     result = evaluate(data, configs, seed=args.seed)
     if args.json:
         print(json.dumps(result))
@@ -196,6 +206,7 @@ def load_data(
             feats.append(extractor(batch))
     lookup = {n: i for i, n in enumerate(names)}
     labels = [lookup[p.split("/")[0]] if "/" in p else -1 for p in kept]
+    _check_labels(folder, names, labels, len(skipped))
     return Data(
         features=_stack(feats, extractor.info.dims),
         labels=np.array(labels, dtype=np.int64),
@@ -204,6 +215,19 @@ def load_data(
         copy_of=np.array(copy_of, dtype=np.int64),
         skipped=skipped,
     )
+
+
+def _check_labels(folder: Path, names: list[str], labels: list[int], skipped: int) -> None:
+    """Retrieval by label needs two labels, each with an image to find besides the query."""
+    sizes = np.bincount([x for x in labels if x >= 0], minlength=len(names))
+    usable = [n for n, size in zip(names, sizes, strict=True) if size >= 2]
+    if len(usable) < 2:
+        having = f" ({', '.join(usable)} has)" if usable else ""
+        unread = f"; {count(skipped, 'file')} could not be read" if skipped else ""
+        raise RtsearchError(
+            f"{folder}: needs at least 2 labels (sub-folders) with 2 or more readable images "
+            f"each; {len(usable)} of {len(names)}{having}{unread}"
+        )
 
 
 def _stack(parts: list, dims: int) -> Vectors:
@@ -229,7 +253,7 @@ def plan(
                     configs.append(Config(kind, d, l2, rerank=rerank))
                 if qe:
                     configs.append(Config(kind, d, l2, qe=qe))
-    return configs
+    return list(dict.fromkeys(configs))  # "none" gives one row whatever the dims
 
 
 # ---------------------------------------------------------------- evaluation
@@ -244,12 +268,14 @@ def evaluate(data: Data, configs: list[Config], *, seed: int = 0) -> dict:
     measure = _Measurer(data, reference, seed)
     rows = [measure(c) for c in configs]
     s = Settings()
-    default_cfg = Config(s.projection, min(s.dims, d), s.l2_normalize)
+    # null when analyze's default dims exceed the features (analyze refuses that model)
+    default = measure(Config(s.projection, s.dims, s.l2_normalize)) if s.dims <= d else None
     return {
         "rows": rows,
-        "default": measure(default_cfg),
+        "default": default,
         "full": measure(full_cfg),
         "images": len(data.labels),
+        "queried": int(queryable(data.labels).sum()),  # rows P@10 and mAP are averaged over
         "labels": data.label_names,
         "copies": len(data.copy_of),
         "skipped": len(data.skipped),
@@ -354,21 +380,27 @@ def expand(base: Vectors, queries: Vectors, neighbours: Ranked) -> Vectors:
 
 
 def precision_at(ranked: Ranked, labels: npt.NDArray[np.int64], k: int) -> float:
-    queried = labels >= 0
+    """Share of the first k results with the query's label, over the queries that have an
+    image of their label to find (as map_at: a label of one image has none)."""
+    queried = queryable(labels)
     if not queried.any():
         return 0.0
     hits = labels[ranked[queried, :k]] == labels[queried, None]
     return float(hits.mean())
 
 
+def queryable(labels: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Labelled rows whose label has another row (leave-one-out queries with an answer)."""
+    counts = np.bincount(labels[labels >= 0], minlength=1)
+    return (labels >= 0) & (counts[np.maximum(labels, 0)] >= 2)
+
+
 def map_at(ranked: Ranked, labels: npt.NDArray[np.int64], k: int) -> float:
     """Mean average precision over the first k ranks, normalised by min(relevant, k)."""
     counts = np.bincount(labels[labels >= 0], minlength=1)
     aps = []
-    for i in np.flatnonzero(labels >= 0):
+    for i in np.flatnonzero(queryable(labels)):
         relevant = counts[labels[i]] - 1  # leave-one-out: the query is not in its list
-        if relevant <= 0:
-            continue
         rel = labels[ranked[i, :k]] == labels[i]
         precision = np.cumsum(rel) / np.arange(1, len(rel) + 1)
         aps.append(float((precision * rel).sum() / min(relevant, k)))
@@ -396,11 +428,16 @@ def format_table(result: dict, folder: Path, model: str, data: Data) -> str:
         f"{result['copies']} copies; model {model} ({data.features.shape[1]}-d)"
         + (f"; {count(result['skipped'], 'file')} skipped" if result["skipped"] else "")
     )
+    alone = int((data.labels >= 0).sum()) - result["queried"]
+    if alone:
+        head += f"\n{count(alone, 'image')} alone in their label: not queried for P@10 and mAP"
     cols = ["projection", "dims", "l2", "variant", "P@10", "mAP@100", "copy R@1", "copy R@10"]
     cols += ["agree@20", "query ms"]
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     named = [(r, "") for r in result["rows"]]
-    named += [(result["default"], " (analyze default)"), (result["full"], " (full, exact)")]
+    if result["default"] is not None:
+        named.append((result["default"], " (analyze default)"))
+    named.append((result["full"], " (full, exact)"))
     for row, note in named:
         lines.append("| " + " | ".join(table_cells(row, note)) + " |")
     return "\n".join(lines)

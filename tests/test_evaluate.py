@@ -132,6 +132,16 @@ def test_metrics_on_hand_made_rankings():
     assert evaluate.agreement_at(perfect, worst, 2) == pytest.approx(0.5)
 
 
+def test_an_image_alone_in_its_label_is_not_queried():
+    """Two single-image labels beside a pair: P@10 counted their queries as 0 (nothing to
+    find) while mAP left them out, so the two disagreed on which images were queried."""
+    labels = np.array([0, 0, 1, 2])
+    ranked = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+    assert evaluate.queryable(labels).tolist() == [True, True, False, False]
+    assert evaluate.precision_at(ranked, labels, 1) == 1.0
+    assert evaluate.map_at(ranked, labels, 3) == 1.0
+
+
 def test_rank_excludes_the_query_itself():
     vectors = np.random.default_rng(0).standard_normal((30, 5)).astype(np.float32)
     ranked = evaluate.rank(vectors, vectors, 5, exclude_self=True)
@@ -253,3 +263,61 @@ def test_files_it_cannot_read_are_said_on_stderr_and_counted(labelled, tiny_mode
             assert (
                 "48 images, 4 labels, 0 copies; model tiny (128-d); 2 files skipped" in out.stdout
             )
+
+
+def _eval(folder: Path, model: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "rtsearch", "eval", str(folder), "--model", str(model)]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True)
+
+
+def test_labels_without_two_readable_images_are_refused(tmp_path, tiny_model):
+    """A label whose files are all unreadable still counted as a label, and a set of one
+    usable label scored a perfect 1.000; labels of one image each scored 0."""
+    one_usable = tmp_path / "one"
+    for i in range(4):
+        (one_usable / "a").mkdir(parents=True, exist_ok=True)
+        class_image(0, i).save(one_usable / "a" / f"{i}.png")
+    (one_usable / "b").mkdir()
+    for i in range(3):
+        (one_usable / "b" / f"{i}.png").write_bytes(b"not an image")
+    singles = tmp_path / "singles"
+    for label in ("a", "b"):
+        (singles / label).mkdir(parents=True)
+        class_image(ord(label), 0).save(singles / label / "x.png")
+    for folder, said in (
+        (one_usable, "1 of 2 (a has); 3 files could not be read"),
+        (singles, "0 of 2"),
+    ):
+        out = _eval(folder, tiny_model, "--dims", "8", "--projection", "rp", "--copies", "2")
+        assert out.returncode == 1 and "P@10" not in out.stdout, out
+        line = out.stderr.strip().splitlines()[-1]
+        assert line == (
+            f"rtsearch: error: {folder}: needs at least 2 labels (sub-folders) with 2 or more "
+            f"readable images each; {said}"
+        )
+
+
+def test_dims_that_cannot_be_measured_are_refused_before_the_work(labelled, tiny_model):
+    for dims, said in (("1", "1: dims must be between 2 and 1500"), ("8,1600", "1600: dims")):
+        out = _eval(labelled, tiny_model, "--dims", dims)
+        assert out.returncode == 2 and said in out.stderr and "extracting" not in out.stdout
+    out = _eval(labelled, tiny_model, "--dims", "500", "--projection", "rp")
+    assert out.returncode == 1 and "extracting" not in out.stdout
+    assert (
+        "--dims 500: larger than the model's 128 features; pass --dims 128 or fewer" in out.stderr
+    )
+
+
+def test_values_given_twice_are_measured_once_and_the_default_row_is_analyzes(labelled, tmp_path):
+    """A model of 64 features: analyze refuses its default 100 dims, so there is no
+    'analyze default' row (it showed pca 64)."""
+    from fakes import write_tiny_model
+
+    narrow = write_tiny_model(tmp_path / "narrow.onnx", dims=64)
+    args = ("--dims", "8,8,16", "--projection", "rp,random,none,none", "--copies", "0")
+    doc = json.loads(_eval(labelled, narrow, *args, "--json").stdout)
+    rows = [(r["projection"], r["dims"]) for r in doc["rows"]]
+    assert rows == [("random", 8), ("random", 16), ("none", 64)]
+    assert doc["default"] is None and doc["queried"] == doc["images"] == 48
+    table = _eval(labelled, narrow, *args).stdout
+    assert "analyze default" not in table and "| none (full, exact) | 64 |" in table
