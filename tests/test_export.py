@@ -198,6 +198,67 @@ def test_truncated_and_nan_weights_are_refused(tmp_path, slim_sd):
     assert not (tmp_path / "out.onnx").exists()
 
 
+def test_weights_of_the_wrong_rank_type_or_flavour_are_one_line(tmp_path, slim_sd, capsys):
+    """A layer of the wrong rank or of strings crashed the exporter with a traceback; the
+    batch-norm VGG16 and Keras's top-less file were called a wrong conv count or
+    'is this VGG16?'."""
+    from rtsearch.export import cli
+
+    flat_fc6 = dict(slim_sd, **{"classifier.0.weight": slim_sd["classifier.0.weight"].ravel()})
+    layers = keras_layers(slim_sd)
+    flat_conv = dict(
+        layers, block1_conv1=(layers["block1_conv1"][0][0, 0], layers["block1_conv1"][1])
+    )
+    text_bias = dict(layers, fc2=(layers["fc2"][0], np.array([b"x"] * len(layers["fc2"][1]))))
+    bn = dict(slim_sd)
+    for key in [k for k in slim_sd if k.startswith("features.") and k.endswith(".bias")]:
+        index = int(key.split(".")[1])
+        bn[f"features.{index}.running_mean"] = np.zeros_like(slim_sd[key])
+    notop = {k: v for k, v in layers.items() if not k.startswith("fc")}
+    cases = [
+        (write_torch_pth(tmp_path / "flat.pth", flat_fc6), "fc6/fc7 shapes"),
+        (write_keras_h5(tmp_path / "flat.h5", flat_conv), "'block1_conv1' has a kernel of shape"),
+        (write_keras_h5(tmp_path / "text.h5", text_bias), "layer fc2 holds text, not numbers"),
+        (write_torch_pth(tmp_path / "bn.pth", bn), "batch-norm VGG16 (vgg16_bn) weights"),
+        (write_keras_h5(tmp_path / "notop.h5", notop), "without its top (include_top=False)"),
+    ]
+    for weights, problem in cases:
+        out = tmp_path / "out.onnx"
+        assert cli.main(["vgg16", "--weights", str(weights), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"export_onnx: error: {weights}: ") and err.count("\n") == 1
+        assert problem in err, err
+        assert not out.exists()
+
+
+def test_the_output_is_checked_before_the_work_and_written_as_an_index_is(
+    tmp_path, slim_sd, capsys
+):
+    """--out naming the weights file itself overwrote them; a symlinked --out lost its link;
+    a folder that refuses files was found only after the weights were read."""
+    from rtsearch.export import cli
+
+    weights = write_torch_pth(tmp_path / "w.onnx", slim_sd)  # a user's odd naming
+    before = weights.read_bytes()
+    assert cli.main(["vgg16", "--weights", str(weights), "--out", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert "is the weights file itself; choose another --out" in err
+    assert weights.read_bytes() == before
+    assert cli.main(["vgg16", "--weights", str(weights), "--out", "/proc/x.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("export_onnx: error: /proc/x.onnx: cannot write model (") and (
+        "read " not in err
+    )
+    target = tmp_path / "store" / "vgg.onnx"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    link = tmp_path / "models" / "vgg16-fc7.onnx"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    assert cli.main(["vgg16", "--weights", str(weights), "--out", str(link)]) == 0
+    assert link.is_symlink() and read_model_info(target).name == "vgg16"
+
+
 def test_export_requests_that_cannot_be_met_are_refused_before_the_work(tmp_path, capsys):
     from rtsearch.export import cli
 
@@ -290,6 +351,13 @@ def test_download_offline_says_where_to_put_the_file(tmp_path, monkeypatch):
     with pytest.raises(RtsearchError, match="not kept"):
         fetch_vgg16(log=lambda _m: None, url=wrong.as_uri())
     assert os.listdir(tmp_path / "cache") == []
+    # a cut-short copy already there: the advice to put the file there says it is not it
+    (tmp_path / "cache" / download.VGG16_FILE).write_bytes(b"half a download")
+    said: list[str] = []
+    with pytest.raises(RtsearchError) as info:
+        fetch_vgg16(log=said.append, url=(tmp_path / "absent.pth").as_uri())
+    assert "(the file there now has sha256 " in str(info.value)
+    assert any("damaged or another file): not used" in line for line in said)
 
 
 # ---------------------------------------------------------------- the restricted unpickler

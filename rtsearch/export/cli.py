@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from rtsearch import store
 from rtsearch.cli import HelpFormatter, Terminated, catch_interrupts
 from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.models import INT8_MIN_COSINE, PROJECT_MODELS_DIR
@@ -104,11 +105,12 @@ def _check_request(args: argparse.Namespace, out: Path) -> None:
         require_folder(args.calib)
     if out.suffix != ".onnx":
         raise RtsearchError(f"{out}: the file name must end in .onnx (how models are found)")
-    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise RtsearchError(f"{out}: cannot write ({blocker} is a file, not a folder)")
     if out.is_dir():
         raise RtsearchError(f"{out}: cannot write (is a folder; name the .onnx file)")
+    weights = getattr(args, "weights", None)
+    if weights is not None and out.exists() and weights.exists() and out.samefile(weights):
+        raise RtsearchError(f"{out}: is the weights file itself; choose another --out")
+    store.check_writable(out, "model")
 
 
 def _stderr_log(message: str) -> None:

@@ -32,10 +32,20 @@ def _torch_hub_copy() -> Path:
 def fetch_vgg16(log: Callable[[str], None] = print, url: str = VGG16_URL) -> Path:
     """Path of a verified vgg16-397923af.pth: cached, torch hub's copy, or downloaded."""
     dest = weights_cache_dir() / VGG16_FILE
+    wrong = ""  # what is at dest when it is not the file (a cut-short download)
     for candidate in (dest, _torch_hub_copy()):
-        if candidate.is_file() and _sha256(candidate).startswith(VGG16_SHA256_PREFIX):
+        if not candidate.is_file():
+            continue
+        digest = _sha256(candidate)
+        if digest.startswith(VGG16_SHA256_PREFIX):
             log(f"vgg16: using cached weights {candidate}")
             return candidate
+        log(
+            f"vgg16: {candidate} has sha256 {digest[:8]}..., not {VGG16_SHA256_PREFIX}... "
+            "(damaged or another file): not used"
+        )
+        if candidate == dest:
+            wrong = f" (the file there now has sha256 {digest[:8]}...: damaged or another file)"
     dest.parent.mkdir(parents=True, exist_ok=True)
     log(f"vgg16: downloading {url} (528 MiB) to {dest}")
     fd, tmp = tempfile.mkstemp(prefix=f".{VGG16_FILE}.", dir=dest.parent)
@@ -54,7 +64,7 @@ def fetch_vgg16(log: Callable[[str], None] = print, url: str = VGG16_URL) -> Pat
         reason = getattr(exc, "reason", None) or exc
         raise RtsearchError(
             f"cannot download {url} ({reason}); fetch it by other means and put it at "
-            f"{dest}, or pass --weights FILE"
+            f"{dest}{wrong}, or pass --weights FILE"
         ) from None
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -123,16 +121,11 @@ def sha256_file(path: Path) -> str:
 
 
 def save_atomic(model: onnx.ModelProto, out: Path) -> Path:
-    """Write next to ``out`` then rename, so readers never see a half-written model."""
+    """Write next to ``out`` then rename, so readers never see a half-written model; as an
+    index is written (a symlink's target is replaced, the link kept)."""
+    from rtsearch.store import atomic_path
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a model is meant to be shared
-        onnx.save(model, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        onnx.save(model, str(tmp))
     return out

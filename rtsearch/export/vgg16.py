@@ -64,6 +64,10 @@ def _load_pth(path: Path) -> VGGWeights:
     if not found:
         raise RtsearchError(f"{path}: no torchvision VGG layers (features.0.weight) in file")
     prefix = found[0][: -len("features.0.weight")]
+    if any(re.fullmatch(re.escape(prefix) + r"features\.\d+\.running_mean", k) for k in sd):
+        raise RtsearchError(
+            f"{path}: batch-norm VGG16 (vgg16_bn) weights; only plain VGG16 converts"
+        )
     conv_ids = sorted(
         int(m.group(1))
         for k in sd
@@ -79,8 +83,16 @@ def _pair(sd: dict[str, np.ndarray], name: str, path: Path) -> tuple[Array, Arra
         weight, bias = sd[f"{name}.weight"], sd[f"{name}.bias"]
     except KeyError:
         raise RtsearchError(f"{path}: VGG16 layer {name} missing") from None
-    # copy=False: full-size fc6 alone is 400 MB, and it is float32 already in practice.
-    return weight.astype(np.float32, copy=False), bias.astype(np.float32, copy=False)
+    return _floats(weight, name, path), _floats(bias, name, path)
+
+
+def _floats(array: np.ndarray, name: str, path: Path) -> Array:
+    """``array`` as float32 (copy=False: full-size fc6 alone is 400 MB, and it is float32
+    already in practice), or one line naming the layer."""
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        what = "text" if array.dtype.kind in "SU" else f"{array.dtype.name} values"
+        raise RtsearchError(f"{path}: layer {name} holds {what}, not numbers")
+    return array.astype(np.float32, copy=False)
 
 
 def _load_h5(path: Path) -> VGGWeights:
@@ -96,6 +108,12 @@ def _load_h5(path: Path) -> VGGWeights:
         raise RtsearchError(f"{path}: unreadable Keras weights ({exc})") from None
     # Keras: conv kernels HWIO, dense kernels (in, out), and fc1's rows in HWC flatten
     # order because Keras flattens channels-last maps; ONNX flattens NCHW, so reorder.
+    for name, (w, _) in [*zip(names, convs, strict=True), ("fc1", fc6), ("fc2", fc7)]:
+        want = 2 if name.startswith("fc") else 4
+        if w.ndim != want:
+            raise RtsearchError(
+                f"{path}: Keras layer {name!r} has a kernel of shape {w.shape}, not {want}-D"
+            )
     convs = [(w.transpose(3, 2, 0, 1), b) for w, b in convs]
     channels = convs[-1][0].shape[0]
     w6 = fc6[0]
@@ -111,16 +129,21 @@ def _keras_layer(root, name: str, path: Path) -> tuple[Array, Array]:
     import h5py
 
     if name not in root:
+        if name.startswith("fc") and "block5_conv3" in root:
+            raise RtsearchError(
+                f"{path}: Keras VGG16 without its top (include_top=False): no {name!r} "
+                "layer, and fc7 is in it; use the weights file with the top"
+            )
         raise RtsearchError(f"{path}: no Keras layer {name!r} (is this VGG16?)")
     found: list[np.ndarray] = []
     root[name].visititems(
-        lambda _n, obj: found.append(obj[()]) if isinstance(obj, h5py.Dataset) else None
+        lambda _n, obj: found.append(np.asarray(obj[()])) if isinstance(obj, h5py.Dataset) else None
     )
     kernels = [a for a in found if a.ndim > 1]
     biases = [a for a in found if a.ndim == 1]
     if len(kernels) != 1 or len(biases) != 1:
         raise RtsearchError(f"{path}: Keras layer {name!r} is not a kernel + bias pair")
-    return kernels[0].astype(np.float32), biases[0].astype(np.float32)
+    return _floats(kernels[0], name, path), _floats(biases[0], name, path)
 
 
 def _check_shapes(path: Path, w: VGGWeights) -> None:
@@ -128,12 +151,14 @@ def _check_shapes(path: Path, w: VGGWeights) -> None:
         raise RtsearchError(f"{path}: {len(w.convs)} conv layers, VGG16 has {sum(BLOCKS)}")
     cin = 3
     for i, (weight, bias) in enumerate(w.convs):
-        if weight.shape[1:] != (cin, 3, 3) or bias.shape != weight.shape[:1]:
+        if weight.ndim != 4 or weight.shape[1:] != (cin, 3, 3) or bias.shape != weight.shape[:1]:
             raise RtsearchError(
                 f"{path}: conv {i} has shape {weight.shape}, expected (*, {cin}, 3, 3)"
             )
         cin = weight.shape[0]
     (w6, b6), (w7, b7) = w.fcs
+    if w6.ndim != 2 or w7.ndim != 2:
+        raise RtsearchError(f"{path}: fc6/fc7 shapes {w6.shape}/{w7.shape} do not fit VGG16")
     if w6.shape[1] != cin * POOLED * POOLED or w7.shape[1] != w6.shape[0]:
         raise RtsearchError(f"{path}: fc6/fc7 shapes {w6.shape}/{w7.shape} do not fit VGG16")
     if b6.shape != w6.shape[:1] or b7.shape != w7.shape[:1]:
