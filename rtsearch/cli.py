@@ -328,6 +328,8 @@ def index_summary(path: Path) -> dict:
         "feature_dims": index.model.feature_dims,
         "model": index.model.name,
         "feature_layer": index.model.feature_layer,
+        # the weights the model file must have (as `rtsearch models` shows them)
+        "model_weights": index.model.identity.rsplit("/", 1)[-1][:12],
         "projection": index.projection.kind if index.projection else None,
         "l2_normalize": index.projection.l2_normalize if index.projection else None,
         "search": method,

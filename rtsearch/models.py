@@ -276,9 +276,15 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
 
 
 def find_model_for(
-    name: str, feature_layer: str, identity: str, *, prefer_int8: bool = False
+    name: str,
+    feature_layer: str,
+    identity: str,
+    *,
+    prefer_int8: bool = False,
+    index: Path | None = None,
 ) -> Path:
-    """The model file that made an index (same identity), found by conventional names.
+    """The model file that made an index (same identity, ``index`` named when none is),
+    found by conventional names.
 
     With ``prefer_int8`` an int8 twin comes first, but only a faithful one (its export
     measured held-out feature cosine >= INT8_MIN_COSINE), and only on the CPU: on CUDA the
@@ -296,6 +302,7 @@ def find_model_for(
         else stems + [f"{s}-int8" for s in stems]
     )
     damaged: list[str] = []
+    others: list[str] = []  # files of this backbone made from other weights
     for stem in variants:
         try:
             path = resolve_model(stem, export_missing=stem.startswith(DEFAULT_MODEL))
@@ -309,13 +316,22 @@ def find_model_for(
             damaged.append(str(exc))
             continue
         if info.identity != identity:
+            others.append(f"{path} has weights {_short_weights(info.identity)}")
             continue
         if prefer_int8 and info.variant == "int8" and not info.faithful_int8:
             continue  # drifts from fp32 on this CPU: the fp32 file further down wins
         for problem in damaged:
             print(f"rtsearch: warning: {problem}; using {path}", file=sys.stderr, flush=True)
         return path
+    found = f" ({'; '.join(others)}: another export)" if others else ""
     raise RtsearchError(
-        f"no model file for {name} ({feature_layer}) with the index's weights; pass --model"
-        + "".join(f" ({problem})" for problem in damaged)
+        (f"{index}: " if index is not None else "")
+        + f"no model file for {name} ({feature_layer}) with the index's weights "
+        f"{_short_weights(identity)}{found}; pass --model FILE of those weights, or analyze "
+        "again with this model" + "".join(f" ({problem})" for problem in damaged)
     )
+
+
+def _short_weights(identity: str) -> str:
+    """The weights part of a model identity, as `rtsearch models` and `info` show it."""
+    return identity.rsplit("/", 1)[-1][:12]

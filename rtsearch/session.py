@@ -91,7 +91,7 @@ class SearchSession:
         else:
             m = index.model
             model_path = find_model_for(
-                m.name, m.feature_layer, m.identity, prefer_int8=prefer_int8
+                m.name, m.feature_layer, m.identity, prefer_int8=prefer_int8, index=index_path
             )
         extractor = Extractor(model_path, threads=threads)
         return cls(index, extractor, base, source=Path(index_path), prefilter=prefilter)

@@ -399,7 +399,9 @@ def open_extractor(index_path: Path, model: str | None, threads: int) -> Extract
         return Extractor(resolve_model(model), threads=threads, streams=0)
     m = store.load(index_path).model
     return Extractor(
-        find_model_for(m.name, m.feature_layer, m.identity), threads=threads, streams=0
+        find_model_for(m.name, m.feature_layer, m.identity, index=index_path),
+        threads=threads,
+        streams=0,
     )
 
 

@@ -170,6 +170,28 @@ def test_other_model_is_refused(capsys, tmp_path, gallery, tiny_model):
     )
 
 
+def test_a_model_exported_again_from_other_weights_is_named(capsys, tmp_path, gallery, monkeypatch):
+    """The index's model file was exported again, under its name, from other weights: the
+    refusal named neither the index, nor the file found, nor the weights wanted, and
+    `info` did not show them either."""
+    models = tmp_path / "models"
+    monkeypatch.setenv("RTSEARCH_MODELS", str(models))
+    sha = {seed: json.dumps(f"{seed}" * 64) for seed in (1, 2)}  # real ones differ early
+    model = write_tiny_model(models / "tiny.onnx", seed=1, props={"weights_sha256": sha[1]})
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", "tiny", "--quiet")
+    code, listing, _ = cli(capsys, "models", "--json")
+    wanted = json.loads(listing)[0]["weights_sha256"][:12]
+    code, summary, _ = cli(capsys, "info", out, "--json")
+    assert code == 0 and json.loads(summary)["model_weights"] == wanted
+    write_tiny_model(model, seed=2, props={"weights_sha256": sha[2]})  # same name, new weights
+    code, stdout, err = cli(capsys, "query", gallery / "d0/img00000.png", "--index", out)
+    assert code == 1 and stdout == "" and err.count("\n") == 1
+    assert err.startswith(f"rtsearch: error: {out}: no model file for tiny (fc) with the ")
+    assert f"index's weights {wanted} ({model} has weights {'2' * 12}: another export)" in err
+    assert "pass --model FILE of those weights, or analyze again with this model" in err
+
+
 @pytest.mark.parametrize(
     ("props", "problem"),
     [
