@@ -356,8 +356,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from rtsearch.models import available_models, read_model_info, search_dirs
+    from rtsearch.models import available_models, read_model_info, search_dirs, unusable_env_dirs
 
+    for line in unusable_env_dirs():
+        print_line(f"warning: {line}")
     rows = []
     for path in available_models():
         try:

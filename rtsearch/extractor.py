@@ -150,6 +150,8 @@ class Extractor:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if not self.path.is_file():
             raise RtsearchError(f"{self.path}: model file not found")
+        if self.path.stat().st_size == 0:  # onnxruntime: "No graph was found in the protobuf"
+            raise RtsearchError(f"{self.path}: empty file (not a model; export it again)")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:

@@ -161,6 +161,8 @@ def read_model_info(path: Path) -> ModelInfo:
     inference session."""
     import onnx
 
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise RtsearchError(f"{path}: empty file (not a model; export it again)")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends
@@ -205,6 +207,18 @@ def check_graph(info: ModelInfo, inputs: dict, outputs: dict, where: str) -> Non
         raise RtsearchError(
             f"{bad}: dims {info.dims}, but {info.feature_output} has {out[-1]} values"
         )
+
+
+def unusable_env_dirs() -> list[str]:
+    """$RTSEARCH_MODELS entries that name no folder: one line each, for `rtsearch models`."""
+    env = os.environ.get("RTSEARCH_MODELS") or ""
+    lines = []
+    for entry in filter(None, env.split(os.pathsep)):
+        d = Path(entry)
+        if not d.is_dir():
+            why = "is a file, not a folder" if d.exists() else "folder not found"
+            lines.append(f"$RTSEARCH_MODELS: {d}: {why} (ignored)")
+    return lines
 
 
 def search_dirs() -> list[Path]:

@@ -604,3 +604,32 @@ def test_preprocess_is_the_metadata_formula(order):
         want = (pixels - np.asarray(info.mean, np.float32)) / np.asarray(info.std, np.float32)
         np.testing.assert_array_equal(got[i], want.transpose(2, 0, 1))
     assert got.shape == (3, 3, 24, 40) and got.dtype == np.float32 and got.flags.c_contiguous
+
+
+def test_an_empty_model_file_and_a_models_path_that_is_not_a_folder_are_said(
+    tmp_path, monkeypatch, capsys
+):
+    """A 0-byte .onnx was 'not an rtsearch model' to `models` and onnxruntime's "No graph
+    was found in the protobuf" to analyze; a mistyped $RTSEARCH_MODELS was ignored silently."""
+    from rtsearch.cli import main
+    from rtsearch.extractor import Extractor
+
+    empty = tmp_path / "empty.onnx"
+    empty.touch()
+    said = f"{empty}: empty file (not a model; export it again)"
+    with pytest.raises(RtsearchError) as info:
+        Extractor(empty)
+    assert str(info.value) == said
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv(
+        "RTSEARCH_MODELS", os.pathsep.join([str(tmp_path / "typo"), str(tmp_path / "afile")])
+    )
+    assert main(["models"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"warning: $RTSEARCH_MODELS: {tmp_path / 'typo'}: folder not found (ignored)",
+        f"warning: $RTSEARCH_MODELS: {tmp_path / 'afile'}: is a file, not a folder (ignored)",
+    ]
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path))
+    assert main(["models"]) == 0
+    assert said in capsys.readouterr().out
