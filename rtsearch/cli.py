@@ -437,8 +437,8 @@ def _interrupted(signum, frame) -> None:
     would abandon threads still inside onnxruntime, and an interpreter that exits under them
     aborts ("terminate called without an active exception"). Writes are atomic, so nothing
     written is damaged."""
-    signal.signal(signal.SIGINT, _interrupted_again)
-    signal.signal(signal.SIGTERM, _interrupted_again)
+    for sig in _OWNED:
+        signal.signal(sig, _interrupted_again)
     raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
@@ -448,20 +448,29 @@ def _interrupted_again(signum, frame) -> None:
     os._exit(130)
 
 
+_DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+_OWNED: set[signal.Signals] = set()  # the signals whose handlers this command installed
+
+
 def catch_interrupts() -> Callable[[], None]:
-    """Install the handlers for this command; returns what puts the previous ones back."""
-    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    if threading.current_thread() is not threading.main_thread() or previous != (
-        signal.default_int_handler,
-        signal.SIG_DFL,
-    ):
+    """Install the handlers for this command; returns what puts the previous ones back.
+
+    Each signal is taken only while it has its default handler, each on its own: a command
+    started in the background by a script (``cmd &``) has SIGINT ignored, and a ``kill``
+    (SIGTERM) must still stop it cleanly (it died at once, leaving no checkpoint and its
+    lock file)."""
+    if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    signal.signal(signal.SIGINT, _interrupted)
-    signal.signal(signal.SIGTERM, _interrupted)
+    previous = {sig: signal.getsignal(sig) for sig in _DEFAULTS}
+    taken = [sig for sig, handler in previous.items() if handler is _DEFAULTS[sig]]
+    for sig in taken:
+        signal.signal(sig, _interrupted)
+        _OWNED.add(sig)
 
     def restore() -> None:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        for sig in taken:
+            signal.signal(sig, previous[sig])
+            _OWNED.discard(sig)
 
     return restore
 

@@ -361,16 +361,23 @@ def test_bad_settings_are_one_line_errors(capsys, tmp_path, gallery, tiny_model,
     assert not (tmp_path / "x.dat").exists()
 
 
-def slow_analyze(args: list[str], seconds_per_batch: float) -> subprocess.Popen:
+def slow_analyze(
+    args: list[str], seconds_per_batch: float, *, sigint_ignored: bool = False
+) -> subprocess.Popen:
     """`rtsearch ARGS` in a child whose every batch also sleeps (the tiny model is too quick
-    to interrupt mid-way)."""
+    to interrupt mid-way); ``sigint_ignored`` as a script's background job (``cmd &``)."""
     slow = (
         "import sys, time; from rtsearch import extractor as e; run = e.Extractor.run; "
         f"e.Extractor.run = lambda self, b: (time.sleep({seconds_per_batch}), run(self, b))[1]; "
         "from rtsearch.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     return subprocess.Popen(
-        [sys.executable, "-c", slow, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-c", slow, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
 
 
@@ -444,7 +451,7 @@ def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, 
     assert code == 0 and store.load(out).projection.kind == "pca-whiten"
 
 
-def interruptible(tmp_path: Path, every: int | None, seconds_per_batch: float):
+def interruptible(tmp_path: Path, every: int | None, seconds_per_batch: float, **kwargs):
     """A slowed `analyze` of 120 images in a child: (process, its output, its arguments
     without --quiet, for the rerun)."""
     make_gallery(tmp_path / "g", 120)
@@ -452,7 +459,7 @@ def interruptible(tmp_path: Path, every: int | None, seconds_per_batch: float):
     out = tmp_path / "stopped.dat"
     args = ["analyze", str(tmp_path / "g"), "-o", str(out), "--model", str(model)]
     args += ["--batch", "4"] + (["--checkpoint-every", str(every)] if every else [])
-    return slow_analyze([*args, "--quiet"], seconds_per_batch), out, args
+    return slow_analyze([*args, "--quiet"], seconds_per_batch, **kwargs), out, args
 
 
 def checkpointed_rows(out: Path) -> int:
@@ -484,13 +491,19 @@ def test_ctrl_c_twice_stops_at_once_and_the_rerun_resumes(tmp_path):
     assert rerun_reuses(args, saved) and store.load(out).count == 120
 
 
-def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary_files(tmp_path):
-    proc, out, args = interruptible(tmp_path, every=16, seconds_per_batch=0.4)
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary_files(tmp_path, sigint_ignored):
+    """Also when SIGINT is ignored, as for a script's background job (`cmd &`): SIGTERM
+    then killed it at once, with no checkpoint of its last rows and its lock file left."""
+    proc, out, args = interruptible(
+        tmp_path, every=16, seconds_per_batch=0.4, sigint_ignored=sigint_ignored
+    )
     wait_for_parts(out, 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert (proc.returncode, err) == (143, b"rtsearch: terminated\n")
     assert not out.exists() and not list(tmp_path.rglob("*.tmp"))
+    assert not list(tmp_path.glob("*.lock"))
     assert rerun_reuses(args, checkpointed_rows(out))
 
 
