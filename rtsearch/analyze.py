@@ -308,25 +308,22 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn) -> In
             f"{out}: it kept its full features and will not any more (they allow changing "
             "dims without analysing again); add --keep-features to keep them"
         )
-    if (
-        old.features is None
-        and old.projection is not None
-        and (
-            old.projection.kind != settings.projection
-            or old.dims != settings.dims
-            or old.projection.l2_normalize != settings.l2_normalize
-        )
-    ):
+    refit = old.projection is not None and (
+        old.projection.kind != settings.projection
+        or old.dims != settings.dims
+        or old.projection.l2_normalize != settings.l2_normalize
+    )
+    # Its rows cannot be re-projected, nor their features kept (--keep-features was
+    # ignored: "0 analysed, N reused", and the index still had none).
+    if old.features is None and (refit or settings.keep_features):
         if not any(
             _unchanged(base_dir / p, size, mtime)
             for p, size, mtime in zip(old.paths, old.sizes, old.mtimes, strict=True)
         ):  # nothing of it would be reused: is it another folder's?
             _refuse_another_folder(out, old, base_dir, settings)
         if warn:
-            warn(
-                f"{out}: stored without features and with other projection settings; "
-                "re-analysing everything"
-            )
+            why = "with other projection settings" if refit else "(--keep-features asks for them)"
+            warn(f"{out}: stored without features {why}; re-analysing everything")
         return None
     return old
 

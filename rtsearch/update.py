@@ -446,9 +446,13 @@ def _print(report: UpdateReport, where: Path, quiet: bool, advise: bool = True) 
     if report.modified or not quiet:
         print(report.summary(where), flush=True)
     if report.refit_advised and advise:
-        print_refit = (
-            f"{where}: over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; "
-            "a refit is advisable: rtsearch analyze DIR -o INDEX.dat --pca --keep-features "
-            "refits from the stored features (an index without them: analyze into a new file)"
+        how = (
+            "refits from the stored features"
+            if store.has_features(where)
+            else "analyses again and refits (kept, the features make the next refit quick)"
         )
-        print(print_refit, flush=True)
+        print(
+            f"{where}: over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; "
+            f"a refit is advisable: rtsearch analyze DIR -o {where} --pca --keep-features {how}",
+            flush=True,
+        )

@@ -327,6 +327,12 @@ def test_analysing_again_without_keep_features_says_they_go(capsys, tmp_path, ga
     assert store.load(out, features=True).features is None
     _, _, err = cli(capsys, *args)
     assert "kept its full features" not in err
+    # and back: asking for them again analyses every image again (it reused all 40 and
+    # kept no features, so the refit advice's own command did nothing)
+    code, stdout, err = cli(capsys, *args[:-1], "--keep-features")
+    assert code == 0 and "40 images (40 analysed" in stdout
+    assert f"{out}: stored without features (--keep-features asks for them); re-analysing" in err
+    assert store.load(out, features=True).features.shape == (40, 128)
 
 
 def test_pca_index(capsys, tmp_path, gallery, tiny_model):

@@ -182,6 +182,8 @@ def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_m
     make_gallery(gallery, 6, start=60)
     _, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
     assert "29 images (6 added" in stdout and "refit is advisable" in stdout
+    # its advice names this index, and for one without features what the command does
+    assert f"rtsearch analyze DIR -o {out} --pca --keep-features analyses again" in stdout
 
 
 def test_refit_advice_counts_every_update_since_the_fit(capsys, tmp_path, tiny_model):
