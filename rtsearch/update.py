@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import shutil
 import threading
 import time
@@ -116,6 +117,11 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> Up
     if report.modified:
         keep = present.difference(todo)  # changed files that failed to decode are dropped
         new_rows = len(report.added) + len(report.changed)
+        if not keep and not fresh.features:  # an index is never empty (loading refuses it)
+            raise RtsearchError(
+                f"{base_dir}: no images left to index; {index_path} still lists its "
+                f"{count(old.count, 'image')}: delete it, or add images to the folder"
+            )
         report.index = merge(old, rows, fresh, keep, base_dir)
         # counted over every update since the fit: --watch adds a few rows at a time
         report.index.unfitted = min(report.index.count, old.unfitted + new_rows)
@@ -228,6 +234,9 @@ def merge(old: Index, rows: dict[str, int], fresh, keep: set[str], base_dir: Pat
 
 # ---------------------------------------------------------------- following a folder
 
+# Pillow's words for a file cut short, whose count grows while a download goes on
+_STILL_WRITTEN = re.compile(r" \(\d+ bytes not processed\)")
+
 
 def follow(
     index_path: Path,
@@ -247,11 +256,13 @@ def follow(
     said: set[str] = set()
 
     def warn_once(message: str) -> None:  # a bad file is not reported again on every pass
-        if warn and message not in said:
-            said.add(message)
+        # (nor a file still being written, whose "N bytes not processed" grows each pass)
+        key = _STILL_WRITTEN.sub("", message)
+        if warn and key not in said:
+            said.add(key)
             warn(message)
 
-    first, outage = True, False  # outage: the passes since the last good one failed
+    first, outage, busy = True, False, False  # outage: the passes since the last good one failed
     try:
         while not stop.is_set():
             if events is not None:
@@ -266,8 +277,9 @@ def follow(
                     return  # cancelled by the caller mid-update; the checkpoint keeps the work
                 raise
             except store.IndexBusy as exc:  # a one-off analyze or update: wait for it
-                if warn:
-                    warn(f"{exc}; trying again in {interval:g} s")
+                if warn and not busy:  # once while it runs, not every interval
+                    warn(f"{exc}; trying again every {interval:g} s")
+                busy = True
                 stop.wait(interval)
                 continue
             except RtsearchError as exc:
@@ -276,7 +288,9 @@ def follow(
                 # the folder emptied or gone for a moment (a sync tool, a move): keep following
                 # one warning an outage: a pass that races a move can fail twice, differently
                 if warn and not outage:
-                    warn(f"{exc}; waiting for the folder to change")
+                    gone = not Path(index_path).exists()  # deleted: analyze makes it again
+                    until = "it to be made again" if gone else "the folder to change"
+                    warn(f"{exc}; waiting for {until}")
                 outage = True
                 if events is not None:  # a deleted folder's watch is gone: poll till it is back
                     events.close()
@@ -285,7 +299,7 @@ def follow(
                 continue
             if outage and events is None:
                 events = _watch(Path(base_dir))
-            first, outage = False, False
+            first, outage, busy = False, False, False
             if report.modified:
                 yield report
             _wait_for_change(events, stop, interval, Path(base_dir))

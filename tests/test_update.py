@@ -298,6 +298,7 @@ def test_follow_waits_for_another_writer_instead_of_stopping(indexed, tiny_model
         deadline = time.monotonic() + 10
         while not warned and time.monotonic() < deadline:
             time.sleep(0.05)
+        time.sleep(1.0)  # five more tries while it runs: said once, not every 0.2 s
         assert not seen and thread.is_alive()
     try:
         deadline = time.monotonic() + 30
@@ -306,8 +307,67 @@ def test_follow_waits_for_another_writer_instead_of_stopping(indexed, tiny_model
     finally:
         stop.set()
         thread.join(timeout=30)
-    assert "is writing it; wait for it to end; trying again in 0.2 s" in warned[0]
+    assert "is writing it; wait for it to end; trying again every 0.2 s" in warned[0]
+    assert sum("is writing it" in w for w in warned) == 1, warned
     assert seen and seen[0].index.count == 32
+
+
+def test_follow_says_a_file_being_written_once_and_a_deleted_index_as_such(indexed, tiny_model):
+    """A download written in chunks was warned about on every pass (its "N bytes not
+    processed" grew); a deleted index was 'waiting for the folder to change'."""
+    import io
+
+    gallery, out = indexed
+    stop, seen, warned = threading.Event(), [], []
+    buffer = io.BytesIO()
+    make_image(700).save(buffer, format="JPEG", quality=90)
+    whole = buffer.getvalue()
+    coming = gallery / "download.jpg"
+
+    def consume() -> None:
+        for report in follow(
+            out, gallery, Extractor(tiny_model), stop=stop, interval=0.2, warn=warned.append
+        ):
+            seen.append(report)
+
+    def wait_until(check) -> None:
+        deadline = time.monotonic() + 30
+        while not check() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert check(), warned
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    try:
+        time.sleep(1.0)  # the first pass: nothing to do
+        for share in (0.3, 0.5, 0.7, 0.9):
+            coming.write_bytes(whole[: int(len(whole) * share)])
+            time.sleep(0.8)  # a pass or more on each size
+        coming.write_bytes(whole)
+        wait_until(lambda: seen and seen[-1].index.count == 31)
+        out.unlink()
+        make_gallery(gallery, 1, start=800)  # the next pass comes with a change
+        wait_until(lambda: any("index file not found" in w for w in warned))
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    said = [w for w in warned if "download.jpg" in w]
+    assert len(said) == 1 and "truncated" in said[0], warned
+    gone = [w for w in warned if "index file not found" in w]
+    assert gone == [f"{out}: index file not found; waiting for it to be made again"]
+
+
+def test_an_update_that_would_leave_no_image_says_what_stays(capsys, indexed, tiny_model):
+    gallery, out = indexed
+    for image in gallery.rglob("*.*"):
+        image.unlink()
+    code, stdout, err = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 1 and stdout == ""
+    assert err == (
+        f"rtsearch: error: {gallery}: no images left to index; {out} still lists its 30 "
+        "images: delete it, or add images to the folder\n"
+    )
+    assert store.load(out).count == 30
 
 
 @pytest.mark.parametrize("watcher", ["watchdog", "polling"])
