@@ -293,7 +293,12 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise RtsearchError(f"{args.image}: image file not found")
     if not args.image.is_file():  # a device, a pipe
         raise RtsearchError(f"{args.image}: not a regular file")
-    results = session.query_file(args.image, args.k, verify=args.verify)
+    # verification looks at more candidates than it shows: get them all, to check them
+    wide = max(args.k, session.verifier.candidates) if args.verify else args.k
+    considered = session.query_file(args.image, wide, verify=args.verify)
+    results = considered[: args.k]
+    if session.base_dir.is_dir():
+        _note_missing(considered, args.index, session.base_dir)
     if args.json:
         print(
             json.dumps(
@@ -313,6 +318,18 @@ def cmd_query(args: argparse.Namespace) -> int:
             mark = "" if r.inliers is None else f"  {r.inliers:4d} inliers"
             print(f"{rank:3d}  {r.distance:10.4f}  {printable(r.path)}{mark}")
     return 0
+
+
+def _note_missing(results: list, index: Path, base_dir: Path) -> None:
+    """Say when indexed files among the nearest are gone (the index is older than the
+    folder): a missing file cannot be verified and drops out of the ranks, unsaid."""
+    missing = sum(not r.file.is_file() for r in results)
+    if missing:
+        print_line(
+            f"note: {missing} of the {count(len(results), 'nearest indexed image')} "
+            f"{'is' if missing == 1 else 'are'} no longer in {base_dir} (deleted or moved "
+            f"since the index was made); rtsearch update {index} {base_dir} brings it up to date"
+        )
 
 
 def index_summary(path: Path) -> dict:

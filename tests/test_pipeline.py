@@ -170,6 +170,28 @@ def test_other_model_is_refused(capsys, tmp_path, gallery, tiny_model):
     )
 
 
+def test_query_says_when_the_nearest_files_are_gone(capsys, tmp_path, gallery, tiny_model):
+    """A file deleted since the index was made: it cannot be verified, so it dropped out of
+    the results (or came last, at distance 0) without a word about the stale index."""
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    picture = tmp_path / "kept.png"
+    shutil.copy(gallery / "d0/img00000.png", picture)
+    (gallery / "d0/img00000.png").unlink()
+    base = ["query", picture, "--index", out, "--model", tiny_model, "-k", "3"]
+    for extra, nearest in (([], "40 nearest indexed images"), (["--no-verify"], "3 nearest")):
+        code, stdout, err = cli(capsys, *base, *extra)
+        assert code == 0 and len(stdout.splitlines()) == 3
+        assert err == (
+            f"note: 1 of the {nearest}{'' if extra == [] else ' indexed images'} is no longer "
+            f"in {gallery.resolve()} (deleted or moved since the index was made); "
+            f"rtsearch update {out} {gallery.resolve()} brings it up to date\n"
+        )
+    code, _, err = cli(capsys, "update", out, gallery, "--model", tiny_model, "--quiet")
+    code, stdout, err = cli(capsys, *base)
+    assert code == 0 and err == "" and "img00000" not in stdout
+
+
 def test_a_model_exported_again_from_other_weights_is_named(capsys, tmp_path, gallery, monkeypatch):
     """The index's model file was exported again, under its name, from other weights: the
     refusal named neither the index, nor the file found, nor the weights wanted, and
