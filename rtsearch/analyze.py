@@ -364,15 +364,21 @@ def _extract(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Ite
 
 def decodes_in_streams(extractor: Extractor) -> bool:
     """Whether each inference stream decodes its own batch before running it: on the CPU
-    when every stream is single-threaded (a stream per core, as on small machines). Then
-    exactly as many threads are busy as there are cores; a decode pool beside the streams
-    doubled that on 2 cores. 200 640x480 JPEGs, alternating rounds on a shared 2-core
+    when there is a single-threaded stream for every core (small machines). Then exactly
+    as many threads are busy as there are cores; a decode pool beside the streams doubled
+    that on 2 cores. 200 640x480 JPEGs, alternating rounds on a shared 2-core
     machine: 0.78-0.82 of the model's rate with the pool, 0.84-0.91 in the streams (medians
     of three runs of 4-6 rounds), 1.08x as fast and faster in 8 of 8 rounds of this code;
     40 12 MP JPEGs (decode-bound): 58 vs 59 images/s.
-    Streams of several threads (many cores) or an accelerator keep the pool: a stream
-    decoding alone would leave its other threads, or the device, idle meanwhile."""
-    return extractor.on_cpu and extractor.threads_per_stream == 1
+    Fewer streams than cores (``--threads 1``, the viewer's analysis, 5-7 cores with at most
+    MAX_AUTO_STREAMS streams), streams of several threads or an accelerator keep the pool:
+    decoding in the streams would leave cores, a stream's other threads or the device idle
+    meanwhile (one stream of 1280x960 PNGs: 14-16 images/s against 22-33 with the pool)."""
+    return (
+        extractor.on_cpu
+        and extractor.threads_per_stream == 1
+        and extractor.streams >= (os.cpu_count() or 1)
+    )
 
 
 def _extract_in_streams(
@@ -380,7 +386,9 @@ def _extract_in_streams(
 ) -> Iterator[tuple]:
     info = extractor.info
 
-    def decode_and_run(rels: list[str]) -> tuple[tuple | None, list[tuple[str, str]]]:
+    def decode_and_run(rels: list[str]) -> tuple[tuple | None, list[tuple[str, str]] | None]:
+        if cancel is not None and cancel.is_set():  # queued before the cancel: not started
+            return None, None
         batch, skipped = [], []
         for rel in rels:
             try:
@@ -391,6 +399,9 @@ def _extract_in_streams(
 
     def collect(fut: Future) -> Iterator[tuple]:
         result, skipped = fut.result()
+        if skipped is None:  # its images are left for the next run
+            report.cancelled = True
+            return
         for rel, msg in skipped:
             report.skipped.append((rel, msg))
             if warn:

@@ -62,25 +62,37 @@ def load(path: Path, *, features: bool = False, isolate: bool = True) -> Index:
         return store.load(path, features=features)  # it words the refusal
     if isolate:
         store.probe(path, features, mapped=True)
+    return _load(path, features, scan=True)
+
+
+def probe_read(path: Path, features: bool) -> None:
+    """What ``store.probe(mapped=True)`` runs in its child: everything the HDF5 library
+    reads for ``load``. Not the finiteness scan of the mapped arrays, which touches no HDF5
+    code, and which the caller does anyway: read twice, a 4 GB index on a slow disk would
+    take twice as long, and could pass the probe's deadline."""
+    _load(Path(path), features, scan=False)
+
+
+def _load(path: Path, features: bool, *, scan: bool) -> Index:
     projected = mapped_dataset(path, "projected")
     if projected is None or projected.dtype != np.float32 or projected.nbytes < MAP_MIN_BYTES:
         return store.load(path, features=features, isolate=False)
     index = _read(path, lambda f: _read_small(f, str(path)))
     assert index.projection is not None
     want = (index.count, index.projection.out_dims)
-    index.projected = _checked_map(projected, path, "projected", want)
+    index.projected = _checked_map(projected, path, "projected", want, scan)
     if features:
-        index.features = _features(path, index)
+        index.features = _features(path, index, scan)
     return index
 
 
-def _features(path: Path, index: Index) -> npt.NDArray[np.float32] | None:
+def _features(path: Path, index: Index, scan: bool) -> npt.NDArray[np.float32] | None:
     """The stored features, memory-mapped when contiguous, else read (only them: the rest is
     in hand), shape- and finiteness-checked either way; None when the file has none."""
     want = (index.count, index.model.feature_dims)
     mapped = mapped_dataset(path, "features")
     if mapped is not None and mapped.dtype == np.float32:
-        return _checked_map(mapped, path, "features", want)
+        return _checked_map(mapped, path, "features", want, scan)
     return _read(
         path,
         lambda f: (
@@ -101,11 +113,15 @@ def _read(path: Path, read: Callable[[h5py.File], T]) -> T:
         raise RtsearchError(f"{path}: malformed index ({exc})") from None
 
 
-def _checked_map(array: np.memmap, path: Path, name: str, want: tuple[int, int]) -> np.memmap:
-    """A mapped dataset of the expected shape and finite throughout, or one refusing line."""
+def _checked_map(
+    array: np.memmap, path: Path, name: str, want: tuple[int, int], scan: bool = True
+) -> np.memmap:
+    """A mapped dataset of the expected shape and (``scan``) finite throughout, or one
+    refusing line."""
     if array.shape != want:
         raise RtsearchError(f"{path}: {name} has shape {array.shape}, expected {want}")
-    check_finite(array, f"{path}: {name}")
+    if scan:
+        check_finite(array, f"{path}: {name}")
     return array
 
 

@@ -247,8 +247,10 @@ def plan(
     for l2 in l2s:
         for kind in kinds:
             wanted = [feature_dims] if kind == "none" else [d for d in dims if d <= feature_dims]
-            for d in wanted:
-                configs.append(Config(kind, proj.check_dims(d, feature_dims), l2))
+            for d in wanted:  # ("none" keeps every feature, beyond --dims's 1500 too)
+                configs.append(
+                    Config(kind, d if kind == "none" else proj.check_dims(d, feature_dims), l2)
+                )
                 if rerank:
                     configs.append(Config(kind, d, l2, rerank=rerank))
                 if qe:

@@ -396,7 +396,7 @@ def probe(
     """Load ``path`` in a child process; raise its refusal, or one for a crash or hang.
     Call it before any in-process h5py read of an untrusted file (``load`` does).
     ``mapped``: the child reads as ``bigstore.load`` does (big arrays memory-mapped, so a
-    huge index is not copied into the child).
+    huge index is not copied into the child, and not scanned there).
 
     The child is forked (a few ms) when this is the process's only thread; with others
     running (the viewer) it is a new interpreter (~0.2 s): fork() stops OpenBLAS's thread
@@ -446,13 +446,13 @@ def probe_timeout(path: Path) -> float:
     return PROBE_TIMEOUT_S + size / PROBE_BYTES_PER_S
 
 
-def _reader(mapped: bool) -> Callable[[Path, bool, bool], Index]:
+def _reader(mapped: bool) -> Callable[[Path, bool, bool], object]:
     """What the probe's child runs: the store's own read, or bigstore's mapped one."""
     if not mapped:
         return _load_here
     from rtsearch import bigstore  # (it imports this module)
 
-    return lambda path, features, _: bigstore.load(path, features=features, isolate=False)
+    return lambda path, features, _: bigstore.probe_read(path, features)
 
 
 def _probe_spawned(

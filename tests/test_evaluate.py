@@ -321,3 +321,15 @@ def test_values_given_twice_are_measured_once_and_the_default_row_is_analyzes(la
     assert doc["default"] is None and doc["queried"] == doc["images"] == 48
     table = _eval(labelled, narrow, *args).stdout
     assert "analyze default" not in table and "| none (full, exact) | 64 |" in table
+
+
+def test_a_model_of_more_features_than_dims_allow_is_measured_unreduced(labelled, tmp_path):
+    """The default projections include none, which keeps every feature: a 1600-d model
+    (VGG16 fc7 has 4096) was refused with "--dims 1600: must be between 2 and 1500"."""
+    from fakes import write_tiny_model
+
+    wide = write_tiny_model(tmp_path / "wide.onnx", dims=1600)
+    out = _eval(labelled, wide, "--dims", "8", "--projection", "rp,none", "--copies", "0", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = [(r["projection"], r["dims"]) for r in json.loads(out.stdout)["rows"]]
+    assert rows == [("random", 8), ("none", 1600)]

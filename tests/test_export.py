@@ -12,6 +12,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -215,12 +216,17 @@ def test_weights_of_the_wrong_rank_type_or_flavour_are_one_line(tmp_path, slim_s
         index = int(key.split(".")[1])
         bn[f"features.{index}.running_mean"] = np.zeros_like(slim_sd[key])
     notop = {k: v for k, v in layers.items() if not k.startswith("fc")}
+    flat_group = write_keras_h5(tmp_path / "flatgroup.h5", layers)
+    with h5py.File(flat_group, "r+") as f:  # fc1 a dataset where Keras has a group
+        del f["fc1"]
+        f["fc1"] = layers["fc1"][0]
     cases = [
         (write_torch_pth(tmp_path / "flat.pth", flat_fc6), "fc6/fc7 shapes"),
         (write_keras_h5(tmp_path / "flat.h5", flat_conv), "'block1_conv1' has a kernel of shape"),
         (write_keras_h5(tmp_path / "text.h5", text_bias), "layer fc2 holds text, not numbers"),
         (write_torch_pth(tmp_path / "bn.pth", bn), "batch-norm VGG16 (vgg16_bn) weights"),
         (write_keras_h5(tmp_path / "notop.h5", notop), "without its top (include_top=False)"),
+        (flat_group, "Keras layer 'fc1' is not a group of weights"),
     ]
     for weights, problem in cases:
         out = tmp_path / "out.onnx"

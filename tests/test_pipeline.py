@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import signal
@@ -648,8 +649,11 @@ def test_either_way_of_decoding_gives_the_same_rows_skips_and_stop(
     from rtsearch.extractor import Extractor
 
     model = write_tiny_model(tmp_path / "m.onnx")
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     ext = Extractor(model, threads=2, streams=0)
-    assert decodes_in_streams(ext) and not decodes_in_streams(Extractor(model, threads=2))
+    assert decodes_in_streams(ext)  # a single-threaded stream per core
+    assert not decodes_in_streams(Extractor(model, threads=2))  # one stream of 2 threads
+    assert not decodes_in_streams(Extractor(model, threads=1))  # a core left for decoding
     monkeypatch.setattr(analyze_module, "decodes_in_streams", lambda e: in_streams)
     for name in ("d1/bad-a.jpg", "d2/bad-b.png"):
         (gallery / name).write_bytes(b"not an image")
@@ -681,6 +685,29 @@ def test_either_way_of_decoding_gives_the_same_rows_skips_and_stop(
         next(Path(str(tmp_path / "b.dat") + ".ckpt").glob("part-*.dat")), allow_checkpoint=True
     )
     assert 6 <= kept.count < 40
+
+
+def test_a_batch_queued_when_a_cancel_comes_is_not_run(tmp_path, gallery):
+    """Decoding in the streams queues one batch beyond them; after a cancel it still ran
+    (the stop took twice as long), and, queued last, it left the run looking finished."""
+    import threading
+
+    from rtsearch.analyze import Report, _extract_in_streams
+    from rtsearch.extractor import Extractor
+
+    ext = Extractor(write_tiny_model(tmp_path / "m.onnx"), threads=2, streams=0)
+    stop, run = threading.Event(), ext.run
+
+    def first_run_cancels(batch):
+        time.sleep(0.2)  # every batch is submitted (2 running, 1 queued) before the cancel
+        stop.set()
+        return run(batch)
+
+    ext.run = first_run_cancels
+    todo = sorted(str(p.relative_to(gallery)) for p in gallery.rglob("*.*"))[:12]
+    report = Report()
+    done = list(_extract_in_streams(gallery, todo, ext, 4, report, None, stop))
+    assert report.cancelled and len(done) == 2 and ext.streams == 2
 
 
 def test_negative_batch_is_refused(capsys, tmp_path, gallery, tiny_model):

@@ -315,6 +315,23 @@ def test_the_mapping_loader_refuses_a_file_that_hangs_libhdf5(tmp_path, threads)
     assert run.stdout.strip() == f"{path}: corrupt index (reading it did not finish in 2 s)"
 
 
+def test_the_mapping_probe_leaves_the_scan_of_the_vectors_to_the_loader(tmp_path, monkeypatch):
+    """The probe's child does what the HDF5 library does for the mapping loader, not its
+    finiteness scan of the mapped vectors: read twice, a 4 GB index on a slow disk passed
+    the probe's deadline. The loader still scans, and refuses NaN."""
+    from rtsearch import bigstore
+
+    monkeypatch.setattr(bigstore, "MAP_MIN_BYTES", 0)
+    path = tmp_path / "nan.dat"
+    store.save(small_index(n=4, d=2), path)
+    with h5py.File(path, "r+") as f:
+        f["projected"][1, 0] = np.nan
+    bigstore.probe_read(path, False)
+    store.probe(path, mapped=True, fork=True)
+    with pytest.raises(RtsearchError, match=r"nan\.dat: projected holds NaN or infinite values"):
+        bigstore.load(path)
+
+
 def test_a_huge_index_gets_the_time_to_be_read(tmp_path, monkeypatch):
     """The probe's deadline grows with the file: a 4 GB index on a slow disk is not taken
     for one that hangs the HDF5 library."""

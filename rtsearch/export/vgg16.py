@@ -135,6 +135,8 @@ def _keras_layer(root, name: str, path: Path) -> tuple[Array, Array]:
                 "layer, and fc7 is in it; use the weights file with the top"
             )
         raise RtsearchError(f"{path}: no Keras layer {name!r} (is this VGG16?)")
+    if not isinstance(root[name], h5py.Group):
+        raise RtsearchError(f"{path}: Keras layer {name!r} is not a group of weights")
     found: list[np.ndarray] = []
     root[name].visititems(
         lambda _n, obj: found.append(np.asarray(obj[()])) if isinstance(obj, h5py.Dataset) else None
