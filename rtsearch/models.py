@@ -342,7 +342,7 @@ def find_model_for(
         (f"{index}: " if index is not None else "")
         + f"no model file for {name} ({feature_layer}) with the index's weights "
         f"{_short_weights(identity)}{found}; pass --model FILE of those weights, or analyze "
-        "again with this model" + "".join(f" ({problem})" for problem in damaged)
+        "again with this model" + "".join(f" ({problem})" for problem in dict.fromkeys(damaged))
     )
 
 
