@@ -48,6 +48,9 @@ class Settings:
     # an index already at the output, of another folder and holding none of this folder's
     # images, is replaced; without it that is refused (a mistyped -o would lose it)
     replace: bool = False
+    # rows of an index already at the output (and of its checkpoints) are analysed again,
+    # not reused; the old index stays until the new one replaces it
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,9 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
     and what is indexed under folders this scan could not read (kept as it was)."""
     done = _Done()
     wanted = set(found.paths)
+    if settings.fresh:
+        shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+        return done, None
     old = _old_index(out, base_dir, model, settings, warn)
     for part in sorted(checkpoint_dir(out).glob("part-*.dat")):
         ck = store.load(part, allow_checkpoint=True)

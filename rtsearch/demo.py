@@ -92,6 +92,8 @@ def build_index(
     """Analyze ``root`` into ``index_path`` unless a valid index of it is already there.
     ``owned``: the demo's own file (in the user data folder), rebuilt when it is damaged;
     a file given with --index is not replaced without --rebuild."""
+    if index_path.is_dir():
+        raise RtsearchError(f"{index_path}: is a folder; choose another --index")
     if not rebuild and _usable(index_path, root, owned):
         print(f"demo index: {index_path} (reused; --rebuild to analyze again)")
         return
@@ -100,13 +102,11 @@ def build_index(
     from rtsearch.extractor import Extractor
     from rtsearch.models import resolve_model
 
-    if rebuild and index_path.exists():
-        index_path.unlink()  # else analyze would reuse the unchanged rows
     extractor = Extractor(resolve_model(model), threads=threads, streams=0)
     start = time.monotonic()
-    report = with_progress(
-        lambda **shown: analyze(root, index_path, extractor, Settings(keep_features=True), **shown)
-    )
+    # (fresh: every image analysed again; the old file stays until the new one replaces it)
+    settings = Settings(keep_features=True, fresh=rebuild)
+    report = with_progress(lambda **shown: analyze(root, index_path, extractor, settings, **shown))
     assert report.index is not None
     print(
         f"demo index: {index_path} ({count(report.index.count, 'image')}, {extractor.info.name}, "

@@ -42,6 +42,29 @@ def test_demo_builds_once_then_reuses(fake_gallery, tiny_model, tmp_path, capsys
     assert index.stat().st_mtime_ns != stamp
 
 
+def test_rebuild_keeps_the_index_until_the_new_one_replaces_it(
+    fake_gallery, tiny_model, tmp_path, capsys
+):
+    """--rebuild deleted the --index file first: a mistyped --model (or a Ctrl-C) left the
+    user with no index at all; --index naming a folder was a traceback."""
+    index = tmp_path / "mine.dat"
+    args = ["--gallery", str(fake_gallery), "--index", str(index), "--no-view"]
+    assert demo(*args, "--model", str(tiny_model)) == 0
+    before = index.read_bytes()
+    assert demo(*args, "--model", "typo", "--rebuild") == 1
+    assert "model 'typo' not found" in capsys.readouterr().err and index.read_bytes() == before
+    assert demo(*args, "--model", str(tiny_model), "--rebuild") == 0
+    out = capsys.readouterr().out
+    assert "12 images" in out and index.read_bytes() != before  # analysed again, all of it
+    folder = tmp_path / "d.dat"
+    folder.mkdir()
+    for extra in ([], ["--rebuild"]):
+        assert demo("--gallery", str(fake_gallery), "--index", str(folder), "--no-view",
+                    "--model", str(tiny_model), *extra) == 1  # fmt: skip
+        err = capsys.readouterr().err
+        assert err == f"rtsearch: error: {folder}: is a folder; choose another --index\n"
+
+
 def test_an_index_given_that_does_not_fit_is_refused_and_the_demos_own_is_rebuilt(
     fake_gallery, tiny_model, tmp_path, capsys, monkeypatch
 ):
