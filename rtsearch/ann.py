@@ -9,8 +9,10 @@ are exact and only recall is approximate; ``nprobe`` is tuned at build time unti
 on held-in queries reaches TARGET_RECALL.
 
 The built structure is stored beside the index as ``INDEX.dat.ann`` (magic line, JSON
-header, faiss bytes) with a fingerprint of the vectors, so loading a 10M index reads it in
-seconds instead of rebuilding it for minutes; a stale or foreign file is ignored and rebuilt.
+header, faiss bytes, their CRC-32) with a fingerprint of the vectors, so loading a 10M index
+reads it in seconds instead of rebuilding it for minutes; a stale, foreign or damaged file is
+ignored and rebuilt, with one warning. (Without the CRC, bytes damaged inside the faiss data
+loaded, then gave wrong answers or row numbers past the index, for good.)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +34,7 @@ from rtsearch.errors import RtsearchError
 
 ANN_MIN_ROWS = 1_000_000  # below this the exact scan is fast enough (<25 ms) and exact
 TARGET_RECALL = 0.95
-MAGIC = b"rtsearch-ann 1\n"
+MAGIC = b"rtsearch-ann 2\n"  # 2: the faiss bytes are followed by their CRC-32
 SUFFIX = ".ann"
 RERANK_MIN = 64  # candidates fetched from faiss per query before exact re-ranking
 Warn = Callable[[str], None]
@@ -144,7 +147,7 @@ class AnnIndex:
         """(indices, exact distances) of the ``want`` best rows among the ANN candidates."""
         fetch = min(max(want * 2, RERANK_MIN), self.info.count)
         _, cand = self.faiss_index.search(q.reshape(1, -1).astype(np.float32), fetch)
-        cand = cand[0][cand[0] >= 0]
+        cand = cand[0][(cand[0] >= 0) & (cand[0] < len(self.vectors))]
         order = np.sort(cand)  # sorted rows read a memmap in file order
         d2 = ((np.asarray(self.vectors[order], dtype=np.float32) - q) ** 2).sum(axis=1)
         best = np.argsort(d2, kind="stable")[:want]
@@ -158,9 +161,11 @@ class AnnIndex:
         try:
             with store.atomic_path(dest) as tmp, open(tmp, "wb") as fh:
                 fh.write(MAGIC + len(header).to_bytes(8, "little") + header)
-                writer = faiss.PyCallbackIOWriter(fh.write)
+                crc = _Crc(fh.write)
+                writer = faiss.PyCallbackIOWriter(crc)
                 faiss.write_index(self.faiss_index, writer)
                 del writer  # flushes into fh before it closes
+                fh.write(crc.value.to_bytes(4, "little"))
         except OSError as exc:
             raise RtsearchError(f"{dest}: cannot write ANN index ({exc.strerror})") from None
 
@@ -173,9 +178,12 @@ class AnnIndex:
                 info = _read_header(fh, path)
                 if info.fingerprint != fingerprint(vectors, tag):
                     raise RtsearchError(f"{path}: ANN index is for other vectors")
-                reader = faiss.PyCallbackIOReader(fh.read)
+                crc = _Crc(fh.read)
+                reader = faiss.PyCallbackIOReader(crc)
                 index = faiss.read_index(reader)
                 del reader
+                if fh.read(4) != crc.value.to_bytes(4, "little"):
+                    raise RtsearchError(f"{path}: corrupt ANN index (checksum mismatch)")
         except OSError as exc:
             raise RtsearchError(f"{path}: cannot read ANN index ({exc.strerror})") from None
         except RuntimeError as exc:  # faiss reports corrupt data as RuntimeError
@@ -186,9 +194,28 @@ class AnnIndex:
         return cls(index, vectors, info)
 
 
+class _Crc:
+    """A read or write callable for faiss that keeps the CRC-32 of the bytes passing."""
+
+    def __init__(self, io: Callable) -> None:
+        self.io, self.value = io, 0
+
+    def __call__(self, arg):
+        if isinstance(arg, int):  # a read of that many bytes
+            data = self.io(arg)
+            self.value = zlib.crc32(data, self.value)
+            return data
+        self.value = zlib.crc32(arg, self.value)
+        return self.io(arg)
+
+
 def _read_header(fh, path: Path) -> AnnInfo:
-    if fh.read(len(MAGIC)) != MAGIC:
-        raise RtsearchError(f"{path}: not an rtsearch ANN index")
+    magic = fh.read(len(MAGIC))
+    if magic != MAGIC:
+        older = magic.startswith(b"rtsearch-ann ")
+        raise RtsearchError(
+            f"{path}: {'an ANN index of an older format' if older else 'not an rtsearch ANN index'}"
+        )
     size = int.from_bytes(fh.read(8), "little")
     if not 0 < size < 1 << 20:
         raise RtsearchError(f"{path}: corrupt ANN index header")
@@ -214,14 +241,13 @@ def open_or_build(
 ) -> AnnIndex:
     """The stored ANN structure for ``source`` when it matches, else a fresh build that is
     saved beside ``source`` (best effort: a read-only folder only costs the rebuild)."""
+    ann = open_stored(vectors, source, warn)
+    if ann is not None:
+        return ann
     tag = index_tag(source)
     path = sidecar(source) if source is not None else None
-    if path is not None and path.is_file():
-        try:
-            return AnnIndex.load(path, vectors, tag)
-        except RtsearchError as exc:
-            if warn:
-                warn(f"{exc}; rebuilding it")
+    if warn:
+        warn(f"building the ANN index of {len(vectors):,} rows (once: it is kept beside the index)")
     ann = AnnIndex.build(vectors, tag=tag)
     if path is not None:
         try:
@@ -230,6 +256,22 @@ def open_or_build(
             if warn:
                 warn(str(exc))
     return ann
+
+
+def open_stored(
+    vectors: npt.NDArray[np.float32], source: Path | None, warn: Warn | None = None
+) -> AnnIndex | None:
+    """The stored ANN structure for ``source`` when there is one that matches, else None
+    (one that does not is said with ``warn``)."""
+    path = sidecar(source) if source is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return AnnIndex.load(path, vectors, index_tag(source))
+    except RtsearchError as exc:
+        if warn:
+            warn(f"{exc}; not used")
+        return None
 
 
 # ---------------------------------------------------------------- measuring recall

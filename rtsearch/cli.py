@@ -282,7 +282,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     # one query: building the exact scan's int8 first pass would cost more than it saves
     session = SearchSession.open(
-        args.index, base_dir=args.base_dir, model=args.model, prefilter=False,
+        args.index, base_dir=args.base_dir, model=args.model, prefilter=False, build_ann=False,
         images=args.verify,  # without verification the paths are the answer: no folder needed
     )  # fmt: skip
     if not session.base_dir.is_dir():
@@ -333,10 +333,10 @@ def _note_missing(results: list, index: Path, base_dir: Path) -> None:
 
 
 def index_summary(path: Path) -> dict:
-    from rtsearch import store
+    from rtsearch import bigstore, store
     from rtsearch.search import choose_method, uses_prefilter
 
-    index = store.load(path)
+    index = bigstore.load(path)  # a large index mapped, not read in (1M rows: 614 MB)
     with_features = store.has_features(path)
     method = choose_method(index.count, index.dims)
     return {

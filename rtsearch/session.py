@@ -7,6 +7,7 @@ beyond the model run, and ``query_*`` may be called from one worker thread at a 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,12 @@ class SearchSession:
         source: Path | None = None,
         *,
         prefilter: bool = True,
+        build_ann: bool = True,
     ) -> None:
         """``prefilter``: let exact search build its int8 first pass (~0.25 s at 145k rows,
-        repaid after a few hundred queries; a one-shot query does better without it)."""
+        repaid after a few hundred queries; a one-shot query does better without it);
+        ``build_ann``: likewise for the ANN structure of a large index (20 s at 1M rows):
+        without it one is used only when stored beside the index."""
         store.check_compatible(index, extractor.info, str(source or "index"))
         if index.projected is None or index.projection is None:
             raise RtsearchError(f"{source or 'index'}: has no projected vectors")
@@ -56,7 +60,10 @@ class SearchSession:
         self.extractor = extractor
         self.base_dir = Path(base_dir)
         self.source = source
-        self.searcher = Searcher(index.projected, method, source, prefilter=prefilter)
+        self.searcher = Searcher(
+            index.projected, method, source, prefilter=prefilter, build_ann=build_ann,
+            warn=_warn,
+        )  # fmt: skip
         self._verifier: Verifier | None = None
 
     @property
@@ -76,6 +83,7 @@ class SearchSession:
         prefer_int8: bool = False,
         features: bool = False,
         prefilter: bool = True,
+        build_ann: bool = True,
         images: bool = True,
     ) -> SearchSession:
         """``images=False``: the images are not needed (paths are all that is wanted), so a
@@ -94,7 +102,10 @@ class SearchSession:
                 m.name, m.feature_layer, m.identity, prefer_int8=prefer_int8, index=index_path
             )
         extractor = Extractor(model_path, threads=threads)
-        return cls(index, extractor, base, source=Path(index_path), prefilter=prefilter)
+        return cls(
+            index, extractor, base, source=Path(index_path), prefilter=prefilter,
+            build_ann=build_ann,
+        )  # fmt: skip
 
     def features_of(self, images: list[RGBImage]) -> npt.NDArray[np.float32]:
         return self.extractor(images)
@@ -210,3 +221,7 @@ def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> P
     raise RtsearchError(
         f"{index_path}: the images' folder {index.base_dir or '(unknown)'} is gone; pass --base-dir"
     )
+
+
+def _warn(message: str) -> None:
+    print(f"rtsearch: warning: {message}", file=sys.stderr, flush=True)

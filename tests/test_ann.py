@@ -113,3 +113,42 @@ def test_large_index_loads_memory_mapped_and_is_still_validated(monkeypatch, tmp
         f["projected"][5, 3] = np.nan
     with pytest.raises(RtsearchError, match=r"m\.dat: projected holds NaN"):
         bigstore.load(path)
+
+
+def test_damage_inside_the_stored_structure_is_found_and_it_is_rebuilt(tmp_path, vectors):
+    """Bytes damaged inside the faiss data (header and fingerprint intact) loaded: queries
+    then gave wrong neighbours or row numbers past the index (a traceback), for good."""
+    path = write_index(tmp_path / "i.dat", vectors)
+    Searcher(vectors, "ann", source=path)
+    side = ann.sidecar(path)
+    data = bytearray(side.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x11" * 64
+    side.write_bytes(bytes(data))
+    warnings: list[str] = []
+    searcher = Searcher(vectors, "ann", source=path, warn=warnings.append)
+    assert warnings[0] == f"{side}: corrupt ANN index (checksum mismatch); not used"
+    assert warnings[1].startswith("building the ANN index of 20,000 rows")
+    assert searcher.query(vectors[10], 1).indices[0] == 10
+    assert ann.AnnIndex.load(side, vectors, ann.index_tag(path)).info.count == 20_000
+    side.write_bytes(b"rtsearch-ann 1\n" + bytes(data[15:]))  # the format before the CRC
+    with pytest.raises(RtsearchError, match="an ANN index of an older format"):
+        ann.AnnIndex.load(side, vectors, ann.index_tag(path))
+
+
+def test_one_query_uses_a_stored_structure_or_scans_exactly(monkeypatch, capsys, tmp_path, vectors):
+    """`rtsearch query` on a large index with no structure stored (a read-only folder, a
+    new index) built one for every query: 20-35 s at 1M rows, where a scan takes 10 ms."""
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built for one query")
+
+    monkeypatch.setattr(ann.AnnIndex, "build", no_build)
+    path = write_index(tmp_path / "i.dat", vectors)
+    warnings: list[str] = []
+    searcher = Searcher(vectors, "ann", source=path, build_ann=False, warn=warnings.append)
+    assert searcher.method == "brute" and warnings == []
+    assert searcher.query(vectors[10], 1).indices[0] == 10
+    monkeypatch.undo()
+    Searcher(vectors, "ann", source=path)  # a viewer's session builds and keeps it
+    stored = Searcher(vectors, "ann", source=path, build_ann=False)
+    assert stored.method == "ann" and stored.query(vectors[10], 1).indices[0] == 10
