@@ -312,45 +312,57 @@ def test_follow_waits_for_another_writer_instead_of_stopping(indexed, tiny_model
     assert seen and seen[0].index.count == 32
 
 
+class Following:
+    """``follow`` on a thread, as `update --watch` and the viewer run it: the reports it
+    yields and the warnings it gives, until the block ends."""
+
+    def __init__(self, out: Path, gallery: Path, model: Path) -> None:
+        self.stop, self.seen, self.warned = threading.Event(), [], []
+        self.thread = threading.Thread(target=self._consume, args=(out, gallery, model))
+
+    def _consume(self, out: Path, gallery: Path, model: Path) -> None:
+        for report in follow(
+            out, gallery, Extractor(model), stop=self.stop, interval=0.2, warn=self.warned.append
+        ):
+            self.seen.append(report)
+
+    def wait_until(self, check) -> None:
+        deadline = time.monotonic() + 30
+        while not check() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert check(), (self.warned, [r.index.count for r in self.seen])
+
+    def __enter__(self) -> Following:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+
+
 def test_follow_says_a_file_being_written_once_and_a_deleted_index_as_such(indexed, tiny_model):
     """A download written in chunks was warned about on every pass (its "N bytes not
     processed" grew); a deleted index was 'waiting for the folder to change'."""
     import io
 
     gallery, out = indexed
-    stop, seen, warned = threading.Event(), [], []
     buffer = io.BytesIO()
     make_image(700).save(buffer, format="JPEG", quality=90)
     whole = buffer.getvalue()
     coming = gallery / "download.jpg"
-
-    def consume() -> None:
-        for report in follow(
-            out, gallery, Extractor(tiny_model), stop=stop, interval=0.2, warn=warned.append
-        ):
-            seen.append(report)
-
-    def wait_until(check) -> None:
-        deadline = time.monotonic() + 30
-        while not check() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert check(), warned
-
-    thread = threading.Thread(target=consume)
-    thread.start()
-    try:
+    with Following(out, gallery, tiny_model) as it:
         time.sleep(1.0)  # the first pass: nothing to do
         for share in (0.3, 0.5, 0.7, 0.9):
             coming.write_bytes(whole[: int(len(whole) * share)])
             time.sleep(0.8)  # a pass or more on each size
         coming.write_bytes(whole)
-        wait_until(lambda: seen and seen[-1].index.count == 31)
+        it.wait_until(lambda: it.seen and it.seen[-1].index.count == 31)
         out.unlink()
         make_gallery(gallery, 1, start=800)  # the next pass comes with a change
-        wait_until(lambda: any("index file not found" in w for w in warned))
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+        it.wait_until(lambda: any("index file not found" in w for w in it.warned))
+    warned = it.warned
     said = [w for w in warned if "download.jpg" in w]
     assert len(said) == 1 and "truncated" in said[0], warned
     gone = [w for w in warned if "index file not found" in w]
@@ -382,38 +394,19 @@ def test_follow_outlives_an_emptied_or_deleted_folder_and_says_things_once(
         monkeypatch.setattr("rtsearch.update._watch", lambda base_dir: None)
     gallery, out = indexed
     (gallery / "notes.jpg").write_text("not a picture")
-    stop, seen, warned = threading.Event(), [], []
-
-    def consume() -> None:
-        for report in follow(
-            out, gallery, Extractor(tiny_model), stop=stop, interval=0.2, warn=warned.append
-        ):
-            seen.append(report)
-
-    def wait_until(check) -> None:
-        deadline = time.monotonic() + 30
-        while not check() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert check(), (warned, [r.index.count for r in seen])
-
-    thread = threading.Thread(target=consume)
-    thread.start()
-    try:
+    with Following(out, gallery, tiny_model) as it:
         time.sleep(1.0)  # the first pass: nothing to do
         aside = tmp_path / "aside"
         shutil.move(gallery, aside)  # a sync tool or a move takes the folder away
-        wait_until(lambda: any("waiting for the folder to change" in w for w in warned))
+        it.wait_until(lambda: any("waiting for the folder to change" in w for w in it.warned))
         time.sleep(1.0)
         shutil.move(aside, gallery)
         make_gallery(gallery, 1, start=400)
-        wait_until(lambda: seen and seen[-1].index.count == 31)
+        it.wait_until(lambda: it.seen and it.seen[-1].index.count == 31)
         (gallery / "more").mkdir()
         make_gallery(gallery / "more", 1, start=500)
-        wait_until(lambda: seen[-1].index.count == 32)
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    assert not thread.is_alive()
+        it.wait_until(lambda: it.seen[-1].index.count == 32)
+    warned = it.warned
     assert sum("notes.jpg" in w for w in warned) == 1  # not again on every pass
     assert sum("waiting for the folder" in w for w in warned) == 1, warned
 
