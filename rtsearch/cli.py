@@ -334,6 +334,7 @@ def _note_missing(results: list, index: Path, base_dir: Path) -> None:
 
 def index_summary(path: Path) -> dict:
     from rtsearch import bigstore, store
+    from rtsearch.models import short_weights
     from rtsearch.search import choose_method, uses_prefilter
 
     index = bigstore.load(path)  # a large index mapped, not read in (1M rows: 614 MB)
@@ -346,7 +347,7 @@ def index_summary(path: Path) -> dict:
         "model": index.model.name,
         "feature_layer": index.model.feature_layer,
         # the weights the model file must have (as `rtsearch models` shows them)
-        "model_weights": index.model.identity.rsplit("/", 1)[-1][:12],
+        "model_weights": short_weights(index.model.identity),
         "projection": index.projection.kind if index.projection else None,
         "l2_normalize": index.projection.l2_normalize if index.projection else None,
         "search": method,
@@ -454,8 +455,9 @@ def _interrupted(signum, frame) -> None:
     would abandon threads still inside onnxruntime, and an interpreter that exits under them
     aborts ("terminate called without an active exception"). Writes are atomic, so nothing
     written is damaged."""
-    for sig in _OWNED:
-        signal.signal(sig, _interrupted_again)
+    for sig in _DEFAULTS:
+        if signal.getsignal(sig) is _interrupted:  # (one left ignored stays so)
+            signal.signal(sig, _interrupted_again)
     raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
@@ -466,7 +468,6 @@ def _interrupted_again(signum, frame) -> None:
 
 
 _DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-_OWNED: set[signal.Signals] = set()  # the signals whose handlers this command installed
 
 
 def catch_interrupts() -> Callable[[], None]:
@@ -482,12 +483,10 @@ def catch_interrupts() -> Callable[[], None]:
     taken = [sig for sig, handler in previous.items() if handler is _DEFAULTS[sig]]
     for sig in taken:
         signal.signal(sig, _interrupted)
-        _OWNED.add(sig)
 
     def restore() -> None:
         for sig in taken:
             signal.signal(sig, previous[sig])
-            _OWNED.discard(sig)
 
     return restore
 

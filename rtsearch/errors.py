@@ -1,6 +1,7 @@
 """The one exception type that reaches the user as a single line on stderr, and the
 helpers its lines (and other messages) are written with."""
 
+import sys
 from pathlib import Path
 
 
@@ -26,6 +27,11 @@ def printable(text: str) -> str:
     """``text`` with control characters escaped (``\\n``, ``\\x1b``): a file name holding
     one must not split a message over two lines or send escape codes to the terminal."""
     return text.translate(_ESCAPES)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr from code that has no caller's ``warn`` to hand it to."""
+    print(f"rtsearch: warning: {message}", file=sys.stderr, flush=True)
 
 
 def count(n: int, noun: str) -> str:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError
-from rtsearch.models import ModelInfo, check_graph
+from rtsearch.models import ModelInfo, check_graph, refuse_empty
 
 Features = npt.NDArray[np.float32]  # (N, D)
 MAX_AUTO_STREAMS = 4  # concurrent inference runs chosen by streams=0 (see Extractor)
@@ -150,8 +150,7 @@ class Extractor:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if not self.path.is_file():
             raise RtsearchError(f"{self.path}: model file not found")
-        if self.path.stat().st_size == 0:  # onnxruntime: "No graph was found in the protobuf"
-            raise RtsearchError(f"{self.path}: empty file (not a model; export it again)")
+        refuse_empty(self.path)  # onnxruntime: "No graph was found in the protobuf"
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import platformdirs
 
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, warn
 
 META_PREFIX = "rtsearch."
 METADATA_VERSION = 1
@@ -161,8 +160,7 @@ def read_model_info(path: Path) -> ModelInfo:
     inference session."""
     import onnx
 
-    if Path(path).is_file() and Path(path).stat().st_size == 0:
-        raise RtsearchError(f"{path}: empty file (not a model; export it again)")
+    refuse_empty(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends
@@ -173,6 +171,12 @@ def read_model_info(path: Path) -> ModelInfo:
     inputs = {v.name: _shape(v) for v in model.graph.input if v.name not in weights}
     check_graph(info, inputs, {v.name: _shape(v) for v in model.graph.output}, str(path))
     return info
+
+
+def refuse_empty(path: Path) -> None:
+    """A 0-byte model file in one line (onnx and onnxruntime only say "no graph")."""
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise RtsearchError(f"{path}: empty file (not a model; export it again)")
 
 
 def _shape(value) -> list[int | str | None]:
@@ -330,22 +334,22 @@ def find_model_for(
             damaged.append(str(exc))
             continue
         if info.identity != identity:
-            others.append(f"{path} has weights {_short_weights(info.identity)}")
+            others.append(f"{path} has weights {short_weights(info.identity)}")
             continue
         if prefer_int8 and info.variant == "int8" and not info.faithful_int8:
             continue  # drifts from fp32 on this CPU: the fp32 file further down wins
         for problem in damaged:
-            print(f"rtsearch: warning: {problem}; using {path}", file=sys.stderr, flush=True)
+            warn(f"{problem}; using {path}")
         return path
     found = f" ({'; '.join(others)}: another export)" if others else ""
     raise RtsearchError(
         (f"{index}: " if index is not None else "")
         + f"no model file for {name} ({feature_layer}) with the index's weights "
-        f"{_short_weights(identity)}{found}; pass --model FILE of those weights, or analyze "
+        f"{short_weights(identity)}{found}; pass --model FILE of those weights, or analyze "
         "again with this model" + "".join(f" ({problem})" for problem in dict.fromkeys(damaged))
     )
 
 
-def _short_weights(identity: str) -> str:
+def short_weights(identity: str) -> str:
     """The weights part of a model identity, as `rtsearch models` and `info` show it."""
     return identity.rsplit("/", 1)[-1][:12]

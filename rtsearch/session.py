@@ -7,7 +7,6 @@ beyond the model run, and ``query_*`` may be called from one worker thread at a 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy.typing as npt
 from rtsearch import bigstore, store
 from rtsearch import projection as proj
 from rtsearch.decode import RGBImage, load_rgb
-from rtsearch.errors import RtsearchError, count, require_folder
+from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.extractor import Extractor
 from rtsearch.models import find_model_for, resolve_model
 from rtsearch.search import Searcher
@@ -62,7 +61,7 @@ class SearchSession:
         self.source = source
         self.searcher = Searcher(
             index.projected, method, source, prefilter=prefilter, build_ann=build_ann,
-            warn=_warn,
+            warn=warn,
         )  # fmt: skip
         self._verifier: Verifier | None = None
 
@@ -221,7 +220,3 @@ def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> P
     raise RtsearchError(
         f"{index_path}: the images' folder {index.base_dir or '(unknown)'} is gone; pass --base-dir"
     )
-
-
-def _warn(message: str) -> None:
-    print(f"rtsearch: warning: {message}", file=sys.stderr, flush=True)

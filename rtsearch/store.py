@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rtsearch.errors import RtsearchError
-from rtsearch.models import ModelInfo
+from rtsearch.models import ModelInfo, short_weights
 from rtsearch.projection import Projection
 
 FORMAT = "rtsearch-index"
@@ -65,7 +65,7 @@ class ModelRef:
 
     def __str__(self) -> str:
         """e.g. "vgg16 (fc7, weights 275a54c504cd)": two files of one backbone differ here."""
-        return f"{self.name} ({self.feature_layer}, weights {_short(self.identity)})"
+        return f"{self.name} ({self.feature_layer}, weights {short_weights(self.identity)})"
 
 
 @dataclass
@@ -107,10 +107,6 @@ def check_compatible(index: Index, info: ModelInfo, where: str) -> None:
             f"{where}: made with model {index.model}, not {ModelRef.of(info)}; use the same "
             "--model or re-analyze"
         )
-
-
-def _short(identity: str) -> str:
-    return identity.rsplit("/", 1)[-1][:12]
 
 
 # ---------------------------------------------------------------- saving

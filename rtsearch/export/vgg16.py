@@ -159,9 +159,12 @@ def _check_shapes(path: Path, w: VGGWeights) -> None:
             )
         cin = weight.shape[0]
     (w6, b6), (w7, b7) = w.fcs
-    if w6.ndim != 2 or w7.ndim != 2:
-        raise RtsearchError(f"{path}: fc6/fc7 shapes {w6.shape}/{w7.shape} do not fit VGG16")
-    if w6.shape[1] != cin * POOLED * POOLED or w7.shape[1] != w6.shape[0]:
+    if (
+        w6.ndim != 2
+        or w7.ndim != 2
+        or w6.shape[1] != cin * POOLED * POOLED
+        or w7.shape[1] != w6.shape[0]
+    ):
         raise RtsearchError(f"{path}: fc6/fc7 shapes {w6.shape}/{w7.shape} do not fit VGG16")
     if b6.shape != w6.shape[:1] or b7.shape != w7.shape[:1]:
         raise RtsearchError(f"{path}: fc bias shapes do not match their weights")
