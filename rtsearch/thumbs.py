@@ -4,13 +4,14 @@ A tile is float32 RGB (height, width, 3) in 0..1 with the picture in its top-lef
 the rest black; ``Thumb.width/height`` say how much of the tile the picture covers, so a
 viewer shows exactly that part (uv = width/tile width, height/tile height) and keeps the
 aspect. Tiles are landscape (the viewer's are 4:3): most photos, screens and videos are,
-and a square tile left a 16:9 picture 126 rows to fill a 232 px row. RGB, not RGBA: Dear
-PyGui re-uploads raw textures every frame, and a fourth channel nobody sees is a third more
-bytes per frame.
+and a square tile left a 16:9 picture 126 rows to fill a 232 px row. RGB, not RGBA: the
+viewer's query is a raw texture, re-uploaded every frame, and a fourth channel nobody sees
+would be a third more bytes a frame; it makes a result's texture from the picture's part.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -58,8 +59,10 @@ def to_tile(image: RGBImage, size: Box) -> Thumb:
     return Thumb(tile, w, h)
 
 
+@functools.lru_cache(maxsize=4)
 def placeholder(size: Box, text_colour: float = 0.35) -> Thumb:
-    """A grey tile for a result whose file cannot be read (the viewer says why)."""
+    """A grey tile for a result whose file cannot be read (the viewer says why); the same
+    object each time, so the viewer makes one texture for all of them."""
     w, h = box_size(size)
     return Thumb(np.full((h, w, 3), text_colour, np.float32), w, h)
 

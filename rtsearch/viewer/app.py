@@ -35,8 +35,8 @@ from rtsearch.viewer import actions, layout, ui
 from rtsearch.viewer.grab_region import GrabRegion, detect_scale
 from rtsearch.viewer.shortcuts import action_for
 from rtsearch.viewer.tasks import Task
-from rtsearch.viewer.textures import RawImage, ThumbPool
-from rtsearch.viewer.worker import QUERY_TILE, THUMB_TILE, Published, ScreenPreview, Worker
+from rtsearch.viewer.textures import RawImage, TileTextures
+from rtsearch.viewer.worker import QUERY_TILE, Published, ScreenPreview, Worker
 
 MAX_FPS = 60.0
 NO_INDEX = "no index loaded: Load (Ctrl+O) an index, or Analyze a folder of images"
@@ -93,6 +93,7 @@ class ViewerApp:
         self.shown_captured = -1.0  # capture time of the query picture on screen
         self.frames = 0
         self.tiles_scroll = 0.0  # the canvas scroll the result tiles were bound for
+        self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
         self.last_click: ui.Click | None = None
         self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
         screen = self._screen_size()
@@ -121,9 +122,10 @@ class ViewerApp:
             # made on entering grab mode and deleted on leaving it: uploads cost every frame
             self.preview_tex: RawImage | None = None
             self.registry = reg
-            self.pool = ThumbPool(reg, THUMB_TILE)
+            self.tiles = TileTextures(reg)
         self.ids = ui.build(self)
         dpg.set_primary_window(self.ids.window, True)
+        ui.clear_background(self.ids.window)  # after: being made primary resets the flags
         dpg.show_viewport()
         self._start_source(self.opts.source)
         self.worker.start()
@@ -365,7 +367,7 @@ class ViewerApp:
                 ui.refit_shown(self.ids)
         if self.dirty:
             self._relayout()
-        elif ui.scrolled(self):
+        elif self.tiles_waiting or ui.scrolled(self):
             ui.bind_tiles(self)
         if self.grab_mode:
             ui.draw_grab(self)
@@ -456,12 +458,15 @@ class ViewerApp:
     def _settled(self) -> bool:
         """Headless runs wait (bounded) for results before they stop or take a screenshot;
         a source that has no picture and says why (a webcam not there) is waited for only
-        NO_PICTURE_WAIT_S: its screenshot shows why."""
+        NO_PICTURE_WAIT_S: its screenshot shows why. Results are there once every tile on
+        screen has its texture (a few are made a frame)."""
         if self.opts.screenshot is None and self.opts.frame_stats is None:
             return True
         pub = self.published
-        if self.session is None or self.opts.source == "none" or (pub and pub.results):
+        if self.session is None or self.opts.source == "none":
             return True
+        if pub and pub.results:
+            return not self.tiles_waiting
         waited = len(self.frame_times) and self.frame_times[-1] - self.frame_times[0]
         why = self.message or (pub.message if pub else "")
         return waited > (NO_PICTURE_WAIT_S if why else SETTLE_TIMEOUT_S)

@@ -1,23 +1,26 @@
-"""Textures created once after setup: a raw texture for the query and the screen preview,
-and a pool of raw textures for the result tiles on screen, re-filled only when a slot's file
-changes.
+"""Textures: a raw texture each for the query and the screen preview, and a static texture
+per result picture.
 
-Dear PyGui uploads every raw and dynamic texture on every frame, shown or not; measured here
-(Xvfb, llvmpipe) that costs ~8 ns per texel, ~0.4 ms per 224 px RGBA texture per frame. A
-static texture is uploaded once but costs ~2.3x that to make, so it loses as soon as results
-change on most frames (a live source). Hence raw textures, RGB rather than RGBA (a quarter
-fewer bytes), and only as many as there are result tiles on screen: at the default window
-and thumbnail size 6 to 10 of 20 results are visible without scrolling, by their shapes.
+Dear PyGui uploads every raw (and dynamic) texture on every frame, shown or not; under Xvfb
+and llvmpipe that costs 13-14 ns a texel, ~0.9 ms a frame for one 296x224 tile. The query
+changes with every query, about every other frame, so a raw texture suits it (RGB: a quarter
+fewer bytes than RGBA). Result pictures mostly come back: a live source's neighbours change a
+few at a time and return as the camera moves, so each is made once as a static texture
+(uploaded once; ~2 ms to make, most of it Dear PyGui copying the floats) and kept while it
+is among the KEEP_TILES most recently shown.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections import OrderedDict
 
+import cv2
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-MAX_RESULTS = 100
+from rtsearch.thumbs import Thumb
+
+KEEP_TILES = 48  # pictures kept as textures: each holds ~1.3 MB (Dear PyGui keeps its floats)
 
 
 class RawImage:
@@ -38,40 +41,45 @@ class RawImage:
         dpg.delete_item(self.tag)
 
 
-class ThumbPool:
-    """Raw textures of ``size`` (width, height) for the result tiles on screen; slot i shows
-    the i-th visible result. The pool grows to the most tiles ever visible at once (at most
-    MAX_RESULTS) and never shrinks: after the window is made smaller, its spare textures are
-    still uploaded every frame until the viewer restarts. (Dynamic textures, which would
-    avoid the pool, crash a second Dear PyGui context in the same process.)
-    """
+class TileTextures:
+    """Static textures of result pictures, one per thumbnail, made when it first shows and
+    kept while it is among the ``keep`` most recently shown. A static texture is uploaded
+    once, so a frame pays only for the pictures that came new into view; a raw one is
+    uploaded on every frame whether it changed or not."""
 
-    def __init__(self, registry: int | str, size: tuple[int, int]) -> None:
+    def __init__(self, registry: int | str, keep: int = KEEP_TILES) -> None:
         self.registry = registry
-        self.size = size  # (width, height)
-        self.images: list[RawImage] = []
-        self.files: list[Path | None] = []  # what each slot holds now
+        self.keep = keep
+        # id(thumb) -> (thumb, texture); the thumb is held so that its id stays its own
+        self._made: OrderedDict[int, tuple[Thumb, int | str]] = OrderedDict()
+        self.made = 0  # textures made so far
 
-    @property
-    def tags(self) -> list[int | str]:
-        return [image.tag for image in self.images]
+    def find(self, thumb: Thumb) -> int | str | None:
+        """The texture made for ``thumb``, if it is still kept."""
+        entry = self._made.get(id(thumb))
+        if entry is None:
+            return None
+        self._made.move_to_end(id(thumb))
+        return entry[1]
 
-    def ensure(self, count: int) -> list[int | str]:
-        """Grow to ``count`` slots (at most MAX_RESULTS); returns the new textures' tags."""
-        new = []
-        while len(self.images) < min(count, MAX_RESULTS):
-            self.images.append(RawImage(self.registry, *self.size))
-            self.files.append(None)
-            new.append(self.images[-1].tag)
-        return new
+    def make(self, thumb: Thumb) -> int | str:
+        """A texture of exactly ``thumb``'s picture (uv 0..1), kept as the latest shown."""
+        w, h = thumb.width, thumb.height
+        # opaque RGBA, as static textures take; OpenCV's conversion is ~10x numpy's here
+        rgba = cv2.cvtColor(thumb.tile[:h, :w], cv2.COLOR_RGB2RGBA)
+        tag = dpg.add_static_texture(w, h, rgba.ravel(), parent=self.registry)
+        self._made[id(thumb)] = (thumb, tag)
+        self.made += 1
+        return tag
 
-    def assign(self, files: list[Path], tiles: list[np.ndarray]) -> int:
-        """Copy in the tiles whose slot holds another file; returns how many changed."""
-        self.ensure(len(files))
-        changed = 0
-        for i, (file, tile) in enumerate(zip(files, tiles, strict=True)):
-            if self.files[i] != file:
-                self.images[i].put(tile)
-                self.files[i] = file
-                changed += 1
-        return changed
+    def trim(self, in_use: set[int | str]) -> None:
+        """Free the least recently shown textures beyond ``keep``, except those in use (a
+        draw item points at them)."""
+        for key in list(self._made):
+            if len(self._made) <= self.keep:
+                break
+            if self._made[key][1] not in in_use:
+                dpg.delete_item(self._made.pop(key)[1])
+
+    def __len__(self) -> int:
+        return len(self._made)

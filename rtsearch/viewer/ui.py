@@ -7,7 +7,7 @@ import os
 import re
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,6 @@ from rtsearch.errors import RtsearchError, count
 from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
 from rtsearch.viewer.tasks import Task
-from rtsearch.viewer.worker import THUMB_TILE as THUMB
 
 if TYPE_CHECKING:
     from rtsearch.session import Result, SearchSession
@@ -62,6 +61,8 @@ DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
 HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
 HINT_TOP = 4
+# result textures made in one frame; the rest wait for the next (see bind_tiles)
+MAKE_PER_FRAME = 2
 MIN_CANVAS_H = 120  # a window too short for this scrolls, so the status goes below
 DOUBLE_CLICK_S = 0.30  # Dear ImGui's double-click time and distance
 DOUBLE_CLICK_PX = 6.0
@@ -98,7 +99,7 @@ class Ids:
     query_image: int | str
     query_label: int | str
     results_label: int | str
-    tiles: list
+    tiles: list  # draw items of the result tiles on screen, in slot order
     grab: dict
     k_slider: int | str
     dims_input: int | str
@@ -115,6 +116,8 @@ class Ids:
     fields: tuple = ()  # the dims input and the sliders (Ctrl+click types into one)
     pause_button: int | str = 0
     no_picture: int | str = 0  # says why, where the query image would be
+    # per tile slot: the texture and rectangle it shows, None when hidden
+    tile_shows: list = field(default_factory=list)
 
     def dialogs(self) -> tuple:
         return (
@@ -165,7 +168,6 @@ def build(app: ViewerApp) -> Ids:
             drawlist, parts = _canvas(app)
         status = dpg.add_text("")
         message = dpg.add_text("", color=MESSAGE, wrap=0)
-    _clear_background(window)
     dialogs = _dialogs(app)
     ids = Ids(
         window,
@@ -203,15 +205,19 @@ def show_dims(ids: Ids, session: SearchSession) -> None:
     dpg.set_value(ids.dims_input, session.index.dims)
 
 
-def _clear_background(window: int | str) -> None:
+def clear_background(window: int | str) -> None:
     """The main window and its canvas draw no background of their own: the viewport is
-    cleared to the same colour instead. Each full-window fill is blended pixel by pixel;
-    in software rendering (llvmpipe) the two cost about as much as everything else in an
-    idle frame. Other windows (help, dialogs) float above it and keep theirs."""
+    cleared to the same colour instead. Each full-window fill is blended pixel by pixel; in
+    software rendering (llvmpipe) one costs ~6 ms a frame at 1280x860, more than everything
+    else in an idle frame. A colour of alpha 0 keeps the canvas's off, but Dear PyGui draws
+    the primary window's at full alpha whatever its colour, so that one needs the
+    no_background flag, set after the window is made primary (which resets its flags).
+    Other windows (help, dialogs) float above it and keep theirs."""
     with dpg.theme() as theme, dpg.theme_component(dpg.mvAll):
         dpg.add_theme_color(dpg.mvThemeCol_WindowBg, (*BACKGROUND, 0))
         dpg.add_theme_color(dpg.mvThemeCol_ChildBg, (*BACKGROUND, 0))
     dpg.bind_item_theme(window, theme)
+    dpg.configure_item(window, no_background=True)
     dpg.set_viewport_clear_color((*BACKGROUND, 255))
 
 
@@ -366,13 +372,6 @@ def add_preview(app: ViewerApp) -> None:
 
 def remove_preview(app: ViewerApp) -> None:
     dpg.delete_item(app.ids.grab.pop("preview"))
-
-
-def add_tiles(app: ViewerApp, tags: list[int | str]) -> None:
-    """Draw items for new pool textures (the pool only grows)."""
-    for tag in tags:
-        item = dpg.draw_image(tag, (0, 0), (1, 1), show=False, parent=app.ids.results_layer)
-        app.ids.tiles.append(item)
 
 
 def _help_window() -> int | str:
@@ -662,21 +661,44 @@ def scrolled(app: ViewerApp) -> bool:
 
 
 def bind_tiles(app: ViewerApp) -> None:
-    """Give each visible result a pool texture and a draw item; hide the other items."""
+    """Point a draw item at each visible result's texture and hide the other items. At most
+    MAKE_PER_FRAME textures are made in one frame (each costs the frame ~2 ms here); a tile
+    whose texture waits for a later frame keeps the picture it showed if it is in the same
+    place (a live source's new results), and is hidden otherwise."""
     ids, lay, pub = app.ids, app.layout, app.published
     app.tiles_scroll = dpg.get_y_scroll(ids.canvas)
     shown = visible_results(app)
-    if shown:
+    budget, app.tiles_waiting = MAKE_PER_FRAME, False
+    for slot, rank in enumerate(shown):
         assert lay is not None and pub is not None
-        add_tiles(app, app.pool.ensure(len(shown)))
-        app.pool.assign([pub.results[i].file for i in shown], [pub.thumbs[i].tile for i in shown])
-    for slot, item in enumerate(ids.tiles):
-        if slot < len(shown):
-            t, r = pub.thumbs[shown[slot]], lay.results[shown[slot]]
-            uv = (t.width / THUMB[0], t.height / THUMB[1])
-            dpg.configure_item(item, pmin=r[:2], pmax=r[2:], uv_max=uv, show=True)
-        elif dpg.is_item_shown(item):
-            dpg.hide_item(item)
+        thumb, rect = pub.thumbs[rank], tuple(lay.results[rank])
+        tex = app.tiles.find(thumb)
+        if tex is None and budget:
+            tex, budget = app.tiles.make(thumb), budget - 1
+        if slot == len(ids.tiles):
+            # made hidden, on any texture: it shows once its own is made
+            item = dpg.draw_image(
+                app.query_tex.tag, (0, 0), (1, 1), show=False, parent=ids.results_layer
+            )
+            ids.tiles.append(item)
+            ids.tile_shows.append(None)
+        if tex is not None:
+            dpg.configure_item(ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:])
+            dpg.show_item(ids.tiles[slot])
+            ids.tile_shows[slot] = (tex, rect)
+        else:
+            app.tiles_waiting = True
+            if (ids.tile_shows[slot] or (None, None))[1] != rect:
+                _hide_tile(ids, slot)
+    for slot in range(len(shown), len(ids.tiles)):
+        _hide_tile(ids, slot)
+    app.tiles.trim({shows[0] for shows in ids.tile_shows if shows})
+
+
+def _hide_tile(ids: Ids, slot: int) -> None:
+    if ids.tile_shows[slot] is not None:
+        dpg.hide_item(ids.tiles[slot])
+        ids.tile_shows[slot] = None
 
 
 def grab_preview(app: ViewerApp):
