@@ -143,6 +143,28 @@ def test_tiles_keep_aspect_and_cache_drops_the_oldest(tmp_path):
     assert cache.misses == 4  # was dropped
 
 
+def test_a_thumbnail_is_read_again_when_its_file_is_replaced(tmp_path):
+    """`view --watch` re-indexes a picture replaced on disk; its tile must be the new
+    picture (and shape), not the cached old one, whichever way the cache is asked."""
+    import os
+
+    from rtsearch.viewer.worker import THUMB_TILE
+
+    path = tmp_path / "a.jpg"
+    make_image(1, (400, 300)).save(path, quality=90)
+    cache = ThumbCache(THUMB_TILE)
+    old = cache.get(path)
+    assert cache.get(path) is old and cache.get_many([path])[0] is old  # hits
+    stat = os.stat(path)
+    make_image(2, (200, 300)).save(path, quality=90)  # portrait now
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with its old mtime
+    new = cache.get_many([path])[0]
+    assert new is not old and (new.width, new.height) != (old.width, old.height)
+    assert new.height > new.width and cache.get(path) is new
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched: read again
+    assert cache.get(path) is not new and cache.misses == 3
+
+
 def test_thumbnails_decode_together_in_order_with_errors_in_place(tmp_path):
     """The worker's cold results decode on a pool: same tiles, same order, as one by one;
     an unreadable file gives its error in its place; repeats decode once; hits stay hits."""

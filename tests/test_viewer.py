@@ -150,6 +150,21 @@ def test_screenshot_shows_the_query_and_the_result_tiles(app, tmp_path):
         assert tuple(shot[y, x]) == BACKGROUND, (x, y)
 
 
+def test_a_screenshot_taken_as_the_results_arrive_shows_them(app, tmp_path):
+    """`--screenshot` with few frames: the capture reads a frame drawn before the latest,
+    and the query taken in the last frame showed black, the status bar still empty."""
+    app.perform("random")
+    pub = fresh(app, "random")  # the frame that took the result has just been drawn
+    out = tmp_path / "at-once.png"
+    app._screenshot(out)
+    shot = np.asarray(Image.open(out).convert("RGB"))
+    origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
+    assert app.published is pub
+    assert looks_like(crop(shot, app.layout.query, origin), pub.query) < 20
+    assert looks_like(crop(shot, app.layout.results[0], origin), pub.thumbs[0]) < 20
+    assert "source random" in dpg.get_value(app.ids.status)
+
+
 def test_help_window_is_opaque_over_the_pictures(app, tmp_path):
     pump(app, lambda: app.published is not None and bool(app.published.results))
     dpg.configure_item(app.ids.help, pos=(40, 60))
@@ -211,6 +226,7 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
     and the least recently shown beyond ``keep`` are freed, never one still drawn."""
     from rtsearch.viewer import textures, ui
 
+    app.perform("random")
     fresh(app, "random")
     app.worker.send("pause", True)
     keep = app.tiles.keep
@@ -238,11 +254,17 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
         # a headless run's screenshot waits for every tile's texture
         monkeypatch.setattr(app.opts, "screenshot", Path("unused.png"))
         app.dirty = True  # same results: only a layout change rebinds them
+        # the last tile shows nothing (as after its place moved): it is made first
+        last = len(ui.visible_results(app)) - 1
+        ui._hide_tile(app.ids, last)
         waited, per_frame = 0, []
         while True:
             before = app.tiles.made
             app.frame()
             per_frame.append(app.tiles.made - before)
+            if len(per_frame) == 1:
+                rank = ui.visible_results(app)[last]
+                assert app.ids.tile_shows[last][0] == app.tiles.find(new[rank])
             shows = [s for s in app.ids.tile_shows if s]
             # every tile still shows a picture: a waiting one keeps the one it had
             assert len(shows) == len(ui.visible_results(app))

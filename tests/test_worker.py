@@ -246,3 +246,28 @@ def test_the_worker_and_its_decoders_run_nicer_than_the_window(running):
     decoder = running._decoders.submit(threading.get_native_id).result()
     assert os.getpriority(os.PRIO_PROCESS, decoder) == want
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # not the caller
+
+
+def test_unreadable_results_are_grey_tiles_and_the_message_counts_them(tmp_path):
+    """Three results that cannot be read show three grey tiles (one shared picture, so one
+    texture); the message names the first file and says how many more there are."""
+    from rtsearch.session import Result
+
+    good = tmp_path / "good.jpg"
+    make_image(1, (120, 90)).save(good)
+    broken = []
+    for name in ("b1.jpg", "b2.jpg", "b3.jpg"):
+        broken.append(tmp_path / name)
+        broken[-1].write_text("not a picture")
+    files = [good, *broken]
+    results = [Result(i, f.name, f, float(i)) for i, f in enumerate(files)]
+    worker = Worker(None, k=4)
+    try:
+        thumbs, message = worker._thumbs(results)
+        _, one = worker._thumbs(results[:2])
+    finally:
+        worker._decoders.shutdown()
+    assert thumbs[1] is thumbs[2] is thumbs[3] and thumbs[0] is not thumbs[1]
+    assert message.startswith("cannot show ") and "b1.jpg" in message
+    assert message.endswith("(and 2 more grey tiles)")
+    assert "b1.jpg" in one and "more" not in one

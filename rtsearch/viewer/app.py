@@ -39,6 +39,9 @@ from rtsearch.viewer.textures import RawImage, TileTextures
 from rtsearch.viewer.worker import QUERY_TILE, Published, ScreenPreview, Worker
 
 MAX_FPS = 60.0
+# frames drawn before a screenshot is taken: the capture reads a frame drawn before the
+# latest (Xvfb, llvmpipe), and a query taken in the last frame showed black
+SHOT_SETTLE_FRAMES = 3
 NO_INDEX = "no index loaded: Load (Ctrl+O) an index, or Analyze a folder of images"
 SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first results
 NO_PICTURE_WAIT_S = 5.0  # ... from a source that says it has no picture
@@ -473,6 +476,9 @@ class ViewerApp:
 
     def _screenshot(self, path: Path) -> None:
         path = Path(path)
+        ui.update_status(self)  # drawn every 10 frames: may not have seen the results yet
+        for _ in range(SHOT_SETTLE_FRAMES):
+            self.frame()
         with atomic_path(path) as tmp:
             png = tmp.with_suffix(".png")
             dpg.output_frame_buffer(file=str(png))

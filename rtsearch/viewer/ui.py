@@ -664,35 +664,42 @@ def bind_tiles(app: ViewerApp) -> None:
     """Point a draw item at each visible result's texture and hide the other items. At most
     MAKE_PER_FRAME textures are made in one frame (each costs the frame ~2 ms here); a tile
     whose texture waits for a later frame keeps the picture it showed if it is in the same
-    place (a live source's new results), and is hidden otherwise."""
+    place (a live source's new results), and is hidden otherwise, so those that would be
+    hidden are made first."""
     ids, lay, pub = app.ids, app.layout, app.published
     app.tiles_scroll = dpg.get_y_scroll(ids.canvas)
     shown = visible_results(app)
-    budget, app.tiles_waiting = MAKE_PER_FRAME, False
-    for slot, rank in enumerate(shown):
-        assert lay is not None and pub is not None
-        thumb, rect = pub.thumbs[rank], tuple(lay.results[rank])
+    assert not shown or (lay is not None and pub is not None)
+    while len(ids.tiles) < len(shown):  # made hidden, on any texture, until bound
+        item = dpg.draw_image(
+            app.query_tex.tag, (0, 0), (1, 1), show=False, parent=ids.results_layer
+        )
+        ids.tiles.append(item)
+        ids.tile_shows.append(None)
+    rects = [tuple(lay.results[rank]) for rank in shown] if lay else []
+    thumbs = [pub.thumbs[rank] for rank in shown] if pub else []
+    missing = [slot for slot, thumb in enumerate(thumbs) if app.tiles.find(thumb) is None]
+    missing.sort(key=lambda slot: _keeps_place(ids, slot, rects[slot]))  # False first
+    for slot in missing[:MAKE_PER_FRAME]:
+        app.tiles.make(thumbs[slot])
+    app.tiles_waiting = len(missing) > MAKE_PER_FRAME
+    for slot, (thumb, rect) in enumerate(zip(thumbs, rects, strict=True)):
         tex = app.tiles.find(thumb)
-        if tex is None and budget:
-            tex, budget = app.tiles.make(thumb), budget - 1
-        if slot == len(ids.tiles):
-            # made hidden, on any texture: it shows once its own is made
-            item = dpg.draw_image(
-                app.query_tex.tag, (0, 0), (1, 1), show=False, parent=ids.results_layer
-            )
-            ids.tiles.append(item)
-            ids.tile_shows.append(None)
         if tex is not None:
             dpg.configure_item(ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:])
             dpg.show_item(ids.tiles[slot])
             ids.tile_shows[slot] = (tex, rect)
-        else:
-            app.tiles_waiting = True
-            if (ids.tile_shows[slot] or (None, None))[1] != rect:
-                _hide_tile(ids, slot)
+        elif not _keeps_place(ids, slot, rect):
+            _hide_tile(ids, slot)
     for slot in range(len(shown), len(ids.tiles)):
         _hide_tile(ids, slot)
     app.tiles.trim({shows[0] for shows in ids.tile_shows if shows})
+
+
+def _keeps_place(ids: Ids, slot: int, rect: tuple) -> bool:
+    """Whether the slot's tile shows a picture at ``rect`` already."""
+    shows = ids.tile_shows[slot]
+    return shows is not None and shows[1] == rect
 
 
 def _hide_tile(ids: Ids, slot: int) -> None:

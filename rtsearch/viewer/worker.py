@@ -275,15 +275,18 @@ class Worker:
         self._store(frame, tuple(results), thumbs, infer_ms, message)
 
     def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
-        thumbs, bad = [], ""
+        thumbs, bad = [], []
         tiles = self.cache.get_many([r.file for r in results], self._decoders)
         for r, tile in zip(results, tiles, strict=True):
             if isinstance(tile, Exception):
                 # the decoder's errors name the file already
-                said = str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}"
-                tile, bad = placeholder(THUMB_TILE), f"cannot show {said}"
+                bad.append(str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}")
+                tile = placeholder(THUMB_TILE)
             thumbs.append(tile)
-        return tuple(thumbs), bad
+        if not bad:
+            return tuple(thumbs), ""
+        more = f" (and {len(bad) - 1} more grey tiles)" if len(bad) > 1 else ""
+        return tuple(thumbs), f"cannot show {bad[0]}{more}"
 
     def _store(self, frame, results, thumbs, infer_ms: float, message: str) -> None:
         query = to_tile(frame.image, QUERY_TILE)
