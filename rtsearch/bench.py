@@ -71,6 +71,24 @@ STAGES = (1, 2, 3, 4, 5, 6)
 NEEDS = {2: 1, 3: 2, 4: 2}  # a stage's input comes from this one
 
 
+# the JSON keys other tools read (issue 4's contract)
+CONTRACT_KEYS = (
+    "model_b1_ips",
+    "model_best_ips",
+    "analyze_small_ratio",
+    "analyze_large_ratio",
+    "live_ratio",
+    "latency_ms",
+    "ui_p99_ms",
+    "knn_145k_ms",
+    "knn_1m_ms",
+    "load_145k_s",
+    "rss_145k_mb",
+    "model",
+    "provider",
+)
+
+
 def stage_list(text: str) -> tuple[int, ...]:
     """'2,5' -> (1, 2, 5): the stages asked for and those they need, in order."""
     try:
@@ -118,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rtsearch-bench-") as tmp:
         result = measure(plan, args.model, Path(tmp), log, args.stages)
+    for key in CONTRACT_KEYS:  # every key is there; a stage not run leaves it null
+        result.setdefault(key, None)
     result["seconds"] = round(time.monotonic() - start, 1)
     result["quick"] = bool(args.quick)
     result["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)

@@ -204,10 +204,13 @@ def _run_shards(base_dir, out, model, model_path, todo, settings, done, report, 
     shards = plan_shards(todo, len(workers))
     folder = single.checkpoint_dir(out)
     skipped_before = len(report.skipped)  # unreadable at scan time
+    # absolute: a worker's own working folder (the cluster's, not ours) would resolve a
+    # relative one elsewhere and find no image at all
+    where = str(Path(base_dir).resolve())
     pending = {}
     for i, shard in enumerate(shards):
         worker = workers[i % len(workers)]
-        pending[worker.run.remote(str(base_dir), shard, settings.batch, weights, suffix)] = shard
+        pending[worker.run.remote(where, shard, settings.batch, weights, suffix)] = shard
     start = time.monotonic()
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)

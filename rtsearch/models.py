@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -284,8 +285,12 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
         from rtsearch.export import export_efficientnet_lite0
 
         out = writable_models_dir() / f"{name}.onnx"
-        print(f"rtsearch: exporting {name} to {out} (first use)", flush=True)
-        export_efficientnet_lite0(out, int8=name.endswith("-int8"))
+        # on stderr: a command's stdout may be its data (`bench --json`, `query --json`)
+        def say(message: str) -> None:
+            print(message, file=sys.stderr, flush=True)
+
+        say(f"rtsearch: exporting {name} to {out} (first use)")
+        export_efficientnet_lite0(out, int8=name.endswith("-int8"), log=say)
         return out
     where = ", ".join(str(d) for d in search_dirs())
     raise RtsearchError(

@@ -239,6 +239,14 @@ def check_writable(dest: Path, what: str = "index") -> None:
         raise RtsearchError(f"{dest}: cannot write {what} ({_os_reason(exc)})") from None
     if dest.is_dir():
         raise RtsearchError(f"{dest}: cannot write {what} (is a directory)")
+    try:
+        mode = os.stat(dest).st_mode  # through links: /dev/stdout is a pipe or a terminal
+    except OSError:
+        mode = None  # not there yet (or a dangling link): made new
+    if mode is not None and not stat.S_ISREG(mode):
+        # a file is written beside it and renamed over it: a device or a pipe would be
+        # replaced by a plain file, or the rename refused after all the work
+        raise RtsearchError(f"{dest}: cannot write {what} (not a regular file)")
     if not os.access(dest.parent, os.W_OK | os.X_OK):
         raise RtsearchError(f"{dest}: cannot write {what} (folder not writable)")
     try:  # what access() passes may still refuse a file (root in /proc, some mounts)

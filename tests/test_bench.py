@@ -208,3 +208,18 @@ def test_an_out_file_that_cannot_be_written_is_refused_before_measuring(
     assert capsys.readouterr().err == (
         f"rtsearch: error: {out}: cannot write results ({blocker} is a file, not a folder)\n"
     )
+
+
+def test_stages_not_run_leave_their_contract_keys_null() -> None:
+    """`--stages 5 --json` gave only the kNN keys: a tool reading the contract's keys got
+    a KeyError instead of 'not measured'."""
+    from rtsearch.bench import CONTRACT_KEYS
+
+    cmd = [sys.executable, "-m", "rtsearch", "bench", "--json", "--quick", "--stages", "5"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(CONTRACT) | {"ui_p99_ms"} <= set(CONTRACT_KEYS)
+    for key in CONTRACT_KEYS:
+        assert key in result, key
+    assert result["knn_145k_ms"] > 0 and result["model"] is None and result["ui_p99_ms"] is None

@@ -58,9 +58,9 @@ def ray_env() -> dict[str, str]:
     return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
-def run_cli(*args) -> subprocess.CompletedProcess:
+def run_cli(*args, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "rtsearch", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ray_env(), cwd=ROOT)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=ray_env(), cwd=cwd)
 
 
 def test_shards_cover_the_work_once_and_are_named_by_content():
@@ -159,3 +159,16 @@ def test_a_killed_worker_is_replaced_and_its_shard_retried(cluster, tmp_path, ti
     analyze(gallery, single, Extractor(tiny_model), Settings())
     a, b = store.load(single), store.load(out)
     assert a.paths == b.paths and np.abs(a.projected - b.projected).max() < 1e-5
+
+
+def test_a_relative_folder_is_found_by_workers_started_elsewhere(cluster, tmp_path, tiny_model):
+    """The cluster's workers run in its folder, not ours: a relative DIR skipped every
+    image ("No such file or directory") on any cluster started from another folder."""
+    make_gallery(tmp_path / "gallery", 12)
+    done = run_cli(
+        "analyze", "gallery", "-o", "rel.dat", "--model", tiny_model, "--dims", 8, "--quiet",
+        "--ray", cluster, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "12 images (12 analysed, 0 reused, 0 skipped)" in done.stdout
+    assert store.load(tmp_path / "rel.dat").count == 12

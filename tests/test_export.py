@@ -640,3 +640,23 @@ def test_an_empty_model_file_and_a_models_path_that_is_not_a_folder_are_said(
     monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path))
     assert main(["models"]) == 0
     assert said in capsys.readouterr().out
+
+
+def test_the_first_use_export_talks_on_stderr_only(tmp_path, monkeypatch, capsys):
+    """`bench --json` on a fresh machine printed the export's progress into its JSON."""
+    import rtsearch.export as export_pkg
+    from rtsearch import models
+
+    def fake_export(out: Path, int8: bool = False, log=print) -> Path:
+        log(f"efficientnet-lite0: writing fp32 model to {out}")
+        out.write_bytes(b"model")
+        return out
+
+    monkeypatch.setattr(models, "search_dirs", lambda: [])
+    monkeypatch.setattr(models, "writable_models_dir", lambda: tmp_path)
+    monkeypatch.setattr(export_pkg, "export_efficientnet_lite0", fake_export)
+    got = models.resolve_model("efficientnet-lite0")
+    out, err = capsys.readouterr()
+    assert got == tmp_path / "efficientnet-lite0.onnx" and got.is_file()
+    assert out == ""
+    assert "(first use)" in err and "writing fp32 model" in err

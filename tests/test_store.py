@@ -652,3 +652,28 @@ def test_viewer_loader_reads_features_once_and_checks_them(tmp_path, monkeypatch
         f["features"][7, 1] = np.inf
     with pytest.raises(RtsearchError, match=r"f\.dat: features holds NaN or infinite values$"):
         bigstore.load(with_features, features=True)
+
+
+def test_a_destination_that_is_a_pipe_or_a_device_is_refused_before_the_work(tmp_path):
+    """A result is written beside its destination and renamed over it: `bench --out` turned
+    a FIFO (and, as root, /dev/full) into a plain file, and `--out /dev/stdout` failed with
+    a traceback after the whole run. Refused up front, through links, in one line."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.json"
+    link.symlink_to(fifo)
+    for dest in (fifo, link):
+        with pytest.raises(RtsearchError) as exc:
+            store.check_writable(dest, "results")
+        assert str(exc.value) == f"{dest}: cannot write results (not a regular file)"
+    assert fifo.is_fifo()
+    done = subprocess.run(
+        [sys.executable, "-m", "rtsearch", "bench", "--quick", "--stages", "5", "--out", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and fifo.is_fifo()
+    assert (
+        done.stderr.strip() == f"rtsearch: error: {fifo}: cannot write results (not a regular file)"
+    )
