@@ -285,6 +285,7 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
         from rtsearch.export import export_efficientnet_lite0
 
         out = writable_models_dir() / f"{name}.onnx"
+
         # on stderr: a command's stdout may be its data (`bench --json`, `query --json`)
         def say(message: str) -> None:
             print(message, file=sys.stderr, flush=True)
