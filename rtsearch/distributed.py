@@ -111,7 +111,10 @@ def connect(address: str | None) -> None:
     try:
         import ray
     except ImportError:
-        raise RtsearchError("--ray needs Ray: pip install 'rtsearch[distributed]'") from None
+        raise RtsearchError(
+            "--ray needs Ray: pip install 'rtsearch[distributed]' "
+            "(from a checkout: pip install -e '.[distributed]')"
+        ) from None
     if ray.is_initialized():
         return
     if address:

@@ -6,6 +6,7 @@ No timing assertions: the machine is shared; the figures are checked for shape a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -223,3 +224,29 @@ def test_stages_not_run_leave_their_contract_keys_null() -> None:
     for key in CONTRACT_KEYS:
         assert key in result, key
     assert result["knn_145k_ms"] > 0 and result["model"] is None and result["ui_p99_ms"] is None
+
+
+def test_a_broken_model_file_beside_the_others_fails_no_benchmark(tmp_path, tiny_model) -> None:
+    """One empty .onnx in a model folder failed stage 1 for every --model; a --model file
+    named like a listed one had its figures filed under the other's row."""
+    import shutil
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "broken.onnx").write_bytes(b"")
+    shutil.copy(tiny_model, folder / "tiny.onnx")
+    twin = tmp_path / "twin" / "tiny.onnx"
+    twin.parent.mkdir()
+    shutil.copy(tiny_model, twin)
+    cmd = [sys.executable, "-m", "rtsearch", "bench", "--json", "--quick", "--stages", "1"]
+    env = {**os.environ, "RTSEARCH_MODELS": str(folder)}
+    done = subprocess.run(
+        [*cmd, "--model", str(twin)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["model"] == "tiny.onnx" and result["model_b1_ips"] > 0
+    assert "broken.onnx: empty file" in done.stderr
+    assert f"{folder / 'tiny.onnx'}: not measured (--model {twin} has the same file name)" in (
+        done.stderr
+    )

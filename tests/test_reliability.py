@@ -464,7 +464,7 @@ def test_a_folder_that_refuses_files_is_found_before_the_work(tmp_path, tiny_mod
     for dest in (Path("/dev/null"), fifo):
         run = rtsearch("analyze", gallery, "-o", dest, "--model", tiny_model, "--quiet")
         assert run.returncode == 1 and run.stderr == (
-            f"rtsearch: error: {dest}: not a regular file; choose another -o\n"
+            f"rtsearch: error: {dest}: cannot write index (not a regular file)\n"
         )
 
 

@@ -96,6 +96,15 @@ def test_no_display_and_bad_arguments_are_one_line_errors():
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode != 0 and "xvfb-run" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1  # not a GLFW assertion and abort
+    # a DISPLAY where no X server answers aborted in GLFW too (rc 134)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=60, env={**env, "DISPLAY": ":3987"}
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        "rtsearch: error: cannot open display ':3987' (no X server answers there): check "
+        "DISPLAY, or run the viewer under xvfb-run -a -s '-screen 0 1440x900x24'"
+    )
     for bad in (
         ["--source", "screen:1,2,0,4"],
         ["--source", "screen:abc"],

@@ -527,6 +527,36 @@ def check_display() -> None:
             "no display to open the viewer on (DISPLAY is not set); on a headless machine run "
             "it under xvfb-run -a -s '-screen 0 1440x900x24'"
         )
+    display = os.environ.get("DISPLAY")
+    if sys.platform.startswith("linux") and display and not os.environ.get("WAYLAND_DISPLAY"):
+        if not _x_answers(display):
+            raise RtsearchError(
+                f"cannot open display {display!r} (no X server answers there): check DISPLAY, "
+                "or run the viewer under xvfb-run -a -s '-screen 0 1440x900x24'"
+            )
+
+
+def _x_answers(display: str) -> bool:
+    """Whether an X server accepts a connection on ``display`` (True when libX11 is not
+    found to ask: GLFW then says it itself)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        return True
+    try:
+        x11 = ctypes.CDLL(name)
+    except OSError:
+        return True
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    conn = x11.XOpenDisplay(display.encode())
+    if not conn:
+        return False
+    x11.XCloseDisplay(conn)
+    return True
 
 
 def frame_ms(times: deque[float]) -> list[float]:

@@ -64,6 +64,9 @@ class TileTextures:
 
     def make(self, thumb: Thumb) -> int | str:
         """A texture of exactly ``thumb``'s picture (uv 0..1), kept as the latest shown."""
+        made = self.find(thumb)
+        if made is not None:  # never two: the first would be drawn but never freed
+            return made
         w, h = thumb.width, thumb.height
         # opaque RGBA, as static textures take; OpenCV's conversion is ~10x numpy's here
         rgba = cv2.cvtColor(thumb.tile[:h, :w], cv2.COLOR_RGB2RGBA)

@@ -680,11 +680,16 @@ def bind_tiles(app: ViewerApp) -> None:
     thumbs = [pub.thumbs[rank] for rank in shown] if pub else []
     missing = [slot for slot, thumb in enumerate(thumbs) if app.tiles.find(thumb) is None]
     missing.sort(key=lambda slot: _keeps_place(ids, slot, rects[slot]))  # False first
-    for slot in missing[:MAKE_PER_FRAME]:
-        app.tiles.make(thumbs[slot])
-    app.tiles_waiting = len(missing) > MAKE_PER_FRAME
+    made = 0
+    for slot in missing:
+        # one texture per picture: grey tiles share one picture
+        if made < MAKE_PER_FRAME and app.tiles.find(thumbs[slot]) is None:
+            app.tiles.make(thumbs[slot])
+            made += 1
+    app.tiles_waiting = False
     for slot, (thumb, rect) in enumerate(zip(thumbs, rects, strict=True)):
         tex = app.tiles.find(thumb)
+        app.tiles_waiting |= tex is None
         if tex is not None:
             dpg.configure_item(ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:])
             dpg.show_item(ids.tiles[slot])
