@@ -279,10 +279,11 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
         assert waited == -(-pictures // ui.MAKE_PER_FRAME) - 1
         # the old textures were freed once nothing drew them
         assert len(app.tiles) == pictures
-        app.frame()
-        for old in drawn:
-            info = dpg.get_item_info(old) if dpg.does_item_exist(old) else None
-            assert info is None, (old, info, app.tiles.made, len(app.tiles))
+        # the registry holds the kept textures and the query's, nothing else
+        registry = dpg.get_item_children(app.registry, 1)
+        static = {t for t in registry if dpg.get_item_info(t)["type"].endswith("StaticTexture")}
+        assert static == {tex for _, tex in app.tiles._made.values()}
+        assert not static & drawn
         for slot, rank in enumerate(ui.visible_results(app)):
             assert app.ids.tile_shows[slot][0] == app.tiles.find(new[rank])
     finally:
