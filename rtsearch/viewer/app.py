@@ -551,12 +551,16 @@ def _x_answers(display: str) -> bool:
         return True
     x11.XOpenDisplay.restype = ctypes.c_void_p
     x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
     conn = x11.XOpenDisplay(display.encode())
     if not conn:
         return False
-    x11.XCloseDisplay(conn)
+    # kept open: an X server resets when its last client leaves (Xvfb as tests and xvfb-run
+    # start it), and GLFW connecting meanwhile failed to make its window
+    _X_PROBES.append(conn)
     return True
+
+
+_X_PROBES: list[int] = []
 
 
 def frame_ms(times: deque[float]) -> list[float]:
