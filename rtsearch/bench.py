@@ -182,29 +182,31 @@ def measure(
 
 
 def _bench_models(plan: Plan, model: str | None, result: dict, log) -> Path:
-    from rtsearch.errors import RtsearchError, warn
-    from rtsearch.models import available_models, read_model_info, resolve_model
+    from rtsearch.errors import warn
+    from rtsearch.models import available_models, resolve_model
     from rtsearch.perf.images import picture
     from rtsearch.perf.model import bench_models
 
     chosen = resolve_model(model)
-    read_model_info(chosen)  # the model asked for: its problem is the command's error
-    paths = [chosen]
+    paths = [chosen]  # first: its problem is the command's error
     for path in available_models():
         if path.resolve() == chosen.resolve():
             continue
         if path.name == chosen.name:  # figures are by file name: the one asked for wins
             warn(f"{path}: not measured (--model {chosen} has the same file name)")
             continue
-        try:
-            read_model_info(path)
-        except RtsearchError as exc:  # one broken file beside them fails no benchmark
-            warn(f"not measured: {exc}")
-            continue
         paths.append(path)
     log(f"stage 1: model throughput ({', '.join(p.name for p in paths)})")
     images = [picture(480, 640, seed=s) for s in range(16)]
-    models = bench_models(paths, images, plan.batches, plan.model_budget_s, plan.gpu_batches)
+    models = bench_models(
+        paths,
+        images,
+        plan.batches,
+        plan.model_budget_s,
+        plan.gpu_batches,
+        # one broken file beside the others fails no benchmark
+        skip=lambda exc: warn(f"not measured: {exc}"),
+    )
     result["models"] = models
     row = models[chosen.name]
     result["model"] = chosen.name

@@ -15,6 +15,7 @@ the single-process one: one projection fitted over all features, written atomica
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -81,13 +82,11 @@ class ShardWorker:
             from rtsearch.extractor import Extractor
 
             # A private copy of the model on this node: no shared model folder needed.
-            fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="rtsearch-model-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(ray.get(model[0]))
+            tmp = private_copy(ray.get(model[0]), suffix)
             try:
-                self.extractor = Extractor(Path(tmp), threads=self.threads)
+                self.extractor = Extractor(tmp, threads=self.threads)
             finally:
-                os.unlink(tmp)  # the session has read it
+                tmp.unlink()  # the session has read it
         return self.extractor
 
     def run(self, base_dir: str, shard: Shard, batch: int, model: list, suffix: str) -> tuple:
@@ -105,6 +104,39 @@ class ShardWorker:
         return paths, feats, sizes, mtimes, report.skipped
 
 
+COPY_PREFIX = "rtsearch-model-"
+
+
+def private_copy(data: bytes, suffix: str, folder: Path | None = None) -> Path:
+    """Write ``data`` to a new file named for this process in the temporary folder, first
+    removing the copies of processes that are gone (an actor killed while it loaded its
+    model left its copy behind: up to 528 MB each for VGG16)."""
+    folder = Path(folder or tempfile.gettempdir())
+    for old in folder.glob(f"{COPY_PREFIX}*-*"):
+        pid = old.name.removeprefix(COPY_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            with contextlib.suppress(OSError):
+                old.unlink()
+    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f"{COPY_PREFIX}{os.getpid()}-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def connect(address: str | None) -> None:
     """Join the cluster at ``address`` ("auto", "HOST:PORT", "ray://HOST:10001"); with no
     address, Ray joins the cluster already running on this machine or starts a local one."""
@@ -117,8 +149,9 @@ def connect(address: str | None) -> None:
         ) from None
     if ray.is_initialized():
         return
-    if address:
-        check_reachable(address)
+    target = bootstrap_address(address)
+    if target is not None:
+        check_reachable(target, address)
     try:
         ray.init(address=address or None, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -128,17 +161,67 @@ def connect(address: str | None) -> None:
         ) from None
 
 
-def check_reachable(address: str, timeout: float = 10.0) -> None:
-    """Fail in seconds on a wrong HOST:PORT: Ray itself retries an unreachable head for
-    minutes before giving up."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit():
-        return  # "auto" and other forms Ray resolves itself
+def bootstrap_address(address: str | None) -> str | None:
+    """The HOST:PORT that ``ray.init(address)`` will connect to, found as Ray finds it:
+    RAY_ADDRESS, else for no address or "auto" the cluster last started on this machine
+    (Ray's ``ray_current_cluster`` file), with a loopback host as this node's address.
+    None where Ray would start a local cluster, or cannot tell (it then says why itself)."""
+    if address and address.startswith("ray://"):
+        return address.removeprefix("ray://")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address(address or None)
+    except Exception:  # a private helper: any change or failure leaves it to ray.init
+        return address if address and address != "auto" else None
+
+
+# HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, its client
+# server) answers with a SETTINGS frame of its own (type 4, the frame header's 4th byte).
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def check_reachable(target: str, address: str | None = None, timeout: float = 10.0) -> None:
+    """Fail in seconds where Ray retries for minutes: a HOST:PORT where nothing listens,
+    where something else answers (a web server, Ray's dashboard), or a cluster last
+    started here that is gone. ``target`` is what Ray connects to for ``address``."""
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # other forms Ray resolves itself
+    shown = address or "(local)"
+    if target != address:
+        shown += f", reached at {target}"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
+            conn.sendall(_H2_HELLO)
+            reply = _read(conn, 9)
+            if len(reply) == 9 and reply[3] != 4:  # for the message: the rest of its line
+                conn.settimeout(1.0)
+                reply += _read(conn, 120)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise RtsearchError(f"Ray cluster {address}: cannot connect ({reason})") from None
+        hint = "" if address and address != "auto" else "; `ray stop --force` forgets a stopped one"
+        raise RtsearchError(f"Ray cluster {shown}: cannot connect ({reason}{hint})") from None
+    if len(reply) < 9 or reply[3] != 4:
+        line = reply.splitlines()[0] if reply.strip() else b""
+        said = "".join(c if c.isprintable() else "?" for c in line.decode("ascii", "replace"))
+        said = said[:60] or "nothing"
+        raise RtsearchError(
+            f"Ray cluster {shown}: something listens there, but not Ray (it said {said!r}); "
+            "Ray's address is the head's GCS port (6379 by default) or ray://HOST:10001"
+        )
+
+
+def _read(conn: socket.socket, n: int) -> bytes:
+    """Up to ``n`` bytes, fewer where the other side closes or stays silent."""
+    data = b""
+    with contextlib.suppress(TimeoutError, OSError):
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                break
+            data += chunk
+    return data
 
 
 def make_workers() -> list:

@@ -250,3 +250,134 @@ def test_a_broken_model_file_beside_the_others_fails_no_benchmark(tmp_path, tiny
     assert f"{folder / 'tiny.onnx'}: not measured (--model {twin} has the same file name)" in (
         done.stderr
     )
+
+
+class SlowModel:
+    """Stands in for an Extractor in the concurrent stage-1 loop: each run takes 20 ms."""
+
+    streams = 2
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.running = self.most = self.calls = 0
+
+    def run(self, x) -> None:
+        import time
+
+        with self.lock:
+            self.running += 1
+            self.calls += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.02)
+        with self.lock:
+            self.running -= 1
+
+
+def test_a_ctrl_c_in_the_concurrent_model_loop_ends_its_runs_before_unwinding() -> None:
+    """The runs of a stage-1 loop left going after a Ctrl-C held the model until the
+    interpreter exited, and onnxruntime aborted freeing it there."""
+    import threading
+    import time
+
+    from rtsearch.perf.model import concurrent_rate
+
+    model = SlowModel()
+    threading.Timer(0.3, _ctrl_c).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        concurrent_rate(model, None, budget_s=60.0)
+    assert time.monotonic() - start < 10.0
+    calls = model.calls
+    time.sleep(0.2)
+    assert model.most == 2, "the two runs went side by side"
+    assert model.running == 0 and model.calls == calls, "no run goes on after the Ctrl-C"
+
+
+def _ctrl_c() -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("how", ["timeout", "ctrl-c"])
+def test_a_viewer_run_stopped_early_takes_its_whole_process_group(tmp_path, how) -> None:
+    """`xvfb-run` killed alone (as subprocess.run does on a timeout or a Ctrl-C) left its
+    Xvfb and the viewer running: the stand-in shell leaves a grandchild the same way."""
+    import subprocess
+    import threading
+    import time
+
+    from rtsearch.perf.ui import run_group
+
+    pid_file = tmp_path / "pid"
+    cmd = ["sh", "-c", f"sleep 120 & echo $! > {pid_file}; wait"]
+    if how == "ctrl-c":
+        threading.Timer(1.0, _ctrl_c).start()
+    with pytest.raises(subprocess.TimeoutExpired if how == "timeout" else KeyboardInterrupt):
+        run_group(cmd, timeout_s=1.0 if how == "timeout" else 60.0)
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5.0
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def test_stage_4_past_its_time_leaves_no_viewer_or_xvfb(tmp_path, tiny_model) -> None:
+    """End to end: bench_ui on a viewer that cannot finish in time reports why and leaves
+    nothing of its run behind."""
+    import time
+
+    from fakes import make_gallery
+    from test_sources import write_video
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.perf.ui import bench_ui
+
+    root = tmp_path / "pics"
+    make_gallery(root, 8)
+    index = tmp_path / "pics.dat"
+    analyze(root, index, Extractor(tiny_model, threads=1), Settings(dims=8))
+    video = tmp_path / "clip.avi"
+    write_video(video, [1, 2], 5)
+    env_display = os.environ.pop("DISPLAY", None)  # its own Xvfb, as on CI
+    try:
+        before = _processes("Xvfb")
+        row = bench_ui(index, tiny_model, video, tmp_path, frames=10**7, timeout_s=15.0)
+    finally:
+        if env_display is not None:
+            os.environ["DISPLAY"] = env_display
+    assert row["p99_ms"] is None and "ran past 15 s" in row["note"]
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and (
+        _processes(str(tmp_path)) or _processes("Xvfb") - before
+    ):
+        time.sleep(0.1)
+    assert not _processes(str(tmp_path)), "the viewer is still running"
+    assert not _processes("Xvfb") - before, "its Xvfb is still running"
+
+
+def _processes(needle: str) -> set[int]:
+    """Live processes whose command line holds ``needle``."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                line = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in line and _alive(int(entry)):
+            found.add(int(entry))
+    return found

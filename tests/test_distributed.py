@@ -121,6 +121,68 @@ def test_unreachable_cluster_is_one_line(tmp_path, tiny_model):
     )
 
 
+def test_a_port_where_something_else_listens_is_refused_in_seconds(tmp_path, tiny_model):
+    """A web server (or Ray's dashboard) at the address: Ray retried it for over 6 minutes."""
+    import http.server
+
+    make_gallery(tmp_path / "g", 3)
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = run_cli(
+            "analyze", tmp_path / "g", "-o", tmp_path / "x.dat", "--model", tiny_model,
+            "--quiet", "--ray", f"127.0.0.1:{server.server_address[1]}",
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert done.returncode == 1
+    assert done.stderr.startswith("rtsearch: error: Ray cluster 127.0.0.1:") and (
+        done.stderr.count("\n") == 1
+    )
+    assert "something listens there, but not Ray" in done.stderr
+    assert not (tmp_path / "x.dat").exists()
+
+
+def test_a_stopped_cluster_still_on_record_is_one_line(tmp_path, tiny_model):
+    """`--ray` with no address: the cluster last started on this machine is gone (killed,
+    the machine restarted) but Ray's record of it stays, and Ray retried it for minutes.
+    ("auto" goes the same way unless another cluster runs here: Ray then takes that one.)"""
+    make_gallery(tmp_path / "g", 3)
+    record = tmp_path / "raytmp" / "ray" / "ray_current_cluster"
+    record.parent.mkdir(parents=True)
+    record.write_text(f"127.0.0.1:{free_port()}")  # nothing listens there
+    cmd = [sys.executable, "-m", "rtsearch", "analyze", str(tmp_path / "g")]
+    cmd += ["-o", str(tmp_path / "x.dat"), "--model", str(tiny_model), "--quiet", "--ray"]
+    env = {**ray_env(), "RAY_TMPDIR": str(tmp_path / "raytmp")}
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1
+    line = done.stderr.strip()
+    assert line.startswith("rtsearch: error: Ray cluster (local), reached at ")
+    assert line.endswith(
+        "cannot connect (Connection refused; `ray stop --force` forgets a stopped one)"
+    )
+    assert done.stderr.count("\n") == 1
+
+
+def test_a_model_copy_left_by_a_killed_worker_is_removed_by_the_next(tmp_path):
+    """Each worker loads a private copy of the model; one killed while loading left it."""
+    from rtsearch.distributed import private_copy
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp_path / f"rtsearch-model-{gone.pid}-k2j4.onnx"
+    running = tmp_path / f"rtsearch-model-{os.getpid()}-x9q1.onnx"  # a live worker's
+    unrelated = tmp_path / "rtsearch-model-notes.onnx"
+    for path in (stale, running, unrelated):
+        path.write_bytes(b"old")
+    copy = private_copy(b"model bytes", ".onnx", tmp_path)
+    assert copy.read_bytes() == b"model bytes" and copy.name.startswith(
+        f"rtsearch-model-{os.getpid()}-"
+    )
+    assert not stale.exists() and running.exists() and unrelated.exists()
+
+
 def test_an_index_being_written_is_refused_before_the_cluster_is_asked(tmp_path, tiny_model):
     make_gallery(tmp_path / "g", 3)
     out = tmp_path / "x.dat"

@@ -222,8 +222,8 @@ def test_only_the_tiles_on_screen_have_textures_and_scrolling_rebinds_them(app, 
 
 def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(app, monkeypatch):
     """A static texture per picture: showing the same results again makes none, a frame
-    makes at most MAKE_PER_FRAME (the others wait, keeping the picture their place showed),
-    and the least recently shown beyond ``keep`` are freed, never one still drawn."""
+    makes what fits in MAKE_BUDGET (the others wait, keeping the picture their place
+    showed), and the least recently shown beyond ``keep`` are freed, never one still drawn."""
     from rtsearch.viewer import textures, ui
 
     app.perform("random")
@@ -260,9 +260,9 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
         ui._hide_tile(app.ids, last)
         waited, per_frame = 0, []
         while True:
-            before = app.tiles.made
+            before = set(app.tiles._made)
             app.frame()
-            per_frame.append(app.tiles.made - before)
+            per_frame.append([k for k in app.tiles._made if k not in before])
             if len(per_frame) == 1:
                 rank = ui.visible_results(app)[last]
                 assert app.ids.tile_shows[last][0] == app.tiles.find(new[rank])
@@ -275,8 +275,14 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
                 break
             waited += 1
         pictures = len({id(new[rank]) for rank in ui.visible_results(app)})
-        assert max(per_frame) == ui.MAKE_PER_FRAME and sum(per_frame) == pictures
-        assert waited == -(-pictures // ui.MAKE_PER_FRAME) - 1
+        made_keys = [key for keys in per_frame for key in keys]
+        assert len(made_keys) == pictures and all(key[1] == 1 for key in made_keys)
+        costs = [[textures.make_cost(app.tiles._made[k][0], 1) for k in keys] for keys in per_frame]
+        assert len(per_frame) == waited + 1 > 1
+        for spent, left in zip(costs, [*costs[1:], []], strict=True):  # each made what fitted
+            assert sum(spent) <= ui.MAKE_BUDGET or len(spent) == 1
+            assert not left or sum(spent) + left[0] > ui.MAKE_BUDGET
+        assert max(map(len, per_frame)) <= 3  # full-size ones: 2 or 3 a frame, by shape
         # the old textures were freed once nothing drew them
         assert len(app.tiles) == pictures
         # the registry holds the kept textures and the query's, nothing else
@@ -291,6 +297,58 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
         app.tiles.keep = keep
         app.worker.send("pause", False)
     assert textures.KEEP_TILES >= 20  # a page of results and its neighbours stay made
+
+
+def test_small_rows_take_half_size_textures_and_fill_faster(app, monkeypatch, tmp_path):
+    """Rows no taller than half a thumbnail show textures made at half size: a quarter of
+    the texels, three times as many made a frame, and the picture still right."""
+    from dataclasses import replace
+
+    from rtsearch.viewer import layout, textures, ui
+
+    app.perform("random")
+    fresh(app, "random")
+    app.worker.send("pause", True)
+    thumb_h = app.opts.thumb_h
+    try:
+        app.set_k(24)
+        pub = fresh(app)
+        app.opts.thumb_h = layout.THUMB_RANGE[0]
+        new = tuple(replace(t) for t in pub.thumbs)  # nothing made for these yet
+        again = replace(pub, thumbs=new)
+        monkeypatch.setattr(app.worker, "latest", lambda: again)
+        app.dirty = True
+        frames, made_per_frame = 0, []
+        while True:
+            before = app.tiles.made
+            app.frame()
+            frames += 1
+            made_per_frame.append(app.tiles.made - before)
+            if not app.tiles_waiting:
+                break
+        shown = ui.visible_results(app)
+        assert len(shown) >= 12
+        for slot, rank in enumerate(shown):
+            thumb, rect = new[rank], app.layout.results[rank]
+            assert textures.scale_for(thumb, rect) == 2
+            tex = app.tiles.find(thumb, 2)
+            assert app.ids.tile_shows[slot][0] == tex
+            conf = dpg.get_item_configuration(tex)
+            assert (conf["width"], conf["height"]) == (-(-thumb.width // 2), -(-thumb.height // 2))
+        assert max(made_per_frame) >= 5  # full-size ones: 2 or 3
+        assert frames <= -(-len(shown) // 5) + 1
+        out = tmp_path / "small.png"
+        app._screenshot(out)
+        shot = np.asarray(Image.open(out).convert("RGB"))
+        origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
+        for rank in (shown[0], shown[len(shown) // 2], shown[-1]):
+            assert looks_like(crop(shot, app.layout.results[rank], origin), new[rank]) < 20
+    finally:
+        monkeypatch.undo()
+        app.opts.thumb_h = thumb_h
+        app.worker.send("pause", False)
+        app.set_k(8)
+        app.dirty = True
 
 
 def test_the_primary_window_draws_no_background(app):

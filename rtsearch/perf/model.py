@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from rtsearch.errors import RtsearchError
 from rtsearch.extractor import Extractor
 from rtsearch.perf.timing import per_call_ms
 
@@ -53,16 +55,27 @@ def concurrent_rate(extractor: Extractor, x: np.ndarray, budget_s: float) -> flo
     start = time.perf_counter()
     deadline = start + budget_s
 
+    stop = threading.Event()
+
     def loop(i: int) -> None:
-        while counts[i] < 2 or time.perf_counter() < deadline:
+        while not stop.is_set() and (counts[i] < 2 or time.perf_counter() < deadline):
             extractor.run(x)
             counts[i] += 1
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(extractor.streams)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        # After a Ctrl-C the runs end here, before the caller unwinds: a thread left running
+        # holds the model until the interpreter exits, and freeing an onnxruntime session
+        # then aborts ("terminate called without an active exception").
+        stop.set()
+        for t in threads:
+            if t.ident is not None:
+                t.join()
     return sum(counts) * len(x) / (time.perf_counter() - start)
 
 
@@ -126,12 +139,22 @@ def bench_models(
     batches: tuple[int, ...],
     budget_s: float,
     gpu_batches: tuple[int, ...] = GPU_BATCHES,
+    skip: Callable[[RtsearchError], None] | None = None,
 ) -> dict[str, dict]:
-    """Figures for every model file, keyed by file name; int8 files get cosine + speed-up."""
+    """Figures for every model file, keyed by file name; int8 files get cosine + speed-up.
+    A file after the first that cannot be loaded is left out and handed to ``skip`` with
+    the reason (the first file's error, or any without ``skip``, is raised)."""
     out: dict[str, dict] = {}
     loaded: dict[str, Extractor] = {}
     for path in paths:
-        ext = loaded[path.name] = Extractor(path)
+        try:
+            ext = Extractor(path)
+        except RtsearchError as exc:
+            if skip is None or path == paths[0]:
+                raise
+            skip(exc)
+            continue
+        loaded[path.name] = ext
         sizes = batches if ext.on_cpu else gpu_batches
         out[path.name] = best_of_both(ext, sizes, budget_s)
     for name, ext in loaded.items():

@@ -8,9 +8,11 @@ options the figure is reported as null with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +48,7 @@ def bench_ui(
     if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1440x900x24", *cmd]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        done = run_group(cmd, timeout_s)
     except subprocess.TimeoutExpired:
         return {"p50_ms": None, "p99_ms": None, "note": f"viewer ran past {timeout_s:.0f} s"}
     if done.returncode != 0 or not stats.is_file():
@@ -54,3 +56,29 @@ def bench_ui(
         return {"p50_ms": None, "p99_ms": None, "note": f"viewer failed: {tail}"}
     figures = json.loads(stats.read_text())
     return {"p50_ms": figures.get("p50_ms"), "p99_ms": figures.get("p99_ms"), **figures}
+
+
+def run_group(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """``cmd`` in a process group of its own that ends with it: on a timeout or a Ctrl-C
+    the whole group is stopped (SIGTERM, then SIGKILL after 5 s), not only ``cmd``.
+    `xvfb-run` killed alone left its Xvfb and the viewer running."""
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as child:
+        try:
+            out, err = child.communicate(timeout=timeout_s)
+        except BaseException:
+            stop_group(child)
+            raise
+    return subprocess.CompletedProcess(cmd, child.returncode, out, err)
+
+
+def stop_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, sig)
+        try:
+            child.communicate(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue

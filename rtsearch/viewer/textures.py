@@ -6,8 +6,9 @@ and llvmpipe that costs 13-14 ns a texel, ~0.9 ms a frame for one 296x224 tile. 
 changes with every query, about every other frame, so a raw texture suits it (RGB: a quarter
 fewer bytes than RGBA). Result pictures mostly come back: a live source's neighbours change a
 few at a time and return as the camera moves, so each is made once as a static texture
-(uploaded once; ~2 ms to make, most of it Dear PyGui copying the floats) and kept while it
-is among the KEEP_TILES most recently shown.
+(uploaded once; ~1.5 ms to make, most of it Dear PyGui copying the floats) and kept while
+it is among the KEEP_TILES most recently shown. Rows no taller than half a thumbnail take
+it at half size (~0.5 ms to make), so a grid of small tiles fills in a third of the frames.
 """
 
 from __future__ import annotations
@@ -21,6 +22,22 @@ import numpy as np
 from rtsearch.thumbs import Thumb
 
 KEEP_TILES = 48  # pictures kept as textures: each holds ~1.3 MB (Dear PyGui keeps its floats)
+# Making a texture costs about a fixed part plus a part per texel: ~0.45 ms for a 148x112
+# one, ~1.45 ms for 296x224 (under Xvfb and llvmpipe). The fixed part, in texels' worth:
+MAKE_FIXED_TEXELS = 6_600
+
+
+def scale_for(thumb: Thumb, rect: tuple) -> int:
+    """1: a texture of the whole thumbnail; 2: of it at half size, where the tile shows it
+    no bigger than that (small thumbnail rows): a quarter of the texels to make and upload,
+    and a picture shrunk by area averaging, sharper than the renderer's minifying."""
+    w, h = rect[2] - rect[0], rect[3] - rect[1]
+    return 2 if w <= -(-thumb.width // 2) and h <= -(-thumb.height // 2) else 1
+
+
+def make_cost(thumb: Thumb, scale: int) -> int:
+    """What making ``thumb``'s texture at ``scale`` costs, in texels' worth."""
+    return -(-thumb.width // scale) * -(-thumb.height // scale) + MAKE_FIXED_TEXELS
 
 
 class RawImage:
@@ -50,28 +67,33 @@ class TileTextures:
     def __init__(self, registry: int | str, keep: int = KEEP_TILES) -> None:
         self.registry = registry
         self.keep = keep
-        # id(thumb) -> (thumb, texture); the thumb is held so that its id stays its own
-        self._made: OrderedDict[int, tuple[Thumb, int | str]] = OrderedDict()
+        # (id(thumb), scale) -> (thumb, texture); the thumb is held so its id stays its own
+        self._made: OrderedDict[tuple[int, int], tuple[Thumb, int | str]] = OrderedDict()
         self.made = 0  # textures made so far
 
-    def find(self, thumb: Thumb) -> int | str | None:
-        """The texture made for ``thumb``, if it is still kept."""
-        entry = self._made.get(id(thumb))
+    def find(self, thumb: Thumb, scale: int = 1) -> int | str | None:
+        """The texture made for ``thumb`` at ``scale``, if it is still kept."""
+        entry = self._made.get((id(thumb), scale))
         if entry is None:
             return None
-        self._made.move_to_end(id(thumb))
+        self._made.move_to_end((id(thumb), scale))
         return entry[1]
 
-    def make(self, thumb: Thumb) -> int | str:
-        """A texture of exactly ``thumb``'s picture (uv 0..1), kept as the latest shown."""
-        made = self.find(thumb)
+    def make(self, thumb: Thumb, scale: int = 1) -> int | str:
+        """A texture of exactly ``thumb``'s picture (uv 0..1), at full size or shrunk by
+        ``scale``, kept as the latest shown."""
+        made = self.find(thumb, scale)
         if made is not None:  # never two: the first would be drawn but never freed
             return made
         w, h = thumb.width, thumb.height
+        picture = thumb.tile[:h, :w]
+        if scale > 1:
+            w, h = -(-w // scale), -(-h // scale)
+            picture = cv2.resize(picture, (w, h), interpolation=cv2.INTER_AREA)
         # opaque RGBA, as static textures take; OpenCV's conversion is ~10x numpy's here
-        rgba = cv2.cvtColor(thumb.tile[:h, :w], cv2.COLOR_RGB2RGBA)
+        rgba = cv2.cvtColor(picture, cv2.COLOR_RGB2RGBA)
         tag = dpg.add_static_texture(w, h, rgba.ravel(), parent=self.registry)
-        self._made[id(thumb)] = (thumb, tag)
+        self._made[(id(thumb), scale)] = (thumb, tag)
         self.made += 1
         return tag
 

@@ -19,6 +19,8 @@ from rtsearch.errors import RtsearchError, count
 from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
 from rtsearch.viewer.tasks import Task
+from rtsearch.viewer.textures import MAKE_FIXED_TEXELS, make_cost, scale_for
+from rtsearch.viewer.worker import THUMB_TILE
 
 if TYPE_CHECKING:
     from rtsearch.session import Result, SearchSession
@@ -61,8 +63,9 @@ DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
 HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
 HINT_TOP = 4
-# result textures made in one frame; the rest wait for the next (see bind_tiles)
-MAKE_PER_FRAME = 2
+# result textures made in one frame, in texels' worth: two of full-size thumbnails (~3 ms
+# here) or six at half size; the rest wait for the next frame (see bind_tiles)
+MAKE_BUDGET = 2 * (THUMB_TILE[0] * THUMB_TILE[1] + MAKE_FIXED_TEXELS)
 MIN_CANVAS_H = 120  # a window too short for this scrolls, so the status goes below
 DOUBLE_CLICK_S = 0.30  # Dear ImGui's double-click time and distance
 DOUBLE_CLICK_PX = 6.0
@@ -661,11 +664,12 @@ def scrolled(app: ViewerApp) -> bool:
 
 
 def bind_tiles(app: ViewerApp) -> None:
-    """Point a draw item at each visible result's texture and hide the other items. At most
-    MAKE_PER_FRAME textures are made in one frame (each costs the frame ~2 ms here); a tile
-    whose texture waits for a later frame keeps the picture it showed if it is in the same
-    place (a live source's new results), and is hidden otherwise, so those that would be
-    hidden are made first."""
+    """Point a draw item at each visible result's texture and hide the other items. The
+    textures made in one frame stay within MAKE_BUDGET (a full-size one costs the frame
+    ~1.5 ms here; small rows take half-size ones, a third of that); a tile whose texture
+    waits for a later frame keeps the picture it showed if it is in the same place (a live
+    source's new results), and is hidden otherwise, so those that would be hidden are made
+    first."""
     ids, lay, pub = app.ids, app.layout, app.published
     app.tiles_scroll = dpg.get_y_scroll(ids.canvas)
     shown = visible_results(app)
@@ -678,17 +682,22 @@ def bind_tiles(app: ViewerApp) -> None:
         ids.tile_shows.append(None)
     rects = [tuple(lay.results[rank]) for rank in shown] if lay else []
     thumbs = [pub.thumbs[rank] for rank in shown] if pub else []
-    missing = [slot for slot, thumb in enumerate(thumbs) if app.tiles.find(thumb) is None]
+    scales = [scale_for(thumb, rect) for thumb, rect in zip(thumbs, rects, strict=True)]
+    missing = [s for s, thumb in enumerate(thumbs) if app.tiles.find(thumb, scales[s]) is None]
     missing.sort(key=lambda slot: _keeps_place(ids, slot, rects[slot]))  # False first
-    made = 0
+    budget = MAKE_BUDGET
     for slot in missing:
+        thumb, scale = thumbs[slot], scales[slot]
+        cost = make_cost(thumb, scale)
+        if cost > budget and budget < MAKE_BUDGET:  # the first is made whatever it costs
+            break
         # one texture per picture: grey tiles share one picture
-        if made < MAKE_PER_FRAME and app.tiles.find(thumbs[slot]) is None:
-            app.tiles.make(thumbs[slot])
-            made += 1
+        if app.tiles.find(thumb, scale) is None:
+            app.tiles.make(thumb, scale)
+            budget -= cost
     app.tiles_waiting = False
     for slot, (thumb, rect) in enumerate(zip(thumbs, rects, strict=True)):
-        tex = app.tiles.find(thumb)
+        tex = app.tiles.find(thumb, scales[slot])
         app.tiles_waiting |= tex is None
         if tex is not None:
             dpg.configure_item(ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:])
