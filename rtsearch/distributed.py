@@ -20,10 +20,13 @@ import hashlib
 import math
 import os
 import shutil
+import signal
 import socket
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,16 +152,51 @@ def connect(address: str | None) -> None:
         ) from None
     if ray.is_initialized():
         return
+    # Ray's own log lines (its retries, its workers' errors after a Ctrl-C) would bury the
+    # one line that says what happened; RAY_BACKEND_LOG_LEVEL set by the user still wins.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     target = bootstrap_address(address)
     if target is not None:
         check_reachable(target, address)
     try:
-        ray.init(address=address or None, log_to_driver=False, logging_level="ERROR")
+        with _stderr_to_null():  # the level setting itself is logged, at start-up
+            ray.init(address=address or None, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RtsearchError(
             f"Ray cluster {address or '(local)'}: cannot connect ({first})"
         ) from None
+
+
+@contextlib.contextmanager
+def _stderr_to_null() -> Iterator[None]:
+    """File descriptor 2 points at /dev/null meanwhile: for what native code writes there
+    (the processes a local cluster starts keep their own logs in Ray's session folder)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def disconnect() -> None:
+    """Leave the cluster now (a local one started for this run stops), with Ctrl-C held
+    off meanwhile: Ray leaves at exit otherwise, and a second Ctrl-C there broke its
+    shutdown (a traceback, at times a crash) and left its agents running."""
+    import ray
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        ray.shutdown()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def bootstrap_address(address: str | None) -> str | None:
@@ -269,7 +307,12 @@ def _analyze(base_dir, out, model_path, settings, address, progress, warn) -> Re
     todo = [p for p in found.paths if p not in done]
     if todo:
         connect(address)
-        _run_shards(base_dir, out, model, model_path, todo, settings, done, report, progress, warn)
+        try:
+            _run_shards(
+                base_dir, out, model, model_path, todo, settings, done, report, progress, warn
+            )
+        finally:
+            disconnect()
     paths = sorted(done.stats)
     if not paths:
         raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")

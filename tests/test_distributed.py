@@ -3,6 +3,7 @@ same index as a single-process run, and resumes without redoing finished work.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -181,6 +182,64 @@ def test_a_model_copy_left_by_a_killed_worker_is_removed_by_the_next(tmp_path):
         f"rtsearch-model-{os.getpid()}-"
     )
     assert not stale.exists() and running.exists() and unrelated.exists()
+
+
+def test_ctrl_c_twice_on_a_local_cluster_stops_it_and_keeps_the_work(tmp_path, default_model):
+    """A terminal's Ctrl-C reaches the whole process group, twice: the second one broke
+    Ray's shutdown at exit (a traceback, at times a crash), left its agents running, and
+    Ray's workers printed errors after our one line."""
+    import tempfile
+
+    make_gallery(tmp_path / "g", 800, subdirs=1)
+    ray_tmp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths
+    env = {**ray_env(), "RAY_TMPDIR": ray_tmp}
+    env.pop("RAY_ADDRESS", None)
+    out = tmp_path / "x.dat"
+    cmd = [sys.executable, "-m", "rtsearch", "analyze", str(tmp_path / "g"), "-o", str(out)]
+    cmd += ["--model", str(default_model), "--ray"]
+    child = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+        start_new_session=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        lines = []
+        for line in child.stderr:  # the first progress line: the cluster is at work
+            lines.append(line)
+            if "/800" in line:
+                break
+        os.killpg(child.pid, signal.SIGINT)
+        time.sleep(0.5)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGINT)
+        rest = child.stderr.read()
+        child.wait(timeout=120)
+        err = "".join(lines) + rest
+        assert child.returncode == 130, err
+        assert err.rstrip().endswith("rtsearch: interrupted") and "Traceback" not in err, err
+        deadline = time.monotonic() + 10
+        while _session(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _session(child.pid), "Ray processes of the run are still there"
+        assert (tmp_path / "x.dat.ckpt").is_dir() and not out.exists()
+    finally:
+        for pid in _session(child.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _session(sid: int) -> list[int]:
+    """Live processes in session ``sid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and fields[3] == str(sid):
+            found.append(int(entry))
+    return found
 
 
 def test_an_index_being_written_is_refused_before_the_cluster_is_asked(tmp_path, tiny_model):
