@@ -152,26 +152,70 @@ def connect(address: str | None) -> None:
         ) from None
     if ray.is_initialized():
         return
-    # Ray's own log lines (its retries, its workers' errors after a Ctrl-C) would bury the
-    # one line that says what happened; RAY_BACKEND_LOG_LEVEL set by the user still wins.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
-    target = bootstrap_address(address)
+    target, origin = bootstrap_address(address)
+    shown = address or "(local)"
+    if origin == "RAY_ADDRESS":
+        shown += f" (RAY_ADDRESS={os.environ['RAY_ADDRESS']})"
     if target is not None:
-        check_reachable(target, address)
+        check_reachable(target, shown, origin)
     try:
-        with _stderr_to_null():  # the level setting itself is logged, at start-up
+        # Ctrl-C waits until Ray is up (the caller's disconnect then stops what it started):
+        # taken halfway through, it left a local cluster's agents running. The processes Ray
+        # starts meanwhile inherit the block, so a terminal's Ctrl-C, which reaches the
+        # whole process group, leaves them to that disconnect (its workers printed errors).
+        with _sigint_blocked():
             ray.init(address=address or None, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RtsearchError(
-            f"Ray cluster {address or '(local)'}: cannot connect ({first})"
+            f"Ray cluster {shown}: cannot connect ({first}){_auth_hint()}"
         ) from None
 
 
+def _auth_hint() -> str:
+    """Ray (2.60) sends its token only when it finds the cluster itself (no address or
+    "auto"): a cluster started with token authentication refuses an explicit address."""
+    token = Path.home() / ".ray" / "auth_token"
+    if os.environ.get("RAY_AUTH_MODE") or not token.is_file():
+        return ""
+    return f"; if the cluster uses token authentication ({token} is there), try RAY_AUTH_MODE=token"
+
+
 @contextlib.contextmanager
-def _stderr_to_null() -> Iterator[None]:
-    """File descriptor 2 points at /dev/null meanwhile: for what native code writes there
-    (the processes a local cluster starts keep their own logs in Ray's session folder)."""
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held pending meanwhile (on the main thread); delivered, as a Ctrl-C, after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def disconnect(quiet: bool = False) -> None:
+    """Leave the cluster now (a local one started for this run stops; a second call does
+    nothing), with Ctrl-C held off meanwhile: Ray leaves at exit otherwise, and a second
+    Ctrl-C there broke its shutdown (a traceback, at times a crash) and left its agents
+    running. ``quiet``: what Ray's native code writes to stderr meanwhile is dropped."""
+    try:
+        import ray
+    except ImportError:  # connect said so
+        return
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        with _stderr_dropped() if quiet else contextlib.nullcontext():
+            ray.shutdown()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _stderr_dropped() -> Iterator[None]:
+    """File descriptor 2 points at /dev/null meanwhile (native code writes there)."""
     sys.stderr.flush()
     saved = os.dup(2)
     null = os.open(os.devnull, os.O_WRONLY)
@@ -184,34 +228,40 @@ def _stderr_to_null() -> Iterator[None]:
         os.close(null)
 
 
-def disconnect() -> None:
-    """Leave the cluster now (a local one started for this run stops), with Ctrl-C held
-    off meanwhile: Ray leaves at exit otherwise, and a second Ctrl-C there broke its
-    shutdown (a traceback, at times a crash) and left its agents running."""
-    import ray
-
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:
-        ray.shutdown()
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
-
-
-def bootstrap_address(address: str | None) -> str | None:
-    """The HOST:PORT that ``ray.init(address)`` will connect to, found as Ray finds it:
-    RAY_ADDRESS, else for no address or "auto" the cluster last started on this machine
-    (Ray's ``ray_current_cluster`` file), with a loopback host as this node's address.
-    None where Ray would start a local cluster, or cannot tell (it then says why itself)."""
+def bootstrap_address(address: str | None) -> tuple[str | None, str]:
+    """The HOST:PORT that ``ray.init(address)`` will connect to, found as Ray finds it,
+    and where it came from ("given", "RAY_ADDRESS" or "record"): for no address or "auto",
+    RAY_ADDRESS, else the cluster last started on this machine (Ray's ``ray_current_cluster``
+    file); a loopback host becomes this node's address. None where Ray would start a local
+    cluster, or cannot tell (it then says why itself)."""
+    origin = "given"
+    if not address or address == "auto":
+        env = os.environ.get("RAY_ADDRESS", "")
+        origin = "RAY_ADDRESS" if env else "record"
+        if env.startswith("ray://"):
+            address = env
     if address and address.startswith("ray://"):
-        return address.removeprefix("ray://")
+        return address.removeprefix("ray://"), origin
+    if address and address != "auto":
+        check_address(address)
     try:
         from ray._private.services import canonicalize_bootstrap_address
 
-        return canonicalize_bootstrap_address(address or None)
+        return canonicalize_bootstrap_address(address or None), origin
     except Exception:  # a private helper: any change or failure leaves it to ray.init
-        return address if address and address != "auto" else None
+        return (address if address and address != "auto" else None), origin
+
+
+def check_address(address: str) -> None:
+    """A HOST:PORT with no host or a port out of range, in one line (Ray printed a
+    traceback for ":123", and a refused connection for port 99999)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # other forms: Ray says what it makes of them
+    if not host.strip("[]"):
+        raise RtsearchError(f"Ray cluster {address}: no host before the port")
+    if not 0 < int(port) < 65536:
+        raise RtsearchError(f"Ray cluster {address}: the port must be 1-65535")
 
 
 # HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, its client
@@ -219,26 +269,27 @@ def bootstrap_address(address: str | None) -> str | None:
 _H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
 
-def check_reachable(target: str, address: str | None = None, timeout: float = 10.0) -> None:
+def check_reachable(target: str, shown: str, origin: str = "given", timeout: float = 10.0) -> None:
     """Fail in seconds where Ray retries for minutes: a HOST:PORT where nothing listens,
     where something else answers (a web server, Ray's dashboard), or a cluster last
-    started here that is gone. ``target`` is what Ray connects to for ``address``."""
+    started here that is gone. ``target`` is what Ray connects to; ``shown`` names the
+    address asked for, ``origin`` where Ray found it. ``timeout`` bounds the whole probe."""
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit():
         return  # other forms Ray resolves itself
-    shown = address or "(local)"
-    if target != address:
+    check_address(target)
+    if not shown.startswith(target):
         shown += f", reached at {target}"
+    deadline = time.monotonic() + timeout
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
             conn.sendall(_H2_HELLO)
-            reply = _read(conn, 9)
+            reply = _read(conn, 9, deadline)
             if len(reply) == 9 and reply[3] != 4:  # for the message: the rest of its line
-                conn.settimeout(1.0)
-                reply += _read(conn, 120)
+                reply += _read(conn, 120, min(deadline, time.monotonic() + 1.0))
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        hint = "" if address and address != "auto" else "; `ray stop --force` forgets a stopped one"
+        hint = "; `ray stop --force` forgets a stopped one" if origin == "record" else ""
         raise RtsearchError(f"Ray cluster {shown}: cannot connect ({reason}{hint})") from None
     if len(reply) < 9 or reply[3] != 4:
         line = reply.splitlines()[0] if reply.strip() else b""
@@ -250,11 +301,16 @@ def check_reachable(target: str, address: str | None = None, timeout: float = 10
         )
 
 
-def _read(conn: socket.socket, n: int) -> bytes:
-    """Up to ``n`` bytes, fewer where the other side closes or stays silent."""
+def _read(conn: socket.socket, n: int, deadline: float) -> bytes:
+    """Up to ``n`` bytes, fewer where the other side closes, or stays silent or slow past
+    ``deadline`` (time.monotonic())."""
     data = b""
     with contextlib.suppress(TimeoutError, OSError):
         while len(data) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            conn.settimeout(left)
             chunk = conn.recv(n - len(data))
             if not chunk:
                 break
@@ -306,11 +362,15 @@ def _analyze(base_dir, out, model_path, settings, address, progress, warn) -> Re
     report.reused = len(done)
     todo = [p for p in found.paths if p not in done]
     if todo:
-        connect(address)
         try:
+            connect(address)
             _run_shards(
                 base_dir, out, model, model_path, todo, settings, done, report, progress, warn
             )
+        except KeyboardInterrupt:
+            # what Ray says while it stops (the tasks it could not report) is not news
+            disconnect(quiet=True)
+            raise
         finally:
             disconnect()
     paths = sorted(done.stats)

@@ -104,8 +104,10 @@ class ThumbCache:
         stamp = _stamp(path)
         with self._lock:
             thumb = self._cached(path, stamp)
-        if thumb is not None:
-            return thumb
+        return thumb if thumb is not None else self._load(path, stamp)
+
+    def _load(self, path: Path, stamp: Stamp | None) -> Thumb:
+        """Decode ``path`` (``stamp``: its file as stat saw it just before) and keep it."""
         w, h = box_size(self.size)
         thumb = to_tile(load_rgb(path, min_size=(h, w)), self.size)
         with self._lock:
@@ -132,12 +134,13 @@ class ThumbCache:
                     cached[p] = thumb
         missing = list(dict.fromkeys(p for p in paths if p not in cached))
         fetch = map if pool is None or len(missing) < 2 else pool.map
-        decoded = dict(zip(missing, fetch(self._get_or_error, missing), strict=True))
+        loaded = fetch(self._load_or_error, missing, [stamps[p] for p in missing])
+        decoded = dict(zip(missing, loaded, strict=True))
         return [cached[p] if p in cached else decoded[p] for p in paths]
 
-    def _get_or_error(self, path: Path) -> Thumb | Exception:
+    def _load_or_error(self, path: Path, stamp: Stamp | None) -> Thumb | Exception:
         try:
-            return self.get(path)
+            return self._load(path, stamp)
         except Exception as exc:
             return exc
 
