@@ -684,7 +684,12 @@ def bind_tiles(app: ViewerApp) -> None:
     thumbs = [pub.thumbs[rank] for rank in shown] if pub else []
     scales = [scale_for(thumb, rect) for thumb, rect in zip(thumbs, rects, strict=True)]
     missing = [s for s, thumb in enumerate(thumbs) if app.tiles.find(thumb, scales[s]) is None]
-    missing.sort(key=lambda slot: _keeps_place(ids, slot, rects[slot]))  # False first
+    # those that would show nothing first: no picture in place, no other size to stand in
+    missing.sort(
+        key=lambda s: (
+            _keeps_place(ids, s, rects[s]) or _stand_in(app, thumbs[s], scales[s]) is not None
+        )
+    )
     budget = MAKE_BUDGET
     for slot in missing:
         thumb, scale = thumbs[slot], scales[slot]
@@ -699,6 +704,9 @@ def bind_tiles(app: ViewerApp) -> None:
     for slot, (thumb, rect) in enumerate(zip(thumbs, rects, strict=True)):
         tex = app.tiles.find(thumb, scales[slot])
         app.tiles_waiting |= tex is None
+        if tex is None and not _keeps_place(ids, slot, rect):
+            # the picture at the other size meanwhile (rows resized across the line)
+            tex = _stand_in(app, thumb, scales[slot])
         if tex is not None:
             dpg.configure_item(ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:])
             dpg.show_item(ids.tiles[slot])
@@ -708,6 +716,11 @@ def bind_tiles(app: ViewerApp) -> None:
     for slot in range(len(shown), len(ids.tiles)):
         _hide_tile(ids, slot)
     app.tiles.trim({shows[0] for shows in ids.tile_shows if shows})
+
+
+def _stand_in(app: ViewerApp, thumb, scale: int) -> int | str | None:
+    """The texture of ``thumb`` at the other size, if one is kept."""
+    return app.tiles.find(thumb, 2 if scale == 1 else 1)
 
 
 def _keeps_place(ids: Ids, slot: int, rect: tuple) -> bool:
