@@ -155,7 +155,8 @@ def connect(address: str | None) -> None:
     target, origin = bootstrap_address(address)
     shown = address or "(local)"
     if origin == "RAY_ADDRESS":
-        shown += f" (RAY_ADDRESS={os.environ['RAY_ADDRESS']})"
+        env = f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}"
+        shown = f"{address} ({env})" if address else env
     if target is not None:
         check_reachable(target, shown, origin)
     try:
@@ -167,9 +168,9 @@ def connect(address: str | None) -> None:
             ray.init(address=address or None, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RtsearchError(
-            f"Ray cluster {shown}: cannot connect ({first}){_auth_hint()}"
-        ) from None
+        # the token is what Ray leaves out for an explicit HOST:PORT (see _auth_hint)
+        hint = _auth_hint() if origin == "given" and first.startswith("Failed to connect") else ""
+        raise RtsearchError(f"Ray cluster {shown}: cannot connect ({first}){hint}") from None
 
 
 def _auth_hint() -> str:
@@ -252,16 +253,21 @@ def bootstrap_address(address: str | None) -> tuple[str | None, str]:
         return (address if address and address != "auto" else None), origin
 
 
+FORMS = "HOST:PORT (the head's GCS port, 6379 by default), ray://HOST:10001 or auto"
+
+
 def check_address(address: str) -> None:
-    """A HOST:PORT with no host or a port out of range, in one line (Ray printed a
-    traceback for ":123", and a refused connection for port 99999)."""
+    """A HOST:PORT that Ray cannot use, in one line: Ray printed a traceback for ":123",
+    "Connection refused" for port 99999, and took "http://HOST:PORT" for a host name."""
+    if "://" in address:
+        raise RtsearchError(f"Ray cluster {address}: not an address Ray takes ({FORMS})")
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        return  # other forms: Ray says what it makes of them
+    if not sep or host.endswith(":"):  # no port, or an IPv6 address without brackets
+        raise RtsearchError(f"Ray cluster {address}: no port; Ray takes {FORMS}")
     if not host.strip("[]"):
         raise RtsearchError(f"Ray cluster {address}: no host before the port")
-    if not 0 < int(port) < 65536:
-        raise RtsearchError(f"Ray cluster {address}: the port must be 1-65535")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise RtsearchError(f"Ray cluster {address}: the port must be a number from 1 to 65535")
 
 
 # HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS, its client

@@ -148,17 +148,24 @@ def test_a_port_where_something_else_listens_is_refused_in_seconds(tmp_path, tin
     ("given", "env", "says"),
     [
         (":123", None, "Ray cluster :123: no host before the port"),
-        ("127.0.0.1:99999", None, "Ray cluster 127.0.0.1:99999: the port must be 1-65535"),
+        (
+            "127.0.0.1:99999",
+            None,
+            "Ray cluster 127.0.0.1:99999: the port must be a number from 1 to 65535",
+        ),
+        ("127.0.0.1", None, "Ray cluster 127.0.0.1: no port; Ray takes HOST:PORT (*"),
+        ("http://127.0.0.1:80", None, "Ray cluster http://127.0.0.1:80: not an address Ray *"),
         (
             "",
             "127.0.0.1:{port}",
-            "Ray cluster (local) (RAY_ADDRESS=127.0.0.1:{port}), reached at *: cannot connect "
+            "Ray cluster RAY_ADDRESS=127.0.0.1:{port}, reached at *: cannot connect "
             "(Connection refused)",
         ),
     ],
 )
 def test_addresses_ray_cannot_use_are_one_line(tmp_path, tiny_model, given, env, says):
-    """Ray printed a traceback for ":123" and "Connection refused" for port 99999; an
+    """Ray printed a traceback for ":123", "Connection refused" for port 99999, took a URL
+    for a host name and a missing port for its own format error (with the token hint); an
     address from RAY_ADDRESS was called "(local)" with a hint about Ray's record."""
     import fnmatch
 
