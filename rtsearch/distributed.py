@@ -160,11 +160,14 @@ def connect(address: str | None) -> None:
     if target is not None:
         check_reachable(target, shown, origin)
     try:
-        # Ctrl-C waits until Ray is up (the caller's disconnect then stops what it started):
-        # taken halfway through, it left a local cluster's agents running. The processes Ray
-        # starts meanwhile inherit the block, so a terminal's Ctrl-C, which reaches the
-        # whole process group, leaves them to that disconnect (its workers printed errors).
-        with _sigint_blocked():
+        # Starting a local cluster (no HOST:PORT to reach), a Ctrl-C waits until it is up,
+        # 4-8 s here (the caller's disconnect then stops it): taken halfway through, it left
+        # the cluster's agents running. The processes Ray starts inherit the block, so a
+        # terminal's Ctrl-C, which reaches the whole process group, leaves them to that
+        # disconnect (its workers printed errors). Joining a cluster starts nothing here,
+        # and Ray may retry for a while: a Ctrl-C then acts at once.
+        local = target is None
+        with _sigint_blocked() if local else contextlib.nullcontext():
             ray.init(address=address or None, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
