@@ -362,6 +362,8 @@ def test_small_rows_take_half_size_textures_and_fill_faster(app, monkeypatch, tm
         app.worker.send("pause", False)
         app.set_k(8)
         app.dirty = True
+    # the next tests start from a settled window: 8 results at the usual height, all drawn
+    pump(app, lambda: len(app.published.results) == 8 and app._settled())
 
 
 def test_the_primary_window_draws_no_background(app):
