@@ -111,33 +111,16 @@ COPY_PREFIX = "rtsearch-model-"
 
 
 def private_copy(data: bytes, suffix: str, folder: Path | None = None) -> Path:
-    """Write ``data`` to a new file named for this process in the temporary folder, first
-    removing the copies of processes that are gone (an actor killed while it loaded its
-    model left its copy behind: up to 528 MB each for VGG16)."""
-    folder = Path(folder or tempfile.gettempdir())
-    for old in folder.glob(f"{COPY_PREFIX}*-*"):
-        pid = old.name.removeprefix(COPY_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
-            with contextlib.suppress(OSError):
-                old.unlink()
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f"{COPY_PREFIX}{os.getpid()}-", dir=folder)
+    """Write ``data`` to a new file named for this process in the temporary folder; the
+    copies of processes that are gone are removed first (an actor killed while it loaded
+    its model left its copy behind: up to 528 MB each for VGG16)."""
+    tmp = store.owned_temp(Path(folder or tempfile.gettempdir()), COPY_PREFIX, suffix)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        tmp.write_bytes(data)
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
-    return Path(tmp)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+    return tmp
 
 
 def connect(address: str | None) -> None:
@@ -306,7 +289,7 @@ def check_reachable(target: str, shown: str, origin: str = "given", timeout: flo
         said = said[:60] or "nothing"
         raise RtsearchError(
             f"Ray cluster {shown}: something listens there, but not Ray (it said {said!r}); "
-            "Ray's address is the head's GCS port (6379 by default) or ray://HOST:10001"
+            f"Ray takes {FORMS}"
         )
 
 

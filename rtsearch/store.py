@@ -180,11 +180,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
     except OSError:
         mode = 0o666 & ~_UMASK  # mkstemp makes 0600; new files get what the umask allows
     # The temp name is cut short so a 255-byte destination name still leaves room for it.
-    prefix = f".{dest.name[:100]}."
-    _remove_abandoned(dest.parent, prefix)
-    owner = f"{_HOST}-{os.getpid()}-"
-    fd, tmp = tempfile.mkstemp(prefix=prefix + owner, suffix=".tmp", dir=dest.parent)
-    os.close(fd)
+    tmp = owned_temp(dest.parent, f".{dest.name[:100]}.")
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
@@ -197,9 +193,20 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         raise
 
 
-def _remove_abandoned(folder: Path, prefix: str) -> None:
+def owned_temp(folder: Path, prefix: str, suffix: str = ".tmp") -> Path:
+    """A new empty file in ``folder`` named ``prefix``, this host and process id, random,
+    ``suffix``; first those of that prefix whose process is gone are removed (another
+    host's after STALE_TEMP_S), so a killed writer's file does not stay for ever."""
+    _remove_abandoned(folder, prefix, suffix)
+    owner = f"{_HOST}-{os.getpid()}-"
+    fd, tmp = tempfile.mkstemp(prefix=prefix + owner, suffix=suffix, dir=folder)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _remove_abandoned(folder: Path, prefix: str, suffix: str) -> None:
     try:
-        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(".tmp")]
+        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(suffix)]
     except OSError:
         return
     for name in names:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import make_gallery
+from fakes import live_processes, make_gallery
 
 from rtsearch import store
 from rtsearch.analyze import Settings, analyze
@@ -225,17 +225,18 @@ def test_a_stopped_cluster_still_on_record_is_one_line(tmp_path, tiny_model):
 def test_a_model_copy_left_by_a_killed_worker_is_removed_by_the_next(tmp_path):
     """Each worker loads a private copy of the model; one killed while loading left it."""
     from rtsearch.distributed import private_copy
+    from rtsearch.store import _HOST
 
     gone = subprocess.Popen(["true"])
     gone.wait()
-    stale = tmp_path / f"rtsearch-model-{gone.pid}-k2j4.onnx"
-    running = tmp_path / f"rtsearch-model-{os.getpid()}-x9q1.onnx"  # a live worker's
+    stale = tmp_path / f"rtsearch-model-{_HOST}-{gone.pid}-k2j4.onnx"
+    running = tmp_path / f"rtsearch-model-{_HOST}-{os.getpid()}-x9q1.onnx"  # a live worker's
     unrelated = tmp_path / "rtsearch-model-notes.onnx"
     for path in (stale, running, unrelated):
         path.write_bytes(b"old")
     copy = private_copy(b"model bytes", ".onnx", tmp_path)
     assert copy.read_bytes() == b"model bytes" and copy.name.startswith(
-        f"rtsearch-model-{os.getpid()}-"
+        f"rtsearch-model-{_HOST}-{os.getpid()}-"
     )
     assert not stale.exists() and running.exists() and unrelated.exists()
 
@@ -293,16 +294,7 @@ def test_ctrl_c_twice_on_a_local_cluster_stops_it_and_keeps_the_work(tmp_path, d
 
 def _session(sid: int) -> list[int]:
     """Live processes in session ``sid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and fields[3] == str(sid):
-            found.append(int(entry))
-    return found
+    return [pid for pid, fields in live_processes().items() if fields[3] == str(sid)]
 
 
 def test_an_index_being_written_is_refused_before_the_cluster_is_asked(tmp_path, tiny_model):
