@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,20 @@ def make_copy(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     img = img.crop((x0, y0, x0 + int(w * f), y0 + int(h * f))).resize((w // 2 + 17, h // 2))
     img = img.rotate(rng.uniform(-5, 5), resample=Image.BILINEAR, expand=False)
     return ImageEnhance.Brightness(img).enhance(rng.uniform(0.8, 1.2))
+
+
+def live_processes() -> dict[int, list[str]]:
+    """Every live (not zombie) process's /proc stat fields after its name, by pid: [0] is
+    the state, [3] the session id."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z":
+            found[int(entry)] = fields
+    return found

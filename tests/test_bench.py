@@ -12,6 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from fakes import live_processes
 
 CONTRACT = {
     "model_b1_ips": float,
@@ -302,11 +303,7 @@ def _ctrl_c() -> None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    return pid in live_processes()
 
 
 @pytest.mark.parametrize("how", ["timeout", "ctrl-c"])
@@ -370,14 +367,14 @@ def test_stage_4_past_its_time_leaves_no_viewer_or_xvfb(tmp_path, tiny_model) ->
 def _processes(needle: str) -> set[int]:
     """Live processes whose command line holds ``needle``."""
     found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+    for pid in live_processes():
+        if pid == os.getpid():
             continue
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
                 line = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if needle in line and _alive(int(entry)):
-            found.add(int(entry))
+        if needle in line:
+            found.add(pid)
     return found
