@@ -90,6 +90,48 @@ def test_no_index_opens_an_empty_viewer_that_says_what_to_do(display, tmp_path):
     assert np.asarray(Image.open(shot).convert("RGB")).std() > 5  # buttons and status drawn
 
 
+def test_a_display_resetting_as_the_viewer_starts_still_opens():
+    """A display's server resets when its last client leaves (a fresh Xvfb, as xvfb-run and
+    these tests start it), and turns clients away for a moment meanwhile. The viewer read
+    the screen size through a connection of its own and closed it just before it checked
+    the display: CI once failed so, "cannot open display ':0' (no X server answers there)";
+    1 try in 12 to 33 met it here. Each check below closes its connection, so the next meets a
+    reset; then the viewer's order: the held connection first, mss's read after it."""
+    from rtsearch.sources import ScreenSource
+    from rtsearch.viewer import app
+
+    with pyvirtualdisplay.Display(size=(640, 480), color_depth=24):
+        display = os.environ["DISPLAY"]
+        for _ in range(60):
+            assert app._x_answers(display, hold=False)
+        for _ in range(20):
+            assert app._x_answers(display, hold=False)  # its close starts a reset
+            assert app._x_answers(display)  # held: no more resets
+            src = ScreenSource()
+            assert src.monitor()[2:] == (640, 480)
+            src.close()
+            assert app._x_answers(display)  # the one held, not a second
+            app.release_display()
+
+
+def test_a_socket_an_x_server_left_behind_is_refused_without_waiting():
+    """A killed X server leaves its socket file: nothing listens there, so no retrying."""
+    import socket
+
+    from rtsearch.viewer.app import _x_answers
+
+    stale = Path("/tmp/.X11-unix/X3988")
+    stale.parent.mkdir(exist_ok=True)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(stale))
+    try:
+        start = time.monotonic()
+        assert not _x_answers(":3988", hold=False)
+        assert time.monotonic() - start < 1.0
+    finally:
+        stale.unlink()
+
+
 def test_no_display_and_bad_arguments_are_one_line_errors():
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     cmd = [sys.executable, "-m", "rtsearch", "view"]

@@ -7,6 +7,9 @@ renders. ``run_viewer`` is the entry point for `rtsearch view` and `rtsearch dem
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import itertools
 import json
 import os
@@ -99,6 +102,8 @@ class ViewerApp:
         self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
         self.last_click: ui.Click | None = None
         self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
+        if (display := x_display()) is not None:
+            _x_answers(display)  # held from here: reading the screen size cannot reset it
         screen = self._screen_size()
         self.region = GrabRegion(*screen)
         self.region.scale = opts.hidpi_scale or detect_scale(screen[0], _logical_width())
@@ -502,6 +507,7 @@ class ViewerApp:
         if self.opts.frame_stats is not None:
             write_frame_stats(self.opts.frame_stats, self)
         dpg.destroy_context()
+        release_display()
 
     def open_file(self, path: Path) -> None:
         opener = "open" if sys.platform == "darwin" else "xdg-open"
@@ -527,40 +533,102 @@ def check_display() -> None:
             "no display to open the viewer on (DISPLAY is not set); on a headless machine run "
             "it under xvfb-run -a -s '-screen 0 1440x900x24'"
         )
+    display = x_display()
+    if display is not None and not _x_answers(display):
+        raise RtsearchError(
+            f"cannot open display {display!r} (no X server answers there): check DISPLAY, "
+            "or run the viewer under xvfb-run -a -s '-screen 0 1440x900x24'"
+        )
+
+
+def x_display() -> str | None:
+    """The X display the viewer's window would open on (Linux without Wayland), if any."""
     display = os.environ.get("DISPLAY")
     if sys.platform.startswith("linux") and display and not os.environ.get("WAYLAND_DISPLAY"):
-        if not _x_answers(display):
-            raise RtsearchError(
-                f"cannot open display {display!r} (no X server answers there): check DISPLAY, "
-                "or run the viewer under xvfb-run -a -s '-screen 0 1440x900x24'"
-            )
+        return display
+    return None
 
 
-def _x_answers(display: str) -> bool:
+def _x_answers(display: str, *, hold: bool = True, patience_s: float = 5.0) -> bool:
     """Whether an X server accepts a connection on ``display`` (True when libX11 is not
-    found to ask: GLFW then says it itself)."""
-    import ctypes
-    import ctypes.util
+    found to ask: GLFW then says it itself). With ``hold`` the connection is kept open, one
+    per display: an X server resets when its last client leaves (Xvfb as tests and xvfb-run
+    start it), and GLFW connecting meanwhile failed to make its window. The viewer holds one
+    before it reads the screen size through a connection of its own (mss), whose closing
+    made a lone Xvfb reset.
 
-    name = ctypes.util.find_library("X11")
-    if name is None:
+    A server turns clients away for a moment while it resets: after another client left
+    (a script's earlier program, a test), 1 connection in 12 to 33 failed so here; a retry
+    10-64 ms later worked; mss failed the same way. So a refusal is tried again while
+    something still listens there (a killed server's socket file is not retried)."""
+    x11 = _libx11()
+    if x11 is None:
         return True
-    try:
-        x11 = ctypes.CDLL(name)
-    except OSError:
+    if hold and display in _X_PROBES:
         return True
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    conn = x11.XOpenDisplay(display.encode())
-    if not conn:
-        return False
-    # kept open: an X server resets when its last client leaves (Xvfb as tests and xvfb-run
-    # start it), and GLFW connecting meanwhile failed to make its window
-    _X_PROBES.append(conn)
+    deadline = time.monotonic() + patience_s
+    while not (conn := x11.XOpenDisplay(display.encode())):
+        if time.monotonic() >= deadline or not _x_listens(display):
+            return False
+        time.sleep(0.01)
+    if hold:
+        _X_PROBES[display] = conn
+    else:
+        x11.XCloseDisplay(conn)
     return True
 
 
-_X_PROBES: list[int] = []
+def release_display() -> None:
+    """Close the connections ``check_display`` held (the viewer has closed)."""
+    x11 = _libx11()
+    while x11 is not None and _X_PROBES:
+        x11.XCloseDisplay(_X_PROBES.popitem()[1])
+
+
+@functools.cache
+def _libx11() -> ctypes.CDLL | None:
+    """libX11 with the calls used here typed, or None when it cannot be loaded."""
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        return None
+    try:
+        x11 = ctypes.CDLL(name)
+    except OSError:
+        return None
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    return x11
+
+
+def _x_listens(display: str) -> bool:
+    """Whether something accepts connections where X clients look for ``display``'s
+    server: its local socket (``:N``, ``unix:N``) or TCP port 6000+N (``host:N``)."""
+    import socket
+
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit():
+        return False
+    if host in ("", "unix"):
+        path = f"/tmp/.X11-unix/X{number}"
+        # Linux's abstract name first, as libxcb tries it; then the socket file
+        places = [(socket.AF_UNIX, "\0" + path)] if sys.platform == "linux" else []
+        places.append((socket.AF_UNIX, path))
+    else:
+        places = [(socket.AF_INET, (host, 6000 + int(number)))]
+    for family, address in places:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                sock.connect(address)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+_X_PROBES: dict[str, int] = {}  # held connections by display
 
 
 def frame_ms(times: deque[float]) -> list[float]:
