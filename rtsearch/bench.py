@@ -272,6 +272,7 @@ def _bench_pipeline(
         result["ui"] = bench_ui(index, model_path, video, work, plan.ui_frames, timeout_s=120)
         result["ui_p50_ms"] = result["ui"]["p50_ms"]
         result["ui_p99_ms"] = result["ui"]["p99_ms"]
+        result["ui_rss_mb"] = result["ui"].get("peak_rss_mb")
 
 
 def _live_summary(live: dict) -> dict:

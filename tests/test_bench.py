@@ -53,6 +53,7 @@ def test_json_has_every_contract_key(quick_result) -> None:
         assert quick_result["ui"]["note"]
     else:
         assert quick_result["ui_p99_ms"] >= quick_result["ui_p50_ms"] > 0
+        assert quick_result["ui_rss_mb"] > 50  # the viewer's peak resident memory
 
 
 def test_figures_are_consistent(quick_result) -> None:

@@ -119,7 +119,7 @@ def crop(shot: np.ndarray, rect, origin) -> np.ndarray:
 
 def looks_like(region: np.ndarray, thumb) -> float:
     """Mean absolute difference (0-255) between a screen region and a tile's picture."""
-    pic = (thumb.tile[: thumb.height, : thumb.width, :3] * 255).astype(np.uint8)
+    pic = thumb.tile[: thumb.height, : thumb.width, :3]
     h, w = region.shape[:2]
     shown = np.asarray(Image.fromarray(pic).resize((w + 4, h + 4)))[2:-2, 2:-2]
     return float(np.abs(shown.astype(np.float32) - region).mean())

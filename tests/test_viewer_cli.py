@@ -51,6 +51,11 @@ def test_headless_screenshot_with_the_default_model(display, default_model, tmp_
     figures = json.loads(stats.read_text())
     assert figures["frames"] >= 40 and figures["queries"] >= 1
     assert figures["p50_ms"] > 0 and figures["p99_ms"] >= figures["p50_ms"]
+    # the memory the viewer's thumbnails hold: bytes, 296x224x3 a picture (float32 was 4x)
+    assert 6 <= figures["thumbs_cached"] <= 12
+    tile_mb = 296 * 224 * 3 / 2**20
+    assert figures["thumbs_mb"] == pytest.approx(figures["thumbs_cached"] * tile_mb, abs=0.06)
+    assert figures["peak_rss_mb"] > 50
 
 
 def test_a_missing_index_is_one_line(display, tmp_path):

@@ -647,9 +647,24 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         "queries": pub.seq if pub else 0,
         "latency_ms": round(statistics.median(app.latencies), 1) if app.latencies else None,
         "inference_ms": round(pub.inference_ms, 2) if pub else None,
+        "thumbs_cached": len(app.worker.cache),
+        "thumbs_mb": round(app.worker.cache.nbytes / 2**20, 1),
+        "peak_rss_mb": peak_rss_mb(),
     }
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(json.dumps(stats, indent=1))
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (VmHWM), where Linux tells it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def _logical_width() -> int | None:

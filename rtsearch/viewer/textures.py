@@ -51,7 +51,8 @@ class RawImage:
         )
 
     def put(self, tile: np.ndarray) -> None:
-        np.copyto(self.buffer, tile)
+        """Show ``tile`` (uint8 RGB of the texture's size)."""
+        np.multiply(tile, np.float32(1 / 255), out=self.buffer)
 
     def delete(self) -> None:
         """Free the texture (nothing may draw it any more)."""
@@ -90,8 +91,9 @@ class TileTextures:
         if scale > 1:
             w, h = -(-w // scale), -(-h // scale)
             picture = cv2.resize(picture, (w, h), interpolation=cv2.INTER_AREA)
-        # opaque RGBA, as static textures take; OpenCV's conversion is ~10x numpy's here
+        # opaque RGBA floats, as static textures take; OpenCV's conversion is ~10x numpy's
         rgba = cv2.cvtColor(picture, cv2.COLOR_RGB2RGBA)
+        rgba = np.multiply(rgba, np.float32(1 / 255), dtype=np.float32)
         tag = dpg.add_static_texture(w, h, rgba.ravel(), parent=self.registry)
         self._made[(id(thumb), scale)] = (thumb, tag)
         self.made += 1
