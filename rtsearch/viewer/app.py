@@ -13,6 +13,7 @@ import functools
 import itertools
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -604,8 +605,6 @@ def _libx11() -> ctypes.CDLL | None:
 def _x_listens(display: str) -> bool:
     """Whether something accepts connections where X clients look for ``display``'s
     server: its local socket (``:N``, ``unix:N``) or TCP port 6000+N (``host:N``)."""
-    import socket
-
     host, _, rest = display.rpartition(":")
     number = rest.split(".")[0]
     if not number.isdigit():
