@@ -11,9 +11,10 @@ One ``Pointer`` per thread: an X11 display connection must not be shared between
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
+
+from rtsearch.x11 import libx11
 
 
 class Pointer:
@@ -27,22 +28,10 @@ class Pointer:
         if not os.environ.get("DISPLAY"):
             self.message = "following the mouse needs an X11 display (DISPLAY is not set)"
             return
-        name = ctypes.util.find_library("X11")
-        if name is None:
+        x11 = libx11()
+        if x11 is None:
             self.message = "following the mouse needs libX11, which is not installed"
             return
-        x11 = ctypes.CDLL(name)
-        x11.XOpenDisplay.restype = ctypes.c_void_p
-        x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-        x11.XDefaultRootWindow.restype = ctypes.c_ulong
-        x11.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
-        ulong_p, int_p = ctypes.POINTER(ctypes.c_ulong), ctypes.POINTER(ctypes.c_int)
-        x11.XQueryPointer.restype = ctypes.c_int
-        x11.XQueryPointer.argtypes = [
-            ctypes.c_void_p, ctypes.c_ulong, ulong_p, ulong_p,
-            int_p, int_p, int_p, int_p, ctypes.POINTER(ctypes.c_uint),
-        ]  # fmt: skip
-        x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
         display = x11.XOpenDisplay(None)
         if not display:
             self.message = f"cannot open X display {os.environ.get('DISPLAY')!r}"

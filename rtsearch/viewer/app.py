@@ -7,9 +7,6 @@ renders. ``run_viewer`` is the entry point for `rtsearch view` and `rtsearch dem
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import itertools
 import json
 import os
@@ -41,6 +38,7 @@ from rtsearch.viewer.shortcuts import action_for
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.textures import RawImage, TileTextures
 from rtsearch.viewer.worker import QUERY_TILE, Published, ScreenPreview, Worker
+from rtsearch.x11 import libx11
 
 MAX_FPS = 60.0
 # frames drawn before a screenshot is taken: the capture reads a frame drawn before the
@@ -562,7 +560,7 @@ def _x_answers(display: str, *, hold: bool = True, patience_s: float = 5.0) -> b
     (a script's earlier program, a test), 1 connection in 12 to 33 failed so here; a retry
     10-64 ms later worked; mss failed the same way. So a refusal is tried again while
     something still listens there (a killed server's socket file is not retried)."""
-    x11 = _libx11()
+    x11 = libx11()
     if x11 is None:
         return True
     if hold and display in _X_PROBES:
@@ -581,25 +579,9 @@ def _x_answers(display: str, *, hold: bool = True, patience_s: float = 5.0) -> b
 
 def release_display() -> None:
     """Close the connections ``check_display`` held (the viewer has closed)."""
-    x11 = _libx11()
+    x11 = libx11()
     while x11 is not None and _X_PROBES:
         x11.XCloseDisplay(_X_PROBES.popitem()[1])
-
-
-@functools.cache
-def _libx11() -> ctypes.CDLL | None:
-    """libX11 with the calls used here typed, or None when it cannot be loaded."""
-    name = ctypes.util.find_library("X11")
-    if name is None:
-        return None
-    try:
-        x11 = ctypes.CDLL(name)
-    except OSError:
-        return None
-    x11.XOpenDisplay.restype = ctypes.c_void_p
-    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
-    return x11
 
 
 def _x_listens(display: str) -> bool:
