@@ -182,10 +182,10 @@ def _sigint_blocked() -> Iterator[None]:
 
 
 def disconnect(quiet: bool = False) -> None:
-    """Leave the cluster now (a local one started for this run stops; a second call does
-    nothing), with Ctrl-C held off meanwhile: Ray leaves at exit otherwise, and a second
-    Ctrl-C there broke its shutdown (a traceback, at times a crash) and left its agents
-    running. ``quiet``: what Ray's native code writes to stderr meanwhile is dropped."""
+    """Leave the cluster now (a local one started for this run stops), with Ctrl-C held
+    off meanwhile: Ray leaves at exit otherwise, and a second Ctrl-C there broke its
+    shutdown (a traceback, at times a crash) and left its agents running. ``quiet``: what
+    Ray's native code writes to stderr meanwhile is dropped."""
     try:
         import ray
     except ImportError:  # connect said so
@@ -354,17 +354,19 @@ def _analyze(base_dir, out, model_path, settings, address, progress, warn) -> Re
     report.reused = len(done)
     todo = [p for p in found.paths if p not in done]
     if todo:
+        interrupted = False
         try:
             connect(address)
             _run_shards(
                 base_dir, out, model, model_path, todo, settings, done, report, progress, warn
             )
         except KeyboardInterrupt:
-            # what Ray says while it stops (the tasks it could not report) is not news
-            disconnect(quiet=True)
+            interrupted = True
             raise
         finally:
-            disconnect()
+            # after a Ctrl-C, what Ray says while it stops (the tasks it could not report)
+            # is not news
+            disconnect(quiet=interrupted)
     paths = sorted(done.stats)
     if not paths:
         raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
