@@ -25,6 +25,20 @@ def memory_gib() -> float | None:
     return round(pages * size / 2**30, 1)
 
 
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MiB (VmHWM), where Linux tells it. Not
+    ru_maxrss: Linux carries that over from the forking parent across exec, so a child of a
+    big benchmark process would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def describe() -> dict:
     import numpy
     import onnxruntime

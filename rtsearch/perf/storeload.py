@@ -21,25 +21,17 @@ from rtsearch.store import Index, ModelRef
 
 FEATURE_DIMS = 1280  # EfficientNet-Lite0's pooled features
 
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec,
-# so a child of a big benchmark process would report the parent's peak.
+# Each load in a fresh interpreter, measured by its peak resident memory (VmHWM).
 _CHILD = """
 import json, sys, time
 from rtsearch import bigstore
+from rtsearch.perf.machine import peak_rss_mb
 
-
-def hwm_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-base = hwm_mb()
+base = peak_rss_mb() or 0.0
 t = time.perf_counter()
 index = bigstore.load(sys.argv[1], features=sys.argv[2] == "1")
 s = time.perf_counter() - t
-peak = hwm_mb()
+peak = peak_rss_mb() or 0.0
 print(json.dumps({"count": index.count, "s": s, "rss_mb": peak, "rss_delta_mb": peak - base}))
 """
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import RtsearchError, count
+from rtsearch.perf.machine import peak_rss_mb
 from rtsearch.session import SearchSession
 from rtsearch.sources import (
     RandomSource,
@@ -620,6 +621,7 @@ def frame_ms(times: deque[float]) -> list[float]:
 def write_frame_stats(path: Path, app: ViewerApp) -> None:
     ms = sorted(frame_ms(app.frame_times))
     pub = app.published
+    peak = peak_rss_mb()
     stats = {
         "frames": app.frames,
         "p50_ms": round(statistics.median(ms), 2) if ms else None,
@@ -630,22 +632,10 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         "inference_ms": round(pub.inference_ms, 2) if pub else None,
         "thumbs_cached": len(app.worker.cache),
         "thumbs_mb": round(app.worker.cache.nbytes / 2**20, 1),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": None if peak is None else round(peak, 1),
     }
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(json.dumps(stats, indent=1))
-
-
-def peak_rss_mb() -> float | None:
-    """This process's peak resident memory (VmHWM), where Linux tells it."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
 
 
 def _logical_width() -> int | None:
