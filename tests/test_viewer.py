@@ -125,6 +125,13 @@ def looks_like(region: np.ndarray, thumb) -> float:
     return float(np.abs(shown.astype(np.float32) - region).mean())
 
 
+def texture_of(app, thumb, rank: int):
+    """The texture kept for ``thumb`` at the height its tile at ``rank`` takes."""
+    from rtsearch.viewer.textures import texture_height
+
+    return app.tiles.find(thumb, texture_height(thumb, app.layout.results[rank]))
+
+
 def test_screenshot_shows_the_query_and_the_result_tiles(app, tmp_path):
     app.perform("random")
     pub = fresh(app, "random")
@@ -206,7 +213,7 @@ def test_only_the_tiles_on_screen_have_textures_and_scrolling_rebinds_them(app, 
         assert not app.tiles_waiting
         for slot, rank in enumerate(later):
             item = dpg.get_item_configuration(app.ids.tiles[slot])
-            assert item["texture_tag"] == app.tiles.find(pub.thumbs[rank])
+            assert item["texture_tag"] == texture_of(app, pub.thumbs[rank], rank)
             assert list(item["pmin"])[:2] == pytest.approx(app.layout.results[rank][:2])
         out = tmp_path / "scrolled.png"
         app._screenshot(out)
@@ -265,33 +272,38 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
             per_frame.append([k for k in app.tiles._made if k not in before])
             if len(per_frame) == 1:
                 rank = ui.visible_results(app)[last]
-                assert app.ids.tile_shows[last][0] == app.tiles.find(new[rank])
+                assert app.ids.tile_shows[last][0] == texture_of(app, new[rank], rank)
             shows = [s for s in app.ids.tile_shows if s]
             # every tile still shows a picture: a waiting one keeps the one it had
             assert len(shows) == len(ui.visible_results(app))
-            assert {s[0] for s in shows} <= set(t for _, t in app.tiles._made.values())
+            assert {s[0] for s in shows} <= app.tiles.textures()
             assert app._settled() == (not app.tiles_waiting)
             if not app.tiles_waiting:
                 break
             waited += 1
         pictures = len({id(new[rank]) for rank in ui.visible_results(app)})
         made_keys = [key for keys in per_frame for key in keys]
-        assert len(made_keys) == pictures and all(key[1] == 1 for key in made_keys)
-        costs = [[textures.make_cost(app.tiles._made[k][0], 1) for k in keys] for keys in per_frame]
+        assert len(made_keys) == pictures
+        kept = app.tiles._made
+        costs = [[textures.make_cost(kept[k][0], k[1]) for k in keys] for keys in per_frame]
         assert len(per_frame) == waited + 1 > 1
         for spent, left in zip(costs, [*costs[1:], []], strict=True):  # each made what fitted
             assert sum(spent) <= ui.MAKE_BUDGET or len(spent) == 1
             assert not left or sum(spent) + left[0] > ui.MAKE_BUDGET
-        assert max(map(len, per_frame)) <= 3  # full-size ones: 2 or 3 a frame, by shape
+        # 150 px rows take 164 px textures (not the whole 224 px tiles): 3 or 4 a frame
+        visible = ui.visible_results(app)
+        heights = {textures.texture_height(new[r], app.layout.results[r]) for r in visible}
+        assert {k[1] for k in made_keys} == heights == {164}
+        assert max(map(len, per_frame)) <= 4
         # the old textures were freed once nothing drew them
         assert len(app.tiles) == pictures
         # the registry holds the kept textures and the query's, nothing else
         registry = dpg.get_item_children(app.registry, 1)
         static = {t for t in registry if dpg.get_item_info(t)["type"].endswith("StaticTexture")}
-        assert static == {tex for _, tex in app.tiles._made.values()}
+        assert static == app.tiles.textures()
         assert not static & drawn
         for slot, rank in enumerate(ui.visible_results(app)):
-            assert app.ids.tile_shows[slot][0] == app.tiles.find(new[rank])
+            assert app.ids.tile_shows[slot][0] == texture_of(app, new[rank], rank)
     finally:
         monkeypatch.undo()
         app.tiles.keep = keep
@@ -299,9 +311,10 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
     assert textures.KEEP_TILES >= 20  # a page of results and its neighbours stay made
 
 
-def test_small_rows_take_half_size_textures_and_fill_faster(app, monkeypatch, tmp_path):
-    """Rows no taller than half a thumbnail show textures made at half size: a quarter of
-    the texels, three times as many made a frame, and the picture still right."""
+def test_small_rows_take_small_textures_and_fill_faster(app, monkeypatch, tmp_path):
+    """The smallest rows (90 px) show textures made 91 px tall: a sixth of a whole tile's
+    texels, so many more are made a frame, and the picture still right. Rows made taller
+    show the small ones (drawn larger) until theirs are made."""
     from dataclasses import replace
 
     from rtsearch.viewer import layout, textures, ui
@@ -330,32 +343,33 @@ def test_small_rows_take_half_size_textures_and_fill_faster(app, monkeypatch, tm
         assert len(shown) >= 12
         for slot, rank in enumerate(shown):
             thumb, rect = new[rank], app.layout.results[rank]
-            assert textures.scale_for(thumb, rect) == 2
-            tex = app.tiles.find(thumb, 2)
+            assert textures.texture_height(thumb, rect) == 91
+            tex = app.tiles.find(thumb, 91)
             assert app.ids.tile_shows[slot][0] == tex
             conf = dpg.get_item_configuration(tex)
-            assert (conf["width"], conf["height"]) == (-(-thumb.width // 2), -(-thumb.height // 2))
-        assert max(made_per_frame) >= 5  # full-size ones: 2 or 3
-        assert frames <= -(-len(shown) // 5) + 1
+            assert conf["height"] == 91
+            assert conf["width"] == round(thumb.width * 91 / thumb.height)
+        assert max(made_per_frame) >= 6  # 232 px rows: 2 or 3
+        assert frames <= -(-len(shown) // 6) + 1
         out = tmp_path / "small.png"
         app._screenshot(out)
         shot = np.asarray(Image.open(out).convert("RGB"))
         origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
         for rank in (shown[0], shown[len(shown) // 2]):  # (the last row may be cut off)
             assert looks_like(crop(shot, app.layout.results[rank], origin), new[rank]) < 20
-        # taller rows again: every tile shows its picture at once, the half-size one
-        # standing in (drawn larger) until its full-size texture is made
+        # taller rows again: every tile shows its picture at once, the small texture
+        # standing in (drawn larger) until its own is made
         app.opts.thumb_h = 150
         app.dirty = True
         app.frame()
         assert app.tiles_waiting
         for slot, rank in enumerate(ui.visible_results(app)):
-            tex, rect = app.ids.tile_shows[slot]
-            assert rect == tuple(app.layout.results[rank])
-            assert tex in (app.tiles.find(new[rank], 1), app.tiles.find(new[rank], 2))
+            tex, rect, file = app.ids.tile_shows[slot]
+            assert rect == tuple(app.layout.results[rank]) and file == pub.results[rank].file
+            assert tex in (app.tiles.find(new[rank], 164), app.tiles.find(new[rank], 91))
         pump(app, lambda: not app.tiles_waiting)
         for slot, rank in enumerate(ui.visible_results(app)):
-            assert app.ids.tile_shows[slot][0] == app.tiles.find(new[rank], 1)
+            assert app.ids.tile_shows[slot][0] == app.tiles.find(new[rank], 164)
     finally:
         monkeypatch.undo()
         app.opts.thumb_h = thumb_h
@@ -364,6 +378,116 @@ def test_small_rows_take_half_size_textures_and_fill_faster(app, monkeypatch, tm
         app.dirty = True
     # the next tests start from a settled window: 8 results at the usual height, all drawn
     pump(app, lambda: len(app.published.results) == 8 and app._settled())
+
+
+def sharpness(region: np.ndarray, reference: np.ndarray) -> float:
+    """Fine detail left in a screen region, as a share of the reference's (the picture
+    shrunk to the region's size by area averaging): the spread of their Laplacians."""
+    import cv2
+
+    def detail(a: np.ndarray) -> float:
+        grey = cv2.cvtColor(a.astype(np.float32), cv2.COLOR_RGB2GRAY)
+        return float(cv2.Laplacian(grey, cv2.CV_32F).std())
+
+    return detail(region) / detail(reference)
+
+
+def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypatch, tmp_path):
+    """400 px rows: the worker decodes results into 560x420 tiles and each is made a texture
+    of 420 px (the first step at least as tall as the row), so a detailed photo keeps its
+    detail on screen; the usual 224 px tile drawn enlarged, as before, loses most of it."""
+    from dataclasses import replace
+
+    import cv2
+    from fakes import SAMPLE_PHOTOS, sample_photos
+
+    from rtsearch.session import Result
+    from rtsearch.thumbs import to_tile
+    from rtsearch.viewer import ui, worker
+
+    photos = dict(zip(SAMPLE_PHOTOS, sample_photos(), strict=False))
+    files = []
+    for name in ("grass", "gravel", "brick"):  # 512x512, fine texture all over
+        files.append(tmp_path / f"{name}.png")
+        photos[name].save(files[-1])
+    originals = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    results = tuple(Result(i, f.name, f, 0.0) for i, f in enumerate(files))
+    app.perform("random")
+    fresh(app, "random")
+    app.worker.send("pause", True)
+    thumb_h, header_h = app.opts.thumb_h, app.opts.header_h
+    try:
+        for _ in range(3):
+            app.frame()
+        before = {shows[2] for shows in app.ids.tile_shows if shows}
+        app.opts.header_h = 100
+        # the worker hears of the rows' height and publishes the results again from tall
+        # tiles; meanwhile, and until their textures are made (one a frame at this height),
+        # a tile that showed its picture keeps showing it (drawn larger), none goes blank,
+        # even while the slider still moves (the rows change every frame: 260, 256, ...)
+        end = time.perf_counter() + 20
+        frames, waited = 0, 0
+        while app.published.thumbs[0].tile.shape != (420, 560, 3) or app.tiles_waiting:
+            frames += 1
+            app.opts.thumb_h = 260 if frames % 2 or frames > 100 else 256
+            app.dirty = True
+            app.frame()
+            waited += app.tiles_waiting
+            for slot, rank in enumerate(ui.visible_results(app)):
+                if app.published.results[rank].file in before:
+                    assert app.ids.tile_shows[slot] is not None
+            assert time.perf_counter() < end
+        assert waited >= 2 and len(ui.visible_results(app)) >= 3
+        assert app.worker.cache.size == worker.TALL_TILE
+        app.opts.thumb_h = 400
+        app.dirty = True
+        base = app.published
+
+        def detail_shown(thumbs: tuple) -> list[float]:
+            shown = replace(base, seq=base.seq + 1, results=results, thumbs=thumbs)
+            monkeypatch.setattr(app.worker, "latest", lambda: shown)
+            pump(app, lambda: app.published is shown and not app.tiles_waiting)
+            row = app.layout.results[0]
+            dpg.set_y_scroll(app.ids.canvas, row[1] - 4)  # the whole first row in view
+            pump(app, lambda: not app.tiles_waiting and dpg.get_y_scroll(app.ids.canvas) > 0)
+            out = tmp_path / "tall.png"
+            app._screenshot(out)
+            shot = np.asarray(Image.open(out).convert("RGB"))
+            origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
+            figures = []
+            for rank in ui.visible_results(app):
+                rect = app.layout.results[rank]
+                if rect[1] != row[1]:
+                    continue
+                region = crop(shot, rect, origin)
+                x0, y0, x1, y1 = (round(v) for v in rect)
+                ref = cv2.resize(originals[rank], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+                ref = ref[2:-2, 2:-2].astype(np.float32)
+                assert region.shape == ref.shape
+                assert float(np.abs(region - ref).mean()) < 20  # the right picture
+                figures.append(sharpness(region, ref))
+            return figures
+
+        tall = tuple(app.worker.cache.get(f) for f in files)
+        sharp = detail_shown(tall)
+        assert len(sharp) >= 2
+        for slot, rank in enumerate(ui.visible_results(app)):
+            tex = app.ids.tile_shows[slot][0]
+            assert dpg.get_item_configuration(tex)["height"] == 420
+            assert app.layout.results[rank][3] - app.layout.results[rank][1] == 400
+        usual = tuple(to_tile(o, worker.THUMB_TILE) for o in originals)
+        blurred = detail_shown(usual)
+        print(f"detail kept: tall tiles {sharp}, usual tiles enlarged {blurred}")
+        assert min(sharp) > 0.7  # 0.76 and 0.81 here; the reference itself: 1
+        assert max(blurred) < 0.6  # 0.38 and 0.48 here
+    finally:
+        monkeypatch.undo()
+        app.opts.thumb_h, app.opts.header_h = thumb_h, header_h
+        dpg.set_y_scroll(app.ids.canvas, 0)
+        app.worker.send("pause", False)
+        app.dirty = True
+    pump(app, lambda: app.worker.cache.size == worker.THUMB_TILE and app._settled())
+    pump(app, lambda: app.published.thumbs[0].tile.shape == (224, 296, 3))
 
 
 def test_the_primary_window_draws_no_background(app):

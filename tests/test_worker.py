@@ -13,6 +13,7 @@ import pytest
 from fakes import make_gallery, make_image
 
 from rtsearch.sources import Frame, RandomSource
+from rtsearch.viewer import layout
 from rtsearch.viewer import worker as worker_mod
 from rtsearch.viewer.worker import UNCHANGED, Published, Worker
 
@@ -175,6 +176,43 @@ def test_changing_k_or_the_index_searches_the_paused_picture_again(running, inde
     searched(running, 1, other)
     time.sleep(0.2)
     assert other.runs == 1 and source.reads == reads
+
+
+def test_taller_rows_take_the_results_on_show_from_tall_tiles_without_a_search(running):
+    """Rows taller than the usual tile allows get their pictures decoded at TALL_TILE: the
+    results on show are published again with such tiles (paused: the picture is not read
+    or searched again), and rows back at the usual height go back to the usual tiles."""
+    source = Pictures(picture(7))
+    running.send("source", source)
+    first = searched(running, 1)
+    assert running.cache.size == worker_mod.THUMB_TILE
+    assert {t.tile.shape for t in first.thumbs} == {(224, 296, 3)}
+    running.send("pause", True)
+    time.sleep(0.1)
+    reads, runs = source.reads, running.session.runs
+    running.send("rows", layout.THUMB_DEFAULT)  # the default: the usual tiles
+    running.send("rows", 400)
+    wait_for(lambda: published(running).seq > first.seq)
+    tall = published(running)
+    assert running.cache.size == worker_mod.TALL_TILE == (560, 420)
+    assert tall.results == first.results and tall.query is first.query
+    assert tall.captured == first.captured  # not a new latency to count
+    assert {t.tile.shape for t in tall.thumbs} == {(420, 560, 3)}
+    for small, big in zip(first.thumbs, tall.thumbs, strict=True):
+        assert big.height > 1.8 * small.height
+        assert abs(big.aspect - small.aspect) < 0.02
+    running.send("rows", 235)
+    wait_for(lambda: published(running).seq > tall.seq)
+    again = published(running)
+    assert {t.tile.shape for t in again.thumbs} == {(224, 296, 3)}
+    assert source.reads == reads and running.session.runs == runs
+    # a new search decodes at the size in force
+    running.send("rows", 300)
+    wait_for(lambda: published(running).seq > again.seq)
+    running.send("pause", False)
+    source.image = picture(8)
+    searched(running, runs + 1)
+    assert {t.tile.shape for t in published(running).thumbs} == {(420, 560, 3)}
 
 
 def test_k_on_a_random_query_keeps_its_row_excluded_without_reading_the_file(running):

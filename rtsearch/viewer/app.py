@@ -73,7 +73,8 @@ class ViewerApp:
         self.opts = opts
         self.session = session
         self.k = layout.clamp(opts.k, layout.RESULTS_RANGE)
-        self.worker = Worker(session, self.k)
+        self.worker = Worker(session, self.k, row_h=opts.thumb_h)
+        self.rows_said = opts.thumb_h  # the row height the worker last heard of
         self.published: Published | None = None
         self.layout: layout.Layout | None = None
         self.dirty = True  # layout must be recomputed
@@ -409,7 +410,13 @@ class ViewerApp:
         self._frame_start = time.perf_counter()
 
     def _take(self, pub: Published) -> None:
-        changed = self.published is None or pub.results != self.published.results
+        last = self.published
+        changed = (
+            last is None
+            or pub.results != last.results
+            # the same results from tiles of another size (rows resized past TALL_ABOVE)
+            or any(a is not b for a, b in zip(pub.thumbs, last.thumbs, strict=False))
+        )
         if pub.query is not None and (
             self.published is None or pub.query is not self.published.query
         ):
@@ -440,6 +447,9 @@ class ViewerApp:
 
     def _relayout(self) -> None:
         self.dirty = False
+        if self.opts.thumb_h != self.rows_said:  # the worker picks the tiles' size by it
+            self.rows_said = self.opts.thumb_h
+            self.worker.send("rows", self.rows_said)
         pub = self.published
         q = pub.query if pub else None
         aspects = [t.aspect for t in pub.thumbs] if pub else []
@@ -662,6 +672,8 @@ def run_viewer(
     quit_after_frames: int | None = None,
     frame_stats: Path | None = None,
     k: int = layout.RESULTS_DEFAULT,
+    thumb_h: int = layout.THUMB_DEFAULT,
+    header_h: int = layout.HEADER_DEFAULT,
     width: int = 1280,
     height: int = 860,
     hidpi_scale: float | None = None,
@@ -678,7 +690,8 @@ def run_viewer(
     if screenshot is not None and quit_after_frames is None:
         quit_after_frames = SCREENSHOT_FRAMES
     opts = ViewerOptions(
-        source=source, k=k, width=width, height=height, screenshot=screenshot,
+        source=source, k=k, header_h=header_h, thumb_h=thumb_h, width=width, height=height,
+        screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
         watch=watch,
     )  # fmt: skip

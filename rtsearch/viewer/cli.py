@@ -30,6 +30,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads", type=non_negative_int, default=1, help="inference threads (GUI shares cores)"
     )
+    lo, hi = layout.THUMB_RANGE
+    p.add_argument(
+        "--thumb-height",
+        type=in_range(layout.THUMB_RANGE),
+        default=layout.THUMB_DEFAULT,
+        help=f"result row height in pixels ({lo}-{hi}; the thumb height slider)",
+    )
+    lo, hi = layout.HEADER_RANGE
+    p.add_argument(
+        "--header-height",
+        type=in_range(layout.HEADER_RANGE),
+        default=layout.HEADER_DEFAULT,
+        help=f"query image height in pixels ({lo}-{hi}; the header height slider)",
+    )
     p.add_argument("--width", type=positive_int, default=1280, help="window width")
     p.add_argument("--height", type=positive_int, default=860, help="window height")
     p.add_argument(
@@ -89,12 +103,21 @@ def scale(text: str) -> float:
     return value
 
 
-def result_count(text: str) -> int:
-    value = int(text)
-    lo, hi = layout.RESULTS_RANGE
-    if not lo <= value <= hi:
-        raise argparse.ArgumentTypeError(f"must be {lo}-{hi}, got {value}")
-    return value
+def in_range(bounds: tuple[int, int]):
+    """An argparse type: a whole number from bounds[0] to bounds[1]."""
+    lo, hi = bounds
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {lo}-{hi}, got {value}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in its message for a non-number
+    return parse
+
+
+result_count = in_range(layout.RESULTS_RANGE)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         quit_after_frames=args.quit_after_frames,
         frame_stats=args.frame_stats,
         k=args.k,
+        thumb_h=args.thumb_height,
+        header_h=args.header_height,
         width=args.width,
         height=args.height,
         hidpi_scale=args.hidpi_scale,

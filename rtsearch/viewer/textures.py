@@ -1,14 +1,16 @@
 """Textures: a raw texture each for the query and the screen preview, and a static texture
-per result picture.
+per result picture at the size its row shows it.
 
 Dear PyGui uploads every raw (and dynamic) texture on every frame, shown or not; under Xvfb
 and llvmpipe that costs 13-14 ns a texel, ~0.9 ms a frame for one 296x224 tile. The query
 changes with every query, about every other frame, so a raw texture suits it (RGB: a quarter
 fewer bytes than RGBA). Result pictures mostly come back: a live source's neighbours change a
 few at a time and return as the camera moves, so each is made once as a static texture
-(uploaded once; ~1.5 ms to make, most of it Dear PyGui copying the floats) and kept while
-it is among the KEEP_TILES most recently shown. Rows no taller than half a thumbnail take
-it at half size (~0.5 ms to make), so a grid of small tiles fills in a third of the frames.
+(uploaded once) and kept while it is among the recently shown. It is made at one of HEIGHTS,
+the first at least as tall as its row: the renderer then only shrinks it a little, and small
+rows take small, cheap textures, so a grid of small tiles fills in a few frames. Making one
+took 1.0 ms at 91 px, 2.9 ms at 224 and 8.6 ms at 420 (560x420) in a Dear PyGui process
+under Xvfb here, most of it Dear PyGui copying the floats (medians of 15).
 """
 
 from __future__ import annotations
@@ -20,24 +22,38 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 
 from rtsearch.thumbs import Thumb
+from rtsearch.viewer import layout
 
-KEEP_TILES = 48  # pictures kept as textures: each holds ~1.3 MB (Dear PyGui keeps its floats)
+KEEP_TILES = 48  # pictures kept as textures (a page of results and its neighbours) ...
+KEEP_BYTES = 64 * 2**20  # ... within this (Dear PyGui keeps a texture's floats: 16 B a texel)
 # Making a texture costs about a fixed part plus a part per texel: ~0.45 ms for a 148x112
 # one, ~1.45 ms for 296x224 (under Xvfb and llvmpipe). The fixed part, in texels' worth:
 MAKE_FIXED_TEXELS = 6_600
+# Texture heights, from the tallest row down in steps of 1/8. The renderer samples without
+# mipmaps: shrinking a picture by more than that skips texels (edges shimmer), and enlarging
+# it blurs; shrunk on the CPU by area averaging, a picture stays sharp at any row height.
+# Steps, rather than the row's own height, let a row resized a little keep its textures.
+STEP = 1.125
+HEIGHTS = tuple(
+    sorted({round(layout.THUMB_RANGE[1] / STEP**i) for i in range(40)} - set(range(32)))
+)
 
 
-def scale_for(thumb: Thumb, rect: tuple) -> int:
-    """1: a texture of the whole thumbnail; 2: of it at half size, where the tile shows it
-    no bigger than that (small thumbnail rows): a quarter of the texels to make and upload,
-    and a picture shrunk by area averaging, sharper than the renderer's minifying."""
-    w, h = rect[2] - rect[0], rect[3] - rect[1]
-    return 2 if w <= -(-thumb.width // 2) and h <= -(-thumb.height // 2) else 1
+def texture_height(thumb: Thumb, rect: tuple) -> int:
+    """The height to make ``thumb``'s texture at for a tile drawn at ``rect``: the first of
+    HEIGHTS at least as tall as the tile, never taller than the thumbnail's picture."""
+    shown = rect[3] - rect[1]
+    step = next((h for h in HEIGHTS if h >= shown - 0.5), HEIGHTS[-1])
+    return min(step, thumb.height)
 
 
-def make_cost(thumb: Thumb, scale: int) -> int:
-    """What making ``thumb``'s texture at ``scale`` costs, in texels' worth."""
-    return -(-thumb.width // scale) * -(-thumb.height // scale) + MAKE_FIXED_TEXELS
+def texture_width(thumb: Thumb, height: int) -> int:
+    return max(1, round(thumb.width * height / thumb.height))
+
+
+def make_cost(thumb: Thumb, height: int) -> int:
+    """What making ``thumb``'s texture at ``height`` costs, in texels' worth."""
+    return texture_width(thumb, height) * height + MAKE_FIXED_TEXELS
 
 
 class RawImage:
@@ -60,53 +76,71 @@ class RawImage:
 
 
 class TileTextures:
-    """Static textures of result pictures, one per thumbnail, made when it first shows and
-    kept while it is among the ``keep`` most recently shown. A static texture is uploaded
-    once, so a frame pays only for the pictures that came new into view; a raw one is
-    uploaded on every frame whether it changed or not."""
+    """Static textures of result pictures, one per thumbnail and height, made when it first
+    shows and kept while it is among the ``keep`` most recently shown and their floats fit in
+    ``keep_bytes``. A static texture is uploaded once, so a frame pays only for the pictures
+    that came new into view; a raw one is uploaded on every frame whether it changed or not."""
 
-    def __init__(self, registry: int | str, keep: int = KEEP_TILES) -> None:
+    def __init__(
+        self, registry: int | str, keep: int = KEEP_TILES, keep_bytes: int = KEEP_BYTES
+    ) -> None:
         self.registry = registry
         self.keep = keep
-        # (id(thumb), scale) -> (thumb, texture); the thumb is held so its id stays its own
-        self._made: OrderedDict[tuple[int, int], tuple[Thumb, int | str]] = OrderedDict()
+        self.keep_bytes = keep_bytes
+        # (id(thumb), height) -> (thumb, texture, bytes); the thumb is held so its id stays
+        # its own
+        self._made: OrderedDict[tuple[int, int], tuple[Thumb, int | str, int]] = OrderedDict()
+        self.nbytes = 0  # what the kept textures hold
         self.made = 0  # textures made so far
 
-    def find(self, thumb: Thumb, scale: int = 1) -> int | str | None:
-        """The texture made for ``thumb`` at ``scale``, if it is still kept."""
-        entry = self._made.get((id(thumb), scale))
+    def find(self, thumb: Thumb, height: int) -> int | str | None:
+        """The texture made for ``thumb`` at ``height``, if it is still kept."""
+        entry = self._made.get((id(thumb), height))
         if entry is None:
             return None
-        self._made.move_to_end((id(thumb), scale))
+        self._made.move_to_end((id(thumb), height))
         return entry[1]
 
-    def make(self, thumb: Thumb, scale: int = 1) -> int | str:
-        """A texture of exactly ``thumb``'s picture (uv 0..1), at full size or shrunk by
-        ``scale``, kept as the latest shown."""
-        made = self.find(thumb, scale)
+    def find_any(self, thumb: Thumb) -> int | str | None:
+        """The tallest texture kept for ``thumb`` at any height (one to stand in while the
+        right one waits)."""
+        heights = [h for (key, h) in self._made if key == id(thumb)]
+        return self.find(thumb, max(heights)) if heights else None
+
+    def make(self, thumb: Thumb, height: int) -> int | str:
+        """A texture of exactly ``thumb``'s picture (uv 0..1) at ``height`` pixels (shrunk
+        by area averaging where that is less than the picture's), kept as the latest shown."""
+        made = self.find(thumb, height)
         if made is not None:  # never two: the first would be drawn but never freed
             return made
-        w, h = thumb.width, thumb.height
-        picture = thumb.tile[:h, :w]
-        if scale > 1:
-            w, h = -(-w // scale), -(-h // scale)
-            picture = cv2.resize(picture, (w, h), interpolation=cv2.INTER_AREA)
+        picture = thumb.tile[: thumb.height, : thumb.width]
+        w = texture_width(thumb, height)
+        if height != thumb.height:
+            picture = cv2.resize(picture, (w, height), interpolation=cv2.INTER_AREA)
         # opaque RGBA floats, as static textures take; OpenCV's conversion is ~10x numpy's
         rgba = cv2.cvtColor(picture, cv2.COLOR_RGB2RGBA)
         rgba = np.multiply(rgba, np.float32(1 / 255), dtype=np.float32)
-        tag = dpg.add_static_texture(w, h, rgba.ravel(), parent=self.registry)
-        self._made[(id(thumb), scale)] = (thumb, tag)
+        tag = dpg.add_static_texture(w, height, rgba.ravel(), parent=self.registry)
+        self._made[(id(thumb), height)] = (thumb, tag, rgba.nbytes)
+        self.nbytes += rgba.nbytes
         self.made += 1
         return tag
 
     def trim(self, in_use: set[int | str]) -> None:
-        """Free the least recently shown textures beyond ``keep``, except those in use (a
-        draw item points at them)."""
+        """Free the least recently shown textures beyond ``keep`` or ``keep_bytes``, except
+        those in use (a draw item points at them)."""
         for key in list(self._made):
-            if len(self._made) <= self.keep:
+            if len(self._made) <= self.keep and self.nbytes <= self.keep_bytes:
                 break
-            if self._made[key][1] not in in_use:
-                dpg.delete_item(self._made.pop(key)[1])
+            _, tag, nbytes = self._made[key]
+            if tag not in in_use:
+                del self._made[key]
+                self.nbytes -= nbytes
+                dpg.delete_item(tag)
+
+    def textures(self) -> set[int | str]:
+        """Every kept texture."""
+        return {entry[1] for entry in self._made.values()}
 
     def __len__(self) -> int:
         return len(self._made)

@@ -19,7 +19,7 @@ from rtsearch.errors import RtsearchError, count
 from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
 from rtsearch.viewer.tasks import Task
-from rtsearch.viewer.textures import MAKE_FIXED_TEXELS, make_cost, scale_for
+from rtsearch.viewer.textures import MAKE_FIXED_TEXELS, make_cost, texture_height
 from rtsearch.viewer.worker import THUMB_TILE
 
 if TYPE_CHECKING:
@@ -63,8 +63,9 @@ DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
 HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
 HINT_TOP = 4
-# result textures made in one frame, in texels' worth: two of full-size thumbnails (~3 ms
-# here) or six at half size; the rest wait for the next frame (see bind_tiles)
+# result textures made in one frame, in texels' worth: two for 232 px rows (~3 ms here), six
+# for 91 px ones, one (whatever it costs) for rows of 300 px and more; the rest wait for the
+# next frame (see bind_tiles)
 MAKE_BUDGET = 2 * (THUMB_TILE[0] * THUMB_TILE[1] + MAKE_FIXED_TEXELS)
 MIN_CANVAS_H = 120  # a window too short for this scrolls, so the status goes below
 DOUBLE_CLICK_S = 0.30  # Dear ImGui's double-click time and distance
@@ -119,7 +120,7 @@ class Ids:
     fields: tuple = ()  # the dims input and the sliders (Ctrl+click types into one)
     pause_button: int | str = 0
     no_picture: int | str = 0  # says why, where the query image would be
-    # per tile slot: the texture and rectangle it shows, None when hidden
+    # per tile slot: the texture, rectangle and file it shows, None when hidden
     tile_shows: list = field(default_factory=list)
 
     def dialogs(self) -> tuple:
@@ -664,12 +665,12 @@ def scrolled(app: ViewerApp) -> bool:
 
 
 def bind_tiles(app: ViewerApp) -> None:
-    """Point a draw item at each visible result's texture and hide the other items. The
-    textures made in one frame stay within MAKE_BUDGET (a full-size one costs the frame
-    ~1.5 ms here; small rows take half-size ones, a third of that); a tile whose texture
-    waits for a later frame keeps the picture it showed if it is in the same place (a live
-    source's new results), and is hidden otherwise, so those that would be hidden are made
-    first."""
+    """Point a draw item at each visible result's texture, made at its row's height (see
+    textures.HEIGHTS), and hide the other items. The textures made in one frame stay within
+    MAKE_BUDGET; a tile whose texture waits for a later frame keeps the picture it showed if
+    it is in the same place (a live source's new results), or shows the same picture at
+    another height meanwhile (rows resized), and is hidden otherwise, so those that would be
+    hidden are made first."""
     ids, lay, pub = app.ids, app.layout, app.published
     app.tiles_scroll = dpg.get_y_scroll(ids.canvas)
     shown = visible_results(app)
@@ -682,35 +683,38 @@ def bind_tiles(app: ViewerApp) -> None:
         ids.tile_shows.append(None)
     rects = [tuple(lay.results[rank]) for rank in shown] if lay else []
     thumbs = [pub.thumbs[rank] for rank in shown] if pub else []
-    scales = [scale_for(thumb, rect) for thumb, rect in zip(thumbs, rects, strict=True)]
-    missing = [s for s, thumb in enumerate(thumbs) if app.tiles.find(thumb, scales[s]) is None]
-    # those that would show nothing first: no picture in place, no other size to stand in
+    files = [pub.results[rank].file for rank in shown] if pub else []
+    # what each file's tile showed before this call, to stand in for a texture that waits
+    before = {shows[2]: shows[0] for shows in ids.tile_shows if shows}
+    heights = [texture_height(thumb, rect) for thumb, rect in zip(thumbs, rects, strict=True)]
+    missing = [s for s, thumb in enumerate(thumbs) if app.tiles.find(thumb, heights[s]) is None]
+    # those that would show nothing first: no picture in place, none to stand in
     missing.sort(
         key=lambda s: (
-            _keeps_place(ids, s, rects[s]) or _stand_in(app, thumbs[s], scales[s]) is not None
+            _keeps_place(ids, s, rects[s])
+            or _stand_in(app, thumbs[s], before.get(files[s])) is not None
         )
     )
     budget = MAKE_BUDGET
     for slot in missing:
-        thumb, scale = thumbs[slot], scales[slot]
-        cost = make_cost(thumb, scale)
+        thumb, height = thumbs[slot], heights[slot]
+        cost = make_cost(thumb, height)
         if cost > budget and budget < MAKE_BUDGET:  # the first is made whatever it costs
             break
         # one texture per picture: grey tiles share one picture
-        if app.tiles.find(thumb, scale) is None:
-            app.tiles.make(thumb, scale)
+        if app.tiles.find(thumb, height) is None:
+            app.tiles.make(thumb, height)
             budget -= cost
     app.tiles_waiting = False
     for slot, (thumb, rect) in enumerate(zip(thumbs, rects, strict=True)):
-        tex = app.tiles.find(thumb, scales[slot])
+        tex = app.tiles.find(thumb, heights[slot])
         app.tiles_waiting |= tex is None
         if tex is None and not _keeps_place(ids, slot, rect):
-            # the picture at the other size meanwhile (rows resized across the line)
-            tex = _stand_in(app, thumb, scales[slot])
+            tex = _stand_in(app, thumb, before.get(files[slot]))
         if tex is not None:
             dpg.configure_item(ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:])
             dpg.show_item(ids.tiles[slot])
-            ids.tile_shows[slot] = (tex, rect)
+            ids.tile_shows[slot] = (tex, rect, files[slot])
         elif not _keeps_place(ids, slot, rect):
             _hide_tile(ids, slot)
     for slot in range(len(shown), len(ids.tiles)):
@@ -718,9 +722,12 @@ def bind_tiles(app: ViewerApp) -> None:
     app.tiles.trim({shows[0] for shows in ids.tile_shows if shows})
 
 
-def _stand_in(app: ViewerApp, thumb, scale: int) -> int | str | None:
-    """The texture of ``thumb`` at the other size, if one is kept."""
-    return app.tiles.find(thumb, 2 if scale == 1 else 1)
+def _stand_in(app: ViewerApp, thumb, shown: int | str | None) -> int | str | None:
+    """What shows ``thumb``'s picture at another size until its texture is made: one made
+    for it at another height, else ``shown``, the texture a tile showed its file with (from
+    a tile of the other size: rows resized past worker.TALL_ABOVE)."""
+    tex = app.tiles.find_any(thumb)
+    return shown if tex is None else tex
 
 
 def _keeps_place(ids: Ids, slot: int, rect: tuple) -> bool:

@@ -36,6 +36,13 @@ from rtsearch.thumbs import Thumb, ThumbCache, placeholder, to_tile
 # uploaded a quarter of black every frame for a 4:3 query.
 QUERY_TILE = (512, 384)
 THUMB_TILE = (296, 224)
+# Result rows taller than the usual tile allows (the thumb height slider goes to 420) take
+# their pictures from tiles of this size instead, so a 420 px row is not a 224 px picture
+# enlarged 1.9x. They hold 705 KB each against 199 KB, so they are decoded only for such rows
+# and the cache keeps fewer (enough for the most results a query shows, and some).
+TALL_TILE = (560, 420)
+TALL_ABOVE = THUMB_TILE[1] * 1.05  # rows taller than this take TALL_TILE (232, the default, not)
+CACHED = {THUMB_TILE: 300, TALL_TILE: 120}
 # A live source that gives no new picture for this long shows 0 queries/s, not its last rate.
 IDLE_S = 1.0
 UNCHANGED = "the picture has not changed: these results are current"
@@ -63,6 +70,11 @@ def lower_priority(step: int = NICER) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
 
 
+def tile_for_rows(row_h: float) -> tuple[int, int]:
+    """The tile result pictures are decoded at for result rows ``row_h`` pixels tall."""
+    return TALL_TILE if row_h > TALL_ABOVE else THUMB_TILE
+
+
 def signature(image: RGBImage) -> np.ndarray:
     """The picture shrunk to SIGNATURE by area averaging, as int16 (about 0.3-0.7 ms)."""
     return cv2.resize(image, SIGNATURE, interpolation=cv2.INTER_AREA).astype(np.int16)
@@ -85,7 +97,13 @@ class Published:
 
 
 class Worker:
-    def __init__(self, session: SearchSession | None, k: int = 20, max_qps: float = 30.0) -> None:
+    def __init__(
+        self,
+        session: SearchSession | None,
+        k: int = 20,
+        max_qps: float = 30.0,
+        row_h: float = THUMB_TILE[1],
+    ) -> None:
         self.session = session
         self.min_interval = 1.0 / max_qps  # a live source gets no more queries than this
         self.k = k
@@ -93,7 +111,8 @@ class Worker:
         self.paused = False
         self.commands: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stop = threading.Event()
-        self.cache = ThumbCache(THUMB_TILE)
+        box = tile_for_rows(row_h)
+        self.cache = ThumbCache(box, CACHED[box])
         self._decoders = ThreadPoolExecutor(
             max(1, os.cpu_count() or 1), "rtsearch-thumbs", initializer=lower_priority
         )
@@ -108,6 +127,7 @@ class Worker:
         self._unchanged = False  # this poll's picture was the last one searched
         self._repeated = False  # the source has only repeated that picture since
         self._idle_said = False  # _note_idle has published since the last search
+        self._rethumb = False  # the tile size changed: the shown results want new tiles
         self._thread = threading.Thread(target=self._run, name="rtsearch-worker", daemon=True)
 
     # ------------------------------------------------------------ UI side
@@ -134,6 +154,9 @@ class Worker:
         try:
             while not self.stop.is_set():
                 self._drain()
+                if self._rethumb:
+                    self._rethumb = False
+                    self._publish_thumbs()
                 started = time.perf_counter()
                 try:
                     frame = self._next_frame()
@@ -173,6 +196,11 @@ class Worker:
         elif command == "k":
             self.k = int(value)
             self._again = True
+        elif command == "rows":  # the result rows' height, in pixels
+            box = tile_for_rows(value)
+            if box != self.cache.size:
+                self.cache = ThumbCache(box, CACHED[box])
+                self._rethumb = True
         elif command == "pause":
             self.paused = bool(value)
             if hasattr(self.source, "set_paused"):
@@ -281,12 +309,22 @@ class Worker:
             if isinstance(tile, Exception):
                 # the decoder's errors name the file already
                 bad.append(str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}")
-                tile = placeholder(THUMB_TILE)
+                tile = placeholder(self.cache.size)
             thumbs.append(tile)
         if not bad:
             return tuple(thumbs), ""
         more = f" (and {len(bad) - 1} more grey tiles)" if len(bad) > 1 else ""
         return tuple(thumbs), f"cannot show {bad[0]}{more}"
+
+    def _publish_thumbs(self) -> None:
+        """The results on show again, from tiles of the cache's new size: no new search."""
+        pub = self.latest()
+        if pub is None or not pub.results:
+            return
+        thumbs, bad = self._thumbs(list(pub.results))
+        self._seq += 1  # only this thread publishes: the slot still holds pub
+        with self._lock:
+            self._slot = replace(pub, seq=self._seq, thumbs=thumbs, message=bad or pub.message)
 
     def _store(self, frame, results, thumbs, infer_ms: float, message: str) -> None:
         query = to_tile(frame.image, QUERY_TILE)
