@@ -43,6 +43,7 @@ def test_headless_screenshot_with_the_default_model(display, default_model, tmp_
     video = write_video(tmp_path / "clip.avi", [2, 5], frames_each=10)
     shot, stats = tmp_path / "shot.png", tmp_path / "frames.json"
     done = view("--index", str(index), "--source", f"video:{video}", "-k", "6",
+                "--thumb-height", "300", "--header-height", "150",
                 "--screenshot", str(shot), "--quit-after-frames", "40",
                 "--frame-stats", str(stats))  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -51,9 +52,11 @@ def test_headless_screenshot_with_the_default_model(display, default_model, tmp_
     figures = json.loads(stats.read_text())
     assert figures["frames"] >= 40 and figures["queries"] >= 1
     assert figures["p50_ms"] > 0 and figures["p99_ms"] >= figures["p50_ms"]
-    # the memory the viewer's thumbnails hold: bytes, 296x224x3 a picture (float32 was 4x)
+    # the memory the viewer's thumbnails hold: bytes (float32 was 4x), 560x420x3 a picture
+    # for rows of 300 px (296x224x3 for rows up to 235)
+    assert figures["thumb_tile"] == [560, 420]
     assert 6 <= figures["thumbs_cached"] <= 12
-    tile_mb = 296 * 224 * 3 / 2**20
+    tile_mb = 560 * 420 * 3 / 2**20
     assert figures["thumbs_mb"] == pytest.approx(figures["thumbs_cached"] * tile_mb, abs=0.06)
     assert figures["peak_rss_mb"] > 50
 
@@ -158,6 +161,9 @@ def test_no_display_and_bad_arguments_are_one_line_errors():
         ["--source", "tv"],
         ["--source", "webcam:x"],
         ["-k", "500"],
+        ["--thumb-height", "500"],
+        ["--thumb-height", "x"],
+        ["--header-height", "50"],
         ["--width", "0"],  # each of these used to abort in GLFW, or run on regardless
         ["--height", "-5"],
         ["--hidpi-scale", "0"],
@@ -171,6 +177,8 @@ def test_no_display_and_bad_arguments_are_one_line_errors():
         assert done.returncode == 2 and "error" in done.stderr.strip().splitlines()[-1], bad
         assert "invalid literal" not in done.stderr  # Python's int() message, not ours
     assert "is a folder, not a video file" in done.stderr
+    done = subprocess.run([*cmd, "--thumb-height", "89"], capture_output=True, text=True, env=env)
+    assert "argument --thumb-height: must be 90-420, got 89" in done.stderr
 
 
 def test_an_output_that_cannot_be_written_is_one_line_before_the_window(tmp_path):
