@@ -1,14 +1,16 @@
-"""Result thumbnails: decode, shrink to fit a fixed tile, LRU-cached by file.
+"""Pictures for the viewer: the query's fixed tile, and result thumbnails LRU-cached by file.
 
-A tile is uint8 RGB (height, width, 3) with the picture in its top-left corner and the rest
-black; ``Thumb.width/height`` say how much of the tile the picture covers, so a viewer shows
-exactly that part (uv = width/tile width, height/tile height) and keeps the aspect. Bytes,
-as decoded: the 300 cached tiles hold 60 MB, where float32 tiles held 239 MB; the viewer
-turns a picture into floats (0..1) only when it makes a texture of it. Tiles are landscape
-(the viewer's are 4:3): most photos, screens and videos are, and a square tile left a 16:9
-picture 126 rows to fill a 232 px row. RGB, not RGBA: the viewer's query is a raw texture,
-re-uploaded every frame, and a fourth channel nobody sees would be a third more bytes a
-frame; it makes a result's texture from the picture's part.
+A result thumbnail is the picture itself, shrunk (or enlarged, if small) to fit a box: as
+tall as the box unless it is wider than the box's aspect. The viewer's boxes are 2:1, so a
+16:9 frame or a 3:2 photo fills its row's height from as many pixels as a 4:3 one (a 4:3
+box gave a 16:9 picture 166 of a 232 px row's pixels), and a portrait one is as tall. Each
+holds only its own pixels: 201 KB for a 4:3 picture 224 px tall, 267 KB for 16:9. The query
+is a tile: a fixed-size uint8 RGB array with the picture in its top-left corner and the rest
+black (``Thumb.width/height`` say how much of it the picture covers; uv = width/tile width,
+height/tile height), since it goes into a raw texture of fixed size. Bytes, as decoded; the
+viewer turns a picture into floats (0..1) only for a texture. RGB, not RGBA: the query's raw
+texture is re-uploaded every frame, and a fourth channel nobody sees would be a third more
+bytes a frame.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy.typing as npt
 from rtsearch.decode import RGBImage, fit_within, load_rgb, resize_to
 
 Tile = npt.NDArray[np.uint8]  # (height, width, 3) RGB
-Box = int | tuple[int, int]  # a tile's (width, height); an int is a square
+Box = int | tuple[int, int]  # a box's (width, height); an int is a square
 
 
 def box_size(box: Box) -> tuple[int, int]:
@@ -38,7 +40,7 @@ def box_size(box: Box) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Thumb:
     tile: Tile
-    width: int  # picture pixels used in the tile
+    width: int  # picture pixels used in the tile (all of a result thumbnail's)
     height: int
 
     @property
@@ -46,28 +48,42 @@ class Thumb:
         return self.width / self.height
 
 
-def to_tile(image: RGBImage, size: Box) -> Thumb:
-    """Fit ``image`` (RGB uint8) into an RGB uint8 tile of ``size``, top-left."""
+def fit(image: RGBImage, size: Box) -> RGBImage:
+    """``image`` (RGB uint8) scaled to fit ``size`` keeping its aspect; small pictures are
+    enlarged so that results look alike."""
     box_w, box_h = box_size(size)
     h, w = image.shape[:2]
     scale = min(box_h / h, box_w / w)
-    if scale > 1.0:  # small pictures are enlarged so tiles look alike
+    if scale > 1.0:
         shape = (min(box_h, max(1, round(h * scale))), min(box_w, max(1, round(w * scale))))
-        image = resize_to(image, shape)
-    else:
-        image = fit_within(image, box_h, box_w)
+        return resize_to(image, shape)
+    return fit_within(image, box_h, box_w)
+
+
+def to_tile(image: RGBImage, size: Box) -> Thumb:
+    """Fit ``image`` into an RGB uint8 tile of exactly ``size``, top-left."""
+    box_w, box_h = box_size(size)
+    image = fit(image, size)
     h, w = image.shape[:2]
     tile = np.zeros((box_h, box_w, 3), np.uint8)
     tile[:h, :w] = image
     return Thumb(tile, w, h)
 
 
+def to_thumb(image: RGBImage, size: Box) -> Thumb:
+    """``image`` fitted to ``size``, holding only its own pixels."""
+    picture = np.ascontiguousarray(fit(image, size))
+    if picture is image:  # already that size: a copy, not the caller's array
+        picture = picture.copy()
+    return Thumb(picture, picture.shape[1], picture.shape[0])
+
+
 @functools.lru_cache(maxsize=4)
-def placeholder(size: Box, grey: int = 89) -> Thumb:
-    """A grey tile for a result whose file cannot be read (the viewer says why); the same
-    object each time, so the viewer makes one texture for all of them."""
-    w, h = box_size(size)
-    return Thumb(np.full((h, w, 3), grey, np.uint8), w, h)
+def placeholder(height: int, grey: int = 89) -> Thumb:
+    """A 4:3 grey picture ``height`` tall for a result whose file cannot be read (the viewer
+    says why); the same object each time, so the viewer makes one texture for all of them."""
+    width = round(height * 4 / 3)
+    return Thumb(np.full((height, width, 3), grey, np.uint8), width, height)
 
 
 Stamp = tuple[int, int]  # a file's (mtime in ns, size): a different one is another picture
@@ -82,9 +98,10 @@ def _stamp(path: Path) -> Stamp | None:
 
 
 class ThumbCache:
-    """Tiles by file, least recently used dropped first; safe to share between threads. A
-    cached tile is used while its file keeps the size and modification time it was read
-    with (one stat: ~2 us), so a picture replaced on disk (``view --watch``) shows anew."""
+    """Thumbnails fitted to the box ``size`` by file, least recently used dropped first; safe
+    to share between threads. A cached one is used while its file keeps the size and
+    modification time it was read with (one stat: ~2 us), so a picture replaced on disk
+    (``view --watch``) shows anew."""
 
     def __init__(self, size: Box, capacity: int = 300) -> None:
         self.size = size
@@ -110,8 +127,11 @@ class ThumbCache:
 
     def _load(self, path: Path, stamp: Stamp | None) -> Thumb:
         """Decode ``path`` (``stamp``: its file as stat saw it just before) and keep it."""
-        w, h = box_size(self.size)
-        thumb = to_tile(load_rgb(path, min_size=(h, w)), self.size)
+        # decoded (JPEGs: reduced by up to 8) no smaller than the box's height both ways,
+        # enough for a picture of any aspect: fitted, it is at most that tall, and its width
+        # is its aspect times its height either way
+        h = box_size(self.size)[1]
+        thumb = to_thumb(load_rgb(path, min_size=(h, h)), self.size)
         with self._lock:
             self.misses += 1
             self._items[path] = (stamp, thumb)

@@ -11,7 +11,7 @@ import pytest
 from fakes import make_image
 
 from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
-from rtsearch.thumbs import ThumbCache, to_tile
+from rtsearch.thumbs import ThumbCache, to_thumb, to_tile
 
 
 def write_video(path: Path, seeds: list[int], frames_each: int, fps: float = 25.0) -> Path:
@@ -118,17 +118,28 @@ def test_tiles_keep_aspect_and_cache_drops_the_oldest(tmp_path):
     assert thumb.tile.dtype == np.uint8  # bytes, as decoded: a quarter of float32's memory
     assert thumb.tile.shape == (224, 224, 3) and thumb.tile[:75, :224].min() == 255
     assert thumb.tile[75:, :].max() == 0
-    # the viewer's landscape tiles: a 16:9 frame fills the width, a portrait one the height,
-    # a small picture is enlarged to fit, never past the tile
-    from rtsearch.viewer.worker import THUMB_TILE
-
-    assert THUMB_TILE == (296, 224)
+    # a landscape tile: a 16:9 frame fills the width, a portrait one the height, a small
+    # picture is enlarged to fit, never past the tile
     for shape, used in (((1080, 1920), (296, 166)), ((400, 300), (168, 224)),
                         ((30, 40), (296, 222)), ((10, 400), (296, 7))):  # fmt: skip
-        thumb = to_tile(np.full((*shape, 3), 200, np.uint8), THUMB_TILE)
+        thumb = to_tile(np.full((*shape, 3), 200, np.uint8), (296, 224))
         assert thumb.tile.shape == (224, 296, 3) and (thumb.width, thumb.height) == used
         assert (thumb.tile[: used[1], : used[0]] == 200).all()
         assert thumb.tile.sum(dtype=np.int64) == used[0] * used[1] * 3 * 200  # black around
+    # result thumbnails: fitted to the viewer's 2:1 box, so a 16:9, 4:3 or portrait picture
+    # is as tall as the box (only a panorama is not), holding only its own pixels
+    from rtsearch.viewer.worker import THUMB_BOX
+
+    assert THUMB_BOX == (448, 224)
+    for shape, used in (((1080, 1920), (398, 224)), ((480, 640), (299, 224)),
+                        ((400, 300), (168, 224)), ((30, 40), (299, 224)),
+                        ((10, 400), (448, 11))):  # fmt: skip
+        image = np.full((*shape, 3), 200, np.uint8)
+        thumb = to_thumb(image, THUMB_BOX)
+        assert thumb.tile.shape == (used[1], used[0], 3) and (thumb.width, thumb.height) == used
+        assert thumb.tile.dtype == np.uint8 and (thumb.tile == 200).all()
+    exact = np.full((224, 448, 3), 7, np.uint8)
+    assert to_thumb(exact, THUMB_BOX).tile is not exact  # a copy: the caller keeps its own
     cache = ThumbCache(64, capacity=2)
     paths = []
     for i in range(3):
@@ -148,11 +159,11 @@ def test_a_thumbnail_is_read_again_when_its_file_is_replaced(tmp_path):
     picture (and shape), not the cached old one, whichever way the cache is asked."""
     import os
 
-    from rtsearch.viewer.worker import THUMB_TILE
+    from rtsearch.viewer.worker import THUMB_BOX
 
     path = tmp_path / "a.jpg"
     make_image(1, (400, 300)).save(path, quality=90)
-    cache = ThumbCache(THUMB_TILE)
+    cache = ThumbCache(THUMB_BOX)
     old = cache.get(path)
     assert cache.get(path) is old and cache.get_many([path])[0] is old  # hits
     stat = os.stat(path)

@@ -392,26 +392,80 @@ def sharpness(region: np.ndarray, reference: np.ndarray) -> float:
     return detail(region) / detail(reference)
 
 
-def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypatch, tmp_path):
-    """400 px rows: the worker decodes results into 560x420 tiles and each is made a texture
-    of 420 px (the first step at least as tall as the row), so a detailed photo keeps its
-    detail on screen; the usual 224 px tile drawn enlarged, as before, loses most of it."""
-    from dataclasses import replace
-
-    import cv2
+def detailed_photos(folder: Path, size: tuple[int, int] | None = None) -> list[Path]:
+    """Three photos with fine texture all over (512x512, or cropped to ``size`` (w, h) and
+    resized to it), as PNG files."""
     from fakes import SAMPLE_PHOTOS, sample_photos
-
-    from rtsearch.session import Result
-    from rtsearch.thumbs import to_tile
-    from rtsearch.viewer import ui, worker
 
     photos = dict(zip(SAMPLE_PHOTOS, sample_photos(), strict=False))
     files = []
-    for name in ("grass", "gravel", "brick"):  # 512x512, fine texture all over
-        files.append(tmp_path / f"{name}.png")
-        photos[name].save(files[-1])
-    originals = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    for name in ("grass", "gravel", "brick"):
+        picture = photos[name]
+        if size is not None:  # the middle band of the wanted aspect, then that size
+            w, h = size
+            band = round(512 * h / w)
+            top = (512 - band) // 2
+            picture = picture.crop((0, top, 512, top + band)).resize(size, Image.LANCZOS)
+        files.append(folder / f"{name}.png")
+        picture.save(files[-1])
+    return files
+
+
+def detail_on_screen(app, monkeypatch, tmp_path, files: list[Path], thumbs: tuple) -> list[float]:
+    """Show ``thumbs`` as the results for ``files`` (the window's first row scrolled into
+    full view) and measure each first-row tile on a screenshot against its file shrunk to
+    the tile's size: ``sharpness`` per tile, after checking it shows the right picture."""
+    from dataclasses import replace
+
+    import cv2
+
+    from rtsearch.session import Result
+    from rtsearch.viewer import ui
+
+    base = app.published
     results = tuple(Result(i, f.name, f, 0.0) for i, f in enumerate(files))
+    shown = replace(base, seq=base.seq + 1, results=results, thumbs=thumbs)
+    monkeypatch.setattr(app.worker, "latest", lambda: shown)
+    pump(app, lambda: app.published is shown and not app.tiles_waiting)
+    row = app.layout.results[0]
+    target = row[1] - 4  # the first row at the top, as far as the canvas scrolls
+    dpg.set_y_scroll(app.ids.canvas, target)
+
+    def in_view() -> bool:
+        want = min(target, dpg.get_y_scroll_max(app.ids.canvas))
+        return not app.tiles_waiting and abs(dpg.get_y_scroll(app.ids.canvas) - want) < 1
+
+    pump(app, in_view)
+    assert row[3] - dpg.get_y_scroll(app.ids.canvas) <= app.canvas_size[1]  # all of the row
+    out = tmp_path / "detail.png"
+    app._screenshot(out)
+    shot = np.asarray(Image.open(out).convert("RGB"))
+    origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
+    figures = []
+    for rank in ui.visible_results(app):
+        rect = app.layout.results[rank]
+        if rect[1] != row[1]:
+            continue
+        region = crop(shot, rect, origin)
+        x0, y0, x1, y1 = (round(v) for v in rect)
+        original = np.asarray(Image.open(files[rank]).convert("RGB"))
+        ref = cv2.resize(original, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        ref = ref[2:-2, 2:-2].astype(np.float32)
+        assert region.shape == ref.shape
+        assert float(np.abs(region - ref).mean()) < 20  # the right picture
+        figures.append(sharpness(region, ref))
+    return figures
+
+
+def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypatch, tmp_path):
+    """400 px rows: the worker fits results to an 840x420 box (these 512x512 photos: 420x420)
+    and each is made a texture of 420 px (the first step at least as tall as the row), so a
+    detailed photo keeps its detail on screen; a 224 px picture drawn enlarged, as before,
+    loses most of it."""
+    from rtsearch.thumbs import to_thumb
+    from rtsearch.viewer import ui, worker
+
+    files = detailed_photos(tmp_path)
     app.perform("random")
     fresh(app, "random")
     app.worker.send("pause", True)
@@ -421,10 +475,10 @@ def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypat
             app.frame()
         before = {shows[2] for shows in app.ids.tile_shows if shows}
         app.opts.header_h = 100
-        # the worker hears of the rows' height and publishes the results again from tall
-        # tiles; meanwhile, and until their textures are made (one a frame at this height),
-        # a tile that showed its picture keeps showing it (drawn larger), none goes blank,
-        # even while the slider still moves (the rows change every frame: 260, 256, ...)
+        # the worker hears of the rows' height and publishes the results again, fitted to the
+        # tall box; meanwhile, and until their textures are made (one a frame at this
+        # height), a tile that showed its picture keeps showing it (drawn larger), none goes
+        # blank, even while the slider still moves (the rows change every frame: 260, 256...)
         end = time.perf_counter() + 20
         frames, waited = 0, 0
         while app.published.thumbs[0].tile.shape != (420, 560, 3) or app.tiles_waiting:
@@ -438,46 +492,32 @@ def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypat
                     assert app.ids.tile_shows[slot] is not None
             assert time.perf_counter() < end
         assert waited >= 2 and len(ui.visible_results(app)) >= 3
-        assert app.worker.cache.size == worker.TALL_TILE
+        assert app.worker.cache.size == worker.TALL_BOX
         app.opts.thumb_h = 400
         app.dirty = True
-        base = app.published
-
-        def detail_shown(thumbs: tuple) -> list[float]:
-            shown = replace(base, seq=base.seq + 1, results=results, thumbs=thumbs)
-            monkeypatch.setattr(app.worker, "latest", lambda: shown)
-            pump(app, lambda: app.published is shown and not app.tiles_waiting)
-            row = app.layout.results[0]
-            dpg.set_y_scroll(app.ids.canvas, row[1] - 4)  # the whole first row in view
-            pump(app, lambda: not app.tiles_waiting and dpg.get_y_scroll(app.ids.canvas) > 0)
-            out = tmp_path / "tall.png"
-            app._screenshot(out)
-            shot = np.asarray(Image.open(out).convert("RGB"))
-            origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
-            figures = []
-            for rank in ui.visible_results(app):
-                rect = app.layout.results[rank]
-                if rect[1] != row[1]:
-                    continue
-                region = crop(shot, rect, origin)
-                x0, y0, x1, y1 = (round(v) for v in rect)
-                ref = cv2.resize(originals[rank], (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
-                ref = ref[2:-2, 2:-2].astype(np.float32)
-                assert region.shape == ref.shape
-                assert float(np.abs(region - ref).mean()) < 20  # the right picture
-                figures.append(sharpness(region, ref))
-            return figures
-
         tall = tuple(app.worker.cache.get(f) for f in files)
-        sharp = detail_shown(tall)
+        assert {t.tile.shape for t in tall} == {(420, 420, 3)}
+        sharp = detail_on_screen(app, monkeypatch, tmp_path, files, tall)
         assert len(sharp) >= 2
         for slot, rank in enumerate(ui.visible_results(app)):
             tex = app.ids.tile_shows[slot][0]
             assert dpg.get_item_configuration(tex)["height"] == 420
             assert app.layout.results[rank][3] - app.layout.results[rank][1] == 400
-        usual = tuple(to_tile(o, worker.THUMB_TILE) for o in originals)
-        blurred = detail_shown(usual)
-        print(f"detail kept: tall tiles {sharp}, usual tiles enlarged {blurred}")
+        # beyond the bytes kept, only the textures on screen stay (their floats: 16 B a texel)
+        keep_bytes, app.tiles.keep_bytes = app.tiles.keep_bytes, 0
+        try:
+            app.dirty = True
+            app.frame()
+            drawn = {shows[0] for shows in app.ids.tile_shows if shows}
+            assert app.tiles.textures() == drawn
+            sizes = [dpg.get_item_configuration(t) for t in drawn]
+            assert app.tiles.nbytes == sum(16 * c["width"] * c["height"] for c in sizes)
+        finally:
+            app.tiles.keep_bytes = keep_bytes
+        pictures = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        usual = tuple(to_thumb(p, worker.THUMB_BOX) for p in pictures)
+        blurred = detail_on_screen(app, monkeypatch, tmp_path, files, usual)
+        print(f"detail kept: tall box {sharp}, usual box enlarged {blurred}")
         assert min(sharp) > 0.7  # 0.76 and 0.81 here; the reference itself: 1
         assert max(blurred) < 0.6  # 0.38 and 0.48 here
     finally:
@@ -486,8 +526,46 @@ def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypat
         dpg.set_y_scroll(app.ids.canvas, 0)
         app.worker.send("pause", False)
         app.dirty = True
-    pump(app, lambda: app.worker.cache.size == worker.THUMB_TILE and app._settled())
-    pump(app, lambda: app.published.thumbs[0].tile.shape == (224, 296, 3))
+    pump(app, lambda: app.worker.cache.size == worker.THUMB_BOX and app._settled())
+    pump(app, lambda: app.published.thumbs[0].tile.shape == (224, 299, 3))
+
+
+def test_wide_pictures_fill_the_default_rows_from_their_own_pixels(app, monkeypatch, tmp_path):
+    """At the default row height (232), a 16:9 picture is fitted 224 px tall (398x224) and
+    its texture made so, where a 4:3 box gave it 296x166, drawn enlarged 1.4x: the 16:9
+    screenshots, video frames and phone photos of a collection keep their detail."""
+    from rtsearch.thumbs import to_tile
+    from rtsearch.viewer import layout, worker
+
+    files = detailed_photos(tmp_path, (640, 360))
+    app.perform("random")
+    fresh(app, "random")
+    app.worker.send("pause", True)
+    thumb_h, header_h = app.opts.thumb_h, app.opts.header_h
+    try:
+        app.opts.thumb_h, app.opts.header_h = layout.THUMB_DEFAULT, 100
+        app.dirty = True
+        pump(app, lambda: app.worker.cache.size == worker.THUMB_BOX and not app.tiles_waiting)
+        thumbs = tuple(app.worker.cache.get(f) for f in files)
+        assert {(t.width, t.height) for t in thumbs} == {(398, 224)}
+        sharp = detail_on_screen(app, monkeypatch, tmp_path, files, thumbs)
+        assert len(sharp) >= 2
+        heights = {dpg.get_item_configuration(s[0])["height"] for s in app.ids.tile_shows if s}
+        assert heights == {224}
+        pictures = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        four_three = tuple(to_tile(p, (296, 224)) for p in pictures)  # as before: 296x166
+        assert {(t.width, t.height) for t in four_three} == {(296, 166)}
+        blurred = detail_on_screen(app, monkeypatch, tmp_path, files, four_three)
+        print(f"detail kept: 2:1 box {sharp}, 4:3 box enlarged {blurred}")
+        assert min(sharp) > 0.7  # 0.77 and 0.81 here
+        assert max(blurred) < 0.66  # 0.52 and 0.60 here
+    finally:
+        monkeypatch.undo()
+        app.opts.thumb_h, app.opts.header_h = thumb_h, header_h
+        dpg.set_y_scroll(app.ids.canvas, 0)
+        app.worker.send("pause", False)
+        app.dirty = True
+    pump(app, lambda: app._settled())
 
 
 def test_the_primary_window_draws_no_background(app):

@@ -52,9 +52,9 @@ def test_headless_screenshot_with_the_default_model(display, default_model, tmp_
     figures = json.loads(stats.read_text())
     assert figures["frames"] >= 40 and figures["queries"] >= 1
     assert figures["p50_ms"] > 0 and figures["p99_ms"] >= figures["p50_ms"]
-    # the memory the viewer's thumbnails hold: bytes (float32 was 4x), 560x420x3 a picture
-    # for rows of 300 px (296x224x3 for rows up to 235)
-    assert figures["thumb_tile"] == [560, 420]
+    # the memory the viewer's thumbnails hold: bytes (float32 was 4x), only the picture's
+    # own: 560x420x3 for these 4:3 ones in rows of 300 px (299x224x3 in rows up to 235)
+    assert figures["thumb_box"] == [840, 420]
     assert 6 <= figures["thumbs_cached"] <= 12
     tile_mb = 560 * 420 * 3 / 2**20
     assert figures["thumbs_mb"] == pytest.approx(figures["thumbs_cached"] * tile_mb, abs=0.06)

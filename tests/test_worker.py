@@ -178,15 +178,15 @@ def test_changing_k_or_the_index_searches_the_paused_picture_again(running, inde
     assert other.runs == 1 and source.reads == reads
 
 
-def test_taller_rows_take_the_results_on_show_from_tall_tiles_without_a_search(running):
-    """Rows taller than the usual tile allows get their pictures decoded at TALL_TILE: the
+def test_taller_rows_take_the_results_on_show_from_the_tall_box_without_a_search(running):
+    """Rows taller than the usual box allows get their pictures fitted to TALL_BOX: the
     results on show are published again with such tiles (paused: the picture is not read
     or searched again), and rows back at the usual height go back to the usual tiles."""
     source = Pictures(picture(7))
     running.send("source", source)
     first = searched(running, 1)
-    assert running.cache.size == worker_mod.THUMB_TILE
-    assert {t.tile.shape for t in first.thumbs} == {(224, 296, 3)}
+    assert running.cache.size == worker_mod.THUMB_BOX
+    assert {t.tile.shape for t in first.thumbs} == {(224, 299, 3)}
     running.send("pause", True)
     time.sleep(0.1)
     reads, runs = source.reads, running.session.runs
@@ -194,7 +194,7 @@ def test_taller_rows_take_the_results_on_show_from_tall_tiles_without_a_search(r
     running.send("rows", 400)
     wait_for(lambda: published(running).seq > first.seq)
     tall = published(running)
-    assert running.cache.size == worker_mod.TALL_TILE == (560, 420)
+    assert running.cache.size == worker_mod.TALL_BOX == (840, 420)
     assert tall.results == first.results and tall.query is first.query
     assert tall.captured == first.captured  # not a new latency to count
     assert {t.tile.shape for t in tall.thumbs} == {(420, 560, 3)}
@@ -204,7 +204,7 @@ def test_taller_rows_take_the_results_on_show_from_tall_tiles_without_a_search(r
     running.send("rows", 235)
     wait_for(lambda: published(running).seq > tall.seq)
     again = published(running)
-    assert {t.tile.shape for t in again.thumbs} == {(224, 296, 3)}
+    assert {t.tile.shape for t in again.thumbs} == {(224, 299, 3)}
     assert source.reads == reads and running.session.runs == runs
     # a new search decodes at the size in force
     running.send("rows", 300)

@@ -24,7 +24,7 @@ from rtsearch.perf.model import throughput
 from rtsearch.perf.timing import percentile
 from rtsearch.session import SearchSession
 from rtsearch.thumbs import ThumbCache
-from rtsearch.viewer.worker import THUMB_TILE as THUMB
+from rtsearch.viewer.worker import THUMB_BOX as THUMB
 
 STAGES = ("grab", "preprocess", "inference", "projection", "knn", "thumbnails")
 K = 20

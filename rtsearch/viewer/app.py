@@ -414,7 +414,7 @@ class ViewerApp:
         changed = (
             last is None
             or pub.results != last.results
-            # the same results from tiles of another size (rows resized past TALL_ABOVE)
+            # the same results fitted to another box (rows resized past TALL_ABOVE)
             or any(a is not b for a, b in zip(pub.thumbs, last.thumbs, strict=False))
         )
         if pub.query is not None and (
@@ -640,7 +640,7 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         "queries": pub.seq if pub else 0,
         "latency_ms": round(statistics.median(app.latencies), 1) if app.latencies else None,
         "inference_ms": round(pub.inference_ms, 2) if pub else None,
-        "thumb_tile": list(app.worker.cache.size),  # (width, height): by the rows' height
+        "thumb_box": list(app.worker.cache.size),  # (width, height): by the rows' height
         "thumbs_cached": len(app.worker.cache),
         "thumbs_mb": round(app.worker.cache.nbytes / 2**20, 1),
         "peak_rss_mb": None if peak is None else round(peak, 1),

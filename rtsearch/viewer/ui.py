@@ -20,7 +20,7 @@ from rtsearch.viewer import actions, layout
 from rtsearch.viewer.shortcuts import SHORTCUTS
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.textures import MAKE_FIXED_TEXELS, make_cost, texture_height
-from rtsearch.viewer.worker import THUMB_TILE
+from rtsearch.viewer.worker import THUMB_BOX
 
 if TYPE_CHECKING:
     from rtsearch.session import Result, SearchSession
@@ -63,10 +63,10 @@ DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
 HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
 HINT_TOP = 4
-# result textures made in one frame, in texels' worth: two for 232 px rows (~3 ms here), six
-# for 91 px ones, one (whatever it costs) for rows of 300 px and more; the rest wait for the
-# next frame (see bind_tiles)
-MAKE_BUDGET = 2 * (THUMB_TILE[0] * THUMB_TILE[1] + MAKE_FIXED_TEXELS)
+# result textures made in one frame, in texels' worth: two 4:3 ones for 232 px rows (~6 ms
+# here), six for 91 px ones, one (whatever it costs) for rows of 300 px and more; the rest
+# wait for the next frame (see bind_tiles)
+MAKE_BUDGET = 2 * (round(THUMB_BOX[1] * 4 / 3) * THUMB_BOX[1] + MAKE_FIXED_TEXELS)  # 4:3 ones
 MIN_CANVAS_H = 120  # a window too short for this scrolls, so the status goes below
 DOUBLE_CLICK_S = 0.30  # Dear ImGui's double-click time and distance
 DOUBLE_CLICK_PX = 6.0
@@ -725,7 +725,7 @@ def bind_tiles(app: ViewerApp) -> None:
 def _stand_in(app: ViewerApp, thumb, shown: int | str | None) -> int | str | None:
     """What shows ``thumb``'s picture at another size until its texture is made: one made
     for it at another height, else ``shown``, the texture a tile showed its file with (from
-    a tile of the other size: rows resized past worker.TALL_ABOVE)."""
+    a thumbnail fitted to the other box: rows resized past worker.TALL_ABOVE)."""
     tex = app.tiles.find_any(thumb)
     return shown if tex is None else tex
 

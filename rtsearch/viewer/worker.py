@@ -30,19 +30,20 @@ from rtsearch.session import Result, SearchSession
 from rtsearch.sources import Frame, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, to_tile
 
-# Texture (width, height) in pixels, 4:3 like most photos, screens and cameras: at the default
-# sizes (header 320, rows 232 px) such pictures are shown from as many pixels as they cover.
-# A square tile of the same height upscaled every landscape result (a 16:9 one 1.8x) and
-# uploaded a quarter of black every frame for a 4:3 query.
+# The query's tile (width, height) in pixels, 4:3 like most photos, screens and cameras: at
+# the default header (320) such a picture is shown from as many pixels as it covers.
 QUERY_TILE = (512, 384)
-THUMB_TILE = (296, 224)
-# Result rows taller than the usual tile allows (the thumb height slider goes to 420) take
-# their pictures from tiles of this size instead, so a 420 px row is not a 224 px picture
-# enlarged 1.9x. They hold 705 KB each against 199 KB, so they are decoded only for such rows
-# and the cache keeps fewer (enough for the most results a query shows, and some).
-TALL_TILE = (560, 420)
-TALL_ABOVE = THUMB_TILE[1] * 1.05  # rows taller than this take TALL_TILE (232, the default, not)
-CACHED = {THUMB_TILE: 300, TALL_TILE: 120}
+# Result pictures are fitted to this box (2:1: a 16:9 or 3:2 picture fills its row's height
+# too; each keeps only its own pixels), enough for rows up to TALL_ABOVE (the default 232 px
+# rows show 224 px pictures 1.04x) ...
+THUMB_BOX = (448, 224)
+# ... and rows taller than that (the thumb height slider goes to 420) take them fitted to
+# this one instead, so a 420 px row does not show a 224 px picture enlarged 1.9x. They hold
+# 706 KB for a 4:3 picture against 201 KB, so they are decoded only for such rows, and the
+# cache keeps fewer: enough for the most results a query shows (100), and some.
+TALL_BOX = (840, 420)
+TALL_ABOVE = THUMB_BOX[1] * 1.05  # rows taller take TALL_BOX; the default 232 px ones do not
+CACHED = {THUMB_BOX: 300, TALL_BOX: 110}
 # A live source that gives no new picture for this long shows 0 queries/s, not its last rate.
 IDLE_S = 1.0
 UNCHANGED = "the picture has not changed: these results are current"
@@ -70,9 +71,9 @@ def lower_priority(step: int = NICER) -> None:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
 
 
-def tile_for_rows(row_h: float) -> tuple[int, int]:
-    """The tile result pictures are decoded at for result rows ``row_h`` pixels tall."""
-    return TALL_TILE if row_h > TALL_ABOVE else THUMB_TILE
+def box_for_rows(row_h: float) -> tuple[int, int]:
+    """The box result pictures are fitted to for result rows ``row_h`` pixels tall."""
+    return TALL_BOX if row_h > TALL_ABOVE else THUMB_BOX
 
 
 def signature(image: RGBImage) -> np.ndarray:
@@ -102,7 +103,7 @@ class Worker:
         session: SearchSession | None,
         k: int = 20,
         max_qps: float = 30.0,
-        row_h: float = THUMB_TILE[1],
+        row_h: float = THUMB_BOX[1],
     ) -> None:
         self.session = session
         self.min_interval = 1.0 / max_qps  # a live source gets no more queries than this
@@ -111,7 +112,7 @@ class Worker:
         self.paused = False
         self.commands: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stop = threading.Event()
-        box = tile_for_rows(row_h)
+        box = box_for_rows(row_h)
         self.cache = ThumbCache(box, CACHED[box])
         self._decoders = ThreadPoolExecutor(
             max(1, os.cpu_count() or 1), "rtsearch-thumbs", initializer=lower_priority
@@ -127,7 +128,7 @@ class Worker:
         self._unchanged = False  # this poll's picture was the last one searched
         self._repeated = False  # the source has only repeated that picture since
         self._idle_said = False  # _note_idle has published since the last search
-        self._rethumb = False  # the tile size changed: the shown results want new tiles
+        self._rethumb = False  # the box changed: the results on show want new thumbnails
         self._thread = threading.Thread(target=self._run, name="rtsearch-worker", daemon=True)
 
     # ------------------------------------------------------------ UI side
@@ -154,11 +155,11 @@ class Worker:
         try:
             while not self.stop.is_set():
                 self._drain()
-                if self._rethumb:
-                    self._rethumb = False
-                    self._publish_thumbs()
                 started = time.perf_counter()
                 try:
+                    if self._rethumb:
+                        self._rethumb = False
+                        self._publish_thumbs()
                     frame = self._next_frame()
                     if frame is not None:
                         self._query(frame)
@@ -197,7 +198,7 @@ class Worker:
             self.k = int(value)
             self._again = True
         elif command == "rows":  # the result rows' height, in pixels
-            box = tile_for_rows(value)
+            box = box_for_rows(value)
             if box != self.cache.size:
                 self.cache = ThumbCache(box, CACHED[box])
                 self._rethumb = True
@@ -309,7 +310,7 @@ class Worker:
             if isinstance(tile, Exception):
                 # the decoder's errors name the file already
                 bad.append(str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}")
-                tile = placeholder(self.cache.size)
+                tile = placeholder(self.cache.size[1])
             thumbs.append(tile)
         if not bad:
             return tuple(thumbs), ""
@@ -317,7 +318,7 @@ class Worker:
         return tuple(thumbs), f"cannot show {bad[0]}{more}"
 
     def _publish_thumbs(self) -> None:
-        """The results on show again, from tiles of the cache's new size: no new search."""
+        """The results on show again, fitted to the cache's new box: no new search."""
         pub = self.latest()
         if pub is None or not pub.results:
             return
