@@ -94,12 +94,13 @@ def pump(app, until, timeout: float = 20.0) -> None:
 
 
 def fresh(app, source: str | None = None):
-    """Wait for a result newer than now, optionally from a given source."""
-    seq = app.published.seq if app.published else 0
+    """Wait for a result newer than now (a picture captured since: not the last one shown
+    again, as after a change of the rows' or header's height), optionally from a source."""
+    captured = app.published.captured if app.published else 0.0
 
     def ready() -> bool:
         pub = app.published
-        new = pub is not None and pub.seq > seq and bool(pub.results)
+        new = pub is not None and pub.captured > captured and bool(pub.results)
         return new and (source is None or pub.source.startswith(source))
 
     pump(app, ready)
@@ -297,10 +298,12 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
         assert max(map(len, per_frame)) <= 4
         # the old textures were freed once nothing drew them
         assert len(app.tiles) == pictures
-        # the registry holds the kept textures and the query's, nothing else
+        # the registry holds the kept textures, the query's and the blank one, nothing else
         registry = dpg.get_item_children(app.registry, 1)
         static = {t for t in registry if dpg.get_item_info(t)["type"].endswith("StaticTexture")}
-        assert static == app.tiles.textures()
+        assert static == app.tiles.textures() | {app.blank_tex}
+        raw = {t for t in registry if dpg.get_item_info(t)["type"].endswith("RawTexture")}
+        assert raw == {app.query_tex.tag}
         assert not static & drawn
         for slot, rank in enumerate(ui.visible_results(app)):
             assert app.ids.tile_shows[slot][0] == texture_of(app, new[rank], rank)
@@ -566,6 +569,70 @@ def test_wide_pictures_fill_the_default_rows_from_their_own_pixels(app, monkeypa
         app.worker.send("pause", False)
         app.dirty = True
     pump(app, lambda: app._settled())
+
+
+def test_the_query_is_drawn_from_a_texture_of_its_own_size(app, monkeypatch, tmp_path):
+    """The query picture comes shrunk to the header's height and its raw texture is remade at
+    that size (one raw texture, never two): a detailed 16:9 picture in a 400 px header keeps
+    its detail, where the 512x384 tile it was fitted into before (512x288) was drawn
+    enlarged 1.4x; and a 4:3 one in the default header uploads 427x320 texels a frame."""
+    from dataclasses import replace
+
+    import cv2
+
+    from rtsearch.thumbs import to_tile
+    from rtsearch.viewer import layout, worker
+
+    image = np.asarray(Image.open(detailed_photos(tmp_path, (1280, 720))[0]).convert("RGB"))
+    app.perform("random")
+    fresh(app, "random")
+    app.worker.send("pause", True)
+    header_h = app.opts.header_h
+
+    def raw_textures() -> set:
+        registry = dpg.get_item_children(app.registry, 1)
+        return {t for t in registry if dpg.get_item_info(t)["type"].endswith("RawTexture")}
+
+    def detail(query) -> float:
+        shown = replace(app.published, seq=app.published.seq + 1, query=query)
+        monkeypatch.setattr(app.worker, "latest", lambda: shown)
+        pump(app, lambda: app.published is shown)
+        assert raw_textures() == {app.query_tex.tag}
+        assert (app.query_tex.width, app.query_tex.height) == query.tile.shape[1::-1]
+        out = tmp_path / "query.png"
+        app._screenshot(out)
+        shot = np.asarray(Image.open(out).convert("RGB"))
+        origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
+        region = crop(shot, app.layout.query, origin)
+        x0, y0, x1, y1 = (round(v) for v in app.layout.query)
+        ref = cv2.resize(image, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        ref = ref[2:-2, 2:-2].astype(np.float32)
+        assert region.shape == ref.shape
+        assert float(np.abs(region - ref).mean()) < 20  # the right picture
+        return sharpness(region, ref)
+
+    try:
+        app.opts.header_h = 400
+        app.dirty = True
+        pump(app, lambda: app.worker.header_h == 400)  # (the gallery's own are small)
+        sharp = detail(worker.query_picture(image, 400))
+        assert (app.query_tex.width, app.query_tex.height) == (711, 400)
+        blurred = detail(to_tile(image, (512, 384)))  # as before: a 512x288 picture
+        print(f"query detail kept: its own size {sharp}, the old tile enlarged {blurred}")
+        assert sharp > 0.9  # 1.11 here (drawn at its own size)
+        assert blurred < 0.8  # 0.68 here
+        monkeypatch.undo()
+        app.opts.header_h = layout.HEADER_DEFAULT
+        app.dirty = True
+        four_three = worker.query_picture(np.zeros((480, 640, 3), np.uint8), 320)
+        assert (four_three.width, four_three.height) == (427, 320)
+    finally:
+        monkeypatch.undo()
+        app.opts.header_h = header_h
+        app.worker.send("pause", False)
+        app.dirty = True
+    pump(app, lambda: app.published.query.height <= header_h and app._settled())
+    assert raw_textures() == {app.query_tex.tag}
 
 
 def test_the_primary_window_draws_no_background(app):

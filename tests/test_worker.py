@@ -215,6 +215,41 @@ def test_taller_rows_take_the_results_on_show_from_the_tall_box_without_a_search
     assert {t.tile.shape for t in published(running).thumbs} == {(420, 560, 3)}
 
 
+def test_the_query_picture_is_its_header_height_never_enlarged_and_bounded():
+    from rtsearch.viewer.worker import query_picture
+
+    for shape, header, size in (
+        ((480, 640), 320, (427, 320)),  # 4:3 in the default header
+        ((1080, 1920), 320, (569, 320)),  # 16:9: as tall as the header too
+        ((1080, 1920), 480, (739, 415)),  # a big header: at most QUERY_MAX_TEXELS
+        ((80, 100), 320, (100, 80)),  # small: never enlarged (the renderer does that)
+        ((500, 3000), 320, (640, 107)),  # a panorama: at most twice as wide as tall
+    ):
+        image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+        query = query_picture(image, header)
+        assert (query.width, query.height) == size
+        assert query.tile.shape == (size[1], size[0], 3) and query.tile.flags.c_contiguous
+        assert query.width * query.height <= worker_mod.QUERY_MAX_TEXELS
+    small = np.zeros((80, 100, 3), np.uint8)
+    assert query_picture(small, 320).tile is not small  # a copy: the frame stays the source's
+
+
+def test_a_new_header_height_shows_the_query_again_at_that_size_without_a_search(running):
+    source = Pictures(picture(9))  # 640x480
+    running.send("source", source)
+    first = searched(running, 1)
+    assert (first.query.width, first.query.height) == (427, 320)
+    running.send("pause", True)
+    time.sleep(0.1)
+    runs = running.session.runs
+    running.send("header", 200)
+    wait_for(lambda: published(running).seq > first.seq)
+    again = published(running)
+    assert (again.query.width, again.query.height) == (267, 200)
+    assert again.results == first.results and again.thumbs == first.thumbs
+    assert again.captured == first.captured and running.session.runs == runs
+
+
 def test_k_on_a_random_query_keeps_its_row_excluded_without_reading_the_file(running):
     s = running.session
     files: list[int] = []

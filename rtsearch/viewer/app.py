@@ -33,12 +33,13 @@ from rtsearch.sources import (
     video_problem,
 )
 from rtsearch.store import atomic_path
+from rtsearch.thumbs import Thumb
 from rtsearch.viewer import actions, layout, ui
 from rtsearch.viewer.grab_region import GrabRegion, detect_scale
 from rtsearch.viewer.shortcuts import action_for
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.textures import RawImage, TileTextures
-from rtsearch.viewer.worker import QUERY_TILE, Published, ScreenPreview, Worker
+from rtsearch.viewer.worker import Published, ScreenPreview, Worker, random_source
 from rtsearch.x11 import libx11
 
 MAX_FPS = 60.0
@@ -73,8 +74,9 @@ class ViewerApp:
         self.opts = opts
         self.session = session
         self.k = layout.clamp(opts.k, layout.RESULTS_RANGE)
-        self.worker = Worker(session, self.k, row_h=opts.thumb_h)
-        self.rows_said = opts.thumb_h  # the row height the worker last heard of
+        self.worker = Worker(session, self.k, row_h=opts.thumb_h, header_h=opts.header_h)
+        # the row and header heights the worker last heard of (it sizes pictures by them)
+        self.rows_said, self.header_said = opts.thumb_h, opts.header_h
         self.published: Published | None = None
         self.layout: layout.Layout | None = None
         self.dirty = True  # layout must be recomputed
@@ -127,7 +129,10 @@ class ViewerApp:
         dpg.create_viewport(title="rtsearch", width=self.opts.width, height=self.opts.height)
         dpg.setup_dearpygui()
         with dpg.texture_registry() as reg:
-            self.query_tex = RawImage(reg, *QUERY_TILE)
+            # the query's texture takes each query picture's size (see _show_query)
+            self.query_tex = RawImage(reg, 4, 3)
+            # what a result tile's draw item points at until it is bound (never drawn)
+            self.blank_tex = dpg.add_static_texture(1, 1, [0.0, 0.0, 0.0, 1.0])
             # made on entering grab mode and deleted on leaving it: uploads cost every frame
             self.preview_tex: RawImage | None = None
             self.registry = reg
@@ -166,10 +171,7 @@ class ViewerApp:
             s = self.session
             if s is None:
                 raise RtsearchError(NO_INDEX)
-            min_size = s.extractor.info.input_size
-            return RandomSource(
-                len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], None, min_size
-            )
+            return random_source(s)
         if kind == "webcam":
             return WebcamSource(int(arg or 0))
         if kind == "video":
@@ -420,7 +422,7 @@ class ViewerApp:
         if pub.query is not None and (
             self.published is None or pub.query is not self.published.query
         ):
-            self.query_tex.put(pub.query.tile)
+            self._show_query(pub.query)
             self.dirty = True
         said = self.published.message if self.published else ""
         if changed or (pub.query is None and pub.message != said):
@@ -428,6 +430,18 @@ class ViewerApp:
         if self.published is not None and pub.source != self.published.source:
             self._count_afresh()  # the status's figures are the new source's
         self.published = pub
+
+    def _show_query(self, query: Thumb) -> None:
+        """Put ``query`` into the query's raw texture, made anew where its size differs (a
+        new source, header height or picture shape): the draw item moves to the new one
+        before the old one is freed."""
+        h, w = query.tile.shape[:2]
+        old = self.query_tex
+        if (old.width, old.height) != (w, h):
+            self.query_tex = RawImage(self.registry, w, h)
+            dpg.configure_item(self.ids.query_image, texture_tag=self.query_tex.tag)
+            old.delete()
+        self.query_tex.put(query.tile)
 
     def _count_afresh(self) -> None:
         self.latencies.clear()
@@ -447,9 +461,12 @@ class ViewerApp:
 
     def _relayout(self) -> None:
         self.dirty = False
-        if self.opts.thumb_h != self.rows_said:  # the worker picks the tiles' size by it
+        if self.opts.thumb_h != self.rows_said:  # the worker picks the results' box by it
             self.rows_said = self.opts.thumb_h
             self.worker.send("rows", self.rows_said)
+        if self.opts.header_h != self.header_said:  # ... and the query picture's size
+            self.header_said = self.opts.header_h
+            self.worker.send("header", self.header_said)
         pub = self.published
         q = pub.query if pub else None
         aspects = [t.aspect for t in pub.thumbs] if pub else []

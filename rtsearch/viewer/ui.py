@@ -676,9 +676,7 @@ def bind_tiles(app: ViewerApp) -> None:
     shown = visible_results(app)
     assert not shown or (lay is not None and pub is not None)
     while len(ids.tiles) < len(shown):  # made hidden, on any texture, until bound
-        item = dpg.draw_image(
-            app.query_tex.tag, (0, 0), (1, 1), show=False, parent=ids.results_layer
-        )
+        item = dpg.draw_image(app.blank_tex, (0, 0), (1, 1), show=False, parent=ids.results_layer)
         ids.tiles.append(item)
         ids.tile_shows.append(None)
     rects = [tuple(lay.results[rank]) for rank in shown] if lay else []

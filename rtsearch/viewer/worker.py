@@ -12,6 +12,7 @@ or the index searches the last picture again instead, paused or still.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue
 import sys
@@ -24,15 +25,22 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsearch.decode import RGBImage
+from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError
 from rtsearch.session import Result, SearchSession
 from rtsearch.sources import Frame, RandomSource, Source
-from rtsearch.thumbs import Thumb, ThumbCache, placeholder, to_tile
+from rtsearch.thumbs import Thumb, ThumbCache, placeholder
+from rtsearch.viewer import layout
 
-# The query's tile (width, height) in pixels, 4:3 like most photos, screens and cameras: at
-# the default header (320) such a picture is shown from as many pixels as it covers.
-QUERY_TILE = (512, 384)
+# The query picture is shown from a raw texture of its own size, re-uploaded every frame: it is
+# shrunk to the header's height (never enlarged; at most 2:1 wide, and at most this many
+# texels: a 16:9 frame in a 480 px header is 739x415), so a 4:3 one in the default 320 px
+# header uploads 427x320 a frame rather than a 512x384 tile, and a wide one or a taller
+# header is not drawn enlarged from 384 px.
+QUERY_MAX_TEXELS = 640 * 480
+# the random source decodes a picture no smaller than the tallest header both ways (JPEGs
+# are decoded reduced: at the model's 224 px a 640x480 one came half size, enlarged 1.3x)
+RANDOM_MIN_SIZE = (layout.HEADER_RANGE[1], layout.HEADER_RANGE[1])
 # Result pictures are fitted to this box (2:1: a 16:9 or 3:2 picture fills its row's height
 # too; each keeps only its own pixels), enough for rows up to TALL_ABOVE (the default 232 px
 # rows show 224 px pictures 1.04x) ...
@@ -76,6 +84,27 @@ def box_for_rows(row_h: float) -> tuple[int, int]:
     return TALL_BOX if row_h > TALL_ABOVE else THUMB_BOX
 
 
+def query_picture(image: RGBImage, header_h: int) -> Thumb:
+    """The query as the viewer shows it under a header ``header_h`` tall (see
+    QUERY_MAX_TEXELS)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, header_h / h, 2 * header_h / w, math.sqrt(QUERY_MAX_TEXELS / (h * w)))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if size[0] * size[1] > QUERY_MAX_TEXELS:  # rounded up past the bound
+        size = (int(h * scale), int(w * scale))
+    picture = resize_to(image, size) if size != (h, w) else image.copy()
+    return Thumb(np.ascontiguousarray(picture), size[1], size[0])
+
+
+def random_source(session: SearchSession) -> RandomSource:
+    """Random pictures of ``session``'s index, decoded large enough for the header."""
+    s = session
+    size = tuple(
+        max(a, b) for a, b in zip(s.extractor.info.input_size, RANDOM_MIN_SIZE, strict=True)
+    )
+    return RandomSource(len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], None, size)
+
+
 def signature(image: RGBImage) -> np.ndarray:
     """The picture shrunk to SIGNATURE by area averaging, as int16 (about 0.3-0.7 ms)."""
     return cv2.resize(image, SIGNATURE, interpolation=cv2.INTER_AREA).astype(np.int16)
@@ -104,6 +133,7 @@ class Worker:
         k: int = 20,
         max_qps: float = 30.0,
         row_h: float = THUMB_BOX[1],
+        header_h: int = layout.HEADER_DEFAULT,
     ) -> None:
         self.session = session
         self.min_interval = 1.0 / max_qps  # a live source gets no more queries than this
@@ -129,6 +159,8 @@ class Worker:
         self._repeated = False  # the source has only repeated that picture since
         self._idle_said = False  # _note_idle has published since the last search
         self._rethumb = False  # the box changed: the results on show want new thumbnails
+        self.header_h = header_h  # the query is shrunk to this height (query_picture)
+        self._requery = False  # the header changed: the query on show wants a new picture
         self._thread = threading.Thread(target=self._run, name="rtsearch-worker", daemon=True)
 
     # ------------------------------------------------------------ UI side
@@ -157,9 +189,8 @@ class Worker:
                 self._drain()
                 started = time.perf_counter()
                 try:
-                    if self._rethumb:
-                        self._rethumb = False
-                        self._publish_thumbs()
+                    if self._rethumb or self._requery:
+                        self._publish_again()
                     frame = self._next_frame()
                     if frame is not None:
                         self._query(frame)
@@ -202,6 +233,10 @@ class Worker:
             if box != self.cache.size:
                 self.cache = ThumbCache(box, CACHED[box])
                 self._rethumb = True
+        elif command == "header":  # the query image's height, in pixels
+            if int(value) != self.header_h:
+                self.header_h = int(value)
+                self._requery = True
         elif command == "pause":
             self.paused = bool(value)
             if hasattr(self.source, "set_paused"):
@@ -230,10 +265,8 @@ class Worker:
                 self._apply("source", self._random_source())
 
     def _random_source(self) -> RandomSource:
-        s = self.session
-        assert s is not None
-        size = s.extractor.info.input_size
-        return RandomSource(len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], None, size)
+        assert self.session is not None
+        return random_source(self.session)
 
     def _next_frame(self) -> Frame | None:
         """The source's new picture; else the last one again when k or the index changed."""
@@ -317,18 +350,26 @@ class Worker:
         more = f" (and {len(bad) - 1} more grey tiles)" if len(bad) > 1 else ""
         return tuple(thumbs), f"cannot show {bad[0]}{more}"
 
-    def _publish_thumbs(self) -> None:
-        """The results on show again, fitted to the cache's new box: no new search."""
+    def _publish_again(self) -> None:
+        """The picture and results on show again, the query shrunk to the new header height
+        and the results fitted to the cache's new box: no new search."""
         pub = self.latest()
-        if pub is None or not pub.results:
+        again = {}
+        if self._rethumb and pub is not None and pub.results:
+            thumbs, bad = self._thumbs(list(pub.results))
+            again.update(thumbs=thumbs, message=bad or pub.message)
+        last = self._last
+        if self._requery and pub is not None and pub.query is not None and last is not None:
+            again["query"] = query_picture(last.image, self.header_h)
+        self._rethumb = self._requery = False
+        if pub is None or not again:
             return
-        thumbs, bad = self._thumbs(list(pub.results))
         self._seq += 1  # only this thread publishes: the slot still holds pub
         with self._lock:
-            self._slot = replace(pub, seq=self._seq, thumbs=thumbs, message=bad or pub.message)
+            self._slot = replace(pub, seq=self._seq, **again)
 
     def _store(self, frame, results, thumbs, infer_ms: float, message: str) -> None:
-        query = to_tile(frame.image, QUERY_TILE)
+        query = query_picture(frame.image, self.header_h)
         self._seq += 1
         name = self.source.name if self.source else ""
         pub = Published(
