@@ -414,6 +414,15 @@ def detailed_photos(folder: Path, size: tuple[int, int] | None = None) -> list[P
     return files
 
 
+def put_back(app, monkeypatch, thumb_h: int, header_h: int) -> None:
+    """Undo a test's pictures, row and header heights and scroll; resume the worker."""
+    monkeypatch.undo()
+    app.opts.thumb_h, app.opts.header_h = thumb_h, header_h
+    dpg.set_y_scroll(app.ids.canvas, 0)
+    app.worker.send("pause", False)
+    app.dirty = True
+
+
 def detail_on_screen(app, monkeypatch, tmp_path, files: list[Path], thumbs: tuple) -> list[float]:
     """Show ``thumbs`` as the results for ``files`` (the window's first row scrolled into
     full view) and measure each first-row tile on a screenshot against its file shrunk to
@@ -524,11 +533,7 @@ def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypat
         assert min(sharp) > 0.7  # 0.76 and 0.81 here; the reference itself: 1
         assert max(blurred) < 0.6  # 0.38 and 0.48 here
     finally:
-        monkeypatch.undo()
-        app.opts.thumb_h, app.opts.header_h = thumb_h, header_h
-        dpg.set_y_scroll(app.ids.canvas, 0)
-        app.worker.send("pause", False)
-        app.dirty = True
+        put_back(app, monkeypatch, thumb_h, header_h)
     pump(app, lambda: app.worker.cache.size == worker.THUMB_BOX and app._settled())
     pump(app, lambda: app.published.thumbs[0].tile.shape == (224, 299, 3))
 
@@ -563,11 +568,7 @@ def test_wide_pictures_fill_the_default_rows_from_their_own_pixels(app, monkeypa
         assert min(sharp) > 0.7  # 0.77 and 0.81 here
         assert max(blurred) < 0.66  # 0.52 and 0.60 here
     finally:
-        monkeypatch.undo()
-        app.opts.thumb_h, app.opts.header_h = thumb_h, header_h
-        dpg.set_y_scroll(app.ids.canvas, 0)
-        app.worker.send("pause", False)
-        app.dirty = True
+        put_back(app, monkeypatch, thumb_h, header_h)
     pump(app, lambda: app._settled())
 
 
@@ -627,10 +628,7 @@ def test_the_query_is_drawn_from_a_texture_of_its_own_size(app, monkeypatch, tmp
         four_three = worker.query_picture(np.zeros((480, 640, 3), np.uint8), 320)
         assert (four_three.width, four_three.height) == (427, 320)
     finally:
-        monkeypatch.undo()
-        app.opts.header_h = header_h
-        app.worker.send("pause", False)
-        app.dirty = True
+        put_back(app, monkeypatch, app.opts.thumb_h, header_h)
     pump(app, lambda: app.published.query.height <= header_h and app._settled())
     assert raw_textures() == {app.query_tex.tag}
 

@@ -30,20 +30,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads", type=non_negative_int, default=1, help="inference threads (GUI shares cores)"
     )
-    lo, hi = layout.THUMB_RANGE
-    p.add_argument(
-        "--thumb-height",
-        type=in_range(layout.THUMB_RANGE),
-        default=layout.THUMB_DEFAULT,
-        help=f"result row height in pixels ({lo}-{hi}; the thumb height slider)",
-    )
-    lo, hi = layout.HEADER_RANGE
-    p.add_argument(
-        "--header-height",
-        type=in_range(layout.HEADER_RANGE),
-        default=layout.HEADER_DEFAULT,
-        help=f"query image height in pixels ({lo}-{hi}; the header height slider)",
-    )
+    for flag, bounds, default, what, slider in (
+        ("--thumb-height", layout.THUMB_RANGE, layout.THUMB_DEFAULT, "result row", "thumb"),
+        ("--header-height", layout.HEADER_RANGE, layout.HEADER_DEFAULT, "query image", "header"),
+    ):
+        lo, hi = bounds
+        p.add_argument(
+            flag,
+            type=in_range(bounds),
+            default=default,
+            help=f"{what} height in pixels ({lo}-{hi}; the {slider} height slider)",
+        )
     p.add_argument("--width", type=positive_int, default=1280, help="window width")
     p.add_argument("--height", type=positive_int, default=860, help="window height")
     p.add_argument(
