@@ -1,16 +1,11 @@
-"""Pictures for the viewer: the query's fixed tile, and result thumbnails LRU-cached by file.
+"""Result thumbnails: decode, fit to a box, LRU-cached by file.
 
-A result thumbnail is the picture itself, shrunk (or enlarged, if small) to fit a box: as
-tall as the box unless it is wider than the box's aspect. The viewer's boxes are 2:1, so a
-16:9 frame or a 3:2 photo fills its row's height from as many pixels as a 4:3 one (a 4:3
-box gave a 16:9 picture 166 of a 232 px row's pixels), and a portrait one is as tall. Each
-holds only its own pixels: 201 KB for a 4:3 picture 224 px tall, 267 KB for 16:9. The query
-is a tile: a fixed-size uint8 RGB array with the picture in its top-left corner and the rest
-black (``Thumb.width/height`` say how much of it the picture covers; uv = width/tile width,
-height/tile height), since it goes into a raw texture of fixed size. Bytes, as decoded; the
-viewer turns a picture into floats (0..1) only for a texture. RGB, not RGBA: the query's raw
-texture is re-uploaded every frame, and a fourth channel nobody sees would be a third more
-bytes a frame.
+A thumbnail is the picture itself, shrunk (or enlarged, if small) to fit a box: as tall as
+the box unless it is wider than the box's aspect. The viewer's boxes are 2:1, so a 16:9
+frame or a 3:2 photo fills its row's height from as many pixels as a 4:3 one (a 4:3 box gave
+a 16:9 picture 166 of a 232 px row's pixels), and a portrait one is as tall. Each holds only
+its own pixels: 201 KB for a 4:3 picture 224 px tall, 267 KB for 16:9. Bytes, as decoded
+(uint8 RGB); the viewer turns a picture into floats (0..1) only when it makes a texture.
 """
 
 from __future__ import annotations
@@ -40,7 +35,7 @@ def box_size(box: Box) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Thumb:
     tile: Tile
-    width: int  # picture pixels used in the tile (all of a result thumbnail's)
+    width: int  # picture pixels used in the tile (all of it, as the viewer makes them)
     height: int
 
     @property
@@ -58,16 +53,6 @@ def fit(image: RGBImage, size: Box) -> RGBImage:
         shape = (min(box_h, max(1, round(h * scale))), min(box_w, max(1, round(w * scale))))
         return resize_to(image, shape)
     return fit_within(image, box_h, box_w)
-
-
-def to_tile(image: RGBImage, size: Box) -> Thumb:
-    """Fit ``image`` into an RGB uint8 tile of exactly ``size``, top-left."""
-    box_w, box_h = box_size(size)
-    image = fit(image, size)
-    h, w = image.shape[:2]
-    tile = np.zeros((box_h, box_w, 3), np.uint8)
-    tile[:h, :w] = image
-    return Thumb(tile, w, h)
 
 
 def to_thumb(image: RGBImage, size: Box) -> Thumb:

@@ -186,3 +186,16 @@ def live_processes() -> dict[int, list[str]]:
         if fields[0] != "Z":
             found[int(entry)] = fields
     return found
+
+
+def padded_tile(image: np.ndarray, box: tuple[int, int]):
+    """``image`` fitted to ``box`` (width, height) in the top-left corner of a black tile of
+    exactly that size: how the viewer kept pictures before they held only their own pixels
+    (a 4:3 box for results, 512x384 for the query), to compare with."""
+    from rtsearch.thumbs import Thumb, fit
+
+    picture = fit(image, box)
+    h, w = picture.shape[:2]
+    tile = np.zeros((box[1], box[0], 3), np.uint8)
+    tile[:h, :w] = picture
+    return Thumb(tile, w, h)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import make_gallery
+from fakes import make_gallery, padded_tile
 from PIL import Image
 from test_sources import write_video
 
@@ -542,7 +542,6 @@ def test_wide_pictures_fill_the_default_rows_from_their_own_pixels(app, monkeypa
     """At the default row height (232), a 16:9 picture is fitted 224 px tall (398x224) and
     its texture made so, where a 4:3 box gave it 296x166, drawn enlarged 1.4x: the 16:9
     screenshots, video frames and phone photos of a collection keep their detail."""
-    from rtsearch.thumbs import to_tile
     from rtsearch.viewer import layout, worker
 
     files = detailed_photos(tmp_path, (640, 360))
@@ -561,7 +560,7 @@ def test_wide_pictures_fill_the_default_rows_from_their_own_pixels(app, monkeypa
         heights = {dpg.get_item_configuration(s[0])["height"] for s in app.ids.tile_shows if s}
         assert heights == {224}
         pictures = [np.asarray(Image.open(f).convert("RGB")) for f in files]
-        four_three = tuple(to_tile(p, (296, 224)) for p in pictures)  # as before: 296x166
+        four_three = tuple(padded_tile(p, (296, 224)) for p in pictures)  # as before: 296x166
         assert {(t.width, t.height) for t in four_three} == {(296, 166)}
         blurred = detail_on_screen(app, monkeypatch, tmp_path, files, four_three)
         print(f"detail kept: 2:1 box {sharp}, 4:3 box enlarged {blurred}")
@@ -581,7 +580,6 @@ def test_the_query_is_drawn_from_a_texture_of_its_own_size(app, monkeypatch, tmp
 
     import cv2
 
-    from rtsearch.thumbs import to_tile
     from rtsearch.viewer import layout, worker
 
     image = np.asarray(Image.open(detailed_photos(tmp_path, (1280, 720))[0]).convert("RGB"))
@@ -618,7 +616,7 @@ def test_the_query_is_drawn_from_a_texture_of_its_own_size(app, monkeypatch, tmp
         pump(app, lambda: app.worker.header_h == 400)  # (the gallery's own are small)
         sharp = detail(worker.query_picture(image, 400))
         assert (app.query_tex.width, app.query_tex.height) == (711, 400)
-        blurred = detail(to_tile(image, (512, 384)))  # as before: a 512x288 picture
+        blurred = detail(padded_tile(image, (512, 384)))  # as before: a 512x288 picture
         print(f"query detail kept: its own size {sharp}, the old tile enlarged {blurred}")
         assert sharp > 0.9  # 1.11 here (drawn at its own size)
         assert blurred < 0.8  # 0.68 here
