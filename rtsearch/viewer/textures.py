@@ -27,7 +27,9 @@ from rtsearch.viewer import layout
 KEEP_TILES = 48  # pictures kept as textures (a page of results and its neighbours) ...
 KEEP_BYTES = 64 * 2**20  # ... within this (Dear PyGui keeps a texture's floats: 16 B a texel)
 # Making a texture costs about a fixed part plus a part per texel: ~0.45 ms for a 148x112
-# one, ~1.45 ms for 296x224 (under Xvfb and llvmpipe). The fixed part, in texels' worth:
+# one, ~1.45 ms for 296x224 when this was set (under Xvfb and llvmpipe; the same machine
+# measured 1.0 ms at 120x91 and 2.9 ms at 299x224 on a slower evening, see the module's
+# docstring). The fixed part, in texels' worth, from the first figures:
 MAKE_FIXED_TEXELS = 6_600
 # Texture heights, from the tallest row down in steps of 1/8. The renderer samples without
 # mipmaps: shrinking a picture by more than that skips texels (edges shimmer), and enlarging
