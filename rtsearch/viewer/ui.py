@@ -686,13 +686,9 @@ def bind_tiles(app: ViewerApp) -> None:
     before = {shows[2]: shows[0] for shows in ids.tile_shows if shows}
     heights = [texture_height(thumb, rect) for thumb, rect in zip(thumbs, rects, strict=True)]
     missing = [s for s, thumb in enumerate(thumbs) if app.tiles.find(thumb, heights[s]) is None]
+    stand_ins = {s: _stand_in(app, thumbs[s], before.get(files[s])) for s in missing}
     # those that would show nothing first: no picture in place, none to stand in
-    missing.sort(
-        key=lambda s: (
-            _keeps_place(ids, s, rects[s])
-            or _stand_in(app, thumbs[s], before.get(files[s])) is not None
-        )
-    )
+    missing.sort(key=lambda s: _keeps_place(ids, s, rects[s]) or stand_ins[s] is not None)
     budget = MAKE_BUDGET
     for slot in missing:
         thumb, height = thumbs[slot], heights[slot]
@@ -708,7 +704,7 @@ def bind_tiles(app: ViewerApp) -> None:
         tex = app.tiles.find(thumb, heights[slot])
         app.tiles_waiting |= tex is None
         if tex is None and not _keeps_place(ids, slot, rect):
-            tex = _stand_in(app, thumb, before.get(files[slot]))
+            tex = stand_ins[slot]  # (no texture now: it was missing, and none was made)
         if tex is not None:
             dpg.configure_item(ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:])
             dpg.show_item(ids.tiles[slot])
