@@ -419,15 +419,13 @@ class ViewerApp:
             # the same results fitted to another box (rows resized past TALL_ABOVE)
             or any(a is not b for a, b in zip(pub.thumbs, last.thumbs, strict=False))
         )
-        if pub.query is not None and (
-            self.published is None or pub.query is not self.published.query
-        ):
+        if pub.query is not None and (last is None or pub.query is not last.query):
             self._show_query(pub.query)
             self.dirty = True
-        said = self.published.message if self.published else ""
+        said = last.message if last else ""
         if changed or (pub.query is None and pub.message != said):
             self.dirty = True  # a source without a picture says why in its place
-        if self.published is not None and pub.source != self.published.source:
+        if last is not None and pub.source != last.source:
             self._count_afresh()  # the status's figures are the new source's
         self.published = pub
 

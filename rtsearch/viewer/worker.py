@@ -93,7 +93,7 @@ def query_picture(image: RGBImage, header_h: int) -> Thumb:
     if size[0] * size[1] > QUERY_MAX_TEXELS:  # rounded up past the bound
         size = (int(h * scale), int(w * scale))
     picture = resize_to(image, size) if size != (h, w) else image.copy()
-    return Thumb(np.ascontiguousarray(picture), size[1], size[0])
+    return Thumb(picture, size[1], size[0])
 
 
 def random_source(session: SearchSession) -> RandomSource:
