@@ -194,14 +194,14 @@ def test_help_window_is_opaque_over_the_pictures(app, tmp_path):
 def test_only_the_tiles_on_screen_have_textures_and_scrolling_rebinds_them(app, tmp_path):
     """Results scrolled out of view get no texture and no draw item; scrolling down shows
     the later results' pictures, each tile drawn from its own picture's texture."""
-    from rtsearch.viewer import ui
+    from rtsearch.viewer import tiles
 
     app.set_k(20)
     try:
         pub = fresh(app, "random")
         for _ in range(3):
             app.frame()
-        shown = ui.visible_results(app)
+        shown = tiles.visible_results(app)
         assert 0 < len(shown) < 20 and shown[0] == 0
         assert len(app.ids.tiles) == len(shown)
         dpg.set_y_scroll(app.ids.canvas, dpg.get_y_scroll_max(app.ids.canvas))
@@ -209,7 +209,7 @@ def test_only_the_tiles_on_screen_have_textures_and_scrolling_rebinds_them(app, 
         pub = app.published
         for _ in range(20):  # new textures are made a few a frame
             app.frame()
-        later = ui.visible_results(app)
+        later = tiles.visible_results(app)
         assert later[-1] == 19 and later[0] > 0
         assert not app.tiles_waiting
         for slot, rank in enumerate(later):
@@ -232,7 +232,7 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
     """A static texture per picture: showing the same results again makes none, a frame
     makes what fits in MAKE_BUDGET (the others wait, keeping the picture their place
     showed), and the least recently shown beyond ``keep`` are freed, never one still drawn."""
-    from rtsearch.viewer import textures, ui
+    from rtsearch.viewer import textures, tiles
 
     app.perform("random")
     fresh(app, "random")
@@ -264,35 +264,35 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
         monkeypatch.setattr(app.opts, "screenshot", Path("unused.png"))
         app.dirty = True  # same results: only a layout change rebinds them
         # the last tile shows nothing (as after its place moved): it is made first
-        last = len(ui.visible_results(app)) - 1
-        ui._hide_tile(app.ids, last)
+        last = len(tiles.visible_results(app)) - 1
+        tiles._hide_tile(app.ids, last)
         waited, per_frame = 0, []
         while True:
             before = set(app.tiles._made)
             app.frame()
             per_frame.append([k for k in app.tiles._made if k not in before])
             if len(per_frame) == 1:
-                rank = ui.visible_results(app)[last]
+                rank = tiles.visible_results(app)[last]
                 assert app.ids.tile_shows[last][0] == texture_of(app, new[rank], rank)
             shows = [s for s in app.ids.tile_shows if s]
             # every tile still shows a picture: a waiting one keeps the one it had
-            assert len(shows) == len(ui.visible_results(app))
+            assert len(shows) == len(tiles.visible_results(app))
             assert {s[0] for s in shows} <= app.tiles.textures()
             assert app._settled() == (not app.tiles_waiting)
             if not app.tiles_waiting:
                 break
             waited += 1
-        pictures = len({id(new[rank]) for rank in ui.visible_results(app)})
+        pictures = len({id(new[rank]) for rank in tiles.visible_results(app)})
         made_keys = [key for keys in per_frame for key in keys]
         assert len(made_keys) == pictures
         kept = app.tiles._made
         costs = [[textures.make_cost(kept[k][0], k[1]) for k in keys] for keys in per_frame]
         assert len(per_frame) == waited + 1 > 1
         for spent, left in zip(costs, [*costs[1:], []], strict=True):  # each made what fitted
-            assert sum(spent) <= ui.MAKE_BUDGET or len(spent) == 1
-            assert not left or sum(spent) + left[0] > ui.MAKE_BUDGET
+            assert sum(spent) <= tiles.MAKE_BUDGET or len(spent) == 1
+            assert not left or sum(spent) + left[0] > tiles.MAKE_BUDGET
         # 150 px rows take 164 px textures (not the whole 224 px tiles): 3 or 4 a frame
-        visible = ui.visible_results(app)
+        visible = tiles.visible_results(app)
         heights = {textures.texture_height(new[r], app.layout.results[r]) for r in visible}
         assert {k[1] for k in made_keys} == heights == {164}
         assert max(map(len, per_frame)) <= 4
@@ -305,7 +305,7 @@ def test_result_textures_are_made_once_a_few_a_frame_and_freed_beyond_the_kept(a
         raw = {t for t in registry if dpg.get_item_info(t)["type"].endswith("RawTexture")}
         assert raw == {app.query_tex.tag}
         assert not static & drawn
-        for slot, rank in enumerate(ui.visible_results(app)):
+        for slot, rank in enumerate(tiles.visible_results(app)):
             assert app.ids.tile_shows[slot][0] == texture_of(app, new[rank], rank)
     finally:
         monkeypatch.undo()
@@ -320,7 +320,7 @@ def test_small_rows_take_small_textures_and_fill_faster(app, monkeypatch, tmp_pa
     show the small ones (drawn larger) until theirs are made."""
     from dataclasses import replace
 
-    from rtsearch.viewer import layout, textures, ui
+    from rtsearch.viewer import layout, textures, tiles
 
     app.perform("random")
     fresh(app, "random")
@@ -342,7 +342,7 @@ def test_small_rows_take_small_textures_and_fill_faster(app, monkeypatch, tmp_pa
             made_per_frame.append(app.tiles.made - before)
             if not app.tiles_waiting:
                 break
-        shown = ui.visible_results(app)
+        shown = tiles.visible_results(app)
         assert len(shown) >= 12
         for slot, rank in enumerate(shown):
             thumb, rect = new[rank], app.layout.results[rank]
@@ -366,12 +366,12 @@ def test_small_rows_take_small_textures_and_fill_faster(app, monkeypatch, tmp_pa
         app.dirty = True
         app.frame()
         assert app.tiles_waiting
-        for slot, rank in enumerate(ui.visible_results(app)):
+        for slot, rank in enumerate(tiles.visible_results(app)):
             tex, rect, file = app.ids.tile_shows[slot]
             assert rect == tuple(app.layout.results[rank]) and file == pub.results[rank].file
             assert tex in (app.tiles.find(new[rank], 164), app.tiles.find(new[rank], 91))
         pump(app, lambda: not app.tiles_waiting)
-        for slot, rank in enumerate(ui.visible_results(app)):
+        for slot, rank in enumerate(tiles.visible_results(app)):
             assert app.ids.tile_shows[slot][0] == app.tiles.find(new[rank], 164)
     finally:
         monkeypatch.undo()
@@ -432,7 +432,7 @@ def detail_on_screen(app, monkeypatch, tmp_path, files: list[Path], thumbs: tupl
     import cv2
 
     from rtsearch.session import Result
-    from rtsearch.viewer import ui
+    from rtsearch.viewer import tiles
 
     base = app.published
     results = tuple(Result(i, f.name, f, 0.0) for i, f in enumerate(files))
@@ -454,7 +454,7 @@ def detail_on_screen(app, monkeypatch, tmp_path, files: list[Path], thumbs: tupl
     shot = np.asarray(Image.open(out).convert("RGB"))
     origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
     figures = []
-    for rank in ui.visible_results(app):
+    for rank in tiles.visible_results(app):
         rect = app.layout.results[rank]
         if rect[1] != row[1]:
             continue
@@ -475,7 +475,7 @@ def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypat
     detailed photo keeps its detail on screen; a 224 px picture drawn enlarged, as before,
     loses most of it."""
     from rtsearch.thumbs import to_thumb
-    from rtsearch.viewer import ui, worker
+    from rtsearch.viewer import tiles, worker
 
     files = detailed_photos(tmp_path)
     app.perform("random")
@@ -499,11 +499,11 @@ def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypat
             app.dirty = True
             app.frame()
             waited += app.tiles_waiting
-            for slot, rank in enumerate(ui.visible_results(app)):
+            for slot, rank in enumerate(tiles.visible_results(app)):
                 if app.published.results[rank].file in before:
                     assert app.ids.tile_shows[slot] is not None
             assert time.perf_counter() < end
-        assert waited >= 2 and len(ui.visible_results(app)) >= 3
+        assert waited >= 2 and len(tiles.visible_results(app)) >= 3
         assert app.worker.cache.size == worker.TALL_BOX
         app.opts.thumb_h = 400
         app.dirty = True
@@ -511,7 +511,7 @@ def test_tall_rows_show_pictures_decoded_and_made_at_their_height(app, monkeypat
         assert {t.tile.shape for t in tall} == {(420, 420, 3)}
         sharp = detail_on_screen(app, monkeypatch, tmp_path, files, tall)
         assert len(sharp) >= 2
-        for slot, rank in enumerate(ui.visible_results(app)):
+        for slot, rank in enumerate(tiles.visible_results(app)):
             tex = app.ids.tile_shows[slot][0]
             assert dpg.get_item_configuration(tex)["height"] == 420
             assert app.layout.results[rank][3] - app.layout.results[rank][1] == 400
@@ -898,7 +898,7 @@ def test_layout_follows_window_resizes(app):
 
 
 def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
-    from rtsearch.viewer import ui
+    from rtsearch.viewer import layout, status
 
     bar = app.ids.toolbar
     chips = [c for section in bar.sections for c in section]
@@ -933,7 +933,7 @@ def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
         # the order of the buttons is kept across rows
         tops = [box(c)[1::-1] for c in chips]
         assert tops == sorted(tops)
-        assert "\n" not in ui.wrap_parts(["a" * 10, "b" * 10], 10_000)
+        assert "\n" not in status.wrap_parts(["a" * 10, "b" * 10], 10_000)
         # the README's window (1280 px) shows the demo's status on one line
         demo = [
             "source random",
@@ -945,7 +945,7 @@ def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
             "model efficientnet-lite0 int8",
             "CPU",
         ]
-        assert "\n" not in ui.wrap_parts(demo, 1280 - 2 * ui.PAD)  # fmt: skip
+        assert "\n" not in status.wrap_parts(demo, 1280 - 2 * layout.PAD)  # fmt: skip
         # a long path in the message breaks after a '/', not at the dot of '/root/.local'
         path = "/root/.local/share/rtsearch/gallery/stamps/household/dishes/utensils/grinder.png"
         app.message = f"query: {path}"
@@ -954,14 +954,14 @@ def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
         shown = dpg.get_value(app.ids.message).split("\n")
         assert "".join(shown) == f"query: {path}" and len(shown) >= 2, shown
         assert all(line.endswith("/") for line in shown[:-1])
-        assert all(dpg.get_text_size(line)[0] <= 560 - 2 * ui.PAD for line in shown)
+        assert all(dpg.get_text_size(line)[0] <= 560 - 2 * layout.PAD for line in shown)
         one = dpg.get_text_size("A")[1]  # and Dear PyGui broke none of them again:
         assert round(dpg.get_item_rect_size(app.ids.message)[1] / one) == len(shown)
         # a message that grows gets its room at once, not from its size drawn a frame later
         app.message = "first line\nsecond line\nthird line"
-        ui.update_status(app)
+        status.update_status(app)
         status_lines = dpg.get_value(app.ids.status).count("\n") + 1
-        room = ui.STATUS_H + round((status_lines + 3 - 2) * one)
+        room = status.STATUS_H + round((status_lines + 3 - 2) * one)
         assert dpg.get_item_configuration(app.ids.canvas)["height"] == -room
     finally:
         dpg.set_viewport_width(900)
@@ -969,18 +969,18 @@ def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
 
 
 def test_a_word_too_long_for_a_line_breaks_after_a_slash_where_one_fits():
-    from rtsearch.viewer import ui
+    from rtsearch.viewer import wrap
 
     one = dict.fromkeys("/abcdefghij.", 1)  # every character 1 px wide
-    assert ui._pieces("/a/bb/ccc", 4, one) == ["/a/", "bb/", "ccc"]
-    assert ui._pieces("/abcdefghij", 4, one) == ["/abc", "defg", "hij"]  # no '/' to use
-    assert ui._pieces("/a.b", 4, one) == ["/a.b"] and ui._pieces("", 4, one) == [""]
+    assert wrap._pieces("/a/bb/ccc", 4, one) == ["/a/", "bb/", "ccc"]
+    assert wrap._pieces("/abcdefghij", 4, one) == ["/abc", "defg", "hij"]  # no '/' to use
+    assert wrap._pieces("/a.b", 4, one) == ["/a.b"] and wrap._pieces("", 4, one) == [""]
 
 
 def test_the_grab_preview_stays_put_when_the_overlap_note_comes_and_goes(app):
     """The note took the hint to another line and pushed the preview down in mid-drag: the
     rectangle jumped a line away from the pointer."""
-    from rtsearch.viewer import ui
+    from rtsearch.viewer import grab_view
 
     app.perform("grab_mode")
     try:
@@ -989,7 +989,7 @@ def test_the_grab_preview_stays_put_when_the_overlap_note_comes_and_goes(app):
             app.region.set_box(box)
             for _ in range(3):
                 app.frame()
-            spots[where] = (ui.grab_hint(app), ui.grab_preview(app))
+            spots[where] = (grab_view.grab_hint(app), grab_view.grab_preview(app))
         assert not any("overlaps" in line for line in spots["away"][0])
         assert any("overlaps" in line for line in spots["over"][0])
         assert len(spots["over"][0]) > len(spots["away"][0])  # the note takes a line here
@@ -999,7 +999,7 @@ def test_the_grab_preview_stays_put_when_the_overlap_note_comes_and_goes(app):
 
 
 def test_a_narrow_or_short_window_wraps_the_grab_hint_and_keeps_a_canvas(app, tmp_path):
-    from rtsearch.viewer import ui
+    from rtsearch.viewer import grab_view, status
 
     def settle(width: int, height: int) -> None:
         dpg.set_viewport_width(width)
@@ -1018,9 +1018,11 @@ def test_a_narrow_or_short_window_wraps_the_grab_hint_and_keeps_a_canvas(app, tm
         app.perform("grab_mode")
         for _ in range(5):
             app.frame()
-        lines = ui.grab_hint(app)
+        lines = grab_view.grab_hint(app)
         assert len(lines) >= 2
-        assert ui.grab_preview(app).y >= ui.HINT_TOP + len(lines) * ui.HINT_SIZE
+        assert (
+            grab_view.grab_preview(app).y >= grab_view.HINT_TOP + len(lines) * grab_view.HINT_SIZE
+        )
         out = tmp_path / "grab.png"
         app._screenshot(out)
         shot = np.asarray(Image.open(out).convert("RGB")).astype(np.int16)
@@ -1029,13 +1031,13 @@ def test_a_narrow_or_short_window_wraps_the_grab_hint_and_keeps_a_canvas(app, tm
         x0, y0 = (round(v) for v in dpg.get_item_rect_min(app.ids.drawlist))
         canvas = dpg.get_item_state(app.ids.canvas)
         clip = round(canvas["pos"][0] + canvas["rect_size"][0]) - 14 - 4
-        rows = shot[y0 : y0 + ui.HINT_TOP + len(lines) * ui.HINT_SIZE, :clip]
-        yellow = (np.abs(rows - np.array(ui.GRAB_BORDER[:3])).max(axis=2) < 40).any(axis=0)
+        rows = shot[y0 : y0 + grab_view.HINT_TOP + len(lines) * grab_view.HINT_SIZE, :clip]
+        yellow = (np.abs(rows - np.array(grab_view.GRAB_BORDER[:3])).max(axis=2) < 40).any(axis=0)
         assert yellow[x0:].any() and not yellow[clip - 6 :].any()
         app.perform("escape")
         # a window too short for the bars and a canvas keeps a canvas and scrolls
         settle(600, 240)
-        assert dpg.get_item_rect_size(app.ids.canvas)[1] >= ui.MIN_CANVAS_H
+        assert dpg.get_item_rect_size(app.ids.canvas)[1] >= status.MIN_CANVAS_H
     finally:
         dpg.set_viewport_width(900)
         dpg.set_viewport_height(700)
@@ -1211,9 +1213,9 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
 
 
 def ui_preview(app):
-    from rtsearch.viewer import ui
+    from rtsearch.viewer import grab_view
 
-    return ui.grab_preview(app)
+    return grab_view.grab_preview(app)
 
 
 def test_real_key_presses_reach_the_shortcuts(app):
@@ -1255,7 +1257,7 @@ def test_keys_typed_into_a_file_dialog_are_not_shortcuts(app):
 def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_path):
     """A real file dialog, driven with the mouse and keys: the name typed under the first
     filter is the file opened (it used to come back as clip.* and not be found)."""
-    from rtsearch.viewer import ui
+    from rtsearch.viewer import dialogs
 
     video = write_video(tmp_path / "clip.mp4", list(range(0, 30, 3)), frames_each=3)
     dialog = app.ids.video_dialog
@@ -1266,7 +1268,7 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
     # a modal file dialog centres itself in the window; its name field and OK are at its foot
     vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
     w, h = (dpg.get_item_configuration(dialog)[k] for k in ("width", "height"))
-    assert (w, h) == ui.DIALOG_SIZE
+    assert (w, h) == dialogs.DIALOG_SIZE
     x0, y0 = (vw - w) // 2, (vh - h) // 2
     xdotool(app, "mousemove", str(x0 + w // 2), str(y0 + h - 44))
     xdotool(app, "click", "1")
@@ -1300,7 +1302,7 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
 def test_a_dialog_gives_the_picked_file_not_its_filter_name(tmp_path):
     """app_data as the real dialogs gave it (recorded under Xvfb, Dear PyGui 2.3)."""
     from rtsearch.errors import RtsearchError
-    from rtsearch.viewer.ui import chosen
+    from rtsearch.viewer.dialogs import chosen
 
     d = str(tmp_path)
     (tmp_path / "clip.mp4").touch()
@@ -1346,7 +1348,7 @@ def test_a_dialog_gives_the_picked_file_not_its_filter_name(tmp_path):
 
 
 def test_dialogs_and_help_fit_a_small_window(app):
-    from rtsearch.viewer import ui
+    from rtsearch.viewer import dialogs
 
     try:
         dpg.set_viewport_width(520)
@@ -1359,8 +1361,8 @@ def test_dialogs_and_help_fit_a_small_window(app):
             for _ in range(3):
                 app.frame()
             conf = dpg.get_item_configuration(tag)
-            assert conf["width"] <= 520 - 2 * ui.DIALOG_MARGIN
-            assert conf["height"] <= dpg.get_viewport_client_height() - 2 * ui.DIALOG_MARGIN
+            assert conf["width"] <= 520 - 2 * dialogs.DIALOG_MARGIN
+            assert conf["height"] <= dpg.get_viewport_client_height() - 2 * dialogs.DIALOG_MARGIN
             app.on_key(dpg.mvKey_Escape)
             assert not dpg.is_item_shown(tag)
             app.on_key(dpg.mvKey_F1)
@@ -1374,7 +1376,7 @@ def test_dialogs_and_help_fit_a_small_window(app):
     pump(app, lambda: dpg.get_viewport_client_width() == 900)
     app.frame()
     conf = dpg.get_item_configuration(app.ids.save_dialog)  # ...and full size as it grows
-    assert (conf["width"], conf["height"]) == ui.DIALOG_SIZE
+    assert (conf["width"], conf["height"]) == dialogs.DIALOG_SIZE
     dpg.hide_item(app.ids.save_dialog)
 
 
@@ -1539,7 +1541,7 @@ def test_under_the_mouse_finds_the_picture_it_points_at(app, gallery):
     """M: the grab region follows the mouse over the desktop; pointing at a picture in
     another window finds it at rank 1; over the viewer's own window, or so near it that the
     box would take part of it in, nothing is grabbed."""
-    from rtsearch.viewer import actions, ui
+    from rtsearch.viewer import actions, grab_view
 
     root, index = gallery
     if app.session.source != index:  # an earlier test loaded another index
@@ -1561,7 +1563,7 @@ def test_under_the_mouse_finds_the_picture_it_points_at(app, gallery):
         for _ in range(30):
             app.frame()
         assert app.published.captured == shown  # the viewer did not search for itself
-        vx, vy, vw, _ = ui.viewport_box()
+        vx, vy, vw, _ = grab_view.viewport_box()
         xdotool(app, "mousemove", str(vx + vw + 20), str(vy + 200))  # just outside it
         pump(app, lambda: "would take in this window" in (app.published.message or ""))
         shown = app.published.captured

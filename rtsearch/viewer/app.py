@@ -34,7 +34,7 @@ from rtsearch.sources import (
 )
 from rtsearch.store import atomic_path
 from rtsearch.thumbs import Thumb
-from rtsearch.viewer import actions, layout, ui
+from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles, ui
 from rtsearch.viewer.grab_region import GrabRegion, detect_scale
 from rtsearch.viewer.shortcuts import action_for
 from rtsearch.viewer.tasks import Task
@@ -103,7 +103,7 @@ class ViewerApp:
         self.frames = 0
         self.tiles_scroll = 0.0  # the canvas scroll the result tiles were bound for
         self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
-        self.last_click: ui.Click | None = None
+        self.last_click: mouse.Click | None = None
         self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
         if (display := x_display()) is not None:
             _x_answers(display)  # held from here: reading the screen size cannot reset it
@@ -278,7 +278,7 @@ class ViewerApp:
             pw = 640
             ph = round(pw * self.region.screen_h / self.region.screen_w)
             self.preview_tex = RawImage(self.registry, pw, ph)
-            ui.add_preview(self)
+            grab_view.add_preview(self)
         self.preview = ScreenPreview(self.preview_tex.width, self.preview_tex.height)
         self.dirty = True
 
@@ -288,7 +288,7 @@ class ViewerApp:
             self.preview.close()
             self.preview = None
         if self.preview_tex is not None:
-            ui.remove_preview(self)
+            grab_view.remove_preview(self)
             self.preview_tex.delete()
             self.preview_tex = None
         self.dirty = True
@@ -322,13 +322,13 @@ class ViewerApp:
             self.open_dialog(self.ids.save_dialog)
 
     def open_dialog(self, tag: int | str) -> None:
-        ui.show_fitted(tag, ui.DIALOG_SIZE)
+        dialogs.show_fitted(tag, dialogs.DIALOG_SIZE)
 
     def _do_help(self) -> None:
         if dpg.is_item_shown(self.ids.help):
             dpg.hide_item(self.ids.help)
         else:
-            ui.show_fitted(self.ids.help, ui.HELP_SIZE)
+            dialogs.show_fitted(self.ids.help, dialogs.HELP_SIZE)
 
     def _do_escape(self) -> None:
         if self.grab_mode:
@@ -360,7 +360,7 @@ class ViewerApp:
                 self.message = f"{task.name} cancelled"
             else:
                 task.done(task.result)
-        ui.show_progress(self, next((t for t in self.tasks if t.name == "analyze"), None))
+        status.show_progress(self, next((t for t in self.tasks if t.name == "analyze"), None))
 
     # ------------------------------------------------------------ per frame
     def frame(self) -> None:
@@ -375,19 +375,19 @@ class ViewerApp:
             window = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
             if window != self.window_size:  # not when only the bars reflowed
                 self.window_size = window
-                ui.refit_shown(self.ids)
+                dialogs.refit_shown(self.ids)
         if self.dirty:
             self._relayout()
-        elif self.tiles_waiting or ui.scrolled(self):
-            ui.bind_tiles(self)
+        elif self.tiles_waiting or tiles.scrolled(self):
+            tiles.bind_tiles(self)
         if self.grab_mode:
-            ui.draw_grab(self)
+            grab_view.draw_grab(self)
         self._poll_tasks()
         if self.frames % 10 == 0 or not self.ids.toolbar.packed:
             # every frame until the first drawn frame has given the bars' sizes
             ui.reflow_toolbar(self)
-            ui.update_status(self)
-            self.viewport_box = self.region.to_physical(ui.viewport_box())
+            status.update_status(self)
+            self.viewport_box = self.region.to_physical(grab_view.viewport_box())
         dpg.render_dearpygui_frame()
         now = time.perf_counter()
         self.frame_times.append(now)
@@ -506,7 +506,7 @@ class ViewerApp:
 
     def _screenshot(self, path: Path) -> None:
         path = Path(path)
-        ui.update_status(self)  # drawn every 10 frames: may not have seen the results yet
+        status.update_status(self)  # drawn every 10 frames: may not have seen the results yet
         for _ in range(SHOT_SETTLE_FRAMES):
             self.frame()
         with atomic_path(path) as tmp:

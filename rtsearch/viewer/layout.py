@@ -13,6 +13,7 @@ Rect = tuple[float, float, float, float]
 MARGIN = 8.0
 LABEL_H = 20.0
 GAP = 6.0
+PAD = 8.0  # Dear PyGui's default window padding and item spacing, in pixels
 
 HEADER_RANGE = (100, 480)
 HEADER_DEFAULT = 320

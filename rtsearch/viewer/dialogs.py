@@ -1,0 +1,142 @@
+"""The file dialogs (video, load, base folder, save, analyze) and the paths their OK gives,
+and fitting a dialog or the help window into the viewer's window."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dearpygui.dearpygui as dpg
+
+from rtsearch.errors import RtsearchError
+from rtsearch.viewer import actions
+
+if TYPE_CHECKING:
+    from rtsearch.viewer.app import ViewerApp
+    from rtsearch.viewer.ui import Ids
+
+DIALOG_SIZE = (700, 480)  # file dialogs, in windows large enough
+HELP_SIZE = (560, 480)
+DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
+MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
+VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
+def show_fitted(tag: int | str, size: tuple[int, int]) -> None:
+    """Show a dialog or the help window at ``size``, or smaller where the viewer's window
+    is smaller, so that its buttons (OK, Cancel) are never cut off; centred."""
+    vw = dpg.get_viewport_client_width()
+    vh = dpg.get_viewport_client_height()
+    w = max(MIN_WINDOW, min(size[0], vw - 2 * DIALOG_MARGIN))
+    h = max(MIN_WINDOW, min(size[1], vh - 2 * DIALOG_MARGIN))
+    dpg.configure_item(tag, width=w, height=h)
+    if dpg.get_item_type(tag) != "mvAppItemType::mvFileDialog":  # those centre themselves
+        dpg.configure_item(tag, pos=(max(0, (vw - w) // 2), max(0, (vh - h) // 2)))
+    dpg.show_item(tag)
+
+
+def refit_shown(ids: Ids) -> None:
+    """After the viewer's window was resized: the dialogs and the help shown grow back to
+    their full size, or shrink to fit, as if opened now."""
+    for tag in ids.dialogs():
+        if dpg.is_item_shown(tag):
+            show_fitted(tag, DIALOG_SIZE)
+    if dpg.is_item_shown(ids.help):
+        show_fitted(ids.help, HELP_SIZE)
+
+
+def build(app: ViewerApp) -> dict:
+    def dialog(
+        label: str, on_path, *, directory: bool = False, exts: tuple[str, ...] = ()
+    ) -> int | str:
+        def ok(app_data: dict) -> None:
+            try:
+                path = chosen(app_data, directory=directory)
+            except RtsearchError as exc:
+                app.message = str(exc)
+                return
+            on_path(path)
+
+        with dpg.file_dialog(
+            label=label,
+            show=False,
+            directory_selector=directory,
+            width=DIALOG_SIZE[0],
+            height=DIALOG_SIZE[1],
+            # the name field starts empty: its default '.' was kept in front of typed names
+            default_filename="." if directory else "",
+            callback=lambda s, a, ok: ok(a),
+            user_data=ok,  # Enter calls it too (Ids.confirm_dialog)
+            modal=True,
+        ) as tag:
+            for ext in exts:
+                dpg.add_file_extension(ext)
+        return tag
+
+    # a named set first: a name typed under the '.*' filter loses its extension
+    video_exts = (_filter_set("Video files", VIDEO_EXTS), ".*")
+    return {
+        "video_dialog": dialog(
+            "Open a video file", lambda p: app._start_source(f"video:{p}"), exts=video_exts
+        ),
+        "load_dialog": dialog(
+            "Load an index (.dat)", lambda p: actions.load(app, Path(p)), exts=(".dat", ".*")
+        ),
+        "base_dialog": dialog(
+            "Where are this index's images now?",
+            lambda p: actions.open_session(app, app.pending_load, Path(p)),
+            directory=True,
+        ),
+        "save_dialog": dialog(
+            "Save the index as (.dat)", lambda p: actions.save(app, Path(p)), exts=(".dat",)
+        ),
+        "analyze_dialog": dialog(
+            "Analyze a folder of images", lambda p: actions.analyze(app, Path(p)), directory=True
+        ),
+    }
+
+
+def _filter_set(label: str, exts: tuple[str, ...]) -> str:
+    """A file dialog filter for several extensions, in both cases (its matching is
+    case-sensitive): 'Video files{.mp4,.MP4,...}'."""
+    return label + "{" + ",".join(e for ext in exts for e in (ext, ext.upper())) + "}"
+
+
+def chosen(app_data: dict, *, directory: bool = False) -> str:
+    """The path a file dialog's OK gives.
+
+    'file_path_name' puts the current filter's extension in place of the file's own, so
+    clip.mp4 picked from the list under '.*' came back as clip.*: a file picked from the list
+    is read from 'selections', unless another name was typed after picking it ('file_name'
+    is what the name field held). A name typed under '.*' has lost its extension; it stands
+    for the one file that matches it. A folder is read from 'file_path_name' ('selections'
+    names it twice).
+    """
+    name = _as_typed(str(app_data.get("file_path_name", "")))
+    if directory:
+        return name
+    typed = str(app_data.get("file_name", ""))
+    for picked, path in (app_data.get("selections") or {}).items():
+        if typed == picked or (typed.endswith(".*") and typed[:-2] == Path(picked).stem):
+            return str(path)
+        break  # one file is picked at most
+    if not name.endswith(".*"):
+        return name
+    matches = sorted(glob.glob(glob.escape(name[:-2]) + ".*"))
+    if len(matches) == 1:
+        return matches[0]
+    found = f"{len(matches)} files match" if matches else "no file matches"
+    raise RtsearchError(f"{name}: {found}; pick the file from the list")
+
+
+def _as_typed(path: str) -> str:
+    """A full path typed into a dialog's name field comes back joined onto the folder the
+    dialog shows: '/home/me//data/x.dat' for '/data/x.dat', '/home/me/~/x' for '~/x'."""
+    if "//" in path:
+        path = "/" + path.rsplit("//", 1)[1]
+    parts = path.split("/")
+    if "~" in parts and not os.path.exists(path):
+        path = os.path.expanduser("/".join(["~", *parts[parts.index("~") + 1 :]]))
+    return path

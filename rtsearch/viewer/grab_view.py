@@ -1,0 +1,105 @@
+"""Drawing the grab mode: the screen preview, the region on it with its dimmed
+surroundings and corner handles, and the hint above (geometry in grab_region)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from rtsearch.viewer.wrap import wrap_words
+
+if TYPE_CHECKING:
+    from rtsearch.viewer.app import ViewerApp
+
+GRAB_BORDER = (255, 210, 0, 255)
+HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
+HINT_TOP = 4
+GRAB_HELP = "Click or drag the region or its corners; G/S: use it, Esc: cancel."
+OVERLAP_NOTE = "  (overlaps this window: it would search for itself)"
+_hint_rows: dict[float, int] = {}  # canvas width -> rows kept for the hint
+
+
+def add_items() -> dict:
+    """The grab mode's draw items, in the draw layer being built: the dimmed surroundings,
+    the region's border and corner handles, and the hint. The preview's image goes under
+    them while the mode is on (add_preview)."""
+    items = {}
+    for side in ("top", "bottom", "left", "right"):
+        items[side] = dpg.draw_rectangle((0, 0), (1, 1), fill=(0, 0, 0, 160), color=(0, 0, 0, 0))
+    items["border"] = dpg.draw_rectangle((0, 0), (1, 1), color=GRAB_BORDER, thickness=2)
+    for corner in ("tl", "br"):
+        items[corner] = dpg.draw_rectangle((0, 0), (1, 1), fill=GRAB_BORDER, color=GRAB_BORDER)
+    items["hint"] = dpg.draw_text((0, 0), "", size=HINT_SIZE, color=GRAB_BORDER)
+    return items
+
+
+def add_preview(app: ViewerApp) -> None:
+    """The screen preview's draw item, under the dimming rectangles."""
+    assert app.preview_tex is not None
+    items = app.ids.grab
+    items["preview"] = dpg.draw_image(
+        app.preview_tex.tag, (0, 0), (1, 1), parent=app.ids.grab_layer, before=items["top"]
+    )
+
+
+def remove_preview(app: ViewerApp) -> None:
+    dpg.delete_item(app.ids.grab.pop("preview"))
+
+
+def grab_preview(app: ViewerApp):
+    """Where the screen preview goes on the canvas: under the room kept for the hint, as
+    large as fits."""
+    w, h = app.canvas_size
+    top = HINT_TOP + hint_rows(w) * HINT_SIZE + 8
+    return app.region.fit_preview(8, top, w - 16, h - top - 8)
+
+
+def grab_hint(app: ViewerApp) -> list[str]:
+    """The grab mode's instructions, in as many lines as the canvas's width needs."""
+    bx, by, bw, bh = app.region.box
+    hint = f"{GRAB_HELP}  {bw}x{bh} at {bx},{by}"
+    if app.region.overlaps(viewport_box()):
+        hint += OVERLAP_NOTE
+    return wrap_words(hint, app.canvas_size[0] - 16, HINT_SIZE)
+
+
+def hint_rows(width: float) -> int:
+    """Rows kept above the preview for the hint: as many as its longest form takes (the
+    widest figures and the overlap note), so the preview does not move under the pointer
+    when the note comes or goes in the middle of a drag."""
+    if width not in _hint_rows:
+        longest = f"{GRAB_HELP}  99999x99999 at -99999,-99999{OVERLAP_NOTE}"
+        lines = wrap_words(longest, width - 16, HINT_SIZE)
+        if dpg.get_text_size("A") is None:
+            return len(lines)  # no font yet: not kept
+        _hint_rows[width] = len(lines)
+    return _hint_rows[width]
+
+
+def draw_grab(app: ViewerApp) -> None:
+    if app.preview is not None and app.preview_tex is not None:
+        image = app.preview.take()
+        if image is not None:
+            np.multiply(image, np.float32(1 / 255), out=app.preview_tex.buffer)
+    hint = grab_hint(app)
+    p = grab_preview(app)
+    items = app.ids.grab
+    sx0, sy0 = p.x, p.y
+    sx1, sy1 = p.x + app.region.screen_w * p.scale, p.y + app.region.screen_h * p.scale
+    x0, y0, x1, y1 = app.region.preview_rect(p)
+    dpg.configure_item(items["preview"], pmin=(sx0, sy0), pmax=(sx1, sy1))
+    dpg.configure_item(items["top"], pmin=(sx0, sy0), pmax=(sx1, y0))
+    dpg.configure_item(items["bottom"], pmin=(sx0, y1), pmax=(sx1, sy1))
+    dpg.configure_item(items["left"], pmin=(sx0, y0), pmax=(x0, y1))
+    dpg.configure_item(items["right"], pmin=(x1, y0), pmax=(sx1, y1))
+    dpg.configure_item(items["border"], pmin=(x0, y0), pmax=(x1, y1))
+    dpg.configure_item(items["tl"], pmin=(x0 - 5, y0 - 5), pmax=(x0 + 5, y0 + 5))
+    dpg.configure_item(items["br"], pmin=(x1 - 5, y1 - 5), pmax=(x1 + 5, y1 + 5))
+    dpg.configure_item(items["hint"], pos=(8, HINT_TOP), text="\n".join(hint))
+
+
+def viewport_box() -> tuple[int, int, int, int]:
+    x, y = dpg.get_viewport_pos()
+    return int(x), int(y), dpg.get_viewport_client_width(), dpg.get_viewport_client_height()

@@ -1,0 +1,108 @@
+"""Input on the canvas: a click makes a result the query, a double-click opens its file, a
+right-click copies its path, and in grab mode the mouse moves the region. Keys go to
+ViewerApp.on_key."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import dearpygui.dearpygui as dpg
+
+from rtsearch.viewer import layout
+from rtsearch.viewer.grab_view import grab_preview
+
+if TYPE_CHECKING:
+    from rtsearch.session import Result
+    from rtsearch.viewer.app import ViewerApp
+
+DOUBLE_CLICK_S = 0.30  # Dear ImGui's double-click time and distance
+DOUBLE_CLICK_PX = 6.0
+
+
+@dataclass
+class Click:
+    """A left click on the canvas, kept to tell a double-click's presses apart."""
+
+    t: float  # time.monotonic()
+    pos: tuple[float, float]  # on the canvas
+    hit: Result | None  # the result clicked, as shown then
+
+
+def add_handlers(app: ViewerApp) -> None:
+    with dpg.handler_registry():
+        dpg.add_key_press_handler(callback=lambda s, key: app.on_key(key))
+        dpg.add_key_release_handler(callback=lambda s, key: app.on_key_release(key))
+        dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Left, callback=lambda: on_click(app))
+        dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Right, callback=lambda: on_right(app))
+        dpg.add_mouse_double_click_handler(
+            button=dpg.mvMouseButton_Left, callback=lambda: on_double(app)
+        )
+        dpg.add_mouse_drag_handler(
+            button=dpg.mvMouseButton_Left, threshold=1, callback=lambda: on_drag(app)
+        )
+        dpg.add_mouse_release_handler(
+            button=dpg.mvMouseButton_Left, callback=lambda: app.region.end()
+        )
+
+
+def _mouse(app: ViewerApp) -> tuple[float, float] | None:
+    if not dpg.is_item_hovered(app.ids.canvas):
+        return None
+    x, y = dpg.get_drawing_mouse_pos()
+    return float(x), float(y)
+
+
+def result_at(app: ViewerApp, pos: tuple[float, float] | None):
+    pub, lay = app.published, app.layout
+    if pos is None or pub is None or lay is None or app.grab_mode:
+        return None
+    i = layout.hit(lay.results[: len(pub.results)], *pos)
+    return None if i is None else pub.results[i]
+
+
+def on_click(app: ViewerApp) -> None:
+    pos = _mouse(app)
+    if app.grab_mode and pos is not None:
+        p = grab_preview(app)
+        part, point = app.region.part_at(p, *pos), app.region.to_screen(p, *pos)
+        if part is None:  # a click beside the region brings it there, ready to drag
+            app.region.center_on(*point)
+            part = "body"
+        app.region.begin(part, *point)
+        return
+    now, last = time.monotonic(), app.last_click
+    if pos is not None and last is not None and _same_click(last, now, pos):
+        return  # a double-click's second press: the first press's result is the one it opens
+    hit = result_at(app, pos)
+    app.last_click = Click(now, pos or (-1.0, -1.0), hit)
+    if hit is not None:
+        app.query_row(hit.row)
+
+
+def _same_click(last: Click, now: float, pos: tuple[float, float]) -> bool:
+    dx, dy = abs(pos[0] - last.pos[0]), abs(pos[1] - last.pos[1])
+    return now - last.t <= DOUBLE_CLICK_S and max(dx, dy) <= DOUBLE_CLICK_PX
+
+
+def on_double(app: ViewerApp) -> None:
+    """Open the result the double-click's first press landed on. The first press made that
+    result the query, so the results have moved on since: the tile under the pointer now
+    is another picture."""
+    last = app.last_click
+    if last is not None and last.hit is not None:
+        app.open_file(last.hit.file)
+
+
+def on_right(app: ViewerApp) -> None:
+    hit = result_at(app, _mouse(app))
+    if hit is not None:
+        dpg.set_clipboard_text(str(hit.file))
+        app.message = f"copied: {hit.file}"
+
+
+def on_drag(app: ViewerApp) -> None:
+    if app.grab_mode and app.region.dragging:
+        x, y = dpg.get_drawing_mouse_pos()
+        app.region.drag(*app.region.to_screen(grab_preview(app), x, y))

@@ -1,0 +1,119 @@
+"""The status bar under the canvas (source, latency, rates, index, model), the message
+line under it, the room kept for both, and the analysis progress bar."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from typing import TYPE_CHECKING
+
+import dearpygui.dearpygui as dpg
+
+from rtsearch.errors import count
+from rtsearch.viewer import layout
+from rtsearch.viewer.grab_view import viewport_box
+from rtsearch.viewer.wrap import wrap_lines
+
+if TYPE_CHECKING:
+    from rtsearch.viewer.app import ViewerApp
+    from rtsearch.viewer.tasks import Task
+
+STATUS_H = 52  # pixels kept under the canvas for the status bar (one status line)
+STATUS_SEP = "  |  "
+_FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")  # a number standing alone
+MIN_CANVAS_H = 120  # a window too short for this scrolls, so the status goes below
+PAUSE_LABELS = {False: "Pause (Space)", True: "Resume (Space)"}
+
+
+def update_status(app: ViewerApp) -> None:
+    pub, s = app.published, app.session
+    times = list(app.frame_times)[-30:]
+    fps = (
+        (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0
+    )
+    # figures of the live loop; "-" where there is none (paused, just resumed, or a source
+    # with no new picture), not the last source's: both or neither
+    live = pub is not None and not app.paused
+    figures = live and pub.inference_ms > 0 and bool(app.latencies)
+    lat = f"{statistics.median(app.latencies):.0f} ms" if figures else "-"
+    infer = f"{pub.inference_ms:.1f} ms" if figures else "-"
+    parts = [
+        f"source {pub.source if pub else '-'}{' (paused)' if app.paused else ''}",
+        f"latency {lat}",
+        f"inference {infer}",
+        f"{app.query_rate() if live else 0:.1f} queries/s",
+        f"UI {fps:.0f} fps",
+    ]
+    if s is not None:
+        parts += [
+            f"index {count(len(s.index.paths), 'image')}, {s.index.dims}-d",
+            f"model {s.extractor.info.name}"
+            + (" int8" if s.extractor.info.variant == "int8" else ""),
+            s.extractor.provider,
+        ]
+    else:
+        parts.append("no index")
+    dpg.set_value(
+        app.ids.status, wrap_parts(parts, dpg.get_viewport_client_width() - 2 * layout.PAD)
+    )
+    note = app.message or (pub.message if pub else "")
+    if (
+        app.grab_mode is False
+        and app.region.overlaps(viewport_box())
+        and pub
+        and pub.source == "screen"  # following the mouse skips this window by itself
+    ):
+        overlap = (
+            "the grab region overlaps this window: move it (G) so the viewer does not search itself"
+        )
+        note = f"{note}\n{overlap}" if note and overlap not in note else overlap
+    # wrapped here, at spaces and after a '/': Dear PyGui's wrap would break paths at dots
+    # (a character's width is left spare, for a scroll bar the window may show)
+    width = dpg.get_viewport_client_width() - 2 * layout.PAD - (dpg.get_text_size("M") or (0, 0))[0]
+    dpg.set_value(app.ids.message, "\n".join(wrap_lines(note, width)))
+    pause = PAUSE_LABELS[app.paused]
+    if dpg.get_item_label(app.ids.pause_button) != pause:
+        dpg.configure_item(app.ids.pause_button, label=pause)
+    _fit_status(app)
+
+
+def wrap_parts(parts: list[str], available: float) -> str:
+    """The status parts joined by STATUS_SEP, on as many lines as the width needs, broken
+    between parts rather than inside one. Each part is measured with its figures at least
+    five characters wide ("17.1" as "017.1"), so that the lines (and the canvas above them)
+    stay put as figures change; digits inside a name ("lite0") are left as they are."""
+    sizes = [dpg.get_text_size(_FIGURE.sub(lambda m: m[0].rjust(5, "0"), p)) for p in parts]
+    sep = dpg.get_text_size(STATUS_SEP)
+    if sep is None or any(z is None for z in sizes):
+        return STATUS_SEP.join(parts)  # no font yet
+    widths = [z[0] for z in sizes if z is not None]
+    rows = layout.pack_rows(widths, available, sep[0])
+    return "\n".join(STATUS_SEP.join(parts[i] for i in row) for row in rows)
+
+
+def _fit_status(app: ViewerApp) -> None:
+    """Keep room under the canvas for the status bar and the message as they wrap in a
+    narrow window: the status from its own lines, the message from its lines as set (or as
+    last drawn, when that took more)."""
+    one = dpg.get_text_size("A")
+    drawn = dpg.get_item_rect_size(app.ids.message)[1]
+    if one is None or not one[1] or not drawn:
+        return
+    # the message's lines as set now (update_status wraps it), or as last drawn if Dear
+    # PyGui wrapped it further: the drawn size alone lagged a message that grew by a frame
+    said = dpg.get_value(app.ids.message).count("\n") + 1
+    lines = dpg.get_value(app.ids.status).count("\n") + max(said, round(drawn / one[1]))
+    below = STATUS_H + round((lines - 1) * one[1])  # STATUS_H holds one line of each
+    room = dpg.get_viewport_client_height() - dpg.get_item_pos(app.ids.canvas)[1] - below
+    # the canvas fills the window above the status; in a window too short for that it keeps
+    # MIN_CANVAS_H, and the window scrolls to the status under it
+    height = -below if room >= MIN_CANVAS_H else MIN_CANVAS_H
+    if dpg.get_item_configuration(app.ids.canvas)["height"] != height:
+        dpg.configure_item(app.ids.canvas, height=height)
+
+
+def show_progress(app: ViewerApp, task: Task | None) -> None:
+    dpg.configure_item(app.ids.progress_group, show=task is not None)
+    if task is not None:
+        dpg.set_value(app.ids.progress, task.progress)
+        dpg.configure_item(app.ids.progress, overlay=task.note or "analyzing")
