@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rtsearch import atomic, store
 from rtsearch import projection as proj
-from rtsearch import store
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor, fit_to_input
@@ -145,8 +145,8 @@ def analyze(
     """Analyze ``base_dir`` into ``out``; see the module docstring for resumption."""
     base_dir, out = Path(base_dir), Path(out)
     require_folder(base_dir)
-    store.check_writable(out)  # fail before the work, not after it
-    with store.writer_lock(out):
+    atomic.check_writable(out)  # fail before the work, not after it
+    with atomic.writer_lock(out):
         return _analyze(base_dir, out, extractor, settings, progress, warn, cancel)
 
 

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from rtsearch import store
+from rtsearch import atomic
 from rtsearch.errors import RtsearchError
 
 ANN_MIN_ROWS = 1_000_000  # below this the exact scan is fast enough (<25 ms) and exact
@@ -159,7 +159,7 @@ class AnnIndex:
         faiss = _faiss()
         header = json.dumps(asdict(self.info)).encode()
         try:
-            with store.atomic_path(dest) as tmp, open(tmp, "wb") as fh:
+            with atomic.atomic_path(dest) as tmp, open(tmp, "wb") as fh:
                 fh.write(MAGIC + len(header).to_bytes(8, "little") + header)
                 crc = _Crc(fh.write)
                 writer = faiss.PyCallbackIOWriter(crc)

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else FULL
     log = _logger(args.json)
     if args.out:
-        from rtsearch.store import check_writable
+        from rtsearch.atomic import check_writable
 
         check_writable(args.out, "results")  # before minutes of measuring, not after
     start = time.monotonic()
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     result["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)
     text = json.dumps(result, indent=None if args.json else 2)
     if args.out:
-        from rtsearch.store import atomic_path
+        from rtsearch.atomic import atomic_path
 
         with atomic_path(args.out) as tmp_out:
             tmp_out.write_text(json.dumps(result, indent=2) + "\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import platformdirs
 
-from rtsearch import gallery, store
+from rtsearch import atomic, gallery, store
 from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.models import DEFAULT_MODEL
 
@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.screenshot is not None:  # before the analysis, not after it
-        store.check_writable(args.screenshot, "screenshot")
+        atomic.check_writable(args.screenshot, "screenshot")
     root = resolve_gallery(args)
     index_path = args.index or default_index_path(root, args.model)
     build_index(

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from rtsearch import analyze as single
+from rtsearch import atomic, store
 from rtsearch import projection as proj
-from rtsearch import store
 from rtsearch.analyze import Progress, Report, Settings
 from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.models import read_model_info
@@ -114,7 +114,7 @@ def private_copy(data: bytes, suffix: str, folder: Path | None = None) -> Path:
     """Write ``data`` to a new file named for this process in the temporary folder; the
     copies of processes that are gone are removed first (an actor killed while it loaded
     its model left its copy behind: up to 528 MB each for VGG16)."""
-    tmp = store.owned_temp(Path(folder or tempfile.gettempdir()), COPY_PREFIX, suffix)
+    tmp = atomic.owned_temp(Path(folder or tempfile.gettempdir()), COPY_PREFIX, suffix)
     try:
         tmp.write_bytes(data)
     except BaseException:
@@ -334,11 +334,11 @@ def analyze(
     warn: Warn | None = None,
 ) -> Report:
     """Analyze ``base_dir`` into ``out`` on a Ray cluster; same result as rtsearch.analyze,
-    and like it one writer at a time per index (store.writer_lock)."""
+    and like it one writer at a time per index (atomic.writer_lock)."""
     base_dir, out = Path(base_dir), Path(out)
     require_folder(base_dir)
-    store.check_writable(out)  # fail before the cluster work, not after it
-    with store.writer_lock(out):
+    atomic.check_writable(out)  # fail before the cluster work, not after it
+    with atomic.writer_lock(out):
         return _analyze(base_dir, out, model_path, settings, address, progress, warn)
 
 

@@ -37,3 +37,9 @@ def warn(message: str) -> None:
 def count(n: int, noun: str) -> str:
     """``n`` and the noun, plural unless n is 1: "1 image", "0 images", "2 images"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type's name when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

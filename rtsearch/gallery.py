@@ -26,9 +26,9 @@ from pathlib import Path
 
 import platformdirs
 
+from rtsearch.atomic import atomic_path
 from rtsearch.decode import IMAGE_EXTENSIONS
 from rtsearch.errors import RtsearchError
-from rtsearch.store import atomic_path
 
 MARKER = "GALLERY.json"
 STAMPS_PACKAGE = "tuxpaint-stamps-default"

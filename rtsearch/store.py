@@ -14,21 +14,16 @@ A checkpoint is the features-only form: the same file without the projection.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import faulthandler
 import os
 import re
 import shutil
 import signal
-import socket
-import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +32,8 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from rtsearch.errors import RtsearchError
+from rtsearch.atomic import atomic_path, file_in_the_way, os_reason
+from rtsearch.errors import RtsearchError, first_line
 from rtsearch.models import ModelInfo, short_weights
 from rtsearch.projection import Projection
 
@@ -112,164 +108,6 @@ def check_compatible(index: Index, info: ModelInfo, where: str) -> None:
 # ---------------------------------------------------------------- saving
 
 
-# Read once at import (single-threaded then): os.umask can only be read by setting it.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-STALE_TEMP_S = 24 * 3600  # another machine's temp file (shared folder): older is abandoned
-_HOST = "".join(c for c in socket.gethostname() if c.isalnum())[:40] or "host"
-
-
-class IndexBusy(RtsearchError):
-    """Another process is writing this index (see writer_lock)."""
-
-
-@contextlib.contextmanager
-def writer_lock(dest: Path) -> Iterator[None]:
-    """One analyze or update at a time per index: two would both do the work and trip over
-    each other's checkpoint parts. An advisory lock on ``DEST.lock``, removed on release
-    (POSIX; elsewhere nothing is locked). A lock file whose holder died is free again."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    lock = Path(os.path.realpath(dest) + ".lock")  # one lock whatever link names the index
-    while True:
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:  # a folder we cannot write to: the writer's own checks say so
-            yield
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise IndexBusy(
-                f"{dest}: another rtsearch analyze or update is writing it; wait for it to end"
-            ) from None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)  # its holder removed it as we opened it: take the new one
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            lock.unlink()
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``dest``; on success it replaces ``dest`` in one rename.
-
-    The temp name holds the host and process id. A process killed mid-write (SIGKILL, power)
-    leaves its temp file behind, hidden by the leading dot; the next write to ``dest``
-    removes those whose process is gone (or, from another host, that are a day old).
-    A ``dest`` that is a symlink has its target replaced (the link stays a link), and an
-    existing file keeps its permissions."""
-    dest = Path(os.path.realpath(dest))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = stat.S_IMODE(os.stat(dest).st_mode)
-    except OSError:
-        mode = 0o666 & ~_UMASK  # mkstemp makes 0600; new files get what the umask allows
-    # The temp name is cut short so a 255-byte destination name still leaves room for it.
-    tmp = owned_temp(dest.parent, f".{dest.name[:100]}.")
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-            os.fchmod(f.fileno(), mode)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def owned_temp(folder: Path, prefix: str, suffix: str = ".tmp") -> Path:
-    """A new empty file in ``folder`` named ``prefix``, this host and process id, random,
-    ``suffix``; first those of that prefix whose process is gone are removed (another
-    host's after STALE_TEMP_S), so a killed writer's file does not stay for ever."""
-    _remove_abandoned(folder, prefix, suffix)
-    owner = f"{_HOST}-{os.getpid()}-"
-    fd, tmp = tempfile.mkstemp(prefix=prefix + owner, suffix=suffix, dir=folder)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _remove_abandoned(folder: Path, prefix: str, suffix: str) -> None:
-    try:
-        names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(suffix)]
-    except OSError:
-        return
-    for name in names:
-        host, _, rest = name[len(prefix) :].partition("-")
-        pid = rest.partition("-")[0]
-        path = folder / name
-        try:
-            if host == _HOST and pid.isdigit():
-                if _alive(int(pid)):
-                    continue
-            elif time.time() - path.stat().st_mtime < STALE_TEMP_S:
-                continue
-            path.unlink()
-        except OSError:
-            continue  # gone meanwhile, or not ours to remove
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's live process
-    return True
-
-
-def check_writable(dest: Path, what: str = "index") -> None:
-    """Refuse, in one line, a destination (of an index, or ``what``) that cannot be written."""
-    dest = Path(dest)
-    blocker = _file_in_the_way(dest)
-    if blocker is not None:
-        raise RtsearchError(f"{dest}: cannot write {what} ({blocker} is a file, not a folder)")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RtsearchError(f"{dest}: cannot write {what} ({_os_reason(exc)})") from None
-    if dest.is_dir():
-        raise RtsearchError(f"{dest}: cannot write {what} (is a directory)")
-    try:
-        mode = os.stat(dest).st_mode  # through links: /dev/stdout is a pipe or a terminal
-    except OSError:
-        mode = None  # not there yet (or a dangling link): made new
-    if mode is not None and not stat.S_ISREG(mode):
-        # a file is written beside it and renamed over it: a device or a pipe would be
-        # replaced by a plain file, or the rename refused after all the work
-        raise RtsearchError(f"{dest}: cannot write {what} (not a regular file)")
-    if not os.access(dest.parent, os.W_OK | os.X_OK):
-        raise RtsearchError(f"{dest}: cannot write {what} (folder not writable)")
-    try:  # what access() passes may still refuse a file (root in /proc, some mounts)
-        with tempfile.NamedTemporaryFile(
-            dir=dest.parent, prefix=f".{dest.name[:100]}.", suffix=".probe"
-        ):
-            pass
-    except OSError as exc:
-        raise RtsearchError(f"{dest}: cannot write {what} ({_os_reason(exc)})") from None
-
-
-def _file_in_the_way(dest: Path) -> Path | None:
-    """A file where one of ``dest``'s folders should be."""
-    return next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
-
-
 def save(index: Index, dest: Path) -> None:
     """Write ``index`` atomically; an existing ``dest`` survives any failure intact, and
     an index that loading would refuse is not written at all."""
@@ -281,8 +119,8 @@ def save(index: Index, dest: Path) -> None:
         with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
             _write(f, index)
     except OSError as exc:
-        blocker = _file_in_the_way(Path(dest))  # mkdir said only "File exists"
-        reason = f"{blocker} is a file, not a folder" if blocker else _os_reason(exc)
+        blocker = file_in_the_way(Path(dest))  # mkdir said only "File exists"
+        reason = f"{blocker} is a file, not a folder" if blocker else os_reason(exc)
         raise RtsearchError(f"{dest}: cannot write index ({reason})") from None
 
 
@@ -334,15 +172,6 @@ def _check_space(index: Index, dest: Path) -> None:
 
 def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
-
-
-def _os_reason(exc: OSError) -> str:
-    """h5py puts the errno inside a long multi-line message: show just the errno's text."""
-    text = f"{exc.strerror or ''} {exc}"
-    for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EIO):
-        if f"errno = {code}," in text:
-            return os.strerror(code)
-    return (exc.strerror or "").strip().split("\n")[0] or _first_line(exc)
 
 
 def _write(f: h5py.File, index: Index) -> None:
@@ -540,13 +369,13 @@ def _load_here(path: Path, features: bool, allow_checkpoint: bool) -> Index:
     except MemoryError:
         raise RtsearchError(f"{path}: malformed index (sizes beyond available memory)") from None
     except Exception as exc:  # untrusted file: h5py and numpy raise many types
-        raise RtsearchError(f"{path}: malformed index ({_first_line(exc)})") from None
+        raise RtsearchError(f"{path}: malformed index ({first_line(exc)})") from None
 
 
 def _hdf5_reason(exc: OSError) -> str:
     """HDF5's reason for not opening a file, in words: "not an HDF5 file", "truncated: 5000
     of 529408 bytes"; others as HDF5 gives them, without its "Unable to ... open file"."""
-    text = _first_line(exc)
+    text = first_line(exc)
     if "file signature not found" in text:
         return "not an HDF5 file"
     sizes = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
@@ -554,11 +383,6 @@ def _hdf5_reason(exc: OSError) -> str:
         return f"truncated: {sizes[1]} of {sizes[2]} bytes"
     inner = re.fullmatch(r"Unable to (?:synchronously )?open file \((.*)\)", text)
     return inner[1] if inner else text
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _attr(f: h5py.File, name: str, where: str) -> object:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rtsearch import analyze as single
-from rtsearch import store
+from rtsearch import atomic, store
 from rtsearch.analyze import Report
 from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor
@@ -78,7 +78,7 @@ def update(
     the whole index) is refused unless ``replace``."""
     index_path, base_dir = Path(index_path), Path(base_dir)
     require_folder(base_dir)
-    with store.writer_lock(index_path):
+    with atomic.writer_lock(index_path):
         return _update(index_path, base_dir, extractor, batch, warn, cancel, replace)
 
 
@@ -108,7 +108,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> Up
     report = UpdateReport(old, skipped=list(found.skipped))
     report.removed = [p for p in old.paths if p not in present]
     if todo or report.removed or moved:
-        store.check_writable(index_path)  # before the work, not after it
+        atomic.check_writable(index_path)  # before the work, not after it
     fresh = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
     report.changed = [p for p in todo if p in fresh.stats and p in rows]
@@ -276,7 +276,7 @@ def follow(
                 if stop.is_set():
                     return  # cancelled by the caller mid-update; the checkpoint keeps the work
                 raise
-            except store.IndexBusy as exc:  # a one-off analyze or update: wait for it
+            except atomic.IndexBusy as exc:  # a one-off analyze or update: wait for it
                 if warn and not busy:  # once while it runs, not every interval
                     warn(f"{exc}; trying again every {interval:g} s")
                 busy = True

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from fakes import live_processes, make_gallery
 
-from rtsearch import store
+from rtsearch import atomic, store
 from rtsearch.analyze import Settings, analyze
 from rtsearch.distributed import Shard, plan_shards
 from rtsearch.extractor import Extractor
@@ -224,8 +224,8 @@ def test_a_stopped_cluster_still_on_record_is_one_line(tmp_path, tiny_model):
 
 def test_a_model_copy_left_by_a_killed_worker_is_removed_by_the_next(tmp_path):
     """Each worker loads a private copy of the model; one killed while loading left it."""
+    from rtsearch.atomic import _HOST
     from rtsearch.distributed import private_copy
-    from rtsearch.store import _HOST
 
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -300,7 +300,7 @@ def _session(sid: int) -> list[int]:
 def test_an_index_being_written_is_refused_before_the_cluster_is_asked(tmp_path, tiny_model):
     make_gallery(tmp_path / "g", 3)
     out = tmp_path / "x.dat"
-    with store.writer_lock(out):  # a local analyze or update of the same index, running
+    with atomic.writer_lock(out):  # a local analyze or update of the same index, running
         done = run_cli(
             "analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet",
             "--ray", f"127.0.0.1:{free_port()}",

@@ -17,7 +17,7 @@ from badimages import BAD, ODD_BUT_VALID
 from fakes import make_gallery, make_image
 
 from rtsearch import analyze as analyze_module
-from rtsearch import store
+from rtsearch import atomic, store
 from rtsearch.analyze import Settings, analyze, checkpoint_dir
 from rtsearch.extractor import Extractor
 
@@ -487,11 +487,10 @@ def test_control_characters_in_file_names_are_escaped_in_every_line(tmp_path, ti
 
 
 def test_a_second_writer_of_the_same_index_is_refused_while_the_first_runs(tmp_path, tiny_model):
-    from rtsearch import store
 
     make_gallery(tmp_path / "g", 4)
     out = tmp_path / "g.dat"
-    with store.writer_lock(out):  # what a running analyze or update holds
+    with atomic.writer_lock(out):  # what a running analyze or update holds
         assert (tmp_path / "g.dat.lock").exists()
         for args in (["analyze", tmp_path / "g", "-o", out], ["update", out, tmp_path / "g"]):
             run = rtsearch(*args, "--model", tiny_model)

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtsearch import store
+from rtsearch import atomic, store
 from rtsearch.cli import main
 from rtsearch.errors import RtsearchError
 from rtsearch.projection import Projection
@@ -532,7 +532,7 @@ SAVER = """
 import sys, time, numpy as np
 sys.path.insert(0, {tests!r})
 from test_store import small_index
-from rtsearch import store
+from rtsearch import atomic, store
 print("ready", flush=True)
 while True:
     store.save(small_index(n=20000, d=16, seed=int(time.time() * 1000) % 1000), {dest!r})
@@ -564,7 +564,7 @@ def test_sigkill_during_save_leaves_a_loadable_file(tmp_path):
 def test_a_save_removes_only_abandoned_temp_files(tmp_path):
     import os
 
-    from rtsearch.store import _HOST, STALE_TEMP_S
+    from rtsearch.atomic import _HOST, STALE_TEMP_S
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
@@ -596,7 +596,7 @@ def test_a_save_under_a_file_names_the_file(tmp_path, valid):
 
 def test_long_destination_name_saves(tmp_path):
     dest = tmp_path / ("i" * 251 + ".dat")
-    store.check_writable(dest)  # its probe file's name is cut short too
+    atomic.check_writable(dest)  # its probe file's name is cut short too
     store.save(small_index(), dest)
     assert store.load(dest).count == 6
 
@@ -605,7 +605,7 @@ def test_saved_index_gets_the_usual_file_mode(tmp_path):
     """The temp file behind an atomic save is 0600; the finished index follows the umask."""
     import os
 
-    from rtsearch.store import atomic_path
+    from rtsearch.atomic import atomic_path
 
     old = os.umask(0o022)
     os.umask(old)
@@ -623,7 +623,7 @@ def test_a_save_keeps_the_file_mode_and_writes_through_a_symlink(tmp_path):
     real.chmod(0o600)  # private: the photos' names
     link = tmp_path / "current.dat"
     link.symlink_to(real)
-    with store.writer_lock(real), pytest.raises(store.IndexBusy), store.writer_lock(link):
+    with atomic.writer_lock(real), pytest.raises(atomic.IndexBusy), atomic.writer_lock(link):
         pass  # one lock for both names
     store.save(small_index(n=9), link)
     assert link.is_symlink() and os.readlink(link) == str(real)
@@ -664,7 +664,7 @@ def test_a_destination_that_is_a_pipe_or_a_device_is_refused_before_the_work(tmp
     link.symlink_to(fifo)
     for dest in (fifo, link):
         with pytest.raises(RtsearchError) as exc:
-            store.check_writable(dest, "results")
+            atomic.check_writable(dest, "results")
         assert str(exc.value) == f"{dest}: cannot write results (not a regular file)"
     assert fifo.is_fifo()
     done = subprocess.run(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fakes import make_gallery, make_image
 
-from rtsearch import bigstore, store
+from rtsearch import atomic, bigstore, store
 from rtsearch.analyze import Settings, analyze
 from rtsearch.cli import main
 from rtsearch.extractor import Extractor
@@ -293,7 +293,7 @@ def test_follow_waits_for_another_writer_instead_of_stopping(indexed, tiny_model
             seen.append(report)
 
     thread = threading.Thread(target=consume)
-    with store.writer_lock(out):  # an analyze or update run by hand meanwhile
+    with atomic.writer_lock(out):  # an analyze or update run by hand meanwhile
         thread.start()
         deadline = time.monotonic() + 10
         while not warned and time.monotonic() < deadline:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rtsearch import store
+from rtsearch import atomic
 from rtsearch.cli import HelpFormatter, Terminated, catch_interrupts
 from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.models import INT8_MIN_COSINE, PROJECT_MODELS_DIR
@@ -110,7 +110,7 @@ def _check_request(args: argparse.Namespace, out: Path) -> None:
     weights = getattr(args, "weights", None)
     if weights is not None and out.exists() and weights.exists() and out.samefile(weights):
         raise RtsearchError(f"{out}: is the weights file itself; choose another --out")
-    store.check_writable(out, "model")
+    atomic.check_writable(out, "model")
 
 
 def _stderr_log(message: str) -> None:

@@ -123,7 +123,7 @@ def sha256_file(path: Path) -> str:
 def save_atomic(model: onnx.ModelProto, out: Path) -> Path:
     """Write next to ``out`` then rename, so readers never see a half-written model; as an
     index is written (a symlink's target is replaced, the link kept)."""
-    from rtsearch.store import atomic_path
+    from rtsearch.atomic import atomic_path
 
     out = Path(out)
     with atomic_path(out) as tmp:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
+from rtsearch.atomic import atomic_path
 from rtsearch.errors import RtsearchError, count
 from rtsearch.perf.machine import peak_rss_mb
 from rtsearch.session import SearchSession
@@ -32,7 +33,6 @@ from rtsearch.sources import (
     parse_region,
     video_problem,
 )
-from rtsearch.store import atomic_path
 from rtsearch.thumbs import Thumb
 from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles, ui
 from rtsearch.viewer.grab_region import GrabRegion, detect_scale

@@ -118,8 +118,8 @@ result_count = in_range(layout.RESULTS_RANGE)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rtsearch.atomic import check_writable
     from rtsearch.session import SearchSession
-    from rtsearch.store import check_writable
     from rtsearch.viewer.app import run_viewer
 
     index = args.index or args.index_file
