@@ -106,27 +106,27 @@ def test_a_display_resetting_as_the_viewer_starts_still_opens():
     1 try in 12 to 33 met it here. Each check below closes its connection, so the next meets a
     reset; then the viewer's order: the held connection first, mss's read after it."""
     from rtsearch.sources import ScreenSource
-    from rtsearch.viewer import app
+    from rtsearch.viewer.display import answers, release_display
 
     with pyvirtualdisplay.Display(size=(640, 480), color_depth=24):
-        display = os.environ["DISPLAY"]
+        where = os.environ["DISPLAY"]
         for _ in range(60):
-            assert app._x_answers(display, hold=False)
+            assert answers(where, hold=False)
         for _ in range(20):
-            assert app._x_answers(display, hold=False)  # its close starts a reset
-            assert app._x_answers(display)  # held: no more resets
+            assert answers(where, hold=False)  # its close starts a reset
+            assert answers(where)  # held: no more resets
             src = ScreenSource()
             assert src.monitor()[2:] == (640, 480)
             src.close()
-            assert app._x_answers(display)  # the one held, not a second
-            app.release_display()
+            assert answers(where)  # the one held, not a second
+            release_display()
 
 
 def test_a_socket_an_x_server_left_behind_is_refused_without_waiting():
     """A killed X server leaves its socket file: nothing listens there, so no retrying."""
     import socket
 
-    from rtsearch.viewer.app import _x_answers
+    from rtsearch.viewer.display import answers
 
     stale = Path("/tmp/.X11-unix/X3988")
     stale.parent.mkdir(exist_ok=True)
@@ -134,10 +134,39 @@ def test_a_socket_an_x_server_left_behind_is_refused_without_waiting():
         sock.bind(str(stale))
     try:
         start = time.monotonic()
-        assert not _x_answers(":3988", hold=False)
+        assert not answers(":3988", hold=False)
         assert time.monotonic() - start < 1.0
     finally:
         stale.unlink()
+
+
+def test_a_display_where_something_listens_but_no_x_server_answers_is_one_line():
+    """Opening such a display (libX11's XOpenDisplay, in our check, then in mss and GLFW)
+    waited for ever for the server's reply: the viewer hung before its window."""
+    import socket
+
+    with socket.socket() as listener:
+        for number in range(50, 100):  # a port free for TCP display :N (6000 + N)
+            try:
+                listener.bind(("127.0.0.1", 6000 + number))
+                break
+            except OSError:
+                continue
+        listener.listen()  # accepts connections, never answers
+        env = {k: v for k, v in os.environ.items() if k != "WAYLAND_DISPLAY"}
+        env["DISPLAY"] = f"127.0.0.1:{number}"
+        start = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "rtsearch", "view"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        f"rtsearch: error: cannot open display '127.0.0.1:{number}' (something listens there, "
+        "but no X server answered in 5 s): check DISPLAY, or run the viewer under xvfb-run -a "
+        "-s '-screen 0 1440x900x24'"
+    )
+    assert time.monotonic() - start < 20  # one wait, not one per check
 
 
 def test_no_display_and_bad_arguments_are_one_line_errors():

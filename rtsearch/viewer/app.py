@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,12 +34,12 @@ from rtsearch.sources import (
 )
 from rtsearch.thumbs import Thumb
 from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles, ui
+from rtsearch.viewer.display import answers, check_display, release_display, x_display
 from rtsearch.viewer.grab_region import GrabRegion, detect_scale
 from rtsearch.viewer.shortcuts import action_for
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.textures import RawImage, TileTextures
 from rtsearch.viewer.worker import Published, ScreenPreview, Worker, random_source
-from rtsearch.x11 import libx11
 
 MAX_FPS = 60.0
 # frames drawn before a screenshot is taken: the capture reads a frame drawn before the
@@ -51,6 +50,7 @@ SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first resul
 NO_PICTURE_WAIT_S = 5.0  # ... from a source that says it has no picture
 RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this window
 CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
+FALLBACK_SCREEN = (1440, 900)  # the grab region's screen when none can be read
 SCREENSHOT_FRAMES = 30  # a screenshot without quit_after_frames: frames drawn before it
 
 
@@ -105,9 +105,10 @@ class ViewerApp:
         self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
         self.last_click: mouse.Click | None = None
         self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
-        if (display := x_display()) is not None:
-            _x_answers(display)  # held from here: reading the screen size cannot reset it
-        screen = self._screen_size()
+        # held from here: reading the screen size cannot reset it; and a display that does
+        # not answer is not asked again (mss would wait on it for ever)
+        display = x_display()
+        screen = self._screen_size() if display is None or answers(display) else FALLBACK_SCREEN
         self.region = GrabRegion(*screen)
         self.region.scale = opts.hidpi_scale or detect_scale(screen[0], _logical_width())
 
@@ -118,7 +119,7 @@ class ViewerApp:
             _, _, w, h = src.monitor()
             return w, h
         except Exception:  # no display: the grab region is chosen later, if ever
-            return 1440, 900
+            return FALLBACK_SCREEN
         finally:
             src.close()
 
@@ -547,95 +548,6 @@ class ViewerApp:
             self.message = f"{path}: cannot open it here: {opener} is not installed"
         except OSError as exc:
             self.message = f"{path}: cannot open it: {exc.strerror or exc}"
-
-
-def check_display() -> None:
-    """Without a display GLFW aborts the process with an assertion; say it in one line."""
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
-        raise RtsearchError(
-            "no display to open the viewer on (DISPLAY is not set); on a headless machine run "
-            "it under xvfb-run -a -s '-screen 0 1440x900x24'"
-        )
-    display = x_display()
-    if display is not None and not _x_answers(display):
-        raise RtsearchError(
-            f"cannot open display {display!r} (no X server answers there): check DISPLAY, "
-            "or run the viewer under xvfb-run -a -s '-screen 0 1440x900x24'"
-        )
-
-
-def x_display() -> str | None:
-    """The X display the viewer's window would open on (Linux without Wayland), if any."""
-    display = os.environ.get("DISPLAY")
-    if sys.platform.startswith("linux") and display and not os.environ.get("WAYLAND_DISPLAY"):
-        return display
-    return None
-
-
-def _x_answers(display: str, *, hold: bool = True, patience_s: float = 5.0) -> bool:
-    """Whether an X server accepts a connection on ``display`` (True when libX11 is not
-    found to ask: GLFW then says it itself). With ``hold`` the connection is kept open, one
-    per display: an X server resets when its last client leaves (Xvfb as tests and xvfb-run
-    start it), and GLFW connecting meanwhile failed to make its window. The viewer holds one
-    before it reads the screen size through a connection of its own (mss), whose closing
-    made a lone Xvfb reset.
-
-    A server turns clients away for a moment while it resets: after another client left
-    (a script's earlier program, a test), 1 connection in 12 to 33 failed so here; a retry
-    10-64 ms later worked; mss failed the same way. So a refusal is tried again while
-    something still listens there (a killed server's socket file is not retried)."""
-    x11 = libx11()
-    if x11 is None:
-        return True
-    if hold and display in _X_PROBES:
-        return True
-    deadline = time.monotonic() + patience_s
-    while not (conn := x11.XOpenDisplay(display.encode())):
-        if time.monotonic() >= deadline or not _x_listens(display):
-            return False
-        time.sleep(0.01)
-    if hold:
-        _X_PROBES[display] = conn
-    else:
-        x11.XCloseDisplay(conn)
-    return True
-
-
-def release_display() -> None:
-    """Close the connections ``check_display`` held (the viewer has closed)."""
-    x11 = libx11()
-    while x11 is not None and _X_PROBES:
-        x11.XCloseDisplay(_X_PROBES.popitem()[1])
-
-
-def _x_listens(display: str) -> bool:
-    """Whether something accepts connections where X clients look for ``display``'s
-    server: its local socket (``:N``, ``unix:N``) or TCP port 6000+N (``host:N``)."""
-    host, _, rest = display.rpartition(":")
-    number = rest.split(".")[0]
-    if not number.isdigit():
-        return False
-    if host in ("", "unix"):
-        path = f"/tmp/.X11-unix/X{number}"
-        # Linux's abstract name first, as libxcb tries it; then the socket file
-        places = [(socket.AF_UNIX, "\0" + path)] if sys.platform == "linux" else []
-        places.append((socket.AF_UNIX, path))
-    else:
-        places = [(socket.AF_INET, (host, 6000 + int(number)))]
-    for family, address in places:
-        try:
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                sock.settimeout(1.0)
-                sock.connect(address)
-            return True
-        except OSError:
-            continue
-    return False
-
-
-_X_PROBES: dict[str, int] = {}  # held connections by display
 
 
 def frame_ms(times: deque[float]) -> list[float]:
