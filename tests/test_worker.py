@@ -268,6 +268,51 @@ def test_k_on_a_random_query_keeps_its_row_excluded_without_reading_the_file(run
     assert files == [row]
 
 
+def subset(session, rows: list[int]):
+    """``session`` with only these rows of its index, as ``update`` leaves it after files
+    were dropped (the same model and projection)."""
+    import dataclasses
+
+    from rtsearch.session import SearchSession
+
+    index = session.index
+    part = dataclasses.replace(
+        index,
+        paths=[index.paths[r] for r in rows],
+        sizes=index.sizes[rows],
+        mtimes=index.mtimes[rows],
+        projected=index.projected[rows],
+        features=None if index.features is None else index.features[rows],
+    )
+    return SearchSession(part, session.extractor, session.base_dir, source=session.source)
+
+
+def test_an_updated_index_keeps_the_random_query_on_its_picture(running):
+    """``view --watch`` swaps in the folder's new index after each change: the query stays
+    the picture it was, at that picture's row in the new index (it jumped to another random
+    picture); a query whose picture is gone gives way to another."""
+    s = running.session
+    running.send("row", 5)
+    wait_for(lambda: running.latest() is not None and running.latest().row == 5)
+    path = s.index.paths[5]
+    fewer = subset(s, [r for r in range(len(s.index.paths)) if r not in (0, 2)])
+    running.send("session", fewer)
+
+    def shows(session, row: int) -> bool:
+        pub = running.latest()
+        return pub is not None and pub.row == row and pub.results[0].path in session.index.paths
+
+    wait_for(lambda: shows(fewer, 3) and running.session is fewer)
+    assert fewer.index.paths[3] == path
+    assert all(r.path != path for r in published(running).results)  # itself still excluded
+    gone = subset(fewer, [r for r in range(len(fewer.index.paths)) if r != 3])
+    seq = published(running).seq
+    running.send("session", gone)
+    wait_for(lambda: published(running).seq > seq and running.session is gone)
+    pub = published(running)
+    assert pub.row is not None and gone.index.paths[pub.row] != path
+
+
 def test_a_new_source_is_searched_even_when_its_picture_is_the_last_one(running):
     image = picture(6)
     running.send("source", Pictures(image))

@@ -11,6 +11,7 @@ or the index searches the last picture again instead, paused or still.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import os
@@ -94,6 +95,20 @@ def query_picture(image: RGBImage, header_h: int) -> Thumb:
         size = (int(h * scale), int(w * scale))
     picture = resize_to(image, size) if size != (h, w) else image.copy()
     return Thumb(picture, size[1], size[0])
+
+
+def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | None:
+    """The row of ``new``'s index that holds the picture at ``row`` of ``old``'s, if any."""
+    if row is None or not 0 <= row < len(old.index.paths):
+        return None
+    paths = new.index.paths
+    if paths is old.index.paths or paths == old.index.paths:
+        return row
+    path = old.index.paths[row]
+    at = bisect.bisect_left(paths, path)  # an index keeps its paths sorted
+    if at < len(paths) and paths[at] == path:
+        return at
+    return next((i for i, p in enumerate(paths) if p == path), None)
 
 
 def random_source(session: SearchSession) -> RandomSource:
@@ -244,13 +259,14 @@ class Worker:
         elif command == "session":
             old, self.session = self.session, value
             if isinstance(self.source, RandomSource):
-                # the old source counts rows of the old index; keep the query only when the
-                # rows mean the same pictures (a re-projection), else draw a new one
+                # the old source counts rows of the old index: the query keeps its picture
+                # at the row that picture has in the new one (a re-projection: the same;
+                # --watch: moved by files added or dropped); a picture gone draws another
                 last = self.latest()
-                same = old is not None and old.index.paths == value.index.paths
                 self.source = self._random_source()
-                if same and last is not None and last.row is not None:
-                    self.source.trigger(last.row)
+                row = None if last is None or old is None else same_row(old, value, last.row)
+                if row is not None:
+                    self.source.trigger(row)
             else:  # any picture can be searched in any index
                 self._again = True
         elif command == "row" and self.session is not None:
