@@ -1210,6 +1210,17 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     assert not app.grab_mode
     assert len(dpg.get_all_items()) == items  # the preview texture is freed, not uploaded
     assert fresh(app, "screen").query.width > 0
+    # Esc cancels the mode: a region moved meanwhile goes back to where it was
+    kept = app.region.box
+    app.perform("grab_mode")
+    for _ in range(12):
+        app.frame()
+    p = ui_preview(app)
+    xdotool(app, "mousemove", str(round(ox + p.x + 6)), str(round(oy + p.y + 6)))
+    xdotool(app, "click", "1")  # beside the region: brings it there
+    assert app.region.box != kept
+    xdotool(app, "key", "Escape")
+    assert not app.grab_mode and app.region.box == kept
 
 
 def ui_preview(app):

@@ -111,6 +111,7 @@ class ViewerApp:
         screen = self._screen_size() if display is None or answers(display) else FALLBACK_SCREEN
         self.region = GrabRegion(*screen)
         self.region.scale = opts.hidpi_scale or detect_scale(screen[0], _logical_width())
+        self.region_before = self.region.box
 
     @staticmethod
     def _screen_size() -> tuple[int, int]:
@@ -275,6 +276,7 @@ class ViewerApp:
             self._leave_grab_mode(apply=True)
             return
         self.grab_mode = True
+        self.region_before = self.region.box  # what cancelling the mode puts back
         if self.preview_tex is None:
             pw = 640
             ph = round(pw * self.region.screen_h / self.region.screen_w)
@@ -284,7 +286,11 @@ class ViewerApp:
         self.dirty = True
 
     def _leave_grab_mode(self, apply: bool) -> None:
+        """G or S keep the region as set; Esc, or another action, put back the one before."""
         self.grab_mode = False
+        self.region.end()
+        if not apply:
+            self.region.box = self.region_before
         if self.preview is not None:
             self.preview.close()
             self.preview = None
