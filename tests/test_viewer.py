@@ -798,6 +798,36 @@ def test_video_source_updates_the_results(app, gallery, tmp_path):
     assert tops == {"img00003", "img00007", "img00011"}
 
 
+def test_the_status_never_shows_a_latency_below_the_inference_it_holds(app, monkeypatch, tmp_path):
+    """Capture-to-display holds the inference: the status showed the median latency beside
+    the last query's inference, so one slow inference read "latency 27 ms | inference
+    58.8 ms". Both are now medians over the same queries."""
+    import re
+
+    real = type(app.session).features_of
+    calls = []
+
+    def uneven(self, images):  # every fourth inference is slow
+        calls.append(1)
+        if len(calls) % 4 == 0:
+            time.sleep(0.15)
+        return real(self, images)
+
+    monkeypatch.setattr(type(app.session), "features_of", uneven)
+    video = write_video(tmp_path / "uneven.avi", [3, 7, 11], frames_each=4, fps=25.0)
+    app._start_source(f"video:{video}")
+    seen = 0
+    end = time.perf_counter() + 4.0
+    while time.perf_counter() < end:
+        app.frame()
+        status = dpg.get_value(app.ids.status)
+        figures = re.search(r"latency (\d+) ms.*inference ([\d.]+) ms", status.replace("\n", " "))
+        if figures:
+            seen += 1
+            assert float(figures[1]) + 0.5 >= float(figures[2]), status
+    assert seen > 10 and len(calls) >= 8
+
+
 def test_switching_sources_50_times_with_the_shortcuts(app):
     keys = [dpg.mvKey_R, dpg.mvKey_W, dpg.mvKey_V, dpg.mvKey_S, dpg.mvKey_G, dpg.mvKey_G]
     threads_before = threading.active_count()

@@ -96,6 +96,7 @@ class ViewerApp:
         # the window in physical pixels, refreshed by the UI thread, read by the worker
         self.viewport_box: tuple[int, int, int, int] | None = None
         self.latencies: deque[float] = deque(maxlen=30)
+        self.inferences: deque[float] = deque(maxlen=30)  # of the same queries, in ms
         # when each new result was shown, for the status's queries/s; since when they count
         self.shown_times: deque[float] = deque(maxlen=int(RATE_WINDOW_S * MAX_FPS))
         self.rate_since = time.perf_counter()
@@ -402,6 +403,7 @@ class ViewerApp:
         if pub is not None and pub.captured != self.shown_captured and pub.query is not None:
             self.shown_captured = pub.captured
             self.latencies.append((now - pub.captured) * 1000.0)
+            self.inferences.append(pub.inference_ms)
             self.shown_times.append(now)
         self.frames += 1
 
@@ -450,6 +452,7 @@ class ViewerApp:
 
     def _count_afresh(self) -> None:
         self.latencies.clear()
+        self.inferences.clear()
         self.shown_times.clear()
         self.rate_since = time.perf_counter()
 
@@ -572,7 +575,7 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         "max_ms": round(ms[-1], 2) if ms else None,
         "queries": pub.seq if pub else 0,
         "latency_ms": round(statistics.median(app.latencies), 1) if app.latencies else None,
-        "inference_ms": round(pub.inference_ms, 2) if pub else None,
+        "inference_ms": round(statistics.median(app.inferences), 2) if app.inferences else None,
         "thumb_box": list(app.worker.cache.size),  # (width, height): by the rows' height
         "thumbs_cached": len(app.worker.cache),
         "thumbs_mb": round(app.worker.cache.nbytes / 2**20, 1),

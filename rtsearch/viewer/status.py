@@ -35,8 +35,10 @@ def update_status(app: ViewerApp) -> None:
     # with no new picture), not the last source's: both or neither
     live = pub is not None and not app.paused
     figures = live and pub.inference_ms > 0 and bool(app.latencies)
+    # medians over the same queries, so the latency (which holds the inference) is never
+    # shown below it
     lat = f"{statistics.median(app.latencies):.0f} ms" if figures else "-"
-    infer = f"{pub.inference_ms:.1f} ms" if figures else "-"
+    infer = f"{statistics.median(app.inferences):.1f} ms" if figures else "-"
     parts = [
         f"source {pub.source if pub else '-'}{' (paused)' if app.paused else ''}",
         f"latency {lat}",
