@@ -1202,6 +1202,58 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     assert store.load(resaved).base_dir == str((tmp_path / "moved").resolve())
 
 
+def test_saving_over_another_file_asks_first(app, tiny_model, tmp_path):
+    """Save (Ctrl+S) replaced any file picked in its dialog without a word, another
+    folder's index included. Now it asks, and Esc or Cancel leave the file as it was;
+    the loaded index's own file is saved back without asking."""
+    import hashlib
+
+    from rtsearch import store
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "elsewhere"
+    make_gallery(folder, 7, start=300)
+    other = tmp_path / "other.dat"
+    analyze(folder, other, Extractor(tiny_model, threads=1), Settings(dims=16))
+    before = hashlib.sha256(other.read_bytes()).hexdigest()
+    session = app.session
+    images = len(session.index.paths)
+    assert images != 7
+    actions.save_as(app, other)  # what the save dialog's OK calls
+    pump(app, lambda: dpg.is_item_shown(app.ids.question))
+    question = "".join(dpg.get_value(app.ids.question_text).split())  # without the wrapping
+    said = f"{other} already exists, an index of 7 images of {folder.resolve()}"
+    assert "".join(said.split()) in question
+    app.on_key(dpg.mvKey_Escape)
+    assert not dpg.is_item_shown(app.ids.question)
+    assert app.message == f"not saved: {other} is left as it was"
+    for _ in range(10):
+        app.frame()
+    assert hashlib.sha256(other.read_bytes()).hexdigest() == before
+    actions.save_as(app, other)
+    pump(app, lambda: dpg.is_item_shown(app.ids.question))
+    app.on_key(dpg.mvKey_R)
+    assert dpg.is_item_shown(app.ids.question)  # a shortcut does not act behind it
+    buttons = dpg.get_item_children(dpg.get_item_children(app.ids.question, 1)[1], 1)
+    assert dpg.get_item_label(buttons[0]) == "Replace (Enter)"
+    x, y = dpg.get_item_rect_min(buttons[0])
+    xdotool(app, "mousemove", str(round(x + 20)), str(round(y + 8)))
+    xdotool(app, "click", "1")
+    pump(app, lambda: app.message == f"saved {other}")
+    assert not dpg.is_item_shown(app.ids.question)
+    assert len(store.load(other).paths) == images
+    # the loaded index's own file: saved back, no question
+    actions.load(app, other)
+    pump(app, lambda: app.session.source == other)
+    app.message = ""
+    actions.save_as(app, other)
+    pump(app, lambda: app.message == f"saved {other}")
+    assert not dpg.is_item_shown(app.ids.question)
+    app.set_session(session)
+
+
 def xdotool(app, *args: str) -> None:
     """Drive the real mouse on the virtual display, rendering frames meanwhile."""
     import shutil

@@ -155,6 +155,54 @@ def _ignore(message: str) -> None:
     """Unreadable files are counted in the update summary; no line per file in the UI."""
 
 
+def save_as(app: ViewerApp, path: Path) -> None:
+    """Save to ``path`` as the dialog chose it: a file already there is replaced only when
+    the user says so, unless it is the loaded index's own file (saved back)."""
+    from rtsearch.viewer import dialogs
+
+    session = app.session
+    if session is None:
+        return
+    own = session.source is not None and _same_file(path, session.source)
+    if own or not path.exists():
+        save(app, path)
+        return
+
+    def ask(holding: str) -> None:
+        images = count(len(session.index.paths), "image")
+        dialogs.ask(
+            app.ids,
+            "Replace a file?",
+            f"{path} already exists{holding}. Replace it with this index ({images} of "
+            f"{session.base_dir})?",
+            "Replace",
+            on_yes=lambda: save(app, path),
+            on_no=lambda: setattr(app, "message", f"not saved: {path} is left as it was"),
+        )
+
+    # what the file holds is read in the background: an index may take a while
+    app.start_task(Task("save", lambda task: _holding(path), ask))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def _holding(path: Path) -> str:
+    """What the file at ``path`` holds, when it is an index: ", an index of N images of
+    FOLDER"; else ""."""
+    from rtsearch import bigstore
+
+    try:
+        index = bigstore.load(path)
+    except RtsearchError:
+        return ""
+    return f", an index of {count(len(index.paths), 'image')} of {index.base_dir or '?'}"
+
+
 def save(app: ViewerApp, path: Path) -> None:
     session = app.session
     if session is None:

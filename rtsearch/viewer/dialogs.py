@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import RtsearchError
-from rtsearch.viewer import actions
+from rtsearch.viewer import actions, layout
+from rtsearch.viewer.wrap import wrap_lines
 
 if TYPE_CHECKING:
     from rtsearch.viewer.app import ViewerApp
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 DIALOG_SIZE = (700, 480)  # file dialogs, in windows large enough
 HELP_SIZE = (560, 480)
+QUESTION_SIZE = (520, 150)
 DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -90,12 +92,48 @@ def build(app: ViewerApp) -> dict:
             directory=True,
         ),
         "save_dialog": dialog(
-            "Save the index as (.dat)", lambda p: actions.save(app, Path(p)), exts=(".dat",)
+            "Save the index as (.dat)", lambda p: actions.save_as(app, Path(p)), exts=(".dat",)
         ),
         "analyze_dialog": dialog(
             "Analyze a folder of images", lambda p: actions.analyze(app, Path(p)), directory=True
         ),
     }
+
+
+def add_question() -> tuple[int | str, int | str]:
+    """A modal yes-or-no window, shown by ``ask``; its text item with it."""
+    with dpg.window(
+        label="rtsearch", show=False, modal=True, no_collapse=True,
+        width=QUESTION_SIZE[0], height=QUESTION_SIZE[1],
+    ) as window:  # fmt: skip
+        text = dpg.add_text("", wrap=-1)
+        with dpg.group(horizontal=True):
+            for answer in (True, False):
+                dpg.add_button(
+                    width=120,
+                    callback=lambda s, a, yes: dpg.get_item_user_data(window)(yes),
+                    user_data=answer,
+                )
+    return window, text
+
+
+def ask(ids: Ids, title: str, question: str, yes: str, on_yes, on_no) -> None:
+    """Show ``question`` with a button for ``yes`` and one to cancel; the answer (a click,
+    Enter for ``yes``, Esc to cancel) closes it and calls ``on_yes`` or ``on_no``."""
+
+    def answer(said: bool) -> None:
+        dpg.hide_item(ids.question)
+        (on_yes if said else on_no)()
+
+    first, second = dpg.get_item_children(dpg.get_item_children(ids.question, 1)[1], 1)
+    dpg.configure_item(first, label=f"{yes} (Enter)")
+    dpg.configure_item(second, label="Cancel (Esc)")
+    dpg.set_item_user_data(ids.question, answer)
+    dpg.configure_item(ids.question, label=title)
+    show_fitted(ids.question, QUESTION_SIZE)
+    # wrapped here, at spaces and after a '/' (Dear PyGui's own wrap breaks at dots)
+    width = dpg.get_item_configuration(ids.question)["width"] - 2 * layout.PAD - 16
+    dpg.set_value(ids.question_text, "\n".join(wrap_lines(question, width)))
 
 
 def _filter_set(label: str, exts: tuple[str, ...]) -> str:

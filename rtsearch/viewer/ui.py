@@ -82,6 +82,8 @@ class Ids:
     fields: tuple = ()  # the dims input and the sliders (Ctrl+click types into one)
     pause_button: int | str = 0
     no_picture: int | str = 0  # says why, where the query image would be
+    question: int | str = 0  # the yes-or-no window (dialogs.ask); its user data answers it
+    question_text: int | str = 0
     # per tile slot: the texture, rectangle and file it shows, None when hidden
     tile_shows: list = field(default_factory=list)
 
@@ -94,18 +96,26 @@ class Ids:
     def typing(self) -> bool:
         """Keys belong to a text field: the dims input, a slider being typed into
         (Ctrl+click), or a file dialog's name field."""
-        shown = any(dpg.is_item_shown(d) for d in self.dialogs())
+        shown = any(dpg.is_item_shown(d) for d in (*self.dialogs(), self.question))
         return shown or any(dpg.is_item_active(f) for f in self.fields)
 
     def close_dialog(self) -> bool:
-        """Esc: close the open file dialog, as its Cancel would; False when none is open."""
+        """Esc: close the open file dialog, as its Cancel would (the question, as its No);
+        False when none is open."""
+        if dpg.is_item_shown(self.question):
+            dpg.get_item_user_data(self.question)(False)
+            return True
         shown = [d for d in self.dialogs() if dpg.is_item_shown(d)]
         for d in shown:
             dpg.hide_item(d)
         return bool(shown)
 
     def confirm_dialog(self) -> bool:
-        """Enter: take the open file dialog's name as its OK would; False when none is open."""
+        """Enter: take the open file dialog's name as its OK would (the question's first
+        answer, as clicked); False when none is open."""
+        if dpg.is_item_shown(self.question):
+            dpg.get_item_user_data(self.question)(True)
+            return True
         for d in self.dialogs():
             if dpg.is_item_shown(d):
                 info = dpg.get_file_dialog_info(d)  # what OK hands its callback
@@ -135,6 +145,7 @@ def build(app: ViewerApp) -> Ids:
         status_text = dpg.add_text("")
         message = dpg.add_text("", color=MESSAGE, wrap=0)
     file_dialogs = dialogs.build(app)
+    question, question_text = dialogs.add_question()
     ids = Ids(
         window,
         toolbar,
@@ -158,6 +169,8 @@ def build(app: ViewerApp) -> Ids:
         fields=fields,
         pause_button=next(b for b in buttons if dpg.get_item_user_data(b) == "pause"),
         no_picture=parts["no_picture"],
+        question=question,
+        question_text=question_text,
     )
     mouse.add_handlers(app)
     if app.session is not None:
