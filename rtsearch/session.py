@@ -7,6 +7,7 @@ beyond the model run, and ``query_*`` may be called from one worker thread at a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +157,12 @@ class SearchSession:
         if list(full.paths) != list(index.paths):  # the file changed since: not these rows
             return index
         return dataclasses.replace(index, features=full.features)
+
+    @functools.cached_property
+    def reprojectable(self) -> bool:
+        """Whether ``reprojected`` can work: the features are here or in the index file."""
+        index, source = self.index, self.source
+        return index.features is not None or (source is not None and store.has_features(source))
 
     def reprojected(self, dims: int, kind: str | None = None) -> SearchSession:
         """A new session over the same features projected to ``dims`` (needs stored features)."""

@@ -1157,6 +1157,37 @@ def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypa
     assert fresh(app, "random").results[0].file.parent.parent == folder
 
 
+def test_dims_are_greyed_out_and_say_why_for_an_index_without_features(app, tiny_model, tmp_path):
+    """An index saved without its features cannot change dimensions: the box and Apply dims
+    took a value anyway, failed, and kept showing it while the index stayed as it was."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+
+    session = app.session
+    assert session.reprojectable
+    assert dpg.get_item_configuration(app.ids.dims_input)["enabled"]
+    assert "Apply dims" in dpg.get_value(app.ids.dims_tips[0])
+    assert dpg.get_item_configuration(app.ids.dims_input)["step"] == 0  # no -/+ buttons
+    folder = tmp_path / "bare"
+    make_gallery(folder, 6, start=400)
+    bare = tmp_path / "bare.dat"
+    analyze(folder, bare, Extractor(tiny_model, threads=1), Settings(dims=16))
+    actions.load(app, bare)
+    pump(app, lambda: app.session.source == bare)
+    assert not app.session.reprojectable
+    for item in (app.ids.dims_input, app.ids.dims_apply):
+        assert not dpg.get_item_configuration(item)["enabled"]
+    assert "saved without its features" in dpg.get_value(app.ids.dims_tips[0])
+    # re-projection asked for all the same (as a script could): the box shows the index's
+    dpg.set_value(app.ids.dims_input, 3)
+    actions.reproject(app)
+    pump(app, lambda: app.message.startswith("re-projection failed"))
+    assert dpg.get_value(app.ids.dims_input) == 16 == app.session.index.dims
+    app.set_session(session)
+    assert dpg.get_item_configuration(app.ids.dims_apply)["enabled"]
+
+
 def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_path):
     from rtsearch import store
     from rtsearch.analyze import Settings, analyze

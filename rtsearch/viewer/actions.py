@@ -253,6 +253,7 @@ def _reproject(
         if isinstance(fresh, RtsearchError):
             app.applied_dims = (session.source, current.index.dims)
             app.message = f"re-projection failed: {fresh}"
+            dpg.set_value(app.ids.dims_input, current.index.dims)  # what it still has
         elif current is session or current.index.dims == dims:
             if current is session:  # else --watch swapped in a newer version with these dims
                 app.set_session(current := fresh)

@@ -40,7 +40,9 @@ KEY_NAMES = {
     dpg.mvKey_Escape: "Escape",
 }
 LABEL = (230, 230, 230, 255)
+GREYED = (128, 128, 128, 255)  # the text of a control that cannot be used now
 MESSAGE = (255, 190, 120, 255)
+DIMS_TIP_EMPTY = "The index's dimensions: load or analyze an index first."
 BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
 
 
@@ -84,6 +86,8 @@ class Ids:
     no_picture: int | str = 0  # says why, where the query image would be
     question: int | str = 0  # the yes-or-no window (dialogs.ask); its user data answers it
     question_text: int | str = 0
+    dims_apply: int | str = 0  # the Apply dims button, and what hovering dims says
+    dims_tips: tuple = ()
     # per tile slot: the texture, rectangle and file it shows, None when hidden
     tile_shows: list = field(default_factory=list)
 
@@ -133,7 +137,7 @@ def build(app: ViewerApp) -> Ids:
         with dpg.group():
             rows = [dpg.add_group(horizontal=True) for _ in range(32)]
         buttons = _toolbar(app, rows[0])
-        k_slider, dims_input, sliders, fields = _sliders(app, rows[1])
+        k_slider, (dims_input, dims_apply, dims_tips), sliders, fields = _sliders(app, rows[1])
         toolbar = Toolbar(rows[: len(buttons) + len(sliders)], [buttons, sliders])
         for row in rows[len(toolbar.rows) :]:
             dpg.delete_item(row)
@@ -171,6 +175,8 @@ def build(app: ViewerApp) -> Ids:
         no_picture=parts["no_picture"],
         question=question,
         question_text=question_text,
+        dims_apply=dims_apply,
+        dims_tips=dims_tips,
     )
     mouse.add_handlers(app)
     if app.session is not None:
@@ -179,9 +185,25 @@ def build(app: ViewerApp) -> Ids:
 
 
 def show_dims(ids: Ids, session: SearchSession) -> None:
-    """The dims box shows the index's dimensions and goes no higher than its model's."""
-    dpg.configure_item(ids.dims_input, max_value=min(session.extractor.info.dims, proj.MAX_DIMS))
+    """The dims box shows the index's dimensions and goes no higher than its model's; it
+    and its button are greyed out, saying why, when the index holds no features to
+    project again."""
+    top = min(session.extractor.info.dims, proj.MAX_DIMS)
+    dpg.configure_item(ids.dims_input, max_value=top)
     dpg.set_value(ids.dims_input, session.index.dims)
+    can = session.reprojectable
+    for item in (ids.dims_input, ids.dims_apply):
+        dpg.configure_item(item, enabled=can)
+    tip = (
+        f"The index's dimensions: type {proj.MIN_DIMS}-{top}, then Apply dims to project its "
+        "stored features again."
+        if can
+        else "This index was saved without its features, so its dimensions cannot change "
+        "here: analyze its folder again (Analyze folder..., or rtsearch analyze "
+        "--keep-features)."
+    )
+    for item in ids.dims_tips:
+        dpg.set_value(item, tip)
 
 
 def clear_background(window: int | str) -> None:
@@ -235,18 +257,31 @@ def _sliders(app: ViewerApp, row: int | str):
         app.dirty = True
 
     chips = [dpg.add_group(horizontal=True, parent=row) for _ in range(4)]
-    with dpg.group(horizontal=True, parent=chips[3]):  # dims and its button stay together
+    tips: list[int | str] = []  # what hovering dims says
+    # dims and its button stay together
+    with dpg.group(horizontal=True, parent=chips[3]) as dims_group:
         # named before its box: after it, "num results" and the box read as one
         dpg.add_text("  dims")
         dims_input = dpg.add_input_int(  # set to the index's by show_dims
             default_value=proj.DEFAULT_DIMS,
-            width=110,
+            width=60,
+            step=0,  # no -/+ buttons: steps of one across 2-1280 are no use
             min_value=proj.MIN_DIMS,
             max_value=proj.MAX_DIMS,
             min_clamped=True,
             max_clamped=True,
         )
-        dpg.add_button(label="Apply dims", callback=lambda: actions.reproject(app))
+        apply = dpg.add_button(label="Apply dims", callback=lambda: actions.reproject(app))
+    with dpg.tooltip(dims_group):  # the group's: a disabled box has no hover of its own
+        tips.append(dpg.add_text(DIMS_TIP_EMPTY, wrap=380))
+    with dpg.theme() as greyed:
+        for kind in (dpg.mvInputInt, dpg.mvButton):
+            with dpg.theme_component(kind, enabled_state=False):
+                dpg.add_theme_color(dpg.mvThemeCol_Text, GREYED)
+                dpg.add_theme_color(dpg.mvThemeCol_Button, BACKGROUND)
+                dpg.add_theme_color(dpg.mvThemeCol_ButtonHovered, BACKGROUND)
+                dpg.add_theme_color(dpg.mvThemeCol_ButtonActive, BACKGROUND)
+    dpg.bind_item_theme(dims_group, greyed)
     with dpg.group(horizontal=True, parent=chips[0]):
         lo, hi = layout.HEADER_RANGE
         header = dpg.add_slider_int(
@@ -282,7 +317,8 @@ def _sliders(app: ViewerApp, row: int | str):
             default_value=app.k,
             callback=lambda s, v: app.set_k(v),
         )
-    return k_slider, dims_input, chips, (dims_input, header, thumb, k_slider)
+    dims = (dims_input, apply, tuple(tips))
+    return k_slider, dims, chips, (dims_input, header, thumb, k_slider)
 
 
 def reflow_toolbar(app: ViewerApp) -> None:
