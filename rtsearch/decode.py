@@ -15,8 +15,10 @@ applied); tests compare them bit for bit.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -40,7 +42,7 @@ def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBIm
     """Decode ``path`` to RGB uint8; with ``min_size`` (h, w) JPEGs may decode reduced but
     never below that size. Raises RtsearchError naming the file on any decode problem."""
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path) as f:
             image = _plain_jpeg(f, path, min_size)
             if image is not None:
                 return image
@@ -65,6 +67,23 @@ def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBIm
     except Exception as exc:  # Pillow raises many types for corrupt data
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RtsearchError(f"{path}: cannot decode image ({reason})") from None
+
+
+def _open_regular(path: Path | str) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file. Opened without waiting, then
+    checked, in one step: reading a FIFO that took an image's place (or a device) would
+    wait for ever or never end."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(mode):
+            raise RtsearchError(f"{path}: not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
 
 
 # ---------------------------------------------------------------- plain JPEGs, OpenCV

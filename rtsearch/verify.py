@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 MAX_SIDE = 320  # keypoints are found on images scaled to this longest side
 FEATURES = 1000  # ORB keypoints per image
+MIN_SIDE = 2 * 31 + 1  # ORB keeps its keypoints 31 px (its edge threshold) from the border
 RATIO = 0.7  # Lowe's ratio test on the two nearest descriptors
 RANSAC_PX = 3.0  # reprojection tolerance at MAX_SIDE
 MIN_INLIERS = 10  # fewer agreeing matches than this is chance (unrelated pictures: 0-5)
@@ -78,6 +79,8 @@ class Verifier:
     def keypoints(self, image: RGBImage) -> Keypoints:
         grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
         scale = MAX_SIDE / max(grey.shape)
+        if min(grey.shape) * min(scale, 1.0) < MIN_SIDE:
+            return EMPTY  # a strip or a dot: ORB finds nothing there (and fails on a 1 px side)
         if scale < 1:
             grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         with self._lock:

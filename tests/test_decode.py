@@ -15,7 +15,9 @@ from rtsearch.decode import _plain_jpeg, _to_rgb, fit_within, load_rgb, resize_t
 from rtsearch.errors import RtsearchError
 
 # Symlink/FIFO/name cases are the scanner's job (test_scan.py); the decoder sees real files.
-DECODER_BAD = ["zero-byte", "truncated JPEG", "truncated PNG", "text named .jpg"]
+# the FIFO too: a scan skips it, but a file replaced by one after its analysis reached the
+# decoder (query's verification, the viewer's thumbnails), whose read waited for ever
+DECODER_BAD = ["zero-byte", "truncated JPEG", "truncated PNG", "text named .jpg", "FIFO named .jpg"]
 
 
 @pytest.mark.parametrize("case", sorted(ODD_BUT_VALID))
@@ -232,8 +234,13 @@ def test_missing_and_directory(tmp_path):
     with pytest.raises(RtsearchError, match=r"nope\.jpg: file not found$"):
         load_rgb(tmp_path / "nope.jpg")
     (tmp_path / "dir.jpg").mkdir()
-    with pytest.raises(RtsearchError, match=r"dir\.jpg: "):
+    with pytest.raises(RtsearchError, match=r"dir\.jpg: is a directory$"):
         load_rgb(tmp_path / "dir.jpg")
+    with pytest.raises(RtsearchError, match=r"pipe\.jpg: not a regular file$"):
+        load_rgb(BAD["FIFO named .jpg"](tmp_path))
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    with pytest.raises(RtsearchError, match=r"zero\.jpg: not a regular file$"):
+        load_rgb(tmp_path / "zero.jpg")
 
 
 def test_permission_denied_is_one_line(tmp_path, monkeypatch):
@@ -245,7 +252,7 @@ def test_permission_denied_is_one_line(tmp_path, monkeypatch):
     def deny(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("rtsearch.decode.open", deny, raising=False)
+    monkeypatch.setattr("rtsearch.decode._open_regular", deny)
     with pytest.raises(RtsearchError, match=r"locked.jpg: permission denied$"):
         load_rgb(path)
 

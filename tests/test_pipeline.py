@@ -193,6 +193,35 @@ def test_query_says_when_the_nearest_files_are_gone(capsys, tmp_path, gallery, t
     assert code == 0 and err == "" and "img00000" not in stdout
 
 
+def test_query_verifies_past_dots_strips_and_a_fifo_in_a_files_place(capsys, tmp_path, tiny_model):
+    """Verification (query's default) crashed with OpenCV's traceback when a candidate or
+    the query was a 1 px spacer or a 3000x2 strip, and waited for ever on an indexed file
+    replaced by a FIFO since. They verify against nothing now."""
+    from PIL import Image
+
+    folder = tmp_path / "album"
+    files = make_gallery(folder, 6)
+    Image.new("RGBA", (1, 1)).save(folder / "spacer.gif")
+    Image.new("RGB", (3000, 2), (200, 30, 30)).save(folder / "strip.png")
+    Image.new("RGB", (2, 1300), (30, 200, 30)).save(folder / "pole.png")
+    out = tmp_path / "album.dat"
+    code, _, _ = cli(capsys, "analyze", folder, "-o", out, "--model", tiny_model, "--quiet")
+    assert code == 0 and len(store.load(out).paths) == 9
+    victim = files[1]
+    victim.unlink()
+    os.mkfifo(victim)
+    for query in (files[0], folder / "spacer.gif", folder / "strip.png"):
+        done = subprocess.run(
+            [sys.executable, "-m", "rtsearch", "query", str(query), "--index", str(out),
+             "--model", str(tiny_model), "-k", "9", "--json"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        hits = json.loads(done.stdout)
+        assert len(hits) == 9 and hits[0]["path"] == str(query.relative_to(folder))
+        assert all(h["inliers"] is not None for h in hits)
+
+
 def test_a_model_exported_again_from_other_weights_is_named(capsys, tmp_path, gallery, monkeypatch):
     """The index's model file was exported again, under its name, from other weights: the
     refusal named neither the index, nor the file found, nor the weights wanted, and
