@@ -33,12 +33,14 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
     """Every image file below ``base_dir``. A symlinked directory is followed once: a
     directory whose real path was already visited is skipped, so loops terminate, and
     symlinked directories are walked after the real ones, so a link to a folder inside the
-    base (a shortcut) never names its images in the folder's place.
+    base (a shortcut) never names its images in the folder's place. A link to a folder
+    holding the base is not followed (it would take in everything around it).
     Entries named like images that cannot be one (FIFOs, devices, broken or looping
     symlinks, non-UTF-8 names) are reported through ``warn`` and listed in ``skipped``."""
     base = Path(base_dir)
     result = ScanResult()
     say = _under(base, warn) if warn is not None else None
+    base_real = os.path.realpath(base)
     visited: set[str] = set()
     stack = [(base, "")]
     linked: list[tuple[Path, str]] = []  # symlinked folders, walked after the real ones
@@ -48,6 +50,12 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
         if real in visited:
             continue
         visited.add(real)
+        if rel and _above(real, base_real):
+            # a link to a folder that holds the base (`up -> ..`, `home -> ~`) would index
+            # everything around it: not followed
+            if say is not None:
+                say(_printable(rel), f"link to {real}, a folder holding this one: not followed")
+            continue
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
@@ -91,6 +99,11 @@ def _visit(
         _skip(result, warn, _printable(child), "file name is not UTF-8")
         return
     result.paths.append(child)
+
+
+def _above(folder: str, base: str) -> bool:
+    """Whether real path ``folder`` holds real path ``base`` (is one of its ancestors)."""
+    return base.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _named_like_image(name: str) -> bool:

@@ -47,6 +47,26 @@ def test_a_shortcut_to_a_folder_inside_never_takes_its_name(tmp_path):
     assert scan(base).paths == ["album/d2/a.png", "album/linked/c.png", "zz/b.png"]
 
 
+def test_a_link_to_a_folder_holding_the_base_is_not_followed(tmp_path):
+    """`up -> ..` or `home -> ~` inside the folder took in everything around it: a folder
+    of one image gave an index of the whole workspace."""
+    base = tmp_path / "photos" / "2026"
+    _touch_image(base / "a.png")
+    _touch_image(tmp_path / "photos" / "2025" / "b.png")
+    _touch_image(tmp_path / "unrelated" / "c.png")
+    os.symlink("..", base / "up")
+    os.symlink(tmp_path, base / "home")
+    os.symlink(tmp_path / "unrelated", base / "more")  # beside it: followed as before
+    said: list[str] = []
+    result = scan(base, said.append)
+    assert result.paths == ["a.png", "more/c.png"] and result.skipped == []
+    assert said == [
+        f"{base / 'home'}: link to {tmp_path.resolve()}, a folder holding this one: not followed",
+        f"{base / 'up'}: link to {(tmp_path / 'photos').resolve()}, a folder holding this one: "
+        "not followed",
+    ]
+
+
 def test_unusable_entries_are_reported_once_each(tmp_path):
     warnings: list[str] = []
     _touch_image(tmp_path / "good.png")
