@@ -35,6 +35,10 @@ from rtsearch.scan import scan
 from rtsearch.store import Index
 
 REFIT_FRACTION = 0.2
+# an update removing more than this fraction of an index, and at least PRUNE_MIN images,
+# asks for --replace: a wrong folder or an old backup would otherwise empty it in silence
+PRUNE_FRACTION = 0.5
+PRUNE_MIN = 10
 Warn = Callable[[str], None]
 
 
@@ -71,18 +75,22 @@ def update(
     warn: Warn | None = None,
     cancel: threading.Event | None = None,
     replace: bool = False,
+    prune: bool | None = None,
 ) -> UpdateReport:
     """Update ``index_path`` in place for ``base_dir``; an unchanged folder rewrites nothing,
     unless it is not the folder the index names (the images moved): then only that changes.
     A folder holding none of the indexed images (a mistyped folder would otherwise replace
-    the whole index) is refused unless ``replace``."""
+    the whole index) is refused unless ``replace``; one that would remove most of them (a
+    wrong folder, an old backup, a copy still in progress) unless ``prune`` (by default,
+    as ``replace``)."""
     index_path, base_dir = Path(index_path), Path(base_dir)
     require_folder(base_dir)
+    prune = replace if prune is None else prune
     with atomic.writer_lock(index_path):
-        return _update(index_path, base_dir, extractor, batch, warn, cancel, replace)
+        return _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune)
 
 
-def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> UpdateReport:
+def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune) -> UpdateReport:
     start = time.monotonic()
     old = store.load(index_path, features=True)
     store.check_compatible(old, extractor.info, str(index_path))
@@ -107,6 +115,8 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace) -> Up
         _check_same_images(index_path, base_dir, old, rows, seen, moved)
     report = UpdateReport(old, skipped=list(found.skipped))
     report.removed = [p for p in old.paths if p not in present]
+    if not prune and seen:  # (an emptied folder: "no images left", below)
+        _check_most_kept(index_path, base_dir, len(rows), len(report.removed))
     if todo or report.removed or moved:
         atomic.check_writable(index_path)  # before the work, not after it
     fresh = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
@@ -182,6 +192,18 @@ def _check_same_images(index_path, base_dir, old, rows, seen, moved) -> None:
     )
 
 
+def _check_most_kept(index_path: Path, base_dir: Path, rows: int, removed: int) -> None:
+    """Refuse an update that would remove most of the index: more than PRUNE_FRACTION of
+    its images, and at least PRUNE_MIN."""
+    if removed < PRUNE_MIN or removed <= PRUNE_FRACTION * rows:
+        return
+    raise RtsearchError(
+        f"{base_dir}: holds only {rows - removed} of the {count(rows, 'image')} in "
+        f"{index_path}; updating would remove the other {removed} (another folder, an old "
+        "copy, or one still being copied?); pass --replace to remove them"
+    )
+
+
 def _size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -247,11 +269,13 @@ def follow(
     interval: float = 2.0,
     batch: int = 0,
     warn: Warn | None = None,
+    prune: bool = False,
 ) -> Iterator[UpdateReport]:
     """Yield an UpdateReport (``.index`` is the new Index) each time an update changed the
     index, until ``stop`` is set. The first pass runs at once. With watchdog installed a pass
     runs ``interval`` s after the last filesystem event (a copy in progress settles first);
-    without it the folder is re-scanned every ``interval`` s (stat calls only)."""
+    without it the folder is re-scanned every ``interval`` s (stat calls only). A pass that
+    would remove most of the index waits for the folder to change, unless ``prune``."""
     events = _watch(require_folder(Path(base_dir)))
     said: set[str] = set()
 
@@ -270,7 +294,7 @@ def follow(
             try:
                 report = update(  # the folder being followed is the index's by construction
                     index_path, base_dir, extractor, batch=batch, warn=warn_once, cancel=stop,
-                    replace=True,
+                    replace=True, prune=prune,
                 )  # fmt: skip
             except KeyboardInterrupt:
                 if stop.is_set():
@@ -388,7 +412,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--replace",
         action="store_true",
-        help="index the folder even if it holds none of the indexed images",
+        help="index the folder even if it holds none of the indexed images, or removes more "
+        "than half of them",
     )
     parser.add_argument(
         "--interval",
@@ -446,6 +471,7 @@ def run(args: argparse.Namespace) -> int:
             interval=2.0 if args.interval is None else args.interval,
             batch=args.batch,
             warn=warn,
+            prune=args.replace,
         ):
             _print(report, args.index, quiet=False, advise=not advised)
             advised = advised or report.refit_advised

@@ -144,6 +144,55 @@ def test_update_refuses_a_folder_holding_none_of_the_images(capsys, tmp_path, in
     assert code == 0 and "4 images (4 added, 0 changed, 30 removed" in stdout
 
 
+def test_update_removing_most_of_the_index_asks_for_replace(capsys, tmp_path, indexed, tiny_model):
+    """A folder holding a few of the indexed images (a wrong folder, an old backup, a copy
+    still in progress) removed the rest without a word: 2 of 250 kept, 248 removed."""
+    import shutil
+
+    gallery, out = indexed
+    part = tmp_path / "part"
+    files = sorted(p for p in gallery.rglob("*") if p.is_file())
+    for f in files[:2]:
+        (part / f.relative_to(gallery)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, part / f.relative_to(gallery))
+    stamp = out.stat().st_mtime_ns
+    code, _, err = cli(capsys, "update", out, part, "--model", tiny_model)
+    assert code == 1 and err == (
+        f"rtsearch: error: {part}: holds only 2 of the 30 images in {out}; updating would "
+        "remove the other 28 (another folder, an old copy, or one still being copied?); pass "
+        "--replace to remove them\n"
+    )
+    assert out.stat().st_mtime_ns == stamp
+    # removing up to half is what deleting photos does: no question
+    for f in files[:15]:
+        f.unlink()
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "15 images (0 added, 0 changed, 15 removed" in stdout
+    code, stdout, _ = cli(capsys, "update", out, part, "--model", tiny_model, "--replace")
+    assert code == 0 and "2 images (2 added, 0 changed, 15 removed" in stdout  # (of those left)
+
+
+def test_follow_waits_when_a_pass_would_remove_most_of_the_index(indexed, tiny_model, tmp_path):
+    """A sync tool emptying most of the folder for a while: the index is kept until the
+    folder is whole again, not cut down and analysed again."""
+    import shutil
+
+    gallery, out = indexed
+    files = sorted(p for p in gallery.rglob("*") if p.is_file())
+    aside = tmp_path / "aside"
+    with Following(out, gallery, tiny_model) as it:
+        time.sleep(1.0)  # the first pass: nothing to do
+        for f in files[:20]:
+            (aside / f.relative_to(gallery)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(f, aside / f.relative_to(gallery))
+        it.wait_until(lambda: any("holds only 10 of the 30 images" in w for w in it.warned))
+        assert not it.seen and store.load(out).count == 30
+        shutil.copytree(aside, gallery, dirs_exist_ok=True)
+        make_gallery(gallery, 1, start=400)
+        it.wait_until(lambda: it.seen and it.seen[-1].index.count == 31)
+    assert it.seen[-1].added == ["d1/img00400.png"] and not it.seen[-1].changed
+
+
 def test_update_tells_another_folder_with_the_same_names_from_a_copy(
     capsys, tmp_path, indexed, tiny_model
 ):
