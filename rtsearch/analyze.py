@@ -244,9 +244,7 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
         shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
         return done, None
     old = _old_index(out, base_dir, model, settings, warn)
-    for part in sorted(checkpoint_dir(out).glob("part-*.dat")):
-        ck = store.load(part, allow_checkpoint=True)
-        check_part_model(ck, model, part)
+    for ck in checkpoint_parts(checkpoint_dir(out), model, warn):
         _take(done, ck, base_dir, wanted, found.hides, use_features=True)
     if old is not None:
         before = len(done)
@@ -271,6 +269,21 @@ def _take(done: _Done, index: Index, base_dir: Path, wanted, hidden, *, use_feat
                 done.features[p] = index.features[i]
             else:
                 done.old_rows[p] = i
+
+
+def checkpoint_parts(folder: Path, model: ModelRef, warn: Warn | None) -> Iterator[Index]:
+    """The checkpoint parts in ``folder``, to resume from. A part that cannot be read (a
+    disk's fault: each is written atomically) is passed over with a warning, and its images
+    analysed again; one made with another model stops the run (check_part_model)."""
+    for path in sorted(folder.glob("part-*.dat")):
+        try:
+            part = store.load(path, allow_checkpoint=True)
+        except RtsearchError as exc:
+            if warn:
+                warn(f"{exc}; passed over: its images are analysed again")
+            continue
+        check_part_model(part, model, path)
+        yield part
 
 
 def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
@@ -570,7 +583,9 @@ class _CheckpointWriter:
         if not self.paths:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        number = len(list(self.folder.glob("part-*.dat")))
+        # after the last part there (not their count: one passed over may be among them)
+        numbers = [p.stem[5:] for p in self.folder.glob("part-*.dat")]
+        number = max((int(n) + 1 for n in numbers if n.isdigit()), default=0)
         part = Index(
             paths=self.paths,
             model=self.model,

@@ -154,9 +154,7 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
     """Features for ``todo``, resuming from the checkpoints of an interrupted update."""
     fresh = single._Done()
     folder = single.checkpoint_dir(index_path)
-    for part in sorted(folder.glob("part-*.dat")):
-        ck = store.load(part, allow_checkpoint=True)
-        single.check_part_model(ck, old.model, part)
+    for ck in single.checkpoint_parts(folder, old.model, warn):
         single._take(fresh, ck, base_dir, set(todo), lambda p: False, use_features=True)
     todo = [p for p in todo if p not in fresh]
     writer = single._CheckpointWriter(folder, old.model, base_dir, None, warn)

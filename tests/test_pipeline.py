@@ -488,6 +488,47 @@ def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
     np.testing.assert_allclose(a.projected, b.projected, atol=1e-5)
 
 
+def test_a_damaged_checkpoint_part_is_passed_over_and_its_images_analysed_again(
+    capsys, tmp_path, tiny_model
+):
+    """One unreadable part (a disk's fault: parts are written atomically) stopped every
+    resume with no way out but deleting the folder by hand, and all its work with it."""
+    import dataclasses
+
+    from rtsearch.analyze import _CheckpointWriter
+
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 12)
+    whole = tmp_path / "whole.dat"
+    cli(capsys, "analyze", gallery, "-o", whole, "--model", tiny_model, "--keep-features")
+    index = store.load(whole, features=True)
+    out = tmp_path / "resumed.dat"
+    ckpt = Path(f"{out}.ckpt")
+    for number, rows in ((0, slice(0, 4)), (1, slice(4, 8))):
+        part = dataclasses.replace(
+            index, paths=index.paths[rows], sizes=index.sizes[rows], mtimes=index.mtimes[rows],
+            features=index.features[rows], projected=None, projection=None,
+        )  # fmt: skip
+        store.save(part, ckpt / f"part-{number:06d}.dat")
+    damaged = ckpt / "part-000001.dat"
+    damaged.write_bytes(damaged.read_bytes()[:5000])
+    # a part written now goes after the last one there, not over one (it counted them)
+    (ckpt / "part-000000.dat").rename(ckpt / "part-000002.dat")
+    writer = _CheckpointWriter(ckpt, index.model, gallery, None)
+    writer.add(index.paths[8:9], index.features[8:9], index.sizes[8:9], index.mtimes[8:9])
+    writer.flush()
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "part-000001.dat", "part-000002.dat", "part-000003.dat"
+    ]  # fmt: skip
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    assert code == 0 and "12 images (7 analysed, 5 reused, 0 skipped)" in stdout
+    assert err.startswith(f"warning: {damaged}: not a readable index file (") and err.endswith(
+        "; passed over: its images are analysed again\n"
+    )
+    assert err.count("\n") == 1 and not ckpt.exists()
+    np.testing.assert_allclose(store.load(out).projected, index.projected, atol=1e-5)
+
+
 def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, tiny_model):
     make_gallery(tmp_path / "g", 4)
     out = tmp_path / "x.dat"
