@@ -25,7 +25,7 @@ from rtsearch import projection as proj
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor, fit_to_input
-from rtsearch.scan import scan
+from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index, ModelRef
 
 DEFAULT_BATCH = 16  # one run at a time on the CPU: bigger batches pay
@@ -253,8 +253,7 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
             _refuse_another_folder(out, old, base_dir, settings)
     kept = [p for p in done.stats if p not in wanted]
     if kept and warn:
-        warn(f"{base_dir}: {count(len(kept), 'indexed image')} in folders that could not be "
-             "read are kept as they were")  # fmt: skip
+        warn(kept_unread(base_dir, len(kept)))
     return done, old
 
 

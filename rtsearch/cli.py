@@ -41,22 +41,48 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def whole_number(text: str) -> int:
+    """``text`` as an int; argparse's own message for one that is not names the function
+    ("invalid positive_int value")."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def file_path(text: str) -> Path:
+    """A file to write: a name ending in a slash names a folder (Path drops the slash, and
+    the index was written as a file with the folder's name)."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(
+            f"{text} names a folder; give the file's name, e.g. {text}index.dat"
+        )
+    return Path(text)
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
 def seed(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if not 0 <= value < 2**63:  # numpy wants it non-negative, the .dat file in 64 bits
         raise argparse.ArgumentTypeError(f"must be from 0 to 2**63-1, got {value}")
     return value
@@ -73,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyze a directory into an index", formatter_class=fmt)
     p.add_argument("directory", type=Path, help="folder of images, scanned recursively")
-    p.add_argument("-o", "--output", type=Path, required=True, help="index file to write (.dat)")
+    p.add_argument(
+        "-o", "--output", type=file_path, required=True, help="index file to write (.dat)"
+    )
     add_model_argument(p)
     add_projection_arguments(p)
     p.add_argument(
@@ -115,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("query", help="find the images nearest to an image", formatter_class=fmt)
-    p.add_argument("image", type=Path)
-    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("image", type=Path, help="the picture to search for (any image file)")
+    p.add_argument("--index", type=Path, required=True, help="the index file (.dat) to search")
     p.add_argument(
         "--base-dir",
         type=Path,

@@ -101,6 +101,15 @@ def _visit(
     result.paths.append(child)
 
 
+def kept_unread(base_dir: Path, n: int) -> str:
+    """The warning for ``n`` indexed images kept because their folders could not be read."""
+    one = n == 1
+    return (
+        f"{base_dir}: {n} indexed image{'' if one else 's'} in folders that could not be read "
+        f"{'is' if one else 'are'} kept as {'it was' if one else 'they were'}"
+    )
+
+
 def _above(folder: str, base: str) -> bool:
     """Whether real path ``folder`` holds real path ``base`` (is one of its ancestors)."""
     return base.startswith(folder.rstrip(os.sep) + os.sep)

@@ -29,9 +29,10 @@ import numpy as np
 from rtsearch import analyze as single
 from rtsearch import atomic, store
 from rtsearch.analyze import Report
+from rtsearch.cli import number
 from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor
-from rtsearch.scan import scan
+from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index
 
 REFIT_FRACTION = 0.2
@@ -105,10 +106,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     seen = set(found.paths)
     hidden = [p for p in old.paths if p not in seen and found.hides(p)] if found.unread else []
     if hidden and warn:  # unreadable for now (permissions, a share's outage): not deleted
-        warn(
-            f"{base_dir}: {count(len(hidden), 'indexed image')} in folders that could not be "
-            "read are kept as they were"
-        )
+        warn(kept_unread(base_dir, len(hidden)))
     present = seen | set(hidden)
     moved = old.base_dir != str(base_dir.resolve())
     if rows and seen and not replace:
@@ -423,7 +421,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def seconds(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not 0 < value <= 86400:  # also refuses nan and inf
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400, got {text}")
     return value

@@ -529,6 +529,28 @@ def test_a_damaged_checkpoint_part_is_passed_over_and_its_images_analysed_again(
     np.testing.assert_allclose(store.load(out).projected, index.projected, atol=1e-5)
 
 
+def test_a_non_number_and_a_folder_for_an_output_file_are_named(capsys, tmp_path):
+    """`-k abc` said "invalid positive_int value", and `-o out/new/` wrote a file named
+    out/new (Path drops the slash)."""
+    make_gallery(tmp_path / "g", 2)
+    for args, message in (
+        (["query", "x.jpg", "--index", "y.dat", "-k", "abc"],
+         "argument -k: not a whole number: 'abc'"),
+        (["analyze", tmp_path / "g", "-o", f"{tmp_path}/new/"],
+         f"argument -o/--output: {tmp_path}/new/ names a folder; give the file's name, e.g. "
+         f"{tmp_path}/new/index.dat"),
+        (["update", "a.dat", "g", "--watch", "--interval", "soon"],
+         "argument --interval: not a number: 'soon'"),
+        (["analyze", tmp_path / "g", "-o", "x.dat", "--threads", "two"],
+         "argument --threads: not a whole number: 'two'"),
+    ):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            main([str(a) for a in args])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.endswith(f"error: {message}\n"), err
+    assert not (tmp_path / "new").exists()
+
+
 def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, tiny_model):
     make_gallery(tmp_path / "g", 4)
     out = tmp_path / "x.dat"

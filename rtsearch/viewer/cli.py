@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rtsearch.cli import number, whole_number
 from rtsearch.sources import parse_region, video_problem
 from rtsearch.viewer import layout
 
@@ -94,7 +95,7 @@ def source_spec(text: str) -> str:
 
 
 def scale(text: str) -> float:
-    value = float(text)
+    value = number(text)
     if not 0.5 <= value <= 8:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be from 0.5 to 8, got {text}")
     return value
@@ -105,12 +106,11 @@ def in_range(bounds: tuple[int, int]):
     lo, hi = bounds
 
     def parse(text: str) -> int:
-        value = int(text)
+        value = whole_number(text)
         if not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"must be {lo}-{hi}, got {value}")
         return value
 
-    parse.__name__ = "number"  # argparse names the type in its message for a non-number
     return parse
 
 
