@@ -417,7 +417,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="--watch: seconds of quiet before updating (more than 0, at most a day; default 2)",
     )
-    parser.add_argument("--quiet", action="store_true", help="print nothing when nothing changed")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print nothing when nothing changed (files that cannot be read included)",
+    )
 
 
 def seconds(text: str) -> float:
@@ -448,10 +452,16 @@ def run(args: argparse.Namespace) -> int:
     extractor = open_extractor(args.index, args.model, args.threads)
     warn = lambda m: print_line(f"warning: {m}")  # noqa: E731
     if not args.watch:
+        # quiet: the files that cannot be read are said only with a change (they were
+        # warned about on every run, as each run tries them again)
+        held: list[str] = []
         report = update(
-            args.index, args.directory, extractor, batch=args.batch, warn=warn,
-            replace=args.replace,
+            args.index, args.directory, extractor, batch=args.batch,
+            warn=held.append if args.quiet else warn, replace=args.replace,
         )  # fmt: skip
+        if report.modified:
+            for message in held:
+                warn(message)
         _print(report, args.index, args.quiet)
         return 0
     stop = threading.Event()

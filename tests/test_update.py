@@ -106,6 +106,26 @@ def test_update_without_changes_rewrites_nothing(capsys, indexed, tiny_model):
     assert out.stat().st_mtime_ns == stamp
 
 
+def test_quiet_update_says_nothing_without_a_change_broken_files_included(
+    capsys, indexed, tiny_model
+):
+    """`update --quiet` (as cron runs it) warned about every broken file on every run."""
+    gallery, out = indexed
+    (gallery / "broken.jpg").write_bytes(b"not a picture")
+    args = ["update", out, gallery, "--model", tiny_model]
+    code, stdout, err = cli(capsys, *args)
+    assert (
+        code == 0
+        and "broken.jpg: " in err
+        and "(0 added, 0 changed, 0 removed, 1 skipped)" in stdout
+    )
+    assert cli(capsys, *args, "--quiet") == (0, "", "")
+    make_gallery(gallery, 1, start=600)  # a change: said, with the broken file
+    code, stdout, err = cli(capsys, *args, "--quiet")
+    assert code == 0 and "31 images (1 added, 0 changed, 0 removed, 1 skipped)" in stdout
+    assert err.count("\n") == 1 and "broken.jpg: " in err
+
+
 def test_update_after_the_folder_moved_points_the_index_at_it(capsys, indexed, tiny_model):
     gallery, out = indexed
     before = store.load(out, features=True)
