@@ -650,6 +650,35 @@ def test_clicking_a_result_makes_it_the_query(app):
     assert clicked.row not in [r.row for r in app.published.results]  # its own entry excluded
 
 
+def test_hovering_a_result_shows_its_rank_file_and_distance(app, tmp_path):
+    """The tiles said nothing of what they were: a file's name took a right-click and a
+    paste. Under the pointer a result now shows its rank, path and distance."""
+    app.perform("pause")  # the results stay put while the pointer is on them
+    pub = app.published
+    band, text = app.ids.caption
+    x0, y0, x1, y1 = app.layout.results[1]
+    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+    xdotool(app, "mousemove", str(round(ox + (x0 + x1) / 2)), str(round(oy + (y0 + y1) / 2)))
+    hit = pub.results[1]
+    said = dpg.get_item_configuration(text)["text"]
+    assert said == f"2. {hit.path}  (distance {hit.distance:.3f})" or said.startswith(
+        f"2. {hit.path}  (distance {hit.distance:.3f}, "
+    )
+    assert dpg.is_item_shown(band) and dpg.is_item_shown(text)
+    lo, hi = (dpg.get_item_configuration(band)[k] for k in ("pmin", "pmax"))
+    assert lo[0] >= 0 and hi[1] == y1 and lo[1] > y0  # across the tile's foot
+    shot = tmp_path / "caption.png"
+    app._screenshot(shot)
+    foot = np.asarray(Image.open(shot).convert("L"))[
+        round(oy + lo[1]) + 2 : round(oy + hi[1]) - 2, round(ox + lo[0]) : round(ox + hi[0])
+    ]
+    assert (foot > 200).mean() > 0.02 and np.median(foot) < 60  # light text on a dark band
+    q = app.layout.query
+    xdotool(app, "mousemove", str(round(ox + q[0] + 5)), str(round(oy + q[1] + 5)))
+    assert not dpg.is_item_shown(band) and not dpg.is_item_shown(text)
+    app.perform("pause")
+
+
 def test_double_clicking_a_result_opens_that_result(app, monkeypatch):
     """The first press makes the result the query and the results move; the double-click
     still opens the picture it was made on, not the one that moved under the pointer."""

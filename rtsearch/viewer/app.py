@@ -105,6 +105,7 @@ class ViewerApp:
         self.tiles_scroll = 0.0  # the canvas scroll the result tiles were bound for
         self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
         self.last_click: mouse.Click | None = None
+        self.captioned: tuple | None = None  # what the hover caption shows (mouse.show_caption)
         self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
         # held from here: reading the screen size cannot reset it; and a display that does
         # not answer is not asked again (mss would wait on it for ever)
@@ -390,6 +391,7 @@ class ViewerApp:
             tiles.bind_tiles(self)
         if self.grab_mode:
             grab_view.draw_grab(self)
+        mouse.show_caption(self)
         self._poll_tasks()
         if self.frames % 10 == 0 or not self.ids.toolbar.packed:
             # every frame until the first drawn frame has given the bars' sizes

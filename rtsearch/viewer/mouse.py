@@ -12,11 +12,15 @@ import dearpygui.dearpygui as dpg
 
 from rtsearch.viewer import layout
 from rtsearch.viewer.grab_view import grab_preview
+from rtsearch.viewer.wrap import text_width
 
 if TYPE_CHECKING:
     from rtsearch.session import Result
     from rtsearch.viewer.app import ViewerApp
 
+CAPTION_SIZE = 15  # a hovered result's caption: font size, padding, band colour
+CAPTION_PAD = 4.0
+CAPTION_BG = (20, 20, 20, 215)
 DOUBLE_CLICK_S = 0.30  # Dear ImGui's double-click time and distance
 DOUBLE_CLICK_PX = 6.0
 
@@ -106,3 +110,32 @@ def on_drag(app: ViewerApp) -> None:
     if app.grab_mode and app.region.dragging:
         x, y = dpg.get_drawing_mouse_pos()
         app.region.drag(*app.region.to_screen(grab_preview(app), x, y))
+
+
+def show_caption(app: ViewerApp) -> None:
+    """Under the pointer, a result's rank, file and distance, in a band across the foot of
+    its tile (wider where the text needs it, within the canvas); nothing elsewhere."""
+    pub, lay, ids = app.published, app.layout, app.ids
+    pos = _mouse(app)
+    rank = None
+    if pos is not None and pub is not None and lay is not None and not app.grab_mode:
+        rank = layout.hit(lay.results[: len(pub.results)], *pos)
+    key = None if rank is None else (pub, rank, tuple(lay.results[rank]), app.canvas_size)
+    if key == app.captioned:
+        return
+    app.captioned = key
+    band, text = ids.caption
+    if key is None:
+        dpg.hide_item(band)
+        dpg.hide_item(text)
+        return
+    hit, (x0, _, x1, y1) = pub.results[rank], lay.results[rank]
+    verified = "" if hit.inliers is None else f", {hit.inliers} matching points"
+    line = f"{rank + 1}. {hit.path}  (distance {hit.distance:.3f}{verified})"
+    height = CAPTION_SIZE + 2 * CAPTION_PAD
+    width = text_width(line, CAPTION_SIZE) + 2 * CAPTION_PAD
+    left = max(0.0, min(x0, app.canvas_size[0] - width))
+    right = max(x1, left + width)
+    dpg.configure_item(band, pmin=(left, y1 - height), pmax=(right, y1), show=True)
+    dpg.configure_item(text, pos=(left + CAPTION_PAD, y1 - height + CAPTION_PAD), text=line)
+    dpg.show_item(text)

@@ -84,6 +84,9 @@ class Ids:
     fields: tuple = ()  # the dims input and the sliders (Ctrl+click types into one)
     pause_button: int | str = 0
     no_picture: int | str = 0  # says why, where the query image would be
+    # the hovered result's caption (its band and text), in a layer above the tiles
+    caption: tuple = ()
+    caption_layer: int | str = 0
     question: int | str = 0  # the yes-or-no window (dialogs.ask); its user data answers it
     question_text: int | str = 0
     dims_apply: int | str = 0  # the Apply dims button, and what hovering dims says
@@ -173,6 +176,8 @@ def build(app: ViewerApp) -> Ids:
         fields=fields,
         pause_button=next(b for b in buttons if dpg.get_item_user_data(b) == "pause"),
         no_picture=parts["no_picture"],
+        caption=parts["caption"],
+        caption_layer=parts["caption_layer"],
         question=question,
         question_text=question_text,
         dims_apply=dims_apply,
@@ -353,6 +358,13 @@ def _canvas(app: ViewerApp):
             tile_items: list[int | str] = []
         with dpg.draw_layer(show=False) as grab:
             items = grab_view.add_items()
+        with dpg.draw_layer() as caption_layer:  # above the tiles, which come later
+            caption = (
+                dpg.draw_rectangle(
+                    (0, 0), (1, 1), fill=mouse.CAPTION_BG, color=mouse.CAPTION_BG, show=False
+                ),
+                dpg.draw_text((0, 0), "", size=mouse.CAPTION_SIZE, color=LABEL, show=False),
+            )
     parts = {
         "results": results,
         "grab": grab,
@@ -362,6 +374,8 @@ def _canvas(app: ViewerApp):
         "results_label": results_label,
         "tiles": tile_items,
         "grab_items": items,
+        "caption_layer": caption_layer,
+        "caption": caption,
     }
     return drawlist, parts
 

@@ -13,15 +13,9 @@ def wrap_words(text: str, available: float, size: float | None = None) -> list[s
     font ``size`` (default: the font's own). A word wider than that (a long path) is broken
     after a '/' where one fits, else where the line is full; never after a dot, as Dear
     PyGui's own wrapping does ('/root/.' then 'local/...')."""
-    one = dpg.get_text_size("A")
-    if one is None or not one[1]:
+    advance = _advance(text, size)
+    if advance is None:
         return [text]  # no font yet
-    size = size or one[1]
-    advance = _advances.setdefault(size, {})
-    for c in set(text).difference(advance):
-        # drawn larger than the font, each character's advance is rounded to whole pixels
-        width = (dpg.get_text_size(c) or (0, 0))[0]
-        advance[c] = round(width * size / one[1])
     lines: list[str] = []
     for word in text.split(" "):
         first, *rest = _pieces(word, available, advance)
@@ -55,3 +49,26 @@ def _pieces(word: str, available: float, advance: dict[str, int]) -> list[str]:
         pieces.append(word[:fit])
         word = word[fit:]
     return [*pieces, word] if word or not pieces else pieces
+
+
+def text_width(text: str, size: float | None = None) -> float:
+    """How wide ``text`` is drawn at font ``size`` (default: the font's own), in pixels."""
+    advance = _advance(text, size)
+    if advance is None:
+        return 8.0 * len(text)  # no font yet: about the default font's width
+    return float(sum(advance[c] for c in text))
+
+
+def _advance(text: str, size: float | None) -> dict[str, int] | None:
+    """Each character's advance at font ``size``, those of ``text`` measured if new; None
+    before the font is loaded."""
+    one = dpg.get_text_size("A")
+    if one is None or not one[1]:
+        return None
+    size = size or one[1]
+    advance = _advances.setdefault(size, {})
+    for c in set(text).difference(advance):
+        # drawn larger than the font, each character's advance is rounded to whole pixels
+        width = (dpg.get_text_size(c) or (0, 0))[0]
+        advance[c] = round(width * size / one[1])
+    return advance
