@@ -1246,6 +1246,14 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     actions.load(app, tmp_path / "m.dat")
     pump(app, lambda: app.pending_load == tmp_path / "m.dat")
     assert dpg.is_item_shown(app.ids.base_dialog) and "is gone" in app.message
+    # cancelled (Esc, as its Cancel): the load ends and says so ("... is gone" stayed)
+    app.on_key(dpg.mvKey_Escape)
+    assert not dpg.is_item_shown(app.ids.base_dialog) and app.pending_load is None
+    assert app.message == (
+        f"not loaded: {tmp_path / 'm.dat'} (no folder given for its images); {copy} stays"
+    )
+    actions.load(app, tmp_path / "m.dat")
+    pump(app, lambda: app.pending_load == tmp_path / "m.dat")
     dpg.hide_item(app.ids.base_dialog)
     wrong = tmp_path / "wrong"
     wrong.mkdir()

@@ -13,6 +13,7 @@ import platformdirs
 
 from rtsearch import store
 from rtsearch.errors import RtsearchError, count
+from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
 
 if TYPE_CHECKING:
@@ -43,6 +44,15 @@ def load(app: ViewerApp, path: Path) -> None:
 
     app.message = f"loading {path}..."
     app.start_task(Task("load", work, done))
+
+
+def no_base_dir(app: ViewerApp) -> None:
+    """The folder dialog of a load was cancelled: the load ends, and says what stays."""
+    path, app.pending_load = app.pending_load, None
+    if path is None:
+        return
+    stays = f"{app.session.source or 'the index on show'} stays" if app.session else NO_INDEX
+    app.message = f"not loaded: {path} (no folder given for its images); {stays}"
 
 
 def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:

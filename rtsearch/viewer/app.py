@@ -37,6 +37,7 @@ from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, 
 from rtsearch.viewer.display import answers, check_display, release_display, x_display
 from rtsearch.viewer.grab_region import GrabRegion, detect_scale
 from rtsearch.viewer.shortcuts import action_for
+from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.textures import RawImage, TileTextures
 from rtsearch.viewer.worker import Published, ScreenPreview, Worker, random_source
@@ -45,7 +46,6 @@ MAX_FPS = 60.0
 # frames drawn before a screenshot is taken: the capture reads a frame drawn before the
 # latest (Xvfb, llvmpipe), and a query taken in the last frame showed black
 SHOT_SETTLE_FRAMES = 3
-NO_INDEX = "no index loaded: Load (Ctrl+O) an index, or Analyze a folder of images"
 SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first results
 NO_PICTURE_WAIT_S = 5.0  # ... from a source that says it has no picture
 RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this window

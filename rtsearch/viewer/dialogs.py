@@ -51,7 +51,12 @@ def refit_shown(ids: Ids) -> None:
 
 def build(app: ViewerApp) -> dict:
     def dialog(
-        label: str, on_path, *, directory: bool = False, exts: tuple[str, ...] = ()
+        label: str,
+        on_path,
+        *,
+        directory: bool = False,
+        exts: tuple[str, ...] = (),
+        on_cancel=lambda: None,
     ) -> int | str:
         def ok(app_data: dict) -> None:
             try:
@@ -69,8 +74,9 @@ def build(app: ViewerApp) -> dict:
             height=DIALOG_SIZE[1],
             # the name field starts empty: its default '.' was kept in front of typed names
             default_filename="." if directory else "",
-            callback=lambda s, a, ok: ok(a),
-            user_data=ok,  # Enter calls it too (Ids.confirm_dialog)
+            callback=lambda s, a, answers: answers["ok"](a),
+            cancel_callback=lambda s, a, answers: answers["cancel"](),
+            user_data={"ok": ok, "cancel": on_cancel},  # Enter and Esc call them too (Ids)
             modal=True,
         ) as tag:
             for ext in exts:
@@ -90,6 +96,7 @@ def build(app: ViewerApp) -> dict:
             "Where are this index's images now?",
             lambda p: actions.open_session(app, app.pending_load, Path(p)),
             directory=True,
+            on_cancel=lambda: actions.no_base_dir(app),
         ),
         "save_dialog": dialog(
             "Save the index as (.dat)", lambda p: actions.save_as(app, Path(p)), exts=(".dat",)

@@ -115,6 +115,7 @@ class Ids:
         shown = [d for d in self.dialogs() if dpg.is_item_shown(d)]
         for d in shown:
             dpg.hide_item(d)
+            dpg.get_item_user_data(d)["cancel"]()
         return bool(shown)
 
     def confirm_dialog(self) -> bool:
@@ -130,7 +131,7 @@ class Ids:
                 if not directory and not info.get("file_name") and not info.get("selections"):
                     return True  # no file named yet: the dialog stays open
                 dpg.hide_item(d)
-                dpg.get_item_user_data(d)(info)
+                dpg.get_item_user_data(d)["ok"](info)
                 return True
         return False
 
