@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -70,14 +71,19 @@ def app(display, gallery, tiny_model):
 @pytest.fixture(autouse=True)
 def closed_windows(request):
     """A test that fails with a dialog open must not leave it over the next tests: a modal
-    dialog takes every click and key."""
+    dialog takes every click and key. Nor is the pointer left over a result, whose caption
+    would cover part of its tile in the next test's screenshots."""
     yield
     if "app" in request.fixturenames:
         app = request.getfixturevalue("app")
         app.ids.close_dialog()
         dpg.hide_item(app.ids.help)
+        if dpg.is_item_shown(app.ids.question):
+            app.on_key(dpg.mvKey_Escape)
         if app.grab_mode:
             app.perform("escape")
+        if app.captioned is not None and shutil.which("xdotool"):
+            xdotool(app, "mousemove", "2", "2")  # over the toolbar's margin
 
 
 def pump(app, until, timeout: float = 20.0) -> None:
@@ -1458,6 +1464,54 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
     xdotool(app, "key", "Return")
     assert not dpg.is_item_shown(dialog)
     pump(app, lambda: app.message == f"saved {tmp_path / 'entered.dat'}")
+    # closed from here (Enter, Esc), a dialog opens again empty, in the folder it showed
+    # (it kept the name typed, and the next name typed went after it)
+    for close in ("Return", "Escape"):
+        app.open_dialog(dialog)
+        for _ in range(5):
+            app.frame()
+        info = dpg.get_file_dialog_info(dialog)
+        assert info["file_name"] == "" and Path(info["current_path"]) == tmp_path, close
+        xdotool(app, "mousemove", str(x0 + w // 2), str(y0 + h - 44))
+        xdotool(app, "click", "1")
+        xdotool(app, "type", "again.dat")
+        assert dpg.get_file_dialog_info(dialog)["file_name"] == "again.dat"
+        xdotool(app, "key", close)
+        pump(app, lambda: not dpg.is_item_shown(dialog))
+    assert app.message == f"saved {tmp_path / 'again.dat'}"  # by the Return, not the Esc
+
+
+def test_a_folder_picked_in_a_dialog_is_the_one_analysed_and_not_picked_again(
+    app, tmp_path, monkeypatch
+):
+    """A folder clicked in the folder dialog is the one its OK gives; opened again, the
+    dialog showed it still picked beside a path that said '.', and OK gave the folder
+    around it."""
+    from rtsearch.viewer import actions
+
+    asked: list[Path] = []
+    monkeypatch.setattr(actions, "analyze", lambda app, folder: asked.append(folder))
+    for name in ("alpha", "beta"):
+        (tmp_path / name).mkdir()
+    dialog = app.ids.analyze_dialog
+    dpg.configure_item(dialog, default_path=str(tmp_path))
+    vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+    for _ in range(2):
+        app.open_dialog(dialog)
+        for _ in range(5):
+            app.frame()
+        w, h = (dpg.get_item_configuration(dialog)[k] for k in ("width", "height"))
+        x0, y0 = (vw - w) // 2, (vh - h) // 2
+        info = dpg.get_file_dialog_info(dialog)
+        assert Path(info["current_path"]) == tmp_path and not info["selections"]
+        xdotool(app, "mousemove", str(x0 + 60), str(y0 + 116))  # the second row: alpha
+        xdotool(app, "click", "1")
+        assert Path(dpg.get_file_dialog_info(dialog)["file_path_name"]).name == "alpha"
+        xdotool(app, "mousemove", str(x0 + 18), str(y0 + h - 18))  # OK
+        xdotool(app, "click", "1")
+        pump(app, lambda: not dpg.is_item_shown(dialog))
+        app.frame()
+    assert asked == [tmp_path / "alpha"] * 2
 
 
 def test_a_dialog_gives_the_picked_file_not_its_filter_name(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import queue
 import statistics
 import subprocess
 import sys
@@ -106,6 +107,10 @@ class ViewerApp:
         self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
         self.last_click: mouse.Click | None = None
         self.captioned: tuple | None = None  # what the hover caption shows (mouse.show_caption)
+        self.captioned_pub: Published | None = None
+        self.pointer_start: tuple | None = None  # where the pointer was at the first frame
+        self.pointer_moved = False
+        self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
         self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
         # held from here: reading the screen size cannot reset it; and a display that does
         # not answer is not asked again (mss would wait on it for ever)
@@ -392,6 +397,7 @@ class ViewerApp:
         if self.grab_mode:
             grab_view.draw_grab(self)
         mouse.show_caption(self)
+        dialogs.renew_closed(self)
         self._poll_tasks()
         if self.frames % 10 == 0 or not self.ids.toolbar.packed:
             # every frame until the first drawn frame has given the bars' sizes

@@ -51,13 +51,14 @@ def refit_shown(ids: Ids) -> None:
 
 def build(app: ViewerApp) -> dict:
     def dialog(
+        name: str,
         label: str,
         on_path,
         *,
         directory: bool = False,
         exts: tuple[str, ...] = (),
         on_cancel=lambda: None,
-    ) -> int | str:
+    ) -> str:
         def ok(app_data: dict) -> None:
             try:
                 path = chosen(app_data, directory=directory)
@@ -66,45 +67,89 @@ def build(app: ViewerApp) -> dict:
                 return
             on_path(path)
 
-        with dpg.file_dialog(
-            label=label,
-            show=False,
-            directory_selector=directory,
-            width=DIALOG_SIZE[0],
-            height=DIALOG_SIZE[1],
-            # the name field starts empty: its default '.' was kept in front of typed names
-            default_filename="." if directory else "",
-            callback=lambda s, a, answers: answers["ok"](a),
-            cancel_callback=lambda s, a, answers: answers["cancel"](),
-            user_data={"ok": ok, "cancel": on_cancel},  # Enter and Esc call them too (Ids)
-            modal=True,
-        ) as tag:
-            for ext in exts:
-                dpg.add_file_extension(ext)
-        return tag
+        def make(folder: str = "") -> str:
+            with dpg.file_dialog(
+                tag=f"rtsearch.{name}",  # the same when it is made again (renew)
+                label=label,
+                show=False,
+                directory_selector=directory,
+                width=DIALOG_SIZE[0],
+                height=DIALOG_SIZE[1],
+                default_path=folder,
+                # the name field starts empty: its default '.' was kept before typed names
+                default_filename="." if directory else "",
+                # (on Dear PyGui's callback thread: made again by the render loop, after)
+                callback=lambda s, a, answers: closed(s, answers["ok"], a),
+                cancel_callback=lambda s, a, answers: closed(s, answers["cancel"]),
+                # Enter and Esc call these too (Ids), and then make it again
+                user_data={"ok": ok, "cancel": on_cancel, "make": make},
+                modal=True,
+            ) as tag:
+                for ext in exts:
+                    dpg.add_file_extension(ext)
+            return tag
+
+        return make()
+
+    def closed(tag: int | str, answer, *args) -> None:
+        try:
+            answer(*args)
+        finally:
+            app.dialogs_closed.put(tag)
 
     # a named set first: a name typed under the '.*' filter loses its extension
     video_exts = (_filter_set("Video files", VIDEO_EXTS), ".*")
     return {
         "video_dialog": dialog(
-            "Open a video file", lambda p: app._start_source(f"video:{p}"), exts=video_exts
+            "video", "Open a video file", lambda p: app._start_source(f"video:{p}"),
+            exts=video_exts,
         ),
         "load_dialog": dialog(
-            "Load an index (.dat)", lambda p: actions.load(app, Path(p)), exts=(".dat", ".*")
+            "load", "Load an index (.dat)", lambda p: actions.load(app, Path(p)),
+            exts=(".dat", ".*"),
         ),
         "base_dialog": dialog(
+            "base",
             "Where are this index's images now?",
             lambda p: actions.open_session(app, app.pending_load, Path(p)),
             directory=True,
             on_cancel=lambda: actions.no_base_dir(app),
         ),
         "save_dialog": dialog(
-            "Save the index as (.dat)", lambda p: actions.save_as(app, Path(p)), exts=(".dat",)
+            "save", "Save the index as (.dat)", lambda p: actions.save_as(app, Path(p)),
+            exts=(".dat",),
         ),
         "analyze_dialog": dialog(
-            "Analyze a folder of images", lambda p: actions.analyze(app, Path(p)), directory=True
+            "analyze", "Analyze a folder of images", lambda p: actions.analyze(app, Path(p)),
+            directory=True,
         ),
-    }
+    }  # fmt: skip
+
+
+def renew_closed(app: ViewerApp) -> None:
+    """Make the dialogs closed by their own OK or Cancel since the last frame again. The
+    library starts those afresh, but a folder picked by a click stayed picked, beside a
+    path that said '.', for the next open."""
+    while not app.dialogs_closed.empty():
+        tag = app.dialogs_closed.get()
+        if not dpg.is_item_shown(tag):
+            renew(tag)
+
+
+def renew(tag: int | str) -> None:
+    """Make a file dialog closed from here (Esc, Enter) again, in the folder it showed (the
+    one holding the folder picked, for a folder dialog):
+    hidden, it kept its state, and showed the name typed last time before the next one
+    typed."""
+    make = dpg.get_item_user_data(tag)["make"]
+    info = dpg.get_file_dialog_info(tag)
+    folder = info.get("current_path", "")
+    if info.get("selections") and dpg.get_item_configuration(tag)["directory_selector"]:
+        folder = os.path.dirname(folder)  # a folder picked: beside it, not inside
+    dpg.delete_item(tag)
+    if dpg.does_alias_exist(tag):
+        dpg.remove_alias(tag)
+    make(folder)
 
 
 def add_question() -> tuple[int | str, int | str]:

@@ -114,16 +114,18 @@ def on_drag(app: ViewerApp) -> None:
 
 def show_caption(app: ViewerApp) -> None:
     """Under the pointer, a result's rank, file and distance, in a band across the foot of
-    its tile (wider where the text needs it, within the canvas); nothing elsewhere."""
+    its tile (wider where the text needs it, within the canvas); nothing elsewhere, nor
+    before the pointer first moves (a headless run's screenshot: Xvfb starts it mid-screen)."""
     pub, lay, ids = app.published, app.layout, app.ids
-    pos = _mouse(app)
+    pos = _mouse(app) if _moved(app) else None
     rank = None
     if pos is not None and pub is not None and lay is not None and not app.grab_mode:
         rank = layout.hit(lay.results[: len(pub.results)], *pos)
-    key = None if rank is None else (pub, rank, tuple(lay.results[rank]), app.canvas_size)
-    if key == app.captioned:
+    # by identity: a published result compares its pictures' arrays
+    key = None if rank is None else (id(pub), rank, tuple(lay.results[rank]), app.canvas_size)
+    if key == app.captioned and (key is None or pub is app.captioned_pub):
         return
-    app.captioned = key
+    app.captioned, app.captioned_pub = key, pub
     band, text = ids.caption
     if key is None:
         dpg.hide_item(band)
@@ -139,3 +141,15 @@ def show_caption(app: ViewerApp) -> None:
     dpg.configure_item(band, pmin=(left, y1 - height), pmax=(right, y1), show=True)
     dpg.configure_item(text, pos=(left + CAPTION_PAD, y1 - height + CAPTION_PAD), text=line)
     dpg.show_item(text)
+
+
+def _moved(app: ViewerApp) -> bool:
+    """Whether the pointer has moved since the viewer first knew where it was."""
+    if not app.pointer_moved:
+        here = tuple(dpg.get_mouse_pos(local=False))
+        if app.frames < 2 or max(abs(v) for v in here) > 1e6:
+            return False  # not known yet: (0, 0) before the first frame, or -FLT_MAX
+        if app.pointer_start is None:
+            app.pointer_start = here
+        app.pointer_moved = here != app.pointer_start
+    return app.pointer_moved

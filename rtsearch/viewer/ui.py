@@ -116,6 +116,7 @@ class Ids:
         for d in shown:
             dpg.hide_item(d)
             dpg.get_item_user_data(d)["cancel"]()
+            dialogs.renew(d)
         return bool(shown)
 
     def confirm_dialog(self) -> bool:
@@ -132,6 +133,7 @@ class Ids:
                     return True  # no file named yet: the dialog stays open
                 dpg.hide_item(d)
                 dpg.get_item_user_data(d)["ok"](info)
+                dialogs.renew(d)
                 return True
         return False
 
