@@ -228,6 +228,7 @@ def test_a_screenshot_of_a_source_without_a_picture_is_taken_soon(display, tmp_p
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor
     from rtsearch.viewer.app import NO_PICTURE_WAIT_S
+    from rtsearch.viewer.ui import MESSAGE
 
     make_gallery(tmp_path / "images", 4)
     index = tmp_path / "i.dat"
@@ -239,3 +240,10 @@ def test_a_screenshot_of_a_source_without_a_picture_is_taken_soon(display, tmp_p
                 "--screenshot", str(shot), timeout=60)  # fmt: skip
     assert done.returncode == 0 and shot.is_file(), done.stderr
     assert time.monotonic() - start < NO_PICTURE_WAIT_S + 20
+    # no source at all: the query's place says what to press (it stayed empty)
+    done = view(str(index), "--model", str(model), "--source", "none",
+                "--screenshot", str(shot), "--quit-after-frames", "20", timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    place = np.asarray(Image.open(shot).convert("RGB")).astype(int)[80:120, 20:600]
+    orange = (np.abs(place - np.array(MESSAGE[:3])) < 40).all(axis=2)
+    assert orange.sum() > 200  # the hint's text, in the message colour

@@ -106,6 +106,7 @@ class ViewerApp:
         self.tiles_scroll = 0.0  # the canvas scroll the result tiles were bound for
         self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
         self.last_click: mouse.Click | None = None
+        self.source_sent: str | None = None  # the last source handed to the worker
         self.captioned: tuple | None = None  # what the hover caption shows (mouse.show_caption)
         self.captioned_pub: Published | None = None
         self.pointer_start: tuple | None = None  # where the pointer was at the first frame
@@ -171,6 +172,8 @@ class ViewerApp:
         self.paused = False
         self.message = note
         self.worker.send("source", source)
+        self.source_sent = source.name
+        self.dirty = True  # the query's place stops saying there is nothing to search for
         if isinstance(source, RandomSource):
             self.message = "" if self.session else NO_INDEX
 

@@ -42,6 +42,10 @@ KEY_NAMES = {
 LABEL = (230, 230, 230, 255)
 GREYED = (128, 128, 128, 255)  # the text of a control that cannot be used now
 MESSAGE = (255, 190, 120, 255)
+NOTHING_YET = (  # the query's place, before any source was chosen (view --source none)
+    "Nothing to search for yet: R for a random image of the index, W the webcam, V a video "
+    "file, S a region of the screen (G to set it), M the screen under the mouse"
+)
 DIMS_TIP_EMPTY = "The index's dimensions: load or analyze an index first."
 BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
 
@@ -431,7 +435,9 @@ def apply_layout(app: ViewerApp) -> None:
         show=q is not None,
         uv_max=(q.width / tex.width, q.height / tex.height) if q else (1, 1),
     )
-    why = no_picture(pub)
+    why = no_picture(pub) or (NOTHING_YET if app.source_sent is None else "")
+    if why == NOTHING_YET and app.session is None:
+        why = status.NO_INDEX[0].upper() + status.NO_INDEX[1:]
     dpg.configure_item(
         ids.no_picture,
         pos=lay.query[:2],
