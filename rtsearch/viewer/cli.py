@@ -45,7 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=positive_int, default=1280, help="window width")
     p.add_argument("--height", type=positive_int, default=860, help="window height")
     p.add_argument(
-        "--hidpi-scale", type=scale, default=None, help="physical/logical pixels (0.5-8)"
+        "--hidpi-scale",
+        type=scale,
+        default=None,
+        help="the screen's physical pixels per logical pixel (0.5-8), for placing the "
+        "screengrab region where the window reports logical ones (HiDPI); it does not "
+        "scale the viewer (default: detected)",
     )
     p.add_argument(
         "--fp32",
