@@ -637,6 +637,41 @@ def test_the_query_is_drawn_from_a_texture_of_its_own_size(app, monkeypatch, tmp
     assert raw_textures() == {app.query_tex.tag}
 
 
+def test_a_small_query_drawn_larger_shows_no_line_of_its_opposite_edge(app, monkeypatch, tmp_path):
+    """A query picture smaller than the header is drawn enlarged; filtering at its edges
+    wrapped round to the opposite ones: a line of its bottom row showed along its top,
+    and of its right column along its left."""
+    from dataclasses import replace
+
+    from rtsearch.viewer import worker
+
+    app.perform("random")
+    fresh(app, "random")
+    app.worker.send("pause", True)
+    image = np.full((101, 150, 3), (60, 20, 140), np.uint8)
+    image[-1, :] = 255  # a white bottom row
+    image[:, -1] = (255, 255, 0)  # a yellow right column
+    shown = replace(
+        app.published, seq=app.published.seq + 1, query=worker.query_picture(image, 200)
+    )
+    monkeypatch.setattr(app.worker, "latest", lambda: shown)
+    pump(app, lambda: app.published is shown)
+    x0, y0, x1, y1 = app.layout.query
+    assert y1 - y0 > 101 * 1.5  # drawn enlarged
+    for _ in range(3):
+        app.frame()
+    app._screenshot(tmp_path / "edge.png")
+    shot = np.asarray(Image.open(tmp_path / "edge.png").convert("RGB")).astype(int)
+    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+    top, left = round(oy + y0), round(ox + x0)
+    inner = shot[top : top + 3, left + 10 : round(ox + x1) - 10]  # the top rows
+    assert np.abs(inner - (60, 20, 140)).max() <= 6, inner[:, ::40].tolist()
+    side = shot[top + 10 : round(oy + y1) - 10, left : left + 3]  # the left columns
+    assert np.abs(side - (60, 20, 140)).max() <= 6, side[::40].tolist()
+    monkeypatch.undo()
+    app.worker.send("pause", False)
+
+
 def test_the_primary_window_draws_no_background(app):
     """Dear PyGui draws a primary window's background at full alpha whatever its theme
     says (a 1280x860 blended fill: ~6 ms a frame under llvmpipe); the flag must stay set

@@ -15,7 +15,9 @@ from rtsearch.viewer.wrap import wrap_words
 
 if TYPE_CHECKING:
     from rtsearch.session import SearchSession
+    from rtsearch.thumbs import Thumb
     from rtsearch.viewer.app import ViewerApp
+    from rtsearch.viewer.textures import RawImage
     from rtsearch.viewer.worker import Published
 
 CTRL_KEYS = (dpg.mvKey_LControl, dpg.mvKey_RControl, dpg.mvKey_ModCtrl)
@@ -427,13 +429,14 @@ def apply_layout(app: ViewerApp) -> None:
     dpg.configure_item(ids.query_label, pos=lay.query_label)
     dpg.configure_item(ids.results_label, pos=lay.results_label, text=results_title(app))
     q = pub.query if pub else None
-    tex = app.query_tex
+    uv_min, uv_max = query_uv(q, app.query_tex, lay.query) if q else ((0, 0), (1, 1))
     dpg.configure_item(
         ids.query_image,
         pmin=lay.query[:2],
         pmax=lay.query[2:],
         show=q is not None,
-        uv_max=(q.width / tex.width, q.height / tex.height) if q else (1, 1),
+        uv_min=uv_min,
+        uv_max=uv_max,
     )
     why = no_picture(pub) or (NOTHING_YET if app.source_sent is None else "")
     if why == NOTHING_YET and app.session is None:
@@ -445,6 +448,19 @@ def apply_layout(app: ViewerApp) -> None:
         show=bool(why),
     )
     tiles.bind_tiles(app)
+
+
+def query_uv(q: Thumb, tex: RawImage, rect: tuple) -> tuple[tuple, tuple]:
+    """The part of the query's texture to draw in ``rect``. Drawn larger than it is (a
+    picture smaller than the header), each edge is drawn from half a texel in: filtering
+    at the very edge wraps round to the opposite one (the texture repeats), and drew a
+    line of the picture's bottom row above its top, and of its right column beside its
+    left."""
+    u, v = q.width / tex.width, q.height / tex.height
+    if rect[2] - rect[0] <= q.width and rect[3] - rect[1] <= q.height:
+        return (0, 0), (u, v)
+    du, dv = 0.5 / tex.width, 0.5 / tex.height
+    return (du, dv), (u - du, v - dv)
 
 
 def no_picture(pub: Published | None) -> str:
