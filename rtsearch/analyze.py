@@ -244,7 +244,10 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
         shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
         return done, None
     old = _old_index(out, base_dir, model, settings, warn)
-    for ck in checkpoint_parts(checkpoint_dir(out), model, warn):
+    parts = list(checkpoint_parts(checkpoint_dir(out), model, warn))
+    if not settings.replace:
+        _refuse_another_run(out, parts, base_dir, wanted)
+    for ck in parts:
         _take(done, ck, base_dir, wanted, found.hides, use_features=True)
     if old is not None:
         before = len(done)
@@ -292,6 +295,23 @@ def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
             f"{where}: checkpoint made with model {part.model}, not {model}; use the same "
             f"--model, or delete {where.parent} to start again"
         )
+
+
+def _refuse_another_run(out: Path, parts: list[Index], base_dir: Path, wanted: set[str]) -> None:
+    """Checkpoints of an unfinished analysis of another folder, none of whose images are
+    in ``base_dir``, are not dropped without --replace: they are that run's work (a
+    mistyped -o, or a second folder sent to the same index, deleted them in silence)."""
+    here = Path(base_dir).resolve()
+    others = [p for p in parts if p.base_dir and Path(p.base_dir).resolve() != here]
+    if not others or any(path in wanted for part in others for path in part.paths):
+        return  # (the same images: that folder moved here, and the run goes on)
+    images = count(sum(part.count for part in others), "image")
+    folder = others[0].base_dir
+    raise RtsearchError(
+        f"{checkpoint_dir(out)}: holds an unfinished analysis of {folder} ({images}), none "
+        f"of them in {base_dir}; analyze {folder} again to finish it, choose another -o, or "
+        "pass --replace to drop it"
+    )
 
 
 def _refuse_another_folder(out: Path, old: Index, base_dir: Path, settings: Settings) -> None:

@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--replace",
         action="store_true",
-        help="overwrite an index at -o of another folder that holds none of this one's images",
+        help="overwrite an index at -o of another folder that holds none of this one's "
+        "images, or drop that folder's unfinished checkpoints",
     )
     p.add_argument(
         "--threads", type=non_negative_int, default=0, help="inference threads (0: all cores)"

@@ -551,6 +551,50 @@ def test_a_non_number_and_a_folder_for_an_output_file_are_named(capsys, tmp_path
     assert not (tmp_path / "new").exists()
 
 
+def test_another_folders_unfinished_checkpoints_are_not_dropped_without_replace(
+    capsys, tmp_path, tiny_model
+):
+    """A second folder analysed to the -o of an unfinished run (a mistyped -o) deleted that
+    run's checkpoints without a word; a finished index was already kept so."""
+    from rtsearch.analyze import _CheckpointWriter
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    make_gallery(first, 6)
+    make_gallery(second, 4, start=100)
+    whole = tmp_path / "whole.dat"
+    cli(capsys, "analyze", first, "-o", whole, "--model", tiny_model, "--keep-features", "--quiet")
+    index = store.load(whole, features=True)
+    out = tmp_path / "out.dat"
+    ckpt = Path(f"{out}.ckpt")
+    writer = _CheckpointWriter(ckpt, index.model, first.resolve(), None)
+    writer.add(index.paths[:4], index.features[:4], index.sizes[:4], index.mtimes[:4])
+    writer.flush()  # the first folder's run, stopped after 4 images
+    base = ["analyze", second, "-o", out, "--model", tiny_model, "--quiet"]
+    code, _, err = cli(capsys, *base)
+    assert code == 1 and err == (
+        f"rtsearch: error: {ckpt}: holds an unfinished analysis of {first.resolve()} (4 "
+        f"images), none of them in {second}; analyze {first.resolve()} again to finish it, "
+        "choose another -o, or pass --replace to drop it\n"
+    )
+    assert len(list(ckpt.glob("part-*.dat"))) == 1 and not out.exists()
+    # that folder moved: its run goes on where it is now
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    code, stdout, _ = cli(capsys, "analyze", moved, "-o", out, "--model", tiny_model, "--quiet")
+    assert code == 0 and "6 images (2 analysed, 4 reused, 0 skipped)" in stdout
+    writer.add(index.paths[:2], index.features[:2], index.sizes[:2], index.mtimes[:2])
+    writer.base_dir = moved.resolve()
+    writer.flush()
+    other = tmp_path / "other.dat"
+    ckpt = Path(f"{other}.ckpt")
+    ckpt.mkdir()
+    next(Path(f"{out}.ckpt").glob("part-*.dat")).rename(ckpt / "part-000000.dat")
+    code, stdout, _ = cli(capsys, "analyze", second, "-o", other, "--model", tiny_model,
+                          "--quiet", "--replace")  # fmt: skip
+    assert code == 0 and "4 images (4 analysed, 0 reused, 0 skipped)" in stdout
+    assert not ckpt.exists()
+
+
 def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, tiny_model):
     make_gallery(tmp_path / "g", 4)
     out = tmp_path / "x.dat"
