@@ -34,6 +34,9 @@ STREAM_BATCH = 4  # per single-threaded CPU stream: measured best for EfficientN
 DEFAULT_CHECKPOINT_SECONDS = 120.0
 BLOCK_ROWS = 16384  # feature rows per storage block while analysing
 Warn = Callable[[str], None]
+# a PCA fitted before more than this fraction of an index's rows were added is advised a
+# refit (update, analyze): it was fitted to the old rows only
+REFIT_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -192,9 +195,23 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
         raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
     report.index = build_index(paths, done, model, settings, base_dir, old)
     store.save(report.index, out)
+    if warn and stale_pca(report.index):
+        warn(
+            f"{out}: its PCA was fitted on {report.index.count - report.index.unfitted} of its "
+            f"{count(report.index.count, 'image')} (the others were added since, and it "
+            "stores no features to fit it again): analyze again with --keep-features to "
+            "refit it (every image is analysed once more)"
+        )
     shutil.rmtree(ckpt, ignore_errors=True)
     report.seconds = time.monotonic() - start
     return report
+
+
+def stale_pca(index: Index) -> bool:
+    """Whether ``index``'s PCA was fitted on too few of its rows: over REFIT_FRACTION of
+    them came after the fit (added by update, or by a re-analysis that kept no features)."""
+    pca = index.projection is not None and index.projection.kind.startswith("pca")
+    return pca and index.unfitted > REFIT_FRACTION * index.count
 
 
 def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) -> Index:

@@ -35,7 +35,7 @@ from rtsearch.extractor import Extractor
 from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index
 
-REFIT_FRACTION = 0.2
+REFIT_FRACTION = single.REFIT_FRACTION
 # an update removing more than this fraction of an index, and at least PRUNE_MIN images,
 # asks for --replace: a wrong folder or an old backup would otherwise empty it in silence
 PRUNE_FRACTION = 0.5
@@ -135,9 +135,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
         report.index.unfitted = min(report.index.count, old.unfitted + new_rows)
         store.save(report.index, index_path)
         assert old.projection is not None
-        report.refit_advised = old.projection.kind.startswith("pca") and (
-            report.index.unfitted > REFIT_FRACTION * report.index.count
-        )
+        report.refit_advised = single.stale_pca(report.index)
     elif moved:
         report.index = dataclasses.replace(old, base_dir=str(base_dir.resolve()))
         store.save(report.index, index_path)

@@ -253,6 +253,20 @@ def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_m
     assert "29 images (6 added" in stdout and "refit is advisable" in stdout
     # its advice names this index, and for one without features what the command does
     assert f"rtsearch analyze DIR -o {out} --pca --keep-features analyses again" in stdout
+    # analysed again as it was (no features: its rows and PCA are kept), it says so, where
+    # it said nothing; the advice's command refits it
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                            "--pca", "--dims", "8", "--quiet")  # fmt: skip
+    assert code == 0 and "29 images (0 analysed, 29 reused" in stdout
+    assert err == (
+        f"warning: {out}: its PCA was fitted on 20 of its 29 images (the others were added "
+        "since, and it stores no features to fit it again): analyze again with "
+        "--keep-features to refit it (every image is analysed once more)\n"
+    )
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                            "--pca", "--dims", "8", "--keep-features", "--quiet")  # fmt: skip
+    assert code == 0 and "29 analysed, 0 reused" in stdout and "PCA was fitted" not in err
+    assert store.load(out).unfitted == 0
 
 
 def test_refit_advice_counts_every_update_since_the_fit(capsys, tmp_path, tiny_model):
