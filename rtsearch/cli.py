@@ -28,6 +28,7 @@ EXTERNAL_COMMANDS = {
     "eval": ("rtsearch.evaluate", "measure retrieval quality on a labelled folder"),
     "update": ("rtsearch.update", "bring an index up to date with its folder"),
 }
+COMMANDS = {"analyze", "query", "info", "models", *EXTERNAL_COMMANDS}
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -530,6 +531,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         and "--version" not in argv
     ):
         argv.append("view")  # no command: open the viewer
+    else:
+        first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+        if first is not None and argv[first] not in COMMANDS and argv[first].endswith(".dat"):
+            argv.insert(first, "view")  # `rtsearch pictures.dat`: open the viewer on it
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     restore = catch_interrupts()

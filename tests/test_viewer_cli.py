@@ -66,6 +66,17 @@ def test_a_missing_index_is_one_line(display, tmp_path):
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "nope.dat" in lines[0]
+    # `rtsearch FILE.dat` is `rtsearch view FILE.dat` (it was "invalid choice")
+    cmd = [sys.executable, "-m", "rtsearch", str(tmp_path / "nope.dat")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr == (
+        f"rtsearch: error: {tmp_path / 'nope.dat'}: index file not found\n"
+    )
+    # an index as INDEX and another as --index: the first was ignored without a word
+    done = view("a.dat", "--index", "b.dat")
+    assert done.returncode == 1 and done.stderr == (
+        "rtsearch: error: two indexes given, a.dat and --index b.dat: give one\n"
+    )
 
 
 def test_fp32_with_an_int8_model_is_refused(tmp_path):

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rtsearch.cli import number, whole_number
+from rtsearch.errors import RtsearchError
 from rtsearch.sources import parse_region, video_problem
 from rtsearch.viewer import layout
 
@@ -15,7 +16,9 @@ SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from rtsearch.cli import non_negative_int, positive_int
 
-    p.add_argument("index_file", nargs="?", type=Path, default=None, help="index file (.dat)")
+    p.add_argument(
+        "index_file", nargs="?", type=Path, default=None, metavar="INDEX", help="index file (.dat)"
+    )
     p.add_argument("--index", type=Path, default=None, help="index file (.dat); same as INDEX")
     p.add_argument(
         "--base-dir",
@@ -127,12 +130,15 @@ def run(args: argparse.Namespace) -> int:
     from rtsearch.session import SearchSession
     from rtsearch.viewer.app import run_viewer
 
+    if args.index and args.index_file and args.index != args.index_file:
+        raise RtsearchError(
+            f"two indexes given, {args.index_file} and --index {args.index}: give one"
+        )
     index = args.index or args.index_file
     for path, what in ((args.screenshot, "screenshot"), (args.frame_stats, "frame statistics")):
         if path is not None:  # before the window opens, not after it closes
             check_writable(path, what)
     if args.fp32 and args.model:
-        from rtsearch.errors import RtsearchError
         from rtsearch.models import read_model_info, resolve_model
 
         model = resolve_model(args.model)
