@@ -361,7 +361,7 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn) -> In
     if old.features is not None and not settings.keep_features and warn:
         warn(
             f"{out}: it kept its full features and will not any more (they allow changing "
-            "dims without analysing again); add --keep-features to keep them"
+            "dims without analysing again)"
         )
     refit = old.projection is not None and (
         old.projection.kind != settings.projection

@@ -120,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--keep-features",
-        action="store_true",
-        help="store the full feature vectors too (allows re-projection)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="store the full feature vectors too (allows re-projection; default: as the "
+        "index at -o has them, else not)",
     )
     p.add_argument(
         "--replace",
@@ -270,7 +272,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch=args.batch,
         checkpoint_every=args.checkpoint_every,
-        keep_features=args.keep_features,
+        keep_features=keep_features(args.keep_features, args.output),
         replace=args.replace,
     )
     if args.ray is not None:
@@ -284,6 +286,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     print(analysis_summary(args.output, report, f"{extractor.info.name} on {extractor.provider}"))
     return 0
+
+
+def keep_features(asked: bool | None, output: Path) -> bool:
+    """Whether to store the features: as asked, else as the index at ``output`` does (an
+    index analysed again kept none: they take a whole analysis to get back)."""
+    if asked is not None:
+        return asked
+    from rtsearch.store import has_features
+
+    return output.is_file() and has_features(output)
 
 
 def with_progress(job: Callable[..., T], *, quiet: bool = False) -> T:

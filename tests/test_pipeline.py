@@ -366,19 +366,25 @@ def test_keep_features_allows_reprojection(capsys, tmp_path, gallery, tiny_model
         lean.reprojected(8)
 
 
-def test_analysing_again_without_keep_features_says_they_go(capsys, tmp_path, gallery, tiny_model):
+def test_analysing_again_keeps_the_features_unless_told_and_says_they_go(
+    capsys, tmp_path, gallery, tiny_model
+):
+    """Analysed again without --keep-features, an index that had its features dropped
+    them (with a warning, once gone): they take a whole analysis to get back. They are
+    kept now unless --no-keep-features says otherwise."""
     from rtsearch import store
 
     out = tmp_path / "index.dat"
     args = ["analyze", gallery, "-o", out, "--model", tiny_model, "--quiet"]
     cli(capsys, *args, "--keep-features")
-    _, _, err = cli(capsys, *args, "--keep-features")
-    assert "kept its full features" not in err
-    code, _, err = cli(capsys, *args)
-    assert code == 0 and f"{out}: it kept its full features" in err and "--keep-features" in err
+    code, stdout, err = cli(capsys, *args)
+    assert code == 0 and "40 reused" in stdout and err == ""
+    assert store.load(out, features=True).features.shape == (40, 128)
+    code, _, err = cli(capsys, *args, "--no-keep-features")
+    assert code == 0 and f"{out}: it kept its full features and will not any more" in err
     assert store.load(out, features=True).features is None
     _, _, err = cli(capsys, *args)
-    assert "kept its full features" not in err
+    assert "kept its full features" not in err and not store.has_features(out)
     # and back: asking for them again analyses every image again (it reused all 40 and
     # kept no features, so the refit advice's own command did nothing)
     code, stdout, err = cli(capsys, *args[:-1], "--keep-features")
