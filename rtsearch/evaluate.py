@@ -207,10 +207,14 @@ def load_data(
     lookup = {n: i for i, n in enumerate(names)}
     labels = [lookup[p.split("/")[0]] if "/" in p else -1 for p in kept]
     _check_labels(folder, names, labels, len(skipped))
+    # a label none of whose images could be read is no label (it was counted as one)
+    present = [n for n in names if lookup[n] in labels]
+    renumber = {lookup[n]: i for i, n in enumerate(present)}
+    labels = [renumber.get(x, -1) for x in labels]
     return Data(
         features=_stack(feats, extractor.info.dims),
         labels=np.array(labels, dtype=np.int64),
-        label_names=names,
+        label_names=present,
         copy_features=extract(extractor, made),
         copy_of=np.array(copy_of, dtype=np.int64),
         skipped=skipped,
