@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -297,7 +298,9 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         task.note = f"{p.done}/{p.total} images, {p.images_per_s:.0f}/s"
 
     def work(task: Task):
-        extractor = Extractor(model, threads=1)
+        # every core but one, which the window and the live source keep (on 2 cores: one
+        # thread, as before; it was one on any machine)
+        extractor = Extractor(model, threads=max(1, (os.cpu_count() or 1) - 1), streams=0)
         report = analyze(
             folder,
             out,
