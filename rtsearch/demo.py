@@ -58,6 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.screenshot is not None:  # before the analysis, not after it
         atomic.check_writable(args.screenshot, "screenshot")
+    if not args.no_view:  # before minutes of fetching and analysing, not after them
+        from rtsearch.viewer.display import check_display
+
+        check_display()
     root = resolve_gallery(args)
     index_path = args.index or default_index_path(root, args.model)
     build_index(

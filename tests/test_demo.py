@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,7 @@ def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, 
     app = types.ModuleType("rtsearch.viewer.app")
     app.run_viewer = run_viewer
     monkeypatch.setitem(sys.modules, "rtsearch.viewer.app", app)
+    monkeypatch.setattr("rtsearch.viewer.display.check_display", lambda: None)
     shot = tmp_path / "shot.png"
     index = tmp_path / "demo.dat"
     args = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--index", str(index)]
@@ -116,6 +118,25 @@ def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, 
     assert seen["screenshot"] == shot and seen["frames"] == 3
     results = seen["session"].query_file(fake_gallery / "d1" / "img00001.jpg", 1)
     assert results[0].path == "d1/img00001.jpg"
+
+
+def test_demo_without_a_display_says_so_before_the_work(fake_gallery, tiny_model, tmp_path):
+    """On a headless machine the demo fetched and analysed its gallery for minutes, then
+    said there was no display to show it on."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    index = tmp_path / "demo.dat"
+    args = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--index", str(index)]
+    done = subprocess.run(
+        [sys.executable, "-m", "rtsearch", "demo", *args],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1 and done.stderr.startswith("rtsearch: error: no display")
+    assert not index.exists() and done.stdout == ""
+    done = subprocess.run(
+        [sys.executable, "-m", "rtsearch", "demo", *args, "--no-view"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0 and index.is_file()  # building alone needs no display
 
 
 def test_demo_on_a_missing_folder_is_one_line(tmp_path, capsys):

@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from rtsearch.atomic import check_writable
     from rtsearch.session import SearchSession
     from rtsearch.viewer.app import run_viewer
+    from rtsearch.viewer.display import check_display
 
     if args.index and args.index_file and args.index != args.index_file:
         raise RtsearchError(
@@ -144,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         model = resolve_model(args.model)
         if read_model_info(model).variant == "int8":
             raise RtsearchError(f"{model}: an int8 model, and --fp32 asks for fp32: drop one")
+    check_display()  # before the index is read and the model made ready, not after
     session = None
     if index is not None:
         session = SearchSession.open(
