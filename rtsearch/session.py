@@ -58,7 +58,7 @@ class SearchSession:
             raise RtsearchError(f"{source or 'index'}: has no projected vectors")
         self.index = index
         self.extractor = extractor
-        self.base_dir = Path(base_dir)
+        self.base_dir = Path(base_dir).absolute()  # result files stay right after a chdir
         self.source = source
         self.searcher = Searcher(
             index.projected, method, source, prefilter=prefilter, build_ann=build_ann,

@@ -117,7 +117,9 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     assert code != 0 and stderr.strip() == f"rtsearch: error: {query}: not a folder"
 
 
-def test_paths_are_relative_posix_and_base_dir_can_move(capsys, tmp_path, gallery, tiny_model):
+def test_paths_are_relative_posix_and_base_dir_can_move(
+    capsys, tmp_path, gallery, tiny_model, monkeypatch
+):
     out = tmp_path / "index.dat"
     cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
     index = store.load(out)
@@ -149,6 +151,11 @@ def test_paths_are_relative_posix_and_base_dir_can_move(capsys, tmp_path, galler
         "--json",
     )
     assert code == 0 and json.loads(stdout)[0]["path"] == "d0/img00003.jpg"
+    # a relative --base-dir: "file" is absolute all the same (it came relative)
+    monkeypatch.chdir(moved.parent)
+    code, stdout, _ = cli(capsys, "query", moved / "d0/img00003.jpg", "--index", out,
+                          "--model", tiny_model, "--base-dir", moved.name, "--json")  # fmt: skip
+    assert code == 0 and json.loads(stdout)[0]["file"] == str(moved / "d0/img00003.jpg")
 
 
 def test_other_model_is_refused(capsys, tmp_path, gallery, tiny_model):
