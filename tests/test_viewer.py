@@ -1335,6 +1335,17 @@ def test_saving_over_another_file_asks_first(app, tiny_model, tmp_path):
     question = "".join(dpg.get_value(app.ids.question_text).split())  # without the wrapping
     said = f"{other} already exists, an index of 7 images of {folder.resolve()}"
     assert "".join(said.split()) in question
+    try:  # the window made smaller meanwhile: the question shrinks into it (it was cut off)
+        dpg.set_viewport_width(420)
+        pump(app, lambda: dpg.get_viewport_client_width() == 420)
+        for _ in range(3):
+            app.frame()
+        x = dpg.get_item_pos(app.ids.question)[0]
+        width = dpg.get_item_configuration(app.ids.question)["width"]
+        assert x >= 0 and x + width <= 420
+    finally:
+        dpg.set_viewport_width(900)
+    pump(app, lambda: dpg.get_viewport_client_width() == 900)
     app.on_key(dpg.mvKey_Escape)
     assert not dpg.is_item_shown(app.ids.question)
     assert app.message == f"not saved: {other} is left as it was"
@@ -1412,6 +1423,18 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     assert app.region.box != kept
     xdotool(app, "key", "Escape")
     assert not app.grab_mode and app.region.box == kept
+    # M leaves the mode keeping the region as set, to follow the pointer with (it put back
+    # the one before, and "make the box smaller with G" did nothing for it)
+    app.perform("grab_mode")
+    for _ in range(12):
+        app.frame()
+    xdotool(app, "mousemove", str(round(ox + p.x + 6)), str(round(oy + p.y + 6)))
+    xdotool(app, "click", "1")
+    moved = app.region.box
+    assert moved != kept
+    app.perform("follow_mouse")
+    assert not app.grab_mode and app.region.box == moved
+    assert app.source_sent == "screen:mouse"
 
 
 def ui_preview(app):
@@ -1547,6 +1570,19 @@ def test_a_folder_picked_in_a_dialog_is_the_one_analysed_and_not_picked_again(
         pump(app, lambda: not dpg.is_item_shown(dialog))
         app.frame()
     assert asked == [tmp_path / "alpha"] * 2
+    # closed with Esc after a click into alpha: it opens again where it was, in alpha (the
+    # rule for a folder picked by OK, beside it, took it back out)
+    app.open_dialog(dialog)
+    for _ in range(5):
+        app.frame()
+    xdotool(app, "mousemove", str(x0 + 60), str(y0 + 116))
+    xdotool(app, "click", "1")
+    app.on_key(dpg.mvKey_Escape)
+    app.open_dialog(dialog)
+    for _ in range(5):
+        app.frame()
+    assert Path(dpg.get_file_dialog_info(dialog)["current_path"]) == tmp_path / "alpha"
+    app.on_key(dpg.mvKey_Escape)
 
 
 def test_a_dialog_gives_the_picked_file_not_its_filter_name(tmp_path):

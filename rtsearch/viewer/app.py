@@ -238,7 +238,9 @@ class ViewerApp:
 
     def perform(self, action: str) -> None:
         """Every shortcut and button ends here."""
-        if self.grab_mode and action not in ("grab_mode", "screen", "escape", "help"):
+        if self.grab_mode and action == "follow_mouse":
+            self._leave_grab_mode(apply=False, keep=True)  # the box as set, round the pointer
+        elif self.grab_mode and action not in ("grab_mode", "screen", "escape", "help"):
             self._leave_grab_mode(apply=False)
         self.message = ""  # a new action: the source's own messages show again
         handler = getattr(self, f"_do_{action}")
@@ -295,11 +297,12 @@ class ViewerApp:
         self.preview = ScreenPreview(self.preview_tex.width, self.preview_tex.height)
         self.dirty = True
 
-    def _leave_grab_mode(self, apply: bool) -> None:
-        """G or S keep the region as set; Esc, or another action, put back the one before."""
+    def _leave_grab_mode(self, apply: bool, keep: bool | None = None) -> None:
+        """G or S keep the region as set and search it (``apply``); M keeps it to follow
+        the pointer with (``keep``); Esc, or another action, put back the one before."""
         self.grab_mode = False
         self.region.end()
-        if not apply:
+        if not (apply if keep is None else keep):
             self.region.box = self.region_before
         if self.preview is not None:
             self.preview.close()

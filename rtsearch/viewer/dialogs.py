@@ -47,6 +47,8 @@ def refit_shown(ids: Ids) -> None:
             show_fitted(tag, DIALOG_SIZE)
     if dpg.is_item_shown(ids.help):
         show_fitted(ids.help, HELP_SIZE)
+    if dpg.is_item_shown(ids.question):
+        show_fitted(ids.question, QUESTION_SIZE)
 
 
 def build(app: ViewerApp) -> dict:
@@ -79,8 +81,8 @@ def build(app: ViewerApp) -> dict:
                 # the name field starts empty: its default '.' was kept before typed names
                 default_filename="." if directory else "",
                 # (on Dear PyGui's callback thread: made again by the render loop, after)
-                callback=lambda s, a, answers: closed(s, answers["ok"], a),
-                cancel_callback=lambda s, a, answers: closed(s, answers["cancel"]),
+                callback=lambda s, a, answers: closed(s, True, answers["ok"], a),
+                cancel_callback=lambda s, a, answers: closed(s, False, answers["cancel"]),
                 # Enter and Esc call these too (Ids), and then make it again
                 user_data={"ok": ok, "cancel": on_cancel, "make": make},
                 modal=True,
@@ -91,11 +93,11 @@ def build(app: ViewerApp) -> dict:
 
         return make()
 
-    def closed(tag: int | str, answer, *args) -> None:
+    def closed(tag: int | str, picked: bool, answer, *args) -> None:
         try:
             answer(*args)
         finally:
-            app.dialogs_closed.put(tag)
+            app.dialogs_closed.put((tag, picked))
 
     # a named set first: a name typed under the '.*' filter loses its extension
     video_exts = (_filter_set("Video files", VIDEO_EXTS), ".*")
@@ -131,20 +133,21 @@ def renew_closed(app: ViewerApp) -> None:
     library starts those afresh, but a folder picked by a click stayed picked, beside a
     path that said '.', for the next open."""
     while not app.dialogs_closed.empty():
-        tag = app.dialogs_closed.get()
+        tag, picked = app.dialogs_closed.get()
         if not dpg.is_item_shown(tag):
-            renew(tag)
+            renew(tag, picked)
 
 
-def renew(tag: int | str) -> None:
+def renew(tag: int | str, picked: bool) -> None:
     """Make a file dialog closed from here (Esc, Enter) again, in the folder it showed (the
-    one holding the folder picked, for a folder dialog):
+    one holding the folder ``picked`` by OK, for a folder dialog):
     hidden, it kept its state, and showed the name typed last time before the next one
     typed."""
     make = dpg.get_item_user_data(tag)["make"]
     info = dpg.get_file_dialog_info(tag)
     folder = info.get("current_path", "")
-    if info.get("selections") and dpg.get_item_configuration(tag)["directory_selector"]:
+    directory = dpg.get_item_configuration(tag)["directory_selector"]
+    if picked and directory and info.get("selections"):
         folder = os.path.dirname(folder)  # a folder picked: beside it, not inside
     dpg.delete_item(tag)
     if dpg.does_alias_exist(tag):

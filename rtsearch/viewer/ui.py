@@ -122,7 +122,7 @@ class Ids:
         for d in shown:
             dpg.hide_item(d)
             dpg.get_item_user_data(d)["cancel"]()
-            dialogs.renew(d)
+            dialogs.renew(d, picked=False)
         return bool(shown)
 
     def confirm_dialog(self) -> bool:
@@ -139,7 +139,7 @@ class Ids:
                     return True  # no file named yet: the dialog stays open
                 dpg.hide_item(d)
                 dpg.get_item_user_data(d)["ok"](info)
-                dialogs.renew(d)
+                dialogs.renew(d, picked=True)
                 return True
         return False
 
