@@ -717,6 +717,15 @@ def test_hovering_a_result_shows_its_rank_file_and_distance(app, tmp_path):
     q = app.layout.query
     xdotool(app, "mousemove", str(round(ox + q[0] + 5)), str(round(oy + q[1] + 5)))
     assert not dpg.is_item_shown(band) and not dpg.is_item_shown(text)
+    # a tile cut off by the canvas's foot: the caption at the foot of what shows (it was
+    # drawn out of sight)
+    bottom = app.canvas_size[1]
+    cut = [r for r in app.layout.results[: len(pub.results)] if r[1] < bottom - 40 < bottom < r[3]]
+    if cut:
+        x0, y0, x1, _ = cut[0]
+        xdotool(app, "mousemove", str(round(ox + (x0 + x1) / 2)), str(round(oy + y0 + 20)))
+        assert dpg.is_item_shown(band)
+        assert dpg.get_item_configuration(band)["pmax"][1] == pytest.approx(bottom)
     app.perform("pause")
 
 

@@ -122,7 +122,8 @@ def show_caption(app: ViewerApp) -> None:
     if pos is not None and pub is not None and lay is not None and not app.grab_mode:
         rank = layout.hit(lay.results[: len(pub.results)], *pos)
     # by identity: a published result compares its pictures' arrays
-    key = None if rank is None else (id(pub), rank, tuple(lay.results[rank]), app.canvas_size)
+    bottom = dpg.get_y_scroll(ids.canvas) + app.canvas_size[1]  # of the canvas's visible part
+    key = None if rank is None else (id(pub), rank, tuple(lay.results[rank]), bottom)
     if key == app.captioned and (key is None or pub is app.captioned_pub):
         return
     app.captioned, app.captioned_pub = key, pub
@@ -132,6 +133,7 @@ def show_caption(app: ViewerApp) -> None:
         dpg.hide_item(text)
         return
     hit, (x0, _, x1, y1) = pub.results[rank], lay.results[rank]
+    y1 = min(y1, bottom)  # a tile cut off by the canvas's foot: at the foot of what shows
     verified = "" if hit.inliers is None else f", {hit.inliers} matching points"
     line = f"{rank + 1}. {hit.path}  (distance {hit.distance:.3f}{verified})"
     height = CAPTION_SIZE + 2 * CAPTION_PAD
