@@ -215,45 +215,92 @@ def add_model_argument(
 def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     from rtsearch.projection import DEFAULT_DIMS, DEFAULT_KIND, KINDS
 
+    # each of these defaults to what the index at -o was made with (analysed again, it keeps
+    # its settings: before, any it had left out went back to the defaults, and every image
+    # was analysed again), else to the default shown
     p.add_argument(
         "--dims",
         type=int,
         default=None,
-        help=f"projected dimensions, 2-1500 (default: {DEFAULT_DIMS})%(default).0s",
+        help=f"projected dimensions, 2-1500 (default: the index at -o's, else {DEFAULT_DIMS})",
     )
     p.add_argument(
         "--projection",
         choices=KINDS,
-        default=DEFAULT_KIND,
-        help="how features are reduced to --dims (docs/eval.md: why PCA)",
+        default=None,
+        help="how features are reduced to --dims (docs/eval.md: why PCA; default: the index "
+        f"at -o's, else {DEFAULT_KIND})",
     )
     p.add_argument("--pca", action="store_true", help="same as --projection pca")
     p.add_argument("--whiten", action="store_true", help="same as --projection pca-whiten")
-    p.add_argument("--no-l2", action="store_true", help="do not L2-normalise features first")
-    p.add_argument("--seed", type=seed, default=0, help="random projection seed (0 to 2**63-1)")
+    p.add_argument(
+        "--no-l2",
+        action="store_true",
+        default=None,
+        help="do not L2-normalise features first (default: as the index at -o, else do)",
+    )
+    p.add_argument(
+        "--seed",
+        type=seed,
+        default=None,
+        help="random projection seed, 0 to 2**63-1 (default: the index at -o's, else 0)",
+    )
 
 
-def projection_kind(args: argparse.Namespace) -> str:
-    """--projection, or what --pca/--whiten say; options that contradict it, or --dims with
-    no projection to size, are refused rather than quietly ignored."""
-    from rtsearch.projection import DEFAULT_KIND
-
+def projection_kind(args: argparse.Namespace, default: str) -> str:
+    """--projection, or what --pca/--whiten say, else ``default``; options that contradict
+    it, or --dims with no projection to size, are refused rather than quietly ignored."""
     kind = args.projection
     if args.pca or args.whiten:
         wanted = "pca-whiten" if args.whiten else "pca"
-        if kind not in (DEFAULT_KIND, wanted):
+        if kind not in (None, wanted):
             flag = "--whiten" if args.whiten else "--pca"
             raise RtsearchError(f"{flag} contradicts --projection {kind}")
         kind = wanted
+    if kind is None:  # the default; an inherited "none" gives way to --dims
+        from rtsearch.projection import DEFAULT_KIND
+
+        kind = DEFAULT_KIND if default == "none" and args.dims is not None else default
     if kind == "none" and args.dims is not None:
         raise RtsearchError("--dims does not apply with --projection none (all dims are kept)")
     return kind
 
 
-def projected_dims(args: argparse.Namespace) -> int:
-    from rtsearch.projection import DEFAULT_DIMS
+def projection_settings(args: argparse.Namespace) -> dict:
+    """dims, projection, l2_normalize and seed for `analyze`: as given, else as the index at
+    -o was made, else the defaults."""
+    from rtsearch.projection import DEFAULT_DIMS, DEFAULT_KIND
 
-    return DEFAULT_DIMS if args.dims is None else args.dims
+    made = _made_with(args.output)
+    kind = projection_kind(args, made.get("projection", DEFAULT_KIND))
+    dims = args.dims if args.dims is not None else made.get("dims", DEFAULT_DIMS)
+    if args.dims is None and made.get("projection") == "none" != kind:
+        dims = DEFAULT_DIMS  # from every dimension to a projection: its default size
+    no_l2 = args.no_l2 if args.no_l2 is not None else not made.get("l2_normalize", True)
+    return {
+        "dims": dims,
+        "projection": kind,
+        "l2_normalize": not no_l2,
+        "seed": args.seed if args.seed is not None else made.get("seed", 0),
+    }
+
+
+def _made_with(path: Path) -> dict:
+    """The projection settings of the index at ``path``, or {} (none there, or unreadable:
+    analyze says why)."""
+    from rtsearch import bigstore
+
+    if not path.is_file():
+        return {}
+    try:
+        index = bigstore.load(path)
+    except RtsearchError:
+        return {}
+    p = index.projection
+    if p is None:
+        return {}
+    return {"projection": p.kind, "dims": index.dims, "l2_normalize": p.l2_normalize,
+            "seed": p.seed}  # fmt: skip
 
 
 # ---------------------------------------------------------------- commands
@@ -264,12 +311,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from rtsearch.extractor import Extractor
     from rtsearch.models import resolve_model
 
-    kind = projection_kind(args)
     settings = Settings(
-        dims=projected_dims(args),
-        projection=kind,
-        l2_normalize=not args.no_l2,
-        seed=args.seed,
+        **projection_settings(args),
         batch=args.batch,
         checkpoint_every=args.checkpoint_every,
         keep_features=keep_features(args.keep_features, args.output),

@@ -608,6 +608,29 @@ def test_another_folders_unfinished_checkpoints_are_not_dropped_without_replace(
     assert not ckpt.exists()
 
 
+def test_analysing_again_keeps_the_index_settings_not_given(capsys, tmp_path, tiny_model):
+    """Analysed again to pick up new pictures, an index made with --dims 2 (or --projection
+    random, --no-l2, --seed) went back to the defaults and every image was analysed again."""
+    make_gallery(tmp_path / "g", 6)
+    out = tmp_path / "x.dat"
+    base = ["analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet"]
+    made = ["--projection", "random", "--dims", "3", "--no-l2", "--seed", "5"]
+    assert cli(capsys, *base, *made)[0] == 0
+    make_gallery(tmp_path / "g", 2, start=50)
+    code, stdout, err = cli(capsys, *base)
+    assert code == 0 and "8 images (2 analysed, 6 reused, 0 skipped)" in stdout and err == ""
+    p = store.load(out).projection
+    assert (p.kind, p.out_dims, p.l2_normalize, p.seed) == ("random", 3, False, 5)
+    # what is given still counts: other settings analyse again, as before
+    code, stdout, _ = cli(capsys, *base, "--dims", "4")
+    assert code == 0 and "8 analysed, 0 reused" in stdout
+    p = store.load(out).projection
+    assert (p.kind, p.out_dims, p.l2_normalize, p.seed) == ("random", 4, False, 5)
+    code, _, _ = cli(capsys, *base, "--pca")
+    assert code == 0 and store.load(out).projection.kind == "pca"
+    assert store.load(out).dims == 4
+
+
 def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, tiny_model):
     make_gallery(tmp_path / "g", 4)
     out = tmp_path / "x.dat"
