@@ -164,7 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="rank by vector distance only; by default the first 50 candidates are re-ranked "
         "by local feature agreement (ORB + RANSAC), which puts the source of a copy first",
     )
-    p.add_argument("--json", action="store_true", help="print [{path, distance, inliers}, ...]")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print [{path, file, distance, inliers}, ...] (file: absolute; inliers: null "
+        "with --no-verify)",
+    )
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("info", help="describe an index file", formatter_class=fmt)

@@ -75,7 +75,12 @@ class Data:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from rtsearch.cli import non_negative_int, seed
 
-    p.add_argument("directory", type=Path, help="folder whose first-level sub-folders are labels")
+    p.add_argument(
+        "directory",
+        type=Path,
+        help="folder whose first-level sub-folders are labels (images directly in it are "
+        "searched among, never queried)",
+    )
     p.add_argument("--model", default="efficientnet-lite0", help="model name or .onnx path")
     p.add_argument("--dims", type=int_list, default="16,32,64,100,256", help="dims to try")
     p.add_argument(

@@ -217,6 +217,12 @@ def load(
     ``except`` can catch. Only a file the child read cleanly is then read here."""
     path = Path(path)
     if not path.exists():
+        unfinished = Path(f"{path}.ckpt")
+        if any(unfinished.glob("part-*.dat")):  # an analysis stopped before it wrote one
+            raise RtsearchError(
+                f"{path}: index file not found; {unfinished} holds an unfinished analysis: "
+                "analyze its folder again with this -o to finish it"
+            )
         raise RtsearchError(f"{path}: index file not found")
     if not path.is_file():
         raise RtsearchError(f"{path}: not a regular file")

@@ -281,6 +281,7 @@ def follow(
             warn(message)
 
     first, outage, busy = True, False, False  # outage: the passes since the last good one failed
+    last_problem = said_problem = ""  # the last failed pass's problem, and the last one warned
     try:
         while not stop.is_set():
             if events is not None:
@@ -304,12 +305,15 @@ def follow(
                 if first:
                     raise  # a problem from the start (another model, ...) is not transient
                 # the folder emptied or gone for a moment (a sync tool, a move): keep following
-                # one warning an outage: a pass that races a move can fail twice, differently
-                if warn and not outage:
+                # one warning an outage, and one more for a problem that then stays (two
+                # passes running): a pass that races a move can fail twice, differently
+                problem = str(exc)
+                if warn and (not outage or problem == last_problem != said_problem):
                     gone = not Path(index_path).exists()  # deleted: analyze makes it again
                     until = "it to be made again" if gone else "the folder to change"
                     warn(f"{exc}; waiting for {until}")
-                outage = True
+                    said_problem = problem
+                outage, last_problem = True, problem
                 if events is not None:  # a deleted folder's watch is gone: poll till it is back
                     events.close()
                     events = None
@@ -318,6 +322,7 @@ def follow(
             if outage and events is None:
                 events = _watch(Path(base_dir))
             first, outage, busy = False, False, False
+            last_problem = said_problem = ""
             if report.modified:
                 yield report
             _wait_for_change(events, stop, interval, Path(base_dir))
@@ -406,8 +411,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--replace",
         action="store_true",
-        help="index the folder even if it holds none of the indexed images, or removes more "
-        "than half of them",
+        help="index the folder even if it holds none of the indexed images, or an update "
+        "would remove more than half of them (and 10 or more)",
     )
     parser.add_argument(
         "--interval",

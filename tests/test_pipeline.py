@@ -487,6 +487,13 @@ def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()
+    # `info` (or `query`, `view`) on it says where the work is and how to finish it
+    info = subprocess.run([sys.executable, "-m", "rtsearch", "info", str(out)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert info.returncode == 1 and info.stderr == (
+        f"rtsearch: error: {out}: index file not found; {ckpt} holds an unfinished analysis: "
+        "analyze its folder again with this -o to finish it\n"
+    )
     saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
     assert 32 <= saved < 160
     cmd = [sys.executable, "-m", "rtsearch", *args]

@@ -213,6 +213,23 @@ def test_follow_waits_when_a_pass_would_remove_most_of_the_index(indexed, tiny_m
     assert it.seen[-1].added == ["d1/img00400.png"] and not it.seen[-1].changed
 
 
+def test_follow_says_a_problem_that_stays_after_another(indexed, tiny_model, tmp_path):
+    """The folder deleted, then made again with one new picture: the watcher said the
+    folder was gone, then nothing, while it refused every pass for the other reason."""
+    import shutil
+
+    gallery, out = indexed
+    aside = tmp_path / "aside"
+    with Following(out, gallery, tiny_model) as it:
+        time.sleep(1.0)
+        shutil.move(gallery, aside)
+        it.wait_until(lambda: any("folder not found" in w for w in it.warned))
+        make_gallery(gallery, 1, start=900)
+        it.wait_until(lambda: any("holds only 0 of the 30 images" in w for w in it.warned))
+        time.sleep(1.0)
+    assert len(it.warned) == 2 and not it.seen and store.load(out).count == 30
+
+
 def test_update_tells_another_folder_with_the_same_names_from_a_copy(
     capsys, tmp_path, indexed, tiny_model
 ):
