@@ -264,12 +264,15 @@ def follow(
     batch: int = 0,
     warn: Warn | None = None,
     prune: bool = False,
+    say_waiting: Warn | None = None,
 ) -> Iterator[UpdateReport]:
     """Yield an UpdateReport (``.index`` is the new Index) each time an update changed the
     index, until ``stop`` is set. The first pass runs at once. With watchdog installed a pass
     runs ``interval`` s after the last filesystem event (a copy in progress settles first);
     without it the folder is re-scanned every ``interval`` s (stat calls only). A pass that
-    would remove most of the index waits for the folder to change, unless ``prune``."""
+    would remove most of the index waits for the folder to change, unless ``prune``. Why it
+    waits goes to ``say_waiting`` (default: ``warn``)."""
+    say_waiting = say_waiting or warn
     events = _watch(require_folder(Path(base_dir)))
     said: set[str] = set()
 
@@ -308,10 +311,10 @@ def follow(
                 # one warning an outage, and one more for a problem that then stays (two
                 # passes running): a pass that races a move can fail twice, differently
                 problem = str(exc)
-                if warn and (not outage or problem == last_problem != said_problem):
+                if say_waiting and (not outage or problem == last_problem != said_problem):
                     gone = not Path(index_path).exists()  # deleted: analyze makes it again
                     until = "it to be made again" if gone else "the folder to change"
-                    warn(f"{exc}; waiting for {until}")
+                    say_waiting(f"{exc}; waiting for {until}")
                     said_problem = problem
                 outage, last_problem = True, problem
                 if events is not None:  # a deleted folder's watch is gone: poll till it is back

@@ -1765,6 +1765,15 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         assert store.load(index).count == 8  # the file on disk follows too
         app.perform("random")
         assert fresh(app, "random").results[0].file.is_file()
+        # most of the folder gone: the index is kept, and the message says why (the watch
+        # said nothing, and the viewer went on showing the files that were gone)
+        more = make_gallery(folder, 12, start=500)
+        pump(app, lambda: len(app.session.index.paths) == 20, timeout=60)
+        for f in more:
+            f.unlink()
+        pump(app, lambda: "holds only 8 of the 20 images" in app.message, timeout=60)
+        assert app.message.startswith("watching: ") and "waiting for the folder" in app.message
+        assert store.load(index).count == 20
     finally:
         for task in app.tasks:
             task.cancel.set()

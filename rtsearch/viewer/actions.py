@@ -113,7 +113,10 @@ def watch(app: ViewerApp) -> None:
     path, base, extractor = session.source, session.base_dir, session.extractor
 
     def work(task: Task) -> None:
-        for report in update.follow(path, base, extractor, stop=task.cancel, warn=_ignore):
+        waiting = lambda why: task.post(why)  # noqa: E731 (why it applies nothing for now)
+        for report in update.follow(
+            path, base, extractor, stop=task.cancel, warn=_ignore, say_waiting=waiting
+        ):
             if app.session is not None and app.session.source != path:
                 return  # another index was loaded: stop following this one
             fresh = SearchSession(report.index, extractor, base, source=path)
@@ -126,7 +129,13 @@ def watch(app: ViewerApp) -> None:
                     note += f"; the {dims} dimensions applied here are lost: {exc}"
             task.post((fresh, note))
 
-    app.start_task(Task("watch", work, lambda _: None, on_post=lambda p: swap_in(app, *p)))
+    def posted(value) -> None:
+        if isinstance(value, str):
+            app.message = f"watching: {value}"
+        else:
+            swap_in(app, *value)
+
+    app.start_task(Task("watch", work, lambda _: None, on_post=posted))
 
 
 def swap_in(app: ViewerApp, fresh: SearchSession, summary: str) -> None:
