@@ -1248,6 +1248,11 @@ def test_dims_are_greyed_out_and_say_why_for_an_index_without_features(app, tiny
     assert dpg.get_item_configuration(app.ids.dims_input)["enabled"]
     assert "Apply dims" in dpg.get_value(app.ids.dims_tips[0])
     assert dpg.get_item_configuration(app.ids.dims_input)["step"] == 0  # no -/+ buttons
+    # Apply dims at the dims it has: said, not re-projected again
+    dpg.set_value(app.ids.dims_input, session.index.dims)
+    actions.reproject(app)
+    assert app.message == f"the index has {session.index.dims} dimensions already"
+    assert not any(t.name == "re-projection" for t in app.tasks) and app.session is session
     folder = tmp_path / "bare"
     make_gallery(folder, 6, start=400)
     bare = tmp_path / "bare.dat"
@@ -1444,6 +1449,30 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     app.perform("follow_mouse")
     assert not app.grab_mode and app.region.box == moved
     assert app.source_sent == "screen:mouse"
+
+
+def test_leaving_the_grab_mode_scrolls_the_results_back_where_they_were(app):
+    """Scrolled down the results, G then Esc jumped back to the top of the canvas."""
+    app.set_k(60)
+    pump(app, lambda: len(app.published.results) >= 20 and app.layout.height > 1000)
+    app.perform("pause")
+    for _ in range(3):
+        app.frame()
+    try:
+        dpg.set_y_scroll(app.ids.canvas, 300)
+        for _ in range(3):
+            app.frame()
+        assert dpg.get_y_scroll(app.ids.canvas) == 300
+        app.perform("grab_mode")
+        for _ in range(5):
+            app.frame()
+        app.perform("escape")
+        for _ in range(5):
+            app.frame()
+        assert dpg.get_y_scroll(app.ids.canvas) == 300
+    finally:
+        app.perform("pause")
+        app.set_k(8)
 
 
 def ui_preview(app):

@@ -246,6 +246,9 @@ def reproject(app: ViewerApp) -> None:
         app.message = "no index loaded"
         return
     dims = int(dpg.get_value(app.ids.dims_input))
+    if dims == session.index.dims and not any(t.name == "re-projection" for t in app.tasks):
+        app.message = f"the index has {dims} dimensions already"
+        return
     app.reprojections += 1
     app.applied_dims = (session.source, dims)  # from now: a --watch swap keeps these too
     app.message = f"re-projecting to {dims} dimensions..."

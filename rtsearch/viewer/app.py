@@ -109,6 +109,7 @@ class ViewerApp:
         self.source_sent: str | None = None  # the last source handed to the worker
         self.captioned: tuple | None = None  # what the hover caption shows (mouse.show_caption)
         self.captioned_pub: Published | None = None
+        self.scroll_back: float | None = None  # the results' scroll, for when grab mode ends
         self.pointer_start: tuple | None = None  # where the pointer was at the first frame
         self.pointer_moved = False
         self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
@@ -289,6 +290,7 @@ class ViewerApp:
             return
         self.grab_mode = True
         self.region_before = self.region.box  # what cancelling the mode puts back
+        self.scroll_back = dpg.get_y_scroll(self.ids.canvas)  # the results', after
         if self.preview_tex is None:
             pw = 640
             ph = round(pw * self.region.screen_h / self.region.screen_w)
@@ -411,6 +413,10 @@ class ViewerApp:
             status.update_status(self)
             self.viewport_box = self.region.to_physical(grab_view.viewport_box())
         dpg.render_dearpygui_frame()
+        if self.scroll_back is not None and not self.grab_mode and not self.dirty:
+            # the results are back at their height (the frame just drawn): scroll as before
+            dpg.set_y_scroll(self.ids.canvas, self.scroll_back)
+            self.scroll_back = None
         now = time.perf_counter()
         self.frame_times.append(now)
         # a message or a rate change re-publishes the same picture: not a new latency
