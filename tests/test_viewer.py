@@ -1451,9 +1451,15 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     assert app.source_sent == "screen:mouse"
 
 
-def test_leaving_the_grab_mode_scrolls_the_results_back_where_they_were(app):
+def test_leaving_the_grab_mode_scrolls_the_results_back_where_they_were(app, gallery):
     """Scrolled down the results, G then Esc jumped back to the top of the canvas."""
-    app.set_k(60)
+    from rtsearch.viewer import actions
+
+    actions.open_session(app, gallery[1], gallery[0])  # 30 images, whatever came before
+    pump(app, lambda: app.session.source == gallery[1])
+    app.perform("random")
+    fresh(app, "random")
+    app.set_k(30)
     pump(app, lambda: len(app.published.results) >= 20 and app.layout.height > 1000)
     app.perform("pause")
     for _ in range(3):
