@@ -389,6 +389,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     results = considered[: args.k]
     if session.base_dir.is_dir():
         _note_missing(considered, args.index, session.base_dir)
+        _note_changed(considered, session.index.sizes, args.index, session.base_dir)
     if args.json:
         print(
             json.dumps(
@@ -419,6 +420,25 @@ def _note_missing(results: list, index: Path, base_dir: Path) -> None:
             f"note: {missing} of the {count(len(results), 'nearest indexed image')} "
             f"{'is' if missing == 1 else 'are'} no longer in {base_dir} (deleted or moved "
             f"since the index was made); rtsearch update {index} {base_dir} brings it up to date"
+        )
+
+
+def _note_changed(results: list, sizes, index: Path, base_dir: Path) -> None:
+    """Say when indexed files among the nearest are not the ones indexed (another size):
+    the folder changed since, or --base-dir names another folder whose files share the
+    names. Their distances are the indexed pictures', their inliers the files' now there."""
+    changed = 0
+    for r in results:
+        try:
+            changed += r.file.stat().st_size != int(sizes[r.row])
+        except OSError:
+            continue  # gone: _note_missing says so
+    if changed:
+        print_line(
+            f"note: {changed} of the {count(len(results), 'nearest indexed image')} in "
+            f"{base_dir} {'is' if changed == 1 else 'are'} not the file indexed (another "
+            f"size): changed since, or another folder; rtsearch update {index} {base_dir} "
+            "brings the index up to date with it"
         )
 
 

@@ -229,6 +229,35 @@ def test_query_verifies_past_dots_strips_and_a_fifo_in_a_files_place(capsys, tmp
         assert all(h["inliers"] is not None for h in hits)
 
 
+def test_query_says_when_the_files_found_are_not_the_ones_indexed(
+    capsys, tmp_path, gallery, tiny_model
+):
+    """--base-dir at a folder whose files share the indexed names but hold other pictures:
+    the results mixed the indexed pictures' distances with the inliers of the files there,
+    and nothing said so."""
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    impostor = tmp_path / "impostor"
+    for i, path in enumerate(sorted(p for p in gallery.rglob("*") if p.is_file())):
+        other = impostor / path.relative_to(gallery)
+        other.parent.mkdir(parents=True, exist_ok=True)
+        make_image(1000 + i).save(other, quality=60)
+    query = gallery / "d0/img00003.jpg"
+    base = ["query", query, "--index", out, "--model", tiny_model, "-k", "3"]
+    code, stdout, err = cli(capsys, *base, "--base-dir", impostor)
+    assert code == 0 and len(stdout.splitlines()) == 3
+    said = re.fullmatch(
+        rf"note: (\d+) of the 40 nearest indexed images in {re.escape(str(impostor))} are not "
+        rf"the file indexed \(another size\): changed since, or another folder; rtsearch "
+        rf"update {re.escape(str(out))} {re.escape(str(impostor))} brings the index up to "
+        r"date with it\n",
+        err,
+    )
+    assert said and int(said[1]) >= 36, err  # (a file may match a size by chance)
+    code, _, err = cli(capsys, *base)  # the folder indexed: nothing to say
+    assert code == 0 and err == ""
+
+
 def test_a_model_exported_again_from_other_weights_is_named(capsys, tmp_path, gallery, monkeypatch):
     """The index's model file was exported again, under its name, from other weights: the
     refusal named neither the index, nor the file found, nor the weights wanted, and
