@@ -271,41 +271,28 @@ def projection_kind(args: argparse.Namespace, default: str) -> str:
     return kind
 
 
-def projection_settings(args: argparse.Namespace) -> dict:
-    """dims, projection, l2_normalize and seed for `analyze`: as given, else as the index at
-    -o was made, else the defaults."""
+def analyze_settings(args: argparse.Namespace) -> dict:
+    """dims, projection, l2_normalize, seed and keep_features for `analyze`: as given, else
+    as the index at -o was made (one read of its attributes), else the defaults."""
+    from rtsearch import store
     from rtsearch.projection import DEFAULT_DIMS, DEFAULT_KIND
 
-    made = _made_with(args.output)
+    made = store.made_with(args.output) if args.output.is_file() else {}
     kind = projection_kind(args, made.get("projection", DEFAULT_KIND))
     dims = args.dims if args.dims is not None else made.get("dims", DEFAULT_DIMS)
     if args.dims is None and made.get("projection") == "none" != kind:
         dims = DEFAULT_DIMS  # from every dimension to a projection: its default size
     no_l2 = args.no_l2 if args.no_l2 is not None else not made.get("l2_normalize", True)
+    # the features too: as asked, else as the index has them (analysed again, it kept
+    # none: they take a whole analysis to get back)
+    keep = args.keep_features if args.keep_features is not None else made.get("features", False)
     return {
         "dims": dims,
         "projection": kind,
         "l2_normalize": not no_l2,
         "seed": args.seed if args.seed is not None else made.get("seed", 0),
+        "keep_features": keep,
     }
-
-
-def _made_with(path: Path) -> dict:
-    """The projection settings of the index at ``path``, or {} (none there, or unreadable:
-    analyze says why)."""
-    from rtsearch import bigstore
-
-    if not path.is_file():
-        return {}
-    try:
-        index = bigstore.load(path)
-    except RtsearchError:
-        return {}
-    p = index.projection
-    if p is None:
-        return {}
-    return {"projection": p.kind, "dims": index.dims, "l2_normalize": p.l2_normalize,
-            "seed": p.seed}  # fmt: skip
 
 
 # ---------------------------------------------------------------- commands
@@ -317,10 +304,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from rtsearch.models import resolve_model
 
     settings = Settings(
-        **projection_settings(args),
+        **analyze_settings(args),
         batch=args.batch,
         checkpoint_every=args.checkpoint_every,
-        keep_features=keep_features(args.keep_features, args.output),
         replace=args.replace,
     )
     if args.ray is not None:
@@ -334,16 +320,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     print(analysis_summary(args.output, report, f"{extractor.info.name} on {extractor.provider}"))
     return 0
-
-
-def keep_features(asked: bool | None, output: Path) -> bool:
-    """Whether to store the features: as asked, else as the index at ``output`` does (an
-    index analysed again kept none: they take a whole analysis to get back)."""
-    if asked is not None:
-        return asked
-    from rtsearch.store import has_features
-
-    return output.is_file() and has_features(output)
 
 
 def with_progress(job: Callable[..., T], *, quiet: bool = False) -> T:

@@ -151,8 +151,9 @@ class SearchSession:
         """This session's index with its stored features, read from its file when they were
         not loaded (the viewer loads none); as it is when its file has none."""
         index, source = self.index, self.source
-        if index.features is not None or source is None or not store.has_features(source):
+        if index.features is not None or not self.reprojectable:
             return index
+        assert source is not None  # (reprojectable: the file has them)
         full = store.load(source, features=True)
         if list(full.paths) != list(index.paths):  # the file changed since: not these rows
             return index

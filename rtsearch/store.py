@@ -571,3 +571,22 @@ def has_features(path: Path) -> bool:
             return "features" in f
     except OSError:
         return False
+
+
+def made_with(path: Path) -> dict:
+    """What the index at ``path`` was made with, read from its attributes without its
+    arrays: projection, dims, l2_normalize, seed, features (stored or not); {} where there
+    is no index to read (loading it says why)."""
+    try:
+        with h5py.File(path, "r") as f:
+            if "projected" not in f or "projection" not in f.attrs:
+                return {}
+            return {
+                "projection": str(f.attrs["projection"]),
+                "dims": int(f["projected"].shape[1]),
+                "l2_normalize": bool(f.attrs["l2_normalize"]),
+                "seed": int(f.attrs["seed"]),
+                "features": "features" in f,
+            }
+    except (OSError, KeyError, ValueError, TypeError, IndexError):
+        return {}

@@ -58,12 +58,17 @@ def _mouse(app: ViewerApp) -> tuple[float, float] | None:
     return float(x), float(y)
 
 
-def result_at(app: ViewerApp, pos: tuple[float, float] | None):
+def rank_at(app: ViewerApp, pos: tuple[float, float] | None) -> int | None:
+    """The rank of the result whose tile is at ``pos`` on the canvas, if any."""
     pub, lay = app.published, app.layout
     if pos is None or pub is None or lay is None or app.grab_mode:
         return None
-    i = layout.hit(lay.results[: len(pub.results)], *pos)
-    return None if i is None else pub.results[i]
+    return layout.hit(lay.results[: len(pub.results)], *pos)
+
+
+def result_at(app: ViewerApp, pos: tuple[float, float] | None):
+    rank = rank_at(app, pos)
+    return None if rank is None else app.published.results[rank]
 
 
 def on_click(app: ViewerApp) -> None:
@@ -117,13 +122,10 @@ def show_caption(app: ViewerApp) -> None:
     its tile (wider where the text needs it, within the canvas); nothing elsewhere, nor
     before the pointer first moves (a headless run's screenshot: Xvfb starts it mid-screen)."""
     pub, lay, ids = app.published, app.layout, app.ids
-    pos = _mouse(app) if _moved(app) else None
-    rank = None
-    if pos is not None and pub is not None and lay is not None and not app.grab_mode:
-        rank = layout.hit(lay.results[: len(pub.results)], *pos)
-    # by identity: a published result compares its pictures' arrays
+    rank = rank_at(app, _mouse(app) if _moved(app) else None)
     bottom = dpg.get_y_scroll(ids.canvas) + app.canvas_size[1]  # of the canvas's visible part
-    key = None if rank is None else (id(pub), rank, tuple(lay.results[rank]), bottom)
+    key = None if rank is None else (rank, tuple(lay.results[rank]), bottom)
+    # the results by identity: a published result compares its pictures' arrays
     if key == app.captioned and (key is None or pub is app.captioned_pub):
         return
     app.captioned, app.captioned_pub = key, pub
