@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import socket
 import stat
 import tempfile
@@ -107,6 +108,13 @@ def owned_temp(folder: Path, prefix: str, suffix: str = ".tmp") -> Path:
     return Path(tmp)
 
 
+def owned_temp_dir(folder: Path, prefix: str) -> Path:
+    """A new folder in ``folder``, named as ``owned_temp`` names files; abandoned ones of
+    that prefix (their process gone) are removed with what they hold."""
+    _remove_abandoned(folder, prefix, "")
+    return Path(tempfile.mkdtemp(prefix=prefix + f"{_HOST}-{os.getpid()}-", dir=folder))
+
+
 def _remove_abandoned(folder: Path, prefix: str, suffix: str) -> None:
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(suffix)]
@@ -122,7 +130,10 @@ def _remove_abandoned(folder: Path, prefix: str, suffix: str) -> None:
                     continue
             elif time.time() - path.stat().st_mtime < STALE_TEMP_S:
                 continue
-            path.unlink()
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
         except OSError:
             continue  # gone meanwhile, or not ours to remove
 

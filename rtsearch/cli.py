@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rtsearch import __version__
-from rtsearch.errors import RtsearchError, count, printable
+from rtsearch.errors import RtsearchError, count, printable, warn
 
 T = TypeVar("T")
 
@@ -301,7 +301,7 @@ def analyze_settings(args: argparse.Namespace) -> dict:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor
-    from rtsearch.models import resolve_model
+    from rtsearch.models import drift_warning, resolve_model
 
     settings = Settings(
         **analyze_settings(args),
@@ -314,6 +314,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         return run_cli(args, settings)
     extractor = Extractor(resolve_model(args.model), threads=args.threads, streams=0)
+    if extractor.info.variant == "int8" and not extractor.info.faithful_int8:
+        warn(drift_warning(extractor.path, extractor.info))
     report = with_progress(
         lambda **shown: analyze(args.directory, args.output, extractor, settings, **shown),
         quiet=args.quiet,
@@ -460,36 +462,56 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from rtsearch.models import available_models, read_model_info, search_dirs, unusable_env_dirs
+    from rtsearch.models import (
+        DEFAULT_MODEL,
+        INT8_MIN_COSINE,
+        read_model_info,
+        search_dirs,
+        unusable_env_dirs,
+    )
 
     for line in unusable_env_dirs():
         print_line(f"warning: {line}")
     rows = []
-    for path in available_models():
-        try:
-            rows.append({"path": str(path), **asdict(read_model_info(path))})
-        except RtsearchError as exc:
-            rows.append({"path": str(path), "error": str(exc)})
+    for d in search_dirs():
+        for path in sorted(d.glob("*.onnx")) if d.is_dir() else []:
+            try:
+                rows.append({"path": str(path), **asdict(read_model_info(path))})
+            except RtsearchError as exc:
+                rows.append({"path": str(path), "error": str(exc)})
+    # a name finds the first readable file of that name (models.first_readable)
+    found: dict[str, str] = {}
+    for row in sorted(rows, key=lambda r: "error" in r):  # stable: search order kept
+        found.setdefault(Path(row["path"]).name, row["path"])
+    for row in rows:
+        if found[Path(row["path"]).name] != row["path"]:
+            row["hidden_by"] = found[Path(row["path"]).name]
+        row["default"] = Path(row["path"]).stem == DEFAULT_MODEL and "hidden_by" not in row
     if args.json:
         print(json.dumps(rows))
         return 0
     if not rows:
-        print("no model files in " + ", ".join(map(str, search_dirs())))
+        print(
+            "no model files in " + ", ".join(map(str, search_dirs())) + f"; {DEFAULT_MODEL} "
+            "(the default) is exported on first use, others with tools/export_onnx.py"
+        )
     for row in rows:
+        hidden = f"  (hidden by {row['hidden_by']}, found first)" if "hidden_by" in row else ""
         if "error" in row:
-            print(row["error"])  # it names the file
-        else:
-            size = "x".join(map(str, row["input_size"]))
-            print(
-                f"{row['path']}\n  {row['name']} {row['variant']} {row['feature_layer']} "
-                f"{row['dims']}-d, input {size} {row['channel_order']}, "
-                f"weights {row['weights_sha256'][:12]}"
-                + (
-                    f", feature cosine vs fp32 {row['int8_cosine']:.3f}"
-                    if row["variant"] == "int8" and row["int8_cosine"]
-                    else ""
-                )
-            )
+            print(row["error"] + hidden)  # it names the file
+            continue
+        notes = []
+        if row["variant"] == "int8" and row["int8_cosine"]:
+            notes.append(f"feature cosine vs fp32 {row['int8_cosine']:.3f}")
+            if row["int8_cosine"] < INT8_MIN_COSINE:
+                notes.append(f"under {INT8_MIN_COSINE}: not used in its twin's place")
+        size = "x".join(map(str, row["input_size"]))
+        print(
+            f"{row['path']}{'  (default)' if row['default'] else ''}{hidden}\n"
+            f"  {row['name']} {row['variant']} {row['feature_layer']} "
+            f"{row['dims']}-d, input {size} {row['channel_order']}, "
+            f"weights {row['weights_sha256'][:12]}" + "".join(f", {n}" for n in notes)
+        )
     return 0
 
 
@@ -577,6 +599,22 @@ def catch_interrupts() -> Callable[[], None]:
     return restore
 
 
+def stopped_by(exc: BaseException) -> str | None:
+    """ "interrupted" or "terminated" when Ctrl-C (or SIGTERM) came while a library was
+    imported and the import turned it into its own error (onnxruntime raises ImportError
+    "initialization failed"); None otherwise."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, Terminated):
+            return "terminated"
+        if isinstance(cause, KeyboardInterrupt):
+            return "interrupted"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -607,6 +645,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rtsearch: interrupted", file=sys.stderr)
         return 130
+    except ImportError as exc:
+        stopped = stopped_by(exc)
+        if stopped is None:
+            raise
+        print(f"rtsearch: {stopped}", file=sys.stderr)
+        return 143 if stopped == "terminated" else 130
     except BrokenPipeError:  # `rtsearch info X | head -1`: the reader has what it wanted
         # the interpreter flushes stdout once more at exit: point it at nothing first
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

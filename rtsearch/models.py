@@ -106,6 +106,10 @@ class ModelInfo:
 
 
 MAX_INPUT_SIDE = 4096
+# Normalisation in 0..255 pixel units: torchvision's std is ~58, Keras' "caffe" 1, inputs
+# scaled to 0..1 take 255. Far outside, the input overflows or drowns in rounding.
+STD_RANGE = (1e-3, 1e5)
+MEAN_LIMIT = 1e5
 _STRINGS = ("name", "feature_layer", "feature_output", "input_name", "weights_sha256")
 _CHOICES = {"variant": ("fp32", "int8"), "channel_order": ("RGB", "BGR"), "resize": ("squash",)}
 
@@ -144,8 +148,17 @@ def _checked(kw: dict) -> dict:
         if not (isinstance(v, list) and len(v) == 3 and all(number(x) for x in v)):
             raise ValueError(f"{key} must be 3 numbers, got {v!r}")
         kw[key] = tuple(float(x) for x in v)
-    if not all(x > 0 for x in kw["std"]):
-        raise ValueError(f"std must be positive, got {list(kw['std'])}")
+    # pixel units: (pixel - mean) / std must stay a sane float32 for pixels 0..255
+    if not all(STD_RANGE[0] <= x <= STD_RANGE[1] for x in kw["std"]):
+        raise ValueError(
+            f"std must be 3 numbers from {STD_RANGE[0]:g} to {STD_RANGE[1]:g} (pixel units), "
+            f"got {list(kw['std'])}"
+        )
+    if not all(abs(x) <= MEAN_LIMIT for x in kw["mean"]):
+        raise ValueError(
+            f"mean must be 3 numbers from {-MEAN_LIMIT:g} to {MEAN_LIMIT:g} (pixel units), "
+            f"got {list(kw['mean'])}"
+        )
     if not (whole(kw["dims"]) and kw["dims"] >= 1):
         raise ValueError(f"dims must be a positive whole number, got {kw['dims']!r}")
     kw["dims"] = int(kw["dims"])
@@ -264,8 +277,34 @@ def available_models() -> list[Path]:
     return list(seen.values())
 
 
+def candidates(name: str) -> list[Path]:
+    """Files named ``name``.onnx in the search dirs, in search order."""
+    return [d / f"{name}.onnx" for d in search_dirs() if (d / f"{name}.onnx").is_file()]
+
+
+def first_readable(files: list[Path]) -> Path:
+    """The first of ``files`` (one name in several search dirs) whose metadata reads, saying
+    which damaged ones it passes over: a damaged copy must not hide a good one. The first
+    file when none reads (loading it says why)."""
+    if len(files) == 1:
+        return files[0]
+    damaged = []
+    for path in files:
+        try:
+            read_model_info(path)
+        except RtsearchError as exc:
+            damaged.append(str(exc))
+            continue
+        for problem in damaged:
+            warn(f"{problem}; using {path}")
+        return path
+    return files[0]
+
+
 def resolve_model(name_or_path: str | None = None, *, export_missing: bool = True) -> Path:
-    """Turn a `--model` argument into a file; export the default model on first use."""
+    """Turn a `--model` argument into a file; export the default model on first use. A
+    bare file name (``vgg16-fc7.onnx``, as `rtsearch models` lists it) not in the current
+    folder is looked up in the search dirs too."""
     name = name_or_path or DEFAULT_MODEL
     as_path = Path(name).expanduser()
     if as_path.suffix.lower() in (".pth", ".pt", ".h5") and as_path.is_file():
@@ -273,30 +312,47 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
             f"{as_path}: a weights file, not a model; export it first: "
             f"python tools/export_onnx.py vgg16 --weights {as_path}"
         )
-    if as_path.suffix == ".onnx" or os.sep in name or "/" in name:
-        if not as_path.is_file():
-            raise RtsearchError(f"{as_path}: model file not found")
-        return as_path
-    for d in search_dirs():
-        candidate = d / f"{name}.onnx"
-        if candidate.is_file():
-            return candidate
+    path_like = os.sep in name or "/" in name
+    if as_path.suffix == ".onnx" or path_like:
+        if as_path.is_file():
+            return as_path
+        found = [] if path_like else candidates(as_path.stem)
+        if found:
+            return first_readable(found)
+        if as_path.is_dir():
+            raise RtsearchError(f"{as_path}: a folder, not a model file")
+        raise RtsearchError(f"{as_path}: model file not found")
+    found = candidates(name)
+    if found:
+        return first_readable(found)
     if export_missing and name in FIRST_USE:
-        from rtsearch.export import export_efficientnet_lite0
-
-        out = writable_models_dir() / f"{name}.onnx"
-
-        # on stderr: a command's stdout may be its data (`bench --json`, `query --json`)
-        def say(message: str) -> None:
-            print(message, file=sys.stderr, flush=True)
-
-        say(f"rtsearch: exporting {name} to {out} (first use)")
-        export_efficientnet_lite0(out, int8=name.endswith("-int8"), log=say)
-        return out
+        return _export_first_use(name)
     where = ", ".join(str(d) for d in search_dirs())
+    near = sorted({p.stem for p in available_models() if p.stem.startswith(name)})
+    hint = f"; did you mean {' or '.join(near)}?" if near else ""
     raise RtsearchError(
-        f"model {name!r} not found in {where} (export it with tools/export_onnx.py)"
+        f"model {name!r} not found in {where} (export it with tools/export_onnx.py){hint}"
     )
+
+
+def _export_first_use(name: str) -> Path:
+    from rtsearch.export import export_efficientnet_lite0
+
+    out = writable_models_dir() / f"{name}.onnx"
+
+    # on stderr: a command's stdout may be its data (`bench --json`, `query --json`)
+    def say(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    say(f"rtsearch: exporting {name} to {out} (first use)")
+    try:
+        export_efficientnet_lite0(out, int8=name.endswith("-int8"), log=say)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise RtsearchError(
+            f"{out}: cannot write the {name} model ({exc.strerror or exc}); set "
+            "$RTSEARCH_MODELS to a folder with room"
+        ) from None
+    return out
 
 
 def find_model_for(
@@ -327,6 +383,7 @@ def find_model_for(
     )
     damaged: list[str] = []
     others: list[str] = []  # files of this backbone made from other weights
+    drifting: list[tuple[Path, ModelInfo]] = []  # int8 files below INT8_MIN_COSINE
     for stem in variants:
         try:
             path = resolve_model(stem, export_missing=stem.startswith(DEFAULT_MODEL))
@@ -342,17 +399,36 @@ def find_model_for(
         if info.identity != identity:
             others.append(f"{path} has weights {short_weights(info.identity)}")
             continue
-        if prefer_int8 and info.variant == "int8" and not info.faithful_int8:
-            continue  # drifts from fp32 on this CPU: the fp32 file further down wins
-        for problem in damaged:
-            warn(f"{problem}; using {path}")
-        return path
+        if info.variant == "int8" and not info.faithful_int8:
+            drifting.append((path, info))
+            if prefer_int8:
+                continue  # drifts from fp32 on this CPU: the fp32 file further down wins
+        return _found(path, info, damaged)
+    if drifting:  # better than nothing, said
+        return _found(*drifting[0], damaged)
     found = f" ({'; '.join(others)}: another export)" if others else ""
     raise RtsearchError(
         (f"{index}: " if index is not None else "")
         + f"no model file for {name} ({feature_layer}) with the index's weights "
         f"{short_weights(identity)}{found}; pass --model FILE of those weights, or analyze "
         "again with this model" + "".join(f" ({problem})" for problem in dict.fromkeys(damaged))
+    )
+
+
+def _found(path: Path, info: ModelInfo, damaged: list[str]) -> Path:
+    for problem in damaged:
+        warn(f"{problem}; using {path}")
+    if info.variant == "int8" and not info.faithful_int8:
+        warn(drift_warning(path, info))
+    return path
+
+
+def drift_warning(path: Path, info: ModelInfo) -> str:
+    """What to say when an int8 file below INT8_MIN_COSINE is used."""
+    measured = f"{info.int8_cosine:.3f}" if info.int8_cosine else "not measured"
+    return (
+        f"{path}: int8 model whose features drift from its fp32 twin's (held-out cosine "
+        f"{measured}, under {INT8_MIN_COSINE}): results may differ; the fp32 model is exact"
     )
 
 

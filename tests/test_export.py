@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import types
 import zipfile
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from export_helpers import (
     write_keras_h5,
     write_torch_pth,
 )
+from fakes import make_gallery
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -130,7 +132,7 @@ def test_int8_calibration_folder_and_quality_gate(tmp_path, slim_sd):
         # No int8 model reproduces fp32 exactly, so a gate above 1 always rejects.
         export_vgg16(weights, out, int8=True, calib_dir=calib, min_cosine=1.01, log=print)
     assert not out.exists() and os.listdir(out.parent) == []
-    with pytest.raises(RtsearchError, match="no decodable images"):
+    with pytest.raises(RtsearchError, match="no images to calibrate int8 on"):
         export_vgg16(weights, out, int8=True, calib_dir=tmp_path / "models", log=print)
 
 
@@ -276,7 +278,10 @@ def test_export_requests_that_cannot_be_met_are_refused_before_the_work(tmp_path
         (["--int8", "--calib", str(tmp_path / "nope")], f"{tmp_path / 'nope'}: folder not found"),
         (["--out", str(tmp_path / "m.bin")], "m.bin: the file name must end in .onnx"),
         (["--out", str(tmp_path / "afile/x.onnx")], "afile is a file, not a folder"),
-        (["--int8", "--out", str(tmp_path / "folder")], "must end in .onnx"),
+        (
+            ["--int8", "--out", str(tmp_path / "folder")],
+            "cannot write (is a folder; name the .onnx file)",
+        ),
     ]
     for args, problem in cases:
         assert cli.main(["efficientnet-lite0", *args]) == 2
@@ -660,3 +665,325 @@ def test_the_first_use_export_talks_on_stderr_only(tmp_path, monkeypatch, capsys
     assert got == tmp_path / "efficientnet-lite0.onnx" and got.is_file()
     assert out == ""
     assert "(first use)" in err and "writing fp32 model" in err
+
+
+# ------------------------------------------- found by a first-time user's export hunt
+
+
+def test_keras_vgg19_weights_are_refused_not_exported_as_vgg16(tmp_path, slim_sd, capsys):
+    """Keras VGG19's extra convs (block3_conv4, ...) were passed over: the 13 VGG16 names
+    built a model of the right shapes and wrong features, without a word."""
+    from rtsearch.export import cli
+
+    layers = keras_layers(slim_sd)
+    for block in (3, 4, 5):  # VGG19: a fourth conv in each of the last three blocks
+        kernel, bias = layers[f"block{block}_conv3"]
+        layers[f"block{block}_conv4"] = (kernel.copy(), bias.copy())
+    weights = write_keras_h5(tmp_path / "vgg19.h5", layers)
+    out = tmp_path / "v.onnx"
+    assert cli.main(["vgg16", "--weights", str(weights), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"export_onnx: error: {weights}: 16 conv layers (block3_conv4, block4_conv4, "
+        "block5_conv4 beyond VGG16's), VGG16 has 13 (is this VGG19?)\n"
+    )
+    assert not out.exists()
+
+
+def test_a_checkpoint_of_two_weight_sets_is_not_guessed_at(tmp_path, slim_sd, capsys):
+    """{"ema": zeros, "model": trained}: the first set found was exported without a word,
+    and every picture got the same features."""
+    from rtsearch.export import cli
+
+    zeros = {f"ema.{k}": np.zeros_like(v) for k, v in slim_sd.items()}
+    both = write_torch_pth(
+        tmp_path / "ckpt.pth", {**zeros, **{f"model.{k}": v for k, v in slim_sd.items()}}
+    )
+    out = tmp_path / "v.onnx"
+    assert cli.main(["vgg16", "--weights", str(both), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"export_onnx: error: {both}: holds 2 sets of VGG weights ('ema.', 'model.'); choose "
+        "one with --weights-prefix, e.g. --weights-prefix ema.\n"
+    )
+    args = ["vgg16", "--weights", str(both), "--out", str(out), "--weights-prefix"]
+    assert cli.main([*args, "student"]) == 2
+    assert (
+        "no VGG weights under 'student'; the file holds 'ema.', 'model.'" in capsys.readouterr().err
+    )
+    # the zeroed set: refused after the check of its features, nothing written
+    assert cli.main([*args, "ema"]) == 2
+    err = capsys.readouterr().err
+    said = f"{out}: not written: the model gives all-zero features for each of 4 test photos"
+    assert f"export_onnx: error: {said}" in err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pth"]
+    assert cli.main([*args, "model."]) == 0
+    plain = export_vgg16(
+        write_torch_pth(tmp_path / "plain.pth", slim_sd), tmp_path / "p.onnx", log=print
+    )
+    images = photos()
+    np.testing.assert_allclose(
+        run_features(out, images)[0], run_features(plain, images)[0], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_zero_and_integer_weights_are_refused(tmp_path, slim_sd):
+    zero_fc7 = dict(slim_sd)
+    zero_fc7["classifier.3.weight"] = np.zeros_like(slim_sd["classifier.3.weight"])
+    zero_fc7["classifier.3.bias"] = np.zeros_like(slim_sd["classifier.3.bias"])
+    out = tmp_path / "m" / "v.onnx"
+    for int8 in (False, True):
+        with pytest.raises(RtsearchError) as refused:
+            export_vgg16(write_torch_pth(tmp_path / "z.pth", zero_fc7), out, int8=int8, log=print)
+        assert str(refused.value) == (
+            f"{out}: not written: the model gives all-zero features for each of 4 test photos "
+            "(weights untrained, zeroed or damaged; a checkpoint may hold another set of them)"
+        )
+        assert os.listdir(out.parent) == []  # neither the model nor the int8 work folder
+    whole = {k: np.rint(v * 100).astype(np.int64) for k, v in slim_sd.items()}
+    weights = write_torch_pth(tmp_path / "int.pth", whole)
+    with pytest.raises(RtsearchError, match="holds int64 values, not floating-point weights"):
+        export_vgg16(weights, out, log=print)
+
+
+def test_the_default_out_is_where_names_are_looked_up(tmp_path, slim_sd, monkeypatch, capsys):
+    """Installed without -e, the default --out was models/ inside site-packages, where no
+    lookup searched: `--model vgg16-fc7` then said "not found"."""
+    from rtsearch import models
+    from rtsearch.cli import main
+    from rtsearch.export import cli
+
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "mine"))
+    monkeypatch.setattr(models, "PROJECT_MODELS_DIR", tmp_path / "site-packages" / "models")
+    weights = write_torch_pth(tmp_path / "vgg.pth", slim_sd)
+    assert cli.main(["vgg16", "--weights", str(weights)]) == 0
+    made = tmp_path / "mine" / "vgg16-fc7.onnx"
+    assert capsys.readouterr().out.startswith(f"{made} (")
+    assert models.resolve_model("vgg16-fc7") == made
+    assert models.resolve_model("vgg16-fc7.onnx") == made  # as `rtsearch models` names it
+    with pytest.raises(
+        RtsearchError, match=r"model 'vgg16' not found in .*; did you mean vgg16-fc7\?$"
+    ):
+        models.resolve_model("vgg16")
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.startswith(f"{made}\n  vgg16 fp32 fc7 64-d")
+    # exporting other weights over it says what that means for indexes made with it
+    other = write_torch_pth(tmp_path / "other.pth", vgg_weights(seed=1))
+    old = read_model_info(made).identity
+    assert cli.main(["vgg16", "--weights", str(other)]) == 0
+    assert (
+        f"note: {made} held vgg16 weights {old.rsplit('/', 1)[-1][:12]}, now "
+        in capsys.readouterr().err
+    )
+
+
+def test_a_damaged_model_does_not_hide_a_good_one_of_its_name(tmp_path, monkeypatch, capsys):
+    from fakes import write_tiny_model
+
+    from rtsearch.cli import main
+    from rtsearch.models import find_model_for, resolve_model
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    good = write_tiny_model(second / "tiny.onnx")
+    first.mkdir()
+    (first / "tiny.onnx").write_bytes(b"junk")
+    monkeypatch.setenv("RTSEARCH_MODELS", os.pathsep.join(map(str, (first, second))))
+    info = read_model_info(good)
+    for found in (
+        lambda: resolve_model("tiny"),
+        lambda: find_model_for(info.name, info.feature_layer, info.identity),
+    ):
+        assert found() == good
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"rtsearch: warning: {first / 'tiny.onnx'}: not a readable ONNX model"
+        )
+        assert err.endswith(f"; using {good}\n")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{first / 'tiny.onnx'}: not a readable ONNX model")
+    assert out[0].endswith(f"(hidden by {good}, found first)")
+    assert out[1] == str(good)
+
+
+def test_an_int8_model_that_drifts_is_used_only_with_a_warning(tmp_path, monkeypatch, capsys):
+    """Below 0.99 the only model of the index's weights was used by `query` without a word,
+    and the viewer's lookup said no file of those weights existed."""
+    from dataclasses import replace
+
+    import onnx
+    from fakes import write_tiny_model
+    from onnx import helper
+
+    from rtsearch.cli import main
+    from rtsearch.models import find_model_for
+
+    fp32 = write_tiny_model(tmp_path / "fp32" / "tiny.onnx")
+    model, info = onnx.load(str(fp32)), read_model_info(fp32)
+    helper.set_model_props(model, replace(info, variant="int8", int8_cosine=0.916).to_props())
+    drifting = tmp_path / "models" / "tiny-int8.onnx"
+    drifting.parent.mkdir()
+    onnx.save(model, str(drifting))
+    monkeypatch.setenv("RTSEARCH_MODELS", str(drifting.parent))
+    said = (
+        f"rtsearch: warning: {drifting}: int8 model whose features drift from its fp32 twin's "
+        "(held-out cosine 0.916, under 0.99): results may differ; the fp32 model is exact\n"
+    )
+    for prefer in (True, False):
+        assert (
+            find_model_for(info.name, info.feature_layer, info.identity, prefer_int8=prefer)
+            == drifting
+        )
+        assert capsys.readouterr().err == said
+    make_gallery(tmp_path / "g", 3)
+    assert (
+        main(
+            [
+                "analyze",
+                str(tmp_path / "g"),
+                "-o",
+                str(tmp_path / "x.dat"),
+                "--model",
+                "tiny-int8",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert said in capsys.readouterr().err
+    assert main(["models"]) == 0
+    assert (
+        "feature cosine vs fp32 0.916, under 0.99: not used in its twin's place"
+        in capsys.readouterr().out
+    )
+
+
+def test_int8_exports_clean_up_after_a_kill_keep_links_and_say_a_full_disk(
+    tmp_path, slim_sd, monkeypatch, capsys
+):
+    """A killed int8 export left its work folder (a copy of the fp32 model, 0.5 GB at full
+    size) for good; an int8 --out that was a symlink became a plain file; a disk that filled
+    came out as protobuf's DecodeError traceback."""
+    from google.protobuf.message import DecodeError
+
+    from rtsearch.atomic import _HOST
+    from rtsearch.export import checks, cli, quantize
+
+    weights = write_torch_pth(tmp_path / "vgg.pth", slim_sd)
+    target = tmp_path / "store" / "v8.onnx"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    models = tmp_path / "models"
+    models.mkdir()
+    link = models / "vgg16-fc7-int8.onnx"
+    link.symlink_to(target)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    # the work folder is beside the file written: the link's target
+    left = target.parent / f".rtsearch-int8-{_HOST}-{dead.stdout.strip()}-abcd"
+    left.mkdir()
+    (left / "fp32.onnx").write_bytes(b"x" * 1000)
+    args = ["vgg16", "--weights", str(weights), "--int8", "--out", str(link)]
+    assert cli.main(args) == 0
+    assert link.is_symlink() and read_model_info(target).variant == "int8"
+    assert oct(target.stat().st_mode & 0o777) == "0o640"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["v8.onnx"]
+    capsys.readouterr()
+
+    def full_disk(*_args, **_kw):
+        raise DecodeError(
+            "Error parsing message with type 'onnx.ModelProto': Wire format was corrupt"
+        )
+
+    monkeypatch.setattr(quantize, "_quantize", full_disk)
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith(
+        f"export_onnx: error: {link}: the int8 export failed writing its files beside it "
+        "(Error parsing"
+    )
+    assert err.endswith(" MiB free there)")
+    assert read_model_info(target).variant == "int8"  # the model there stays
+    monkeypatch.setattr(checks.shutil, "disk_usage", lambda _p: types.SimpleNamespace(free=5 << 20))
+    assert cli.main(args) == 2
+    assert "not enough room to export an int8 model: it needs about " in capsys.readouterr().err
+    assert sorted(p.name for p in target.parent.iterdir()) == ["v8.onnx"]
+
+
+def test_calibration_folders_are_checked_first_and_their_skips_said(tmp_path, slim_sd, capsys):
+    from rtsearch.export import cli
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    (calib / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    weights = tmp_path / "never-read.pth"  # refused before the weights are opened
+    args = [
+        "vgg16",
+        "--weights",
+        str(weights),
+        "--int8",
+        "--calib",
+        str(calib),
+        "--out",
+        str(tmp_path / "v.onnx"),
+    ]
+    assert cli.main(args) == 2
+    assert capsys.readouterr().err == (
+        f"export_onnx: error: {calib}: no images to calibrate int8 on "
+        "(1 image file, none decodable)\n"
+    )
+    for i, image in enumerate(photos()):
+        Image.fromarray(image).save(calib / f"{i}.jpg")
+    write_torch_pth(weights, slim_sd)
+    assert cli.main(args) == 0
+    assert (
+        f"calibrating int8 on 3 images ({calib}; 1 file not decodable, skipped)"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_ctrl_c_turned_into_an_import_error_is_an_interruption(monkeypatch, capsys):
+    """onnxruntime's import turns a Ctrl-C that lands inside it into ImportError
+    ("initialization failed"): 33 lines of traceback instead of `interrupted`."""
+    from rtsearch import cli as main_cli
+    from rtsearch.export import cli
+
+    def import_interrupted(_args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr(cli, "run", import_interrupted)
+    assert cli.main(["efficientnet-lite0"]) == 130
+    assert capsys.readouterr().err == "export_onnx: interrupted\n"
+    monkeypatch.setattr(main_cli, "cmd_models", import_interrupted)
+    assert main_cli.main(["models"]) == 130
+    assert capsys.readouterr().err == "rtsearch: interrupted\n"
+
+    def import_broken(_args):
+        raise ImportError("libcudart.so.12: cannot open shared object file")
+
+    monkeypatch.setattr(cli, "run", import_broken)
+    with pytest.raises(ImportError):  # a real import problem keeps its traceback
+        cli.main(["efficientnet-lite0"])
+
+
+def test_a_first_use_export_onto_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    import errno
+
+    import rtsearch.export as export_pkg
+    from rtsearch import models
+
+    def no_room(out, int8=False, log=print):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(models, "search_dirs", lambda: [tmp_path])
+    monkeypatch.setattr(export_pkg, "export_efficientnet_lite0", no_room)
+    with pytest.raises(RtsearchError) as refused:
+        models.resolve_model("efficientnet-lite0")
+    assert str(refused.value) == (
+        f"{tmp_path / 'efficientnet-lite0.onnx'}: cannot write the efficientnet-lite0 model "
+        "(No space left on device); set $RTSEARCH_MODELS to a folder with room"
+    )

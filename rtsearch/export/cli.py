@@ -6,20 +6,33 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rtsearch import atomic
-from rtsearch.cli import HelpFormatter, Terminated, catch_interrupts
-from rtsearch.errors import RtsearchError, require_folder
-from rtsearch.models import INT8_MIN_COSINE, PROJECT_MODELS_DIR
+from rtsearch.cli import HelpFormatter, Terminated, catch_interrupts, stopped_by
+from rtsearch.errors import RtsearchError, printable, require_folder
+from rtsearch.models import (
+    INT8_MIN_COSINE,
+    ModelInfo,
+    read_model_info,
+    search_dirs,
+    short_weights,
+    writable_models_dir,
+)
 
 QUALITY_GATE = INT8_MIN_COSINE  # held-out mean int8 cosine vs fp32 below which export fails
 MODEL_STEMS = {"efficientnet-lite0": "efficientnet-lite0", "vgg16": "vgg16-fc7"}
 
 
+def default_name(model: str, int8: bool) -> str:
+    return f"{MODEL_STEMS[model]}{'-int8' if int8 else ''}.onnx"
+
+
 def default_out(model: str, int8: bool) -> Path:
-    return PROJECT_MODELS_DIR / f"{MODEL_STEMS[model]}{'-int8' if int8 else ''}.onnx"
+    """Where rtsearch looks models up by name: the first writable search folder, as the
+    default model's export on first use picks it."""
+    return writable_models_dir() / default_name(model, int8)
 
 
 def _common(p: argparse.ArgumentParser, model: str) -> None:
@@ -27,7 +40,9 @@ def _common(p: argparse.ArgumentParser, model: str) -> None:
         "--out",
         type=Path,
         default=None,
-        help=f"file to write (default: {default_out(model, False)}, or -int8.onnx with --int8)",
+        help=f"file to write (default: {default_name(model, False)}, or -int8.onnx with --int8, "
+        "in the first writable folder of those models are looked up in: "
+        f"{', '.join(map(str, search_dirs()))})",
     )
     p.add_argument("--int8", action="store_true", help="static int8 (QDQ) quantisation")
     p.add_argument(
@@ -65,6 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fetch torchvision's vgg16-397923af.pth into the user cache first",
     )
+    p.add_argument(
+        "--weights-prefix",
+        metavar="PREFIX",
+        help="in a checkpoint holding several sets of weights (e.g. model. and ema.), the "
+        "one to export",
+    )
     _common(p, "vgg16")
 
 
@@ -74,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or default_out(args.model, args.int8)
     _check_request(args, out)
     gate = None if args.force else QUALITY_GATE
+    before = _model_at(out)
     log = _stderr_log
     start = time.perf_counter()
     try:
@@ -84,7 +106,13 @@ def run(args: argparse.Namespace) -> int:
 
                 weights = fetch_vgg16(log)
             export_vgg16(
-                weights, out, int8=args.int8, calib_dir=args.calib, log=log, min_cosine=gate
+                weights,
+                out,
+                int8=args.int8,
+                calib_dir=args.calib,
+                log=log,
+                min_cosine=gate,
+                prefix=args.weights_prefix,
             )
         else:
             export_efficientnet_lite0(
@@ -92,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             )
     except OSError as exc:  # the weights' errors are RtsearchError already: this is writing
         raise RtsearchError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    _say_replaced(out, before, log)
     size = out.stat().st_size / 2**20
     print(f"{out} ({size:.1f} MiB) in {time.perf_counter() - start:.1f} s")
     return 0
@@ -102,8 +131,11 @@ def _check_request(args: argparse.Namespace, out: Path) -> None:
     if not args.int8 and (args.calib is not None or args.force):
         raise RtsearchError("--calib and --force apply to --int8 exports only")
     if args.calib is not None:
+        from rtsearch.export.quantize import folder_images
+
         require_folder(args.calib)
-    if out.suffix != ".onnx":
+        folder_images(args.calib, limit=1)  # before minutes of loading and converting
+    if out.suffix != ".onnx" and not out.is_dir():
         raise RtsearchError(f"{out}: the file name must end in .onnx (how models are found)")
     if out.is_dir():
         raise RtsearchError(f"{out}: cannot write (is a folder; name the .onnx file)")
@@ -111,6 +143,28 @@ def _check_request(args: argparse.Namespace, out: Path) -> None:
     if weights is not None and out.exists() and weights.exists() and out.samefile(weights):
         raise RtsearchError(f"{out}: is the weights file itself; choose another --out")
     atomic.check_writable(out, "model")
+
+
+def _model_at(path: Path) -> ModelInfo | None:
+    """What the model file at ``path`` is, if one is there and reads."""
+    if not path.is_file():
+        return None
+    try:
+        return read_model_info(path)
+    except RtsearchError:
+        return None
+
+
+def _say_replaced(out: Path, before: ModelInfo | None, log: Callable[[str], None]) -> None:
+    """A note when the export replaced a model of other weights: indexes made with that one
+    are refused with this one."""
+    after = _model_at(out)
+    if before is None or after is None or before.identity == after.identity:
+        return
+    log(
+        f"note: {out} held {before.name} weights {short_weights(before.identity)}, now "
+        f"{short_weights(after.identity)}: indexes made with the old file need it back"
+    )
 
 
 def _stderr_log(message: str) -> None:
@@ -124,14 +178,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Export a backbone to an rtsearch ONNX model (no torch needed).",
         formatter_class=HelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     add_arguments(parser)
     args = parser.parse_args(argv)
     restore = catch_interrupts()
     try:
         return run(args)
     except RtsearchError as exc:
-        print(f"export_onnx: error: {exc}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"export_onnx: error: {printable(str(exc))}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # Ctrl-C while onnxruntime loads comes out as its ImportError
+        stopped = stopped_by(exc)
+        if stopped is None:
+            raise
+        print(f"export_onnx: {stopped}", file=sys.stderr)
+        return 143 if stopped == "terminated" else 130
     except Terminated:
         print("export_onnx: terminated", file=sys.stderr)
         return 143

@@ -172,7 +172,7 @@ def export_efficientnet_lite0(
     model = build_lite0(load_state_dict(weights), info)
     if not int8:
         log(f"efficientnet-lite0: writing fp32 model to {out}")
-        return save_atomic(model, out)
+        return save_atomic(model, out, info)
     from rtsearch.export.quantize import quantize_model
 
     return quantize_model(

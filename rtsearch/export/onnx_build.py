@@ -120,12 +120,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_atomic(model: onnx.ModelProto, out: Path) -> Path:
+def save_atomic(model: onnx.ModelProto, out: Path, info: ModelInfo | None = None) -> Path:
     """Write next to ``out`` then rename, so readers never see a half-written model; as an
-    index is written (a symlink's target is replaced, the link kept)."""
+    index is written (a symlink's target is replaced, the link kept). With ``info``, the
+    written file's features are checked first (checks.check_features): a refused model
+    never replaces ``out``."""
     from rtsearch.atomic import atomic_path
+    from rtsearch.export.checks import check_features, check_room
 
     out = Path(out)
+    check_room(out, model.ByteSize() + (1 << 20), "this model")
     with atomic_path(out) as tmp:
         onnx.save(model, str(tmp))
+        if info is not None:
+            check_features(tmp, info, out)
     return out

@@ -9,7 +9,7 @@ never random noise, because noise ranges are far from those of photos.
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import onnx
+from google.protobuf.message import DecodeError
 from onnx import helper
 
 from rtsearch.decode import RGBImage, is_image_file, load_rgb
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, count, first_line
 from rtsearch.models import INT8_MIN_COSINE, ModelInfo
 
 # scikit-image's bundled photos: installed with the package, so calibration works offline.
@@ -57,20 +58,24 @@ def sample_image(name: str) -> RGBImage:
     return np.ascontiguousarray(image[:, :, :3].astype(np.uint8))
 
 
-def folder_images(folder: Path) -> list[RGBImage]:
-    """Decodable images from ``folder`` (recursive, sorted, at most MAX_CALIB_FILES)."""
+def folder_images(folder: Path, limit: int = MAX_CALIB_FILES) -> tuple[list[RGBImage], int]:
+    """Decodable images from ``folder`` (recursive, sorted, at most ``limit``), and how many
+    image files were passed over as not decodable (one bad file is not worth failing over)."""
     if not Path(folder).is_dir():
         raise RtsearchError(f"{folder}: calibration folder not found")
     files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_file(p))
-    images = []
-    for path in files[:MAX_CALIB_FILES]:
+    images, skipped = [], 0
+    for path in files:
+        if len(images) == limit:
+            break
         try:
             images.append(load_rgb(path, min_size=(448, 448)))
         except RtsearchError:
-            continue  # one bad file in a calibration folder is not worth failing over
+            skipped += 1
     if not images:
-        raise RtsearchError(f"{folder}: no decodable images for calibration")
-    return images
+        what = f"{count(skipped, 'image file')}, none decodable" if skipped else "no image files"
+        raise RtsearchError(f"{folder}: no images to calibrate int8 on ({what})")
+    return images, skipped
 
 
 class ImageReader:
@@ -89,14 +94,14 @@ class ImageReader:
         self._iter = iter(self._batches)
 
 
-def _preprocess_each(images: Sequence[RGBImage], info: ModelInfo) -> list[np.ndarray]:
+def preprocess_each(images: Sequence[RGBImage], info: ModelInfo) -> list[np.ndarray]:
     # The runtime's own preprocessing, so calibration sees exactly what inference will.
     from rtsearch.extractor import preprocess
 
     return [preprocess([image], info) for image in images]
 
 
-def _session(model: Path):
+def cpu_session(model: Path):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -108,7 +113,7 @@ def feature_cosines(
     fp32: Path, int8_path: Path, batches: Sequence[np.ndarray], info: ModelInfo
 ) -> npt.NDArray[np.float64]:
     """Cosine similarity of int8 vs fp32 features, one value per batch row."""
-    sessions = (_session(fp32), _session(int8_path))
+    sessions = (cpu_session(fp32), cpu_session(int8_path))
     out = []
     for batch in batches:
         a, b = (
@@ -135,35 +140,59 @@ def quantize_model(
     ``keep_fp32``: node-name prefixes left unquantised. With ``min_cosine``, a model whose
     mean cosine on held-out photos falls below it is not written and RtsearchError says why.
     """
+    from rtsearch.atomic import atomic_path, owned_temp_dir
+    from rtsearch.export.checks import check_features, check_room
+
     out = Path(out)
     if calib_dir is not None:
-        calib, where = folder_images(calib_dir), str(calib_dir)
+        calib, skipped = folder_images(calib_dir)
+        where = str(calib_dir)
+        if skipped:
+            where += f"; {count(skipped, 'file')} not decodable, skipped"
     else:
         calib, where = [sample_image(n) for n in CALIBRATION_SAMPLES], "scikit-image samples"
     held = [sample_image(n) for n in HELD_OUT_SAMPLES]
-    calib_batches, held_batches = _preprocess_each(calib, info), _preprocess_each(held, info)
-    log(f"{info.name}: calibrating int8 on {len(calib)} images ({where})")
+    calib_batches, held_batches = preprocess_each(calib, info), preprocess_each(held, info)
     excluded = [n.name for n in model.graph.node if n.name.startswith(tuple(keep_fp32))]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".rtsearch-int8-", dir=out.parent) as tmp:
-        staged, fp32_path = Path(tmp) / out.name, Path(tmp) / "fp32.onnx"
+    folder = Path(os.path.realpath(out)).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    # the fp32 copy, onnxruntime's calibration copy of it, the int8 model and its final copy
+    check_room(out, 3 * model.ByteSize() + (16 << 20), "an int8 model")
+    # Named by process, so a killed export's folder (a copy of the fp32 model) is removed by
+    # the next one (atomic.owned_temp_dir).
+    tmp = owned_temp_dir(folder, ".rtsearch-int8-")
+    try:
+        staged, fp32_path = tmp / out.name, tmp / "fp32.onnx"
         # quantize_static rewrites a ModelProto it is given in place, so hand it a file.
         onnx.save(model, str(fp32_path))
+        check_features(fp32_path, info, out)  # before the minutes of calibration
+        log(f"{info.name}: calibrating int8 on {len(calib)} images ({where})")
         _quantize(fp32_path, staged, ImageReader(calib_batches, info.input_name), excluded)
         # Measured before the metadata goes in (the report reads features, not metadata), so
         # the file is written once, with its fidelity: the viewer uses an int8 twin by
         # default only when it is faithful.
         fidelity = _report(fp32_path, staged, calib_batches, held_batches, info, log)
-        quantized = onnx.load(str(staged))
-        measured = replace(info, variant="int8", int8_cosine=round(fidelity, 4))
-        helper.set_model_props(quantized, measured.to_props())
-        onnx.save(quantized, str(staged))
         if min_cosine is not None and fidelity < min_cosine:
             raise RtsearchError(
                 f"{out}: int8 export rejected, held-out mean feature cosine {fidelity:.4f} < "
                 f"{min_cosine} (--force keeps it anyway)"
             )
-        os.replace(staged, out)  # same directory, so the rename is atomic
+        quantized = onnx.load(str(staged))
+        measured = replace(info, variant="int8", int8_cosine=round(fidelity, 4))
+        helper.set_model_props(quantized, measured.to_props())
+        with atomic_path(out) as final:  # a symlink's target replaced, permissions kept
+            onnx.save(quantized, str(final))
+    except (OSError, DecodeError) as exc:
+        # onnxruntime writes its copies without checking: a disk that filled shows as a file
+        # it cannot parse back
+        free = shutil.disk_usage(folder).free
+        raise RtsearchError(
+            f"{out}: the int8 export failed writing its files beside it "
+            f"({getattr(exc, 'strerror', None) or first_line(str(exc))}; "
+            f"{free / 2**20:.0f} MiB free there)"
+        ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     log(f"{info.name}: wrote int8 model to {out}")
     return out
 

@@ -49,13 +49,19 @@ def detect_layout(path: Path) -> str:
     raise RtsearchError(f"{path}: not a PyTorch (.pth) or Keras (.h5) weights file")
 
 
-def load_vgg16(path: Path) -> VGGWeights:
-    weights = _load_h5(path) if detect_layout(path) == "h5" else _load_pth(path)
+def load_vgg16(path: Path, prefix: str | None = None) -> VGGWeights:
+    """``prefix``: which set of weights to take from a checkpoint holding several (.pth)."""
+    if detect_layout(path) == "h5":
+        if prefix is not None:
+            raise RtsearchError(f"{path}: a Keras file; --weights-prefix is for .pth checkpoints")
+        weights = _load_h5(path)
+    else:
+        weights = _load_pth(path, prefix)
     _check_shapes(path, weights)
     return weights
 
 
-def _load_pth(path: Path) -> VGGWeights:
+def _load_pth(path: Path, chosen: str | None = None) -> VGGWeights:
     from rtsearch.export.torch_pickle import load_state_dict
 
     sd = load_state_dict(path)
@@ -63,7 +69,8 @@ def _load_pth(path: Path) -> VGGWeights:
     found = [k for k in sd if re.search(r"(^|\.)features\.0\.weight$", k)]
     if not found:
         raise RtsearchError(f"{path}: no torchvision VGG layers (features.0.weight) in file")
-    prefix = found[0][: -len("features.0.weight")]
+    prefixes = [k[: -len("features.0.weight")] for k in found]
+    prefix = _one_prefix(path, prefixes, chosen)
     if any(re.fullmatch(re.escape(prefix) + r"features\.\d+\.running_mean", k) for k in sd):
         raise RtsearchError(
             f"{path}: batch-norm VGG16 (vgg16_bn) weights; only plain VGG16 converts"
@@ -76,6 +83,24 @@ def _load_pth(path: Path) -> VGGWeights:
     convs = [_pair(sd, f"{prefix}features.{i}", path) for i in conv_ids]
     fcs = [_pair(sd, f"{prefix}classifier.{i}", path) for i in (0, 3)]
     return VGGWeights(convs, fcs, "torchvision")
+
+
+def _one_prefix(path: Path, prefixes: list[str], chosen: str | None) -> str:
+    """The key prefix of the one set of VGG weights to take: the only one, or the one
+    chosen (with or without its dot); a checkpoint of several (a model and its moving
+    average, a student and a teacher) is not guessed at."""
+    shown = ", ".join(repr(p) if p else "'' (top level)" for p in prefixes)
+    if chosen is not None:
+        for p in prefixes:
+            if chosen in (p, p.rstrip(".")):
+                return p
+        raise RtsearchError(f"{path}: no VGG weights under {chosen!r}; the file holds {shown}")
+    if len(prefixes) > 1:
+        raise RtsearchError(
+            f"{path}: holds {len(prefixes)} sets of VGG weights ({shown}); choose one with "
+            f"--weights-prefix, e.g. --weights-prefix {prefixes[0] or prefixes[1]}"
+        )
+    return prefixes[0]
 
 
 def _pair(sd: dict[str, np.ndarray], name: str, path: Path) -> tuple[Array, Array]:
@@ -92,6 +117,10 @@ def _floats(array: np.ndarray, name: str, path: Path) -> Array:
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         what = "text" if array.dtype.kind in "SU" else f"{array.dtype.name} values"
         raise RtsearchError(f"{path}: layer {name} holds {what}, not numbers")
+    if not np.issubdtype(array.dtype, np.floating):  # weights are trained as floats
+        raise RtsearchError(
+            f"{path}: layer {name} holds {array.dtype.name} values, not floating-point weights"
+        )
     return array.astype(np.float32, copy=False)
 
 
@@ -102,6 +131,7 @@ def _load_h5(path: Path) -> VGGWeights:
     try:
         with h5py.File(path, "r") as f:
             root = f.get("model_weights", f)  # a whole saved model, or weights only
+            _check_keras_convs(root, names, path)
             convs = [_keras_layer(root, name, path) for name in names]
             fc6, fc7 = (_keras_layer(root, name, path) for name in ("fc1", "fc2"))
     except (OSError, KeyError) as exc:
@@ -122,6 +152,18 @@ def _load_h5(path: Path) -> VGGWeights:
     w6 = w6.reshape(POOLED, POOLED, channels, -1).transpose(2, 0, 1, 3).reshape(w6.shape)
     fcs = [(np.ascontiguousarray(w6.T), fc6[1]), (np.ascontiguousarray(fc7[0].T), fc7[1])]
     return VGGWeights([(np.ascontiguousarray(w), b) for w, b in convs], fcs, "keras")
+
+
+def _check_keras_convs(root, names: list[str], path: Path) -> None:
+    """Keras names VGG19's extra convs block3_conv4 etc.: taking VGG16's 13 of them would
+    build a model of the right shapes and wrong features, so count them all."""
+    convs = sorted(k for k in root if re.fullmatch(r"block\d+_conv\d+", k))
+    extra = [k for k in convs if k not in names]
+    if extra:
+        raise RtsearchError(
+            f"{path}: {len(convs)} conv layers ({', '.join(extra)} beyond VGG16's), VGG16 has "
+            f"{len(names)} (is this VGG19?)"
+        )
 
 
 def _keras_layer(root, name: str, path: Path) -> tuple[Array, Array]:
@@ -216,6 +258,7 @@ def export_vgg16(
     weights: Path,
     out: Path,
     *,
+    prefix: str | None = None,
     int8: bool = False,
     calib_dir: Path | None = None,
     log: Callable[[str], None] = print,
@@ -227,7 +270,7 @@ def export_vgg16(
         raise RtsearchError(f"{weights}: weights file not found")
     if not weights.is_file():
         raise RtsearchError(f"{weights}: not a regular file")
-    vgg = load_vgg16(weights)
+    vgg = load_vgg16(weights, prefix)
     source = f"{vgg.layout} weights {weights.name}"
     info = vgg16_info(vgg, sha256_file(weights), source)
     log(f"vgg16: read {vgg.layout} weights from {weights} (fc7: {info.dims} dims)")
@@ -235,7 +278,7 @@ def export_vgg16(
     del vgg  # the graph holds its own copy; full-size weights are 0.5 GB
     if not int8:
         log(f"vgg16: writing fp32 model to {out}")
-        return save_atomic(model, Path(out))
+        return save_atomic(model, Path(out), info)
     from rtsearch.export.quantize import quantize_model
 
     return quantize_model(
