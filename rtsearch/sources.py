@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from rtsearch.decode import RGBImage, load_rgb
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, first_line
 
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
 # what ``source.message`` already says in one line; errors still show.
@@ -256,6 +256,14 @@ class VideoSource:
         self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self.start, self.position = time.perf_counter(), 0
 
+    def _reopen(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+        self.cap = cv2.VideoCapture(str(self.path))
+        if not self.cap.isOpened():
+            self.cap = None
+        self.start, self.position = time.perf_counter(), 0
+
     def read(self) -> Frame | None:
         if self.cap is None or self.paused:
             return None
@@ -274,6 +282,11 @@ class VideoSource:
             if not ok:
                 self._rewind()
                 ok, bgr = self.cap.read()
+            if not ok:
+                # a file of one frame (or a still picture) says it sought back to its start
+                # and then reads nothing: open it again
+                self._reopen()
+                ok, bgr = self.cap.read() if self.cap is not None else (False, None)
                 if not ok:
                     self.message = f"{self.path}: no frames could be decoded"
                     return None
@@ -315,7 +328,11 @@ class WebcamSource:
         """Open, read until the camera fails, and retry every RETRY_S: a camera that is
         unplugged and plugged back in resumes by itself."""
         while not self._stop.is_set():
-            cap = cv2.VideoCapture(self.device)
+            try:
+                cap = cv2.VideoCapture(self.device)
+            except Exception as exc:  # OpenCV refused the device number itself
+                self.message = f"camera {self.device}: cannot open ({first_line(str(exc))})"
+                return  # the same number fails the same way: no retry
             try:
                 if not cap.isOpened():
                     self.message = f"no camera found (device {self.device}); retrying"
@@ -329,6 +346,8 @@ class WebcamSource:
                         frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter())
                         with self._lock:
                             self._latest = frame
+            except Exception as exc:  # the thread must outlive a driver's error
+                self.message = f"camera {self.device}: {first_line(str(exc))}; retrying"
             finally:
                 cap.release()
             self._stop.wait(self.RETRY_S)

@@ -272,3 +272,33 @@ def test_float_pictures_with_nan_or_inf_decode_quietly_or_are_refused(tmp_path, 
     )
     with pytest.raises(RtsearchError, match=r"nan\.png: cannot decode image \(no finite pixel"):
         load_rgb(tmp_path / "nan.png")
+
+
+def test_large_pngs_take_bounded_memory_however_many_threads_decode(tmp_path):
+    """A 13000x13000 RGBA PNG of 3 MB passed the pixel limit and took 4.3 GB to decode
+    (full-size copies for the white background, the composite, RGB, numpy), and analysis
+    decodes one per core at once. Now large ones are reduced as soon as they are decoded,
+    two at a time: 4 threads on a 6000x6000 RGBA PNG peaked at 3.3 GB, now under 1 GB."""
+    import subprocess
+    import sys
+
+    rgba = np.zeros((6000, 6000, 4), np.uint8)
+    rgba[..., 0], rgba[::2, :, 3] = 200, 255  # red lines on transparency
+    path = tmp_path / "scan.png"
+    Image.fromarray(rgba).save(path)
+    del rgba
+    code = (
+        "import resource, sys\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from rtsearch.decode import load_rgb\n"
+        "with ThreadPoolExecutor(4) as pool:\n"
+        f"    shapes = list(pool.map(lambda _: load_rgb({str(path)!r}, (224, 224)), range(4)))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, shapes[0].shape)\n"
+        "print(int(shapes[0][3, 5, 0]), int(shapes[0][3, 5, 1]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    (peak, *shape), (red, green) = (line.split(" ", 1) for line in out.stdout.splitlines())
+    assert int(peak) < 1024, out.stdout
+    assert shape == ["(231, 231, 3)"]  # 6000 // 26: never below the size asked for
+    # every other line opaque red, the rest transparent (white): averaged premultiplied
+    assert abs(int(red) - 227.5) <= 1 and abs(int(green) - 127.5) <= 1

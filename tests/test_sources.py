@@ -203,6 +203,24 @@ def test_zero_length_and_frameless_videos_are_messages(tmp_path):
         src.close()
 
 
+def test_a_video_of_one_frame_or_a_still_picture_plays_without_an_error(tmp_path):
+    """After a one-frame file's end OpenCV's seek back to 0 says yes and the next read
+    fails: the viewer showed the frame under "no frames could be decoded"."""
+    one = write_video(tmp_path / "one.avi", [3], frames_each=1)
+    still = tmp_path / "still.jpg"
+    make_image(4).save(still)
+    for path in (one, still):
+        for realtime in (False, True):
+            src = VideoSource(path, realtime=realtime)
+            frames = []
+            for _ in range(6):
+                frames.append(src.read())
+                time.sleep(0.05)  # past the next frame's time at 25 fps
+            assert src.message == "" and all(f is not None for f in frames), src.message
+            assert all(np.array_equal(f.image, frames[0].image) for f in frames)
+            src.close()
+
+
 class FakeCamera:
     """cv2.VideoCapture stand-in: plugged in, unplugged after 3 frames, missing on the next
     open, back on the one after."""
@@ -283,3 +301,36 @@ class StaleGrabber:
 
     def close(self) -> None:
         pass
+
+
+def test_a_camera_that_opencv_refuses_or_that_errs_leaves_a_message_not_a_dead_thread(
+    monkeypatch,
+):
+    """A device number OpenCV cannot take raised in the camera thread, which died with a
+    traceback: the viewer showed "opening the camera..." for ever."""
+    import rtsearch.sources as sources
+
+    def overflow(device):
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", overflow)
+    cam = WebcamSource(10**20)
+    cam._thread.join(2.0)
+    assert (
+        cam.message
+        == "camera 100000000000000000000: cannot open (Python int too large to convert to C long)"
+    )
+    assert cam.read() is None
+    cam.close()
+
+    class Erring(FakeCamera):
+        def read(self):
+            raise sources.cv2.error("driver went away")
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", Erring)
+    monkeypatch.setattr(WebcamSource, "RETRY_S", 0.05)
+    FakeCamera.opens = 0
+    cam = WebcamSource(0)
+    time.sleep(0.3)
+    assert cam._thread.is_alive() and cam.message == "camera 0: driver went away; retrying"
+    cam.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -258,3 +259,24 @@ def test_a_screenshot_of_a_source_without_a_picture_is_taken_soon(display, tmp_p
     place = np.asarray(Image.open(shot).convert("RGB")).astype(int)[80:120, 20:600]
     orange = (np.abs(place - np.array(MESSAGE[:3])) < 40).all(axis=2)
     assert orange.sum() > 200  # the hint's text, in the message colour
+
+
+def test_sources_with_what_they_cannot_take_are_refused_by_the_parser():
+    """webcam:99999999999999999999 killed the camera thread with OpenCV's overflow (the
+    viewer then waited for ever on "opening the camera..."); webcam:² passed isdigit() and
+    showed int()'s own message; random:5 and none:xyz were taken without a word."""
+    import argparse
+
+    from rtsearch.viewer.cli import source_spec
+
+    for bad, said in (
+        ("webcam:99999999999999999999", "webcam needs a device number from 0 to 99999"),
+        ("webcam:\u00b2", "webcam needs a device number from 0 to 99999"),
+        ("webcam:-1", "webcam needs a device number"),
+        ("random:5", "random takes nothing after it, got 'random:5'"),
+        ("none:xyz", "none takes nothing after it, got 'none:xyz'"),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(said)):
+            source_spec(bad)
+    for good in ("webcam", "webcam:0", "webcam:12", "random", "none", "screen:mouse"):
+        assert source_spec(good) == good

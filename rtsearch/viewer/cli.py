@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from rtsearch.cli import number, whole_number
@@ -83,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def source_spec(text: str) -> str:
-    kind, _, arg = text.partition(":")
+    kind, sep, arg = text.partition(":")
     if kind not in ("random", "webcam", "video", "screen", "none"):
         raise argparse.ArgumentTypeError(f"unknown source {text!r}; use {SOURCES}")
     if kind == "video" and not arg:
@@ -95,8 +96,13 @@ def source_spec(text: str) -> str:
     try:
         if kind == "screen" and arg and arg != "mouse":
             parse_region(arg)
-        if kind == "webcam" and arg and not arg.isdigit():
-            raise ValueError(f"webcam needs a device number: webcam:0, webcam:1, got {text!r}")
+        # ASCII digits ("²" passes isdigit), and small enough for OpenCV's C int
+        if kind == "webcam" and arg and not re.fullmatch(r"[0-9]{1,5}", arg):
+            raise ValueError(
+                f"webcam needs a device number from 0 to 99999: webcam:0, webcam:1, got {text!r}"
+            )
+        if kind in ("random", "none") and sep:
+            raise ValueError(f"{kind} takes nothing after it, got {text!r}")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
