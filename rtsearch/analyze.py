@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from rtsearch import atomic, store
@@ -350,6 +351,8 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn) -> In
     try:
         old = store.load(out, features=True)
     except RtsearchError as exc:  # analysing again would overwrite it: say so, do not guess
+        if out.is_file() and not h5py.is_hdf5(out):  # a photo, a document: not ours to delete
+            raise RtsearchError(f"{out}: not an index file; choose another -o") from None
         raise RtsearchError(
             f"{exc}; it is reused when analysing to it again: delete it, or choose another -o"
         ) from None

@@ -224,6 +224,8 @@ def load(
                 "analyze its folder again with this -o to finish it"
             )
         raise RtsearchError(f"{path}: index file not found")
+    if path.is_dir():
+        raise RtsearchError(f"{path}: is a folder, not an index file")
     if not path.is_file():
         raise RtsearchError(f"{path}: not a regular file")
     if isolate:

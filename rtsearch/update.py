@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import shlex
 import shutil
 import threading
 import time
@@ -468,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
         if report.modified:
             for message in held:
                 warn(message)
-        _print(report, args.index, args.quiet)
+        _print(report, args.index, args.directory, args.quiet)
         return 0
     stop = threading.Event()
     require_folder(args.directory)  # before saying it is followed
@@ -485,7 +486,7 @@ def run(args: argparse.Namespace) -> int:
             warn=warn,
             prune=args.replace,
         ):
-            _print(report, args.index, quiet=False, advise=not advised)
+            _print(report, args.index, args.directory, quiet=False, advise=not advised)
             advised = advised or report.refit_advised
     except KeyboardInterrupt:
         stop.set()
@@ -494,7 +495,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(report: UpdateReport, where: Path, quiet: bool, advise: bool = True) -> None:
+def _print(
+    report: UpdateReport, where: Path, folder: Path, quiet: bool, advise: bool = True
+) -> None:
     if report.modified or not quiet:
         print(report.summary(where), flush=True)
     if report.refit_advised and advise:
@@ -505,6 +508,7 @@ def _print(report: UpdateReport, where: Path, quiet: bool, advise: bool = True) 
         )
         print(
             f"{where}: over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; "
-            f"a refit is advisable: rtsearch analyze DIR -o {where} --pca --keep-features {how}",
+            f"a refit is advisable: rtsearch analyze {shlex.quote(str(folder))} -o {where} --pca "
+            f"--keep-features {how}",
             flush=True,
         )

@@ -355,6 +355,14 @@ def test_nothing_usable_or_unwritable_output_exits_non_zero(tmp_path, tiny_model
                    "--model", tiny_model)  # fmt: skip
     assert run.returncode == 1
     assert run.stderr == f"rtsearch: error: {tmp_path / 'good'}: is a folder, not an image file\n"
+    # a folder given to info as the index; a photo given as -o is not advised deleted
+    run = rtsearch("info", tmp_path / "good")
+    assert run.stderr == f"rtsearch: error: {tmp_path / 'good'}: is a folder, not an index file\n"
+    photo = sorted((tmp_path / "good").rglob("*.png"))[0]
+    before = photo.read_bytes()
+    run = rtsearch("analyze", tmp_path / "good", "-o", photo, "--model", tiny_model, "--quiet")
+    assert run.stderr == f"rtsearch: error: {photo}: not an index file; choose another -o\n"
+    assert photo.read_bytes() == before
 
 
 def test_index_from_another_model_is_refused_by_query(tmp_path, tiny_model):

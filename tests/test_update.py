@@ -269,7 +269,8 @@ def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_m
     _, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
     assert "29 images (6 added" in stdout and "refit is advisable" in stdout
     # its advice names this index, and for one without features what the command does
-    assert f"rtsearch analyze DIR -o {out} --pca --keep-features analyses again" in stdout
+    # and the folder (it printed a literal DIR)
+    assert f"rtsearch analyze {gallery} -o {out} --pca --keep-features analyses again" in stdout
     # analysed again as it was (no features: its rows and PCA are kept), it says so, where
     # it said nothing; the advice's command refits it
     code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
