@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,8 @@ METRIC_KEYS = ("p_at_10", "map_at_100", "copy_recall_at_1", "copy_recall_at_10")
 METRIC_KEYS += ("agreement_at_20", "query_ms")
 DEPTH = 100  # ranks kept per query: mAP@100 needs them all
 TIMED_QUERIES = 200
+# Rows whose features are this close (relative) are one picture: duplicate files
+SAME_IMAGE = 1e-4
 BATCH = 32
 
 
@@ -189,6 +191,11 @@ def load_data(
     names = sorted({p.split("/")[0] for p in paths if "/" in p})
     if len(names) < 2:
         raise RtsearchError(f"{folder}: needs at least 2 sub-folders of images (the labels)")
+    # too few images per label already by the names: say so before minutes of extraction
+    by_name = {n: i for i, n in enumerate(names)}
+    _check_labels(
+        folder, names, [by_name[p.split("/")[0]] for p in paths if "/" in p], len(skipped)
+    )
     log(f"{folder}: {len(paths)} images, {len(names)} labels; extracting features")
     rng = np.random.default_rng(seed)
     picked = set(rng.choice(len(paths), size=min(n_copies, len(paths)), replace=False).tolist())
@@ -287,6 +294,7 @@ def evaluate(data: Data, configs: list[Config], *, seed: int = 0) -> dict:
         "full": measure(full_cfg),
         "images": len(data.labels),
         "queried": int(queryable(data.labels).sum()),  # rows P@10 and mAP are averaged over
+        "p_at_10_best": best_precision_at(data.labels, 10),  # below 1 for labels of < 11
         "labels": data.label_names,
         "copies": len(data.copy_of),
         "skipped": len(data.skipped),
@@ -298,6 +306,7 @@ class _Measurer:
     def __init__(self, data: Data, reference: Ranked, seed: int) -> None:
         self.data, self.reference, self.seed = data, reference, seed
         self.full = proj.l2_normalize(data.features)
+        self.truth = twins(data.features, data.copy_of)
         self.cache: dict[Config, dict] = {}
 
     def __call__(self, cfg: Config) -> dict:
@@ -315,8 +324,8 @@ class _Measurer:
         row |= {"rerank": cfg.rerank, "qe": cfg.qe}
         row["p_at_10"] = precision_at(loo, labels, 10)
         row["map_at_100"] = map_at(loo, labels, DEPTH)
-        row["copy_recall_at_1"] = recall_at(copy_ranked, self.data.copy_of, 1)
-        row["copy_recall_at_10"] = recall_at(copy_ranked, self.data.copy_of, 10)
+        row["copy_recall_at_1"] = recall_at(copy_ranked, self.truth, 1)
+        row["copy_recall_at_10"] = recall_at(copy_ranked, self.truth, 10)
         row["agreement_at_20"] = agreement_at(loo, self.reference, 20)
         row["query_ms"] = self._time(cfg, base, project)
         return row
@@ -418,10 +427,36 @@ def map_at(ranked: Ranked, labels: npt.NDArray[np.int64], k: int) -> float:
     return float(np.mean(aps)) if aps else 0.0
 
 
-def recall_at(ranked: Ranked, truth: npt.NDArray[np.int64], k: int) -> float | None:
+def twins(features: Vectors, rows: npt.NDArray[np.int64]) -> list[npt.NDArray[np.int64]]:
+    """For each of ``rows``, the rows with its features (itself, and duplicates of its file
+    elsewhere in the folder): a copy that finds any of them first has found its original."""
+    norms = np.linalg.norm(features, axis=1)
+    out = []
+    for r in rows:
+        apart = np.linalg.norm(features - features[r], axis=1)
+        out.append(np.flatnonzero(apart <= SAME_IMAGE * max(float(norms[r]), 1e-12)))
+    return out
+
+
+def recall_at(
+    ranked: Ranked, truth: Sequence[npt.NDArray[np.int64]] | npt.NDArray[np.int64], k: int
+) -> float | None:
+    """Share of queries with one of their true rows (a row each, or a set each) in the
+    first k."""
     if len(truth) == 0:
         return None  # no copies made (--copies 0): not measured, which 0.0 would hide
-    return float((ranked[:, :k] == truth[:, None]).any(axis=1).mean())
+    hits = [np.isin(ranked[i, :k], np.atleast_1d(t)).any() for i, t in enumerate(truth)]
+    return float(np.mean(hits))
+
+
+def best_precision_at(labels: npt.NDArray[np.int64], k: int) -> float:
+    """The P@k a perfect ranking scores: a label of n images gives each query n - 1 to find,
+    so below k + 1 images even that stays under 1."""
+    counts = np.bincount(labels[labels >= 0], minlength=1)
+    queried = queryable(labels)
+    if not queried.any():
+        return 0.0
+    return float(np.mean(np.minimum(counts[labels[queried]] - 1, k) / k))
 
 
 def agreement_at(ranked: Ranked, reference: Ranked, k: int) -> float:
@@ -441,7 +476,15 @@ def format_table(result: dict, folder: Path, model: str, data: Data) -> str:
     )
     alone = int((data.labels >= 0).sum()) - result["queried"]
     if alone:
-        head += f"\n{count(alone, 'image')} alone in their label: not queried for P@10 and mAP"
+        lone = "alone in its label" if alone == 1 else "alone in their labels"
+        head += f"\n{count(alone, 'image')} {lone}: not queried for P@10 and mAP"
+    if result["p_at_10_best"] < 1.0:
+        head += (
+            f"\nP@10 is at most {result['p_at_10_best']:.3f} here, even ranked perfectly: "
+            "labels of fewer than 11 images"
+        )
+    if result["images"] <= 21:
+        head += "\nagree@20 is 1.000 for any ranking here: 21 images or fewer"
     cols = ["projection", "dims", "l2", "variant", "P@10", "mAP@100", "copy R@1", "copy R@10"]
     cols += ["agree@20", "query ms"]
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

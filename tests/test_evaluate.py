@@ -293,6 +293,8 @@ def test_labels_without_two_readable_images_are_refused(tmp_path, tiny_model):
     ):
         out = _eval(folder, tiny_model, "--dims", "8", "--projection", "rp", "--copies", "2")
         assert out.returncode == 1 and "P@10" not in out.stdout, out
+        # labels too small by their names alone are refused before the extraction
+        assert ("extracting features" in out.stdout) == (folder == one_usable), out.stdout
         line = out.stderr.strip().splitlines()[-1]
         assert line == (
             f"rtsearch: error: {folder}: needs at least 2 labels (sub-folders) with 2 or more "
@@ -336,3 +338,49 @@ def test_a_model_of_more_features_than_dims_allow_is_measured_unreduced(labelled
     assert out.returncode == 0, out.stderr
     rows = [(r["projection"], r["dims"]) for r in json.loads(out.stdout)["rows"]]
     assert rows == [("random", 8), ("none", 1600)]
+
+
+def test_a_duplicate_of_the_original_found_first_counts_for_its_copy():
+    """A folder holding a byte-identical duplicate of an image: its copies found the
+    duplicate at rank 1 as often as the original (a tie), and each such time counted as a
+    miss (copy R@1 0.417 with duplicates, 0.917 without them)."""
+    rng = np.random.default_rng(0)
+    originals = rng.standard_normal((12, 16)).astype(np.float32)
+    features = np.concatenate([originals, originals[:6]])  # rows 12-17 duplicate rows 0-5
+    copy_of = np.arange(12)
+    data = evaluate.Data(
+        features=features,
+        labels=np.array([i % 3 for i in range(18)]),
+        label_names=["a", "b", "c"],
+        copy_features=originals + 0.01 * rng.standard_normal((12, 16)).astype(np.float32),
+        copy_of=copy_of,
+    )
+    assert [t.tolist() for t in evaluate.twins(features, copy_of[:2])] == [[0, 12], [1, 13]]
+    full = evaluate.evaluate(data, [], seed=0)["full"]
+    assert full["copy_recall_at_1"] == 1.0
+    ranked = np.array([[12, 0], [1, 13], [5, 2]])
+    truth = evaluate.twins(features, np.array([0, 1, 2]))
+    assert evaluate.recall_at(ranked, truth, 1) == pytest.approx(2 / 3)
+
+
+def test_the_best_p_at_10_is_said_where_labels_are_small(labelled, tiny_model, tmp_path):
+    """Labels of 6 images: a perfect ranking scored P@10 0.500 with nothing said."""
+    labels = np.array([0] * 6 + [1] * 6 + [2] * 12)
+    assert evaluate.best_precision_at(labels, 10) == pytest.approx((12 * 0.5 + 12 * 1.0) / 24)
+    small = tmp_path / "small"
+    for label in range(2):
+        for i in range(6):
+            path = small / f"c{label}" / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            class_image(label, 50 * label + i).save(path)
+    out = _eval(small, tiny_model, "--dims", "8", "--projection", "rp", "--copies", "2")
+    assert out.returncode == 0, out.stderr
+    assert (
+        "P@10 is at most 0.500 here, even ranked perfectly: labels of fewer than 11 images"
+        in out.stdout
+    )
+    assert "agree@20 is 1.000 for any ranking here: 21 images or fewer" in out.stdout
+    doc = json.loads(_eval(small, tiny_model, "--dims", "8", "--copies", "0", "--json").stdout)
+    assert doc["p_at_10_best"] == 0.5
+    out = _eval(labelled, tiny_model, "--dims", "8", "--projection", "rp", "--copies", "2")
+    assert "at most" not in out.stdout and "agree@20 is" not in out.stdout
