@@ -29,7 +29,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from rtsearch.errors import RtsearchError
 
 RGBImage = npt.NDArray[np.uint8]  # (H, W, 3) uint8
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+)
 # Pillow raises DecompressionBombError above twice MAX_IMAGE_PIXELS while reading the header
 # (before any pixel memory), and only warns below that; _to_rgb refuses everything past
 # MAX_PIXELS itself, so the warning is redundant. It is silenced with a process-wide filter

@@ -126,3 +126,31 @@ def test_directory_vanishing_is_reported(tmp_path, monkeypatch):
     result = scan(tmp_path, warnings.append)
     assert result.paths == ["keep/a.png"]
     assert warnings == [f"{tmp_path / 'gone'}: cannot list directory (No such file or directory)"]
+
+
+def test_tiff_and_the_other_jpeg_names_are_indexed_and_decoded(tmp_path):
+    """.tif/.tiff, .jfif and .jpe were passed over without a word ("no usable images found
+    (0 skipped)" for a folder of them), though `query` took a TIFF."""
+    import numpy as np
+    from PIL import Image
+
+    from rtsearch.decode import load_rgb
+
+    picture = make_image(3, (40, 30))
+    picture.save(tmp_path / "a.TIFF")
+    picture.save(tmp_path / "b.tif", compression="tiff_lzw")
+    picture.save(tmp_path / "c.jfif", "JPEG", quality=95)
+    picture.save(tmp_path / "d.JPE", "JPEG", quality=95)
+    deep = np.full((30, 40), 40000, np.uint16)  # 16-bit grey, as scanners write
+    Image.fromarray(deep).save(tmp_path / "e.tiff")
+    pages = [make_image(5, (40, 30)), make_image(6, (40, 30))]
+    pages[0].save(tmp_path / "f.tiff", save_all=True, append_images=pages[1:])
+    assert scan(tmp_path).paths == ["a.TIFF", "b.tif", "c.jfif", "d.JPE", "e.tiff", "f.tiff"]
+    rgb = np.asarray(picture.convert("RGB"))
+    assert np.array_equal(load_rgb(tmp_path / "a.TIFF"), rgb)
+    assert np.array_equal(load_rgb(tmp_path / "b.tif"), rgb)
+    for jpeg in ("c.jfif", "d.JPE"):  # within a level of Pillow's own decoding
+        want = np.asarray(Image.open(tmp_path / jpeg).convert("RGB"), dtype=int)
+        assert np.abs(load_rgb(tmp_path / jpeg).astype(int) - want).max() <= 1
+    assert load_rgb(tmp_path / "e.tiff")[0, 0].tolist() == [156, 156, 156]  # 40000/65535
+    assert np.array_equal(load_rgb(tmp_path / "f.tiff"), np.asarray(pages[0].convert("RGB")))
