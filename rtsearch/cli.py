@@ -4,6 +4,7 @@ their own modules (view, demo, bench, eval, update), each exposing add_arguments
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import os
@@ -358,7 +359,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     if args.image.is_dir():  # after the index: its problems are reported first
         raise RtsearchError(f"{args.image}: is a folder, not an image file")
     if not args.image.exists():
-        raise RtsearchError(f"{args.image}: image file not found")
+        raise RtsearchError(f"{args.image}: {missing_reason(args.image)}")
     if not args.image.is_file():  # a device, a pipe
         raise RtsearchError(f"{args.image}: not a regular file")
     # verification looks at more candidates than it shows: get them all, to check them
@@ -597,6 +598,18 @@ def catch_interrupts() -> Callable[[], None]:
             signal.signal(sig, previous[sig])
 
     return restore
+
+
+def missing_reason(path: Path) -> str:
+    """Why ``path`` does not exist, in the words analyze's scan uses for a link."""
+    if not path.is_symlink():
+        return "image file not found"
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"cannot stat ({exc.strerror})"
+    return "broken symlink"
 
 
 def stopped_by(exc: BaseException) -> str | None:

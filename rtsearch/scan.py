@@ -34,22 +34,25 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
     directory whose real path was already visited is skipped, so loops terminate, and
     symlinked directories are walked after the real ones, so a link to a folder inside the
     base (a shortcut) never names its images in the folder's place. A link to a folder
-    holding the base is not followed (it would take in everything around it).
+    holding the base is not followed (it would take in everything around it), and a link to
+    an image indexed under its own name is not indexed again. Hidden entries (names starting
+    with a dot: thumbnail caches, macOS's ._ files) are passed over.
     Entries named like images that cannot be one (FIFOs, devices, broken or looping
     symlinks, non-UTF-8 names) are reported through ``warn`` and listed in ``skipped``."""
     base = Path(base_dir)
     result = ScanResult()
     say = _under(base, warn) if warn is not None else None
     base_real = os.path.realpath(base)
-    visited: set[str] = set()
+    visited: dict[str, str] = {}  # real path -> the folder's path under the base
     stack = [(base, "")]
     linked: list[tuple[Path, str]] = []  # symlinked folders, walked after the real ones
+    file_links: list[tuple[str, str]] = []  # (path under the base, real path)
     while stack or linked:
         directory, rel = stack.pop() if stack else linked.pop(0)
         real = os.path.realpath(directory)
         if real in visited:
             continue
-        visited.add(real)
+        visited[real] = rel
         if rel and _above(real, base_real):
             # a link to a folder that holds the base (`up -> ..`, `home -> ~`) would index
             # everything around it: not followed
@@ -63,42 +66,68 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
             result.unread.append(rel)
             continue
         for entry in entries:
-            _visit(entry, rel, stack, linked, result, say)
+            if entry.name.startswith("."):  # hidden: .thumbnails caches, macOS ._ files
+                continue
+            if _visit(entry, rel, stack, linked, result, say) and entry.is_symlink():
+                file_links.append((result.paths[-1], os.path.realpath(entry.path)))
+    _drop_links_to_files_indexed(result, file_links, visited)
     result.paths.sort()
     return result
 
 
+def _drop_links_to_files_indexed(
+    result: ScanResult, links: list[tuple[str, str]], folders: dict[str, str]
+) -> None:
+    """A link to an image indexed under its own name in the folder is not indexed again
+    (it was a second row of the same picture, found at distance 0 beside it), as a link to
+    a folder inside the base is walked under the folder's name."""
+    if not links:
+        return
+    linked = {rel for rel, _ in links}
+    indexed = set(result.paths) - linked
+    drop = set()
+    for rel, real in links:
+        folder, name = os.path.split(real)
+        where = folders.get(folder)
+        if where is not None and (f"{where}/{name}" if where else name) in indexed:
+            drop.add(rel)
+    if drop:
+        result.paths = [p for p in result.paths if p not in drop]
+
+
 def _visit(
     entry: os.DirEntry, rel: str, stack: list, linked: list, result: ScanResult, warn: Say | None
-) -> None:
+) -> bool:
+    """Look at one entry; True when it was added to ``result.paths``."""
     child = f"{rel}/{entry.name}" if rel else entry.name
     try:
         st = entry.stat()  # follows symlinks
     except FileNotFoundError:
         if entry.is_symlink() and _named_like_image(entry.name):
             _skip(result, warn, _printable(child), "broken symlink")
-        return  # otherwise it vanished between listing and stat: nothing to index
+        return False  # otherwise it vanished between listing and stat: nothing to index
     except OSError as exc:
         if _named_like_image(entry.name):
             _skip(result, warn, _printable(child), f"cannot stat ({exc.strerror})")
         result.unread.append(child)  # a folder or an image we cannot see into
-        return
+        return False
     if stat.S_ISDIR(st.st_mode):
         # a link to a folder inside the base is indexed under the folder's own name
         (linked if entry.is_symlink() else stack).append((Path(entry.path), child))
-        return
+        return False
     if not _named_like_image(entry.name):
-        return
+        return False
     if not stat.S_ISREG(st.st_mode):
         # Opening a FIFO or a device would block or read forever.
         _skip(result, warn, _printable(child), "not a regular file")
-        return
+        return False
     try:
         child.encode("utf-8")
     except UnicodeEncodeError:
         _skip(result, warn, _printable(child), "file name is not UTF-8")
-        return
+        return False
     result.paths.append(child)
+    return True
 
 
 def kept_unread(base_dir: Path, n: int) -> str:

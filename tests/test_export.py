@@ -171,6 +171,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, layout):
     ("content", "problem"),
     [
         (b"just some text\n", "not a PyTorch (.pth) or Keras (.h5) weights file"),
+        (b"", "empty file (not weights; an interrupted download?)"),
         (b"\x80\x02garbage", "not a PyTorch weights file"),
         (b"PK\x03\x04truncated zip", "truncated or damaged (a zip file without its end)"),
     ],

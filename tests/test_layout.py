@@ -34,6 +34,27 @@ def test_too_wide_pictures_shrink_instead_of_overflowing():
     assert lay.results[0][2] <= 400 - layout.MARGIN + 1e-6
 
 
+def test_strips_and_panoramas_get_cells_they_can_be_seen_and_clicked_in():
+    """A 3000x1 strip's result was drawn a row wide and 3 px tall (impossible to hover or
+    click, an empty row under it), and a panorama's enlarged past its thumbnail's pixels.
+    Cells are 1:4 to 2:1; the picture keeps its aspect inside, centred."""
+    lay = layout.compute(1400, 320, 232, 4 / 3, [3000.0, 1 / 3000, 4 / 3, 10.0])
+    strip, needle, photo, pano = lay.results
+    assert strip[2] - strip[0] == 464 and strip[3] - strip[1] == 232
+    assert needle[2] - needle[0] == 58 and photo[2] - photo[0] == pytest.approx(232 * 4 / 3)
+    assert len({r[1] for r in lay.results}) == 1  # one row: nothing a row wide
+    drawn = layout.picture_rect(strip, 3000.0)
+    assert drawn[0] == strip[0] and drawn[2] == strip[2]
+    assert drawn[1] == pytest.approx(strip[1] + 116 - 464 / 3000 / 2)
+    assert layout.picture_rect(photo, 4 / 3) == photo
+    x0, y0, x1, y1 = layout.picture_rect(pano, 10.0)  # 464 x 46.4, not 2320 x 232
+    assert (x1 - x0, round(y1 - y0, 1)) == (464, 46.4)
+    x0, _, x1, _ = layout.picture_rect(needle, 1 / 3000)
+    assert (x0 + x1) / 2 == pytest.approx((needle[0] + needle[2]) / 2)
+    # the cell, not the 3 px line, is what a click or the pointer finds
+    assert layout.hit(lay.results, strip[0] + 5, strip[1] + 5) == 0
+
+
 def test_hit_finds_the_clicked_tile():
     lay = layout.compute(1000, 320, 200, 1.0, [1.0] * 5)
     x0, y0, x1, y1 = lay.results[3]

@@ -111,6 +111,14 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     )
     code, _, stderr = cli(capsys, "query", "/dev/null", "--index", out, "--model", tiny_model)
     assert code != 0 and stderr.strip() == "rtsearch: error: /dev/null: not a regular file"
+    # links said as analyze says them (both were "image file not found")
+    (tmp_path / "broken.jpg").symlink_to(tmp_path / "gone.jpg")
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    for link, said in (("broken.jpg", "broken symlink"), ("loop.jpg", "cannot stat (Too many")):
+        code, _, stderr = cli(
+            capsys, "query", tmp_path / link, "--index", out, "--model", tiny_model
+        )
+        assert code == 1 and stderr.startswith(f"rtsearch: error: {tmp_path / link}: {said}")
     code, _, stderr = cli(
         capsys, "query", query, "--index", out, "--model", tiny_model, "--base-dir", query
     )

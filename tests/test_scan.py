@@ -154,3 +154,20 @@ def test_tiff_and_the_other_jpeg_names_are_indexed_and_decoded(tmp_path):
         assert np.abs(load_rgb(tmp_path / jpeg).astype(int) - want).max() <= 1
     assert load_rgb(tmp_path / "e.tiff")[0, 0].tolist() == [156, 156, 156]  # 40000/65535
     assert np.array_equal(load_rgb(tmp_path / "f.tiff"), np.asarray(pages[0].convert("RGB")))
+
+
+def test_hidden_entries_and_links_to_images_indexed_by_name_are_passed_over(tmp_path):
+    """`.thumbnails/` caches and macOS's `._` files were indexed (duplicates, or a warning
+    each), and a link to an image in the folder gave a second row of the same picture,
+    found at distance 0 beside it."""
+    for rel in ("a.png", "sub/b.png", ".thumbnails/a.png", ".hidden.png", "sub/._b.png"):
+        _touch_image(tmp_path / rel)
+    (tmp_path / "again.png").symlink_to(tmp_path / "sub" / "b.png")
+    (tmp_path / "rel.png").symlink_to("a.png")  # relative, to a file beside it
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    _touch_image(outside / "o.png")
+    (tmp_path / "o.png").symlink_to(outside / "o.png")  # its only way in: indexed
+    (tmp_path / "shortcut").symlink_to(tmp_path / "sub")  # walked under sub's name, once
+    assert scan(tmp_path).paths == ["a.png", "o.png", "sub/b.png"]
+    # the base itself may be hidden (the demo's gallery lives under ~/.local)
+    assert scan(tmp_path / ".thumbnails").paths == ["a.png"]

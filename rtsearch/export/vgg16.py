@@ -42,6 +42,8 @@ def detect_layout(path: Path) -> str:
             head = f.read(8)
     except OSError as exc:
         raise RtsearchError(f"{path}: cannot read weights ({exc.strerror or exc})") from None
+    if not head:
+        raise RtsearchError(f"{path}: empty file (not weights; an interrupted download?)")
     if head.startswith(HDF5_MAGIC):
         return "h5"
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # zip, or pickle protocol 2+

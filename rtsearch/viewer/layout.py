@@ -21,6 +21,10 @@ THUMB_RANGE = (90, 420)
 THUMB_DEFAULT = 232
 RESULTS_RANGE = (5, 100)
 RESULTS_DEFAULT = 20
+# A result's cell is this narrow to this wide for its row's height (the widest is the
+# thumbnail box's 2:1): a picture beyond is drawn at its own aspect, centred in it, rather
+# than enlarged past its pixels (a panorama) or drawn as a line a row wide (a 3000x1 strip)
+CELL_ASPECT = (0.25, 2.0)
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,9 @@ def compute(
     result_aspects: Sequence[float],
 ) -> Layout:
     """Query on top (``header_h`` tall), results below in rows ``thumb_h`` tall, flowing left
-    to right, each as wide as its aspect ratio (width / height) asks; a picture wider than
-    the canvas is shrunk to fit rather than cropped."""
+    to right, each cell as wide as its aspect ratio (width / height) asks, within
+    CELL_ASPECT (picture_rect places the picture in it); a cell wider than the canvas is
+    shrunk to fit rather than cropped."""
     inner = max(canvas_w - 2 * MARGIN, 1.0)
     y = MARGIN
     query_label = (MARGIN, y)
@@ -65,11 +70,25 @@ def _fit(w: float, h: float, max_w: float) -> tuple[float, float]:
     return max_w, h * max_w / w
 
 
+def picture_rect(cell: Rect, aspect: float) -> Rect:
+    """Where a picture of ``aspect`` (width / height) is drawn in its result ``cell``: the
+    whole cell, or centred in it at its own aspect where that is beyond CELL_ASPECT."""
+    x0, y0, x1, y1 = cell
+    w, h = x1 - x0, y1 - y0
+    if aspect * h > w + 0.5:  # wider than the cell: full width, centred vertically
+        h2 = w / max(aspect, 1e-6)
+        return (x0, y0 + (h - h2) / 2, x1, y0 + (h + h2) / 2)
+    if aspect * h < w - 0.5:  # narrower: full height, centred across
+        w2 = h * aspect
+        return (x0 + (w - w2) / 2, y0, x0 + (w + w2) / 2, y1)
+    return cell
+
+
 def _flow(aspects: Sequence[float], row_h: float, inner: float, top: float):
     rects: list[Rect] = []
     x, y = MARGIN, top
     for aspect in aspects:
-        w, h = _fit(row_h * max(aspect, 0.05), row_h, inner)
+        w, h = _fit(row_h * min(max(aspect, CELL_ASPECT[0]), CELL_ASPECT[1]), row_h, inner)
         if x > MARGIN and x + w > MARGIN + inner:
             x, y = MARGIN, y + row_h + GAP
         rects.append((x, y, x + w, y + h))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import dearpygui.dearpygui as dpg
 
+from rtsearch.viewer import layout
 from rtsearch.viewer.textures import MAKE_FIXED_TEXELS, make_cost, texture_height
 from rtsearch.viewer.worker import THUMB_BOX
 
@@ -50,8 +51,10 @@ def bind_tiles(app: ViewerApp) -> None:
         item = dpg.draw_image(app.blank_tex, (0, 0), (1, 1), show=False, parent=ids.results_layer)
         ids.tiles.append(item)
         ids.tile_shows.append(None)
-    rects = [tuple(lay.results[rank]) for rank in shown] if lay else []
     thumbs = [pub.thumbs[rank] for rank in shown] if pub else []
+    rects = (
+        [layout.picture_rect(lay.results[r], pub.thumbs[r].aspect) for r in shown] if lay else []
+    )
     files = [pub.results[rank].file for rank in shown] if pub else []
     # what each file's tile showed before this call, to stand in for a texture that waits
     before = {shows[2]: shows[0] for shows in ids.tile_shows if shows}

@@ -475,4 +475,6 @@ def results_title(app: ViewerApp) -> str:
     pub, title = app.published, "Nearest neighbor images"
     if pub is None or not pub.results or len(pub.results) >= app.k:
         return title
-    return f"{title}: {len(pub.results)} of {app.k} asked for, all the index has"
+    # a picture of the index searched for itself is left out of its results
+    besides = " besides the query" if pub.row is not None else ""
+    return f"{title}: {len(pub.results)} of {app.k} asked for, all the index has{besides}"
