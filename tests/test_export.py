@@ -988,3 +988,30 @@ def test_a_first_use_export_onto_a_full_disk_is_one_line(tmp_path, monkeypatch):
         f"{tmp_path / 'efficientnet-lite0.onnx'}: cannot write the efficientnet-lite0 model "
         "(No space left on device); set $RTSEARCH_MODELS to a folder with room"
     )
+
+
+def test_keras_3_weights_files_convert_and_a_kernel_the_wrong_way_is_said(tmp_path, slim_sd):
+    """Keras 3's `.weights.h5` (layers/NAME/vars/0, 1) was "no Keras layer 'block1_conv1'
+    (is this VGG16?)"; a kernel stored (out, in, 3, 3) was named by its internal transpose,
+    "conv 0 has shape (3, 3, 8, 3)"."""
+    layers = keras_layers(slim_sd)
+    keras3 = tmp_path / "vgg16.weights.h5"
+    with h5py.File(keras3, "w") as f:
+        for name, (kernel, bias) in layers.items():
+            f[f"layers/{name}/vars/0"] = kernel
+            f[f"layers/{name}/vars/1"] = bias
+    images = photos()
+    got = run_features(export_vgg16(keras3, tmp_path / "k3.onnx", log=print), images)[0]
+    two = export_vgg16(write_keras_h5(tmp_path / "k2.h5", layers), tmp_path / "k2.onnx", log=print)
+    np.testing.assert_allclose(got, run_features(two, images)[0], rtol=1e-5, atol=1e-6)
+    turned = dict(
+        layers,
+        block1_conv1=(layers["block1_conv1"][0].transpose(3, 2, 0, 1), layers["block1_conv1"][1]),
+    )
+    weights = write_keras_h5(tmp_path / "turned.h5", turned)
+    with pytest.raises(RtsearchError) as refused:
+        export_vgg16(weights, tmp_path / "t.onnx", log=print)
+    assert str(refused.value) == (
+        f"{weights}: Keras layer 'block1_conv1' has a kernel of shape (4, 3, 3, 3); Keras "
+        "stores 3x3 convolutions as (3, 3, in, out)"
+    )

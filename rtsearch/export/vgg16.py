@@ -132,7 +132,9 @@ def _load_h5(path: Path) -> VGGWeights:
     names = [f"block{b + 1}_conv{c + 1}" for b, n in enumerate(BLOCKS) for c in range(n)]
     try:
         with h5py.File(path, "r") as f:
-            root = f.get("model_weights", f)  # a whole saved model, or weights only
+            # a whole saved model, Keras 3's .weights.h5 (layers/NAME/vars/0, 1), or Keras 2's
+            # weights only
+            root = f.get("model_weights") or f.get("layers") or f
             _check_keras_convs(root, names, path)
             convs = [_keras_layer(root, name, path) for name in names]
             fc6, fc7 = (_keras_layer(root, name, path) for name in ("fc1", "fc2"))
@@ -145,6 +147,11 @@ def _load_h5(path: Path) -> VGGWeights:
         if w.ndim != want:
             raise RtsearchError(
                 f"{path}: Keras layer {name!r} has a kernel of shape {w.shape}, not {want}-D"
+            )
+        if want == 4 and w.shape[:2] != (3, 3):  # Keras keeps (height, width, in, out)
+            raise RtsearchError(
+                f"{path}: Keras layer {name!r} has a kernel of shape {w.shape}; Keras stores "
+                "3x3 convolutions as (3, 3, in, out)"
             )
     convs = [(w.transpose(3, 2, 0, 1), b) for w, b in convs]
     channels = convs[-1][0].shape[0]
