@@ -631,7 +631,7 @@ class _CheckpointWriter:
             sizes=np.array(self.sizes, np.int64),
             mtimes=np.array(self.mtimes, np.float64),
             features=np.stack(self.rows),
-            base_dir=str(self.base_dir),
+            base_dir=str(Path(self.base_dir).resolve()),  # absolute, as in an index
         )
         try:
             store.save(part, self.folder / f"part-{number:06d}.dat")

@@ -429,7 +429,7 @@ def _write_part(dest: Path, model: ModelRef, base_dir: Path, paths, feats, sizes
         sizes=np.asarray(sizes, np.int64),
         mtimes=np.asarray(mtimes, np.float64),
         features=np.asarray(feats, np.float32),
-        base_dir=str(base_dir),
+        base_dir=str(Path(base_dir).resolve()),  # absolute, as in an index
     )
     store.save(part, dest)
 

@@ -94,7 +94,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--l2", choices=("on", "off", "both"), default="on", help="L2-normalise features first"
     )
-    p.add_argument("--copies", type=non_negative_int, default=200, help="images to make a copy of")
+    p.add_argument(
+        "--copies",
+        type=non_negative_int,
+        default=200,
+        help="images to make a copy of (a picked file that cannot be read makes none)",
+    )
     p.add_argument(
         "--rerank", type=non_negative_int, default=0, help="also measure re-ranking top K (0: no)"
     )
@@ -185,8 +190,8 @@ def load_data(
         warn(message)
 
     found = scan(Path(folder), warn=warn)
-    for _, why in found.skipped:
-        skipped.append(why)
+    for where, why in found.skipped:  # named as the scan's warning names them
+        skipped.append(f"{Path(folder) if where == '.' else Path(folder) / where}: {why}")
     paths = found.paths
     names = sorted({p.split("/")[0] for p in paths if "/" in p})
     if len(names) < 2:

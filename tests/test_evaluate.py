@@ -246,25 +246,28 @@ def test_files_it_cannot_read_are_said_on_stderr_and_counted(labelled, tiny_mode
     (folder / "class1" / "empty.png").write_bytes(b"")
     (folder / "unread").mkdir()  # a label none of whose files can be read: no label
     (folder / "unread" / "text.png").write_text("not a picture either")
+    (folder / "class2" / "gone.png").symlink_to(folder / "nowhere.png")  # the scan's own
     cmd = [sys.executable, "-m", "rtsearch", "eval", str(folder), "--model", str(tiny_model)]
     cmd += ["--dims", "8", "--projection", "rp", "--copies", "0"]
     for json_out in (True, False):
         out = subprocess.run(cmd + ["--json"] * json_out, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         warned = [line for line in out.stderr.splitlines() if line.startswith("warning: ")]
-        assert len(warned) == 3 and "warning:" not in out.stdout, out
+        assert len(warned) == 4 and "warning:" not in out.stdout, out
         assert f"{folder}/class0/broken.jpg: " in out.stderr
         assert f"{folder}/class1/empty.png: " in out.stderr
         if json_out:
             doc = json.loads(out.stdout)
-            assert doc["images"] == 48 and doc["skipped"] == 3
+            assert doc["images"] == 48 and doc["skipped"] == 4
+            # each names its file (the scan's came without: "broken symlink")
+            assert f"{folder / 'class2' / 'gone.png'}: broken symlink" in doc["skipped_files"]
             assert "unread" not in doc["labels"] and len(doc["labels"]) == 4
             assert sorted(doc["skipped_files"]) == sorted(
                 w.removeprefix("warning: ") for w in warned
             )
         else:
             assert (
-                "48 images, 4 labels, 0 copies; model tiny (128-d); 3 files skipped" in out.stdout
+                "48 images, 4 labels, 0 copies; model tiny (128-d); 4 files skipped" in out.stdout
             )
 
 

@@ -548,7 +548,7 @@ def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
 
 
 def test_a_damaged_checkpoint_part_is_passed_over_and_its_images_analysed_again(
-    capsys, tmp_path, tiny_model
+    capsys, tmp_path, tiny_model, monkeypatch
 ):
     """One unreadable part (a disk's fault: parts are written atomically) stopped every
     resume with no way out but deleting the folder by hand, and all its work with it."""
@@ -573,9 +573,13 @@ def test_a_damaged_checkpoint_part_is_passed_over_and_its_images_analysed_again(
     damaged.write_bytes(damaged.read_bytes()[:5000])
     # a part written now goes after the last one there, not over one (it counted them)
     (ckpt / "part-000000.dat").rename(ckpt / "part-000002.dat")
-    writer = _CheckpointWriter(ckpt, index.model, gallery, None)
+    monkeypatch.chdir(tmp_path)  # the folder given relative, as typed
+    writer = _CheckpointWriter(ckpt, index.model, Path("g"), None)
     writer.add(index.paths[8:9], index.features[8:9], index.sizes[8:9], index.mtimes[8:9])
     writer.flush()
+    # the folder stored absolute, as in an index (it was "g", resolved later against
+    # whatever folder the next run started in)
+    assert store.load(ckpt / "part-000003.dat", allow_checkpoint=True).base_dir == str(gallery)
     assert sorted(p.name for p in ckpt.iterdir()) == [
         "part-000001.dat", "part-000002.dat", "part-000003.dat"
     ]  # fmt: skip
