@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rtsearch import atomic, store
+from rtsearch import atomic, interrupts, store
 from rtsearch import projection as proj
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder
@@ -133,7 +133,9 @@ class _Done:
 
 
 def checkpoint_dir(out: Path) -> Path:
-    return Path(str(out) + ".ckpt")
+    """Beside the file ``out`` names (a symlink's target), as its lock is: checkpoints
+    named after the link were not found through the target's name."""
+    return Path(os.path.realpath(out) + ".ckpt")
 
 
 def analyze(
@@ -195,7 +197,10 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     if not paths:
         raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
     report.index = build_index(paths, done, model, settings, base_dir, old)
-    store.save(report.index, out)
+    check_output_folder(out)
+    with interrupts.held():  # saved and its checkpoints gone, or neither
+        save_over_checkpoints(report.index, out, warn)
+        shutil.rmtree(ckpt, ignore_errors=True)
     if warn and stale_pca(report.index):
         warn(
             f"{out}: its PCA was fitted on {report.index.count - report.index.unfitted} of its "
@@ -203,9 +208,42 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
             "stores no features to fit it again): analyze again with --keep-features to "
             "refit it (every image is analysed once more)"
         )
-    shutil.rmtree(ckpt, ignore_errors=True)
     report.seconds = time.monotonic() - start
     return report
+
+
+def check_output_folder(path: Path) -> None:
+    """The folder ``path`` goes in (the output's, made before the work) is still there:
+    deleted meanwhile, writing again would make it again without a word, and its lock
+    with it gone, another run to the same -o would start beside this one."""
+    folder = Path(os.path.realpath(path)).parent
+    if not folder.is_dir():
+        raise RtsearchError(
+            f"{folder}: the output folder went away during the analysis (deleted?); stopped: "
+            "analyze again to make it anew"
+        )
+
+
+def save_over_checkpoints(index: Index, out: Path, warn: Warn | None) -> None:
+    """Save the finished ``index``; where the disk has no room for it but would once this
+    run's checkpoints are gone, they go first (their rows are in ``index``): they held the
+    room every rerun needed, and each rerun reused them and failed the same way."""
+    ckpt = checkpoint_dir(out)
+    try:
+        store.save(index, out)
+        return
+    except store.NoRoom:
+        need, free = store.room_for(index, out)
+        held = sum(f.stat().st_size for f in ckpt.glob("part-*.dat")) if ckpt.is_dir() else 0
+        if free is None or need > free + held:
+            raise
+    if warn:
+        warn(
+            f"{ckpt}: its checkpoints take the room {out} needs; removed first (their rows "
+            "are in the index)"
+        )
+    shutil.rmtree(ckpt, ignore_errors=True)
+    store.save(index, out)
 
 
 def stale_pca(index: Index) -> bool:
@@ -295,6 +333,14 @@ def checkpoint_parts(folder: Path, model: ModelRef, warn: Warn | None) -> Iterat
     """The checkpoint parts in ``folder``, to resume from. A part that cannot be read (a
     disk's fault: each is written atomically) is passed over with a warning, and its images
     analysed again; one made with another model stops the run (check_part_model)."""
+    for _, part in checkpoint_files(folder, model, warn):
+        yield part
+
+
+def checkpoint_files(
+    folder: Path, model: ModelRef, warn: Warn | None
+) -> Iterator[tuple[Path, Index]]:
+    """As checkpoint_parts, with each part's file."""
     for path in sorted(folder.glob("part-*.dat")):
         try:
             part = store.load(path, allow_checkpoint=True)
@@ -303,7 +349,7 @@ def checkpoint_parts(folder: Path, model: ModelRef, warn: Warn | None) -> Iterat
                 warn(f"{exc}; passed over: its images are analysed again")
             continue
         check_part_model(part, model, path)
-        yield part
+        yield path, part
 
 
 def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
@@ -596,6 +642,7 @@ class _CheckpointWriter:
         self.folder, self.model, self.base_dir, self.every = folder, model, base_dir, every
         self.warn = warn
         self.failed = False  # a part could not be written (said once)
+        self.written: list[Path] = []  # the parts this writer made
         self._reset()
 
     def _reset(self) -> None:
@@ -621,7 +668,8 @@ class _CheckpointWriter:
     def flush(self) -> None:
         if not self.paths:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
+        check_output_folder(self.folder)
+        self.folder.mkdir(exist_ok=True)
         # after the last part there (not their count: one passed over may be among them)
         numbers = [p.stem[5:] for p in self.folder.glob("part-*.dat")]
         number = max((int(n) + 1 for n in numbers if n.isdigit()), default=0)
@@ -633,8 +681,10 @@ class _CheckpointWriter:
             features=np.stack(self.rows),
             base_dir=str(Path(self.base_dir).resolve()),  # absolute, as in an index
         )
+        dest = self.folder / f"part-{number:06d}.dat"
         try:
-            store.save(part, self.folder / f"part-{number:06d}.dat")
+            store.save(part, dest, "checkpoint")
+            self.written.append(dest)
         except RtsearchError as exc:  # a full disk: the analysis itself can still finish
             if self.warn and not self.failed:
                 self.warn(f"{exc}; going on without checkpoints (a crash now loses this run)")

@@ -51,7 +51,8 @@ def writer_lock(dest: Path) -> Iterator[None]:
         except BlockingIOError:
             os.close(fd)
             raise IndexBusy(
-                f"{dest}: another rtsearch analyze or update is writing it; wait for it to end"
+                f"{dest}: another rtsearch analyze, update or viewer watching it is writing "
+                "it; wait for it to end"
             ) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
@@ -83,8 +84,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         mode = stat.S_IMODE(os.stat(dest).st_mode)
     except OSError:
         mode = 0o666 & ~_UMASK  # mkstemp makes 0600; new files get what the umask allows
-    # The temp name is cut short so a 255-byte destination name still leaves room for it.
-    tmp = owned_temp(dest.parent, f".{dest.name[:100]}.")
+    tmp = owned_temp(dest.parent, temp_prefix(dest))
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
@@ -95,6 +95,19 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def temp_prefix(dest: Path) -> str:
+    """How atomic_path names the temp files of ``dest`` (cut short so a 255-byte name still
+    leaves room for the rest)."""
+    return f".{Path(dest).name[:100]}."
+
+
+def remove_abandoned_temps(dest: Path) -> None:
+    """Remove the temp files of ``dest`` left by writers that died: before the free space
+    is measured for a new write, since they hold room it needs."""
+    dest = Path(os.path.realpath(dest))
+    _remove_abandoned(dest.parent, temp_prefix(dest), ".tmp")
 
 
 def owned_temp(folder: Path, prefix: str, suffix: str = ".tmp") -> Path:

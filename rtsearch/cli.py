@@ -8,9 +8,7 @@ import errno
 import importlib
 import json
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import TypeVar
 
 from rtsearch import __version__
 from rtsearch.errors import RtsearchError, count, printable, warn
+from rtsearch.interrupts import Terminated, catch_interrupts, stopped_by
 
 T = TypeVar("T")
 
@@ -554,52 +553,6 @@ def print_line(message: str, bar: ProgressBar | None = None) -> None:
     print(printable(message), file=sys.stderr, flush=True)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a service manager): stopped as cleanly as Ctrl-C."""
-
-
-def _interrupted(signum, frame) -> None:
-    """The first Ctrl-C (or SIGTERM) stops cleanly: running batches finish, checkpoints stay,
-    temporary files are removed. A second one during that leaves at once: raising again
-    would abandon threads still inside onnxruntime, and an interpreter that exits under them
-    aborts ("terminate called without an active exception"). Writes are atomic, so nothing
-    written is damaged."""
-    for sig in _DEFAULTS:
-        if signal.getsignal(sig) is _interrupted:  # (one left ignored stays so)
-            signal.signal(sig, _interrupted_again)
-    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-
-
-def _interrupted_again(signum, frame) -> None:
-    sys.stderr.write("rtsearch: interrupted again, stopping at once\n")
-    sys.stderr.flush()
-    os._exit(130)
-
-
-_DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-
-
-def catch_interrupts() -> Callable[[], None]:
-    """Install the handlers for this command; returns what puts the previous ones back.
-
-    Each signal is taken only while it has its default handler, each on its own: a command
-    started in the background by a script (``cmd &``) has SIGINT ignored, and a ``kill``
-    (SIGTERM) must still stop it cleanly (it died at once, leaving no checkpoint and its
-    lock file)."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in _DEFAULTS}
-    taken = [sig for sig, handler in previous.items() if handler is _DEFAULTS[sig]]
-    for sig in taken:
-        signal.signal(sig, _interrupted)
-
-    def restore() -> None:
-        for sig in taken:
-            signal.signal(sig, previous[sig])
-
-    return restore
-
-
 def missing_reason(path: Path) -> str:
     """Why ``path`` does not exist, in the words analyze's scan uses for a link."""
     if not path.is_symlink():
@@ -610,22 +563,6 @@ def missing_reason(path: Path) -> str:
         if exc.errno == errno.ELOOP:
             return f"cannot stat ({exc.strerror})"
     return "broken symlink"
-
-
-def stopped_by(exc: BaseException) -> str | None:
-    """ "interrupted" or "terminated" when Ctrl-C (or SIGTERM) came while a library was
-    imported and the import turned it into its own error (onnxruntime raises ImportError
-    "initialization failed"); None otherwise."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, Terminated):
-            return "terminated"
-        if isinstance(cause, KeyboardInterrupt):
-            return "interrupted"
-        cause = cause.__cause__ or cause.__context__
-    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,8 @@ import h5py
 import numpy as np
 import numpy.typing as npt
 
-from rtsearch.atomic import atomic_path, file_in_the_way, os_reason
+from rtsearch import interrupts
+from rtsearch.atomic import atomic_path, file_in_the_way, os_reason, remove_abandoned_temps
 from rtsearch.errors import RtsearchError, first_line
 from rtsearch.models import ModelInfo, short_weights
 from rtsearch.projection import Projection
@@ -108,20 +109,30 @@ def check_compatible(index: Index, info: ModelInfo, where: str) -> None:
 # ---------------------------------------------------------------- saving
 
 
-def save(index: Index, dest: Path) -> None:
+class NoRoom(RtsearchError):
+    """The disk cannot hold the file: said before a byte of it is written."""
+
+
+def save(index: Index, dest: Path, what: str = "index") -> None:
     """Write ``index`` atomically; an existing ``dest`` survives any failure intact, and
-    an index that loading would refuse is not written at all."""
+    an index that loading would refuse is not written at all. A first Ctrl-C meanwhile
+    comes after the write (interrupts.held). ``what`` names the file in errors."""
     problem = _unloadable(index)
     if problem:
         raise RtsearchError(f"{dest}: not written: {problem}")
-    _check_space(index, Path(dest))
+    need, free = room_for(index, Path(dest))
+    if free is not None and need > free:
+        raise NoRoom(
+            f"{dest}: cannot write {what} (No space left on device: it needs about "
+            f"{_mib(need)}, {_mib(free)} free)"
+        )
     try:
-        with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
+        with interrupts.held(), atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
             _write(f, index)
     except OSError as exc:
         blocker = file_in_the_way(Path(dest))  # mkdir said only "File exists"
         reason = f"{blocker} is a file, not a folder" if blocker else os_reason(exc)
-        raise RtsearchError(f"{dest}: cannot write index ({reason})") from None
+        raise RtsearchError(f"{dest}: cannot write {what} ({reason})") from None
 
 
 def _unloadable(index: Index) -> str:
@@ -150,24 +161,35 @@ def _unloadable(index: Index) -> str:
     return ""
 
 
-def _check_space(index: Index, dest: Path) -> None:
-    """Refuse a save the disk cannot hold, before HDF5 starts on it: HDF5 failing mid-write
-    leaves objects it cannot close, and the interpreter crashed on them at exit."""
-    arrays = (index.sizes, index.mtimes, index.projected, index.features)
+def room_for(index: Index, dest: Path) -> tuple[int, int | None]:
+    """Bytes ``index`` takes as ``save`` writes it, and bytes free beside ``dest`` (None
+    when that cannot be told: a folder not made yet). Checked before HDF5 starts: HDF5
+    failing mid-write leaves objects it cannot close, and the interpreter crashed on them
+    at exit. Temp files of writers that died (a killed save) are removed first: they hold
+    room the write needs, and were counted against it for good."""
+    arrays = (index.sizes, index.mtimes, index.projected)
     need = sum(np.asarray(a).nbytes for a in arrays if a is not None)
+    if index.features is not None:  # stored in whole chunks
+        rows, dims = np.shape(index.features)
+        chunk = feature_chunk_rows(rows)
+        need += -(-rows // chunk) * chunk * dims * 4 if rows else 0
     if index.projection is not None:
         need += index.projection.matrix.nbytes + index.projection.mean.nbytes
     need += sum(len(p.encode("utf-8", "surrogateescape")) + 32 for p in index.paths)
     need = int(need * 1.02) + 64 * 1024  # HDF5's own structures
+    real = Path(os.path.realpath(dest))
+    remove_abandoned_temps(real)
     try:
-        free = shutil.disk_usage(Path(os.path.realpath(dest)).parent).free
+        return need, shutil.disk_usage(real.parent).free
     except OSError:
-        return  # a folder not made yet: check_writable and the write itself say why
-    if need > free:
-        raise RtsearchError(
-            f"{dest}: cannot write index (No space left on device: it needs about "
-            f"{_mib(need)}, {_mib(free)} free)"
-        )
+        return need, None  # check_writable and the write itself say why
+
+
+def feature_chunk_rows(rows: int) -> int:
+    """Rows per chunk of stored features: at most 1024, as even as the rows allow (HDF5
+    allocates whole chunks: 1500 rows in chunks of 1024 took room for 2048)."""
+    chunks = max(1, -(-rows // 1024))
+    return max(1, -(-rows // chunks))
 
 
 def _mib(n: int) -> str:
@@ -200,7 +222,7 @@ def _write(f: h5py.File, index: Index) -> None:
         group.create_dataset("mean", data=p.mean)
     if index.features is not None:
         feats = np.asarray(index.features, dtype=np.float32)
-        chunks = (max(1, min(1024, len(feats))), feats.shape[1]) if len(feats) else None
+        chunks = (feature_chunk_rows(len(feats)), feats.shape[1]) if len(feats) else None
         f.create_dataset("features", data=feats, chunks=chunks)
 
 
@@ -217,7 +239,7 @@ def load(
     ``except`` can catch. Only a file the child read cleanly is then read here."""
     path = Path(path)
     if not path.exists():
-        unfinished = Path(f"{path}.ckpt")
+        unfinished = Path(os.path.realpath(path) + ".ckpt")  # analyze.checkpoint_dir
         if any(unfinished.glob("part-*.dat")):  # an analysis stopped before it wrote one
             raise RtsearchError(
                 f"{path}: index file not found; {unfinished} holds an unfinished analysis: "

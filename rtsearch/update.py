@@ -15,10 +15,10 @@ time the folder changes, using watchdog's filesystem events when installed, else
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import re
 import shlex
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +33,7 @@ from rtsearch.analyze import Report
 from rtsearch.cli import number
 from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor
+from rtsearch.interrupts import Terminated
 from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index
 
@@ -118,7 +119,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
         _check_most_kept(index_path, base_dir, len(rows), len(report.removed))
     if todo or report.removed or moved:
         atomic.check_writable(index_path)  # before the work, not after it
-    fresh = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
+    fresh, used = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
     report.changed = [p for p in todo if p in fresh.stats and p in rows]
     # an indexed file that changed and no longer decodes is dropped, as analyze drops it
@@ -142,17 +143,27 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
         store.save(report.index, index_path)
     if report.index.base_dir != old.base_dir:
         report.moved_from = old.base_dir
-    shutil.rmtree(single.checkpoint_dir(index_path), ignore_errors=True)
+    _drop_parts(single.checkpoint_dir(index_path), used)
     report.seconds = time.monotonic() - start
     return report
 
 
 def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel):
-    """Features for ``todo``, resuming from the checkpoints of an interrupted update."""
-    fresh = single._Done()
+    """Features for ``todo``, resuming from the checkpoints of an interrupted update, and
+    the parts it used up or wrote (removed once the index is saved). Parts of another run
+    (an analysis of another folder to this index, or an unfinished re-analysis of this
+    one: rows of files this update does not analyse) are left for that run: update
+    deleted them, and their work, whatever it took."""
+    fresh, used = single._Done(), []
     folder = single.checkpoint_dir(index_path)
-    for ck in single.checkpoint_parts(folder, old.model, warn):
-        single._take(fresh, ck, base_dir, set(todo), lambda p: False, use_features=True)
+    wanted = set(todo)
+    here = str(base_dir.resolve())
+    for path, ck in single.checkpoint_files(folder, old.model, warn):
+        if ck.base_dir and str(Path(ck.base_dir).resolve()) != here:
+            continue  # another folder's
+        single._take(fresh, ck, base_dir, wanted, lambda p: False, use_features=True)
+        if wanted.issuperset(ck.paths):
+            used.append(path)
     todo = [p for p in todo if p not in fresh]
     writer = single._CheckpointWriter(folder, old.model, base_dir, None, warn)
     run = Report()
@@ -161,10 +172,19 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
         for paths, feats, sizes, mtimes in batches:
             writer.add(paths, fresh.add(paths, feats, sizes, mtimes), sizes, mtimes)
     writer.flush()
+    used.extend(writer.written)
     if run.cancelled:
         raise KeyboardInterrupt
     report.skipped.extend(run.skipped)
-    return fresh
+    return fresh, used
+
+
+def _drop_parts(folder: Path, parts: list[Path]) -> None:
+    """Remove ``parts``, and the folder once it holds no other."""
+    for part in parts:
+        part.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when empty: another run's parts stay
 
 
 def _check_same_images(index_path, base_dir, old, rows, seen, moved) -> None:
@@ -314,8 +334,13 @@ def follow(
                 problem = str(exc)
                 if say_waiting and (not outage or problem == last_problem != said_problem):
                     gone = not Path(index_path).exists()  # deleted: analyze makes it again
-                    until = "it to be made again" if gone else "the folder to change"
-                    say_waiting(f"{exc}; waiting for {until}")
+                    if gone:
+                        until = "waiting for it to be made again"
+                    elif isinstance(exc, store.NoRoom):  # the disk, not the folder
+                        until = f"trying again every {interval:g} s"
+                    else:
+                        until = "waiting for the folder to change"
+                    say_waiting(f"{exc}; {until}")
                     said_problem = problem
                 outage, last_problem = True, problem
                 if events is not None:  # a deleted folder's watch is gone: poll till it is back
@@ -473,6 +498,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     stop = threading.Event()
     require_folder(args.directory)  # before saying it is followed
+    atomic.check_writable(args.index)  # (a read-only folder: before the watcher starts)
     print(f"following {args.directory} (Ctrl-C to stop)", flush=True)
     advised = False  # the refit advice is said once, not on every pass after the threshold
     try:
@@ -488,10 +514,12 @@ def run(args: argparse.Namespace) -> int:
         ):
             _print(report, args.index, args.directory, quiet=False, advise=not advised)
             advised = advised or report.refit_advised
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         stop.set()
         # a pass cut short keeps its finished rows as a checkpoint for the next run
         print(f"stopped following {args.directory}", flush=True)
+        if isinstance(exc, Terminated):  # Ctrl-C is how a watch ends; a kill is not
+            raise
     return 0
 
 

@@ -19,6 +19,7 @@ from fakes import make_gallery, make_image
 from rtsearch import analyze as analyze_module
 from rtsearch import atomic, store
 from rtsearch.analyze import Settings, analyze, checkpoint_dir
+from rtsearch.errors import RtsearchError
 from rtsearch.extractor import Extractor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -503,9 +504,73 @@ def test_a_second_writer_of_the_same_index_is_refused_while_the_first_runs(tmp_p
         for args in (["analyze", tmp_path / "g", "-o", out], ["update", out, tmp_path / "g"]):
             run = rtsearch(*args, "--model", tiny_model)
             assert run.returncode == 1 and run.stderr == (
-                f"rtsearch: error: {out}: another rtsearch analyze or update is writing it; "
-                "wait for it to end\n"
+                f"rtsearch: error: {out}: another rtsearch analyze, update or viewer watching it "
+                "is writing it; wait for it to end\n"
             ), run.stderr
     assert not (tmp_path / "g.dat.lock").exists()
     run = rtsearch("analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet")
     assert run.returncode == 0 and not (tmp_path / "g.dat.lock").exists()
+
+
+def test_a_ctrl_c_during_a_save_comes_after_it(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM in the final save landed inside h5py's cleanup as "Exception
+    ignored", and the run went on to exit 0 (6 times in 10). Held now: the save finishes,
+    then the interruption is raised (a second one still leaves at once)."""
+    import signal
+
+    from rtsearch import interrupts
+
+    index = store.load(store_fixture(tmp_path))
+    restore = interrupts.catch_interrupts()
+    real_write = store._write
+
+    def write_then_signal(f, index):
+        os.kill(os.getpid(), signal.SIGTERM)  # mid-write: delivered at once to this thread
+        time.sleep(0.05)  # the handler has run by now (it would raise here, unheld)
+        real_write(f, index)
+
+    monkeypatch.setattr(store, "_write", write_then_signal)
+    try:
+        with pytest.raises(interrupts.Terminated):
+            store.save(index, tmp_path / "saved.dat")
+    finally:
+        restore()
+    assert store.load(tmp_path / "saved.dat").count == index.count  # whole, and kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g", "g.dat", "saved.dat"]
+
+
+def store_fixture(tmp_path: Path) -> Path:
+    make_gallery(tmp_path / "g", 3)
+    out = tmp_path / "g.dat"
+    from fakes import write_tiny_model
+
+    model = write_tiny_model(tmp_path / "models" / "tiny.onnx")
+    analyze(tmp_path / "g", out, Extractor(model), Settings(dims=4))
+    shutil.rmtree(tmp_path / "models")
+    return out
+
+
+def test_an_output_folder_deleted_mid_run_stops_the_run(tmp_path, tiny_model):
+    """It was made again without a word, its lock gone with it: a second run to the same
+    -o started beside the first, both wrote the same part numbers."""
+    from rtsearch.analyze import _CheckpointWriter
+
+    index = store.load(store_fixture(tmp_path), features=False)
+    out = tmp_path / "od" / "x.dat"
+    out.parent.mkdir()
+    writer = _CheckpointWriter(checkpoint_dir(out), index.model, tmp_path / "g", None)
+    shutil.rmtree(out.parent)
+    writer.add(index.paths, [np.zeros(index.model.feature_dims, np.float32)] * 3, index.sizes,
+               index.mtimes)  # fmt: skip
+    with pytest.raises(RtsearchError, match="the output folder went away during the analysis"):
+        writer.flush()
+    assert not out.parent.exists()
+
+
+def test_checkpoints_of_a_symlinked_output_are_named_after_its_target(tmp_path):
+    """`-o link.dat` wrote link.dat.ckpt while its lock and index followed the target:
+    `info real.dat` did not see the unfinished analysis, and `analyze -o real.dat` redid it."""
+    real = tmp_path / "real.dat"
+    link = tmp_path / "link.dat"
+    link.symlink_to(real)
+    assert checkpoint_dir(link) == checkpoint_dir(real) == Path(f"{real}.ckpt")

@@ -677,3 +677,60 @@ def test_a_destination_that_is_a_pipe_or_a_device_is_refused_before_the_work(tmp
     assert (
         done.stderr.strip() == f"rtsearch: error: {fifo}: cannot write results (not a regular file)"
     )
+
+
+@pytest.mark.parametrize("rows", [1, 1023, 1025, 1500, 2049])
+def test_the_room_a_save_needs_is_not_underestimated(tmp_path, rows):
+    """Features are stored in whole chunks: 1500 rows in chunks of 1024 took room for 2048,
+    the check allowed 7.6 MiB for a 10.6 MB part, and HDF5 then failed mid-write (tracebacks,
+    then a segfault at exit, after the success line)."""
+    index = small_index(n=rows, seed=rows)
+    index.features = np.random.default_rng(rows).random((rows, MODEL.feature_dims), np.float32)
+    dest = tmp_path / "x.dat"
+    need, free = store.room_for(index, dest)
+    store.save(index, dest)
+    assert free is not None and dest.stat().st_size <= need
+    chunk = store.feature_chunk_rows(rows)
+    assert chunk <= 1024 and -(-rows // chunk) * chunk - rows < -(-rows // 1024)  # padding
+
+
+def test_a_dead_writers_temp_file_is_removed_before_the_room_is_measured(tmp_path):
+    """A killed save's hidden temp file held the room, and every later save was refused
+    for lack of it: the file was removed only once a write began."""
+    dest = tmp_path / "z.dat"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    left = tmp_path / f"{atomic.temp_prefix(dest)}{atomic._HOST}-{dead}-abcdefgh.tmp"
+    left.write_bytes(b"x" * 4096)
+    alive = tmp_path / f"{atomic.temp_prefix(dest)}{atomic._HOST}-{os.getpid()}-abcdefgh.tmp"
+    alive.write_bytes(b"y")  # a writer still at work keeps its file
+    store.room_for(small_index(), dest)
+    assert not left.exists() and alive.exists()
+
+
+def test_a_checkpoint_folder_that_takes_the_room_of_the_index_goes_first(tmp_path):
+    """The checkpoint parts (full features) took the room the finished index needed: the
+    save failed, the parts stayed, and every rerun reused them and failed the same way."""
+    from fakes import make_gallery, write_tiny_model
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    mount = tmp_path / "small"
+    if not _mount_tmpfs(mount, "160k"):
+        pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
+    try:
+        make_gallery(tmp_path / "g", 120)
+        model = Extractor(write_tiny_model(tmp_path / "tiny.onnx"), threads=1)
+        settings = Settings(dims=8, checkpoint_every=40, batch=8, keep_features=True)
+        warnings: list[str] = []
+        out = mount / "x.dat"
+        report = analyze(tmp_path / "g", out, model, settings, warn=warnings.append)
+        assert store.load(out, features=True).count == report.index.count == 120
+        assert warnings == [
+            f"{out}.ckpt: its checkpoints take the room {out} needs; removed first (their rows "
+            "are in the index)"
+        ]
+        assert sorted(p.name for p in mount.iterdir()) == ["x.dat"]
+    finally:
+        subprocess.run(["umount", str(mount)])

@@ -540,3 +540,51 @@ def test_a_folder_that_cannot_be_read_keeps_its_rows(capsys, indexed, tiny_model
     monkeypatch.setattr(rtsearch.scan.os, "scandir", real_scandir)
     code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
     assert code == 0 and "(0 added, 0 changed, 0 removed, 0 skipped)" in stdout
+
+
+def test_update_leaves_the_checkpoints_of_another_run(capsys, tmp_path, indexed, tiny_model):
+    """A no-op `update` deleted the unfinished checkpoints of an analysis of another folder
+    to the same index, and those of an unfinished re-analysis of its own folder (the refit
+    its advice suggests): their work was gone, 0 reused on the rerun."""
+    from rtsearch.analyze import _CheckpointWriter, checkpoint_dir
+
+    gallery, out = indexed
+    other = tmp_path / "other"
+    make_gallery(other, 4, start=500)
+    index = store.load(out, features=True)
+    ckpt = checkpoint_dir(out)
+    for folder, paths in ((other, ["x/1.jpg", "x/2.jpg"]), (gallery, index.paths[:5])):
+        writer = _CheckpointWriter(ckpt, index.model, folder, None)
+        rows = index.features[: len(paths)]
+        writer.add(paths, list(rows), index.sizes[: len(paths)], index.mtimes[: len(paths)])
+        writer.flush()
+    parts = sorted(p.name for p in ckpt.iterdir())
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "(0 added, 0 changed, 0 removed" in stdout
+    assert sorted(p.name for p in ckpt.iterdir()) == parts
+    # a change the re-analysis part does not cover: the update's own part comes and goes
+    make_gallery(gallery / "new", 2, start=700)
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "(2 added" in stdout
+    assert sorted(p.name for p in ckpt.iterdir()) == parts
+
+
+def test_a_watch_stopped_by_sigterm_says_terminated(tmp_path, tiny_model):
+    """Ctrl-C ends a watch (exit 0); a kill (SIGTERM) is not how it ends: 143, as analyze."""
+    import signal
+    import subprocess
+    import sys
+
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 4)
+    out = tmp_path / "w.dat"
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=4))
+    cmd = [sys.executable, "-m", "rtsearch", "update", str(out), str(gallery), "--watch",
+           "--interval", "0.2", "--model", str(tiny_model)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("following ")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and stdout == f"stopped following {gallery}\n"
+    assert stderr == "rtsearch: terminated\n"

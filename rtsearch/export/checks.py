@@ -21,7 +21,11 @@ SAME_FEATURES = 1e-4
 def check_room(out: Path, need: int, what: str) -> None:
     """Refuse before the work when the disk beside ``out`` has less than ``need`` bytes free
     (an export that runs out of room half-way leaves a file onnxruntime cannot parse)."""
+    from rtsearch.atomic import remove_abandoned_temps
+
     folder = Path(os.path.realpath(out)).parent
+    if folder.is_dir():
+        remove_abandoned_temps(out)  # a killed export's copy holds room this one needs
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # made by the write
     try:

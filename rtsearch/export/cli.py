@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rtsearch import atomic
-from rtsearch.cli import HelpFormatter, Terminated, catch_interrupts, stopped_by
+from rtsearch.cli import HelpFormatter
 from rtsearch.errors import RtsearchError, printable, require_folder
+from rtsearch.interrupts import Terminated, catch_interrupts, stopped_by
 from rtsearch.models import (
     INT8_MIN_COSINE,
     ModelInfo,

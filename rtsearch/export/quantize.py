@@ -156,12 +156,12 @@ def quantize_model(
     excluded = [n.name for n in model.graph.node if n.name.startswith(tuple(keep_fp32))]
     folder = Path(os.path.realpath(out)).parent
     folder.mkdir(parents=True, exist_ok=True)
-    # the fp32 copy, onnxruntime's calibration copy of it, the int8 model and its final copy
-    check_room(out, 3 * model.ByteSize() + (16 << 20), "an int8 model")
     # Named by process, so a killed export's folder (a copy of the fp32 model) is removed by
-    # the next one (atomic.owned_temp_dir).
+    # the next one (atomic.owned_temp_dir), before the room is measured.
     tmp = owned_temp_dir(folder, ".rtsearch-int8-")
     try:
+        # the fp32 copy, onnxruntime's calibration copy of it, the int8 model, its final copy
+        check_room(out, 3 * model.ByteSize() + (16 << 20), "an int8 model")
         staged, fp32_path = tmp / out.name, tmp / "fp32.onnx"
         # quantize_static rewrites a ModelProto it is given in place, so hand it a file.
         onnx.save(model, str(fp32_path))
