@@ -154,7 +154,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], object], str]] = {
         ),
         "checkpoint",
     ),
-    "a directory": (lambda p: (p.unlink(), p.mkdir()), "not a regular file"),
+    "a directory": (lambda p: (p.unlink(), p.mkdir()), "is a folder, not an index file"),
 }
 
 
