@@ -17,6 +17,14 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a service manager): stopped as cleanly as Ctrl-C."""
 
 
+_holding = 0  # depth of held() on the main thread
+_pending: int | None = None  # a signal that came while held
+
+
+def _stop(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def _interrupted(signum, frame) -> None:
     """The first Ctrl-C (or SIGTERM) stops cleanly: running batches finish, checkpoints stay,
     temporary files are removed. A second one during that leaves at once: raising again
@@ -31,14 +39,6 @@ def _interrupted(signum, frame) -> None:
         _pending = signum  # raised when the write is done (held)
         return
     raise _stop(signum)
-
-
-def _stop(signum: int) -> KeyboardInterrupt:
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-_holding = 0  # depth of held() on the main thread
-_pending: int | None = None  # a signal that came while held
 
 
 @contextlib.contextmanager
