@@ -199,18 +199,36 @@ class SearchSession:
 SAMPLE = 20  # indexed paths looked for in a folder given as the images' new home
 
 
+def _sample(index: Index) -> list[int]:
+    """SAMPLE rows spread over the whole index (a small one: every row)."""
+    n = len(index.paths)
+    m = min(n, SAMPLE)
+    return sorted({round(i * (n - 1) / max(1, m - 1)) for i in range(m)})
+
+
 def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
     """Refuse a folder that holds none of SAMPLE indexed images spread over the index: a
     wrong folder would show no picture and fail every result."""
-    n = len(index.paths)
-    m = min(n, SAMPLE)  # spread over the whole index (a small one: every row)
-    rows = sorted({round(i * (n - 1) / max(1, m - 1)) for i in range(m)})
+    rows = _sample(index)
     if rows and not any((base_dir / index.paths[r]).is_file() for r in rows):
         raise WrongFolder(
             f"{base_dir}: holds none of {count(len(rows), 'image')} of {index_path} "
-            f"({count(n, 'image')}) looked for, e.g. {index.paths[rows[0]]}; choose the folder "
-            "they are in now"
+            f"({count(len(index.paths), 'image')}) looked for, e.g. {index.paths[rows[0]]}; "
+            "choose the folder they are in now"
         )
+
+
+def scarce_note(index: Index, index_path: Path, base_dir: Path) -> str:
+    """What to say of a folder taken as the images' home that holds under half of those
+    looked for (a folder of some of them: the rest show as grey tiles), or ""."""
+    rows = _sample(index)
+    found = sum((base_dir / index.paths[r]).is_file() for r in rows)
+    if 2 * found >= len(rows):
+        return ""
+    return (
+        f"{base_dir} holds only {found} of {count(len(rows), 'image')} of {index_path} looked "
+        "for: the others show as grey tiles"
+    )
 
 
 class WrongFolder(RtsearchError):

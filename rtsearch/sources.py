@@ -13,14 +13,15 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
+from PIL import Image
 
-from rtsearch.decode import RGBImage, load_rgb
+from rtsearch.decode import RGBImage, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError, first_line
 
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
@@ -217,6 +218,18 @@ class ScreenSource:
             self._local.pointer = None
 
 
+def _still_picture(path: Path) -> bool:
+    """Whether ``path`` is a picture of one frame (an animated GIF or WebP plays as a
+    video)."""
+    if not is_image_file(path):
+        return False
+    try:
+        with Image.open(path) as img:
+            return getattr(img, "n_frames", 1) <= 1
+    except Exception:  # not one Pillow reads: OpenCV may still open it as a video
+        return False
+
+
 def video_problem(path: Path) -> str:
     """Why ``path`` cannot be a video source, or ""."""
     if path.is_dir():
@@ -241,6 +254,17 @@ class VideoSource:
         self.realtime = realtime
         self.message = ""
         self.paused = False
+        self.still: Frame | None = None  # a picture given as the video, shown once
+        self.cap = None
+        self.fps, self.start, self.position = 25.0, time.perf_counter(), 0
+        if _still_picture(self.path):
+            # decoded as analyze decodes it: OpenCV's reader drops transparency (a cut-out
+            # showed on black, and found itself at 0.42 instead of 0)
+            try:
+                self.still = Frame(load_rgb(self.path), time.perf_counter())
+            except RtsearchError as exc:
+                self.message = str(exc)
+            return
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
             self.message = f"{path}: cannot open as a video"
@@ -265,6 +289,9 @@ class VideoSource:
         self.start, self.position = time.perf_counter(), 0
 
     def read(self) -> Frame | None:
+        if self.still is not None:  # once: it never changes
+            frame, self.still = self.still, None
+            return replace(frame, captured=time.perf_counter())
         if self.cap is None or self.paused:
             return None
         due = self.position

@@ -672,6 +672,41 @@ def test_a_small_query_drawn_larger_shows_no_line_of_its_opposite_edge(app, monk
     app.worker.send("pause", False)
 
 
+def test_result_pictures_show_no_line_of_their_opposite_edge(app, monkeypatch, tmp_path):
+    """The query's fix, for results: a picture drawn even a little larger than its
+    texture (a 224 px picture in 232 px rows) showed a line of its right column beside its
+    left, and of its bottom row along its top."""
+    from dataclasses import replace
+
+    from rtsearch.thumbs import Thumb
+
+    app.perform("random")
+    fresh(app, "random")
+    app.worker.send("pause", True)
+    image = np.full((60, 80, 3), (60, 20, 140), np.uint8)
+    image[-1, :] = 255  # a white bottom row
+    image[:, -1] = (255, 255, 0)  # a yellow right column
+    thumbs = tuple(Thumb(image, 80, 60) for _ in app.published.thumbs)
+    shown = replace(app.published, seq=app.published.seq + 1, thumbs=thumbs)
+    monkeypatch.setattr(app.worker, "latest", lambda: shown)
+    pump(app, lambda: app.published is shown and not app.tiles_waiting)
+    x0, y0, x1, y1 = app.layout.results[0]
+    assert y1 - y0 > 60 * 1.4  # drawn enlarged
+    for _ in range(3):
+        app.frame()
+    app._screenshot(tmp_path / "edge.png")
+    shot = np.asarray(Image.open(tmp_path / "edge.png").convert("RGB")).astype(int)
+    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+    scroll = dpg.get_y_scroll(app.ids.canvas)
+    top, left = round(oy + y0 - scroll), round(ox + x0)
+    inner = shot[top : top + 2, left + 10 : round(ox + x1) - 10]  # the top rows
+    assert np.abs(inner - (60, 20, 140)).max() <= 6, inner[:, ::40].tolist()
+    side = shot[top + 10 : round(oy + y1 - scroll) - 10, left : left + 2]  # the left columns
+    assert np.abs(side - (60, 20, 140)).max() <= 6, side[::40].tolist()
+    monkeypatch.undo()
+    app.worker.send("pause", False)
+
+
 def test_the_primary_window_draws_no_background(app):
     """Dear PyGui draws a primary window's background at full alpha whatever its theme
     says (a 1280x860 blended fill: ~6 ms a frame under llvmpipe); the flag must stay set
@@ -1238,6 +1273,31 @@ def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypa
     assert fresh(app, "random").results[0].file.parent.parent == folder
 
 
+def test_a_cancel_that_comes_in_the_last_step_of_an_analysis_says_it_finished(
+    app, tmp_path, monkeypatch
+):
+    """Cancel pressed at "160/160 images" (the fit and the save): the index was written in
+    full, and the viewer said "analyze cancelled" and did not load it."""
+    from rtsearch import analyze as analyze_module
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "late"
+    make_gallery(folder, 6, start=300)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    real = analyze_module.save_over_checkpoints
+
+    def cancelled_while_saving(index, out, warn):
+        actions.cancel_analyze(app)  # the button, pressed now
+        real(index, out, warn)
+
+    monkeypatch.setattr(analyze_module, "save_over_checkpoints", cancelled_while_saving)
+    actions.analyze(app, folder)
+    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    assert len(app.session.index.paths) == 6 and app.message.endswith(
+        "(6 images) (analyze finished before the cancel could stop it)"
+    ), app.message
+
+
 def test_dims_are_greyed_out_and_say_why_for_an_index_without_features(app, tiny_model, tmp_path):
     """An index saved without its features cannot change dimensions: the box and Apply dims
     took a value anyway, failed, and kept showing it while the index stayed as it was."""
@@ -1318,8 +1378,24 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     pump(app, lambda: "holds none of 5 images" in app.message)
     assert dpg.is_item_shown(app.ids.base_dialog)  # asked again
     dpg.hide_item(app.ids.base_dialog)
+    # a folder holding 1 of the 5: taken, and said (it was taken without a word)
+    few = tmp_path / "few"
+    (few / "d0").mkdir(parents=True)
+    first = sorted((tmp_path / "moved").rglob("*.*"))[0]
+    (few / first.relative_to(tmp_path / "moved")).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(first, few / first.relative_to(tmp_path / "moved"))
+    actions.open_session(app, app.pending_load, few)
+    pump(app, lambda: app.session.base_dir == few)
+    assert app.message.endswith(
+        f"; {few} holds only 1 of 5 images of {tmp_path / 'm.dat'} looked for: the others "
+        "show as grey tiles"
+    ), app.message
+    actions.load(app, tmp_path / "m.dat")
+    pump(app, lambda: app.pending_load == tmp_path / "m.dat")
+    dpg.hide_item(app.ids.base_dialog)
     actions.open_session(app, app.pending_load, tmp_path / "moved")
-    pump(app, lambda: len(app.session.index.paths) == 5)
+    pump(app, lambda: app.session.base_dir == tmp_path / "moved")
+    assert "holds only" not in app.message
     # saved from here, the index names the folder chosen, not the one that is gone
     resaved = tmp_path / "resaved.dat"
     actions.save(app, resaved)

@@ -313,6 +313,25 @@ def test_an_updated_index_keeps_the_random_query_on_its_picture(running):
     assert pub.row is not None and gone.index.paths[pub.row] != path
 
 
+def test_a_new_index_whose_folder_lacks_the_query_picture_clears_the_old_results(running, tmp_path):
+    """An index loaded with a folder that holds some of its images: the random query's
+    picture was not there, no search ran, and the old index's picture and results stayed,
+    unlabelled, beside the new index's message (right-click copied the old folder's file)."""
+    from rtsearch.session import SearchSession
+
+    s = running.session
+    running.send("row", 4)
+    wait_for(lambda: running.latest() is not None and running.latest().row == 4)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()  # holds none of the pictures
+    moved = SearchSession(s.index, s.extractor, elsewhere, source=s.source)
+    running.send("session", moved)
+    wait_for(lambda: running.session is moved and published(running).query is None)
+    pub = published(running)
+    assert pub.results == () and pub.thumbs == ()
+    assert pub.message == f"{elsewhere / s.index.paths[4]}: file not found", pub.message
+
+
 def test_a_new_source_is_searched_even_when_its_picture_is_the_last_one(running):
     image = picture(6)
     running.send("source", Pictures(image))

@@ -60,23 +60,27 @@ def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:
 
     if path is None:
         return
-    from rtsearch.session import WrongFolder
+    from rtsearch.session import WrongFolder, scarce_note
 
     current = app.session
 
-    def work(task: Task) -> SearchSession | WrongFolder:
+    def work(task: Task) -> tuple[SearchSession, str] | WrongFolder:
         try:
-            return open_index(path, base, current)
+            session = open_index(path, base, current)
         except WrongFolder as exc:
             return exc
+        return session, scarce_note(session.index, path, base)
 
-    def done(result: SearchSession | WrongFolder) -> None:
+    def done(result: tuple[SearchSession, str] | WrongFolder) -> None:
         if isinstance(result, WrongFolder):  # ask again, as the message says
             app.pending_load = path
             app.open_dialog(app.ids.base_dialog)
             app.message = str(result)
             return
-        app.set_session(result)
+        session, note = result
+        app.set_session(session)
+        if note:
+            app.message += f"; {note}"
 
     app.message = f"loading {path}..."
     app.start_task(Task("load", work, done))

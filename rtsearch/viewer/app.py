@@ -378,10 +378,12 @@ class ViewerApp:
             self.tasks.remove(task)
             if task.error:
                 self.message = task.error
-            elif task.cancel.is_set():
+            elif task.cancel.is_set() and task.result is None:
                 self.message = f"{task.name} cancelled"
             else:
                 task.done(task.result)
+                if task.cancel.is_set():  # in its last step (the save): it is done, and used
+                    self.message += f" ({task.name} finished before the cancel could stop it)"
         status.show_progress(self, next((t for t in self.tasks if t.name == "analyze"), None))
 
     # ------------------------------------------------------------ per frame

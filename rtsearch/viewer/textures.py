@@ -94,6 +94,7 @@ class TileTextures:
         self._made: OrderedDict[tuple[int, int], tuple[Thumb, int | str, int]] = OrderedDict()
         self.nbytes = 0  # what the kept textures hold
         self.made = 0  # textures made so far
+        self._sizes: dict[int | str, tuple[int, int]] = {}  # texture -> (width, height)
 
     def find(self, thumb: Thumb, height: int) -> int | str | None:
         """The texture made for ``thumb`` at ``height``, if it is still kept."""
@@ -124,6 +125,7 @@ class TileTextures:
         rgba = np.multiply(rgba, np.float32(1 / 255), dtype=np.float32)
         tag = dpg.add_static_texture(w, height, rgba.ravel(), parent=self.registry)
         self._made[(id(thumb), height)] = (thumb, tag, rgba.nbytes)
+        self._sizes[tag] = (w, height)
         self.nbytes += rgba.nbytes
         self.made += 1
         return tag
@@ -137,8 +139,20 @@ class TileTextures:
             _, tag, nbytes = self._made[key]
             if tag not in in_use:
                 del self._made[key]
+                del self._sizes[tag]
                 self.nbytes -= nbytes
                 dpg.delete_item(tag)
+
+    def uv(self, tag: int | str) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The part of texture ``tag`` to draw: each edge from half a texel in. Drawn even a
+        little larger than it is (a 224 px picture in 232 px rows), filtering at the very
+        edge wraps round to the opposite one (textures repeat): a line of a picture's right
+        column showed beside its left. Drawn smaller, half a texel is under half a pixel."""
+        size = self._sizes.get(tag)
+        if size is None:
+            return (0.0, 0.0), (1.0, 1.0)
+        du, dv = 0.5 / size[0], 0.5 / size[1]
+        return (du, dv), (1.0 - du, 1.0 - dv)
 
     def textures(self) -> set[int | str]:
         """Every kept texture."""

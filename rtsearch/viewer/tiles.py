@@ -80,7 +80,11 @@ def bind_tiles(app: ViewerApp) -> None:
         if tex is None and not _keeps_place(ids, slot, rect):
             tex = stand_ins[slot]  # (no texture now: it was missing, and none was made)
         if tex is not None:
-            dpg.configure_item(ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:])
+            uv_min, uv_max = app.tiles.uv(tex)
+            dpg.configure_item(
+                ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:], uv_min=uv_min,
+                uv_max=uv_max,
+            )  # fmt: skip
             dpg.show_item(ids.tiles[slot])
             ids.tile_shows[slot] = (tex, rect, files[slot])
         elif not _keeps_place(ids, slot, rect):

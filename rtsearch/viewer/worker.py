@@ -176,6 +176,7 @@ class Worker:
         self._rethumb = False  # the box changed: the results on show want new thumbnails
         self.header_h = header_h  # the query is shrunk to this height (query_picture)
         self._requery = False  # the header changed: the query on show wants a new picture
+        self._stale = False  # the index changed since the pictures on show were searched
         self._thread = threading.Thread(target=self._run, name="rtsearch-worker", daemon=True)
 
     # ------------------------------------------------------------ UI side
@@ -258,6 +259,7 @@ class Worker:
                 self.source.set_paused(self.paused)
         elif command == "session":
             old, self.session = self.session, value
+            self._stale = True  # what is on show came from the index before
             if isinstance(self.source, RandomSource):
                 # the old source counts rows of the old index: the query keeps its picture
                 # at the row that picture has in the new one (a re-projection: the same;
@@ -385,6 +387,7 @@ class Worker:
             self._slot = replace(pub, seq=self._seq, **again)
 
     def _store(self, frame, results, thumbs, infer_ms: float, message: str) -> None:
+        self._stale = False
         query = query_picture(frame.image, self.header_h)
         self._seq += 1
         name = self.source.name if self.source else ""
@@ -403,7 +406,9 @@ class Worker:
             last = self._slot
             self._seq += 1
             name = self.source.name if self.source else ""
-            if last is None or last.source != name:
+            # (nor the results of an index no longer loaded: a picture of the old index
+            # that the new one's folder lacks showed the old results, unlabelled)
+            if last is None or last.source != name or self._stale:
                 self._slot = Published(
                     self._seq, name, None, 0.0, time.perf_counter(), None, (), (), 0.0,
                     self._message,
