@@ -32,6 +32,7 @@ class Click:
     t: float  # time.monotonic()
     pos: tuple[float, float]  # on the canvas
     hit: Result | None  # the result clicked, as shown then
+    before: int | None = None  # the index row the query showed before it (random source)
 
 
 def add_handlers(app: ViewerApp) -> None:
@@ -85,7 +86,8 @@ def on_click(app: ViewerApp) -> None:
     if pos is not None and last is not None and _same_click(last, now, pos):
         return  # a double-click's second press: the first press's result is the one it opens
     hit = result_at(app, pos)
-    app.last_click = Click(now, pos or (-1.0, -1.0), hit)
+    before = app.published.row if app.published is not None else None
+    app.last_click = Click(now, pos or (-1.0, -1.0), hit, before)
     if hit is not None:
         app.query_row(hit.row)
 
@@ -97,11 +99,14 @@ def _same_click(last: Click, now: float, pos: tuple[float, float]) -> bool:
 
 def on_double(app: ViewerApp) -> None:
     """Open the result the double-click's first press landed on. The first press made that
-    result the query, so the results have moved on since: the tile under the pointer now
-    is another picture."""
+    result the query, so the results have moved on since (the tile under the pointer now
+    is another picture): the query goes back to the picture it showed before, so opening
+    a result does not lose the results being browsed."""
     last = app.last_click
     if last is not None and last.hit is not None:
         app.open_file(last.hit.file)
+        if last.before is not None:
+            app.query_row(last.before)
 
 
 def on_right(app: ViewerApp) -> None:
