@@ -159,6 +159,12 @@ def test_a_still_picture_is_searched_once_and_says_why(running, monkeypatch):
     source.image = picture(4)
     searched(running, 2)
     assert published(running).message == ""
+    # paused, the picture is not looked at: the claim goes (it stayed under "Resume")
+    wait_for(lambda: published(running).message == UNCHANGED)
+    running.send("pause", True)
+    wait_for(lambda: published(running).message == "")
+    assert len(published(running).results) == 5
+    running.send("pause", False)
 
 
 def test_changing_k_or_the_index_searches_the_paused_picture_again(running, index, tiny_model):

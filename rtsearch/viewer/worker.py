@@ -257,6 +257,12 @@ class Worker:
             self.paused = bool(value)
             if hasattr(self.source, "set_paused"):
                 self.source.set_paused(self.paused)
+            with self._lock:  # paused, the picture is not looked at: nothing to claim of it
+                pub = self._slot
+                if self.paused and pub is not None and pub.message == UNCHANGED:
+                    self._seq += 1
+                    self._slot = replace(pub, seq=self._seq, message="")
+                    self._idle_said = False
         elif command == "session":
             old, self.session = self.session, value
             self._stale = True  # what is on show came from the index before
