@@ -1390,10 +1390,7 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
         f"; {few} holds only 1 of 5 images of {tmp_path / 'm.dat'} looked for: the others "
         "show as grey tiles"
     ), app.message
-    actions.load(app, tmp_path / "m.dat")
-    pump(app, lambda: app.pending_load == tmp_path / "m.dat")
-    dpg.hide_item(app.ids.base_dialog)
-    actions.open_session(app, app.pending_load, tmp_path / "moved")
+    actions.open_session(app, tmp_path / "m.dat", tmp_path / "moved")  # chosen again
     pump(app, lambda: app.session.base_dir == tmp_path / "moved")
     assert "holds only" not in app.message
     # saved from here, the index names the folder chosen, not the one that is gone
