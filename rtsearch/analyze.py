@@ -132,6 +132,12 @@ class _Done:
         return len(self.stats)
 
 
+# a run removing more than this fraction of an index, and at least PRUNE_MIN images, asks
+# for --replace: a wrong folder or an old backup would otherwise empty it in silence
+PRUNE_FRACTION = 0.5
+PRUNE_MIN = 10
+
+
 def checkpoint_dir(out: Path) -> Path:
     """Beside the file ``out`` names (a symlink's target), as its lock is: checkpoints
     named after the link were not found through the target's name."""
@@ -165,6 +171,8 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     found = scan(base_dir, warn)
     report.skipped.extend(found.skipped)
     done, old = _reusable(base_dir, out, model, settings, found, warn)
+    if old is not None and not settings.replace:
+        _check_most_kept(out, base_dir, old, found)
     report.reused = len(done)
     todo = [p for p in found.paths if p not in done]
     ckpt = checkpoint_dir(out)
@@ -196,11 +204,14 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     paths = sorted(done.stats)
     if not paths:
         raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
-    report.index = build_index(paths, done, model, settings, base_dir, old)
-    check_output_folder(out)
-    with interrupts.held():  # saved and its checkpoints gone, or neither
-        save_over_checkpoints(report.index, out, warn)
-        shutil.rmtree(ckpt, ignore_errors=True)
+    if _as_it_was(old, paths, report, settings, base_dir, ckpt):
+        report.index = old  # nothing to write: rewritten, it lost the ANN file beside it
+    else:
+        report.index = build_index(paths, done, model, settings, base_dir, old)
+        check_output_folder(out)
+        with interrupts.held():  # saved and its checkpoints gone, or neither
+            save_over_checkpoints(report.index, out, warn)
+            shutil.rmtree(ckpt, ignore_errors=True)
     if warn and stale_pca(report.index):
         warn(
             f"{out}: its PCA was fitted on {report.index.count - report.index.unfitted} of its "
@@ -210,6 +221,45 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
         )
     report.seconds = time.monotonic() - start
     return report
+
+
+def _as_it_was(
+    old: Index | None, paths, report: Report, settings: Settings, base_dir, ckpt
+) -> bool:
+    """Whether a rerun leaves the index exactly as it is: no image analysed, none dropped,
+    the same folder and settings, no checkpoint to fold in. Writing it again anyway took
+    36 s and 3.6 GB at 300k rows with features, and its new vectors' file made the viewer
+    rebuild the ANN structure beside it (37 s at 1M rows)."""
+    if old is None or old.projection is None or report.analysed or paths != old.paths:
+        return False
+    p = old.projection
+    same = (
+        p.kind == settings.projection
+        and (p.kind == "none" or p.out_dims == settings.dims)
+        and p.l2_normalize == settings.l2_normalize
+        and (p.kind != "random" or p.seed == settings.seed)
+        and (old.features is not None) == settings.keep_features
+        and old.base_dir == str(Path(base_dir).resolve())
+        # rows added since the fit, with features to fit again: the rerun is the refit
+        and not (old.unfitted and old.features is not None)
+    )
+    return same and not any(ckpt.glob("part-*.dat"))
+
+
+def _check_most_kept(out: Path, base_dir: Path, old: Index, found) -> None:
+    """Refuse a rerun that would remove most of the index at -o (more than PRUNE_FRACTION of
+    its images, and at least PRUNE_MIN), as update refuses it: a half-mounted drive or a
+    partial copy dropped 700,000 of 1,000,000 rows without a word."""
+    present = set(found.paths)
+    removed = sum(1 for p in old.paths if p not in present and not found.hides(p))
+    rows = len(old.paths)
+    if removed < PRUNE_MIN or removed <= PRUNE_FRACTION * rows:
+        return
+    raise RtsearchError(
+        f"{base_dir}: holds only {rows - removed} of the {count(rows, 'image')} in {out}; "
+        f"analysing it would remove the other {removed} (another folder, an old copy, or one "
+        "still being copied?); pass --replace to remove them"
+    )
 
 
 def check_output_folder(path: Path) -> None:

@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace",
         action="store_true",
         help="overwrite an index at -o of another folder that holds none of this one's "
-        "images, or drop that folder's unfinished checkpoints",
+        "images, drop that folder's unfinished checkpoints, or remove most of the index's "
+        "images (a folder holding under half of them)",
     )
     p.add_argument(
         "--threads", type=non_negative_int, default=0, help="inference threads (0: all cores)"

@@ -38,10 +38,7 @@ from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index
 
 REFIT_FRACTION = single.REFIT_FRACTION
-# an update removing more than this fraction of an index, and at least PRUNE_MIN images,
-# asks for --replace: a wrong folder or an old backup would otherwise empty it in silence
-PRUNE_FRACTION = 0.5
-PRUNE_MIN = 10
+PRUNE_FRACTION, PRUNE_MIN = single.PRUNE_FRACTION, single.PRUNE_MIN  # as analyze asks
 Warn = Callable[[str], None]
 
 

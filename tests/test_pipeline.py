@@ -1040,3 +1040,48 @@ def test_debug_shows_the_traceback_before_or_after_the_command(capsys, tmp_path)
     for argv in (["--debug", *args], [*args, "--debug"]):
         with pytest.raises(RtsearchError):
             main(argv)
+
+
+def test_a_rerun_with_nothing_to_do_leaves_the_index_file_alone(capsys, tmp_path, tiny_model):
+    """A rerun over an unchanged folder wrote the whole index again (36 s and 3.6 GB at
+    300k rows with features), and the new file made the viewer rebuild the ANN structure
+    beside it (37 s at 1M rows); `update` already left it alone."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 12)
+    out = tmp_path / "x.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--dims", "8",
+        "--keep-features", "--quiet")  # fmt: skip
+    os.utime(out, (1e9, 1e9))  # what the file was, to see whether it is written again
+    before = out.read_bytes()
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    assert code == 0 and "12 images (0 analysed, 12 reused, 0 skipped)" in stdout
+    assert out.stat().st_mtime == 1e9 and out.read_bytes() == before
+    # other settings, or a change, write it as before
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                          "--dims", "6", "--quiet")  # fmt: skip
+    assert code == 0 and store.load(out).dims == 6 and out.stat().st_mtime != 1e9
+    os.utime(out, (1e9, 1e9))
+    make_gallery(gallery / "new", 1, start=90)
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    assert "13 images (1 analysed, 12 reused" in stdout and out.stat().st_mtime != 1e9
+
+
+def test_a_rerun_that_would_remove_most_of_the_index_asks_for_replace(capsys, tmp_path, tiny_model):
+    """`analyze DIR -o EXISTING` over a folder holding a few of its images (a half-mounted
+    drive, a partial copy) dropped the rest without a word, where `update` refuses."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 30)
+    out = tmp_path / "x.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--dims", "8", "--quiet")
+    for path in sorted(p for p in gallery.rglob("*.*"))[5:]:
+        path.unlink()
+    code, _, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model)
+    assert code == 1 and err == (
+        f"rtsearch: error: {gallery}: holds only 5 of the 30 images in {out}; analysing it "
+        "would remove the other 25 (another folder, an old copy, or one still being "
+        "copied?); pass --replace to remove them\n"
+    )
+    assert store.load(out).count == 30
+    code, _, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                          "--replace", "--quiet")  # fmt: skip
+    assert code == 0 and store.load(out).count == 5
