@@ -637,6 +637,30 @@ def test_the_query_is_drawn_from_a_texture_of_its_own_size(app, monkeypatch, tmp
     assert raw_textures() == {app.query_tex.tag}
 
 
+def edged_picture(height: int, width: int) -> np.ndarray:
+    """A purple picture with a white bottom row and a yellow right column: drawn with its
+    edges wrapped round, a line of them shows along its top and its left."""
+    image = np.full((height, width, 3), (60, 20, 140), np.uint8)
+    image[-1, :] = 255
+    image[:, -1] = (255, 255, 0)
+    return image
+
+
+def assert_no_opposite_edge(app, tmp_path: Path, rect: tuple, scroll: float = 0.0) -> None:
+    """The picture drawn at ``rect`` (canvas) shows plain purple along its top and left."""
+    for _ in range(3):
+        app.frame()
+    app._screenshot(tmp_path / "edge.png")
+    shot = np.asarray(Image.open(tmp_path / "edge.png").convert("RGB")).astype(int)
+    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+    x0, y0, x1, y1 = rect
+    top, left = round(oy + y0 - scroll), round(ox + x0)
+    inner = shot[top : top + 2, left + 10 : round(ox + x1) - 10]  # the top rows
+    assert np.abs(inner - (60, 20, 140)).max() <= 6, inner[:, ::40].tolist()
+    side = shot[top + 10 : round(oy + y1 - scroll) - 10, left : left + 2]  # the left columns
+    assert np.abs(side - (60, 20, 140)).max() <= 6, side[::40].tolist()
+
+
 def test_a_small_query_drawn_larger_shows_no_line_of_its_opposite_edge(app, monkeypatch, tmp_path):
     """A query picture smaller than the header is drawn enlarged; filtering at its edges
     wrapped round to the opposite ones: a line of its bottom row showed along its top,
@@ -648,26 +672,13 @@ def test_a_small_query_drawn_larger_shows_no_line_of_its_opposite_edge(app, monk
     app.perform("random")
     fresh(app, "random")
     app.worker.send("pause", True)
-    image = np.full((101, 150, 3), (60, 20, 140), np.uint8)
-    image[-1, :] = 255  # a white bottom row
-    image[:, -1] = (255, 255, 0)  # a yellow right column
-    shown = replace(
-        app.published, seq=app.published.seq + 1, query=worker.query_picture(image, 200)
-    )
+    query = worker.query_picture(edged_picture(101, 150), 200)
+    shown = replace(app.published, seq=app.published.seq + 1, query=query)
     monkeypatch.setattr(app.worker, "latest", lambda: shown)
     pump(app, lambda: app.published is shown)
-    x0, y0, x1, y1 = app.layout.query
+    _, y0, _, y1 = app.layout.query
     assert y1 - y0 > 101 * 1.5  # drawn enlarged
-    for _ in range(3):
-        app.frame()
-    app._screenshot(tmp_path / "edge.png")
-    shot = np.asarray(Image.open(tmp_path / "edge.png").convert("RGB")).astype(int)
-    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
-    top, left = round(oy + y0), round(ox + x0)
-    inner = shot[top : top + 3, left + 10 : round(ox + x1) - 10]  # the top rows
-    assert np.abs(inner - (60, 20, 140)).max() <= 6, inner[:, ::40].tolist()
-    side = shot[top + 10 : round(oy + y1) - 10, left : left + 3]  # the left columns
-    assert np.abs(side - (60, 20, 140)).max() <= 6, side[::40].tolist()
+    assert_no_opposite_edge(app, tmp_path, app.layout.query)
     monkeypatch.undo()
     app.worker.send("pause", False)
 
@@ -683,26 +694,15 @@ def test_result_pictures_show_no_line_of_their_opposite_edge(app, monkeypatch, t
     app.perform("random")
     fresh(app, "random")
     app.worker.send("pause", True)
-    image = np.full((60, 80, 3), (60, 20, 140), np.uint8)
-    image[-1, :] = 255  # a white bottom row
-    image[:, -1] = (255, 255, 0)  # a yellow right column
+    image = edged_picture(60, 80)
     thumbs = tuple(Thumb(image, 80, 60) for _ in app.published.thumbs)
     shown = replace(app.published, seq=app.published.seq + 1, thumbs=thumbs)
     monkeypatch.setattr(app.worker, "latest", lambda: shown)
     pump(app, lambda: app.published is shown and not app.tiles_waiting)
-    x0, y0, x1, y1 = app.layout.results[0]
+    _, y0, _, y1 = app.layout.results[0]
     assert y1 - y0 > 60 * 1.4  # drawn enlarged
-    for _ in range(3):
-        app.frame()
-    app._screenshot(tmp_path / "edge.png")
-    shot = np.asarray(Image.open(tmp_path / "edge.png").convert("RGB")).astype(int)
-    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
     scroll = dpg.get_y_scroll(app.ids.canvas)
-    top, left = round(oy + y0 - scroll), round(ox + x0)
-    inner = shot[top : top + 2, left + 10 : round(ox + x1) - 10]  # the top rows
-    assert np.abs(inner - (60, 20, 140)).max() <= 6, inner[:, ::40].tolist()
-    side = shot[top + 10 : round(oy + y1 - scroll) - 10, left : left + 2]  # the left columns
-    assert np.abs(side - (60, 20, 140)).max() <= 6, side[::40].tolist()
+    assert_no_opposite_edge(app, tmp_path, app.layout.results[0], scroll)
     monkeypatch.undo()
     app.worker.send("pause", False)
 
