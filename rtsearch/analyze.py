@@ -247,17 +247,21 @@ def _as_it_was(
 
 
 def _check_most_kept(out: Path, base_dir: Path, old: Index, found) -> None:
-    """Refuse a rerun that would remove most of the index at -o (more than PRUNE_FRACTION of
-    its images, and at least PRUNE_MIN), as update refuses it: a half-mounted drive or a
-    partial copy dropped 700,000 of 1,000,000 rows without a word."""
+    """Refuse a rerun that would remove most of the index at -o, as update refuses it: a
+    half-mounted drive or a partial copy dropped 700,000 of 1,000,000 rows without a word."""
     present = set(found.paths)
     removed = sum(1 for p in old.paths if p not in present and not found.hides(p))
-    rows = len(old.paths)
+    refuse_removing_most(out, base_dir, len(old.paths), removed, "analysing it")
+
+
+def refuse_removing_most(index: Path, base_dir: Path, rows: int, removed: int, doing: str) -> None:
+    """Refuse ``doing`` (analyse, update) that would remove most of ``index``: more than
+    PRUNE_FRACTION of its images, and at least PRUNE_MIN (--replace goes on)."""
     if removed < PRUNE_MIN or removed <= PRUNE_FRACTION * rows:
         return
     raise RtsearchError(
-        f"{base_dir}: holds only {rows - removed} of the {count(rows, 'image')} in {out}; "
-        f"analysing it would remove the other {removed} (another folder, an old copy, or one "
+        f"{base_dir}: holds only {rows - removed} of the {count(rows, 'image')} in {index}; "
+        f"{doing} would remove the other {removed} (another folder, an old copy, or one "
         "still being copied?); pass --replace to remove them"
     )
 

@@ -38,7 +38,6 @@ from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index
 
 REFIT_FRACTION = single.REFIT_FRACTION
-PRUNE_FRACTION, PRUNE_MIN = single.PRUNE_FRACTION, single.PRUNE_MIN  # as analyze asks
 Warn = Callable[[str], None]
 
 
@@ -113,7 +112,9 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     report = UpdateReport(old, skipped=list(found.skipped))
     report.removed = [p for p in old.paths if p not in present]
     if not prune and seen:  # (an emptied folder: "no images left", below)
-        _check_most_kept(index_path, base_dir, len(rows), len(report.removed))
+        single.refuse_removing_most(
+            index_path, base_dir, len(rows), len(report.removed), "updating"
+        )
     if todo or report.removed or moved:
         atomic.check_writable(index_path)  # before the work, not after it
     fresh, used = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
@@ -201,18 +202,6 @@ def _check_same_images(index_path, base_dir, old, rows, seen, moved) -> None:
     raise RtsearchError(
         f"{base_dir}: holds none of the {count(len(rows), 'image')} in {index_path} ({why}); "
         "pass --replace to index it in their place"
-    )
-
-
-def _check_most_kept(index_path: Path, base_dir: Path, rows: int, removed: int) -> None:
-    """Refuse an update that would remove most of the index: more than PRUNE_FRACTION of
-    its images, and at least PRUNE_MIN."""
-    if removed < PRUNE_MIN or removed <= PRUNE_FRACTION * rows:
-        return
-    raise RtsearchError(
-        f"{base_dir}: holds only {rows - removed} of the {count(rows, 'image')} in "
-        f"{index_path}; updating would remove the other {removed} (another folder, an old "
-        "copy, or one still being copied?); pass --replace to remove them"
     )
 
 

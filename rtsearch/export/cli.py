@@ -159,8 +159,10 @@ def _model_at(path: Path) -> ModelInfo | None:
 def _say_replaced(out: Path, before: ModelInfo | None, log: Callable[[str], None]) -> None:
     """A note when the export replaced a model of other weights: indexes made with that one
     are refused with this one."""
+    if before is None:  # nothing was there: no need to read the new file back
+        return
     after = _model_at(out)
-    if before is None or after is None or before.identity == after.identity:
+    if after is None or before.identity == after.identity:
         return
     log(
         f"note: {out} held {before.name} weights {short_weights(before.identity)}, now "

@@ -58,6 +58,22 @@ def make_cost(thumb: Thumb, height: int) -> int:
     return texture_width(thumb, height) * height + MAKE_FIXED_TEXELS
 
 
+def edge_uv(
+    texels: tuple[int, int], used: tuple[int, int], rect: tuple
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """uv of the ``used`` (width, height) texels at the top left of a texture of ``texels``,
+    drawn at ``rect``. Drawn larger than they are, each edge is drawn from half a texel in:
+    filtering at the very edge wraps round to the opposite one (textures repeat), and drew
+    a line of a picture's bottom row above its top, and of its right column beside its
+    left (a 224 px result in 232 px rows, a small query in a tall header)."""
+    (tw, th), (w, h) = texels, used
+    u, v = w / tw, h / th
+    if rect[2] - rect[0] <= w and rect[3] - rect[1] <= h:
+        return (0.0, 0.0), (u, v)
+    du, dv = 0.5 / tw, 0.5 / th
+    return (du, dv), (u - du, v - dv)
+
+
 class RawImage:
     """A float32 RGB buffer shown through a raw texture; update with ``put``."""
 
@@ -143,16 +159,11 @@ class TileTextures:
                 self.nbytes -= nbytes
                 dpg.delete_item(tag)
 
-    def uv(self, tag: int | str) -> tuple[tuple[float, float], tuple[float, float]]:
-        """The part of texture ``tag`` to draw: each edge from half a texel in. Drawn even a
-        little larger than it is (a 224 px picture in 232 px rows), filtering at the very
-        edge wraps round to the opposite one (textures repeat): a line of a picture's right
-        column showed beside its left. Drawn smaller, half a texel is under half a pixel."""
+    def uv(self, tag: int | str, rect: tuple) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The part of texture ``tag`` to draw at ``rect`` (edge_uv); the whole of one not
+        made here (the blank texture)."""
         size = self._sizes.get(tag)
-        if size is None:
-            return (0.0, 0.0), (1.0, 1.0)
-        du, dv = 0.5 / size[0], 0.5 / size[1]
-        return (du, dv), (1.0 - du, 1.0 - dv)
+        return ((0.0, 0.0), (1.0, 1.0)) if size is None else edge_uv(size, size, rect)
 
     def textures(self) -> set[int | str]:
         """Every kept texture."""

@@ -80,7 +80,7 @@ def bind_tiles(app: ViewerApp) -> None:
         if tex is None and not _keeps_place(ids, slot, rect):
             tex = stand_ins[slot]  # (no texture now: it was missing, and none was made)
         if tex is not None:
-            uv_min, uv_max = app.tiles.uv(tex)
+            uv_min, uv_max = app.tiles.uv(tex, rect)
             dpg.configure_item(
                 ids.tiles[slot], texture_tag=tex, pmin=rect[:2], pmax=rect[2:], uv_min=uv_min,
                 uv_max=uv_max,

@@ -11,6 +11,7 @@ import dearpygui.dearpygui as dpg
 from rtsearch import projection as proj
 from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles
 from rtsearch.viewer.shortcuts import SHORTCUTS
+from rtsearch.viewer.textures import edge_uv
 from rtsearch.viewer.wrap import wrap_words
 
 if TYPE_CHECKING:
@@ -451,16 +452,9 @@ def apply_layout(app: ViewerApp) -> None:
 
 
 def query_uv(q: Thumb, tex: RawImage, rect: tuple) -> tuple[tuple, tuple]:
-    """The part of the query's texture to draw in ``rect``. Drawn larger than it is (a
-    picture smaller than the header), each edge is drawn from half a texel in: filtering
-    at the very edge wraps round to the opposite one (the texture repeats), and drew a
-    line of the picture's bottom row above its top, and of its right column beside its
-    left."""
-    u, v = q.width / tex.width, q.height / tex.height
-    if rect[2] - rect[0] <= q.width and rect[3] - rect[1] <= q.height:
-        return (0, 0), (u, v)
-    du, dv = 0.5 / tex.width, 0.5 / tex.height
-    return (du, dv), (u - du, v - dv)
+    """The part of the query's texture to draw in ``rect``: its picture's texels, from half
+    a texel in when drawn larger (textures.edge_uv)."""
+    return edge_uv((tex.width, tex.height), (q.width, q.height), rect)
 
 
 def no_picture(pub: Published | None) -> str:
