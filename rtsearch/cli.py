@@ -148,8 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("query", help="find the images nearest to an image", formatter_class=fmt)
-    p.add_argument("image", type=Path, help="the picture to search for (any image file)")
-    p.add_argument("--index", type=Path, required=True, help="the index file (.dat) to search")
+    # INDEX IMAGE, as info/update/view take their index first; IMAGE --index INDEX as before
+    p.add_argument("index_file", type=Path, nargs="?", metavar="INDEX", help="the index file "
+                   "(.dat) to search")  # fmt: skip
+    p.add_argument(
+        "image", type=Path, metavar="IMAGE", help="the picture to search for (any image file)"
+    )
+    p.add_argument("--index", type=Path, default=None, help="the index file, given after IMAGE")
     p.add_argument(
         "--base-dir",
         type=Path,
@@ -346,9 +351,27 @@ def analysis_summary(output: Path, report, how: str) -> str:
     )
 
 
+def query_index(index_file: Path | None, index: Path | None, image: Path) -> Path:
+    """The index ``query`` searches: its first argument or ``--index``, not both, not none."""
+    if index_file is not None and index is not None and index_file != index:
+        raise RtsearchError(f"two indexes given, {index_file} and --index {index}: give one")
+    chosen = index_file or index
+    if chosen is None:
+        if image.suffix.lower() == ".dat":
+            raise RtsearchError(f"no picture given to search for: rtsearch query {image} IMAGE")
+        raise RtsearchError(f"no index given: rtsearch query INDEX {image}")
+    if image.suffix.lower() == ".dat" and chosen.suffix.lower() != ".dat":
+        raise RtsearchError(
+            f"{image} looks like the index and {chosen} like the picture: "
+            f"rtsearch query {image} {chosen}"
+        )
+    return chosen
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     from rtsearch.session import SearchSession
 
+    args.index = query_index(args.index_file, args.index, args.image)
     # one query: building the exact scan's int8 first pass would cost more than it saves
     session = SearchSession.open(
         args.index, base_dir=args.base_dir, model=args.model, prefilter=False, build_ann=False,

@@ -102,6 +102,17 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     assert hits[0]["path"] == "d1/img00007.jpg" and hits[0]["distance"] < 1e-4
     assert hits[0]["file"] == str(query.resolve())  # a path that opens from anywhere
     assert [h["distance"] for h in hits] == sorted(h["distance"] for h in hits)
+    # the index first, as info, update and view take it: the same answer
+    code, stdout, _ = cli(capsys, "query", out, query, "--model", tiny_model, "-k", "5", "--json")
+    assert code == 0 and json.loads(stdout) == hits
+    for args, said in (
+        ((query, out), f"{out} looks like the index and {query} like the picture: "),
+        ((out, query, "--index", gallery), f"two indexes given, {out} and --index {gallery}"),
+        ((query,), f"no index given: rtsearch query INDEX {query}"),
+        ((out,), f"no picture given to search for: rtsearch query {out} IMAGE"),
+    ):
+        code, _, stderr = cli(capsys, "query", *args, "--model", tiny_model)
+        assert code == 1 and stderr.startswith(f"rtsearch: error: {said}"), stderr
     code, _, stderr = cli(
         capsys, "query", tmp_path / "nope.jpg", "--index", out, "--model", tiny_model
     )
