@@ -676,8 +676,13 @@ def checkpoint_on_interrupt(writer: _CheckpointWriter) -> Iterator[None]:
     the rerun resumes from where it stopped, not from the last checkpoint."""
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         writer.flush()
+        if writer.rows_written and not exc.args:  # said by the command's "interrupted; ..."
+            exc.args = (
+                f"{writer.folder} keeps the {count(writer.rows_written, 'image')} this run "
+                "analysed: the same command again goes on from there",
+            )
         raise
 
 
@@ -697,6 +702,7 @@ class _CheckpointWriter:
         self.warn = warn
         self.failed = False  # a part could not be written (said once)
         self.written: list[Path] = []  # the parts this writer made
+        self.rows_written = 0  # the images in them
         self._reset()
 
     def _reset(self) -> None:
@@ -739,6 +745,7 @@ class _CheckpointWriter:
         try:
             store.save(part, dest, "checkpoint")
             self.written.append(dest)
+            self.rows_written += len(self.paths)
         except RtsearchError as exc:  # a full disk: the analysis itself can still finish
             if self.warn and not self.failed:
                 self.warn(f"{exc}; going on without checkpoints (a crash now loses this run)")

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from rtsearch import __version__
 from rtsearch.errors import RtsearchError, count, printable, warn
-from rtsearch.interrupts import Terminated, catch_interrupts, stopped_by
+from rtsearch.interrupts import catch_interrupts, ending
 
 T = TypeVar("T")
 
@@ -613,18 +613,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"rtsearch: error: {printable(str(exc))}", file=sys.stderr)
         return 1
-    except Terminated:
-        print("rtsearch: terminated", file=sys.stderr)
-        return 143  # as a shell reports a process ended by SIGTERM
-    except KeyboardInterrupt:
-        print("rtsearch: interrupted", file=sys.stderr)
-        return 130
-    except ImportError as exc:
-        stopped = stopped_by(exc)
+    except (KeyboardInterrupt, ImportError) as exc:  # SIGTERM too (interrupts.Terminated)
+        stopped = ending(exc)
         if stopped is None:
             raise
-        print(f"rtsearch: {stopped}", file=sys.stderr)
-        return 143 if stopped == "terminated" else 130
+        print(f"rtsearch: {printable(stopped[0])}", file=sys.stderr)
+        return stopped[1]  # 130, or 143 as a shell reports a process ended by SIGTERM
     except BrokenPipeError:  # `rtsearch info X | head -1`: the reader has what it wanted
         # the interpreter flushes stdout once more at exit: point it at nothing first
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

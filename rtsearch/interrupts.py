@@ -90,17 +90,20 @@ def catch_interrupts() -> Callable[[], None]:
     return restore
 
 
-def stopped_by(exc: BaseException) -> str | None:
-    """ "interrupted" or "terminated" when Ctrl-C (or SIGTERM) came while a library was
-    imported and the import turned it into its own error (onnxruntime raises ImportError
-    "initialization failed"); None otherwise."""
+def ending(exc: BaseException) -> tuple[str, int] | None:
+    """What a command prints and exits with when ``exc`` is, or came from, a Ctrl-C (130)
+    or SIGTERM (143): "interrupted" or "terminated", then what the run kept if it said so
+    (``KeyboardInterrupt("...")``: an analysis's checkpoints). Libraries may turn one that
+    came while they were imported into their own error (onnxruntime raises ImportError
+    "initialization failed"); the cause is followed. None when it is not one."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        if isinstance(cause, Terminated):
-            return "terminated"
         if isinstance(cause, KeyboardInterrupt):
-            return "interrupted"
+            word, code = ("terminated", 143) if isinstance(cause, Terminated) else (
+                "interrupted", 130)  # fmt: skip
+            kept = cause.args[0] if cause.args and isinstance(cause.args[0], str) else ""
+            return (f"{word}; {kept}" if kept else word), code
         cause = cause.__cause__ or cause.__context__
     return None

@@ -763,10 +763,19 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary_files(tmp_path, sigin
     wait_for_parts(out, 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert (proc.returncode, err) == (143, b"rtsearch: terminated\n")
+    saved = checkpointed_rows(out)
+    assert (proc.returncode, err.decode()) == (143, f"rtsearch: terminated; {kept(out, saved)}\n")
     assert not out.exists() and not list(tmp_path.rglob("*.tmp"))
     assert not list(tmp_path.glob("*.lock"))
-    assert rerun_reuses(args, checkpointed_rows(out))
+    assert rerun_reuses(args, saved)
+
+
+def kept(out: Path, rows: int) -> str:
+    """What an interrupted analysis says it kept."""
+    return (
+        f"{out}.ckpt keeps the {rows} images this run analysed: "
+        "the same command again goes on from there"
+    )
 
 
 def test_ctrl_c_keeps_the_rows_finished_since_the_last_checkpoint(tmp_path):
@@ -778,6 +787,7 @@ def test_ctrl_c_keeps_the_rows_finished_since_the_last_checkpoint(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     saved = checkpointed_rows(out)
+    assert err.decode() == f"rtsearch: interrupted; {kept(out, saved)}\n"  # said, not guessed
     assert 4 <= saved < 120 and rerun_reuses(args, saved)
 
 

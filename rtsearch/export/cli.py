@@ -12,7 +12,7 @@ from pathlib import Path
 from rtsearch import atomic
 from rtsearch.cli import HelpFormatter
 from rtsearch.errors import RtsearchError, printable, require_folder
-from rtsearch.interrupts import Terminated, catch_interrupts, stopped_by
+from rtsearch.interrupts import catch_interrupts, ending
 from rtsearch.models import (
     INT8_MIN_COSINE,
     ModelInfo,
@@ -192,17 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"export_onnx: error: {printable(str(exc))}", file=sys.stderr)
         return 2
-    except ImportError as exc:  # Ctrl-C while onnxruntime loads comes out as its ImportError
-        stopped = stopped_by(exc)
+    except (KeyboardInterrupt, ImportError) as exc:  # also Ctrl-C while onnxruntime loads
+        stopped = ending(exc)
         if stopped is None:
             raise
-        print(f"export_onnx: {stopped}", file=sys.stderr)
-        return 143 if stopped == "terminated" else 130
-    except Terminated:
-        print("export_onnx: terminated", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print("export_onnx: interrupted", file=sys.stderr)
-        return 130
+        print(f"export_onnx: {stopped[0]}", file=sys.stderr)
+        return stopped[1]
     finally:
         restore()
