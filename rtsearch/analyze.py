@@ -167,14 +167,8 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     if settings.projection != "none":
         proj.check_dims(settings.dims, extractor.info.dims)
     model = ModelRef.of(extractor.info)
-    report = Report()
-    found = scan(base_dir, warn)
-    report.skipped.extend(found.skipped)
-    done, old = _reusable(base_dir, out, model, settings, found, warn)
-    if old is not None and not settings.replace:
-        _check_most_kept(out, base_dir, old, found)
-    report.reused = len(done)
-    todo = [p for p in found.paths if p not in done]
+    report, done, old, todo = plan(base_dir, out, model, settings, warn)
+    unreadable = len(report.skipped)  # found so at the scan
     ckpt = checkpoint_dir(out)
     writer = _CheckpointWriter(ckpt, model, base_dir, settings.checkpoint_every, warn)
     batches = _extract(base_dir, todo, extractor, settings.batch, report, warn, cancel)
@@ -187,7 +181,7 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
                 progress(
                     Progress(
                         report.analysed + len(report.skipped),
-                        len(todo) + len(found.skipped),
+                        len(todo) + unreadable,
                         len(report.skipped),
                         report.analysed / elapsed,
                     )
@@ -196,6 +190,40 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     if report.cancelled:
         report.seconds = time.monotonic() - start
         return report
+    finish(base_dir, out, model, settings, report, done, old, warn)
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def plan(
+    base_dir: Path, out: Path, model: ModelRef, settings: Settings, warn: Warn | None
+) -> tuple[Report, _Done, Index | None, list[str]]:
+    """What a run (here or on a cluster) starts from: the folder scanned, the rows it can
+    reuse (the index at ``out``, checkpoints), the index at ``out`` if any, and the images
+    left to analyse. A run that would remove most of that index is refused here."""
+    report = Report()
+    found = scan(base_dir, warn)
+    report.skipped.extend(found.skipped)
+    done, old = _reusable(base_dir, out, model, settings, found, warn)
+    if old is not None and not settings.replace:
+        _check_most_kept(out, base_dir, old, found)
+    report.reused = len(done)
+    return report, done, old, [p for p in found.paths if p not in done]
+
+
+def finish(
+    base_dir: Path,
+    out: Path,
+    model: ModelRef,
+    settings: Settings,
+    report: Report,
+    done: _Done,
+    old: Index | None,
+    warn: Warn | None,
+) -> None:
+    """After the extraction (here or on a cluster): the index built from ``done`` and saved
+    over the checkpoints, or left as it was when nothing changed; ``report.index`` is it."""
+    ckpt = checkpoint_dir(out)
     if not base_dir.is_dir():  # moved or unmounted meanwhile: its files were "skipped"
         raise RtsearchError(
             f"{base_dir}: the folder went away during the analysis; what was done is kept in "
@@ -219,8 +247,6 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
             "stores no features to fit it again): analyze again with --keep-features to "
             "refit it (every image is analysed once more)"
         )
-    report.seconds = time.monotonic() - start
-    return report
 
 
 def _as_it_was(

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import math
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -38,7 +37,6 @@ from rtsearch import projection as proj
 from rtsearch.analyze import Progress, Report, Settings
 from rtsearch.errors import RtsearchError, require_folder
 from rtsearch.models import read_model_info
-from rtsearch.scan import scan
 from rtsearch.store import Index, ModelRef
 
 MAX_SHARD = 1024  # images per shard: a lost shard costs at most ~5 s of a GPU's work
@@ -347,12 +345,7 @@ def _analyze(base_dir, out, model_path, settings, address, progress, warn) -> Re
     model = ModelRef.of(read_model_info(model_path))
     if settings.projection != "none":
         proj.check_dims(settings.dims, model.feature_dims)
-    report = Report()
-    found = scan(base_dir, warn)
-    report.skipped.extend(found.skipped)
-    done, old = single._reusable(base_dir, out, model, settings, found, warn)
-    report.reused = len(done)
-    todo = [p for p in found.paths if p not in done]
+    report, done, old, todo = single.plan(base_dir, out, model, settings, warn)
     if todo:
         interrupted = False
         try:
@@ -367,12 +360,7 @@ def _analyze(base_dir, out, model_path, settings, address, progress, warn) -> Re
             # after a Ctrl-C, what Ray says while it stops (the tasks it could not report)
             # is not news
             disconnect(quiet=interrupted)
-    paths = sorted(done.stats)
-    if not paths:
-        raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
-    report.index = single.build_index(paths, done, model, settings, base_dir, old)
-    store.save(report.index, out)
-    shutil.rmtree(single.checkpoint_dir(out), ignore_errors=True)
+    single.finish(base_dir, out, model, settings, report, done, old, warn)
     report.seconds = time.monotonic() - start
     return report
 

@@ -312,6 +312,29 @@ def test_an_index_being_written_is_refused_before_the_cluster_is_asked(tmp_path,
     )
 
 
+def test_ray_runs_keep_the_local_runs_checks_before_and_after_the_cluster(tmp_path, tiny_model):
+    """`--ray` shares analyze's start and finish: a rerun finding most images gone is
+    refused, and one with nothing to do leaves the index file alone (it removed 25 of 30
+    images without a word, and rewrote an unchanged index). Neither asks the cluster."""
+    gallery, out = tmp_path / "g", tmp_path / "x.dat"
+    make_gallery(gallery, 30)
+    local = run_cli("analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    assert local.returncode == 0, local.stderr
+    dead = ("--ray", f"127.0.0.1:{free_port()}")  # any cluster work would fail on it
+    before = out.stat()
+    again = run_cli("analyze", gallery, "-o", out, "--model", tiny_model, "--quiet", *dead)
+    assert again.returncode == 0, again.stderr
+    assert (out.stat().st_ino, out.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    for f in sorted(gallery.rglob("img*"))[5:]:
+        f.unlink()
+    gone = run_cli("analyze", gallery, "-o", out, "--model", tiny_model, "--quiet", *dead)
+    assert gone.returncode == 1 and gone.stderr.startswith(
+        f"rtsearch: error: {gallery}: holds only 5 of the 30 images in {out}; analysing it "
+        "would remove the other 25"
+    ), gone.stderr
+    assert store.load(out).count == 30
+
+
 def test_a_killed_worker_is_replaced_and_its_shard_retried(cluster, tmp_path, tiny_model):
     gallery = tmp_path / "gallery"
     make_gallery(gallery, 400)
