@@ -714,16 +714,24 @@ def test_the_primary_window_draws_no_background(app):
     assert dpg.get_item_configuration(app.ids.window)["no_background"]
 
 
-def test_clicking_a_result_makes_it_the_query(app):
+def test_clicking_a_result_makes_it_the_query(app, monkeypatch):
+    from rtsearch.viewer import mouse
+
     app.perform("random")
     pub = fresh(app, "random")
     x0, y0, x1, y1 = app.layout.results[2]
     ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
     xdotool(app, "mousemove", str(round(ox + (x0 + x1) / 2)), str(round(oy + (y0 + y1) / 2)))
+    threads, real = [], mouse.on_click
+    on = threading.current_thread
+    monkeypatch.setattr(mouse, "on_click", lambda a: (threads.append(on()), real(a)))
     xdotool(app, "click", "1")
     clicked = pub.results[2]
     pump(app, lambda: app.published.row == clicked.row)
     assert clicked.row not in [r.row for r in app.published.results]  # its own entry excluded
+    # on the thread that draws, between frames (Dear PyGui's own thread changed the state a
+    # frame was drawing)
+    assert threads == [threading.main_thread()]
 
 
 def test_hovering_a_result_shows_its_rank_file_and_distance(app, tmp_path):
@@ -1265,12 +1273,44 @@ def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypa
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     actions.analyze(app, folder)
     pump(app, lambda: len(app.session.index.paths) == 9, timeout=60)
-    assert actions.analysis_output(folder).is_file()
+    assert actions.analysis_output(folder, app.session.extractor.path.stem).is_file()
     # the files skipped are named, with their reasons, not only counted
     assert "(9 images); skipped 2 files: " in app.message
     assert f"{folder}/corrupt.jpg: " in app.message and f"{folder}/empty.png: " in app.message
     app.perform("random")  # the live source stays; R now draws from the new index
     assert fresh(app, "random").results[0].file.parent.parent == folder
+
+
+def test_a_folder_analysed_with_another_model_before_is_analysed_again_not_refused(
+    app, tmp_path, monkeypatch
+):
+    """Analyze from the viewer keeps one index per folder and model: keyed by the folder
+    alone, analysing it with another model loaded was refused with "use the same --model
+    or choose another -o", which the viewer offers no way to do."""
+    from fakes import write_tiny_model
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "both"
+    make_gallery(folder, 5, start=400)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    before = app.session
+    actions.analyze(app, folder)
+    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    assert app.session.index.model.name == "tiny" and app.session.index.count == 5
+    other = write_tiny_model(tmp_path / "other.onnx", seed=7, name="other")
+    make_gallery(tmp_path / "loaded", 4, start=500)
+    loaded = tmp_path / "loaded.dat"
+    analyze(tmp_path / "loaded", loaded, Extractor(other, threads=1), Settings(dims=8))
+    app.set_session(SearchSession.open(loaded, model=str(other), threads=1))
+    actions.analyze(app, folder)
+    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    assert app.session.index.model.name == "other" and app.session.index.count == 5, app.message
+    assert actions.analysis_output(folder, "tiny") != actions.analysis_output(folder, "other")
+    app.set_session(before)
 
 
 def test_a_cancel_that_comes_in_the_last_step_of_an_analysis_says_it_finished(

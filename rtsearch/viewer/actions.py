@@ -291,10 +291,13 @@ def _reproject(
     app.start_task(Task("re-projection", work, done))
 
 
-def analysis_output(folder: Path) -> Path:
-    """Where an index analysed from the UI goes: one per folder in the user data folder."""
-    digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
-    return Path(platformdirs.user_data_dir("rtsearch")) / "indexes" / f"{folder.name}-{digest}.dat"
+def analysis_output(folder: Path, model: str) -> Path:
+    """Where an index analysed from the UI goes: one per folder and model (a model file's
+    name without .onnx) in the user data folder. Keyed by the folder alone, a folder
+    analysed before with another model was refused ("use the same --model")."""
+    digest = hashlib.sha1(f"{folder.resolve()}\0{model}".encode()).hexdigest()[:10]
+    name = f"{folder.name}-{model}-{digest}.dat"
+    return Path(platformdirs.user_data_dir("rtsearch")) / "indexes" / name
 
 
 def analyze(app: ViewerApp, folder: Path) -> None:
@@ -306,8 +309,8 @@ def analyze(app: ViewerApp, folder: Path) -> None:
     if any(t.name == "analyze" for t in app.tasks):
         app.message = "an analysis is already running"
         return
-    out = analysis_output(folder)
-    model = app.session.extractor.path if app.session else resolve_model(DEFAULT_MODEL)
+    loaded = app.session.extractor.path if app.session else None
+    out = analysis_output(folder, Path(loaded).stem if loaded else DEFAULT_MODEL)
 
     def progress(task: Task, p) -> None:
         task.progress = p.done / max(p.total, 1)
@@ -316,6 +319,8 @@ def analyze(app: ViewerApp, folder: Path) -> None:
     def work(task: Task):
         # every core but one, which the window and the live source keep (on 2 cores: one
         # thread, as before; it was one on any machine)
+        # here, not on the UI thread: the default model's first use exports it
+        model = loaded or resolve_model(DEFAULT_MODEL)
         extractor = Extractor(model, threads=max(1, (os.cpu_count() or 1) - 1), streams=0)
         report = analyze(
             folder,

@@ -1,8 +1,11 @@
 """The viewer window: a manual Dear PyGui render loop on the main thread.
 
-Only this thread calls dpg. Each frame it takes the worker's latest ``Published`` result (if
-new), copies it into textures created once, lays the canvas out, polls background tasks and
-renders. ``run_viewer`` is the entry point for `rtsearch view` and `rtsearch demo`.
+Only this thread calls dpg and changes the viewer's state: Dear PyGui's callbacks (keys,
+mouse, buttons, sliders, dialogs) are queued and run at the top of each frame, not on the
+library's own callback thread. Each frame then takes the worker's latest ``Published``
+result (if new) into the query's and the tiles' textures, lays the canvas out, polls
+background tasks and renders. ``run_viewer`` is the entry point for `rtsearch view` and
+`rtsearch demo`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +26,7 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 
 from rtsearch.atomic import atomic_path
-from rtsearch.errors import RtsearchError, count
+from rtsearch.errors import RtsearchError, count, first_line
 from rtsearch.perf.machine import peak_rss_mb
 from rtsearch.session import SearchSession
 from rtsearch.sources import (
@@ -138,6 +142,9 @@ class ViewerApp:
         check_display()
         dpg.create_context()
         dpg.create_viewport(title="rtsearch", width=self.opts.width, height=self.opts.height)
+        # callbacks run in frame(), on this thread: on Dear PyGui's thread they changed the
+        # state a frame was drawing (leaving grab mode freed the preview it was drawing)
+        dpg.configure_app(manual_callback_management=True)
         dpg.setup_dearpygui()
         with dpg.texture_registry() as reg:
             # the query's texture takes each query picture's size (see _show_query)
@@ -389,6 +396,7 @@ class ViewerApp:
     # ------------------------------------------------------------ per frame
     def frame(self) -> None:
         self._pace()  # first: what the worker publishes while we wait is in this frame
+        self._run_callbacks()
         pub = self.worker.latest()
         if pub is not None and pub is not self.published:
             self._take(pub)
@@ -428,6 +436,17 @@ class ViewerApp:
             self.inferences.append(pub.inference_ms)
             self.shown_times.append(now)
         self.frames += 1
+
+    def _run_callbacks(self) -> None:
+        """What the input of the frames before asked for, each callback on its own: one that
+        fails is said (traceback on stderr) and the viewer goes on, as Dear PyGui's own
+        callback thread went on."""
+        for job in dpg.get_callback_queue() or ():
+            try:
+                dpg.run_callbacks([job])
+            except Exception as exc:
+                traceback.print_exc()
+                self.message = f"internal error: {first_line(exc)} (details on stderr)"
 
     def _pace(self) -> None:
         """Cap the frame rate: without vsync (Xvfb, some drivers) the loop would take a whole

@@ -80,7 +80,7 @@ def build(app: ViewerApp) -> dict:
                 default_path=folder,
                 # the name field starts empty: its default '.' was kept before typed names
                 default_filename="." if directory else "",
-                # (on Dear PyGui's callback thread: made again by the render loop, after)
+                # (made again by the render loop after this callback, not inside it)
                 callback=lambda s, a, answers: closed(s, True, answers["ok"], a),
                 cancel_callback=lambda s, a, answers: closed(s, False, answers["cancel"]),
                 # Enter and Esc call these too (Ids), and then make it again
