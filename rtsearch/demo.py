@@ -12,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import platformdirs
 
 from rtsearch import atomic, gallery, store
 from rtsearch.errors import RtsearchError, count, require_folder
-from rtsearch.models import DEFAULT_MODEL
+from rtsearch.models import DEFAULT_MODEL, ModelInfo
+from rtsearch.store import ModelRef
 
 VIEWER_THREADS = 1  # the GUI shares the cores: one inference thread keeps frames smooth
 
@@ -93,48 +95,70 @@ def default_index_path(root: Path, model: str) -> Path:
 def build_index(
     root: Path, index_path: Path, model: str, *, rebuild: bool, threads: int, owned: bool = True
 ) -> None:
-    """Analyze ``root`` into ``index_path`` unless a valid index of it is already there.
-    ``owned``: the demo's own file (in the user data folder), rebuilt when it is damaged;
-    a file given with --index is not replaced without --rebuild."""
+    """Analyze ``root`` into ``index_path``: only what changed since the index there was
+    made (nothing, most times), or all of it with ``rebuild``. ``owned``: the demo's own
+    file (in the user data folder), rebuilt when it is damaged; a file given with --index
+    is replaced only when it is an index, of this gallery or (with --rebuild) of any."""
     if index_path.is_dir():
         raise RtsearchError(f"{index_path}: is a folder; choose another --index")
-    if not rebuild and _usable(index_path, root, owned):
-        print(f"demo index: {index_path} (reused; --rebuild to analyze again)")
-        return
     from rtsearch.analyze import Settings, analyze
     from rtsearch.cli import with_progress
     from rtsearch.extractor import Extractor
     from rtsearch.models import resolve_model
 
     extractor = Extractor(resolve_model(model), threads=threads, streams=0)
+    had = _usable(index_path, root, owned, rebuild, extractor.info)
     start = time.monotonic()
     # (fresh: every image analysed again; the old file stays until the new one replaces it)
     settings = Settings(keep_features=True, fresh=rebuild)
     report = with_progress(lambda **shown: analyze(root, index_path, extractor, settings, **shown))
     assert report.index is not None
+    if had is not None and not report.analysed and report.index.paths == had.paths:
+        print(f"demo index: {index_path} (up to date; --rebuild to analyze again)")
+        return
+    changed = f", {report.analysed} analysed, {report.reused} reused" if had else ""
     print(
         f"demo index: {index_path} ({count(report.index.count, 'image')}, {extractor.info.name}, "
-        f"{report.index.dims} dims, built in {time.monotonic() - start:.1f} s)"
+        f"{report.index.dims} dims{changed}, built in {time.monotonic() - start:.1f} s)"
     )
 
 
-def _usable(index_path: Path, root: Path, owned: bool) -> bool:
+def _usable(
+    index_path: Path, root: Path, owned: bool, rebuild: bool, info: ModelInfo
+) -> store.Index | None:
+    """The index at ``index_path`` to bring up to date (None: none, or ``rebuild``); what
+    is there and not an index of ``root`` is refused, or with ``rebuild`` replaced only
+    when it is an index (a photo given as --index was overwritten)."""
     if not index_path.exists():
-        return False
+        return None
+    if not index_path.is_file():  # a device, a FIFO
+        raise RtsearchError(f"{index_path}: not a regular file; choose another --index")
     try:
         index = store.load(index_path)
     except RtsearchError as exc:
-        if not owned or not index_path.is_file():
-            raise RtsearchError(f"{exc}; delete it, or choose another --index") from None
-        _say(f"demo index: {exc}; rebuilding")  # the demo's own file: nothing of the user's
-        index_path.unlink()
-        return False
+        if owned:  # the demo's own file: nothing of the user's
+            _say(f"demo index: {exc}; rebuilding")
+            index_path.unlink()
+            return None
+        if not h5py.is_hdf5(index_path):  # a photo, a document: not ours to delete
+            raise RtsearchError(
+                f"{index_path}: not an index file; choose another --index"
+            ) from None
+        raise RtsearchError(f"{exc}; delete it, or choose another --index") from None
+    if rebuild:
+        return None
     if index.base_dir != str(root.resolve()):  # its rows would be looked for in root
         raise RtsearchError(
             f"{index_path}: an index of {index.base_dir}, not of {root}; choose another "
             f"--index, or pass --rebuild to analyze {root} into it"
         )
-    return True
+    if index.model.identity != info.identity:
+        raise RtsearchError(
+            f"{index_path}: an index made with model {index.model}, not "
+            f"{ModelRef.of(info)}; choose another --index, or pass --rebuild to analyze "
+            f"{root} into it with {info.name}"
+        )
+    return index
 
 
 def open_viewer(index_path: Path, root: Path, args: argparse.Namespace) -> int:

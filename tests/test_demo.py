@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import make_gallery
+from fakes import make_gallery, write_tiny_model
 from PIL import Image
 
 from rtsearch import gallery, store
@@ -38,7 +38,23 @@ def test_demo_builds_once_then_reuses(fake_gallery, tiny_model, tmp_path, capsys
     assert "demo index" in capsys.readouterr().out
     stamp = index.stat().st_mtime_ns
     assert demo(*args, "--no-view") == 0
-    assert "reused" in capsys.readouterr().out and index.stat().st_mtime_ns == stamp
+    assert "(up to date; " in capsys.readouterr().out and index.stat().st_mtime_ns == stamp
+    # the gallery changed: the index follows it, analysing only what is new (it was reused
+    # as it was: new pictures missing, a deleted one still listed)
+    make_gallery(fake_gallery, 3, start=50)
+    gone = sorted(fake_gallery.rglob("img*"))[0]
+    gone.unlink()
+    assert demo(*args, "--no-view") == 0
+    assert "(14 images, tiny, " in capsys.readouterr().out
+    assert store.load(index).count == 14 and gone.relative_to(fake_gallery).as_posix() not in (
+        store.load(index).paths
+    )
+    other = write_tiny_model(tmp_path / "other.onnx", seed=7, name="other")
+    assert demo(*args, "--no-view", "--model", str(other)) == 1  # (the last --model counts)
+    assert capsys.readouterr().err.startswith(
+        f"rtsearch: error: {index}: an index made with model tiny "
+    )
+    stamp = index.stat().st_mtime_ns
     assert demo(*args, "--no-view", "--rebuild") == 0
     assert index.stat().st_mtime_ns != stamp
 
@@ -74,11 +90,26 @@ def test_an_index_given_that_does_not_fit_is_refused_and_the_demos_own_is_rebuil
     base = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--no-view"]
     garbage = tmp_path / "garbage.dat"
     garbage.write_text("garbage")
-    assert demo(*base, "--index", str(garbage)) == 1
+    photo = tmp_path / "photo.jpg"  # a user's file named by mistake: never overwritten
+    shutil.copy(sorted(fake_gallery.rglob("*.jpg"))[0], photo)
+    kept = photo.read_bytes()
+    for given, rebuild in ((garbage, []), (photo, []), (photo, ["--rebuild"])):
+        assert demo(*base, "--index", str(given), *rebuild) == 1
+        assert capsys.readouterr().err == (
+            f"rtsearch: error: {given}: not an index file; choose another --index\n"
+        )
+    assert photo.read_bytes() == kept  # --rebuild wrote an index over it
+    assert demo(*base, "--index", "/dev/null", "--rebuild") == 1
     assert capsys.readouterr().err == (
-        f"rtsearch: error: {garbage}: not a readable index file (not an HDF5 file); delete it, "
-        "or choose another --index\n"
+        "rtsearch: error: /dev/null: not a regular file; choose another --index\n"
     )
+    damaged = tmp_path / "damaged.dat"  # an index of ours, cut short
+    make_gallery(tmp_path / "small", 3, start=70)
+    assert demo("--gallery", str(tmp_path / "small"), "--model", str(tiny_model), "--no-view",
+                "--index", str(damaged)) == 0  # fmt: skip
+    damaged.write_bytes(damaged.read_bytes()[:3000])
+    assert demo(*base, "--index", str(damaged), "--rebuild") == 1
+    assert capsys.readouterr().err.endswith("; delete it, or choose another --index\n")
     other = tmp_path / "other"
     make_gallery(other, 4, start=40)
     other_index = tmp_path / "other.dat"
