@@ -148,8 +148,6 @@ class Extractor:
         # GUI. Measured side by side in analyze (rtsearch bench, shared machine): 640x480
         # JPEGs 74-157 vs 33-59 images/s, 12 MP JPEGs 67-70 vs 59-64 images/s.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if not self.path.is_file():
-            raise RtsearchError(f"{self.path}: model file not found")
         refuse_empty(self.path)  # onnxruntime: "No graph was found in the protobuf"
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)

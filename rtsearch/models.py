@@ -188,8 +188,14 @@ def read_model_info(path: Path) -> ModelInfo:
 
 
 def refuse_empty(path: Path) -> None:
-    """A 0-byte model file in one line (onnx and onnxruntime only say "no graph")."""
-    if Path(path).is_file() and Path(path).stat().st_size == 0:
+    """A model path that is no file (missing, a FIFO: reading one waited for ever), or a
+    0-byte one, in one line (onnx and onnxruntime only say "no graph")."""
+    path = Path(path)
+    if not path.is_file():
+        raise RtsearchError(
+            f"{path}: not a regular file" if path.exists() else f"{path}: model file not found"
+        )
+    if path.stat().st_size == 0:
         raise RtsearchError(f"{path}: empty file (not a model; export it again)")
 
 

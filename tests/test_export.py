@@ -646,6 +646,13 @@ def test_an_empty_model_file_and_a_models_path_that_is_not_a_folder_are_said(
     monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path))
     assert main(["models"]) == 0
     assert said in capsys.readouterr().out
+    # a FIFO named .onnx: `models` waited on it for ever, `--model` said "not found"
+    fifo = tmp_path / "fifo.onnx"
+    os.mkfifo(fifo)
+    assert main(["models"]) == 0
+    assert f"{fifo}: not a regular file" in capsys.readouterr().out
+    with pytest.raises(RtsearchError, match=f"^{fifo}: not a regular file$"):
+        Extractor(fifo)
 
 
 def test_the_first_use_export_talks_on_stderr_only(tmp_path, monkeypatch, capsys):
