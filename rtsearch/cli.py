@@ -4,6 +4,7 @@ their own modules (view, demo, bench, eval, update), each exposing add_arguments
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import json
@@ -606,8 +607,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     restore = catch_interrupts()
+    stdout = sys.stdout
+    if stdout is not None:  # (closed: print writes nothing, as before)
+        sys.stdout = _Output(stdout)
     try:
-        return func(args)
+        code = func(args)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, where a full disk under `> out.json` is one line
+        return code
     except RtsearchError as exc:
         if args.debug:
             raise
@@ -624,4 +631,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as if killed by SIGPIPE, what a shell reports for such a writer
     finally:
+        sys.stdout = stdout
         restore()
+
+
+class OutputFailed(RtsearchError):
+    """Standard output could not be written (a full disk under ``> results.json``)."""
+
+
+class _Output:
+    """Standard output whose write errors (but a closed pipe's) are one line naming it, not
+    a traceback; what is left unwritten is dropped, so the exit does not try again."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            reason = exc.strerror or str(exc)
+            raise OutputFailed(f"standard output: cannot write ({reason})") from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

@@ -401,7 +401,7 @@ sys.exit(cli.main(["analyze", {str(gallery)!r}, "-o", {str(out)!r}, "--model",
     assert not checkpoint_dir(out).exists()
 
 
-def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, tiny_model):
+def test_a_reader_that_stops_early_or_a_full_disk_gets_no_traceback(tmp_path, tiny_model):
     """`rtsearch info X | head -1`: the pipe closes before everything is written."""
     make_gallery(tmp_path / "g", 5)
     out = tmp_path / "g.dat"
@@ -414,6 +414,17 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, tiny_model):
         with os.fdopen(write, "wb") as pipe:
             run = subprocess.run(cmd, stdout=pipe, stderr=subprocess.PIPE, text=True, timeout=60)
         assert run.returncode == 141 and run.stderr == "", (args, run.stderr)
+    # a full disk under `> results.json`: one line, not a traceback
+    query = sorted((tmp_path / "g").rglob("*.jpg"))[0]
+    for args in (["info", out], ["info", out, "--json"], ["models"], ["query", out, query]):
+        cmd = [sys.executable, "-m", "rtsearch", *map(str, args), "--model", str(tiny_model)]
+        if args[0] != "query":
+            cmd = cmd[:-2]
+        with open("/dev/full", "w") as full:
+            run = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert run.returncode == 1 and run.stderr == (
+            "rtsearch: error: standard output: cannot write (No space left on device)\n"
+        ), (args, run.stderr)
 
 
 def test_out_of_range_seed_and_interval_are_usage_errors(tmp_path, tiny_model):
