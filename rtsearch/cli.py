@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rtsearch import __version__
-from rtsearch.errors import RtsearchError, count, printable, warn
+from rtsearch.errors import RtsearchError, command, count, printable, warn
 from rtsearch.interrupts import catch_interrupts, ending
 
 T = TypeVar("T")
@@ -345,7 +345,7 @@ def analysis_summary(output: Path, report, how: str) -> str:
     """The one line `analyze` ends with (local or on Ray)."""
     index = report.index
     assert index is not None
-    return (
+    return printable(  # a name holding a newline or an escape code: as errors show it
         f"{output}: {count(index.count, 'image')} ({report.analysed} analysed, {report.reused} "
         f"reused, {len(report.skipped)} skipped) in {report.seconds:.1f} s, {how}, "
         f"{index.dims} dims"
@@ -359,12 +359,14 @@ def query_index(index_file: Path | None, index: Path | None, image: Path) -> Pat
     chosen = index_file or index
     if chosen is None:
         if image.suffix.lower() == ".dat":
-            raise RtsearchError(f"no picture given to search for: rtsearch query {image} IMAGE")
-        raise RtsearchError(f"no index given: rtsearch query INDEX {image}")
+            raise RtsearchError(
+                f"no picture given to search for: {command('rtsearch', 'query', image)} IMAGE"
+            )
+        raise RtsearchError(f"no index given: rtsearch query INDEX {command(image)}")
     if image.suffix.lower() == ".dat" and chosen.suffix.lower() != ".dat":
         raise RtsearchError(
             f"{image} looks like the index and {chosen} like the picture: "
-            f"rtsearch query {image} {chosen}"
+            f"{command('rtsearch', 'query', image, chosen)}"
         )
     return chosen
 
@@ -422,7 +424,8 @@ def _note_missing(results: list, index: Path, base_dir: Path) -> None:
         print_line(
             f"note: {missing} of the {count(len(results), 'nearest indexed image')} "
             f"{'is' if missing == 1 else 'are'} no longer in {base_dir} (deleted or moved "
-            f"since the index was made); rtsearch update {index} {base_dir} brings it up to date"
+            f"since the index was made); {command('rtsearch', 'update', index, base_dir)} "
+            "brings it up to date"
         )
 
 
@@ -440,8 +443,8 @@ def _note_changed(results: list, sizes, index: Path, base_dir: Path) -> None:
         print_line(
             f"note: {changed} of the {count(len(results), 'nearest indexed image')} in "
             f"{base_dir} {'is' if changed == 1 else 'are'} not the file indexed (another "
-            f"size): changed since, or another folder; rtsearch update {index} {base_dir} "
-            "brings the index up to date with it"
+            f"size): changed since, or another folder; "
+            f"{command('rtsearch', 'update', index, base_dir)} brings the index up to date with it"
         )
 
 
@@ -480,7 +483,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         width = max(len(k) for k in info)
         for key, value in info.items():
-            print(f"{key:<{width}}  {value}")
+            print(f"{key:<{width}}  {printable(str(value))}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """The one exception type that reaches the user as a single line on stderr, and the
 helpers its lines (and other messages) are written with."""
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -27,6 +28,12 @@ def printable(text: str) -> str:
     """``text`` with control characters escaped (``\\n``, ``\\x1b``): a file name holding
     one must not split a message over two lines or send escape codes to the terminal."""
     return text.translate(_ESCAPES)
+
+
+def command(*words: object) -> str:
+    """A command to paste into a shell: each word quoted where it needs it (a folder with a
+    space split in two), control characters escaped as ``printable`` does."""
+    return printable(" ".join(shlex.quote(str(w)) for w in words))
 
 
 def warn(message: str) -> None:

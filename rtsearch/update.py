@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import dataclasses
 import re
-import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from rtsearch import analyze as single
 from rtsearch import atomic, store
 from rtsearch.analyze import Report
 from rtsearch.cli import number
-from rtsearch.errors import RtsearchError, count, require_folder
+from rtsearch.errors import RtsearchError, command, count, printable, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.interrupts import Terminated
 from rtsearch.scan import kept_unread, scan
@@ -58,7 +57,7 @@ class UpdateReport:
 
     def summary(self, where: Path) -> str:
         moved = f"; its folder is now {self.index.base_dir}" if self.moved_from else ""
-        return (
+        return printable(
             f"{where}: {count(self.index.count, 'image')} ({len(self.added)} added, "
             f"{len(self.changed)} changed, {len(self.removed)} removed, "
             f"{len(self.skipped)} skipped) in {self.seconds:.1f} s{moved}"
@@ -522,7 +521,8 @@ def _print(
         )
         print(
             f"{where}: over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; "
-            f"a refit is advisable: rtsearch analyze {shlex.quote(str(folder))} -o {where} --pca "
-            f"--keep-features {how}",
+            "a refit is advisable: "
+            f"{command('rtsearch', 'analyze', folder, '-o', where, '--pca', '--keep-features')} "
+            f"{how}",
             flush=True,
         )

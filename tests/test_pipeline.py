@@ -136,6 +136,37 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     assert code != 0 and stderr.strip() == f"rtsearch: error: {query}: not a folder"
 
 
+def test_commands_suggested_paste_and_names_print_on_one_line(capsys, tmp_path, tiny_model):
+    """A folder with a space: the `rtsearch update ...` a note suggests is quoted (it split
+    in two when pasted). A name with a newline or an escape code: summaries and `info`
+    escape it as errors do (it split lines and coloured the terminal)."""
+    import shlex
+
+    gallery, out = tmp_path / "my pics", tmp_path / "my index.dat"
+    make_gallery(gallery, 6)
+    assert cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")[0] == 0
+    picture = tmp_path / "kept.png"
+    shutil.move(gallery / "d0/img00000.png", picture)
+    code, _, err = cli(capsys, "query", out, picture, "--model", tiny_model, "--no-verify")
+    pasted = err.split("; ", 1)[1].removesuffix(" brings it up to date\n")
+    assert code == 0 and shlex.split(pasted) == [
+        "rtsearch",
+        "update",
+        str(out),
+        str(gallery.resolve()),
+    ]
+    odd = tmp_path / "esc\x1b[31m" / "new\nline.dat"
+    odd.parent.mkdir()
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", odd, "--model", tiny_model, "--quiet")
+    assert code == 0 and stdout.count("\n") == 1 and "\x1b" not in stdout
+    assert stdout.startswith(f"{tmp_path}/esc\\x1b[31m/new\\nline.dat: 5 images ")
+    shutil.move(gallery, tmp_path / "pics\x1b[1m")
+    code, stdout, _ = cli(capsys, "update", odd, tmp_path / "pics\x1b[1m", "--model", tiny_model)
+    assert code == 0 and stdout.count("\n") == 1 and "\x1b" not in stdout, stdout
+    code, stdout, _ = cli(capsys, "info", odd)
+    assert code == 0 and "\x1b" not in stdout and f"{tmp_path}/pics\\x1b[1m\n" in stdout
+
+
 def test_paths_are_relative_posix_and_base_dir_can_move(
     capsys, tmp_path, gallery, tiny_model, monkeypatch
 ):
