@@ -26,6 +26,7 @@ from rtsearch import projection as proj
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor, fit_to_input
+from rtsearch.moves import moved_rows
 from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index, ModelRef
 
@@ -88,6 +89,7 @@ class _Done:
     features: dict[str, np.ndarray] = field(default_factory=dict)
     old_rows: dict[str, int] = field(default_factory=dict)
     stats: dict[str, tuple[int, float]] = field(default_factory=dict)
+    moved_from: set[str] = field(default_factory=set)  # old paths whose files moved
     _block: np.ndarray | None = field(default=None, repr=False)
     _used: int = 0
 
@@ -206,7 +208,7 @@ def plan(
     report.skipped.extend(found.skipped)
     done, old = _reusable(base_dir, out, model, settings, found, warn)
     if old is not None and not settings.replace:
-        _check_most_kept(out, base_dir, old, found)
+        _check_most_kept(out, base_dir, old, found, done.moved_from)
     report.reused = len(done)
     return report, done, old, [p for p in found.paths if p not in done]
 
@@ -272,11 +274,14 @@ def _as_it_was(
     return same and not any(ckpt.glob("part-*.dat"))
 
 
-def _check_most_kept(out: Path, base_dir: Path, old: Index, found) -> None:
+def _check_most_kept(out: Path, base_dir: Path, old: Index, found, moved: set[str]) -> None:
     """Refuse a rerun that would remove most of the index at -o, as update refuses it: a
-    half-mounted drive or a partial copy dropped 700,000 of 1,000,000 rows without a word."""
+    half-mounted drive or a partial copy dropped 700,000 of 1,000,000 rows without a word.
+    Files ``moved`` within the folder are not removed."""
     present = set(found.paths)
-    removed = sum(1 for p in old.paths if p not in present and not found.hides(p))
+    removed = sum(
+        1 for p in old.paths if p not in present and not found.hides(p) and p not in moved
+    )
     refuse_removing_most(out, base_dir, len(old.paths), removed, "analysing it")
 
 
@@ -388,6 +393,7 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
     if old is not None:
         before = len(done)
         _take(done, old, base_dir, wanted, found.hides, use_features=old.features is not None)
+        _take_moved(done, old, base_dir, found)
         if len(done) == before:
             _refuse_another_folder(out, old, base_dir, settings)
     kept = [p for p in done.stats if p not in wanted]
@@ -407,6 +413,21 @@ def _take(done: _Done, index: Index, base_dir: Path, wanted, hidden, *, use_feat
                 done.features[p] = index.features[i]
             else:
                 done.old_rows[p] = i
+
+
+def _take_moved(done: _Done, old: Index, base_dir: Path, found) -> None:
+    """Rows of ``old`` whose files moved within the folder (moves.moved_rows), under their
+    new paths; ``done.moved_from`` holds the paths they left."""
+    wanted = set(found.paths)
+    gone = [p for p in old.paths if p not in wanted and p not in done and not found.hides(p)]
+    new = [p for p in found.paths if p not in done]
+    for p, i in moved_rows(old, gone, new, base_dir).items():
+        done.stats[p] = (int(old.sizes[i]), float(old.mtimes[i]))
+        if old.features is not None:
+            done.features[p] = old.features[i]
+        else:
+            done.old_rows[p] = i
+        done.moved_from.add(old.paths[i])
 
 
 def checkpoint_parts(folder: Path, model: ModelRef, warn: Warn | None) -> Iterator[Index]:

@@ -33,6 +33,7 @@ from rtsearch.cli import number
 from rtsearch.errors import RtsearchError, command, count, printable, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.interrupts import Terminated
+from rtsearch.moves import moved_rows
 from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index
 
@@ -46,6 +47,7 @@ class UpdateReport:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    relocated: list[str] = field(default_factory=list)  # moved within the folder: new paths
     skipped: list[tuple[str, str]] = field(default_factory=list)
     refit_advised: bool = False
     seconds: float = 0.0
@@ -53,13 +55,15 @@ class UpdateReport:
 
     @property
     def modified(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
+        return bool(self.added or self.changed or self.removed or self.relocated)
 
     def summary(self, where: Path) -> str:
         moved = f"; its folder is now {self.index.base_dir}" if self.moved_from else ""
         return printable(
             f"{where}: {count(self.index.count, 'image')} ({len(self.added)} added, "
-            f"{len(self.changed)} changed, {len(self.removed)} removed, "
+            f"{len(self.changed)} changed, "
+            + (f"{len(self.relocated)} moved, " if self.relocated else "")
+            + f"{len(self.removed)} removed, "
             f"{len(self.skipped)} skipped) in {self.seconds:.1f} s{moved}"
         )
 
@@ -105,16 +109,23 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     if hidden and warn:  # unreadable for now (permissions, a share's outage): not deleted
         warn(kept_unread(base_dir, len(hidden)))
     present = seen | set(hidden)
+    gone = [p for p in old.paths if p not in present]
+    # files moved within the folder keep their rows (moved_rows), under their new paths
+    relocated = moved_rows(old, gone, [p for p in todo if p not in rows], base_dir)
+    todo = [p for p in todo if p not in relocated]
+    rows.update(relocated)
     moved = old.base_dir != str(base_dir.resolve())
     if rows and seen and not replace:
         _check_same_images(index_path, base_dir, old, rows, seen, moved)
     report = UpdateReport(old, skipped=list(found.skipped))
-    report.removed = [p for p in old.paths if p not in present]
+    moved_away = {old.paths[i] for i in relocated.values()}
+    report.removed = [p for p in gone if p not in moved_away]
+    report.relocated = sorted(relocated)
     if not prune and seen:  # (an emptied folder: "no images left", below)
         single.refuse_removing_most(
-            index_path, base_dir, len(rows), len(report.removed), "updating"
+            index_path, base_dir, old.count, len(report.removed), "updating"
         )
-    if todo or report.removed or moved:
+    if todo or report.removed or report.relocated or moved:
         atomic.check_writable(index_path)  # before the work, not after it
     fresh, used = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
@@ -199,7 +210,7 @@ def _check_same_images(index_path, base_dir, old, rows, seen, moved) -> None:
         else "another folder?"
     )
     raise RtsearchError(
-        f"{base_dir}: holds none of the {count(len(rows), 'image')} in {index_path} ({why}); "
+        f"{base_dir}: holds none of the {count(old.count, 'image')} in {index_path} ({why}); "
         "pass --replace to index it in their place"
     )
 

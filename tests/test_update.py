@@ -340,6 +340,53 @@ def test_watch_gives_the_refit_advice_once_and_says_when_it_stops(tmp_path, tiny
     assert lines[-1] == f"stopped following {gallery}\n" and proc.returncode == 0
 
 
+@pytest.mark.parametrize("features", [True, False])
+def test_pictures_moved_within_the_folder_keep_their_rows(capsys, tmp_path, tiny_model, features):
+    """Sorting pictures into subfolders (same name, size and time) moves their rows: none is
+    analysed again, and the run is not refused as one removing most of the index (it was,
+    and with --replace every moved picture was analysed again and a refit advised)."""
+    import shutil
+
+    from rtsearch import extractor as extractor_module
+
+    gallery, out = tmp_path / "g", tmp_path / "g.dat"
+    make_gallery(gallery, 30)
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=16, keep_features=features))
+    before = store.load(out)
+    vector = dict(zip(before.paths, before.projected, strict=True))
+    (gallery / "2024").mkdir()
+    for sub in ("d0", "d1"):
+        shutil.move(gallery / sub, gallery / "2024" / sub)
+    twin = gallery / "2024" / "d0" / "img00003.jpg"  # a copy beside its original: analysed
+    shutil.copy2(twin, gallery / "d2" / "img00003.jpg")
+    runs = []
+    real = extractor_module.Extractor.__call__
+
+    def spy(self, images, **kw):
+        runs.append(len(images))
+        return real(self, images, **kw)
+
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(extractor_module.Extractor, "__call__", spy)
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "31 images (1 added, 0 changed, 20 moved, 0 removed, 0 skipped)" in stdout
+    assert "refit" not in stdout and sum(runs) == 1  # the copy, nothing else
+    after = store.load(out, features=features)
+    assert (after.features is not None) == features
+    for p, v in zip(after.paths, after.projected, strict=True):
+        old = p.removeprefix("2024/")
+        if p != "d2/img00003.jpg":
+            np.testing.assert_array_equal(v, vector[old])
+    # analyze again after another move: the rows are reused, not analysed (nor refused)
+    shutil.move(gallery / "2024", gallery / "2025")
+    runs.clear()
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                          "--quiet")  # fmt: skip
+    monkeypatch.undo()
+    assert code == 0 and "(0 analysed, 31 reused, 0 skipped)" in stdout and not runs
+    assert sum(p.startswith("2025/") for p in store.load(out).paths) == 20
+
+
 def test_update_refuses_another_models_index(capsys, tmp_path, indexed):
     from fakes import write_tiny_model
 
