@@ -309,6 +309,8 @@ def _bench_knn(plan: Plan, result: dict, log) -> None:
     result["knn_1m_exact_ms"] = big["brute_ms"]
     result["knn_145k_method"] = small["auto_method"]
     result["knn_1m_method"] = big["auto_method"]
+    # the rows measured: the keys keep their names under --quick, which measures fewer
+    result["knn_145k_rows"], result["knn_1m_rows"] = small_n, big_n
 
 
 def _bench_store(plan: Plan, work: Path, result: dict, log) -> None:
@@ -324,6 +326,7 @@ def _bench_store(plan: Plan, work: Path, result: dict, log) -> None:
     result["rss_145k_mb"] = figures["no_features"]["rss_mb"]
     result["load_145k_features_s"] = figures["with_features"]["load_s"]
     result["rss_145k_features_mb"] = figures["with_features"]["rss_mb"]
+    result["load_145k_rows"] = plan.store_entries  # (fewer under --quick)
 
 
 def _fmt(value: object, unit: str = "") -> str:

@@ -59,6 +59,8 @@ def test_json_has_every_contract_key(quick_result) -> None:
 def test_figures_are_consistent(quick_result) -> None:
     r = quick_result
     assert r["quick"] is True
+    # the rows the size-named keys measured, said (--quick measures fewer)
+    assert (r["knn_145k_rows"], r["knn_1m_rows"], r["load_145k_rows"]) == (14_500, 100_000, 14_500)
     assert r["model"] in r["models"]
     assert r["model_best_ips"] >= r["model_b1_ips"]
     for row in r["models"].values():
