@@ -411,8 +411,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     else:
         for rank, r in enumerate(results, 1):
+            # the inliers before the path, so that every column lines up
             mark = "" if r.inliers is None else f"  {r.inliers:4d} inliers"
-            print(f"{rank:3d}  {r.distance:10.4f}  {printable(r.path)}{mark}")
+            print(f"{rank:3d}  {r.distance:10.4f}{mark}  {printable(r.path)}")
     return 0
 
 
@@ -515,12 +516,16 @@ def cmd_models(args: argparse.Namespace) -> int:
         if found[Path(row["path"]).name] != row["path"]:
             row["hidden_by"] = found[Path(row["path"]).name]
         row["default"] = Path(row["path"]).stem == DEFAULT_MODEL and "hidden_by" not in row
+    for row in rows:  # measured for int8 files only: none elsewhere, not 0.0
+        if "int8_cosine" in row and not row["int8_cosine"]:
+            row["int8_cosine"] = None
     if args.json:
         print(json.dumps(rows))
         return 0
     if not rows:
+        folders = [d for d in search_dirs() if d.is_dir()] or search_dirs()
         print(
-            "no model files in " + ", ".join(map(str, search_dirs())) + f"; {DEFAULT_MODEL} "
+            "no model files in " + ", ".join(map(str, folders)) + f"; {DEFAULT_MODEL} "
             "(the default) is exported on first use, others with tools/export_onnx.py"
         )
     for row in rows:

@@ -235,22 +235,24 @@ def check_graph(info: ModelInfo, inputs: dict, outputs: dict, where: str) -> Non
 
 def unusable_env_dirs() -> list[str]:
     """$RTSEARCH_MODELS entries that name no folder: one line each, for `rtsearch models`."""
-    env = os.environ.get("RTSEARCH_MODELS") or ""
     lines = []
-    for entry in filter(None, env.split(os.pathsep)):
-        d = Path(entry)
+    for d in env_dirs():
         if not d.is_dir():
             why = "is a file, not a folder" if d.exists() else "folder not found"
             lines.append(f"$RTSEARCH_MODELS: {d}: {why} (ignored)")
     return lines
 
 
+def env_dirs() -> list[Path]:
+    """The folders $RTSEARCH_MODELS names, ``~`` expanded (a value set in quotes, or by a
+    service manager, keeps it: it was looked for as a folder named ``~``)."""
+    env = os.environ.get("RTSEARCH_MODELS") or ""
+    return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+
+
 def search_dirs() -> list[Path]:
     """Where model names resolve, in order: $RTSEARCH_MODELS, the project's models/, user data."""
-    dirs = []
-    env = os.environ.get("RTSEARCH_MODELS")
-    if env:
-        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    dirs = env_dirs()
     if (PROJECT_MODELS_DIR.parent / "pyproject.toml").is_file():  # a source checkout
         dirs.append(PROJECT_MODELS_DIR)
     dirs.append(user_models_dir())

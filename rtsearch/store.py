@@ -411,6 +411,9 @@ def _hdf5_reason(exc: OSError) -> str:
     sizes = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
     if sizes:
         return f"truncated: {sizes[1]} of {sizes[2]} bytes"
+    system = re.search(r"errno = \d+, error message = '([^']*)'", text)
+    if system:  # the system's refusal ("Permission denied"), without HDF5's flags around it
+        return system[1]
     inner = re.fullmatch(r"Unable to (?:synchronously )?open file \((.*)\)", text)
     return inner[1] if inner else text
 

@@ -3,6 +3,7 @@ the original networks compute, carry the metadata contract, and refuse bad or ho
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -27,7 +28,7 @@ from export_helpers import (
     write_keras_h5,
     write_torch_pth,
 )
-from fakes import make_gallery
+from fakes import make_gallery, write_tiny_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -653,6 +654,15 @@ def test_an_empty_model_file_and_a_models_path_that_is_not_a_folder_are_said(
     assert f"{fifo}: not a regular file" in capsys.readouterr().out
     with pytest.raises(RtsearchError, match=f"^{fifo}: not a regular file$"):
         Extractor(fifo)
+    # "~/..." set in quotes (or by a service manager) is the home folder's, not "./~"
+    home = tmp_path / "home"
+    write_tiny_model(home / "mm" / "tiny.onnx")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("RTSEARCH_MODELS", "~/mm")
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    mine = [r for r in rows if r["path"] == str(home / "mm" / "tiny.onnx")]
+    assert len(mine) == 1 and mine[0]["int8_cosine"] is None  # fp32: none measured, not 0.0
 
 
 def test_the_first_use_export_talks_on_stderr_only(tmp_path, monkeypatch, capsys):

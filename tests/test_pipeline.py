@@ -105,6 +105,12 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     # the index first, as info, update and view take it: the same answer
     code, stdout, _ = cli(capsys, "query", out, query, "--model", tiny_model, "-k", "5", "--json")
     assert code == 0 and json.loads(stdout) == hits
+    # the text: rank, distance, inliers, then the path, whose length varies, last (the
+    # inliers came after it, out of line)
+    code, stdout, _ = cli(capsys, "query", out, query, "--model", tiny_model, "-k", "5")
+    lines = stdout.splitlines()
+    assert code == 0 and [line.split()[-1] for line in lines] == [h["path"] for h in hits]
+    assert len({line.index(" inliers") for line in lines}) == 1
     for args, said in (
         ((query, out), f"{out} looks like the index and {query} like the picture: "),
         ((out, query, "--index", gallery), f"two indexes given, {out} and --index {gallery}"),

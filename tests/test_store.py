@@ -734,3 +734,23 @@ def test_a_checkpoint_folder_that_takes_the_room_of_the_index_goes_first(tmp_pat
         assert sorted(p.name for p in mount.iterdir()) == ["x.dat"]
     finally:
         subprocess.run(["umount", str(mount)])
+
+
+def test_an_index_the_user_may_not_read_is_said_in_the_systems_words(tmp_path, monkeypatch):
+    """A file of mode 000 came out as HDF5's "[Errno 13] Unable to synchronously open file
+    (unable to open file: name = ..., errno = 13, error message = ..., flags = 0, ...)".
+    (As root the mode does not stop a read: HDF5's refusal is raised in its place.)"""
+    path = tmp_path / "locked.dat"
+    path.write_bytes(b"x")
+
+    def refused(name, mode="r", **kw):
+        raise PermissionError(
+            13,
+            f"Unable to synchronously open file (unable to open file: name = '{name}', "
+            "errno = 13, error message = 'Permission denied', flags = 0, o_flags = 0)",
+        )
+
+    monkeypatch.setattr(store.h5py, "File", refused)
+    with pytest.raises(RtsearchError) as info:
+        store.load(path, isolate=False)
+    assert str(info.value) == f"{path}: not a readable index file (Permission denied)"
