@@ -12,7 +12,6 @@ import io
 import os
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -168,7 +167,6 @@ class Extractor:
         self._device = ("cuda", device_id) if on_device else ("cpu", 0)
         self.bound = bind and on_device  # settable: tests bind on the CPU too
         self._local = threading.local()  # per thread: IO binding and its device input buffer
-        self.last_ms = 0.0
 
     @property
     def on_cpu(self) -> bool:
@@ -182,12 +180,10 @@ class Extractor:
 
     def run(self, batch: npt.NDArray[np.float32]) -> Features:
         """Run an already preprocessed (N, 3, H, W) batch."""
-        start = time.perf_counter()
         if self.bound:
             out = self._run_bound(batch)
         else:
             (out,) = self.session.run([self.info.feature_output], {self.info.input_name: batch})
-        self.last_ms = (time.perf_counter() - start) * 1000.0
         feats = np.asarray(out, dtype=np.float32).reshape(len(batch), -1)
         if feats.shape[1] != self.info.dims:
             raise RtsearchError(

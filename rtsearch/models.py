@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
 
 import platformdirs
@@ -90,11 +90,9 @@ class ModelInfo:
                 f"{where}: model metadata version {version}, this rtsearch reads {METADATA_VERSION}"
             )
         fields = set(cls.__dataclass_fields__)
+        # the fields without a default (source, logits_output, int8_cosine have one)
         missing = sorted(
-            f
-            for f in fields - raw.keys()
-            if cls.__dataclass_fields__[f].default is not None
-            and f not in ("source", "logits_output", "int8_cosine")
+            f for f in fields - raw.keys() if cls.__dataclass_fields__[f].default is MISSING
         )
         if missing:
             raise RtsearchError(f"{where}: model metadata lacks {', '.join(missing)}")

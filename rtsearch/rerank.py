@@ -14,7 +14,6 @@ from rtsearch.projection import l2_normalize
 
 Vectors = npt.NDArray[np.float32]
 Rows = npt.NDArray[np.int64]
-DEFAULT_CANDIDATES = 100
 
 
 def rerank(

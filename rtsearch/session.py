@@ -165,7 +165,7 @@ class SearchSession:
         index, source = self.index, self.source
         return index.features is not None or (source is not None and store.has_features(source))
 
-    def reprojected(self, dims: int, kind: str | None = None) -> SearchSession:
+    def reprojected(self, dims: int) -> SearchSession:
         """A new session over the same features projected to ``dims`` (needs stored features)."""
         index = self.with_features()
         if index.features is None:
@@ -175,7 +175,7 @@ class SearchSession:
             )
         old = index.projection
         assert old is not None
-        p = proj.fit(index.features, dims, kind or old.kind, l2=old.l2_normalize, seed=old.seed)
+        p = proj.fit(index.features, dims, old.kind, l2=old.l2_normalize, seed=old.seed)
         new = Index(
             paths=index.paths,
             model=index.model,

@@ -53,7 +53,8 @@ class Source(Protocol):
 
 
 class RandomSource:
-    """One indexed image per trigger (`R`); ``rows`` counts the index, ``files(row)`` finds it."""
+    """One indexed image per trigger (`R`), or the row asked for; ``count`` is the index's
+    rows, ``file_of(row)`` the file of one."""
 
     live = False
 

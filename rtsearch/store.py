@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -92,9 +92,6 @@ class Index:
     @property
     def is_checkpoint(self) -> bool:
         return self.projection is None
-
-    def without_features(self) -> Index:
-        return replace(self, features=None)
 
 
 def check_compatible(index: Index, info: ModelInfo, where: str) -> None:
@@ -584,11 +581,6 @@ def check_relative(rel: str, where: str) -> str:
     ):
         raise RtsearchError(f"{where}: refusing path {rel!r} that escapes the base directory")
     return rel
-
-
-def resolve_in(base_dir: Path, rel: str) -> Path:
-    """The file for a stored relative path under base_dir (already validated on load)."""
-    return Path(base_dir) / check_relative(rel, str(base_dir))
 
 
 def has_features(path: Path) -> bool:

@@ -140,11 +140,11 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
                 f"{base_dir}: no images left to index; {index_path} still lists its "
                 f"{count(old.count, 'image')}: delete it, or add images to the folder"
             )
+        assert old.projection is not None  # (a loaded index, never a checkpoint)
         report.index = merge(old, rows, fresh, keep, base_dir)
         # counted over every update since the fit: --watch adds a few rows at a time
         report.index.unfitted = min(report.index.count, old.unfitted + new_rows)
         store.save(report.index, index_path)
-        assert old.projection is not None
         report.refit_advised = single.stale_pca(report.index)
     elif moved:
         report.index = dataclasses.replace(old, base_dir=str(base_dir.resolve()))
@@ -226,9 +226,7 @@ def merge(old: Index, rows: dict[str, int], fresh, keep: set[str], base_dir: Pat
     """Old rows in ``keep`` (present, unchanged), plus fresh rows through the old projection."""
     projection = old.projection
     assert projection is not None and old.projected is not None
-    paths = sorted({p for p in rows if p in keep} | set(fresh.features))
-    if not paths:
-        raise RtsearchError(f"{base_dir}: no images left to index")
+    paths = sorted({p for p in rows if p in keep} | set(fresh.features))  # (never empty)
     fresh_paths = [p for p in paths if p in fresh.features]
     feats = (
         np.stack([fresh.features[p] for p in fresh_paths]).astype(np.float32, copy=False)

@@ -1253,10 +1253,10 @@ def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypa
     # two quick Apply dims: the last pressed is the one kept, whichever finishes last
     slow = SearchSession.reprojected
 
-    def reprojected(self, dims, kind=None):
+    def reprojected(self, dims):
         if dims == 20:
             time.sleep(1.5)
-        return slow(self, dims, kind)
+        return slow(self, dims)
 
     monkeypatch.setattr(SearchSession, "reprojected", reprojected)
     for dims in (20, 12):

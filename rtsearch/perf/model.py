@@ -21,9 +21,6 @@ from rtsearch.errors import RtsearchError
 from rtsearch.extractor import Extractor
 from rtsearch.perf.timing import per_call_ms
 
-BATCHES = (1, 4, 8, 16, 32)
-GPU_BATCHES = (1, 8, 32, 64, 128, 256)
-
 
 def throughput(extractor: Extractor, batches: tuple[int, ...], budget_s: float) -> dict:
     """Images/s per batch size for one loaded model, ``extractor.streams`` runs at once."""
@@ -138,7 +135,7 @@ def bench_models(
     images: list[np.ndarray],
     batches: tuple[int, ...],
     budget_s: float,
-    gpu_batches: tuple[int, ...] = GPU_BATCHES,
+    gpu_batches: tuple[int, ...],
     skip: Callable[[RtsearchError], None] | None = None,
 ) -> dict[str, dict]:
     """Figures for every model file, keyed by file name; int8 files get cosine + speed-up.

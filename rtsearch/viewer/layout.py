@@ -35,10 +35,6 @@ class Layout:
     results: tuple[Rect, ...]  # one per result, in rank order; may reach below the canvas
     height: float  # bottom of the last row, for scrolling
 
-    def visible(self, canvas_h: float) -> int:
-        """How many result tiles start inside the canvas."""
-        return sum(1 for r in self.results if r[1] < canvas_h)
-
 
 def compute(
     canvas_w: float,
