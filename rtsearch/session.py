@@ -85,11 +85,14 @@ class SearchSession:
         prefilter: bool = True,
         build_ann: bool = True,
         images: bool = True,
+        index: Index | None = None,
     ) -> SearchSession:
         """``images=False``: the images are not needed (paths are all that is wanted), so a
-        stored folder that is gone (an unplugged drive) is kept as it was, not refused."""
+        stored folder that is gone (an unplugged drive) is kept as it was, not refused.
+        ``index``: the file's index, loaded already (not read again)."""
         # Large indexes are memory-mapped, not read: their vectors are never copied twice.
-        index = bigstore.load(index_path, features=features)
+        if index is None:
+            index = bigstore.load(index_path, features=features)
         if images or base_dir is not None or not index.base_dir:
             base = resolve_base_dir(index, index_path, base_dir)
         else:

@@ -1374,7 +1374,7 @@ def test_dims_are_greyed_out_and_say_why_for_an_index_without_features(app, tiny
     assert dpg.get_item_configuration(app.ids.dims_apply)["enabled"]
 
 
-def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_path):
+def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_path, monkeypatch):
     from rtsearch import store
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor
@@ -1383,8 +1383,17 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     saved = tmp_path / "saved.dat"
     actions.save(app, saved)
     pump(app, lambda: app.message == f"saved {saved}")
+    reads = []  # each a full read of the file, or a map of it (and a child's probe)
+    for module, name in ((store, "load"), (store, "probe")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _r=real, _n=name, **kw: (
+            reads.append(_n), _r(*a, **kw))[1])  # fmt: skip
     actions.load(app, saved)
     pump(app, lambda: app.session.source == saved)
+    # read once (the folder it names, then the session, from the same read): it was read
+    # in full for the folder alone, then again for the session
+    assert reads == ["probe"] or reads == ["probe", "load"], reads
+    monkeypatch.undo()
     # a loaded index holds no features in memory; a copy saved from it keeps its file's
     assert app.session.index.features is None and store.has_features(saved)
     copy = tmp_path / "copy.dat"

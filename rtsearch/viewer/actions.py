@@ -19,6 +19,7 @@ from rtsearch.viewer.tasks import Task
 
 if TYPE_CHECKING:
     from rtsearch.session import SearchSession
+    from rtsearch.store import Index
     from rtsearch.viewer.app import ViewerApp
 
 
@@ -30,9 +31,11 @@ def load(app: ViewerApp, path: Path) -> None:
     current = app.session
 
     def work(task: Task):
-        index = store.load(path)
+        from rtsearch import bigstore
+
+        index = bigstore.load(path)  # read once (mapped when large), and opened as read
         if index.base_dir and Path(index.base_dir).is_dir():
-            return open_index(path, Path(index.base_dir), current)
+            return open_index(path, Path(index.base_dir), current, index)
         return index.base_dir or "?"
 
     def done(result) -> None:
@@ -86,21 +89,25 @@ def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:
     app.start_task(Task("load", work, done))
 
 
-def open_index(path: Path, base: Path, current: SearchSession | None) -> SearchSession:
-    """A session for ``path``, reusing the loaded model when the index was made with it."""
+def open_index(
+    path: Path, base: Path, current: SearchSession | None, index: Index | None = None
+) -> SearchSession:
+    """A session for ``path`` (its ``index`` when read already), reusing the loaded model
+    when the index was made with it."""
     from rtsearch import bigstore
     from rtsearch.session import SearchSession, check_base_dir
 
+    if index is None:
+        index = bigstore.load(path)
     if current is not None:
         try:
-            index = bigstore.load(path)
             session = SearchSession(index, current.extractor, base, source=path)
         except RtsearchError:
             pass  # another model: open finds the right one
         else:
             check_base_dir(index, path, base)
             return session
-    return SearchSession.open(path, base_dir=base, threads=1)
+    return SearchSession.open(path, base_dir=base, threads=1, index=index)
 
 
 def watch(app: ViewerApp) -> None:
