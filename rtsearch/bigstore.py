@@ -9,9 +9,7 @@ Anything not mappable (chunked, compressed, big-endian) falls back to ``store.lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -24,7 +22,6 @@ from rtsearch.store import Index
 # Small indexes are simply read: a map would keep the file open (blocking its atomic
 # replacement on Windows) for no gain.
 MAP_MIN_BYTES = 256 << 20
-T = TypeVar("T")
 
 
 def mapped_dataset(path: Path, name: str) -> npt.NDArray | None:
@@ -101,16 +98,7 @@ def _features(path: Path, index: Index, scan: bool) -> npt.NDArray[np.float32] |
     )
 
 
-def _read(path: Path, read: Callable[[h5py.File], T]) -> T:
-    """``read`` on the open file; any failure but a refusal becomes one line naming the file
-    (an untrusted file, as in store.load)."""
-    try:
-        with h5py.File(path, "r") as f:
-            return read(f)
-    except RtsearchError:
-        raise
-    except Exception as exc:
-        raise RtsearchError(f"{path}: malformed index ({exc})") from None
+_read = store.read_with  # one wording of an unreadable file with store.load's
 
 
 def _checked_map(

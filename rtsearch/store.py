@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -37,6 +38,8 @@ from rtsearch.atomic import atomic_path, file_in_the_way, os_reason, remove_aban
 from rtsearch.errors import RtsearchError, first_line
 from rtsearch.models import ModelInfo, short_weights
 from rtsearch.projection import Projection
+
+T = TypeVar("T")
 
 FORMAT = "rtsearch-index"
 VERSION = 1
@@ -386,9 +389,15 @@ def _wait(pid: int, timeout: float) -> int | None:
 
 
 def _load_here(path: Path, features: bool, allow_checkpoint: bool) -> Index:
+    return read_with(path, lambda f: _read(f, str(path), features, allow_checkpoint))
+
+
+def read_with(path: Path, read: Callable[[h5py.File], T]) -> T:
+    """``read`` on the open file; any failure but a refusal becomes one line naming the file
+    (an untrusted file): not readable and why, or malformed."""
     try:
         with h5py.File(path, "r") as f:
-            return _read(f, str(path), features, allow_checkpoint)
+            return read(f)
     except RtsearchError:
         raise
     except OSError as exc:
