@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import re
 import threading
 import time
@@ -94,7 +93,10 @@ def update(
 
 def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune) -> UpdateReport:
     start = time.monotonic()
-    old = store.load(index_path, features=True)
+    # its stored features are checked (in the probe's child) but not read here: merge
+    # copies the kept rows from the file a block at a time
+    old = store.load(index_path, check_features=True)
+    stored = index_path if store.has_features(index_path) else None
     store.check_compatible(old, extractor.info, str(index_path))
     rows = {p: i for i, p in enumerate(old.paths)}
     found = scan(base_dir, warn)
@@ -141,13 +143,14 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
                 f"{count(old.count, 'image')}: delete it, or add images to the folder"
             )
         assert old.projection is not None  # (a loaded index, never a checkpoint)
-        report.index = merge(old, rows, fresh, keep, base_dir)
+        report.index = merge(old, rows, fresh, keep, base_dir, stored)
         # counted over every update since the fit: --watch adds a few rows at a time
         report.index.unfitted = min(report.index.count, old.unfitted + new_rows)
         store.save(report.index, index_path)
         report.refit_advised = single.stale_pca(report.index)
-    elif moved:
-        report.index = dataclasses.replace(old, base_dir=str(base_dir.resolve()))
+    elif moved:  # the same rows (and features, when stored), naming the new folder
+        report.index = merge(old, rows, fresh, present, base_dir, stored)
+        report.index.unfitted, report.index.created = old.unfitted, old.created
         store.save(report.index, index_path)
     if report.index.base_dir != old.base_dir:
         report.moved_from = old.base_dir
@@ -222,8 +225,12 @@ def _size(path: Path) -> int:
         return -1
 
 
-def merge(old: Index, rows: dict[str, int], fresh, keep: set[str], base_dir: Path) -> Index:
-    """Old rows in ``keep`` (present, unchanged), plus fresh rows through the old projection."""
+def merge(
+    old: Index, rows: dict[str, int], fresh, keep: set[str], base_dir: Path, stored: Path | None
+) -> Index:
+    """Old rows in ``keep`` (present, unchanged), plus fresh rows through the old projection;
+    with the features too when ``stored`` (the index file) has them, its kept rows copied
+    from it (store.copy_features)."""
     projection = old.projection
     assert projection is not None and old.projected is not None
     paths = sorted({p for p in rows if p in keep} | set(fresh.features))  # (never empty)
@@ -252,15 +259,23 @@ def merge(old: Index, rows: dict[str, int], fresh, keep: set[str], base_dir: Pat
             np.float32, copy=False
         ),
         projection=projection,
-        features=(
-            np.stack([pick(p, new_feat, old.features) for p in paths]).astype(
-                np.float32, copy=False
-            )
-            if old.features is not None
-            else None
-        ),
+        features=_merged_features(paths, rows, new_feat, old, stored),
         base_dir=str(base_dir.resolve()),
     )
+
+
+def _merged_features(paths, rows, new_feat, old: Index, stored: Path | None):
+    if stored is None:
+        return None
+    out = np.empty((len(paths), old.model.feature_dims), np.float32)
+    kept = [(rows[p], j) for j, p in enumerate(paths) if p not in new_feat]
+    for j, p in enumerate(paths):
+        if p in new_feat:
+            out[j] = new_feat[p]
+    if kept:
+        source, to = zip(*kept, strict=True)
+        store.copy_features(stored, np.array(source), out, np.array(to))
+    return out
 
 
 # ---------------------------------------------------------------- following a folder
