@@ -273,14 +273,20 @@ def writable_models_dir() -> Path:
     raise RtsearchError("no writable models directory (set $RTSEARCH_MODELS)")
 
 
-def available_models() -> list[Path]:
-    """Every .onnx file in the search dirs; earlier dirs shadow later ones by file name."""
-    seen: dict[str, Path] = {}
+def model_files() -> dict[str, list[Path]]:
+    """Every .onnx file in the search dirs by file name, in search order."""
+    files: dict[str, list[Path]] = {}
     for d in search_dirs():
         if d.is_dir():
             for f in sorted(d.glob("*.onnx")):
-                seen.setdefault(f.name, f)
-    return list(seen.values())
+                files.setdefault(f.name, []).append(f)
+    return files
+
+
+def available_models() -> list[Path]:
+    """The model file each name finds, as names resolve (``first_readable``: a damaged
+    file in an earlier folder does not hide a good one of its name)."""
+    return [first_readable(files) for files in model_files().values()]
 
 
 def candidates(name: str) -> list[Path]:
@@ -334,7 +340,7 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
     if export_missing and name in FIRST_USE:
         return _export_first_use(name)
     where = ", ".join(str(d) for d in search_dirs())
-    near = sorted({p.stem for p in available_models() if p.stem.startswith(name)})
+    near = sorted({Path(f).stem for f in model_files() if f.startswith(name)})
     hint = f"; did you mean {' or '.join(near)}?" if near else ""
     raise RtsearchError(
         f"model {name!r} not found in {where} (export it with tools/export_onnx.py){hint}"
