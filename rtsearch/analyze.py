@@ -28,7 +28,7 @@ from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor, fit_to_input
 from rtsearch.moves import moved_rows
 from rtsearch.scan import kept_unread, scan
-from rtsearch.store import Index, ModelRef
+from rtsearch.store import Index, ModelRef, checkpoint_dir
 
 DEFAULT_BATCH = 16  # one run at a time on the CPU: bigger batches pay
 GPU_BATCH = 64  # one run at a time on CUDA: the GPU needs large batches to fill up
@@ -138,12 +138,6 @@ class _Done:
 # for --replace: a wrong folder or an old backup would otherwise empty it in silence
 PRUNE_FRACTION = 0.5
 PRUNE_MIN = 10
-
-
-def checkpoint_dir(out: Path) -> Path:
-    """Beside the file ``out`` names (a symlink's target), as its lock is: checkpoints
-    named after the link were not found through the target's name."""
-    return Path(os.path.realpath(out) + ".ckpt")
 
 
 def analyze(

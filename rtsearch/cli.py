@@ -352,11 +352,16 @@ def analysis_summary(output: Path, report, how: str) -> str:
     )
 
 
+def one_index(given: Path | None, option: Path | None) -> Path | None:
+    """The index a command's argument or its ``--index`` names; both naming two is refused."""
+    if given is not None and option is not None and given != option:
+        raise RtsearchError(f"two indexes given, {given} and --index {option}: give one")
+    return given or option
+
+
 def query_index(index_file: Path | None, index: Path | None, image: Path) -> Path:
     """The index ``query`` searches: its first argument or ``--index``, not both, not none."""
-    if index_file is not None and index is not None and index_file != index:
-        raise RtsearchError(f"two indexes given, {index_file} and --index {index}: give one")
-    chosen = index_file or index
+    chosen = one_index(index_file, index)
     if chosen is None:
         if image.suffix.lower() == ".dat":
             raise RtsearchError(

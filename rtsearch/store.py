@@ -229,6 +229,13 @@ def _write(f: h5py.File, index: Index) -> None:
 # ---------------------------------------------------------------- loading
 
 
+def checkpoint_dir(out: Path) -> Path:
+    """Where an analysis to ``out`` keeps its checkpoints: beside the file ``out`` names (a
+    symlink's target), as its lock is: checkpoints named after the link were not found
+    through the target's name."""
+    return Path(os.path.realpath(out) + ".ckpt")
+
+
 def load(
     path: Path,
     *,
@@ -246,7 +253,7 @@ def load(
     ``except`` can catch. Only a file the child read cleanly is then read here."""
     path = Path(path)
     if not path.exists():
-        unfinished = Path(os.path.realpath(path) + ".ckpt")  # analyze.checkpoint_dir
+        unfinished = checkpoint_dir(path)
         if any(unfinished.glob("part-*.dat")):  # an analysis stopped before it wrote one
             raise RtsearchError(
                 f"{path}: index file not found; {unfinished} holds an unfinished analysis: "

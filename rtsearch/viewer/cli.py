@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from rtsearch.cli import number, whole_number
+from rtsearch.cli import number, one_index, whole_number
 from rtsearch.errors import RtsearchError
 from rtsearch.sources import parse_region, video_problem
 from rtsearch.viewer import layout
@@ -133,15 +133,12 @@ result_count = in_range(layout.RESULTS_RANGE)
 
 def run(args: argparse.Namespace) -> int:
     from rtsearch.atomic import check_writable
+    from rtsearch.cli import one_index
     from rtsearch.session import SearchSession
     from rtsearch.viewer.app import run_viewer
     from rtsearch.viewer.display import check_display
 
-    if args.index and args.index_file and args.index != args.index_file:
-        raise RtsearchError(
-            f"two indexes given, {args.index_file} and --index {args.index}: give one"
-        )
-    index = args.index or args.index_file
+    index = one_index(args.index_file, args.index)
     for path, what in ((args.screenshot, "screenshot"), (args.frame_stats, "frame statistics")):
         if path is not None:  # before the window opens, not after it closes
             check_writable(path, what)
