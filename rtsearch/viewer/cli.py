@@ -133,7 +133,6 @@ result_count = in_range(layout.RESULTS_RANGE)
 
 def run(args: argparse.Namespace) -> int:
     from rtsearch.atomic import check_writable
-    from rtsearch.cli import one_index
     from rtsearch.session import SearchSession
     from rtsearch.viewer.app import run_viewer
     from rtsearch.viewer.display import check_display
