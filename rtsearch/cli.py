@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rtsearch import __version__
+from rtsearch.argtypes import file_path, non_negative_int, positive_int, seed
 from rtsearch.errors import RtsearchError, command, count, printable, warn
 from rtsearch.interrupts import catch_interrupts, ending
 
@@ -41,53 +42,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False) or "default" in text.lower():
             return action.help
         return super()._get_help_string(action)
-
-
-def whole_number(text: str) -> int:
-    """``text`` as an int; argparse's own message for one that is not names the function
-    ("invalid positive_int value")."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-
-
-def number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
-def file_path(text: str) -> Path:
-    """A file to write: a name ending in a slash names a folder (Path drops the slash, and
-    the index was written as a file with the folder's name)."""
-    if text.endswith(("/", os.sep)):
-        raise argparse.ArgumentTypeError(
-            f"{text} names a folder; give the file's name, e.g. {text}index.dat"
-        )
-    return Path(text)
-
-
-def positive_int(text: str) -> int:
-    value = whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def seed(text: str) -> int:
-    value = whole_number(text)
-    if not 0 <= value < 2**63:  # numpy wants it non-negative, the .dat file in 64 bits
-        raise argparse.ArgumentTypeError(f"must be from 0 to 2**63-1, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

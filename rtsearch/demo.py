@@ -24,7 +24,7 @@ VIEWER_THREADS = 1  # the GUI shares the cores: one inference thread keeps frame
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from rtsearch.cli import non_negative_int, positive_int
+    from rtsearch.argtypes import non_negative_int, positive_int
 
     p.add_argument(
         "--gallery",

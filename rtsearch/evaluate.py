@@ -75,7 +75,7 @@ class Data:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from rtsearch.cli import non_negative_int, seed
+    from rtsearch.argtypes import non_negative_int, seed
 
     p.add_argument(
         "directory",

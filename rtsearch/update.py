@@ -28,7 +28,7 @@ import numpy as np
 from rtsearch import analyze as single
 from rtsearch import atomic, store
 from rtsearch.analyze import Report
-from rtsearch.cli import number
+from rtsearch.argtypes import number
 from rtsearch.errors import RtsearchError, command, count, printable, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.interrupts import Terminated
@@ -432,7 +432,8 @@ def _watch(base_dir: Path) -> _Events | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rtsearch.cli import add_model_argument, non_negative_int
+    from rtsearch.argtypes import non_negative_int
+    from rtsearch.cli import add_model_argument
 
     parser.add_argument("index", type=Path, help="index file to update (.dat)")
     parser.add_argument("directory", type=Path, help="the folder the index describes")

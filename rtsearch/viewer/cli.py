@@ -6,7 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
-from rtsearch.cli import number, one_index, whole_number
+from rtsearch.argtypes import number, whole_number
+from rtsearch.cli import one_index
 from rtsearch.errors import RtsearchError
 from rtsearch.sources import parse_region, video_problem
 from rtsearch.viewer import layout
@@ -15,7 +16,7 @@ SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from rtsearch.cli import non_negative_int, positive_int
+    from rtsearch.argtypes import non_negative_int, positive_int
 
     p.add_argument(
         "index_file", nargs="?", type=Path, default=None, metavar="INDEX", help="index file (.dat)"
