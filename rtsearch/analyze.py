@@ -165,30 +165,56 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     model = ModelRef.of(extractor.info)
     report, done, old, todo = plan(base_dir, out, model, settings, warn)
     unreadable = len(report.skipped)  # found so at the scan
-    ckpt = checkpoint_dir(out)
-    writer = _CheckpointWriter(ckpt, model, base_dir, settings.checkpoint_every, warn)
-    batches = _extract(base_dir, todo, extractor, settings.batch, report, warn, cancel)
-    with checkpoint_on_interrupt(writer):
-        for paths, feats, sizes, mtimes in batches:
-            writer.add(paths, done.add(paths, feats, sizes, mtimes), sizes, mtimes)
-            report.analysed += len(paths)
-            if progress:
-                elapsed = max(time.monotonic() - start, 1e-9)
-                progress(
-                    Progress(
-                        report.analysed + len(report.skipped),
-                        len(todo) + unreadable,
-                        len(report.skipped),
-                        report.analysed / elapsed,
-                    )
+    writer = _CheckpointWriter(
+        checkpoint_dir(out), model, base_dir, settings.checkpoint_every, warn
+    )
+
+    def said() -> None:
+        if progress:
+            elapsed = max(time.monotonic() - start, 1e-9)
+            progress(
+                Progress(
+                    report.analysed + len(report.skipped),
+                    len(todo) + unreadable,
+                    len(report.skipped),
+                    report.analysed / elapsed,
                 )
-    writer.flush()
+            )
+
+    extract_into(
+        done, writer, base_dir, todo, extractor, settings.batch, report, warn, cancel, said
+    )
     if report.cancelled:
         report.seconds = time.monotonic() - start
         return report
     finish(base_dir, out, model, settings, report, done, old, warn)
     report.seconds = time.monotonic() - start
     return report
+
+
+def extract_into(
+    done: _Done,
+    writer: _CheckpointWriter,
+    base_dir: Path,
+    todo: list[str],
+    extractor: Extractor,
+    batch: int,
+    report: Report,
+    warn: Warn | None,
+    cancel: threading.Event | None,
+    after_batch: Callable[[], None] | None = None,
+) -> None:
+    """Extract ``todo`` into ``done``, written as checkpoints by ``writer`` as they come
+    and on an interrupt; ``report`` counts them and the files skipped (analyze and update
+    alike)."""
+    batches = _extract(base_dir, todo, extractor, batch, report, warn, cancel)
+    with checkpoint_on_interrupt(writer):
+        for paths, feats, sizes, mtimes in batches:
+            writer.add(paths, done.add(paths, feats, sizes, mtimes), sizes, mtimes)
+            report.analysed += len(paths)
+            if after_batch:
+                after_batch()
+    writer.flush()
 
 
 def plan(

@@ -178,11 +178,7 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
     todo = [p for p in todo if p not in fresh]
     writer = single._CheckpointWriter(folder, old.model, base_dir, None, warn)
     run = Report()
-    batches = single._extract(base_dir, todo, extractor, batch, run, warn, cancel)
-    with single.checkpoint_on_interrupt(writer):
-        for paths, feats, sizes, mtimes in batches:
-            writer.add(paths, fresh.add(paths, feats, sizes, mtimes), sizes, mtimes)
-    writer.flush()
+    single.extract_into(fresh, writer, base_dir, todo, extractor, batch, run, warn, cancel)
     used.extend(writer.written)
     if run.cancelled:
         raise KeyboardInterrupt
