@@ -7,14 +7,10 @@ over an existing index analyses only new or changed files.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,17 +19,19 @@ import numpy as np
 
 from rtsearch import atomic, interrupts, store
 from rtsearch import projection as proj
-from rtsearch.decode import RGBImage, load_rgb
+from rtsearch.checkpoints import (
+    CheckpointWriter,
+    checkpoint_dir,
+    checkpoint_on_interrupt,
+    checkpoint_parts,
+)
 from rtsearch.errors import RtsearchError, count, require_folder
-from rtsearch.extractor import Extractor, fit_to_input
+from rtsearch.extraction import extract
+from rtsearch.extractor import Extractor
 from rtsearch.moves import moved_rows
 from rtsearch.scan import kept_unread, scan
-from rtsearch.store import Index, ModelRef, checkpoint_dir
+from rtsearch.store import Index, ModelRef
 
-DEFAULT_BATCH = 16  # one run at a time on the CPU: bigger batches pay
-GPU_BATCH = 64  # one run at a time on CUDA: the GPU needs large batches to fill up
-STREAM_BATCH = 4  # per single-threaded CPU stream: measured best for EfficientNet-Lite0
-DEFAULT_CHECKPOINT_SECONDS = 120.0
 BLOCK_ROWS = 16384  # feature rows per storage block while analysing
 Warn = Callable[[str], None]
 # a PCA fitted before more than this fraction of an index's rows were added is advised a
@@ -165,9 +163,7 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     model = ModelRef.of(extractor.info)
     report, done, old, todo = plan(base_dir, out, model, settings, warn)
     unreadable = len(report.skipped)  # found so at the scan
-    writer = _CheckpointWriter(
-        checkpoint_dir(out), model, base_dir, settings.checkpoint_every, warn
-    )
+    writer = CheckpointWriter(checkpoint_dir(out), model, base_dir, settings.checkpoint_every, warn)
 
     def said() -> None:
         if progress:
@@ -194,7 +190,7 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
 
 def extract_into(
     done: _Done,
-    writer: _CheckpointWriter,
+    writer: CheckpointWriter,
     base_dir: Path,
     todo: list[str],
     extractor: Extractor,
@@ -207,7 +203,7 @@ def extract_into(
     """Extract ``todo`` into ``done``, written as checkpoints by ``writer`` as they come
     and on an interrupt; ``report`` counts them and the files skipped (analyze and update
     alike)."""
-    batches = _extract(base_dir, todo, extractor, batch, report, warn, cancel)
+    batches = extract(base_dir, todo, extractor, batch, report, warn, cancel)
     with checkpoint_on_interrupt(writer):
         for paths, feats, sizes, mtimes in batches:
             writer.add(paths, done.add(paths, feats, sizes, mtimes), sizes, mtimes)
@@ -258,7 +254,7 @@ def finish(
         report.index = old  # nothing to write: rewritten, it lost the ANN file beside it
     else:
         report.index = build_index(paths, done, model, settings, base_dir, old)
-        check_output_folder(out)
+        atomic.check_output_folder(out)
         with interrupts.held():  # saved and its checkpoints gone, or neither
             save_over_checkpoints(report.index, out, warn)
             shutil.rmtree(ckpt, ignore_errors=True)
@@ -315,18 +311,6 @@ def refuse_removing_most(index: Path, base_dir: Path, rows: int, removed: int, d
         f"{doing} would remove the other {removed} (another folder, an old copy, or one "
         "still being copied?); pass --replace to remove them"
     )
-
-
-def check_output_folder(path: Path) -> None:
-    """The folder ``path`` goes in (the output's, made before the work) is still there:
-    deleted meanwhile, writing again would make it again without a word, and its lock
-    with it gone, another run to the same -o would start beside this one."""
-    folder = Path(os.path.realpath(path)).parent
-    if not folder.is_dir():
-        raise RtsearchError(
-            f"{folder}: the output folder went away during the analysis (deleted?); stopped: "
-            "analyze again to make it anew"
-        )
 
 
 def save_over_checkpoints(index: Index, out: Path, warn: Warn | None) -> None:
@@ -450,38 +434,6 @@ def _take_moved(done: _Done, old: Index, base_dir: Path, found) -> None:
         done.moved_from.add(old.paths[i])
 
 
-def checkpoint_parts(folder: Path, model: ModelRef, warn: Warn | None) -> Iterator[Index]:
-    """The checkpoint parts in ``folder``, to resume from. A part that cannot be read (a
-    disk's fault: each is written atomically) is passed over with a warning, and its images
-    analysed again; one made with another model stops the run (check_part_model)."""
-    for _, part in checkpoint_files(folder, model, warn):
-        yield part
-
-
-def checkpoint_files(
-    folder: Path, model: ModelRef, warn: Warn | None
-) -> Iterator[tuple[Path, Index]]:
-    """As checkpoint_parts, with each part's file."""
-    for path in sorted(folder.glob("part-*.dat")):
-        try:
-            part = store.load(path, allow_checkpoint=True)
-        except RtsearchError as exc:
-            if warn:
-                warn(f"{exc}; passed over: its images are analysed again")
-            continue
-        check_part_model(part, model, path)
-        yield path, part
-
-
-def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
-    """A checkpoint part resumed with another model is refused, with the way out."""
-    if part.model.identity != model.identity:
-        raise RtsearchError(
-            f"{where}: checkpoint made with model {part.model}, not {model}; use the same "
-            f"--model, or delete {where.parent} to start again"
-        )
-
-
 def _refuse_another_run(out: Path, parts: list[Index], base_dir: Path, wanted: set[str]) -> None:
     """Checkpoints of an unfinished analysis of another folder, none of whose images are
     in ``base_dir``, are not dropped without --replace: they are that run's work (a
@@ -559,264 +511,3 @@ def _unchanged(path: Path, size, mtime) -> bool:
     except OSError:
         return False
     return st.st_size == int(size) and abs(st.st_mtime - float(mtime)) < 1e-3
-
-
-# ---------------------------------------------------------------- the extraction loop
-
-
-def _decode_one(path: Path, info) -> tuple[RGBImage, int, float]:
-    st = os.stat(path)
-    image = load_rgb(path, min_size=info.input_size)
-    return fit_to_input(image, info), st.st_size, st.st_mtime
-
-
-def batch_for(extractor: Extractor) -> int:
-    """The default batch: small per CPU stream (each stream's activations stay in its core's
-    cache: 2 streams at batch 4 ran 206-218 images/s, at 16 176-188), larger otherwise."""
-    if not extractor.on_cpu:
-        return GPU_BATCH
-    return STREAM_BATCH if extractor.streams > 1 else DEFAULT_BATCH
-
-
-def _extract(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Iterator[tuple]:
-    """Yield (paths, features, sizes, mtimes) per batch, in order; batches run
-    ``extractor.streams`` at a time. ``batch_size`` 0: batch_for."""
-    batch_size = batch_size or batch_for(extractor)
-    if decodes_in_streams(extractor):
-        return _extract_in_streams(base_dir, todo, extractor, batch_size, report, warn, cancel)
-    return _extract_beside(base_dir, todo, extractor, batch_size, report, warn, cancel)
-
-
-def decodes_in_streams(extractor: Extractor) -> bool:
-    """Whether each inference stream decodes its own batch before running it: on the CPU
-    when there is a single-threaded stream for every core (small machines). Then exactly
-    as many threads are busy as there are cores; a decode pool beside the streams doubled
-    that on 2 cores. 200 640x480 JPEGs, alternating rounds on a shared 2-core
-    machine: 0.78-0.82 of the model's rate with the pool, 0.84-0.91 in the streams (medians
-    of three runs of 4-6 rounds), 1.08x as fast and faster in 8 of 8 rounds of this code;
-    40 12 MP JPEGs (decode-bound): 58 vs 59 images/s.
-    Fewer streams than cores (``--threads 1``, the viewer's analysis, 5-7 cores with at most
-    MAX_AUTO_STREAMS streams), streams of several threads or an accelerator keep the pool:
-    decoding in the streams would leave cores, a stream's other threads or the device idle
-    meanwhile (one stream of 1280x960 PNGs: 14-16 images/s against 22-33 with the pool)."""
-    return (
-        extractor.on_cpu
-        and extractor.threads_per_stream == 1
-        and extractor.streams >= (os.cpu_count() or 1)
-    )
-
-
-def _extract_in_streams(
-    base_dir, todo, extractor, batch_size, report, warn, cancel
-) -> Iterator[tuple]:
-    info = extractor.info
-
-    def decode_and_run(rels: list[str]) -> tuple[tuple | None, list[tuple[str, str]] | None]:
-        if cancel is not None and cancel.is_set():  # queued before the cancel: not started
-            return None, None
-        batch, skipped = [], []
-        for rel in rels:
-            try:
-                batch.append((rel, *_decode_one(base_dir / rel, info)))
-            except (RtsearchError, OSError) as exc:
-                skipped.append((rel, _problem(base_dir, rel, exc)))
-        return (_run_batch(extractor, batch, 0) if batch else None), skipped
-
-    def collect(fut: Future) -> Iterator[tuple]:
-        result, skipped = fut.result()
-        if skipped is None:  # its images are left for the next run
-            report.cancelled = True
-            return
-        for rel, msg in skipped:
-            report.skipped.append((rel, msg))
-            if warn:
-                warn(msg)
-        if result is not None:
-            yield result
-
-    chunks = (todo[i : i + batch_size] for i in range(0, len(todo), batch_size))
-    running: deque[Future] = deque()
-    # one batch queued beyond the streams, so that a stream that finishes starts the next
-    with ThreadPoolExecutor(extractor.streams, thread_name_prefix="stream") as pool:
-        try:
-            for rels in chunks:
-                if cancel is not None and cancel.is_set():
-                    report.cancelled = True
-                    break
-                running.append(pool.submit(decode_and_run, rels))
-                while len(running) > extractor.streams:
-                    yield from collect(running.popleft())
-            while running:  # (after a cancel too: running batches finish and are kept)
-                yield from collect(running.popleft())
-        finally:
-            for fut in running:
-                fut.cancel()
-
-
-def _problem(base_dir: Path, rel: str, exc: Exception) -> str:
-    return str(exc) if isinstance(exc, RtsearchError) else f"{base_dir / rel}: {exc.strerror}"
-
-
-def _extract_beside(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Iterator[tuple]:
-    """Decoding runs ahead on a pool beside the inference streams."""
-    info = extractor.info
-    workers = max(1, os.cpu_count() or 1)
-    with (
-        ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool,
-        _Inference(extractor, batch_size) as inference,
-    ):
-        lookahead = max(batch_size * (1 + inference.depth), workers * 4)
-        pending: list[tuple[str, Future]] = []
-        queue = iter(todo)
-        batch: list[tuple[str, RGBImage, int, float]] = []
-        while True:
-            while len(pending) < lookahead and (rel := next(queue, None)) is not None:
-                pending.append((rel, pool.submit(_decode_one, base_dir / rel, info)))
-            if not pending or (cancel is not None and cancel.is_set()):
-                report.cancelled = bool(pending)
-                break
-            rel, fut = pending.pop(0)
-            try:
-                batch.append((rel, *fut.result()))
-            except (RtsearchError, OSError) as exc:
-                msg = _problem(base_dir, rel, exc)
-                report.skipped.append((rel, msg))
-                if warn:
-                    warn(msg)
-            if len(batch) >= batch_size or (not pending and batch):
-                yield from inference.submit(batch)
-                batch = []
-        for _, fut in pending:
-            fut.cancel()
-        if batch and not report.cancelled:
-            yield from inference.submit(batch)
-        yield from inference.drain()
-
-
-class _Inference:
-    """Runs batches on ``extractor.streams`` threads and hands results back in order: each
-    ``submit`` yields the oldest batch's result once ``depth`` batches are in flight. On the
-    CPU depth is the stream count (1: run in the caller's thread). On an accelerator two
-    threads run batches, so one batch is preprocessed while the device works on the other
-    and the caller gathers the next; a short last batch runs padded (one shape, one cuDNN
-    search)."""
-
-    def __init__(self, extractor: Extractor, batch_size: int) -> None:
-        self.extractor = extractor
-        self.pad_to = 0 if extractor.on_cpu else batch_size
-        self.depth = extractor.streams if extractor.on_cpu else max(2, extractor.streams)
-        self.pool = (
-            ThreadPoolExecutor(self.depth, thread_name_prefix="infer") if self.depth > 1 else None
-        )
-        self.running: deque[Future] = deque()
-
-    def submit(self, batch) -> Iterator[tuple]:
-        if self.pool is None:
-            yield _run_batch(self.extractor, batch, self.pad_to)
-            return
-        self.running.append(self.pool.submit(_run_batch, self.extractor, batch, self.pad_to))
-        while len(self.running) >= self.depth:
-            yield self.running.popleft().result()
-
-    def drain(self) -> Iterator[tuple]:
-        while self.running:
-            yield self.running.popleft().result()
-
-    def __enter__(self) -> _Inference:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for fut in self.running:
-            fut.cancel()
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-
-
-def _run_batch(extractor: Extractor, batch, pad_to: int) -> tuple:
-    paths, images, sizes, mtimes = zip(*batch, strict=True)
-    return list(paths), extractor(list(images), pad_to=pad_to), list(sizes), list(mtimes)
-
-
-@contextlib.contextmanager
-def checkpoint_on_interrupt(writer: _CheckpointWriter) -> Iterator[None]:
-    """A Ctrl-C (or SIGTERM) first writes the rows finished since the last checkpoint, so
-    the rerun resumes from where it stopped, not from the last checkpoint."""
-    try:
-        yield
-    except KeyboardInterrupt as exc:
-        writer.flush()
-        if writer.rows_written and not exc.args:  # said by the command's "interrupted; ..."
-            exc.args = (
-                f"{writer.folder} keeps the {count(writer.rows_written, 'image')} this run "
-                "analysed: the same command again goes on from there",
-            )
-        raise
-
-
-class _CheckpointWriter:
-    """Collects new feature rows (the analysis's own rows, not copies) and writes them as
-    numbered features-only index parts."""
-
-    def __init__(
-        self,
-        folder: Path,
-        model: ModelRef,
-        base_dir: Path,
-        every: int | None,
-        warn: Warn | None = None,
-    ) -> None:
-        self.folder, self.model, self.base_dir, self.every = folder, model, base_dir, every
-        self.warn = warn
-        self.failed = False  # a part could not be written (said once)
-        self.written: list[Path] = []  # the parts this writer made
-        self.rows_written = 0  # the images in them
-        self._reset()
-
-    def _reset(self) -> None:
-        self.paths: list[str] = []
-        self.rows: list[np.ndarray] = []
-        self.sizes: list[int] = []
-        self.mtimes: list[float] = []
-        self.last = time.monotonic()
-
-    def add(self, paths, rows, sizes, mtimes) -> None:
-        self.paths.extend(paths)
-        self.rows.extend(rows)
-        self.sizes.extend(int(s) for s in sizes)
-        self.mtimes.extend(float(m) for m in mtimes)
-        due = (
-            len(self.paths) >= self.every
-            if self.every
-            else time.monotonic() - self.last >= DEFAULT_CHECKPOINT_SECONDS
-        )
-        if due:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.paths:
-            return
-        check_output_folder(self.folder)
-        self.folder.mkdir(exist_ok=True)
-        # after the last part there (not their count: one passed over may be among them)
-        numbers = [p.stem[5:] for p in self.folder.glob("part-*.dat")]
-        number = max((int(n) + 1 for n in numbers if n.isdigit()), default=0)
-        part = Index(
-            paths=self.paths,
-            model=self.model,
-            sizes=np.array(self.sizes, np.int64),
-            mtimes=np.array(self.mtimes, np.float64),
-            features=np.stack(self.rows),
-            base_dir=str(Path(self.base_dir).resolve()),  # absolute, as in an index
-        )
-        dest = self.folder / f"part-{number:06d}.dat"
-        try:
-            store.save(part, dest, "checkpoint")
-            self.written.append(dest)
-            self.rows_written += len(self.paths)
-        except RtsearchError as exc:  # a full disk: the analysis itself can still finish
-            if self.warn and not self.failed:
-                self.warn(f"{exc}; going on without checkpoints (a crash now loses this run)")
-            self.failed = True
-            with contextlib.suppress(OSError):
-                self.folder.rmdir()  # only if no part made it: no empty folder left behind
-        self._reset()

@@ -204,3 +204,15 @@ def os_reason(exc: OSError) -> str:
         if f"errno = {code}," in text:
             return os.strerror(code)
     return (exc.strerror or "").strip().split("\n")[0] or first_line(exc)
+
+
+def check_output_folder(path: Path) -> None:
+    """The folder ``path`` goes in (the output's, made before the work) is still there:
+    deleted meanwhile, writing again would make it again without a word, and its lock
+    with it gone, another run to the same -o would start beside this one."""
+    folder = Path(os.path.realpath(path)).parent
+    if not folder.is_dir():
+        raise RtsearchError(
+            f"{folder}: the output folder went away during the analysis (deleted?); stopped: "
+            "analyze again to make it anew"
+        )

@@ -35,7 +35,9 @@ from rtsearch import analyze as single
 from rtsearch import atomic, store
 from rtsearch import projection as proj
 from rtsearch.analyze import Progress, Report, Settings
+from rtsearch.checkpoints import checkpoint_dir
 from rtsearch.errors import RtsearchError, require_folder
+from rtsearch.extraction import extract
 from rtsearch.models import read_model_info
 from rtsearch.store import Index, ModelRef
 
@@ -95,7 +97,7 @@ class ShardWorker:
         extractor = self._extractor(model, suffix)
         report = Report()
         parts = list(
-            single._extract(Path(base_dir), list(shard.paths), extractor, batch, report, None, None)
+            extract(Path(base_dir), list(shard.paths), extractor, batch, report, None, None)
         )
         paths = [p for part in parts for p in part[0]]
         dims = extractor.dims
@@ -373,7 +375,7 @@ def _run_shards(base_dir, out, model, model_path, todo, settings, done, report, 
     weights = [ray.put(Path(model_path).read_bytes())]  # listed: passed as a reference
     suffix = Path(model_path).suffix
     shards = plan_shards(todo, len(workers))
-    folder = single.checkpoint_dir(out)
+    folder = checkpoint_dir(out)
     skipped_before = len(report.skipped)  # unreadable at scan time
     # absolute: a worker's own working folder (the cluster's, not ours) would resolve a
     # relative one elsewhere and find no image at all

@@ -29,6 +29,7 @@ from rtsearch import analyze as single
 from rtsearch import atomic, store
 from rtsearch.analyze import Report
 from rtsearch.argtypes import number
+from rtsearch.checkpoints import CheckpointWriter, checkpoint_dir, checkpoint_files
 from rtsearch.errors import RtsearchError, command, count, printable, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.interrupts import Terminated
@@ -154,7 +155,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
         store.save(report.index, index_path)
     if report.index.base_dir != old.base_dir:
         report.moved_from = old.base_dir
-    _drop_parts(single.checkpoint_dir(index_path), used)
+    _drop_parts(checkpoint_dir(index_path), used)
     report.seconds = time.monotonic() - start
     return report
 
@@ -166,17 +167,17 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
     one: rows of files this update does not analyse) are left for that run: update
     deleted them, and their work, whatever it took."""
     fresh, used = single._Done(), []
-    folder = single.checkpoint_dir(index_path)
+    folder = checkpoint_dir(index_path)
     wanted = set(todo)
     here = str(base_dir.resolve())
-    for path, ck in single.checkpoint_files(folder, old.model, warn):
+    for path, ck in checkpoint_files(folder, old.model, warn):
         if ck.base_dir and str(Path(ck.base_dir).resolve()) != here:
             continue  # another folder's
         single._take(fresh, ck, base_dir, wanted, lambda p: False, use_features=True)
         if wanted.issuperset(ck.paths):
             used.append(path)
     todo = [p for p in todo if p not in fresh]
-    writer = single._CheckpointWriter(folder, old.model, base_dir, None, warn)
+    writer = CheckpointWriter(folder, old.model, base_dir, None, warn)
     run = Report()
     single.extract_into(fresh, writer, base_dir, todo, extractor, batch, run, warn, cancel)
     used.extend(writer.written)

@@ -43,7 +43,8 @@ def test_cuda_features_match_cpu(tmp_path, default_model):
 @needs_cuda
 def test_cuda_analyze_matches_cpu(tmp_path, default_model):
     """`analyze` end to end on CUDA (its GPU batch size) gives the CPU's index."""
-    from rtsearch.analyze import GPU_BATCH, Settings, analyze, batch_for
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extraction import GPU_BATCH, batch_for
 
     folder = tmp_path / "photos"
     make_photo_gallery(folder, 70)

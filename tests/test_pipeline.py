@@ -602,7 +602,7 @@ def test_a_damaged_checkpoint_part_is_passed_over_and_its_images_analysed_again(
     resume with no way out but deleting the folder by hand, and all its work with it."""
     import dataclasses
 
-    from rtsearch.analyze import _CheckpointWriter
+    from rtsearch.checkpoints import CheckpointWriter
 
     gallery = tmp_path / "g"
     make_gallery(gallery, 12)
@@ -622,7 +622,7 @@ def test_a_damaged_checkpoint_part_is_passed_over_and_its_images_analysed_again(
     # a part written now goes after the last one there, not over one (it counted them)
     (ckpt / "part-000000.dat").rename(ckpt / "part-000002.dat")
     monkeypatch.chdir(tmp_path)  # the folder given relative, as typed
-    writer = _CheckpointWriter(ckpt, index.model, Path("g"), None)
+    writer = CheckpointWriter(ckpt, index.model, Path("g"), None)
     writer.add(index.paths[8:9], index.features[8:9], index.sizes[8:9], index.mtimes[8:9])
     writer.flush()
     # the folder stored absolute, as in an index (it was "g", resolved later against
@@ -667,7 +667,7 @@ def test_another_folders_unfinished_checkpoints_are_not_dropped_without_replace(
 ):
     """A second folder analysed to the -o of an unfinished run (a mistyped -o) deleted that
     run's checkpoints without a word; a finished index was already kept so."""
-    from rtsearch.analyze import _CheckpointWriter
+    from rtsearch.checkpoints import CheckpointWriter
 
     first, second = tmp_path / "first", tmp_path / "second"
     make_gallery(first, 6)
@@ -677,7 +677,7 @@ def test_another_folders_unfinished_checkpoints_are_not_dropped_without_replace(
     index = store.load(whole, features=True)
     out = tmp_path / "out.dat"
     ckpt = Path(f"{out}.ckpt")
-    writer = _CheckpointWriter(ckpt, index.model, first.resolve(), None)
+    writer = CheckpointWriter(ckpt, index.model, first.resolve(), None)
     writer.add(index.paths[:4], index.features[:4], index.sizes[:4], index.mtimes[:4])
     writer.flush()  # the first folder's run, stopped after 4 images
     base = ["analyze", second, "-o", out, "--model", tiny_model, "--quiet"]
@@ -897,7 +897,8 @@ def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_mod
 def test_parallel_streams_give_the_same_index_in_the_same_order(tmp_path, gallery, batch):
     """Analysis with one inference stream per core (the CLI's default) yields the features
     a single stream does, each with its own path, whatever the batch size."""
-    from rtsearch.analyze import Settings, analyze, batch_for
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extraction import batch_for
     from rtsearch.extractor import Extractor
 
     model = write_tiny_model(tmp_path / "m.onnx")
@@ -924,8 +925,9 @@ def test_either_way_of_decoding_gives_the_same_rows_skips_and_stop(
     path order; a cancel stops early and keeps the batches that were running."""
     import threading
 
-    from rtsearch import analyze as analyze_module
-    from rtsearch.analyze import Settings, analyze, decodes_in_streams
+    from rtsearch import extraction
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extraction import decodes_in_streams
     from rtsearch.extractor import Extractor
 
     model = write_tiny_model(tmp_path / "m.onnx")
@@ -934,7 +936,7 @@ def test_either_way_of_decoding_gives_the_same_rows_skips_and_stop(
     assert decodes_in_streams(ext)  # a single-threaded stream per core
     assert not decodes_in_streams(Extractor(model, threads=2))  # one stream of 2 threads
     assert not decodes_in_streams(Extractor(model, threads=1))  # a core left for decoding
-    monkeypatch.setattr(analyze_module, "decodes_in_streams", lambda e: in_streams)
+    monkeypatch.setattr(extraction, "decodes_in_streams", lambda e: in_streams)
     for name in ("d1/bad-a.jpg", "d2/bad-b.png"):
         (gallery / name).write_bytes(b"not an image")
     warnings: list[str] = []
@@ -972,7 +974,8 @@ def test_a_batch_queued_when_a_cancel_comes_is_not_run(tmp_path, gallery):
     (the stop took twice as long), and, queued last, it left the run looking finished."""
     import threading
 
-    from rtsearch.analyze import Report, _extract_in_streams
+    from rtsearch.analyze import Report
+    from rtsearch.extraction import _extract_in_streams
     from rtsearch.extractor import Extractor
 
     ext = Extractor(write_tiny_model(tmp_path / "m.onnx"), threads=2, streams=0)

@@ -216,13 +216,13 @@ def test_kill_right_after_a_checkpoint_redoes_nothing(tmp_path, tiny_model):
     out = tmp_path / "i.dat"
     code = f"""
 import os, signal, sys
-from rtsearch import analyze, cli
-real_flush = analyze._CheckpointWriter.flush
+from rtsearch import checkpoints, cli
+real_flush = checkpoints.CheckpointWriter.flush
 def flush(self):
     real_flush(self)
     if len(list(self.folder.glob("part-*.dat"))) == 5:
         os.kill(os.getpid(), signal.SIGKILL)
-analyze._CheckpointWriter.flush = flush
+checkpoints.CheckpointWriter.flush = flush
 sys.exit(cli.main(["analyze", {str(gallery)!r}, "-o", {str(out)!r}, "--model",
                    {str(tiny_model)!r}, "--checkpoint-every", "8", "--batch", "4", "--quiet"]))
 """
@@ -564,12 +564,12 @@ def store_fixture(tmp_path: Path) -> Path:
 def test_an_output_folder_deleted_mid_run_stops_the_run(tmp_path, tiny_model):
     """It was made again without a word, its lock gone with it: a second run to the same
     -o started beside the first, both wrote the same part numbers."""
-    from rtsearch.analyze import _CheckpointWriter
+    from rtsearch.checkpoints import CheckpointWriter
 
     index = store.load(store_fixture(tmp_path), features=False)
     out = tmp_path / "od" / "x.dat"
     out.parent.mkdir()
-    writer = _CheckpointWriter(checkpoint_dir(out), index.model, tmp_path / "g", None)
+    writer = CheckpointWriter(checkpoint_dir(out), index.model, tmp_path / "g", None)
     shutil.rmtree(out.parent)
     writer.add(index.paths, [np.zeros(index.model.feature_dims, np.float32)] * 3, index.sizes,
                index.mtimes)  # fmt: skip

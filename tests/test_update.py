@@ -629,7 +629,7 @@ def test_update_leaves_the_checkpoints_of_another_run(capsys, tmp_path, indexed,
     """A no-op `update` deleted the unfinished checkpoints of an analysis of another folder
     to the same index, and those of an unfinished re-analysis of its own folder (the refit
     its advice suggests): their work was gone, 0 reused on the rerun."""
-    from rtsearch.analyze import _CheckpointWriter, checkpoint_dir
+    from rtsearch.checkpoints import CheckpointWriter, checkpoint_dir
 
     gallery, out = indexed
     other = tmp_path / "other"
@@ -637,7 +637,7 @@ def test_update_leaves_the_checkpoints_of_another_run(capsys, tmp_path, indexed,
     index = store.load(out, features=True)
     ckpt = checkpoint_dir(out)
     for folder, paths in ((other, ["x/1.jpg", "x/2.jpg"]), (gallery, index.paths[:5])):
-        writer = _CheckpointWriter(ckpt, index.model, folder, None)
+        writer = CheckpointWriter(ckpt, index.model, folder, None)
         rows = index.features[: len(paths)]
         writer.add(paths, list(rows), index.sizes[: len(paths)], index.mtimes[: len(paths)])
         writer.flush()

@@ -1,0 +1,137 @@
+"""Features-only checkpoints of a long analysis or update (``INDEX.dat.ckpt/part-NNNNNN.dat``,
+each written atomically): written as rows come and on an interrupt, read back to resume."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from rtsearch import atomic, store
+from rtsearch.errors import RtsearchError, count
+from rtsearch.store import Index, ModelRef, checkpoint_dir
+
+DEFAULT_CHECKPOINT_SECONDS = 120.0
+Warn = Callable[[str], None]
+
+__all__ = ["CheckpointWriter", "checkpoint_dir", "checkpoint_files", "checkpoint_parts"]
+
+
+def checkpoint_parts(folder: Path, model: ModelRef, warn: Warn | None) -> Iterator[Index]:
+    """The checkpoint parts in ``folder``, to resume from. A part that cannot be read (a
+    disk's fault: each is written atomically) is passed over with a warning, and its images
+    analysed again; one made with another model stops the run (check_part_model)."""
+    for _, part in checkpoint_files(folder, model, warn):
+        yield part
+
+
+def checkpoint_files(
+    folder: Path, model: ModelRef, warn: Warn | None
+) -> Iterator[tuple[Path, Index]]:
+    """As checkpoint_parts, with each part's file."""
+    for path in sorted(folder.glob("part-*.dat")):
+        try:
+            part = store.load(path, allow_checkpoint=True)
+        except RtsearchError as exc:
+            if warn:
+                warn(f"{exc}; passed over: its images are analysed again")
+            continue
+        check_part_model(part, model, path)
+        yield path, part
+
+
+def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
+    """A checkpoint part resumed with another model is refused, with the way out."""
+    if part.model.identity != model.identity:
+        raise RtsearchError(
+            f"{where}: checkpoint made with model {part.model}, not {model}; use the same "
+            f"--model, or delete {where.parent} to start again"
+        )
+
+
+@contextlib.contextmanager
+def checkpoint_on_interrupt(writer: CheckpointWriter) -> Iterator[None]:
+    """A Ctrl-C (or SIGTERM) first writes the rows finished since the last checkpoint, so
+    the rerun resumes from where it stopped, not from the last checkpoint."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        writer.flush()
+        if writer.rows_written and not exc.args:  # said by the command's "interrupted; ..."
+            exc.args = (
+                f"{writer.folder} keeps the {count(writer.rows_written, 'image')} this run "
+                "analysed: the same command again goes on from there",
+            )
+        raise
+
+
+class CheckpointWriter:
+    """Collects new feature rows (the analysis's own rows, not copies) and writes them as
+    numbered features-only index parts."""
+
+    def __init__(
+        self,
+        folder: Path,
+        model: ModelRef,
+        base_dir: Path,
+        every: int | None,
+        warn: Warn | None = None,
+    ) -> None:
+        self.folder, self.model, self.base_dir, self.every = folder, model, base_dir, every
+        self.warn = warn
+        self.failed = False  # a part could not be written (said once)
+        self.written: list[Path] = []  # the parts this writer made
+        self.rows_written = 0  # the images in them
+        self._reset()
+
+    def _reset(self) -> None:
+        self.paths: list[str] = []
+        self.rows: list[np.ndarray] = []
+        self.sizes: list[int] = []
+        self.mtimes: list[float] = []
+        self.last = time.monotonic()
+
+    def add(self, paths, rows, sizes, mtimes) -> None:
+        self.paths.extend(paths)
+        self.rows.extend(rows)
+        self.sizes.extend(int(s) for s in sizes)
+        self.mtimes.extend(float(m) for m in mtimes)
+        due = (
+            len(self.paths) >= self.every
+            if self.every
+            else time.monotonic() - self.last >= DEFAULT_CHECKPOINT_SECONDS
+        )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.paths:
+            return
+        atomic.check_output_folder(self.folder)
+        self.folder.mkdir(exist_ok=True)
+        # after the last part there (not their count: one passed over may be among them)
+        numbers = [p.stem[5:] for p in self.folder.glob("part-*.dat")]
+        number = max((int(n) + 1 for n in numbers if n.isdigit()), default=0)
+        part = Index(
+            paths=self.paths,
+            model=self.model,
+            sizes=np.array(self.sizes, np.int64),
+            mtimes=np.array(self.mtimes, np.float64),
+            features=np.stack(self.rows),
+            base_dir=str(Path(self.base_dir).resolve()),  # absolute, as in an index
+        )
+        dest = self.folder / f"part-{number:06d}.dat"
+        try:
+            store.save(part, dest, "checkpoint")
+            self.written.append(dest)
+            self.rows_written += len(self.paths)
+        except RtsearchError as exc:  # a full disk: the analysis itself can still finish
+            if self.warn and not self.failed:
+                self.warn(f"{exc}; going on without checkpoints (a crash now loses this run)")
+            self.failed = True
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()  # only if no part made it: no empty folder left behind
+        self._reset()
