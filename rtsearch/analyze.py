@@ -25,7 +25,7 @@ from rtsearch.checkpoints import (
     checkpoint_on_interrupt,
     checkpoint_parts,
 )
-from rtsearch.errors import RtsearchError, count, require_folder
+from rtsearch.errors import RtsearchError, Warn, count, require_folder
 from rtsearch.extraction import extract
 from rtsearch.extractor import Extractor
 from rtsearch.moves import moved_rows
@@ -33,7 +33,6 @@ from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index, ModelRef
 
 BLOCK_ROWS = 16384  # feature rows per storage block while analysing
-Warn = Callable[[str], None]
 # a PCA fitted before more than this fraction of an index's rows were added is advised a
 # refit (update, analyze): it was fitted to the old rows only
 REFIT_FRACTION = 0.2

@@ -30,14 +30,13 @@ import numpy as np
 import numpy.typing as npt
 
 from rtsearch import atomic
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, Warn
 
 ANN_MIN_ROWS = 1_000_000  # below this the exact scan is fast enough (<25 ms) and exact
 TARGET_RECALL = 0.95
 MAGIC = b"rtsearch-ann 2\n"  # 2: the faiss bytes are followed by their CRC-32
 SUFFIX = ".ann"
 RERANK_MIN = 64  # candidates fetched from faiss per query before exact re-ranking
-Warn = Callable[[str], None]
 
 
 def available() -> bool:

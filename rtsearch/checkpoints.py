@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from rtsearch import atomic, store
-from rtsearch.errors import RtsearchError, count
+from rtsearch.errors import RtsearchError, Warn, count
 from rtsearch.store import Index, ModelRef, checkpoint_dir
 
 DEFAULT_CHECKPOINT_SECONDS = 120.0
-Warn = Callable[[str], None]
 
 __all__ = ["CheckpointWriter", "checkpoint_dir", "checkpoint_files", "checkpoint_parts"]
 

@@ -36,14 +36,13 @@ from rtsearch import atomic, store
 from rtsearch import projection as proj
 from rtsearch.analyze import Progress, Report, Settings
 from rtsearch.checkpoints import checkpoint_dir
-from rtsearch.errors import RtsearchError, require_folder
+from rtsearch.errors import RtsearchError, Warn, require_folder
 from rtsearch.extraction import extract
 from rtsearch.models import read_model_info
 from rtsearch.store import Index, ModelRef
 
 MAX_SHARD = 1024  # images per shard: a lost shard costs at most ~5 s of a GPU's work
 RETRIES = 3
-Warn = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@ helpers its lines (and other messages) are written with."""
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+Warn = Callable[[str], None]  # where a command's warnings go, one line each
 
 
 class RtsearchError(Exception):

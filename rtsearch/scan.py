@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtsearch.decode import IMAGE_EXTENSIONS
+from rtsearch.errors import Warn
 
-Warn = Callable[[str], None]
 Say = Callable[[str, str], None]  # (path under the base, reason)
 
 

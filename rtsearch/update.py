@@ -19,7 +19,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from rtsearch import atomic, store
 from rtsearch.analyze import Report
 from rtsearch.argtypes import number
 from rtsearch.checkpoints import CheckpointWriter, checkpoint_dir, checkpoint_files
-from rtsearch.errors import RtsearchError, command, count, printable, require_folder
+from rtsearch.errors import RtsearchError, Warn, command, count, printable, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.interrupts import Terminated
 from rtsearch.moves import moved_rows
@@ -38,7 +38,6 @@ from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index
 
 REFIT_FRACTION = single.REFIT_FRACTION
-Warn = Callable[[str], None]
 
 
 @dataclass
