@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -406,3 +407,31 @@ def parse_region(text: str) -> tuple[int, int, int, int]:
             f"screen region must be x,y,w,h in whole pixels with w,h > 0, got {text!r}"
         )
     return parts[0], parts[1], parts[2], parts[3]
+
+
+SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | none"
+
+
+def parse_source(text: str) -> tuple[str, str]:
+    """A source spec (``--source``, a button) as (kind, argument); ValueError with the
+    reason for one that names no source or gives one what it cannot take. A video's file
+    is checked too (``video_problem``)."""
+    kind, sep, arg = text.partition(":")
+    if kind not in ("random", "webcam", "video", "screen", "none"):
+        raise ValueError(f"unknown source {text!r}; use {SOURCES}")
+    if kind == "video" and not arg:
+        raise ValueError("video needs a file: video:PATH")
+    if kind == "video":
+        problem = video_problem(Path(arg))
+        if problem:
+            raise ValueError(f"{arg}: {problem}")
+    if kind == "screen" and arg and arg != "mouse":
+        parse_region(arg)
+    # ASCII digits ("²" passes isdigit), and small enough for OpenCV's C int
+    if kind == "webcam" and arg and not re.fullmatch(r"[0-9]{1,5}", arg):
+        raise ValueError(
+            f"webcam needs a device number from 0 to 99999: webcam:0, webcam:1, got {text!r}"
+        )
+    if kind in ("random", "none") and sep:
+        raise ValueError(f"{kind} takes nothing after it, got {text!r}")
+    return kind, arg

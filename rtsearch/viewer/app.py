@@ -35,7 +35,7 @@ from rtsearch.sources import (
     VideoSource,
     WebcamSource,
     parse_region,
-    video_problem,
+    parse_source,
 )
 from rtsearch.thumbs import Thumb
 from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles, ui
@@ -167,11 +167,11 @@ class ViewerApp:
     def _start_source(self, spec: str) -> None:
         """Switch the live source; ``spec`` as for --source. Bad specs become a message."""
         try:
-            kind, _, arg = spec.partition(":")
+            kind, arg = parse_source(spec)
             # a region given as x,y,w,h that does not fit the screen is moved or cut to fit
             given = kind == "screen" and arg not in ("", "mouse")
             note = self.region.set_box(parse_region(arg)) if given else ""
-            source = self._make_source(spec)
+            source = self._make_source(kind, arg)
         except (ValueError, RtsearchError) as exc:
             self.message = str(exc)
             return
@@ -185,8 +185,7 @@ class ViewerApp:
         if isinstance(source, RandomSource):
             self.message = "" if self.session else NO_INDEX
 
-    def _make_source(self, spec: str):
-        kind, _, arg = spec.partition(":")
+    def _make_source(self, kind: str, arg: str):
         if kind == "random":
             s = self.session
             if s is None:
@@ -194,22 +193,14 @@ class ViewerApp:
             return random_source(s)
         if kind == "webcam":
             return WebcamSource(int(arg or 0))
-        if kind == "video":
-            path = Path(arg)
-            problem = video_problem(path)
-            if problem:
-                raise RtsearchError(f"{path}: {problem}")
-            self.video_path = path
-            return VideoSource(path)
+        if kind == "video":  # (its file checked by parse_source)
+            self.video_path = Path(arg)
+            return VideoSource(self.video_path)
         if kind == "screen" and arg == "mouse":
             return ScreenSource(self.region.box, follow_mouse=True, avoid=self._own_window)
         if kind == "screen":
             return ScreenSource(self.region.box)
-        if kind == "none":
-            return None
-        raise RtsearchError(
-            f"{spec}: unknown source (random, webcam, video:PATH, screen, screen:mouse)"
-        )
+        return None  # none
 
     def _own_window(self) -> tuple[int, int, int, int] | None:
         """The viewer's window in physical pixels, as last drawn (read by the worker)."""

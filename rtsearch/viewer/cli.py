@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from rtsearch.argtypes import number, whole_number
 from rtsearch.cli import one_index
 from rtsearch.errors import RtsearchError
-from rtsearch.sources import parse_region, video_problem
+from rtsearch.sources import SOURCES, parse_source
 from rtsearch.viewer import layout
-
-SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | none"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,25 +82,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def source_spec(text: str) -> str:
-    kind, sep, arg = text.partition(":")
-    if kind not in ("random", "webcam", "video", "screen", "none"):
-        raise argparse.ArgumentTypeError(f"unknown source {text!r}; use {SOURCES}")
-    if kind == "video" and not arg:
-        raise argparse.ArgumentTypeError("video needs a file: video:PATH")
-    if kind == "video":
-        problem = video_problem(Path(arg))
-        if problem:
-            raise argparse.ArgumentTypeError(f"{arg}: {problem}")
     try:
-        if kind == "screen" and arg and arg != "mouse":
-            parse_region(arg)
-        # ASCII digits ("²" passes isdigit), and small enough for OpenCV's C int
-        if kind == "webcam" and arg and not re.fullmatch(r"[0-9]{1,5}", arg):
-            raise ValueError(
-                f"webcam needs a device number from 0 to 99999: webcam:0, webcam:1, got {text!r}"
-            )
-        if kind in ("random", "none") and sep:
-            raise ValueError(f"{kind} takes nothing after it, got {text!r}")
+        parse_source(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
