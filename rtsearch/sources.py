@@ -259,6 +259,12 @@ class VideoSource:
         self.still: Frame | None = None  # a picture given as the video, shown once
         self.cap = None
         self.fps, self.start, self.position = 25.0, time.perf_counter(), 0
+        # opened by the first read, on the thread that reads: a 48 MP still picture took
+        # 1.6 s to decode, and the viewer makes its sources on the thread that draws
+        self._opened = False
+
+    def _open(self) -> None:
+        self._opened = True
         if _still_picture(self.path):
             # decoded as analyze decodes it: OpenCV's reader drops transparency (a cut-out
             # showed on black, and found itself at 0.42 instead of 0)
@@ -267,9 +273,9 @@ class VideoSource:
             except RtsearchError as exc:
                 self.message = str(exc)
             return
-        self.cap = cv2.VideoCapture(str(path))
+        self.cap = cv2.VideoCapture(str(self.path))
         if not self.cap.isOpened():
-            self.message = f"{path}: cannot open as a video"
+            self.message = f"{self.path}: cannot open as a video"
             self.cap = None
             return
         fps = self.cap.get(cv2.CAP_PROP_FPS)
@@ -291,6 +297,8 @@ class VideoSource:
         self.start, self.position = time.perf_counter(), 0
 
     def read(self) -> Frame | None:
+        if not self._opened:
+            self._open()
         if self.still is not None:  # once: it never changes
             frame, self.still = self.still, None
             return replace(frame, captured=time.perf_counter())

@@ -1647,6 +1647,35 @@ def test_keys_typed_into_a_file_dialog_are_not_shortcuts(app):
     app.set_k(k)
 
 
+def test_a_large_still_picture_as_the_video_is_decoded_off_the_drawing_thread(
+    app, tmp_path, monkeypatch
+):
+    """Callbacks run on the drawing thread: a 48 MP picture chosen as the video was decoded
+    there (VideoSource decoded it when made), and the window froze for 1.5-2.8 s. It is
+    decoded by the first read, on the worker's thread."""
+    from rtsearch import sources
+
+    picture = tmp_path / "still.png"
+    Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(picture)
+    threads, real = [], sources.load_rgb
+
+    def slow_decode(path, **kw):
+        threads.append(threading.current_thread())
+        time.sleep(1.0)  # as a huge picture takes
+        return real(path, **kw)
+
+    monkeypatch.setattr(sources, "load_rgb", slow_decode)
+    start = time.perf_counter()
+    app._start_source(f"video:{picture}")
+    assert time.perf_counter() - start < 0.5
+    frames = app.frames
+    assert fresh(app, "video").query is not None
+    assert threads and threading.main_thread() not in threads
+    assert app.frames - frames > 10  # the window drew meanwhile
+    monkeypatch.undo()
+    app.perform("random")
+
+
 def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_path):
     """A real file dialog, driven with the mouse and keys: the name typed under the first
     filter is the file opened (it used to come back as clip.* and not be found)."""
