@@ -1310,6 +1310,31 @@ def test_a_folder_analysed_with_another_model_before_is_analysed_again_not_refus
     pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
     assert app.session.index.model.name == "other" and app.session.index.count == 5, app.message
     assert actions.analysis_output(folder, "tiny") != actions.analysis_output(folder, "other")
+    # live queries on the model's int8 twin: the index is made with its fp32 file, as
+    # `analyze` makes it, into the one file of that model (int8 features went into a file
+    # of their own)
+    from dataclasses import replace
+
+    import onnx
+    from onnx import helper
+
+    from rtsearch.models import read_model_info
+
+    models = tmp_path / "models"
+    fp32 = write_tiny_model(models / "tiny.onnx")
+    twin = onnx.load(str(fp32))
+    props = replace(read_model_info(fp32), variant="int8", int8_cosine=0.995).to_props()
+    helper.set_model_props(twin, props)
+    onnx.save(twin, str(models / "tiny-int8.onnx"))
+    monkeypatch.setenv("RTSEARCH_MODELS", str(models))
+    app.set_session(SearchSession(before.index, Extractor(models / "tiny-int8.onnx"),
+                                  before.base_dir, source=before.source))  # fmt: skip
+    stamp = actions.analysis_output(folder, "tiny").stat().st_mtime_ns
+    (folder / "d1" / "img00400.png").unlink()  # something to do
+    actions.analyze(app, folder)
+    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    assert app.session.extractor.info.variant == "fp32" and app.session.index.count == 4
+    assert actions.analysis_output(folder, "tiny").stat().st_mtime_ns != stamp
     app.set_session(before)
 
 

@@ -316,8 +316,10 @@ def analyze(app: ViewerApp, folder: Path) -> None:
     if any(t.name == "analyze" for t in app.tasks):
         app.message = "an analysis is already running"
         return
+    info = app.session.extractor.info if app.session else None
     loaded = app.session.extractor.path if app.session else None
-    out = analysis_output(folder, Path(loaded).stem if loaded else DEFAULT_MODEL)
+    # one index per model, whichever of its files the live queries use
+    out = analysis_output(folder, info.name if info else DEFAULT_MODEL)
 
     def progress(task: Task, p) -> None:
         task.progress = p.done / max(p.total, 1)
@@ -327,7 +329,7 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         # every core but one, which the window and the live source keep (on 2 cores: one
         # thread, as before; it was one on any machine)
         # here, not on the UI thread: the default model's first use exports it
-        model = loaded or resolve_model(DEFAULT_MODEL)
+        model = fp32_file(loaded, info) if loaded and info else resolve_model(DEFAULT_MODEL)
         extractor = Extractor(model, threads=max(1, (os.cpu_count() or 1) - 1), streams=0)
         report = analyze(
             folder,
@@ -349,6 +351,21 @@ def analyze(app: ViewerApp, folder: Path) -> None:
 
     app.message = f"analyzing {folder} into {out}"
     app.start_task(Task("analyze", work, done))
+
+
+def fp32_file(loaded: Path, info) -> Path:
+    """The file an index of ``info``'s model is made with: its fp32 one, as `analyze` makes
+    them, when the live queries run on its int8 twin (an index analysed from the viewer
+    held int8 features: 0.978 cosine at worst to the fp32 ones); else ``loaded``."""
+    from rtsearch.models import find_model_for
+
+    if info.variant != "int8":
+        return loaded
+    try:
+        found = find_model_for(info.name, info.feature_layer, info.identity)
+    except RtsearchError:
+        return loaded  # no fp32 file of it: the twin is what there is
+    return found
 
 
 def cancel_analyze(app: ViewerApp) -> None:
