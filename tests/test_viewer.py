@@ -777,7 +777,12 @@ def test_double_clicking_a_result_opens_that_result(app, monkeypatch):
     still opens the picture it was made on, not the one that moved under the pointer, and
     the query goes back to the picture before (the results being browsed were lost)."""
     opened: list[Path] = []
-    monkeypatch.setattr(app, "open_file", opened.append)
+
+    def open_file(path: Path) -> None:
+        opened.append(path)
+        app.message = f"{path}: cannot open it here: xdg-open is not installed"
+
+    monkeypatch.setattr(app, "open_file", open_file)
     app.perform("random")
     pub = fresh(app, "random")
     x0, y0, x1, y1 = app.layout.results[2]
@@ -790,6 +795,8 @@ def test_double_clicking_a_result_opens_that_result(app, monkeypatch):
         app.frame()
     assert app.published.row == pub.row
     assert [r.file for r in app.published.results] == [r.file for r in pub.results]
+    # why it did not open is said (putting the query back cleared it)
+    assert app.message == f"{clicked.file}: cannot open it here: xdg-open is not installed"
 
 
 def test_opening_a_result_without_a_system_viewer_says_so(app, monkeypatch, tmp_path):

@@ -104,9 +104,9 @@ def on_double(app: ViewerApp) -> None:
     a result does not lose the results being browsed."""
     last = app.last_click
     if last is not None and last.hit is not None:
-        app.open_file(last.hit.file)
         if last.before is not None:
-            app.query_row(last.before)
+            app.query_row(last.before)  # first: it clears the message line
+        app.open_file(last.hit.file)  # which says when the file cannot be opened
 
 
 def on_right(app: ViewerApp) -> None:
