@@ -1473,6 +1473,16 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     ), app.message
     actions.open_session(app, tmp_path / "m.dat", tmp_path / "moved")  # chosen again
     pump(app, lambda: app.session.base_dir == tmp_path / "moved")
+    # its stored folder there again, holding other pictures: asked for, as when it is gone
+    # (the load failed, "choose the folder they are in now", with no way to)
+    (tmp_path / "moving").mkdir()
+    make_gallery(tmp_path / "moving", 2, start=900)
+    actions.load(app, tmp_path / "m.dat")
+    pump(app, lambda: "holds none of 5 images" in app.message)
+    assert app.pending_load == tmp_path / "m.dat" and dpg.is_item_shown(app.ids.base_dialog)
+    app.on_key(dpg.mvKey_Escape)
+    actions.open_session(app, tmp_path / "m.dat", tmp_path / "moved")
+    pump(app, lambda: app.session.base_dir == tmp_path / "moved")
     assert "holds only" not in app.message
     # saved from here, the index names the folder chosen, not the one that is gone
     resaved = tmp_path / "resaved.dat"

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def load(app: ViewerApp, path: Path) -> None:
     """Open ``path`` in the background with the folder stored in it; when that folder is
     gone, ask for it (the base-directory dialog) and open then."""
-    from rtsearch.session import SearchSession
+    from rtsearch.session import WrongFolder, scarce_note
 
     current = app.session
 
@@ -34,16 +34,28 @@ def load(app: ViewerApp, path: Path) -> None:
         from rtsearch import bigstore
 
         index = bigstore.load(path)  # read once (mapped when large), and opened as read
-        if index.base_dir and Path(index.base_dir).is_dir():
-            return open_index(path, Path(index.base_dir), current, index)
-        return index.base_dir or "?"
+        if not index.base_dir or not Path(index.base_dir).is_dir():
+            return index.base_dir or "?"
+        base = Path(index.base_dir)
+        try:
+            session = open_index(path, base, current, index)
+        except WrongFolder as exc:  # there, holding other pictures: ask, as when it is gone
+            return exc
+        return session, scarce_note(session.index, path, base)
 
     def done(result) -> None:
-        if isinstance(result, SearchSession):
-            app.set_session(result)
+        if isinstance(result, tuple):
+            session, note = result
+            app.set_session(session)
+            if note:
+                app.message += f"; {note}"
             return
         app.pending_load = path
-        app.message = f"{path}: its image folder {result} is gone; choose where the images are"
+        app.message = (
+            f"{result}"
+            if isinstance(result, WrongFolder)
+            else f"{path}: its image folder {result} is gone; choose where the images are"
+        )
         app.open_dialog(app.ids.base_dialog)
 
     app.message = f"loading {path}..."
