@@ -1159,6 +1159,43 @@ def test_the_grab_preview_stays_put_when_the_overlap_note_comes_and_goes(app):
         app.perform("escape")
 
 
+def test_a_file_dialog_open_while_the_window_shrinks_stays_inside_it(app, tmp_path):
+    """A file dialog keeps the place it was first shown at: made smaller for a smaller
+    window, it went past its right edge, OK and Cancel with it. It is centred again."""
+
+    def settle(width: int, height: int) -> None:
+        dpg.set_viewport_width(width)
+        dpg.set_viewport_height(height)
+        pump(app, lambda: dpg.get_viewport_client_width() == width)
+        for _ in range(10):
+            app.frame()
+
+    def blue_columns(shot: Path) -> np.ndarray:  # where the dialog's title bar is
+        rgb = np.asarray(Image.open(shot).convert("RGB")).astype(np.int16)
+        blue = (rgb[..., 2] > 110) & (rgb[..., 2] > rgb[..., 0] + 60)
+        return np.flatnonzero(blue.sum(axis=0) >= 8)
+
+    dialog = app.ids.save_dialog
+    try:
+        settle(1100, 800)
+        app.open_dialog(dialog)
+        for _ in range(10):
+            app.frame()
+        settle(520, 420)
+        assert dpg.is_item_shown(dialog)
+        shot = tmp_path / "shrunk.png"
+        app._screenshot(shot)
+        cols = blue_columns(shot)
+        assert len(cols) and cols.min() < 40 and cols.max() < 520 - 4, (cols.min(), cols.max())
+    finally:
+        app.ids.close_dialog()
+        dpg.set_viewport_width(900)
+        dpg.set_viewport_height(700)
+    pump(app, lambda: dpg.get_viewport_client_height() == 700)
+    for _ in range(10):
+        app.frame()
+
+
 def test_a_narrow_or_short_window_wraps_the_grab_hint_and_keeps_a_canvas(app, tmp_path):
     from rtsearch.viewer import grab_view, status
 

@@ -117,6 +117,7 @@ class ViewerApp:
         self.pointer_start: tuple | None = None  # where the pointer was at the first frame
         self.pointer_moved = False
         self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
+        self.reshow: list = []  # file dialogs hidden for a frame to be centred again
         self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
         # held from here: reading the screen size cannot reset it; and a display that does
         # not answer is not asked again (mss would wait on it for ever)
@@ -388,6 +389,7 @@ class ViewerApp:
     def frame(self) -> None:
         self._pace()  # first: what the worker publishes while we wait is in this frame
         self._run_callbacks()
+        dialogs.show_again(self)  # hidden by refit_shown in the frame before
         pub = self.worker.latest()
         if pub is not None and pub is not self.published:
             self._take(pub)
@@ -398,7 +400,7 @@ class ViewerApp:
             window = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
             if window != self.window_size:  # not when only the bars reflowed
                 self.window_size = window
-                dialogs.refit_shown(self.ids)
+                dialogs.refit_shown(self)
         if self.dirty:
             self._relayout()
         elif self.tiles_waiting or tiles.scrolled(self):

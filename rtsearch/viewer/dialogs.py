@@ -39,12 +39,17 @@ def show_fitted(tag: int | str, size: tuple[int, int]) -> None:
     dpg.show_item(tag)
 
 
-def refit_shown(ids: Ids) -> None:
+def refit_shown(app: ViewerApp) -> None:
     """After the viewer's window was resized: the dialogs and the help shown grow back to
-    their full size, or shrink to fit, as if opened now."""
+    their full size, or shrink to fit, as if opened now. A file dialog keeps the place it
+    was first shown at (it has none to set): it is hidden for a frame, which centres it
+    again when shown (``show_again``); it went past a window made smaller, OK and all."""
+    ids = app.ids
     for tag in ids.dialogs():
         if dpg.is_item_shown(tag):
             show_fitted(tag, DIALOG_SIZE)
+            dpg.hide_item(tag)
+            app.reshow.append(tag)
     if dpg.is_item_shown(ids.help):
         show_fitted(ids.help, HELP_SIZE)
     if dpg.is_item_shown(ids.question):
@@ -126,6 +131,12 @@ def build(app: ViewerApp) -> dict:
             directory=True,
         ),
     }  # fmt: skip
+
+
+def show_again(app: ViewerApp) -> None:
+    """The file dialogs ``refit_shown`` hid a frame ago, shown (and so centred) again."""
+    while app.reshow:
+        dpg.show_item(app.reshow.pop())
 
 
 def renew_closed(app: ViewerApp) -> None:
