@@ -1640,6 +1640,15 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     assert app.region.box != kept
     xdotool(app, "key", "Escape")
     assert not app.grab_mode and app.region.box == kept
+    # Enter uses the region as set, as G and S do (it did nothing)
+    app.perform("grab_mode")
+    for _ in range(12):
+        app.frame()
+    xdotool(app, "mousemove", str(round(ox + p.x + 6)), str(round(oy + p.y + 6)))
+    xdotool(app, "click", "1")
+    chosen = app.region.box
+    xdotool(app, "key", "Return")
+    assert not app.grab_mode and app.region.box == chosen and app.source_sent == "screen"
     # M leaves the mode keeping the region as set, to follow the pointer with (it put back
     # the one before, and "make the box smaller with G" did nothing for it)
     app.perform("grab_mode")

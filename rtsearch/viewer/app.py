@@ -217,6 +217,9 @@ class ViewerApp:
             return
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.ids.confirm_dialog():
             return
+        if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.grab_mode:
+            self.perform("screen")  # the region as set: searched, as G and S do
+            return
         if self.ids.typing():
             return  # keys typed into a text field are not shortcuts
         # Ctrl as the key events came, before this one: a quick Ctrl+S is often released by

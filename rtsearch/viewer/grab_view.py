@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 GRAB_BORDER = (255, 210, 0, 255)
 HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
 HINT_TOP = 4
-GRAB_HELP = "Drag it or a corner; G/S: use it, M: under the mouse, Esc: cancel."
+GRAB_HELP = "Drag it or a corner; G/S/Enter: use it, M: under the mouse, Esc: cancel."
 OVERLAP_NOTE = "  (overlaps this window: it would search for itself)"
 _hint_rows: dict[float, int] = {}  # canvas width -> rows kept for the hint
 
