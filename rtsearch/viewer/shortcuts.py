@@ -1,4 +1,6 @@
-"""Keyboard shortcuts: one table used by the key handler, the buttons and the help overlay."""
+"""Keyboard shortcuts: the table the help overlay prints (SHORTCUTS), and the keys the
+key handler maps to actions (PLAIN_KEYS, CTRL_KEYS: a few more keys than the table shows,
+for layouts where '+' and '?' need a shift)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,12 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("Ctrl+S", "save", "save the index"),
     ("F1 or ?", "help", "show / hide this help"),
     ("Esc", "escape", "close help, a file dialog or a question, or cancel the grab-window mode"),
-    ("Enter", "", "in a file dialog: OK; in a question: its first answer"),
+    (
+        "Enter",
+        "",
+        "in a file dialog: OK; in a question: its first answer; in the grab-window "
+        "mode: use the rectangle",
+    ),
     ("hover", "", "a result shows its rank, file and distance"),
     ("click", "", "a result becomes the query"),
     ("double-click", "", "open a result in the system image viewer"),
