@@ -392,7 +392,6 @@ class ViewerApp:
     def frame(self) -> None:
         self._pace()  # first: what the worker publishes while we wait is in this frame
         self._run_callbacks()
-        dialogs.show_again(self)  # hidden by refit_shown in the frame before
         pub = self.worker.latest()
         if pub is not None and pub is not self.published:
             self._take(pub)
@@ -419,6 +418,7 @@ class ViewerApp:
             status.update_status(self)
             self.viewport_box = self.region.to_physical(grab_view.viewport_box())
         dpg.render_dearpygui_frame()
+        dialogs.show_again(self)  # hidden by refit_shown for the frame just drawn
         if self.scroll_back is not None and not self.grab_mode and not self.dirty:
             # the results are back at their height (the frame just drawn): scroll as before
             dpg.set_y_scroll(self.ids.canvas, self.scroll_back)

@@ -42,8 +42,9 @@ def show_fitted(tag: int | str, size: tuple[int, int]) -> None:
 def refit_shown(app: ViewerApp) -> None:
     """After the viewer's window was resized: the dialogs and the help shown grow back to
     their full size, or shrink to fit, as if opened now. A file dialog keeps the place it
-    was first shown at (it has none to set): it is hidden for a frame, which centres it
-    again when shown (``show_again``); it went past a window made smaller, OK and all."""
+    was first shown at (it has none to set): it is hidden while this frame is drawn, which
+    centres it again when shown after (``show_again``); it went past a window made
+    smaller, OK and all."""
     ids = app.ids
     for tag in ids.dialogs():
         if dpg.is_item_shown(tag):
@@ -134,7 +135,9 @@ def build(app: ViewerApp) -> dict:
 
 
 def show_again(app: ViewerApp) -> None:
-    """The file dialogs ``refit_shown`` hid a frame ago, shown (and so centred) again."""
+    """The file dialogs ``refit_shown`` hid for the frame just drawn, shown again: centred
+    in the next one. (Hidden only while a frame is drawn, they are shown to everything
+    else between frames.)"""
     while app.reshow:
         dpg.show_item(app.reshow.pop())
 
