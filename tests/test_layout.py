@@ -147,3 +147,18 @@ def test_a_region_that_does_not_fit_the_screen_is_moved_or_cut_and_said_so():
     note = g.set_box((100, 100, 3, 3))
     assert g.box == (100, 100, 16, 16)
     assert note.startswith("the screen region 100,100,3,3 is smaller than 16x16: grabbing")
+
+
+def test_every_key_the_help_and_the_buttons_name_does_what_they_say():
+    """The help's table, the buttons' labels and the key handler's maps are three tables:
+    a key named in one must act in the others."""
+    from rtsearch.viewer.shortcuts import SHORTCUTS, action_for, key_for
+
+    for shown, action, _ in SHORTCUTS:
+        if not action:
+            continue  # mouse gestures, Enter: not shortcuts
+        for key in shown.split(" or "):
+            ctrl = key.startswith("Ctrl+")
+            name = {"Esc": "Escape"}.get(key, key)  # as shown -> as the handler names it
+            assert action_for(name.removeprefix("Ctrl+"), ctrl) == action, (key, action)
+        assert key_for(action) == shown.split(" or ")[0]

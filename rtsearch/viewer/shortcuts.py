@@ -50,6 +50,12 @@ PLAIN_KEYS = {
 CTRL_KEYS = {"O": "load", "S": "save"}
 
 
+def key_for(action: str) -> str:
+    """The key the help shows for ``action`` (its first, where it has two): what a button
+    names after its label."""
+    return next(key for key, act, _ in SHORTCUTS if act == action).split(" or ")[0]
+
+
 def action_for(key: str, ctrl: bool = False) -> str | None:
     """The action a key press asks for, or None."""
     return (CTRL_KEYS if ctrl else PLAIN_KEYS).get(key)

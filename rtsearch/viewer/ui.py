@@ -10,7 +10,7 @@ import dearpygui.dearpygui as dpg
 
 from rtsearch import projection as proj
 from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles
-from rtsearch.viewer.shortcuts import SHORTCUTS
+from rtsearch.viewer.shortcuts import SHORTCUTS, key_for
 from rtsearch.viewer.textures import edge_uv
 from rtsearch.viewer.wrap import wrap_words
 
@@ -238,18 +238,20 @@ def clear_background(window: int | str) -> None:
 
 
 def _toolbar(app: ViewerApp, row: int | str) -> list:
-    buttons = (
-        ("Random (R)", "random"),
-        ("Webcam (W)", "webcam"),
-        ("Video (V)", "video"),
-        ("Screen (S)", "screen"),
-        ("Set grab window (G)", "grab_mode"),
-        ("Under mouse (M)", "follow_mouse"),
-        (status.PAUSE_LABELS[False], "pause"),
-        ("Load (Ctrl+O)", "load"),
-        ("Save (Ctrl+S)", "save"),
-        ("Help (F1)", "help"),
+    named = (
+        ("Random", "random"),
+        ("Webcam", "webcam"),
+        ("Video", "video"),
+        ("Screen", "screen"),
+        ("Set grab window", "grab_mode"),
+        ("Under mouse", "follow_mouse"),
+        ("Load", "load"),
+        ("Save", "save"),
+        ("Help", "help"),
     )
+    # each named with its key from the shortcuts' table, which the key handler goes by
+    buttons = [(f"{name} ({key_for(action)})", action) for name, action in named]
+    buttons.insert(6, (status.PAUSE_LABELS[False], "pause"))
     chips = [
         dpg.add_button(
             label=label, callback=lambda s, a, u: app.perform(u), user_data=action, parent=row
