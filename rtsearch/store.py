@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from rtsearch import interrupts
 from rtsearch.atomic import atomic_path, file_in_the_way, os_reason, remove_abandoned_temps
-from rtsearch.errors import RtsearchError, first_line
+from rtsearch.errors import RtsearchError, first_line, size_text
 from rtsearch.models import ModelInfo, short_weights
 from rtsearch.projection import Projection
 
@@ -124,7 +124,7 @@ def save(index: Index, dest: Path, what: str = "index") -> None:
     if free is not None and need > free:
         raise NoRoom(
             f"{dest}: cannot write {what} (No space left on device: it needs about "
-            f"{_mib(need)}, {_mib(free)} free)"
+            f"{size_text(need)}, {size_text(free)} free)"
         )
     try:
         with interrupts.held(), atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
@@ -190,10 +190,6 @@ def feature_chunk_rows(rows: int) -> int:
     allocates whole chunks: 1500 rows in chunks of 1024 took room for 2048)."""
     chunks = max(1, -(-rows // 1024))
     return max(1, -(-rows // chunks))
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
 
 
 def _write(f: h5py.File, index: Index) -> None:

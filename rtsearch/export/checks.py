@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, size_text
 from rtsearch.models import ModelInfo
 
 # Features whose spread over the test photos is at most this fraction of their size are
@@ -34,13 +34,9 @@ def check_room(out: Path, need: int, what: str) -> None:
         return  # the write itself will say what is wrong
     if free < need:
         raise RtsearchError(
-            f"{out}: not enough room to export {what}: it needs about {_mib(need)} free on "
-            f"that disk, {_mib(free)} is"
+            f"{out}: not enough room to export {what}: it needs about {size_text(need)} free on "
+            f"that disk, {size_text(free)} is"
         )
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
 def check_features(model: Path, info: ModelInfo, out: Path) -> None:

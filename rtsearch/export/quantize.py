@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper
 
 from rtsearch.decode import RGBImage, is_image_file, load_rgb
-from rtsearch.errors import RtsearchError, count, first_line
+from rtsearch.errors import RtsearchError, count, first_line, size_text
 from rtsearch.models import INT8_MIN_COSINE, ModelInfo
 
 # scikit-image's bundled photos: installed with the package, so calibration works offline.
@@ -189,7 +189,7 @@ def quantize_model(
         raise RtsearchError(
             f"{out}: the int8 export failed writing its files beside it "
             f"({getattr(exc, 'strerror', None) or first_line(str(exc))}; "
-            f"{free / 2**20:.0f} MiB free there)"
+            f"{size_text(free)} free there)"
         ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
