@@ -28,7 +28,7 @@ from rtsearch.checkpoints import (
 from rtsearch.errors import RtsearchError, Warn, count, require_folder
 from rtsearch.extraction import extract
 from rtsearch.extractor import Extractor
-from rtsearch.moves import moved_rows
+from rtsearch.moves import MTIME_TOLERANCE_S, moved_rows
 from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index, ModelRef
 
@@ -163,6 +163,8 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     report, done, old, todo = plan(base_dir, out, model, settings, warn)
     unreadable = len(report.skipped)  # found so at the scan
     writer = CheckpointWriter(checkpoint_dir(out), model, base_dir, settings.checkpoint_every, warn)
+    if settings.fresh:  # (demo --rebuild: its rerun starts anew, dropping them)
+        writer.resume = "the same command without --rebuild goes on from there"
 
     def said() -> None:
         if progress:
@@ -509,4 +511,4 @@ def _unchanged(path: Path, size, mtime) -> bool:
         st = path.stat()
     except OSError:
         return False
-    return st.st_size == int(size) and abs(st.st_mtime - float(mtime)) < 1e-3
+    return st.st_size == int(size) and abs(st.st_mtime - float(mtime)) < MTIME_TOLERANCE_S

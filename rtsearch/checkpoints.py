@@ -62,7 +62,7 @@ def checkpoint_on_interrupt(writer: CheckpointWriter) -> Iterator[None]:
         if writer.rows_written and not exc.args:  # said by the command's "interrupted; ..."
             exc.args = (
                 f"{writer.folder} keeps the {count(writer.rows_written, 'image')} this run "
-                "analysed: the same command again goes on from there",
+                f"analysed: {writer.resume}",
             )
         raise
 
@@ -84,6 +84,8 @@ class CheckpointWriter:
         self.failed = False  # a part could not be written (said once)
         self.written: list[Path] = []  # the parts this writer made
         self.rows_written = 0  # the images in them
+        # how the run that wrote them goes on (an interrupted one says it)
+        self.resume = "the same command again goes on from there"
         self._reset()
 
     def _reset(self) -> None:

@@ -110,7 +110,12 @@ def build_index(
     had = _usable(index_path, root, owned, rebuild, extractor.info)
     start = time.monotonic()
     # (fresh: every image analysed again; the old file stays until the new one replaces it)
-    settings = Settings(keep_features=True, fresh=rebuild)
+    # an index there keeps the settings it was made with (a user's --index was analysed
+    # again to the demo's, 8 dims without features made 100 with them); the demo's own
+    # keep their features, for the viewer's dims box
+    made = store.made_with(index_path) if had is not None else {}
+    kept = {k: made[k] for k in ("dims", "projection", "l2_normalize", "seed") if k in made}
+    settings = Settings(**kept, keep_features=made.get("features", True), fresh=rebuild)
     report = with_progress(lambda **shown: analyze(root, index_path, extractor, settings, **shown))
     assert report.index is not None
     if had is not None and not report.analysed and report.index.paths == had.paths:

@@ -11,23 +11,25 @@ from pathlib import Path, PurePosixPath
 
 from rtsearch.store import Index
 
+MTIME_TOLERANCE_S = 1e-3  # as analyze's unchanged check (a file system's own rounding)
+
 
 def moved_rows(
     index: Index, gone: Iterable[str], new: Iterable[str], base_dir: Path
 ) -> dict[str, int]:
     """New path -> the row of ``index`` it is a move of. ``gone``: indexed paths no longer
-    there; ``new``: paths found that the index lacks. A key (name, size, mtime) shared by
-    two gone files is left out: which of them moved where cannot be told."""
+    there; ``new``: paths found that the index lacks. Times match as analyze's unchanged
+    check matches them (within a millisecond); a new file matching two gone ones is left
+    out, as is a gone one two new files match after the first: which moved where cannot
+    be told."""
     rows = {p: i for i, p in enumerate(index.paths)}
-    by_key: dict[tuple[str, int, float], int | None] = {}
+    by_key: dict[tuple[str, int], list[int]] = {}
     for p in gone:
         i = rows[p]
-        key = (PurePosixPath(p).name, int(index.sizes[i]), round(float(index.mtimes[i]), 3))
-        by_key[key] = None if key in by_key else i
+        by_key.setdefault((PurePosixPath(p).name, int(index.sizes[i])), []).append(i)
     found: dict[str, int] = {}
-    if not any(row is not None for row in by_key.values()):
-        return found
-    names = {key[0] for key in by_key}
+    taken: set[int] = set()
+    names = {name for name, _ in by_key}
     for p in new:
         name = PurePosixPath(p).name
         if name not in names:
@@ -36,8 +38,12 @@ def moved_rows(
             st = (base_dir / p).stat()
         except OSError:
             continue
-        row = by_key.get((name, st.st_size, round(st.st_mtime, 3)))
-        if row is not None:
-            found[p] = row
-            by_key[(name, st.st_size, round(st.st_mtime, 3))] = None  # one move per row
+        same = [
+            i
+            for i in by_key.get((name, st.st_size), ())
+            if abs(float(index.mtimes[i]) - st.st_mtime) < MTIME_TOLERANCE_S
+        ]
+        if len(same) == 1 and same[0] not in taken:
+            found[p] = same[0]
+            taken.add(same[0])
     return found

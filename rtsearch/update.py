@@ -129,7 +129,9 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
         )
     if todo or report.removed or report.relocated or moved:
         atomic.check_writable(index_path)  # before the work, not after it
-    fresh, used = _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel)
+    fresh, used = _extract(
+        index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, relocated
+    )
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
     report.changed = [p for p in todo if p in fresh.stats and p in rows]
     # an indexed file that changed and no longer decodes is dropped, as analyze drops it
@@ -159,21 +161,23 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     return report
 
 
-def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel):
+def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, moved=()):
     """Features for ``todo``, resuming from the checkpoints of an interrupted update, and
     the parts it used up or wrote (removed once the index is saved). Parts of another run
     (an analysis of another folder to this index, or an unfinished re-analysis of this
     one: rows of files this update does not analyse) are left for that run: update
-    deleted them, and their work, whatever it took."""
+    deleted them, and their work, whatever it took. Rows of files ``moved`` within the
+    folder (kept from the index) count as this update's."""
     fresh, used = single._Done(), []
     folder = checkpoint_dir(index_path)
     wanted = set(todo)
+    ours = wanted.union(moved)
     here = str(base_dir.resolve())
     for path, ck in checkpoint_files(folder, old.model, warn):
         if ck.base_dir and str(Path(ck.base_dir).resolve()) != here:
             continue  # another folder's
         single._take(fresh, ck, base_dir, wanted, lambda p: False, use_features=True)
-        if wanted.issuperset(ck.paths):
+        if ours.issuperset(ck.paths):
             used.append(path)
     todo = [p for p in todo if p not in fresh]
     writer = CheckpointWriter(folder, old.model, base_dir, None, warn)

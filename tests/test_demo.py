@@ -59,6 +59,55 @@ def test_demo_builds_once_then_reuses(fake_gallery, tiny_model, tmp_path, capsys
     assert index.stat().st_mtime_ns != stamp
 
 
+def test_a_users_index_given_keeps_the_settings_it_was_made_with(
+    fake_gallery, tiny_model, tmp_path, capsys
+):
+    """--index naming the user's own index of the gallery (8 dims, random, no features):
+    brought up to date as it was made; it was analysed again to the demo's settings (100
+    dims with features), every image, without --rebuild."""
+    index = tmp_path / "mine.dat"
+    assert main(["analyze", str(fake_gallery), "-o", str(index), "--model", str(tiny_model),
+                 "--dims", "8", "--projection", "random", "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    stamp = index.stat().st_mtime_ns
+    args = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--index", str(index)]
+    assert demo(*args, "--no-view") == 0
+    assert "(up to date; " in capsys.readouterr().out and index.stat().st_mtime_ns == stamp
+    make_gallery(fake_gallery, 2, start=60)
+    assert demo(*args, "--no-view") == 0
+    assert "2 analysed, 12 reused" in capsys.readouterr().out
+    made = store.made_with(index)
+    assert (made["dims"], made["projection"], made["features"]) == (8, "random", False)
+
+
+def test_an_interrupted_rebuild_says_how_to_go_on(
+    fake_gallery, tiny_model, tmp_path, capsys, monkeypatch
+):
+    """--rebuild drops the checkpoints a rerun of it finds: the interrupted one said "the
+    same command again goes on from there", which started it all anew."""
+    from rtsearch.extractor import Extractor
+
+    make_gallery(fake_gallery, 60, start=100)  # batches of 16 on one thread: 5 of them
+    index = tmp_path / "demo.dat"
+    args = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--index", str(index)]
+    assert demo(*args, "--no-view", "--threads", "1") == 0
+    capsys.readouterr()
+    calls, real = [], Extractor.__call__
+
+    def stopped_after_two(self, images, **kw):
+        calls.append(len(images))
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return real(self, images, **kw)
+
+    monkeypatch.setattr(Extractor, "__call__", stopped_after_two)
+    assert demo(*args, "--no-view", "--rebuild", "--threads", "1") == 130
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("rtsearch: interrupted; ") and err.endswith(
+        "analysed: the same command without --rebuild goes on from there"
+    ), err
+
+
 def test_rebuild_keeps_the_index_until_the_new_one_replaces_it(
     fake_gallery, tiny_model, tmp_path, capsys
 ):

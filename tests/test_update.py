@@ -652,6 +652,35 @@ def test_update_leaves_the_checkpoints_of_another_run(capsys, tmp_path, indexed,
     assert sorted(p.name for p in ckpt.iterdir()) == parts
 
 
+def test_moves_and_their_checkpoints(capsys, tmp_path, indexed, tiny_model):
+    """An interrupted update's part holding a path that is now a move of an indexed file is
+    this update's to drop (it stayed for good, and `analyze` never found the folder as it
+    was). Times within a millisecond match, as the unchanged check matches them (a copy to
+    a file system of coarser times rounded across .0005 and was analysed again)."""
+    import os
+    import shutil
+
+    from rtsearch.checkpoints import CheckpointWriter, checkpoint_dir
+
+    gallery, out = indexed
+    index = store.load(out, features=True)
+    moved = "d0/img00003.jpg"
+    row = index.paths.index(moved)
+    (gallery / "sub").mkdir()
+    ckpt = checkpoint_dir(out)
+    writer = CheckpointWriter(ckpt, index.model, gallery, None)  # the interrupted update's
+    writer.add(["sub/img00003.jpg"], [index.features[row]], index.sizes[row : row + 1],
+               index.mtimes[row : row + 1])  # fmt: skip
+    writer.flush()
+    shutil.move(gallery / moved, gallery / "sub" / "img00003.jpg")
+    target = gallery / "sub" / "img00003.jpg"
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 400_000))  # 0.4 ms later
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "(0 added, 0 changed, 1 moved, 0 removed" in stdout, stdout
+    assert not ckpt.exists()
+
+
 def test_a_watch_stopped_by_sigterm_says_terminated(tmp_path, tiny_model):
     """Ctrl-C ends a watch (exit 0); a kill (SIGTERM) is not how it ends: 143, as analyze."""
     import signal

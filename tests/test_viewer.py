@@ -1317,7 +1317,7 @@ def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypa
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     actions.analyze(app, folder)
     pump(app, lambda: len(app.session.index.paths) == 9, timeout=60)
-    assert actions.analysis_output(folder, app.session.extractor.path.stem).is_file()
+    assert actions.analysis_output(folder, actions.model_key(app.session.extractor.info)).is_file()
     # the files skipped are named, with their reasons, not only counted
     assert "(9 images); skipped 2 files: " in app.message
     assert f"{folder}/corrupt.jpg: " in app.message and f"{folder}/empty.png: " in app.message
@@ -1345,6 +1345,14 @@ def test_a_folder_analysed_with_another_model_before_is_analysed_again_not_refus
     actions.analyze(app, folder)
     pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
     assert app.session.index.model.name == "tiny" and app.session.index.count == 5
+    tiny_out = app.session.source
+    key = actions.model_key(app.session.extractor.info)
+    assert tiny_out == actions.analysis_output(folder, key) and "-tiny-" in tiny_out.name
+    # another export of the same backbone from other weights: a file of its own
+    from rtsearch.models import read_model_info
+
+    retrained = read_model_info(write_tiny_model(tmp_path / "t2" / "tiny.onnx", seed=3))
+    assert retrained.name == "tiny" and actions.model_key(retrained) != key
     other = write_tiny_model(tmp_path / "other.onnx", seed=7, name="other")
     make_gallery(tmp_path / "loaded", 4, start=500)
     loaded = tmp_path / "loaded.dat"
@@ -1353,7 +1361,7 @@ def test_a_folder_analysed_with_another_model_before_is_analysed_again_not_refus
     actions.analyze(app, folder)
     pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
     assert app.session.index.model.name == "other" and app.session.index.count == 5, app.message
-    assert actions.analysis_output(folder, "tiny") != actions.analysis_output(folder, "other")
+    assert app.session.source != tiny_out
     # live queries on the model's int8 twin: the index is made with its fp32 file, as
     # `analyze` makes it, into the one file of that model (int8 features went into a file
     # of their own)
@@ -1373,12 +1381,12 @@ def test_a_folder_analysed_with_another_model_before_is_analysed_again_not_refus
     monkeypatch.setenv("RTSEARCH_MODELS", str(models))
     app.set_session(SearchSession(before.index, Extractor(models / "tiny-int8.onnx"),
                                   before.base_dir, source=before.source))  # fmt: skip
-    stamp = actions.analysis_output(folder, "tiny").stat().st_mtime_ns
+    stamp = tiny_out.stat().st_mtime_ns
     (folder / "d1" / "img00400.png").unlink()  # something to do
     actions.analyze(app, folder)
     pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
     assert app.session.extractor.info.variant == "fp32" and app.session.index.count == 4
-    assert actions.analysis_output(folder, "tiny").stat().st_mtime_ns != stamp
+    assert app.session.source == tiny_out and tiny_out.stat().st_mtime_ns != stamp
     app.set_session(before)
 
 
@@ -1649,6 +1657,16 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     chosen = app.region.box
     xdotool(app, "key", "Return")
     assert not app.grab_mode and app.region.box == chosen and app.source_sent == "screen"
+    # but Enter typed into a field (the toolbar's stay in grab mode) is the field's
+    app.perform("grab_mode")
+    typing = app.ids.typing
+    app.ids.typing = lambda: True
+    try:
+        app.on_key(dpg.mvKey_Return)
+        assert app.grab_mode
+    finally:
+        app.ids.typing = typing
+    app.perform("escape")
     # M leaves the mode keeping the region as set, to follow the pointer with (it put back
     # the one before, and "make the box smaller with G" did nothing for it)
     app.perform("grab_mode")

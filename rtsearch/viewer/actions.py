@@ -311,9 +311,9 @@ def _reproject(
 
 
 def analysis_output(folder: Path, model: str) -> Path:
-    """Where an index analysed from the UI goes: one per folder and model (a model file's
-    name without .onnx) in the user data folder. Keyed by the folder alone, a folder
-    analysed before with another model was refused ("use the same --model")."""
+    """Where an index analysed from the UI goes: one per folder and model (``model_key``)
+    in the user data folder. Keyed by the folder alone, a folder analysed before with
+    another model was refused ("use the same --model")."""
     digest = hashlib.sha1(f"{folder.resolve()}\0{model}".encode()).hexdigest()[:10]
     name = f"{folder.name}-{model}-{digest}.dat"
     return Path(platformdirs.user_data_dir("rtsearch")) / "indexes" / name
@@ -330,8 +330,6 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         return
     info = app.session.extractor.info if app.session else None
     loaded = app.session.extractor.path if app.session else None
-    # one index per model, whichever of its files the live queries use
-    out = analysis_output(folder, info.name if info else DEFAULT_MODEL)
 
     def progress(task: Task, p) -> None:
         task.progress = p.done / max(p.total, 1)
@@ -343,6 +341,8 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         # here, not on the UI thread: the default model's first use exports it
         model = fp32_file(loaded, info) if loaded and info else resolve_model(DEFAULT_MODEL)
         extractor = Extractor(model, threads=max(1, (os.cpu_count() or 1) - 1), streams=0)
+        # one index per folder and model, whichever of its files the live queries use
+        out = analysis_output(folder, model_key(extractor.info))
         report = analyze(
             folder,
             out,
@@ -361,8 +361,15 @@ def analyze(app: ViewerApp, folder: Path) -> None:
             app.set_session(session)
             app.message += skipped_note(skipped)
 
-    app.message = f"analyzing {folder} into {out}"
+    app.message = f"analyzing {folder}"  # (into the file the loaded index then names)
     app.start_task(Task("analyze", work, done))
+
+
+def model_key(info) -> str:
+    """A model's name in an index file's name: its weights too, so two exports of one
+    backbone from other weights (VGG16 from torchvision's and from Keras's) do not share a
+    file; its fp32 and int8 files do (same weights)."""
+    return f"{info.name}-{hashlib.sha1(info.identity.encode()).hexdigest()[:8]}"
 
 
 def fp32_file(loaded: Path, info) -> Path:

@@ -217,11 +217,11 @@ class ViewerApp:
             return
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.ids.confirm_dialog():
             return
+        if self.ids.typing():
+            return  # keys typed into a text field are not shortcuts
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.grab_mode:
             self.perform("screen")  # the region as set: searched, as G and S do
             return
-        if self.ids.typing():
-            return  # keys typed into a text field are not shortcuts
         # Ctrl as the key events came, before this one: a quick Ctrl+S is often released by
         # the time this handler runs, and is_key_down alone took it for a plain S. (A press
         # whose release never came, outside the window, counts for a moment only.)
