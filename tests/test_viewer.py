@@ -1639,22 +1639,21 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     assert fresh(app, "screen").query.width > 0
     # Esc cancels the mode: a region moved meanwhile goes back to where it was
     kept = app.region.box
-    app.perform("grab_mode")
-    for _ in range(12):
-        app.frame()
     p = ui_preview(app)
-    xdotool(app, "mousemove", str(round(ox + p.x + 6)), str(round(oy + p.y + 6)))
-    xdotool(app, "click", "1")  # beside the region: brings it there
-    assert app.region.box != kept
+
+    def grab_and_move_the_region() -> tuple:
+        app.perform("grab_mode")
+        for _ in range(12):
+            app.frame()
+        xdotool(app, "mousemove", str(round(ox + p.x + 6)), str(round(oy + p.y + 6)))
+        xdotool(app, "click", "1")  # beside the region: brings it there
+        return app.region.box
+
+    assert grab_and_move_the_region() != kept
     xdotool(app, "key", "Escape")
     assert not app.grab_mode and app.region.box == kept
     # Enter uses the region as set, as G and S do (it did nothing)
-    app.perform("grab_mode")
-    for _ in range(12):
-        app.frame()
-    xdotool(app, "mousemove", str(round(ox + p.x + 6)), str(round(oy + p.y + 6)))
-    xdotool(app, "click", "1")
-    chosen = app.region.box
+    chosen = grab_and_move_the_region()
     xdotool(app, "key", "Return")
     assert not app.grab_mode and app.region.box == chosen and app.source_sent == "screen"
     # but Enter typed into a field (the toolbar's stay in grab mode) is the field's
@@ -1669,12 +1668,7 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     app.perform("escape")
     # M leaves the mode keeping the region as set, to follow the pointer with (it put back
     # the one before, and "make the box smaller with G" did nothing for it)
-    app.perform("grab_mode")
-    for _ in range(12):
-        app.frame()
-    xdotool(app, "mousemove", str(round(ox + p.x + 6)), str(round(oy + p.y + 6)))
-    xdotool(app, "click", "1")
-    moved = app.region.box
+    moved = grab_and_move_the_region()
     assert moved != kept
     app.perform("follow_mouse")
     assert not app.grab_mode and app.region.box == moved
