@@ -136,9 +136,16 @@ def watch(app: ViewerApp) -> None:
     path, base, extractor = session.source, session.base_dir, session.extractor
 
     def work(task: Task) -> None:
+        from rtsearch.extractor import Extractor
+
         waiting = lambda why: task.post(why)  # noqa: E731 (why it applies nothing for now)
+        # the rows it adds are made with the model's fp32 file, as `update` makes them; the
+        # live queries may run on its int8 twin (its rows came back at 0.07-0.11 from their
+        # own pictures, and stayed so: the files were unchanged for every later update)
+        model = fp32_file(extractor.path, extractor.info)
+        rows_by = extractor if model == extractor.path else Extractor(model, threads=1)
         for report in update.follow(
-            path, base, extractor, stop=task.cancel, warn=_ignore, say_waiting=waiting
+            path, base, rows_by, stop=task.cancel, warn=_ignore, say_waiting=waiting
         ):
             if app.session is not None and app.session.source != path:
                 return  # another index was loaded: stop following this one
