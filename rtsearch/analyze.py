@@ -21,6 +21,7 @@ from rtsearch import atomic, interrupts, store
 from rtsearch import projection as proj
 from rtsearch.checkpoints import (
     CheckpointWriter,
+    check_folder,
     checkpoint_dir,
     checkpoint_on_interrupt,
     checkpoint_parts,
@@ -220,6 +221,7 @@ def plan(
     """What a run (here or on a cluster) starts from: the folder scanned, the rows it can
     reuse (the index at ``out``, checkpoints), the index at ``out`` if any, and the images
     left to analyse. A run that would remove most of that index is refused here."""
+    check_folder(out)
     report = Report()
     found = scan(base_dir, warn)
     report.skipped.extend(found.skipped)

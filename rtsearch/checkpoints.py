@@ -67,6 +67,18 @@ def checkpoint_on_interrupt(writer: CheckpointWriter) -> Iterator[None]:
         raise
 
 
+def check_folder(out: Path) -> None:
+    """Refuse, before the work, an index whose checkpoint folder's name is taken by
+    something else (another index written as ``-o X.dat.ckpt``): every run to it ended in
+    a traceback when its first checkpoint was due."""
+    folder = checkpoint_dir(out)
+    if folder.exists() and not folder.is_dir():
+        raise RtsearchError(
+            f"{folder}: a file where {out} keeps its checkpoints; move it away (or write "
+            "the index elsewhere)"
+        )
+
+
 class CheckpointWriter:
     """Collects new feature rows (the analysis's own rows, not copies) and writes them as
     numbered features-only index parts."""
@@ -112,7 +124,11 @@ class CheckpointWriter:
         if not self.paths:
             return
         atomic.check_output_folder(self.folder)
-        self.folder.mkdir(exist_ok=True)
+        try:
+            self.folder.mkdir(exist_ok=True)
+        except OSError as exc:  # a file of that name (check_folder refuses it first)
+            self._failed(RtsearchError(f"{self.folder}: cannot write checkpoints ({exc.strerror})"))
+            return
         # after the last part there (not their count: one passed over may be among them)
         numbers = [p.stem[5:] for p in self.folder.glob("part-*.dat")]
         number = max((int(n) + 1 for n in numbers if n.isdigit()), default=0)
@@ -130,9 +146,13 @@ class CheckpointWriter:
             self.written.append(dest)
             self.rows_written += len(self.paths)
         except RtsearchError as exc:  # a full disk: the analysis itself can still finish
-            if self.warn and not self.failed:
-                self.warn(f"{exc}; going on without checkpoints (a crash now loses this run)")
-            self.failed = True
+            self._failed(exc)
             with contextlib.suppress(OSError):
                 self.folder.rmdir()  # only if no part made it: no empty folder left behind
+        self._reset()
+
+    def _failed(self, exc: RtsearchError) -> None:
+        if self.warn and not self.failed:
+            self.warn(f"{exc}; going on without checkpoints (a crash now loses this run)")
+        self.failed = True
         self._reset()

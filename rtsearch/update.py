@@ -29,7 +29,7 @@ from rtsearch import analyze as single
 from rtsearch import atomic, store
 from rtsearch.analyze import Report
 from rtsearch.argtypes import number
-from rtsearch.checkpoints import CheckpointWriter, checkpoint_dir, checkpoint_files
+from rtsearch.checkpoints import CheckpointWriter, check_folder, checkpoint_dir, checkpoint_files
 from rtsearch.errors import RtsearchError, Warn, command, count, printable, require_folder
 from rtsearch.extractor import Extractor
 from rtsearch.interrupts import Terminated
@@ -96,6 +96,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     # its stored features are checked (in the probe's child) but not read here: merge
     # copies the kept rows from the file a block at a time
     old = store.load(index_path, check_features=True)
+    check_folder(index_path)
     stored = index_path if store.has_features(index_path) else None
     store.check_compatible(old, extractor.info, str(index_path))
     rows = {p: i for i, p in enumerate(old.paths)}

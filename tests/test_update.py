@@ -681,6 +681,23 @@ def test_moves_and_their_checkpoints(capsys, tmp_path, indexed, tiny_model):
     assert not ckpt.exists()
 
 
+def test_a_file_in_the_checkpoint_folders_place_is_refused_before_the_work(
+    capsys, tmp_path, indexed, tiny_model
+):
+    """Another index written as `-o INDEX.ckpt` took the name of INDEX's checkpoint folder:
+    every analyze and update of INDEX with something to do ended in a FileExistsError
+    traceback when its first checkpoint was due, after the work."""
+    gallery, out = indexed
+    taken = Path(str(out) + ".ckpt")
+    taken.write_bytes(b"someone's file")
+    make_gallery(gallery / "new", 3, start=800)
+    said = f"rtsearch: error: {taken}: a file where {out} keeps its checkpoints; move it away"
+    for args in (("update", out, gallery), ("analyze", gallery, "-o", out, "--quiet")):
+        code, _, err = cli(capsys, *args, "--model", tiny_model)
+        assert code == 1 and err.startswith(said), err
+    assert taken.read_bytes() == b"someone's file" and store.load(out).count == 30
+
+
 def test_a_watch_stopped_by_sigterm_says_terminated(tmp_path, tiny_model):
     """Ctrl-C ends a watch (exit 0); a kill (SIGTERM) is not how it ends: 143, as analyze."""
     import signal
