@@ -131,8 +131,9 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     if todo or report.removed or report.relocated or moved:
         atomic.check_writable(index_path)  # before the work, not after it
     fresh, used = _extract(
-        index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, relocated
-    )
+        index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, relocated,
+        present,
+    )  # fmt: skip
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
     report.changed = [p for p in todo if p in fresh.stats and p in rows]
     # an indexed file that changed and no longer decodes is dropped, as analyze drops it
@@ -162,13 +163,16 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     return report
 
 
-def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, moved=()):
+def _extract(
+    index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, moved=(), present=None
+):
     """Features for ``todo``, resuming from the checkpoints of an interrupted update, and
     the parts it used up or wrote (removed once the index is saved). Parts of another run
     (an analysis of another folder to this index, or an unfinished re-analysis of this
     one: rows of files this update does not analyse) are left for that run: update
     deleted them, and their work, whatever it took. Rows of files ``moved`` within the
-    folder (kept from the index) count as this update's."""
+    folder (kept from the index), and of files no longer ``present``, count as this
+    update's: no run can use them (a part whose files were deleted stayed for good)."""
     fresh, used = single._Done(), []
     folder = checkpoint_dir(index_path)
     wanted = set(todo)
@@ -178,7 +182,7 @@ def _extract(index_path, base_dir, old, todo, extractor, batch, report, warn, ca
         if ck.base_dir and str(Path(ck.base_dir).resolve()) != here:
             continue  # another folder's
         single._take(fresh, ck, base_dir, wanted, lambda p: False, use_features=True)
-        if ours.issuperset(ck.paths):
+        if all(p in ours or (present is not None and p not in present) for p in ck.paths):
             used.append(path)
     todo = [p for p in todo if p not in fresh]
     writer = CheckpointWriter(folder, old.model, base_dir, None, warn)

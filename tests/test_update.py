@@ -653,10 +653,11 @@ def test_update_leaves_the_checkpoints_of_another_run(capsys, tmp_path, indexed,
 
 
 def test_moves_and_their_checkpoints(capsys, tmp_path, indexed, tiny_model):
-    """An interrupted update's part holding a path that is now a move of an indexed file is
-    this update's to drop (it stayed for good, and `analyze` never found the folder as it
-    was). Times within a millisecond match, as the unchanged check matches them (a copy to
-    a file system of coarser times rounded across .0005 and was analysed again)."""
+    """An interrupted update's part holding a path that is now a move of an indexed file,
+    or of a file deleted since, is this update's to drop (it stayed for good, and `analyze`
+    never found the folder as it was). Times within a millisecond match, as the unchanged
+    check matches them (a copy to a file system of coarser times rounded across .0005 and
+    was analysed again)."""
     import os
     import shutil
 
@@ -671,6 +672,9 @@ def test_moves_and_their_checkpoints(capsys, tmp_path, indexed, tiny_model):
     writer = CheckpointWriter(ckpt, index.model, gallery, None)  # the interrupted update's
     writer.add(["sub/img00003.jpg"], [index.features[row]], index.sizes[row : row + 1],
                index.mtimes[row : row + 1])  # fmt: skip
+    writer.flush()
+    # and one of a file deleted since: no run can use it (it stayed for good)
+    writer.add(["gone/img00999.jpg"], [index.features[row]], index.sizes[:1], index.mtimes[:1])
     writer.flush()
     shutil.move(gallery / moved, gallery / "sub" / "img00003.jpg")
     target = gallery / "sub" / "img00003.jpg"
