@@ -391,7 +391,7 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
     if settings.fresh:
         shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
         return done, None
-    old = _old_index(out, base_dir, model, settings, warn)
+    old = _old_index(out, base_dir, model, settings, warn, found)
     parts = list(checkpoint_parts(checkpoint_dir(out), model, warn))
     if not settings.replace:
         _refuse_another_run(out, parts, base_dir, wanted)
@@ -465,7 +465,7 @@ def _refuse_another_folder(out: Path, old: Index, base_dir: Path, settings: Sett
     )
 
 
-def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn) -> Index | None:
+def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found) -> Index | None:
     if not out.exists():
         return None
     if not out.is_file() and not out.is_dir():  # a device, a FIFO: never a thing to delete
@@ -496,10 +496,14 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn) -> In
     # Its rows cannot be re-projected, nor their features kept (--keep-features was
     # ignored: "0 analysed, N reused", and the index still had none).
     if old.features is None and (refit or settings.keep_features):
+        indexed = set(old.paths)
         if not any(
             _unchanged(base_dir / p, size, mtime)
             for p, size, mtime in zip(old.paths, old.sizes, old.mtimes, strict=True)
-        ):  # nothing of it would be reused: is it another folder's?
+        ) and not moved_rows(
+            old, old.paths, [p for p in found.paths if p not in indexed], base_dir
+        ):
+            # nothing of it there, as it was or moved within: is it another folder's?
             _refuse_another_folder(out, old, base_dir, settings)
         if warn:
             why = "with other projection settings" if refit else "(--keep-features asks for them)"

@@ -386,6 +386,17 @@ def test_pictures_moved_within_the_folder_keep_their_rows(capsys, tmp_path, tiny
     monkeypatch.undo()
     assert code == 0 and "(0 analysed, 31 reused, 0 skipped)" in stdout and not runs
     assert sum(p.startswith("2025/") for p in store.load(out).paths) == 20
+    # the folder moved too, and analysed again into settings the rows cannot be carried
+    # into: the same folder still (it was "none of them in", another folder's index)
+    moved = tmp_path / "moved"
+    gallery.rename(moved)
+    (moved / "all").mkdir()
+    for entry in ("2025", "d2"):  # every picture in a folder of its own
+        shutil.move(moved / entry, moved / "all" / entry)
+    code, stdout, err = cli(capsys, "analyze", moved, "-o", out, "--model", tiny_model,
+                            "--quiet", "--projection", "random")  # fmt: skip
+    assert code == 0 and "31 images" in stdout, err
+    assert features or "re-analysing everything" in err  # (stored features are refitted)
 
 
 def test_an_update_copies_stored_features_from_the_file_without_holding_them_twice(
