@@ -181,11 +181,18 @@ def check_writable(dest: Path, what: str = "index") -> None:
         # a file is written beside it and renamed over it: a device or a pipe would be
         # replaced by a plain file, or the rename refused after all the work
         raise RtsearchError(f"{dest}: cannot write {what} (not a regular file)")
-    if not os.access(dest.parent, os.W_OK | os.X_OK):
+    # a link's target is what is written (atomic_path): its folder is the one to check
+    folder = Path(os.path.realpath(dest)).parent
+    if not folder.is_dir():  # a dangling link into a folder that is not there
+        raise RtsearchError(
+            f"{dest}: cannot write {what} (a link to {os.path.realpath(dest)}, in a folder "
+            "that does not exist)"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
         raise RtsearchError(f"{dest}: cannot write {what} (folder not writable)")
     try:  # what access() passes may still refuse a file (root in /proc, some mounts)
         with tempfile.NamedTemporaryFile(
-            dir=dest.parent, prefix=f".{dest.name[:100]}.", suffix=".probe"
+            dir=folder, prefix=f".{dest.name[:100]}.", suffix=".probe"
         ):
             pass
     except OSError as exc:

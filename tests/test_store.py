@@ -628,6 +628,16 @@ def test_a_save_keeps_the_file_mode_and_writes_through_a_symlink(tmp_path):
     store.save(small_index(n=9), link)
     assert link.is_symlink() and os.readlink(link) == str(real)
     assert store.load(real).count == 9 and real.stat().st_mode & 0o777 == 0o600
+    # a link into a folder that is not there: refused before the work (analyze ran it all,
+    # then said "the output folder went away during the analysis")
+    dangling = tmp_path / "dangling.dat"
+    dangling.symlink_to(tmp_path / "nowhere" / "z.dat")
+    with pytest.raises(RtsearchError) as info:
+        atomic.check_writable(dangling)
+    assert str(info.value) == (
+        f"{dangling}: cannot write index (a link to {tmp_path / 'nowhere' / 'z.dat'}, in a "
+        "folder that does not exist)"
+    )
 
 
 @pytest.mark.parametrize("mapped", [False, True])
