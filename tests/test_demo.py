@@ -78,6 +78,13 @@ def test_a_users_index_given_keeps_the_settings_it_was_made_with(
     assert "2 analysed, 12 reused" in capsys.readouterr().out
     made = store.made_with(index)
     assert (made["dims"], made["projection"], made["features"]) == (8, "random", False)
+    # most of the gallery gone: refused with the demo's own way on (it said --replace,
+    # which demo does not take)
+    for picture in sorted(fake_gallery.rglob("img*"))[3:]:
+        picture.unlink()
+    assert demo(*args, "--no-view") == 1
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("pass --rebuild to remove them") and "--replace" not in err
 
 
 def test_an_interrupted_rebuild_says_how_to_go_on(
