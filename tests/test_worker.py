@@ -319,6 +319,40 @@ def test_an_updated_index_keeps_the_random_query_on_its_picture(running):
     assert pub.row is not None and gone.index.paths[pub.row] != path
 
 
+def test_the_random_query_follows_its_picture_moved_within_the_folder(running, tmp_path):
+    """`view --watch` after the query's picture moved into a subfolder (its row kept under
+    its new path, `N moved`): the query jumped to another random picture."""
+    import dataclasses
+    import shutil
+
+    from rtsearch.session import SearchSession
+
+    s = running.session
+    running.send("row", 5)
+    wait_for(lambda: running.latest() is not None and running.latest().row == 5)
+    folder = tmp_path / "pics"
+    shutil.copytree(s.base_dir, folder)  # (copy2: times kept)
+    old_path = s.index.paths[5]
+    new_path = f"sorted/{Path(old_path).name}"
+    (folder / "sorted").mkdir()
+    shutil.move(folder / old_path, folder / new_path)
+    paths = [new_path if p == old_path else p for p in s.index.paths]
+    order = sorted(range(len(paths)), key=paths.__getitem__)  # as an index keeps them
+    index = dataclasses.replace(
+        s.index,
+        paths=[paths[r] for r in order],
+        sizes=s.index.sizes[order],
+        mtimes=s.index.mtimes[order],
+        projected=s.index.projected[order],
+        features=None,
+    )
+    moved = SearchSession(index, s.extractor, folder, source=s.source)
+    running.send("session", moved)
+    at = index.paths.index(new_path)
+    wait_for(lambda: running.session is moved and published(running).row == at)
+    assert all(r.path != new_path for r in published(running).results)  # still excluded
+
+
 def test_a_new_index_whose_folder_lacks_the_query_picture_clears_the_old_results(running, tmp_path):
     """An index loaded with a folder that holds some of its images: the random query's
     picture was not there, no search ran, and the old index's picture and results stayed,

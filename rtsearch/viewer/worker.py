@@ -21,6 +21,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import PurePosixPath
 from typing import Any
 
 import cv2
@@ -28,6 +29,7 @@ import numpy as np
 
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError
+from rtsearch.moves import MTIME_TOLERANCE_S
 from rtsearch.session import Result, SearchSession
 from rtsearch.sources import Frame, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder
@@ -108,7 +110,21 @@ def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | N
     at = bisect.bisect_left(paths, path)  # an index keeps its paths sorted
     if at < len(paths) and paths[at] == path:
         return at
-    return next((i for i, p in enumerate(paths) if p == path), None)
+    found = next((i for i, p in enumerate(paths) if p == path), None)
+    if found is None:  # moved within the folder (moves.moved_rows): its name, size and time
+        name, size = PurePosixPath(path).name, int(old.index.sizes[row])
+        mtime = float(old.index.mtimes[row])
+        found = next(
+            (
+                i
+                for i, p in enumerate(paths)
+                if PurePosixPath(p).name == name
+                and int(new.index.sizes[i]) == size
+                and abs(float(new.index.mtimes[i]) - mtime) < MTIME_TOLERANCE_S
+            ),
+            None,
+        )
+    return found
 
 
 def random_source(session: SearchSession) -> RandomSource:
