@@ -448,3 +448,16 @@ def test_unreadable_results_are_grey_tiles_and_the_message_counts_them(tmp_path)
     assert message.startswith("cannot show ") and "b1.jpg" in message
     assert message.endswith("(and 2 more grey tiles)")
     assert "b1.jpg" in one and "more" not in one
+    # a result whose file is gone (moved or deleted since the index was made): the update
+    # that brings the index up to date is said, as `query` says it
+    import types
+
+    worker = Worker(None, k=4)
+    worker.session = types.SimpleNamespace(source=tmp_path / "my index.dat", base_dir=tmp_path)
+    try:
+        _, message = worker._thumbs([results[0], Result(9, "gone.jpg", tmp_path / "gone.jpg", 1.0)])
+    finally:
+        worker._decoders.shutdown()
+    assert message.endswith(
+        f"; gone since it was made: rtsearch update '{tmp_path / 'my index.dat'}' {tmp_path}"
+    ), message

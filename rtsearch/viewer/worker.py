@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from rtsearch.decode import RGBImage, resize_to
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, command
 from rtsearch.moves import MTIME_TOLERANCE_S
 from rtsearch.session import Result, SearchSession
 from rtsearch.sources import Frame, RandomSource, Source
@@ -377,18 +377,27 @@ class Worker:
         self._store(frame, tuple(results), thumbs, infer_ms, message)
 
     def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
-        thumbs, bad = [], []
+        thumbs, bad, gone = [], [], 0
         tiles = self.cache.get_many([r.file for r in results], self._decoders)
         for r, tile in zip(results, tiles, strict=True):
             if isinstance(tile, Exception):
                 # the decoder's errors name the file already
                 bad.append(str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}")
+                gone += not r.file.exists()
                 tile = placeholder(self.cache.size[1])
             thumbs.append(tile)
         if not bad:
             return tuple(thumbs), ""
         more = f" (and {len(bad) - 1} more grey tiles)" if len(bad) > 1 else ""
-        return tuple(thumbs), f"cannot show {bad[0]}{more}"
+        return tuple(thumbs), f"cannot show {bad[0]}{more}{self._update_hint(gone)}"
+
+    def _update_hint(self, gone: int) -> str:
+        """For results whose files are gone (moved or deleted since the index was made):
+        the command that brings the index up to date, as `query` says it."""
+        s = self.session
+        if not gone or s is None or s.source is None:
+            return ""
+        return f"; gone since it was made: {command('rtsearch', 'update', s.source, s.base_dir)}"
 
     def _publish_again(self) -> None:
         """The picture and results on show again, the query shrunk to the new header height
