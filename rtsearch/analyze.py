@@ -29,7 +29,7 @@ from rtsearch.checkpoints import (
 from rtsearch.errors import RtsearchError, Warn, count, require_folder
 from rtsearch.extraction import extract
 from rtsearch.extractor import Extractor
-from rtsearch.moves import MTIME_TOLERANCE_S, moved_rows
+from rtsearch.moves import moved_rows, same_stat
 from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index, ModelRef
 
@@ -517,4 +517,4 @@ def _unchanged(path: Path, size, mtime) -> bool:
         st = path.stat()
     except OSError:
         return False
-    return st.st_size == int(size) and abs(st.st_mtime - float(mtime)) < MTIME_TOLERANCE_S
+    return same_stat(size, mtime, st.st_size, st.st_mtime)

@@ -11,7 +11,15 @@ from pathlib import Path, PurePosixPath
 
 from rtsearch.store import Index
 
-MTIME_TOLERANCE_S = 1e-3  # as analyze's unchanged check (a file system's own rounding)
+MTIME_TOLERANCE_S = 1e-3  # a file system's own rounding of modification times
+
+
+def same_stat(size, mtime, other_size, other_mtime) -> bool:
+    """Whether two (size, modification time) pairs are one file's: the check analyze's
+    unchanged files, moves and the viewer's query across an update all go by."""
+    return int(size) == int(other_size) and abs(float(mtime) - float(other_mtime)) < (
+        MTIME_TOLERANCE_S
+    )
 
 
 def moved_rows(
@@ -41,7 +49,7 @@ def moved_rows(
         same = [
             i
             for i in by_key.get((name, st.st_size), ())
-            if abs(float(index.mtimes[i]) - st.st_mtime) < MTIME_TOLERANCE_S
+            if same_stat(index.sizes[i], index.mtimes[i], st.st_size, st.st_mtime)
         ]
         if len(same) == 1 and same[0] not in taken:
             found[p] = same[0]

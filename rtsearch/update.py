@@ -164,7 +164,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
 
 
 def _extract(
-    index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, moved=(), present=None
+    index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, moved, present
 ):
     """Features for ``todo``, resuming from the checkpoints of an interrupted update, and
     the parts it used up or wrote (removed once the index is saved). Parts of another run
@@ -182,7 +182,7 @@ def _extract(
         if ck.base_dir and str(Path(ck.base_dir).resolve()) != here:
             continue  # another folder's
         single._take(fresh, ck, base_dir, wanted, lambda p: False, use_features=True)
-        if all(p in ours or (present is not None and p not in present) for p in ck.paths):
+        if all(p in ours or p not in present for p in ck.paths):
             used.append(path)
     todo = [p for p in todo if p not in fresh]
     writer = CheckpointWriter(folder, old.model, base_dir, None, warn)
@@ -273,10 +273,12 @@ def _merged_features(paths, rows, new_feat, old: Index, stored: Path | None):
     if stored is None:
         return None
     out = np.empty((len(paths), old.model.feature_dims), np.float32)
-    kept = [(rows[p], j) for j, p in enumerate(paths) if p not in new_feat]
+    kept = []  # (row in the file, row here) of the rows copied from the file
     for j, p in enumerate(paths):
         if p in new_feat:
             out[j] = new_feat[p]
+        else:
+            kept.append((rows[p], j))
     if kept:
         source, to = zip(*kept, strict=True)
         store.copy_features(stored, np.array(source), out, np.array(to))

@@ -29,7 +29,7 @@ import numpy as np
 
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
-from rtsearch.moves import MTIME_TOLERANCE_S
+from rtsearch.moves import same_stat
 from rtsearch.session import Result, SearchSession
 from rtsearch.sources import Frame, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder
@@ -112,15 +112,13 @@ def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | N
         return at
     found = next((i for i, p in enumerate(paths) if p == path), None)
     if found is None:  # moved within the folder (moves.moved_rows): its name, size and time
-        name, size = PurePosixPath(path).name, int(old.index.sizes[row])
-        mtime = float(old.index.mtimes[row])
+        name, size, mtime = PurePosixPath(path).name, old.index.sizes[row], old.index.mtimes[row]
         found = next(
             (
                 i
                 for i, p in enumerate(paths)
                 if PurePosixPath(p).name == name
-                and int(new.index.sizes[i]) == size
-                and abs(float(new.index.mtimes[i]) - mtime) < MTIME_TOLERANCE_S
+                and same_stat(size, mtime, new.index.sizes[i], new.index.mtimes[i])
             ),
             None,
         )
