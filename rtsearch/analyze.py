@@ -483,6 +483,12 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
             f"{out}: an index made with model {old.model}, not {model}; use the same --model "
             "to update it, or choose another -o (or delete it) to start a new one"
         )
+    if store.other_variant(old.model, model):  # its rows and these would differ
+        raise RtsearchError(
+            f"{out}: an index made with the {old.model.variant} file of {old.model.name}, not "
+            f"the {model.variant} one; use that file to update it, or choose another -o (or "
+            "delete it) to start a new one"
+        )
     if old.features is not None and not settings.keep_features and warn:
         warn(
             f"{out}: it kept its full features and will not any more (they allow changing "

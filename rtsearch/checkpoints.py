@@ -49,6 +49,11 @@ def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
             f"{where}: checkpoint made with model {part.model}, not {model}; use the same "
             f"--model, or delete {where.parent} to start again"
         )
+    if store.other_variant(part.model, model):  # its rows and this run's would differ
+        raise RtsearchError(
+            f"{where}: checkpoint made with the {part.model.variant} file of {model.name}, not "
+            f"the {model.variant} one; use that file, or delete {where.parent} to start again"
+        )
 
 
 @contextlib.contextmanager

@@ -424,6 +424,8 @@ def index_summary(path: Path) -> dict:
         "feature_layer": index.model.feature_layer,
         # the weights the model file must have (as `rtsearch models` shows them)
         "model_weights": short_weights(index.model.identity),
+        # the file its rows were made with ("fp32" | "int8"; null: a file that does not say)
+        "model_variant": index.model.variant or None,
         "projection": index.projection.kind if index.projection else None,
         "l2_normalize": index.projection.l2_normalize if index.projection else None,
         "search": method,

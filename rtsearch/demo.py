@@ -65,9 +65,12 @@ def run(args: argparse.Namespace) -> int:
 
         check_display()
     root = resolve_gallery(args)
-    index_path = args.index or default_index_path(root, args.model)
+    from rtsearch.models import read_model_info, resolve_model
+
+    model = resolve_model(args.model)  # (the default's first use exports it)
+    index_path = args.index or default_index_path(root, read_model_info(model))
     build_index(
-        root, index_path, args.model, rebuild=args.rebuild, threads=args.threads,
+        root, index_path, str(model), rebuild=args.rebuild, threads=args.threads,
         owned=args.index is None,
     )  # fmt: skip
     if args.no_view:
@@ -85,11 +88,12 @@ def resolve_gallery(args: argparse.Namespace) -> Path:
     return found.root
 
 
-def default_index_path(root: Path, model: str) -> Path:
-    """One index per (gallery folder, model), so switching either never mixes them."""
-    key = hashlib.sha256(f"{root.resolve()}\0{model}".encode()).hexdigest()[:12]
-    name = Path(model).stem if model.endswith(".onnx") else model
-    return Path(platformdirs.user_data_dir("rtsearch")) / "demo" / f"{name}-{key}.dat"
+def default_index_path(root: Path, info: ModelInfo) -> Path:
+    """One index per gallery folder and model file's weights and variant, so switching
+    either never mixes them, and a model named or given by its path shares one."""
+    model = f"{info.name}-int8" if info.variant == "int8" else info.name
+    key = hashlib.sha256(f"{root.resolve()}\0{info.identity}\0{model}".encode()).hexdigest()
+    return Path(platformdirs.user_data_dir("rtsearch")) / "demo" / f"{model}-{key[:12]}.dat"
 
 
 def build_index(
@@ -180,6 +184,12 @@ def _usable(
             f"{index_path}: an index made with model {index.model}, not "
             f"{ModelRef.of(info)}; choose another --index, or pass --rebuild to analyze "
             f"{root} into it with {info.name}"
+        )
+    if store.other_variant(index.model, info):  # rows of the two files would be mixed
+        raise RtsearchError(
+            f"{index_path}: an index made with the {index.model.variant} file of "
+            f"{info.name}, not the {info.variant} one; choose another --index, or pass "
+            f"--rebuild to analyze {root} into it with that one"
         )
     return index
 

@@ -374,9 +374,11 @@ def find_model_for(
     *,
     prefer_int8: bool = False,
     index: Path | None = None,
+    variant: str = "",
 ) -> Path:
     """The model file that made an index (same identity, ``index`` named when none is),
-    found by conventional names.
+    found by conventional names. A ``variant`` ("fp32" | "int8") takes only files of it:
+    the one rows are added to an index with (store.check_rows).
 
     With ``prefer_int8`` an int8 twin comes first, but only a faithful one (its export
     measured held-out feature cosine >= INT8_MIN_COSINE), and only on the CPU: on CUDA the
@@ -393,6 +395,8 @@ def find_model_for(
         if prefer_int8
         else stems + [f"{s}-int8" for s in stems]
     )
+    if variant:
+        variants = [s for s in variants if s.endswith("-int8") == (variant == "int8")]
     damaged: list[str] = []
     others: list[str] = []  # files of this backbone made from other weights
     drifting: list[tuple[Path, ModelInfo]] = []  # int8 files below INT8_MIN_COSINE
@@ -411,7 +415,9 @@ def find_model_for(
         if info.identity != identity:
             others.append(f"{path} has weights {short_weights(info.identity)}")
             continue
-        if info.variant == "int8" and not info.faithful_int8:
+        if variant and info.variant != variant:  # named as the other twin is
+            continue
+        if info.variant == "int8" and not info.faithful_int8 and not variant:
             drifting.append((path, info))
             if prefer_int8:
                 continue  # drifts from fp32 on this CPU: the fp32 file further down wins
@@ -419,9 +425,10 @@ def find_model_for(
     if drifting:  # better than nothing, said
         return _found(*drifting[0], damaged)
     found = f" ({'; '.join(others)}: another export)" if others else ""
+    of_variant = f"{variant} " if variant else ""
     raise RtsearchError(
         (f"{index}: " if index is not None else "")
-        + f"no model file for {name} ({feature_layer}) with the index's weights "
+        + f"no {of_variant}model file for {name} ({feature_layer}) with the index's weights "
         f"{short_weights(identity)}{found}; pass --model FILE of those weights, or analyze "
         "again with this model" + "".join(f" ({problem})" for problem in dict.fromkeys(damaged))
     )

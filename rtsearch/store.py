@@ -8,7 +8,8 @@ Schema (format "rtsearch-index", version 1) — see docs/index-format.md:
   /projection/mean    (D,) float32              [absent in a checkpoint]
   /features           (N, D) float32            [optional; always in a checkpoint]
   attrs: format, version, kind ("index" | "checkpoint"), model_name, model_identity,
-         feature_layer, feature_dims, projection, l2_normalize, seed, created, base_dir
+         feature_layer, feature_dims, model_variant, projection, l2_normalize, seed,
+         created, base_dir
 A checkpoint is the features-only form: the same file without the projection.
 """
 
@@ -58,10 +59,14 @@ class ModelRef:
     identity: str
     feature_layer: str
     feature_dims: int
+    # the file's variant ("fp32" | "int8") its rows were made with; "" in files written
+    # before it was recorded. Queries may run on either twin (same identity); rows added
+    # to an index come from the file that made it (store.check_rows).
+    variant: str = ""
 
     @classmethod
     def of(cls, info: ModelInfo) -> ModelRef:
-        return cls(info.name, info.identity, info.feature_layer, info.dims)
+        return cls(info.name, info.identity, info.feature_layer, info.dims, info.variant)
 
     def __str__(self) -> str:
         """e.g. "vgg16 (fc7, weights 275a54c504cd)": two files of one backbone differ here."""
@@ -103,6 +108,26 @@ def check_compatible(index: Index, info: ModelInfo, where: str) -> None:
         raise RtsearchError(
             f"{where}: made with model {index.model}, not {ModelRef.of(info)}; use the same "
             "--model or re-analyze"
+        )
+
+
+def other_variant(made_by: ModelRef, info: ModelInfo | ModelRef) -> bool:
+    """Rows made by ``made_by``'s file and ``info``'s differ though their weights match: an
+    fp32 file and its int8 twin (a copy of an indexed picture came back at 0.07-0.11 from
+    its own row, not 0). Files written before the variant was recorded pass."""
+    return bool(made_by.variant and info.variant and made_by.variant != info.variant)
+
+
+def check_rows(index: Index, info: ModelInfo, where: str, way_out: str) -> None:
+    """Refuse adding rows to ``index`` from another model, or from another file of its
+    model's weights (fp32 rows beside int8 ones); ``way_out`` says what to do instead."""
+    check_compatible(index, info, where)
+    if other_variant(index.model, info):
+        m = index.model
+        raise RtsearchError(
+            f"{where}: its rows were made with the {m.variant} file of {m.name}, not the "
+            f"{info.variant} one; rows of the two differ (a copy of a picture no longer comes "
+            f"back at distance 0): {way_out}"
         )
 
 
@@ -205,6 +230,8 @@ def _write(f: h5py.File, index: Index) -> None:
         created=index.created,
         base_dir=index.base_dir,
     )
+    if m.variant:  # (not known: not said, as files before it)
+        f.attrs["model_variant"] = m.variant
     f.create_dataset("paths", data=np.array(index.paths, dtype=object), dtype=_STR)
     f.create_dataset("sizes", data=np.asarray(index.sizes, dtype=np.int64))
     f.create_dataset("mtimes", data=np.asarray(index.mtimes, dtype=np.float64))
@@ -495,12 +522,22 @@ def _read_head(f: h5py.File, where: str, allow_checkpoint: bool) -> tuple[str, M
         str(_attr(f, "model_identity", where)),
         str(_attr(f, "feature_layer", where)),
         int(_attr(f, "feature_dims", where)),  # type: ignore[call-overload]
+        _variant(f, where),
     )
     _check_local(f, where)
     paths = _read_paths(f, where)
     if not paths:
         raise RtsearchError(f"{where}: empty index (0 images); analyze a folder with images")
     return str(kind), model, paths
+
+
+def _variant(f: h5py.File, where: str) -> str:
+    """The model file's variant its rows came from; "" for a file that does not say."""
+    value = f.attrs.get("model_variant", "")
+    value = value.decode() if isinstance(value, bytes) else str(value)
+    if value not in ("", "fp32", "int8"):
+        raise RtsearchError(f"{where}: malformed index (model_variant {value!r})")
+    return value
 
 
 def _check_local(f: h5py.File, where: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import re
 import threading
 import time
@@ -98,7 +99,12 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     old = store.load(index_path, check_features=True)
     check_folder(index_path)
     stored = index_path if store.has_features(index_path) else None
-    store.check_compatible(old, extractor.info, str(index_path))
+    store.check_rows(
+        old, extractor.info, str(index_path), "leave out --model to update it with that file"
+    )
+    # the rows it adds are the extractor's (an index from before the file's variant was
+    # recorded takes this one's)
+    old.model = dataclasses.replace(old.model, variant=old.model.variant or extractor.info.variant)
     rows = {p: i for i, p in enumerate(old.paths)}
     found = scan(base_dir, warn)
     todo = [
@@ -487,7 +493,7 @@ def open_extractor(index_path: Path, model: str | None, threads: int) -> Extract
         return Extractor(resolve_model(model), threads=threads, streams=0)
     m = store.load(index_path).model
     return Extractor(
-        find_model_for(m.name, m.feature_layer, m.identity, index=index_path),
+        find_model_for(m.name, m.feature_layer, m.identity, index=index_path, variant=m.variant),
         threads=threads,
         streams=0,
     )

@@ -78,6 +78,21 @@ def write_tiny_model(
     return path
 
 
+def int8_twin(models: Path) -> Path:
+    """tiny.onnx and a faithful "int8" twin of it (the same graph, int8 by its metadata) in
+    ``models``; returns the twin. Point RTSEARCH_MODELS at ``models`` for names to find them."""
+    from dataclasses import replace
+
+    from rtsearch.models import read_model_info
+
+    fp32 = write_tiny_model(models / "tiny.onnx")
+    twin = onnx.load(str(fp32))
+    props = replace(read_model_info(fp32), variant="int8", int8_cosine=0.995).to_props()
+    helper.set_model_props(twin, props)
+    onnx.save(twin, str(models / "tiny-int8.onnx"))
+    return models / "tiny-int8.onnx"
+
+
 def make_image(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
     """A distinct picture per seed: a colour gradient background and a few shapes."""
     rng = np.random.default_rng(seed)

@@ -179,12 +179,44 @@ def test_an_index_given_that_does_not_fit_is_refused_and_the_demos_own_is_rebuil
     # the demo's own file (no --index), damaged, is rebuilt
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     from rtsearch.demo import default_index_path
+    from rtsearch.models import read_model_info
 
-    own = default_index_path(fake_gallery, str(tiny_model))
+    own = default_index_path(fake_gallery, read_model_info(tiny_model))
     own.parent.mkdir(parents=True)
     own.write_text("garbage")
     assert demo(*base) == 0
     assert "rebuilding" in capsys.readouterr().err and store.load(own).count == 12
+
+
+def test_one_demo_index_per_model_file_whichever_way_it_is_named(
+    fake_gallery, tmp_path, monkeypatch, capsys
+):
+    """The demo's own index was keyed by the --model text: the model by its name and by its
+    path made two indexes (two analyses), and --model tiny-int8 found the fp32 file's
+    index given with --index and added int8 rows to it."""
+    from fakes import int8_twin
+
+    twin = int8_twin(tmp_path / "models")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    base = ["--gallery", str(fake_gallery), "--no-view"]
+    assert demo(*base, "--model", "tiny") == 0
+    assert "(12 images, tiny, " in capsys.readouterr().out
+    assert demo(*base, "--model", str(twin.with_name("tiny.onnx"))) == 0
+    assert "(up to date; " in capsys.readouterr().out
+    assert demo(*base, "--model", "tiny-int8") == 0  # a file of its own: a new index
+    assert "(12 images, tiny, " in capsys.readouterr().out
+    indexes = sorted((tmp_path / "data" / "rtsearch" / "demo").glob("*.dat"))
+    assert [store.load(i).model.variant for i in indexes] == ["fp32", "int8"]
+    given = tmp_path / "given.dat"
+    assert demo(*base, "--model", "tiny", "--index", str(given)) == 0
+    capsys.readouterr()
+    assert demo(*base, "--model", "tiny-int8", "--index", str(given)) == 1
+    assert capsys.readouterr().err == (
+        f"rtsearch: error: {given}: an index made with the fp32 file of tiny, not the int8 "
+        f"one; choose another --index, or pass --rebuild to analyze {fake_gallery} into it "
+        "with that one\n"
+    )
 
 
 def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, monkeypatch):

@@ -732,3 +732,71 @@ def test_a_watch_stopped_by_sigterm_says_terminated(tmp_path, tiny_model):
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 143 and stdout == f"stopped following {gallery}\n"
     assert stderr == "rtsearch: terminated\n"
+
+
+def test_rows_are_added_only_from_the_file_that_made_the_index(capsys, tmp_path, monkeypatch):
+    """`update --model X-int8` on an index made with X's fp32 file added int8 rows without
+    a word (a copy of a picture then came back at 0.096, not 0): the two files share their
+    weights' identity, which was all an index recorded. It records the file's variant now;
+    rows come from that file, and the other twin is refused where it would add rows."""
+    from dataclasses import astuple
+
+    from fakes import int8_twin
+
+    from rtsearch import update
+
+    twin = int8_twin(tmp_path / "models")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "models"))
+    fp32 = twin.with_name("tiny.onnx")
+    gallery = tmp_path / "gallery"
+    make_gallery(gallery, 8)
+    out = tmp_path / "index.dat"
+    analyze(gallery, out, Extractor(fp32), Settings(dims=8))
+    code, info, _ = cli(capsys, "info", out, "--json")
+    assert code == 0 and '"model_variant": "fp32"' in info
+    make_gallery(gallery, 2, start=50)
+    stamp = out.stat().st_mtime_ns
+    code, _, err = cli(capsys, "update", out, gallery, "--model", "tiny-int8")
+    assert code == 1 and err == (
+        f"rtsearch: error: {out}: its rows were made with the fp32 file of tiny, not the "
+        "int8 one; rows of the two differ (a copy of a picture no longer comes back at "
+        "distance 0): leave out --model to update it with that file\n"
+    )
+    code, _, err = cli(capsys, "analyze", gallery, "-o", out, "--model", twin)
+    assert code == 1 and f"{out}: an index made with the fp32 file of tiny, not the int8" in err
+    assert out.stat().st_mtime_ns == stamp  # left as it was
+    code, stdout, _ = cli(capsys, "update", out, gallery)  # finds the fp32 file
+    assert code == 0 and "(2 added," in stdout and store.load(out).model.variant == "fp32"
+
+    # an index made with the int8 file: `update` finds that file, and so does the watch
+    int8_out = tmp_path / "int8.dat"
+    analyze(gallery, int8_out, Extractor(twin), Settings(dims=8, keep_features=True))
+    assert update.open_extractor(int8_out, None, 1).info.variant == "int8"
+    make_gallery(gallery, 1, start=60)
+    code, stdout, _ = cli(capsys, "update", int8_out, gallery)
+    assert code == 0 and "(1 added," in stdout and store.load(int8_out).model.variant == "int8"
+    # its checkpoints too: a resume with the fp32 file is refused, not mixed in
+    part = store.load(int8_out, features=True)
+    ckpt = store.checkpoint_dir(int8_out)
+    ckpt.mkdir()
+    store.save(
+        store.Index(part.paths, part.model, part.sizes, part.mtimes, features=part.features),
+        ckpt / "part-000000.dat",
+    )
+    int8_out.unlink()
+    code, _, err = cli(capsys, "analyze", gallery, "-o", int8_out, "--model", fp32)
+    assert code == 1 and err.startswith(
+        f"rtsearch: error: {ckpt / 'part-000000.dat'}: checkpoint made with the int8 file of "
+        "tiny, not the fp32 one"
+    )
+
+    # a file from before the variant was recorded: not checked, and the next update says it
+    legacy = store.load(out)
+    legacy.model = store.ModelRef(*astuple(legacy.model)[:4])
+    store.save(legacy, out)
+    assert store.load(out).model.variant == ""
+    code, info, _ = cli(capsys, "info", out, "--json")
+    assert '"model_variant": null' in info
+    make_gallery(gallery, 1, start=70)
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", "tiny-int8")
+    assert code == 0 and store.load(out).model.variant == "int8"

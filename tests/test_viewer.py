@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import make_gallery, padded_tile, write_tiny_model
+from fakes import int8_twin, make_gallery, padded_tile, write_tiny_model
 from PIL import Image
 from test_sources import write_video
 
@@ -1325,38 +1325,22 @@ def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypa
     assert fresh(app, "random").results[0].file.parent.parent == folder
 
 
-def int8_twin(models: Path, monkeypatch) -> Path:
-    """tiny.onnx and a faithful "int8" twin of it (the same graph, int8 by its metadata) in
-    ``models``, which model names then resolve in; returns the twin."""
-    from dataclasses import replace
-
-    import onnx
-    from onnx import helper
-
-    from rtsearch.models import read_model_info
-
-    fp32 = write_tiny_model(models / "tiny.onnx")
-    twin = onnx.load(str(fp32))
-    props = replace(read_model_info(fp32), variant="int8", int8_cosine=0.995).to_props()
-    helper.set_model_props(twin, props)
-    onnx.save(twin, str(models / "tiny-int8.onnx"))
-    monkeypatch.setenv("RTSEARCH_MODELS", str(models))
-    return models / "tiny-int8.onnx"
-
-
-def test_a_watch_adds_rows_made_with_the_fp32_file_while_queries_run_on_int8(
+def test_a_watch_adds_rows_made_with_the_file_that_made_the_index_not_the_queries(
     app, tmp_path, monkeypatch
 ):
     """`view --watch` analysed new pictures with the live queries' int8 twin: their rows
     came back at 0.07-0.11 from their own pictures, for good (`update` finds the files
-    unchanged). It makes them with the fp32 file, as `update` does."""
+    unchanged). It makes them with the file that made the index, as `update` does."""
+    from dataclasses import replace
+
     from rtsearch import update
     from rtsearch.extractor import Extractor
     from rtsearch.session import SearchSession
     from rtsearch.viewer import actions
 
     before = app.session
-    twin = int8_twin(tmp_path / "models", monkeypatch)
+    twin = int8_twin(tmp_path / "models")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "models"))
     app.set_session(SearchSession(before.index, Extractor(twin), before.base_dir,
                                   source=before.source))  # fmt: skip
     used = []
@@ -1369,6 +1353,14 @@ def test_a_watch_adds_rows_made_with_the_fp32_file_while_queries_run_on_int8(
     actions.watch(app)
     pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
     assert used == ["fp32"] and app.session.extractor.info.variant == "int8"
+    # an index made with the int8 file takes rows of it, the live queries on the fp32 one
+    # (fp32 rows went into it, as int8 ones into an fp32 index)
+    made_by_int8 = replace(before.index, model=replace(before.index.model, variant="int8"))
+    app.set_session(SearchSession(made_by_int8, Extractor(twin.with_name("tiny.onnx")),
+                                  before.base_dir, source=before.source))  # fmt: skip
+    actions.watch(app)
+    pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
+    assert used == ["fp32", "int8"] and app.session.extractor.info.variant == "fp32"
     app.set_session(before)
 
 
@@ -1378,7 +1370,6 @@ def test_a_folder_analysed_with_another_model_before_is_analysed_again_not_refus
     """Analyze from the viewer keeps one index per folder and model: keyed by the folder
     alone, analysing it with another model loaded was refused with "use the same --model
     or choose another -o", which the viewer offers no way to do."""
-    from fakes import write_tiny_model
 
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor
@@ -1412,7 +1403,8 @@ def test_a_folder_analysed_with_another_model_before_is_analysed_again_not_refus
     # live queries on the model's int8 twin: the index is made with its fp32 file, as
     # `analyze` makes it, into the one file of that model (int8 features went into a file
     # of their own)
-    twin = int8_twin(tmp_path / "models", monkeypatch)
+    twin = int8_twin(tmp_path / "models")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "models"))
     app.set_session(SearchSession(before.index, Extractor(twin), before.base_dir,
                                   source=before.source))  # fmt: skip
     stamp = tiny_out.stat().st_mtime_ns

@@ -139,10 +139,11 @@ def watch(app: ViewerApp) -> None:
         from rtsearch.extractor import Extractor
 
         waiting = lambda why: task.post(why)  # noqa: E731 (why it applies nothing for now)
-        # the rows it adds are made with the model's fp32 file, as `update` makes them; the
-        # live queries may run on its int8 twin (its rows came back at 0.07-0.11 from their
-        # own pictures, and stayed so: the files were unchanged for every later update)
-        model = fp32_file(extractor.path, extractor.info)
+        # the rows it adds are made with the file that made the index's, as `update` makes
+        # them; the live queries may run on its twin (int8 rows in an fp32 index came back
+        # at 0.07-0.11 from their own pictures, and stayed so: the files were unchanged for
+        # every later update). An index that does not say was made with the fp32 file.
+        model = rows_file(extractor.path, extractor.info, session.index.model.variant or "fp32")
         rows_by = extractor if model == extractor.path else Extractor(model, threads=1)
         for report in update.follow(
             path, base, rows_by, stop=task.cancel, warn=_ignore, say_waiting=waiting
@@ -346,7 +347,7 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         # every core but one, which the window and the live source keep (on 2 cores: one
         # thread, as before; it was one on any machine)
         # here, not on the UI thread: the default model's first use exports it
-        model = fp32_file(loaded, info) if loaded and info else resolve_model(DEFAULT_MODEL)
+        model = analysis_file(loaded, info) if loaded and info else resolve_model(DEFAULT_MODEL)
         extractor = Extractor(model, threads=max(1, (os.cpu_count() or 1) - 1), streams=0)
         # one index per folder and model, whichever of its files the live queries use
         out = analysis_output(folder, model_key(extractor.info))
@@ -375,23 +376,29 @@ def analyze(app: ViewerApp, folder: Path) -> None:
 def model_key(info) -> str:
     """A model's name in an index file's name: its weights too, so two exports of one
     backbone from other weights (VGG16 from torchvision's and from Keras's) do not share a
-    file; its fp32 and int8 files do (same weights)."""
-    return f"{info.name}-{hashlib.sha1(info.identity.encode()).hexdigest()[:8]}"
+    file; its fp32 and int8 files do not either (an index's rows come from one of them)."""
+    key = f"{info.name}-{hashlib.sha1(info.identity.encode()).hexdigest()[:8]}"
+    return key + ("-int8" if info.variant == "int8" else "")
 
 
-def fp32_file(loaded: Path, info) -> Path:
+def rows_file(loaded: Path, info, variant: str) -> Path:
+    """The file of ``info``'s model and weights of ``variant`` ("fp32" | "int8"): the one
+    rows added to an index come from (store.check_rows); ``loaded`` when it is that file."""
+    from rtsearch.models import find_model_for
+
+    if info.variant == variant:
+        return loaded
+    return find_model_for(info.name, info.feature_layer, info.identity, variant=variant)
+
+
+def analysis_file(loaded: Path, info) -> Path:
     """The file an index of ``info``'s model is made with: its fp32 one, as `analyze` makes
     them, when the live queries run on its int8 twin (an index analysed from the viewer
     held int8 features: 0.978 cosine at worst to the fp32 ones); else ``loaded``."""
-    from rtsearch.models import find_model_for
-
-    if info.variant != "int8":
-        return loaded
     try:
-        found = find_model_for(info.name, info.feature_layer, info.identity)
+        return rows_file(loaded, info, "fp32")
     except RtsearchError:
         return loaded  # no fp32 file of it: the twin is what there is
-    return found
 
 
 def cancel_analyze(app: ViewerApp) -> None:
