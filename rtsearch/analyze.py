@@ -40,6 +40,15 @@ REFIT_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
+class Options:
+    """The caller's names for the options analyze's refusals advise: `demo` takes --index
+    and --rebuild where `analyze` takes -o and --replace."""
+
+    out: str = "-o"
+    replace: str = "--replace"
+
+
+@dataclass(frozen=True)
 class Settings:
     dims: int = proj.DEFAULT_DIMS
     projection: str = proj.DEFAULT_KIND
@@ -54,6 +63,7 @@ class Settings:
     # rows of an index already at the output (and of its checkpoints) are analysed again,
     # not reused; the old index stays until the new one replaces it
     fresh: bool = False
+    options: Options = Options()
 
 
 @dataclass(frozen=True)
@@ -227,7 +237,7 @@ def plan(
     report.skipped.extend(found.skipped)
     done, old = _reusable(base_dir, out, model, settings, found, warn)
     if old is not None and not settings.replace:
-        _check_most_kept(out, base_dir, old, found, done.moved_from)
+        _check_most_kept(out, base_dir, old, found, done.moved_from, settings.options)
     report.reused = len(done)
     return report, done, old, [p for p in found.paths if p not in done]
 
@@ -293,7 +303,9 @@ def _as_it_was(
     return same and not any(ckpt.glob("part-*.dat"))
 
 
-def _check_most_kept(out: Path, base_dir: Path, old: Index, found, moved: set[str]) -> None:
+def _check_most_kept(
+    out: Path, base_dir: Path, old: Index, found, moved: set[str], options: Options
+) -> None:
     """Refuse a rerun that would remove most of the index at -o, as update refuses it: a
     half-mounted drive or a partial copy dropped 700,000 of 1,000,000 rows without a word.
     Files ``moved`` within the folder are not removed."""
@@ -301,18 +313,21 @@ def _check_most_kept(out: Path, base_dir: Path, old: Index, found, moved: set[st
     removed = sum(
         1 for p in old.paths if p not in present and not found.hides(p) and p not in moved
     )
-    refuse_removing_most(out, base_dir, len(old.paths), removed, "analysing it")
+    refuse_removing_most(out, base_dir, len(old.paths), removed, "analysing it", options.replace)
 
 
-def refuse_removing_most(index: Path, base_dir: Path, rows: int, removed: int, doing: str) -> None:
+def refuse_removing_most(
+    index: Path, base_dir: Path, rows: int, removed: int, doing: str, replace: str = "--replace"
+) -> None:
     """Refuse ``doing`` (analyse, update) that would remove most of ``index``: more than
-    PRUNE_FRACTION of its images, and at least PRUNE_MIN (--replace goes on)."""
+    PRUNE_FRACTION of its images, and at least PRUNE_MIN (``replace``, the option, goes
+    on)."""
     if removed < PRUNE_MIN or removed <= PRUNE_FRACTION * rows:
         return
     raise RtsearchError(
         f"{base_dir}: holds only {rows - removed} of the {count(rows, 'image')} in {index}; "
         f"{doing} would remove the other {removed} (another folder, an old copy, or one "
-        "still being copied?); pass --replace to remove them"
+        f"still being copied?); pass {replace} to remove them"
     )
 
 
@@ -394,7 +409,7 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
     old = _old_index(out, base_dir, model, settings, warn, found)
     parts = list(checkpoint_parts(checkpoint_dir(out), model, warn))
     if not settings.replace:
-        _refuse_another_run(out, parts, base_dir, wanted)
+        _refuse_another_run(out, parts, base_dir, wanted, settings.options)
     for ck in parts:
         _take(done, ck, base_dir, wanted, found.hides, use_features=True)
     if old is not None:
@@ -437,7 +452,9 @@ def _take_moved(done: _Done, old: Index, base_dir: Path, found) -> None:
         done.moved_from.add(old.paths[i])
 
 
-def _refuse_another_run(out: Path, parts: list[Index], base_dir: Path, wanted: set[str]) -> None:
+def _refuse_another_run(
+    out: Path, parts: list[Index], base_dir: Path, wanted: set[str], options: Options
+) -> None:
     """Checkpoints of an unfinished analysis of another folder, none of whose images are
     in ``base_dir``, are not dropped without --replace: they are that run's work (a
     mistyped -o, or a second folder sent to the same index, deleted them in silence)."""
@@ -449,8 +466,8 @@ def _refuse_another_run(out: Path, parts: list[Index], base_dir: Path, wanted: s
     folder = others[0].base_dir
     raise RtsearchError(
         f"{checkpoint_dir(out)}: holds an unfinished analysis of {folder} ({images}), none "
-        f"of them in {base_dir}; analyze {folder} again to finish it, choose another -o, or "
-        "pass --replace to drop it"
+        f"of them in {base_dir}; analyze {folder} again to finish it, choose another "
+        f"{options.out}, or pass {options.replace} to drop it"
     )
 
 
@@ -461,33 +478,36 @@ def _refuse_another_folder(out: Path, old: Index, base_dir: Path, settings: Sett
         return
     raise RtsearchError(
         f"{out}: already an index of {old.base_dir} ({count(old.count, 'image')}), "
-        f"none of them in {base_dir}; choose another -o, or pass --replace to overwrite it"
+        f"none of them in {base_dir}; choose another {settings.options.out}, or pass "
+        f"{settings.options.replace} to overwrite it"
     )
 
 
 def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found) -> Index | None:
     if not out.exists():
         return None
+    out_option = settings.options.out
     if not out.is_file() and not out.is_dir():  # a device, a FIFO: never a thing to delete
-        raise RtsearchError(f"{out}: not a regular file; choose another -o")
+        raise RtsearchError(f"{out}: not a regular file; choose another {out_option}")
     try:
         old = store.load(out, features=True)
     except RtsearchError as exc:  # analysing again would overwrite it: say so, do not guess
         if out.is_file() and not h5py.is_hdf5(out):  # a photo, a document: not ours to delete
-            raise RtsearchError(f"{out}: not an index file; choose another -o") from None
+            raise RtsearchError(f"{out}: not an index file; choose another {out_option}") from None
         raise RtsearchError(
-            f"{exc}; it is reused when analysing to it again: delete it, or choose another -o"
+            f"{exc}; it is reused when analysing to it again: delete it, or choose another "
+            f"{out_option}"
         ) from None
     if old.model.identity != model.identity:  # analysing to it would replace it
         raise RtsearchError(
             f"{out}: an index made with model {old.model}, not {model}; use the same --model "
-            "to update it, or choose another -o (or delete it) to start a new one"
+            f"to update it, or choose another {out_option} (or delete it) to start a new one"
         )
     if store.other_variant(old.model, model):  # its rows and these would differ
         raise RtsearchError(
             f"{out}: an index made with the {old.model.variant} file of {old.model.name}, not "
-            f"the {model.variant} one; use that file to update it, or choose another -o (or "
-            "delete it) to start a new one"
+            f"the {model.variant} one; use that file to update it, or choose another "
+            f"{out_option} (or delete it) to start a new one"
         )
     if old.features is not None and not settings.keep_features and warn:
         warn(

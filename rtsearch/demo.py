@@ -105,7 +105,7 @@ def build_index(
     is replaced only when it is an index, of this gallery or (with --rebuild) of any."""
     if index_path.is_dir():
         raise RtsearchError(f"{index_path}: is a folder; choose another --index")
-    from rtsearch.analyze import Settings, analyze
+    from rtsearch.analyze import Options, Settings, analyze
     from rtsearch.cli import with_progress
     from rtsearch.extractor import Extractor
     from rtsearch.models import resolve_model
@@ -119,13 +119,13 @@ def build_index(
     # keep their features, for the viewer's dims box
     made = store.made_with(index_path) if had is not None else {}
     kept = {k: made[k] for k in ("dims", "projection", "l2_normalize", "seed") if k in made}
-    settings = Settings(**kept, keep_features=made.get("features", True), fresh=rebuild)
-    try:
-        report = with_progress(
-            lambda **shown: analyze(root, index_path, extractor, settings, **shown)
-        )
-    except RtsearchError as exc:  # analyze's advice, in the demo's options
-        raise RtsearchError(in_demo_words(str(exc))) from None
+    settings = Settings(
+        **kept,
+        keep_features=made.get("features", True),
+        fresh=rebuild,
+        options=Options(out="--index", replace="--rebuild"),  # its refusals name the demo's
+    )
+    report = with_progress(lambda **shown: analyze(root, index_path, extractor, settings, **shown))
     assert report.index is not None
     if had is not None and not report.analysed and report.index.paths == had.paths:
         print(f"demo index: {index_path} (up to date; --rebuild to analyze again)")
@@ -135,19 +135,6 @@ def build_index(
         f"demo index: {index_path} ({count(report.index.count, 'image')}, {extractor.info.name}, "
         f"{report.index.dims} dims{changed}, built in {time.monotonic() - start:.1f} s)"
     )
-
-
-# analyze's options as its refusals name them -> the demo's that do the same
-DEMO_OPTIONS = {"pass --replace": "pass --rebuild", "another -o": "another --index",
-                "with this -o": "with this --index"}  # fmt: skip
-
-
-def in_demo_words(message: str) -> str:
-    """An analyze refusal's advice in the options `demo` takes (it told the user to pass
-    --replace, which demo does not accept)."""
-    for theirs, ours in DEMO_OPTIONS.items():
-        message = message.replace(theirs, ours)
-    return message
 
 
 def _usable(

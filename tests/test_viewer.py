@@ -1416,6 +1416,29 @@ def test_a_folder_analysed_with_another_model_before_is_analysed_again_not_refus
     app.set_session(before)
 
 
+def test_a_folder_analysed_again_after_most_of_it_was_deleted_is_not_refused(
+    app, tmp_path, monkeypatch
+):
+    """Analyze folder... on a folder whose pictures were mostly deleted since its last
+    analysis was refused with `analyze`'s advice, "pass --replace to remove them", which
+    the viewer has no way to pass: the index is the viewer's own file of that folder."""
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "culled"
+    pictures = make_gallery(folder, 12, start=700)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    before = app.session
+    actions.analyze(app, folder)
+    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    assert app.session.index.count == 12, app.message
+    for picture in pictures[:10]:
+        picture.unlink()
+    actions.analyze(app, folder)
+    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    assert app.session.index.count == 2 and "--replace" not in app.message, app.message
+    app.set_session(before)
+
+
 def test_a_cancel_that_comes_in_the_last_step_of_an_analysis_says_it_finished(
     app, tmp_path, monkeypatch
 ):

@@ -355,7 +355,9 @@ def analyze(app: ViewerApp, folder: Path) -> None:
             folder,
             out,
             extractor,
-            Settings(keep_features=True),
+            # the viewer's own file of the folder: what the folder holds now replaces it
+            # (a folder culled since was refused with advice the viewer has no way to take)
+            Settings(keep_features=True, replace=True),
             progress=lambda p: progress(task, p),
             cancel=task.cancel,
         )
