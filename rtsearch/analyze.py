@@ -353,6 +353,22 @@ def save_over_checkpoints(index: Index, out: Path, warn: Warn | None) -> None:
     store.save(index, out)
 
 
+def thin_pca(index: Index) -> str | None:
+    """What to say of a PCA fitted on fewer images than its dimensions: n images span at
+    most n - 1; the other axes are arbitrary (every query's distances grow alike there;
+    whitened, rows added later stand apart). A note, not a refusal: the index works."""
+    p = index.projection
+    fitted = index.count - index.unfitted
+    span = max(fitted - 1, 0)
+    if p is None or not p.kind.startswith("pca") or span >= p.out_dims:
+        return None
+    return (
+        f"its PCA was fitted on {count(fitted, 'image')}, which span at most {span} of its "
+        f"{p.out_dims} dimensions: the other {p.out_dims - span} carry nothing (pass --dims "
+        f"{max(span, proj.MIN_DIMS)}, or analyze more images)"
+    )
+
+
 def stale_pca(index: Index) -> bool:
     """Whether ``index``'s PCA was fitted on too few of its rows: over REFIT_FRACTION of
     them came after the fit (added by update, or by a re-analysis that kept no features)."""

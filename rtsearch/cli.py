@@ -260,7 +260,7 @@ def analyze_settings(args: argparse.Namespace) -> dict:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from rtsearch.analyze import Settings, analyze
+    from rtsearch.analyze import Settings, analyze, thin_pca
     from rtsearch.extractor import Extractor
     from rtsearch.models import drift_warning, resolve_model
 
@@ -282,6 +282,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     print(analysis_summary(args.output, report, f"{extractor.info.name} on {extractor.provider}"))
+    # said where the dimensions or the whitening were asked for (a folder of a dozen
+    # pictures at the default 100 dims is no mistake of the user's)
+    thin = thin_pca(report.index) if args.dims or settings.projection == "pca-whiten" else None
+    if thin:
+        warn(f"{args.output}: {thin}")
     return 0
 
 

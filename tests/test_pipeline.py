@@ -750,6 +750,29 @@ def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, 
     assert code == 0 and store.load(out).projection.kind == "pca-whiten"
 
 
+def test_pca_asked_for_more_dimensions_than_its_images_span_is_said(capsys, tmp_path, tiny_model):
+    """`--dims 50` (or whitening) fitted on 6 images passed without a word: 6 images span
+    at most 5 dimensions, and the other 45 carry nothing (whitened, rows added later stand
+    apart in them). The default 100 dims on a small folder is no mistake of the user's."""
+    make_gallery(tmp_path / "g", 6)
+    out = tmp_path / "x.dat"
+    base = ["analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet"]
+    code, _, err = cli(capsys, *base, "--dims", "50")
+    assert code == 0 and err == (
+        f"rtsearch: warning: {out}: its PCA was fitted on 6 images, which span at most 5 of "
+        "its 50 dimensions: the other 45 carry nothing (pass --dims 5, or analyze more "
+        "images)\n"
+    )
+    code, _, err = cli(capsys, *base, "--whiten", "--replace")
+    assert code == 0 and "fitted on 6 images, which span at most 5 of its 50 dim" in err
+    for quiet in (["--dims", "5"], ["--pca", "--dims", "3"], ["--projection", "random"]):
+        code, _, err = cli(capsys, *base, *quiet)
+        assert code == 0 and "its PCA was fitted" not in err, quiet
+    out.unlink()
+    code, _, err = cli(capsys, *base)  # the default: 100 dims
+    assert code == 0 and store.load(out).dims == 100 and "its PCA was fitted" not in err
+
+
 def interruptible(tmp_path: Path, every: int | None, seconds_per_batch: float, **kwargs):
     """A slowed `analyze` of 120 images in a child: (process, its output, its arguments
     without --quiet, for the rerun)."""
