@@ -98,6 +98,7 @@ class _Done:
     old_rows: dict[str, int] = field(default_factory=dict)
     stats: dict[str, tuple[int, float]] = field(default_factory=dict)
     moved_from: set[str] = field(default_factory=set)  # old paths whose files moved
+    from_checkpoints: int = 0  # rows taken from the checkpoints of a run before
     _block: np.ndarray | None = field(default=None, repr=False)
     _used: int = 0
 
@@ -174,6 +175,7 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     report, done, old, todo = plan(base_dir, out, model, settings, warn)
     unreadable = len(report.skipped)  # found so at the scan
     writer = CheckpointWriter(checkpoint_dir(out), model, base_dir, settings.checkpoint_every, warn)
+    writer.held = done.from_checkpoints
     if settings.fresh:  # (demo --rebuild: its rerun starts anew, dropping them)
         writer.resume = "the same command without --rebuild goes on from there"
 
@@ -428,6 +430,7 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
         _refuse_another_run(out, parts, base_dir, wanted, settings.options)
     for ck in parts:
         _take(done, ck, base_dir, wanted, found.hides, use_features=True)
+    done.from_checkpoints = len(done)
     if old is not None:
         before = len(done)
         _take(done, old, base_dir, wanted, found.hides, use_features=old.features is not None)

@@ -65,10 +65,13 @@ def checkpoint_on_interrupt(writer: CheckpointWriter) -> Iterator[None]:
     except KeyboardInterrupt as exc:
         writer.flush()
         if writer.rows_written and not exc.args:  # said by the command's "interrupted; ..."
-            exc.args = (
-                f"{writer.folder} keeps the {count(writer.rows_written, 'image')} this run "
-                f"analysed: {writer.resume}",
+            n = writer.rows_written
+            kept = (
+                f"{count(writer.held + n, 'image')} ({n} of them analysed by this run)"
+                if writer.held
+                else f"the {count(n, 'image')} this run analysed"
             )
+            exc.args = (f"{writer.folder} keeps {kept}: {writer.resume}",)
         raise
 
 
@@ -101,6 +104,7 @@ class CheckpointWriter:
         self.failed = False  # a part could not be written (said once)
         self.written: list[Path] = []  # the parts this writer made
         self.rows_written = 0  # the images in them
+        self.held = 0  # the images in the parts of the runs before, that this one took
         # how the run that wrote them goes on (an interrupted one says it)
         self.resume = "the same command again goes on from there"
         self._reset()

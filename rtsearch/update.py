@@ -192,6 +192,7 @@ def _extract(
             used.append(path)
     todo = [p for p in todo if p not in fresh]
     writer = CheckpointWriter(folder, old.model, base_dir, None, warn)
+    writer.held = len(fresh)
     run = Report()
     single.extract_into(fresh, writer, base_dir, todo, extractor, batch, run, warn, cancel)
     used.extend(writer.written)

@@ -848,7 +848,20 @@ def test_ctrl_c_keeps_the_rows_finished_since_the_last_checkpoint(tmp_path):
     assert proc.returncode == 130, err
     saved = checkpointed_rows(out)
     assert err.decode() == f"rtsearch: interrupted; {kept(out, saved)}\n"  # said, not guessed
-    assert 4 <= saved < 120 and rerun_reuses(args, saved)
+    assert 4 <= saved < 120
+    # interrupted again: what the folder keeps counts the first run's rows too (it said
+    # "keeps the 12 images this run analysed" of a folder holding 40)
+    parts = len(list(Path(f"{out}.ckpt").glob("part-*.dat")))
+    again = slow_analyze([*args, "--quiet", "--checkpoint-every", "8"], 0.5)
+    wait_for_parts(out, parts + 1)  # the resumed run is under way
+    again.send_signal(signal.SIGINT)
+    _, err = again.communicate(timeout=60)
+    total = checkpointed_rows(out)
+    assert again.returncode == 130 and err.decode() == (
+        f"rtsearch: interrupted; {out}.ckpt keeps {total} images ({total - saved} of them "
+        "analysed by this run): the same command again goes on from there\n"
+    )
+    assert saved < total < 120 and rerun_reuses(args, total)
 
 
 def test_a_folder_moved_during_analysis_is_an_error_and_the_work_is_kept(tmp_path):
