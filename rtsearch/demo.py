@@ -130,7 +130,8 @@ def build_index(
     if had is not None and not report.analysed and report.index.paths == had.paths:
         print(f"demo index: {index_path} (up to date; --rebuild to analyze again)")
         return
-    changed = f", {report.analysed} analysed, {report.reused} reused" if had else ""
+    # (what a run before kept, in the index or its checkpoints, is said)
+    changed = f", {report.analysed} analysed, {report.reused} reused" if report.reused else ""
     print(
         f"demo index: {index_path} ({count(report.index.count, 'image')}, {extractor.info.name}, "
         f"{report.index.dims} dims{changed}, built in {time.monotonic() - start:.1f} s)"

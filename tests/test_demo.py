@@ -113,6 +113,16 @@ def test_an_interrupted_rebuild_says_how_to_go_on(
     assert err.startswith("rtsearch: interrupted; ") and err.endswith(
         "analysed: the same command without --rebuild goes on from there"
     ), err
+    # a first build interrupted, then run again: it says what it took from the checkpoints
+    # (it said "built in 0.4 s", as if it had analysed them all)
+    calls.clear()
+    first = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--no-view"]
+    first += ["--index", str(tmp_path / "first.dat"), "--threads", "1"]
+    assert demo(*first) == 130
+    capsys.readouterr()
+    monkeypatch.undo()
+    assert demo(*first) == 0
+    assert "(72 images, tiny, 100 dims, 40 analysed, 32 reused, built in " in capsys.readouterr().out
 
 
 def test_rebuild_keeps_the_index_until_the_new_one_replaces_it(
