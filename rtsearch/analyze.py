@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import h5py
@@ -26,7 +26,7 @@ from rtsearch.checkpoints import (
     checkpoint_on_interrupt,
     checkpoint_parts,
 )
-from rtsearch.errors import RtsearchError, Warn, count, require_folder
+from rtsearch.errors import RtsearchError, Warn, command, count, require_folder
 from rtsearch.extraction import extract
 from rtsearch.extractor import Extractor
 from rtsearch.moves import moved_rows, same_stat
@@ -99,6 +99,7 @@ class _Done:
     stats: dict[str, tuple[int, float]] = field(default_factory=dict)
     moved_from: set[str] = field(default_factory=set)  # old paths whose files moved
     from_checkpoints: int = 0  # rows taken from the checkpoints of a run before
+    from_index: int = 0  # rows taken from the index at the output
     _block: np.ndarray | None = field(default=None, repr=False)
     _used: int = 0
 
@@ -265,6 +266,10 @@ def finish(
     paths = sorted(done.stats)
     if not paths:
         raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
+    if old is not None and not old.model.variant and done.from_index:
+        # rows of a file from before the variant was recorded: which file made them is
+        # not known, and the index does not say it was this one
+        model = replace(model, variant="")
     if _as_it_was(old, paths, report, settings, base_dir, ckpt):
         report.index = old  # nothing to write: rewritten, it lost the ANN file beside it
     else:
@@ -319,17 +324,17 @@ def _check_most_kept(
 
 
 def refuse_removing_most(
-    index: Path, base_dir: Path, rows: int, removed: int, doing: str, replace: str = "--replace"
+    index: Path, base_dir: Path, rows: int, removed: int, doing: str, option: str = "--replace"
 ) -> None:
     """Refuse ``doing`` (analyse, update) that would remove most of ``index``: more than
-    PRUNE_FRACTION of its images, and at least PRUNE_MIN (``replace``, the option, goes
-    on)."""
+    PRUNE_FRACTION of its images, and at least PRUNE_MIN (``option``, --replace or its
+    like, goes on)."""
     if removed < PRUNE_MIN or removed <= PRUNE_FRACTION * rows:
         return
     raise RtsearchError(
         f"{base_dir}: holds only {rows - removed} of the {count(rows, 'image')} in {index}; "
         f"{doing} would remove the other {removed} (another folder, an old copy, or one "
-        f"still being copied?); pass {replace} to remove them"
+        f"still being copied?); pass {option} to remove them"
     )
 
 
@@ -435,7 +440,8 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
         before = len(done)
         _take(done, old, base_dir, wanted, found.hides, use_features=old.features is not None)
         _take_moved(done, old, base_dir, found)
-        if len(done) == before:
+        done.from_index = len(done) - before
+        if not done.from_index:
             _refuse_another_folder(out, old, base_dir, settings)
     kept = [p for p in done.stats if p not in wanted]
     if kept and warn:
@@ -525,8 +531,9 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
     if store.other_variant(old.model, model):  # its rows and these would differ
         raise RtsearchError(
             f"{out}: an index made with the {old.model.variant} file of {old.model.name}, not "
-            f"the {model.variant} one; use that file to update it, or choose another "
-            f"{out_option} (or delete it) to start a new one"
+            f"the {model.variant} one; {command('rtsearch', 'update', out, base_dir)} brings "
+            f"it up to date with that file, or choose another {out_option} (or delete it) to "
+            "start a new one"
         )
     if old.features is not None and not settings.keep_features and warn:
         warn(

@@ -52,7 +52,8 @@ def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
     if store.other_variant(part.model, model):  # its rows and this run's would differ
         raise RtsearchError(
             f"{where}: checkpoint made with the {part.model.variant} file of {model.name}, not "
-            f"the {model.variant} one; use that file, or delete {where.parent} to start again"
+            f"the {model.variant} one; pass --model with its {part.model.variant} file, as the "
+            f"run that wrote it did, or delete {where.parent} to start again"
         )
 
 

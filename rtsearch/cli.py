@@ -281,7 +281,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         lambda **shown: analyze(args.directory, args.output, extractor, settings, **shown),
         quiet=args.quiet,
     )
-    print(analysis_summary(args.output, report, f"{extractor.info.name} on {extractor.provider}"))
+    print(analysis_summary(args.output, report, f"{extractor.info.label} on {extractor.provider}"))
     # said where the dimensions or the whitening were asked for (a folder of a dozen
     # pictures at the default 100 dims is no mistake of the user's)
     thin = thin_pca(report.index) if args.dims or settings.projection == "pca-whiten" else None
@@ -450,7 +450,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         width = max(len(k) for k in info)
         for key, value in info.items():
-            print(f"{key:<{width}}  {printable(str(value))}")
+            shown = "not recorded" if value is None else printable(str(value))
+            print(f"{key:<{width}}  {shown}")
     return 0
 
 

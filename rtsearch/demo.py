@@ -91,7 +91,7 @@ def resolve_gallery(args: argparse.Namespace) -> Path:
 def default_index_path(root: Path, info: ModelInfo) -> Path:
     """One index per gallery folder and model file's weights and variant, so switching
     either never mixes them, and a model named or given by its path shares one."""
-    model = f"{info.name}-int8" if info.variant == "int8" else info.name
+    model = info.label.replace(" ", "-")
     key = hashlib.sha256(f"{root.resolve()}\0{info.identity}\0{model}".encode()).hexdigest()
     return Path(platformdirs.user_data_dir("rtsearch")) / "demo" / f"{model}-{key[:12]}.dat"
 
@@ -133,7 +133,7 @@ def build_index(
     # (what a run before kept, in the index or its checkpoints, is said)
     changed = f", {report.analysed} analysed, {report.reused} reused" if report.reused else ""
     print(
-        f"demo index: {index_path} ({count(report.index.count, 'image')}, {extractor.info.name}, "
+        f"demo index: {index_path} ({count(report.index.count, 'image')}, {extractor.info.label}, "
         f"{report.index.dims} dims{changed}, built in {time.monotonic() - start:.1f} s)"
     )
 

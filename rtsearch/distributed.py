@@ -426,7 +426,7 @@ def _write_part(dest: Path, model: ModelRef, base_dir: Path, paths, feats, sizes
 def run_cli(args, settings: Settings) -> int:
     """`rtsearch analyze ... --ray [ADDRESS]`, called from rtsearch.cli.cmd_analyze."""
     from rtsearch.cli import analysis_summary, with_progress
-    from rtsearch.models import resolve_model
+    from rtsearch.models import read_model_info, resolve_model
 
     model_path = resolve_model(args.model)
     report = with_progress(
@@ -436,5 +436,5 @@ def run_cli(args, settings: Settings) -> int:
         quiet=args.quiet,
     )
     assert report.index is not None
-    print(analysis_summary(args.output, report, f"{report.index.model.name} on Ray"))
+    print(analysis_summary(args.output, report, f"{read_model_info(model_path).label} on Ray"))
     return 0

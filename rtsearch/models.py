@@ -60,6 +60,11 @@ class ModelInfo:
         return self.variant == "int8" and self.int8_cosine >= INT8_MIN_COSINE
 
     @property
+    def label(self) -> str:
+        """The model as summaries name it: "efficientnet-lite0", "efficientnet-lite0 int8"."""
+        return f"{self.name} int8" if self.variant == "int8" else self.name
+
+    @property
     def identity(self) -> str:
         """Features from two files are comparable iff their identities match (fp32 == int8)."""
         return f"{self.name}/{self.feature_layer}/{self.weights_sha256}"
@@ -195,6 +200,15 @@ def refuse_empty(path: Path) -> None:
         )
     if path.stat().st_size == 0:
         raise RtsearchError(f"{path}: empty file (not a model; export it again)")
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except OSError:
+        return  # loading it says why
+    if head == b"\x89HDF\r\n\x1a\n":  # onnxruntime: "INVALID_PROTOBUF : Protobuf parsing failed"
+        raise RtsearchError(
+            f"{path}: an index file (HDF5), not a model: --model takes a .onnx file"
+        )
 
 
 def _shape(value) -> list[int | str | None]:
@@ -324,7 +338,8 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
             f"{as_path}: a weights file, not a model; export it first: "
             f"python tools/export_onnx.py vgg16 --weights {as_path}"
         )
-    path_like = os.sep in name or "/" in name
+    # (a file here with a name like one: loading it says what it is, an index or a photo)
+    path_like = os.sep in name or "/" in name or (bool(as_path.suffix) and as_path.is_file())
     if as_path.suffix == ".onnx" or path_like:
         if as_path.is_file():
             return as_path
@@ -333,7 +348,12 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
             return first_readable(found)
         if as_path.is_dir():
             raise RtsearchError(f"{as_path}: a folder, not a model file")
-        raise RtsearchError(f"{as_path}: model file not found")
+        if path_like:
+            raise RtsearchError(f"{as_path}: model file not found")
+        if export_missing and as_path.stem in FIRST_USE:  # as its name alone would
+            return _export_first_use(as_path.stem)
+        where = ", ".join(str(d) for d in search_dirs())
+        raise RtsearchError(f"{as_path}: model file not found (here, nor in {where})")
     found = candidates(name)
     if found:
         return first_readable(found)
@@ -375,71 +395,101 @@ def find_model_for(
     prefer_int8: bool = False,
     index: Path | None = None,
     variant: str = "",
+    first: str = "",
 ) -> Path:
     """The model file that made an index (same identity, ``index`` named when none is),
-    found by conventional names. A ``variant`` ("fp32" | "int8") takes only files of it:
-    the one rows are added to an index with (store.check_rows).
+    found by conventional names, every file of each name looked at: one of other weights,
+    or damaged, in an earlier folder does not hide a good one in a later.
 
-    With ``prefer_int8`` an int8 twin comes first, but only a faithful one (its export
-    measured held-out feature cosine >= INT8_MIN_COSINE), and only on the CPU: on CUDA the
-    int8 (QDQ) file runs slower than fp32 (EfficientNet-Lite0 on an H200: 320-358 vs
-    677-906 images/s at batch 1, 0.86-0.9x at the best batch). The default model's int8
-    twin is exported on first use."""
+    ``variant`` ("fp32" | "int8") takes only files of it: the one rows are added to an
+    index with (store.check_rows). ``first`` tries that variant first: the file that made
+    the rows, so that `query` finds an indexed picture at distance 0. With ``prefer_int8``
+    an int8 twin comes first, but only a faithful one (its export measured held-out feature
+    cosine >= INT8_MIN_COSINE), and only on the CPU: on CUDA the int8 (QDQ) file runs
+    slower than fp32 (EfficientNet-Lite0 on an H200: 320-358 vs 677-906 images/s at batch
+    1, 0.86-0.9x at the best batch). The default model's file of the kind wanted first is
+    exported on first use."""
     from rtsearch.extractor import default_providers
 
     if prefer_int8 and default_providers()[0] == "CUDAExecutionProvider":
         prefer_int8 = False
+    want = "int8" if prefer_int8 or "int8" in (first, variant) else "fp32"
     stems = [name, f"{name}-{feature_layer}"]
-    variants = (
-        [f"{s}-int8" for s in stems] + stems
-        if prefer_int8
-        else stems + [f"{s}-int8" for s in stems]
-    )
-    if variant:
-        variants = [s for s in variants if s.endswith("-int8") == (variant == "int8")]
+    twins = [f"{s}-int8" for s in stems]
+    names = twins + stems if want == "int8" else stems + twins
     damaged: list[str] = []
-    others: list[str] = []  # files of this backbone made from other weights
-    drifting: list[tuple[Path, ModelInfo]] = []  # int8 files below INT8_MIN_COSINE
-    for stem in variants:
-        try:
-            path = resolve_model(stem, export_missing=stem.startswith(DEFAULT_MODEL))
-        except RtsearchError as exc:
-            if stem in FIRST_USE:  # its export on first use failed: say why
+    others: list[str] = []  # files of this backbone that will not do, and why
+    matches: list[tuple[Path, ModelInfo]] = []
+    for stem in names:
+        for path in candidates(stem):
+            try:
+                info = read_model_info(path)
+            except RtsearchError as exc:  # a damaged file must not hide a good one
+                again = ", and it is exported again" if stem in FIRST_USE else ""
+                damaged.append(f"{exc}: delete it{again}")
+                continue
+            if info.identity != identity:
+                others.append(f"{path} has weights {short_weights(info.identity)}: another export")
+            elif variant and info.variant != variant:
+                others.append(f"{path} is the {info.variant} file")
+            else:
+                matches.append((path, info))
+    # the index's own int8 file is exact for it, faithful or not; the viewer's speed-up
+    # takes a faithful one only
+    strict = prefer_int8 and not variant and first != "int8"
+
+    def fits(info: ModelInfo) -> bool:
+        return info.variant == want and (want == "fp32" or info.faithful_int8 or not strict)
+
+    found = next(((p, i) for p, i in matches if fits(i)), None)
+    if found is None:  # the default model's file of that kind, on first use
+        for stem in names:
+            kind = "int8" if stem.endswith("-int8") else "fp32"
+            if stem not in FIRST_USE or kind != want or candidates(stem):
+                continue
+            try:
+                path = _export_first_use(stem)
+                info = read_model_info(path)
+            except RtsearchError as exc:  # its export failed: say why
                 damaged.append(str(exc))
-            continue
-        try:
-            info = read_model_info(path)
-        except RtsearchError as exc:  # a damaged twin must not hide a good file
-            damaged.append(str(exc))
-            continue
-        if info.identity != identity:
-            others.append(f"{path} has weights {short_weights(info.identity)}")
-            continue
-        if variant and info.variant != variant:  # named as the other twin is
-            continue
-        if info.variant == "int8" and not info.faithful_int8 and not variant:
-            drifting.append((path, info))
-            if prefer_int8:
-                continue  # drifts from fp32 on this CPU: the fp32 file further down wins
-        return _found(path, info, damaged)
-    if drifting:  # better than nothing, said
-        return _found(*drifting[0], damaged)
-    found = f" ({'; '.join(others)}: another export)" if others else ""
-    of_variant = f"{variant} " if variant else ""
+                continue
+            if info.identity == identity:
+                found = (path, info)
+    if found is None and not variant:  # the other twin; one that drifts last
+        rest = sorted(matches, key=lambda m: m[1].variant == "int8" and not m[1].faithful_int8)
+        found = rest[0] if rest else None
+    if found is not None:
+        path, info = found
+        for problem in dict.fromkeys(damaged):
+            warn(f"{problem}; using {path}")
+        if info.variant == "int8" and not info.faithful_int8 and "int8" not in (first, variant):
+            warn(drift_warning(path, info))
+        return path
+    why = "".join(f" ({problem})" for problem in dict.fromkeys(others + damaged))
+    way_out = (
+        f"pass --model FILE of those weights (its {variant} file), or analyze the folder "
+        "again into a new index"
+        if variant
+        else "pass --model FILE of those weights, or analyze again with this model"
+    )
     raise RtsearchError(
         (f"{index}: " if index is not None else "")
-        + f"no {of_variant}model file for {name} ({feature_layer}) with the index's weights "
-        f"{short_weights(identity)}{found}; pass --model FILE of those weights, or analyze "
-        "again with this model" + "".join(f" ({problem})" for problem in dict.fromkeys(damaged))
+        + f"no {variant + ' ' if variant else ''}model file for {name} ({feature_layer}) "
+        f"with the index's weights {short_weights(identity)}{why}; {way_out}"
     )
 
 
-def _found(path: Path, info: ModelInfo, damaged: list[str]) -> Path:
-    for problem in damaged:
-        warn(f"{problem}; using {path}")
-    if info.variant == "int8" and not info.faithful_int8:
-        warn(drift_warning(path, info))
-    return path
+def model_option(path: Path) -> list[str]:
+    """``--model X`` for a command a message suggests, naming the file at ``path``: nothing
+    for the default model's fp32 file, its name where that finds this very file, else its
+    path (a refit advised without it analysed with the default and was refused)."""
+    try:
+        same = resolve_model(path.stem, export_missing=False).resolve() == path.resolve()
+    except (RtsearchError, OSError):
+        same = False
+    if same and path.stem == DEFAULT_MODEL:
+        return []
+    return ["--model", path.stem if same else str(path)]
 
 
 def drift_warning(path: Path, info: ModelInfo) -> str:

@@ -101,9 +101,10 @@ class SearchSession:
             model_path = resolve_model(model)
         else:
             m = index.model
-            model_path = find_model_for(
-                m.name, m.feature_layer, m.identity, prefer_int8=prefer_int8, index=index_path
-            )
+            model_path = find_model_for(  # (without a preference: the file that made its rows)
+                m.name, m.feature_layer, m.identity, prefer_int8=prefer_int8, index=index_path,
+                first=m.variant,
+            )  # fmt: skip
         extractor = Extractor(model_path, threads=threads)
         return cls(
             index, extractor, base, source=Path(index_path), prefilter=prefilter,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import re
 import threading
 import time
@@ -99,12 +98,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     old = store.load(index_path, check_features=True)
     check_folder(index_path)
     stored = index_path if store.has_features(index_path) else None
-    store.check_rows(
-        old, extractor.info, str(index_path), "leave out --model to update it with that file"
-    )
-    # the rows it adds are the extractor's (an index from before the file's variant was
-    # recorded takes this one's)
-    old.model = dataclasses.replace(old.model, variant=old.model.variant or extractor.info.variant)
+    store.check_rows(old, extractor.info, str(index_path), OTHER_FILE)
     rows = {p: i for i, p in enumerate(old.paths)}
     found = scan(base_dir, warn)
     todo = [
@@ -500,12 +494,18 @@ def open_extractor(index_path: Path, model: str | None, threads: int) -> Extract
     )
 
 
+# what to do when --model names the other file of the index's weights (store.check_rows)
+OTHER_FILE = "leave out --model to update it with that file"
+
+
 def run(args: argparse.Namespace) -> int:
     from rtsearch.cli import print_line
+    from rtsearch.models import model_option
 
     if args.interval is not None and not args.watch:
         raise RtsearchError("--interval applies to --watch only")
     extractor = open_extractor(args.index, args.model, args.threads)
+    model = model_option(extractor.path)  # for the refit advice's command
     warn = lambda m: print_line(f"warning: {m}")  # noqa: E731
     if not args.watch:
         # quiet: the files that cannot be read are said only with a change (they were
@@ -518,11 +518,13 @@ def run(args: argparse.Namespace) -> int:
         if report.modified:
             for message in held:
                 warn(message)
-        _print(report, args.index, args.directory, args.quiet)
+        _print(report, args.index, args.directory, model, args.quiet)
         return 0
     stop = threading.Event()
     require_folder(args.directory)  # before saying it is followed
     atomic.check_writable(args.index)  # (a read-only folder: before the watcher starts)
+    if args.model:  # a file that may not add rows to it: said before it is followed
+        store.check_rows(store.load(args.index), extractor.info, str(args.index), OTHER_FILE)
     print(f"following {args.directory} (Ctrl-C to stop)", flush=True)
     advised = False  # the refit advice is said once, not on every pass after the threshold
     try:
@@ -536,7 +538,7 @@ def run(args: argparse.Namespace) -> int:
             warn=warn,
             prune=args.replace,
         ):
-            _print(report, args.index, args.directory, quiet=False, advise=not advised)
+            _print(report, args.index, args.directory, model, quiet=False, advise=not advised)
             advised = advised or report.refit_advised
     except KeyboardInterrupt as exc:
         stop.set()
@@ -548,7 +550,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(
-    report: UpdateReport, where: Path, folder: Path, quiet: bool, advise: bool = True
+    report: UpdateReport,
+    where: Path,
+    folder: Path,
+    model: list[str],
+    quiet: bool,
+    advise: bool = True,
 ) -> None:
     if report.modified or not quiet:
         print(report.summary(where), flush=True)
@@ -558,10 +565,11 @@ def _print(
             if store.has_features(where)
             else "analyses again and refits (kept, the features make the next refit quick)"
         )
+        refit = command(
+            "rtsearch", "analyze", folder, "-o", where, *model, "--pca", "--keep-features"
+        )
         print(
             f"{where}: over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; "
-            "a refit is advisable: "
-            f"{command('rtsearch', 'analyze', folder, '-o', where, '--pca', '--keep-features')} "
-            f"{how}",
+            f"a refit is advisable: {refit} {how}",
             flush=True,
         )

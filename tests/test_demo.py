@@ -122,7 +122,9 @@ def test_an_interrupted_rebuild_says_how_to_go_on(
     capsys.readouterr()
     monkeypatch.undo()
     assert demo(*first) == 0
-    assert "(72 images, tiny, 100 dims, 40 analysed, 32 reused, built in " in capsys.readouterr().out
+    assert (
+        "(72 images, tiny, 100 dims, 40 analysed, 32 reused, built in " in capsys.readouterr().out
+    )
 
 
 def test_rebuild_keeps_the_index_until_the_new_one_replaces_it(
@@ -215,7 +217,7 @@ def test_one_demo_index_per_model_file_whichever_way_it_is_named(
     assert demo(*base, "--model", str(twin.with_name("tiny.onnx"))) == 0
     assert "(up to date; " in capsys.readouterr().out
     assert demo(*base, "--model", "tiny-int8") == 0  # a file of its own: a new index
-    assert "(12 images, tiny, " in capsys.readouterr().out
+    assert "(12 images, tiny int8, " in capsys.readouterr().out  # (it said "tiny")
     indexes = sorted((tmp_path / "data" / "rtsearch" / "demo").glob("*.dat"))
     assert [store.load(i).model.variant for i in indexes] == ["fp32", "int8"]
     given = tmp_path / "given.dat"

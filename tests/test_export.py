@@ -586,7 +586,7 @@ def test_a_failed_first_use_export_is_named_when_no_model_is_found(tmp_path, mon
         raise RtsearchError("no writable models directory (set $RTSEARCH_MODELS)")
 
     monkeypatch.setattr(models, "writable_models_dir", unwritable)
-    said = r"again with this model \(no writable models directory \(set \$RTSEARCH_MODELS\)\)$"
+    said = r"weights y \(no writable models directory \(set \$RTSEARCH_MODELS\)\); pass --model"
     with pytest.raises(RtsearchError, match=said):  # once, not once per file name tried
         models.find_model_for(models.DEFAULT_MODEL, "pool", "x/pool/y")
 
@@ -823,6 +823,92 @@ def test_a_damaged_model_does_not_hide_a_good_one_of_its_name(tmp_path, monkeypa
     assert out[0].startswith(f"{first / 'tiny.onnx'}: not a readable ONNX model")
     assert out[0].endswith(f"(hidden by {good}, found first)")
     assert out[1] == str(good)
+
+
+def test_the_index_file_is_found_past_other_files_of_its_name(tmp_path, monkeypatch, capsys):
+    """Only the first file of each name was looked at: another export of the same name in
+    an earlier folder hid the index's own file in a later one (`models` listed it,
+    "hidden"); an int8 file saved under the fp32 name was passed over unsaid; a damaged
+    own file gave advice that led back to the same error."""
+    from dataclasses import replace
+
+    import onnx
+    from fakes import int8_twin, write_tiny_model
+    from onnx import helper
+
+    from rtsearch.models import find_model_for
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    twin = int8_twin(second)
+    fp32 = twin.with_name("tiny.onnx")
+    other = write_tiny_model(first / "tiny.onnx", seed=5)  # another export, found first
+    monkeypatch.setenv("RTSEARCH_MODELS", os.pathsep.join(map(str, (first, second))))
+    info = read_model_info(fp32)
+    args = (info.name, info.feature_layer, info.identity)
+    assert find_model_for(*args) == fp32 and find_model_for(*args, variant="fp32") == fp32
+    assert find_model_for(*args, first="int8") == twin  # a query of an int8 index
+    assert find_model_for(*args, variant="int8") == twin
+    assert capsys.readouterr().err == ""
+    # the int8 file under the fp32 name: taken where int8 is wanted, named where it is not
+    other.unlink()
+    fp32.unlink()
+    twin.rename(first / "tiny.onnx")
+    assert find_model_for(*args, variant="int8") == first / "tiny.onnx"
+    with pytest.raises(RtsearchError) as refused:
+        find_model_for(*args, variant="fp32", index=Path("i.dat"))
+    assert str(refused.value) == (
+        "i.dat: no fp32 model file for tiny (fc) with the index's weights 000000000000 "
+        f"({first / 'tiny.onnx'} is the int8 file); pass --model FILE of those weights (its "
+        "fp32 file), or analyze the folder again into a new index"
+    )
+    # the only file of the index's kind damaged: said to be deleted, not looked for again
+    (first / "tiny.onnx").write_bytes(b"junk")
+    write_tiny_model(second / "tiny-int8.onnx")
+    model = onnx.load(str(second / "tiny-int8.onnx"))
+    helper.set_model_props(model, replace(info, variant="int8", int8_cosine=0.995).to_props())
+    onnx.save(model, str(second / "tiny-int8.onnx"))
+    with pytest.raises(RtsearchError) as refused:
+        find_model_for(*args, variant="fp32")
+    assert f"({first / 'tiny.onnx'}: not a readable ONNX model (" in str(refused.value)
+    assert "): delete it); pass --model FILE of those weights (its fp32 file)" in str(refused.value)
+
+
+def test_the_default_models_file_name_is_exported_on_first_use_as_its_name_is(
+    tmp_path, monkeypatch
+):
+    """`--model efficientnet-lite0.onnx` (the file name `rtsearch models` lists) on a fresh
+    machine said "model file not found", where `--model efficientnet-lite0` exports it."""
+    from rtsearch import models
+
+    monkeypatch.setattr(models, "search_dirs", lambda: [tmp_path / "models"])
+    asked = []
+
+    def export(name):
+        asked.append(name)
+        return tmp_path / "models" / f"{name}.onnx"
+
+    monkeypatch.setattr(models, "_export_first_use", export)
+    monkeypatch.chdir(tmp_path)
+    twin = "efficientnet-lite0-int8"
+    assert models.resolve_model(f"{twin}.onnx") == tmp_path / "models" / f"{twin}.onnx"
+    assert asked == [twin]
+    with pytest.raises(RtsearchError) as refused:
+        models.resolve_model("other.onnx")
+    assert str(refused.value) == (
+        f"other.onnx: model file not found (here, nor in {tmp_path / 'models'})"
+    )
+    with pytest.raises(RtsearchError, match=r"^sub/efficientnet-lite0.onnx: model file not found$"):
+        models.resolve_model("sub/efficientnet-lite0.onnx")  # a path: that file, or nothing
+    # an index given as the model, by its name here: said so (onnxruntime's "Protobuf
+    # parsing failed", or "model 'i.dat' not found" in the models folders)
+    import h5py
+
+    h5py.File(tmp_path / "i.dat", "w").close()
+    with pytest.raises(RtsearchError) as refused:
+        models.read_model_info(models.resolve_model("i.dat"))
+    assert (
+        str(refused.value) == "i.dat: an index file (HDF5), not a model: --model takes a .onnx file"
+    )
 
 
 def test_an_int8_model_that_drifts_is_used_only_with_a_warning(tmp_path, monkeypatch, capsys):

@@ -4,6 +4,8 @@ kept; `follow()` picks up a folder change on its own."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import threading
 import time
 from pathlib import Path
@@ -269,9 +271,14 @@ def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_m
     make_gallery(gallery, 6, start=60)
     _, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
     assert "29 images (6 added" in stdout and "refit is advisable" in stdout
-    # its advice names this index, and for one without features what the command does
-    # and the folder (it printed a literal DIR)
-    assert f"rtsearch analyze {gallery} -o {out} --pca --keep-features analyses again" in stdout
+    # its advice names this index, the model file that made it (without it the advice
+    # analysed with the default model, and was refused), and for one without features what
+    # the command does and the folder (it printed a literal DIR)
+    assert (
+        f"rtsearch analyze {gallery} -o {out} --model {tiny_model} --pca --keep-features "
+        "analyses again"
+    ) in stdout
+    advised = stdout[stdout.index("rtsearch analyze ") : stdout.index(" analyses again")]
     # analysed again as it was (no features: its rows and PCA are kept), it says so, where
     # it said nothing; the advice's command refits it
     code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
@@ -282,8 +289,7 @@ def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_m
         "since, and it stores no features to fit it again): analyze again with "
         "--keep-features to refit it (every image is analysed once more)\n"
     )
-    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
-                            "--pca", "--dims", "8", "--keep-features", "--quiet")  # fmt: skip
+    code, stdout, err = cli(capsys, *shlex.split(advised)[1:], "--quiet")  # as advised
     assert code == 0 and "29 analysed, 0 reused" in stdout and "PCA was fitted" not in err
     assert store.load(out).unfitted == 0
 
@@ -762,16 +768,32 @@ def test_rows_are_added_only_from_the_file_that_made_the_index(capsys, tmp_path,
         "int8 one; rows of the two differ (a copy of a picture no longer comes back at "
         "distance 0): leave out --model to update it with that file\n"
     )
+    code, stdout, err = cli(capsys, "update", out, gallery, "--watch", "--model", "tiny-int8")
+    assert code == 1 and "its rows were made with the fp32 file" in err and stdout == ""
     code, _, err = cli(capsys, "analyze", gallery, "-o", out, "--model", twin)
     assert code == 1 and f"{out}: an index made with the fp32 file of tiny, not the int8" in err
+    from rtsearch.models import model_option  # (how suggested commands name a file)
+
+    assert model_option(twin) == ["--model", "tiny-int8"]
+    assert model_option(tmp_path / "models" / ".." / "models" / "tiny.onnx") == ["--model", "tiny"]
+    elsewhere = tmp_path / "copy.onnx"
+    elsewhere.write_bytes(twin.read_bytes())
+    assert model_option(elsewhere) == ["--model", str(elsewhere)]
     assert out.stat().st_mtime_ns == stamp  # left as it was
     code, stdout, _ = cli(capsys, "update", out, gallery)  # finds the fp32 file
     assert code == 0 and "(2 added," in stdout and store.load(out).model.variant == "fp32"
 
     # an index made with the int8 file: `update` finds that file, and so does the watch
     int8_out = tmp_path / "int8.dat"
-    analyze(gallery, int8_out, Extractor(twin), Settings(dims=8, keep_features=True))
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", int8_out, "--model", "tiny-int8",
+                          "--dims", "8", "--keep-features", "--quiet")  # fmt: skip
+    assert code == 0 and ", tiny int8 on CPU, 8 dims" in stdout  # (it said "tiny")
     assert update.open_extractor(int8_out, None, 1).info.variant == "int8"
+    # queries take the file that made the rows too (a picture indexed came back at 0.087
+    # from its own row, with the fp32 file): the viewer's faster twin only when asked for
+    for index, made_by in ((int8_out, "int8"), (out, "fp32")):
+        assert SearchSession.open(index).extractor.info.variant == made_by
+    assert SearchSession.open(out, prefer_int8=True).extractor.info.variant == "int8"
     make_gallery(gallery, 1, start=60)
     code, stdout, _ = cli(capsys, "update", int8_out, gallery)
     assert code == 0 and "(1 added," in stdout and store.load(int8_out).model.variant == "int8"
@@ -790,13 +812,23 @@ def test_rows_are_added_only_from_the_file_that_made_the_index(capsys, tmp_path,
         "tiny, not the fp32 one"
     )
 
-    # a file from before the variant was recorded: not checked, and the next update says it
+    # a file from before the variant was recorded: not checked, and not relabelled by the
+    # rows added to it (one int8 row made 32 unknown ones "int8", and the fp32 file that
+    # made them was refused from then on); analysed afresh, it says
     legacy = store.load(out)
     legacy.model = store.ModelRef(*astuple(legacy.model)[:4])
     store.save(legacy, out)
     assert store.load(out).model.variant == ""
     code, info, _ = cli(capsys, "info", out, "--json")
     assert '"model_variant": null' in info
+    code, info, _ = cli(capsys, "info", out)
+    assert re.search(r"\nmodel_variant +not recorded\n", info)
     make_gallery(gallery, 1, start=70)
     code, stdout, _ = cli(capsys, "update", out, gallery, "--model", "tiny-int8")
-    assert code == 0 and store.load(out).model.variant == "int8"
+    assert code == 0 and "(2 added," in stdout and store.load(out).model.variant == ""
+    make_gallery(gallery, 1, start=80)
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", twin, "--quiet")
+    assert code == 0 and "(1 analysed," in stdout and store.load(out).model.variant == ""
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", twin, "--replace",
+                          "--dims", "4", "--quiet")  # fmt: skip
+    assert code == 0 and "0 reused" in stdout and store.load(out).model.variant == "int8"
