@@ -81,13 +81,16 @@ class SearchSession:
         model: str | None = None,
         threads: int = 0,
         prefer_int8: bool = False,
+        fp32: bool = False,
         features: bool = False,
         prefilter: bool = True,
         build_ann: bool = True,
         images: bool = True,
         index: Index | None = None,
     ) -> SearchSession:
-        """``images=False``: the images are not needed (paths are all that is wanted), so a
+        """The index's model is found by its identity: the file that made its rows, unless
+        ``prefer_int8`` (a faithful int8 twin first, for speed) or ``fp32`` (the fp32 file
+        first). ``images=False``: the images are not needed (paths are all that is wanted), so a
         stored folder that is gone (an unplugged drive) is kept as it was, not refused.
         ``index``: the file's index, loaded already (not read again)."""
         # Large indexes are memory-mapped, not read: their vectors are never copied twice.
@@ -101,9 +104,9 @@ class SearchSession:
             model_path = resolve_model(model)
         else:
             m = index.model
-            model_path = find_model_for(  # (without a preference: the file that made its rows)
+            model_path = find_model_for(
                 m.name, m.feature_layer, m.identity, prefer_int8=prefer_int8, index=index_path,
-                first=m.variant,
+                first="fp32" if fp32 else m.variant,
             )  # fmt: skip
         extractor = Extractor(model_path, threads=threads)
         return cls(

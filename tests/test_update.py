@@ -794,6 +794,7 @@ def test_rows_are_added_only_from_the_file_that_made_the_index(capsys, tmp_path,
     for index, made_by in ((int8_out, "int8"), (out, "fp32")):
         assert SearchSession.open(index).extractor.info.variant == made_by
     assert SearchSession.open(out, prefer_int8=True).extractor.info.variant == "int8"
+    assert SearchSession.open(int8_out, fp32=True).extractor.info.variant == "fp32"  # view --fp32
     make_gallery(gallery, 1, start=60)
     code, stdout, _ = cli(capsys, "update", int8_out, gallery)
     assert code == 0 and "(1 added," in stdout and store.load(int8_out).model.variant == "int8"

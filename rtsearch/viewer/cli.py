@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model,
             threads=args.threads,
             prefer_int8=not args.fp32,
+            fp32=args.fp32,
         )
     return run_viewer(
         session,
