@@ -58,6 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rtsearch.models import read_model_info, resolve_model
+
     if args.screenshot is not None:  # before the analysis, not after it
         atomic.check_writable(args.screenshot, "screenshot")
     if not args.no_view:  # before minutes of fetching and analysing, not after them
@@ -65,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
 
         check_display()
     root = resolve_gallery(args)
-    from rtsearch.models import read_model_info, resolve_model
-
     model = resolve_model(args.model)  # (the default's first use exports it)
     index_path = args.index or default_index_path(root, read_model_info(model))
     build_index(
