@@ -80,6 +80,29 @@ def test_a_missing_index_is_one_line(display, tmp_path):
     )
 
 
+def test_watch_without_the_file_that_made_the_index_is_refused_before_the_window(
+    display, tmp_path, monkeypatch
+):
+    """`view --watch` of an index made with the int8 file, that file gone: the window
+    opened, and the first change in the folder said "watch failed" and stopped following."""
+    from fakes import int8_twin
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    twin = int8_twin(tmp_path / "models")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "models"))
+    make_gallery(tmp_path / "g", 4)
+    index = tmp_path / "i.dat"
+    analyze(tmp_path / "g", index, Extractor(twin), Settings(dims=3))
+    twin.unlink()
+    done = view(str(index), "--watch", "--quit-after-frames", "1", timeout=60)
+    assert done.returncode == 1 and done.stderr.startswith(
+        "rtsearch: error: no int8 model file for tiny (fc) with the index's weights "
+    )
+    assert done.stderr.count("\n") == 1 and "its int8 file" in done.stderr
+
+
 def test_fp32_with_an_int8_model_is_refused(tmp_path):
     from dataclasses import replace
 

@@ -139,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
             prefer_int8=not args.fp32,
             fp32=args.fp32,
         )
+        if args.watch:  # the file its new rows come from: said here, not as "watch failed"
+            from rtsearch.viewer.actions import rows_file
+
+            m, info = session.index.model, session.extractor.info
+            rows_file(session.extractor.path, info, m.variant or "fp32")
     return run_viewer(
         session,
         source=args.source if session is not None or args.source != "random" else "none",
