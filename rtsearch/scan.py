@@ -105,6 +105,10 @@ def _visit(
     except FileNotFoundError:
         if entry.is_symlink() and _named_like_image(entry.name):
             _skip(result, warn, _printable(child), "broken symlink")
+        elif entry.is_symlink():
+            # a link to a folder on a drive or share not mounted now: what is indexed under
+            # it is kept, not removed (an update removed it all, said only as "N removed")
+            result.unread.append(child)
         return False  # otherwise it vanished between listing and stat: nothing to index
     except OSError as exc:
         if _named_like_image(entry.name):

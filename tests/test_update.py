@@ -642,6 +642,30 @@ def test_a_folder_that_cannot_be_read_keeps_its_rows(capsys, indexed, tiny_model
     assert code == 0 and "(0 added, 0 changed, 0 removed, 0 skipped)" in stdout
 
 
+def test_a_linked_folder_whose_drive_is_gone_keeps_its_rows(capsys, tmp_path, tiny_model):
+    """A link in the folder to a drive or share that is not mounted now: `update` removed
+    every picture under it (said only as "4 removed"), and analysed them all again once the
+    drive was back; `analyze` again dropped them without a word."""
+    gallery, drive = tmp_path / "photos", tmp_path / "drive"
+    make_gallery(gallery / "home", 6, subdirs=1)
+    make_gallery(drive / "album", 4, start=50, subdirs=1)
+    (gallery / "external drive").symlink_to(drive, target_is_directory=True)
+    out = tmp_path / "i.dat"
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=4))
+    assert store.load(out).count == 10
+    drive.rename(tmp_path / "drive.unmounted")
+    code, stdout, err = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "(0 added, 0 changed, 0 removed, 0 skipped)" in stdout, stdout
+    assert "4 indexed images in folders that could not be read are kept as they were" in err
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                            "--quiet")  # fmt: skip
+    assert code == 0 and "10 images (0 analysed, 10 reused" in stdout and "kept as" in err
+    (tmp_path / "drive.unmounted").rename(drive)
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "(0 added, 0 changed, 0 removed, 0 skipped)" in stdout
+    assert store.load(out).count == 10
+
+
 def test_update_leaves_the_checkpoints_of_another_run(capsys, tmp_path, indexed, tiny_model):
     """A no-op `update` deleted the unfinished checkpoints of an analysis of another folder
     to the same index, and those of an unfinished re-analysis of its own folder (the refit
