@@ -929,6 +929,34 @@ def test_copies_of_real_images_find_their_original(capsys, tmp_path, default_mod
     assert all(r.inliers < MIN_INLIERS for r in session.query_file(stranger, 20, verify=True))
 
 
+def test_verification_moves_ahead_only_results_near_the_nearest_by_vector(monkeypatch):
+    """A watermark every picture shares, or plain shapes, gave unrelated pictures 10-120
+    inliers, and `query` put them ahead of the source, nearest by vector by far (the demo
+    gallery's photos, cropped or rotated: 230 of 255 first verified, 235 by vector alone).
+    Verified results move ahead only within GATE of the nearest distance (244 of 255)."""
+    from rtsearch.session import Result
+    from rtsearch.verify import EMPTY, GATE, Verifier
+
+    verifier = Verifier()
+    inliers = {"source.jpg": 7, "twin.jpg": 40, "watermarked.jpg": 60, "far.jpg": 3}
+    monkeypatch.setattr(verifier, "keypoints_of_file", lambda file: file)
+    monkeypatch.setattr(verifier, "inliers", lambda query, file: inliers[file.name])
+    near = 0.30
+    results = [
+        Result(0, "source.jpg", Path("source.jpg"), near),
+        Result(1, "twin.jpg", Path("twin.jpg"), near * GATE * 0.99),
+        Result(2, "watermarked.jpg", Path("watermarked.jpg"), near * GATE * 1.01),
+        Result(3, "far.jpg", Path("far.jpg"), 0.9),
+    ]
+    ranked = verifier.rerank(EMPTY, results)
+    assert [(r.path, r.inliers) for r in ranked] == [
+        ("twin.jpg", 40),  # a near twin with the geometry: the copy's own source
+        ("source.jpg", 7),
+        ("watermarked.jpg", 60),  # many inliers, but far: its order by vector kept
+        ("far.jpg", 3),
+    ]
+
+
 @pytest.mark.parametrize("batch", [0, 3])
 def test_parallel_streams_give_the_same_index_in_the_same_order(tmp_path, gallery, batch):
     """Analysis with one inference stream per core (the CLI's default) yields the features
