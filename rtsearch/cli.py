@@ -294,10 +294,11 @@ def with_progress(job: Callable[..., T], *, quiet: bool = False) -> T:
     """Run ``job(progress=, warn=)`` under a progress bar (none when ``quiet``), warnings
     printed above it one line each: how `analyze`, `analyze --ray` and `demo` report."""
     bar = None if quiet else ProgressBar()
-    result = job(progress=bar, warn=lambda m: print_line(f"warning: {m}", bar))
-    if bar:
-        bar.close()
-    return result
+    try:
+        return job(progress=bar, warn=lambda m: print_line(f"warning: {m}", bar))
+    finally:  # an interruption or an error is said on a line of its own, not after the bar
+        if bar:
+            bar.close()
 
 
 def analysis_summary(output: Path, report, how: str) -> str:

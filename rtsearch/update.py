@@ -542,10 +542,13 @@ def run(args: argparse.Namespace) -> int:
             advised = advised or report.refit_advised
     except KeyboardInterrupt as exc:
         stop.set()
-        # a pass cut short keeps its finished rows as a checkpoint for the next run
-        print(f"stopped following {args.directory}", flush=True)
+        # a pass cut short keeps its finished rows as a checkpoint for the next run, and
+        # says so (a kill's message says it, as the command's ending)
         if isinstance(exc, Terminated):  # Ctrl-C is how a watch ends; a kill is not
+            print(f"stopped following {args.directory}", flush=True)
             raise
+        kept = f"; {exc.args[0]}" if exc.args else ""
+        print(f"stopped following {args.directory}{kept}", flush=True)
     return 0
 
 

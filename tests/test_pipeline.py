@@ -838,6 +838,34 @@ def kept(out: Path, rows: int) -> str:
     )
 
 
+def test_an_interruption_is_said_on_a_line_of_its_own_not_after_the_bar(monkeypatch, capsys):
+    """In a terminal, `rtsearch: interrupted; ...` (and an error ending a run) came right
+    after the progress bar: `... ETA 00:01:17 skipped 7rtsearch: interrupted; ...`."""
+    import io
+
+    from rtsearch.analyze import Progress
+    from rtsearch.cli import with_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stop in (KeyboardInterrupt(), RtsearchError("the folder went away")):
+        terminal = Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+
+        def job(progress, warn, stop=stop):
+            progress(Progress(5, 10, 0, 2.0))
+            raise stop
+
+        with pytest.raises(type(stop)):
+            with_progress(job)
+        shown = terminal.getvalue()
+        assert shown.startswith("\r[###############...............] 5/10 ") and shown.endswith(
+            "\n"
+        ), shown
+
+
 def test_ctrl_c_keeps_the_rows_finished_since_the_last_checkpoint(tmp_path):
     """With the default checkpoints (every 2 minutes) a Ctrl-C after a few seconds used to
     lose everything; the finished rows are now written as a part before it stops."""

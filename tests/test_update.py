@@ -743,6 +743,39 @@ def test_a_file_in_the_checkpoint_folders_place_is_refused_before_the_work(
     assert taken.read_bytes() == b"someone's file" and store.load(out).count == 30
 
 
+def test_a_watch_stopped_during_a_pass_says_what_it_kept(tmp_path, tiny_model):
+    """Ctrl-C while a watch's pass analysed new pictures said only "stopped following DIR":
+    what the pass had done was kept as a checkpoint, unsaid (a plain update says it)."""
+    import signal
+    import subprocess
+    import sys
+
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 4)
+    out = tmp_path / "w.dat"
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=4))
+    slow = (  # every batch of the child's model takes 0.3 s more: a pass to stop half-way
+        "import sys, time; from rtsearch import extractor as e; run = e.Extractor.run; "
+        "e.Extractor.run = lambda self, b: (time.sleep(0.3), run(self, b))[1]; "
+        "from rtsearch.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    cmd = [sys.executable, "-c", slow, "update", str(out), str(gallery), "--watch",
+           "--interval", "0.2", "--batch", "2", "--model", str(tiny_model)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("following ")
+    make_gallery(gallery / "new", 40, start=100)  # 20 batches: 6 s
+    time.sleep(3.0)  # the pass is under way
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    parts = list(store.checkpoint_dir(out).glob("part-*.dat"))
+    kept = sum(store.load(p, allow_checkpoint=True).count for p in parts)
+    assert proc.returncode == 0 and 0 < kept < 40, (stdout, stderr)
+    assert stdout == (
+        f"stopped following {gallery}; {store.checkpoint_dir(out)} keeps the {kept} images "
+        "this run analysed: the same command again goes on from there\n"
+    )
+
+
 def test_a_watch_stopped_by_sigterm_says_terminated(tmp_path, tiny_model):
     """Ctrl-C ends a watch (exit 0); a kill (SIGTERM) is not how it ends: 143, as analyze."""
     import signal
