@@ -84,6 +84,7 @@ class Report:
     index: Index | None = None
     analysed: int = 0  # newly extracted this run
     reused: int = 0  # taken from the old index or checkpoints
+    removed: int = 0  # rows of the old index whose files are gone (not moved)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
@@ -266,6 +267,9 @@ def finish(
     paths = sorted(done.stats)
     if not paths:
         raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
+    if old is not None:
+        gone = (p for p in old.paths if p not in done.stats and p not in done.moved_from)
+        report.removed = sum(1 for _ in gone)
     if old is not None and not old.model.variant and done.from_index:
         # rows of a file from before the variant was recorded: which file made them is
         # not known, and the index does not say it was this one

@@ -305,9 +305,10 @@ def analysis_summary(output: Path, report, how: str) -> str:
     """The one line `analyze` ends with (local or on Ray)."""
     index = report.index
     assert index is not None
+    removed = f"{report.removed} removed, " if report.removed else ""  # (a rerun's)
     return printable(  # a name holding a newline or an escape code: as errors show it
         f"{output}: {count(index.count, 'image')} ({report.analysed} analysed, {report.reused} "
-        f"reused, {len(report.skipped)} skipped) in {report.seconds:.1f} s, {how}, "
+        f"reused, {removed}{len(report.skipped)} skipped) in {report.seconds:.1f} s, {how}, "
         f"{index.dims} dims"
     )
 

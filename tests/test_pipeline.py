@@ -437,7 +437,7 @@ def test_reanalysis_adds_only_new_images(capsys, tmp_path, gallery, tiny_model):
     make_gallery(gallery, 5, start=100)
     (gallery / before.paths[0]).unlink()
     code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
-    assert code == 0 and "(5 analysed, 39 reused, 0 skipped)" in stdout
+    assert code == 0 and "(5 analysed, 39 reused, 1 removed, 0 skipped)" in stdout
     after = store.load(out)
     assert after.count == 44 and before.paths[0] not in after.paths
     common = [p for p in before.paths if p in after.paths]
@@ -727,6 +727,23 @@ def test_analysing_again_keeps_the_index_settings_not_given(capsys, tmp_path, ti
     code, _, _ = cli(capsys, *base, "--pca")
     assert code == 0 and store.load(out).projection.kind == "pca"
     assert store.load(out).dims == 4
+
+
+def test_a_rerun_says_the_rows_it_removed(capsys, tmp_path, tiny_model):
+    """`analyze` again after pictures were deleted said `(0 analysed, 9 reused, 0 skipped)`:
+    the 3 rows it dropped were not said (`update` says `3 removed`); moved ones are kept."""
+    pictures = make_gallery(tmp_path / "g", 12, subdirs=1)
+    out = tmp_path / "x.dat"
+    base = ["analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet"]
+    code, stdout, _ = cli(capsys, *base)
+    assert code == 0 and "(12 analysed, 0 reused, 0 skipped)" in stdout  # a first run: as it was
+    for picture in pictures[:3]:
+        picture.unlink()
+    (tmp_path / "g" / "sorted").mkdir()
+    for picture in pictures[3:5]:
+        picture.rename(tmp_path / "g" / "sorted" / picture.name)
+    code, stdout, _ = cli(capsys, *base)
+    assert code == 0 and "9 images (0 analysed, 9 reused, 3 removed, 0 skipped)" in stdout
 
 
 def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, tiny_model):
