@@ -729,6 +729,28 @@ def test_analysing_again_keeps_the_index_settings_not_given(capsys, tmp_path, ti
     assert store.load(out).dims == 4
 
 
+def test_the_rate_and_eta_are_the_extractions_own(tmp_path, tiny_model, monkeypatch):
+    """The rate counted the scan and the reading of checkpoints: a resumed run's first line
+    said `8/10148 1.1 img/s ETA 02:32:46` of a run that took 84 s."""
+    import rtsearch.analyze as analyze_module
+    from rtsearch.analyze import Settings
+    from rtsearch.extractor import Extractor
+
+    make_gallery(tmp_path / "g", 40)
+    real_plan = analyze_module.plan
+
+    def slow_plan(*args, **kwargs):  # the scan and the checkpoints of a big folder
+        time.sleep(2.0)
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(analyze_module, "plan", slow_plan)
+    seen = []
+    analyze_module.analyze(tmp_path / "g", tmp_path / "x.dat", Extractor(tiny_model),
+                           Settings(dims=4), progress=seen.append)  # fmt: skip
+    assert seen[-1].done == seen[-1].total == 40
+    assert seen[-1].images_per_s > 40 / 2.0, seen[-1]  # (it was 40 / 2.x s: under 20)
+
+
 def test_a_rerun_says_the_rows_it_removed(capsys, tmp_path, tiny_model):
     """`analyze` again after pictures were deleted said `(0 analysed, 9 reused, 0 skipped)`:
     the 3 rows it dropped were not said (`update` says `3 removed`); moved ones are kept."""
