@@ -154,7 +154,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
         report.refit_advised = single.stale_pca(report.index)
     elif moved:  # the same rows (and features, when stored), naming the new folder
         report.index = merge(old, rows, fresh, present, base_dir, stored)
-        report.index.unfitted, report.index.created = old.unfitted, old.created
+        report.index.unfitted = old.unfitted
         store.save(report.index, index_path)
     if report.index.base_dir != old.base_dir:
         report.moved_from = old.base_dir
@@ -267,6 +267,7 @@ def merge(
         projection=projection,
         features=_merged_features(paths, rows, new_feat, old, stored),
         base_dir=str(base_dir.resolve()),
+        created=old.created,  # when it was made; an update is not a new index
     )
 
 

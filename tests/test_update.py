@@ -59,6 +59,7 @@ def test_update_adds_drops_and_reanalyses_keeping_the_projection(
     assert code == 0
     assert "32 images (5 added, 1 changed, 3 removed, 0 skipped)" in stdout
     after = store.load(out, features=True)
+    assert after.created == before.created  # when it was made (it took the update's time)
     on_disk = sorted(p.relative_to(gallery).as_posix() for p in gallery.rglob("img*"))
     assert after.paths == on_disk
     assert np.array_equal(after.projection.matrix, before.projection.matrix)

@@ -2088,6 +2088,7 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
     analyze(folder, index, Extractor(tiny_model, threads=1), Settings(dims=16, keep_features=True))
     actions.open_session(app, index, folder)
     pump(app, lambda: app.session.source == index)
+    (folder / "broken.jpg").write_bytes(b"not a picture")
     actions.watch(app)
     dpg.set_value(app.ids.dims_input, 10)  # dims applied here are kept through the swaps
     actions.reproject(app)
@@ -2095,11 +2096,13 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
     try:
         added = make_gallery(folder, 3, start=400)
         pump(app, lambda: len(app.session.index.paths) == 9, timeout=60)
-        assert "3 added" in app.message
+        assert "3 added" in app.message and "; skipped 1 file: " in app.message
         assert app.session.index.dims == 10 and dpg.get_value(app.ids.dims_input) == 10
         added[0].unlink()
         pump(app, lambda: len(app.session.index.paths) == 8, timeout=60)
         assert store.load(index).count == 8  # the file on disk follows too
+        # the broken file is said once, not on every pass after (3 lines of it, each time)
+        assert "1 removed" in app.message and "skipped 1 file" not in app.message
         app.perform("random")
         assert fresh(app, "random").results[0].file.is_file()
         # most of the folder gone: the index is kept, and the message says why (the watch

@@ -145,13 +145,16 @@ def watch(app: ViewerApp) -> None:
         # every later update). An index that does not say was made with the fp32 file.
         model = rows_file(extractor.path, extractor.info, session.index.model.variant or "fp32")
         rows_by = extractor if model == extractor.path else Extractor(model, threads=1)
+        named: set[str] = set()  # files skipped and said: not again on every pass
         for report in update.follow(
             path, base, rows_by, stop=task.cancel, warn=_ignore, say_waiting=waiting
         ):
             if app.session is not None and app.session.source != path:
                 return  # another index was loaded: stop following this one
             fresh = SearchSession(report.index, extractor, base, source=path)
-            note = "watching: " + report.summary(path) + skipped_note(report.skipped)
+            new_skips = [s for s in report.skipped if s[0] not in named]
+            named.update(file for file, _ in new_skips)
+            note = "watching: " + report.summary(path) + skipped_note(new_skips)
             dims = dims_to_apply(app, fresh)  # the dims applied here stay (the file keeps its own)
             if dims is not None:
                 try:
