@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from rtsearch import copies
 from rtsearch import projection as proj
-from rtsearch.analyze import Settings
+from rtsearch.analyze import Progress, Settings
 from rtsearch.decode import load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extractor import Extractor
@@ -140,12 +140,11 @@ def kind_list(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rtsearch.cli import print_line
+    from rtsearch.cli import with_progress
     from rtsearch.models import resolve_model
 
     extractor = Extractor(resolve_model(args.model), threads=args.threads)
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
-    warn = lambda m: print_line(f"warning: {m}")  # noqa: E731  (stderr, as analyze's)
     l2s = {"on": [True], "off": [False], "both": [True, False]}[args.l2]
     feature_dims = extractor.info.dims
     configs = plan(args.projection, args.dims, l2s, feature_dims, args.rerank, args.qe)
@@ -161,9 +160,13 @@ def run(args: argparse.Namespace) -> int:
             f"{feature_dims}-d features",
             file=sys.stderr,
         )
-    data = load_data(
-        args.directory, extractor, n_copies=args.copies, seed=args.seed, log=log, warn=warn
-    )
+    # (the progress bar on stderr, as analyze's: 20k images took minutes without a word)
+    data = with_progress(
+        lambda progress, warn: load_data(
+            args.directory, extractor, n_copies=args.copies, seed=args.seed, log=log,
+            warn=warn, progress=progress,
+        )
+    )  # fmt: skip
     result = evaluate(data, configs, seed=args.seed)
     if args.json:
         print(json.dumps(result))
@@ -176,11 +179,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_data(
-    folder: Path, extractor: Extractor, *, n_copies: int, seed: int, log=print, warn=None
+    folder: Path,
+    extractor: Extractor,
+    *,
+    n_copies: int,
+    seed: int,
+    log=print,
+    warn=None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> Data:
     """Decode and extract in batches (a few thousand images never sit in memory at once);
     the images picked for copying are copied as they pass. Files that cannot be read are
-    skipped, said with ``warn`` and listed in ``Data.skipped``."""
+    skipped, said with ``warn`` and listed in ``Data.skipped``; ``progress`` hears of each
+    batch, as analyze's does."""
     require_folder(folder)
     warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr))
     skipped: list[str] = []
@@ -206,6 +217,7 @@ def load_data(
     picked = set(rng.choice(len(paths), size=min(n_copies, len(paths)), replace=False).tolist())
     kept: list[str] = []
     feats, made, copy_of = [], [], []
+    began = time.monotonic()
     for start in range(0, len(paths), BATCH):
         batch = []
         for i in range(start, min(start + BATCH, len(paths))):
@@ -221,6 +233,10 @@ def load_data(
             kept.append(paths[i])
         if batch:
             feats.append(extractor(batch))
+        if progress:
+            done, elapsed = min(start + BATCH, len(paths)), time.monotonic() - began
+            read = done - (len(skipped) - len(found.skipped))
+            progress(Progress(done, len(paths), len(skipped), read / max(elapsed, 1e-9)))
     lookup = {n: i for i, n in enumerate(names)}
     labels = [lookup[p.split("/")[0]] if "/" in p else -1 for p in kept]
     _check_labels(folder, names, labels, len(skipped))

@@ -4,6 +4,7 @@ that behave as retrieval metrics must (bounds, exact search agreeing with itself
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +196,10 @@ def test_cli_json(labelled, tiny_model):
         ("none", 128),
     }
     assert doc["default"].keys() >= KEYS and doc["full"].keys() >= KEYS
+    # the extraction's progress on stderr, as analyze's (20k images: minutes without a word)
+    n = len([f for f in labelled.rglob("*") if f.is_file()])
+    last = out.stderr.splitlines()[-1]
+    assert re.fullmatch(rf"\[#{{30}}\] {n}/{n} [0-9.]+ img/s ETA 00:00:00 skipped 0", last)
 
 
 def test_cli_rejects_unknown_projection(labelled, tiny_model):
