@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError
-from rtsearch.models import ModelInfo, check_graph, refuse_empty
+from rtsearch.models import ModelInfo, check_graph, refuse_non_model
 
 Features = npt.NDArray[np.float32]  # (N, D)
 MAX_AUTO_STREAMS = 4  # concurrent inference runs chosen by streams=0 (see Extractor)
@@ -147,7 +147,7 @@ class Extractor:
         # GUI. Measured side by side in analyze (rtsearch bench, shared machine): 640x480
         # JPEGs 74-157 vs 33-59 images/s, 12 MP JPEGs 67-70 vs 59-64 images/s.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        refuse_empty(self.path)  # onnxruntime: "No graph was found in the protobuf"
+        refuse_non_model(self.path)  # onnxruntime: "No graph was found in the protobuf"
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:

@@ -172,12 +172,30 @@ def _checked(kw: dict) -> dict:
     return kw
 
 
+_INFOS: dict[tuple[str, int, int], ModelInfo] = {}  # read_model_info's, by file and version
+
+
 def read_model_info(path: Path) -> ModelInfo:
     """Read a model file's metadata, checked against its graph, without building an
-    inference session."""
+    inference session; kept while the file's size and time are unchanged (the protobuf is
+    parsed whole: VGG16's fp32 file is 512 MiB, and a lookup may look at both twins)."""
+    try:
+        st = Path(path).stat()
+        key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None  # refuse_non_model says why
+    if key is not None and key in _INFOS:
+        return _INFOS[key]
+    info = _read_model_info(Path(path))
+    if key is not None:
+        _INFOS[key] = info
+    return info
+
+
+def _read_model_info(path: Path) -> ModelInfo:
     import onnx
 
-    refuse_empty(path)
+    refuse_non_model(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends
@@ -190,9 +208,10 @@ def read_model_info(path: Path) -> ModelInfo:
     return info
 
 
-def refuse_empty(path: Path) -> None:
-    """A model path that is no file (missing, a FIFO: reading one waited for ever), or a
-    0-byte one, in one line (onnx and onnxruntime only say "no graph")."""
+def refuse_non_model(path: Path) -> None:
+    """A model path that is no file (missing, a FIFO: reading one waited for ever), a
+    0-byte one or an index file, in one line (onnx and onnxruntime only say "no graph", or
+    "Protobuf parsing failed")."""
     path = Path(path)
     if not path.is_file():
         raise RtsearchError(
@@ -398,66 +417,61 @@ def find_model_for(
     first: str = "",
 ) -> Path:
     """The model file that made an index (same identity, ``index`` named when none is),
-    found by conventional names, every file of each name looked at: one of other weights,
-    or damaged, in an earlier folder does not hide a good one in a later.
+    found by conventional names, each file of a name looked at in turn until one fits: one
+    of other weights, or damaged, in an earlier folder does not hide a good one in a later.
 
     ``variant`` ("fp32" | "int8") takes only files of it: the one rows are added to an
     index with (store.check_rows). ``first`` tries that variant first: the file that made
-    the rows, so that `query` finds an indexed picture at distance 0. With ``prefer_int8``
-    an int8 twin comes first, but only a faithful one (its export measured held-out feature
-    cosine >= INT8_MIN_COSINE), and only on the CPU: on CUDA the int8 (QDQ) file runs
-    slower than fp32 (EfficientNet-Lite0 on an H200: 320-358 vs 677-906 images/s at batch
-    1, 0.86-0.9x at the best batch). The default model's file of the kind wanted first is
-    exported on first use."""
+    the rows, so that `query` finds an indexed picture at distance 0. Without either,
+    ``prefer_int8`` puts an int8 twin first, but only a faithful one (its export measured
+    held-out feature cosine >= INT8_MIN_COSINE), and only on the CPU: on CUDA the int8 (QDQ)
+    file runs slower than fp32 (EfficientNet-Lite0 on an H200: 320-358 vs 677-906 images/s
+    at batch 1, 0.86-0.9x at the best batch). The default model's file of the kind wanted
+    is exported on first use."""
     from rtsearch.extractor import default_providers
 
-    if prefer_int8 and default_providers()[0] == "CUDAExecutionProvider":
-        prefer_int8 = False
-    want = "int8" if prefer_int8 or "int8" in (first, variant) else "fp32"
+    speed = prefer_int8 and not (variant or first)  # the viewer's faster twin, if faithful
+    if speed and default_providers()[0] == "CUDAExecutionProvider":
+        speed = False
+    want = variant or first or ("int8" if speed else "fp32")
     stems = [name, f"{name}-{feature_layer}"]
     twins = [f"{s}-int8" for s in stems]
     names = twins + stems if want == "int8" else stems + twins
     damaged: list[str] = []
     others: list[str] = []  # files of this backbone that will not do, and why
-    matches: list[tuple[Path, ModelInfo]] = []
-    for stem in names:
-        for path in candidates(stem):
-            try:
-                info = read_model_info(path)
-            except RtsearchError as exc:  # a damaged file must not hide a good one
-                again = ", and it is exported again" if stem in FIRST_USE else ""
-                damaged.append(f"{exc}: delete it{again}")
-                continue
-            if info.identity != identity:
-                others.append(f"{path} has weights {short_weights(info.identity)}: another export")
-            elif variant and info.variant != variant:
-                others.append(f"{path} is the {info.variant} file")
-            else:
-                matches.append((path, info))
-    # the index's own int8 file is exact for it, faithful or not; the viewer's speed-up
-    # takes a faithful one only
-    strict = prefer_int8 and not variant and first != "int8"
-
-    def fits(info: ModelInfo) -> bool:
-        return info.variant == want and (want == "fp32" or info.faithful_int8 or not strict)
-
-    found = next(((p, i) for p, i in matches if fits(i)), None)
+    fallback: list[tuple[Path, ModelInfo]] = []  # of the other twin, or drifting: if none fits
+    found: tuple[Path, ModelInfo] | None = None
+    for path in (path for stem in names for path in candidates(stem)):
+        try:
+            info = read_model_info(path)
+        except RtsearchError as exc:  # a damaged file must not hide a good one
+            again = ", and it is exported again" if path.stem in FIRST_USE else ""
+            damaged.append(f"{exc}: delete it{again}")
+            continue
+        if info.identity != identity:
+            others.append(f"{path} has weights {short_weights(info.identity)}: another export")
+        elif info.variant == want and (want == "fp32" or info.faithful_int8 or not speed):
+            found = (path, info)
+            break
+        elif variant:
+            others.append(f"{path} is the {info.variant} file")
+        else:
+            fallback.append((path, info))
     if found is None:  # the default model's file of that kind, on first use
-        for stem in names:
-            kind = "int8" if stem.endswith("-int8") else "fp32"
-            if stem not in FIRST_USE or kind != want or candidates(stem):
-                continue
+        stem = next(
+            (s for s in names if s in FIRST_USE and s.endswith("-int8") == (want == "int8")), None
+        )
+        if stem is not None and not candidates(stem):
             try:
                 path = _export_first_use(stem)
                 info = read_model_info(path)
             except RtsearchError as exc:  # its export failed: say why
                 damaged.append(str(exc))
-                continue
-            if info.identity == identity:
-                found = (path, info)
-    if found is None and not variant:  # the other twin; one that drifts last
-        rest = sorted(matches, key=lambda m: m[1].variant == "int8" and not m[1].faithful_int8)
-        found = rest[0] if rest else None
+            else:
+                if info.identity == identity:
+                    found = (path, info)
+    if found is None and fallback:  # the other twin; one that drifts last
+        found = sorted(fallback, key=lambda m: m[1].variant == "int8" and not m[1].faithful_int8)[0]
     if found is not None:
         path, info = found
         for problem in dict.fromkeys(damaged):
