@@ -101,6 +101,9 @@ class _Done:
     moved_from: set[str] = field(default_factory=set)  # old paths whose files moved
     from_checkpoints: int = 0  # rows taken from the checkpoints of a run before
     from_index: int = 0  # rows taken from the index at the output
+    # rows taken from a file that does not say which model file made them (written before
+    # the variant was recorded): the new index does not say either
+    unrecorded: bool = False
     _block: np.ndarray | None = field(default=None, repr=False)
     _used: int = 0
 
@@ -268,9 +271,7 @@ def finish(
     if old is not None:
         gone = (p for p in old.paths if p not in done.stats and p not in done.moved_from)
         report.removed = sum(1 for _ in gone)
-    if old is not None and not old.model.variant and done.from_index:
-        # rows of a file from before the variant was recorded: which file made them is
-        # not known, and the index does not say it was this one
+    if done.unrecorded:  # which file made some of its rows is not known: it does not say
         model = replace(model, variant="")
     if _as_it_was(old, paths, report, settings, base_dir, ckpt):
         report.index = old  # nothing to write: rewritten, it lost the ANN file beside it
@@ -436,13 +437,16 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
     if not settings.replace:
         _refuse_another_run(out, parts, base_dir, wanted, settings.options)
     for ck in parts:
+        before = len(done)
         _take(done, ck, base_dir, wanted, found.hides, use_features=True)
+        done.unrecorded |= len(done) > before and not ck.model.variant
     done.from_checkpoints = len(done)
     if old is not None:
         before = len(done)
         _take(done, old, base_dir, wanted, found.hides, use_features=old.features is not None)
         _take_moved(done, old, base_dir, found)
         done.from_index = len(done) - before
+        done.unrecorded |= done.from_index > 0 and not old.model.variant
         if not done.from_index:
             _refuse_another_folder(out, old, base_dir, settings)
     kept = [p for p in done.stats if p not in wanted]
@@ -530,12 +534,12 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
             f"{out}: an index made with model {old.model}, not {model}; use the same --model "
             f"to update it, or choose another {out_option} (or delete it) to start a new one"
         )
-    if store.other_variant(old.model, model):  # its rows and these would differ
+    clash = store.twin_clash(old.model, model)  # its rows and these would differ
+    if clash:
         raise RtsearchError(
-            f"{out}: an index made with the {old.model.variant} file of {old.model.name}, not "
-            f"the {model.variant} one; {command('rtsearch', 'update', out, base_dir)} brings "
-            f"it up to date with that file, or choose another {out_option} (or delete it) to "
-            "start a new one"
+            f"{out}: an index made with {clash}; {command('rtsearch', 'update', out, base_dir)} "
+            f"brings it up to date with that file, or choose another {out_option} (or delete "
+            "it) to start a new one"
         )
     if old.features is not None and not settings.keep_features and warn:
         warn(

@@ -49,11 +49,12 @@ def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
             f"{where}: checkpoint made with model {part.model}, not {model}; use the same "
             f"--model, or delete {where.parent} to start again"
         )
-    if store.other_variant(part.model, model):  # its rows and this run's would differ
+    clash = store.twin_clash(part.model, model)  # its rows and this run's would differ
+    if clash:
         raise RtsearchError(
-            f"{where}: checkpoint made with the {part.model.variant} file of {model.name}, not "
-            f"the {model.variant} one; pass --model with its {part.model.variant} file, as the "
-            f"run that wrote it did, or delete {where.parent} to start again"
+            f"{where}: checkpoint made with {clash}; pass --model with its "
+            f"{part.model.variant} file, as the run that wrote it did, or delete {where.parent} "
+            "to start again"
         )
 
 

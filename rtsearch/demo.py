@@ -173,10 +173,10 @@ def _usable(
             f"{ModelRef.of(info)}; choose another --index, or pass --rebuild to analyze "
             f"{root} into it with {info.name}"
         )
-    if store.other_variant(index.model, info):  # rows of the two files would be mixed
+    clash = store.twin_clash(index.model, info)  # rows of the two files would be mixed
+    if clash:
         raise RtsearchError(
-            f"{index_path}: an index made with the {index.model.variant} file of "
-            f"{info.name}, not the {info.variant} one; choose another --index, or pass "
+            f"{index_path}: an index made with {clash}; choose another --index, or pass "
             f"--rebuild to analyze {root} into it with that one"
         )
     return index

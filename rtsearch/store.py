@@ -111,23 +111,25 @@ def check_compatible(index: Index, info: ModelInfo, where: str) -> None:
         )
 
 
-def other_variant(made_by: ModelRef, info: ModelInfo | ModelRef) -> bool:
-    """Rows made by ``made_by``'s file and ``info``'s differ though their weights match: an
-    fp32 file and its int8 twin (a copy of an indexed picture came back at 0.07-0.11 from
-    its own row, not 0). Files written before the variant was recorded pass."""
-    return bool(made_by.variant and info.variant and made_by.variant != info.variant)
+def twin_clash(made_by: ModelRef, info: ModelInfo | ModelRef) -> str:
+    """ "the fp32 file of NAME, not the int8 one" where rows made by ``made_by``'s file and
+    ``info``'s differ though their weights match (an fp32 file and its int8 twin: a copy of
+    an indexed picture came back at 0.07-0.11 from its own row, not 0); "" where they do
+    not. Files written before the variant was recorded clash with none."""
+    if made_by.variant and info.variant and made_by.variant != info.variant:
+        return f"the {made_by.variant} file of {made_by.name}, not the {info.variant} one"
+    return ""
 
 
 def check_rows(index: Index, info: ModelInfo, where: str, way_out: str) -> None:
     """Refuse adding rows to ``index`` from another model, or from another file of its
     model's weights (fp32 rows beside int8 ones); ``way_out`` says what to do instead."""
     check_compatible(index, info, where)
-    if other_variant(index.model, info):
-        m = index.model
+    clash = twin_clash(index.model, info)
+    if clash:
         raise RtsearchError(
-            f"{where}: its rows were made with the {m.variant} file of {m.name}, not the "
-            f"{info.variant} one; rows of the two differ (a copy of a picture no longer comes "
-            f"back at distance 0): {way_out}"
+            f"{where}: its rows were made with {clash}; rows of the two differ (a copy of a "
+            f"picture no longer comes back at distance 0): {way_out}"
         )
 
 

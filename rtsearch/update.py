@@ -482,17 +482,32 @@ def seconds(text: str) -> float:
     return value
 
 
-def open_extractor(index_path: Path, model: str | None, threads: int) -> Extractor:
-    from rtsearch.models import find_model_for, resolve_model
+def rows_model(index: Index, index_path: Path, loaded: Path | None = None) -> Path:
+    """The model file that rows added to ``index`` come from: the file that made its rows
+    (for an index that does not say which, either twin, fp32 first). ``loaded`` (the
+    viewer's, found by any name or path) is taken when it is that file."""
+    from rtsearch.models import find_model_for, read_model_info
 
-    if model:
-        return Extractor(resolve_model(model), threads=threads, streams=0)
-    m = store.load(index_path).model
-    return Extractor(
-        find_model_for(m.name, m.feature_layer, m.identity, index=index_path, variant=m.variant),
-        threads=threads,
-        streams=0,
-    )
+    m = index.model
+    if loaded is not None:
+        info = read_model_info(loaded)
+        if info.identity == m.identity and info.variant == (m.variant or "fp32"):
+            return loaded
+    try:
+        return find_model_for(
+            m.name, m.feature_layer, m.identity, index=index_path, variant=m.variant
+        )
+    except RtsearchError:
+        if loaded is not None and not m.variant:
+            return loaded  # an index that does not say: the file there is
+        raise
+
+
+def open_extractor(index_path: Path, model: str | None, threads: int) -> Extractor:
+    from rtsearch.models import resolve_model
+
+    chosen = resolve_model(model) if model else rows_model(store.load(index_path), index_path)
+    return Extractor(chosen, threads=threads, streams=0)
 
 
 # what to do when --model names the other file of the index's weights (store.check_rows)

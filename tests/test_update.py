@@ -891,3 +891,16 @@ def test_rows_are_added_only_from_the_file_that_made_the_index(capsys, tmp_path,
     code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", twin, "--replace",
                           "--dims", "4", "--quiet")  # fmt: skip
     assert code == 0 and "0 reused" in stdout and store.load(out).model.variant == "int8"
+    # nor by a resume over checkpoints from before (they were labelled the resuming file's)
+    whole = tmp_path / "whole.dat"
+    analyze(gallery, whole, Extractor(fp32), Settings(dims=4, keep_features=True))
+    done = store.load(whole, features=True)
+    resumed = tmp_path / "resumed.dat"
+    store.checkpoint_dir(resumed).mkdir()
+    unsaid = store.ModelRef(*astuple(done.model)[:4])
+    part = store.Index(done.paths, unsaid, done.sizes, done.mtimes, features=done.features)
+    store.save(part, store.checkpoint_dir(resumed) / "part-000000.dat")
+    make_gallery(gallery, 1, start=90)
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", resumed, "--model", twin, "--quiet")
+    assert code == 0 and f"(1 analysed, {done.count} reused" in stdout
+    assert store.load(resumed).model.variant == ""

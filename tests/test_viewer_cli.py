@@ -98,8 +98,8 @@ def test_watch_without_the_file_that_made_the_index_is_refused_before_the_window
     twin.unlink()
     done = view(str(index), "--watch", "--quit-after-frames", "1", timeout=60)
     assert done.returncode == 1 and done.stderr.startswith(
-        "rtsearch: error: no int8 model file for tiny (fc) with the index's weights "
-    )
+        f"rtsearch: error: {index}: no int8 model file for tiny (fc) with the index's weights "
+    )  # as `update` says it
     assert done.stderr.count("\n") == 1 and "its int8 file" in done.stderr
 
 

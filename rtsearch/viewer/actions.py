@@ -142,9 +142,10 @@ def watch(app: ViewerApp) -> None:
         # the rows it adds are made with the file that made the index's, as `update` makes
         # them; the live queries may run on its twin (int8 rows in an fp32 index came back
         # at 0.07-0.11 from their own pictures, and stayed so: the files were unchanged for
-        # every later update). An index that does not say was made with the fp32 file.
-        model = rows_file(extractor.path, extractor.info, session.index.model.variant or "fp32")
-        rows_by = extractor if model == extractor.path else Extractor(model, threads=1)
+        # every later update)
+        model = update.rows_model(session.index, path, extractor.path)
+        same = model.resolve() == Path(extractor.path).resolve()
+        rows_by = extractor if same else Extractor(model, threads=1)
         named: set[str] = set()  # files skipped and said: not again on every pass
         for report in update.follow(
             path, base, rows_by, stop=task.cancel, warn=_ignore, say_waiting=waiting
@@ -386,22 +387,16 @@ def model_key(info) -> str:
     return key + ("-int8" if info.variant == "int8" else "")
 
 
-def rows_file(loaded: Path, info, variant: str) -> Path:
-    """The file of ``info``'s model and weights of ``variant`` ("fp32" | "int8"): the one
-    rows added to an index come from (store.check_rows); ``loaded`` when it is that file."""
-    from rtsearch.models import find_model_for
-
-    if info.variant == variant:
-        return loaded
-    return find_model_for(info.name, info.feature_layer, info.identity, variant=variant)
-
-
 def analysis_file(loaded: Path, info) -> Path:
     """The file an index of ``info``'s model is made with: its fp32 one, as `analyze` makes
     them, when the live queries run on its int8 twin (an index analysed from the viewer
     held int8 features: 0.978 cosine at worst to the fp32 ones); else ``loaded``."""
+    from rtsearch.models import find_model_for
+
+    if info.variant == "fp32":
+        return loaded
     try:
-        return rows_file(loaded, info, "fp32")
+        return find_model_for(info.name, info.feature_layer, info.identity, variant="fp32")
     except RtsearchError:
         return loaded  # no fp32 file of it: the twin is what there is
 

@@ -140,10 +140,9 @@ def run(args: argparse.Namespace) -> int:
             fp32=args.fp32,
         )
         if args.watch:  # the file its new rows come from: said here, not as "watch failed"
-            from rtsearch.viewer.actions import rows_file
+            from rtsearch.update import rows_model
 
-            m, info = session.index.model, session.extractor.info
-            rows_file(session.extractor.path, info, m.variant or "fp32")
+            rows_model(session.index, index, session.extractor.path)
     return run_viewer(
         session,
         source=args.source if session is not None or args.source != "random" else "none",
