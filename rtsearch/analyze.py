@@ -78,6 +78,16 @@ class Progress:
         left = self.total - self.done
         return left / self.images_per_s if self.images_per_s > 0 else float("inf")
 
+    @classmethod
+    def since(cls, began: float, done: int, total: int, skipped: int, made: int) -> Progress:
+        """``done`` of ``total`` (``skipped`` among them), at the rate ``made`` images were
+        made since ``began``, the work's own start (the scan and the checkpoints read
+        before it made the first ETA of a resumed run 2.5 hours for 84 s): said once a
+        second of it has passed, or at the end."""
+        elapsed = time.monotonic() - began
+        said = elapsed >= 1.0 or done >= total
+        return cls(done, total, skipped, made / max(elapsed, 1e-9) if said else 0.0)
+
 
 @dataclass
 class Report:
@@ -186,12 +196,11 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
 
     def said() -> None:
         if progress:
-            # the rate of the extraction alone (the scan and the checkpoints read before it
-            # made the first ETA of a resumed run 2.5 hours for 84 s), said after a second
-            elapsed = time.monotonic() - began
-            done, total = report.analysed + len(report.skipped), len(todo) + unreadable
-            rate = report.analysed / elapsed if elapsed >= 1.0 or done >= total else 0.0
-            progress(Progress(done, total, len(report.skipped), rate))
+            skipped = len(report.skipped)
+            total = len(todo) + unreadable
+            progress(
+                Progress.since(began, report.analysed + skipped, total, skipped, report.analysed)
+            )
 
     began = time.monotonic()
     extract_into(
@@ -372,10 +381,12 @@ def thin_pca(index: Index) -> str | None:
     span = max(fitted - 1, 0)
     if p is None or not p.kind.startswith("pca") or span >= p.out_dims:
         return None
+    empty = p.out_dims - span
+    fits = f"pass --dims {span}, or " if span >= proj.MIN_DIMS else ""
     return (
         f"its PCA was fitted on {count(fitted, 'image')}, which span at most {span} of its "
-        f"{p.out_dims} dimensions: the other {p.out_dims - span} carry nothing (pass --dims "
-        f"{max(span, proj.MIN_DIMS)}, or analyze more images)"
+        f"{p.out_dims} dimensions: the other {empty} {'carries' if empty == 1 else 'carry'} "
+        f"nothing ({fits}analyze more images)"
     )
 
 

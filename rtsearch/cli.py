@@ -452,7 +452,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         width = max(len(k) for k in info)
         for key, value in info.items():
-            shown = "not recorded" if value is None else printable(str(value))
+            shown = "not recorded" if key == "model_variant" and value is None else value
+            shown = printable(str(shown))
             print(f"{key:<{width}}  {shown}")
     return 0
 

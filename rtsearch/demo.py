@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     root = resolve_gallery(args)
     model = resolve_model(args.model)  # (the default's first use exports it)
     index_path = args.index or default_index_path(root, read_model_info(model))
+    if args.index is None:
+        _adopt_older(root, args.model, index_path)
     build_index(
         root, index_path, str(model), rebuild=args.rebuild, threads=args.threads,
         owned=args.index is None,
@@ -94,6 +97,17 @@ def default_index_path(root: Path, info: ModelInfo) -> Path:
     model = info.label.replace(" ", "-")
     key = hashlib.sha256(f"{root.resolve()}\0{info.identity}\0{model}".encode()).hexdigest()
     return Path(platformdirs.user_data_dir("rtsearch")) / "demo" / f"{model}-{key[:12]}.dat"
+
+
+def _adopt_older(root: Path, model: str, index_path: Path) -> None:
+    """The demo index an earlier version kept for this gallery and ``--model`` text (its
+    file was keyed by the text) becomes this one's, rather than left behind as the gallery
+    is analysed again."""
+    key = hashlib.sha256(f"{root.resolve()}\0{model}".encode()).hexdigest()[:12]
+    name = Path(model).stem if model.endswith(".onnx") else model
+    older = index_path.parent / f"{name}-{key}.dat"
+    if older != index_path and older.is_file() and not index_path.exists():
+        os.replace(older, index_path)
 
 
 def build_index(

@@ -233,10 +233,11 @@ def load_data(
             kept.append(paths[i])
         if batch:
             feats.append(extractor(batch))
-        if progress:
-            done, elapsed = min(start + BATCH, len(paths)), time.monotonic() - began
-            read = done - (len(skipped) - len(found.skipped))
-            progress(Progress(done, len(paths), len(skipped), read / max(elapsed, 1e-9)))
+        if progress:  # counted as analyze counts: the files the scan skipped among them
+            unread = len(found.skipped)
+            looked = min(start + BATCH, len(paths)) + unread
+            total = len(paths) + unread
+            progress(Progress.since(began, looked, total, len(skipped), len(kept)))
     lookup = {n: i for i, n in enumerate(names)}
     labels = [lookup[p.split("/")[0]] if "/" in p else -1 for p in kept]
     _check_labels(folder, names, labels, len(skipped))

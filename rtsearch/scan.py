@@ -17,8 +17,9 @@ Say = Callable[[str, str], None]  # (path under the base, reason)
 @dataclass
 class ScanResult:
     """paths: sorted posix paths relative to the base; skipped: (path, reason) pairs;
-    unread: folders that could not be listed and image entries that could not be examined
-    ("" for the base itself), whose indexed images must be kept, not taken for deleted."""
+    unread: folders that could not be listed, links to ones not there now (an unmounted
+    drive) and image entries that could not be examined ("" for the base itself), whose
+    indexed images must be kept, not taken for deleted."""
 
     paths: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -107,7 +108,13 @@ def _visit(
             _skip(result, warn, _printable(child), "broken symlink")
         elif entry.is_symlink():
             # a link to a folder on a drive or share not mounted now: what is indexed under
-            # it is kept, not removed (an update removed it all, said only as "N removed")
+            # it is kept, not removed (an update removed it all, said only as "N removed"),
+            # and the link is named, as a folder that cannot be read is
+            try:
+                target = os.readlink(entry.path)
+            except OSError:
+                target = "?"
+            _skip(result, warn, _printable(child), f"link to {target}, not there now")
             result.unread.append(child)
         return False  # otherwise it vanished between listing and stat: nothing to index
     except OSError as exc:

@@ -20,9 +20,9 @@ first: vector alone / verified without the gate / with it at 1.25):
 - the photo mosaics below (40): 29 / 38 / 38.
 
 The mosaics are tests/test_pipeline.py's gallery: generated photo mosaics that share content
-(300 images, 40 copies; 37 verified at rank 1 there, the other three with their original
-beyond the 50 candidates or with too few inliers). Pictures unrelated to the collection
-mostly reach 0-5 inliers, true copies 20-200. ~0.5 ms per candidate with cached keypoints;
+(300 images, 40 copies; the two not verified first have their original beyond the 50
+candidates or with too few inliers). Pictures unrelated to the collection mostly reach 0-5
+inliers, true copies 20-200. ~0.5 ms per candidate with cached keypoints;
 decoding a candidate the first time costs its decode on top.
 """
 

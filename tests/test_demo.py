@@ -220,6 +220,16 @@ def test_one_demo_index_per_model_file_whichever_way_it_is_named(
     assert "(12 images, tiny int8, " in capsys.readouterr().out  # (it said "tiny")
     indexes = sorted((tmp_path / "data" / "rtsearch" / "demo").glob("*.dat"))
     assert [store.load(i).model.variant for i in indexes] == ["fp32", "int8"]
+    # the index an earlier version kept under the --model text is taken over, not analysed
+    # again beside it
+    import hashlib
+
+    key = hashlib.sha256(f"{fake_gallery.resolve()}\0tiny".encode()).hexdigest()[:12]
+    older = indexes[0].with_name(f"tiny-{key}.dat")
+    indexes[0].rename(older)
+    assert demo(*base, "--model", "tiny") == 0
+    assert "(up to date; " in capsys.readouterr().out
+    assert indexes[0].is_file() and not older.exists()
     given = tmp_path / "given.dat"
     assert demo(*base, "--model", "tiny", "--index", str(given)) == 0
     capsys.readouterr()

@@ -810,6 +810,15 @@ def test_pca_asked_for_more_dimensions_than_its_images_span_is_said(capsys, tmp_
     out.unlink()
     code, _, err = cli(capsys, *base)  # the default: 100 dims
     assert code == 0 and store.load(out).dims == 100 and "its PCA was fitted" not in err
+    # two images span one dimension: no --dims fits (it advised --dims 2, which said it again)
+    two = tmp_path / "two"
+    make_gallery(two, 2)
+    code, _, err = cli(capsys, "analyze", two, "-o", tmp_path / "two.dat", "--model",
+                       tiny_model, "--quiet", "--dims", "2")  # fmt: skip
+    assert code == 0 and err.endswith(
+        "which span at most 1 of its 2 dimensions: the other 1 carries nothing (analyze more "
+        "images)\n"
+    )
 
 
 def interruptible(tmp_path: Path, every: int | None, seconds_per_batch: float, **kwargs):
@@ -1005,20 +1014,20 @@ def test_verification_moves_ahead_only_results_near_the_nearest_by_vector(monkey
     from rtsearch.verify import EMPTY, GATE, Verifier
 
     verifier = Verifier()
-    inliers = {"source.jpg": 7, "twin.jpg": 40, "watermarked.jpg": 60, "far.jpg": 3}
+    inliers = {"look-alike.jpg": 7, "source.jpg": 40, "watermarked.jpg": 60, "far.jpg": 3}
     monkeypatch.setattr(verifier, "keypoints_of_file", lambda file: file)
     monkeypatch.setattr(verifier, "inliers", lambda query, file: inliers[file.name])
     near = 0.30
     results = [
-        Result(0, "source.jpg", Path("source.jpg"), near),
-        Result(1, "twin.jpg", Path("twin.jpg"), near * GATE * 0.99),
+        Result(0, "look-alike.jpg", Path("look-alike.jpg"), near),
+        Result(1, "source.jpg", Path("source.jpg"), near * GATE * 0.99),
         Result(2, "watermarked.jpg", Path("watermarked.jpg"), near * GATE * 1.01),
         Result(3, "far.jpg", Path("far.jpg"), 0.9),
     ]
     ranked = verifier.rerank(EMPTY, results)
     assert [(r.path, r.inliers) for r in ranked] == [
-        ("twin.jpg", 40),  # a near twin with the geometry: the copy's own source
-        ("source.jpg", 7),
+        ("source.jpg", 40),  # near by vector and its geometry agrees: moved first
+        ("look-alike.jpg", 7),
         ("watermarked.jpg", 60),  # many inliers, but far: its order by vector kept
         ("far.jpg", 3),
     ]

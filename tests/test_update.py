@@ -656,7 +656,8 @@ def test_a_linked_folder_whose_drive_is_gone_keeps_its_rows(capsys, tmp_path, ti
     assert store.load(out).count == 10
     drive.rename(tmp_path / "drive.unmounted")
     code, stdout, err = cli(capsys, "update", out, gallery, "--model", tiny_model)
-    assert code == 0 and "(0 added, 0 changed, 0 removed, 0 skipped)" in stdout, stdout
+    assert code == 0 and "(0 added, 0 changed, 0 removed, 1 skipped)" in stdout, stdout
+    assert f"{gallery / 'external drive'}: link to {drive}, not there now" in err
     assert "4 indexed images in folders that could not be read are kept as they were" in err
     code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
                             "--quiet")  # fmt: skip
@@ -755,9 +756,11 @@ def test_a_watch_stopped_during_a_pass_says_what_it_kept(tmp_path, tiny_model):
     make_gallery(gallery, 4)
     out = tmp_path / "w.dat"
     analyze(gallery, out, Extractor(tiny_model), Settings(dims=4))
+    began = tmp_path / "began"  # made by the pass's first batch
     slow = (  # every batch of the child's model takes 0.3 s more: a pass to stop half-way
         "import sys, time; from rtsearch import extractor as e; run = e.Extractor.run; "
-        "e.Extractor.run = lambda self, b: (time.sleep(0.3), run(self, b))[1]; "
+        f"e.Extractor.run = lambda self, b: (open({str(began)!r}, 'a').close(), "
+        "time.sleep(0.3), run(self, b))[2]; "
         "from rtsearch.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     cmd = [sys.executable, "-c", slow, "update", str(out), str(gallery), "--watch",
@@ -765,7 +768,10 @@ def test_a_watch_stopped_during_a_pass_says_what_it_kept(tmp_path, tiny_model):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().startswith("following ")
     make_gallery(gallery / "new", 40, start=100)  # 20 batches: 6 s
-    time.sleep(3.0)  # the pass is under way
+    deadline = time.monotonic() + 30
+    while not began.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # a few batches in
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     parts = list(store.checkpoint_dir(out).glob("part-*.dat"))
