@@ -217,7 +217,8 @@ def load_data(
     picked = set(rng.choice(len(paths), size=min(n_copies, len(paths)), replace=False).tolist())
     kept: list[str] = []
     feats, made, copy_of = [], [], []
-    began = time.monotonic()
+    # counted as analyze counts: the files the scan skipped among them
+    unread, began = len(found.skipped), time.monotonic()
     for start in range(0, len(paths), BATCH):
         batch = []
         for i in range(start, min(start + BATCH, len(paths))):
@@ -233,11 +234,9 @@ def load_data(
             kept.append(paths[i])
         if batch:
             feats.append(extractor(batch))
-        if progress:  # counted as analyze counts: the files the scan skipped among them
-            unread = len(found.skipped)
+        if progress:
             looked = min(start + BATCH, len(paths)) + unread
-            total = len(paths) + unread
-            progress(Progress.since(began, looked, total, len(skipped), len(kept)))
+            progress(Progress.since(began, looked, len(paths) + unread, len(skipped), len(kept)))
     lookup = {n: i for i, n in enumerate(names)}
     labels = [lookup[p.split("/")[0]] if "/" in p else -1 for p in kept]
     _check_labels(folder, names, labels, len(skipped))

@@ -516,12 +516,10 @@ OTHER_FILE = "leave out --model to update it with that file"
 
 def run(args: argparse.Namespace) -> int:
     from rtsearch.cli import print_line
-    from rtsearch.models import model_option
 
     if args.interval is not None and not args.watch:
         raise RtsearchError("--interval applies to --watch only")
     extractor = open_extractor(args.index, args.model, args.threads)
-    model = model_option(extractor.path)  # for the refit advice's command
     warn = lambda m: print_line(f"warning: {m}")  # noqa: E731
     if not args.watch:
         # quiet: the files that cannot be read are said only with a change (they were
@@ -534,7 +532,7 @@ def run(args: argparse.Namespace) -> int:
         if report.modified:
             for message in held:
                 warn(message)
-        _print(report, args.index, args.directory, model, args.quiet)
+        _print(report, args.index, args.directory, extractor.path, args.quiet)
         return 0
     stop = threading.Event()
     require_folder(args.directory)  # before saying it is followed
@@ -554,7 +552,10 @@ def run(args: argparse.Namespace) -> int:
             warn=warn,
             prune=args.replace,
         ):
-            _print(report, args.index, args.directory, model, quiet=False, advise=not advised)
+            _print(
+                report, args.index, args.directory, extractor.path, quiet=False,
+                advise=not advised,
+            )  # fmt: skip
             advised = advised or report.refit_advised
     except KeyboardInterrupt as exc:
         stop.set()
@@ -572,10 +573,14 @@ def _print(
     report: UpdateReport,
     where: Path,
     folder: Path,
-    model: list[str],
+    model: Path,
     quiet: bool,
     advise: bool = True,
 ) -> None:
+    """The summary of a pass, and the refit advice where it is due (its command names
+    ``model``, the file the rows came from, when analyze's default would not find it)."""
+    from rtsearch.models import model_option
+
     if report.modified or not quiet:
         print(report.summary(where), flush=True)
     if report.refit_advised and advise:
@@ -584,9 +589,8 @@ def _print(
             if store.has_features(where)
             else "analyses again and refits (kept, the features make the next refit quick)"
         )
-        refit = command(
-            "rtsearch", "analyze", folder, "-o", where, *model, "--pca", "--keep-features"
-        )
+        options = [*model_option(model), "--pca", "--keep-features"]
+        refit = command("rtsearch", "analyze", folder, "-o", where, *options)
         print(
             f"{where}: over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; "
             f"a refit is advisable: {refit} {how}",
