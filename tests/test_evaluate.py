@@ -392,3 +392,56 @@ def test_the_best_p_at_10_is_said_where_labels_are_small(labelled, tiny_model, t
     assert doc["p_at_10_best"] == 0.5
     out = _eval(labelled, tiny_model, "--dims", "8", "--projection", "rp", "--copies", "2")
     assert "at most" not in out.stdout and "agree@20 is" not in out.stdout
+
+
+def test_extraction_runs_as_analyzes_and_a_seed_makes_the_same_copies(labelled, tiny_model):
+    """eval extracts through analyze's loop (one stream per core, decoded in the streams
+    or on a pool): the same features and copies as one stream, file by file, in order."""
+    one = evaluate.load_data(labelled, Extractor(tiny_model), n_copies=10, seed=3, log=_quiet)
+    many = Extractor(tiny_model, streams=2)
+    assert many.streams == 2
+    again = evaluate.load_data(labelled, many, n_copies=10, seed=3, log=_quiet)
+    assert len(one.labels) == len(again.labels) == 48
+    assert np.array_equal(one.labels, again.labels)
+    np.testing.assert_allclose(one.features, again.features, rtol=1e-4, atol=1e-5)
+    assert np.array_equal(one.copy_of, again.copy_of) and len(one.copy_of) == 10
+    np.testing.assert_allclose(one.copy_features, again.copy_features, rtol=1e-4, atol=1e-5)
+
+
+def test_the_scoring_says_where_it_is_once_it_takes_a_while(labelled, tiny_model, monkeypatch):
+    """At 20k images the scoring took minutes without a word after the progress bar; each
+    setting is now said before it is measured (on stderr, stdout stays the table/JSON)."""
+    data = evaluate.load_data(labelled, Extractor(tiny_model), n_copies=4, seed=0, log=_quiet)
+    configs = evaluate.plan(["random", "pca"], [8], [True], 128, 0, 0)
+    heard: list[tuple[int, int, str]] = []
+    result = evaluate.evaluate(
+        data, configs, seed=0, scoring=lambda i, n, c: heard.append((i, n, c.projection))
+    )
+    # the full features first (the reference), then each row, analyze's default among them
+    assert heard[0][:2] == (0, 4) and {h[1] for h in heard} == {4}
+    assert [h[2] for h in heard[1:]] == ["none", "random", "pca", "pca"]
+    assert [r["projection"] for r in result["rows"]] == ["random", "pca"]
+    lines: list[str] = []
+    monkeypatch.setattr(evaluate.sys, "stderr", _Lines(lines))
+    line = evaluate.ScoringLine()
+    line(0, 3, configs[0])  # quiet for its first seconds: a small folder says nothing
+    line.began -= evaluate.ScoringLine.AFTER_S
+    for i, cfg in enumerate(configs):
+        line(i + 1, 3, cfg)
+        line.last = 0.0
+    line.close()
+    assert lines == ["eval: scoring 2 of 3: random 8 dims\n", "eval: scoring 3 of 3: pca 8 dims\n"]
+
+
+class _Lines:
+    def __init__(self, into: list[str]) -> None:
+        self.into = into
+
+    def write(self, text: str) -> None:
+        self.into.append(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
