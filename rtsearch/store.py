@@ -257,8 +257,14 @@ def _write(f: h5py.File, index: Index) -> None:
 def checkpoint_dir(out: Path) -> Path:
     """Where an analysis to ``out`` keeps its checkpoints: beside the file ``out`` names (a
     symlink's target), as its lock is: checkpoints named after the link were not found
-    through the target's name."""
-    return Path(os.path.realpath(out) + ".ckpt")
+    through the target's name. Those an earlier version kept beside a link, named after
+    it, are found there until they are used up (80 checkpointed images were analysed
+    again, their folder left for good)."""
+    here = Path(os.path.realpath(out) + ".ckpt")
+    beside_link = Path(f"{out}.ckpt")
+    if not here.exists() and os.path.islink(out) and beside_link.is_dir():
+        return beside_link
+    return here
 
 
 def load(

@@ -179,8 +179,12 @@ def _extract(
     ours = wanted.union(moved)
     here = str(base_dir.resolve())
     for path, ck in checkpoint_files(folder, old.model, warn):
-        if ck.base_dir and str(Path(ck.base_dir).resolve()) != here:
-            continue  # another folder's
+        # another folder's is left; one of a version that stored the folder as given
+        # (relative to where that run started: "U") is taken for its files unchanged here
+        # (all 108 rows of an interrupted update were analysed again, the part left for good)
+        given = Path(ck.base_dir)
+        if ck.base_dir and given.is_absolute() and str(given.resolve()) != here:
+            continue
         single._take(fresh, ck, base_dir, wanted, lambda p: False, use_features=True)
         if all(p in ours or p not in present for p in ck.paths):
             used.append(path)

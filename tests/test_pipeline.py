@@ -1286,3 +1286,33 @@ def test_a_rerun_that_would_remove_most_of_the_index_asks_for_replace(capsys, tm
     code, _, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
                           "--replace", "--quiet")  # fmt: skip
     assert code == 0 and store.load(out).count == 5
+
+
+def test_checkpoints_an_earlier_version_kept_beside_a_link_are_resumed(
+    capsys, tmp_path, tiny_model
+):
+    """Before checkpoints went beside a link's target, `-o LINK` kept them as LINK.ckpt:
+    after an upgrade `info LINK` said only "not found", and the rerun analysed their 80
+    images again and left their folder for good."""
+    from rtsearch.checkpoints import CheckpointWriter
+
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 7)
+    whole = tmp_path / "whole.dat"
+    made = ["--model", tiny_model, "--keep-features", "--quiet"]
+    cli(capsys, "analyze", gallery, "-o", whole, *made)
+    index = store.load(whole, features=True)
+    (tmp_path / "data").mkdir()
+    link = tmp_path / "idx.dat"
+    link.symlink_to(tmp_path / "data" / "idx.dat")
+    legacy = Path(f"{link}.ckpt")
+    writer = CheckpointWriter(legacy, index.model, gallery.resolve(), None)
+    writer.add(index.paths[:4], index.features[:4], index.sizes[:4], index.mtimes[:4])
+    writer.flush()  # the earlier version's run, stopped after 4 images
+    assert store.checkpoint_dir(link) == legacy
+    code, _, err = cli(capsys, "info", link)
+    assert code == 1 and f"{legacy} holds an unfinished analysis" in err
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", link, "--model", tiny_model, "--quiet")
+    assert code == 0 and "7 images (3 analysed, 4 reused, 0 skipped)" in stdout, stdout
+    assert not legacy.exists() and (tmp_path / "data" / "idx.dat").is_file()
+    assert store.checkpoint_dir(link) == Path(f"{tmp_path / 'data' / 'idx.dat'}.ckpt")

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from fakes import make_gallery, make_image
@@ -910,3 +911,35 @@ def test_rows_are_added_only_from_the_file_that_made_the_index(capsys, tmp_path,
     code, stdout, _ = cli(capsys, "analyze", gallery, "-o", resumed, "--model", twin, "--quiet")
     assert code == 0 and f"(1 analysed, {done.count} reused" in stdout
     assert store.load(resumed).model.variant == ""
+
+
+def test_an_earlier_versions_part_that_named_its_folder_relative_is_resumed(
+    capsys, tmp_path, indexed, tiny_model, monkeypatch
+):
+    """Parts of an interrupted update stored the folder as given ("U") before they stored
+    it absolute: resumed from another working folder, the part was taken for another
+    folder's, all its rows analysed again and the part left for good."""
+    from rtsearch.checkpoints import CheckpointWriter, checkpoint_dir
+
+    gallery, out = indexed
+    make_gallery(gallery / "new", 5, start=900)
+    whole = tmp_path / "whole.dat"
+    analyze(gallery, whole, Extractor(tiny_model), Settings(dims=8, keep_features=True))
+    rows = store.load(whole, features=True)
+    new = [i for i, p in enumerate(rows.paths) if p.startswith("new/")][:3]
+    writer = CheckpointWriter(checkpoint_dir(out), rows.model, gallery, None)
+    writer.add([rows.paths[i] for i in new], rows.features[new], rows.sizes[new], rows.mtimes[new])
+    writer.flush()
+    path = next(checkpoint_dir(out).glob("part-*.dat"))
+    with h5py.File(path, "r+") as f:
+        f.attrs["base_dir"] = gallery.name  # as the earlier version stored it
+    assert store.load(path, allow_checkpoint=True).base_dir == gallery.name
+    monkeypatch.chdir("/")
+    extracted = []
+    run = Extractor.__call__
+    monkeypatch.setattr(
+        Extractor, "__call__", lambda s, im, **kw: (extracted.extend(im), run(s, im, **kw))[1]
+    )
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and "(5 added" in stdout, stdout
+    assert not checkpoint_dir(out).exists() and len(extracted) == 2

@@ -2266,3 +2266,44 @@ def test_soak_60s(app, tmp_path):
 @pytest.mark.slow
 def test_soak_10min(app, tmp_path):
     check_soak(soak(app, tmp_path, 600.0))
+
+
+def test_a_folder_an_earlier_version_analysed_from_the_viewer_is_taken_over(
+    app, tmp_path, monkeypatch
+):
+    """Analyze folder... names its index by the folder and the model file's weights; the
+    ones earlier versions named by the folder alone, or by the model's name, were not
+    found: the folder was analysed again, full features and all, the old file left behind.
+    An older file of the folder and these weights is taken over; one of other weights is
+    left where it is."""
+    import hashlib
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "kept"
+    make_gallery(folder, 6, start=600)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    before = app.session
+    model = before.extractor.path
+    digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
+    by_folder = actions.analysis_output(folder, "x").with_name(f"kept-{digest}.dat")
+    by_name = actions.analysis_output(folder, before.extractor.info.name)
+    by_folder.parent.mkdir(parents=True)
+    other = write_tiny_model(tmp_path / "other" / "tiny.onnx", seed=3)
+    analyze(folder, by_folder, Extractor(other, threads=1), Settings(dims=8, keep_features=True))
+    analyze(folder, by_name, Extractor(model, threads=1), Settings(dims=8, keep_features=True))
+    from rtsearch import extraction
+
+    decoded = []
+    decode = extraction._decode_one
+    monkeypatch.setattr(
+        extraction, "_decode_one", lambda p, i: (decoded.append(p), decode(p, i))[1]
+    )
+    actions.analyze(app, folder)
+    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    own = actions.analysis_output(folder, actions.model_key(before.extractor.info))
+    assert app.session.source == own and app.session.index.count == 6
+    assert decoded == [] and not by_name.exists() and by_folder.is_file()
+    app.set_session(before)

@@ -331,6 +331,42 @@ def analysis_output(folder: Path, model: str) -> Path:
     return Path(platformdirs.user_data_dir("rtsearch")) / "indexes" / name
 
 
+def own_index(folder: Path, info, model: Path) -> Path:
+    """The viewer's index of ``folder`` made with the model file ``model`` (``info``):
+    ``analysis_output``. One an earlier version made (named by the folder alone, by the
+    model file's name, or by its weights without the variant) becomes it, rather than the
+    folder analysed again, full features and all, with the old file left behind."""
+    out = analysis_output(folder, model_key(info))
+    if out.exists():
+        return out
+    weights = hashlib.sha1(info.identity.encode()).hexdigest()[:8]
+    by_folder = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:10]
+    older = [out.with_name(f"{folder.name}-{by_folder}.dat")]
+    older += [
+        analysis_output(folder, key) for key in (info.name, model.stem, f"{info.name}-{weights}")
+    ]
+    for path in dict.fromkeys(older):
+        if path != out and path.is_file() and _made_here(path, folder, info):
+            os.replace(path, out)
+            if store.checkpoint_dir(path).is_dir() and not store.checkpoint_dir(out).exists():
+                os.replace(store.checkpoint_dir(path), store.checkpoint_dir(out))
+            break
+    return out
+
+
+def _made_here(path: Path, folder: Path, info) -> bool:
+    """Whether the index at ``path`` is of ``folder`` and of rows ``info``'s file makes."""
+    try:
+        index = store.load(path)
+    except RtsearchError:
+        return False  # a damaged one is left where it is; the folder is analysed afresh
+    return (
+        index.base_dir == str(folder.resolve())
+        and index.model.identity == info.identity
+        and not store.twin_clash(index.model, info)
+    )
+
+
 def analyze(app: ViewerApp, folder: Path) -> None:
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor
@@ -354,7 +390,7 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         model = analysis_file(loaded, info) if loaded and info else resolve_model(DEFAULT_MODEL)
         extractor = Extractor(model, threads=max(1, (os.cpu_count() or 1) - 1), streams=0)
         # one index per folder and model, whichever of its files the live queries use
-        out = analysis_output(folder, model_key(extractor.info))
+        out = own_index(folder, extractor.info, model)
         report = analyze(
             folder,
             out,
