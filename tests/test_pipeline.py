@@ -1212,6 +1212,7 @@ def test_feature_rows_leave_their_blocks_as_the_index_takes_them(monkeypatch):
 def test_a_base_dir_holding_none_of_the_images_is_refused(capsys, tmp_path, gallery, tiny_model):
     from rtsearch.session import SearchSession
     from rtsearch.viewer.actions import open_index
+    from rtsearch.viewer.app import ViewerOptions
 
     out = tmp_path / "index.dat"
     cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
@@ -1224,14 +1225,14 @@ def test_a_base_dir_holding_none_of_the_images_is_refused(capsys, tmp_path, gall
     session = SearchSession.open(out, model=str(tiny_model))
     for current in (None, session):  # the viewer's Load, with another model or the same one
         with pytest.raises(RtsearchError, match="holds none of 20 images"):
-            open_index(out, empty, current)
+            open_index(out, empty, current, ViewerOptions())
     # a folder holding some of them is fine: images can be deleted after analysis
     kept = tmp_path / "kept"
     shutil.copytree(gallery, kept)
     for i, p in enumerate(p for p in sorted(kept.rglob("*")) if p.is_file()):
         if i % 4:
             p.unlink()
-    assert open_index(out, kept, session).base_dir == kept
+    assert open_index(out, kept, session, ViewerOptions()).base_dir == kept
 
 
 def test_debug_shows_the_traceback_before_or_after_the_command(capsys, tmp_path):

@@ -1411,9 +1411,44 @@ def test_a_folder_analysed_with_another_model_before_is_analysed_again_not_refus
     (folder / "d1" / "img00400.png").unlink()  # something to do
     actions.analyze(app, folder)
     pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
-    assert app.session.extractor.info.variant == "fp32" and app.session.index.count == 4
+    assert app.session.index.model.variant == "fp32" and app.session.index.count == 4
     assert app.session.source == tiny_out and tiny_out.stat().st_mtime_ns != stamp
+    # and the live queries stay on the twin the viewer had chosen (they went over to the
+    # analysis's fp32 file, at every core but one, without a word)
+    assert app.session.extractor.path == twin
     app.set_session(before)
+
+
+def test_the_live_model_of_an_index_loaded_or_analysed_in_the_viewer_follows_its_options(
+    tmp_path, monkeypatch
+):
+    """The int8 twin unless --fp32, at --threads, as for an index given on the command
+    line; the loaded model when it is of the index's weights."""
+    from rtsearch.extractor import Extractor
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer.actions import live_extractor, open_index
+    from rtsearch.viewer.app import ViewerOptions
+
+    twin = int8_twin(tmp_path / "models")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "models"))
+    made_by = Extractor(tmp_path / "models" / "tiny.onnx", threads=1, streams=0)
+    live = live_extractor(None, made_by, ViewerOptions(threads=2))
+    assert live.path == twin and live.threads_per_stream == 2
+    live = live_extractor(None, made_by, ViewerOptions(fp32=True))
+    assert live.info.variant == "fp32" and live is not made_by and live.threads_per_stream == 1
+    make_gallery(tmp_path / "g", 4)
+    from rtsearch.analyze import Settings, analyze
+
+    out = tmp_path / "g.dat"
+    analyze(tmp_path / "g", out, made_by, Settings(dims=4))
+    current = SearchSession.open(out, threads=1, prefer_int8=True)
+    assert current.extractor.path == twin
+    assert live_extractor(current, made_by, ViewerOptions(fp32=True)) is current.extractor
+    # Load index...: without an index loaded before, as `view INDEX` picks it
+    opened = open_index(out, tmp_path / "g", None, ViewerOptions(threads=2))
+    assert opened.extractor.path == twin and opened.extractor.threads_per_stream == 2
+    opened = open_index(out, tmp_path / "g", None, ViewerOptions(fp32=True))
+    assert opened.extractor.info.variant == "fp32"
 
 
 def test_a_folder_analysed_again_after_most_of_it_was_deleted_is_not_refused(

@@ -18,9 +18,10 @@ from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
 
 if TYPE_CHECKING:
+    from rtsearch.extractor import Extractor
     from rtsearch.session import SearchSession
     from rtsearch.store import Index
-    from rtsearch.viewer.app import ViewerApp
+    from rtsearch.viewer.app import ViewerApp, ViewerOptions
 
 
 def load(app: ViewerApp, path: Path) -> None:
@@ -38,7 +39,7 @@ def load(app: ViewerApp, path: Path) -> None:
             return index.base_dir or "?"
         base = Path(index.base_dir)
         try:
-            session = open_index(path, base, current, index)
+            session = open_index(path, base, current, app.opts, index)
         except WrongFolder as exc:  # there, holding other pictures: ask, as when it is gone
             return exc
         return session, scarce_note(session.index, path, base)
@@ -81,7 +82,7 @@ def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:
 
     def work(task: Task) -> tuple[SearchSession, str] | WrongFolder:
         try:
-            session = open_index(path, base, current)
+            session = open_index(path, base, current, app.opts)
         except WrongFolder as exc:
             return exc
         return session, scarce_note(session.index, path, base)
@@ -102,10 +103,15 @@ def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:
 
 
 def open_index(
-    path: Path, base: Path, current: SearchSession | None, index: Index | None = None
+    path: Path,
+    base: Path,
+    current: SearchSession | None,
+    opts: ViewerOptions,
+    index: Index | None = None,
 ) -> SearchSession:
     """A session for ``path`` (its ``index`` when read already), reusing the loaded model
-    when the index was made with it."""
+    when the index was made with it, else the file the viewer's options pick (its faithful
+    int8 twin unless --fp32, at --threads), as the command line picks it."""
     from rtsearch import bigstore
     from rtsearch.session import SearchSession, check_base_dir
 
@@ -119,7 +125,33 @@ def open_index(
         else:
             check_base_dir(index, path, base)
             return session
-    return SearchSession.open(path, base_dir=base, threads=1, index=index)
+    return SearchSession.open(
+        path, base_dir=base, threads=opts.threads, index=index, prefer_int8=not opts.fp32,
+        fp32=opts.fp32,
+    )  # fmt: skip
+
+
+def live_extractor(
+    current: SearchSession | None, made_by: Extractor, opts: ViewerOptions
+) -> Extractor:
+    """What the live queries on an index ``made_by`` made run on: the loaded model when it
+    is of those weights (whichever of its files the viewer chose), else the file the
+    viewer's options pick. After Analyze folder... they ran on the analysis's fp32 file, at
+    every core but one: the int8 twin the status bar had shown was gone without a word."""
+    from rtsearch.extractor import Extractor
+    from rtsearch.models import find_model_for
+
+    info = made_by.info
+    if current is not None and current.extractor.info.identity == info.identity:
+        return current.extractor
+    try:
+        path = find_model_for(
+            info.name, info.feature_layer, info.identity, prefer_int8=not opts.fp32,
+            first="fp32" if opts.fp32 else "",
+        )  # fmt: skip
+    except RtsearchError:
+        path = made_by.path  # (none but it: the live queries run on the same file)
+    return Extractor(path, threads=opts.threads)
 
 
 def watch(app: ViewerApp) -> None:
@@ -376,8 +408,9 @@ def analyze(app: ViewerApp, folder: Path) -> None:
     if any(t.name == "analyze" for t in app.tasks):
         app.message = "an analysis is already running"
         return
-    info = app.session.extractor.info if app.session else None
-    loaded = app.session.extractor.path if app.session else None
+    current = app.session
+    info = current.extractor.info if current else None
+    loaded = current.extractor.path if current else None
 
     def progress(task: Task, p) -> None:
         task.progress = p.done / max(p.total, 1)
@@ -403,7 +436,8 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         )
         if report.index is None:
             return None
-        return SearchSession(report.index, extractor, folder, source=out), report.skipped
+        live = live_extractor(current, extractor, app.opts)
+        return SearchSession(report.index, live, folder, source=out), report.skipped
 
     def done(result) -> None:
         if result is not None:

@@ -72,6 +72,10 @@ class ViewerOptions:
     frame_stats: Path | None = None
     hidpi_scale: float | None = None  # None: detect
     watch: bool = False  # follow the index's folder and swap in updated indexes (--watch)
+    # how the live queries' model file is picked for an index loaded or analysed in the
+    # viewer (as the command line's was): --fp32, --threads
+    fp32: bool = False
+    threads: int = 1
 
 
 class ViewerApp:
@@ -652,6 +656,8 @@ def run_viewer(
     height: int = 860,
     hidpi_scale: float | None = None,
     watch: bool = False,
+    fp32: bool = False,
+    threads: int = 1,
 ) -> int:
     """Open the viewer on ``session`` (None: start empty; load or analyze from the UI).
 
@@ -667,7 +673,7 @@ def run_viewer(
         source=source, k=k, header_h=header_h, thumb_h=thumb_h, width=width, height=height,
         screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
-        watch=watch,
+        watch=watch, fp32=fp32, threads=threads,
     )  # fmt: skip
     app = ViewerApp(session, opts)
     app.build()

@@ -156,4 +156,6 @@ def run(args: argparse.Namespace) -> int:
         height=args.height,
         hidpi_scale=args.hidpi_scale,
         watch=args.watch,
+        fp32=args.fp32,
+        threads=args.threads,
     )
