@@ -34,6 +34,19 @@ def file_path(text: str) -> Path:
     return Path(text)
 
 
+def in_range(bounds: tuple[int, int]):
+    """An argparse type: a whole number from bounds[0] to bounds[1]."""
+    lo, hi = bounds
+
+    def parse(text: str) -> int:
+        value = whole_number(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {lo}-{hi}, got {value}")
+        return value
+
+    return parse
+
+
 def positive_int(text: str) -> int:
     value = whole_number(text)
     if value < 1:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from rtsearch import __version__
-from rtsearch.argtypes import file_path, non_negative_int, positive_int, seed
+from rtsearch.argtypes import file_path, in_range, non_negative_int, positive_int, seed
 from rtsearch.errors import RtsearchError, command, count, printable, warn
 from rtsearch.interrupts import catch_interrupts, ending
 
@@ -179,16 +179,17 @@ def add_model_argument(
 
 
 def add_projection_arguments(p: argparse.ArgumentParser) -> None:
-    from rtsearch.projection import DEFAULT_DIMS, DEFAULT_KIND, KINDS
+    from rtsearch.projection import DEFAULT_DIMS, DEFAULT_KIND, KINDS, MAX_DIMS, MIN_DIMS
 
     # each of these defaults to what the index at -o was made with (analysed again, it keeps
     # its settings: before, any it had left out went back to the defaults, and every image
     # was analysed again), else to the default shown
     p.add_argument(
         "--dims",
-        type=int,
+        type=in_range((MIN_DIMS, MAX_DIMS)),
         default=None,
-        help=f"projected dimensions, 2-1500 (default: the index at -o's, else {DEFAULT_DIMS})",
+        help=f"projected dimensions, {MIN_DIMS}-{MAX_DIMS} and at most the model's "
+        f"features (default: the index at -o's, else {DEFAULT_DIMS})",
     )
     p.add_argument(
         "--projection",
@@ -338,14 +339,18 @@ def query_index(index_file: Path | None, index: Path | None, image: Path) -> Pat
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from rtsearch.session import SearchSession
+    from rtsearch.session import FolderGone, SearchSession
 
     args.index = query_index(args.index_file, args.index, args.image)
     # one query: building the exact scan's int8 first pass would cost more than it saves
-    session = SearchSession.open(
-        args.index, base_dir=args.base_dir, model=args.model, prefilter=False, build_ann=False,
-        images=args.verify,  # without verification the paths are the answer: no folder needed
-    )  # fmt: skip
+    try:
+        session = SearchSession.open(
+            args.index, base_dir=args.base_dir, model=args.model, prefilter=False,
+            build_ann=False,
+            images=args.verify,  # without verification the paths are the answer: no folder
+        )  # fmt: skip
+    except FolderGone as exc:  # (an unplugged drive: the paths alone answer)
+        raise RtsearchError(f"{exc}, or --no-verify to rank by vector alone") from None
     if not session.base_dir.is_dir():
         print_line(f"note: the images' folder {session.base_dir} is gone; paths as indexed")
     if args.image.is_dir():  # after the index: its problems are reported first
@@ -493,13 +498,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows))
         return 0
     if not rows:
-        folders = [d for d in search_dirs() if d.is_dir()] or search_dirs()
-        print(
-            "no model files in " + ", ".join(map(str, folders)) + f"; {DEFAULT_MODEL} "
+        print(  # every folder a name is looked for in, in order (one was named)
+            "no model files in " + ", ".join(map(str, search_dirs())) + f"; {DEFAULT_MODEL} "
             "(the default) is exported on first use, others with tools/export_onnx.py"
         )
     for row in rows:
-        hidden = f"  (hidden by {row['hidden_by']}, found first)" if "hidden_by" in row else ""
+        # (the file a name finds may come later in the search: an earlier one is damaged)
+        hidden = f"  (not used: its name finds {row['hidden_by']})" if "hidden_by" in row else ""
         if "error" in row:
             print(row["error"] + hidden)  # it names the file
             continue
@@ -577,7 +582,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         and "--help" not in argv
         and "--version" not in argv
     ):
-        argv.append("view")  # no command: open the viewer
+        argv.insert(0, "view")  # no command: open the viewer (with its options given)
+    elif argv[0] not in ("-h", "--help", "--version", "--debug") and argv[0].startswith("-"):
+        if not COMMANDS.intersection(argv):  # `rtsearch --fp32`, `rtsearch --source webcam X`
+            argv.insert(0, "view")  # (the viewer's options, as the default command's)
     else:
         first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
         if first is not None and argv[first] not in COMMANDS and argv[first].endswith(".dat"):

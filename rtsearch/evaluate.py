@@ -91,8 +91,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--projection",
         type=kind_list,
-        default="rp,pca,pca-whiten,none",
-        help="projections to try: rp (random), pca, pca-whiten, none",
+        default="random,pca,pca-whiten,none",
+        help="projections to try: random (or rp), pca, pca-whiten, none",
     )
     p.add_argument(
         "--l2", choices=("on", "off", "both"), default="on", help="L2-normalise features first"
@@ -137,7 +137,7 @@ def kind_list(text: str) -> list[str]:
     if bad or not names:
         raise argparse.ArgumentTypeError(
             f"unknown projection {', '.join(bad) if bad else repr(text)} "
-            "(choose from rp, pca, pca-whiten, none)"
+            "(choose from random, pca, pca-whiten, none; rp is random)"
         )
     return list(dict.fromkeys(PROJECTION_ALIASES[n] for n in names))  # rp,random: once
 
@@ -605,7 +605,7 @@ def format_table(result: dict, folder: Path, model: str, data: Data) -> str:
 
 
 def table_cells(row: dict, note: str = "") -> list[str]:
-    kind = {"random": "rp"}.get(row["projection"], row["projection"]) + note
+    kind = row["projection"] + note  # as analyze and --json name it ("rp" before)
     variant = (f"rerank {row['rerank']}" if row["rerank"] else "") + (
         f"qe {row['qe']}" if row["qe"] else ""
     )

@@ -242,6 +242,10 @@ class WrongFolder(RtsearchError):
     """A folder given as the images' new home that does not hold them."""
 
 
+class FolderGone(RtsearchError):
+    """The folder an index's images were analysed in is not there now, and none was given."""
+
+
 def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> Path:
     """The folder the stored relative paths are under: given, else as analysed."""
     if base_dir is not None:
@@ -250,6 +254,6 @@ def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> P
         return base_dir
     if index.base_dir and Path(index.base_dir).is_dir():
         return Path(index.base_dir)
-    raise RtsearchError(
+    raise FolderGone(
         f"{index_path}: the images' folder {index.base_dir or '(unknown)'} is gone; pass --base-dir"
     )

@@ -235,7 +235,7 @@ def test_cli_says_what_it_cannot_measure(labelled, tiny_model):
     assert {r["dims"] for r in doc["rows"]} == {8}
     assert doc["rows"][0]["copy_recall_at_1"] is None  # no copies: not measured, not 0
     table = run("--dims", "8", "--projection", "rp", "--copies", "0")
-    assert table.returncode == 0 and "| rp | 8 | on | - |" in table.stdout
+    assert table.returncode == 0 and "| random | 8 | on | - |" in table.stdout
     for bad in (["--rerank", "-1"], ["--copies", "-2"], ["--seed", "-1"]):
         assert run(*bad).returncode == 2, bad
 

@@ -821,7 +821,7 @@ def test_a_damaged_model_does_not_hide_a_good_one_of_its_name(tmp_path, monkeypa
     assert main(["models"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{first / 'tiny.onnx'}: not a readable ONNX model")
-    assert out[0].endswith(f"(hidden by {good}, found first)")
+    assert out[0].endswith(f"(not used: its name finds {good})")  # (not "found first")
     assert out[1] == str(good)
 
 
@@ -1120,3 +1120,19 @@ def test_keras_3_weights_files_convert_and_a_kernel_the_wrong_way_is_said(tmp_pa
         f"{weights}: Keras layer 'block1_conv1' has a kernel of shape (4, 3, 3, 3); Keras "
         "stores 3x3 convolutions as (3, 3, in, out)"
     )
+
+
+def test_models_without_files_names_every_folder_a_name_is_looked_for_in(
+    tmp_path, monkeypatch, capsys
+):
+    """It named only the folders that exist (`models/`), not `$RTSEARCH_MODELS`'s or the
+    user data folder, where names are looked for too."""
+    from rtsearch import models
+    from rtsearch.cli import main
+
+    folders = [tmp_path / "mine", tmp_path / "repo" / "models", tmp_path / "data" / "models"]
+    folders[0].mkdir()
+    monkeypatch.setattr(models, "search_dirs", lambda: folders)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"no model files in {folders[0]}, {folders[1]}, {folders[2]}; ")

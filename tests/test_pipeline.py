@@ -186,7 +186,10 @@ def test_paths_are_relative_posix_and_base_dir_can_move(
     code, _, err = cli(
         capsys, "query", moved / "d0/img00003.jpg", "--index", out, "--model", tiny_model
     )
-    assert code == 1 and "--base-dir" in err  # stored folder is gone: say what to do
+    assert code == 1 and err == (  # stored folder is gone: say what to do, both ways
+        f"rtsearch: error: {out}: the images' folder {gallery.resolve()} is gone; pass "
+        "--base-dir, or --no-verify to rank by vector alone\n"
+    )
     # ...unless the images are not needed: --no-verify answers with the paths as indexed
     code, stdout, err = cli(
         capsys, "query", moved / "d0/img00003.jpg", "--index", out, "--model", tiny_model,
@@ -512,10 +515,15 @@ def test_pca_index(capsys, tmp_path, gallery, tiny_model):
     "bad", [["--dims", "1"], ["--dims", "129"], ["--projection", "random", "--dims", "129"]]
 )
 def test_bad_settings_are_one_line_errors(capsys, tmp_path, gallery, tiny_model, bad):
-    code, _, err = cli(
-        capsys, "analyze", gallery, "-o", tmp_path / "x.dat", "--model", tiny_model, "--quiet", *bad
-    )
-    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    args = ["analyze", gallery, "-o", tmp_path / "x.dat", "--model", tiny_model, "--quiet", *bad]
+    if bad == ["--dims", "1"]:  # out of 2-1500: a usage error, as any option's (it exited 1)
+        with pytest.raises(SystemExit) as exited:
+            cli(capsys, *args)
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and err.endswith("--dims: must be 2-1500, got 1\n")
+    else:
+        code, _, err = cli(capsys, *args)
+        assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "x.dat").exists()
 
 
@@ -1317,3 +1325,21 @@ def test_checkpoints_an_earlier_version_kept_beside_a_link_are_resumed(
     assert code == 0 and "7 images (3 analysed, 4 reused, 0 skipped)" in stdout, stdout
     assert not legacy.exists() and (tmp_path / "data" / "idx.dat").is_file()
     assert store.checkpoint_dir(link) == Path(f"{tmp_path / 'data' / 'idx.dat'}.ckpt")
+
+
+def test_the_viewers_options_alone_open_the_viewer(monkeypatch, capsys):
+    """`rtsearch` is the viewer's default command: `rtsearch --fp32` and `rtsearch --source
+    webcam X.dat` were refused ("unrecognized arguments", "invalid choice: 'webcam'")."""
+    from rtsearch.viewer import cli as viewer_cli
+
+    seen = []
+    monkeypatch.setattr(viewer_cli, "run", lambda args: seen.append(args) or 0)
+    for argv in (["--fp32"], ["--source", "webcam", "x.dat"], ["-k", "5"], ["x.dat", "--fp32"]):
+        assert main(argv) == 0, argv
+    assert main([]) == 0
+    assert [a.fp32 for a in seen] == [True, False, False, True, False]
+    assert seen[1].source == "webcam" and seen[1].index_file == Path("x.dat")
+    assert seen[2].k == 5 and seen[3].index_file == Path("x.dat")
+    with pytest.raises(SystemExit):  # a misspelt command is still named as one
+        main(["anlyze", "x"])
+    assert "invalid choice: 'anlyze'" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rtsearch.argtypes import number, whole_number
+from rtsearch.argtypes import in_range, number
 from rtsearch.cli import one_index
 from rtsearch.errors import RtsearchError
 from rtsearch.sources import SOURCES, parse_source
@@ -94,19 +94,6 @@ def scale(text: str) -> float:
     if not 0.5 <= value <= 8:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be from 0.5 to 8, got {text}")
     return value
-
-
-def in_range(bounds: tuple[int, int]):
-    """An argparse type: a whole number from bounds[0] to bounds[1]."""
-    lo, hi = bounds
-
-    def parse(text: str) -> int:
-        value = whole_number(text)
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be {lo}-{hi}, got {value}")
-        return value
-
-    return parse
 
 
 result_count = in_range(layout.RESULTS_RANGE)
