@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ import numpy.typing as npt
 from rtsearch import copies
 from rtsearch import projection as proj
 from rtsearch.analyze import Progress, Report, Settings
-from rtsearch.decode import RGBImage, load_rgb
+from rtsearch.decode import load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extraction import extract as extract_batches
 from rtsearch.extractor import Extractor
@@ -51,6 +50,7 @@ TIMED_QUERIES = 200
 # Rows whose features are this close (relative) are one picture: duplicate files
 SAME_IMAGE = 1e-4
 BATCH = 32
+COPY_BATCH = 8  # copies per inference run: a stream's batch, as analyze's
 
 
 @dataclass(frozen=True)
@@ -323,28 +323,36 @@ def _copies(
     rng: np.random.Generator,
     warn: Callable[[str], None],
 ) -> tuple[Vectors, list[int]]:
-    """Features of a generated copy of each picked picture, made in row order from the
-    picture as decoded (not as fitted to the model's input), so a seed makes the same
-    copies; the pictures are decoded again, a core each. One that cannot be read now
-    (changed since) makes none."""
+    """Features of a generated copy of each picked picture, made from the picture as
+    decoded (not as fitted to the model's input) with changes drawn in row order, so a seed
+    makes the same copies. Each inference stream decodes, copies and runs its own batches
+    (one after the other on this thread, the copies took 2.6 s of a 6.7 s run of 480
+    pictures). One that cannot be read now (changed since) makes none."""
     rows = [row for row, rel in enumerate(kept) if rel in picked]
+    changes = [copies.CopyParams.draw(rng) for _ in rows]
     size = extractor.info.input_size
 
-    def decode(row: int) -> RGBImage | RtsearchError:
-        try:
-            return load_rgb(folder / kept[row], min_size=size)
-        except RtsearchError as exc:
-            return exc
-
-    made, copy_of = [], []
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        for row, image in zip(rows, pool.map(decode, rows), strict=True):
-            if isinstance(image, RtsearchError):
-                warn(f"{image} (changed since it was read: no copy made of it)")
+    def run(chunk: list[int]) -> tuple[Vectors | None, list[int]]:
+        made, made_of = [], []
+        for i in chunk:
+            try:
+                image = load_rgb(folder / kept[rows[i]], min_size=size)
+            except RtsearchError as exc:
+                warn(f"{exc} (changed since it was read: no copy made of it)")
                 continue
-            made.append(copies.make_copy(image, rng))
-            copy_of.append(row)
-    return extract(extractor, made), copy_of
+            made.append(copies.apply(image, changes[i]))
+            made_of.append(rows[i])
+        return (extractor(made) if made else None), made_of
+
+    n = len(rows)
+    chunks = [list(range(i, min(i + COPY_BATCH, n))) for i in range(0, n, COPY_BATCH)]
+    parts, copy_of = [], []
+    with ThreadPoolExecutor(max(1, extractor.streams)) as pool:
+        for features, made_of in pool.map(run, chunks):
+            if features is not None:
+                parts.append(features)
+                copy_of.extend(made_of)
+    return _stack(parts, extractor.info.dims), copy_of
 
 
 def plan(
