@@ -583,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         and "--version" not in argv
     ):
         argv.insert(0, "view")  # no command: open the viewer (with its options given)
-    elif argv[0] not in ("-h", "--help", "--version", "--debug") and argv[0].startswith("-"):
+    elif argv[0] not in ("-h", "--help", "--version") and argv[0].startswith("-"):
         if not COMMANDS.intersection(argv):  # `rtsearch --fp32`, `rtsearch --source webcam X`
             argv.insert(0, "view")  # (the viewer's options, as the default command's)
     else:

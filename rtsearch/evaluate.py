@@ -262,7 +262,7 @@ def load_data(
     rng = np.random.default_rng(seed)
     picked = set(rng.choice(len(paths), size=min(n_copies, len(paths)), replace=False).tolist())
     # analyze's own loop: files decoded in each inference stream or on a pool, batches run
-    # one per core (decoded a batch at a time on this thread, eval ran 25% slower)
+    # one per core (decoded a batch at a time on this thread, it ran at half the rate)
     report = Report()
     kept: list[str] = []
     feats = []

@@ -1336,8 +1336,8 @@ def test_the_viewers_options_alone_open_the_viewer(monkeypatch, capsys):
     monkeypatch.setattr(viewer_cli, "run", lambda args: seen.append(args) or 0)
     for argv in (["--fp32"], ["--source", "webcam", "x.dat"], ["-k", "5"], ["x.dat", "--fp32"]):
         assert main(argv) == 0, argv
-    assert main([]) == 0
-    assert [a.fp32 for a in seen] == [True, False, False, True, False]
+    assert main([]) == 0 and main(["--debug", "--fp32"]) == 0
+    assert [a.fp32 for a in seen] == [True, False, False, True, False, True]
     assert seen[1].source == "webcam" and seen[1].index_file == Path("x.dat")
     assert seen[2].k == 5 and seen[3].index_file == Path("x.dat")
     with pytest.raises(SystemExit):  # a misspelt command is still named as one
