@@ -51,8 +51,8 @@ def writer_lock(dest: Path) -> Iterator[None]:
         except BlockingIOError:
             os.close(fd)
             raise IndexBusy(
-                f"{dest}: another rtsearch analyze, update or viewer watching it is writing "
-                "it; wait for it to end"
+                f"{dest}: another rtsearch analyze, update, demo or viewer watching it is "
+                "writing it; wait for it to end"
             ) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino

@@ -83,11 +83,22 @@ def run(args: argparse.Namespace) -> int:
 
 def resolve_gallery(args: argparse.Namespace) -> Path:
     if args.gallery is not None:
+        if args.refetch:  # (it was left unsaid that the folder given is not fetched)
+            raise RtsearchError(
+                f"--refetch fetches the demo gallery, and --gallery {args.gallery} is used as "
+                "it is: give one"
+            )
         require_folder(args.gallery)
         print(f"demo gallery: {args.gallery} (given)")
         return args.gallery
     found = gallery.ensure_gallery(args.gallery_dir, refetch=args.refetch, log=_say)
     print(f"demo gallery: {found.describe()}")
+    there = gallery.count_images(found.root)
+    if there < found.count:  # its pictures are indexed as they are: say what fixes it
+        _say(
+            f"gallery: holds {there} of the {found.count} images it was fetched with (deleted "
+            "or damaged since): --refetch fetches it again"
+        )
     return found.root
 
 
@@ -137,6 +148,9 @@ def build_index(
         **kept,
         keep_features=made.get("features", True),
         fresh=rebuild,
+        # the demo's own file follows its gallery, refetched or not (a refetch was refused:
+        # "holds only 0 of the 28 images ...: pass --rebuild")
+        replace=owned,
         options=Options(out="--index", replace="--rebuild"),  # its refusals name the demo's
     )
     report = with_progress(lambda **shown: analyze(root, index_path, extractor, settings, **shown))

@@ -14,10 +14,13 @@ that scikit-image, scikit-learn and matplotlib ship are used. Layout of the gall
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -26,11 +29,13 @@ from pathlib import Path
 
 import platformdirs
 
-from rtsearch.atomic import atomic_path
+from rtsearch.atomic import atomic_path, os_reason, owned_temp_dir, writer_lock
 from rtsearch.decode import IMAGE_EXTENSIONS
 from rtsearch.errors import RtsearchError
 
 MARKER = "GALLERY.json"
+LAYOUT = ("stamps", "photos", "samples")  # a gallery's first-level folders
+STAGING = ".gallery-"  # a fetch's folder beside the gallery, renamed into place when done
 STAMPS_PACKAGE = "tuxpaint-stamps-default"
 PHOTO_PACKAGES = ("plasma-workspace-wallpapers", "opencv-doc")
 STAMPS_ROOT = "usr/share/tuxpaint/stamps"
@@ -52,7 +57,13 @@ class Gallery:
     count: int
 
     def describe(self) -> str:
-        return f"{self.count} images from {', '.join(self.packages)} ({self.source}) in {self.root}"
+        fallback = ""
+        if self.source != "debian" and shutil.which("apt-get"):  # (offline when fetched)
+            fallback = "; the Debian packages could not be fetched then: --refetch tries again"
+        return (
+            f"{self.count} images from {', '.join(self.packages)} ({self.source}{fallback}) "
+            f"in {self.root}"
+        )
 
 
 def default_dir() -> Path:
@@ -68,30 +79,67 @@ def read_marker(root: Path) -> Gallery | None:
 
 
 def ensure_gallery(root: Path | None = None, *, refetch: bool = False, log: Log = print) -> Gallery:
-    """The gallery at ``root`` (default: the user data dir), fetching it only if missing."""
-    root = Path(root) if root is not None else default_dir()
+    """The gallery at ``root`` (default: the user data dir), fetching it only if missing,
+    or with ``refetch``. A refetch that gets only the fallback keeps a fetched gallery
+    there; a folder of other files is never replaced."""
+    given = root is not None
+    root = Path(root) if given else default_dir()
     found = read_marker(root)
     if found is not None and not refetch:
         return found
-    if found is None and (root.is_file() or any(p.is_file() for p in root.rglob("*"))):
-        # Never ours: a fetch only ever renames a finished folder (marker inside) into place.
-        raise RtsearchError(f"{root}: exists and is not an rtsearch gallery; choose another")
+    if found is None and (root.is_file() or _holds_files(root)):
+        where = "choose another --gallery-dir" if given else "pass --gallery-dir DIR"
+        if not _ours(root):  # a fetch only ever renames a finished folder into place
+            raise RtsearchError(f"{root}: exists and is not an rtsearch gallery; {where}")
+        if not refetch:  # (a swap or a fetch cut short, before this version's)
+            raise RtsearchError(
+                f"{root}: an incomplete demo gallery (its {MARKER} is missing or damaged); "
+                "pass --refetch to fetch it again"
+            )
+    try:
+        with writer_lock(root):  # two demos at once each fetched it, and one removed the other's
+            return _fetch(root, found, log)
+    except OSError as exc:  # a data folder that is a file, or not writable
+        where = exc.filename or root
+        why = os_reason(exc)
+        raise RtsearchError(f"{where}: the demo gallery could not be made ({why})") from None
+
+
+def _fetch(root: Path, found: Gallery | None, log: Log) -> Gallery:
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".gallery-", dir=root.parent))
+    # named for this process: the next fetch removes one whose process is gone (a killed
+    # fetch left 120-330 MB behind for good)
+    staging = owned_temp_dir(root.parent, STAGING)
     try:
         source, packages = _fill(staging, log)
         count = count_images(staging)
         if count == 0:
             raise RtsearchError(f"{root}: no gallery images could be obtained")
+        if found is not None and found.source == "debian" and source != "debian":
+            log(f"gallery: kept the gallery there, fetched from {', '.join(found.packages)}")
+            return found  # (a refetch offline replaced 881 photos with 29 samples)
         gallery = Gallery(root, source, tuple(packages), count)
         _write_marker(staging, gallery)
-        # Swap the finished folder in whole, so an interrupted fetch never looks complete.
-        if root.exists():
-            shutil.rmtree(root)
+        # Swapped in whole, renames only: the old one goes aside first (removed after, or
+        # by the next fetch if this one is killed), so no state is half of either.
+        aside = owned_temp_dir(root.parent, STAGING) if root.exists() else None
+        if aside is not None:
+            root.rename(aside / root.name)
         staging.rename(root)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return gallery
+
+
+def _holds_files(root: Path) -> bool:
+    return root.is_dir() and any(p.is_file() for p in root.rglob("*"))
+
+
+def _ours(root: Path) -> bool:
+    """Whether ``root`` is laid out as a gallery (no marker: a fetch or swap cut short)."""
+    return root.is_dir() and {p.name for p in root.iterdir()} <= {*LAYOUT, MARKER}
 
 
 def _fill(staging: Path, log: Log) -> tuple[str, list[str]]:
@@ -119,7 +167,7 @@ def count_images(root: Path) -> int:
 def fetch_debian(dest: Path, log: Log) -> list[str]:
     """Download and unpack the packages; returns those that gave images."""
     got = []
-    with tempfile.TemporaryDirectory(dir=dest) as tmp:
+    with tempfile.TemporaryDirectory(dir=dest, ignore_cleanup_errors=True) as tmp:
         for package, take in (
             (STAMPS_PACKAGE, _take_stamps),
             (PHOTO_PACKAGES[0], _take_wallpapers),
@@ -150,15 +198,33 @@ def unpack_package(package: str, tree: Path, log: Log) -> None:
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> None:
+    """``cmd`` in a process group of its own, killed whole if this one stops (a SIGTERM
+    while dpkg-deb unpacked left its tar writing into the folder being removed: a
+    traceback, and 210 MB left behind)."""
     try:
-        done = subprocess.run(
-            cmd, cwd=cwd, capture_output=True, text=True, timeout=APT_TIMEOUT_S, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,
+        )  # fmt: skip
+    except OSError as exc:
         raise RtsearchError(f"{what}: {cmd[0]} failed ({exc})") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+    try:
+        _, stderr = proc.communicate(timeout=APT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise RtsearchError(f"{what}: {cmd[0]} took over {APT_TIMEOUT_S} s") from None
+    except BaseException:  # Ctrl-C, SIGTERM: its children stop too
+        _kill_group(proc)
+        raise
+    if proc.returncode != 0:
+        last = (stderr.strip().splitlines() or ["no message"])[-1]
         raise RtsearchError(f"{what}: {' '.join(cmd[:2])} failed: {last}")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _take_stamps(tree: Path, dest: Path) -> int:

@@ -364,7 +364,7 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
             return as_path
         found = [] if path_like else candidates(as_path.stem)
         if found:
-            return first_readable(found)
+            return _exported_readable(first_readable(found))
         if as_path.is_dir():
             raise RtsearchError(f"{as_path}: a folder, not a model file")
         if path_like:
@@ -375,7 +375,7 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
         raise RtsearchError(f"{as_path}: model file not found (here, nor in {where})")
     found = candidates(name)
     if found:
-        return first_readable(found)
+        return _exported_readable(first_readable(found))
     if export_missing and name in FIRST_USE:
         return _export_first_use(name)
     where = ", ".join(str(d) for d in search_dirs())
@@ -384,6 +384,17 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
     raise RtsearchError(
         f"model {name!r} not found in {where} (export it with tools/export_onnx.py){hint}"
     )
+
+
+def _exported_readable(path: Path) -> Path:
+    """``path``; one of the files exported on first use that cannot be read is refused with
+    the way out (a truncated one said only "not a readable ONNX model")."""
+    if path.stem in FIRST_USE:
+        try:
+            read_model_info(path)
+        except RtsearchError as exc:
+            raise RtsearchError(f"{exc}: delete it, and it is exported again") from None
+    return path
 
 
 def _export_first_use(name: str) -> Path:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -360,3 +361,140 @@ def test_demo_opens_the_real_viewer_headless(fake_gallery, tiny_model, tmp_path)
     assert done.returncode == 0, done.stderr
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert pixels.std() > 10  # query and result tiles drawn, not a blank viewport
+
+
+def _fetched(root: Path, n: int, source: str = "debian") -> gallery.Gallery:
+    """A gallery as a fetch leaves it: its pictures, then its marker."""
+    make_gallery(root / "stamps", n)
+    found = gallery.Gallery(root, source, ("tuxpaint-stamps-default",), n)
+    gallery._write_marker(root, found)
+    return found
+
+
+def _offline(monkeypatch) -> None:
+    def no_network(package, tree, log):
+        raise RtsearchError(f"{package}: apt-get download failed: no network")
+
+    monkeypatch.setattr(gallery, "unpack_package", no_network)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+
+
+def test_a_refetch_offline_keeps_the_gallery_fetched_before(tmp_path, monkeypatch):
+    """`demo --refetch` offline replaced the 881 fetched pictures with the 29 sample photos
+    of the fallback (350 MB to download again), and then refused its own index."""
+    root = tmp_path / "g"
+    before = _fetched(root, 6)
+    _offline(monkeypatch)
+    said: list[str] = []
+    assert gallery.ensure_gallery(root, refetch=True, log=said.append) == before
+    assert gallery.count_images(root) == 6 and gallery.read_marker(root) == before
+    assert said[-1] == "gallery: kept the gallery there, fetched from tuxpaint-stamps-default"
+    # a first fetch offline gets the fallback, and says how to try again
+    fallback = gallery.ensure_gallery(tmp_path / "new", log=said.append)
+    assert fallback.source == "python-samples"
+    assert "the Debian packages could not be fetched then: --refetch tries again" in (
+        fallback.describe()
+    )
+    assert not list(tmp_path.glob(".gallery-*"))  # nothing left beside them
+
+
+def test_a_fetch_cut_short_is_said_and_refetched_and_its_leftovers_removed(tmp_path, monkeypatch):
+    """A swap cut short (the old gallery half removed, its marker first) was refused for
+    good as "not an rtsearch gallery; choose another", --refetch too; a killed fetch's
+    folder (120-330 MB) stayed beside it for good."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    root = tmp_path / "gallery"
+    _fetched(root, 4)
+    (root / gallery.MARKER).unlink()
+    with pytest.raises(RtsearchError) as refused:
+        gallery.ensure_gallery(root, log=lambda m: None)
+    assert str(refused.value) == (
+        f"{root}: an incomplete demo gallery (its GALLERY.json is missing or damaged); pass "
+        "--refetch to fetch it again"
+    )
+    dead = tmp_path / ".gallery-oldname"  # an earlier version's, a day old
+    (dead / "stamps").mkdir(parents=True)
+    os.utime(dead, (0, 0))
+    found = gallery.ensure_gallery(root, refetch=True, log=lambda m: None)
+    assert found.source == "python-samples" and gallery.read_marker(root) == found
+    assert not (root / "stamps").exists() and not list(tmp_path.glob(".gallery-*"))
+
+
+def test_a_gallery_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+    """A data folder that is a file: FileExistsError's traceback."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    (tmp_path / "data").write_bytes(b"")
+    with pytest.raises(RtsearchError, match=r"the demo gallery could not be made \(File exists\)"):
+        gallery.ensure_gallery(tmp_path / "data" / "gallery", log=lambda m: None)
+
+
+def test_a_stop_while_a_package_unpacks_stops_what_unpacks_it(tmp_path):
+    """SIGTERM while dpkg-deb unpacked: its tar went on writing into the folder being
+    removed (a traceback, and 210 MB left behind); its whole process group is killed."""
+    import signal
+    import threading
+
+    pid_file = tmp_path / "pid"
+    script = f"sleep 60 & echo $! > {pid_file}; wait"
+
+    def stop() -> None:
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGUSR1, interrupt)
+    threading.Thread(target=stop, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            gallery._run(["sh", "-c", script], cwd=tmp_path, what="unpacking")
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _running(grandchild):
+        time.sleep(0.02)
+    assert not _running(grandchild)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_the_demos_own_index_follows_a_refetched_gallery(tmp_path, tiny_model, monkeypatch, capsys):
+    """After a refetch (the fallback of an offline first run, then the real gallery) the
+    demo's own index was refused: "holds only 0 of the 28 images ...: pass --rebuild". A
+    gallery missing pictures since its fetch says what fixes it; --gallery with --refetch
+    is refused (the folder given is never fetched)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    root = tmp_path / "g"
+    _fetched(root, 5, source="python-samples")
+    args = ["--gallery-dir", str(root), "--model", str(tiny_model), "--no-view"]
+    assert demo(*args) == 0
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+
+    def other_pictures(dest: Path) -> list[str]:
+        make_gallery(dest / "scikit-image", 7, start=300)
+        return ["scikit-image"]
+
+    monkeypatch.setattr(gallery, "copy_python_samples", other_pictures)
+    capsys.readouterr()
+    assert demo(*args, "--refetch") == 0, capsys.readouterr().err
+    assert "(7 images, tiny, " in capsys.readouterr().out
+    next(root.rglob("*.png")).unlink()
+    assert demo(*args) == 0
+    assert (
+        "gallery: holds 6 of the 7 images it was fetched with (deleted or damaged since): "
+        "--refetch fetches it again" in capsys.readouterr().err
+    )
+    assert demo("--gallery", str(root), "--refetch", "--no-view") == 1
+    assert capsys.readouterr().err == (
+        f"rtsearch: error: --refetch fetches the demo gallery, and --gallery {root} is used "
+        "as it is: give one\n"
+    )

@@ -307,8 +307,8 @@ def test_an_index_being_written_is_refused_before_the_cluster_is_asked(tmp_path,
         )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr == (
-        f"rtsearch: error: {out}: another rtsearch analyze, update or viewer watching it is "
-        "writing it; wait for it to end\n"
+        f"rtsearch: error: {out}: another rtsearch analyze, update, demo or viewer watching it "
+        "is writing it; wait for it to end\n"
     )
 
 

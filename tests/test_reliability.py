@@ -515,8 +515,8 @@ def test_a_second_writer_of_the_same_index_is_refused_while_the_first_runs(tmp_p
         for args in (["analyze", tmp_path / "g", "-o", out], ["update", out, tmp_path / "g"]):
             run = rtsearch(*args, "--model", tiny_model)
             assert run.returncode == 1 and run.stderr == (
-                f"rtsearch: error: {out}: another rtsearch analyze, update or viewer watching it "
-                "is writing it; wait for it to end\n"
+                f"rtsearch: error: {out}: another rtsearch analyze, update, demo or viewer "
+                "watching it is writing it; wait for it to end\n"
             ), run.stderr
     assert not (tmp_path / "g.dat.lock").exists()
     run = rtsearch("analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet")
