@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-o", "--output", type=file_path, required=True, help="index file to write (.dat)"
     )
-    add_model_argument(p)
+    add_model_argument(p, default=None, help_default="the index at -o's, else efficientnet-lite0")
     add_projection_arguments(p)
     p.add_argument(
         "--batch",
@@ -257,6 +257,25 @@ def analyze_settings(args: argparse.Namespace) -> dict:
     }
 
 
+def analysis_model(output: Path) -> str:
+    """The model `analyze` runs without --model: the file that made the index at -o (as its
+    settings, analysed again it keeps its model: the default model was exported first, then
+    refused as another model without naming the index's), else the default."""
+    from rtsearch import store
+    from rtsearch.models import DEFAULT_MODEL, find_model_for
+
+    made = store.made_with(output) if output.is_file() else {}
+    ref = made.get("model")
+    if ref is None:
+        return DEFAULT_MODEL
+    return str(
+        find_model_for(
+            ref.name, ref.feature_layer, ref.identity, index=output, variant=ref.variant,
+            first="" if ref.variant else "fp32",
+        )
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -271,6 +290,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         replace=args.replace,
     )
+    if args.model is None:
+        args.model = analysis_model(args.output)
     if args.ray is not None:
         from rtsearch.distributed import run_cli
 

@@ -689,8 +689,8 @@ def has_features(path: Path) -> bool:
 
 def made_with(path: Path) -> dict:
     """What the index at ``path`` was made with, read from its attributes without its
-    arrays: projection, dims, l2_normalize, seed, features (stored or not); {} where there
-    is no index to read (loading it says why)."""
+    arrays: projection, dims, l2_normalize, seed, features (stored or not), model (its
+    ``ModelRef``); {} where there is no index to read (loading it says why)."""
     try:
         with h5py.File(path, "r") as f:
             if "projected" not in f or "projection" not in f.attrs:
@@ -701,6 +701,13 @@ def made_with(path: Path) -> dict:
                 "l2_normalize": bool(f.attrs["l2_normalize"]),
                 "seed": int(f.attrs["seed"]),
                 "features": "features" in f,
+                "model": ModelRef(
+                    str(f.attrs["model_name"]),
+                    str(f.attrs["model_identity"]),
+                    str(f.attrs["feature_layer"]),
+                    int(f.attrs["feature_dims"]),
+                    _variant(f, str(path)),
+                ),
             }
-    except (OSError, KeyError, ValueError, TypeError, IndexError):
+    except (OSError, KeyError, ValueError, TypeError, IndexError, RtsearchError):
         return {}

@@ -1343,3 +1343,28 @@ def test_the_viewers_options_alone_open_the_viewer(monkeypatch, capsys):
     with pytest.raises(SystemExit):  # a misspelt command is still named as one
         main(["anlyze", "x"])
     assert "invalid choice: 'anlyze'" in capsys.readouterr().err
+
+
+def test_analysed_again_without_model_an_index_keeps_its_model(
+    capsys, tmp_path, tiny_model, monkeypatch
+):
+    """As its settings: `analyze DIR -o VGG_INDEX` exported the default model first (18 MB
+    written), then refused the index as "made with model vgg16 ..., not efficientnet-lite0"."""
+    from rtsearch import models
+
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tiny_model.parent))
+    asked = []
+    monkeypatch.setattr(
+        models, "resolve_model", lambda name=None, **kw: (asked.append(name), tiny_model)[1]
+    )
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 5)
+    out = tmp_path / "x.dat"
+    base = ["analyze", gallery, "-o", out, "--quiet"]
+    assert cli(capsys, *base, "--model", tiny_model, "--dims", "3")[0] == 0
+    make_gallery(gallery, 2, start=40)
+    code, stdout, err = cli(capsys, *base)
+    assert code == 0 and "7 images (2 analysed, 5 reused, 0 skipped)" in stdout, err
+    assert asked == [str(tiny_model), str(tiny_model)]  # the index's file, found by its name
+    assert cli(capsys, "analyze", gallery, "-o", tmp_path / "new.dat", "--quiet")[0] == 0
+    assert asked[-1] == "efficientnet-lite0"  # no index there: the default, as before
