@@ -126,15 +126,44 @@ def random_matrix(d_in: int, d_out: int, seed: int) -> Vectors:
 def pca_matrix(x: Vectors, mean: Vectors, d_out: int, *, whiten: bool, l2: bool = False) -> Vectors:
     """(D, d_out) float32: the top principal axes of the rows of ``x`` (L2-normalised first
     with ``l2``) about ``mean``."""
-    eigvals, eigvecs = top_eigenpairs(covariance(x, mean, l2=l2), d_out)
-    order = np.argsort(eigvals)[::-1]
-    vecs = eigvecs[:, order]
+    if len(x) < x.shape[1]:
+        eigvals, vecs = gram_axes(x, mean, d_out, l2=l2)
+    else:
+        eigvals, eigvecs = top_eigenpairs(covariance(x, mean, l2=l2), d_out)
+        order = np.argsort(eigvals)[::-1]
+        eigvals, vecs = eigvals[order], eigvecs[:, order]
     # Sign convention so the same data always gives the same matrix.
     vecs *= np.sign(vecs[np.abs(vecs).argmax(axis=0), np.arange(vecs.shape[1])])
     if whiten:
-        vals = np.maximum(eigvals[order], 0.0)
+        vals = np.maximum(eigvals, 0.0)
         vecs = vecs / np.sqrt(vals + max(vals.max(), 1e-12) * 1e-3)
     return vecs.astype(np.float32)
+
+
+def gram_axes(
+    x: Vectors, mean: Vectors, d_out: int, *, l2: bool = False
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The top ``d_out`` eigenvalues (descending) and axes of the covariance of fewer rows
+    than features, from the (N, N) Gram matrix of the centred rows instead of the (D, D)
+    covariance: 128 VGG16 rows (4096-d) took 4.6 s (11 s for 1500 dims, 49 s in the
+    viewer), the eigendecomposition of 4096 x 4096. Axes past the rows' span (they carry
+    nothing of these rows) complete an orthonormal basis, as any basis of the covariance's
+    null space would."""
+    rows = np.concatenate([block - mean for block in _blocks(x, l2)]).astype(np.float64)
+    n, d = rows.shape
+    vals, u = np.linalg.eigh(rows @ rows.T)
+    vals, u = vals[::-1], u[:, ::-1]
+    span = int(np.sum(vals > max(vals[0], 0.0) * 1e-9)) if vals[0] > 0 else 0
+    span = min(span, d_out)
+    axes = rows.T @ (u[:, :span] / np.sqrt(vals[:span]))
+    eigvals = vals[:span] / (max(n, 2) - 1)
+    if span < d_out:  # the rest: an orthonormal basis of directions none of the rows take
+        rest = np.random.default_rng(0).standard_normal((d, d_out - span))
+        rest -= axes @ (axes.T @ rest)
+        rest = np.linalg.qr(rest)[0]
+        axes = np.hstack([axes, rest])
+        eigvals = np.concatenate([eigvals, np.zeros(d_out - span)])
+    return eigvals, axes
 
 
 def covariance(x: Vectors, mean: Vectors, *, l2: bool = False) -> npt.NDArray[np.float64]:
