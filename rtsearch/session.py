@@ -182,7 +182,10 @@ class SearchSession:
             )
         old = index.projection
         assert old is not None
-        p = proj.fit(index.features, dims, old.kind, l2=old.l2_normalize, seed=old.seed)
+        # an index of every feature ("none") is reduced by the default projection: "none"
+        # keeps them all whatever the dims (Apply dims said it re-projected, and did not)
+        kind = old.kind if old.kind != "none" or dims >= old.in_dims else proj.DEFAULT_KIND
+        p = proj.fit(index.features, dims, kind, l2=old.l2_normalize, seed=old.seed)
         new = Index(
             paths=index.paths,
             model=index.model,

@@ -2342,3 +2342,33 @@ def test_a_folder_an_earlier_version_analysed_from_the_viewer_is_taken_over(
     assert app.session.source == own and app.session.index.count == 6
     assert decoded == [] and not by_name.exists() and by_folder.is_file()
     app.set_session(before)
+
+
+def test_apply_dims_on_an_index_of_every_feature_reduces_it_and_says_a_thin_pca(app, tmp_path):
+    """On a `--projection none` index (VGG16: 4096-d) Apply dims said "re-projected to 100
+    dimensions" and left every dimension; more dimensions than the images span was not
+    said, as `analyze` says it."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer import actions
+
+    before = app.session
+    folder = tmp_path / "every"
+    make_gallery(folder, 12, start=700)
+    out = tmp_path / "every.dat"
+    settings = Settings(projection="none", keep_features=True)
+    analyze(folder, out, Extractor(before.extractor.path, threads=1), settings)
+    app.set_session(SearchSession.open(out, model=str(before.extractor.path), threads=1))
+    assert app.session.index.dims == 128
+    for dims, said in (
+        (8, "re-projected to 8 dimensions by pca (12 images)"),
+        (20, "re-projected to 20 dimensions (12 images); its 12 images span at most 11 of "
+         "them: the rest carry nothing"),
+    ):  # fmt: skip
+        dpg.set_value(app.ids.dims_input, dims)
+        actions.reproject(app)
+        pump(app, lambda: not any(t.name == "re-projection" for t in app.tasks))
+        assert app.message == said
+        assert app.session.index.dims == dims and app.session.index.projection.kind == "pca"
+    app.set_session(before)

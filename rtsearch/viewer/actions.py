@@ -322,6 +322,17 @@ def reproject(app: ViewerApp) -> None:
     _reproject(app, session, dims, app.reprojections)
 
 
+def thin_note(index: Index) -> str:
+    """A PCA of more dimensions than its images span, said as `analyze` says it (the viewer
+    said nothing of 1500 dimensions over 128 images)."""
+    p = index.projection
+    fitted = index.count - index.unfitted
+    span = max(fitted - 1, 0)
+    if p is None or not p.kind.startswith("pca") or span >= p.out_dims:
+        return ""
+    return f"; its {count(fitted, 'image')} span at most {span} of them: the rest carry nothing"
+
+
 def _reproject(
     app: ViewerApp, session: SearchSession, dims: int, mine: int, note: str = ""
 ) -> None:
@@ -348,7 +359,10 @@ def _reproject(
             if current is session:  # else --watch swapped in a newer version with these dims
                 app.set_session(current := fresh)
             images = count(current.index.count, "image")
-            app.message = note or f"re-projected to {dims} dimensions ({images})"
+            kind = current.index.projection.kind if current.index.projection else ""
+            by = f" by {kind}" if kind != session.index.projection.kind else ""
+            said = f"re-projected to {dims} dimensions{by} ({images}){thin_note(current.index)}"
+            app.message = note or said
         # else the same file was loaded again meanwhile, with its own dims, and said so
 
     app.start_task(Task("re-projection", work, done))

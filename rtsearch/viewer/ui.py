@@ -209,9 +209,13 @@ def show_dims(ids: Ids, session: SearchSession) -> None:
     can = session.reprojectable
     for item in (ids.dims_input, ids.dims_apply):
         dpg.configure_item(item, enabled=can)
+    every = session.index.projection is not None and session.index.projection.kind == "none"
     tip = (
-        f"The index's dimensions: type {proj.MIN_DIMS}-{top}, then Apply dims to project its "
-        "stored features again."
+        f"The index keeps all {session.index.dims} features (--projection none): type "
+        f"{proj.MIN_DIMS}-{top}, then Apply dims to reduce them by PCA."
+        if can and every
+        else f"The index's dimensions: type {proj.MIN_DIMS}-{top}, then Apply dims to project "
+        "its stored features again."
         if can
         else "This index was saved without its features, so its dimensions cannot change "
         "here: analyze its folder again (Analyze folder..., or rtsearch analyze "
