@@ -34,14 +34,16 @@ def file_path(text: str) -> Path:
     return Path(text)
 
 
-def in_range(bounds: tuple[int, int]):
-    """An argparse type: a whole number from bounds[0] to bounds[1]."""
+def in_range(bounds: tuple[int, int], above: str = ""):
+    """An argparse type: a whole number from bounds[0] to bounds[1]; ``above`` is said of a
+    larger one (what to do instead)."""
     lo, hi = bounds
 
     def parse(text: str) -> int:
         value = whole_number(text)
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be {lo}-{hi}, got {value}")
+            instead = f" ({above})" if above and value > hi else ""
+            raise argparse.ArgumentTypeError(f"must be {lo}-{hi}{instead}, got {value}")
         return value
 
     return parse

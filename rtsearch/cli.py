@@ -186,7 +186,7 @@ def add_projection_arguments(p: argparse.ArgumentParser) -> None:
     # was analysed again), else to the default shown
     p.add_argument(
         "--dims",
-        type=in_range((MIN_DIMS, MAX_DIMS)),
+        type=in_range((MIN_DIMS, MAX_DIMS), "--projection none keeps every feature"),
         default=None,
         help=f"projected dimensions, {MIN_DIMS}-{MAX_DIMS} and at most the model's "
         f"features (default: the index at -o's, else {DEFAULT_DIMS})",

@@ -125,8 +125,11 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
     wrong = [v for v in values if not proj.MIN_DIMS <= v <= proj.MAX_DIMS]
     if wrong:
+        above = max(wrong) > proj.MAX_DIMS
+        every = " (the none projection measures every feature)" if above else ""
         raise argparse.ArgumentTypeError(
-            f"{','.join(map(str, wrong))}: dims must be between {proj.MIN_DIMS} and {proj.MAX_DIMS}"
+            f"{','.join(map(str, wrong))}: dims must be between {proj.MIN_DIMS} and "
+            f"{proj.MAX_DIMS}{every}"
         )
     return list(dict.fromkeys(values))  # a value given twice is measured once
 
@@ -175,10 +178,12 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate(data, configs, seed=args.seed, scoring=line)
     finally:
         line.close()
+    info = extractor.info  # which file measured it (fp32 and int8 runs told apart)
+    result |= {"model": info.name, "model_variant": info.variant, "model_identity": info.identity}
     if args.json:
         print(json.dumps(result))
     else:
-        print(format_table(result, args.directory, extractor.info.name, data))
+        print(format_table(result, args.directory, info.label, data))
     return 0
 
 

@@ -17,6 +17,7 @@ from rtsearch import copies, evaluate
 from rtsearch.analyze import Settings
 from rtsearch.errors import RtsearchError
 from rtsearch.extractor import Extractor
+from rtsearch.models import read_model_info
 from rtsearch.rerank import rerank
 
 KEYS = {"projection", "dims", "p_at_10", "map_at_100", "copy_recall_at_1"}
@@ -196,6 +197,9 @@ def test_cli_json(labelled, tiny_model):
         ("none", 128),
     }
     assert doc["default"].keys() >= KEYS and doc["full"].keys() >= KEYS
+    # which model file measured it: fp32 and int8 runs could not be told apart
+    assert (doc["model"], doc["model_variant"]) == ("tiny", "fp32")
+    assert doc["model_identity"] == read_model_info(tiny_model).identity
     # the extraction's progress on stderr, as analyze's (20k images: minutes without a word)
     n = len([f for f in labelled.rglob("*") if f.is_file()])
     last = out.stderr.splitlines()[-1]
@@ -311,7 +315,11 @@ def test_labels_without_two_readable_images_are_refused(tmp_path, tiny_model):
 
 
 def test_dims_that_cannot_be_measured_are_refused_before_the_work(labelled, tiny_model):
-    for dims, said in (("1", "1: dims must be between 2 and 1500"), ("8,1600", "1600: dims")):
+    for dims, said in (
+        ("1", "1: dims must be between 2 and 1500\n"),
+        ("8,1600", "1600: dims must be between 2 and 1500 (the none projection measures every "
+         "feature)"),
+    ):  # fmt: skip
         out = _eval(labelled, tiny_model, "--dims", dims)
         assert out.returncode == 2 and said in out.stderr and "extracting" not in out.stdout
     out = _eval(labelled, tiny_model, "--dims", "500", "--projection", "rp")

@@ -521,6 +521,11 @@ def test_bad_settings_are_one_line_errors(capsys, tmp_path, gallery, tiny_model,
             cli(capsys, *args)
         err = capsys.readouterr().err
         assert exited.value.code == 2 and err.endswith("--dims: must be 2-1500, got 1\n")
+        with pytest.raises(SystemExit):  # more than 1500: what keeps them all is said
+            cli(capsys, *args[:-1], "2000")
+        assert capsys.readouterr().err.endswith(
+            "--dims: must be 2-1500 (--projection none keeps every feature), got 2000\n"
+        )
     else:
         code, _, err = cli(capsys, *args)
         assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
