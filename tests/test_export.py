@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -787,11 +788,17 @@ def test_the_default_out_is_where_names_are_looked_up(tmp_path, slim_sd, monkeyp
     # exporting other weights over it says what that means for indexes made with it
     other = write_torch_pth(tmp_path / "other.pth", vgg_weights(seed=1))
     old = read_model_info(made).identity
+    twin = made.with_name("vgg16-fc7-int8.onnx")
+    shutil.copy(made, twin)  # the int8 name beside it, of the old weights
     assert cli.main(["vgg16", "--weights", str(other)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {made} held vgg16 weights {old.rsplit('/', 1)[-1][:12]}, now " in err
+    # and the file named as its twin is not one now (the viewer took the fp32 file, unsaid)
+    new = read_model_info(made).identity.rsplit("/", 1)[-1][:12]
     assert (
-        f"note: {made} held vgg16 weights {old.rsplit('/', 1)[-1][:12]}, now "
-        in capsys.readouterr().err
-    )
+        f"note: {twin} beside it holds vgg16 weights {old.rsplit('/', 1)[-1][:12]}, not {new}: "
+        "the two are no twins; export it again from the same weights, or move one of them\n"
+    ) in err
 
 
 def test_a_damaged_model_does_not_hide_a_good_one_of_its_name(tmp_path, monkeypatch, capsys):
