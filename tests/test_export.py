@@ -1143,3 +1143,23 @@ def test_models_without_files_names_every_folder_a_name_is_looked_for_in(
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"no model files in {folders[0]}, {folders[1]}, {folders[2]}; ")
+
+
+def test_the_tool_runs_the_checkout_it_is_in(tmp_path):
+    """`python OTHER_CHECKOUT/tools/export_onnx.py` imported the installed rtsearch (another
+    checkout's code, its models folder the default --out)."""
+    checkout = tmp_path / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    shutil.copy(TOOL, checkout / "tools" / "export_onnx.py")
+    (checkout / "rtsearch" / "export").mkdir(parents=True)
+    (checkout / "rtsearch" / "__init__.py").write_text("")
+    (checkout / "rtsearch" / "export" / "__init__.py").write_text("")
+    (checkout / "rtsearch" / "export" / "cli.py").write_text(
+        "def main():\n    print('this checkout')\n    return 0\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run(
+        [sys.executable, str(checkout / "tools" / "export_onnx.py")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0 and run.stdout == "this checkout\n", run.stderr

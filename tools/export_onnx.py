@@ -11,12 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-try:
-    import rtsearch  # noqa: F401  (installed, or already on the path)
-except ImportError:  # run from a source checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# the checkout this script is in, first: an rtsearch installed from another checkout was
+# imported instead (its models folder the default --out, its code exporting)
+ROOT = Path(__file__).resolve().parent.parent
+if (ROOT / "rtsearch" / "__init__.py").is_file():
+    sys.path.insert(0, str(ROOT))
 
-from rtsearch.export.cli import main
+from rtsearch.export.cli import main  # noqa: E402 (after the path is set)
 
 if __name__ == "__main__":
     sys.exit(main())
