@@ -374,6 +374,13 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise RtsearchError(f"{exc}, or --no-verify to rank by vector alone") from None
     if not session.base_dir.is_dir():
         print_line(f"note: the images' folder {session.base_dir} is gone; paths as indexed")
+    made, used = session.index.model.variant, session.extractor.info.variant
+    if args.model is None and made and used != made:  # (its distances were off, unsaid)
+        print_line(
+            f"note: {args.index}: its rows were made with the {made} file of "
+            f"{session.index.model.name}, not found; queried with its {used} file (an indexed "
+            "picture comes back near 0, not at 0)"
+        )
     if args.image.is_dir():  # after the index: its problems are reported first
         raise RtsearchError(f"{args.image}: is a folder, not an image file")
     if not args.image.exists():

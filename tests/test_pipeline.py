@@ -1373,3 +1373,25 @@ def test_analysed_again_without_model_an_index_keeps_its_model(
     assert asked == [str(tiny_model), str(tiny_model)]  # the index's file, found by its name
     assert cli(capsys, "analyze", gallery, "-o", tmp_path / "new.dat", "--quiet")[0] == 0
     assert asked[-1] == "efficientnet-lite0"  # no index there: the default, as before
+
+
+def test_a_query_with_the_other_twin_of_the_index_says_so(capsys, tmp_path, monkeypatch):
+    """An index made with the int8 file, queried when only its fp32 twin is there: the
+    indexed picture came back at 0.017, not 0, with nothing said."""
+    from fakes import int8_twin
+
+    twin = int8_twin(tmp_path / "models")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "models"))
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 6)
+    out = tmp_path / "x.dat"
+    assert cli(capsys, "analyze", gallery, "-o", out, "--model", twin, "--quiet")[0] == 0
+    image = next(p for p in sorted(gallery.rglob("*")) if p.is_file())
+    code, _, err = cli(capsys, "query", out, image, "--no-verify")
+    assert code == 0 and err == ""  # its own file there: nothing to say
+    twin.unlink()
+    code, _, err = cli(capsys, "query", out, image, "--no-verify")
+    assert code == 0 and err == (
+        f"note: {out}: its rows were made with the int8 file of tiny, not found; queried with "
+        "its fp32 file (an indexed picture comes back near 0, not at 0)\n"
+    )
