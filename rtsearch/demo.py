@@ -56,6 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quit-after-frames", type=positive_int, default=None, help="viewer: quit after N frames"
     )
+    p.add_argument("--width", type=positive_int, default=1280, help="viewer: window width")
+    p.add_argument("--height", type=positive_int, default=860, help="viewer: window height")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -226,7 +228,10 @@ def open_viewer(index_path: Path, root: Path, args: argparse.Namespace) -> int:
         index_path, base_dir=root, model=named, threads=VIEWER_THREADS, prefer_int8=not named
     )
     _say(f"demo: querying with {session.extractor.path.name} on {session.extractor.provider}")
-    return run_viewer(session, screenshot=args.screenshot, quit_after_frames=args.quit_after_frames)
+    return run_viewer(
+        session, screenshot=args.screenshot, quit_after_frames=args.quit_after_frames,
+        width=args.width, height=args.height,
+    )  # fmt: skip
 
 
 def _say(message: str) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import platformdirs
 
 from rtsearch.atomic import atomic_path, os_reason, owned_temp_dir, writer_lock
-from rtsearch.decode import IMAGE_EXTENSIONS
+from rtsearch.decode import IMAGE_EXTENSIONS, load_rgb
 from rtsearch.errors import RtsearchError
 
 MARKER = "GALLERY.json"
@@ -291,7 +291,13 @@ def python_sample_dirs() -> dict[str, Path]:
 def copy_python_samples(dest: Path) -> list[str]:
     got = []
     for package, folder in python_sample_dirs().items():
-        files = [f for f in sorted(folder.rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS]
+        # only what analysis can read (scikit-image's multipage TIFF was said unreadable
+        # on every run of the demo)
+        files = [
+            f
+            for f in sorted(folder.rglob("*"))
+            if f.suffix.lower() in IMAGE_EXTENSIONS and _readable(f)
+        ]
         for f in files:
             target = dest / package / f.relative_to(folder)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -299,3 +305,11 @@ def copy_python_samples(dest: Path) -> list[str]:
         if files:
             got.append(package)
     return got
+
+
+def _readable(path: Path) -> bool:
+    try:
+        load_rgb(path)
+    except RtsearchError:
+        return False
+    return True

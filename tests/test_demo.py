@@ -245,8 +245,9 @@ def test_one_demo_index_per_model_file_whichever_way_it_is_named(
 def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, monkeypatch):
     seen = {}
 
-    def run_viewer(session, *, screenshot=None, quit_after_frames=None):
+    def run_viewer(session, *, screenshot=None, quit_after_frames=None, width=0, height=0):
         seen.update(session=session, screenshot=screenshot, frames=quit_after_frames)
+        seen.update(size=(width, height))
         return 0
 
     app = types.ModuleType("rtsearch.viewer.app")
@@ -257,7 +258,9 @@ def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, 
     index = tmp_path / "demo.dat"
     args = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--index", str(index)]
     assert demo(*args, "--screenshot", str(shot), "--quit-after-frames", "3") == 0
-    assert seen["screenshot"] == shot and seen["frames"] == 3
+    assert seen["screenshot"] == shot and seen["frames"] == 3 and seen["size"] == (1280, 860)
+    assert demo(*args, "--no-view") == 0 and demo(*args, "--width", "1000", "--height", "700") == 0
+    assert seen["size"] == (1000, 700)  # as the viewer's (the demo had no way to size it)
     results = seen["session"].query_file(fake_gallery / "d1" / "img00001.jpg", 1)
     assert results[0].path == "d1/img00001.jpg"
 
@@ -294,6 +297,10 @@ def test_gallery_fallback_is_fetched_once(tmp_path, monkeypatch):
     assert first.source == "python-samples" and first.count > 0
     assert first.count == gallery.count_images(root)
     assert str(root) in first.describe()
+    from rtsearch.decode import IMAGE_EXTENSIONS, load_rgb
+
+    for path in (p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
+        load_rgb(path)  # each one analysis reads (a multipage TIFF was said on every run)
 
     def refuse(dest):
         raise AssertionError("fetched again")

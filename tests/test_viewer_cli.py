@@ -303,3 +303,12 @@ def test_sources_with_what_they_cannot_take_are_refused_by_the_parser():
             source_spec(bad)
     for good in ("webcam", "webcam:0", "webcam:12", "random", "none", "screen:mouse"):
         assert source_spec(good) == good
+
+
+def test_a_window_larger_than_the_screen_is_made_to_fit_it(display, tmp_path):
+    """1280x860 on a 1366x768 laptop: the bottom of the window (the status bar and the last
+    row of results) was off the screen. The screen here is 1440x900."""
+    shot = tmp_path / "big.png"
+    done = view("--width", "3000", "--height", "2000", "--screenshot", str(shot), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(shot).size == (1440, 900)

@@ -126,19 +126,26 @@ class ViewerApp:
         # held from here: reading the screen size cannot reset it; and a display that does
         # not answer is not asked again (mss would wait on it for ever)
         display = x_display()
-        screen = self._screen_size() if display is None or answers(display) else FALLBACK_SCREEN
+        read = self._screen_size() if display is None or answers(display) else None
+        screen = read or FALLBACK_SCREEN
         self.region = GrabRegion(*screen)
         self.region.scale = opts.hidpi_scale or detect_scale(screen[0], _logical_width())
         self.region_before = self.region.box
+        # no larger than the screen (1280x860 on a 1366x768 laptop's: its bottom, the
+        # status bar and the last row, was off the screen)
+        fits = read is not None
+        most_w, most_h = (round(side / self.region.scale) for side in screen)
+        self.width = min(opts.width, most_w) if fits else opts.width
+        self.height = min(opts.height, most_h) if fits else opts.height
 
     @staticmethod
-    def _screen_size() -> tuple[int, int]:
+    def _screen_size() -> tuple[int, int] | None:
         src = ScreenSource()
         try:
             _, _, w, h = src.monitor()
             return w, h
         except Exception:  # no display: the grab region is chosen later, if ever
-            return FALLBACK_SCREEN
+            return None
         finally:
             src.close()
 
@@ -146,7 +153,7 @@ class ViewerApp:
     def build(self) -> None:
         check_display()
         dpg.create_context()
-        dpg.create_viewport(title="rtsearch", width=self.opts.width, height=self.opts.height)
+        dpg.create_viewport(title="rtsearch", width=self.width, height=self.height)
         # callbacks run in frame(), on this thread: on Dear PyGui's thread they changed the
         # state a frame was drawing (leaving grab mode freed the preview it was drawing)
         dpg.configure_app(manual_callback_management=True)
