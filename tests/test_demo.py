@@ -505,3 +505,19 @@ def test_the_demos_own_index_follows_a_refetched_gallery(tmp_path, tiny_model, m
         f"rtsearch: error: --refetch fetches the demo gallery, and --gallery {root} is used "
         "as it is: give one\n"
     )
+
+
+def test_a_second_fetch_of_one_gallery_at_once_is_refused(tmp_path, monkeypatch):
+    """Two demos started at once each fetched the whole gallery, and the later swap
+    removed the gallery the other had just put in place."""
+    from rtsearch import atomic
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    root = tmp_path / "g"
+    with atomic.writer_lock(root), pytest.raises(atomic.IndexBusy) as busy:
+        gallery.ensure_gallery(root, log=lambda m: None)
+    assert str(busy.value) == (
+        f"{root}: another rtsearch analyze, update, demo or viewer watching it is writing it; "
+        "wait for it to end"
+    )
+    assert not root.exists() and gallery.ensure_gallery(root, log=lambda m: None).count > 0
