@@ -282,7 +282,7 @@ def analysis_model(output: Path) -> str:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from rtsearch.analyze import Settings, analyze, thin_pca
     from rtsearch.extractor import Extractor
-    from rtsearch.models import drift_warning, resolve_model
+    from rtsearch.models import DEFAULT_MODEL, drift_warning, resolve_model
 
     settings = Settings(
         **analyze_settings(args),
@@ -290,8 +290,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         replace=args.replace,
     )
-    if args.model is None:
-        args.model = analysis_model(args.output)
+    if args.model is None:  # (an index --replace throws away does not choose it)
+        args.model = DEFAULT_MODEL if args.replace else analysis_model(args.output)
     if args.ray is not None:
         from rtsearch.distributed import run_cli
 
@@ -371,6 +371,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             images=args.verify,  # without verification the paths are the answer: no folder
         )  # fmt: skip
     except FolderGone as exc:  # (an unplugged drive: the paths alone answer)
+        if not args.verify:
+            raise
         raise RtsearchError(f"{exc}, or --no-verify to rank by vector alone") from None
     if not session.base_dir.is_dir():
         print_line(f"note: the images' folder {session.base_dir} is gone; paths as indexed")
@@ -604,20 +606,13 @@ def missing_reason(path: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if (
-        not [a for a in argv if not a.startswith("-")]
-        and "-h" not in argv
-        and "--help" not in argv
-        and "--version" not in argv
-    ):
-        argv.insert(0, "view")  # no command: open the viewer (with its options given)
-    elif argv[0] not in ("-h", "--help", "--version") and argv[0].startswith("-"):
-        if not COMMANDS.intersection(argv):  # `rtsearch --fp32`, `rtsearch --source webcam X`
-            argv.insert(0, "view")  # (the viewer's options, as the default command's)
-    else:
-        first = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-        if first is not None and argv[first] not in COMMANDS and argv[first].endswith(".dat"):
-            argv.insert(first, "view")  # `rtsearch pictures.dat`: open the viewer on it
+    helping = any(a in ("-h", "--help", "--version") for a in argv)
+    first = first_word(argv, parser)
+    if not helping and (first is None or (argv[0].startswith("-") and first not in COMMANDS)):
+        # no command: the viewer, with its options (`rtsearch --fp32`, `--source webcam X`)
+        argv.insert(0, "view")
+    elif first is not None and first not in COMMANDS and first.endswith(".dat"):
+        argv.insert(argv.index(first), "view")  # `rtsearch pictures.dat`: the viewer on it
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     restore = catch_interrupts()
@@ -647,6 +642,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.stdout = stdout
         restore()
+
+
+def first_word(argv: list[str], parser: argparse.ArgumentParser) -> str | None:
+    """The first argument that is neither an option nor the value of one of the viewer's
+    (the default command's): the command, when one is given (`rtsearch --base-dir demo
+    X.dat` is the viewer's, not the demo's)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    view = sub.choices.get("view")
+    options = view._actions if view is not None else []
+    takes_value = {s for a in options for s in a.option_strings if a.nargs != 0}
+    value_next = False
+    for arg in argv:
+        if value_next:
+            value_next = False
+        elif arg.startswith("-") and arg != "-":
+            value_next = arg in takes_value
+        else:
+            return arg
+    return None
 
 
 class OutputFailed(RtsearchError):

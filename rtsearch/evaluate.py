@@ -240,9 +240,9 @@ def load_data(
     progress: Callable[[Progress], None] | None = None,
 ) -> Data:
     """Decode and extract in batches (a few thousand images never sit in memory at once);
-    the images picked for copying are copied as they pass. Files that cannot be read are
-    skipped, said with ``warn`` and listed in ``Data.skipped``; ``progress`` hears of each
-    batch, as analyze's does."""
+    the images picked for copying are decoded again after, and copied (``_copies``). Files
+    that cannot be read are skipped, said with ``warn`` and listed in ``Data.skipped``;
+    ``progress`` hears of each batch, as analyze's does."""
     require_folder(folder)
     warn = warn or (lambda m: print(f"warning: {m}", file=sys.stderr))
     skipped: list[str] = []
@@ -337,13 +337,15 @@ def _copies(
     changes = [copies.CopyParams.draw(rng) for _ in rows]
     size = extractor.info.input_size
 
+    unread: list[str] = []  # said on this thread, after (not from the pool's, mid-line)
+
     def run(chunk: list[int]) -> tuple[Vectors | None, list[int]]:
         made, made_of = [], []
         for i in chunk:
             try:
                 image = load_rgb(folder / kept[rows[i]], min_size=size)
             except RtsearchError as exc:
-                warn(f"{exc} (changed since it was read: no copy made of it)")
+                unread.append(f"{exc} (changed since it was read: no copy made of it)")
                 continue
             made.append(copies.apply(image, changes[i]))
             made_of.append(rows[i])
@@ -357,6 +359,8 @@ def _copies(
             if features is not None:
                 parts.append(features)
                 copy_of.extend(made_of)
+    for message in unread:
+        warn(message)
     return _stack(parts, extractor.info.dims), copy_of
 
 

@@ -58,7 +58,8 @@ class Gallery:
 
     def describe(self) -> str:
         fallback = ""
-        if self.source != "debian" and shutil.which("apt-get"):  # (offline when fetched)
+        if self.source != "debian" and shutil.which("apt-get") and shutil.which("dpkg-deb"):
+            # (offline when it was fetched)
             fallback = "; the Debian packages could not be fetched then: --refetch tries again"
         return (
             f"{self.count} images from {', '.join(self.packages)} ({self.source}{fallback}) "
@@ -97,8 +98,12 @@ def ensure_gallery(root: Path | None = None, *, refetch: bool = False, log: Log 
                 "pass --refetch to fetch it again"
             )
     try:
+        root.parent.mkdir(parents=True, exist_ok=True)  # (the lock file goes there)
         with writer_lock(root):  # two demos at once each fetched it, and one removed the other's
-            return _fetch(root, found, log)
+            again = read_marker(root)  # one fetched meanwhile, as this one waited to start
+            if again is not None and not refetch:
+                return again
+            return _fetch(root, again or found, log)
     except OSError as exc:  # a data folder that is a file, or not writable
         where = exc.filename or root
         why = os_reason(exc)

@@ -126,7 +126,7 @@ def random_matrix(d_in: int, d_out: int, seed: int) -> Vectors:
 def pca_matrix(x: Vectors, mean: Vectors, d_out: int, *, whiten: bool, l2: bool = False) -> Vectors:
     """(D, d_out) float32: the top principal axes of the rows of ``x`` (L2-normalised first
     with ``l2``) about ``mean``."""
-    if len(x) < x.shape[1]:
+    if 0 < len(x) < x.shape[1]:
         eigvals, vecs = gram_axes(x, mean, d_out, l2=l2)
     else:
         eigvals, eigvecs = top_eigenpairs(covariance(x, mean, l2=l2), d_out)

@@ -185,7 +185,10 @@ def _extract(
         given = Path(ck.base_dir)
         if ck.base_dir and given.is_absolute() and str(given.resolve()) != here:
             continue
+        had = len(fresh)
         single._take(fresh, ck, base_dir, wanted, lambda p: False, use_features=True)
+        if ck.base_dir and not given.is_absolute() and len(fresh) == had:
+            continue  # none of its files here: another folder's, left for that run
         if all(p in ours or p not in present for p in ck.paths):
             used.append(path)
     todo = [p for p in todo if p not in fresh]

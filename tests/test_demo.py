@@ -509,15 +509,35 @@ def test_the_demos_own_index_follows_a_refetched_gallery(tmp_path, tiny_model, m
 
 def test_a_second_fetch_of_one_gallery_at_once_is_refused(tmp_path, monkeypatch):
     """Two demos started at once each fetched the whole gallery, and the later swap
-    removed the gallery the other had just put in place."""
+    removed the gallery the other had just put in place; on a fresh machine too, where
+    the data folder the lock goes in is made by the fetch."""
+    import threading
+
     from rtsearch import atomic
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    root = tmp_path / "g"
-    with atomic.writer_lock(root), pytest.raises(atomic.IndexBusy) as busy:
-        gallery.ensure_gallery(root, log=lambda m: None)
+    root = tmp_path / "fresh" / "data" / "g"
+    copying, go_on = threading.Event(), threading.Event()
+    copy = gallery.copy_python_samples
+
+    def slow_copy(dest: Path) -> list[str]:
+        copying.set()
+        go_on.wait(30)
+        return copy(dest)
+
+    monkeypatch.setattr(gallery, "copy_python_samples", slow_copy)
+    first: list = []
+    fetch = threading.Thread(target=lambda: first.append(gallery.ensure_gallery(root, log=print)))
+    fetch.start()
+    try:
+        assert copying.wait(30)
+        with pytest.raises(atomic.IndexBusy) as busy:
+            gallery.ensure_gallery(root, log=lambda m: None)
+    finally:
+        go_on.set()
+        fetch.join(30)
     assert str(busy.value) == (
         f"{root}: another rtsearch analyze, update, demo or viewer watching it is writing it; "
         "wait for it to end"
     )
-    assert not root.exists() and gallery.ensure_gallery(root, log=lambda m: None).count > 0
+    assert first and gallery.ensure_gallery(root, log=lambda m: None) == first[0]

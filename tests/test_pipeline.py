@@ -1343,6 +1343,15 @@ def test_the_viewers_options_alone_open_the_viewer(monkeypatch, capsys):
         assert main(argv) == 0, argv
     assert main([]) == 0 and main(["--debug", "--fp32"]) == 0
     assert [a.fp32 for a in seen] == [True, False, False, True, False, True]
+    assert main(["--base-dir", "demo", "x.dat"]) == 0  # a value named as a command
+    assert seen[-1].base_dir == Path("demo") and seen[-1].index_file == Path("x.dat")
+    capsys.readouterr()
+    for helping in (["--debug", "--version"], ["--debug", "--help"]):
+        with pytest.raises(SystemExit) as done:  # rtsearch's own, not the viewer's
+            main(helping)
+        assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("rtsearch ") and "usage: rtsearch [-h]" in out
     assert seen[1].source == "webcam" and seen[1].index_file == Path("x.dat")
     assert seen[2].k == 5 and seen[3].index_file == Path("x.dat")
     with pytest.raises(SystemExit):  # a misspelt command is still named as one
@@ -1373,6 +1382,11 @@ def test_analysed_again_without_model_an_index_keeps_its_model(
     assert asked == [str(tiny_model), str(tiny_model)]  # the index's file, found by its name
     assert cli(capsys, "analyze", gallery, "-o", tmp_path / "new.dat", "--quiet")[0] == 0
     assert asked[-1] == "efficientnet-lite0"  # no index there: the default, as before
+    other = tmp_path / "other"
+    make_gallery(other, 3, start=90)
+    # an index --replace throws away does not choose the model (its file may be gone)
+    code, _, err = cli(capsys, "analyze", other, "-o", out, "--replace", "--quiet")
+    assert code == 0 and asked[-1] == "efficientnet-lite0", err
 
 
 def test_a_query_with_the_other_twin_of_the_index_says_so(capsys, tmp_path, monkeypatch):

@@ -118,6 +118,7 @@ def test_fewer_rows_than_features_give_the_covariances_axes_from_their_gram_matr
         y = p(x)
         assert np.allclose(y[:, 59:], 0.0, atol=1e-4)  # the rows take none of the rest
         assert np.isfinite(y).all()
-    # as the covariance's path does with as many rows as features
+    # as the covariance's path does with as many rows as features, or none
     wide = _features(300, 300, seed=3)
     assert proj.fit(wide, 40, "pca").matrix.shape == (300, 40)
+    assert proj.fit(np.zeros((0, 64), np.float32), 10, "pca").matrix.shape == (64, 10)

@@ -934,6 +934,13 @@ def test_an_earlier_versions_part_that_named_its_folder_relative_is_resumed(
     with h5py.File(path, "r+") as f:
         f.attrs["base_dir"] = gallery.name  # as the earlier version stored it
     assert store.load(path, allow_checkpoint=True).base_dir == gallery.name
+    # and one of another folder, stored as given too: left for that run, as any other's
+    elsewhere = CheckpointWriter(checkpoint_dir(out), rows.model, tmp_path, None)
+    elsewhere.add(["other/img.jpg"], rows.features[:1], rows.sizes[:1], rows.mtimes[:1])
+    elsewhere.flush()
+    theirs = next(p for p in checkpoint_dir(out).glob("part-*.dat") if p != path)
+    with h5py.File(theirs, "r+") as f:
+        f.attrs["base_dir"] = "other"
     monkeypatch.chdir("/")
     extracted = []
     run = Extractor.__call__
@@ -942,4 +949,5 @@ def test_an_earlier_versions_part_that_named_its_folder_relative_is_resumed(
     )
     code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
     assert code == 0 and "(5 added" in stdout, stdout
-    assert not checkpoint_dir(out).exists() and len(extracted) == 2
+    assert not path.exists() and len(extracted) == 2
+    assert [p.name for p in checkpoint_dir(out).iterdir()] == [theirs.name]

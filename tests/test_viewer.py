@@ -2191,7 +2191,8 @@ def test_apply_dims_survives_a_watch_swap_meanwhile(app, tiny_model, tmp_path):
         assert app.message == (
             "watching: 2 added"
             if made_before_the_press
-            else f"re-projected to {dims} dimensions (8 images)"
+            else f"re-projected to {dims} dimensions (8 images); its 8 images span at most 7 "
+            "of them: the rest carry nothing"
         )
     lean = tmp_path / "lean.dat"
     analyze(folder, lean, extractor, Settings(dims=16))

@@ -56,6 +56,7 @@ NO_PICTURE_WAIT_S = 5.0  # ... from a source that says it has no picture
 RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this window
 CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
 FALLBACK_SCREEN = (1440, 900)  # the grab region's screen when none can be read
+DECORATION_H = 80  # a title bar and a desktop panel, off a window that fills the screen
 SCREENSHOT_FRAMES = 30  # a screenshot without quit_after_frames: frames drawn before it
 
 
@@ -133,10 +134,12 @@ class ViewerApp:
         self.region_before = self.region.box
         # no larger than the screen (1280x860 on a 1366x768 laptop's: its bottom, the
         # status bar and the last row, was off the screen)
+        # (taller than the screen: shorter still by a title bar and a panel, which a window
+        # manager adds; one that fits is left as asked)
         fits = read is not None
         most_w, most_h = (round(side / self.region.scale) for side in screen)
-        self.width = min(opts.width, most_w) if fits else opts.width
-        self.height = min(opts.height, most_h) if fits else opts.height
+        self.width = most_w if fits and opts.width > most_w else opts.width
+        self.height = most_h - DECORATION_H if fits and opts.height > most_h else opts.height
 
     @staticmethod
     def _screen_size() -> tuple[int, int] | None:
