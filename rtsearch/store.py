@@ -632,19 +632,24 @@ def _read_paths(f: h5py.File, where: str) -> list[str]:
 
 
 def check_relative(rel: str, where: str) -> str:
-    """Refuse a stored path that could point outside the base directory."""
+    """Refuse a stored path that could point outside the base directory. A backslash and a
+    drive-like start (``5:4 crop.jpg``) are plain characters of a name here; only where
+    the system reads them as separators or a drive (Windows) are they refused: one such
+    file, indexed without a word, made the whole index unreadable for good."""
     # Plain string tests, same rules as PurePosixPath (is_absolute, ".." in parts) at a
     # fraction of the cost: loading a 10M-path index calls this 10M times.
     if (
         not rel
         or rel.startswith("/")
         or ".." in rel.split("/")
-        or "\\" in rel
         or "\x00" in rel
-        or (len(rel) > 1 and rel[1] == ":")
+        or (WINDOWS_PATHS and ("\\" in rel or (len(rel) > 1 and rel[1] == ":")))
     ):
         raise RtsearchError(f"{where}: refusing path {rel!r} that escapes the base directory")
     return rel
+
+
+WINDOWS_PATHS = os.name == "nt"  # backslashes separate, and "C:" names a drive
 
 
 FEATURE_BLOCK_BYTES = 16 << 20  # read at a time by copy_features (with its copy: 32 MB)
