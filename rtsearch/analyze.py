@@ -177,6 +177,7 @@ def analyze(
     """Analyze ``base_dir`` into ``out``; see the module docstring for resumption."""
     base_dir, out = Path(base_dir), Path(out)
     require_folder(base_dir)
+    store.check_storable_folder(base_dir)
     atomic.check_writable(out)  # fail before the work, not after it
     with atomic.writer_lock(out):
         return _analyze(base_dir, out, extractor, settings, progress, warn, cancel)

@@ -167,6 +167,8 @@ def check_writable(dest: Path, what: str = "index") -> None:
     blocker = file_in_the_way(dest)
     if blocker is not None:
         raise RtsearchError(f"{dest}: cannot write {what} ({blocker} is a file, not a folder)")
+    if what == "index":
+        check_room_for_siblings(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -197,6 +199,27 @@ def check_writable(dest: Path, what: str = "index") -> None:
             pass
     except OSError as exc:
         raise RtsearchError(f"{dest}: cannot write {what} ({os_reason(exc)})") from None
+
+
+SIBLING_SUFFIX = ".ckpt"  # the longest name an index keeps beside it (NAME.lock too)
+
+
+def check_room_for_siblings(dest: Path) -> None:
+    """An index's checkpoints and lock go beside it, named after it: a name that leaves
+    them no room under the file system's limit is refused in one line (a 255-byte name
+    ended in a traceback, "File name too long")."""
+    real = Path(os.path.realpath(dest))
+    try:
+        limit = os.pathconf(real.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    size = len(os.fsencode(real.name))
+    if size + len(SIBLING_SUFFIX) > limit:
+        raise RtsearchError(
+            f"{dest}: name too long ({size} bytes): its checkpoint folder beside it, "
+            f"NAME{SIBLING_SUFFIX}, would pass the file system's {limit}; choose a name of at "
+            f"most {limit - len(SIBLING_SUFFIX)} bytes"
+        )
 
 
 def file_in_the_way(dest: Path) -> Path | None:

@@ -336,6 +336,7 @@ def analyze(
     and like it one writer at a time per index (atomic.writer_lock)."""
     base_dir, out = Path(base_dir), Path(out)
     require_folder(base_dir)
+    store.check_storable_folder(base_dir)
     atomic.check_writable(out)  # fail before the cluster work, not after it
     with atomic.writer_lock(out):
         return _analyze(base_dir, out, model_path, settings, address, progress, warn)

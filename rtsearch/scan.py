@@ -117,9 +117,8 @@ def _visit(
             _skip(result, warn, _printable(child), f"link to {target}, not there now")
             result.unread.append(child)
         return False  # otherwise it vanished between listing and stat: nothing to index
-    except OSError as exc:
-        if _named_like_image(entry.name):
-            _skip(result, warn, _printable(child), f"cannot stat ({exc.strerror})")
+    except OSError as exc:  # (a folder too: one past PATH_MAX was left out without a word)
+        _skip(result, warn, _printable(child), f"cannot stat ({exc.strerror})")
         result.unread.append(child)  # a folder or an image we cannot see into
         return False
     if stat.S_ISDIR(st.st_mode):

@@ -262,8 +262,11 @@ def checkpoint_dir(out: Path) -> Path:
     again, their folder left for good)."""
     here = Path(os.path.realpath(out) + ".ckpt")
     beside_link = Path(f"{out}.ckpt")
-    if not here.exists() and os.path.islink(out) and beside_link.is_dir():
-        return beside_link
+    try:
+        if not here.exists() and os.path.islink(out) and beside_link.is_dir():
+            return beside_link
+    except OSError:  # a name too long for it: writing there says so (check_writable)
+        pass
     return here
 
 
@@ -629,6 +632,19 @@ def _read_paths(f: h5py.File, where: str) -> list[str]:
     for p in paths:
         check_relative(p, where)
     return paths
+
+
+def check_storable_folder(base_dir: Path) -> None:
+    """An index stores its folder's path as UTF-8 text: a folder whose name is not UTF-8
+    is refused before the work (the whole analysis ran, then the save failed with a
+    traceback, its checkpoints left behind)."""
+    try:
+        str(Path(base_dir).resolve()).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(Path(base_dir).resolve()).decode("utf-8", "backslashreplace")
+        raise RtsearchError(
+            f"{shown}: a folder name that is not UTF-8, which an index cannot store; rename it"
+        ) from None
 
 
 def check_relative(rel: str, where: str) -> str:

@@ -86,6 +86,7 @@ def update(
     as ``replace``)."""
     index_path, base_dir = Path(index_path), Path(base_dir)
     require_folder(base_dir)
+    store.check_storable_folder(base_dir)
     prune = replace if prune is None else prune
     with atomic.writer_lock(index_path):
         return _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune)

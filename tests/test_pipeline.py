@@ -1409,3 +1409,30 @@ def test_a_query_with_the_other_twin_of_the_index_says_so(capsys, tmp_path, monk
         f"note: {out}: its rows were made with the int8 file of tiny, not found; queried with "
         "its fp32 file (an indexed picture comes back near 0, not at 0)\n"
     )
+
+
+def test_an_index_name_or_folder_it_cannot_keep_is_refused_before_the_work(
+    capsys, tmp_path, tiny_model
+):
+    """A 255-byte index name left its checkpoint folder (NAME.ckpt) no room: a traceback,
+    "File name too long". A folder whose name is not UTF-8: the whole analysis ran, then
+    the save failed with a traceback, its checkpoints left behind."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 3)
+    name = tmp_path / ("ü" * 125 + "x.dat")  # 255 bytes
+    code, _, err = cli(capsys, "analyze", gallery, "-o", name, "--model", tiny_model)
+    assert code == 1 and err == (
+        f"rtsearch: error: {name}: name too long (255 bytes): its checkpoint folder beside "
+        "it, NAME.ckpt, would pass the file system's 255; choose a name of at most 250 bytes\n"
+    )
+    short = tmp_path / ("ü" * 122 + "x.dat")  # 249 bytes: room for NAME.ckpt
+    assert cli(capsys, "analyze", gallery, "-o", short, "--model", tiny_model)[0] == 0
+    latin = os.fsdecode(bytes(tmp_path) + b"/\xe9t\xe9")
+    shutil.copytree(gallery, latin)
+    out = tmp_path / "latin.dat"
+    code, _, err = cli(capsys, "analyze", latin, "-o", out, "--model", tiny_model)
+    assert code == 1 and err == (
+        f"rtsearch: error: {tmp_path}/\\xe9t\\xe9: a folder name that is not UTF-8, which an "
+        "index cannot store; rename it\n"
+    )
+    assert not out.exists() and not Path(f"{out}.ckpt").exists()

@@ -171,3 +171,27 @@ def test_hidden_entries_and_links_to_images_indexed_by_name_are_passed_over(tmp_
     assert scan(tmp_path).paths == ["a.png", "o.png", "sub/b.png"]
     # the base itself may be hidden (the demo's gallery lives under ~/.local)
     assert scan(tmp_path / ".thumbnails").paths == ["a.png"]
+
+
+def test_a_folder_past_the_paths_limit_is_said_not_passed_over(tmp_path):
+    """A picture under a path longer than 4096 bytes was left out without a word (its
+    folder could not be stat()ed, and folders were not said); it is named, as a file that
+    cannot be is."""
+    make_image(0).save(tmp_path / "near.jpg")
+    here = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        depth = 0
+        while len(os.fsencode(os.getcwd())) < 4200:  # built a step at a time (relative)
+            name = "deep" + "x" * 240 + f"{depth:02d}"
+            os.mkdir(name)
+            os.chdir(name)
+            depth += 1
+        make_image(1).save("far.jpg")
+    finally:
+        os.chdir(here)
+    said: list[str] = []
+    found = scan(tmp_path, warn=said.append)
+    assert found.paths == ["near.jpg"]
+    assert len(said) == 1 and said[0].endswith(": cannot stat (File name too long)"), said
+    assert len(found.unread) == 1
