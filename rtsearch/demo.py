@@ -17,7 +17,7 @@ import h5py
 import platformdirs
 
 from rtsearch import atomic, gallery, store
-from rtsearch.errors import RtsearchError, count, require_folder
+from rtsearch.errors import RtsearchError, count, printable, require_folder
 from rtsearch.models import DEFAULT_MODEL, ModelInfo
 from rtsearch.store import ModelRef
 
@@ -158,13 +158,16 @@ def build_index(
     report = with_progress(lambda **shown: analyze(root, index_path, extractor, settings, **shown))
     assert report.index is not None
     if had is not None and not report.analysed and report.index.paths == had.paths:
-        print(f"demo index: {index_path} (up to date; --rebuild to analyze again)")
+        print(printable(f"demo index: {index_path} (up to date; --rebuild to analyze again)"))
         return
     # (what a run before kept, in the index or its checkpoints, is said)
     changed = f", {report.analysed} analysed, {report.reused} reused" if report.reused else ""
     print(
-        f"demo index: {index_path} ({count(report.index.count, 'image')}, {extractor.info.label}, "
-        f"{report.index.dims} dims{changed}, built in {time.monotonic() - start:.1f} s)"
+        printable(
+            f"demo index: {index_path} ({count(report.index.count, 'image')}, "
+            f"{extractor.info.label}, {report.index.dims} dims{changed}, built in "
+            f"{time.monotonic() - start:.1f} s)"
+        )
     )
 
 

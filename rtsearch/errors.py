@@ -1,6 +1,7 @@
 """The one exception type that reaches the user as a single line on stderr, and the
 helpers its lines (and other messages) are written with."""
 
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -27,16 +28,33 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _ESCAPES = {c: _NAMED.get(chr(c), f"\\x{c:02x}") for c in (*range(32), *range(127, 160))}
 
 
+# invisible characters that reorder or hide text (a name "evil\u202egnp.jpg" showed as
+# "evilgpj.png"), and the bytes of a name that is not UTF-8 (os.fsdecode's surrogates)
+_HIDDEN = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\udc80-\udcff]")
+
+
 def printable(text: str) -> str:
     """``text`` with control characters escaped (``\\n``, ``\\x1b``): a file name holding
-    one must not split a message over two lines or send escape codes to the terminal."""
-    return text.translate(_ESCAPES)
+    one must not split a message over two lines or send escape codes to the terminal; nor
+    may invisible ones reorder it (``\\u202e``), nor a name's stray bytes go out raw."""
+    return _HIDDEN.sub(_escaped, text.translate(_ESCAPES))
+
+
+def _escaped(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def command(*words: object) -> str:
     """A command to paste into a shell: each word quoted where it needs it (a folder with a
-    space split in two), control characters escaped as ``printable`` does."""
-    return printable(" ".join(shlex.quote(str(w)) for w in words))
+    space split in two), control characters escaped as ``printable`` does; a path starting
+    with "-" as ``./-x`` (``-idx.dat`` was read as an option)."""
+    return printable(" ".join(shlex.quote(_word(w)) for w in words))
+
+
+def _word(word: object) -> str:
+    text = str(word)
+    return f"./{text}" if isinstance(word, Path) and text.startswith("-") else text
 
 
 def warn(message: str) -> None:

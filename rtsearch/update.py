@@ -547,7 +547,7 @@ def run(args: argparse.Namespace) -> int:
     atomic.check_writable(args.index)  # (a read-only folder: before the watcher starts)
     if args.model:  # a file that may not add rows to it: said before it is followed
         store.check_rows(store.load(args.index), extractor.info, str(args.index), OTHER_FILE)
-    print(f"following {args.directory} (Ctrl-C to stop)", flush=True)
+    print(printable(f"following {args.directory} (Ctrl-C to stop)"), flush=True)
     advised = False  # the refit advice is said once, not on every pass after the threshold
     try:
         for report in follow(
@@ -570,10 +570,10 @@ def run(args: argparse.Namespace) -> int:
         # a pass cut short keeps its finished rows as a checkpoint for the next run, and
         # says so (a kill's message says it, as the command's ending)
         if isinstance(exc, Terminated):  # Ctrl-C is how a watch ends; a kill is not
-            print(f"stopped following {args.directory}", flush=True)
+            print(printable(f"stopped following {args.directory}"), flush=True)
             raise
         kept = f"; {exc.args[0]}" if exc.args else ""
-        print(f"stopped following {args.directory}{kept}", flush=True)
+        print(printable(f"stopped following {args.directory}{kept}"), flush=True)
     return 0
 
 

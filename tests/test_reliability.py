@@ -504,6 +504,16 @@ def test_control_characters_in_file_names_are_escaped_in_every_line(tmp_path, ti
                    "-k", "5", "--no-verify")  # fmt: skip
     assert run.returncode == 0 and "new\\nline.png" in run.stdout
     assert len(run.stdout.splitlines()) == 5, run.stdout  # one line per result
+    # invisible characters that reorder a name ("evil\u202egnp.jpg" showed as
+    # "evilgpj.png"), and the summary's and a watch's lines, escaped too
+    make_image(8).save(folder / "evil\u202egnp.jpg")
+    odd = tmp_path / "odd\tname.dat"
+    run = rtsearch("analyze", folder, "-o", odd, "--model", tiny_model, "--quiet")
+    assert run.returncode == 0 and "\u202e" not in run.stdout + run.stderr
+    assert run.stdout.startswith(f"{tmp_path}/odd\\tname.dat: 6 images"), run.stdout
+    run = rtsearch("query", folder / "evil\u202egnp.jpg", "--index", odd, "--model", tiny_model,
+                   "-k", "1", "--no-verify")  # fmt: skip
+    assert run.stdout.rstrip().endswith("evil\\u202egnp.jpg"), run.stdout
 
 
 def test_a_second_writer_of_the_same_index_is_refused_while_the_first_runs(tmp_path, tiny_model):
@@ -585,3 +595,13 @@ def test_checkpoints_of_a_symlinked_output_are_named_after_its_target(tmp_path):
     link = tmp_path / "link.dat"
     link.symlink_to(real)
     assert checkpoint_dir(link) == checkpoint_dir(real) == Path(f"{real}.ckpt")
+
+
+def test_a_suggested_command_names_a_path_starting_with_a_dash_as_a_path():
+    """`rtsearch update -idx.dat DIR`, pasted as suggested, was read as an option."""
+    from rtsearch.errors import command
+
+    assert command("rtsearch", "update", Path("-idx.dat"), Path("/x/-pics"), "--model") == (
+        "rtsearch update ./-idx.dat /x/-pics --model"
+    )
+    assert command("rtsearch", "query", Path("a b.dat")) == "rtsearch query 'a b.dat'"
