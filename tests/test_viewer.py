@@ -2373,3 +2373,24 @@ def test_apply_dims_on_an_index_of_every_feature_reduces_it_and_says_a_thin_pca(
         assert app.message == said
         assert app.session.index.dims == dims and app.session.index.projection.kind == "pca"
     app.set_session(before)
+
+
+def test_a_caption_and_the_message_line_escape_a_name_and_a_caption_fits(app):
+    """A newline in a file's name split the caption and the message line, an escape code
+    showed as a blank, and a 255-byte name ran the caption off the window (its distance
+    never showed)."""
+    from rtsearch.viewer import mouse
+    from rtsearch.viewer.wrap import text_width
+
+    line = mouse.caption_line(0, "new\nline\x1b.jpg", "  (distance 0.100)", app)
+    assert line == "1. new\\nline\\x1b.jpg  (distance 0.100)"
+    long = "d/" + "x" * 300 + ".jpg"
+    line = mouse.caption_line(4, long, "  (distance 0.250)", app)
+    assert line.startswith("5. ...x") and line.endswith("x.jpg  (distance 0.250)")
+    assert text_width(line, mouse.CAPTION_SIZE) <= app.canvas_size[0] - 2 * mouse.CAPTION_PAD
+    app.perform("pause")
+    app.message = "/w/new\nline.jpg: file not found"
+    pump(app, lambda: "new\\nline.jpg" in dpg.get_value(app.ids.message))
+    assert "\n" not in dpg.get_value(app.ids.message).split("not found")[0]
+    app.message = ""
+    app.perform("pause")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import dearpygui.dearpygui as dpg
 
+from rtsearch.errors import printable
 from rtsearch.viewer import layout
 from rtsearch.viewer.grab_view import grab_preview
 from rtsearch.viewer.wrap import text_width
@@ -142,7 +143,7 @@ def show_caption(app: ViewerApp) -> None:
     hit, (x0, _, x1, y1) = pub.results[rank], lay.results[rank]
     y1 = min(y1, bottom)  # a tile cut off by the canvas's foot: at the foot of what shows
     verified = "" if hit.inliers is None else f", {hit.inliers} matching points"
-    line = f"{rank + 1}. {hit.path}  (distance {hit.distance:.3f}{verified})"
+    line = caption_line(rank, hit.path, f"  (distance {hit.distance:.3f}{verified})", app)
     height = CAPTION_SIZE + 2 * CAPTION_PAD
     width = text_width(line, CAPTION_SIZE) + 2 * CAPTION_PAD
     left = max(0.0, min(x0, app.canvas_size[0] - width))
@@ -150,6 +151,19 @@ def show_caption(app: ViewerApp) -> None:
     dpg.configure_item(band, pmin=(left, y1 - height), pmax=(right, y1), show=True)
     dpg.configure_item(text, pos=(left + CAPTION_PAD, y1 - height + CAPTION_PAD), text=line)
     dpg.show_item(text)
+
+
+def caption_line(rank: int, path: str, tail: str, app: ViewerApp) -> str:
+    """A result's caption: its path escaped as on the terminal (a newline in a name split
+    the caption), cut from its start to fit the canvas (a 255-byte name ran off the window
+    and its distance never showed)."""
+    name = printable(path)
+    room = app.canvas_size[0] - 2 * CAPTION_PAD
+    line = f"{rank + 1}. {name}{tail}"
+    while len(name) > 12 and text_width(line, CAPTION_SIZE) > room:
+        name = name[max(4, len(name) // 8) :]
+        line = f"{rank + 1}. ...{name}{tail}"
+    return line
 
 
 def _moved(app: ViewerApp) -> bool:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import dearpygui.dearpygui as dpg
 
-from rtsearch.errors import count
+from rtsearch.errors import count, printable
 from rtsearch.viewer import layout
 from rtsearch.viewer.grab_view import viewport_box
 from rtsearch.viewer.wrap import wrap_lines
@@ -41,7 +41,7 @@ def update_status(app: ViewerApp) -> None:
     lat = f"{statistics.median(app.latencies):.0f} ms" if figures else "-"
     infer = f"{statistics.median(app.inferences):.1f} ms" if figures else "-"
     parts = [
-        f"source {pub.source if pub else '-'}{' (paused)' if app.paused else ''}",
+        printable(f"source {pub.source if pub else '-'}{' (paused)' if app.paused else ''}"),
         f"latency {lat}",
         f"inference {infer}",
         f"{app.query_rate() if live else 0:.1f} queries/s",
@@ -59,7 +59,8 @@ def update_status(app: ViewerApp) -> None:
     dpg.set_value(
         app.ids.status, wrap_parts(parts, dpg.get_viewport_client_width() - 2 * layout.PAD)
     )
-    note = app.message or (pub.message if pub else "")
+    # a file's name in it escaped, as on the terminal (a newline in one broke the line)
+    note = printable(app.message or (pub.message if pub else ""))
     if (
         app.grab_mode is False
         and app.region.overlaps(viewport_box())
