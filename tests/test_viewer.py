@@ -1119,10 +1119,12 @@ def test_toolbar_and_status_bar_wrap_in_a_narrow_window(app):
         one = dpg.get_text_size("A")[1]  # and Dear PyGui broke none of them again:
         assert round(dpg.get_item_rect_size(app.ids.message)[1] / one) == len(shown)
         # a message that grows gets its room at once, not from its size drawn a frame later
-        app.message = "first line\nsecond line\nthird line"
+        app.message = "a message long enough to take three lines " * 5  # (wrapped to them)
         status.update_status(app)
         status_lines = dpg.get_value(app.ids.status).count("\n") + 1
-        room = status.STATUS_H + round((status_lines + 3 - 2) * one)
+        said = dpg.get_value(app.ids.message).count("\n") + 1
+        assert said >= 3
+        room = status.STATUS_H + round((status_lines + said - 2) * one)
         assert dpg.get_item_configuration(app.ids.canvas)["height"] == -room
     finally:
         dpg.set_viewport_width(900)
