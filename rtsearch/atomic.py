@@ -167,8 +167,6 @@ def check_writable(dest: Path, what: str = "index") -> None:
     blocker = file_in_the_way(dest)
     if blocker is not None:
         raise RtsearchError(f"{dest}: cannot write {what} ({blocker} is a file, not a folder)")
-    if what == "index":
-        check_room_for_siblings(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -205,9 +203,9 @@ SIBLING_SUFFIX = ".ckpt"  # the longest name an index keeps beside it (NAME.lock
 
 
 def check_room_for_siblings(dest: Path) -> None:
-    """An index's checkpoints and lock go beside it, named after it: a name that leaves
-    them no room under the file system's limit is refused in one line (a 255-byte name
-    ended in a traceback, "File name too long")."""
+    """An analysis keeps its checkpoints and lock beside the index, named after it: a name
+    that leaves them no room under the file system's limit is refused in one line (a
+    255-byte name ended in a traceback, "File name too long"); a save alone takes it."""
     real = Path(os.path.realpath(dest))
     try:
         limit = os.pathconf(real.parent, "PC_NAME_MAX")

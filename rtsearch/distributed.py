@@ -338,6 +338,7 @@ def analyze(
     require_folder(base_dir)
     store.check_storable_folder(base_dir)
     atomic.check_writable(out)  # fail before the cluster work, not after it
+    atomic.check_room_for_siblings(out)
     with atomic.writer_lock(out):
         return _analyze(base_dir, out, model_path, settings, address, progress, warn)
 

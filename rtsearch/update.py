@@ -131,6 +131,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
         )
     if todo or report.removed or report.relocated or moved:
         atomic.check_writable(index_path)  # before the work, not after it
+        atomic.check_room_for_siblings(index_path)
     fresh, used = _extract(
         index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, relocated,
         present,
