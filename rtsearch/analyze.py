@@ -374,15 +374,27 @@ def save_over_checkpoints(index: Index, out: Path, warn: Warn | None) -> None:
     store.save(index, out)
 
 
-def thin_pca(index: Index) -> str | None:
-    """What to say of a PCA fitted on fewer images than its dimensions: n images span at
-    most n - 1; the other axes are arbitrary (every query's distances grow alike there;
-    whitened, rows added later stand apart). A note, not a refusal: the index works."""
+def pca_span(index: Index) -> tuple[int, int] | None:
+    """(images the PCA was fitted on, the dimensions they span) where that is fewer than
+    its dimensions: n images span at most n - 1; None otherwise, or for no PCA."""
     p = index.projection
     fitted = index.count - index.unfitted
     span = max(fitted - 1, 0)
     if p is None or not p.kind.startswith("pca") or span >= p.out_dims:
         return None
+    return fitted, span
+
+
+def thin_pca(index: Index) -> str | None:
+    """What to say of a PCA fitted on fewer images than its dimensions (``pca_span``); the
+    other axes are arbitrary (every query's distances grow alike there; whitened, rows
+    added later stand apart). A note, not a refusal: the index works."""
+    thin = pca_span(index)
+    if thin is None:
+        return None
+    fitted, span = thin
+    p = index.projection
+    assert p is not None
     empty = p.out_dims - span
     fits = f"pass --dims {span}, or " if span >= proj.MIN_DIMS else ""
     return (

@@ -233,13 +233,11 @@ def projection_kind(args: argparse.Namespace, default: str) -> str:
     return kind
 
 
-def analyze_settings(args: argparse.Namespace) -> dict:
+def analyze_settings(args: argparse.Namespace, made: dict) -> dict:
     """dims, projection, l2_normalize, seed and keep_features for `analyze`: as given, else
-    as the index at -o was made (one read of its attributes), else the defaults."""
-    from rtsearch import store
+    as the index at -o was made (``made``: store.made_with), else the defaults."""
     from rtsearch.projection import DEFAULT_DIMS, DEFAULT_KIND
 
-    made = store.made_with(args.output) if args.output.is_file() else {}
     kind = projection_kind(args, made.get("projection", DEFAULT_KIND))
     dims = args.dims if args.dims is not None else made.get("dims", DEFAULT_DIMS)
     if args.dims is None and made.get("projection") == "none" != kind:
@@ -257,14 +255,13 @@ def analyze_settings(args: argparse.Namespace) -> dict:
     }
 
 
-def analysis_model(output: Path) -> str:
-    """The model `analyze` runs without --model: the file that made the index at -o (as its
-    settings, analysed again it keeps its model: the default model was exported first, then
-    refused as another model without naming the index's), else the default."""
-    from rtsearch import store
+def analysis_model(output: Path, made: dict) -> str:
+    """The model `analyze` runs without --model: the file that made the index at -o
+    (``made``: store.made_with; as its settings, analysed again it keeps its model: the
+    default model was exported first, then refused as another model without naming the
+    index's), else the default."""
     from rtsearch.models import DEFAULT_MODEL, find_model_for
 
-    made = store.made_with(output) if output.is_file() else {}
     ref = made.get("model")
     if ref is None:
         return DEFAULT_MODEL
@@ -280,18 +277,21 @@ def analysis_model(output: Path) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from rtsearch import store
     from rtsearch.analyze import Settings, analyze, thin_pca
     from rtsearch.extractor import Extractor
     from rtsearch.models import DEFAULT_MODEL, drift_warning, resolve_model
 
+    # one read of the attributes of the index at -o: its settings and its model
+    made = store.made_with(args.output) if args.output.is_file() else {}
     settings = Settings(
-        **analyze_settings(args),
+        **analyze_settings(args, made),
         batch=args.batch,
         checkpoint_every=args.checkpoint_every,
         replace=args.replace,
     )
     if args.model is None:  # (an index --replace throws away does not choose it)
-        args.model = DEFAULT_MODEL if args.replace else analysis_model(args.output)
+        args.model = DEFAULT_MODEL if args.replace else analysis_model(args.output, made)
     if args.ray is not None:
         from rtsearch.distributed import run_cli
 

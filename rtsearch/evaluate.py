@@ -33,7 +33,7 @@ from rtsearch import projection as proj
 from rtsearch.analyze import Progress, Report, Settings
 from rtsearch.decode import load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder
-from rtsearch.extraction import extract as extract_batches
+from rtsearch.extraction import batch_for, extract
 from rtsearch.extractor import Extractor
 from rtsearch.rerank import rerank as rerank_rows
 from rtsearch.scan import scan
@@ -49,8 +49,6 @@ DEPTH = 100  # ranks kept per query: mAP@100 needs them all
 TIMED_QUERIES = 200
 # Rows whose features are this close (relative) are one picture: duplicate files
 SAME_IMAGE = 1e-4
-BATCH = 32
-COPY_BATCH = 8  # copies per inference run: a stream's batch, as analyze's
 
 
 @dataclass(frozen=True)
@@ -273,7 +271,7 @@ def load_data(
     feats = []
     # counted as analyze counts: the files the scan skipped among them
     unread, began = len(found.skipped), time.monotonic()
-    batches = extract_batches(Path(folder), paths, extractor, 0, report, skip, None)
+    batches = extract(Path(folder), paths, extractor, 0, report, skip, None)
     for done, feat, _, _ in batches:
         kept.extend(done)
         feats.append(feat)
@@ -315,11 +313,6 @@ def _stack(parts: list, dims: int) -> Vectors:
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, dims), np.float32)
 
 
-def extract(extractor: Extractor, images: list) -> Vectors:
-    parts = [extractor(images[i : i + BATCH]) for i in range(0, len(images), BATCH)]
-    return _stack(parts, extractor.info.dims)
-
-
 def _copies(
     folder: Path,
     kept: list[str],
@@ -351,8 +344,8 @@ def _copies(
             made_of.append(rows[i])
         return (extractor(made) if made else None), made_of
 
-    n = len(rows)
-    chunks = [list(range(i, min(i + COPY_BATCH, n))) for i in range(0, n, COPY_BATCH)]
+    n, step = len(rows), batch_for(extractor)  # a batch per run, as analyze's
+    chunks = [list(range(i, min(i + step, n))) for i in range(0, n, step)]
     parts, copy_of = [], []
     with ThreadPoolExecutor(max(1, extractor.streams)) as pool:
         for features, made_of in pool.map(run, chunks):

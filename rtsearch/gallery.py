@@ -111,7 +111,6 @@ def ensure_gallery(root: Path | None = None, *, refetch: bool = False, log: Log 
 
 
 def _fetch(root: Path, found: Gallery | None, log: Log) -> Gallery:
-    root.parent.mkdir(parents=True, exist_ok=True)
     # named for this process: the next fetch removes one whose process is gone (a killed
     # fetch left 120-330 MB behind for good)
     staging = owned_temp_dir(root.parent, STAGING)

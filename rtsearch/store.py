@@ -265,7 +265,7 @@ def checkpoint_dir(out: Path) -> Path:
     try:
         if not here.exists() and os.path.islink(out) and beside_link.is_dir():
             return beside_link
-    except OSError:  # a name too long for it: writing there says so (check_writable)
+    except OSError:  # a name too long for it: analyze says so (check_room_for_siblings)
         pass
     return here
 
@@ -528,18 +528,23 @@ def _read_head(f: h5py.File, where: str, allow_checkpoint: bool) -> tuple[str, M
         raise RtsearchError(
             f"{where}: is an analysis checkpoint, not a finished index (rerun analyze to finish)"
         )
-    model = ModelRef(
+    model = _model_ref(f, where)
+    _check_local(f, where)
+    paths = _read_paths(f, where)
+    if not paths:
+        raise RtsearchError(f"{where}: empty index (0 images); analyze a folder with images")
+    return str(kind), model, paths
+
+
+def _model_ref(f: h5py.File, where: str) -> ModelRef:
+    """The model an index or checkpoint was made with, from its attributes."""
+    return ModelRef(
         str(_attr(f, "model_name", where)),
         str(_attr(f, "model_identity", where)),
         str(_attr(f, "feature_layer", where)),
         int(_attr(f, "feature_dims", where)),  # type: ignore[call-overload]
         _variant(f, where),
     )
-    _check_local(f, where)
-    paths = _read_paths(f, where)
-    if not paths:
-        raise RtsearchError(f"{where}: empty index (0 images); analyze a folder with images")
-    return str(kind), model, paths
 
 
 def _variant(f: h5py.File, where: str) -> str:
@@ -638,10 +643,11 @@ def check_storable_folder(base_dir: Path) -> None:
     """An index stores its folder's path as UTF-8 text: a folder whose name is not UTF-8
     is refused before the work (the whole analysis ran, then the save failed with a
     traceback, its checkpoints left behind)."""
+    folder = Path(base_dir).resolve()
     try:
-        str(Path(base_dir).resolve()).encode("utf-8")
+        str(folder).encode("utf-8")
     except UnicodeEncodeError:
-        shown = os.fsencode(Path(base_dir).resolve()).decode("utf-8", "backslashreplace")
+        shown = os.fsencode(folder).decode("utf-8", "backslashreplace")
         raise RtsearchError(
             f"{shown}: a folder name that is not UTF-8, which an index cannot store; rename it"
         ) from None
@@ -722,13 +728,7 @@ def made_with(path: Path) -> dict:
                 "l2_normalize": bool(f.attrs["l2_normalize"]),
                 "seed": int(f.attrs["seed"]),
                 "features": "features" in f,
-                "model": ModelRef(
-                    str(f.attrs["model_name"]),
-                    str(f.attrs["model_identity"]),
-                    str(f.attrs["feature_layer"]),
-                    int(f.attrs["feature_dims"]),
-                    _variant(f, str(path)),
-                ),
+                "model": _model_ref(f, str(path)),
             }
     except (OSError, KeyError, ValueError, TypeError, IndexError, RtsearchError):
         return {}

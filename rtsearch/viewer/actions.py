@@ -325,11 +325,12 @@ def reproject(app: ViewerApp) -> None:
 def thin_note(index: Index) -> str:
     """A PCA of more dimensions than its images span, said as `analyze` says it (the viewer
     said nothing of 1500 dimensions over 128 images)."""
-    p = index.projection
-    fitted = index.count - index.unfitted
-    span = max(fitted - 1, 0)
-    if p is None or not p.kind.startswith("pca") or span >= p.out_dims:
+    from rtsearch.analyze import pca_span
+
+    thin = pca_span(index)
+    if thin is None:
         return ""
+    fitted, span = thin
     return f"; its {count(fitted, 'image')} span at most {span} of them: the rest carry nothing"
 
 
