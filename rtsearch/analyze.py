@@ -178,10 +178,37 @@ def analyze(
     base_dir, out = Path(base_dir), Path(out)
     require_folder(base_dir)
     store.check_storable_folder(base_dir)
-    atomic.check_writable(out)  # fail before the work, not after it
-    atomic.check_room_for_siblings(out)
+    try:
+        atomic.check_writable(out)  # fail before the work, not after it
+        atomic.check_room_for_siblings(out)
+    except RtsearchError:
+        # an index there that this run leaves as it is needs no writing (the demo's, in a
+        # read-only data folder, was refused: `update` already said "up to date")
+        report = _as_it_is(base_dir, out, extractor, settings, warn)
+        if report is None:
+            raise
+        return report
     with atomic.writer_lock(out):
         return _analyze(base_dir, out, extractor, settings, progress, warn, cancel)
+
+
+def _as_it_is(base_dir, out, extractor, settings, warn) -> Report | None:
+    """The report of a run with nothing to do on the index at ``out`` (None: something to
+    do, or no index there): nothing to analyse, remove or fold in, the same settings."""
+    if settings.fresh or not out.is_file():
+        return None
+    start = time.monotonic()
+    try:
+        report, done, old, todo = plan(base_dir, out, ModelRef.of(extractor.info), settings, warn)
+    except RtsearchError:  # its refusals are for a run that could write
+        return None
+    if todo or not _as_it_was(
+        old, sorted(done.stats), report, settings, base_dir, checkpoint_dir(out)
+    ):
+        return None
+    report.index = old
+    report.seconds = time.monotonic() - start
+    return report
 
 
 def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Report:

@@ -467,6 +467,40 @@ def test_update_of_an_index_in_a_read_only_folder_refuses_before_the_work(tmp_pa
     assert not (ro / "g.dat.ckpt").exists()
 
 
+def test_an_up_to_date_index_in_a_read_only_folder_is_said_so_not_refused(tmp_path, tiny_model):
+    """`analyze` (and so `demo`) refused an index it would leave as it is, because its
+    folder could not be written: a demo in a read-only data folder never opened."""
+    gallery, ro = tmp_path / "g", tmp_path / "ro"
+    make_gallery(gallery, 4)
+    ro.mkdir()
+    index, demo_index = ro / "g.dat", ro / "demo.dat"
+    for cmd in (
+        ("analyze", gallery, "-o", index),
+        ("demo", "--gallery", gallery, "--index", demo_index, "--no-view"),
+    ):
+        assert rtsearch(*cmd, "--model", tiny_model).returncode == 0
+    ro.chmod(0o555)
+    try:
+        prefix = DROP_DAC if os.geteuid() == 0 else None
+        if subprocess.run([*(prefix or []), "touch", str(ro / "probe")]).returncode == 0:
+            pytest.skip("cannot drop root's right to write anywhere")
+        same = rtsearch("analyze", gallery, "-o", index, "--model", tiny_model, "--quiet",
+                        prefix=prefix)  # fmt: skip
+        demo = rtsearch("demo", "--gallery", gallery, "--index", demo_index, "--no-view",
+                        "--model", tiny_model, prefix=prefix)  # fmt: skip
+        make_gallery(gallery / "new", 1, start=10)
+        more = rtsearch("analyze", gallery, "-o", index, "--model", tiny_model, prefix=prefix)
+    finally:
+        ro.chmod(0o755)
+    assert same.returncode == 0, same.stderr
+    assert "(0 analysed, 4 reused, 0 skipped)" in same.stdout
+    assert demo.returncode == 0, demo.stderr
+    assert f"demo index: {demo_index} (up to date" in demo.stdout
+    assert more.returncode == 1 and more.stderr == (
+        f"rtsearch: error: {index}: cannot write index (folder not writable)\n"
+    )
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_a_folder_that_refuses_files_is_found_before_the_work(tmp_path, tiny_model):
     """/proc passes root's access() check and refuses every new file: the index and its
