@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from rtsearch.errors import RtsearchError, first_line
+from rtsearch.errors import WINDOWS, RtsearchError, first_line
 
 # Read once at import (single-threaded then): os.umask can only be read by setting it.
 _UMASK = os.umask(0o022)
@@ -32,13 +32,8 @@ class IndexBusy(RtsearchError):
 @contextlib.contextmanager
 def writer_lock(dest: Path) -> Iterator[None]:
     """One analyze or update at a time per index: two would both do the work and trip over
-    each other's checkpoint parts. An advisory lock on ``DEST.lock``, removed on release
-    (POSIX; elsewhere nothing is locked). A lock file whose holder died is free again."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
+    each other's checkpoint parts. A lock on ``DEST.lock`` (flock on POSIX, its first byte
+    on Windows), removed on release. A lock file whose holder died is free again."""
     lock = Path(os.path.realpath(dest) + ".lock")  # one lock whatever link names the index
     while True:
         try:
@@ -47,7 +42,7 @@ def writer_lock(dest: Path) -> Iterator[None]:
             yield
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(fd)
         except BlockingIOError:
             os.close(fd)
             raise IndexBusy(
@@ -60,13 +55,46 @@ def writer_lock(dest: Path) -> Iterator[None]:
             same = False
         if same:
             break
+        _unlock(fd)
         os.close(fd)  # its holder removed it as we opened it: take the new one
     try:
         yield
     finally:
+        if WINDOWS:  # an open file cannot be removed there: closed first
+            _unlock(fd)
+            os.close(fd)
         with contextlib.suppress(OSError):
             lock.unlink()
-        os.close(fd)
+        if not WINDOWS:  # removed while held: no one takes the old file meanwhile
+            os.close(fd)
+
+
+def _lock(fd: int) -> None:
+    """An exclusive lock on ``fd``'s file, or BlockingIOError while another holds one."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError as exc:  # (EACCES: locked by another)
+            raise BlockingIOError(exc.errno, exc.strerror) from None
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock(fd: int) -> None:
+    """Windows frees a lock left at close "when resources allow": it is freed first. (POSIX
+    frees flock's with the file.)"""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:
+        import msvcrt
+
+        with contextlib.suppress(OSError):
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
 
 @contextlib.contextmanager
@@ -89,7 +117,10 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-            os.fchmod(f.fileno(), mode)
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
+        if not hasattr(os, "fchmod"):  # Windows before Python 3.13: its read-only flag only
+            os.chmod(tmp, mode)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -152,6 +183,10 @@ def _remove_abandoned(folder: Path, prefix: str, suffix: str) -> None:
 
 
 def _alive(pid: int) -> bool:
+    if WINDOWS:  # os.kill(pid, 0) sends CTRL_C_EVENT there, and a dead one is EINVAL
+        import psutil
+
+        return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -209,7 +244,7 @@ def check_room_for_siblings(dest: Path) -> None:
     real = Path(os.path.realpath(dest))
     try:
         limit = os.pathconf(real.parent, "PC_NAME_MAX")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # (no pathconf on Windows: 255 there)
         limit = 255
     size = len(os.fsencode(real.name))
     if size + len(SIBLING_SUFFIX) > limit:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -140,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
         result.setdefault(key, None)
     result["seconds"] = round(time.monotonic() - start, 1)
     result["quick"] = bool(args.quick)
-    result["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)
+    from rtsearch.perf.machine import load_avg
+
+    result["machine"]["load_avg_end"] = load_avg()
     text = json.dumps(result, indent=None if args.json else 2)
     if args.out:
         from rtsearch.atomic import atomic_path

@@ -605,6 +605,7 @@ def missing_reason(path: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _escape_what_stdout_cannot_write()
     parser = build_parser()
     helping = any(a in ("-h", "--help", "--version") for a in argv)
     first = first_word(argv, parser)
@@ -642,6 +643,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.stdout = stdout
         restore()
+
+
+def _escape_what_stdout_cannot_write() -> None:
+    """Names an output's code page cannot hold (Windows' cp1252 when the output is a file or
+    a pipe; `PYTHONIOENCODING`) are written as escapes: `rtsearch query X 猫.jpg > out.txt`
+    ended in a UnicodeEncodeError traceback. (stderr escapes already, by Python's default.)"""
+    stream = sys.stdout
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+    if encoding not in ("", "utf8") and getattr(stream, "errors", None) == "strict":
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
 
 def first_word(argv: list[str], parser: argparse.ArgumentParser) -> str | None:

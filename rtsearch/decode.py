@@ -80,7 +80,10 @@ def _open_regular(path: Path | str) -> BinaryIO:
     """``path`` opened for reading if it is a regular file. Opened without waiting, then
     checked, in one step: reading a FIFO that took an image's place (or a device) would
     wait for ever or never end."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    # O_BINARY: Windows opens text mode by default (CR-LF pairs collapsed, reads ended at
+    # 0x1A: every PNG cut after 5 bytes); O_NONBLOCK is POSIX only
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):

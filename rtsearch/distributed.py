@@ -170,7 +170,9 @@ def _auth_hint() -> str:
 @contextlib.contextmanager
 def _sigint_blocked() -> Iterator[None]:
     """SIGINT held pending meanwhile (on the main thread); delivered, as a Ctrl-C, after."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):  # (Windows has no signal masks: a Ctrl-C there is taken as it comes)
         yield
         return
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})

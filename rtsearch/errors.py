@@ -1,13 +1,17 @@
 """The one exception type that reaches the user as a single line on stderr, and the
 helpers its lines (and other messages) are written with."""
 
+import os
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 Warn = Callable[[str], None]  # where a command's warnings go, one line each
+
+WINDOWS = os.name == "nt"
 
 
 class RtsearchError(Exception):
@@ -48,8 +52,12 @@ def _escaped(match: re.Match) -> str:
 def command(*words: object) -> str:
     """A command to paste into a shell: each word quoted where it needs it (a folder with a
     space split in two), control characters escaped as ``printable`` does; a path starting
-    with "-" as ``./-x`` (``-idx.dat`` was read as an option)."""
-    return printable(" ".join(shlex.quote(_word(w)) for w in words))
+    with "-" as ``./-x`` (``-idx.dat`` was read as an option). On Windows in double quotes,
+    as cmd.exe and PowerShell both take them (a POSIX shell's single quotes stayed part of
+    the argument in cmd.exe)."""
+    texts = [_word(w) for w in words]
+    line = subprocess.list2cmdline(texts) if WINDOWS else " ".join(map(shlex.quote, texts))
+    return printable(line)
 
 
 def _word(word: object) -> str:

@@ -12,14 +12,27 @@ from pathlib import Path, PurePosixPath
 from rtsearch.store import Index
 
 MTIME_TOLERANCE_S = 1e-3  # a file system's own rounding of modification times
+# Coarser clocks, told by a time on their grid: FAT keeps even seconds, exFAT hundredths. A
+# collection copied onto a FAT or exFAT drive (or off one) was analysed again whole.
+COARSE_CLOCKS_S = (2.0, 0.01)
 
 
 def same_stat(size, mtime, other_size, other_mtime) -> bool:
     """Whether two (size, modification time) pairs are one file's: the check analyze's
-    unchanged files, moves and the viewer's query across an update all go by."""
-    return int(size) == int(other_size) and abs(float(mtime) - float(other_mtime)) < (
-        MTIME_TOLERANCE_S
-    )
+    unchanged files, moves and the viewer's query across an update all go by. Times match
+    within a millisecond, or within the step of a coarse clock one of them is on."""
+    if int(size) != int(other_size):
+        return False
+    a, b = float(mtime), float(other_mtime)
+    return abs(a - b) < max(MTIME_TOLERANCE_S, _step(a), _step(b))
+
+
+def _step(t: float) -> float:
+    """The step of the coarsest file system clock ``t`` is on (0: a fine one)."""
+    for step in COARSE_CLOCKS_S:
+        if abs(t - round(t / step) * step) < 1e-5:  # (a float of 1.7e9 s: 0.24 us apart)
+            return step
+    return 0.0
 
 
 def moved_rows(

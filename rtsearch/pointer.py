@@ -25,6 +25,9 @@ class Pointer:
         self._root = 0
         if sys.platform == "win32":
             return
+        if sys.platform == "darwin":  # (it said "DISPLAY is not set")
+            self.message = "following the mouse works on Linux (X11) and Windows only"
+            return
         if not os.environ.get("DISPLAY"):
             self.message = "following the mouse needs an X11 display (DISPLAY is not set)"
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -343,6 +344,29 @@ class VideoSource:
             self.cap.release()
 
 
+# where a camera refused to this program is allowed (an open that is refused looks like
+# no camera at all to OpenCV)
+CAMERA_PERMISSION = {
+    "darwin": ", or not allowed: System Settings > Privacy & Security > Camera",
+    "win32": ", or not allowed: Settings > Privacy & security > Camera, desktop apps",
+}
+_camera_asked: set[int] = set()
+
+
+def ask_camera_permission(device: int) -> None:
+    """macOS asks the user to allow the camera only when it is first opened on the main
+    thread (OpenCV's AVFoundation capture refuses to ask from another: "can not spin main
+    run loop from other thread"), and the camera's own thread then found "no camera" for
+    ever. Opened and closed here once per device, on the UI thread; elsewhere nothing."""
+    if sys.platform != "darwin" or device in _camera_asked:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _camera_asked.add(device)
+    with contextlib.suppress(Exception):  # what it says is the camera thread's to say
+        cv2.VideoCapture(device).release()
+
+
 class WebcamSource:
     """A camera read by its own thread into a one-slot buffer: cameras queue frames, and
     reading them at the worker's pace would show ever older pictures."""
@@ -355,6 +379,7 @@ class WebcamSource:
         self.name = f"webcam:{device}"
         self.message = "opening the camera..."
         self.device = device
+        ask_camera_permission(device)
         self._latest: Frame | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -372,7 +397,8 @@ class WebcamSource:
                 return  # the same number fails the same way: no retry
             try:
                 if not cap.isOpened():
-                    self.message = f"no camera found (device {self.device}); retrying"
+                    hint = CAMERA_PERMISSION.get(sys.platform, "")
+                    self.message = f"no camera found (device {self.device}{hint}); retrying"
                 else:
                     self.message = ""
                     while not self._stop.is_set():

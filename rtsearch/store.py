@@ -403,7 +403,9 @@ def _probe_child() -> None:
     try:
         _reader(flags[2] == "1")(Path(path), flags[0] == "1", flags[1] == "1")
     except RtsearchError as exc:
-        sys.stdout.write(str(exc))
+        # bytes, read back as UTF-8: a Windows pipe's cp1252 could not write every name,
+        # and the refusal became "malformed index"
+        sys.stdout.buffer.write(str(exc).encode("utf-8", "replace"))
         sys.stdout.flush()
         os._exit(2)
     except BaseException:

@@ -51,5 +51,13 @@ def describe() -> dict:
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "load_avg_start": round(os.getloadavg()[0], 2),
+        "load_avg_start": load_avg(),
     }
+
+
+def load_avg() -> float | None:
+    """The 1-minute load average; None where the system keeps none (Windows)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None

@@ -74,9 +74,12 @@ def run_group(cmd: list[str], timeout_s: float) -> subprocess.CompletedProcess:
 
 
 def stop_group(child: subprocess.Popen, grace_s: float = 5.0) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in (signal.SIGTERM, getattr(signal, "SIGKILL", signal.SIGTERM)):
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, sig)
+            if hasattr(os, "killpg"):
+                os.killpg(child.pid, sig)
+            else:  # Windows: no process groups to signal; the child itself
+                child.terminate()
         try:
             child.communicate(timeout=grace_s)
             return
