@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
         "by local feature agreement (ORB + RANSAC), which puts the source of a copy first",
     )
     p.add_argument(
+        "--trim",
+        action="store_true",
+        help="trim the picture's plain borders first (a screenshot of a picture on a page, a "
+        "video frame's black bars), as the viewer does to live pictures",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="print [{path, file, distance, inliers}, ...] (file: absolute; inliers: null "
@@ -391,7 +397,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise RtsearchError(f"{args.image}: not a regular file")
     # verification looks at more candidates than it shows: get them all, to check them
     wide = max(args.k, session.verifier.candidates) if args.verify else args.k
-    considered = session.query_file(args.image, wide, verify=args.verify)
+    considered = session.query_file(args.image, wide, verify=args.verify, trim=args.trim)
     results = considered[: args.k]
     if session.base_dir.is_dir():
         _note_missing(considered, args.index, session.base_dir)

@@ -16,6 +16,7 @@ import numpy.typing as npt
 
 from rtsearch import bigstore, store
 from rtsearch import projection as proj
+from rtsearch.borders import trim_borders
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.extractor import Extractor
@@ -146,9 +147,15 @@ class SearchSession:
         wide = self.query_vector(vector, max(k, self.verifier.candidates), exclude)
         return self.verifier.rerank(image if detail is None else detail, wide)[:k]
 
-    def query_file(self, path: Path, k: int, *, verify: bool = False) -> list[Result]:
-        # Decoded exactly as analyze decodes, so the indexed file itself is at distance ~0.
-        image = load_rgb(path, min_size=self.extractor.info.input_size)
+    def query_file(
+        self, path: Path, k: int, *, verify: bool = False, trim: bool = False
+    ) -> list[Result]:
+        """The nearest to the picture in ``path``; ``trim``: its plain borders off first
+        (a screenshot of a picture on a page), as the viewer trims live pictures."""
+        if trim:  # whole, so that the part kept is not enlarged from a reduced decode
+            image = trim_borders(load_rgb(path))
+        else:  # decoded exactly as analyze decodes, so the indexed file itself is at ~0
+            image = load_rgb(path, min_size=self.extractor.info.input_size)
         detail = None
         if verify and max(image.shape[:2]) < VERIFY_SIDE:
             detail = load_rgb(path, min_size=(VERIFY_SIDE, VERIFY_SIDE))

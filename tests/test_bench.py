@@ -75,6 +75,7 @@ def test_figures_are_consistent(quick_result) -> None:
     video = r["live"]["video"]
     assert set(video["stages_ms"]) == {
         "grab",
+        "trim",
         "preprocess",
         "inference",
         "projection",

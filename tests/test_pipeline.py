@@ -259,6 +259,29 @@ def test_query_says_when_the_nearest_files_are_gone(capsys, tmp_path, gallery, t
     assert code == 0 and err == "" and "img00000" not in stdout
 
 
+def test_query_trim_finds_a_picture_screenshot_on_its_page(capsys, tmp_path, gallery, tiny_model):
+    """`query --trim`: a screenshot of an indexed picture with the page around it is
+    searched as the picture, as the viewer searches live pictures; without it, the page
+    counts and another picture comes first."""
+    from PIL import Image
+
+    out = tmp_path / "index.dat"
+    cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    pic = np.asarray(Image.open(gallery / "d1/img00010.png").convert("RGB"))
+    h, w = pic.shape[:2]
+    page = np.full((h + 50, 4 * w + 10, 3), 255, np.uint8)
+    page[20 : 20 + h, 3 * w : 4 * w] = pic
+    shot = tmp_path / "screenshot.png"
+    Image.fromarray(page).save(shot)
+    base = ["query", out, shot, "--model", tiny_model, "-k", "3", "--json"]
+    for extra, first in ((["--trim"], True), ([], False)):
+        for verify in ([], ["--no-verify"]):
+            code, stdout, _ = cli(capsys, *base, *extra, *verify)
+            assert code == 0
+            nearest = json.loads(stdout)[0]["path"]
+            assert (nearest == "d1/img00010.png") == first, (extra, verify, nearest)
+
+
 def test_query_verifies_past_dots_strips_and_a_fifo_in_a_files_place(capsys, tmp_path, tiny_model):
     """Verification (query's default) crashed with OpenCV's traceback when a candidate or
     the query was a 1 px spacer or a 3000x2 strip, and waited for ever on an indexed file

@@ -1816,6 +1816,24 @@ def test_real_key_presses_reach_the_shortcuts(app):
     assert app.k == k
 
 
+def test_b_and_its_checkbox_turn_the_border_trim_off_and_on(app):
+    """Live pictures lose their plain borders before the search unless B (or the toolbar's
+    box) says otherwise; the worker hears it, and the message says what it does."""
+    from rtsearch.viewer.app import TRIMMED
+
+    app.perform("escape")
+    assert app.opts.trim and dpg.get_value(app.ids.trim_box) and app.worker.trim
+    xdotool(app, "key", "b")
+    assert not app.opts.trim and not dpg.get_value(app.ids.trim_box)
+    assert app.message == TRIMMED[False]
+    pump(app, lambda: not app.worker.trim)
+    x, y = (round(v) + 8 for v in dpg.get_item_rect_min(app.ids.trim_box))  # its square
+    xdotool(app, "mousemove", str(x), str(y), "click", "1")
+    assert app.opts.trim and dpg.get_value(app.ids.trim_box)
+    assert app.message == TRIMMED[True]
+    pump(app, lambda: app.worker.trim)
+
+
 def test_keys_typed_into_a_file_dialog_are_not_shortcuts(app):
     app.perform("load")
     app.frame()

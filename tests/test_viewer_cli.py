@@ -312,3 +312,25 @@ def test_a_window_larger_than_the_screen_is_made_to_fit_it(display, tmp_path):
     done = view("--width", "3000", "--height", "2000", "--screenshot", str(shot), timeout=60)
     assert done.returncode == 0, done.stderr
     assert Image.open(shot).size == (1440, 820)  # (a title bar and a panel left room)
+
+
+def test_no_trim_starts_the_viewer_searching_live_pictures_whole(display, tmp_path, monkeypatch):
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.cli import main
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import app
+
+    make_gallery(tmp_path / "images", 4)
+    index = tmp_path / "i.dat"
+    model = write_tiny_model(tmp_path / "t.onnx")
+    analyze(tmp_path / "images", index, Extractor(model), Settings(dims=8))
+    given = []
+    monkeypatch.setattr(app, "run_viewer", lambda session, **kw: given.append(kw) or 0)
+    for extra in (["--no-trim"], []):
+        assert main(["view", str(index), "--model", str(model), *extra]) == 0
+    assert [kw["trim"] for kw in given] == [False, True]
+    viewer = app.ViewerApp(None, app.ViewerOptions("none", trim=False))
+    try:
+        assert not viewer.worker.trim
+    finally:
+        viewer.worker.join()

@@ -461,3 +461,47 @@ def test_unreadable_results_are_grey_tiles_and_the_message_counts_them(tmp_path)
     assert message.endswith(
         f"; gone since it was made: rtsearch update '{tmp_path / 'my index.dat'}' {tmp_path}"
     ), message
+
+
+def on_page(pic: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    h, w = pic.shape[:2]
+    page = np.full((h + top + bottom, w + left + right, 3), 255, np.uint8)
+    page[top : top + h, left : left + w] = pic
+    return page
+
+
+def test_a_live_picture_is_searched_without_its_plain_borders(running, index):
+    """A picture grabbed with the page around it (here 3x its width of white on the left)
+    is searched as the picture: its own row first, far ahead of the next, and the query
+    shows what was searched. With the trim off (B), the page is searched with it, and
+    another picture comes first."""
+    from PIL import Image
+
+    pics, _ = index
+    file = sorted(pics.rglob("*.png"))[1]  # lossless: the row is the picture's own
+    pic = np.asarray(Image.open(file).convert("RGB"))
+    h, w = pic.shape[:2]
+    running.send("source", Pictures(on_page(pic, 20, 30, 3 * w, 10)))
+    trimmed = searched(running, 1)
+    own = file.relative_to(pics).as_posix()
+    first, second = trimmed.results[:2]
+    assert first.path == own and first.distance < 0.2 * second.distance
+    assert abs(trimmed.query.aspect - w / h) < 0.05  # the picture's shape, not the page's
+    running.send("trim", False)
+    whole = searched(running, 2)  # the same picture, searched again at once
+    assert whole.results[0].path != own
+    assert whole.query.aspect > 3.5
+
+
+def test_pictures_of_the_collection_are_searched_as_stored(running, monkeypatch):
+    """Random pictures (and results clicked) are the indexed files themselves: no trim,
+    which could cut into a cut-out's own plain background."""
+    calls = []
+    real = worker_mod.trim_borders
+    monkeypatch.setattr(worker_mod, "trim_borders", lambda im: calls.append(1) or real(im))
+    running.send("random")
+    searched(running, 1)
+    assert calls == []
+    running.send("source", Pictures(picture(5)))
+    searched(running, 2)
+    assert calls == [1]

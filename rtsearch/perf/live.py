@@ -1,7 +1,8 @@
 """Stage 3: the live query loop, timed per stage, for the screen and video sources.
 
-One iteration is what the viewer's worker does per frame: grab -> preprocess -> inference
--> projection -> kNN -> thumbnails of the results. Thumbnails come from the viewer's own
+One iteration is what the viewer's worker does per frame: grab -> trim (its plain borders,
+rtsearch/borders.py) -> preprocess -> inference -> projection -> kNN -> thumbnails of the
+results. Thumbnails come from the viewer's own
 cache (``rtsearch.thumbs.ThumbCache``, tiles of the viewer's size, misses decoded together
 on a pool sized to the cores); ``thumbs_cold_ms`` is the same step with an empty cache.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtsearch.borders import trim_borders
 from rtsearch.decode import RGBImage
 from rtsearch.extractor import preprocess
 from rtsearch.perf.model import throughput
@@ -26,7 +28,7 @@ from rtsearch.session import SearchSession
 from rtsearch.thumbs import ThumbCache
 from rtsearch.viewer.worker import THUMB_BOX as THUMB
 
-STAGES = ("grab", "preprocess", "inference", "projection", "knn", "thumbnails")
+STAGES = ("grab", "trim", "preprocess", "inference", "projection", "knn", "thumbnails")
 K = 20
 Grab = Callable[[], RGBImage]
 
@@ -37,6 +39,8 @@ def one_query(
     """Run one iteration; ms per stage."""
     marks = [time.perf_counter()]
     frame = grab()
+    marks.append(time.perf_counter())
+    frame = trim_borders(frame)
     marks.append(time.perf_counter())
     batch = preprocess([frame], session.extractor.info)
     marks.append(time.perf_counter())
@@ -93,7 +97,7 @@ class JustInTimeCapture:
             self.go.clear()
             time.sleep(self.delay_s)
             t0 = time.perf_counter()
-            self.item = (t0, preprocess([self.grab()], self.info))
+            self.item = (t0, preprocess([trim_borders(self.grab())], self.info))
             self.capture_s = time.perf_counter() - t0  # the work alone, not the wait after
             self.ready.set()
 

@@ -58,6 +58,10 @@ CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
 FALLBACK_SCREEN = (1440, 900)  # the grab region's screen when none can be read
 DECORATION_H = 80  # a title bar and a desktop panel, off a window that fills the screen
 SCREENSHOT_FRAMES = 30  # a screenshot without quit_after_frames: frames drawn before it
+TRIMMED = {
+    True: "live pictures: plain borders (a page, black bars) trimmed before the search (B: off)",
+    False: "live pictures: searched whole, borders and all (B: trim them)",
+}
 
 
 @dataclass
@@ -77,6 +81,7 @@ class ViewerOptions:
     # viewer (as the command line's was): --fp32, --threads
     fp32: bool = False
     threads: int = 1
+    trim: bool = True  # plain borders off live pictures before they are searched (B)
 
 
 class ViewerApp:
@@ -84,7 +89,9 @@ class ViewerApp:
         self.opts = opts
         self.session = session
         self.k = layout.clamp(opts.k, layout.RESULTS_RANGE)
-        self.worker = Worker(session, self.k, row_h=opts.thumb_h, header_h=opts.header_h)
+        self.worker = Worker(
+            session, self.k, row_h=opts.thumb_h, header_h=opts.header_h, trim=opts.trim
+        )
         # the row and header heights the worker last heard of (it sizes pictures by them)
         self.rows_said, self.header_said = opts.thumb_h, opts.header_h
         self.published: Published | None = None
@@ -280,6 +287,12 @@ class ViewerApp:
         if self.paused:
             self.paused = False
             self.worker.send("pause", False)
+
+    def _do_trim(self) -> None:
+        self.opts.trim = not self.opts.trim
+        dpg.set_value(self.ids.trim_box, self.opts.trim)
+        self.worker.send("trim", self.opts.trim)  # (the last picture is searched again)
+        self.message = TRIMMED[self.opts.trim]
 
     def _do_webcam(self) -> None:
         self._start_source("webcam:0")
@@ -668,6 +681,7 @@ def run_viewer(
     watch: bool = False,
     fp32: bool = False,
     threads: int = 1,
+    trim: bool = True,
 ) -> int:
     """Open the viewer on ``session`` (None: start empty; load or analyze from the UI).
 
@@ -683,7 +697,7 @@ def run_viewer(
         source=source, k=k, header_h=header_h, thumb_h=thumb_h, width=width, height=height,
         screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
-        watch=watch, fp32=fp32, threads=threads,
+        watch=watch, fp32=fp32, threads=threads, trim=trim,
     )  # fmt: skip
     app = ViewerApp(session, opts)
     app.build()

@@ -61,6 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "the viewer uses an int8 file whose export measured feature cosine >= 0.99)",
     )
     p.add_argument(
+        "--no-trim",
+        dest="trim",
+        action="store_false",
+        help="search live pictures whole: by default their plain borders (the page around a "
+        "picture grabbed loosely, a video's black bars) are trimmed first (B toggles it)",
+    )
+    p.add_argument(
         "--watch",
         action="store_true",
         help="follow the index's image folder: new, changed and deleted images update the "
@@ -143,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
         height=args.height,
         hidpi_scale=args.hidpi_scale,
         watch=args.watch,
+        trim=args.trim,
         fp32=args.fp32,
         threads=args.threads,
     )

@@ -12,6 +12,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("S", "screen", "query with the screengrab region"),
     ("G", "grab_mode", "set the screengrab window (click, drag it or its corners)"),
     ("M", "follow_mouse", "query with the screen under the mouse, wherever it points"),
+    ("B", "trim", "trim plain borders off live pictures before searching (on / off)"),
     ("Space", "pause", "pause / resume the live source"),
     ("+", "more", "more results"),
     ("-", "fewer", "fewer results"),
@@ -38,6 +39,7 @@ PLAIN_KEYS = {
     "S": "screen",
     "G": "grab_mode",
     "M": "follow_mouse",
+    "B": "trim",
     "Space": "pause",
     "+": "more",
     "=": "more",  # '+' without shift on most layouts

@@ -29,6 +29,7 @@ KEY_NAMES = {
     dpg.mvKey_S: "S",
     dpg.mvKey_G: "G",
     dpg.mvKey_M: "M",
+    dpg.mvKey_B: "B",
     dpg.mvKey_O: "O",
     dpg.mvKey_Spacebar: "Space",
     dpg.mvKey_Plus: "+",
@@ -50,6 +51,11 @@ NOTHING_YET = (  # the query's place, before any source was chosen (view --sourc
     "file, S a region of the screen (G to set it), M the screen under the mouse"
 )
 DIMS_TIP_EMPTY = "The index's dimensions: load or analyze an index first."
+TRIM_TIP = (
+    "Live pictures (screen, video, webcam) lose their plain borders before they are "
+    "searched: the page around a picture grabbed loosely, a video's black bars. The query "
+    "image shows what was searched. Pictures of the collection are searched as they are."
+)
 BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
 
 
@@ -97,6 +103,7 @@ class Ids:
     question: int | str = 0  # the yes-or-no window (dialogs.ask); its user data answers it
     question_text: int | str = 0
     dims_apply: int | str = 0  # the Apply dims button, and what hovering dims says
+    trim_box: int | str = 0  # the "trim borders" checkbox
     dims_tips: tuple = ()
     # per tile slot: the texture, rectangle and file it shows, None when hidden
     tile_shows: list = field(default_factory=list)
@@ -150,7 +157,8 @@ def build(app: ViewerApp) -> Ids:
         with dpg.group():
             rows = [dpg.add_group(horizontal=True) for _ in range(32)]
         buttons = _toolbar(app, rows[0])
-        k_slider, (dims_input, dims_apply, dims_tips), sliders, fields = _sliders(app, rows[1])
+        k_slider, dims, sliders, fields, trim_box = _sliders(app, rows[1])
+        dims_input, dims_apply, dims_tips = dims
         toolbar = Toolbar(rows[: len(buttons) + len(sliders)], [buttons, sliders])
         for row in rows[len(toolbar.rows) :]:
             dpg.delete_item(row)
@@ -192,6 +200,7 @@ def build(app: ViewerApp) -> Ids:
         question_text=question_text,
         dims_apply=dims_apply,
         dims_tips=dims_tips,
+        trim_box=trim_box,
     )
     mouse.add_handlers(app)
     if app.session is not None:
@@ -277,7 +286,7 @@ def _sliders(app: ViewerApp, row: int | str):
         setattr(app.opts, field, int(value))
         app.dirty = True
 
-    chips = [dpg.add_group(horizontal=True, parent=row) for _ in range(4)]
+    chips = [dpg.add_group(horizontal=True, parent=row) for _ in range(5)]
     tips: list[int | str] = []  # what hovering dims says
     # dims and its button stay together
     with dpg.group(horizontal=True, parent=chips[3]) as dims_group:
@@ -338,8 +347,16 @@ def _sliders(app: ViewerApp, row: int | str):
             default_value=app.k,
             callback=lambda s, v: app.set_k(v),
         )
+    trim = dpg.add_checkbox(
+        label=f"trim borders ({key_for('trim')})",
+        default_value=app.opts.trim,
+        callback=lambda: app.perform("trim"),
+        parent=chips[4],
+    )
+    with dpg.tooltip(trim):
+        dpg.add_text(TRIM_TIP, wrap=380)
     dims = (dims_input, apply, tuple(tips))
-    return k_slider, dims, chips, (dims_input, header, thumb, k_slider)
+    return k_slider, dims, chips, (dims_input, header, thumb, k_slider), trim
 
 
 def reflow_toolbar(app: ViewerApp) -> None:

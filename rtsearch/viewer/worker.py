@@ -7,6 +7,10 @@ A live source's picture that looks the same as the last one searched is not sear
 a still screen, a paused scene in a video or a camera on a still scene costs a grab and a
 comparison, not an inference, and the results do not flicker with sensor noise. Changing k
 or the index searches the last picture again instead, paused or still.
+
+A live source's picture has its plain borders trimmed before it is searched (``trim``,
+rtsearch/borders.py): the page around a picture grabbed loosely, a video's black bars. The
+query shown is what was searched.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from rtsearch.borders import trim_borders
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.moves import same_stat
@@ -163,8 +168,10 @@ class Worker:
         max_qps: float = 30.0,
         row_h: float = THUMB_BOX[1],
         header_h: int = layout.HEADER_DEFAULT,
+        trim: bool = True,
     ) -> None:
         self.session = session
+        self.trim = trim  # plain borders off live pictures before they are searched
         self.min_interval = 1.0 / max_qps  # a live source gets no more queries than this
         self.k = k
         self.source: Source | None = None
@@ -182,6 +189,7 @@ class Worker:
         self._last_query_at = 0.0  # perf_counter
         self._message = ""
         self._last: Frame | None = None  # the last picture searched, for a search again
+        self._searched: RGBImage | None = None  # its part searched (trimmed), as shown
         self._last_sig: np.ndarray | None = None  # a live picture's signature(), once taken
         self._again = False  # k or the index changed: search the last picture again
         self._unchanged = False  # this poll's picture was the last one searched
@@ -253,11 +261,15 @@ class Worker:
             if self.source is not None and self.source is not value:
                 self.source.close()
             self.source, self.paused = value, False
-            self._last, self._last_sig = None, None
+            self._last, self._last_sig, self._searched = None, None, None
             self._again, self._repeated, self._idle_said = False, False, False
         elif command == "k":
             self.k = int(value)
             self._again = True
+        elif command == "trim":
+            if bool(value) != self.trim:
+                self.trim = bool(value)
+                self._again = True
         elif command == "rows":  # the result rows' height, in pixels
             box = box_for_rows(value)
             if box != self.cache.size:
@@ -355,6 +367,9 @@ class Worker:
 
     def _query(self, frame: Frame) -> None:
         self._last = frame
+        # a collection's own picture (random, a result clicked) is searched as it is stored
+        live = frame.row is None and self.trim
+        picture = self._searched = trim_borders(frame.image) if live else frame.image
         self._again, self._repeated, self._idle_said = False, False, False
         results: list[Result] = []
         message, infer_ms = self.source.message if self.source else "", 0.0
@@ -363,7 +378,7 @@ class Worker:
             try:
                 k = min(self.k, len(session.index.paths))
                 start = time.perf_counter()
-                vector = session.project(session.features_of([frame.image]))[0]
+                vector = session.project(session.features_of([picture]))[0]
                 infer_ms = (time.perf_counter() - start) * 1000.0
                 results = session.query_vector(vector, k, exclude=frame.row)
             except Exception as exc:  # a broken model or index must not kill the viewer
@@ -372,7 +387,7 @@ class Worker:
         if bad:
             message = bad
         self._last_query_at = time.perf_counter()
-        self._store(frame, tuple(results), thumbs, infer_ms, message)
+        self._store(frame, picture, tuple(results), thumbs, infer_ms, message)
 
     def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
         thumbs, bad, gone = [], [], 0
@@ -405,9 +420,9 @@ class Worker:
         if self._rethumb and pub is not None and pub.results:
             thumbs, bad = self._thumbs(list(pub.results))
             again.update(thumbs=thumbs, message=bad or pub.message)
-        last = self._last
-        if self._requery and pub is not None and pub.query is not None and last is not None:
-            again["query"] = query_picture(last.image, self.header_h)
+        searched = self._searched
+        if self._requery and pub is not None and pub.query is not None and searched is not None:
+            again["query"] = query_picture(searched, self.header_h)
         self._rethumb = self._requery = False
         if pub is None or not again:
             return
@@ -415,9 +430,9 @@ class Worker:
         with self._lock:
             self._slot = replace(pub, seq=self._seq, **again)
 
-    def _store(self, frame, results, thumbs, infer_ms: float, message: str) -> None:
+    def _store(self, frame, picture, results, thumbs, infer_ms: float, message: str) -> None:
         self._stale = False
-        query = query_picture(frame.image, self.header_h)
+        query = query_picture(picture, self.header_h)
         self._seq += 1
         name = self.source.name if self.source else ""
         pub = Published(

@@ -1,0 +1,138 @@
+"""Plain borders trimmed off a live picture before it is searched.
+
+A screen grab drawn loosely around a picture takes the page around it too, and a video
+letterboxes a 4:3 picture in black bars; resized whole to the model's input, the margin
+moves its features away from the picture's own (on the demo gallery's photos, rank 1 fell
+from 1.00 to 0.81 with a 30% margin, and to 0.87 letterboxed: docs/eval.md).
+
+A side's border is the run of lines, from the edge inwards, whose pixels nearly all
+(``SHARE``) lie within ``TOLERANCE`` levels, on every channel, of the edge line's median
+colour. Layers of different colours (a title bar, a frame line, then the page) take a pass
+each, up to ``PASSES``. A trim that would take more than ``MAX_CUT`` of the picture's
+height or width leaves that axis as it is (a plain picture, a sky), and what is left is
+never smaller than ``MIN_SIDE`` pixels.
+
+The lines are judged on a copy shrunk to ``JUDGED_SIDE`` pixels on its longer side (every
+few lines and columns, unblended: a blend of two layers would be a layer of its own), so a
+blank frame costs little more than any other; the cut keeps at most one shrunk line of the
+border.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from rtsearch.decode import RGBImage
+
+TOLERANCE = 8  # levels: 24 also cut into the dark gradients of some photos
+SHARE = 0.98  # of a line's pixels: a cursor or a few specks do not stop the border
+PASSES = 3
+MAX_CUT = 0.9
+MIN_SIDE = 16
+# the line that ends a border holds this share of pixels this far from its colour
+EDGE_LEVELS = 3 * TOLERANCE
+EDGE_SHARE = 0.05
+EDGE_LINES = 6  # (8x8 JPEG blocks ring up to 7 pixels off the picture)
+JUDGED_SIDE = 320
+
+Box = tuple[int, int, int, int]  # top, bottom, left, right: rows top:bottom, cols left:right
+
+
+def trim_borders(image: RGBImage) -> RGBImage:
+    """``image`` without its plain borders (a view into it; itself when it has none)."""
+    top, bottom, left, right = content_box(image)
+    if (top, bottom, left, right) == (0, image.shape[0], 0, image.shape[1]):
+        return image
+    return image[top:bottom, left:right]
+
+
+def content_box(image: RGBImage) -> Box:
+    """The box of ``image`` left when its plain borders are trimmed, in its own pixels."""
+    h, w = image.shape[:2]
+    whole = (0, h, 0, w)
+    if h < MIN_SIDE or w < MIN_SIDE:
+        return whole
+    scale = min(1.0, JUDGED_SIDE / max(h, w))
+    small = image
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
+    sh, sw = small.shape[:2]
+    top, bottom, left, right = _judged_box(small)
+    # back to the picture's pixels (the shrunk line i is line i * h // sh), keeping the
+    # lines between the last border line judged and the first content line
+    box = (
+        (top - 1) * h // sh + 1 if top else 0,
+        bottom * h // sh if bottom < sh else h,
+        (left - 1) * w // sw + 1 if left else 0,
+        right * w // sw if right < sw else w,
+    )
+    if box[1] - box[0] < MIN_SIDE or box[3] - box[2] < MIN_SIDE:
+        return whole
+    return box
+
+
+def _judged_box(small: np.ndarray) -> Box:
+    h, w = small.shape[:2]
+    top, bottom, left, right = 0, h, 0, w
+    room_h, room_w = int(h * MAX_CUT), int(w * MAX_CUT)
+    rows_open, cols_open = True, True
+    for _ in range(PASSES):
+        moved = False
+        if rows_open:
+            view = small[top:bottom, left:right]
+            room = room_h - (top + h - bottom)
+            cut_top = _border_lines(view, room)
+            cut_bottom = _border_lines(view[::-1], room - cut_top) if cut_top <= room else 0
+            if cut_top + cut_bottom > room:  # past the limit: this axis stays as it is
+                rows_open = False
+            elif cut_top or cut_bottom:
+                top, bottom, moved = top + cut_top, bottom - cut_bottom, True
+        if cols_open:
+            view = small[top:bottom, left:right].transpose(1, 0, 2)
+            room = room_w - (left + w - right)
+            cut_left = _border_lines(view, room)
+            cut_right = _border_lines(view[::-1], room - cut_left) if cut_left <= room else 0
+            if cut_left + cut_right > room:
+                cols_open = False
+            elif cut_left or cut_right:
+                left, right, moved = left + cut_left, right - cut_right, True
+        if not moved:
+            break
+    return top, bottom, left, right
+
+
+def _border_lines(view: np.ndarray, room: int) -> int:
+    """How many of ``view``'s first rows are border, about its first row's median colour;
+    ``room + 1`` when more than ``room`` are (the caller then leaves the axis). Judged a few
+    lines first, then more: most pictures end within the first few. A run that does not end
+    at an edge (a line with some pixels far from its colour) is no border: a gradient (a
+    sky, a dark wallpaper) drifts out of the tolerance a little at a time, and was peeled off
+    a few lines a pass."""
+    if room <= 0 or view.shape[0] < 2:
+        return 0
+    edge = np.median(view[0], axis=0)
+    low = np.clip(edge - TOLERANCE, 0, 255).astype(np.uint8)
+    high = np.clip(edge + TOLERANCE, 0, 255).astype(np.uint8)
+    done, end = 0, min(room + 1, view.shape[0])
+    need = SHARE * view.shape[1]
+    for step in (4, 16, 64, end):
+        upto = min(done + step, end)
+        lines = np.ascontiguousarray(view[done:upto])
+        plain = np.count_nonzero(cv2.inRange(lines, low, high), axis=1) >= need
+        content = np.flatnonzero(~plain)
+        if len(content):
+            cut = done + int(content[0])
+            return cut if cut == 0 or _is_edge(view[cut : cut + EDGE_LINES], edge) else 0
+        done = upto
+        if done == end:
+            break
+    return done
+
+
+def _is_edge(lines: np.ndarray, colour: np.ndarray) -> bool:
+    """Whether one of ``lines`` (those after a border's run: JPEG's ringing may come first)
+    holds enough pixels far from the border's ``colour`` to end it."""
+    far = np.abs(lines.astype(np.int16) - colour.astype(np.int16)).max(axis=2) > EDGE_LEVELS
+    return bool((np.count_nonzero(far, axis=1) >= EDGE_SHARE * lines.shape[1]).any())

@@ -1,0 +1,113 @@
+"""Plain borders off live pictures (rtsearch/borders.py), on generated pictures."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from rtsearch.borders import MIN_SIDE, content_box, trim_borders
+
+
+def picture(h: int = 300, w: int = 400, seed: int = 0) -> np.ndarray:
+    """A busy photo-like picture: smooth colour fields, shapes and noise, no plain edge."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    for _ in range(12):
+        c = tuple(int(v) for v in rng.integers(0, 256, 3))
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        cv2.circle(img, (x, y), int(rng.integers(5, 60)), c, -1)
+    noise = rng.normal(0, 6, img.shape)
+    return np.clip(img.astype(np.float64) + noise, 0, 255).astype(np.uint8)
+
+
+def on_page(pic: np.ndarray, colour, top: int, bottom: int, left: int, right: int):
+    h, w = pic.shape[:2]
+    page = np.empty((h + top + bottom, w + left + right, 3), np.uint8)
+    page[:] = colour
+    page[top : top + h, left : left + w] = pic
+    return page, (top, top + h, left, left + w)
+
+
+def jpeg(img: np.ndarray, quality: int = 85) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def close(box, want, slack: int = 3) -> bool:
+    """``box`` keeps all of ``want`` and at most ``slack`` pixels of border on each side."""
+    t, b, left, r = box
+    wt, wb, wl, wr = want
+    return (
+        wt - slack <= t <= wt
+        and wb <= b <= wb + slack
+        and wl - slack <= left <= wl
+        and (wr <= r <= wr + slack)
+    )
+
+
+@pytest.mark.parametrize("colour", [(255, 255, 255), (200, 200, 200), (0, 0, 0), (30, 90, 200)])
+@pytest.mark.parametrize("margins", [(60, 60, 80, 80), (10, 150, 0, 230), (0, 0, 120, 0)])
+def test_a_picture_on_a_plain_page_comes_off_it(colour, margins):
+    page, want = on_page(picture(), colour, *margins)
+    assert close(content_box(page), want), (content_box(page), want)
+    # JPEG rings round the picture within its 8x8 block: some of that may stay
+    assert close(content_box(jpeg(page)), want, slack=8), content_box(jpeg(page))
+
+
+def test_a_letterboxed_video_frame_loses_its_bars():
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    frame[:, 160:1120] = cv2.resize(picture(), (960, 720))
+    assert close(content_box(jpeg(frame, 70)), (0, 720, 160, 1120), slack=5)
+
+
+def test_layers_of_a_window_come_off_one_pass_each():
+    """A plain title bar, a frame line, then the page: three colours, three passes."""
+    pic = picture(240, 320)
+    page, inner = on_page(pic, (255, 255, 255), 40, 40, 40, 40)
+    framed, _ = on_page(page, (90, 90, 90), 3, 3, 3, 3)
+    window, _ = on_page(framed, (50, 60, 70), 28, 0, 0, 0)
+    want = (inner[0] + 31, inner[1] + 31, inner[2] + 3, inner[3] + 3)
+    assert close(content_box(window), want)
+
+
+def test_specks_in_the_margin_do_not_stop_it():
+    page, want = on_page(picture(), (255, 255, 255), 80, 80, 80, 80)
+    page[20, 30:34] = 0  # a few dark pixels: a cursor's tip, dust
+    page[5:8, 500] = 0
+    assert close(content_box(page), want)
+
+
+def test_pictures_without_a_plain_border_are_searched_whole():
+    pic = picture()
+    assert trim_borders(pic) is pic
+    sky = np.zeros((300, 400, 3), np.uint8)  # a gradient: no two lines alike for long
+    sky[:] = np.linspace(40, 250, 300, dtype=np.uint8)[:, None, None]
+    assert trim_borders(sky) is sky
+
+
+def test_a_plain_or_nearly_plain_frame_is_left_whole():
+    """A blank screen, or a picture that is mostly its background: never more than 90% of a
+    side comes off, and never down to a sliver."""
+    blank = np.full((600, 800, 3), 255, np.uint8)
+    assert trim_borders(blank) is blank
+    dot = blank.copy()
+    cv2.circle(dot, (400, 300), 10, (0, 0, 0), -1)  # 20 px of 800: 97% would go
+    assert content_box(dot) == (0, 600, 0, 800)
+    tiny = picture(12, 12)
+    assert trim_borders(tiny) is tiny
+
+
+def test_what_is_left_is_never_below_the_smallest_side():
+    page, _ = on_page(picture(20, 20), (255, 255, 255), 2, 2, 2, 2)
+    t, b, left, r = content_box(page)
+    assert b - t >= MIN_SIDE and r - left >= MIN_SIDE
+
+
+def test_a_trim_is_a_view_into_the_picture():
+    page, want = on_page(picture(), (0, 0, 0), 50, 50, 50, 50)
+    out, (t, b, left, r) = trim_borders(page), content_box(page)
+    assert close((t, b, left, r), want) and np.shares_memory(out, page)
+    assert out.shape[:2] == (b - t, r - left) and (out == page[t:b, left:r]).all()
