@@ -208,6 +208,7 @@ def _as_it_is(base_dir, out, extractor, settings, warn) -> Report | None:
         return None
     report.index = old
     report.seconds = time.monotonic() - start
+    _say_if_stale(out, old, warn)  # (as where it could be written)
     return report
 
 
@@ -319,12 +320,16 @@ def finish(
         with interrupts.held():  # saved and its checkpoints gone, or neither
             save_over_checkpoints(report.index, out, warn)
             shutil.rmtree(ckpt, ignore_errors=True)
-    if warn and stale_pca(report.index):
+    _say_if_stale(out, report.index, warn)
+
+
+def _say_if_stale(out: Path, index: Index, warn: Warn | None) -> None:
+    if warn and stale_pca(index):
         warn(
-            f"{out}: its PCA was fitted on {report.index.count - report.index.unfitted} of its "
-            f"{count(report.index.count, 'image')} (the others were added since, and it "
-            "stores no features to fit it again): analyze again with --keep-features to "
-            "refit it (every image is analysed once more)"
+            f"{out}: its PCA was fitted on {index.count - index.unfitted} of its "
+            f"{count(index.count, 'image')} (the others were added since, and it stores no "
+            "features to fit it again): analyze again with --keep-features to refit it "
+            "(every image is analysed once more)"
         )
 
 

@@ -20,6 +20,8 @@ border.
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -53,15 +55,16 @@ def content_box(image: RGBImage) -> Box:
     whole = (0, h, 0, w)
     if h < MIN_SIDE or w < MIN_SIDE:
         return whole
-    scale = min(1.0, JUDGED_SIDE / max(h, w))
+    # never shrunk below MIN_SIDE across: a line of one pixel is always "plain", and a
+    # strip 16 px high was peeled a column a pass
+    scale = min(1.0, max(JUDGED_SIDE / max(h, w), MIN_SIDE / min(h, w)))
+    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
     small = image
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
-    sh, sw = small.shape[:2]
+    if (sh, sw) != (h, w):  # line i of the copy is line i * h // sh, exactly
+        small = cv2.remap(np.ascontiguousarray(image), *_picks(h, w, sh, sw), cv2.INTER_NEAREST)
     top, bottom, left, right = _judged_box(small)
-    # back to the picture's pixels (the shrunk line i is line i * h // sh), keeping the
-    # lines between the last border line judged and the first content line
+    # back to the picture's pixels, keeping the lines between the last border line
+    # judged and the first content line
     box = (
         (top - 1) * h // sh + 1 if top else 0,
         bottom * h // sh if bottom < sh else h,
@@ -71,6 +74,15 @@ def content_box(image: RGBImage) -> Box:
     if box[1] - box[0] < MIN_SIDE or box[3] - box[2] < MIN_SIDE:
         return whole
     return box
+
+
+@functools.lru_cache(maxsize=8)
+def _picks(h: int, w: int, sh: int, sw: int) -> tuple[np.ndarray, np.ndarray]:
+    """remap's maps picking line i * h // sh and column j * w // sw (cv2.resize's nearest
+    picks the line before now and then: a cut one line into the picture)."""
+    cols = (np.arange(sw) * w // sw).astype(np.float32)
+    rows = (np.arange(sh) * h // sh).astype(np.float32)
+    return np.tile(cols, (sh, 1)), np.tile(rows[:, None], (1, sw))
 
 
 def _judged_box(small: np.ndarray) -> Box:

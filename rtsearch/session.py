@@ -156,8 +156,8 @@ class SearchSession:
             image = trim_borders(load_rgb(path))
         else:  # decoded exactly as analyze decodes, so the indexed file itself is at ~0
             image = load_rgb(path, min_size=self.extractor.info.input_size)
-        detail = None
-        if verify and max(image.shape[:2]) < VERIFY_SIDE:
+        detail = None  # (trimmed, the picture has all its pixels: verified as searched)
+        if verify and not trim and max(image.shape[:2]) < VERIFY_SIDE:
             detail = load_rgb(path, min_size=(VERIFY_SIDE, VERIFY_SIDE))
         return self.query_image(image, k, verify=verify, detail=detail)
 

@@ -259,7 +259,9 @@ def test_query_says_when_the_nearest_files_are_gone(capsys, tmp_path, gallery, t
     assert code == 0 and err == "" and "img00000" not in stdout
 
 
-def test_query_trim_finds_a_picture_screenshot_on_its_page(capsys, tmp_path, gallery, tiny_model):
+def test_query_trim_finds_a_picture_screenshot_on_its_page(
+    capsys, tmp_path, gallery, tiny_model, monkeypatch
+):
     """`query --trim`: a screenshot of an indexed picture with the page around it is
     searched as the picture, as the viewer searches live pictures; without it, the page
     counts and another picture comes first."""
@@ -274,12 +276,24 @@ def test_query_trim_finds_a_picture_screenshot_on_its_page(capsys, tmp_path, gal
     shot = tmp_path / "screenshot.png"
     Image.fromarray(page).save(shot)
     base = ["query", out, shot, "--model", tiny_model, "-k", "3", "--json"]
+    from rtsearch.session import SearchSession
+
+    seen = []  # what verification looks at: the picture searched, not the page again
+    real = SearchSession.query_image
+    monkeypatch.setattr(
+        SearchSession, "query_image",
+        lambda self, image, k, **kw: seen.append((image.shape, kw.get("detail")))
+        or real(self, image, k, **kw),
+    )  # fmt: skip
     for extra, first in ((["--trim"], True), ([], False)):
         for verify in ([], ["--no-verify"]):
             code, stdout, _ = cli(capsys, *base, *extra, *verify)
             assert code == 0
             nearest = json.loads(stdout)[0]["path"]
             assert (nearest == "d1/img00010.png") == first, (extra, verify, nearest)
+            if extra:
+                shape, detail = seen[-1]
+                assert abs(shape[1] / shape[0] - w / h) < 0.05 and detail is None
 
 
 def test_query_verifies_past_dots_strips_and_a_fifo_in_a_files_place(capsys, tmp_path, tiny_model):

@@ -262,7 +262,7 @@ def test_update_tells_another_folder_with_the_same_names_from_a_copy(
     assert code == 0 and "30 images (0 added, 30 changed, 0 removed" in stdout, err
 
 
-def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_model):
+def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_model, monkeypatch):
     gallery = tmp_path / "g"
     make_gallery(gallery, 20)
     out = tmp_path / "pca.dat"
@@ -283,14 +283,25 @@ def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_m
     advised = stdout[stdout.index("rtsearch analyze ") : stdout.index(" analyses again")]
     # analysed again as it was (no features: its rows and PCA are kept), it says so, where
     # it said nothing; the advice's command refits it
-    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
-                            "--pca", "--dims", "8", "--quiet")  # fmt: skip
-    assert code == 0 and "29 images (0 analysed, 29 reused" in stdout
-    assert err == (
+    stale = (
         f"warning: {out}: its PCA was fitted on 20 of its 29 images (the others were added "
         "since, and it stores no features to fit it again): analyze again with "
         "--keep-features to refit it (every image is analysed once more)\n"
     )
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                            "--pca", "--dims", "8", "--quiet")  # fmt: skip
+    assert code == 0 and "29 images (0 analysed, 29 reused" in stdout and err == stale
+    with monkeypatch.context() as m:  # its folder read-only: up to date, and the same advice
+        from rtsearch import atomic
+        from rtsearch.errors import RtsearchError
+
+        def read_only(dest, what="index"):
+            raise RtsearchError(f"{dest}: cannot write {what} (folder not writable)")
+
+        m.setattr(atomic, "check_writable", read_only)
+        code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                                "--pca", "--dims", "8", "--quiet")  # fmt: skip
+        assert code == 0 and "29 images (0 analysed, 29 reused" in stdout and err == stale
     code, stdout, err = cli(capsys, *shlex.split(advised)[1:], "--quiet")  # as advised
     assert code == 0 and "29 analysed, 0 reused" in stdout and "PCA was fitted" not in err
     assert store.load(out).unfitted == 0

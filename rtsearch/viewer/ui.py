@@ -52,9 +52,10 @@ NOTHING_YET = (  # the query's place, before any source was chosen (view --sourc
 )
 DIMS_TIP_EMPTY = "The index's dimensions: load or analyze an index first."
 TRIM_TIP = (
-    "Live pictures (screen, video, webcam) lose their plain borders before they are "
-    "searched: the page around a picture grabbed loosely, a video's black bars. The query "
-    "image shows what was searched. Pictures of the collection are searched as they are."
+    "Live pictures (screen, video, webcam, a picture file opened with V) lose their plain "
+    "borders before they are searched: the page around a picture grabbed loosely, a "
+    "video's black bars. The query image shows what was searched. Pictures of the "
+    "collection (random, a result clicked) are searched as they are."
 )
 BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
 
