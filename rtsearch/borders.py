@@ -95,17 +95,17 @@ def _judged_box(small: np.ndarray) -> Box:
         if rows_open:
             view = small[top:bottom, left:right]
             room = room_h - (top + h - bottom)
-            cut_top = _border_lines(view, room)
-            cut_bottom = _border_lines(view[::-1], room - cut_top) if cut_top <= room else 0
+            cut_top = _border_lines(view, 0, room)
+            cut_bottom = _border_lines(view, 0, room - cut_top, True) if cut_top <= room else 0
             if cut_top + cut_bottom > room:  # past the limit: this axis stays as it is
                 rows_open = False
             elif cut_top or cut_bottom:
                 top, bottom, moved = top + cut_top, bottom - cut_bottom, True
         if cols_open:
-            view = small[top:bottom, left:right].transpose(1, 0, 2)
+            view = small[top:bottom, left:right]
             room = room_w - (left + w - right)
-            cut_left = _border_lines(view, room)
-            cut_right = _border_lines(view[::-1], room - cut_left) if cut_left <= room else 0
+            cut_left = _border_lines(view, 1, room)
+            cut_right = _border_lines(view, 1, room - cut_left, True) if cut_left <= room else 0
             if cut_left + cut_right > room:
                 cols_open = False
             elif cut_left or cut_right:
@@ -115,36 +115,47 @@ def _judged_box(small: np.ndarray) -> Box:
     return top, bottom, left, right
 
 
-def _border_lines(view: np.ndarray, room: int) -> int:
-    """How many of ``view``'s first rows are border, about its first row's median colour;
-    ``room + 1`` when more than ``room`` are (the caller then leaves the axis). Judged a few
-    lines first, then more: most pictures end within the first few. A run that does not end
-    at an edge (a line with some pixels far from its colour) is no border: a gradient (a
-    sky, a dark wallpaper) drifts out of the tolerance a little at a time, and was peeled off
-    a few lines a pass."""
-    if room <= 0 or view.shape[0] < 2:
+def _border_lines(view: np.ndarray, axis: int, room: int, from_end: bool = False) -> int:
+    """How many of ``view``'s lines (rows, ``axis`` 0, or columns, 1), from its first
+    (``from_end``: its last) inwards, are border, about that line's median colour;
+    ``room + 1`` when more than ``room`` are (the caller then leaves the axis). Judged a
+    few lines first, then more: most pictures end within the first few. A run that does
+    not end at an edge (a line with some pixels far from its colour) is no border: a
+    gradient (a sky, a dark wallpaper) drifts out of the tolerance a little at a time, and
+    was peeled off a few lines a pass."""
+    n = view.shape[axis]
+    if room <= 0 or n < 2:
         return 0
-    edge = np.median(view[0], axis=0)
+
+    def lines(a: int, b: int) -> np.ndarray:  # the a-th to b-th lines from the side judged
+        span = slice(n - b, n - a) if from_end else slice(a, b)
+        return view[span] if axis == 0 else view[:, span]
+
+    def in_order(per_line: np.ndarray) -> np.ndarray:  # from the side judged inwards
+        return per_line[::-1] if from_end else per_line
+
+    edge = np.median(lines(0, 1).reshape(-1, view.shape[2]), axis=0)
     low = np.clip(edge - TOLERANCE, 0, 255).astype(np.uint8)
     high = np.clip(edge + TOLERANCE, 0, 255).astype(np.uint8)
-    done, end = 0, min(room + 1, view.shape[0])
-    need = SHARE * view.shape[1]
+    done, end = 0, min(room + 1, n)
+    need = SHARE * view.shape[1 - axis]
     for step in (4, 16, 64, end):
         upto = min(done + step, end)
-        lines = np.ascontiguousarray(view[done:upto])
-        plain = np.count_nonzero(cv2.inRange(lines, low, high), axis=1) >= need
+        inside = cv2.inRange(lines(done, upto), low, high)
+        plain = in_order(np.count_nonzero(inside, axis=1 - axis) >= need)
         content = np.flatnonzero(~plain)
         if len(content):
             cut = done + int(content[0])
-            return cut if cut == 0 or _is_edge(view[cut : cut + EDGE_LINES], edge) else 0
+            after = lines(cut, min(cut + EDGE_LINES, n))
+            return cut if cut == 0 or _is_edge(after, edge, axis) else 0
         done = upto
         if done == end:
             break
     return done
 
 
-def _is_edge(lines: np.ndarray, colour: np.ndarray) -> bool:
-    """Whether one of ``lines`` (those after a border's run: JPEG's ringing may come first)
-    holds enough pixels far from the border's ``colour`` to end it."""
+def _is_edge(lines: np.ndarray, colour: np.ndarray, axis: int) -> bool:
+    """Whether one of ``lines`` (those after a border's run, along ``axis``: JPEG's ringing
+    may come first) holds enough pixels far from the border's ``colour`` to end it."""
     far = np.abs(lines.astype(np.int16) - colour.astype(np.int16)).max(axis=2) > EDGE_LEVELS
-    return bool((np.count_nonzero(far, axis=1) >= EDGE_SHARE * lines.shape[1]).any())
+    return bool((np.count_nonzero(far, axis=1 - axis) >= EDGE_SHARE * far.shape[1 - axis]).any())
