@@ -14,8 +14,9 @@ never smaller than ``MIN_SIDE`` pixels.
 
 The lines are judged on a copy shrunk to ``JUDGED_SIDE`` pixels on its longer side (every
 few lines and columns, unblended: a blend of two layers would be a layer of its own), so a
-blank frame costs little more than any other; the cut keeps at most one shrunk line of the
-border.
+blank frame costs little more than any other; the few lines between a border's last line
+judged and the content's first are then judged whole, so a lossless page comes off to the
+pixel (JPEG's ringing round the picture, up to its 8x8 block, may stay).
 """
 
 from __future__ import annotations
@@ -63,17 +64,47 @@ def content_box(image: RGBImage) -> Box:
     if (sh, sw) != (h, w):  # line i of the copy is line i * h // sh, exactly
         small = cv2.remap(np.ascontiguousarray(image), *_picks(h, w, sh, sw), cv2.INTER_NEAREST)
     top, bottom, left, right = _judged_box(small)
-    # back to the picture's pixels, keeping the lines between the last border line
-    # judged and the first content line
-    box = (
-        (top - 1) * h // sh + 1 if top else 0,
-        bottom * h // sh if bottom < sh else h,
-        (left - 1) * w // sw + 1 if left else 0,
-        right * w // sw if right < sw else w,
-    )
-    if box[1] - box[0] < MIN_SIDE or box[3] - box[2] < MIN_SIDE:
+    # back to the picture's pixels: the lines between the last border line judged and the
+    # first content line are judged here, whole (they showed as a line of page or bar
+    # along the query)
+    t, b = _unjudged(image, 0, top, bottom, sh)
+    left_, right_ = _unjudged(image[t:b], 1, left, right, sw)
+    if b - t < MIN_SIDE or right_ - left_ < MIN_SIDE:
         return whole
-    return box
+    return t, b, left_, right_
+
+
+def _unjudged(image: RGBImage, axis: int, first: int, end: int, judged: int) -> tuple[int, int]:
+    """Along ``axis``, the picture's lines kept for the judged copy's ``first`` and
+    ``end`` (of ``judged`` lines: line i is line i * n // judged), less the lines between
+    a border's last judged line and the content's first that are plain too."""
+    n = image.shape[axis]
+
+    def line(i: int) -> np.ndarray:  # as one row of pixels, for inRange
+        return np.ascontiguousarray(image[i] if axis == 0 else image[:, i])[None]
+
+    def near(i: int) -> tuple[np.ndarray, np.ndarray]:  # the colour range about line i
+        colour = np.median(line(i)[0], axis=0)
+        return (
+            np.clip(colour - TOLERANCE, 0, 255).astype(np.uint8),
+            np.clip(colour + TOLERANCE, 0, 255).astype(np.uint8),
+        )
+
+    def plain(i: int, low: np.ndarray, high: np.ndarray) -> bool:
+        return cv2.countNonZero(cv2.inRange(line(i), low, high)) >= SHARE * image.shape[1 - axis]
+
+    start, stop = 0, n
+    if first:
+        last = (first - 1) * n // judged  # the border's last line judged
+        start, colours = last + 1, near(last)
+        while start < first * n // judged and plain(start, *colours):
+            start += 1
+    if end < judged:
+        border = end * n // judged  # the border's first line judged, from this side
+        stop, colours = border, near(border)
+        while stop > (end - 1) * n // judged + 1 and plain(stop - 1, *colours):
+            stop -= 1
+    return start, stop
 
 
 @functools.lru_cache(maxsize=8)

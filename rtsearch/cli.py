@@ -13,12 +13,15 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from rtsearch import __version__
 from rtsearch.argtypes import file_path, in_range, non_negative_int, positive_int, seed
 from rtsearch.errors import RtsearchError, command, count, printable, warn
 from rtsearch.interrupts import catch_interrupts, ending
+
+if TYPE_CHECKING:
+    from rtsearch.borders import Box
 
 T = TypeVar("T")
 
@@ -129,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--trim",
         action="store_true",
         help="trim the picture's plain borders first (a screenshot of a picture on a page, a "
-        "video frame's black bars), as the viewer does to live pictures",
+        "video frame's black bars), as the viewer does to live pictures; a note on stderr "
+        "says which part was searched",
     )
     p.add_argument(
         "--json",
@@ -397,7 +401,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise RtsearchError(f"{args.image}: not a regular file")
     # verification looks at more candidates than it shows: get them all, to check them
     wide = max(args.k, session.verifier.candidates) if args.verify else args.k
-    considered = session.query_file(args.image, wide, verify=args.verify, trim=args.trim)
+    considered = session.query_file(
+        args.image, wide, verify=args.verify, trim=args.trim, trimmed=_say_trimmed(args.image)
+    )
     results = considered[: args.k]
     if session.base_dir.is_dir():
         _note_missing(considered, args.index, session.base_dir)
@@ -422,6 +428,23 @@ def cmd_query(args: argparse.Namespace) -> int:
             mark = "" if r.inliers is None else f"  {r.inliers:4d} inliers"
             print(f"{rank:3d}  {r.distance:10.4f}{mark}  {printable(r.path)}")
     return 0
+
+
+def _say_trimmed(image: Path) -> Callable[[Box, tuple[int, ...]], None]:
+    """`query --trim`'s note of what it searched (a trim that found nothing to take said
+    nothing, and looked as if it had not run)."""
+
+    def said(box: Box, shape: tuple[int, ...]) -> None:
+        top, bottom, left, right = box
+        if (top, bottom, left, right) == (0, shape[0], 0, shape[1]):
+            print_line(f"note: {image}: no plain borders to trim; searched whole")
+        else:
+            print_line(
+                f"note: {image}: searched its {right - left}x{bottom - top} at {left},{top} "
+                f"of {shape[1]}x{shape[0]} (plain borders trimmed)"
+            )
+
+    return said
 
 
 def _note_missing(results: list, index: Path, base_dir: Path) -> None:

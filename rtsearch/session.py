@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from rtsearch import bigstore, store
 from rtsearch import projection as proj
-from rtsearch.borders import trim_borders
+from rtsearch.borders import Box, content_box
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.extractor import Extractor
@@ -148,12 +149,23 @@ class SearchSession:
         return self.verifier.rerank(image if detail is None else detail, wide)[:k]
 
     def query_file(
-        self, path: Path, k: int, *, verify: bool = False, trim: bool = False
+        self,
+        path: Path,
+        k: int,
+        *,
+        verify: bool = False,
+        trim: bool = False,
+        trimmed: Callable[[Box, tuple[int, ...]], None] | None = None,
     ) -> list[Result]:
         """The nearest to the picture in ``path``; ``trim``: its plain borders off first
-        (a screenshot of a picture on a page), as the viewer trims live pictures."""
+        (a screenshot of a picture on a page), as the viewer trims live pictures, the box
+        kept and the picture's shape told to ``trimmed``."""
         if trim:  # whole, so that the part kept is not enlarged from a reduced decode
-            image = trim_borders(load_rgb(path))
+            whole = load_rgb(path)
+            top, bottom, left, right = box = content_box(whole)
+            image = whole[top:bottom, left:right]
+            if trimmed is not None:
+                trimmed(box, whole.shape)
         else:  # decoded exactly as analyze decodes, so the indexed file itself is at ~0
             image = load_rgb(path, min_size=self.extractor.info.input_size)
         detail = None  # (trimmed, the picture has all its pixels: verified as searched)

@@ -36,7 +36,7 @@ def jpeg(img: np.ndarray, quality: int = 85) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
 
 
-def close(box, want, slack: int = 3) -> bool:
+def close(box, want, slack: int = 0) -> bool:
     """``box`` keeps all of ``want`` and at most ``slack`` pixels of border on each side."""
     t, b, left, r = box
     wt, wb, wl, wr = want

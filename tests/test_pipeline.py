@@ -276,6 +276,10 @@ def test_query_trim_finds_a_picture_screenshot_on_its_page(
     shot = tmp_path / "screenshot.png"
     Image.fromarray(page).save(shot)
     base = ["query", out, shot, "--model", tiny_model, "-k", "3", "--json"]
+    plain = tmp_path / "plain.png"  # nothing to trim: said so
+    shutil.copy(gallery / "d1/img00010.png", plain)
+    code, _, err = cli(capsys, "query", out, plain, "--model", tiny_model, "--trim")
+    assert code == 0 and err == f"note: {plain}: no plain borders to trim; searched whole\n"
     from rtsearch.session import SearchSession
 
     seen = []  # what verification looks at: the picture searched, not the page again
@@ -287,13 +291,18 @@ def test_query_trim_finds_a_picture_screenshot_on_its_page(
     )  # fmt: skip
     for extra, first in ((["--trim"], True), ([], False)):
         for verify in ([], ["--no-verify"]):
-            code, stdout, _ = cli(capsys, *base, *extra, *verify)
+            code, stdout, err = cli(capsys, *base, *extra, *verify)
+            capsys_err = [err]
             assert code == 0
             nearest = json.loads(stdout)[0]["path"]
             assert (nearest == "d1/img00010.png") == first, (extra, verify, nearest)
             if extra:
                 shape, detail = seen[-1]
                 assert abs(shape[1] / shape[0] - w / h) < 0.05 and detail is None
+                # it says what it searched (a trim that took nothing looked as if it had
+                # not run)
+                kept = f"{shape[1]}x{shape[0]} at "
+                assert f"note: {shot}: searched its {kept}" in capsys_err[-1]
 
 
 def test_query_verifies_past_dots_strips_and_a_fifo_in_a_files_place(capsys, tmp_path, tiny_model):

@@ -1756,6 +1756,11 @@ def test_grab_window_mode_drags_the_region_with_the_mouse(app):
     # the one before, and "make the box smaller with G" did nothing for it)
     moved = grab_and_move_the_region()
     assert moved != kept
+    # B toggles the trim and stays in the mode, the rectangle as edited (it left the mode
+    # and put the rectangle back, unsaid)
+    xdotool(app, "key", "b")
+    assert app.grab_mode and app.region.box == moved and not app.opts.trim
+    app.perform("trim")
     app.perform("follow_mouse")
     assert not app.grab_mode and app.region.box == moved
     assert app.source_sent == "screen:mouse"

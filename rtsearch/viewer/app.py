@@ -264,7 +264,8 @@ class ViewerApp:
         """Every shortcut and button ends here."""
         if self.grab_mode and action == "follow_mouse":
             self._leave_grab_mode(apply=False, keep=True)  # the box as set, round the pointer
-        elif self.grab_mode and action not in ("grab_mode", "screen", "escape", "help"):
+        elif self.grab_mode and action not in ("grab_mode", "screen", "escape", "help", "trim"):
+            # (B, a setting of the searches, leaves the rectangle being edited as it is)
             self._leave_grab_mode(apply=False)
         self.message = ""  # a new action: the source's own messages show again
         handler = getattr(self, f"_do_{action}")
