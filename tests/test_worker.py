@@ -481,24 +481,30 @@ def test_a_live_picture_is_searched_without_its_plain_borders(running, index):
     file = sorted(pics.rglob("*.png"))[1]  # lossless: the row is the picture's own
     pic = np.asarray(Image.open(file).convert("RGB"))
     h, w = pic.shape[:2]
-    running.send("source", Pictures(on_page(pic, 20, 30, 3 * w, 10)))
+    page = on_page(pic, 20, 30, 3 * w, 10)
+    running.send("source", Pictures(page))
     trimmed = searched(running, 1)
     own = file.relative_to(pics).as_posix()
     first, second = trimmed.results[:2]
     assert first.path == own and first.distance < 0.2 * second.distance
-    assert abs(trimmed.query.aspect - w / h) < 0.05  # the picture's shape, not the page's
+    # the page is shown, the part searched outlined (a query texture of the part's size,
+    # made anew as it changed, kept 1.3 MB of Dear PyGui's memory each time)
+    ph, pw = page.shape[:2]
+    assert abs(trimmed.query.aspect - pw / ph) < 0.05
+    want = (20 / ph, (20 + h) / ph, 3 * w / pw, 4 * w / pw)
+    assert trimmed.searched is not None
+    assert np.allclose(trimmed.searched, want, atol=0.005), (trimmed.searched, want)
     running.send("trim", False)
     whole = searched(running, 2)  # the same picture, searched again at once
-    assert whole.results[0].path != own
-    assert whole.query.aspect > 3.5
+    assert whole.results[0].path != own and whole.searched is None
 
 
 def test_pictures_of_the_collection_are_searched_as_stored(running, monkeypatch):
     """Random pictures (and results clicked) are the indexed files themselves: no trim,
     which could cut into a cut-out's own plain background."""
     calls = []
-    real = worker_mod.trim_borders
-    monkeypatch.setattr(worker_mod, "trim_borders", lambda im: calls.append(1) or real(im))
+    real = worker_mod.content_box
+    monkeypatch.setattr(worker_mod, "content_box", lambda im: calls.append(1) or real(im))
     running.send("random")
     searched(running, 1)
     assert calls == []

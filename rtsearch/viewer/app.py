@@ -497,6 +497,8 @@ class ViewerApp:
             self._show_query(pub.query)
             self.dirty = True
         said = last.message if last else ""
+        if last is not None and pub.searched != last.searched:
+            self.dirty = True  # the outline round the part searched moves
         if changed or (pub.query is None and pub.message != said):
             self.dirty = True  # a source without a picture says why in its place
         if last is not None and pub.source != last.source:

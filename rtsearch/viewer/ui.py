@@ -54,7 +54,7 @@ DIMS_TIP_EMPTY = "The index's dimensions: load or analyze an index first."
 TRIM_TIP = (
     "Live pictures (screen, video, webcam, a picture file opened with V) lose their plain "
     "borders before they are searched: the page around a picture grabbed loosely, a "
-    "video's black bars. The query image shows what was searched. Pictures of the "
+    "video's black bars. The query image outlines the part searched. Pictures of the "
     "collection (random, a result clicked) are searched as they are."
 )
 BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
@@ -98,6 +98,7 @@ class Ids:
     fields: tuple = ()  # the dims input and the sliders (Ctrl+click types into one)
     pause_button: int | str = 0
     no_picture: int | str = 0  # says why, where the query image would be
+    query_outline: int | str = 0  # round the part of the query searched, when trimmed
     # the hovered result's caption (its band and text), in a layer above the tiles
     caption: tuple = ()
     caption_layer: int | str = 0
@@ -195,6 +196,7 @@ def build(app: ViewerApp) -> Ids:
         fields=fields,
         pause_button=next(b for b in buttons if dpg.get_item_user_data(b) == "pause"),
         no_picture=parts["no_picture"],
+        query_outline=parts["query_outline"],
         caption=parts["caption"],
         caption_layer=parts["caption_layer"],
         question=question,
@@ -387,6 +389,10 @@ def _canvas(app: ViewerApp):
         with dpg.draw_layer() as results:
             query_label = dpg.draw_text((0, 0), "Query image", size=16, color=LABEL)
             query = dpg.draw_image(app.query_tex.tag, (0, 0), (1, 1))
+            # the part of a live picture searched (its plain borders trimmed)
+            outline = dpg.draw_rectangle(
+                (0, 0), (1, 1), color=grab_view.GRAB_BORDER, thickness=2, show=False
+            )
             no_picture = dpg.draw_text((0, 0), "", size=16, color=MESSAGE, show=False)
             results_label = dpg.draw_text((0, 0), "Nearest neighbor images", size=16, color=LABEL)
             tile_items: list[int | str] = []
@@ -403,6 +409,7 @@ def _canvas(app: ViewerApp):
         "results": results,
         "grab": grab,
         "query": query,
+        "query_outline": outline,
         "query_label": query_label,
         "no_picture": no_picture,
         "results_label": results_label,
@@ -463,6 +470,11 @@ def apply_layout(app: ViewerApp) -> None:
         uv_min=uv_min,
         uv_max=uv_max,
     )
+    box = searched_rect(pub.searched, lay.query) if q is not None and pub.searched else None
+    if box is not None:
+        dpg.configure_item(ids.query_outline, pmin=box[:2], pmax=box[2:], show=True)
+    else:
+        dpg.configure_item(ids.query_outline, show=False)
     why = no_picture(pub) or (NOTHING_YET if app.source_sent is None else "")
     if why == NOTHING_YET and app.session is None:
         why = status.NO_INDEX[0].upper() + status.NO_INDEX[1:]
@@ -473,6 +485,15 @@ def apply_layout(app: ViewerApp) -> None:
         show=bool(why),
     )
     tiles.bind_tiles(app)
+
+
+def searched_rect(searched: tuple, rect: tuple) -> tuple[float, float, float, float]:
+    """The canvas rectangle round the part of the query searched (fractions of it: top,
+    bottom, left, right), the query drawn at ``rect``."""
+    top, bottom, left, right = searched
+    x0, y0, x1, y1 = rect
+    w, h = x1 - x0, y1 - y0
+    return x0 + left * w, y0 + top * h, x0 + right * w, y0 + bottom * h
 
 
 def query_uv(q: Thumb, tex: RawImage, rect: tuple) -> tuple[tuple, tuple]:

@@ -10,7 +10,9 @@ or the index searches the last picture again instead, paused or still.
 
 A live source's picture has its plain borders trimmed before it is searched (``trim``,
 rtsearch/borders.py): the page around a picture grabbed loosely, a video's black bars. The
-query shown is what was searched.
+query is shown whole, the part searched outlined (``Published.searched``): a query texture
+of the trimmed part's size was made anew whenever that size changed, and Dear PyGui keeps
+each raw texture's memory (1.3 MB each here: 67 MB in a minute of video).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsearch.borders import trim_borders
+from rtsearch.borders import content_box
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.moves import same_stat
@@ -158,6 +160,9 @@ class Published:
     thumbs: tuple[Thumb, ...]
     inference_ms: float
     message: str
+    # the part of the query searched, as fractions of it (top, bottom, left, right); None:
+    # all of it
+    searched: tuple[float, float, float, float] | None = None
 
 
 class Worker:
@@ -189,7 +194,6 @@ class Worker:
         self._last_query_at = 0.0  # perf_counter
         self._message = ""
         self._last: Frame | None = None  # the last picture searched, for a search again
-        self._searched: RGBImage | None = None  # its part searched (trimmed), as shown
         self._last_sig: np.ndarray | None = None  # a live picture's signature(), once taken
         self._again = False  # k or the index changed: search the last picture again
         self._unchanged = False  # this poll's picture was the last one searched
@@ -261,7 +265,7 @@ class Worker:
             if self.source is not None and self.source is not value:
                 self.source.close()
             self.source, self.paused = value, False
-            self._last, self._last_sig, self._searched = None, None, None
+            self._last, self._last_sig = None, None
             self._again, self._repeated, self._idle_said = False, False, False
         elif command == "k":
             self.k = int(value)
@@ -368,8 +372,14 @@ class Worker:
     def _query(self, frame: Frame) -> None:
         self._last = frame
         # a collection's own picture (random, a result clicked) is searched as it is stored
-        live = frame.row is None and self.trim
-        picture = self._searched = trim_borders(frame.image) if live else frame.image
+        h, w = frame.image.shape[:2]
+        top, bottom, left, right = (
+            content_box(frame.image) if frame.row is None and self.trim else (0, h, 0, w)
+        )
+        picture = frame.image[top:bottom, left:right]
+        searched = None
+        if (top, bottom, left, right) != (0, h, 0, w):
+            searched = (top / h, bottom / h, left / w, right / w)
         self._again, self._repeated, self._idle_said = False, False, False
         results: list[Result] = []
         message, infer_ms = self.source.message if self.source else "", 0.0
@@ -387,7 +397,7 @@ class Worker:
         if bad:
             message = bad
         self._last_query_at = time.perf_counter()
-        self._store(frame, picture, tuple(results), thumbs, infer_ms, message)
+        self._store(frame, searched, tuple(results), thumbs, infer_ms, message)
 
     def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
         thumbs, bad, gone = [], [], 0
@@ -420,9 +430,9 @@ class Worker:
         if self._rethumb and pub is not None and pub.results:
             thumbs, bad = self._thumbs(list(pub.results))
             again.update(thumbs=thumbs, message=bad or pub.message)
-        searched = self._searched
-        if self._requery and pub is not None and pub.query is not None and searched is not None:
-            again["query"] = query_picture(searched, self.header_h)
+        last = self._last
+        if self._requery and pub is not None and pub.query is not None and last is not None:
+            again["query"] = query_picture(last.image, self.header_h)
         self._rethumb = self._requery = False
         if pub is None or not again:
             return
@@ -430,14 +440,14 @@ class Worker:
         with self._lock:
             self._slot = replace(pub, seq=self._seq, **again)
 
-    def _store(self, frame, picture, results, thumbs, infer_ms: float, message: str) -> None:
+    def _store(self, frame, searched, results, thumbs, infer_ms: float, message: str) -> None:
         self._stale = False
-        query = query_picture(picture, self.header_h)
+        query = query_picture(frame.image, self.header_h)
         self._seq += 1
         name = self.source.name if self.source else ""
         pub = Published(
             self._seq, name, query, frame.captured, time.perf_counter(), frame.row,
-            results, thumbs, infer_ms, message,
+            results, thumbs, infer_ms, message, searched,
         )  # fmt: skip
         with self._lock:
             self._slot = pub
