@@ -71,9 +71,7 @@ def writer_lock(dest: Path) -> Iterator[None]:
 
 def _lock(fd: int) -> None:
     """An exclusive lock on ``fd``'s file, or BlockingIOError while another holds one."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
+    if WINDOWS:
         import msvcrt
 
         try:
@@ -81,15 +79,15 @@ def _lock(fd: int) -> None:
         except OSError as exc:  # (EACCES: locked by another)
             raise BlockingIOError(exc.errno, exc.strerror) from None
         return
+    import fcntl
+
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _unlock(fd: int) -> None:
     """Windows frees a lock left at close "when resources allow": it is freed first. (POSIX
     frees flock's with the file.)"""
-    try:
-        import fcntl  # noqa: F401
-    except ImportError:
+    if WINDOWS:
         import msvcrt
 
         with contextlib.suppress(OSError):

@@ -84,11 +84,7 @@ def _unjudged(image: RGBImage, axis: int, first: int, end: int, judged: int) -> 
         return np.ascontiguousarray(image[i] if axis == 0 else image[:, i])[None]
 
     def near(i: int) -> tuple[np.ndarray, np.ndarray]:  # the colour range about line i
-        colour = np.median(line(i)[0], axis=0)
-        return (
-            np.clip(colour - TOLERANCE, 0, 255).astype(np.uint8),
-            np.clip(colour + TOLERANCE, 0, 255).astype(np.uint8),
-        )
+        return _within(np.median(line(i)[0], axis=0))
 
     def plain(i: int, low: np.ndarray, high: np.ndarray) -> bool:
         return cv2.countNonZero(cv2.inRange(line(i), low, high)) >= SHARE * image.shape[1 - axis]
@@ -105,6 +101,14 @@ def _unjudged(image: RGBImage, axis: int, first: int, end: int, judged: int) -> 
         while stop > (end - 1) * n // judged + 1 and plain(stop - 1, *colours):
             stop -= 1
     return start, stop
+
+
+def _within(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """inRange's bounds for the pixels within TOLERANCE of ``colour`` on every channel."""
+    return (
+        np.clip(colour - TOLERANCE, 0, 255).astype(np.uint8),
+        np.clip(colour + TOLERANCE, 0, 255).astype(np.uint8),
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -166,8 +170,7 @@ def _border_lines(view: np.ndarray, axis: int, room: int, from_end: bool = False
         return per_line[::-1] if from_end else per_line
 
     edge = np.median(lines(0, 1).reshape(-1, view.shape[2]), axis=0)
-    low = np.clip(edge - TOLERANCE, 0, 255).astype(np.uint8)
-    high = np.clip(edge + TOLERANCE, 0, 255).astype(np.uint8)
+    low, high = _within(edge)
     done, end = 0, min(room + 1, n)
     need = SHARE * view.shape[1 - axis]
     for step in (4, 16, 64, end):

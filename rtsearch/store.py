@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from rtsearch import interrupts
 from rtsearch.atomic import atomic_path, file_in_the_way, os_reason, remove_abandoned_temps
-from rtsearch.errors import RtsearchError, first_line, size_text
+from rtsearch.errors import WINDOWS, RtsearchError, first_line, size_text
 from rtsearch.models import ModelInfo, short_weights
 from rtsearch.projection import Projection
 
@@ -673,7 +673,7 @@ def check_relative(rel: str, where: str) -> str:
     return rel
 
 
-WINDOWS_PATHS = os.name == "nt"  # backslashes separate, and "C:" names a drive
+WINDOWS_PATHS = WINDOWS  # backslashes separate, and "C:" names a drive
 
 
 FEATURE_BLOCK_BYTES = 16 << 20  # read at a time by copy_features (with its copy: 32 MB)

@@ -2,9 +2,9 @@
 
 One iteration is what the viewer's worker does per frame: grab -> trim (its plain borders,
 rtsearch/borders.py) -> preprocess -> inference -> projection -> kNN -> thumbnails of the
-results. Thumbnails come from the viewer's own
-cache (``rtsearch.thumbs.ThumbCache``, tiles of the viewer's size, misses decoded together
-on a pool sized to the cores); ``thumbs_cold_ms`` is the same step with an empty cache.
+results. Thumbnails come from the viewer's own cache (``rtsearch.thumbs.ThumbCache``, tiles
+of the viewer's size, misses decoded together on a pool sized to the cores);
+``thumbs_cold_ms`` is the same step with an empty cache.
 """
 
 from __future__ import annotations
