@@ -13,15 +13,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-from rtsearch import __version__
+from rtsearch import __version__, queries
 from rtsearch.argtypes import file_path, in_range, non_negative_int, positive_int, seed
-from rtsearch.errors import RtsearchError, command, count, printable, warn
+from rtsearch.errors import RtsearchError, count, printable, warn
 from rtsearch.interrupts import catch_interrupts, ending
-
-if TYPE_CHECKING:
-    from rtsearch.borders import Box
 
 T = TypeVar("T")
 
@@ -106,42 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("query", help="find the images nearest to an image", formatter_class=fmt)
-    # INDEX IMAGE, as info/update/view take their index first; IMAGE --index INDEX as before
-    p.add_argument("index_file", type=Path, nargs="?", metavar="INDEX", help="the index file "
-                   "(.dat) to search")  # fmt: skip
-    p.add_argument(
-        "image", type=Path, metavar="IMAGE", help="the picture to search for (any image file)"
-    )
-    p.add_argument("--index", type=Path, default=None, help="the index file, given after IMAGE")
-    p.add_argument(
-        "--base-dir",
-        type=Path,
-        default=None,
-        help="where the indexed images live now (default: as analysed)",
-    )
-    p.add_argument("-k", type=positive_int, default=10, help="number of results")
-    add_model_argument(p, default=None, help_default="the index's model")
-    p.add_argument(
-        "--no-verify",
-        dest="verify",
-        action="store_false",
-        help="rank by vector distance only; by default the first 50 candidates are re-ranked "
-        "by local feature agreement (ORB + RANSAC), which puts the source of a copy first",
-    )
-    p.add_argument(
-        "--trim",
-        action="store_true",
-        help="trim the picture's plain borders first (a screenshot of a picture on a page, a "
-        "video frame's black bars), as the viewer does to live pictures; a note on stderr "
-        "says which part was searched",
-    )
-    p.add_argument(
-        "--json",
-        action="store_true",
-        help="print [{path, file, distance, inliers}, ...] (file: absolute; inliers: null "
-        "with --no-verify)",
-    )
-    p.set_defaults(func=cmd_query)
+    queries.add_arguments(p)
+    p.set_defaults(func=queries.run)
 
     p = sub.add_parser("info", help="describe an index file", formatter_class=fmt)
     p.add_argument("index", type=Path)
@@ -350,133 +313,6 @@ def one_index(given: Path | None, option: Path | None) -> Path | None:
     if given is not None and option is not None and given != option:
         raise RtsearchError(f"two indexes given, {given} and --index {option}: give one")
     return given or option
-
-
-def query_index(index_file: Path | None, index: Path | None, image: Path) -> Path:
-    """The index ``query`` searches: its first argument or ``--index``, not both, not none."""
-    chosen = one_index(index_file, index)
-    if chosen is None:
-        if image.suffix.lower() == ".dat":
-            raise RtsearchError(
-                f"no picture given to search for: {command('rtsearch', 'query', image)} IMAGE"
-            )
-        raise RtsearchError(f"no index given: rtsearch query INDEX {command(image)}")
-    if image.suffix.lower() == ".dat" and chosen.suffix.lower() != ".dat":
-        raise RtsearchError(
-            f"{image} looks like the index and {chosen} like the picture: "
-            f"{command('rtsearch', 'query', image, chosen)}"
-        )
-    return chosen
-
-
-def cmd_query(args: argparse.Namespace) -> int:
-    from rtsearch.session import FolderGone, SearchSession
-
-    args.index = query_index(args.index_file, args.index, args.image)
-    # one query: building the exact scan's int8 first pass would cost more than it saves
-    try:
-        session = SearchSession.open(
-            args.index, base_dir=args.base_dir, model=args.model, prefilter=False,
-            build_ann=False,
-            images=args.verify,  # without verification the paths are the answer: no folder
-        )  # fmt: skip
-    except FolderGone as exc:  # (an unplugged drive: the paths alone answer)
-        if not args.verify:
-            raise
-        raise RtsearchError(f"{exc}, or --no-verify to rank by vector alone") from None
-    if not session.base_dir.is_dir():
-        print_line(f"note: the images' folder {session.base_dir} is gone; paths as indexed")
-    made, used = session.index.model.variant, session.extractor.info.variant
-    if args.model is None and made and used != made:  # (its distances were off, unsaid)
-        print_line(
-            f"note: {args.index}: its rows were made with the {made} file of "
-            f"{session.index.model.name}, not found; queried with its {used} file (an indexed "
-            "picture comes back near 0, not at 0)"
-        )
-    if args.image.is_dir():  # after the index: its problems are reported first
-        raise RtsearchError(f"{args.image}: is a folder, not an image file")
-    if not args.image.exists():
-        raise RtsearchError(f"{args.image}: {missing_reason(args.image)}")
-    if not args.image.is_file():  # a device, a pipe
-        raise RtsearchError(f"{args.image}: not a regular file")
-    # verification looks at more candidates than it shows: get them all, to check them
-    wide = max(args.k, session.verifier.candidates) if args.verify else args.k
-    considered = session.query_file(
-        args.image, wide, verify=args.verify, trim=args.trim, trimmed=_say_trimmed(args.image)
-    )
-    results = considered[: args.k]
-    if session.base_dir.is_dir():
-        _note_missing(considered, args.index, session.base_dir)
-        _note_changed(considered, session.index.sizes, args.index, session.base_dir)
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "path": r.path,
-                        "file": str(r.file),
-                        "distance": r.distance,
-                        "inliers": r.inliers,
-                    }
-                    for r in results
-                ]
-            )
-        )
-    else:
-        for rank, r in enumerate(results, 1):
-            # the inliers before the path, so that every column lines up
-            mark = "" if r.inliers is None else f"  {r.inliers:4d} inliers"
-            print(f"{rank:3d}  {r.distance:10.4f}{mark}  {printable(r.path)}")
-    return 0
-
-
-def _say_trimmed(image: Path) -> Callable[[Box, tuple[int, ...]], None]:
-    """`query --trim`'s note of what it searched (a trim that found nothing to take said
-    nothing, and looked as if it had not run)."""
-
-    def said(box: Box, shape: tuple[int, ...]) -> None:
-        top, bottom, left, right = box
-        if (top, bottom, left, right) == (0, shape[0], 0, shape[1]):
-            print_line(f"note: {image}: no plain borders to trim; searched whole")
-        else:
-            print_line(
-                f"note: {image}: searched its {right - left}x{bottom - top} at {left},{top} "
-                f"of {shape[1]}x{shape[0]} (plain borders trimmed)"
-            )
-
-    return said
-
-
-def _note_missing(results: list, index: Path, base_dir: Path) -> None:
-    """Say when indexed files among the nearest are gone (the index is older than the
-    folder): a missing file cannot be verified and drops out of the ranks, unsaid."""
-    missing = sum(not r.file.is_file() for r in results)
-    if missing:
-        print_line(
-            f"note: {missing} of the {count(len(results), 'nearest indexed image')} "
-            f"{'is' if missing == 1 else 'are'} no longer in {base_dir} (deleted or moved "
-            f"since the index was made); {command('rtsearch', 'update', index, base_dir)} "
-            "brings it up to date"
-        )
-
-
-def _note_changed(results: list, sizes, index: Path, base_dir: Path) -> None:
-    """Say when indexed files among the nearest are not the ones indexed (another size):
-    the folder changed since, or --base-dir names another folder whose files share the
-    names. Their distances are the indexed pictures', their inliers the files' now there."""
-    changed = 0
-    for r in results:
-        try:
-            changed += r.file.stat().st_size != int(sizes[r.row])
-        except OSError:
-            continue  # gone: _note_missing says so
-    if changed:
-        print_line(
-            f"note: {changed} of the {count(len(results), 'nearest indexed image')} in "
-            f"{base_dir} {'is' if changed == 1 else 'are'} not the file indexed (another "
-            f"size): changed since, or another folder; "
-            f"{command('rtsearch', 'update', index, base_dir)} brings the index up to date with it"
-        )
 
 
 def index_summary(path: Path) -> dict:

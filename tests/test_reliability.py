@@ -349,13 +349,14 @@ def test_nothing_usable_or_unwritable_output_exits_non_zero(tmp_path, tiny_model
     assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
     assert run.stderr.startswith(f"rtsearch: error: {tmp_path / 'damaged.dat'}: ")
     assert run.stderr.endswith("delete it, or choose another -o\n")
-    # and a folder given to query as the picture
+    # and a folder of no pictures given to query (one of pictures: each answered)
     assert rtsearch("analyze", tmp_path / "good", "-o", tmp_path / "g.dat", "--model",
                     tiny_model, "--quiet").returncode == 0  # fmt: skip
-    run = rtsearch("query", tmp_path / "good", "--index", tmp_path / "g.dat",
+    (tmp_path / "none").mkdir()
+    run = rtsearch("query", tmp_path / "none", "--index", tmp_path / "g.dat",
                    "--model", tiny_model)  # fmt: skip
     assert run.returncode == 1
-    assert run.stderr == f"rtsearch: error: {tmp_path / 'good'}: is a folder, not an image file\n"
+    assert run.stderr == f"rtsearch: error: {tmp_path / 'none'}: no pictures in this folder\n"
     # a folder given to info as the index; a photo given as -o is not advised deleted
     run = rtsearch("info", tmp_path / "good")
     assert run.stderr == f"rtsearch: error: {tmp_path / 'good'}: is a folder, not an index file\n"

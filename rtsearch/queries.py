@@ -1,0 +1,389 @@
+"""The `query` command: the indexed pictures nearest to one picture, to several, or to every
+picture in a folder, printed as ranked lines or as JSON.
+
+One picture is answered as it always was: its problems are errors. Several (or a folder)
+are answered in turn by one loaded model and index, each as soon as it is done; a picture
+that cannot be searched is one warning line, the others are still answered, and the run
+ends with an error counting them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rtsearch.argtypes import positive_int
+from rtsearch.errors import RtsearchError, command, count, printable
+
+if TYPE_CHECKING:
+    from rtsearch.borders import Box
+    from rtsearch.cli import ProgressBar
+    from rtsearch.session import Result, SearchSession
+
+INDEX_SUFFIX = ".dat"
+NAMED_IN_MESSAGES = 3  # pictures a suggested command spells out before "..."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rtsearch.cli import add_model_argument
+
+    # INDEX IMAGE, as info/update/view take their index first; IMAGE --index INDEX as before
+    p.add_argument("index_file", type=Path, nargs="?", metavar="INDEX", help="the index file "
+                   "(.dat) to search")  # fmt: skip
+    p.add_argument(
+        "images",
+        type=Path,
+        nargs="+",
+        metavar="IMAGE",
+        help="the picture to search for (any image file); several, or a folder (its pictures, "
+        "as analyze finds them), are each answered in turn",
+    )
+    p.add_argument("--index", type=Path, default=None, help="the index file, given after IMAGE")
+    p.add_argument(
+        "--base-dir",
+        type=Path,
+        default=None,
+        help="where the indexed images live now (default: as analysed)",
+    )
+    p.add_argument("-k", type=positive_int, default=10, help="number of results")
+    add_model_argument(p, default=None, help_default="the index's model")
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="rank by vector distance only; by default the first 50 candidates are re-ranked "
+        "by local feature agreement (ORB + RANSAC), which puts the source of a copy first",
+    )
+    p.add_argument(
+        "--trim",
+        action="store_true",
+        help="trim the picture's plain borders first (a screenshot of a picture on a page, a "
+        "video frame's black bars), as the viewer does to live pictures; a note on stderr "
+        "says which part was searched",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print [{path, file, distance, inliers}, ...] (file: absolute; inliers: null "
+        "with --no-verify); for several pictures or a folder, [{query, results, error, "
+        "searched}, ...], one per picture",
+    )
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="print one {query, results, error, searched} object per line for each picture as "
+        "it is answered, however many are given (the same shape for one and for a folder)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar over several pictures")
+
+
+@dataclass(frozen=True)
+class Searched:
+    """The part of a picture searched after its plain borders were trimmed: ``x, y`` its
+    corner, ``width, height`` its size, of the whole ``of_width`` x ``of_height``."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    of_width: int
+    of_height: int
+
+    @classmethod
+    def of(cls, box: Box, shape: tuple[int, ...]) -> Searched:
+        top, bottom, left, right = box
+        return cls(left, top, right - left, bottom - top, shape[1], shape[0])
+
+    @property
+    def whole(self) -> bool:
+        return (self.width, self.height) == (self.of_width, self.of_height)
+
+    def text(self) -> str:
+        if self.whole:
+            return "no plain borders to trim; searched whole"
+        return (
+            f"searched its {self.width}x{self.height} at {self.x},{self.y} of "
+            f"{self.of_width}x{self.of_height} (plain borders trimmed)"
+        )
+
+    def json(self) -> dict:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+@dataclass
+class Answer:
+    """One picture's answer: its results, or why it could not be searched."""
+
+    image: Path
+    results: list[Result]
+    error: str | None = None
+    searched: Searched | None = None  # with --trim
+
+
+def targets(
+    index_file: Path | None, index: Path | None, images: list[Path]
+) -> tuple[Path, list[Path]]:
+    """The index `query` searches and the pictures it searches for: the index is its first
+    argument or ``--index``, not both, not none; with ``--index`` every argument that does
+    not look like an index is a picture."""
+    from rtsearch.cli import one_index
+
+    if index is not None and index_file is not None and index_file.suffix.lower() != INDEX_SUFFIX:
+        images, index_file = [index_file, *images], None
+    chosen = one_index(index_file, index)
+    named = next((i for i in images if i.suffix.lower() == INDEX_SUFFIX), None)
+    if index is None and named is None and index_file is not None and _picture_like(index_file):
+        images, chosen = [index_file, *images], None  # `query a.jpg b.jpg`: no index
+    if chosen is None:
+        if len(images) == 1 and images[0].suffix.lower() == INDEX_SUFFIX:
+            raise RtsearchError(
+                f"no picture given to search for: {command('rtsearch', 'query', images[0])} IMAGE"
+            )
+        raise RtsearchError(f"no index given: rtsearch query INDEX {_spelled(images)}")
+    if chosen.suffix.lower() != INDEX_SUFFIX and named is not None:
+        rest = [chosen, *(i for i in images if i != named)]
+        raise RtsearchError(
+            f"{named} looks like the index and {chosen} like the picture: "
+            f"{command('rtsearch', 'query', named)} {_spelled(rest)}"
+        )
+    return chosen, images
+
+
+def _picture_like(path: Path) -> bool:
+    from rtsearch.decode import IMAGE_EXTENSIONS
+
+    return path.suffix.lower() in IMAGE_EXTENSIONS or path.is_dir()
+
+
+def _spelled(images: list[Path]) -> str:
+    """The pictures as a command line takes them, the first few and "..." for the rest."""
+    shown = command(*images[:NAMED_IN_MESSAGES])
+    return shown + (" ..." if len(images) > NAMED_IN_MESSAGES else "")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtsearch.cli import print_line
+    from rtsearch.session import FolderGone, SearchSession
+
+    args.index, given = targets(args.index_file, args.index, args.images)
+    # per picture: building the exact scan's int8 first pass would cost more than it saves
+    try:
+        session = SearchSession.open(
+            args.index, base_dir=args.base_dir, model=args.model, prefilter=False,
+            build_ann=False,
+            images=args.verify,  # without verification the paths are the answer: no folder
+        )  # fmt: skip
+    except FolderGone as exc:  # (an unplugged drive: the paths alone answer)
+        if not args.verify:
+            raise
+        raise RtsearchError(f"{exc}, or --no-verify to rank by vector alone") from None
+    if not session.base_dir.is_dir():
+        print_line(f"note: the images' folder {session.base_dir} is gone; paths as indexed")
+    made, used = session.index.model.variant, session.extractor.info.variant
+    if args.model is None and made and used != made:  # (its distances were off, unsaid)
+        print_line(
+            f"note: {args.index}: its rows were made with the {made} file of "
+            f"{session.index.model.name}, not found; queried with its {used} file (an indexed "
+            "picture comes back near 0, not at 0)"
+        )
+    single = len(given) == 1 and not given[0].is_dir() and not args.jsonl
+    if single:  # after the index: its problems are reported first
+        answers = [_answer(session, given[0], args, say_trim=True)]
+    else:
+        pictures = _pictures(given)
+        if len(pictures) == 1 and isinstance(pictures[0], Answer):  # one folder, empty
+            raise RtsearchError(str(pictures[0].error))
+        answers = _answer_all(session, pictures, args)
+    considered = [r for a in answers for r in a.results]
+    if session.base_dir.is_dir():
+        _note_missing(considered, args.index, session.base_dir)
+        _note_changed(considered, session.index.sizes, args.index, session.base_dir)
+    if single:
+        _print_one(answers[0].results[: args.k], args.json)
+        return 0
+    if args.json:
+        print(json.dumps([_as_json(a, args.k) for a in answers]))
+    failed = sum(a.error is not None for a in answers)
+    if failed:
+        raise RtsearchError(
+            f"{failed} of {count(len(answers), 'picture')} could not be searched (said above)"
+        )
+    return 0
+
+
+def _pictures(given: list[Path]) -> list[Path | Answer]:
+    """The pictures to search for: files as given, folders by what analyze's scan finds in
+    them; a folder holding none is its own failed answer."""
+    from rtsearch.cli import print_line
+    from rtsearch.scan import scan
+
+    pictures: list[Path | Answer] = []
+    for path in given:
+        if not path.is_dir():
+            pictures.append(path)
+            continue
+        found = scan(path, warn=lambda m: print_line(f"warning: {m}"))
+        pictures.extend(path / rel for rel in found.paths)
+        if not found.paths:
+            pictures.append(Answer(path, [], f"{path}: no pictures in this folder"))
+    return pictures
+
+
+def _answer_all(
+    session: SearchSession, pictures: list[Path | Answer], args: argparse.Namespace
+) -> list[Answer]:
+    """Each picture answered in turn and printed as it is (text and --jsonl): a problem
+    with one is a warning, and the others go on."""
+    from rtsearch.analyze import Progress
+    from rtsearch.cli import ProgressBar, print_line
+
+    # on a terminal only: a log of a short batch gained progress lines it did not need
+    shown = not args.quiet and len(pictures) > 1 and sys.stderr.isatty()
+    bar = ProgressBar() if shown else None
+    began, answers, failed = time.monotonic(), [], 0
+    try:
+        for done, picture in enumerate(pictures, 1):
+            if isinstance(picture, Answer):
+                answer = picture
+            else:
+                try:
+                    answer = _answer(session, picture, args, say_trim=False)
+                except RtsearchError as exc:
+                    answer = Answer(picture, [], str(exc))
+            if answer.error is not None:
+                failed += 1
+                print_line(f"warning: {answer.error}", bar)
+            _print_as_answered(answer, args, bar, first=all(a.error is not None for a in answers))
+            answers.append(answer)
+            if bar is not None:
+                bar(Progress.since(began, done, len(pictures), failed, done - failed))
+    finally:
+        if bar is not None:
+            bar.close()
+    return answers
+
+
+def _answer(
+    session: SearchSession, image: Path, args: argparse.Namespace, *, say_trim: bool
+) -> Answer:
+    """``image`` searched for; its problems raised as one-line errors naming it."""
+    from rtsearch.cli import missing_reason, print_line
+
+    if image.is_dir():
+        raise RtsearchError(f"{image}: is a folder, not an image file")
+    if not image.exists():
+        raise RtsearchError(f"{image}: {missing_reason(image)}")
+    if not image.is_file():  # a device, a pipe
+        raise RtsearchError(f"{image}: not a regular file")
+    answer = Answer(image, [])
+
+    def trimmed(box: Box, shape: tuple[int, ...]) -> None:
+        answer.searched = Searched.of(box, shape)
+        if say_trim:
+            print_line(f"note: {image}: {answer.searched.text()}")
+
+    # verification looks at more candidates than it shows: get them all, to check them
+    wide = max(args.k, session.verifier.candidates) if args.verify else args.k
+    answer.results = session.query_file(
+        image, wide, verify=args.verify, trim=args.trim, trimmed=trimmed
+    )
+    return answer
+
+
+def _print_one(results: list[Result], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([_result_json(r) for r in results]))
+        return
+    for line in _ranked(results):
+        print(line)
+
+
+def _print_as_answered(
+    answer: Answer, args: argparse.Namespace, bar: ProgressBar | None, *, first: bool
+) -> None:
+    """One picture's answer among several, printed as soon as it is known: a --jsonl line,
+    or its name and ranked lines after a blank one (nothing for a failed one: its warning
+    said it)."""
+    if args.jsonl:
+        _write(json.dumps(_as_json(answer, args.k)) + "\n", bar)
+    elif not args.json and answer.error is None:
+        head = printable(str(answer.image))
+        if answer.searched is not None:
+            head += f"  ({answer.searched.text()})"
+        lines = [head, *_ranked(answer.results[: args.k]), ""]
+        _write(("" if first else "\n") + "\n".join(lines), bar)
+
+
+def _write(text: str, bar: ProgressBar | None) -> None:
+    """``text`` on stdout, below the progress line when both go to one terminal."""
+    if bar is not None and bar.tty and bar.shown:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+        bar.last = 0.0  # drawn again at once, under the text
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _ranked(results: list[Result]) -> list[str]:
+    # the inliers before the path, so that every column lines up
+    lines = []
+    for rank, r in enumerate(results, 1):
+        mark = "" if r.inliers is None else f"  {r.inliers:4d} inliers"
+        lines.append(f"{rank:3d}  {r.distance:10.4f}{mark}  {printable(r.path)}")
+    return lines
+
+
+def _result_json(r: Result) -> dict:
+    return {"path": r.path, "file": str(r.file), "distance": r.distance, "inliers": r.inliers}
+
+
+def _as_json(answer: Answer, k: int) -> dict:
+    return {
+        "query": str(answer.image),
+        "results": [_result_json(r) for r in answer.results[:k]],
+        "error": answer.error,
+        "searched": None if answer.searched is None else answer.searched.json(),
+    }
+
+
+def _note_missing(results: list[Result], index: Path, base_dir: Path) -> None:
+    """Say when indexed files among the nearest are gone (the index is older than the
+    folder): a missing file cannot be verified and drops out of the ranks, unsaid."""
+    from rtsearch.cli import print_line
+
+    rows = {r.row: r for r in results}
+    missing = sum(not r.file.is_file() for r in rows.values())
+    if missing:
+        print_line(
+            f"note: {missing} of the {count(len(rows), 'nearest indexed image')} "
+            f"{'is' if missing == 1 else 'are'} no longer in {base_dir} (deleted or moved "
+            f"since the index was made); {command('rtsearch', 'update', index, base_dir)} "
+            "brings it up to date"
+        )
+
+
+def _note_changed(results: list[Result], sizes, index: Path, base_dir: Path) -> None:
+    """Say when indexed files among the nearest are not the ones indexed (another size):
+    the folder changed since, or --base-dir names another folder whose files share the
+    names. Their distances are the indexed pictures', their inliers the files' now there."""
+    from rtsearch.cli import print_line
+
+    rows = {r.row: r for r in results}
+    changed = 0
+    for r in rows.values():
+        try:
+            changed += r.file.stat().st_size != int(sizes[r.row])
+        except OSError:
+            continue  # gone: _note_missing says so
+    if changed:
+        print_line(
+            f"note: {changed} of the {count(len(rows), 'nearest indexed image')} in "
+            f"{base_dir} {'is' if changed == 1 else 'are'} not the file indexed (another "
+            f"size): changed since, or another folder; "
+            f"{command('rtsearch', 'update', index, base_dir)} brings the index up to date with it"
+        )

@@ -1,0 +1,165 @@
+"""`rtsearch query` over several pictures and folders: one model and index for all, each
+answered as it comes, a picture that cannot be searched a warning, not the end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from fakes import make_gallery, make_image
+
+from rtsearch.cli import main
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def indexed(tmp_path, tiny_model, capsys) -> tuple[Path, Path]:
+    gallery, out = tmp_path / "gallery", tmp_path / "g.dat"
+    make_gallery(gallery, 12)
+    assert cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")[0] == 0
+    return gallery, out
+
+
+def test_several_pictures_and_a_folder_are_answered_by_one_session(
+    capsys, monkeypatch, tmp_path, tiny_model, indexed
+):
+    from rtsearch.session import SearchSession
+
+    gallery, out = indexed
+    opened = []
+    real_open = SearchSession.open.__func__
+    monkeypatch.setattr(
+        SearchSession,
+        "open",
+        classmethod(lambda cls, *a, **kw: opened.append(a) or real_open(cls, *a, **kw)),
+    )
+    a, b = gallery / "d0/img00003.jpg", gallery / "d1/img00010.png"
+    code, stdout, err = cli(capsys, "query", out, a, b, "--model", tiny_model, "-k", "3")
+    assert code == 0 and err == "" and len(opened) == 1
+    groups = [g.splitlines() for g in stdout.strip("\n").split("\n\n")]
+    assert [g[0] for g in groups] == [str(a), str(b)]  # each picture names its results
+    assert [g[1].split()[-1] for g in groups] == ["d0/img00003.jpg", "d1/img00010.png"]
+    assert all(len(g) == 4 and float(g[1].split()[1]) < 1e-3 for g in groups), stdout
+    # a folder: every picture analyze would find in it, subfolders too, hidden ones not
+    (gallery / "d2" / ".hidden.jpg").write_bytes((gallery / "d2/img00002.jpg").read_bytes())
+    code, stdout, err = cli(capsys, "query", out, gallery, "--model", tiny_model, "--jsonl",
+                            "-k", "2", "--no-verify")  # fmt: skip
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert code == 0 and err == "" and len(opened) == 2 and len(lines) == 12
+    for line in lines:
+        assert set(line) == {"query", "results", "error", "searched"}
+        assert line["error"] is None and line["searched"] is None and len(line["results"]) == 2
+        assert gallery / line["results"][0]["path"] == Path(line["query"])  # itself first
+        assert line["results"][0]["inliers"] is None  # --no-verify
+
+
+def test_a_picture_that_cannot_be_searched_is_a_warning_and_the_rest_answered(
+    capsys, tmp_path, tiny_model, indexed
+):
+    gallery, out = indexed
+    good = gallery / "d0/img00000.png"
+    broken, gone = tmp_path / "broken.jpg", tmp_path / "gone.jpg"
+    broken.write_bytes(b"not a picture")
+    args = ["query", good, broken, gone, "--index", out, "--model", tiny_model, "-k", "2"]
+    code, stdout, err = cli(capsys, *args)
+    assert code == 1
+    assert err.splitlines() == [
+        f"warning: {broken}: not an image file (unknown format)",
+        f"warning: {gone}: image file not found",
+        "rtsearch: error: 2 of 3 pictures could not be searched (said above)",
+    ]
+    assert stdout.splitlines()[0] == str(good) and stdout.count("inliers") == 2  # only good's
+    # --json: one object per picture, in the order given, the failed ones with their error
+    code, stdout, _ = cli(capsys, *args, "--json")
+    answers = json.loads(stdout)
+    assert code == 1 and [a["query"] for a in answers] == [str(good), str(broken), str(gone)]
+    assert answers[0]["error"] is None and answers[0]["results"][0]["path"] == "d0/img00000.png"
+    assert answers[0]["results"][0]["file"] == str(good.resolve())
+    assert answers[1] == {"query": str(broken), "results": [], "searched": None,
+                          "error": f"{broken}: not an image file (unknown format)"}  # fmt: skip
+    assert answers[2]["error"] == f"{gone}: image file not found"
+    # one picture is answered as before: its problem is the error, its results a plain list
+    code, stdout, err = cli(capsys, "query", out, broken, "--model", tiny_model)
+    assert code == 1 and err == f"rtsearch: error: {broken}: not an image file (unknown format)\n"
+    code, stdout, _ = cli(capsys, "query", out, good, "--model", tiny_model, "--json", "-k", "2")
+    assert [r["path"] for r in json.loads(stdout)][:1] == ["d0/img00000.png"]
+    # --jsonl gives one picture the shape of many
+    code, stdout, _ = cli(capsys, "query", out, good, "--model", tiny_model, "--jsonl", "-k", "1")
+    assert code == 0 and json.loads(stdout)["results"][0]["path"] == "d0/img00000.png"
+
+
+def test_a_trimmed_batch_says_what_it_searched_with_each_answer(
+    capsys, tmp_path, tiny_model, indexed
+):
+    from PIL import Image
+
+    _, out = indexed
+    page = Image.new("RGB", (400, 300), (255, 255, 255))
+    page.paste(make_image(4).resize((200, 150)), (120, 90))
+    shot = tmp_path / "shots" / "shot.png"
+    shot.parent.mkdir()
+    page.save(shot)
+    plain = shot.parent / "plain.png"
+    make_image(5).save(plain)
+    code, stdout, err = cli(capsys, "query", out, shot.parent, "--model", tiny_model, "--trim",
+                            "--jsonl", "-k", "1")  # fmt: skip
+    by_name = {Path(a["query"]).name: a for a in map(json.loads, stdout.splitlines())}
+    assert code == 0 and err == ""  # (one picture's note on stderr is in its answer here)
+    assert by_name["shot.png"]["searched"] == {"x": 120, "y": 90, "width": 200, "height": 150}
+    assert by_name["plain.png"]["searched"]["width"] == make_image(5).width
+    code, stdout, _ = cli(capsys, "query", out, shot, plain, "--model", tiny_model, "--trim")
+    assert stdout.splitlines()[0] == (
+        f"{shot}  (searched its 200x150 at 120,90 of 400x300 (plain borders trimmed))"
+    )
+
+
+def test_arguments_name_the_index_and_the_pictures_in_either_order(
+    capsys, tmp_path, tiny_model, indexed
+):
+    gallery, out = indexed
+    a, b = gallery / "d0/img00003.jpg", gallery / "d1/img00004.jpg"
+    _, before, _ = cli(capsys, "query", out, a, b, "--model", tiny_model, "--json")
+    _, after, _ = cli(capsys, "query", a, b, "--index", out, "--model", tiny_model, "--json")
+    assert json.loads(before) == json.loads(after) and len(json.loads(after)) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, said in (
+        ((a, b), f"no index given: rtsearch query INDEX {a} {b}"),
+        ((gallery, a), f"no index given: rtsearch query INDEX {gallery} {a}"),
+        (
+            (a, b, out),
+            f"{out} looks like the index and {a} like the picture: rtsearch query {out} {a} {b}",
+        ),
+        ((out, empty), f"{empty}: no pictures in this folder"),
+        (
+            (out, a, b, "--index", tmp_path / "other.dat"),
+            f"two indexes given, {out} and --index {tmp_path / 'other.dat'}: give one",
+        ),
+    ):
+        code, stdout, err = cli(capsys, "query", *args, "--model", tiny_model)
+        assert code == 1 and stdout == "" and err == f"rtsearch: error: {said}\n", err
+    # an empty folder among pictures is one of the failed ones
+    code, stdout, err = cli(capsys, "query", out, empty, a, "--model", tiny_model, "-k", "1")
+    assert code == 1 and stdout.splitlines()[0] == str(a)
+    assert err.splitlines()[0] == f"warning: {empty}: no pictures in this folder"
+
+
+def test_notes_about_the_folder_are_said_once_for_the_whole_batch(
+    capsys, tmp_path, tiny_model, indexed
+):
+    gallery, out = indexed
+    kept = tmp_path / "kept"
+    shutil.copytree(gallery / "d0", kept)
+    shutil.rmtree(gallery / "d0")  # the pictures deleted from the folder since the analysis
+    code, stdout, err = cli(capsys, "query", out, kept, "--model", tiny_model, "--no-verify",
+                            "-k", "3", "--json")  # fmt: skip
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert code == 0 and len(json.loads(stdout)) == 4 and len(notes) == 1, err
+    assert notes[0].startswith("note: 4 of the ") and "no longer in" in notes[0]
