@@ -4,6 +4,14 @@ Large JPEGs are decoded at reduced scale (DCT scaling: measured 35 ms vs 130 ms 
 for 12 MP), EXIF orientation is applied, animated images give their first frame, and every
 oddity (CMYK, 16-bit, palette with transparency, alpha) becomes plain RGB.
 
+AVIF is Pillow's own (its wheels read it from 11.3). HEIC/HEIF (iPhones; Canon's .hif)
+needs the optional pillow-heif (its HEVC encoder, x265, is GPL): its opener is registered
+the first time a HEIF file is met, not at import (importing it took 13-22 ms, on every
+command that decodes, for a format most folders do not hold). libheif applies the
+container's rotation and mirroring (irot/imir) itself and pillow-heif resets the EXIF
+orientation tag to 1, so exif_transpose turns nothing twice; HDR (10-bit) pictures come
+8-bit. Without the codec a file is refused with MissingCodec, whose line says what reads it.
+
 Plain 8-bit grey or colour JPEGs, nearly every file in a photo collection, are decoded by
 OpenCV, which releases the interpreter lock while it decodes; everything else goes through
 Pillow, whose array copy (``tobytes``) holds the lock for about a third of a small JPEG's
@@ -14,23 +22,28 @@ applied); tests compare them bit for bit.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from rtsearch.errors import RtsearchError
 
 RGBImage = npt.NDArray[np.uint8]  # (H, W, 3) uint8
+# HEIF's names are listed whether or not pillow-heif is here: an index made where it is
+# keeps its HEIC rows through an update run where it is not (unchanged files are not read)
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+    | {".avif", ".heic", ".heif", ".hif"}
 )
 # Pillow raises DecompressionBombError above twice MAX_IMAGE_PIXELS while reading the header
 # (before any pixel memory), and only warns below that; _to_rgb refuses everything past
@@ -45,6 +58,44 @@ _LARGE_DECODES = threading.BoundedSemaphore(2)
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
+@dataclass(frozen=True)
+class Codec:
+    """A format this installation may lack: ``kind`` names its files ("HEIC picture"),
+    ``why`` says what reads them, "{it}" standing for "it" or "them"."""
+
+    kind: str
+    why: str
+
+    @property
+    def ending(self) -> str:
+        """What a file's line says after its name."""
+        return f": {self.kind}: {self.why.format(it='it')}"
+
+    def more(self, n: int) -> str:
+        """The line that stands for ``n`` more files left unread for the same want."""
+        return f"{n} more {self.kind}{'' if n == 1 else 's'} skipped: {self.why.format(it='them')}"
+
+
+HEIC = Codec("HEIC picture", "reading {it} needs pillow-heif (pip install 'rtsearch[heic]')")
+AVIF = Codec("AVIF picture", "this Pillow cannot read AVIF (Pillow 11.3 or later reads {it})")
+CODECS = (HEIC, AVIF)
+
+
+class MissingCodec(RtsearchError):
+    """``path`` is a picture in a format this installation cannot read (``codec``)."""
+
+    def __init__(self, path: Path | str, codec: Codec) -> None:
+        super().__init__(f"{path}{codec.ending}")
+        self.codec = codec
+
+
+def missing_codec(message: str) -> Codec | None:
+    """The codec a skipped file's line (a MissingCodec's) says is missing, if it says so:
+    such lines are said once and counted (10,000 HEICs without pillow-heif), wherever the
+    line has come from (a Ray worker sends the text)."""
+    return next((c for c in CODECS if message.endswith(c.ending)), None)
+
+
 def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBImage:
     """Decode ``path`` to RGB uint8; with ``min_size`` (h, w) JPEGs may decode reduced but
     never below that size. Raises RtsearchError naming the file on any decode problem."""
@@ -54,6 +105,7 @@ def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBIm
             if image is not None:
                 return image
             f.seek(0)
+            _check_codec(f, path)
             with Image.open(f) as img:
                 return _to_rgb(img, path, min_size)
     except RtsearchError:
@@ -94,6 +146,62 @@ def _open_regular(path: Path | str) -> BinaryIO:
         os.close(fd)
         raise
     return os.fdopen(fd, "rb")
+
+
+# ---------------------------------------------------------------- AVIF and HEIF
+
+# ISO-BMFF brands (the file's "ftyp" box): AVIF's, and the HEIF ones pillow-heif reads
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
+)
+_HEIF_LOCK = threading.Lock()
+
+
+def _check_codec(f: BinaryIO, path: Path | str) -> None:
+    """Make ready the codec an AVIF or HEIF file needs (told by its content, not its name:
+    a HEIC renamed .jpg is read), or raise MissingCodec; ``f`` is left at its start."""
+    brands = _ftyp_brands(f.read(64))
+    f.seek(0)
+    if not brands:
+        return
+    if brands[0] in _AVIF_BRANDS or (brands[0] in (b"mif1", b"msf1") and _AVIF_BRANDS & {*brands}):
+        if not _pillow_reads_avif():
+            raise MissingCodec(path, AVIF)
+    elif _HEIF_BRANDS.intersection(brands) and not _heif_registered():
+        raise MissingCodec(path, HEIC)
+
+
+def _ftyp_brands(head: bytes) -> list[bytes]:
+    """The major brand, then the compatible ones, of an ISO-BMFF file's first box."""
+    if len(head) < 16 or head[4:8] != b"ftyp":
+        return []
+    end = min(int.from_bytes(head[:4], "big"), len(head))
+    return [head[8:12]] + [head[i : i + 4] for i in range(16, end - 3, 4)]
+
+
+@functools.cache
+def _pillow_reads_avif() -> bool:
+    return bool(features.check("avif"))
+
+
+def _heif_registered() -> bool:
+    """Whether pillow-heif's opener is registered with Pillow (registered here, once, the
+    first time a HEIF file is met: decoding runs on a thread pool, hence the lock)."""
+    with _HEIF_LOCK:
+        return _register_heif()
+
+
+@functools.cache
+def _register_heif() -> bool:
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    # only the primary picture is read: its thumbnails, depth maps and auxiliary pictures
+    # (an iPhone's gain maps) are not listed
+    pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+    return True
 
 
 # ---------------------------------------------------------------- plain JPEGs, OpenCV

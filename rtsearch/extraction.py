@@ -1,17 +1,18 @@
 """The extraction loop analyze and update run: files decoded on a pool (or in each
 inference stream), batched, and run ``extractor.streams`` at a time; the files that cannot
-be decoded are skipped and said, each in one line."""
+be decoded are skipped and said, each in one line, but for those a missing codec leaves
+unread: the first is said, the rest counted in one line at the end."""
 
 from __future__ import annotations
 
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from rtsearch.decode import RGBImage, load_rgb
-from rtsearch.errors import RtsearchError
+from rtsearch.decode import Codec, RGBImage, load_rgb, missing_codec
+from rtsearch.errors import RtsearchError, Warn
 from rtsearch.extractor import Extractor, fit_to_input
 
 DEFAULT_BATCH = 16  # one run at a time on the CPU: bigger batches pay
@@ -37,9 +38,38 @@ def extract(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Iter
     """Yield (paths, features, sizes, mtimes) per batch, in order; batches run
     ``extractor.streams`` at a time. ``batch_size`` 0: batch_for."""
     batch_size = batch_size or batch_for(extractor)
-    if decodes_in_streams(extractor):
-        return _extract_in_streams(base_dir, todo, extractor, batch_size, report, warn, cancel)
-    return _extract_beside(base_dir, todo, extractor, batch_size, report, warn, cancel)
+    run = _extract_in_streams if decodes_in_streams(extractor) else _extract_beside
+    said = Collapsed(warn) if warn else None
+    try:
+        yield from run(base_dir, todo, extractor, batch_size, report, said, cancel)
+    finally:
+        if said:
+            said.close()
+
+
+class Collapsed:
+    """A ``warn`` that says each line, but of the lines for files a missing codec leaves
+    unread (MissingCodec's) only the first; ``close`` then says how many more there were,
+    in one line per codec: a library of 10,000 HEICs without pillow-heif is two lines."""
+
+    def __init__(self, warn: Warn) -> None:
+        self.warn = warn
+        self.held: Counter[Codec] = Counter()
+
+    def __call__(self, message: str) -> None:
+        codec = missing_codec(message)
+        if codec is not None and codec in self.held:
+            self.held[codec] += 1
+            return
+        if codec is not None:
+            self.held[codec] = 0
+        self.warn(message)
+
+    def close(self) -> None:
+        for codec, n in self.held.items():
+            if n:
+                self.warn(codec.more(n))
+        self.held.clear()
 
 
 def decodes_in_streams(extractor: Extractor) -> bool:
