@@ -23,18 +23,14 @@ The mosaics are tests/test_pipeline.py's gallery: generated photo mosaics that s
 (300 images, 40 copies; the two not verified first have their original beyond the 50
 candidates or with too few inliers). Pictures unrelated to the collection mostly reach 0-5
 inliers, true copies 20-200. ~0.5 ms per candidate with cached keypoints;
-decoding a candidate the first time costs its decode on top. The candidates are decoded and
-matched on a pool of one thread per core (OpenCV lets go of the interpreter lock while it
-decodes, finds and matches), each thread with its own ORB and matcher.
+decoding a candidate the first time costs its decode on top.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,7 +72,7 @@ EMPTY = Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
 class Verifier:
     """ORB + RANSAC re-ranker with an LRU cache of the gallery images' keypoints.
 
-    Thread-safe: each thread finds and matches with OpenCV objects of its own.
+    Thread-safe for one caller at a time per instance (OpenCV objects are not shared).
     """
 
     def __init__(
@@ -87,19 +83,11 @@ class Verifier:
     ) -> None:
         self.candidates = candidates
         self.min_inliers = min_inliers
+        self._orb = cv2.ORB_create(FEATURES)
+        self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
         self._cache: OrderedDict[Path, Keypoints] = OrderedDict()
         self._cache_size = cache_size
-        self._lock = threading.Lock()  # the cache's
-        self._own = threading.local()  # each thread's ORB and matcher
-        self._pool: ThreadPoolExecutor | None = None
-
-    def _opencv(self) -> tuple[cv2.ORB, cv2.BFMatcher]:
-        """This thread's ORB and matcher (OpenCV's objects are not to be shared)."""
-        own = self._own
-        if not hasattr(own, "orb"):
-            own.orb = cv2.ORB_create(FEATURES)
-            own.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-        return own.orb, own.matcher
+        self._lock = threading.Lock()
 
     def keypoints(self, image: RGBImage) -> Keypoints:
         grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
@@ -108,7 +96,8 @@ class Verifier:
             return EMPTY  # a strip or a dot: ORB finds nothing there (and fails on a 1 px side)
         if scale < 1:
             grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        found, descriptors = self._opencv()[0].detectAndCompute(grey, None)
+        with self._lock:
+            found, descriptors = self._orb.detectAndCompute(grey, None)
         if descriptors is None or not found:
             return EMPTY
         points = np.array([k.pt for k in found], np.float32)
@@ -135,7 +124,8 @@ class Verifier:
         """Matches of ``a`` in ``b`` consistent with one similarity transform."""
         if a.count < 5 or b.count < 5:
             return 0
-        pairs = self._opencv()[1].knnMatch(a.descriptors, b.descriptors, k=2)
+        with self._lock:
+            pairs = self._matcher.knnMatch(a.descriptors, b.descriptors, k=2)
         good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
         if len(good) < 3:
             return 0
@@ -151,18 +141,10 @@ class Verifier:
         within GATE of the nearest distance) moved to the front, most inliers first; every
         result of the head gets its ``inliers`` count."""
         q = query if isinstance(query, Keypoints) else self.keypoints(query)
-
-        def checked(r: Result) -> Result:
-            return replace(r, inliers=self.inliers(q, self.keypoints_of_file(r.file)))
-
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="verify")
-        jobs = [self._pool.submit(checked, r) for r in results[: self.candidates]]
-        try:
-            head = [job.result() for job in jobs]
-        finally:  # (interrupted: the candidates not begun are not checked meanwhile)
-            for job in jobs:
-                job.cancel()
+        head = [
+            replace(r, inliers=self.inliers(q, self.keypoints_of_file(r.file)))
+            for r in results[: self.candidates]
+        ]
         reach = GATE * min((r.distance for r in head), default=0.0)
 
         def verified(r: Result) -> bool:
