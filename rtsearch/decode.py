@@ -128,6 +128,18 @@ def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBIm
         raise RtsearchError(f"{path}: cannot decode image ({reason})") from None
 
 
+def image_rgb(img: Image.Image, name: str) -> RGBImage:
+    """A picture already opened (one pasted from the clipboard) as ``load_rgb`` gives a
+    file's: upright, plain RGB, transparency on white; its problems named as ``name``."""
+    try:
+        return _to_rgb(img, name, None)
+    except RtsearchError:
+        raise
+    except Exception as exc:  # Pillow raises many types for corrupt data
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RtsearchError(f"{name}: cannot decode image ({reason})") from None
+
+
 def _open_regular(path: Path | str) -> BinaryIO:
     """``path`` opened for reading if it is a regular file. Opened without waiting, then
     checked, in one step: reading a FIFO that took an image's place (or a device) would

@@ -1,4 +1,5 @@
-"""Live query sources for the viewer and the benchmark: random-from-index, webcam, video, screen.
+"""Live query sources for the viewer and the benchmark: random-from-index, webcam, video,
+screen, clipboard.
 
 Every source has ``read() -> Frame | None`` returning the newest RGB uint8 (H, W, 3) picture
 with its capture time (``time.perf_counter()`` seconds), or None when there is nothing new.
@@ -90,6 +91,41 @@ class RandomSource:
             return None
         self.message = f"query: {path}"
         return Frame(image, time.perf_counter(), row)
+
+    def close(self) -> None:
+        pass
+
+
+class ClipboardSource:
+    """The picture on the clipboard when it was made, or the picture file it names (Ctrl+V),
+    searched once. ``text``: the clipboard's text as the viewer's toolkit read it (None: read
+    it here); the clipboard itself is read by the first ``read``, on the worker's thread (a
+    helper program may take seconds)."""
+
+    live = True
+
+    def __init__(self, text: str | None = None) -> None:
+        self.name = "clipboard"
+        self.message = ""
+        self.text = text
+        self._read = False
+
+    def read(self) -> Frame | None:
+        if self._read:
+            return None  # once: a still picture
+        self._read = True
+        from rtsearch.clipboard import clipboard_picture
+
+        try:
+            image, where = clipboard_picture(self.text)
+        except RtsearchError as exc:
+            self.message = str(exc)
+            return None
+        except Exception as exc:  # a broken helper must not stop the viewer
+            self.message = f"cannot read the clipboard ({first_line(exc)})"
+            return None
+        self.message = f"query: {where} ({image.shape[1]}x{image.shape[0]}, pasted)"
+        return Frame(image, time.perf_counter())
 
     def close(self) -> None:
         pass
@@ -443,7 +479,7 @@ def parse_region(text: str) -> tuple[int, int, int, int]:
     return parts[0], parts[1], parts[2], parts[3]
 
 
-SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | none"
+SOURCES = "random | webcam[:N] | video:PATH | screen[:x,y,w,h] | screen:mouse | clipboard | none"
 
 
 def parse_source(text: str) -> tuple[str, str]:
@@ -451,7 +487,7 @@ def parse_source(text: str) -> tuple[str, str]:
     reason for one that names no source or gives one what it cannot take. A video's file
     is checked too (``video_problem``)."""
     kind, sep, arg = text.partition(":")
-    if kind not in ("random", "webcam", "video", "screen", "none"):
+    if kind not in ("random", "webcam", "video", "screen", "clipboard", "none"):
         raise ValueError(f"unknown source {text!r}; use {SOURCES}")
     if kind == "video" and not arg:
         raise ValueError("video needs a file: video:PATH")
@@ -466,6 +502,6 @@ def parse_source(text: str) -> tuple[str, str]:
         raise ValueError(
             f"webcam needs a device number from 0 to 99999: webcam:0, webcam:1, got {text!r}"
         )
-    if kind in ("random", "none") and sep:
+    if kind in ("random", "clipboard", "none") and sep:
         raise ValueError(f"{kind} takes nothing after it, got {text!r}")
     return kind, arg

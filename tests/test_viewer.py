@@ -1821,6 +1821,43 @@ def test_real_key_presses_reach_the_shortcuts(app):
     assert app.k == k
 
 
+def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery):
+    """A picture copied (as an image editor or a browser offers it: served by xclip here),
+    a result's path copied by the viewer itself (right-click), and text naming no picture,
+    each pasted with Ctrl+V; the clipboard is read by the worker, the drawing goes on."""
+    from rtsearch.clipboard import NOTHING
+
+    if shutil.which("xclip") is None:
+        pytest.skip("xclip is not installed")
+    root, _ = gallery
+    png = root / "d0" / "img00000.png"
+    subprocess.run(["xclip", "-selection", "clipboard", "-target", "image/png", "-i", str(png)],
+                   check=True, timeout=10)  # fmt: skip
+    xdotool(app, "key", "ctrl+v")
+    pump(app, lambda: top_is(app, "clipboard", png))
+    assert app.published.results[0].distance < 1e-4
+    pump(app, lambda: dpg.get_value(app.ids.message).startswith("query: clipboard ("))
+    other = root / "d1" / "img00007.jpg"
+    dpg.set_clipboard_text(str(other))  # what a right-click on its tile does
+    app.perform("paste")  # (the toolbar's Paste button goes here too)
+    pump(app, lambda: top_is(app, "clipboard", other))
+    w, h = Image.open(other).size  # (the message line is written every few frames)
+    pump(app, lambda: dpg.get_value(app.ids.message) == f"query: img00007.jpg ({w}x{h}, pasted)")
+    # nothing to search for: said; the last picture pasted stays with its results, but
+    # another source's is not shown as the clipboard's
+    dpg.set_clipboard_text("no picture's name")
+    app.perform("paste")
+    pump(app, lambda: dpg.get_value(app.ids.message) == NOTHING)
+    assert top_is(app, "clipboard", other)
+    app.perform("random")
+    fresh(app, "random")
+    app.perform("paste")
+    pump(app, lambda: app.published.source == "clipboard" and app.published.message == NOTHING)
+    assert app.published.query is None and not app.published.results
+    app.perform("random")
+    fresh(app, "random")
+
+
 def test_b_and_its_checkbox_turn_the_border_trim_off_and_on(app):
     """Live pictures lose their plain borders before the search unless B (or the toolbar's
     box) says otherwise; the worker hears it, and the message says what it does."""

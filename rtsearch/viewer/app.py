@@ -30,6 +30,7 @@ from rtsearch.errors import RtsearchError, count, first_line
 from rtsearch.perf.machine import peak_rss_mb
 from rtsearch.session import SearchSession
 from rtsearch.sources import (
+    ClipboardSource,
     RandomSource,
     ScreenSource,
     VideoSource,
@@ -222,6 +223,9 @@ class ViewerApp:
             return ScreenSource(self.region.box, follow_mouse=True, avoid=self._own_window)
         if kind == "screen":
             return ScreenSource(self.region.box)
+        if kind == "clipboard":
+            # the picture (and the text, by a helper program) read by the worker
+            return ClipboardSource(_toolkit_clipboard_text())
         return None  # none
 
     def _own_window(self) -> tuple[int, int, int, int] | None:
@@ -304,6 +308,9 @@ class ViewerApp:
             self._start_source(f"video:{self.video_path}")
         else:
             self.open_dialog(self.ids.video_dialog)
+
+    def _do_paste(self) -> None:
+        self._start_source("clipboard")
 
     def _do_follow_mouse(self) -> None:
         self._start_source("screen:mouse")
@@ -666,6 +673,19 @@ def _logical_width() -> int | None:
         return width
     except Exception:
         return None
+
+
+def _toolkit_clipboard_text() -> str | None:
+    """The clipboard's text through GLFW, on the thread that draws (as GLFW wants), where
+    no helper program reads it for the worker (clipboard.text_from_toolkit)."""
+    from rtsearch.clipboard import text_from_toolkit
+
+    if not text_from_toolkit():
+        return None
+    try:
+        return dpg.get_clipboard_text() or ""
+    except Exception:  # no text there
+        return ""
 
 
 def run_viewer(

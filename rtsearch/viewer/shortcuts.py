@@ -12,6 +12,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("S", "screen", "query with the screengrab region"),
     ("G", "grab_mode", "set the screengrab window (click, drag it or its corners)"),
     ("M", "follow_mouse", "query with the screen under the mouse, wherever it points"),
+    ("Ctrl+V", "paste", "query with the picture on the clipboard (or the picture file copied)"),
     ("B", "trim", "trim plain borders off live pictures before searching (on / off)"),
     ("Space", "pause", "pause / resume the live source"),
     ("+", "more", "more results"),
@@ -49,7 +50,7 @@ PLAIN_KEYS = {
     "/": "help",  # '?' without shift
     "Escape": "escape",
 }
-CTRL_KEYS = {"O": "load", "S": "save"}
+CTRL_KEYS = {"O": "load", "S": "save", "V": "paste"}
 
 
 def key_for(action: str) -> str:

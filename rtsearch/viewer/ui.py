@@ -261,13 +261,14 @@ def _toolbar(app: ViewerApp, row: int | str) -> list:
         ("Screen", "screen"),
         ("Set grab window", "grab_mode"),
         ("Under mouse", "follow_mouse"),
+        ("Paste", "paste"),
         ("Load", "load"),
         ("Save", "save"),
         ("Help", "help"),
     )
     # each named with its key from the shortcuts' table, which the key handler goes by
     buttons = [(f"{name} ({key_for(action)})", action) for name, action in named]
-    buttons.insert(6, (status.PAUSE_LABELS[False], "pause"))
+    buttons.insert(7, (status.PAUSE_LABELS[False], "pause"))  # after the sources
     chips = [
         dpg.add_button(
             label=label, callback=lambda s, a, u: app.perform(u), user_data=action, parent=row

@@ -1,0 +1,168 @@
+"""What the clipboard holds, as something to search for: a picture (copied from a browser,
+an image editor, a screenshot tool) or the name of a picture file (copied in a file
+manager, or a path copied as text).
+
+A picture is read through Pillow on Windows and macOS, and on Linux through ``wl-paste``
+(Wayland) or ``xclip`` (X11), whichever is installed, each given a few seconds: a program
+that owns the clipboard and does not answer would otherwise hold the caller for ever. The
+text is read with the same programs, or, where there are none, given by the caller (the
+viewer reads it through its window toolkit: a file manager's copy then works without them).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from PIL import Image
+
+from rtsearch.decode import RGBImage, image_rgb, load_rgb
+from rtsearch.errors import RtsearchError, first_line
+
+HELPER_TIMEOUT_S = 3.0
+PASTED = "the clipboard's picture"
+NOTHING = "the clipboard holds no picture and names no picture file: copy one first"
+NO_HELPER = (
+    "reading a picture from the clipboard needs xclip (X11) or wl-paste (Wayland): sudo apt "
+    "install xclip, or wl-clipboard (a picture file copied works without them)"
+)
+
+
+def clipboard_picture(text: str | None = None) -> tuple[RGBImage, str]:
+    """The picture the clipboard holds, or the one in the file it names, with a word on
+    where it came from ("clipboard", or the file's name); ``text``: the clipboard's text if
+    the caller has it. Raises RtsearchError saying why there is none."""
+    named = file_named(text if text is not None else _text())
+    if named is not None:
+        return load_rgb(named), named.name
+    image = _picture()
+    if image is None:
+        raise RtsearchError(NOTHING)
+    return image, "clipboard"
+
+
+def text_from_toolkit() -> bool:
+    """Whether the caller should read the clipboard's text through its window toolkit:
+    where no helper program reads it here. (GLFW waits on X11 for as long as the program
+    holding the clipboard takes to answer: read by a helper, with a time limit, when one
+    is installed.)"""
+    return sys.platform in ("win32", "darwin") or _helper() is None
+
+
+def file_named(text: str | None) -> Path | None:
+    """The existing file a clipboard's text names: a path (quoted or not, ``~`` for home)
+    or a ``file://`` URI (a file manager's copy, its first line); None for other text."""
+    if not text:
+        return None
+    lines = [line.strip() for line in text.strip().splitlines()]
+    line = next((x for x in lines if x and not x.startswith("#")), "")  # uri-list comments
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in "'\"":
+        line = line[1:-1]
+    if line.startswith("file://"):
+        uri = urlparse(line)
+        if uri.netloc not in ("", "localhost"):
+            return None
+        line = unquote(uri.path)
+        if sys.platform == "win32" and line[:1] == "/" and line[2:3] == ":":
+            line = line[1:]  # file:///C:/x.png
+    if not line or len(line) > 4096 or "\0" in line:
+        return None
+    path = Path(os.path.expanduser(line))
+    try:
+        return path if path.is_absolute() and path.is_file() else None
+    except OSError:  # a name too long for the system
+        return None
+
+
+def _picture() -> RGBImage | None:
+    """The picture on the clipboard, or None when it holds something else."""
+    if sys.platform in ("win32", "darwin"):
+        from PIL import ImageGrab
+
+        try:
+            grabbed = ImageGrab.grabclipboard()
+        except Exception as exc:  # the platform's own call failed
+            raise RtsearchError(f"cannot read the clipboard ({first_line(exc)})") from None
+        if isinstance(grabbed, list):  # Windows: files copied in Explorer
+            named = next((p for p in map(Path, grabbed) if p.is_file()), None)
+            return None if named is None else load_rgb(named)
+        return None if grabbed is None else image_rgb(grabbed, PASTED)
+    return _helper_picture()
+
+
+def _helper_picture() -> RGBImage | None:
+    """The clipboard's picture through wl-paste or xclip: in the first picture type the
+    clipboard offers (PNG if it can), asked for PNG where it does not list them (an old
+    xclip holding the clipboard answers any type with its data: not a picture then)."""
+    helper = _helper()
+    if helper is None:
+        raise RtsearchError(NO_HELPER)
+    listing = _helper_output(
+        ["wl-paste", "--list-types"]
+        if helper == "wl-paste"
+        else ["xclip", "-selection", "clipboard", "-target", "TARGETS", "-o"]
+    )
+    offered = [] if listing is None else listing.decode("ascii", "replace").split()
+    images = [t for t in offered if t.startswith("image/")]
+    if offered and not images:
+        return None  # text, files, anything but a picture
+    kind = "image/png" if "image/png" in images or not images else images[0]
+    data = _helper_output(
+        ["wl-paste", "--type", kind]
+        if helper == "wl-paste"
+        else ["xclip", "-selection", "clipboard", "-target", kind, "-o"]
+    )
+    if not data:
+        return None
+    try:
+        pasted = Image.open(io.BytesIO(data))
+    except Exception:  # (UnidentifiedImageError: Pillow's own line names a file object)
+        if not images:
+            return None  # asked blindly: whatever it holds is not a picture
+        raise RtsearchError(f"{PASTED}: {kind} that Pillow cannot read") from None
+    return image_rgb(pasted, PASTED)
+
+
+def _text() -> str | None:
+    """The clipboard's text through the helper programs (None without one)."""
+    if sys.platform in ("win32", "darwin") or _helper() is None:
+        return None
+    helper = _helper()
+    args = ["wl-paste", "--no-newline"] if helper == "wl-paste" else [
+        "xclip", "-selection", "clipboard", "-o",
+    ]  # fmt: skip
+    data = _helper_output(args)
+    return None if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _helper() -> str | None:
+    """The program that reads this desktop's clipboard: wl-paste under Wayland (xclip
+    through XWayland otherwise), xclip under X11."""
+    wayland = bool(os.environ.get("WAYLAND_DISPLAY"))
+    order = ("wl-paste", "xclip") if wayland else ("xclip",)
+    return next((name for name in order if shutil.which(name)), None)
+
+
+def _helper_output(args: list[str]) -> bytes | None:
+    """What ``args`` prints, or None when the clipboard holds nothing of that kind."""
+    try:
+        run = subprocess.run(
+            args, capture_output=True, timeout=HELPER_TIMEOUT_S, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise RtsearchError(
+            f"the program holding the clipboard did not answer {args[0]} in "
+            f"{HELPER_TIMEOUT_S:.0f} s"
+        ) from None
+    except OSError as exc:
+        raise RtsearchError(f"cannot run {args[0]} ({exc.strerror})") from None
+    if run.returncode != 0 or not run.stdout:
+        # nothing copied, or not in this form: both helpers say so on stderr, in words
+        # that vary by version ("target image/png not available", "No selection")
+        return None
+    return run.stdout

@@ -1,0 +1,179 @@
+"""The clipboard as a query: a picture copied (through wl-paste or xclip, here stood in for
+by scripts on PATH that answer as they do), or the picture file a copied name points at."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import make_image
+from PIL import Image
+
+from rtsearch import clipboard
+from rtsearch.clipboard import NO_HELPER, NOTHING, clipboard_picture, file_named
+from rtsearch.errors import RtsearchError
+from rtsearch.sources import ClipboardSource, parse_source
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the helpers are Linux's")
+
+
+def fake_helper(folder: Path, name: str, body: str) -> None:
+    """A program called ``name`` in ``folder``, run by sh with the arguments it was given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / name
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.fixture
+def only(monkeypatch, tmp_path):
+    """PATH holding only the fake helpers made in it (none: no helper at all), X11; they
+    call what they need by its full path."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    return bin_dir
+
+
+def xclip_offering(bin_dir: Path, types: dict[str, Path | str], *, lists: bool = True) -> None:
+    """A fake xclip: TARGETS lists ``types`` (or fails, as an old xclip holding the
+    clipboard does when ``lists`` is False), each type gives its file's bytes or its text;
+    -o without a type gives the text one."""
+    cases = []
+    if lists:
+        names = "\\n".join(types)
+        cases.append(f'  *"-target TARGETS"*) printf "{names}\\n" ;;')
+    for kind, what in types.items():
+        give = f'/bin/cat "{what}"' if isinstance(what, Path) else f"printf '%s' '{what}'"
+        cases.append(f'  *"-target {kind}"*) {give} ;;')
+    text = next((w for k, w in types.items() if not k.startswith("image/")), None)
+    default = f"printf '%s' '{text}'" if isinstance(text, str) else "exit 1"
+    cases.append('  *"-target "*) echo "Error: target not available" >&2; exit 1 ;;')
+    cases.append(f"  *) {default} ;;")
+    fake_helper(bin_dir, "xclip", 'case "$*" in\n' + "\n".join(cases) + "\nesac\n")
+
+
+def test_a_copied_name_is_the_file_it_names_in_any_of_the_ways_it_comes(tmp_path, monkeypatch):
+    picture = tmp_path / "a folder" / "été.png"
+    picture.parent.mkdir()
+    make_image(1).save(picture)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    uri = "file://" + str(picture).replace(" ", "%20").replace("été", "%C3%A9t%C3%A9")
+    for text in (
+        str(picture),
+        f"  '{picture}'\n",  # quoted, as a shell's copy of a name with a space
+        f'"{picture}"',
+        uri,  # a file manager's text/uri-list
+        f"# copied by a file manager\r\n{uri}\r\n",
+        "file://localhost" + uri.removeprefix("file://"),
+        "~/a folder/été.png",
+    ):
+        assert file_named(text) == picture, text
+    for text in (
+        None, "", "hello", "a folder/été.png",  # not absolute: whose folder?
+        str(tmp_path / "gone.png"), str(tmp_path),  # no file, a folder
+        "file://elsewhere" + str(picture),  # another machine's file
+        "/" + "x" * 5000, "/tmp/a\0b",
+    ):  # fmt: skip
+        assert file_named(text) is None, text
+
+
+def test_a_picture_offered_is_read_in_the_type_offered_png_first(only, tmp_path):
+    png, jpeg = tmp_path / "c.png", tmp_path / "c.jpg"
+    Image.fromarray(np.full((30, 40, 3), (200, 10, 10), np.uint8)).save(png)
+    Image.fromarray(np.full((30, 40, 3), (10, 10, 200), np.uint8)).save(jpeg, quality=95)
+    xclip_offering(only, {"image/jpeg": jpeg, "image/png": png, "text/html": "<img src=x>"})
+    image, where = clipboard_picture()
+    assert (
+        where == "clipboard" and image.shape == (30, 40, 3) and tuple(image[5, 5]) == (200, 10, 10)
+    )
+    xclip_offering(only, {"TIMESTAMP": "1", "image/jpeg": jpeg})  # a browser's JPEG only
+    image, _ = clipboard_picture()
+    assert abs(int(image[5, 5, 2]) - 200) < 8 and image[5, 5, 0] < 20
+    # transparency comes on white, as files' does
+    cut = np.zeros((20, 20, 4), np.uint8)
+    cut[5:15, 5:15] = (0, 0, 0, 255)
+    Image.fromarray(cut, "RGBA").save(png)
+    xclip_offering(only, {"image/png": png})
+    image, _ = clipboard_picture()
+    assert tuple(image[0, 0]) == (255, 255, 255) and tuple(image[10, 10]) == (0, 0, 0)
+
+
+def test_text_that_names_a_picture_file_wins_and_other_text_is_no_picture(only, tmp_path):
+    picture = tmp_path / "named.jpg"
+    make_image(2).save(picture)
+    xclip_offering(only, {"UTF8_STRING": f"file://{picture}", "text/uri-list": f"file://{picture}"})
+    image, where = clipboard_picture()
+    assert where == "named.jpg" and image.shape == np.asarray(make_image(2)).shape
+    xclip_offering(only, {"UTF8_STRING": "just some words"})
+    with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):
+        clipboard_picture()
+    # an old xclip holding the clipboard lists nothing and gives its text for any type
+    fake_helper(only, "xclip", "printf 'just some words'\n")
+    with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):
+        clipboard_picture()
+    # nothing at all on the clipboard
+    fake_helper(only, "xclip", "echo 'Error: target TARGETS not available' >&2; exit 1\n")
+    with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):
+        clipboard_picture()
+    # a broken picture offered as one is said so
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    xclip_offering(only, {"image/png": tmp_path / "bad.png"})
+    with pytest.raises(RtsearchError, match=r"^the clipboard's picture: image/png that Pillow"):
+        clipboard_picture()
+
+
+def test_wayland_reads_through_wl_paste(only, tmp_path, monkeypatch):
+    png = tmp_path / "w.png"
+    Image.fromarray(np.full((8, 9, 3), 77, np.uint8)).save(png)
+    fake_helper(only, "wl-paste", f"""case "$*" in
+  *--list-types*) printf 'text/plain\\nimage/png\\n' ;;
+  *"--type image/png"*) /bin/cat "{png}" ;;
+  *) printf 'not a file name' ;;
+esac
+""")  # fmt: skip
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    image, _ = clipboard_picture()
+    assert image.shape == (8, 9, 3) and image[0, 0, 0] == 77
+
+
+def test_no_helper_says_what_to_install_and_a_name_still_works(only, tmp_path):
+    assert clipboard.text_from_toolkit()  # the viewer then gives the text through GLFW
+    with pytest.raises(RtsearchError, match=f"^{re.escape(NO_HELPER)}$"):
+        clipboard_picture("")
+    picture = tmp_path / "given.png"
+    make_image(3).save(picture)
+    assert clipboard_picture(str(picture))[1] == "given.png"
+
+
+def test_a_program_that_holds_the_clipboard_and_never_answers_is_given_up(only, monkeypatch):
+    fake_helper(only, "xclip", "exec /bin/sleep 30\n")
+    monkeypatch.setattr(clipboard, "HELPER_TIMEOUT_S", 0.5)
+    began = time.monotonic()
+    with pytest.raises(RtsearchError, match=r"did not answer xclip in 0 s$"):
+        clipboard_picture()
+    assert time.monotonic() - began < 5
+
+
+def test_the_clipboard_source_gives_its_picture_once_and_says_what_it_is(only, tmp_path):
+    png = tmp_path / "p.png"
+    make_image(4).save(png)
+    xclip_offering(only, {"image/png": png})
+    assert parse_source("clipboard") == ("clipboard", "")
+    with pytest.raises(ValueError, match="clipboard takes nothing after it"):
+        parse_source("clipboard:x")
+    source = ClipboardSource()
+    frame = source.read()
+    assert frame is not None and frame.row is None  # (a live picture: its borders trimmed)
+    w, h = make_image(4).size
+    assert source.message == f"query: clipboard ({w}x{h}, pasted)" and source.read() is None
+    empty = ClipboardSource("")  # the toolkit's text, empty; no helper either
+    os.unlink(only / "xclip")
+    assert empty.read() is None and empty.message == NO_HELPER
