@@ -66,14 +66,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "video frame's black bars), as the viewer does to live pictures; a note on stderr "
         "says which part was searched",
     )
-    p.add_argument(
+    shapes = p.add_mutually_exclusive_group()
+    shapes.add_argument(
         "--json",
         action="store_true",
         help="print [{path, file, distance, inliers}, ...] (file: absolute; inliers: null "
         "with --no-verify); for several pictures or a folder, [{query, results, error, "
         "searched}, ...], one per picture",
     )
-    p.add_argument(
+    shapes.add_argument(
         "--jsonl",
         action="store_true",
         help="print one {query, results, error, searched} object per line for each picture as "
@@ -112,7 +113,10 @@ class Searched:
         )
 
     def json(self) -> dict:
-        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+        return {
+            "x": self.x, "y": self.y, "width": self.width, "height": self.height,
+            "of_width": self.of_width, "of_height": self.of_height,
+        }  # fmt: skip
 
 
 @dataclass
@@ -123,6 +127,7 @@ class Answer:
     results: list[Result]
     error: str | None = None
     searched: Searched | None = None  # with --trim
+    said: bool = False  # its error already warned about (by the folder's scan)
 
 
 def targets(
@@ -198,11 +203,22 @@ def run(args: argparse.Namespace) -> int:
         pictures = _pictures(given)
         if len(pictures) == 1 and isinstance(pictures[0], Answer):  # one folder, empty
             raise RtsearchError(str(pictures[0].error))
-        answers = _answer_all(session, pictures, args)
+        answers = []
+        try:
+            _answer_all(session, pictures, args, answers)
+        except KeyboardInterrupt:  # (SIGTERM too) what was answered is not lost
+            if args.json:
+                print(json.dumps([_as_json(a, args.k) for a in answers]))
+            print_line(
+                f"note: {len(answers)} of {count(len(pictures), 'picture')} answered before "
+                "the interruption"
+            )
+            raise
     considered = [r for a in answers for r in a.results]
     if session.base_dir.is_dir():
         _note_missing(considered, args.index, session.base_dir)
         _note_changed(considered, session.index.sizes, args.index, session.base_dir)
+        _note_unreadable(considered, session.verifier.unreadable)
     if single:
         _print_one(answers[0].results[: args.k], args.json)
         return 0
@@ -218,8 +234,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _pictures(given: list[Path]) -> list[Path | Answer]:
     """The pictures to search for: files as given, folders by what analyze's scan finds in
-    them; a folder holding none is its own failed answer."""
+    them, those named like pictures that it cannot take (a FIFO, a broken link) as failed
+    answers of their own; a folder holding none is its own failed answer."""
     from rtsearch.cli import print_line
+    from rtsearch.decode import is_image_file
     from rtsearch.scan import scan
 
     pictures: list[Path | Answer] = []
@@ -227,25 +245,37 @@ def _pictures(given: list[Path]) -> list[Path | Answer]:
         if not path.is_dir():
             pictures.append(path)
             continue
+        before = len(pictures)
         found = scan(path, warn=lambda m: print_line(f"warning: {m}"))
         pictures.extend(path / rel for rel in found.paths)
-        if not found.paths:
+        for rel, reason in found.skipped:  # (a folder it could not list: not a picture)
+            where = path / rel
+            if is_image_file(where):
+                pictures.append(Answer(where, [], f"{where}: {reason}", said=True))
+        if len(pictures) == before:
             pictures.append(Answer(path, [], f"{path}: no pictures in this folder"))
     return pictures
 
 
 def _answer_all(
-    session: SearchSession, pictures: list[Path | Answer], args: argparse.Namespace
-) -> list[Answer]:
-    """Each picture answered in turn and printed as it is (text and --jsonl): a problem
-    with one is a warning, and the others go on."""
+    session: SearchSession,
+    pictures: list[Path | Answer],
+    args: argparse.Namespace,
+    answers: list[Answer],
+) -> None:
+    """Each picture answered in turn, added to ``answers`` and printed as it is (text and
+    --jsonl): a problem with one is a warning, and the others go on. Warnings of a codec
+    this installation lacks are said once and counted (a folder of HEICs without
+    pillow-heif: two lines)."""
     from rtsearch.analyze import Progress
     from rtsearch.cli import ProgressBar, print_line
+    from rtsearch.extraction import Collapsed
 
     # on a terminal only: a log of a short batch gained progress lines it did not need
     shown = not args.quiet and len(pictures) > 1 and sys.stderr.isatty()
     bar = ProgressBar() if shown else None
-    began, answers, failed = time.monotonic(), [], 0
+    warn = Collapsed(lambda m: print_line(f"warning: {m}", bar))
+    began, failed = time.monotonic(), 0
     try:
         for done, picture in enumerate(pictures, 1):
             if isinstance(picture, Answer):
@@ -257,15 +287,16 @@ def _answer_all(
                     answer = Answer(picture, [], str(exc))
             if answer.error is not None:
                 failed += 1
-                print_line(f"warning: {answer.error}", bar)
+                if not answer.said:
+                    warn(answer.error)
             _print_as_answered(answer, args, bar, first=all(a.error is not None for a in answers))
             answers.append(answer)
             if bar is not None:
                 bar(Progress.since(began, done, len(pictures), failed, done - failed))
     finally:
+        warn.close()
         if bar is not None:
             bar.close()
-    return answers
 
 
 def _answer(
@@ -276,6 +307,8 @@ def _answer(
 
     if image.is_dir():
         raise RtsearchError(f"{image}: is a folder, not an image file")
+    if image.suffix.lower() == INDEX_SUFFIX:
+        raise RtsearchError(f"{image}: looks like an index file, not a picture")
     if not image.exists():
         raise RtsearchError(f"{image}: {missing_reason(image)}")
     if not image.is_file():  # a device, a pipe
@@ -314,7 +347,7 @@ def _print_as_answered(
     elif not args.json and answer.error is None:
         head = printable(str(answer.image))
         if answer.searched is not None:
-            head += f"  ({answer.searched.text()})"
+            head += f": {answer.searched.text()}"
         lines = [head, *_ranked(answer.results[: args.k]), ""]
         _write(("" if first else "\n") + "\n".join(lines), bar)
 
@@ -330,10 +363,12 @@ def _write(text: str, bar: ProgressBar | None) -> None:
 
 
 def _ranked(results: list[Result]) -> list[str]:
-    # the inliers before the path, so that every column lines up
+    """Rank, distance, inliers, then the path, so that every column lines up; past the
+    candidates verified (-k above them) the inliers read "-"."""
+    verified = any(r.inliers is not None for r in results)
     lines = []
     for rank, r in enumerate(results, 1):
-        mark = "" if r.inliers is None else f"  {r.inliers:4d} inliers"
+        mark = f"  {'-' if r.inliers is None else r.inliers:>4} inliers" if verified else ""
         lines.append(f"{rank:3d}  {r.distance:10.4f}{mark}  {printable(r.path)}")
     return lines
 
@@ -364,6 +399,22 @@ def _note_missing(results: list[Result], index: Path, base_dir: Path) -> None:
             f"{'is' if missing == 1 else 'are'} no longer in {base_dir} (deleted or moved "
             f"since the index was made); {command('rtsearch', 'update', index, base_dir)} "
             "brings it up to date"
+        )
+
+
+def _note_unreadable(results: list[Result], unreadable: dict[Path, str]) -> None:
+    """Say when indexed files among the nearest are there but could not be read to verify
+    them (a HEIC without pillow-heif, a file damaged since): their 0 inliers are not a
+    verdict, and a true source among them cannot be moved ahead."""
+    from rtsearch.cli import print_line
+
+    files = {r.file for r in results if r.file in unreadable and r.file.is_file()}
+    if files:
+        first = unreadable[min(files)]
+        print_line(
+            f"note: {count(len(files), 'nearest indexed image')} could not be read to verify "
+            f"{'it' if len(files) == 1 else 'them'}, so {'its' if len(files) == 1 else 'their'}"
+            f" 0 inliers say nothing (first: {first})"
         )
 
 

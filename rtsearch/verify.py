@@ -88,6 +88,8 @@ class Verifier:
         self._cache: OrderedDict[Path, Keypoints] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        # candidates' files that could not be read (what query then notes), by path
+        self.unreadable: dict[Path, str] = {}
 
     def keypoints(self, image: RGBImage) -> Keypoints:
         grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
@@ -112,8 +114,10 @@ class Verifier:
                 return cached
         try:
             kp = self.keypoints(load_rgb(path, min_size=(MAX_SIDE, MAX_SIDE)))
-        except RtsearchError:
+        except RtsearchError as exc:
             kp = EMPTY
+            with self._lock:
+                self.unreadable[path] = str(exc)
         with self._lock:
             self._cache[path] = kp
             while len(self._cache) > self._cache_size:

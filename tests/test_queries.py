@@ -11,6 +11,7 @@ import pytest
 from fakes import make_gallery, make_image
 
 from rtsearch.cli import main
+from rtsearch.verify import Verifier
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
@@ -112,11 +113,13 @@ def test_a_trimmed_batch_says_what_it_searched_with_each_answer(
                             "--jsonl", "-k", "1")  # fmt: skip
     by_name = {Path(a["query"]).name: a for a in map(json.loads, stdout.splitlines())}
     assert code == 0 and err == ""  # (one picture's note on stderr is in its answer here)
-    assert by_name["shot.png"]["searched"] == {"x": 120, "y": 90, "width": 200, "height": 150}
+    assert by_name["shot.png"]["searched"] == {
+        "x": 120, "y": 90, "width": 200, "height": 150, "of_width": 400, "of_height": 300,
+    }  # fmt: skip
     assert by_name["plain.png"]["searched"]["width"] == make_image(5).width
     code, stdout, _ = cli(capsys, "query", out, shot, plain, "--model", tiny_model, "--trim")
     assert stdout.splitlines()[0] == (
-        f"{shot}  (searched its 200x150 at 120,90 of 400x300 (plain borders trimmed))"
+        f"{shot}: searched its 200x150 at 120,90 of 400x300 (plain borders trimmed)"
     )
 
 
@@ -163,3 +166,114 @@ def test_notes_about_the_folder_are_said_once_for_the_whole_batch(
     notes = [line for line in err.splitlines() if line.startswith("note: ")]
     assert code == 0 and len(json.loads(stdout)) == 4 and len(notes) == 1, err
     assert notes[0].startswith("note: 4 of the ") and "no longer in" in notes[0]
+
+
+def test_an_interrupted_batch_keeps_what_it_answered_in_every_shape(
+    capsys, monkeypatch, tiny_model, indexed
+):
+    from rtsearch.session import SearchSession
+
+    gallery, out = indexed
+    real = SearchSession.query_file
+    calls = []
+
+    def stopped_at_the_third(self, *a, **kw):
+        calls.append(a[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(SearchSession, "query_file", stopped_at_the_third)
+    for shape in ("--json", "--jsonl", None):
+        calls.clear()
+        args = ["query", out, gallery, "--model", tiny_model, "-k", "1", "--no-verify"]
+        code, stdout, err = cli(capsys, *args, *([shape] if shape else []))
+        assert code == 130 and err.splitlines()[-2:] == [
+            "note: 2 of 12 pictures answered before the interruption",
+            "rtsearch: interrupted",
+        ], err
+        if shape == "--json":  # (it printed nothing: the answers were lost)
+            assert [a["query"] for a in json.loads(stdout)] == [str(p) for p in calls[:2]]
+        elif shape == "--jsonl":
+            assert len([json.loads(line) for line in stdout.splitlines()]) == 2
+        else:
+            assert stdout.count("\n\n") == 1  # two pictures' answers
+    with pytest.raises(SystemExit) as stop:  # one shape or the other, not both in one stream
+        main(["query", str(out), str(gallery), "--json", "--jsonl"])
+    assert stop.value.code == 2 and "--jsonl: not allowed with argument --json" in (
+        capsys.readouterr().err
+    )
+
+
+def test_entries_of_a_folder_named_like_pictures_that_cannot_be_are_counted(
+    capsys, tmp_path, tiny_model, indexed
+):
+    """A FIFO and a broken link named .jpg inside a folder were warned about by the scan
+    but left out of the count, the JSON and the exit status."""
+    import os
+
+    gallery, out = indexed
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(gallery / "d0/img00000.png", mixed / "good.png")
+    os.mkfifo(mixed / "fifo.jpg")
+    (mixed / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (mixed / "up").symlink_to(tmp_path)  # a link to a folder holding it: not a picture
+    code, stdout, err = cli(capsys, "query", out, mixed, "--model", tiny_model, "--json",
+                            "--no-verify", "-k", "1")  # fmt: skip
+    answers = {Path(a["query"]).name: a for a in json.loads(stdout)}
+    assert code == 1 and set(answers) == {"good.png", "fifo.jpg", "gone.jpg"}
+    assert answers["fifo.jpg"]["error"].startswith(f"{mixed / 'fifo.jpg'}: ")
+    assert answers["gone.jpg"]["error"] == f"{mixed / 'gone.jpg'}: broken symlink"
+    assert f"warning: {mixed / 'up'}: link to " in err
+    assert err.endswith("rtsearch: error: 2 of 3 pictures could not be searched (said above)\n")
+    # nothing readable at all: each still said and counted, not "no pictures"
+    (mixed / "good.png").unlink()
+    code, stdout, err = cli(capsys, "query", out, mixed, "--model", tiny_model, "--jsonl")
+    assert code == 1 and len(stdout.splitlines()) == 2 and "2 of 2 pictures" in err
+
+
+def test_pictures_a_missing_codec_leaves_unread_are_said_once_and_counted(
+    capsys, monkeypatch, tmp_path, tiny_model, indexed
+):
+    gallery, out = indexed
+    phone = tmp_path / "phone"
+    phone.mkdir()
+    for i in range(5):  # what a HEIC starts with: its brands are all decode looks at first
+        (phone / f"IMG_{i}.HEIC").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(99))
+    shutil.copy(gallery / "d0/img00000.png", phone / "kept.png")
+    monkeypatch.setattr("rtsearch.decode._heif_registered", lambda: False)
+    code, stdout, err = cli(capsys, "query", out, phone, "--model", tiny_model, "--no-verify")
+    assert code == 1 and stdout.splitlines()[0] == str(phone / "kept.png")
+    assert err.splitlines() == [
+        f"warning: {phone / 'IMG_0.HEIC'}: HEIC picture: reading it needs pillow-heif "
+        "(pip install 'rtsearch[heic]')",
+        "warning: 4 more HEIC pictures skipped: reading them needs pillow-heif "
+        "(pip install 'rtsearch[heic]')",
+        "rtsearch: error: 5 of 6 pictures could not be searched (said above)",
+    ]
+
+
+def test_candidates_that_cannot_be_read_to_verify_are_noted_and_unverified_ranks_marked(
+    capsys, monkeypatch, tmp_path, tiny_model, indexed
+):
+    gallery, out = indexed
+    damaged = gallery / "d0/img00003.jpg"
+    query = tmp_path / "query.jpg"
+    shutil.copy(damaged, query)
+    damaged.write_bytes(bytes(damaged.stat().st_size))  # same size: not "changed"
+    code, stdout, err = cli(capsys, "query", out, query, "--model", tiny_model, "-k", "3")
+    assert code == 0 and stdout.splitlines()[0].split()[2:] == ["0", "inliers", "d0/img00003.jpg"]
+    assert err == (
+        "note: 1 nearest indexed image could not be read to verify it, so its 0 inliers say "
+        f"nothing (first: {damaged}: not an image file (unknown format))\n"
+    )
+    # -k past the candidates verified: their inliers read "-", the paths stay in line
+    monkeypatch.setattr("rtsearch.session.Verifier", lambda: Verifier(candidates=4))
+    code, stdout, _ = cli(capsys, "query", out, query, "--model", tiny_model, "-k", "6")
+    lines = stdout.splitlines()
+    assert [line.split()[2] for line in lines[4:]] == ["-", "-"]
+    assert len({line.index(" inliers") for line in lines}) == 1
+    # an index among the pictures is said to be one
+    code, _, err = cli(capsys, "query", out, query, out, "--model", tiny_model)
+    assert code == 1 and f"warning: {out}: looks like an index file, not a picture" in err
