@@ -99,13 +99,14 @@ def missing_codec(message: str) -> Codec | None:
 def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBImage:
     """Decode ``path`` to RGB uint8; with ``min_size`` (h, w) JPEGs may decode reduced but
     never below that size. Raises RtsearchError naming the file on any decode problem."""
+    codec = None
     try:
         with _open_regular(path) as f:
             image = _plain_jpeg(f, path, min_size)
             if image is not None:
                 return image
             f.seek(0)
-            _check_codec(f, path)
+            codec = _check_codec(f, path)
             with Image.open(f) as img:
                 return _to_rgb(img, path, min_size)
     except RtsearchError:
@@ -119,6 +120,11 @@ def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBIm
     except IsADirectoryError:
         raise RtsearchError(f"{path}: is a directory") from None
     except UnidentifiedImageError:  # Pillow's own message names a Python file object
+        if codec is not None:  # its reader refused it: cut short or damaged
+            raise RtsearchError(
+                f"{path}: cannot decode image (a {codec.kind} its reader refuses: "
+                "cut short or damaged)"
+            ) from None
         empty = os.path.getsize(path) == 0
         raise RtsearchError(
             f"{path}: {'empty file' if empty else 'not an image file (unknown format)'}"
@@ -170,18 +176,23 @@ _HEIF_BRANDS = frozenset(
 _HEIF_LOCK = threading.Lock()
 
 
-def _check_codec(f: BinaryIO, path: Path | str) -> None:
+def _check_codec(f: BinaryIO, path: Path | str) -> Codec | None:
     """Make ready the codec an AVIF or HEIF file needs (told by its content, not its name:
-    a HEIC renamed .jpg is read), or raise MissingCodec; ``f`` is left at its start."""
+    a HEIC renamed .jpg is read), or raise MissingCodec; ``f`` is left at its start. The
+    codec the file is for, if either."""
     brands = _ftyp_brands(f.read(64))
     f.seek(0)
     if not brands:
-        return
+        return None
     if brands[0] in _AVIF_BRANDS or (brands[0] in (b"mif1", b"msf1") and _AVIF_BRANDS & {*brands}):
         if not _pillow_reads_avif():
             raise MissingCodec(path, AVIF)
-    elif _HEIF_BRANDS.intersection(brands) and not _heif_registered():
-        raise MissingCodec(path, HEIC)
+        return AVIF
+    if _HEIF_BRANDS.intersection(brands):
+        if not _heif_registered():
+            raise MissingCodec(path, HEIC)
+        return HEIC
+    return None
 
 
 def _ftyp_brands(head: bytes) -> list[bytes]:

@@ -16,6 +16,7 @@ from PIL import Image
 from rtsearch import decode, store
 from rtsearch.cli import main
 from rtsearch.decode import load_rgb
+from rtsearch.errors import RtsearchError
 from rtsearch.scan import scan
 
 HEIC_LINE = "HEIC picture: reading it needs pillow-heif (pip install 'rtsearch[heic]')"
@@ -89,6 +90,23 @@ def test_avif_and_heic_decode_close_to_the_picture(tmp_path):
     assert close_to(load_rgb(save_heic(picture, tmp_path / "p.heic")), want)
     # a HEIC named .jpg (an export's misnomer) is read by its content
     assert close_to(load_rgb(save_heic(picture, tmp_path / "p.jpg")), want)
+
+
+def test_a_heic_or_avif_cut_short_is_said_to_be_one(tmp_path):
+    """Cut inside its header, Pillow could not tell what it was: "unknown format", for a
+    file whose brands decode had just read."""
+    picture = make_image(8, (320, 240))
+    for name, save in (("p.heic", save_heic), ("p.avif", save_avif)):
+        whole = save(picture, tmp_path / name).read_bytes()
+        cut = tmp_path / f"cut-{name}"
+        cut.write_bytes(whole[:40])
+        kind = "HEIC" if name.endswith("heic") else "AVIF"
+        with pytest.raises(RtsearchError) as err:
+            load_rgb(cut)
+        assert str(err.value) == (
+            f"{cut}: cannot decode image (a {kind} picture its reader refuses: cut short or "
+            "damaged)"
+        )
 
 
 @pytest.mark.parametrize("orientation", sorted(TURNS))
