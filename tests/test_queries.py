@@ -277,3 +277,32 @@ def test_candidates_that_cannot_be_read_to_verify_are_noted_and_unverified_ranks
     # an index among the pictures is said to be one
     code, _, err = cli(capsys, "query", out, query, out, "--model", tiny_model)
     assert code == 1 and f"warning: {out}: looks like an index file, not a picture" in err
+
+
+def test_a_picture_piped_in_is_searched_and_named_as_the_input(tmp_path, tiny_model, indexed):
+    import subprocess
+    import sys
+
+    gallery, out = indexed
+
+    def piped(data: bytes, *args) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "rtsearch", "query", str(out), *map(str, args), "--model",
+             str(tiny_model)],
+            input=data, capture_output=True, timeout=120,
+        )  # fmt: skip
+
+    picture = (gallery / "d1/img00007.jpg").read_bytes()
+    run = piped(picture, "-", "-k", "2", "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)[0]["path"] == "d1/img00007.jpg"
+    run = piped(picture, "-", gallery / "d0/img00000.png", "--jsonl", "--no-verify", "-k", "1")
+    answers = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [a["query"] for a in answers] == ["-", str(gallery / "d0/img00000.png")]
+    assert answers[0]["results"][0]["path"] == "d1/img00007.jpg"
+    for data, said in (
+        (b"", "standard input: empty (nothing was piped in, or it was read before)"),
+        (b"not a picture", "standard input: not an image file (unknown format)"),
+    ):
+        run = piped(data, "-")
+        assert run.returncode == 1 and run.stderr.decode() == f"rtsearch: error: {said}\n"
