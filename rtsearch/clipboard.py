@@ -5,8 +5,8 @@ manager, or a path copied as text).
 A picture is read through Pillow on Windows and macOS, and on Linux through ``wl-paste``
 (Wayland) or ``xclip`` (X11), whichever is installed, each given a few seconds: a program
 that owns the clipboard and does not answer would otherwise hold the caller for ever. The
-text is read with the same programs, or, where there are none, given by the caller (the
-viewer reads it through its window toolkit: a file manager's copy then works without them).
+text is read with the same programs on Linux, and given by the caller on Windows and macOS
+(the viewer reads it through its window toolkit there).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,15 +22,15 @@ from urllib.parse import unquote, urlparse
 
 from PIL import Image
 
-from rtsearch.decode import RGBImage, image_rgb, load_rgb
+from rtsearch.decode import RGBImage, image_rgb, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError, first_line
 
 HELPER_TIMEOUT_S = 3.0
 PASTED = "the clipboard's picture"
 NOTHING = "the clipboard holds no picture and names no picture file: copy one first"
 NO_HELPER = (
-    "reading a picture from the clipboard needs xclip (X11) or wl-paste (Wayland): sudo apt "
-    "install xclip, or wl-clipboard (a picture file copied works without them)"
+    "reading the clipboard needs xclip (X11) or wl-paste (Wayland): sudo apt install xclip, "
+    "or wl-clipboard"
 )
 
 
@@ -48,24 +49,34 @@ def clipboard_picture(text: str | None = None) -> tuple[RGBImage, str]:
 
 def text_from_toolkit() -> bool:
     """Whether the caller should read the clipboard's text through its window toolkit:
-    where no helper program reads it here. (GLFW waits on X11 for as long as the program
-    holding the clipboard takes to answer: read by a helper, with a time limit, when one
-    is installed.)"""
-    return sys.platform in ("win32", "darwin") or _helper() is None
+    on Windows and macOS only. On X11, GLFW's read aborted the process when the clipboard
+    held no text (a picture, or nothing: a C++ exception no Python code can catch) and
+    waited for ever on a program that holds the clipboard without answering: Linux reads
+    through a helper program, with a time limit, or not at all."""
+    return sys.platform in ("win32", "darwin")
 
 
 def file_named(text: str | None) -> Path | None:
     """The existing file a clipboard's text names: a path (quoted or not, ``~`` for home)
-    or a ``file://`` URI (a file manager's copy, its first line); None for other text."""
-    if not text:
+    or a ``file://`` URI, of its lines the first that names a picture file, else the first
+    that names a file (a file manager's copy of several: GNOME's starts with
+    ``x-special/nautilus-clipboard`` and ``copy``); None for other text."""
+    if not text or len(text) > 1 << 20:
         return None
-    lines = [line.strip() for line in text.strip().splitlines()]
-    line = next((x for x in lines if x and not x.startswith("#")), "")  # uri-list comments
+    named = [p for p in map(_named, text.strip().splitlines()) if p is not None]
+    return next((p for p in named if is_image_file(p)), named[0] if named else None)
+
+
+def _named(line: str) -> Path | None:
+    """The existing file one line of copied text names, if it names one."""
+    line = line.strip()
+    if line.startswith("#"):  # a uri-list's comment
+        return None
     if len(line) >= 2 and line[0] == line[-1] and line[0] in "'\"":
         line = line[1:-1]
     if line.startswith("file://"):
         uri = urlparse(line)
-        if uri.netloc not in ("", "localhost"):
+        if uri.netloc not in ("", "localhost", socket.gethostname()):
             return None
         line = unquote(uri.path)
         if sys.platform == "win32" and line[:1] == "/" and line[2:3] == ":":
