@@ -141,9 +141,9 @@ def _helper_picture() -> RGBImage | None:
 
 def _text() -> str | None:
     """The clipboard's text through the helper programs (None without one)."""
-    if sys.platform in ("win32", "darwin") or _helper() is None:
+    helper = None if sys.platform in ("win32", "darwin") else _helper()
+    if helper is None:
         return None
-    helper = _helper()
     args = ["wl-paste", "--no-newline"] if helper == "wl-paste" else [
         "xclip", "-selection", "clipboard", "-o",
     ]  # fmt: skip

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, first_line
 
 RGBImage = npt.NDArray[np.uint8]  # (H, W, 3) uint8
 # HEIF's names are listed whether or not pillow-heif is here: an index made where it is
@@ -142,8 +142,7 @@ def image_rgb(img: Image.Image, name: str) -> RGBImage:
     except RtsearchError:
         raise
     except Exception as exc:  # Pillow raises many types for corrupt data
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RtsearchError(f"{name}: cannot decode image ({reason})") from None
+        raise RtsearchError(f"{name}: cannot decode image ({first_line(exc)})") from None
 
 
 def _open_regular(path: Path | str) -> BinaryIO:

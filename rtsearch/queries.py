@@ -163,9 +163,9 @@ def targets(
 
 
 def _picture_like(path: Path) -> bool:
-    from rtsearch.decode import IMAGE_EXTENSIONS
+    from rtsearch.decode import is_image_file
 
-    return path.suffix.lower() in IMAGE_EXTENSIONS or path.is_dir()
+    return is_image_file(path) or path.is_dir()
 
 
 def _spelled(images: list[Path]) -> str:

@@ -676,8 +676,8 @@ def _logical_width() -> int | None:
 
 
 def _toolkit_clipboard_text() -> str | None:
-    """The clipboard's text through GLFW, on the thread that draws (as GLFW wants), where
-    no helper program reads it for the worker (clipboard.text_from_toolkit)."""
+    """The clipboard's text through GLFW, on the thread that draws (as GLFW wants), on
+    Windows and macOS (clipboard.text_from_toolkit: on X11 it could abort or hang)."""
     from rtsearch.clipboard import text_from_toolkit
 
     if not text_from_toolkit():
