@@ -672,7 +672,7 @@ def test_the_first_use_export_talks_on_stderr_only(tmp_path, monkeypatch, capsys
     from rtsearch import models
 
     def fake_export(out: Path, int8: bool = False, log=print) -> Path:
-        log(f"efficientnet-lite0: writing fp32 model to {out}")
+        log(f"efficientnet-lite0: checking the fp32 model's features, then writing it to {out}")
         out.write_bytes(b"model")
         return out
 
@@ -683,7 +683,7 @@ def test_the_first_use_export_talks_on_stderr_only(tmp_path, monkeypatch, capsys
     out, err = capsys.readouterr()
     assert got == tmp_path / "efficientnet-lite0.onnx" and got.is_file()
     assert out == ""
-    assert "(first use)" in err and "writing fp32 model" in err
+    assert "(first use)" in err and "then writing it to" in err
 
 
 # ------------------------------------------- found by a first-time user's export hunt
@@ -734,6 +734,9 @@ def test_a_checkpoint_of_two_weight_sets_is_not_guessed_at(tmp_path, slim_sd, ca
     err = capsys.readouterr().err
     said = f"{out}: not written: the model gives all-zero features for each of 4 test photos"
     assert f"export_onnx: error: {said}" in err
+    # it said "writing fp32 model to OUT" and then that OUT was not written
+    assert "checking the fp32 model's features, then writing it" in err
+    assert "writing fp32 model" not in err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pth"]
     assert cli.main([*args, "model."]) == 0
     plain = export_vgg16(

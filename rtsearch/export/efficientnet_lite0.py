@@ -171,7 +171,7 @@ def export_efficientnet_lite0(
     info = lite0_info(sha256_file(weights))
     model = build_lite0(load_state_dict(weights), info)
     if not int8:
-        log(f"efficientnet-lite0: writing fp32 model to {out}")
+        log(f"efficientnet-lite0: checking the fp32 model's features, then writing it to {out}")
         return save_atomic(model, out, info)
     from rtsearch.export.quantize import quantize_model
 

@@ -286,7 +286,7 @@ def export_vgg16(
     model = build_vgg16(vgg, info)
     del vgg  # the graph holds its own copy; full-size weights are 0.5 GB
     if not int8:
-        log(f"vgg16: writing fp32 model to {out}")
+        log(f"vgg16: checking the fp32 model's features, then writing it to {out}")
         return save_atomic(model, Path(out), info)
     from rtsearch.export.quantize import quantize_model
 
