@@ -67,7 +67,7 @@ def _word(word: object) -> str:
 
 def warn(message: str) -> None:
     """A warning on stderr from code that has no caller's ``warn`` to hand it to."""
-    print(f"rtsearch: warning: {message}", file=sys.stderr, flush=True)
+    print(printable(f"warning: {message}"), file=sys.stderr, flush=True)
 
 
 def count(n: int, noun: str) -> str:

@@ -571,7 +571,7 @@ def test_a_damaged_int8_twin_is_passed_over_with_a_warning(tmp_path, monkeypatch
     args = (info.name, info.feature_layer, info.identity)
     assert find_model_for(*args, prefer_int8=True) == fp32
     err = capsys.readouterr().err
-    assert err.startswith(f"rtsearch: warning: {twin}: not a readable ONNX model (")
+    assert err.startswith(f"warning: {twin}: not a readable ONNX model (")
     assert err.endswith(f"; using {fp32}\n") and err.count("\n") == 1
     fp32.unlink()
     with pytest.raises(RtsearchError, match=r"no model file for tiny .*not a readable ONNX"):
@@ -824,9 +824,7 @@ def test_a_damaged_model_does_not_hide_a_good_one_of_its_name(tmp_path, monkeypa
     ):
         assert found() == good
         err = capsys.readouterr().err
-        assert err.startswith(
-            f"rtsearch: warning: {first / 'tiny.onnx'}: not a readable ONNX model"
-        )
+        assert err.startswith(f"warning: {first / 'tiny.onnx'}: not a readable ONNX model")
         assert err.endswith(f"; using {good}\n")
     assert main(["models"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -941,7 +939,7 @@ def test_an_int8_model_that_drifts_is_used_only_with_a_warning(tmp_path, monkeyp
     onnx.save(model, str(drifting))
     monkeypatch.setenv("RTSEARCH_MODELS", str(drifting.parent))
     said = (
-        f"rtsearch: warning: {drifting}: int8 model whose features drift from its fp32 twin's "
+        f"warning: {drifting}: int8 model whose features drift from its fp32 twin's "
         "(held-out cosine 0.916, under 0.99): results may differ; the fp32 model is exact\n"
     )
     for prefer in (True, False):

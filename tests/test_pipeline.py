@@ -857,7 +857,7 @@ def test_pca_asked_for_more_dimensions_than_its_images_span_is_said(capsys, tmp_
     base = ["analyze", tmp_path / "g", "-o", out, "--model", tiny_model, "--quiet"]
     code, _, err = cli(capsys, *base, "--dims", "50")
     assert code == 0 and err == (
-        f"rtsearch: warning: {out}: its PCA was fitted on 6 images, which span at most 5 of "
+        f"warning: {out}: its PCA was fitted on 6 images, which span at most 5 of "
         "its 50 dimensions: the other 45 carry nothing (pass --dims 5, or analyze more "
         "images)\n"
     )

@@ -551,6 +551,19 @@ def test_control_characters_in_file_names_are_escaped_in_every_line(tmp_path, ti
     assert run.stdout.rstrip().endswith("evil\\u202egnp.jpg"), run.stdout
 
 
+def test_a_warning_without_a_caller_is_escaped_and_spelt_as_the_others(capsys):
+    """errors.warn (the thin-PCA and int8-drift warnings, a broken model file passed over)
+    printed "rtsearch: warning:" where every other warning says "warning:", and a name's
+    newline or escape code raw."""
+    from rtsearch import errors
+
+    errors.warn("a\nname\x1b[31m.dat: its PCA was fitted on 6 images")
+    assert (
+        capsys.readouterr().err
+        == "warning: a\\nname\\x1b[31m.dat: its PCA was fitted on 6 images\n"
+    )
+
+
 def test_a_second_writer_of_the_same_index_is_refused_while_the_first_runs(tmp_path, tiny_model):
 
     make_gallery(tmp_path / "g", 4)
