@@ -1,6 +1,6 @@
 """What the clipboard holds, as something to search for: a picture (copied from a browser,
 an image editor, a screenshot tool) or the name of a picture file (copied in a file
-manager, or a path copied as text).
+manager, or a path copied as text, from a shell too); a video file's name is played.
 
 A picture is read through Pillow on Windows and macOS, and on Linux through ``wl-paste``
 (Wayland) or ``xclip`` (X11), whichever is installed, each given a few seconds: a program
@@ -11,8 +11,10 @@ text is read with the same programs on Linux, and given by the caller on Windows
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -24,6 +26,7 @@ from PIL import Image
 
 from rtsearch.decode import RGBImage, image_rgb, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError, first_line
+from rtsearch.sources import is_video_file
 
 HELPER_TIMEOUT_S = 3.0
 PASTED = "the clipboard's picture"
@@ -34,17 +37,20 @@ NO_HELPER = (
 )
 
 
-def clipboard_picture(text: str | None = None) -> tuple[RGBImage, str]:
+def clipboard_query(text: str | None = None) -> tuple[RGBImage, str] | Path:
     """The picture the clipboard holds, or the one in the file it names, with a word on
-    where it came from ("clipboard", or the file's name); ``text``: the clipboard's text if
-    the caller has it. Raises RtsearchError saying why there is none."""
+    where it came from ("clipboard", or the file's name); or the video file it names, to be
+    played. ``text``: the clipboard's text if the caller has it. Raises RtsearchError saying
+    why there is nothing to search."""
     named = file_named(text if text is not None else _text())
     if named is not None:
-        return load_rgb(named), named.name
-    image = _picture()
-    if image is None:
+        return named if is_video_file(named) else (load_rgb(named), named.name)
+    got = _picture()
+    if got is None:
         raise RtsearchError(NOTHING)
-    return image, "clipboard"
+    if isinstance(got, Path):
+        return got if is_video_file(got) else (load_rgb(got), got.name)
+    return got, "clipboard"
 
 
 def text_from_toolkit() -> bool:
@@ -64,7 +70,8 @@ def file_named(text: str | None) -> Path | None:
     if not text or len(text) > 1 << 20:
         return None
     named = [p for p in map(_named, text.strip().splitlines()) if p is not None]
-    return next((p for p in named if is_image_file(p)), named[0] if named else None)
+    playable = (p for test in (is_image_file, is_video_file) for p in named if test(p))
+    return next(playable, named[0] if named else None)
 
 
 def _named(line: str) -> Path | None:
@@ -72,6 +79,7 @@ def _named(line: str) -> Path | None:
     line = line.strip()
     if line.startswith("#"):  # a uri-list's comment
         return None
+    copied = line
     if len(line) >= 2 and line[0] == line[-1] and line[0] in "'\"":
         line = line[1:-1]
     if line.startswith("file://"):
@@ -83,15 +91,27 @@ def _named(line: str) -> Path | None:
             line = line[1:]  # file:///C:/x.png
     if not line or len(line) > 4096 or "\0" in line:
         return None
-    path = Path(os.path.expanduser(line))
+    found = _file(line)
+    if found is None and sys.platform != "win32" and any(c in copied for c in "\\'\""):
+        # a path copied from a shell: /home/me/My\ Pictures/a.jpg, ~/'a b'.png, 'it'\''s.jpg'
+        with contextlib.suppress(ValueError):  # (quotes that do not pair)
+            words = shlex.split(copied)
+            found = _file(words[0]) if len(words) == 1 else None
+    return found
+
+
+def _file(text: str) -> Path | None:
+    """The existing file ``text`` names as an absolute path (``~`` for home)."""
+    path = Path(os.path.expanduser(text))
     try:
         return path if path.is_absolute() and path.is_file() else None
     except OSError:  # a name too long for the system
         return None
 
 
-def _picture() -> RGBImage | None:
-    """The picture on the clipboard, or None when it holds something else."""
+def _picture() -> RGBImage | Path | None:
+    """The picture on the clipboard, the file copied in Explorer (Windows), or None when it
+    holds something else."""
     if sys.platform in ("win32", "darwin"):
         from PIL import ImageGrab
 
@@ -100,8 +120,7 @@ def _picture() -> RGBImage | None:
         except Exception as exc:  # the platform's own call failed
             raise RtsearchError(f"cannot read the clipboard ({first_line(exc)})") from None
         if isinstance(grabbed, list):  # Windows: files copied in Explorer
-            named = next((p for p in map(Path, grabbed) if p.is_file()), None)
-            return None if named is None else load_rgb(named)
+            return file_named("\n".join(map(str, grabbed)))
         return None if grabbed is None else image_rgb(grabbed, PASTED)
     return _helper_picture()
 

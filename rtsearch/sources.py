@@ -35,6 +35,18 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")  # AV_LOG_PANIC only
 
 
+# what the video file dialog lists, and what a copied file's name is played as (Ctrl+V)
+VIDEO_EXTS = (
+    ".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp", ".ogv",
+    ".ts", ".mts", ".m2ts", ".flv",
+)  # fmt: skip
+
+
+def is_video_file(path: Path) -> bool:
+    """Whether ``path`` is named as a video file (any case)."""
+    return Path(path).suffix.lower() in VIDEO_EXTS
+
+
 @dataclass(frozen=True)
 class Frame:
     """One captured picture: RGB uint8 (H, W, 3), capture time in perf_counter seconds,
@@ -98,39 +110,56 @@ class RandomSource:
 
 class ClipboardSource:
     """The picture on the clipboard when it was made, or the picture file it names (Ctrl+V),
-    searched once. ``text``: the clipboard's text as the viewer's toolkit read it (None: read
-    it here); the clipboard itself is read by the first ``read``, on the worker's thread (a
-    helper program may take seconds)."""
+    searched once; a video file it names is played as V plays one. ``text``: the
+    clipboard's text as the viewer's toolkit read it (None: read it here); the clipboard
+    itself is read by the first ``read``, on the worker's thread (a helper program may take
+    seconds, said meanwhile by ``message``)."""
 
     live = True
 
     def __init__(self, text: str | None = None) -> None:
         self.name = "clipboard"
-        self.message = ""
+        self.message = READING
         self.text = text
+        self.video: VideoSource | None = None
         self._read = False
 
     def read(self) -> Frame | None:
+        if self.video is not None:
+            frame = self.video.read()
+            self.message = self.video.message
+            return frame
         if self._read:
             return None  # once: a still picture
         self._read = True
-        from rtsearch.clipboard import clipboard_picture
+        from rtsearch.clipboard import clipboard_query
 
         try:
-            image, where = clipboard_picture(self.text)
+            got = clipboard_query(self.text)
         except RtsearchError as exc:
             self.message = str(exc)
             return None
         except Exception as exc:  # a broken helper must not stop the viewer
             self.message = f"cannot read the clipboard ({first_line(exc)})"
             return None
+        if isinstance(got, Path):  # a copied video file
+            self.video = VideoSource(got)
+            self.name = self.video.name
+            return self.read()
+        image, where = got
         self.message = f"query: {where} ({image.shape[1]}x{image.shape[0]}, pasted)"
         return Frame(image, time.perf_counter())
 
+    def set_paused(self, paused: bool) -> None:
+        if self.video is not None:
+            self.video.set_paused(paused)
+
     def close(self) -> None:
-        pass
+        if self.video is not None:
+            self.video.close()
 
 
+READING = "reading the clipboard..."
 DEFAULT_GRAB = (400, 300)  # region size when following the mouse without a chosen region
 
 

@@ -113,6 +113,20 @@ def make_image(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:
     return img
 
 
+def write_video(path: Path, seeds: list[int], frames_each: int, fps: float = 25.0) -> Path:
+    """An MJPG .avi showing make_image(seed) for ``frames_each`` frames per seed."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (160, 120))
+    assert writer.isOpened()
+    for seed in seeds:
+        bgr = cv2.cvtColor(np.asarray(make_image(seed)), cv2.COLOR_RGB2BGR)
+        for _ in range(frames_each):
+            writer.write(bgr)
+    writer.release()
+    return path
+
+
 def make_gallery(root: Path, n: int, *, start: int = 0, subdirs: int = 3) -> list[Path]:
     """n JPEG/PNG files spread over a few sub-folders; returns their paths."""
     files = []

@@ -338,8 +338,7 @@ def test_stage_4_past_its_time_leaves_no_viewer_or_xvfb(tmp_path, tiny_model) ->
     nothing of its run behind."""
     import time
 
-    from fakes import make_gallery
-    from test_sources import write_video
+    from fakes import make_gallery, write_video
 
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import make_image
+from fakes import make_image, write_video
 from PIL import Image
 
 from rtsearch import clipboard
-from rtsearch.clipboard import NO_HELPER, NOTHING, clipboard_picture, file_named
+from rtsearch.clipboard import NO_HELPER, NOTHING, clipboard_query, file_named
 from rtsearch.errors import RtsearchError
-from rtsearch.sources import ClipboardSource, parse_source
+from rtsearch.sources import READING, ClipboardSource, parse_source
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the helpers are Linux's")
 
@@ -96,19 +96,19 @@ def test_a_picture_offered_is_read_in_the_type_offered_png_first(only, tmp_path)
     Image.fromarray(np.full((30, 40, 3), (200, 10, 10), np.uint8)).save(png)
     Image.fromarray(np.full((30, 40, 3), (10, 10, 200), np.uint8)).save(jpeg, quality=95)
     xclip_offering(only, {"image/jpeg": jpeg, "image/png": png, "text/html": "<img src=x>"})
-    image, where = clipboard_picture()
+    image, where = clipboard_query()
     assert (
         where == "clipboard" and image.shape == (30, 40, 3) and tuple(image[5, 5]) == (200, 10, 10)
     )
     xclip_offering(only, {"TIMESTAMP": "1", "image/jpeg": jpeg})  # a browser's JPEG only
-    image, _ = clipboard_picture()
+    image, _ = clipboard_query()
     assert abs(int(image[5, 5, 2]) - 200) < 8 and image[5, 5, 0] < 20
     # transparency comes on white, as files' does
     cut = np.zeros((20, 20, 4), np.uint8)
     cut[5:15, 5:15] = (0, 0, 0, 255)
     Image.fromarray(cut, "RGBA").save(png)
     xclip_offering(only, {"image/png": png})
-    image, _ = clipboard_picture()
+    image, _ = clipboard_query()
     assert tuple(image[0, 0]) == (255, 255, 255) and tuple(image[10, 10]) == (0, 0, 0)
 
 
@@ -116,24 +116,24 @@ def test_text_that_names_a_picture_file_wins_and_other_text_is_no_picture(only, 
     picture = tmp_path / "named.jpg"
     make_image(2).save(picture)
     xclip_offering(only, {"UTF8_STRING": f"file://{picture}", "text/uri-list": f"file://{picture}"})
-    image, where = clipboard_picture()
+    image, where = clipboard_query()
     assert where == "named.jpg" and image.shape == np.asarray(make_image(2)).shape
     xclip_offering(only, {"UTF8_STRING": "just some words"})
     with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):
-        clipboard_picture()
+        clipboard_query()
     # an old xclip holding the clipboard lists nothing and gives its text for any type
     fake_helper(only, "xclip", "printf 'just some words'\n")
     with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):
-        clipboard_picture()
+        clipboard_query()
     # nothing at all on the clipboard
     fake_helper(only, "xclip", "echo 'Error: target TARGETS not available' >&2; exit 1\n")
     with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):
-        clipboard_picture()
+        clipboard_query()
     # a broken picture offered as one is said so
     (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
     xclip_offering(only, {"image/png": tmp_path / "bad.png"})
     with pytest.raises(RtsearchError, match=r"^the clipboard's picture: image/png that Pillow"):
-        clipboard_picture()
+        clipboard_query()
 
 
 def test_wayland_reads_through_wl_paste(only, tmp_path, monkeypatch):
@@ -146,7 +146,7 @@ def test_wayland_reads_through_wl_paste(only, tmp_path, monkeypatch):
 esac
 """)  # fmt: skip
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
-    image, _ = clipboard_picture()
+    image, _ = clipboard_query()
     assert image.shape == (8, 9, 3) and image[0, 0, 0] == 77
 
 
@@ -154,10 +154,10 @@ def test_no_helper_says_what_to_install_and_a_name_still_works(only, tmp_path):
     # never GLFW's text on X11: it aborted the viewer when the clipboard held none
     assert not clipboard.text_from_toolkit()
     with pytest.raises(RtsearchError, match=f"^{re.escape(NO_HELPER)}$"):
-        clipboard_picture("")
+        clipboard_query("")
     picture = tmp_path / "given.png"
     make_image(3).save(picture)
-    assert clipboard_picture(str(picture))[1] == "given.png"
+    assert clipboard_query(str(picture))[1] == "given.png"
 
 
 def test_a_program_that_holds_the_clipboard_and_never_answers_is_given_up(only, monkeypatch):
@@ -165,7 +165,7 @@ def test_a_program_that_holds_the_clipboard_and_never_answers_is_given_up(only, 
     monkeypatch.setattr(clipboard, "HELPER_TIMEOUT_S", 0.5)
     began = time.monotonic()
     with pytest.raises(RtsearchError, match=r"did not answer xclip in 0 s$"):
-        clipboard_picture()
+        clipboard_query()
     assert time.monotonic() - began < 5
 
 
@@ -184,3 +184,55 @@ def test_the_clipboard_source_gives_its_picture_once_and_says_what_it_is(only, t
     empty = ClipboardSource("")  # the toolkit's text, empty; no helper either
     os.unlink(only / "xclip")
     assert empty.read() is None and empty.message == NO_HELPER
+
+
+def test_a_path_copied_from_a_shell_is_unescaped(tmp_path, monkeypatch):
+    """A terminal's copy of a name holding spaces or quotes (tab completion writes
+    `My\\ Pictures/`) named nothing: it was taken as written."""
+    folder = tmp_path / "My Pictures"
+    folder.mkdir()
+    spaced, quoted = folder / "a b.png", folder / "it's.png"
+    make_image(1).save(spaced)
+    make_image(2).save(quoted)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    escaped = str(tmp_path).replace(" ", "\\ ")
+    for text, named in (
+        (f"{escaped}/My\\ Pictures/a\\ b.png", spaced),
+        ("~/My\\ Pictures/a\\ b.png", spaced),
+        ("~/'My Pictures/a b.png'", spaced),
+        (f"'{tmp_path}/My Pictures/it'\\''s.png'", quoted),  # a shell's quoting of a quote
+        (f"{tmp_path}/My\\ Pictures/it\\'s.png", quoted),
+    ):
+        assert file_named(text) == named, text
+    for text in (f"{tmp_path}/My\\ Pictures/a b.png c", f"'{spaced}", f"{spaced} {quoted}"):
+        assert file_named(text) is None, text  # two words, an unpaired quote
+
+
+def test_a_copied_video_file_is_played(only, tmp_path, monkeypatch):
+    """A video file copied in a file manager was refused as not a picture; it plays, as
+    one opened with V does."""
+    clip = write_video(tmp_path / "clip one.avi", [5, 6], frames_each=3)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("")
+    assert file_named(f"{notes}\nfile://{clip}") == clip  # a video before other files
+    picture = tmp_path / "p.png"
+    make_image(4).save(picture)
+    assert file_named(f"{clip}\n{picture}") == picture  # a picture first of all
+    assert clipboard_query(str(clip)) == clip
+    source = ClipboardSource(f"file://{clip}")
+    assert source.message == READING  # said until the clipboard is read
+    frames = []
+    end = time.monotonic() + 5
+    while len(frames) < 8 and time.monotonic() < end:  # past its 6 frames: it loops
+        frame = source.read()
+        if frame is not None:
+            frames.append(frame.image)
+        time.sleep(0.005)
+    assert len(frames) == 8 and source.name == "video:clip one.avi" and source.message == ""
+    first = np.asarray(make_image(5), dtype=float)
+    assert np.abs(frames[0] - first).mean() < 8 and np.abs(frames[6] - first).mean() < 8
+    source.set_paused(True)
+    assert source.video is not None and source.video.paused
+    source.close()
+    gone = ClipboardSource(str(tmp_path / "nothing.avi"))
+    assert gone.read() is None and gone.message == NO_HELPER  # names no file: no picture

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from fakes import make_image
+from fakes import make_image, write_video
 from PIL import Image
 
 from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
 from rtsearch.thumbs import ThumbCache, to_thumb
-
-
-def write_video(path: Path, seeds: list[int], frames_each: int, fps: float = 25.0) -> Path:
-    """An MJPG .avi showing make_image(seed) for ``frames_each`` frames per seed."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (160, 120))
-    assert writer.isOpened()
-    for seed in seeds:
-        bgr = cv2.cvtColor(np.asarray(make_image(seed)), cv2.COLOR_RGB2BGR)
-        for _ in range(frames_each):
-            writer.write(bgr)
-    writer.release()
-    return path
 
 
 def test_video_plays_in_real_time_loops_and_pauses(tmp_path):

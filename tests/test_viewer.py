@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import int8_twin, make_gallery, padded_tile, write_tiny_model
+from fakes import int8_twin, make_gallery, padded_tile, write_tiny_model, write_video
 from PIL import Image
-from test_sources import write_video
 
 from rtsearch.viewer.worker import UNCHANGED
 
@@ -899,7 +898,7 @@ def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tm
     assert app.query_rate() <= 2.0 and "queries/s" in status()
     # a webcam that is not there: its status does not carry the video's figures
     app._start_source("webcam:57")
-    pump(app, lambda: app.published.source.startswith("webcam"))
+    pump(app, lambda: app.published.message.startswith("no camera found"))
     for _ in range(5):
         app.frame()
     shown = status()
@@ -1821,7 +1820,7 @@ def test_real_key_presses_reach_the_shortcuts(app):
     assert app.k == k
 
 
-def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery):
+def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, tmp_path):
     """A picture copied (as an image editor or a browser offers it: served by xclip here),
     a result's path copied by the viewer itself (right-click), and text naming no picture,
     each pasted with Ctrl+V; the clipboard is read by the worker, the drawing goes on."""
@@ -1854,6 +1853,15 @@ def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery):
     app.perform("paste")
     pump(app, lambda: app.published.source == "clipboard" and app.published.message == NOTHING)
     assert app.published.query is None and not app.published.results
+    # a video file copied (a file manager's URI, as xclip serves it): played, as V plays one
+    clip = write_video(tmp_path / "clip.avi", [3, 4], frames_each=10)
+    subprocess.run(["xclip", "-selection", "clipboard", "-i"], input=f"file://{clip}\n",
+                   text=True, check=True, timeout=10)  # fmt: skip
+    xdotool(app, "key", "ctrl+v")
+    pump(app, lambda: app.published.source == "video:clip.avi" and len(app.published.results))
+    seq = app.published.seq
+    pump(app, lambda: app.published.seq > seq + 2)  # playing: a picture after another
+    assert "source video:clip.avi" in dpg.get_value(app.ids.status)
     app.perform("random")
     fresh(app, "random")
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import make_gallery, write_tiny_model
+from fakes import make_gallery, write_tiny_model, write_video
 from PIL import Image
-from test_sources import write_video
 
 pytestmark = pytest.mark.gui
 pyvirtualdisplay = pytest.importorskip("pyvirtualdisplay")

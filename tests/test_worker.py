@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fakes import make_gallery, make_image
 
-from rtsearch.sources import Frame, RandomSource
+from rtsearch.sources import READING, Frame, RandomSource
 from rtsearch.viewer import layout
 from rtsearch.viewer import worker as worker_mod
 from rtsearch.viewer.worker import UNCHANGED, Published, Worker
@@ -403,6 +403,32 @@ def test_a_camera_that_stops_keeps_its_picture_and_one_never_there_shows_none(ru
     wait_for(lambda: published(running).source == "webcam:1")
     pub = published(running)
     assert pub.query is None and pub.results == () and "webcam:1 stopped" in pub.message
+
+
+def test_a_source_slow_to_give_its_first_picture_says_so_meanwhile(running):
+    """Ctrl+V on a slow clipboard program, or a camera opening: the last source's picture,
+    results and words stayed on show until the new source's first read returned."""
+    running.send("source", Pictures(picture(1)))
+    wait_for(lambda: (p := running.latest()) is not None and p.query is not None)
+    release = threading.Event()
+
+    class Slow(Pictures):
+        def __init__(self, image) -> None:
+            super().__init__(image)
+            self.name, self.message = "clipboard", READING
+
+        def read(self) -> Frame | None:
+            release.wait(10)
+            self.message = "query: clipboard (640x480, pasted)"
+            return super().read()
+
+    running.send("source", Slow(picture(2)))
+    wait_for(lambda: published(running).source == "clipboard")
+    pub = published(running)
+    assert pub.message == READING and pub.query is None and pub.results == ()
+    release.set()
+    wait_for(lambda: published(running).query is not None)
+    assert published(running).message.startswith("query: clipboard")
 
 
 def test_a_source_that_is_not_live_is_never_skipped(running):

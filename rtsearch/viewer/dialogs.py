@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import RtsearchError
+from rtsearch.sources import VIDEO_EXTS
 from rtsearch.viewer import actions, layout
 from rtsearch.viewer.wrap import wrap_lines
 
@@ -23,7 +24,6 @@ HELP_SIZE = (560, 480)
 QUESTION_SIZE = (520, 150)
 DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
-VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
 def show_fitted(tag: int | str, size: tuple[int, int]) -> None:

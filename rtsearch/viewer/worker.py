@@ -267,6 +267,11 @@ class Worker:
             self.source, self.paused = value, False
             self._last, self._last_sig = None, None
             self._again, self._repeated, self._idle_said = False, False, False
+            if value.message and value.message != self._message:
+                # said before its first read, which may take seconds (a camera opening, a
+                # clipboard's program): the last source's words stayed meanwhile
+                self._message = value.message
+                self._publish_message()
         elif command == "k":
             self.k = int(value)
             self._again = True
