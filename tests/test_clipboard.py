@@ -236,3 +236,23 @@ def test_a_copied_video_file_is_played(only, tmp_path, monkeypatch):
     source.close()
     gone = ClipboardSource(str(tmp_path / "nothing.avi"))
     assert gone.read() is None and gone.message == NO_HELPER  # names no file: no picture
+
+
+def test_files_copied_in_explorer_are_a_picture_or_a_video(tmp_path, monkeypatch):
+    """Windows: ImageGrab gives the files copied in Explorer as a list of names (stood in
+    for here); the first picture is searched, else a video is played."""
+    from PIL import ImageGrab
+
+    picture, clip = tmp_path / "p.png", write_video(tmp_path / "c.avi", [1], frames_each=2)
+    make_image(3).save(picture)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("")
+    monkeypatch.setattr(sys, "platform", "win32")
+    for copied, expected in (([notes, clip], clip), ([clip, picture], picture)):
+        monkeypatch.setattr(ImageGrab, "grabclipboard", lambda c=copied: [str(p) for p in c])
+        got = clipboard_query("")
+        if expected == clip:
+            assert got == clip
+        else:
+            image, where = got
+            assert where == "p.png" and image.shape == (120, 160, 3)
