@@ -17,8 +17,9 @@ from typing import TypeVar
 
 from rtsearch import __version__, queries
 from rtsearch.argtypes import file_path, in_range, non_negative_int, positive_int, seed
-from rtsearch.errors import RtsearchError, count, printable, warn
+from rtsearch.errors import RtsearchError, count, first_line, printable, warn
 from rtsearch.interrupts import catch_interrupts, ending
+from rtsearch.startup import ClosedOutput, Messages, names_as_utf8
 
 T = TypeVar("T")
 
@@ -469,6 +470,8 @@ def missing_reason(path: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the program as started (a caller's argv is its own business)
+        names_as_utf8()
     argv = list(sys.argv[1:] if argv is None else argv)
     _escape_what_stdout_cannot_write()
     parser = build_parser()
@@ -482,9 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     restore = catch_interrupts()
-    stdout = sys.stdout
-    if stdout is not None:  # (closed: print writes nothing, as before)
-        sys.stdout = _Output(stdout)
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout = _Output(stdout if stdout is not None else ClosedOutput())
+    sys.stderr = Messages(stderr)
     try:
         code = func(args)
         if sys.stdout is not None:
@@ -505,9 +508,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the interpreter flushes stdout once more at exit: point it at nothing first
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as if killed by SIGPIPE, what a shell reports for such a writer
+    except (OSError, MemoryError) as exc:  # what no check before it foresaw: one line
+        if args.debug:
+            raise
+        print(f"rtsearch: error: {printable(system_error(exc))}", file=sys.stderr)
+        return 1
     finally:
-        sys.stdout = stdout
+        sys.stdout, sys.stderr = stdout, stderr
         restore()
+
+
+def system_error(exc: OSError | MemoryError) -> str:
+    """An error of the system's that reached the command, as one line: the file and the
+    reason (`priv/idx.dat: Permission denied`), what it was short of."""
+    if isinstance(exc, MemoryError):
+        said = f" ({first_line(exc)})" if str(exc) else ""
+        return f"out of memory{said}; check this process's limit (ulimit -v)"
+    reason = exc.strerror or first_line(exc)
+    if exc.filename is None or not os.path.isabs(os.fsdecode(exc.filename)):
+        try:
+            os.getcwd()
+        except OSError:
+            return (
+                f"the current folder is gone (deleted or moved: {reason}); cd into another, "
+                "or give full paths"
+            )
+    if exc.filename is None:
+        return reason
+    named = os.fsdecode(exc.filename)
+    if exc.filename2 is not None:
+        named += f" -> {os.fsdecode(exc.filename2)}"
+    return f"{named}: {reason}"
 
 
 def _escape_what_stdout_cannot_write() -> None:

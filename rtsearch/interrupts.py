@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM: a command stops cleanly on the first (``catch_interrupts``), at
+"""Ctrl-C, SIGTERM and SIGHUP: a command stops cleanly on the first (``catch_interrupts``), at
 once on a second; ``held()`` keeps the first from landing inside a write that must finish
 (a save: the interrupt came out as "Exception ignored" inside h5py's cleanup, and the run
 went on to exit 0), and delivers it after."""
@@ -17,11 +17,18 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, a service manager): stopped as cleanly as Ctrl-C."""
 
 
+class HungUp(Terminated):
+    """SIGHUP (the terminal closed, an ssh connection dropped): stopped as SIGTERM stops a
+    command (it died at once, its work since the last checkpoint lost)."""
+
+
 _holding = 0  # depth of held() on the main thread
 _pending: int | None = None  # a signal that came while held
 
 
 def _stop(signum: int) -> KeyboardInterrupt:
+    if signum == getattr(signal, "SIGHUP", None):
+        return HungUp()
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
@@ -67,6 +74,8 @@ def _interrupted_again(signum, frame) -> None:
 
 
 _DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+if hasattr(signal, "SIGHUP"):  # (not on Windows)
+    _DEFAULTS[signal.SIGHUP] = signal.SIG_DFL
 
 
 def catch_interrupts() -> Callable[[], None]:
@@ -91,18 +100,22 @@ def catch_interrupts() -> Callable[[], None]:
 
 
 def ending(exc: BaseException) -> tuple[str, int] | None:
-    """What a command prints and exits with when ``exc`` is, or came from, a Ctrl-C (130)
-    or SIGTERM (143): "interrupted" or "terminated", then what the run kept if it said so
-    (``KeyboardInterrupt("...")``: an analysis's checkpoints). Libraries may turn one that
-    came while they were imported into their own error (onnxruntime raises ImportError
-    "initialization failed"); the cause is followed. None when it is not one."""
+    """What a command prints and exits with when ``exc`` is, or came from, a Ctrl-C (130),
+    SIGTERM (143) or SIGHUP (129): "interrupted", "terminated" or "hung up", then what the
+    run kept if it said so (``KeyboardInterrupt("...")``: an analysis's checkpoints).
+    Libraries may turn one that came while they were imported into their own error
+    (onnxruntime raises ImportError "initialization failed"); the cause is followed. None
+    when it is not one."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, KeyboardInterrupt):
-            word, code = ("terminated", 143) if isinstance(cause, Terminated) else (
-                "interrupted", 130)  # fmt: skip
+            word, code = (
+                ("hung up", 129) if isinstance(cause, HungUp)
+                else ("terminated", 143) if isinstance(cause, Terminated)
+                else ("interrupted", 130)
+            )  # fmt: skip
             kept = cause.args[0] if cause.args and isinstance(cause.args[0], str) else ""
             return (f"{word}; {kept}" if kept else word), code
         cause = cause.__cause__ or cause.__context__

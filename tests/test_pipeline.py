@@ -937,6 +937,20 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary_files(tmp_path, sigin
     assert rerun_reuses(args, saved)
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on Windows")
+def test_a_hangup_stops_like_sigterm_and_keeps_the_work(tmp_path):
+    """The terminal closed or the ssh connection dropped: SIGHUP killed the run at once,
+    its rows since the last checkpoint lost and its lock file left."""
+    proc, out, args = interruptible(tmp_path, every=16, seconds_per_batch=0.4)
+    wait_for_parts(out, 1)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=60)
+    saved = checkpointed_rows(out)
+    assert (proc.returncode, err.decode()) == (129, f"rtsearch: hung up; {kept(out, saved)}\n")
+    assert saved >= 16 and not list(tmp_path.glob("*.lock"))
+    assert rerun_reuses(args, saved)
+
+
 def kept(out: Path, rows: int) -> str:
     """What an interrupted analysis says it kept."""
     return (

@@ -1,0 +1,114 @@
+"""Commands run where the process's surroundings are awkward: a locale whose encoding is
+not UTF-8, standard streams closed or full, a folder that cannot be searched, the current
+folder deleted. Found by a user's trial of the shell (a helper, 2026-12-02 night)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakes import make_gallery, make_image
+
+from rtsearch import store
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shells' ways")
+
+DROP_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+def run(*args, cwd: Path | None = None, env: dict | None = None, prefix=(), **kwargs):
+    cmd = [*prefix, sys.executable, "-m", "rtsearch", *map(str, args)]
+    environ = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), **(env or {})}
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=environ,
+                          timeout=300, **kwargs)  # fmt: skip
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    pics = tmp_path / "pics"
+    make_gallery(pics, 6)
+    for i in range(3):
+        make_image(40 + i).save(pics / f"café_{i}.jpg")
+    return pics
+
+
+def test_a_locale_that_is_not_utf8_reads_names_as_the_utf8_they_are(tmp_path, folder, tiny_model):
+    """LC_ALL=C with PYTHONUTF8=0 (or a Latin-1 locale): analyze skipped café.jpg as "not
+    UTF-8", update removed its row, and query ended in a UnicodeEncodeError traceback."""
+    index = tmp_path / "i.dat"
+    c = {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LANG": "C"}
+    done = run("analyze", folder, "-o", index, "--model", tiny_model, "--quiet", env=c)
+    assert done.returncode == 0 and "not UTF-8" not in done.stderr, done.stderr
+    assert sum(p.startswith("café_") for p in store.load(index).paths) == 3
+    again = run("update", index, folder, "--model", tiny_model, env=c)
+    assert again.returncode == 0 and "0 removed" in again.stdout, again.stdout + again.stderr
+    asked = run("query", index, folder / "café_1.jpg", "-k", "1", "--model", tiny_model, env=c)
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.rstrip().endswith("caf\\xe9_1.jpg")  # the locale's ASCII, escaped
+    assert store.load(index).count == 9
+
+
+def test_a_closed_or_full_standard_error_does_not_stop_the_work(tmp_path, folder, tiny_model):
+    """`2>&-` stopped analyze at once without a word (its progress bar asked a closed stream
+    whether it was a terminal); `2>/dev/full` (a full disk under `2>>log`) stopped it at the
+    first progress line, nothing saved; a query batch's notes went into its JSON."""
+    index = tmp_path / "i.dat"
+    closed = run("analyze", folder, "-o", index, "--model", tiny_model,
+                 prefix=("sh", "-c", 'exec "$@" 2>&-', "sh"))  # fmt: skip
+    assert closed.returncode == 0 and "9 images" in closed.stdout and index.exists()
+    full = run("analyze", folder, "-o", tmp_path / "f.dat", "--model", tiny_model,
+               prefix=("sh", "-c", 'exec "$@" 2>/dev/full', "sh"))  # fmt: skip
+    assert full.returncode == 0 and (tmp_path / "f.dat").exists(), full.stdout
+    pics = [folder / "café_0.jpg", folder / "café_1.jpg"]
+    asked = run("query", index, *pics, "--json", "--no-verify", "--trim", "--model", tiny_model,
+                prefix=("sh", "-c", 'exec "$@" 2>&-', "sh"))  # fmt: skip
+    assert asked.returncode == 0 and asked.stdout.startswith("["), asked.stdout[:200]
+
+
+def test_a_closed_standard_output_is_an_error_not_a_silent_success(tmp_path, folder, tiny_model):
+    """`>&-`: info, models and analyze wrote nothing and exited 0 (as if it had worked); a
+    query batch ended in a traceback."""
+    index = tmp_path / "i.dat"
+    assert run("analyze", folder, "-o", index, "--model", tiny_model, "--quiet").returncode == 0
+    close = ("sh", "-c", 'exec "$@" >&-', "sh")
+    for args in (["info", index], ["query", index, folder, "--model", tiny_model, "--jsonl"]):
+        said = run(*args, prefix=close)
+        assert (said.returncode, said.stderr.splitlines()[-1]) == (
+            1, "rtsearch: error: standard output: cannot write (closed)"
+        ), said.stderr  # fmt: skip
+
+
+def test_system_errors_are_one_line_naming_the_file(tmp_path, folder, tiny_model):
+    """A folder the user cannot search (another user's home), the current folder deleted
+    under a relative path: PermissionError and FileNotFoundError tracebacks."""
+    index = tmp_path / "i.dat"
+    assert run("analyze", folder, "-o", index, "--model", tiny_model, "--quiet").returncode == 0
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = f'cd "{gone}" && rmdir "{gone}" && exec "$@"'
+    said = run("info", "i.dat", prefix=("sh", "-c", script, "sh"))
+    assert (said.returncode, said.stderr) == (1, (
+        "rtsearch: error: the current folder is gone (deleted or moved: No such file or "
+        "directory); cd into another, or give full paths\n"
+    )), said.stderr  # fmt: skip
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: every folder can be searched")
+    private = tmp_path / "private"
+    private.mkdir()
+    shutil.copy(index, private / "i.dat")
+    private.chmod(0o600)  # listed, not searched
+    try:
+        prefix = DROP_DAC if os.geteuid() == 0 else ()
+        for args in (["info", private / "i.dat"], ["query", index, private / "x.jpg"]):
+            said = run(*args, "--model", tiny_model, prefix=prefix) if args[0] == "query" else (
+                run(*args, prefix=prefix))  # fmt: skip
+            assert said.returncode == 1 and said.stderr.startswith(
+                f"rtsearch: error: {private}/"
+            ), said.stderr
+            assert said.stderr.endswith(": Permission denied\n") and "Traceback" not in said.stderr
+    finally:
+        private.chmod(0o700)
