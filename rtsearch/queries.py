@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rtsearch.argtypes import positive_int
-from rtsearch.errors import RtsearchError, command, count, printable
+from rtsearch.errors import RtsearchError, command, count, first_line, printable, size_text
 
 if TYPE_CHECKING:
     from rtsearch.borders import Box
@@ -343,21 +344,40 @@ def _answer_piped(session: SearchSession, args: argparse.Namespace, *, say_trim:
     (decoding, verification and the trim read a file), its problems named as the input's."""
     import tempfile
 
-    if sys.stdin is None or sys.stdin.isatty():
+    if sys.stdin is None:
+        raise RtsearchError(f"{STDIN_NAME} is closed: pipe a picture in (... | rtsearch query "
+                            "INDEX -)")  # fmt: skip
+    if sys.stdin.isatty():
         raise RtsearchError(f"{STDIN_NAME} is a terminal: pipe a picture in (... | rtsearch "
                             "query INDEX -)")  # fmt: skip
-    data = sys.stdin.buffer.read()
+    data = sys.stdin.buffer.read(MAX_PIPED + 1)
     if not data:
         raise RtsearchError(f"{STDIN_NAME}: empty (nothing was piped in, or it was read before)")
-    with tempfile.TemporaryDirectory(prefix="rtsearch-stdin-") as folder:
-        piped = Path(folder) / "picture"
-        piped.write_bytes(data)
-        try:
-            answer = _answer(session, piped, args, say_trim=say_trim)
-        except RtsearchError as exc:
-            raise RtsearchError(str(exc).replace(str(piped), STDIN_NAME)) from None
+    if len(data) > MAX_PIPED:  # (`< /dev/zero` read until memory ran out)
+        raise RtsearchError(f"{STDIN_NAME}: more than {size_text(MAX_PIPED)}: not a picture")
+    folder = None
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="rtsearch-stdin-"))
+        (folder / "picture").write_bytes(data)
+    except OSError as exc:  # no temporary folder to write to, or no room in it
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise RtsearchError(
+            f"{STDIN_NAME}: cannot keep the picture in a temporary file "
+            f"({exc.strerror or first_line(exc)}); set TMPDIR to a folder with room"
+        ) from None
+    piped = folder / "picture"
+    try:
+        answer = _answer(session, piped, args, say_trim=say_trim)
+    except RtsearchError as exc:
+        raise RtsearchError(str(exc).replace(str(piped), STDIN_NAME)) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     answer.image = STDIN
     return answer
+
+
+MAX_PIPED = 1 << 29  # a picture piped in: 512 MiB (a 100-megapixel PNG is about 300 MB)
 
 
 def _print_one(results: list[Result], as_json: bool) -> None:

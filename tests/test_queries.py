@@ -306,3 +306,48 @@ def test_a_picture_piped_in_is_searched_and_named_as_the_input(tmp_path, tiny_mo
     ):
         run = piped(data, "-")
         assert run.returncode == 1 and run.stderr.decode() == f"rtsearch: error: {said}\n"
+
+
+def test_standard_input_closed_endless_or_without_a_temporary_folder(
+    tmp_path, tiny_model, indexed, monkeypatch, capsys
+):
+    """`<&-` said "is a terminal"; `< /dev/zero` read until memory ran out (a MemoryError
+    traceback under a limit); no usable or no roomy temporary folder: a traceback."""
+    import errno
+    import io
+    import sys
+    import tempfile
+
+    from rtsearch import cli, queries
+
+    gallery, out = indexed
+
+    class Piped:
+        def __init__(self, data: bytes) -> None:
+            self.buffer = io.BytesIO(data)
+
+        def isatty(self) -> bool:
+            return False
+
+    def asked(stdin) -> str:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        code = cli.main(["query", str(out), "-", "--model", str(tiny_model), "--no-verify"])
+        err = capsys.readouterr().err
+        assert code == 1, err
+        return err.removeprefix("rtsearch: error: ").rstrip("\n")
+
+    closed = "standard input is closed: pipe a picture in (... | rtsearch query INDEX -)"
+    assert asked(None) == closed
+    monkeypatch.setattr(queries, "MAX_PIPED", 1000)
+    assert asked(Piped(bytes(1001))) == "standard input: more than 1 KiB: not a picture"
+    monkeypatch.undo()
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", no_room)
+    picture = (gallery / "d1/img00007.jpg").read_bytes()
+    assert asked(Piped(picture)) == (
+        "standard input: cannot keep the picture in a temporary file (No space left on "
+        "device); set TMPDIR to a folder with room"
+    )
