@@ -153,6 +153,12 @@ def save(index: Index, dest: Path, what: str = "index") -> None:
             f"{dest}: cannot write {what} (No space left on device: it needs about "
             f"{size_text(need)}, {size_text(free)} free)"
         )
+    limit = file_size_limit()
+    if limit is not None and need > limit:  # HDF5 failed mid-write: a segfault at exit
+        raise RtsearchError(
+            f"{dest}: cannot write {what} (File too large: it needs about {size_text(need)}, "
+            f"past this process's limit of {size_text(limit)} a file; ulimit -f)"
+        )
     try:
         with interrupts.held(), atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
             _write(f, index)
@@ -210,6 +216,16 @@ def room_for(index: Index, dest: Path) -> tuple[int, int | None]:
         return need, shutil.disk_usage(real.parent).free
     except OSError:
         return need, None  # check_writable and the write itself say why
+
+
+def file_size_limit() -> int | None:
+    """The largest file this process may write, in bytes (``ulimit -f``), or None."""
+    try:
+        import resource
+    except ImportError:  # (Windows)
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def feature_chunk_rows(rows: int) -> int:

@@ -112,3 +112,23 @@ def test_system_errors_are_one_line_naming_the_file(tmp_path, folder, tiny_model
             assert said.stderr.endswith(": Permission denied\n") and "Traceback" not in said.stderr
     finally:
         private.chmod(0o700)
+
+
+def test_a_file_size_limit_is_said_before_hdf5_writes(tmp_path, folder, tiny_model):
+    """`ulimit -f`: HDF5 failed mid-write of a checkpoint part ("File too large"),
+    tracebacks and "Exception ignored" lines, then a segfault at exit (139)."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20 * 1024, resource.RLIM_INFINITY))
+
+    index = tmp_path / "i.dat"
+    said = run("analyze", folder, "-o", index, "--model", tiny_model, "--quiet",
+               "--keep-features", preexec_fn=limit)  # fmt: skip
+    last = said.stderr.splitlines()[-1]
+    assert said.returncode == 1 and last.startswith(
+        f"rtsearch: error: {index}: cannot write index (File too large: it needs about "
+    ), said.stderr
+    assert last.endswith("past this process's limit of 20 KiB a file; ulimit -f)")
+    assert "Traceback" not in said.stderr and not index.exists()
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temp file
