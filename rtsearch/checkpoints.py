@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rtsearch import atomic, store
+from rtsearch.decode import exhausted, exhausted_reason
 from rtsearch.errors import RtsearchError, Warn, count
 from rtsearch.store import Index, ModelRef, checkpoint_dir
 
@@ -67,14 +68,25 @@ def checkpoint_on_interrupt(writer: CheckpointWriter) -> Iterator[None]:
     except KeyboardInterrupt as exc:
         writer.flush()
         if writer.rows_written and not exc.args:  # said by the command's "interrupted; ..."
-            n = writer.rows_written
-            kept = (
-                f"{count(writer.held + n, 'image')} ({n} of them analysed by this run)"
-                if writer.held
-                else f"the {count(n, 'image')} this run analysed"
-            )
-            exc.args = (f"{writer.folder} keeps {kept}: {writer.resume}",)
+            exc.args = (_kept(writer),)
         raise
+    except OSError as exc:  # out of file descriptors or memory: stopped, the work kept
+        if not exhausted(exc):
+            raise
+        with contextlib.suppress(Exception):  # (it may need what ran out)
+            writer.flush()
+        kept = f"; {_kept(writer)}" if writer.rows_written else ""
+        raise RtsearchError(f"stopped: {exhausted_reason(exc)}{kept}") from None
+
+
+def _kept(writer: CheckpointWriter) -> str:
+    n = writer.rows_written
+    kept = (
+        f"{count(writer.held + n, 'image')} ({n} of them analysed by this run)"
+        if writer.held
+        else f"the {count(n, 'image')} this run analysed"
+    )
+    return f"{writer.folder} keeps {kept}: {writer.resume}"
 
 
 def check_folder(out: Path) -> None:

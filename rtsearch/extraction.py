@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from rtsearch.decode import Codec, RGBImage, load_rgb, missing_codec
+from rtsearch.decode import Codec, RGBImage, exhausted, load_rgb, missing_codec
 from rtsearch.errors import RtsearchError, Warn
 from rtsearch.extractor import Extractor, fit_to_input
 
@@ -104,6 +104,8 @@ def _extract_in_streams(
             try:
                 batch.append((rel, *_decode_one(base_dir / rel, info)))
             except (RtsearchError, OSError) as exc:
+                if exhausted(exc):
+                    raise
                 skipped.append((rel, _problem(base_dir, rel, exc)))
         return (_run_batch(extractor, batch, 0) if batch else None), skipped
 
@@ -164,6 +166,8 @@ def _extract_beside(base_dir, todo, extractor, batch_size, report, warn, cancel)
             try:
                 batch.append((rel, *fut.result()))
             except (RtsearchError, OSError) as exc:
+                if exhausted(exc):
+                    raise
                 msg = _problem(base_dir, rel, exc)
                 report.skipped.append((rel, msg))
                 if warn:

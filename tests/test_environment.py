@@ -132,3 +132,38 @@ def test_a_file_size_limit_is_said_before_hdf5_writes(tmp_path, folder, tiny_mod
     assert last.endswith("past this process's limit of 20 KiB a file; ulimit -f)")
     assert "Traceback" not in said.stderr and not index.exists()
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temp file
+
+
+def test_running_out_of_file_descriptors_stops_the_run_and_keeps_its_work(
+    tmp_path, tiny_model, monkeypatch
+):
+    """`ulimit -n 8`: 93 of 150 pictures were skipped as undecodable ("Too many open
+    files") and the index written without them, exit 0."""
+    import errno
+
+    from rtsearch import decode
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.errors import RtsearchError
+    from rtsearch.extractor import Extractor
+
+    folder = tmp_path / "pics"
+    make_gallery(folder, 40)
+    real, opened = decode._open_regular, []
+
+    def few(path):
+        opened.append(path)
+        if len(opened) > 20:
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real(path)
+
+    monkeypatch.setattr(decode, "_open_regular", few)
+    out = tmp_path / "i.dat"
+    settings = Settings(dims=8, batch=4)
+    with pytest.raises(RtsearchError) as stopped:
+        analyze(folder, out, Extractor(tiny_model, threads=1), settings)
+    said = str(stopped.value)
+    assert said.startswith("stopped: too many open files (this process may have "), said
+    assert f"{out}.ckpt keeps the " in said and not out.exists()
+    monkeypatch.undo()
+    report = analyze(folder, out, Extractor(tiny_model, threads=1), settings)
+    assert report.reused >= 16 and not report.skipped and store.load(out).count == 40
