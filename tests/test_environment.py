@@ -167,3 +167,16 @@ def test_running_out_of_file_descriptors_stops_the_run_and_keeps_its_work(
     monkeypatch.undo()
     report = analyze(folder, out, Extractor(tiny_model, threads=1), settings)
     assert report.reused >= 16 and not report.skipped and store.load(out).count == 40
+
+
+def test_a_home_without_a_cache_folder_prints_nothing_extra(tmp_path, folder, tiny_model):
+    """onnxruntime's telemetry kept a device ID under the user's cache folder; where it
+    could not (a read-only or missing home, XDG_CACHE_HOME naming a file) it printed a
+    coloured warning on every command that loads a model."""
+    index = tmp_path / "i.dat"
+    assert run("analyze", folder, "-o", index, "--model", tiny_model, "--quiet").returncode == 0
+    cache = tmp_path / "not-a-folder"
+    cache.write_text("")
+    env = {"XDG_CACHE_HOME": str(cache), "HOME": str(tmp_path / "gone")}
+    said = run("query", index, folder / "café_1.jpg", "-k", "1", "--model", tiny_model, env=env)
+    assert (said.returncode, said.stderr) == (0, ""), said.stderr
