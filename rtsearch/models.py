@@ -282,21 +282,35 @@ def env_dirs() -> list[Path]:
 
 
 def search_dirs() -> list[Path]:
-    """Where model names resolve, in order: $RTSEARCH_MODELS, the project's models/, user data."""
+    """Where model names resolve, in order: $RTSEARCH_MODELS, the project's models/, user
+    data; each folder once (named twice, its files were listed twice)."""
     dirs = env_dirs()
     if (PROJECT_MODELS_DIR.parent / "pyproject.toml").is_file():  # a source checkout
         dirs.append(PROJECT_MODELS_DIR)
     dirs.append(user_models_dir())
-    return dirs
+    seen: set[str] = set()
+    unique = []
+    for d in dirs:
+        key = os.path.normcase(os.path.realpath(d))
+        if key not in seen:
+            seen.add(key)
+            unique.append(d)
+    return unique
 
 
 def user_models_dir() -> Path:
     return Path(platformdirs.user_data_dir("rtsearch")) / "models"
 
 
-def writable_models_dir() -> Path:
-    """Where an on-demand export goes: the first search dir we can write to."""
+def writable_models_dir(*, make_named: bool = False) -> Path:
+    """Where an export goes: the first search dir we can write to. A folder
+    $RTSEARCH_MODELS names that is not there is passed over by the first use's export,
+    not made (a typo's folder was made, and an 18 MB model exported into it); the export
+    tool, asked for a model, makes it (``make_named``)."""
+    named = set(env_dirs())
     for d in search_dirs():
+        if d in named and not make_named and not d.is_dir():
+            continue
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError:

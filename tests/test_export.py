@@ -1164,3 +1164,18 @@ def test_the_tool_runs_the_checkout_it_is_in(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert run.returncode == 0 and run.stdout == "this checkout\n", run.stderr
+
+
+def test_models_folders_named_twice_or_not_there(tmp_path, monkeypatch):
+    """RTSEARCH_MODELS naming a folder twice listed each of its files twice; naming one
+    not there (a typo) made it, and the first use exported an 18 MB model into it."""
+    from rtsearch import models
+
+    shared, typo = tmp_path / "m", tmp_path / "typo_models"
+    shared.mkdir()
+    write_tiny_model(shared / "tiny.onnx")
+    monkeypatch.setenv("RTSEARCH_MODELS", os.pathsep.join([str(typo), str(shared), str(shared)]))
+    assert models.model_files()["tiny.onnx"] == [shared / "tiny.onnx"]
+    assert models.search_dirs().count(shared) == 1
+    assert models.writable_models_dir() == shared and not typo.exists()
+    assert models.writable_models_dir(make_named=True) == typo and typo.is_dir()  # the tool's

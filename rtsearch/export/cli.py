@@ -33,7 +33,7 @@ def default_name(model: str, int8: bool) -> str:
 def default_out(model: str, int8: bool) -> Path:
     """Where rtsearch looks models up by name: the first writable search folder, as the
     default model's export on first use picks it."""
-    return writable_models_dir() / default_name(model, int8)
+    return writable_models_dir(make_named=True) / default_name(model, int8)
 
 
 def _common(p: argparse.ArgumentParser, model: str) -> None:
