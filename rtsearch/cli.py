@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from rtsearch import __version__, queries
+from rtsearch import __version__, queries, terminal
 from rtsearch.argtypes import file_path, in_range, non_negative_int, positive_int, seed
 from rtsearch.errors import RtsearchError, count, first_line, printable, warn
 from rtsearch.interrupts import catch_interrupts, ending
@@ -438,11 +438,12 @@ class ProgressBar:
         frac = p.done / p.total if p.total else 1.0
         eta = "?" if p.eta_s == float("inf") else time.strftime("%H:%M:%S", time.gmtime(p.eta_s))
         filled = int(frac * 30)
-        line = (
-            f"[{'#' * filled}{'.' * (30 - filled)}] {p.done}/{p.total} "
-            f"{p.images_per_s:.1f} img/s ETA {eta} skipped {p.skipped}"
-        )
-        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
+        figures = f"{p.done}/{p.total} {p.images_per_s:.1f} img/s ETA {eta} skipped {p.skipped}"
+        line = f"[{'#' * filled}{'.' * (30 - filled)}] {figures}"
+        if self.tty:  # redrawn: one line of the terminal's width, the bar dropped first
+            sys.stderr.write(terminal.redraw(line, figures))
+        else:
+            sys.stderr.write(line + "\n")
         sys.stderr.flush()
         self.shown = True
 
@@ -453,7 +454,7 @@ class ProgressBar:
 
 def print_line(message: str, bar: ProgressBar | None = None) -> None:
     if bar is not None and bar.tty and bar.shown:
-        sys.stderr.write("\r\x1b[K")
+        sys.stderr.write(terminal.clear())
     print(printable(message), file=sys.stderr, flush=True)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from rtsearch import copies
+from rtsearch import copies, terminal
 from rtsearch import projection as proj
 from rtsearch.analyze import Progress, Report, Settings
 from rtsearch.decode import load_rgb
@@ -205,7 +205,7 @@ class ScoringLine:
         self.last = now
         what = "exact search on the full features" if i == 0 else describe(cfg)
         text = f"eval: scoring {i + 1} of {n}: {what}"
-        sys.stderr.write(f"\r\x1b[K{text}" if self.tty else f"{text}\n")
+        sys.stderr.write(terminal.redraw(text) if self.tty else f"{text}\n")
         sys.stderr.flush()
         self.shown = True
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rtsearch import terminal
 from rtsearch.argtypes import positive_int
 from rtsearch.errors import RtsearchError, command, count, first_line, printable, size_text
 
@@ -407,7 +408,7 @@ def _print_as_answered(
 def _write(text: str, bar: ProgressBar | None) -> None:
     """``text`` on stdout, below the progress line when both go to one terminal."""
     if bar is not None and bar.tty and bar.shown:
-        sys.stderr.write("\r\x1b[K")
+        sys.stderr.write(terminal.clear())
         sys.stderr.flush()
         bar.last = 0.0  # drawn again at once, under the text
     sys.stdout.write(text)

@@ -180,3 +180,42 @@ def test_a_home_without_a_cache_folder_prints_nothing_extra(tmp_path, folder, ti
     env = {"XDG_CACHE_HOME": str(cache), "HOME": str(tmp_path / "gone")}
     said = run("query", index, folder / "café_1.jpg", "-k", "1", "--model", tiny_model, env=env)
     assert (said.returncode, said.stderr) == (0, ""), said.stderr
+
+
+def test_the_progress_line_fits_a_narrow_terminal_and_a_dumb_one(monkeypatch):
+    """In a 40-column terminal each redraw of the 75-character bar wrapped and left a line
+    behind; TERM=dumb was sent escape codes."""
+    import io
+
+    from rtsearch import terminal
+    from rtsearch.analyze import Progress
+    from rtsearch.cli import ProgressBar, print_line
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+        def fileno(self) -> int:
+            return 2
+
+    for columns, term in ((40, "xterm"), (20, "xterm"), (120, "xterm"), (40, "dumb")):
+        size = os.terminal_size((columns, 24))
+        monkeypatch.setattr(os, "get_terminal_size", lambda fd, size=size: size)
+        monkeypatch.setenv("TERM", term)
+        screen = Terminal()
+        monkeypatch.setattr(sys, "stderr", screen)
+        bar = ProgressBar()
+        for done in (5, 10):
+            bar(Progress(done, 10, 0, 2.0))
+            bar.last = 0.0
+        print_line("warning: x.jpg: empty file", bar)
+        drawn = [d for d in screen.getvalue().split("\r") if d]
+        shown = [d.replace("\x1b[K", "").rstrip() for d in drawn]
+        assert all(len(d) <= columns - 1 for d in shown[:2]), (columns, drawn)
+        assert ("\x1b" in screen.getvalue()) == (term != "dumb"), screen.getvalue()
+        if columns == 120:
+            assert shown[1].startswith("[####") and "10/10" in shown[1]
+        if columns == 40:
+            assert shown[1].startswith("10/10 ") and "skipped 0" in shown[1]  # the bar went
+        assert screen.getvalue().endswith("warning: x.jpg: empty file\n")
+        assert terminal.width() == columns

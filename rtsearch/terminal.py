@@ -1,0 +1,34 @@
+"""The one line a command redraws on a terminal (a progress bar): fitted to the terminal's
+width as it is now, and cleared in a way the terminal understands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def width() -> int:
+    """Columns of the terminal standard error is on (80 when it cannot be told)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return 80
+
+
+def redraw(line: str, short: str = "") -> str:
+    """What draws ``line`` over the one drawn before: ``line`` if it fits on one line of
+    the terminal, else ``short``, cut to fit (a line longer than the terminal wraps, and
+    each redraw left the wrapped part behind), then the rest of the old one blanked."""
+    room = width() - 1  # (the last column would move the cursor to the next line)
+    fitted = line if len(line) <= room else (short or line)[: max(room, 1)]
+    if os.environ.get("TERM") == "dumb":
+        return "\r" + fitted.ljust(room)
+    return "\r" + fitted + "\x1b[K"
+
+
+def clear() -> str:
+    """What takes the cursor to the start of the line and blanks it: an ANSI erase where
+    the terminal knows one, spaces on a dumb terminal (TERM=dumb shows escape codes)."""
+    if os.environ.get("TERM") == "dumb":
+        return "\r" + " " * (width() - 1) + "\r"
+    return "\r\x1b[K"
