@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from rtsearch import __version__, queries, terminal
-from rtsearch.argtypes import file_path, in_range, non_negative_int, positive_int, seed
+from rtsearch.argtypes import (
+    file_path,
+    in_range,
+    non_negative_int,
+    positive_int,
+    seed,
+    thread_count,
+)
 from rtsearch.errors import RtsearchError, count, first_line, printable, warn
 from rtsearch.interrupts import catch_interrupts, ending
 from rtsearch.startup import ClosedOutput, Messages, names_as_utf8
@@ -89,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "images (a folder holding under half of them)",
     )
     p.add_argument(
-        "--threads", type=non_negative_int, default=0, help="inference threads (0: all cores)"
+        "--threads", type=thread_count, default=0, help="inference threads (0: all cores)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(

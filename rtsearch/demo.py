@@ -25,7 +25,7 @@ VIEWER_THREADS = 1  # the GUI shares the cores: one inference thread keeps frame
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from rtsearch.argtypes import non_negative_int, positive_int
+    from rtsearch.argtypes import positive_int, thread_count
 
     p.add_argument(
         "--gallery",
@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="model name or .onnx path")
     p.add_argument(
-        "--threads", type=non_negative_int, default=0, help="inference threads for the analysis"
+        "--threads", type=thread_count, default=0, help="inference threads for the analysis"
     )
     p.add_argument("--no-view", action="store_true", help="build the index, do not open the viewer")
     p.add_argument("--screenshot", type=Path, default=None, help="viewer: write a screenshot")

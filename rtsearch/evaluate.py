@@ -76,7 +76,7 @@ class Data:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from rtsearch.argtypes import non_negative_int, seed
+    from rtsearch.argtypes import non_negative_int, seed, thread_count
 
     p.add_argument(
         "directory",
@@ -109,7 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=seed, default=0, help="seed for copies and random projections")
     p.add_argument(
-        "--threads", type=non_negative_int, default=0, help="inference threads (0: all cores)"
+        "--threads", type=thread_count, default=0, help="inference threads (0: all cores)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 

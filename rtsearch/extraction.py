@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rtsearch.decode import Codec, RGBImage, exhausted, load_rgb, missing_codec
 from rtsearch.errors import RtsearchError, Warn
-from rtsearch.extractor import Extractor, fit_to_input
+from rtsearch.extractor import Extractor, cores, fit_to_input
 
 DEFAULT_BATCH = 16  # one run at a time on the CPU: bigger batches pay
 GPU_BATCH = 64  # one run at a time on CUDA: the GPU needs large batches to fill up
@@ -84,11 +84,7 @@ def decodes_in_streams(extractor: Extractor) -> bool:
     MAX_AUTO_STREAMS streams), streams of several threads or an accelerator keep the pool:
     decoding in the streams would leave cores, a stream's other threads or the device idle
     meanwhile (one stream of 1280x960 PNGs: 14-16 images/s against 22-33 with the pool)."""
-    return (
-        extractor.on_cpu
-        and extractor.threads_per_stream == 1
-        and extractor.streams >= (os.cpu_count() or 1)
-    )
+    return extractor.on_cpu and extractor.threads_per_stream == 1 and extractor.streams >= cores()
 
 
 def _extract_in_streams(
@@ -147,7 +143,7 @@ def _problem(base_dir: Path, rel: str, exc: Exception) -> str:
 def _extract_beside(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Iterator[tuple]:
     """Decoding runs ahead on a pool beside the inference streams."""
     info = extractor.info
-    workers = max(1, os.cpu_count() or 1)
+    workers = cores()
     with (
         ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool,
         _Inference(extractor, batch_size) as inference,

@@ -59,6 +59,15 @@ def _normalise_table(mean: tuple[float, ...], std: tuple[float, ...]) -> npt.NDA
     return np.ascontiguousarray(table, dtype=np.float32)
 
 
+def cores() -> int:
+    """The cores this process may run on (``taskset``, a container's cpuset), not the
+    machine's: under `taskset -c 0` two streams shared one core, 6.9 s against 6.3."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # (not on Windows or macOS)
+        return os.cpu_count() or 1
+
+
 def default_providers() -> list[str]:
     import onnxruntime as ort
 
@@ -131,7 +140,7 @@ class Extractor:
         providers = list(providers or default_providers())
         if "CUDAExecutionProvider" in providers:
             _preload_cuda_libraries()
-        total = threads if threads > 0 else (os.cpu_count() or 1)
+        total = threads if threads > 0 else cores()
         on_cpu = providers[0] == "CPUExecutionProvider"
         auto = min(total, MAX_AUTO_STREAMS) if on_cpu else 1
         self.streams = auto if streams == 0 else max(1, streams)

@@ -450,7 +450,7 @@ def _watch(base_dir: Path) -> _Events | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rtsearch.argtypes import non_negative_int
+    from rtsearch.argtypes import non_negative_int, thread_count
     from rtsearch.cli import add_model_argument
 
     parser.add_argument("index", type=Path, help="index file to update (.dat)")
@@ -460,7 +460,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch", type=non_negative_int, default=0, help="images per batch (0: as analyze picks)"
     )
     parser.add_argument(
-        "--threads", type=non_negative_int, default=0, help="inference threads (0: all cores)"
+        "--threads", type=thread_count, default=0, help="inference threads (0: all cores)"
     )
     parser.add_argument(
         "--watch", action="store_true", help="keep following the folder until interrupted"

@@ -219,3 +219,16 @@ def test_the_progress_line_fits_a_narrow_terminal_and_a_dumb_one(monkeypatch):
             assert shown[1].startswith("10/10 ") and "skipped 0" in shown[1]  # the bar went
         assert screen.getvalue().endswith("warning: x.jpg: empty file\n")
         assert terminal.width() == columns
+
+
+def test_threads_follow_the_cores_this_process_may_use_and_have_a_limit(monkeypatch, capsys):
+    """`--threads 0` counted the machine's cores, not those `taskset` or a container leaves
+    (two streams shared one core under `taskset -c 0`); `--threads 20000` was taken."""
+    from rtsearch import cli, extractor
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert extractor.cores() == 1
+    with pytest.raises(SystemExit):
+        cli.main(["analyze", "x", "-o", "y.dat", "--threads", "20000"])
+    said = "argument --threads: must be 0-1024 (0: every core), got 20000"
+    assert said in capsys.readouterr().err

@@ -6,14 +6,13 @@ analyze on large photos: decoding or inference.
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rtsearch.analyze import Progress, Settings, analyze
 from rtsearch.decode import load_rgb
-from rtsearch.extractor import Extractor, fit_to_input
+from rtsearch.extractor import Extractor, cores, fit_to_input
 from rtsearch.perf.model import throughput
 
 
@@ -57,7 +56,7 @@ def decode_rate(paths: list[Path], extractor: Extractor) -> float:
         fit_to_input(load_rgb(p, min_size=info.input_size), info)
 
     start = time.perf_counter()
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(cores()) as pool:
         list(pool.map(one, paths))
     return round(len(paths) / (time.perf_counter() - start), 2)
 

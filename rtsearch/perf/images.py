@@ -6,13 +6,14 @@ same size; upscaled low-resolution fields plus mild grain decode like real photo
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from rtsearch.extractor import cores
 
 
 def picture(height: int, width: int, seed: int) -> np.ndarray:
@@ -38,7 +39,7 @@ def write_jpegs(folder: Path, count: int, size: tuple[int, int], seed: int = 0) 
     def one(i: int) -> None:
         Image.fromarray(picture(*size, seed=seed + i)).save(paths[i], quality=90)
 
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(cores()) as pool:
         list(pool.map(one, range(count)))
     return paths
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from rtsearch.borders import trim_borders
 from rtsearch.decode import RGBImage
-from rtsearch.extractor import preprocess
+from rtsearch.extractor import cores, preprocess
 from rtsearch.perf.model import throughput
 from rtsearch.perf.timing import percentile
 from rtsearch.session import SearchSession
@@ -57,7 +57,7 @@ def one_query(
 
 def run_loop(session: SearchSession, grab: Grab, seconds: float) -> dict:
     """Loop for ``seconds`` (at least 5 queries); median per stage, p50/p99 end to end."""
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(cores()) as pool:
         cold = one_query(session, grab, ThumbCache(THUMB), pool)["thumbnails"]
         cache = ThumbCache(THUMB)
         one_query(session, grab, cache, pool)  # warm-up: first run, page-ins
@@ -122,7 +122,7 @@ def run_pipelined(session: SearchSession, grab: Grab, seconds: float) -> dict:
     cap = JustInTimeCapture(grab, session.extractor.info)
     cap.thread.start()
     cache = ThumbCache(THUMB)
-    pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1))
+    pool = ThreadPoolExecutor(cores())
     latencies: list[float] = []
     infer_s = 0.02
     cap.request(0.0)
@@ -154,7 +154,6 @@ def run_pipelined(session: SearchSession, grab: Grab, seconds: float) -> dict:
 @contextmanager
 def screen_grab(size: tuple[int, int] = (600, 800)) -> Iterator[Grab]:
     """The viewer's screen source on a region (a private Xvfb when there is no display)."""
-    import os
 
     from rtsearch.sources import ScreenSource
 

@@ -416,7 +416,7 @@ def _made_here(path: Path, folder: Path, info) -> bool:
 
 def analyze(app: ViewerApp, folder: Path) -> None:
     from rtsearch.analyze import Settings, analyze
-    from rtsearch.extractor import Extractor
+    from rtsearch.extractor import Extractor, cores
     from rtsearch.models import DEFAULT_MODEL, resolve_model
     from rtsearch.session import SearchSession
 
@@ -436,7 +436,7 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         # thread, as before; it was one on any machine)
         # here, not on the UI thread: the default model's first use exports it
         model = analysis_file(loaded, info) if loaded and info else resolve_model(DEFAULT_MODEL)
-        extractor = Extractor(model, threads=max(1, (os.cpu_count() or 1) - 1), streams=0)
+        extractor = Extractor(model, threads=max(1, cores() - 1), streams=0)
         # one index per folder and model, whichever of its files the live queries use
         out = own_index(folder, extractor.info, model)
         report = analyze(

@@ -13,7 +13,7 @@ from rtsearch.viewer import layout
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from rtsearch.argtypes import non_negative_int, positive_int
+    from rtsearch.argtypes import positive_int, thread_count
 
     p.add_argument(
         "index_file", nargs="?", type=Path, default=None, metavar="INDEX", help="index file (.dat)"
@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-k", type=result_count, default=layout.RESULTS_DEFAULT, help="results (5-100)")
     p.add_argument(
-        "--threads", type=non_negative_int, default=1, help="inference threads (GUI shares cores)"
+        "--threads", type=thread_count, default=1, help="inference threads (GUI shares cores)"
     )
     for flag, bounds, default, what, slider in (
         ("--thumb-height", layout.THUMB_RANGE, layout.THUMB_DEFAULT, "result row", "thumb"),

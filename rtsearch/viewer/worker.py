@@ -36,6 +36,7 @@ import numpy as np
 from rtsearch.borders import content_box
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
+from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
 from rtsearch.session import Result, SearchSession
 from rtsearch.sources import Frame, RandomSource, Source
@@ -185,9 +186,7 @@ class Worker:
         self.stop = threading.Event()
         box = box_for_rows(row_h)
         self.cache = ThumbCache(box, CACHED[box])
-        self._decoders = ThreadPoolExecutor(
-            max(1, os.cpu_count() or 1), "rtsearch-thumbs", initializer=lower_priority
-        )
+        self._decoders = ThreadPoolExecutor(cores(), "rtsearch-thumbs", initializer=lower_priority)
         self._slot: Published | None = None
         self._lock = threading.Lock()
         self._seq = 0
