@@ -841,7 +841,7 @@ def test_contradictory_or_ignored_analyze_options_are_refused(capsys, tmp_path, 
         assert err.count("\n") == 1 and not out.exists()
     with pytest.raises(SystemExit) as exit_:
         main([str(a) for a in base] + ["--threads", "-3"])
-    assert exit_.value.code == 2 and "must be >= 0" in capsys.readouterr().err
+    assert exit_.value.code == 2 and "must be 0-1024" in capsys.readouterr().err
     code, _, _ = cli(capsys, *base, "--projection", "none")  # all dims: fine without --dims
     assert code == 0 and store.load(out).dims == 128
     code, _, _ = cli(capsys, *base, "--whiten", "--projection", "pca-whiten", "--dims", "3")
