@@ -314,6 +314,7 @@ def _answer(
 ) -> Answer:
     """``image`` searched for; its problems raised as one-line errors naming it."""
     from rtsearch.cli import missing_reason, print_line
+    from rtsearch.sources import is_video_file
 
     if image == STDIN:
         return _answer_piped(session, args, say_trim=say_trim)
@@ -325,6 +326,9 @@ def _answer(
         raise RtsearchError(f"{image}: {missing_reason(image)}")
     if not image.is_file():  # a device, a pipe
         raise RtsearchError(f"{image}: not a regular file")
+    if is_video_file(image):  # (it said "not an image file (unknown format)")
+        play = command("rtsearch", "view", args.index, "--source", f"video:{image}")
+        raise RtsearchError(f"{image}: a video: query takes pictures; the viewer plays it: {play}")
     answer = Answer(image, [])
 
     def trimmed(box: Box, shape: tuple[int, ...]) -> None:

@@ -308,11 +308,14 @@ def video_problem(path: Path) -> str:
 
 
 class VideoSource:
-    """A video file played in real time, looping: frames the worker was too slow for are
-    skipped with ``grab()`` (no decode), so the query is always the current frame, and
-    before the next frame is due ``read`` returns None (as a camera does between frames), so
-    a fast worker does not play the file faster than its frame rate. ``realtime=False``
-    hands out every frame in order, as fast as asked (benchmarks time decoding that way)."""
+    """A video file played in real time, looping: each frame is handed out when its own
+    time in the file comes (variable frame rates, slideshows of 0.5 fps, 300 fps clips),
+    frames the worker was too slow for are skipped with ``grab()`` (no decode), so the
+    query is always the current frame, and before the next frame is due ``read`` returns
+    None (as a camera does between frames), so a fast worker does not play the file faster
+    than it runs. ``realtime=False`` hands out every frame in order, as fast as asked
+    (benchmarks time decoding that way). A file that does not open (not there yet, still
+    being written) is tried again when it changes."""
 
     live = True
 
@@ -324,43 +327,109 @@ class VideoSource:
         self.paused = False
         self.still: Frame | None = None  # a picture given as the video, shown once
         self.cap = None
-        self.fps, self.start, self.position = 25.0, time.perf_counter(), 0
+        self.interval_ms = 40.0  # the file's mean frame time (its rate, where it says one)
+        self.start = time.perf_counter()  # when this pass's time 0 was
+        self.ahead_ms: float | None = None  # the time of a frame grabbed, not yet decoded
+        self.last_ms = 0.0  # the time of the last frame grabbed in this pass
+        self.loop_frames = 0  # frames grabbed in this pass through the file
+        self.single: RGBImage | None = None  # a file of one frame, decoded once
+        self._paused_at = 0.0
+        self._retry_at = 0.0
+        self._failed: tuple | None = None
         # opened by the first read, on the thread that reads: a 48 MP still picture took
         # 1.6 s to decode, and the viewer makes its sources on the thread that draws
         self._opened = False
 
     def _open(self) -> None:
         self._opened = True
+        self._failed = None
         if _still_picture(self.path):
             # decoded as analyze decodes it: OpenCV's reader drops transparency (a cut-out
             # showed on black, and found itself at 0.42 instead of 0)
             try:
                 self.still = Frame(load_rgb(self.path), time.perf_counter())
+                self.message = ""
             except RtsearchError as exc:
-                self.message = str(exc)
+                self._fail(str(exc))
             return
         self.cap = cv2.VideoCapture(str(self.path))
         if not self.cap.isOpened():
-            self.message = f"{self.path}: cannot open as a video"
             self.cap = None
+            self._fail(f"{self.path}: cannot open as a video")
             return
+        self.message = ""
         fps = self.cap.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 1.0 <= fps <= 240.0 else 25.0
+        self.interval_ms = 1000.0 / fps if 0.01 <= fps <= 1000.0 else 40.0
         self.start = time.perf_counter()
-        self.position = 0  # frames consumed since the last rewind
+        self.ahead_ms, self.last_ms, self.loop_frames = None, 0.0, 0
 
-    def _rewind(self) -> None:
-        assert self.cap is not None
-        self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-        self.start, self.position = time.perf_counter(), 0
-
-    def _reopen(self) -> None:
+    def _fail(self, message: str) -> None:
+        """Say ``message``; the file is opened again once it changes (a copy or a recording
+        still being written, a file put in its place)."""
+        self.message = message
+        self._failed = _signature(self.path)
         if self.cap is not None:
             self.cap.release()
-        self.cap = cv2.VideoCapture(str(self.path))
-        if not self.cap.isOpened():
             self.cap = None
-        self.start, self.position = time.perf_counter(), 0
+
+    def _again_if_changed(self) -> None:
+        now = time.perf_counter()
+        if self._failed is None or now < self._retry_at:
+            return
+        self._retry_at = now + 0.5
+        if _signature(self.path) != self._failed:
+            self._open()
+
+    def _grab(self) -> bool:
+        """Grab the next frame (past the end: the first of the next pass), its time in
+        ``ahead_ms``; False when there is none (said in ``message``)."""
+        assert self.cap is not None
+        if not self.cap.grab():
+            if self.loop_frames == 1:  # a file of one frame: kept, not read again
+                self._keep_single()
+                return False
+            if self.loop_frames == 0:
+                self._fail(f"{self.path}: no frames could be decoded")
+                return False
+            # the next pass starts when the last frame's time is over
+            self.start += (self.last_ms + self.interval_ms) / 1000.0
+            self._restart()
+            if self.cap is None or not self.cap.grab():
+                self._fail(f"{self.path}: no frames could be decoded")
+                return False
+        self.loop_frames += 1
+        ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+        counted = (self.loop_frames - 1) * self.interval_ms
+        before = self.last_ms if self.loop_frames > 1 else -1.0
+        # a container without times (or with times that go back): counted at the mean rate
+        self.ahead_ms = self.last_ms = ms if np.isfinite(ms) and ms > before else counted
+        return True
+
+    def _restart(self) -> None:
+        """Back to the first frame: opened again (seeking to frame 0 left MPEG-TS, MPEG-PS
+        and .m2ts files half a second to a second in, every pass), or sought where the file
+        is gone (it plays on from the open handle)."""
+        assert self.cap is not None
+        again = cv2.VideoCapture(str(self.path))
+        if again.isOpened():
+            self.cap.release()
+            self.cap = again
+        else:
+            again.release()
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self.ahead_ms, self.last_ms, self.loop_frames = None, 0.0, 0
+
+    def _keep_single(self) -> None:
+        assert self.cap is not None
+        self.cap.release()
+        self.cap = cv2.VideoCapture(str(self.path))
+        ok, bgr = self.cap.read() if self.cap.isOpened() else (False, None)
+        self.cap.release()
+        self.cap = None
+        if not ok:
+            self._fail(f"{self.path}: no frames could be decoded")
+            return
+        self.single = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def read(self) -> Frame | None:
         if not self._opened:
@@ -368,45 +437,68 @@ class VideoSource:
         if self.still is not None:  # once: it never changes
             frame, self.still = self.still, None
             return replace(frame, captured=time.perf_counter())
-        if self.cap is None or self.paused:
+        if self.single is not None:  # shown once live; every time for a benchmark
+            return None if self.realtime else Frame(self.single, time.perf_counter())
+        if self.paused:
             return None
-        due = self.position
-        if self.realtime:
-            due = int((time.perf_counter() - self.start) * self.fps + 1e-6)  # resume: exact
-            if self.position > due:
-                return None  # the next frame is not due yet
+        if self.cap is None:
+            self._again_if_changed()
+            if self.cap is None:
+                return self.read() if self.still is not None else None
         try:
-            while self.position < due:  # skip the frames we are late for
-                if not self.cap.grab():
-                    self._rewind()
-                    break
-                self.position += 1
-            ok, bgr = self.cap.read()
-            if not ok:
-                self._rewind()
-                ok, bgr = self.cap.read()
-            if not ok:
-                # a file of one frame (or a still picture) says it sought back to its start
-                # and then reads nothing: open it again
-                self._reopen()
-                ok, bgr = self.cap.read() if self.cap is not None else (False, None)
-                if not ok:
-                    self.message = f"{self.path}: no frames could be decoded"
-                    return None
-            self.position += 1
+            return self._next()
         except cv2.error as exc:
-            self.message = f"{self.path}: {exc}"
+            self.message = f"{self.path}: {first_line(str(exc))}"
             return None
+
+    def _next(self) -> Frame | None:
+        if self.ahead_ms is None and not self._grab():
+            return self._after_end()
+        if self.realtime:
+            now_ms = (time.perf_counter() - self.start) * 1000.0
+            if self.ahead_ms is not None and self.ahead_ms > now_ms:
+                return None  # the next frame is not due yet
+            while self.ahead_ms is not None and self.ahead_ms + self.interval_ms <= now_ms:
+                # late: the frame after this one is due too (by the mean rate); skipped
+                if not self._grab():
+                    return self._after_end()
+                now_ms = (time.perf_counter() - self.start) * 1000.0
+            if self.ahead_ms is not None and self.ahead_ms > now_ms:
+                return None
+        assert self.cap is not None
+        ok, bgr = self.cap.retrieve()
+        self.ahead_ms = None
+        if not ok:
+            self.message = f"{self.path}: a frame could not be decoded"
+            return None
+        self.message = ""
         return Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter())
 
+    def _after_end(self) -> Frame | None:
+        """The end came where a frame was wanted: a file of one frame gives it (once, live)."""
+        if self.single is not None:
+            return Frame(self.single, time.perf_counter())
+        return None
+
     def set_paused(self, paused: bool) -> None:
-        if self.paused and not paused:  # resume where we stopped, not where time says
-            self.start = time.perf_counter() - self.position / self.fps
+        now = time.perf_counter()
+        if paused and not self.paused:
+            self._paused_at = now
+        elif self.paused and not paused:  # resume where we stopped, not where time says
+            self.start += now - self._paused_at
         self.paused = paused
 
     def close(self) -> None:
         if self.cap is not None:
             self.cap.release()
+
+
+def _signature(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 # where a camera refused to this program is allowed (an open that is refused looks like
@@ -521,6 +613,8 @@ def parse_source(text: str) -> tuple[str, str]:
     if kind == "video" and not arg:
         raise ValueError("video needs a file: video:PATH")
     if kind == "video":
+        # `--source video:~/clip.mp4`: no shell expands a `~` after "video:"
+        arg = os.path.expanduser(arg)
         problem = video_problem(Path(arg))
         if problem:
             raise ValueError(f"{arg}: {problem}")

@@ -351,3 +351,19 @@ def test_standard_input_closed_endless_or_without_a_temporary_folder(
         "standard input: cannot keep the picture in a temporary file (No space left on "
         "device); set TMPDIR to a folder with room"
     )
+
+
+def test_a_video_given_to_query_is_pointed_to_the_viewer(tmp_path, tiny_model, indexed, capsys):
+    """`rtsearch query INDEX clip.mp4` said "not an image file (unknown format)" of a file
+    the viewer plays."""
+    from fakes import write_video
+
+    from rtsearch import cli
+
+    _, out = indexed
+    clip = write_video(tmp_path / "clip.avi", [1], frames_each=2)
+    assert cli.main(["query", str(out), str(clip), "--model", str(tiny_model)]) == 1
+    assert capsys.readouterr().err == (
+        f"rtsearch: error: {clip}: a video: query takes pictures; the viewer plays it: "
+        f"rtsearch view {out} --source video:{clip}\n"
+    )

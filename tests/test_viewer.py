@@ -1979,6 +1979,20 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
     assert not dpg.is_item_shown(dialog)
     assert fresh(app, "video").source == "video:clip.mp4"
     assert app.video_path == video and "not found" not in app.message
+    # V with a video playing: the dialog opens in that video's folder (it opened where the
+    # viewer was started), with pictures among its filters (V opens a picture too)
+    (tmp_path / "sub").mkdir()
+    other = write_video(tmp_path / "sub" / "other.avi", [1, 2], frames_each=3)
+    app._start_source(f"video:{other}")
+    fresh(app, "video:other.avi")
+    app.perform("video")
+    for _ in range(3):
+        app.frame()
+    dialog = app.ids.video_dialog
+    assert dpg.is_item_shown(dialog)
+    assert dpg.get_file_dialog_info(dialog)["current_path"] == str(other.parent)
+    app.on_key(dpg.mvKey_Escape)
+    assert not dpg.is_item_shown(dialog)
     # Esc closes a dialog as its Cancel does; the next Esc is a shortcut again
     app.perform("load")
     app.frame()

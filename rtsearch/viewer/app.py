@@ -306,8 +306,10 @@ class ViewerApp:
         on_video = self.published is not None and self.published.source.startswith("video")
         if self.video_path is not None and not on_video:
             self._start_source(f"video:{self.video_path}")
-        else:
-            self.open_dialog(self.ids.video_dialog)
+            return
+        if self.video_path is not None:  # opened in the folder of the one playing
+            dialogs.renew(self.ids.video_dialog, False, str(self.video_path.parent))
+        self.open_dialog(self.ids.video_dialog)
 
     def _do_paste(self) -> None:
         self._start_source("clipboard")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import dearpygui.dearpygui as dpg
 
+from rtsearch.decode import IMAGE_EXTENSIONS
 from rtsearch.errors import RtsearchError
 from rtsearch.sources import VIDEO_EXTS
 from rtsearch.viewer import actions, layout
@@ -106,7 +107,9 @@ def build(app: ViewerApp) -> dict:
             app.dialogs_closed.put((tag, picked))
 
     # a named set first: a name typed under the '.*' filter loses its extension
-    video_exts = (_filter_set("Video files", VIDEO_EXTS), ".*")
+    # (a picture plays as a still; an animated one as a video)
+    pictures = tuple(sorted(IMAGE_EXTENSIONS))
+    video_exts = (_filter_set("Video files", VIDEO_EXTS), _filter_set("Pictures", pictures), ".*")
     return {
         "video_dialog": dialog(
             "video", "Open a video file", lambda p: app._start_source(f"video:{p}"),
@@ -152,17 +155,18 @@ def renew_closed(app: ViewerApp) -> None:
             renew(tag, picked)
 
 
-def renew(tag: int | str, picked: bool) -> None:
-    """Make a file dialog closed from here (Esc, Enter) again, in the folder it showed (the
-    one holding the folder ``picked`` by OK, for a folder dialog):
+def renew(tag: int | str, picked: bool, folder: str | None = None) -> None:
+    """Make a file dialog closed from here (Esc, Enter) again, in ``folder`` or the folder
+    it showed (the one holding the folder ``picked`` by OK, for a folder dialog):
     hidden, it kept its state, and showed the name typed last time before the next one
     typed."""
     make = dpg.get_item_user_data(tag)["make"]
-    info = dpg.get_file_dialog_info(tag)
-    folder = info.get("current_path", "")
-    directory = dpg.get_item_configuration(tag)["directory_selector"]
-    if picked and directory and info.get("selections"):
-        folder = os.path.dirname(folder)  # a folder picked: beside it, not inside
+    if folder is None:
+        info = dpg.get_file_dialog_info(tag)
+        folder = info.get("current_path", "")
+        directory = dpg.get_item_configuration(tag)["directory_selector"]
+        if picked and directory and info.get("selections"):
+            folder = os.path.dirname(folder)  # a folder picked: beside it, not inside
     dpg.delete_item(tag)
     if dpg.does_alias_exist(tag):
         dpg.remove_alias(tag)
