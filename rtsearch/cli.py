@@ -490,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "view")
     elif first is not None and first not in COMMANDS and first.endswith(".dat"):
         argv.insert(argv.index(first), "view")  # `rtsearch pictures.dat`: the viewer on it
-    args = parser.parse_args(argv)
+    args = parse(parser, argv, first)
     func: Callable[[argparse.Namespace], int] = args.func
     restore = catch_interrupts()
     stdout, stderr = sys.stdout, sys.stderr
@@ -558,6 +558,27 @@ def _escape_what_stdout_cannot_write() -> None:
     if encoding not in ("", "utf8") and getattr(stream, "errors", None) == "strict":
         with contextlib.suppress(AttributeError, ValueError, OSError):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str], command: str | None):
+    """The command line parsed; `query`'s pictures may come after its options too
+    (`query INDEX -k 5 a.jpg`, `query INDEX --no-verify -- -x.jpg`): argparse takes
+    positionals given together only, and said "unrecognized arguments: a.jpg"."""
+    if command != "query":
+        return parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    past = argv[argv.index("--") + 1 :] if "--" in argv else []
+    unknown = [e for e in extra if e.startswith("-") and e not in ("-", "--") and e not in past]
+    if unknown:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        sub.choices["query"].error(f"unrecognized arguments: {' '.join(unknown)}")
+    given = [*([args.index_file] if args.index_file else []), *args.images]
+    given += [Path(e) for e in extra if e != "--"]
+    # as argparse splits them when they come together: the first is the index, if more
+    args.index_file, args.images = (given[0], given[1:]) if len(given) > 1 else (None, given)
+    return args
 
 
 def first_word(argv: list[str], parser: argparse.ArgumentParser) -> str | None:

@@ -367,3 +367,27 @@ def test_a_video_given_to_query_is_pointed_to_the_viewer(tmp_path, tiny_model, i
         f"rtsearch: error: {clip}: a video: query takes pictures; the viewer plays it: "
         f"rtsearch view {out} --source video:{clip}\n"
     )
+
+
+def test_pictures_may_come_after_the_options(tmp_path, tiny_model, indexed, capsys):
+    """`query INDEX -k 1 a.jpg` said "unrecognized arguments: a.jpg" (argparse takes a
+    command's positionals given together only); so did a name after `--`."""
+    import shutil as sh
+
+    from rtsearch import cli
+
+    gallery, out = indexed
+    picture = gallery / "d1/img00007.jpg"
+    dashed = tmp_path / "-x.jpg"
+    sh.copy(picture, dashed)
+    model = ["--model", str(tiny_model), "--no-verify"]
+    assert cli.main(["query", str(out), "-k", "1", *model, str(picture)]) == 0
+    said = capsys.readouterr().out.split()
+    assert said[0] == "1" and said[-1] == "d1/img00007.jpg" and len(said) == 3
+    assert cli.main(["query", str(out), "-k", "1", *model, "--", str(dashed)]) == 0
+    assert capsys.readouterr().out.split()[-1] == "d1/img00007.jpg"
+    assert cli.main(["query", str(out), "-k", "1", *model, str(picture), str(picture)]) == 0
+    assert capsys.readouterr().out.count("d1/img00007.jpg") == 4  # two names, two results
+    with pytest.raises(SystemExit):
+        cli.main(["query", str(out), "-k", "1", str(picture), "--bogus"])
+    assert "rtsearch query: error: unrecognized arguments: --bogus" in capsys.readouterr().err
