@@ -560,7 +560,9 @@ def _escape_what_stdout_cannot_write() -> None:
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
 
 
-def parse(parser: argparse.ArgumentParser, argv: list[str], command: str | None):
+def parse(
+    parser: argparse.ArgumentParser, argv: list[str], command: str | None
+) -> argparse.Namespace:
     """The command line parsed; `query`'s pictures may come after its options too
     (`query INDEX -k 5 a.jpg`, `query INDEX --no-verify -- -x.jpg`): argparse takes
     positionals given together only, and said "unrecognized arguments: a.jpg"."""
