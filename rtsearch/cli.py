@@ -24,7 +24,7 @@ from rtsearch.argtypes import (
     seed,
     thread_count,
 )
-from rtsearch.errors import RtsearchError, count, first_line, printable, warn
+from rtsearch.errors import RtsearchError, count, printable, system_error, warn
 from rtsearch.interrupts import catch_interrupts, ending
 from rtsearch.startup import ClosedOutput, Messages, names_as_utf8
 
@@ -524,29 +524,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.stdout, sys.stderr = stdout, stderr
         restore()
-
-
-def system_error(exc: OSError | MemoryError) -> str:
-    """An error of the system's that reached the command, as one line: the file and the
-    reason (`priv/idx.dat: Permission denied`), what it was short of."""
-    if isinstance(exc, MemoryError):
-        said = f" ({first_line(exc)})" if str(exc) else ""
-        return f"out of memory{said}; check this process's limit (ulimit -v)"
-    reason = exc.strerror or first_line(exc)
-    if exc.filename is None or not os.path.isabs(os.fsdecode(exc.filename)):
-        try:
-            os.getcwd()
-        except OSError:
-            return (
-                f"the current folder is gone (deleted or moved: {reason}); cd into another, "
-                "or give full paths"
-            )
-    if exc.filename is None:
-        return reason
-    named = os.fsdecode(exc.filename)
-    if exc.filename2 is not None:
-        named += f" -> {os.fsdecode(exc.filename2)}"
-    return f"{named}: {reason}"
 
 
 def _escape_what_stdout_cannot_write() -> None:

@@ -84,3 +84,26 @@ def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, or its type's name when it has none."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def system_error(exc: OSError | MemoryError) -> str:
+    """An error of the system's that reached the command, as one line: the file and the
+    reason (`priv/idx.dat: Permission denied`), what it was short of."""
+    if isinstance(exc, MemoryError):
+        said = f" ({first_line(exc)})" if str(exc) else ""
+        return f"out of memory{said}; check this process's limit (ulimit -v)"
+    reason = exc.strerror or first_line(exc)
+    if exc.filename is None or not os.path.isabs(os.fsdecode(exc.filename)):
+        try:
+            os.getcwd()
+        except OSError:
+            return (
+                f"the current folder is gone (deleted or moved: {reason}); cd into another, "
+                "or give full paths"
+            )
+    if exc.filename is None:
+        return reason
+    named = os.fsdecode(exc.filename)
+    if exc.filename2 is not None:
+        named += f" -> {os.fsdecode(exc.filename2)}"
+    return f"{named}: {reason}"

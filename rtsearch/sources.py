@@ -38,7 +38,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")  # AV_LOG_PANIC only
 # what the video file dialog lists, and what a copied file's name is played as (Ctrl+V)
 VIDEO_EXTS = (
     ".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp", ".ogv",
-    ".ts", ".mts", ".m2ts", ".flv",
+    ".ts", ".mts", ".m2ts", ".flv", ".vob", ".mod", ".asf", ".m2v", ".f4v", ".divx", ".mxf",
 )  # fmt: skip
 
 
@@ -333,7 +333,6 @@ class VideoSource:
         self.last_ms = 0.0  # the time of the last frame grabbed in this pass
         self.loop_frames = 0  # frames grabbed in this pass through the file
         self.single: RGBImage | None = None  # a file of one frame, decoded once
-        self._paused_at = 0.0
         self._retry_at = 0.0
         self._failed: tuple | None = None
         # opened by the first read, on the thread that reads: a 48 MP still picture took
@@ -455,16 +454,23 @@ class VideoSource:
         if self.ahead_ms is None and not self._grab():
             return self._after_end()
         if self.realtime:
-            now_ms = (time.perf_counter() - self.start) * 1000.0
-            if self.ahead_ms is not None and self.ahead_ms > now_ms:
+            asked = time.perf_counter()
+            if self.ahead_ms is not None and self.ahead_ms > (asked - self.start) * 1000.0:
                 return None  # the next frame is not due yet
-            while self.ahead_ms is not None and self.ahead_ms + self.interval_ms <= now_ms:
-                # late: the frame after this one is due too (by the mean rate); skipped
+            # late: the frames after this one that are due too (by the mean rate) are
+            # skipped, for at most SKIP_S; a file that decodes slower than it plays (8K at
+            # 120 fps here) never caught up, and the loop chased it for ever
+            while (
+                self.ahead_ms is not None
+                and self.ahead_ms + self.interval_ms <= (asked - self.start) * 1000.0
+                and time.perf_counter() - asked < SKIP_S
+            ):
                 if not self._grab():
                     return self._after_end()
-                now_ms = (time.perf_counter() - self.start) * 1000.0
-            if self.ahead_ms is not None and self.ahead_ms > now_ms:
-                return None
+            if self.ahead_ms is not None:
+                behind = (asked - self.start) * 1000.0 - self.ahead_ms
+                if behind > self.interval_ms + SKIP_S * 1000.0:  # still: played from here on
+                    self.start += behind / 1000.0
         assert self.cap is not None
         ok, bgr = self.cap.retrieve()
         self.ahead_ms = None
@@ -481,16 +487,17 @@ class VideoSource:
         return None
 
     def set_paused(self, paused: bool) -> None:
-        now = time.perf_counter()
-        if paused and not self.paused:
-            self._paused_at = now
-        elif self.paused and not paused:  # resume where we stopped, not where time says
-            self.start += now - self._paused_at
+        if self.paused and not paused:  # resumed where it stopped: its next frame, now
+            following = self.last_ms + self.interval_ms if self.ahead_ms is None else self.ahead_ms
+            self.start = time.perf_counter() - following / 1000.0
         self.paused = paused
 
     def close(self) -> None:
         if self.cap is not None:
             self.cap.release()
+
+
+SKIP_S = 0.1  # a late video's read skips frames for at most this long, then plays on
 
 
 def _signature(path: Path) -> tuple | None:

@@ -10,14 +10,16 @@ import sys
 
 
 def names_as_utf8() -> None:
-    """Run again in Python's UTF-8 mode where the locale would decode file names with
-    another encoding (``LC_ALL=C`` with ``PYTHONUTF8=0``, a Latin-1 locale): there, analyze
-    and update took ``café.jpg`` for a name that is not UTF-8 and dropped its row, or stored
-    it garbled. What is printed keeps the locale's encoding. Only for the program as started
-    (``sys.orig_argv``), once, and not on Windows, whose names are Unicode."""
-    encoding = sys.getfilesystemencoding().lower().replace("-", "")
+    """Run again in Python's UTF-8 mode where the locale can decode no name but ASCII
+    (``LC_ALL=C`` with ``PYTHONUTF8=0``, as cron and some services start programs): there,
+    analyze and update took ``café.jpg`` for a name that is not UTF-8 and dropped its row,
+    and query ended in a traceback. What is printed keeps the locale's encoding. A locale of
+    another encoding (Latin-1) is left to decode names as that system's programs write them
+    (in UTF-8 mode a Latin-1 ``café.jpg`` was refused, and its row dropped). Only for the
+    program as started (``sys.orig_argv``), once, and not on Windows (names are Unicode)."""
+    encoding = sys.getfilesystemencoding().lower().replace("-", "").replace("_", "")
     argv = getattr(sys, "orig_argv", None)
-    if os.name != "posix" or encoding == "utf8" or not argv:
+    if os.name != "posix" or encoding not in ("ascii", "ansix3.41968") or not argv:
         return
     if os.environ.get("PYTHONUTF8") == "1":  # `python -X utf8=0`: left as asked
         return

@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from rtsearch import interrupts
 from rtsearch.atomic import atomic_path, file_in_the_way, os_reason, remove_abandoned_temps
-from rtsearch.errors import WINDOWS, RtsearchError, first_line, size_text
+from rtsearch.errors import WINDOWS, RtsearchError, first_line, size_text, system_error
 from rtsearch.models import ModelInfo, short_weights
 from rtsearch.projection import Projection
 
@@ -354,6 +354,9 @@ def probe(
         except RtsearchError as exc:
             os.write(write_end, str(exc).encode("utf-8", "replace")[:4000])
             code = 2
+        except OSError as exc:  # said as the system says it (it was "malformed index")
+            os.write(write_end, system_error(exc).encode("utf-8", "replace")[:4000])
+            code = 2
         except BaseException:
             code = 3
         os._exit(code)
@@ -418,10 +421,11 @@ def _probe_child() -> None:
     path, flags = sys.argv[1], sys.argv[2]
     try:
         _reader(flags[2] == "1")(Path(path), flags[0] == "1", flags[1] == "1")
-    except RtsearchError as exc:
+    except (RtsearchError, OSError) as exc:
         # bytes, read back as UTF-8: a Windows pipe's cp1252 could not write every name,
         # and the refusal became "malformed index"
-        sys.stdout.buffer.write(str(exc).encode("utf-8", "replace"))
+        said = system_error(exc) if isinstance(exc, OSError) else str(exc)
+        sys.stdout.buffer.write(said.encode("utf-8", "replace"))
         sys.stdout.flush()
         os._exit(2)
     except BaseException:

@@ -88,13 +88,14 @@ def test_system_errors_are_one_line_naming_the_file(tmp_path, folder, tiny_model
     index = tmp_path / "i.dat"
     assert run("analyze", folder, "-o", index, "--model", tiny_model, "--quiet").returncode == 0
     gone = tmp_path / "gone"
-    gone.mkdir()
-    script = f'cd "{gone}" && rmdir "{gone}" && exec "$@"'
-    said = run("info", "i.dat", prefix=("sh", "-c", script, "sh"))
-    assert (said.returncode, said.stderr) == (1, (
-        "rtsearch: error: the current folder is gone (deleted or moved: No such file or "
-        "directory); cd into another, or give full paths\n"
-    )), said.stderr  # fmt: skip
+    for name in ("i.dat", "../i.dat"):  # (the second was "malformed index", from the probe)
+        gone.mkdir()
+        script = f'cd "{gone}" && rmdir "{gone}" && exec "$@"'
+        said = run("info", name, prefix=("sh", "-c", script, "sh"))
+        assert (said.returncode, said.stderr) == (1, (
+            "rtsearch: error: the current folder is gone (deleted or moved: No such file or "
+            "directory); cd into another, or give full paths\n"
+        )), said.stderr  # fmt: skip
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv: every folder can be searched")
     private = tmp_path / "private"
@@ -232,3 +233,22 @@ def test_threads_follow_the_cores_this_process_may_use_and_have_a_limit(monkeypa
         cli.main(["analyze", "x", "-o", "y.dat", "--threads", "20000"])
     said = "argument --threads: must be 0-1024 (0: every core), got 20000"
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("encoding", "again"), [("ascii", True), ("utf-8", False),
+                                                 ("iso8859-1", False)])  # fmt: skip
+def test_only_a_locale_that_reads_no_name_but_ascii_runs_again_in_utf8(
+    monkeypatch, encoding, again
+):
+    """A Latin-1 locale's own names (café.jpg written in Latin-1) were refused once the
+    command ran again in UTF-8 mode, and update dropped their rows: that locale is left to
+    decode them; the C locale, which decodes none, is not."""
+    from rtsearch import startup
+
+    ran = []
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: encoding)
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "rtsearch", "info", "x"])
+    monkeypatch.delenv("PYTHONUTF8", raising=False)
+    monkeypatch.setattr(os, "execve", lambda exe, argv, env: ran.append(env["PYTHONUTF8"]))
+    startup.names_as_utf8()
+    assert ran == (["1"] if again else [])

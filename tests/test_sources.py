@@ -392,3 +392,40 @@ def test_a_video_named_from_home_is_found(tmp_path, monkeypatch):
     clip = write_video(tmp_path / "Videos" / "clip.avi", [1], frames_each=2)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert parse_source("video:~/Videos/clip.avi") == ("video", str(clip))
+
+
+def test_a_video_that_decodes_slower_than_it_plays_still_moves(tmp_path, monkeypatch):
+    """An 8K 120 fps file (each frame slower to decode than its time) froze the viewer on
+    its first frame: each read skipped ahead to catch up, never did, and went round the
+    file for ever. After a stall (a suspended process) one read spent seconds skipping."""
+    video = write_video(tmp_path / "v.avi", list(range(8)), frames_each=5, fps=50.0)
+    real = cv2.VideoCapture
+
+    class Slow:
+        def __init__(self, *args) -> None:
+            self.cap = real(*args)
+
+        def grab(self) -> bool:
+            time.sleep(0.03)  # 30 ms a frame of 20 ms
+            return self.cap.grab()
+
+        def __getattr__(self, name):
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(cv2, "VideoCapture", Slow)
+    src = VideoSource(video)
+    start, frames = time.perf_counter(), []
+    while time.perf_counter() - start < 1.5:
+        frame = src.read()
+        if frame is not None:
+            frames.append(int(frame.image[60, 80].sum()))
+        time.sleep(0.01)
+    assert len(frames) >= 5 and len(set(frames)) >= 3, frames  # it plays on, slower
+    monkeypatch.undo()
+    src = VideoSource(video)
+    assert src.read() is not None
+    src.start -= 600.0  # ten minutes stopped
+    asked = time.perf_counter()
+    src.read()
+    assert time.perf_counter() - asked < 0.5  # not a pass through 30,000 frames
+    src.close()
