@@ -210,17 +210,23 @@ def test_a_video_of_one_frame_is_decoded_once_and_kept(tmp_path):
     assert all(f is not None and np.array_equal(f.image, shown[0].image) for f in frames)
 
 
+def played(src: VideoSource, seconds: float) -> list[int]:
+    """What ``src`` hands out when asked every 10 ms for ``seconds``: each frame's centre."""
+    start, seen = time.perf_counter(), []
+    while time.perf_counter() - start < seconds:
+        frame = src.read()
+        if frame is not None:
+            seen.append(int(frame.image[60, 80].sum()))
+        time.sleep(0.01)
+    return seen
+
+
 def test_a_video_plays_at_its_own_times_not_a_rate_guessed(tmp_path):
     """A 0.5 fps slideshow played at 25 (rates under 1 or over 240 were taken for 25), and
     a clip whose rate changes played at its mean rate: each frame comes at its own time."""
     slides = write_video(tmp_path / "slides.avi", [1, 2, 3], frames_each=1, fps=0.5)
     src = VideoSource(slides)
-    start, seen = time.perf_counter(), []
-    while time.perf_counter() - start < 1.0:
-        frame = src.read()
-        if frame is not None:
-            seen.append(int(frame.image[60, 80].sum()))
-        time.sleep(0.01)
+    seen = played(src, 1.0)
     assert len(seen) == 1 and src.interval_ms == 2000.0  # the next comes at 2 s
     src.close()
 
@@ -414,12 +420,7 @@ def test_a_video_that_decodes_slower_than_it_plays_still_moves(tmp_path, monkeyp
 
     monkeypatch.setattr(cv2, "VideoCapture", Slow)
     src = VideoSource(video)
-    start, frames = time.perf_counter(), []
-    while time.perf_counter() - start < 1.5:
-        frame = src.read()
-        if frame is not None:
-            frames.append(int(frame.image[60, 80].sum()))
-        time.sleep(0.01)
+    frames = played(src, 1.5)
     assert len(frames) >= 5 and len(set(frames)) >= 3, frames  # it plays on, slower
     monkeypatch.undo()
     src = VideoSource(video)
