@@ -498,8 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stderr = Messages(stderr)
     try:
         code = func(args)
-        if sys.stdout is not None:
-            sys.stdout.flush()  # here, where a full disk under `> out.json` is one line
+        sys.stdout.flush()  # here, where a full disk under `> out.json` is one line
         return code
     except RtsearchError as exc:
         if args.debug:

@@ -42,10 +42,9 @@ def clipboard_query(text: str | None = None) -> tuple[RGBImage, str] | Path:
     where it came from ("clipboard", or the file's name); or the video file it names, to be
     played. ``text``: the clipboard's text if the caller has it. Raises RtsearchError saying
     why there is nothing to search."""
-    named = file_named(text if text is not None else _text())
-    if named is not None:
-        return named if is_video_file(named) else (load_rgb(named), named.name)
-    got = _picture()
+    got = file_named(text if text is not None else _text())
+    if got is None:
+        got = _picture()
     if got is None:
         raise RtsearchError(NOTHING)
     if isinstance(got, Path):
