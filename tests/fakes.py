@@ -12,6 +12,9 @@ from PIL import Image, ImageDraw
 
 from rtsearch.models import ModelInfo
 
+# Root reads mode-000 files; without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH it cannot.
+DROP_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+
 
 def tiny_model_info(dims: int = 128, name: str = "tiny", sha: str = "0" * 64) -> ModelInfo:
     return ModelInfo(

@@ -11,13 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from fakes import make_gallery, make_image
+from fakes import DROP_DAC, make_gallery, make_image
 
 from rtsearch import store
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shells' ways")
-
-DROP_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
 
 
 def run(*args, cwd: Path | None = None, env: dict | None = None, prefix=(), **kwargs):

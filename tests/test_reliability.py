@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from badimages import BAD, ODD_BUT_VALID
-from fakes import make_gallery, make_image
+from fakes import DROP_DAC, make_gallery, make_image
 
 from rtsearch import analyze as analyze_module
 from rtsearch import atomic, store
@@ -24,8 +24,6 @@ from rtsearch.extractor import Extractor
 
 ROOT = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r": (\d+) images \((\d+) analysed, (\d+) reused, (\d+) skipped\)")
-# Root reads mode-000 files; without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH it cannot.
-DROP_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
 
 
 def rtsearch(*args, prefix: list[str] | None = None, **kwargs) -> subprocess.CompletedProcess:
