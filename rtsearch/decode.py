@@ -38,6 +38,7 @@ import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from rtsearch.errors import RtsearchError, first_line
+from rtsearch.sniff import ftyp_brands, video_kind
 
 RGBImage = npt.NDArray[np.uint8]  # (H, W, 3) uint8
 # HEIF's names are listed whether or not pillow-heif is here: an index made where it is
@@ -128,7 +129,7 @@ def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBIm
             ) from None
         empty = os.path.getsize(path) == 0
         raise RtsearchError(
-            f"{path}: {'empty file' if empty else 'not an image file (unknown format)'}"
+            f"{path}: {'empty file' if empty else 'not an image file (' + _what(path) + ')'}"
         ) from None
     except Exception as exc:  # Pillow raises many types for corrupt data
         if exhausted(exc):  # the process's trouble, not the file's: not a skipped file
@@ -194,6 +195,16 @@ def _open_regular(path: Path | str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+def _what(path: Path | str) -> str:
+    """What a file that no picture reader knows is, as far as can be told."""
+    try:
+        with _open_regular(path) as f:
+            kind = video_kind(f.read(400))
+    except (OSError, RtsearchError):
+        kind = None
+    return f"{kind} video" if kind else "unknown format"
+
+
 # ---------------------------------------------------------------- AVIF and HEIF
 
 # ISO-BMFF brands (the file's "ftyp" box): AVIF's, and the HEIF ones pillow-heif reads
@@ -208,7 +219,7 @@ def _check_codec(f: BinaryIO, path: Path | str) -> Codec | None:
     """Make ready the codec an AVIF or HEIF file needs (told by its content, not its name:
     a HEIC renamed .jpg is read), or raise MissingCodec; ``f`` is left at its start. The
     codec the file is for, if either."""
-    brands = _ftyp_brands(f.read(64))
+    brands = ftyp_brands(f.read(64))
     f.seek(0)
     if not brands:
         return None
@@ -221,14 +232,6 @@ def _check_codec(f: BinaryIO, path: Path | str) -> Codec | None:
             raise MissingCodec(path, HEIC)
         return HEIC
     return None
-
-
-def _ftyp_brands(head: bytes) -> list[bytes]:
-    """The major brand, then the compatible ones, of an ISO-BMFF file's first box."""
-    if len(head) < 16 or head[4:8] != b"ftyp":
-        return []
-    end = min(int.from_bytes(head[:4], "big"), len(head))
-    return [head[8:12]] + [head[i : i + 4] for i in range(16, end - 3, 4)]
 
 
 @functools.cache

@@ -26,6 +26,7 @@ from PIL import Image
 
 from rtsearch.decode import RGBImage, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError, first_line
+from rtsearch.sniff import audio_kind
 
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
 # what ``source.message`` already says in one line; errors still show.
@@ -307,6 +308,19 @@ def video_problem(path: Path) -> str:
     return "" if path.is_file() else "not a regular file"
 
 
+def _why_not_a_video(path: Path) -> str:
+    """What to say of a file OpenCV did not open as a video."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(400)
+    except OSError as exc:
+        return f"cannot open as a video ({exc.strerror or first_line(exc)})"
+    if not head:
+        return "cannot open as a video (empty file: still being copied?)"
+    kind = audio_kind(head)  # (it said "cannot open as a video" of an MP3)
+    return f"{kind} file: sound only, no pictures to search" if kind else "cannot open as a video"
+
+
 class VideoSource:
     """A video file played in real time, looping: each frame is handed out when its own
     time in the file comes (variable frame rates, slideshows of 0.5 fps, 300 fps clips),
@@ -354,7 +368,7 @@ class VideoSource:
         self.cap = cv2.VideoCapture(str(self.path))
         if not self.cap.isOpened():
             self.cap = None
-            self._fail(f"{self.path}: cannot open as a video")
+            self._fail(f"{self.path}: {_why_not_a_video(self.path)}")
             return
         self.message = ""
         fps = self.cap.get(cv2.CAP_PROP_FPS)

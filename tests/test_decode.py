@@ -302,3 +302,38 @@ def test_large_pngs_take_bounded_memory_however_many_threads_decode(tmp_path):
     assert shape == ["(231, 231, 3)"]  # 6000 // 26: never below the size asked for
     # every other line opaque red, the rest transparent (white): averaged premultiplied
     assert abs(int(red) - 227.5) <= 1 and abs(int(green) - 127.5) <= 1
+
+
+def test_videos_are_told_by_their_first_bytes(tmp_path):
+    """A video that no picture reader knows is named as one ("not an image file (unknown
+    format)" said nothing of what it was), whatever its name; pictures and other files are
+    not taken for videos."""
+    import cv2
+
+    from rtsearch.decode import video_kind
+
+    made = {}
+    for name, fourcc, kind in (
+        ("a.avi", "MJPG", "an AVI"),
+        ("a.mp4", "mp4v", "an MP4 or QuickTime"),
+        ("a.mov", "mp4v", "an MP4 or QuickTime"),
+        ("a.mkv", "MJPG", "a Matroska or WebM"),
+        ("a.wmv", "WMV2", "a Windows Media"),
+    ):
+        writer = cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*fourcc), 25,
+                                 (64, 48))  # fmt: skip
+        for i in range(3):
+            writer.write(np.full((48, 64, 3), i * 60, np.uint8))
+        writer.release()
+        made[name] = kind
+    for name, kind in made.items():
+        assert video_kind((tmp_path / name).read_bytes()[:400]) == kind, name
+    ts = b"".join(b"\x47" + bytes(187) for _ in range(3))
+    assert video_kind(ts) == "an MPEG-TS"
+    assert video_kind(b"\x00\x00\x01\xba" + bytes(20)) == "an MPEG"
+    for other in (b"GIF89a" + bytes(400), b"\x00\x00\x00\x18ftypheic" + bytes(400),
+                  b"\x00\x00\x00\x18ftypM4A " + bytes(400), b"not a picture"):  # fmt: skip
+        assert video_kind(other) is None
+    (tmp_path / "a.avi").rename(tmp_path / "clip.png")
+    with pytest.raises(RtsearchError, match=r"clip.png: not an image file \(an AVI video\)$"):
+        load_rgb(tmp_path / "clip.png")

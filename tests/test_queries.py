@@ -353,9 +353,14 @@ def test_standard_input_closed_endless_or_without_a_temporary_folder(
     )
 
 
-def test_a_video_given_to_query_is_pointed_to_the_viewer(tmp_path, tiny_model, indexed, capsys):
+def test_a_video_given_to_query_is_pointed_to_the_viewer(
+    tmp_path, tiny_model, indexed, capsys, monkeypatch
+):
     """`rtsearch query INDEX clip.mp4` said "not an image file (unknown format)" of a file
-    the viewer plays."""
+    the viewer plays; so it did of a video piped in, or named like a picture."""
+    import io
+    import sys
+
     from fakes import write_video
 
     from rtsearch import cli
@@ -366,6 +371,24 @@ def test_a_video_given_to_query_is_pointed_to_the_viewer(tmp_path, tiny_model, i
     assert capsys.readouterr().err == (
         f"rtsearch: error: {clip}: a video: query takes pictures; the viewer plays it: "
         f"rtsearch view {out} --source video:{clip}\n"
+    )
+
+    class Piped:
+        buffer = io.BytesIO(clip.read_bytes())
+
+        def isatty(self) -> bool:
+            return False
+
+    monkeypatch.setattr(sys, "stdin", Piped())
+    assert cli.main(["query", str(out), "-", "--model", str(tiny_model)]) == 1
+    assert capsys.readouterr().err == (
+        "rtsearch: error: standard input: an AVI video: query takes pictures; the viewer "
+        f"plays a video file: rtsearch view {out} --source video:FILE\n"
+    )
+    named = clip.rename(tmp_path / "frame.jpg")
+    assert cli.main(["query", str(out), str(named), "--model", str(tiny_model)]) == 1
+    assert capsys.readouterr().err == (
+        f"rtsearch: error: {named}: not an image file (an AVI video)\n"
     )
 
 

@@ -67,6 +67,25 @@ def test_bad_video_and_missing_camera_are_messages_not_crashes(tmp_path, capfd):
     assert "WARN" not in said.err and "moov atom" not in said.out + said.err, said
 
 
+def test_a_sound_file_given_as_a_video_is_named_as_one(tmp_path):
+    """An MP3 or WAV chosen with V said "cannot open as a video", as of a damaged video."""
+    import wave
+
+    song = tmp_path / "song.wav"
+    with wave.open(str(song), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(16000))
+    tagged = tmp_path / "song.mp3"
+    tagged.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00" + bytes(500))
+    for path, kind in ((song, "a WAV"), (tagged, "an MP3")):
+        src = VideoSource(path)
+        assert src.read() is None
+        assert src.message == f"{path}: {kind} file: sound only, no pictures to search"
+        src.close()
+
+
 def test_screen_source_without_a_display_reports_it(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -237,7 +256,8 @@ def test_a_video_that_does_not_open_is_tried_again_when_it_changes(tmp_path):
     late = tmp_path / "late.avi"
     late.write_bytes(b"")
     src = VideoSource(late)
-    assert src.read() is None and src.message == f"{late}: cannot open as a video"
+    assert src.read() is None
+    assert src.message == f"{late}: cannot open as a video (empty file: still being copied?)"
     write_video(tmp_path / "whole.avi", [4, 5], frames_each=3).replace(late)
     deadline, frame = time.perf_counter() + 5, None
     while frame is None and time.perf_counter() < deadline:

@@ -1,0 +1,68 @@
+"""What a file is, told by its first bytes, for the files no picture reader takes: a video
+named or piped as a picture is called a video, and an audio file given as a video is called
+audio, instead of "unknown format" or "cannot open"."""
+
+from __future__ import annotations
+
+
+def ftyp_brands(head: bytes) -> list[bytes]:
+    """The major brand, then the compatible ones, of an ISO-BMFF file's first box."""
+    if len(head) < 16 or head[4:8] != b"ftyp":
+        return []
+    end = min(int.from_bytes(head[:4], "big"), len(head))
+    return [head[8:12]] + [head[i : i + 4] for i in range(16, end - 3, 4)]
+
+
+# ISO-BMFF brands of video files (MP4, QuickTime, 3GP, Flash's F4V); HEIF and AVIF are
+# ISO-BMFF too, and audio-only M4A has its own brand
+_VIDEO_BRANDS = frozenset(
+    {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"qt  ", b"M4V ",
+     b"M4VH", b"M4VP", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"dash", b"mmp4", b"f4v ", b"MSNV"}
+)  # fmt: skip
+_ASF = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+
+
+def video_kind(head: bytes) -> str | None:
+    """The kind of video ``head`` (a file's first 400 bytes) starts, named for a user
+    ("an MP4 or QuickTime"), or None when it starts none this knows."""
+    brands = ftyp_brands(head[:64])
+    if brands and brands[0] in _VIDEO_BRANDS:
+        return "an MP4 or QuickTime"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "a Matroska or WebM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "an AVI"
+    if head[:3] == b"FLV":
+        return "a Flash"
+    if head[:16] == _ASF:
+        return "a Windows Media"
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "an MPEG"
+    if len(head) > 376 and head[0] == head[188] == head[376] == 0x47:  # 188-byte packets
+        return "an MPEG-TS"
+    if len(head) > 388 and head[4] == head[196] == head[388] == 0x47:  # Blu-ray's 192
+        return "an MPEG-TS"
+    return None
+
+
+# audio-only files: what OpenCV cannot open as a video and no picture reader reads
+_AUDIO_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P "})
+
+
+def audio_kind(head: bytes) -> str | None:
+    """The kind of audio-only file ``head`` (its first 400 bytes) starts ("an MP3"), or
+    None."""
+    brands = ftyp_brands(head[:64])
+    if brands and brands[0] in _AUDIO_BRANDS:
+        return "an AAC (M4A)"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2):
+        return "an MP3"  # (an ID3 tag, or a frame's sync word with layer III)
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "a WAV"
+    if head[:4] == b"fLaC":
+        return "a FLAC"
+    if head[:4] == b"OggS" and (b"OpusHead" in head[:80] or b"\x01vorbis" in head[:80]):
+        return "an Ogg"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "an AIFF"
+    return None
