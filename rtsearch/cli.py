@@ -445,8 +445,9 @@ class ProgressBar:
         frac = p.done / p.total if p.total else 1.0
         eta = "?" if p.eta_s == float("inf") else time.strftime("%H:%M:%S", time.gmtime(p.eta_s))
         filled = int(frac * 30)
-        figures = f"{p.done}/{p.total} {p.images_per_s:.1f} img/s ETA {eta} skipped {p.skipped}"
-        line = f"[{'#' * filled}{'.' * (30 - filled)}] {figures}"
+        figures = (f"{p.done}/{p.total}", f"{p.images_per_s:.1f} img/s", f"ETA {eta}",
+                   f"skipped {p.skipped}")  # fmt: skip
+        line = f"[{'#' * filled}{'.' * (30 - filled)}] {' '.join(figures)}"
         if self.tty:  # redrawn: one line of the terminal's width, the bar dropped first
             sys.stderr.write(terminal.redraw(line, figures))
         else:

@@ -15,15 +15,27 @@ def width() -> int:
         return 80
 
 
-def redraw(line: str, short: str = "") -> str:
+def redraw(line: str, parts: tuple[str, ...] = ()) -> str:
     """What draws ``line`` over the one drawn before: ``line`` if it fits on one line of
-    the terminal, else ``short``, cut to fit (a line longer than the terminal wraps, and
-    each redraw left the wrapped part behind), then the rest of the old one blanked."""
+    the terminal, else as many of ``parts`` (its figures, each whole: "ETA 00:00:12") as
+    fit, else ``line`` cut to fit (a line longer than the terminal wraps, and each redraw
+    left the wrapped part behind); then the rest of the old one blanked."""
     room = width() - 1  # (the last column would move the cursor to the next line)
-    fitted = line if len(line) <= room else (short or line)[: max(room, 1)]
+    fitted = line if len(line) <= room else _fit(parts or (line,), max(room, 1))
     if os.environ.get("TERM") == "dumb":
         return "\r" + fitted.ljust(room)
     return "\r" + fitted + "\x1b[K"
+
+
+def _fit(parts: tuple[str, ...], room: int) -> str:
+    """The first of ``parts`` that fit in ``room`` together, or the first one cut (a figure
+    cut short reads as another: "ETA 00:0")."""
+    fitted = parts[0][:room]
+    for part in parts[1:]:
+        if len(fitted) + 1 + len(part) > room:
+            break
+        fitted += " " + part
+    return fitted
 
 
 def clear() -> str:

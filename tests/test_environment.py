@@ -216,6 +216,8 @@ def test_the_progress_line_fits_a_narrow_terminal_and_a_dumb_one(monkeypatch):
             assert shown[1].startswith("[####") and "10/10" in shown[1]
         if columns == 40:
             assert shown[1].startswith("10/10 ") and "skipped 0" in shown[1]  # the bar went
+        if columns == 20:  # whole figures: it ended "ETA 0", read as an ETA of 0
+            assert shown[1] == "10/10 2.0 img/s", shown
         assert screen.getvalue().endswith("warning: x.jpg: empty file\n")
         assert terminal.width() == columns
 
