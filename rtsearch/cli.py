@@ -483,7 +483,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         names_as_utf8()
     argv = list(sys.argv[1:] if argv is None else argv)
     _escape_what_stdout_cannot_write()
-    parser = build_parser()
+    try:
+        parser = build_parser()  # (imports every command's module: numpy, h5py, onnx...)
+    except MemoryError as exc:  # `ulimit -v` of ~500 MB: a traceback through importlib
+        print(f"rtsearch: error: {system_error(exc)}", file=sys.stderr)
+        return 1
     helping = any(a in ("-h", "--help", "--version") for a in argv)
     first = first_word(argv, parser)
     if not helping and (first is None or (argv[0].startswith("-") and first not in COMMANDS)):

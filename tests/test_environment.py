@@ -252,3 +252,18 @@ def test_only_a_locale_that_reads_no_name_but_ascii_runs_again_in_utf8(
     monkeypatch.setattr(os, "execve", lambda exe, argv, env: ran.append(env["PYTHONUTF8"]))
     startup.names_as_utf8()
     assert ran == (["1"] if again else [])
+
+
+def test_no_memory_to_start_with_is_one_line(monkeypatch, capsys):
+    """Under `ulimit -v` of about 500 MB the imports that build the command line ran out of
+    memory: a MemoryError traceback through importlib, before any command started."""
+    from rtsearch import cli
+
+    def no_memory():
+        raise MemoryError
+
+    monkeypatch.setattr(cli, "build_parser", no_memory)
+    assert cli.main(["models"]) == 1
+    assert capsys.readouterr().err == (
+        "rtsearch: error: out of memory; check this process's limit (ulimit -v)\n"
+    )
