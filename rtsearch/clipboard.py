@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote, urlparse
 
 from PIL import Image
@@ -37,19 +38,40 @@ NO_HELPER = (
 )
 
 
-def clipboard_query(text: str | None = None) -> tuple[RGBImage, str] | Path:
-    """The picture the clipboard holds, or the one in the file it names, with a word on
-    where it came from ("clipboard", or the file's name); or the video file it names, to be
-    played. ``text``: the clipboard's text if the caller has it. Raises RtsearchError saying
-    why there is nothing to search."""
+class Pasted(NamedTuple):
+    """A picture to search for, from the clipboard."""
+
+    image: RGBImage  # reduced as the caller's min_size allows
+    where: str  # "clipboard", or the name of the file named there
+    size: tuple[int, int]  # (width, height) the picture came with
+
+
+def clipboard_query(
+    text: str | None = None, min_size: tuple[int, int] | None = None
+) -> Pasted | Path:
+    """The picture the clipboard holds, or the one in the file it names; or the video file
+    it names, to be played. ``text``: the clipboard's text if the caller has it;
+    ``min_size`` (h, w): what the picture may be reduced to, no less (a 108-megapixel paste
+    took seconds at full size, holding the interpreter lock for hundreds of ms at a time).
+    Raises RtsearchError saying why there is nothing to search."""
     got = file_named(text if text is not None else _text())
     if got is None:
-        got = _picture()
+        got = _picture(min_size)
     if got is None:
         raise RtsearchError(NOTHING)
-    if isinstance(got, Path):
-        return got if is_video_file(got) else (load_rgb(got), got.name)
-    return got, "clipboard"
+    if not isinstance(got, Path) or is_video_file(got):
+        return got
+    image = load_rgb(got, min_size)
+    return Pasted(image, got.name, _stored_size(got, image))
+
+
+def _stored_size(path: Path, image: RGBImage) -> tuple[int, int]:
+    """The (width, height) ``path`` holds (its header), else ``image``'s."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # a format only a codec registered elsewhere reads
+        return image.shape[1], image.shape[0]
 
 
 def text_from_toolkit() -> bool:
@@ -108,7 +130,7 @@ def _file(text: str) -> Path | None:
         return None
 
 
-def _picture() -> RGBImage | Path | None:
+def _picture(min_size: tuple[int, int] | None) -> Pasted | Path | None:
     """The picture on the clipboard, the file copied in Explorer (Windows), or None when it
     holds something else."""
     if sys.platform in ("win32", "darwin"):
@@ -120,11 +142,14 @@ def _picture() -> RGBImage | Path | None:
             raise RtsearchError(f"cannot read the clipboard ({first_line(exc)})") from None
         if isinstance(grabbed, list):  # Windows: files copied in Explorer
             return file_named("\n".join(map(str, grabbed)))
-        return None if grabbed is None else image_rgb(grabbed, PASTED)
-    return _helper_picture()
+        if grabbed is None:
+            return None
+        size = grabbed.size  # (before the decode, which may reduce it)
+        return Pasted(image_rgb(grabbed, PASTED, min_size), "clipboard", size)
+    return _helper_picture(min_size)
 
 
-def _helper_picture() -> RGBImage | None:
+def _helper_picture(min_size: tuple[int, int] | None) -> Pasted | None:
     """The clipboard's picture through wl-paste or xclip: in the first picture type the
     clipboard offers (PNG if it can), asked for PNG where it does not list them (an old
     xclip holding the clipboard answers any type with its data: not a picture then)."""
@@ -154,7 +179,8 @@ def _helper_picture() -> RGBImage | None:
         if not images:
             return None  # asked blindly: whatever it holds is not a picture
         raise RtsearchError(f"{PASTED}: {kind} that Pillow cannot read") from None
-    return image_rgb(pasted, PASTED)
+    size = pasted.size  # (before the decode, which may reduce it)
+    return Pasted(image_rgb(pasted, PASTED, min_size), "clipboard", size)
 
 
 def _text() -> str | None:

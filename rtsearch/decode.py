@@ -164,11 +164,12 @@ def exhausted_reason(exc: OSError) -> str:
     return "out of memory"
 
 
-def image_rgb(img: Image.Image, name: str) -> RGBImage:
+def image_rgb(img: Image.Image, name: str, min_size: tuple[int, int] | None = None) -> RGBImage:
     """A picture already opened (one pasted from the clipboard) as ``load_rgb`` gives a
-    file's: upright, plain RGB, transparency on white; its problems named as ``name``."""
+    file's: upright, plain RGB, transparency on white, reduced as ``min_size`` allows; its
+    problems named as ``name``."""
     try:
-        return _to_rgb(img, name, None)
+        return _to_rgb(img, name, min_size)
     except RtsearchError:
         raise
     except Exception as exc:  # Pillow raises many types for corrupt data

@@ -136,7 +136,7 @@ class ClipboardSource:
         from rtsearch.clipboard import clipboard_query
 
         try:
-            got = clipboard_query(self.text)
+            got = clipboard_query(self.text, LIVE_MIN_SIZE)
         except RtsearchError as exc:
             self.message = str(exc)
             return None
@@ -147,9 +147,9 @@ class ClipboardSource:
             self.video = VideoSource(got)
             self.name = self.video.name
             return self.read()
-        image, where = got
-        self.message = f"query: {where} ({image.shape[1]}x{image.shape[0]}, pasted)"
-        return Frame(image, time.perf_counter())
+        w, h = got.size
+        self.message = f"query: {got.where} ({w}x{h}, pasted)"
+        return Frame(got.image, time.perf_counter())
 
     def set_paused(self, paused: bool) -> None:
         if self.video is not None:
@@ -161,6 +161,11 @@ class ClipboardSource:
 
 
 READING = "reading the clipboard..."
+# a picture searched live (pasted, or a picture file played as a video) is decoded no
+# smaller than this, (h, w), where it is larger: enough for the part its borders' trim
+# leaves to fill a model's input, and for the header. (A 12000x9000 paste took 1-2 s at
+# full size, holding the interpreter lock for up to hundreds of ms: a frame of 464 ms.)
+LIVE_MIN_SIZE = (1024, 1024)
 DEFAULT_GRAB = (400, 300)  # region size when following the mouse without a chosen region
 
 
@@ -360,7 +365,7 @@ class VideoSource:
             # decoded as analyze decodes it: OpenCV's reader drops transparency (a cut-out
             # showed on black, and found itself at 0.42 instead of 0)
             try:
-                self.still = Frame(load_rgb(self.path), time.perf_counter())
+                self.still = Frame(load_rgb(self.path, LIVE_MIN_SIZE), time.perf_counter())
                 self.message = ""
             except RtsearchError as exc:
                 self._fail(str(exc))

@@ -18,7 +18,7 @@ from PIL import Image
 from rtsearch import clipboard
 from rtsearch.clipboard import NO_HELPER, NOTHING, clipboard_query, file_named
 from rtsearch.errors import RtsearchError
-from rtsearch.sources import READING, ClipboardSource, parse_source
+from rtsearch.sources import READING, ClipboardSource, VideoSource, parse_source
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the helpers are Linux's")
 
@@ -91,24 +91,52 @@ def test_a_copied_name_is_the_file_it_names_in_any_of_the_ways_it_comes(tmp_path
         assert file_named(text) is None, text
 
 
+def test_a_large_picture_pasted_is_decoded_reduced_and_named_at_its_size(only, tmp_path):
+    """A 12000x9000 paste was decoded at full size, 1-2 s holding the interpreter lock for
+    up to hundreds of ms at a time (a viewer frame of 464 ms): a live picture needs no more
+    than LIVE_MIN_SIZE both ways. The message still says the size pasted."""
+    from rtsearch.sources import LIVE_MIN_SIZE
+
+    big = tmp_path / "big.jpg"
+    make_image(6).resize((2400, 2100)).save(big, quality=90)
+    xclip_offering(only, {"image/jpeg": big})
+    source = ClipboardSource()
+    frame = source.read()
+    assert frame is not None and frame.image.shape == (1050, 1200, 3)  # JPEG at 1/2
+    assert min(frame.image.shape[:2]) >= min(LIVE_MIN_SIZE)
+    assert source.message == "query: clipboard (2400x2100, pasted)"
+    named = ClipboardSource(str(big))  # the file copied by name: the same
+    frame = named.read()
+    assert frame is not None and frame.image.shape == (1050, 1200, 3)
+    assert named.message == "query: big.jpg (2400x2100, pasted)"
+    played = VideoSource(big)  # a picture file chosen with V: the same
+    frame = played.read()
+    assert frame is not None and frame.image.shape == (1050, 1200, 3)
+    played.close()
+    small = tmp_path / "small.jpg"
+    make_image(6).resize((1900, 1500)).save(small, quality=90)
+    frame = ClipboardSource(str(small)).read()  # halved, it would fall short: kept whole
+    assert frame is not None and frame.image.shape == (1500, 1900, 3)
+
+
 def test_a_picture_offered_is_read_in_the_type_offered_png_first(only, tmp_path):
     png, jpeg = tmp_path / "c.png", tmp_path / "c.jpg"
     Image.fromarray(np.full((30, 40, 3), (200, 10, 10), np.uint8)).save(png)
     Image.fromarray(np.full((30, 40, 3), (10, 10, 200), np.uint8)).save(jpeg, quality=95)
     xclip_offering(only, {"image/jpeg": jpeg, "image/png": png, "text/html": "<img src=x>"})
-    image, where = clipboard_query()
+    image, where, _ = clipboard_query()
     assert (
         where == "clipboard" and image.shape == (30, 40, 3) and tuple(image[5, 5]) == (200, 10, 10)
     )
     xclip_offering(only, {"TIMESTAMP": "1", "image/jpeg": jpeg})  # a browser's JPEG only
-    image, _ = clipboard_query()
+    image, *_ = clipboard_query()
     assert abs(int(image[5, 5, 2]) - 200) < 8 and image[5, 5, 0] < 20
     # transparency comes on white, as files' does
     cut = np.zeros((20, 20, 4), np.uint8)
     cut[5:15, 5:15] = (0, 0, 0, 255)
     Image.fromarray(cut, "RGBA").save(png)
     xclip_offering(only, {"image/png": png})
-    image, _ = clipboard_query()
+    image, *_ = clipboard_query()
     assert tuple(image[0, 0]) == (255, 255, 255) and tuple(image[10, 10]) == (0, 0, 0)
 
 
@@ -116,7 +144,7 @@ def test_text_that_names_a_picture_file_wins_and_other_text_is_no_picture(only, 
     picture = tmp_path / "named.jpg"
     make_image(2).save(picture)
     xclip_offering(only, {"UTF8_STRING": f"file://{picture}", "text/uri-list": f"file://{picture}"})
-    image, where = clipboard_query()
+    image, where, _ = clipboard_query()
     assert where == "named.jpg" and image.shape == np.asarray(make_image(2)).shape
     xclip_offering(only, {"UTF8_STRING": "just some words"})
     with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):
@@ -146,7 +174,7 @@ def test_wayland_reads_through_wl_paste(only, tmp_path, monkeypatch):
 esac
 """)  # fmt: skip
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
-    image, _ = clipboard_query()
+    image, *_ = clipboard_query()
     assert image.shape == (8, 9, 3) and image[0, 0, 0] == 77
 
 
@@ -254,5 +282,5 @@ def test_files_copied_in_explorer_are_a_picture_or_a_video(tmp_path, monkeypatch
         if expected == clip:
             assert got == clip
         else:
-            image, where = got
+            image, where, _ = got
             assert where == "p.png" and image.shape == (120, 160, 3)
