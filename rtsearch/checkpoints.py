@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rtsearch import atomic, store
+from rtsearch import atomic, interrupts, store
 from rtsearch.decode import exhausted, exhausted_reason
 from rtsearch.errors import RtsearchError, Warn, count
 from rtsearch.store import Index, ModelRef, checkpoint_dir
@@ -164,15 +164,19 @@ class CheckpointWriter:
             base_dir=str(Path(self.base_dir).resolve()),  # absolute, as in an index
         )
         dest = self.folder / f"part-{number:06d}.dat"
-        try:
-            store.save(part, dest, "checkpoint")
-            self.written.append(dest)
-            self.rows_written += len(self.paths)
-        except RtsearchError as exc:  # a full disk: the analysis itself can still finish
-            self._failed(exc)
-            with contextlib.suppress(OSError):
-                self.folder.rmdir()  # only if no part made it: no empty folder left behind
-        self._reset()
+        # a Ctrl-C or SIGTERM during the save comes after its rows are counted as written:
+        # raised as the save ended, it left them counted as not, and the interrupt's own
+        # flush wrote them again (a part twice, and "keeps the 16 images" of 32 kept)
+        with interrupts.held():
+            try:
+                store.save(part, dest, "checkpoint")
+                self.written.append(dest)
+                self.rows_written += len(self.paths)
+            except RtsearchError as exc:  # a full disk: the analysis itself can still finish
+                self._failed(exc)
+                with contextlib.suppress(OSError):
+                    self.folder.rmdir()  # only if no part made it: no empty folder left
+            self._reset()
 
     def _failed(self, exc: RtsearchError) -> None:
         if self.warn and not self.failed:

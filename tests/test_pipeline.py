@@ -1496,3 +1496,42 @@ def test_an_index_name_or_folder_it_cannot_keep_is_refused_before_the_work(
         "index cannot store; rename it\n"
     )
     assert not out.exists() and not Path(f"{out}.ckpt").exists()
+
+
+def test_an_interrupt_while_a_checkpoint_is_written_keeps_its_rows_once(tmp_path):
+    """A SIGTERM during a due checkpoint's save was raised as the save ended, before its
+    rows were counted: the interrupt's flush wrote them again (a part twice) and said it
+    kept 16 images where 32 rows were on disk (a full run under load met it)."""
+    from rtsearch import checkpoints, interrupts
+    from rtsearch.checkpoints import CheckpointWriter
+
+    model = store.ModelRef("tiny", "tiny/fc/" + "0" * 64, "fc", 8)
+    features = np.random.default_rng(0).random((4, 8), np.float32)
+    paths, sizes, mtimes = [f"p{i}.jpg" for i in range(4)], [100] * 4, [1.0] * 4
+    ckpt = tmp_path / "i.dat.ckpt"
+    writer = CheckpointWriter(ckpt, model, tmp_path, 4)
+    real = store._write
+    sent = []
+
+    def signalled_meanwhile(*args, **kwargs):
+        if not sent:  # the first part only (a second signal leaves at once)
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)  # handled here, inside the save's hold
+        return real(*args, **kwargs)
+
+    restore = interrupts.catch_interrupts()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(store, "_write", signalled_meanwhile)
+            stopping = pytest.raises(interrupts.Terminated)
+            with stopping as stopped, checkpoints.checkpoint_on_interrupt(writer):
+                writer.add(paths, features, sizes, mtimes)
+                time.sleep(5)  # (not reached: the signal stops it)
+    finally:
+        restore()
+    parts = sorted(ckpt.glob("part-*.dat"))
+    assert [store.load(p, allow_checkpoint=True).count for p in parts] == [4]
+    assert writer.rows_written == 4
+    assert str(stopped.value) == f"{ckpt} keeps the 4 images this run analysed: " + (
+        "the same command again goes on from there"
+    )
