@@ -201,12 +201,22 @@ class ScreenSource:
         return grabber
 
     def monitor(self) -> tuple[int, int, int, int]:
+        """The first monitor (mss's order): left, top, width, height."""
         m = self._mss().monitors[1]
+        return m["left"], m["top"], m["width"], m["height"]
+
+    def desktop(self) -> tuple[int, int, int, int]:
+        """Every monitor together (the dead parts of a desktop of unequal ones included)."""
+        m = self._mss().monitors[0]
         return m["left"], m["top"], m["width"], m["height"]
 
     def grab(self, region: tuple[int, int, int, int] | None = None) -> RGBImage:
         """The region's visible part (a region partly off the desktop is cut to it).
         ValueError when nothing of it is on the desktop or it is empty."""
+        return cv2.cvtColor(self.grab_bgra(region), cv2.COLOR_BGRA2RGB)
+
+    def grab_bgra(self, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """As ``grab``, in the screen's own BGRA (H, W, 4) (to shrink before converting)."""
         x, y, w, h = region or self.region or self.monitor()
         desk = self._mss().monitors[0]  # every monitor together
         x0, y0 = max(x, desk["left"]), max(y, desk["top"])
@@ -220,7 +230,7 @@ class ScreenSource:
                 f"({desk['width']}x{desk['height']}); move it with G"
             )
         shot = self._mss().grab({"left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0})
-        return cv2.cvtColor(np.asarray(shot), cv2.COLOR_BGRA2RGB)
+        return np.asarray(shot)
 
     def read(self) -> Frame | None:
         try:
@@ -243,6 +253,10 @@ class ScreenSource:
             return None
         self.message = ""
         return Frame(image, t)
+
+    def refresh(self) -> None:
+        """Read the monitors again at the next grab (a handle keeps those it first saw)."""
+        self._forget_mss()
 
     def _forget_mss(self) -> None:
         grabber = getattr(self._local, "mss", None)

@@ -63,7 +63,7 @@ def test_hit_finds_the_clicked_tile():
 
 
 def test_grab_region_drags_by_body_and_clamps_to_screen():
-    g = GrabRegion(1440, 900, (100, 100, 400, 300))
+    g = GrabRegion((0, 0, 1440, 900), (100, 100, 400, 300))
     p = g.fit_preview(0, 0, 720, 450)  # half scale
     x0, y0, x1, y1 = g.preview_rect(p)
     assert g.part_at(p, (x0 + x1) / 2, (y0 + y1) / 2) == "body"
@@ -77,7 +77,7 @@ def test_grab_region_drags_by_body_and_clamps_to_screen():
 
 
 def test_grab_region_corners_resize_and_never_invert():
-    g = GrabRegion(1440, 900, (100, 100, 400, 300))
+    g = GrabRegion((0, 0, 1440, 900), (100, 100, 400, 300))
     p = g.fit_preview(0, 0, 1440, 900)
     assert g.part_at(p, 100, 100) == "tl" and g.part_at(p, 500, 400) == "br"
     g.begin("br", 500, 400)
@@ -94,7 +94,7 @@ def test_grab_region_corners_resize_and_never_invert():
 
 
 def test_a_click_beside_the_region_centres_it_there():
-    g = GrabRegion(1440, 900, (100, 100, 400, 300))
+    g = GrabRegion((0, 0, 1440, 900), (100, 100, 400, 300))
     g.center_on(800, 450)
     assert g.box == (600, 300, 400, 300)
     g.center_on(1430, 890)  # near the corner: clamped, same size
@@ -102,7 +102,7 @@ def test_a_click_beside_the_region_centres_it_there():
 
 
 def test_grab_region_overlap_with_the_app_window_uses_hidpi_scale():
-    g = GrabRegion(2880, 1800, (1500, 0, 400, 400))
+    g = GrabRegion((0, 0, 2880, 1800), (1500, 0, 400, 400))
     assert not g.overlaps((0, 0, 800, 600))
     g.scale = detect_scale(2880, 1440)
     assert g.scale == 2.0
@@ -136,7 +136,7 @@ def test_rows_wrap_in_order_and_an_oversized_item_gets_a_row_of_its_own():
 
 
 def test_a_region_that_does_not_fit_the_screen_is_moved_or_cut_and_said_so():
-    g = GrabRegion(1440, 900)
+    g = GrabRegion((0, 0, 1440, 900))
     assert g.set_box((100, 100, 400, 300)) == ""
     note = g.set_box((5000, 5000, 100, 100))
     assert g.box == (1340, 800, 100, 100)  # its size kept
@@ -162,3 +162,47 @@ def test_every_key_the_help_and_the_buttons_name_does_what_they_say():
             name = {"Esc": "Escape"}.get(key, key)  # as shown -> as the handler names it
             assert action_for(name.removeprefix("Ctrl+"), ctrl) == action, (key, action)
         assert key_for(action) == shown.split(" or ")[0]
+
+
+def test_the_region_lives_on_the_whole_desktop_of_several_monitors():
+    """On a desktop of several monitors the region was kept to the first one mss lists (a
+    rectangle on another was moved onto it: "does not fit the 1920x1080 screen"), and its
+    coordinates counted from that monitor's corner, which need not be the desktop's: a
+    monitor left of the main one (negative x), a laptop left of it (the main one at 1280):
+    the preview showed one place and the grab took another."""
+    home = (0, 0, 1920, 1080)
+    g = GrabRegion((-1280, 0, 3200, 1080), home=home)  # a 1280x1024 one on the left
+    assert g.box == (480, 270, 960, 540)  # the default: the middle of the first monitor
+    assert g.set_box((-1000, 100, 400, 300)) == ""  # on the left monitor
+    note = g.set_box((-5000, 900, 400, 300))
+    assert g.box == (-1280, 780, 400, 300)
+    assert "does not fit the 3200x1080 desktop at -1280,0: grabbing -1280,780,400,300" in note
+    p = g.fit_preview(10, 20, 640, 480)
+    assert p.scale == 0.2 and g.to_screen(p, 10, 20) == (-1280, 0)
+    assert g.desk_rect(p) == (10, 20, 650, 236)
+    x0, y0, x1, y1 = g.preview_rect(p)  # drawn where it is on the desktop
+    assert (x0, y0, x1, y1) == (10, 20 + 780 * 0.2, 10 + 400 * 0.2, 20 + 1080 * 0.2)
+    assert g.begin("body", *g.to_screen(p, (x0 + x1) / 2, (y0 + y1) / 2))
+    g.drag(10_000, -10_000)
+    assert g.box == (1920 - 400, 0, 400, 300)  # to the desktop's far corner, not home's
+    g.end()
+    g.begin("tl", *g.box[:2])
+    g.drag(-9000, 0)
+    assert g.box[0] == -1280
+    g.end()
+    # the main monitor right of a laptop's: its corner at 1280,0
+    g = GrabRegion((0, 0, 3200, 1080), (1400, 100, 512, 480), home=(1280, 0, 1920, 1080))
+    assert g.box == (1400, 100, 512, 480)
+    assert g.overlaps((1300, 50, 400, 300)) and not g.overlaps((100, 100, 800, 600))
+    assert GrabRegion((0, 0, 1440, 900)).desk_text() == "1440x900 screen"
+
+
+def test_a_desktop_that_changed_takes_the_region_with_it():
+    """After a change of resolution (4K to 1280x1024) the region stayed where the old
+    desktop had room, off the new one."""
+    g = GrabRegion((0, 0, 3840, 2160), (2200, 500, 1536, 1440))
+    note = g.set_desktop((0, 0, 1280, 1024))
+    assert g.box == (0, 0, 1280, 1024)  # no larger than the desktop, and on it
+    assert note.startswith("the screen region 2200,500,1536,1440 does not fit the 1280x1024")
+    assert g.set_desktop((0, 0, 1920, 1080)) == ""  # it fits: left where it is
+    assert g.box == (0, 0, 1280, 1024)

@@ -20,6 +20,7 @@ import pytest
 from fakes import int8_twin, make_gallery, padded_tile, write_tiny_model, write_video
 from PIL import Image
 
+from rtsearch.viewer import grab_view
 from rtsearch.viewer.worker import UNCHANGED
 
 pytestmark = pytest.mark.gui
@@ -859,6 +860,52 @@ def test_a_screen_region_off_the_screen_is_moved_on_and_said_so(app):
     assert "does not fit the 1440x900 screen: grabbing 0,0,200,200" in lines[0]
     assert lines[1].startswith("the grab region overlaps this window")
     app.perform("random")
+
+
+def test_the_grab_region_is_on_the_whole_desktop_and_follows_its_changes(app, gallery, monkeypatch):
+    """On a desktop of several monitors G previewed the first one mss lists and kept the
+    region on it; where that one did not start at 0,0 the preview showed one place and the
+    grab took another (the viewer's own window). A change of resolution while the viewer
+    ran left the preview stretched to the old shape. Here Xvfb's 1440x900 is the desktop
+    and its right half is said to be the first monitor."""
+    from rtsearch.sources import ScreenSource
+    from rtsearch.viewer.worker import ScreenPreview
+
+    root, _ = gallery
+    target = sorted(root.rglob("img00017.*"))[0]
+    monkeypatch.setattr(ScreenSource, "monitor", lambda self: (720, 0, 720, 900))
+    proc = show_picture(target, SHOW_AT)  # 1000,150: on that "first monitor"
+    try:
+        time.sleep(1.5)  # let Tk map the window
+        app.perform("grab_mode")
+        assert app.region.desk == (0, 0, 1440, 900) and app.region.home == (720, 0, 720, 900)
+        assert (app.preview_tex.width, app.preview_tex.height) == (640, 400)
+        p = grab_view.grab_preview(app)  # the preview shows the desktop from its corner
+        assert app.region.to_screen(p, p.x, p.y) == (0, 0)
+        app._leave_grab_mode(apply=False)
+        app._start_source("screen:" + ",".join(map(str, SHOW_AT)))
+        assert app.message == "" and app.region.box == SHOW_AT
+        pump(app, lambda: top_is(app, "screen", target))  # grabbed where it is
+        # the desktop changes while the mode is on: the preview takes the new shape and
+        # the region is moved onto it
+        app.perform("grab_mode")
+        monkeypatch.setattr(ScreenPreview, "REREAD_S", 0.0)
+        monkeypatch.setattr(ScreenSource, "desktop", lambda self: (0, 0, 1200, 900))
+        monkeypatch.setattr(ScreenSource, "monitor", lambda self: (0, 0, 1200, 900))
+        pump(app, lambda: app.region.desk == (0, 0, 1200, 900))
+        assert (app.preview_tex.width, app.preview_tex.height) == (640, 480)
+        assert app.region.box == (800, 150, 400, 300)
+        assert "does not fit the 1200x900 screen: grabbing 800,150,400,300" in app.message
+        for _ in range(5):
+            app.frame()
+    finally:
+        app._leave_grab_mode(apply=False)
+        monkeypatch.undo()
+        app.region.set_desktop((0, 0, 1440, 900))
+        proc.kill()
+        proc.wait()
+        app.perform("random")  # and its words gone from the message line (a line less)
+        pump(app, lambda: "does not fit" not in dpg.get_value(app.ids.message))
 
 
 def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tmp_path):

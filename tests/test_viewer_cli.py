@@ -333,3 +333,23 @@ def test_no_trim_starts_the_viewer_searching_live_pictures_whole(display, tmp_pa
         assert not viewer.worker.trim
     finally:
         viewer.worker.join()
+
+
+def test_a_window_on_a_small_screen_is_placed_on_it(monkeypatch):
+    """On an 800x600 screen the window was made 800x520 but put at the toolkit's 100,100:
+    its right 100 px and its bottom ran off the screen (the toolbar cut at "Paste (Ctrl+")."""
+    from rtsearch.viewer import app
+
+    monkeypatch.setattr(app, "x_display", lambda: None)
+    for desk, home, size, pos in (
+        ((0, 0, 800, 600), (0, 0, 800, 600), (800, 520), (0, 80)),
+        ((0, 0, 3200, 1080), (0, 0, 1920, 1080), (1280, 860), (100, 100)),
+        ((0, 0, 3200, 1080), (1280, 0, 1920, 1080), (1280, 860), (1380, 100)),  # on the first
+        ((0, 0, 1024, 768), (0, 0, 1024, 768), (1024, 688), (0, 80)),
+    ):
+        monkeypatch.setattr(app, "screen_geometry", lambda d=desk, h=home: (d, h))
+        viewer = app.ViewerApp(None, app.ViewerOptions("none", width=1280, height=860))
+        try:
+            assert ((viewer.width, viewer.height), viewer.pos) == (size, pos), desk
+        finally:
+            viewer.worker.join()

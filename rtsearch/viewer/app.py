@@ -57,6 +57,7 @@ NO_PICTURE_WAIT_S = 5.0  # ... from a source that says it has no picture
 RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this window
 CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
 FALLBACK_SCREEN = (1440, 900)  # the grab region's screen when none can be read
+PREVIEW_W = 640  # the grab mode's preview texture: this wide, as tall as the desktop's shape
 DECORATION_H = 80  # a title bar and a desktop panel, off a window that fills the screen
 SCREENSHOT_FRAMES = 30  # a screenshot without quit_after_frames: frames drawn before it
 TRIMMED = {
@@ -135,36 +136,33 @@ class ViewerApp:
         # held from here: reading the screen size cannot reset it; and a display that does
         # not answer is not asked again (mss would wait on it for ever)
         display = x_display()
-        read = self._screen_size() if display is None or answers(display) else None
-        screen = read or FALLBACK_SCREEN
-        self.region = GrabRegion(*screen)
-        self.region.scale = opts.hidpi_scale or detect_scale(screen[0], _logical_width())
+        read = screen_geometry() if display is None or answers(display) else None
+        desk, home = read or ((0, 0, *FALLBACK_SCREEN),) * 2
+        self.region = GrabRegion(desk, home=home)
+        self.region.scale = opts.hidpi_scale or detect_scale(home[2], _logical_width())
         self.region_before = self.region.box
-        # no larger than the screen (1280x860 on a 1366x768 laptop's: its bottom, the
-        # status bar and the last row, was off the screen)
+        # no larger than the first monitor (1280x860 on a 1366x768 laptop's: its bottom,
+        # the status bar and the last row, was off the screen)
         # (taller than the screen: shorter still by a title bar and a panel, which a window
         # manager adds; one that fits is left as asked)
         fits = read is not None
-        most_w, most_h = (round(side / self.region.scale) for side in screen)
+        most_w, most_h = (round(side / self.region.scale) for side in home[2:])
         self.width = most_w if fits and opts.width > most_w else opts.width
         self.height = most_h - DECORATION_H if fits and opts.height > most_h else opts.height
-
-    @staticmethod
-    def _screen_size() -> tuple[int, int] | None:
-        src = ScreenSource()
-        try:
-            _, _, w, h = src.monitor()
-            return w, h
-        except Exception:  # no display: the grab region is chosen later, if ever
-            return None
-        finally:
-            src.close()
+        # placed on it: at 100,100 (the toolkit's place) an 800x520 window on an 800x600
+        # screen ran 100 px off its right and bottom edges
+        x, y = (round(v / self.region.scale) for v in home[:2])
+        self.pos = (x + min(100, max(0, most_w - self.width)),
+                    y + min(100, max(0, most_h - self.height)))  # fmt: skip
 
     # ------------------------------------------------------------ set-up
     def build(self) -> None:
         check_display()
         dpg.create_context()
-        dpg.create_viewport(title="rtsearch", width=self.width, height=self.height)
+        dpg.create_viewport(
+            title="rtsearch", width=self.width, height=self.height, x_pos=self.pos[0],
+            y_pos=self.pos[1],
+        )  # fmt: skip
         # callbacks run in frame(), on this thread: on Dear PyGui's thread they changed the
         # state a frame was drawing (leaving grab mode freed the preview it was drawing)
         dpg.configure_app(manual_callback_management=True)
@@ -328,14 +326,37 @@ class ViewerApp:
             self._leave_grab_mode(apply=True)
             return
         self.grab_mode = True
+        # the desktop as it is now: monitors may have been added, moved or resized since
+        # (the preview was stretched to the old shape, the region placed on the old size)
+        read = screen_geometry()
+        if read is not None:
+            self.message = self.region.set_desktop(*read) or self.message
         self.region_before = self.region.box  # what cancelling the mode puts back
         self.scroll_back = dpg.get_y_scroll(self.ids.canvas)  # the results', after
+        self._show_preview()
+        self.dirty = True
+
+    def _show_preview(self) -> None:
+        """The desktop's preview started, its texture of the desktop's shape."""
+        _, _, dw, dh = self.region.desk
+        pw = PREVIEW_W
+        ph = max(1, round(pw * dh / dw))
+        tex = self.preview_tex
+        if tex is not None and (tex.width, tex.height) != (pw, ph):
+            grab_view.remove_preview(self)
+            self.preview_tex.delete()
+            self.preview_tex = None
         if self.preview_tex is None:
-            pw = 640
-            ph = round(pw * self.region.screen_h / self.region.screen_w)
             self.preview_tex = RawImage(self.registry, pw, ph)
             grab_view.add_preview(self)
+        if self.preview is not None:
+            self.preview.close()
         self.preview = ScreenPreview(self.preview_tex.width, self.preview_tex.height)
+
+    def desktop_changed(self, desk: tuple[int, int, int, int], home) -> None:
+        """The preview saw another desktop (a monitor changed while the mode is on)."""
+        self.message = self.region.set_desktop(desk, home) or self.message
+        self._show_preview()
         self.dirty = True
 
     def _leave_grab_mode(self, apply: bool, keep: bool | None = None) -> None:
@@ -659,6 +680,18 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
     }
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(json.dumps(stats, indent=1))
+
+
+def screen_geometry() -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None:
+    """The desktop (every monitor together) and the first monitor, each as left, top,
+    width, height in physical pixels; None without a display."""
+    src = ScreenSource()
+    try:
+        return src.desktop(), src.monitor()
+    except Exception:  # no display: the grab region is chosen later, if ever
+        return None
+    finally:
+        src.close()
 
 
 def _logical_width() -> int | None:

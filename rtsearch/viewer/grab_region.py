@@ -1,7 +1,9 @@
 """The screengrab rectangle and its on-screen preview: drag by body or corners, clamped.
 
-All region coordinates are physical screen pixels (what mss captures). The preview shows
-the whole screen scaled into a canvas rectangle; ``to_screen``/``to_preview`` convert.
+All region coordinates are physical desktop pixels, as mss captures them: every monitor
+together, whose top-left need not be 0,0 (a monitor left of the primary one has negative
+x). The preview shows the whole desktop scaled into a canvas rectangle; ``to_screen`` and
+``preview_rect`` convert.
 HiDPI: the app's window position is reported in logical pixels, so ``scale`` (physical per
 logical, detected from mss vs the toolkit, or set by hand) converts it.
 """
@@ -20,39 +22,59 @@ MIN_SIZE = 16
 
 @dataclass
 class Preview:
-    """Where the screen preview sits in the canvas: origin and preview px per screen px."""
+    """Where the desktop's preview sits in the canvas: the canvas point of the desktop's
+    top-left, preview px per desktop px, and that top-left in desktop pixels."""
 
     x: float
     y: float
     scale: float
+    left: int = 0
+    top: int = 0
 
 
 class GrabRegion:
-    def __init__(self, screen_w: int, screen_h: int, box: Box | None = None) -> None:
-        self.screen_w, self.screen_h = screen_w, screen_h
-        default = (screen_w // 4, screen_h // 4, screen_w // 2, screen_h // 2)
-        self.box: Box = self._moved_on(box or default)
+    """The rectangle grabbed, on a desktop ``desk`` (left, top, width, height: every
+    monitor together); ``home`` is the first monitor, where the default rectangle is."""
+
+    def __init__(self, desk: Box, box: Box | None = None, home: Box | None = None) -> None:
+        self.desk = desk
+        self.home = home or desk
+        self.box: Box = self._moved_on(box or self.default())
         self._drag: str | None = None
         self._anchor = (0.0, 0.0, self.box)
         self.scale = 1.0  # physical pixels per logical pixel
 
+    def default(self) -> Box:
+        """The middle half of the first monitor."""
+        x, y, w, h = self.home
+        return x + w // 4, y + h // 4, w // 2, h // 2
+
+    def set_desktop(self, desk: Box, home: Box | None = None) -> str:
+        """The desktop as it is now (monitors added, removed, resized): the region moved
+        onto it; "" when it still fitted, else a line saying where it went."""
+        self.desk, self.home = desk, home or desk
+        box = self.box
+        self.box = self._moved_on(box)
+        return "" if self.box == box else self._not_fitting(box)
+
     # -------------------------------------------------------------- geometry
     def fit_preview(self, x: float, y: float, w: float, h: float) -> Preview:
-        s = min(w / self.screen_w, h / self.screen_h)
-        return Preview(x, y, s)
+        left, top, dw, dh = self.desk
+        return Preview(x, y, min(w / dw, h / dh), left, top)
 
     @staticmethod
     def to_screen(p: Preview, px: float, py: float) -> tuple[float, float]:
-        return (px - p.x) / p.scale, (py - p.y) / p.scale
+        return (px - p.x) / p.scale + p.left, (py - p.y) / p.scale + p.top
 
     def preview_rect(self, p: Preview) -> tuple[float, float, float, float]:
         x, y, w, h = self.box
-        return (
-            p.x + x * p.scale,
-            p.y + y * p.scale,
-            p.x + (x + w) * p.scale,
-            p.y + (y + h) * p.scale,
-        )
+        x0, y0 = p.x + (x - p.left) * p.scale, p.y + (y - p.top) * p.scale
+        return x0, y0, x0 + w * p.scale, y0 + h * p.scale
+
+    def desk_rect(self, p: Preview) -> tuple[float, float, float, float]:
+        """The whole desktop's place on the canvas."""
+        _, _, w, h = self.desk
+        return p.x, p.y, p.x + w * p.scale, p.y + h * p.scale
 
     def part_at(self, p: Preview, px: float, py: float) -> str | None:
         """'tl', 'br' (corner handles), 'body', or None for a preview point."""
@@ -81,8 +103,8 @@ class GrabRegion:
             self.box = self._moved_on((x + dx, y + dy, w, h))
         elif self._drag == "tl":
             right, bottom = x + w, y + h
-            nx = min(max(0, x + dx), right - MIN_SIZE)
-            ny = min(max(0, y + dy), bottom - MIN_SIZE)
+            nx = min(max(self.desk[0], x + dx), right - MIN_SIZE)
+            ny = min(max(self.desk[1], y + dy), bottom - MIN_SIZE)
             self.box = (nx, ny, right - nx, bottom - ny)
         elif self._drag == "br":
             self.box = self._clamped((x, y, w + dx, h + dy))
@@ -95,20 +117,22 @@ class GrabRegion:
         return self._drag is not None
 
     def _clamped(self, box: Box) -> Box:
-        """Cut at the screen's right and bottom edges (a corner dragged past them)."""
+        """Cut at the desktop's right and bottom edges (a corner dragged past them)."""
         x, y, w, h = box
-        x = min(max(0, x), self.screen_w - MIN_SIZE)
-        y = min(max(0, y), self.screen_h - MIN_SIZE)
-        w = min(max(MIN_SIZE, w), self.screen_w - x)
-        h = min(max(MIN_SIZE, h), self.screen_h - y)
+        left, top, dw, dh = self.desk
+        x = min(max(left, x), left + dw - MIN_SIZE)
+        y = min(max(top, y), top + dh - MIN_SIZE)
+        w = min(max(MIN_SIZE, w), left + dw - x)
+        h = min(max(MIN_SIZE, h), top + dh - y)
         return x, y, w, h
 
     def _moved_on(self, box: Box) -> Box:
-        """Kept its size (up to the screen's) and moved the least way onto the screen."""
+        """Kept its size (up to the desktop's) and moved the least way onto the desktop."""
         x, y, w, h = box
-        w = min(max(MIN_SIZE, w), self.screen_w)
-        h = min(max(MIN_SIZE, h), self.screen_h)
-        return min(max(0, x), self.screen_w - w), min(max(0, y), self.screen_h - h), w, h
+        left, top, dw, dh = self.desk
+        w = min(max(MIN_SIZE, w), dw)
+        h = min(max(MIN_SIZE, h), dh)
+        return min(max(left, x), left + dw - w), min(max(top, y), top + dh - h), w, h
 
     def center_on(self, sx: float, sy: float) -> None:
         """Move the region (same size) so its centre is at the screen point, clamped."""
@@ -119,17 +143,25 @@ class GrabRegion:
         """Take ``box`` as the region, moved onto the screen (and no larger than it); "" when
         it fitted, else a line saying what became of it."""
         self.box = self._moved_on(box)
-        if self.box == tuple(box):
-            return ""
+        return "" if self.box == tuple(box) else self._not_fitting(box)
+
+    def _not_fitting(self, box: Box) -> str:
+        """What became of ``box``, which did not fit."""
         if box[2] < MIN_SIZE or box[3] < MIN_SIZE:
             return (
                 f"the screen region {_spec(box)} is smaller than {MIN_SIZE}x{MIN_SIZE}:"
                 f" grabbing {_spec(self.box)} instead (G to choose another)"
             )
         return (
-            f"the screen region {_spec(box)} does not fit the {self.screen_w}x{self.screen_h}"
-            f" screen: grabbing {_spec(self.box)} instead (G to choose another)"
+            f"the screen region {_spec(box)} does not fit the {self.desk_text()}: "
+            f"grabbing {_spec(self.box)} instead (G to choose another)"
         )
+
+    def desk_text(self) -> str:
+        """The desktop in words: "1440x900 screen", "3200x1080 desktop at -1280,0"."""
+        left, top, w, h = self.desk
+        where = f" at {left},{top}" if (left, top) != (0, 0) else ""
+        return f"{w}x{h} {'screen' if self.desk == self.home else 'desktop'}{where}"
 
     # -------------------------------------------------------------- own window
     def to_physical(self, window: Box) -> Box:

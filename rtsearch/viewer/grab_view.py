@@ -80,14 +80,16 @@ def hint_rows(width: float) -> int:
 
 def draw_grab(app: ViewerApp) -> None:
     if app.preview is not None and app.preview_tex is not None:
+        seen = app.preview.geometry
+        if seen is not None and seen[0] != app.region.desk:
+            app.desktop_changed(*seen)  # a monitor changed while the mode is on
         image = app.preview.take()
-        if image is not None:
+        if image is not None and app.preview_tex is not None:
             np.multiply(image, np.float32(1 / 255), out=app.preview_tex.buffer)
     hint = grab_hint(app)
     p = grab_preview(app)
     items = app.ids.grab
-    sx0, sy0 = p.x, p.y
-    sx1, sy1 = p.x + app.region.screen_w * p.scale, p.y + app.region.screen_h * p.scale
+    sx0, sy0, sx1, sy1 = app.region.desk_rect(p)
     x0, y0, x1, y1 = app.region.preview_rect(p)
     dpg.configure_item(items["preview"], pmin=(sx0, sy0), pmax=(sx1, sy1))
     dpg.configure_item(items["top"], pmin=(sx0, sy0), pmax=(sx1, y0))
