@@ -61,7 +61,7 @@ def clipboard_query(
         raise RtsearchError(NOTHING)
     if not isinstance(got, Path) or is_video_file(got):
         return got
-    image = load_rgb(got, min_size)
+    image = load_rgb(got, min_size=min_size)
     return Pasted(image, got.name, _stored_size(got, image))
 
 

@@ -379,7 +379,7 @@ class VideoSource:
             # decoded as analyze decodes it: OpenCV's reader drops transparency (a cut-out
             # showed on black, and found itself at 0.42 instead of 0)
             try:
-                self.still = Frame(load_rgb(self.path, LIVE_MIN_SIZE), time.perf_counter())
+                self.still = Frame(load_rgb(self.path, min_size=LIVE_MIN_SIZE), time.perf_counter())
                 self.message = ""
             except RtsearchError as exc:
                 self._fail(str(exc))

@@ -45,7 +45,7 @@ from rtsearch.viewer.grab_region import GrabRegion, detect_scale
 from rtsearch.viewer.shortcuts import action_for
 from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
-from rtsearch.viewer.textures import RawImage, TileTextures
+from rtsearch.viewer.textures import PictureTexture, TileTextures
 from rtsearch.viewer.worker import Published, ScreenPreview, Worker, random_source
 
 MAX_FPS = 60.0
@@ -168,12 +168,12 @@ class ViewerApp:
         dpg.configure_app(manual_callback_management=True)
         dpg.setup_dearpygui()
         with dpg.texture_registry() as reg:
-            # the query's texture takes each query picture's size (see _show_query)
-            self.query_tex = RawImage(reg, 4, 3)
+            # the query's texture: one kept for each size of query picture (_show_query)
+            self.query_tex = PictureTexture(reg)
             # what a result tile's draw item points at until it is bound (never drawn)
             self.blank_tex = dpg.add_static_texture(1, 1, [0.0, 0.0, 0.0, 1.0])
-            # made on entering grab mode and deleted on leaving it: uploads cost every frame
-            self.preview_tex: RawImage | None = None
+            # the grab mode's preview of the desktop, uploaded only while the mode is on
+            self.preview_tex = PictureTexture(reg, keep=2)
             self.registry = reg
             self.tiles = TileTextures(reg)
         self.ids = ui.build(self)
@@ -337,21 +337,13 @@ class ViewerApp:
         self.dirty = True
 
     def _show_preview(self) -> None:
-        """The desktop's preview started, its texture of the desktop's shape."""
+        """The desktop's preview started, of the desktop's shape."""
         _, _, dw, dh = self.region.desk
-        pw = PREVIEW_W
-        ph = max(1, round(pw * dh / dw))
-        tex = self.preview_tex
-        if tex is not None and (tex.width, tex.height) != (pw, ph):
-            grab_view.remove_preview(self)
-            self.preview_tex.delete()
-            self.preview_tex = None
-        if self.preview_tex is None:
-            self.preview_tex = RawImage(self.registry, pw, ph)
+        if "preview" not in self.ids.grab:
             grab_view.add_preview(self)
         if self.preview is not None:
             self.preview.close()
-        self.preview = ScreenPreview(self.preview_tex.width, self.preview_tex.height)
+        self.preview = ScreenPreview(PREVIEW_W, max(1, round(PREVIEW_W * dh / dw)))
 
     def desktop_changed(self, desk: tuple[int, int, int, int], home) -> None:
         """The preview saw another desktop (a monitor changed while the mode is on)."""
@@ -369,10 +361,8 @@ class ViewerApp:
         if self.preview is not None:
             self.preview.close()
             self.preview = None
-        if self.preview_tex is not None:
+        if "preview" in self.ids.grab:
             grab_view.remove_preview(self)
-            self.preview_tex.delete()
-            self.preview_tex = None
         self.dirty = True
         if apply:
             self._start_source("screen")
@@ -536,16 +526,12 @@ class ViewerApp:
         self.published = pub
 
     def _show_query(self, query: Thumb) -> None:
-        """Put ``query`` into the query's raw texture, made anew where its size differs (a
-        new source, header height or picture shape): the draw item moves to the new one
-        before the old one is freed."""
-        h, w = query.tile.shape[:2]
-        old = self.query_tex
-        if (old.width, old.height) != (w, h):
-            self.query_tex = RawImage(self.registry, w, h)
-            dpg.configure_item(self.ids.query_image, texture_tag=self.query_tex.tag)
-            old.delete()
+        """Put ``query`` into the query's texture (one of its size, kept: see
+        PictureTexture), the draw item moved to it where that is another."""
+        before = self.query_tex.tag
         self.query_tex.put(query.tile)
+        if self.query_tex.tag != before:
+            dpg.configure_item(self.ids.query_image, texture_tag=self.query_tex.tag)
 
     def _count_afresh(self) -> None:
         self.latencies.clear()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import dearpygui.dearpygui as dpg
-import numpy as np
 
+from rtsearch.viewer.textures import edge_uv
 from rtsearch.viewer.wrap import wrap_words
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ def add_items() -> dict:
 
 def add_preview(app: ViewerApp) -> None:
     """The screen preview's draw item, under the dimming rectangles."""
-    assert app.preview_tex is not None
     items = app.ids.grab
     items["preview"] = dpg.draw_image(
         app.preview_tex.tag, (0, 0), (1, 1), parent=app.ids.grab_layer, before=items["top"]
@@ -79,19 +78,25 @@ def hint_rows(width: float) -> int:
 
 
 def draw_grab(app: ViewerApp) -> None:
-    if app.preview is not None and app.preview_tex is not None:
+    tex, items = app.preview_tex, app.ids.grab
+    if app.preview is not None:
         seen = app.preview.geometry
         if seen is not None and seen[0] != app.region.desk:
             app.desktop_changed(*seen)  # a monitor changed while the mode is on
         image = app.preview.take()
-        if image is not None and app.preview_tex is not None:
-            np.multiply(image, np.float32(1 / 255), out=app.preview_tex.buffer)
+        if image is not None:
+            before = tex.tag
+            tex.put(image)
+            if tex.tag != before:
+                dpg.configure_item(items["preview"], texture_tag=tex.tag)
     hint = grab_hint(app)
     p = grab_preview(app)
-    items = app.ids.grab
     sx0, sy0, sx1, sy1 = app.region.desk_rect(p)
     x0, y0, x1, y1 = app.region.preview_rect(p)
-    dpg.configure_item(items["preview"], pmin=(sx0, sy0), pmax=(sx1, sy1))
+    uv_min, uv_max = edge_uv((tex.width, tex.height), tex.used, (sx0, sy0, sx1, sy1))
+    dpg.configure_item(
+        items["preview"], pmin=(sx0, sy0), pmax=(sx1, sy1), uv_min=uv_min, uv_max=uv_max
+    )
     dpg.configure_item(items["top"], pmin=(sx0, sy0), pmax=(sx1, y0))
     dpg.configure_item(items["bottom"], pmin=(sx0, y1), pmax=(sx1, sy1))
     dpg.configure_item(items["left"], pmin=(sx0, y0), pmax=(x0, y1))

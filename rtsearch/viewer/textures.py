@@ -74,23 +74,59 @@ def edge_uv(
     return (du, dv), (u - du, v - dv)
 
 
-class RawImage:
-    """A float32 RGB buffer shown through a raw texture; update with ``put``."""
+class PictureTexture:
+    """Pictures of changing sizes (the query, the desktop's preview) drawn from dynamic
+    textures kept by size, each at least its picture's size (each side rounded up to one
+    of ``SIDES``, at most 1.5 times it: few sizes serve every shape; draw it with
+    ``edge_uv(texels, used, rect)``). A texture is uploaded only when
+    a picture is put into it, and none is freed while fewer than ``keep`` sizes are in
+    use: Dear PyGui never gives back a deleted raw or dynamic texture's memory (3 MiB each
+    time a 640x400 one went: a viewer grew by 1 GB in minutes of switching sources and
+    entering the grab mode, where the query's texture was made anew for each new size)."""
 
-    def __init__(self, registry: int | str, width: int, height: int) -> None:
-        self.width, self.height = width, height
-        self.buffer = np.zeros((height, width, 3), np.float32)
-        self.tag = dpg.add_raw_texture(
-            width, height, self.buffer, format=dpg.mvFormat_Float_rgb, parent=registry
-        )
+    SIDES = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 
-    def put(self, tile: np.ndarray) -> None:
-        """Show ``tile`` (uint8 RGB of the texture's size)."""
-        np.multiply(tile, np.float32(1 / 255), out=self.buffer)
+    def __init__(self, registry: int | str, keep: int = 8) -> None:
+        self.registry = registry
+        self.keep = keep
+        # (width, height) of a texture -> (its tag, its RGBA float buffer)
+        self._made: OrderedDict[tuple[int, int], tuple[int | str, np.ndarray]] = OrderedDict()
+        self.tag: int | str = self._texture(16, 16)
+        self.width = self.height = 16  # the texture drawn now: its texels
+        self.used = (1, 1)  # (width, height) of the picture in its top left
 
-    def delete(self) -> None:
-        """Free the texture (nothing may draw it any more)."""
-        dpg.delete_item(self.tag)
+    def put(self, picture: np.ndarray) -> None:
+        """Show ``picture`` (uint8 RGB): ``tag`` may name another texture after it."""
+        h, w = picture.shape[:2]
+        tw, th = (next((s for s in self.SIDES if s >= side), side) for side in (w, h))
+        self.tag = self._texture(tw, th)
+        buffer = self._made[(tw, th)][1]
+        buffer[:h, :w, :3] = picture
+        buffer[:h, :w, :3] *= np.float32(1 / 255)
+        # the texel beyond each edge as the edge: filtering at the edge reads it
+        if w < tw:
+            buffer[:h, w] = buffer[:h, w - 1]
+        if h < th:
+            buffer[h, : min(w + 1, tw)] = buffer[h - 1, : min(w + 1, tw)]
+        dpg.set_value(self.tag, buffer.ravel())
+        self.width, self.height, self.used = tw, th, (w, h)
+
+    def _texture(self, width: int, height: int) -> int | str:
+        made = self._made.get((width, height))
+        if made is not None:
+            self._made.move_to_end((width, height))
+            return made[0]
+        if len(self._made) >= self.keep:  # the least recently used size goes
+            _, (tag, _) = self._made.popitem(last=False)
+            if tag != self.tag:
+                dpg.delete_item(tag)
+        buffer = np.ones((height, width, 4), np.float32)  # (alpha stays 1)
+        tag = dpg.add_dynamic_texture(width, height, buffer.ravel(), parent=self.registry)
+        self._made[(width, height)] = (tag, buffer)
+        return tag
+
+    def textures(self) -> set[int | str]:
+        return {tag for tag, _ in self._made.values()}
 
 
 class TileTextures:

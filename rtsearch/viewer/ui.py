@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rtsearch.session import SearchSession
     from rtsearch.thumbs import Thumb
     from rtsearch.viewer.app import ViewerApp
-    from rtsearch.viewer.textures import RawImage
+    from rtsearch.viewer.textures import PictureTexture
     from rtsearch.viewer.worker import Published
 
 CTRL_KEYS = (dpg.mvKey_LControl, dpg.mvKey_RControl, dpg.mvKey_ModCtrl)
@@ -497,7 +497,7 @@ def searched_rect(searched: tuple, rect: tuple) -> tuple[float, float, float, fl
     return x0 + left * w, y0 + top * h, x0 + right * w, y0 + bottom * h
 
 
-def query_uv(q: Thumb, tex: RawImage, rect: tuple) -> tuple[tuple, tuple]:
+def query_uv(q: Thumb, tex: PictureTexture, rect: tuple) -> tuple[tuple, tuple]:
     """The part of the query's texture to draw in ``rect``: its picture's texels, from half
     a texel in when drawn larger (textures.edge_uv)."""
     return edge_uv((tex.width, tex.height), (q.width, q.height), rect)
