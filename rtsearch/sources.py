@@ -174,6 +174,7 @@ class ScreenSource:
     by the thread that reads, because mss handles are per-thread on X11."""
 
     live = True
+    REREAD_S = 2.0  # a region off the desktop: its monitors read again this often
 
     def __init__(
         self,
@@ -191,6 +192,7 @@ class ScreenSource:
         self.follow_mouse = follow_mouse
         self.avoid = avoid
         self._local = threading.local()
+        self._reread_at = 0.0
 
     def _mss(self):
         grabber = getattr(self._local, "mss", None)
@@ -243,6 +245,12 @@ class ScreenSource:
             image = self.grab()
         except ValueError as exc:  # our own check: the region is empty or off the desktop
             self.message = f"screen capture failed: {exc}"
+            # the desktop the handle knows may have grown back meanwhile (a monitor plugged
+            # in again, the resolution put back): it said "off the desktop" for ever. Read
+            # again now and then, not every 10 ms as the worker polls
+            if time.perf_counter() - self._reread_at >= self.REREAD_S:
+                self._reread_at = time.perf_counter()
+                self._forget_mss()
             return None
         except Exception as exc:  # no display, X error, ...
             self.message = f"screen capture failed: {exc}"

@@ -358,8 +358,30 @@ def test_screen_region_off_screen_empty_or_partly_visible():
         assert stale.read() is None and "monitors changed" in stale.message
         assert stale._local.mss is None
         assert stale.read() is not None and stale.message == ""
-        for src in (part, off, empty, stale):
+        # a desktop that shrank and grew back (a monitor unplugged, plugged in again): the
+        # handle that saw it small said "off the desktop" for ever
+        back = ScreenSource((300, 300, 50, 50))
+        back._local.mss = ShrunkGrabber(back._mss())
+        back._reread_at = time.perf_counter()  # (just read: kept for REREAD_S)
+        for _ in range(2):
+            assert back.read() is None and "off the desktop (100x100)" in back.message
+        back.REREAD_S = 0.0
+        assert back.read() is None  # (this read finds it off, and lets the handle go)
+        assert back.read() is not None and back.message == ""
+        for src in (part, off, empty, stale, back):
             src.close()
+
+
+class ShrunkGrabber:
+    """An mss handle that saw a 100x100 desktop."""
+
+    def __init__(self, real) -> None:
+        desk = {"left": 0, "top": 0, "width": 100, "height": 100}
+        self.monitors = [desk, desk]
+        real.close()
+
+    def close(self) -> None:
+        pass
 
 
 class StaleGrabber:
