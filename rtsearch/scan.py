@@ -13,6 +13,19 @@ from rtsearch.errors import Warn
 
 Say = Callable[[str, str], None]  # (path under the base, reason)
 
+# Folders of copies, not pictures of their own, passed over as hidden ones are (their
+# thumbnails filled a photo's nearest results: 68 of 78 rows of a Synology share): NAS
+# thumbnail caches, recycle bins and snapshots (Synology, QNAP), Windows' recycle bin and
+# system folders. Compared without case.
+CLUTTER_DIRS = frozenset(
+    {"@eadir", "#recycle", "#snapshot", "@recycle", "@recently-snapshot", "@__thumb",
+     "$recycle.bin", "recycler", "system volume information"}
+)  # fmt: skip
+# Inside a macOS Photos library only these hold the pictures; the rest are its previews
+PHOTOS_LIBRARY_ORIGINALS = frozenset({"originals", "masters"})
+# Android's mark of a folder its gallery apps leave out (apps' caches)
+NO_MEDIA = ".nomedia"
+
 
 @dataclass
 class ScanResult:
@@ -37,7 +50,9 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
     base (a shortcut) never names its images in the folder's place. A link to a folder
     holding the base is not followed (it would take in everything around it), and a link to
     an image indexed under its own name is not indexed again. Hidden entries (names starting
-    with a dot: thumbnail caches, macOS's ._ files) are passed over.
+    with a dot: thumbnail caches, macOS's ._ files) are passed over, as are folders of
+    copies (CLUTTER_DIRS: NAS thumbnails, recycle bins, snapshots; a Photos library's
+    previews) and folders holding a ``.nomedia`` file.
     Entries named like images that cannot be one (FIFOs, devices, broken or looping
     symlinks, non-UTF-8 names) are reported through ``warn`` and listed in ``skipped``."""
     base = Path(base_dir)
@@ -66,14 +81,31 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
             _skip(result, say, rel or ".", f"cannot list directory ({exc.strerror})")
             result.unread.append(rel)
             continue
+        if rel and any(e.name == NO_MEDIA for e in entries):  # (the folder given: kept)
+            continue
+        in_library = os.path.basename(directory).lower().endswith(".photoslibrary")
         for entry in entries:
             if entry.name.startswith("."):  # hidden: .thumbnails caches, macOS ._ files
+                continue
+            if _clutter(entry, in_library):
                 continue
             if _visit(entry, rel, stack, linked, result, say) and entry.is_symlink():
                 file_links.append((result.paths[-1], os.path.realpath(entry.path)))
     _drop_links_to_files_indexed(result, file_links, visited)
     result.paths.sort()
     return result
+
+
+def _clutter(entry: os.DirEntry, in_library: bool) -> bool:
+    """Whether ``entry`` is a folder of copies (CLUTTER_DIRS, a Photos library's previews)."""
+    name = entry.name.lower()
+    if name not in CLUTTER_DIRS and not in_library:
+        return False
+    try:
+        folder = entry.is_dir()
+    except OSError:
+        return False
+    return folder and (name in CLUTTER_DIRS or name not in PHOTOS_LIBRARY_ORIGINALS)
 
 
 def _drop_links_to_files_indexed(

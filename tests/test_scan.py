@@ -195,3 +195,26 @@ def test_a_folder_past_the_paths_limit_is_said_not_passed_over(tmp_path):
     assert found.paths == ["near.jpg"]
     assert len(said) == 1 and said[0].endswith(": cannot stat (File name too long)"), said
     assert len(found.unread) == 1
+
+
+def test_folders_of_copies_are_passed_over(tmp_path):
+    """A Synology share's 10 photos gave 78 rows: each photo's thumbnails under @eaDir, the
+    recycle bin, snapshots, QNAP's caches; a Photos library's previews, Windows' recycle bin
+    and an Android app's cache (.nomedia) likewise. A photo's nearest results were its own
+    thumbnails, the other photos pushed past them."""
+    photos = ["2023/IMG_0001.JPG", "2023/IMG_0002.JPG", "P.photoslibrary/originals/A/x.jpeg",
+              "Old.photoslibrary/Masters/2019/y.jpg", "DCIM/z.jpg", "Album/@eaDir.jpg"]  # fmt: skip
+    clutter = [
+        "2023/@eaDir/IMG_0001.JPG/SYNOPHOTO_THUMB_XL.jpg", "#recycle/2023/IMG_0003.JPG",
+        "#snapshot/GMT+00_2024.01.01/2023/IMG_0001.JPG", "@Recycle/a.jpg", "@__thumb/b.jpg",
+        "$RECYCLE.BIN/S-1-5-21/$RA1B2C3.JPG", "System Volume Information/c.jpg",
+        "P.photoslibrary/resources/derivatives/A/x_1_105_c.jpeg",
+        "Old.photoslibrary/Thumbnails/y.jpg", "Android/data/app/cache/d.jpg",
+        "@EADIR/e.jpg",
+    ]  # fmt: skip
+    for rel in photos + clutter:
+        _touch_image(tmp_path / rel)
+    (tmp_path / "Android/data/app/cache/.nomedia").write_bytes(b"")
+    assert scan(tmp_path).paths == sorted(photos)
+    (tmp_path / ".nomedia").write_bytes(b"")  # the folder given itself: still indexed
+    assert scan(tmp_path).paths == sorted(photos)
