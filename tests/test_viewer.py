@@ -898,6 +898,8 @@ def test_the_grab_region_is_on_the_whole_desktop_and_follows_its_changes(app, ga
         assert "does not fit the 1200x900 screen: grabbing 800,150,400,300" in app.message
         for _ in range(5):
             app.frame()
+        app.perform("escape")  # the region from before, on the desktop as it is now
+        assert not app.grab_mode and app.region.box == (800, 150, 400, 300)
     finally:
         app._leave_grab_mode(apply=False)
         monkeypatch.undo()

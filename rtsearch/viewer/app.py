@@ -357,7 +357,8 @@ class ViewerApp:
         self.grab_mode = False
         self.region.end()
         if not (apply if keep is None else keep):
-            self.region.box = self.region_before
+            # (onto the desktop as it is now: a monitor may have gone meanwhile)
+            self.region.set_box(self.region_before)
         if self.preview is not None:
             self.preview.close()
             self.preview = None
