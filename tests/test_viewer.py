@@ -2159,6 +2159,40 @@ def test_a_folder_picked_in_a_dialog_is_the_one_analysed_and_not_picked_again(
     app.on_key(dpg.mvKey_Escape)
 
 
+def test_a_full_path_typed_into_the_folder_dialog_is_the_folder_analysed(
+    app, tmp_path, monkeypatch
+):
+    """The folder dialog's field starts as "."; a full path typed after it came back under
+    the dialog's folder (`analyze failed: /home/me/tmp/x: folder not found`)."""
+    from rtsearch.viewer import actions
+
+    asked: list[Path] = []
+    monkeypatch.setattr(actions, "analyze", lambda app, folder: asked.append(folder))
+    import tempfile
+
+    (tmp_path / "shown").mkdir()
+    # (a short path: xdotool typed the long pytest one only in part)
+    wanted = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp")) / "pics"
+    wanted.mkdir()
+    dialog = app.ids.analyze_dialog
+    dpg.configure_item(dialog, default_path=str(tmp_path / "shown"))
+    app.open_dialog(dialog)
+    for _ in range(5):
+        app.frame()
+    vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+    w, h = (dpg.get_item_configuration(dialog)[k] for k in ("width", "height"))
+    x0, y0 = (vw - w) // 2, (vh - h) // 2
+    xdotool(app, "mousemove", str(x0 + w // 2), str(y0 + h - 44))
+    xdotool(app, "click", "1")  # (the cursor lands after the field's ".")
+    xdotool(app, "key", "End")
+    xdotool(app, "type", str(wanted))
+    xdotool(app, "mousemove", str(x0 + 18), str(y0 + h - 18))
+    xdotool(app, "click", "1")
+    pump(app, lambda: not dpg.is_item_shown(dialog))
+    shutil.rmtree(wanted.parent)
+    assert asked == [wanted]
+
+
 def test_a_dialog_gives_the_picked_file_not_its_filter_name(tmp_path):
     """app_data as the real dialogs gave it (recorded under Xvfb, Dear PyGui 2.3)."""
     from rtsearch.errors import RtsearchError

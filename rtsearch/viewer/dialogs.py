@@ -227,7 +227,7 @@ def chosen(app_data: dict, *, directory: bool = False) -> str:
     """
     name = _as_typed(str(app_data.get("file_path_name", "")))
     if directory:
-        return name
+        return _typed_after_the_dot(name)
     typed = str(app_data.get("file_name", ""))
     for picked, path in (app_data.get("selections") or {}).items():
         if typed == picked or (typed.endswith(".*") and typed[:-2] == Path(picked).stem):
@@ -240,6 +240,20 @@ def chosen(app_data: dict, *, directory: bool = False) -> str:
         return matches[0]
     found = f"{len(matches)} files match" if matches else "no file matches"
     raise RtsearchError(f"{name}: {found}; pick the file from the list")
+
+
+def _typed_after_the_dot(path: str) -> str:
+    """A folder dialog's field starts as ".", and a full path typed after it came back
+    under the dialog's folder ('/home/me/tmp/x' for '/tmp/x'): where ``path`` is not there,
+    the longest tail of it that names a folder from the root is what was typed."""
+    if os.path.exists(path):
+        return path
+    parts = path.split("/")
+    for i in range(2, len(parts)):
+        tail = "/" + "/".join(parts[i:])
+        if os.path.isdir(tail) and tail != "/":
+            return tail
+    return path
 
 
 def _as_typed(path: str) -> str:
