@@ -30,7 +30,7 @@ from rtsearch.errors import RtsearchError, Warn, command, count, require_folder
 from rtsearch.extraction import extract
 from rtsearch.extractor import Extractor
 from rtsearch.moves import moved_rows, same_stat
-from rtsearch.scan import kept_unread, scan
+from rtsearch.scan import kept_unread, scan, under_copies
 from rtsearch.store import Index, ModelRef
 
 BLOCK_ROWS = 16384  # feature rows per storage block while analysing
@@ -364,8 +364,10 @@ def _check_most_kept(
     Files ``moved`` within the folder are not removed."""
     present = set(found.paths)
     removed = sum(
-        1 for p in old.paths if p not in present and not found.hides(p) and p not in moved
-    )
+        1
+        for p in old.paths
+        if p not in present and not found.hides(p) and p not in moved and not under_copies(p)
+    )  # (rows in folders of copies an older scan took in go without asking)
     refuse_removing_most(out, base_dir, len(old.paths), removed, "analysing it", options.replace)
 
 

@@ -96,6 +96,20 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
     return result
 
 
+def under_copies(rel: str) -> bool:
+    """Whether ``rel`` (posix, under the base) lies in a folder of copies scan passes over
+    by its name (an index made before scan passed over them holds such rows)."""
+    folders = rel.split("/")[:-1]
+    for i, name in enumerate(folders):
+        low = name.lower()
+        if low in CLUTTER_DIRS:
+            return True
+        inner = folders[i + 1].lower() if i + 1 < len(folders) else None
+        if low.endswith(".photoslibrary") and inner not in (None, *PHOTOS_LIBRARY_ORIGINALS):
+            return True
+    return False
+
+
 def _clutter(entry: os.DirEntry, in_library: bool) -> bool:
     """Whether ``entry`` is a folder of copies (CLUTTER_DIRS, a Photos library's previews)."""
     name = entry.name.lower()

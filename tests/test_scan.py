@@ -218,3 +218,37 @@ def test_folders_of_copies_are_passed_over(tmp_path):
     assert scan(tmp_path).paths == sorted(photos)
     (tmp_path / ".nomedia").write_bytes(b"")  # the folder given itself: still indexed
     assert scan(tmp_path).paths == sorted(photos)
+
+
+def test_an_index_holding_copies_an_older_scan_took_in_updates_without_asking(
+    tmp_path, tiny_model, monkeypatch, capsys
+):
+    """An index made before folders of copies were passed over (a share's 12 photos as 72
+    rows): `update` and `analyze` refused, "holds only 12 of the 72 images ... another
+    folder?", where dropping those rows is the point; --replace was the way through."""
+    from rtsearch.cli import main
+
+    share = tmp_path / "share"
+    (share / "photo").mkdir(parents=True)
+    for i in range(12):
+        make_image(i).save(share / "photo" / f"IMG_{i:04d}.JPG")
+        for size in ("XL", "B", "M", "S", "SM"):
+            thumb = share / "photo/@eaDir" / f"IMG_{i:04d}.JPG" / f"SYNOPHOTO_THUMB_{size}.jpg"
+            thumb.parent.mkdir(parents=True, exist_ok=True)
+            make_image(i).resize((64, 48)).save(thumb)
+    model = ["--model", str(tiny_model)]
+    for command in ("update", "analyze"):
+        index = tmp_path / f"{command}.dat"
+        with monkeypatch.context() as older:
+            older.setattr(scan_module, "CLUTTER_DIRS", frozenset())
+            assert main(["analyze", str(share), "-o", str(index), *model, "--quiet"]) == 0
+        assert "72 images" in capsys.readouterr().out
+        given = [str(index), str(share)] if command == "update" else [str(share), "-o", str(index)]
+        assert main([command, *given, *model]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert f"{index}: 12 images" in out, out
+    assert scan_module.under_copies("photo/@eaDir/IMG_0001.JPG/SYNOPHOTO_THUMB_XL.jpg")
+    assert scan_module.under_copies("L.photoslibrary/resources/derivatives/x.jpeg")
+    assert not scan_module.under_copies("L.photoslibrary/originals/x.jpeg")
+    assert not scan_module.under_copies("L.photoslibrary/x.jpeg")
+    assert not scan_module.under_copies("photo/@eaDir.jpg")
