@@ -279,6 +279,15 @@ def plan(
     report = Report()
     found = scan(base_dir, warn)
     report.skipped.extend(found.skipped)
+    if found.raw:  # (passed over without a word: a folder of them was "no usable images")
+        raw = f"{count(found.raw, 'RAW camera file')} (.CR2, .NEF, .ARW, .DNG ...)"
+        if not found.paths:
+            raise RtsearchError(
+                f"{base_dir}: no usable images found: it holds {raw}, which rtsearch does not "
+                "read; export them as JPEGs to index them"
+            )
+        if warn:
+            warn(f"{base_dir}: {raw} passed over: rtsearch does not read RAW files")
     done, old = _reusable(base_dir, out, model, settings, found, warn)
     if old is not None and not settings.replace:
         _check_most_kept(out, base_dir, old, found, done.moved_from, settings.options)

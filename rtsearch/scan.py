@@ -23,6 +23,11 @@ CLUTTER_DIRS = frozenset(
 )  # fmt: skip
 # Inside a macOS Photos library only these hold the pictures; the rest are its previews
 PHOTOS_LIBRARY_ORIGINALS = frozenset({"originals", "masters"})
+# camera RAW files: counted, not read (said once, so a folder of them is not "empty")
+RAW_EXTENSIONS = frozenset(
+    {".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".dng", ".orf", ".rw2",
+     ".raf", ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".raw", ".rwl", ".iiq"}
+)  # fmt: skip
 # Android's mark of a folder its gallery apps leave out (apps' caches)
 NO_MEDIA = ".nomedia"
 
@@ -37,6 +42,7 @@ class ScanResult:
     paths: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)
+    raw: int = 0  # RAW camera files met (not read: no decoder for them here)
 
     def hides(self, path: str) -> bool:
         """Whether ``path`` (relative, posix) may exist unseen in an unread place."""
@@ -172,6 +178,7 @@ def _visit(
         (linked if entry.is_symlink() else stack).append((Path(entry.path), child))
         return False
     if not _named_like_image(entry.name):
+        result.raw += os.path.splitext(entry.name)[1].lower() in RAW_EXTENSIONS
         return False
     if not stat.S_ISREG(st.st_mode):
         # Opening a FIFO or a device would block or read forever.

@@ -252,3 +252,30 @@ def test_an_index_holding_copies_an_older_scan_took_in_updates_without_asking(
     assert not scan_module.under_copies("L.photoslibrary/originals/x.jpeg")
     assert not scan_module.under_copies("L.photoslibrary/x.jpeg")
     assert not scan_module.under_copies("photo/@eaDir.jpg")
+
+
+def test_raw_camera_files_are_said_not_passed_over_in_silence(tmp_path, tiny_model, capsys):
+    """A camera folder's RAW twins were passed over without a word, and a folder of RAW
+    files only said `no usable images found (0 skipped)`, as of an empty one."""
+    from rtsearch.cli import main
+
+    shots = tmp_path / "DCIM"
+    shots.mkdir()
+    for i in range(3):
+        make_image(i).save(shots / f"IMG_{i:04d}.JPG")
+        for ext in (".CR2", ".nef"):
+            (shots / f"IMG_{i:04d}{ext}").write_bytes(b"II*\x00" + bytes(100))
+    model = ["--model", str(tiny_model), "--quiet"]
+    assert main(["analyze", str(shots), "-o", str(tmp_path / "a.dat"), *model]) == 0
+    assert capsys.readouterr().err == (
+        f"warning: {shots}: 6 RAW camera files (.CR2, .NEF, .ARW, .DNG ...) passed over: "
+        "rtsearch does not read RAW files\n"
+    )
+    for jpeg in shots.glob("*.JPG"):
+        jpeg.unlink()
+    assert main(["analyze", str(shots), "-o", str(tmp_path / "b.dat"), *model]) == 1
+    assert capsys.readouterr().err == (
+        f"rtsearch: error: {shots}: no usable images found: it holds 6 RAW camera files "
+        "(.CR2, .NEF, .ARW, .DNG ...), which rtsearch does not read; export them as JPEGs to "
+        "index them\n"
+    )
