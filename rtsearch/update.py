@@ -34,7 +34,7 @@ from rtsearch.errors import RtsearchError, Warn, command, count, printable, requ
 from rtsearch.extractor import Extractor
 from rtsearch.interrupts import Terminated
 from rtsearch.moves import moved_rows
-from rtsearch.scan import kept_unread, scan, under_copies
+from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index
 
 REFIT_FRACTION = single.REFIT_FRACTION
@@ -126,9 +126,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     report.removed = [p for p in gone if p not in moved_away]
     report.relocated = sorted(relocated)
     if not prune and seen:  # (an emptied folder: "no images left", below)
-        # (rows in folders of copies an older scan took in go without asking)
-        removed = sum(not under_copies(p) for p in report.removed)
-        single.refuse_removing_most(index_path, base_dir, old.count, removed, "updating")
+        single.refuse_removing_most(index_path, base_dir, old.count, report.removed, "updating")
     if todo or report.removed or report.relocated or moved:
         atomic.check_writable(index_path)  # before the work, not after it
         atomic.check_room_for_siblings(index_path)
