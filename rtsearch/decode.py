@@ -38,7 +38,7 @@ import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from rtsearch.errors import RtsearchError, first_line
-from rtsearch.sniff import ftyp_brands, video_kind
+from rtsearch.sniff import HEAD_BYTES, ftyp_brands, video_kind
 
 RGBImage = npt.NDArray[np.uint8]  # (H, W, 3) uint8
 # HEIF's names are listed whether or not pillow-heif is here: an index made where it is
@@ -200,7 +200,7 @@ def _what(path: Path | str) -> str:
     """What a file that no picture reader knows is, as far as can be told."""
     try:
         with _open_regular(path) as f:
-            kind = video_kind(f.read(400))
+            kind = video_kind(f.read(HEAD_BYTES))
     except (OSError, RtsearchError):
         kind = None
     return f"{kind} video" if kind else "unknown format"

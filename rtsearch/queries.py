@@ -349,7 +349,7 @@ def _answer_piped(session: SearchSession, args: argparse.Namespace, *, say_trim:
     (decoding, verification and the trim read a file), its problems named as the input's."""
     import tempfile
 
-    from rtsearch.decode import video_kind
+    from rtsearch.sniff import HEAD_BYTES, video_kind
 
     if sys.stdin is None:
         raise RtsearchError(f"{STDIN_NAME} is closed: pipe a picture in (... | rtsearch query "
@@ -362,7 +362,7 @@ def _answer_piped(session: SearchSession, args: argparse.Namespace, *, say_trim:
         raise RtsearchError(f"{STDIN_NAME}: empty (nothing was piped in, or it was read before)")
     if len(data) > MAX_PIPED:  # (`< /dev/zero` read until memory ran out)
         raise RtsearchError(f"{STDIN_NAME}: more than {size_text(MAX_PIPED)}: not a picture")
-    kind = video_kind(data[:400])
+    kind = video_kind(data[:HEAD_BYTES])
     if kind:  # (it said "not an image file (unknown format)")
         play = command("rtsearch", "view", args.index, "--source", "video:FILE")
         raise RtsearchError(

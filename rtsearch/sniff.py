@@ -4,6 +4,8 @@ audio, instead of "unknown format" or "cannot open"."""
 
 from __future__ import annotations
 
+HEAD_BYTES = 400  # what the kinds below are told from: a file's first bytes
+
 
 def ftyp_brands(head: bytes) -> list[bytes]:
     """The major brand, then the compatible ones, of an ISO-BMFF file's first box."""
@@ -23,7 +25,7 @@ _ASF = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 
 
 def video_kind(head: bytes) -> str | None:
-    """The kind of video ``head`` (a file's first 400 bytes) starts, named for a user
+    """The kind of video ``head`` (a file's first HEAD_BYTES) starts, named for a user
     ("an MP4 or QuickTime"), or None when it starts none this knows."""
     brands = ftyp_brands(head[:64])
     if brands and brands[0] in _VIDEO_BRANDS:
@@ -50,7 +52,7 @@ _AUDIO_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P "})
 
 
 def audio_kind(head: bytes) -> str | None:
-    """The kind of audio-only file ``head`` (its first 400 bytes) starts ("an MP3"), or
+    """The kind of audio-only file ``head`` (its first HEAD_BYTES) starts ("an MP3"), or
     None."""
     brands = ftyp_brands(head[:64])
     if brands and brands[0] in _AUDIO_BRANDS:

@@ -26,7 +26,7 @@ from PIL import Image
 
 from rtsearch.decode import RGBImage, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError, first_line
-from rtsearch.sniff import audio_kind
+from rtsearch.sniff import HEAD_BYTES, audio_kind
 
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
 # what ``source.message`` already says in one line; errors still show.
@@ -212,6 +212,10 @@ class ScreenSource:
         m = self._mss().monitors[0]
         return m["left"], m["top"], m["width"], m["height"]
 
+    def geometry(self) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+        """The desktop and the first monitor, as the grab region takes them."""
+        return self.desktop(), self.monitor()
+
     def grab(self, region: tuple[int, int, int, int] | None = None) -> RGBImage:
         """The region's visible part (a region partly off the desktop is cut to it).
         ValueError when nothing of it is on the desktop or it is empty."""
@@ -220,16 +224,14 @@ class ScreenSource:
     def grab_bgra(self, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """As ``grab``, in the screen's own BGRA (H, W, 4) (to shrink before converting)."""
         x, y, w, h = region or self.region or self.monitor()
-        desk = self._mss().monitors[0]  # every monitor together
-        x0, y0 = max(x, desk["left"]), max(y, desk["top"])
-        x1 = min(x + w, desk["left"] + desk["width"])
-        y1 = min(y + h, desk["top"] + desk["height"])
+        left, top, dw, dh = self.desktop()
+        x0, y0 = max(x, left), max(y, top)
+        x1, y1 = min(x + w, left + dw), min(y + h, top + dh)
         if w <= 0 or h <= 0:
             raise ValueError(f"the region {w}x{h} is empty")
         if x1 <= x0 or y1 <= y0:
             raise ValueError(
-                f"the region {w}x{h}+{x}+{y} is off the desktop "
-                f"({desk['width']}x{desk['height']}); move it with G"
+                f"the region {w}x{h}+{x}+{y} is off the desktop ({dw}x{dh}); move it with G"
             )
         shot = self._mss().grab({"left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0})
         return np.asarray(shot)
@@ -292,11 +294,11 @@ class ScreenSource:
         if own is not None and own[0] <= px < own[0] + own[2] and own[1] <= py < own[1] + own[3]:
             self.message = "following the mouse: point at a picture outside this window"
             return None
-        desk = self._mss().monitors[0]  # every monitor together
+        left, top, dw, dh = self.desktop()
         w, h = (self.region or (0, 0, DEFAULT_GRAB[0], DEFAULT_GRAB[1]))[2:]
-        w, h = min(w, desk["width"]), min(h, desk["height"])
-        x = min(max(px - w // 2, desk["left"]), desk["left"] + desk["width"] - w)
-        y = min(max(py - h // 2, desk["top"]), desk["top"] + desk["height"] - h)
+        w, h = min(w, dw), min(h, dh)
+        x = min(max(px - w // 2, left), left + dw - w)
+        y = min(max(py - h // 2, top), top + dh - h)
         if own is not None and boxes_overlap((x, y, w, h), own):
             # the pointer is outside, but the box around it would take in this window
             self.message = (
@@ -339,7 +341,7 @@ def _why_not_a_video(path: Path) -> str:
     """What to say of a file OpenCV did not open as a video."""
     try:
         with open(path, "rb") as f:
-            head = f.read(400)
+            head = f.read(HEAD_BYTES)
     except OSError as exc:
         return f"cannot open as a video ({exc.strerror or first_line(exc)})"
     if not head:

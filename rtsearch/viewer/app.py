@@ -674,7 +674,7 @@ def screen_geometry() -> tuple[tuple[int, int, int, int], tuple[int, int, int, i
     width, height in physical pixels; None without a display."""
     src = ScreenSource()
     try:
-        return src.desktop(), src.monitor()
+        return src.geometry()
     except Exception:  # no display: the grab region is chosen later, if ever
         return None
     finally:

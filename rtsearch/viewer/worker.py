@@ -522,9 +522,8 @@ class ScreenPreview:
                     src.refresh()
                     read_at = began
                 try:
-                    desk = src.desktop()
-                    self.geometry = (desk, src.monitor())
-                    small = shrunk(src.grab_bgra(desk), self.size)
+                    self.geometry = src.geometry()
+                    small = shrunk(src.grab_bgra(self.geometry[0]), self.size)
                 except Exception as exc:
                     self.message = f"screen capture failed: {exc}"
                     src.refresh()
