@@ -85,6 +85,7 @@ class Searcher:
 
             self._tree = cKDTree(self.vectors)
         self._sq_norms = np.einsum("ij,ij->i", self.vectors, self.vectors)
+        self._max_sq_norm = float(self._sq_norms.max()) if n else 0.0
         self._bounds = None
         if prefilter and uses_prefilter(n, self.method):
             from rtsearch.prefilter import Int8Bounds
@@ -95,26 +96,48 @@ class Searcher:
     def count(self) -> int:
         return int(self.vectors.shape[0])
 
-    def query(self, vector: npt.NDArray[np.float32], k: int, exclude: int | None = None) -> Hits:
-        """The k nearest rows to ``vector`` (d,); ``exclude`` drops one row (the query's own)."""
+    def query(
+        self, vector: npt.NDArray[np.float32], k: int, exclude: int | None = None,
+        *, first: int | None = None,
+    ) -> Hits:  # fmt: skip
+        """The k nearest rows to ``vector`` (d,); ``exclude`` drops one row (the query's own);
+        ``first`` ranks one before the others at its distance (the query's own file among
+        its identical copies); other ties go by row."""
         n = self.count
         want = min(k + (exclude is not None), n)
         if want <= 0:
             return Hits(np.zeros(0, np.int64), np.zeros(0, np.float32))
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         if self._ann is not None:
-            idx, dist = self._ann.search(q, want)
+            idx, _ = self._ann.search(q, want)
         elif self._tree is not None:
-            dist, idx = self._tree.query(q, k=want)
-            idx, dist = np.atleast_1d(idx).astype(np.int64), np.atleast_1d(dist)
+            _, idx = self._tree.query(q, k=want)
+            idx = np.atleast_1d(idx).astype(np.int64)
         else:
-            idx, dist = self._prefiltered(q, want) if self._bounds else self._scan(q, want)
+            idx = self._prefiltered(q, want) if self._bounds else self._scan(q, want)
+        idx, dist = self._exact(idx, q, want, first)
         if exclude is not None:
             keep = idx != exclude
             idx, dist = idx[keep], dist[keep]
         return Hits(idx[:k], dist[:k].astype(np.float32))
 
-    def _scan(self, q: npt.NDArray[np.float32], want: int) -> tuple[np.ndarray, np.ndarray]:
+    def _exact(
+        self, rows: npt.NDArray[np.int64], q: npt.NDArray[np.float32], want: int,
+        first: int | None = None,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:  # fmt: skip
+        """The ``want`` best of candidate ``rows`` by distances taken again in float64 from
+        the differences, ties by row: the scan's |x|^2 - 2 x.q form loses the small distances
+        to float32 cancellation (identical copies of a picture came out 0.0000 and 0.0005,
+        the first of them by chance), and a tree or the ANN orders equal distances as it
+        finds them. A few dozen rows: microseconds."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.sort(rows)  # (a memmap is read in file order)
+        diff = np.asarray(self.vectors[order], dtype=np.float64) - q.astype(np.float64)
+        d = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        best = np.lexsort((order, order != first, d))[:want]
+        return order[best], d[best]
+
+    def _scan(self, q: npt.NDArray[np.float32], want: int) -> npt.NDArray[np.int64]:
         # |x - q|^2 = |x|^2 - 2 x.q + |q|^2; the last term does not change the ranking.
         # One GEMV (memory-bound: it reads every vector once) into a per-thread buffer, then
         # a threshold that provably keeps at least ``want`` rows (_kth_bound), found without
@@ -125,12 +148,12 @@ class Searcher:
         np.dot(self.vectors, (-2.0 * q).astype(np.float32), out=d2)
         d2 += self._sq_norms
         rows = np.flatnonzero(d2 <= _kth_bound(d2, want))
-        return _ranked(rows, d2[rows], q, want)
+        return self._candidates(rows, d2[rows], q, want)
 
-    def _prefiltered(self, q: npt.NDArray[np.float32], want: int) -> tuple[np.ndarray, np.ndarray]:
+    def _prefiltered(self, q: npt.NDArray[np.float32], want: int) -> npt.NDArray[np.int64]:
         """The scan's answer from the int8 bounds: rows whose lower bound is under the
         want-th smallest upper bound (at least ``want`` rows are surely that close, so every
-        row of the true top ``want``, ties included, passes), ranked exactly in float32."""
+        row of the true top ``want``, ties included, passes), narrowed in float32."""
         assert self._bounds is not None
         lower, upper = self._bounds.bounds(q)
         thr = _kth_bound(upper, want)
@@ -139,7 +162,27 @@ class Searcher:
             return self._scan(q, want)
         d2 = self.vectors[rows] @ (-2.0 * q).astype(np.float32)
         d2 += self._sq_norms[rows]
-        return _ranked(rows, d2, q, want)
+        return self._candidates(rows, d2, q, want)
+
+    def _candidates(
+        self, rows: npt.NDArray[np.intp], d2: npt.NDArray[np.float32], q: npt.NDArray[np.float32],
+        want: int,
+    ) -> npt.NDArray[np.int64]:  # fmt: skip
+        """The rows among ``rows`` (ranking distances ``d2``: |x|^2 - 2 q.x) that may be among
+        the ``want`` nearest: those within float32's rounding error of the want-th, every
+        one of which ``_exact`` measures again."""
+        if len(rows) <= want:
+            return rows.astype(np.int64)
+        kth = float(np.partition(d2, want - 1)[want - 1])
+        keep = d2 <= kth + self._slack(q)
+        return rows[keep].astype(np.int64)
+
+    def _slack(self, q: npt.NDArray[np.float32]) -> float:
+        """A bound on the rounding error of a float32 ranking distance |x|^2 - 2 q.x over
+        ``dims`` terms: dims * eps * (|x| + |q|)^2, |x| at its largest over the index."""
+        dims = self.vectors.shape[1]
+        reach = (np.sqrt(self._max_sq_norm) + float(np.sqrt(q @ q))) ** 2
+        return float(dims * np.finfo(np.float32).eps * reach)
 
     def _buffer(self) -> npt.NDArray[np.float32]:
         """A distance buffer per thread: a fresh 4 MB array per query at 1M rows costs page
@@ -153,16 +196,6 @@ class Searcher:
 def uses_prefilter(rows: int, method: str) -> bool:
     """Whether a Searcher over ``rows`` vectors with ``method`` builds the int8 first pass."""
     return method == "brute" and PREFILTER_ROWS[0] <= rows <= PREFILTER_ROWS[1]
-
-
-def _ranked(
-    rows: npt.NDArray[np.intp], d2: npt.NDArray[np.float32], q: npt.NDArray[np.float32], want: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``want`` best of candidate ``rows`` with ranking distances ``d2`` (|x|^2 - 2 q.x):
-    by distance, ties by row (deterministic), as Euclidean distances."""
-    order = np.lexsort((rows, d2))[:want]
-    dist = np.sqrt(np.maximum(d2[order] + float(q @ q), 0.0))
-    return rows[order].astype(np.int64), dist
 
 
 def _kth_bound(values: npt.NDArray[np.float32], want: int) -> float:

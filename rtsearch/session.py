@@ -22,6 +22,7 @@ from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.extractor import Extractor
 from rtsearch.models import find_model_for, resolve_model
+from rtsearch.moves import same_stat
 from rtsearch.search import Searcher
 from rtsearch.store import Index
 from rtsearch.verify import MAX_SIDE as VERIFY_SIDE
@@ -123,8 +124,11 @@ class SearchSession:
         assert self.index.projection is not None
         return self.index.projection(features)
 
-    def query_vector(self, vector, k: int, exclude: int | None = None) -> list[Result]:
-        hits = self.searcher.query(vector, k, exclude)
+    def query_vector(
+        self, vector, k: int, exclude: int | None = None, first: int | None = None
+    ) -> list[Result]:
+        """``first``: a row ranked before the others at its distance (Searcher.query)."""
+        hits = self.searcher.query(vector, k, exclude, first=first)
         return [
             Result(int(i), self.index.paths[i], self.base_dir / self.index.paths[i], float(d))
             for i, d in zip(hits.indices, hits.distances, strict=True)
@@ -138,14 +142,20 @@ class SearchSession:
         *,
         verify: bool = False,
         detail: RGBImage | None = None,
+        own: int | None = None,
     ) -> list[Result]:
         """Nearest ``k`` to ``image``; with ``verify`` the top candidates are re-ranked by
         geometric verification (rtsearch/verify.py), which puts the source of a copy first.
-        ``detail``: a larger decode of the same picture for the keypoints (default: image)."""
-        vector = self.project(self.features_of([image]))[0]
+        ``detail``: a larger decode of the same picture for the keypoints (default: image);
+        ``own``: the row ``image`` was analysed into: its vector is searched with (no model
+        run) and it ranks first among rows as near (identical copies)."""
+        if own is None:
+            vector = self.project(self.features_of([image]))[0]
+        else:
+            vector = np.asarray(self.index.projected[own], np.float32)
         if not verify:
-            return self.query_vector(vector, k, exclude)
-        wide = self.query_vector(vector, max(k, self.verifier.candidates), exclude)
+            return self.query_vector(vector, k, exclude, own)
+        wide = self.query_vector(vector, max(k, self.verifier.candidates), exclude, own)
         return self.verifier.rerank(image if detail is None else detail, wide)[:k]
 
     def query_file(
@@ -171,7 +181,30 @@ class SearchSession:
         detail = None  # (trimmed, the picture has all its pixels: verified as searched)
         if verify and not trim and max(image.shape[:2]) < VERIFY_SIDE:
             detail = load_rgb(path, min_size=(VERIFY_SIDE, VERIFY_SIDE))
-        return self.query_image(image, k, verify=verify, detail=detail)
+        # A file of the index, as analysed, is searched as its row: first, before identical
+        # copies elsewhere (a model run's rounding differs from another's by ~1e-7).
+        own = None if trim else self.row_of_file(path)
+        return self.query_image(image, k, verify=verify, detail=detail, own=own)
+
+    def row_of_file(self, path: Path) -> int | None:
+        """The row made from the file at ``path`` as it is now: its place under the base
+        folder, size and modification time as the index has them; None for any other."""
+        try:
+            rel = Path(path).absolute().relative_to(self.base_dir).as_posix()
+            st = Path(path).stat()
+        except (ValueError, OSError):
+            return None
+        row = self._rows.get(rel)
+        index = self.index
+        if row is None or not same_stat(index.sizes[row], index.mtimes[row], st.st_size,
+                                        st.st_mtime):  # fmt: skip
+            return None
+        return row
+
+    @functools.cached_property
+    def _rows(self) -> dict[str, int]:
+        """Each path's row (built on the first file asked about: ~15 MB at 145k rows)."""
+        return {str(p): i for i, p in enumerate(self.index.paths)}
 
     def with_features(self) -> Index:
         """This session's index with its stored features, read from its file when they were

@@ -139,6 +139,40 @@ def test_brute_force_scan_is_exact(monkeypatch, n, prefilter) -> None:
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("method", ["brute", "prefiltered", "kdtree"])
+def test_near_rows_are_ranked_by_their_true_distances_and_copies_by_row(monkeypatch, method):
+    """Far from the origin the scan's |x|^2 - 2 x.q form loses small distances to float32
+    cancellation (copies of one picture came out 0.0000 and 0.0005, in chance order): every
+    method ranks the nearest by distances taken from the differences, exact copies at 0,
+    ties by row unless one is asked to be first."""
+    import numpy as np
+
+    from rtsearch import search
+
+    monkeypatch.setattr(search, "SCAN_CHUNK", 8)
+    monkeypatch.setattr(
+        search, "PREFILTER_ROWS", (1, 10**9) if method == "prefiltered" else (0, -1)
+    )
+    rng = np.random.default_rng(3)
+    dims = 8 if method == "kdtree" else 24
+    far = np.full(dims, 300.0, np.float32)
+    vectors = far + rng.standard_normal((400, dims)).astype(np.float32)  # the others
+    steps = np.array([0.0, 0.0, 0.004, 0.002, 0.0, 0.001, 0.003], np.float32)
+    near = np.arange(100, 100 + 7 * 40, 40)  # spread over the scan's groups
+    vectors[near] = far
+    vectors[near, 0] += steps
+    searcher = search.Searcher(vectors, "kdtree" if method == "kdtree" else "brute")
+    assert searcher.method == ("kdtree" if method == "kdtree" else "brute")
+    assert (searcher._bounds is not None) == (method == "prefiltered")
+    hits = searcher.query(far, 7)
+    # the three exact copies at 0 by row, then 0.001, 0.002, 0.003, 0.004
+    assert hits.indices.tolist() == near[[0, 1, 4, 5, 3, 6, 2]].tolist()
+    true = vectors[hits.indices, 0].astype(np.float64) - far[0]  # (300.001 is not a float32)
+    np.testing.assert_allclose(hits.distances, true, rtol=1e-6, atol=0)
+    assert searcher.query(far, 3, first=near[4]).indices.tolist() == near[[4, 0, 1]].tolist()
+    assert searcher.query(far, 3, exclude=near[0]).indices.tolist() == near[[1, 4, 5]].tolist()
+
+
 @pytest.mark.parametrize("spread", ["isotropic", "pca-like"])
 def test_int8_bounds_hold_and_prune(spread) -> None:
     """Every row's exact ranking distance lies within its int8 bounds (checked in float64),

@@ -414,3 +414,40 @@ def test_pictures_may_come_after_the_options(tmp_path, tiny_model, indexed, caps
     with pytest.raises(SystemExit):
         cli.main(["query", str(out), "-k", "1", str(picture), "--bogus"])
     assert "rtsearch query: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_a_file_of_the_index_comes_first_among_its_identical_copies(capsys, tmp_path, tiny_model):
+    """Copies of one file (a Backup folder) are each analysed, their vectors a rounding
+    apart: a file of the index is searched as its row, first among its copies at 0, the
+    copies by place; a file changed since analyze is run through the model again."""
+    import os
+
+    from rtsearch.session import SearchSession
+
+    gallery, out = tmp_path / "gallery", tmp_path / "g.dat"
+    make_gallery(gallery, 9)
+    original = gallery / "d1/img00004.jpg"
+    copies = [gallery / "Backup/img00004.jpg", gallery / "a/img00004.jpg"]
+    for copy in copies:
+        copy.parent.mkdir()
+        shutil.copy2(original, copy)
+    assert cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")[0] == 0
+    names = {"d1/img00004.jpg", "Backup/img00004.jpg", "a/img00004.jpg"}
+    for picture in (original, *copies):
+        code, stdout, _ = cli(capsys, "query", out, picture, "--model", tiny_model, "-k", "4",
+                              "--json")  # fmt: skip
+        results = json.loads(stdout)
+        assert code == 0 and results[0]["path"] == picture.relative_to(gallery).as_posix()
+        assert {r["path"] for r in results[:3]} == names and results[0]["distance"] == 0.0
+        assert [r["path"] for r in results[1:3]] == sorted(names - {results[0]["path"]})
+        assert results[3]["distance"] > 100 * results[2]["distance"]
+
+    session = SearchSession.open(out, model=str(tiny_model))
+    runs = []
+    real = session.features_of
+    session.features_of = lambda images: runs.append(1) or real(images)
+    assert session.row_of_file(original) is not None and session.row_of_file(tmp_path) is None
+    assert session.query_file(original, 3)[0].path == "d1/img00004.jpg" and runs == []
+    os.utime(original, (1e9, 1e9))  # changed since analyze: not its row any more
+    assert session.row_of_file(original) is None
+    assert {r.path for r in session.query_file(original, 3)} == names and runs == [1]
