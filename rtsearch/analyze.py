@@ -27,6 +27,7 @@ from rtsearch.checkpoints import (
     checkpoint_parts,
 )
 from rtsearch.errors import RtsearchError, Warn, command, count, require_folder
+from rtsearch.exclusions import Exclusions
 from rtsearch.extraction import extract
 from rtsearch.extractor import Extractor
 from rtsearch.moves import moved_rows, same_stat
@@ -64,6 +65,8 @@ class Settings:
     # not reused; the old index stays until the new one replaces it
     fresh: bool = False
     options: Options = Options()
+    # the user's patterns of files and folders to leave out (rtsearch.exclusions), stored
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Report:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
+    excluded: int = 0  # files and folders the user's patterns left out
 
 
 @dataclass
@@ -277,8 +281,12 @@ def plan(
     left to analyse. A run that would remove most of that index is refused here."""
     check_folder(out)
     report = Report()
-    found = scan(base_dir, warn)
+    exclusions = Exclusions.of(settings.exclude)
+    found = scan(base_dir, warn, exclusions)
     report.skipped.extend(found.skipped)
+    report.excluded = found.excluded
+    for text in exclusions.unused() if warn else ():  # (a misspelt name left all in)
+        warn(f"{base_dir}: --exclude {text!r} matches nothing there")
     if found.raw:  # (passed over without a word: a folder of them was "no usable images")
         raw = f"{count(found.raw, 'RAW camera file')} (.CR2, .NEF, .ARW, .DNG ...)"
         if not found.paths:
@@ -290,7 +298,7 @@ def plan(
             warn(f"{base_dir}: {raw} passed over: rtsearch does not read RAW files")
     done, old = _reusable(base_dir, out, model, settings, found, warn)
     if old is not None and not settings.replace:
-        _check_most_kept(out, base_dir, old, found, done.moved_from, settings.options)
+        _check_most_kept(out, base_dir, old, found, done.moved_from, settings.options, exclusions)
     report.reused = len(done)
     return report, done, old, [p for p in found.paths if p not in done]
 
@@ -315,7 +323,10 @@ def finish(
         )
     paths = sorted(done.stats)
     if not paths:
-        raise RtsearchError(f"{base_dir}: no usable images found ({len(report.skipped)} skipped)")
+        left_out = f", {report.excluded} left out by --exclude" if report.excluded else ""
+        raise RtsearchError(
+            f"{base_dir}: no usable images found ({len(report.skipped)} skipped{left_out})"
+        )
     if old is not None:
         gone = (p for p in old.paths if p not in done.stats and p not in done.moved_from)
         report.removed = sum(1 for _ in gone)
@@ -359,6 +370,7 @@ def _as_it_was(
         and (p.kind != "random" or p.seed == settings.seed)
         and (old.features is not None) == settings.keep_features
         and old.base_dir == str(Path(base_dir).resolve())
+        and old.exclude == settings.exclude
         # rows added since the fit, with features to fit again: the rerun is the refit
         and not (old.unfitted and old.features is not None)
     )
@@ -366,13 +378,19 @@ def _as_it_was(
 
 
 def _check_most_kept(
-    out: Path, base_dir: Path, old: Index, found, moved: set[str], options: Options
-) -> None:
+    out: Path, base_dir: Path, old: Index, found, moved: set[str], options: Options,
+    exclusions: Exclusions,
+) -> None:  # fmt: skip
     """Refuse a rerun that would remove most of the index at -o, as update refuses it: a
     half-mounted drive or a partial copy dropped 700,000 of 1,000,000 rows without a word.
-    Files ``moved`` within the folder are not removed."""
+    Files ``moved`` within the folder are not removed; those ``exclusions`` leave out are
+    removed as asked."""
     present = set(found.paths)
-    removed = [p for p in old.paths if p not in present and not found.hides(p) and p not in moved]
+    removed = [
+        p
+        for p in old.paths
+        if p not in present and not found.hides(p) and p not in moved and not exclusions.hides(p)
+    ]
     refuse_removing_most(out, base_dir, len(old.paths), removed, "analysing it", options.replace)
 
 
@@ -492,6 +510,7 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
         features=keep,
         base_dir=str(base_dir.resolve()),
         unfitted=unfitted,
+        exclude=settings.exclude,
     )
 
 

@@ -126,6 +126,7 @@ def _read_small(f: h5py.File, where: str) -> Index:
         base_dir=str(f.attrs.get("base_dir", "")),
         created=str(f.attrs.get("created", "")),
         unfitted=store.unfitted_rows(f),
+        exclude=store.excluded(f, where),
     )
 
 

@@ -9,6 +9,7 @@ import errno
 import importlib
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -97,6 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threads", type=thread_count, default=0, help="inference threads (0: all cores)"
+    )
+    leave = p.add_mutually_exclusive_group()
+    leave.add_argument(
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="leave out files and folders matching PATTERN (repeatable; default: as the index "
+        "at -o was made): a name at any depth (Backup, '*.png'), or a path from DIRECTORY "
+        "(2019/raw, 'phone/*/cache'; ** any folders); a trailing / for folders only; case "
+        "ignored. Kept in the index: update and later runs leave the same out",
+    )
+    leave.add_argument(
+        "--no-exclude",
+        action="store_true",
+        help="take in what the index at -o was made to leave out (its --exclude patterns)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
@@ -215,8 +231,9 @@ def projection_kind(args: argparse.Namespace, default: str) -> str:
 
 
 def analyze_settings(args: argparse.Namespace, made: dict) -> dict:
-    """dims, projection, l2_normalize, seed and keep_features for `analyze`: as given, else
-    as the index at -o was made (``made``: store.made_with), else the defaults."""
+    """dims, projection, l2_normalize, seed, keep_features and exclude for `analyze`: as
+    given, else as the index at -o was made (``made``: store.made_with), else the defaults."""
+    from rtsearch.exclusions import normalise
     from rtsearch.projection import DEFAULT_DIMS, DEFAULT_KIND
 
     kind = projection_kind(args, made.get("projection", DEFAULT_KIND))
@@ -227,7 +244,12 @@ def analyze_settings(args: argparse.Namespace, made: dict) -> dict:
     # the features too: as asked, else as the index has them (analysed again, it kept
     # none: they take a whole analysis to get back)
     keep = args.keep_features if args.keep_features is not None else made.get("features", False)
+    if args.exclude:
+        exclude = tuple(dict.fromkeys(normalise(t, args.directory) for t in args.exclude))
+    else:
+        exclude = () if args.no_exclude else made.get("exclude", ())
     return {
+        "exclude": exclude,
         "dims": dims,
         "projection": kind,
         "l2_normalize": not no_l2,
@@ -350,6 +372,7 @@ def index_summary(path: Path) -> dict:
         "features": with_features,
         "base_dir": index.base_dir,
         "created": index.created,
+        "exclude": list(index.exclude),
     }
 
 
@@ -361,6 +384,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         width = max(len(k) for k in info)
         for key, value in info.items():
             shown = "not recorded" if key == "model_variant" and value is None else value
+            if key == "exclude":
+                shown = " ".join(shlex.quote(t) for t in value) or "nothing"
             shown = printable(str(shown))
             print(f"{key:<{width}}  {shown}")
     return 0

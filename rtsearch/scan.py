@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rtsearch.decode import IMAGE_EXTENSIONS
 from rtsearch.errors import Warn
+from rtsearch.exclusions import Exclusions
 
 Say = Callable[[str, str], None]  # (path under the base, reason)
 
@@ -43,13 +44,14 @@ class ScanResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)
     raw: int = 0  # RAW camera files met (not read: no decoder for them here)
+    excluded: int = 0  # files and folders left out by the user's patterns
 
     def hides(self, path: str) -> bool:
         """Whether ``path`` (relative, posix) may exist unseen in an unread place."""
         return any(u in ("", path) or path.startswith(u + "/") for u in self.unread)
 
 
-def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
+def scan(base_dir: Path, warn: Warn | None = None, exclude: Exclusions | None = None) -> ScanResult:
     """Every image file below ``base_dir``. A symlinked directory is followed once: a
     directory whose real path was already visited is skipped, so loops terminate, and
     symlinked directories are walked after the real ones, so a link to a folder inside the
@@ -58,7 +60,8 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
     an image indexed under its own name is not indexed again. Hidden entries (names starting
     with a dot: thumbnail caches, macOS's ._ files) are passed over, as are folders of
     copies (CLUTTER_DIRS: NAS thumbnails, recycle bins, snapshots; a Photos library's
-    previews) and folders holding a ``.nomedia`` file.
+    previews) and folders holding a ``.nomedia`` file, and what ``exclude`` names (a folder
+    of it not walked).
     Entries named like images that cannot be one (FIFOs, devices, broken or looping
     symlinks, non-UTF-8 names) are reported through ``warn`` and listed in ``skipped``."""
     base = Path(base_dir)
@@ -95,6 +98,9 @@ def scan(base_dir: Path, warn: Warn | None = None) -> ScanResult:
                 continue
             if _clutter(entry, in_library):
                 continue
+            if exclude and _excluded(entry, rel, exclude):
+                result.excluded += 1
+                continue
             if _visit(entry, rel, stack, linked, result, say) and entry.is_symlink():
                 file_links.append((result.paths[-1], os.path.realpath(entry.path)))
     _drop_links_to_files_indexed(result, file_links, visited)
@@ -114,6 +120,14 @@ def under_copies(rel: str) -> bool:
         if low.endswith(".photoslibrary") and inner not in (None, *PHOTOS_LIBRARY_ORIGINALS):
             return True
     return False
+
+
+def _excluded(entry: os.DirEntry, rel: str, exclude: Exclusions) -> bool:
+    try:
+        folder = entry.is_dir()
+    except OSError:  # (said where the walk stats it)
+        folder = False
+    return exclude.excludes(f"{rel}/{entry.name}" if rel else entry.name, folder)
 
 
 def _clutter(entry: os.DirEntry, in_library: bool) -> bool:

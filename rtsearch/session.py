@@ -248,6 +248,7 @@ class SearchSession:
             features=index.features,
             base_dir=index.base_dir,
             created=index.created,
+            exclude=index.exclude,
         )
         return SearchSession(
             new,

@@ -9,13 +9,14 @@ Schema (format "rtsearch-index", version 1) — see docs/index-format.md:
   /features           (N, D) float32            [optional; always in a checkpoint]
   attrs: format, version, kind ("index" | "checkpoint"), model_name, model_identity,
          feature_layer, feature_dims, model_variant, projection, l2_normalize, seed,
-         created, base_dir
+         created, base_dir, exclude (JSON list of the user's patterns; absent when none)
 A checkpoint is the features-only form: the same file without the projection.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import json
 import os
 import re
 import shutil
@@ -88,6 +89,9 @@ class Index:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     # rows added or changed by `update` since the projection was fitted (for the refit advice)
     unfitted: int = 0
+    # the patterns of files and folders left out of the folder (rtsearch.exclusions), which
+    # `update` and a rerun of `analyze` keep to
+    exclude: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
@@ -250,6 +254,8 @@ def _write(f: h5py.File, index: Index) -> None:
     )
     if m.variant:  # (not known: not said, as files before it)
         f.attrs["model_variant"] = m.variant
+    if index.exclude:
+        f.attrs["exclude"] = json.dumps(list(index.exclude))
     f.create_dataset("paths", data=np.array(index.paths, dtype=object), dtype=_STR)
     f.create_dataset("sizes", data=np.asarray(index.sizes, dtype=np.int64))
     f.create_dataset("mtimes", data=np.asarray(index.mtimes, dtype=np.float64))
@@ -524,7 +530,26 @@ def _read(f: h5py.File, where: str, with_features: bool, allow_checkpoint: bool)
         base_dir=str(f.attrs.get("base_dir", "")),
         created=str(f.attrs.get("created", "")),
         unfitted=unfitted_rows(f),
+        exclude=excluded(f, where),
     )
+
+
+def excluded(f: h5py.File, where: str) -> tuple[str, ...]:
+    """The user's patterns of what the folder's index leaves out; () where none."""
+    from rtsearch.exclusions import compile_pattern
+
+    value = f.attrs.get("exclude")
+    if value is None:
+        return ()
+    try:
+        texts = json.loads(value if isinstance(value, str) else bytes(value).decode())
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ValueError
+        for text in texts:
+            compile_pattern(text)
+    except (ValueError, TypeError, RtsearchError):
+        raise RtsearchError(f"{where}: malformed index (its excluded patterns)") from None
+    return tuple(texts)
 
 
 def unfitted_rows(f: h5py.File) -> int:
@@ -739,7 +764,7 @@ def has_features(path: Path) -> bool:
 def made_with(path: Path) -> dict:
     """What the index at ``path`` was made with, read from its attributes without its
     arrays: projection, dims, l2_normalize, seed, features (stored or not), model (its
-    ``ModelRef``); {} where there is no index to read (loading it says why)."""
+    ``ModelRef``), exclude; {} where there is no index to read (loading it says why)."""
     try:
         with h5py.File(path, "r") as f:
             if "projected" not in f or "projection" not in f.attrs:
@@ -751,6 +776,7 @@ def made_with(path: Path) -> dict:
                 "seed": int(f.attrs["seed"]),
                 "features": "features" in f,
                 "model": _model_ref(f, str(path)),
+                "exclude": excluded(f, str(path)),
             }
     except (OSError, KeyError, ValueError, TypeError, IndexError, RtsearchError):
         return {}

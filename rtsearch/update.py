@@ -31,6 +31,7 @@ from rtsearch.analyze import Report
 from rtsearch.argtypes import number
 from rtsearch.checkpoints import CheckpointWriter, check_folder, checkpoint_dir, checkpoint_files
 from rtsearch.errors import RtsearchError, Warn, command, count, printable, require_folder
+from rtsearch.exclusions import Exclusions
 from rtsearch.extractor import Extractor
 from rtsearch.interrupts import Terminated
 from rtsearch.moves import moved_rows
@@ -101,7 +102,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     stored = index_path if store.has_features(index_path) else None
     store.check_rows(old, extractor.info, str(index_path), OTHER_FILE)
     rows = {p: i for i, p in enumerate(old.paths)}
-    found = scan(base_dir, warn)
+    found = scan(base_dir, warn, Exclusions.of(old.exclude))  # (as analysed: kept)
     todo = [
         p
         for p in found.paths
@@ -275,6 +276,7 @@ def merge(
         features=_merged_features(paths, rows, new_feat, old, stored),
         base_dir=str(base_dir.resolve()),
         created=old.created,  # when it was made; an update is not a new index
+        exclude=old.exclude,
     )
 
 
@@ -452,7 +454,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rtsearch.cli import add_model_argument
 
     parser.add_argument("index", type=Path, help="index file to update (.dat)")
-    parser.add_argument("directory", type=Path, help="the folder the index describes")
+    parser.add_argument(
+        "directory",
+        type=Path,
+        help="the folder the index describes (what its analyze --exclude patterns name stays "
+        "out; `rtsearch info` lists them)",
+    )
     add_model_argument(parser, default=None, help_default="the index's model")
     parser.add_argument(
         "--batch", type=non_negative_int, default=0, help="images per batch (0: as analyze picks)"

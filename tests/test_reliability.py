@@ -102,8 +102,8 @@ def test_files_vanishing_after_the_scan_are_skipped(tmp_path, tiny_model, monkey
     doomed = files[3::7]
     real_scan = analyze_module.scan
 
-    def scan_then_delete(base_dir, warn=None):
-        found = real_scan(base_dir, warn)
+    def scan_then_delete(base_dir, warn=None, exclude=None):
+        found = real_scan(base_dir, warn, exclude)
         for path in doomed:
             path.unlink()
         return found

@@ -279,3 +279,58 @@ def test_raw_camera_files_are_said_not_passed_over_in_silence(tmp_path, tiny_mod
         "(.CR2, .NEF, .ARW, .DNG ...), which rtsearch does not read; export them as JPEGs to "
         "index them\n"
     )
+
+
+def test_excluded_names_and_paths_are_left_out_and_their_folders_not_walked(tmp_path, monkeypatch):
+    """--exclude's patterns: a name at any depth, a path from the base (``*`` within one
+    name, ``**`` any folders), a trailing slash for folders only, case ignored; an excluded
+    folder is not even listed; the patterns that matched nothing are known."""
+    from rtsearch.exclusions import Exclusions
+
+    files = [
+        "a.jpg", "keep/b.jpg", "Backup/c.jpg", "x/backup/d.jpg", "x/e.PNG", "2019/raw/f.jpg",
+        "y/2019/raw/g.jpg", "phone/me/cache/h.jpg", "phone/me/i.jpg", "deep/1/thumbs/j.jpg",
+        "k/thumbs.jpg", "thumbs.jpg",  # files: not caught by the folders-only pattern
+    ]  # fmt: skip
+    for rel in files:
+        _touch_image(tmp_path / rel)
+    listed = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda d: listed.append(Path(d)) or real_scandir(d))
+    warned = []
+    patterns = ["BACKUP", "*.png", "2019/raw", "phone/*/cache", "**/thumbs/", "nothing"]
+    exclusions = Exclusions.of(patterns)
+    result = scan(tmp_path, warned.append, exclusions)
+    kept = ["a.jpg", "k/thumbs.jpg", "keep/b.jpg", "phone/me/i.jpg", "thumbs.jpg"]
+    assert result.paths == [*kept, "y/2019/raw/g.jpg"]
+    assert warned == [] and result.skipped == [] and result.unread == []
+    assert result.excluded == 6 and exclusions.unused() == ["nothing"]
+    walked = {p.relative_to(tmp_path).as_posix() for p in listed}
+    assert not walked & {"Backup", "x/backup", "2019/raw", "phone/me/cache", "deep/1/thumbs"}
+    # rows of an index made before: by their own names or their folders'
+    rows = ("Backup/c.jpg", "x/E.png", "a.jpg", "deep/thumbs/z.jpg", "thumbs.jpg")
+    assert [exclusions.hides(p) for p in rows] == [True, True, False, True, False]
+
+
+def test_exclude_patterns_typed_as_paths_are_made_relative_or_refused_in_one_line(
+    tmp_path, monkeypatch
+):
+    import pytest
+
+    from rtsearch.errors import RtsearchError
+    from rtsearch.exclusions import normalise
+
+    base = tmp_path / "photos"
+    (base / "Backup" / "old").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert normalise(str(base / "Backup"), base) == "Backup"  # absolute, inside
+    assert normalise("photos/Backup/old/", base) == "Backup/old/"  # as a shell completes it
+    assert normalise("./Backup", base) == "Backup" and normalise("*.png", base) == "*.png"
+    refused = [
+        ("", "empty pattern"), ("a//b", "empty name"), ("../x", "'..'"),
+        (str(tmp_path), "not inside"), (str(base), "folder analysed itself"),
+    ]  # fmt: skip
+    for pattern, why in refused:
+        with pytest.raises(RtsearchError, match=why) as err:
+            normalise(pattern, base)
+        assert "\n" not in str(err.value) and str(err.value).startswith(f"--exclude {pattern!r}")

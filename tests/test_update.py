@@ -966,3 +966,51 @@ def test_an_earlier_versions_part_that_named_its_folder_relative_is_resumed(
     assert code == 0 and "(5 added" in stdout, stdout
     assert not path.exists() and len(extracted) == 2
     assert [p.name for p in checkpoint_dir(out).iterdir()] == [theirs.name]
+
+
+def test_excluded_folders_stay_out_through_update_and_reruns_until_no_exclude(
+    capsys, tmp_path, indexed, tiny_model
+):
+    """`analyze --exclude` leaves folders out of an index already made (20 of its 30 rows:
+    asked for, so not refused as a wrong folder), says a pattern that matches nothing, keeps
+    the patterns in the index for `update` and reruns, and takes all in with --no-exclude."""
+    import json
+    import shutil
+
+    gallery, out = indexed
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                            "--exclude", "D1", "--exclude", "d2/", "--exclude", "nothing",
+                            "--quiet")  # fmt: skip
+    assert code == 0 and "10 images (0 analysed, 10 reused, 20 removed" in stdout
+    assert err == f"warning: {gallery}: --exclude 'nothing' matches nothing there\n"
+    info = json.loads(cli(capsys, "info", out, "--json")[1])
+    assert info["count"] == 10 and info["exclude"] == ["D1", "d2/", "nothing"]
+    assert cli(capsys, "info", out)[1].splitlines()[-1].split() == [
+        "exclude",
+        "D1",
+        "d2/",
+        "nothing",
+    ]
+
+    shutil.copy2(gallery / "d0/img00003.jpg", gallery / "d0/new.jpg")
+    shutil.copy2(gallery / "d0/img00003.jpg", gallery / "d1/new.jpg")
+    code, stdout, _ = cli(capsys, "update", out, gallery, "--model", tiny_model)
+    assert code == 0 and stdout.startswith(f"{out}: 11 images (1 added,")
+    assert all(p.startswith("d0/") for p in store.load(out).paths)
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
+    assert code == 0 and "11 images (0 analysed, 11 reused, 0 skipped)" in stdout
+    assert store.load(out).exclude == ("D1", "d2/", "nothing")
+
+    code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                          "--no-exclude", "--quiet")  # fmt: skip
+    assert code == 0 and "32 images (21 analysed, 11 reused" in stdout
+    assert json.loads(cli(capsys, "info", out, "--json")[1])["exclude"] == []
+
+    code, _, err = cli(capsys, "analyze", gallery, "-o", tmp_path / "none.dat", "--model",
+                       tiny_model, "--exclude", "d?", "--quiet")  # fmt: skip
+    assert (code, err) == (1, f"rtsearch: error: {gallery}: no usable images found (0 skipped, "
+                              "3 left out by --exclude)\n")  # fmt: skip
+    with h5py.File(out, "r+") as f:
+        f.attrs["exclude"] = "[3]"
+    code, _, err = cli(capsys, "info", out)
+    assert (code, err) == (1, f"rtsearch: error: {out}: malformed index (its excluded patterns)\n")
