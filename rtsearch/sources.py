@@ -169,6 +169,13 @@ LIVE_MIN_SIZE = (1024, 1024)
 DEFAULT_GRAB = (400, 300)  # region size when following the mouse without a chosen region
 
 
+def _meet(box: tuple[int, int, int, int], monitor: dict) -> bool:
+    """Whether ``box`` (x0, y0, x1, y1) overlaps an mss ``monitor``."""
+    x0, y0, x1, y1 = box
+    left, top = monitor["left"], monitor["top"]
+    return x0 < left + monitor["width"] and left < x1 and y0 < top + monitor["height"] and top < y1
+
+
 class ScreenSource:
     """A rectangle of the screen (physical pixels) via mss; the mss object is created lazily
     by the thread that reads, because mss handles are per-thread on X11."""
@@ -229,10 +236,13 @@ class ScreenSource:
         x1, y1 = min(x + w, left + dw), min(y + h, top + dh)
         if w <= 0 or h <= 0:
             raise ValueError(f"the region {w}x{h} is empty")
+        spec = f"{x},{y},{w},{h}"  # (as --source screen: and the viewer's lines write it)
         if x1 <= x0 or y1 <= y0:
-            raise ValueError(
-                f"the region {w}x{h}+{x}+{y} is off the desktop ({dw}x{dh}); move it with G"
-            )
+            raise ValueError(f"the region {spec} is off the desktop ({dw}x{dh}); move it with G")
+        if not any(_meet((x0, y0, x1, y1), m) for m in self._mss().monitors[1:]):
+            # the dead part of a desktop of unequal monitors: it was grabbed as black
+            raise ValueError(f"the region {spec} is on no monitor (a gap between them); move "
+                             "it with G")  # fmt: skip
         shot = self._mss().grab({"left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0})
         return np.asarray(shot)
 

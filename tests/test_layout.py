@@ -141,12 +141,12 @@ def test_a_region_that_does_not_fit_the_screen_is_moved_or_cut_and_said_so():
     note = g.set_box((5000, 5000, 100, 100))
     assert g.box == (1340, 800, 100, 100)  # its size kept
     assert "5000,5000,100,100 does not fit the 1440x900 screen" in note
-    assert "grabbing 1340,800,100,100 instead" in note
-    assert "grabbing 840,0,600,300" in g.set_box((1200, 0, 600, 300))  # partly off
-    assert "grabbing 0,0,1440,900" in g.set_box((-10, 0, 3000, 2000))  # larger than the screen
+    assert "now 1340,800,100,100 (G to choose another)" in note
+    assert "now 840,0,600,300" in g.set_box((1200, 0, 600, 300))  # partly off
+    assert "now 0,0,1440,900" in g.set_box((-10, 0, 3000, 2000))  # larger than the screen
     note = g.set_box((100, 100, 3, 3))
     assert g.box == (100, 100, 16, 16)
-    assert note.startswith("the screen region 100,100,3,3 is smaller than 16x16: grabbing")
+    assert note.startswith("the screen region 100,100,3,3 is smaller than 16x16: now")
 
 
 def test_every_key_the_help_and_the_buttons_name_does_what_they_say():
@@ -176,7 +176,7 @@ def test_the_region_lives_on_the_whole_desktop_of_several_monitors():
     assert g.set_box((-1000, 100, 400, 300)) == ""  # on the left monitor
     note = g.set_box((-5000, 900, 400, 300))
     assert g.box == (-1280, 780, 400, 300)
-    assert "does not fit the 3200x1080 desktop at -1280,0: grabbing -1280,780,400,300" in note
+    assert "does not fit the 3200x1080 desktop at -1280,0: now -1280,780,400,300" in note
     p = g.fit_preview(10, 20, 640, 480)
     assert p.scale == 0.2 and g.to_screen(p, 10, 20) == (-1280, 0)
     assert g.desk_rect(p) == (10, 20, 650, 236)

@@ -472,3 +472,41 @@ def test_a_video_that_decodes_slower_than_it_plays_still_moves(tmp_path, monkeyp
     src.read()
     assert time.perf_counter() - asked < 0.5  # not a pass through 30,000 frames
     src.close()
+
+
+class UnequalMonitors:
+    """An mss handle on a 200x200 monitor beside a 100x100 one: a desktop of 300x200 whose
+    lower right 100x100 is on no monitor."""
+
+    def __init__(self) -> None:
+        self.monitors = [
+            {"left": 0, "top": 0, "width": 300, "height": 200},
+            {"left": 0, "top": 0, "width": 200, "height": 200},
+            {"left": 200, "top": 0, "width": 100, "height": 100},
+        ]
+
+    def grab(self, box):
+        return np.full((box["height"], box["width"], 4), 200, np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_region_in_the_gap_between_unequal_monitors_is_said_not_searched_as_black():
+    """The dead part of a desktop of unequal monitors was grabbed as a black picture and
+    searched; a region touching a monitor is grabbed."""
+    gap = ScreenSource((240, 130, 50, 50))
+    gap._local.mss = UnequalMonitors()
+    gap.REREAD_S = 1e9  # (this handle kept, not the display's read again)
+    assert gap.read() is None and gap.message == (
+        "screen capture failed: the region 240,130,50,50 is on no monitor (a gap between "
+        "them); move it with G"
+    )
+    gap.region = (180, 130, 50, 50)  # its left 20 px on the first monitor
+    frame = gap.read()
+    assert frame is not None and frame.image.shape == (50, 50, 3) and gap.message == ""
+    gap.region = (240, 230, 50, 50)
+    assert gap.read() is None and "the region 240,230,50,50 is off the desktop (300x200)" in (
+        gap.message
+    )
+    gap.close()

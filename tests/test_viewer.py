@@ -857,7 +857,7 @@ def test_a_screen_region_off_the_screen_is_moved_on_and_said_so(app):
     app.frames = 0  # the message line is written every 10th frame
     app.frame()
     lines = dpg.get_value(app.ids.message).splitlines()
-    assert "does not fit the 1440x900 screen: grabbing 0,0,200,200" in lines[0]
+    assert "does not fit the 1440x900 screen: now 0,0,200,200" in lines[0]
     assert lines[1].startswith("the grab region overlaps this window")
     app.perform("random")
 
@@ -895,7 +895,7 @@ def test_the_grab_region_is_on_the_whole_desktop_and_follows_its_changes(app, ga
         pump(app, lambda: app.region.desk == (0, 0, 1200, 900))
         assert app.preview.size == (640, 480)
         assert app.region.box == (800, 150, 400, 300)
-        assert "does not fit the 1200x900 screen: grabbing 800,150,400,300" in app.message
+        assert "does not fit the 1200x900 screen: now 800,150,400,300" in app.message
         for _ in range(5):
             app.frame()
         app.perform("escape")  # the region from before, on the desktop as it is now

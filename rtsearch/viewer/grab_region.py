@@ -150,11 +150,11 @@ class GrabRegion:
         if box[2] < MIN_SIZE or box[3] < MIN_SIZE:
             return (
                 f"the screen region {_spec(box)} is smaller than {MIN_SIZE}x{MIN_SIZE}:"
-                f" grabbing {_spec(self.box)} instead (G to choose another)"
+                f" now {_spec(self.box)} (G to choose another)"
             )
         return (
             f"the screen region {_spec(box)} does not fit the {self.desk_text()}: "
-            f"grabbing {_spec(self.box)} instead (G to choose another)"
+            f"now {_spec(self.box)} (G to choose another)"
         )
 
     def desk_text(self) -> str:
