@@ -175,9 +175,11 @@ def renew(tag: int | str, picked: bool, folder: str | None = None) -> None:
 
 def add_question() -> tuple[int | str, int | str]:
     """A modal yes-or-no window, shown by ``ask``; its text item with it."""
+    # its title bar's X answers as Cancel does (it closed the window and nothing was said)
     with dpg.window(
         label="rtsearch", show=False, modal=True, no_collapse=True,
         width=QUESTION_SIZE[0], height=QUESTION_SIZE[1],
+        on_close=lambda window: dpg.get_item_user_data(window)(False),
     ) as window:  # fmt: skip
         text = dpg.add_text("", wrap=-1)
         with dpg.group(horizontal=True):
