@@ -4,6 +4,8 @@ audio, instead of "unknown format" or "cannot open"."""
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 HEAD_BYTES = 400  # what the kinds below are told from: a file's first bytes
 
 
@@ -68,3 +70,56 @@ def audio_kind(head: bytes) -> str | None:
     if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
         return "an AIFF"
     return None
+
+
+MOOV_MAX_BYTES = 64 << 20  # a movie header larger than this is not read (a few MB at most)
+
+
+def iso_tracks(f: BinaryIO) -> list[bytes]:
+    """The handler types (b"vide", b"soun", ...) of an ISO-BMFF file's tracks, read from its
+    movie header wherever it lies (after the media in most files): its top-level boxes'
+    headers are read and skipped. [] where there is no header to read."""
+    moov = _box(f, b"moov", 1 << 62)
+    return [] if moov is None else [_handler(trak) for trak in _children(moov, b"trak")]
+
+
+def _box(f: BinaryIO, kind: bytes, end: int) -> bytes | None:
+    """The payload of the top-level box ``kind``, read from ``f``'s position on."""
+    while f.tell() < end:
+        head = f.read(8)
+        if len(head) < 8:
+            return None
+        size, name = int.from_bytes(head[:4], "big"), head[4:]
+        skip = 8
+        if size == 1:  # a 64-bit size follows
+            size, skip = int.from_bytes(f.read(8), "big"), 16
+        if size == 0 and name != kind:  # to the end of the file
+            return None
+        if name == kind:
+            length = (size - skip) if size else MOOV_MAX_BYTES
+            return f.read(length) if 0 < length <= MOOV_MAX_BYTES else None
+        if size < skip:
+            return None
+        f.seek(size - skip, 1)
+    return None
+
+
+def _children(payload: bytes, kind: bytes) -> list[bytes]:
+    """The payloads of the boxes ``kind`` directly in ``payload``."""
+    out, i = [], 0
+    while i + 8 <= len(payload):
+        size = int.from_bytes(payload[i : i + 4], "big")
+        if size < 8:
+            break
+        if payload[i + 4 : i + 8] == kind:
+            out.append(payload[i + 8 : i + size])
+        i += size
+    return out
+
+
+def _handler(trak: bytes) -> bytes:
+    """A track's handler type, from trak/mdia/hdlr (version and flags, pre_defined, then it)."""
+    for mdia in _children(trak, b"mdia"):
+        for hdlr in _children(mdia, b"hdlr"):
+            return hdlr[8:12]
+    return b""

@@ -26,7 +26,7 @@ from PIL import Image
 
 from rtsearch.decode import RGBImage, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError, first_line
-from rtsearch.sniff import HEAD_BYTES, audio_kind
+from rtsearch.sniff import HEAD_BYTES, audio_kind, ftyp_brands, iso_tracks
 
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
 # what ``source.message`` already says in one line; errors still show.
@@ -352,12 +352,22 @@ def _why_not_a_video(path: Path) -> str:
     try:
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
+            f.seek(0)
+            tracks = iso_tracks(f) if ftyp_brands(head) else None
     except OSError as exc:
         return f"cannot open as a video ({exc.strerror or first_line(exc)})"
     if not head:
         return "cannot open as a video (empty file: still being copied?)"
     kind = audio_kind(head)  # (it said "cannot open as a video" of an MP3)
-    return f"{kind} file: sound only, no pictures to search" if kind else "cannot open as a video"
+    if kind:
+        return f"{kind} file: sound only, no pictures to search"
+    if tracks == []:  # an MP4 whose movie header, written last, is not there
+        return "cannot open as a video (an MP4 or QuickTime file without its movie header: " \
+               "still being copied, or cut short?)"  # fmt: skip
+    if tracks and b"vide" not in tracks:
+        what = "sound only" if b"soun" in tracks else "no video track"
+        return f"an MP4 or QuickTime file: {what}, no pictures to search"
+    return "cannot open as a video"
 
 
 class VideoSource:

@@ -86,6 +86,42 @@ def test_a_sound_file_given_as_a_video_is_named_as_one(tmp_path):
         src.close()
 
 
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def test_an_mp4_of_sound_only_or_cut_short_is_said_so(tmp_path):
+    """An MP4 holding only sound (a podcast, a voice memo), and one whose movie header,
+    written last, is missing (still being copied), both said "cannot open as a video"."""
+    from rtsearch.sniff import iso_tracks
+
+    def track(handler: bytes) -> bytes:
+        return _box(b"trak", _box(b"mdia", _box(b"hdlr", bytes(8) + handler + bytes(13))))
+
+    ftyp = _box(b"ftyp", b"isom" + bytes(4) + b"isomiso2mp41")
+    memo = tmp_path / "memo.mp4"
+    memo.write_bytes(ftyp + _box(b"mdat", bytes(3000)) + _box(b"moov", track(b"soun")))
+    clip = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    with open(clip, "rb") as f:
+        assert iso_tracks(f) == [b"vide"]
+    cut = tmp_path / "cut.mp4"
+    data = clip.read_bytes()
+    cut.write_bytes(data[: data.index(b"moov") - 4])
+    said = {
+        memo: "an MP4 or QuickTime file: sound only, no pictures to search",
+        cut: "cannot open as a video (an MP4 or QuickTime file without its movie header: "
+        "still being copied, or cut short?)",
+    }
+    for path, why in said.items():
+        src = VideoSource(path)
+        assert src.read() is None and src.message == f"{path}: {why}"
+        src.close()
+
+
 def test_screen_source_without_a_display_reports_it(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
