@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,20 +143,22 @@ class SearchSession:
         *,
         verify: bool = False,
         detail: RGBImage | None = None,
-        own: int | None = None,
+        first: int | None = None,
+        stored: bool = False,
     ) -> list[Result]:
         """Nearest ``k`` to ``image``; with ``verify`` the top candidates are re-ranked by
         geometric verification (rtsearch/verify.py), which puts the source of a copy first.
         ``detail``: a larger decode of the same picture for the keypoints (default: image);
-        ``own``: the row ``image`` was analysed into: its vector is searched with (no model
-        run) and it ranks first among rows as near (identical copies)."""
-        if own is None:
-            vector = self.project(self.features_of([image]))[0]
+        ``first``: a row ranked before the others as near (the file's own row among its
+        identical copies); ``stored``: ``first``'s vector is the picture's (the file as it
+        was analysed: searched with it, no model run)."""
+        if stored and first is not None:
+            vector = np.asarray(self.index.projected[first], np.float32)
         else:
-            vector = np.asarray(self.index.projected[own], np.float32)
+            vector = self.project(self.features_of([image]))[0]
         if not verify:
-            return self.query_vector(vector, k, exclude, own)
-        wide = self.query_vector(vector, max(k, self.verifier.candidates), exclude, own)
+            return self.query_vector(vector, k, exclude, first)
+        wide = self.query_vector(vector, max(k, self.verifier.candidates), exclude, first)
         return self.verifier.rerank(image if detail is None else detail, wide)[:k]
 
     def query_file(
@@ -181,25 +184,32 @@ class SearchSession:
         detail = None  # (trimmed, the picture has all its pixels: verified as searched)
         if verify and not trim and max(image.shape[:2]) < VERIFY_SIDE:
             detail = load_rgb(path, min_size=(VERIFY_SIDE, VERIFY_SIDE))
-        # A file of the index, as analysed, is searched as its row: first, before identical
-        # copies elsewhere (a model run's rounding differs from another's by ~1e-7).
-        own = None if trim else self.row_of_file(path)
-        return self.query_image(image, k, verify=verify, detail=detail, own=own)
+        # A file of the index comes first among its identical copies (a model run's rounding
+        # differs from another's by ~1e-7); as analysed, it is searched as its row.
+        row = self.row_at(path)
+        stored = row is not None and not trim and self._unchanged(row, path)
+        return self.query_image(image, k, verify=verify, detail=detail, first=row, stored=stored)
 
-    def row_of_file(self, path: Path) -> int | None:
-        """The row made from the file at ``path`` as it is now: its place under the base
-        folder, size and modification time as the index has them; None for any other."""
+    def row_at(self, path: Path) -> int | None:
+        """The row of the file at ``path`` (its place under the base folder, however it is
+        written: ``..``, a link to it); None where it has none."""
+        for resolve in (os.path.abspath, os.path.realpath):
+            try:
+                rel = Path(resolve(path)).relative_to(resolve(self.base_dir)).as_posix()
+            except ValueError:
+                continue
+            row = self._rows.get(rel)
+            if row is not None:
+                return row
+        return None
+
+    def _unchanged(self, row: int, path: Path) -> bool:
+        """Whether the file at ``path`` is as row ``row`` was made from (size and time)."""
         try:
-            rel = Path(path).absolute().relative_to(self.base_dir).as_posix()
             st = Path(path).stat()
-        except (ValueError, OSError):
-            return None
-        row = self._rows.get(rel)
-        index = self.index
-        if row is None or not same_stat(index.sizes[row], index.mtimes[row], st.st_size,
-                                        st.st_mtime):  # fmt: skip
-            return None
-        return row
+        except OSError:
+            return False
+        return same_stat(self.index.sizes[row], self.index.mtimes[row], st.st_size, st.st_mtime)
 
     @functools.cached_property
     def _rows(self) -> dict[str, int]:

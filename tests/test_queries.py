@@ -416,10 +416,13 @@ def test_pictures_may_come_after_the_options(tmp_path, tiny_model, indexed, caps
     assert "rtsearch query: error: unrecognized arguments: --bogus" in capsys.readouterr().err
 
 
-def test_a_file_of_the_index_comes_first_among_its_identical_copies(capsys, tmp_path, tiny_model):
-    """Copies of one file (a Backup folder) are each analysed, their vectors a rounding
-    apart: a file of the index is searched as its row, first among its copies at 0, the
-    copies by place; a file changed since analyze is run through the model again."""
+def test_a_file_of_the_index_comes_first_among_its_identical_copies(
+    capsys, tmp_path, tiny_model, monkeypatch
+):
+    """Copies of one file (a Backup folder, a hard link) are each analysed, their vectors a
+    rounding apart (~1e-7: other batches): a file of the index comes first among its copies
+    however its path is written (``..``, a link to it), the others by place; as analysed it
+    is searched as its row, and changed since (touched) it is run through the model."""
     import os
 
     from rtsearch.session import SearchSession
@@ -431,23 +434,35 @@ def test_a_file_of_the_index_comes_first_among_its_identical_copies(capsys, tmp_
     for copy in copies:
         copy.parent.mkdir()
         shutil.copy2(original, copy)
-    assert cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")[0] == 0
-    names = {"d1/img00004.jpg", "Backup/img00004.jpg", "a/img00004.jpg"}
-    for picture in (original, *copies):
-        code, stdout, _ = cli(capsys, "query", out, picture, "--model", tiny_model, "-k", "4",
+    os.link(original, gallery / "d2/linked.jpg")
+    assert cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet",
+               "--batch", "2")[0] == 0  # fmt: skip
+    names = {"d1/img00004.jpg", "Backup/img00004.jpg", "a/img00004.jpg", "d2/linked.jpg"}
+    monkeypatch.chdir(gallery / "d1")
+    (tmp_path / "elsewhere").symlink_to(gallery / "Backup")
+    given = [original, *copies, gallery / "d2/linked.jpg", Path("../Backup/img00004.jpg"),
+             tmp_path / "elsewhere/img00004.jpg"]  # fmt: skip
+    for picture in given:
+        code, stdout, _ = cli(capsys, "query", out, picture, "--model", tiny_model, "-k", "5",
                               "--json")  # fmt: skip
         results = json.loads(stdout)
-        assert code == 0 and results[0]["path"] == picture.relative_to(gallery).as_posix()
-        assert {r["path"] for r in results[:3]} == names and results[0]["distance"] == 0.0
-        assert [r["path"] for r in results[1:3]] == sorted(names - {results[0]["path"]})
-        assert results[3]["distance"] > 100 * results[2]["distance"]
+        own = os.path.relpath(os.path.realpath(picture), gallery.resolve()).replace(os.sep, "/")
+        assert code == 0 and results[0]["path"] == own and results[0]["distance"] == 0.0
+        assert [r["path"] for r in results[1:4]] == sorted(names - {own})
+        assert results[4]["distance"] > 1e4 * results[3]["distance"]
+    outside = tmp_path / "outside.jpg"  # not a file of the index: the copies by place
+    shutil.copy2(original, outside)
+    paths = [r["path"] for r in json.loads(cli(capsys, "query", out, outside, "--model",
+                                               tiny_model, "-k", "4", "--json")[1])]  # fmt: skip
+    assert paths == sorted(names)
 
     session = SearchSession.open(out, model=str(tiny_model))
     runs = []
     real = session.features_of
     session.features_of = lambda images: runs.append(1) or real(images)
-    assert session.row_of_file(original) is not None and session.row_of_file(tmp_path) is None
+    assert session.row_at(original) is not None and session.row_at(outside) is None
     assert session.query_file(original, 3)[0].path == "d1/img00004.jpg" and runs == []
-    os.utime(original, (1e9, 1e9))  # changed since analyze: not its row any more
-    assert session.row_of_file(original) is None
-    assert {r.path for r in session.query_file(original, 3)} == names and runs == [1]
+    os.utime(copies[0], (1e9, 1e9))  # changed since analyze: run through the model ...
+    results = session.query_file(copies[0], 4)
+    assert runs == [1] and {r.path for r in results} == names
+    assert results[0].path == "Backup/img00004.jpg"  # ... and still first among its copies
