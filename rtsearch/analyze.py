@@ -27,7 +27,7 @@ from rtsearch.checkpoints import (
     checkpoint_parts,
 )
 from rtsearch.errors import RtsearchError, Warn, command, count, require_folder
-from rtsearch.exclusions import Exclusions
+from rtsearch.exclusions import Exclusions, quoted
 from rtsearch.extraction import extract
 from rtsearch.extractor import Extractor
 from rtsearch.moves import moved_rows, same_stat
@@ -101,7 +101,7 @@ class Report:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
-    excluded: int = 0  # files and folders the user's patterns left out
+    excluded: tuple[int, int] = (0, 0)  # folders and files the user's patterns left out
 
 
 @dataclass
@@ -284,9 +284,10 @@ def plan(
     exclusions = Exclusions.of(settings.exclude)
     found = scan(base_dir, warn, exclusions)
     report.skipped.extend(found.skipped)
-    report.excluded = found.excluded
-    for text in exclusions.unused() if warn else ():  # (a misspelt name left all in)
-        warn(f"{base_dir}: --exclude {text!r} matches nothing there")
+    report.excluded = (found.excluded_folders, found.excluded)
+    if warn:
+        for text in exclusions.unused():  # (a misspelt name left all in)
+            warn(f"{base_dir}: --exclude {quoted(text)} leaves nothing out there{_hint(text)}")
     if found.raw:  # (passed over without a word: a folder of them was "no usable images")
         raw = f"{count(found.raw, 'RAW camera file')} (.CR2, .NEF, .ARW, .DNG ...)"
         if not found.paths:
@@ -323,7 +324,9 @@ def finish(
         )
     paths = sorted(done.stats)
     if not paths:
-        left_out = f", {report.excluded} left out by --exclude" if report.excluded else ""
+        left_out = (
+            f", {left_out_text(report.excluded)} by --exclude" if any(report.excluded) else ""
+        )
         raise RtsearchError(
             f"{base_dir}: no usable images found ({len(report.skipped)} skipped{left_out})"
         )
@@ -375,6 +378,23 @@ def _as_it_was(
         and not (old.unfitted and old.features is not None)
     )
     return same and not any(ckpt.glob("part-*.dat"))
+
+
+def left_out_text(excluded: tuple[int, int]) -> str:
+    """ "2 folders and 12 files left out" (either alone where the other is 0)."""
+    folders, files = excluded
+    said = [count(folders, "folder") if folders else "", count(files, "file") if files else ""]
+    return " and ".join(s for s in said if s) + " left out"
+
+
+def _hint(text: str) -> str:
+    """Why a pattern may have left nothing out: a file of the current folder's name (the
+    shell put it for an unquoted ``*.png``), a backslash where the separator is a slash."""
+    if Path(text).is_file() and not any(c in text for c in "*?["):
+        return " (the name of a file here: quote patterns, or the shell turns '*.png' into them)"
+    if "\\" in text:
+        return " (folders are separated by /)"
+    return ""
 
 
 def _check_most_kept(

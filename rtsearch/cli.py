@@ -104,10 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--exclude",
         action="append",
         metavar="PATTERN",
-        help="leave out files and folders matching PATTERN (repeatable; default: as the index "
-        "at -o was made): a name at any depth (Backup, '*.png'), or a path from DIRECTORY "
-        "(2019/raw, 'phone/*/cache'; ** any folders); a trailing / for folders only; case "
-        "ignored. Kept in the index: update and later runs leave the same out",
+        help="leave out files and folders matching PATTERN (repeatable; quote patterns with "
+        "* or ?; default: as the index at -o was made; given, they replace its patterns): a "
+        "name at any depth (Backup, '*.png'), a path from DIRECTORY (2019/raw, "
+        "'phone/*/cache'; ** any folders), a name with a leading / for DIRECTORY's top level "
+        "only (/Backup), or a place as a path (photos/Backup, /home/me/photos/Backup); a "
+        "trailing / for folders only; case ignored. Kept in the index: update and later runs "
+        "leave the same out",
     )
     leave.add_argument(
         "--no-exclude",
@@ -282,6 +285,7 @@ def analysis_model(output: Path, made: dict) -> str:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from rtsearch import store
     from rtsearch.analyze import Settings, analyze, thin_pca
+    from rtsearch.exclusions import quoted
     from rtsearch.extractor import Extractor
     from rtsearch.models import DEFAULT_MODEL, drift_warning, resolve_model
 
@@ -306,6 +310,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         lambda **shown: analyze(args.directory, args.output, extractor, settings, **shown),
         quiet=args.quiet,
     )
+    dropped = [t for t in made.get("exclude", ()) if t not in settings.exclude]
+    if dropped and not args.replace:  # (it was "kept in the index": said, not done quietly)
+        warn(
+            f"{args.output}: --exclude replaced the patterns it was made with: "
+            f"{' '.join(quoted(t) for t in dropped)} no longer left out (give "
+            f"{'it' if len(dropped) == 1 else 'them'} again to keep that out)"
+        )
     print(analysis_summary(args.output, report, f"{extractor.info.label} on {extractor.provider}"))
     # said where the dimensions or the whitening were asked for (a folder of a dozen
     # pictures at the default 100 dims is no mistake of the user's)
@@ -330,11 +341,14 @@ def analysis_summary(output: Path, report, how: str) -> str:
     """The one line `analyze` ends with (local or on Ray)."""
     index = report.index
     assert index is not None
+    from rtsearch.analyze import left_out_text
+
     removed = f"{report.removed} removed, " if report.removed else ""  # (a rerun's)
+    left_out = f", {left_out_text(report.excluded)}" * any(report.excluded)
     return printable(  # a name holding a newline or an escape code: as errors show it
         f"{output}: {count(index.count, 'image')} ({report.analysed} analysed, {report.reused} "
-        f"reused, {removed}{len(report.skipped)} skipped) in {report.seconds:.1f} s, {how}, "
-        f"{index.dims} dims"
+        f"reused, {removed}{len(report.skipped)} skipped{left_out}) in {report.seconds:.1f} s, "
+        f"{how}, {index.dims} dims"
     )
 
 

@@ -1,17 +1,21 @@
 """Folders and files a user leaves out of an index (`analyze --exclude`), by glob pattern.
 
 A pattern without a slash is a name, matched at any depth (``Backup``, ``*.png``); one with
-a slash is a path from the folder analysed (``2019/raw``, ``phone/*/cache``), ``**``
-standing for any number of folders; a trailing slash matches folders only. ``*``, ``?`` and
-``[...]`` never cross a slash. Matching ignores case (a NAS share's ``backup`` and
-``Backup`` are one folder to its users). A folder matched is not walked at all.
+a slash inside is a path from the folder analysed (``2019/raw``, ``phone/*/cache``), ``**``
+standing for any number of folders; a leading slash keeps a name to the folder's own top
+level (``/Backup``), a trailing one to folders. ``*``, ``?`` and ``[...]`` never cross a
+slash. Matching ignores case (a NAS share's ``backup`` and ``Backup`` are one folder to its
+users). A folder matched is not walked at all. A path given as one (absolute, or from the
+current folder: ``photos/Backup`` for ``analyze photos``) is stored as the pattern of that
+one place.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from rtsearch.errors import WINDOWS, RtsearchError
 
@@ -50,12 +54,11 @@ class Exclusions:
 
     def excludes(self, rel: str, folder: bool) -> bool:
         """Whether the entry at ``rel`` itself is left out (the walk asks of each entry it
-        meets, so a folder's contents are never asked about)."""
-        for p in self.patterns:
-            if p.matches(rel, folder):
-                self.used.add(p.text)
-                return True
-        return False
+        meets, so a folder's contents are never asked about). Every pattern matching it
+        counts as used (``*.jpg`` and ``*.JPG`` both leave out ``a.JPG``)."""
+        matched = [p.text for p in self.patterns if p.matches(rel, folder)]
+        self.used.update(matched)
+        return bool(matched)
 
     def hides(self, rel: str) -> bool:
         """Whether the file at ``rel`` is left out, by its own name or one of its folders'
@@ -71,44 +74,52 @@ class Exclusions:
         return [t for t in self.texts if t not in self.used]
 
 
+def quoted(text: str) -> str:
+    """A pattern as messages write it: in single quotes, as typed (no escaped backslashes)."""
+    return f"'{text}'"
+
+
 def normalise(text: str, base_dir: Path | None = None) -> str:
-    """``text`` as stored: backslashes as slashes, no leading ``./``; an absolute path
-    inside ``base_dir`` made relative to it. Raises RtsearchError naming the pattern."""
+    """``text`` as stored: no ``.`` folders or leading ``./`` (which keeps a name to the top
+    level, as ``/``); a path given as one, absolute or from the current folder, as the
+    pattern of that place in ``base_dir``. Raises RtsearchError naming the pattern."""
     given = text.strip()
     if WINDOWS:  # (elsewhere a backslash is a character of a name)
         given = given.replace("\\", "/")
+    if given.startswith("~"):
+        given = os.path.expanduser(given)
     if base_dir is not None and (_absolute(given) or _typed_from_here(given, base_dir)):
-        folders_only = given.endswith("/")
-        given = _under(Path(given).absolute().as_posix(), base_dir, text)
-        given += "/" if folders_only else ""
-    while given.startswith("./"):
-        given = given[2:]
-    if not given or given in (".", "/"):
-        raise RtsearchError(f"--exclude {text!r}: an empty pattern would leave nothing out")
-    if _absolute(given):
-        raise RtsearchError(f"--exclude {text!r}: give a path inside the folder analysed")
-    if ".." in PurePosixPath(given).parts:
-        raise RtsearchError(f"--exclude {text!r}: '..' cannot name a place inside the folder")
-    compile_pattern(given)  # (its errors, here, before any work)
+        return _place(given, base_dir, text)
+    top = given.startswith(("/", "./"))  # (a leading / that is no place on this machine)
+    folders_only = given.endswith("/")
+    parts = [part for part in given.strip("/").split("/") if part != "."]
+    if not any(parts):
+        raise RtsearchError(f"--exclude {quoted(text)}: an empty pattern would leave nothing out")
+    if ".." in parts:
+        raise RtsearchError(f"--exclude {quoted(text)}: '..' cannot name a place inside the folder")
+    given = "/" * (top and len(parts) == 1) + "/".join(parts) + "/" * folders_only
+    compile_pattern(given, text)  # (its errors, here, before any work)
     return given
 
 
-def compile_pattern(text: str) -> Pattern:
+def compile_pattern(text: str, given: str | None = None) -> Pattern:
+    """The stored pattern ``text`` ready to match; errors name it as ``given``."""
+    given = text if given is None else given
     folders_only = text.endswith("/")
-    body = text.rstrip("/")
-    parts = body.split("/")
-    anywhere = len(parts) == 1 and parts[0] != "**"
+    top = text.startswith("/")
+    parts = text.strip("/").split("/")
+    anywhere = len(parts) == 1 and parts[0] != "**" and not top
     pieces = []
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if part == "**":
             pieces.append(".*" if last else "(?:[^/]+/)*")
             continue
-        pieces.append(_name_regex(part, text) + ("" if last else "/"))
+        pieces.append(_name_regex(part, given) + ("" if last else "/"))
     try:
         regex = re.compile("".join(pieces), re.IGNORECASE | re.DOTALL)
     except re.error as exc:
-        raise RtsearchError(f"--exclude {text!r}: not a pattern ({exc})") from None
+        raise RtsearchError(f"--exclude {quoted(given)}: not a pattern ({exc})") from None
     return Pattern(text, regex, folders_only, anywhere)
 
 
@@ -116,7 +127,7 @@ def _name_regex(part: str, text: str) -> str:
     """One name's glob as a regex: ``*`` and ``?`` within the name, ``[...]`` a class
     (``[!...]`` its complement), a ``[`` without its ``]`` the character itself."""
     if not part:
-        raise RtsearchError(f"--exclude {text!r}: an empty name between two slashes")
+        raise RtsearchError(f"--exclude {quoted(text)}: an empty name between two slashes")
     out, i = [], 0
     while i < len(part):
         c = part[i]
@@ -138,24 +149,35 @@ def _name_regex(part: str, text: str) -> str:
 
 def _typed_from_here(given: str, base_dir: Path) -> bool:
     """Whether ``given`` is a path from the current folder into the one analysed (as a
-    shell completes it: ``photos/Backup`` for ``analyze photos``), not a pattern."""
-    if re.search(r"[*?\[]", given) or (Path(base_dir) / given).exists():
+    shell completes it: ``photos/Backup`` for ``analyze photos``), not a pattern: it has a
+    slash, no wildcard, names no place in the folder and one here, inside the folder."""
+    if "/" not in given.rstrip("/") or re.search(r"[*?\[]", given):
+        return False
+    if given.startswith("/") or (Path(base_dir) / given).exists():
         return False
     here = Path(given)
     return here.exists() and Path(base_dir).resolve() in here.resolve().parents
 
 
 def _absolute(given: str) -> bool:
-    return given.startswith("/") or bool(re.match(r"[A-Za-z]:/", given))
+    """A path of this machine: C:/..., or /... where its first folder is there (``/Backup``
+    naming nothing at the root is a pattern kept to the top level)."""
+    if re.match(r"[A-Za-z]:/", given):
+        return True
+    first = given.lstrip("/").split("/")[0]
+    return given.startswith("/") and bool(first) and os.path.exists("/" + first)
 
 
-def _under(given: str, base_dir: Path, text: str) -> str:
-    for base in (Path(base_dir).absolute(), Path(base_dir).resolve()):
-        try:
-            rel = PurePosixPath(given).relative_to(base.as_posix()).as_posix()
-        except ValueError:
-            continue
-        if rel == ".":
-            raise RtsearchError(f"--exclude {text!r}: is the folder analysed itself")
-        return rel
-    raise RtsearchError(f"--exclude {text!r}: not inside {base_dir}")
+def _place(given: str, base_dir: Path, text: str) -> str:
+    """The pattern of the one place ``given`` names inside ``base_dir``."""
+    folders_only = given.endswith("/")
+    target = os.path.abspath(given)
+    for base in (os.path.abspath(base_dir), os.path.realpath(base_dir)):
+        for there in (target, os.path.realpath(target)):
+            rel = os.path.relpath(there, base).replace(os.sep, "/")
+            if rel == ".":
+                raise RtsearchError(f"--exclude {quoted(text)}: is the folder analysed itself")
+            if not rel.startswith("../") and rel != "..":
+                anchored = rel if "/" in rel else "/" + rel  # (a name alone: its top level)
+                return anchored + ("/" if folders_only else "")
+    raise RtsearchError(f"--exclude {quoted(text)}: not inside {base_dir}")

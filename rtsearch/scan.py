@@ -44,7 +44,8 @@ class ScanResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     unread: list[str] = field(default_factory=list)
     raw: int = 0  # RAW camera files met (not read: no decoder for them here)
-    excluded: int = 0  # files and folders left out by the user's patterns
+    excluded: int = 0  # files left out by the user's patterns (not those in their folders)
+    excluded_folders: int = 0  # folders left out so (not walked)
 
     def hides(self, path: str) -> bool:
         """Whether ``path`` (relative, posix) may exist unseen in an unread place."""
@@ -98,8 +99,9 @@ def scan(base_dir: Path, warn: Warn | None = None, exclude: Exclusions | None = 
                 continue
             if _clutter(entry, in_library):
                 continue
-            if exclude and _excluded(entry, rel, exclude):
-                result.excluded += 1
+            if exclude and (folder := _excluded(entry, rel, exclude)) is not None:
+                result.excluded += not folder
+                result.excluded_folders += folder
                 continue
             if _visit(entry, rel, stack, linked, result, say) and entry.is_symlink():
                 file_links.append((result.paths[-1], os.path.realpath(entry.path)))
@@ -122,12 +124,14 @@ def under_copies(rel: str) -> bool:
     return False
 
 
-def _excluded(entry: os.DirEntry, rel: str, exclude: Exclusions) -> bool:
+def _excluded(entry: os.DirEntry, rel: str, exclude: Exclusions) -> bool | None:
+    """None where ``entry`` is not left out, else whether it is a folder."""
     try:
         folder = entry.is_dir()
     except OSError:  # (said where the walk stats it)
         folder = False
-    return exclude.excludes(f"{rel}/{entry.name}" if rel else entry.name, folder)
+    child = f"{rel}/{entry.name}" if rel else entry.name
+    return folder if exclude.excludes(child, folder) else None
 
 
 def _clutter(entry: os.DirEntry, in_library: bool) -> bool:

@@ -298,13 +298,16 @@ def test_excluded_names_and_paths_are_left_out_and_their_folders_not_walked(tmp_
     real_scandir = os.scandir
     monkeypatch.setattr(os, "scandir", lambda d: listed.append(Path(d)) or real_scandir(d))
     warned = []
-    patterns = ["BACKUP", "*.png", "2019/raw", "phone/*/cache", "**/thumbs/", "nothing"]
+    patterns = ["BACKUP", "*.png", "2019/raw", "phone/*/cache", "**/thumbs/", "nothing", "*.PNG",
+                "/keep/*.png"]  # fmt: skip
     exclusions = Exclusions.of(patterns)
     result = scan(tmp_path, warned.append, exclusions)
     kept = ["a.jpg", "k/thumbs.jpg", "keep/b.jpg", "phone/me/i.jpg", "thumbs.jpg"]
     assert result.paths == [*kept, "y/2019/raw/g.jpg"]
     assert warned == [] and result.skipped == [] and result.unread == []
-    assert result.excluded == 6 and exclusions.unused() == ["nothing"]
+    assert (result.excluded_folders, result.excluded) == (5, 1)
+    # every pattern matching an entry counts as used ('*.PNG' after '*.png' was "unused")
+    assert exclusions.unused() == ["nothing", "/keep/*.png"]
     walked = {p.relative_to(tmp_path).as_posix() for p in listed}
     assert not walked & {"Backup", "x/backup", "2019/raw", "phone/me/cache", "deep/1/thumbs"}
     # rows of an index made before: by their own names or their folders'
@@ -315,17 +318,27 @@ def test_excluded_names_and_paths_are_left_out_and_their_folders_not_walked(tmp_
 def test_exclude_patterns_typed_as_paths_are_made_relative_or_refused_in_one_line(
     tmp_path, monkeypatch
 ):
+    """A place given as a path (absolute, or from the current folder as a shell completes
+    it) is that one place, not its name at any depth; a name with a leading / or ./ is the
+    folder's top level only; a bare name stays a name wherever the command runs."""
     import pytest
 
     from rtsearch.errors import RtsearchError
-    from rtsearch.exclusions import normalise
+    from rtsearch.exclusions import Exclusions, normalise
 
     base = tmp_path / "photos"
     (base / "Backup" / "old").mkdir(parents=True)
+    (tmp_path / "old").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert normalise(str(base / "Backup"), base) == "Backup"  # absolute, inside
+    assert normalise(str(base / "Backup"), base) == "/Backup"  # absolute, inside
     assert normalise("photos/Backup/old/", base) == "Backup/old/"  # as a shell completes it
-    assert normalise("./Backup", base) == "Backup" and normalise("*.png", base) == "*.png"
+    assert normalise("photos/Backup", base) == "/Backup"
+    assert normalise("./Backup", base) == normalise("/Backup", base) == "/Backup"
+    assert normalise("old", base) == "old"  # a name, though ./old is here
+    assert normalise("2019/./Summer Trip", base) == "2019/Summer Trip"
+    assert normalise("*.png", base) == "*.png"
+    top = Exclusions.of(["/Backup"])
+    assert [top.hides(p) for p in ("Backup/a.jpg", "x/Backup/a.jpg")] == [True, False]
     refused = [
         ("", "empty pattern"), ("a//b", "empty name"), ("../x", "'..'"),
         (str(tmp_path), "not inside"), (str(base), "folder analysed itself"),
@@ -333,4 +346,4 @@ def test_exclude_patterns_typed_as_paths_are_made_relative_or_refused_in_one_lin
     for pattern, why in refused:
         with pytest.raises(RtsearchError, match=why) as err:
             normalise(pattern, base)
-        assert "\n" not in str(err.value) and str(err.value).startswith(f"--exclude {pattern!r}")
+        assert "\n" not in str(err.value) and str(err.value).startswith(f"--exclude '{pattern}'")

@@ -969,7 +969,7 @@ def test_an_earlier_versions_part_that_named_its_folder_relative_is_resumed(
 
 
 def test_excluded_folders_stay_out_through_update_and_reruns_until_no_exclude(
-    capsys, tmp_path, indexed, tiny_model
+    capsys, tmp_path, indexed, tiny_model, monkeypatch
 ):
     """`analyze --exclude` leaves folders out of an index already made (20 of its 30 rows:
     asked for, so not refused as a wrong folder), says a pattern that matches nothing, keeps
@@ -981,8 +981,9 @@ def test_excluded_folders_stay_out_through_update_and_reruns_until_no_exclude(
     code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
                             "--exclude", "D1", "--exclude", "d2/", "--exclude", "nothing",
                             "--quiet")  # fmt: skip
-    assert code == 0 and "10 images (0 analysed, 10 reused, 20 removed" in stdout
-    assert err == f"warning: {gallery}: --exclude 'nothing' matches nothing there\n"
+    assert code == 0 and "10 images (0 analysed, 10 reused, 20 removed, 0 skipped, 2 folders "\
+        "left out)" in stdout  # fmt: skip
+    assert err == f"warning: {gallery}: --exclude 'nothing' leaves nothing out there\n"
     info = json.loads(cli(capsys, "info", out, "--json")[1])
     assert info["count"] == 10 and info["exclude"] == ["D1", "d2/", "nothing"]
     assert cli(capsys, "info", out)[1].splitlines()[-1].split() == [
@@ -998,18 +999,32 @@ def test_excluded_folders_stay_out_through_update_and_reruns_until_no_exclude(
     assert code == 0 and stdout.startswith(f"{out}: 11 images (1 added,")
     assert all(p.startswith("d0/") for p in store.load(out).paths)
     code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")
-    assert code == 0 and "11 images (0 analysed, 11 reused, 0 skipped)" in stdout
+    assert code == 0 and "11 images (0 analysed, 11 reused, 0 skipped, 2 folders left" in stdout
     assert store.load(out).exclude == ("D1", "d2/", "nothing")
 
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                            "--exclude", "d2", "--quiet")  # fmt: skip
+    assert code == 0 and "22 images (11 analysed, 11 reused, 0 skipped, 1 folder left out" \
+        in stdout  # fmt: skip
+    replaced = "--exclude replaced the patterns it was made with: 'D1' 'd2/' 'nothing' no longer"
+    assert err == f"warning: {out}: {replaced} left out (give them again to keep that out)\n"
     code, stdout, _ = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
                           "--no-exclude", "--quiet")  # fmt: skip
-    assert code == 0 and "32 images (21 analysed, 11 reused" in stdout
+    assert code == 0 and "32 images (10 analysed, 22 reused" in stdout
     assert json.loads(cli(capsys, "info", out, "--json")[1])["exclude"] == []
 
     code, _, err = cli(capsys, "analyze", gallery, "-o", tmp_path / "none.dat", "--model",
                        tiny_model, "--exclude", "d?", "--quiet")  # fmt: skip
     assert (code, err) == (1, f"rtsearch: error: {gallery}: no usable images found (0 skipped, "
-                              "3 left out by --exclude)\n")  # fmt: skip
+                              "3 folders left out by --exclude)\n")  # fmt: skip
+    monkeypatch.chdir(tmp_path)  # an unquoted *.png, turned by the shell into a file here
+    (tmp_path / "mine.png").write_bytes(b"")
+    code, _, err = cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model,
+                       "--exclude", "mine.png", "--quiet")  # fmt: skip
+    assert code == 0 and err == (
+        f"warning: {gallery}: --exclude 'mine.png' leaves nothing out there (the name of a file "
+        "here: quote patterns, or the shell turns '*.png' into them)\n"
+    )
     with h5py.File(out, "r+") as f:
         f.attrs["exclude"] = "[3]"
     code, _, err = cli(capsys, "info", out)
