@@ -586,15 +586,19 @@ def parse(
     """The command line parsed; `query`'s pictures may come after its options too
     (`query INDEX -k 5 a.jpg`, `query INDEX --no-verify -- -x.jpg`): argparse takes
     positionals given together only, and said "unrecognized arguments: a.jpg"."""
-    if command != "query":
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if command not in sub.choices:
         return parser.parse_args(argv)
     args, extra = parser.parse_known_args(argv)
     if not extra:
         return args
+    if command != "query":  # (said under the command's usage, not the top level's)
+        quote = " (quote --exclude patterns: the shell turns an unquoted '*.png' into the " \
+                "names of the files here)" if "--exclude" in argv else ""  # fmt: skip
+        sub.choices[command].error(f"unrecognized arguments: {' '.join(extra)}{quote}")
     past = argv[argv.index("--") + 1 :] if "--" in argv else []
     unknown = [e for e in extra if e.startswith("-") and e not in ("-", "--") and e not in past]
     if unknown:
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         sub.choices["query"].error(f"unrecognized arguments: {' '.join(unknown)}")
     given = [*([args.index_file] if args.index_file else []), *args.images]
     given += [Path(e) for e in extra if e != "--"]

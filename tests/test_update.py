@@ -1025,6 +1025,13 @@ def test_excluded_folders_stay_out_through_update_and_reruns_until_no_exclude(
         f"warning: {gallery}: --exclude 'mine.png' leaves nothing out there (the name of a file "
         "here: quote patterns, or the shell turns '*.png' into them)\n"
     )
+    (tmp_path / "yours.png").write_bytes(b"")  # two: the second is no pattern
+    with pytest.raises(SystemExit):
+        main(["analyze", str(gallery), "-o", str(out), "--exclude", "mine.png", "yours.png"])
+    assert capsys.readouterr().err.endswith(
+        "rtsearch analyze: error: unrecognized arguments: yours.png (quote --exclude patterns: "
+        "the shell turns an unquoted '*.png' into the names of the files here)\n"
+    )  # (it was said under the top level's usage, without a word of quoting)
     with h5py.File(out, "r+") as f:
         f.attrs["exclude"] = "[3]"
     code, _, err = cli(capsys, "info", out)
