@@ -924,7 +924,11 @@ def test_grab_mode_and_query_sizes_coming_and_going_keep_memory_flat(app):
 
     def cycle(i: int) -> None:
         app.perform("grab_mode")
-        pump(app, lambda: app.preview is not None and app.preview_tex.used != (1, 1))
+        # the last preview's picture is not shown before the new one's first
+        preview = app.ids.grab["preview"]
+        assert not dpg.get_item_configuration(preview)["show"]
+        pump(app, lambda: dpg.get_item_configuration(preview)["show"])
+        assert app.preview is not None and app.preview_tex.used != (1, 1)
         app.perform("escape")
         w, h = 150 + 17 * (i % 20), (200, 240)[i % 2]  # 20 shapes, as random pictures
         app._show_query(Thumb(np.full((h, w, 3), i, np.uint8), w, h))

@@ -344,6 +344,9 @@ class ViewerApp:
         if self.preview is not None:
             self.preview.close()
         self.preview = ScreenPreview(PREVIEW_W, max(1, round(PREVIEW_W * dh / dw)))
+        # hidden until its first picture: the texture holds the last one, of the desktop
+        # as it was (stretched where its shape changed), for the first tenth of a second
+        dpg.configure_item(self.ids.grab["preview"], show=False)
 
     def desktop_changed(self, desk: tuple[int, int, int, int], home) -> None:
         """The preview saw another desktop (a monitor changed while the mode is on)."""

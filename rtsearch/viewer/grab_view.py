@@ -89,6 +89,7 @@ def draw_grab(app: ViewerApp) -> None:
             tex.put(image)
             if tex.tag != before:
                 dpg.configure_item(items["preview"], texture_tag=tex.tag)
+            dpg.configure_item(items["preview"], show=True)
     hint = grab_hint(app)
     p = grab_preview(app)
     sx0, sy0, sx1, sy1 = app.region.desk_rect(p)
