@@ -286,8 +286,10 @@ def plan(
     report.skipped.extend(found.skipped)
     report.excluded = (found.excluded_folders, found.excluded)
     if warn:
+        more = " the other patterns do not" if exclusions.used else ""  # (Backup/Backup)
         for text in exclusions.unused():  # (a misspelt name left all in)
-            warn(f"{base_dir}: --exclude {quoted(text)} leaves nothing out there{_hint(text)}")
+            warn(f"{base_dir}: --exclude {quoted(text)} leaves nothing out there{more}"
+                 f"{_hint(text)}")  # fmt: skip
     if found.raw:  # (passed over without a word: a folder of them was "no usable images")
         raw = f"{count(found.raw, 'RAW camera file')} (.CR2, .NEF, .ARW, .DNG ...)"
         if not found.paths:

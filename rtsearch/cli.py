@@ -285,7 +285,6 @@ def analysis_model(output: Path, made: dict) -> str:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from rtsearch import store
     from rtsearch.analyze import Settings, analyze, thin_pca
-    from rtsearch.exclusions import quoted
     from rtsearch.extractor import Extractor
     from rtsearch.models import DEFAULT_MODEL, drift_warning, resolve_model
 
@@ -310,13 +309,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         lambda **shown: analyze(args.directory, args.output, extractor, settings, **shown),
         quiet=args.quiet,
     )
-    dropped = [t for t in made.get("exclude", ()) if t not in settings.exclude]
-    if dropped and not args.replace:  # (it was "kept in the index": said, not done quietly)
-        warn(
-            f"{args.output}: --exclude replaced the patterns it was made with: "
-            f"{' '.join(quoted(t) for t in dropped)} no longer left out (give "
-            f"{'it' if len(dropped) == 1 else 'them'} again to keep that out)"
-        )
+    back = taken_back(made.get("exclude", ()), settings.exclude, report.index.paths)
+    if back:  # (they were "kept in the index": said, not done quietly)
+        why = "as --no-exclude asks" if args.no_exclude else "the patterns given replace them"
+        warn(f"{args.output}: {back}, {why}")
     print(analysis_summary(args.output, report, f"{extractor.info.label} on {extractor.provider}"))
     # said where the dimensions or the whitening were asked for (a folder of a dozen
     # pictures at the default 100 dims is no mistake of the user's)
@@ -335,6 +331,25 @@ def with_progress(job: Callable[..., T], *, quiet: bool = False) -> T:
     finally:  # an interruption or an error is said on a line of its own, not after the bar
         if bar:
             bar.close()
+
+
+def taken_back(before: tuple[str, ...], now: tuple[str, ...], paths: list[str]) -> str:
+    """What to say where the patterns an index was made with (``before``) left out images
+    that it holds now (``paths``) under patterns ``now``: "" where none came back (the same
+    patterns written otherwise: ``backup`` for ``Backup``)."""
+    from rtsearch.exclusions import Exclusions, quoted
+
+    if not before or before == now:
+        return ""
+    old = Exclusions.of(before)
+    back = [p for p in paths if old.hides(p)]
+    if not back:
+        return ""
+    named = [t for t in before if any(Exclusions.of([t]).hides(p) for p in back)]
+    return (
+        f"{count(len(back), 'image')} its --exclude {' '.join(quoted(t) for t in named)} left "
+        f"out {'is' if len(back) == 1 else 'are'} taken in again"
+    )
 
 
 def analysis_summary(output: Path, report, how: str) -> str:

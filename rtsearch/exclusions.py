@@ -90,6 +90,8 @@ def normalise(text: str, base_dir: Path | None = None) -> str:
         given = os.path.expanduser(given)
     if base_dir is not None and (_absolute(given) or _typed_from_here(given, base_dir)):
         return _place(given, base_dir, text)
+    if base_dir is not None and (rest := _past_the_folder(given, base_dir)) is not None:
+        given = rest if "/" in rest.rstrip("/") else "/" + rest  # (its top level)
     top = given.startswith(("/", "./"))  # (a leading / that is no place on this machine)
     folders_only = given.endswith("/")
     parts = [part for part in given.strip("/").split("/") if part != "."]
@@ -157,6 +159,25 @@ def _typed_from_here(given: str, base_dir: Path) -> bool:
         return False
     here = Path(given)
     return here.exists() and Path(base_dir).resolve() in here.resolve().parents
+
+
+def _past_the_folder(given: str, base_dir: Path) -> str | None:
+    """What follows the folder analysed in ``given``, a pattern written from the current
+    folder (``photos/2020/*`` for ``analyze photos``: a wildcard, or a case the disk does
+    not have, made it no place to find); None where ``given`` does not start with it or the
+    folder holds an entry of that first name (then it is a pattern inside the folder)."""
+    here = os.path.relpath(os.path.abspath(base_dir)).replace(os.sep, "/")
+    if here == "." or not given.startswith(here + "/"):
+        return None
+    rest = given[len(here) + 1 :]
+    first = rest.split("/")[0]
+    if (
+        not rest.strip("/")
+        or first in ("..", ".")
+        or (Path(base_dir) / given.split("/")[0]).exists()
+    ):
+        return None
+    return rest
 
 
 def _absolute(given: str) -> bool:

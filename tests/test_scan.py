@@ -333,6 +333,9 @@ def test_exclude_patterns_typed_as_paths_are_made_relative_or_refused_in_one_lin
     assert normalise(str(base / "Backup"), base) == "/Backup"  # absolute, inside
     assert normalise("photos/Backup/old/", base) == "Backup/old/"  # as a shell completes it
     assert normalise("photos/Backup", base) == "/Backup"
+    # ... and with a wildcard, or another case, which name no place to find
+    assert normalise("photos/Backup/*/", base) == "Backup/*/"
+    assert normalise("photos/backup", base) == "/backup"
     assert normalise("./Backup", base) == normalise("/Backup", base) == "/Backup"
     assert normalise("old", base) == "old"  # a name, though ./old is here
     assert normalise("2019/./Summer Trip", base) == "2019/Summer Trip"
