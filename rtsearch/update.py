@@ -52,6 +52,7 @@ class UpdateReport:
     refit_advised: bool = False
     seconds: float = 0.0
     moved_from: str | None = None  # the folder the index named before, if it now names another
+    excluded: tuple[int, int] = (0, 0)  # folders and files its --exclude patterns left out
 
     @property
     def modified(self) -> bool:
@@ -64,7 +65,9 @@ class UpdateReport:
             f"{len(self.changed)} changed, "
             + (f"{len(self.relocated)} moved, " if self.relocated else "")
             + f"{len(self.removed)} removed, "
-            f"{len(self.skipped)} skipped) in {self.seconds:.1f} s{moved}"
+            f"{len(self.skipped)} skipped"
+            + (f", {single.left_out_text(self.excluded)}" if any(self.excluded) else "")
+            + f") in {self.seconds:.1f} s{moved}"
         )
 
 
@@ -123,6 +126,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
     if rows and seen and not replace:
         _check_same_images(index_path, base_dir, old, rows, seen, moved)
     report = UpdateReport(old, skipped=list(found.skipped))
+    report.excluded = (found.excluded_folders, found.excluded)
     moved_away = {old.paths[i] for i in relocated.values()}
     report.removed = [p for p in gone if p not in moved_away]
     report.relocated = sorted(relocated)
