@@ -89,7 +89,9 @@ def normalise(text: str, base_dir: Path | None = None) -> str:
     if given.startswith("~"):
         given = os.path.expanduser(given)
     if base_dir is not None and (_absolute(given) or _typed_from_here(given, base_dir)):
-        return _place(given, base_dir, text)
+        given = _place(given, base_dir, text)
+        compile_pattern(given, text)
+        return given
     if base_dir is not None and (rest := _past_the_folder(given, base_dir)) is not None:
         given = rest if "/" in rest.rstrip("/") else "/" + rest  # (its top level)
     top = given.startswith(("/", "./"))  # (a leading / that is no place on this machine)
@@ -166,7 +168,10 @@ def _past_the_folder(given: str, base_dir: Path) -> str | None:
     folder (``photos/2020/*`` for ``analyze photos``: a wildcard, or a case the disk does
     not have, made it no place to find); None where ``given`` does not start with it or the
     folder holds an entry of that first name (then it is a pattern inside the folder)."""
-    here = os.path.relpath(os.path.abspath(base_dir)).replace(os.sep, "/")
+    try:
+        here = os.path.relpath(os.path.abspath(base_dir)).replace(os.sep, "/")
+    except ValueError:  # (Windows: on another drive than the current folder)
+        return None
     if here == "." or not given.startswith(here + "/"):
         return None
     rest = given[len(here) + 1 :]
@@ -195,7 +200,10 @@ def _place(given: str, base_dir: Path, text: str) -> str:
     target = os.path.abspath(given)
     for base in (os.path.abspath(base_dir), os.path.realpath(base_dir)):
         for there in (target, os.path.realpath(target)):
-            rel = os.path.relpath(there, base).replace(os.sep, "/")
+            try:
+                rel = os.path.relpath(there, base).replace(os.sep, "/")
+            except ValueError:  # (Windows: another drive)
+                continue
             if rel == ".":
                 raise RtsearchError(f"--exclude {quoted(text)}: is the folder analysed itself")
             if not rel.startswith("../") and rel != "..":
