@@ -79,13 +79,13 @@ def iso_tracks(f: BinaryIO) -> list[bytes]:
     """The handler types (b"vide", b"soun", ...) of an ISO-BMFF file's tracks, read from its
     movie header wherever it lies (after the media in most files): its top-level boxes'
     headers are read and skipped. [] where there is no header to read."""
-    moov = _box(f, b"moov", 1 << 62)
+    moov = _box(f, b"moov")
     return [] if moov is None else [_handler(trak) for trak in _children(moov, b"trak")]
 
 
-def _box(f: BinaryIO, kind: bytes, end: int) -> bytes | None:
+def _box(f: BinaryIO, kind: bytes) -> bytes | None:
     """The payload of the top-level box ``kind``, read from ``f``'s position on."""
-    while f.tell() < end:
+    while True:
         head = f.read(8)
         if len(head) < 8:
             return None
@@ -101,7 +101,6 @@ def _box(f: BinaryIO, kind: bytes, end: int) -> bytes | None:
         if size < skip:
             return None
         f.seek(size - skip, 1)
-    return None
 
 
 def _children(payload: bytes, kind: bytes) -> list[bytes]:

@@ -26,7 +26,7 @@ from PIL import Image
 
 from rtsearch.decode import RGBImage, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError, first_line
-from rtsearch.sniff import HEAD_BYTES, audio_kind, ftyp_brands, iso_tracks
+from rtsearch.sniff import HEAD_BYTES, audio_kind, ftyp_brands, iso_tracks, video_kind
 
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
 # what ``source.message`` already says in one line; errors still show.
@@ -353,7 +353,8 @@ def _why_not_a_video(path: Path) -> str:
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
             f.seek(0)
-            tracks = iso_tracks(f) if ftyp_brands(head) else None
+            # (an ISO-BMFF video's: HEIF and AVIF pictures are ISO-BMFF too, without tracks)
+            tracks = iso_tracks(f) if ftyp_brands(head) and video_kind(head) else None
     except OSError as exc:
         return f"cannot open as a video ({exc.strerror or first_line(exc)})"
     if not head:
