@@ -52,11 +52,15 @@ def test_video_not_in_real_time_hands_out_every_frame(tmp_path):
 
 def test_bad_video_and_missing_camera_are_messages_not_crashes(tmp_path, capfd):
     mp4_start = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"  # ffmpeg takes it for one
-    for name, data in (("not-a-video.avi", b"nothing here"), ("cut.mp4", mp4_start + bytes(2000))):
+    headless = (
+        " (an MP4 or QuickTime file without its movie header: still being copied, or cut short?)"
+    )
+    for name, data, why in (("not-a-video.avi", b"nothing here", ""),
+                            ("cut.mp4", mp4_start + bytes(2000), headless)):  # fmt: skip
         bad = tmp_path / name
         bad.write_bytes(data)
         src = VideoSource(bad)
-        assert src.read() is None and src.message == f"{bad}: cannot open as a video"
+        assert src.read() is None and src.message == f"{bad}: cannot open as a video{why}"
     cam = WebcamSource(device=57)  # no such camera
     deadline = time.perf_counter() + 10
     while "no camera" not in cam.message and time.perf_counter() < deadline:
