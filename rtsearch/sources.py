@@ -169,6 +169,11 @@ LIVE_MIN_SIZE = (1024, 1024)
 DEFAULT_GRAB = (400, 300)  # region size when following the mouse without a chosen region
 
 
+Rect = tuple[int, int, int, int]  # left, top, width, height
+# the desktop (every monitor together), the first monitor, and each monitor
+Geometry = tuple[Rect, Rect, tuple[Rect, ...]]
+
+
 def _meet(box: tuple[int, int, int, int], monitor: dict) -> bool:
     """Whether ``box`` (x0, y0, x1, y1) overlaps an mss ``monitor``."""
     x0, y0, x1, y1 = box
@@ -219,9 +224,12 @@ class ScreenSource:
         m = self._mss().monitors[0]
         return m["left"], m["top"], m["width"], m["height"]
 
-    def geometry(self) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
-        """The desktop and the first monitor, as the grab region takes them."""
-        return self.desktop(), self.monitor()
+    def geometry(self) -> Geometry:
+        """The desktop, the first monitor and every monitor, as the grab region takes them."""
+        monitors = tuple(
+            (m["left"], m["top"], m["width"], m["height"]) for m in self._mss().monitors[1:]
+        )
+        return self.desktop(), self.monitor(), monitors
 
     def grab(self, region: tuple[int, int, int, int] | None = None) -> RGBImage:
         """The region's visible part (a region partly off the desktop is cut to it).

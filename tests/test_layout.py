@@ -197,6 +197,25 @@ def test_the_region_lives_on_the_whole_desktop_of_several_monitors():
     assert GrabRegion((0, 0, 1440, 900)).desk_text() == "1440x900 screen"
 
 
+def test_a_region_is_never_moved_into_the_gap_between_unequal_monitors():
+    """A region fitted to a desktop of unequal monitors (1920x1080 beside 1280x720) was
+    moved into its bounding box only, landing where no monitor is (nothing to grab): it
+    goes onto the nearest monitor; one the user leaves touching a monitor stays."""
+    monitors = ((0, 0, 1920, 1080), (1920, 0, 1280, 720))
+    g = GrabRegion((0, 0, 3200, 1080), home=monitors[0], monitors=monitors)
+    note = g.set_box((3100, 1000, 300, 300))  # off the desktop's corner, into the gap
+    assert g.box == (2900, 420, 300, 300) and note.endswith("now 2900,420,300,300 (G to "
+                                                           "choose another)")  # fmt: skip
+    g.center_on(2500, 950)  # a click in the gap: onto the second monitor, the nearer
+    assert g.box == (2350, 420, 300, 300)
+    assert g.set_box((1800, 800, 300, 200)) == ""  # straddling a monitor and the gap: kept
+    g.set_box((2000, 900, 300, 150))
+    assert g.box == (2000, 570, 300, 150)
+    # the second monitor unplugged: the desktop shrinks to the first
+    g.set_desktop((0, 0, 1920, 1080), monitors[0], monitors[:1])
+    assert g.box == (1620, 570, 300, 150)
+
+
 def test_a_desktop_that_changed_takes_the_region_with_it():
     """After a change of resolution (4K to 1280x1024) the region stayed where the old
     desktop had room, off the new one."""

@@ -347,7 +347,7 @@ def test_a_window_on_a_small_screen_is_placed_on_it(monkeypatch):
         ((0, 0, 3200, 1080), (1280, 0, 1920, 1080), (1280, 860), (1380, 100)),  # on the first
         ((0, 0, 1024, 768), (0, 0, 1024, 768), (1024, 688), (0, 80)),
     ):
-        monkeypatch.setattr(app, "screen_geometry", lambda d=desk, h=home: (d, h))
+        monkeypatch.setattr(app, "screen_geometry", lambda d=desk, h=home: (d, h, ()))
         viewer = app.ViewerApp(None, app.ViewerOptions("none", width=1280, height=860))
         try:
             assert ((viewer.width, viewer.height), viewer.pos) == (size, pos), desk

@@ -403,6 +403,17 @@ def test_a_camera_that_stops_keeps_its_picture_and_one_never_there_shows_none(ru
     wait_for(lambda: published(running).source == "webcam:1")
     pub = published(running)
     assert pub.query is None and pub.results == () and "webcam:1 stopped" in pub.message
+    # another source of the same name (the screen, its region moved into a gap between
+    # monitors): not the pictures of the one before
+    running.send("source", Camera(picture(4), "screen", frames=2))
+    wait_for(lambda: (p := running.latest()) is not None and p.message.startswith("screen"))
+    assert published(running).query is not None
+    gap = Camera(picture(5), "screen", frames=0)  # (its words its own: the region's)
+    gap.read = lambda: setattr(gap, "message", "the region is on no monitor") or None
+    running.send("source", gap)
+    wait_for(lambda: published(running).message == "the region is on no monitor")
+    pub = published(running)
+    assert pub.source == "screen" and pub.query is None and pub.results == ()
 
 
 def test_a_source_slow_to_give_its_first_picture_says_so_meanwhile(running):

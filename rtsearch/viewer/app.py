@@ -31,6 +31,7 @@ from rtsearch.perf.machine import peak_rss_mb
 from rtsearch.session import SearchSession
 from rtsearch.sources import (
     ClipboardSource,
+    Geometry,
     RandomSource,
     ScreenSource,
     VideoSource,
@@ -137,8 +138,8 @@ class ViewerApp:
         # not answer is not asked again (mss would wait on it for ever)
         display = x_display()
         read = screen_geometry() if display is None or answers(display) else None
-        desk, home = read or ((0, 0, *FALLBACK_SCREEN),) * 2
-        self.region = GrabRegion(desk, home=home)
+        desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
+        self.region = GrabRegion(desk, home=home, monitors=monitors)
         self.region.scale = opts.hidpi_scale or detect_scale(home[2], _logical_width())
         self.region_before = self.region.box
         # no larger than the first monitor (1280x860 on a 1366x768 laptop's: its bottom,
@@ -348,9 +349,9 @@ class ViewerApp:
         # as it was (stretched where its shape changed), for the first tenth of a second
         dpg.configure_item(self.ids.grab["preview"], show=False)
 
-    def desktop_changed(self, desk: tuple[int, int, int, int], home) -> None:
+    def desktop_changed(self, desk: tuple[int, int, int, int], home, monitors=()) -> None:
         """The preview saw another desktop (a monitor changed while the mode is on)."""
-        self.message = self.region.set_desktop(desk, home) or self.message
+        self.message = self.region.set_desktop(desk, home, monitors) or self.message
         self._show_preview()
         self.dirty = True
 
@@ -672,9 +673,9 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         tmp.write_text(json.dumps(stats, indent=1))
 
 
-def screen_geometry() -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None:
-    """The desktop (every monitor together) and the first monitor, each as left, top,
-    width, height in physical pixels; None without a display."""
+def screen_geometry() -> Geometry | None:
+    """The desktop (every monitor together), the first monitor and each monitor, as left,
+    top, width, height in physical pixels; None without a display."""
     src = ScreenSource()
     try:
         return src.geometry()

@@ -34,11 +34,16 @@ class Preview:
 
 class GrabRegion:
     """The rectangle grabbed, on a desktop ``desk`` (left, top, width, height: every
-    monitor together); ``home`` is the first monitor, where the default rectangle is."""
+    monitor together); ``home`` is the first monitor, where the default rectangle is;
+    ``monitors`` each monitor (none given: the whole desktop is grabbed)."""
 
-    def __init__(self, desk: Box, box: Box | None = None, home: Box | None = None) -> None:
+    def __init__(
+        self, desk: Box, box: Box | None = None, home: Box | None = None,
+        monitors: tuple[Box, ...] = (),
+    ) -> None:  # fmt: skip
         self.desk = desk
         self.home = home or desk
+        self.monitors = tuple(monitors)
         self.box: Box = self._moved_on(box or self.default())
         self._drag: str | None = None
         self._anchor = (0.0, 0.0, self.box)
@@ -49,10 +54,12 @@ class GrabRegion:
         x, y, w, h = self.home
         return x + w // 4, y + h // 4, w // 2, h // 2
 
-    def set_desktop(self, desk: Box, home: Box | None = None) -> str:
+    def set_desktop(
+        self, desk: Box, home: Box | None = None, monitors: tuple[Box, ...] = ()
+    ) -> str:
         """The desktop as it is now (monitors added, removed, resized): the region moved
         onto it; "" when it still fitted, else a line saying where it went."""
-        self.desk, self.home = desk, home or desk
+        self.desk, self.home, self.monitors = desk, home or desk, tuple(monitors)
         box = self.box
         self.box = self._moved_on(box)
         return "" if self.box == box else self._not_fitting(box)
@@ -127,12 +134,17 @@ class GrabRegion:
         return x, y, w, h
 
     def _moved_on(self, box: Box) -> Box:
-        """Kept its size (up to the desktop's) and moved the least way onto the desktop."""
-        x, y, w, h = box
-        left, top, dw, dh = self.desk
-        w = min(max(MIN_SIZE, w), dw)
-        h = min(max(MIN_SIZE, h), dh)
-        return min(max(left, x), left + dw - w), min(max(top, y), top + dh - h), w, h
+        """Kept its size (up to the desktop's) and moved the least way onto the desktop,
+        and onto a monitor where it would lie in a gap between unequal ones (nothing to
+        grab there: a region moved onto the desktop could land in one)."""
+        on = _moved_into(box, self.desk)
+        if not self.monitors or any(boxes_overlap(on, m) for m in self.monitors):
+            return on
+        x, y = on[:2]
+        return min(
+            (_moved_into(on, m) for m in self.monitors),
+            key=lambda b: abs(b[0] - x) + abs(b[1] - y),
+        )
 
     def center_on(self, sx: float, sy: float) -> None:
         """Move the region (same size) so its centre is at the screen point, clamped."""
@@ -172,6 +184,15 @@ class GrabRegion:
     def overlaps(self, window: Box) -> bool:
         """Does the region overlap ``window`` (logical pixels, e.g. the viewport)?"""
         return boxes_overlap(self.box, self.to_physical(window))
+
+
+def _moved_into(box: Box, area: Box) -> Box:
+    """``box`` kept its size (up to the area's) and moved the least way into ``area``."""
+    x, y, w, h = box
+    left, top, aw, ah = area
+    w = min(max(MIN_SIZE, w), aw)
+    h = min(max(MIN_SIZE, h), ah)
+    return min(max(left, x), left + aw - w), min(max(top, y), top + ah - h), w, h
 
 
 def _spec(box: Box) -> str:

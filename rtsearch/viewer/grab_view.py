@@ -81,7 +81,7 @@ def draw_grab(app: ViewerApp) -> None:
     tex, items = app.preview_tex, app.ids.grab
     if app.preview is not None:
         seen = app.preview.geometry
-        if seen is not None and seen[0] != app.region.desk:
+        if seen is not None and (seen[0], seen[2]) != (app.region.desk, app.region.monitors):
             app.desktop_changed(*seen)  # a monitor changed while the mode is on
         image = app.preview.take()
         if image is not None:

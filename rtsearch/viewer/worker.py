@@ -39,7 +39,7 @@ from rtsearch.errors import RtsearchError, command
 from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
 from rtsearch.session import Result, SearchSession
-from rtsearch.sources import Frame, RandomSource, Source
+from rtsearch.sources import Frame, Geometry, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder
 from rtsearch.viewer import layout
 
@@ -212,6 +212,7 @@ class Worker:
         self.header_h = header_h  # the query is shrunk to this height (query_picture)
         self._requery = False  # the header changed: the query on show wants a new picture
         self._stale = False  # the index changed since the pictures on show were searched
+        self._shown_by: Source | None = None  # the source whose picture is on show
         self._thread = threading.Thread(target=self._run, name="rtsearch-worker", daemon=True)
 
     # ------------------------------------------------------------ UI side
@@ -455,7 +456,7 @@ class Worker:
             self._slot = replace(pub, seq=self._seq, **again)
 
     def _store(self, frame, searched, results, thumbs, infer_ms: float, message: str) -> None:
-        self._stale = False
+        self._stale, self._shown_by = False, self.source
         query = query_picture(frame.image, self.header_h)
         self._seq += 1
         name = self.source.name if self.source else ""
@@ -475,8 +476,15 @@ class Worker:
             self._seq += 1
             name = self.source.name if self.source else ""
             # (nor the results of an index no longer loaded: a picture of the old index
-            # that the new one's folder lacks showed the old results, unlabelled)
-            if last is None or last.source != name or self._stale:
+            # that the new one's folder lacks showed the old results, unlabelled; nor those
+            # of the source before of the same name: a screen region moved into a gap
+            # between monitors showed the old region's)
+            if (
+                last is None
+                or last.source != name
+                or self._stale
+                or (self._shown_by is not self.source)
+            ):
                 self._slot = Published(
                     self._seq, name, None, 0.0, time.perf_counter(), None, (), (), 0.0,
                     self._message,
@@ -493,8 +501,8 @@ class ScreenPreview:
     """The whole desktop (every monitor), small, for the grab-region chooser: about 10 times
     a second, less where grabbing a large desktop takes long (a 5K screen: 75 ms a time, a
     core's worth at 10/s); its own thread so a slow model never freezes the preview.
-    ``geometry``: the desktop and the first monitor as last seen (read again every few
-    seconds, and after a failed grab: monitors come and go)."""
+    ``geometry``: the desktop, the first monitor and each monitor as last seen (read again
+    every few seconds, and after a failed grab: monitors come and go)."""
 
     INTERVAL_S = 0.1
     BUSY_SHARE = 0.2  # of one core, at most, spent on the preview
@@ -506,7 +514,7 @@ class ScreenPreview:
         self._lock = threading.Lock()
         self._latest: RGBImage | None = None
         self.message = ""
-        self.geometry: tuple[tuple[int, int, int, int], tuple[int, int, int, int]] | None = None
+        self.geometry: Geometry | None = None
         self._thread = threading.Thread(target=self._run, name="screen-preview", daemon=True)
         self._thread.start()
 
