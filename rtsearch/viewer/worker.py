@@ -212,7 +212,7 @@ class Worker:
         self.header_h = header_h  # the query is shrunk to this height (query_picture)
         self._requery = False  # the header changed: the query on show wants a new picture
         self._stale = False  # the index changed since the pictures on show were searched
-        self._shown_by: Source | None = None  # the source whose picture is on show
+        self._shown_from: tuple = ()  # what the picture on show was taken from (_taken_from)
         self._thread = threading.Thread(target=self._run, name="rtsearch-worker", daemon=True)
 
     # ------------------------------------------------------------ UI side
@@ -456,7 +456,7 @@ class Worker:
             self._slot = replace(pub, seq=self._seq, **again)
 
     def _store(self, frame, searched, results, thumbs, infer_ms: float, message: str) -> None:
-        self._stale, self._shown_by = False, self.source
+        self._stale, self._shown_from = False, _taken_from(self.source)
         query = query_picture(frame.image, self.header_h)
         self._seq += 1
         name = self.source.name if self.source else ""
@@ -477,13 +477,13 @@ class Worker:
             name = self.source.name if self.source else ""
             # (nor the results of an index no longer loaded: a picture of the old index
             # that the new one's folder lacks showed the old results, unlabelled; nor those
-            # of the source before of the same name: a screen region moved into a gap
-            # between monitors showed the old region's)
+            # of another screen region: one moved into a gap between monitors showed the
+            # old region's)
             if (
                 last is None
                 or last.source != name
                 or self._stale
-                or (self._shown_by is not self.source)
+                or self._shown_from != _taken_from(self.source)
             ):
                 self._slot = Published(
                     self._seq, name, None, 0.0, time.perf_counter(), None, (), (), 0.0,
@@ -495,6 +495,12 @@ class Worker:
                 self._slot = replace(
                     last, seq=self._seq, message=self._message, inference_ms=0.0
                 )  # fmt: skip
+
+
+def _taken_from(source: Source | None) -> tuple:
+    """What a source's pictures show: its name, and a screen grab's region (a new region
+    is another picture; a paste that failed keeps the last one pasted)."""
+    return ("", None) if source is None else (source.name, getattr(source, "region", None))
 
 
 class ScreenPreview:
