@@ -211,9 +211,12 @@ def test_a_region_is_never_moved_into_the_gap_between_unequal_monitors():
     assert g.set_box((1800, 800, 300, 200)) == ""  # straddling a monitor and the gap: kept
     g.set_box((2000, 900, 300, 150))
     assert g.box == (2000, 570, 300, 150)
-    # the second monitor unplugged: the desktop shrinks to the first
+    # each monitor's edges drawn on the preview (here at a tenth, from 10,20)
+    p = g.fit_preview(10, 20, 320, 108)
+    assert g.monitor_rects(p) == [(10, 20, 202, 128), (202, 20, 330, 92)]
+    # the second monitor unplugged: the desktop shrinks to the first, no edges drawn
     g.set_desktop((0, 0, 1920, 1080), monitors[0], monitors[:1])
-    assert g.box == (1620, 570, 300, 150)
+    assert g.box == (1620, 570, 300, 150) and g.monitor_rects(p) == []
 
 
 def test_a_desktop_that_changed_takes_the_region_with_it():

@@ -910,6 +910,36 @@ def test_the_grab_region_is_on_the_whole_desktop_and_follows_its_changes(app, ga
         pump(app, lambda: "does not fit" not in dpg.get_value(app.ids.message))
 
 
+def test_the_grab_preview_outlines_each_monitor_of_a_desktop_of_several(app):
+    """The gap between unequal monitors looked like a black wallpaper on the preview: a
+    region put there grabs nothing. Each monitor's edges are drawn; one monitor, none."""
+    from rtsearch.viewer import grab_view
+
+    monitors = ((0, 0, 1920, 1080), (1920, 0, 1280, 720))
+    before = app.region.desk, app.region.home, app.region.monitors
+    items = app.ids.grab
+    app.perform("grab_mode")
+    app.preview.close()  # (its own reads of this one-screen display would undo the fake)
+    app.preview = None
+    try:
+        app.region.set_desktop((0, 0, 3200, 1080), monitors[0], monitors)
+        grab_view.draw_grab(app)
+        p = grab_view.grab_preview(app)
+        drawn = [dpg.get_item_configuration(items[f"monitor{i}"]) for i in range(3)]
+        assert [d["show"] for d in drawn] == [True, True, False]
+        want = app.region.monitor_rects(p)
+        got = [v for d in drawn[:2] for v in (*d["pmin"][:2], *d["pmax"][:2])]
+        assert got == pytest.approx([v for rect in want for v in rect])
+        assert want[1][0] == pytest.approx(want[0][2])  # side by side, the second shorter
+        assert want[1][3] < want[0][3]
+        app.region.set_desktop(*before)
+        grab_view.draw_grab(app)
+        assert not any(dpg.get_item_configuration(items[f"monitor{i}"])["show"] for i in range(3))
+    finally:
+        app.region.set_desktop(*before)
+        app.perform("escape")
+
+
 def test_grab_mode_and_query_sizes_coming_and_going_keep_memory_flat(app):
     """Each texture made anew leaked its memory inside Dear PyGui (3 MiB for a 640x400
     raw texture deleted): entering the grab mode made the preview's, each new size of

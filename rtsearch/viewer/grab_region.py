@@ -78,6 +78,17 @@ class GrabRegion:
         x0, y0 = p.x + (x - p.left) * p.scale, p.y + (y - p.top) * p.scale
         return x0, y0, x0 + w * p.scale, y0 + h * p.scale
 
+    def monitor_rects(self, p: Preview) -> list[tuple[float, float, float, float]]:
+        """Each monitor's place on the canvas, where there are several (their edges are
+        drawn: a region in a gap between unequal ones grabs nothing)."""
+        if len(self.monitors) < 2:
+            return []
+        out = []
+        for x, y, w, h in self.monitors:
+            x0, y0 = p.x + (x - p.left) * p.scale, p.y + (y - p.top) * p.scale
+            out.append((x0, y0, x0 + w * p.scale, y0 + h * p.scale))
+        return out
+
     def desk_rect(self, p: Preview) -> tuple[float, float, float, float]:
         """The whole desktop's place on the canvas."""
         _, _, w, h = self.desk

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from rtsearch.viewer.app import ViewerApp
 
 GRAB_BORDER = (255, 210, 0, 255)
+MONITOR_EDGE = (90, 170, 255, 220)  # each monitor's outline, on a desktop of several
+MONITORS_DRAWN = 8
 HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
 HINT_TOP = 4
 GRAB_HELP = "Drag it or a corner; G/S/Enter: use it, M: under the mouse, Esc: cancel."
@@ -28,6 +30,8 @@ def add_items() -> dict:
     items = {}
     for side in ("top", "bottom", "left", "right"):
         items[side] = dpg.draw_rectangle((0, 0), (1, 1), fill=(0, 0, 0, 160), color=(0, 0, 0, 0))
+    for i in range(MONITORS_DRAWN):  # (over the dimming, under the region's border)
+        items[f"monitor{i}"] = dpg.draw_rectangle((0, 0), (1, 1), color=MONITOR_EDGE, show=False)
     items["border"] = dpg.draw_rectangle((0, 0), (1, 1), color=GRAB_BORDER, thickness=2)
     for corner in ("tl", "br"):
         items[corner] = dpg.draw_rectangle((0, 0), (1, 1), fill=GRAB_BORDER, color=GRAB_BORDER)
@@ -102,6 +106,11 @@ def draw_grab(app: ViewerApp) -> None:
     dpg.configure_item(items["bottom"], pmin=(sx0, y1), pmax=(sx1, sy1))
     dpg.configure_item(items["left"], pmin=(sx0, y0), pmax=(x0, y1))
     dpg.configure_item(items["right"], pmin=(x1, y0), pmax=(sx1, y1))
+    monitors = app.region.monitor_rects(p)[:MONITORS_DRAWN]
+    for i in range(MONITORS_DRAWN):
+        shown = i < len(monitors)
+        where = {"pmin": monitors[i][:2], "pmax": monitors[i][2:]} if shown else {}
+        dpg.configure_item(items[f"monitor{i}"], show=shown, **where)
     dpg.configure_item(items["border"], pmin=(x0, y0), pmax=(x1, y1))
     dpg.configure_item(items["tl"], pmin=(x0 - 5, y0 - 5), pmax=(x0 + 5, y0 + 5))
     dpg.configure_item(items["br"], pmin=(x1 - 5, y1 - 5), pmax=(x1 + 5, y1 + 5))
