@@ -74,20 +74,12 @@ class GrabRegion:
         return (px - p.x) / p.scale + p.left, (py - p.y) / p.scale + p.top
 
     def preview_rect(self, p: Preview) -> tuple[float, float, float, float]:
-        x, y, w, h = self.box
-        x0, y0 = p.x + (x - p.left) * p.scale, p.y + (y - p.top) * p.scale
-        return x0, y0, x0 + w * p.scale, y0 + h * p.scale
+        return _on_preview(p, self.box)
 
     def monitor_rects(self, p: Preview) -> list[tuple[float, float, float, float]]:
         """Each monitor's place on the canvas, where there are several (their edges are
         drawn: a region in a gap between unequal ones grabs nothing)."""
-        if len(self.monitors) < 2:
-            return []
-        out = []
-        for x, y, w, h in self.monitors:
-            x0, y0 = p.x + (x - p.left) * p.scale, p.y + (y - p.top) * p.scale
-            out.append((x0, y0, x0 + w * p.scale, y0 + h * p.scale))
-        return out
+        return [_on_preview(p, m) for m in self.monitors] if len(self.monitors) > 1 else []
 
     def desk_rect(self, p: Preview) -> tuple[float, float, float, float]:
         """The whole desktop's place on the canvas."""
@@ -195,6 +187,13 @@ class GrabRegion:
     def overlaps(self, window: Box) -> bool:
         """Does the region overlap ``window`` (logical pixels, e.g. the viewport)?"""
         return boxes_overlap(self.box, self.to_physical(window))
+
+
+def _on_preview(p: Preview, box: Box) -> tuple[float, float, float, float]:
+    """A box of the desktop (left, top, width, height) as x0, y0, x1, y1 on the canvas."""
+    x, y, w, h = box
+    x0, y0 = p.x + (x - p.left) * p.scale, p.y + (y - p.top) * p.scale
+    return x0, y0, x0 + w * p.scale, y0 + h * p.scale
 
 
 def _moved_into(box: Box, area: Box) -> Box:
