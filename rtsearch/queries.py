@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     if single:  # after the index: its problems are reported first
         answers = [_answer(session, given[0], args, say_trim=True)]
     else:
-        pictures = _pictures(given)
+        pictures = _pictures(given, session)
         if len(pictures) == 1 and isinstance(pictures[0], Answer):  # one folder, empty
             raise RtsearchError(str(pictures[0].error))
         answers, nearest = [], {}
@@ -237,22 +237,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pictures(given: list[Path]) -> list[Path | Answer]:
+def _pictures(given: list[Path], session: SearchSession) -> list[Path | Answer]:
     """The pictures to search for: files as given, folders by what analyze's scan finds in
-    them, those named like pictures that it cannot take (a FIFO, a broken link) as failed
-    answers of their own; a folder holding none is its own failed answer."""
+    them (in the index's own folder, what its --exclude patterns leave out is left out,
+    said in a note), those named like pictures that it cannot take (a FIFO, a broken link)
+    as failed answers of their own; a folder holding none is its own failed answer."""
     from rtsearch.cli import print_line
     from rtsearch.decode import is_image_file
+    from rtsearch.exclusions import Exclusions, quoted
     from rtsearch.scan import scan
 
     pictures: list[Path | Answer] = []
+    exclusions = Exclusions.of(session.index.exclude)
     for path in given:
         if not path.is_dir():
             pictures.append(path)
             continue
         before = len(pictures)
         found = scan(path, warn=lambda m: print_line(f"warning: {m}"))
-        pictures.extend(path / rel for rel in found.paths)
+        inside = _under_base(path, session.base_dir) if exclusions else None
+        kept = [r for r in found.paths if inside is None or not exclusions.hides(inside + r)]
+        left = f"the index leaves out (--exclude {' '.join(map(quoted, session.index.exclude))})"
+        if found.paths and not kept:
+            pictures.append(Answer(path, [], f"{path}: holds only pictures {left}; give them "
+                                   "as files to search them"))  # fmt: skip
+            continue
+        if len(kept) < len(found.paths):  # (analyze finds them so in the index's folder)
+            n = count(len(found.paths) - len(kept), "picture")
+            print_line(f"note: {path}: {n} {left} not searched")
+        pictures.extend(path / rel for rel in kept)
         for rel, reason in found.skipped:  # (a folder it could not list: not a picture)
             where = path / rel
             if is_image_file(where):
@@ -260,6 +273,16 @@ def _pictures(given: list[Path]) -> list[Path | Answer]:
         if len(pictures) == before:
             pictures.append(Answer(path, [], f"{path}: no pictures in this folder"))
     return pictures
+
+
+def _under_base(folder: Path, base_dir: Path) -> str | None:
+    """``folder``'s place under the index's folder, as a prefix of its paths ("" for the
+    folder itself, "2019/" for one in it); None where it lies elsewhere."""
+    try:
+        rel = folder.resolve().relative_to(base_dir.resolve()).as_posix()
+    except (ValueError, OSError):
+        return None
+    return "" if rel == "." else rel + "/"
 
 
 def _answer_all(

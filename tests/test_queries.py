@@ -466,3 +466,36 @@ def test_a_file_of_the_index_comes_first_among_its_identical_copies(
     results = session.query_file(copies[0], 4)
     assert runs == [1] and {r.path for r in results} == names
     assert results[0].path == "Backup/img00004.jpg"  # ... and still first among its copies
+
+
+def test_a_folder_of_the_index_is_searched_without_what_the_index_leaves_out(
+    capsys, tmp_path, tiny_model
+):
+    """`query INDEX FOLDER` takes a folder's pictures "as analyze finds them": in the
+    index's own folder, without those its --exclude patterns leave out (said in a note);
+    a folder of nothing else says so; such a file given by name is searched."""
+    gallery, out = tmp_path / "gallery", tmp_path / "g.dat"
+    make_gallery(gallery, 6)
+    (gallery / "Backup").mkdir()
+    for f in ("d0/img00003.jpg", "d1/img00004.jpg"):
+        shutil.copy2(gallery / f, gallery / "Backup" / Path(f).name)
+    assert cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet",
+               "--exclude", "Backup")[0] == 0  # fmt: skip
+    code, stdout, err = cli(capsys, "query", out, gallery, "--model", tiny_model, "--jsonl",
+                            "-k", "1", "--no-verify")  # fmt: skip
+    queried = [json.loads(line)["query"] for line in stdout.splitlines()]
+    assert code == 0 and len(queried) == 6 and not any("Backup" in q for q in queried)
+    assert err == (f"note: {gallery}: 2 pictures the index leaves out (--exclude 'Backup') not "
+                   "searched\n")  # fmt: skip
+    code, _, err = cli(capsys, "query", out, gallery / "Backup", "--model", tiny_model)
+    assert (code, err) == (1, f"rtsearch: error: {gallery / 'Backup'}: holds only pictures the "
+                              "index leaves out (--exclude 'Backup'); give them as files to "
+                              "search them\n")  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"  # a folder outside the index's: all its pictures
+    shutil.copytree(gallery / "Backup", elsewhere / "Backup")
+    code, stdout, err = cli(capsys, "query", out, elsewhere, "--model", tiny_model, "--jsonl",
+                            "-k", "1", "--no-verify")  # fmt: skip
+    assert code == 0 and len(stdout.splitlines()) == 2 and err == ""
+    code, stdout, _ = cli(capsys, "query", out, gallery / "Backup/img00003.jpg", "--model",
+                          tiny_model, "-k", "1", "--no-verify")  # fmt: skip
+    assert code == 0 and stdout.split()[-1] == "d0/img00003.jpg"
