@@ -301,7 +301,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.ray is not None:
         from rtsearch.distributed import run_cli
 
-        return run_cli(args, settings)
+        return run_cli(args, settings, made.get("exclude", ()))
     extractor = Extractor(resolve_model(args.model), threads=args.threads, streams=0)
     if extractor.info.variant == "int8" and not extractor.info.faithful_int8:
         warn(drift_warning(extractor.path, extractor.info))
@@ -309,10 +309,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         lambda **shown: analyze(args.directory, args.output, extractor, settings, **shown),
         quiet=args.quiet,
     )
-    back = taken_back(made.get("exclude", ()), settings.exclude, report.index.paths)
-    if back:  # (they were "kept in the index": said, not done quietly)
-        why = "as --no-exclude asks" if args.no_exclude else "the patterns given replace them"
-        warn(f"{args.output}: {back}, {why}")
+    say_taken_back(args, made.get("exclude", ()), report.index.paths)
     print(analysis_summary(args.output, report, f"{extractor.info.label} on {extractor.provider}"))
     # said where the dimensions or the whitening were asked for (a folder of a dozen
     # pictures at the default 100 dims is no mistake of the user's)
@@ -333,22 +330,22 @@ def with_progress(job: Callable[..., T], *, quiet: bool = False) -> T:
             bar.close()
 
 
-def taken_back(before: tuple[str, ...], now: tuple[str, ...], paths: list[str]) -> str:
-    """What to say where the patterns an index was made with (``before``) left out images
-    that it holds now (``paths``) under patterns ``now``: "" where none came back (the same
-    patterns written otherwise: ``backup`` for ``Backup``)."""
+def say_taken_back(args: argparse.Namespace, before: tuple[str, ...], paths: list[str]) -> None:
+    """Warn where the patterns the index at -o was made with (``before``) left out images it
+    holds now (``paths``), after `analyze` with other patterns or --no-exclude: nothing where
+    none came back (the same patterns written otherwise: ``backup`` for ``Backup``)."""
     from rtsearch.exclusions import Exclusions, quoted
 
-    if not before or before == now:
-        return ""
     old = Exclusions.of(before)
-    back = [p for p in paths if old.hides(p)]
+    back = [p for p in paths if old.hides(p)] if before else []
     if not back:
-        return ""
+        return
     named = [t for t in before if any(Exclusions.of([t]).hides(p) for p in back)]
-    return (
-        f"{count(len(back), 'image')} its --exclude {' '.join(quoted(t) for t in named)} left "
-        f"out {'is' if len(back) == 1 else 'are'} taken in again"
+    why = "as --no-exclude asks" if args.no_exclude else "the patterns given replace them"
+    warn(
+        f"{args.output}: {count(len(back), 'image')} its --exclude "
+        f"{' '.join(quoted(t) for t in named)} left out {'is' if len(back) == 1 else 'are'} "
+        f"taken in again, {why}"
     )
 
 

@@ -430,9 +430,11 @@ def _write_part(dest: Path, model: ModelRef, base_dir: Path, paths, feats, sizes
     store.save(part, dest)
 
 
-def run_cli(args, settings: Settings) -> int:
-    """`rtsearch analyze ... --ray [ADDRESS]`, called from rtsearch.cli.cmd_analyze."""
-    from rtsearch.cli import analysis_summary, with_progress
+def run_cli(args, settings: Settings, excluded_before: tuple[str, ...] = ()) -> int:
+    """`rtsearch analyze ... --ray [ADDRESS]`, called from rtsearch.cli.cmd_analyze;
+    ``excluded_before``: the --exclude patterns of the index at -o, said where the images
+    they left out come back."""
+    from rtsearch.cli import analysis_summary, say_taken_back, with_progress
     from rtsearch.models import read_model_info, resolve_model
 
     model_path = resolve_model(args.model)
@@ -443,5 +445,6 @@ def run_cli(args, settings: Settings) -> int:
         quiet=args.quiet,
     )
     assert report.index is not None
+    say_taken_back(args, excluded_before, report.index.paths)
     print(analysis_summary(args.output, report, f"{read_model_info(model_path).label} on Ray"))
     return 0

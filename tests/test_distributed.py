@@ -108,6 +108,19 @@ def test_ray_cluster_matches_single_process_and_resumes(cluster, tmp_path, tiny_
     assert np.abs(a.projected - b.projected).max() < 1e-5
     assert np.array_equal(a.sizes, b.sizes) and np.array_equal(a.mtimes, b.mtimes)
 
+    # --exclude on the cluster as here: a folder left out, then taken in again and said
+    ray_run = ("--model", tiny_model, "--dims", 16, "--quiet", "--ray", cluster)
+    done = run_cli("analyze", gallery, "-o", out, "--exclude", "d1", *ray_run)
+    assert done.returncode == 0, done.stderr
+    assert "40 images (0 analysed, 40 reused, 20 removed, 1 skipped, 1 folder left out)" in (
+        done.stdout
+    )
+    assert store.load(out).exclude == ("d1",)
+    done = run_cli("analyze", gallery, "-o", out, "--no-exclude", *ray_run)
+    assert done.returncode == 0, done.stderr
+    assert f"warning: {out}: 20 images its --exclude 'd1' left out are taken in again, as " \
+        "--no-exclude asks" in done.stderr  # fmt: skip
+
 
 def test_unreachable_cluster_is_one_line(tmp_path, tiny_model):
     make_gallery(tmp_path / "g", 3)
