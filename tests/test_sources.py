@@ -115,7 +115,10 @@ def test_an_mp4_of_sound_only_or_cut_short_is_said_so(tmp_path):
     cut = tmp_path / "cut.mp4"
     data = clip.read_bytes()
     cut.write_bytes(data[: data.index(b"moov") - 4])
+    picture = tmp_path / "photo.mp4"  # an AVIF picture's ISO-BMFF: no tracks, no header
+    picture.write_bytes(_box(b"ftyp", b"avif" + bytes(4) + b"avifmif1") + _box(b"meta", bytes(40)))
     said = {
+        picture: "cannot open as a video",
         memo: "an MP4 or QuickTime file: sound only, no pictures to search",
         cut: "cannot open as a video (an MP4 or QuickTime file without its movie header: "
         "still being copied, or cut short?)",
