@@ -174,11 +174,9 @@ Rect = tuple[int, int, int, int]  # left, top, width, height
 Geometry = tuple[Rect, Rect, tuple[Rect, ...]]
 
 
-def _meet(box: tuple[int, int, int, int], monitor: dict) -> bool:
-    """Whether ``box`` (x0, y0, x1, y1) overlaps an mss ``monitor``."""
-    x0, y0, x1, y1 = box
-    left, top = monitor["left"], monitor["top"]
-    return x0 < left + monitor["width"] and left < x1 and y0 < top + monitor["height"] and top < y1
+def _rect(monitor: dict) -> Rect:
+    """An mss monitor as left, top, width, height."""
+    return monitor["left"], monitor["top"], monitor["width"], monitor["height"]
 
 
 class ScreenSource:
@@ -214,22 +212,21 @@ class ScreenSource:
             grabber = self._local.mss = mss.MSS()
         return grabber
 
-    def monitor(self) -> tuple[int, int, int, int]:
+    def monitor(self) -> Rect:
         """The first monitor (mss's order): left, top, width, height."""
-        m = self._mss().monitors[1]
-        return m["left"], m["top"], m["width"], m["height"]
+        return _rect(self._mss().monitors[1])
 
-    def desktop(self) -> tuple[int, int, int, int]:
+    def desktop(self) -> Rect:
         """Every monitor together (the dead parts of a desktop of unequal ones included)."""
-        m = self._mss().monitors[0]
-        return m["left"], m["top"], m["width"], m["height"]
+        return _rect(self._mss().monitors[0])
+
+    def monitors(self) -> tuple[Rect, ...]:
+        """Each monitor, in mss's order."""
+        return tuple(_rect(m) for m in self._mss().monitors[1:])
 
     def geometry(self) -> Geometry:
         """The desktop, the first monitor and every monitor, as the grab region takes them."""
-        monitors = tuple(
-            (m["left"], m["top"], m["width"], m["height"]) for m in self._mss().monitors[1:]
-        )
-        return self.desktop(), self.monitor(), monitors
+        return self.desktop(), self.monitor(), self.monitors()
 
     def grab(self, region: tuple[int, int, int, int] | None = None) -> RGBImage:
         """The region's visible part (a region partly off the desktop is cut to it).
@@ -247,7 +244,7 @@ class ScreenSource:
         spec = f"{x},{y},{w},{h}"  # (as --source screen: and the viewer's lines write it)
         if x1 <= x0 or y1 <= y0:
             raise ValueError(f"the region {spec} is off the desktop ({dw}x{dh}); move it with G")
-        if not any(_meet((x0, y0, x1, y1), m) for m in self._mss().monitors[1:]):
+        if not any(boxes_overlap((x0, y0, x1 - x0, y1 - y0), m) for m in self.monitors()):
             # the dead part of a desktop of unequal monitors: it was grabbed as black
             raise ValueError(f"the region {spec} is on no monitor (a gap between them); move "
                              "it with G")  # fmt: skip
