@@ -193,15 +193,14 @@ class SearchSession:
     def row_at(self, path: Path) -> int | None:
         """The row of the file at ``path`` (its place under the base folder, however it is
         written: ``..``, a link to it); None where it has none."""
+        places = []
         for resolve in (os.path.abspath, os.path.realpath):
             try:
-                rel = Path(resolve(path)).relative_to(resolve(self.base_dir)).as_posix()
+                places.append(Path(resolve(path)).relative_to(resolve(self.base_dir)).as_posix())
             except ValueError:
                 continue
-            row = self._rows.get(rel)
-            if row is not None:
-                return row
-        return None
+        rows = (self.index.row_of(rel) for rel in dict.fromkeys(places))  # (each place once)
+        return next((row for row in rows if row is not None), None)
 
     def _unchanged(self, row: int, path: Path) -> bool:
         """Whether the file at ``path`` is as row ``row`` was made from (size and time)."""
@@ -210,11 +209,6 @@ class SearchSession:
         except OSError:
             return False
         return same_stat(self.index.sizes[row], self.index.mtimes[row], st.st_size, st.st_mtime)
-
-    @functools.cached_property
-    def _rows(self) -> dict[str, int]:
-        """Each path's row (built on the first file asked about: ~15 MB at 145k rows)."""
-        return {str(p): i for i, p in enumerate(self.index.paths)}
 
     def with_features(self) -> Index:
         """This session's index with its stored features, read from its file when they were

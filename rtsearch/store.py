@@ -15,6 +15,7 @@ A checkpoint is the features-only form: the same file without the projection.
 
 from __future__ import annotations
 
+import bisect
 import faulthandler
 import json
 import os
@@ -104,6 +105,15 @@ class Index:
     @property
     def is_checkpoint(self) -> bool:
         return self.projection is None
+
+    def row_of(self, path: str) -> int | None:
+        """The row of ``path`` (relative, posix); None where there is none. Indexes keep
+        their paths sorted (found by bisection); a file that does not is searched through."""
+        paths = self.paths
+        at = bisect.bisect_left(paths, path)
+        if at < len(paths) and paths[at] == path:
+            return at
+        return next((i for i, p in enumerate(paths) if p == path), None)
 
 
 def check_compatible(index: Index, info: ModelInfo, where: str) -> None:

@@ -17,7 +17,6 @@ each raw texture's memory (1.3 MB each here: 67 MB in a minute of video).
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import math
 import os
@@ -115,10 +114,7 @@ def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | N
     if paths is old.index.paths or paths == old.index.paths:
         return row
     path = old.index.paths[row]
-    at = bisect.bisect_left(paths, path)  # an index keeps its paths sorted
-    if at < len(paths) and paths[at] == path:
-        return at
-    found = next((i for i, p in enumerate(paths) if p == path), None)
+    found = new.index.row_of(path)
     if found is None:  # moved within the folder (moves.moved_rows): its name, size and time
         name, size, mtime = PurePosixPath(path).name, old.index.sizes[row], old.index.mtimes[row]
         found = next(
