@@ -326,9 +326,7 @@ def finish(
         )
     paths = sorted(done.stats)
     if not paths:
-        left_out = (
-            f", {left_out_text(report.excluded)} by --exclude" if any(report.excluded) else ""
-        )
+        left_out = left_out_text(report.excluded, " by --exclude")
         raise RtsearchError(
             f"{base_dir}: no usable images found ({len(report.skipped)} skipped{left_out})"
         )
@@ -382,11 +380,12 @@ def _as_it_was(
     return same and not any(ckpt.glob("part-*.dat"))
 
 
-def left_out_text(excluded: tuple[int, int]) -> str:
-    """ "2 folders and 12 files left out" (either alone where the other is 0)."""
+def left_out_text(excluded: tuple[int, int], how: str = "") -> str:
+    """ ", 2 folders and 12 files left out" (either alone where the other is 0) and ``how``,
+    for a summary's parentheses; "" where nothing was left out."""
     folders, files = excluded
     said = [count(folders, "folder") if folders else "", count(files, "file") if files else ""]
-    return " and ".join(s for s in said if s) + " left out"
+    return f", {' and '.join(s for s in said if s)} left out{how}" if any(excluded) else ""
 
 
 def _hint(text: str) -> str:

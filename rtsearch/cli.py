@@ -356,7 +356,7 @@ def analysis_summary(output: Path, report, how: str) -> str:
     from rtsearch.analyze import left_out_text
 
     removed = f"{report.removed} removed, " if report.removed else ""  # (a rerun's)
-    left_out = f", {left_out_text(report.excluded)}" * any(report.excluded)
+    left_out = left_out_text(report.excluded)
     return printable(  # a name holding a newline or an escape code: as errors show it
         f"{output}: {count(index.count, 'image')} ({report.analysed} analysed, {report.reused} "
         f"reused, {removed}{len(report.skipped)} skipped{left_out}) in {report.seconds:.1f} s, "

@@ -126,10 +126,7 @@ def under_copies(rel: str) -> bool:
 
 def _excluded(entry: os.DirEntry, rel: str, exclude: Exclusions) -> bool | None:
     """None where ``entry`` is not left out, else whether it is a folder."""
-    try:
-        folder = entry.is_dir()
-    except OSError:  # (said where the walk stats it)
-        folder = False
+    folder = _is_folder(entry)
     child = f"{rel}/{entry.name}" if rel else entry.name
     return folder if exclude.excludes(child, folder) else None
 
@@ -139,11 +136,16 @@ def _clutter(entry: os.DirEntry, in_library: bool) -> bool:
     name = entry.name.lower()
     if name not in CLUTTER_DIRS and not in_library:
         return False
+    return _is_folder(entry) and (name in CLUTTER_DIRS or name not in PHOTOS_LIBRARY_ORIGINALS)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """Whether ``entry`` is a folder (or a link to one); False where that cannot be told
+    (said where the walk stats it)."""
     try:
-        folder = entry.is_dir()
+        return entry.is_dir()
     except OSError:
         return False
-    return folder and (name in CLUTTER_DIRS or name not in PHOTOS_LIBRARY_ORIGINALS)
 
 
 def _drop_links_to_files_indexed(

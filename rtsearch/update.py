@@ -66,7 +66,7 @@ class UpdateReport:
             + (f"{len(self.relocated)} moved, " if self.relocated else "")
             + f"{len(self.removed)} removed, "
             f"{len(self.skipped)} skipped"
-            + (f", {single.left_out_text(self.excluded)}" if any(self.excluded) else "")
+            + single.left_out_text(self.excluded)
             + f") in {self.seconds:.1f} s{moved}"
         )
 
