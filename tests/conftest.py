@@ -11,6 +11,22 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fakes import write_tiny_model  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_of_the_session(tmp_path_factory):
+    """The viewer keeps the index it shows for plain `rtsearch` (rtsearch/lastindex.py) in
+    the user state folder: the tests' viewers keep theirs in a folder of the run's own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _state_of_the_test(tmp_path_factory, monkeypatch):
+    """... and each test in one of its own: a viewer started without an index opens none,
+    not the one another test showed last."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")

@@ -132,6 +132,71 @@ def test_no_index_opens_an_empty_viewer_that_says_what_to_do(display, tmp_path):
     assert np.asarray(Image.open(shot).convert("RGB")).std() > 5  # buttons and status drawn
 
 
+def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monkeypatch):
+    """Every session started empty: an index analysed in the viewer (kept in a hidden data
+    folder) took a Ctrl+O and a walk to that folder to see again."""
+    models = tmp_path / "models"
+    write_tiny_model(models / "tiny.onnx")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(models))
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    make_gallery(tmp_path / "photos", 8)
+    index, other = tmp_path / "photos.dat", tmp_path / "other.dat"
+    analyze(tmp_path / "photos", index, Extractor(models / "tiny.onnx"), Settings(dims=4))
+    make_gallery(tmp_path / "more", 5, start=50)
+    analyze(tmp_path / "more", other, Extractor(models / "tiny.onnx"), Settings(dims=4))
+
+    def shown(*args: str, plain: bool = False) -> tuple[dict, str]:
+        stats = tmp_path / "frames.json"
+        stats.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "rtsearch", *([] if plain else ["view"]), *args]
+        cmd += ["--quit-after-frames", "20", "--frame-stats", str(stats)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(stats.read_text()), done.stderr
+
+    figures, _ = shown(plain=True)  # nothing shown yet: empty, as before
+    assert figures["index"] is None and "no index" in figures["message"].lower()
+    shown(str(index))
+    figures, err = shown(plain=True)
+    assert figures["index"] == str(index) and figures["queries"] >= 1, figures
+    assert figures["message"] == f"index: {index} (8 images), the one shown last time"
+    assert err == ""
+    # --no-last: a look at another index leaves the one to open next time as it was
+    figures, _ = shown(str(other), "--no-last")
+    assert figures["index"] == str(other)
+    assert shown("--no-last")[0]["index"] is None
+    assert shown(plain=True)[0]["index"] == str(index)
+
+    # the folder moved, and shown with --base-dir: opened from there next time
+    (tmp_path / "photos").rename(tmp_path / "moved")
+    shown(str(index), "--base-dir", str(tmp_path / "moved"))
+    figures, _ = shown(plain=True)
+    assert figures["index"] == str(index) and figures["queries"] >= 1, figures
+    # ... gone from there too: the viewer opens all the same, and says why not with it
+    (tmp_path / "moved").rename(tmp_path / "gone")
+    figures, err = shown(plain=True)
+    assert figures["index"] is None and figures["queries"] == 0
+    said = "the index shown last time is not opened: "
+    assert figures["message"].startswith(said) and str(tmp_path / "photos") in err
+    assert err.startswith(f"warning: {said}") and err.count("\n") == 1
+    # the index itself gone: said on the message line
+    index.unlink()
+    figures, err = shown(plain=True)
+    assert figures["index"] is None and err == ""
+    assert figures["message"] == (
+        f"the index shown last time, {index}, is not there (moved or deleted); Ctrl+O loads one"
+    )
+    # a state file damaged, or of another shape: nothing shown, nothing said
+    from rtsearch.lastindex import state_file
+
+    for damaged in ("{", "[]", '{"index": 3}', '{"index": "x.dat", "base_dir": 1}'):
+        state_file().write_text(damaged)
+        figures, err = shown(plain=True)
+        assert figures["index"] is None and err == "", damaged
+
+
 def test_a_display_resetting_as_the_viewer_starts_still_opens():
     """A display's server resets when its last client leaves (a fresh Xvfb, as xvfb-run and
     these tests start it), and turns clients away for a moment meanwhile. The viewer read

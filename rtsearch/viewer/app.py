@@ -27,6 +27,7 @@ import dearpygui.dearpygui as dpg
 
 from rtsearch.atomic import atomic_path
 from rtsearch.errors import RtsearchError, count, first_line
+from rtsearch.lastindex import remember
 from rtsearch.perf.machine import peak_rss_mb
 from rtsearch.session import SearchSession
 from rtsearch.sources import (
@@ -85,6 +86,7 @@ class ViewerOptions:
     fp32: bool = False
     threads: int = 1
     trim: bool = True  # plain borders off live pictures before they are searched (B)
+    remember: bool = True  # keep the index shown for plain `rtsearch` (off: --no-last)
 
 
 class ViewerApp:
@@ -102,6 +104,9 @@ class ViewerApp:
         self.dirty = True  # layout must be recomputed
         self.canvas_size = (0.0, 0.0)
         self.message = "" if session else NO_INDEX
+        self.remembered: tuple[Path, Path] | None = None  # the index shown, kept for next time
+        if session is not None:
+            self._remember(session)
         self.tasks: list[Task] = []
         self.grab_mode = False
         self.preview: ScreenPreview | None = None
@@ -424,6 +429,19 @@ class ViewerApp:
         images = count(len(session.index.paths), "image")
         self.message = f"index: {session.source or 'analysed'} ({images})"
         ui.show_dims(self.ids, session)
+        self._remember(session)
+
+    def _remember(self, session: SearchSession) -> None:
+        """Keep the index file shown, and the folder its images are shown from, for plain
+        `rtsearch` to open next time: written when they change, not for every new version
+        of one index (--watch, Apply dims)."""
+        source = session.source
+        if not self.opts.remember or source is None:
+            return
+        if (source, session.base_dir) == self.remembered:
+            return
+        self.remembered = (source, session.base_dir)
+        remember(source, session.base_dir)
 
     def _poll_tasks(self) -> None:
         for task in self.tasks:
@@ -668,6 +686,9 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         "thumbs_cached": len(app.worker.cache),
         "thumbs_mb": round(app.worker.cache.nbytes / 2**20, 1),
         "peak_rss_mb": None if peak is None else round(peak, 1),
+        # what was on show at the end: the index file and the message line
+        "index": str(app.session.source) if app.session and app.session.source else None,
+        "message": app.message,
     }
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(json.dumps(stats, indent=1))
@@ -731,8 +752,11 @@ def run_viewer(
     fp32: bool = False,
     threads: int = 1,
     trim: bool = True,
+    message: str = "",
+    remember: bool = True,
 ) -> int:
-    """Open the viewer on ``session`` (None: start empty; load or analyze from the UI).
+    """Open the viewer on ``session`` (None: start empty; load or analyze from the UI),
+    ``message`` on its message line.
 
     Blocks until the window is closed, or after ``quit_after_frames`` frames (headless runs
     then wait, at most a minute, for the first results), writes ``screenshot`` (PNG of the
@@ -746,10 +770,13 @@ def run_viewer(
         source=source, k=k, header_h=header_h, thumb_h=thumb_h, width=width, height=height,
         screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
-        watch=watch, fp32=fp32, threads=threads, trim=trim,
+        watch=watch, fp32=fp32, threads=threads, trim=trim, remember=remember,
     )  # fmt: skip
     app = ViewerApp(session, opts)
     app.build()
+    if message:  # with what the first source said as it started (a region moved to fit)
+        said = "" if app.message == NO_INDEX else app.message
+        app.message = f"{message}; {said}" if said else message
     try:
         return app.run()
     finally:

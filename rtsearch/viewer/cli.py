@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rtsearch.argtypes import in_range, number
 from rtsearch.cli import one_index
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, count, warn
 from rtsearch.sources import SOURCES, parse_source
 from rtsearch.viewer import layout
 
@@ -16,9 +16,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from rtsearch.argtypes import positive_int, thread_count
 
     p.add_argument(
-        "index_file", nargs="?", type=Path, default=None, metavar="INDEX", help="index file (.dat)"
+        "index_file",
+        nargs="?",
+        type=Path,
+        default=None,
+        metavar="INDEX",
+        help="index file (.dat; default: the one the viewer showed last time)",
     )
     p.add_argument("--index", type=Path, default=None, help="index file (.dat); same as INDEX")
+    p.add_argument(
+        "--no-last",
+        dest="last",
+        action="store_false",
+        help="leave the index shown last time out of this run: without INDEX open none, "
+        "and do not keep INDEX as the one to open next time",
+    )
     p.add_argument(
         "--base-dir",
         type=Path,
@@ -123,22 +135,38 @@ def run(args: argparse.Namespace) -> int:
         if read_model_info(model).variant == "int8":
             raise RtsearchError(f"{model}: an int8 model, and --fp32 asks for fp32: drop one")
     check_display()  # before the index is read and the model made ready, not after
-    session = None
+    session, base_dir, message = None, args.base_dir, ""
+    last = index is None and args.last
+    if last:
+        index, base_dir, message = shown_last_time(args.base_dir)
     if index is not None:
-        session = SearchSession.open(
-            index,
-            base_dir=args.base_dir,
-            model=args.model,
-            threads=args.threads,
-            prefer_int8=not args.fp32,
-            fp32=args.fp32,
-        )
-        if args.watch:  # the file its new rows come from: said here, not as "watch failed"
+        try:
+            session = SearchSession.open(
+                index,
+                base_dir=base_dir,
+                model=args.model,
+                threads=args.threads,
+                prefer_int8=not args.fp32,
+                fp32=args.fp32,
+            )
+        except RtsearchError as exc:
+            if not last:
+                raise
+            # the viewer opens all the same: its Ctrl+O loads this one or another
+            message = f"the index shown last time is not opened: {exc}"
+            warn(message)
+        else:
+            if last:
+                images = count(len(session.index.paths), "image")
+                message = f"index: {index} ({images}), the one shown last time"
+        if session is not None and args.watch:  # its new rows' file: said here, not later
             from rtsearch.update import rows_model
 
             rows_model(session.index, index, session.extractor.path)
     return run_viewer(
         session,
+        message=message,
+        remember=args.last,
         source=args.source if session is not None or args.source != "random" else "none",
         screenshot=args.screenshot,
         quit_after_frames=args.quit_after_frames,
@@ -154,3 +182,20 @@ def run(args: argparse.Namespace) -> int:
         fp32=args.fp32,
         threads=args.threads,
     )
+
+
+def shown_last_time(base_dir: Path | None) -> tuple[Path | None, Path | None, str]:
+    """The index the viewer showed last time (``lastindex``) and the folder to show its
+    images from (``base_dir`` when given, else the one they were shown from while it is
+    there); no index when there is none, or when it is gone, which the message says."""
+    from rtsearch.lastindex import recall
+
+    last = recall()
+    if last is None:
+        return None, base_dir, ""
+    if not last.index.is_file():
+        gone = f"the index shown last time, {last.index}, is not there (moved or deleted)"
+        return None, base_dir, f"{gone}; Ctrl+O loads one"
+    if base_dir is None and last.base_dir is not None and last.base_dir.is_dir():
+        base_dir = last.base_dir
+    return last.index, base_dir, ""
