@@ -56,8 +56,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quit-after-frames", type=positive_int, default=None, help="viewer: quit after N frames"
     )
-    p.add_argument("--width", type=positive_int, default=1280, help="viewer: window width")
-    p.add_argument("--height", type=positive_int, default=860, help="viewer: window height")
+    for side, default in (("width", 1280), ("height", 860)):
+        p.add_argument(
+            f"--{side}",
+            type=positive_int,
+            default=None,
+            help=f"viewer: window {side} (default: as left last time, else {default})",
+        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,8 +13,9 @@ from fakes import write_tiny_model  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)
 def _state_of_the_session(tmp_path_factory):
-    """The viewer keeps the index it shows for plain `rtsearch` (rtsearch/lastindex.py) in
-    the user state folder: the tests' viewers keep theirs in a folder of the run's own."""
+    """The viewer keeps the index it shows and its settings for the next run
+    (rtsearch/viewer/memory.py) in the user state folder: the tests' viewers keep theirs in
+    a folder of the run's own."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
         yield
@@ -23,7 +24,7 @@ def _state_of_the_session(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _state_of_the_test(tmp_path_factory, monkeypatch):
     """... and each test in one of its own: a viewer started without an index opens none,
-    not the one another test showed last."""
+    and with the default settings, not another test's."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
 
 

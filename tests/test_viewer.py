@@ -1440,9 +1440,9 @@ def test_dimensionality_and_analyze_from_the_ui(app, gallery, tmp_path, monkeypa
     assert made.is_file()
     # the file in the data folder is what plain `rtsearch` opens next time (a Ctrl+O away,
     # in a hidden folder, it was the one index a user could not find again)
-    from rtsearch.lastindex import LastIndex, recall
+    from rtsearch.viewer.memory import recall
 
-    assert recall() == LastIndex(made, folder)
+    assert (recall().index, recall().base_dir) == (made, folder)
     # the files skipped are named, with their reasons, not only counted
     assert "(9 images); skipped 2 files: " in app.message
     assert f"{folder}/corrupt.jpg: " in app.message and f"{folder}/empty.png: " in app.message
@@ -1664,8 +1664,8 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     from rtsearch import store
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor
-    from rtsearch.lastindex import LastIndex, recall
     from rtsearch.viewer import actions
+    from rtsearch.viewer.memory import recall
 
     saved = tmp_path / "saved.dat"
     actions.save(app, saved)
@@ -1690,7 +1690,7 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     actions.load(app, copy)
     pump(app, lambda: app.session.source == copy)
     # kept for plain `rtsearch` to open next time, from the folder it is shown from
-    assert recall() == LastIndex(copy, app.session.base_dir)
+    assert (recall().index, recall().base_dir) == (copy, app.session.base_dir)
     dpg.set_value(app.ids.dims_input, 6)  # so the copy can still change dimensions
     actions.reproject(app)
     pump(app, lambda: app.session.index.dims == 6)
@@ -1730,7 +1730,7 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     ), app.message
     actions.open_session(app, tmp_path / "m.dat", tmp_path / "moved")  # chosen again
     pump(app, lambda: app.session.base_dir == tmp_path / "moved")
-    assert recall() == LastIndex(tmp_path / "m.dat", tmp_path / "moved")
+    assert (recall().index, recall().base_dir) == (tmp_path / "m.dat", tmp_path / "moved")
     # its stored folder there again, holding other pictures: asked for, as when it is gone
     # (the load failed, "choose the folder they are in now", with no way to)
     (tmp_path / "moving").mkdir()

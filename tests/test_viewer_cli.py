@@ -189,12 +189,55 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
         f"the index shown last time, {index}, is not there (moved or deleted); Ctrl+O loads one"
     )
     # a state file damaged, or of another shape: nothing shown, nothing said
-    from rtsearch.lastindex import state_file
+    from rtsearch.viewer.memory import state_file
 
     for damaged in ("{", "[]", '{"index": 3}', '{"index": "x.dat", "base_dir": 1}'):
         state_file().write_text(damaged)
         figures, err = shown(plain=True)
         assert figures["index"] is None and err == "", damaged
+
+
+def test_the_viewer_starts_as_it_was_left(display, tmp_path):
+    """Sliders, trimming, the grab rectangle and the window's size went back to their
+    defaults at every start: a rectangle laid over a video player took G and a drag again
+    each time."""
+    from rtsearch.viewer.memory import state_file
+
+    def left_with(*args: str) -> dict:
+        stats = tmp_path / "frames.json"
+        stats.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none", *args]
+        cmd += ["--quit-after-frames", "5", "--frame-stats", str(stats)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return json.loads(stats.read_text())["settings"]
+
+    first = left_with()
+    assert first == {
+        "k": 20, "thumb_h": 232, "header_h": 320, "trim": True,
+        "region": [360, 225, 720, 450], "window": [1280, 860],
+    }  # fmt: skip
+    left = left_with("-k", "7", "--thumb-height", "150", "--header-height", "200",
+                     "--no-trim", "--width", "900", "--height", "700",
+                     "--source", "screen:10,20,300,200")  # fmt: skip
+    assert left == {
+        "k": 7, "thumb_h": 150, "header_h": 200, "trim": False,
+        "region": [10, 20, 300, 200], "window": [900, 700],
+    }  # fmt: skip
+    assert left_with() == left
+    # an option given wins over what was left, and is left in turn
+    assert left_with("-k", "9", "--trim") == {**left, "k": 9, "trim": True}
+    assert left_with() == {**left, "k": 9, "trim": True}
+    # --no-last: the defaults, and nothing of the run kept
+    assert left_with("--no-last", "--thumb-height", "300") == {**first, "thumb_h": 300}
+    assert left_with() == {**left, "k": 9, "trim": True}
+    # what the file holds out of range or of another type (another version's, or edited by
+    # hand) is passed over for the default; the rest is taken
+    kept = json.loads(state_file().read_text())
+    kept.update(k=1000, thumb_h="big", trim="yes", region=[0, 0, 0, 5], width=True)
+    state_file().write_text(json.dumps(kept))
+    assert left_with() == {**left, "k": 20, "thumb_h": 232, "trim": True,
+                           "region": first["region"], "window": [1280, 700]}  # fmt: skip
 
 
 def test_a_display_resetting_as_the_viewer_starts_still_opens():
@@ -392,7 +435,9 @@ def test_no_trim_starts_the_viewer_searching_live_pictures_whole(display, tmp_pa
     monkeypatch.setattr(app, "run_viewer", lambda session, **kw: given.append(kw) or 0)
     for extra in (["--no-trim"], []):
         assert main(["view", str(index), "--model", str(model), *extra]) == 0
-    assert [kw["trim"] for kw in given] == [False, True]
+    # not given: as the viewer was left, else on (run_viewer takes it from its memory)
+    assert [kw["trim"] for kw in given] == [False, None]
+    assert app.ViewerOptions().trim
     viewer = app.ViewerApp(None, app.ViewerOptions("none", trim=False))
     try:
         assert not viewer.worker.trim

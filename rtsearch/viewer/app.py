@@ -27,7 +27,6 @@ import dearpygui.dearpygui as dpg
 
 from rtsearch.atomic import atomic_path
 from rtsearch.errors import RtsearchError, count, first_line
-from rtsearch.lastindex import remember
 from rtsearch.perf.machine import peak_rss_mb
 from rtsearch.session import SearchSession
 from rtsearch.sources import (
@@ -41,9 +40,9 @@ from rtsearch.sources import (
     parse_source,
 )
 from rtsearch.thumbs import Thumb
-from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles, ui
+from rtsearch.viewer import actions, dialogs, grab_view, layout, memory, mouse, status, tiles, ui
 from rtsearch.viewer.display import answers, check_display, release_display, x_display
-from rtsearch.viewer.grab_region import GrabRegion, detect_scale
+from rtsearch.viewer.grab_region import Box, GrabRegion, detect_scale
 from rtsearch.viewer.shortcuts import action_for
 from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
@@ -71,6 +70,7 @@ TRIMMED = {
 @dataclass
 class ViewerOptions:
     source: str = "random"  # random | webcam[:N] | video:PATH | screen[:x,y,w,h|mouse] | none
+    region: Box | None = None  # the grab rectangle to start with (None: the default)
     k: int = layout.RESULTS_DEFAULT
     header_h: int = layout.HEADER_DEFAULT
     thumb_h: int = layout.THUMB_DEFAULT
@@ -144,7 +144,7 @@ class ViewerApp:
         display = x_display()
         read = screen_geometry() if display is None or answers(display) else None
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
-        self.region = GrabRegion(desk, home=home, monitors=monitors)
+        self.region = GrabRegion(desk, opts.region, home=home, monitors=monitors)
         self.region.scale = opts.hidpi_scale or detect_scale(home[2], _logical_width())
         self.region_before = self.region.box
         # no larger than the first monitor (1280x860 on a 1366x768 laptop's: its bottom,
@@ -441,7 +441,7 @@ class ViewerApp:
         if (source, session.base_dir) == self.remembered:
             return
         self.remembered = (source, session.base_dir)
-        remember(source, session.base_dir)
+        memory.keep(index=source, base_dir=session.base_dir)
 
     def _poll_tasks(self) -> None:
         for task in self.tasks:
@@ -647,6 +647,13 @@ class ViewerApp:
             print("rtsearch: the worker did not stop in time", file=sys.stderr)
         if self.opts.frame_stats is not None:
             write_frame_stats(self.opts.frame_stats, self)
+        if self.opts.remember:  # the settings as left, for the next run
+            width, height = self.window_size
+            memory.keep(
+                k=self.k, thumb_h=self.opts.thumb_h, header_h=self.opts.header_h,
+                trim=self.opts.trim, region=self.region.box,
+                width=width or None, height=height or None,
+            )  # fmt: skip
         dpg.destroy_context()
         release_display()
 
@@ -689,6 +696,15 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         # what was on show at the end: the index file and the message line
         "index": str(app.session.source) if app.session and app.session.source else None,
         "message": app.message,
+        # the settings as left (what the next run takes where its options do not say)
+        "settings": {
+            "k": app.k,
+            "thumb_h": app.opts.thumb_h,
+            "header_h": app.opts.header_h,
+            "trim": app.opts.trim,
+            "region": list(app.region.box),
+            "window": list(app.window_size),
+        },
     }
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(json.dumps(stats, indent=1))
@@ -742,21 +758,23 @@ def run_viewer(
     screenshot: Path | None = None,
     quit_after_frames: int | None = None,
     frame_stats: Path | None = None,
-    k: int = layout.RESULTS_DEFAULT,
-    thumb_h: int = layout.THUMB_DEFAULT,
-    header_h: int = layout.HEADER_DEFAULT,
-    width: int = 1280,
-    height: int = 860,
+    k: int | None = None,
+    thumb_h: int | None = None,
+    header_h: int | None = None,
+    width: int | None = None,
+    height: int | None = None,
     hidpi_scale: float | None = None,
     watch: bool = False,
     fp32: bool = False,
     threads: int = 1,
-    trim: bool = True,
+    trim: bool | None = None,
     message: str = "",
     remember: bool = True,
 ) -> int:
     """Open the viewer on ``session`` (None: start empty; load or analyze from the UI),
-    ``message`` on its message line.
+    ``message`` on its message line. Settings not given (None) are as the viewer was left
+    last time (``memory``), else the defaults; with ``remember`` False nothing kept is
+    read, and nothing of this run is kept.
 
     Blocks until the window is closed, or after ``quit_after_frames`` frames (headless runs
     then wait, at most a minute, for the first results), writes ``screenshot`` (PNG of the
@@ -766,11 +784,22 @@ def run_viewer(
     """
     if screenshot is not None and quit_after_frames is None:
         quit_after_frames = SCREENSHOT_FRAMES
+    kept = memory.recall() if remember else memory.Memory()
+    given = ViewerOptions()  # the defaults
+
+    def setting(value, name: str):
+        for choice in (value, getattr(kept, name)):
+            if choice is not None:
+                return choice
+        return getattr(given, name)
+
     opts = ViewerOptions(
-        source=source, k=k, header_h=header_h, thumb_h=thumb_h, width=width, height=height,
-        screenshot=screenshot,
+        source=source, k=setting(k, "k"), header_h=setting(header_h, "header_h"),
+        thumb_h=setting(thumb_h, "thumb_h"), width=setting(width, "width"),
+        height=setting(height, "height"), region=kept.region, screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
-        watch=watch, fp32=fp32, threads=threads, trim=trim, remember=remember,
+        watch=watch, fp32=fp32, threads=threads, trim=setting(trim, "trim"),
+        remember=remember,
     )  # fmt: skip
     app = ViewerApp(session, opts)
     app.build()

@@ -21,15 +21,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="INDEX",
-        help="index file (.dat; default: the one the viewer showed last time)",
+        help="index file (.dat; default: the one the viewer showed last time, from the "
+        "folder it showed its images from)",
     )
     p.add_argument("--index", type=Path, default=None, help="index file (.dat); same as INDEX")
     p.add_argument(
         "--no-last",
         dest="last",
         action="store_false",
-        help="leave the index shown last time out of this run: without INDEX open none, "
-        "and do not keep INDEX as the one to open next time",
+        help="leave what the viewer kept last time out of this run: without INDEX open "
+        "none, start from the default settings, and keep nothing of this run (by default "
+        "the index shown, the sliders, trimming, the grab region and the window's size are "
+        "kept for the next run, where options not given take them)",
     )
     p.add_argument(
         "--base-dir",
@@ -41,7 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--source", type=source_spec, default="random", help=f"first query source: {SOURCES}"
     )
-    p.add_argument("-k", type=result_count, default=layout.RESULTS_DEFAULT, help="results (5-100)")
+    p.add_argument(
+        "-k",
+        type=result_count,
+        default=None,
+        help=f"results (5-100; default: as left last time, else {layout.RESULTS_DEFAULT})",
+    )
     p.add_argument(
         "--threads", type=thread_count, default=1, help="inference threads (GUI shares cores)"
     )
@@ -53,11 +61,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             flag,
             type=in_range(bounds),
-            default=default,
-            help=f"{what} height in pixels ({lo}-{hi}; the {slider} height slider)",
+            default=None,
+            help=f"{what} height in pixels ({lo}-{hi}; the {slider} height slider; default: "
+            f"as left last time, else {default})",
         )
-    p.add_argument("--width", type=positive_int, default=1280, help="window width")
-    p.add_argument("--height", type=positive_int, default=860, help="window height")
+    for side, default in (("width", 1280), ("height", 860)):
+        p.add_argument(
+            f"--{side}",
+            type=positive_int,
+            default=None,
+            help=f"window {side} (default: as left last time, else {default})",
+        )
     p.add_argument(
         "--hidpi-scale",
         type=scale,
@@ -75,9 +89,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-trim",
         dest="trim",
-        action="store_false",
+        action="store_const",
+        const=False,
+        default=None,
         help="search live pictures whole: by default their plain borders (the page around a "
-        "picture grabbed loosely, a video's black bars) are trimmed first (B toggles it)",
+        "picture grabbed loosely, a video's black bars) are trimmed first (B toggles it; "
+        "the default is as left last time)",
+    )
+    p.add_argument(
+        "--trim",
+        dest="trim",
+        action="store_const",
+        const=True,
+        help="trim live pictures' plain borders, whatever was left last time",
     )
     p.add_argument(
         "--watch",
@@ -96,7 +120,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--quit-after-frames", type=positive_int, default=None, help="stop after N frames"
     )
     p.add_argument(
-        "--frame-stats", type=Path, default=None, help="write frame-time statistics (JSON)"
+        "--frame-stats",
+        type=Path,
+        default=None,
+        help="write frame-time statistics, and the index and settings at the end (JSON)",
     )
 
 
@@ -185,13 +212,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def shown_last_time(base_dir: Path | None) -> tuple[Path | None, Path | None, str]:
-    """The index the viewer showed last time (``lastindex``) and the folder to show its
+    """The index the viewer showed last time (``memory``) and the folder to show its
     images from (``base_dir`` when given, else the one they were shown from while it is
     there); no index when there is none, or when it is gone, which the message says."""
-    from rtsearch.lastindex import recall
+    from rtsearch.viewer.memory import recall
 
     last = recall()
-    if last is None:
+    if last.index is None:
         return None, base_dir, ""
     if not last.index.is_file():
         gone = f"the index shown last time, {last.index}, is not there (moved or deleted)"
