@@ -44,6 +44,16 @@ def printable(text: str) -> str:
     return _HIDDEN.sub(_escaped, text.translate(_ESCAPES))
 
 
+def stray_bytes_escaped(text: str) -> str:
+    """``text`` with only a name's bytes that are not UTF-8 (os.fsdecode's surrogates)
+    escaped as ``printable`` escapes them, its lines kept: for text that goes where it
+    must be UTF-8 (the viewer's)."""
+    return _STRAY.sub(_escaped, text)
+
+
+_STRAY = re.compile("[\ud800-\udfff]")
+
+
 def _escaped(match: re.Match) -> str:
     code = ord(match.group())
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"

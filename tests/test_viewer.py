@@ -2678,3 +2678,27 @@ def test_a_caption_and_the_message_line_escape_a_name_and_a_caption_fits(app):
     assert "\n" not in dpg.get_value(app.ids.message).split("not found")[0]
     app.message = ""
     app.perform("pause")
+
+
+def test_a_folder_name_that_is_not_utf8_is_drawn_escaped(app, tmp_path):
+    """A picture of an index shown from a folder whose name is not UTF-8 (`--base-dir`
+    naming a copy), not there: the query's place said why with the name's raw bytes, and
+    the viewer crashed at that frame (Dear PyGui: "Error parsing Dear PyGui command", or a
+    segmentation fault)."""
+    from rtsearch.session import SearchSession
+
+    before = app.session
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    folder.mkdir()  # holding none of the pictures: each random one fails
+    app.set_session(SearchSession(before.index, before.extractor, folder, source=before.source))
+    try:
+        app.perform("random")
+        pump(app, lambda: app.published is not None and "caf" in (app.published.message or ""))
+        for _ in range(5):
+            app.frame()
+        drawn = " ".join(dpg.get_item_configuration(app.ids.no_picture)["text"].split())
+        assert "caf\\xe9/" in drawn and "file not found" in drawn, drawn
+    finally:
+        app.set_session(before)
+        app.perform("random")
+        fresh(app, "random")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dearpygui.dearpygui as dpg
 
+from rtsearch.errors import stray_bytes_escaped
+
 _advances: dict[float, dict[str, int]] = {}  # font size -> character -> advance (pixels)
 
 
@@ -12,7 +14,10 @@ def wrap_words(text: str, available: float, size: float | None = None) -> list[s
     """``text`` broken between words into lines no wider than ``available`` when drawn at
     font ``size`` (default: the font's own). A word wider than that (a long path) is broken
     after a '/' where one fits, else where the line is full; never after a dot, as Dear
-    PyGui's own wrapping does ('/root/.' then 'local/...')."""
+    PyGui's own wrapping does ('/root/.' then 'local/...'). A name's bytes that are not
+    UTF-8 come escaped: given raw, Dear PyGui failed in its font code ("Error parsing Dear
+    PyGui command") or crashed the process at the next frame."""
+    text = stray_bytes_escaped(text)
     advance = _advance(text, size)
     if advance is None:
         return [text]  # no font yet
@@ -53,6 +58,7 @@ def _pieces(word: str, available: float, advance: dict[str, int]) -> list[str]:
 
 def text_width(text: str, size: float | None = None) -> float:
     """How wide ``text`` is drawn at font ``size`` (default: the font's own), in pixels."""
+    text = stray_bytes_escaped(text)
     advance = _advance(text, size)
     if advance is None:
         return 8.0 * len(text)  # no font yet: about the default font's width
