@@ -147,17 +147,21 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
     make_gallery(tmp_path / "more", 5, start=50)
     analyze(tmp_path / "more", other, Extractor(models / "tiny.onnx"), Settings(dims=4))
 
-    def shown(*args: str, plain: bool = False) -> tuple[dict, str]:
-        stats = tmp_path / "frames.json"
-        stats.unlink(missing_ok=True)
+    def run(*args: str, plain: bool = False, frames: int = 20) -> subprocess.CompletedProcess:
+        (tmp_path / "frames.json").unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "rtsearch", *([] if plain else ["view"]), *args]
-        cmd += ["--quit-after-frames", "20", "--frame-stats", str(stats)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        cmd += ["--quit-after-frames", str(frames), "--frame-stats", str(tmp_path / "frames.json")]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    def shown(*args: str, plain: bool = False, frames: int = 20) -> tuple[dict, str]:
+        done = run(*args, plain=plain, frames=frames)
         assert done.returncode == 0, done.stderr
-        return json.loads(stats.read_text()), done.stderr
+        return json.loads((tmp_path / "frames.json").read_text()), done.stderr
 
     figures, _ = shown(plain=True)  # nothing shown yet: empty, as before
     assert figures["index"] is None and "no index" in figures["message"].lower()
+    shown(str(index), frames=3)  # closed before it was shown: not kept
+    assert shown(plain=True)[0]["index"] is None
     shown(str(index))
     figures, err = shown(plain=True)
     assert figures["index"] == str(index) and figures["queries"] >= 1, figures
@@ -168,33 +172,66 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
     assert figures["index"] == str(other)
     assert shown("--no-last")[0]["index"] is None
     assert shown(plain=True)[0]["index"] == str(index)
+    # a mistake in an option given is the user's, not the index's: an error, as with INDEX
+    done = run("--model", str(tmp_path / "none.onnx"), plain=True)
+    assert done.returncode == 1 and done.stderr == (
+        f"rtsearch: error: {tmp_path / 'none.onnx'}: model file not found\n"
+    )
+    done = run("--base-dir", str(tmp_path / "more"), plain=True)
+    assert done.returncode == 1 and "more: holds none of 8 images of" in done.stderr
 
     # the folder moved, and shown with --base-dir: opened from there next time
     (tmp_path / "photos").rename(tmp_path / "moved")
     shown(str(index), "--base-dir", str(tmp_path / "moved"))
     figures, _ = shown(plain=True)
     assert figures["index"] == str(index) and figures["queries"] >= 1, figures
-    # ... gone from there too: the viewer opens all the same, and says why not with it
-    (tmp_path / "moved").rename(tmp_path / "gone")
+    # ... and from the index's own folder when that one holds others now (the file
+    # replaced by another folder's index: every run said "holds none of ...")
+    (tmp_path / "moved").rename(tmp_path / "photos")
+    (tmp_path / "moved").mkdir()
+    make_gallery(tmp_path / "moved", 3, start=70)
     figures, err = shown(plain=True)
-    assert figures["index"] is None and figures["queries"] == 0
-    said = "the index shown last time is not opened: "
-    assert figures["message"].startswith(said) and str(tmp_path / "photos") in err
-    assert err.startswith(f"warning: {said}") and err.count("\n") == 1
-    # the index itself gone: said on the message line
+    assert figures["index"] == str(index) and figures["queries"] >= 1 and err == "", figures
+    # ... gone from both: the viewer asks where the images are, as Ctrl+O does
+    (tmp_path / "photos").rename(tmp_path / "gone")
+    figures, err = shown(plain=True)
+    assert figures["index"] is None and err == ""
+    assert figures["message"] == (
+        f"{index}: its image folder {tmp_path / 'photos'} is gone; choose where the images are"
+    )
+    # the index itself gone, or a folder in its place: said on the message line
     index.unlink()
     figures, err = shown(plain=True)
     assert figures["index"] is None and err == ""
     assert figures["message"] == (
         f"the index shown last time, {index}, is not there (moved or deleted); Ctrl+O loads one"
     )
-    # a state file damaged, or of another shape: nothing shown, nothing said
+    index.mkdir()
+    assert shown(plain=True)[0]["message"] == (
+        f"the index shown last time, {index}, is not a file; Ctrl+O loads one"
+    )
+    # --base-dir with no index to show from it: refused (it was passed over without a word)
+    done = run("--base-dir", str(tmp_path / "gone"), plain=True)
+    assert done.returncode == 1 and done.stderr == (
+        f"rtsearch: error: --base-dir {tmp_path / 'gone'}: no index given to show from it; "
+        f"the index shown last time, {index}, is not a file; Ctrl+O loads one\n"
+    )
+    done = run("--base-dir", str(tmp_path / "gone"), "--no-last")
+    assert done.returncode == 1 and done.stderr == (
+        f"rtsearch: error: --base-dir {tmp_path / 'gone'}: no index given to show from it\n"
+    )
+    # a state file damaged, of another shape, or no file (a FIFO: reading it would wait):
+    # nothing shown, nothing said
     from rtsearch.viewer.memory import state_file
 
-    for damaged in ("{", "[]", '{"index": 3}', '{"index": "x.dat", "base_dir": 1}'):
+    for damaged in ("{", "[]", '{"index": 3}', '{"index": "x.dat", "base_dir": 1}', "x" * 10**6):
         state_file().write_text(damaged)
         figures, err = shown(plain=True)
         assert figures["index"] is None and err == "", damaged
+    state_file().unlink()
+    os.mkfifo(state_file())
+    figures, err = shown(plain=True)
+    assert figures["index"] is None and err == ""
 
 
 def test_the_viewer_starts_as_it_was_left(display, tmp_path):

@@ -56,6 +56,9 @@ SHOT_SETTLE_FRAMES = 3
 SETTLE_TIMEOUT_S = 60.0  # headless screenshot: longest wait for the first results
 NO_PICTURE_WAIT_S = 5.0  # ... from a source that says it has no picture
 RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this window
+# frames drawn before the index the viewer started on is kept for the next run: one it
+# cannot show (it failed at its first frames) is not the one to open every time after
+KEEP_AFTER_FRAMES = 10
 CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
 FALLBACK_SCREEN = (1440, 900)  # the grab region's screen when none can be read
 PREVIEW_W = 640  # the grab mode's preview picture: this wide, as tall as the desktop's shape
@@ -105,8 +108,6 @@ class ViewerApp:
         self.canvas_size = (0.0, 0.0)
         self.message = "" if session else NO_INDEX
         self.remembered: tuple[Path, Path] | None = None  # the index shown, kept for next time
-        if session is not None:
-            self._remember(session)
         self.tasks: list[Task] = []
         self.grab_mode = False
         self.preview: ScreenPreview | None = None
@@ -430,6 +431,8 @@ class ViewerApp:
         self.message = f"index: {session.source or 'analysed'} ({images})"
         ui.show_dims(self.ids, session)
         self._remember(session)
+        if self.opts.watch and not any(t.name == "watch" for t in self.tasks):
+            actions.watch(self)  # the first index loaded or analysed after `view --watch`
 
     def _remember(self, session: SearchSession) -> None:
         """Keep the index file shown, and the folder its images are shown from, for plain
@@ -503,6 +506,8 @@ class ViewerApp:
             self.inferences.append(pub.inference_ms)
             self.shown_times.append(now)
         self.frames += 1
+        if self.frames == KEEP_AFTER_FRAMES and self.session is not None:
+            self._remember(self.session)  # the index it started on, once it has been shown
 
     def _run_callbacks(self) -> None:
         """What the input of the frames before asked for, each callback on its own: one that
@@ -770,11 +775,13 @@ def run_viewer(
     trim: bool | None = None,
     message: str = "",
     remember: bool = True,
+    ask_folder_of: Path | None = None,
 ) -> int:
     """Open the viewer on ``session`` (None: start empty; load or analyze from the UI),
-    ``message`` on its message line. Settings not given (None) are as the viewer was left
-    last time (``memory``), else the defaults; with ``remember`` False nothing kept is
-    read, and nothing of this run is kept.
+    ``message`` on its message line; ``ask_folder_of``: an index to load as Ctrl+O does
+    (its folder asked for where its images are not). Settings not given (None) are as the
+    viewer was left last time (``memory``), else the defaults; with ``remember`` False
+    nothing kept is read, and nothing of this run is kept.
 
     Blocks until the window is closed, or after ``quit_after_frames`` frames (headless runs
     then wait, at most a minute, for the first results), writes ``screenshot`` (PNG of the
@@ -806,6 +813,8 @@ def run_viewer(
     if message:  # with what the first source said as it started (a region moved to fit)
         said = "" if app.message == NO_INDEX else app.message
         app.message = f"{message}; {said}" if said else message
+    if ask_folder_of is not None:
+        actions.load(app, ask_folder_of)
     try:
         return app.run()
     finally:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtsearch.argtypes import in_range, number
 from rtsearch.cli import one_index
-from rtsearch.errors import RtsearchError, count, warn
+from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.sources import SOURCES, parse_source
 from rtsearch.viewer import layout
+
+if TYPE_CHECKING:
+    from rtsearch.session import SearchSession
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -162,37 +168,35 @@ def run(args: argparse.Namespace) -> int:
         if read_model_info(model).variant == "int8":
             raise RtsearchError(f"{model}: an int8 model, and --fp32 asks for fp32: drop one")
     check_display()  # before the index is read and the model made ready, not after
-    session, base_dir, message = None, args.base_dir, ""
-    last = index is None and args.last
-    if last:
-        index, base_dir, message = shown_last_time(args.base_dir)
-    if index is not None:
-        try:
-            session = SearchSession.open(
-                index,
-                base_dir=base_dir,
-                model=args.model,
-                threads=args.threads,
-                prefer_int8=not args.fp32,
-                fp32=args.fp32,
-            )
-        except RtsearchError as exc:
-            if not last:
-                raise
-            # the viewer opens all the same: its Ctrl+O loads this one or another
-            message = f"the index shown last time is not opened: {exc}"
-            warn(message)
-        else:
-            if last:
-                images = count(len(session.index.paths), "image")
-                message = f"index: {index} ({images}), the one shown last time"
-        if session is not None and args.watch:  # its new rows' file: said here, not later
-            from rtsearch.update import rows_model
+    if args.model:  # a mistake in an option given is an error, whichever index it is for
+        from rtsearch.models import resolve_model
 
-            rows_model(session.index, index, session.extractor.path)
+        resolve_model(args.model)
+    if args.base_dir is not None:
+        require_folder(args.base_dir)
+    open_index = functools.partial(
+        SearchSession.open,
+        model=args.model,
+        threads=args.threads,
+        prefer_int8=not args.fp32,
+        fp32=args.fp32,
+    )
+    session, message, ask = None, "", None
+    if index is not None:
+        session = open_index(index, base_dir=args.base_dir)
+    elif args.last:
+        session, message, ask = reopen(open_index, args.base_dir)
+    if session is None and ask is None and args.base_dir is not None:
+        why = f"; {message}" if message else ""
+        raise RtsearchError(f"--base-dir {args.base_dir}: no index given to show from it{why}")
+    if session is not None and args.watch:  # its new rows' file: said here, not later
+        from rtsearch.update import rows_model
+
+        rows_model(session.index, session.source, session.extractor.path)
     return run_viewer(
         session,
         message=message,
+        ask_folder_of=ask,
         remember=args.last,
         source=args.source if session is not None or args.source != "random" else "none",
         screenshot=args.screenshot,
@@ -211,18 +215,38 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
-def shown_last_time(base_dir: Path | None) -> tuple[Path | None, Path | None, str]:
-    """The index the viewer showed last time (``memory``) and the folder to show its
-    images from (``base_dir`` when given, else the one they were shown from while it is
-    there); no index when there is none, or when it is gone, which the message says."""
+def reopen(
+    open_index: Callable[..., SearchSession], base_dir: Path | None
+) -> tuple[SearchSession | None, str, Path | None]:
+    """The index the viewer showed last time (``memory``), opened from ``base_dir`` when
+    given, else from the folder its images were shown from (while it holds them), else
+    from its own; with what the message line says. When its images are in none of those,
+    the index is handed back to be loaded in the viewer, which asks where they are (as
+    Ctrl+O does); when it cannot be opened at all, the message says why (also on stderr)."""
+    from rtsearch.session import FolderGone, WrongFolder
     from rtsearch.viewer.memory import recall
 
     last = recall()
-    if last.index is None:
-        return None, base_dir, ""
-    if not last.index.is_file():
-        gone = f"the index shown last time, {last.index}, is not there (moved or deleted)"
-        return None, base_dir, f"{gone}; Ctrl+O loads one"
-    if base_dir is None and last.base_dir is not None and last.base_dir.is_dir():
-        base_dir = last.base_dir
-    return last.index, base_dir, ""
+    index = last.index
+    if index is None:
+        return None, "", None
+    if not index.is_file():
+        what = "is not a file" if index.exists() else "is not there (moved or deleted)"
+        return None, f"the index shown last time, {index}, {what}; Ctrl+O loads one", None
+    folders = [base_dir] if base_dir is not None else [last.base_dir, None]
+    for folder in dict.fromkeys(f for f in folders if f is None or f.is_dir()):
+        try:
+            session = open_index(index, base_dir=folder)
+        except WrongFolder:
+            if base_dir is not None:
+                raise  # the folder given: as for an index given
+            continue  # shown from a folder that now holds others: the index's own next
+        except FolderGone:
+            break
+        except RtsearchError as exc:
+            message = f"the index shown last time is not opened: {exc}; Ctrl+O loads one"
+            warn(message)
+            return None, message, None
+        images = count(len(session.index.paths), "image")
+        return session, f"index: {index} ({images}), the one shown last time", None
+    return None, "", index
