@@ -2702,3 +2702,31 @@ def test_a_folder_name_that_is_not_utf8_is_drawn_escaped(app, tmp_path):
         app.set_session(before)
         app.perform("random")
         fresh(app, "random")
+
+
+def test_watch_follows_the_first_index_loaded_after_the_start(app, tiny_model, tmp_path):
+    """`view --watch` opened without an index (or with the one shown last time, its folder
+    asked for): the index loaded then was never followed ("watch: load an index file
+    first", said once at the start)."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+
+    assert not any(t.name == "watch" for t in app.tasks)
+    folder = tmp_path / "later"
+    make_gallery(folder, 4, start=600)
+    index = tmp_path / "later.dat"
+    analyze(folder, index, Extractor(tiny_model, threads=1), Settings(dims=8))
+    app.opts.watch = True
+    try:
+        actions.open_session(app, index, folder)  # what the folder dialog of a load calls
+        pump(app, lambda: app.session.source == index)
+        assert [t.name for t in app.tasks if t.name == "watch"] == ["watch"]
+        make_gallery(folder, 2, start=700)
+        pump(app, lambda: len(app.session.index.paths) == 6, timeout=60)
+        assert "2 added" in app.message
+    finally:
+        app.opts.watch = False
+        for task in app.tasks:
+            task.cancel.set()
+        pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
