@@ -2730,3 +2730,36 @@ def test_watch_follows_the_first_index_loaded_after_the_start(app, tiny_model, t
         for task in app.tasks:
             task.cancel.set()
         pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
+
+
+def test_names_beyond_ascii_are_drawn_with_their_own_letters(app, tmp_path):
+    """Dear PyGui's built-in font has ASCII only: 'café.jpg' was drawn 'caf?.jpg', and
+    names in Greek or Cyrillic as rows of '?'. The viewer draws in the system's monospace
+    font where there is one (this machine's tests install fonts-dejavu-core)."""
+    from rtsearch.viewer import fonts, status
+
+    assert fonts.find_font() is not None
+
+    def message_line(text: str) -> np.ndarray:
+        app.message = text
+        status.update_status(app)
+        for _ in range(3):
+            app.frame()
+        out = tmp_path / "message.png"
+        app._screenshot(out)
+        x, y = (round(v) for v in dpg.get_item_rect_min(app.ids.message))
+        w, h = (round(v) for v in dpg.get_item_rect_size(app.ids.message))
+        return np.asarray(Image.open(out).convert("L"))[y : y + h, x : x + w].astype(int)
+
+    asked = message_line("query: d0/?????.jpg")  # what the built-in font drew for each
+    greek = message_line("query: d0/Ωμέγα.jpg")
+    assert asked.std() > 10 and asked.shape[0] == greek.shape[0]
+    # the same text up to there (less a column or two the next letter may reach into)
+    left = round(dpg.get_text_size("query: d0/")[0]) - 2
+    width = min(asked.shape[1], greek.shape[1])
+    assert np.array_equal(asked[:, :left], greek[:, :left])
+    assert np.abs(asked[:, left:width] - greek[:, left:width]).sum() > 500  # not '?'
+    accent, plain = message_line("query: d0/café.jpg"), message_line("query: d0/cafe.jpg")
+    assert accent.shape == plain.shape and not np.array_equal(accent, plain)  # é, not e or ?
+    assert not np.array_equal(accent, message_line("query: d0/caf?.jpg"))
+    app.message = ""

@@ -277,6 +277,39 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
                            "region": first["region"], "window": [1280, 700]}  # fmt: skip
 
 
+def test_the_font_is_the_systems_or_the_one_named_and_a_bad_one_is_said(display, tmp_path):
+    """RTSEARCH_FONT names the font file to draw in; one that is not a font is said in a
+    line and passed over (Dear PyGui failed, or crashed, at its first frame), a FIFO
+    without waiting on it."""
+    from rtsearch.viewer.fonts import KNOWN
+
+    def run(font: str | None) -> tuple[str | None, str]:
+        stats = tmp_path / "frames.json"
+        env = {k: v for k, v in os.environ.items() if k != "RTSEARCH_FONT"}
+        env.update({} if font is None else {"RTSEARCH_FONT": font})
+        cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none"]
+        cmd += ["--quit-after-frames", "3", "--frame-stats", str(stats)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+        return json.loads(stats.read_text())["font"], done.stderr
+
+    system = next(f for f in KNOWN["linux"] if Path(f).is_file())  # fonts-dejavu-core
+    assert run(None) == (system, "")
+    mono = Path(system).with_name("DejaVuSans.ttf")  # another font named: taken
+    assert run(str(mono)) == (str(mono), "")
+    (tmp_path / "notes.ttf").write_text("not a font")
+    os.mkfifo(tmp_path / "pipe.ttf")
+    for bad, why in (
+        ("notes.ttf", "not a TrueType or OpenType font file"),
+        ("pipe.ttf", "not a file"),
+        ("gone.ttf", "not there"),
+    ):
+        font, err = run(str(tmp_path / bad))
+        assert font == system and err == (
+            f"warning: RTSEARCH_FONT={tmp_path / bad}: {why}; the text is drawn in {system}\n"
+        )
+
+
 def test_a_display_resetting_as_the_viewer_starts_still_opens():
     """A display's server resets when its last client leaves (a fresh Xvfb, as xvfb-run and
     these tests start it), and turns clients away for a moment meanwhile. The viewer read

@@ -3,11 +3,14 @@
 # display (Debian/Ubuntu, when root), the package with its test extra, lint, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# xdotool drives the viewer's mouse and keyboard tests; xclip serves its clipboard tests.
-if ! { command -v Xvfb && command -v xdotool && command -v xclip; } >/dev/null 2>&1 \
+# xdotool drives the viewer's mouse and keyboard tests; xclip serves its clipboard tests;
+# the viewer draws in DejaVu Sans Mono where it is installed (names beyond ASCII).
+if ! { command -v Xvfb && command -v xdotool && command -v xclip \
+        && [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ]; } >/dev/null 2>&1 \
     && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq
-    apt-get install -y -qq xvfb xauth xdotool xclip libgl1-mesa-dri libglx-mesa0 >/dev/null
+    apt-get install -y -qq xvfb xauth xdotool xclip libgl1-mesa-dri libglx-mesa0 \
+        fonts-dejavu-core >/dev/null
 fi
 python3 -m pip install -q -e '.[test]'
 python3 -m ruff check rtsearch tests tools

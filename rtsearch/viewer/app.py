@@ -40,7 +40,18 @@ from rtsearch.sources import (
     parse_source,
 )
 from rtsearch.thumbs import Thumb
-from rtsearch.viewer import actions, dialogs, grab_view, layout, memory, mouse, status, tiles, ui
+from rtsearch.viewer import (
+    actions,
+    dialogs,
+    fonts,
+    grab_view,
+    layout,
+    memory,
+    mouse,
+    status,
+    tiles,
+    ui,
+)
 from rtsearch.viewer.display import answers, check_display, release_display, x_display
 from rtsearch.viewer.grab_region import Box, GrabRegion, detect_scale
 from rtsearch.viewer.shortcuts import action_for
@@ -108,6 +119,7 @@ class ViewerApp:
         self.canvas_size = (0.0, 0.0)
         self.message = "" if session else NO_INDEX
         self.remembered: tuple[Path, Path] | None = None  # the index shown, kept for next time
+        self.font: Path | None = None  # the text's font file (None: Dear PyGui's built-in)
         self.tasks: list[Task] = []
         self.grab_mode = False
         self.preview: ScreenPreview | None = None
@@ -166,6 +178,10 @@ class ViewerApp:
     def build(self) -> None:
         check_display()
         dpg.create_context()
+        self.font = fonts.find_font()
+        if self.font is not None:  # names drawn as they are, not as '?' beyond ASCII
+            with dpg.font_registry():
+                dpg.bind_font(dpg.add_font(str(self.font), fonts.SIZE))
         dpg.create_viewport(
             title="rtsearch", width=self.width, height=self.height, x_pos=self.pos[0],
             y_pos=self.pos[1],
@@ -701,6 +717,7 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         # what was on show at the end: the index file and the message line
         "index": str(app.session.source) if app.session and app.session.source else None,
         "message": app.message,
+        "font": None if app.font is None else str(app.font),
         # the settings as left (what the next run takes where its options do not say)
         "settings": {
             "k": app.k,
