@@ -52,6 +52,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--threads", type=thread_count, default=0, help="inference threads for the analysis"
     )
     p.add_argument("--no-view", action="store_true", help="build the index, do not open the viewer")
+    p.add_argument(
+        "--no-last",
+        dest="last",
+        action="store_false",
+        help="viewer: start from the default settings and keep nothing of this run (by "
+        "default it starts as the viewer was left, and plain `rtsearch` opens the demo "
+        "index next)",
+    )
     p.add_argument("--screenshot", type=Path, default=None, help="viewer: write a screenshot")
     p.add_argument(
         "--quit-after-frames", type=positive_int, default=None, help="viewer: quit after N frames"
@@ -238,7 +246,7 @@ def open_viewer(index_path: Path, root: Path, args: argparse.Namespace) -> int:
     _say(f"demo: querying with {session.extractor.path.name} on {session.extractor.provider}")
     return run_viewer(
         session, screenshot=args.screenshot, quit_after_frames=args.quit_after_frames,
-        width=args.width, height=args.height,
+        width=args.width, height=args.height, remember=args.last,
     )  # fmt: skip
 
 

@@ -2763,3 +2763,30 @@ def test_names_beyond_ascii_are_drawn_with_their_own_letters(app, tmp_path):
     assert accent.shape == plain.shape and not np.array_equal(accent, plain)  # é, not e or ?
     assert not np.array_equal(accent, message_line("query: d0/caf?.jpg"))
     app.message = ""
+
+
+def test_the_settings_kept_at_close_leave_an_unconfirmed_grab_rectangle(app):
+    """The window closed in the grab mode after a drag, without G, S or Enter: the dragged
+    rectangle was kept for the next run, where Esc would have put the one before back."""
+    from rtsearch.viewer.memory import recall
+
+    app.on_key(dpg.mvKey_G)
+    pump(app, lambda: app.grab_mode)
+    before = app.region.box
+    try:
+        x, y, w, h = before
+        app.region.set_box((x + 40, y + 30, w, h))  # as a drag moves it
+        app.set_k(app.k + 1)  # (k changed meanwhile with its slider is kept)
+        assert app.grab_mode
+        app._keep_settings()
+        kept = recall()
+        assert kept.region in (None, before) and kept.k == app.k
+        app.on_key(dpg.mvKey_Return)  # confirmed: that one is kept
+        pump(app, lambda: not app.grab_mode)
+        app._keep_settings()
+        assert recall().region == (x + 40, y + 30, w, h)
+    finally:
+        app.on_key(dpg.mvKey_Escape)
+        app.region.set_box(before)
+        app.perform("random")
+        fresh(app, "random")

@@ -240,11 +240,11 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     each time."""
     from rtsearch.viewer.memory import state_file
 
-    def left_with(*args: str) -> dict:
+    def left_with(*args: str, frames: int = 12) -> dict:
         stats = tmp_path / "frames.json"
         stats.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none", *args]
-        cmd += ["--quit-after-frames", "5", "--frame-stats", str(stats)]
+        cmd += ["--quit-after-frames", str(frames), "--frame-stats", str(stats)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and done.stderr == "", done.stderr
         return json.loads(stats.read_text())["settings"]
@@ -268,6 +268,17 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     # --no-last: the defaults, and nothing of the run kept
     assert left_with("--no-last", "--thumb-height", "300") == {**first, "thumb_h": 300}
     assert left_with() == {**left, "k": 9, "trim": True}
+    # a run on a smaller screen fits the rectangle and the window to it, for that run
+    # only: they stay as chosen for the larger one (a laptop once without its monitor)
+    now = left_with("--source", "screen:1100,650,300,200")
+    assert now == {**left, "k": 9, "trim": True, "region": [1100, 650, 300, 200]}
+    with pyvirtualdisplay.Display(size=(800, 600), color_depth=24):
+        small = left_with()
+    assert small["region"] == [500, 400, 300, 200] and small["window"] == [800, 520]
+    assert left_with() == now
+    # a run closed before it was drawn 10 frames keeps nothing (one that failed at once)
+    left_with("-k", "33", frames=3)
+    assert left_with() == now
     # what the file holds out of range or of another type (another version's, or edited by
     # hand) is passed over for the default; the rest is taken
     kept = json.loads(state_file().read_text())

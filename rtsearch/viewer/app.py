@@ -101,6 +101,7 @@ class ViewerOptions:
     threads: int = 1
     trim: bool = True  # plain borders off live pictures before they are searched (B)
     remember: bool = True  # keep the index shown for plain `rtsearch` (off: --no-last)
+    size_given: bool = False  # --width or --height: kept for the next run as set
 
 
 class ViewerApp:
@@ -160,6 +161,8 @@ class ViewerApp:
         self.region = GrabRegion(desk, opts.region, home=home, monitors=monitors)
         self.region.scale = opts.hidpi_scale or detect_scale(home[2], _logical_width())
         self.region_before = self.region.box
+        self.region_start = self.region.box  # as kept, fitted to this desktop
+        self.first_size = (0, 0)  # the window's inside at the first frame
         # no larger than the first monitor (1280x860 on a 1366x768 laptop's: its bottom,
         # the status bar and the last row, was off the screen)
         # (taller than the screen: shorter still by a title bar and a panel, which a window
@@ -492,6 +495,7 @@ class ViewerApp:
             window = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
             if window != self.window_size:  # not when only the bars reflowed
                 self.window_size = window
+                self.first_size = self.first_size if any(self.first_size) else window
                 dialogs.refit_shown(self)
         if self.dirty:
             self._relayout()
@@ -668,15 +672,25 @@ class ViewerApp:
             print("rtsearch: the worker did not stop in time", file=sys.stderr)
         if self.opts.frame_stats is not None:
             write_frame_stats(self.opts.frame_stats, self)
-        if self.opts.remember:  # the settings as left, for the next run
-            width, height = self.window_size
-            memory.keep(
-                k=self.k, thumb_h=self.opts.thumb_h, header_h=self.opts.header_h,
-                trim=self.opts.trim, region=self.region.box,
-                width=width or None, height=height or None,
-            )  # fmt: skip
+        if self.opts.remember and self.frames >= KEEP_AFTER_FRAMES:
+            self._keep_settings()
         dpg.destroy_context()
         release_display()
+
+    def _keep_settings(self) -> None:
+        """The settings as left, for the next run. The grab rectangle and the window's size
+        only when this run set them (given, or changed): fitted to a smaller screen for a
+        run, they stay as chosen for the larger one. A rectangle moved in the grab mode
+        and not confirmed when the window closed is left, as Esc leaves it."""
+        region = self.region_before if self.grab_mode else self.region.box
+        sizes = {}
+        if self.window_size[0] and (self.opts.size_given or self.window_size != self.first_size):
+            sizes = {"width": self.window_size[0], "height": self.window_size[1]}
+        memory.keep(
+            k=self.k, thumb_h=self.opts.thumb_h, header_h=self.opts.header_h,
+            trim=self.opts.trim, **sizes,
+            **({"region": region} if region != self.region_start else {}),
+        )  # fmt: skip
 
     def open_file(self, path: Path) -> None:
         opener = "open" if sys.platform == "darwin" else "xdg-open"
@@ -823,7 +837,7 @@ def run_viewer(
         height=setting(height, "height"), region=kept.region, screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
         watch=watch, fp32=fp32, threads=threads, trim=setting(trim, "trim"),
-        remember=remember,
+        remember=remember, size_given=width is not None or height is not None,
     )  # fmt: skip
     app = ViewerApp(session, opts)
     app.build()

@@ -244,9 +244,9 @@ def reopen(
         except FolderGone:
             break
         except RtsearchError as exc:
-            message = f"the index shown last time is not opened: {exc}; Ctrl+O loads one"
+            message = f"the index shown last time is not opened: {exc}"
             warn(message)
-            return None, message, None
+            return None, f"{message}; Ctrl+O loads one", None
         images = count(len(session.index.paths), "image")
         return session, f"index: {index} ({images}), the one shown last time", None
     return None, "", index
