@@ -2770,6 +2770,7 @@ def test_the_settings_kept_at_close_leave_an_unconfirmed_grab_rectangle(app):
     rectangle was kept for the next run, where Esc would have put the one before back."""
     from rtsearch.viewer.memory import recall
 
+    app.settings_kept = None  # (written into another test's state folder before)
     app.on_key(dpg.mvKey_G)
     pump(app, lambda: app.grab_mode)
     before = app.region.box

@@ -279,6 +279,16 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     # a run closed before it was drawn 10 frames keeps nothing (one that failed at once)
     left_with("-k", "33", frames=3)
     assert left_with() == now
+    # kept as they change, not only at the close: a viewer killed later loses none
+    cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none", "-k", "44"]
+    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as viewer:
+        try:
+            end = time.monotonic() + 60
+            while time.monotonic() < end and '"k": 44' not in _text(state_file()):
+                time.sleep(0.2)
+        finally:
+            viewer.kill()
+    assert left_with()["k"] == 44
     # what the file holds out of range or of another type (another version's, or edited by
     # hand) is passed over for the default; the rest is taken
     kept = json.loads(state_file().read_text())
@@ -319,6 +329,13 @@ def test_the_font_is_the_systems_or_the_one_named_and_a_bad_one_is_said(display,
         assert font == system and err == (
             f"warning: RTSEARCH_FONT={tmp_path / bad}: {why}; the text is drawn in {system}\n"
         )
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def test_a_display_resetting_as_the_viewer_starts_still_opens():

@@ -70,6 +70,7 @@ RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this w
 # frames drawn before the index the viewer started on is kept for the next run: one it
 # cannot show (it failed at its first frames) is not the one to open every time after
 KEEP_AFTER_FRAMES = 10
+KEEP_SETTINGS_FRAMES = 60  # settings changed since are kept every this many frames
 CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
 FALLBACK_SCREEN = (1440, 900)  # the grab region's screen when none can be read
 PREVIEW_W = 640  # the grab mode's preview picture: this wide, as tall as the desktop's shape
@@ -163,6 +164,7 @@ class ViewerApp:
         self.region_before = self.region.box
         self.region_start = self.region.box  # as kept, fitted to this desktop
         self.first_size = (0, 0)  # the window's inside at the first frame
+        self.settings_kept: dict | None = None  # what _keep_settings last wrote
         # no larger than the first monitor (1280x860 on a 1366x768 laptop's: its bottom,
         # the status bar and the last row, was off the screen)
         # (taller than the screen: shorter still by a title bar and a panel, which a window
@@ -528,6 +530,8 @@ class ViewerApp:
         self.frames += 1
         if self.frames == KEEP_AFTER_FRAMES and self.session is not None:
             self._remember(self.session)  # the index it started on, once it has been shown
+        if self.opts.remember and self.frames % KEEP_SETTINGS_FRAMES == 0:
+            self._keep_settings()  # as they change: a run killed later loses none of them
 
     def _run_callbacks(self) -> None:
         """What the input of the frames before asked for, each callback on its own: one that
@@ -681,16 +685,20 @@ class ViewerApp:
         """The settings as left, for the next run. The grab rectangle and the window's size
         only when this run set them (given, or changed): fitted to a smaller screen for a
         run, they stay as chosen for the larger one. A rectangle moved in the grab mode
-        and not confirmed when the window closed is left, as Esc leaves it."""
+        and not confirmed when the window closed is left, as Esc leaves it. Written as they
+        change (looked at every KEEP_SETTINGS_FRAMES frames) and at the close."""
         region = self.region_before if self.grab_mode else self.region.box
-        sizes = {}
-        if self.window_size[0] and (self.opts.size_given or self.window_size != self.first_size):
-            sizes = {"width": self.window_size[0], "height": self.window_size[1]}
-        memory.keep(
+        settings: dict = dict(
             k=self.k, thumb_h=self.opts.thumb_h, header_h=self.opts.header_h,
-            trim=self.opts.trim, **sizes,
-            **({"region": region} if region != self.region_start else {}),
+            trim=self.opts.trim,
         )  # fmt: skip
+        if self.window_size[0] and (self.opts.size_given or self.window_size != self.first_size):
+            settings.update(width=self.window_size[0], height=self.window_size[1])
+        if region != self.region_start:
+            settings.update(region=region)
+        if settings != self.settings_kept:  # written only when they changed
+            self.settings_kept = settings
+            memory.keep(**settings)
 
     def open_file(self, path: Path) -> None:
         opener = "open" if sys.platform == "darwin" else "xdg-open"
