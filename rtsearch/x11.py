@@ -1,5 +1,6 @@
 """libX11 through ctypes (no extra package), loaded once with the calls rtsearch makes
-typed: the viewer's display check and the desktop mouse position."""
+typed: the viewer's display check, the desktop mouse position and the wake-up of the
+viewer's own window."""
 
 from __future__ import annotations
 
@@ -29,4 +30,19 @@ def libx11() -> ctypes.CDLL | None:
         ctypes.c_void_p, ctypes.c_ulong, ulong_p, ulong_p,
         int_p, int_p, int_p, int_p, ctypes.POINTER(ctypes.c_uint),
     ]  # fmt: skip
+    # the viewer's wake-up of its own window (rtsearch/viewer/wakeup.py)
+    vp, ul, ulp = ctypes.c_void_p, ctypes.c_ulong, ulong_p
+    x11.XInternAtom.restype = ul
+    x11.XInternAtom.argtypes = [vp, ctypes.c_char_p, ctypes.c_int]
+    x11.XQueryTree.restype = ctypes.c_int
+    x11.XQueryTree.argtypes = [vp, ul, ulp, ulp, ctypes.POINTER(ulp), ctypes.POINTER(ctypes.c_uint)]
+    x11.XFree.argtypes = [vp]
+    x11.XGetWindowProperty.restype = ctypes.c_int
+    x11.XGetWindowProperty.argtypes = [
+        vp, ul, ul, ctypes.c_long, ctypes.c_long, ctypes.c_int, ul,
+        ulp, int_p, ulp, ulp, ctypes.POINTER(ctypes.POINTER(ctypes.c_ubyte)),
+    ]  # fmt: skip
+    x11.XSendEvent.restype = ctypes.c_int
+    x11.XSendEvent.argtypes = [vp, ul, ctypes.c_int, ctypes.c_long, vp]
+    x11.XFlush.argtypes = [vp]
     return x11

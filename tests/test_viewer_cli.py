@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -561,3 +563,47 @@ def test_a_window_on_a_small_screen_is_placed_on_it(monkeypatch):
             assert ((viewer.width, viewer.height), viewer.pos) == (size, pos), desk
         finally:
             viewer.worker.join()
+
+
+@pytest.mark.skipif(shutil.which("openbox") is None, reason="needs a window manager: openbox")
+def test_a_minimised_viewer_ends_on_sigterm_and_ctrl_c(tmp_path):
+    """Minimised, the viewer's frame waits in GLFW for an X event: a SIGTERM (a logout's)
+    or a Ctrl-C was not taken until the window was shown again, and the SIGKILL after it
+    lost the run. A signal now wakes the frame."""
+    with pyvirtualdisplay.Display(size=(1024, 768), color_depth=24) as disp:
+        env = {**os.environ, "DISPLAY": f":{disp.display}"}
+        wm = subprocess.Popen(["openbox"], env=env, stderr=subprocess.DEVNULL)
+        try:
+            for sig, said, code in (
+                (signal.SIGTERM, "rtsearch: terminated", 143),
+                (signal.SIGINT, "rtsearch: interrupted", 130),
+            ):
+                cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none"]
+                with subprocess.Popen(
+                    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                ) as viewer:
+                    try:
+                        window = _window_of(viewer.pid, env)
+                        subprocess.run(["xdotool", "windowminimize", "--sync", window],
+                                       env=env, check=True, timeout=20)  # fmt: skip
+                        time.sleep(1)  # its frame now waits for the window's next event
+                        viewer.send_signal(sig)
+                        _, err = viewer.communicate(timeout=10)
+                    finally:
+                        viewer.kill()
+                assert viewer.returncode == code and err.strip().endswith(said), err
+        finally:
+            wm.kill()
+            wm.wait()
+
+
+def _window_of(pid: int, env: dict) -> str:
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        found = subprocess.run(["xdotool", "search", "--pid", str(pid), "--name", "^rtsearch$"],
+                               env=env, capture_output=True, text=True)  # fmt: skip
+        if found.stdout.split():
+            time.sleep(1)  # drawn a few frames
+            return found.stdout.split()[-1]
+        time.sleep(0.2)
+    raise AssertionError("the viewer's window never showed")

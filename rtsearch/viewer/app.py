@@ -51,6 +51,7 @@ from rtsearch.viewer import (
     status,
     tiles,
     ui,
+    wakeup,
 )
 from rtsearch.viewer.display import answers, check_display, release_display, x_display
 from rtsearch.viewer.grab_region import Box, GrabRegion, detect_scale
@@ -854,7 +855,10 @@ def run_viewer(
         app.message = f"{message}; {said}" if said else message
     if ask_folder_of is not None:
         actions.load(app, ask_folder_of)
+    # a signal wakes a minimised window's frame, which waits for X events (X11)
+    undo = wakeup.wake_on_signals() if x_display() is not None else lambda: None
     try:
         return app.run()
     finally:
+        undo()
         app.close()
