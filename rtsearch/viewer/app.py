@@ -738,7 +738,9 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         "thumbs_mb": round(app.worker.cache.nbytes / 2**20, 1),
         "peak_rss_mb": None if peak is None else round(peak, 1),
         # what was on show at the end: the index file and the message line
-        "index": str(app.session.source) if app.session and app.session.source else None,
+        "index": os.path.abspath(app.session.source)
+        if app.session and app.session.source
+        else None,
         "message": app.message,
         "font": None if app.font is None else str(app.font),
         # the settings as left (what the next run takes where its options do not say)
