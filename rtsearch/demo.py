@@ -64,13 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quit-after-frames", type=positive_int, default=None, help="viewer: quit after N frames"
     )
-    for side, default in (("width", 1280), ("height", 860)):
-        p.add_argument(
-            f"--{side}",
-            type=positive_int,
-            default=None,
-            help=f"viewer: window {side} (default: as left last time, else {default})",
-        )
+    from rtsearch.viewer.cli import add_window_size
+
+    add_window_size(p, "viewer: ")
 
 
 def run(args: argparse.Namespace) -> int:

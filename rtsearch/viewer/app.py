@@ -90,8 +90,8 @@ class ViewerOptions:
     k: int = layout.RESULTS_DEFAULT
     header_h: int = layout.HEADER_DEFAULT
     thumb_h: int = layout.THUMB_DEFAULT
-    width: int = 1280
-    height: int = 860
+    width: int = layout.WINDOW_DEFAULT[0]
+    height: int = layout.WINDOW_DEFAULT[1]
     screenshot: Path | None = None
     quit_after_frames: int | None = None
     frame_stats: Path | None = None

@@ -71,13 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             help=f"{what} height in pixels ({lo}-{hi}; the {slider} height slider; default: "
             f"as left last time, else {default})",
         )
-    for side, default in (("width", 1280), ("height", 860)):
-        p.add_argument(
-            f"--{side}",
-            type=positive_int,
-            default=None,
-            help=f"window {side} (default: as left last time, else {default})",
-        )
+    add_window_size(p)
     p.add_argument(
         "--hidpi-scale",
         type=scale,
@@ -133,6 +127,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_window_size(p: argparse.ArgumentParser, what: str = "") -> None:
+    """--width and --height of the viewer's window (`view`, `demo`): None when not given,
+    for the size it was left at last time."""
+    from rtsearch.argtypes import positive_int
+
+    for side, default in zip(("width", "height"), layout.WINDOW_DEFAULT, strict=True):
+        p.add_argument(
+            f"--{side}",
+            type=positive_int,
+            default=None,
+            help=f"{what}window {side} (default: as left last time, else {default})",
+        )
+
+
 def source_spec(text: str) -> str:
     try:
         parse_source(text)
@@ -161,17 +169,15 @@ def run(args: argparse.Namespace) -> int:
     for path, what in ((args.screenshot, "screenshot"), (args.frame_stats, "frame statistics")):
         if path is not None:  # before the window opens, not after it closes
             check_writable(path, what)
-    if args.fp32 and args.model:
-        from rtsearch.models import read_model_info, resolve_model
+    from rtsearch.models import read_model_info, resolve_model
 
+    if args.fp32 and args.model:
         model = resolve_model(args.model)
         if read_model_info(model).variant == "int8":
             raise RtsearchError(f"{model}: an int8 model, and --fp32 asks for fp32: drop one")
     check_display()  # before the index is read and the model made ready, not after
-    if args.model:  # a mistake in an option given is an error, whichever index it is for
-        from rtsearch.models import resolve_model
-
-        resolve_model(args.model)
+    if args.model and not args.fp32:  # a mistake in an option given is an error, whichever
+        resolve_model(args.model)  # index it is for (the one kept too)
     if args.base_dir is not None:
         require_folder(args.base_dir)
     open_index = functools.partial(

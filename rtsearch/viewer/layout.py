@@ -21,6 +21,7 @@ THUMB_RANGE = (90, 420)
 THUMB_DEFAULT = 232
 RESULTS_RANGE = (5, 100)
 RESULTS_DEFAULT = 20
+WINDOW_DEFAULT = (1280, 860)  # the window's inside, width and height
 # A result's cell is this narrow to this wide for its row's height (the widest is the
 # thumbnail box's 2:1): a picture beyond is drawn at its own aspect, centred in it, rather
 # than enlarged past its pixels (a panorama) or drawn as a line a row wide (a 3000x1 strip)
