@@ -8,10 +8,12 @@ built-in font draws as before."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from rtsearch.errors import warn
@@ -41,8 +43,9 @@ def find_font() -> Path | None:
     if given and why is None:
         return Path(given)
     # a known file first: DejaVu Sans Mono measures as the built-in font does (Noto Sans
-    # Mono, fontconfig's choice on some systems, draws 6 px a character, not 7)
-    candidates = [*KNOWN.get(_system(), ()), *_fontconfig()]
+    # Mono, fontconfig's choice on some systems, draws 6 px a character, not 7); fontconfig
+    # (a process started) only where none is there
+    candidates = itertools.chain(KNOWN.get(_system(), ()), _fontconfig())
     found = next((Path(c) for c in candidates if _not_a_font(Path(c)) is None), None)
     if why:
         instead = found or "Dear PyGui's built-in font (ASCII only)"
@@ -54,18 +57,20 @@ def _system() -> str:
     return "linux" if sys.platform.startswith(("linux", "freebsd")) else sys.platform
 
 
-def _fontconfig() -> list[str]:
-    """fontconfig's monospace font for é, Ω and Ж, where fontconfig is installed."""
+def _fontconfig() -> Iterator[str]:
+    """fontconfig's monospace font for é, Ω and Ж, where fontconfig is installed (asked
+    when the first is taken from this)."""
     if shutil.which("fc-match") is None:
-        return []
+        return
     try:
         done = subprocess.run(
             ["fc-match", "--format=%{file}", "monospace:charset=e9 3a9 416"],
             capture_output=True, text=True, timeout=5,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return []
-    return [done.stdout.strip()] if done.returncode == 0 and done.stdout.strip() else []
+        return
+    if done.returncode == 0 and done.stdout.strip():
+        yield done.stdout.strip()
 
 
 def _not_a_font(path: Path) -> str | None:
