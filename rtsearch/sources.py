@@ -169,12 +169,12 @@ LIVE_MIN_SIZE = (1024, 1024)
 DEFAULT_GRAB = (400, 300)  # region size when following the mouse without a chosen region
 
 
-Rect = tuple[int, int, int, int]  # left, top, width, height
+Box = tuple[int, int, int, int]  # left, top, width, height (the grab region's too)
 # the desktop (every monitor together), the first monitor, and each monitor
-Geometry = tuple[Rect, Rect, tuple[Rect, ...]]
+Geometry = tuple[Box, Box, tuple[Box, ...]]
 
 
-def _rect(monitor: dict) -> Rect:
+def _rect(monitor: dict) -> Box:
     """An mss monitor as left, top, width, height."""
     return monitor["left"], monitor["top"], monitor["width"], monitor["height"]
 
@@ -212,15 +212,15 @@ class ScreenSource:
             grabber = self._local.mss = mss.MSS()
         return grabber
 
-    def monitor(self) -> Rect:
+    def monitor(self) -> Box:
         """The first monitor (mss's order): left, top, width, height."""
         return _rect(self._mss().monitors[1])
 
-    def desktop(self) -> Rect:
+    def desktop(self) -> Box:
         """Every monitor together (the dead parts of a desktop of unequal ones included)."""
         return _rect(self._mss().monitors[0])
 
-    def monitors(self) -> tuple[Rect, ...]:
+    def monitors(self) -> tuple[Box, ...]:
         """Each monitor, in mss's order."""
         return tuple(_rect(m) for m in self._mss().monitors[1:])
 

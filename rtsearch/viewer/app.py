@@ -834,13 +834,13 @@ def run_viewer(
     if screenshot is not None and quit_after_frames is None:
         quit_after_frames = SCREENSHOT_FRAMES
     kept = memory.recall() if remember else memory.Memory()
-    given = ViewerOptions()  # the defaults
+    defaults = ViewerOptions()
 
     def setting(value, name: str):
         for choice in (value, getattr(kept, name)):
             if choice is not None:
                 return choice
-        return getattr(given, name)
+        return getattr(defaults, name)
 
     opts = ViewerOptions(
         source=source, k=setting(k, "k"), header_h=setting(header_h, "header_h"),

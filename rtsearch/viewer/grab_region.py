@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtsearch.sources import boxes_overlap
-
-Box = tuple[int, int, int, int]  # x, y, w, h
+from rtsearch.sources import Box, boxes_overlap
 
 HANDLE = 12  # preview pixels around a corner that grab it
 MIN_SIZE = 16
