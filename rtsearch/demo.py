@@ -64,9 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quit-after-frames", type=positive_int, default=None, help="viewer: quit after N frames"
     )
-    from rtsearch.viewer.cli import add_window_size
+    from rtsearch.viewer.cli import add_window_options
 
-    add_window_size(p, "viewer: ")
+    add_window_options(p, "viewer: ")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -242,7 +242,7 @@ def open_viewer(index_path: Path, root: Path, args: argparse.Namespace) -> int:
     _say(f"demo: querying with {session.extractor.path.name} on {session.extractor.provider}")
     return run_viewer(
         session, screenshot=args.screenshot, quit_after_frames=args.quit_after_frames,
-        width=args.width, height=args.height, remember=args.last,
+        width=args.width, height=args.height, ui_scale=args.ui_scale, remember=args.last,
     )  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """libX11 through ctypes (no extra package), loaded once with the calls rtsearch makes
-typed: the viewer's display check, the desktop mouse position and the wake-up of the
-viewer's own window."""
+typed: the viewer's display check, the desktop mouse position, the wake-up of the
+viewer's own window and the desktop's Xft.dpi."""
 
 from __future__ import annotations
 
@@ -45,4 +45,7 @@ def libx11() -> ctypes.CDLL | None:
     x11.XSendEvent.restype = ctypes.c_int
     x11.XSendEvent.argtypes = [vp, ul, ctypes.c_int, ctypes.c_long, vp]
     x11.XFlush.argtypes = [vp]
+    # the desktop's Xft.dpi, for the viewer's scale (rtsearch/viewer/uiscale.py)
+    x11.XResourceManagerString.restype = vp
+    x11.XResourceManagerString.argtypes = [vp]
     return x11

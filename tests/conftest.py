@@ -18,6 +18,10 @@ def _state_of_the_session(tmp_path_factory):
     a folder of the run's own."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        # the tests' viewers are drawn at UI scale 1 whatever the desktop running them
+        # says (rtsearch/viewer/uiscale.py; their own virtual displays say nothing)
+        for name in ("GDK_SCALE", "GDK_DPI_SCALE", "QT_SCALE_FACTOR"):
+            mp.delenv(name, raising=False)
         yield
 
 

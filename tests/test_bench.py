@@ -33,7 +33,9 @@ CONTRACT = {
 @pytest.fixture(scope="module")
 def quick_result(default_model) -> dict:
     cmd = [sys.executable, "-m", "rtsearch", "bench", "--json", "--quick"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    # on a desktop that scales by 200% the viewer's figures are still for its 1x window
+    env = {**os.environ, "GDK_SCALE": "2"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1, "--json must print exactly one JSON object"
@@ -54,6 +56,8 @@ def test_json_has_every_contract_key(quick_result) -> None:
     else:
         assert quick_result["ui_p99_ms"] >= quick_result["ui_p50_ms"] > 0
         assert quick_result["ui_rss_mb"] > 50  # the viewer's peak resident memory
+        settings = quick_result["ui"]["settings"]
+        assert (settings["ui_scale"], settings["window"]) == (1.0, [1280, 860])
 
 
 def test_figures_are_consistent(quick_result) -> None:

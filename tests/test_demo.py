@@ -246,10 +246,11 @@ def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, 
     seen = {}
 
     def run_viewer(
-        session, *, screenshot=None, quit_after_frames=None, width=0, height=0, remember=True
-    ):
+        session, *, screenshot=None, quit_after_frames=None, width=0, height=0, ui_scale=0,
+        remember=True,
+    ):  # fmt: skip
         seen.update(session=session, screenshot=screenshot, frames=quit_after_frames)
-        seen.update(size=(width, height), remember=remember)
+        seen.update(size=(width, height), remember=remember, ui_scale=ui_scale)
         return 0
 
     app = types.ModuleType("rtsearch.viewer.app")
@@ -264,6 +265,8 @@ def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, 
     assert seen["screenshot"] == shot and seen["frames"] == 3 and seen["size"] == (None, None)
     assert demo(*args, "--no-view") == 0 and demo(*args, "--width", "1000", "--height", "700") == 0
     assert seen["size"] == (1000, 700)  # as the viewer's (the demo had no way to size it)
+    assert seen["ui_scale"] is None  # the desktop's, or as given last time
+    assert demo(*args, "--ui-scale", "2") == 0 and seen["ui_scale"] == 2.0
     assert seen["remember"] is True
     assert demo(*args, "--no-last") == 0 and seen["remember"] is False  # a scripted shot
     results = seen["session"].query_file(fake_gallery / "d1" / "img00001.jpg", 1)

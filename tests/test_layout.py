@@ -228,3 +228,14 @@ def test_a_desktop_that_changed_takes_the_region_with_it():
     assert note.startswith("the screen region 2200,500,1536,1440 does not fit the 1280x1024")
     assert g.set_desktop((0, 0, 1920, 1080)) == ""  # it fits: left where it is
     assert g.box == (0, 0, 1280, 1024)
+
+
+def test_at_a_ui_scale_margins_labels_and_gaps_grow_with_it():
+    """At UI scale 2 (a HiDPI desktop at 200%) the canvas is laid out as at 1, twice as
+    large: the rows and header come in screen pixels, the rest is scaled here."""
+    one = layout.compute(1000, 320, 200, 4 / 3, [1.5] * 7)
+    two = layout.compute(2000, 640, 400, 4 / 3, [1.5] * 7, scale=2.0)
+    assert two.query_label == (2 * layout.MARGIN, 2 * layout.MARGIN)
+    assert two.query == tuple(2 * v for v in one.query)
+    assert two.results == tuple(tuple(2 * v for v in r) for r in one.results)
+    assert two.height == 2 * one.height

@@ -254,14 +254,14 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     first = left_with()
     assert first == {
         "k": 20, "thumb_h": 232, "header_h": 320, "trim": True,
-        "region": [360, 225, 720, 450], "window": [1280, 860],
+        "region": [360, 225, 720, 450], "window": [1280, 860], "ui_scale": 1.0,
     }  # fmt: skip
     left = left_with("-k", "7", "--thumb-height", "150", "--header-height", "200",
                      "--no-trim", "--width", "900", "--height", "700",
                      "--source", "screen:10,20,300,200")  # fmt: skip
     assert left == {
         "k": 7, "thumb_h": 150, "header_h": 200, "trim": False,
-        "region": [10, 20, 300, 200], "window": [900, 700],
+        "region": [10, 20, 300, 200], "window": [900, 700], "ui_scale": 1.0,
     }  # fmt: skip
     assert left_with() == left
     # an option given wins over what was left, and is left in turn
@@ -294,7 +294,7 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     # what the file holds out of range or of another type (another version's, or edited by
     # hand) is passed over for the default; the rest is taken
     kept = json.loads(state_file().read_text())
-    kept.update(k=1000, thumb_h="big", trim="yes", region=[0, 0, 0, 5], width=True)
+    kept.update(k=1000, thumb_h="big", trim="yes", region=[0, 0, 0, 5], width=True, ui_scale=9)
     state_file().write_text(json.dumps(kept))
     assert left_with() == {**left, "k": 20, "thumb_h": 232, "trim": True,
                            "region": first["region"], "window": [1280, 700]}  # fmt: skip
@@ -607,3 +607,83 @@ def _window_of(pid: int, env: dict) -> str:
             return found.stdout.split()[-1]
         time.sleep(0.2)
     raise AssertionError("the viewer's window never showed")
+
+
+def _set_resources(text: str):
+    """Set the X server's resources (as `xrdb -load` does, without needing xrdb) and
+    return the connection that holds them: an X server without clients resets them."""
+    import ctypes
+
+    from rtsearch.x11 import libx11
+
+    x11 = libx11()
+    x11.XChangeProperty.argtypes = [
+        ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+        ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+    ]  # fmt: skip
+    conn = x11.XOpenDisplay(None)
+    atom = x11.XInternAtom(conn, b"RESOURCE_MANAGER", 0)
+    data = text.encode()
+    string, replace = 31, 0  # XA_STRING, PropModeReplace
+    x11.XChangeProperty(conn, x11.XDefaultRootWindow(conn), atom, string, 8, replace, data,
+                        len(data))  # fmt: skip
+    x11.XFlush(conn)
+    return conn
+
+
+def _toolbar_button(shot: Path) -> tuple[int, int]:
+    """The first toolbar button's top and height in a screenshot, down a column inside it."""
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    background = pixels[2, 2]
+    column = np.abs(pixels[:200, 24] - background).sum(axis=1) > 10
+    top = int(np.argmax(column))
+    return top, int(np.argmax(~column[top:]))
+
+
+def test_the_viewer_is_drawn_at_the_desktops_scale_or_the_one_given(display, tmp_path):
+    """On a HiDPI desktop at 200% (Xft.dpi 192) the viewer drew its 13 px text and its
+    controls at 1x: half the size a user sees elsewhere. It takes the desktop's scale, or
+    --ui-scale, which is kept for the next run where a detected one is not."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.x11 import libx11
+
+    make_gallery(tmp_path / "g", 6)
+    index, model = tmp_path / "g.dat", write_tiny_model(tmp_path / "tiny.onnx")
+    analyze(tmp_path / "g", index, Extractor(model), Settings(dims=8))
+
+    def run(*args: str) -> tuple[dict, tuple[int, int]]:
+        stats, shot = tmp_path / "frames.json", tmp_path / "shot.png"
+        stats.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "rtsearch", "view", str(index), "--model", str(model)]
+        cmd += [*args, "--screenshot", str(shot), "--quit-after-frames", "12"]
+        cmd += ["--frame-stats", str(stats)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return json.loads(stats.read_text()), _toolbar_button(shot)
+
+    one, button = run("--no-last")
+    assert one["settings"]["ui_scale"] == 1.0 and one["settings"]["window"] == [1280, 860]
+    assert button == (8, 19)  # Dear PyGui's padding 8, the 13 px font and its frame 3 + 3
+    char = one["char_px"]
+    with pyvirtualdisplay.Display(size=(2880, 1800), color_depth=24):
+        conn = _set_resources("Xft.antialias:\t1\nXft.dpi:\t192\n")
+        try:
+            two, button = run()
+            assert two["settings"]["ui_scale"] == 2.0
+            assert two["settings"]["window"] == [2560, 1720]
+            assert two["char_px"] == [2 * char[0], 2 * char[1]]  # 14x26 px for 7x13
+            assert button == (16, 38)
+            given, button = run("--ui-scale", "1")  # given: it wins
+            assert given["settings"]["ui_scale"] == 1.0 and button == (8, 19)
+            assert run("--ui-scale", "1.6")[1] == (12, 29)  # to the nearest quarter: 1.5
+            kept, button = run()  # given last time: kept, over the desktop's
+            assert kept["settings"]["ui_scale"] == 1.5 and button == (12, 29)
+        finally:
+            libx11().XCloseDisplay(conn)
+    # a scale detected is not kept: on the 1x desktop the next run is at 1.5 only because
+    # it was given; with --no-last, 1
+    assert run()[0]["settings"]["ui_scale"] == 1.5
+    assert run("--no-last")[0]["settings"]["ui_scale"] == 1.0
+    done = view(str(index), "--ui-scale", "5", "--quit-after-frames", "1")
+    assert done.returncode == 2 and "--ui-scale: must be from 0.75 to 3.0, got 5" in done.stderr

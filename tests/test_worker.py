@@ -230,12 +230,17 @@ def test_the_query_picture_is_its_header_height_never_enlarged_and_bounded():
         ((1080, 1920), 480, (739, 415)),  # a big header: at most QUERY_MAX_TEXELS
         ((80, 100), 320, (100, 80)),  # small: never enlarged (the renderer does that)
         ((500, 3000), 320, (640, 107)),  # a panorama: at most twice as wide as tall
+        # the default header at UI scale 2 (640 screen pixels): the picture at its height,
+        # not 640x480 drawn enlarged; the bound grows as the square of the height past 480
+        ((1200, 1600), 640, (853, 640)),
+        ((1080, 1920), 960, (1478, 831)),
     ):
         image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
         query = query_picture(image, header)
         assert (query.width, query.height) == size
         assert query.tile.shape == (size[1], size[0], 3) and query.tile.flags.c_contiguous
-        assert query.width * query.height <= worker_mod.QUERY_MAX_TEXELS
+        most = worker_mod.QUERY_MAX_TEXELS * max(1, header / 480) ** 2
+        assert query.width * query.height <= most
     small = np.zeros((80, 100, 3), np.uint8)
     assert query_picture(small, 320).tile is not small  # a copy: the frame stays the source's
 

@@ -47,6 +47,8 @@ def bench_ui(
     cmd += ["-k", "20", "--quit-after-frames", str(frames), "--frame-stats", str(stats)]
     if "--no-last" in text:  # the user's index for plain `rtsearch` stays theirs
         cmd.append("--no-last")
+    if "--ui-scale" in text:  # the figures of one size of window, on a HiDPI desktop too
+        cmd += ["--ui-scale", "1"]
     if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1440x900x24", *cmd]
     try:

@@ -258,7 +258,7 @@ def save_as(app: ViewerApp, path: Path) -> None:
     def ask(holding: str) -> None:
         images = count(len(session.index.paths), "image")
         dialogs.ask(
-            app.ids,
+            app,
             "Replace a file?",
             f"{path} already exists{holding}. Replace it with this index ({images} of "
             f"{session.base_dir})?",

@@ -51,6 +51,7 @@ from rtsearch.viewer import (
     status,
     tiles,
     ui,
+    uiscale,
     wakeup,
 )
 from rtsearch.viewer.display import answers, check_display, release_display, x_display
@@ -90,12 +91,13 @@ class ViewerOptions:
     k: int = layout.RESULTS_DEFAULT
     header_h: int = layout.HEADER_DEFAULT
     thumb_h: int = layout.THUMB_DEFAULT
-    width: int = layout.WINDOW_DEFAULT[0]
-    height: int = layout.WINDOW_DEFAULT[1]
+    width: int | None = None  # the window's inside (None: WINDOW_DEFAULT at the UI scale)
+    height: int | None = None
     screenshot: Path | None = None
     quit_after_frames: int | None = None
     frame_stats: Path | None = None
     hidpi_scale: float | None = None  # None: detect
+    ui_scale: float | None = None  # text and controls this much larger (None: the desktop's)
     watch: bool = False  # follow the index's folder and swap in updated indexes (--watch)
     # how the live queries' model file is picked for an index loaded or analysed in the
     # viewer (as the command line's was): --fp32, --threads
@@ -104,6 +106,7 @@ class ViewerOptions:
     trim: bool = True  # plain borders off live pictures before they are searched (B)
     remember: bool = True  # keep the index shown for plain `rtsearch` (off: --no-last)
     size_given: bool = False  # --width or --height: kept for the next run as set
+    scale_given: bool = False  # --ui-scale: kept for the next run (a detected one is not)
 
 
 class ViewerApp:
@@ -111,11 +114,20 @@ class ViewerApp:
         self.opts = opts
         self.session = session
         self.k = layout.clamp(opts.k, layout.RESULTS_RANGE)
+        self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
+        # held from here: reading the screen size cannot reset it; and a display that does
+        # not answer is not asked again (mss would wait on it for ever)
+        display = x_display()
+        read = screen_geometry() if display is None or answers(display) else None
+        # text, controls, margins and rows drawn this much larger (HiDPI desktops)
+        resources = uiscale.x_resources(display) if display and read else None
+        self.ui_scale = opts.ui_scale or uiscale.detect(resources=resources)
+        # the row and header heights the worker last heard of (it sizes pictures by them),
+        # in screen pixels
+        self.rows_said, self.header_said = self.px(opts.thumb_h), self.px(opts.header_h)
         self.worker = Worker(
-            session, self.k, row_h=opts.thumb_h, header_h=opts.header_h, trim=opts.trim
+            session, self.k, row_h=self.rows_said, header_h=self.header_said, trim=opts.trim
         )
-        # the row and header heights the worker last heard of (it sizes pictures by them)
-        self.rows_said, self.header_said = opts.thumb_h, opts.header_h
         self.published: Published | None = None
         self.layout: layout.Layout | None = None
         self.dirty = True  # layout must be recomputed
@@ -154,14 +166,11 @@ class ViewerApp:
         self.pointer_moved = False
         self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
         self.reshow: list = []  # file dialogs hidden for a frame to be centred again
-        self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
-        # held from here: reading the screen size cannot reset it; and a display that does
-        # not answer is not asked again (mss would wait on it for ever)
-        display = x_display()
-        read = screen_geometry() if display is None or answers(display) else None
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
         self.region = GrabRegion(desk, opts.region, home=home, monitors=monitors)
         self.region.scale = opts.hidpi_scale or detect_scale(home[2], _logical_width())
+        asked_w = opts.width or round(layout.WINDOW_DEFAULT[0] * self.ui_scale)
+        asked_h = opts.height or round(layout.WINDOW_DEFAULT[1] * self.ui_scale)
         self.region_before = self.region.box
         self.region_start = self.region.box  # as kept, fitted to this desktop
         self.first_size = (0, 0)  # the window's inside at the first frame
@@ -172,13 +181,17 @@ class ViewerApp:
         # manager adds; one that fits is left as asked)
         fits = read is not None
         most_w, most_h = (round(side / self.region.scale) for side in home[2:])
-        self.width = most_w if fits and opts.width > most_w else opts.width
-        self.height = most_h - DECORATION_H if fits and opts.height > most_h else opts.height
+        self.width = most_w if fits and asked_w > most_w else asked_w
+        self.height = most_h - self.px(DECORATION_H) if fits and asked_h > most_h else asked_h
         # placed on it: at 100,100 (the toolkit's place) an 800x520 window on an 800x600
         # screen ran 100 px off its right and bottom edges
         x, y = (round(v / self.region.scale) for v in home[:2])
         self.pos = (x + min(100, max(0, most_w - self.width)),
                     y + min(100, max(0, most_h - self.height)))  # fmt: skip
+
+    def px(self, size: float) -> int:
+        """``size`` (pixels at UI scale 1) in screen pixels at the viewer's UI scale."""
+        return round(size * self.ui_scale)
 
     # ------------------------------------------------------------ set-up
     def build(self) -> None:
@@ -187,7 +200,10 @@ class ViewerApp:
         self.font = fonts.find_font()
         if self.font is not None:  # names drawn as they are, not as '?' beyond ASCII
             with dpg.font_registry():
-                dpg.bind_font(dpg.add_font(str(self.font), fonts.SIZE))
+                dpg.bind_font(dpg.add_font(str(self.font), round(fonts.SIZE * self.ui_scale)))
+        elif self.ui_scale != 1.0:  # the built-in font has one size: drawn larger, blurred
+            dpg.set_global_font_scale(self.ui_scale)
+        ui.scale_theme(self.ui_scale)
         dpg.create_viewport(
             title="rtsearch", width=self.width, height=self.height, x_pos=self.pos[0],
             y_pos=self.pos[1],
@@ -372,7 +388,8 @@ class ViewerApp:
             grab_view.add_preview(self)
         if self.preview is not None:
             self.preview.close()
-        self.preview = ScreenPreview(PREVIEW_W, max(1, round(PREVIEW_W * dh / dw)))
+        wide = self.px(PREVIEW_W)
+        self.preview = ScreenPreview(wide, max(1, round(wide * dh / dw)))
         # hidden until its first picture: the texture holds the last one, of the desktop
         # as it was (stretched where its shape changed), for the first tenth of a second
         dpg.configure_item(self.ids.grab["preview"], show=False)
@@ -427,13 +444,13 @@ class ViewerApp:
             self.open_dialog(self.ids.save_dialog)
 
     def open_dialog(self, tag: int | str) -> None:
-        dialogs.show_fitted(tag, dialogs.DIALOG_SIZE)
+        dialogs.show_fitted(self, tag, dialogs.DIALOG_SIZE)
 
     def _do_help(self) -> None:
         if dpg.is_item_shown(self.ids.help):
             dpg.hide_item(self.ids.help)
         else:
-            dialogs.show_fitted(self.ids.help, dialogs.HELP_SIZE)
+            dialogs.show_fitted(self, self.ids.help, dialogs.HELP_SIZE)
 
     def _do_escape(self) -> None:
         if self.grab_mode:
@@ -605,21 +622,23 @@ class ViewerApp:
 
     def _relayout(self) -> None:
         self.dirty = False
-        if self.opts.thumb_h != self.rows_said:  # the worker picks the results' box by it
-            self.rows_said = self.opts.thumb_h
+        rows_h, header_h = self.px(self.opts.thumb_h), self.px(self.opts.header_h)
+        if rows_h != self.rows_said:  # the worker picks the results' box by it
+            self.rows_said = rows_h
             self.worker.send("rows", self.rows_said)
-        if self.opts.header_h != self.header_said:  # ... and the query picture's size
-            self.header_said = self.opts.header_h
+        if header_h != self.header_said:  # ... and the query picture's size
+            self.header_said = header_h
             self.worker.send("header", self.header_said)
         pub = self.published
         q = pub.query if pub else None
         aspects = [t.aspect for t in pub.thumbs] if pub else []
         self.layout = layout.compute(
             self.canvas_size[0],
-            self.opts.header_h,
-            self.opts.thumb_h,
+            header_h,
+            rows_h,
             q.aspect if q else 4 / 3,
             aspects,
+            scale=self.ui_scale,
         )
         ui.apply_layout(self)
 
@@ -697,6 +716,8 @@ class ViewerApp:
             settings.update(width=self.window_size[0], height=self.window_size[1])
         if region != self.region_start:
             settings.update(region=region)
+        if self.opts.scale_given:
+            settings.update(ui_scale=self.ui_scale)
         if settings != self.settings_kept:  # written only when they changed
             self.settings_kept = settings
             memory.keep(**settings)
@@ -743,6 +764,7 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         else None,
         "message": app.message,
         "font": None if app.font is None else str(app.font),
+        "char_px": list(dpg.get_text_size("M") or ()),  # one character, as drawn
         # the settings as left (what the next run takes where its options do not say)
         "settings": {
             "k": app.k,
@@ -751,6 +773,7 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
             "trim": app.opts.trim,
             "region": list(app.region.box),
             "window": list(app.window_size),
+            "ui_scale": app.ui_scale,
         },
     }
     with atomic_path(Path(path)) as tmp:
@@ -811,6 +834,7 @@ def run_viewer(
     width: int | None = None,
     height: int | None = None,
     hidpi_scale: float | None = None,
+    ui_scale: float | None = None,
     watch: bool = False,
     fp32: bool = False,
     threads: int = 1,
@@ -847,8 +871,10 @@ def run_viewer(
         thumb_h=setting(thumb_h, "thumb_h"), width=setting(width, "width"),
         height=setting(height, "height"), region=kept.region, screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
-        watch=watch, fp32=fp32, threads=threads, trim=setting(trim, "trim"),
+        ui_scale=setting(ui_scale, "ui_scale"), watch=watch, fp32=fp32, threads=threads,
+        trim=setting(trim, "trim"),
         remember=remember, size_given=width is not None or height is not None,
+        scale_given=ui_scale is not None,
     )  # fmt: skip
     app = ViewerApp(session, opts)
     app.build()

@@ -12,7 +12,7 @@ from rtsearch.argtypes import in_range, number
 from rtsearch.cli import one_index
 from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.sources import SOURCES, parse_source
-from rtsearch.viewer import layout
+from rtsearch.viewer import layout, uiscale
 
 if TYPE_CHECKING:
     from rtsearch.session import SearchSession
@@ -68,17 +68,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             flag,
             type=in_range(bounds),
             default=None,
-            help=f"{what} height in pixels ({lo}-{hi}; the {slider} height slider; default: "
-            f"as left last time, else {default})",
+            help=f"{what} height in pixels at UI scale 1 ({lo}-{hi}; the {slider} height "
+            f"slider; default: as left last time, else {default})",
         )
-    add_window_size(p)
+    add_window_options(p)
     p.add_argument(
         "--hidpi-scale",
         type=scale,
         default=None,
         help="the screen's physical pixels per logical pixel (0.5-8), for placing the "
         "screengrab region where the window reports logical ones (HiDPI); it does not "
-        "scale the viewer (default: detected)",
+        "scale the viewer: --ui-scale does (default: detected)",
     )
     p.add_argument(
         "--fp32",
@@ -127,9 +127,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_window_size(p: argparse.ArgumentParser, what: str = "") -> None:
-    """--width and --height of the viewer's window (`view`, `demo`): None when not given,
-    for the size it was left at last time."""
+def add_window_options(p: argparse.ArgumentParser, what: str = "") -> None:
+    """--width, --height and --ui-scale of the viewer's window (`view`, `demo`): None when
+    not given, for what it was left at last time."""
     from rtsearch.argtypes import positive_int
 
     for side, default in zip(("width", "height"), layout.WINDOW_DEFAULT, strict=True):
@@ -137,8 +137,26 @@ def add_window_size(p: argparse.ArgumentParser, what: str = "") -> None:
             f"--{side}",
             type=positive_int,
             default=None,
-            help=f"{what}window {side} (default: as left last time, else {default})",
+            help=f"{what}window {side} (default: as left last time, else {default} times "
+            "the UI scale)",
         )
+    lo, hi = uiscale.RANGE
+    p.add_argument(
+        "--ui-scale",
+        type=ui_scale,
+        default=None,
+        help=f"{what}draw text, controls and rows this many times larger ({lo}-{hi}; 2 on "
+        "a HiDPI screen set to 200%%; default: as given last time, else the desktop's: "
+        "GDK_SCALE, QT_SCALE_FACTOR or Xft.dpi / 96, else 1)",
+    )
+
+
+def ui_scale(text: str) -> float:
+    lo, hi = uiscale.RANGE
+    value = number(text)
+    if not lo <= value <= hi:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be from {lo} to {hi}, got {text}")
+    return uiscale.fit(value)
 
 
 def source_spec(text: str) -> str:
@@ -214,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         width=args.width,
         height=args.height,
         hidpi_scale=args.hidpi_scale,
+        ui_scale=args.ui_scale,
         watch=args.watch,
         trim=args.trim,
         fp32=args.fp32,

@@ -18,22 +18,23 @@ from rtsearch.viewer.wrap import wrap_lines
 
 if TYPE_CHECKING:
     from rtsearch.viewer.app import ViewerApp
-    from rtsearch.viewer.ui import Ids
 
-DIALOG_SIZE = (700, 480)  # file dialogs, in windows large enough
+DIALOG_SIZE = (700, 480)  # file dialogs, in windows large enough (at UI scale 1)
 HELP_SIZE = (560, 480)
 QUESTION_SIZE = (520, 150)
 DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
 
 
-def show_fitted(tag: int | str, size: tuple[int, int]) -> None:
-    """Show a dialog or the help window at ``size``, or smaller where the viewer's window
-    is smaller, so that its buttons (OK, Cancel) are never cut off; centred."""
+def show_fitted(app: ViewerApp, tag: int | str, size: tuple[int, int]) -> None:
+    """Show a dialog or the help window at ``size`` (at UI scale 1), or smaller where the
+    viewer's window is smaller, so that its buttons (OK, Cancel) are never cut off;
+    centred."""
     vw = dpg.get_viewport_client_width()
     vh = dpg.get_viewport_client_height()
-    w = max(MIN_WINDOW, min(size[0], vw - 2 * DIALOG_MARGIN))
-    h = max(MIN_WINDOW, min(size[1], vh - 2 * DIALOG_MARGIN))
+    least, margin = app.px(MIN_WINDOW), app.px(DIALOG_MARGIN)
+    w = max(least, min(app.px(size[0]), vw - 2 * margin))
+    h = max(least, min(app.px(size[1]), vh - 2 * margin))
     dpg.configure_item(tag, width=w, height=h)
     if dpg.get_item_type(tag) != "mvAppItemType::mvFileDialog":  # those centre themselves
         dpg.configure_item(tag, pos=(max(0, (vw - w) // 2), max(0, (vh - h) // 2)))
@@ -49,13 +50,13 @@ def refit_shown(app: ViewerApp) -> None:
     ids = app.ids
     for tag in ids.dialogs():
         if dpg.is_item_shown(tag):
-            show_fitted(tag, DIALOG_SIZE)
+            show_fitted(app, tag, DIALOG_SIZE)
             dpg.hide_item(tag)
             app.reshow.append(tag)
     if dpg.is_item_shown(ids.help):
-        show_fitted(ids.help, HELP_SIZE)
+        show_fitted(app, ids.help, HELP_SIZE)
     if dpg.is_item_shown(ids.question):
-        show_fitted(ids.question, QUESTION_SIZE)
+        show_fitted(app, ids.question, QUESTION_SIZE)
 
 
 def build(app: ViewerApp) -> dict:
@@ -82,8 +83,8 @@ def build(app: ViewerApp) -> dict:
                 label=label,
                 show=False,
                 directory_selector=directory,
-                width=DIALOG_SIZE[0],
-                height=DIALOG_SIZE[1],
+                width=app.px(DIALOG_SIZE[0]),
+                height=app.px(DIALOG_SIZE[1]),
                 default_path=folder,
                 # the name field starts empty: its default '.' was kept before typed names
                 default_filename="." if directory else "",
@@ -173,28 +174,29 @@ def renew(tag: int | str, picked: bool, folder: str | None = None) -> None:
     make(folder)
 
 
-def add_question() -> tuple[int | str, int | str]:
+def add_question(app: ViewerApp) -> tuple[int | str, int | str]:
     """A modal yes-or-no window, shown by ``ask``; its text item with it."""
     # its title bar's X answers as Cancel does (it closed the window and nothing was said)
     with dpg.window(
         label="rtsearch", show=False, modal=True, no_collapse=True,
-        width=QUESTION_SIZE[0], height=QUESTION_SIZE[1],
+        width=app.px(QUESTION_SIZE[0]), height=app.px(QUESTION_SIZE[1]),
         on_close=lambda window: dpg.get_item_user_data(window)(False),
     ) as window:  # fmt: skip
         text = dpg.add_text("", wrap=-1)
         with dpg.group(horizontal=True):
             for answer in (True, False):
                 dpg.add_button(
-                    width=120,
+                    width=app.px(120),
                     callback=lambda s, a, yes: dpg.get_item_user_data(window)(yes),
                     user_data=answer,
                 )
     return window, text
 
 
-def ask(ids: Ids, title: str, question: str, yes: str, on_yes, on_no) -> None:
+def ask(app: ViewerApp, title: str, question: str, yes: str, on_yes, on_no) -> None:
     """Show ``question`` with a button for ``yes`` and one to cancel; the answer (a click,
     Enter for ``yes``, Esc to cancel) closes it and calls ``on_yes`` or ``on_no``."""
+    ids = app.ids
 
     def answer(said: bool) -> None:
         dpg.hide_item(ids.question)
@@ -205,9 +207,10 @@ def ask(ids: Ids, title: str, question: str, yes: str, on_yes, on_no) -> None:
     dpg.configure_item(second, label="Cancel (Esc)")
     dpg.set_item_user_data(ids.question, answer)
     dpg.configure_item(ids.question, label=title)
-    show_fitted(ids.question, QUESTION_SIZE)
+    show_fitted(app, ids.question, QUESTION_SIZE)
     # wrapped here, at spaces and after a '/' (Dear PyGui's own wrap breaks at dots)
-    width = dpg.get_item_configuration(ids.question)["width"] - 2 * layout.PAD - 16
+    room = dpg.get_item_configuration(ids.question)["width"]
+    width = room - app.px(2 * layout.PAD + 16)
     dpg.set_value(ids.question_text, "\n".join(wrap_lines(question, width)))
 
 

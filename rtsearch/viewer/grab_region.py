@@ -84,12 +84,13 @@ class GrabRegion:
         _, _, w, h = self.desk
         return p.x, p.y, p.x + w * p.scale, p.y + h * p.scale
 
-    def part_at(self, p: Preview, px: float, py: float) -> str | None:
-        """'tl', 'br' (corner handles), 'body', or None for a preview point."""
+    def part_at(self, p: Preview, px: float, py: float, handle: float = HANDLE) -> str | None:
+        """'tl', 'br' (corner handles, ``handle`` pixels around), 'body', or None for a
+        preview point."""
         x0, y0, x1, y1 = self.preview_rect(p)
-        if abs(px - x0) <= HANDLE and abs(py - y0) <= HANDLE:
+        if abs(px - x0) <= handle and abs(py - y0) <= handle:
             return "tl"
-        if abs(px - x1) <= HANDLE and abs(py - y1) <= HANDLE:
+        if abs(px - x1) <= handle and abs(py - y1) <= handle:
             return "br"
         if x0 <= px <= x1 and y0 <= py <= y1:
             return "body"

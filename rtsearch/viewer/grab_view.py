@@ -20,10 +20,10 @@ HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
 HINT_TOP = 4
 GRAB_HELP = "Drag it or a corner; G/S/Enter: use it, M: under the mouse, Esc: cancel."
 OVERLAP_NOTE = "  (overlaps this window: it would search for itself)"
-_hint_rows: dict[float, int] = {}  # canvas width -> rows kept for the hint
+_hint_rows: dict[tuple[float, int], int] = {}  # (canvas width, font size) -> rows kept
 
 
-def add_items() -> dict:
+def add_items(app: ViewerApp) -> dict:
     """The grab mode's draw items, in the draw layer being built: the dimmed surroundings,
     the region's border and corner handles, and the hint. The preview's image goes under
     them while the mode is on (add_preview)."""
@@ -32,10 +32,10 @@ def add_items() -> dict:
         items[side] = dpg.draw_rectangle((0, 0), (1, 1), fill=(0, 0, 0, 160), color=(0, 0, 0, 0))
     for i in range(MONITORS_DRAWN):  # (over the dimming, under the region's border)
         items[f"monitor{i}"] = dpg.draw_rectangle((0, 0), (1, 1), color=MONITOR_EDGE, show=False)
-    items["border"] = dpg.draw_rectangle((0, 0), (1, 1), color=GRAB_BORDER, thickness=2)
+    items["border"] = dpg.draw_rectangle((0, 0), (1, 1), color=GRAB_BORDER, thickness=app.px(2))
     for corner in ("tl", "br"):
         items[corner] = dpg.draw_rectangle((0, 0), (1, 1), fill=GRAB_BORDER, color=GRAB_BORDER)
-    items["hint"] = dpg.draw_text((0, 0), "", size=HINT_SIZE, color=GRAB_BORDER)
+    items["hint"] = dpg.draw_text((0, 0), "", size=app.px(HINT_SIZE), color=GRAB_BORDER)
     return items
 
 
@@ -55,8 +55,9 @@ def grab_preview(app: ViewerApp):
     """Where the screen preview goes on the canvas: under the room kept for the hint, as
     large as fits."""
     w, h = app.canvas_size
-    top = HINT_TOP + hint_rows(w) * HINT_SIZE + 8
-    return app.region.fit_preview(8, top, w - 16, h - top - 8)
+    size, pad = app.px(HINT_SIZE), app.px(8)
+    top = app.px(HINT_TOP) + hint_rows(w, size) * size + pad
+    return app.region.fit_preview(pad, top, w - 2 * pad, h - top - pad)
 
 
 def grab_hint(app: ViewerApp) -> list[str]:
@@ -65,20 +66,20 @@ def grab_hint(app: ViewerApp) -> list[str]:
     hint = f"{GRAB_HELP}  {bw}x{bh} at {bx},{by}"
     if app.region.overlaps(viewport_box()):
         hint += OVERLAP_NOTE
-    return wrap_words(hint, app.canvas_size[0] - 16, HINT_SIZE)
+    return wrap_words(hint, app.canvas_size[0] - app.px(16), app.px(HINT_SIZE))
 
 
-def hint_rows(width: float) -> int:
+def hint_rows(width: float, size: int) -> int:
     """Rows kept above the preview for the hint: as many as its longest form takes (the
     widest figures and the overlap note), so the preview does not move under the pointer
     when the note comes or goes in the middle of a drag."""
-    if width not in _hint_rows:
+    if (width, size) not in _hint_rows:
         longest = f"{GRAB_HELP}  99999x99999 at -99999,-99999{OVERLAP_NOTE}"
-        lines = wrap_words(longest, width - 16, HINT_SIZE)
+        lines = wrap_words(longest, width - size, size)  # (16 px at size 16)
         if dpg.get_text_size("A") is None:
             return len(lines)  # no font yet: not kept
-        _hint_rows[width] = len(lines)
-    return _hint_rows[width]
+        _hint_rows[width, size] = len(lines)
+    return _hint_rows[width, size]
 
 
 def draw_grab(app: ViewerApp) -> None:
@@ -112,9 +113,10 @@ def draw_grab(app: ViewerApp) -> None:
         where = {"pmin": monitors[i][:2], "pmax": monitors[i][2:]} if shown else {}
         dpg.configure_item(items[f"monitor{i}"], show=shown, **where)
     dpg.configure_item(items["border"], pmin=(x0, y0), pmax=(x1, y1))
-    dpg.configure_item(items["tl"], pmin=(x0 - 5, y0 - 5), pmax=(x0 + 5, y0 + 5))
-    dpg.configure_item(items["br"], pmin=(x1 - 5, y1 - 5), pmax=(x1 + 5, y1 + 5))
-    dpg.configure_item(items["hint"], pos=(8, HINT_TOP), text="\n".join(hint))
+    c = app.px(5)  # the corner handles' half side
+    dpg.configure_item(items["tl"], pmin=(x0 - c, y0 - c), pmax=(x0 + c, y0 + c))
+    dpg.configure_item(items["br"], pmin=(x1 - c, y1 - c), pmax=(x1 + c, y1 + c))
+    dpg.configure_item(items["hint"], pos=(app.px(8), app.px(HINT_TOP)), text="\n".join(hint))
 
 
 def viewport_box() -> tuple[int, int, int, int]:

@@ -1,6 +1,7 @@
 """Where things go in the viewer's canvas: pure geometry, no GUI, so it is tested directly.
 
-Coordinates are canvas pixels, origin top-left; a Rect is (x0, y0, x1, y1).
+Coordinates are canvas pixels, origin top-left; a Rect is (x0, y0, x1, y1). The sizes
+here are at UI scale 1: the viewer draws them ``scale`` times larger (HiDPI, uiscale.py).
 """
 
 from __future__ import annotations
@@ -43,22 +44,25 @@ def compute(
     thumb_h: float,
     query_aspect: float,
     result_aspects: Sequence[float],
+    scale: float = 1.0,
 ) -> Layout:
     """Query on top (``header_h`` tall), results below in rows ``thumb_h`` tall, flowing left
     to right, each cell as wide as its aspect ratio (width / height) asks, within
     CELL_ASPECT (picture_rect places the picture in it); a cell wider than the canvas is
-    shrunk to fit rather than cropped."""
-    inner = max(canvas_w - 2 * MARGIN, 1.0)
-    y = MARGIN
-    query_label = (MARGIN, y)
-    y += LABEL_H
+    shrunk to fit rather than cropped. Heights in canvas pixels; margins, labels and gaps
+    ``scale`` times their sizes here."""
+    margin, label_h, gap = MARGIN * scale, LABEL_H * scale, GAP * scale
+    inner = max(canvas_w - 2 * margin, 1.0)
+    y = margin
+    query_label = (margin, y)
+    y += label_h
     qw, qh = _fit(header_h * query_aspect, header_h, inner)
-    query = (MARGIN, y, MARGIN + qw, y + qh)
-    y += header_h + GAP
-    results_label = (MARGIN, y)
-    y += LABEL_H
-    rects, bottom = _flow(result_aspects, thumb_h, inner, y)
-    return Layout(query_label, query, results_label, tuple(rects), bottom + MARGIN)
+    query = (margin, y, margin + qw, y + qh)
+    y += header_h + gap
+    results_label = (margin, y)
+    y += label_h
+    rects, bottom = _flow(result_aspects, thumb_h, inner, y, margin, gap)
+    return Layout(query_label, query, results_label, tuple(rects), bottom + margin)
 
 
 def _fit(w: float, h: float, max_w: float) -> tuple[float, float]:
@@ -81,15 +85,17 @@ def picture_rect(cell: Rect, aspect: float) -> Rect:
     return cell
 
 
-def _flow(aspects: Sequence[float], row_h: float, inner: float, top: float):
+def _flow(
+    aspects: Sequence[float], row_h: float, inner: float, top: float, margin: float, gap: float
+):
     rects: list[Rect] = []
-    x, y = MARGIN, top
+    x, y = margin, top
     for aspect in aspects:
         w, h = _fit(row_h * min(max(aspect, CELL_ASPECT[0]), CELL_ASPECT[1]), row_h, inner)
-        if x > MARGIN and x + w > MARGIN + inner:
-            x, y = MARGIN, y + row_h + GAP
+        if x > margin and x + w > margin + inner:
+            x, y = margin, y + row_h + gap
         rects.append((x, y, x + w, y + h))
-        x += w + GAP
+        x += w + gap
     bottom = y + row_h if rects else top
     return rects, bottom
 

@@ -1,7 +1,8 @@
 """What the viewer keeps between runs, in one small file in the user state folder: the index
 it showed last, with the folder it showed its images from (plain `rtsearch` opens it
 again), and the settings a user left it with (results, row and header heights, trimming,
-the grab region, the window's size). A run with --no-last reads and keeps none of it."""
+the grab region, the window's size, a UI scale given). A run with --no-last reads and
+keeps none of it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from rtsearch.atomic import atomic_path
-from rtsearch.viewer import layout
+from rtsearch.viewer import layout, uiscale
 from rtsearch.viewer.grab_region import Box
 
 MAX_BYTES = 65536  # what is read of the file: it holds a few hundred
@@ -31,6 +32,7 @@ class Memory:
     region: Box | None = None  # the grab rectangle, desktop pixels
     width: int | None = None  # the window's inside
     height: int | None = None
+    ui_scale: float | None = None  # given with --ui-scale (a detected one is not kept)
 
 
 # what a setting may be: a value out of its range (another version's, edited by hand) is
@@ -77,6 +79,11 @@ def _valid(name: str, value: object) -> object:
             and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         )
         return tuple(value) if ok and value[2] > 0 and value[3] > 0 else None  # type: ignore[index]
+    if name == "ui_scale":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        lo, hi = uiscale.RANGE
+        return uiscale.fit(value) if lo <= value <= hi else None
     lo, hi = RANGES[name]
     ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
     return value if ok else None

@@ -12,6 +12,7 @@ import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import printable
 from rtsearch.viewer import layout
+from rtsearch.viewer.grab_region import HANDLE
 from rtsearch.viewer.grab_view import grab_preview
 from rtsearch.viewer.wrap import text_width
 
@@ -77,14 +78,15 @@ def on_click(app: ViewerApp) -> None:
     pos = _mouse(app)
     if app.grab_mode and pos is not None:
         p = grab_preview(app)
-        part, point = app.region.part_at(p, *pos), app.region.to_screen(p, *pos)
+        part, point = app.region.part_at(p, *pos, app.px(HANDLE)), app.region.to_screen(p, *pos)
         if part is None:  # a click beside the region brings it there, ready to drag
             app.region.center_on(*point)
             part = "body"
         app.region.begin(part, *point)
         return
     now, last = time.monotonic(), app.last_click
-    if pos is not None and last is not None and _same_click(last, now, pos):
+    within = app.px(DOUBLE_CLICK_PX)
+    if pos is not None and last is not None and _same_click(last, now, pos, within):
         return  # a double-click's second press: the first press's result is the one it opens
     hit = result_at(app, pos)
     before = app.published.row if app.published is not None else None
@@ -93,9 +95,9 @@ def on_click(app: ViewerApp) -> None:
         app.query_row(hit.row)
 
 
-def _same_click(last: Click, now: float, pos: tuple[float, float]) -> bool:
+def _same_click(last: Click, now: float, pos: tuple[float, float], within: float) -> bool:
     dx, dy = abs(pos[0] - last.pos[0]), abs(pos[1] - last.pos[1])
-    return now - last.t <= DOUBLE_CLICK_S and max(dx, dy) <= DOUBLE_CLICK_PX
+    return now - last.t <= DOUBLE_CLICK_S and max(dx, dy) <= within
 
 
 def on_double(app: ViewerApp) -> None:
@@ -144,12 +146,13 @@ def show_caption(app: ViewerApp) -> None:
     y1 = min(y1, bottom)  # a tile cut off by the canvas's foot: at the foot of what shows
     verified = "" if hit.inliers is None else f", {hit.inliers} matching points"
     line = caption_line(rank, hit.path, f"  (distance {hit.distance:.3f}{verified})", app)
-    height = CAPTION_SIZE + 2 * CAPTION_PAD
-    width = text_width(line, CAPTION_SIZE) + 2 * CAPTION_PAD
+    size, pad = app.px(CAPTION_SIZE), app.px(CAPTION_PAD)
+    height = size + 2 * pad
+    width = text_width(line, size) + 2 * pad
     left = max(0.0, min(x0, app.canvas_size[0] - width))
     right = max(x1, left + width)
     dpg.configure_item(band, pmin=(left, y1 - height), pmax=(right, y1), show=True)
-    dpg.configure_item(text, pos=(left + CAPTION_PAD, y1 - height + CAPTION_PAD), text=line)
+    dpg.configure_item(text, pos=(left + pad, y1 - height + pad), text=line)
     dpg.show_item(text)
 
 
@@ -158,9 +161,10 @@ def caption_line(rank: int, path: str, tail: str, app: ViewerApp) -> str:
     the caption), cut from its start to fit the canvas (a 255-byte name ran off the window
     and its distance never showed)."""
     name = printable(path)
-    room = app.canvas_size[0] - 2 * CAPTION_PAD
+    size = app.px(CAPTION_SIZE)
+    room = app.canvas_size[0] - 2 * app.px(CAPTION_PAD)
     line = f"{rank + 1}. {name}{tail}"
-    while len(name) > 12 and text_width(line, CAPTION_SIZE) > room:
+    while len(name) > 12 and text_width(line, size) > room:
         name = name[max(4, len(name) // 8) :]
         line = f"{rank + 1}. ...{name}{tail}"
     return line

@@ -56,9 +56,8 @@ def update_status(app: ViewerApp) -> None:
         ]
     else:
         parts.append("no index")
-    dpg.set_value(
-        app.ids.status, wrap_parts(parts, dpg.get_viewport_client_width() - 2 * layout.PAD)
-    )
+    inside = dpg.get_viewport_client_width() - 2 * app.px(layout.PAD)
+    dpg.set_value(app.ids.status, wrap_parts(parts, inside))
     # a file's name in it escaped, as on the terminal (a newline in one broke the line)
     note = printable(app.message or (pub.message if pub else ""))
     if (
@@ -73,7 +72,7 @@ def update_status(app: ViewerApp) -> None:
         note = f"{note}\n{overlap}" if note and overlap not in note else overlap
     # wrapped here, at spaces and after a '/': Dear PyGui's wrap would break paths at dots
     # (a character's width is left spare, for a scroll bar the window may show)
-    width = dpg.get_viewport_client_width() - 2 * layout.PAD - (dpg.get_text_size("M") or (0, 0))[0]
+    width = inside - (dpg.get_text_size("M") or (0, 0))[0]
     dpg.set_value(app.ids.message, "\n".join(wrap_lines(note, width)))
     pause = PAUSE_LABELS[app.paused]
     if dpg.get_item_label(app.ids.pause_button) != pause:
@@ -107,11 +106,12 @@ def _fit_status(app: ViewerApp) -> None:
     # PyGui wrapped it further: the drawn size alone lagged a message that grew by a frame
     said = dpg.get_value(app.ids.message).count("\n") + 1
     lines = dpg.get_value(app.ids.status).count("\n") + max(said, round(drawn / one[1]))
-    below = STATUS_H + round((lines - 1) * one[1])  # STATUS_H holds one line of each
+    below = app.px(STATUS_H) + round((lines - 1) * one[1])  # STATUS_H: one line of each
     room = dpg.get_viewport_client_height() - dpg.get_item_pos(app.ids.canvas)[1] - below
     # the canvas fills the window above the status; in a window too short for that it keeps
     # MIN_CANVAS_H, and the window scrolls to the status under it
-    height = -below if room >= MIN_CANVAS_H else MIN_CANVAS_H
+    least = app.px(MIN_CANVAS_H)
+    height = -below if room >= least else least
     if dpg.get_item_configuration(app.ids.canvas)["height"] != height:
         dpg.configure_item(app.ids.canvas, height=height)
 

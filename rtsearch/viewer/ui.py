@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch import projection as proj
-from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles
+from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles, uiscale
 from rtsearch.viewer.shortcuts import SHORTCUTS, key_for
 from rtsearch.viewer.textures import edge_uv
 from rtsearch.viewer.wrap import wrap_words
@@ -58,6 +58,7 @@ TRIM_TIP = (
     "collection (random, a result clicked) are searched as they are."
 )
 BACKGROUND = (37, 37, 38)  # Dear PyGui's default window colour
+LABEL_SIZE = 16  # the canvas's words ("Query image", why there is none): font size
 
 
 @dataclass
@@ -165,14 +166,15 @@ def build(app: ViewerApp) -> Ids:
         for row in rows[len(toolbar.rows) :]:
             dpg.delete_item(row)
         with dpg.group(horizontal=True, show=False) as progress_group:
-            progress = dpg.add_progress_bar(width=400, overlay="analyzing")
+            progress = dpg.add_progress_bar(width=app.px(400), overlay="analyzing")
             dpg.add_button(label="Cancel", callback=lambda: actions.cancel_analyze(app))
-        with dpg.child_window(height=-status.STATUS_H, horizontal_scrollbar=False) as canvas:
+        below = app.px(status.STATUS_H)
+        with dpg.child_window(height=-below, horizontal_scrollbar=False) as canvas:
             drawlist, parts = _canvas(app)
         status_text = dpg.add_text("")
         message = dpg.add_text("", color=MESSAGE, wrap=0)
     file_dialogs = dialogs.build(app)
-    question, question_text = dialogs.add_question()
+    question, question_text = dialogs.add_question(app)
     ids = Ids(
         window,
         toolbar,
@@ -191,7 +193,7 @@ def build(app: ViewerApp) -> Ids:
         message,
         progress,
         progress_group,
-        _help_window(),
+        _help_window(app),
         **file_dialogs,
         fields=fields,
         pause_button=next(b for b in buttons if dpg.get_item_user_data(b) == "pause"),
@@ -253,6 +255,18 @@ def clear_background(window: int | str) -> None:
     dpg.set_viewport_clear_color((*BACKGROUND, 255))
 
 
+def scale_theme(scale: float) -> None:
+    """Dear PyGui's paddings, spacings, scrollbars and slider grabs at ``scale`` (nothing
+    is bound at 1: its own sizes are those)."""
+    if scale == 1.0:
+        return
+    with dpg.theme() as theme, dpg.theme_component(dpg.mvAll):
+        for name, size in uiscale.SIZES.items():
+            values = size if isinstance(size, tuple) else (size,)
+            dpg.add_theme_style(getattr(dpg, f"mvStyleVar_{name}"), *(v * scale for v in values))
+    dpg.bind_theme(theme)
+
+
 def _toolbar(app: ViewerApp, row: int | str) -> list:
     named = (
         ("Random", "random"),
@@ -298,7 +312,7 @@ def _sliders(app: ViewerApp, row: int | str):
         dpg.add_text("  dims")
         dims_input = dpg.add_input_int(  # set to the index's by show_dims
             default_value=proj.DEFAULT_DIMS,
-            width=60,
+            width=app.px(60),
             step=0,  # no -/+ buttons: steps of one across 2-1280 are no use
             min_value=proj.MIN_DIMS,
             max_value=proj.MAX_DIMS,
@@ -307,7 +321,7 @@ def _sliders(app: ViewerApp, row: int | str):
         )
         apply = dpg.add_button(label="Apply dims", callback=lambda: actions.reproject(app))
     with dpg.tooltip(dims_group):  # the group's: a disabled box has no hover of its own
-        tips.append(dpg.add_text(DIMS_TIP_EMPTY, wrap=380))
+        tips.append(dpg.add_text(DIMS_TIP_EMPTY, wrap=app.px(380)))
     with dpg.theme() as greyed:
         for kind in (dpg.mvInputInt, dpg.mvButton):
             with dpg.theme_component(kind, enabled_state=False):
@@ -322,7 +336,7 @@ def _sliders(app: ViewerApp, row: int | str):
             label="header height",
             min_value=lo,
             max_value=hi,
-            width=160,
+            width=app.px(160),
             clamped=True,
             default_value=app.opts.header_h,
             callback=relayout,
@@ -334,7 +348,7 @@ def _sliders(app: ViewerApp, row: int | str):
             label="thumb height",
             min_value=lo,
             max_value=hi,
-            width=160,
+            width=app.px(160),
             clamped=True,
             default_value=app.opts.thumb_h,
             callback=relayout,
@@ -346,7 +360,7 @@ def _sliders(app: ViewerApp, row: int | str):
             label="num results",
             min_value=lo,
             max_value=hi,
-            width=160,
+            width=app.px(160),
             clamped=True,
             default_value=app.k,
             callback=lambda s, v: app.set_k(v),
@@ -358,7 +372,7 @@ def _sliders(app: ViewerApp, row: int | str):
         parent=chips[4],
     )
     with dpg.tooltip(trim):
-        dpg.add_text(TRIM_TIP, wrap=380)
+        dpg.add_text(TRIM_TIP, wrap=app.px(380))
     dims = (dims_input, apply, tuple(tips))
     return k_slider, dims, chips, (dims_input, header, thumb, k_slider), trim
 
@@ -369,11 +383,12 @@ def reflow_toolbar(app: ViewerApp) -> None:
     widths = [[dpg.get_item_rect_size(c)[0] for c in section] for section in bar.sections]
     if not all(w > 0 for section in widths for w in section):
         return  # not drawn yet
-    available = dpg.get_viewport_client_width() - 2 * layout.PAD
+    pad = app.px(layout.PAD)
+    available = dpg.get_viewport_client_width() - 2 * pad
     packed: list[int] = []
     for section in widths:
         first = len(set(packed))
-        for r, row in enumerate(layout.pack_rows(section, available, layout.PAD)):
+        for r, row in enumerate(layout.pack_rows(section, available, pad)):
             packed += [first + r] * len(row)
     if tuple(packed) == bar.packed:
         return
@@ -386,25 +401,28 @@ def reflow_toolbar(app: ViewerApp) -> None:
 
 
 def _canvas(app: ViewerApp):
+    label = app.px(LABEL_SIZE)
     with dpg.drawlist(width=800, height=600) as drawlist:
         with dpg.draw_layer() as results:
-            query_label = dpg.draw_text((0, 0), "Query image", size=16, color=LABEL)
+            query_label = dpg.draw_text((0, 0), "Query image", size=label, color=LABEL)
             query = dpg.draw_image(app.query_tex.tag, (0, 0), (1, 1))
             # the part of a live picture searched (its plain borders trimmed)
             outline = dpg.draw_rectangle(
                 (0, 0), (1, 1), color=grab_view.GRAB_BORDER, thickness=2, show=False
             )
-            no_picture = dpg.draw_text((0, 0), "", size=16, color=MESSAGE, show=False)
-            results_label = dpg.draw_text((0, 0), "Nearest neighbor images", size=16, color=LABEL)
+            no_picture = dpg.draw_text((0, 0), "", size=label, color=MESSAGE, show=False)
+            results_label = dpg.draw_text(
+                (0, 0), "Nearest neighbor images", size=label, color=LABEL
+            )
             tile_items: list[int | str] = []
         with dpg.draw_layer(show=False) as grab:
-            items = grab_view.add_items()
+            items = grab_view.add_items(app)
         with dpg.draw_layer() as caption_layer:  # above the tiles, which come later
             caption = (
                 dpg.draw_rectangle(
                     (0, 0), (1, 1), fill=mouse.CAPTION_BG, color=mouse.CAPTION_BG, show=False
                 ),
-                dpg.draw_text((0, 0), "", size=mouse.CAPTION_SIZE, color=LABEL, show=False),
+                dpg.draw_text((0, 0), "", size=app.px(mouse.CAPTION_SIZE), color=LABEL, show=False),
             )
     parts = {
         "results": results,
@@ -422,18 +440,18 @@ def _canvas(app: ViewerApp):
     return drawlist, parts
 
 
-def _help_window() -> int | str:
+def _help_window(app: ViewerApp) -> int | str:
     with dpg.window(
         label="Keyboard shortcuts (F1)",
         show=False,
         modal=False,
-        pos=(120, 120),
-        width=dialogs.HELP_SIZE[0],
-        height=dialogs.HELP_SIZE[1],
+        pos=(app.px(120), app.px(120)),
+        width=app.px(dialogs.HELP_SIZE[0]),
+        height=app.px(dialogs.HELP_SIZE[1]),
         no_collapse=True,
     ) as win:
         with dpg.table(header_row=True, borders_innerH=True):
-            dpg.add_table_column(label="key", width_fixed=True, init_width_or_weight=110)
+            dpg.add_table_column(label="key", width_fixed=True, init_width_or_weight=app.px(110))
             dpg.add_table_column(label="does")
             for key, _, text in SHORTCUTS:
                 with dpg.table_row():
@@ -449,7 +467,8 @@ def _help_window() -> int | str:
 
 def canvas_size(app: ViewerApp) -> tuple[float, float]:
     w, h = dpg.get_item_rect_size(app.ids.canvas)
-    return float(max(w - 16, 100)), float(max(h - 8, 100))  # minus the scrollbar
+    # minus the scrollbar (and the window's padding)
+    return float(max(w - app.px(16), 100)), float(max(h - app.px(8), 100))
 
 
 def apply_layout(app: ViewerApp) -> None:
@@ -482,7 +501,7 @@ def apply_layout(app: ViewerApp) -> None:
     dpg.configure_item(
         ids.no_picture,
         pos=lay.query[:2],
-        text="\n".join(wrap_words(why, w - 2 * layout.MARGIN, 16)),
+        text="\n".join(wrap_words(why, w - 2 * app.px(layout.MARGIN), app.px(LABEL_SIZE))),
         show=bool(why),
     )
     tiles.bind_tiles(app)

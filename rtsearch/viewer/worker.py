@@ -98,9 +98,11 @@ def query_picture(image: RGBImage, header_h: int) -> Thumb:
     """The query as the viewer shows it under a header ``header_h`` tall (see
     QUERY_MAX_TEXELS)."""
     h, w = image.shape[:2]
-    scale = min(1.0, header_h / h, 2 * header_h / w, math.sqrt(QUERY_MAX_TEXELS / (h * w)))
+    # (a header taller than the sliders' highest, at a UI scale above 1, takes more)
+    most = QUERY_MAX_TEXELS * max(1.0, header_h / layout.HEADER_RANGE[1]) ** 2
+    scale = min(1.0, header_h / h, 2 * header_h / w, math.sqrt(most / (h * w)))
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    if size[0] * size[1] > QUERY_MAX_TEXELS:  # rounded up past the bound
+    if size[0] * size[1] > most:  # rounded up past the bound
         size = (int(h * scale), int(w * scale))
     picture = resize_to(image, size) if size != (h, w) else image.copy()
     return Thumb(picture, size[1], size[0])

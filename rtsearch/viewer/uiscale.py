@@ -1,0 +1,79 @@
+"""How large the viewer draws its text and controls: 1 on an ordinary screen, 2 on a
+HiDPI one whose desktop scales by 200%. Dear PyGui draws in screen pixels whatever the
+desktop's scale, so on a 4K laptop set to 200% its 13 px text was 6.5 px as a user sees
+it. The scale is ``--ui-scale``, else what the desktop says (GDK_SCALE, QT_SCALE_FACTOR,
+else the X server's Xft.dpi over 96), else 1; the viewer then draws its font at that size,
+Dear PyGui's spacing, paddings and scrollbars, its own margins and the row and header
+heights (the sliders stay in the sizes they have at 1) that much larger."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import re
+from collections.abc import Mapping
+
+from rtsearch.x11 import libx11
+
+RANGE = (0.75, 3.0)
+BASE_DPI = 96.0  # Xft.dpi of a desktop that does not scale
+_XFT_DPI = re.compile(r"^Xft\.dpi:\s*([0-9.]+)\s*$", re.MULTILINE)
+
+# Dear PyGui's (Dear ImGui's) sizes at scale 1, as (x, y) or one value: scaled by a theme
+# (ui.scale_theme)
+SIZES = {
+    "WindowPadding": (8, 8),
+    "FramePadding": (4, 3),
+    "ItemSpacing": (8, 4),
+    "ItemInnerSpacing": (4, 4),
+    "CellPadding": (4, 2),
+    "IndentSpacing": 21,
+    "ScrollbarSize": 14,
+    "GrabMinSize": 12,
+}
+
+
+def detect(environ: Mapping[str, str] | None = None, resources: str | None = None) -> float:
+    """The desktop's scale: GDK_SCALE (times GDK_DPI_SCALE), else QT_SCALE_FACTOR, else
+    Xft.dpi in the X server's ``resources`` over 96; 1 where none says, or says nonsense.
+    Rounded to quarters, within RANGE."""
+    env = os.environ if environ is None else environ
+    gdk = _number(env.get("GDK_SCALE"))
+    if gdk is not None:
+        return fit(gdk * (_number(env.get("GDK_DPI_SCALE")) or 1.0))
+    qt = _number(env.get("QT_SCALE_FACTOR"))
+    if qt is not None:
+        return fit(qt)
+    found = _XFT_DPI.search(resources or "")
+    dpi = _number(found.group(1)) if found else None
+    return fit(dpi / BASE_DPI) if dpi is not None else 1.0
+
+
+def fit(scale: float) -> float:
+    """``scale`` to the nearest quarter within RANGE (HiDPI factors come in quarters)."""
+    return min(max(round(scale * 4) / 4, RANGE[0]), RANGE[1])
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and 0 < value < math.inf else None  # (not nan)
+
+
+def x_resources(display: str) -> str | None:
+    """The X server's resources (what ``xrdb -query`` lists), read at connection; None
+    where there is no libX11 or the display does not open."""
+    x11 = libx11()
+    if x11 is None:
+        return None
+    conn = x11.XOpenDisplay(display.encode())
+    if not conn:
+        return None
+    try:
+        raw = x11.XResourceManagerString(conn)
+        return ctypes.string_at(raw).decode("latin-1") if raw else ""
+    finally:
+        x11.XCloseDisplay(conn)
