@@ -2791,3 +2791,55 @@ def test_the_settings_kept_at_close_leave_an_unconfirmed_grab_rectangle(app):
         app.region.set_box(before)
         app.perform("random")
         fresh(app, "random")
+
+
+def test_ctrl_plus_minus_and_0_draw_the_viewer_larger_smaller_and_as_the_desktop(app):
+    """Ctrl++ and Ctrl+- change the UI scale as the viewer runs (a scale guessed wrong, or
+    a window moved to another screen): text, Dear PyGui's controls, the canvas's margins
+    and rows; Ctrl+0 goes back to the desktop's. A scale set so is kept for the next run."""
+    from rtsearch.viewer import memory
+
+    app.perform("random")
+    fresh(app, "random")
+    button = app.ids.toolbar.sections[0][0]
+
+    def drawn() -> tuple:
+        for _ in range(3):
+            app.frame()
+        return (
+            tuple(dpg.get_text_size("M")), tuple(dpg.get_item_rect_size(button)),
+            app.layout.query[:2], app.layout.results[0][3] - app.layout.results[0][1],
+        )  # fmt: skip
+
+    rows = app.opts.thumb_h  # the thumb height slider's
+    one = drawn()
+    assert one[:3] == ((7, 13), one[1], (8, 28)) and one[3] == rows
+    xdotool(app, "key", "ctrl+equal")
+    xdotool(app, "key", "ctrl+plus")
+    xdotool(app, "key", "ctrl+equal")
+    xdotool(app, "key", "ctrl+equal")
+    assert app.ui_scale == 2.0 and app.message.startswith("UI scale 2x (Ctrl++ larger")
+    two = drawn()
+    assert two[0] == (14, 26) and two[1][1] == 2 * one[1][1]  # (widths: glyphs rounded)
+    assert abs(two[1][0] - 2 * one[1][0]) <= 2
+    assert two[2] == (16, 56) and two[3] == 2 * rows  # the slider's rows, at 2x
+    assert dpg.get_value(app.ids.fields[2]) == rows
+    xdotool(app, "key", "ctrl+minus")
+    assert app.ui_scale == 1.75
+    app._keep_settings()
+    assert memory.recall().ui_scale == 1.75
+    # past the range: stays at its ends
+    for _ in range(8):
+        app.on_key(dpg.mvKey_LControl)
+        app.on_key(dpg.mvKey_Minus)
+        app.on_key_release(dpg.mvKey_LControl)
+    assert app.ui_scale == 0.75
+    xdotool(app, "key", "ctrl+0")
+    assert app.ui_scale == 1.0 and drawn() == one
+    app._keep_settings()
+    assert memory.recall().ui_scale is None  # the desktop's: for the desktop's next time
+    # plain + and - are still more and fewer results
+    k = app.k
+    xdotool(app, "key", "equal")
+    assert app.k == k + 1 and app.ui_scale == 1.0
+    app.set_k(k)

@@ -106,7 +106,7 @@ class ViewerOptions:
     trim: bool = True  # plain borders off live pictures before they are searched (B)
     remember: bool = True  # keep the index shown for plain `rtsearch` (off: --no-last)
     size_given: bool = False  # --width or --height: kept for the next run as set
-    scale_given: bool = False  # --ui-scale: kept for the next run (a detected one is not)
+    scale_given: bool = False  # --ui-scale or kept: kept for the next run (the desktop's not)
 
 
 class ViewerApp:
@@ -121,7 +121,12 @@ class ViewerApp:
         read = screen_geometry() if display is None or answers(display) else None
         # text, controls, margins and rows drawn this much larger (HiDPI desktops)
         resources = uiscale.x_resources(display) if display and read else None
-        self.ui_scale = opts.ui_scale or uiscale.detect(resources=resources)
+        self.desktop_scale = uiscale.detect(resources=resources)  # Ctrl+0 goes back to it
+        self.ui_scale = opts.ui_scale or self.desktop_scale
+        # items sized in pixels at UI scale 1, sized again when it changes (sized)
+        self.sized_items: list[tuple[int | str, dict]] = []
+        self.fonts: dict[int, int | str] = {}  # the text's font at each size loaded
+        self.theme: int | str | None = None  # Dear PyGui's sizes at the UI scale
         # the row and header heights the worker last heard of (it sizes pictures by them),
         # in screen pixels
         self.rows_said, self.header_said = self.px(opts.thumb_h), self.px(opts.header_h)
@@ -193,17 +198,53 @@ class ViewerApp:
         """``size`` (pixels at UI scale 1) in screen pixels at the viewer's UI scale."""
         return round(size * self.ui_scale)
 
+    def sized(self, item: int | str, **sizes: float | tuple) -> int | str:
+        """``item`` with its ``sizes`` (options in pixels at UI scale 1, or pairs of them)
+        set at the UI scale, now and whenever it changes."""
+        self.sized_items.append((item, sizes))
+        dpg.configure_item(item, **self._scaled(sizes))
+        return item
+
+    def _scaled(self, sizes: dict) -> dict:
+        return {
+            name: tuple(self.px(v) for v in size) if isinstance(size, tuple) else self.px(size)
+            for name, size in sizes.items()
+        }
+
+    def set_ui_scale(self, scale: float, *, given: bool = True) -> None:
+        """Draw the viewer at ``scale`` from the next frame: text, controls, margins and
+        rows (Ctrl++, Ctrl+-, Ctrl+0). ``given``: kept for the next run, as --ui-scale."""
+        self.ui_scale = uiscale.fit(scale)
+        self.opts.scale_given = given
+        self._draw_at_scale()
+        for item, sizes in self.sized_items:
+            if dpg.does_item_exist(item):
+                dpg.configure_item(item, **self._scaled(sizes))
+        dialogs.refit_shown(self)
+        self.dirty = True
+        keys = f"Ctrl++ larger, Ctrl+- smaller, Ctrl+0 the desktop's ({self.desktop_scale:g}x)"
+        self.message = f"UI scale {self.ui_scale:g}x ({keys})"
+
+    def _draw_at_scale(self) -> None:
+        """The font and Dear PyGui's own sizes at the UI scale."""
+        if self.font is not None:  # names drawn as they are, not as '?' beyond ASCII
+            size = round(fonts.SIZE * self.ui_scale)
+            if size not in self.fonts:
+                self.fonts[size] = dpg.add_font(str(self.font), size, parent=self.font_registry)
+            dpg.bind_font(self.fonts[size])
+        else:  # the built-in font has one size: drawn larger, blurred
+            dpg.set_global_font_scale(self.ui_scale)
+        before, self.theme = self.theme, ui.scale_theme(self.ui_scale, before=self.theme)
+        if before is not None and before != self.theme:
+            dpg.delete_item(before)
+
     # ------------------------------------------------------------ set-up
     def build(self) -> None:
         check_display()
         dpg.create_context()
         self.font = fonts.find_font()
-        if self.font is not None:  # names drawn as they are, not as '?' beyond ASCII
-            with dpg.font_registry():
-                dpg.bind_font(dpg.add_font(str(self.font), round(fonts.SIZE * self.ui_scale)))
-        elif self.ui_scale != 1.0:  # the built-in font has one size: drawn larger, blurred
-            dpg.set_global_font_scale(self.ui_scale)
-        ui.scale_theme(self.ui_scale)
+        self.font_registry = dpg.add_font_registry()
+        self._draw_at_scale()
         dpg.create_viewport(
             title="rtsearch", width=self.width, height=self.height, x_pos=self.pos[0],
             y_pos=self.pos[1],
@@ -445,6 +486,15 @@ class ViewerApp:
 
     def open_dialog(self, tag: int | str) -> None:
         dialogs.show_fitted(self, tag, dialogs.DIALOG_SIZE)
+
+    def _do_zoom_in(self) -> None:
+        self.set_ui_scale(self.ui_scale + uiscale.STEP)
+
+    def _do_zoom_out(self) -> None:
+        self.set_ui_scale(self.ui_scale - uiscale.STEP)
+
+    def _do_zoom_reset(self) -> None:
+        self.set_ui_scale(self.desktop_scale, given=False)
 
     def _do_help(self) -> None:
         if dpg.is_item_shown(self.ids.help):
@@ -716,8 +766,9 @@ class ViewerApp:
             settings.update(width=self.window_size[0], height=self.window_size[1])
         if region != self.region_start:
             settings.update(region=region)
-        if self.opts.scale_given:
-            settings.update(ui_scale=self.ui_scale)
+        # a scale given (--ui-scale, Ctrl++ or Ctrl+-, or kept) is kept; the desktop's
+        # (detected, or Ctrl+0) leaves none, for the desktop's next time
+        settings.update(ui_scale=self.ui_scale if self.opts.scale_given else None)
         if settings != self.settings_kept:  # written only when they changed
             self.settings_kept = settings
             memory.keep(**settings)
@@ -874,7 +925,7 @@ def run_viewer(
         ui_scale=setting(ui_scale, "ui_scale"), watch=watch, fp32=fp32, threads=threads,
         trim=setting(trim, "trim"),
         remember=remember, size_given=width is not None or height is not None,
-        scale_given=ui_scale is not None,
+        scale_given=ui_scale is not None or kept.ui_scale is not None,
     )  # fmt: skip
     app = ViewerApp(session, opts)
     app.build()

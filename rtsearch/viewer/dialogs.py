@@ -185,11 +185,11 @@ def add_question(app: ViewerApp) -> tuple[int | str, int | str]:
         text = dpg.add_text("", wrap=-1)
         with dpg.group(horizontal=True):
             for answer in (True, False):
-                dpg.add_button(
-                    width=app.px(120),
+                button = dpg.add_button(
                     callback=lambda s, a, yes: dpg.get_item_user_data(window)(yes),
                     user_data=answer,
                 )
+                app.sized(button, width=120)
     return window, text
 
 

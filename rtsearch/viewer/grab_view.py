@@ -32,10 +32,10 @@ def add_items(app: ViewerApp) -> dict:
         items[side] = dpg.draw_rectangle((0, 0), (1, 1), fill=(0, 0, 0, 160), color=(0, 0, 0, 0))
     for i in range(MONITORS_DRAWN):  # (over the dimming, under the region's border)
         items[f"monitor{i}"] = dpg.draw_rectangle((0, 0), (1, 1), color=MONITOR_EDGE, show=False)
-    items["border"] = dpg.draw_rectangle((0, 0), (1, 1), color=GRAB_BORDER, thickness=app.px(2))
+    items["border"] = app.sized(dpg.draw_rectangle((0, 0), (1, 1), color=GRAB_BORDER), thickness=2)
     for corner in ("tl", "br"):
         items[corner] = dpg.draw_rectangle((0, 0), (1, 1), fill=GRAB_BORDER, color=GRAB_BORDER)
-    items["hint"] = dpg.draw_text((0, 0), "", size=app.px(HINT_SIZE), color=GRAB_BORDER)
+    items["hint"] = app.sized(dpg.draw_text((0, 0), "", color=GRAB_BORDER), size=HINT_SIZE)
     return items
 
 

@@ -19,6 +19,8 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("-", "fewer", "fewer results"),
     ("Ctrl+O", "load", "load an index (.dat), then its image folder"),
     ("Ctrl+S", "save", "save the index"),
+    ("Ctrl++ / Ctrl+-", "zoom_in", "draw the viewer larger / smaller (text, controls, rows)"),
+    ("Ctrl+0", "zoom_reset", "draw the viewer at the desktop's scale"),
     ("F1 or ?", "help", "show / hide this help"),
     ("Esc", "escape", "close help, a file dialog or a question, or cancel the grab-window mode"),
     (
@@ -50,7 +52,14 @@ PLAIN_KEYS = {
     "/": "help",  # '?' without shift
     "Escape": "escape",
 }
-CTRL_KEYS = {"O": "load", "S": "save", "V": "paste"}
+CTRL_KEYS = {
+    "O": "load",
+    "S": "save",
+    "V": "paste",
+    "+": "zoom_in",  # (and '=' below it: KEY_NAMES gives both as '+')
+    "-": "zoom_out",
+    "0": "zoom_reset",
+}
 
 
 def key_for(action: str) -> str:

@@ -39,6 +39,8 @@ KEY_NAMES = {
     dpg.mvKey_Add: "+",
     dpg.mvKey_Minus: "-",
     dpg.mvKey_Subtract: "-",
+    dpg.mvKey_0: "0",
+    dpg.mvKey_NumPad0: "0",
     dpg.mvKey_F1: "F1",
     dpg.mvKey_Slash: "/",
     dpg.mvKey_Escape: "Escape",
@@ -166,7 +168,7 @@ def build(app: ViewerApp) -> Ids:
         for row in rows[len(toolbar.rows) :]:
             dpg.delete_item(row)
         with dpg.group(horizontal=True, show=False) as progress_group:
-            progress = dpg.add_progress_bar(width=app.px(400), overlay="analyzing")
+            progress = app.sized(dpg.add_progress_bar(overlay="analyzing"), width=400)
             dpg.add_button(label="Cancel", callback=lambda: actions.cancel_analyze(app))
         below = app.px(status.STATUS_H)
         with dpg.child_window(height=-below, horizontal_scrollbar=False) as canvas:
@@ -193,7 +195,7 @@ def build(app: ViewerApp) -> Ids:
         message,
         progress,
         progress_group,
-        _help_window(app),
+        _help_window(),
         **file_dialogs,
         fields=fields,
         pause_button=next(b for b in buttons if dpg.get_item_user_data(b) == "pause"),
@@ -255,16 +257,18 @@ def clear_background(window: int | str) -> None:
     dpg.set_viewport_clear_color((*BACKGROUND, 255))
 
 
-def scale_theme(scale: float) -> None:
-    """Dear PyGui's paddings, spacings, scrollbars and slider grabs at ``scale`` (nothing
-    is bound at 1: its own sizes are those)."""
-    if scale == 1.0:
-        return
+def scale_theme(scale: float, before: int | str | None = None) -> int | str | None:
+    """Dear PyGui's paddings, spacings, scrollbars and slider grabs at ``scale``, bound for
+    every item: the theme, or None where none is needed (scale 1 and none ``before``: Dear
+    PyGui's own sizes are those)."""
+    if scale == 1.0 and before is None:
+        return None
     with dpg.theme() as theme, dpg.theme_component(dpg.mvAll):
         for name, size in uiscale.SIZES.items():
             values = size if isinstance(size, tuple) else (size,)
             dpg.add_theme_style(getattr(dpg, f"mvStyleVar_{name}"), *(v * scale for v in values))
     dpg.bind_theme(theme)
+    return theme
 
 
 def _toolbar(app: ViewerApp, row: int | str) -> list:
@@ -312,7 +316,6 @@ def _sliders(app: ViewerApp, row: int | str):
         dpg.add_text("  dims")
         dims_input = dpg.add_input_int(  # set to the index's by show_dims
             default_value=proj.DEFAULT_DIMS,
-            width=app.px(60),
             step=0,  # no -/+ buttons: steps of one across 2-1280 are no use
             min_value=proj.MIN_DIMS,
             max_value=proj.MAX_DIMS,
@@ -320,8 +323,9 @@ def _sliders(app: ViewerApp, row: int | str):
             max_clamped=True,
         )
         apply = dpg.add_button(label="Apply dims", callback=lambda: actions.reproject(app))
+        app.sized(dims_input, width=60)
     with dpg.tooltip(dims_group):  # the group's: a disabled box has no hover of its own
-        tips.append(dpg.add_text(DIMS_TIP_EMPTY, wrap=app.px(380)))
+        tips.append(app.sized(dpg.add_text(DIMS_TIP_EMPTY), wrap=380))
     with dpg.theme() as greyed:
         for kind in (dpg.mvInputInt, dpg.mvButton):
             with dpg.theme_component(kind, enabled_state=False):
@@ -336,7 +340,6 @@ def _sliders(app: ViewerApp, row: int | str):
             label="header height",
             min_value=lo,
             max_value=hi,
-            width=app.px(160),
             clamped=True,
             default_value=app.opts.header_h,
             callback=relayout,
@@ -348,7 +351,6 @@ def _sliders(app: ViewerApp, row: int | str):
             label="thumb height",
             min_value=lo,
             max_value=hi,
-            width=app.px(160),
             clamped=True,
             default_value=app.opts.thumb_h,
             callback=relayout,
@@ -360,11 +362,12 @@ def _sliders(app: ViewerApp, row: int | str):
             label="num results",
             min_value=lo,
             max_value=hi,
-            width=app.px(160),
             clamped=True,
             default_value=app.k,
             callback=lambda s, v: app.set_k(v),
         )
+    for slider in (header, thumb, k_slider):
+        app.sized(slider, width=160)
     trim = dpg.add_checkbox(
         label=f"trim borders ({key_for('trim')})",
         default_value=app.opts.trim,
@@ -372,7 +375,7 @@ def _sliders(app: ViewerApp, row: int | str):
         parent=chips[4],
     )
     with dpg.tooltip(trim):
-        dpg.add_text(TRIM_TIP, wrap=app.px(380))
+        app.sized(dpg.add_text(TRIM_TIP), wrap=380)
     dims = (dims_input, apply, tuple(tips))
     return k_slider, dims, chips, (dims_input, header, thumb, k_slider), trim
 
@@ -401,19 +404,18 @@ def reflow_toolbar(app: ViewerApp) -> None:
 
 
 def _canvas(app: ViewerApp):
-    label = app.px(LABEL_SIZE)
     with dpg.drawlist(width=800, height=600) as drawlist:
         with dpg.draw_layer() as results:
-            query_label = dpg.draw_text((0, 0), "Query image", size=label, color=LABEL)
+            query_label = dpg.draw_text((0, 0), "Query image", color=LABEL)
             query = dpg.draw_image(app.query_tex.tag, (0, 0), (1, 1))
             # the part of a live picture searched (its plain borders trimmed)
             outline = dpg.draw_rectangle(
                 (0, 0), (1, 1), color=grab_view.GRAB_BORDER, thickness=2, show=False
             )
-            no_picture = dpg.draw_text((0, 0), "", size=label, color=MESSAGE, show=False)
-            results_label = dpg.draw_text(
-                (0, 0), "Nearest neighbor images", size=label, color=LABEL
-            )
+            no_picture = dpg.draw_text((0, 0), "", color=MESSAGE, show=False)
+            results_label = dpg.draw_text((0, 0), "Nearest neighbor images", color=LABEL)
+            for words in (query_label, no_picture, results_label):
+                app.sized(words, size=LABEL_SIZE)
             tile_items: list[int | str] = []
         with dpg.draw_layer(show=False) as grab:
             items = grab_view.add_items(app)
@@ -422,7 +424,9 @@ def _canvas(app: ViewerApp):
                 dpg.draw_rectangle(
                     (0, 0), (1, 1), fill=mouse.CAPTION_BG, color=mouse.CAPTION_BG, show=False
                 ),
-                dpg.draw_text((0, 0), "", size=app.px(mouse.CAPTION_SIZE), color=LABEL, show=False),
+                app.sized(
+                    dpg.draw_text((0, 0), "", color=LABEL, show=False), size=mouse.CAPTION_SIZE
+                ),
             )
     parts = {
         "results": results,
@@ -440,18 +444,15 @@ def _canvas(app: ViewerApp):
     return drawlist, parts
 
 
-def _help_window(app: ViewerApp) -> int | str:
+def _help_window() -> int | str:
     with dpg.window(
         label="Keyboard shortcuts (F1)",
         show=False,
         modal=False,
-        pos=(app.px(120), app.px(120)),
-        width=app.px(dialogs.HELP_SIZE[0]),
-        height=app.px(dialogs.HELP_SIZE[1]),
         no_collapse=True,
     ) as win:
         with dpg.table(header_row=True, borders_innerH=True):
-            dpg.add_table_column(label="key", width_fixed=True, init_width_or_weight=app.px(110))
+            dpg.add_table_column(label="key", width_fixed=True)  # as wide as its widest
             dpg.add_table_column(label="does")
             for key, _, text in SHORTCUTS:
                 with dpg.table_row():

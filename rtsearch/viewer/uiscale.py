@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from rtsearch.x11 import libx11
 
 RANGE = (0.75, 3.0)
+STEP = 0.25  # Ctrl++ and Ctrl+-
 BASE_DPI = 96.0  # Xft.dpi of a desktop that does not scale
 _XFT_DPI = re.compile(r"^Xft\.dpi:\s*([0-9.]+)\s*$", re.MULTILINE)
 
