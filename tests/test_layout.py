@@ -239,3 +239,17 @@ def test_at_a_ui_scale_margins_labels_and_gaps_grow_with_it():
     assert two.query == tuple(2 * v for v in one.query)
     assert two.results == tuple(tuple(2 * v for v in r) for r in one.results)
     assert two.height == 2 * one.height
+
+
+def test_a_short_canvas_starts_with_heights_that_show_a_row_of_results():
+    """At 200% on a 1920x1080 screen (960x540 at 1x), or on a small laptop's, the default
+    320 px header filled the canvas and every result was below it: the defaults shrink
+    alike, until the query and a row of results fit."""
+    assert layout.fit_heights(900) == (320, 232)  # room enough: the defaults
+    for canvas_h in (600, 450, 300):
+        header, rows = layout.fit_heights(canvas_h)
+        assert header < 320 and rows < 232
+        assert abs(header / rows - 320 / 232) < 0.02
+        lay = layout.compute(1000, header, rows, 4 / 3, [4 / 3] * 3)
+        assert canvas_h - 10 <= lay.results[0][3] <= canvas_h  # the first row in view
+    assert layout.fit_heights(100) == (layout.HEADER_RANGE[0], layout.THUMB_RANGE[0])

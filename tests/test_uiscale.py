@@ -24,11 +24,15 @@ XFT_192 = "*customization:\t-color\nXft.antialias:\t1\nXft.dpi:\t192\nXft.hintin
         ({}, "Xft.dpi: big\n", 1.0),  # nonsense is passed over
         ({}, "Xft.dpi: 0\n", 1.0),
         ({}, "Xterm*dpi: 192\nXft.dpix: 192\n", 1.0),  # other resources are not it
-        ({"GDK_SCALE": "2"}, None, 2.0),  # set by hand for GTK programs: taken first
+        # set by hand for GTK or Qt programs: times Xft.dpi, as their text is drawn
+        ({"GDK_SCALE": "2"}, None, 2.0),
         ({"GDK_SCALE": "2"}, "Xft.dpi: 96\n", 2.0),
-        ({"GDK_SCALE": "1", "GDK_DPI_SCALE": "1.5"}, XFT_192, 1.5),
+        ({"GDK_SCALE": "2", "GDK_DPI_SCALE": "0.5"}, XFT_192, 2.0),  # the usual recipe
+        ({"GDK_SCALE": "1", "GDK_DPI_SCALE": "1.5"}, None, 1.5),
+        ({"GDK_SCALE": "2", "QT_SCALE_FACTOR": "3"}, None, 2.0),  # GDK_SCALE first
         ({"GDK_SCALE": "x"}, "Xft.dpi: 144\n", 1.5),
-        ({"QT_SCALE_FACTOR": "1.75"}, XFT_192, 1.75),
+        ({"QT_SCALE_FACTOR": "1.75"}, None, 1.75),
+        ({"QT_SCALE_FACTOR": "1.5"}, XFT_192, 3.0),
         ({"QT_SCALE_FACTOR": "nan"}, None, 1.0),
         ({"QT_SCALE_FACTOR": "-2"}, None, 1.0),
     ],

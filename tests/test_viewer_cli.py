@@ -679,11 +679,22 @@ def test_the_viewer_is_drawn_at_the_desktops_scale_or_the_one_given(display, tmp
             assert run("--ui-scale", "1.6")[1] == (12, 29)  # to the nearest quarter: 1.5
             kept, button = run()  # given last time: kept, over the desktop's
             assert kept["settings"]["ui_scale"] == 1.5 and button == (12, 29)
+            # the window's size is kept at 1x: a window left at 1.5x opens as large for its
+            # text at 2.5x (it was kept as it was: 1500x900 showed only the toolbar at 3x)
+            sized = run("--width", "1500", "--height", "900")[0]["settings"]
+            assert (sized["ui_scale"], sized["window"]) == (1.5, [1500, 900])
+            assert run("--ui-scale", "2.5")[0]["settings"]["window"] == [2500, 1500]
+            # 'auto': the desktop's, and the scale given before forgotten (there was no way
+            # back to it but editing the kept file)
+            auto = run("--ui-scale", "auto")[0]["settings"]
+            assert (auto["ui_scale"], auto["window"]) == (2.0, [2000, 1200])
+            assert run()[0]["settings"]["ui_scale"] == 2.0
+            given = run("--ui-scale", "1.5")[0]["settings"]["ui_scale"]
         finally:
             libx11().XCloseDisplay(conn)
     # a scale detected is not kept: on the 1x desktop the next run is at 1.5 only because
     # it was given; with --no-last, 1
-    assert run()[0]["settings"]["ui_scale"] == 1.5
+    assert given == 1.5 and run()[0]["settings"]["ui_scale"] == 1.5
     assert run("--no-last")[0]["settings"]["ui_scale"] == 1.0
     done = view(str(index), "--ui-scale", "5", "--quit-after-frames", "1")
     assert done.returncode == 2 and "--ui-scale: must be from 0.75 to 3.0, got 5" in done.stderr

@@ -91,8 +91,9 @@ class ViewerOptions:
     k: int = layout.RESULTS_DEFAULT
     header_h: int = layout.HEADER_DEFAULT
     thumb_h: int = layout.THUMB_DEFAULT
-    width: int | None = None  # the window's inside (None: WINDOW_DEFAULT at the UI scale)
+    width: int | None = None  # the window's inside as given, in screen pixels (None: ...
     height: int | None = None
+    kept_size: tuple = (None, None)  # ... as kept, at UI scale 1, else the default)
     screenshot: Path | None = None
     quit_after_frames: int | None = None
     frame_stats: Path | None = None
@@ -107,6 +108,9 @@ class ViewerOptions:
     remember: bool = True  # keep the index shown for plain `rtsearch` (off: --no-last)
     size_given: bool = False  # --width or --height: kept for the next run as set
     scale_given: bool = False  # --ui-scale or kept: kept for the next run (the desktop's not)
+    # the header and row heights given, kept or set with their sliders; until then they are
+    # the defaults fitted to the window (layout.fit_heights), and not kept
+    heights_chosen: bool = True
 
 
 class ViewerApp:
@@ -125,7 +129,7 @@ class ViewerApp:
         self.ui_scale = opts.ui_scale or self.desktop_scale
         # items sized in pixels at UI scale 1, sized again when it changes (sized)
         self.sized_items: list[tuple[int | str, dict]] = []
-        self.fonts: dict[int, int | str] = {}  # the text's font at each size loaded
+        self.font_items: dict[int, int | str] = {}  # the text's font at each size loaded
         self.theme: int | str | None = None  # Dear PyGui's sizes at the UI scale
         # the row and header heights the worker last heard of (it sizes pictures by them),
         # in screen pixels
@@ -174,8 +178,10 @@ class ViewerApp:
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
         self.region = GrabRegion(desk, opts.region, home=home, monitors=monitors)
         self.region.scale = opts.hidpi_scale or detect_scale(home[2], _logical_width())
-        asked_w = opts.width or round(layout.WINDOW_DEFAULT[0] * self.ui_scale)
-        asked_h = opts.height or round(layout.WINDOW_DEFAULT[1] * self.ui_scale)
+        # kept at UI scale 1: a window left at 1.5x opens as large for its text at 3x
+        sides = zip(opts.kept_size, layout.WINDOW_DEFAULT, strict=True)
+        kept_w, kept_h = (side or default for side, default in sides)
+        asked_w, asked_h = opts.width or self.px(kept_w), opts.height or self.px(kept_h)
         self.region_before = self.region.box
         self.region_start = self.region.box  # as kept, fitted to this desktop
         self.first_size = (0, 0)  # the window's inside at the first frame
@@ -229,9 +235,10 @@ class ViewerApp:
         """The font and Dear PyGui's own sizes at the UI scale."""
         if self.font is not None:  # names drawn as they are, not as '?' beyond ASCII
             size = round(fonts.SIZE * self.ui_scale)
-            if size not in self.fonts:
-                self.fonts[size] = dpg.add_font(str(self.font), size, parent=self.font_registry)
-            dpg.bind_font(self.fonts[size])
+            if size not in self.font_items:
+                loaded = dpg.add_font(str(self.font), size, parent=self.font_registry)
+                self.font_items[size] = loaded
+            dpg.bind_font(self.font_items[size])
         else:  # the built-in font has one size: drawn larger, blurred
             dpg.set_global_font_scale(self.ui_scale)
         before, self.theme = self.theme, ui.scale_theme(self.ui_scale, before=self.theme)
@@ -672,6 +679,8 @@ class ViewerApp:
 
     def _relayout(self) -> None:
         self.dirty = False
+        if not self.opts.heights_chosen:
+            self._fit_heights()
         rows_h, header_h = self.px(self.opts.thumb_h), self.px(self.opts.header_h)
         if rows_h != self.rows_said:  # the worker picks the results' box by it
             self.rows_said = rows_h
@@ -691,6 +700,16 @@ class ViewerApp:
             scale=self.ui_scale,
         )
         ui.apply_layout(self)
+
+    def _fit_heights(self) -> None:
+        """The default header and row heights, shrunk in a window too short for the query
+        and a row of results (the sliders follow)."""
+        fitted = layout.fit_heights(self.canvas_size[1] / self.ui_scale)
+        if fitted != (self.opts.header_h, self.opts.thumb_h):
+            self.opts.header_h, self.opts.thumb_h = fitted
+            _, header, thumb, _ = self.ids.fields
+            dpg.set_value(header, fitted[0])
+            dpg.set_value(thumb, fitted[1])
 
     # ------------------------------------------------------------ loop
     def run(self) -> int:
@@ -758,12 +777,14 @@ class ViewerApp:
         and not confirmed when the window closed is left, as Esc leaves it. Written as they
         change (looked at every KEEP_SETTINGS_FRAMES frames) and at the close."""
         region = self.region_before if self.grab_mode else self.region.box
+        chosen = self.opts.heights_chosen  # (fitted to this window, they are not kept)
         settings: dict = dict(
-            k=self.k, thumb_h=self.opts.thumb_h, header_h=self.opts.header_h,
-            trim=self.opts.trim,
+            k=self.k, thumb_h=self.opts.thumb_h if chosen else None,
+            header_h=self.opts.header_h if chosen else None, trim=self.opts.trim,
         )  # fmt: skip
         if self.window_size[0] and (self.opts.size_given or self.window_size != self.first_size):
-            settings.update(width=self.window_size[0], height=self.window_size[1])
+            w, h = self.window_size  # kept at UI scale 1 (kept_size)
+            settings.update(width=round(w / self.ui_scale), height=round(h / self.ui_scale))
         if region != self.region_start:
             settings.update(region=region)
         # a scale given (--ui-scale, Ctrl++ or Ctrl+-, or kept) is kept; the desktop's
@@ -885,7 +906,7 @@ def run_viewer(
     width: int | None = None,
     height: int | None = None,
     hidpi_scale: float | None = None,
-    ui_scale: float | None = None,
+    ui_scale: float | str | None = None,
     watch: bool = False,
     fp32: bool = False,
     threads: int = 1,
@@ -917,15 +938,20 @@ def run_viewer(
                 return choice
         return getattr(defaults, name)
 
+    # 'auto': the desktop's scale, and the one kept forgotten; else given, else kept
+    scale = None if ui_scale == "auto" else setting(ui_scale, "ui_scale")
+
     opts = ViewerOptions(
         source=source, k=setting(k, "k"), header_h=setting(header_h, "header_h"),
-        thumb_h=setting(thumb_h, "thumb_h"), width=setting(width, "width"),
-        height=setting(height, "height"), region=kept.region, screenshot=screenshot,
+        thumb_h=setting(thumb_h, "thumb_h"), width=width, height=height,
+        kept_size=(kept.width, kept.height),
+        region=kept.region, screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
-        ui_scale=setting(ui_scale, "ui_scale"), watch=watch, fp32=fp32, threads=threads,
+        ui_scale=scale, watch=watch, fp32=fp32, threads=threads,
         trim=setting(trim, "trim"),
         remember=remember, size_given=width is not None or height is not None,
-        scale_given=ui_scale is not None or kept.ui_scale is not None,
+        scale_given=scale is not None,
+        heights_chosen=any(v is not None for v in (header_h, thumb_h, kept.header_h, kept.thumb_h)),
     )  # fmt: skip
     app = ViewerApp(session, opts)
     app.build()

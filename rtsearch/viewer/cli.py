@@ -145,13 +145,18 @@ def add_window_options(p: argparse.ArgumentParser, what: str = "") -> None:
         "--ui-scale",
         type=ui_scale,
         default=None,
-        help=f"{what}draw text, controls and rows this many times larger ({lo}-{hi}; 2 on "
-        "a HiDPI screen set to 200%%; default: as given last time, else the desktop's: "
-        "GDK_SCALE, QT_SCALE_FACTOR or Xft.dpi / 96, else 1)",
+        help=f"{what}draw text, controls and rows this many times larger ({lo:g}-{hi:g}, in "
+        "quarters: 1.3 is 1.25; 2 on a HiDPI screen set to 200%%; 'auto': the desktop's, "
+        "and one given before is forgotten; default: as given last time, or set with "
+        "Ctrl++ and Ctrl+-, else the desktop's: Xft.dpi / 96, times GDK_SCALE or "
+        "QT_SCALE_FACTOR where set)",
     )
 
 
-def ui_scale(text: str) -> float:
+def ui_scale(text: str) -> float | str:
+    """A UI scale (to the nearest quarter), or 'auto'."""
+    if text.strip().lower() == "auto":
+        return "auto"
     lo, hi = uiscale.RANGE
     value = number(text)
     if not lo <= value <= hi:  # also refuses nan

@@ -65,6 +65,18 @@ def compute(
     return Layout(query_label, query, results_label, tuple(rects), bottom + margin)
 
 
+def fit_heights(canvas_h: float) -> tuple[int, int]:
+    """The header and row heights a canvas ``canvas_h`` tall starts with (both at UI scale
+    1): the defaults, or both shrunk alike (to their least) until the query and a row of
+    results fit, so that a small screen, or a HiDPI one at 200%, shows a result at once."""
+    room = canvas_h - 2 * MARGIN - 2 * LABEL_H - GAP
+    wanted = HEADER_DEFAULT + THUMB_DEFAULT
+    if room >= wanted:
+        return HEADER_DEFAULT, THUMB_DEFAULT
+    f = max(room, 0.0) / wanted
+    return clamp(int(HEADER_DEFAULT * f), HEADER_RANGE), clamp(int(THUMB_DEFAULT * f), THUMB_RANGE)
+
+
 def _fit(w: float, h: float, max_w: float) -> tuple[float, float]:
     if w <= max_w:
         return w, h

@@ -30,7 +30,7 @@ class Memory:
     header_h: int | None = None
     trim: bool | None = None
     region: Box | None = None  # the grab rectangle, desktop pixels
-    width: int | None = None  # the window's inside
+    width: int | None = None  # the window's inside, at UI scale 1
     height: int | None = None
     ui_scale: float | None = None  # given with --ui-scale (a detected one is not kept)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import count, printable
-from rtsearch.viewer import layout
+from rtsearch.viewer import layout, uiscale
 from rtsearch.viewer.grab_view import viewport_box
 from rtsearch.viewer.wrap import wrap_lines
 
@@ -56,7 +56,7 @@ def update_status(app: ViewerApp) -> None:
         ]
     else:
         parts.append("no index")
-    inside = dpg.get_viewport_client_width() - 2 * app.px(layout.PAD)
+    inside = inner_width(app)
     dpg.set_value(app.ids.status, wrap_parts(parts, inside))
     # a file's name in it escaped, as on the terminal (a newline in one broke the line)
     note = printable(app.message or (pub.message if pub else ""))
@@ -80,6 +80,13 @@ def update_status(app: ViewerApp) -> None:
     _fit_status(app)
 
 
+def inner_width(app: ViewerApp) -> int:
+    """The width the window's rows have: inside its padding, and beside its scrollbar when
+    it scrolls (a short window: the toolbar's last chip ran under the scrollbar)."""
+    scrollbar = uiscale.SIZES["ScrollbarSize"] if dpg.get_y_scroll_max(app.ids.window) > 0 else 0
+    return dpg.get_viewport_client_width() - app.px(2 * layout.PAD + scrollbar)
+
+
 def wrap_parts(parts: list[str], available: float) -> str:
     """The status parts joined by STATUS_SEP, on as many lines as the width needs, broken
     between parts rather than inside one. Each part is measured with its figures at least
@@ -91,7 +98,14 @@ def wrap_parts(parts: list[str], available: float) -> str:
         return STATUS_SEP.join(parts)  # no font yet
     widths = [z[0] for z in sizes if z is not None]
     rows = layout.pack_rows(widths, available, sep[0])
-    return "\n".join(STATUS_SEP.join(parts[i] for i in row) for row in rows)
+    # a part wider than a row alone (a video's long name) is broken as the message's lines
+    # are, not cut at the window's edge
+    return "\n".join(
+        "\n".join(wrap_lines(parts[row[0]], available))
+        if widths[row[0]] > available
+        else STATUS_SEP.join(parts[i] for i in row)
+        for row in rows
+    )
 
 
 def _fit_status(app: ViewerApp) -> None:

@@ -306,6 +306,7 @@ def _toolbar(app: ViewerApp, row: int | str) -> list:
 def _sliders(app: ViewerApp, row: int | str):
     def relayout(sender, value, field) -> None:  # typed values (Ctrl+click) come clamped
         setattr(app.opts, field, int(value))
+        app.opts.heights_chosen = True  # no longer fitted to the window (fit_heights)
         app.dirty = True
 
     chips = [dpg.add_group(horizontal=True, parent=row) for _ in range(5)]
@@ -386,8 +387,7 @@ def reflow_toolbar(app: ViewerApp) -> None:
     widths = [[dpg.get_item_rect_size(c)[0] for c in section] for section in bar.sections]
     if not all(w > 0 for section in widths for w in section):
         return  # not drawn yet
-    pad = app.px(layout.PAD)
-    available = dpg.get_viewport_client_width() - 2 * pad
+    available, pad = status.inner_width(app), app.px(layout.PAD)
     packed: list[int] = []
     for section in widths:
         first = len(set(packed))

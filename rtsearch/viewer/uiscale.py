@@ -1,8 +1,8 @@
 """How large the viewer draws its text and controls: 1 on an ordinary screen, 2 on a
 HiDPI one whose desktop scales by 200%. Dear PyGui draws in screen pixels whatever the
 desktop's scale, so on a 4K laptop set to 200% its 13 px text was 6.5 px as a user sees
-it. The scale is ``--ui-scale``, else what the desktop says (GDK_SCALE, QT_SCALE_FACTOR,
-else the X server's Xft.dpi over 96), else 1; the viewer then draws its font at that size,
+it. The scale is ``--ui-scale``, else what the desktop says (the X server's Xft.dpi over
+96, times GDK_SCALE or QT_SCALE_FACTOR), else 1; the viewer then draws its font at that size,
 Dear PyGui's spacing, paddings and scrollbars, its own margins and the row and header
 heights (the sliders stay in the sizes they have at 1) that much larger."""
 
@@ -36,19 +36,20 @@ SIZES = {
 
 
 def detect(environ: Mapping[str, str] | None = None, resources: str | None = None) -> float:
-    """The desktop's scale: GDK_SCALE (times GDK_DPI_SCALE), else QT_SCALE_FACTOR, else
-    Xft.dpi in the X server's ``resources`` over 96; 1 where none says, or says nonsense.
-    Rounded to quarters, within RANGE."""
+    """The desktop's scale, as GTK and Qt on X11 draw their text: Xft.dpi in the X
+    server's ``resources`` over 96, times GDK_SCALE and GDK_DPI_SCALE, else times
+    QT_SCALE_FACTOR (the common hand-made 200%, Xft.dpi 192 with GDK_SCALE=2 and
+    GDK_DPI_SCALE=0.5, is 2); a value missing or nonsense counts as 1. Rounded to
+    quarters, within RANGE."""
     env = os.environ if environ is None else environ
+    found = _XFT_DPI.search(resources or "")
+    dpi = (_number(found.group(1)) if found else None) or BASE_DPI
     gdk = _number(env.get("GDK_SCALE"))
     if gdk is not None:
-        return fit(gdk * (_number(env.get("GDK_DPI_SCALE")) or 1.0))
-    qt = _number(env.get("QT_SCALE_FACTOR"))
-    if qt is not None:
-        return fit(qt)
-    found = _XFT_DPI.search(resources or "")
-    dpi = _number(found.group(1)) if found else None
-    return fit(dpi / BASE_DPI) if dpi is not None else 1.0
+        toolkit = gdk * (_number(env.get("GDK_DPI_SCALE")) or 1.0)
+    else:
+        toolkit = _number(env.get("QT_SCALE_FACTOR")) or 1.0
+    return fit(toolkit * dpi / BASE_DPI)
 
 
 def fit(scale: float) -> float:
