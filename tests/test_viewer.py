@@ -2864,10 +2864,7 @@ def test_default_heights_fit_a_short_window_until_a_slider_is_moved(app):
     app.opts.heights_chosen = False  # as run_viewer starts one given none
     try:
         for height in (520, 820):
-            dpg.set_viewport_height(height)
-            pump(app, lambda h=height: dpg.get_viewport_client_height() == h)
-            for _ in range(5):
-                app.frame()
+            resize(app, 900, height)
             first_row = app.layout.results[0]
             assert first_row[3] <= app.canvas_size[1]  # a row of results in view
             shown = (app.opts.header_h, app.opts.thumb_h)
@@ -2884,9 +2881,8 @@ def test_default_heights_fit_a_short_window_until_a_slider_is_moved(app):
         app.opts.header_h, app.opts.thumb_h = chosen
         dpg.set_value(header, chosen[0])
         dpg.set_value(thumb, chosen[1])
-        dpg.set_viewport_height(700)
         app.dirty = True
-        pump(app, lambda: dpg.get_viewport_client_height() == 700)
+        resize(app, 900, 700)
 
 
 def test_a_short_narrow_window_wraps_the_toolbar_beside_its_scrollbar(app):
@@ -2897,18 +2893,20 @@ def test_a_short_narrow_window_wraps_the_toolbar_beside_its_scrollbar(app):
     bar = app.ids.toolbar
     chips = [c for section in bar.sections for c in section]
     try:
-        dpg.set_viewport_width(350)
-        dpg.set_viewport_height(300)
-        pump(app, lambda: dpg.get_viewport_client_width() == 350)
-        for _ in range(25):
-            app.frame()
+        resize(app, 350, 300)
         assert dpg.get_y_scroll_max(app.ids.window) > 0  # it scrolls
         edge = 350 - 8 - uiscale.SIZES["ScrollbarSize"]  # the padding, the scrollbar
         rights = [dpg.get_item_state(c)["pos"][0] + dpg.get_item_rect_size(c)[0] for c in chips]
         assert max(rights) <= edge
     finally:
-        dpg.set_viewport_width(900)
-        dpg.set_viewport_height(700)
-    pump(app, lambda: dpg.get_viewport_client_width() == 900)
+        resize(app, 900, 700)
+
+
+def resize(app, width: int, height: int) -> None:
+    """The window made ``width`` x ``height`` inside, and drawn a few frames so."""
+    dpg.set_viewport_width(width)
+    dpg.set_viewport_height(height)
+    size = lambda: (dpg.get_viewport_client_width(), dpg.get_viewport_client_height())  # noqa: E731
+    pump(app, lambda: size() == (width, height))
     for _ in range(25):
         app.frame()
