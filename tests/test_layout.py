@@ -253,3 +253,9 @@ def test_a_short_canvas_starts_with_heights_that_show_a_row_of_results():
         lay = layout.compute(1000, header, rows, 4 / 3, [4 / 3] * 3)
         assert canvas_h - 10 <= lay.results[0][3] <= canvas_h  # the first row in view
     assert layout.fit_heights(100) == (layout.HEADER_RANGE[0], layout.THUMB_RANGE[0])
+    # one set with its slider stays as set; the other is fitted beside it (it was frozen
+    # at its fitted height, and kept)
+    assert layout.fit_heights(450, header=300) == (300, 90)
+    assert layout.fit_heights(450, thumb=150) == (238, 150)
+    assert layout.fit_heights(900, header=150) == (150, 232)
+    assert layout.fit_heights(100, header=400, thumb=400) == (400, 400)

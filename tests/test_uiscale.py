@@ -29,6 +29,8 @@ XFT_192 = "*customization:\t-color\nXft.antialias:\t1\nXft.dpi:\t192\nXft.hintin
         ({"GDK_SCALE": "2"}, "Xft.dpi: 96\n", 2.0),
         ({"GDK_SCALE": "2", "GDK_DPI_SCALE": "0.5"}, XFT_192, 2.0),  # the usual recipe
         ({"GDK_SCALE": "1", "GDK_DPI_SCALE": "1.5"}, None, 1.5),
+        ({"GDK_DPI_SCALE": "1.5"}, None, 1.5),  # GTK's text alone
+        ({"GDK_DPI_SCALE": "1.5", "QT_SCALE_FACTOR": "2"}, None, 1.5),
         ({"GDK_SCALE": "2", "QT_SCALE_FACTOR": "3"}, None, 2.0),  # GDK_SCALE first
         ({"GDK_SCALE": "x"}, "Xft.dpi: 144\n", 1.5),
         ({"QT_SCALE_FACTOR": "1.75"}, None, 1.75),

@@ -2844,6 +2844,25 @@ def test_ctrl_plus_minus_and_0_draw_the_viewer_larger_smaller_and_as_the_desktop
     assert app.ui_scale == 1.0 and drawn() == one
     app._keep_settings()
     assert memory.recall().ui_scale is None  # the desktop's: for the desktop's next time
+    # in the grab mode, and over a file dialog or the help: the mode and the dialog stay
+    # (the grab mode ended, and the rectangle being edited was dropped; keys over a dialog
+    # were passed over)
+    app.perform("grab_mode")
+    for _ in range(3):
+        app.frame()
+    xdotool(app, "key", "ctrl+equal")
+    assert app.grab_mode and app.ui_scale == 1.25
+    xdotool(app, "key", "ctrl+0")
+    app.perform("escape")
+    for opened in (app.ids.load_dialog, app.ids.help):
+        app.perform("load" if opened == app.ids.load_dialog else "help")
+        xdotool(app, "key", "ctrl+equal")
+        assert dpg.is_item_shown(opened) and app.ui_scale == 1.25
+        xdotool(app, "key", "ctrl+minus")
+        assert dpg.is_item_shown(opened) and app.ui_scale == 1.0
+        app.on_key(dpg.mvKey_Escape)
+        assert not dpg.is_item_shown(opened)
+    assert drawn() == one
     # plain + and - are still more and fewer results
     k = app.k
     xdotool(app, "key", "equal")
@@ -2854,34 +2873,58 @@ def test_ctrl_plus_minus_and_0_draw_the_viewer_larger_smaller_and_as_the_desktop
 def test_default_heights_fit_a_short_window_until_a_slider_is_moved(app):
     """Started without heights given or kept, the header and rows are the defaults fitted
     to the window (a 200% screen of 1920x1080 showed the query and no result); moved, a
-    slider's height is the user's, and kept."""
+    slider's height is the user's, and kept, while the other one is still fitted and not
+    kept (it was frozen at its fitted height, and kept for later runs)."""
     from rtsearch.viewer import layout, memory
 
     app.perform("random")
     fresh(app, "random")
     chosen = (app.opts.header_h, app.opts.thumb_h)
     _, header, thumb, _ = app.ids.fields
-    app.opts.heights_chosen = False  # as run_viewer starts one given none
+    app.opts.header_chosen = app.opts.thumb_chosen = False  # as run_viewer starts one so
+
+    def fitted(height: int, **set_: int) -> tuple[int, int]:
+        resize(app, 900, height)
+        assert app.layout.results[0][3] <= app.canvas_size[1]  # a row of results in view
+        shown = (app.opts.header_h, app.opts.thumb_h)
+        assert shown == (dpg.get_value(header), dpg.get_value(thumb))  # the sliders say
+        assert shown == layout.fit_heights(app.canvas_size[1], **set_)
+        return shown
+
     try:
-        for height in (520, 820):
-            resize(app, 900, height)
-            first_row = app.layout.results[0]
-            assert first_row[3] <= app.canvas_size[1]  # a row of results in view
-            shown = (app.opts.header_h, app.opts.thumb_h)
-            assert shown == (dpg.get_value(header), dpg.get_value(thumb))  # the sliders say
-            assert shown == layout.fit_heights(app.canvas_size[1]) != chosen
+        short, tall = fitted(520), fitted(820)
+        assert short[0] < tall[0] and short[1] < tall[1] and tall != chosen
         app._keep_settings()
         assert (memory.recall().header_h, memory.recall().thumb_h) == (None, None)
         dpg.get_item_callback(thumb)(thumb, 150, "thumb_h")  # moved: the user's from now on
-        assert app.opts.heights_chosen and app.opts.thumb_h == 150
+        assert app.opts.thumb_chosen and not app.opts.header_chosen
+        short = fitted(520, thumb=150)
+        assert short[1] == 150 and short[0] < tall[0]  # the header: still fitted
         app._keep_settings()
-        assert memory.recall().thumb_h == 150
+        assert (memory.recall().header_h, memory.recall().thumb_h) == (None, 150)
     finally:
-        app.opts.heights_chosen = True
+        app.opts.header_chosen = app.opts.thumb_chosen = True
         app.opts.header_h, app.opts.thumb_h = chosen
         dpg.set_value(header, chosen[0])
         dpg.set_value(thumb, chosen[1])
         app.dirty = True
+        resize(app, 900, 700)
+
+
+def test_a_window_resized_and_back_is_kept_at_the_size_it_was_left(app):
+    """Resized, then back to its size at the start: the size in between was kept (written
+    once the size differed from the first, never again once it was the same)."""
+    from rtsearch.viewer import memory
+
+    first = app.first_size
+    try:
+        resize(app, 1000, 640)
+        app._keep_settings()
+        assert (memory.recall().width, memory.recall().height) == (1000, 640)
+        resize(app, *first)
+        app._keep_settings()
+        assert (memory.recall().width, memory.recall().height) == first
+    finally:
         resize(app, 900, 700)
 
 

@@ -74,6 +74,9 @@ RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this w
 KEEP_AFTER_FRAMES = 10
 KEEP_SETTINGS_FRAMES = 60  # settings changed since are kept every this many frames
 CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
+ZOOM_ACTIONS = ("zoom_in", "zoom_out", "zoom_reset")  # the UI scale's keys
+# what leaves the grab mode's rectangle being edited as it is (the rest end the mode)
+KEEP_GRAB_MODE = ("grab_mode", "screen", "escape", "help", "trim", *ZOOM_ACTIONS)
 FALLBACK_SCREEN = (1440, 900)  # the grab region's screen when none can be read
 PREVIEW_W = 640  # the grab mode's preview picture: this wide, as tall as the desktop's shape
 DECORATION_H = 80  # a title bar and a desktop panel, off a window that fills the screen
@@ -108,9 +111,10 @@ class ViewerOptions:
     remember: bool = True  # keep the index shown for plain `rtsearch` (off: --no-last)
     size_given: bool = False  # --width or --height: kept for the next run as set
     scale_given: bool = False  # --ui-scale or kept: kept for the next run (the desktop's not)
-    # the header and row heights given, kept or set with their sliders; until then they are
-    # the defaults fitted to the window (layout.fit_heights), and not kept
-    heights_chosen: bool = True
+    # the header and row heights given, kept or set with their sliders; until then each is
+    # its default fitted to the window (layout.fit_heights), and not kept
+    header_chosen: bool = True
+    thumb_chosen: bool = True
 
 
 class ViewerApp:
@@ -185,6 +189,7 @@ class ViewerApp:
         self.region_before = self.region.box
         self.region_start = self.region.box  # as kept, fitted to this desktop
         self.first_size = (0, 0)  # the window's inside at the first frame
+        self.resized = False  # since: its size is kept from then on, back to the first too
         self.settings_kept: dict | None = None  # what _keep_settings last wrote
         # no larger than the first monitor (1280x860 on a 1366x768 laptop's: its bottom,
         # the status bar and the last row, was off the screen)
@@ -333,23 +338,36 @@ class ViewerApp:
             return
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.ids.confirm_dialog():
             return
+        zoom = self._zoom_key(key)
+        if zoom:  # the UI scale: over a dialog too, to read it (no text field takes these)
+            self.perform(zoom)
+            return
         if self.ids.typing():
             return  # keys typed into a text field are not shortcuts
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.grab_mode:
             self.perform("screen")  # the region as set: searched, as G and S do
             return
-        # Ctrl as the key events came, before this one: a quick Ctrl+S is often released by
-        # the time this handler runs, and is_key_down alone took it for a plain S. (A press
-        # whose release never came, outside the window, counts for a moment only.)
-        pressed = self.ctrl_pressed
-        recent = pressed is not None and time.monotonic() - pressed < CTRL_MEMORY_S
-        ctrl = recent or any(dpg.is_key_down(k) for k in ui.CTRL_KEYS[:2])
+        ctrl = self._ctrl_held()
         name = ui.KEY_NAMES.get(key)
         if name == "/" and (dpg.is_key_down(dpg.mvKey_LShift) or dpg.is_key_down(dpg.mvKey_RShift)):
             name = "?"
         action = action_for(name, ctrl) if name else None
         if action:
             self.perform(action)
+
+    def _zoom_key(self, key: int) -> str | None:
+        """Ctrl++, Ctrl+- or Ctrl+0's action, else None."""
+        name = ui.KEY_NAMES.get(key)
+        action = action_for(name, ctrl=True) if name else None
+        return action if action in ZOOM_ACTIONS and self._ctrl_held() else None
+
+    def _ctrl_held(self) -> bool:
+        """Ctrl as the key events came, before this one: a quick Ctrl+S is often released by
+        the time the key handler runs, and is_key_down alone took it for a plain S. (A
+        press whose release never came, outside the window, counts for a moment only.)"""
+        pressed = self.ctrl_pressed
+        recent = pressed is not None and time.monotonic() - pressed < CTRL_MEMORY_S
+        return recent or any(dpg.is_key_down(k) for k in ui.CTRL_KEYS[:2])
 
     def on_key_release(self, key: int) -> None:
         if key in ui.CTRL_KEYS:
@@ -359,8 +377,9 @@ class ViewerApp:
         """Every shortcut and button ends here."""
         if self.grab_mode and action == "follow_mouse":
             self._leave_grab_mode(apply=False, keep=True)  # the box as set, round the pointer
-        elif self.grab_mode and action not in ("grab_mode", "screen", "escape", "help", "trim"):
-            # (B, a setting of the searches, leaves the rectangle being edited as it is)
+        elif self.grab_mode and action not in KEEP_GRAB_MODE:
+            # (B, a setting of the searches, and the UI scale leave the rectangle being
+            # edited as it is)
             self._leave_grab_mode(apply=False)
         self.message = ""  # a new action: the source's own messages show again
         handler = getattr(self, f"_do_{action}")
@@ -573,6 +592,7 @@ class ViewerApp:
             if window != self.window_size:  # not when only the bars reflowed
                 self.window_size = window
                 self.first_size = self.first_size if any(self.first_size) else window
+                self.resized = self.resized or window != self.first_size
                 dialogs.refit_shown(self)
         if self.dirty:
             self._relayout()
@@ -679,7 +699,7 @@ class ViewerApp:
 
     def _relayout(self) -> None:
         self.dirty = False
-        if not self.opts.heights_chosen:
+        if not (self.opts.header_chosen and self.opts.thumb_chosen):
             self._fit_heights()
         rows_h, header_h = self.px(self.opts.thumb_h), self.px(self.opts.header_h)
         if rows_h != self.rows_said:  # the worker picks the results' box by it
@@ -704,7 +724,12 @@ class ViewerApp:
     def _fit_heights(self) -> None:
         """The default header and row heights, shrunk in a window too short for the query
         and a row of results (the sliders follow)."""
-        fitted = layout.fit_heights(self.canvas_size[1] / self.ui_scale)
+        o = self.opts
+        fitted = layout.fit_heights(
+            self.canvas_size[1] / self.ui_scale,
+            o.header_h if o.header_chosen else None,
+            o.thumb_h if o.thumb_chosen else None,
+        )
         if fitted != (self.opts.header_h, self.opts.thumb_h):
             self.opts.header_h, self.opts.thumb_h = fitted
             _, header, thumb, _ = self.ids.fields
@@ -777,12 +802,12 @@ class ViewerApp:
         and not confirmed when the window closed is left, as Esc leaves it. Written as they
         change (looked at every KEEP_SETTINGS_FRAMES frames) and at the close."""
         region = self.region_before if self.grab_mode else self.region.box
-        chosen = self.opts.heights_chosen  # (fitted to this window, they are not kept)
+        o = self.opts  # (heights fitted to this window are not kept)
         settings: dict = dict(
-            k=self.k, thumb_h=self.opts.thumb_h if chosen else None,
-            header_h=self.opts.header_h if chosen else None, trim=self.opts.trim,
+            k=self.k, thumb_h=o.thumb_h if o.thumb_chosen else None,
+            header_h=o.header_h if o.header_chosen else None, trim=o.trim,
         )  # fmt: skip
-        if self.window_size[0] and (self.opts.size_given or self.window_size != self.first_size):
+        if self.window_size[0] and (self.opts.size_given or self.resized):
             w, h = self.window_size  # kept at UI scale 1 (kept_size)
             settings.update(width=round(w / self.ui_scale), height=round(h / self.ui_scale))
         if region != self.region_start:
@@ -951,7 +976,8 @@ def run_viewer(
         trim=setting(trim, "trim"),
         remember=remember, size_given=width is not None or height is not None,
         scale_given=scale is not None,
-        heights_chosen=any(v is not None for v in (header_h, thumb_h, kept.header_h, kept.thumb_h)),
+        header_chosen=header_h is not None or kept.header_h is not None,
+        thumb_chosen=thumb_h is not None or kept.thumb_h is not None,
     )  # fmt: skip
     app = ViewerApp(session, opts)
     app.build()

@@ -65,11 +65,20 @@ def compute(
     return Layout(query_label, query, results_label, tuple(rects), bottom + margin)
 
 
-def fit_heights(canvas_h: float) -> tuple[int, int]:
-    """The header and row heights a canvas ``canvas_h`` tall starts with (both at UI scale
-    1): the defaults, or both shrunk alike (to their least) until the query and a row of
-    results fit, so that a small screen, or a HiDPI one at 200%, shows a result at once."""
+def fit_heights(
+    canvas_h: float, header: int | None = None, thumb: int | None = None
+) -> tuple[int, int]:
+    """The header and row heights a canvas ``canvas_h`` tall starts with (all at UI scale
+    1): ``header`` and ``thumb`` where chosen; the others the defaults, or shrunk (both
+    alike, to their least) until the query and a row of results fit, so that a small
+    screen, or a HiDPI one at 200%, shows a result at once."""
     room = canvas_h - 2 * MARGIN - 2 * LABEL_H - GAP
+    if header is not None and thumb is not None:
+        return header, thumb
+    if header is not None:
+        return header, clamp(min(THUMB_DEFAULT, int(room - header)), THUMB_RANGE)
+    if thumb is not None:
+        return clamp(min(HEADER_DEFAULT, int(room - thumb)), HEADER_RANGE), thumb
     wanted = HEADER_DEFAULT + THUMB_DEFAULT
     if room >= wanted:
         return HEADER_DEFAULT, THUMB_DEFAULT

@@ -306,7 +306,8 @@ def _toolbar(app: ViewerApp, row: int | str) -> list:
 def _sliders(app: ViewerApp, row: int | str):
     def relayout(sender, value, field) -> None:  # typed values (Ctrl+click) come clamped
         setattr(app.opts, field, int(value))
-        app.opts.heights_chosen = True  # no longer fitted to the window (fit_heights)
+        # no longer fitted to the window (fit_heights), and kept
+        setattr(app.opts, field.replace("_h", "_chosen"), True)
         app.dirty = True
 
     chips = [dpg.add_group(horizontal=True, parent=row) for _ in range(5)]

@@ -37,16 +37,16 @@ SIZES = {
 
 def detect(environ: Mapping[str, str] | None = None, resources: str | None = None) -> float:
     """The desktop's scale, as GTK and Qt on X11 draw their text: Xft.dpi in the X
-    server's ``resources`` over 96, times GDK_SCALE and GDK_DPI_SCALE, else times
-    QT_SCALE_FACTOR (the common hand-made 200%, Xft.dpi 192 with GDK_SCALE=2 and
+    server's ``resources`` over 96, times GDK_SCALE and GDK_DPI_SCALE (either), else
+    times QT_SCALE_FACTOR (the common hand-made 200%, Xft.dpi 192 with GDK_SCALE=2 and
     GDK_DPI_SCALE=0.5, is 2); a value missing or nonsense counts as 1. Rounded to
     quarters, within RANGE."""
     env = os.environ if environ is None else environ
     found = _XFT_DPI.search(resources or "")
     dpi = (_number(found.group(1)) if found else None) or BASE_DPI
-    gdk = _number(env.get("GDK_SCALE"))
-    if gdk is not None:
-        toolkit = gdk * (_number(env.get("GDK_DPI_SCALE")) or 1.0)
+    gdk, gdk_text = _number(env.get("GDK_SCALE")), _number(env.get("GDK_DPI_SCALE"))
+    if gdk is not None or gdk_text is not None:
+        toolkit = (gdk or 1.0) * (gdk_text or 1.0)
     else:
         toolkit = _number(env.get("QT_SCALE_FACTOR")) or 1.0
     return fit(toolkit * dpi / BASE_DPI)
