@@ -110,7 +110,7 @@ class ViewerOptions:
     trim: bool = True  # plain borders off live pictures before they are searched (B)
     remember: bool = True  # keep the index shown for plain `rtsearch` (off: --no-last)
     size_given: bool = False  # --width or --height: kept for the next run as set
-    scale_given: bool = False  # --ui-scale or kept: kept for the next run (the desktop's not)
+    scale_given: bool = False  # given, kept or set with Ctrl++/-: kept (the desktop's is not)
     # the header and row heights given, kept or set with their sliders; until then each is
     # its default fitted to the window (layout.fit_heights), and not kept
     header_chosen: bool = True
@@ -189,7 +189,7 @@ class ViewerApp:
         self.region_before = self.region.box
         self.region_start = self.region.box  # as kept, fitted to this desktop
         self.first_size = (0, 0)  # the window's inside at the first frame
-        self.resized = False  # since: its size is kept from then on, back to the first too
+        self.resized = False  # since the first frame: its size kept from then (the first too)
         self.settings_kept: dict | None = None  # what _keep_settings last wrote
         # no larger than the first monitor (1280x860 on a 1366x768 laptop's: its bottom,
         # the status bar and the last row, was off the screen)
@@ -730,8 +730,8 @@ class ViewerApp:
             o.header_h if o.header_chosen else None,
             o.thumb_h if o.thumb_chosen else None,
         )
-        if fitted != (self.opts.header_h, self.opts.thumb_h):
-            self.opts.header_h, self.opts.thumb_h = fitted
+        if fitted != (o.header_h, o.thumb_h):
+            o.header_h, o.thumb_h = fitted
             _, header, thumb, _ = self.ids.fields
             dpg.set_value(header, fitted[0])
             dpg.set_value(thumb, fitted[1])

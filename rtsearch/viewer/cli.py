@@ -160,7 +160,7 @@ def ui_scale(text: str) -> float | str:
     lo, hi = uiscale.RANGE
     value = number(text)
     if not lo <= value <= hi:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be from {lo} to {hi}, got {text}")
+        raise argparse.ArgumentTypeError(f"must be from {lo:g} to {hi:g}, or auto, got {text}")
     return uiscale.fit(value)
 
 

@@ -20,7 +20,7 @@ HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
 HINT_TOP = 4
 GRAB_HELP = "Drag it or a corner; G/S/Enter: use it, M: under the mouse, Esc: cancel."
 OVERLAP_NOTE = "  (overlaps this window: it would search for itself)"
-_hint_rows: dict[tuple[float, int], int] = {}  # (canvas width, font size) -> rows kept
+_hint_rows: dict[tuple[float, int], int] = {}  # (width for it, font size) -> rows kept
 
 
 def add_items(app: ViewerApp) -> dict:
@@ -56,7 +56,7 @@ def grab_preview(app: ViewerApp):
     large as fits."""
     w, h = app.canvas_size
     size, pad = app.px(HINT_SIZE), app.px(8)
-    top = app.px(HINT_TOP) + hint_rows(w, size) * size + pad
+    top = app.px(HINT_TOP) + hint_rows(w - app.px(16), size) * size + pad
     return app.region.fit_preview(pad, top, w - 2 * pad, h - top - pad)
 
 
@@ -69,17 +69,17 @@ def grab_hint(app: ViewerApp) -> list[str]:
     return wrap_words(hint, app.canvas_size[0] - app.px(16), app.px(HINT_SIZE))
 
 
-def hint_rows(width: float, size: int) -> int:
+def hint_rows(room: float, size: int) -> int:
     """Rows kept above the preview for the hint: as many as its longest form takes (the
     widest figures and the overlap note), so the preview does not move under the pointer
     when the note comes or goes in the middle of a drag."""
-    if (width, size) not in _hint_rows:
+    if (room, size) not in _hint_rows:
         longest = f"{GRAB_HELP}  99999x99999 at -99999,-99999{OVERLAP_NOTE}"
-        lines = wrap_words(longest, width - size, size)  # (16 px at size 16)
+        lines = wrap_words(longest, room, size)
         if dpg.get_text_size("A") is None:
             return len(lines)  # no font yet: not kept
-        _hint_rows[width, size] = len(lines)
-    return _hint_rows[width, size]
+        _hint_rows[room, size] = len(lines)
+    return _hint_rows[room, size]
 
 
 def draw_grab(app: ViewerApp) -> None:
