@@ -45,7 +45,7 @@ def libx11() -> ctypes.CDLL | None:
     x11.XSendEvent.restype = ctypes.c_int
     x11.XSendEvent.argtypes = [vp, ul, ctypes.c_int, ctypes.c_long, vp]
     x11.XFlush.argtypes = [vp]
-    # the desktop's Xft.dpi, for the viewer's scale (rtsearch/viewer/uiscale.py)
+    # the desktop's Xft.dpi, for the viewer's scale (rtsearch/viewer/display.py)
     x11.XResourceManagerString.restype = vp
     x11.XResourceManagerString.argtypes = [vp]
     return x11

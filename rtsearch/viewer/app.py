@@ -54,7 +54,13 @@ from rtsearch.viewer import (
     uiscale,
     wakeup,
 )
-from rtsearch.viewer.display import answers, check_display, release_display, x_display
+from rtsearch.viewer.display import (
+    answers,
+    check_display,
+    release_display,
+    x_display,
+    x_resources,
+)
 from rtsearch.viewer.grab_region import Box, GrabRegion, detect_scale
 from rtsearch.viewer.shortcuts import action_for
 from rtsearch.viewer.status import NO_INDEX
@@ -128,7 +134,7 @@ class ViewerApp:
         display = x_display()
         read = screen_geometry() if display is None or answers(display) else None
         # text, controls, margins and rows drawn this much larger (HiDPI desktops)
-        resources = uiscale.x_resources(display) if display and read else None
+        resources = x_resources(display) if display and read else None
         self.desktop_scale = uiscale.detect(resources=resources)  # Ctrl+0 goes back to it
         self.ui_scale = opts.ui_scale or self.desktop_scale
         # items sized in pixels at UI scale 1, sized again when it changes (sized)

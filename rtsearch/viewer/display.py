@@ -4,6 +4,7 @@ listens but no X server answers, opening it (GLFW, mss) waits for ever."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 import sys
@@ -81,6 +82,17 @@ def answers(display: str, *, hold: bool = True, patience_s: float = 5.0) -> bool
     else:
         x11.XCloseDisplay(conn)
     return True
+
+
+def x_resources(display: str) -> str | None:
+    """The X server's resources (what ``xrdb -query`` lists: Xft.dpi, for the viewer's
+    scale), read through the connection ``answers`` holds to ``display``; None where none
+    is held (no libX11)."""
+    x11, conn = libx11(), _held.get(display)
+    if x11 is None or conn is None:
+        return None
+    raw = x11.XResourceManagerString(conn)
+    return ctypes.string_at(raw).decode("latin-1") if raw else ""
 
 
 def _open(x11, display: str) -> int | None:

@@ -8,13 +8,10 @@ heights (the sliders stay in the sizes they have at 1) that much larger."""
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import re
 from collections.abc import Mapping
-
-from rtsearch.x11 import libx11
 
 RANGE = (0.75, 3.0)
 STEP = 0.25  # Ctrl++ and Ctrl+-
@@ -63,19 +60,3 @@ def _number(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if value is not None and 0 < value < math.inf else None  # (not nan)
-
-
-def x_resources(display: str) -> str | None:
-    """The X server's resources (what ``xrdb -query`` lists), read at connection; None
-    where there is no libX11 or the display does not open."""
-    x11 = libx11()
-    if x11 is None:
-        return None
-    conn = x11.XOpenDisplay(display.encode())
-    if not conn:
-        return None
-    try:
-        raw = x11.XResourceManagerString(conn)
-        return ctypes.string_at(raw).decode("latin-1") if raw else ""
-    finally:
-        x11.XCloseDisplay(conn)
