@@ -1,6 +1,6 @@
 """libX11 through ctypes (no extra package), loaded once with the calls rtsearch makes
 typed: the viewer's display check, the desktop mouse position, the wake-up of the
-viewer's own window and the desktop's Xft.dpi."""
+viewer's own window and its maximised state, and the desktop's Xft.dpi."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def libx11() -> ctypes.CDLL | None:
         ctypes.c_void_p, ctypes.c_ulong, ulong_p, ulong_p,
         int_p, int_p, int_p, int_p, ctypes.POINTER(ctypes.c_uint),
     ]  # fmt: skip
-    # the viewer's wake-up of its own window (rtsearch/viewer/wakeup.py)
+    # the viewer's own windows: woken, asked if maximised (rtsearch/viewer/windows.py)
     vp, ul, ulp = ctypes.c_void_p, ctypes.c_ulong, ulong_p
     x11.XInternAtom.restype = ul
     x11.XInternAtom.argtypes = [vp, ctypes.c_char_p, ctypes.c_int]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -201,6 +202,15 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
     assert figures["message"] == (
         f"{index}: its image folder {tmp_path / 'photos'} is gone; choose where the images are"
     )
+    # ... and given (`rtsearch INDEX`, `view INDEX`): asked for too (it was an error naming
+    # --base-dir, where plain `rtsearch` asked)
+    for given in ([str(index)], ["view", str(index)]):
+        done = run(*given, plain=True)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        figures = json.loads((tmp_path / "frames.json").read_text())
+        assert figures["index"] is None and figures["message"] == (
+            f"{index}: its image folder {tmp_path / 'photos'} is gone; choose where the images are"
+        )
     # the index itself gone, or a folder in its place: said on the message line
     index.unlink()
     figures, err = shown(plain=True)
@@ -254,14 +264,16 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     first = left_with()
     assert first == {
         "k": 20, "thumb_h": 232, "header_h": 320, "trim": True,
-        "region": [360, 225, 720, 450], "window": [1280, 860], "ui_scale": 1.0,
+        "region": [360, 225, 720, 450], "window": [1280, 860], "maximized": False,
+        "ui_scale": 1.0,
     }  # fmt: skip
     left = left_with("-k", "7", "--thumb-height", "150", "--header-height", "200",
                      "--no-trim", "--width", "900", "--height", "700",
                      "--source", "screen:10,20,300,200")  # fmt: skip
     assert left == {
         "k": 7, "thumb_h": 150, "header_h": 200, "trim": False,
-        "region": [10, 20, 300, 200], "window": [900, 700], "ui_scale": 1.0,
+        "region": [10, 20, 300, 200], "window": [900, 700], "maximized": False,
+        "ui_scale": 1.0,
     }  # fmt: skip
     assert left_with() == left
     # an option given wins over what was left, and is left in turn
@@ -294,7 +306,8 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     # what the file holds out of range or of another type (another version's, or edited by
     # hand) is passed over for the default; the rest is taken
     kept = json.loads(state_file().read_text())
-    kept.update(k=1000, thumb_h="big", trim="yes", region=[0, 0, 0, 5], width=True, ui_scale=9)
+    kept.update(k=1000, thumb_h="big", trim="yes", region=[0, 0, 0, 5], width=True, ui_scale=9,
+                maximized="yes")  # fmt: skip
     state_file().write_text(json.dumps(kept))
     assert left_with() == {**left, "k": 20, "thumb_h": 232, "trim": True,
                            "region": first["region"], "window": [1280, 700]}  # fmt: skip
@@ -595,6 +608,100 @@ def test_a_minimised_viewer_ends_on_sigterm_and_ctrl_c(tmp_path):
         finally:
             wm.kill()
             wm.wait()
+
+
+@pytest.mark.skipif(shutil.which("openbox") is None, reason="needs a window manager: openbox")
+def test_a_window_left_maximised_opens_maximised(tmp_path):
+    """A window maximised when the viewer closed came back at that size, not maximised (a
+    click on the title bar's button made it 640x480 no more). It opens maximised, and goes
+    back to the size it had before; a size given wins."""
+    from rtsearch.viewer.memory import state_file
+
+    def kept() -> dict:
+        return json.loads(state_file().read_text()) if state_file().is_file() else {}
+
+    with pyvirtualdisplay.Display(size=(1024, 768), color_depth=24) as disp:
+        env = {**os.environ, "DISPLAY": f":{disp.display}"}
+        wm = subprocess.Popen(["openbox"], env=env, stderr=subprocess.DEVNULL)
+        cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none"]
+        stats = tmp_path / "frames.json"
+
+        def left(maximise: bool, *args: str) -> dict:
+            """The settings kept by a viewer (de)maximised as it runs, then ended."""
+            with subprocess.Popen([*cmd, *args], env=env, stderr=subprocess.PIPE) as viewer:
+                try:
+                    _maximise(_window_of(viewer.pid, env), env, maximise)
+                    end = time.monotonic() + 30  # (kept every 60 frames as they change)
+                    while kept().get("maximized", False) != maximise:
+                        assert time.monotonic() < end, kept()
+                        time.sleep(0.2)
+                    viewer.send_signal(signal.SIGTERM)
+                    viewer.communicate(timeout=30)
+                finally:
+                    viewer.kill()
+            return kept()
+
+        def opened(*args: str) -> dict:
+            done = subprocess.run([*cmd, *args, "--quit-after-frames", "30", "--frame-stats",
+                                   str(stats)], env=env, timeout=120)  # fmt: skip
+            assert done.returncode == 0
+            return json.loads(stats.read_text())["settings"]
+
+        try:
+            settings = left(True, "--width", "640", "--height", "480")
+            assert settings["maximized"] and (settings["width"], settings["height"]) == (640, 480)
+            shown = opened()
+            assert shown["maximized"], shown
+            assert shown["window"][0] == 1024 and shown["window"][1] > 640, shown
+            # un-maximised: the size it had before, and not maximised next time
+            settings = left(False)
+            assert "maximized" not in settings and (settings["width"], settings["height"]) == (
+                640, 480,
+            )  # fmt: skip
+            shown = opened()
+            assert (shown["maximized"], shown["window"]) == (False, [640, 480]), shown
+            left(True)  # maximised again: a size given wins
+            assert opened("--width", "500", "--height", "400")["window"] == [500, 400]
+            assert opened("--no-last")["maximized"] is False
+        finally:
+            wm.kill()
+            wm.wait()
+
+
+def _maximise(window: str, env: dict, on: bool) -> None:
+    """Ask the window manager to (de)maximise ``window``, as its title bar's button does
+    (an EWMH _NET_WM_STATE message to the root window)."""
+    import ctypes
+
+    from rtsearch.x11 import libx11
+
+    class ClientMessage(ctypes.Structure):
+        _fields_ = [
+            ("type", ctypes.c_int), ("serial", ctypes.c_ulong), ("send_event", ctypes.c_int),
+            ("display", ctypes.c_void_p), ("window", ctypes.c_ulong),
+            ("message_type", ctypes.c_ulong), ("format", ctypes.c_int),
+            ("data", ctypes.c_long * 5),
+        ]  # fmt: skip
+
+    class Event(ctypes.Union):
+        _fields_ = [("xclient", ClientMessage), ("pad", ctypes.c_long * 24)]
+
+    x11 = libx11()
+    conn = x11.XOpenDisplay(env["DISPLAY"].encode())
+    try:
+        atom = functools.partial(x11.XInternAtom, conn)
+        event = Event()
+        event.xclient = ClientMessage(
+            type=33, window=int(window), message_type=atom(b"_NET_WM_STATE", False), format=32,
+            data=(ctypes.c_long * 5)(int(on), atom(b"_NET_WM_STATE_MAXIMIZED_VERT", False),
+                                     atom(b"_NET_WM_STATE_MAXIMIZED_HORZ", False), 1, 0),
+        )  # fmt: skip
+        redirect_and_notify = (1 << 20) | (1 << 19)  # SubstructureRedirect|NotifyMask
+        root = x11.XDefaultRootWindow(conn)
+        x11.XSendEvent(conn, root, 0, redirect_and_notify, ctypes.byref(event))
+        x11.XFlush(conn)
+    finally:
+        x11.XCloseDisplay(conn)
 
 
 def _window_of(pid: int, env: dict) -> str:

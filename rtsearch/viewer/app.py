@@ -57,6 +57,7 @@ from rtsearch.viewer import (
 from rtsearch.viewer.display import (
     answers,
     check_display,
+    maximized,
     release_display,
     x_display,
     x_resources,
@@ -121,6 +122,7 @@ class ViewerOptions:
     # its default fitted to the window (layout.fit_heights), and not kept
     header_chosen: bool = True
     thumb_chosen: bool = True
+    maximized: bool = False  # open maximised (kept so, and no size given)
 
 
 class ViewerApp:
@@ -197,6 +199,11 @@ class ViewerApp:
         self.first_size = (0, 0)  # the window's inside at the first frame
         self.resized = False  # since the first frame: its size kept from then (the first too)
         self.settings_kept: dict | None = None  # what _keep_settings last wrote
+        # the window's size when last seen not maximised at two looks in a row (a window
+        # manager may say it is maximised a frame after it is drawn so), kept as its size
+        # while it is maximised; and the size at the last look
+        self.normal_size: tuple[int, int] | None = None
+        self.size_looked_at: tuple[int, int] | None = None
         # no larger than the first monitor (1280x860 on a 1366x768 laptop's: its bottom,
         # the status bar and the last row, was off the screen)
         # (taller than the screen: shorter still by a title bar and a panel, which a window
@@ -284,6 +291,8 @@ class ViewerApp:
         dpg.set_primary_window(self.ids.window, True)
         ui.clear_background(self.ids.window)  # after: being made primary resets the flags
         dpg.show_viewport()
+        if self.opts.maximized:  # as it was left (a size given wins)
+            dpg.maximize_viewport()
         self._start_source(self.opts.source)
         self.worker.start()
         if self.opts.watch:
@@ -757,15 +766,18 @@ class ViewerApp:
         """Headless runs wait (bounded) for results before they stop or take a screenshot;
         a source that has no picture and says why (a webcam not there) is waited for only
         NO_PICTURE_WAIT_S: its screenshot shows why. Results are there once every tile on
-        screen has its texture (a few are made a frame)."""
+        screen has its texture (a few are made a frame). An index being loaded is waited
+        for, as results are: until it is shown, or its folder is asked for."""
         if self.opts.screenshot is None and self.opts.frame_stats is None:
             return True
+        waited = len(self.frame_times) and self.frame_times[-1] - self.frame_times[0]
+        if any(t.name == "load" for t in self.tasks) and waited < SETTLE_TIMEOUT_S:
+            return False  # an index given being read (its folder may be asked for)
         pub = self.published
         if self.session is None or self.opts.source == "none":
             return True
         if pub and pub.results:
             return not self.tiles_waiting
-        waited = len(self.frame_times) and self.frame_times[-1] - self.frame_times[0]
         why = self.message or (pub.message if pub else "")
         return waited > (NO_PICTURE_WAIT_S if why else SETTLE_TIMEOUT_S)
 
@@ -813,9 +825,17 @@ class ViewerApp:
             k=self.k, thumb_h=o.thumb_h if o.thumb_chosen else None,
             header_h=o.header_h if o.header_chosen else None, trim=o.trim,
         )  # fmt: skip
-        if self.window_size[0] and (self.opts.size_given or self.resized):
-            w, h = self.window_size  # kept at UI scale 1 (kept_size)
+        display = x_display()  # (maximised is known on X11 only)
+        now = maximized(display) if display is not None else None
+        size = self.window_size
+        if not now and size[0]:
+            looked_at, self.size_looked_at = self.size_looked_at, size
+            self.normal_size = size if size == looked_at else self.normal_size
+        size = self.normal_size if now else size  # maximised: the size it goes back to
+        if size and size[0] and (self.opts.size_given or self.resized):
+            w, h = size  # kept at UI scale 1 (kept_size)
             settings.update(width=round(w / self.ui_scale), height=round(h / self.ui_scale))
+        settings.update(maximized=True if now else None)
         if region != self.region_start:
             settings.update(region=region)
         # a scale given (--ui-scale, Ctrl++ or Ctrl+-, or kept) is kept; the desktop's
@@ -849,6 +869,7 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
     ms = sorted(frame_ms(app.frame_times))
     pub = app.published
     peak = peak_rss_mb()
+    display = x_display()
     stats = {
         "frames": app.frames,
         "p50_ms": round(statistics.median(ms), 2) if ms else None,
@@ -876,6 +897,7 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
             "trim": app.opts.trim,
             "region": list(app.region.box),
             "window": list(app.window_size),
+            "maximized": maximized(display) if display is not None else None,
             "ui_scale": app.ui_scale,
         },
     }
@@ -981,6 +1003,7 @@ def run_viewer(
         ui_scale=scale, watch=watch, fp32=fp32, threads=threads,
         trim=setting(trim, "trim"),
         remember=remember, size_given=width is not None or height is not None,
+        maximized=bool(kept.maximized) and width is None and height is None,
         scale_given=scale is not None,
         header_chosen=header_h is not None or kept.header_h is not None,
         thumb_chosen=thumb_h is not None or kept.thumb_h is not None,

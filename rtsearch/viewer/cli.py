@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--base-dir",
         type=Path,
         default=None,
-        help="where the images are now (default: where they were analysed)",
+        help="where the images are now (default: where they were analysed; when that "
+        "folder is gone, the viewer asks)",
     )
     p.add_argument("--model", default=None, help="model name or .onnx path (default: the index's)")
     p.add_argument(
@@ -212,7 +213,12 @@ def run(args: argparse.Namespace) -> int:
     )
     session, message, ask = None, "", None
     if index is not None:
-        session = open_index(index, base_dir=args.base_dir)
+        from rtsearch.session import FolderGone
+
+        try:
+            session = open_index(index, base_dir=args.base_dir)
+        except FolderGone:  # (none given) asked for in the viewer, as Ctrl+O asks
+            ask = index
     elif args.last:
         session, message, ask = reopen(open_index, args.base_dir)
     if session is None and ask is None and args.base_dir is not None:

@@ -1,6 +1,8 @@
 """Whether the viewer has a display to open its window on, checked before GLFW is asked:
 without one GLFW aborts the process with an assertion, and on a display where something
-listens but no X server answers, opening it (GLFW, mss) waits for ever."""
+listens but no X server answers, opening it (GLFW, mss) waits for ever. The connection
+that checks it is held, and asked what the desktop's scale is and whether the viewer's
+window is maximised."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import threading
 import time
 
 from rtsearch.errors import RtsearchError
+from rtsearch.viewer import windows
 from rtsearch.x11 import libx11
 
 XVFB_HINT = "run the viewer under xvfb-run -a -s '-screen 0 1440x900x24'"
@@ -95,6 +98,15 @@ def x_resources(display: str) -> str | None:
     return ctypes.string_at(raw).decode("latin-1") if raw else ""
 
 
+def maximized(display: str) -> bool | None:
+    """Whether the viewer's window on ``display`` is maximised, asked through the
+    connection ``answers`` holds; None where none is held (no libX11)."""
+    x11, conn = libx11(), _held.get(display)
+    if x11 is None or conn is None:
+        return None
+    return windows.maximized(x11, conn)
+
+
 def _open(x11, display: str) -> int | None:
     """XOpenDisplay's connection, 0 when refused, or None when no answer came within
     REPLY_TIMEOUT_S: it waits for the server's reply with no time limit of its own, so it
@@ -115,7 +127,9 @@ def release_display() -> None:
     """Close the connections ``check_display`` held (the viewer has closed)."""
     x11 = libx11()
     while x11 is not None and _held:
-        x11.XCloseDisplay(_held.popitem()[1])
+        conn = _held.popitem()[1]
+        windows.forget(conn)
+        x11.XCloseDisplay(conn)
 
 
 def _x_listens(display: str) -> bool:

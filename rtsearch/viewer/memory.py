@@ -1,8 +1,8 @@
 """What the viewer keeps between runs, in one small file in the user state folder: the index
 it showed last, with the folder it showed its images from (plain `rtsearch` opens it
 again), and the settings a user left it with (results, row and header heights, trimming,
-the grab region, the window's size, a UI scale given). A run with --no-last reads and
-keeps none of it."""
+the grab region, the window's size and whether it was maximised, a UI scale given). A run
+with --no-last reads and keeps none of it."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ class Memory:
     width: int | None = None  # the window's inside, at UI scale 1
     height: int | None = None
     ui_scale: float | None = None  # given with --ui-scale (a detected one is not kept)
+    maximized: bool | None = None  # True: the window was maximised (width, height: its size
+    # before; X11 only, where a window manager says so)
 
 
 # what a setting may be: a value out of its range (another version's, edited by hand) is
@@ -72,6 +74,8 @@ def _valid(name: str, value: object) -> object:
         return Path(value) if isinstance(value, str) and value else None
     if name == "trim":
         return value if isinstance(value, bool) else None
+    if name == "maximized":
+        return True if value is True else None
     if name == "region":
         ok = (
             isinstance(value, list)

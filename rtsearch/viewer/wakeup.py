@@ -12,12 +12,12 @@ import ctypes
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
+from rtsearch.viewer.windows import own_windows
 from rtsearch.x11 import libx11
 
 CLIENT_MESSAGE = 33  # X.h
-MAX_DEPTH = 3  # the window under a window manager's frame, or two
 
 
 class _ClientMessage(ctypes.Structure):
@@ -67,8 +67,8 @@ def _wake(read: int) -> None:
 
 
 def poke_own_windows() -> int:
-    """Send each window of this process (by _NET_WM_PID) an event of no meaning on a
-    connection of its own; returns how many were sent one."""
+    """Send each window of this process an event of no meaning, on a connection of its
+    own; returns how many were sent one."""
     x11 = libx11()
     if x11 is None:
         return 0
@@ -76,55 +76,16 @@ def poke_own_windows() -> int:
     if not display:
         return 0
     try:
-        pid_atom = x11.XInternAtom(display, b"_NET_WM_PID", True)
-        if not pid_atom:
-            return 0
         wake = x11.XInternAtom(display, b"RTSEARCH_WAKE", False)
         sent = 0
-        for window in _windows(x11, display, x11.XDefaultRootWindow(display), MAX_DEPTH):
-            if _pid(x11, display, window, pid_atom) == os.getpid():
-                event = _Event()
-                event.xclient = _ClientMessage(
-                    type=CLIENT_MESSAGE, window=window, message_type=wake, format=32
-                )
-                x11.XSendEvent(display, window, 0, 0, ctypes.byref(event))
-                sent += 1
+        for window in own_windows(x11, display):
+            event = _Event()
+            event.xclient = _ClientMessage(
+                type=CLIENT_MESSAGE, window=window, message_type=wake, format=32
+            )
+            x11.XSendEvent(display, window, 0, 0, ctypes.byref(event))
+            sent += 1
         x11.XFlush(display)
         return sent
     finally:
         x11.XCloseDisplay(display)
-
-
-def _windows(x11, display: int, parent: int, depth: int) -> Iterator[int]:
-    root, up = ctypes.c_ulong(), ctypes.c_ulong()
-    children, count = ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
-    if not x11.XQueryTree(display, parent, ctypes.byref(root), ctypes.byref(up),
-                          ctypes.byref(children), ctypes.byref(count)):  # fmt: skip
-        return
-    try:
-        found = [children[i] for i in range(count.value)]
-    finally:
-        if children:
-            x11.XFree(children)
-    for window in found:
-        yield window
-        if depth > 1:
-            yield from _windows(x11, display, window, depth - 1)
-
-
-def _pid(x11, display: int, window: int, atom: int) -> int | None:
-    kind, fmt = ctypes.c_ulong(), ctypes.c_int()
-    items, after = ctypes.c_ulong(), ctypes.c_ulong()
-    data = ctypes.POINTER(ctypes.c_ubyte)()
-    done = x11.XGetWindowProperty(
-        display, window, atom, 0, 1, False, 6,  # XA_CARDINAL
-        ctypes.byref(kind), ctypes.byref(fmt), ctypes.byref(items), ctypes.byref(after),
-        ctypes.byref(data),
-    )  # fmt: skip
-    try:
-        if done != 0 or not data or fmt.value != 32 or items.value != 1:
-            return None
-        return ctypes.cast(data, ctypes.POINTER(ctypes.c_ulong))[0]
-    finally:
-        if data:
-            x11.XFree(data)
