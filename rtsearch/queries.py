@@ -14,7 +14,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ from rtsearch.errors import RtsearchError, command, count, first_line, printable
 if TYPE_CHECKING:
     from rtsearch.borders import Box
     from rtsearch.cli import ProgressBar
+    from rtsearch.decode import RGBImage
     from rtsearch.session import Result, SearchSession
 
 INDEX_SUFFIX = ".dat"
@@ -99,6 +100,7 @@ class Searched:
     height: int
     of_width: int
     of_height: int
+    plain: bool = False  # of one colour all over (borders.is_plain)
 
     @classmethod
     def of(cls, box: Box, shape: tuple[int, ...]) -> Searched:
@@ -110,6 +112,8 @@ class Searched:
         return (self.width, self.height) == (self.of_width, self.of_height)
 
     def text(self) -> str:
+        if self.plain:  # (the viewer does not search such a live picture)
+            return "plain all over (one colour): searched whole; its neighbours say little"
         if self.whole:
             return "no plain borders to trim; searched whole"
         return (
@@ -120,7 +124,7 @@ class Searched:
     def json(self) -> dict:
         return {
             "x": self.x, "y": self.y, "width": self.width, "height": self.height,
-            "of_width": self.of_width, "of_height": self.of_height,
+            "of_width": self.of_width, "of_height": self.of_height, "plain": self.plain,
         }  # fmt: skip
 
 
@@ -354,8 +358,12 @@ def _answer(
         raise RtsearchError(f"{image}: a video: query takes pictures; the viewer plays it: {play}")
     answer = Answer(image, [])
 
-    def trimmed(box: Box, shape: tuple[int, ...]) -> None:
-        answer.searched = Searched.of(box, shape)
+    def trimmed(box: Box, whole: RGBImage) -> None:
+        from rtsearch.borders import is_plain
+
+        answer.searched = Searched.of(box, whole.shape)
+        if answer.searched.whole and is_plain(whole):
+            answer.searched = replace(answer.searched, plain=True)
         if say_trim:
             print_line(f"note: {image}: {answer.searched.text()}")
 

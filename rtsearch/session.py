@@ -168,17 +168,17 @@ class SearchSession:
         *,
         verify: bool = False,
         trim: bool = False,
-        trimmed: Callable[[Box, tuple[int, ...]], None] | None = None,
+        trimmed: Callable[[Box, RGBImage], None] | None = None,
     ) -> list[Result]:
         """The nearest to the picture in ``path``; ``trim``: its plain borders off first
         (a screenshot of a picture on a page), as the viewer trims live pictures, the box
-        kept and the picture's shape told to ``trimmed``."""
+        kept and the whole picture told to ``trimmed``."""
         if trim:  # whole, so that the part kept is not enlarged from a reduced decode
             whole = load_rgb(path)
             top, bottom, left, right = box = content_box(whole)
             image = whole[top:bottom, left:right]
             if trimmed is not None:
-                trimmed(box, whole.shape)
+                trimmed(box, whole)
         else:  # decoded exactly as analyze decodes, so the indexed file itself is at ~0
             image = load_rgb(path, min_size=self.extractor.info.input_size)
         detail = None  # (trimmed, the picture has all its pixels: verified as searched)

@@ -15,7 +15,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +132,16 @@ class ThumbCache:
         (decoding holds the interpreter lock only briefly, so it spreads over the cores: 20
         new 12 MP results are ~300 ms of decoding on one core). A file that cannot be read
         gives its exception in its place."""
+        tiles = self.start_many(paths, pool if pool is not None and len(paths) > 1 else None)
+        return [t.result() if isinstance(t, Future) else t for t in tiles]
+
+    def start_many(
+        self, paths: Sequence[Path], pool: Executor | None = None
+    ) -> list[Thumb | Exception | Future]:
+        """As ``get_many``, without waiting: a tile not cached is a Future of its tile (or
+        exception) decoding on ``pool``, in the order of ``paths`` (the first come first);
+        decoded here, one after the other, without a pool. A file named twice is decoded
+        once."""
         stamps = {p: _stamp(p) for p in paths}
         cached: dict[Path, Thumb] = {}
         with self._lock:
@@ -139,11 +149,13 @@ class ThumbCache:
                 thumb = self._cached(p, stamps[p])
                 if thumb is not None:
                     cached[p] = thumb
-        missing = list(dict.fromkeys(p for p in paths if p not in cached))
-        fetch = map if pool is None or len(missing) < 2 else pool.map
-        loaded = fetch(self._load_or_error, missing, [stamps[p] for p in missing])
-        decoded = dict(zip(missing, loaded, strict=True))
-        return [cached[p] if p in cached else decoded[p] for p in paths]
+        started: dict[Path, Thumb | Exception | Future] = {}
+        for p in dict.fromkeys(p for p in paths if p not in cached):
+            if pool is None:
+                started[p] = self._load_or_error(p, stamps[p])
+            else:
+                started[p] = pool.submit(self._load_or_error, p, stamps[p])
+        return [cached[p] if p in cached else started[p] for p in paths]
 
     def _load_or_error(self, path: Path, stamp: Stamp | None) -> Thumb | Exception:
         try:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rtsearch.borders import MIN_SIDE, content_box, trim_borders
+from rtsearch.borders import MIN_SIDE, content_box, is_plain, trim_borders
 
 
 def picture(h: int = 300, w: int = 400, seed: int = 0) -> np.ndarray:
@@ -139,3 +139,24 @@ def test_a_thin_strip_is_not_peeled_a_column_a_pass():
     strip = np.full((16, 4000, 3), 255, np.uint8)
     strip[:, 1000:3000] = noise[:, 1000:3000]
     assert close(content_box(strip), (0, 16, 1000, 3000), slack=0)
+
+
+def test_a_picture_of_one_colour_all_over_is_plain_and_one_with_anything_on_it_is_not():
+    """What the viewer does not search (a black frame between scenes, an empty screen)."""
+    rng = np.random.default_rng(0)
+    black = np.zeros((720, 1280, 3), np.uint8)
+    noise = np.clip(rng.normal(128, 2.0, (480, 640, 3)), 0, 255).astype(np.uint8)
+    for plain in (black, np.full((50, 3000, 3), (250, 20, 90), np.uint8), noise,
+                  np.zeros((4, 4, 3), np.uint8)):  # fmt: skip
+        assert is_plain(plain), plain.shape
+    caption = black.copy()
+    caption[600:660, 200:1080] = 255  # a caption on black: 5.7% of the picture
+    sky = np.repeat(np.linspace(90, 140, 480, dtype=np.uint8)[:, None, None], 640, 1)
+    sky = np.repeat(sky, 3, 2)  # a sky's gradient, 50 levels from top to bottom
+    for busy in (
+        caption,
+        sky,
+        picture(),
+        on_page(picture(60, 80), (255, 255, 255), 200, 60, 300, 20)[0],
+    ):
+        assert not is_plain(busy), busy.shape

@@ -280,6 +280,12 @@ def test_query_trim_finds_a_picture_screenshot_on_its_page(
     shutil.copy(gallery / "d1/img00010.png", plain)
     code, _, err = cli(capsys, "query", out, plain, "--model", tiny_model, "--trim")
     assert code == 0 and err == f"note: {plain}: no plain borders to trim; searched whole\n"
+    black = tmp_path / "black.png"  # one colour all over: said so (it said "no plain borders")
+    Image.new("RGB", (640, 360)).save(black)
+    code, _, err = cli(capsys, "query", out, black, "--model", tiny_model, "--trim")
+    assert code == 0 and err == (
+        f"note: {black}: plain all over (one colour): searched whole; its neighbours say little\n"
+    )
     from rtsearch.session import SearchSession
 
     seen = []  # what verification looks at: the picture searched, not the page again

@@ -115,6 +115,7 @@ def test_a_trimmed_batch_says_what_it_searched_with_each_answer(
     assert code == 0 and err == ""  # (one picture's note on stderr is in its answer here)
     assert by_name["shot.png"]["searched"] == {
         "x": 120, "y": 90, "width": 200, "height": 150, "of_width": 400, "of_height": 300,
+        "plain": False,
     }  # fmt: skip
     assert by_name["plain.png"]["searched"]["width"] == make_image(5).width
     code, stdout, _ = cli(capsys, "query", out, shot, plain, "--model", tiny_model, "--trim")

@@ -21,7 +21,7 @@ from fakes import int8_twin, make_gallery, padded_tile, write_tiny_model, write_
 from PIL import Image
 
 from rtsearch.viewer import grab_view
-from rtsearch.viewer.worker import UNCHANGED
+from rtsearch.viewer.worker import PLAIN, UNCHANGED
 
 pytestmark = pytest.mark.gui
 
@@ -177,6 +177,48 @@ def test_a_screenshot_taken_as_the_results_arrive_shows_them(app, tmp_path):
     assert looks_like(crop(shot, app.layout.query, origin), pub.query) < 20
     assert looks_like(crop(shot, app.layout.results[0], origin), pub.thumbs[0]) < 20
     assert "source random" in dpg.get_value(app.ids.status)
+
+
+def test_results_show_at_once_with_dark_tiles_filled_in_as_their_pictures_decode(
+    app, monkeypatch, tmp_path
+):
+    """A new picture's results waited for all their pictures to decode (20 4K PNGs: 2 s),
+    the last query and results on show meanwhile. They show at once, the pictures not yet
+    decoded as dark tiles, each filled in as it comes."""
+    from rtsearch import thumbs
+    from rtsearch.viewer.worker import LOADING_GREY, THUMB_WAIT_S, placeholder
+
+    gate, load = threading.Event(), thumbs.ThumbCache._load
+    monkeypatch.setattr(
+        thumbs.ThumbCache, "_load", lambda self, *a: gate.wait(20) and load(self, *a)
+    )
+    cache = app.worker.cache
+    with cache._lock:
+        cache._items.clear()  # every result's picture to decode
+    try:
+        app.perform("random")
+        pub = fresh(app, "random")
+        loading = placeholder(cache.size[1], LOADING_GREY)
+        assert pub.pending == len(pub.results) and all(t is loading for t in pub.thumbs)
+        assert pub.finished - pub.captured < THUMB_WAIT_S + 1.0  # not after the decoding
+        pump(app, lambda: not app.tiles_waiting)
+        out = tmp_path / "loading.png"
+        app._screenshot(out)
+        shot = np.asarray(Image.open(out).convert("RGB"))
+        origin = [round(v) for v in dpg.get_item_rect_min(app.ids.drawlist)]
+        assert looks_like(crop(shot, app.layout.query, origin), pub.query) < 20  # the new one
+        assert looks_like(crop(shot, app.layout.results[0], origin), loading) < 3
+    finally:
+        gate.set()
+    pump(app, lambda: not app.published.pending and not app.tiles_waiting)
+    done = app.published
+    assert done.results == pub.results and done.captured == pub.captured
+    out = tmp_path / "filled.png"
+    app._screenshot(out)
+    shot = np.asarray(Image.open(out).convert("RGB"))
+    for rank in range(3):
+        assert done.thumbs[rank] is not loading
+        assert looks_like(crop(shot, app.layout.results[rank], origin), done.thumbs[rank]) < 20
 
 
 def test_help_window_is_opaque_over_the_pictures(app, tmp_path):
@@ -846,7 +888,8 @@ def test_a_screen_region_off_the_screen_is_moved_on_and_said_so(app):
     app._start_source("screen:5000,5000,120,90")
     assert app.region.box == (1440 - 120, 900 - 90, 120, 90)
     assert "does not fit the 1440x900 screen" in app.message
-    fresh(app, "screen")  # and it is searched
+    # grabbed there: an empty corner of the screen, plain black, so not searched
+    pump(app, lambda: (app.published.source, app.published.message) == ("screen", PLAIN))
     app._start_source("screen:10,20,120,90")
     assert app.region.box == (10, 20, 120, 90) and app.message == ""
     app._start_source("screen:mouse")
@@ -2082,7 +2125,8 @@ def test_a_large_still_picture_as_the_video_is_decoded_off_the_drawing_thread(
     from rtsearch import sources
 
     picture = tmp_path / "still.png"
-    Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(picture)
+    pixels = np.random.default_rng(0).integers(0, 256, (60, 80, 3), np.uint8)
+    Image.fromarray(pixels).save(picture)  # (not of one colour: that is not searched)
     threads, real = [], sources.load_rgb
 
     def slow_decode(path, **kw):

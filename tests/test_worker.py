@@ -556,3 +556,72 @@ def test_pictures_of_the_collection_are_searched_as_stored(running, monkeypatch)
     running.send("source", Pictures(picture(5)))
     searched(running, 2)
     assert calls == [1]
+
+
+def test_a_plain_picture_is_not_searched_and_the_last_results_stay(running, monkeypatch):
+    """A black frame between two scenes, or an empty part of the screen, was searched: the
+    grid flipped to the same unrelated pictures at every fade through black and back."""
+    monkeypatch.setattr(worker_mod, "IDLE_S", 0.2)
+    black = np.zeros((480, 640, 3), np.uint8)
+    source = Pictures(black)  # plain from the start: shown, with nothing searched
+    running.send("source", source)
+    wait_for(lambda: running.latest() is not None and running.latest().query is not None)
+    pub = published(running)
+    assert (pub.message, pub.results, running.session.runs) == (worker_mod.PLAIN, (), 0)
+    source.image = picture(5)
+    first = searched(running, 1)
+    assert first.message == "" and len(first.results) == 5
+    for plain in (black, np.full((480, 640, 3), (200, 30, 90), np.uint8), noisy(black, 2.0, 1)):
+        runs = running.session.runs
+        source.image = plain
+        wait_for(lambda: published(running).message == worker_mod.PLAIN_KEPT)
+        time.sleep(0.4)  # past IDLE_S: still not "these results are current"
+        pub = published(running)
+        assert (pub.message, pub.query, pub.results) == (
+            worker_mod.PLAIN_KEPT, first.query, first.results,
+        )  # fmt: skip
+        assert running.session.runs == runs
+        source.image = picture(5)  # the scene after the fade: searched again
+        searched(running, runs + 1)
+        first = published(running)
+        assert first.message == ""
+    # a picture with a little on it is searched: a caption on black
+    captioned = black.copy()
+    captioned[400:440, 100:540] = 255
+    source.image = captioned
+    searched(running, running.session.runs + 1)
+
+
+def test_results_show_before_their_pictures_are_decoded_and_fill_in(index, tiny_model, monkeypatch):
+    """A new picture's results waited for all 20 of their pictures to decode (4K PNGs: 2 s),
+    the last picture and results showing meanwhile under "the picture has not changed".
+    They now show after THUMB_WAIT_S, the pictures not decoded yet as dark tiles, filled in
+    as they come."""
+    from rtsearch import thumbs
+
+    gate = threading.Event()
+    load = thumbs.ThumbCache._load
+
+    def slow(self, path, stamp):
+        gate.wait(20)
+        return load(self, path, stamp)
+
+    monkeypatch.setattr(thumbs.ThumbCache, "_load", slow)
+    worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
+    worker.start()
+    try:
+        worker.send("source", Pictures(picture(6)))
+        pub = searched(worker, 1)
+        loading = worker_mod.placeholder(worker.cache.size[1], worker_mod.LOADING_GREY)
+        assert pub.pending == 5 and all(t is loading for t in pub.thumbs)
+        assert len(pub.results) == 5 and pub.message == ""
+        seq = pub.seq
+        gate.set()
+        wait_for(lambda: published(worker).pending == 0)
+        done = published(worker)
+        assert done.seq > seq and done.results == pub.results and done.query is pub.query
+        assert all(t is not loading for t in done.thumbs)
+        assert done.captured == pub.captured and worker.session.runs == 1  # no new search
+    finally:
+        gate.set()
+        assert worker.join()

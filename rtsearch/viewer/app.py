@@ -777,7 +777,7 @@ class ViewerApp:
         if self.session is None or self.opts.source == "none":
             return True
         if pub and pub.results:
-            return not self.tiles_waiting
+            return not self.tiles_waiting and not pub.pending
         why = self.message or (pub.message if pub else "")
         return waited > (NO_PICTURE_WAIT_S if why else SETTLE_TIMEOUT_S)
 

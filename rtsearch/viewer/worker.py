@@ -24,7 +24,7 @@ import queue
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsearch.borders import content_box
+from rtsearch.borders import content_box, is_plain
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.extractor import cores
@@ -65,6 +65,17 @@ CACHED = {THUMB_BOX: 300, TALL_BOX: 110}
 # A live source that gives no new picture for this long shows 0 queries/s, not its last rate.
 IDLE_S = 1.0
 UNCHANGED = "the picture has not changed: these results are current"
+# A live picture of one colour all over (a black frame between two scenes, an empty part of
+# the screen; borders.is_plain) is not searched: its neighbours are whatever lies nearest to
+# nothing, and a video's fade through black flashed a grid of them between two scenes.
+PLAIN = "a plain picture (one colour all over): nothing to search"
+PLAIN_KEPT = f"{PLAIN}; the last picture searched and its results stay"
+# A new picture's results wait this long for their pictures to decode; those not decoded by
+# then show as dark tiles (LOADING_GREY), filled in every THUMB_REFRESH_S as they come: 20
+# results from 4K PNGs (170 ms a decode) held them back 2 s, the last results showing on.
+THUMB_WAIT_S = 0.1
+THUMB_REFRESH_S = 0.25
+LOADING_GREY = 52  # (a picture that cannot be read is placeholder's lighter grey)
 # "Looks the same": both pictures shrunk to SIGNATURE (w, h) by area averaging differ by at
 # most STILL_LEVELS (of 255) in every cell and channel. Measured on a 640x480 photo: camera
 # noise of sigma 3-5 and JPEG re-compression at quality 80 move a cell by at most 2; a 4x4
@@ -172,6 +183,7 @@ class Published:
     # the part of the query searched, as fractions of it (top, bottom, left, right); None:
     # all of it
     searched: tuple[float, float, float, float] | None = None
+    pending: int = 0  # result pictures still decoding, shown meanwhile as dark tiles
 
 
 class Worker:
@@ -206,6 +218,7 @@ class Worker:
         self._unchanged = False  # this poll's picture was the last one searched
         self._repeated = False  # the source has only repeated that picture since
         self._idle_said = False  # _note_idle has published since the last search
+        self._plain = False  # the source's picture is plain (not searched) since the last search
         self._rethumb = False  # the box changed: the results on show want new thumbnails
         self.header_h = header_h  # the query is shrunk to this height (query_picture)
         self._requery = False  # the header changed: the query on show wants a new picture
@@ -275,6 +288,7 @@ class Worker:
             self.source, self.paused = value, False
             self._last, self._last_sig = None, None
             self._again, self._repeated, self._idle_said = False, False, False
+            self._plain = False
             if value.message and value.message != self._message:
                 # said before its first read, which may take seconds (a camera opening, a
                 # clipboard's program): the last source's words stayed meanwhile
@@ -347,6 +361,10 @@ class Worker:
             self._unchanged = frame is not None and self.source.live and self._looks_same(frame)
             if self._unchanged:
                 frame, self._repeated = None, True
+            # (live only: a collection's own picture, random or clicked, is searched as stored)
+            elif frame is not None and self.source.live and is_plain(frame.image):
+                self._show_plain(frame)
+                frame, self._unchanged = None, True
         if frame is None and self._again and self._last is not None:
             frame = replace(self._last, captured=time.perf_counter())
         return frame
@@ -375,6 +393,8 @@ class Worker:
         if now - self._last_query_at < IDLE_S:
             return
         self._idle_said = True
+        if self._plain and not self._message:
+            return  # said by _show_plain: not "these results are current"
         still = self._repeated and not self.paused and not self._message
         message = UNCHANGED if still else self._message
         with self._lock:
@@ -394,6 +414,7 @@ class Worker:
         if (top, bottom, left, right) != (0, h, 0, w):
             searched = (top / h, bottom / h, left / w, right / w)
         self._again, self._repeated, self._idle_said = False, False, False
+        self._plain = False
         results: list[Result] = []
         message, infer_ms = self.source.message if self.source else "", 0.0
         session = self.session
@@ -406,16 +427,39 @@ class Worker:
                 results = session.query_vector(vector, k, exclude=frame.row)
             except Exception as exc:  # a broken model or index must not kill the viewer
                 message = f"query failed: {exc}"
-        thumbs, bad = self._thumbs(results)
-        if bad:
-            message = bad
+        tiles = self.cache.start_many([r.file for r in results], self._decoders)
+        decoding = [tile for tile in tiles if isinstance(tile, Future)]
+        wait(decoding, THUMB_WAIT_S)
+        thumbs, bad, pending = self._tiles(results, tiles)
         self._last_query_at = time.perf_counter()
-        self._store(frame, searched, tuple(results), thumbs, infer_ms, message)
+        self._store(frame, searched, tuple(results), thumbs, infer_ms, bad or message, pending)
+        while pending and not self.stop.is_set():  # the rest filled in as they come
+            wait(decoding, THUMB_REFRESH_S, return_when=ALL_COMPLETED)
+            thumbs, bad, pending = self._tiles(results, tiles)
+            self._seq += 1  # only this thread publishes: the slot still holds this query's
+            with self._lock:
+                self._slot = replace(
+                    self._slot, seq=self._seq, thumbs=thumbs, message=bad or message,
+                    pending=pending,
+                )  # fmt: skip
 
     def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
-        thumbs, bad, gone = [], [], 0
         tiles = self.cache.get_many([r.file for r in results], self._decoders)
+        return self._tiles(results, list(tiles))[:2]
+
+    def _tiles(
+        self, results: list[Result], tiles: list[Thumb | Exception | Future]
+    ) -> tuple[tuple[Thumb, ...], str, int]:
+        """The results' pictures, what to say of those that cannot be shown, and how many
+        still decode (shown meanwhile as dark tiles)."""
+        thumbs, bad, gone, pending = [], [], 0, 0
         for r, tile in zip(results, tiles, strict=True):
+            if isinstance(tile, Future):
+                if not tile.done():
+                    pending += 1
+                    thumbs.append(placeholder(self.cache.size[1], LOADING_GREY))
+                    continue
+                tile = tile.result()
             if isinstance(tile, Exception):
                 # the decoder's errors name the file already
                 bad.append(str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}")
@@ -423,9 +467,9 @@ class Worker:
                 tile = placeholder(self.cache.size[1])
             thumbs.append(tile)
         if not bad:
-            return tuple(thumbs), ""
+            return tuple(thumbs), "", pending
         more = f" (and {len(bad) - 1} more grey tiles)" if len(bad) > 1 else ""
-        return tuple(thumbs), f"cannot show {bad[0]}{more}{self._update_hint(gone)}"
+        return tuple(thumbs), f"cannot show {bad[0]}{more}{self._update_hint(gone)}", pending
 
     def _update_hint(self, gone: int) -> str:
         """For results whose files are gone (moved or deleted since the index was made):
@@ -453,17 +497,42 @@ class Worker:
         with self._lock:
             self._slot = replace(pub, seq=self._seq, **again)
 
-    def _store(self, frame, searched, results, thumbs, infer_ms: float, message: str) -> None:
+    def _store(
+        self, frame, searched, results, thumbs, infer_ms: float, message: str, pending: int = 0
+    ) -> None:
         self._stale, self._shown_from = False, _taken_from(self.source)
         query = query_picture(frame.image, self.header_h)
         self._seq += 1
         name = self.source.name if self.source else ""
         pub = Published(
             self._seq, name, query, frame.captured, time.perf_counter(), frame.row,
-            results, thumbs, infer_ms, message, searched,
+            results, thumbs, infer_ms, message, searched, pending,
         )  # fmt: skip
         with self._lock:
             self._slot = pub
+
+    def _show_plain(self, frame: Frame) -> None:
+        """A plain picture, not searched (PLAIN): the last picture searched and its results
+        stay, said so, where they are this source's and of the index loaded; else the
+        plain picture shows, with no results. Once for a run of plain pictures."""
+        if self._plain:
+            return
+        self._plain = True
+        name = self.source.name if self.source else ""
+        with self._lock:
+            last = self._slot
+            keep = (
+                last is not None
+                and last.query is not None
+                and last.source == name
+                and not self._stale
+                and self._shown_from == _taken_from(self.source)
+            )
+            if keep:
+                self._seq += 1
+                self._slot = replace(last, seq=self._seq, message=PLAIN_KEPT, inference_ms=0.0)
+        if not keep:
+            self._store(frame, None, (), (), 0.0, PLAIN)
 
     def _publish_message(self) -> None:
         """A source problem with no new frame: change the message; keep the last pictures
