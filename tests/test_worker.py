@@ -585,6 +585,17 @@ def test_a_plain_picture_is_not_searched_and_the_last_results_stay(running, monk
         searched(running, runs + 1)
         first = published(running)
         assert first.message == ""
+    # k changed on a plain picture: the last picture searched is searched again, and the
+    # plain one is still said (it said "these results are current" a second later)
+    runs = running.session.runs
+    source.image = black
+    wait_for(lambda: published(running).message == worker_mod.PLAIN_KEPT)
+    running.send("k", 4)
+    searched(running, runs + 1)
+    time.sleep(0.4)  # past IDLE_S
+    pub = published(running)
+    assert len(pub.results) == 4 and pub.message == worker_mod.PLAIN_KEPT
+    assert np.array_equal(pub.query.tile, first.query.tile)  # the last picture searched
     # a picture with a little on it is searched: a caption on black
     captioned = black.copy()
     captioned[400:440, 100:540] = 255

@@ -403,6 +403,10 @@ class Worker:
                 self._slot = replace(pub, seq=self._seq, message=message)
 
     def _query(self, frame: Frame) -> None:
+        # the last picture searched again (k, trim or the index changed) while the source
+        # shows a plain one: that is still said
+        again = self._last is not None and frame.image is self._last.image
+        self._plain = self._plain and again
         self._last = frame
         # a collection's own picture (random, a result clicked) is searched as it is stored
         h, w = frame.image.shape[:2]
@@ -414,9 +418,9 @@ class Worker:
         if (top, bottom, left, right) != (0, h, 0, w):
             searched = (top / h, bottom / h, left / w, right / w)
         self._again, self._repeated, self._idle_said = False, False, False
-        self._plain = False
         results: list[Result] = []
         message, infer_ms = self.source.message if self.source else "", 0.0
+        message = message or (PLAIN_KEPT if self._plain else "")
         session = self.session
         if session is not None:
             try:
