@@ -626,13 +626,19 @@ def test_results_show_before_their_pictures_are_decoded_and_fill_in(index, tiny_
         loading = worker_mod.placeholder(worker.cache.size[1], worker_mod.LOADING_GREY)
         assert pub.pending == 5 and all(t is loading for t in pub.thumbs)
         assert len(pub.results) == 5 and pub.message == ""
-        seq = pub.seq
+        time.sleep(0.6)  # past THUMB_REFRESH_S: nothing new to show, nothing published
+        assert published(worker).seq == pub.seq
+        # a command meanwhile is taken at once: k (R, a source, pause) waited for every
+        # picture to decode, the results looking done meanwhile
+        worker.send("k", 3)
+        fewer = searched(worker, 2)
+        assert len(fewer.results) == 3 and fewer.pending == 3
         gate.set()
         wait_for(lambda: published(worker).pending == 0)
         done = published(worker)
-        assert done.seq > seq and done.results == pub.results and done.query is pub.query
-        assert all(t is not loading for t in done.thumbs)
-        assert done.captured == pub.captured and worker.session.runs == 1  # no new search
+        assert done.seq > fewer.seq and done.results == fewer.results
+        assert done.query is fewer.query and all(t is not loading for t in done.thumbs)
+        assert done.captured == fewer.captured and worker.session.runs == 2  # no new search
     finally:
         gate.set()
         assert worker.join()

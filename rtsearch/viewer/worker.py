@@ -219,6 +219,8 @@ class Worker:
         self._repeated = False  # the source has only repeated that picture since
         self._idle_said = False  # _note_idle has published since the last search
         self._plain = False  # the source's picture is plain (not searched) since the last search
+        # the results on show whose pictures still decode: (results, tiles, message)
+        self._filling: tuple | None = None
         self._rethumb = False  # the box changed: the results on show want new thumbnails
         self.header_h = header_h  # the query is shrunk to this height (query_picture)
         self._requery = False  # the header changed: the query on show wants a new picture
@@ -249,8 +251,12 @@ class Worker:
         lower_priority()
         try:
             while not self.stop.is_set():
-                self._drain()
+                asked = self._drain()
                 started = time.perf_counter()
+                if self._filling is not None:
+                    self._fill_in(asked)
+                    if self._filling is not None and not asked:
+                        continue  # no new picture searched until these show (but see _fill_in)
                 try:
                     if self._rethumb or self._requery:
                         self._publish_again()
@@ -273,13 +279,45 @@ class Worker:
             if self.source is not None:
                 self.source.close()
 
-    def _drain(self) -> None:
+    def _drain(self) -> bool:
+        """Apply the commands sent since; whether there were any."""
+        applied = False
         while True:
             try:
                 command, value = self.commands.get_nowait()
             except queue.Empty:
-                return
+                return applied
             self._apply(command, value)
+            applied = True
+
+    def _fill_in(self, asked: bool) -> None:
+        """The pictures of the results on show that were still decoding, put in as they
+        come (every THUMB_REFRESH_S). Waited for, no new picture being searched meanwhile,
+        until a command comes (``asked``): R, k, a source, pause are taken at once, and the
+        pictures are put in as the loop comes round. Given up once other results show: those
+        not begun are not decoded."""
+        results, tiles, message = self._filling
+        with self._lock:
+            pub = self._slot
+        if pub is None or pub.results is not results:  # other results show now
+            for tile in tiles:
+                if isinstance(tile, Future):
+                    tile.cancel()
+            self._filling = None
+            return
+        waiting = [t for t in tiles if isinstance(t, Future) and not t.done()]
+        if not asked:
+            wait(waiting, THUMB_REFRESH_S, return_when=ALL_COMPLETED)
+        thumbs, bad, pending = self._tiles(results, tiles)
+        if pending == pub.pending and pending:
+            return  # nothing new to show
+        self._seq += 1  # only this thread publishes: the slot still holds pub
+        with self._lock:
+            self._slot = replace(
+                pub, seq=self._seq, thumbs=thumbs, message=bad or message, pending=pending
+            )
+        if not pending:
+            self._filling = None
 
     def _apply(self, command: str, value: Any) -> None:
         if command == "source":
@@ -436,16 +474,9 @@ class Worker:
         wait(decoding, THUMB_WAIT_S)
         thumbs, bad, pending = self._tiles(results, tiles)
         self._last_query_at = time.perf_counter()
-        self._store(frame, searched, tuple(results), thumbs, infer_ms, bad or message, pending)
-        while pending and not self.stop.is_set():  # the rest filled in as they come
-            wait(decoding, THUMB_REFRESH_S, return_when=ALL_COMPLETED)
-            thumbs, bad, pending = self._tiles(results, tiles)
-            self._seq += 1  # only this thread publishes: the slot still holds this query's
-            with self._lock:
-                self._slot = replace(
-                    self._slot, seq=self._seq, thumbs=thumbs, message=bad or message,
-                    pending=pending,
-                )  # fmt: skip
+        found = tuple(results)
+        self._store(frame, searched, found, thumbs, infer_ms, bad or message, pending)
+        self._filling = (found, tiles, message) if pending else None  # the rest: _fill_in
 
     def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
         tiles = self.cache.get_many([r.file for r in results], self._decoders)
@@ -490,7 +521,8 @@ class Worker:
         again = {}
         if self._rethumb and pub is not None and pub.results:
             thumbs, bad = self._thumbs(list(pub.results))
-            again.update(thumbs=thumbs, message=bad or pub.message)
+            again.update(thumbs=thumbs, message=bad or pub.message, pending=0)
+            self._filling = None  # (all of them decoded for the new box)
         last = self._last
         if self._requery and pub is not None and pub.query is not None and last is not None:
             again["query"] = query_picture(last.image, self.header_h)
