@@ -176,6 +176,19 @@ def image_rgb(img: Image.Image, name: str, min_size: tuple[int, int] | None = No
         raise RtsearchError(f"{name}: cannot decode image ({first_line(exc)})") from None
 
 
+def picture_size(path: Path | str) -> tuple[int, int] | None:
+    """The (width, height) ``path``'s picture shows at, from its header alone (a JPEG's
+    EXIF orientation applied); None where that cannot be read."""
+    try:
+        with _open_regular(path) as f, Image.open(f) as img:
+            width, height = img.size
+            # (only a JPEG's: a PNG's EXIF may come after its pixels, read to find it)
+            turned = img.format == "JPEG" and img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # the decoding says what is wrong with it
+        return None
+    return (height, width) if turned else (width, height)
+
+
 def _open_regular(path: Path | str) -> BinaryIO:
     """``path`` opened for reading if it is a regular file. Opened without waiting, then
     checked, in one step: reading a FIFO that took an image's place (or a device) would

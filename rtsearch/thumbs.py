@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from rtsearch.decode import RGBImage, fit_within, load_rgb, resize_to
+from rtsearch.decode import RGBImage, load_rgb, picture_size, resize_to
 
 Tile = npt.NDArray[np.uint8]  # (height, width, 3) RGB
 Box = int | tuple[int, int]  # a box's (width, height); an int is a square
@@ -46,13 +46,19 @@ class Thumb:
 def fit(image: RGBImage, size: Box) -> RGBImage:
     """``image`` (RGB uint8) scaled to fit ``size`` keeping its aspect; small pictures are
     enlarged so that results look alike."""
+    shape = fitted_shape(*image.shape[:2], size)
+    return image if shape == image.shape[:2] else resize_to(image, shape)
+
+
+def fitted_shape(h: int, w: int, size: Box) -> tuple[int, int]:
+    """The (height, width) a picture of ``h`` x ``w`` takes fitted to ``size`` (``fit``)."""
     box_w, box_h = box_size(size)
-    h, w = image.shape[:2]
     scale = min(box_h / h, box_w / w)
     if scale > 1.0:
-        shape = (min(box_h, max(1, round(h * scale))), min(box_w, max(1, round(w * scale))))
-        return resize_to(image, shape)
-    return fit_within(image, box_h, box_w)
+        return min(box_h, max(1, round(h * scale))), min(box_w, max(1, round(w * scale)))
+    if scale == 1.0:
+        return h, w
+    return max(1, round(h * scale)), max(1, round(w * scale))
 
 
 def to_thumb(image: RGBImage, size: Box) -> Thumb:
@@ -69,6 +75,22 @@ def placeholder(height: int, grey: int = 89) -> Thumb:
     says why); the same object each time, so the viewer makes one texture for all of them."""
     width = round(height * 4 / 3)
     return Thumb(np.full((height, width, 3), grey, np.uint8), width, height)
+
+
+def stand_in(path: Path, size: Box, grey: int) -> Thumb:
+    """A grey picture of the shape ``path``'s picture takes fitted to ``size``, from its
+    header alone (``picture_size``): what shows while the picture decodes, so that the rows
+    do not move when it comes; 4:3 where the header does not say."""
+    shape = picture_size(path)
+    if shape is None:
+        return placeholder(box_size(size)[1], grey)
+    return _grey(*fitted_shape(shape[1], shape[0], size), grey)
+
+
+@functools.lru_cache(maxsize=64)
+def _grey(h: int, w: int, grey: int) -> Thumb:
+    """One object for each shape: one texture for all the tiles of that shape."""
+    return Thumb(np.full((h, w, 3), grey, np.uint8), w, h)
 
 
 Stamp = tuple[int, int]  # a file's (mtime in ns, size): a different one is another picture

@@ -553,3 +553,27 @@ def test_a_region_in_the_gap_between_unequal_monitors_is_said_not_searched_as_bl
         gap.message
     )
     gap.close()
+
+
+def test_a_stand_in_has_the_shape_its_picture_takes_from_the_header_alone(tmp_path):
+    """What shows while a result's picture decodes: a grey tile of the shape the picture
+    will take, so the rows do not move when it comes (4:3 tiles did: 16:9 wallpapers and
+    portraits then moved between rows)."""
+    from rtsearch.thumbs import placeholder, stand_in
+
+    files = {"wide.png": (1600, 400), "tall.jpg": (300, 600), "small.png": (80, 60)}
+    for name, size in files.items():
+        make_image(3, size).save(tmp_path / name)
+    turned = tmp_path / "turned.jpg"  # stored 640x480, shown 480x640 (EXIF orientation 6)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    make_image(4, (640, 480)).save(turned, "JPEG", exif=exif)
+    for box in ((448, 224), (840, 420)):
+        cache = ThumbCache(box)
+        for path in [*(tmp_path / n for n in files), turned]:
+            grey, thumb = stand_in(path, box, 52), cache.get(path)
+            assert (grey.width, grey.height) == (thumb.width, thumb.height), (path, box)
+            assert grey.tile.shape[:2] == (grey.height, grey.width) and (grey.tile == 52).all()
+        broken = tmp_path / "broken.jpg"
+        broken.write_text("not a picture")
+        assert stand_in(broken, box, 52) is placeholder(box[1], 52)

@@ -39,7 +39,7 @@ from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
 from rtsearch.session import Result, SearchSession
 from rtsearch.sources import Frame, Geometry, RandomSource, Source
-from rtsearch.thumbs import Thumb, ThumbCache, placeholder
+from rtsearch.thumbs import Thumb, ThumbCache, placeholder, stand_in
 from rtsearch.viewer import layout
 
 # The query picture is shown from a raw texture of its own size, re-uploaded every frame: it is
@@ -301,11 +301,11 @@ class Worker:
             pub = self._slot
         if pub is None or pub.results is not results:  # other results show now
             for tile in tiles:
-                if isinstance(tile, Future):
-                    tile.cancel()
+                if isinstance(tile, tuple):
+                    tile[0].cancel()
             self._filling = None
             return
-        waiting = [t for t in tiles if isinstance(t, Future) and not t.done()]
+        waiting = [t[0] for t in tiles if isinstance(t, tuple) and not t[0].done()]
         if not asked:
             wait(waiting, THUMB_REFRESH_S, return_when=ALL_COMPLETED)
         thumbs, bad, pending = self._tiles(results, tiles)
@@ -472,6 +472,13 @@ class Worker:
         tiles = self.cache.start_many([r.file for r in results], self._decoders)
         decoding = [tile for tile in tiles if isinstance(tile, Future)]
         wait(decoding, THUMB_WAIT_S)
+        # what shows meanwhile: a dark tile of each picture's shape, from its file's header
+        tiles = [
+            t if not isinstance(t, Future)
+            else t.result() if t.done()
+            else (t, stand_in(r.file, self.cache.size, LOADING_GREY))
+            for r, t in zip(results, tiles, strict=True)
+        ]  # fmt: skip
         thumbs, bad, pending = self._tiles(results, tiles)
         self._last_query_at = time.perf_counter()
         found = tuple(results)
@@ -483,18 +490,19 @@ class Worker:
         return self._tiles(results, list(tiles))[:2]
 
     def _tiles(
-        self, results: list[Result], tiles: list[Thumb | Exception | Future]
+        self, results: list[Result], tiles: list[Thumb | Exception | tuple[Future, Thumb]]
     ) -> tuple[tuple[Thumb, ...], str, int]:
         """The results' pictures, what to say of those that cannot be shown, and how many
-        still decode (shown meanwhile as dark tiles)."""
+        still decode (a decoding one comes with the dark tile that shows meanwhile)."""
         thumbs, bad, gone, pending = [], [], 0, 0
         for r, tile in zip(results, tiles, strict=True):
-            if isinstance(tile, Future):
-                if not tile.done():
+            if isinstance(tile, tuple):
+                decoding, meanwhile = tile
+                if not decoding.done():
                     pending += 1
-                    thumbs.append(placeholder(self.cache.size[1], LOADING_GREY))
+                    thumbs.append(meanwhile)
                     continue
-                tile = tile.result()
+                tile = decoding.result()
             if isinstance(tile, Exception):
                 # the decoder's errors name the file already
                 bad.append(str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}")
