@@ -211,6 +211,15 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
         assert figures["index"] is None and figures["message"] == (
             f"{index}: its image folder {tmp_path / 'photos'} is gone; choose where the images are"
         )
+    # ... once, not every time: shown from a folder (chosen in the viewer, or given), it
+    # opens from there (it asked again at every `rtsearch INDEX`)
+    shown(str(index), "--base-dir", str(tmp_path / "gone"))
+    figures, err = shown(str(index))
+    assert figures["index"] == str(index) and figures["queries"] >= 1 and err == "", figures
+    (tmp_path / "gone").rename(tmp_path / "gone2")
+    figures, _ = shown(str(index))  # not there either: asked for
+    assert figures["index"] is None and "choose where the images are" in figures["message"]
+    (tmp_path / "gone2").rename(tmp_path / "gone")
     # the index itself gone, or a folder in its place: said on the message line
     index.unlink()
     figures, err = shown(plain=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -217,8 +218,9 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             session = open_index(index, base_dir=args.base_dir)
-        except FolderGone:  # (none given) asked for in the viewer, as Ctrl+O asks
-            ask = index
+        except FolderGone:  # (none given) where it was shown from last, else asked for
+            session = shown_from_last(open_index, index) if args.last else None
+            ask = index if session is None else None
     elif args.last:
         session, message, ask = reopen(open_index, args.base_dir)
     if session is None and ask is None and args.base_dir is not None:
@@ -249,6 +251,24 @@ def run(args: argparse.Namespace) -> int:
         fp32=args.fp32,
         threads=args.threads,
     )
+
+
+def shown_from_last(open_index: Callable[..., SearchSession], index: Path) -> SearchSession | None:
+    """``index`` opened from the folder the viewer showed its images from last time, when
+    it was the index shown then (its folder chosen in the viewer) and that folder holds
+    them; else None."""
+    from rtsearch.session import WrongFolder
+    from rtsearch.viewer.memory import recall
+
+    last = recall()
+    if last.index is None or last.base_dir is None or not last.base_dir.is_dir():
+        return None
+    if os.path.abspath(last.index) != os.path.abspath(index):
+        return None
+    try:
+        return open_index(index, base_dir=last.base_dir)
+    except WrongFolder:
+        return None
 
 
 def reopen(
