@@ -211,6 +211,8 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
         assert figures["index"] is None and figures["message"] == (
             f"{index}: its image folder {tmp_path / 'photos'} is gone; choose where the images are"
         )
+        # (the query's place said "No index loaded: Load (Ctrl+O) an index, ...")
+        assert figures["query_place"] == f"{index}: choose the folder its images are in now"
     # ... once, not every time: shown from a folder (chosen in the viewer, or given), it
     # opens from there (it asked again at every `rtsearch INDEX`)
     shown(str(index), "--base-dir", str(tmp_path / "gone"))

@@ -51,7 +51,7 @@ def load(app: ViewerApp, path: Path) -> None:
             if note:
                 app.message += f"; {note}"
             return
-        app.pending_load = path
+        app.pending_load, app.dirty = path, True  # (the query's place says it too)
         app.message = (
             f"{result}"
             if isinstance(result, WrongFolder)
@@ -68,6 +68,7 @@ def no_base_dir(app: ViewerApp) -> None:
     path, app.pending_load = app.pending_load, None
     if path is None:
         return
+    app.dirty = True
     stays = f"{app.session.source or 'the index on show'} stays" if app.session else NO_INDEX
     app.message = f"not loaded: {path} (no folder given for its images); {stays}"
 

@@ -887,6 +887,8 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         if app.session and app.session.source
         else None,
         "message": app.message,
+        # what the query's place says instead of a picture (a source without one, no index)
+        "query_place": _query_place(app),
         "font": None if app.font is None else str(app.font),
         "char_px": list(dpg.get_text_size("M") or ()),  # one character, as drawn
         # the settings as left (what the next run takes where its options do not say)
@@ -903,6 +905,13 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
     }
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(json.dumps(stats, indent=1))
+
+
+def _query_place(app: ViewerApp) -> str | None:
+    said = app.ids.no_picture
+    if not dpg.is_item_shown(said):
+        return None
+    return " ".join(dpg.get_item_configuration(said)["text"].split())
 
 
 def screen_geometry() -> Geometry | None:

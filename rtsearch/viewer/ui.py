@@ -500,6 +500,8 @@ def apply_layout(app: ViewerApp) -> None:
     why = no_picture(pub) or (NOTHING_YET if app.source_sent is None else "")
     if why == NOTHING_YET and app.session is None:
         why = status.NO_INDEX[0].upper() + status.NO_INDEX[1:]
+        if app.pending_load is not None:  # (the folder dialog says so too)
+            why = f"{app.pending_load}: choose the folder its images are in now"
     dpg.configure_item(
         ids.no_picture,
         pos=lay.query[:2],
