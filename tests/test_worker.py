@@ -577,9 +577,10 @@ def test_a_plain_picture_is_not_searched_and_the_last_results_stay(running, monk
         wait_for(lambda: published(running).message == worker_mod.PLAIN_KEPT)
         time.sleep(0.4)  # past IDLE_S: still not "these results are current"
         pub = published(running)
-        assert (pub.message, pub.query, pub.results) == (
-            worker_mod.PLAIN_KEPT, first.query, first.results,
-        )  # fmt: skip
+        assert pub.message == worker_mod.PLAIN_KEPT, plain[0, 0]
+        # (the picture before: the same picture, searched before the last time when it was
+        # not left to stand still since)
+        assert np.array_equal(pub.query.tile, first.query.tile) and pub.results == first.results
         assert running.session.runs == runs
         source.image = picture(5)  # the scene after the fade: searched again
         searched(running, runs + 1)
@@ -596,6 +597,22 @@ def test_a_plain_picture_is_not_searched_and_the_last_results_stay(running, monk
     pub = published(running)
     assert len(pub.results) == 4 and pub.message == worker_mod.PLAIN_KEPT
     assert np.array_equal(pub.query.tile, first.query.tile)  # the last picture searched
+    # a fade through black: the dimmer frames on the way are searched, and the picture
+    # that stood still before the fade stays through the black, not the last dim one's
+    runs = running.session.runs
+    source.image = picture(6)
+    steady = searched(running, runs + 1)
+    time.sleep(0.3)  # it stands still a while
+    for share in (0.6, 0.4, 0.25):
+        runs = running.session.runs
+        source.image = (picture(6) * share).astype(np.uint8)
+        searched(running, runs + 1)
+    assert published(running).query is not steady.query
+    source.image = black
+    wait_for(lambda: published(running).message == worker_mod.PLAIN_KEPT)
+    pub = published(running)
+    assert pub.query is steady.query and pub.results == steady.results
+    assert pub.captured == steady.captured  # (not counted as a new query shown)
     # a picture with a little on it is searched: a caption on black
     captioned = black.copy()
     captioned[400:440, 100:540] = 255

@@ -632,7 +632,9 @@ class ViewerApp:
         now = time.perf_counter()
         self.frame_times.append(now)
         # a message or a rate change re-publishes the same picture: not a new latency
-        if pub is not None and pub.captured != self.shown_captured and pub.query is not None:
+        # (a picture captured before the one on show, shown again, is not a new query: a
+        # plain one's picture before it)
+        if pub is not None and pub.captured > self.shown_captured and pub.query is not None:
             self.shown_captured = pub.captured
             self.latencies.append((now - pub.captured) * 1000.0)
             self.inferences.append(pub.inference_ms)

@@ -69,7 +69,11 @@ UNCHANGED = "the picture has not changed: these results are current"
 # the screen; borders.is_plain) is not searched: its neighbours are whatever lies nearest to
 # nothing, and a video's fade through black flashed a grid of them between two scenes.
 PLAIN = "a plain picture (one colour all over): nothing to search"
-PLAIN_KEPT = f"{PLAIN}; the last picture searched and its results stay"
+PLAIN_KEPT = f"{PLAIN}; the picture before it and its results stay"
+# ... the picture before it: the last one that stood still, if it did within this many
+# seconds (a fade through black searched ever darker frames on its way: the results of one
+# 7% bright stayed through the black), else the last one searched
+STEADY_S = 3.0
 # A new picture's results wait this long for their pictures to decode; those not decoded by
 # then show as dark tiles (LOADING_GREY), filled in every THUMB_REFRESH_S as they come: 20
 # results from 4K PNGs (170 ms a decode) held them back 2 s, the last results showing on.
@@ -219,6 +223,8 @@ class Worker:
         self._repeated = False  # the source has only repeated that picture since
         self._idle_said = False  # _note_idle has published since the last search
         self._plain = False  # the source's picture is plain (not searched) since the last search
+        # the last picture that stood still (the source repeated it): (published, frame, when)
+        self._steady: tuple[Published, Frame, float] | None = None
         # the results on show whose pictures still decode: (results, tiles, message)
         self._filling: tuple | None = None
         self._rethumb = False  # the box changed: the results on show want new thumbnails
@@ -324,7 +330,7 @@ class Worker:
             if self.source is not None and self.source is not value:
                 self.source.close()
             self.source, self.paused = value, False
-            self._last, self._last_sig = None, None
+            self._last, self._last_sig, self._steady = None, None, None
             self._again, self._repeated, self._idle_said = False, False, False
             self._plain = False
             if value.message and value.message != self._message:
@@ -361,6 +367,7 @@ class Worker:
         elif command == "session":
             old, self.session = self.session, value
             self._stale = True  # what is on show came from the index before
+            self._steady = None
             if isinstance(self.source, RandomSource):
                 # the old source counts rows of the old index: the query keeps its picture
                 # at the row that picture has in the new one (a re-projection: the same;
@@ -398,6 +405,9 @@ class Worker:
                     self._publish_message()
             self._unchanged = frame is not None and self.source.live and self._looks_same(frame)
             if self._unchanged:
+                pub = self.latest()
+                if not self._plain and pub is not None and pub.query is not None:
+                    self._steady = (pub, self._last, time.perf_counter())  # it stands still
                 frame, self._repeated = None, True
             # (live only: a collection's own picture, random or clicked, is searched as stored)
             elif frame is not None and self.source.live and is_plain(frame.image):
@@ -556,15 +566,19 @@ class Worker:
             self._slot = pub
 
     def _show_plain(self, frame: Frame) -> None:
-        """A plain picture, not searched (PLAIN): the last picture searched and its results
-        stay, said so, where they are this source's and of the index loaded; else the
-        plain picture shows, with no results. Once for a run of plain pictures."""
+        """A plain picture, not searched (PLAIN): the picture before it (the last that stood
+        still, within STEADY_S; else the last searched) and its results stay, said so, where
+        they are this source's and of the index loaded; else the plain picture shows, with
+        no results. Once for a run of plain pictures."""
         if self._plain:
             return
         self._plain = True
         name = self.source.name if self.source else ""
+        steady = self._steady
+        if steady is not None and time.perf_counter() - steady[2] <= STEADY_S:
+            self._last = steady[1]  # (what is searched again when k or the index changes)
         with self._lock:
-            last = self._slot
+            last = self._slot if steady is None or self._last is not steady[1] else steady[0]
             keep = (
                 last is not None
                 and last.query is not None
