@@ -406,7 +406,9 @@ class Worker:
             self._unchanged = frame is not None and self.source.live and self._looks_same(frame)
             if self._unchanged:
                 pub = self.latest()
-                if not self._plain and pub is not None and pub.query is not None:
+                # (with its pictures all there: shown again later, none would come)
+                shown = pub is not None and pub.query is not None and not pub.pending
+                if shown and not self._plain:
                     self._steady = (pub, self._last, time.perf_counter())  # it stands still
                 frame, self._repeated = None, True
             # (live only: a collection's own picture, random or clicked, is searched as stored)
