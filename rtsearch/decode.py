@@ -440,15 +440,5 @@ def resize_to(image: RGBImage, size: tuple[int, int]) -> RGBImage:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
 
 
-def fit_within(image: RGBImage, max_h: int, max_w: int) -> RGBImage:
-    """Shrink (never enlarge) keeping the aspect ratio so it fits in max_h x max_w."""
-    h, w = image.shape[:2]
-    scale = min(max_h / h, max_w / w, 1.0)
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return resize_to(image, size)
-
-
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS

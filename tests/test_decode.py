@@ -11,8 +11,9 @@ from badimages import BAD, ODD_BUT_VALID, bomb_png_bytes
 from fakes import make_image, sample_photos
 from PIL import Image
 
-from rtsearch.decode import _plain_jpeg, _to_rgb, fit_within, load_rgb, resize_to
+from rtsearch.decode import _plain_jpeg, _to_rgb, load_rgb, resize_to
 from rtsearch.errors import RtsearchError
+from rtsearch.thumbs import fit
 
 # Symlink/FIFO/name cases are the scanner's job (test_scan.py); the decoder sees real files.
 # the FIFO too: a scan skips it, but a file replaced by one after its analysis reached the
@@ -105,7 +106,7 @@ def test_one_pixel_and_panorama_fit_the_model_input(tmp_path):
     pano = load_rgb(ODD_BUT_VALID["panorama 24000x40"](tmp_path), min_size=(32, 32))
     assert pano.shape[1] / pano.shape[0] > 100
     assert resize_to(pano, (32, 32)).shape == (32, 32, 3)
-    assert fit_within(pano, 100, 100).shape[1] == 100
+    assert fit(pano, (100, 100)).shape[1] == 100  # as a result's picture
 
 
 @pytest.mark.parametrize("shape", [(240, 320), (448, 600), (1440, 2560)])
