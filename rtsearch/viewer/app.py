@@ -827,8 +827,7 @@ class ViewerApp:
             k=self.k, thumb_h=o.thumb_h if o.thumb_chosen else None,
             header_h=o.header_h if o.header_chosen else None, trim=o.trim,
         )  # fmt: skip
-        display = x_display()  # (maximised is known on X11 only)
-        now = maximized(display) if display is not None else None
+        now = maximized(x_display())  # (known on X11 only)
         size = self.window_size
         if not now and size[0]:
             looked_at, self.size_looked_at = self.size_looked_at, size
@@ -871,7 +870,6 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
     ms = sorted(frame_ms(app.frame_times))
     pub = app.published
     peak = peak_rss_mb()
-    display = x_display()
     stats = {
         "frames": app.frames,
         "p50_ms": round(statistics.median(ms), 2) if ms else None,
@@ -901,7 +899,7 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
             "trim": app.opts.trim,
             "region": list(app.region.box),
             "window": list(app.window_size),
-            "maximized": maximized(display) if display is not None else None,
+            "maximized": maximized(x_display()),
             "ui_scale": app.ui_scale,
         },
     }

@@ -87,24 +87,28 @@ def answers(display: str, *, hold: bool = True, patience_s: float = 5.0) -> bool
     return True
 
 
-def x_resources(display: str) -> str | None:
+def x_resources(display: str | None) -> str | None:
     """The X server's resources (what ``xrdb -query`` lists: Xft.dpi, for the viewer's
     scale), read through the connection ``answers`` holds to ``display``; None where none
-    is held (no libX11)."""
-    x11, conn = libx11(), _held.get(display)
-    if x11 is None or conn is None:
+    is held (no X display, no libX11)."""
+    held = _held_connection(display)
+    if held is None:
         return None
-    raw = x11.XResourceManagerString(conn)
+    raw = held[0].XResourceManagerString(held[1])
     return ctypes.string_at(raw).decode("latin-1") if raw else ""
 
 
-def maximized(display: str) -> bool | None:
+def maximized(display: str | None) -> bool | None:
     """Whether the viewer's window on ``display`` is maximised, asked through the
-    connection ``answers`` holds; None where none is held (no libX11)."""
-    x11, conn = libx11(), _held.get(display)
-    if x11 is None or conn is None:
-        return None
-    return windows.maximized(x11, conn)
+    connection ``answers`` holds; None where none is held (no X display, no libX11)."""
+    held = _held_connection(display)
+    return None if held is None else windows.maximized(*held)
+
+
+def _held_connection(display: str | None) -> tuple[ctypes.CDLL, int] | None:
+    """libX11 and the connection ``answers`` holds to ``display``, where it holds one."""
+    x11, conn = libx11(), _held.get(display) if display is not None else None
+    return None if x11 is None or conn is None else (x11, conn)
 
 
 def _open(x11, display: str) -> int | None:
