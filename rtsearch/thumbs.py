@@ -114,6 +114,9 @@ class ThumbCache:
         self.size = size
         self.capacity = capacity
         self._items: OrderedDict[Path, tuple[Stamp | None, Thumb]] = OrderedDict()
+        # decodes start_many has begun on a pool and not finished: a file asked for again
+        # meanwhile (the same results searched again) shares its Future, not decoded twice
+        self._decoding: dict[Path, tuple[Stamp | None, Future]] = {}
         self._lock = threading.Lock()
         self.misses = 0
 
@@ -162,22 +165,39 @@ class ThumbCache:
     ) -> list[Thumb | Exception | Future]:
         """As ``get_many``, without waiting: a tile not cached is a Future of its tile (or
         exception) decoding on ``pool``, in the order of ``paths`` (the first come first);
-        decoded here, one after the other, without a pool. A file named twice is decoded
-        once."""
+        decoded here, one after the other, without a pool. A file named twice, or one still
+        decoding for an earlier call, is decoded once: its Future is shared (cancel one only
+        when no caller wants it)."""
         stamps = {p: _stamp(p) for p in paths}
-        cached: dict[Path, Thumb] = {}
+        found: dict[Path, Thumb | Future] = {}
         with self._lock:
             for p in paths:
                 thumb = self._cached(p, stamps[p])
+                decoding = self._decoding.get(p)
                 if thumb is not None:
-                    cached[p] = thumb
+                    found[p] = thumb
+                elif decoding is not None and decoding[0] == stamps[p]:
+                    found[p] = decoding[1]
         started: dict[Path, Thumb | Exception | Future] = {}
-        for p in dict.fromkeys(p for p in paths if p not in cached):
+        for p in dict.fromkeys(p for p in paths if p not in found):
             if pool is None:
                 started[p] = self._load_or_error(p, stamps[p])
             else:
-                started[p] = pool.submit(self._load_or_error, p, stamps[p])
-        return [cached[p] if p in cached else started[p] for p in paths]
+                started[p] = self._submit(pool, p, stamps[p])
+        return [found[p] if p in found else started[p] for p in paths]
+
+    def _submit(self, pool: Executor, path: Path, stamp: Stamp | None) -> Future:
+        future = pool.submit(self._load_or_error, path, stamp)
+        with self._lock:
+            self._decoding[path] = (stamp, future)
+
+        def finished(done: Future) -> None:
+            with self._lock:
+                if self._decoding.get(path, (None, None))[1] is done:
+                    del self._decoding[path]
+
+        future.add_done_callback(finished)
+        return future
 
     def _load_or_error(self, path: Path, stamp: Stamp | None) -> Thumb | Exception:
         try:

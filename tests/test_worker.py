@@ -663,3 +663,66 @@ def test_results_show_before_their_pictures_are_decoded_and_fill_in(index, tiny_
     finally:
         gate.set()
         assert worker.join()
+
+
+class Moving(Pictures):
+    """A live source whose picture changes at every read (a video playing)."""
+
+    def read(self) -> Frame | None:
+        self.reads += 1
+        return Frame(picture(100 + self.reads % 7), time.perf_counter())
+
+
+def test_a_new_picture_that_stands_still_is_searched_while_the_last_results_decode(
+    index, tiny_model, monkeypatch
+):
+    """A live picture that changed while the last results' pictures decoded waited for all
+    of them (a page scrolled on to another photo: 2 s behind 20 4K PNGs), unless a key was
+    pressed. One that stands still from one look to the next is now searched at once; one
+    that keeps changing (a video) still waits, so that its results show whole. Decodes of
+    the results before that have not begun are dropped, and a file among both results'
+    decodes once."""
+    from rtsearch import thumbs
+
+    gate = threading.Event()
+    load = thumbs.ThumbCache._load
+    begun: list[Path] = []
+
+    def slow(self, path, stamp):
+        begun.append(path)
+        gate.wait(20)
+        return load(self, path, stamp)
+
+    monkeypatch.setattr(thumbs.ThumbCache, "_load", slow)
+    worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
+    worker.start()
+    try:
+        moving = Moving(picture(6))
+        worker.send("source", moving)
+        first = searched(worker, 1)
+        assert first.pending == 5
+        reads = moving.reads
+        time.sleep(0.6)  # looked at, never the same twice: not searched
+        assert worker.session.runs == 1 and moving.reads > reads
+
+        source = Pictures(picture(6))
+        worker.send("source", source)
+        shown = searched(worker, 2)
+        source.image = picture(8)  # no key pressed: the page scrolled on
+        started = time.perf_counter()
+        then = searched(worker, 3)
+        assert time.perf_counter() - started < 1.0  # (the gate holds decodes for 20 s)
+        assert then.pending > 0 and then.query is not shown.query
+        gate.set()
+        wait_for(lambda: published(worker).pending == 0)
+        done = published(worker)
+        assert done.results == then.results and worker.session.runs == 3
+        assert not any((t.tile == worker_mod.LOADING_GREY).all() for t in done.thumbs)
+        # each file decoded once; of the results before, only those begun or wanted again
+        assert len(begun) == len(set(begun))
+        wanted = {r.file for r in then.results}
+        dropped = {r.file for r in shown.results} - wanted - set(begun[: worker_mod.cores()])
+        assert dropped and not dropped & set(begun)
+    finally:
+        gate.set()
+        assert worker.join()

@@ -26,7 +26,7 @@ import threading
 import time
 from concurrent.futures import ALL_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
@@ -79,6 +79,10 @@ STEADY_S = 3.0
 # results from 4K PNGs (170 ms a decode) held them back 2 s, the last results showing on.
 THUMB_WAIT_S = 0.1
 THUMB_REFRESH_S = 0.25
+# Meanwhile a live source is looked at this often: a new picture that stands still from one
+# look to the next (a page scrolled on to another photo) is searched without waiting for
+# them; one that keeps changing (a video) waits, so that its results show whole.
+FILL_LOOK_S = 0.1
 LOADING_GREY = 52  # (a picture that cannot be read is placeholder's lighter grey)
 # "Looks the same": both pictures shrunk to SIGNATURE (w, h) by area averaging differ by at
 # most STILL_LEVELS (of 255) in every cell and channel. Measured on a 640x480 photo: camera
@@ -227,6 +231,11 @@ class Worker:
         self._steady: tuple[Published, Frame, float] | None = None
         # the results on show whose pictures still decode: (results, tiles, message)
         self._filling: tuple | None = None
+        self._filled_at = 0.0  # perf_counter of _fill_in's last publishing
+        # meanwhile, a live source's new picture at the last look, (frame, signature), and
+        # the one that stood still since, for _next_frame to search (_moved_on)
+        self._looked: tuple[Frame, np.ndarray] | None = None
+        self._held: Frame | None = None
         self._rethumb = False  # the box changed: the results on show want new thumbnails
         self.header_h = header_h  # the query is shrunk to this height (query_picture)
         self._requery = False  # the header changed: the query on show wants a new picture
@@ -261,8 +270,8 @@ class Worker:
                 started = time.perf_counter()
                 if self._filling is not None:
                     self._fill_in(asked)
-                    if self._filling is not None and not asked:
-                        continue  # no new picture searched until these show (but see _fill_in)
+                    if self._filling is not None and not asked and not self._moved_on():
+                        continue  # no new picture searched until these show (see _fill_in)
                 try:
                     if self._rethumb or self._requery:
                         self._publish_again()
@@ -299,24 +308,25 @@ class Worker:
     def _fill_in(self, asked: bool) -> None:
         """The pictures of the results on show that were still decoding, put in as they
         come (every THUMB_REFRESH_S). Waited for, no new picture being searched meanwhile,
-        until a command comes (``asked``): R, k, a source, pause are taken at once, and the
-        pictures are put in as the loop comes round. Given up once other results show: those
-        not begun are not decoded."""
+        until a command comes (``asked``: R, k, a source, pause are taken at once, and the
+        pictures are put in as the loop comes round) or a live source's picture changes and
+        stands still (``_moved_on``, looked at every FILL_LOOK_S). Given up once other
+        results show: those not begun are not decoded."""
         results, tiles, message = self._filling
         with self._lock:
             pub = self._slot
         if pub is None or pub.results is not results:  # other results show now
-            for tile in tiles:
-                if isinstance(tile, tuple):
-                    tile[0].cancel()
-            self._filling = None
+            self._drop_filling()
             return
         waiting = [t[0] for t in tiles if isinstance(t, tuple) and not t[0].done()]
         if not asked:
-            wait(waiting, THUMB_REFRESH_S, return_when=ALL_COMPLETED)
+            wait(waiting, FILL_LOOK_S if self._live() else THUMB_REFRESH_S, ALL_COMPLETED)
         thumbs, bad, pending = self._tiles(results, tiles)
         if pending == pub.pending and pending:
             return  # nothing new to show
+        if pending and time.perf_counter() - self._filled_at < THUMB_REFRESH_S:
+            return  # shown with the next ones
+        self._filled_at = time.perf_counter()
         self._seq += 1  # only this thread publishes: the slot still holds pub
         with self._lock:
             self._slot = replace(
@@ -325,12 +335,46 @@ class Worker:
         if not pending:
             self._filling = None
 
+    def _drop_filling(self, keep: frozenset[Path] = frozenset()) -> None:
+        """Stop filling in the results on show: their pictures' decodes not begun are
+        dropped, but those of files in ``keep`` (the next results': ThumbCache shares them)."""
+        if self._filling is not None:
+            results, tiles, _ = self._filling
+            for r, tile in zip(results, tiles, strict=True):
+                if isinstance(tile, tuple) and r.file not in keep:
+                    tile[0].cancel()
+        self._filling = None
+
+    def _live(self) -> bool:
+        return not self.paused and self.source is not None and self.source.live
+
+    def _moved_on(self) -> bool:
+        """While the results' pictures decode: whether the live source's picture has
+        changed from the one searched and stood still since the last look (FILL_LOOK_S
+        before); it is then held for ``_next_frame`` to search."""
+        if not self._live():
+            return False
+        assert self.source is not None
+        frame = self.source.read()
+        if frame is None:
+            return False
+        sig, looked = signature(frame.image), self._looked
+        if self._is_last(frame, sig):
+            self._looked = None  # (back to the picture searched)
+            return False
+        self._looked = (frame, sig)
+        if looked is None or not _same(looked[0], looked[1], frame, sig):
+            return False
+        self._looked, self._held = None, frame
+        return True
+
     def _apply(self, command: str, value: Any) -> None:
         if command == "source":
             if self.source is not None and self.source is not value:
                 self.source.close()
             self.source, self.paused = value, False
             self._last, self._last_sig, self._steady = None, None, None
+            self._looked = self._held = None
             self._again, self._repeated, self._idle_said = False, False, False
             self._plain = False
             if value.message and value.message != self._message:
@@ -396,9 +440,9 @@ class Worker:
 
     def _next_frame(self) -> Frame | None:
         """The source's new picture; else the last one again when k or the index changed."""
-        frame = None
+        frame, self._held = self._held, None
         if not self.paused and self.source is not None:
-            frame = self.source.read()
+            frame = frame or self.source.read()
             if self.source.message != self._message:
                 self._message = self.source.message
                 if frame is None:
@@ -422,16 +466,16 @@ class Worker:
     def _looks_same(self, frame: Frame) -> bool:
         """Compare with the last picture searched; a new picture's signature is kept for the
         next comparison (it is searched next), so each picture is shrunk once."""
-        sig, last = signature(frame.image), self._last
-        if (
-            last is not None
-            and self._last_sig is not None
-            and last.image.shape == frame.image.shape
-            and int(np.abs(sig - self._last_sig).max()) <= STILL_LEVELS
-        ):
+        sig = signature(frame.image)
+        if self._is_last(frame, sig):
             return True
         self._last_sig = sig
         return False
+
+    def _is_last(self, frame: Frame, sig: np.ndarray) -> bool:
+        """Whether ``frame`` (of signature ``sig``) looks like the last picture searched."""
+        last, last_sig = self._last, self._last_sig
+        return last is not None and last_sig is not None and _same(last, last_sig, frame, sig)
 
     def _note_idle(self, now: float) -> None:
         """A live source with nothing new for IDLE_S: say why, when its picture is unchanged;
@@ -481,6 +525,9 @@ class Worker:
                 results = session.query_vector(vector, k, exclude=frame.row)
             except Exception as exc:  # a broken model or index must not kill the viewer
                 message = f"query failed: {exc}"
+        self._looked = None
+        # the decodes of the results before, not begun, dropped (those of these shared)
+        self._drop_filling(frozenset(r.file for r in results))
         tiles = self.cache.start_many([r.file for r in results], self._decoders)
         decoding = [tile for tile in tiles if isinstance(tile, Future)]
         wait(decoding, THUMB_WAIT_S)
@@ -496,6 +543,7 @@ class Worker:
         found = tuple(results)
         self._store(frame, searched, found, thumbs, infer_ms, bad or message, pending)
         self._filling = (found, tiles, message) if pending else None  # the rest: _fill_in
+        self._filled_at = self._last_query_at
 
     def _thumbs(self, results: list[Result]) -> tuple[tuple[Thumb, ...], str]:
         tiles = self.cache.get_many([r.file for r in results], self._decoders)
@@ -542,7 +590,7 @@ class Worker:
         if self._rethumb and pub is not None and pub.results:
             thumbs, bad = self._thumbs(list(pub.results))
             again.update(thumbs=thumbs, message=bad or pub.message, pending=0)
-            self._filling = None  # (all of them decoded for the new box)
+            self._drop_filling()  # (all of them decoded for the new box)
         last = self._last
         if self._requery and pub is not None and pub.query is not None and last is not None:
             again["query"] = query_picture(last.image, self.header_h)
@@ -622,6 +670,11 @@ class Worker:
                 self._slot = replace(
                     last, seq=self._seq, message=self._message, inference_ms=0.0
                 )  # fmt: skip
+
+
+def _same(a: Frame, a_sig: np.ndarray, b: Frame, b_sig: np.ndarray) -> bool:
+    """Whether two pictures look the same: one shape, signatures within STILL_LEVELS."""
+    return a.image.shape == b.image.shape and int(np.abs(a_sig - b_sig).max()) <= STILL_LEVELS
 
 
 def _taken_from(source: Source | None) -> tuple:
