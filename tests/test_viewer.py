@@ -815,6 +815,48 @@ def test_hovering_a_result_shows_its_rank_file_and_distance(app, tmp_path):
     app.perform("pause")
 
 
+def test_a_result_under_a_resting_pointer_answers_after_the_focus_comes_back(app):
+    """Another window took the focus (a browser, by its keyboard) while the pointer rested
+    on a result: when the viewer had it back, a right-click copied nothing (the message
+    line still saying the path copied before) and no caption showed, until the pointer
+    moved. Dear PyGui takes the canvas for hovered again only then; X11 says where the
+    pointer is meanwhile."""
+    pytest.importorskip("tkinter")
+    app.perform("pause")
+    pub = app.published
+    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+    x0, y0, x1, y1 = app.layout.results[0]
+    xdotool(app, "mousemove", str(round(ox + (x0 + x1) / 2)), str(round(oy + (y0 + y1) / 2)))
+    band, _ = app.ids.caption
+    assert dpg.is_item_shown(band)
+    # a window beside the viewer, given the focus without the pointer moving
+    mine = subprocess.run(["xdotool", "getwindowfocus"], capture_output=True, text=True).stdout
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import tkinter as t; r = t.Tk(); r.title('rtsearch-other');"
+         " r.geometry('300x200+1100+100'); t.Entry(r).pack(); r.mainloop()"]
+    )  # fmt: skip
+    try:
+        found = subprocess.run(
+            ["xdotool", "search", "--sync", "--name", "^rtsearch-other$"],
+            capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+        xdotool(app, "windowfocus", "--sync", found.stdout.split()[0])
+        for _ in range(10):
+            app.frame()
+        dpg.set_clipboard_text("")
+        app.message = ""
+        xdotool(app, "click", "3")
+        hit = pub.results[0]
+        assert app.message == f"copied: {hit.file}"
+        assert dpg.get_clipboard_text() == str(hit.file)
+        assert dpg.is_item_shown(band)  # its caption too
+    finally:
+        other.kill()
+        other.wait()
+        xdotool(app, "windowfocus", "--sync", mine.strip())  # (keys for the next tests)
+        app.perform("pause")
+
+
 def test_double_clicking_a_result_opens_that_result(app, monkeypatch):
     """The first press makes the result the query and the results move; the double-click
     still opens the picture it was made on, not the one that moved under the pointer, and

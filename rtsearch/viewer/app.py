@@ -185,6 +185,9 @@ class ViewerApp:
         self.scroll_back: float | None = None  # the results' scroll, for when grab mode ends
         self.pointer_start: tuple | None = None  # where the pointer was at the first frame
         self.pointer_moved = False
+        # where X11 said the pointer was on the canvas when Dear PyGui did not know (mouse.py),
+        # and at which frame
+        self.pointer_asked: tuple[int, tuple[float, float] | None] = (-1, None)
         self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
         self.reshow: list = []  # file dialogs hidden for a frame to be centred again
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)

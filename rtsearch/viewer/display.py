@@ -105,6 +105,14 @@ def maximized(display: str | None) -> bool | None:
     return None if held is None else windows.maximized(*held)
 
 
+def pointer_in_window(display: str | None, size: tuple[int, int]) -> tuple[int, int] | None:
+    """Where the pointer is in the viewer's window (of client ``size``) on ``display``, in
+    its pixels, asked through the connection ``answers`` holds; None where it is not in it,
+    or none is held (no X display, no libX11)."""
+    held = _held_connection(display)
+    return None if held is None else windows.pointer(*held, size)
+
+
 def _held_connection(display: str | None) -> tuple[ctypes.CDLL, int] | None:
     """libX11 and the connection ``answers`` holds to ``display``, where it holds one."""
     x11, conn = libx11(), _held.get(display) if display is not None else None

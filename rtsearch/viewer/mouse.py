@@ -12,6 +12,7 @@ import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import printable
 from rtsearch.viewer import layout
+from rtsearch.viewer.display import pointer_in_window, x_display
 from rtsearch.viewer.grab_region import HANDLE
 from rtsearch.viewer.grab_view import grab_preview
 from rtsearch.viewer.wrap import text_width
@@ -25,6 +26,8 @@ CAPTION_PAD = 4.0
 CAPTION_BG = (20, 20, 20, 215)
 DOUBLE_CLICK_S = 0.30  # Dear ImGui's double-click time and distance
 DOUBLE_CLICK_PX = 6.0
+UNKNOWN = 1e6  # Dear ImGui's mouse position when it knows none is -FLT_MAX
+ASK_FRAMES = 6  # X11 is asked where the pointer is at most this often (a round trip)
 
 
 @dataclass
@@ -54,11 +57,36 @@ def add_handlers(app: ViewerApp) -> None:
         )
 
 
-def _mouse(app: ViewerApp) -> tuple[float, float] | None:
-    if not dpg.is_item_hovered(app.ids.canvas):
+def _mouse(app: ViewerApp, fresh: bool = False) -> tuple[float, float] | None:
+    """Where the pointer is on the canvas (its drawing's pixels); None when it is not.
+    ``fresh``: for a click, not as X11 said a few frames ago."""
+    if dpg.is_item_hovered(app.ids.canvas):
+        x, y = dpg.get_drawing_mouse_pos()
+        return float(x), float(y)
+    # Not hovered as Dear PyGui sees it: the pointer is elsewhere, or the window lost the
+    # focus and got it back with the pointer resting on the canvas, which it takes for
+    # hovered again only once the pointer moves (a right-click copied nothing, a click did
+    # nothing, no caption showed). X11 says where it is (asked at most every ASK_FRAMES
+    # frames, but for a click).
+    frame, pos = app.pointer_asked
+    if fresh or not 0 <= app.frames - frame < ASK_FRAMES:
+        pos = _pointer_from_x(app)
+        app.pointer_asked = (app.frames, pos)
+    return pos
+
+
+def _pointer_from_x(app: ViewerApp) -> tuple[float, float] | None:
+    ids = app.ids
+    if any(dpg.is_item_shown(d) for d in (*ids.dialogs(), ids.question, ids.help)):
+        return None  # (over the canvas, they take the clicks)
+    size = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+    at = pointer_in_window(x_display(), size)
+    if at is None:
         return None
-    x, y = dpg.get_drawing_mouse_pos()
-    return float(x), float(y)
+    ox, oy = dpg.get_item_rect_min(ids.drawlist)  # (scrolled up with the canvas)
+    x, y = at[0] - ox, at[1] - oy
+    top, (width, height) = dpg.get_y_scroll(ids.canvas), app.canvas_size  # what shows of it
+    return (float(x), float(y)) if 0 <= x < width and top <= y < top + height else None
 
 
 def rank_at(app: ViewerApp, pos: tuple[float, float] | None) -> int | None:
@@ -75,7 +103,7 @@ def result_at(app: ViewerApp, pos: tuple[float, float] | None):
 
 
 def on_click(app: ViewerApp) -> None:
-    pos = _mouse(app)
+    pos = _mouse(app, fresh=True)
     if app.grab_mode and pos is not None:
         p = grab_preview(app)
         part, point = app.region.part_at(p, *pos, app.px(HANDLE)), app.region.to_screen(p, *pos)
@@ -113,7 +141,7 @@ def on_double(app: ViewerApp) -> None:
 
 
 def on_right(app: ViewerApp) -> None:
-    hit = result_at(app, _mouse(app))
+    hit = result_at(app, _mouse(app, fresh=True))
     if hit is not None:
         dpg.set_clipboard_text(str(hit.file))
         app.message = f"copied: {hit.file}"
@@ -174,7 +202,7 @@ def _moved(app: ViewerApp) -> bool:
     """Whether the pointer has moved since the viewer first knew where it was."""
     if not app.pointer_moved:
         here = tuple(dpg.get_mouse_pos(local=False))
-        if app.frames < 2 or max(abs(v) for v in here) > 1e6:
+        if app.frames < 2 or max(abs(v) for v in here) > UNKNOWN:
             return False  # not known yet: (0, 0) before the first frame, or -FLT_MAX
         if app.pointer_start is None:
             app.pointer_start = here

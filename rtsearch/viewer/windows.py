@@ -1,7 +1,8 @@
 """The viewer's own X11 windows, found by _NET_WM_PID under the root (a window manager's
-frames between): woken on a signal (wakeup.py) and asked whether they are maximised, which
+frames between): woken on a signal (wakeup.py), asked whether they are maximised, which
 the viewer keeps for the next run (Dear PyGui can maximise a window but cannot say whether
-one is)."""
+one is), and where the pointer is in them (Dear PyGui forgets it when the window loses the
+focus, until the pointer moves)."""
 
 from __future__ import annotations
 
@@ -34,17 +35,41 @@ def own_windows(x11, conn: int) -> list[int]:
 
 def maximized(x11, conn: int) -> bool:
     """Whether a window of this process is maximised (its _NET_WM_STATE, as a window
-    manager sets it). Its windows are looked for until they are there (SEARCHES times at
-    most), then remembered."""
-    windows = _found.get(conn, [])
-    if not windows and _searched.get(conn, 0) < SEARCHES:
-        windows = _found[conn] = own_windows(x11, conn)
-        _searched[conn] = _searched.get(conn, 0) + (not windows)
+    manager sets it)."""
+    windows = _remembered(x11, conn)
     state = x11.XInternAtom(conn, b"_NET_WM_STATE", True)
     both = {x11.XInternAtom(conn, name, True) for name in MAXIMIZED}
     if not state or 0 in both:  # never named on this display: nothing has that state
         return False
     return any(both <= set(_property(x11, conn, w, state, XA_ATOM, 32)) for w in windows)
+
+
+def pointer(x11, conn: int, size: tuple[int, int]) -> tuple[int, int] | None:
+    """Where the pointer is in this process's window of ``size`` (width, height: the
+    viewport's client area), in its pixels; None when it is in none of them (or on
+    another screen)."""
+    child, root = ctypes.c_ulong(), ctypes.c_ulong()
+    rx, ry, x, y = (ctypes.c_int() for _ in range(4))
+    mask = ctypes.c_uint()
+    for window in _remembered(x11, conn):
+        if not x11.XQueryPointer(
+            conn, window, ctypes.byref(root), ctypes.byref(child), ctypes.byref(rx),
+            ctypes.byref(ry), ctypes.byref(x), ctypes.byref(y), ctypes.byref(mask),
+        ):  # fmt: skip
+            return None  # on another screen
+        if 0 <= x.value < size[0] and 0 <= y.value < size[1]:
+            return x.value, y.value
+    return None
+
+
+def _remembered(x11, conn: int) -> list[int]:
+    """This process's windows: looked for until they are there (SEARCHES times at most),
+    then remembered."""
+    windows = _found.get(conn, [])
+    if not windows and _searched.get(conn, 0) < SEARCHES:
+        windows = _found[conn] = own_windows(x11, conn)
+        _searched[conn] = _searched.get(conn, 0) + (not windows)
+    return windows
 
 
 def forget(conn: int) -> None:
