@@ -557,14 +557,16 @@ def test_no_trim_starts_the_viewer_searching_live_pictures_whole(display, tmp_pa
     analyze(tmp_path / "images", index, Extractor(model), Settings(dims=8))
     given = []
     monkeypatch.setattr(app, "run_viewer", lambda session, **kw: given.append(kw) or 0)
-    for extra in (["--no-trim"], []):
+    for extra in (["--no-trim"], [], ["--no-verify"]):
         assert main(["view", str(index), "--model", str(model), *extra]) == 0
     # not given: as the viewer was left, else on (run_viewer takes it from its memory)
-    assert [kw["trim"] for kw in given] == [False, None]
-    assert app.ViewerOptions().trim
-    viewer = app.ViewerApp(None, app.ViewerOptions("none", trim=False))
+    assert [kw["trim"] for kw in given] == [False, None, None]
+    # --no-verify: live results ranked by vector alone, once they stand still too
+    assert [kw["verify"] for kw in given] == [True, True, False]
+    assert app.ViewerOptions().trim and app.ViewerOptions().verify
+    viewer = app.ViewerApp(None, app.ViewerOptions("none", trim=False, verify=False))
     try:
-        assert not viewer.worker.trim
+        assert not viewer.worker.trim and not viewer.worker.verify
     finally:
         viewer.worker.join()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import make_gallery, make_image
+from fakes import make_copy, make_gallery, make_image, make_photo_gallery
 
 from rtsearch.sources import READING, Frame, RandomSource
 from rtsearch.viewer import layout
@@ -150,9 +150,12 @@ def test_a_still_picture_is_searched_once_and_says_why(running, monkeypatch):
     source = Pictures(picture(3))
     running.send("source", source)
     searched(running, 1)
+    # (and its results verified, shown again once: still a picture searched once)
     wait_for(lambda: published(running).message == UNCHANGED)
+    wait_for(lambda: published(running).results[0].inliers is not None)
     pub = published(running)
     assert len(pub.results) == 5 and running.session.runs == 1
+    assert pub.message == UNCHANGED
     seq = pub.seq
     time.sleep(0.5)
     assert published(running).seq == seq  # said once, not every poll
@@ -725,4 +728,56 @@ def test_a_new_picture_that_stands_still_is_searched_while_the_last_results_deco
         assert dropped and not dropped & set(begun)
     finally:
         gate.set()
+        assert worker.join()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, tiny_model) -> tuple[list[Path], Path]:
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    root = tmp_path_factory.mktemp("photos")
+    files = make_photo_gallery(root / "pics", 40)
+    out = root / "photos.dat"
+    analyze(root / "pics", out, Extractor(tiny_model, threads=1), Settings(dims=16))
+    return files, out
+
+
+def test_a_still_live_picture_has_its_results_verified_as_query_verifies_them(photos, tiny_model):
+    """Live results were ranked by vector alone, where `query` verifies (matching
+    keypoints): over a grid's thumbnail with its neighbours' edges, the source came first 9
+    or 10 times in 12 live, 12 in 12 by `query`. A live picture that stands still now has
+    its nearest results verified and shown again so ranked, as the same search (no model
+    run, the same capture time); one that keeps changing is not verified."""
+    from PIL import Image
+
+    from rtsearch.verify import MIN_INLIERS
+
+    files, index_path = photos
+    source_file = files[6]  # (2nd by the tiny model's vector, first verified)
+    copy = make_copy(Image.open(source_file).convert("RGB"), np.random.default_rng(3))
+    worker = Worker(CountingSession(index_path, tiny_model), k=5, max_qps=50.0)
+    worker.start()
+    try:
+        moving = Moving(picture(6))
+        moving.name = "video"
+        worker.send("source", moving)
+        searched(worker, 1)
+        time.sleep(1.0)  # searched at every look: never still, never verified
+        assert all(r.inliers is None for r in published(worker).results)
+
+        worker.send("source", Pictures(np.asarray(copy.resize((640, 480)))))
+        wait_for(lambda: worker.latest().source == "screen" and worker.latest().results)
+        runs = worker.session.runs
+        first = searched(worker, runs)
+        assert all(r.inliers is None for r in first.results)  # by vector, at once
+        assert first.results[0].file != source_file  # (the tiny model's vectors miss it)
+        wait_for(lambda: published(worker).results[0].inliers is not None)
+        verified = published(worker)
+        assert verified.results[0].file == source_file
+        assert verified.results[0].inliers >= MIN_INLIERS
+        assert len(verified.results) == 5 and verified.pending == 0
+        assert verified.captured == first.captured and worker.session.runs == runs
+        assert verified.query is not None and verified.seq > first.seq
+    finally:
         assert worker.join()

@@ -115,6 +115,7 @@ class ViewerOptions:
     fp32: bool = False
     threads: int = 1
     trim: bool = True  # plain borders off live pictures before they are searched (B)
+    verify: bool = True  # a still live picture's results verified (off: --no-verify)
     remember: bool = True  # keep the index shown for plain `rtsearch` (off: --no-last)
     size_given: bool = False  # --width or --height: kept for the next run as set
     scale_given: bool = False  # given, kept or set with Ctrl++/-: kept (the desktop's is not)
@@ -147,8 +148,9 @@ class ViewerApp:
         # in screen pixels
         self.rows_said, self.header_said = self.px(opts.thumb_h), self.px(opts.header_h)
         self.worker = Worker(
-            session, self.k, row_h=self.rows_said, header_h=self.header_said, trim=opts.trim
-        )
+            session, self.k, row_h=self.rows_said, header_h=self.header_said, trim=opts.trim,
+            verify=opts.verify,
+        )  # fmt: skip
         self.published: Published | None = None
         self.layout: layout.Layout | None = None
         self.dirty = True  # layout must be recomputed
@@ -976,6 +978,7 @@ def run_viewer(
     fp32: bool = False,
     threads: int = 1,
     trim: bool | None = None,
+    verify: bool = True,
     message: str = "",
     remember: bool = True,
     ask_folder_of: Path | None = None,
@@ -1013,7 +1016,7 @@ def run_viewer(
         region=kept.region, screenshot=screenshot,
         quit_after_frames=quit_after_frames, frame_stats=frame_stats, hidpi_scale=hidpi_scale,
         ui_scale=scale, watch=watch, fp32=fp32, threads=threads,
-        trim=setting(trim, "trim"),
+        trim=setting(trim, "trim"), verify=verify,
         remember=remember, size_given=width is not None or height is not None,
         maximized=bool(kept.maximized) and width is None and height is None,
         scale_given=scale is not None,

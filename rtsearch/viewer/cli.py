@@ -106,6 +106,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="trim live pictures' plain borders, whatever was left last time",
     )
     p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="rank live results by vector alone: by default, once a live picture stands "
+        "still, its nearest results are verified as query verifies them (matching "
+        "keypoints) and shown again so ranked",
+    )
+    p.add_argument(
         "--watch",
         action="store_true",
         help="follow the index's image folder: new, changed and deleted images update the "
@@ -248,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
         ui_scale=args.ui_scale,
         watch=args.watch,
         trim=args.trim,
+        verify=args.verify,
         fp32=args.fp32,
         threads=args.threads,
     )
