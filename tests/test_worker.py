@@ -773,6 +773,7 @@ def test_a_still_live_picture_has_its_results_verified_as_query_verifies_them(ph
         assert all(r.inliers is None for r in first.results)  # by vector, at once
         assert first.results[0].file != source_file  # (the tiny model's vectors miss it)
         wait_for(lambda: published(worker).results[0].inliers is not None)
+        wait_for(lambda: published(worker).pending == 0)
         verified = published(worker)
         assert verified.results[0].file == source_file
         assert verified.results[0].inliers >= MIN_INLIERS

@@ -91,6 +91,7 @@ FILL_LOOK_S = 0.1
 # has stood still this long and its results' pictures are all shown; each candidate's
 # keypoints are read once, on the pool (a decode), then matched (~0.5 ms a candidate).
 VERIFY_AFTER_S = 0.3
+VERIFY_NICER = 19  # ... read on one thread, as nice as a thread gets
 LOADING_GREY = 52  # (a picture that cannot be read is placeholder's lighter grey)
 # "Looks the same": both pictures shrunk to SIGNATURE (w, h) by area averaging differ by at
 # most STILL_LEVELS (of 255) in every cell and channel. Measured on a 640x480 photo: camera
@@ -225,6 +226,10 @@ class Worker:
         box = box_for_rows(row_h)
         self.cache = ThumbCache(box, CACHED[box])
         self._decoders = ThreadPoolExecutor(cores(), "rtsearch-thumbs", initializer=lower_priority)
+        # (one thread, the nicest: what the window and the searches leave)
+        self._verifiers = ThreadPoolExecutor(
+            1, "rtsearch-verify", initializer=lower_priority, initargs=(VERIFY_NICER,)
+        )
         self._slot: Published | None = None
         self._lock = threading.Lock()
         self._seq = 0
@@ -307,6 +312,7 @@ class Worker:
                     self.stop.wait(0.01)
         finally:
             self._decoders.shutdown(wait=True, cancel_futures=True)
+            self._verifiers.shutdown(wait=True, cancel_futures=True)
             if self.source is not None:
                 self.source.close()
 
@@ -590,7 +596,7 @@ class Worker:
                 verifier = session.verifier
                 wide = session.query_vector(vector, max(self.k, verifier.candidates))
                 reading = [
-                    self._decoders.submit(verifier.keypoints_of_file, r.file)
+                    self._verifiers.submit(verifier.keypoints_of_file, r.file)
                     for r in wide[: verifier.candidates]
                 ]
                 self._verifying = (wide, reading)
