@@ -555,7 +555,14 @@ class Worker:
         verify = self.verify and live and session is not None and not self._plain and found
         self._to_verify = (picture, vector, session, found) if verify else None
 
-    def _show(self, frame, searched, results: list[Result], infer_ms: float, message: str):
+    def _show(
+        self,
+        frame: Frame,
+        searched: tuple[float, float, float, float] | None,
+        results: list[Result],
+        infer_ms: float,
+        message: str,
+    ) -> tuple[Result, ...]:
         """Publish ``results`` of ``frame``, their pictures not decoded within THUMB_WAIT_S
         as dark tiles (filled in by _fill_in); the results as published."""
         # the decodes of the results before, not begun, dropped (those of these shared)
