@@ -623,21 +623,29 @@ def test_a_plain_picture_is_not_searched_and_the_last_results_stay(running, monk
     searched(running, running.session.runs + 1)
 
 
+def gated_decodes(monkeypatch) -> tuple[threading.Event, list[Path]]:
+    """Result pictures decode only once the gate is set (each for at most 20 s); the
+    files whose decode has begun, in order."""
+    from rtsearch import thumbs
+
+    gate, begun = threading.Event(), []
+    load = thumbs.ThumbCache._load
+
+    def slow(self, path, stamp):
+        begun.append(path)
+        gate.wait(20)
+        return load(self, path, stamp)
+
+    monkeypatch.setattr(thumbs.ThumbCache, "_load", slow)
+    return gate, begun
+
+
 def test_results_show_before_their_pictures_are_decoded_and_fill_in(index, tiny_model, monkeypatch):
     """A new picture's results waited for all 20 of their pictures to decode (4K PNGs: 2 s),
     the last picture and results showing meanwhile under "the picture has not changed".
     They now show after THUMB_WAIT_S, the pictures not decoded yet as dark tiles, filled in
     as they come."""
-    from rtsearch import thumbs
-
-    gate = threading.Event()
-    load = thumbs.ThumbCache._load
-
-    def slow(self, path, stamp):
-        gate.wait(20)
-        return load(self, path, stamp)
-
-    monkeypatch.setattr(thumbs.ThumbCache, "_load", slow)
+    gate, _ = gated_decodes(monkeypatch)
     worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
     worker.start()
     try:
@@ -685,18 +693,7 @@ def test_a_new_picture_that_stands_still_is_searched_while_the_last_results_deco
     that keeps changing (a video) still waits, so that its results show whole. Decodes of
     the results before that have not begun are dropped, and a file among both results'
     decodes once."""
-    from rtsearch import thumbs
-
-    gate = threading.Event()
-    load = thumbs.ThumbCache._load
-    begun: list[Path] = []
-
-    def slow(self, path, stamp):
-        begun.append(path)
-        gate.wait(20)
-        return load(self, path, stamp)
-
-    monkeypatch.setattr(thumbs.ThumbCache, "_load", slow)
+    gate, begun = gated_decodes(monkeypatch)
     worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
     worker.start()
     try:
