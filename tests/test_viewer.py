@@ -945,7 +945,13 @@ def test_a_screen_region_off_the_screen_is_moved_on_and_said_so(app):
     lines = dpg.get_value(app.ids.message).splitlines()
     assert "does not fit the 1440x900 screen: now 0,0,200,200" in lines[0]
     assert lines[1].startswith("the grab region overlaps this window")
+    assert lines[1].endswith("(searched 2 times a second meanwhile)")
+    assert app.mirrored  # the worker was told: it searched the viewer 30 times a second
     app.perform("random")
+    fresh(app, "random")
+    app.frames = 0
+    app.frame()
+    assert not app.mirrored
 
 
 def test_the_grab_region_is_on_the_whole_desktop_and_follows_its_changes(app, gallery, monkeypatch):

@@ -779,3 +779,22 @@ def test_a_still_live_picture_has_its_results_verified_as_query_verifies_them(ph
         assert verified.query is not None and verified.seq > first.seq
     finally:
         assert worker.join()
+
+
+def test_a_grab_that_takes_in_the_viewer_is_searched_twice_a_second(running):
+    """A screen grab whose rectangle took in the viewer's own window was searched 30 times
+    a second (its picture changes with every search: a core spent on the viewer's picture
+    of itself). While the app says so ("mirror"), it is searched MIRROR_QPS times a second."""
+    moving = Moving(picture(1))
+    running.send("source", moving)
+    searched(running, 1)
+    running.send("mirror", True)
+    time.sleep(0.3)
+    runs = running.session.runs
+    time.sleep(1.5)
+    assert 1 <= running.session.runs - runs <= 4  # (2 a second)
+    running.send("mirror", False)
+    time.sleep(0.3)
+    runs = running.session.runs
+    time.sleep(0.5)
+    assert running.session.runs - runs >= 8  # as fast as it comes again (max_qps 50 here)

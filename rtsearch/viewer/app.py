@@ -190,6 +190,7 @@ class ViewerApp:
         # where X11 said the pointer was on the canvas when Dear PyGui did not know (mouse.py),
         # and at which frame
         self.pointer_asked: tuple[int, tuple[float, float] | None] = (-1, None)
+        self.mirrored = False  # the worker was told the screen grab takes in this window
         self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
         self.reshow: list = []  # file dialogs hidden for a frame to be centred again
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
@@ -628,6 +629,10 @@ class ViewerApp:
             ui.reflow_toolbar(self)
             status.update_status(self)
             self.viewport_box = self.region.to_physical(grab_view.viewport_box())
+            mirrored = status.searches_itself(self)
+            if mirrored != self.mirrored:  # searched less often while it would search itself
+                self.mirrored = mirrored
+                self.worker.send("mirror", mirrored)
         dpg.render_dearpygui_frame()
         dialogs.show_again(self)  # hidden by refit_shown for the frame just drawn
         if self.scroll_back is not None and not self.grab_mode and not self.dirty:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import count, printable
-from rtsearch.viewer import layout, uiscale
+from rtsearch.viewer import layout, uiscale, worker
 from rtsearch.viewer.grab_view import viewport_box
 from rtsearch.viewer.wrap import wrap_lines
 
@@ -60,14 +60,10 @@ def update_status(app: ViewerApp) -> None:
     dpg.set_value(app.ids.status, wrap_parts(parts, inside))
     # a file's name in it escaped, as on the terminal (a newline in one broke the line)
     note = printable(app.message or (pub.message if pub else ""))
-    if (
-        app.grab_mode is False
-        and app.region.overlaps(viewport_box())
-        and pub
-        and pub.source == "screen"  # following the mouse skips this window by itself
-    ):
+    if searches_itself(app):
         overlap = (
-            "the grab region overlaps this window: move it (G) so the viewer does not search itself"
+            "the grab region overlaps this window: move it (G) so the viewer does not search "
+            f"itself (searched {worker.MIRROR_QPS:g} times a second meanwhile)"
         )
         note = f"{note}\n{overlap}" if note and overlap not in note else overlap
     # wrapped here, at spaces and after a '/': Dear PyGui's wrap would break paths at dots
@@ -135,3 +131,15 @@ def show_progress(app: ViewerApp, task: Task | None) -> None:
     if task is not None:
         dpg.set_value(app.ids.progress, task.progress)
         dpg.configure_item(app.ids.progress, overlay=task.note or "analyzing")
+
+
+def searches_itself(app: ViewerApp) -> bool:
+    """Whether the screen grab's rectangle takes in this window (a picture of the viewer
+    changes with every search: it would search itself as fast as it can)."""
+    pub = app.published
+    return (
+        app.grab_mode is False
+        and app.region.overlaps(viewport_box())
+        and pub is not None
+        and pub.source == "screen"  # following the mouse skips this window by itself
+    )

@@ -92,6 +92,10 @@ FILL_LOOK_S = 0.1
 # keypoints are read once, on the pool (a decode), then matched (~0.5 ms a candidate).
 VERIFY_AFTER_S = 0.3
 VERIFY_NICER = 19  # ... read on one thread, as nice as a thread gets
+# A screen grab whose rectangle takes in the viewer's own window changes with every search
+# (the viewer shows what it grabs, its figures, its results): searched as fast as it could
+# be, 30 times a second, a core, it is searched this often while the rectangle is there.
+MIRROR_QPS = 2.0
 LOADING_GREY = 52  # (a picture that cannot be read is placeholder's lighter grey)
 # "Looks the same": both pictures shrunk to SIGNATURE (w, h) by area averaging differ by at
 # most STILL_LEVELS (of 255) in every cell and channel. Measured on a 640x480 photo: camera
@@ -218,6 +222,7 @@ class Worker:
         self.trim = trim  # plain borders off live pictures before they are searched
         self.verify = verify  # a live picture's results verified once it stands still
         self.min_interval = 1.0 / max_qps  # a live source gets no more queries than this
+        self._max_qps = max_qps  # (min_interval is longer while the grab takes in the window)
         self.k = k
         self.source: Source | None = None
         self.paused = False
@@ -407,6 +412,8 @@ class Worker:
         elif command == "k":
             self.k = int(value)
             self._again = True
+        elif command == "mirror":  # the screen grab takes in the viewer's window (or no more)
+            self.min_interval = 1.0 / (min(MIRROR_QPS, self._max_qps) if value else self._max_qps)
         elif command == "trim":
             if bool(value) != self.trim:
                 self.trim = bool(value)
