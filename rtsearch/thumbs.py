@@ -56,9 +56,7 @@ def fitted_shape(h: int, w: int, size: Box) -> tuple[int, int]:
     scale = min(box_h / h, box_w / w)
     if scale > 1.0:
         return min(box_h, max(1, round(h * scale))), min(box_w, max(1, round(w * scale)))
-    if scale == 1.0:
-        return h, w
-    return max(1, round(h * scale)), max(1, round(w * scale))
+    return max(1, round(h * scale)), max(1, round(w * scale))  # (scale 1: h, w exactly)
 
 
 def to_thumb(image: RGBImage, size: Box) -> Thumb:
