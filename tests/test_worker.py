@@ -798,3 +798,21 @@ def test_a_grab_that_takes_in_the_viewer_is_searched_twice_a_second(running):
     runs = running.session.runs
     time.sleep(0.5)
     assert running.session.runs - runs >= 8  # as fast as it comes again (max_qps 50 here)
+
+
+def test_a_command_ends_the_pause_between_two_searches(running):
+    """The worker paused between two searches (1/30 s; half a second while the grab took
+    in the viewer's window) before it took a command: R, k or a source waited for the
+    pause to end, and a test switching sources 50 times found a dialog opened by V, the
+    video still on show. A command now ends the pause at once."""
+    source = Pictures(picture(2))
+    running.send("source", source)
+    searched(running, 1)
+    running.send("mirror", True)
+    source.image = picture(3)
+    first = searched(running, 2)  # (then it pauses half a second)
+    running.send("k", 3)
+    sent = time.perf_counter()
+    again = searched(running, 3)
+    assert len(again.results) == 3 and again.seq > first.seq
+    assert time.perf_counter() - sent < 0.25

@@ -228,6 +228,9 @@ class Worker:
         self.paused = False
         self.commands: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stop = threading.Event()
+        # set by a command or the stop: the pause between two searches ends at once (while
+        # the grab takes in the window, that pause is half a second: R waited for it)
+        self._wake = threading.Event()
         box = box_for_rows(row_h)
         self.cache = ThumbCache(box, CACHED[box])
         self._decoders = ThreadPoolExecutor(cores(), "rtsearch-thumbs", initializer=lower_priority)
@@ -274,6 +277,7 @@ class Worker:
 
     def send(self, command: str, value: Any = None) -> None:
         self.commands.put((command, value))
+        self._wake.set()
 
     def latest(self) -> Published | None:
         with self._lock:
@@ -282,6 +286,7 @@ class Worker:
     def join(self, timeout: float = 10.0) -> bool:
         """Stop and wait; True when the thread is gone (inference must not outlive dpg)."""
         self.stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -291,6 +296,7 @@ class Worker:
         lower_priority()
         try:
             while not self.stop.is_set():
+                self._wake.clear()  # (before the commands are taken: none is missed)
                 asked = self._drain()
                 started = time.perf_counter()
                 if self._filling is not None:
@@ -312,9 +318,9 @@ class Worker:
                     frame = None
                 if frame is not None or self._unchanged:
                     # more queries (or grabs) than a screen shows only take CPU from the UI
-                    self.stop.wait(max(0.0, started + self.min_interval - time.perf_counter()))
+                    self._wake.wait(max(0.0, started + self.min_interval - time.perf_counter()))
                 else:
-                    self.stop.wait(0.01)
+                    self._wake.wait(0.01)
         finally:
             self._decoders.shutdown(wait=True, cancel_futures=True)
             self._verifiers.shutdown(wait=True, cancel_futures=True)
