@@ -639,11 +639,12 @@ def test_a_window_left_maximised_opens_maximised(tmp_path):
         cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none"]
         stats = tmp_path / "frames.json"
 
-        def left(maximise: bool, *args: str) -> dict:
-            """The settings kept by a viewer (de)maximised as it runs, then ended."""
+        def left(maximise: bool, *args: str, settle: float = 1.0) -> dict:
+            """The settings kept by a viewer (de)maximised ``settle`` s after it showed, then
+            ended."""
             with subprocess.Popen([*cmd, *args], env=env, stderr=subprocess.PIPE) as viewer:
                 try:
-                    _maximise(_window_of(viewer.pid, env), env, maximise)
+                    _maximise(_window_of(viewer.pid, env, settle), env, maximise)
                     end = time.monotonic() + 30  # (kept every 60 frames as they change)
                     while kept().get("maximized", False) != maximise:
                         assert time.monotonic() < end, kept()
@@ -661,7 +662,9 @@ def test_a_window_left_maximised_opens_maximised(tmp_path):
             return json.loads(stats.read_text())["settings"]
 
         try:
-            settings = left(True, "--width", "640", "--height", "480")
+            # maximised at once (before, its size was known only after two looks, 60 frames
+            # apart: maximised sooner, none was kept)
+            settings = left(True, "--width", "640", "--height", "480", settle=0.2)
             assert settings["maximized"] and (settings["width"], settings["height"]) == (640, 480)
             shown = opened()
             assert shown["maximized"], shown
@@ -717,13 +720,14 @@ def _maximise(window: str, env: dict, on: bool) -> None:
         x11.XCloseDisplay(conn)
 
 
-def _window_of(pid: int, env: dict) -> str:
+def _window_of(pid: int, env: dict, settle: float = 1.0) -> str:
+    """The viewer's window, ``settle`` seconds after it showed."""
     end = time.monotonic() + 60
     while time.monotonic() < end:
         found = subprocess.run(["xdotool", "search", "--pid", str(pid), "--name", "^rtsearch$"],
                                env=env, capture_output=True, text=True)  # fmt: skip
         if found.stdout.split():
-            time.sleep(1)  # drawn a few frames
+            time.sleep(settle)  # drawn a few frames
             return found.stdout.split()[-1]
         time.sleep(0.2)
     raise AssertionError("the viewer's window never showed")

@@ -207,7 +207,8 @@ class ViewerApp:
         self.settings_kept: dict | None = None  # what _keep_settings last wrote
         # the window's size when last seen not maximised at two looks in a row (a window
         # manager may say it is maximised a frame after it is drawn so), kept as its size
-        # while it is maximised; and the size at the last look
+        # while it is maximised; and the size at the last look. Set below to the size it is
+        # made at (maximised before the second look, it had none to keep)
         self.normal_size: tuple[int, int] | None = None
         self.size_looked_at: tuple[int, int] | None = None
         # no larger than the first monitor (1280x860 on a 1366x768 laptop's: its bottom,
@@ -218,6 +219,7 @@ class ViewerApp:
         most_w, most_h = (round(side / self.region.scale) for side in home[2:])
         self.width = most_w if fits and asked_w > most_w else asked_w
         self.height = most_h - self.px(DECORATION_H) if fits and asked_h > most_h else asked_h
+        self.normal_size = (self.width, self.height)
         # placed on it: at 100,100 (the toolkit's place) an 800x520 window on an 800x600
         # screen ran 100 px off its right and bottom edges
         x, y = (round(v / self.region.scale) for v in home[:2])
