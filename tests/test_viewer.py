@@ -1166,7 +1166,11 @@ def test_the_status_never_shows_a_latency_below_the_inference_it_holds(app, monk
     assert seen > 10 and len(calls) >= 8
 
 
-def test_switching_sources_50_times_with_the_shortcuts(app):
+def test_switching_sources_50_times_with_the_shortcuts(app, tmp_path):
+    # V plays the video played before (with none, it opens the file dialog: the test run on
+    # its own met that dialog)
+    app._start_source(f"video:{write_video(tmp_path / 'clip.avi', [3, 7], frames_each=5)}")
+    pump(app, lambda: app.published.source == "video:clip.avi")
     keys = [dpg.mvKey_R, dpg.mvKey_W, dpg.mvKey_V, dpg.mvKey_S, dpg.mvKey_G, dpg.mvKey_G]
     threads_before = threading.active_count()
     for i in range(50):
@@ -1174,6 +1178,7 @@ def test_switching_sources_50_times_with_the_shortcuts(app):
         for _ in range(3):
             app.frame()
     assert not app.grab_mode  # G pressed an even number of times
+    assert not dpg.is_item_shown(app.ids.video_dialog)  # V played the video again
     assert threading.active_count() <= threads_before + 2  # no camera/preview threads left
     app.on_key(dpg.mvKey_W)
     pump(
