@@ -125,6 +125,22 @@ def test_help_lists_every_action():
     assert wanted <= listed
 
 
+def test_up_and_down_keys_step_to_the_nearest_tile_of_the_next_row():
+    # rows of 4, 3 (wider cells) and 1 tile, 100 px tall, 10 apart
+    lay = layout.compute(460, 100, 100, 1.0, [1.0] * 4 + [1.4] * 3 + [1.0], scale=1.0)
+    rows = sorted({r[1] for r in lay.results})
+    assert [sum(r[1] == top for r in lay.results) for top in rows] == [4, 3, 1]
+    assert layout.step_rows(lay.results, 0, 1) == 4  # straight down, then on
+    assert layout.step_rows(lay.results, 3, 1) == 6  # the last of a row: the nearest below
+    assert layout.step_rows(lay.results, 5, 1) == 7  # the short last row
+    assert layout.step_rows(lay.results, 7, -1) == 4
+    assert layout.step_rows(lay.results, 5, -1) in (1, 2)  # the middle tile: across two
+    assert layout.step_rows(lay.results, 2, -1) == 2  # no row above: stays
+    assert layout.step_rows(lay.results, 7, 1) == 7  # nor below
+    assert layout.step_rows(lay.results, 2, 2) == 7 and layout.step_rows(lay.results, 7, -2) == 0
+    assert layout.step_rows(lay.results, 6, 2) == 6  # two rows down: none
+
+
 def test_rows_wrap_in_order_and_an_oversized_item_gets_a_row_of_its_own():
     assert layout.pack_rows([100, 100, 100], 400, 10) == [[0, 1, 2]]
     assert layout.pack_rows([100, 100, 100], 305, 10) == [[0, 1], [2]]

@@ -2064,6 +2064,80 @@ def test_real_key_presses_reach_the_shortcuts(app):
     assert app.k == k
 
 
+def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch):
+    """A user who keeps to the keyboard had no way to a result. The arrow keys (Home, End)
+    select one, framed and captioned; Enter makes it the query, Ctrl+Enter opens it, Ctrl+C
+    copies its path (none selected: the first's), Esc unselects. Real key presses."""
+    from rtsearch.viewer import layout
+
+    opened: list[Path] = []
+    monkeypatch.setattr(app, "open_file", opened.append)
+    app.perform("escape")
+    xdotool(app, "mousemove", "2", "2")  # off the results: no hover caption
+    app.set_k(8)
+    app.perform("random")
+    pub = fresh(app, "random")
+    pump(app, lambda: len(app.layout.results) == len(app.published.results) == 8)
+    frame, text = app.ids.selection_frame, app.ids.caption[1]
+    assert not dpg.is_item_shown(frame)
+
+    def key(*names: str) -> int | None:
+        """Press the keys; the rank framed then (its caption names it), None if none."""
+        for name in names:
+            xdotool(app, "key", name)
+        if not dpg.is_item_shown(frame):
+            return None
+        x0, y0 = dpg.get_item_configuration(frame)["pmin"]
+        at = [
+            i for i, r in enumerate(app.layout.results) if max(abs(r[0] - x0), abs(r[1] - y0)) < 4
+        ]
+        assert len(at) == 1 and dpg.is_item_shown(text), at
+        assert dpg.get_item_configuration(text)["text"].startswith(f"{at[0] + 1}. ")
+        return at[0]
+
+    assert key("Right") == 0  # the first key selects the first result
+    assert key("Right") == 1
+    below = layout.step_rows(app.layout.results, 1, 1)
+    assert below > 1 and key("Down") == below  # the next row of the grid
+    assert key("Up") == 1
+    assert (key("End"), key("Home"), key("Left")) == (7, 0, 0)
+    assert key("Right", "Right") == 2
+    hit = pub.results[2]
+    key("ctrl+c")
+    assert dpg.get_clipboard_text() == str(hit.file) and app.message == f"copied: {hit.file}"
+    key("ctrl+Return")
+    assert opened == [hit.file] and app.published is not None
+    key("Return")  # the selected result becomes the query; the selection keeps its rank
+    pump(app, lambda: app.published.row == hit.row and bool(app.published.results))
+    assert key() == 2
+    assert key("End") == 7
+    key("minus", "minus", "minus")  # fewer results: the last of them
+    pump(app, lambda: len(app.published.results) == len(app.layout.results) == 5)
+    assert key() == 4
+    assert key("Escape") is None and app.selected is None
+    key("ctrl+c")
+    assert dpg.get_clipboard_text() == str(app.published.results[0].file)
+    app.message = ""
+    key("Return")  # none selected: said
+    assert app.message == "no result is selected: the arrow keys select one"
+    # a result below the canvas's foot is scrolled into view, and back
+    app.set_k(25)  # (of 30 pictures)
+    pump(app, lambda: len(app.published.results) == len(app.layout.results) == 25)
+    height = app.canvas_size[1]
+    assert app.layout.results[-1][3] > height  # (the last row is below the foot)
+    assert key("End") == 24
+    for _ in range(5):
+        app.frame()
+    top = dpg.get_y_scroll(app.ids.canvas)
+    assert top <= app.layout.results[-1][1] and app.layout.results[-1][3] <= top + height
+    key("Home")
+    for _ in range(5):
+        app.frame()
+    assert dpg.get_y_scroll(app.ids.canvas) <= app.layout.results[0][1]
+    app.perform("escape")
+    app.set_k(8)
+
+
 def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, tmp_path):
     """A picture copied (as an image editor or a browser offers it: served by xclip here),
     a result's path copied by the viewer itself (right-click), and text naming no picture,

@@ -48,6 +48,7 @@ from rtsearch.viewer import (
     layout,
     memory,
     mouse,
+    selection,
     status,
     tiles,
     ui,
@@ -182,6 +183,8 @@ class ViewerApp:
         self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
         self.last_click: mouse.Click | None = None
         self.source_sent: str | None = None  # the last source handed to the worker
+        self.selected: int | None = None  # the rank selected with the keys (selection.py)
+        self.framed: tuple | None = None  # where its frame is drawn
         self.captioned: tuple | None = None  # what the hover caption shows (mouse.show_caption)
         self.captioned_pub: Published | None = None
         self.scroll_back: float | None = None  # the results' scroll, for when grab mode ends
@@ -375,6 +378,8 @@ class ViewerApp:
         if name == "/" and (dpg.is_key_down(dpg.mvKey_LShift) or dpg.is_key_down(dpg.mvKey_RShift)):
             name = "?"
         action = action_for(name, ctrl) if name else None
+        if self.grab_mode and action in selection.MOVES:
+            return  # no results to select in it (the rectangle stays as being set)
         if action:
             self.perform(action)
 
@@ -405,6 +410,9 @@ class ViewerApp:
             # edited as it is)
             self._leave_grab_mode(apply=False)
         self.message = ""  # a new action: the source's own messages show again
+        if action in selection.ACTIONS:
+            selection.perform(self, action)
+            return
         handler = getattr(self, f"_do_{action}")
         handler()
 
@@ -552,9 +560,12 @@ class ViewerApp:
             dialogs.show_fitted(self, self.ids.help, dialogs.HELP_SIZE)
 
     def _do_escape(self) -> None:
+        closes = self.grab_mode or dpg.is_item_shown(self.ids.help)
         if self.grab_mode:
             self._leave_grab_mode(apply=False)
         dpg.hide_item(self.ids.help)
+        if not closes:
+            self.selected = None  # (the last thing Esc takes away)
 
     # ------------------------------------------------------------ sessions and tasks
     def start_task(self, task: Task) -> None:
@@ -623,6 +634,7 @@ class ViewerApp:
             tiles.bind_tiles(self)
         if self.grab_mode:
             grab_view.draw_grab(self)
+        selection.show_frame(self)
         mouse.show_caption(self)
         dialogs.renew_closed(self)
         self._poll_tasks()

@@ -129,6 +129,20 @@ def hit(rects: Sequence[Rect], x: float, y: float) -> int | None:
     return None
 
 
+def step_rows(rects: Sequence[Rect], rank: int, rows: int) -> int:
+    """The tile ``rows`` rows below ``rank``'s (above where negative) in the result grid
+    ``rects`` (cells, rows sharing their top): the one whose middle is nearest across.
+    ``rank`` where there is no such row."""
+    tops = sorted({r[1] for r in rects})
+    x0, y0, x1, _ = rects[rank]
+    row = tops.index(y0) + rows
+    if not 0 <= row < len(tops):
+        return rank
+    middle = (x0 + x1) / 2
+    there = [i for i, r in enumerate(rects) if r[1] == tops[row]]
+    return min(there, key=lambda i: abs((rects[i][0] + rects[i][2]) / 2 - middle))
+
+
 def pack_rows(widths: Sequence[float], available: float, spacing: float) -> list[list[int]]:
     """Indexes of items laid left to right in rows no wider than ``available`` (items
     ``spacing`` apart), in order; an item wider than a row gets a row of its own. The

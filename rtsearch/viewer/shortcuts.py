@@ -23,13 +23,20 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("Ctrl+-", "zoom_out", "draw the viewer smaller"),
     ("Ctrl+0", "zoom_reset", "draw the viewer at the desktop's scale"),
     ("F1 or ?", "help", "show / hide this help"),
-    ("Esc", "escape", "close help, a file dialog or a question, or cancel the grab-window mode"),
+    (
+        "Esc",
+        "escape",
+        "close help, a file dialog or a question, cancel the grab-window mode, or unselect a result",
+    ),
     (
         "Enter",
         "",
         "in a file dialog: OK; in a question: its first answer; in the grab-window "
-        "mode: use the rectangle",
+        "mode: use the rectangle; else: the selected result becomes the query",
     ),
+    ("arrow keys", "", "select a result (Home: the first, End: the last); it shows its caption"),
+    ("Ctrl+Enter", "open_selected", "open the selected result in the system image viewer"),
+    ("Ctrl+C", "copy_result", "copy the selected result's path (none selected: the first's)"),
     ("hover", "", "a result shows its rank, file and distance"),
     ("click", "", "a result becomes the query"),
     ("double-click", "", "open a result in the system image viewer"),
@@ -52,6 +59,13 @@ PLAIN_KEYS = {
     "?": "help",
     "/": "help",  # '?' without shift
     "Escape": "escape",
+    "Left": "select_left",
+    "Right": "select_right",
+    "Up": "select_up",
+    "Down": "select_down",
+    "Home": "select_first",
+    "End": "select_last",
+    "Enter": "query_selected",
 }
 CTRL_KEYS = {
     "O": "load",
@@ -60,6 +74,8 @@ CTRL_KEYS = {
     "+": "zoom_in",  # (and '=' below it: KEY_NAMES gives both as '+')
     "-": "zoom_out",
     "0": "zoom_reset",
+    "Enter": "open_selected",
+    "C": "copy_result",
 }
 
 

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch import projection as proj
-from rtsearch.viewer import actions, dialogs, grab_view, layout, mouse, status, tiles, uiscale
+from rtsearch.viewer import (
+    actions,
+    dialogs,
+    grab_view,
+    layout,
+    mouse,
+    selection,
+    status,
+    tiles,
+    uiscale,
+)
 from rtsearch.viewer.shortcuts import SHORTCUTS, key_for
 from rtsearch.viewer.textures import edge_uv
 from rtsearch.viewer.wrap import wrap_words
@@ -44,6 +54,15 @@ KEY_NAMES = {
     dpg.mvKey_F1: "F1",
     dpg.mvKey_Slash: "/",
     dpg.mvKey_Escape: "Escape",
+    dpg.mvKey_C: "C",
+    dpg.mvKey_Return: "Enter",
+    dpg.mvKey_NumPadEnter: "Enter",
+    dpg.mvKey_Left: "Left",
+    dpg.mvKey_Right: "Right",
+    dpg.mvKey_Up: "Up",
+    dpg.mvKey_Down: "Down",
+    dpg.mvKey_Home: "Home",
+    dpg.mvKey_End: "End",
 }
 LABEL = (230, 230, 230, 255)
 GREYED = (128, 128, 128, 255)  # the text of a control that cannot be used now
@@ -104,6 +123,7 @@ class Ids:
     query_outline: int | str = 0  # round the part of the query searched, when trimmed
     # the hovered result's caption (its band and text), in a layer above the tiles
     caption: tuple = ()
+    selection_frame: int | str = 0  # round the result selected with the keys
     caption_layer: int | str = 0
     question: int | str = 0  # the yes-or-no window (dialogs.ask); its user data answers it
     question_text: int | str = 0
@@ -202,6 +222,7 @@ def build(app: ViewerApp) -> Ids:
         no_picture=parts["no_picture"],
         query_outline=parts["query_outline"],
         caption=parts["caption"],
+        selection_frame=parts["selection_frame"],
         caption_layer=parts["caption_layer"],
         question=question,
         question_text=question_text,
@@ -421,6 +442,10 @@ def _canvas(app: ViewerApp):
         with dpg.draw_layer(show=False) as grab:
             items = grab_view.add_items(app)
         with dpg.draw_layer() as caption_layer:  # above the tiles, which come later
+            frame = app.sized(
+                dpg.draw_rectangle((0, 0), (1, 1), color=selection.FRAME, show=False),
+                thickness=selection.FRAME_W,
+            )
             caption = (
                 dpg.draw_rectangle(
                     (0, 0), (1, 1), fill=mouse.CAPTION_BG, color=mouse.CAPTION_BG, show=False
@@ -441,6 +466,7 @@ def _canvas(app: ViewerApp):
         "grab_items": items,
         "caption_layer": caption_layer,
         "caption": caption,
+        "selection_frame": frame,
     }
     return drawlist, parts
 
