@@ -947,6 +947,11 @@ def test_a_screen_region_off_the_screen_is_moved_on_and_said_so(app):
     assert lines[1].startswith("the grab region overlaps this window")
     assert lines[1].endswith("(searched 2 times a second meanwhile)")
     assert app.mirrored  # the worker was told: it searched the viewer 30 times a second
+    app.perform("pause")  # paused, it is not searched: not said so
+    app.frames = 0
+    app.frame()
+    assert dpg.get_value(app.ids.message).endswith("does not search itself")
+    app.perform("pause")
     app.perform("random")
     fresh(app, "random")
     app.frames = 0
@@ -2107,9 +2112,9 @@ def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch):
     assert dpg.get_clipboard_text() == str(hit.file) and app.message == f"copied: {hit.file}"
     key("ctrl+Return")
     assert opened == [hit.file] and app.published is not None
-    key("Return")  # the selected result becomes the query; the selection keeps its rank
+    key("Return")  # the selected result becomes the query, shown from the top
     pump(app, lambda: app.published.row == hit.row and bool(app.published.results))
-    assert key() == 2
+    assert key() == 0 and dpg.get_y_scroll(app.ids.canvas) == 0
     assert key("End") == 7
     key("minus", "minus", "minus")  # fewer results: the last of them
     pump(app, lambda: len(app.published.results) == len(app.layout.results) == 5)
@@ -2130,12 +2135,75 @@ def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch):
         app.frame()
     top = dpg.get_y_scroll(app.ids.canvas)
     assert top <= app.layout.results[-1][1] and app.layout.results[-1][3] <= top + height
-    key("Home")
+    key("Home")  # the first row: all the way up, the query too
     for _ in range(5):
         app.frame()
-    assert dpg.get_y_scroll(app.ids.canvas) <= app.layout.results[0][1]
+    assert dpg.get_y_scroll(app.ids.canvas) == 0
+    key("Next")  # Page Down, Page Up
+    assert dpg.get_y_scroll(app.ids.canvas) > height / 2
+    key("Prior")
+    assert dpg.get_y_scroll(app.ids.canvas) == 0
+    key("End")
+    key("r")  # a new query asked for: from the top
+    pump(app, lambda: app.published.row != hit.row)
+    assert key() == 0 and dpg.get_y_scroll(app.ids.canvas) == 0
     app.perform("escape")
     app.set_k(8)
+
+
+def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):
+    """What a keyboard-only user's trial could not reach: the help's rows below its foot
+    (the arrows moved the results' frame behind it), the grab rectangle (arrows did
+    nothing), dims (Enter in the box did not apply it, and said "no result is selected"),
+    and Analyze folder (a button only). Real key presses."""
+    from rtsearch.viewer import actions
+
+    app.perform("escape")
+    assert app.selected is None
+    xdotool(app, "key", "F1")
+    help_window = app.ids.help
+    assert dpg.get_y_scroll_max(help_window) > 0  # (its rows reach below its foot)
+    for name in ("Down", "Down", "Next"):
+        xdotool(app, "key", name)
+    assert dpg.get_y_scroll(help_window) > 0 and app.selected is None
+    xdotool(app, "key", "End")
+    assert dpg.get_y_scroll(help_window) == dpg.get_y_scroll_max(help_window)
+    xdotool(app, "key", "Home")
+    assert dpg.get_y_scroll(help_window) == 0
+    xdotool(app, "key", "Escape")
+    assert not dpg.is_item_shown(help_window)
+
+    xdotool(app, "key", "g")
+    assert app.grab_mode
+    app.region.set_box((300, 200, 400, 300))
+    step = 900 // 50  # a fiftieth of the 1440x900 desktop's shorter side
+    xdotool(app, "key", "Right")
+    xdotool(app, "key", "Down")
+    assert app.region.box == (300 + step, 200 + step, 400, 300)
+    xdotool(app, "key", "shift+Left")  # sized by its bottom-right corner
+    assert app.region.box == (300 + step, 200 + step, 400 - step, 300)
+    xdotool(app, "key", "ctrl+Up")  # a pixel
+    assert app.region.box == (300 + step, 199 + step, 400 - step, 300)
+    assert "arrow keys: move it" in dpg.get_item_configuration(app.ids.grab["hint"])["text"]
+    xdotool(app, "key", "Escape")
+    assert not app.grab_mode
+
+    dims = app.session.index.dims
+    dpg.focus_item(app.ids.dims_input)  # (as Tab reaches it)
+    pump(app, lambda: dpg.is_item_active(app.ids.dims_input))
+    app.message = ""
+    xdotool(app, "type", str(dims - 2))
+    xdotool(app, "key", "Return")
+    pump(app, lambda: app.session.index.dims == dims - 2 and not app.tasks)
+    assert app.message.startswith(f"re-projected to {dims - 2} dimensions (30 images)")
+    dpg.set_value(app.ids.dims_input, dims)  # as it was, for the next tests
+    actions.reproject(app)
+    pump(app, lambda: app.session.index.dims == dims and not app.tasks)
+
+    xdotool(app, "key", "a")
+    assert dpg.is_item_shown(app.ids.analyze_dialog)
+    xdotool(app, "key", "Escape")
+    assert not dpg.is_item_shown(app.ids.analyze_dialog)
 
 
 def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, tmp_path):

@@ -45,10 +45,10 @@ from rtsearch.viewer import (
     dialogs,
     fonts,
     grab_view,
+    keyboard,
     layout,
     memory,
     mouse,
-    selection,
     status,
     tiles,
     ui,
@@ -132,7 +132,10 @@ class ViewerApp:
         self.opts = opts
         self.session = session
         self.k = layout.clamp(opts.k, layout.RESULTS_RANGE)
-        self.ctrl_pressed: float | None = None  # when a Ctrl press came whose release has not
+        # when a Ctrl (a Shift) press came whose release has not come yet
+        self.ctrl_pressed: float | None = None
+        self.shift_pressed: float | None = None
+        self.typing_before = False  # a box or slider was typed into at the frame before
         # held from here: reading the screen size cannot reset it; and a display that does
         # not answer is not asked again (mss would wait on it for ever)
         display = x_display()
@@ -360,6 +363,9 @@ class ViewerApp:
         if key in ui.CTRL_KEYS:
             self.ctrl_pressed = time.monotonic()
             return
+        if key in ui.SHIFT_KEYS:
+            self.shift_pressed = time.monotonic()
+            return
         if key == dpg.mvKey_Escape and self.ids.close_dialog():
             return
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.ids.confirm_dialog():
@@ -368,18 +374,25 @@ class ViewerApp:
         if zoom:  # the UI scale: over a dialog too, to read it (no text field takes these)
             self.perform(zoom)
             return
-        if self.ids.typing():
-            return  # keys typed into a text field are not shortcuts
+        if self.ids.typing() or self.typing_before:
+            # keys typed into a text field are not shortcuts, nor the Enter that ended the
+            # typing (it left the field as the key came: Enter in dims said "no result is
+            # selected")
+            return
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.grab_mode:
             self.perform("screen")  # the region as set: searched, as G and S do
             return
-        ctrl = self._ctrl_held()
+        ctrl, shift = (
+            self._held(self.ctrl_pressed, ui.CTRL_KEYS),
+            self._held(self.shift_pressed, ui.SHIFT_KEYS),
+        )
         name = ui.KEY_NAMES.get(key)
-        if name == "/" and (dpg.is_key_down(dpg.mvKey_LShift) or dpg.is_key_down(dpg.mvKey_RShift)):
+        if name == "/" and shift:
             name = "?"
+        plain = action_for(name) if name else None
+        if plain and keyboard.on_key(self, plain, shift, ctrl):
+            return  # (the help scrolled, the grab rectangle moved)
         action = action_for(name, ctrl) if name else None
-        if self.grab_mode and action in selection.MOVES:
-            return  # no results to select in it (the rectangle stays as being set)
         if action:
             self.perform(action)
 
@@ -387,19 +400,23 @@ class ViewerApp:
         """Ctrl++, Ctrl+- or Ctrl+0's action, else None."""
         name = ui.KEY_NAMES.get(key)
         action = action_for(name, ctrl=True) if name else None
-        return action if action in ZOOM_ACTIONS and self._ctrl_held() else None
+        held = self._held(self.ctrl_pressed, ui.CTRL_KEYS)
+        return action if action in ZOOM_ACTIONS and held else None
 
-    def _ctrl_held(self) -> bool:
-        """Ctrl as the key events came, before this one: a quick Ctrl+S is often released by
-        the time the key handler runs, and is_key_down alone took it for a plain S. (A
-        press whose release never came, outside the window, counts for a moment only.)"""
-        pressed = self.ctrl_pressed
+    @staticmethod
+    def _held(pressed: float | None, keys: tuple) -> bool:
+        """Ctrl (Shift) as the key events came, before this one: a quick Ctrl+S is often
+        released by the time the key handler runs, and is_key_down alone took it for a
+        plain S. (A press whose release never came, outside the window, counts for a moment
+        only.)"""
         recent = pressed is not None and time.monotonic() - pressed < CTRL_MEMORY_S
-        return recent or any(dpg.is_key_down(k) for k in ui.CTRL_KEYS[:2])
+        return recent or any(dpg.is_key_down(k) for k in keys[:2])
 
     def on_key_release(self, key: int) -> None:
         if key in ui.CTRL_KEYS:
             self.ctrl_pressed = None
+        if key in ui.SHIFT_KEYS:
+            self.shift_pressed = None
 
     def perform(self, action: str) -> None:
         """Every shortcut and button ends here."""
@@ -410,8 +427,8 @@ class ViewerApp:
             # edited as it is)
             self._leave_grab_mode(apply=False)
         self.message = ""  # a new action: the source's own messages show again
-        if action in selection.ACTIONS:
-            selection.perform(self, action)
+        if action in keyboard.ACTIONS:
+            keyboard.perform(self, action)
             return
         handler = getattr(self, f"_do_{action}")
         handler()
@@ -422,6 +439,7 @@ class ViewerApp:
             return
         self._resume()
         self.worker.send("random")
+        keyboard.to_top(self)  # (its picture shows at the top)
 
     def query_row(self, row: int) -> None:
         """A clicked result becomes the query, paused or not."""
@@ -532,6 +550,9 @@ class ViewerApp:
         self.worker.send("k", self.k)
         self.dirty = True  # the results' title may say how many the index could give
 
+    def _do_analyze(self) -> None:
+        self.open_dialog(self.ids.analyze_dialog)
+
     def _do_load(self) -> None:
         self.open_dialog(self.ids.load_dialog)
 
@@ -634,7 +655,7 @@ class ViewerApp:
             tiles.bind_tiles(self)
         if self.grab_mode:
             grab_view.draw_grab(self)
-        selection.show_frame(self)
+        keyboard.show_frame(self)
         mouse.show_caption(self)
         dialogs.renew_closed(self)
         self._poll_tasks()
@@ -647,6 +668,8 @@ class ViewerApp:
             if mirrored != self.mirrored:  # searched less often while it would search itself
                 self.mirrored = mirrored
                 self.worker.send("mirror", mirrored)
+        # (for the keys of the frame drawn next: the field's Enter ends its typing)
+        self.typing_before = any(dpg.is_item_active(f) for f in self.ids.fields)
         dpg.render_dearpygui_frame()
         dialogs.show_again(self)  # hidden by refit_shown for the frame just drawn
         if self.scroll_back is not None and not self.grab_mode and not self.dirty:
@@ -879,6 +902,7 @@ class ViewerApp:
             subprocess.Popen(
                 [opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
+            self.message = f"opened: {path}"  # (in the system's viewer, which takes the focus)
         except FileNotFoundError:
             self.message = f"{path}: cannot open it here: {opener} is not installed"
         except OSError as exc:

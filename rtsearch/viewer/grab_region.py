@@ -148,6 +148,17 @@ class GrabRegion:
             key=lambda b: abs(b[0] - x) + abs(b[1] - y),
         )
 
+    def nudge(self, dx: int, dy: int, resize: bool = False, fine: bool = False) -> None:
+        """The arrow keys in the grab mode: move the region (``resize``: its bottom-right
+        corner) a step of a fiftieth of the desktop's shorter side (``fine``: one pixel)
+        each way ``dx``, ``dy`` says (-1, 0 or 1)."""
+        step = 1 if fine else max(4, min(self.desk[2:]) // 50)
+        x, y, w, h = self.box
+        if resize:
+            self.box = self._clamped((x, y, w + dx * step, h + dy * step))
+        else:
+            self.box = self._moved_on((x + dx * step, y + dy * step, w, h))
+
     def center_on(self, sx: float, sy: float) -> None:
         """Move the region (same size) so its centre is at the screen point, clamped."""
         _, _, w, h = self.box

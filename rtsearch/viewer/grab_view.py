@@ -18,7 +18,10 @@ MONITOR_EDGE = (90, 170, 255, 220)  # each monitor's outline, on a desktop of se
 MONITORS_DRAWN = 8
 HINT_SIZE = 16  # the grab mode's hint: font size (also its line height) and top
 HINT_TOP = 4
-GRAB_HELP = "Drag it or a corner; G/S/Enter: use it, M: under the mouse, Esc: cancel."
+GRAB_HELP = (
+    "Drag it or a corner (arrow keys: move it, Shift+arrows: size it, with Ctrl: a pixel); "
+    "G/S/Enter: use it, M: under the mouse, Esc: cancel."
+)
 OVERLAP_NOTE = "  (overlaps this window: it would search for itself)"
 _hint_rows: dict[tuple[float, int], int] = {}  # (width for it, font size) -> rows kept
 

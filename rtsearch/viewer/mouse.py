@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import printable
-from rtsearch.viewer import layout, selection
+from rtsearch.viewer import keyboard, layout
 from rtsearch.viewer.display import pointer_in_window, x_display
 from rtsearch.viewer.grab_region import HANDLE
 from rtsearch.viewer.grab_view import grab_preview
@@ -159,7 +159,7 @@ def show_caption(app: ViewerApp) -> None:
     before the pointer first moves (a headless run's screenshot: Xvfb starts it mid-screen)."""
     pub, lay, ids = app.published, app.layout, app.ids
     rank = rank_at(app, _mouse(app) if _moved(app) else None)
-    rank = selection.rank(app) if rank is None else rank  # (the one selected with the keys)
+    rank = keyboard.rank(app) if rank is None else rank  # (the one selected with the keys)
     bottom = dpg.get_y_scroll(ids.canvas) + app.canvas_size[1]  # of the canvas's visible part
     key = None if rank is None else (rank, tuple(lay.results[rank]), bottom)
     # the results by identity: a published result compares its pictures' arrays

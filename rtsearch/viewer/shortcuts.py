@@ -18,6 +18,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("+", "more", "more results"),
     ("-", "fewer", "fewer results"),
     ("Ctrl+O", "load", "load an index (.dat), then its image folder"),
+    ("A", "analyze", "analyze a folder of images into an index"),
     ("Ctrl+S", "save", "save the index"),
     ("Ctrl++", "zoom_in", "draw the viewer larger (text, controls, rows)"),
     ("Ctrl+-", "zoom_out", "draw the viewer smaller"),
@@ -26,7 +27,8 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     (
         "Esc",
         "escape",
-        "close help, a file dialog or a question, cancel the grab-window mode, or unselect a result",
+        "close help, a file dialog or a question, cancel the grab-window mode, or unselect "
+        "a result",
     ),
     (
         "Enter",
@@ -34,9 +36,16 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
         "in a file dialog: OK; in a question: its first answer; in the grab-window "
         "mode: use the rectangle; else: the selected result becomes the query",
     ),
-    ("arrow keys", "", "select a result (Home: the first, End: the last); it shows its caption"),
+    (
+        "arrow keys",
+        "",
+        "select a result (Home: the first, End: the last); in the grab-window mode: move "
+        "the rectangle (with Shift: size it; with Ctrl: by a pixel)",
+    ),
     ("Ctrl+Enter", "open_selected", "open the selected result in the system image viewer"),
     ("Ctrl+C", "copy_result", "copy the selected result's path (none selected: the first's)"),
+    ("Page Up", "page_up", "scroll the results up a page (the help, where it shows)"),
+    ("Page Down", "page_down", "scroll the results down a page"),
     ("hover", "", "a result shows its rank, file and distance"),
     ("click", "", "a result becomes the query"),
     ("double-click", "", "open a result in the system image viewer"),
@@ -66,6 +75,9 @@ PLAIN_KEYS = {
     "Home": "select_first",
     "End": "select_last",
     "Enter": "query_selected",
+    "Page Up": "page_up",
+    "Page Down": "page_down",
+    "A": "analyze",
 }
 CTRL_KEYS = {
     "O": "load",

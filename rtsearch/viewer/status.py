@@ -61,9 +61,12 @@ def update_status(app: ViewerApp) -> None:
     # a file's name in it escaped, as on the terminal (a newline in one broke the line)
     note = printable(app.message or (pub.message if pub else ""))
     if searches_itself(app):
+        meanwhile = (
+            "" if app.paused else f" (searched {worker.MIRROR_QPS:g} times a second meanwhile)"
+        )
         overlap = (
             "the grab region overlaps this window: move it (G) so the viewer does not search "
-            f"itself (searched {worker.MIRROR_QPS:g} times a second meanwhile)"
+            f"itself{meanwhile}"
         )
         note = f"{note}\n{overlap}" if note and overlap not in note else overlap
     # wrapped here, at spaces and after a '/': Dear PyGui's wrap would break paths at dots

@@ -13,9 +13,9 @@ from rtsearch.viewer import (
     actions,
     dialogs,
     grab_view,
+    keyboard,
     layout,
     mouse,
-    selection,
     status,
     tiles,
     uiscale,
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rtsearch.viewer.worker import Published
 
 CTRL_KEYS = (dpg.mvKey_LControl, dpg.mvKey_RControl, dpg.mvKey_ModCtrl)
+SHIFT_KEYS = (dpg.mvKey_LShift, dpg.mvKey_RShift, dpg.mvKey_ModShift)
 KEY_NAMES = {
     dpg.mvKey_R: "R",
     dpg.mvKey_W: "W",
@@ -63,6 +64,11 @@ KEY_NAMES = {
     dpg.mvKey_Down: "Down",
     dpg.mvKey_Home: "Home",
     dpg.mvKey_End: "End",
+    # ImGuiKey_PageUp and _PageDown, which Dear PyGui 2 names no constants for (its
+    # mvKey_Prior and mvKey_Next, 266 and 267, are never reported)
+    517: "Page Up",
+    518: "Page Down",
+    dpg.mvKey_A: "A",
 }
 LABEL = (230, 230, 230, 255)
 GREYED = (128, 128, 128, 255)  # the text of a control that cannot be used now
@@ -304,24 +310,17 @@ def _toolbar(app: ViewerApp, row: int | str) -> list:
         ("Load", "load"),
         ("Save", "save"),
         ("Help", "help"),
+        ("Analyze folder...", "analyze"),
     )
     # each named with its key from the shortcuts' table, which the key handler goes by
     buttons = [(f"{name} ({key_for(action)})", action) for name, action in named]
     buttons.insert(7, (status.PAUSE_LABELS[False], "pause"))  # after the sources
-    chips = [
+    return [
         dpg.add_button(
             label=label, callback=lambda s, a, u: app.perform(u), user_data=action, parent=row
         )
         for label, action in buttons
     ]
-    chips.append(
-        dpg.add_button(
-            label="Analyze folder...",
-            callback=lambda: app.open_dialog(app.ids.analyze_dialog),
-            parent=row,
-        )
-    )
-    return chips
 
 
 def _sliders(app: ViewerApp, row: int | str):
@@ -339,6 +338,8 @@ def _sliders(app: ViewerApp, row: int | str):
         dpg.add_text("  dims")
         dims_input = dpg.add_input_int(  # set to the index's by show_dims
             default_value=proj.DEFAULT_DIMS,
+            on_enter=True,  # Enter applies it, as the button does
+            callback=lambda: actions.reproject(app),
             step=0,  # no -/+ buttons: steps of one across 2-1280 are no use
             min_value=proj.MIN_DIMS,
             max_value=proj.MAX_DIMS,
@@ -443,8 +444,8 @@ def _canvas(app: ViewerApp):
             items = grab_view.add_items(app)
         with dpg.draw_layer() as caption_layer:  # above the tiles, which come later
             frame = app.sized(
-                dpg.draw_rectangle((0, 0), (1, 1), color=selection.FRAME, show=False),
-                thickness=selection.FRAME_W,
+                dpg.draw_rectangle((0, 0), (1, 1), color=keyboard.FRAME, show=False),
+                thickness=keyboard.FRAME_W,
             )
             caption = (
                 dpg.draw_rectangle(

@@ -1,0 +1,175 @@
+"""The keys beyond the shortcuts' actions, for those who keep their hands off the mouse.
+
+- A selected result: the arrow keys (Home, End) move a frame over the result grid, Enter
+  makes the framed result the query (as a click does), Ctrl+Enter opens its file (as a
+  double-click), Ctrl+C copies its path (as a right-click; the first result's when none is
+  framed). The frame keeps its rank as live results change, and its caption shows while
+  the pointer is off the results. Esc takes it away. A new query asked for from the
+  keyboard (Enter, R) shows from the top: the query, the frame on the first result.
+- Page Up and Page Down scroll the results a page.
+- With the help shown, the arrows, Home, End and the page keys scroll the help instead.
+- In the grab mode the arrow keys move the rectangle (with Shift: size it; with Ctrl: a
+  pixel at a time)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import dearpygui.dearpygui as dpg
+
+from rtsearch.viewer import layout
+
+if TYPE_CHECKING:
+    from rtsearch.session import Result
+    from rtsearch.viewer.app import ViewerApp
+
+FRAME = (255, 196, 64, 255)  # the frame's colour and width (pixels at UI scale 1)
+FRAME_W = 3.0
+# the actions that move the frame: (rows down, steps along), or None: the first / last
+MOVES: dict[str, tuple[int, int] | None] = {
+    "select_left": (0, -1),
+    "select_right": (0, 1),
+    "select_up": (-1, 0),
+    "select_down": (1, 0),
+    "select_first": None,
+    "select_last": None,
+}
+PAGES = {"page_up": -1, "page_down": 1}
+ACTIONS = (*MOVES, *PAGES, "query_selected", "open_selected", "copy_result")
+ARROWS = {
+    "select_left": (-1, 0),
+    "select_right": (1, 0),
+    "select_up": (0, -1),
+    "select_down": (0, 1),
+}
+LINE = 20  # the help scrolled by a line: pixels at UI scale 1
+NONE_SELECTED = "no result is selected: the arrow keys select one"
+
+
+def shown(app: ViewerApp) -> int:
+    """How many results show (laid out and published)."""
+    pub, lay = app.published, app.layout
+    if pub is None or lay is None or app.grab_mode:
+        return 0
+    return min(len(pub.results), len(lay.results))
+
+
+def rank(app: ViewerApp) -> int | None:
+    """The framed result's rank, within the results that show (fewer results since: the
+    last of them)."""
+    n = shown(app)
+    return None if app.selected is None or n == 0 else min(app.selected, n - 1)
+
+
+def selected(app: ViewerApp) -> Result | None:
+    at = rank(app)
+    return None if at is None else app.published.results[at]  # type: ignore[union-attr]
+
+
+def on_key(app: ViewerApp, action: str, shift: bool, ctrl: bool) -> bool:
+    """Keys that mean something else where they are pressed: True when taken so (the help
+    scrolled, the grab rectangle moved)."""
+    if dpg.is_item_shown(app.ids.help) and (action in MOVES or action in PAGES):
+        _scroll_help(app, action)
+        return True
+    if app.grab_mode and action in MOVES:
+        if action in ARROWS:  # (Home and End: nothing)
+            app.region.nudge(*ARROWS[action], resize=shift, fine=ctrl)
+        return True
+    return False
+
+
+def perform(app: ViewerApp, action: str) -> None:
+    if action in MOVES:
+        move(app, action)
+    elif action in PAGES:
+        canvas = app.ids.canvas
+        page = app.canvas_size[1] - app.px(layout.MARGIN + layout.LABEL_H)
+        top = dpg.get_y_scroll(canvas) + PAGES[action] * page
+        dpg.set_y_scroll(canvas, min(max(top, 0.0), dpg.get_y_scroll_max(canvas)))
+    elif action == "copy_result":
+        hit = selected(app) or (app.published.results[0] if shown(app) else None)  # type: ignore[union-attr]
+        if hit is None:
+            app.message = "no results to copy"
+            return
+        dpg.set_clipboard_text(str(hit.file))
+        app.message = f"copied: {hit.file}"
+    else:
+        hit = selected(app)
+        if hit is None:
+            app.message = NONE_SELECTED
+        elif action == "query_selected":
+            app.query_row(hit.row)
+            to_top(app)
+        else:
+            app.open_file(hit.file)
+
+
+def to_top(app: ViewerApp) -> None:
+    """A new query asked for: shown from the top, the frame (if any) on the first result."""
+    dpg.set_y_scroll(app.ids.canvas, 0.0)
+    if app.selected is not None:
+        app.selected = 0
+
+
+def move(app: ViewerApp, action: str) -> None:
+    """Move the frame (the first key frames the first result, End the last), and scroll
+    the canvas to show it (all the way up on the first row: the query too)."""
+    n, now = shown(app), rank(app)
+    if n == 0:
+        app.message = "no results to select"
+        return
+    rects = app.layout.results[:n]  # type: ignore[union-attr]
+    step = MOVES[action]
+    if action == "select_last":
+        new = n - 1
+    elif now is None or step is None:
+        new = 0
+    elif step[0]:
+        new = layout.step_rows(rects, now, step[0])
+    else:
+        new = min(max(now + step[1], 0), n - 1)
+    app.selected = new
+    canvas, rect = app.ids.canvas, rects[new]
+    top, height = dpg.get_y_scroll(canvas), app.canvas_size[1]
+    margin = app.px(layout.MARGIN)
+    if rect[1] == rects[0][1]:
+        dpg.set_y_scroll(canvas, 0.0)
+    elif rect[3] + margin > top + height:
+        dpg.set_y_scroll(canvas, rect[3] + margin - height)
+    elif rect[1] - margin < top:
+        dpg.set_y_scroll(canvas, rect[1] - margin)
+
+
+def _scroll_help(app: ViewerApp, action: str) -> None:
+    help_window = app.ids.help
+    top, most = dpg.get_y_scroll(help_window), dpg.get_y_scroll_max(help_window)
+    page = dpg.get_item_height(help_window) or 0
+    line = app.px(LINE)
+    to = {
+        "select_up": top - line,
+        "select_down": top + line,
+        "select_left": top - line,
+        "select_right": top + line,
+        "select_first": 0.0,
+        "select_last": most,
+        "page_up": top - page + line,
+        "page_down": top + page - line,
+    }[action]
+    dpg.set_y_scroll(help_window, min(max(to, 0.0), most))
+
+
+def show_frame(app: ViewerApp) -> None:
+    """Draw the frame round the selected result's tile (hidden where none is)."""
+    at = rank(app)
+    key = None if at is None else tuple(app.layout.results[at])  # type: ignore[union-attr]
+    if key == app.framed:
+        return
+    app.framed = key
+    item = app.ids.selection_frame
+    if key is None:
+        dpg.hide_item(item)
+        return
+    half = app.px(FRAME_W) / 2
+    x0, y0, x1, y1 = key
+    dpg.configure_item(item, pmin=(x0 - half, y0 - half), pmax=(x1 + half, y1 + half), show=True)
