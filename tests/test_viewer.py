@@ -2155,7 +2155,8 @@ def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):
     """What a keyboard-only user's trial could not reach: the help's rows below its foot
     (the arrows moved the results' frame behind it), the grab rectangle (arrows did
     nothing), dims (Enter in the box did not apply it, and said "no result is selected"),
-    and Analyze folder (a button only). Real key presses."""
+    and Analyze folder (a button only); the save dialog opened in the folder the viewer
+    was started in, not the index's. Real key presses."""
     from rtsearch.viewer import actions
 
     app.perform("escape")
@@ -2204,6 +2205,13 @@ def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):
     assert dpg.is_item_shown(app.ids.analyze_dialog)
     xdotool(app, "key", "Escape")
     assert not dpg.is_item_shown(app.ids.analyze_dialog)
+    # Ctrl+S: in the index's folder (it was the folder the viewer started in)
+    xdotool(app, "key", "ctrl+s")
+    assert dpg.is_item_shown(app.ids.save_dialog)
+    shown = dpg.get_file_dialog_info(app.ids.save_dialog)["current_path"]
+    assert Path(shown).resolve() == app.session.source.parent.resolve()
+    xdotool(app, "key", "Escape")
+    assert not dpg.is_item_shown(app.ids.save_dialog)
 
 
 def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, tmp_path):

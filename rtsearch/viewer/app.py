@@ -166,6 +166,7 @@ class ViewerApp:
         self.grab_mode = False
         self.preview: ScreenPreview | None = None
         self.video_path: Path | None = None
+        self.save_opened_for: Path | None = None  # the index the save dialog was opened in
         self.pending_load: Path | None = None  # index chosen, waiting for its image folder
         self.window_size = (0, 0)  # the viewport's client size, for the dialogs shown
         self.reprojections = 0  # re-projection requests: only the last one's result is taken
@@ -559,8 +560,14 @@ class ViewerApp:
     def _do_save(self) -> None:
         if self.session is None:
             self.message = "nothing to save: no index loaded"
-        else:
-            self.open_dialog(self.ids.save_dialog)
+            return
+        source = self.session.source
+        if source is not None and source != self.save_opened_for:
+            # in the folder of the index shown, the first time for it (it opened in the
+            # folder the viewer was started from); then where it was left
+            self.save_opened_for = source
+            dialogs.renew(self.ids.save_dialog, False, str(Path(source).parent))
+        self.open_dialog(self.ids.save_dialog)
 
     def open_dialog(self, tag: int | str) -> None:
         dialogs.show_fitted(self, tag, dialogs.DIALOG_SIZE)
