@@ -187,7 +187,7 @@ class ViewerApp:
         self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
         self.last_click: mouse.Click | None = None
         self.source_sent: str | None = None  # the last source handed to the worker
-        self.selected: int | None = None  # the rank selected with the keys (selection.py)
+        self.selected: int | None = None  # the rank selected with the keys (keyboard.py)
         self.framed: tuple | None = None  # where its frame is drawn
         self.captioned: tuple | None = None  # what the hover caption shows (mouse.show_caption)
         self.captioned_pub: Published | None = None
