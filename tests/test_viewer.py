@@ -2106,6 +2106,16 @@ def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch):
     assert below > 1 and key("Down") == below  # the next row of the grid
     assert key("Up") == 1
     assert (key("End"), key("Home"), key("Left")) == (7, 0, 0)
+    # the pointer resting on another result: its caption shows until a key selects
+    x0, y0, x1, y1 = app.layout.results[5]
+    ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+    xdotool(app, "mousemove", str(round(ox + (x0 + x1) / 2)), str(round(oy + (y0 + y1) / 2)))
+    assert dpg.get_item_configuration(text)["text"].startswith("6. ")
+    assert key("Right") == 1  # (key() checks the caption names the one framed)
+    xdotool(app, "mousemove_relative", "3", "0")  # moved: the hover's again
+    assert dpg.get_item_configuration(text)["text"].startswith("6. ")
+    xdotool(app, "mousemove", "2", "2")
+    assert key("Left") == 0
     assert key("Right", "Right") == 2
     hit = pub.results[2]
     key("ctrl+c")
@@ -2139,10 +2149,12 @@ def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch):
     for _ in range(5):
         app.frame()
     assert dpg.get_y_scroll(app.ids.canvas) == 0
-    key("Next")  # Page Down, Page Up
-    assert dpg.get_y_scroll(app.ids.canvas) > height / 2
+    at = key("Next")  # Page Down, Page Up: the frame comes onto the page
+    top = dpg.get_y_scroll(app.ids.canvas)
+    assert top > height / 2 and at > 0 and app.layout.results[at][1] >= top
+    assert app.layout.results[at - 1][1] < top  # (the first on it)
     key("Prior")
-    assert dpg.get_y_scroll(app.ids.canvas) == 0
+    assert dpg.get_y_scroll(app.ids.canvas) == 0 and key() == 0
     key("End")
     key("r")  # a new query asked for: from the top
     pump(app, lambda: app.published.row != hit.row)
@@ -2185,6 +2197,9 @@ def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):
     assert app.region.box == (300 + step, 200 + step, 400 - step, 300)
     xdotool(app, "key", "ctrl+Up")  # a pixel
     assert app.region.box == (300 + step, 199 + step, 400 - step, 300)
+    for name in ("Next", "Prior", "Home", "End"):  # nothing (they left the mode: lost)
+        xdotool(app, "key", name)
+    assert app.grab_mode and app.region.box == (300 + step, 199 + step, 400 - step, 300)
     assert "arrow keys: move it" in dpg.get_item_configuration(app.ids.grab["hint"])["text"]
     xdotool(app, "key", "Escape")
     assert not app.grab_mode
@@ -2205,13 +2220,14 @@ def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):
     assert dpg.is_item_shown(app.ids.analyze_dialog)
     xdotool(app, "key", "Escape")
     assert not dpg.is_item_shown(app.ids.analyze_dialog)
-    # Ctrl+S: in the index's folder (it was the folder the viewer started in)
-    xdotool(app, "key", "ctrl+s")
-    assert dpg.is_item_shown(app.ids.save_dialog)
-    shown = dpg.get_file_dialog_info(app.ids.save_dialog)["current_path"]
-    assert Path(shown).resolve() == app.session.source.parent.resolve()
-    xdotool(app, "key", "Escape")
-    assert not dpg.is_item_shown(app.ids.save_dialog)
+    # Ctrl+S and Ctrl+O: in the index's folder (it was the folder the viewer started in)
+    for keys, dialog in (("ctrl+s", app.ids.save_dialog), ("ctrl+o", app.ids.load_dialog)):
+        xdotool(app, "key", keys)
+        assert dpg.is_item_shown(dialog)
+        shown = dpg.get_file_dialog_info(dialog)["current_path"]
+        assert Path(shown).resolve() == app.session.source.parent.resolve()
+        xdotool(app, "key", "Escape")
+        assert not dpg.is_item_shown(dialog)
 
 
 def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, tmp_path):

@@ -166,7 +166,8 @@ class ViewerApp:
         self.grab_mode = False
         self.preview: ScreenPreview | None = None
         self.video_path: Path | None = None
-        self.save_opened_for: Path | None = None  # the index the save dialog was opened in
+        # the index each of the load and save dialogs was last opened beside
+        self.opened_beside: dict[int | str, Path] = {}
         self.pending_load: Path | None = None  # index chosen, waiting for its image folder
         self.window_size = (0, 0)  # the viewport's client size, for the dialogs shown
         self.reprojections = 0  # re-projection requests: only the last one's result is taken
@@ -189,6 +190,7 @@ class ViewerApp:
         self.source_sent: str | None = None  # the last source handed to the worker
         self.selected: int | None = None  # the rank selected with the keys (keyboard.py)
         self.framed: tuple | None = None  # where its frame is drawn
+        self.selected_from: list | None = None  # where the pointer was when it was selected
         self.captioned: tuple | None = None  # what the hover caption shows (mouse.show_caption)
         self.captioned_pub: Published | None = None
         self.scroll_back: float | None = None  # the results' scroll, for when grab mode ends
@@ -555,19 +557,23 @@ class ViewerApp:
         self.open_dialog(self.ids.analyze_dialog)
 
     def _do_load(self) -> None:
-        self.open_dialog(self.ids.load_dialog)
+        self._open_beside_index(self.ids.load_dialog)
 
     def _do_save(self) -> None:
         if self.session is None:
             self.message = "nothing to save: no index loaded"
             return
-        source = self.session.source
-        if source is not None and source != self.save_opened_for:
-            # in the folder of the index shown, the first time for it (it opened in the
-            # folder the viewer was started from); then where it was left
-            self.save_opened_for = source
-            dialogs.renew(self.ids.save_dialog, False, str(Path(source).parent))
-        self.open_dialog(self.ids.save_dialog)
+        self._open_beside_index(self.ids.save_dialog)
+
+    def _open_beside_index(self, tag: int | str) -> None:
+        """Open the load or save dialog in the folder of the index shown, the first time
+        for that index (they opened in the folder the viewer was started from); then where
+        it was left."""
+        source = self.session.source if self.session is not None else None
+        if source is not None and self.opened_beside.get(tag) != source:
+            self.opened_beside[tag] = source
+            dialogs.renew(tag, False, str(Path(source).parent))
+        self.open_dialog(tag)
 
     def open_dialog(self, tag: int | str) -> None:
         dialogs.show_fitted(self, tag, dialogs.DIALOG_SIZE)

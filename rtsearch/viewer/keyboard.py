@@ -72,8 +72,9 @@ def on_key(app: ViewerApp, action: str, shift: bool, ctrl: bool) -> bool:
     if dpg.is_item_shown(app.ids.help) and (action in MOVES or action in PAGES):
         _scroll_help(app, action)
         return True
-    if app.grab_mode and action in MOVES:
-        if action in ARROWS:  # (Home and End: nothing)
+    if app.grab_mode and (action in MOVES or action in PAGES):
+        if action in ARROWS:  # (Home, End and the page keys: nothing; they left the mode,
+            # and the rectangle moved so far was lost)
             app.region.nudge(*ARROWS[action], resize=shift, fine=ctrl)
         return True
     return False
@@ -86,7 +87,15 @@ def perform(app: ViewerApp, action: str) -> None:
         canvas = app.ids.canvas
         page = app.canvas_size[1] - app.px(layout.MARGIN + layout.LABEL_H)
         top = dpg.get_y_scroll(canvas) + PAGES[action] * page
-        dpg.set_y_scroll(canvas, min(max(top, 0.0), dpg.get_y_scroll_max(canvas)))
+        top = min(max(top, 0.0), dpg.get_y_scroll_max(canvas))
+        dpg.set_y_scroll(canvas, top)
+        n = shown(app)
+        if app.selected is not None and n:  # the frame comes onto the page (the next key
+            # moved it from where it was, and scrolled back there)
+            rects = app.layout.results[:n]  # type: ignore[union-attr]
+            on_page = [i for i, r in enumerate(rects) if r[1] >= top]
+            app.selected = on_page[0] if on_page else n - 1
+            app.selected_from = dpg.get_mouse_pos(local=False)
     elif action == "copy_result":
         hit = selected(app) or (app.published.results[0] if shown(app) else None)  # type: ignore[union-attr]
         if hit is None:
@@ -103,6 +112,17 @@ def perform(app: ViewerApp, action: str) -> None:
             to_top(app)
         else:
             app.open_file(hit.file)
+
+
+def captioned_rank(app: ViewerApp, hovered: int | None) -> int | None:
+    """Whose caption shows: the result under the pointer, but the one selected while the
+    pointer has not moved since the key that selected it (a pointer resting on another
+    result took the caption from every key)."""
+    at = rank(app)
+    if hovered is None or at is None:
+        return at if hovered is None else hovered
+    still = tuple(dpg.get_mouse_pos(local=False)) == tuple(app.selected_from or ())
+    return at if still else hovered
 
 
 def to_top(app: ViewerApp) -> None:
@@ -130,6 +150,7 @@ def move(app: ViewerApp, action: str) -> None:
     else:
         new = min(max(now + step[1], 0), n - 1)
     app.selected = new
+    app.selected_from = dpg.get_mouse_pos(local=False)
     canvas, rect = app.ids.canvas, rects[new]
     top, height = dpg.get_y_scroll(canvas), app.canvas_size[1]
     margin = app.px(layout.MARGIN)

@@ -158,8 +158,7 @@ def show_caption(app: ViewerApp) -> None:
     its tile (wider where the text needs it, within the canvas); nothing elsewhere, nor
     before the pointer first moves (a headless run's screenshot: Xvfb starts it mid-screen)."""
     pub, lay, ids = app.published, app.layout, app.ids
-    rank = rank_at(app, _mouse(app) if _moved(app) else None)
-    rank = keyboard.rank(app) if rank is None else rank  # (the one selected with the keys)
+    rank = keyboard.captioned_rank(app, rank_at(app, _mouse(app) if _moved(app) else None))
     bottom = dpg.get_y_scroll(ids.canvas) + app.canvas_size[1]  # of the canvas's visible part
     key = None if rank is None else (rank, tuple(lay.results[rank]), bottom)
     # the results by identity: a published result compares its pictures' arrays

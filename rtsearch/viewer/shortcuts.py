@@ -44,6 +44,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ),
     ("Ctrl+Enter", "open_selected", "open the selected result in the system image viewer"),
     ("Ctrl+C", "copy_result", "copy the selected result's path (none selected: the first's)"),
+    ("Tab", "", "into the header height, thumb height, num results and dims boxes: type, Enter"),
     ("Page Up", "page_up", "scroll the results up a page (the help, where it shows)"),
     ("Page Down", "page_down", "scroll the results down a page"),
     ("hover", "", "a result shows its rank, file and distance"),
