@@ -73,8 +73,9 @@ def on_key(app: ViewerApp, action: str, shift: bool, ctrl: bool) -> bool:
         _scroll_help(app, action)
         return True
     if app.grab_mode and (action in MOVES or action in PAGES):
-        if action in ARROWS:  # (Home, End and the page keys: nothing; they left the mode,
-            # and the rectangle moved so far was lost)
+        # (Home, End and the page keys do nothing there: as other keys, they left the mode,
+        # and the rectangle moved so far was lost)
+        if action in ARROWS:
             app.region.nudge(*ARROWS[action], resize=shift, fine=ctrl)
         return True
     return False
@@ -84,18 +85,7 @@ def perform(app: ViewerApp, action: str) -> None:
     if action in MOVES:
         move(app, action)
     elif action in PAGES:
-        canvas = app.ids.canvas
-        page = app.canvas_size[1] - app.px(layout.MARGIN + layout.LABEL_H)
-        top = dpg.get_y_scroll(canvas) + PAGES[action] * page
-        top = min(max(top, 0.0), dpg.get_y_scroll_max(canvas))
-        dpg.set_y_scroll(canvas, top)
-        n = shown(app)
-        if app.selected is not None and n:  # the frame comes onto the page (the next key
-            # moved it from where it was, and scrolled back there)
-            rects = app.layout.results[:n]  # type: ignore[union-attr]
-            on_page = [i for i, r in enumerate(rects) if r[1] >= top]
-            app.selected = on_page[0] if on_page else n - 1
-            app.selected_from = dpg.get_mouse_pos(local=False)
+        _page(app, PAGES[action])
     elif action == "copy_result":
         hit = selected(app) or (app.published.results[0] if shown(app) else None)  # type: ignore[union-attr]
         if hit is None:
@@ -160,6 +150,22 @@ def move(app: ViewerApp, action: str) -> None:
         dpg.set_y_scroll(canvas, rect[3] + margin - height)
     elif rect[1] - margin < top:
         dpg.set_y_scroll(canvas, rect[1] - margin)
+
+
+def _page(app: ViewerApp, way: int) -> None:
+    """Scroll the results a page down (``way`` 1) or up (-1); a frame comes onto the page,
+    on its first result (left where it was, the next key moved it from there and scrolled
+    back)."""
+    canvas = app.ids.canvas
+    page = app.canvas_size[1] - app.px(layout.MARGIN + layout.LABEL_H)
+    top = min(max(dpg.get_y_scroll(canvas) + way * page, 0.0), dpg.get_y_scroll_max(canvas))
+    dpg.set_y_scroll(canvas, top)
+    n = shown(app)
+    if app.selected is not None and n:
+        rects = app.layout.results[:n]  # type: ignore[union-attr]
+        on_page = [i for i, r in enumerate(rects) if r[1] >= top]
+        app.selected = on_page[0] if on_page else n - 1
+        app.selected_from = dpg.get_mouse_pos(local=False)
 
 
 def _scroll_help(app: ViewerApp, action: str) -> None:
