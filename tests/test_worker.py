@@ -465,11 +465,16 @@ def test_a_source_that_is_not_live_is_never_skipped(running):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
 def test_the_worker_and_its_decoders_run_nicer_than_the_window(running):
+    """NICER than the window, the decoders too: started by the worker, they inherited its
+    nice and ran at twice NICER (with two busy programs on the cores, a video's searches
+    waited seconds for their results' pictures)."""
     base = os.getpriority(os.PRIO_PROCESS, 0)
     want = min(19, base + worker_mod.NICER)
     wait_for(lambda: os.getpriority(os.PRIO_PROCESS, running._thread.native_id) == want)
-    decoder = running._decoders.submit(threading.get_native_id).result()
-    assert os.getpriority(os.PRIO_PROCESS, decoder) == want
+    running.send("source", Pictures(picture(6)))  # its results' pictures: the worker
+    searched(running, 1)  # starts the decoders
+    decoders = [t.native_id for t in running._decoders._threads]
+    assert decoders and all(os.getpriority(os.PRIO_PROCESS, d) == want for d in decoders)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # not the caller
 
 
@@ -723,6 +728,29 @@ def test_a_new_picture_that_stands_still_is_searched_while_the_last_results_deco
         wanted = {r.file for r in then.results}
         dropped = {r.file for r in shown.results} - wanted - set(begun[: worker_mod.cores()])
         assert dropped and not dropped & set(begun)
+    finally:
+        gate.set()
+        assert worker.join()
+
+
+def test_a_picture_that_keeps_changing_waits_for_the_last_results_a_second_at_most(
+    index, tiny_model, monkeypatch
+):
+    """A video's next picture waited for the last results' pictures, however long their
+    decodes took: on cores held by two busy programs, or pictures on a slow disk, the
+    video's picture stood still 5-10 s. It waits FILL_WAIT_S at most, then is searched,
+    the pictures not decoded showing as dark tiles."""
+    gate, _ = gated_decodes(monkeypatch)  # (decodes held for 20 s)
+    worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
+    worker.start()
+    try:
+        worker.send("source", Moving(picture(6)))
+        first = searched(worker, 1)
+        assert first.pending == 5
+        second = searched(worker, 2)
+        waited = second.finished - first.finished
+        assert worker_mod.FILL_WAIT_S <= waited < worker_mod.FILL_WAIT_S + 1.0, waited
+        assert second.pending > 0 and second.query is not first.query
     finally:
         gate.set()
         assert worker.join()

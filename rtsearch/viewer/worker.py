@@ -81,8 +81,11 @@ THUMB_WAIT_S = 0.1
 THUMB_REFRESH_S = 0.25
 # Meanwhile a live source is looked at this often: a new picture that stands still from one
 # look to the next (a page scrolled on to another photo) is searched without waiting for
-# them; one that keeps changing (a video) waits, so that its results show whole.
+# them; one that keeps changing (a video) waits, so that its results show whole, but no
+# longer than FILL_WAIT_S after they showed (decodes slowed by busy cores or a slow disk
+# held a video's picture still for 5-10 s).
 FILL_LOOK_S = 0.1
+FILL_WAIT_S = 1.0
 # A live picture that stands still (the source repeats it: a page, a paused video, a camera
 # on a still scene) has its nearest results verified as `query` verifies them (ORB keypoints
 # agreeing on one similarity, rtsearch/verify.py), on the decoders' pool, and shown again so
@@ -112,13 +115,19 @@ NICER = 5
 
 
 def lower_priority(step: int = NICER) -> None:
-    """Make the calling thread ``step`` nicer (Linux sets nice per thread; elsewhere, and
-    where it is refused, nothing changes)."""
+    """Make the calling thread ``step`` nicer than the process's main thread (Linux sets
+    nice per thread; elsewhere, and where it is refused, nothing changes). Than the main
+    thread's, not its own: a thread inherits the nice of the thread that starts it, and the
+    decoders, started by the worker, ran at twice NICER (10: with two busy programs on the
+    cores they got a tenth of one, and a video's search waited seconds for its results'
+    pictures)."""
     if not sys.platform.startswith("linux"):
         return
     tid = threading.get_native_id()
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
+        nicer = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + step)
+        if nicer > os.getpriority(os.PRIO_PROCESS, tid):  # (never less nice: not allowed)
+            os.setpriority(os.PRIO_PROCESS, tid, nicer)
 
 
 def box_for_rows(row_h: float) -> tuple[int, int]:
@@ -301,7 +310,9 @@ class Worker:
                 started = time.perf_counter()
                 if self._filling is not None:
                     self._fill_in(asked)
-                    if self._filling is not None and not asked and not self._moved_on():
+                    if self._filling is not None and not (
+                        asked or self._moved_on() or self._waited_long()
+                    ):
                         continue  # no new picture searched until these show (see _fill_in)
                 try:
                     if self._rethumb or self._requery:
@@ -377,6 +388,11 @@ class Worker:
                 if isinstance(tile, tuple) and r.file not in keep:
                     tile[0].cancel()
         self._filling = None
+
+    def _waited_long(self) -> bool:
+        """Whether a live source's new picture has waited FILL_WAIT_S for the pictures of
+        the results on show: it is searched then, as one that stands still is at once."""
+        return self._live() and time.perf_counter() - self._last_query_at > FILL_WAIT_S
 
     def _live(self) -> bool:
         return not self.paused and self.source is not None and self.source.live
