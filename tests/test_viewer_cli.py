@@ -55,6 +55,9 @@ def test_headless_screenshot_with_the_default_model(display, default_model, tmp_
     figures = json.loads(stats.read_text())
     assert figures["frames"] >= 40 and figures["queries"] >= 1
     assert figures["p50_ms"] > 0 and figures["p99_ms"] >= figures["p50_ms"]
+    # the video's new pictures shown over the run, and the longest wait between two
+    assert figures["shown"] >= 1 and 0 < figures["shown_per_s"] <= 60
+    assert 0 <= figures["longest_wait_s"] < 60
     # the memory the viewer's thumbnails hold: bytes (float32 was 4x), only the picture's
     # own: 560x420x3 for these 4:3 ones in rows of 300 px (299x224x3 in rows up to 235)
     assert figures["thumb_box"] == [840, 420]

@@ -181,6 +181,9 @@ class ViewerApp:
         self.inferences: deque[float] = deque(maxlen=30)  # of the same queries, in ms
         # when each new result was shown, for the status's queries/s; since when they count
         self.shown_times: deque[float] = deque(maxlen=int(RATE_WINDOW_S * MAX_FPS))
+        self.shown_count = 0  # new pictures shown with their results, since the start
+        self.longest_wait = 0.0  # the longest time between two of them, seconds
+        self.first_frame_at: float | None = None  # perf_counter
         self.rate_since = time.perf_counter()
         self.shown_captured = -1.0  # capture time of the query picture on screen
         self.frames = 0
@@ -690,6 +693,7 @@ class ViewerApp:
             dpg.set_y_scroll(self.ids.canvas, self.scroll_back)
             self.scroll_back = None
         now = time.perf_counter()
+        self.first_frame_at = self.first_frame_at or now
         self.frame_times.append(now)
         # a message or a rate change re-publishes the same picture: not a new latency
         # (a picture captured before the one on show, shown again, is not a new query: a
@@ -698,7 +702,10 @@ class ViewerApp:
             self.shown_captured = pub.captured
             self.latencies.append((now - pub.captured) * 1000.0)
             self.inferences.append(pub.inference_ms)
+            if self.shown_times:  # (for --frame-stats: how long a picture stood still)
+                self.longest_wait = max(self.longest_wait, now - self.shown_times[-1])
             self.shown_times.append(now)
+            self.shown_count += 1
         self.frames += 1
         if self.frames == KEEP_AFTER_FRAMES and self.session is not None:
             self._remember(self.session)  # the index it started on, once it has been shown
@@ -762,6 +769,10 @@ class ViewerApp:
         self.inferences.clear()
         self.shown_times.clear()
         self.rate_since = time.perf_counter()
+
+    def run_s(self) -> float:
+        """Seconds since the first frame was drawn."""
+        return 0.0 if self.first_frame_at is None else time.perf_counter() - self.first_frame_at
 
     def query_rate(self) -> float:
         """Results shown per second over the last RATE_WINDOW_S (or since the source or the
@@ -936,7 +947,13 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         "p50_ms": round(statistics.median(ms), 2) if ms else None,
         "p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2) if ms else None,
         "max_ms": round(ms[-1], 2) if ms else None,
-        "queries": pub.seq if pub else 0,
+        "queries": pub.seq if pub else 0,  # (results published, fill-ins included)
+        # new pictures shown with their results, per second of the run, and the longest
+        # time between two (a video that keeps changing: how long its picture stood still);
+        # the frame times and the medians above are of the last frames and results only
+        "shown": app.shown_count,
+        "shown_per_s": round(app.shown_count / max(app.run_s(), 1e-6), 2),
+        "longest_wait_s": round(app.longest_wait, 3),
         "latency_ms": round(statistics.median(app.latencies), 1) if app.latencies else None,
         "inference_ms": round(statistics.median(app.inferences), 2) if app.inferences else None,
         "thumb_box": list(app.worker.cache.size),  # (width, height): by the rows' height
