@@ -645,14 +645,21 @@ def gated_decodes(monkeypatch) -> tuple[threading.Event, list[Path]]:
     return gate, begun
 
 
+def gated_worker(index, tiny_model, monkeypatch) -> tuple[threading.Event, list[Path], Worker]:
+    """A running worker (k 5) whose result pictures decode once the gate is set
+    (gated_decodes), with the files whose decode has begun."""
+    gate, begun = gated_decodes(monkeypatch)
+    worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
+    worker.start()
+    return gate, begun, worker
+
+
 def test_results_show_before_their_pictures_are_decoded_and_fill_in(index, tiny_model, monkeypatch):
     """A new picture's results waited for all 20 of their pictures to decode (4K PNGs: 2 s),
     the last picture and results showing meanwhile under "the picture has not changed".
     They now show after THUMB_WAIT_S, the pictures not decoded yet as dark tiles, filled in
     as they come."""
-    gate, _ = gated_decodes(monkeypatch)
-    worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
-    worker.start()
+    gate, _, worker = gated_worker(index, tiny_model, monkeypatch)
     try:
         worker.send("source", Pictures(picture(6)))
         pub = searched(worker, 1)
@@ -698,9 +705,7 @@ def test_a_new_picture_that_stands_still_is_searched_while_the_last_results_deco
     that keeps changing (a video) still waits, so that its results show whole. Decodes of
     the results before that have not begun are dropped, and a file among both results'
     decodes once."""
-    gate, begun = gated_decodes(monkeypatch)
-    worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
-    worker.start()
+    gate, begun, worker = gated_worker(index, tiny_model, monkeypatch)
     try:
         moving = Moving(picture(6))
         worker.send("source", moving)
@@ -740,9 +745,7 @@ def test_a_picture_that_keeps_changing_waits_for_the_last_results_a_second_at_mo
     decodes took: on cores held by two busy programs, or pictures on a slow disk, the
     video's picture stood still 5-10 s. It waits FILL_WAIT_S at most, then is searched,
     the pictures not decoded showing as dark tiles."""
-    gate, _ = gated_decodes(monkeypatch)  # (decodes held for 20 s)
-    worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
-    worker.start()
+    gate, _, worker = gated_worker(index, tiny_model, monkeypatch)  # (held for 20 s)
     try:
         worker.send("source", Moving(picture(6)))
         first = searched(worker, 1)
