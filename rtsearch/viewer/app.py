@@ -678,12 +678,12 @@ class ViewerApp:
         if self.frames % 10 == 0 or not self.ids.toolbar.packed:
             # every frame until the first drawn frame has given the bars' sizes
             ui.reflow_toolbar(self)
-            status.update_status(self)
-            self.viewport_box = self.region.to_physical(grab_view.viewport_box())
-            mirrored = status.searches_itself(self)
+            mirrored = status.searches_itself(self)  # (the status's message says so too)
             if mirrored != self.mirrored:  # searched less often while it would search itself
                 self.mirrored = mirrored
                 self.worker.send("mirror", mirrored)
+            status.update_status(self)
+            self.viewport_box = self.region.to_physical(grab_view.viewport_box())
         # (for the keys of the frame drawn next: the field's Enter ends its typing)
         self.typing_before = any(dpg.is_item_active(f) for f in self.ids.fields)
         dpg.render_dearpygui_frame()

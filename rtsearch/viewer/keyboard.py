@@ -36,12 +36,6 @@ MOVES: dict[str, tuple[int, int] | None] = {
 }
 PAGES = {"page_up": -1, "page_down": 1}
 ACTIONS = (*MOVES, *PAGES, "query_selected", "open_selected", "copy_result")
-ARROWS = {
-    "select_left": (-1, 0),
-    "select_right": (1, 0),
-    "select_up": (0, -1),
-    "select_down": (0, 1),
-}
 LINE = 20  # the help scrolled by a line: pixels at UI scale 1
 NONE_SELECTED = "no result is selected: the arrow keys select one"
 
@@ -75,8 +69,9 @@ def on_key(app: ViewerApp, action: str, shift: bool, ctrl: bool) -> bool:
     if app.grab_mode and (action in MOVES or action in PAGES):
         # (Home, End and the page keys do nothing there: as other keys, they left the mode,
         # and the rectangle moved so far was lost)
-        if action in ARROWS:
-            app.region.nudge(*ARROWS[action], resize=shift, fine=ctrl)
+        step = MOVES.get(action)
+        if step is not None:  # (rows down, steps along: y and x)
+            app.region.nudge(step[1], step[0], resize=shift, fine=ctrl)
         return True
     return False
 

@@ -60,7 +60,7 @@ def update_status(app: ViewerApp) -> None:
     dpg.set_value(app.ids.status, wrap_parts(parts, inside))
     # a file's name in it escaped, as on the terminal (a newline in one broke the line)
     note = printable(app.message or (pub.message if pub else ""))
-    if searches_itself(app):
+    if app.mirrored:  # (searches_itself, as the frame last looked)
         meanwhile = (
             "" if app.paused else f" (searched {worker.MIRROR_QPS:g} times a second meanwhile)"
         )
