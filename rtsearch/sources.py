@@ -51,11 +51,13 @@ def is_video_file(path: Path) -> bool:
 @dataclass(frozen=True)
 class Frame:
     """One captured picture: RGB uint8 (H, W, 3), capture time in perf_counter seconds,
-    and the index row it came from (random source only, so it can be excluded)."""
+    and the index row it came from (random source only, so it can be excluded) and its
+    file."""
 
     image: RGBImage
     captured: float
     row: int | None = None
+    file: Path | None = None
 
 
 class Source(Protocol):
@@ -103,7 +105,7 @@ class RandomSource:
             self.message = f"{path}: cannot read ({exc})"
             return None
         self.message = f"query: {path}"
-        return Frame(image, time.perf_counter(), row)
+        return Frame(image, time.perf_counter(), row, Path(path))
 
     def close(self) -> None:
         pass

@@ -882,6 +882,9 @@ def test_double_clicking_a_result_opens_that_result(app, monkeypatch):
     assert [r.file for r in app.published.results] == [r.file for r in pub.results]
     # why it did not open is said (putting the query back cleared it)
     assert app.message == f"{clicked.file}: cannot open it here: xdg-open is not installed"
+    # nor was the picture opened a query of its own: back goes to the one before
+    assert app.history.files[app.history.at] == pub.file
+    assert clicked.file not in app.history.files
 
 
 def test_opening_a_result_without_a_system_viewer_says_so(app, monkeypatch, tmp_path):
@@ -2161,6 +2164,86 @@ def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch):
     assert key() == 0 and dpg.get_y_scroll(app.ids.canvas) == 0
     app.perform("escape")
     app.set_k(8)
+
+
+def test_back_and_forward_go_through_the_queries_as_in_a_browser(app, tmp_path):
+    """A user browsing the collection (R, a result clicked, another) could not go back to
+    a picture left behind. Backspace or Alt+Left, the mouse's back button and the toolbar's
+    left arrow go back; Shift+Backspace or Alt+Right, the forward button and the right
+    arrow forward; from a live source back goes to the last picture of the collection.
+    Real key presses and clicks."""
+    from rtsearch.viewer import history
+
+    app.perform("escape")
+    xdotool(app, "mousemove", "2", "2")
+    app.history = history.History()  # (the tests before browsed too)
+    files = []
+    while len(files) < 2:  # two random pictures...
+        app.perform("random")
+        pub = fresh(app, "random")
+        if pub.file not in files:
+            files.append(pub.file)
+    xdotool(app, "key", "Right", "Return")  # ... and a result made the query
+    pump(app, lambda: app.published.file == pub.results[0].file)
+    files.append(pub.results[0].file)
+    assert app.history.files[-3:] == files
+
+    def shows(file: Path) -> bool:
+        pump(app, lambda: app.published.file == file and app.published.source == "random")
+        for _ in range(10):  # (the status, and so the arrows, every 10 frames)
+            app.frame()
+        return app.published.row == app.session.row_at(file)
+
+    def arrows() -> tuple[bool, bool]:
+        for _ in range(10):
+            app.frame()
+        return tuple(dpg.get_item_configuration(b)["enabled"] for b in app.ids.step_buttons)
+
+    assert shows(files[2]) and arrows() == (True, False)
+    xdotool(app, "key", "BackSpace")
+    assert shows(files[1]) and arrows() == (True, True)
+    xdotool(app, "key", "alt+Left")
+    assert shows(files[0])
+    xdotool(app, "key", "shift+BackSpace")
+    assert shows(files[1])
+    xdotool(app, "key", "alt+Right")
+    assert shows(files[2]) and arrows() == (True, False)
+    xdotool(app, "key", "alt+Right")
+    assert app.message == history.NONE_AFTER
+    xdotool(app, "click", "8")  # the mouse's back and forward buttons
+    assert shows(files[1])
+    xdotool(app, "click", "9")
+    assert shows(files[2])
+    ox, oy = dpg.get_item_rect_min(app.ids.step_buttons[0])  # the toolbar's left arrow
+    xdotool(app, "mousemove", str(round(ox + 5)), str(round(oy + 5)), "click", "1")
+    assert shows(files[1])
+    xdotool(app, "mousemove", "2", "2")
+    # a new query after a step back drops the steps ahead
+    app.perform("random")
+    pump(app, lambda: app.published.file not in (files[1], files[2], None))
+    latest = app.published.file
+    assert app.history.files[-3:] == [files[0], files[1], latest]
+    # from a live source back goes to the last picture of the collection shown
+    video = write_video(tmp_path / "clip.avi", [3, 7], frames_each=5)
+    app._start_source(f"video:{video}")
+    fresh(app, "video")
+    assert app.published.file is None and arrows() == (True, False)
+    xdotool(app, "key", "BackSpace")
+    assert shows(latest)
+    # a picture the index no longer holds is passed over; none left is said
+    app.history.files[app.history.at - 1] = tmp_path / "gone.png"
+    xdotool(app, "key", "BackSpace")
+    assert shows(files[0])
+    xdotool(app, "key", "BackSpace")
+    assert app.message == history.NONE_BEFORE and app.published.file == files[0]
+    app.history.files[1:] = [tmp_path / "gone.png"]
+    xdotool(app, "key", "alt+Right")
+    assert app.message == history.LOST
+    # in the grab-window mode the keys leave the rectangle being set alone
+    app.perform("grab_mode")
+    xdotool(app, "key", "BackSpace")
+    assert app.grab_mode
+    app.perform("escape")
 
 
 def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):

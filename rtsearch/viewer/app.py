@@ -45,6 +45,7 @@ from rtsearch.viewer import (
     dialogs,
     fonts,
     grab_view,
+    history,
     keyboard,
     layout,
     memory,
@@ -64,6 +65,7 @@ from rtsearch.viewer.display import (
     x_resources,
 )
 from rtsearch.viewer.grab_region import Box, GrabRegion, detect_scale
+from rtsearch.viewer.history import History
 from rtsearch.viewer.shortcuts import action_for
 from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
@@ -135,6 +137,7 @@ class ViewerApp:
         # when a Ctrl (a Shift) press came whose release has not come yet
         self.ctrl_pressed: float | None = None
         self.shift_pressed: float | None = None
+        self.alt_pressed: float | None = None
         self.typing_before = False  # a box or slider was typed into at the frame before
         # held from here: reading the screen size cannot reset it; and a display that does
         # not answer is not asked again (mss would wait on it for ever)
@@ -191,6 +194,7 @@ class ViewerApp:
         self.tiles_waiting = False  # some visible tile waits for its texture (next frame)
         self.last_click: mouse.Click | None = None
         self.source_sent: str | None = None  # the last source handed to the worker
+        self.history = History()  # the collection's pictures that were the query (history.py)
         self.selected: int | None = None  # the rank selected with the keys (keyboard.py)
         self.framed: tuple | None = None  # where its frame is drawn
         self.selected_from: list | None = None  # where the pointer was when it was selected
@@ -372,6 +376,9 @@ class ViewerApp:
         if key in ui.SHIFT_KEYS:
             self.shift_pressed = time.monotonic()
             return
+        if key in ui.ALT_KEYS:
+            self.alt_pressed = time.monotonic()
+            return
         if key == dpg.mvKey_Escape and self.ids.close_dialog():
             return
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.ids.confirm_dialog():
@@ -395,6 +402,10 @@ class ViewerApp:
         name = ui.KEY_NAMES.get(key)
         if name == "/" and shift:
             name = "?"
+        elif name == "Backspace" and shift:
+            name = "Shift+Backspace"
+        elif name in ("Left", "Right") and self._held(self.alt_pressed, ui.ALT_KEYS):
+            name = f"Alt+{name}"
         plain = action_for(name) if name else None
         if plain and keyboard.on_key(self, plain, shift, ctrl):
             return  # (the help scrolled, the grab rectangle moved)
@@ -423,6 +434,8 @@ class ViewerApp:
             self.ctrl_pressed = None
         if key in ui.SHIFT_KEYS:
             self.shift_pressed = None
+        if key in ui.ALT_KEYS:
+            self.alt_pressed = None
 
     def perform(self, action: str) -> None:
         """Every shortcut and button ends here."""
@@ -436,6 +449,9 @@ class ViewerApp:
         if action in keyboard.ACTIONS:
             keyboard.perform(self, action)
             return
+        if action in history.ACTIONS:
+            history.perform(self, action)
+            return
         handler = getattr(self, f"_do_{action}")
         handler()
 
@@ -444,6 +460,7 @@ class ViewerApp:
             self.message = NO_INDEX
             return
         self._resume()
+        self.history.going = None  # a new query: what comes is not a step's
         self.worker.send("random")
         keyboard.to_top(self)  # (its picture shows at the top)
 
@@ -451,6 +468,7 @@ class ViewerApp:
         """A clicked result becomes the query, paused or not."""
         self.message = ""
         self._resume()
+        self.history.going = None  # (a step back or forward sets it again after)
         self.worker.send("row", row)
 
     def _resume(self) -> None:
@@ -754,6 +772,8 @@ class ViewerApp:
             self.dirty = True  # a source without a picture says why in its place
         if last is not None and pub.source != last.source:
             self._count_afresh()  # the status's figures are the new source's
+        if pub.file is not None and pub.source == "random":
+            self.history.arrived(pub.file)
         self.published = pub
 
     def _show_query(self, query: Thumb) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import printable
-from rtsearch.viewer import keyboard, layout
+from rtsearch.viewer import history, keyboard, layout
 from rtsearch.viewer.display import pointer_in_window, x_display
 from rtsearch.viewer.grab_region import HANDLE
 from rtsearch.viewer.grab_view import grab_preview
@@ -46,6 +46,11 @@ def add_handlers(app: ViewerApp) -> None:
         dpg.add_key_release_handler(callback=lambda s, key: app.on_key_release(key))
         dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Left, callback=lambda: on_click(app))
         dpg.add_mouse_click_handler(button=dpg.mvMouseButton_Right, callback=lambda: on_right(app))
+        # the mouse's side buttons: back and forward, as in a browser
+        for button, step in ((dpg.mvMouseButton_X1, "back"), (dpg.mvMouseButton_X2, "forward")):
+            dpg.add_mouse_click_handler(
+                button=button, callback=lambda s, a, u: app.perform(u), user_data=step
+            )
         dpg.add_mouse_double_click_handler(
             button=dpg.mvMouseButton_Left, callback=lambda: on_double(app)
         )
@@ -135,8 +140,8 @@ def on_double(app: ViewerApp) -> None:
     a result does not lose the results being browsed."""
     last = app.last_click
     if last is not None and last.hit is not None:
-        if last.before is not None:
-            app.query_row(last.before)  # first: it clears the message line
+        if last.before is not None:  # first: it clears the message line
+            history.back_from_click(app, last.hit.file, last.before)
         app.open_file(last.hit.file)  # which says when the file cannot be opened
 
 

@@ -17,6 +17,13 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("Space", "pause", "pause / resume the live source"),
     ("+", "more", "more results"),
     ("-", "fewer", "fewer results"),
+    (
+        "Backspace",
+        "back",
+        "back to the query before (a random picture, a result made the query); also Alt+Left "
+        "and the mouse's back button",
+    ),
+    ("Alt+Right", "forward", "forward again; also Shift+Backspace and the mouse's forward button"),
     ("Ctrl+O", "load", "load an index (.dat), then its image folder"),
     ("A", "analyze", "analyze a folder of images into an index"),
     ("Ctrl+S", "save", "save the index"),
@@ -79,6 +86,12 @@ PLAIN_KEYS = {
     "Page Up": "page_up",
     "Page Down": "page_down",
     "A": "analyze",
+    "Backspace": "back",
+    "Alt+Left": "back",
+    "Browser Back": "back",
+    "Shift+Backspace": "forward",
+    "Alt+Right": "forward",
+    "Browser Forward": "forward",
 }
 CTRL_KEYS = {
     "O": "load",

@@ -76,6 +76,10 @@ def update_status(app: ViewerApp) -> None:
     pause = PAUSE_LABELS[app.paused]
     if dpg.get_item_label(app.ids.pause_button) != pause:
         dpg.configure_item(app.ids.pause_button, label=pause)
+    shown = pub.file if pub is not None and pub.source == "random" else None
+    for button, can in zip(app.ids.step_buttons, app.history.can_step(shown), strict=True):
+        if dpg.get_item_configuration(button)["enabled"] != can:
+            dpg.configure_item(button, enabled=can)
     _fit_status(app)
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 CTRL_KEYS = (dpg.mvKey_LControl, dpg.mvKey_RControl, dpg.mvKey_ModCtrl)
 SHIFT_KEYS = (dpg.mvKey_LShift, dpg.mvKey_RShift, dpg.mvKey_ModShift)
+ALT_KEYS = (dpg.mvKey_LAlt, dpg.mvKey_RAlt, dpg.mvKey_ModAlt)
 KEY_NAMES = {
     dpg.mvKey_R: "R",
     dpg.mvKey_W: "W",
@@ -69,6 +70,9 @@ KEY_NAMES = {
     517: "Page Up",
     518: "Page Down",
     dpg.mvKey_A: "A",
+    dpg.mvKey_Back: "Backspace",
+    dpg.mvKey_Browser_Back: "Browser Back",
+    dpg.mvKey_Browser_Forward: "Browser Forward",
 }
 LABEL = (230, 230, 230, 255)
 GREYED = (128, 128, 128, 255)  # the text of a control that cannot be used now
@@ -125,6 +129,7 @@ class Ids:
     analyze_dialog: int | str
     fields: tuple = ()  # the dims input and the sliders (Ctrl+click types into one)
     pause_button: int | str = 0
+    step_buttons: tuple = ()  # back and forward (history.py)
     no_picture: int | str = 0  # says why, where the query image would be
     query_outline: int | str = 0  # round the part of the query searched, when trimmed
     # the hovered result's caption (its band and text), in a layer above the tiles
@@ -188,7 +193,10 @@ def build(app: ViewerApp) -> Ids:
         with dpg.group():
             rows = [dpg.add_group(horizontal=True) for _ in range(32)]
         buttons = _toolbar(app, rows[0])
+        # (at the head of the sliders' row: the buttons' row of a 1280 px window is full)
+        steps = _step_buttons(app, rows[1])
         k_slider, dims, sliders, fields, trim_box = _sliders(app, rows[1])
+        sliders.insert(0, steps)
         dims_input, dims_apply, dims_tips = dims
         toolbar = Toolbar(rows[: len(buttons) + len(sliders)], [buttons, sliders])
         for row in rows[len(toolbar.rows) :]:
@@ -225,6 +233,9 @@ def build(app: ViewerApp) -> Ids:
         **file_dialogs,
         fields=fields,
         pause_button=next(b for b in buttons if dpg.get_item_user_data(b) == "pause"),
+        step_buttons=tuple(
+            b for b in dpg.get_item_children(steps, 1) if dpg.get_item_user_data(b)
+        ),  # (beside their tooltips)
         no_picture=parts["no_picture"],
         query_outline=parts["query_outline"],
         caption=parts["caption"],
@@ -323,6 +334,39 @@ def _toolbar(app: ViewerApp, row: int | str) -> list:
     ]
 
 
+def _step_buttons(app: ViewerApp, row: int | str) -> int | str:
+    """Back and forward through the queries (history.py): two arrows, greyed where
+    there is no step to take; one chip, so they stay together."""
+    with dpg.group(horizontal=True, parent=row) as chip:
+        for direction, action, tip in (
+            (dpg.mvDir_Left, "back", f"Back to the query before ({key_for('back')}, Alt+Left"),
+            (dpg.mvDir_Right, "forward", f"Forward again ({key_for('forward')}, Shift+Backspace"),
+        ):
+            button = dpg.add_button(
+                arrow=True,
+                direction=direction,
+                callback=lambda s, a, u: app.perform(u),
+                user_data=action,
+                enabled=False,  # (no query yet)
+            )
+            with dpg.tooltip(button):
+                dpg.add_text(f"{tip}, the mouse's {action} button)")
+    dpg.bind_item_theme(chip, _greyed())
+    return chip
+
+
+def _greyed() -> int | str:
+    """A theme that greys the boxes and buttons that cannot be used now."""
+    with dpg.theme() as greyed:
+        for kind in (dpg.mvInputInt, dpg.mvButton):
+            with dpg.theme_component(kind, enabled_state=False):
+                dpg.add_theme_color(dpg.mvThemeCol_Text, GREYED)
+                dpg.add_theme_color(dpg.mvThemeCol_Button, BACKGROUND)
+                dpg.add_theme_color(dpg.mvThemeCol_ButtonHovered, BACKGROUND)
+                dpg.add_theme_color(dpg.mvThemeCol_ButtonActive, BACKGROUND)
+    return greyed
+
+
 def _sliders(app: ViewerApp, row: int | str):
     def relayout(sender, value, field) -> None:  # typed values (Ctrl+click) come clamped
         setattr(app.opts, field, int(value))
@@ -350,14 +394,7 @@ def _sliders(app: ViewerApp, row: int | str):
         app.sized(dims_input, width=60)
     with dpg.tooltip(dims_group):  # the group's: a disabled box has no hover of its own
         tips.append(app.sized(dpg.add_text(DIMS_TIP_EMPTY), wrap=380))
-    with dpg.theme() as greyed:
-        for kind in (dpg.mvInputInt, dpg.mvButton):
-            with dpg.theme_component(kind, enabled_state=False):
-                dpg.add_theme_color(dpg.mvThemeCol_Text, GREYED)
-                dpg.add_theme_color(dpg.mvThemeCol_Button, BACKGROUND)
-                dpg.add_theme_color(dpg.mvThemeCol_ButtonHovered, BACKGROUND)
-                dpg.add_theme_color(dpg.mvThemeCol_ButtonActive, BACKGROUND)
-    dpg.bind_item_theme(dims_group, greyed)
+    dpg.bind_item_theme(dims_group, _greyed())
     with dpg.group(horizontal=True, parent=chips[0]):
         lo, hi = layout.HEADER_RANGE
         header = dpg.add_slider_int(

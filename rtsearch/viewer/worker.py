@@ -214,6 +214,7 @@ class Published:
     # all of it
     searched: tuple[float, float, float, float] | None = None
     pending: int = 0  # result pictures still decoding, shown meanwhile as dark tiles
+    file: Path | None = None  # the collection's file the query is (random source only)
 
 
 class Worker:
@@ -720,7 +721,7 @@ class Worker:
         name = self.source.name if self.source else ""
         pub = Published(
             self._seq, name, query, frame.captured, time.perf_counter(), frame.row,
-            results, thumbs, infer_ms, message, searched, pending,
+            results, thumbs, infer_ms, message, searched, pending, frame.file,
         )  # fmt: skip
         with self._lock:
             self._slot = pub
