@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from rtsearch import __version__, queries, terminal
 from rtsearch.argtypes import (
@@ -53,9 +53,20 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class Parser(argparse.ArgumentParser):
+    """A usage error is one line, as every error is: the usage block before it only where
+    arguments are missing (the command's shape is what was wanted there; before a value
+    out of range, `-k 0`, it was eight lines of noise)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required"):
+            self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = HelpFormatter
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rtsearch", description="Realtime reverse image search.", formatter_class=fmt
     )
     parser.add_argument("--version", action="version", version=f"rtsearch {__version__}")

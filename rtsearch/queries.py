@@ -77,7 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--json",
         action="store_true",
         help="print [{path, file, distance, inliers}, ...] (file: absolute; inliers: null "
-        "with --no-verify); for several pictures or a folder, [{query, results, error, "
+        "with --no-verify, past the candidates verified and for a file that cannot be read); "
+        "for several pictures or a folder, [{query, results, error, "
         "searched}, ...], one per picture",
     )
     shapes.add_argument(
@@ -337,9 +338,15 @@ def _answer_all(
 
 
 def _answer(
-    session: SearchSession, image: Path, args: argparse.Namespace, *, say_trim: bool
+    session: SearchSession,
+    image: Path,
+    args: argparse.Namespace,
+    *,
+    say_trim: bool,
+    named: str | None = None,
 ) -> Answer:
-    """``image`` searched for; its problems raised as one-line errors naming it."""
+    """``image`` searched for; its problems raised as one-line errors naming it, its
+    trim's note naming it so or as ``named``."""
     from rtsearch.cli import missing_reason, print_line
     from rtsearch.sources import is_video_file
 
@@ -365,7 +372,7 @@ def _answer(
         if answer.searched.whole and is_plain(whole):
             answer.searched = replace(answer.searched, plain=True)
         if say_trim:
-            print_line(f"note: {image}: {answer.searched.text()}")
+            print_line(f"note: {named or image}: {answer.searched.text()}")
 
     # verification looks at more candidates than it shows: get them all, to check them
     wide = max(args.k, session.verifier.candidates) if args.verify else args.k
@@ -413,7 +420,8 @@ def _answer_piped(session: SearchSession, args: argparse.Namespace, *, say_trim:
         ) from None
     piped = folder / "picture"
     try:
-        answer = _answer(session, piped, args, say_trim=say_trim)
+        # (the trim's note named the temporary file)
+        answer = _answer(session, piped, args, say_trim=say_trim, named=STDIN_NAME)
     except RtsearchError as exc:
         raise RtsearchError(str(exc).replace(str(piped), STDIN_NAME)) from None
     finally:
@@ -501,8 +509,8 @@ def _note_missing(results: list[Result], index: Path, base_dir: Path) -> None:
 
 def _note_unreadable(results: list[Result], unreadable: dict[Path, str]) -> None:
     """Say when indexed files among the nearest are there but could not be read to verify
-    them (a HEIC without pillow-heif, a file damaged since): their 0 inliers are not a
-    verdict, and a true source among them cannot be moved ahead."""
+    them (a HEIC without pillow-heif, a file damaged since): their inliers are "-" (null),
+    and a true source among them cannot be moved ahead."""
     from rtsearch.cli import print_line
 
     files = {r.file for r in results if r.file in unreadable and r.file.is_file()}
@@ -510,8 +518,7 @@ def _note_unreadable(results: list[Result], unreadable: dict[Path, str]) -> None
         first = unreadable[min(files)]
         print_line(
             f"note: {count(len(files), 'nearest indexed image')} could not be read to verify "
-            f"{'it' if len(files) == 1 else 'them'}, so {'its' if len(files) == 1 else 'their'}"
-            f" 0 inliers say nothing (first: {first})"
+            f'{"it" if len(files) == 1 else "them"} (inliers "-"; first: {first})'
         )
 
 

@@ -67,6 +67,7 @@ class Keypoints:
 
 
 EMPTY = Keypoints(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+UNREAD = Keypoints(EMPTY.points, EMPTY.descriptors)  # a file that could not be read: no verdict
 
 
 class Verifier:
@@ -106,7 +107,8 @@ class Verifier:
         return Keypoints(points, descriptors)
 
     def keypoints_of_file(self, path: Path) -> Keypoints:
-        """Keypoints of a gallery file, cached; an unreadable file has none (never verifies)."""
+        """Keypoints of a gallery file, cached; an unreadable (a missing) file's are UNREAD:
+        none, and no verdict on it."""
         with self._lock:
             cached = self._cache.get(path)
             if cached is not None:
@@ -115,7 +117,7 @@ class Verifier:
         try:
             kp = self.keypoints(load_rgb(path, min_size=(MAX_SIDE, MAX_SIDE)))
         except RtsearchError as exc:
-            kp = EMPTY
+            kp = UNREAD
             with self._lock:
                 self.unreadable[path] = str(exc)
         with self._lock:
@@ -143,12 +145,15 @@ class Verifier:
     def rerank(self, query: RGBImage | Keypoints, results: Sequence[Result]) -> list[Result]:
         """``results`` with the verified ones among the first ``candidates`` (enough inliers,
         within GATE of the nearest distance) moved to the front, most inliers first; every
-        result of the head gets its ``inliers`` count."""
+        result of the head gets its ``inliers`` count, but those whose files could not be
+        read (None: not verified, as those past the head; 0 read as a verdict)."""
         q = query if isinstance(query, Keypoints) else self.keypoints(query)
-        head = [
-            replace(r, inliers=self.inliers(q, self.keypoints_of_file(r.file)))
-            for r in results[: self.candidates]
-        ]
+
+        def checked(r: Result) -> Result:
+            kp = self.keypoints_of_file(r.file)
+            return replace(r, inliers=None if kp is UNREAD else self.inliers(q, kp))
+
+        head = [checked(r) for r in results[: self.candidates]]
         reach = GATE * min((r.distance for r in head), default=0.0)
 
         def verified(r: Result) -> bool:

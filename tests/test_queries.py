@@ -264,11 +264,16 @@ def test_candidates_that_cannot_be_read_to_verify_are_noted_and_unverified_ranks
     shutil.copy(damaged, query)
     damaged.write_bytes(bytes(damaged.stat().st_size))  # same size: not "changed"
     code, stdout, err = cli(capsys, "query", out, query, "--model", tiny_model, "-k", "3")
-    assert code == 0 and stdout.splitlines()[0].split()[2:] == ["0", "inliers", "d0/img00003.jpg"]
+    # not verified: "-", as past the candidates (0 read as a verdict), null in --json
+    assert code == 0 and stdout.splitlines()[0].split()[2:] == ["-", "inliers", "d0/img00003.jpg"]
     assert err == (
-        "note: 1 nearest indexed image could not be read to verify it, so its 0 inliers say "
-        f"nothing (first: {damaged}: not an image file (unknown format))\n"
+        'note: 1 nearest indexed image could not be read to verify it (inliers "-"; first: '
+        f"{damaged}: not an image file (unknown format))\n"
     )
+    damaged.unlink()  # gone since the index was made: the same
+    code, stdout, _ = cli(capsys, "query", out, query, "--model", tiny_model, "-k", "3", "--json")
+    first = json.loads(stdout)[0]
+    assert (first["path"], first["inliers"]) == ("d0/img00003.jpg", None)
     # -k past the candidates verified: their inliers read "-", the paths stay in line
     monkeypatch.setattr("rtsearch.session.Verifier", lambda: Verifier(candidates=4))
     code, stdout, _ = cli(capsys, "query", out, query, "--model", tiny_model, "-k", "6")
@@ -301,6 +306,8 @@ def test_a_picture_piped_in_is_searched_and_named_as_the_input(tmp_path, tiny_mo
     answers = [json.loads(line) for line in run.stdout.splitlines()]
     assert [a["query"] for a in answers] == ["-", str(gallery / "d0/img00000.png")]
     assert answers[0]["results"][0]["path"] == "d1/img00007.jpg"
+    run = piped(picture, "-", "--trim", "--no-verify", "-k", "1")  # its note names it too
+    assert run.returncode == 0 and run.stderr.decode().startswith("note: standard input: ")
     for data, said in (
         (b"", "standard input: empty (nothing was piped in, or it was read before)"),
         (b"not a picture", "standard input: not an image file (unknown format)"),

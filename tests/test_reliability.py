@@ -435,6 +435,12 @@ def test_out_of_range_seed_and_interval_are_usage_errors(tmp_path, tiny_model):
     for bad in ("0", "-1", "nan", "inf"):
         run = rtsearch("update", tmp_path / "s.dat", tmp_path / "g", "--watch", "--interval", bad)
         assert run.returncode == 2 and "--interval: must be more than 0" in run.stderr, bad
+        # one line, as every error is (the usage block before it was eight lines of noise)
+        assert run.stderr.startswith("rtsearch update: error: ") and run.stderr.count("\n") == 1
+    # arguments missing: the command's usage shows what is wanted
+    run = rtsearch("analyze", tmp_path / "g")
+    assert run.returncode == 2 and run.stderr.startswith("usage: rtsearch analyze [-h]")
+    assert run.stderr.endswith("error: the following arguments are required: -o/--output\n")
     assert rtsearch("analyze", tmp_path / "g", "-o", tmp_path / "s.dat", "--model", tiny_model,
                     "--quiet").returncode == 0  # fmt: skip
     run = rtsearch("update", tmp_path / "s.dat", tmp_path / "g", "--interval", "5")
