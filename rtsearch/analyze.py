@@ -21,6 +21,7 @@ from rtsearch import atomic, interrupts, store
 from rtsearch import projection as proj
 from rtsearch.checkpoints import (
     CheckpointWriter,
+    OtherModel,
     check_folder,
     checkpoint_dir,
     checkpoint_on_interrupt,
@@ -544,7 +545,10 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
         shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
         return done, None
     old = _old_index(out, base_dir, model, settings, warn, found)
-    parts = list(checkpoint_parts(checkpoint_dir(out), model, warn))
+    try:
+        parts = list(checkpoint_parts(checkpoint_dir(out), model, warn, settings.replace))
+    except OtherModel as exc:
+        raise RtsearchError(f"{exc} (or pass {settings.options.replace})") from None
     if not settings.replace:
         _refuse_another_run(out, parts, base_dir, wanted, settings.options)
     for ck in parts:
@@ -640,17 +644,25 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
             f"{exc}; it is reused when analysing to it again: delete it, or choose another "
             f"{out_option}"
         ) from None
-    if old.model.identity != model.identity:  # analysing to it would replace it
+    replace = settings.options.replace
+    other = old.model.identity != model.identity
+    clash = "" if other else store.twin_clash(old.model, model)  # its rows and these differ
+    if (other or clash) and settings.replace:  # (all of it analysed again, as asked)
+        if warn:
+            made = f"model {old.model}" if other else clash
+            warn(f"{out}: an index made with {made}; {replace}: analysing all of it anew")
+        return None
+    if other:  # analysing to it would replace it
         raise RtsearchError(
             f"{out}: an index made with model {old.model}, not {model}; use the same --model "
-            f"to update it, or choose another {out_option} (or delete it) to start a new one"
+            f"to update it, choose another {out_option} (or delete it) to start a new one, or "
+            f"pass {replace} to analyse all of it anew with this one"
         )
-    clash = store.twin_clash(old.model, model)  # its rows and these would differ
     if clash:
         raise RtsearchError(
             f"{out}: an index made with {clash}; {command('rtsearch', 'update', out, base_dir)} "
-            f"brings it up to date with that file, or choose another {out_option} (or delete "
-            "it) to start a new one"
+            f"brings it up to date with that file, choose another {out_option} (or delete "
+            f"it) to start a new one, or pass {replace} to analyse all of it anew with this one"
         )
     if old.features is not None and not settings.keep_features and warn:
         warn(

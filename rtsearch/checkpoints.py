@@ -20,42 +20,51 @@ DEFAULT_CHECKPOINT_SECONDS = 120.0
 __all__ = ["CheckpointWriter", "checkpoint_dir", "checkpoint_files", "checkpoint_parts"]
 
 
-def checkpoint_parts(folder: Path, model: ModelRef, warn: Warn | None) -> Iterator[Index]:
+def checkpoint_parts(
+    folder: Path, model: ModelRef, warn: Warn | None, replace: bool = False
+) -> Iterator[Index]:
     """The checkpoint parts in ``folder``, to resume from. A part that cannot be read (a
     disk's fault: each is written atomically) is passed over with a warning, and its images
-    analysed again; one made with another model stops the run (check_part_model)."""
-    for _, part in checkpoint_files(folder, model, warn):
+    analysed again; one made with another model stops the run (check_part_model), or with
+    ``replace`` (--replace) is passed over so."""
+    for _, part in checkpoint_files(folder, model, warn, replace):
         yield part
 
 
 def checkpoint_files(
-    folder: Path, model: ModelRef, warn: Warn | None
+    folder: Path, model: ModelRef, warn: Warn | None, replace: bool = False
 ) -> Iterator[tuple[Path, Index]]:
     """As checkpoint_parts, with each part's file."""
     for path in sorted(folder.glob("part-*.dat")):
         try:
             part = store.load(path, allow_checkpoint=True)
+            check_part_model(part, model, path)
         except RtsearchError as exc:
+            if isinstance(exc, OtherModel) and not replace:
+                raise
             if warn:
                 warn(f"{exc}; passed over: its images are analysed again")
             continue
-        check_part_model(part, model, path)
         yield path, part
+
+
+class OtherModel(RtsearchError):
+    """A checkpoint part made with another model, or another file of its weights."""
 
 
 def check_part_model(part: Index, model: ModelRef, where: Path) -> None:
     """A checkpoint part resumed with another model is refused, with the way out."""
     if part.model.identity != model.identity:
-        raise RtsearchError(
+        raise OtherModel(
             f"{where}: checkpoint made with model {part.model}, not {model}; use the same "
             f"--model, or delete {where.parent} to start again"
         )
     clash = store.twin_clash(part.model, model)  # its rows and this run's would differ
     if clash:
-        raise RtsearchError(
+        raise OtherModel(
             f"{where}: checkpoint made with {clash}; pass --model with its "
-            f"{part.model.variant} file, as the run that wrote it did, or delete {where.parent} "
-            "to start again"
+            f"{part.model.variant} file, as the run that wrote it did, or delete "
+            f"{where.parent} to start again"
         )
 
 

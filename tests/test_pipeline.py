@@ -234,7 +234,17 @@ def test_other_model_is_refused(capsys, tmp_path, gallery, tiny_model):
         )
         and "), not tiny (fc, weights " in err
         and "use the same --model to update it" in err
+        and err.endswith("or pass --replace to analyse all of it anew with this one\n")
     )
+    # --replace: all of it analysed anew with the other model (it was refused still)
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--model", other, "--replace")
+    from rtsearch.models import read_model_info
+
+    made = store.load(out)
+    assert code == 0 and made.model.identity == read_model_info(other).identity
+    assert len(made.paths) == len(list(gallery.rglob("*.*")))
+    assert err.startswith(f"warning: {out}: an index made with model tiny (fc, weights ")
+    assert "; --replace: analysing all of it anew\n" in err
 
 
 def test_query_says_when_the_nearest_files_are_gone(capsys, tmp_path, gallery, tiny_model):

@@ -892,6 +892,21 @@ def test_rows_are_added_only_from_the_file_that_made_the_index(capsys, tmp_path,
         f"rtsearch: error: {ckpt / 'part-000000.dat'}: checkpoint made with the int8 file of "
         "tiny, not the fp32 one"
     )
+    assert err.endswith(" to start again (or pass --replace)\n")
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", int8_out, "--model", fp32,
+                            "--replace")  # fmt: skip
+    assert code == 0 and store.load(int8_out).model.variant == "fp32"
+    assert "not the fp32 one" in err and "; passed over: its images are analysed again" in err
+    assert not ckpt.exists()
+    # and an index made with the other file is analysed anew, not refused
+    code, _, err = cli(capsys, "analyze", gallery, "-o", int8_out, "--model", "tiny-int8",
+                       "--replace", "--quiet")  # fmt: skip
+    assert code == 0 and store.load(int8_out).model.variant == "int8"
+    assert err == (
+        f"warning: {int8_out}: an index made with the fp32 file of tiny, not the int8 one; "
+        "--replace: analysing all of it anew\n"
+    )
+    int8_out.unlink()
 
     # a file from before the variant was recorded: not checked, and not relabelled by the
     # rows added to it (one int8 row made 32 unknown ones "int8", and the fp32 file that
