@@ -507,7 +507,9 @@ class ProgressBar:
         frac = p.done / p.total if p.total else 1.0
         eta = "?" if p.eta_s == float("inf") else time.strftime("%H:%M:%S", time.gmtime(p.eta_s))
         filled = int(frac * 30)
-        figures = (f"{p.done}/{p.total}", f"{p.images_per_s:.1f} img/s", f"ETA {eta}",
+        # (no rate until a second of the work is measured: it read "0.0 img/s")
+        rate = f"{p.images_per_s:.1f}" if p.images_per_s > 0 or p.done >= p.total else "-"
+        figures = (f"{p.done}/{p.total}", f"{rate} img/s", f"ETA {eta}",
                    f"skipped {p.skipped}")  # fmt: skip
         line = f"[{'#' * filled}{'.' * (30 - filled)}] {' '.join(figures)}"
         if self.tty:  # redrawn: one line of the terminal's width, the bar dropped first

@@ -204,12 +204,17 @@ def test_the_progress_line_fits_a_narrow_terminal_and_a_dumb_one(monkeypatch):
         screen = Terminal()
         monkeypatch.setattr(sys, "stderr", screen)
         bar = ProgressBar()
+        bar(Progress(2, 10, 0, 0.0))  # in the work's first second: no rate yet
+        bar.last = 0.0
         for done in (5, 10):
             bar(Progress(done, 10, 0, 2.0))
             bar.last = 0.0
         print_line("warning: x.jpg: empty file", bar)
         drawn = [d for d in screen.getvalue().split("\r") if d]
         shown = [d.replace("\x1b[K", "").rstrip() for d in drawn]
+        first, shown = shown[0], shown[1:]
+        if columns >= 40:  # (it read "0.0 img/s")
+            assert "2/10 - img/s ETA ?" in first, first
         assert all(len(d) <= columns - 1 for d in shown[:2]), (columns, drawn)
         assert ("\x1b" in screen.getvalue()) == (term != "dumb"), screen.getvalue()
         if columns == 120:
