@@ -224,7 +224,16 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     model = ModelRef.of(extractor.info)
     report, done, old, todo = plan(base_dir, out, model, settings, warn)
     unreadable = len(report.skipped)  # found so at the scan
-    writer = CheckpointWriter(checkpoint_dir(out), model, base_dir, settings.checkpoint_every, warn)
+    asked = {
+        "projection": settings.projection,
+        "dims": settings.dims,
+        "l2_normalize": settings.l2_normalize,
+        "seed": settings.seed,
+        "features": settings.keep_features,
+        "exclude": list(settings.exclude),
+    }  # (kept with the checkpoints: the same command without them resumes with them)
+    every = settings.checkpoint_every
+    writer = CheckpointWriter(checkpoint_dir(out), model, base_dir, every, warn, asked)
     writer.held = done.from_checkpoints
     if settings.fresh:  # (demo --rebuild: its rerun starts anew, dropping them)
         writer.resume = "the same command without --rebuild goes on from there"

@@ -4,8 +4,10 @@ each written atomically): written as rows come and on an interrupt, read back to
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from rtsearch.errors import RtsearchError, Warn, count
 from rtsearch.store import Index, ModelRef, checkpoint_dir
 
 DEFAULT_CHECKPOINT_SECONDS = 120.0
+SETTINGS = "settings.json"  # how the run that wrote the parts was asked to make the index
 
 __all__ = ["CheckpointWriter", "checkpoint_dir", "checkpoint_files", "checkpoint_parts"]
 
@@ -46,6 +49,25 @@ def checkpoint_files(
                 warn(f"{exc}; passed over: its images are analysed again")
             continue
         yield path, part
+
+
+def made_with(folder: Path) -> dict:
+    """What the unfinished run whose checkpoints are in ``folder`` was asked to make, as
+    store.made_with gives an index's (model, projection, dims, l2_normalize, seed,
+    features, exclude); {} where it is not known."""
+    try:
+        kept = json.loads((folder / SETTINGS).read_text())
+        return {
+            "projection": str(kept["projection"]),
+            "dims": int(kept["dims"]),
+            "l2_normalize": bool(kept["l2_normalize"]),
+            "seed": int(kept["seed"]),
+            "features": bool(kept["features"]),
+            "model": ModelRef(**kept["model"]),
+            "exclude": tuple(str(t) for t in kept["exclude"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 class OtherModel(RtsearchError):
@@ -121,9 +143,13 @@ class CheckpointWriter:
         base_dir: Path,
         every: int | None,
         warn: Warn | None = None,
+        settings: dict | None = None,
     ) -> None:
         self.folder, self.model, self.base_dir, self.every = folder, model, base_dir, every
         self.warn = warn
+        # the run's settings (as store.made_with gives an index's, but the model), kept
+        # beside its first part: the same command without them resumes with them
+        self.settings = settings
         self.failed = False  # a part could not be written (said once)
         self.written: list[Path] = []  # the parts this writer made
         self.rows_written = 0  # the images in them
@@ -181,11 +207,19 @@ class CheckpointWriter:
                 store.save(part, dest, "checkpoint")
                 self.written.append(dest)
                 self.rows_written += len(self.paths)
+                if self.settings is not None:
+                    self._keep_settings()
             except RtsearchError as exc:  # a full disk: the analysis itself can still finish
                 self._failed(exc)
                 with contextlib.suppress(OSError):
                     self.folder.rmdir()  # only if no part made it: no empty folder left
             self._reset()
+
+    def _keep_settings(self) -> None:
+        kept = {**self.settings, "model": asdict(self.model)}  # type: ignore[dict-item]
+        with contextlib.suppress(OSError), atomic.atomic_path(self.folder / SETTINGS) as tmp:
+            tmp.write_text(json.dumps(kept))
+        self.settings = None  # (once a run)
 
     def _failed(self, exc: RtsearchError) -> None:
         if self.warn and not self.failed:

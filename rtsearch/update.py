@@ -29,7 +29,13 @@ from rtsearch import analyze as single
 from rtsearch import atomic, store
 from rtsearch.analyze import Report
 from rtsearch.argtypes import number
-from rtsearch.checkpoints import CheckpointWriter, check_folder, checkpoint_dir, checkpoint_files
+from rtsearch.checkpoints import (
+    SETTINGS,
+    CheckpointWriter,
+    check_folder,
+    checkpoint_dir,
+    checkpoint_files,
+)
 from rtsearch.errors import RtsearchError, Warn, command, count, printable, require_folder
 from rtsearch.exclusions import Exclusions
 from rtsearch.extractor import Extractor
@@ -212,6 +218,8 @@ def _drop_parts(folder: Path, parts: list[Path]) -> None:
     """Remove ``parts``, and the folder once it holds no other."""
     for part in parts:
         part.unlink(missing_ok=True)
+    if not any(folder.glob("part-*.dat")):  # (the settings of the run that wrote them too)
+        (folder / SETTINGS).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         folder.rmdir()  # only when empty: another run's parts stay
 
