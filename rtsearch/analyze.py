@@ -204,7 +204,8 @@ def _as_it_is(base_dir, out, extractor, settings, warn) -> Report | None:
         return None
     start = time.monotonic()
     try:
-        report, done, old, todo = plan(base_dir, out, ModelRef.of(extractor.info), settings, warn)
+        made_by = ModelRef.of(extractor.info, extractor.path)
+        report, done, old, todo = plan(base_dir, out, made_by, settings, warn)
     except RtsearchError:  # its refusals are for a run that could write
         return None
     if todo or not _as_it_was(
@@ -221,7 +222,7 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
     start = time.monotonic()
     if settings.projection != "none":
         proj.check_dims(settings.dims, extractor.info.dims)
-    model = ModelRef.of(extractor.info)
+    model = ModelRef.of(extractor.info, extractor.path)
     report, done, old, todo = plan(base_dir, out, model, settings, warn)
     unreadable = len(report.skipped)  # found so at the scan
     asked = {

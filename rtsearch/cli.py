@@ -285,7 +285,7 @@ def analysis_model(output: Path, made: dict) -> str:
     return str(
         find_model_for(
             ref.name, ref.feature_layer, ref.identity, index=output, variant=ref.variant,
-            first="" if ref.variant else "fp32",
+            first="" if ref.variant else "fp32", hint=ref.file,
         )
     )  # fmt: skip
 
@@ -405,8 +405,11 @@ def index_summary(path: Path) -> dict:
         "model_weights": short_weights(index.model.identity),
         # the file its rows were made with ("fp32" | "int8"; null: a file that does not say)
         "model_variant": index.model.variant or None,
+        # where that file was (null: not recorded), looked at first for it
+        "model_file": index.model.file or None,
         "projection": index.projection.kind if index.projection else None,
         "l2_normalize": index.projection.l2_normalize if index.projection else None,
+        "seed": index.projection.seed if index.projection else None,
         "search": method,
         # the exact scan reads int8 codes first from this many rows (rtsearch/prefilter.py)
         "search_int8_first_pass": uses_prefilter(index.count, method),
@@ -425,7 +428,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:
         width = max(len(k) for k in info)
         for key, value in info.items():
-            shown = "not recorded" if key == "model_variant" and value is None else value
+            unsaid = key in ("model_variant", "model_file") and value is None
+            shown = "not recorded" if unsaid else value
             if key == "exclude":
                 shown = " ".join(shlex.quote(t) for t in value) or "nothing"
             shown = printable(str(shown))

@@ -347,7 +347,7 @@ def analyze(
 
 def _analyze(base_dir, out, model_path, settings, address, progress, warn) -> Report:
     start = time.monotonic()
-    model = ModelRef.of(read_model_info(model_path))
+    model = ModelRef.of(read_model_info(model_path), model_path)
     if settings.projection != "none":
         proj.check_dims(settings.dims, model.feature_dims)
     report, done, old, todo = single.plan(base_dir, out, model, settings, warn)

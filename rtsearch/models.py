@@ -440,6 +440,7 @@ def find_model_for(
     index: Path | None = None,
     variant: str = "",
     first: str = "",
+    hint: str = "",
 ) -> Path:
     """The model file that made an index (same identity, ``index`` named when none is),
     found by conventional names, each file of a name looked at in turn until one fits: one
@@ -452,7 +453,8 @@ def find_model_for(
     held-out feature cosine >= INT8_MIN_COSINE), and only on the CPU: on CUDA the int8 (QDQ)
     file runs slower than fp32 (EfficientNet-Lite0 on an H200: 320-358 vs 677-906 images/s
     at batch 1, 0.86-0.9x at the best batch). The default model's file of the kind wanted
-    is exported on first use."""
+    is exported on first use. ``hint``, where the file was (ModelRef.file), is looked at
+    before them all."""
     from rtsearch.extractor import default_providers
 
     speed = prefer_int8 and not (variant or first)  # the viewer's faster twin, if faithful
@@ -466,7 +468,13 @@ def find_model_for(
     others: list[str] = []  # files of this backbone that will not do, and why
     fallback: list[tuple[Path, ModelInfo]] = []  # of the other twin, or drifting: if none fits
     found: tuple[Path, ModelInfo] | None = None
-    for path in (path for stem in names for path in candidates(stem)):
+    looked = [Path(hint)] if hint and Path(hint).is_file() else []
+    looked += [path for stem in names for path in candidates(stem)]
+    seen: set[Path] = set()  # (the hint is one of the others too, as a rule)
+    for path in looked:
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
         try:
             info = read_model_info(path)
         except RtsearchError as exc:  # a damaged file must not hide a good one

@@ -110,7 +110,7 @@ class SearchSession:
             m = index.model
             model_path = find_model_for(
                 m.name, m.feature_layer, m.identity, prefer_int8=prefer_int8, index=index_path,
-                first="fp32" if fp32 else "" if prefer_int8 else m.variant,
+                first="fp32" if fp32 else "" if prefer_int8 else m.variant, hint=m.file,
             )  # fmt: skip
         extractor = Extractor(model_path, threads=threads)
         return cls(

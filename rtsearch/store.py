@@ -65,10 +65,15 @@ class ModelRef:
     # before it was recorded. Queries may run on either twin (same identity); rows added
     # to an index come from the file that made it (store.check_rows).
     variant: str = ""
+    # where that file was (absolute; "" where not recorded): looked at first when the file
+    # is looked for again (a file outside the models' folders, or under another name, was
+    # not found; an int8 export calibrated on other pictures gave way to the default one)
+    file: str = field(default="", compare=False)
 
     @classmethod
-    def of(cls, info: ModelInfo) -> ModelRef:
-        return cls(info.name, info.identity, info.feature_layer, info.dims, info.variant)
+    def of(cls, info: ModelInfo, path: Path | None = None) -> ModelRef:
+        file = str(Path(path).resolve()) if path is not None else ""
+        return cls(info.name, info.identity, info.feature_layer, info.dims, info.variant, file)
 
     def __str__(self) -> str:
         """e.g. "vgg16 (fc7, weights 275a54c504cd)": two files of one backbone differ here."""
@@ -264,6 +269,8 @@ def _write(f: h5py.File, index: Index) -> None:
     )
     if m.variant:  # (not known: not said, as files before it)
         f.attrs["model_variant"] = m.variant
+    if m.file:
+        f.attrs["model_file"] = m.file
     if index.exclude:
         f.attrs["exclude"] = json.dumps(list(index.exclude))
     f.create_dataset("paths", data=np.array(index.paths, dtype=object), dtype=_STR)
@@ -601,7 +608,12 @@ def _model_ref(f: h5py.File, where: str) -> ModelRef:
         str(_attr(f, "feature_layer", where)),
         int(_attr(f, "feature_dims", where)),  # type: ignore[call-overload]
         _variant(f, where),
+        _text(f.attrs.get("model_file", "")),
     )
+
+
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _variant(f: h5py.File, where: str) -> str:

@@ -521,7 +521,7 @@ def rows_model(index: Index, index_path: Path, loaded: Path | None = None) -> Pa
             return loaded
     try:
         return find_model_for(
-            m.name, m.feature_layer, m.identity, index=index_path, variant=m.variant
+            m.name, m.feature_layer, m.identity, index=index_path, variant=m.variant, hint=m.file
         )
     except RtsearchError:
         if loaded is not None and not m.variant:

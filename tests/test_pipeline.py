@@ -82,6 +82,7 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     assert info["model"] == "tiny" and info["projection"] == DEFAULT_KIND
     assert info["search"] in ("brute", "kdtree") and info["bytes"] == out.stat().st_size
     assert info["search_int8_first_pass"] is False  # 40 rows: the plain scan
+    assert info["model_file"] == str(tiny_model.resolve()) and info["seed"] == 0
     monkeypatch.setattr("rtsearch.search.PREFILTER_ROWS", (10, 100))
     monkeypatch.setattr("rtsearch.search.KDTREE_MAX_DIMS", 8)  # 16 dims: the scan
     assert json.loads(cli(capsys, "info", out, "--json")[1])["search_int8_first_pass"] is True
@@ -245,6 +246,35 @@ def test_other_model_is_refused(capsys, tmp_path, gallery, tiny_model):
     assert len(made.paths) == len(list(gallery.rglob("*.*")))
     assert err.startswith(f"warning: {out}: an index made with model tiny (fc, weights ")
     assert "; --replace: analysing all of it anew\n" in err
+
+
+def test_a_model_file_outside_the_models_folders_is_found_again_without_model(
+    capsys, tmp_path, gallery, monkeypatch
+):
+    """An index made with `--model ~/mine/custom.onnx` (not in the models' folders, not
+    named for its model): `query`, `update` and `analyze` again without --model said "no
+    model file for tiny"; and an int8 file of other calibration gave way to the default
+    export of the same name. The index keeps where its file was and looks there first."""
+    monkeypatch.setenv("RTSEARCH_MODELS", str(tmp_path / "models"))
+    mine = write_tiny_model(tmp_path / "mine" / "custom.onnx")
+    out = tmp_path / "index.dat"
+    assert cli(capsys, "analyze", gallery, "-o", out, "--model", mine, "--quiet")[0] == 0
+    assert store.load(out).model.file == str(mine.resolve())
+    code, stdout, err = cli(capsys, "query", out, gallery / "d0/img00000.png", "-k", "1")
+    assert (code, err) == (0, "") and stdout.split()[-1] == "d0/img00000.png"
+    make_gallery(gallery / "more", 2, start=90)
+    code, stdout, err = cli(capsys, "update", out, gallery)
+    assert code == 0 and "(2 added," in stdout, err
+    code, stdout, err = cli(capsys, "analyze", gallery, "-o", out, "--quiet")
+    assert code == 0 and "42 reused" in stdout, err
+    # a file of the same weights and kind under the model's name elsewhere: the one that
+    # made the rows comes first
+    decoy = write_tiny_model(tmp_path / "models" / "tiny.onnx")
+    from rtsearch.session import SearchSession
+
+    assert SearchSession.open(out).extractor.path == mine.resolve()
+    mine.unlink()  # gone: looked for by name and weights, as before
+    assert SearchSession.open(out).extractor.path == decoy
 
 
 def test_query_says_when_the_nearest_files_are_gone(capsys, tmp_path, gallery, tiny_model):

@@ -726,7 +726,7 @@ def test_a_checkpoint_folder_that_takes_the_room_of_the_index_goes_first(tmp_pat
     from rtsearch.extractor import Extractor
 
     mount = tmp_path / "small"
-    if not _mount_tmpfs(mount, "160k"):
+    if not _mount_tmpfs(mount, "168k"):
         pytest.skip("cannot mount a tmpfs here (needs root and mount rights)")
     try:
         make_gallery(tmp_path / "g", 120)
