@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from rtsearch import terminal
 from rtsearch.argtypes import positive_int
 from rtsearch.errors import RtsearchError, command, count, first_line, printable, size_text
+from rtsearch.scan import RAW_EXTENSIONS
 
 if TYPE_CHECKING:
     from rtsearch.borders import Box
@@ -363,6 +364,11 @@ def _answer(
     if is_video_file(image):  # (it said "not an image file (unknown format)")
         play = command("rtsearch", "view", args.index, "--source", f"video:{image}")
         raise RtsearchError(f"{image}: a video: query takes pictures; the viewer plays it: {play}")
+    if image.suffix.lower() in RAW_EXTENSIONS:  # (as analyze says it, not "unknown format")
+        raise RtsearchError(
+            f"{image}: a RAW camera file: rtsearch does not read RAW files (search its JPEG, "
+            "or one exported from it)"
+        )
     answer = Answer(image, [])
 
     def trimmed(box: Box, whole: RGBImage) -> None:

@@ -283,6 +283,14 @@ def test_candidates_that_cannot_be_read_to_verify_are_noted_and_unverified_ranks
     # an index among the pictures is said to be one
     code, _, err = cli(capsys, "query", out, query, out, "--model", tiny_model)
     assert code == 1 and f"warning: {out}: looks like an index file, not a picture" in err
+    # a RAW camera file is said to be one, as analyze says it (not "unknown format")
+    raw = tmp_path / "IMG_0001.CR2"
+    raw.write_bytes(b"II*\0\x10\0\0\0CR" + bytes(200))
+    code, _, err = cli(capsys, "query", out, raw, "--model", tiny_model)
+    assert code == 1 and err == (
+        f"rtsearch: error: {raw}: a RAW camera file: rtsearch does not read RAW files (search "
+        "its JPEG, or one exported from it)\n"
+    )
 
 
 def test_a_picture_piped_in_is_searched_and_named_as_the_input(tmp_path, tiny_model, indexed):
