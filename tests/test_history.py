@@ -43,6 +43,17 @@ def test_two_quick_steps_back_go_two_back():
     assert h.target(-1, C, index) == (0, 0)
 
 
+def test_back_with_a_new_query_on_its_way_goes_to_the_picture_on_show():
+    """A slow picture clicked, then Backspace at once, went two back."""
+    h = walked(A, B)
+    h.asked = True  # C clicked, not shown yet
+    assert h.target(-1, B, rows(A, B, C)) == (1, 1)
+    h.went(1)
+    h.arrived(C)  # the click's picture, come after the step: no query
+    h.arrived(B)
+    assert h.files == [A, B] and h.at == 1 and not h.asked
+
+
 def test_a_new_query_after_a_step_back_drops_the_steps_ahead():
     h = walked(A, B, C)
     h.went(1)
@@ -68,18 +79,21 @@ def test_pictures_the_index_no_longer_holds_are_passed_over():
     assert h.can_step(D)[0]  # (there were: the viewer says they are not in this index)
 
 
-def test_a_double_click_opens_without_leaving_a_query_behind():
-    h = walked(A, B)
-    h.arrived(C)  # the first press's picture came before the second press
-    h.back_from_click(C, B)
-    assert h.files == [A, B] and h.at == 1 and h.going == B
+def test_a_snapshot_restored_keeps_the_steps_ahead_and_a_skipped_picture_is_no_query():
+    """A double-click opens a result: the history goes back to what it was before its first
+    press (after a step back, the steps ahead were lost)."""
+    h = walked(A, B, C)
+    h.went(1)
     h.arrived(B)
-    assert h.going is None
-    h = walked(A, B)  # the first press's picture not shown yet
-    h.back_from_click(C, B)
-    h.arrived(C)
-    h.arrived(B)
-    assert h.files == [A, B] and h.at == 1 and h.going is None
+    kept = h.snapshot()
+    h.asked = True
+    h.arrived(D)  # the first press's picture
+    assert h.files == [A, B, D]
+    h.restore(kept)
+    assert h.files == [A, B, C] and h.at == 1 and not h.asked
+    h.skip = D  # (its picture still on its way)
+    h.arrived(D)
+    assert h.files == [A, B, C] and h.skip is None
 
 
 def test_the_oldest_queries_go_first():

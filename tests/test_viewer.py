@@ -870,6 +870,7 @@ def test_double_clicking_a_result_opens_that_result(app, monkeypatch):
     monkeypatch.setattr(app, "open_file", open_file)
     app.perform("random")
     pub = fresh(app, "random")
+    queries = app.history.snapshot()
     x0, y0, x1, y1 = app.layout.results[2]
     ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
     xdotool(app, "mousemove", str(round(ox + (x0 + x1) / 2)), str(round(oy + (y0 + y1) / 2)))
@@ -884,7 +885,7 @@ def test_double_clicking_a_result_opens_that_result(app, monkeypatch):
     assert app.message == f"{clicked.file}: cannot open it here: xdg-open is not installed"
     # nor was the picture opened a query of its own: back goes to the one before
     assert app.history.files[app.history.at] == pub.file
-    assert clicked.file not in app.history.files
+    assert app.history.snapshot() == queries
 
 
 def test_opening_a_result_without_a_system_viewer_says_so(app, monkeypatch, tmp_path):
@@ -2200,8 +2201,13 @@ def test_back_and_forward_go_through_the_queries_as_in_a_browser(app, tmp_path):
         return tuple(dpg.get_item_configuration(b)["enabled"] for b in app.ids.step_buttons)
 
     assert shows(files[2]) and arrows() == (True, False)
+    xdotool(app, "key", "Right", "Right")
+    assert app.selected == 2
     xdotool(app, "key", "BackSpace")
     assert shows(files[1]) and arrows() == (True, True)
+    # shown from the top, the frame on the first result, as after Enter or R (the frame
+    # stayed on the third: Enter then made another picture the query)
+    assert app.selected == 0 and dpg.get_y_scroll(app.ids.canvas) == 0
     xdotool(app, "key", "alt+Left")
     assert shows(files[0])
     xdotool(app, "key", "shift+BackSpace")
@@ -2209,7 +2215,7 @@ def test_back_and_forward_go_through_the_queries_as_in_a_browser(app, tmp_path):
     xdotool(app, "key", "alt+Right")
     assert shows(files[2]) and arrows() == (True, False)
     xdotool(app, "key", "alt+Right")
-    assert app.message == history.NONE_AFTER
+    assert app.message == f"query: {files[2]}\n{history.NONE_AFTER}"
     xdotool(app, "click", "8")  # the mouse's back and forward buttons
     assert shows(files[1])
     xdotool(app, "click", "9")
@@ -2234,16 +2240,85 @@ def test_back_and_forward_go_through_the_queries_as_in_a_browser(app, tmp_path):
     app.history.files[app.history.at - 1] = tmp_path / "gone.png"
     xdotool(app, "key", "BackSpace")
     assert shows(files[0])
-    xdotool(app, "key", "BackSpace")
-    assert app.message == history.NONE_BEFORE and app.published.file == files[0]
+    xdotool(app, "key", "BackSpace")  # (the query's path stays in sight)
+    assert app.message == f"query: {files[0]}\n{history.NONE_BEFORE}"
+    assert app.published.file == files[0] and arrows() == (False, True)
     app.history.files[1:] = [tmp_path / "gone.png"]
+    assert arrows() == (False, False)  # (the arrow lit, and the step went nowhere)
     xdotool(app, "key", "alt+Right")
-    assert app.message == history.LOST
-    # in the grab-window mode the keys leave the rectangle being set alone
+    assert app.message.endswith(history.LOST)
+    # in the grab-window mode the keys, the mouse's buttons and the arrows leave the
+    # rectangle being set alone (the arrows and the buttons left the mode and lost it)
+    app.history.files[1:] = [files[1]]
     app.perform("grab_mode")
+    assert arrows() == (False, False)
     xdotool(app, "key", "BackSpace")
+    app.perform("forward")
+    xdotool(app, "click", "9")
     assert app.grab_mode
     app.perform("escape")
+    # nor behind a file dialog: the mouse's buttons stepped there
+    app.perform("load")
+    xdotool(app, "click", "9")
+    assert app.published.file == files[0] and app.history.at == 0
+    xdotool(app, "key", "Escape")
+    assert not any(dpg.is_item_shown(d) for d in app.ids.dialogs())
+    # a new query on its way (a slow picture clicked): back goes to the picture on show
+    # (it went two back)
+    xdotool(app, "key", "alt+Right")
+    assert shows(files[1])
+    app.query_row(pub.results[3].row)
+    app.perform("back")
+    pump(app, lambda: app.history.going is None)  # the step's picture came
+    for _ in range(20):  # (the click's picture, come after: no query)
+        app.frame()
+    assert app.published.file == files[1] and app.history.files == files[:2]
+
+
+def test_a_double_click_opens_a_result_and_leaves_the_query_and_its_history(
+    app, tmp_path, monkeypatch
+):
+    """A double-click opens a result; its first press made it the query. The query goes
+    back: a live source's search goes on (it was left with the result for its query), and
+    the steps ahead of a step back stay (they were lost)."""
+    from rtsearch.viewer import history
+
+    opened: list[Path] = []
+    monkeypatch.setattr(app, "open_file", opened.append)
+    app.perform("escape")
+    app.history = history.History()
+    files: list[Path] = []
+    while len(files) < 3:
+        app.perform("random")
+        pub = fresh(app, "random")
+        if pub.file not in files:
+            files.append(pub.file)
+    app.perform("back")
+    pump(app, lambda: app.published.file == files[1] and app.history.going is None)
+
+    def double_click(rank: int) -> None:
+        x0, y0, x1, y1 = app.layout.results[rank]
+        ox, oy = dpg.get_item_rect_min(app.ids.drawlist)
+        x, y = round(ox + (x0 + x1) / 2), round(oy + (y0 + y1) / 2)
+        hit = app.published.results[rank].file
+        xdotool(app, "mousemove", str(x), str(y), "click", "--repeat", "2", "--delay", "120",
+                "1")  # fmt: skip
+        pump(app, lambda: opened[-1:] == [hit])
+        for _ in range(30):
+            app.frame()
+        xdotool(app, "mousemove", "2", "2")
+
+    double_click(2)
+    assert app.published.file == files[1]
+    assert (app.history.files, app.history.at) == (files, 1)  # files[2] still ahead
+    video = write_video(tmp_path / "clip.avi", [3, 7, 11], frames_each=20, fps=25.0)
+    app._start_source(f"video:{video}")
+    fresh(app, "video")
+    double_click(1)
+    assert fresh(app, "video").source.startswith("video")  # it goes on
+    assert (app.history.files, app.history.at) == (files, 1)
+    app.perform("random")
+    fresh(app, "random")
 
 
 def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):

@@ -125,6 +125,45 @@ def test_a_still_picture_is_searched_once_and_a_change_at_once(running):
     wait_for(lambda: published(running).results != first)
 
 
+def test_a_live_source_a_clicked_result_replaced_is_kept_a_moment_for_a_double_click(running):
+    """A double-click opens a result, and its first press made that result the query: the
+    live source was closed then, and the screen's search stopped. It is kept open PARK_S,
+    and taken back; later, or for another source, closed."""
+    from rtsearch.viewer.worker import PARK_S
+
+    closed: list[str] = []
+
+    class Closing(Pictures):
+        def close(self) -> None:
+            closed.append(self.name)
+
+    screen = Closing(picture(1))
+    running.send("source", screen)
+    searched(running, 1)
+    running.send("row", 3)  # the first press
+    wait_for(lambda: published(running).row == 3)
+    assert closed == []
+    running.send("unpark")  # the second
+    wait_for(lambda: published(running).source == "screen" and screen.reads > 1)
+    reads = screen.reads
+    wait_for(lambda: screen.reads > reads + 3)  # grabbed again: its search goes on
+    assert closed == []
+    running.send("row", 4)  # a plain click: closed once PARK_S has passed
+    wait_for(lambda: published(running).row == 4)
+    time.sleep(PARK_S / 2)
+    assert closed == []
+    wait_for(lambda: closed == ["screen"], timeout=PARK_S + 5)
+    running.send("unpark")  # too late: nothing to take back
+    time.sleep(0.2)
+    assert published(running).row == 4
+    other = Closing(picture(2))
+    other.name = "video"
+    running.send("source", other)
+    running.send("row", 5)
+    running.send("source", Pictures(picture(3)))  # another source: the one kept is closed
+    wait_for(lambda: closed == ["screen", "video"])
+
+
 def test_a_camera_on_a_still_scene_is_searched_once_and_a_small_change_again(running):
     scene = picture(7)
 

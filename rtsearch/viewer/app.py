@@ -439,6 +439,8 @@ class ViewerApp:
 
     def perform(self, action: str) -> None:
         """Every shortcut and button ends here."""
+        if self.grab_mode and action in history.ACTIONS:
+            return  # (the rectangle being set stays, as with the other keys; arrows greyed)
         if self.grab_mode and action == "follow_mouse":
             self._leave_grab_mode(apply=False, keep=True)  # the box as set, round the pointer
         elif self.grab_mode and action not in KEEP_GRAB_MODE:
@@ -460,7 +462,8 @@ class ViewerApp:
             self.message = NO_INDEX
             return
         self._resume()
-        self.history.going = None  # a new query: what comes is not a step's
+        self.history.going, self.history.asked = None, True  # a new query, not a step's
+        self.history.skip = None
         self.worker.send("random")
         keyboard.to_top(self)  # (its picture shows at the top)
 
@@ -468,8 +471,15 @@ class ViewerApp:
         """A clicked result becomes the query, paused or not."""
         self.message = ""
         self._resume()
-        self.history.going = None  # (a step back or forward sets it again after)
+        # a new query (a step back or forward, or a double-click, sets these again after)
+        self.history.going, self.history.asked, self.history.skip = None, True, None
         self.worker.send("row", row)
+
+    def resume_live(self) -> None:
+        """Back to the live source a result clicked took the place of, while the worker
+        keeps it (worker.PARK_S)."""
+        self._resume()
+        self.worker.send("unpark")
 
     def _resume(self) -> None:
         if self.paused:

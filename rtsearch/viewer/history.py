@@ -14,15 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rtsearch.viewer import keyboard
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from rtsearch.viewer.app import ViewerApp
+    from rtsearch.viewer.mouse import Click
 
 ACTIONS = ("back", "forward")
 MAX_ENTRIES = 500  # the oldest go first
-NONE_BEFORE = "no query before this one: R, or a result clicked, makes one"
-NONE_AFTER = "no query after this one"
+NONE_BEFORE = "nothing to go back to: the first query of the collection"
+NONE_AFTER = "nothing to go forward to: the last query"
 LOST = "the index loaded holds none of the pictures that were the query that way"
 
 
@@ -32,13 +35,25 @@ class History:
     at: int = -1  # the entry shown, or shown last while a live source runs
     # a step's picture on its way: the worker's pictures before it are not new queries
     going: Path | None = None
+    # a new query asked for and not shown yet (a click, R): a step back from now goes to
+    # the picture on show, not past it (a slow picture clicked, then Backspace at once,
+    # went two back)
+    asked: bool = False
+    skip: Path | None = None  # a picture on its way that is no query (a double-click's)
+    # the steps open (open_steps) and what they were worked out for
+    steps: tuple[bool, bool] = (False, False)
+    steps_for: tuple = ()
 
     def arrived(self, file: Path) -> None:
         """A picture of the collection is the query on show."""
+        if file == self.skip:
+            self.skip = None
+            return
         if self.going is not None:
             if file == self.going:
                 self.going = None
             return
+        self.asked = False
         if self.at >= 0 and self.files[self.at] == file:
             return  # (the same shown again: more results, another index)
         del self.files[self.at + 1 :]
@@ -68,25 +83,37 @@ class History:
         return self.at > 0 or not self._here(shown), self.at < len(self.files) - 1
 
     def _here(self, shown: Path | None) -> bool:
-        """Whether the query ``shown`` is the entry at: from a live picture, back starts
-        at the entry itself, the last of the collection's pictures shown (a step on its way
-        is where it goes)."""
-        return self.going is not None or shown == self.files[self.at]
+        """Whether the query ``shown`` is the entry at: from a live picture, or with a new
+        query on its way, back starts at the entry itself, the last of the collection's
+        pictures shown (a step on its way is where it goes)."""
+        return self.going is not None or (not self.asked and shown == self.files[self.at])
 
     def went(self, at: int) -> None:
         """A step to entry ``at`` was asked of the worker."""
-        self.at = at
-        self.going = self.files[at]
+        self.at, self.going, self.asked = at, self.files[at], False
 
-    def back_from_click(self, clicked: Path, before: Path) -> None:
-        """A double-click's first press made ``clicked`` the query, and the second opens it
-        and goes back to ``before``: ``clicked`` was never a query of its own (whether or not
-        its picture was shown yet)."""
-        if self.at > 0 and self.files[self.at] == clicked and self.files[self.at - 1] == before:
-            del self.files[self.at :]
-            self.at -= 1
-        if self.at >= 0 and self.files[self.at] == before:
-            self.going = before
+    def snapshot(self) -> tuple[list[Path], int]:
+        return list(self.files), self.at
+
+    def restore(self, kept: tuple[list[Path], int]) -> None:
+        self.files, self.at = list(kept[0]), kept[1]
+        self.asked = False
+
+
+def open_steps(app: ViewerApp) -> tuple[bool, bool]:
+    """Whether back and forward have a picture of the index loaded to go to (the arrows
+    are greyed where not, and in the grab mode, where they do nothing); worked out again
+    only when the history, the query or the index change."""
+    h, session, pub = app.history, app.session, app.published
+    if app.grab_mode or session is None:
+        return False, False
+    shown = pub.file if pub is not None and pub.source == "random" else None
+    # (the same entries compare by identity: quick)
+    now = (session, shown, h.at, h.going, h.asked, tuple(h.files))
+    if now != h.steps_for:
+        back, forward = (h.target(by, shown, session.row_at) is not None for by in (-1, 1))
+        h.steps, h.steps_for = (back, forward), now
+    return h.steps
 
 
 def perform(app: ViewerApp, action: str) -> None:
@@ -98,17 +125,30 @@ def perform(app: ViewerApp, action: str) -> None:
     found = app.history.target(by, shown, session.row_at)
     if found is None:
         lost = app.history.can_step(shown)[by > 0]  # there were entries, of another index
-        app.message = LOST if lost else NONE_BEFORE if by < 0 else NONE_AFTER
+        note = LOST if lost else NONE_BEFORE if by < 0 else NONE_AFTER
+        said = pub.message if pub is not None else ""  # (the query's path stays in sight)
+        app.message = f"{said}\n{note}" if said else note
         return
     at, row = found
     app.query_row(row)
     app.history.went(at)
+    keyboard.to_top(app)  # (as a new query from the keys: from the top, the frame on the first)
 
 
-def back_from_click(app: ViewerApp, clicked: Path, before_row: int) -> None:
-    """See History.back_from_click; ``before_row`` is asked of the worker."""
-    session = app.session
-    app.query_row(before_row)
-    if session is not None and 0 <= before_row < len(session.index.paths):
-        before = session.base_dir / session.index.paths[before_row]
-        app.history.back_from_click(clicked, before)
+def undo_click(app: ViewerApp, click: Click) -> None:
+    """A double-click's first press made its result the query, and the second opens it:
+    the query goes back to what it was, a picture of the collection or the live source
+    (the worker keeps it open a moment for this), and the history to what it was before
+    the press: the picture opened was no query of its own, and no step ahead is lost."""
+    h, session, clicked = app.history, app.session, click.hit.file if click.hit else None
+    if click.before is not None:
+        app.query_row(click.before)
+    elif click.live:
+        app.resume_live()
+    h.restore(click.history)
+    pub = app.published
+    if pub is None or pub.file != clicked:
+        h.skip = clicked  # (its picture is still on its way)
+    rows = len(session.index.paths) if session is not None else 0
+    if click.before is not None and session is not None and 0 <= click.before < rows:
+        h.going = session.base_dir / session.index.paths[click.before]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import dearpygui.dearpygui as dpg
 
-from rtsearch.viewer import history, layout
+from rtsearch.viewer import layout
 
 if TYPE_CHECKING:
     from rtsearch.session import Result
@@ -66,9 +66,9 @@ def on_key(app: ViewerApp, action: str, shift: bool, ctrl: bool) -> bool:
     if dpg.is_item_shown(app.ids.help) and (action in MOVES or action in PAGES):
         _scroll_help(app, action)
         return True
-    if app.grab_mode and (action in MOVES or action in PAGES or action in history.ACTIONS):
-        # (Home, End, the page keys and back and forward do nothing there: as other keys,
-        # they left the mode, and the rectangle moved so far was lost)
+    if app.grab_mode and (action in MOVES or action in PAGES):
+        # (Home, End and the page keys do nothing there: as other keys, they left the mode,
+        # and the rectangle moved so far was lost)
         step = MOVES.get(action)
         if step is not None:  # (rows down, steps along: y and x)
             app.region.nudge(step[1], step[0], resize=shift, fine=ctrl)

@@ -38,6 +38,8 @@ class Click:
     pos: tuple[float, float]  # on the canvas
     hit: Result | None  # the result clicked, as shown then
     before: int | None = None  # the index row the query showed before it (random source)
+    live: bool = False  # a live source's picture was the query before it
+    history: tuple = ((), -1)  # the queries' history before it (History.snapshot)
 
 
 def add_handlers(app: ViewerApp) -> None:
@@ -49,7 +51,7 @@ def add_handlers(app: ViewerApp) -> None:
         # the mouse's side buttons: back and forward, as in a browser
         for button, step in ((dpg.mvMouseButton_X1, "back"), (dpg.mvMouseButton_X2, "forward")):
             dpg.add_mouse_click_handler(
-                button=button, callback=lambda s, a, u: app.perform(u), user_data=step
+                button=button, callback=lambda s, a, u: on_side(app, u), user_data=step
             )
         dpg.add_mouse_double_click_handler(
             button=dpg.mvMouseButton_Left, callback=lambda: on_double(app)
@@ -122,8 +124,10 @@ def on_click(app: ViewerApp) -> None:
     if pos is not None and last is not None and _same_click(last, now, pos, within):
         return  # a double-click's second press: the first press's result is the one it opens
     hit = result_at(app, pos)
-    before = app.published.row if app.published is not None else None
-    app.last_click = Click(now, pos or (-1.0, -1.0), hit, before)
+    pub = app.published
+    before = pub.row if pub is not None else None
+    live = pub is not None and pub.row is None and pub.source not in ("random", "")
+    app.last_click = Click(now, pos or (-1.0, -1.0), hit, before, live, app.history.snapshot())
     if hit is not None:
         app.query_row(hit.row)
 
@@ -140,9 +144,16 @@ def on_double(app: ViewerApp) -> None:
     a result does not lose the results being browsed."""
     last = app.last_click
     if last is not None and last.hit is not None:
-        if last.before is not None:  # first: it clears the message line
-            history.back_from_click(app, last.hit.file, last.before)
+        history.undo_click(app, last)  # first: it clears the message line
         app.open_file(last.hit.file)  # which says when the file cannot be opened
+
+
+def on_side(app: ViewerApp, step: str) -> None:
+    """The mouse's back or forward button: as the keys, not behind a dialog or a question
+    (they take the keys; the buttons stepped behind them)."""
+    ids = app.ids
+    if not any(dpg.is_item_shown(d) for d in (*ids.dialogs(), ids.question)):
+        app.perform(step)
 
 
 def on_right(app: ViewerApp) -> None:

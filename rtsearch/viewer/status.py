@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch.errors import count, printable
-from rtsearch.viewer import layout, uiscale, worker
+from rtsearch.viewer import history, layout, uiscale, worker
 from rtsearch.viewer.grab_view import viewport_box
 from rtsearch.viewer.wrap import wrap_lines
 
@@ -76,8 +76,7 @@ def update_status(app: ViewerApp) -> None:
     pause = PAUSE_LABELS[app.paused]
     if dpg.get_item_label(app.ids.pause_button) != pause:
         dpg.configure_item(app.ids.pause_button, label=pause)
-    shown = pub.file if pub is not None and pub.source == "random" else None
-    for button, can in zip(app.ids.step_buttons, app.history.can_step(shown), strict=True):
+    for button, can in zip(app.ids.step_buttons, history.open_steps(app), strict=True):
         if dpg.get_item_configuration(button)["enabled"] != can:
             dpg.configure_item(button, enabled=can)
     _fit_status(app)

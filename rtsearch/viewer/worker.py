@@ -86,6 +86,9 @@ THUMB_REFRESH_S = 0.25
 # held a video's picture still for 5-10 s).
 FILL_LOOK_S = 0.1
 FILL_WAIT_S = 1.0
+# a live source a clicked result took the place of is kept open this long: a double-click
+# (which opens the result) takes it back, rather than leave that result the query
+PARK_S = 1.0
 # A live picture that stands still (the source repeats it: a page, a paused video, a camera
 # on a still scene) has its nearest results verified as `query` verifies them (ORB keypoints
 # agreeing on one similarity, rtsearch/verify.py), on the decoders' pool, and shown again so
@@ -269,6 +272,9 @@ class Worker:
         # the one that stood still since, for _next_frame to search (_moved_on)
         self._looked: tuple[Frame, np.ndarray] | None = None
         self._held: Frame | None = None
+        # a live source a result clicked took the place of, kept open PARK_S (and since
+        # when) for a double-click to take it back (ViewerApp.resume_live)
+        self._parked: tuple[Source, float] | None = None
         # the last live picture searched, to verify once it stands still: (picture searched,
         # its vector, the session, the results published); then the candidates and the
         # reading of their keypoints on the pool
@@ -315,6 +321,7 @@ class Worker:
                         asked or self._moved_on() or self._waited_long()
                     ):
                         continue  # no new picture searched until these show (see _fill_in)
+                self._drop_parked(older_than=PARK_S)
                 try:
                     if self._rethumb or self._requery:
                         self._publish_again()
@@ -338,6 +345,7 @@ class Worker:
             self._verifiers.shutdown(wait=True, cancel_futures=True)
             if self.source is not None:
                 self.source.close()
+            self._drop_parked()
 
     def _drain(self) -> bool:
         """Apply the commands sent since; whether there were any."""
@@ -418,10 +426,18 @@ class Worker:
         self._looked, self._held = None, frame
         return True
 
+    def _drop_parked(self, older_than: float = 0.0) -> None:
+        parked = self._parked
+        if parked is not None and time.perf_counter() - parked[1] >= older_than:
+            self._parked = None
+            parked[0].close()
+
     def _apply(self, command: str, value: Any) -> None:
         if command == "source":
             if self.source is not None and self.source is not value:
                 self.source.close()
+            if self._parked is not None and self._parked[0] is not value:
+                self._drop_parked()  # (another source chosen)
             self.source, self.paused = value, False
             self._last, self._last_sig, self._steady = None, None, None
             self._looked = self._held = None
@@ -477,9 +493,18 @@ class Worker:
                 self._again = True
         elif command == "row" and self.session is not None:
             if not isinstance(self.source, RandomSource):
+                live, self.source = self.source, None
                 self._apply("source", self._random_source())
+                if live is not None and live.live:
+                    # kept open a moment, not closed: a double-click takes it back
+                    self._parked = (live, time.perf_counter())
+                elif live is not None:
+                    live.close()
             assert isinstance(self.source, RandomSource)
             self.source.trigger(int(value))
+        elif command == "unpark" and self._parked is not None:
+            parked, self._parked = self._parked[0], None
+            self._apply("source", parked)
         elif command == "random" and self.session is not None:
             if isinstance(self.source, RandomSource):
                 self.source.trigger()
