@@ -2370,6 +2370,16 @@ def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):
     xdotool(app, "key", "Return")
     pump(app, lambda: app.session.index.dims == dims - 2 and not app.tasks)
     assert app.message.startswith(f"re-projected to {dims - 2} dimensions (30 images)")
+    # typed, then *Apply dims* clicked: the number typed (it read the one before, and the
+    # box went back to it: the box kept what was typed until Enter)
+    dpg.focus_item(app.ids.dims_input)
+    pump(app, lambda: dpg.is_item_active(app.ids.dims_input))
+    xdotool(app, "type", str(dims - 3))
+    x, y = dpg.get_item_rect_min(app.ids.dims_apply)
+    xdotool(app, "mousemove", str(round(x + 8)), str(round(y + 6)), "click", "1")
+    pump(app, lambda: app.session.index.dims == dims - 3 and not app.tasks)
+    assert dpg.get_value(app.ids.dims_input) == dims - 3
+    xdotool(app, "mousemove", "2", "2")
     dpg.set_value(app.ids.dims_input, dims)  # as it was, for the next tests
     actions.reproject(app)
     pump(app, lambda: app.session.index.dims == dims and not app.tasks)

@@ -380,16 +380,20 @@ def _sliders(app: ViewerApp, row: int | str):
     with dpg.group(horizontal=True, parent=chips[3]) as dims_group:
         # named before its box: after it, "num results" and the box read as one
         dpg.add_text("  dims")
+        # its value follows the typing (on_enter kept it until Enter: *Apply dims* clicked
+        # after typing 32 read the 100 before, and the box went back to it); Enter applies
+        # it, as the button does
         dims_input = dpg.add_input_int(  # set to the index's by show_dims
             default_value=proj.DEFAULT_DIMS,
-            on_enter=True,  # Enter applies it, as the button does
-            callback=lambda: actions.reproject(app),
             step=0,  # no -/+ buttons: steps of one across 2-1280 are no use
             min_value=proj.MIN_DIMS,
             max_value=proj.MAX_DIMS,
             min_clamped=True,
             max_clamped=True,
         )
+        with dpg.item_handler_registry() as typed:
+            dpg.add_item_deactivated_after_edit_handler(callback=lambda: _dims_typed(app))
+        dpg.bind_item_handler_registry(dims_input, typed)
         apply = dpg.add_button(label="Apply dims", callback=lambda: actions.reproject(app))
         app.sized(dims_input, width=60)
     with dpg.tooltip(dims_group):  # the group's: a disabled box has no hover of its own
@@ -439,6 +443,13 @@ def _sliders(app: ViewerApp, row: int | str):
         app.sized(dpg.add_text(TRIM_TIP), wrap=380)
     dims = (dims_input, apply, tuple(tips))
     return k_slider, dims, chips, (dims_input, header, thumb, k_slider), trim
+
+
+def _dims_typed(app: ViewerApp) -> None:
+    """The dims box left after typing: applied where Enter left it (Tab or a click
+    elsewhere keep the number for *Apply dims*)."""
+    if any(dpg.is_key_down(k) for k in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter)):
+        actions.reproject(app)
 
 
 def reflow_toolbar(app: ViewerApp) -> None:
