@@ -1711,6 +1711,45 @@ def test_a_folder_analysed_again_after_most_of_it_was_deleted_is_not_refused(
     app.set_session(before)
 
 
+def test_an_analysis_cancelled_says_its_work_is_kept_and_a_second_waits(app, tmp_path, monkeypatch):
+    """Cancel said "analyze cancelled", nothing of the work kept (its checkpoints hold it,
+    and Analyze folder... again goes on from there); A during an analysis opened the folder
+    dialog, and said it was running only once a folder was chosen."""
+    from rtsearch import store
+    from rtsearch.checkpoints import CheckpointWriter
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "cancelled"
+    make_gallery(folder, 24, start=500)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    real_add = CheckpointWriter.add
+
+    def add_then_cancel(self, *args):
+        real_add(self, *args)
+        app.perform("analyze")  # a second, while it runs: said, no dialog
+        actions.cancel_analyze(app)
+
+    monkeypatch.setattr(CheckpointWriter, "add", add_then_cancel)
+    before = app.session
+    actions.analyze(app, folder)
+    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    assert not dpg.is_item_shown(app.ids.analyze_dialog)
+    assert app.message == (
+        f"analysis of {folder} cancelled: the images analysed so far are kept, and Analyze "
+        "folder... (A) on it again goes on from there"
+    )
+    assert app.session is before
+    made = actions.analysis_output(folder, actions.model_key(app.session.extractor.info))
+    assert list(store.checkpoint_dir(made).glob("part-*.dat"))
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    actions.analyze(app, folder)
+    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    assert app.session.index.count == 24 and not store.checkpoint_dir(made).exists()
+    assert dpg.get_viewport_title() == "rtsearch - cancelled"  # the collection on show
+    app.set_session(before)
+
+
 def test_a_cancel_that_comes_in_the_last_step_of_an_analysis_says_it_finished(
     app, tmp_path, monkeypatch
 ):
@@ -3147,6 +3186,7 @@ def test_a_folder_name_that_is_not_utf8_is_drawn_escaped(app, tmp_path):
             app.frame()
         drawn = " ".join(dpg.get_item_configuration(app.ids.no_picture)["text"].split())
         assert "caf\\xe9/" in drawn and "file not found" in drawn, drawn
+        assert dpg.get_viewport_title() == "rtsearch - caf\\xe9"  # (the title crashed too)
     finally:
         app.set_session(before)
         app.perform("random")

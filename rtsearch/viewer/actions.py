@@ -462,7 +462,13 @@ def analyze(app: ViewerApp, folder: Path) -> None:
             app.message += skipped_note(skipped)
 
     app.message = f"analyzing {folder}"  # (into the file the loaded index then names)
-    app.start_task(Task("analyze", work, done))
+    task = Task("analyze", work, done)
+    # (it said "analyze cancelled", and nothing of the work done: its checkpoints keep it)
+    task.cancelled = (
+        f"analysis of {folder} cancelled: the images analysed so far are kept, and Analyze "
+        "folder... (A) on it again goes on from there"
+    )
+    app.start_task(task)
 
 
 def model_key(info) -> str:

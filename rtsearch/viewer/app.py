@@ -26,7 +26,7 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 
 from rtsearch.atomic import atomic_path
-from rtsearch.errors import RtsearchError, count, first_line
+from rtsearch.errors import RtsearchError, count, first_line, printable
 from rtsearch.perf.machine import peak_rss_mb
 from rtsearch.session import SearchSession
 from rtsearch.sources import (
@@ -585,6 +585,9 @@ class ViewerApp:
         self.dirty = True  # the results' title may say how many the index could give
 
     def _do_analyze(self) -> None:
+        if any(t.name == "analyze" for t in self.tasks):  # (said once a folder was chosen)
+            self.message = "an analysis is running: its Cancel, beside the progress bar, stops it"
+            return
         self.open_dialog(self.ids.analyze_dialog)
 
     def _do_load(self) -> None:
@@ -643,6 +646,10 @@ class ViewerApp:
             self._start_source("random")
         images = count(len(session.index.paths), "image")
         self.message = f"index: {session.source or 'analysed'} ({images})"
+        # the collection on show, in the title bar and the task bar (its name's stray bytes
+        # escaped: not UTF-8, they crashed Dear PyGui)
+        name = printable(session.base_dir.name or str(session.base_dir))
+        dpg.set_viewport_title(f"rtsearch - {name}")
         ui.show_dims(self.ids, session)
         self._remember(session)
         if self.opts.watch and not any(t.name == "watch" for t in self.tasks):
@@ -669,7 +676,7 @@ class ViewerApp:
             if task.error:
                 self.message = task.error
             elif task.cancel.is_set() and task.result is None:
-                self.message = f"{task.name} cancelled"
+                self.message = task.cancelled or f"{task.name} cancelled"
             else:
                 task.done(task.result)
                 if task.cancel.is_set():  # in its last step (the save): it is done, and used

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
     from rtsearch.viewer.app import ViewerApp
     from rtsearch.viewer.tasks import Task
 
-NO_INDEX = "no index loaded: Load (Ctrl+O) an index, or Analyze a folder of images"
+NO_INDEX = (
+    "no index loaded: Analyze folder... (A) indexes a folder of pictures; Load (Ctrl+O) opens "
+    "an index made before"
+)
 STATUS_H = 52  # pixels kept under the canvas for the status bar (one status line)
 STATUS_SEP = "  |  "
 _FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")  # a number standing alone

@@ -26,6 +26,7 @@ class Task:
         self.cancel = threading.Event()
         self.progress = 0.0  # 0..1, written by fn
         self.note = ""
+        self.cancelled = ""  # what the message line says when it was cancelled ("" NAME cancelled)
         self.result: Any = None
         self.error: str | None = None
         self._fn = fn
