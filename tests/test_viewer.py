@@ -139,6 +139,25 @@ def texture_of(app, thumb, rank: int):
     return app.tiles.find(thumb, texture_height(thumb, app.layout.results[rank]))
 
 
+def test_the_analyze_dialog_starts_in_the_pictures_folder(app, tmp_path, monkeypatch):
+    """*Analyze folder...* started in the folder rtsearch was started from, at every run:
+    now the user's pictures folder, else home."""
+    from rtsearch.viewer import dialogs
+
+    app.perform("analyze")
+    for _ in range(5):
+        app.frame()
+    start = dpg.get_file_dialog_info(app.ids.analyze_dialog)["current_path"]
+    app.ids.close_dialog()
+    assert start and os.path.samefile(start, dialogs.pictures_folder())
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_PICTURES_DIR", raising=False)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    assert dialogs.pictures_folder() == str(tmp_path)
+    (tmp_path / "Pictures").mkdir()
+    assert dialogs.pictures_folder() == str(tmp_path / "Pictures")
+
+
 def test_screenshot_shows_the_query_and_the_result_tiles(app, tmp_path):
     app.perform("random")
     pub = fresh(app, "random")

@@ -68,6 +68,7 @@ def build(app: ViewerApp) -> dict:
         directory: bool = False,
         exts: tuple[str, ...] = (),
         on_cancel=lambda: None,
+        start: str = "",
     ) -> str:
         def ok(app_data: dict) -> None:
             try:
@@ -99,7 +100,7 @@ def build(app: ViewerApp) -> dict:
                     dpg.add_file_extension(ext)
             return tag
 
-        return make()
+        return make(start)
 
     def closed(tag: int | str, picked: bool, answer, *args) -> None:
         try:
@@ -133,9 +134,21 @@ def build(app: ViewerApp) -> dict:
         ),
         "analyze_dialog": dialog(
             "analyze", "Analyze a folder of images", lambda p: actions.analyze(app, Path(p)),
-            directory=True,
+            directory=True, start=pictures_folder(),
         ),
     }  # fmt: skip
+
+
+def pictures_folder() -> str:
+    """Where *Analyze folder...* starts: the user's pictures folder (XDG_PICTURES_DIR,
+    ~/Pictures), else the home folder (it started in the folder rtsearch was started from,
+    at every run)."""
+    import platformdirs
+
+    for folder in (platformdirs.user_pictures_dir(), os.path.expanduser("~")):
+        if os.path.isdir(folder):
+            return folder
+    return ""
 
 
 def show_again(app: ViewerApp) -> None:
