@@ -131,7 +131,7 @@ class SearchSession:
         """``first``: a row ranked before the others at its distance (Searcher.query)."""
         hits = self.searcher.query(vector, k, exclude, first=first)
         return [
-            Result(int(i), self.index.paths[i], self.base_dir / self.index.paths[i], float(d))
+            Result(int(i), self.index.paths[i], self.file_of(int(i)), float(d))
             for i, d in zip(hits.indices, hits.distances, strict=True)
         ]
 
@@ -189,6 +189,10 @@ class SearchSession:
         row = self.row_at(path)
         stored = row is not None and not trim and self._unchanged(row, path)
         return self.query_image(image, k, verify=verify, detail=detail, first=row, stored=stored)
+
+    def file_of(self, row: int) -> Path:
+        """The file of the index's row ``row``, under the base folder."""
+        return self.base_dir / self.index.paths[row]
 
     def row_at(self, path: Path) -> int | None:
         """The row of the file at ``path`` (its place under the base folder, however it is

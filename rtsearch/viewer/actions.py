@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from rtsearch.store import Index
     from rtsearch.viewer.app import ViewerApp, ViewerOptions
 
+ANALYSIS_RUNNING = "an analysis is running: its Cancel, beside the progress bar, stops it"
+
 
 def load(app: ViewerApp, path: Path) -> None:
     """Open ``path`` in the background with the folder stored in it; when that folder is
@@ -422,7 +424,7 @@ def analyze(app: ViewerApp, folder: Path) -> None:
     from rtsearch.session import SearchSession
 
     if any(t.name == "analyze" for t in app.tasks):
-        app.message = "an analysis is already running"
+        app.message = ANALYSIS_RUNNING
         return
     current = app.session
     info = current.extractor.info if current else None

@@ -462,8 +462,7 @@ class ViewerApp:
             self.message = NO_INDEX
             return
         self._resume()
-        self.history.going, self.history.asked = None, True  # a new query, not a step's
-        self.history.skip = None
+        self.history.asked_new()
         self.worker.send("random")
         keyboard.to_top(self)  # (its picture shows at the top)
 
@@ -471,8 +470,7 @@ class ViewerApp:
         """A clicked result becomes the query, paused or not."""
         self.message = ""
         self._resume()
-        # a new query (a step back or forward, or a double-click, sets these again after)
-        self.history.going, self.history.asked, self.history.skip = None, True, None
+        self.history.asked_new()
         self.worker.send("row", row)
 
     def resume_live(self) -> None:
@@ -586,7 +584,7 @@ class ViewerApp:
 
     def _do_analyze(self) -> None:
         if any(t.name == "analyze" for t in self.tasks):  # (said once a folder was chosen)
-            self.message = "an analysis is running: its Cancel, beside the progress bar, stops it"
+            self.message = actions.ANALYSIS_RUNNING
             return
         self.open_dialog(self.ids.analyze_dialog)
 
@@ -789,7 +787,7 @@ class ViewerApp:
             self.dirty = True  # a source without a picture says why in its place
         if last is not None and pub.source != last.source:
             self._count_afresh()  # the status's figures are the new source's
-        if pub.file is not None and pub.source == "random":
+        if pub.file is not None:  # (a picture of the collection: the random source's)
             self.history.arrived(pub.file)
         self.published = pub
 

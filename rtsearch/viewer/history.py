@@ -88,6 +88,11 @@ class History:
         pictures shown (a step on its way is where it goes)."""
         return self.going is not None or (not self.asked and shown == self.files[self.at])
 
+    def asked_new(self) -> None:
+        """A new query was asked for (R, a result clicked): not a step's picture; a step
+        back or forward, or a double-click, sets these again after."""
+        self.going, self.asked, self.skip = None, True, None
+
     def went(self, at: int) -> None:
         """A step to entry ``at`` was asked of the worker."""
         self.at, self.going, self.asked = at, self.files[at], False
@@ -107,7 +112,7 @@ def open_steps(app: ViewerApp) -> tuple[bool, bool]:
     h, session, pub = app.history, app.session, app.published
     if app.grab_mode or session is None:
         return False, False
-    shown = pub.file if pub is not None and pub.source == "random" else None
+    shown = pub.file if pub is not None else None
     # (the same entries compare by identity: quick)
     now = (session, shown, h.at, h.going, h.asked, tuple(h.files))
     if now != h.steps_for:
@@ -120,7 +125,7 @@ def perform(app: ViewerApp, action: str) -> None:
     session, pub = app.session, app.published
     if session is None:
         return
-    shown = pub.file if pub is not None and pub.source == "random" else None
+    shown = pub.file if pub is not None else None  # (a collection's picture: random only)
     by = -1 if action == "back" else 1
     found = app.history.target(by, shown, session.row_at)
     if found is None:
@@ -151,4 +156,4 @@ def undo_click(app: ViewerApp, click: Click) -> None:
         h.skip = clicked  # (its picture is still on its way)
     rows = len(session.index.paths) if session is not None else 0
     if click.before is not None and session is not None and 0 <= click.before < rows:
-        h.going = session.base_dir / session.index.paths[click.before]
+        h.going = session.file_of(click.before)

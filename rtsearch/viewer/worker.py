@@ -181,7 +181,7 @@ def random_source(session: SearchSession) -> RandomSource:
     size = tuple(
         max(a, b) for a, b in zip(s.extractor.info.input_size, RANDOM_MIN_SIZE, strict=True)
     )
-    return RandomSource(len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], None, size)
+    return RandomSource(len(s.index.paths), s.file_of, None, size)
 
 
 def shrunk(bgra: np.ndarray, size: tuple[int, int]) -> RGBImage:
