@@ -72,7 +72,8 @@ class Source(Protocol):
 
 class RandomSource:
     """One indexed image per trigger (`R`), or the row asked for; ``count`` is the index's
-    rows, ``file_of(row)`` the file of one."""
+    rows, ``file_of(row)`` the file of one. A random draw is never the picture on show (R
+    that brought the same picture back looked like a key that did nothing)."""
 
     live = False
 
@@ -84,17 +85,25 @@ class RandomSource:
         self.min_size = min_size
         self.rng = np.random.default_rng(seed)
         self._pending: int | None = None
+        self.shown: int | None = None  # the row last read
         self.trigger()
 
     def trigger(self, row: int | None = None) -> None:
         """Ask for a new random image (or a chosen row) on the next read."""
-        if self.count:
-            self._pending = int(self.rng.integers(self.count)) if row is None else row
+        if not self.count:
+            return
+        if row is None:
+            skip = self.shown if self.count > 1 else None
+            row = int(self.rng.integers(self.count - (skip is not None)))
+            if skip is not None and row >= skip:
+                row += 1
+        self._pending = row
 
     def read(self) -> Frame | None:
         row, self._pending = self._pending, None
         if row is None:
             return None
+        self.shown = row
         path = self.file_of(row)
         try:
             image = load_rgb(path, min_size=self.min_size)

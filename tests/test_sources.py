@@ -155,6 +155,32 @@ def test_random_source_gives_one_frame_per_trigger_with_its_row(tmp_path):
     assert src.read() is None and "1.png" in src.message
 
 
+def test_random_source_never_draws_the_picture_on_show(tmp_path):
+    """R drew the picture on show again one time in the index's size (a key that seemed to
+    do nothing; a viewer test flaked on it): a draw now skips it, and still reaches every
+    other picture."""
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"{i}.png")
+        make_image(i).save(files[-1])
+    src = RandomSource(3, lambda r: files[r], seed=0)
+    seen = set()
+    last = src.read().row
+    for _ in range(60):
+        src.trigger()
+        row = src.read().row
+        assert row != last
+        seen.add(row)
+        last = row
+    assert seen == {0, 1, 2}
+    src.trigger(last)  # a row asked for is given, on show or not
+    assert src.read().row == last
+    one = RandomSource(1, lambda r: files[r], seed=0)
+    assert one.read().row == 0
+    one.trigger()
+    assert one.read().row == 0  # (the only picture there is)
+
+
 def test_parse_region():
     assert parse_region("10,20,300,200") == (10, 20, 300, 200)
     for bad in ("10,20,0,5", "abc", "1,2,3", "1.5,2,3,4", ""):
