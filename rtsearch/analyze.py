@@ -76,6 +76,9 @@ class Progress:
     total: int
     skipped: int
     images_per_s: float
+    # images of the folder analysed before this run (an index's rows kept, checkpoints of
+    # an interrupted run): not in done and total, which count this run's work
+    before: int = 0
 
     @property
     def eta_s(self) -> float:
@@ -83,14 +86,16 @@ class Progress:
         return left / self.images_per_s if self.images_per_s > 0 else float("inf")
 
     @classmethod
-    def since(cls, began: float, done: int, total: int, skipped: int, made: int) -> Progress:
+    def since(
+        cls, began: float, done: int, total: int, skipped: int, made: int, before: int = 0
+    ) -> Progress:
         """``done`` of ``total`` (``skipped`` among them), at the rate ``made`` images were
         made since ``began``, the work's own start (the scan and the checkpoints read
         before it made the first ETA of a resumed run 2.5 hours for 84 s): said once a
         second of it has passed, or at the end."""
         elapsed = time.monotonic() - began
         said = elapsed >= 1.0 or done >= total
-        return cls(done, total, skipped, made / max(elapsed, 1e-9) if said else 0.0)
+        return cls(done, total, skipped, made / max(elapsed, 1e-9) if said else 0.0, before)
 
 
 @dataclass
@@ -243,9 +248,9 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
         if progress:
             skipped = len(report.skipped)
             total = len(todo) + unreadable
-            progress(
-                Progress.since(began, report.analysed + skipped, total, skipped, report.analysed)
-            )
+            counted = report.analysed + skipped
+            made, before = report.analysed, report.reused
+            progress(Progress.since(began, counted, total, skipped, made, before))
 
     began = time.monotonic()
     extract_into(

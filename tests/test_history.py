@@ -1,5 +1,6 @@
 """Back and forward through the queries (rtsearch/viewer/history.py), without a window."""
 
+import json
 from pathlib import Path
 
 from rtsearch.viewer.history import MAX_ENTRIES, History
@@ -100,3 +101,52 @@ def test_the_oldest_queries_go_first():
     h = walked(*(Path(f"/pics/{i}.jpg") for i in range(MAX_ENTRIES + 10)))
     assert len(h.files) == MAX_ENTRIES and h.at == MAX_ENTRIES - 1
     assert h.files[0] == Path("/pics/10.jpg")
+
+
+def test_what_is_kept_between_runs_is_relative_to_the_folder_and_round_the_one_shown():
+    """The history kept with the index (memory.py): its pictures relative to the image
+    folder (another index's left out), the entry shown with as many round it as
+    HISTORY_BYTES hold, the steps back first."""
+    from rtsearch.viewer.history import kept
+    from rtsearch.viewer.memory import HISTORY_BYTES
+
+    other = Path("/elsewhere/x.jpg")
+    h = walked(A, other, B, C, D)
+    h.went(3)  # (C, shown when the viewer closed; D a step ahead)
+    assert kept(h, Path("/pics")) == (("a.jpg", "b.jpg", "c.jpg", "d.jpg"), 2)
+    assert kept(h, Path("/elsewhere")) == (("x.jpg",), 0)
+    assert kept(History(), Path("/pics")) is None
+    long = [Path(f"/pics/{i:04d}-" + "n" * 94 + ".jpg") for i in range(MAX_ENTRIES)]
+    fit = HISTORY_BYTES // len(json.dumps(long[0].name))  # (all of one length, quoted: 106)
+    h = walked(*long)
+    h.went(100)
+    names, at = kept(h, Path("/pics"))
+    assert len(names) == fit and names[at] == long[100].name
+    assert names[0] == long[0].name and names[-1] == long[fit - 1].name  # (steps ahead too)
+    h.went(400)  # more steps back than fit: none ahead
+    names, at = kept(h, Path("/pics"))
+    assert names[at] == names[-1] == long[400].name and names[0] == long[400 - fit + 1].name
+
+
+def test_a_history_kept_is_taken_up_at_the_query_shown_last_or_before_it(tmp_path):
+    """The next run starts on the query shown last; one the index or the folder lost
+    since, at the one before it; none left, a random picture (row None)."""
+    from types import SimpleNamespace
+
+    from rtsearch.viewer.history import recalled
+
+    files = []
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        files.append(tmp_path / name)
+        files[-1].write_bytes(b"x")
+    index = rows(*files[:2], tmp_path / "d.jpg")
+    session = SimpleNamespace(base_dir=tmp_path, row_at=index)
+    h, row = recalled(("a.jpg", "b.jpg", "c.jpg"), 1, session)
+    assert h.files == files and h.at == 1 and row == 1
+    h, row = recalled(("a.jpg", "b.jpg", "c.jpg"), 2, session)  # (c: not in the index)
+    assert h.at == 1 and row == 1
+    files[1].unlink()  # (b: not in the folder)
+    h, row = recalled(("a.jpg", "b.jpg", "c.jpg"), 2, session)
+    assert h.at == 0 and row == 0
+    files[0].unlink()
+    assert recalled(("a.jpg", "b.jpg"), 1, session)[1] is None

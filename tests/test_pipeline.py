@@ -856,6 +856,34 @@ def test_the_rate_and_eta_are_the_extractions_own(tmp_path, tiny_model, monkeypa
     assert seen[-1].images_per_s > 40 / 2.0, seen[-1]  # (it was 40 / 2.x s: under 20)
 
 
+def test_the_progress_says_the_images_analysed_before_the_run(tmp_path, tiny_model):
+    """A folder analysed again (here with 5 pictures added) counts only this run's work in
+    done and total; ``before`` says the rest, for the viewer's bar (it showed 5 of 5 for a
+    folder of 17) and its note, with the time left."""
+    from rtsearch.analyze import Progress, Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer.actions import progress_note
+
+    make_gallery(tmp_path / "g", 12)
+    out, extractor = tmp_path / "x.dat", Extractor(tiny_model)
+    seen: list = []
+    analyze(tmp_path / "g", out, extractor, Settings(dims=4), progress=seen.append)
+    assert seen[-1].before == 0 and seen[-1].total == 12
+    make_gallery(tmp_path / "g", 5, start=100)
+    seen.clear()
+    analyze(tmp_path / "g", out, extractor, Settings(dims=4), progress=seen.append)
+    assert {(p.before, p.total) for p in seen} == {(12, 5)} and seen[-1].done == 5
+    assert progress_note(seen[-1])[0] == 1.0
+    assert progress_note(seen[-1])[1].startswith("17/17 images, ")
+    assert progress_note(Progress(3, 10, 0, 0.0, 100)) == (103 / 110, "103/110 images")
+    assert progress_note(Progress(3, 10, 0, 2.0, 100)) == (
+        103 / 110,
+        "103/110 images, 2/s, 4 s left",
+    )
+    assert progress_note(Progress(0, 9000, 0, 2.0))[1].endswith(", 1 h 15 min left")
+    assert progress_note(Progress(0, 250, 0, 2.0))[1].endswith(", 2 min 05 s left")
+
+
 def test_a_rerun_says_the_rows_it_removed(capsys, tmp_path, tiny_model):
     """`analyze` again after pictures were deleted said `(0 analysed, 9 reused, 0 skipped)`:
     the 3 rows it dropped were not said (`update` says `3 removed`); moved ones are kept."""

@@ -1763,8 +1763,16 @@ def test_an_analysis_cancelled_says_its_work_is_kept_and_a_second_waits(app, tmp
     monkeypatch.undo()
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     actions.analyze(app, folder)
-    pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+    notes = set()
+
+    def finished() -> bool:
+        notes.update(t.note for t in app.tasks if t.name == "analyze" and t.note)
+        return not any(t.name == "analyze" for t in app.tasks)
+
+    pump(app, finished, timeout=60)
     assert app.session.index.count == 24 and not store.checkpoint_dir(made).exists()
+    # its progress counts the images analysed before the cancel: of 24 (it said of 24 - N)
+    assert notes and all(n.split(" ")[0].endswith("/24") for n in notes), notes
     assert dpg.get_viewport_title() == "rtsearch - cancelled"  # the collection on show
     app.set_session(before)
 
@@ -2332,6 +2340,61 @@ def test_back_and_forward_go_through_the_queries_as_in_a_browser(app, tmp_path):
     for _ in range(20):  # (the click's picture, come after: no query)
         app.frame()
     assert app.published.file == files[1] and app.history.files == files[:2]
+
+
+def test_the_load_dialog_lists_the_indexes_shown_before_each_at_its_last_query(
+    app, gallery, tiny_model, tmp_path
+):
+    """Loading another index (or analysing a second folder) left the first to be found
+    again in its folder, the viewer's own analyses in a hidden data folder, and its queries
+    were lost. The Load dialog lists the indexes shown before; a click opens one from the
+    folder it was shown from, at the query shown last with it, with its history."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions, memory, recent
+
+    root, index = gallery
+    make_gallery(tmp_path / "holiday", 6, start=200)
+    other = tmp_path / "holiday.dat"
+    analyze(tmp_path / "holiday", other, Extractor(tiny_model, threads=1), Settings(dims=4))
+    app.perform("escape")
+    app._start_source("random")
+    fresh(app, "random")
+    chosen = app.session.file_of(5)
+    app.query_row(5)
+    pump(app, lambda: app.published.file == chosen)
+    app.remembered = None  # (kept as a new run keeps it: the tests before kept theirs)
+    app._remember(app.session)
+    assert memory.recall().index == index
+    actions.load(app, other)  # another collection: its own pictures, and history
+    pump(app, lambda: app.session.source == other and app.published.file is not None)
+    pump(app, lambda: app.published.file.is_relative_to(tmp_path / "holiday"))
+    assert app.history.files == [app.published.file]
+
+    def listed() -> list:
+        title, hint, *rest = dpg.get_item_children(app.recent_panel, 1)
+        assert dpg.get_value(title) == recent.TITLE and dpg.get_value(hint) == recent.HINT
+        return [i for i in rest if dpg.get_item_type(i).endswith("mvSelectable")]
+
+    xdotool(app, "key", "ctrl+o")
+    assert dpg.is_item_shown(app.ids.load_dialog) and dpg.is_item_shown(app.recent_panel)
+    items = listed()
+    assert len(items) == 1
+    assert dpg.get_item_label(items[0]) == root.name
+    x, y = dpg.get_item_rect_min(items[0])
+    xdotool(app, "mousemove", str(round(x + 10)), str(round(y + 5)), "click", "1")
+    pump(app, lambda: app.session.source == index and app.published.file == chosen)
+    assert not dpg.is_item_shown(app.ids.load_dialog)
+    assert app.history.files[app.history.at] == chosen
+    # the other one is listed now, the one on show not; one whose file is gone not either
+    xdotool(app, "key", "ctrl+o")
+    assert [dpg.get_item_label(i) for i in listed()] == ["holiday"]
+    xdotool(app, "key", "Escape")
+    other.unlink()
+    xdotool(app, "key", "ctrl+o")
+    assert dpg.is_item_shown(app.ids.load_dialog) and not dpg.is_item_shown(app.recent_panel)
+    xdotool(app, "key", "Escape")
+    xdotool(app, "mousemove", "2", "2")
 
 
 def test_a_double_click_opens_a_result_and_leaves_the_query_and_its_history(

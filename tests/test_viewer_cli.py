@@ -260,6 +260,68 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
     assert figures["index"] is None and err == ""
 
 
+def test_a_restart_starts_on_the_query_shown_last_with_its_history(display, tmp_path, monkeypatch):
+    """A restart showed a random picture, not the query the viewer was closed on, and back
+    had nothing before it: the history is kept with the index shown, relative to its
+    image folder, and taken up by the next run that shows that index."""
+    from rtsearch.viewer.memory import state_file
+
+    models = tmp_path / "models"
+    write_tiny_model(models / "tiny.onnx")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(models))
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    files = make_gallery(tmp_path / "photos", 8)
+    index, other = tmp_path / "photos.dat", tmp_path / "other.dat"
+    analyze(tmp_path / "photos", index, Extractor(models / "tiny.onnx"), Settings(dims=4))
+    make_gallery(tmp_path / "more", 5, start=50)
+    analyze(tmp_path / "more", other, Extractor(models / "tiny.onnx"), Settings(dims=4))
+
+    def shown(*args: str) -> dict:
+        stats = tmp_path / "frames.json"
+        stats.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "rtsearch", *args, "--quit-after-frames", "20"]
+        cmd += ["--frame-stats", str(stats)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return json.loads(stats.read_text())
+
+    first = shown(str(index))
+    query = first["query_file"]
+    assert query in map(str, files) and first["history"] == [query]
+    again = shown()  # plain `rtsearch`: the index, and the query it was closed on
+    assert again["query_file"] == query and again["history"] == [query]
+    assert json.loads(state_file().read_text())["history"] == [
+        Path(query).relative_to(tmp_path / "photos").as_posix()
+    ]
+    # three queries, the second shown when it closed: that one, with a step each way
+    kept = json.loads(state_file().read_text())
+    names = [f.relative_to(tmp_path / "photos").as_posix() for f in files[2:5]]
+    state_file().write_text(json.dumps({**kept, "history": names, "history_at": 1}))
+    now = shown()
+    assert now["query_file"] == str(files[3]) and now["history_at"] == 1, now
+    assert now["history"] == [str(f) for f in files[2:5]]
+    # the pictures moved with the folder (the index's folder given): taken from there
+    shutil.copytree(tmp_path / "photos", tmp_path / "moved")
+    moved = shown(str(index), "--base-dir", str(tmp_path / "moved"))
+    assert moved["query_file"] == str(tmp_path / "moved" / names[1]), moved
+    # a picture gone since: the one before it; none left: a random one
+    (tmp_path / "moved" / names[1]).unlink()
+    gone = shown()
+    assert gone["query_file"] == str(tmp_path / "moved" / names[0])
+    assert gone["history_at"] == 0
+    # another index given: its own queries, none of the first's
+    elsewhere = shown(str(other))
+    assert elsewhere["query_file"].startswith(str(tmp_path / "more"))
+    assert elsewhere["history"] == [elsewhere["query_file"]]
+    # what the file holds damaged (another version's, edited by hand) is passed over
+    kept = json.loads(state_file().read_text())
+    for history, at in ((["a.jpg"], 3), ("d0", 0), ([1, 2], 0), (names, True)):
+        state_file().write_text(json.dumps({**kept, "history": history, "history_at": at}))
+        assert shown()["history_at"] == 0  # (a random picture: the first of its own)
+
+
 def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     """Sliders, trimming, the grab rectangle and the window's size went back to their
     defaults at every start: a rectangle laid over a video player took G and a drag again

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 ANALYSIS_RUNNING = "an analysis is running: its Cancel, beside the progress bar, stops it"
 
 
-def load(app: ViewerApp, path: Path) -> None:
-    """Open ``path`` in the background with the folder stored in it; when that folder is
+def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
+    """Open ``path`` in the background from ``base`` (a folder it was shown from before)
+    while that holds its images, else with the folder stored in it; when that folder is
     gone, ask for it (the base-directory dialog) and open then."""
     from rtsearch.session import WrongFolder, scarce_note
 
@@ -37,14 +38,19 @@ def load(app: ViewerApp, path: Path) -> None:
         from rtsearch import bigstore
 
         index = bigstore.load(path)  # read once (mapped when large), and opened as read
-        if not index.base_dir or not Path(index.base_dir).is_dir():
+        stored = Path(index.base_dir) if index.base_dir else None
+        folders = [f for f in dict.fromkeys((base, stored)) if f is not None and f.is_dir()]
+        if not folders:
             return index.base_dir or "?"
-        base = Path(index.base_dir)
-        try:
-            session = open_index(path, base, current, app.opts, index)
-        except WrongFolder as exc:  # there, holding other pictures: ask, as when it is gone
-            return exc
-        return session, scarce_note(session.index, path, base)
+        wrong = None
+        for folder in folders:
+            try:
+                session = open_index(path, folder, current, app.opts, index)
+            except WrongFolder as exc:  # holding other pictures: ask, as when it is gone
+                wrong = wrong or exc
+                continue
+            return session, scarce_note(session.index, path, folder)
+        return wrong
 
     def done(result) -> None:
         if isinstance(result, tuple):
@@ -431,8 +437,7 @@ def analyze(app: ViewerApp, folder: Path) -> None:
     loaded = current.extractor.path if current else None
 
     def progress(task: Task, p) -> None:
-        task.progress = p.done / max(p.total, 1)
-        task.note = f"{p.done}/{p.total} images, {p.images_per_s:.0f}/s"
+        task.progress, task.note = progress_note(p)
 
     def work(task: Task):
         # every core but one, which the window and the live source keep (on 2 cores: one
@@ -471,6 +476,28 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         "folder... (A) on it again goes on from there"
     )
     app.start_task(task)
+
+
+def progress_note(p) -> tuple[float, str]:
+    """An analysis's progress (analyze.Progress) as the bar shows it: the folder's images,
+    those analysed before (a resumed run, a folder analysed again) counted in (it said
+    32/104 of a folder of 120, 16 done before), the rate, and the time left."""
+    done, total = p.before + p.done, p.before + p.total
+    if p.images_per_s <= 0:  # (not measured in the work's first second)
+        return done / max(total, 1), f"{done}/{total} images"
+    note = f"{done}/{total} images, {p.images_per_s:.0f}/s"
+    if p.done < p.total:
+        note += f", {_duration(p.eta_s)} left"
+    return done / max(total, 1), note
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
 def model_key(info) -> str:

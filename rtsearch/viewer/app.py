@@ -50,6 +50,7 @@ from rtsearch.viewer import (
     layout,
     memory,
     mouse,
+    recent,
     status,
     tiles,
     ui,
@@ -195,6 +196,7 @@ class ViewerApp:
         self.last_click: mouse.Click | None = None
         self.source_sent: str | None = None  # the last source handed to the worker
         self.history = History()  # the collection's pictures that were the query (history.py)
+        self.recent_panel: int | str = 0  # the Load dialog's list of indexes shown before
         self.selected: int | None = None  # the rank selected with the keys (keyboard.py)
         self.framed: tuple | None = None  # where its frame is drawn
         self.selected_from: list | None = None  # where the pointer was when it was selected
@@ -317,19 +319,23 @@ class ViewerApp:
         dpg.show_viewport()
         if self.opts.maximized:  # as it was left (a size given wins)
             dpg.maximize_viewport()
-        self._start_source(self.opts.source)
+        row = self._recall_history(self.session) if self.session is not None else None
+        self._start_source(self.opts.source, row)
         self.worker.start()
         if self.opts.watch:
             actions.watch(self)
 
-    def _start_source(self, spec: str) -> None:
-        """Switch the live source; ``spec`` as for --source. Bad specs become a message."""
+    def _start_source(self, spec: str, row: int | None = None) -> None:
+        """Switch the live source; ``spec`` as for --source. Bad specs become a message.
+        ``row``: the random source's first picture (else a random one)."""
         try:
             kind, arg = parse_source(spec)
             # a region given as x,y,w,h that does not fit the screen is moved or cut to fit
             given = kind == "screen" and arg not in ("", "mouse")
             note = self.region.set_box(parse_region(arg)) if given else ""
             source = self._make_source(kind, arg)
+            if isinstance(source, RandomSource) and row is not None:
+                source.trigger(row)
         except (ValueError, RtsearchError) as exc:
             self.message = str(exc)
             return
@@ -590,6 +596,7 @@ class ViewerApp:
 
     def _do_load(self) -> None:
         self._open_beside_index(self.ids.load_dialog)
+        recent.fill(self)  # (the indexes shown before, beside the files)
 
     def _do_save(self) -> None:
         if self.session is None:
@@ -638,10 +645,19 @@ class ViewerApp:
         self.tasks.append(task)
 
     def set_session(self, session: SearchSession) -> None:
-        first, self.session = self.session is None, session
+        old = self.session
+        if old is not None and self.remembered is not None:
+            memory.keep(**history_fields(self._kept_history()))  # (the one shown until now)
+        first, self.session = old is None, session
         self.worker.send("session", session)  # a random source is renewed by the worker
+        # another index: its own history, and the query shown last with it
+        other = first or _file(old.source) != _file(session.source)
+        row = self._recall_history(session) if other else None
         if first and self.published is None:  # nothing was showing: start with a random image
-            self._start_source("random")
+            self._start_source("random", row)  # (or the query shown last with this index)
+        elif row is not None and self.source_sent == "random":
+            self.worker.send("row", row)
+            self.history.went(self.history.at)  # (the pictures before it are no queries)
         images = count(len(session.index.paths), "image")
         self.message = f"index: {session.source or 'analysed'} ({images})"
         # the collection on show, in the title bar and the task bar (its name's stray bytes
@@ -653,6 +669,22 @@ class ViewerApp:
         if self.opts.watch and not any(t.name == "watch" for t in self.tasks):
             actions.watch(self)  # the first index loaded or analysed after `view --watch`
 
+    def _recall_history(self, session: SearchSession) -> int | None:
+        """An index shown (the first of a run, or another than the one on show): its
+        history as kept with it (memory.py, where it was shown before), else none, and
+        the row of the query to start on (history.recalled); None: a random one. Without
+        the memory (--no-last), one history goes on over the indexes loaded."""
+        if not self.opts.remember:
+            return None
+        kept = memory.history_of(session.source) if session.source is not None else None
+        self.history, row = history.recalled(*kept, session) if kept else (History(), None)
+        return row
+
+    def _kept_history(self) -> tuple[tuple[str, ...], int] | None:
+        """The history as kept with the index shown (memory.py)."""
+        s = self.session
+        return history.kept(self.history, s.base_dir) if s is not None else None
+
     def _remember(self, session: SearchSession) -> None:
         """Keep the index file shown, and the folder its images are shown from, for plain
         `rtsearch` to open next time: written when they change, not for every new version
@@ -663,7 +695,7 @@ class ViewerApp:
         if (source, session.base_dir) == self.remembered:
             return
         self.remembered = (source, session.base_dir)
-        memory.keep(index=source, base_dir=session.base_dir)
+        memory.keep_shown(source, session.base_dir, self._kept_history())
 
     def _poll_tasks(self) -> None:
         for task in self.tasks:
@@ -948,6 +980,8 @@ class ViewerApp:
         # a scale given (--ui-scale, Ctrl++ or Ctrl+-, or kept) is kept; the desktop's
         # (detected, or Ctrl+0) leaves none, for the desktop's next time
         settings.update(ui_scale=self.ui_scale if self.opts.scale_given else None)
+        if self.remembered is not None:  # (with the index kept: not one without a file)
+            settings.update(history_fields(self._kept_history()))
         if settings != self.settings_kept:  # written only when they changed
             self.settings_kept = settings
             memory.keep(**settings)
@@ -971,6 +1005,16 @@ class ViewerApp:
 def frame_ms(times: deque[float]) -> list[float]:
     t = list(times)
     return [(b - a) * 1000.0 for a, b in itertools.pairwise(t)]
+
+
+def history_fields(kept: tuple[tuple[str, ...], int] | None) -> dict:
+    """A history as kept (history.kept), as memory.Memory's fields."""
+    names, at = kept or (None, None)
+    return {"history": names, "history_at": at}
+
+
+def _file(path: Path | None) -> Path | None:
+    return None if path is None else Path(os.path.abspath(path))
 
 
 def write_frame_stats(path: Path, app: ViewerApp) -> None:
@@ -1000,6 +1044,10 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         if app.session and app.session.source
         else None,
         "message": app.message,
+        # the collection's picture that is the query (None: a live one), and the history
+        "query_file": str(pub.file) if pub is not None and pub.file is not None else None,
+        "history": [str(f) for f in app.history.files],
+        "history_at": app.history.at,
         # what the query's place says instead of a picture (a source without one, no index)
         "query_place": _query_place(app),
         "font": None if app.font is None else str(app.font),

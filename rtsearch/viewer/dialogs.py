@@ -13,7 +13,7 @@ import dearpygui.dearpygui as dpg
 from rtsearch.decode import IMAGE_EXTENSIONS
 from rtsearch.errors import RtsearchError
 from rtsearch.sources import VIDEO_EXTS
-from rtsearch.viewer import actions, layout
+from rtsearch.viewer import actions, layout, recent
 from rtsearch.viewer.wrap import wrap_lines
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def build(app: ViewerApp) -> dict:
         exts: tuple[str, ...] = (),
         on_cancel=lambda: None,
         start: str = "",
+        panel=None,
     ) -> str:
         def ok(app_data: dict) -> None:
             try:
@@ -98,6 +99,8 @@ def build(app: ViewerApp) -> dict:
             ) as tag:
                 for ext in exts:
                     dpg.add_file_extension(ext)
+                if panel is not None:  # (beside the files)
+                    panel()
             return tag
 
         return make(start)
@@ -119,7 +122,7 @@ def build(app: ViewerApp) -> dict:
         ),
         "load_dialog": dialog(
             "load", "Load an index (.dat)", lambda p: actions.load(app, Path(p)),
-            exts=(".dat", ".*"),
+            exts=(".dat", ".*"), panel=lambda: recent.add_panel(app),
         ),
         "base_dialog": dialog(
             "base",

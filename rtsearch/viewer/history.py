@@ -6,7 +6,12 @@ query before; Shift+Backspace or Alt+Right (the forward button, the right arrow)
 again. From a live source, back goes to the last picture of the collection searched. A
 new query after a step back drops the steps ahead, as a browser does. Files are kept,
 not rows: an index swapped in (--watch, a re-projection, one loaded) keeps what it still
-holds, and a picture it no longer holds is passed over."""
+holds, and a picture it no longer holds is passed over.
+
+Between runs the history is kept with the index shown (memory.py), its pictures relative
+to the index's image folder (``kept``): the next run that shows that index starts on the
+query shown last, with the steps back to it (``recalled``; a restart showed a random
+picture, and back had nothing before it)."""
 
 from __future__ import annotations
 
@@ -14,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rtsearch.viewer import keyboard
+from rtsearch.viewer import keyboard, memory
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from rtsearch.session import SearchSession
     from rtsearch.viewer.app import ViewerApp
     from rtsearch.viewer.mouse import Click
 
@@ -103,6 +109,34 @@ class History:
     def restore(self, kept: tuple[list[Path], int]) -> None:
         self.files, self.at = list(kept[0]), kept[1]
         self.asked = False
+
+
+def kept(h: History, base_dir: Path) -> tuple[tuple[str, ...], int] | None:
+    """What of ``h`` is kept between runs: its pictures under ``base_dir`` (the index's
+    image folder; a history spans the indexes loaded), relative to it, as many round the
+    entry shown as memory.HISTORY_BYTES hold, and that entry's place. None when there is
+    none."""
+    names, at = [], -1
+    for i, file in enumerate(h.files):
+        try:
+            names.append(file.relative_to(base_dir).as_posix())
+        except ValueError:  # (another index's picture)
+            continue
+        at = len(names) - 1 if i <= h.at else at
+    return None if at < 0 else memory.fit(names, at)
+
+
+def recalled(names: tuple[str, ...], at: int, session: SearchSession):
+    """The history ``kept`` for ``session``'s index, and the row of the query to start on:
+    the one shown last, else the nearest before it that the index and the folder still
+    hold (None: none is, a random picture then)."""
+    h = History(files=[session.base_dir / name for name in names], at=at)
+    for i in range(at, -1, -1):
+        row = session.row_at(h.files[i])
+        if row is not None and h.files[i].is_file():
+            h.at = i
+            return h, row
+    return h, None
 
 
 def open_steps(app: ViewerApp) -> tuple[bool, bool]:

@@ -1,8 +1,10 @@
 """What the viewer keeps between runs, in one small file in the user state folder: the index
 it showed last, with the folder it showed its images from (plain `rtsearch` opens it
 again), and the settings a user left it with (results, row and header heights, trimming,
-the grab region, the window's size and whether it was maximised, a UI scale given). A run
-with --no-last reads and keeps none of it."""
+the grab region, the window's size and whether it was maximised, a UI scale given), the
+queries' history with that index (history.py: the next run starts on the query shown
+last), and the indexes shown before it with theirs (``recent``: the Load dialog lists
+them, recent.py). A run with --no-last reads and keeps none of it."""
 
 from __future__ import annotations
 
@@ -18,7 +20,21 @@ from rtsearch.atomic import atomic_path
 from rtsearch.viewer import layout, uiscale
 from rtsearch.viewer.grab_region import Box
 
-MAX_BYTES = 65536  # what is read of the file: it holds a few hundred
+MAX_BYTES = 262144  # what is read of the file: settings, and histories (HISTORY_BYTES...)
+HISTORY_BYTES = 24576  # of the history kept with the index shown (as written, JSON)
+RECENT_MAX = 10  # indexes shown before that are kept, the last first
+RECENT_HISTORY_BYTES = 4096  # of each one's history
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An index shown before: the folder its images were shown from, and its queries'
+    history (as Memory's)."""
+
+    index: Path
+    base_dir: Path
+    history: tuple[str, ...] | None = None
+    history_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,11 @@ class Memory:
     ui_scale: float | None = None  # given with --ui-scale (a detected one is not kept)
     maximized: bool | None = None  # True: the window was maximised (width, height: its size
     # before; X11 only, where a window manager says so)
+    # the queries' history with the index (history.kept: its pictures relative to
+    # base_dir), and the place of the one shown last
+    history: tuple[str, ...] | None = None
+    history_at: int | None = None
+    recent: tuple[Shown, ...] | None = None  # the indexes shown before this one, the last first
 
 
 # what a setting may be: a value out of its range (another version's, edited by hand) is
@@ -65,8 +86,16 @@ def recall() -> Memory:
         return Memory()
     if not isinstance(entry, dict):
         return Memory()
-    kept = {f.name: _valid(f.name, entry.get(f.name)) for f in fields(Memory)}
-    return Memory(**kept)
+    return Memory(**_parts(entry, Memory))
+
+
+def _parts(entry: dict, kind: type) -> dict:
+    """``entry``'s fields of ``kind`` (Memory, Shown), each one that is damaged None."""
+    kept = {f.name: _valid(f.name, entry.get(f.name)) for f in fields(kind)}
+    names, at = kept["history"], kept["history_at"]
+    if names is None or at is None or at >= len(names):  # (the two go together)
+        kept.update(history=None, history_at=None)
+    return kept
 
 
 def _valid(name: str, value: object) -> object:
@@ -76,6 +105,16 @@ def _valid(name: str, value: object) -> object:
         return value if isinstance(value, bool) else None
     if name == "maximized":
         return True if value is True else None
+    if name == "history":
+        ok = isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+        return tuple(value) if ok and value else None
+    if name == "history_at":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        return value if ok else None
+    if name == "recent":
+        entries = [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+        parts = [_parts(e, Shown) for e in entries[:RECENT_MAX]]
+        return tuple(Shown(**e) for e in parts if e["index"] and e["base_dir"]) or None
     if name == "region":
         ok = (
             isinstance(value, list)
@@ -93,16 +132,60 @@ def _valid(name: str, value: object) -> object:
     return value if ok else None
 
 
+def history_of(index: Path) -> tuple[tuple[str, ...], int] | None:
+    """The history kept with ``index``: shown last, or before (None: none kept)."""
+    now, index = recall(), Path(os.path.abspath(index))
+    for shown in (now, *(now.recent or ())):
+        if shown.index == index and shown.history is not None:
+            return shown.history, shown.history_at  # type: ignore[return-value]
+    return None
+
+
+def keep_shown(index: Path, base_dir: Path, history: tuple[tuple[str, ...], int] | None) -> None:
+    """``index`` is the one shown now, from ``base_dir``, with ``history`` (as ``fit``
+    makes it): the one shown until now goes first among those shown before, with its
+    history as kept, made shorter (RECENT_HISTORY_BYTES)."""
+    now, index = recall(), Path(os.path.abspath(index))
+    recent = list(now.recent or ())
+    if now.index is not None and now.base_dir is not None and now.index != index:
+        short = None
+        if now.history is not None and now.history_at is not None:
+            short = fit(now.history, now.history_at, RECENT_HISTORY_BYTES)
+        recent.insert(0, Shown(now.index, now.base_dir, *(short or (None, None))))
+    recent = [shown for shown in recent if shown.index != index][:RECENT_MAX]
+    names, at = history or (None, None)
+    keep(index=index, base_dir=base_dir, history=names, history_at=at, recent=tuple(recent) or None)
+
+
+def fit(names, at: int, budget: int = HISTORY_BYTES) -> tuple[tuple[str, ...], int] | None:
+    """The entries of a history (``names``) round its entry ``at``, the steps back first,
+    that ``budget`` bytes hold as written, and that entry's place among them; None where
+    that entry alone does not fit."""
+    sizes = [len(json.dumps(name)) for name in names]  # (as written: escapes and all)
+    lo, hi, size = at, at + 1, sizes[at]
+    if size > budget:
+        return None
+    while lo > 0 and size + sizes[lo - 1] <= budget:
+        lo, size = lo - 1, size + sizes[lo - 1]
+    while hi < len(names) and size + sizes[hi] <= budget:
+        hi, size = hi + 1, size + sizes[hi]
+    return tuple(names[lo:hi]), at - lo
+
+
 def keep(**changes: object) -> None:
     """Keep ``changes`` (Memory's fields) with what was kept before. A state folder that
     cannot be written loses only this convenience: nothing is said."""
     now = replace(recall(), **changes)
-    entry = {k: _plain(v) for k, v in asdict(now).items() if v is not None}
+    entry = _plain(asdict(now))
     with contextlib.suppress(OSError), atomic_path(state_file()) as tmp:
         tmp.write_text(json.dumps(entry, indent=1) + "\n", encoding="utf-8")
 
 
 def _plain(value: object) -> object:
+    """As JSON holds it: paths absolute, tuples as lists, dataclasses (asdict made them
+    dicts) without their parts that are None."""
     if isinstance(value, Path):
         return os.path.abspath(value)
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    return [_plain(v) for v in value] if isinstance(value, tuple | list) else value

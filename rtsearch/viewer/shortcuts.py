@@ -24,7 +24,12 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
         "and the mouse's back button",
     ),
     ("Alt+Right", "forward", "forward again; also Shift+Backspace and the mouse's forward button"),
-    ("Ctrl+O", "load", "load an index (.dat), then its image folder"),
+    (
+        "Ctrl+O",
+        "load",
+        "load an index (.dat), then its image folder; the indexes shown before are listed "
+        "beside the files",
+    ),
     ("A", "analyze", "analyze a folder of images into an index"),
     ("Ctrl+S", "save", "save the index"),
     ("Ctrl++", "zoom_in", "draw the viewer larger (text, controls, rows)"),

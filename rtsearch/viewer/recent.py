@@ -1,0 +1,78 @@
+"""The indexes shown before (memory.py's ``recent``), listed beside the Load dialog's
+files: a click opens one from the folder its images were shown from, at the query shown
+last with it (history.py). Analysing a second folder, or loading another index, left the
+first to be found again in a hidden data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dearpygui.dearpygui as dpg
+
+from rtsearch.errors import printable
+from rtsearch.viewer import actions, memory, ui
+
+if TYPE_CHECKING:
+    from rtsearch.viewer.app import ViewerApp
+
+PANEL_W = 200  # at UI scale 1
+TITLE = "Shown before"
+HINT = "(a click opens one)"
+TIP = "Opens it from the folder its images were shown from, at the query shown last."
+
+
+def add_panel(app: ViewerApp) -> None:
+    """The list's place, inside the Load dialog as it is made; ``fill`` fills it."""
+    app.recent_panel = dpg.add_child_window(width=app.px(PANEL_W), show=False)
+
+
+def entries(app: ViewerApp) -> list[memory.Shown]:
+    """The indexes shown before, the last first: not the one on show, nor one whose file
+    is gone. None without the memory (--no-last)."""
+    if not app.opts.remember:
+        return []
+    kept = memory.recall()
+    last = [memory.Shown(kept.index, kept.base_dir)] if kept.index and kept.base_dir else []
+    session = app.session
+    on_show = session.source if session is not None else None
+    seen = {os.path.abspath(on_show)} if on_show is not None else set()
+    found = []
+    for shown in (*last, *(kept.recent or ())):
+        if str(shown.index) not in seen and shown.index.is_file():
+            seen.add(str(shown.index))
+            found.append(shown)
+    return found
+
+
+def fill(app: ViewerApp) -> None:
+    """The list as the dialog opens: each index by its image folder's name (with the
+    folder above where two share one); the panel hidden when there is none."""
+    panel = app.recent_panel
+    dpg.delete_item(panel, children_only=True)
+    shown = entries(app)
+    dpg.configure_item(panel, show=bool(shown))
+    if not shown:
+        return
+    dpg.add_text(TITLE, parent=panel)
+    dpg.add_text(HINT, parent=panel, color=ui.GREYED)
+    names = [printable(s.base_dir.name or str(s.base_dir)) for s in shown]
+    for entry, name in zip(shown, names, strict=True):
+        above = printable(str(entry.base_dir.parent))
+        label = name if names.count(name) == 1 else f"{name} ({above})"
+        item = dpg.add_selectable(
+            label=label, parent=panel, user_data=entry, callback=lambda s, a, u: choose(app, u)
+        )
+        with dpg.tooltip(item):
+            dpg.add_text(f"{printable(str(entry.base_dir))}\nindex: {printable(str(entry.index))}")
+            dpg.add_text(TIP)
+
+
+def choose(app: ViewerApp, entry: memory.Shown) -> None:
+    """A click on an entry: the dialog closes, and the index opens (actions.load: from the
+    folder it was shown from, else its own, else the folder is asked for)."""
+    tag = app.ids.load_dialog
+    dpg.hide_item(tag)
+    app.dialogs_closed.put((tag, False))  # (made again at the next frame)
+    actions.load(app, Path(entry.index), entry.base_dir)

@@ -1,0 +1,71 @@
+"""What the viewer keeps between runs (rtsearch/viewer/memory.py), without a window: the
+index shown last with its queries' history, and the indexes shown before with theirs."""
+
+import json
+
+from rtsearch.viewer import memory
+
+
+def test_an_index_shown_after_another_puts_that_one_first_among_those_shown_before(tmp_path):
+    a, b, c = (tmp_path / f"{n}.dat" for n in "abc")
+    memory.keep_shown(a, tmp_path / "pa", (("x.jpg", "y.jpg"), 1))
+    assert memory.recall().recent is None
+    assert memory.history_of(a) == (("x.jpg", "y.jpg"), 1)
+    memory.keep_shown(b, tmp_path / "pb", None)
+    kept = memory.recall()
+    assert (kept.index, kept.base_dir, kept.history) == (b, tmp_path / "pb", None)
+    assert kept.recent == (memory.Shown(a, tmp_path / "pa", ("x.jpg", "y.jpg"), 1),)
+    assert memory.history_of(a) == (("x.jpg", "y.jpg"), 1) and memory.history_of(b) is None
+    memory.keep_shown(c, tmp_path / "pc", None)
+    memory.keep_shown(a, tmp_path / "moved", (("y.jpg",), 0))  # shown again: not listed twice
+    kept = memory.recall()
+    assert kept.index == a and [s.index for s in kept.recent] == [c, b]
+    assert memory.history_of(a) == (("y.jpg",), 0)
+    # the same index shown again (another version of it, its folder moved): no entry
+    memory.keep_shown(a, tmp_path / "moved", None)
+    assert [s.index for s in memory.recall().recent] == [c, b]
+
+
+def test_those_shown_before_are_few_and_their_histories_short(tmp_path):
+    long = tuple(f"{i:04d}-" + "n" * 90 + ".jpg" for i in range(200))
+    for i in range(memory.RECENT_MAX + 3):
+        memory.keep_shown(tmp_path / f"{i}.dat", tmp_path / f"p{i}", (long, 150))
+    kept = memory.recall()
+    assert len(kept.recent) == memory.RECENT_MAX
+    assert kept.recent[0].index == tmp_path / f"{memory.RECENT_MAX + 1}.dat"
+    shown = kept.recent[0]
+    assert shown.history[shown.history_at] == long[150]
+    assert len(json.dumps(list(shown.history))) <= memory.RECENT_HISTORY_BYTES + 2 * len(long)
+    assert len(kept.history) > len(shown.history)  # (the one on show keeps more)
+    assert memory.state_file().stat().st_size < memory.MAX_BYTES
+
+
+def test_damaged_entries_of_those_shown_before_are_passed_over(tmp_path):
+    memory.keep_shown(tmp_path / "a.dat", tmp_path / "pa", None)
+    entry = json.loads(memory.state_file().read_text())
+    entry["recent"] = [
+        1,
+        {"index": ""},
+        {"index": str(tmp_path / "b.dat"), "base_dir": str(tmp_path / "pb"),
+         "history": ["x.jpg"], "history_at": 5},
+        {"index": str(tmp_path / "c.dat"), "base_dir": str(tmp_path / "pc"),
+         "history": ["x.jpg", "y.jpg"], "history_at": 1},
+    ]  # fmt: skip
+    memory.state_file().write_text(json.dumps(entry))
+    kept = memory.recall()
+    assert kept.recent == (
+        memory.Shown(tmp_path / "b.dat", tmp_path / "pb"),  # (its history's place out of it)
+        memory.Shown(tmp_path / "c.dat", tmp_path / "pc", ("x.jpg", "y.jpg"), 1),
+    )
+    entry["recent"] = "nonsense"
+    memory.state_file().write_text(json.dumps(entry))
+    assert memory.recall().recent is None and memory.recall().index == tmp_path / "a.dat"
+
+
+def test_a_history_is_cut_round_the_entry_shown_steps_back_first():
+    names = [f"{i}.jpg" for i in range(10)]  # (7 bytes each, quoted)
+    assert memory.fit(names, 5, 7 * 4) == (("2.jpg", "3.jpg", "4.jpg", "5.jpg"), 3)
+    assert memory.fit(names, 1, 7 * 4) == (("0.jpg", "1.jpg", "2.jpg", "3.jpg"), 1)
+    assert memory.fit(names, 1, 6) is None
+    assert memory.fit(["é.jpg"], 0, 100) == (("é.jpg",), 0)  # (written as \\u00e9: 12)
+    assert memory.fit(["é.jpg"], 0, 11) is None
