@@ -2,6 +2,7 @@
 index shown last with its queries' history, and the indexes shown before with theirs."""
 
 import json
+from pathlib import Path
 
 from rtsearch.viewer import memory
 
@@ -69,3 +70,16 @@ def test_a_history_is_cut_round_the_entry_shown_steps_back_first():
     assert memory.fit(names, 1, 6) is None
     assert memory.fit(["é.jpg"], 0, 100) == (("é.jpg",), 0)  # (written as \\u00e9: 12)
     assert memory.fit(["é.jpg"], 0, 11) is None
+
+
+def test_two_folders_of_one_name_are_told_apart_by_the_folder_above():
+    """The Load dialog's list (recent.py) named them by their whole folder above, cut
+    short in its narrow panel just where they differ."""
+    from rtsearch.viewer.recent import _above
+
+    a, b, c = (
+        memory.Shown(Path(f"/{i}.dat"), Path(p))
+        for i, p in enumerate(("/pics/moved/holiday", "/pics/holiday", "/x/moved/holiday"))
+    )
+    assert _above(b, [a, b]) == "pics" and _above(a, [a, b]) == "moved"
+    assert _above(a, [a, b, c]) == "/pics/moved" and _above(c, [a, b, c]) == "/x/moved"

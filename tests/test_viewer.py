@@ -1909,12 +1909,19 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     actions.open_session(app, tmp_path / "m.dat", tmp_path / "moved")  # chosen again
     pump(app, lambda: app.session.base_dir == tmp_path / "moved")
     assert (recall().index, recall().base_dir) == (tmp_path / "m.dat", tmp_path / "moved")
-    # its stored folder there again, holding other pictures: asked for, as when it is gone
-    # (the load failed, "choose the folder they are in now", with no way to)
+    # loaded again by its file: from the folder chosen, not the one stored (it asked)
     (tmp_path / "moving").mkdir()
-    make_gallery(tmp_path / "moving", 2, start=900)
+    make_gallery(tmp_path / "moving", 2, start=900)  # (the one stored: other pictures)
+    actions.load(app, tmp_path / "m.dat")
+    pump(app, lambda: not app.tasks)
+    assert app.session.base_dir == tmp_path / "moved"
+    assert not dpg.is_item_shown(app.ids.base_dialog)
+    # its stored folder holding other pictures, the one chosen gone: asked for, as when
+    # it is gone (the load failed, "choose the folder they are in now", with no way to)
+    (tmp_path / "moved").rename(tmp_path / "away")
     actions.load(app, tmp_path / "m.dat")
     pump(app, lambda: "holds none of 5 images" in app.message)
+    (tmp_path / "away").rename(tmp_path / "moved")
     assert app.pending_load == tmp_path / "m.dat" and dpg.is_item_shown(app.ids.base_dialog)
     app.on_key(dpg.mvKey_Escape)
     actions.open_session(app, tmp_path / "m.dat", tmp_path / "moved")
@@ -2391,10 +2398,47 @@ def test_the_load_dialog_lists_the_indexes_shown_before_each_at_its_last_query(
     assert [dpg.get_item_label(i) for i in listed()] == ["holiday"]
     xdotool(app, "key", "Escape")
     other.unlink()
-    xdotool(app, "key", "ctrl+o")
-    assert dpg.is_item_shown(app.ids.load_dialog) and not dpg.is_item_shown(app.recent_panel)
+    xdotool(app, "key", "ctrl+o")  # (the panel stays, and says what comes there)
+    _, hint = dpg.get_item_children(app.recent_panel, 1)
+    assert dpg.get_value(hint) == recent.EMPTY
     xdotool(app, "key", "Escape")
     xdotool(app, "mousemove", "2", "2")
+
+
+def test_an_index_loaded_by_its_file_opens_from_the_folder_it_was_shown_from(
+    app, gallery, tiny_model, tmp_path
+):
+    """An index whose images moved, their new folder chosen once, asked for it again when
+    loaded by its file (its entry among those shown before did not); and the question's
+    folder dialog opened where it was left, not near the folder the images were in."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+
+    _, index = gallery
+    before = app.session
+    make_gallery(tmp_path / "old" / "trip", 5, start=400)
+    trip = tmp_path / "trip.dat"
+    analyze(tmp_path / "old" / "trip", trip, Extractor(tiny_model, threads=1), Settings(dims=4))
+    (tmp_path / "new").mkdir()
+    shutil.move(tmp_path / "old" / "trip", tmp_path / "new" / "trip")
+    app.remembered = None
+    actions.load(app, trip)
+    pump(app, lambda: dpg.is_item_shown(app.ids.base_dialog))
+    assert "is gone; choose where the images are" in app.message
+    # near where they were: the folder above the one gone
+    shown = dpg.get_file_dialog_info(app.ids.base_dialog)["current_path"]
+    assert Path(shown) == tmp_path / "old"
+    app.ids.close_dialog()
+    actions.open_session(app, trip, tmp_path / "new" / "trip")  # (the folder chosen)
+    pump(app, lambda: app.session.source == trip and app.published.file is not None)
+    actions.load(app, index)
+    pump(app, lambda: app.session.source == index)
+    actions.load(app, trip)  # by its file, as Ctrl+O gives it: from the folder chosen
+    pump(app, lambda: app.session.source == trip and not app.tasks)
+    assert app.session.base_dir == tmp_path / "new" / "trip"
+    assert not dpg.is_item_shown(app.ids.base_dialog)
+    app.set_session(before)
 
 
 def test_a_double_click_opens_a_result_and_leaves_the_query_and_its_history(
@@ -2806,8 +2850,16 @@ def test_a_full_path_typed_into_the_folder_dialog_is_the_folder_analysed(
     xdotool(app, "mousemove", str(x0 + 18), str(y0 + h - 18))
     xdotool(app, "click", "1")
     pump(app, lambda: not dpg.is_item_shown(dialog))
-    shutil.rmtree(wanted.parent)
     assert asked == [wanted]
+    # opened again: beside the folder typed, as beside one clicked (it opened on the path
+    # it came back as, a folder not there: empty, not even '..')
+    app.frame()  # (made again)
+    app.open_dialog(dialog)
+    for _ in range(5):
+        app.frame()
+    assert Path(dpg.get_file_dialog_info(dialog)["current_path"]) == wanted.parent
+    app.on_key(dpg.mvKey_Escape)
+    shutil.rmtree(wanted.parent)
 
 
 def test_a_dialog_gives_the_picked_file_not_its_filter_name(tmp_path):

@@ -292,6 +292,7 @@ def test_a_restart_starts_on_the_query_shown_last_with_its_history(display, tmp_
     assert query in map(str, files) and first["history"] == [query]
     again = shown()  # plain `rtsearch`: the index, and the query it was closed on
     assert again["query_file"] == query and again["history"] == [query]
+    assert again["title"] == "rtsearch - photos"  # (it said "rtsearch" until one was loaded)
     assert json.loads(state_file().read_text())["history"] == [
         Path(query).relative_to(tmp_path / "photos").as_posix()
     ]
@@ -320,6 +321,25 @@ def test_a_restart_starts_on_the_query_shown_last_with_its_history(display, tmp_
     for history, at in ((["a.jpg"], 3), ("d0", 0), ([1, 2], 0), (names, True)):
         state_file().write_text(json.dumps({**kept, "history": history, "history_at": at}))
         assert shown()["history_at"] == 0  # (a random picture: the first of its own)
+
+
+def test_ctrl_q_closes_the_viewer(display, tmp_path):
+    """No key closed the viewer (the window manager's Alt+F4 or its X only)."""
+    cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as viewer:
+        try:
+            found = subprocess.run(
+                ["xdotool", "search", "--sync", "--name", "^rtsearch"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            window = found.stdout.split()[0]
+            time.sleep(1.0)  # (its first frames drawn)
+            subprocess.run(["xdotool", "windowfocus", "--sync", window], timeout=10)
+            subprocess.run(["xdotool", "key", "--window", window, "ctrl+q"], timeout=10)
+            assert viewer.wait(timeout=30) == 0
+        finally:
+            viewer.kill()
+        assert viewer.stderr.read() == b""
 
 
 def test_the_viewer_starts_as_it_was_left(display, tmp_path):
@@ -656,6 +676,19 @@ def test_a_window_on_a_small_screen_is_placed_on_it(monkeypatch):
             viewer.worker.join()
 
 
+def _window_manager(env: dict) -> subprocess.Popen:
+    """openbox on the display of ``env``, running: once in a CI run it failed to open a
+    display just made and ended at once (the window was then never maximised)."""
+    for _ in range(5):
+        wm = subprocess.Popen(["openbox"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            wm.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            return wm  # (still running: it has the display)
+    raise AssertionError("openbox did not start")
+
+
 @pytest.mark.skipif(shutil.which("openbox") is None, reason="needs a window manager: openbox")
 def test_a_minimised_viewer_ends_on_sigterm_and_ctrl_c(tmp_path):
     """Minimised, the viewer's frame waits in GLFW for an X event: a SIGTERM (a logout's)
@@ -663,7 +696,7 @@ def test_a_minimised_viewer_ends_on_sigterm_and_ctrl_c(tmp_path):
     lost the run. A signal now wakes the frame."""
     with pyvirtualdisplay.Display(size=(1024, 768), color_depth=24) as disp:
         env = {**os.environ, "DISPLAY": f":{disp.display}"}
-        wm = subprocess.Popen(["openbox"], env=env, stderr=subprocess.DEVNULL)
+        wm = _window_manager(env)
         try:
             for sig, said, code in (
                 (signal.SIGTERM, "rtsearch: terminated", 143),
@@ -700,7 +733,7 @@ def test_a_window_left_maximised_opens_maximised(tmp_path):
 
     with pyvirtualdisplay.Display(size=(1024, 768), color_depth=24) as disp:
         env = {**os.environ, "DISPLAY": f":{disp.display}"}
-        wm = subprocess.Popen(["openbox"], env=env, stderr=subprocess.DEVNULL)
+        wm = _window_manager(env)
         cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none"]
         stats = tmp_path / "frames.json"
 

@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import dearpygui.dearpygui as dpg
 import platformdirs
@@ -31,8 +31,11 @@ def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
     while that holds its images, else with the folder stored in it; when that folder is
     gone, ask for it (the base-directory dialog) and open then."""
     from rtsearch.session import WrongFolder, scarce_note
+    from rtsearch.viewer import memory
 
     current = app.session
+    if base is None and app.opts.remember:  # (one shown before, its folder chosen then)
+        base = memory.folder_of(path)
 
     def work(task: Task):
         from rtsearch import bigstore
@@ -41,34 +44,43 @@ def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
         stored = Path(index.base_dir) if index.base_dir else None
         folders = [f for f in dict.fromkeys((base, stored)) if f is not None and f.is_dir()]
         if not folders:
-            return index.base_dir or "?"
+            gone = f"{path}: its image folder {index.base_dir or '?'} is gone"
+            return Ask(f"{gone}; choose where the images are", str(base or stored or ""))
         wrong = None
         for folder in folders:
             try:
                 session = open_index(path, folder, current, app.opts, index)
             except WrongFolder as exc:  # holding other pictures: ask, as when it is gone
-                wrong = wrong or exc
+                wrong = wrong or Ask(str(exc), str(folder.parent))
                 continue
             return session, scarce_note(session.index, path, folder)
         return wrong
 
     def done(result) -> None:
-        if isinstance(result, tuple):
+        if not isinstance(result, Ask):
             session, note = result
             app.set_session(session)
             if note:
                 app.message += f"; {note}"
             return
+        from rtsearch.viewer import dialogs
+
         app.pending_load, app.dirty = path, True  # (the query's place says it too)
-        app.message = (
-            f"{result}"
-            if isinstance(result, WrongFolder)
-            else f"{path}: its image folder {result} is gone; choose where the images are"
-        )
+        app.message = result.why
+        # near the folder it was shown from (it opened where it was left, or where the
+        # viewer was started)
+        dialogs.renew(app.ids.base_dialog, False, dialogs.nearest_folder(result.near))
         app.open_dialog(app.ids.base_dialog)
 
     app.message = f"loading {path}..."
     app.start_task(Task("load", work, done))
+
+
+class Ask(NamedTuple):
+    """A load that asks where the index's images are: why, and near which folder."""
+
+    why: str
+    near: str
 
 
 def no_base_dir(app: ViewerApp) -> None:

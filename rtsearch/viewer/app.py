@@ -297,8 +297,8 @@ class ViewerApp:
         self.font_registry = dpg.add_font_registry()
         self._draw_at_scale()
         dpg.create_viewport(
-            title="rtsearch", width=self.width, height=self.height, x_pos=self.pos[0],
-            y_pos=self.pos[1],
+            title=window_title(self.session), width=self.width, height=self.height,
+            x_pos=self.pos[0], y_pos=self.pos[1],
         )  # fmt: skip
         # callbacks run in frame(), on this thread: on Dear PyGui's thread they changed the
         # state a frame was drawing (leaving grab mode freed the preview it was drawing)
@@ -594,6 +594,9 @@ class ViewerApp:
             return
         self.open_dialog(self.ids.analyze_dialog)
 
+    def _do_quit(self) -> None:
+        dpg.stop_dearpygui()  # (the window closed: as its title bar's X)
+
     def _do_load(self) -> None:
         self._open_beside_index(self.ids.load_dialog)
         recent.fill(self)  # (the indexes shown before, beside the files)
@@ -646,7 +649,7 @@ class ViewerApp:
 
     def set_session(self, session: SearchSession) -> None:
         old = self.session
-        if old is not None and self.remembered is not None:
+        if old is not None and self._kept_here():
             memory.keep(**history_fields(self._kept_history()))  # (the one shown until now)
         first, self.session = old is None, session
         self.worker.send("session", session)  # a random source is renewed by the worker
@@ -660,10 +663,7 @@ class ViewerApp:
             self.history.went(self.history.at)  # (the pictures before it are no queries)
         images = count(len(session.index.paths), "image")
         self.message = f"index: {session.source or 'analysed'} ({images})"
-        # the collection on show, in the title bar and the task bar (its name's stray bytes
-        # escaped: not UTF-8, they crashed Dear PyGui)
-        name = printable(session.base_dir.name or str(session.base_dir))
-        dpg.set_viewport_title(f"rtsearch - {name}")
+        dpg.set_viewport_title(window_title(session))
         ui.show_dims(self.ids, session)
         self._remember(session)
         if self.opts.watch and not any(t.name == "watch" for t in self.tasks):
@@ -679,6 +679,12 @@ class ViewerApp:
         kept = memory.history_of(session.source) if session.source is not None else None
         self.history, row = history.recalled(*kept, session) if kept else (History(), None)
         return row
+
+    def _kept_here(self) -> bool:
+        """Whether the index on show is the one kept for next time (its history is kept
+        with it; not with one of another file, kept before an index without a file)."""
+        s, kept = self.session, self.remembered
+        return s is not None and kept is not None and _file(kept[0]) == _file(s.source)
 
     def _kept_history(self) -> tuple[tuple[str, ...], int] | None:
         """The history as kept with the index shown (memory.py)."""
@@ -980,7 +986,7 @@ class ViewerApp:
         # a scale given (--ui-scale, Ctrl++ or Ctrl+-, or kept) is kept; the desktop's
         # (detected, or Ctrl+0) leaves none, for the desktop's next time
         settings.update(ui_scale=self.ui_scale if self.opts.scale_given else None)
-        if self.remembered is not None:  # (with the index kept: not one without a file)
+        if self._kept_here():
             settings.update(history_fields(self._kept_history()))
         if settings != self.settings_kept:  # written only when they changed
             self.settings_kept = settings
@@ -1005,6 +1011,15 @@ class ViewerApp:
 def frame_ms(times: deque[float]) -> list[float]:
     t = list(times)
     return [(b - a) * 1000.0 for a, b in itertools.pairwise(t)]
+
+
+def window_title(session: SearchSession | None) -> str:
+    """The collection on show, in the title bar and the task bar (from the start too: an
+    index given or kept said only "rtsearch"); its name's stray bytes escaped (not UTF-8,
+    they crashed Dear PyGui)."""
+    if session is None:
+        return "rtsearch"
+    return f"rtsearch - {printable(session.base_dir.name or str(session.base_dir))}"
 
 
 def history_fields(kept: tuple[tuple[str, ...], int] | None) -> dict:
@@ -1044,6 +1059,7 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         if app.session and app.session.source
         else None,
         "message": app.message,
+        "title": dpg.get_viewport_title(),
         # the collection's picture that is the query (None: a live one), and the history
         "query_file": str(pub.file) if pub is not None and pub.file is not None else None,
         "history": [str(f) for f in app.history.files],

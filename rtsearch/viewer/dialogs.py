@@ -181,13 +181,24 @@ def renew(tag: int | str, picked: bool, folder: str | None = None) -> None:
     if folder is None:
         info = dpg.get_file_dialog_info(tag)
         folder = info.get("current_path", "")
-        directory = dpg.get_item_configuration(tag)["directory_selector"]
-        if picked and directory and info.get("selections"):
-            folder = os.path.dirname(folder)  # a folder picked: beside it, not inside
+        if picked and dpg.get_item_configuration(tag)["directory_selector"]:
+            # a folder picked, clicked or typed: beside it, not inside (a full path typed
+            # came back joined onto the dialog's folder, a folder not there, which the
+            # dialog opened on showed empty, '..' and all)
+            typed = _typed_after_the_dot(_as_typed(str(info.get("file_path_name", ""))))
+            folder = os.path.dirname(typed)
+        folder = nearest_folder(folder)  # (one gone since: the nearest still there)
     dpg.delete_item(tag)
     if dpg.does_alias_exist(tag):
         dpg.remove_alias(tag)
     make(folder)
+
+
+def nearest_folder(path: str) -> str:
+    """``path`` where it is a folder, else the nearest folder above it that is ("": none)."""
+    while path and not os.path.isdir(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path if os.path.isdir(path) else ""
 
 
 def add_question(app: ViewerApp) -> tuple[int | str, int | str]:

@@ -141,6 +141,15 @@ def history_of(index: Path) -> tuple[tuple[str, ...], int] | None:
     return None
 
 
+def folder_of(index: Path) -> Path | None:
+    """The folder ``index``'s images were shown from (last, or before), where kept."""
+    now, index = recall(), Path(os.path.abspath(index))
+    for shown in (now, *(now.recent or ())):
+        if shown.index == index:
+            return shown.base_dir
+    return None
+
+
 def keep_shown(index: Path, base_dir: Path, history: tuple[tuple[str, ...], int] | None) -> None:
     """``index`` is the one shown now, from ``base_dir``, with ``history`` (as ``fit``
     makes it): the one shown until now goes first among those shown before, with its

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 PANEL_W = 200  # at UI scale 1
 TITLE = "Shown before"
 HINT = "(a click opens one)"
+EMPTY = "The indexes you load or analyse are listed here."
 TIP = "Opens it from the folder its images were shown from, at the query shown last."
 
 
@@ -47,26 +48,33 @@ def entries(app: ViewerApp) -> list[memory.Shown]:
 
 
 def fill(app: ViewerApp) -> None:
-    """The list as the dialog opens: each index by its image folder's name (with the
-    folder above where two share one); the panel hidden when there is none."""
+    """The list as the dialog opens: each index by its image folder's name, with the name
+    of the folder above where two share one (the whole path in its tooltip). The panel
+    stays when there is none (the dialog keeps its place), and says what comes there."""
     panel = app.recent_panel
     dpg.delete_item(panel, children_only=True)
     shown = entries(app)
-    dpg.configure_item(panel, show=bool(shown))
-    if not shown:
-        return
+    dpg.configure_item(panel, show=app.opts.remember)
     dpg.add_text(TITLE, parent=panel)
-    dpg.add_text(HINT, parent=panel, color=ui.GREYED)
+    dpg.add_text(HINT if shown else EMPTY, parent=panel, color=ui.GREYED, wrap=0)
     names = [printable(s.base_dir.name or str(s.base_dir)) for s in shown]
     for entry, name in zip(shown, names, strict=True):
-        above = printable(str(entry.base_dir.parent))
-        label = name if names.count(name) == 1 else f"{name} ({above})"
+        label = name if names.count(name) == 1 else f"{name} ({_above(entry, shown)})"
         item = dpg.add_selectable(
             label=label, parent=panel, user_data=entry, callback=lambda s, a, u: choose(app, u)
         )
         with dpg.tooltip(item):
             dpg.add_text(f"{printable(str(entry.base_dir))}\nindex: {printable(str(entry.index))}")
             dpg.add_text(TIP)
+
+
+def _above(entry: memory.Shown, shown: list[memory.Shown]) -> str:
+    """What tells ``entry``'s folder from the others of its name: the name of the folder
+    above it, else that folder's whole path (the panel is narrow: a path is cut short)."""
+    twins = [s.base_dir for s in shown if s.base_dir.name == entry.base_dir.name]
+    parent = entry.base_dir.parent
+    unique = sum(t.parent.name == parent.name for t in twins) == 1
+    return printable(parent.name if unique and parent.name else str(parent))
 
 
 def choose(app: ViewerApp, entry: memory.Shown) -> None:

@@ -32,6 +32,12 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ),
     ("A", "analyze", "analyze a folder of images into an index"),
     ("Ctrl+S", "save", "save the index"),
+    (
+        "Ctrl+Q",
+        "quit",
+        "close the viewer (an analysis running goes on from where it stopped when its folder "
+        "is analysed again)",
+    ),
     ("Ctrl++", "zoom_in", "draw the viewer larger (text, controls, rows)"),
     ("Ctrl+-", "zoom_out", "draw the viewer smaller"),
     ("Ctrl+0", "zoom_reset", "draw the viewer at the desktop's scale"),
@@ -107,6 +113,7 @@ CTRL_KEYS = {
     "0": "zoom_reset",
     "Enter": "open_selected",
     "C": "copy_result",
+    "Q": "quit",
 }
 
 

@@ -57,6 +57,7 @@ KEY_NAMES = {
     dpg.mvKey_Slash: "/",
     dpg.mvKey_Escape: "Escape",
     dpg.mvKey_C: "C",
+    dpg.mvKey_Q: "Q",
     dpg.mvKey_Return: "Enter",
     dpg.mvKey_NumPadEnter: "Enter",
     dpg.mvKey_Left: "Left",
