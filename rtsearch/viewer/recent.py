@@ -31,7 +31,7 @@ def add_panel(app: ViewerApp) -> None:
 
 def entries(app: ViewerApp) -> list[memory.Shown]:
     """The indexes shown before, the last first: not the one on show, nor one whose file
-    is gone. None without the memory (--no-last)."""
+    is gone; none without the memory (--no-last)."""
     if not app.opts.remember:
         return []
     kept = memory.recall()
