@@ -14,6 +14,7 @@ import platformdirs
 
 from rtsearch import store
 from rtsearch.errors import RtsearchError, count
+from rtsearch.viewer import memory
 from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
 
@@ -31,7 +32,6 @@ def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
     while that holds its images, else with the folder stored in it; when that folder is
     gone, ask for it (the base-directory dialog) and open then."""
     from rtsearch.session import WrongFolder, scarce_note
-    from rtsearch.viewer import memory
 
     current = app.session
     if base is None and app.opts.remember:  # (one shown before, its folder chosen then)

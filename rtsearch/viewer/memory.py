@@ -132,22 +132,31 @@ def _valid(name: str, value: object) -> object:
     return value if ok else None
 
 
+def all_shown(kept: Memory) -> list[Shown]:
+    """The indexes ``kept``: the one shown last, then those shown before, the last first."""
+    last = kept.index is not None and kept.base_dir is not None
+    now = Shown(kept.index, kept.base_dir, kept.history, kept.history_at) if last else None
+    return ([now] if now else []) + list(kept.recent or ())  # type: ignore[list-item]
+
+
+def shown_before(index: Path) -> Shown | None:
+    """``index`` as kept (shown last, or before); None where it is not."""
+    index = Path(os.path.abspath(index))
+    return next((s for s in all_shown(recall()) if s.index == index), None)
+
+
 def history_of(index: Path) -> tuple[tuple[str, ...], int] | None:
-    """The history kept with ``index``: shown last, or before (None: none kept)."""
-    now, index = recall(), Path(os.path.abspath(index))
-    for shown in (now, *(now.recent or ())):
-        if shown.index == index and shown.history is not None:
-            return shown.history, shown.history_at  # type: ignore[return-value]
-    return None
+    """The history kept with ``index`` (None: none kept)."""
+    shown = shown_before(index)
+    if shown is None or shown.history is None:
+        return None
+    return shown.history, shown.history_at  # type: ignore[return-value]
 
 
 def folder_of(index: Path) -> Path | None:
     """The folder ``index``'s images were shown from (last, or before), where kept."""
-    now, index = recall(), Path(os.path.abspath(index))
-    for shown in (now, *(now.recent or ())):
-        if shown.index == index:
-            return shown.base_dir
-    return None
+    shown = shown_before(index)
+    return None if shown is None else shown.base_dir
 
 
 def keep_shown(index: Path, base_dir: Path, history: tuple[tuple[str, ...], int] | None) -> None:
@@ -155,15 +164,15 @@ def keep_shown(index: Path, base_dir: Path, history: tuple[tuple[str, ...], int]
     makes it): the one shown until now goes first among those shown before, with its
     history as kept, made shorter (RECENT_HISTORY_BYTES)."""
     now, index = recall(), Path(os.path.abspath(index))
-    recent = list(now.recent or ())
-    if now.index is not None and now.base_dir is not None and now.index != index:
-        short = None
-        if now.history is not None and now.history_at is not None:
-            short = fit(now.history, now.history_at, RECENT_HISTORY_BYTES)
-        recent.insert(0, Shown(now.index, now.base_dir, *(short or (None, None))))
+    recent = all_shown(now)
+    if recent and recent[0].index != index and recent[0].history is not None:
+        last = recent[0]  # (history and history_at go together: recall)
+        short = fit(last.history, last.history_at, RECENT_HISTORY_BYTES)  # type: ignore[arg-type]
+        recent[0] = replace(last, history=short and short[0], history_at=short and short[1])
     recent = [shown for shown in recent if shown.index != index][:RECENT_MAX]
     names, at = history or (None, None)
-    keep(index=index, base_dir=base_dir, history=names, history_at=at, recent=tuple(recent) or None)
+    _write(replace(now, index=index, base_dir=base_dir, history=names, history_at=at,
+                   recent=tuple(recent) or None))  # fmt: skip
 
 
 def fit(names, at: int, budget: int = HISTORY_BYTES) -> tuple[tuple[str, ...], int] | None:
@@ -184,7 +193,10 @@ def fit(names, at: int, budget: int = HISTORY_BYTES) -> tuple[tuple[str, ...], i
 def keep(**changes: object) -> None:
     """Keep ``changes`` (Memory's fields) with what was kept before. A state folder that
     cannot be written loses only this convenience: nothing is said."""
-    now = replace(recall(), **changes)
+    _write(replace(recall(), **changes))
+
+
+def _write(now: Memory) -> None:
     entry = _plain(asdict(now))
     with contextlib.suppress(OSError), atomic_path(state_file()) as tmp:
         tmp.write_text(json.dumps(entry, indent=1) + "\n", encoding="utf-8")

@@ -34,13 +34,11 @@ def entries(app: ViewerApp) -> list[memory.Shown]:
     is gone; none without the memory (--no-last)."""
     if not app.opts.remember:
         return []
-    kept = memory.recall()
-    last = [memory.Shown(kept.index, kept.base_dir)] if kept.index and kept.base_dir else []
     session = app.session
     on_show = session.source if session is not None else None
     seen = {os.path.abspath(on_show)} if on_show is not None else set()
     found = []
-    for shown in (*last, *(kept.recent or ())):
+    for shown in memory.all_shown(memory.recall()):
         if str(shown.index) not in seen and shown.index.is_file():
             seen.add(str(shown.index))
             found.append(shown)
