@@ -1773,7 +1773,7 @@ def test_an_analysis_cancelled_says_its_work_is_kept_and_a_second_waits(app, tmp
     assert app.session.index.count == 24 and not store.checkpoint_dir(made).exists()
     # its progress counts the images analysed before the cancel: of 24 (it said of 24 - N)
     assert notes and all(n.split(" ")[0].endswith("/24") for n in notes), notes
-    assert dpg.get_viewport_title() == "rtsearch - cancelled"  # the collection on show
+    assert dpg.get_viewport_title() == f"rtsearch - cancelled ({tmp_path})"  # the one on show
     app.set_session(before)
 
 
@@ -3324,7 +3324,7 @@ def test_a_folder_name_that_is_not_utf8_is_drawn_escaped(app, tmp_path):
             app.frame()
         drawn = " ".join(dpg.get_item_configuration(app.ids.no_picture)["text"].split())
         assert "caf\\xe9/" in drawn and "file not found" in drawn, drawn
-        assert dpg.get_viewport_title() == "rtsearch - caf\\xe9"  # (the title crashed too)
+        assert dpg.get_viewport_title() == f"rtsearch - caf\\xe9 ({tmp_path})"  # (it crashed too)
     finally:
         app.set_session(before)
         app.perform("random")

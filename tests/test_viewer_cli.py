@@ -292,7 +292,8 @@ def test_a_restart_starts_on_the_query_shown_last_with_its_history(display, tmp_
     assert query in map(str, files) and first["history"] == [query]
     again = shown()  # plain `rtsearch`: the index, and the query it was closed on
     assert again["query_file"] == query and again["history"] == [query]
-    assert again["title"] == "rtsearch - photos"  # (it said "rtsearch" until one was loaded)
+    # (it said "rtsearch" until one was loaded)
+    assert again["title"] == f"rtsearch - photos ({tmp_path})"
     assert json.loads(state_file().read_text())["history"] == [
         Path(query).relative_to(tmp_path / "photos").as_posix()
     ]
@@ -922,3 +923,23 @@ def test_the_viewer_is_drawn_at_the_desktops_scale_or_the_one_given(display, tmp
     assert (
         done.returncode == 2 and "--ui-scale: must be from 0.75 to 3, or auto, got 5" in done.stderr
     )
+
+
+def test_the_title_tells_two_collections_of_one_name_apart(tmp_path, monkeypatch):
+    """Two folders named `holiday` were both `rtsearch - holiday` in the title and task bar:
+    the folder above is named too, the home folder as `~`."""
+    from types import SimpleNamespace
+
+    from rtsearch.viewer.app import window_title
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+    def title(folder) -> str:
+        return window_title(SimpleNamespace(base_dir=Path(folder)))
+
+    assert title(tmp_path / "home/2019/holiday") == "rtsearch - holiday (~/2019)"
+    assert title(tmp_path / "home/2023/holiday") == "rtsearch - holiday (~/2023)"
+    assert title(tmp_path / "home/Pictures") == "rtsearch - Pictures (~)"
+    assert title(tmp_path / "elsewhere/holiday") == f"rtsearch - holiday ({tmp_path / 'elsewhere'})"
+    assert title("/") == "rtsearch - /"
+    assert window_title(None) == "rtsearch"

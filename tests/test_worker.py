@@ -400,6 +400,41 @@ def test_the_random_query_follows_its_picture_moved_within_the_folder(running, t
     assert all(r.path != new_path for r in published(running).results)  # still excluded
 
 
+def test_another_collection_does_not_start_on_the_picture_of_the_same_name(running, tmp_path):
+    """The query keeps its picture in a version of its collection (the index file again, or
+    its folder), not in another collection that has a picture of the same name: two
+    folders of camera files (IMG_0001.jpg...) started on like names."""
+    import shutil
+
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer.worker import same_row
+
+    s = running.session
+    other = tmp_path / "other"
+    shutil.copytree(s.base_dir, other)  # another collection, its files named alike
+    theirs = tmp_path / "other.dat"
+    shutil.copy(s.source, theirs)
+    another = SearchSession(s.index, s.extractor, other, source=theirs)
+    assert same_row(s, another, 5) is None
+    again = SearchSession(s.index, s.extractor, s.base_dir, source=theirs)  # a copy of it
+    moved = SearchSession(s.index, s.extractor, other, source=s.source)  # its folder moved
+    assert same_row(s, again, 5) == 5 and same_row(s, moved, 5) == 5
+    gone = SearchSession(s.index, s.extractor, tmp_path / "unplugged", source=s.source)
+    assert same_row(s, gone, 5) == 5
+    running.send("row", 5)
+    wait_for(lambda: running.latest() is not None and running.latest().row == 5)
+    draws = []
+    for _ in range(3):  # (a random draw is the same row one time in 12)
+        seq = published(running).seq
+        running.send("session", another)
+        wait_for(lambda seq=seq: running.session is another and published(running).seq > seq)
+        draws.append(published(running).row)
+        running.send("session", s)
+        running.send("row", 5)
+        wait_for(lambda: running.session is s and published(running).row == 5)
+    assert draws != [5, 5, 5], draws
+
+
 def test_a_new_index_whose_folder_lacks_the_query_picture_clears_the_old_results(running, tmp_path):
     """An index loaded with a folder that holds some of its images: the random query's
     picture was not there, no search ran, and the old index's picture and results stayed,

@@ -1015,11 +1015,25 @@ def frame_ms(times: deque[float]) -> list[float]:
 
 def window_title(session: SearchSession | None) -> str:
     """The collection on show, in the title bar and the task bar (from the start too: an
-    index given or kept said only "rtsearch"); its name's stray bytes escaped (not UTF-8,
-    they crashed Dear PyGui)."""
+    index given or kept said only "rtsearch"): its folder's name, then where that folder
+    is (two collections of one name told apart: `holiday (~/2019)`, `holiday (~/2023)`);
+    stray bytes escaped (not UTF-8, they crashed Dear PyGui)."""
     if session is None:
         return "rtsearch"
-    return f"rtsearch - {printable(session.base_dir.name or str(session.base_dir))}"
+    folder = Path(os.path.abspath(session.base_dir))
+    if not folder.name:  # (the root)
+        return f"rtsearch - {printable(str(folder))}"
+    return f"rtsearch - {printable(folder.name)} ({printable(_homed(folder.parent))})"
+
+
+def _homed(folder: Path) -> str:
+    """``folder`` with the home folder written ``~``, as a shell's prompt shows it."""
+    home = Path(os.path.expanduser("~"))
+    if folder == home:
+        return "~"
+    if folder.is_relative_to(home) and home != Path(home.anchor):
+        return f"~/{folder.relative_to(home).as_posix()}"
+    return str(folder)
 
 
 def history_fields(kept: tuple[tuple[str, ...], int] | None) -> dict:

@@ -153,8 +153,12 @@ def query_picture(image: RGBImage, header_h: int) -> Thumb:
 
 
 def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | None:
-    """The row of ``new``'s index that holds the picture at ``row`` of ``old``'s, if any."""
+    """The row of ``new``'s index that holds the picture at ``row`` of ``old``'s, if any:
+    only where ``new`` is a version of ``old``'s collection (its file, or its folder). In
+    another collection a picture of the same name is another picture."""
     if row is None or not 0 <= row < len(old.index.paths):
+        return None
+    if not same_collection(old, new):
         return None
     paths = new.index.paths
     if paths is old.index.paths or paths == old.index.paths:
@@ -173,6 +177,21 @@ def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | N
             None,
         )
     return found
+
+
+def same_collection(old: SearchSession, new: SearchSession) -> bool:
+    """Whether ``new`` shows ``old``'s collection again: its index file (re-read, updated
+    by --watch, loaded from a moved folder) or its folder (re-projected, another copy)."""
+    if old.source is not None and new.source is not None and same_path(old.source, new.source):
+        return True
+    return same_path(old.base_dir, new.base_dir)
+
+
+def same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # (gone: an index's folder unplugged)
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def random_source(session: SearchSession) -> RandomSource:
