@@ -270,6 +270,21 @@ class SearchSession:
 SAMPLE = 20  # indexed paths looked for in a folder given as the images' new home
 
 
+def same_collection(old: SearchSession, new: SearchSession) -> bool:
+    """Whether ``new`` shows ``old``'s collection again: its index file (re-read, updated
+    by --watch, loaded from a moved folder) or its folder (re-projected, another copy)."""
+    if old.source is not None and new.source is not None and same_path(old.source, new.source):
+        return True
+    return same_path(old.base_dir, new.base_dir)
+
+
+def same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # (gone: an index's folder unplugged)
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
 def _sample(index: Index) -> list[int]:
     """SAMPLE rows spread over the whole index (a small one: every row)."""
     n = len(index.paths)

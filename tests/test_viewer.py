@@ -1777,6 +1777,140 @@ def test_an_analysis_cancelled_says_its_work_is_kept_and_a_second_waits(app, tmp
     app.set_session(before)
 
 
+def test_analyze_right_after_a_cancel_opens_and_starts_once_the_first_has_stopped(
+    app, tmp_path, monkeypatch
+):
+    """Cancel, then A at once: the bar had gone, but A said "an analysis is running: its
+    Cancel, beside the progress bar, stops it" and did nothing. The dialog now opens, and
+    the analysis chosen starts once the cancelled one has kept its work."""
+    import threading
+
+    from rtsearch import store
+    from rtsearch.checkpoints import CheckpointWriter
+    from rtsearch.viewer import actions
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    make_gallery(first, 24, start=800)
+    make_gallery(second, 5, start=900)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    real_add, started, go = CheckpointWriter.add, threading.Event(), threading.Event()
+
+    def add_slowly(self, *args):
+        real_add(self, *args)
+        started.set()
+        go.wait(30)
+
+    monkeypatch.setattr(CheckpointWriter, "add", add_slowly)
+    before = app.session
+    try:
+        actions.analyze(app, first)
+        pump(app, started.is_set, timeout=60)
+        actions.cancel_analyze(app)
+        app.perform("analyze")
+        app.frame()
+        assert dpg.is_item_shown(app.ids.analyze_dialog), app.message
+        assert app.message != actions.ANALYSIS_RUNNING
+        app.on_key(dpg.mvKey_Escape)
+        actions.analyze(app, second)  # what the dialog's OK calls
+        assert app.message == f"analyzing {second}"
+        go.set()
+        pump(app, lambda: app.session.base_dir == second, timeout=60)
+        made = actions.analysis_output(first, actions.model_key(app.session.extractor.info))
+        assert list(store.checkpoint_dir(made).glob("part-*.dat"))  # its work kept
+    finally:
+        go.set()
+        pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+        app.set_session(before)
+
+
+def test_r_pressed_while_an_index_loads_draws_from_that_index(
+    app, tiny_model, tmp_path, monkeypatch
+):
+    """Ctrl+O, an index chosen, then R at once: R drew a picture of the index being left,
+    whose kept history then reopened on a picture the user never chose, and the index
+    loaded opened on its own first picture. R now waits for the index being loaded."""
+    import time
+
+    from rtsearch import bigstore
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "loading"
+    make_gallery(folder, 6, start=950)
+    index = tmp_path / "loading.dat"
+    analyze(folder, index, Extractor(tiny_model, threads=1), Settings(dims=8))
+    real_load = bigstore.load
+    monkeypatch.setattr(bigstore, "load", lambda *a, **k: (time.sleep(0.5), real_load(*a, **k))[1])
+    before = app.session
+    app.perform("random")
+    pump(app, lambda: not app.history.asked)  # (its picture shown: nothing more to come)
+    for _ in range(5):
+        app.frame()
+    shown = {app.published.file}
+    try:
+        actions.load(app, index)
+        app.perform("random")
+        assert app.message == "loading: R draws from the index being loaded once it is open"
+
+        def drawn_there() -> bool:
+            pub = app.published
+            shown.add(pub.file)
+            return (
+                app.session.source == index
+                and pub.file is not None
+                and pub.file.is_relative_to(folder)
+            )
+
+        pump(app, drawn_there, timeout=30)
+        old = [f for f in shown if f is not None and not f.is_relative_to(folder)]
+        assert len(old) == 1, old  # no picture of the index left was drawn
+        assert not app.random_after_load
+    finally:
+        app.set_session(before)
+
+
+def test_an_analysis_that_ends_after_another_index_was_loaded_asks_before_showing_it(
+    app, tmp_path, monkeypatch
+):
+    """Analyze folder..., then another index loaded while it ran: the analysis's index
+    replaced the one chosen since, without a word, when it ended. It now asks; an index
+    still on show from the start (or a version of it) is replaced as before."""
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "analysed"
+    make_gallery(folder, 6, start=600)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    before = app.session
+    elsewhere = tmp_path / "chosen"
+    shutil.copytree(before.base_dir, elsewhere)
+    chosen = SearchSession(before.index, before.extractor, elsewhere, source=tmp_path / "c.dat")
+    try:
+        for answer in (dpg.mvKey_Escape, dpg.mvKey_Return):
+            app.set_session(before)
+            actions.analyze(app, folder)
+            app.set_session(chosen)  # Ctrl+O while it runs (its end is taken by a frame)
+            pump(app, lambda: dpg.is_item_shown(app.ids.question), timeout=60)
+            question = "".join(dpg.get_value(app.ids.question_text).split())  # (wrapped)
+            assert f"Theanalysisof{folder}isdone:6images." in question, question
+            assert app.session is chosen
+            app.on_key(answer)
+            assert not dpg.is_item_shown(app.ids.question)
+            if answer == dpg.mvKey_Escape:
+                assert app.session is chosen
+                assert app.message.startswith(f"analysis of {folder} done (6 images")
+            else:
+                assert app.session.base_dir == folder and len(app.session.index.paths) == 6
+        # the index on show from the start: replaced, as before
+        app.set_session(chosen)
+        actions.analyze(app, folder)
+        pump(app, lambda: app.session.base_dir == folder, timeout=60)
+        assert not dpg.is_item_shown(app.ids.question)
+    finally:
+        app.set_session(before)
+
+
 def test_a_cancel_that_comes_in_the_last_step_of_an_analysis_says_it_finished(
     app, tmp_path, monkeypatch
 ):
@@ -1847,7 +1981,7 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
 
     saved = tmp_path / "saved.dat"
     actions.save(app, saved)
-    pump(app, lambda: app.message == f"saved {saved}")
+    pump(app, lambda: app.message.startswith(f"saved {saved} ("))
     reads = []  # each a full read of the file, or a map of it (and a child's probe)
     for module, name in ((store, "load"), (store, "probe")):
         real = getattr(module, name)
@@ -1863,7 +1997,7 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     assert app.session.index.features is None and store.has_features(saved)
     copy = tmp_path / "copy.dat"
     actions.save(app, copy)
-    pump(app, lambda: app.message == f"saved {copy}")
+    pump(app, lambda: app.message.startswith(f"saved {copy} ("))
     assert store.has_features(copy)
     actions.load(app, copy)
     pump(app, lambda: app.session.source == copy)
@@ -1930,7 +2064,7 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     # saved from here, the index names the folder chosen, not the one that is gone
     resaved = tmp_path / "resaved.dat"
     actions.save(app, resaved)
-    pump(app, lambda: app.message == f"saved {resaved}")
+    pump(app, lambda: app.message.startswith(f"saved {resaved} ("))
     assert store.load(resaved).base_dir == str((tmp_path / "moved").resolve())
     assert recall().index == tmp_path / "m.dat"  # a copy saved is not what is shown
 
@@ -1995,17 +2129,17 @@ def test_saving_over_another_file_asks_first(app, tiny_model, tmp_path):
     x, y = dpg.get_item_rect_min(buttons[0])
     xdotool(app, "mousemove", str(round(x + 20)), str(round(y + 8)))
     xdotool(app, "click", "1")
-    pump(app, lambda: app.message == f"saved {other}")
+    pump(app, lambda: app.message.startswith(f"saved {other} ("))
     for _ in range(5):  # (hidden by the answer, not closed: no second answer)
         app.frame()
-    assert not dpg.is_item_shown(app.ids.question) and app.message == f"saved {other}"
+    assert not dpg.is_item_shown(app.ids.question) and app.message.startswith(f"saved {other} (")
     assert len(store.load(other).paths) == images
     # the loaded index's own file: saved back, no question
     actions.load(app, other)
     pump(app, lambda: app.session.source == other)
     app.message = ""
     actions.save_as(app, other)
-    pump(app, lambda: app.message == f"saved {other}")
+    pump(app, lambda: app.message.startswith(f"saved {other} ("))
     assert not dpg.is_item_shown(app.ids.question)
     app.set_session(session)
 
@@ -2020,6 +2154,56 @@ def xdotool(app, *args: str) -> None:
     pump(app, lambda: proc.poll() is not None, timeout=10)
     for _ in range(5):
         app.frame()
+
+
+def test_a_save_saves_the_index_on_show_when_its_dialog_opened(app, tiny_model, tmp_path):
+    """Ctrl+S while an analysis ran, the analysis ending before the dialog's OK: the
+    analysed index was saved, under the name typed for the other; and over a file the
+    question said it would replace with the other (its 250 images, then 300 of another
+    folder written)."""
+    import shutil
+
+    from rtsearch import store
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer import actions
+
+    shown = app.session
+    images = len(shown.index.paths)
+    folder = tmp_path / "analysed"
+    make_gallery(folder, 7, start=400)
+    made = tmp_path / "analysed.dat"
+    analyze(folder, made, Extractor(tiny_model, threads=1), Settings(dims=16))
+    analysed = SearchSession.open(made, model=str(tiny_model), threads=1)
+    try:
+        for target in (tmp_path / "new.dat", tmp_path / "there.dat"):
+            if target.name == "there.dat":
+                shutil.copy(made, target)
+            app.perform("save")
+            for _ in range(3):
+                app.frame()
+            assert dpg.is_item_shown(app.ids.save_dialog)
+            app.set_session(analysed)  # the analysis ends: its index on show
+            dpg.hide_item(app.ids.save_dialog)  # (as its OK leaves it)
+            app.dialogs_closed.put((app.ids.save_dialog, True))
+            actions.save_as(app, target)  # what the dialog's OK calls
+            if target.exists() and target.name == "there.dat":
+                pump(app, lambda: dpg.is_item_shown(app.ids.question))
+                question = "".join(dpg.get_value(app.ids.question_text).split())
+                assert f"({images}images" in question, question
+                app.on_key(dpg.mvKey_Return)
+            pump(app, lambda t=target: app.message.startswith(f"saved {t} ("))
+            assert f"({images} images of {shown.base_dir})" in app.message, app.message
+            assert len(store.load(target).paths) == images
+            app.set_session(shown)
+        # without the dialog opened anew, a save is of the index on show
+        app.set_session(analysed)
+        actions.save_as(app, tmp_path / "now.dat")
+        pump(app, lambda: app.message.startswith(f"saved {tmp_path / 'now.dat'} ("))
+        assert len(store.load(tmp_path / "now.dat").paths) == 7
+    finally:
+        app.set_session(shown)
 
 
 def test_grab_window_mode_drags_the_region_with_the_mouse(app):
@@ -2759,7 +2943,7 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
     xdotool(app, "type", "entered.dat")
     xdotool(app, "key", "Return")
     assert not dpg.is_item_shown(dialog)
-    pump(app, lambda: app.message == f"saved {tmp_path / 'entered.dat'}")
+    pump(app, lambda: app.message.startswith(f"saved {tmp_path / 'entered.dat'} ("))
     # closed from here (Enter, Esc), a dialog opens again empty, in the folder it showed
     # (it kept the name typed, and the next name typed went after it)
     for close in ("Return", "Escape"):
@@ -2774,7 +2958,7 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
         assert dpg.get_file_dialog_info(dialog)["file_name"] == "again.dat"
         xdotool(app, "key", close)
         pump(app, lambda: not dpg.is_item_shown(dialog))
-    assert app.message == f"saved {tmp_path / 'again.dat'}"  # by the Return, not the Esc
+    assert app.message.startswith(f"saved {tmp_path / 'again.dat'} (")  # by the Return, not the Esc
 
 
 def test_a_folder_picked_in_a_dialog_is_the_one_analysed_and_not_picked_again(
@@ -3357,6 +3541,68 @@ def test_watch_follows_the_first_index_loaded_after_the_start(app, tiny_model, t
         for task in app.tasks:
             task.cancel.set()
         pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
+
+
+def test_watch_follows_each_index_loaded_and_is_not_taken_for_another_writer(
+    app, tiny_model, tmp_path, monkeypatch
+):
+    """`view --watch`, then another index loaded: the watch stayed on the first until its
+    folder changed, so the one on show was followed or not by chance; an analysis of the
+    folder watched ended on a copy never followed. Analyze folder... on the folder whose
+    index this viewer's watch is updating said another rtsearch was writing it."""
+    import threading
+
+    from rtsearch import atomic
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+    from rtsearch.viewer.tasks import Task
+
+    before, release = app.session, threading.Event()
+    indexes = []
+    for name, start in (("first", 600), ("second", 650)):
+        make_gallery(tmp_path / name, 4, start=start)
+        indexes.append(tmp_path / f"{name}.dat")
+        analyze(tmp_path / name, indexes[-1], Extractor(tiny_model, threads=1), Settings(dims=8))
+    app.opts.watch = True
+    try:
+        actions.open_session(app, indexes[0], tmp_path / "first")
+        pump(app, lambda: app.session.source == indexes[0])
+        actions.open_session(app, indexes[1], tmp_path / "second")
+        pump(app, lambda: app.session.source == indexes[1])
+        following = [t.index for t in app.tasks if t.name == "watch" and not t.cancel.is_set()]
+        assert following == [indexes[1]]
+        make_gallery(tmp_path / "second", 2, start=700)
+        pump(app, lambda: len(app.session.index.paths) == 6, timeout=60)
+        assert "2 added" in app.message
+        pump(app, lambda: not any(t.index == indexes[0] for t in app.tasks))
+        assert "cancelled" not in app.message  # (the watch left is not said)
+        # this viewer's own watch holding the index an analysis of its folder would write
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+        folder = tmp_path / "first"
+        out = actions.analysis_output(folder, actions.model_key(app.session.extractor.info))
+        out.parent.mkdir(parents=True)
+        shutil.copy(indexes[0], out)  # (as the viewer's analysis of it made it)
+
+        def hold(task: Task) -> None:
+            with atomic.writer_lock(out):
+                release.wait(30)
+
+        watch = Task("watch", hold, lambda _: None)
+        watch.index, watch.quiet = out, True
+        app.start_task(watch)
+        pump(app, lambda: Path(str(out) + ".lock").exists())
+        actions.analyze(app, folder)
+        pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+        said = f"{folder}: --watch is bringing its index up to date; it shows when done"
+        assert app.message == said
+    finally:
+        release.set()
+        app.opts.watch = False
+        for task in app.tasks:
+            task.cancel.set()
+        pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
+        app.set_session(before)
 
 
 def test_names_beyond_ascii_are_drawn_with_their_own_letters(app, tmp_path):

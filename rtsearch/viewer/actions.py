@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import dearpygui.dearpygui as dpg
 import platformdirs
 
-from rtsearch import store
+from rtsearch import atomic, store
 from rtsearch.errors import RtsearchError, count
 from rtsearch.viewer import memory
 from rtsearch.viewer.status import NO_INDEX
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from rtsearch.viewer.app import ViewerApp, ViewerOptions
 
 ANALYSIS_RUNNING = "an analysis is running: its Cancel, beside the progress bar, stops it"
+
+
+def analyzing(app: ViewerApp) -> list[Task]:
+    """The analyses running and not cancelled (one at a time; a cancelled one still
+    keeping its work lets the next start, which waits for it)."""
+    return [t for t in app.tasks if t.name == "analyze" and not t.cancel.is_set()]
 
 
 def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
@@ -218,12 +224,16 @@ def watch(app: ViewerApp) -> None:
             task.post((fresh, note))
 
     def posted(value) -> None:
+        if task.cancel.is_set():
+            return  # (another index is on show: its own watch speaks)
         if isinstance(value, str):
             app.message = f"watching: {value}"
         else:
             swap_in(app, *value)
 
-    app.start_task(Task("watch", work, lambda _: None, on_post=posted))
+    task = Task("watch", work, lambda _: None, on_post=posted)
+    task.index = path
+    app.start_task(task)
 
 
 def swap_in(app: ViewerApp, fresh: SearchSession, summary: str) -> None:
@@ -265,15 +275,18 @@ def _ignore(message: str) -> None:
 
 def save_as(app: ViewerApp, path: Path) -> None:
     """Save to ``path`` as the dialog chose it: a file already there is replaced only when
-    the user says so, unless it is the loaded index's own file (saved back)."""
+    the user says so, unless it is the loaded index's own file (saved back). What is saved
+    is the index on show when the dialog opened (an analysis that ended meanwhile put its
+    own on show, and that was saved, over a file the question said held the other), or a
+    newer version of its file (--watch, Apply dims)."""
     from rtsearch.viewer import dialogs
 
-    session = app.session
+    session, app.to_save = to_save(app), None
     if session is None:
         return
     own = session.source is not None and _same_file(path, session.source)
     if own or not path.exists():
-        save(app, path)
+        save(app, path, session)
         return
 
     def ask(holding: str) -> None:
@@ -284,7 +297,7 @@ def save_as(app: ViewerApp, path: Path) -> None:
             f"{path} already exists{holding}. Replace it with this index ({images} of "
             f"{session.base_dir})?",
             "Replace",
-            on_yes=lambda: save(app, path),
+            on_yes=lambda: save(app, path, session),
             on_no=lambda: setattr(app, "message", f"not saved: {path} is left as it was"),
         )
 
@@ -311,13 +324,24 @@ def _holding(path: Path) -> str:
     return f", an index of {count(len(index.paths), 'image')} of {index.base_dir or '?'}"
 
 
-def save(app: ViewerApp, path: Path) -> None:
-    session = app.session
+def to_save(app: ViewerApp) -> SearchSession | None:
+    """The index the save dialog was opened for: the one on show then, or the version of
+    its file on show now."""
+    chosen, now = app.to_save, app.session
+    if chosen is None:
+        return now
+    newer = now is not None and now.source is not None and now.source == chosen.source
+    return now if newer else chosen
+
+
+def save(app: ViewerApp, path: Path, session: SearchSession | None = None) -> None:
+    session = session or app.session
     if session is None:
         return
 
     def done(_) -> None:
-        app.message = f"saved {path}"
+        images = count(len(session.index.paths), "image")
+        app.message = f"saved {path} ({images} of {session.base_dir})"
 
     def work(task: Task) -> None:
         # with the features its file holds (a copy without them could not change
@@ -441,9 +465,10 @@ def analyze(app: ViewerApp, folder: Path) -> None:
     from rtsearch.models import DEFAULT_MODEL, resolve_model
     from rtsearch.session import SearchSession
 
-    if any(t.name == "analyze" for t in app.tasks):
+    if analyzing(app):
         app.message = ANALYSIS_RUNNING
         return
+    stopping = [t for t in app.tasks if t.name == "analyze"]  # cancelled, keeping its work
     current = app.session
     info = current.extractor.info if current else None
     loaded = current.extractor.path if current else None
@@ -452,6 +477,9 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         task.progress, task.note = progress_note(p)
 
     def work(task: Task):
+        for old in stopping:  # (Cancel, then A at once: it said one was running)
+            while not old.finished and not task.cancel.is_set():
+                old.join(0.1)
         # every core but one, which the window and the live source keep (on 2 cores: one
         # thread, as before; it was one on any machine)
         # here, not on the UI thread: the default model's first use exports it
@@ -459,26 +487,54 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         extractor = Extractor(model, threads=max(1, cores() - 1), streams=0)
         # one index per folder and model, whichever of its files the live queries use
         out = own_index(folder, extractor.info, model)
-        report = analyze(
-            folder,
-            out,
-            extractor,
-            # the viewer's own file of the folder: what the folder holds now replaces it
-            # (a folder culled since was refused with advice the viewer has no way to take)
-            Settings(keep_features=True, replace=True),
-            progress=lambda p: progress(task, p),
-            cancel=task.cancel,
-        )
+        try:
+            report = analyze(
+                folder,
+                out,
+                extractor,
+                # the viewer's own file of the folder: what the folder holds now replaces it
+                # (a folder culled since was refused with advice the viewer has no way to take)
+                Settings(keep_features=True, replace=True),
+                progress=lambda p: progress(task, p),
+                cancel=task.cancel,
+            )
+        except atomic.IndexBusy:
+            if not any(t.name == "watch" and _same_file(t.index, out) for t in list(app.tasks)):
+                raise
+            # (it said another rtsearch was writing it: this viewer's own watch)
+            return f"{folder}: --watch is bringing its index up to date; it shows when done"
         if report.index is None:
             return None
         live = live_extractor(current, extractor, app.opts)
         return SearchSession(report.index, live, folder, source=out), report.skipped
 
     def done(result) -> None:
-        if result is not None:
-            session, skipped = result
+        if result is None:
+            return
+        if isinstance(result, str):
+            app.message = result
+            return
+        session, skipped = result
+        now = app.session
+        if _still(current, now):
             app.set_session(session)
             app.message += skipped_note(skipped)
+            return
+        # another index was loaded meanwhile: it stays until the user says (it was replaced)
+        from rtsearch.viewer import dialogs
+
+        images = count(len(session.index.paths), "image")
+        kept = f"analysis of {folder} done ({images}{skipped_note(skipped)})"
+        dialogs.ask(
+            app, "Analysis done",
+            f"The analysis of {folder} is done: {images}. Show it in place of "
+            f"{now.source or now.base_dir}?",
+            "Show it",
+            on_yes=lambda: app.set_session(session),
+            on_no=lambda: setattr(
+                app, "message", f"{kept}; Analyze folder... (A) on it again shows it at once"
+            ),
+        )  # fmt: skip
 
     app.message = f"analyzing {folder}"  # (into the file the loaded index then names)
     task = Task("analyze", work, done)
@@ -488,6 +544,16 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         "folder... (A) on it again goes on from there"
     )
     app.start_task(task)
+
+
+def _still(before: SearchSession | None, now: SearchSession | None) -> bool:
+    """Whether the collection on show ``now`` is the one shown ``before`` (a version of its
+    file or its folder: --watch, Apply dims), or none is shown still."""
+    from rtsearch.session import same_collection
+
+    if before is None or now is None:
+        return before is now
+    return same_collection(before, now)
 
 
 def progress_note(p) -> tuple[float, str]:

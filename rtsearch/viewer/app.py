@@ -173,6 +173,9 @@ class ViewerApp:
         # the index each of the load and save dialogs was last opened beside
         self.opened_beside: dict[int | str, Path] = {}
         self.pending_load: Path | None = None  # index chosen, waiting for its image folder
+        # the index on show when the save dialog opened: the one saved, whatever shows by OK
+        self.to_save: SearchSession | None = None
+        self.random_after_load = False  # R pressed while an index loads: drawn from that one
         self.window_size = (0, 0)  # the viewport's client size, for the dialogs shown
         self.reprojections = 0  # re-projection requests: only the last one's result is taken
         self.applied_dims: tuple[Path | None, int] | None = None  # (index file, dims) applied
@@ -464,6 +467,10 @@ class ViewerApp:
         handler()
 
     def _do_random(self) -> None:
+        if any(t.name == "load" for t in self.tasks):  # (R went to the index being left,
+            self.random_after_load = True  # its history kept a picture never chosen)
+            self.message = "loading: R draws from the index being loaded once it is open"
+            return
         if self.session is None:
             self.message = NO_INDEX
             return
@@ -589,7 +596,7 @@ class ViewerApp:
         self.dirty = True  # the results' title may say how many the index could give
 
     def _do_analyze(self) -> None:
-        if any(t.name == "analyze" for t in self.tasks):  # (said once a folder was chosen)
+        if actions.analyzing(self):  # (said once a folder was chosen)
             self.message = actions.ANALYSIS_RUNNING
             return
         self.open_dialog(self.ids.analyze_dialog)
@@ -605,6 +612,7 @@ class ViewerApp:
         if self.session is None:
             self.message = "nothing to save: no index loaded"
             return
+        self.to_save = self.session
         self._open_beside_index(self.ids.save_dialog)
 
     def _open_beside_index(self, tag: int | str) -> None:
@@ -666,8 +674,20 @@ class ViewerApp:
         dpg.set_viewport_title(window_title(session))
         ui.show_dims(self.ids, session)
         self._remember(session)
-        if self.opts.watch and not any(t.name == "watch" for t in self.tasks):
-            actions.watch(self)  # the first index loaded or analysed after `view --watch`
+        if self.opts.watch:
+            self._watch(session)
+
+    def _watch(self, session: SearchSession) -> None:
+        """`view --watch`: follow the folder of the index on show, whichever was loaded or
+        analysed last (the watch stayed on the first until that one's folder changed, and
+        an analysed copy of the folder watched was never followed)."""
+        watches = [t for t in self.tasks if t.name == "watch" and not t.cancel.is_set()]
+        for task in watches:
+            if session.source is None or _file(task.index) != _file(session.source):
+                task.quiet = True
+                task.cancel.set()
+        if session.source is not None and all(t.cancel.is_set() for t in watches):
+            actions.watch(self)
 
     def _recall_history(self, session: SearchSession) -> int | None:
         """An index shown (the first of a run, or another than the one on show): its
@@ -704,11 +724,14 @@ class ViewerApp:
         memory.keep_shown(source, session.base_dir, self._kept_history())
 
     def _poll_tasks(self) -> None:
+        shown = self.session
         for task in self.tasks:
             while task.on_post is not None and not task.posted.empty():
                 task.on_post(task.posted.get())
         for task in [t for t in self.tasks if t.finished]:
             self.tasks.remove(task)
+            if task.quiet:
+                continue
             if task.error:
                 self.message = task.error
             elif task.cancel.is_set() and task.result is None:
@@ -717,7 +740,13 @@ class ViewerApp:
                 task.done(task.result)
                 if task.cancel.is_set():  # in its last step (the save): it is done, and used
                     self.message += f" ({task.name} finished before the cancel could stop it)"
-        status.show_progress(self, next((t for t in self.tasks if t.name == "analyze"), None))
+        if self.random_after_load and not any(t.name == "load" for t in self.tasks):
+            self.random_after_load = False
+            if self.session is not shown:  # loaded (not failed, nor asking for its folder)
+                self._do_random()
+        # the analysis asked for last: a cancelled one may still be keeping its work
+        shown = actions.analyzing(self) or [t for t in self.tasks if t.name == "analyze"]
+        status.show_progress(self, shown[0] if shown else None)
 
     # ------------------------------------------------------------ per frame
     def frame(self) -> None:

@@ -133,7 +133,7 @@ def build(app: ViewerApp) -> dict:
         ),
         "save_dialog": dialog(
             "save", "Save the index as (.dat)", lambda p: actions.save_as(app, Path(p)),
-            exts=(".dat",),
+            exts=(".dat",), on_cancel=lambda: setattr(app, "to_save", None),
         ),
         "analyze_dialog": dialog(
             "analyze", "Analyze a folder of images", lambda p: actions.analyze(app, Path(p)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -27,6 +28,8 @@ class Task:
         self.progress = 0.0  # 0..1, written by fn
         self.note = ""
         self.cancelled = ""  # what the message line says when it was cancelled ("" NAME cancelled)
+        self.quiet = False  # cancelled by the viewer itself (a watch of an index left): unsaid
+        self.index: Path | None = None  # the index file it writes or follows, if any
         self.result: Any = None
         self.error: str | None = None
         self._fn = fn

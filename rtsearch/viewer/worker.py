@@ -37,7 +37,7 @@ from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
-from rtsearch.session import Result, SearchSession
+from rtsearch.session import Result, SearchSession, same_collection
 from rtsearch.sources import Frame, Geometry, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, stand_in
 from rtsearch.viewer import layout
@@ -177,21 +177,6 @@ def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | N
             None,
         )
     return found
-
-
-def same_collection(old: SearchSession, new: SearchSession) -> bool:
-    """Whether ``new`` shows ``old``'s collection again: its index file (re-read, updated
-    by --watch, loaded from a moved folder) or its folder (re-projected, another copy)."""
-    if old.source is not None and new.source is not None and same_path(old.source, new.source):
-        return True
-    return same_path(old.base_dir, new.base_dir)
-
-
-def same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.samefile(b)
-    except OSError:  # (gone: an index's folder unplugged)
-        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def random_source(session: SearchSession) -> RandomSource:
