@@ -14,6 +14,7 @@ import platformdirs
 
 from rtsearch import atomic, store
 from rtsearch.errors import RtsearchError, count
+from rtsearch.session import same_path
 from rtsearch.viewer import memory
 from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
@@ -284,7 +285,7 @@ def save_as(app: ViewerApp, path: Path) -> None:
     session, app.to_save = to_save(app), None
     if session is None:
         return
-    own = session.source is not None and _same_file(path, session.source)
+    own = session.source is not None and same_path(path, session.source)
     if own or not path.exists():
         save(app, path, session)
         return
@@ -303,13 +304,6 @@ def save_as(app: ViewerApp, path: Path) -> None:
 
     # what the file holds is read in the background: an index may take a while
     app.start_task(Task("save", lambda task: _holding(path), ask))
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.samefile(b)
-    except OSError:
-        return False
 
 
 def _holding(path: Path) -> str:
@@ -335,7 +329,7 @@ def to_save(app: ViewerApp) -> SearchSession | None:
 
 
 def save(app: ViewerApp, path: Path, session: SearchSession | None = None) -> None:
-    session = session or app.session
+    session = app.session if session is None else session
     if session is None:
         return
 
@@ -499,7 +493,7 @@ def analyze(app: ViewerApp, folder: Path) -> None:
                 cancel=task.cancel,
             )
         except atomic.IndexBusy:
-            if not any(t.name == "watch" and _same_file(t.index, out) for t in list(app.tasks)):
+            if not any(t.name == "watch" and same_path(t.index, out) for t in list(app.tasks)):
                 raise
             # (it said another rtsearch was writing it: this viewer's own watch)
             return f"{folder}: --watch is bringing its index up to date; it shows when done"

@@ -745,8 +745,8 @@ class ViewerApp:
             if self.session is not shown:  # loaded (not failed, nor asking for its folder)
                 self._do_random()
         # the analysis asked for last: a cancelled one may still be keeping its work
-        shown = actions.analyzing(self) or [t for t in self.tasks if t.name == "analyze"]
-        status.show_progress(self, shown[0] if shown else None)
+        analyses = actions.analyzing(self) or [t for t in self.tasks if t.name == "analyze"]
+        status.show_progress(self, analyses[0] if analyses else None)
 
     # ------------------------------------------------------------ per frame
     def frame(self) -> None:
