@@ -74,7 +74,8 @@ def test_a_history_is_cut_round_the_entry_shown_steps_back_first():
 
 def test_two_folders_of_one_name_are_told_apart_by_the_folder_above():
     """The Load dialog's list (recent.py) named them by their whole folder above, cut
-    short in its narrow panel just where they differ."""
+    short in its narrow panel just where they differ; two indexes of one folder read the
+    same."""
     from rtsearch.viewer.recent import _above
 
     a, b, c = (
@@ -83,3 +84,7 @@ def test_two_folders_of_one_name_are_told_apart_by_the_folder_above():
     )
     assert _above(b, [a, b]) == "pics" and _above(a, [a, b]) == "moved"
     assert _above(a, [a, b, c]) == "/pics/moved" and _above(c, [a, b, c]) == "/x/moved"
+    # two indexes of one folder (another file, the viewer's own): by their file names
+    d = memory.Shown(Path("/data/rtsearch/holiday-1a2b.dat"), Path("/x/moved/holiday"))
+    assert _above(c, [a, c, d]) == "2.dat" and _above(d, [a, c, d]) == "holiday-1a2b.dat"
+    assert _above(b, [b, c, d]) == "pics" and _above(a, [a, c, d]) == "/pics/moved"

@@ -1911,6 +1911,82 @@ def test_an_analysis_that_ends_after_another_index_was_loaded_asks_before_showin
         app.set_session(before)
 
 
+def test_a_question_waits_for_the_question_or_file_dialog_on_show(app, tmp_path, monkeypatch):
+    """An analysis that ended behind "Replace a file?" put its own question in that one's
+    place, and the save was lost without a word; behind the save dialog it was never seen,
+    and shown in the frame the dialog closed it closed with it, as if cancelled. A question
+    now waits for those to close, and a frame drawn without them."""
+    from rtsearch import store
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "analysed"
+    make_gallery(folder, 6, start=700)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    before = app.session
+    shown = tmp_path / "shown.dat"
+    actions.save(app, shown)  # (a file of its own, for the index loaded meanwhile)
+    pump(app, lambda: app.message.startswith(f"saved {shown} ("))
+    elsewhere = tmp_path / "chosen"  # (another collection: not a version of the one shown)
+    shutil.copytree(before.base_dir, elsewhere)
+    chosen = SearchSession(before.index, before.extractor, elsewhere, source=shown)
+    other = tmp_path / "other.dat"
+    other.write_bytes(b"something else")
+    import threading
+
+    from rtsearch import analyze as analyze_module
+
+    real, gate = analyze_module.analyze, threading.Event()
+
+    def held(*args, **kwargs):  # (it ends once the question or dialog is open)
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(analyze_module, "analyze", held)
+
+    def analysed_behind(opened) -> None:
+        app.set_session(before)
+        gate.clear()
+        actions.analyze(app, folder)
+        app.set_session(chosen)  # (Ctrl+O while it ran)
+        opened()
+        gate.set()
+        pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+        for _ in range(5):
+            app.frame()
+        assert app.session is chosen
+
+    try:
+        # behind the question of a save over another file: Replace saves, then it asks
+        def save_over_other() -> None:
+            actions.save_as(app, other)
+            pump(app, lambda: dpg.is_item_shown(app.ids.question))
+
+        analysed_behind(save_over_other)
+        assert dpg.get_item_label(app.ids.question) == "Replace a file?"
+        assert len(app.questions) == 1  # (waiting its turn)
+        app.on_key(dpg.mvKey_Return)
+        pump(app, lambda: app.message.startswith(f"saved {other} ("))
+        assert len(store.load(other).paths) == len(before.index.paths)
+        pump(app, lambda: dpg.is_item_shown(app.ids.question))
+        assert dpg.get_item_label(app.ids.question) == "Analysis done"
+        app.on_key(dpg.mvKey_Escape)
+        assert app.session is chosen and not app.questions
+        assert app.message.startswith(f"analysis of {folder} done (6 images")
+        # behind the save dialog (Ctrl+S): its Esc closes it, then the question shows
+        analysed_behind(app._do_save)
+        assert not dpg.is_item_shown(app.ids.question) and len(app.questions) == 1
+        assert dpg.is_item_shown(app.ids.save_dialog)
+        app.on_key(dpg.mvKey_Escape)
+        assert not dpg.is_item_shown(app.ids.save_dialog) and app.session is chosen
+        pump(app, lambda: dpg.is_item_shown(app.ids.question))
+        assert dpg.get_item_label(app.ids.question) == "Analysis done"
+        app.on_key(dpg.mvKey_Return)
+        assert app.session.base_dir == folder and len(app.session.index.paths) == 6
+    finally:
+        app.set_session(before)
+
+
 def test_a_cancel_that_comes_in_the_last_step_of_an_analysis_says_it_finished(
     app, tmp_path, monkeypatch
 ):

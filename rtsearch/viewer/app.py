@@ -214,6 +214,8 @@ class ViewerApp:
         self.mirrored = False  # the worker was told the screen grab takes in this window
         self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
         self.reshow: list = []  # file dialogs hidden for a frame to be centred again
+        self.questions: deque[dialogs.Question] = deque()  # waiting to be asked (dialogs.ask)
+        self.modal_drawn = False  # the frame drawn last showed a question or a file dialog
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
         self.region = GrabRegion(desk, opts.region, home=home, monitors=monitors)
         self.region.scale = opts.hidpi_scale or detect_scale(home[2], _logical_width())
@@ -775,6 +777,7 @@ class ViewerApp:
         mouse.show_caption(self)
         dialogs.renew_closed(self)
         self._poll_tasks()
+        dialogs.ask_next(self)  # (one asked behind a file dialog or another question)
         if self.frames % 10 == 0 or not self.ids.toolbar.packed:
             # every frame until the first drawn frame has given the bars' sizes
             ui.reflow_toolbar(self)
@@ -787,6 +790,7 @@ class ViewerApp:
         # (for the keys of the frame drawn next: the field's Enter ends its typing)
         self.typing_before = any(dpg.is_item_active(f) for f in self.ids.fields)
         dpg.render_dearpygui_frame()
+        self.modal_drawn = dialogs.modal_shown(self)
         dialogs.show_again(self)  # hidden by refit_shown for the frame just drawn
         if self.scroll_back is not None and not self.grab_mode and not self.dirty:
             # the results are back at their height (the frame just drawn): scroll as before

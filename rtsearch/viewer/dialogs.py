@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import dearpygui.dearpygui as dpg
 
@@ -220,25 +221,55 @@ def add_question(app: ViewerApp) -> tuple[int | str, int | str]:
     return window, text
 
 
+class Question(NamedTuple):
+    """A yes-or-no question for ``ask``, and what each answer does."""
+
+    title: str
+    text: str
+    yes: str
+    on_yes: Callable[[], None]
+    on_no: Callable[[], None]
+
+
 def ask(app: ViewerApp, title: str, question: str, yes: str, on_yes, on_no) -> None:
     """Show ``question`` with a button for ``yes`` and one to cancel; the answer (a click,
-    Enter for ``yes``, Esc to cancel) closes it and calls ``on_yes`` or ``on_no``."""
+    Enter for ``yes``, Esc to cancel) closes it and calls ``on_yes`` or ``on_no``. Asked
+    while another question or a file dialog is open, it waits for them to close
+    (``ask_next``): it replaced the question on show, whose answer was lost, and behind a
+    file dialog that dialog's Esc or Enter answered it unseen."""
+    app.questions.append(Question(title, question, yes, on_yes, on_no))
+    ask_next(app)
+
+
+def modal_shown(app: ViewerApp) -> bool:
+    """Whether a question or a file dialog is on show (or hidden for this frame only)."""
     ids = app.ids
+    return bool(app.reshow) or any(dpg.is_item_shown(d) for d in (*ids.dialogs(), ids.question))
+
+
+def ask_next(app: ViewerApp) -> None:
+    """The question that waited longest, shown once neither a question nor a file dialog is
+    (each frame, and when one is asked), and none was in the frame drawn last: shown in the
+    frame a file dialog closed, it closed with it, as if cancelled."""
+    ids = app.ids
+    if not app.questions or app.modal_drawn or modal_shown(app):
+        return
+    asked = app.questions.popleft()
 
     def answer(said: bool) -> None:
         dpg.hide_item(ids.question)
-        (on_yes if said else on_no)()
+        (asked.on_yes if said else asked.on_no)()
 
     first, second = dpg.get_item_children(dpg.get_item_children(ids.question, 1)[1], 1)
-    dpg.configure_item(first, label=f"{yes} (Enter)")
+    dpg.configure_item(first, label=f"{asked.yes} (Enter)")
     dpg.configure_item(second, label="Cancel (Esc)")
     dpg.set_item_user_data(ids.question, answer)
-    dpg.configure_item(ids.question, label=title)
+    dpg.configure_item(ids.question, label=asked.title)
     show_fitted(app, ids.question, QUESTION_SIZE)
     # wrapped here, at spaces and after a '/' (Dear PyGui's own wrap breaks at dots)
     room = dpg.get_item_configuration(ids.question)["width"]
     width = room - app.px(2 * layout.PAD + 16)
-    dpg.set_value(ids.question_text, "\n".join(wrap_lines(question, width)))
+    dpg.set_value(ids.question_text, "\n".join(wrap_lines(asked.text, width)))
 
 
 def _filter_set(label: str, exts: tuple[str, ...]) -> str:

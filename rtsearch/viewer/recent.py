@@ -68,7 +68,10 @@ def fill(app: ViewerApp) -> None:
 
 def _above(entry: memory.Shown, shown: list[memory.Shown]) -> str:
     """What tells ``entry``'s folder from the others of its name: the name of the folder
-    above it, else that folder's whole path (the panel is narrow: a path is cut short)."""
+    above it, else that folder's whole path (the panel is narrow: a path is cut short);
+    the index's file name for two indexes of one folder (they read the same)."""
+    if sum(s.base_dir == entry.base_dir for s in shown) > 1:
+        return printable(entry.index.name)
     twins = [s.base_dir for s in shown if s.base_dir.name == entry.base_dir.name]
     parent = entry.base_dir.parent
     unique = sum(t.parent.name == parent.name for t in twins) == 1
