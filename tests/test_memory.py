@@ -11,17 +11,19 @@ def test_an_index_shown_after_another_puts_that_one_first_among_those_shown_befo
     a, b, c = (tmp_path / f"{n}.dat" for n in "abc")
     memory.keep_shown(a, tmp_path / "pa", (("x.jpg", "y.jpg"), 1))
     assert memory.recall().recent is None
-    assert memory.history_of(a) == (("x.jpg", "y.jpg"), 1)
+    assert memory.history_of(a, None) == (("x.jpg", "y.jpg"), 1)
     memory.keep_shown(b, tmp_path / "pb", None)
     kept = memory.recall()
     assert (kept.index, kept.base_dir, kept.history) == (b, tmp_path / "pb", None)
     assert kept.recent == (memory.Shown(a, tmp_path / "pa", ("x.jpg", "y.jpg"), 1),)
-    assert memory.history_of(a) == (("x.jpg", "y.jpg"), 1) and memory.history_of(b) is None
+    assert (
+        memory.history_of(a, None) == (("x.jpg", "y.jpg"), 1) and memory.history_of(b, None) is None
+    )
     memory.keep_shown(c, tmp_path / "pc", None)
     memory.keep_shown(a, tmp_path / "moved", (("y.jpg",), 0))  # shown again: not listed twice
     kept = memory.recall()
     assert kept.index == a and [s.index for s in kept.recent] == [c, b]
-    assert memory.history_of(a) == (("y.jpg",), 0)
+    assert memory.history_of(a, None) == (("y.jpg",), 0)
     # the same index shown again (another version of it, its folder moved): no entry
     memory.keep_shown(a, tmp_path / "moved", None)
     assert [s.index for s in memory.recall().recent] == [c, b]
@@ -88,3 +90,17 @@ def test_two_folders_of_one_name_are_told_apart_by_the_folder_above():
     d = memory.Shown(Path("/data/rtsearch/holiday-1a2b.dat"), Path("/x/moved/holiday"))
     assert _above(c, [a, c, d]) == "2.dat" and _above(d, [a, c, d]) == "holiday-1a2b.dat"
     assert _above(b, [b, c, d]) == "pics" and _above(a, [a, c, d]) == "/pics/moved"
+
+
+def test_what_is_kept_with_an_index_applies_while_its_file_names_the_same_folder(tmp_path):
+    """An index file written over by another folder's index still opened from the folder
+    kept with it, at the history kept (the same names, in a generated set)."""
+    a, b = tmp_path / "a.dat", tmp_path / "b.dat"
+    memory.keep_shown(a, tmp_path / "chosen", (("x.jpg",), 0), "/old/pics")
+    memory.keep_shown(b, tmp_path / "pb", None, "")  # (b names no folder)
+    assert memory.folder_of(a, "/old/pics") == tmp_path / "chosen"
+    assert memory.history_of(a, "/old/pics") == (("x.jpg",), 0)
+    assert memory.folder_of(a, "/elsewhere") is None and memory.history_of(a, "/x") is None
+    assert memory.folder_of(b, None) == tmp_path / "pb" and memory.folder_of(b, "/y") is None
+    # kept by a version before: taken as it is
+    assert memory.applies(memory.Shown(a, tmp_path / "chosen"), "/anything")

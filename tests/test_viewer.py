@@ -1987,6 +1987,40 @@ def test_a_question_waits_for_the_question_or_file_dialog_on_show(app, tmp_path,
         app.set_session(before)
 
 
+def test_a_question_waiting_for_a_file_dialog_outlives_its_cancel_button(app):
+    """The question that waited for the Load or Save dialog showed in the frame after its
+    Cancel button was clicked, and closed with the dialog, as if cancelled (Esc and OK
+    were right)."""
+    from rtsearch.viewer import dialogs
+
+    answers = []
+    for tag, opened in ((app.ids.load_dialog, app._do_load), (app.ids.save_dialog, app._do_save)):
+        opened()
+        for _ in range(3):
+            app.frame()
+        dialogs.ask(app, "Asked", "Behind a dialog?", "Yes", lambda: answers.append(True),
+                    lambda: answers.append(False))  # fmt: skip
+        for _ in range(3):
+            app.frame()
+        assert not dpg.is_item_shown(app.ids.question) and len(app.questions) == 1
+        # the dialog's Cancel, at its bottom left (the dialog is centred in the window)
+        width = dpg.get_item_configuration(tag)["width"]
+        height = dpg.get_item_configuration(tag)["height"]
+        x = (dpg.get_viewport_client_width() - width) // 2 + 30
+        y = (dpg.get_viewport_client_height() - height) // 2 + height - 16
+        xdotool(app, "mousemove", str(x), str(y))
+        xdotool(app, "click", "1")
+        pump(app, lambda tag=tag: not dpg.is_item_shown(tag))
+        pump(app, lambda: dpg.is_item_shown(app.ids.question))
+        for _ in range(10):
+            app.frame()
+        assert dpg.is_item_shown(app.ids.question) and answers == [], answers
+        app.on_key(dpg.mvKey_Escape)
+        assert answers == [False] and not dpg.is_item_shown(app.ids.question)
+        answers.clear()
+        xdotool(app, "mousemove", "2", "2")
+
+
 def test_a_cancel_that_comes_in_the_last_step_of_an_analysis_says_it_finished(
     app, tmp_path, monkeypatch
 ):
@@ -2610,6 +2644,45 @@ def test_back_and_forward_go_through_the_queries_as_in_a_browser(app, tmp_path):
     for _ in range(20):  # (the click's picture, come after: no query)
         app.frame()
     assert app.published.file == files[1] and app.history.files == files[:2]
+
+
+def test_an_index_written_over_by_another_folders_opens_from_that_folder(app, tiny_model, tmp_path):
+    """The viewer keeps the folder each index was shown from; a file written over since by
+    another folder's index (a save in the viewer, `analyze -o`) still opened from the
+    folder kept, from the Load dialog's list and by Ctrl+O: other pictures under the same
+    names, in its title, its results and the copies saved from it."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions, recent
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    make_gallery(first, 6, start=800)
+    make_gallery(second, 6, start=800)  # (the same names: it holds the index's images)
+    index = tmp_path / "i.dat"
+    before = app.session
+
+    def written_from(folder: Path) -> None:
+        settings = Settings(dims=16, replace=True)
+        analyze(folder, index, Extractor(tiny_model, threads=1), settings)
+        app.set_session(before)  # (the index goes among those shown before)
+
+    def opened_from(folder: Path) -> None:
+        pump(app, lambda: not app.tasks and app.session.source == index)
+        assert app.session.base_dir == folder
+        assert dpg.get_viewport_title() == f"rtsearch - {folder.name} ({tmp_path})"
+
+    try:
+        written_from(first)
+        actions.load(app, index)
+        opened_from(first)
+        written_from(second)
+        recent.choose(app, next(e for e in recent.entries(app) if e.index == index))
+        opened_from(second)
+        written_from(first)
+        actions.load(app, index)  # (Ctrl+O)
+        opened_from(first)
+    finally:
+        app.set_session(before)
 
 
 def test_the_load_dialog_lists_the_indexes_shown_before_each_at_its_last_query(

@@ -225,6 +225,20 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
     figures, _ = shown(str(index))  # not there either: asked for
     assert figures["index"] is None and "choose where the images are" in figures["message"]
     (tmp_path / "gone2").rename(tmp_path / "gone")
+    # ... but not once the file is written over by another folder's index: the folder kept
+    # showed other pictures under the same names (and a save wrote it into copies)
+    from rtsearch.viewer.memory import state_file
+
+    make_gallery(tmp_path / "twin", 8)
+    kept = state_file().read_text()
+    analyze(
+        tmp_path / "twin", index, Extractor(models / "tiny.onnx"), Settings(dims=4, replace=True)
+    )
+    for given in ([str(index)], []):
+        state_file().write_text(kept)
+        figures, err = shown(*given, plain=True)
+        assert figures["index"] == str(index) and err == "", figures
+        assert figures["title"] == f"rtsearch - twin ({tmp_path})", figures["title"]
     # the index itself gone, or a folder in its place: said on the message line
     index.unlink()
     figures, err = shown(plain=True)
@@ -248,8 +262,6 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
     )
     # a state file damaged, of another shape, or no file (a FIFO: reading it would wait):
     # nothing shown, nothing said
-    from rtsearch.viewer.memory import state_file
-
     for damaged in ("{", "[]", '{"index": 3}', '{"index": "x.dat", "base_dir": 1}', "x" * 10**6):
         state_file().write_text(damaged)
         figures, err = shown(plain=True)
@@ -341,6 +353,42 @@ def test_ctrl_q_closes_the_viewer(display, tmp_path):
         finally:
             viewer.kill()
         assert viewer.stderr.read() == b""
+
+
+def test_r_after_source_none_takes_the_words_away(display, tmp_path, monkeypatch):
+    """`view --source none` says in the query's place what to press; after R its picture
+    and results showed under those words, which stayed (the viewer took R for no source
+    chosen, the worker for a random one)."""
+    models = tmp_path / "models"
+    write_tiny_model(models / "tiny.onnx")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(models))
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    make_gallery(tmp_path / "photos", 8)
+    index, stats = tmp_path / "photos.dat", tmp_path / "frames.json"
+    analyze(tmp_path / "photos", index, Extractor(models / "tiny.onnx"), Settings(dims=4))
+    cmd = [sys.executable, "-m", "rtsearch", "view", str(index), "--source", "none"]
+    cmd += ["--frame-stats", str(stats)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as viewer:
+        try:
+            found = subprocess.run(
+                ["xdotool", "search", "--sync", "--name", "^rtsearch"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            window = found.stdout.split()[0]
+            time.sleep(1.0)  # (its first frames drawn)
+            subprocess.run(["xdotool", "windowfocus", "--sync", window], timeout=10)
+            subprocess.run(["xdotool", "key", "--window", window, "r"], timeout=10)
+            time.sleep(2.0)  # (the picture and its results shown)
+            subprocess.run(["xdotool", "key", "--window", window, "ctrl+q"], timeout=10)
+            assert viewer.wait(timeout=30) == 0
+        finally:
+            viewer.kill()
+        assert viewer.stderr.read() == b""
+    figures = json.loads(stats.read_text())
+    assert figures["query_file"] is not None, figures
+    assert figures["query_place"] is None, figures["query_place"]
 
 
 def test_the_viewer_starts_as_it_was_left(display, tmp_path):

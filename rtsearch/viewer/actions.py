@@ -35,24 +35,25 @@ def analyzing(app: ViewerApp) -> list[Task]:
 
 
 def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
-    """Open ``path`` in the background from ``base`` (a folder it was shown from before)
-    while that holds its images, else with the folder stored in it; when that folder is
-    gone, ask for it (the base-directory dialog) and open then."""
+    """Open ``path`` in the background from ``base``, else the folder it was shown from
+    before (``memory``), while that holds its images, else with the folder stored in it;
+    when that folder is gone, ask for it (the base-directory dialog) and open then."""
     from rtsearch.session import WrongFolder, scarce_note
 
     current = app.session
-    if base is None and app.opts.remember:  # (one shown before, its folder chosen then)
-        base = memory.folder_of(path)
+    remember = base is None and app.opts.remember
 
     def work(task: Task):
         from rtsearch import bigstore
 
         index = bigstore.load(path)  # read once (mapped when large), and opened as read
+        # (one shown before, its folder chosen then; not when the file was written over)
+        kept = memory.folder_of(path, index.base_dir) if remember else base
         stored = Path(index.base_dir) if index.base_dir else None
-        folders = [f for f in dict.fromkeys((base, stored)) if f is not None and f.is_dir()]
+        folders = [f for f in dict.fromkeys((kept, stored)) if f is not None and f.is_dir()]
         if not folders:
             gone = f"{path}: its image folder {index.base_dir or '?'} is gone"
-            return Ask(f"{gone}; choose where the images are", str(base or stored or ""))
+            return Ask(f"{gone}; choose where the images are", str(kept or stored or ""))
         wrong = None
         for folder in folders:
             try:

@@ -215,7 +215,8 @@ class ViewerApp:
         self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
         self.reshow: list = []  # file dialogs hidden for a frame to be centred again
         self.questions: deque[dialogs.Question] = deque()  # waiting to be asked (dialogs.ask)
-        self.modal_drawn = False  # the frame drawn last showed a question or a file dialog
+        # frames drawn in a row with no question nor file dialog on show (dialogs.ask_next)
+        self.quiet_frames = dialogs.QUIET_FRAMES
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
         self.region = GrabRegion(desk, opts.region, home=home, monitors=monitors)
         self.region.scale = opts.hidpi_scale or detect_scale(home[2], _logical_width())
@@ -479,6 +480,9 @@ class ViewerApp:
         self._resume()
         self.history.asked_new()
         self.worker.send("random")
+        if self.source_sent != "random":  # (the worker makes a random source of it)
+            # the query's place stops saying there is nothing to search for (--source none)
+            self.source_sent, self.dirty = "random", True
         keyboard.to_top(self)  # (its picture shows at the top)
 
     def query_row(self, row: int) -> None:
@@ -698,7 +702,8 @@ class ViewerApp:
         the memory (--no-last), one history goes on over the indexes loaded."""
         if not self.opts.remember:
             return None
-        kept = memory.history_of(session.source) if session.source is not None else None
+        source, named = session.source, session.index.base_dir
+        kept = memory.history_of(source, named) if source is not None else None
         self.history, row = history.recalled(*kept, session) if kept else (History(), None)
         return row
 
@@ -723,7 +728,7 @@ class ViewerApp:
         if (source, session.base_dir) == self.remembered:
             return
         self.remembered = (source, session.base_dir)
-        memory.keep_shown(source, session.base_dir, self._kept_history())
+        memory.keep_shown(source, session.base_dir, self._kept_history(), session.index.base_dir)
 
     def _poll_tasks(self) -> None:
         shown = self.session
@@ -789,8 +794,10 @@ class ViewerApp:
             self.viewport_box = self.region.to_physical(grab_view.viewport_box())
         # (for the keys of the frame drawn next: the field's Enter ends its typing)
         self.typing_before = any(dpg.is_item_active(f) for f in self.ids.fields)
+        modal = dialogs.modal_shown(self)  # (a dialog's own Cancel hides it as it draws)
         dpg.render_dearpygui_frame()
-        self.modal_drawn = dialogs.modal_shown(self)
+        modal = modal or dialogs.modal_shown(self)
+        self.quiet_frames = 0 if modal else self.quiet_frames + 1
         dialogs.show_again(self)  # hidden by refit_shown for the frame just drawn
         if self.scroll_back is not None and not self.grab_mode and not self.dirty:
             # the results are back at their height (the frame just drawn): scroll as before

@@ -267,7 +267,7 @@ def shown_from_last(open_index: Callable[..., SearchSession], index: Path) -> Se
     it was the index shown then (its folder chosen in the viewer) and that folder holds
     them; else None."""
     from rtsearch.session import WrongFolder
-    from rtsearch.viewer.memory import recall
+    from rtsearch.viewer.memory import applies, recall
 
     last = recall()
     if last.index is None or last.base_dir is None or not last.base_dir.is_dir():
@@ -275,9 +275,11 @@ def shown_from_last(open_index: Callable[..., SearchSession], index: Path) -> Se
     if os.path.abspath(last.index) != os.path.abspath(index):
         return None
     try:
-        return open_index(index, base_dir=last.base_dir)
+        session = open_index(index, base_dir=last.base_dir)
     except WrongFolder:
         return None
+    # (not when the file was written over since: another collection's index)
+    return session if applies(last, session.index.base_dir) else None
 
 
 def reopen(
@@ -289,7 +291,7 @@ def reopen(
     the index is handed back to be loaded in the viewer, which asks where they are (as
     Ctrl+O does); when it cannot be opened at all, the message says why (also on stderr)."""
     from rtsearch.session import FolderGone, WrongFolder
-    from rtsearch.viewer.memory import recall
+    from rtsearch.viewer.memory import applies, recall
 
     last = recall()
     index = last.index
@@ -302,6 +304,9 @@ def reopen(
     for folder in dict.fromkeys(f for f in folders if f is None or f.is_dir()):
         try:
             session = open_index(index, base_dir=folder)
+            kept = base_dir is None and folder is not None  # (the folder kept with it)
+            if kept and not applies(last, session.index.base_dir):
+                continue  # the file written over since, by another collection's index
         except WrongFolder:
             if base_dir is not None:
                 raise  # the folder given: as for an index given

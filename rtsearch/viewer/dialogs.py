@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 DIALOG_SIZE = (700, 480)  # file dialogs, in windows large enough (at UI scale 1)
 HELP_SIZE = (560, 480)
 QUESTION_SIZE = (520, 150)
+QUIET_FRAMES = 2  # drawn without a question or file dialog before a question waiting shows
 DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
 
@@ -249,10 +250,10 @@ def modal_shown(app: ViewerApp) -> bool:
 
 def ask_next(app: ViewerApp) -> None:
     """The question that waited longest, shown once neither a question nor a file dialog is
-    (each frame, and when one is asked), and none was in the frame drawn last: shown in the
-    frame a file dialog closed, it closed with it, as if cancelled."""
+    (each frame, and when one is asked), and none was in the frames drawn last: shown in the
+    frame after a file dialog closed, it closed with it, as if cancelled."""
     ids = app.ids
-    if not app.questions or app.modal_drawn or modal_shown(app):
+    if not app.questions or app.quiet_frames < QUIET_FRAMES or modal_shown(app):
         return
     asked = app.questions.popleft()
 

@@ -35,6 +35,7 @@ class Shown:
     base_dir: Path
     history: tuple[str, ...] | None = None
     history_at: int | None = None
+    named: str | None = None  # the folder the index file named then (``applies``)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Memory:
     history: tuple[str, ...] | None = None
     history_at: int | None = None
     recent: tuple[Shown, ...] | None = None  # the indexes shown before this one, the last first
+    named: str | None = None  # the folder the index file named when shown (``applies``)
 
 
 # what a setting may be: a value out of its range (another version's, edited by hand) is
@@ -101,6 +103,8 @@ def _parts(entry: dict, kind: type) -> dict:
 def _valid(name: str, value: object) -> object:
     if name in ("index", "base_dir"):
         return Path(value) if isinstance(value, str) and value else None
+    if name == "named":
+        return value if isinstance(value, str) else None
     if name == "trim":
         return value if isinstance(value, bool) else None
     if name == "maximized":
@@ -135,34 +139,56 @@ def _valid(name: str, value: object) -> object:
 def all_shown(kept: Memory) -> list[Shown]:
     """The indexes ``kept``: the one shown last, then those shown before, the last first."""
     last = kept.index is not None and kept.base_dir is not None
-    now = Shown(kept.index, kept.base_dir, kept.history, kept.history_at) if last else None
+    now = (
+        Shown(kept.index, kept.base_dir, kept.history, kept.history_at, kept.named)  # type: ignore[arg-type]
+        if last
+        else None
+    )
     return ([now] if now else []) + list(kept.recent or ())  # type: ignore[list-item]
 
 
-def shown_before(index: Path) -> Shown | None:
-    """``index`` as kept (shown last, or before); None where it is not."""
+def shown_before(index: Path, named: str | None) -> Shown | None:
+    """``index`` as kept (shown last, or before), where that applies to the file as it is
+    now, which names the folder ``named`` (``applies``); None where it is not."""
     index = Path(os.path.abspath(index))
-    return next((s for s in all_shown(recall()) if s.index == index), None)
+    shown = next((s for s in all_shown(recall()) if s.index == index), None)
+    return shown if shown is not None and applies(shown, named) else None
 
 
-def history_of(index: Path) -> tuple[tuple[str, ...], int] | None:
-    """The history kept with ``index`` (None: none kept)."""
-    shown = shown_before(index)
+def applies(shown: Shown | Memory, named: str | None) -> bool:
+    """Whether what was kept with an index applies to its file now naming the folder
+    ``named``: the file names the folder it named then. Written over since by another
+    collection's index, it names another, and the folder kept showed other pictures (the
+    same names, in a generated set), which a save then wrote into its copies. Kept by a
+    version that kept no ``named``: it applies."""
+    return shown.named is None or shown.named == (named or "")
+
+
+def history_of(index: Path, named: str | None) -> tuple[tuple[str, ...], int] | None:
+    """The history kept with ``index``, which names ``named`` (None: none kept)."""
+    shown = shown_before(index, named)
     if shown is None or shown.history is None:
         return None
     return shown.history, shown.history_at  # type: ignore[return-value]
 
 
-def folder_of(index: Path) -> Path | None:
-    """The folder ``index``'s images were shown from (last, or before), where kept."""
-    shown = shown_before(index)
+def folder_of(index: Path, named: str | None) -> Path | None:
+    """The folder ``index``'s images were shown from (last, or before), where kept for the
+    file as it is: one that names ``named``."""
+    shown = shown_before(index, named)
     return None if shown is None else shown.base_dir
 
 
-def keep_shown(index: Path, base_dir: Path, history: tuple[tuple[str, ...], int] | None) -> None:
+def keep_shown(
+    index: Path,
+    base_dir: Path,
+    history: tuple[tuple[str, ...], int] | None,
+    named: str | None = None,
+) -> None:
     """``index`` is the one shown now, from ``base_dir``, with ``history`` (as ``fit``
-    makes it): the one shown until now goes first among those shown before, with its
-    history as kept, made shorter (RECENT_HISTORY_BYTES)."""
+    makes it), its file naming the folder ``named``: the one shown until now goes first
+    among those shown before, with its history as kept, made shorter
+    (RECENT_HISTORY_BYTES)."""
     now, index = recall(), Path(os.path.abspath(index))
     recent = all_shown(now)
     if recent and recent[0].index != index and recent[0].history is not None:
@@ -172,7 +198,7 @@ def keep_shown(index: Path, base_dir: Path, history: tuple[tuple[str, ...], int]
     recent = [shown for shown in recent if shown.index != index][:RECENT_MAX]
     names, at = history or (None, None)
     _write(replace(now, index=index, base_dir=base_dir, history=names, history_at=at,
-                   recent=tuple(recent) or None))  # fmt: skip
+                   recent=tuple(recent) or None, named=named))  # fmt: skip
 
 
 def fit(names, at: int, budget: int = HISTORY_BYTES) -> tuple[tuple[str, ...], int] | None:

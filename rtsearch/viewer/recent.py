@@ -80,8 +80,9 @@ def _above(entry: memory.Shown, shown: list[memory.Shown]) -> str:
 
 def choose(app: ViewerApp, entry: memory.Shown) -> None:
     """A click on an entry: the dialog closes, and the index opens (actions.load: from the
-    folder it was shown from, else its own, else the folder is asked for)."""
+    folder it was shown from, while the file is the one shown then, else its own, else the
+    folder is asked for)."""
     tag = app.ids.load_dialog
     dpg.hide_item(tag)
     app.dialogs_closed.put((tag, False))  # (made again at the next frame)
-    actions.load(app, Path(entry.index), entry.base_dir)
+    actions.load(app, Path(entry.index))
