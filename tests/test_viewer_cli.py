@@ -138,20 +138,34 @@ def test_no_index_opens_an_empty_viewer_that_says_what_to_do(display, tmp_path):
     assert np.asarray(Image.open(shot).convert("RGB")).std() > 5  # buttons and status drawn
 
 
-def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monkeypatch):
-    """Every session started empty: an index analysed in the viewer (kept in a hidden data
-    folder) took a Ctrl+O and a walk to that folder to see again."""
-    models = tmp_path / "models"
-    write_tiny_model(models / "tiny.onnx")
-    monkeypatch.setenv("RTSEARCH_MODELS", str(models))
+def indexed(
+    tmp_path, monkeypatch, name: str, images: int, start: int = 0, out: str = ""
+) -> tuple[Path, list[Path]]:
+    """A folder ``name`` of ``images`` generated pictures, analysed with a tiny model into
+    ``out`` (NAME.dat) beside it: that index, and the pictures; that model is the one the
+    viewer finds."""
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor
 
-    make_gallery(tmp_path / "photos", 8)
-    index, other = tmp_path / "photos.dat", tmp_path / "other.dat"
-    analyze(tmp_path / "photos", index, Extractor(models / "tiny.onnx"), Settings(dims=4))
-    make_gallery(tmp_path / "more", 5, start=50)
-    analyze(tmp_path / "more", other, Extractor(models / "tiny.onnx"), Settings(dims=4))
+    model = tmp_path / "models" / "tiny.onnx"
+    if not model.exists():
+        write_tiny_model(model)
+    monkeypatch.setenv("RTSEARCH_MODELS", str(model.parent))
+    files = make_gallery(tmp_path / name, images, start=start)
+    index = tmp_path / (out or f"{name}.dat")
+    analyze(tmp_path / name, index, Extractor(model), Settings(dims=4))
+    return index, files
+
+
+def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monkeypatch):
+    """Every session started empty: an index analysed in the viewer (kept in a hidden data
+    folder) took a Ctrl+O and a walk to that folder to see again."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    models = tmp_path / "models"
+    index = indexed(tmp_path, monkeypatch, "photos", 8)[0]
+    other = indexed(tmp_path, monkeypatch, "more", 5, start=50, out="other.dat")[0]
 
     def run(*args: str, plain: bool = False, frames: int = 20) -> subprocess.CompletedProcess:
         (tmp_path / "frames.json").unlink(missing_ok=True)
@@ -278,17 +292,8 @@ def test_a_restart_starts_on_the_query_shown_last_with_its_history(display, tmp_
     image folder, and taken up by the next run that shows that index."""
     from rtsearch.viewer.memory import state_file
 
-    models = tmp_path / "models"
-    write_tiny_model(models / "tiny.onnx")
-    monkeypatch.setenv("RTSEARCH_MODELS", str(models))
-    from rtsearch.analyze import Settings, analyze
-    from rtsearch.extractor import Extractor
-
-    files = make_gallery(tmp_path / "photos", 8)
-    index, other = tmp_path / "photos.dat", tmp_path / "other.dat"
-    analyze(tmp_path / "photos", index, Extractor(models / "tiny.onnx"), Settings(dims=4))
-    make_gallery(tmp_path / "more", 5, start=50)
-    analyze(tmp_path / "more", other, Extractor(models / "tiny.onnx"), Settings(dims=4))
+    index, files = indexed(tmp_path, monkeypatch, "photos", 8)
+    other = indexed(tmp_path, monkeypatch, "more", 5, start=50, out="other.dat")[0]
 
     def shown(*args: str) -> dict:
         stats = tmp_path / "frames.json"
@@ -338,7 +343,12 @@ def test_a_restart_starts_on_the_query_shown_last_with_its_history(display, tmp_
 
 def test_ctrl_q_closes_the_viewer(display, tmp_path):
     """No key closed the viewer (the window manager's Alt+F4 or its X only)."""
-    cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none"]
+    keys_then_quit([sys.executable, "-m", "rtsearch", "view", "--source", "none"])
+
+
+def keys_then_quit(cmd: list[str], *keys: str) -> None:
+    """Start the viewer ``cmd``, press ``keys`` in its window (a pause after each), then
+    Ctrl+Q: it closes with nothing on stderr."""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as viewer:
         try:
             found = subprocess.run(
@@ -348,6 +358,9 @@ def test_ctrl_q_closes_the_viewer(display, tmp_path):
             window = found.stdout.split()[0]
             time.sleep(1.0)  # (its first frames drawn)
             subprocess.run(["xdotool", "windowfocus", "--sync", window], timeout=10)
+            for key in keys:
+                subprocess.run(["xdotool", "key", "--window", window, key], timeout=10)
+                time.sleep(2.0)  # (what it does shown)
             subprocess.run(["xdotool", "key", "--window", window, "ctrl+q"], timeout=10)
             assert viewer.wait(timeout=30) == 0
         finally:
@@ -359,33 +372,9 @@ def test_r_after_source_none_takes_the_words_away(display, tmp_path, monkeypatch
     """`view --source none` says in the query's place what to press; after R its picture
     and results showed under those words, which stayed (the viewer took R for no source
     chosen, the worker for a random one)."""
-    models = tmp_path / "models"
-    write_tiny_model(models / "tiny.onnx")
-    monkeypatch.setenv("RTSEARCH_MODELS", str(models))
-    from rtsearch.analyze import Settings, analyze
-    from rtsearch.extractor import Extractor
-
-    make_gallery(tmp_path / "photos", 8)
-    index, stats = tmp_path / "photos.dat", tmp_path / "frames.json"
-    analyze(tmp_path / "photos", index, Extractor(models / "tiny.onnx"), Settings(dims=4))
+    index, stats = indexed(tmp_path, monkeypatch, "photos", 8)[0], tmp_path / "frames.json"
     cmd = [sys.executable, "-m", "rtsearch", "view", str(index), "--source", "none"]
-    cmd += ["--frame-stats", str(stats)]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as viewer:
-        try:
-            found = subprocess.run(
-                ["xdotool", "search", "--sync", "--name", "^rtsearch"],
-                capture_output=True, text=True, timeout=60,
-            )  # fmt: skip
-            window = found.stdout.split()[0]
-            time.sleep(1.0)  # (its first frames drawn)
-            subprocess.run(["xdotool", "windowfocus", "--sync", window], timeout=10)
-            subprocess.run(["xdotool", "key", "--window", window, "r"], timeout=10)
-            time.sleep(2.0)  # (the picture and its results shown)
-            subprocess.run(["xdotool", "key", "--window", window, "ctrl+q"], timeout=10)
-            assert viewer.wait(timeout=30) == 0
-        finally:
-            viewer.kill()
-        assert viewer.stderr.read() == b""
+    keys_then_quit([*cmd, "--frame-stats", str(stats)], "r")
     figures = json.loads(stats.read_text())
     assert figures["query_file"] is not None, figures
     assert figures["query_place"] is None, figures["query_place"]
