@@ -19,7 +19,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from rtsearch import analyze as single
 from rtsearch import atomic, store
-from rtsearch.analyze import Report
+from rtsearch.analyze import Progress, Report
 from rtsearch.argtypes import number
 from rtsearch.checkpoints import (
     SETTINGS,
@@ -87,22 +87,28 @@ def update(
     cancel: threading.Event | None = None,
     replace: bool = False,
     prune: bool | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> UpdateReport:
     """Update ``index_path`` in place for ``base_dir``; an unchanged folder rewrites nothing,
     unless it is not the folder the index names (the images moved): then only that changes.
     A folder holding none of the indexed images (a mistyped folder would otherwise replace
     the whole index) is refused unless ``replace``; one that would remove most of them (a
     wrong folder, an old backup, a copy still in progress) unless ``prune`` (by default,
-    as ``replace``)."""
+    as ``replace``). ``progress`` hears of the new and changed files analysed, as an
+    analysis's does."""
     index_path, base_dir = Path(index_path), Path(base_dir)
     require_folder(base_dir)
     store.check_storable_folder(base_dir)
     prune = replace if prune is None else prune
     with atomic.writer_lock(index_path):
-        return _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune)
+        return _update(
+            index_path, base_dir, extractor, batch, warn, cancel, replace, prune, progress
+        )
 
 
-def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune) -> UpdateReport:
+def _update(
+    index_path, base_dir, extractor, batch, warn, cancel, replace, prune, progress
+) -> UpdateReport:
     start = time.monotonic()
     # its stored features are checked (in the probe's child) but not read here: merge
     # copies the kept rows from the file a block at a time
@@ -143,7 +149,7 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
         atomic.check_room_for_siblings(index_path)
     fresh, used = _extract(
         index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, relocated,
-        present,
+        present, progress,
     )  # fmt: skip
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
     report.changed = [p for p in todo if p in fresh.stats and p in rows]
@@ -175,8 +181,9 @@ def _update(index_path, base_dir, extractor, batch, warn, cancel, replace, prune
 
 
 def _extract(
-    index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, moved, present
-):
+    index_path, base_dir, old, todo, extractor, batch, report, warn, cancel, moved, present,
+    progress,
+):  # fmt: skip
     """Features for ``todo``, resuming from the checkpoints of an interrupted update, and
     the parts it used up or wrote (removed once the index is saved). Parts of another run
     (an analysis of another folder to this index, or an unfinished re-analysis of this
@@ -205,8 +212,15 @@ def _extract(
     todo = [p for p in todo if p not in fresh]
     writer = CheckpointWriter(folder, old.model, base_dir, None, warn)
     writer.held = len(fresh)
-    run = Report()
-    single.extract_into(fresh, writer, base_dir, todo, extractor, batch, run, warn, cancel)
+    run, began = Report(), time.monotonic()
+
+    def said() -> None:
+        if progress:
+            skipped = len(run.skipped)
+            done = run.analysed + skipped
+            progress(Progress.since(began, done, len(todo), skipped, run.analysed))
+
+    single.extract_into(fresh, writer, base_dir, todo, extractor, batch, run, warn, cancel, said)
     used.extend(writer.written)
     if run.cancelled:
         raise KeyboardInterrupt
@@ -325,13 +339,15 @@ def follow(
     warn: Warn | None = None,
     prune: bool = False,
     say_waiting: Warn | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> Iterator[UpdateReport]:
     """Yield an UpdateReport (``.index`` is the new Index) each time an update changed the
     index, until ``stop`` is set. The first pass runs at once. With watchdog installed a pass
     runs ``interval`` s after the last filesystem event (a copy in progress settles first);
     without it the folder is re-scanned every ``interval`` s (stat calls only). A pass that
     would remove most of the index waits for the folder to change, unless ``prune``. Why it
-    waits goes to ``say_waiting`` (default: ``warn``)."""
+    waits goes to ``say_waiting`` (default: ``warn``); how far a pass analysing new files
+    has got, to ``progress``."""
     say_waiting = say_waiting or warn
     events = _watch(require_folder(Path(base_dir)))
     said: set[str] = set()
@@ -352,7 +368,7 @@ def follow(
             try:
                 report = update(  # the folder being followed is the index's by construction
                     index_path, base_dir, extractor, batch=batch, warn=warn_once, cancel=stop,
-                    replace=True, prune=prune,
+                    replace=True, prune=prune, progress=progress,
                 )  # fmt: skip
             except KeyboardInterrupt:
                 if stop.is_set():

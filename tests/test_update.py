@@ -74,6 +74,25 @@ def test_update_adds_drops_and_reanalyses_keeping_the_projection(
         assert hit.path == rel and hit.distance < 1e-4
 
 
+def test_an_update_says_how_far_it_has_got_with_the_new_files(tmp_path, indexed, tiny_model):
+    """`update` (and so a --watch pass) said nothing while it analysed new files: a viewer
+    that follows a folder showed no progress until the new index came."""
+    from rtsearch.update import update
+
+    gallery, out = indexed
+    make_gallery(gallery, 7, start=100)
+    (gallery / "d0" / "broken.jpg").write_bytes(b"not a picture")
+    heard = []
+    update(out, gallery, Extractor(tiny_model), batch=2, progress=heard.append)
+    done = [p.done for p in heard]  # (after each batch of 2 analysed; the broken one counts)
+    assert len(done) == 4 and done == sorted(done) and done[-1] == 8, done
+    assert {p.total for p in heard} == {8}
+    assert heard[-1].skipped == 1 and heard[-1].images_per_s > 0
+    heard.clear()
+    update(out, gallery, Extractor(tiny_model), batch=2, progress=heard.append)
+    assert heard == []  # (nothing new: nothing said)
+
+
 def test_an_indexed_file_that_no_longer_decodes_is_dropped_as_analyze_drops_it(
     capsys, indexed, tiny_model
 ):

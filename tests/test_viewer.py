@@ -3401,6 +3401,68 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
 
 
+def test_a_watch_pass_analysing_new_files_shows_its_progress(
+    app, tiny_model, tmp_path, monkeypatch
+):
+    """--watch with many files added (a camera's card copied in): nothing showed until
+    their index came. The progress bar says how far the pass has got, without the Cancel
+    of an analysis (a watch is not stopped from there), and goes when it is done."""
+    import threading
+
+    from rtsearch import analyze as analyze_module
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions
+
+    folder, index = tmp_path / "watched", tmp_path / "watched.dat"
+    make_gallery(folder, 6, start=300)
+    analyze(folder, index, Extractor(tiny_model, threads=1), Settings(dims=16))
+    real, gate = analyze_module.extract_into, threading.Event()
+
+    def held(done, writer, base_dir, todo, extractor, batch, report, warn, cancel, after=None):
+        def after_batch() -> None:  # each batch of 2 waits for the test's look
+            if after:
+                after()
+            gate.wait(30)
+
+        real(done, writer, base_dir, todo, extractor, 2, report, warn, cancel, after_batch)
+
+    monkeypatch.setattr(analyze_module, "extract_into", held)
+    before = app.session
+    actions.open_session(app, index, folder)
+    pump(app, lambda: app.session.source == index)
+    actions.watch(app)
+    cancel = dpg.get_item_children(app.ids.progress_group, 1)[1]
+    try:
+        make_gallery(folder, 6, start=400)
+        pump(app, lambda: dpg.is_item_shown(app.ids.progress_group), timeout=60)
+        bar = dpg.get_item_configuration(app.ids.progress)["overlay"]
+        assert bar.startswith("adding ") and "/6 images" in bar, bar
+        assert 0 < dpg.get_value(app.ids.progress) < 1
+        assert not dpg.is_item_shown(cancel)
+        gate.set()
+        pump(app, lambda: len(app.session.index.paths) == 12, timeout=60)
+        assert not dpg.is_item_shown(app.ids.progress_group)
+        assert "6 added" in app.message
+    finally:
+        gate.set()
+        for task in app.tasks:
+            task.cancel.set()
+        pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
+        app.set_session(before)
+    # an analysis's bar keeps its Cancel
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    gate.clear()
+    actions.analyze(app, folder)
+    try:
+        pump(app, lambda: dpg.is_item_shown(app.ids.progress_group), timeout=60)
+        assert dpg.is_item_shown(cancel)
+    finally:
+        gate.set()
+        pump(app, lambda: not app.tasks, timeout=60)
+        app.set_session(before)
+
+
 def test_apply_dims_survives_a_watch_swap_meanwhile(app, tiny_model, tmp_path):
     """Apply dims, and before it is done ``--watch`` swaps in a newer version of the index:
     the newer version ends up shown with the applied dims and the message is not left at

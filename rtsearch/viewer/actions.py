@@ -208,9 +208,15 @@ def watch(app: ViewerApp) -> None:
         same = model.resolve() == Path(extractor.path).resolve()
         rows_by = extractor if same else Extractor(model, threads=1)
         named: set[str] = set()  # files skipped and said: not again on every pass
+
+        def progress(p) -> None:  # a pass analysing new files: the bar, till its last batch
+            task.progress, note = progress_note(p)
+            task.note = f"adding {note}" if p.done < p.total else ""
+
         for report in update.follow(
-            path, base, rows_by, stop=task.cancel, warn=_ignore, say_waiting=waiting
-        ):
+            path, base, rows_by, stop=task.cancel, warn=_ignore, say_waiting=waiting,
+            progress=progress,
+        ):  # fmt: skip
             if app.session is not None and app.session.source != path:
                 return  # another index was loaded: stop following this one
             fresh = SearchSession(report.index, extractor, base, source=path)

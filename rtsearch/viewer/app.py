@@ -751,8 +751,10 @@ class ViewerApp:
             self.random_after_load = False
             if self.session is not shown:  # loaded (not failed, nor asking for its folder)
                 self._do_random()
-        # the analysis asked for last: a cancelled one may still be keeping its work
+        # the analysis asked for last: a cancelled one may still be keeping its work; else a
+        # watch pass analysing new files (it said nothing until their index showed)
         analyses = actions.analyzing(self) or [t for t in self.tasks if t.name == "analyze"]
+        analyses = analyses or [t for t in self.tasks if t.name == "watch" and t.note]
         status.show_progress(self, analyses[0] if analyses else None)
 
     # ------------------------------------------------------------ per frame

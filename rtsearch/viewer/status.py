@@ -136,10 +136,15 @@ def _fit_status(app: ViewerApp) -> None:
 
 
 def show_progress(app: ViewerApp, task: Task | None) -> None:
-    dpg.configure_item(app.ids.progress_group, show=task is not None)
+    """The progress bar of an analysis, with its Cancel; of a watch pass, without (it is
+    not stopped from here)."""
+    group = app.ids.progress_group
+    dpg.configure_item(group, show=task is not None)
     if task is not None:
         dpg.set_value(app.ids.progress, task.progress)
         dpg.configure_item(app.ids.progress, overlay=task.note or "analyzing")
+        cancel = dpg.get_item_children(group, 1)[1]
+        dpg.configure_item(cancel, show=task.name != "watch")
 
 
 def searches_itself(app: ViewerApp) -> bool:
