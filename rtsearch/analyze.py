@@ -97,6 +97,13 @@ class Progress:
         said = elapsed >= 1.0 or done >= total
         return cls(done, total, skipped, made / max(elapsed, 1e-9) if said else 0.0, before)
 
+    @classmethod
+    def of(cls, report: Report, began: float, total: int, before: int = 0) -> Progress:
+        """An extraction's progress as ``report`` counts it: the images analysed and the
+        files skipped of ``total`` (analyze and update alike)."""
+        skipped = len(report.skipped)
+        return cls.since(began, report.analysed + skipped, total, skipped, report.analysed, before)
+
 
 @dataclass
 class Report:
@@ -246,11 +253,7 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
 
     def said() -> None:
         if progress:
-            skipped = len(report.skipped)
-            total = len(todo) + unreadable
-            counted = report.analysed + skipped
-            made, before = report.analysed, report.reused
-            progress(Progress.since(began, counted, total, skipped, made, before))
+            progress(Progress.of(report, began, len(todo) + unreadable, report.reused))
 
     began = time.monotonic()
     extract_into(

@@ -216,9 +216,7 @@ def _extract(
 
     def said() -> None:
         if progress:
-            skipped = len(run.skipped)
-            done = run.analysed + skipped
-            progress(Progress.since(began, done, len(todo), skipped, run.analysed))
+            progress(Progress.of(run, began, len(todo)))
 
     single.extract_into(fresh, writer, base_dir, todo, extractor, batch, run, warn, cancel, said)
     used.extend(writer.written)

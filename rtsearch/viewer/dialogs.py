@@ -244,8 +244,7 @@ def ask(app: ViewerApp, title: str, question: str, yes: str, on_yes, on_no) -> N
 
 def modal_shown(app: ViewerApp) -> bool:
     """Whether a question or a file dialog is on show (or hidden for this frame only)."""
-    ids = app.ids
-    return bool(app.reshow) or any(dpg.is_item_shown(d) for d in (*ids.dialogs(), ids.question))
+    return bool(app.reshow) or app.ids.asking()
 
 
 def ask_next(app: ViewerApp) -> None:

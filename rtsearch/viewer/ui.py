@@ -154,8 +154,11 @@ class Ids:
     def typing(self) -> bool:
         """Keys belong to a text field: the dims input, a slider being typed into
         (Ctrl+click), or a file dialog's name field."""
-        shown = any(dpg.is_item_shown(d) for d in (*self.dialogs(), self.question))
-        return shown or any(dpg.is_item_active(f) for f in self.fields)
+        return self.asking() or any(dpg.is_item_active(f) for f in self.fields)
+
+    def asking(self) -> bool:
+        """Whether a file dialog or the question is on show."""
+        return any(dpg.is_item_shown(d) for d in (*self.dialogs(), self.question))
 
     def close_dialog(self) -> bool:
         """Esc: close the open file dialog, as its Cancel would (the question, as its No);
