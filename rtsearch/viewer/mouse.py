@@ -151,8 +151,7 @@ def on_double(app: ViewerApp) -> None:
 def on_side(app: ViewerApp, step: str) -> None:
     """The mouse's back or forward button: as the keys, not behind a dialog or a question
     (they take the keys; the buttons stepped behind them)."""
-    ids = app.ids
-    if not any(dpg.is_item_shown(d) for d in (*ids.dialogs(), ids.question)):
+    if not app.ids.asking():
         app.perform(step)
 
 
