@@ -529,8 +529,12 @@ class ProgressBar:
         self.shown = True
 
     def close(self) -> None:
+        """End the bar's line; the next call starts a new bar (a watch's next pass)."""
         if self.shown and self.tty:
             sys.stderr.write("\n")
+            sys.stderr.flush()
+        self.shown = False
+        self.last = 0.0
 
 
 def print_line(message: str, bar: ProgressBar | None = None) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -555,20 +556,27 @@ OTHER_FILE = "leave out --model to update it with that file"
 
 
 def run(args: argparse.Namespace) -> int:
-    from rtsearch.cli import print_line
+    from rtsearch.cli import ProgressBar, print_line
 
     if args.interval is not None and not args.watch:
         raise RtsearchError("--interval applies to --watch only")
     extractor = open_extractor(args.index, args.model, args.threads)
-    warn = lambda m: print_line(f"warning: {m}")  # noqa: E731
+    # in a terminal, the new files' analysis redraws a bar as analyze's does; in a log or a
+    # pipe it says nothing more than the summary (cron's mail, a watch's log)
+    bar = ProgressBar() if sys.stderr.isatty() else None
+    warn = lambda m: print_line(f"warning: {m}", bar)  # noqa: E731
     if not args.watch:
         # quiet: the files that cannot be read are said only with a change (they were
         # warned about on every run, as each run tries them again)
         held: list[str] = []
-        report = update(
-            args.index, args.directory, extractor, batch=args.batch,
-            warn=held.append if args.quiet else warn, replace=args.replace,
-        )  # fmt: skip
+        try:
+            report = update(
+                args.index, args.directory, extractor, batch=args.batch,
+                warn=held.append if args.quiet else warn, replace=args.replace, progress=bar,
+            )  # fmt: skip
+        finally:  # (an interruption is said on a line of its own)
+            if bar:
+                bar.close()
         if report.modified:
             for message in held:
                 warn(message)
@@ -591,7 +599,10 @@ def run(args: argparse.Namespace) -> int:
             batch=args.batch,
             warn=warn,
             prune=args.replace,
+            progress=bar,
         ):
+            if bar:
+                bar.close()
             _print(
                 report, args.index, args.directory, extractor.path, quiet=False,
                 advise=not advised,
@@ -599,6 +610,8 @@ def run(args: argparse.Namespace) -> int:
             advised = advised or report.refit_advised
     except KeyboardInterrupt as exc:
         stop.set()
+        if bar:
+            bar.close()
         # a pass cut short keeps its finished rows as a checkpoint for the next run, and
         # says so (a kill's message says it, as the command's ending)
         if isinstance(exc, Terminated):  # Ctrl-C is how a watch ends; a kill is not

@@ -3,9 +3,13 @@ kept; `follow()` picks up a folder change on its own."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -91,6 +95,84 @@ def test_an_update_says_how_far_it_has_got_with_the_new_files(tmp_path, indexed,
     heard.clear()
     update(out, gallery, Extractor(tiny_model), batch=2, progress=heard.append)
     assert heard == []  # (nothing new: nothing said)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_update_in_a_terminal_draws_a_bar_and_in_a_log_only_the_summary(
+    capsys, monkeypatch, indexed, tiny_model
+):
+    """`rtsearch update` said nothing until the summary, however many new files it took
+    minutes to analyse; analyze shows its bar. In a log (no terminal) nothing more is said."""
+    gallery, out = indexed
+    make_gallery(gallery, 7, start=100)
+    # a JPEG cut short, found bad once the bar is drawn (the last file, after 3 batches)
+    (gallery / "d2" / "zz.jpg").write_bytes((gallery / "d1/img00001.jpg").read_bytes()[:200])
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    code = main(["update", str(out), str(gallery), "--model", str(tiny_model), "--batch", "2"])
+    assert code == 0
+    shown = terminal.getvalue()
+    drawn, ended, rest = shown.split("\n")
+    # the bar, cleared for the warning's own line, then drawn again and ended at 8/8
+    bar, warning = drawn.split("\r\x1b[K", 1)
+    assert bar.startswith("\r[#") and "/8 " in bar and bar.endswith("\x1b[K"), repr(shown)
+    assert warning.startswith("warning: ") and "zz.jpg: cannot decode" in warning, repr(shown)
+    assert ended.startswith("\r[####") and "] 8/8 " in ended and "skipped 1" in ended
+    assert rest == "", repr(shown)
+    assert "7 added" in capsys.readouterr().out
+    (gallery / "d2" / "zz.jpg").unlink()
+    make_gallery(gallery, 3, start=200)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log: no bar, as before
+    assert main(["update", str(out), str(gallery), "--model", str(tiny_model)]) == 0
+    assert "3 added" in capsys.readouterr().out and sys.stderr.getvalue() == ""
+
+
+def test_a_watch_in_a_terminal_draws_each_passs_bar_on_its_own_line(tmp_path, indexed, tiny_model):
+    import pty
+    import subprocess
+
+    gallery, out = indexed
+    leader, follower = pty.openpty()
+    cmd = [sys.executable, "-m", "rtsearch", "update", str(out), str(gallery), "--watch",
+           "--interval", "0.2", "--batch", "1", "--model", str(tiny_model)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    seen = bytearray()
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # (the pty closes with the process)
+            while chunk := os.read(leader, 4096):
+                seen.extend(chunk)
+
+    lines: list[str] = []
+    readers = [threading.Thread(target=read, daemon=True),
+               threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)]  # fmt: skip
+    for reader in readers:
+        reader.start()
+    try:
+        end = time.monotonic() + 60
+        for i, added in enumerate((3, 2)):
+            while not lines and time.monotonic() < end:  # "following DIR"
+                time.sleep(0.05)
+            time.sleep(1.0)
+            make_gallery(gallery / f"new{i}", added, start=100 + 10 * i)
+            while sum("added" in line for line in lines) <= i and time.monotonic() < end:
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    for reader in readers:
+        reader.join(timeout=10)
+    os.close(leader)
+    shown = seen.decode()
+    assert sum("added" in line for line in lines) == 2, lines
+    # each pass's bar ends at its own total and its line is ended before the summary
+    ends = re.findall(r"\] (\d+)/(\d+) [^\r\n]*\r?\n", shown)
+    assert [(d, t) for d, t in ends] == [("3", "3"), ("2", "2")], repr(shown)
 
 
 def test_an_indexed_file_that_no_longer_decodes_is_dropped_as_analyze_drops_it(
