@@ -231,3 +231,32 @@ def padded_tile(image: np.ndarray, box: tuple[int, int]):
     tile = np.zeros((box[1], box[0], 3), np.uint8)
     tile[:h, :w] = picture
     return Thumb(tile, w, h)
+
+
+def close_like_a_window_manager(window: int | None = None) -> None:
+    """Ask ``window`` (else each of this process's own) to close as a window manager does
+    for its X or Alt+F4: a WM_DELETE_WINDOW message (ICCCM), sent on the display of $DISPLAY."""
+    import ctypes
+
+    from rtsearch.viewer.wakeup import CLIENT_MESSAGE, _ClientMessage, _Event
+    from rtsearch.viewer.windows import own_windows
+    from rtsearch.x11 import libx11
+
+    x11 = libx11()
+    display = x11.XOpenDisplay(None)
+    assert display, "no X display"
+    try:
+        protocols = x11.XInternAtom(display, b"WM_PROTOCOLS", False)
+        delete = x11.XInternAtom(display, b"WM_DELETE_WINDOW", False)
+        windows = [window] if window is not None else own_windows(x11, display)
+        assert windows, "no window to close"
+        for target in windows:
+            event = _Event()
+            event.xclient = _ClientMessage(
+                type=CLIENT_MESSAGE, window=target, message_type=protocols, format=32
+            )
+            event.xclient.data[0] = delete  # (data[1], the time: 0, CurrentTime)
+            x11.XSendEvent(display, target, 0, 0, ctypes.byref(event))
+        x11.XFlush(display)
+    finally:
+        x11.XCloseDisplay(display)

@@ -1823,6 +1823,76 @@ def test_analyze_right_after_a_cancel_opens_and_starts_once_the_first_has_stoppe
         app.set_session(before)
 
 
+def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeypatch):
+    """The window's X (or Ctrl+Q) during an analysis closed the viewer without a word,
+    cutting short an analysis that had run for an hour. It now asks, saying how far the
+    analysis has got and that its work is kept; asked again before the answer, it closes."""
+    import threading
+
+    from fakes import close_like_a_window_manager
+
+    from rtsearch.checkpoints import CheckpointWriter
+    from rtsearch.viewer import actions
+
+    folder = tmp_path / "long"
+    make_gallery(folder, 24, start=700)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    real_add, started, go = CheckpointWriter.add, threading.Event(), threading.Event()
+
+    calls = []
+
+    def add_slowly(self, *args):
+        real_add(self, *args)
+        calls.append(1)
+        if len(calls) > 1:  # (after the first batch's progress is said)
+            started.set()
+            go.wait(30)
+
+    monkeypatch.setattr(CheckpointWriter, "add", add_slowly)
+    stopped = []  # (the viewer itself stays open for the tests after this one)
+    monkeypatch.setattr(dpg, "stop_dearpygui", lambda: stopped.append(app.frames))
+    before = app.session
+
+    def asked() -> str:
+        pump(app, lambda: dpg.is_item_shown(app.ids.question), timeout=20)
+        return " ".join(dpg.get_value(app.ids.question_text).split())  # (wrapped)
+
+    try:
+        close_like_a_window_manager()  # nothing running: it closes
+        pump(app, lambda: bool(stopped))
+        assert not dpg.is_item_shown(app.ids.question)
+        stopped.clear()
+        actions.analyze(app, folder)
+        pump(app, started.is_set, timeout=60)
+        close_like_a_window_manager()
+        question = asked()
+        assert question.startswith(f"The analysis of {folder} is at ") and "/24 images" in question
+        assert "Quit now? The images analysed so far are kept" in question
+        assert dpg.get_item_label(app.ids.question) == "Quit during an analysis?"
+        assert not stopped
+        app.on_key(dpg.mvKey_Escape)  # stays: the analysis goes on
+        assert not dpg.is_item_shown(app.ids.question) and not stopped
+        assert app.message == f"the analysis of {folder} goes on"
+        assert actions.analyzing(app)
+        app.perform("quit")  # Ctrl+Q asks too; Enter quits
+        assert "Quit now?" in asked() and not stopped
+        app.on_key(dpg.mvKey_Return)
+        assert stopped and not dpg.is_item_shown(app.ids.question)
+        stopped.clear()
+        app.quit_asked = False
+        app.perform("quit")  # asked again before the answer (behind a file dialog): closes
+        assert not stopped
+        app.perform("quit")
+        assert stopped
+    finally:
+        go.set()
+        app.questions.clear()
+        dpg.hide_item(app.ids.question)
+        app.quit_asked = False
+        pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+        app.set_session(before)
+
+
 def test_r_pressed_while_an_index_loads_draws_from_that_index(
     app, tiny_model, tmp_path, monkeypatch
 ):

@@ -346,6 +346,26 @@ def test_ctrl_q_closes_the_viewer(display, tmp_path):
     keys_then_quit([sys.executable, "-m", "rtsearch", "view", "--source", "none"])
 
 
+def test_the_windows_close_closes_the_viewer(display, tmp_path):
+    """The window's X or Alt+F4 (a window manager's WM_DELETE_WINDOW) closes it: the viewer
+    takes the close itself, to ask first during an analysis (test_viewer)."""
+    from fakes import close_like_a_window_manager
+
+    cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as viewer:
+        try:
+            found = subprocess.run(
+                ["xdotool", "search", "--sync", "--name", "^rtsearch"],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            time.sleep(1.0)  # (its first frames drawn)
+            close_like_a_window_manager(int(found.stdout.split()[0]))
+            assert viewer.wait(timeout=30) == 0
+        finally:
+            viewer.kill()
+        assert viewer.stderr.read() == b""
+
+
 def keys_then_quit(cmd: list[str], *keys: str) -> None:
     """Start the viewer ``cmd``, press ``keys`` in its window (a pause after each), then
     Ctrl+Q: it closes with nothing on stderr."""

@@ -539,6 +539,7 @@ def analyze(app: ViewerApp, folder: Path) -> None:
 
     app.message = f"analyzing {folder}"  # (into the file the loaded index then names)
     task = Task("analyze", work, done)
+    task.folder = folder
     # (it said "analyze cancelled", and nothing of the work done: its checkpoints keep it)
     task.cancelled = (
         f"analysis of {folder} cancelled: the images analysed so far are kept, and Analyze "

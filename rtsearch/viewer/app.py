@@ -215,6 +215,7 @@ class ViewerApp:
         self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
         self.reshow: list = []  # file dialogs hidden for a frame to be centred again
         self.questions: deque[dialogs.Question] = deque()  # waiting to be asked (dialogs.ask)
+        self.quit_asked = False  # whether quitting during an analysis is being asked
         # frames drawn in a row with no question nor file dialog on show (dialogs.ask_next)
         self.quiet_frames = dialogs.QUIET_FRAMES
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
@@ -305,7 +306,9 @@ class ViewerApp:
         dpg.create_viewport(
             title=window_title(self.session), width=self.width, height=self.height,
             x_pos=self.pos[0], y_pos=self.pos[1],
+            disable_close=True,  # its close is the exit callback's: _do_quit
         )  # fmt: skip
+        dpg.set_exit_callback(self._do_quit)
         # callbacks run in frame(), on this thread: on Dear PyGui's thread they changed the
         # state a frame was drawing (leaving grab mode freed the preview it was drawing)
         dpg.configure_app(manual_callback_management=True)
@@ -608,7 +611,29 @@ class ViewerApp:
         self.open_dialog(self.ids.analyze_dialog)
 
     def _do_quit(self) -> None:
-        dpg.stop_dearpygui()  # (the window closed: as its title bar's X)
+        """Ctrl+Q, and the window's close (its X, Alt+F4): the viewer closes, but while an
+        analysis runs it asks first (it closed without a word, cutting an hour's analysis
+        short). Asked again before the answer (the question waits behind a file dialog),
+        it closes."""
+        running = actions.analyzing(self)
+        if not running or self.quit_asked:
+            dpg.stop_dearpygui()
+            return
+        self.quit_asked = True
+        task = running[0]
+
+        def stay() -> None:
+            self.quit_asked = False
+            if not task.finished:
+                self.message = f"the analysis of {task.folder} goes on"
+
+        dialogs.ask(
+            self, "Quit during an analysis?",
+            f"The analysis of {task.folder} is at {task.note or 'its start'}. Quit now? The "
+            "images analysed so far are kept, and Analyze folder... (A) on it again goes on "
+            "from there.",
+            "Quit", on_yes=dpg.stop_dearpygui, on_no=stay,
+        )  # fmt: skip
 
     def _do_load(self) -> None:
         self._open_beside_index(self.ids.load_dialog)

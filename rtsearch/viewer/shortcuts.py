@@ -35,8 +35,8 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     (
         "Ctrl+Q",
         "quit",
-        "close the viewer (an analysis running goes on from where it stopped when its folder "
-        "is analysed again)",
+        "close the viewer (during an analysis it asks first; the analysis goes on from where "
+        "it stopped when its folder is analysed again)",
     ),
     ("Ctrl++", "zoom_in", "draw the viewer larger (text, controls, rows)"),
     ("Ctrl+-", "zoom_out", "draw the viewer smaller"),

@@ -30,6 +30,7 @@ class Task:
         self.cancelled = ""  # what the message line says when it was cancelled ("" NAME cancelled)
         self.quiet = False  # cancelled by the viewer itself (a watch of an index left): unsaid
         self.index: Path | None = None  # the index file it writes or follows, if any
+        self.folder: Path | None = None  # the folder it analyses, if any
         self.result: Any = None
         self.error: str | None = None
         self._fn = fn
