@@ -58,6 +58,7 @@ class Frame:
     captured: float
     row: int | None = None
     file: Path | None = None
+    chosen: bool = False  # the row was asked for (a result clicked, back), not drawn
 
 
 class Source(Protocol):
@@ -85,6 +86,7 @@ class RandomSource:
         self.min_size = min_size
         self.rng = np.random.default_rng(seed)
         self._pending: int | None = None
+        self._chosen = False  # whether the pending row was asked for, not drawn
         self.shown: int | None = None  # the row last read
         self.trigger()
 
@@ -92,6 +94,7 @@ class RandomSource:
         """Ask for a new random image (or a chosen row) on the next read."""
         if not self.count:
             return
+        self._chosen = row is not None
         if row is None:
             skip = self.shown if self.count > 1 else None
             row = int(self.rng.integers(self.count - (skip is not None)))
@@ -114,7 +117,7 @@ class RandomSource:
             self.message = f"{path}: cannot read ({exc})"
             return None
         self.message = f"query: {path}"
-        return Frame(image, time.perf_counter(), row, Path(path))
+        return Frame(image, time.perf_counter(), row, Path(path), self._chosen)
 
     def close(self) -> None:
         pass

@@ -777,7 +777,7 @@ def test_the_primary_window_draws_no_background(app):
 
 
 def test_clicking_a_result_makes_it_the_query(app, monkeypatch):
-    from rtsearch.viewer import mouse
+    from rtsearch.viewer import mouse, status
 
     app.perform("random")
     pub = fresh(app, "random")
@@ -794,6 +794,17 @@ def test_clicking_a_result_makes_it_the_query(app, monkeypatch):
     # on the thread that draws, between frames (Dear PyGui's own thread changed the state a
     # frame was drawing)
     assert threads == [threading.main_thread()]
+    # the status bar names no random draw (it said `source random`), nor after back; R does
+    status.update_status(app)
+    assert dpg.get_value(app.ids.status).startswith("source collection  |"), app.message
+    app.perform("back")
+    pump(app, lambda: app.published.row == pub.row)
+    status.update_status(app)
+    assert dpg.get_value(app.ids.status).startswith("source collection  |")
+    app.perform("random")
+    fresh(app, "random")
+    status.update_status(app)
+    assert dpg.get_value(app.ids.status).startswith("source random  |")
 
 
 def test_hovering_a_result_shows_its_rank_file_and_distance(app, tmp_path):

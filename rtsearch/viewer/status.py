@@ -29,6 +29,15 @@ MIN_CANVAS_H = 120  # a window too short for this scrolls, so the status goes be
 PAUSE_LABELS = {False: "Pause (Space)", True: "Resume (Space)"}
 
 
+def source_name(pub: worker.Published | None) -> str:
+    """The source as the status bar names it: `collection` for a picture of the collection
+    asked for (a result clicked, back, the query kept from the last run), which is no
+    random draw (it said `random`)."""
+    if pub is None:
+        return "-"
+    return "collection" if pub.source == "random" and pub.chosen else pub.source
+
+
 def update_status(app: ViewerApp) -> None:
     pub, s = app.published, app.session
     times = list(app.frame_times)[-30:]
@@ -44,7 +53,7 @@ def update_status(app: ViewerApp) -> None:
     lat = f"{statistics.median(app.latencies):.0f} ms" if figures else "-"
     infer = f"{statistics.median(app.inferences):.1f} ms" if figures else "-"
     parts = [
-        printable(f"source {pub.source if pub else '-'}{' (paused)' if app.paused else ''}"),
+        printable(f"source {source_name(pub)}{' (paused)' if app.paused else ''}"),
         f"latency {lat}",
         f"inference {infer}",
         f"{app.query_rate() if live else 0:.1f} queries/s",

@@ -222,6 +222,7 @@ class Published:
     searched: tuple[float, float, float, float] | None = None
     pending: int = 0  # result pictures still decoding, shown meanwhile as dark tiles
     file: Path | None = None  # the collection's file the query is (random source only)
+    chosen: bool = False  # that file was asked for (a result clicked, back), not drawn
 
 
 class Worker:
@@ -750,7 +751,7 @@ class Worker:
         name = self.source.name if self.source else ""
         pub = Published(
             self._seq, name, query, frame.captured, time.perf_counter(), frame.row,
-            results, thumbs, infer_ms, message, searched, pending, frame.file,
+            results, thumbs, infer_ms, message, searched, pending, frame.file, frame.chosen,
         )  # fmt: skip
         with self._lock:
             self._slot = pub
