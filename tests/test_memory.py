@@ -104,3 +104,7 @@ def test_what_is_kept_with_an_index_applies_while_its_file_names_the_same_folder
     assert memory.folder_of(b, None) == tmp_path / "pb" and memory.folder_of(b, "/y") is None
     # kept by a version before: taken as it is
     assert memory.applies(memory.Shown(a, tmp_path / "chosen"), "/anything")
+    # the file brought up to date in the folder its images were shown from (`update` after
+    # the folder moved and was chosen in the viewer): its history was lost
+    assert memory.history_of(a, str(tmp_path / "chosen")) == (("x.jpg",), 0)
+    assert memory.folder_of(a, str(tmp_path / "chosen")) == tmp_path / "chosen"

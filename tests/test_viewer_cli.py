@@ -325,6 +325,15 @@ def test_a_restart_starts_on_the_query_shown_last_with_its_history(display, tmp_
     shutil.copytree(tmp_path / "photos", tmp_path / "moved")
     moved = shown(str(index), "--base-dir", str(tmp_path / "moved"))
     assert moved["query_file"] == str(tmp_path / "moved" / names[1]), moved
+    # ... and brought up to date there (`update INDEX MOVED`, which names that folder in the
+    # file): its history still applies (it opened on a random picture, back greyed)
+    from rtsearch.extractor import Extractor
+    from rtsearch.update import update
+
+    update(index, tmp_path / "moved", Extractor(tmp_path / "models" / "tiny.onnx"))
+    updated = shown(str(index))
+    assert updated["query_file"] == moved["query_file"], updated
+    assert updated["history"] == moved["history"] and updated["history_at"] == 1
     # a picture gone since: the one before it; none left: a random one
     (tmp_path / "moved" / names[1]).unlink()
     gone = shown()

@@ -157,11 +157,15 @@ def shown_before(index: Path, named: str | None) -> Shown | None:
 
 def applies(shown: Shown | Memory, named: str | None) -> bool:
     """Whether what was kept with an index applies to its file now naming the folder
-    ``named``: the file names the folder it named then. Written over since by another
-    collection's index, it names another, and the folder kept showed other pictures (the
-    same names, in a generated set), which a save then wrote into its copies. Kept by a
-    version that kept no ``named``: it applies."""
-    return shown.named is None or shown.named == (named or "")
+    ``named``: the file names the folder it named then, or the folder its images were
+    shown from (an index whose folder moved, brought up to date there by `update`: its
+    history was lost). Written over since by another collection's index, it names
+    another, and the folder kept showed other pictures (the same names, in a generated
+    set), which a save then wrote into its copies. Kept by a version that kept no
+    ``named``: it applies."""
+    if shown.named is None or shown.named == (named or ""):
+        return True
+    return bool(named) and shown.base_dir is not None and Path(named) == shown.base_dir
 
 
 def history_of(index: Path, named: str | None) -> tuple[tuple[str, ...], int] | None:
