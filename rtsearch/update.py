@@ -640,7 +640,8 @@ def _print(
         how = (
             "refits from the stored features"
             if store.has_features(where)
-            else "analyses again and refits (kept, the features make the next refit quick)"
+            else "analyses every image again and refits; it keeps the features, so the next "
+            "refit needs no analysis"
         )
         options = [*model_option(model), "--pca", "--keep-features"]
         refit = command("rtsearch", "analyze", folder, "-o", where, *options)

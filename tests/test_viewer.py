@@ -1837,19 +1837,20 @@ def test_analyze_right_after_a_cancel_opens_and_starts_once_the_first_has_stoppe
 def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeypatch):
     """The window's X (or Ctrl+Q) during an analysis closed the viewer without a word,
     cutting short an analysis that had run for an hour. It now asks, saying how far the
-    analysis has got and that its work is kept; asked again before the answer, it closes."""
+    analysis has got (as it goes on) and that its work is kept; asked again before the
+    answer, it closes. A file dialog open is closed for the question (it showed only once
+    the user had closed the dialog); another question on show is answered first, and said."""
     import threading
 
     from fakes import close_like_a_window_manager
 
     from rtsearch.checkpoints import CheckpointWriter
-    from rtsearch.viewer import actions
+    from rtsearch.viewer import actions, dialogs
 
     folder = tmp_path / "long"
     make_gallery(folder, 24, start=700)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     real_add, started, go = CheckpointWriter.add, threading.Event(), threading.Event()
-
     calls = []
 
     def add_slowly(self, *args):
@@ -1868,6 +1869,16 @@ def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeyp
         pump(app, lambda: dpg.is_item_shown(app.ids.question), timeout=20)
         return " ".join(dpg.get_value(app.ids.question_text).split())  # (wrapped)
 
+    def stay() -> None:
+        app.on_key(dpg.mvKey_Escape)
+        assert not dpg.is_item_shown(app.ids.question) and not stopped
+        assert app.message == f"the analysis of {folder} goes on"
+
+    def ctrl_q() -> None:
+        app.on_key(dpg.mvKey_LControl)
+        app.on_key(dpg.mvKey_Q)
+        app.on_key_release(dpg.mvKey_LControl)
+
     try:
         close_like_a_window_manager()  # nothing running: it closes
         pump(app, lambda: bool(stopped))
@@ -1881,24 +1892,42 @@ def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeyp
         assert "Quit now? The images analysed so far are kept" in question
         assert dpg.get_item_label(app.ids.question) == "Quit during an analysis?"
         assert not stopped
-        app.on_key(dpg.mvKey_Escape)  # stays: the analysis goes on
-        assert not dpg.is_item_shown(app.ids.question) and not stopped
-        assert app.message == f"the analysis of {folder} goes on"
+        stay()
         assert actions.analyzing(app)
-        app.perform("quit")  # Ctrl+Q asks too; Enter quits
+        ctrl_q()  # Ctrl+Q asks too; Enter quits
         assert "Quit now?" in asked() and not stopped
         app.on_key(dpg.mvKey_Return)
         assert stopped and not dpg.is_item_shown(app.ids.question)
         stopped.clear()
         app.quit_asked = False
-        app.perform("quit")  # asked again before the answer (behind a file dialog): closes
+        # a file dialog open: closed, and the question shows (it waited, unseen); Ctrl+Q
+        # over its name field asks too (it did nothing)
+        for close in (close_like_a_window_manager, ctrl_q):
+            app.perform("load")
+            app.frame()
+            assert dpg.is_item_shown(app.ids.load_dialog)
+            close()
+            assert "Quit now?" in asked() and not dpg.is_item_shown(app.ids.load_dialog)
+            stay()
+        # another question on show: answered first (said), then this one
+        dialogs.ask(app, "Other", "Another question?", "Yes", lambda: None, lambda: None)
+        assert "Another question?" in asked()
+        close_like_a_window_manager()
+        pump(app, lambda: "quitting during the analysis is asked once" in app.message)
+        assert "Another question?" in asked()
+        app.on_key(dpg.mvKey_Escape)
+        assert "Quit now?" in asked()
+        # the figures as they are while it is asked: the analysis ends meanwhile
+        go.set()
+        pump(app, lambda: "has ended" in " ".join(dpg.get_value(app.ids.question_text).split()))
         assert not stopped
-        app.perform("quit")
+        app.perform("quit")  # asked again before the answer (behind a file dialog): closes
         assert stopped
     finally:
         go.set()
         app.questions.clear()
         dpg.hide_item(app.ids.question)
+        app.question_on_show = None
         app.quit_asked = False
         pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
         app.set_session(before)

@@ -216,6 +216,7 @@ class ViewerApp:
         self.reshow: list = []  # file dialogs hidden for a frame to be centred again
         self.questions: deque[dialogs.Question] = deque()  # waiting to be asked (dialogs.ask)
         self.quit_asked = False  # whether quitting during an analysis is being asked
+        self.question_on_show: dialogs.Question | None = None  # (dialogs.ask_next)
         # frames drawn in a row with no question nor file dialog on show (dialogs.ask_next)
         self.quiet_frames = dialogs.QUIET_FRAMES
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
@@ -402,6 +403,9 @@ class ViewerApp:
         if zoom:  # the UI scale: over a dialog too, to read it (no text field takes these)
             self.perform(zoom)
             return
+        if self._quit_key(key):  # over a file dialog's name field too: it did nothing there
+            self.perform("quit")
+            return
         if self.ids.typing() or self.typing_before:
             # keys typed into a text field are not shortcuts, nor the Enter that ended the
             # typing (it left the field as the key came: Enter in dims said "no result is
@@ -434,6 +438,12 @@ class ViewerApp:
         action = action_for(name, ctrl=True) if name else None
         held = self._held(self.ctrl_pressed, ui.CTRL_KEYS)
         return action if action in ZOOM_ACTIONS and held else None
+
+    def _quit_key(self, key: int) -> bool:
+        """Whether ``key`` is Ctrl+Q."""
+        name = ui.KEY_NAMES.get(key)
+        quits = name is not None and action_for(name, ctrl=True) == "quit"
+        return quits and self._held(self.ctrl_pressed, ui.CTRL_KEYS)
 
     @staticmethod
     def _held(pressed: float | None, keys: tuple) -> bool:
@@ -627,12 +637,26 @@ class ViewerApp:
             if not task.finished:
                 self.message = f"the analysis of {task.folder} goes on"
 
+        def words() -> str:  # (its figures as they are while it is asked: they went stale)
+            if task.finished:
+                return f"The analysis of {task.folder} has ended. Quit now?"
+            return (
+                f"The analysis of {task.folder} is at {task.note or 'its start'}. Quit now? "
+                "The images analysed so far are kept, and Analyze folder... (A) on it again "
+                "goes on from there."
+            )
+
+        # a file dialog open is closed, as Esc closes it: the question showed only once the
+        # user had closed it, unseen till then; one asked of another question comes next
+        self.ids.close_file_dialogs()
+        if self.question_on_show is not None:
+            self.message = (
+                "quitting during the analysis is asked once the question on show is "
+                "answered; close the window again to quit now"
+            )
         dialogs.ask(
-            self, "Quit during an analysis?",
-            f"The analysis of {task.folder} is at {task.note or 'its start'}. Quit now? The "
-            "images analysed so far are kept, and Analyze folder... (A) on it again goes on "
-            "from there.",
-            "Quit", on_yes=dpg.stop_dearpygui, on_no=stay,
+            self, "Quit during an analysis?", words, "Quit", on_yes=dpg.stop_dearpygui,
+            on_no=stay, first=True,
         )  # fmt: skip
 
     def _do_load(self) -> None:
@@ -810,6 +834,8 @@ class ViewerApp:
         dialogs.renew_closed(self)
         self._poll_tasks()
         dialogs.ask_next(self)  # (one asked behind a file dialog or another question)
+        if self.frames % 10 == 0:
+            dialogs.reword(self)  # (figures that move on: an analysis's)
         if self.frames % 10 == 0 or not self.ids.toolbar.packed:
             # every frame until the first drawn frame has given the bars' sizes
             ui.reflow_toolbar(self)

@@ -59,6 +59,7 @@ def refit_shown(app: ViewerApp) -> None:
         show_fitted(app, ids.help, HELP_SIZE)
     if dpg.is_item_shown(ids.question):
         show_fitted(app, ids.question, QUESTION_SIZE)
+        reword(app)  # (wrapped to the width it has now)
 
 
 def build(app: ViewerApp) -> dict:
@@ -223,22 +224,32 @@ def add_question(app: ViewerApp) -> tuple[int | str, int | str]:
 
 
 class Question(NamedTuple):
-    """A yes-or-no question for ``ask``, and what each answer does."""
+    """A yes-or-no question for ``ask``, and what each answer does. ``text`` may be a
+    function: its words are then taken again while the question shows (figures that move
+    on, as an analysis's)."""
 
     title: str
-    text: str
+    text: str | Callable[[], str]
     yes: str
     on_yes: Callable[[], None]
     on_no: Callable[[], None]
 
 
-def ask(app: ViewerApp, title: str, question: str, yes: str, on_yes, on_no) -> None:
+def ask(
+    app: ViewerApp, title: str, question: str | Callable[[], str], yes: str, on_yes, on_no,
+    *, first: bool = False,
+) -> None:  # fmt: skip
     """Show ``question`` with a button for ``yes`` and one to cancel; the answer (a click,
     Enter for ``yes``, Esc to cancel) closes it and calls ``on_yes`` or ``on_no``. Asked
     while another question or a file dialog is open, it waits for them to close
     (``ask_next``): it replaced the question on show, whose answer was lost, and behind a
-    file dialog that dialog's Esc or Enter answered it unseen."""
-    app.questions.append(Question(title, question, yes, on_yes, on_no))
+    file dialog that dialog's Esc or Enter answered it unseen. ``first``: before the
+    questions waiting."""
+    asked = Question(title, question, yes, on_yes, on_no)
+    if first:
+        app.questions.appendleft(asked)
+    else:
+        app.questions.append(asked)
     ask_next(app)
 
 
@@ -258,6 +269,7 @@ def ask_next(app: ViewerApp) -> None:
 
     def answer(said: bool) -> None:
         dpg.hide_item(ids.question)
+        app.question_on_show = None
         (asked.on_yes if said else asked.on_no)()
 
     first, second = dpg.get_item_children(dpg.get_item_children(ids.question, 1)[1], 1)
@@ -266,10 +278,23 @@ def ask_next(app: ViewerApp) -> None:
     dpg.set_item_user_data(ids.question, answer)
     dpg.configure_item(ids.question, label=asked.title)
     show_fitted(app, ids.question, QUESTION_SIZE)
-    # wrapped here, at spaces and after a '/' (Dear PyGui's own wrap breaks at dots)
+    app.question_on_show = asked
+    reword(app)
+
+
+def reword(app: ViewerApp) -> None:
+    """The words of the question on show, as they are now (``Question.text``), wrapped
+    here, at spaces and after a '/' (Dear PyGui's own wrap breaks at dots)."""
+    asked = app.question_on_show
+    if asked is None:
+        return
+    ids = app.ids
+    text = asked.text() if callable(asked.text) else asked.text
     room = dpg.get_item_configuration(ids.question)["width"]
     width = room - app.px(2 * layout.PAD + 16)
-    dpg.set_value(ids.question_text, "\n".join(wrap_lines(asked.text, width)))
+    wrapped = "\n".join(wrap_lines(text, width))
+    if dpg.get_value(ids.question_text) != wrapped:
+        dpg.set_value(ids.question_text, wrapped)
 
 
 def _filter_set(label: str, exts: tuple[str, ...]) -> str:

@@ -166,6 +166,10 @@ class Ids:
         if dpg.is_item_shown(self.question):
             dpg.get_item_user_data(self.question)(False)
             return True
+        return self.close_file_dialogs()
+
+    def close_file_dialogs(self) -> bool:
+        """Close the open file dialog as its Cancel would; False when none is open."""
         shown = [d for d in self.dialogs() if dpg.is_item_shown(d)]
         for d in shown:
             dpg.hide_item(d)
