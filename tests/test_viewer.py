@@ -1834,6 +1834,66 @@ def test_analyze_right_after_a_cancel_opens_and_starts_once_the_first_has_stoppe
         app.set_session(before)
 
 
+def test_analyzing_the_folder_of_the_index_on_show_brings_that_index_up_to_date(
+    app, tmp_path, monkeypatch
+):
+    """*Analyze folder...* on the folder of the index on show (made by `rtsearch analyze`)
+    analysed every picture again into a second index of the viewer's own, the one on show
+    left as it was (796 pictures, in a user's trial). It now brings that index up to date,
+    as `rtsearch update` does: only the new pictures are analysed; cancelled, their work is
+    kept for the next time."""
+    import threading
+
+    from rtsearch import store
+    from rtsearch.checkpoints import CheckpointWriter
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer import actions
+
+    before = app.session
+    folder, path = tmp_path / "trip", tmp_path / "trip.dat"
+    shutil.copytree(before.base_dir, folder)
+    shutil.copy(before.source, path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    made = make_gallery(folder, 40, start=300)  # new since
+    (folder / "d0" / "img00000.png").unlink()
+    analysed: list[str] = []
+    real_add, held, go = CheckpointWriter.add, threading.Event(), threading.Event()
+
+    def add(self, paths, *args):
+        real_add(self, paths, *args)
+        analysed.extend(paths)
+        if not go.is_set():  # the first run: cancelled here
+            held.set()
+            go.wait(30)
+
+    monkeypatch.setattr(CheckpointWriter, "add", add)
+    try:
+        shown = SearchSession.open(path, base_dir=folder, model=str(before.extractor.path))
+        app.set_session(shown)
+        actions.analyze(app, folder)
+        assert app.message.startswith(f"bringing {path} up to date with {folder}")
+        pump(app, held.is_set, timeout=60)
+        actions.cancel_analyze(app)
+        go.set()
+        pump(app, lambda: not app.tasks or all(t.name == "watch" for t in app.tasks), timeout=60)
+        assert app.message.startswith(f"update of {path} cancelled: the images analysed so far")
+        assert store.load(path).count == 30  # as it was, its work in the checkpoints
+        kept = len(analysed)
+        actions.analyze(app, folder)  # goes on from there
+        pump(app, lambda: app.session.index.count == 69, timeout=60)
+        assert app.message.startswith(f"{path}: 69 images (40 added, 0 changed, 1 removed"), (
+            app.message
+        )
+        assert app.session.source == path and app.session.base_dir == folder
+        assert store.load(path).count == 69 and not (tmp_path / "data").exists()
+        assert sorted(analysed) == sorted(f.relative_to(folder).as_posix() for f in made)
+        assert kept < len(analysed)  # (the second run analysed only what the first had not)
+    finally:
+        go.set()
+        pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+        app.set_session(before)
+
+
 def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeypatch):
     """The window's X (or Ctrl+Q) during an analysis closed the viewer without a word,
     cutting short an analysis that had run for an hour. It now asks, saying how far the

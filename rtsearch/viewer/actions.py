@@ -471,6 +471,9 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         return
     stopping = [t for t in app.tasks if t.name == "analyze"]  # cancelled, keeping its work
     current = app.session
+    if updatable(current, folder):
+        update_shown(app, folder, stopping)
+        return
     info = current.extractor.info if current else None
     loaded = current.extractor.path if current else None
 
@@ -544,6 +547,79 @@ def analyze(app: ViewerApp, folder: Path) -> None:
     task.cancelled = (
         f"analysis of {folder} cancelled: the images analysed so far are kept, and Analyze "
         "folder... (A) on it again goes on from there"
+    )
+    app.start_task(task)
+
+
+def updatable(session: SearchSession | None, folder: Path) -> bool:
+    """Whether *Analyze folder...* on ``folder`` brings the index on show up to date: its
+    images are shown from ``folder``, and its file (not one of the viewer's own, which an
+    analysis brings up to date) can be written. It analysed the whole folder again into a
+    second index, the one on show left as it was: hours, for a large collection."""
+    if session is None or session.source is None or not same_path(session.base_dir, folder):
+        return False
+    path = Path(session.source)
+    if same_path(path.parent, analysis_output(folder, "-").parent):
+        return False
+    return path.is_file() and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def update_shown(app: ViewerApp, folder: Path, stopping: list[Task]) -> None:
+    """Bring the index on show up to date with ``folder``, its images' folder, as `rtsearch
+    update` does: only new and changed pictures are analysed, with the model file that
+    made its rows, the rest kept; the updated index is shown as ``--watch`` shows one.
+    Cancelled, its work is kept for the next time."""
+    from rtsearch import update
+    from rtsearch.extractor import Extractor, cores
+    from rtsearch.session import SearchSession
+
+    current = app.session
+    assert current is not None and current.source is not None
+    path = Path(current.source)
+
+    def progress(task: Task, p) -> None:
+        task.progress, task.note = progress_note(p)
+
+    def work(task: Task):
+        for old in stopping:  # (Cancel, then A at once)
+            while not old.finished and not task.cancel.is_set():
+                old.join(0.1)
+        model = update.rows_model(current.index, path, current.extractor.path)
+        rows_by = Extractor(model, threads=max(1, cores() - 1), streams=0)
+        try:
+            report = update.update(
+                path, folder, rows_by, cancel=task.cancel, progress=lambda p: progress(task, p)
+            )
+        except KeyboardInterrupt:  # cancelled: its checkpoints keep the work (task.cancelled)
+            return None
+        except atomic.IndexBusy:
+            if not any(t.name == "watch" and same_path(t.index, path) for t in list(app.tasks)):
+                raise
+            return f"{folder}: --watch is bringing its index up to date; it shows when done"
+        fresh = SearchSession(report.index, current.extractor, folder, source=path)
+        return fresh, report.summary(path) + skipped_note(report.skipped)
+
+    def done(result) -> None:
+        if result is None:
+            return
+        if isinstance(result, str):
+            app.message = result
+            return
+        fresh, summary = result
+        now = app.session
+        if now is not None and now.source is not None and same_path(now.source, path):
+            swap_in(app, fresh, summary)  # (with the dims applied here)
+        else:  # another index was loaded meanwhile: it stays, and the file is up to date
+            app.message = summary
+
+    app.message = (
+        f"bringing {path} up to date with {folder}: only its new and changed pictures are analysed"
+    )
+    task = Task("analyze", work, done)
+    task.folder, task.index = folder, path
+    task.cancelled = (
+        f"update of {path} cancelled: the images analysed so far are kept, and Analyze "
+        "folder... (A) on its folder again goes on from there"
     )
     app.start_task(task)
 
