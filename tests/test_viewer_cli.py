@@ -360,24 +360,15 @@ def test_the_windows_close_closes_the_viewer(display, tmp_path):
     takes the close itself, to ask first during an analysis (test_viewer)."""
     from fakes import close_like_a_window_manager
 
-    cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as viewer:
-        try:
-            found = subprocess.run(
-                ["xdotool", "search", "--sync", "--name", "^rtsearch"],
-                capture_output=True, text=True, timeout=60,
-            )  # fmt: skip
-            time.sleep(1.0)  # (its first frames drawn)
-            close_like_a_window_manager(int(found.stdout.split()[0]))
-            assert viewer.wait(timeout=30) == 0
-        finally:
-            viewer.kill()
-        assert viewer.stderr.read() == b""
+    keys_then_quit(
+        [sys.executable, "-m", "rtsearch", "view", "--source", "none"],
+        close=lambda window: close_like_a_window_manager(int(window)),
+    )
 
 
-def keys_then_quit(cmd: list[str], *keys: str) -> None:
+def keys_then_quit(cmd: list[str], *keys: str, close=None) -> None:
     """Start the viewer ``cmd``, press ``keys`` in its window (a pause after each), then
-    Ctrl+Q: it closes with nothing on stderr."""
+    Ctrl+Q (or ``close(window)``): it closes with nothing on stderr."""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as viewer:
         try:
             found = subprocess.run(
@@ -390,7 +381,10 @@ def keys_then_quit(cmd: list[str], *keys: str) -> None:
             for key in keys:
                 subprocess.run(["xdotool", "key", "--window", window, key], timeout=10)
                 time.sleep(2.0)  # (what it does shown)
-            subprocess.run(["xdotool", "key", "--window", window, "ctrl+q"], timeout=10)
+            if close is None:
+                subprocess.run(["xdotool", "key", "--window", window, "ctrl+q"], timeout=10)
+            else:
+                close(window)
             assert viewer.wait(timeout=30) == 0
         finally:
             viewer.kill()

@@ -503,20 +503,16 @@ def analyze(app: ViewerApp, folder: Path) -> None:
                 cancel=task.cancel,
             )
         except atomic.IndexBusy:
-            if not any(t.name == "watch" and same_path(t.index, out) for t in list(app.tasks)):
+            if not watched(app, out):
                 raise
-            # (it said another rtsearch was writing it: this viewer's own watch)
-            return f"{folder}: --watch is bringing its index up to date; it shows when done"
+            return watched_note(folder)
         if report.index is None:
             return None
         live = live_extractor(current, extractor, app.opts)
         return SearchSession(report.index, live, folder, source=out), report.skipped
 
     def done(result) -> None:
-        if result is None:
-            return
-        if isinstance(result, str):
-            app.message = result
+        if said(app, result):
             return
         session, skipped = result
         now = app.session
@@ -549,6 +545,24 @@ def analyze(app: ViewerApp, folder: Path) -> None:
         "folder... (A) on it again goes on from there"
     )
     app.start_task(task)
+
+
+def watched(app: ViewerApp, index: Path) -> bool:
+    """Whether this viewer's own --watch is writing ``index`` (an analysis or update of it
+    found it busy, and said another rtsearch was writing it)."""
+    return any(t.name == "watch" and same_path(t.index, index) for t in list(app.tasks))
+
+
+def watched_note(folder: Path) -> str:
+    return f"{folder}: --watch is bringing its index up to date; it shows when done"
+
+
+def said(app: ViewerApp, result) -> bool:
+    """Whether an analysis's ``result`` is all there is to show: nothing (cancelled), or
+    words for the message line."""
+    if isinstance(result, str):
+        app.message = result
+    return result is None or isinstance(result, str)
 
 
 def updatable(session: SearchSession | None, folder: Path) -> bool:
@@ -593,17 +607,14 @@ def update_shown(app: ViewerApp, folder: Path, stopping: list[Task]) -> None:
         except KeyboardInterrupt:  # cancelled: its checkpoints keep the work (task.cancelled)
             return None
         except atomic.IndexBusy:
-            if not any(t.name == "watch" and same_path(t.index, path) for t in list(app.tasks)):
+            if not watched(app, path):
                 raise
-            return f"{folder}: --watch is bringing its index up to date; it shows when done"
+            return watched_note(folder)
         fresh = SearchSession(report.index, current.extractor, folder, source=path)
         return fresh, report.summary(path) + skipped_note(report.skipped)
 
     def done(result) -> None:
-        if result is None:
-            return
-        if isinstance(result, str):
-            app.message = result
+        if said(app, result):
             return
         fresh, summary = result
         now = app.session
