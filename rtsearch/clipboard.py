@@ -44,6 +44,7 @@ class Pasted(NamedTuple):
     image: RGBImage  # reduced as the caller's min_size allows
     where: str  # "clipboard", or the name of the file named there
     size: tuple[int, int]  # (width, height) the picture came with
+    file: Path | None = None  # the file named there (searched as it is stored: not trimmed)
 
 
 def clipboard_query(
@@ -62,7 +63,7 @@ def clipboard_query(
     if not isinstance(got, Path) or is_video_file(got):
         return got
     image = load_rgb(got, min_size=min_size)
-    return Pasted(image, got.name, _stored_size(got, image))
+    return Pasted(image, got.name, _stored_size(got, image), got)
 
 
 def _stored_size(path: Path, image: RGBImage) -> tuple[int, int]:

@@ -59,6 +59,7 @@ class Frame:
     row: int | None = None
     file: Path | None = None
     chosen: bool = False  # the row was asked for (a result clicked, back), not drawn
+    stored: bool = False  # a picture file as it is stored: searched whole, never trimmed
 
 
 class Source(Protocol):
@@ -163,7 +164,9 @@ class ClipboardSource:
             return self.read()
         w, h = got.size
         self.message = f"query: {got.where} ({w}x{h}, pasted)"
-        return Frame(got.image, time.perf_counter())
+        # a file's plain strip is its own, as analysed: trimmed, its copies in the collection
+        # came at 0.41, not 0 (a picture copied from a page or a screenshot is trimmed)
+        return Frame(got.image, time.perf_counter(), stored=got.file is not None)
 
     def set_paused(self, paused: bool) -> None:
         if self.video is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import int8_twin, make_gallery, padded_tile, write_tiny_model, write_video
+from fakes import int8_twin, make_gallery, make_image, padded_tile, write_tiny_model, write_video
 from PIL import Image
 
 from rtsearch.viewer import grab_view
@@ -3142,6 +3142,43 @@ def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, 
     assert "source video:clip.avi" in dpg.get_value(app.ids.status)
     app.perform("random")
     fresh(app, "random")
+
+
+def test_a_picture_file_pasted_is_searched_as_it_is_stored(app, tmp_path, tiny_model):
+    """A picture file of the collection with a plain strip of its own (a yellow frame),
+    pasted by its name: the strip was trimmed as a live picture's border is, and its copy in
+    the collection came at distance 0.41, not 0 (a user's trial). The same picture pasted
+    as image data (copied from a page, a screenshot) is still trimmed."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.session import SearchSession
+
+    if shutil.which("xclip") is None:
+        pytest.skip("xclip is not installed")
+    folder = tmp_path / "framed"
+    make_gallery(folder, 6, start=640)
+    framed = np.asarray(make_image(641, (320, 240))).copy()
+    framed[:40] = (250, 220, 0)  # the picture's own plain strip
+    picture = folder / "framed.png"
+    Image.fromarray(framed).save(picture)
+    out = tmp_path / "framed.dat"
+    analyze(folder, out, Extractor(tiny_model, threads=1), Settings(dims=4))
+    before = app.session
+    try:
+        app.set_session(SearchSession.open(out, model=str(tiny_model), threads=1))
+        dpg.set_clipboard_text(str(picture))  # its name (a right-click, a file manager)
+        app.perform("paste")
+        pump(app, lambda: top_is(app, "clipboard", picture))
+        assert app.published.searched is None and app.published.results[0].distance < 1e-4
+        subprocess.run(
+            ["xclip", "-selection", "clipboard", "-target", "image/png", "-i", str(picture)],
+            check=True, timeout=10,
+        )  # fmt: skip
+        app.perform("paste")
+        pump(app, lambda: app.published.source == "clipboard" and app.published.searched)
+        assert app.published.searched[0] > 0.1  # (the strip, 40 of 240 rows, left out)
+    finally:
+        app.set_session(before)
 
 
 def test_b_and_its_checkbox_turn_the_border_trim_off_and_on(app):

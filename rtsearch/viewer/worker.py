@@ -584,11 +584,11 @@ class Worker:
         again = self._last is not None and frame.image is self._last.image
         self._plain = self._plain and again
         self._last = frame
-        # a collection's own picture (random, a result clicked) is searched as it is stored
+        # a collection's own picture (random, a result clicked), or a picture file pasted,
+        # is searched as it is stored
         h, w = frame.image.shape[:2]
-        top, bottom, left, right = (
-            content_box(frame.image) if frame.row is None and self.trim else (0, h, 0, w)
-        )
+        trimmed = frame.row is None and not frame.stored and self.trim
+        top, bottom, left, right = content_box(frame.image) if trimmed else (0, h, 0, w)
         picture = frame.image[top:bottom, left:right]
         searched = None
         if (top, bottom, left, right) != (0, h, 0, w):
