@@ -124,10 +124,11 @@ def test_a_picture_offered_is_read_in_the_type_offered_png_first(only, tmp_path)
     Image.fromarray(np.full((30, 40, 3), (200, 10, 10), np.uint8)).save(png)
     Image.fromarray(np.full((30, 40, 3), (10, 10, 200), np.uint8)).save(jpeg, quality=95)
     xclip_offering(only, {"image/jpeg": jpeg, "image/png": png, "text/html": "<img src=x>"})
-    image, where, _ = clipboard_query()
+    image, where, _, file = clipboard_query()
     assert (
         where == "clipboard" and image.shape == (30, 40, 3) and tuple(image[5, 5]) == (200, 10, 10)
     )
+    assert file is None  # (image data: trimmed as a live picture is)
     xclip_offering(only, {"TIMESTAMP": "1", "image/jpeg": jpeg})  # a browser's JPEG only
     image, *_ = clipboard_query()
     assert abs(int(image[5, 5, 2]) - 200) < 8 and image[5, 5, 0] < 20
@@ -144,8 +145,9 @@ def test_text_that_names_a_picture_file_wins_and_other_text_is_no_picture(only, 
     picture = tmp_path / "named.jpg"
     make_image(2).save(picture)
     xclip_offering(only, {"UTF8_STRING": f"file://{picture}", "text/uri-list": f"file://{picture}"})
-    image, where, _ = clipboard_query()
+    image, where, _, file = clipboard_query()
     assert where == "named.jpg" and image.shape == np.asarray(make_image(2)).shape
+    assert file == picture  # (a file: searched as it is stored)
     xclip_offering(only, {"UTF8_STRING": "just some words"})
     with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):
         clipboard_query()
@@ -282,5 +284,5 @@ def test_files_copied_in_explorer_are_a_picture_or_a_video(tmp_path, monkeypatch
         if expected == clip:
             assert got == clip
         else:
-            image, where, _ = got
+            image, where, _, _ = got
             assert where == "p.png" and image.shape == (120, 160, 3)
