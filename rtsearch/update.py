@@ -630,23 +630,28 @@ def _print(
     quiet: bool,
     advise: bool = True,
 ) -> None:
-    """The summary of a pass, and the refit advice where it is due (its command names
-    ``model``, the file the rows came from, when analyze's default would not find it)."""
-    from rtsearch.models import model_option
-
+    """The summary of a pass, and the refit advice where it is due (``refit_advice``)."""
     if report.modified or not quiet:
         print(report.summary(where), flush=True)
     if report.refit_advised and advise:
-        how = (
-            "refits from the stored features"
-            if store.has_features(where)
-            else "analyses every image again and refits; it keeps the features, so the next "
-            "refit needs no analysis"
-        )
-        options = [*model_option(model), "--pca", "--keep-features"]
-        refit = command("rtsearch", "analyze", folder, "-o", where, *options)
-        print(
-            f"{where}: over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; "
-            f"a refit is advisable: {refit} {how}",
-            flush=True,
-        )
+        print(f"{where}: {refit_advice(where, folder, model)}", flush=True)
+
+
+def refit_advice(where: Path, folder: Path, model: Path) -> str:
+    """Why a refit of the index at ``where`` is advisable, and the command that does it
+    (naming ``model``, the file its rows came from, when analyze's default would not
+    find it)."""
+    from rtsearch.models import model_option
+
+    how = (
+        "it refits from the stored features"
+        if store.has_features(where)
+        else "it analyses every image again and refits, keeping the features, so that the "
+        "next refit needs no analysis"
+    )
+    options = [*model_option(model), "--pca", "--keep-features"]
+    refit = command("rtsearch", "analyze", folder, "-o", where, *options)
+    return (
+        f"over {REFIT_FRACTION:.0%} of the rows are new since the PCA was fitted; a refit is "
+        f"advisable: {refit} ({how})"
+    )

@@ -379,10 +379,10 @@ def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_m
     # the command does and the folder (it printed a literal DIR)
     assert (
         f"rtsearch analyze {gallery} -o {out} --model {tiny_model} --pca --keep-features "
-        "analyses every image again and refits; it keeps the features, so the next refit "
-        "needs no analysis"
+        "(it analyses every image again and refits, keeping the features, so that the next "
+        "refit needs no analysis)"
     ) in stdout
-    advised = stdout[stdout.index("rtsearch analyze ") : stdout.index(" analyses every")]
+    advised = stdout[stdout.index("rtsearch analyze ") : stdout.index(" (it analyses every")]
     # analysed again as it was (no features: its rows and PCA are kept), it says so, where
     # it said nothing; the advice's command refits it
     stale = (

@@ -1888,6 +1888,11 @@ def test_analyzing_the_folder_of_the_index_on_show_brings_that_index_up_to_date(
         pump(app, lambda: app.session.index.count == grown, timeout=60)
         assert app.message.startswith(f"{path}: {grown} images ({len(new_files)} added, ")
         assert f" {removed} removed" in app.message and len(new_files) >= 40 and removed >= 1
+        # 40 rows of 69 new since the PCA was fitted: said, as `update` says it
+        assert app.message.endswith(
+            f"a refit is advisable: rtsearch analyze {folder} -o {path} --model "
+            f"{before.extractor.path} --pca --keep-features (it refits from the stored features)"
+        ), app.message
         assert app.session.source == path and app.session.base_dir == folder
         assert store.load(path).count == grown and not (tmp_path / "data").exists()
         assert sorted(analysed) == new_files

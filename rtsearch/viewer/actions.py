@@ -611,7 +611,10 @@ def update_shown(app: ViewerApp, folder: Path, stopping: list[Task]) -> None:
                 raise
             return watched_note(folder)
         fresh = SearchSession(report.index, current.extractor, folder, source=path)
-        return fresh, report.summary(path) + skipped_note(report.skipped)
+        summary = report.summary(path) + skipped_note(report.skipped)
+        if report.refit_advised:  # (said by `update`; the viewer said nothing of it)
+            summary += "; " + update.refit_advice(path, folder, model)
+        return fresh, summary
 
     def done(result) -> None:
         if said(app, result):
