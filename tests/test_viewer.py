@@ -1897,6 +1897,26 @@ def test_analyzing_the_folder_of_the_index_on_show_brings_that_index_up_to_date(
         assert store.load(path).count == grown and not (tmp_path / "data").exists()
         assert sorted(analysed) == new_files
         assert kept < len(analysed)  # (the second run analysed only what the first had not)
+        # another index on show, then A on that folder: the index shown before from it is
+        # brought up to date and shown (it analysed all of it again into a second index)
+        app.set_session(before)
+        extra = make_gallery(folder, 3, start=500)
+        analysed.clear()
+        actions.analyze(app, folder)
+        assert app.message.startswith(f"bringing {path} up to date with {folder}")
+        pump(app, lambda: app.session.source == path, timeout=60)
+        assert app.session.index.count == grown + 3 and app.session.base_dir == folder
+        assert sorted(analysed) == sorted(f.relative_to(folder).as_posix() for f in extra)
+        assert app.message.startswith(f"{path}: {grown + 3} images (3 added, ")
+        assert not (tmp_path / "data").exists()
+        # ... but not once its file is written over by another folder's index: the folder
+        # is analysed anew into the viewer's own, as before
+        app.set_session(before)
+        shutil.copy(gallery[1], path)
+        actions.analyze(app, folder)
+        pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
+        assert app.session.source.is_relative_to(tmp_path / "data"), app.message
+        assert app.session.index.count == grown + 3 and store.load(path).count == len(indexed)
     finally:
         go.set()
         pump(app, lambda: not any(t.name == "analyze" for t in app.tasks), timeout=60)
@@ -4034,6 +4054,7 @@ def test_watch_follows_each_index_loaded_and_is_not_taken_for_another_writer(
         out = actions.analysis_output(folder, actions.model_key(app.session.extractor.info))
         out.parent.mkdir(parents=True)
         shutil.copy(indexes[0], out)  # (as the viewer's analysis of it made it)
+        indexes[0].unlink()  # (the index shown before from it would be brought up to date)
 
         def hold(task: Task) -> None:
             with atomic.writer_lock(out):

@@ -460,7 +460,7 @@ def _made_here(path: Path, folder: Path, info) -> bool:
     )
 
 
-def analyze(app: ViewerApp, folder: Path) -> None:
+def analyze(app: ViewerApp, folder: Path, kept: bool = True) -> None:
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor, cores
     from rtsearch.models import DEFAULT_MODEL, resolve_model
@@ -472,7 +472,11 @@ def analyze(app: ViewerApp, folder: Path) -> None:
     stopping = [t for t in app.tasks if t.name == "analyze"]  # cancelled, keeping its work
     current = app.session
     if updatable(current, folder):
-        update_shown(app, folder, stopping)
+        update_index(app, folder, stopping, Path(current.source))  # type: ignore[union-attr]
+        return
+    before = kept_index(folder) if kept else None
+    if before is not None:  # (not on show: loaded, and shown once it is up to date)
+        update_index(app, folder, stopping, before.index, before)
         return
     info = current.extractor.info if current else None
     loaded = current.extractor.path if current else None
@@ -572,24 +576,43 @@ def updatable(session: SearchSession | None, folder: Path) -> bool:
     second index, the one on show left as it was: hours, for a large collection."""
     if session is None or session.source is None or not same_path(session.base_dir, folder):
         return False
-    path = Path(session.source)
+    return _writable_not_own(Path(session.source), folder)
+
+
+def kept_index(folder: Path) -> memory.Shown | None:
+    """The index shown before from ``folder`` (the Load dialog's list), last first, that
+    *Analyze folder...* on ``folder`` brings up to date, as ``updatable``: another index was
+    on show, and the folder was analysed again into a second index."""
+    for shown in memory.all_shown(memory.recall()):
+        if same_path(shown.base_dir, folder) and _writable_not_own(shown.index, folder):
+            return shown
+    return None
+
+
+def _writable_not_own(path: Path, folder: Path) -> bool:
     if same_path(path.parent, analysis_output(folder, "-").parent):
         return False
     return path.is_file() and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-def update_shown(app: ViewerApp, folder: Path, stopping: list[Task]) -> None:
-    """Bring the index on show up to date with ``folder``, its images' folder, as `rtsearch
-    update` does: only new and changed pictures are analysed, with the model file that
-    made its rows, the rest kept; the updated index is shown as ``--watch`` shows one.
-    Cancelled, its work is kept for the next time."""
+ANEW = object()  # an index kept from before that cannot be brought up to date: analysed anew
+
+
+def update_index(
+    app: ViewerApp, folder: Path, stopping: list[Task], path: Path, kept: memory.Shown | None = None
+) -> None:
+    """Bring the index file ``path`` up to date with ``folder``, its images' folder, as
+    `rtsearch update` does: only new and changed pictures are analysed, with the model file
+    that made its rows, the rest kept. The index on show (``kept`` None) is shown updated as
+    ``--watch`` shows one; one shown before (``kept``) is shown once it is up to date, or,
+    where its file no longer names that folder or its model file is gone, the folder is
+    analysed anew as before. Cancelled, its work is kept for the next time."""
     from rtsearch import update
     from rtsearch.extractor import Extractor, cores
     from rtsearch.session import SearchSession
 
     current = app.session
-    assert current is not None and current.source is not None
-    path = Path(current.source)
+    loaded = current.extractor.path if current is not None else None
 
     def progress(task: Task, p) -> None:
         task.progress, task.note = progress_note(p)
@@ -598,7 +621,17 @@ def update_shown(app: ViewerApp, folder: Path, stopping: list[Task]) -> None:
         for old in stopping:  # (Cancel, then A at once)
             while not old.finished and not task.cancel.is_set():
                 old.join(0.1)
-        model = update.rows_model(current.index, path, current.extractor.path)
+        if kept is None:
+            assert current is not None
+            model = update.rows_model(current.index, path, loaded)
+        else:
+            try:
+                index = store.load(path)
+                if not memory.applies(kept, index.base_dir):  # (written over since)
+                    return ANEW
+                model = update.rows_model(index, path, loaded)
+            except RtsearchError:
+                return ANEW
         rows_by = Extractor(model, threads=max(1, cores() - 1), streams=0)
         try:
             report = update.update(
@@ -610,21 +643,32 @@ def update_shown(app: ViewerApp, folder: Path, stopping: list[Task]) -> None:
             if not watched(app, path):
                 raise
             return watched_note(folder)
-        fresh = SearchSession(report.index, current.extractor, folder, source=path)
+        live = current.extractor if kept is None else live_extractor(current, rows_by, app.opts)
+        fresh = SearchSession(report.index, live, folder, source=path)
         summary = report.summary(path) + skipped_note(report.skipped)
         if report.refit_advised:  # (said by `update`; the viewer said nothing of it)
             summary += "; " + update.refit_advice(path, folder, model)
         return fresh, summary
 
     def done(result) -> None:
+        if result is ANEW:
+            analyze(app, folder, kept=False)
+            return
         if said(app, result):
             return
         fresh, summary = result
         now = app.session
-        if now is not None and now.source is not None and same_path(now.source, path):
+        if (
+            kept is None
+            and now is not None
+            and now.source is not None
+            and same_path(now.source, path)
+        ):
             swap_in(app, fresh, summary)  # (with the dims applied here)
-        else:  # another index was loaded meanwhile: it stays, and the file is up to date
-            app.message = summary
+            return
+        if kept is not None and _still(current, now):
+            app.set_session(fresh)  # (at its last query, as Ctrl+O opens it)
+        app.message = summary  # (else another index was loaded meanwhile: it stays)
 
     app.message = (
         f"bringing {path} up to date with {folder}: only its new and changed pictures are analysed"
