@@ -16,15 +16,37 @@ ranks only those exactly, so the result is the float32 scan's, not an approximat
 
 Measured here side by side at 145k x 100 (docs/bench.md): MatMulInteger over the 14.5 MB of
 codes 0.2 ms when they sit in cache, against 1.6 ms for the float32 GEMV over 58 MB.
+
+On a CPU with AVX2 but no VNNI (an AMD EPYC here), MLAS's uint8 x int8 kernel adds each
+pair of products into 16 bits with saturation (vpmaddubsw): 255 x 127 twice overflows, the
+dot products came out wrong, and the "exact" scan missed true nearest rows (a row's own
+vector at distance 2.96). ``code_range`` measures this once per process on a product that
+saturates there, and the codes are then 7-bit (at most 63: 2 x 255 x 63 fits), as
+onnxruntime's own reduce_range does for such CPUs; the bounds are as exact, if wider.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import numpy.typing as npt
 
 BLOCK = 1 << 16  # rows quantised at a time (bounds the float32 temporary)
 MARGIN = 1e-5  # relative float32 rounding allowance on the bounds
+FULL, REDUCED = 127, 63  # the codes' largest value: where products add exactly, and where not
+
+
+@functools.cache
+def code_range() -> int:
+    """The largest code the rows may take: FULL where this machine's MatMulInteger adds
+    uint8 x int8 products exactly, REDUCED where it saturates them (AVX2 without VNNI)."""
+    d, n = 64, 8
+    codes = np.full((d, n), FULL, np.int8)
+    codes[:, 1::2] = -FULL
+    (dots,) = _session(codes).run(None, {"query": np.full((1, d), 255, np.uint8)})
+    exact = (np.int64(255 - 128) * codes.astype(np.int64)).sum(axis=0)
+    return FULL if np.array_equal(dots[0].astype(np.int64), exact) else REDUCED
 
 
 class Int8Bounds:
@@ -33,13 +55,14 @@ class Int8Bounds:
     def __init__(self, vectors: npt.NDArray[np.float32], sq_norms: npt.NDArray[np.float32]):
         n, d = vectors.shape
         self.sq_norms = sq_norms
-        scale = (np.abs(vectors).max(axis=1) / np.float32(127.0)).astype(np.float32)
+        top = code_range()
+        scale = (np.abs(vectors).max(axis=1) / np.float32(top)).astype(np.float32)
         safe = np.where(scale > 0, scale, np.float32(1.0))
         codes = np.empty((d, n), np.int8)  # transposed: the (d, n) right-hand operand
         l1 = np.empty(n, np.float32)
         for lo in range(0, n, BLOCK):
             block = np.rint(vectors[lo : lo + BLOCK] / safe[lo : lo + BLOCK, None])
-            np.clip(block, -127, 127, out=block)
+            np.clip(block, -top, top, out=block)
             codes[:, lo : lo + BLOCK] = block.T
             l1[lo : lo + BLOCK] = np.abs(block).sum(axis=1)
         self.scale = scale

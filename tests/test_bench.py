@@ -181,6 +181,28 @@ def test_near_rows_are_ranked_by_their_true_distances_and_copies_by_row(monkeypa
     assert searcher.query(far, 3, exclude=near[0]).indices.tolist() == near[[1, 4, 5]].tolist()
 
 
+def test_the_int8_codes_take_a_range_whose_products_add_exactly_here() -> None:
+    """On AVX2 without VNNI (an AMD EPYC), MatMulInteger's uint8 x int8 kernel saturated
+    pairs of products at 16 bits: with codes up to 127 the bounds were wrong and the exact
+    scan missed a row's own vector (distance 2.96, not 0). The range chosen for this
+    machine adds its largest products exactly."""
+    import numpy as np
+
+    from rtsearch import prefilter
+
+    top = prefilter.code_range()
+    assert top in (prefilter.FULL, prefilter.REDUCED)
+    d = 96
+    codes = np.full((d, 4), top, np.int8)
+    codes[:, 1] = -top
+    codes[::2, 2] = -top
+    query = np.full((1, d), 255, np.uint8)
+    query[0, ::3] = 1
+    (dots,) = prefilter._session(codes).run(None, {"query": query})
+    exact = (query.astype(np.int64) - 128) @ codes.astype(np.int64)
+    assert np.array_equal(dots.astype(np.int64), exact), (top, dots, exact)
+
+
 @pytest.mark.parametrize("spread", ["isotropic", "pca-like"])
 def test_int8_bounds_hold_and_prune(spread) -> None:
     """Every row's exact ranking distance lies within its int8 bounds (checked in float64),
