@@ -75,9 +75,12 @@ class Source(Protocol):
 class RandomSource:
     """One indexed image per trigger (`R`), or the row asked for; ``count`` is the index's
     rows, ``file_of(row)`` the file of one. A random draw is never the picture on show (R
-    that brought the same picture back looked like a key that did nothing)."""
+    that brought the same picture back looked like a key that did nothing), nor a file that
+    could not be read: one that cannot is passed over for another (an index out of date
+    with its folder showed an empty window for its first query)."""
 
     live = False
+    TRIES = 20  # draws before giving up on an index whose files are mostly gone
 
     def __init__(self, count: int, file_of, seed: int | None = None, min_size=None) -> None:
         self.name = "random"
@@ -88,40 +91,71 @@ class RandomSource:
         self.rng = np.random.default_rng(seed)
         self._pending: int | None = None
         self._chosen = False  # whether the pending row was asked for, not drawn
+        self._fallback = False  # whether another is drawn where the row asked for fails
         self.shown: int | None = None  # the row last read
+        self.unread: set[int] = set()  # rows whose file could not be read (not drawn again)
         self.trigger()
 
-    def trigger(self, row: int | None = None) -> None:
-        """Ask for a new random image (or a chosen row) on the next read."""
+    def trigger(self, row: int | None = None, fallback: bool = False) -> None:
+        """Ask for a new random image (or a chosen row) on the next read; ``fallback``: a
+        chosen row whose file cannot be read gives a random one (a query recalled)."""
         if not self.count:
             return
-        self._chosen = row is not None
-        if row is None:
-            skip = self.shown if self.count > 1 else None
-            row = int(self.rng.integers(self.count - (skip is not None)))
-            if skip is not None and row >= skip:
-                row += 1
-        self._pending = row
+        self._chosen, self._fallback = row is not None, fallback
+        if row is None and self._draw() is None:
+            self.unread.clear()  # none left that could be read: each is tried again
+        self._pending = self._draw() if row is None else row
+
+    def _draw(self) -> int | None:
+        skip = {self.shown} if self.shown is not None and self.count > 1 else set()
+        skip |= self.unread
+        if len(skip) >= self.count:
+            return None
+        if len(skip) > self.count // 2:  # (few left: drawn among them)
+            return int(self.rng.choice([r for r in range(self.count) if r not in skip]))
+        while True:
+            row = int(self.rng.integers(self.count))
+            if row not in skip:
+                return row
 
     def read(self) -> Frame | None:
         row, self._pending = self._pending, None
-        if row is None:
+        chosen, fallback = self._chosen, self._fallback
+        failed: list[str] = []
+        while row is not None:
+            self.shown = row
+            path = self.file_of(row)
+            try:
+                image = load_rgb(path, min_size=self.min_size)
+            except RtsearchError as exc:  # names the file and the problem
+                failed.append(str(exc))
+            except Exception as exc:  # a vanished or broken file must not stop the viewer
+                failed.append(f"{path}: cannot read ({exc})")
+            else:
+                self.message = f"query: {path}"
+                if failed and not (chosen and not fallback):
+                    self.message += f" ({_passed_over(failed)})"
+                return Frame(image, time.perf_counter(), row, Path(path), chosen and not failed)
+            self.unread.add(row)
+            if (chosen and not fallback) or len(failed) >= self.TRIES:
+                break
+            row = self._draw()
+        if not failed:
             return None
-        self.shown = row
-        path = self.file_of(row)
-        try:
-            image = load_rgb(path, min_size=self.min_size)
-        except RtsearchError as exc:  # names the file and the problem
-            self.message = str(exc)
-            return None
-        except Exception as exc:  # a vanished or broken file must not stop the viewer
-            self.message = f"{path}: cannot read ({exc})"
-            return None
-        self.message = f"query: {path}"
-        return Frame(image, time.perf_counter(), row, Path(path), self._chosen)
+        self.message = failed[0]
+        if failed[1:]:
+            self.message = f"{len(failed)} pictures of the index could not be read: {failed[0]}"
+        return None
 
     def close(self) -> None:
         pass
+
+
+def _passed_over(failed: list[str]) -> str:
+    n = len(failed)
+    return f"{n} picture{'s' if n > 1 else ''} of the index passed over: {failed[0]}" + (
+        f", and {n - 1} more" if n > 1 else ""
+    )
 
 
 class ClipboardSource:

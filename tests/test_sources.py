@@ -181,6 +181,40 @@ def test_random_source_never_draws_the_picture_on_show(tmp_path):
     assert one.read().row == 0  # (the only picture there is)
 
 
+def test_random_source_passes_over_pictures_it_cannot_read(tmp_path):
+    """An index out of date with its folder (files moved away) showed an empty window with
+    "file not found" for its first query: a draw now passes over a file it cannot read for
+    another, says how many it passed over, and does not draw them again. A row asked for
+    (a result clicked) is not replaced, unless it was a recalled query's (``fallback``)."""
+    files = []
+    for i in range(10):
+        files.append(tmp_path / f"{i}.png")
+        make_image(i).save(files[-1])
+    for f in files[:9]:
+        f.unlink()
+    for seed in range(5):
+        src = RandomSource(10, lambda r: files[r], seed=seed)
+        frame = src.read()
+        assert frame is not None and frame.row == 9 and not frame.chosen
+        if src.unread:  # (drawn first: nothing passed over, nothing said)
+            assert f"{len(src.unread)} picture" in src.message and "passed over" in src.message
+            assert "file not found" in src.message
+        src.trigger()  # the one left is on show: it is drawn again
+        assert src.read().row == 9
+    src.trigger(3)
+    assert src.read() is None and "3.png" in src.message and "passed over" not in src.message
+    src.trigger(4, fallback=True)
+    frame = src.read()
+    assert frame is not None and frame.row == 9 and not frame.chosen
+    assert "4.png" in src.message
+    files[9].unlink()  # none left: each is tried again, and said
+    src = RandomSource(10, lambda r: files[r], seed=0)
+    assert src.read() is None and "file not found" in src.message
+    assert src.message.startswith("10 pictures of the index could not be read: ")
+    src.trigger()
+    assert src.read() is None and src.message.startswith("10 pictures")
+
+
 def test_parse_region():
     assert parse_region("10,20,300,200") == (10, 20, 300, 200)
     for bad in ("10,20,0,5", "abc", "1,2,3", "1.5,2,3,4", ""):

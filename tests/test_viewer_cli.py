@@ -350,6 +350,23 @@ def test_a_restart_starts_on_the_query_shown_last_with_its_history(display, tmp_
         assert shown()["history_at"] == 0  # (a random picture: the first of its own)
 
 
+def test_an_index_whose_pictures_moved_away_starts_on_one_still_there(
+    display, tmp_path, monkeypatch
+):
+    """Most of an index's files moved away since (a folder renamed): the first query was
+    one of them, an empty window with "file not found". It is one still there now."""
+    index, files = indexed(tmp_path, monkeypatch, "photos", 8)
+    for f in files[1:]:
+        f.unlink()
+    stats = tmp_path / "frames.json"
+    cmd = [sys.executable, "-m", "rtsearch", "view", str(index), "--no-last"]
+    cmd += ["--quit-after-frames", "20", "--frame-stats", str(stats)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(stats.read_text())
+    assert figures["query_file"] == str(files[0]) and figures["queries"] >= 1, figures
+
+
 def test_ctrl_q_closes_the_viewer(display, tmp_path):
     """No key closed the viewer (the window manager's Alt+F4 or its X only)."""
     keys_then_quit([sys.executable, "-m", "rtsearch", "view", "--source", "none"])

@@ -451,7 +451,10 @@ def test_a_new_index_whose_folder_lacks_the_query_picture_clears_the_old_results
     wait_for(lambda: running.session is moved and published(running).query is None)
     pub = published(running)
     assert pub.results == () and pub.thumbs == ()
-    assert pub.message == f"{elsewhere / s.index.paths[4]}: file not found", pub.message
+    # (another picture of the index is drawn in its place: none is there either)
+    n = len(s.index.paths)
+    said = f"{n} pictures of the index could not be read: {elsewhere / s.index.paths[4]}"
+    assert pub.message == f"{said}: file not found", pub.message
 
 
 def test_a_new_source_is_searched_even_when_its_picture_is_the_last_one(running):

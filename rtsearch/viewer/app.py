@@ -345,7 +345,7 @@ class ViewerApp:
             note = self.region.set_box(parse_region(arg)) if given else ""
             source = self._make_source(kind, arg)
             if isinstance(source, RandomSource) and row is not None:
-                source.trigger(row)
+                source.trigger(row, fallback=True)  # (a query recalled: gone, another)
         except (ValueError, RtsearchError) as exc:
             self.message = str(exc)
             return
@@ -722,7 +722,7 @@ class ViewerApp:
         if first and self.published is None:  # nothing was showing: start with a random image
             self._start_source("random", row)  # (or the query shown last with this index)
         elif row is not None and self.source_sent == "random":
-            self.worker.send("row", row)
+            self.worker.send("recall", row)
             self.history.went(self.history.at)  # (the pictures before it are no queries)
         images = count(len(session.index.paths), "image")
         self.message = f"index: {session.source or 'analysed'} ({images})"

@@ -493,7 +493,7 @@ class Worker:
                 self.source = self._random_source()
                 row = None if last is None or old is None else same_row(old, value, last.row)
                 if row is not None:
-                    self.source.trigger(row)
+                    self.source.trigger(row, fallback=True)
             else:  # any picture can be searched in any index
                 self._again = True
         elif command == "row" and self.session is not None:
@@ -507,6 +507,8 @@ class Worker:
                     live.close()
             assert isinstance(self.source, RandomSource)
             self.source.trigger(int(value))
+        elif command == "recall" and isinstance(self.source, RandomSource):
+            self.source.trigger(int(value), fallback=True)  # (the query shown last: gone, another)
         elif command == "unpark" and self._parked is not None:
             parked, self._parked = self._parked[0], None
             self._apply("source", parked)
