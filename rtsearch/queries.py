@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
             raise
     considered = answers[0].results if single else list(nearest.values())
     if session.base_dir.is_dir():
-        _note_missing(considered, args.index, session.base_dir)
+        _note_missing(considered, args.index, session)
         _note_changed(considered, session.index.sizes, args.index, session.base_dir)
         _note_unreadable(considered, session.verifier.unreadable)
     if single:
@@ -497,20 +497,28 @@ def _as_json(answer: Answer, k: int) -> dict:
     }
 
 
-def _note_missing(results: list[Result], index: Path, base_dir: Path) -> None:
+def _note_missing(results: list[Result], index: Path, session: SearchSession) -> None:
     """Say when indexed files among the nearest are gone (the index is older than the
     folder): a missing file cannot be verified and drops out of the ranks, unsaid."""
     from rtsearch.cli import print_line
+    from rtsearch.session import own_folder_note
 
+    base_dir = session.base_dir
     rows = {r.row: r for r in results}
-    missing = sum(not r.file.is_file() for r in rows.values())
-    if missing:
-        print_line(
-            f"note: {missing} of the {count(len(rows), 'nearest indexed image')} "
-            f"{'is' if missing == 1 else 'are'} no longer in {base_dir} (deleted or moved "
-            f"since the index was made); {command('rtsearch', 'update', index, base_dir)} "
-            "brings it up to date"
-        )
+    missing = [r.path for r in rows.values() if not r.file.is_file()]
+    if not missing:
+        return
+    n = len(missing)
+    verb = "is" if n == 1 else "are"
+    said = f"note: {n} of the {count(len(rows), 'nearest indexed image')} {verb} "
+    elsewhere = own_folder_note(session.index, base_dir, missing)
+    if elsewhere:  # (--base-dir names another folder: the index is not out of date)
+        print_line(f"{said}not in {base_dir}: {elsewhere}")
+        return
+    print_line(
+        f"{said}no longer in {base_dir} (deleted or moved since the index was made); "
+        f"{command('rtsearch', 'update', index, base_dir)} brings it up to date"
+    )
 
 
 def _note_unreadable(results: list[Result], unreadable: dict[Path, str]) -> None:

@@ -299,8 +299,7 @@ def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
     if rows and not any((base_dir / index.paths[r]).is_file() for r in rows):
         raise WrongFolder(
             f"{base_dir}: holds none of {count(len(rows), 'image')} of {index_path} "
-            f"({count(len(index.paths), 'image')}) looked for, e.g. {index.paths[rows[0]]}; "
-            "choose the folder they are in now"
+            f"({count(len(index.paths), 'image')}) looked for, e.g. {index.paths[rows[0]]}"
         )
 
 
@@ -317,8 +316,31 @@ def scarce_note(index: Index, index_path: Path, base_dir: Path) -> str:
     )
 
 
+def own_folder_note(index: Index, base_dir: Path, paths: list[str]) -> str:
+    """Of stored ``paths`` not in ``base_dir`` (a folder given, not the index's own): where
+    the index's own folder still holds some of them, that (the index is not out of date:
+    another folder was given), else ""."""
+    own = Path(index.base_dir) if index.base_dir else None
+    if own is None or not own.is_dir() or same_path(own, base_dir):
+        return ""
+    held = sum((own / p).is_file() for p in paths)
+    if not held:
+        return ""
+    them = "it" if len(paths) == 1 else "them" if held == len(paths) else f"{held} of them"
+    return f"the index's own folder {own} holds {them}"
+
+
 class WrongFolder(RtsearchError):
-    """A folder given as the images' new home that does not hold them."""
+    """A folder given as the images' new home that does not hold them: ``why``, and on a
+    command line how to give another (the viewer asks for it: ``ask``)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"{why}; --base-dir names the folder they are in now")
+        self.why = why
+
+    @property
+    def ask(self) -> str:
+        return f"{self.why}; choose the folder they are in now"
 
 
 class FolderGone(RtsearchError):

@@ -169,6 +169,26 @@ def test_notes_about_the_folder_are_said_once_for_the_whole_batch(
     assert notes[0].startswith("note: 4 of the ") and "no longer in" in notes[0]
 
 
+def test_a_folder_given_that_lacks_some_pictures_says_where_they_are(
+    capsys, tmp_path, tiny_model, indexed
+):
+    """--base-dir naming a copy of part of the collection: the note said the missing
+    pictures were "deleted or moved since the index was made" and that `update` with the
+    copy brings the index up to date (it would have moved it to the copy). The index's own
+    folder holds them: that is said."""
+    gallery, out = indexed
+    copy = tmp_path / "copy"
+    shutil.copytree(gallery, copy)
+    shutil.rmtree(copy / "d0")
+    query = next((gallery / "d0").iterdir())
+    code, _, err = cli(capsys, "query", out, query, "--base-dir", copy, "--model", tiny_model,
+                       "--no-verify", "-k", "3")  # fmt: skip
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert code == 0 and len(notes) == 1, err
+    assert notes[0].endswith(f"not in {copy}: the index's own folder {gallery} holds them")
+    assert "update" not in notes[0]
+
+
 def test_an_interrupted_batch_keeps_what_it_answered_in_every_shape(
     capsys, monkeypatch, tiny_model, indexed
 ):

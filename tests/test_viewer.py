@@ -2341,6 +2341,7 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     actions.open_session(app, app.pending_load, wrong)  # what the dialog calls
     pump(app, lambda: "holds none of 5 images" in app.message)
     assert dpg.is_item_shown(app.ids.base_dialog)  # asked again
+    assert app.message.endswith("; choose the folder they are in now")
     dpg.hide_item(app.ids.base_dialog)
     # a folder holding 1 of the 5: taken, and said (it was taken without a word)
     few = tmp_path / "few"

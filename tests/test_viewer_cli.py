@@ -205,6 +205,11 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
     shown(str(index), "--base-dir", str(tmp_path / "moved"))
     figures, _ = shown(plain=True)
     assert figures["index"] == str(index) and figures["queries"] >= 1, figures
+    # (and said: only the title showed where from)
+    assert figures["message"] == (
+        f"index: {index} (8 images), the one shown last time; its pictures from "
+        f"{tmp_path / 'moved'}, not its own folder {tmp_path / 'photos'}"
+    )
     # ... and from the index's own folder when that one holds others now (the file
     # replaced by another folder's index: every run said "holds none of ...")
     (tmp_path / "moved").rename(tmp_path / "photos")

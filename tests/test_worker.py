@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -583,14 +584,26 @@ def test_unreadable_results_are_grey_tiles_and_the_message_counts_them(tmp_path)
     import types
 
     worker = Worker(None, k=4)
-    worker.session = types.SimpleNamespace(source=tmp_path / "my index.dat", base_dir=tmp_path)
+    index = types.SimpleNamespace(base_dir=str(tmp_path))
+    worker.session = types.SimpleNamespace(
+        source=tmp_path / "my index.dat", base_dir=tmp_path, index=index
+    )
+    gone = Result(9, "gone.jpg", tmp_path / "gone.jpg", 1.0)
     try:
-        _, message = worker._thumbs([results[0], Result(9, "gone.jpg", tmp_path / "gone.jpg", 1.0)])
+        _, message = worker._thumbs([results[0], gone])
+        # ... but not when another folder was chosen for the index's pictures (a copy of
+        # some of them) and its own folder holds it: `update` would have moved the index
+        own = tmp_path / "own"
+        own.mkdir()
+        shutil.copy(good, own / "gone.jpg")
+        index.base_dir = str(own)
+        _, elsewhere = worker._thumbs([results[0], gone])
     finally:
         worker._decoders.shutdown()
     assert message.endswith(
         f"; gone since it was made: rtsearch update '{tmp_path / 'my index.dat'}' {tmp_path}"
     ), message
+    assert elsewhere.endswith(f"; not in {tmp_path}: the index's own folder {own} holds it")
 
 
 def on_page(pic: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:

@@ -59,7 +59,7 @@ def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
             try:
                 session = open_index(path, folder, current, app.opts, index)
             except WrongFolder as exc:  # holding other pictures: ask, as when it is gone
-                wrong = wrong or Ask(str(exc), str(folder.parent))
+                wrong = wrong or Ask(exc.ask, str(folder.parent))
                 continue
             return session, scarce_note(session.index, path, folder)
         return wrong
@@ -120,7 +120,7 @@ def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:
         if isinstance(result, WrongFolder):  # ask again, as the message says
             app.pending_load = path
             app.open_dialog(app.ids.base_dialog)
-            app.message = str(result)
+            app.message = result.ask
             return
         session, note = result
         app.set_session(session)

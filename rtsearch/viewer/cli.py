@@ -290,7 +290,7 @@ def reopen(
     from its own; with what the message line says. When its images are in none of those,
     the index is handed back to be loaded in the viewer, which asks where they are (as
     Ctrl+O does); when it cannot be opened at all, the message says why (also on stderr)."""
-    from rtsearch.session import FolderGone, WrongFolder
+    from rtsearch.session import FolderGone, WrongFolder, same_path
     from rtsearch.viewer.memory import applies, recall
 
     last = recall()
@@ -318,5 +318,9 @@ def reopen(
             warn(message)
             return None, f"{message}; Ctrl+O loads one", None
         images = count(len(session.index.paths), "image")
-        return session, f"index: {index} ({images}), the one shown last time", None
+        said = f"index: {index} ({images}), the one shown last time"
+        own = session.index.base_dir
+        if not own or not same_path(session.base_dir, Path(own)):  # (chosen in a run before)
+            said += f"; its pictures from {session.base_dir}, not its own folder {own or '?'}"
+        return session, said, None
     return None, "", index

@@ -37,7 +37,7 @@ from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
-from rtsearch.session import Result, SearchSession, same_collection
+from rtsearch.session import Result, SearchSession, own_folder_note, same_collection
 from rtsearch.sources import Frame, Geometry, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, stand_in
 from rtsearch.viewer import layout
@@ -697,7 +697,7 @@ class Worker:
     ) -> tuple[tuple[Thumb, ...], str, int]:
         """The results' pictures, what to say of those that cannot be shown, and how many
         still decode (a decoding one comes with the dark tile that shows meanwhile)."""
-        thumbs, bad, gone, pending = [], [], 0, 0
+        thumbs, bad, gone, pending = [], [], [], 0
         for r, tile in zip(results, tiles, strict=True):
             if isinstance(tile, tuple):
                 decoding, meanwhile = tile
@@ -709,7 +709,8 @@ class Worker:
             if isinstance(tile, Exception):
                 # the decoder's errors name the file already
                 bad.append(str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}")
-                gone += not r.file.exists()
+                if not r.file.exists():
+                    gone.append(r.path)
                 tile = placeholder(self.cache.size[1])
             thumbs.append(tile)
         if not bad:
@@ -717,11 +718,17 @@ class Worker:
         more = f" (and {len(bad) - 1} more grey tiles)" if len(bad) > 1 else ""
         return tuple(thumbs), f"cannot show {bad[0]}{more}{self._update_hint(gone)}", pending
 
-    def _update_hint(self, gone: int) -> str:
-        """For results whose files are gone (moved or deleted since the index was made):
-        the command that brings the index up to date, as `query` says it."""
+    def _update_hint(self, gone: list[str]) -> str:
+        """For results whose files are gone (stored paths): where the index's own folder
+        holds them, that (another folder was chosen for its images); else (moved or deleted
+        since the index was made) the command that brings it up to date, as `query` says."""
         s = self.session
-        if not gone or s is None or s.source is None:
+        if not gone or s is None:
+            return ""
+        elsewhere = own_folder_note(s.index, s.base_dir, gone)
+        if elsewhere:
+            return f"; not in {s.base_dir}: {elsewhere}"
+        if s.source is None:
             return ""
         return f"; gone since it was made: {command('rtsearch', 'update', s.source, s.base_dir)}"
 
