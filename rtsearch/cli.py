@@ -391,9 +391,11 @@ def index_summary(path: Path) -> dict:
     from rtsearch import bigstore, store
     from rtsearch.models import short_weights
     from rtsearch.search import choose_method, uses_prefilter
+    from rtsearch.viewer.memory import found_in
 
     index = bigstore.load(path)  # a large index mapped, not read in (1M rows: 614 MB)
     with_features = store.has_features(path)
+    found = None if Path(index.base_dir or ".").is_dir() else found_in(path, index.base_dir)
     method = choose_method(index.count, index.dims)
     return {
         "count": index.count,
@@ -416,6 +418,10 @@ def index_summary(path: Path) -> dict:
         "bytes": path.stat().st_size,
         "features": with_features,
         "base_dir": index.base_dir,
+        # whether that folder is there now; where it is not, the folder the viewer showed
+        # the images from (chosen there: the file still names the old one), if any
+        "base_dir_found": bool(index.base_dir) and Path(index.base_dir).is_dir(),
+        "shown_from": None if found is None else str(found),
         "created": index.created,
         "exclude": list(index.exclude),
     }
@@ -432,6 +438,12 @@ def cmd_info(args: argparse.Namespace) -> int:
             shown = "not recorded" if unsaid else value
             if key == "exclude":
                 shown = " ".join(shlex.quote(t) for t in value) or "nothing"
+            if key == "base_dir_found":
+                continue  # (said with base_dir)
+            if key == "base_dir" and not info["base_dir_found"]:
+                shown = f"{value or '(unknown)'} (not there now)"
+            if key == "shown_from" and value is None:
+                continue
             shown = printable(str(shown))
             print(f"{key:<{width}}  {shown}")
     return 0

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from rtsearch.borders import Box
     from rtsearch.cli import ProgressBar
     from rtsearch.decode import RGBImage
-    from rtsearch.session import Result, SearchSession
+    from rtsearch.session import FolderGone, Result, SearchSession
 
 INDEX_SUFFIX = ".dat"
 STDIN = Path("-")  # the picture piped in: `curl -s URL | rtsearch query INDEX -`
@@ -195,9 +195,11 @@ def run(args: argparse.Namespace) -> int:
             images=args.verify,  # without verification the paths are the answer: no folder
         )  # fmt: skip
     except FolderGone as exc:  # (an unplugged drive: the paths alone answer)
-        if not args.verify:
+        session = _from_where_shown(args, exc)
+        if session is None and not args.verify:
             raise
-        raise RtsearchError(f"{exc}, or --no-verify to rank by vector alone") from None
+        if session is None:
+            raise RtsearchError(f"{exc}, or --no-verify to rank by vector alone") from None
     if not session.base_dir.is_dir():
         print_line(f"note: the images' folder {session.base_dir} is gone; paths as indexed")
     made, used = session.index.model.variant, session.extractor.info.variant
@@ -241,6 +243,32 @@ def run(args: argparse.Namespace) -> int:
             f"{failed} of {count(len(answers), 'picture')} could not be searched (said above)"
         )
     return 0
+
+
+def _from_where_shown(args: argparse.Namespace, gone: FolderGone) -> SearchSession | None:
+    """The index opened from the folder the viewer showed its images from, where the
+    folder it names is ``gone`` (located in the viewer: the file still names the old one);
+    None where the viewer found them nowhere, or they are not there now."""
+    from rtsearch.cli import print_line
+    from rtsearch.session import SearchSession, WrongFolder
+    from rtsearch.viewer.memory import found_in
+
+    folder = found_in(args.index, gone.named)
+    if folder is None:
+        return None
+    try:
+        session = SearchSession.open(
+            args.index, base_dir=folder, model=args.model, prefilter=False, build_ann=False,
+            images=args.verify,
+        )  # fmt: skip
+    except WrongFolder:
+        return None
+    print_line(
+        f"note: the images' folder {gone.named} is gone; searched in {folder}, where the "
+        f"viewer showed them from ({command('rtsearch', 'update', args.index, folder)} "
+        "records it in the index)"
+    )
+    return session
 
 
 def _pictures(given: list[Path], session: SearchSession) -> list[Path | Answer]:

@@ -344,7 +344,12 @@ class WrongFolder(RtsearchError):
 
 
 class FolderGone(RtsearchError):
-    """The folder an index's images were analysed in is not there now, and none was given."""
+    """The folder an index's images were analysed in (``named``) is not there now, and none
+    was given."""
+
+    def __init__(self, message: str, named: str = "") -> None:
+        super().__init__(message)
+        self.named = named
 
 
 def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> Path:
@@ -355,6 +360,7 @@ def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> P
         return base_dir
     if index.base_dir and Path(index.base_dir).is_dir():
         return Path(index.base_dir)
+    named = index.base_dir or "(unknown)"
     raise FolderGone(
-        f"{index_path}: the images' folder {index.base_dir or '(unknown)'} is gone; pass --base-dir"
+        f"{index_path}: the images' folder {named} is gone; pass --base-dir", index.base_dir
     )

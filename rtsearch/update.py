@@ -484,8 +484,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "directory",
         type=Path,
+        nargs="?",
         help="the folder the index describes (what its analyze --exclude patterns name stays "
-        "out; `rtsearch info` lists them)",
+        "out; `rtsearch info` lists them); default: the folder the index names, or where it "
+        "is gone, the one the viewer showed its images from",
     )
     add_model_argument(parser, default=None, help_default="the index's model")
     parser.add_argument(
@@ -544,6 +546,26 @@ def rows_model(index: Index, index_path: Path, loaded: Path | None = None) -> Pa
         raise
 
 
+def folder_of_index(index_path: Path) -> Path:
+    """The folder `update INDEX` brings the index up to date with when none is given: the
+    one it names; where that is gone, the one the viewer showed its images from (chosen
+    there), said; else none, and the way out is said."""
+    from rtsearch.cli import print_line
+    from rtsearch.viewer.memory import found_in
+
+    named = store.load(index_path).base_dir
+    if named and Path(named).is_dir():
+        return Path(named)
+    found = found_in(index_path, named)
+    if found is None:
+        raise RtsearchError(
+            f"{index_path}: the images' folder {named or '(unknown)'} is gone; give the folder "
+            f"they are in now: {command('rtsearch', 'update', index_path, 'FOLDER')}"
+        )
+    print_line(f"note: the images' folder {named} is gone; the viewer showed them from {found}")
+    return found
+
+
 def open_extractor(index_path: Path, model: str | None, threads: int) -> Extractor:
     from rtsearch.models import resolve_model
 
@@ -560,6 +582,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.interval is not None and not args.watch:
         raise RtsearchError("--interval applies to --watch only")
+    if args.directory is None:
+        args.directory = folder_of_index(args.index)
     extractor = open_extractor(args.index, args.model, args.threads)
     # in a terminal, the new files' analysis redraws a bar as analyze's does; in a log or a
     # pipe it says nothing more than the summary (cron's mail, a watch's log)

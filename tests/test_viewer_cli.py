@@ -372,6 +372,54 @@ def test_an_index_whose_pictures_moved_away_starts_on_one_still_there(
     assert figures["query_file"] == str(files[0]) and figures["queries"] >= 1, figures
 
 
+def test_a_folder_located_in_the_viewer_serves_the_command_line(display, tmp_path, monkeypatch):
+    """The images' folder moved, and the viewer was shown where it is now: the index file
+    still names the old one, and `query` said it was gone, `info` named the old one as if
+    it were there, and `update` wanted the folder it could not find itself."""
+    index, files = indexed(tmp_path, monkeypatch, "photos", 8)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "rtsearch", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    assert run("update", str(index)).stdout.startswith(f"{index}: 8 images (0 added")
+    photos, moved = tmp_path / "photos", tmp_path / "moved"
+    photos.rename(moved)
+    picture = moved / files[3].relative_to(photos)
+    done = run("update", str(index))  # found nowhere yet: the way out is said
+    assert done.returncode == 1 and done.stderr == (
+        f"rtsearch: error: {index}: the images' folder {photos} is gone; give the folder they "
+        f"are in now: rtsearch update {index} FOLDER\n"
+    )
+    info = json.loads(run("info", str(index), "--json").stdout)
+    assert info["base_dir_found"] is False and info["shown_from"] is None
+    said = run("info", str(index)).stdout
+    assert re.search(rf"^base_dir +{re.escape(str(photos))} \(not there now\)$", said, re.M)
+    assert "shown_from" not in said
+    assert run("query", str(index), str(picture)).returncode == 1
+    done = run("view", str(index), "--base-dir", str(moved), "--quit-after-frames", "20")
+    assert done.returncode == 0, done.stderr
+    info = json.loads(run("info", str(index), "--json").stdout)
+    assert info["base_dir"] == str(photos) and info["shown_from"] == str(moved)
+    said = run("info", str(index)).stdout
+    assert re.search(rf"^shown_from +{re.escape(str(moved))}$", said, re.M), said
+    done = run("query", str(index), str(picture), "-k", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == picture.relative_to(moved).as_posix(), done.stdout
+    assert done.stderr == (
+        f"note: the images' folder {photos} is gone; searched in {moved}, where the viewer "
+        f"showed them from (rtsearch update {index} {moved} records it in the index)\n"
+    )
+    done = run("update", str(index))
+    assert done.returncode == 0 and "0 added" in done.stdout and str(moved) in done.stdout
+    assert done.stderr == (
+        f"note: the images' folder {photos} is gone; the viewer showed them from {moved}\n"
+    )
+    info = json.loads(run("info", str(index), "--json").stdout)
+    assert info["base_dir"] == str(moved) and info["base_dir_found"] is True
+    assert info["shown_from"] is None
+
+
 def test_ctrl_q_closes_the_viewer(display, tmp_path):
     """No key closed the viewer (the window manager's Alt+F4 or its X only)."""
     keys_then_quit([sys.executable, "-m", "rtsearch", "view", "--source", "none"])

@@ -183,6 +183,16 @@ def folder_of(index: Path, named: str | None) -> Path | None:
     return None if shown is None else shown.base_dir
 
 
+def found_in(index: Path, named: str | None) -> Path | None:
+    """Where ``index``'s images are now, by the viewer: the folder they were shown from
+    (``folder_of``) while it is there and not the folder the file names (``named``); the
+    command line takes it where the folder named is gone (located in the viewer)."""
+    folder = folder_of(index, named)
+    if folder is None or not folder.is_dir() or (named and Path(named) == folder):
+        return None
+    return folder
+
+
 def keep_shown(
     index: Path,
     base_dir: Path,
