@@ -316,6 +316,15 @@ def scarce_note(index: Index, index_path: Path, base_dir: Path) -> str:
     )
 
 
+def nearer_of(a: list[Result], b: list[Result], n: int) -> list[Result]:
+    """The ``n`` nearest of two queries' results, each row once at its nearer distance."""
+    best: dict[int, Result] = {}
+    for r in (*a, *b):
+        if r.row not in best or r.distance < best[r.row].distance:
+            best[r.row] = r
+    return sorted(best.values(), key=lambda r: r.distance)[:n]
+
+
 def own_folder_note(index: Index, base_dir: Path, paths: list[str]) -> str:
     """Of stored ``paths`` not in ``base_dir`` (a folder given, not the index's own): where
     the index's own folder still holds some of them, that (the index is not out of date:

@@ -98,6 +98,13 @@ def searched(worker: Worker, runs: int, session=None) -> Published:
     return worker.latest()
 
 
+def began(worker: Worker) -> Published:
+    """Wait until a search is published (of a source whose picture changes at every read,
+    searched 50 times a second: ``searched(worker, 1)`` missed the moment runs was 1)."""
+    wait_for(lambda: worker.session.runs >= 1 and worker.latest() is not None)
+    return worker.latest()
+
+
 @pytest.fixture
 def running(index, tiny_model):
     worker = Worker(CountingSession(index[1], tiny_model), k=5, max_qps=50.0)
@@ -115,14 +122,17 @@ def published(worker: Worker) -> Published:
 def test_a_still_picture_is_searched_once_and_a_change_at_once(running):
     source = Pictures(picture(1))
     running.send("source", source)
-    searched(running, 1)
+    trimmed = searched(running, 1).searched is not None
+    # grabbed again and again, searched once (trimmed: the whole picture once more as it
+    # stands still, for its verified results)
+    wait_for(lambda: running.session.runs == 1 + trimmed)
     reads = source.reads
     time.sleep(0.5)
-    assert running.session.runs == 1  # grabbed again and again, searched once
+    assert running.session.runs == 1 + trimmed
     assert source.reads >= reads + 5
     first = published(running).results
     source.image = picture(2)
-    searched(running, 2)
+    searched(running, 2 + trimmed)
     wait_for(lambda: published(running).results != first)
 
 
@@ -880,7 +890,7 @@ def test_a_still_live_picture_has_its_results_verified_as_query_verifies_them(ph
         moving = Moving(picture(6))
         moving.name = "video"
         worker.send("source", moving)
-        searched(worker, 1)
+        began(worker)
         time.sleep(1.0)  # searched at every look: never still, never verified
         assert all(r.inliers is None for r in published(worker).results)
 
@@ -902,13 +912,48 @@ def test_a_still_live_picture_has_its_results_verified_as_query_verifies_them(ph
         assert worker.join()
 
 
+def test_a_still_picture_whose_own_margins_were_trimmed_finds_its_file(tmp_path, tiny_model):
+    """A video of the collection's pictures: one drawn on white, its margins its own, was
+    trimmed as a page's, and its file was not among the results (text on white, a logo).
+    Standing still, the whole picture is searched too, and its file comes first."""
+    from PIL import Image
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    files = make_gallery(tmp_path / "pics", 24)
+    inner = np.asarray(Image.open(files[2]).convert("RGB").resize((100, 75)))
+    drawn = on_page(inner, 120, 285, 300, 240)  # (the picture of a document, say)
+    Image.fromarray(drawn).save(tmp_path / "pics" / "drawn.png")
+    out = tmp_path / "pics.dat"
+    analyze(tmp_path / "pics", out, Extractor(tiny_model, threads=1), Settings(dims=16))
+    worker = Worker(CountingSession(out, tiny_model), k=1, max_qps=50.0)
+    worker.start()
+    try:
+        worker.send("source", Pictures(drawn))  # (a frame of the video: the file's pixels)
+        first = searched(worker, 1)
+        assert first.searched is not None  # trimmed: its margins taken for a page's
+        # (the tiny model's vectors put the file inside it first: a real model's had the
+        # file drawn far down, past 20)
+        assert [r.path for r in first.results] == [
+            files[2].relative_to(tmp_path / "pics").as_posix()
+        ]
+        wait_for(lambda: published(worker).results[0].inliers is not None)
+        looked = published(worker)
+        assert looked.results[0].path == "drawn.png" and looked.results[0].distance < 1e-3
+        assert worker.session.runs == 2 and looked.captured == first.captured
+        assert looked.searched == first.searched  # (what was searched first stays outlined)
+    finally:
+        assert worker.join()
+
+
 def test_a_grab_that_takes_in_the_viewer_is_searched_twice_a_second(running):
     """A screen grab whose rectangle took in the viewer's own window was searched 30 times
     a second (its picture changes with every search: a core spent on the viewer's picture
     of itself). While the app says so ("mirror"), it is searched MIRROR_QPS times a second."""
     moving = Moving(picture(1))
     running.send("source", moving)
-    searched(running, 1)
+    began(running)
     running.send("mirror", True)
     time.sleep(0.3)
     runs = running.session.runs

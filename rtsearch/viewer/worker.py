@@ -37,7 +37,13 @@ from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
-from rtsearch.session import Result, SearchSession, own_folder_note, same_collection
+from rtsearch.session import (
+    Result,
+    SearchSession,
+    nearer_of,
+    own_folder_note,
+    same_collection,
+)
 from rtsearch.sources import Frame, Geometry, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, stand_in
 from rtsearch.viewer import layout
@@ -177,6 +183,24 @@ def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | N
             None,
         )
     return found
+
+
+def candidates(
+    session: SearchSession, vector: np.ndarray, whole: RGBImage | None, n: int
+) -> list[Result]:
+    """The ``n`` nearest to a still live picture searched as ``vector``, to be verified;
+    where its plain borders were trimmed, the nearest to the ``whole`` picture too, each
+    row at the nearer of its two distances: a picture whose own margins were taken for a
+    page's (a document, a logo on white, played in a video) missed its own file, which the
+    whole picture finds."""
+    wide = session.query_vector(vector, n)
+    if whole is None:
+        return wide
+    try:
+        other = session.project(session.features_of([whole]))[0]
+    except Exception:  # (as the search's own: the results stay as they were)
+        return wide
+    return nearer_of(wide, session.query_vector(other, n), n)
 
 
 def random_source(session: SearchSession) -> RandomSource:
@@ -615,7 +639,8 @@ class Worker:
         found = self._show(frame, searched, results, infer_ms, message)
         live = frame.row is None and self.source is not None and self.source.live
         verify = self.verify and live and session is not None and not self._plain and found
-        self._to_verify = (picture, vector, session, found) if verify else None
+        whole = frame.image if searched is not None else None  # (trimmed: also looked at)
+        self._to_verify = (picture, vector, session, found, whole) if verify else None
 
     def _show(
         self,
@@ -653,7 +678,7 @@ class Worker:
         capture time is the search's). Dropped once other results show."""
         if self._to_verify is None:
             return
-        picture, vector, session, shown = self._to_verify
+        picture, vector, session, shown, whole = self._to_verify
         pub = self.latest()
         if pub is None or pub.results is not shown or self.session is not session:
             self._to_verify = None  # other results show, or another index
@@ -663,7 +688,7 @@ class Worker:
             still = self._repeated and not self._plain and not self.paused
             if still and time.perf_counter() - pub.finished >= VERIFY_AFTER_S:
                 verifier = session.verifier
-                wide = session.query_vector(vector, max(self.k, verifier.candidates))
+                wide = candidates(session, vector, whole, max(self.k, verifier.candidates))
                 reading = [
                     self._verifiers.submit(verifier.keypoints_of_file, r.file)
                     for r in wide[: verifier.candidates]
