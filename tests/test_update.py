@@ -8,6 +8,7 @@ import io
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -360,7 +361,38 @@ def test_update_tells_another_folder_with_the_same_names_from_a_copy(
     copy = tmp_path / "copy"
     shutil.copytree(gallery, copy, copy_function=shutil.copyfile)  # new dates, same sizes
     code, stdout, err = cli(capsys, "update", out, copy, "--model", tiny_model)
-    assert code == 0 and "30 images (0 added, 30 changed, 0 removed" in stdout, err
+    # (analysed again: the same pictures, their file times new)
+    assert (
+        code == 0
+        and ("30 images (0 added, 0 changed, 30 the same but for their file times, 0 removed")
+        in stdout
+    ), err
+
+
+def test_a_copied_folder_is_the_same_pictures_not_new_rows(capsys, tmp_path, tiny_model):
+    """A copy of the folder (every file time new) with a subfolder renamed was "206
+    changed, 34 added, 34 removed", and a refit was advised for the PCA (fitted on 0 of
+    its rows, said the next analyze). Analysed again, the pictures whose vectors are their
+    old ones are said to be the same, moved where their names changed, and are not rows
+    the PCA was not fitted on; a picture really changed is still changed."""
+    gallery = tmp_path / "g"
+    files = make_gallery(gallery, 24)
+    out = tmp_path / "pca.dat"
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=8, projection="pca"))
+    before = store.load(out)
+    copy = tmp_path / "copy"
+    shutil.copytree(gallery, copy, copy_function=shutil.copyfile)  # new dates, same sizes
+    (copy / "d1").rename(copy / "renamed")
+    changed = copy / files[0].relative_to(gallery)
+    make_image(77).save(changed)  # (another picture under its name)
+    code, stdout, err = cli(capsys, "update", out, copy, "--model", tiny_model)
+    assert code == 0 and err == "", err
+    assert "24 images (0 added, 1 changed, 8 moved, 15 the same but for their file times, " \
+        "0 removed" in stdout, stdout  # fmt: skip
+    assert "refit" not in stdout
+    after = store.load(out)
+    assert after.unfitted == before.unfitted + 1
+    assert "renamed/img00001.jpg" in after.paths and "d1/img00001.jpg" not in after.paths
 
 
 def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_model, monkeypatch):
