@@ -584,6 +584,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(0, "view")
     elif first is not None and first not in COMMANDS and first.endswith(".dat"):
         argv.insert(argv.index(first), "view")  # `rtsearch pictures.dat`: the viewer on it
+    elif first is not None and first not in COMMANDS and Path(first).is_dir():
+        argv.insert(argv.index(first), "view")  # `rtsearch ~/Pictures`: analysed, then shown
     args = parse(parser, argv, first)
     func: Callable[[argparse.Namespace], int] = args.func
     restore = catch_interrupts()

@@ -67,6 +67,51 @@ def test_headless_screenshot_with_the_default_model(display, default_model, tmp_
     assert figures["peak_rss_mb"] > 50
 
 
+def test_a_folder_given_is_analysed_then_shown(display, default_model, tmp_path, monkeypatch):
+    """`rtsearch ~/Pictures` was "invalid choice" and `view ~/Pictures` "is a folder, not an
+    index file": the viewer opens, says the folder is being analysed in the query's place
+    (it said "No index loaded: Analyze folder... (A)" there meanwhile), and shows its index;
+    the next time, that index with the folder's new pictures. A headless run waits for it."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("RTSEARCH_MODELS", str(default_model.parent))
+    pics = tmp_path / "pics"
+    files = make_gallery(pics, 10)
+    stats = tmp_path / "frames.json"
+
+    def run(*args: str) -> dict:
+        cmd = [sys.executable, "-m", "rtsearch", *args, "--frame-stats", str(stats)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        return json.loads(stats.read_text())
+
+    figures = run(str(pics), "--quit-after-frames", "20")
+    made = Path(figures["index"])
+    assert made.parent.parent == tmp_path / "data" / "rtsearch" and made.is_file(), figures
+    assert figures["queries"] >= 1 and figures["query_file"] in map(str, files), figures
+    files += make_gallery(pics, 2, start=50)
+    figures = run("view", str(pics), "--quit-after-frames", "20")
+    assert figures["index"] == str(made) and figures["message"] == f"index: {made} (12 images)"
+    # what the query's place says while it runs (a run that quits before the analysis ends)
+    shutil.rmtree(tmp_path / "data")
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from rtsearch.viewer import app; "
+         "app.ViewerApp._settled = lambda self: True; from rtsearch.cli import main; "
+         "sys.exit(main(sys.argv[1:]))", str(pics), "--no-last", "--quit-after-frames", "3",
+         "--frame-stats", str(stats)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(stats.read_text())
+    assert figures["index"] is None and figures["query_place"] == (
+        f"Analysing {pics}: its pictures are searched once it is done"
+    ), figures
+    done = view(str(pics), "--base-dir", str(tmp_path))
+    assert done.returncode == 1 and done.stderr == (
+        f"rtsearch: error: --base-dir {tmp_path}: {pics} is a folder of pictures to analyse, "
+        "not an index whose pictures moved: drop one\n"
+    )
+
+
 def test_a_missing_index_is_one_line(display, tmp_path):
     done = view("--index", str(tmp_path / "nope.dat"), "--quit-after-frames", "1")
     assert done.returncode != 0

@@ -181,6 +181,7 @@ class ViewerApp:
         self.applied_dims: tuple[Path | None, int] | None = None  # (index file, dims) applied
         self.paused = False
         self.frame_times: deque[float] = deque(maxlen=5000)
+        self.session_at = 0.0  # when the index on show was shown (perf_counter)
         self._frame_start = 0.0  # when the last frame began rendering (see _pace)
         # the window in physical pixels, refreshed by the UI thread, read by the worker
         self.viewport_box: tuple[int, int, int, int] | None = None
@@ -715,6 +716,7 @@ class ViewerApp:
         if old is not None and self._kept_here():
             memory.keep(**history_fields(self._kept_history()))  # (the one shown until now)
         first, self.session = old is None, session
+        self.session_at = time.perf_counter()
         self.worker.send("session", session)  # a random source is renewed by the worker
         # another index: its own history, and the query shown last with it
         other = first or _file(old.source) != _file(session.source)
@@ -1011,9 +1013,13 @@ class ViewerApp:
             return True
         if self.dirty:  # drawn in the next frame (a load ended in this one: it asks for the
             return False  # folder in the query's place, which a slow CI run's stats missed)
-        waited = len(self.frame_times) and self.frame_times[-1] - self.frame_times[0]
+        # (from the first frame, or the index shown: one analysed first took its time)
+        since = max(self.frame_times[0], self.session_at) if self.frame_times else 0.0
+        waited = len(self.frame_times) and self.frame_times[-1] - since
         if any(t.name == "load" for t in self.tasks) and waited < SETTLE_TIMEOUT_S:
             return False  # an index given being read (its folder may be asked for)
+        if any(t.name == "analyze" for t in self.tasks):
+            return False  # a folder given being analysed: shown once it is (it takes long)
         pub = self.published
         if self.session is None or self.opts.source == "none":
             return True
@@ -1263,12 +1269,15 @@ def run_viewer(
     message: str = "",
     remember: bool = True,
     ask_folder_of: Path | None = None,
+    analyze_folder: Path | None = None,
 ) -> int:
     """Open the viewer on ``session`` (None: start empty; load or analyze from the UI),
     ``message`` on its message line; ``ask_folder_of``: an index to load as Ctrl+O does
-    (its folder asked for where its images are not). Settings not given (None) are as the
-    viewer was left last time (``memory``), else the defaults; with ``remember`` False
-    nothing kept is read, and nothing of this run is kept.
+    (its folder asked for where its images are not); ``analyze_folder``: a folder to
+    analyse as Analyze folder... does (the index kept for it brought up to date), then
+    show. Settings not given (None) are as the viewer was left last time (``memory``),
+    else the defaults; with ``remember`` False nothing kept is read, and nothing of this
+    run is kept.
 
     Blocks until the window is closed, or after ``quit_after_frames`` frames (headless runs
     then wait, at most a minute, for the first results), writes ``screenshot`` (PNG of the
@@ -1311,6 +1320,8 @@ def run_viewer(
         app.message = f"{message}; {said}" if said else message
     if ask_folder_of is not None:
         actions.load(app, ask_folder_of)
+    if analyze_folder is not None:
+        actions.analyze(app, analyze_folder)
     # a signal wakes a minimised window's frame, which waits for X events (X11)
     undo = wakeup.wake_on_signals() if x_display() is not None else lambda: None
     try:

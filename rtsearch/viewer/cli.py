@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="INDEX",
         help="index file (.dat; default: the one the viewer showed last time, from the "
-        "folder it showed its images from)",
+        "folder it showed its images from); a folder of pictures instead: analysed in the "
+        "viewer as Analyze folder... (A) does, then shown",
     )
     p.add_argument("--index", type=Path, default=None, help="index file (.dat); same as INDEX")
     p.add_argument(
@@ -199,6 +200,14 @@ def run(args: argparse.Namespace) -> int:
     from rtsearch.viewer.display import check_display
 
     index = one_index(args.index_file, args.index)
+    folder = None  # a folder of pictures given: analysed in the viewer (A), then shown
+    if args.index_file is not None and args.index_file.is_dir() and args.index is None:
+        folder, index = require_folder(args.index_file), None
+        if args.base_dir is not None:
+            raise RtsearchError(
+                f"--base-dir {args.base_dir}: {folder} is a folder of pictures to analyse, "
+                "not an index whose pictures moved: drop one"
+            )
     for path, what in ((args.screenshot, "screenshot"), (args.frame_stats, "frame statistics")):
         if path is not None:  # before the window opens, not after it closes
             check_writable(path, what)
@@ -229,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         except FolderGone:  # (none given) where it was shown from last, else asked for
             session = shown_from_last(open_index, index) if args.last else None
             ask = index if session is None else None
-    elif args.last:
+    elif args.last and folder is None:
         session, message, ask = reopen(open_index, args.base_dir)
     if session is None and ask is None and args.base_dir is not None:
         why = f"; {message}" if message else ""
@@ -242,8 +251,10 @@ def run(args: argparse.Namespace) -> int:
         session,
         message=message,
         ask_folder_of=ask,
+        analyze_folder=folder,
         remember=args.last,
-        source=args.source if session is not None or args.source != "random" else "none",
+        # (no index to draw from: none, until one is loaded; a folder given: once analysed)
+        source=args.source if session or folder or args.source != "random" else "none",
         screenshot=args.screenshot,
         quit_after_frames=args.quit_after_frames,
         frame_stats=args.frame_stats,

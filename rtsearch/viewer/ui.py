@@ -585,6 +585,9 @@ def apply_layout(app: ViewerApp) -> None:
         why = status.NO_INDEX[0].upper() + status.NO_INDEX[1:]
         if app.pending_load is not None:  # (the folder dialog says so too)
             why = f"{app.pending_load}: choose the folder its images are in now"
+        analysing = next((t for t in app.tasks if t.name == "analyze" and t.folder), None)
+        if analysing is not None:  # (it said to analyse a folder, one being analysed)
+            why = f"Analysing {analysing.folder}: its pictures are searched once it is done"
     dpg.configure_item(
         ids.no_picture,
         pos=lay.query[:2],
