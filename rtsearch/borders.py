@@ -30,6 +30,7 @@ from rtsearch.decode import RGBImage
 
 TOLERANCE = 8  # levels: 24 also cut into the dark gradients of some photos
 SHARE = 0.98  # of a line's pixels: a cursor or a few specks do not stop the border
+PLAIN_OFF = 0.001  # of a picture's pixels (shrunk) off its colour: a cursor, not a logo
 PASSES = 3
 MAX_CUT = 0.9
 MIN_SIDE = 16
@@ -51,15 +52,22 @@ def trim_borders(image: RGBImage) -> RGBImage:
 
 
 def is_plain(image: RGBImage) -> bool:
-    """Whether ``image`` is of one colour all over: nearly all (``SHARE``) of its pixels
-    within ``TOLERANCE`` levels of their median colour (a black frame between two scenes,
-    an empty part of the screen). Judged on the copy ``content_box`` judges."""
-    small = _judged_copy(image)
+    """Whether ``image`` is of one colour all over: all but PLAIN_OFF of its pixels within
+    ``TOLERANCE`` levels of their median colour (a black frame between two scenes, an empty
+    part of the screen; a cursor on it). Judged on a copy shrunk to JUDGED_SIDE by area
+    averaging, where a line of one pixel still shows (a logo's thin lines). A logo on a
+    white page, 2% of it, was taken for plain (98% was enough) and never searched."""
+    h, w = image.shape[:2]
+    scale = min(1.0, JUDGED_SIDE / max(h, w))
+    small = np.ascontiguousarray(image)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
     # the median of every 4th line's every 4th pixel (of them all: ten times the time)
     colour = np.median(small[::4, ::4].reshape(-1, small.shape[2]), axis=0)
     pixels = small.reshape(1, -1, small.shape[2])
     low, high = _within(colour)
-    return cv2.countNonZero(cv2.inRange(pixels, low, high)) >= SHARE * pixels.shape[1]
+    return cv2.countNonZero(cv2.inRange(pixels, low, high)) >= (1 - PLAIN_OFF) * pixels.shape[1]
 
 
 def _judged_copy(image: RGBImage) -> np.ndarray:

@@ -160,3 +160,14 @@ def test_a_picture_of_one_colour_all_over_is_plain_and_one_with_anything_on_it_i
         on_page(picture(60, 80), (255, 255, 255), 200, 60, 300, 20)[0],
     ):
         assert not is_plain(busy), busy.shape
+    # a logo on a white page (2% of it), and a drawing of thin lines: taken for plain, they
+    # were never searched; a cursor on a blank screen still is plain
+    logo = np.full((600, 800, 3), 255, np.uint8)
+    logo[260:330, 330:470] = (30, 160, 60)
+    lines = np.full((600, 800, 3), 255, np.uint8)
+    for x in range(200, 600, 80):
+        cv2.line(lines, (x, 150), (x + 40, 450), (0, 0, 0), 1)
+    assert not is_plain(logo) and not is_plain(lines)
+    cursor = black.copy()
+    cursor[300:316, 600:611] = 255
+    assert is_plain(cursor)

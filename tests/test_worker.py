@@ -710,7 +710,7 @@ def test_a_plain_picture_is_not_searched_and_the_last_results_stay(running, monk
     runs = running.session.runs
     source.image = picture(6)
     steady = searched(running, runs + 1)
-    time.sleep(0.3)  # it stands still a while
+    time.sleep(0.3 + worker_mod.STILL_S)  # it stands still a while
     for share in (0.6, 0.4, 0.25):
         runs = running.session.runs
         source.image = (picture(6) * share).astype(np.uint8)

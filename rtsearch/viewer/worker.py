@@ -80,6 +80,9 @@ PLAIN_KEPT = f"{PLAIN}; the picture before it and its results stay"
 # seconds (a fade through black searched ever darker frames on its way: the results of one
 # 7% bright stayed through the black), else the last one searched
 STEADY_S = 3.0
+# ... and it stood still once its results had shown this long unchanged (a fade's frame
+# grabbed twice, or a test's, counted as one that stood still)
+STILL_S = 0.2
 # A new picture's results wait this long for their pictures to decode; those not decoded by
 # then show as dark tiles (LOADING_GREY), filled in every THUMB_REFRESH_S as they come: 20
 # results from 4K PNGs (170 ms a decode) held them back 2 s, the last results showing on.
@@ -560,7 +563,7 @@ class Worker:
                 pub = self.latest()
                 # (with its pictures all there: shown again later, none would come)
                 shown = pub is not None and pub.query is not None and not pub.pending
-                if shown and not self._plain:
+                if shown and not self._plain and time.perf_counter() - pub.finished >= STILL_S:
                     self._steady = (pub, self._last, time.perf_counter())  # it stands still
                 frame, self._repeated = None, True
             # (live only: a collection's own picture, random or clicked, is searched as stored)
