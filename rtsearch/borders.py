@@ -85,21 +85,31 @@ def _judged_copy(image: RGBImage) -> np.ndarray:
 
 def content_box(image: RGBImage) -> Box:
     """The box of ``image`` left when its plain borders are trimmed, in its own pixels."""
+    layers = layer_boxes(image)
+    return layers[-1] if layers else (0, image.shape[0], 0, image.shape[1])
+
+
+def layer_boxes(image: RGBImage) -> list[Box]:
+    """The boxes of ``image`` left after each pass that trimmed a layer of plain border (a
+    video's black bars, then the white margins of the page it shows), in its own pixels;
+    the last is ``content_box``'s. None: nothing to trim."""
     h, w = image.shape[:2]
-    whole = (0, h, 0, w)
     if h < MIN_SIDE or w < MIN_SIDE:
-        return whole
+        return []
     small = _judged_copy(image)
     sh, sw = small.shape[:2]
-    top, bottom, left, right = _judged_box(small)
-    # back to the picture's pixels: the lines between the last border line judged and the
-    # first content line are judged here, whole (they showed as a line of page or bar
-    # along the query)
-    t, b = _unjudged(image, 0, top, bottom, sh)
-    left_, right_ = _unjudged(image[t:b], 1, left, right, sw)
-    if b - t < MIN_SIDE or right_ - left_ < MIN_SIDE:
-        return whole
-    return t, b, left_, right_
+    boxes = []
+    for top, bottom, left, right in _judged_boxes(small):
+        # back to the picture's pixels: the lines between the last border line judged and
+        # the first content line are judged here, whole (they showed as a line of page or
+        # bar along the query)
+        t, b = _unjudged(image, 0, top, bottom, sh)
+        left_, right_ = _unjudged(image[t:b], 1, left, right, sw)
+        if b - t < MIN_SIDE or right_ - left_ < MIN_SIDE:
+            return []  # (what is left would be a sliver: nothing is trimmed)
+        if (t, b, left_, right_) != (0, h, 0, w):
+            boxes.append((t, b, left_, right_))
+    return list(dict.fromkeys(boxes))
 
 
 def _unjudged(image: RGBImage, axis: int, first: int, end: int, judged: int) -> tuple[int, int]:
@@ -148,8 +158,10 @@ def _picks(h: int, w: int, sh: int, sw: int) -> tuple[np.ndarray, np.ndarray]:
     return np.tile(cols, (sh, 1)), np.tile(rows[:, None], (1, sw))
 
 
-def _judged_box(small: np.ndarray) -> Box:
+def _judged_boxes(small: np.ndarray) -> list[Box]:
+    """The box left after each pass that trimmed something, on the judged copy."""
     h, w = small.shape[:2]
+    boxes: list[Box] = []
     top, bottom, left, right = 0, h, 0, w
     room_h, room_w = int(h * MAX_CUT), int(w * MAX_CUT)
     rows_open, cols_open = True, True
@@ -175,7 +187,8 @@ def _judged_box(small: np.ndarray) -> Box:
                 left, right, moved = left + cut_left, right - cut_right, True
         if not moved:
             break
-    return top, bottom, left, right
+        boxes.append((top, bottom, left, right))
+    return boxes
 
 
 def _border_lines(view: np.ndarray, axis: int, room: int, from_end: bool = False) -> int:

@@ -120,13 +120,16 @@ class Searched:
             return "no plain borders to trim; searched whole"
         return (
             f"searched its {self.width}x{self.height} at {self.x},{self.y} of "
-            f"{self.of_width}x{self.of_height} (plain borders trimmed)"
+            f"{self.of_width}x{self.of_height} (plain borders trimmed), and the whole too, "
+            "each result at its nearer distance"
         )
 
     def json(self) -> dict:
         return {
             "x": self.x, "y": self.y, "width": self.width, "height": self.height,
             "of_width": self.of_width, "of_height": self.of_height, "plain": self.plain,
+            # trimmed: the whole picture was searched too (session.query_file)
+            "also_whole": not self.whole,
         }  # fmt: skip
 
 

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from rtsearch import bigstore, store
 from rtsearch import projection as proj
-from rtsearch.borders import Box, content_box
+from rtsearch.borders import Box, layer_boxes
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.extractor import Extractor
@@ -145,20 +145,25 @@ class SearchSession:
         detail: RGBImage | None = None,
         first: int | None = None,
         stored: bool = False,
+        others: list[RGBImage] | None = None,
     ) -> list[Result]:
         """Nearest ``k`` to ``image``; with ``verify`` the top candidates are re-ranked by
         geometric verification (rtsearch/verify.py), which puts the source of a copy first.
         ``detail``: a larger decode of the same picture for the keypoints (default: image);
         ``first``: a row ranked before the others as near (the file's own row among its
         identical copies); ``stored``: ``first``'s vector is the picture's (the file as it
-        was analysed: searched with it, no model run)."""
+        was analysed: searched with it, no model run); ``others``: more pictures of it
+        searched too (the whole of a picture trimmed, each layer's), each result at its
+        nearest distance."""
+        others = others or []
         if stored and first is not None:
-            vector = np.asarray(self.index.projected[first], np.float32)
+            vectors = np.asarray(self.index.projected[first : first + 1], np.float32)
         else:
-            vector = self.project(self.features_of([image]))[0]
+            vectors = self.project(self.features_of([image, *others]))
+        n = max(k, self.verifier.candidates) if verify else k
+        wide = nearer_of([self.query_vector(v, n, exclude, first) for v in vectors], n)
         if not verify:
-            return self.query_vector(vector, k, exclude, first)
-        wide = self.query_vector(vector, max(k, self.verifier.candidates), exclude, first)
+            return wide
         return self.verifier.rerank(image if detail is None else detail, wide)[:k]
 
     def query_file(
@@ -173,10 +178,16 @@ class SearchSession:
         """The nearest to the picture in ``path``; ``trim``: its plain borders off first
         (a screenshot of a picture on a page), as the viewer trims live pictures, the box
         kept and the whole picture told to ``trimmed``."""
+        others: list[RGBImage] = []
         if trim:  # whole, so that the part kept is not enlarged from a reduced decode
             whole = load_rgb(path)
-            top, bottom, left, right = box = content_box(whole)
+            layers = layer_boxes(whole)
+            h, w = whole.shape[:2]
+            top, bottom, left, right = box = layers[-1] if layers else (0, h, 0, w)
             image = whole[top:bottom, left:right]
+            # trimmed: the whole picture, and what each layer trimmed left, searched too (a
+            # logo with its own white margins, trimmed to its middle, missed its file)
+            others = [whole, *(whole[t:b, le:r] for t, b, le, r in layers[:-1])] if layers else []
             if trimmed is not None:
                 trimmed(box, whole)
         else:  # decoded exactly as analyze decodes, so the indexed file itself is at ~0
@@ -188,7 +199,9 @@ class SearchSession:
         # differs from another's by ~1e-7); as analysed, it is searched as its row.
         row = self.row_at(path)
         stored = row is not None and not trim and self._unchanged(row, path)
-        return self.query_image(image, k, verify=verify, detail=detail, first=row, stored=stored)
+        return self.query_image(
+            image, k, verify=verify, detail=detail, first=row, stored=stored, others=others
+        )
 
     def file_of(self, row: int) -> Path:
         """The file of the index's row ``row``, under the base folder."""
@@ -316,10 +329,14 @@ def scarce_note(index: Index, index_path: Path, base_dir: Path) -> str:
     )
 
 
-def nearer_of(a: list[Result], b: list[Result], n: int) -> list[Result]:
-    """The ``n`` nearest of two queries' results, each row once at its nearer distance."""
+def nearer_of(lists: list[list[Result]], n: int) -> list[Result]:
+    """The ``n`` nearest of several queries' results, each row once at its nearest
+    distance (ties: in the order of ``lists``); one list as it is (its order of near ties:
+    the searcher's, by row among copies a rounding apart)."""
+    if len(lists) == 1:
+        return lists[0][:n]
     best: dict[int, Result] = {}
-    for r in (*a, *b):
+    for r in (r for results in lists for r in results):
         if r.row not in best or r.distance < best[r.row].distance:
             best[r.row] = r
     return sorted(best.values(), key=lambda r: r.distance)[:n]

@@ -73,6 +73,20 @@ def test_layers_of_a_window_come_off_one_pass_each():
     assert close(content_box(window), want)
 
 
+def test_each_layer_trimmed_leaves_a_box_of_its_own():
+    """A page with white margins inside a video's black bars: the page (the bars off),
+    then the picture on it; the last is content_box's. A picture with no border: none."""
+    from rtsearch.borders import layer_boxes
+
+    page, _ = on_page(picture(200, 260), (255, 255, 255), 60, 60, 50, 50)
+    frame, at = on_page(page, (0, 0, 0), 0, 0, 150, 150)
+    layers = layer_boxes(frame)
+    assert len(layers) == 2 and layers[-1] == content_box(frame), layers
+    assert close(layers[0], at) and close(layers[1], (at[0] + 60, at[0] + 260, 200, 460))
+    assert layer_boxes(picture()) == []
+    assert layer_boxes(np.full((300, 400, 3), 255, np.uint8)) == []  # (all border: whole)
+
+
 def test_specks_in_the_margin_do_not_stop_it():
     page, want = on_page(picture(), (255, 255, 255), 80, 80, 80, 80)
     page[20, 30:34] = 0  # a few dark pixels: a cursor's tip, dust

@@ -115,13 +115,35 @@ def test_a_trimmed_batch_says_what_it_searched_with_each_answer(
     assert code == 0 and err == ""  # (one picture's note on stderr is in its answer here)
     assert by_name["shot.png"]["searched"] == {
         "x": 120, "y": 90, "width": 200, "height": 150, "of_width": 400, "of_height": 300,
-        "plain": False,
+        "plain": False, "also_whole": True,
     }  # fmt: skip
     assert by_name["plain.png"]["searched"]["width"] == make_image(5).width
     code, stdout, _ = cli(capsys, "query", out, shot, plain, "--model", tiny_model, "--trim")
     assert stdout.splitlines()[0] == (
-        f"{shot}: searched its 200x150 at 120,90 of 400x300 (plain borders trimmed)"
+        f"{shot}: searched its 200x150 at 120,90 of 400x300 (plain borders trimmed), and the "
+        "whole too, each result at its nearer distance"
     )
+
+
+def test_a_trimmed_picture_whose_margins_are_its_own_finds_its_file(capsys, tmp_path, tiny_model):
+    """`query --trim` of a collection's logo on a white page (its margins its own) searched
+    the logo alone and missed the page's file; the whole is searched too, the nearer kept."""
+    from PIL import Image
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    files = make_gallery(tmp_path / "pics", 12)
+    page = Image.new("RGB", (640, 480), (255, 255, 255))
+    page.paste(Image.open(files[2]).convert("RGB").resize((100, 75)), (300, 120))
+    page.save(tmp_path / "pics" / "drawn.png")
+    out = tmp_path / "pics.dat"
+    analyze(tmp_path / "pics", out, Extractor(tiny_model, threads=1), Settings(dims=16))
+    code, stdout, err = cli(capsys, "query", out, tmp_path / "pics" / "drawn.png", "--trim",
+                            "--model", tiny_model, "-k", "2", "--json")  # fmt: skip
+    found = [r["path"] for r in json.loads(stdout)]
+    assert code == 0 and found[0] == "drawn.png", (found, err)
+    assert "searched its " in err and "the whole too" in err
 
 
 def test_arguments_name_the_index_and_the_pictures_in_either_order(

@@ -656,8 +656,8 @@ def test_pictures_of_the_collection_are_searched_as_stored(running, monkeypatch)
     """Random pictures (and results clicked) are the indexed files themselves: no trim,
     which could cut into a cut-out's own plain background."""
     calls = []
-    real = worker_mod.content_box
-    monkeypatch.setattr(worker_mod, "content_box", lambda im: calls.append(1) or real(im))
+    real = worker_mod.layer_boxes
+    monkeypatch.setattr(worker_mod, "layer_boxes", lambda im: calls.append(1) or real(im))
     running.send("random")
     searched(running, 1)
     assert calls == []
@@ -943,6 +943,12 @@ def test_a_still_picture_whose_own_margins_were_trimmed_finds_its_file(tmp_path,
         assert looked.results[0].path == "drawn.png" and looked.results[0].distance < 1e-3
         assert worker.session.runs == 2 and looked.captured == first.captured
         assert looked.searched == first.searched  # (what was searched first stays outlined)
+        # ... inside a video's black bars too: searched whole, the bars took it far off
+        framed = np.zeros((drawn.shape[0], drawn.shape[1] + 300, 3), np.uint8)
+        framed[:, 150:-150] = drawn
+        worker.send("source", Pictures(framed))
+        wait_for(lambda: published(worker).results[0].inliers is not None)
+        assert published(worker).results[0].path == "drawn.png"
     finally:
         assert worker.join()
 

@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsearch.borders import content_box, is_plain
+from rtsearch.borders import is_plain, layer_boxes
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.extractor import cores
@@ -189,21 +189,21 @@ def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | N
 
 
 def candidates(
-    session: SearchSession, vector: np.ndarray, whole: RGBImage | None, n: int
+    session: SearchSession, vector: np.ndarray, others: list[RGBImage], n: int
 ) -> list[Result]:
     """The ``n`` nearest to a still live picture searched as ``vector``, to be verified;
-    where its plain borders were trimmed, the nearest to the ``whole`` picture too, each
-    row at the nearer of its two distances: a picture whose own margins were taken for a
-    page's (a document, a logo on white, played in a video) missed its own file, which the
-    whole picture finds."""
+    where its plain borders were trimmed, the nearest to its ``others`` too (the whole
+    picture, and what each layer trimmed left), each row at its nearest distance: a picture
+    whose own margins were taken for a page's (a document, a logo on white, played in a
+    video, inside its black bars) missed its own file, which those find."""
     wide = session.query_vector(vector, n)
-    if whole is None:
+    if not others:
         return wide
     try:
-        other = session.project(session.features_of([whole]))[0]
+        vectors = session.project(session.features_of(others))
     except Exception:  # (as the search's own: the results stay as they were)
         return wide
-    return nearer_of(wide, session.query_vector(other, n), n)
+    return nearer_of([wide, *(session.query_vector(v, n) for v in vectors)], n)
 
 
 def random_source(session: SearchSession) -> RandomSource:
@@ -617,7 +617,8 @@ class Worker:
         # is searched as it is stored
         h, w = frame.image.shape[:2]
         trimmed = frame.row is None and not frame.stored and self.trim
-        top, bottom, left, right = content_box(frame.image) if trimmed else (0, h, 0, w)
+        layers = layer_boxes(frame.image) if trimmed else []
+        top, bottom, left, right = layers[-1] if layers else (0, h, 0, w)
         picture = frame.image[top:bottom, left:right]
         searched = None
         if (top, bottom, left, right) != (0, h, 0, w):
@@ -642,8 +643,10 @@ class Worker:
         found = self._show(frame, searched, results, infer_ms, message)
         live = frame.row is None and self.source is not None and self.source.live
         verify = self.verify and live and session is not None and not self._plain and found
-        whole = frame.image if searched is not None else None  # (trimmed: also looked at)
-        self._to_verify = (picture, vector, session, found, whole) if verify else None
+        # trimmed: the whole picture, and what each layer trimmed left, also looked at
+        others = [frame.image] + [frame.image[t:b, le:r] for t, b, le, r in layers[:-1]]
+        others = others if layers else []
+        self._to_verify = (picture, vector, session, found, others) if verify else None
 
     def _show(
         self,
@@ -681,7 +684,7 @@ class Worker:
         capture time is the search's). Dropped once other results show."""
         if self._to_verify is None:
             return
-        picture, vector, session, shown, whole = self._to_verify
+        picture, vector, session, shown, others = self._to_verify
         pub = self.latest()
         if pub is None or pub.results is not shown or self.session is not session:
             self._to_verify = None  # other results show, or another index
@@ -691,7 +694,7 @@ class Worker:
             still = self._repeated and not self._plain and not self.paused
             if still and time.perf_counter() - pub.finished >= VERIFY_AFTER_S:
                 verifier = session.verifier
-                wide = candidates(session, vector, whole, max(self.k, verifier.candidates))
+                wide = candidates(session, vector, others, max(self.k, verifier.candidates))
                 reading = [
                     self._verifiers.submit(verifier.keypoints_of_file, r.file)
                     for r in wide[: verifier.candidates]
