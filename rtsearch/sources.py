@@ -144,16 +144,20 @@ class RandomSource:
             return None
         self.message = failed[0]
         if failed[1:]:
-            self.message = f"{len(failed)} pictures of the index could not be read: {failed[0]}"
+            self.message = f"{len(failed)} pictures {UNREAD_ALL}{failed[0]}"
         return None
 
     def close(self) -> None:
         pass
 
 
+PASSED_OVER = "of the index passed over: "
+UNREAD_ALL = "of the index could not be read: "
+
+
 def _passed_over(failed: list[str]) -> str:
     n = len(failed)
-    return f"{n} picture{'s' if n > 1 else ''} of the index passed over: {failed[0]}" + (
+    return f"{n} picture{'s' if n > 1 else ''} {PASSED_OVER}{failed[0]}" + (
         f", and {n - 1} more" if n > 1 else ""
     )
 

@@ -3962,6 +3962,37 @@ def test_a_caption_and_the_message_line_escape_a_name_and_a_caption_fits(app):
     app.perform("pause")
 
 
+def test_an_index_just_shown_says_after_it_what_of_it_cannot_be_shown(app, tmp_path):
+    """An index shown from a folder that lacks most of its pictures (moved since): the
+    message line said only "index: X (N images)" over grey tiles and a random draw that
+    passed over missing files, until a key was pressed. Their problem is said after it."""
+    import shutil
+
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer import worker
+
+    before = app.session
+    folder = tmp_path / "few"
+    kept = before.index.paths[0]
+    (folder / kept).parent.mkdir(parents=True)
+    shutil.copy(before.base_dir / kept, folder / kept)
+    app.set_session(SearchSession(before.index, before.extractor, folder, source=before.source))
+
+    def line() -> str:
+        return " ".join(dpg.get_value(app.ids.message).split())
+
+    try:
+        announced = app.message
+        assert announced.startswith("index: ")
+        pump(app, lambda: line().startswith(f"{announced}; "))
+        assert worker.is_problem(line()[len(announced) + 2 :]), line()
+        assert app.message == announced  # (the frame statistics' message: the viewer's own)
+    finally:
+        app.set_session(before)
+        app.perform("random")
+        fresh(app, "random")
+
+
 def test_a_folder_name_that_is_not_utf8_is_drawn_escaped(app, tmp_path):
     """A picture of an index shown from a folder whose name is not UTF-8 (`--base-dir`
     naming a copy), not there: the query's place said why with the name's raw bytes, and

@@ -71,7 +71,7 @@ def update_status(app: ViewerApp) -> None:
     inside = inner_width(app)
     dpg.set_value(app.ids.status, wrap_parts(parts, inside))
     # a file's name in it escaped, as on the terminal (a newline in one broke the line)
-    note = printable(app.message or (pub.message if pub else ""))
+    note = printable(said(app.message, pub.message if pub else ""))
     if app.mirrored:  # (searches_itself, as the frame last looked)
         meanwhile = (
             "" if app.paused else f" (searched {worker.MIRROR_QPS:g} times a second meanwhile)"
@@ -166,3 +166,15 @@ def searches_itself(app: ViewerApp) -> bool:
         and pub is not None
         and pub.source == "screen"  # following the mouse skips this window by itself
     )
+
+
+def said(message: str, results_said: str) -> str:
+    """What the message line says: the viewer's own ``message`` (an action's, until the
+    next), else what the results on show say. An index just shown (``index: ...``) yields
+    to none of them, but the results' problems are said after it: pictures gone since
+    (grey tiles) or passed over by the random draw were unsaid until a key was pressed."""
+    if not message:
+        return results_said
+    if message.startswith("index: ") and worker.is_problem(results_said):
+        return f"{message}; {results_said}"
+    return message

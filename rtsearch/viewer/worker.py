@@ -44,7 +44,7 @@ from rtsearch.session import (
     own_folder_note,
     same_collection,
 )
-from rtsearch.sources import Frame, Geometry, RandomSource, Source
+from rtsearch.sources import PASSED_OVER, UNREAD_ALL, Frame, Geometry, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, stand_in
 from rtsearch.viewer import layout
 
@@ -186,6 +186,15 @@ def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | N
             None,
         )
     return found
+
+
+GREY_TILES = "cannot show "  # how a message of results that cannot be shown begins
+
+
+def is_problem(message: str) -> bool:
+    """Whether a published ``message`` tells of pictures of the index that cannot be shown
+    or read: results as grey tiles, random draws passed over (sources.RandomSource)."""
+    return message.startswith(GREY_TILES) or PASSED_OVER in message or UNREAD_ALL in message
 
 
 def candidates(
@@ -747,7 +756,7 @@ class Worker:
         if not bad:
             return tuple(thumbs), "", pending
         more = f" (and {len(bad) - 1} more grey tiles)" if len(bad) > 1 else ""
-        return tuple(thumbs), f"cannot show {bad[0]}{more}{self._update_hint(gone)}", pending
+        return tuple(thumbs), f"{GREY_TILES}{bad[0]}{more}{self._update_hint(gone)}", pending
 
     def _update_hint(self, gone: list[str]) -> str:
         """For results whose files are gone (stored paths): where the index's own folder
