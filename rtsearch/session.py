@@ -310,9 +310,11 @@ def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
     wrong folder would show no picture and fail every result."""
     rows = _sample(index)
     if rows and not any((base_dir / index.paths[r]).is_file() for r in rows):
+        own = own_folder_note(index, base_dir, [index.paths[r] for r in rows])
         raise WrongFolder(
             f"{base_dir}: holds none of {count(len(rows), 'image')} of {index_path} "
-            f"({count(len(index.paths), 'image')}) looked for, e.g. {index.paths[rows[0]]}"
+            f"({count(len(index.paths), 'image')}) looked for, e.g. {index.paths[rows[0]]}",
+            own,
         )
 
 
@@ -360,8 +362,12 @@ class WrongFolder(RtsearchError):
     """A folder given as the images' new home that does not hold them: ``why``, and on a
     command line how to give another (the viewer asks for it: ``ask``)."""
 
-    def __init__(self, why: str) -> None:
-        super().__init__(f"{why}; --base-dir names the folder they are in now")
+    def __init__(self, why: str, own: str = "") -> None:
+        # (where the index's own folder holds them: that, and the way to take it)
+        way = (
+            f"{own}: leave out --base-dir" if own else "give --base-dir the folder they are in now"
+        )
+        super().__init__(f"{why}; {way}")
         self.why = why
 
     @property

@@ -1369,8 +1369,16 @@ def test_a_base_dir_holding_none_of_the_images_is_refused(capsys, tmp_path, gall
     code, _, err = cli(capsys, "query", image, "--index", out, "--base-dir", empty)
     assert code == 1 and err.count("\n") == 1
     assert err.startswith(f"rtsearch: error: {empty}: holds none of 20 images of {out} (")
-    # (the command line's way out, not the viewer's "choose the folder")
-    assert err.endswith("; --base-dir names the folder they are in now\n")
+    # (the command line's way out, not the viewer's "choose the folder"): the index's own
+    # folder holds them; where it is gone, the folder they are in is wanted
+    assert err.endswith(f"; the index's own folder {gallery} holds them: leave out --base-dir\n")
+    moved = tmp_path / "moved"
+    shutil.copytree(gallery, moved)
+    other = tmp_path / "other.dat"
+    cli(capsys, "analyze", moved, "-o", other, "--model", tiny_model, "--quiet")
+    shutil.rmtree(moved)
+    code, _, err = cli(capsys, "query", image, "--index", other, "--base-dir", empty)
+    assert code == 1 and err.endswith("; give --base-dir the folder they are in now\n"), err
     session = SearchSession.open(out, model=str(tiny_model))
     for current in (None, session):  # the viewer's Load, with another model or the same one
         with pytest.raises(RtsearchError, match="holds none of 20 images"):
