@@ -399,12 +399,40 @@ def _still_picture(path: Path) -> bool:
 
 
 def video_problem(path: Path) -> str:
-    """Why ``path`` cannot be a video source, or ""."""
+    """Why ``path`` cannot be a video source, or "": a file that is there is refused only
+    where its first bytes show it is sound or text (one chosen by mistake replaced the
+    source on show with an empty page); any other is tried, and tried again as it changes
+    (still being copied)."""
     if path.is_dir():
         return "is a folder, not a video file"
     if not path.exists():
         return "video file not found"
-    return "" if path.is_file() else "not a regular file"
+    if not path.is_file():
+        return "not a regular file"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        return ""  # (said as the source opens it)
+    kind = audio_kind(head)
+    if kind:
+        return f"{kind} file: sound only, no pictures to search"
+    if head and _is_text(head):
+        return "a text file, not a video"
+    return ""
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether a file's first bytes are text (UTF-8, no control bytes but white space)."""
+    for cut in range(4):  # (a character cut at the end of what was read)
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        return False
+    return all(c.isprintable() or c in "\t\n\r\f" for c in text)
 
 
 def _why_not_a_video(path: Path) -> str:

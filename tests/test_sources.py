@@ -90,6 +90,29 @@ def test_a_sound_file_given_as_a_video_is_named_as_one(tmp_path):
         src.close()
 
 
+def test_a_sound_or_text_file_is_refused_as_a_video_source_before_it_replaces_one(tmp_path):
+    """A script or a song chosen with V (or --source video:) replaced the source on show
+    with an empty page that said why; its first bytes tell: refused as it is chosen. A
+    file that may still be being copied (empty, an MP4 without its header) is taken."""
+    from rtsearch.sources import parse_source
+
+    script = tmp_path / "script.avi"
+    script.write_text("#!/bin/sh\necho 'not a video' \u00e9\n")
+    song = tmp_path / "song.mp4"
+    song.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00" + bytes(500))
+    for path, why in ((script, "a text file, not a video"),
+                      (song, "an MP3 file: sound only, no pictures to search")):  # fmt: skip
+        with pytest.raises(ValueError) as refused:
+            parse_source(f"video:{path}")
+        assert str(refused.value) == f"{path}: {why}"
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    binary = tmp_path / "odd.mp4"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for path in (empty, binary):
+        assert parse_source(f"video:{path}") == ("video", str(path))
+
+
 def _box(kind: bytes, payload: bytes) -> bytes:
     return (8 + len(payload)).to_bytes(4, "big") + kind + payload
 

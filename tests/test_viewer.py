@@ -3993,6 +3993,21 @@ def test_an_index_just_shown_says_after_it_what_of_it_cannot_be_shown(app, tmp_p
         fresh(app, "random")
 
 
+def test_a_text_file_chosen_as_a_video_leaves_the_source_on_show(app, tmp_path):
+    """A script chosen with V replaced the picture and results on show with an empty page
+    that said why: it is refused as it is chosen, and what was on show stays."""
+    app.perform("random")
+    shown = fresh(app, "random")
+    script = tmp_path / "script.avi"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    app._start_source(f"video:{script}")  # what the video dialog's OK calls
+    assert app.message == f"{script}: a text file, not a video"
+    for _ in range(30):
+        app.frame()
+    assert app.published.source == "random" and app.published.results == shown.results
+    assert app.source_sent == "random"
+
+
 def test_a_folder_name_that_is_not_utf8_is_drawn_escaped(app, tmp_path):
     """A picture of an index shown from a folder whose name is not UTF-8 (`--base-dir`
     naming a copy), not there: the query's place said why with the name's raw bytes, and
