@@ -515,6 +515,15 @@ def stale_pca(index: Index) -> bool:
     return pca and index.unfitted > REFIT_FRACTION * index.count
 
 
+SAME = 1e-4  # a vector this near (relative) another: the same picture analysed again
+
+
+def same_vector(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a``, a picture's vector as analysed now, is ``b``, its old one: the same
+    picture (a model run's rounding apart), not a changed one."""
+    return bool(np.linalg.norm(a - b) <= SAME * max(float(np.linalg.norm(b)), 1e-12))
+
+
 def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) -> Index:
     stats = np.array([done.stats[p] for p in paths], dtype=np.float64).reshape(-1, 2)
     # Nothing fresh happens on a rerun over an unchanged folder whose index kept no features.
@@ -528,7 +537,10 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
             [rows[p] if p in rows else old.projected[done.old_rows[p]] for p in paths]
         ).astype(np.float32, copy=False)
         keep = None
-        unfitted = min(len(paths), old.unfitted + len(fresh))
+        # (a file analysed again that is the picture it was, its time changed: not new)
+        at = {p: i for i, p in enumerate(old.paths)}
+        same = sum(p in at and same_vector(rows[p], old.projected[at[p]]) for p in fresh)
+        unfitted = min(len(paths), old.unfitted + len(fresh) - same)
     else:
         projection = proj.fit(
             features,

@@ -185,9 +185,6 @@ def _update(
     return report
 
 
-SAME = 1e-4  # a vector this near its old one (relative): the same picture analysed again
-
-
 def same_pictures(report: UpdateReport, old: Index, rows: dict[str, int], stats) -> None:
     """Of the files analysed again, those that are the pictures indexed before (a folder
     copied: every file time new; `touch`): a changed file whose vector is its old one is
@@ -199,8 +196,7 @@ def same_pictures(report: UpdateReport, old: Index, rows: dict[str, int], stats)
     at = {p: i for i, p in enumerate(index.paths)}
 
     def same(p: str, row: int) -> bool:
-        a, b = index.projected[at[p]], old.projected[row]
-        return bool(np.linalg.norm(a - b) <= SAME * max(float(np.linalg.norm(b)), 1e-12))
+        return single.same_vector(index.projected[at[p]], old.projected[row])
 
     report.touched = [p for p in report.changed if same(p, rows[p])]
     report.changed = [p for p in report.changed if p not in set(report.touched)]

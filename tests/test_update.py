@@ -395,6 +395,26 @@ def test_a_copied_folder_is_the_same_pictures_not_new_rows(capsys, tmp_path, tin
     assert "renamed/img00001.jpg" in after.paths and "d1/img00001.jpg" not in after.paths
 
 
+def test_a_folder_whose_file_times_changed_is_analysed_again_as_the_same_pictures(
+    capsys, tmp_path, tiny_model
+):
+    """Half the files' times new (restored from a backup), analysed again into its index
+    of no features: each counted as a row its PCA was not fitted on, and analyze warned
+    "its PCA was fitted on 12 of its 24 images". They are the same pictures."""
+    gallery = tmp_path / "g"
+    files = make_gallery(gallery, 24)
+    out = tmp_path / "pca.dat"
+    args = ["analyze", gallery, "-o", out, "--model", tiny_model, "--dims", "8", "--pca"]
+    assert cli(capsys, *args)[0] == 0
+    later = time.time() + 100
+    for f in files[::2]:
+        os.utime(f, (later, later))
+    make_image(77).save(files[0])  # (and one picture changed)
+    code, _, err = cli(capsys, *args)
+    assert code == 0 and "fitted on" not in err, err
+    assert store.load(out).unfitted == 1
+
+
 def test_pca_index_growing_past_a_fifth_advises_a_refit(capsys, tmp_path, tiny_model, monkeypatch):
     gallery = tmp_path / "g"
     make_gallery(gallery, 20)
