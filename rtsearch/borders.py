@@ -39,6 +39,7 @@ EDGE_LEVELS = 3 * TOLERANCE
 EDGE_SHARE = 0.05
 EDGE_LINES = 6  # (8x8 JPEG blocks ring up to 7 pixels off the picture)
 JUDGED_SIDE = 320
+EDGE_MARGIN = 32  # px at the verifier's scale: ORB's edge threshold (31), and one more
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right: rows top:bottom, cols left:right
 
@@ -87,6 +88,17 @@ def content_box(image: RGBImage) -> Box:
     """The box of ``image`` left when its plain borders are trimmed, in its own pixels."""
     layers = layer_boxes(image)
     return layers[-1] if layers else (0, image.shape[0], 0, image.shape[1])
+
+
+def with_margin(image: RGBImage, box: Box, judged_side: int) -> RGBImage:
+    """The part of ``image`` in ``box`` with a margin of the plain border around it (a
+    view): keypoints are found only away from a picture's edges (ORB keeps 31 px off them
+    at ``judged_side``), and a small trimmed logo lost most of its own; the border has none."""
+    top, bottom, left, right = box
+    h, w = image.shape[:2]
+    scale = min(1.0, judged_side / max(bottom - top, right - left, 1))
+    m = round(EDGE_MARGIN / scale)
+    return image[max(0, top - m) : min(h, bottom + m), max(0, left - m) : min(w, right + m)]
 
 
 def layer_boxes(image: RGBImage) -> list[Box]:

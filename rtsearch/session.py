@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from rtsearch import bigstore, store
 from rtsearch import projection as proj
-from rtsearch.borders import Box, layer_boxes
+from rtsearch.borders import Box, layer_boxes, with_margin
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.extractor import Extractor
@@ -192,7 +192,9 @@ class SearchSession:
                 trimmed(box, whole)
         else:  # decoded exactly as analyze decodes, so the indexed file itself is at ~0
             image = load_rgb(path, min_size=self.extractor.info.input_size)
-        detail = None  # (trimmed, the picture has all its pixels: verified as searched)
+        # trimmed, the picture has all its pixels: verified as searched, with a margin of
+        # its border (a small logo trimmed from its page gave its own file 0 inliers)
+        detail = with_margin(whole, box, VERIFY_SIDE) if trim and others else None
         if verify and not trim and max(image.shape[:2]) < VERIFY_SIDE:
             detail = load_rgb(path, min_size=(VERIFY_SIDE, VERIFY_SIDE))
         # A file of the index comes first among its identical copies (a model run's rounding

@@ -143,6 +143,11 @@ def test_a_trimmed_picture_whose_margins_are_its_own_finds_its_file(capsys, tmp_
                             "--model", tiny_model, "-k", "2", "--json")  # fmt: skip
     found = [r["path"] for r in json.loads(stdout)]
     assert code == 0 and found[0] == "drawn.png", (found, err)
+    # verified with a margin of its page round it (keypoints are found away from a
+    # picture's edges: the part trimmed alone gave its own file 0 inliers)
+    from rtsearch.verify import MIN_INLIERS
+
+    assert json.loads(stdout)[0]["inliers"] >= MIN_INLIERS, stdout
     assert "searched its " in err and "the whole too" in err
 
 

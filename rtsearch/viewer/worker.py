@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsearch.borders import is_plain, layer_boxes
+from rtsearch.borders import is_plain, layer_boxes, with_margin
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.extractor import cores
@@ -46,6 +46,7 @@ from rtsearch.session import (
 )
 from rtsearch.sources import PASSED_OVER, UNREAD_ALL, Frame, Geometry, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, stand_in
+from rtsearch.verify import MAX_SIDE as VERIFY_SIDE
 from rtsearch.viewer import layout
 
 # The query picture is shown from a raw texture of its own size, re-uploaded every frame: it is
@@ -655,7 +656,9 @@ class Worker:
         # trimmed: the whole picture, and what each layer trimmed left, also looked at
         others = [frame.image] + [frame.image[t:b, le:r] for t, b, le, r in layers[:-1]]
         others = others if layers else []
-        self._to_verify = (picture, vector, session, found, others) if verify else None
+        # (verified with a margin of its border: keypoints are found away from the edges)
+        seen = with_margin(frame.image, layers[-1], VERIFY_SIDE) if layers else picture
+        self._to_verify = (seen, vector, session, found, others) if verify else None
 
     def _show(
         self,
