@@ -450,6 +450,8 @@ def _why_not_a_video(path: Path) -> str:
     kind = audio_kind(head)  # (it said "cannot open as a video" of an MP3)
     if kind:
         return f"{kind} file: sound only, no pictures to search"
+    if _is_text(head):  # (a file waited for that came as text)
+        return "a text file, not a video"
     if tracks == []:  # an MP4 whose movie header, written last, is not there
         return "cannot open as a video (an MP4 or QuickTime file without its movie header: " \
                "still being copied, or cut short?)"  # fmt: skip

@@ -111,6 +111,16 @@ def test_a_sound_or_text_file_is_refused_as_a_video_source_before_it_replaces_on
     binary.write_bytes(bytes(range(256)) * 4)
     for path in (empty, binary):
         assert parse_source(f"video:{path}") == ("video", str(path))
+    src = VideoSource(empty)  # waited for, and it came as text: said so
+    assert src.read() is None and "empty file" in src.message
+    empty.write_text("just some words\n")
+    time.sleep(1.1)  # (its time and size tell a change)
+    for _ in range(20):
+        if src.read() is None and "text" in src.message:
+            break
+        time.sleep(0.1)
+    assert src.message == f"{empty}: a text file, not a video"
+    src.close()
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:
