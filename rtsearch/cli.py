@@ -586,6 +586,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(argv.index(first), "view")  # `rtsearch pictures.dat`: the viewer on it
     elif first is not None and first not in COMMANDS and Path(first).is_dir():
         argv.insert(argv.index(first), "view")  # `rtsearch ~/Pictures`: analysed, then shown
+    elif first is not None and first not in COMMANDS and os.sep in first:
+        # a path that is not there (it said "invalid choice", listing the commands)
+        print(
+            f"rtsearch: error: {printable(first)}: no such file or folder (rtsearch takes an "
+            f"index file, a folder of pictures, or a command: {', '.join(sorted(COMMANDS))})",
+            file=sys.stderr,
+        )
+        return 2
     args = parse(parser, argv, first)
     func: Callable[[argparse.Namespace], int] = args.func
     restore = catch_interrupts()

@@ -129,6 +129,14 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     )
     code, _, stderr = cli(capsys, "query", "/dev/null", "--index", out, "--model", tiny_model)
     assert code != 0 and stderr.strip() == "rtsearch: error: /dev/null: not a regular file"
+    # a path given where a command goes (`rtsearch ~/Pictures` mistyped): it said
+    # "invalid choice", listing the commands
+    code, _, stderr = cli(capsys, tmp_path / "Pictres")
+    assert code == 2 and stderr == (
+        f"rtsearch: error: {tmp_path / 'Pictres'}: no such file or folder (rtsearch takes an "
+        "index file, a folder of pictures, or a command: analyze, bench, demo, eval, info, "
+        "models, query, update, view)\n"
+    )
     # links said as analyze says them (both were "image file not found")
     (tmp_path / "broken.jpg").symlink_to(tmp_path / "gone.jpg")
     (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
