@@ -90,7 +90,9 @@ def test_a_folder_given_is_analysed_then_shown(display, default_model, tmp_path,
     assert figures["queries"] >= 1 and figures["query_file"] in map(str, files), figures
     files += make_gallery(pics, 2, start=50)
     figures = run("view", str(pics), "--quit-after-frames", "20")
-    assert figures["index"] == str(made) and figures["message"] == f"index: {made} (12 images)"
+    assert figures["index"] == str(made) and figures["message"] == (
+        f"index: {made} (12 images); 2 pictures new or changed analysed now"
+    )
     # what the query's place says while it runs (a run that quits before the analysis ends)
     shutil.rmtree(tmp_path / "data")
     done = subprocess.run(

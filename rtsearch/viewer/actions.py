@@ -513,16 +513,17 @@ def analyze(app: ViewerApp, folder: Path, kept: bool = True) -> None:
         if report.index is None:
             return None
         live = live_extractor(current, extractor, app.opts)
-        return SearchSession(report.index, live, folder, source=out), report.skipped
+        return SearchSession(report.index, live, folder, source=out), report
 
     def done(result) -> None:
         if said(app, result):
             return
-        session, skipped = result
+        session, report = result
+        skipped = report.skipped
         now = app.session
         if _still(current, now):
             app.set_session(session)
-            app.message += skipped_note(skipped)
+            app.message += again_note(report) + skipped_note(skipped)
             return
         # another index was loaded meanwhile: it stays until the user says (it was replaced)
         from rtsearch.viewer import dialogs
@@ -549,6 +550,16 @@ def analyze(app: ViewerApp, folder: Path, kept: bool = True) -> None:
         "folder... (A) on it again goes on from there"
     )
     app.start_task(task)
+
+
+def again_note(report) -> str:
+    """What an analysis of a folder analysed before (its index kept) did: how many pictures
+    it analysed now, and how many it dropped (gone); "" for a first analysis. It said only
+    the index's size, as if nothing had been seen of the pictures added."""
+    if not report.reused:
+        return ""
+    gone = f", {count(report.removed, 'picture')} gone" if report.removed else ""
+    return f"; {count(report.analysed, 'picture')} new or changed analysed now{gone}"
 
 
 def watched(app: ViewerApp, index: Path) -> bool:
