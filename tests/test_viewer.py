@@ -2355,6 +2355,15 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
         f"; {few} holds only 1 of 5 images of {tmp_path / 'm.dat'} looked for: the others "
         "show as grey tiles"
     ), app.message
+    # ... and one holding 4 of the 5: said too (only under half was)
+    shutil.copytree(tmp_path / "moved", tmp_path / "most")
+    (tmp_path / "most" / first.relative_to(tmp_path / "moved")).unlink()
+    actions.open_session(app, tmp_path / "m.dat", tmp_path / "most")
+    pump(app, lambda: app.session.base_dir == tmp_path / "most")
+    assert app.message.endswith(
+        f"; {tmp_path / 'most'} holds only 4 of 5 images of {tmp_path / 'm.dat'} looked for: "
+        "the others show as grey tiles"
+    ), app.message
     actions.open_session(app, tmp_path / "m.dat", tmp_path / "moved")  # chosen again
     pump(app, lambda: app.session.base_dir == tmp_path / "moved")
     assert (recall().index, recall().base_dir) == (tmp_path / "m.dat", tmp_path / "moved")
