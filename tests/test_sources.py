@@ -55,12 +55,14 @@ def test_bad_video_and_missing_camera_are_messages_not_crashes(tmp_path, capfd):
     headless = (
         " (an MP4 or QuickTime file without its movie header: still being copied, or cut short?)"
     )
-    for name, data, why in (("not-a-video.avi", b"nothing here", ""),
-                            ("cut.mp4", mp4_start + bytes(2000), headless)):  # fmt: skip
+    cannot = "cannot open as a video"
+    for name, data, why in (("not-a-video.avi", b"\x00\x01nothing\xfe\xff", cannot),
+                            ("words.avi", b"nothing here", "a text file, not a video"),
+                            ("cut.mp4", mp4_start + bytes(2000), cannot + headless)):  # fmt: skip
         bad = tmp_path / name
         bad.write_bytes(data)
         src = VideoSource(bad)
-        assert src.read() is None and src.message == f"{bad}: cannot open as a video{why}"
+        assert src.read() is None and src.message == f"{bad}: {why}"
     cam = WebcamSource(device=57)  # no such camera
     deadline = time.perf_counter() + 10
     while "no camera" not in cam.message and time.perf_counter() < deadline:
