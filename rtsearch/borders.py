@@ -90,6 +90,16 @@ def content_box(image: RGBImage) -> Box:
     return layers[-1] if layers else (0, image.shape[0], 0, image.shape[1])
 
 
+def trimmed_views(image: RGBImage) -> tuple[Box, list[RGBImage]]:
+    """``content_box``, and the pictures searched too where it trimmed something: the
+    whole, and what each layer before the last left (a page inside a video's black bars);
+    none where nothing was trimmed."""
+    layers = layer_boxes(image)
+    if not layers:
+        return (0, image.shape[0], 0, image.shape[1]), []
+    return layers[-1], [image, *(image[t:b, le:r] for t, b, le, r in layers[:-1])]
+
+
 def with_margin(image: RGBImage, box: Box, judged_side: int) -> RGBImage:
     """The part of ``image`` in ``box`` with a margin of the plain border around it (a
     view): keypoints are found only away from a picture's edges (ORB keeps 31 px off them

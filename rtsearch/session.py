@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from rtsearch import bigstore, store
 from rtsearch import projection as proj
-from rtsearch.borders import Box, layer_boxes, with_margin
+from rtsearch.borders import Box, trimmed_views, with_margin
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.extractor import Extractor
@@ -181,13 +181,11 @@ class SearchSession:
         others: list[RGBImage] = []
         if trim:  # whole, so that the part kept is not enlarged from a reduced decode
             whole = load_rgb(path)
-            layers = layer_boxes(whole)
-            h, w = whole.shape[:2]
-            top, bottom, left, right = box = layers[-1] if layers else (0, h, 0, w)
-            image = whole[top:bottom, left:right]
             # trimmed: the whole picture, and what each layer trimmed left, searched too (a
             # logo with its own white margins, trimmed to its middle, missed its file)
-            others = [whole, *(whole[t:b, le:r] for t, b, le, r in layers[:-1])] if layers else []
+            box, others = trimmed_views(whole)
+            top, bottom, left, right = box
+            image = whole[top:bottom, left:right]
             if trimmed is not None:
                 trimmed(box, whole)
         else:  # decoded exactly as analyze decodes, so the indexed file itself is at ~0

@@ -656,8 +656,8 @@ def test_pictures_of_the_collection_are_searched_as_stored(running, monkeypatch)
     """Random pictures (and results clicked) are the indexed files themselves: no trim,
     which could cut into a cut-out's own plain background."""
     calls = []
-    real = worker_mod.layer_boxes
-    monkeypatch.setattr(worker_mod, "layer_boxes", lambda im: calls.append(1) or real(im))
+    real = worker_mod.trimmed_views
+    monkeypatch.setattr(worker_mod, "trimmed_views", lambda im: calls.append(1) or real(im))
     running.send("random")
     searched(running, 1)
     assert calls == []

@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsearch.borders import is_plain, layer_boxes, with_margin
+from rtsearch.borders import is_plain, trimmed_views, with_margin
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.extractor import cores
@@ -627,8 +627,9 @@ class Worker:
         # is searched as it is stored
         h, w = frame.image.shape[:2]
         trimmed = frame.row is None and not frame.stored and self.trim
-        layers = layer_boxes(frame.image) if trimmed else []
-        top, bottom, left, right = layers[-1] if layers else (0, h, 0, w)
+        # trimmed: the whole picture, and what each layer trimmed left, also looked at
+        box, others = trimmed_views(frame.image) if trimmed else ((0, h, 0, w), [])
+        top, bottom, left, right = box
         picture = frame.image[top:bottom, left:right]
         searched = None
         if (top, bottom, left, right) != (0, h, 0, w):
@@ -653,11 +654,8 @@ class Worker:
         found = self._show(frame, searched, results, infer_ms, message)
         live = frame.row is None and self.source is not None and self.source.live
         verify = self.verify and live and session is not None and not self._plain and found
-        # trimmed: the whole picture, and what each layer trimmed left, also looked at
-        others = [frame.image] + [frame.image[t:b, le:r] for t, b, le, r in layers[:-1]]
-        others = others if layers else []
         # (verified with a margin of its border: keypoints are found away from the edges)
-        seen = with_margin(frame.image, layers[-1], VERIFY_SIDE) if layers else picture
+        seen = with_margin(frame.image, box, VERIFY_SIDE) if others else picture
         self._to_verify = (seen, vector, session, found, others) if verify else None
 
     def _show(
