@@ -414,7 +414,13 @@ def video_problem(path: Path) -> str:
             head = f.read(HEAD_BYTES)
     except OSError:
         return ""  # (said as the source opens it)
-    kind = audio_kind(head)
+    return _sound_or_text(head)
+
+
+def _sound_or_text(head: bytes) -> str:
+    """What a file whose first bytes are ``head`` is, where that is sound or text: no
+    video; else ""."""
+    kind = audio_kind(head)  # (it said "cannot open as a video" of an MP3)
     if kind:
         return f"{kind} file: sound only, no pictures to search"
     if head and _is_text(head):
@@ -447,11 +453,9 @@ def _why_not_a_video(path: Path) -> str:
         return f"cannot open as a video ({exc.strerror or first_line(exc)})"
     if not head:
         return "cannot open as a video (empty file: still being copied?)"
-    kind = audio_kind(head)  # (it said "cannot open as a video" of an MP3)
-    if kind:
-        return f"{kind} file: sound only, no pictures to search"
-    if _is_text(head):  # (a file waited for that came as text)
-        return "a text file, not a video"
+    said = _sound_or_text(head)  # (a file waited for that came as sound or text)
+    if said:
+        return said
     if tracks == []:  # an MP4 whose movie header, written last, is not there
         return "cannot open as a video (an MP4 or QuickTime file without its movie header: " \
                "still being copied, or cut short?)"  # fmt: skip
