@@ -198,20 +198,24 @@ def same_pictures(report: UpdateReport, old: Index, rows: dict[str, int], stats)
     def same(p: str, row: int) -> bool:
         return single.same_vector(index.projected[at[p]], old.projected[row])
 
-    report.touched = [p for p in report.changed if same(p, rows[p])]
-    report.changed = [p for p in report.changed if p not in set(report.touched)]
-    by_size: dict[int, list[str]] = {}
+    touched = {p for p in report.changed if same(p, rows[p])}
+    report.touched = [p for p in report.changed if p in touched]
+    report.changed = [p for p in report.changed if p not in touched]
+    by_size: dict[int, list[str]] = {}  # removed files by size: a moved file keeps it
     for q in report.removed:
         by_size.setdefault(int(old.sizes[rows[q]]), []).append(q)
-    for p in list(report.added):
+    moved: dict[str, str] = {}  # new path: the removed file's path it is
+    for p in report.added:
         twins = by_size.get(int(stats[p][0]), [])
         q = next((q for q in twins if same(p, rows[q])), None)
         if q is not None:
             twins.remove(q)
-            report.added.remove(p)
-            report.removed.remove(q)
-            report.relocated.append(p)
-    report.relocated.sort()
+            moved[p] = q
+    if moved:  # (set lookups: a renamed folder of many files, each removed from a list)
+        was = set(moved.values())
+        report.added = [p for p in report.added if p not in moved]
+        report.removed = [q for q in report.removed if q not in was]
+        report.relocated = sorted([*report.relocated, *moved])
 
 
 def _extract(
