@@ -583,14 +583,14 @@ def rows_model(index: Index, index_path: Path, loaded: Path | None = None) -> Pa
         raise
 
 
-def folder_of_index(index_path: Path) -> Path:
+def folder_of_index(index_path: Path, index: Index) -> Path:
     """The folder `update INDEX` brings the index up to date with when none is given: the
     one it names; where that is gone, the one the viewer showed its images from (chosen
     there), said; else none, and the way out is said."""
     from rtsearch.cli import print_line
     from rtsearch.viewer.memory import found_in
 
-    named = store.load(index_path).base_dir
+    named = index.base_dir
     if named and Path(named).is_dir():
         return Path(named)
     found = found_in(index_path, named)
@@ -603,10 +603,16 @@ def folder_of_index(index_path: Path) -> Path:
     return found
 
 
-def open_extractor(index_path: Path, model: str | None, threads: int) -> Extractor:
+def open_extractor(
+    index_path: Path, model: str | None, threads: int, index: Index | None = None
+) -> Extractor:
+    """The extractor an update of ``index_path`` (``index``, when read already) runs."""
     from rtsearch.models import resolve_model
 
-    chosen = resolve_model(model) if model else rows_model(store.load(index_path), index_path)
+    if model:
+        chosen = resolve_model(model)
+    else:
+        chosen = rows_model(index or store.load(index_path), index_path)
     return Extractor(chosen, threads=threads, streams=0)
 
 
@@ -619,9 +625,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.interval is not None and not args.watch:
         raise RtsearchError("--interval applies to --watch only")
-    if args.directory is None:
-        args.directory = folder_of_index(args.index)
-    extractor = open_extractor(args.index, args.model, args.threads)
+    # (read once for both where wanted: each read probes the file in a child process)
+    index = store.load(args.index) if args.directory is None or not args.model else None
+    if index is not None and args.directory is None:
+        args.directory = folder_of_index(args.index, index)
+    extractor = open_extractor(args.index, args.model, args.threads, index)
     # in a terminal, the new files' analysis redraws a bar as analyze's does; in a log or a
     # pipe it says nothing more than the summary (cron's mail, a watch's log)
     bar = ProgressBar() if sys.stderr.isatty() else None
