@@ -10,10 +10,12 @@ ends with an error counting them.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -191,18 +193,19 @@ def run(args: argparse.Namespace) -> int:
 
     args.index, given = targets(args.index_file, args.index, args.images)
     # per picture: building the exact scan's int8 first pass would cost more than it saves
+    open_index = functools.partial(
+        SearchSession.open, args.index, model=args.model, prefilter=False, build_ann=False,
+        images=args.verify,  # without verification the paths are the answer: no folder
+    )  # fmt: skip
     try:
-        session = SearchSession.open(
-            args.index, base_dir=args.base_dir, model=args.model, prefilter=False,
-            build_ann=False,
-            images=args.verify,  # without verification the paths are the answer: no folder
-        )  # fmt: skip
+        session = open_index(base_dir=args.base_dir)
     except FolderGone as exc:  # (an unplugged drive: the paths alone answer)
-        session = _from_where_shown(args, exc)
-        if session is None and not args.verify:
-            raise
-        if session is None:
+        found = _from_where_shown(args.index, exc, open_index)
+        if found is None:
+            if not args.verify:
+                raise
             raise RtsearchError(f"{exc}, or --no-verify to rank by vector alone") from None
+        session = found
     if not session.base_dir.is_dir():
         print_line(f"note: the images' folder {session.base_dir} is gone; paths as indexed")
     made, used = session.index.model.variant, session.extractor.info.variant
@@ -248,28 +251,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _from_where_shown(args: argparse.Namespace, gone: FolderGone) -> SearchSession | None:
-    """The index opened from the folder the viewer showed its images from, where the
-    folder it names is ``gone`` (located in the viewer: the file still names the old one);
-    None where the viewer found them nowhere, or they are not there now."""
+def _from_where_shown(
+    index: Path, gone: FolderGone, open_index: Callable[..., SearchSession]
+) -> SearchSession | None:
+    """``index`` opened (``open_index``) from the folder the viewer showed its images from,
+    where the folder it names is ``gone`` (located in the viewer: the file still names the
+    old one); None where the viewer found them nowhere, or they are not there now."""
     from rtsearch.cli import print_line
-    from rtsearch.session import SearchSession, WrongFolder
+    from rtsearch.session import WrongFolder
     from rtsearch.viewer.memory import found_in
 
-    folder = found_in(args.index, gone.named)
+    folder = found_in(index, gone.named)
     if folder is None:
         return None
     try:
-        session = SearchSession.open(
-            args.index, base_dir=folder, model=args.model, prefilter=False, build_ann=False,
-            images=args.verify,
-        )  # fmt: skip
+        session = open_index(base_dir=folder)
     except WrongFolder:
         return None
     print_line(
         f"note: the images' folder {gone.named} is gone; searched in {folder}, where the "
-        f"viewer showed them from ({command('rtsearch', 'update', args.index, folder)} "
-        "records it in the index)"
+        f"viewer showed them from ({command('rtsearch', 'update', index, folder)} records it "
+        "in the index)"
     )
     return session
 
