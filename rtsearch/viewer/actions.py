@@ -481,13 +481,8 @@ def analyze(app: ViewerApp, folder: Path, kept: bool = True) -> None:
     info = current.extractor.info if current else None
     loaded = current.extractor.path if current else None
 
-    def progress(task: Task, p) -> None:
-        task.progress, task.note = progress_note(p)
-
     def work(task: Task):
-        for old in stopping:  # (Cancel, then A at once: it said one was running)
-            while not old.finished and not task.cancel.is_set():
-                old.join(0.1)
+        wait_for(stopping, task)
         # every core but one, which the window and the live source keep (on 2 cores: one
         # thread, as before; it was one on any machine)
         # here, not on the UI thread: the default model's first use exports it
@@ -503,7 +498,7 @@ def analyze(app: ViewerApp, folder: Path, kept: bool = True) -> None:
                 # the viewer's own file of the folder: what the folder holds now replaces it
                 # (a folder culled since was refused with advice the viewer has no way to take)
                 Settings(keep_features=True, replace=True),
-                progress=lambda p: progress(task, p),
+                progress=lambda p: show_progress(task, p),
                 cancel=task.cancel,
             )
         except atomic.IndexBusy:
@@ -550,6 +545,19 @@ def analyze(app: ViewerApp, folder: Path, kept: bool = True) -> None:
         "folder... (A) on it again goes on from there"
     )
     app.start_task(task)
+
+
+def wait_for(stopping: list[Task], task: Task) -> None:
+    """Wait, on ``task``'s thread, for the analyses ``stopping`` (cancelled, keeping their
+    work) to end: Cancel, then A at once, said one was running."""
+    for old in stopping:
+        while not old.finished and not task.cancel.is_set():
+            old.join(0.1)
+
+
+def show_progress(task: Task, p) -> None:
+    """An analysis's progress (analyze.Progress) onto ``task``, as its bar shows it."""
+    task.progress, task.note = progress_note(p)
 
 
 def again_note(report) -> str:
@@ -625,13 +633,8 @@ def update_index(
     current = app.session
     loaded = current.extractor.path if current is not None else None
 
-    def progress(task: Task, p) -> None:
-        task.progress, task.note = progress_note(p)
-
     def work(task: Task):
-        for old in stopping:  # (Cancel, then A at once)
-            while not old.finished and not task.cancel.is_set():
-                old.join(0.1)
+        wait_for(stopping, task)
         if kept is None:
             assert current is not None
             model = update.rows_model(current.index, path, loaded)
@@ -646,7 +649,7 @@ def update_index(
         rows_by = Extractor(model, threads=max(1, cores() - 1), streams=0)
         try:
             report = update.update(
-                path, folder, rows_by, cancel=task.cancel, progress=lambda p: progress(task, p)
+                path, folder, rows_by, cancel=task.cancel, progress=lambda p: show_progress(task, p)
             )
         except KeyboardInterrupt:  # cancelled: its checkpoints keep the work (task.cancelled)
             return None
