@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from rtsearch import analyze as single
 from rtsearch import atomic, store
@@ -201,21 +202,44 @@ def same_pictures(report: UpdateReport, old: Index, rows: dict[str, int], stats)
     touched = {p for p in report.changed if same(p, rows[p])}
     report.touched = [p for p in report.changed if p in touched]
     report.changed = [p for p in report.changed if p not in touched]
-    by_size: dict[int, list[str]] = {}  # removed files by size: a moved file keeps it
-    for q in report.removed:
-        by_size.setdefault(int(old.sizes[rows[q]]), []).append(q)
-    moved: dict[str, str] = {}  # new path: the removed file's path it is
-    for p in report.added:
-        twins = by_size.get(int(stats[p][0]), [])
-        q = next((q for q in twins if same(p, rows[q])), None)
-        if q is not None:
-            twins.remove(q)
-            moved[p] = q
+    moved = _moved(report, old, rows, stats, at)  # new path: the removed file's path it is
     if moved:  # (set lookups: a renamed folder of many files, each removed from a list)
         was = set(moved.values())
         report.added = [p for p in report.added if p not in moved]
         report.removed = [q for q in report.removed if q not in was]
         report.relocated = sorted([*report.relocated, *moved])
+
+
+def _moved(report: UpdateReport, old: Index, rows, stats, at) -> dict[str, str]:
+    """Of the files added, those that are a removed file moved (its size, its vector):
+    each new path with the removed path it is, a removed file matched once. The removed
+    files of a size are searched by one k-d tree: a folder of same-size BMPs (a camera's,
+    a scanner's) renamed is not every new file compared with every removed one."""
+    by_size: dict[int, list[str]] = {}  # removed files by size: a moved file keeps it
+    for q in report.removed:
+        by_size.setdefault(int(old.sizes[rows[q]]), []).append(q)
+    wanted: dict[int, list[str]] = {}
+    for p in report.added:
+        if int(stats[p][0]) in by_size:
+            wanted.setdefault(int(stats[p][0]), []).append(p)
+    moved: dict[str, str] = {}
+    for size, news in wanted.items():
+        twins = by_size[size]
+        was = old.projected[[rows[q] for q in twins]].astype(np.float64)
+        now = report.index.projected[[at[p] for p in news]].astype(np.float64)
+        # same_vector's bound is relative to the old vector's length: the longest bounds all
+        reach = single.SAME * max(float(np.linalg.norm(was, axis=1).max()), 1e-12)
+        near = cKDTree(was).query_ball_point(now, r=reach)
+        taken: set[int] = set()
+        for p, b, cands in zip(news, now, near, strict=True):
+            j = next(
+                (j for j in sorted(cands) if j not in taken and single.same_vector(b, was[j])),
+                None,
+            )
+            if j is not None:
+                taken.add(j)
+                moved[p] = twins[j]
+    return moved
 
 
 def _extract(

@@ -21,6 +21,7 @@ import pytest
 from fakes import make_gallery, make_image
 
 from rtsearch import atomic, bigstore, store
+from rtsearch import update as upd
 from rtsearch.analyze import Settings, analyze
 from rtsearch.cli import main
 from rtsearch.decode import load_rgb
@@ -1212,3 +1213,28 @@ def test_excluded_folders_stay_out_through_update_and_reruns_until_no_exclude(
         f.attrs["exclude"] = "[3]"
     code, _, err = cli(capsys, "info", out)
     assert (code, err) == (1, f"rtsearch: error: {out}: malformed index (its excluded patterns)\n")
+
+
+def test_files_of_one_size_renamed_are_matched_each_to_its_own_old_vector():
+    """Many removed files of one size (a camera's BMPs, a folder renamed) and as many new
+    ones: each new file whose vector is a removed one's is that file moved, each removed
+    file matched once (two files of the same picture are two moves), and a new file of that
+    size whose vector is none of theirs is added, not moved."""
+    rng = np.random.default_rng(5)
+    model = store.ModelRef("tiny", "tiny/fc/" + "0" * 64, "fc", 8)
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    vectors[1] = vectors[0]  # two files of one picture
+    gone = [f"old/{i:03d}.bmp" for i in range(300)]
+    old = store.Index(gone, model, np.full(300, 1000, np.int64), np.zeros(300), vectors)
+    order = rng.permutation([0, 1, *rng.permutation(range(2, 300))[:198]])  # 200 moved
+    fresh = rng.normal(size=(50, 8)).astype(np.float32)  # and 50 new pictures of that size
+    fresh[0] = vectors[order[0]] + 0.1  # (near one of them, not it)
+    new = [f"new/{i:03d}.bmp" for i in range(250)]
+    now = np.concatenate([vectors[order] * (1 + 1e-6), fresh])
+    index = store.Index(new, model, np.full(250, 1000, np.int64), np.zeros(250), now)
+    report = upd.UpdateReport(index, added=list(new), removed=list(gone))
+    stats = {p: (1000, 0.0) for p in new}
+    upd.same_pictures(report, old, {q: i for i, q in enumerate(gone)}, stats)
+    assert report.relocated == sorted(new[:200])
+    assert report.added == new[200:]
+    assert sorted(report.removed) == sorted(set(gone) - {gone[i] for i in order})
