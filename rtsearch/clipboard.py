@@ -55,11 +55,12 @@ def clipboard_query(
     ``min_size`` (h, w): what the picture may be reduced to, no less (a 108-megapixel paste
     took seconds at full size, holding the interpreter lock for hundreds of ms at a time).
     Raises RtsearchError saying why there is nothing to search."""
-    got = file_named(text if text is not None else _text())
+    text = text if text is not None else _text()
+    got = file_named(text)
     if got is None:
         got = _picture(min_size)
     if got is None:
-        raise RtsearchError(NOTHING)
+        raise RtsearchError(_named_not_there(text) or NOTHING)
     if not isinstance(got, Path) or is_video_file(got):
         return got
     image = load_rgb(got, min_size=min_size)
@@ -96,12 +97,26 @@ def file_named(text: str | None) -> Path | None:
     return next(playable, named[0] if named else None)
 
 
-def _named(line: str) -> Path | None:
-    """The existing file one line of copied text names, if it names one."""
+def _named_not_there(text: str | None) -> str:
+    """Where the clipboard's text is one path (as ``_named`` reads one) of no file there:
+    what is there instead, said ("copy one first" said nothing of a path mistyped, or of a
+    folder copied); else ""."""
+    lines = [line for line in (text or "").strip().splitlines() if not line.startswith("#")]
+    path = _path_in(lines[0]) if len(lines) == 1 else None
+    if path is None:
+        return ""
+    with contextlib.suppress(OSError):
+        if path.is_dir():
+            return f"{path}: is a folder, not a picture file (copied to the clipboard)"
+        if path.exists():
+            return ""  # (a FIFO, a device: "names no picture file")
+    return f"{path}: no such file (named on the clipboard)"
+
+
+def _path_in(line: str) -> Path | None:
+    """The absolute path one line of copied text is written as (quoted, ``~`` for home, a
+    ``file://`` URI), there or not; None where it is no path."""
     line = line.strip()
-    if line.startswith("#"):  # a uri-list's comment
-        return None
-    copied = line
     if len(line) >= 2 and line[0] == line[-1] and line[0] in "'\"":
         line = line[1:-1]
     if line.startswith("file://"):
@@ -111,9 +126,20 @@ def _named(line: str) -> Path | None:
         line = unquote(uri.path)
         if sys.platform == "win32" and line[:1] == "/" and line[2:3] == ":":
             line = line[1:]  # file:///C:/x.png
-    if not line or len(line) > 4096 or "\0" in line:
+    if not line or len(line) > 4096 or "\0" in line or "\n" in line:
         return None
-    found = _file(line)
+    path = Path(os.path.expanduser(line))
+    return path if path.is_absolute() else None
+
+
+def _named(line: str) -> Path | None:
+    """The existing file one line of copied text names, if it names one."""
+    line = line.strip()
+    if line.startswith("#"):  # a uri-list's comment
+        return None
+    copied = line
+    path = _path_in(line)
+    found = _file(str(path)) if path is not None else None
     if found is None and sys.platform != "win32" and any(c in copied for c in "\\'\""):
         # a path copied from a shell: /home/me/My\ Pictures/a.jpg, ~/'a b'.png, 'it'\''s.jpg'
         with contextlib.suppress(ValueError):  # (quotes that do not pair)

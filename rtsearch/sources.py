@@ -170,6 +170,9 @@ class ClipboardSource:
     seconds, said meanwhile by ``message``)."""
 
     live = True
+    # a paste that finds no picture gives the source before it back (the worker keeps it
+    # meanwhile): a failed Ctrl+V blanked a video playing, its results too
+    keeps_before = True
 
     def __init__(self, text: str | None = None) -> None:
         self.name = "clipboard"
@@ -177,6 +180,12 @@ class ClipboardSource:
         self.text = text
         self.video: VideoSource | None = None
         self._read = False
+        self.failed = False  # read, and no picture nor video came of it (``message``: why)
+
+    @property
+    def pending(self) -> bool:
+        """Whether the clipboard is still to be read."""
+        return not self._read
 
     def read(self) -> Frame | None:
         if self.video is not None:
@@ -191,10 +200,10 @@ class ClipboardSource:
         try:
             got = clipboard_query(self.text, LIVE_MIN_SIZE)
         except RtsearchError as exc:
-            self.message = str(exc)
+            self.message, self.failed = str(exc), True
             return None
         except Exception as exc:  # a broken helper must not stop the viewer
-            self.message = f"cannot read the clipboard ({first_line(exc)})"
+            self.message, self.failed = f"cannot read the clipboard ({first_line(exc)})", True
             return None
         if isinstance(got, Path):  # a copied video file
             self.video = VideoSource(got)

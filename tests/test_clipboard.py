@@ -151,6 +151,16 @@ def test_text_that_names_a_picture_file_wins_and_other_text_is_no_picture(only, 
     xclip_offering(only, {"UTF8_STRING": "just some words"})
     with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):
         clipboard_query()
+    # a path of no file, of a folder: said so ("copy one first" said nothing of either);
+    # a file manager's copy, a shell's quoted path, a URI
+    gone = tmp_path / "gone dir" / "x.png"
+    for text, said in (
+        (str(gone), f"{gone}: no such file (named on the clipboard)"),
+        (f"'{gone}'", f"{gone}: no such file (named on the clipboard)"),
+        (f"file://{tmp_path}\n", f"{tmp_path}: is a folder, not a picture file"),
+    ):
+        with pytest.raises(RtsearchError, match=f"^{re.escape(said)}"):
+            clipboard_query(text)  # (as the viewer's toolkit read it; no picture offered)
     # an old xclip holding the clipboard lists nothing and gives its text for any type
     fake_helper(only, "xclip", "printf 'just some words'\n")
     with pytest.raises(RtsearchError, match=f"^{re.escape(NOTHING)}$"):

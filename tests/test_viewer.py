@@ -2815,7 +2815,9 @@ def test_back_and_forward_go_through_the_queries_as_in_a_browser(app, tmp_path):
     xdotool(app, "key", "alt+Right")
     assert shows(files[2]) and arrows() == (True, False)
     xdotool(app, "key", "alt+Right")
-    assert app.message == f"query: {files[2]}\n{history.NONE_AFTER}"
+    assert app.message == f"query: {files[2]}; {history.NONE_AFTER}"
+    app.frame()  # as the message line draws it (it read "...png\\nnothing to go forward")
+    assert "\\" not in dpg.get_value(app.ids.message), dpg.get_value(app.ids.message)
     xdotool(app, "click", "8")  # the mouse's back and forward buttons
     assert shows(files[1])
     xdotool(app, "click", "9")
@@ -2842,7 +2844,7 @@ def test_back_and_forward_go_through_the_queries_as_in_a_browser(app, tmp_path):
     xdotool(app, "key", "BackSpace")
     assert shows(files[0])
     xdotool(app, "key", "BackSpace")  # (the query's path stays in sight)
-    assert app.message == f"query: {files[0]}\n{history.NONE_BEFORE}"
+    assert app.message == f"query: {files[0]}; {history.NONE_BEFORE}"
     assert app.published.file == files[0] and arrows() == (False, True)
     app.history.files[1:] = [tmp_path / "gone.png"]
     assert arrows() == (False, False)  # (the arrow lit, and the step went nowhere)
@@ -3157,17 +3159,29 @@ def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, 
     pump(app, lambda: top_is(app, "clipboard", other))
     w, h = Image.open(other).size  # (the message line is written every few frames)
     pump(app, lambda: dpg.get_value(app.ids.message) == f"query: img00007.jpg ({w}x{h}, pasted)")
-    # nothing to search for: said; the last picture pasted stays with its results, but
-    # another source's is not shown as the clipboard's
+    # nothing to search for: said; the source on show stays, its picture and results
+    # (another source's, a random picture's, went blank: a paste of no picture blanked a
+    # video playing)
     dpg.set_clipboard_text("no picture's name")
     app.perform("paste")
     pump(app, lambda: dpg.get_value(app.ids.message) == NOTHING)
     assert top_is(app, "clipboard", other)
     app.perform("random")
     fresh(app, "random")
+    shown = app.published
     app.perform("paste")
-    pump(app, lambda: app.published.source == "clipboard" and app.published.message == NOTHING)
-    assert app.published.query is None and not app.published.results
+    pump(app, lambda: app.message == NOTHING)
+    pump(app, lambda: dpg.get_value(app.ids.message) == NOTHING)
+    assert app.published.source == "random" and app.published.file == shown.file
+    assert app.published.results == shown.results and app.published.query is shown.query
+    assert app.source_sent == "random"
+    # a path of no file, or of a folder: said so
+    missing = tmp_path / "nope" / "missing.png"
+    for text, said in ((missing, "no such file"), (tmp_path, "is a folder")):
+        dpg.set_clipboard_text(str(text))
+        app.perform("paste")
+        pump(app, lambda t=text, w=said: app.message.startswith(f"{t}: {w}"))
+        assert app.published.file == shown.file
     # a video file copied (a file manager's URI, as xclip serves it): played, as V plays one
     clip = write_video(tmp_path / "clip.avi", [3, 4], frames_each=10)
     subprocess.run(["xclip", "-selection", "clipboard", "-i"], input=f"file://{clip}\n",
@@ -3177,6 +3191,13 @@ def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, 
     seq = app.published.seq
     pump(app, lambda: app.published.seq > seq + 2)  # playing: a picture after another
     assert "source video:clip.avi" in dpg.get_value(app.ids.status)
+    dpg.set_clipboard_text("no picture's name")  # pasted over a video playing: it plays on
+    app.perform("paste")
+    pump(app, lambda: app.message == NOTHING)
+    seq = app.published.seq
+    pump(app, lambda: app.published.seq > seq + 2 and len(app.published.results))
+    assert app.published.source == "video:clip.avi"
+    assert dpg.get_value(app.ids.message) == NOTHING  # (until the next action)
     app.perform("random")
     fresh(app, "random")
 

@@ -815,6 +815,8 @@ class ViewerApp:
         pub = self.worker.latest()
         if pub is not None and pub is not self.published:
             self._take(pub)
+        while not self.worker.refused.empty():  # a paste of no picture: the source stays
+            self.message, self.source_sent = self.worker.refused.get_nowait()
         size = ui.canvas_size(self)
         if size != self.canvas_size:
             self.canvas_size, self.dirty = size, True

@@ -166,7 +166,8 @@ def perform(app: ViewerApp, action: str) -> None:
         lost = app.history.can_step(shown)[by > 0]  # there were entries, of another index
         note = LOST if lost else NONE_BEFORE if by < 0 else NONE_AFTER
         said = pub.message if pub is not None else ""  # (the query's path stays in sight)
-        app.message = f"{said}\n{note}" if said else note
+        # (on one line: the message line escapes a newline, a file name's one too)
+        app.message = f"{said}; {note}" if said else note
         return
     at, row = found
     app.query_row(row)

@@ -317,6 +317,12 @@ class Worker:
         # a live source a result clicked took the place of, kept open PARK_S (and since
         # when) for a double-click to take it back (ViewerApp.resume_live)
         self._parked: tuple[Source, float] | None = None
+        # the source a paste took the place of, until the clipboard is read, with the last
+        # picture searched and its signature: a paste of no picture gives it back
+        self._before: tuple[Source, Frame | None, np.ndarray | None] | None = None
+        # what a paste that gave the source before it back could not search, for the
+        # viewer to say (its message, until the next action): (why, the source given back)
+        self.refused: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         # the last live picture searched, to verify once it stands still: (picture searched,
         # its vector, the session, the results published); then the candidates and the
         # reading of their keypoints on the pool
@@ -388,6 +394,7 @@ class Worker:
             if self.source is not None:
                 self.source.close()
             self._drop_parked()
+            self._drop_before()
 
     def _drain(self) -> bool:
         """Apply the commands sent since; whether there were any."""
@@ -474,10 +481,40 @@ class Worker:
             self._parked = None
             parked[0].close()
 
+    def _drop_before(self) -> None:
+        before, self._before = self._before, None
+        if before is not None:
+            before[0].close()
+
+    def _give_back(self) -> None:
+        """The paste on show found no picture: the source before it, with its picture and
+        results (still on show), comes back; why is handed to the viewer to say."""
+        assert self._before is not None and self.source is not None
+        why = self.source.message
+        self.source.close()
+        (self.source, self._last, self._last_sig), self._before = self._before, None
+        self._message = self.source.message
+        self._reword(self._message)
+        self.refused.put((why, self.source.name))
+
+    def _reword(self, message: str) -> None:
+        """What is on show, its picture and results, said anew."""
+        with self._lock:
+            if self._slot is not None:
+                self._seq += 1
+                self._slot = replace(self._slot, seq=self._seq, message=message)
+
     def _apply(self, command: str, value: Any) -> None:
         if command == "source":
-            if self.source is not None and self.source is not value:
+            keep = getattr(value, "keeps_before", False) and self.source is not None
+            if keep and self._before is not None:  # (a paste over one not read yet)
                 self.source.close()
+            elif keep:
+                self._before = (self.source, self._last, self._last_sig)
+            else:
+                self._drop_before()
+                if self.source is not None and self.source is not value:
+                    self.source.close()
             if self._parked is not None and self._parked[0] is not value:
                 self._drop_parked()  # (another source chosen)
             self.source, self.paused = value, False
@@ -485,7 +522,10 @@ class Worker:
             self._looked = self._held = None
             self._again, self._repeated, self._idle_said = False, False, False
             self._plain = False
-            if value.message and value.message != self._message:
+            if keep:  # the picture and results before it stay on show while it is read
+                self._message = value.message
+                self._reword(value.message)
+            elif value.message and value.message != self._message:
                 # said before its first read, which may take seconds (a camera opening, a
                 # clipboard's program): the last source's words stayed meanwhile
                 self._message = value.message
@@ -520,6 +560,7 @@ class Worker:
                     self._idle_said = False
         elif command == "session":
             old, self.session = self.session, value
+            self._drop_before()  # (a random source counts the old index's rows)
             self._stale = True  # what is on show came from the index before
             self._steady = None
             if isinstance(self.source, RandomSource):
@@ -564,6 +605,11 @@ class Worker:
         frame, self._held = self._held, None
         if not self.paused and self.source is not None:
             frame = frame or self.source.read()
+            if self._before is not None and not getattr(self.source, "pending", False):
+                if frame is None and getattr(self.source, "failed", False):
+                    self._give_back()
+                    return None
+                self._drop_before()  # (the paste gave a picture, or a video to play)
             if self.source.message != self._message:
                 self._message = self.source.message
                 if frame is None:
