@@ -3656,6 +3656,7 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
     pump(app, lambda: app.session.source == index)
     (folder / "broken.jpg").write_bytes(b"not a picture")
     actions.watch(app)
+    assert app.worker.watching.index == index  # (grey tiles then say no update to run)
     dpg.set_value(app.ids.dims_input, 10)  # dims applied here are kept through the swaps
     actions.reproject(app)
     pump(app, lambda: app.session.index.dims == 10)
@@ -3689,6 +3690,7 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         for task in app.tasks:
             task.cancel.set()
         pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
+    assert app.worker.watching.finished
 
 
 def test_a_watch_pass_analysing_new_files_shows_its_progress(

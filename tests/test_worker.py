@@ -608,8 +608,17 @@ def test_unreadable_results_are_grey_tiles_and_the_message_counts_them(tmp_path)
         shutil.copy(good, own / "gone.jpg")
         index.base_dir = str(own)
         _, elsewhere = worker._thumbs([results[0], gone])
+        # the viewer's --watch brings it up to date: no update to run (it was advised)
+        index.base_dir = str(tmp_path)
+        task = types.SimpleNamespace(index=tmp_path / "my index.dat", finished=False)
+        worker.watching = task
+        _, watched = worker._thumbs([results[0], gone])
+        task.finished = True  # (a watch ended: the update is advised again)
+        _, ended = worker._thumbs([results[0], gone])
     finally:
         worker._decoders.shutdown()
+    assert watched.endswith("; gone since the index was made: --watch is taking it out")
+    assert ended == message
     assert message.endswith(
         f"; gone since it was made: rtsearch update '{tmp_path / 'my index.dat'}' {tmp_path}"
     ), message

@@ -241,6 +241,7 @@ def watch(app: ViewerApp) -> None:
 
     task = Task("watch", work, lambda _: None, on_post=posted)
     task.index = path
+    app.worker.watching = task
     app.start_task(task)
 
 

@@ -43,11 +43,13 @@ from rtsearch.session import (
     nearer_of,
     own_folder_note,
     same_collection,
+    same_path,
 )
 from rtsearch.sources import PASSED_OVER, UNREAD_ALL, Frame, Geometry, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, stand_in
 from rtsearch.verify import MAX_SIDE as VERIFY_SIDE
 from rtsearch.viewer import layout
+from rtsearch.viewer.tasks import Task
 
 # The query picture is shown from a raw texture of its own size, re-uploaded every frame: it is
 # shrunk to the header's height (never enlarged; at most 2:1 wide, and at most this many
@@ -323,6 +325,9 @@ class Worker:
         # what a paste that gave the source before it back could not search, for the
         # viewer to say (its message, until the next action): (why, the source given back)
         self.refused: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        # the viewer's --watch (its task: the index file it keeps up to date, and whether it
+        # still runs): a result's file gone is its to take out, no update to advise
+        self.watching: Task | None = None
         # the last live picture searched, to verify once it stands still: (picture searched,
         # its vector, the session, the results published); then the candidates and the
         # reading of their keypoints on the pool
@@ -817,6 +822,9 @@ class Worker:
             return f"; not in {s.base_dir}: {elsewhere}"
         if s.source is None:
             return ""
+        w = self.watching
+        if w is not None and not w.finished and w.index and same_path(w.index, s.source):
+            return "; gone since the index was made: --watch is taking it out"
         return f"; gone since it was made: {command('rtsearch', 'update', s.source, s.base_dir)}"
 
     def _publish_again(self) -> None:
