@@ -3677,15 +3677,26 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         assert "1 removed" in app.message and "skipped 1 file" not in app.message
         app.perform("random")
         assert fresh(app, "random").results[0].file.is_file()
+        # the query's own file deleted: another picture is drawn, and that is said (only
+        # "1 removed" was)
+        query = Path(app.session.base_dir) / app.session.index.paths[0]
+        app.query_row(0)
+        pump(app, lambda: app.published.file == query and app.published.source == "random")
+        query.unlink()
+        pump(app, lambda: len(app.session.index.paths) == 7, timeout=60)
+        assert app.message.endswith(f"; the query's picture is gone from it ({query.name}): "
+                                    "another drawn"), app.message  # fmt: skip
+        pump(app, lambda: app.published.file not in (None, query))
         # most of the folder gone: the index is kept, and the message says why (the watch
         # said nothing, and the viewer went on showing the files that were gone)
         more = make_gallery(folder, 12, start=500)
-        pump(app, lambda: len(app.session.index.paths) == 20, timeout=60)
+        pump(app, lambda: len(app.session.index.paths) == 19, timeout=60)
+        assert "query's picture" not in app.message
         for f in more:
             f.unlink()
-        pump(app, lambda: "holds only 8 of the 20 images" in app.message, timeout=60)
+        pump(app, lambda: "holds only 7 of the 19 images" in app.message, timeout=60)
         assert app.message.startswith("watching: ") and "waiting for the folder" in app.message
-        assert store.load(index).count == 20
+        assert store.load(index).count == 19
     finally:
         for task in app.tasks:
             task.cancel.set()

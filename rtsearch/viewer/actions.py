@@ -18,6 +18,7 @@ from rtsearch.session import same_path
 from rtsearch.viewer import memory
 from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
+from rtsearch.viewer.worker import same_row
 
 if TYPE_CHECKING:
     from rtsearch.extractor import Extractor
@@ -251,6 +252,11 @@ def swap_in(app: ViewerApp, fresh: SearchSession, summary: str) -> None:
     current = app.session
     if current is None or current.source != fresh.source:
         return  # another index was loaded meanwhile
+    pub = app.published
+    gone = pub is not None and pub.file is not None and pub.row is not None
+    if gone and same_row(current, fresh, pub.row) is None:
+        # (a random picture drawn in its place, unsaid: "1 removed")
+        summary += f"; the query's picture is gone from it ({pub.file.name}): another drawn"
     app.set_session(fresh)
     app.message = summary
     dims = dims_to_apply(app, fresh)
