@@ -91,17 +91,24 @@ class RandomSource:
         self.rng = np.random.default_rng(seed)
         self._pending: int | None = None
         self._chosen = False  # whether the pending row was asked for, not drawn
+        self._asked = False  # whether its picture is said to be asked for (Frame.chosen)
         self._fallback = False  # whether another is drawn where the row asked for fails
         self.shown: int | None = None  # the row last read
         self.unread: set[int] = set()  # rows whose file could not be read (not drawn again)
         self.trigger()
 
-    def trigger(self, row: int | None = None, fallback: bool = False) -> None:
+    def trigger(
+        self, row: int | None = None, fallback: bool = False, asked: bool | None = None
+    ) -> None:
         """Ask for a new random image (or a chosen row) on the next read; ``fallback``: a
-        chosen row whose file cannot be read gives a random one (a query recalled)."""
+        chosen row whose file cannot be read gives a random one (a query recalled).
+        ``asked``: whether the row's picture is one asked for (its frame ``chosen``), by
+        default where a row is given; not for a random draw kept in a new version of the
+        index (--watch: it was said to be asked for, "collection")."""
         if not self.count:
             return
         self._chosen, self._fallback = row is not None, fallback
+        self._asked = self._chosen if asked is None else asked
         if row is None and self._draw() is None:
             self.unread.clear()  # none left that could be read: each is tried again
         self._pending = self._draw() if row is None else row
@@ -135,7 +142,8 @@ class RandomSource:
                 self.message = f"query: {path}"
                 if failed and not (chosen and not fallback):
                     self.message += f" ({_passed_over(failed)})"
-                return Frame(image, time.perf_counter(), row, Path(path), chosen and not failed)
+                asked = self._asked and not failed
+                return Frame(image, time.perf_counter(), row, Path(path), asked)
             self.unread.add(row)
             if (chosen and not fallback) or len(failed) >= self.TRIES:
                 break

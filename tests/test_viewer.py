@@ -21,6 +21,7 @@ from fakes import int8_twin, make_gallery, make_image, padded_tile, write_tiny_m
 from PIL import Image
 
 from rtsearch.viewer import grab_view
+from rtsearch.viewer.status import source_name
 from rtsearch.viewer.worker import PLAIN, UNCHANGED
 
 pytestmark = pytest.mark.gui
@@ -3054,8 +3055,18 @@ def test_a_double_click_opens_a_result_and_leaves_the_query_and_its_history(
     double_click(1)
     assert fresh(app, "video").source.startswith("video")  # it goes on
     assert (app.history.files, app.history.at) == (files, 1)
+    # a random draw's picture back is said to be drawn (it said "source collection"), and
+    # a picture stepped back to, asked for
+    assert source_name(app.published) == "video:clip.avi"
     app.perform("random")
-    fresh(app, "random")
+    drawn = fresh(app, "random").file
+    assert source_name(app.published) == "random"
+    double_click(1)
+    assert app.published.file == drawn and source_name(app.published) == "random"
+    app.perform("back")
+    pump(app, lambda: app.published.file != drawn and app.history.going is None)
+    double_click(1)
+    assert source_name(app.published) == "collection"
 
 
 def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):
@@ -3687,11 +3698,16 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         assert app.message.endswith(f"; the query's picture is gone from it ({query.name}): "
                                     "another drawn"), app.message  # fmt: skip
         pump(app, lambda: app.published.file not in (None, query))
+        kept = app.published  # (drawn: the status says "random")
         # most of the folder gone: the index is kept, and the message says why (the watch
         # said nothing, and the viewer went on showing the files that were gone)
         more = make_gallery(folder, 12, start=500)
         pump(app, lambda: len(app.session.index.paths) == 19, timeout=60)
         assert "query's picture" not in app.message
+        # the picture drawn, kept in the new version, is still said to be drawn (the status
+        # bar said "source collection", as for a result clicked)
+        pump(app, lambda: app.published.query is not None and app.published.query is not kept.query)
+        assert app.published.file == kept.file and source_name(app.published) == "random"
         for f in more:
             f.unlink()
         pump(app, lambda: "holds only 7 of the 19 images" in app.message, timeout=60)

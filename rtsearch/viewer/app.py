@@ -499,12 +499,13 @@ class ViewerApp:
             self.source_sent, self.dirty = "random", True
         keyboard.to_top(self)  # (its picture shows at the top)
 
-    def query_row(self, row: int) -> None:
-        """A clicked result becomes the query, paused or not."""
+    def query_row(self, row: int, asked: bool = True) -> None:
+        """A clicked result becomes the query, paused or not; ``asked`` False: the random
+        draw it was before is put back (a double-click's first press undone)."""
         self.message = ""
         self._resume()
         self.history.asked_new()
-        self.worker.send("row", row)
+        self.worker.send("row", (row, asked))
 
     def resume_live(self) -> None:
         """Back to the live source a result clicked took the place of, while the worker

@@ -181,8 +181,8 @@ def undo_click(app: ViewerApp, click: Click) -> None:
     (the worker keeps it open a moment for this), and the history to what it was before
     the press: the picture opened was no query of its own, and no step ahead is lost."""
     h, session, clicked = app.history, app.session, click.hit.file if click.hit else None
-    if click.before is not None:
-        app.query_row(click.before)
+    if click.before is not None:  # (said as it was: a random draw, or one asked for)
+        app.query_row(click.before, asked=click.asked)
     elif click.live:
         app.resume_live()
     h.restore(click.history)

@@ -40,6 +40,7 @@ class Click:
     before: int | None = None  # the index row the query showed before it (random source)
     live: bool = False  # a live source's picture was the query before it
     history: tuple = ((), -1)  # the queries' history before it (History.snapshot)
+    asked: bool = False  # that row's picture was asked for, not drawn (Published.chosen)
 
 
 def add_handlers(app: ViewerApp) -> None:
@@ -127,7 +128,10 @@ def on_click(app: ViewerApp) -> None:
     pub = app.published
     before = pub.row if pub is not None else None
     live = pub is not None and pub.row is None and pub.source not in ("random", "")
-    app.last_click = Click(now, pos or (-1.0, -1.0), hit, before, live, app.history.snapshot())
+    asked = pub is not None and pub.chosen
+    app.last_click = Click(
+        now, pos or (-1.0, -1.0), hit, before, live, app.history.snapshot(), asked
+    )
     if hit is not None:
         app.query_row(hit.row)
 

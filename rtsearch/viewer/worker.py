@@ -575,8 +575,8 @@ class Worker:
                 last = self.latest()
                 self.source = self._random_source()
                 row = None if last is None or old is None else same_row(old, value, last.row)
-                if row is not None:
-                    self.source.trigger(row, fallback=True)
+                if row is not None:  # (said as it was: a random draw, or one asked for)
+                    self.source.trigger(row, fallback=True, asked=last.chosen)
             else:  # any picture can be searched in any index
                 self._again = True
         elif command == "row" and self.session is not None:
@@ -589,7 +589,8 @@ class Worker:
                 elif live is not None:
                     live.close()
             assert isinstance(self.source, RandomSource)
-            self.source.trigger(int(value))
+            row, asked = value if isinstance(value, tuple) else (value, True)
+            self.source.trigger(int(row), asked=asked)
         elif command == "recall" and isinstance(self.source, RandomSource):
             self.source.trigger(int(value), fallback=True)  # (the query shown last: gone, another)
         elif command == "unpark" and self._parked is not None:
