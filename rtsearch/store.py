@@ -40,7 +40,7 @@ from rtsearch import interrupts
 from rtsearch.atomic import atomic_path, file_in_the_way, os_reason, remove_abandoned_temps
 from rtsearch.errors import WINDOWS, RtsearchError, first_line, size_text, system_error
 from rtsearch.models import ModelInfo, short_weights
-from rtsearch.projection import Projection
+from rtsearch.projection import KINDS, Projection
 
 T = TypeVar("T")
 
@@ -337,6 +337,8 @@ def load(
         raise RtsearchError(f"{path}: is a folder, not an index file")
     if not path.is_file():
         raise RtsearchError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:  # (said "not an HDF5 file": a write cut short, a touch)
+        raise RtsearchError(f"{path}: empty file (0 bytes), not an index")
     if isolate:
         probe(path, features or check_features, allow_checkpoint)
     return _load_here(path, features, allow_checkpoint)
@@ -689,8 +691,11 @@ def _read_projection(f: h5py.File, where: str, feature_dims: int) -> Projection:
         f, "projection/matrix", where, (feature_dims, f["projection/matrix"].shape[-1]), finite=True
     )
     mean = _dataset(f, "projection/mean", where, (feature_dims,), finite=True)
+    kind = _text(_attr(f, "projection", where))
+    if kind not in KINDS:  # (a damaged one was loaded, and shown by `info` as it was)
+        raise RtsearchError(f"{where}: malformed index (projection {kind!r})")
     return Projection(
-        kind=str(_attr(f, "projection", where)),
+        kind=kind,
         matrix=np.ascontiguousarray(matrix, dtype=np.float32),
         mean=np.ascontiguousarray(mean, dtype=np.float32),
         l2_normalize=bool(_attr(f, "l2_normalize", where)),

@@ -154,6 +154,11 @@ DAMAGE: dict[str, tuple[Callable[[Path], object], str]] = {
         "checkpoint",
     ),
     "a directory": (lambda p: (p.unlink(), p.mkdir()), "is a folder, not an index file"),
+    "an unknown projection": (  # (it loaded, and `info` showed "projection bogus")
+        lambda p: _edit(p, lambda f: f.attrs.modify("projection", "bogus")),
+        "malformed index (projection 'bogus')",
+    ),
+    "an empty file": (lambda p: p.write_bytes(b""), "empty file (0 bytes), not an index"),
 }
 
 
