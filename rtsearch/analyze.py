@@ -670,9 +670,8 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
     except RtsearchError as exc:  # analysing again would overwrite it: say so, do not guess
         if out.is_file() and not h5py.is_hdf5(out):  # a photo, a document: not ours to delete
             raise RtsearchError(f"{out}: not an index file; choose another {out_option}") from None
-        raise RtsearchError(
-            f"{exc}; it is reused when analysing to it again: delete it, or choose another "
-            f"{out_option}"
+        raise RtsearchError(  # (it said "it is reused when analysing to it again")
+            f"{exc}; not written over: delete it, or choose another {out_option}"
         ) from None
     replace = settings.options.replace
     other = old.model.identity != model.identity
