@@ -293,7 +293,8 @@ def _pictures(given: list[Path], session: SearchSession) -> list[Path | Answer]:
             pictures.append(path)
             continue
         before = len(pictures)
-        found = scan(path, warn=lambda m: print_line(f"warning: {m}"))
+        # (a name that is not UTF-8 is searched, as it is given as a file: none is stored)
+        found = scan(path, warn=lambda m: print_line(f"warning: {m}"), any_name=True)
         inside = _under_base(path, session.base_dir) if exclusions else None
         kept = [r for r in found.paths if inside is None or not exclusions.hides(inside + r)]
         left = f"the index leaves out (--exclude {' '.join(map(quoted, session.index.exclude))})"

@@ -52,7 +52,12 @@ class ScanResult:
         return any(u in ("", path) or path.startswith(u + "/") for u in self.unread)
 
 
-def scan(base_dir: Path, warn: Warn | None = None, exclude: Exclusions | None = None) -> ScanResult:
+def scan(
+    base_dir: Path,
+    warn: Warn | None = None,
+    exclude: Exclusions | None = None,
+    any_name: bool = False,
+) -> ScanResult:
     """Every image file below ``base_dir``. A symlinked directory is followed once: a
     directory whose real path was already visited is skipped, so loops terminate, and
     symlinked directories are walked after the real ones, so a link to a folder inside the
@@ -64,7 +69,9 @@ def scan(base_dir: Path, warn: Warn | None = None, exclude: Exclusions | None = 
     previews) and folders holding a ``.nomedia`` file, and what ``exclude`` names (a folder
     of it not walked).
     Entries named like images that cannot be one (FIFOs, devices, broken or looping
-    symlinks, non-UTF-8 names) are reported through ``warn`` and listed in ``skipped``."""
+    symlinks, non-UTF-8 names) are reported through ``warn`` and listed in ``skipped``;
+    with ``any_name`` a name that is not UTF-8 is listed (pictures to search: no index
+    stores their names)."""
     base = Path(base_dir)
     result = ScanResult()
     say = _under(base, warn) if warn is not None else None
@@ -103,7 +110,8 @@ def scan(base_dir: Path, warn: Warn | None = None, exclude: Exclusions | None = 
                 result.excluded += not folder
                 result.excluded_folders += folder
                 continue
-            if _visit(entry, rel, stack, linked, result, say) and entry.is_symlink():
+            added = _visit(entry, rel, stack, linked, result, say, any_name)
+            if added and entry.is_symlink():
                 file_links.append((result.paths[-1], os.path.realpath(entry.path)))
     _drop_links_to_files_indexed(result, file_links, visited)
     result.paths.sort()
@@ -169,7 +177,13 @@ def _drop_links_to_files_indexed(
 
 
 def _visit(
-    entry: os.DirEntry, rel: str, stack: list, linked: list, result: ScanResult, warn: Say | None
+    entry: os.DirEntry,
+    rel: str,
+    stack: list,
+    linked: list,
+    result: ScanResult,
+    warn: Say | None,
+    any_name: bool = False,
 ) -> bool:
     """Look at one entry; True when it was added to ``result.paths``."""
     child = f"{rel}/{entry.name}" if rel else entry.name
@@ -207,8 +221,9 @@ def _visit(
     try:
         child.encode("utf-8")
     except UnicodeEncodeError:
-        _skip(result, warn, _printable(child), "file name is not UTF-8")
-        return False
+        if not any_name:
+            _skip(result, warn, _printable(child), "file name is not UTF-8")
+            return False
     result.paths.append(child)
     return True
 
