@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from rtsearch import bigstore, store
 from rtsearch import projection as proj
-from rtsearch.borders import Box, trimmed_views, with_margin
+from rtsearch.borders import Box, trimmed_views
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.extractor import Extractor
@@ -27,7 +27,7 @@ from rtsearch.moves import same_stat
 from rtsearch.search import Searcher
 from rtsearch.store import Index
 from rtsearch.verify import MAX_SIDE as VERIFY_SIDE
-from rtsearch.verify import Verifier
+from rtsearch.verify import Keypoints, Verifier
 
 
 @dataclass(frozen=True)
@@ -142,14 +142,15 @@ class SearchSession:
         exclude: int | None = None,
         *,
         verify: bool = False,
-        detail: RGBImage | None = None,
+        detail: RGBImage | list[Keypoints] | None = None,
         first: int | None = None,
         stored: bool = False,
         others: list[RGBImage] | None = None,
     ) -> list[Result]:
         """Nearest ``k`` to ``image``; with ``verify`` the top candidates are re-ranked by
         geometric verification (rtsearch/verify.py), which puts the source of a copy first.
-        ``detail``: a larger decode of the same picture for the keypoints (default: image);
+        ``detail``: a larger decode of the same picture for the keypoints (default: image),
+        or its keypoints (Verifier.views);
         ``first``: a row ranked before the others as near (the file's own row among its
         identical copies); ``stored``: ``first``'s vector is the picture's (the file as it
         was analysed: searched with it, no model run); ``others``: more pictures of it
@@ -190,9 +191,9 @@ class SearchSession:
                 trimmed(box, whole)
         else:  # decoded exactly as analyze decodes, so the indexed file itself is at ~0
             image = load_rgb(path, min_size=self.extractor.info.input_size)
-        # trimmed, the picture has all its pixels: verified as searched, with a margin of
-        # its border (a small logo trimmed from its page gave its own file 0 inliers)
-        detail = with_margin(whole, box, VERIFY_SIDE) if trim and others else None
+        # trimmed, the picture has all its pixels: verified as searched, and with a margin
+        # of its border (a small logo trimmed from its page gave its own file 0 inliers)
+        detail = self.verifier.views(whole, box) if trim and others else None
         if verify and not trim and max(image.shape[:2]) < VERIFY_SIDE:
             detail = load_rgb(path, min_size=(VERIFY_SIDE, VERIFY_SIDE))
         # A file of the index comes first among its identical copies (a model run's rounding
@@ -218,6 +219,16 @@ class SearchSession:
                 continue
         rows = (self.index.row_of(rel) for rel in dict.fromkeys(places))  # (each place once)
         return next((row for row in rows if row is not None), None)
+
+    def stored_vector(self, row: int, path: Path) -> npt.NDArray[np.float32] | None:
+        """Row ``row``'s vector, where ``path`` is its file as it was analysed (its place,
+        size and time): the picture's own vector, no model run (the viewer ran the live
+        model on a collection's picture, and its results were not `query`'s); else None."""
+        if not 0 <= row < len(self.index.paths) or Path(path) != self.file_of(row):
+            return None
+        if self.index.projected is None or not self._unchanged(row, path):
+            return None
+        return np.asarray(self.index.projected[row], np.float32)
 
     def _unchanged(self, row: int, path: Path) -> bool:
         """Whether the file at ``path`` is as row ``row`` was made from (size and time)."""
@@ -388,7 +399,10 @@ class FolderGone(RtsearchError):
 def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> Path:
     """The folder the stored relative paths are under: given, else as analysed."""
     if base_dir is not None:
-        base_dir = require_folder(base_dir)
+        try:
+            base_dir = require_folder(base_dir)
+        except RtsearchError as exc:  # (said "nowhere: folder not found": which folder?)
+            raise RtsearchError(f"--base-dir {exc}") from None
         check_base_dir(index, index_path, base_dir)
         return base_dir
     if index.base_dir and Path(index.base_dir).is_dir():

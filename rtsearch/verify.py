@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from rtsearch.borders import Box, with_margin
 from rtsearch.decode import RGBImage, load_rgb
 from rtsearch.errors import RtsearchError
 
@@ -92,9 +93,11 @@ class Verifier:
         # candidates' files that could not be read (what query then notes), by path
         self.unreadable: dict[Path, str] = {}
 
-    def keypoints(self, image: RGBImage) -> Keypoints:
+    def keypoints(self, image: RGBImage, side: int | None = None) -> Keypoints:
+        """``side``: the longest side of the picture in ``image`` where the rest is a margin
+        of its border (with_margin), scaled as the picture alone would be."""
         grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-        scale = MAX_SIDE / max(grey.shape)
+        scale = MAX_SIDE / (side or max(grey.shape))
         if min(grey.shape) * min(scale, 1.0) < MIN_SIDE:
             return EMPTY  # a strip or a dot: ORB finds nothing there (and fails on a 1 px side)
         if scale < 1:
@@ -105,6 +108,19 @@ class Verifier:
             return EMPTY
         points = np.array([k.pt for k in found], np.float32)
         return Keypoints(points, descriptors)
+
+    def views(self, image: RGBImage, box: Box) -> list[Keypoints]:
+        """Keypoints of the part of ``image`` in ``box``, a picture trimmed off its page (or
+        all of it): alone, and, trimmed, with a margin of its border too (ORB finds none
+        near an image's edges: a small logo trimmed from its page lost most of its own,
+        where its file has white margins of its own). A result's inliers are the most of
+        either: with the margin alone, a photo pasted on a page had half of its own."""
+        top, bottom, left, right = box
+        alone = self.keypoints(image[top:bottom, left:right])
+        if (top, bottom, left, right) == (0, image.shape[0], 0, image.shape[1]):
+            return [alone]
+        side = max(bottom - top, right - left)
+        return [alone, self.keypoints(with_margin(image, box, MAX_SIDE), side=side)]
 
     def keypoints_of_file(self, path: Path) -> Keypoints:
         """Keypoints of a gallery file, cached; an unreadable (a missing) file's are UNREAD:
@@ -142,16 +158,23 @@ class Verifier:
         )
         return 0 if mask is None else int(mask.sum())
 
-    def rerank(self, query: RGBImage | Keypoints, results: Sequence[Result]) -> list[Result]:
+    def rerank(
+        self, query: RGBImage | Keypoints | list[Keypoints], results: Sequence[Result]
+    ) -> list[Result]:
         """``results`` with the verified ones among the first ``candidates`` (enough inliers,
         within GATE of the nearest distance) moved to the front, most inliers first; every
         result of the head gets its ``inliers`` count, but those whose files could not be
-        read (None: not verified, as those past the head; 0 read as a verdict)."""
-        q = query if isinstance(query, Keypoints) else self.keypoints(query)
+        read (None: not verified, as those past the head; 0 read as a verdict). ``query``
+        as several views (``views``): a result's inliers are the most of any."""
+        if isinstance(query, list):
+            views = query
+        else:
+            views = [query if isinstance(query, Keypoints) else self.keypoints(query)]
 
         def checked(r: Result) -> Result:
             kp = self.keypoints_of_file(r.file)
-            return replace(r, inliers=None if kp is UNREAD else self.inliers(q, kp))
+            most = max(self.inliers(q, kp) for q in views) if views else 0
+            return replace(r, inliers=None if kp is UNREAD else most)
 
         head = [checked(r) for r in results[: self.candidates]]
         reach = GATE * min((r.distance for r in head), default=0.0)

@@ -1391,6 +1391,12 @@ def test_a_base_dir_holding_none_of_the_images_is_refused(capsys, tmp_path, gall
     shutil.rmtree(moved)
     code, _, err = cli(capsys, "query", image, "--index", other, "--base-dir", empty)
     assert code == 1 and err.endswith("; give --base-dir the folder they are in now\n"), err
+    # a --base-dir that is not there names the option (it said "nowhere: folder not found")
+    code, _, err = cli(capsys, "query", image, "--index", out, "--base-dir", tmp_path / "nowhere")
+    assert (
+        code == 1
+        and err == f"rtsearch: error: --base-dir {tmp_path / 'nowhere'}: folder not found\n"
+    )
     session = SearchSession.open(out, model=str(tiny_model))
     for current in (None, session):  # the viewer's Load, with another model or the same one
         with pytest.raises(RtsearchError, match="holds none of 20 images"):

@@ -4,7 +4,9 @@ answered as it comes, a picture that cannot be searched a warning, not the end."
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -562,3 +564,59 @@ def test_a_folder_of_the_index_is_searched_without_what_the_index_leaves_out(
     code, stdout, _ = cli(capsys, "query", out, gallery / "Backup/img00003.jpg", "--model",
                           tiny_model, "-k", "1", "--no-verify")  # fmt: skip
     assert code == 0 and stdout.split()[-1] == "d0/img00003.jpg"
+
+
+def test_a_collection_picture_pasted_on_a_page_is_verified_as_well_as_alone(
+    capsys, tmp_path, tiny_model
+):
+    """A picture of the collection pasted pixel for pixel on a white page (a screenshot of
+    it), `query --trim`: verified with a margin of the page only, shrunk so, it had a third
+    to a half of the inliers the picture alone has (a user's trial: a third of such copies
+    fell below MIN_INLIERS). Its own file is found with as many as the picture alone gives."""
+    from fakes import make_photo_gallery
+    from PIL import Image
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.verify import MIN_INLIERS
+
+    files = make_photo_gallery(tmp_path / "photos", 8)  # (320x240: shrunk with a margin)
+    out = tmp_path / "photos.dat"
+    analyze(tmp_path / "photos", out, Extractor(tiny_model, threads=1), Settings(dims=8))
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for i, f in enumerate(files):
+        picture = Image.open(f).convert("RGB")
+        page = Image.new("RGB", (picture.width + 60 + 7 * i, picture.height + 50), "white")
+        page.paste(picture, (30 + 7 * i, 20))
+        page.save(pages / f"{i}.png")
+        picture.save(pages / f"{i}-alone.png")
+    code, stdout, err = cli(capsys, "query", out, pages, "--model", tiny_model, "--trim",
+                            "--jsonl", "-k", "1")  # fmt: skip
+    assert code == 0, err
+    answers = {Path(a["query"]).stem: a["results"][0] for a in map(json.loads, stdout.splitlines())}
+    for i, f in enumerate(files):
+        on_page, alone = answers[str(i)], answers[f"{i}-alone"]
+        assert on_page["file"] == alone["file"] == str(f), (on_page, alone)
+        # (its inliers were 84 of the 241 alone, 201 of 749: a third, or half)
+        assert on_page["inliers"] >= 0.9 * alone["inliers"] >= MIN_INLIERS, (i, on_page, alone)
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="names are Unicode there")
+def test_a_folder_of_pictures_whose_names_are_not_utf8_is_searched(
+    capsys, tmp_path, tiny_model, indexed
+):
+    """A picture named in another encoding in a folder given to query was refused ("file
+    name is not UTF-8", the run's status 1) where the same file given by name is searched:
+    a query's name is stored nowhere."""
+    gallery, out = indexed
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    picture = next(gallery.rglob("*.jpg"))
+    shutil.copy(picture, os.fsencode(shots) + b"/caf\xe9.jpg")  # (Latin-1)
+    code, stdout, err = cli(capsys, "query", out, shots, "--model", tiny_model, "--jsonl",
+                            "-k", "1", "--no-verify")  # fmt: skip
+    answer = json.loads(stdout)
+    assert code == 0 and err == "", err
+    assert answer["error"] is None and answer["results"][0]["file"] == str(picture)
+    assert answer["query"] == os.fsdecode(os.fsencode(shots) + b"/caf\xe9.jpg")

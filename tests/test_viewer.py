@@ -1146,6 +1146,9 @@ def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tm
     app.perform("random")
     fresh(app, "random")
     assert app.query_rate() <= 2.0 and "queries/s" in status()
+    # a picture of the collection is searched with its stored vector: no model run, said
+    # so (not "inference 0.0 ms"), its latency still shown
+    assert "inference stored" in status() and "latency -" not in status(), status()
     # a webcam that is not there: its status does not carry the video's figures
     app._start_source("webcam:57")
     pump(app, lambda: app.published.message.startswith("no camera found"))
@@ -2674,7 +2677,7 @@ def test_real_key_presses_reach_the_shortcuts(app):
     assert app.k == k
 
 
-def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch):
+def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch, tmp_path):
     """A user who keeps to the keyboard had no way to a result. The arrow keys (Home, End)
     select one, framed and captioned; Enter makes it the query, Ctrl+Enter opens it, Ctrl+C
     copies its path (none selected: the first's), Esc unselects. Real key presses."""
@@ -2725,6 +2728,10 @@ def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch):
     hit = pub.results[2]
     key("ctrl+c")
     assert dpg.get_clipboard_text() == str(hit.file) and app.message == f"copied: {hit.file}"
+    # said for a moment (it stayed while a live source's results moved on)
+    from rtsearch.viewer.app import BRIEF_S
+
+    pump(app, lambda: app.message == "", timeout=BRIEF_S + 5)
     key("ctrl+Return")
     assert opened == [hit.file] and app.published is not None
     key("Return")  # the selected result becomes the query, shown from the top
@@ -2764,6 +2771,14 @@ def test_the_keys_select_a_result_and_do_what_the_mouse_does(app, monkeypatch):
     key("r")  # a new query asked for: from the top
     pump(app, lambda: app.published.row != hit.row)
     assert key() == 0 and dpg.get_y_scroll(app.ids.canvas) == 0
+    key("End")  # another source chosen: its picture from the top too (S left it below)
+    assert dpg.get_y_scroll(app.ids.canvas) > 0
+    video = write_video(tmp_path / "top.avi", [3, 7], frames_each=5)
+    app._start_source(f"video:{video}")
+    for _ in range(5):
+        app.frame()
+    assert dpg.get_y_scroll(app.ids.canvas) == 0
+    app.perform("random")
     app.perform("escape")
     app.set_k(8)
 

@@ -98,6 +98,18 @@ def searched(worker: Worker, runs: int, session=None) -> Published:
     return worker.latest()
 
 
+def drawn(worker: Worker, after: float = 0.0) -> Published:
+    """Wait until a picture of the collection captured after ``after`` is published (it
+    is searched with its stored vector: no model run to count)."""
+
+    def done() -> bool:
+        pub = worker.latest()
+        return pub is not None and pub.row is not None and pub.captured > after
+
+    wait_for(done)
+    return worker.latest()
+
+
 def began(worker: Worker) -> Published:
     """Wait until a search is published (of a source whose picture changes at every read,
     searched 50 times a second: ``searched(worker, 1)`` missed the moment runs was 1)."""
@@ -323,8 +335,7 @@ def test_k_on_a_random_query_keeps_its_row_excluded_without_reading_the_file(run
         return s.base_dir / s.index.paths[row]
 
     running.send("source", RandomSource(len(s.index.paths), file_of, seed=0))
-    searched(running, 1)
-    row = published(running).row
+    row = drawn(running).row
     running.send("k", 11)
     wait_for(lambda: len(published(running).results) == 11)
     pub = published(running)
@@ -545,10 +556,9 @@ def test_a_source_that_is_not_live_is_never_skipped(running):
     s = running.session
     source = RandomSource(len(s.index.paths), lambda r: s.base_dir / s.index.paths[r], seed=1)
     running.send("source", source)
-    searched(running, 1)
-    row = published(running).row
-    running.send("row", row)  # the same picture asked for again: searched again
-    searched(running, 2)
+    first = drawn(running)
+    running.send("row", first.row)  # the same picture asked for again: searched again
+    assert drawn(running, after=first.captured).row == first.row
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
@@ -668,11 +678,34 @@ def test_pictures_of_the_collection_are_searched_as_stored(running, monkeypatch)
     real = worker_mod.trimmed_views
     monkeypatch.setattr(worker_mod, "trimmed_views", lambda im: calls.append(1) or real(im))
     running.send("random")
-    searched(running, 1)
+    drawn(running)
     assert calls == []
     running.send("source", Pictures(picture(5)))
-    searched(running, 2)
+    searched(running, 1)
     assert calls == [1]
+
+
+def test_a_picture_of_the_collection_is_searched_with_its_stored_vector(running, index):
+    """A random picture (or a result clicked) was searched with the live model's vector
+    of a reduced decode: its results ranked otherwise than `query`'s for the same file
+    (a crop of it 2nd there, 7th in the viewer). Its row's vector is searched, as `query`
+    searches it, and no model runs; a file changed since it was analysed runs the model."""
+    s = running.session
+    running.send("random")
+    pub = drawn(running)
+    want = s.query_vector(np.asarray(s.index.projected[pub.row]), 5, exclude=pub.row)
+    assert [r.row for r in pub.results] == [r.row for r in want]
+    assert np.allclose([r.distance for r in pub.results], [r.distance for r in want])
+    assert pub.stored and s.runs == 0 and pub.inference_ms == 0.0
+    changed = s.file_of(pub.row)
+    st = changed.stat()
+    os.utime(changed, (st.st_atime, st.st_mtime + 100))  # (another picture, for all it knows)
+    try:
+        running.send("row", pub.row)
+        again = searched(running, 1)
+    finally:
+        os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns))  # (the module's gallery)
+    assert again.row == pub.row and not again.stored and again.inference_ms > 0
 
 
 def test_a_plain_picture_is_not_searched_and_the_last_results_stay(running, monkeypatch):

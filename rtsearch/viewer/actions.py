@@ -253,8 +253,10 @@ def swap_in(app: ViewerApp, fresh: SearchSession, summary: str) -> None:
     if current is None or current.source != fresh.source:
         return  # another index was loaded meanwhile
     pub = app.published
-    gone = pub is not None and pub.file is not None and pub.row is not None
-    if gone and same_row(current, fresh, pub.row) is None:
+    # (the query on show is of this index: one of the index before may still show)
+    ours = pub is not None and pub.file is not None and pub.row is not None
+    ours = ours and current.row_at(pub.file) == pub.row
+    if ours and same_row(current, fresh, pub.row) is None:
         # (a random picture drawn in its place, unsaid: "1 removed")
         summary += f"; the query's picture is gone from it ({pub.file.name}): another drawn"
     app.set_session(fresh)

@@ -85,6 +85,7 @@ RATE_WINDOW_S = 5.0  # the status's queries/s counts the results shown in this w
 KEEP_AFTER_FRAMES = 10
 KEEP_SETTINGS_FRAMES = 60  # settings changed since are kept every this many frames
 CTRL_MEMORY_S = 0.5  # how long a Ctrl press without its release counts as held
+BRIEF_S = 4.0  # a confirmation (copied, opened, the UI scale) stays this long on the message line
 ZOOM_ACTIONS = ("zoom_in", "zoom_out", "zoom_reset")  # the UI scale's keys
 # what leaves the grab mode's rectangle being edited as it is (the rest end the mode)
 KEEP_GRAB_MODE = ("grab_mode", "screen", "escape", "help", "trim", *ZOOM_ACTIONS)
@@ -164,6 +165,8 @@ class ViewerApp:
         self.dirty = True  # layout must be recomputed
         self.canvas_size = (0.0, 0.0)
         self.message = "" if session else NO_INDEX
+        # a confirmation said for a moment (say_briefly): the message, and until when
+        self.brief: tuple[str, float] | None = None
         self.remembered: tuple[Path, Path] | None = None  # the index shown, kept for next time
         self.font: Path | None = None  # the text's font file (None: Dear PyGui's built-in)
         self.tasks: list[Task] = []
@@ -282,7 +285,12 @@ class ViewerApp:
         dialogs.refit_shown(self)
         self.dirty = True
         keys = f"Ctrl++ larger, Ctrl+- smaller, Ctrl+0 the desktop's ({self.desktop_scale:g}x)"
-        self.message = f"UI scale {self.ui_scale:g}x ({keys})"
+        self.say_briefly(f"UI scale {self.ui_scale:g}x ({keys})")
+
+    def say_briefly(self, message: str) -> None:
+        """``message`` on the message line for BRIEF_S, then the source's own words again:
+        a confirmation ("copied: X") stayed up while a live source's results moved on."""
+        self.message, self.brief = message, (message, time.monotonic() + BRIEF_S)
 
     def _draw_at_scale(self) -> None:
         """The font and Dear PyGui's own sizes at the UI scale."""
@@ -356,6 +364,7 @@ class ViewerApp:
         self.message = note
         self.worker.send("source", source)
         self.source_sent = source.name
+        keyboard.to_top(self)  # (its picture shows at the top: S left it below the fold)
         self.dirty = True  # the query's place stops saying there is nothing to search for
         if isinstance(source, RandomSource):
             self.message = "" if self.session else NO_INDEX
@@ -818,6 +827,10 @@ class ViewerApp:
             self._take(pub)
         while not self.worker.refused.empty():  # a paste of no picture: the source stays
             self.message, self.source_sent = self.worker.refused.get_nowait()
+        if self.brief is not None and time.monotonic() > self.brief[1]:
+            if self.message == self.brief[0]:  # (not another said since)
+                self.message = ""
+            self.brief = None
         size = ui.canvas_size(self)
         if size != self.canvas_size:
             self.canvas_size, self.dirty = size, True
@@ -870,7 +883,8 @@ class ViewerApp:
         if pub is not None and pub.captured > self.shown_captured and pub.query is not None:
             self.shown_captured = pub.captured
             self.latencies.append((now - pub.captured) * 1000.0)
-            self.inferences.append(pub.inference_ms)
+            if not pub.stored:  # (no model run: not an inference of 0 ms)
+                self.inferences.append(pub.inference_ms)
             if self.shown_times:  # (for --frame-stats: how long a picture stood still)
                 self.longest_wait = max(self.longest_wait, now - self.shown_times[-1])
             self.shown_times.append(now)
@@ -1105,7 +1119,7 @@ class ViewerApp:
             subprocess.Popen(
                 [opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            self.message = f"opened: {path}"  # (in the system's viewer, which takes the focus)
+            self.say_briefly(f"opened: {path}")  # (in the system's viewer: it takes the focus)
         except FileNotFoundError:
             self.message = f"{path}: cannot open it here: {opener} is not installed"
         except OSError as exc:

@@ -87,7 +87,7 @@ def perform(app: ViewerApp, action: str) -> None:
             app.message = "no results to copy"
             return
         dpg.set_clipboard_text(str(hit.file))
-        app.message = f"copied: {hit.file}"
+        app.say_briefly(f"copied: {hit.file}")
     else:
         hit = selected(app)
         if hit is None:

@@ -163,7 +163,7 @@ def on_right(app: ViewerApp) -> None:
     hit = result_at(app, _mouse(app, fresh=True))
     if hit is not None:
         dpg.set_clipboard_text(str(hit.file))
-        app.message = f"copied: {hit.file}"
+        app.say_briefly(f"copied: {hit.file}")
 
 
 def on_drag(app: ViewerApp) -> None:

@@ -47,11 +47,13 @@ def update_status(app: ViewerApp) -> None:
     # figures of the live loop; "-" where there is none (paused, just resumed, or a source
     # with no new picture), not the last source's: both or neither
     live = pub is not None and not app.paused
-    figures = live and pub.inference_ms > 0 and bool(app.latencies)
+    figures = live and (pub.inference_ms > 0 or pub.stored) and bool(app.latencies)
     # medians over the same queries, so the latency (which holds the inference) is never
-    # shown below it
+    # shown below it; a collection's picture searched with its stored vector runs none
     lat = f"{statistics.median(app.latencies):.0f} ms" if figures else "-"
-    infer = f"{statistics.median(app.inferences):.1f} ms" if figures else "-"
+    infer = f"{statistics.median(app.inferences):.1f} ms" if figures and app.inferences else "-"
+    if figures and pub.stored:
+        infer = "stored"  # (its vector in the index: no model run)
     parts = [
         printable(f"source {source_name(pub)}{' (paused)' if app.paused else ''}"),
         f"latency {lat}",

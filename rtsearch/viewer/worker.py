@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rtsearch.borders import is_plain, trimmed_views, with_margin
+from rtsearch.borders import is_plain, trimmed_views
 from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command
 from rtsearch.extractor import cores
@@ -47,7 +47,6 @@ from rtsearch.session import (
 )
 from rtsearch.sources import PASSED_OVER, UNREAD_ALL, Frame, Geometry, RandomSource, Source
 from rtsearch.thumbs import Thumb, ThumbCache, placeholder, stand_in
-from rtsearch.verify import MAX_SIDE as VERIFY_SIDE
 from rtsearch.viewer import layout
 from rtsearch.viewer.tasks import Task
 
@@ -262,6 +261,7 @@ class Published:
     pending: int = 0  # result pictures still decoding, shown meanwhile as dark tiles
     file: Path | None = None  # the collection's file the query is (random source only)
     chosen: bool = False  # that file was asked for (a result clicked, back), not drawn
+    stored: bool = False  # searched with that file's vector in the index: no model run
 
 
 class Worker:
@@ -688,7 +688,7 @@ class Worker:
             searched = (top / h, bottom / h, left / w, right / w)
         self._again, self._repeated, self._idle_said = False, False, False
         results: list[Result] = []
-        vector = None
+        vector = own = None
         message, infer_ms = self.source.message if self.source else "", 0.0
         message = message or (PLAIN_KEPT if self._plain else "")
         session = self.session
@@ -696,18 +696,25 @@ class Worker:
             try:
                 k = min(self.k, len(session.index.paths))
                 start = time.perf_counter()
-                vector = session.project(session.features_of([picture]))[0]
-                infer_ms = (time.perf_counter() - start) * 1000.0
+                # a collection's picture as it was analysed: its row's vector, as `query`
+                # searches it (the live model's vector ranked its neighbours otherwise)
+                if frame.file is not None and frame.row is not None:
+                    own = session.stored_vector(frame.row, frame.file)
+                if own is not None:
+                    vector = own
+                else:
+                    vector = session.project(session.features_of([picture]))[0]
+                    infer_ms = (time.perf_counter() - start) * 1000.0
                 results = session.query_vector(vector, k, exclude=frame.row)
             except Exception as exc:  # a broken model or index must not kill the viewer
                 message = f"query failed: {exc}"
         self._looked = None
         self._drop_verifying()
-        found = self._show(frame, searched, results, infer_ms, message)
+        found = self._show(frame, searched, results, infer_ms, message, stored=own is not None)
         live = frame.row is None and self.source is not None and self.source.live
         verify = self.verify and live and session is not None and not self._plain and found
-        # (verified with a margin of its border: keypoints are found away from the edges)
-        seen = with_margin(frame.image, box, VERIFY_SIDE) if others else picture
+        # (verified as searched, and with a margin of its border: Verifier.views)
+        seen = (frame.image, box)
         self._to_verify = (seen, vector, session, found, others) if verify else None
 
     def _show(
@@ -717,6 +724,7 @@ class Worker:
         results: list[Result],
         infer_ms: float,
         message: str,
+        stored: bool = False,
     ) -> tuple[Result, ...]:
         """Publish ``results`` of ``frame``, their pictures not decoded within THUMB_WAIT_S
         as dark tiles (filled in by _fill_in); the results as published."""
@@ -735,7 +743,7 @@ class Worker:
         thumbs, bad, pending = self._tiles(results, tiles)
         self._last_query_at = time.perf_counter()
         found = tuple(results)
-        self._store(frame, searched, found, thumbs, infer_ms, bad or message, pending)
+        self._store(frame, searched, found, thumbs, infer_ms, bad or message, pending, stored)
         self._filling = (found, tiles, message) if pending else None  # the rest: _fill_in
         self._filled_at = self._last_query_at
         return found
@@ -768,7 +776,8 @@ class Worker:
             return
         self._to_verify = self._verifying = None
         try:
-            ranked = session.verifier.rerank(picture, wide)[: len(shown)]
+            ranked = session.verifier.rerank(session.verifier.views(*picture), wide)
+            ranked = ranked[: len(shown)]
         except Exception:  # (OpenCV's own errors): the results stay as they were
             return
         if self._last is not None:
@@ -848,7 +857,15 @@ class Worker:
             self._slot = replace(pub, seq=self._seq, **again)
 
     def _store(
-        self, frame, searched, results, thumbs, infer_ms: float, message: str, pending: int = 0
+        self,
+        frame,
+        searched,
+        results,
+        thumbs,
+        infer_ms: float,
+        message: str,
+        pending: int = 0,
+        stored: bool = False,
     ) -> None:
         self._stale, self._shown_from = False, _taken_from(self.source)
         query = query_picture(frame.image, self.header_h)
@@ -857,6 +874,7 @@ class Worker:
         pub = Published(
             self._seq, name, query, frame.captured, time.perf_counter(), frame.row,
             results, thumbs, infer_ms, message, searched, pending, frame.file, frame.chosen,
+            stored,
         )  # fmt: skip
         with self._lock:
             self._slot = pub
