@@ -107,7 +107,7 @@ def _named_not_there(text: str | None) -> str:
         return ""
     with contextlib.suppress(OSError):
         if path.is_dir():
-            return f"{path}: is a folder, not a picture file (copied to the clipboard)"
+            return f"{path}: is a folder, not a picture file (named on the clipboard)"
         if path.exists():
             return ""  # (a FIFO, a device: "names no picture file")
     return f"{path}: no such file (named on the clipboard)"

@@ -193,7 +193,7 @@ class SearchSession:
             image = load_rgb(path, min_size=self.extractor.info.input_size)
         # trimmed, the picture has all its pixels: verified as searched, and with a margin
         # of its border (a small logo trimmed from its page gave its own file 0 inliers)
-        detail = self.verifier.views(whole, box) if trim and others else None
+        detail = self.verifier.views(whole, box) if verify and trim and others else None
         if verify and not trim and max(image.shape[:2]) < VERIFY_SIDE:
             detail = load_rgb(path, min_size=(VERIFY_SIDE, VERIFY_SIDE))
         # A file of the index comes first among its identical copies (a model run's rounding

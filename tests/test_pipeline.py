@@ -148,7 +148,7 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     code, _, stderr = cli(
         capsys, "query", query, "--index", out, "--model", tiny_model, "--base-dir", query
     )
-    assert code != 0 and stderr.strip() == f"rtsearch: error: {query}: not a folder"
+    assert code != 0 and stderr.strip() == f"rtsearch: error: --base-dir {query}: not a folder"
 
 
 def test_commands_suggested_paste_and_names_print_on_one_line(capsys, tmp_path, tiny_model):
@@ -343,6 +343,13 @@ def test_query_trim_finds_a_picture_screenshot_on_its_page(
         lambda self, image, k, **kw: seen.append((image.shape, kw.get("detail")))
         or real(self, image, k, **kw),
     )  # fmt: skip
+    from rtsearch import verify as verify_mod
+
+    margins = []  # the picture with a margin of its page, as verification looks at it
+    with_margin = verify_mod.with_margin
+    monkeypatch.setattr(
+        verify_mod, "with_margin", lambda *a: margins.append(with_margin(*a)) or margins[-1]
+    )
     for extra, first in ((["--trim"], True), ([], False)):
         for verify in ([], ["--no-verify"]):
             code, stdout, err = cli(capsys, *base, *extra, *verify)
@@ -353,10 +360,14 @@ def test_query_trim_finds_a_picture_screenshot_on_its_page(
             if extra:
                 shape, detail = seen[-1]
                 assert abs(shape[1] / shape[0] - w / h) < 0.05
-                # verified with a margin of the page round it (keypoints are found away
-                # from a picture's edges), not the page again
-                assert detail is not None and shape[0] < detail.shape[0] <= shape[0] + 64
-                assert shape[1] < detail.shape[1] <= shape[1] + 64 < page.shape[1]
+                # verified alone and with a margin of the page round it (keypoints are
+                # found away from a picture's edges), not the page again
+                assert (detail is None) == bool(verify)  # (no keypoints not looked at)
+                if not verify:
+                    assert isinstance(detail, list) and len(detail) == 2
+                    margined = margins[-1].shape
+                    assert shape[0] < margined[0] <= shape[0] + 64
+                    assert shape[1] < margined[1] <= shape[1] + 64 < page.shape[1]
                 # it says what it searched (a trim that took nothing looked as if it had
                 # not run)
                 kept = f"{shape[1]}x{shape[0]} at "

@@ -2794,6 +2794,13 @@ def test_back_and_forward_go_through_the_queries_as_in_a_browser(app, tmp_path):
     app.perform("escape")
     xdotool(app, "mousemove", "2", "2")
     app.history = history.History()  # (the tests before browsed too)
+    # from a live source before any picture of the collection: none to go to, said so
+    # (it said "the first query of the collection")
+    app._start_source(f"video:{write_video(tmp_path / 'first.avi', [3, 7], frames_each=5)}")
+    fresh(app, "video")
+    for key, way in (("BackSpace", "back"), ("alt+Right", "forward")):
+        xdotool(app, "key", key)
+        assert app.message.endswith(f"nothing to go {way} to: {history.NONE_YET}")
     files = []
     while len(files) < 2:  # two random pictures...
         app.perform("random")
@@ -3708,10 +3715,17 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         query = Path(app.session.base_dir) / app.session.index.paths[0]
         app.query_row(0)
         pump(app, lambda: app.published.file == query and app.published.source == "random")
+        app.opts.thumb_h, app.dirty = 400, True  # (rows that reach below the window's foot)
+        pump(app, lambda: dpg.get_y_scroll_max(app.ids.canvas) > 0)
+        dpg.set_y_scroll(app.ids.canvas, dpg.get_y_scroll_max(app.ids.canvas))
+        app.frame()
         query.unlink()
         pump(app, lambda: len(app.session.index.paths) == 7, timeout=60)
         assert app.message.endswith(f"; the query's picture is gone from it ({query.name}): "
                                     "another drawn"), app.message  # fmt: skip
+        app.frame()  # the picture drawn in its place shows from the top, as R's
+        assert dpg.get_y_scroll(app.ids.canvas) == 0
+        app.opts.thumb_h, app.dirty = 150, True
         pump(app, lambda: app.published.file not in (None, query))
         kept = app.published  # (drawn: the status says "random")
         # most of the folder gone: the index is kept, and the message says why (the watch

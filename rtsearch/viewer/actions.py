@@ -15,7 +15,7 @@ import platformdirs
 from rtsearch import atomic, store
 from rtsearch.errors import RtsearchError, count
 from rtsearch.session import same_path
-from rtsearch.viewer import memory
+from rtsearch.viewer import keyboard, memory
 from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.worker import same_row
@@ -259,6 +259,7 @@ def swap_in(app: ViewerApp, fresh: SearchSession, summary: str) -> None:
     if ours and same_row(current, fresh, pub.row) is None:
         # (a random picture drawn in its place, unsaid: "1 removed")
         summary += f"; the query's picture is gone from it ({pub.file.name}): another drawn"
+        keyboard.to_top(app)  # (its picture shows at the top, as R's does)
     app.set_session(fresh)
     app.message = summary
     dims = dims_to_apply(app, fresh)

@@ -33,6 +33,8 @@ MAX_ENTRIES = 500  # the oldest go first
 NONE_BEFORE = "nothing to go back to: the first query of the collection"
 NONE_AFTER = "nothing to go forward to: the last query"
 LOST = "the index loaded holds none of the pictures that were the query that way"
+# (from a live source before any picture of the collection: "the first query" was none)
+NONE_YET = "no picture of the collection has been the query yet"
 
 
 @dataclass
@@ -165,6 +167,8 @@ def perform(app: ViewerApp, action: str) -> None:
     if found is None:
         lost = app.history.can_step(shown)[by > 0]  # there were entries, of another index
         note = LOST if lost else NONE_BEFORE if by < 0 else NONE_AFTER
+        if not app.history.files:
+            note = f"nothing to go {'back' if by < 0 else 'forward'} to: {NONE_YET}"
         said = pub.message if pub is not None else ""  # (the query's path stays in sight)
         # (on one line: the message line escapes a newline, a file name's one too)
         app.message = f"{said}; {note}" if said else note
