@@ -3688,6 +3688,7 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
     actions.open_session(app, index, folder)
     pump(app, lambda: app.session.source == index)
     (folder / "broken.jpg").write_bytes(b"not a picture")
+    rows = app.opts.thumb_h  # (as the slider says: put back after)
     actions.watch(app)
     assert app.worker.watching.index == index  # (grey tiles then say no update to run)
     dpg.set_value(app.ids.dims_input, 10)  # dims applied here are kept through the swaps
@@ -3725,7 +3726,7 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
                                     "another drawn"), app.message  # fmt: skip
         app.frame()  # the picture drawn in its place shows from the top, as R's
         assert dpg.get_y_scroll(app.ids.canvas) == 0
-        app.opts.thumb_h, app.dirty = 150, True
+        app.opts.thumb_h, app.dirty = rows, True
         pump(app, lambda: app.published.file not in (None, query))
         kept = app.published  # (drawn: the status says "random")
         # most of the folder gone: the index is kept, and the message says why (the watch
@@ -3743,6 +3744,7 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
         assert app.message.startswith("watching: ") and "waiting for the folder" in app.message
         assert store.load(index).count == 19
     finally:
+        app.opts.thumb_h, app.dirty = rows, True  # (as the slider says)
         for task in app.tasks:
             task.cancel.set()
         pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
