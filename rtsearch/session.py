@@ -144,7 +144,7 @@ class SearchSession:
         verify: bool = False,
         detail: RGBImage | list[Keypoints] | None = None,
         first: int | None = None,
-        stored: bool = False,
+        vector: npt.NDArray[np.float32] | None = None,
         others: list[RGBImage] | None = None,
     ) -> list[Result]:
         """Nearest ``k`` to ``image``; with ``verify`` the top candidates are re-ranked by
@@ -152,13 +152,13 @@ class SearchSession:
         ``detail``: a larger decode of the same picture for the keypoints (default: image),
         or its keypoints (Verifier.views);
         ``first``: a row ranked before the others as near (the file's own row among its
-        identical copies); ``stored``: ``first``'s vector is the picture's (the file as it
-        was analysed: searched with it, no model run); ``others``: more pictures of it
+        identical copies); ``vector``: the picture's own in the index (stored_vector:
+        searched with it, no model run); ``others``: more pictures of it
         searched too (the whole of a picture trimmed, each layer's), each result at its
         nearest distance."""
         others = others or []
-        if stored and first is not None:
-            vectors = np.asarray(self.index.projected[first : first + 1], np.float32)
+        if vector is not None:
+            vectors = vector[None]
         else:
             vectors = self.project(self.features_of([image, *others]))
         n = max(k, self.verifier.candidates) if verify else k
@@ -199,9 +199,9 @@ class SearchSession:
         # A file of the index comes first among its identical copies (a model run's rounding
         # differs from another's by ~1e-7); as analysed, it is searched as its row.
         row = self.row_at(path)
-        stored = row is not None and not trim and self._unchanged(row, path)
+        own = self.stored_vector(row, path) if row is not None and not trim else None
         return self.query_image(
-            image, k, verify=verify, detail=detail, first=row, stored=stored, others=others
+            image, k, verify=verify, detail=detail, first=row, vector=own, others=others
         )
 
     def file_of(self, row: int) -> Path:
@@ -221,10 +221,11 @@ class SearchSession:
         return next((row for row in rows if row is not None), None)
 
     def stored_vector(self, row: int, path: Path) -> npt.NDArray[np.float32] | None:
-        """Row ``row``'s vector, where ``path`` is its file as it was analysed (its place,
-        size and time): the picture's own vector, no model run (the viewer ran the live
-        model on a collection's picture, and its results were not `query`'s); else None."""
-        if not 0 <= row < len(self.index.paths) or Path(path) != self.file_of(row):
+        """Row ``row``'s vector, where ``path`` is its file (however written: row_at) as it
+        was analysed (size and time): the picture's own vector, no model run (`query`'s and
+        the viewer's; the viewer ran the live model on a collection's picture, and its
+        results were not `query`'s); else None."""
+        if not 0 <= row < len(self.index.paths) or self.row_at(path) != row:
             return None
         if self.index.projected is None or not self._unchanged(row, path):
             return None

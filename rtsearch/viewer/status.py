@@ -51,9 +51,11 @@ def update_status(app: ViewerApp) -> None:
     # medians over the same queries, so the latency (which holds the inference) is never
     # shown below it; a collection's picture searched with its stored vector runs none
     lat = f"{statistics.median(app.latencies):.0f} ms" if figures else "-"
-    infer = f"{statistics.median(app.inferences):.1f} ms" if figures and app.inferences else "-"
+    infer = "-"
     if figures and pub.stored:
         infer = "stored"  # (its vector in the index: no model run)
+    elif figures and app.inferences:
+        infer = f"{statistics.median(app.inferences):.1f} ms"
     parts = [
         printable(f"source {source_name(pub)}{' (paused)' if app.paused else ''}"),
         f"latency {lat}",
