@@ -510,97 +510,122 @@ class Worker:
                 self._slot = replace(self._slot, seq=self._seq, message=message)
 
     def _apply(self, command: str, value: Any) -> None:
-        if command == "source":
-            keep = getattr(value, "keeps_before", False) and self.source is not None
-            if keep and self._before is not None:  # (a paste over one not read yet)
+        """One command from the viewer (``commands``), applied by its ``_on_<name>``."""
+        getattr(self, f"_on_{command}")(value)
+
+    def _on_source(self, value: Any) -> None:
+        keep = getattr(value, "keeps_before", False) and self.source is not None
+        if keep and self._before is not None:  # (a paste over one not read yet)
+            self.source.close()
+        elif keep:
+            self._before = (self.source, self._last, self._last_sig)
+        else:
+            self._drop_before()
+            if self.source is not None and self.source is not value:
                 self.source.close()
-            elif keep:
-                self._before = (self.source, self._last, self._last_sig)
-            else:
-                self._drop_before()
-                if self.source is not None and self.source is not value:
-                    self.source.close()
-            if self._parked is not None and self._parked[0] is not value:
-                self._drop_parked()  # (another source chosen)
-            self.source, self.paused = value, False
-            self._last, self._last_sig, self._steady = None, None, None
-            self._looked = self._held = None
-            self._again, self._repeated, self._idle_said = False, False, False
-            self._plain = False
-            if keep:  # the picture and results before it stay on show while it is read
-                self._message = value.message
-                self._reword(value.message)
-            elif value.message and value.message != self._message:
-                # said before its first read, which may take seconds (a camera opening, a
-                # clipboard's program): the last source's words stayed meanwhile
-                self._message = value.message
-                self._publish_message()
-        elif command == "k":
-            self.k = int(value)
+        if self._parked is not None and self._parked[0] is not value:
+            self._drop_parked()  # (another source chosen)
+        self.source, self.paused = value, False
+        self._last, self._last_sig, self._steady = None, None, None
+        self._looked = self._held = None
+        self._again, self._repeated, self._idle_said = False, False, False
+        self._plain = False
+        if keep:  # the picture and results before it stay on show while it is read
+            self._message = value.message
+            self._reword(value.message)
+        elif value.message and value.message != self._message:
+            # said before its first read, which may take seconds (a camera opening, a
+            # clipboard's program): the last source's words stayed meanwhile
+            self._message = value.message
+            self._publish_message()
+
+    def _on_k(self, value: Any) -> None:
+        self.k = int(value)
+        self._again = True
+
+    def _on_mirror(self, value: Any) -> None:
+        """The screen grab takes in the viewer's window (or no more): fewer grabs a second."""
+        self.min_interval = 1.0 / (min(MIRROR_QPS, self._max_qps) if value else self._max_qps)
+
+    def _on_trim(self, value: Any) -> None:
+        if bool(value) != self.trim:
+            self.trim = bool(value)
             self._again = True
-        elif command == "mirror":  # the screen grab takes in the viewer's window (or no more)
-            self.min_interval = 1.0 / (min(MIRROR_QPS, self._max_qps) if value else self._max_qps)
-        elif command == "trim":
-            if bool(value) != self.trim:
-                self.trim = bool(value)
-                self._again = True
-        elif command == "rows":  # the result rows' height, in pixels
-            box = box_for_rows(value)
-            if box != self.cache.size:
-                self.cache = ThumbCache(box, CACHED[box])
-                self._rethumb = True
-        elif command == "header":  # the query image's height, in pixels
-            if int(value) != self.header_h:
-                self.header_h = int(value)
-                self._requery = True
-        elif command == "pause":
-            self.paused = bool(value)
-            if hasattr(self.source, "set_paused"):
-                self.source.set_paused(self.paused)
-            with self._lock:  # paused, the picture is not looked at: nothing to claim of it
-                pub = self._slot
-                if self.paused and pub is not None and pub.message == UNCHANGED:
-                    self._seq += 1
-                    self._slot = replace(pub, seq=self._seq, message="")
-                    self._idle_said = False
-        elif command == "session":
-            old, self.session = self.session, value
-            self._drop_before()  # (a random source counts the old index's rows)
-            self._stale = True  # what is on show came from the index before
-            self._steady = None
-            if isinstance(self.source, RandomSource):
-                # the old source counts rows of the old index: the query keeps its picture
-                # at the row that picture has in the new one (a re-projection: the same;
-                # --watch: moved by files added or dropped); a picture gone draws another
-                last = self.latest()
-                self.source = self._random_source()
-                row = None if last is None or old is None else same_row(old, value, last.row)
-                if row is not None:  # (said as it was: a random draw, or one asked for)
-                    self.source.trigger(row, fallback=True, asked=last.chosen)
-            else:  # any picture can be searched in any index
-                self._again = True
-        elif command == "row" and self.session is not None:
-            if not isinstance(self.source, RandomSource):
-                live, self.source = self.source, None
-                self._apply("source", self._random_source())
-                if live is not None and live.live:
-                    # kept open a moment, not closed: a double-click takes it back
-                    self._parked = (live, time.perf_counter())
-                elif live is not None:
-                    live.close()
-            assert isinstance(self.source, RandomSource)
-            row, asked = value if isinstance(value, tuple) else (value, True)
-            self.source.trigger(int(row), asked=asked)
-        elif command == "recall" and isinstance(self.source, RandomSource):
-            self.source.trigger(int(value), fallback=True)  # (the query shown last: gone, another)
-        elif command == "unpark" and self._parked is not None:
-            parked, self._parked = self._parked[0], None
-            self._apply("source", parked)
-        elif command == "random" and self.session is not None:
-            if isinstance(self.source, RandomSource):
-                self.source.trigger()
-            else:  # a new random source triggers itself
-                self._apply("source", self._random_source())
+
+    def _on_rows(self, value: Any) -> None:
+        """The result rows' height, in pixels."""
+        box = box_for_rows(value)
+        if box != self.cache.size:
+            self.cache = ThumbCache(box, CACHED[box])
+            self._rethumb = True
+
+    def _on_header(self, value: Any) -> None:
+        """The query image's height, in pixels."""
+        if int(value) != self.header_h:
+            self.header_h = int(value)
+            self._requery = True
+
+    def _on_pause(self, value: Any) -> None:
+        self.paused = bool(value)
+        if hasattr(self.source, "set_paused"):
+            self.source.set_paused(self.paused)
+        with self._lock:  # paused, the picture is not looked at: nothing to claim of it
+            pub = self._slot
+            if self.paused and pub is not None and pub.message == UNCHANGED:
+                self._seq += 1
+                self._slot = replace(pub, seq=self._seq, message="")
+                self._idle_said = False
+
+    def _on_session(self, value: Any) -> None:
+        old, self.session = self.session, value
+        self._drop_before()  # (a random source counts the old index's rows)
+        self._stale = True  # what is on show came from the index before
+        self._steady = None
+        if isinstance(self.source, RandomSource):
+            # the old source counts rows of the old index: the query keeps its picture
+            # at the row that picture has in the new one (a re-projection: the same;
+            # --watch: moved by files added or dropped); a picture gone draws another
+            last = self.latest()
+            self.source = self._random_source()
+            row = None if last is None or old is None else same_row(old, value, last.row)
+            if row is not None:  # (said as it was: a random draw, or one asked for)
+                self.source.trigger(row, fallback=True, asked=last.chosen)
+        else:  # any picture can be searched in any index
+            self._again = True
+
+    def _on_row(self, value: Any) -> None:
+        if self.session is None:
+            return
+        if not isinstance(self.source, RandomSource):
+            live, self.source = self.source, None
+            self._on_source(self._random_source())
+            if live is not None and live.live:
+                # kept open a moment, not closed: a double-click takes it back
+                self._parked = (live, time.perf_counter())
+            elif live is not None:
+                live.close()
+        assert isinstance(self.source, RandomSource)
+        row, asked = value if isinstance(value, tuple) else (value, True)
+        self.source.trigger(int(row), asked=asked)
+
+    def _on_recall(self, value: Any) -> None:
+        if not isinstance(self.source, RandomSource):
+            return
+        self.source.trigger(int(value), fallback=True)  # (the query shown last: gone, another)
+
+    def _on_unpark(self, value: Any) -> None:
+        if self._parked is None:
+            return
+        parked, self._parked = self._parked[0], None
+        self._on_source(parked)
+
+    def _on_random(self, value: Any) -> None:
+        if self.session is None:
+            return
+        if isinstance(self.source, RandomSource):
+            self.source.trigger()
+        else:  # a new random source triggers itself
+            self._on_source(self._random_source())
 
     def _random_source(self) -> RandomSource:
         assert self.session is not None
