@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rtsearch.decode import RGBImage, resize_to
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, first_line
 from rtsearch.models import ModelInfo, check_graph, refuse_non_model
 
 Features = npt.NDArray[np.float32]  # (N, D)
@@ -160,7 +160,12 @@ class Extractor:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:
-            raise RtsearchError(f"{self.path}: cannot load model ({exc})") from None
+            if "INVALID_PROTOBUF" in str(exc):  # cut short or overwritten
+                raise RtsearchError(
+                    f"{self.path}: a damaged or truncated model file (it does not parse as "
+                    "ONNX); export it again"
+                ) from None
+            raise RtsearchError(f"{self.path}: cannot load model ({first_line(exc)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_props(meta, where=str(self.path))
         check_graph(

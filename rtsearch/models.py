@@ -368,7 +368,7 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
     as_path = Path(name).expanduser()
     if as_path.suffix.lower() in (".pth", ".pt", ".h5") and as_path.is_file():
         raise RtsearchError(
-            f"{as_path}: a weights file, not a model; export it first: "
+            f"{as_path}: a weights file, not a model; VGG16 weights export to one with: "
             f"python tools/export_onnx.py vgg16 --weights {as_path}"
         )
     # (a file here with a name like one: loading it says what it is, an index or a photo)
@@ -512,12 +512,16 @@ def find_model_for(
         if info.variant == "int8" and not info.faithful_int8 and "int8" not in (first, variant):
             warn(drift_warning(path, info))
         return path
-    why = "".join(f" ({problem})" for problem in dict.fromkeys(others + damaged))
+    if hint and not Path(hint).is_file():  # (moved, or deleted: the index names it)
+        others.insert(0, f"it was {hint}, not there now")
+    problems = list(dict.fromkeys(others + damaged))
+    why = f" ({'; '.join(problems)})" if problems else ""
     way_out = (
         f"pass --model FILE of those weights (its {variant} file), or analyze the folder "
         "again into a new index"
         if variant
-        else "pass --model FILE of those weights, or analyze again with this model"
+        else "pass --model FILE of those weights, or analyze the folder again into a new "
+        "index with the model you have"
     )
     raise RtsearchError(
         (f"{index}: " if index is not None else "")

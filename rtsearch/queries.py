@@ -212,8 +212,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None and made and used != made:  # (its distances were off, unsaid)
         print_line(
             f"note: {args.index}: its rows were made with the {made} file of "
-            f"{session.index.model.name}, not found; queried with its {used} file (an indexed "
-            "picture comes back near 0, not at 0)"
+            f"{session.index.model.name}, and no {made} file of its weights was found; queried "
+            f"with its {used} file (an indexed picture comes back near 0, not at 0)"
         )
     single = len(given) == 1 and not given[0].is_dir() and not args.jsonl
     if single:  # after the index: its problems are reported first

@@ -877,7 +877,7 @@ def test_the_index_file_is_found_past_other_files_of_its_name(tmp_path, monkeypa
     onnx.save(model, str(second / "tiny-int8.onnx"))
     with pytest.raises(RtsearchError) as refused:
         find_model_for(*args, variant="fp32")
-    assert f"({first / 'tiny.onnx'}: not a readable ONNX model (" in str(refused.value)
+    assert f"int8 file; {first / 'tiny.onnx'}: not a readable ONNX model (" in str(refused.value)
     assert "): delete it); pass --model FILE of those weights (its fp32 file)" in str(refused.value)
 
 
@@ -1179,3 +1179,134 @@ def test_models_folders_named_twice_or_not_there(tmp_path, monkeypatch):
     assert models.search_dirs().count(shared) == 1
     assert models.writable_models_dir() == shared and not typo.exists()
     assert models.writable_models_dir(make_named=True) == typo and typo.is_dir()  # the tool's
+
+
+def test_each_set_of_a_checkpoint_is_a_model_of_its_own(tmp_path, slim_sd, capsys):
+    """The identity was the file's hash alone: the 'ema.' set exported over the 'model.'
+    set's file gave the same identity, and an index of one was searched with the other
+    without a word."""
+    from rtsearch.export import cli
+
+    ema = {f"ema.{k}": v * np.float32(0.9) for k, v in slim_sd.items()}
+    both = write_torch_pth(
+        tmp_path / "ckpt.pth", {**ema, **{f"model.{k}": v for k, v in slim_sd.items()}}
+    )
+    out = tmp_path / "v.onnx"
+    args = ["vgg16", "--weights", str(both), "--out", str(out), "--weights-prefix"]
+    assert cli.main([*args, "model"]) == 0
+    first = read_model_info(out)
+    capsys.readouterr()
+    assert cli.main([*args, "ema."]) == 0
+    second = read_model_info(out)
+    assert first.identity != second.identity and "'ema.'" in second.source
+    assert "indexes made with the old file need it back" in capsys.readouterr().err
+    assert cli.main([*args, "model."]) == 0 and read_model_info(out).identity == first.identity
+    # a file of one set keeps the file's hash (models exported before keep their indexes)
+    single = write_torch_pth(tmp_path / "one.pth", slim_sd)
+    plain = export_vgg16(single, tmp_path / "p.onnx", log=print)
+    assert read_model_info(plain).weights_sha256 == sha256_file(single)
+
+
+def test_a_forced_int8_export_of_useless_features_is_not_written(tmp_path, slim_sd, capsys):
+    """One input channel a thousand times the others (fp32 exact, the next conv scaled
+    down): int8 activations quantised every other channel to 0, and --force wrote a model
+    whose features were all zero (every picture at distance 0, its cosine 'not measured')."""
+    from rtsearch.export import cli
+
+    skewed = {k: v.copy() for k, v in slim_sd.items()}
+    skewed["features.0.weight"][0] *= 3000
+    skewed["features.0.bias"][0] = 30.0
+    skewed["features.2.weight"][:, 0] /= 3000
+    weights = write_torch_pth(tmp_path / "skew.pth", skewed)
+    assert cli.main(["vgg16", "--weights", str(weights), "--out", str(tmp_path / "f.onnx")]) == 0
+    out = tmp_path / "q.onnx"
+    capsys.readouterr()
+    assert (
+        cli.main(["vgg16", "--weights", str(weights), "--int8", "--force", "--out", str(out)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert f"export_onnx: error: {out}: not written: the model gives " in err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["f.onnx", "skew.pth"]
+
+
+def test_names_that_find_another_model_are_refused_before_the_work(tmp_path, slim_sd, capsys):
+    """A VGG16 export named efficientnet-lite0.onnx became the default model of every
+    analyze without --model; an fp32 file under the int8 name was taken for the twin."""
+    from rtsearch.export import cli
+
+    weights = write_torch_pth(tmp_path / "w.pth", slim_sd)
+    cases = [
+        (
+            [
+                "vgg16",
+                "--weights",
+                str(weights),
+                "--out",
+                str(tmp_path / "efficientnet-lite0.onnx"),
+            ],
+            "efficientnet-lite0.onnx: the name rtsearch finds efficientnet-lite0 by; name this "
+            "vgg16 file otherwise (e.g. vgg16-fc7.onnx)",
+        ),
+        (
+            ["vgg16", "--weights", str(weights), "--out", str(tmp_path / "vgg16-fc7-int8.onnx")],
+            "vgg16-fc7-int8.onnx: the name of vgg16's int8 file, and this export is fp32: add "
+            "--int8, or name it vgg16-fc7.onnx",
+        ),
+        (
+            ["efficientnet-lite0", "--int8", "--out", str(tmp_path / "efficientnet-lite0.onnx")],
+            "the name of efficientnet-lite0's fp32 file, and this export is int8: drop --int8",
+        ),
+        (["efficientnet-lite0", "--out", str(tmp_path / ".onnx")], "name the file before .onnx"),
+    ]
+    for args, problem in cases:
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("export_onnx: error: ") and problem in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pth"]
+    # --debug after the model's name, as `rtsearch models --debug` takes it
+    with pytest.raises(RtsearchError, match=re.escape("name the file before .onnx")):
+        cli.main(["efficientnet-lite0", "--debug", "--out", str(tmp_path / ".onnx")])
+    with pytest.raises(RtsearchError, match=re.escape("name the file before .onnx")):
+        cli.main(["--debug", "efficientnet-lite0", "--out", str(tmp_path / ".onnx")])
+
+
+def test_damaged_weights_and_models_are_said_as_damaged(tmp_path, slim_sd, monkeypatch):
+    """A bad CRC was 'not a PyTorch weights file'; a cut legacy file 'storage N is
+    truncated'; a cut Keras file HDF5's 'sblock->base_addr' line; a cut model
+    onnxruntime's '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF'; VGG19 by .pth a bare count."""
+    from rtsearch.extractor import Extractor
+
+    zipped = write_torch_pth(tmp_path / "crc.pth", slim_sd).read_bytes()
+    at = zipped.index(b"archive/data/0") + 200  # inside a tensor's bytes (stored, no deflate)
+    crc = tmp_path / "crc.pth"
+    crc.write_bytes(zipped[:at] + bytes([zipped[at] ^ 0xFF]) + zipped[at + 1 :])
+    legacy = write_torch_pth(tmp_path / "old.pth", slim_sd, legacy=True).read_bytes()
+    cut_legacy = tmp_path / "old.pth"
+    cut_legacy.write_bytes(legacy[: len(legacy) * 9 // 10])
+    h5 = write_keras_h5(tmp_path / "k.h5", keras_layers(slim_sd)).read_bytes()
+    cut_h5 = tmp_path / "k.h5"
+    cut_h5.write_bytes(h5[:3000])
+    deeper = dict(slim_sd)
+    for i in (40, 41, 42):  # three more convs of the last block's width: VGG19's 16
+        deeper[f"features.{i}.weight"] = slim_sd["features.28.weight"]
+        deeper[f"features.{i}.bias"] = slim_sd["features.28.bias"]
+    vgg19 = write_torch_pth(tmp_path / "19.pth", deeper)
+    cases = [
+        (crc, f"{crc}: a damaged PyTorch weights file (Bad CRC-32"),
+        (cut_legacy, f"{cut_legacy}: truncated or damaged ("),
+        (cut_h5, f"{cut_h5}: truncated Keras weights file (3000 of {len(h5)} bytes; "),
+        (vgg19, f"{vgg19}: 16 conv layers, VGG16 has 13 (is this VGG19?)"),
+    ]
+    for weights, problem in cases:
+        with pytest.raises(RtsearchError) as info:
+            export_vgg16(weights, tmp_path / "out.onnx", log=print)
+        assert str(info.value).startswith(problem) and "\n" not in str(info.value), info.value
+    model = export_vgg16(
+        write_torch_pth(tmp_path / "w.pth", slim_sd), tmp_path / "m.onnx", log=print
+    )
+    model.write_bytes(model.read_bytes()[:5000])
+    with pytest.raises(RtsearchError) as info:
+        Extractor(model)
+    assert str(info.value) == (
+        f"{model}: a damaged or truncated model file (it does not parse as ONNX); export it again"
+    )

@@ -453,7 +453,12 @@ def test_a_model_exported_again_from_other_weights_is_named(capsys, tmp_path, ga
     assert code == 1 and stdout == "" and err.count("\n") == 1
     assert err.startswith(f"rtsearch: error: {out}: no model file for tiny (fc) with the ")
     assert f"index's weights {wanted} ({model} has weights {'2' * 12}: another export)" in err
-    assert "pass --model FILE of those weights, or analyze again with this model" in err
+    assert "pass --model FILE of those weights, or analyze the folder again into a new " in err
+    kept = model.rename(tmp_path / "kept.onnx")  # moved away: where it was is said
+    code, stdout, err = cli(capsys, "query", gallery / "d0/img00000.png", "--index", out)
+    assert code == 1 and err.count("\n") == 1
+    assert f"weights {wanted} (it was {model}, not there now); pass --model FILE" in err
+    kept.rename(model)
 
 
 @pytest.mark.parametrize(
@@ -1579,8 +1584,9 @@ def test_a_query_with_the_other_twin_of_the_index_says_so(capsys, tmp_path, monk
     twin.unlink()
     code, _, err = cli(capsys, "query", out, image, "--no-verify")
     assert code == 0 and err == (
-        f"note: {out}: its rows were made with the int8 file of tiny, not found; queried with "
-        "its fp32 file (an indexed picture comes back near 0, not at 0)\n"
+        f"note: {out}: its rows were made with the int8 file of tiny, and no int8 file of its "
+        "weights was found; queried with its fp32 file (an indexed picture comes back near 0, "
+        "not at 0)\n"
     )
 
 

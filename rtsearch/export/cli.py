@@ -58,6 +58,11 @@ def _common(p: argparse.ArgumentParser, model: str) -> None:
         action="store_true",
         help=f"keep an int8 model whose held-out mean cosine vs fp32 is < {QUALITY_GATE}",
     )
+    # also after the model's name, as `rtsearch models --debug` takes it (SUPPRESS: not
+    # given there, it leaves the one given before the name as it was)
+    p.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,14 +142,40 @@ def _check_request(args: argparse.Namespace, out: Path) -> None:
 
         require_folder(args.calib)
         folder_images(args.calib, limit=1)  # before minutes of loading and converting
+    if out.name.lower() == ".onnx":
+        raise RtsearchError(
+            f"{out}: name the file before .onnx (e.g. {default_name(args.model, args.int8)})"
+        )
     if out.suffix != ".onnx" and not out.is_dir():
         raise RtsearchError(f"{out}: the file name must end in .onnx (how models are found)")
+    _check_name(args.model, args.int8, out)
     if out.is_dir():
         raise RtsearchError(f"{out}: cannot write (is a folder; name the .onnx file)")
     weights = getattr(args, "weights", None)
     if weights is not None and out.exists() and weights.exists() and out.samefile(weights):
         raise RtsearchError(f"{out}: is the weights file itself; choose another --out")
     atomic.check_writable(out, "model")
+
+
+def _check_name(model: str, int8: bool, out: Path) -> None:
+    """Refuse a name rtsearch finds another model by (another backbone's, or the other
+    variant's): `analyze` with no --model took a VGG16 file named efficientnet-lite0.onnx
+    for the default model, and the int8 twin is looked up by its -int8 name."""
+    for other in MODEL_STEMS:
+        for variant in (False, True):
+            if out.name != default_name(other, variant) or (other, variant) == (model, int8):
+                continue
+            if other != model:
+                raise RtsearchError(
+                    f"{out}: the name rtsearch finds {other} by; name this {model} file "
+                    f"otherwise (e.g. {default_name(model, int8)})"
+                )
+            raise RtsearchError(
+                f"{out}: the name of {model}'s {'int8' if variant else 'fp32'} file, and this "
+                f"export is {'int8' if int8 else 'fp32'}: "
+                + ("drop --int8" if int8 else "add --int8")
+                + f", or name it {default_name(model, int8)}"
+            )
 
 
 def _model_at(path: Path) -> ModelInfo | None:

@@ -172,6 +172,9 @@ def quantize_model(
         # the file is written once, with its fidelity: the viewer uses an int8 twin by
         # default only when it is faithful.
         fidelity = _report(fp32_path, staged, calib_batches, held_batches, info, log)
+        # --force keeps a drifting model, not a useless one: an int8 model of all-zero (or
+        # equal) features was written, and every picture came back at distance 0
+        check_features(staged, info, out)
         if min_cosine is not None and fidelity < min_cosine:
             raise RtsearchError(
                 f"{out}: int8 export rejected, held-out mean feature cosine {fidelity:.4f} < "

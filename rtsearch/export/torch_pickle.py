@@ -109,6 +109,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self.storages.setdefault(key, _Storage(kind, key, numel))
 
 
+class _Truncated(pickle.UnpicklingError):
+    """The file ends inside a tensor's data (a download or copy cut short)."""
+
+
 def load_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
     """Tensors of a ``.pth`` file by name; nested containers are flattened with dots."""
     path = Path(path)
@@ -125,6 +129,12 @@ def load_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
         raise RtsearchError(f"{path}: refusing to unpickle {exc} (not a tensor)") from None
     except RtsearchError:
         raise
+    except _Truncated as exc:
+        raise RtsearchError(f"{path}: truncated or damaged ({exc})") from None
+    except (EOFError, struct.error):  # pickle's "Ran out of input", a short size field
+        raise RtsearchError(f"{path}: truncated or damaged (the file ends early)") from None
+    except zipfile.BadZipFile as exc:  # e.g. "Bad CRC-32 for file 'x/data/26'"
+        raise RtsearchError(f"{path}: a damaged PyTorch weights file ({exc})") from None
     except OSError as exc:
         raise RtsearchError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except Exception as exc:  # truncated or foreign data raises many types
@@ -177,7 +187,7 @@ def _load_legacy(f: BinaryIO) -> Any:
 def _fill(storage: _Storage, raw: bytes) -> None:
     dtype = np.dtype(_STORAGE_DTYPES[storage.kind.name])
     if len(raw) < storage.numel * dtype.itemsize:
-        raise pickle.UnpicklingError(f"storage {storage.key} is truncated")
+        raise _Truncated(f"the data of tensor storage {storage.key} ends early")
     storage.data = np.frombuffer(raw, dtype=dtype, count=storage.numel)
 
 

@@ -8,6 +8,7 @@ are brought to one layout before the graph is built: conv weights (O, I, 3, 3), 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import onnx
 
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, first_line
 from rtsearch.export.onnx_build import EXPORTER_VERSION, GraphBuilder, save_atomic, sha256_file
 from rtsearch.models import ModelInfo
 
@@ -33,6 +34,7 @@ class VGGWeights:
     convs: list[tuple[Array, Array]]  # 13 x (weight (O, I, 3, 3), bias (O,))
     fcs: list[tuple[Array, Array]]  # fc6, fc7 x (weight (out, in), bias (out,))
     layout: str  # "torchvision" or "keras"
+    part: str = ""  # the key prefix taken from a checkpoint of several sets ("" for one set)
 
 
 def detect_layout(path: Path) -> str:
@@ -84,7 +86,7 @@ def _load_pth(path: Path, chosen: str | None = None) -> VGGWeights:
     )
     convs = [_pair(sd, f"{prefix}features.{i}", path) for i in conv_ids]
     fcs = [_pair(sd, f"{prefix}classifier.{i}", path) for i in (0, 3)]
-    return VGGWeights(convs, fcs, "torchvision")
+    return VGGWeights(convs, fcs, "torchvision", prefix if len(prefixes) > 1 else "")
 
 
 def _one_prefix(path: Path, prefixes: list[str], chosen: str | None) -> str:
@@ -139,7 +141,13 @@ def _load_h5(path: Path) -> VGGWeights:
             convs = [_keras_layer(root, name, path) for name in names]
             fc6, fc7 = (_keras_layer(root, name, path) for name in ("fc1", "fc2"))
     except (OSError, KeyError) as exc:
-        raise RtsearchError(f"{path}: unreadable Keras weights ({exc})") from None
+        # HDF5's words: "truncated file: eof = 3000, sblock->base_addr = 0, stored_eof = ..."
+        if cut := re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc)):
+            raise RtsearchError(
+                f"{path}: truncated Keras weights file ({cut[1]} of {cut[2]} bytes; an "
+                "interrupted download or copy?)"
+            ) from None
+        raise RtsearchError(f"{path}: unreadable Keras weights ({first_line(exc)})") from None
     # Keras: conv kernels HWIO, dense kernels (in, out), and fc1's rows in HWC flatten
     # order because Keras flattens channels-last maps; ONNX flattens NCHW, so reorder.
     for name, (w, _) in [*zip(names, convs, strict=True), ("fc1", fc6), ("fc2", fc7)]:
@@ -182,8 +190,9 @@ def _keras_layer(root, name: str, path: Path) -> tuple[Array, Array]:
     if name not in root:
         if name.startswith("fc") and "block5_conv3" in root:
             raise RtsearchError(
-                f"{path}: Keras VGG16 without its top (include_top=False): no {name!r} "
-                "layer, and fc7 is in it; use the weights file with the top"
+                f"{path}: Keras VGG16 without its top (include_top=False): it has no "
+                f"{name!r} layer, and the features (fc7) are the top's; use the weights file "
+                "with the top"
             )
         raise RtsearchError(f"{path}: no Keras layer {name!r} (is this VGG16?)")
     if not isinstance(root[name], h5py.Group):
@@ -201,7 +210,11 @@ def _keras_layer(root, name: str, path: Path) -> tuple[Array, Array]:
 
 def _check_shapes(path: Path, w: VGGWeights) -> None:
     if len(w.convs) != sum(BLOCKS):
-        raise RtsearchError(f"{path}: {len(w.convs)} conv layers, VGG16 has {sum(BLOCKS)}")
+        guess = {16: " (is this VGG19?)", 8: " (is this VGG11?)", 10: " (is this VGG13?)"}
+        raise RtsearchError(
+            f"{path}: {len(w.convs)} conv layers, VGG16 has {sum(BLOCKS)}"
+            + guess.get(len(w.convs), "")
+        )
     cin = 3
     for i, (weight, bias) in enumerate(w.convs):
         if weight.ndim != 4 or weight.shape[1:] != (cin, 3, 3) or bias.shape != weight.shape[:1]:
@@ -281,7 +294,11 @@ def export_vgg16(
         raise RtsearchError(f"{weights}: not a regular file")
     vgg = load_vgg16(weights, prefix)
     source = f"{vgg.layout} weights {weights.name}"
-    info = vgg16_info(vgg, sha256_file(weights), source)
+    digest = sha256_file(weights)
+    if vgg.part:  # one file, several models: each set its own identity (its own indexes)
+        source += f", set {vgg.part!r}"
+        digest = hashlib.sha256(f"{digest}:{vgg.part}".encode()).hexdigest()
+    info = vgg16_info(vgg, digest, source)
     log(f"vgg16: read {vgg.layout} weights from {weights} (fc7: {info.dims} dims)")
     model = build_vgg16(vgg, info)
     del vgg  # the graph holds its own copy; full-size weights are 0.5 GB
