@@ -477,6 +477,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         if found[Path(row["path"]).name] != row["path"]:
             row["hidden_by"] = found[Path(row["path"]).name]
         row["default"] = Path(row["path"]).stem == DEFAULT_MODEL and "hidden_by" not in row
+    _mark_false_twins(rows)
     for row in rows:  # measured for int8 files only: none elsewhere, not 0.0
         if "int8_cosine" in row and not row["int8_cosine"]:
             row["int8_cosine"] = None
@@ -495,6 +496,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(row["error"] + hidden)  # it names the file
             continue
         notes = []
+        if "not_twin_of" in row:
+            notes.append(
+                f"not the twin of {Path(row['not_twin_of']).name} beside it (other weights)"
+            )
         if row["variant"] == "int8" and row["int8_cosine"]:
             notes.append(f"feature cosine vs fp32 {row['int8_cosine']:.3f}")
             if row["int8_cosine"] < INT8_MIN_COSINE:
@@ -507,6 +512,23 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"weights {row['weights_sha256'][:12]}" + "".join(f", {n}" for n in notes)
         )
     return 0
+
+
+def _mark_false_twins(rows: list[dict]) -> None:
+    """``not_twin_of`` on each readable file whose twin by name (NAME.onnx beside
+    NAME-int8.onnx) holds other weights: the two are taken for one model's files, and an
+    index of one is searched with the other's features or refused."""
+    by_path = {row["path"]: row for row in rows if "error" not in row}
+    for row in by_path.values():
+        path = Path(row["path"])
+        stem = path.stem
+        twin = path.with_name(
+            f"{stem[: -len('-int8')]}.onnx" if stem.endswith("-int8") else f"{stem}-int8.onnx"
+        )
+        other = by_path.get(str(twin))
+        keys = ("name", "feature_layer", "weights_sha256")  # the identity's parts
+        if other is not None and any(other[k] != row[k] for k in keys):
+            row["not_twin_of"] = str(twin)
 
 
 # ---------------------------------------------------------------- plumbing

@@ -1310,3 +1310,25 @@ def test_damaged_weights_and_models_are_said_as_damaged(tmp_path, slim_sd, monke
     assert str(info.value) == (
         f"{model}: a damaged or truncated model file (it does not parse as ONNX); export it again"
     )
+
+
+def test_models_says_a_pair_by_name_that_are_no_twins(tmp_path, monkeypatch, capsys):
+    """tiny.onnx and tiny-int8.onnx of other weights are taken for one model's files by
+    name; the export said so, `rtsearch models` did not."""
+    from rtsearch.cli import main
+
+    folder = tmp_path / "m"
+    monkeypatch.setenv("RTSEARCH_MODELS", str(folder))
+    write_tiny_model(folder / "tiny.onnx", seed=1)
+    write_tiny_model(folder / "tiny-int8.onnx", seed=2, props={"variant": '"int8"'})
+    write_tiny_model(folder / "solo.onnx", seed=3)
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "not the twin of tiny-int8.onnx beside it (other weights)" in out
+    assert "not the twin of tiny.onnx beside it (other weights)" in out
+    assert main(["models", "--json"]) == 0
+    rows = {Path(r["path"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["tiny.onnx"]["not_twin_of"] == str(folder / "tiny-int8.onnx")
+    assert "not_twin_of" not in rows["solo.onnx"]
+    write_tiny_model(folder / "tiny-int8.onnx", seed=1, props={"variant": '"int8"'})
+    assert main(["models"]) == 0 and "not the twin" not in capsys.readouterr().out
