@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 import threading
@@ -38,6 +39,7 @@ from rtsearch.checkpoints import (
     checkpoint_dir,
     checkpoint_files,
 )
+from rtsearch.decode import IMAGE_EXTENSIONS
 from rtsearch.errors import RtsearchError, Warn, command, count, printable, require_folder
 from rtsearch.exclusions import Exclusions
 from rtsearch.extractor import Extractor
@@ -47,6 +49,7 @@ from rtsearch.scan import kept_unread, scan
 from rtsearch.store import Index
 
 REFIT_FRACTION = single.REFIT_FRACTION
+SETTLE_AT_MOST = 30.0  # s a watch waits at most for the folder's files to stand still
 
 
 @dataclass
@@ -93,6 +96,7 @@ def update(
     replace: bool = False,
     prune: bool | None = None,
     progress: Callable[[Progress], None] | None = None,
+    own_folder: bool = False,
 ) -> UpdateReport:
     """Update ``index_path`` in place for ``base_dir``; an unchanged folder rewrites nothing,
     unless it is not the folder the index names (the images moved): then only that changes.
@@ -100,19 +104,21 @@ def update(
     the whole index) is refused unless ``replace``; one that would remove most of them (a
     wrong folder, an old backup, a copy still in progress) unless ``prune`` (by default,
     as ``replace``). ``progress`` hears of the new and changed files analysed, as an
-    analysis's does."""
+    analysis's does. ``own_folder``: the index must be of ``base_dir`` already (a watch's
+    later passes), or Rewritten is raised."""
     index_path, base_dir = Path(index_path), Path(base_dir)
     require_folder(base_dir)
     store.check_storable_folder(base_dir)
     prune = replace if prune is None else prune
     with atomic.writer_lock(index_path):
         return _update(
-            index_path, base_dir, extractor, batch, warn, cancel, replace, prune, progress
-        )
+            index_path, base_dir, extractor, batch, warn, cancel, replace, prune, progress,
+            own_folder,
+        )  # fmt: skip
 
 
 def _update(
-    index_path, base_dir, extractor, batch, warn, cancel, replace, prune, progress
+    index_path, base_dir, extractor, batch, warn, cancel, replace, prune, progress, own_folder
 ) -> UpdateReport:
     start = time.monotonic()
     # its stored features are checked (in the probe's child) but not read here: merge
@@ -140,6 +146,11 @@ def _update(
     todo = [p for p in todo if p not in relocated]
     rows.update(relocated)
     moved = old.base_dir != str(base_dir.resolve())
+    if moved and own_folder:
+        raise Rewritten(
+            f"{index_path}: now an index of {old.base_dir} (written since by another "
+            f"command), not of {base_dir}: no longer followed"
+        )
     if rows and seen and not replace:
         _check_same_images(index_path, base_dir, old, rows, seen, moved)
     report = UpdateReport(old, skipped=list(found.skipped))
@@ -400,6 +411,7 @@ def follow(
     prune: bool = False,
     say_waiting: Warn | None = None,
     progress: Callable[[Progress], None] | None = None,
+    replace: bool = False,
 ) -> Iterator[UpdateReport]:
     """Yield an UpdateReport (``.index`` is the new Index) each time an update changed the
     index, until ``stop`` is set. The first pass runs at once. With watchdog installed a pass
@@ -407,7 +419,10 @@ def follow(
     without it the folder is re-scanned every ``interval`` s (stat calls only). A pass that
     would remove most of the index waits for the folder to change, unless ``prune``. Why it
     waits goes to ``say_waiting`` (default: ``warn``); how far a pass analysing new files
-    has got, to ``progress``."""
+    has got, to ``progress``. The first pass refuses a folder that holds none of the
+    indexed images, unless ``replace`` (as `update` does); later passes take any change of
+    the folder, which the index is of by then, and end (Rewritten) once the index is
+    written over as another folder's."""
     say_waiting = say_waiting or warn
     events = _watch(require_folder(Path(base_dir)))
     said: set[str] = set()
@@ -426,22 +441,23 @@ def follow(
             if events is not None:
                 events.clear()
             try:
-                report = update(  # the folder being followed is the index's by construction
+                report = update(  # after the first pass, the folder followed is the index's
                     index_path, base_dir, extractor, batch=batch, warn=warn_once, cancel=stop,
-                    replace=True, prune=prune, progress=progress,
+                    replace=replace or not first, prune=prune, progress=progress,
+                    own_folder=not first,
                 )  # fmt: skip
             except KeyboardInterrupt:
                 if stop.is_set():
                     return  # cancelled by the caller mid-update; the checkpoint keeps the work
                 raise
             except atomic.IndexBusy as exc:  # a one-off analyze or update: wait for it
-                if warn and not busy:  # once while it runs, not every interval
-                    warn(f"{exc}; trying again every {interval:g} s")
+                if say_waiting and not busy:  # once while it runs, not every interval
+                    say_waiting(f"{exc}; trying again every {interval:g} s")
                 busy = True
                 stop.wait(interval)
                 continue
             except RtsearchError as exc:
-                if first:
+                if first or isinstance(exc, Rewritten):
                     raise  # a problem from the start (another model, ...) is not transient
                 # the folder emptied or gone for a moment (a sync tool, a move): keep following
                 # one warning an outage, and one more for a problem that then stays (two
@@ -475,6 +491,10 @@ def follow(
             events.close()
 
 
+class Rewritten(RtsearchError):
+    """The index followed was written over as an index of another folder."""
+
+
 def _wait_for_change(
     events: _Events | None, stop: threading.Event, interval: float, folder: Path
 ) -> None:
@@ -484,23 +504,43 @@ def _wait_for_change(
     # a folder moved or deleted sends its own watch no event: look for it too
     while not stop.is_set() and not events.wait(0.2) and folder.is_dir():
         pass
-    while not stop.is_set() and events.quiet_for() < interval:  # debounce bursts
+    # debounce bursts (a copy in progress), but not for ever: a camera's import writing for
+    # minutes delays its first pictures by at most SETTLE_AT_MOST
+    cap = time.monotonic() + max(SETTLE_AT_MOST, 10 * interval)
+    while not stop.is_set() and events.quiet_for() < interval and time.monotonic() < cap:
         stop.wait(0.2)
 
 
 class _Events:
-    """Filesystem events from watchdog, reduced to 'something changed, last at t'."""
+    """Filesystem events from watchdog that may change the index (folders, and files named
+    as pictures outside hidden folders), reduced to 'something changed, last at t'."""
 
-    def __init__(self, observer) -> None:
+    def __init__(self, observer, base_dir: Path) -> None:
         self.observer = observer
+        self.base = os.path.abspath(base_dir)
         self.flag = threading.Event()
         self.last = time.monotonic()
 
     def on_any_event(self, event) -> None:  # called on watchdog's thread
         if event.event_type in ("opened", "closed_no_write"):
             return  # reads, e.g. by the update itself, change nothing
+        if not self._matters(event):
+            return  # a log written every second held every pass back while it was
         self.last = time.monotonic()
         self.flag.set()
+
+    def _matters(self, event) -> bool:
+        if event.is_directory:  # a folder's own "modified" comes with its files' events
+            return event.event_type != "modified"
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        return any(path and self._picture(os.fsdecode(path)) for path in paths)
+
+    def _picture(self, path: str) -> bool:
+        rel = os.path.relpath(path, self.base)
+        parts = rel.split(os.sep)
+        if any(part.startswith(".") for part in parts if part not in (".", "..")):
+            return False  # hidden, passed over by the scan (a download's .part file too)
+        return os.path.splitext(parts[-1])[1].lower() in IMAGE_EXTENSIONS
 
     def dispatch(self, event) -> None:
         self.on_any_event(event)
@@ -525,7 +565,7 @@ def _watch(base_dir: Path) -> _Events | None:
     except ImportError:
         return None  # polling fallback
     observer = Observer()
-    events = _Events(observer)
+    events = _Events(observer, base_dir)
     try:
         observer.schedule(events, str(base_dir), recursive=True)
         observer.start()
@@ -682,6 +722,7 @@ def run(args: argparse.Namespace) -> int:
         store.check_rows(store.load(args.index), extractor.info, str(args.index), OTHER_FILE)
     print(printable(f"following {args.directory} (Ctrl-C to stop)"), flush=True)
     advised = False  # the refit advice is said once, not on every pass after the threshold
+    held: list[str] = []  # --quiet: files that cannot be read, said only with a change
     try:
         for report in follow(
             args.index,
@@ -690,12 +731,17 @@ def run(args: argparse.Namespace) -> int:
             stop=stop,
             interval=2.0 if args.interval is None else args.interval,
             batch=args.batch,
-            warn=warn,
+            warn=held.append if args.quiet else warn,
             prune=args.replace,
+            say_waiting=warn,
             progress=bar,
+            replace=args.replace,
         ):
             if bar:
                 bar.close()
+            for message in held:
+                warn(message)
+            held.clear()
             _print(
                 report, args.index, args.directory, extractor.path, quiet=False,
                 advise=not advised,

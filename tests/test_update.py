@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -1238,3 +1239,149 @@ def test_files_of_one_size_renamed_are_matched_each_to_its_own_old_vector():
     assert report.relocated == sorted(new[:200])
     assert report.added == new[200:]
     assert sorted(report.removed) == sorted(set(gone) - {gone[i] for i in order})
+
+
+def test_a_watch_of_another_folder_is_refused_as_update_refuses_it(capsys, tmp_path, tiny_model):
+    """`update INDEX OTHER --watch` replaced every row of a small index with OTHER's (the
+    same without --watch is refused); an index written over as another folder's while it
+    was followed had its rows replaced too."""
+    gallery, other, out = tmp_path / "g", tmp_path / "other", tmp_path / "g.dat"
+    make_gallery(gallery, 5)
+    make_gallery(other, 8, start=100)
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=4))
+    code, _, err = cli(capsys, "update", out, other, "--model", tiny_model)
+    assert code == 1 and f"{other}: holds none of the 5 images in {out}" in err, err
+    cmd = ["update", str(out), str(other), "--model", str(tiny_model), "--watch"]
+    done = subprocess.run([sys.executable, "-m", "rtsearch", *cmd], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and done.stderr == err, done.stderr  # (it followed for ever)
+    assert store.load(out).count == 5 and store.load(out).base_dir == str(gallery.resolve())
+    # followed, then written over as another folder's index: the watch ends, saying why
+    stop, seen, ended = threading.Event(), [], []
+
+    def consume() -> None:
+        try:
+            for report in follow(out, gallery, Extractor(tiny_model), stop=stop, interval=0.2):
+                seen.append(report)
+        except upd.Rewritten as exc:
+            ended.append(str(exc))
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    try:
+        time.sleep(1.0)  # the first pass: nothing to do
+        analyze(other, out, Extractor(tiny_model), Settings(dims=4, replace=True))
+        make_gallery(gallery / "new", 1, start=300)  # a change in the folder followed
+        deadline = time.monotonic() + 30
+        while thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert ended == [
+        f"{out}: now an index of {other.resolve()} (written since by another command), not of "
+        f"{gallery}: no longer followed"
+    ]
+    assert not seen and store.load(out).count == 8
+    # --replace: followed from the first pass in the index's place
+    code, _, _ = cli(capsys, "update", out, gallery, "--model", tiny_model, "--replace")
+    assert code == 0 and store.load(out).base_dir == str(gallery.resolve())
+
+
+def test_a_file_that_keeps_changing_does_not_hold_a_watch_back(indexed, tiny_model):
+    """Every filesystem event restarted the quiet wait: a log appended to twice a second in
+    the folder kept a new picture out of the index for as long as it was written."""
+    pytest.importorskip("watchdog")
+    gallery, out = indexed
+    log = gallery / "d0" / "app.log"
+    writing = threading.Event()
+    writing.set()
+
+    def write_log() -> None:
+        end = time.monotonic() + 20
+        while writing.is_set() and time.monotonic() < end:
+            with log.open("a") as f:
+                f.write("x" * 100 + "\n")
+            (gallery / ".cache").mkdir(exist_ok=True)
+            (gallery / ".cache" / "thumb.jpg").write_bytes(os.urandom(100))  # hidden
+            time.sleep(0.1)
+
+    writer = threading.Thread(target=write_log)
+    with Following(out, gallery, tiny_model) as watch:
+        time.sleep(1.0)  # the first pass: nothing to do
+        writer.start()
+        time.sleep(0.5)
+        make_gallery(gallery / "new", 1, start=400)
+        start = time.monotonic()
+        watch.wait_until(lambda: watch.seen)
+        took = time.monotonic() - start
+        still_writing = writer.is_alive()
+        writing.clear()
+        writer.join(timeout=10)
+    assert still_writing and took < 15, took
+    assert [p for r in watch.seen for p in r.added] == ["new/d1/img00400.png"]
+
+
+def test_the_events_a_watch_waits_on(tmp_path):
+    from watchdog.events import (
+        DirCreatedEvent,
+        DirModifiedEvent,
+        DirMovedEvent,
+        FileCreatedEvent,
+        FileModifiedEvent,
+        FileMovedEvent,
+    )
+
+    events = upd._Events(None, tmp_path)
+    b = str(tmp_path)
+    said = {
+        FileModifiedEvent(f"{b}/a/photo.JPG"): True,
+        FileCreatedEvent(f"{b}/notes.txt"): False,
+        FileModifiedEvent(f"{b}/.thumbs/x.jpg"): False,
+        FileModifiedEvent(f"{b}/a/.x.png"): False,
+        FileMovedEvent(f"{b}/a/dl.part", f"{b}/a/dl.webp"): True,  # a download finished
+        FileMovedEvent(f"{b}/a/x.jpg", f"{b}/.trash/x.jpg"): True,  # gone from the index
+        DirCreatedEvent(f"{b}/2025"): True,
+        DirMovedEvent(f"{b}/2024", f"{b}/old/2024"): True,
+        DirModifiedEvent(f"{b}/a"): False,
+    }
+    for event, matters in said.items():
+        assert events._matters(event) is matters, event
+
+
+def test_a_quiet_watch_says_unreadable_files_only_with_a_change(tmp_path, tiny_model):
+    """`--watch --quiet` warned of every unreadable file at its first pass, which changed
+    nothing (`--quiet` without --watch holds them back, as its help says)."""
+    gallery, out = tmp_path / "g", tmp_path / "g.dat"
+    make_gallery(gallery, 4)
+    (gallery / "bad.jpg").write_bytes(b"not a picture")
+    analyze(gallery, out, Extractor(tiny_model), Settings(dims=4), warn=lambda m: None)
+    cmd = [sys.executable, "-m", "rtsearch", "update", str(out), "--watch", "--quiet",
+           "--interval", "0.2", "--model", str(tiny_model)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    errors: list[str] = []
+    readers = [
+        threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True),
+        threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        end = time.monotonic() + 60
+        while not lines and time.monotonic() < end:  # "following DIR": the first pass begins
+            time.sleep(0.05)
+        time.sleep(2.0)  # ... and finds nothing to do
+        before = list(errors)
+        make_gallery(gallery / "new", 1, start=50)
+        end = time.monotonic() + 60
+        while not any("added" in line for line in lines) and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    for reader in readers:
+        reader.join(timeout=10)
+    assert before == [] and any("1 added" in line for line in lines), (before, lines)
+    warned = [line for line in errors if line.startswith("warning:")]
+    assert len(warned) == 1 and "bad.jpg" in warned[0], errors
