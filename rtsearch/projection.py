@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -60,9 +61,23 @@ class Projection:
             out[start : start + BLOCK_ROWS] = self._block(x[start : start + BLOCK_ROWS])
         return out
 
+    @cached_property
+    def _identity(self) -> bool:
+        """'none' keeps every dim: its matrix is the identity, and multiplying by it cost a
+        live query 0.1 ms alone and 8 ms with BLAS threads on busy cores (1280-d)."""
+        m = self.matrix
+        return (
+            self.kind == "none"
+            and m.shape[0] == m.shape[1]
+            and bool(np.all(np.diagonal(m) == 1))
+            and np.count_nonzero(m) == m.shape[0]
+        )
+
     def _block(self, x: Vectors) -> Vectors:
         if self.l2_normalize:
             x = l2_normalize(x)
+        if self._identity:
+            return np.ascontiguousarray(x - self.mean, dtype=np.float32)
         return np.ascontiguousarray((x - self.mean) @ self.matrix, dtype=np.float32)
 
 

@@ -122,3 +122,17 @@ def test_fewer_rows_than_features_give_the_covariances_axes_from_their_gram_matr
     wide = _features(300, 300, seed=3)
     assert proj.fit(wide, 40, "pca").matrix.shape == (300, 40)
     assert proj.fit(np.zeros((0, 64), np.float32), 10, "pca").matrix.shape == (64, 10)
+
+
+def test_none_keeps_every_dim_centred_without_a_product():
+    """'none' multiplied every query by an identity matrix: 0.1 ms a 1280-d query alone,
+    8 ms with BLAS threads on busy cores. Its output is the centred vector, bit for bit."""
+    x = np.random.default_rng(3).random((50, 64), dtype=np.float32)
+    p = proj.fit(x, 64, "none")
+    centred = (x / np.linalg.norm(x, axis=1, keepdims=True)) - p.mean
+    np.testing.assert_array_equal(p(x), centred.astype(np.float32))
+    np.testing.assert_array_equal(p(x[7]), centred[7])
+    assert p._identity and not proj.fit(x, 64, "pca")._identity
+    # a 'none' file whose matrix is not the identity (written by hand) is multiplied
+    scaled = proj.Projection("none", p.matrix * 2, p.mean, True)
+    np.testing.assert_allclose(scaled(x[7]), centred[7] * 2, rtol=1e-6)
