@@ -27,6 +27,7 @@ from rtsearch.checkpoints import (
     checkpoint_on_interrupt,
     checkpoint_parts,
 )
+from rtsearch.checkpoints import made_with as checkpoint_settings
 from rtsearch.errors import RtsearchError, Warn, command, count, require_folder
 from rtsearch.exclusions import Exclusions, quoted
 from rtsearch.extraction import extract
@@ -244,12 +245,15 @@ def _analyze(base_dir, out, extractor, settings, progress, warn, cancel) -> Repo
         "seed": settings.seed,
         "features": settings.keep_features,
         "exclude": list(settings.exclude),
+        "rebuild": settings.fresh,  # its own parts are taken by a rerun of it, no others
     }  # (kept with the checkpoints: the same command without them resumes with them)
     every = settings.checkpoint_every
     writer = CheckpointWriter(checkpoint_dir(out), model, base_dir, every, warn, asked)
     writer.held = done.from_checkpoints
-    if settings.fresh:  # (demo --rebuild: its rerun starts anew, dropping them)
-        writer.resume = "the same command without --rebuild goes on from there"
+    if settings.fresh:  # (demo --rebuild: the index stays as it was until it is done)
+        writer.resume = (
+            "the same command goes on from there (without --rebuild, the index stays as it was)"
+        )
 
     def said() -> None:
         if progress:
@@ -571,10 +575,13 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
     and what is indexed under folders this scan could not read (kept as it was)."""
     done = _Done()
     wanted = set(found.paths)
-    if settings.fresh:
+    # a fresh run (demo --rebuild) takes no rows of the index, and only the checkpoints of
+    # a fresh run like it, which it goes on from (an interrupted one said it would, and
+    # started from the first image)
+    if settings.fresh and not checkpoint_settings(checkpoint_dir(out)).get("rebuild"):
         shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
         return done, None
-    old = _old_index(out, base_dir, model, settings, warn, found)
+    old = None if settings.fresh else _old_index(out, base_dir, model, settings, warn, found)
     try:
         parts = list(checkpoint_parts(checkpoint_dir(out), model, warn, settings.replace))
     except OtherModel as exc:

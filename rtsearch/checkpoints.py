@@ -65,6 +65,7 @@ def made_with(folder: Path) -> dict:
             "features": bool(kept["features"]),
             "model": ModelRef(**kept["model"]),
             "exclude": tuple(str(t) for t in kept["exclude"]),
+            "rebuild": bool(kept.get("rebuild", False)),  # (absent before it was kept)
         }
     except (OSError, ValueError, KeyError, TypeError):
         return {}

@@ -91,8 +91,9 @@ def test_a_users_index_given_keeps_the_settings_it_was_made_with(
 def test_an_interrupted_rebuild_says_how_to_go_on(
     fake_gallery, tiny_model, tmp_path, capsys, monkeypatch
 ):
-    """--rebuild drops the checkpoints a rerun of it finds: the interrupted one said "the
-    same command again goes on from there", which started it all anew."""
+    """--rebuild dropped the checkpoints a rerun of it found: the interrupted one said "the
+    same command again goes on from there", which started it all anew; then "the same
+    command without --rebuild", which found the old index up to date and dropped them."""
     from rtsearch.extractor import Extractor
 
     make_gallery(fake_gallery, 60, start=100)  # batches of 16 on one thread: 5 of them
@@ -112,8 +113,17 @@ def test_an_interrupted_rebuild_says_how_to_go_on(
     assert demo(*args, "--no-view", "--rebuild", "--threads", "1") == 130
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("rtsearch: interrupted; ") and err.endswith(
-        "analysed: the same command without --rebuild goes on from there"
+        "analysed: the same command goes on from there (without --rebuild, the index stays "
+        "as it was)"
     ), err
+    assert store.load(index).count == 72  # the old index, as it was
+    calls.clear()
+    monkeypatch.setattr(Extractor, "__call__", real)
+    assert demo(*args, "--no-view", "--rebuild", "--threads", "1") == 0
+    out = capsys.readouterr().out
+    assert "(72 images, tiny, 100 dims, 40 analysed, 32 reused, built in " in out, out
+    assert not store.checkpoint_dir(index).exists() and store.load(index).count == 72
+    monkeypatch.setattr(Extractor, "__call__", stopped_after_two)
     # a first build interrupted, then run again: it says what it took from the checkpoints
     # (it said "built in 0.4 s", as if it had analysed them all)
     calls.clear()
