@@ -48,7 +48,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if action.default in (None, False) or "default" in text.lower():
+        # (by identity: a default of 0 equals False, and went unsaid; "0: all cores" says it)
+        said = "default" in text.lower() or f"({action.default}:" in text
+        if action.default is None or action.default is False or said:
             return action.help
         return super()._get_help_string(action)
 
@@ -145,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=queries.run)
 
     p = sub.add_parser("info", help="describe an index file", formatter_class=fmt)
-    p.add_argument("index", type=Path)
+    p.add_argument("index", type=Path, help="the index file (.dat) to describe")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)
 

@@ -49,7 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--model", default=DEFAULT_MODEL, help="model name or .onnx path")
     p.add_argument(
-        "--threads", type=thread_count, default=0, help="inference threads for the analysis"
+        "--threads",
+        type=thread_count,
+        default=0,
+        help="inference threads for the analysis (0: all cores)",
     )
     p.add_argument("--no-view", action="store_true", help="build the index, do not open the viewer")
     p.add_argument(
@@ -75,9 +78,10 @@ def run(args: argparse.Namespace) -> int:
     if args.screenshot is not None:  # before the analysis, not after it
         atomic.check_writable(args.screenshot, "screenshot")
     if not args.no_view:  # before minutes of fetching and analysing, not after them
-        from rtsearch.viewer.display import check_display
+        from rtsearch.viewer.display import XVFB_HINT, check_display
 
-        check_display()
+        # (xvfb-run opens a window nobody sees: the index alone is what such a machine wants)
+        check_display(f"pass --no-view to build the index only ({XVFB_HINT} for a --screenshot)")
     root = resolve_gallery(args)
     model = resolve_model(args.model)  # (the default's first use exports it)
     index_path = args.index or default_index_path(root, read_model_info(model))

@@ -309,6 +309,24 @@ def checkpoint_dir(out: Path) -> Path:
     return here
 
 
+def require_index_file(path: Path) -> Path:
+    """``path``, where a file is there to read as an index; else one line why not."""
+    path = Path(path)
+    if not path.exists():
+        unfinished = checkpoint_dir(path)
+        if any(unfinished.glob("part-*.dat")):  # an analysis stopped before it wrote one
+            raise RtsearchError(
+                f"{path}: index file not found; {unfinished} holds an unfinished analysis: "
+                "analyze its folder again with this -o to finish it"
+            )
+        raise RtsearchError(f"{path}: index file not found")
+    if path.is_dir():
+        raise RtsearchError(f"{path}: is a folder, not an index file")
+    if not path.is_file():
+        raise RtsearchError(f"{path}: not a regular file")
+    return path
+
+
 def load(
     path: Path,
     *,
@@ -324,19 +342,7 @@ def load(
     With ``isolate`` (the default) the file is first read in a child process: fuzzing showed
     the HDF5 C library can segfault or loop forever on a damaged file, which no Python
     ``except`` can catch. Only a file the child read cleanly is then read here."""
-    path = Path(path)
-    if not path.exists():
-        unfinished = checkpoint_dir(path)
-        if any(unfinished.glob("part-*.dat")):  # an analysis stopped before it wrote one
-            raise RtsearchError(
-                f"{path}: index file not found; {unfinished} holds an unfinished analysis: "
-                "analyze its folder again with this -o to finish it"
-            )
-        raise RtsearchError(f"{path}: index file not found")
-    if path.is_dir():
-        raise RtsearchError(f"{path}: is a folder, not an index file")
-    if not path.is_file():
-        raise RtsearchError(f"{path}: not a regular file")
+    path = require_index_file(path)
     if path.stat().st_size == 0:  # (said "not an HDF5 file": a write cut short, a touch)
         raise RtsearchError(f"{path}: empty file (0 bytes), not an index")
     if isolate:

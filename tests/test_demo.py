@@ -266,7 +266,7 @@ def test_demo_hands_the_index_to_the_viewer(fake_gallery, tiny_model, tmp_path, 
     app = types.ModuleType("rtsearch.viewer.app")
     app.run_viewer = run_viewer
     monkeypatch.setitem(sys.modules, "rtsearch.viewer.app", app)
-    monkeypatch.setattr("rtsearch.viewer.display.check_display", lambda: None)
+    monkeypatch.setattr("rtsearch.viewer.display.check_display", lambda *a: None)
     shot = tmp_path / "shot.png"
     index = tmp_path / "demo.dat"
     args = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--index", str(index)]

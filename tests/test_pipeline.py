@@ -1654,3 +1654,18 @@ def test_an_interrupt_while_a_checkpoint_is_written_keeps_its_rows_once(tmp_path
     assert str(stopped.value) == f"{ckpt} keeps the 4 images this run analysed: " + (
         "the same command again goes on from there"
     )
+
+
+def test_help_says_every_default_and_what_each_argument_is(capsys):
+    """A default of 0 (--seed 0) went unsaid, as if it were False; `info --help` gave no
+    word on its one argument."""
+    from rtsearch.cli import main
+
+    for command, said in (("eval", "(default: 0)"), ("info", "the index file (.dat) to describe")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert said in " ".join(capsys.readouterr().out.split()), command
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(0: all cores)" in help_text and "(0: all cores) (default: 0)" not in help_text

@@ -1149,6 +1149,10 @@ def test_the_status_shows_no_stale_figures_when_paused_or_a_source_fails(app, tm
     # a picture of the collection is searched with its stored vector: no model run, said
     # so (not "inference 0.0 ms"), its latency still shown
     assert "inference stored" in status() and "latency -" not in status(), status()
+    app.perform("pause")  # ... and after a pause: it went to "inference -" for good
+    assert "inference -" in status()
+    app.perform("pause")
+    assert "inference stored" in status(), status()
     # a webcam that is not there: its status does not carry the video's figures
     app._start_source("webcam:57")
     pump(app, lambda: app.published.message.startswith("no camera found"))
@@ -2994,7 +2998,7 @@ def test_the_load_dialog_lists_the_indexes_shown_before_each_at_its_last_query(
     other.unlink()
     xdotool(app, "key", "ctrl+o")  # (the panel stays, and says what comes there)
     _, hint = dpg.get_item_children(app.recent_panel, 1)
-    assert dpg.get_value(hint) == recent.EMPTY
+    assert dpg.get_value(hint) == recent.OTHERS  # (the one on show is not listed)
     xdotool(app, "key", "Escape")
     xdotool(app, "mousemove", "2", "2")
 

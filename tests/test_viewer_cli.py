@@ -737,6 +737,19 @@ def test_no_display_and_bad_arguments_are_one_line_errors():
     assert "is a folder, not a video file" in done.stderr
     done = subprocess.run([*cmd, "--thumb-height", "89"], capture_output=True, text=True, env=env)
     assert "argument --thumb-height: must be 90-420, got 89" in done.stderr
+    # a window under Dear PyGui's least was made 250 wide without a word
+    done = subprocess.run([*cmd, "--width", "10"], capture_output=True, text=True, env=env)
+    assert "argument --width: must be 250-16384, got 10" in done.stderr
+    # a mistyped index is said as such, not as the display it would have been shown on
+    done = subprocess.run([*cmd, "/no/such.dat"], capture_output=True, text=True, env=env)
+    assert done.stderr == "rtsearch: error: /no/such.dat: index file not found\n"
+    # the demo on a headless machine: --no-view first (xvfb-run opens a window nobody sees)
+    demo = [sys.executable, "-m", "rtsearch", "demo"]
+    done = subprocess.run(demo, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1 and done.stderr.startswith(
+        "rtsearch: error: no display to open the viewer on (DISPLAY is not set); on a headless "
+        "machine pass --no-view to build the index only (run the viewer under xvfb-run -a "
+    ), done.stderr
 
 
 def test_an_output_that_cannot_be_written_is_one_line_before_the_window(tmp_path):

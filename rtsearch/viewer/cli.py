@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rtsearch import store
 from rtsearch.argtypes import in_range, number
 from rtsearch.cli import one_index
 from rtsearch.errors import RtsearchError, count, require_folder, warn
@@ -138,18 +139,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+# pixels: Dear PyGui makes no window smaller than 250 (--width 10 gave 250 without a word)
+WINDOW_RANGE = (250, 16384)
+
+
 def add_window_options(p: argparse.ArgumentParser, what: str = "") -> None:
     """--width, --height and --ui-scale of the viewer's window (`view`, `demo`): None when
     not given, for what it was left at last time."""
-    from rtsearch.argtypes import positive_int
-
+    lo, hi = WINDOW_RANGE
     for side, default in zip(("width", "height"), layout.WINDOW_DEFAULT, strict=True):
         p.add_argument(
             f"--{side}",
-            type=positive_int,
+            type=in_range(WINDOW_RANGE),
             default=None,
-            help=f"{what}window {side} (default: as left last time, else {default} times "
-            "the UI scale)",
+            help=f"{what}window {side}, {lo}-{hi} (default: as left last time, else {default} "
+            "times the UI scale)",
         )
     lo, hi = uiscale.RANGE
     p.add_argument(
@@ -217,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
         model = resolve_model(args.model)
         if read_model_info(model).variant == "int8":
             raise RtsearchError(f"{model}: an int8 model, and --fp32 asks for fp32: drop one")
+    if index is not None:  # a mistyped name is said as such, display or not
+        store.require_index_file(index)
     check_display()  # before the index is read and the model made ready, not after
     if args.model and not args.fp32:  # a mistake in an option given is an error, whichever
         resolve_model(args.model)  # index it is for (the one kept too)

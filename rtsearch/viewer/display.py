@@ -23,14 +23,15 @@ _held: dict[str, int] = {}  # connections kept open, by display
 _silent: set[str] = set()  # displays where a connection got no answer
 
 
-def check_display() -> None:
-    """Refuse, in one line, a display the viewer's window cannot open on."""
+def check_display(instead: str = XVFB_HINT) -> None:
+    """Refuse, in one line, a display the viewer's window cannot open on; ``instead``: what
+    to do on a machine without one."""
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
         raise RtsearchError(
             f"no display to open the viewer on (DISPLAY is not set); on a headless machine "
-            f"{XVFB_HINT}"
+            f"{instead}"
         )
     display = x_display()
     if display is not None and not answers(display):
@@ -39,9 +40,7 @@ def check_display() -> None:
             if display in _silent
             else "no X server answers there"
         )
-        raise RtsearchError(
-            f"cannot open display {display!r} ({why}): check DISPLAY, or {XVFB_HINT}"
-        )
+        raise RtsearchError(f"cannot open display {display!r} ({why}): check DISPLAY, or {instead}")
 
 
 def x_display() -> str | None:

@@ -21,6 +21,7 @@ PANEL_W = 200  # at UI scale 1
 TITLE = "Shown before"
 HINT = "(a click opens one)"
 EMPTY = "The indexes you load or analyse are listed here."
+OTHERS = "The other indexes you load or analyse are listed here."
 TIP = "Opens it from the folder its images were shown from, at the query shown last."
 
 
@@ -54,7 +55,8 @@ def fill(app: ViewerApp) -> None:
     shown = entries(app)
     dpg.configure_item(panel, show=app.opts.remember)
     dpg.add_text(TITLE, parent=panel)
-    dpg.add_text(HINT if shown else EMPTY, parent=panel, color=ui.GREYED, wrap=0)
+    empty = EMPTY if app.session is None else OTHERS  # (the one on show is not listed)
+    dpg.add_text(HINT if shown else empty, parent=panel, color=ui.GREYED, wrap=0)
     names = [printable(s.base_dir.name or str(s.base_dir)) for s in shown]
     for entry, name in zip(shown, names, strict=True):
         label = name if names.count(name) == 1 else f"{name} ({_above(entry, shown)})"

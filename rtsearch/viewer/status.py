@@ -52,8 +52,8 @@ def update_status(app: ViewerApp) -> None:
     # shown below it; a collection's picture searched with its stored vector runs none
     lat = f"{statistics.median(app.latencies):.0f} ms" if figures else "-"
     infer = "-"
-    if figures and pub.stored:
-        infer = "stored"  # (its vector in the index: no model run)
+    if live and pub.stored:  # (its vector in the index: no model run, resumed or not)
+        infer = "stored"
     elif figures and app.inferences:
         infer = f"{statistics.median(app.inferences):.1f} ms"
     parts = [
