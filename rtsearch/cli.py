@@ -393,11 +393,13 @@ def index_summary(path: Path) -> dict:
     from rtsearch import bigstore, store
     from rtsearch.models import short_weights
     from rtsearch.search import choose_method, uses_prefilter
+    from rtsearch.session import moved_with_index
     from rtsearch.viewer.memory import found_in
 
     index = bigstore.load(path)  # a large index mapped, not read in (1M rows: 614 MB)
     with_features = store.has_features(path)
     found = None if Path(index.base_dir or ".").is_dir() else found_in(path, index.base_dir)
+    moved = moved_with_index(index, path)
     method = choose_method(index.count, index.dims)
     return {
         "count": index.count,
@@ -424,6 +426,8 @@ def index_summary(path: Path) -> dict:
         # the images from (chosen there: the file still names the old one), if any
         "base_dir_found": bool(index.base_dir) and Path(index.base_dir).is_dir(),
         "shown_from": None if found is None else str(found),
+        # the folder of the images gone, where they moved to with the index file
+        "moved_with_index": None if moved is None else str(moved),
         "created": index.created,
         "exclude": list(index.exclude),
     }
@@ -444,7 +448,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                 continue  # (said with base_dir)
             if key == "base_dir" and not info["base_dir_found"]:
                 shown = f"{value or '(unknown)'} (not there now)"
-            if key == "shown_from" and value is None:
+            if key in ("shown_from", "moved_with_index") and value is None:
                 continue
             shown = printable(str(shown))
             print(f"{key:<{width}}  {shown}")

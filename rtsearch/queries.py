@@ -256,12 +256,15 @@ def _from_where_shown(
 ) -> SearchSession | None:
     """``index`` opened (``open_index``) from the folder the viewer showed its images from,
     where the folder it names is ``gone`` (located in the viewer: the file still names the
-    old one); None where the viewer found them nowhere, or they are not there now."""
+    old one), else from the one they moved to with the index file; None where neither is,
+    or they are not there now."""
     from rtsearch.cli import print_line
     from rtsearch.session import WrongFolder
     from rtsearch.viewer.memory import found_in
 
-    folder = found_in(index, gone.named)
+    folder, where = found_in(index, gone.named), "where the viewer showed them from"
+    if folder is None:
+        folder, where = gone.moved, "beside the index: moved with it"
     if folder is None:
         return None
     try:
@@ -269,9 +272,8 @@ def _from_where_shown(
     except WrongFolder:
         return None
     print_line(
-        f"note: the images' folder {gone.named} is gone; searched in {folder}, where the "
-        f"viewer showed them from ({command('rtsearch', 'update', index, folder)} records it "
-        "in the index)"
+        f"note: the images' folder {gone.named} is gone; searched in {folder}, {where} "
+        f"({command('rtsearch', 'update', index, folder)} records it in the index)"
     )
     return session
 

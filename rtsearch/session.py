@@ -330,6 +330,22 @@ def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
         )
 
 
+def moved_with_index(index: Index, index_path: Path) -> Path | None:
+    """Where the images' folder went with the index file, the folder it names being gone
+    (both moved together: a project folder renamed, a drive mounted at another place): the
+    folder of that name beside the index, or the index's own folder, where it holds most
+    of SAMPLE indexed images spread over the index; else None."""
+    if not index.base_dir or Path(index.base_dir).is_dir():
+        return None
+    named, here = Path(index.base_dir), Path(os.path.abspath(index_path)).parent
+    rows = _sample(index)
+    for folder in dict.fromkeys([here / named.name, here]):
+        held = sum((folder / index.paths[r]).is_file() for r in rows) if folder.is_dir() else 0
+        if rows and 2 * held >= len(rows):
+            return folder
+    return None
+
+
 def scarce_note(index: Index, index_path: Path, base_dir: Path) -> str:
     """What to say of a folder taken as the images' home that lacks some of those looked
     for (a folder of some of them: the rest show as grey tiles), or "". (Said only under
@@ -390,11 +406,13 @@ class WrongFolder(RtsearchError):
 
 class FolderGone(RtsearchError):
     """The folder an index's images were analysed in (``named``) is not there now, and none
-    was given."""
+    was given; ``moved``: where they went with the index file (moved_with_index), if
+    they did."""
 
-    def __init__(self, message: str, named: str = "") -> None:
+    def __init__(self, message: str, named: str = "", moved: Path | None = None) -> None:
         super().__init__(message)
         self.named = named
+        self.moved = moved
 
 
 def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> Path:
@@ -410,5 +428,7 @@ def resolve_base_dir(index: Index, index_path: Path, base_dir: Path | None) -> P
         return Path(index.base_dir)
     named = index.base_dir or "(unknown)"
     raise FolderGone(
-        f"{index_path}: the images' folder {named} is gone; pass --base-dir", index.base_dir
+        f"{index_path}: the images' folder {named} is gone; pass --base-dir",
+        index.base_dir,
+        moved_with_index(index, index_path),
     )

@@ -650,20 +650,24 @@ def rows_model(index: Index, index_path: Path, loaded: Path | None = None) -> Pa
 def folder_of_index(index_path: Path, index: Index) -> Path:
     """The folder `update INDEX` brings the index up to date with when none is given: the
     one it names; where that is gone, the one the viewer showed its images from (chosen
-    there), said; else none, and the way out is said."""
+    there), else the one they moved to with the index file, said; else none, and the way
+    out is said."""
     from rtsearch.cli import print_line
+    from rtsearch.session import moved_with_index
     from rtsearch.viewer.memory import found_in
 
     named = index.base_dir
     if named and Path(named).is_dir():
         return Path(named)
-    found = found_in(index_path, named)
+    found, where = found_in(index_path, named), "the viewer showed them from"
+    if found is None:
+        found, where = moved_with_index(index, index_path), "they moved with the index to"
     if found is None:
         raise RtsearchError(
             f"{index_path}: the images' folder {named or '(unknown)'} is gone; give the folder "
             f"they are in now: {command('rtsearch', 'update', index_path, 'FOLDER')}"
         )
-    print_line(f"note: the images' folder {named} is gone; the viewer showed them from {found}")
+    print_line(f"note: the images' folder {named} is gone; {where} {found}")
     return found
 
 

@@ -1669,3 +1669,40 @@ def test_help_says_every_default_and_what_each_argument_is(capsys):
         main(["analyze", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(0: all cores)" in help_text and "(0: all cores) (default: 0)" not in help_text
+
+
+@pytest.mark.parametrize("layout", ["beside", "inside"])
+def test_an_index_moved_with_its_images_finds_them(capsys, tmp_path, tiny_model, layout):
+    """A project folder renamed (or a drive mounted elsewhere) with the index beside its
+    images, or inside their folder: every command said the folder was gone, while the
+    images lay beside the index."""
+    pack = tmp_path / "pack"
+    images = pack / "imgs" if layout == "beside" else pack
+    files = make_gallery(images, 6)
+    index = pack / "idx.dat"
+    model = ["--model", str(tiny_model)]
+    assert cli(capsys, "analyze", images, "-o", index, "--dims", "4", "--quiet", *model)[0] == 0
+    pack.rename(tmp_path / "pack2")
+    moved_index = tmp_path / "pack2" / "idx.dat"
+    now = tmp_path / "pack2" / ("imgs" if layout == "beside" else "")
+    now = Path(os.path.normpath(now))
+    picture = now / files[2].relative_to(images)
+    code, out, err = cli(capsys, "query", moved_index, picture, "-k", "1", *model)
+    assert code == 0 and out.split()[-1] == str(picture.relative_to(now)), (out, err)
+    assert err == (
+        f"note: the images' folder {images} is gone; searched in {now}, beside the index: "
+        f"moved with it (rtsearch update {moved_index} {now} records it in the index)\n"
+    )
+    code, out, _ = cli(capsys, "info", moved_index, "--json")
+    assert json.loads(out)["moved_with_index"] == str(now)
+    code, out, err = cli(capsys, "update", moved_index, *model)
+    assert code == 0, err
+    assert err == f"note: the images' folder {images} is gone; they moved with the index to {now}\n"
+    assert store.load(moved_index).base_dir == str(now)
+    # a folder beside it of other pictures is not taken for them
+    (tmp_path / "pack2").rename(tmp_path / "pack3")
+    other = tmp_path / "elsewhere"
+    (tmp_path / "pack3" / "idx.dat").rename(other.with_suffix(".dat"))
+    make_gallery(other, 3, start=50)
+    code, _, err = cli(capsys, "query", other.with_suffix(".dat"), picture, *model)
+    assert code == 1 and "is gone; pass --base-dir" in err

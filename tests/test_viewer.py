@@ -3036,6 +3036,17 @@ def test_an_index_loaded_by_its_file_opens_from_the_folder_it_was_shown_from(
     pump(app, lambda: app.session.source == trip and not app.tasks)
     assert app.session.base_dir == tmp_path / "new" / "trip"
     assert not dpg.is_item_shown(app.ids.base_dialog)
+    # an index moved together with its images is opened from beside it, said
+    make_gallery(tmp_path / "pack" / "walk", 4, start=500)
+    walk = tmp_path / "pack" / "walk.dat"
+    analyze(tmp_path / "pack" / "walk", walk, Extractor(tiny_model, threads=1), Settings(dims=4))
+    (tmp_path / "pack").rename(tmp_path / "pack2")
+    moved = tmp_path / "pack2" / "walk.dat"
+    actions.load(app, moved)
+    pump(app, lambda: app.session.source == moved and not app.tasks)
+    assert app.session.base_dir == tmp_path / "pack2" / "walk"
+    assert not dpg.is_item_shown(app.ids.base_dialog)
+    assert f"its images' folder {tmp_path / 'pack' / 'walk'} is gone; shown from " in app.message
     app.set_session(before)
 
 

@@ -1133,3 +1133,24 @@ def test_the_title_tells_two_collections_of_one_name_apart(tmp_path, monkeypatch
     assert title(tmp_path / "elsewhere/holiday") == f"rtsearch - holiday ({tmp_path / 'elsewhere'})"
     assert title("/") == "rtsearch - /"
     assert window_title(None) == "rtsearch"
+
+
+def test_an_index_moved_with_its_images_is_shown_from_beside_it(display, tmp_path, monkeypatch):
+    """The viewer asked where the images were, while they lay beside the index moved with
+    them; the next plain `rtsearch` opens it from there too."""
+    index, _ = indexed(tmp_path, monkeypatch, "imgs", 6)
+    (tmp_path / "pack2").mkdir()  # both moved, the index beside its images' folder
+    (tmp_path / "imgs").rename(tmp_path / "pack2" / "imgs")
+    moved = index.rename(tmp_path / "pack2" / "imgs.dat")
+    stats = tmp_path / "frames.json"
+    for args in ([str(moved)], []):
+        cmd = [sys.executable, "-m", "rtsearch", *args, "--quit-after-frames", "20"]
+        done = subprocess.run([*cmd, "--frame-stats", str(stats)], capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        figures = json.loads(stats.read_text())
+        assert figures["index"] == str(moved) and figures["queries"] >= 1, figures
+    assert figures["message"] == (
+        f"index: {moved} (6 images), the one shown last time; its pictures from "
+        f"{tmp_path / 'pack2' / 'imgs'}, not its own folder {tmp_path / 'imgs'}"
+    )

@@ -39,7 +39,7 @@ def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
     """Open ``path`` in the background from ``base``, else the folder it was shown from
     before (``memory``), while that holds its images, else with the folder stored in it;
     when that folder is gone, ask for it (the base-directory dialog) and open then."""
-    from rtsearch.session import WrongFolder, scarce_note
+    from rtsearch.session import WrongFolder, moved_with_index, scarce_note
 
     current = app.session
     remember = base is None and app.opts.remember
@@ -51,7 +51,10 @@ def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
         # (one shown before, its folder chosen then; not when the file was written over)
         kept = memory.folder_of(path, index.base_dir) if remember else base
         stored = Path(index.base_dir) if index.base_dir else None
-        folders = [f for f in dict.fromkeys((kept, stored)) if f is not None and f.is_dir()]
+        # (moved together with the index: beside it)
+        moved = moved_with_index(index, path) if base is None else None
+        found = (kept, stored, moved)
+        folders = [f for f in dict.fromkeys(found) if f is not None and f.is_dir()]
         if not folders:
             gone = f"{path}: its image folder {index.base_dir or '?'} is gone"
             return Ask(f"{gone}; choose where the images are", str(kept or stored or ""))
@@ -62,7 +65,11 @@ def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
             except WrongFolder as exc:  # holding other pictures: ask, as when it is gone
                 wrong = wrong or Ask(exc.ask, str(folder.parent))
                 continue
-            return session, scarce_note(session.index, path, folder)
+            note = scarce_note(session.index, path, folder)
+            if folder == moved and folder != kept:
+                why = f"its images' folder {stored} is gone; shown from {folder}, beside it"
+                note = "; ".join(filter(None, (why, note)))
+            return session, note
         return wrong
 
     def done(result) -> None:

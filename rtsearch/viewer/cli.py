@@ -17,7 +17,7 @@ from rtsearch.sources import SOURCES, parse_source
 from rtsearch.viewer import layout, uiscale
 
 if TYPE_CHECKING:
-    from rtsearch.session import SearchSession
+    from rtsearch.session import FolderGone, SearchSession
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -241,8 +241,11 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             session = open_index(index, base_dir=args.base_dir)
-        except FolderGone:  # (none given) where it was shown from last, else asked for
+        except FolderGone as gone:  # (none given) where it was shown from last, else asked for
             session = shown_from_last(open_index, index) if args.last else None
+            if session is None:
+                session, why = from_moved(open_index, index, gone)
+                message = f"index: {index}: {why}" if session is not None else ""
             ask = index if session is None else None
     elif args.last and folder is None:
         session, message, ask = reopen(open_index, args.base_dir)
@@ -276,6 +279,26 @@ def run(args: argparse.Namespace) -> int:
         verify=args.verify,
         fp32=args.fp32,
         threads=args.threads,
+    )
+
+
+def from_moved(
+    open_index: Callable[..., SearchSession], index: Path, gone: FolderGone
+) -> tuple[SearchSession | None, str]:
+    """``index`` opened from the folder its images moved to with it (``gone.moved``), its
+    own being ``gone``, with the words the message line says it in; (None, "") where they
+    did not."""
+    from rtsearch.session import WrongFolder
+
+    if gone.moved is None:
+        return None, ""
+    try:
+        session = open_index(index, base_dir=gone.moved)
+    except WrongFolder:
+        return None, ""
+    return session, (
+        f"its images' folder {gone.named} is gone; shown from {gone.moved}, beside the index "
+        "(moved with it)"
     )
 
 
@@ -328,8 +351,12 @@ def reopen(
             if base_dir is not None:
                 raise  # the folder given: as for an index given
             continue  # shown from a folder that now holds others: the index's own next
-        except FolderGone:
-            break
+        except FolderGone as gone:
+            session, why = from_moved(open_index, index, gone)
+            if session is None:
+                break
+            images = count(len(session.index.paths), "image")
+            return session, f"index: {index} ({images}), the one shown last time; {why}", None
         except RtsearchError as exc:
             message = f"the index shown last time is not opened: {exc}"
             warn(message)
