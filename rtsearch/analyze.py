@@ -33,7 +33,7 @@ from rtsearch.exclusions import Exclusions, quoted
 from rtsearch.extraction import extract
 from rtsearch.extractor import Extractor
 from rtsearch.moves import moved_rows, same_stat
-from rtsearch.scan import kept_unread, scan, under_copies
+from rtsearch.scan import kept_unread, raw_files, scan, under_copies
 from rtsearch.store import Index, ModelRef
 
 BLOCK_ROWS = 16384  # feature rows per storage block while analysing
@@ -314,7 +314,7 @@ def plan(
             warn(f"{base_dir}: --exclude {quoted(text)} leaves nothing out there{more}"
                  f"{_hint(text)}")  # fmt: skip
     if found.raw:  # (passed over without a word: a folder of them was "no usable images")
-        raw = f"{count(found.raw, 'RAW camera file')} (.CR2, .NEF, .ARW, .DNG ...)"
+        raw = raw_files(found.raw)
         if not found.paths:
             raise RtsearchError(
                 f"{base_dir}: no usable images found: it holds {raw}, which rtsearch does not "

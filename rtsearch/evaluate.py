@@ -36,7 +36,7 @@ from rtsearch.errors import RtsearchError, count, require_folder
 from rtsearch.extraction import batch_for, extract
 from rtsearch.extractor import Extractor
 from rtsearch.rerank import rerank as rerank_rows
-from rtsearch.scan import scan
+from rtsearch.scan import raw_files, scan
 from rtsearch.search import Searcher
 
 Vectors = npt.NDArray[np.float32]
@@ -252,6 +252,8 @@ def load_data(
     found = scan(Path(folder), warn=warn)
     for where, why in found.skipped:  # named as the scan's warning names them
         skipped.append(f"{Path(folder) if where == '.' else Path(folder) / where}: {why}")
+    if found.raw:  # (passed over without a word: a label of them was "too few images")
+        warn(f"{folder}: {raw_files(found.raw)} passed over: rtsearch does not read RAW files")
     paths = found.paths
     names = sorted({p.split("/")[0] for p in paths if "/" in p})
     if len(names) < 2:

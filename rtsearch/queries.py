@@ -286,7 +286,7 @@ def _pictures(given: list[Path], session: SearchSession) -> list[Path | Answer]:
     from rtsearch.cli import print_line
     from rtsearch.decode import is_image_file
     from rtsearch.exclusions import Exclusions, quoted
-    from rtsearch.scan import scan
+    from rtsearch.scan import raw_files, scan
 
     pictures: list[Path | Answer] = []
     exclusions = Exclusions.of(session.index.exclude)
@@ -308,6 +308,12 @@ def _pictures(given: list[Path], session: SearchSession) -> list[Path | Answer]:
             n = count(len(found.paths) - len(kept), "picture")
             print_line(f"note: {path}: {n} {left} not searched")
         pictures.extend(path / rel for rel in kept)
+        if found.raw:  # (passed over without a word, as analyze did once)
+            raw = f"{raw_files(found.raw)} passed over: rtsearch does not read RAW files"
+            if not found.paths:
+                pictures.append(Answer(path, [], f"{path}: holds only {raw}"))
+                continue
+            print_line(f"note: {path}: {raw}")
         for rel, reason in found.skipped:  # (a folder it could not list: not a picture)
             where = path / rel
             if is_image_file(where):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rtsearch.decode import IMAGE_EXTENSIONS
-from rtsearch.errors import Warn
+from rtsearch.errors import Warn, count
 from rtsearch.exclusions import Exclusions
 
 Say = Callable[[str, str], None]  # (path under the base, reason)
@@ -235,6 +235,11 @@ def kept_unread(base_dir: Path, n: int) -> str:
         f"{base_dir}: {n} indexed image{'' if one else 's'} in folders that could not be read "
         f"{'is' if one else 'are'} kept as {'it was' if one else 'they were'}"
     )
+
+
+def raw_files(n: int) -> str:
+    """RAW camera files met by a scan, as messages count them."""
+    return f"{count(n, 'RAW camera file')} (.CR2, .NEF, .ARW, .DNG ...)"
 
 
 def _above(folder: str, base: str) -> bool:

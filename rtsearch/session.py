@@ -323,11 +323,13 @@ def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
     rows = _sample(index)
     if rows and not any((base_dir / index.paths[r]).is_file() for r in rows):
         own = own_folder_note(index, base_dir, [index.paths[r] for r in rows])
-        raise WrongFolder(
-            f"{base_dir}: holds none of {count(len(rows), 'image')} of {index_path} "
-            f"({count(len(index.paths), 'image')}) looked for, e.g. {index.paths[rows[0]]}",
-            own,
+        looked = (  # (all of a small index: "none of 16 images of c2.dat (16 images)")
+            f"the {count(len(rows), 'image')} of {index_path}"
+            if len(rows) == len(index.paths)
+            else f"{count(len(rows), 'image')} of {index_path} "
+            f"({count(len(index.paths), 'image')}) looked for"
         )
+        raise WrongFolder(f"{base_dir}: holds none of {looked}, e.g. {index.paths[rows[0]]}", own)
 
 
 def moved_with_index(index: Index, index_path: Path) -> Path | None:

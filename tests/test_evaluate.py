@@ -453,3 +453,18 @@ class _Lines:
 
     def isatty(self) -> bool:
         return False
+
+
+def test_raw_camera_files_are_said_not_passed_over_in_silence(labelled, tiny_model, tmp_path):
+    import shutil
+
+    folder = tmp_path / "labelled"
+    shutil.copytree(labelled, folder)
+    for name in ("IMG_0001.CR2", "DSC_0002.nef"):
+        (folder / "class0" / name).write_bytes(b"II*\0\x10\0\0\0CR" + bytes(200))
+    out = _eval(folder, tiny_model, "--dims", "8", "--projection", "random", "--copies", "0")
+    assert out.returncode == 0, out.stderr
+    assert (
+        f"warning: {folder}: 2 RAW camera files (.CR2, .NEF, .ARW, .DNG ...) passed over: "
+        "rtsearch does not read RAW files\n"
+    ) in out.stderr

@@ -340,6 +340,17 @@ def test_candidates_that_cannot_be_read_to_verify_are_noted_and_unverified_ranks
         f"rtsearch: error: {raw}: a RAW camera file: rtsearch does not read RAW files (search "
         "its JPEG, or one exported from it)\n"
     )
+    # ... and in a folder of pictures given, counted (they were passed over without a word)
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    shutil.copy(query, shots / "a.jpg")
+    shutil.copy(raw, shots / "b.CR2")
+    code, _, err = cli(capsys, "query", out, shots, "--model", tiny_model, "--no-verify")
+    raws = "1 RAW camera file (.CR2, .NEF, .ARW, .DNG ...) passed over: rtsearch does not read RAW"
+    assert code == 0 and f"note: {shots}: {raws} files\n" in err, err
+    (shots / "a.jpg").unlink()
+    code, _, err = cli(capsys, "query", out, shots, "--model", tiny_model, "--no-verify")
+    assert code == 1 and err == f"rtsearch: error: {shots}: holds only {raws} files\n"
 
 
 def test_a_picture_piped_in_is_searched_and_named_as_the_input(tmp_path, tiny_model, indexed):

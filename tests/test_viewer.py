@@ -2347,7 +2347,7 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     wrong = tmp_path / "wrong"
     wrong.mkdir()
     actions.open_session(app, app.pending_load, wrong)  # what the dialog calls
-    pump(app, lambda: "holds none of 5 images" in app.message)
+    pump(app, lambda: "holds none of the 5 images of" in app.message)
     assert dpg.is_item_shown(app.ids.base_dialog)  # asked again
     assert app.message.endswith("; choose the folder they are in now")
     dpg.hide_item(app.ids.base_dialog)
@@ -2386,7 +2386,7 @@ def test_save_and_load_from_the_ui_asks_for_a_moved_folder(app, tiny_model, tmp_
     # it is gone (the load failed, "choose the folder they are in now", with no way to)
     (tmp_path / "moved").rename(tmp_path / "away")
     actions.load(app, tmp_path / "m.dat")
-    pump(app, lambda: "holds none of 5 images" in app.message)
+    pump(app, lambda: "holds none of the 5 images of" in app.message)
     (tmp_path / "away").rename(tmp_path / "moved")
     assert app.pending_load == tmp_path / "m.dat" and dpg.is_item_shown(app.ids.base_dialog)
     app.on_key(dpg.mvKey_Escape)

@@ -245,7 +245,7 @@ def test_plain_rtsearch_opens_the_index_shown_last_time(display, tmp_path, monke
         f"rtsearch: error: {tmp_path / 'none.onnx'}: model file not found\n"
     )
     done = run("--base-dir", str(tmp_path / "more"), plain=True)
-    assert done.returncode == 1 and "more: holds none of 8 images of" in done.stderr
+    assert done.returncode == 1 and "more: holds none of the 8 images of" in done.stderr
 
     # the folder moved, and shown with --base-dir: opened from there next time
     (tmp_path / "photos").rename(tmp_path / "moved")
