@@ -306,11 +306,12 @@ def _check_labels(folder: Path, names: list[str], labels: list[int], skipped: in
         # each label said with what it has ("1 of 3 (c has)" left the others to guess)
         short = [f"{n} ({size})" for n, size in zip(names, sizes, strict=True) if size < 2]
         fewer = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
-        having = f"{', '.join(usable)} {'has' if len(usable) == 1 else 'have'}; " if usable else ""
+        having = f" ({', '.join(usable)})" if usable else ""
         unread = f"; {count(skipped, 'file')} could not be read" if skipped else ""
         raise RtsearchError(
             f"{folder}: needs at least 2 labels (sub-folders) with 2 or more readable images "
-            f"each; {len(usable)} of {len(names)}: {having}fewer: {fewer}{unread}"
+            f"each; {len(usable)} of {len(names)} {'has' if len(usable) == 1 else 'have'} "
+            f"them{having}, too few in {fewer}{unread}"
         )
 
 

@@ -300,8 +300,8 @@ def test_labels_without_two_readable_images_are_refused(tmp_path, tiny_model):
         (singles / label).mkdir(parents=True)
         class_image(ord(label), 0).save(singles / label / "x.png")
     for folder, said in (
-        (one_usable, "1 of 2: a has; fewer: b (0); 3 files could not be read"),
-        (singles, "0 of 2: fewer: a (1), b (1)"),
+        (one_usable, "1 of 2 has them (a), too few in b (0); 3 files could not be read"),
+        (singles, "0 of 2 have them, too few in a (1), b (1)"),
     ):
         out = _eval(folder, tiny_model, "--dims", "8", "--projection", "rp", "--copies", "2")
         assert out.returncode == 1 and "P@10" not in out.stdout, out
