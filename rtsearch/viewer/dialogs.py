@@ -20,7 +20,7 @@ from rtsearch.viewer.wrap import wrap_lines
 if TYPE_CHECKING:
     from rtsearch.viewer.app import ViewerApp
 
-DIALOG_SIZE = (900, 520)  # file dialogs, in windows large enough (at UI scale 1)
+DIALOG_SIZE = (860, 520)  # file dialogs, in windows large enough (at UI scale 1)
 HELP_SIZE = (560, 480)
 QUESTION_SIZE = (520, 150)
 QUIET_FRAMES = 2  # drawn without a question or file dialog before a question waiting shows
