@@ -46,6 +46,14 @@ def indexed(tmp_path, tiny_model) -> tuple[Path, Path]:
     return gallery, out
 
 
+def interrupt(proc: subprocess.Popen, readers: list[threading.Thread]) -> None:
+    """Ctrl-C to a watch run as a command, and its output read to the end."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    for reader in readers:
+        reader.join(timeout=10)
+
+
 def top_hit(out: Path, gallery: Path, tiny_model: Path, image: Path):
     session = SearchSession.open(out, base_dir=gallery, model=str(tiny_model))
     return session.query_file(image, 1)[0]
@@ -166,10 +174,7 @@ def test_a_watch_in_a_terminal_draws_each_passs_bar_on_its_own_line(tmp_path, in
             while sum("added" in line for line in lines) <= i and time.monotonic() < end:
                 time.sleep(0.05)
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    for reader in readers:
-        reader.join(timeout=10)
+        interrupt(proc, readers)
     os.close(leader)
     shown = seen.decode()
     assert sum("added" in line for line in lines) == 2, lines
@@ -1378,10 +1383,7 @@ def test_a_quiet_watch_says_unreadable_files_only_with_a_change(tmp_path, tiny_m
         while not any("added" in line for line in lines) and time.monotonic() < end:
             time.sleep(0.05)
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    for reader in readers:
-        reader.join(timeout=10)
+        interrupt(proc, readers)
     assert before == [] and any("1 added" in line for line in lines), (before, lines)
     warned = [line for line in errors if line.startswith("warning:")]
     assert len(warned) == 1 and "bad.jpg" in warned[0], errors
