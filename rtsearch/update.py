@@ -485,7 +485,8 @@ def follow(
             last_problem = said_problem = ""
             if report.modified:
                 yield report
-            _wait_for_change(events, stop, interval, Path(base_dir))
+            written = _signature(index_path)  # (another command writing it: a pass at once)
+            _wait_for_change(events, stop, interval, Path(base_dir), (Path(index_path), written))
     finally:
         if events is not None:
             events.close()
@@ -495,15 +496,32 @@ class Rewritten(RtsearchError):
     """The index followed was written over as an index of another folder."""
 
 
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 def _wait_for_change(
-    events: _Events | None, stop: threading.Event, interval: float, folder: Path
+    events: _Events | None,
+    stop: threading.Event,
+    interval: float,
+    folder: Path,
+    index: tuple[Path, tuple[int, int, int] | None],
 ) -> None:
+    """Until the folder changes (settled, with watchdog), or the index is written by
+    another command (``index``: its path, and its signature as the last pass left it; a
+    watch of an index written over as another folder's went on in silence until the folder
+    next changed)."""
     if events is None:
         stop.wait(interval)
         return
     # a folder moved or deleted sends its own watch no event: look for it too
     while not stop.is_set() and not events.wait(0.2) and folder.is_dir():
-        pass
+        if _signature(index[0]) != index[1]:
+            return
     # debounce bursts (a copy in progress), but not for ever: a camera's import writing for
     # minutes delays its first pictures by at most SETTLE_AT_MOST
     cap = time.monotonic() + max(SETTLE_AT_MOST, 10 * interval)

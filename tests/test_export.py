@@ -1226,6 +1226,7 @@ def test_a_forced_int8_export_of_useless_features_is_not_written(tmp_path, slim_
     )
     err = capsys.readouterr().err
     assert f"export_onnx: error: {out}: not written: the model gives " in err
+    assert "(its int8 quantisation collapsed them, while the fp32 model's features pass" in err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["f.onnx", "skew.pth"]
 
 
@@ -1257,6 +1258,15 @@ def test_names_that_find_another_model_are_refused_before_the_work(tmp_path, sli
             "the name of efficientnet-lite0's fp32 file, and this export is int8: drop --int8",
         ),
         (["efficientnet-lite0", "--out", str(tmp_path / ".onnx")], "name the file before .onnx"),
+        # each name an index looks a model up by, not only the default ones
+        (
+            ["vgg16", "--weights", str(weights), "--out", str(tmp_path / "vgg16-int8.onnx")],
+            "vgg16-int8.onnx: the name of vgg16's int8 file, and this export is fp32",
+        ),
+        (
+            ["efficientnet-lite0", "--out", str(tmp_path / "vgg16.onnx")],
+            "vgg16.onnx: the name rtsearch finds vgg16 by; name this efficientnet-lite0 file",
+        ),
     ]
     for args, problem in cases:
         assert cli.main(args) == 2

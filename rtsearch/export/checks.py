@@ -39,9 +39,13 @@ def check_room(out: Path, need: int, what: str) -> None:
         )
 
 
-def check_features(model: Path, info: ModelInfo, out: Path) -> None:
+UNTRAINED = "weights untrained, zeroed or damaged; a checkpoint may hold another set of them"
+
+
+def check_features(model: Path, info: ModelInfo, out: Path, why: str = UNTRAINED) -> None:
     """Run ``model`` on scikit-image's held-out photos; refuse features that are not finite,
-    all zero, or the same for every photo. ``out`` is the file the error names."""
+    all zero, or the same for every photo. ``out`` is the file the error names; ``why``,
+    what such features come from."""
     from rtsearch.export.quantize import (
         HELD_OUT_SAMPLES,
         cpu_session,
@@ -61,7 +65,4 @@ def check_features(model: Path, info: ModelInfo, out: Path) -> None:
         problem = f"the same features for each of {n} test photos"
     else:
         return
-    raise RtsearchError(
-        f"{out}: not written: the model gives {problem} (weights untrained, zeroed or "
-        "damaged; a checkpoint may hold another set of them)"
-    )
+    raise RtsearchError(f"{out}: not written: the model gives {problem} ({why})")

@@ -24,6 +24,12 @@ from rtsearch.models import (
 
 QUALITY_GATE = INT8_MIN_COSINE  # held-out mean int8 cosine vs fp32 below which export fails
 MODEL_STEMS = {"efficientnet-lite0": "efficientnet-lite0", "vgg16": "vgg16-fc7"}
+# every name an index finds each model's fp32 file by (models.find_model_for: NAME and
+# NAME-LAYER; its int8 file's, with -int8)
+LOOKUP_STEMS = {
+    "efficientnet-lite0": ("efficientnet-lite0", "efficientnet-lite0-pool"),
+    "vgg16": ("vgg16", "vgg16-fc7"),
+}
 
 
 def default_name(model: str, int8: bool) -> str:
@@ -161,9 +167,10 @@ def _check_name(model: str, int8: bool, out: Path) -> None:
     """Refuse a name rtsearch finds another model by (another backbone's, or the other
     variant's): `analyze` with no --model took a VGG16 file named efficientnet-lite0.onnx
     for the default model, and the int8 twin is looked up by its -int8 name."""
-    for other in MODEL_STEMS:
+    for other, stems in LOOKUP_STEMS.items():
         for variant in (False, True):
-            if out.name != default_name(other, variant) or (other, variant) == (model, int8):
+            names = {f"{stem}{'-int8' if variant else ''}.onnx" for stem in stems}
+            if out.name not in names or (other, variant) == (model, int8):
                 continue
             if other != model:
                 raise RtsearchError(
