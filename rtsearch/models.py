@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from rtsearch.errors import RtsearchError, warn
+from rtsearch.errors import RtsearchError, first_line, warn
 
 META_PREFIX = "rtsearch."
 METADATA_VERSION = 1
@@ -199,7 +199,9 @@ def _read_model_info(path: Path) -> ModelInfo:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends
-        raise RtsearchError(f"{path}: not a readable ONNX model ({exc})") from None
+        # (protobuf's own words: "Error parsing message with type 'onnx.ModelProto'")
+        why = "damaged or truncated" if "parsing message" in str(exc) else first_line(exc)
+        raise RtsearchError(f"{path}: not a readable ONNX model ({why})") from None
     props = {p.key: p.value for p in model.metadata_props}
     info = ModelInfo.from_props(props, where=str(path))
     weights = {t.name for t in model.graph.initializer}

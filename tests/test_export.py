@@ -877,7 +877,10 @@ def test_the_index_file_is_found_past_other_files_of_its_name(tmp_path, monkeypa
     onnx.save(model, str(second / "tiny-int8.onnx"))
     with pytest.raises(RtsearchError) as refused:
         find_model_for(*args, variant="fp32")
-    assert f"int8 file; {first / 'tiny.onnx'}: not a readable ONNX model (" in str(refused.value)
+    assert (
+        f"int8 file; {first / 'tiny.onnx'}: not a readable ONNX model (damaged or truncated)"
+        in str(refused.value)
+    )
     assert "): delete it); pass --model FILE of those weights (its fp32 file)" in str(refused.value)
 
 
