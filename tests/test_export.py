@@ -1296,6 +1296,8 @@ def test_damaged_weights_and_models_are_said_as_damaged(tmp_path, slim_sd, monke
     legacy = write_torch_pth(tmp_path / "old.pth", slim_sd, legacy=True).read_bytes()
     cut_legacy = tmp_path / "old.pth"
     cut_legacy.write_bytes(legacy[: len(legacy) * 9 // 10])
+    stub = tmp_path / "stub.pth"  # cut inside its pickles
+    stub.write_bytes(legacy[:200])
     h5 = write_keras_h5(tmp_path / "k.h5", keras_layers(slim_sd)).read_bytes()
     cut_h5 = tmp_path / "k.h5"
     cut_h5.write_bytes(h5[:3000])
@@ -1307,6 +1309,7 @@ def test_damaged_weights_and_models_are_said_as_damaged(tmp_path, slim_sd, monke
     cases = [
         (crc, f"{crc}: a damaged PyTorch weights file (Bad CRC-32"),
         (cut_legacy, f"{cut_legacy}: truncated or damaged ("),
+        (stub, f"{stub}: truncated or damaged ("),
         (cut_h5, f"{cut_h5}: truncated Keras weights file (3000 of {len(h5)} bytes; "),
         (vgg19, f"{vgg19}: 16 conv layers, VGG16 has 13 (is this VGG19?)"),
     ]

@@ -168,6 +168,17 @@ def _load_legacy(f: BinaryIO) -> Any:
     # Header pickles hold only ints, strings and dicts, so they go through the same gate.
     if _RestrictedUnpickler(f).load() != LEGACY_MAGIC:
         raise pickle.UnpicklingError("no torch magic number")
+    try:
+        return _load_legacy_rest(f)
+    except (EOFError, struct.error, pickle.UnpicklingError) as exc:
+        if isinstance(exc, pickle.UnpicklingError) and "truncated" not in str(exc):
+            raise
+        # a torch file (its magic number read) that ends early: pickle's "pickle data was
+        # truncated" named no torch file
+        raise _Truncated("the file ends early") from None
+
+
+def _load_legacy_rest(f: BinaryIO) -> Any:
     if _RestrictedUnpickler(f).load() != LEGACY_PROTOCOL:
         raise pickle.UnpicklingError("unknown torch legacy protocol")
     sys_info = _RestrictedUnpickler(f).load()
