@@ -3415,6 +3415,17 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
     assert dpg.get_file_dialog_info(dialog)["current_path"] == str(other.parent)
     app.on_key(dpg.mvKey_Escape)
     assert not dpg.is_item_shown(dialog)
+    # V after another source plays the last video again; one deleted since: the dialog
+    # (V said "video file not found" at every press, and never opened it)
+    app.perform("random")
+    other.unlink()
+    app.perform("video")
+    for _ in range(3):
+        app.frame()
+    assert dpg.is_item_shown(dialog), app.message
+    assert app.message == f"{other}: gone since it played; choose another"
+    assert dpg.get_file_dialog_info(dialog)["current_path"] == str(other.parent)
+    app.on_key(dpg.mvKey_Escape)
     # Esc closes a dialog as its Cancel does; the next Esc is a shortcut again
     app.perform("load")
     app.frame()

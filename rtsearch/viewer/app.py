@@ -538,11 +538,15 @@ class ViewerApp:
 
     def _do_video(self) -> None:
         on_video = self.published is not None and self.published.source.startswith("video")
-        if self.video_path is not None and not on_video:
+        there = self.video_path is not None and self.video_path.exists()
+        if there and not on_video:  # the last video again
             self._start_source(f"video:{self.video_path}")
             return
         if self.video_path is not None:  # opened in the folder of the one playing
-            dialogs.renew(self.ids.video_dialog, False, str(self.video_path.parent))
+            if not there:  # (V said "not found" at every press, the dialog never opened)
+                self.message = f"{self.video_path}: gone since it played; choose another"
+            folder = dialogs.nearest_folder(str(self.video_path.parent))
+            dialogs.renew(self.ids.video_dialog, False, folder)
         self.open_dialog(self.ids.video_dialog)
 
     def _do_paste(self) -> None:
