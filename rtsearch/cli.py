@@ -524,13 +524,11 @@ def _mark_false_twins(rows: list[dict]) -> None:
     """``not_twin_of`` on each readable file whose twin by name (NAME.onnx beside
     NAME-int8.onnx) holds other weights: the two are taken for one model's files, and an
     index of one is searched with the other's features or refused."""
+    from rtsearch.models import twin_path
+
     by_path = {row["path"]: row for row in rows if "error" not in row}
     for row in by_path.values():
-        path = Path(row["path"])
-        stem = path.stem
-        twin = path.with_name(
-            f"{stem[: -len('-int8')]}.onnx" if stem.endswith("-int8") else f"{stem}-int8.onnx"
-        )
+        twin = twin_path(Path(row["path"]))
         other = by_path.get(str(twin))
         keys = ("name", "feature_layer", "weights_sha256")  # the identity's parts
         if other is not None and any(other[k] != row[k] for k in keys):

@@ -554,6 +554,14 @@ def drift_warning(path: Path, info: ModelInfo) -> str:
     )
 
 
+def twin_path(path: Path) -> Path:
+    """The file named as ``path``'s twin beside it: NAME-int8.onnx for NAME.onnx, and the
+    other way round."""
+    stem = path.stem
+    name = f"{stem[: -len('-int8')]}.onnx" if stem.endswith("-int8") else f"{stem}-int8.onnx"
+    return path.with_name(name)
+
+
 def short_weights(identity: str) -> str:
     """The weights part of a model identity, as `rtsearch models` and `info` show it."""
     return identity.rsplit("/", 1)[-1][:12]

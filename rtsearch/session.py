@@ -342,10 +342,14 @@ def moved_with_index(index: Index, index_path: Path) -> Path | None:
     named, here = Path(index.base_dir), Path(os.path.abspath(index_path)).parent
     rows = _sample(index)
     for folder in dict.fromkeys([here / named.name, here]):
-        held = sum((folder / index.paths[r]).is_file() for r in rows) if folder.is_dir() else 0
-        if rows and 2 * held >= len(rows):
+        if rows and folder.is_dir() and 2 * _held(index, folder, rows) >= len(rows):
             return folder
     return None
+
+
+def _held(index: Index, folder: Path, rows: list[int]) -> int:
+    """How many of the pictures of ``rows`` ``folder`` holds."""
+    return sum((folder / index.paths[r]).is_file() for r in rows)
 
 
 def scarce_note(index: Index, index_path: Path, base_dir: Path) -> str:
@@ -353,7 +357,7 @@ def scarce_note(index: Index, index_path: Path, base_dir: Path) -> str:
     for (a folder of some of them: the rest show as grey tiles), or "". (Said only under
     half: a folder of 30 of 50 was taken without a word, grey tiles unexplained.)"""
     rows = _sample(index)
-    found = sum((base_dir / index.paths[r]).is_file() for r in rows)
+    found = _held(index, base_dir, rows)
     if found == len(rows):
         return ""
     return (

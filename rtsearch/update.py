@@ -39,7 +39,7 @@ from rtsearch.checkpoints import (
     checkpoint_dir,
     checkpoint_files,
 )
-from rtsearch.decode import IMAGE_EXTENSIONS
+from rtsearch.decode import is_image_file
 from rtsearch.errors import RtsearchError, Warn, command, count, printable, require_folder
 from rtsearch.exclusions import Exclusions
 from rtsearch.extractor import Extractor
@@ -558,7 +558,7 @@ class _Events:
         parts = rel.split(os.sep)
         if any(part.startswith(".") for part in parts if part not in (".", "..")):
             return False  # hidden, passed over by the scan (a download's .part file too)
-        return os.path.splitext(parts[-1])[1].lower() in IMAGE_EXTENSIONS
+        return is_image_file(Path(parts[-1]))
 
     def dispatch(self, event) -> None:
         self.on_any_event(event)

@@ -19,6 +19,7 @@ from rtsearch.models import (
     read_model_info,
     search_dirs,
     short_weights,
+    twin_path,
     writable_models_dir,
 )
 
@@ -213,10 +214,7 @@ def _say_no_twin(out: Path, log: Callable[[str], None]) -> None:
     """A note when the file beside ``out`` named as its twin (NAME.onnx, NAME-int8.onnx)
     holds other weights: found by those names, the two are taken for one model's files,
     and the viewer then went over to the fp32 file without a word (0.7 queries/s)."""
-    stem = out.stem
-    twin = out.with_name(
-        f"{stem[: -len('-int8')]}.onnx" if stem.endswith("-int8") else f"{stem}-int8.onnx"
-    )
+    twin = twin_path(out)
     made, beside = _model_at(out), _model_at(twin)
     if made is None or beside is None or beside.identity == made.identity:
         return
