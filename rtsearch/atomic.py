@@ -34,7 +34,8 @@ def writer_lock(dest: Path) -> Iterator[None]:
     """One analyze or update at a time per index: two would both do the work and trip over
     each other's checkpoint parts. A lock on ``DEST.lock`` (flock on POSIX, its first byte
     on Windows), removed on release. A lock file whose holder died is free again."""
-    lock = Path(os.path.realpath(dest) + ".lock")  # one lock whatever link names the index
+    lock = _lock_path(dest)
+    tries = 0
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -45,6 +46,10 @@ def writer_lock(dest: Path) -> Iterator[None]:
             _lock(fd)
         except BlockingIOError:
             os.close(fd)
+            tries += 1
+            if tries < 5:  # (held for a moment by being_written's look)
+                time.sleep(0.05)
+                continue
             raise IndexBusy(
                 f"{dest}: another rtsearch analyze, update, demo or viewer watching it is "
                 "writing it; wait for it to end"
@@ -67,6 +72,30 @@ def writer_lock(dest: Path) -> Iterator[None]:
             lock.unlink()
         if not WINDOWS:  # removed while held: no one takes the old file meanwhile
             os.close(fd)
+
+
+def being_written(dest: Path) -> bool:
+    """Whether an analyze or update holds ``dest``'s writer lock now (a look: the lock is
+    taken and let go at once, where it is free)."""
+    try:
+        fd = os.open(_lock_path(dest), os.O_RDWR)
+    except OSError:  # no lock file: no writer (or none this process could see)
+        return False
+    try:
+        _lock(fd)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        _unlock(fd)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _lock_path(dest: Path) -> Path:
+    return Path(os.path.realpath(dest) + ".lock")  # one lock whatever link names the index
 
 
 def _lock(fd: int) -> None:

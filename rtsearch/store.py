@@ -37,7 +37,13 @@ import numpy as np
 import numpy.typing as npt
 
 from rtsearch import interrupts
-from rtsearch.atomic import atomic_path, file_in_the_way, os_reason, remove_abandoned_temps
+from rtsearch.atomic import (
+    atomic_path,
+    being_written,
+    file_in_the_way,
+    os_reason,
+    remove_abandoned_temps,
+)
 from rtsearch.errors import WINDOWS, RtsearchError, first_line, size_text, system_error
 from rtsearch.models import ModelInfo, short_weights
 from rtsearch.projection import KINDS, Projection
@@ -314,6 +320,11 @@ def require_index_file(path: Path) -> Path:
     path = Path(path)
     if not path.exists():
         unfinished = checkpoint_dir(path)
+        if being_written(path):  # a first analysis into it, still running
+            raise RtsearchError(
+                f"{path}: index file not there yet; another rtsearch analyze or update is "
+                "writing it; wait for it to end"
+            )
         if any(unfinished.glob("part-*.dat")):  # an analysis stopped before it wrote one
             raise RtsearchError(
                 f"{path}: index file not found; {unfinished} holds an unfinished analysis: "

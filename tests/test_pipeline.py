@@ -728,6 +728,28 @@ def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
     np.testing.assert_allclose(a.projected, b.projected, atol=1e-5)
 
 
+def test_an_index_still_being_made_is_said_to_be(capsys, tmp_path):
+    """During a first analysis, `info`, `query` and `update` on its -o told the user to
+    analyze the folder again to finish it: that analysis was still running."""
+    from rtsearch import atomic
+
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 2)
+    out = tmp_path / "new.dat"
+    (out.parent / "new.dat.ckpt").mkdir()
+    (out.parent / "new.dat.ckpt" / "part-000000.dat").write_bytes(b"")
+    with atomic.writer_lock(out):  # (an flock: held against this process's other opens too)
+        for args in (["info"], ["query", str(gallery / "img0000.png"), "--index"], ["update"]):
+            args = [*args, str(out)] if args[0] != "update" else ["update", str(out), str(gallery)]
+            assert main(args) == 1
+            assert capsys.readouterr().err == (
+                f"rtsearch: error: {out}: index file not there yet; another rtsearch analyze or "
+                "update is writing it; wait for it to end\n"
+            )
+    assert main(["info", str(out)]) == 1  # (the lock let go: what it left is said)
+    assert "holds an unfinished analysis" in capsys.readouterr().err
+
+
 def test_a_damaged_checkpoint_part_is_passed_over_and_its_images_analysed_again(
     capsys, tmp_path, tiny_model, monkeypatch
 ):
