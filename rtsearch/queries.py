@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import shutil
 import sys
 import time
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from rtsearch import terminal
 from rtsearch.argtypes import positive_int
 from rtsearch.errors import RtsearchError, command, count, first_line, printable, size_text
-from rtsearch.scan import RAW_EXTENSIONS
+from rtsearch.scan import RAW_EXTENSIONS, is_gone
 
 if TYPE_CHECKING:
     from rtsearch.borders import Box
@@ -178,7 +179,7 @@ def targets(
 def _picture_like(path: Path) -> bool:
     from rtsearch.decode import is_image_file
 
-    return is_image_file(path) or path.is_dir()
+    return is_image_file(path) or os.path.isdir(path)
 
 
 def _spelled(images: list[Path]) -> str:
@@ -215,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
             f"{session.index.model.name}, and no {made} file of its weights was found; queried "
             f"with its {used} file (an indexed picture comes back near 0, not at 0)"
         )
-    single = len(given) == 1 and not given[0].is_dir() and not args.jsonl
+    single = len(given) == 1 and not os.path.isdir(given[0]) and not args.jsonl
     if single:  # after the index: its problems are reported first
         answers = [_answer(session, given[0], args, say_trim=True)]
     else:
@@ -291,7 +292,7 @@ def _pictures(given: list[Path], session: SearchSession) -> list[Path | Answer]:
     pictures: list[Path | Answer] = []
     exclusions = Exclusions.of(session.index.exclude)
     for path in given:
-        if not path.is_dir():
+        if not os.path.isdir(path):  # (one in a folder it may not enter: said as it is searched)
             pictures.append(path)
             continue
         before = len(pictures)
@@ -395,14 +396,17 @@ def _answer(
 
     if image == STDIN:
         return _answer_piped(session, args, say_trim=say_trim)
-    if image.is_dir():
-        raise RtsearchError(f"{image}: is a folder, not an image file")
-    if image.suffix.lower() == INDEX_SUFFIX:
-        raise RtsearchError(f"{image}: looks like an index file, not a picture")
-    if not image.exists():
-        raise RtsearchError(f"{image}: {missing_reason(image)}")
-    if not image.is_file():  # a device, a pipe
-        raise RtsearchError(f"{image}: not a regular file")
+    try:
+        if image.is_dir():
+            raise RtsearchError(f"{image}: is a folder, not an image file")
+        if image.suffix.lower() == INDEX_SUFFIX:
+            raise RtsearchError(f"{image}: looks like an index file, not a picture")
+        if not image.exists():
+            raise RtsearchError(f"{image}: {missing_reason(image)}")
+        if not image.is_file():  # a device, a pipe
+            raise RtsearchError(f"{image}: not a regular file")
+    except OSError as exc:  # in a folder it may not enter: as analyze's scan says it
+        raise RtsearchError(f"{image}: cannot stat ({exc.strerror})") from None
     if is_video_file(image):  # (it said "not an image file (unknown format)")
         play = command("rtsearch", "view", args.index, "--source", f"video:{image}")
         raise RtsearchError(f"{image}: a video: query takes pictures; the viewer plays it: {play}")
@@ -547,7 +551,7 @@ def _note_missing(results: list[Result], index: Path, session: SearchSession) ->
 
     base_dir = session.base_dir
     rows = {r.row: r for r in results}
-    missing = [r.path for r in rows.values() if not r.file.is_file()]
+    missing = [r.path for r in rows.values() if is_gone(r.file)]
     if not missing:
         return
     n = len(missing)
@@ -569,7 +573,7 @@ def _note_unreadable(results: list[Result], unreadable: dict[Path, str]) -> None
     and a true source among them cannot be moved ahead."""
     from rtsearch.cli import print_line
 
-    files = {r.file for r in results if r.file in unreadable and r.file.is_file()}
+    files = {r.file for r in results if r.file in unreadable and not is_gone(r.file)}
     if files:
         first = unreadable[min(files)]
         print_line(

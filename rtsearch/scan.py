@@ -33,6 +33,16 @@ RAW_EXTENSIONS = frozenset(
 NO_MEDIA = ".nomedia"
 
 
+def is_gone(path: Path) -> bool:
+    """Whether no file is at ``path`` now (deleted, moved, a folder in its place). One that
+    may be there but cannot be looked at (in a folder this user may not enter) is not gone:
+    it cannot be read (asked with Path.is_file, that raised PermissionError)."""
+    try:
+        return not path.is_file()
+    except OSError:
+        return False
+
+
 @dataclass
 class ScanResult:
     """paths: sorted posix paths relative to the base; skipped: (path, reason) pairs;

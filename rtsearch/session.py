@@ -321,7 +321,7 @@ def check_base_dir(index: Index, index_path: Path, base_dir: Path) -> None:
     """Refuse a folder that holds none of SAMPLE indexed images spread over the index: a
     wrong folder would show no picture and fail every result."""
     rows = _sample(index)
-    if rows and not any((base_dir / index.paths[r]).is_file() for r in rows):
+    if rows and not any(os.path.isfile(base_dir / index.paths[r]) for r in rows):
         own = own_folder_note(index, base_dir, [index.paths[r] for r in rows])
         looked = (  # (all of a small index: "none of 16 images of c2.dat (16 images)")
             f"the {count(len(rows), 'image')} of {index_path}"
@@ -348,8 +348,9 @@ def moved_with_index(index: Index, index_path: Path) -> Path | None:
 
 
 def _held(index: Index, folder: Path, rows: list[int]) -> int:
-    """How many of the pictures of ``rows`` ``folder`` holds."""
-    return sum((folder / index.paths[r]).is_file() for r in rows)
+    """How many of the pictures of ``rows`` ``folder`` holds (one in a subfolder this user
+    may not enter is not counted: Path.is_file raised PermissionError)."""
+    return sum(os.path.isfile(folder / index.paths[r]) for r in rows)
 
 
 def scarce_note(index: Index, index_path: Path, base_dir: Path) -> str:
@@ -386,7 +387,7 @@ def own_folder_note(index: Index, base_dir: Path, paths: list[str]) -> str:
     own = Path(index.base_dir) if index.base_dir else None
     if own is None or not own.is_dir() or same_path(own, base_dir):
         return ""
-    held = sum((own / p).is_file() for p in paths)
+    held = sum(os.path.isfile(own / p) for p in paths)
     if not held:
         return ""
     them = "it" if len(paths) == 1 else "them" if held == len(paths) else f"{held} of them"

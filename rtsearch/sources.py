@@ -420,12 +420,15 @@ def video_problem(path: Path) -> str:
     where its first bytes show it is sound or text (one chosen by mistake replaced the
     source on show with an empty page); any other is tried, and tried again as it changes
     (still being copied)."""
-    if path.is_dir():
-        return "is a folder, not a video file"
-    if not path.exists():
-        return "video file not found"
-    if not path.is_file():
-        return "not a regular file"
+    try:
+        if path.is_dir():
+            return "is a folder, not a video file"
+        if not path.exists():
+            return "video file not found"
+        if not path.is_file():
+            return "not a regular file"
+    except OSError as exc:  # in a folder this user may not enter
+        return f"cannot stat ({exc.strerror})"
     try:
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)

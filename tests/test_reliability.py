@@ -3,6 +3,7 @@ random moments of an analysis, and memory over thousands of images."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -657,3 +658,51 @@ def test_a_suggested_command_names_a_path_starting_with_a_dash_as_a_path():
         "rtsearch update ./-idx.dat /x/-pics --model"
     )
     assert command("rtsearch", "query", Path("a b.dat")) == "rtsearch query 'a b.dat'"
+
+
+def test_pictures_in_a_folder_this_user_may_not_enter(tmp_path, tiny_model):
+    """Indexed pictures in a subfolder the user may no longer enter: `query` stopped at
+    'Permission denied' (its check for gone files raised), with no results; one given in
+    such a folder among others stopped them all; and the viewer's worker thread died on
+    its grey tile, leaving dark tiles and 0 queries/s for good."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 4)
+    make_gallery(gallery / "locked", 4, start=10)
+    index = tmp_path / "g.dat"
+    assert rtsearch("analyze", gallery, "-o", index, "--model", tiny_model,
+                    "--quiet").returncode == 0  # fmt: skip
+    mine = sorted(p for p in gallery.glob("*/*.*"))[0]
+    inside = sorted((gallery / "locked").rglob("*.*"))[0]
+    (gallery / "locked").chmod(0)
+    try:
+        prefix = DROP_DAC if os.geteuid() == 0 else None
+        if subprocess.run([*(prefix or []), "ls", str(gallery / "locked")]).returncode == 0:
+            pytest.skip("cannot drop root's right to enter any folder")
+        one = rtsearch("query", index, mine, "-k", "8", "--model", tiny_model, prefix=prefix)
+        two = rtsearch("query", index, mine, inside, "-k", "8", "--jsonl", "--model",
+                       tiny_model, prefix=prefix)  # fmt: skip
+    finally:
+        (gallery / "locked").chmod(0o755)
+    assert one.returncode == 0, one.stderr
+    assert len(one.stdout.splitlines()) == 8 and " - inliers  locked/" in one.stdout
+    assert one.stderr.startswith("note: 4 nearest indexed images could not be read to verify")
+    assert "no longer in" not in one.stderr  # (not gone: unreadable)
+    assert two.returncode == 1
+    answers = [json.loads(line) for line in two.stdout.splitlines()]
+    assert len(answers[0]["results"]) == 8 and answers[0]["error"] is None
+    assert answers[1]["error"] == f"{inside}: cannot stat (Permission denied)"
+    # the viewer's worker: a grey tile said, not the thread's death
+    script = (
+        "import sys; from pathlib import Path; from rtsearch.session import Result; "
+        "from rtsearch.viewer.worker import Worker; w = Worker(None, k=2); "
+        "r = [Result(0, 'a', Path(sys.argv[1]), 0.0), Result(1, 'b', Path(sys.argv[2]), 0.1)]; "
+        "t, m = w._thumbs(r); w._decoders.shutdown(); print(len(t)); print(m)"
+    )
+    (gallery / "locked").chmod(0)
+    try:
+        shown = subprocess.run([*(prefix or []), sys.executable, "-c", script, mine, inside],
+                               capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    finally:
+        (gallery / "locked").chmod(0o755)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f"2\ncannot show {inside}: permission denied\n"  # (there: no update)

@@ -1030,3 +1030,40 @@ def test_a_command_ends_the_pause_between_two_searches(running):
     again = searched(running, 3)
     assert len(again.results) == 3 and again.seq > first.seq
     assert time.perf_counter() - sent < 0.25
+
+
+def test_grey_tiles_stay_said_while_a_live_picture_stands_still(tmp_path, tiny_model, monkeypatch):
+    """A live source (a picture opened as the video) whose results hold a deleted file:
+    a second later the grey tile's message went, replaced by the source's empty one."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    monkeypatch.setattr(worker_mod, "IDLE_S", 0.3)
+    make_gallery(tmp_path / "pics", 6)
+    out = tmp_path / "pics.dat"
+    analyze(tmp_path / "pics", out, Extractor(tiny_model, threads=1), Settings(dims=4))
+    gone = sorted((tmp_path / "pics").rglob("*.*"))[0]
+    gone.unlink()
+    worker = Worker(CountingSession(out, tiny_model), k=6, max_qps=50.0)
+    worker.start()
+    try:
+        worker.send("source", Once(picture(1)))
+        wait_for(lambda: running_message(worker).startswith("cannot show "))
+        time.sleep(0.6)  # past IDLE_S
+        message = published(worker).message
+    finally:
+        assert worker.join()
+    assert message.startswith(f"cannot show {gone}: ") and "rtsearch update" in message
+
+
+def running_message(worker: Worker) -> str:
+    pub = worker.latest()
+    return "" if pub is None else pub.message
+
+
+class Once(Pictures):
+    """A picture handed out once, as a video source hands out a still picture."""
+
+    def read(self) -> Frame | None:
+        self.reads += 1
+        return Frame(self.image.copy(), time.perf_counter()) if self.reads == 1 else None

@@ -15,6 +15,7 @@ picture, and back had nothing before it)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,7 +136,7 @@ def recalled(names: tuple[str, ...], at: int, session: SearchSession):
     h = History(files=[session.base_dir / name for name in names], at=at)
     for i in range(at, -1, -1):
         row = session.row_at(h.files[i])
-        if row is not None and h.files[i].is_file():
+        if row is not None and os.path.isfile(h.files[i]):
             h.at = i
             return h, row
     return h, None

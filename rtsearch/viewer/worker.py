@@ -34,9 +34,10 @@ import numpy as np
 
 from rtsearch.borders import is_plain, trimmed_views
 from rtsearch.decode import RGBImage, resize_to
-from rtsearch.errors import RtsearchError, command
+from rtsearch.errors import RtsearchError, command, count
 from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
+from rtsearch.scan import is_gone
 from rtsearch.session import (
     Result,
     SearchSession,
@@ -687,6 +688,8 @@ class Worker:
         self._idle_said = True
         if self._plain and not self._message:
             return  # said by _show_plain: not "these results are current"
+        if is_problem(pub.message) and not self._message:
+            return  # its results' grey tiles stay said (a still picture's went in a second)
         still = self._repeated and not self.paused and not self._message
         message = UNCHANGED if still else self._message
         with self._lock:
@@ -836,13 +839,13 @@ class Worker:
             if isinstance(tile, Exception):
                 # the decoder's errors name the file already
                 bad.append(str(tile) if isinstance(tile, RtsearchError) else f"{r.file}: {tile}")
-                if not r.file.exists():
+                if is_gone(r.file):  # (not one in a folder it may not enter)
                     gone.append(r.path)
                 tile = placeholder(self.cache.size[1])
             thumbs.append(tile)
         if not bad:
             return tuple(thumbs), "", pending
-        more = f" (and {len(bad) - 1} more grey tiles)" if len(bad) > 1 else ""
+        more = f" (and {count(len(bad) - 1, 'more grey tile')})" if len(bad) > 1 else ""
         return tuple(thumbs), f"{GREY_TILES}{bad[0]}{more}{self._update_hint(gone)}", pending
 
     def _update_hint(self, gone: list[str]) -> str:
