@@ -1067,3 +1067,21 @@ class Once(Pictures):
     def read(self) -> Frame | None:
         self.reads += 1
         return Frame(self.image.copy(), time.perf_counter()) if self.reads == 1 else None
+
+
+def test_the_worker_outlives_a_failure_outside_a_search(running, monkeypatch):
+    """An error while it took commands or filled in the grid's pictures (a result it could
+    not stat) ended the worker's thread: dark tiles and 0 queries/s for good, unsaid."""
+    source = Pictures(picture(1))
+    running.send("source", source)
+    searched(running, 1)
+
+    def broken(value) -> None:
+        raise OSError(13, "Permission denied")
+
+    monkeypatch.setattr(running, "_on_boom", broken, raising=False)
+    running.send("boom", None)
+    wait_for(lambda: published(running).message == "worker: [Errno 13] Permission denied")
+    source.image = picture(2)  # searched still
+    wait_for(lambda: running.session.runs >= 2)
+    assert running._thread.is_alive()

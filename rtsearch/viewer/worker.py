@@ -367,16 +367,19 @@ class Worker:
         try:
             while not self.stop.is_set():
                 self._wake.clear()  # (before the commands are taken: none is missed)
-                asked = self._drain()
                 started = time.perf_counter()
-                if self._filling is not None:
-                    self._fill_in(asked)
-                    if self._filling is not None and not (
-                        asked or self._moved_on() or self._waited_long()
-                    ):
-                        continue  # no new picture searched until these show (see _fill_in)
-                self._drop_parked(older_than=PARK_S)
+                frame = None
+                # the worker must outlive any one bad frame, command or picture (a result
+                # it could not stat, as it filled in the grid, ended the thread for good)
                 try:
+                    asked = self._drain()
+                    if self._filling is not None:
+                        self._fill_in(asked)
+                        if self._filling is not None and not (
+                            asked or self._moved_on() or self._waited_long()
+                        ):
+                            continue  # no new picture searched until these show (_fill_in)
+                    self._drop_parked(older_than=PARK_S)
                     if self._rethumb or self._requery:
                         self._publish_again()
                     frame = self._next_frame()
@@ -385,7 +388,8 @@ class Worker:
                     else:
                         self._note_idle(started)
                         self._verify_still()
-                except Exception as exc:  # the worker must outlive any one bad frame
+                except Exception as exc:
+                    self._filling = None  # (not tried again and again)
                     self._message = f"worker: {exc}"
                     self._publish_message()
                     frame = None
