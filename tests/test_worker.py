@@ -604,7 +604,9 @@ def test_unreadable_results_are_grey_tiles_and_the_message_counts_them(tmp_path)
     import types
 
     worker = Worker(None, k=4)
-    index = types.SimpleNamespace(base_dir=str(tmp_path))
+    index = types.SimpleNamespace(
+        base_dir=str(tmp_path), sizes=np.array([f.stat().st_size for f in files] + [0] * 6)
+    )
     worker.session = types.SimpleNamespace(
         source=tmp_path / "my index.dat", base_dir=tmp_path, index=index
     )
@@ -1085,3 +1087,37 @@ def test_the_worker_outlives_a_failure_outside_a_search(running, monkeypatch):
     source.image = picture(2)  # searched still
     wait_for(lambda: running.session.runs >= 2)
     assert running._thread.is_alive()
+
+
+def test_results_replaced_under_their_names_are_said(tmp_path):
+    """A folder whose pictures were replaced by others under the same names: `query` said
+    so ("not the file indexed (another size)"); the viewer showed the new pictures at the
+    old ones' distances, its message line empty."""
+    import types
+
+    from rtsearch.session import Result
+
+    files = [tmp_path / "a.jpg", tmp_path / "b.jpg", tmp_path / "c.jpg"]
+    for i, f in enumerate(files):
+        make_image(i, (120, 90)).save(f)
+    sizes = np.array([f.stat().st_size for f in files])
+    sizes[1:] += 1  # (b and c: not the files indexed)
+    index = types.SimpleNamespace(base_dir=str(tmp_path), sizes=sizes)
+    worker = Worker(None, k=3)
+    worker.session = types.SimpleNamespace(
+        source=tmp_path / "i.dat", base_dir=tmp_path, index=index
+    )
+    results = [Result(i, f.name, f, float(i)) for i, f in enumerate(files)]
+    try:
+        _, message = worker._thumbs(results)
+        _, same = worker._thumbs(results[:1])
+        files[2].write_text("no picture now")  # a grey tile is said first
+        _, grey = worker._thumbs(results)
+    finally:
+        worker._decoders.shutdown()
+    assert message == (
+        f"not the picture indexed (another size now): {files[1]} (and 1 more); changed since "
+        f"it was made: rtsearch update {tmp_path / 'i.dat'} {tmp_path}"
+    )
+    assert worker_mod.is_problem(message) and same == ""
+    assert grey.startswith(f"cannot show {files[2]}: ")

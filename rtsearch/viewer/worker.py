@@ -37,7 +37,7 @@ from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command, count
 from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
-from rtsearch.scan import is_gone
+from rtsearch.scan import file_size, is_gone
 from rtsearch.session import (
     Result,
     SearchSession,
@@ -192,12 +192,20 @@ def same_row(old: SearchSession, new: SearchSession, row: int | None) -> int | N
 
 
 GREY_TILES = "cannot show "  # how a message of results that cannot be shown begins
+# ... and one of results whose files are not those indexed (replaced under their names:
+# the tile shows the new picture, the distance is the old one's)
+NOT_INDEXED = "not the picture indexed (another size now): "
 
 
 def is_problem(message: str) -> bool:
     """Whether a published ``message`` tells of pictures of the index that cannot be shown
-    or read: results as grey tiles, random draws passed over (sources.RandomSource)."""
-    return message.startswith(GREY_TILES) or PASSED_OVER in message or UNREAD_ALL in message
+    or read: results as grey tiles or not the pictures indexed, random draws passed over
+    (sources.RandomSource)."""
+    return (
+        message.startswith((GREY_TILES, NOT_INDEXED))
+        or PASSED_OVER in message
+        or UNREAD_ALL in message
+    )
 
 
 def candidates(
@@ -832,6 +840,7 @@ class Worker:
         """The results' pictures, what to say of those that cannot be shown, and how many
         still decode (a decoding one comes with the dark tile that shows meanwhile)."""
         thumbs, bad, gone, pending = [], [], [], 0
+        changed = self._not_indexed(results)
         for r, tile in zip(results, tiles, strict=True):
             if isinstance(tile, tuple):
                 decoding, meanwhile = tile
@@ -847,27 +856,42 @@ class Worker:
                     gone.append(r.path)
                 tile = placeholder(self.cache.size[1])
             thumbs.append(tile)
+        if not bad and changed:  # (a folder given whose files share the names: said so)
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            again = self._update_hint([r.path for r in changed], changed=True)
+            return tuple(thumbs), f"{NOT_INDEXED}{changed[0].file}{more}{again}", pending
         if not bad:
             return tuple(thumbs), "", pending
         more = f" (and {count(len(bad) - 1, 'more grey tile')})" if len(bad) > 1 else ""
         return tuple(thumbs), f"{GREY_TILES}{bad[0]}{more}{self._update_hint(gone)}", pending
 
-    def _update_hint(self, gone: list[str]) -> str:
-        """For results whose files are gone (stored paths): where the index's own folder
-        holds them, that (another folder was chosen for its images); else (moved or deleted
-        since the index was made) the command that brings it up to date, as `query` says."""
+    def _not_indexed(self, results: list[Result]) -> list[Result]:
+        """The results whose files now are not of the size indexed (a stat each, ~2 us)."""
+        s = self.session
+        if s is None:
+            return []
+        sizes = s.index.sizes
+        return [r for r in results if file_size(r.file) not in (-1, int(sizes[r.row]))]
+
+    def _update_hint(self, gone: list[str], *, changed: bool = False) -> str:
+        """For results whose files are gone (stored paths; ``changed``: replaced by others
+        under their names): where the index's own folder holds them, that (another folder
+        was chosen for its images); else (moved, deleted or replaced since the index was
+        made) the command that brings it up to date, as `query` says."""
         s = self.session
         if not gone or s is None:
             return ""
         elsewhere = own_folder_note(s.index, s.base_dir, gone)
         if elsewhere:
-            return f"; not in {s.base_dir}: {elsewhere}"
+            return f"; {'other files in' if changed else 'not in'} {s.base_dir}: {elsewhere}"
         if s.source is None:
             return ""
         w = self.watching
+        what = "changed" if changed else "gone"
         if w is not None and not w.finished and w.index and same_path(w.index, s.source):
-            return "; gone since the index was made: --watch is taking it out"
-        return f"; gone since it was made: {command('rtsearch', 'update', s.source, s.base_dir)}"
+            doing = "analysing it again" if changed else "taking it out"
+            return f"; {what} since the index was made: --watch is {doing}"
+        return f"; {what} since it was made: {command('rtsearch', 'update', s.source, s.base_dir)}"
 
     def _publish_again(self) -> None:
         """The picture and results on show again, the query shrunk to the new header height
