@@ -33,7 +33,7 @@ from rtsearch.exclusions import Exclusions, quoted
 from rtsearch.extraction import extract
 from rtsearch.extractor import Extractor
 from rtsearch.moves import moved_rows, same_stat
-from rtsearch.scan import kept_unread, raw_files, scan, under_copies
+from rtsearch.scan import file_size, kept_unread, raw_files, scan, under_copies
 from rtsearch.store import Index, ModelRef
 
 BLOCK_ROWS = 16384  # feature rows per storage block while analysing
@@ -600,7 +600,7 @@ def _reusable(base_dir, out, model, settings, found, warn) -> tuple[_Done, Index
         done.from_index = len(done) - before
         done.unrecorded |= done.from_index > 0 and not old.model.variant
         if not done.from_index:
-            _refuse_another_folder(out, old, base_dir, settings)
+            _refuse_another_folder(out, old, base_dir, settings, found)
     kept = [p for p in done.stats if p not in wanted]
     if kept and warn:
         warn(kept_unread(base_dir, len(kept)))
@@ -654,14 +654,28 @@ def _refuse_another_run(
     )
 
 
-def _refuse_another_folder(out: Path, old: Index, base_dir: Path, settings: Settings) -> None:
-    """An index of another folder, none of whose images are in ``base_dir``, is not
-    overwritten without --replace: a mistyped -o would lose it."""
+def _refuse_another_folder(
+    out: Path, old: Index, base_dir: Path, settings: Settings, found
+) -> None:
+    """An index of another folder, none of whose images are unchanged in ``base_dir``, is
+    not overwritten without --replace: a mistyped -o would lose it. A copy of its folder
+    (its pictures there under their names, of the sizes indexed; `cp -r` gave them new
+    times) is analysed as its folder, as `update` takes it."""
     if settings.replace or not old.count or old.base_dir == str(Path(base_dir).resolve()):
         return
+    wanted = set(found.paths)
+    named = [i for i, p in enumerate(old.paths) if p in wanted]
+    if any(file_size(base_dir / old.paths[i]) == int(old.sizes[i]) for i in named):
+        return  # (update's test of a copy: another camera's IMG_0001.JPG shares no size)
+    where = (
+        f"none of them in {base_dir}"
+        if not named
+        else f"{base_dir} holds {count(len(named), 'file')} of their names, none of the "
+        "size indexed"
+    )
     raise RtsearchError(
         f"{out}: already an index of {old.base_dir} ({count(old.count, 'image')}), "
-        f"none of them in {base_dir}; choose another {settings.options.out}, or pass "
+        f"{where}; choose another {settings.options.out}, or pass "
         f"{settings.options.replace} to overwrite it"
     )
 
@@ -674,6 +688,12 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
         raise RtsearchError(f"{out}: not a regular file; choose another {out_option}")
     try:
         old = store.load(out, features=True)
+    except store.Damaged as exc:  # (its checksums disagree: nothing in it to trust)
+        if not settings.replace:
+            raise
+        if warn:
+            warn(f"{exc.plain}; {settings.options.replace}: analysing all of it anew")
+        return None
     except RtsearchError as exc:  # analysing again would overwrite it: say so, do not guess
         if out.is_file() and not h5py.is_hdf5(out):  # a photo, a document: not ours to delete
             raise RtsearchError(f"{out}: not an index file; choose another {out_option}") from None
@@ -721,7 +741,7 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
             old, old.paths, [p for p in found.paths if p not in indexed], base_dir
         ):
             # nothing of it there, as it was or moved within: is it another folder's?
-            _refuse_another_folder(out, old, base_dir, settings)
+            _refuse_another_folder(out, old, base_dir, settings, found)
         if warn:
             why = "with other projection settings" if refit else "(--keep-features asks for them)"
             warn(f"{out}: stored without features {why}; re-analysing everything")

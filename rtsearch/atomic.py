@@ -25,6 +25,9 @@ STALE_TEMP_S = 24 * 3600  # another machine's temp file (shared folder): older i
 _HOST = "".join(c for c in socket.gethostname() if c.isalnum())[:40] or "host"
 
 
+_held: set[Path] = set()  # the writer locks this process holds
+
+
 class IndexBusy(RtsearchError):
     """Another process is writing this index (see writer_lock)."""
 
@@ -62,9 +65,11 @@ def writer_lock(dest: Path) -> Iterator[None]:
             break
         _unlock(fd)
         os.close(fd)  # its holder removed it as we opened it: take the new one
+    _held.add(lock)
     try:
         yield
     finally:
+        _held.discard(lock)
         if WINDOWS:  # an open file cannot be removed there: closed first
             _unlock(fd)
             os.close(fd)
@@ -77,8 +82,11 @@ def writer_lock(dest: Path) -> Iterator[None]:
 def being_written(dest: Path) -> bool:
     """Whether an analyze or update holds ``dest``'s writer lock now (a look: the lock is
     taken and let go at once, where it is free)."""
+    lock = _lock_path(dest)
+    if lock in _held:  # (this process's own: an update reading the index it writes)
+        return False
     try:
-        fd = os.open(_lock_path(dest), os.O_RDWR)
+        fd = os.open(lock, os.O_RDWR)
     except OSError:  # no lock file: no writer (or none this process could see)
         return False
     try:

@@ -110,6 +110,9 @@ def _checked_map(
         raise RtsearchError(f"{path}: {name} has shape {array.shape}, expected {want}")
     if scan:
         check_finite(array, f"{path}: {name}")
+        _read(
+            path, lambda f: store.check_crc(f, array, f[name].attrs.get(store.CRC), str(path), name)
+        )
     return array
 
 

@@ -301,13 +301,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from rtsearch.extractor import Extractor
     from rtsearch.models import DEFAULT_MODEL, drift_warning, resolve_model
 
-    # one read of the attributes of the index at -o: its settings and its model; else
-    # those of the unfinished run whose checkpoints are there (resumed without its options,
-    # it made a 100-d PCA of a run asked for 20-d random ones, without a word)
-    if args.output.is_file():
+    # the settings and the model of the unfinished run whose checkpoints are there (resumed
+    # without its options, it made a 100-d PCA of a run asked for 20-d random ones, without
+    # a word), the later command; else of the index at -o (one read of its attributes)
+    made = checkpoints.made_with(store.checkpoint_dir(args.output))
+    if not made and args.output.is_file():
         made = store.made_with(args.output)
-    else:
-        made = checkpoints.made_with(store.checkpoint_dir(args.output))
     settings = Settings(
         **analyze_settings(args, made),
         batch=args.batch,

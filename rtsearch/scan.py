@@ -43,6 +43,14 @@ def is_gone(path: Path) -> bool:
         return False
 
 
+def file_size(path: Path) -> int:
+    """The size of the file at ``path``; -1 where there is none to look at."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
 @dataclass
 class ScanResult:
     """paths: sorted posix paths relative to the base; skipped: (path, reason) pairs;

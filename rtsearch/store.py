@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,7 +45,14 @@ from rtsearch.atomic import (
     os_reason,
     remove_abandoned_temps,
 )
-from rtsearch.errors import WINDOWS, RtsearchError, first_line, size_text, system_error
+from rtsearch.errors import (
+    WINDOWS,
+    RtsearchError,
+    command,
+    first_line,
+    size_text,
+    system_error,
+)
 from rtsearch.models import ModelInfo, short_weights
 from rtsearch.projection import KINDS, Projection
 
@@ -57,6 +65,12 @@ PROBE_TIMEOUT_S = 20.0  # a legit 145k-image index reads in well under 1 s
 # ... plus the time to read the file from a slow disk (a 4 GB index: 40 s more), so that a
 # huge index is not taken for one that hangs the HDF5 library
 PROBE_BYTES_PER_S = 100e6
+# A CRC-32 of each dataset's bytes (an attribute of it) and of the file's attributes: HDF5
+# keeps none, and a file damaged on a disk or in a copy loaded and ranked nonsense (a
+# distance of 1e21) or, worse, slightly wrong distances, without a word. Files written
+# before them load unchecked.
+CRC = "crc32"
+ATTRS_CRC = "attrs_crc32"
 
 
 @dataclass(frozen=True)
@@ -159,6 +173,15 @@ def check_rows(index: Index, info: ModelInfo, where: str, way_out: str) -> None:
 
 
 # ---------------------------------------------------------------- saving
+
+
+class Damaged(RtsearchError):
+    """The file's bytes are not those written (its checksums disagree); ``plain``: the
+    refusal without what to do."""
+
+    def __init__(self, message: str, plain: str) -> None:
+        super().__init__(message)
+        self.plain = plain
 
 
 class NoRoom(RtsearchError):
@@ -279,21 +302,74 @@ def _write(f: h5py.File, index: Index) -> None:
         f.attrs["model_file"] = m.file
     if index.exclude:
         f.attrs["exclude"] = json.dumps(list(index.exclude))
-    f.create_dataset("paths", data=np.array(index.paths, dtype=object), dtype=_STR)
-    f.create_dataset("sizes", data=np.asarray(index.sizes, dtype=np.int64))
-    f.create_dataset("mtimes", data=np.asarray(index.mtimes, dtype=np.float64))
+    paths = f.create_dataset("paths", data=np.array(index.paths, dtype=object), dtype=_STR)
+    paths.attrs[CRC] = _paths_crc(index.paths)
+    _checked_dataset(f, "sizes", np.asarray(index.sizes, dtype=np.int64))
+    _checked_dataset(f, "mtimes", np.asarray(index.mtimes, dtype=np.float64))
     if index.projection is not None and index.projected is not None:
         p = index.projection
         f.attrs.update(projection=p.kind, l2_normalize=p.l2_normalize, seed=p.seed)
         f.attrs["unfitted_rows"] = int(index.unfitted)
-        f.create_dataset("projected", data=np.asarray(index.projected, dtype=np.float32))
-        group = f.create_group("projection")
-        group.create_dataset("matrix", data=p.matrix)
-        group.create_dataset("mean", data=p.mean)
+        _checked_dataset(f, "projected", np.asarray(index.projected, dtype=np.float32))
+        _checked_dataset(f, "projection/matrix", np.asarray(p.matrix))
+        _checked_dataset(f, "projection/mean", np.asarray(p.mean))
     if index.features is not None:
         feats = np.asarray(index.features, dtype=np.float32)
         chunks = (feature_chunk_rows(len(feats)), feats.shape[1]) if len(feats) else None
-        f.create_dataset("features", data=feats, chunks=chunks)
+        _checked_dataset(f, "features", feats, chunks=chunks)
+    f.attrs[ATTRS_CRC] = _attrs_crc(f)  # (last: of the attributes as they read back)
+
+
+def _checked_dataset(f: h5py.File, name: str, data: np.ndarray, **options) -> None:
+    """``data`` written as dataset ``name``, with the CRC-32 of its bytes."""
+    data = np.ascontiguousarray(data)
+    ds = f.create_dataset(name, data=data, **options)
+    ds.attrs[CRC] = zlib.crc32(data)
+
+
+def _paths_crc(paths: list[str]) -> int:
+    return zlib.crc32("\0".join(paths).encode("utf-8", "surrogatepass"))
+
+
+def _attrs_crc(f: h5py.File) -> int:
+    """A CRC-32 of the file's attributes (but this one), as they read back."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "surrogateescape")
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        return value.item() if isinstance(value, np.generic) else value
+
+    held = {k: plain(v) for k, v in f.attrs.items() if k != ATTRS_CRC}
+    text = json.dumps(held, sort_keys=True, default=str, ensure_ascii=False)
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def check_crc(
+    f: h5py.File, data: np.ndarray | list[str], stored: object, where: str, name: str
+) -> None:
+    """Refuse ``data`` (dataset ``name`` of ``f``, as read) where it does not match the
+    CRC-32 ``stored`` with it (None: a file from before checksums)."""
+    if stored is None:
+        return
+    crc = _paths_crc(data) if isinstance(data, list) else zlib.crc32(np.ascontiguousarray(data))
+    if np.ndim(stored) != 0 or int(stored) != crc:  # type: ignore[call-overload]
+        raise damaged(f, where, f"its {name} data is not as written")
+
+
+def damaged(f: h5py.File, where: str, what: str, *, named: bool = True) -> Damaged:
+    """The refusal of a file whose checksums disagree, with the command that makes the
+    index anew (``named``: its attributes, intact, name its folder)."""
+    base = f.attrs.get("base_dir") if named else None
+    if f.attrs.get("kind") == "checkpoint":
+        again = ""
+    elif isinstance(base, str) and base:
+        again = f"; {command('rtsearch', 'analyze', base, '-o', where, '--replace')} makes it anew"
+    else:
+        again = "; analyze its folder again into it with --replace"
+    plain = f"{where}: damaged index: {what} (a disk or copy fault)"
+    return Damaged(plain + again, plain)
 
 
 # ---------------------------------------------------------------- loading
@@ -394,8 +470,8 @@ def probe(
         try:
             _reader(mapped)(path, features, allow_checkpoint)
         except RtsearchError as exc:
-            os.write(write_end, str(exc).encode("utf-8", "replace")[:4000])
-            code = 2
+            os.write(write_end, _refusal(exc).encode("utf-8", "replace")[:8000])
+            code = DAMAGED_EXIT if isinstance(exc, Damaged) else 2
         except OSError as exc:  # said as the system says it (it was "malformed index")
             os.write(write_end, system_error(exc).encode("utf-8", "replace")[:4000])
             code = 2
@@ -405,15 +481,14 @@ def probe(
     os.close(write_end)
     try:
         status = _wait(pid, timeout)
-        message = os.read(read_end, 4096).decode("utf-8", "replace")
+        message = os.read(read_end, 8192).decode("utf-8", "replace")
     finally:
         os.close(read_end)
     if status is None:
         raise RtsearchError(_unfinished(path, timeout))
     if os.WIFSIGNALED(status):
         raise RtsearchError(_crashed(path, os.WTERMSIG(status)))
-    if os.WEXITSTATUS(status) != 0:
-        raise RtsearchError(message or f"{path}: malformed index")
+    _raise_refusal(path, os.WEXITSTATUS(status), message)
 
 
 def probe_timeout(path: Path) -> float:
@@ -452,10 +527,24 @@ def _probe_spawned(
         raise RtsearchError(_unfinished(path, timeout)) from None
     if run.returncode < 0:
         raise RtsearchError(_crashed(path, -run.returncode))
-    if run.returncode != 0:
-        raise RtsearchError(
-            run.stdout.decode("utf-8", "replace")[:4000] or f"{path}: malformed index"
-        )
+    _raise_refusal(path, run.returncode, run.stdout.decode("utf-8", "replace")[:8000])
+
+
+DAMAGED_EXIT = 4  # a probe's child found the file damaged: its refusal, then its plain one
+
+
+def _refusal(exc: RtsearchError) -> str:
+    """What a probe's child writes of its refusal (a Damaged one's two, parted by NUL)."""
+    return f"{exc}\0{exc.plain}" if isinstance(exc, Damaged) else str(exc)
+
+
+def _raise_refusal(path: Path, code: int, message: str) -> None:
+    """A probe child's refusal raised here, as it was raised there (Damaged as Damaged:
+    analyze --replace replaces a damaged index)."""
+    if code == DAMAGED_EXIT and "\0" in message:
+        raise Damaged(*message.split("\0", 1))
+    if code != 0:
+        raise RtsearchError(message or f"{path}: malformed index")
 
 
 def _probe_child() -> None:
@@ -466,10 +555,10 @@ def _probe_child() -> None:
     except (RtsearchError, OSError) as exc:
         # bytes, read back as UTF-8: a Windows pipe's cp1252 could not write every name,
         # and the refusal became "malformed index"
-        said = system_error(exc) if isinstance(exc, OSError) else str(exc)
+        said = system_error(exc) if isinstance(exc, OSError) else _refusal(exc)
         sys.stdout.buffer.write(said.encode("utf-8", "replace"))
         sys.stdout.flush()
-        os._exit(2)
+        os._exit(DAMAGED_EXIT if isinstance(exc, Damaged) else 2)
     except BaseException:
         os._exit(3)
     os._exit(0)
@@ -599,6 +688,9 @@ def _read_head(f: h5py.File, where: str, allow_checkpoint: bool) -> tuple[str, M
     version, kind, local storage only, path safety, not empty); also bigstore's."""
     if f.attrs.get("format") != FORMAT:
         raise RtsearchError(f"{where}: not an rtsearch index (another HDF5 schema)")
+    stored = f.attrs.get(ATTRS_CRC)
+    if stored is not None and (np.ndim(stored) != 0 or int(stored) != _attrs_crc(f)):
+        raise damaged(f, where, "its attributes are not as written", named=False)
     version = _attr(f, "version", where)
     if version != VERSION:
         raise RtsearchError(
@@ -656,6 +748,8 @@ def _check_local(f: h5py.File, where: str) -> None:
             # getlink=True inspects the link itself without following it to another file.
             link = group.get(name, getlink=True)
             where_name = f"{group.name.rstrip('/')}/{name}"
+            if link is None:  # a name in the group's list that it cannot find (a damaged one)
+                raise RtsearchError(f"{where}: malformed index ({where_name} cannot be read)")
             if not isinstance(link, h5py.HardLink):
                 problem = f"{where_name} is a {type(link).__name__}"
                 raise RtsearchError(f"{where}: refusing index: {problem}")
@@ -686,6 +780,7 @@ def _dataset(
     data = ds[()]
     if data.dtype.kind not in "fiu":
         raise RtsearchError(f"{where}: {name} is not numeric")
+    check_crc(f, data, ds.attrs.get(CRC), where, name)
     if finite and not all_finite(data):
         raise RtsearchError(f"{where}: {name} holds NaN or infinite values")
     # float32 already (as saved): no copy, which was a second 777 MB at 145k x 1280 features
@@ -725,6 +820,7 @@ def _read_paths(f: h5py.File, where: str) -> list[str]:
         raise RtsearchError(f"{where}: malformed index (paths missing)")
     raw = f["paths"].asstr()[()] if len(f["paths"]) else []
     paths = [str(p) for p in raw]
+    check_crc(f, paths, f["paths"].attrs.get(CRC), where, "paths")
     for p in paths:
         check_relative(p, where)
     return paths

@@ -45,7 +45,7 @@ from rtsearch.exclusions import Exclusions
 from rtsearch.extractor import Extractor
 from rtsearch.interrupts import Terminated
 from rtsearch.moves import moved_rows
-from rtsearch.scan import kept_unread, scan
+from rtsearch.scan import file_size, kept_unread, scan
 from rtsearch.store import Index
 
 REFIT_FRACTION = single.REFIT_FRACTION
@@ -316,7 +316,7 @@ def _check_same_images(index_path, base_dir, old, rows, seen, moved) -> None:
     shared = seen.intersection(rows)
     if shared and not moved:
         return
-    if any(_size(base_dir / p) == int(old.sizes[rows[p]]) for p in shared):
+    if any(file_size(base_dir / p) == int(old.sizes[rows[p]]) for p in shared):
         return  # (stops at the first: a moved folder matches at once)
     why = (
         f"{count(len(shared), 'file')} share their names, not their sizes: another folder?"
@@ -327,13 +327,6 @@ def _check_same_images(index_path, base_dir, old, rows, seen, moved) -> None:
         f"{base_dir}: holds none of the {count(old.count, 'image')} in {index_path} ({why}); "
         "pass --replace to index it in their place"
     )
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
 
 
 def merge(

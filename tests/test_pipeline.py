@@ -553,6 +553,22 @@ def test_analyze_refuses_to_overwrite_an_index_of_another_folder(capsys, tmp_pat
     assert code == 0 and "re-analysing everything" in err
     code, stdout, _ = cli(capsys, "analyze", tmp_path / "b", *args, "--replace")
     assert code == 0 and "4 images (4 analysed, 0 reused" in stdout
+    # a copy of its folder, every file time new (`cp -r`): said to hold none of them, and
+    # refused; it is its folder, as `update` takes it. Files that share names, not sizes
+    # (another camera's IMG_0001.JPG), are another folder's
+    shutil.copytree(tmp_path / "b", tmp_path / "b-copy", copy_function=shutil.copyfile)
+    code, stdout, err = cli(capsys, "analyze", tmp_path / "b-copy", *args)
+    assert code == 0 and "4 images (4 analysed, 0 reused" in stdout, err
+    other = tmp_path / "c"
+    for path in (tmp_path / "b").rglob("*.*"):
+        (other / path.relative_to(tmp_path / "b")).parent.mkdir(parents=True, exist_ok=True)
+        make_image(77).save(other / path.relative_to(tmp_path / "b"), format="PNG")
+    code, _, err = cli(capsys, "analyze", other, *args)
+    assert code == 1 and err == (
+        f"rtsearch: error: {out}: already an index of {(tmp_path / 'b-copy').resolve()} (4 "
+        f"images), {other} holds 4 files of their names, none of the size indexed; choose "
+        "another -o, or pass --replace to overwrite it\n"
+    )
 
 
 def test_reanalysis_adds_only_new_images(capsys, tmp_path, gallery, tiny_model):
@@ -728,6 +744,32 @@ def test_sigkill_mid_analysis_resumes_without_redoing(tmp_path):
     np.testing.assert_allclose(a.projected, b.projected, atol=1e-5)
 
 
+def test_a_rerun_killed_with_other_settings_resumes_with_them(tmp_path):
+    """An index of 8 dims analysed again with --dims 4, killed: analyze again without
+    options took the index's 8 dims, reused its rows and dropped the run's checkpoints
+    without a word. The unfinished run is the later command: it goes on with its own."""
+    gallery = tmp_path / "g"
+    make_gallery(gallery, 120)
+    model = write_tiny_model(tmp_path / "slow.onnx")
+    out = tmp_path / "i.dat"
+    base = ["analyze", str(gallery), "-o", str(out), "--model", str(model), "--quiet"]
+    subprocess.run([sys.executable, "-m", "rtsearch", *base, "--dims", "8"], check=True)
+    proc = slow_analyze([*base, "--dims", "4", "--projection", "random", "--checkpoint-every",
+                         "16", "--batch", "4"], seconds_per_batch=0.05)  # fmt: skip
+    ckpt = wait_for_parts(out, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert store.load(out).dims == 8  # (the old index stays until the new one is written)
+    saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
+    assert 32 <= saved < 120
+    rerun = subprocess.run([sys.executable, "-m", "rtsearch", *base], capture_output=True,
+                           text=True)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{120 - saved} analysed, {saved} reused" in rerun.stdout
+    index = store.load(out)
+    assert (index.dims, index.projection.kind) == (4, "random") and not ckpt.exists()
+
+
 def test_an_index_still_being_made_is_said_to_be(capsys, tmp_path):
     """During a first analysis, `info`, `query` and `update` on its -o told the user to
     analyze the folder again to finish it: that analysis was still running."""
@@ -738,7 +780,12 @@ def test_an_index_still_being_made_is_said_to_be(capsys, tmp_path):
     out = tmp_path / "new.dat"
     (out.parent / "new.dat.ckpt").mkdir()
     (out.parent / "new.dat.ckpt" / "part-000000.dat").write_bytes(b"")
-    with atomic.writer_lock(out):  # (an flock: held against this process's other opens too)
+    hold = "import sys, time; from rtsearch import atomic\nwith atomic.writer_lock(sys.argv[1]):\n"
+    hold += "    print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
         for args in (["info"], ["query", str(gallery / "img0000.png"), "--index"], ["update"]):
             args = [*args, str(out)] if args[0] != "update" else ["update", str(out), str(gallery)]
             assert main(args) == 1
@@ -746,6 +793,11 @@ def test_an_index_still_being_made_is_said_to_be(capsys, tmp_path):
                 f"rtsearch: error: {out}: index file not there yet; another rtsearch analyze or "
                 "update is writing it; wait for it to end\n"
             )
+    finally:
+        holder.kill()
+        holder.wait()
+    with atomic.writer_lock(out):  # this process's own (an update reading what it writes)
+        assert not atomic.being_written(out)
     assert main(["info", str(out)]) == 1  # (the lock let go: what it left is said)
     assert "holds an unfinished analysis" in capsys.readouterr().err
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,9 +53,23 @@ def valid(tmp_path) -> Path:
 
 
 def _edit(path: Path, change: Callable[[h5py.File], None]) -> Path:
+    """``change`` made to the file as a program would make it: its checksums made anew
+    (each check behind them is what refuses it, not theirs)."""
     with h5py.File(path, "r+") as f:
         change(f)
+        _reseal(f)
     return path
+
+
+def _reseal(f: h5py.File) -> None:
+    def seal(name: str, ds) -> None:
+        if isinstance(ds, h5py.Dataset) and store.CRC in ds.attrs:
+            data = [str(p) for p in ds.asstr()[()]] if name == "paths" else ds[()]
+            ds.attrs[store.CRC] = store._paths_crc(data) if name == "paths" else zlib.crc32(data)
+
+    f.visititems(seal)
+    if store.ATTRS_CRC in f.attrs:
+        f.attrs[store.ATTRS_CRC] = store._attrs_crc(f)
 
 
 def _replace(name: str, data) -> Callable[[h5py.File], None]:
@@ -223,6 +238,7 @@ def test_unknown_kind_is_refused(tmp_path, monkeypatch):
     store.save(small_index(n=4, d=2), path)
     with h5py.File(path, "r+") as f:
         f.attrs["kind"] = "indeX"
+        _reseal(f)  # (a program's doing: a flip on disk is refused by its checksum)
     monkeypatch.setattr(bigstore, "MAP_MIN_BYTES", 0)
     for load in (store.load, bigstore.load):
         with pytest.raises(RtsearchError, match=r"x\.dat: malformed index \(kind 'indeX'\)"):
@@ -664,6 +680,7 @@ def test_viewer_loader_reads_features_once_and_checks_them(tmp_path, monkeypatch
     assert bigstore.load(without, features=True).features is None
     with h5py.File(with_features, "r+") as f:
         f["features"][7, 1] = np.inf
+        _reseal(f)
     with pytest.raises(RtsearchError, match=r"f\.dat: features holds NaN or infinite values$"):
         bigstore.load(with_features, features=True)
 
@@ -799,3 +816,88 @@ def test_a_backslash_or_a_drive_like_start_is_a_name_here_and_escapes_on_windows
         _edit(p, _set_paths(paths))
         with pytest.raises(RtsearchError, match="escapes the base directory"):
             store.load(p)
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_bytes_changed_on_disk_are_refused_by_the_checksums(tmp_path, monkeypatch, mapped):
+    """One flipped bit in a vector, a path or an attribute: HDF5 keeps no checksum, and a
+    damaged file loaded and ranked nonsense (a distance of 1e21), or slightly wrong
+    distances, without a word."""
+    from rtsearch import bigstore
+
+    monkeypatch.setattr(bigstore, "MAP_MIN_BYTES", 0 if mapped else 1 << 40)
+    path = tmp_path / "x.dat"
+    store.save(small_index(n=40, d=5), path)
+    with h5py.File(path, "r") as f:
+        vectors = f["projected"].id.get_offset()
+    raw = path.read_bytes()
+    places = {
+        "projected": vectors + 37,  # (a low bit of a vector's value: a slightly wrong one)
+        "paths": raw.index(b"d/img17.jpg") + 6,
+        "attributes": raw.index(b"/nowhere") + 3,
+    }
+    for what, at in places.items():
+        shutil.copy(path, damaged := tmp_path / f"{what}.dat")
+        _flip(damaged, at)
+        with pytest.raises(store.Damaged) as err:
+            bigstore.load(damaged)
+        remedy = (
+            "analyze its folder again into it with --replace"
+            if what == "attributes"
+            else f"rtsearch analyze /nowhere -o {damaged} --replace makes it anew"
+        )
+        name = "its attributes are" if what == "attributes" else f"its {what} data is"
+        assert str(err.value) == (
+            f"{damaged}: damaged index: {name} not as written (a disk or copy fault); {remedy}"
+        )
+    # a file written before the checksums loads as it did
+    with h5py.File(path, "r+") as f:
+        f.visititems(lambda _, ds: ds.attrs.__delitem__(store.CRC) if store.CRC in ds.attrs else 0)
+        del f.attrs[store.ATTRS_CRC]
+    assert bigstore.load(path).count == 40
+
+
+def test_analyze_replaces_a_damaged_index_only_when_asked(tmp_path, tiny_model, capsys):
+    from fakes import make_gallery
+
+    make_gallery(tmp_path / "g", 6)
+    out = tmp_path / "g.dat"
+    args = ["analyze", str(tmp_path / "g"), "-o", str(out), "--model", str(tiny_model)]
+    assert main([*args, "--dims", "4", "--quiet"]) == 0
+    with h5py.File(out, "r") as f:
+        _flip(out, f["projected"].id.get_offset() + 5)
+    capsys.readouterr()
+    assert main([*args, "--quiet"]) == 1  # (it reused the damaged rows: "6 reused")
+    said = f"{out}: damaged index: its projected data is not as written (a disk or copy fault)"
+    assert capsys.readouterr().err == (
+        f"rtsearch: error: {said}; rtsearch analyze {tmp_path / 'g'} -o {out} --replace makes "
+        "it anew\n"
+    )
+    assert main([*args, "--replace"]) == 0
+    captured = capsys.readouterr()
+    assert f"warning: {said}; --replace: analysing all of it anew\n" in captured.err
+    assert "6 analysed, 0 reused" in captured.out and store.load(out).dims == 4
+
+
+def test_a_member_its_group_lists_but_cannot_find_is_said_so(valid, monkeypatch):
+    """A damaged name in a group's list (fuzzed: "proZection") came back from h5py as None:
+    refused as "/proZection is a NoneType"."""
+    real_get = h5py.Group.get
+
+    def get(group, name, *args, **kwargs):
+        return (
+            None
+            if name == "projection" and kwargs.get("getlink")
+            else real_get(group, name, *args, **kwargs)
+        )
+
+    monkeypatch.setattr(h5py.Group, "get", get)
+    with pytest.raises(RtsearchError) as err:
+        store.load(valid, isolate=False)
+    assert str(err.value) == f"{valid}: malformed index (/projection cannot be read)"
