@@ -62,6 +62,7 @@ class UpdateReport:
     # analysed again (another file time), the same picture as before: its vector unchanged
     touched: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: int = 0  # of the removed: indexed files changed into ones that do not decode
     refit_advised: bool = False
     seconds: float = 0.0
     moved_from: str | None = None  # the folder the index named before, if it now names another
@@ -79,7 +80,8 @@ class UpdateReport:
             + (f"{len(self.relocated)} moved, " if self.relocated else "")
             + (f"{len(self.touched)} the same but for their file times, " if self.touched else "")
             + f"{len(self.removed)} removed, "
-            f"{len(self.skipped)} skipped"
+            + (f"{self.unreadable} of them unreadable now, " if self.unreadable else "")
+            + f"{len(self.skipped)} skipped"
             + single.left_out_text(self.excluded)
             + f") in {self.seconds:.1f} s{moved}"
         )
@@ -170,7 +172,9 @@ def _update(
     report.added = [p for p in todo if p in fresh.stats and p not in rows]
     report.changed = [p for p in todo if p in fresh.stats and p in rows]
     # an indexed file that changed and no longer decodes is dropped, as analyze drops it
-    report.removed += [p for p in todo if p in rows and p not in fresh.stats]
+    failed = [p for p in todo if p in rows and p not in fresh.stats]
+    report.removed += failed
+    report.unreadable = len(failed)  # (said apart: they were not deleted)
     if report.modified:
         keep = present.difference(todo)  # changed files that failed to decode are dropped
         if not keep and not fresh.features:  # an index is never empty (loading refuses it)

@@ -186,12 +186,16 @@ def test_a_watch_in_a_terminal_draws_each_passs_bar_on_its_own_line(tmp_path, in
 def test_an_indexed_file_that_no_longer_decodes_is_dropped_as_analyze_drops_it(
     capsys, indexed, tiny_model
 ):
-    """Its old vector would keep answering for a file that is now garbage."""
+    """Its old vector would keep answering for a file that is now garbage. It is said
+    apart from those deleted ("2 removed" did not tell them apart)."""
     gallery, out = indexed
     broken = gallery / "d1/img00001.jpg"
     broken.write_bytes(os.urandom(200))
+    (gallery / "d2/img00002.jpg").unlink()
     code, stdout, err = cli(capsys, "update", out, gallery, "--model", tiny_model)
-    assert code == 0 and "29 images (0 added, 0 changed, 1 removed, 1 skipped)" in stdout
+    assert code == 0 and (
+        "28 images (0 added, 0 changed, 2 removed, 1 of them unreadable now, 1 skipped)"
+    ) in stdout
     assert f"{broken}: " in err
     assert "d1/img00001.jpg" not in store.load(out).paths
 
