@@ -354,8 +354,16 @@ def check_crc(
     if stored is None:
         return
     crc = _paths_crc(data) if isinstance(data, list) else zlib.crc32(np.ascontiguousarray(data))
-    if np.ndim(stored) != 0 or int(stored) != crc:  # type: ignore[call-overload]
+    if not _same_crc(stored, crc):
         raise damaged(f, where, f"its {name} data is not as written")
+
+
+def _same_crc(stored: object, crc: int) -> bool:
+    """Whether the attribute ``stored`` (of any type, in a damaged file) holds ``crc``."""
+    try:
+        return np.ndim(stored) == 0 and int(stored) == crc  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
 
 
 def damaged(f: h5py.File, where: str, what: str, *, named: bool = True) -> Damaged:
@@ -689,7 +697,7 @@ def _read_head(f: h5py.File, where: str, allow_checkpoint: bool) -> tuple[str, M
     if f.attrs.get("format") != FORMAT:
         raise RtsearchError(f"{where}: not an rtsearch index (another HDF5 schema)")
     stored = f.attrs.get(ATTRS_CRC)
-    if stored is not None and (np.ndim(stored) != 0 or int(stored) != _attrs_crc(f)):
+    if stored is not None and not _same_crc(stored, _attrs_crc(f)):
         raise damaged(f, where, "its attributes are not as written", named=False)
     version = _attr(f, "version", where)
     if version != VERSION:
