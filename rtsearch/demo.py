@@ -92,8 +92,19 @@ def run(args: argparse.Namespace) -> int:
         owned=args.index is None,
     )  # fmt: skip
     if args.no_view:
+        if args.last:
+            _shown_next(index_path, root)
         return 0
     return open_viewer(index_path, root, args)
+
+
+def _shown_next(index_path: Path, root: Path) -> None:
+    """The demo index is the one plain `rtsearch` opens, where the viewer has shown none
+    yet (built with --no-view, it opened an empty viewer); one the user had shown stays."""
+    from rtsearch.viewer import memory
+
+    if memory.recall().index is None:
+        memory.keep_shown(index_path, root.resolve(), None, named=str(root.resolve()))
 
 
 def resolve_gallery(args: argparse.Namespace) -> Path:

@@ -559,3 +559,31 @@ def test_a_second_fetch_of_one_gallery_at_once_is_refused(tmp_path, monkeypatch)
         "wait for it to end"
     )
     assert first and gallery.ensure_gallery(root, log=lambda m: None) == first[0]
+
+
+def test_plain_rtsearch_opens_the_demo_index_built_without_the_viewer(
+    fake_gallery, tiny_model, tmp_path
+):
+    """`rtsearch demo --no-view`, then `rtsearch`: the viewer opened empty (the demo's help
+    says plain `rtsearch` opens the demo index next). An index the user showed before
+    stays the one it opens."""
+    import functools
+
+    from rtsearch.session import SearchSession
+    from rtsearch.viewer import memory
+    from rtsearch.viewer.cli import reopen
+
+    index = tmp_path / "demo.dat"
+    args = ["--gallery", str(fake_gallery), "--model", str(tiny_model), "--index", str(index)]
+    assert demo(*args, "--no-view", "--no-last") == 0
+    assert memory.recall().index is None  # (--no-last: nothing kept)
+    assert demo(*args, "--no-view") == 0
+    session, message, ask = reopen(
+        functools.partial(SearchSession.open, model=str(tiny_model)), None
+    )
+    assert session is not None and ask is None and session.source == index
+    assert message.startswith(f"index: {index} (12 images)")
+    mine = tmp_path / "mine.dat"
+    memory.keep_shown(mine, tmp_path, None)
+    assert demo(*args, "--no-view") == 0
+    assert memory.recall().index == mine
