@@ -519,6 +519,24 @@ def stale_pca(index: Index) -> bool:
     return pca and index.unfitted > REFIT_FRACTION * index.count
 
 
+def unfitted_after(
+    old: Index, paths: list[str], old_row: dict[str, int], new: set[str]
+) -> tuple[int, np.ndarray | None]:
+    """How many rows of an index of ``paths`` came after its projection's fit, and which:
+    those ``new`` (added or changed now), and the others as they were in ``old`` (its row
+    of each: ``old_row``). A file written before the mask, with rows after its fit, gives
+    a count only, as before it."""
+    if old.unfitted_mask is None and old.unfitted:
+        return min(len(paths), old.unfitted + len(new)), None
+    before = old.unfitted_mask
+    mask = np.array(
+        [p in new or (before is not None and p in old_row and bool(before[old_row[p]]))
+         for p in paths],
+        dtype=bool,
+    )  # fmt: skip
+    return int(mask.sum()), mask
+
+
 SAME = 1e-4  # a vector this near (relative) another: the same picture analysed again
 
 
@@ -543,8 +561,9 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
         keep = None
         # (a file analysed again that is the picture it was, its time changed: not new)
         at = {p: i for i, p in enumerate(old.paths)}
-        same = sum(p in at and same_vector(rows[p], old.projected[at[p]]) for p in fresh)
-        unfitted = min(len(paths), old.unfitted + len(fresh) - same)
+        same = {p for p in fresh if p in at and same_vector(rows[p], old.projected[at[p]])}
+        carried = {**done.old_rows, **{p: at[p] for p in same}}
+        unfitted, mask = unfitted_after(old, paths, carried, set(fresh) - same)
     else:
         projection = proj.fit(
             features,
@@ -555,7 +574,7 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
         )
         projected = projection(features)
         keep = features if settings.keep_features else None
-        unfitted = 0
+        unfitted, mask = 0, None
     return Index(
         paths=paths,
         model=model,
@@ -566,6 +585,7 @@ def build_index(paths, done: _Done, model, settings: Settings, base_dir, old) ->
         features=keep,
         base_dir=str(base_dir.resolve()),
         unfitted=unfitted,
+        unfitted_mask=mask,
         exclude=settings.exclude,
     )
 

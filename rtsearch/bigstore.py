@@ -129,6 +129,7 @@ def _read_small(f: h5py.File, where: str) -> Index:
         base_dir=str(f.attrs.get("base_dir", "")),
         created=str(f.attrs.get("created", "")),
         unfitted=store.unfitted_rows(f),
+        unfitted_mask=store.unfitted_mask(f, where, n),
         exclude=store.excluded(f, where),
     )
 

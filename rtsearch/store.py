@@ -115,6 +115,10 @@ class Index:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     # rows added or changed by `update` since the projection was fitted (for the refit advice)
     unfitted: int = 0
+    # ... and which they are (None: none, or not known in a file written before it): rows
+    # added and removed again no longer count (the advice came at 647 of 3200 so counted,
+    # where 500 were new)
+    unfitted_mask: npt.NDArray[np.bool_] | None = None
     # the patterns of files and folders left out of the folder (rtsearch.exclusions), which
     # `update` and a rerun of `analyze` keep to
     exclude: tuple[str, ...] = ()
@@ -233,6 +237,8 @@ def _unloadable(index: Index) -> str:
             ("projection/matrix", index.projection.matrix, (dims, d)),
             ("projection/mean", index.projection.mean, (dims,)),
         ]
+        if index.unfitted_mask is not None:
+            arrays.append(("unfitted", index.unfitted_mask, (n,)))
     for name, data, shape in arrays:
         a = np.asarray(data)
         if a.shape != shape:
@@ -310,6 +316,8 @@ def _write(f: h5py.File, index: Index) -> None:
         p = index.projection
         f.attrs.update(projection=p.kind, l2_normalize=p.l2_normalize, seed=p.seed)
         f.attrs["unfitted_rows"] = int(index.unfitted)
+        if index.unfitted_mask is not None:
+            _checked_dataset(f, "unfitted", np.asarray(index.unfitted_mask, dtype=np.uint8))
         _checked_dataset(f, "projected", np.asarray(index.projected, dtype=np.float32))
         _checked_dataset(f, "projection/matrix", np.asarray(p.matrix))
         _checked_dataset(f, "projection/mean", np.asarray(p.mean))
@@ -663,8 +671,16 @@ def _read(f: h5py.File, where: str, with_features: bool, allow_checkpoint: bool)
         base_dir=str(f.attrs.get("base_dir", "")),
         created=str(f.attrs.get("created", "")),
         unfitted=unfitted_rows(f),
+        unfitted_mask=unfitted_mask(f, where, n),
         exclude=excluded(f, where),
     )
+
+
+def unfitted_mask(f: h5py.File, where: str, n: int) -> npt.NDArray[np.bool_] | None:
+    """Which rows came after the fit; None where the file does not say (Index.unfitted)."""
+    if "unfitted" not in f:
+        return None
+    return _dataset(f, "unfitted", where, (n,)).astype(bool)
 
 
 def excluded(f: h5py.File, where: str) -> tuple[str, ...]:

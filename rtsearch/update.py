@@ -185,14 +185,17 @@ def _update(
         assert old.projection is not None  # (a loaded index, never a checkpoint)
         report.index = merge(old, rows, fresh, keep, base_dir, stored)
         same_pictures(report, old, rows, fresh.stats)
-        new_rows = len(report.added) + len(report.changed)  # (the same pictures: not new)
-        # counted over every update since the fit: --watch adds a few rows at a time
-        report.index.unfitted = min(report.index.count, old.unfitted + new_rows)
+        # counted over every update since the fit (--watch adds a few rows at a time), those
+        # removed since taken off; the same pictures analysed again are not new
+        new = set(report.added) | set(report.changed)
+        index = report.index
+        index.unfitted, index.unfitted_mask = single.unfitted_after(old, index.paths, rows, new)
         store.save(report.index, index_path)
         report.refit_advised = single.stale_pca(report.index)
     elif moved:  # the same rows (and features, when stored), naming the new folder
         report.index = merge(old, rows, fresh, present, base_dir, stored)
-        report.index.unfitted = old.unfitted
+        index = report.index
+        index.unfitted, index.unfitted_mask = single.unfitted_after(old, index.paths, rows, set())
         store.save(report.index, index_path)
     if report.index.base_dir != old.base_dir:
         report.moved_from = old.base_dir
