@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from rtsearch.decode import Codec, RGBImage, exhausted, load_rgb, missing_codec
-from rtsearch.errors import RtsearchError, Warn
+from rtsearch.errors import RtsearchError, Warn, count
 from rtsearch.extractor import Extractor, cores, fit_to_input
 
 DEFAULT_BATCH = 16  # one run at a time on the CPU: bigger batches pay
@@ -47,16 +47,28 @@ def extract(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Iter
             said.close()
 
 
+# a file listed by the scan, not there when its turn came
+GONE = "gone since the folder was read (moved or deleted)"
+
+
 class Collapsed:
     """A ``warn`` that says each line, but of the lines for files a missing codec leaves
     unread (MissingCodec's) only the first; ``close`` then says how many more there were,
-    in one line per codec: a library of 10,000 HEICs without pillow-heif is two lines."""
+    in one line per codec: a library of 10,000 HEICs without pillow-heif is two lines.
+    Files gone since the scan likewise (a folder of 200 renamed during a pass was 200
+    lines)."""
 
     def __init__(self, warn: Warn) -> None:
         self.warn = warn
         self.held: Counter[Codec] = Counter()
+        self.gone: int | None = None  # the gone files after the first, once one is said
 
     def __call__(self, message: str) -> None:
+        if message.endswith(f": {GONE}"):
+            if self.gone is not None:
+                self.gone += 1
+                return
+            self.gone = 0
         codec = missing_codec(message)
         if codec is not None and codec in self.held:
             self.held[codec] += 1
@@ -70,6 +82,9 @@ class Collapsed:
             if n:
                 self.warn(codec.more(n))
         self.held.clear()
+        if self.gone:
+            self.warn(f"{count(self.gone, 'more file')} {GONE}")
+        self.gone = None
 
 
 def decodes_in_streams(extractor: Extractor) -> bool:
@@ -137,7 +152,10 @@ def _extract_in_streams(
 
 
 def _problem(base_dir: Path, rel: str, exc: Exception) -> str:
-    return str(exc) if isinstance(exc, RtsearchError) else f"{base_dir / rel}: {exc.strerror}"
+    path = base_dir / rel
+    if isinstance(exc, FileNotFoundError) or str(exc) == f"{path}: file not found":
+        return f"{path}: {GONE}"
+    return str(exc) if isinstance(exc, RtsearchError) else f"{path}: {exc.strerror}"
 
 
 def _extract_beside(base_dir, todo, extractor, batch_size, report, warn, cancel) -> Iterator[tuple]:
