@@ -193,9 +193,11 @@ def test_an_indexed_file_that_no_longer_decodes_is_dropped_as_analyze_drops_it(
     broken.write_bytes(os.urandom(200))
     (gallery / "d2/img00002.jpg").unlink()
     code, stdout, err = cli(capsys, "update", out, gallery, "--model", tiny_model)
-    assert code == 0 and (
-        "28 images (0 added, 0 changed, 2 removed, 1 of them unreadable now, 1 skipped)"
-    ) in stdout
+    assert (
+        code == 0
+        and ("28 images (0 added, 0 changed, 2 removed, 1 of them unreadable now, 1 skipped)")
+        in stdout
+    )
     assert f"{broken}: " in err
     assert "d1/img00001.jpg" not in store.load(out).paths
 
