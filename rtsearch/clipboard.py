@@ -27,7 +27,7 @@ from PIL import Image
 
 from rtsearch.decode import RGBImage, image_rgb, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError, first_line
-from rtsearch.sources import is_video_file
+from rtsearch.sources import is_video_file, video_problem
 
 HELPER_TIMEOUT_S = 3.0
 PASTED = "the clipboard's picture"
@@ -61,6 +61,12 @@ def clipboard_query(
         got = _picture(min_size)
     if got is None:
         raise RtsearchError(_named_not_there(text) or NOTHING)
+    if isinstance(got, Path) and is_video_file(got):
+        # refused as V refuses it, the source on show kept (a text file named .avi
+        # replaced a playing video with an empty page)
+        problem = video_problem(got)
+        if problem:
+            raise RtsearchError(f"{got}: {problem} (named on the clipboard)")
     if not isinstance(got, Path) or is_video_file(got):
         return got
     image = load_rgb(got, min_size=min_size)

@@ -276,6 +276,15 @@ def test_a_copied_video_file_is_played(only, tmp_path, monkeypatch):
     source.close()
     gone = ClipboardSource(str(tmp_path / "nothing.avi"))
     assert gone.read() is None and gone.message == NO_HELPER  # names no file: no picture
+    # a file named like a video that V refuses is refused here too, the source on show
+    # kept (it replaced a playing video with an empty page)
+    text = tmp_path / "text.avi"
+    text.write_text("not a video at all\n" * 20)
+    with pytest.raises(RtsearchError) as refused:
+        clipboard_query(str(text))
+    assert str(refused.value) == f"{text}: a text file, not a video (named on the clipboard)"
+    pasted = ClipboardSource(str(text))
+    assert pasted.read() is None and pasted.failed and pasted.message == str(refused.value)
 
 
 def test_files_copied_in_explorer_are_a_picture_or_a_video(tmp_path, monkeypatch):

@@ -495,9 +495,9 @@ def test_refit_advice_counts_every_update_since_the_fit(capsys, tmp_path, tiny_m
     assert "2 moved" in stdout and "refit is advisable" not in stdout  # 4 of 24
     index = store.load(out)
     assert index.unfitted == 4 and bigstore.load(out).unfitted == 4
-    assert sorted(p for p, new in zip(index.paths, index.unfitted_mask) if new) == sorted(
-        p.relative_to(gallery).as_posix() for p in gallery.glob("[mn]*/*/*.*")
-    )
+    assert sorted(
+        p for p, new in zip(index.paths, index.unfitted_mask, strict=True) if new
+    ) == sorted(p.relative_to(gallery).as_posix() for p in gallery.glob("[mn]*/*/*.*"))
     again = tmp_path / "again.dat"  # the refit the advice suggests for an index like this
     analyze(gallery, again, Extractor(tiny_model), Settings(dims=8, projection="pca"))
     assert store.load(again).unfitted == 0
