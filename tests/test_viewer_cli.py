@@ -67,6 +67,25 @@ def test_headless_screenshot_with_the_default_model(display, default_model, tmp_
     assert figures["peak_rss_mb"] > 50
 
 
+def test_frame_stats_give_the_message_line_as_it_reads(display, tiny_model, tmp_path):
+    """A video that cannot be opened: the message line said why, and --frame-stats gave
+    "message": "" (the viewer's own message), so a script could not see it."""
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+
+    make_gallery(tmp_path / "g", 6)
+    index = tmp_path / "g.dat"
+    analyze(tmp_path / "g", index, Extractor(tiny_model), Settings(dims=4))
+    empty, stats = tmp_path / "empty.mp4", tmp_path / "frames.json"
+    empty.write_bytes(b"")
+    args = ["--source", f"video:{empty}", "--quit-after-frames", "30", "--frame-stats", str(stats)]
+    done = view(str(index), "--model", str(tiny_model), "--no-last", *args)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(stats.read_text())
+    assert figures["message"] == ""
+    assert figures["message_line"].startswith(f"{empty}: cannot open as a video (empty file")
+
+
 def test_a_folder_given_is_analysed_then_shown(display, default_model, tmp_path, monkeypatch):
     """`rtsearch ~/Pictures` was "invalid choice" and `view ~/Pictures` "is a folder, not an
     index file": the viewer opens, says the folder is being analysed in the query's place

@@ -1195,6 +1195,9 @@ def write_frame_stats(path: Path, app: ViewerApp) -> None:
         if app.session and app.session.source
         else None,
         "message": app.message,
+        # ... and the line as it reads: the viewer's own message, else what the results
+        # on show say (a source's problem, grey tiles: "message" was "" meanwhile)
+        "message_line": status.said(app.message, pub.message if pub else ""),
         "title": dpg.get_viewport_title(),
         # the collection's picture that is the query (None: a live one), and the history
         "query_file": str(pub.file) if pub is not None and pub.file is not None else None,
