@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
         _note_changed(considered, session.index.sizes, args.index, session.base_dir)
         _note_unreadable(considered, session.verifier.unreadable)
     if single:
-        _print_one(answers[0].results[: args.k], args.json)
+        _print_one(answers[0].results[: args.k], args.json, args.verify)
         return 0
     if args.json:
         print(json.dumps([_as_json(a, args.k) for a in answers]))
@@ -485,11 +485,11 @@ def _answer_piped(session: SearchSession, args: argparse.Namespace, *, say_trim:
 MAX_PIPED = 1 << 29  # a picture piped in: 512 MiB (a 100-megapixel PNG is about 300 MB)
 
 
-def _print_one(results: list[Result], as_json: bool) -> None:
+def _print_one(results: list[Result], as_json: bool, verified: bool) -> None:
     if as_json:
         print(json.dumps([_result_json(r) for r in results]))
         return
-    for line in _ranked(results):
+    for line in _ranked(results, verified):
         print(line)
 
 
@@ -505,7 +505,7 @@ def _print_as_answered(
         head = printable(str(answer.image))
         if answer.searched is not None:
             head += f": {answer.searched.text()}"
-        lines = [head, *_ranked(answer.results[: args.k]), ""]
+        lines = [head, *_ranked(answer.results[: args.k], args.verify), ""]
         _write(("" if first else "\n") + "\n".join(lines), bar)
 
 
@@ -519,10 +519,12 @@ def _write(text: str, bar: ProgressBar | None) -> None:
     sys.stdout.flush()
 
 
-def _ranked(results: list[Result]) -> list[str]:
-    """Rank, distance, inliers, then the path, so that every column lines up; past the
-    candidates verified (-k above them) the inliers read "-"."""
-    verified = any(r.inliers is not None for r in results)
+def _ranked(results: list[Result], verified: bool) -> list[str]:
+    """Rank, distance, inliers (``verified``: verification was asked for), then the path,
+    so that every column lines up; past the candidates verified (-k above them), and for
+    files that could not be read, the inliers read "-" (with every result unreadable, the
+    column went, though the note said "-")."""
+    verified = verified or any(r.inliers is not None for r in results)
     lines = []
     for rank, r in enumerate(results, 1):
         mark = f"  {'-' if r.inliers is None else r.inliers:>4} inliers" if verified else ""

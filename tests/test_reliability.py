@@ -679,6 +679,8 @@ def test_pictures_in_a_folder_this_user_may_not_enter(tmp_path, tiny_model):
                     "--quiet").returncode == 0  # fmt: skip
     mine = sorted(p for p in gallery.glob("*/*.*"))[0]
     inside = sorted((gallery / "locked").rglob("*.*"))[0]
+    outside = tmp_path / f"copy{inside.suffix}"
+    shutil.copy(inside, outside)
     (gallery / "locked").chmod(0)
     try:
         prefix = DROP_DAC if os.geteuid() == 0 else None
@@ -687,12 +689,17 @@ def test_pictures_in_a_folder_this_user_may_not_enter(tmp_path, tiny_model):
         one = rtsearch("query", index, mine, "-k", "8", "--model", tiny_model, prefix=prefix)
         two = rtsearch("query", index, mine, inside, "-k", "8", "--jsonl", "--model",
                        tiny_model, prefix=prefix)  # fmt: skip
+        # every result unreadable: the inliers column still there, "-" as the note says
+        top = rtsearch("query", index, outside, "-k", "1", "--model", tiny_model, prefix=prefix)
     finally:
         (gallery / "locked").chmod(0o755)
     assert one.returncode == 0, one.stderr
     assert len(one.stdout.splitlines()) == 8 and " - inliers  locked/" in one.stdout
     assert one.stderr.startswith("note: 4 nearest indexed images could not be read to verify")
     assert "no longer in" not in one.stderr  # (not gone: unreadable)
+    assert top.returncode == 0 and top.stdout == (
+        f"  1      0.0000     - inliers  {inside.relative_to(gallery).as_posix()}\n"
+    ), top.stdout
     assert two.returncode == 1
     answers = [json.loads(line) for line in two.stdout.splitlines()]
     assert len(answers[0]["results"]) == 8 and answers[0]["error"] is None
