@@ -717,9 +717,19 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
     except RtsearchError as exc:  # analysing again would overwrite it: say so, do not guess
         if out.is_file() and not h5py.is_hdf5(out):  # a photo, a document: not ours to delete
             raise RtsearchError(f"{out}: not an index file; choose another {out_option}") from None
-        raise RtsearchError(  # (it said "it is reused when analysing to it again")
-            f"{exc}; not written over: delete it, or choose another {out_option}"
-        ) from None
+        replace = settings.options.replace
+        if not store.looks_like_index(out):  # another program's HDF5 file
+            raise RtsearchError(  # (it said "it is reused when analysing to it again")
+                f"{exc}; not written over: delete it, or choose another {out_option}"
+            ) from None
+        if not settings.replace:  # (an index damaged past reading: --replace was refused)
+            raise RtsearchError(
+                f"{exc}; not written over: delete it, choose another {out_option}, or pass "
+                f"{replace} to analyse all of it anew"
+            ) from None
+        if warn:
+            warn(f"{exc}; {replace}: analysing all of it anew")
+        return None
     replace = settings.options.replace
     other = old.model.identity != model.identity
     clash = "" if other else store.twin_clash(old.model, model)  # its rows and these differ

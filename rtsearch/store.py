@@ -407,6 +407,18 @@ def checkpoint_dir(out: Path) -> Path:
     return here
 
 
+def looks_like_index(path: Path) -> bool:
+    """Whether ``path`` is an HDF5 file with an index's format name among its first bytes
+    (its root attributes, written first): one of ours, even damaged past reading (a
+    byte flipped in HDF5's own structure), which `analyze --replace` may write over."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return head.startswith(b"\x89HDF\r\n\x1a\n") and FORMAT.encode() in head
+
+
 def require_index_file(path: Path) -> Path:
     """``path``, where a file is there to read as an index; else one line why not."""
     path = Path(path)

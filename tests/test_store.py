@@ -883,6 +883,24 @@ def test_analyze_replaces_a_damaged_index_only_when_asked(tmp_path, tiny_model, 
     captured = capsys.readouterr()
     assert f"warning: {said}; --replace: analysing all of it anew\n" in captured.err
     assert "6 analysed, 0 reused" in captured.out and store.load(out).dims == 4
+    # damaged past HDF5's reading (its own structure): refused, --replace said; replaced
+    # with it (it was refused even so: "not written over: delete it")
+    out.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    assert main([*args, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"rtsearch: error: {out}: not a readable index file (truncated: ")
+    assert err.endswith(
+        "; not written over: delete it, choose another -o, or pass --replace to analyse all of "
+        "it anew\n"
+    )
+    assert main([*args, "--replace", "--quiet"]) == 0
+    assert "; --replace: analysing all of it anew\n" in capsys.readouterr().err
+    assert store.load(out).count == 6
+    # another program's HDF5 file is never written over
+    other = tmp_path / "other.h5"
+    h5py.File(other, "w").create_dataset("x", data=[1, 2]).file.close()
+    assert main([*args[:2], "-o", str(other), "--model", str(tiny_model), "--replace"]) == 1
+    assert capsys.readouterr().err.endswith("not written over: delete it, or choose another -o\n")
 
 
 def test_a_member_its_group_lists_but_cannot_find_is_said_so(valid, monkeypatch):
