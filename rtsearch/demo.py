@@ -216,7 +216,15 @@ def _usable(
             raise RtsearchError(
                 f"{index_path}: not an index file; choose another --index"
             ) from None
-        raise RtsearchError(f"{exc}; delete it, or choose another --index") from None
+        if not store.looks_like_index(index_path):  # another program's HDF5 file
+            raise RtsearchError(f"{exc}; delete it, or choose another --index") from None
+        if not rebuild:  # an index of ours damaged: --rebuild writes over it, as asked
+            raise RtsearchError(
+                f"{exc}; delete it, choose another --index, or pass --rebuild to analyze "
+                f"{root} into it"
+            ) from None
+        _say(f"demo index: {exc}; --rebuild: analysing all of it anew")
+        return None
     if rebuild:
         return None
     if index.base_dir != str(root.resolve()):  # its rows would be looked for in root

@@ -10,6 +10,7 @@ import time
 import types
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from fakes import make_gallery, write_tiny_model
@@ -187,7 +188,17 @@ def test_an_index_given_that_does_not_fit_is_refused_and_the_demos_own_is_rebuil
     assert demo("--gallery", str(tmp_path / "small"), "--model", str(tiny_model), "--no-view",
                 "--index", str(damaged)) == 0  # fmt: skip
     damaged.write_bytes(damaged.read_bytes()[:3000])
-    assert demo(*base, "--index", str(damaged), "--rebuild") == 1
+    assert demo(*base, "--index", str(damaged)) == 1
+    assert capsys.readouterr().err.endswith(
+        f"; delete it, choose another --index, or pass --rebuild to analyze {fake_gallery} "
+        "into it\n"
+    )
+    assert demo(*base, "--index", str(damaged), "--rebuild") == 0  # (it was refused even so)
+    assert "--rebuild: analysing all of it anew" in capsys.readouterr().err
+    assert store.load(damaged).count == 12
+    other_h5 = tmp_path / "other.h5"  # another program's HDF5 file: never written over
+    h5py.File(other_h5, "w").create_dataset("x", data=[1]).file.close()
+    assert demo(*base, "--index", str(other_h5), "--rebuild") == 1
     assert capsys.readouterr().err.endswith("; delete it, or choose another --index\n")
     other = tmp_path / "other"
     make_gallery(other, 4, start=40)
