@@ -774,7 +774,7 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
             _refuse_another_folder(out, old, base_dir, settings, found)
         if warn:
             why = "with other projection settings" if refit else "(--keep-features asks for them)"
-            warn(f"{out}: stored without features {why}; re-analysing everything")
+            warn(f"{out}: stored without features {why}; its images are analysed again")
         return None
     return old
 

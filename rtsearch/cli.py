@@ -305,6 +305,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     # without its options, it made a 100-d PCA of a run asked for 20-d random ones, without
     # a word), the later command; else of the index at -o (one read of its attributes)
     made = checkpoints.made_with(store.checkpoint_dir(args.output))
+    if made and args.output.is_file():
+        _say_resumed(args, made, store.made_with(args.output))
     if not made and args.output.is_file():
         made = store.made_with(args.output)
     settings = Settings(
@@ -334,6 +336,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if thin:
         warn(f"{args.output}: {thin}")
     return 0
+
+
+def _say_resumed(args: argparse.Namespace, run: dict, index: dict) -> None:
+    """Say that an unfinished rerun's settings (``run``), not the index's (``index``), are
+    the ones taken, where they differ and the command gives none of them (it went on with
+    them without a word, saying only "re-analysing everything")."""
+    from rtsearch import store
+
+    keys = ("dims", "projection", "l2_normalize", "seed", "features")
+    given = (args.dims, args.projection, args.no_l2, args.seed, args.keep_features)
+    if any(g is not None for g in given) or args.pca or args.whiten:
+        return
+    if all(run.get(k) == index.get(k) for k in keys):
+        return
+    kept = ", features kept" if run["features"] else ""
+    said = f"{run['dims']} dims, {run['projection']}{kept}"
+    print_line(
+        f"note: {store.checkpoint_dir(args.output)}: an unfinished run's settings are taken "
+        f"({said}); give others to start again with them"
+    )
 
 
 def with_progress(job: Callable[..., T], *, quiet: bool = False) -> T:

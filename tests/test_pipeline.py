@@ -550,7 +550,7 @@ def test_analyze_refuses_to_overwrite_an_index_of_another_folder(capsys, tmp_pat
     # the same folder moved, with other settings, is analysed afresh as before
     (tmp_path / "a").rename(tmp_path / "a2")
     code, _, err = cli(capsys, "analyze", tmp_path / "a2", *args[:-3], "--dims", "6", "--quiet")
-    assert code == 0 and "re-analysing everything" in err
+    assert code == 0 and "its images are analysed again" in err
     code, stdout, _ = cli(capsys, "analyze", tmp_path / "b", *args, "--replace")
     assert code == 0 and "4 images (4 analysed, 0 reused" in stdout
     # a copy of its folder, every file time new (`cp -r`): said to hold none of them, and
@@ -766,6 +766,10 @@ def test_a_rerun_killed_with_other_settings_resumes_with_them(tmp_path):
                            text=True)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert f"{120 - saved} analysed, {saved} reused" in rerun.stdout
+    assert rerun.stderr.startswith(
+        f"note: {ckpt}: an unfinished run's settings are taken (4 dims, random); give others "
+        "to start again with them\n"
+    )
     index = store.load(out)
     assert (index.dims, index.projection.kind) == (4, "random") and not ckpt.exists()
 

@@ -593,7 +593,7 @@ def test_pictures_moved_within_the_folder_keep_their_rows(capsys, tmp_path, tiny
     code, stdout, err = cli(capsys, "analyze", moved, "-o", out, "--model", tiny_model,
                             "--quiet", "--projection", "random")  # fmt: skip
     assert code == 0 and "31 images" in stdout, err
-    assert features or "re-analysing everything" in err  # (stored features are refitted)
+    assert features or "its images are analysed again" in err  # (stored features are refitted)
 
 
 def test_an_update_copies_stored_features_from_the_file_without_holding_them_twice(
