@@ -422,6 +422,7 @@ def index_summary(path: Path) -> dict:
     found = None if Path(index.base_dir or ".").is_dir() else found_in(path, index.base_dir)
     moved = moved_with_index(index, path)
     method = choose_method(index.count, index.dims)
+    ckpt = store.checkpoint_dir(path)
     return {
         "count": index.count,
         "dims": index.dims,
@@ -451,6 +452,8 @@ def index_summary(path: Path) -> dict:
         "moved_with_index": None if moved is None else str(moved),
         "created": index.created,
         "exclude": list(index.exclude),
+        # the checkpoints of an analysis of it that stopped before it finished (null: none)
+        "unfinished": str(ckpt) if any(ckpt.glob("part-*.dat")) else None,
     }
 
 
@@ -469,8 +472,10 @@ def cmd_info(args: argparse.Namespace) -> int:
                 continue  # (said with base_dir)
             if key == "base_dir" and not info["base_dir_found"]:
                 shown = f"{value or '(unknown)'} (not there now)"
-            if key in ("shown_from", "moved_with_index") and value is None:
+            if key in ("shown_from", "moved_with_index", "unfinished") and value is None:
                 continue
+            if key == "unfinished":
+                shown = f"{value} (an analysis into it stopped: analyze again to finish it)"
             shown = printable(str(shown))
             print(f"{key:<{width}}  {shown}")
     return 0

@@ -762,6 +762,12 @@ def test_a_rerun_killed_with_other_settings_resumes_with_them(tmp_path):
     assert store.load(out).dims == 8  # (the old index stays until the new one is written)
     saved = sum(store.load(p, allow_checkpoint=True).count for p in ckpt.glob("part-*.dat"))
     assert 32 <= saved < 120
+    # `info` says it is there (it said nothing of it)
+    info = [sys.executable, "-m", "rtsearch", "info", str(out)]
+    said = subprocess.run([*info, "--json"], capture_output=True, text=True).stdout
+    assert json.loads(said)["unfinished"] == str(ckpt)
+    said = subprocess.run(info, capture_output=True, text=True).stdout
+    assert f"  {ckpt} (an analysis into it stopped: analyze again to finish it)\n" in said
     rerun = subprocess.run([sys.executable, "-m", "rtsearch", *base], capture_output=True,
                            text=True)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
@@ -772,6 +778,8 @@ def test_a_rerun_killed_with_other_settings_resumes_with_them(tmp_path):
     )
     index = store.load(out)
     assert (index.dims, index.projection.kind) == (4, "random") and not ckpt.exists()
+    said = subprocess.run([*info, "--json"], capture_output=True, text=True).stdout
+    assert json.loads(said)["unfinished"] is None
 
 
 def test_an_index_still_being_made_is_said_to_be(capsys, tmp_path):
