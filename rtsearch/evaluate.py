@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     from rtsearch.models import resolve_model
 
     extractor = Extractor(resolve_model(args.model), threads=args.threads, streams=0)
-    log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
+    # (what it is doing on stderr: `eval DIR > table.md` kept it in the table's file)
+    log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
     l2s = {"on": [True], "off": [False], "both": [True, False]}[args.l2]
     feature_dims = extractor.info.dims
     configs = plan(args.projection, args.dims, l2s, feature_dims, args.rerank, args.qe)
