@@ -624,7 +624,8 @@ def test_analysing_again_keeps_the_features_unless_told_and_says_they_go(
     # kept no features, so the refit advice's own command did nothing)
     code, stdout, err = cli(capsys, *args[:-1], "--keep-features")
     assert code == 0 and "40 images (40 analysed" in stdout
-    assert f"{out}: stored without features (--keep-features asks for them); re-analysing" in err
+    said = "stored without features (--keep-features asks for them); its images are analysed"
+    assert f"{out}: {said} again" in err
     assert store.load(out, features=True).features.shape == (40, 128)
 
 
