@@ -419,6 +419,11 @@ def evaluate(
         "images": len(data.labels),
         "queried": int(queryable(data.labels).sum()),  # rows P@10 and mAP are averaged over
         "p_at_10_best": best_precision_at(data.labels, 10),  # below 1 for labels of < 11
+        # the dimensions a PCA of these images spans: a PCA row asking for more carries
+        # nothing in the rest (its figures are those of this many)
+        "pca_span": max(len(data.labels) - 1, 0),
+        # true when agree@20 is 1.000 for any ranking (21 images or fewer)
+        "agree_20_trivial": len(data.labels) <= 21,
         "labels": data.label_names,
         "copies": len(data.copy_of),
         "skipped": len(data.skipped),
@@ -607,8 +612,16 @@ def format_table(result: dict, folder: Path, model: str, data: Data) -> str:
             f"\nP@10 is at most {result['p_at_10_best']:.3f} here, even ranked perfectly: "
             "labels of fewer than 11 images"
         )
-    if result["images"] <= 21:
+    if result["agree_20_trivial"]:
         head += "\nagree@20 is 1.000 for any ranking here: 21 images or fewer"
+    span = result["pca_span"]
+    pcas = (r for r in result["rows"] if r["projection"].startswith("pca"))
+    thin = sorted({r["dims"] for r in pcas if r["dims"] > span})
+    if thin:  # (pca 256 and pca 100 gave one row's figures twice, unsaid; analyze says it)
+        head += (
+            f"\npca at {', '.join(map(str, thin))} dims: {count(result['images'], 'image')} span "
+            f"at most {span} dimensions; the others carry nothing"
+        )
     cols = ["projection", "dims", "l2", "variant", "P@10", "mAP@100", "copy R@1", "copy R@10"]
     cols += ["agree@20", "query ms"]
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

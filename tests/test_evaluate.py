@@ -470,3 +470,24 @@ def test_raw_camera_files_are_said_not_passed_over_in_silence(labelled, tiny_mod
         f"warning: {folder}: 2 RAW camera files (.CR2, .NEF, .ARW, .DNG ...) passed over: "
         "rtsearch does not read RAW files\n"
     ) in out.stderr
+
+
+def test_pca_rows_past_what_the_images_span_are_said(tmp_path, tiny_model):
+    """pca 256 on 96 images gave the figures of pca 100 (both the 95 dimensions they
+    span) without a word; analyze says it. --json says it too, and when agree@20 is 1 for
+    any ranking (the table said that alone)."""
+    folder = tmp_path / "lab"
+    for label in range(2):
+        (folder / f"c{label}").mkdir(parents=True)
+        for i in range(4):
+            class_image(label, i).save(folder / f"c{label}" / f"{i}.png")
+    args = ("--dims", "4,16,32", "--projection", "pca,rp", "--copies", "2")
+    table = _eval(folder, tiny_model, *args)
+    assert table.returncode == 0, table.stderr
+    assert (
+        "\npca at 16, 32 dims: 8 images span at most 7 dimensions; the others carry nothing\n"
+        in (table.stdout)
+    )
+    said = _eval(folder, tiny_model, *args, "--json")
+    result = json.loads(said.stdout)
+    assert result["pca_span"] == 7 and result["agree_20_trivial"] is True
