@@ -703,7 +703,7 @@ def _refuse_another_folder(
 def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found) -> Index | None:
     if not out.exists():
         return None
-    out_option = settings.options.out
+    out_option, replace = settings.options.out, settings.options.replace
     if not out.is_file() and not out.is_dir():  # a device, a FIFO: never a thing to delete
         raise RtsearchError(f"{out}: not a regular file; choose another {out_option}")
     try:
@@ -712,12 +712,11 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
         if not settings.replace:
             raise
         if warn:
-            warn(f"{exc.plain}; {settings.options.replace}: analysing all of it anew")
+            warn(f"{exc.plain}; {replace}: analysing all of it anew")
         return None
     except RtsearchError as exc:  # analysing again would overwrite it: say so, do not guess
         if out.is_file() and not h5py.is_hdf5(out):  # a photo, a document: not ours to delete
             raise RtsearchError(f"{out}: not an index file; choose another {out_option}") from None
-        replace = settings.options.replace
         if not store.looks_like_index(out):  # another program's HDF5 file
             raise RtsearchError(  # (it said "it is reused when analysing to it again")
                 f"{exc}; not written over: delete it, or choose another {out_option}"
@@ -730,7 +729,6 @@ def _old_index(out: Path, base_dir: Path, model, settings: Settings, warn, found
         if warn:
             warn(f"{exc}; {replace}: analysing all of it anew")
         return None
-    replace = settings.options.replace
     other = old.model.identity != model.identity
     clash = "" if other else store.twin_clash(old.model, model)  # its rows and these differ
     if (other or clash) and settings.replace:  # (all of it analysed again, as asked)

@@ -61,13 +61,14 @@ def clipboard_query(
         got = _picture(min_size)
     if got is None:
         raise RtsearchError(_named_not_there(text) or NOTHING)
-    if isinstance(got, Path) and is_video_file(got):
+    if not isinstance(got, Path):
+        return got
+    if is_video_file(got):
         # refused as V refuses it, the source on show kept (a text file named .avi
         # replaced a playing video with an empty page)
         problem = video_problem(got)
         if problem:
             raise RtsearchError(f"{got}: {problem} (named on the clipboard)")
-    if not isinstance(got, Path) or is_video_file(got):
         return got
     image = load_rgb(got, min_size=min_size)
     return Pasted(image, got.name, _stored_size(got, image), got)

@@ -83,6 +83,10 @@ AVIF = Codec("AVIF picture", "this Pillow cannot read AVIF (Pillow 11.3 or later
 CODECS = (HEIC, AVIF)
 
 
+class FileGone(RtsearchError):
+    """``path`` was not there when it came to be read (moved or deleted since)."""
+
+
 class MissingCodec(RtsearchError):
     """``path`` is a picture in a format this installation cannot read (``codec``)."""
 
@@ -116,7 +120,7 @@ def load_rgb(path: Path | str, min_size: tuple[int, int] | None = None) -> RGBIm
     except Image.DecompressionBombError:
         raise RtsearchError(f"{path}: image too large (decompression bomb guard)") from None
     except FileNotFoundError:
-        raise RtsearchError(f"{path}: file not found") from None
+        raise FileGone(f"{path}: file not found") from None
     except PermissionError:
         raise RtsearchError(f"{path}: permission denied") from None
     except IsADirectoryError:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from rtsearch.decode import Codec, RGBImage, exhausted, load_rgb, missing_codec
+from rtsearch.decode import Codec, FileGone, RGBImage, exhausted, load_rgb, missing_codec
 from rtsearch.errors import RtsearchError, Warn, count
 from rtsearch.extractor import Extractor, cores, fit_to_input
 
@@ -153,7 +153,7 @@ def _extract_in_streams(
 
 def _problem(base_dir: Path, rel: str, exc: Exception) -> str:
     path = base_dir / rel
-    if isinstance(exc, FileNotFoundError) or str(exc) == f"{path}: file not found":
+    if isinstance(exc, (FileNotFoundError, FileGone)):
         return f"{path}: {GONE}"
     return str(exc) if isinstance(exc, RtsearchError) else f"{path}: {exc.strerror}"
 

@@ -589,14 +589,10 @@ def _note_changed(results: list[Result], sizes, index: Path, base_dir: Path) -> 
     the folder changed since, or --base-dir names another folder whose files share the
     names. Their distances are the indexed pictures', their inliers the files' now there."""
     from rtsearch.cli import print_line
+    from rtsearch.session import replaced
 
     rows = {r.row: r for r in results}
-    changed = 0
-    for r in rows.values():
-        try:
-            changed += r.file.stat().st_size != int(sizes[r.row])
-        except OSError:
-            continue  # gone: _note_missing says so
+    changed = len(replaced(list(rows.values()), sizes))  # (one gone: _note_missing says so)
     if changed:
         print_line(
             f"note: {changed} of the {count(len(rows), 'nearest indexed image')} in "

@@ -24,6 +24,7 @@ from rtsearch.errors import RtsearchError, count, require_folder, warn
 from rtsearch.extractor import Extractor
 from rtsearch.models import find_model_for, resolve_model
 from rtsearch.moves import same_stat
+from rtsearch.scan import file_size
 from rtsearch.search import Searcher
 from rtsearch.store import Index
 from rtsearch.verify import MAX_SIDE as VERIFY_SIDE
@@ -39,6 +40,12 @@ class Result:
     file: Path
     distance: float
     inliers: int | None = None  # set when geometric verification looked at this result
+
+
+def replaced(results: list[Result], sizes: npt.NDArray[np.int64]) -> list[Result]:
+    """Of ``results``, those whose files are there and not of the size indexed (``sizes``,
+    the index's): replaced by other pictures under their names, or another folder's."""
+    return [r for r in results if file_size(r.file) not in (-1, int(sizes[r.row]))]
 
 
 class SearchSession:

@@ -719,3 +719,14 @@ def test_pictures_in_a_folder_this_user_may_not_enter(tmp_path, tiny_model):
         (gallery / "locked").chmod(0o755)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout == f"2\ncannot show {inside}: permission denied\n"  # (there: no update)
+
+
+def test_a_file_gone_between_its_stat_and_its_decoding_is_said_as_gone(tmp_path):
+    """Gone after the stat of its turn, as the decoder opened it: said as gone, as one gone
+    before the stat is (it was matched by the decoder's wording)."""
+    from rtsearch.decode import FileGone, load_rgb
+    from rtsearch.extraction import GONE, _problem
+
+    with pytest.raises(FileGone) as gone:
+        load_rgb(tmp_path / "d" / "x.jpg")
+    assert _problem(tmp_path, "d/x.jpg", gone.value) == f"{tmp_path / 'd' / 'x.jpg'}: {GONE}"

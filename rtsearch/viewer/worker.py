@@ -37,12 +37,13 @@ from rtsearch.decode import RGBImage, resize_to
 from rtsearch.errors import RtsearchError, command, count
 from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
-from rtsearch.scan import file_size, is_gone
+from rtsearch.scan import is_gone
 from rtsearch.session import (
     Result,
     SearchSession,
     nearer_of,
     own_folder_note,
+    replaced,
     same_collection,
     same_path,
 )
@@ -840,7 +841,6 @@ class Worker:
         """The results' pictures, what to say of those that cannot be shown, and how many
         still decode (a decoding one comes with the dark tile that shows meanwhile)."""
         thumbs, bad, gone, pending = [], [], [], 0
-        changed = self._not_indexed(results)
         for r, tile in zip(results, tiles, strict=True):
             if isinstance(tile, tuple):
                 decoding, meanwhile = tile
@@ -856,7 +856,10 @@ class Worker:
                     gone.append(r.path)
                 tile = placeholder(self.cache.size[1])
             thumbs.append(tile)
-        if not bad and changed:  # (a folder given whose files share the names: said so)
+        # (grey tiles are said first; a folder given whose files share the names: said so)
+        s = self.session
+        changed = [] if bad or s is None else replaced(results, s.index.sizes)
+        if changed:
             more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
             again = self._update_hint([r.path for r in changed], changed=True)
             return tuple(thumbs), f"{NOT_INDEXED}{changed[0].file}{more}{again}", pending
@@ -865,23 +868,15 @@ class Worker:
         more = f" (and {count(len(bad) - 1, 'more grey tile')})" if len(bad) > 1 else ""
         return tuple(thumbs), f"{GREY_TILES}{bad[0]}{more}{self._update_hint(gone)}", pending
 
-    def _not_indexed(self, results: list[Result]) -> list[Result]:
-        """The results whose files now are not of the size indexed (a stat each, ~2 us)."""
-        s = self.session
-        if s is None:
-            return []
-        sizes = s.index.sizes
-        return [r for r in results if file_size(r.file) not in (-1, int(sizes[r.row]))]
-
-    def _update_hint(self, gone: list[str], *, changed: bool = False) -> str:
-        """For results whose files are gone (stored paths; ``changed``: replaced by others
-        under their names): where the index's own folder holds them, that (another folder
+    def _update_hint(self, paths: list[str], *, changed: bool = False) -> str:
+        """For results whose files are gone (``paths``, as stored; ``changed``: replaced by
+        others under their names): where the index's own folder holds them, that (another folder
         was chosen for its images); else (moved, deleted or replaced since the index was
         made) the command that brings it up to date, as `query` says."""
         s = self.session
-        if not gone or s is None:
+        if not paths or s is None:
             return ""
-        elsewhere = own_folder_note(s.index, s.base_dir, gone)
+        elsewhere = own_folder_note(s.index, s.base_dir, paths)
         if elsewhere:
             return f"; {'other files in' if changed else 'not in'} {s.base_dir}: {elsewhere}"
         if s.source is None:
