@@ -41,6 +41,7 @@ from rtsearch import interrupts
 from rtsearch.atomic import (
     atomic_path,
     being_written,
+    check_writable,
     file_in_the_way,
     os_reason,
     remove_abandoned_temps,
@@ -201,6 +202,8 @@ def save(index: Index, dest: Path, what: str = "index") -> None:
         raise RtsearchError(f"{dest}: not written: {problem}")
     need, free = room_for(index, Path(dest))
     if free is not None and need > free:
+        # a read-only mount says 0 free: why it cannot be written comes first
+        check_writable(Path(dest), what)
         raise NoRoom(
             f"{dest}: cannot write {what} (No space left on device: it needs about "
             f"{size_text(need)}, {size_text(free)} free)"

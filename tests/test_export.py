@@ -1348,3 +1348,22 @@ def test_models_says_a_pair_by_name_that_are_no_twins(tmp_path, monkeypatch, cap
     assert "not_twin_of" not in rows["solo.onnx"]
     write_tiny_model(folder / "tiny-int8.onnx", seed=1, props={"variant": '"int8"'})
     assert main(["models"]) == 0 and "not the twin" not in capsys.readouterr().out
+
+
+def test_an_export_onto_a_read_only_mount_is_said_so_not_full(tmp_path, monkeypatch):
+    """A read-only file system says 0 bytes free: an export there said "not enough room"."""
+    import errno
+    import shutil
+    import tempfile
+
+    from rtsearch.export.checks import check_room
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(0, 0, 0))
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(RtsearchError) as refused:
+        check_room(out, 1000, "a model")
+    assert str(refused.value) == f"{out}: cannot write the model (Read-only file system)"

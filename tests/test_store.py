@@ -467,6 +467,28 @@ def test_disk_full_during_save_keeps_previous_file(valid, monkeypatch):
     assert [p.name for p in valid.parent.iterdir()] == ["valid.dat"]  # no temp file left
 
 
+def test_a_read_only_mount_is_said_so_not_full(tmp_path, monkeypatch):
+    """A read-only file system says 0 bytes free (sysfs, squashfs, an ISO image): a save
+    there said "No space left on device" instead of why it cannot be written."""
+    import tempfile
+
+    real_temp = tempfile.NamedTemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):
+        if Path(dir) == tmp_path / "ro":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_temp(*args, dir=dir, **kwargs)
+
+    (tmp_path / "ro").mkdir()
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: shutil._ntuple_diskusage(0, 0, 0))
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    with pytest.raises(RtsearchError) as refused:
+        store.save(small_index(), tmp_path / "ro" / "x.dat")
+    assert str(refused.value) == f"{tmp_path}/ro/x.dat: cannot write index (Read-only file system)"
+    with pytest.raises(store.NoRoom, match=r"\(No space left on device: it needs about "):
+        store.save(small_index(), tmp_path / "x.dat")  # writable, and full
+
+
 def _mount_tmpfs(where: Path, size: str) -> bool:
     if os.geteuid() != 0:
         return False

@@ -21,7 +21,7 @@ SAME_FEATURES = 1e-4
 def check_room(out: Path, need: int, what: str) -> None:
     """Refuse before the work when the disk beside ``out`` has less than ``need`` bytes free
     (an export that runs out of room half-way leaves a file onnxruntime cannot parse)."""
-    from rtsearch.atomic import remove_abandoned_temps
+    from rtsearch.atomic import check_writable, remove_abandoned_temps
 
     folder = Path(os.path.realpath(out)).parent
     if folder.is_dir():
@@ -33,6 +33,7 @@ def check_room(out: Path, need: int, what: str) -> None:
     except OSError:
         return  # the write itself will say what is wrong
     if free < need:
+        check_writable(out, "the model")  # a read-only mount says 0 free: why, first
         raise RtsearchError(
             f"{out}: not enough room to export {what}: it needs about {size_text(need)} free on "
             f"that disk, {size_text(free)} is"
