@@ -3462,6 +3462,51 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
     assert app.message.startswith(f"saved {tmp_path / 'again.dat'} (")  # by the Return, not the Esc
 
 
+def type_into_dialog(app, dialog, text: str) -> None:
+    """``text`` typed into a file dialog's name field (opened in the window's middle), then
+    Enter."""
+    app.open_dialog(dialog)
+    for _ in range(5):
+        app.frame()
+    vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
+    w, h = (dpg.get_item_configuration(dialog)[k] for k in ("width", "height"))
+    x0, y0 = (vw - w) // 2, (vh - h) // 2
+    xdotool(app, "mousemove", str(x0 + w // 2), str(y0 + h - 44))
+    xdotool(app, "click", "1")
+    xdotool(app, "type", text)
+    xdotool(app, "key", "Return")
+    pump(app, lambda: not dpg.is_item_shown(dialog))
+    for _ in range(5):
+        app.frame()
+
+
+def test_a_name_typed_in_the_save_dialog_is_the_file_saved(app, tmp_path):
+    """What follows a dot in a typed name is kept and .dat added (photos.2024 was saved as
+    photos.dat, s2.v2 as s2.dat, over another index); a folder typed with its '/' is
+    refused (it saved a hidden file named '.dat' in it); the Load dialog finds a typed
+    name's .dat."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "s2.dat").write_bytes(b"another index")
+    dialog = app.ids.save_dialog
+    dpg.configure_item(dialog, default_path=str(tmp_path))
+    for typed, saved in (("photos.2024", "photos.2024.dat"), ("s2.v2", "s2.v2.dat"),
+                         ("UP.DAT", "UP.DAT"), ("plain", "plain.dat")):  # fmt: skip
+        app.to_save = app.session
+        type_into_dialog(app, dialog, typed)
+        pump(app, lambda saved=saved: app.message.startswith(f"saved {tmp_path / saved} ("))
+        assert (tmp_path / saved).is_file()
+    assert (tmp_path / "s2.dat").read_bytes() == b"another index"
+    app.to_save = app.session
+    type_into_dialog(app, dialog, "sub/")
+    assert app.message == f"not saved: {tmp_path}/sub/ is a folder; type a file name after it"
+    assert list((tmp_path / "sub").iterdir()) == []
+    app.message = ""
+    dialog = app.ids.load_dialog
+    dpg.configure_item(dialog, default_path=str(tmp_path))
+    type_into_dialog(app, dialog, "photos.2024")
+    pump(app, lambda: app.session.source == tmp_path / "photos.2024.dat")
+
+
 def test_a_folder_picked_in_a_dialog_is_the_one_analysed_and_not_picked_again(
     app, tmp_path, monkeypatch
 ):

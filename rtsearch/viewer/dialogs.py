@@ -73,10 +73,11 @@ def build(app: ViewerApp) -> dict:
         on_cancel=lambda: None,
         start: str = "",
         panel=None,
+        named=str,
     ) -> str:
         def ok(app_data: dict) -> None:
             try:
-                path = chosen(app_data, directory=directory)
+                path = named(chosen(app_data, directory=directory))
             except RtsearchError as exc:
                 app.message = str(exc)
                 return
@@ -125,7 +126,7 @@ def build(app: ViewerApp) -> dict:
         ),
         "load_dialog": dialog(
             "load", "Load an index (.dat)", lambda p: actions.load(app, Path(p)),
-            exts=(".dat", ".*"), panel=lambda: recent.add_panel(app),
+            exts=(INDEX_FILES, ".*"), panel=lambda: recent.add_panel(app), named=index_there,
         ),
         "base_dialog": dialog(
             "base",
@@ -136,7 +137,8 @@ def build(app: ViewerApp) -> dict:
         ),
         "save_dialog": dialog(
             "save", "Save the index as (.dat)", lambda p: actions.save_as(app, Path(p)),
-            exts=(".dat",), on_cancel=lambda: setattr(app, "to_save", None),
+            exts=(INDEX_FILES,), on_cancel=lambda: setattr(app, "to_save", None),
+            named=index_file,
         ),
         "analyze_dialog": dialog(
             "analyze", "Analyze a folder of images", lambda p: actions.analyze(app, Path(p)),
@@ -301,6 +303,32 @@ def _filter_set(label: str, exts: tuple[str, ...]) -> str:
     """A file dialog filter for several extensions, in both cases (its matching is
     case-sensitive): 'Video files{.mp4,.MP4,...}'."""
     return label + "{" + ",".join(e for ext in exts for e in (ext, ext.upper())) + "}"
+
+
+# Index files are listed under a named set, not a plain '.dat' filter: under that one, a
+# name typed came back with '.dat' in place of what followed its last dot (photos.2024
+# saved as photos.dat, s2.v2 as s2.dat, over another index), and one typed with a '/' at
+# its end as a hidden file named '.dat' in that folder.
+INDEX_FILES = _filter_set("Index files", (".dat",))
+
+
+def index_file(typed: str) -> str:
+    """The file a name typed into the Save dialog stands for: itself where it ends in .dat
+    (in any case), else with .dat added; a folder, or no name, is refused."""
+    name = os.path.basename(typed.rstrip("/"))
+    if typed.endswith("/") or (os.path.isdir(typed) and typed.lower().endswith(".dat")):
+        raise RtsearchError(f"not saved: {typed} is a folder; type a file name after it")
+    if not name or name.lower() == ".dat":
+        raise RtsearchError("not saved: type a name for the index file")
+    return typed if name.lower().endswith(".dat") else f"{typed}.dat"
+
+
+def index_there(typed: str) -> str:
+    """The file a name typed into the Load dialog stands for: itself, or where no such
+    file is and one with .dat added is, that one ('pictures' for pictures.dat)."""
+    if not os.path.exists(typed) and os.path.isfile(f"{typed}.dat"):
+        return f"{typed}.dat"
+    return typed
 
 
 def chosen(app_data: dict, *, directory: bool = False) -> str:
