@@ -101,11 +101,16 @@ def _pickle_tensors(tensors: dict, legacy: bool) -> tuple[bytes, dict[str, np.nd
                 pid = ("storage", kind, key, "cpu", obj.size)
                 return (*pid, None) if legacy else pid
 
-        state = collections.OrderedDict()
-        for name, value in tensors.items():
+        def pickled(value):  # arrays as tensors, dicts within, anything else as it is
+            if isinstance(value, dict):
+                return collections.OrderedDict((k, pickled(v)) for k, v in value.items())
+            if not isinstance(value, (np.ndarray, TorchTensor, list)):
+                return value
             t = value if isinstance(value, TorchTensor) else TorchTensor.of(np.asarray(value))
             args = (t.storage, t.offset, t.size, t.stride, False, collections.OrderedDict())
-            state[name] = _Reduced(fake.rebuild, args)
+            return _Reduced(fake.rebuild, args)
+
+        state = pickled(tensors)
         buf = io.BytesIO()
         Pickler(buf, protocol=2).dump(state)
     return buf.getvalue(), {key: arr for key, arr in storages.values()}

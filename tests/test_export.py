@@ -149,6 +149,32 @@ class _Evil:
         return os.system, (f"touch {self.marker}",)
 
 
+def test_checkpoints_holding_other_objects_and_the_imagenet_example_convert(tmp_path, slim_sd):
+    """A checkpoint's training arguments or a numpy scalar beside its weights refused it
+    all ("refusing to unpickle argparse.Namespace (not a tensor)"); PyTorch's ImageNet
+    example, whose DataParallel wraps only the features (features.module.0.weight), was
+    "no torchvision VGG layers"."""
+    import argparse
+
+    plain = export_vgg16(write_torch_pth(tmp_path / "plain.pth", slim_sd), tmp_path / "p.onnx")
+    want = run_features(plain, photos())[0]
+    example = {
+        k.replace("features.", "features.module.") if k.startswith("features.") else k: v
+        for k, v in slim_sd.items()
+    }
+    checkpoints = {
+        "kept.pth": {
+            "epoch": 90, "best_acc1": np.float64(71.6), "arch": "vgg16",
+            "args": argparse.Namespace(lr=0.01, arch="vgg16"), "state_dict": slim_sd,
+        },
+        "example.pth": {"epoch": 90, "arch": "vgg16", "state_dict": example},
+    }  # fmt: skip
+    for name, checkpoint in checkpoints.items():
+        weights = write_torch_pth(tmp_path / name, checkpoint)
+        got = run_features(export_vgg16(weights, tmp_path / "c.onnx", log=print), photos())[0]
+        np.testing.assert_array_equal(got, want, err_msg=name)
+
+
 @pytest.mark.parametrize("layout", ["pickle", "zip"])
 def test_malicious_pickle_is_refused_without_running(tmp_path, layout):
     marker = tmp_path / "pwned"
@@ -162,8 +188,13 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, layout):
     with pytest.raises(RtsearchError) as info:
         load_state_dict(path)
     assert not marker.exists()
-    message = str(info.value)
-    assert message.startswith(f"{path}: refusing to unpickle") and "system" in message
+    # nothing a checkpoint names but tensors is imported or called: it stands for nothing
+    said = {
+        "zip": f"no tensors in this PyTorch file (only objects of {os.system.__module__}.system, "
+        "which are not read: a whole pickled model? torch.save its state_dict())",
+        "pickle": "not a PyTorch weights file (no torch magic number)",
+    }
+    assert str(info.value) == f"{path}: {said[layout]}"
     with pytest.raises(RtsearchError):
         export_vgg16(path, tmp_path / "out.onnx", log=print)
     assert not marker.exists() and not (tmp_path / "out.onnx").exists()
@@ -1106,20 +1137,42 @@ def test_a_first_use_export_onto_a_full_disk_is_one_line(tmp_path, monkeypatch):
     )
 
 
+def write_keras3_weights(path: Path, layers: dict) -> Path:
+    """Weights as Keras 3's save_weights writes them: each layer's group named after its
+    class (layers/conv2d_3), its own name (block2_conv2) an attribute of its vars."""
+    with h5py.File(path, "w") as f:
+        for i, (name, (kernel, bias)) in enumerate(layers.items()):
+            group = f"conv2d_{i}" if name.startswith("block") else f"dense_{i}"
+            f[f"layers/{group}/vars/0"] = kernel
+            f[f"layers/{group}/vars/1"] = bias
+            f[f"layers/{group}/vars"].attrs["name"] = name
+        f.create_group("layers/flatten/vars").attrs["name"] = "flatten"
+        f.create_group("vars").attrs["name"] = "vgg16"
+    return path
+
+
 def test_keras_3_weights_files_convert_and_a_kernel_the_wrong_way_is_said(tmp_path, slim_sd):
-    """Keras 3's `.weights.h5` (layers/NAME/vars/0, 1) was "no Keras layer 'block1_conv1'
-    (is this VGG16?)"; a kernel stored (out, in, 3, 3) was named by its internal transpose,
-    "conv 0 has shape (3, 3, 8, 3)"."""
+    """Keras 3's `.weights.h5` (layers/conv2d_3/vars/0, 1; the layer's own name an attribute)
+    and its `.keras` archive (a zip holding model.weights.h5) were "no Keras layer
+    'block1_conv1' (is this VGG16?)" and "not a PyTorch weights file"; a kernel stored
+    (out, in, 3, 3) was named by its internal transpose, "conv 0 has shape (3, 3, 8, 3)"."""
     layers = keras_layers(slim_sd)
-    keras3 = tmp_path / "vgg16.weights.h5"
-    with h5py.File(keras3, "w") as f:
+    keras3 = write_keras3_weights(tmp_path / "vgg16.weights.h5", layers)
+    archive = tmp_path / "vgg16.keras"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("metadata.json", "{}")
+        zf.writestr("config.json", "{}")
+        zf.write(keras3, "model.weights.h5")
+    with h5py.File(tmp_path / "old3.weights.h5", "w") as f:  # groups by the layers' names
         for name, (kernel, bias) in layers.items():
             f[f"layers/{name}/vars/0"] = kernel
             f[f"layers/{name}/vars/1"] = bias
     images = photos()
-    got = run_features(export_vgg16(keras3, tmp_path / "k3.onnx", log=print), images)[0]
     two = export_vgg16(write_keras_h5(tmp_path / "k2.h5", layers), tmp_path / "k2.onnx", log=print)
-    np.testing.assert_allclose(got, run_features(two, images)[0], rtol=1e-5, atol=1e-6)
+    want = run_features(two, images)[0]
+    for weights in (keras3, archive, tmp_path / "old3.weights.h5"):
+        got = run_features(export_vgg16(weights, tmp_path / "k3.onnx", log=print), images)[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=weights.name)
     turned = dict(
         layers,
         block1_conv1=(layers["block1_conv1"][0].transpose(3, 2, 0, 1), layers["block1_conv1"][1]),

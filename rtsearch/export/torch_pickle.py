@@ -2,7 +2,9 @@
 
 A ``.pth`` file is a pickle, and unpickling runs whatever callables the file names. This
 unpickler resolves only the handful of globals a state dict needs (OrderedDict, the tensor
-rebuild functions, storage types) and refuses every other name before anything is called.
+rebuild functions, storage types); every other name a checkpoint holds (its training
+arguments, a numpy scalar) resolves to an inert stand-in, so nothing of it is imported or
+called, and its value is dropped.
 Both layouts torch writes are read: the zip archive (torch >= 1.6) and the legacy stream of
 pickles followed by raw storages. Tensors come out bit-identical to ``torch.load``.
 """
@@ -78,14 +80,36 @@ def _rebuild_parameter(data: Any, *_ignored: Any) -> Any:
     return data  # a Parameter is its tensor plus requires_grad, which we do not keep
 
 
-class _RefusedGlobal(Exception):
-    pass
+class _Foreign:
+    """What any other name a checkpoint holds resolves to (``argparse.Namespace``, a numpy
+    scalar, a class of the training code, ``os.system`` in a hostile file): whatever the
+    pickle calls it with, fills it with or sets on it is dropped. One such object refused
+    the whole checkpoint ("refusing to unpickle argparse.Namespace"), its weights and all."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, _state: Any) -> None:
+        pass
+
+    def __setitem__(self, _key: Any, _value: Any) -> None:
+        pass
+
+    def append(self, _value: Any) -> None:
+        pass
+
+    def extend(self, _values: Any) -> None:
+        pass
+
+    def add(self, _value: Any) -> None:
+        pass
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: BinaryIO, foreign: set[str] | None = None) -> None:
         super().__init__(file)
         self.storages: dict[str, _Storage] = {}
+        self.foreign = set() if foreign is None else foreign  # the names stood in for
 
     def find_class(self, module: str, name: str) -> Any:
         # Everything a malicious pickle could call passes through here first.
@@ -95,7 +119,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return {"_rebuild_tensor_v2": _rebuild_tensor_v2}.get(name, _rebuild_parameter)
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
-        raise _RefusedGlobal(f"{module}.{name}")
+        self.foreign.add(f"{module}.{name}")
+        return _Foreign
 
     def persistent_load(self, pid: Any) -> _Storage:
         # zip: ('storage', type, key, location, numel); legacy adds view_metadata.
@@ -116,17 +141,16 @@ class _Truncated(pickle.UnpicklingError):
 def load_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
     """Tensors of a ``.pth`` file by name; nested containers are flattened with dots."""
     path = Path(path)
+    foreign: set[str] = set()
     try:
         if zipfile.is_zipfile(path):
-            obj = _load_zip(path)
+            obj = _load_zip(path, foreign)
         elif _zip_start(path):  # a zip whose end (the directory) is missing
             raise RtsearchError(f"{path}: truncated or damaged (a zip file without its end)")
         else:
             with open(path, "rb") as f:
-                obj = _load_legacy(f)
+                obj = _load_legacy(f, foreign)
         tensors = dict(_flatten(obj, ""))
-    except _RefusedGlobal as exc:
-        raise RtsearchError(f"{path}: refusing to unpickle {exc} (not a tensor)") from None
     except RtsearchError:
         raise
     except _Truncated as exc:
@@ -140,7 +164,15 @@ def load_state_dict(path: Path) -> dict[str, npt.NDArray[Any]]:
     except Exception as exc:  # truncated or foreign data raises many types
         raise RtsearchError(f"{path}: not a PyTorch weights file ({exc})") from None
     if not tensors:
-        raise RtsearchError(f"{path}: no tensors in this PyTorch file")
+        held = ""
+        if foreign:  # (a whole model pickled: its layers' classes, not a state dict)
+            names = sorted(foreign)
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            held = (
+                f" (only objects of {shown}, which are not read: a whole pickled model? "
+                "torch.save its state_dict())"
+            )
+        raise RtsearchError(f"{path}: no tensors in this PyTorch file{held}")
     return tensors
 
 
@@ -149,7 +181,7 @@ def _zip_start(path: Path) -> bool:
         return f.read(4) == b"PK\x03\x04"
 
 
-def _load_zip(path: Path) -> Any:
+def _load_zip(path: Path, foreign: set[str]) -> Any:
     with zipfile.ZipFile(path) as zf:
         pkl = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
         if pkl is None:
@@ -157,19 +189,19 @@ def _load_zip(path: Path) -> Any:
         prefix = pkl[: -len("data.pkl")]
         if prefix + "byteorder" in zf.namelist() and zf.read(prefix + "byteorder") != b"little":
             raise pickle.UnpicklingError("big-endian tensors are not supported")
-        unpickler = _RestrictedUnpickler(zf.open(pkl))
+        unpickler = _RestrictedUnpickler(zf.open(pkl), foreign)
         obj = unpickler.load()
         for storage in unpickler.storages.values():
             _fill(storage, zf.read(f"{prefix}data/{storage.key}"))
     return obj
 
 
-def _load_legacy(f: BinaryIO) -> Any:
+def _load_legacy(f: BinaryIO, foreign: set[str]) -> Any:
     # Header pickles hold only ints, strings and dicts, so they go through the same gate.
     if _RestrictedUnpickler(f).load() != LEGACY_MAGIC:
         raise pickle.UnpicklingError("no torch magic number")
     try:
-        return _load_legacy_rest(f)
+        return _load_legacy_rest(f, foreign)
     except (EOFError, struct.error, pickle.UnpicklingError) as exc:
         if isinstance(exc, pickle.UnpicklingError) and "truncated" not in str(exc):
             raise
@@ -178,13 +210,13 @@ def _load_legacy(f: BinaryIO) -> Any:
         raise _Truncated("the file ends early") from None
 
 
-def _load_legacy_rest(f: BinaryIO) -> Any:
+def _load_legacy_rest(f: BinaryIO, foreign: set[str]) -> Any:
     if _RestrictedUnpickler(f).load() != LEGACY_PROTOCOL:
         raise pickle.UnpicklingError("unknown torch legacy protocol")
     sys_info = _RestrictedUnpickler(f).load()
     if not isinstance(sys_info, dict) or not sys_info.get("little_endian", False):
         raise pickle.UnpicklingError("big-endian tensors are not supported")
-    unpickler = _RestrictedUnpickler(f)
+    unpickler = _RestrictedUnpickler(f, foreign)
     obj = unpickler.load()
     keys = _RestrictedUnpickler(f).load()
     for key in keys:

@@ -8,11 +8,15 @@ are brought to one layout before the graph is built: conv weights (O, I, 3, 3), 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -48,17 +52,32 @@ def detect_layout(path: Path) -> str:
         raise RtsearchError(f"{path}: empty file (not weights; an interrupted download?)")
     if head.startswith(HDF5_MAGIC):
         return "h5"
+    if head.startswith(b"PK\x03\x04") and _keras_archive(path):
+        return "keras"
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # zip, or pickle protocol 2+
         return "pth"
     raise RtsearchError(f"{path}: not a PyTorch (.pth) or Keras (.h5) weights file")
 
 
+KERAS_WEIGHTS = "model.weights.h5"  # a .keras archive's weights, beside its config
+
+
+def _keras_archive(path: Path) -> bool:
+    """Whether ``path`` is a zip holding Keras 3 weights (a ``.keras`` model file)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return KERAS_WEIGHTS in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False  # (the .pth reader words what is wrong with it)
+
+
 def load_vgg16(path: Path, prefix: str | None = None) -> VGGWeights:
     """``prefix``: which set of weights to take from a checkpoint holding several (.pth)."""
-    if detect_layout(path) == "h5":
+    layout = detect_layout(path)
+    if layout in ("h5", "keras"):
         if prefix is not None:
             raise RtsearchError(f"{path}: a Keras file; --weights-prefix is for .pth checkpoints")
-        weights = _load_h5(path)
+        weights = _load_h5(path, archive=layout == "keras")
     else:
         weights = _load_pth(path, prefix)
     _check_shapes(path, weights)
@@ -68,7 +87,10 @@ def load_vgg16(path: Path, prefix: str | None = None) -> VGGWeights:
 def _load_pth(path: Path, chosen: str | None = None) -> VGGWeights:
     from rtsearch.export.torch_pickle import load_state_dict
 
-    sd = load_state_dict(path)
+    # PyTorch's ImageNet example wraps only VGG's features in DataParallel:
+    # state_dict.features.module.0.weight beside state_dict.classifier.0.weight
+    sd = {re.sub(r"(^|\.)features\.module\.(?=\d)", r"\1features.", k): v
+          for k, v in load_state_dict(path).items()}  # fmt: skip
     # Checkpoints may wrap the state dict ("state_dict.", "module."): find the prefix.
     found = [k for k in sd if re.search(r"(^|\.)features\.0\.weight$", k)]
     if not found:
@@ -128,19 +150,25 @@ def _floats(array: np.ndarray, name: str, path: Path) -> Array:
     return array.astype(np.float32, copy=False)
 
 
-def _load_h5(path: Path) -> VGGWeights:
+def _load_h5(path: Path, archive: bool = False) -> VGGWeights:
+    """Keras weights: a ``.h5`` file, or (``archive``) the weights inside a ``.keras`` one."""
     import h5py
 
     names = [f"block{b + 1}_conv{c + 1}" for b, n in enumerate(BLOCKS) for c in range(n)]
     try:
-        with h5py.File(path, "r") as f:
-            # a whole saved model, Keras 3's .weights.h5 (layers/NAME/vars/0, 1), or Keras 2's
-            # weights only
-            root = f.get("model_weights") or f.get("layers") or f
+        with contextlib.ExitStack() as stack:
+            source: Path | BinaryIO = path
+            if archive:  # read whole: a zip member cannot be seeked cheaply
+                zf = stack.enter_context(zipfile.ZipFile(path))
+                source = io.BytesIO(zf.read(KERAS_WEIGHTS))
+            f = stack.enter_context(h5py.File(source, "r"))
+            # a whole saved model, Keras 3's .weights.h5 (layers/conv2d_3/vars/0, 1, the
+            # layer's own name an attribute of vars), or Keras 2's weights only
+            root = _by_layer_name(f.get("model_weights") or f.get("layers") or f)
             _check_keras_convs(root, names, path)
             convs = [_keras_layer(root, name, path) for name in names]
             fc6, fc7 = (_keras_layer(root, name, path) for name in ("fc1", "fc2"))
-    except (OSError, KeyError) as exc:
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
         # HDF5's words: "truncated file: eof = 3000, sblock->base_addr = 0, stored_eof = ..."
         if cut := re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(exc)):
             raise RtsearchError(
@@ -169,6 +197,23 @@ def _load_h5(path: Path) -> VGGWeights:
     w6 = w6.reshape(POOLED, POOLED, channels, -1).transpose(2, 0, 1, 3).reshape(w6.shape)
     fcs = [(np.ascontiguousarray(w6.T), fc6[1]), (np.ascontiguousarray(fc7[0].T), fc7[1])]
     return VGGWeights([(np.ascontiguousarray(w), b) for w, b in convs], fcs, "keras")
+
+
+def _by_layer_name(root):
+    """``root``'s layer groups by the layers' own names. Keras 3 names each group after its
+    layer's class and keeps the layer's name in an attribute of its ``vars``
+    (layers/conv2d_3/vars: name block2_conv2), so block1_conv1 was "not there"."""
+    import h5py
+
+    named = {}
+    for key, group in root.items():
+        held = group.get("vars") if isinstance(group, h5py.Group) else None
+        name = held.attrs.get("name") if isinstance(held, h5py.Group) else None
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        if isinstance(name, str) and name != key and name not in root:
+            named[name] = group
+    return {**{key: root[key] for key in root}, **named} if named else root
 
 
 def _check_keras_convs(root, names: list[str], path: Path) -> None:
