@@ -813,10 +813,13 @@ def test_the_default_out_is_where_names_are_looked_up(tmp_path, slim_sd, monkeyp
     assert capsys.readouterr().out.startswith(f"{made} (")
     assert models.resolve_model("vgg16-fc7") == made
     assert models.resolve_model("vgg16-fc7.onnx") == made  # as `rtsearch models` names it
+    # the model's own name, as `info` shows it ("model 'vgg16' not found ...; did you mean
+    # vgg16-fc7?"); a part of one is not a name
+    assert models.resolve_model("vgg16") == made
     with pytest.raises(
-        RtsearchError, match=r"model 'vgg16' not found in .*; did you mean vgg16-fc7\?$"
+        RtsearchError, match=r"model 'vgg' not found in .*; did you mean vgg16-fc7\?$"
     ):
-        models.resolve_model("vgg16")
+        models.resolve_model("vgg")
     assert main(["models"]) == 0
     assert capsys.readouterr().out.startswith(f"{made}\n  vgg16 fp32 fc7 64-d")
     # exporting other weights over it says what that means for indexes made with it
@@ -1338,7 +1341,8 @@ def test_names_that_find_another_model_are_refused_before_the_work(tmp_path, sli
 
 def test_damaged_weights_and_models_are_said_as_damaged(tmp_path, slim_sd, monkeypatch):
     """A bad CRC was 'not a PyTorch weights file'; a cut legacy file 'storage N is
-    truncated'; a cut Keras file HDF5's 'sblock->base_addr' line; a cut model
+    truncated', then 'the data of tensor storage 94064136498544 ends early'; a cut Keras
+    file HDF5's 'sblock->base_addr' line; a cut model
     onnxruntime's '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF'; VGG19 by .pth a bare count."""
     from rtsearch.extractor import Extractor
 
@@ -1361,7 +1365,7 @@ def test_damaged_weights_and_models_are_said_as_damaged(tmp_path, slim_sd, monke
     vgg19 = write_torch_pth(tmp_path / "19.pth", deeper)
     cases = [
         (crc, f"{crc}: a damaged PyTorch weights file (Bad CRC-32"),
-        (cut_legacy, f"{cut_legacy}: truncated or damaged ("),
+        (cut_legacy, f"{cut_legacy}: truncated or damaged (a tensor's data ends early: "),
         (stub, f"{stub}: truncated or damaged ("),
         (cut_h5, f"{cut_h5}: truncated Keras weights file (3000 of {len(h5)} bytes; "),
         (vgg19, f"{vgg19}: 16 conv layers, VGG16 has 13 (is this VGG19?)"),

@@ -230,7 +230,10 @@ def _load_legacy_rest(f: BinaryIO, foreign: set[str]) -> Any:
 def _fill(storage: _Storage, raw: bytes) -> None:
     dtype = np.dtype(_STORAGE_DTYPES[storage.kind.name])
     if len(raw) < storage.numel * dtype.itemsize:
-        raise _Truncated(f"the data of tensor storage {storage.key} ends early")
+        # (not its key: in a legacy file, a number that says nothing to the user)
+        raise _Truncated(
+            f"a tensor's data ends early: {len(raw)} of its {storage.numel * dtype.itemsize} bytes"
+        )
     storage.data = np.frombuffer(raw, dtype=dtype, count=storage.numel)
 
 
