@@ -59,6 +59,7 @@ class UpdateReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     relocated: list[str] = field(default_factory=list)  # moved within the folder: new paths
+    moves: dict[str, str] = field(default_factory=dict)  # of those: new path -> the old one
     # analysed again (another file time), the same picture as before: its vector unchanged
     touched: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -160,6 +161,7 @@ def _update(
     moved_away = {old.paths[i] for i in relocated.values()}
     report.removed = [p for p in gone if p not in moved_away]
     report.relocated = sorted(relocated)
+    report.moves = {p: old.paths[i] for p, i in relocated.items()}
     if not prune and seen:  # (an emptied folder: "no images left", below)
         single.refuse_removing_most(index_path, base_dir, old.count, report.removed, "updating")
     if todo or report.removed or report.relocated or moved:
@@ -226,6 +228,7 @@ def same_pictures(report: UpdateReport, old: Index, rows: dict[str, int], stats)
         report.added = [p for p in report.added if p not in moved]
         report.removed = [q for q in report.removed if q not in was]
         report.relocated = sorted([*report.relocated, *moved])
+        report.moves.update(moved)
 
 
 def _moved(report: UpdateReport, old: Index, rows, stats, at) -> dict[str, str]:

@@ -3507,6 +3507,29 @@ def test_a_name_typed_in_the_save_dialog_is_the_file_saved(app, tmp_path):
     pump(app, lambda: app.session.source == tmp_path / "photos.2024.dat")
 
 
+def test_a_folder_picked_around_the_one_on_show_is_asked_about_first(app, monkeypatch):
+    """A then Enter: the folder dialog opens beside the folder on show, and its Enter
+    analysed all of the folder around it (a whole ~/Pictures, for ~/Pictures/Trip) unasked."""
+    from rtsearch.viewer import actions
+
+    started: list[Path] = []
+    monkeypatch.setattr(actions, "analyze", lambda app, folder, kept=True: started.append(folder))
+    shown = app.session.base_dir
+    actions.analyze_picked(app, shown.parent)
+    pump(app, lambda: dpg.is_item_shown(app.ids.question))
+    text = " ".join(dpg.get_value(app.ids.question_text).split())  # (wrapped)
+    assert text.startswith(f"{shown.parent} holds {shown}, the folder on show, and everything")
+    app.on_key(dpg.mvKey_Escape)
+    assert app.message == f"not analysed: {shown.parent}" and started == []
+    actions.analyze_picked(app, shown.parent)
+    pump(app, lambda: dpg.is_item_shown(app.ids.question))
+    app.on_key(dpg.mvKey_Return)
+    pump(app, lambda: started == [shown.parent])
+    for folder in (shown, shown / "d0", shown.parent / "elsewhere"):  # not around it: unasked
+        actions.analyze_picked(app, folder)
+        assert started[-1] == folder and not dpg.is_item_shown(app.ids.question)
+
+
 def test_a_folder_picked_in_a_dialog_is_the_one_analysed_and_not_picked_again(
     app, tmp_path, monkeypatch
 ):
@@ -3820,6 +3843,44 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
             task.cancel.set()
         pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
     assert app.worker.watching.finished
+
+
+def test_back_follows_a_picture_the_watch_found_moved(app, tiny_model, tmp_path):
+    """A picture that was the query, moved within the watched folder (its row kept, "1
+    moved"), was passed over by back without a word, and kept under its old name."""
+    import shutil
+
+    from rtsearch.analyze import Settings, analyze
+    from rtsearch.extractor import Extractor
+    from rtsearch.viewer import actions, history
+
+    folder = tmp_path / "watched"
+    make_gallery(folder, 6, start=700)
+    index = tmp_path / "watched.dat"
+    analyze(folder, index, Extractor(tiny_model, threads=1), Settings(dims=16))
+    actions.open_session(app, index, folder)
+    pump(app, lambda: app.session.source == index)
+    actions.watch(app)
+    try:
+        files = [app.session.file_of(row) for row in (0, 1, 2)]
+        for row, file in enumerate(files):
+            app.query_row(row)
+            pump(app, lambda file=file: app.published.file == file)
+        (folder / "sub").mkdir()
+        moved = folder / "sub" / files[0].name
+        shutil.move(files[0], moved)
+        pump(app, lambda: "1 moved" in app.message, timeout=60)
+        for want in (files[1], moved):
+            app.perform("back")
+            pump(app, lambda want=want: app.published.file == want)
+        # (and kept for the next run under its new name)
+        names, at = history.kept(app.history, app.session.base_dir)
+        rest = (f.relative_to(folder).as_posix() for f in files[1:])
+        assert names[at : at + 3] == (f"sub/{moved.name}", *rest)
+    finally:
+        for task in app.tasks:
+            task.cancel.set()
+        pump(app, lambda: not any(t.name == "watch" for t in app.tasks))
 
 
 def test_a_watch_pass_analysing_new_files_shows_its_progress(

@@ -237,7 +237,8 @@ def watch(app: ViewerApp) -> None:
                     fresh = fresh.reprojected(dims)
                 except RtsearchError as exc:
                     note += f"; the {dims} dimensions applied here are lost: {exc}"
-            task.post((fresh, note))
+            moves = {base / new: base / was for new, was in report.moves.items()}
+            task.post((fresh, note, moves))
 
     def posted(value) -> None:
         if task.cancel.is_set():
@@ -253,12 +254,18 @@ def watch(app: ViewerApp) -> None:
     app.start_task(task)
 
 
-def swap_in(app: ViewerApp, fresh: SearchSession, summary: str) -> None:
+def swap_in(
+    app: ViewerApp, fresh: SearchSession, summary: str, moves: dict[Path, Path] | None = None
+) -> None:
     """Show a newer version of the loaded index (from ``--watch``) with the dims applied
-    here: when Apply dims came after the watch made this version, it is re-projected too."""
+    here: when Apply dims came after the watch made this version, it is re-projected too.
+    ``moves``: pictures it found moved within the folder (new file -> old file), which the
+    history follows (back passed over them, and they were kept under their old names)."""
     current = app.session
     if current is None or current.source != fresh.source:
         return  # another index was loaded meanwhile
+    if moves:
+        app.history.moved({was: new for new, was in moves.items()})
     pub = app.published
     # (the query on show is of this index: one of the index before may still show)
     ours = pub is not None and pub.file is not None and pub.row is not None
@@ -475,6 +482,34 @@ def _made_here(path: Path, folder: Path, info) -> bool:
         and index.model.identity == info.identity
         and not store.twin_clash(index.model, info)
     )
+
+
+def analyze_picked(app: ViewerApp, folder: Path) -> None:
+    """What *Analyze folder...* picked: a folder holding the one on show is asked about
+    first. The dialog opens beside the folder on show, and A then Enter analysed all of the
+    folder around it (~/Pictures, for an index of ~/Pictures/Trip) without a word."""
+    from rtsearch.viewer import dialogs
+
+    shown = app.session.base_dir if app.session is not None else None
+    if shown is None or not _holds(folder, shown):
+        analyze(app, folder)
+        return
+    dialogs.ask(
+        app,
+        "Analyze the folder around the one on show?",
+        f"{folder} holds {shown}, the folder on show, and everything beside it. Analyze all "
+        "of it into an index of its own? (To bring the index on show up to date, pick its "
+        "folder itself.)",
+        "Analyze",
+        on_yes=lambda: analyze(app, folder),
+        on_no=lambda: setattr(app, "message", f"not analysed: {folder}"),
+    )
+
+
+def _holds(folder: Path, inner: Path) -> bool:
+    """Whether ``inner`` lies inside ``folder`` (links followed), and is not it."""
+    outer, inner = Path(os.path.realpath(folder)), Path(os.path.realpath(inner))
+    return outer != inner and inner.is_relative_to(outer)
 
 
 def analyze(app: ViewerApp, folder: Path, kept: bool = True) -> None:

@@ -141,7 +141,7 @@ def build(app: ViewerApp) -> dict:
             named=index_file,
         ),
         "analyze_dialog": dialog(
-            "analyze", "Analyze a folder of images", lambda p: actions.analyze(app, Path(p)),
+            "analyze", "Analyze a folder of images", lambda p: actions.analyze_picked(app, Path(p)),
             directory=True, start=pictures_folder(),
         ),
     }  # fmt: skip

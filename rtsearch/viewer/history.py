@@ -106,6 +106,12 @@ class History:
         """A step to entry ``at`` was asked of the worker."""
         self.at, self.going, self.asked = at, self.files[at], False
 
+    def moved(self, moves: dict[Path, Path]) -> None:
+        """Pictures moved within the folder (old file -> new file): their entries follow."""
+        self.files = [moves.get(f, f) for f in self.files]
+        self.going = moves.get(self.going, self.going) if self.going else None
+        self.skip = moves.get(self.skip, self.skip) if self.skip else None
+
     def snapshot(self) -> tuple[list[Path], int]:
         return list(self.files), self.at
 
