@@ -350,8 +350,13 @@ def finish(
     paths = sorted(done.stats)
     if not paths:
         left_out = left_out_text(report.excluded, " by --exclude")
+        # why, for the first few (the viewer said only "2 skipped": its lines per file are
+        # the command line's warnings)
+        why = "; ".join(reason for _, reason in report.skipped[:3])
+        more = len(report.skipped) - 3
+        why = f": {why}" + (f"; and {more} more" if more > 0 else "") if why else ""
         raise RtsearchError(
-            f"{base_dir}: no usable images found ({len(report.skipped)} skipped{left_out})"
+            f"{base_dir}: no usable images found ({len(report.skipped)} skipped{why}{left_out})"
         )
     if old is not None:
         gone = (p for p in old.paths if p not in done.stats and p not in done.moved_from)

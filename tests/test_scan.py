@@ -281,6 +281,24 @@ def test_raw_camera_files_are_said_not_passed_over_in_silence(tmp_path, tiny_mod
     )
 
 
+def test_a_folder_of_bad_files_only_says_why_in_its_error(tmp_path, tiny_model, capsys):
+    """`no usable images found (4 skipped)` named none of them: the viewer, whose
+    analysis says no line per file, showed only that."""
+    from rtsearch.cli import main
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("a.jpg", "b.png", "c.gif", "d.webp"):
+        (bad / name).write_bytes(b"" if name == "b.png" else b"junk")
+    args = ["analyze", str(bad), "-o", str(tmp_path / "x.dat"), "--model", str(tiny_model)]
+    assert main([*args, "--quiet"]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"rtsearch: error: {bad}: no usable images found (4 skipped: {bad}/a.jpg: not an image "
+        f"file (unknown format); {bad}/b.png: empty file; {bad}/c.gif: not an image file "
+        "(unknown format); and 1 more)"
+    )
+
+
 def test_excluded_names_and_paths_are_left_out_and_their_folders_not_walked(tmp_path, monkeypatch):
     """--exclude's patterns: a name at any depth, a path from the base (``*`` within one
     name, ``**`` any folders), a trailing slash for folders only, case ignored; an excluded
