@@ -3507,6 +3507,33 @@ def test_a_name_typed_in_the_save_dialog_is_the_file_saved(app, tmp_path):
     pump(app, lambda: app.session.source == tmp_path / "photos.2024.dat")
 
 
+def test_the_load_dialogs_list_of_indexes_gives_way_in_a_narrow_window(app):
+    """In a 520-px window the Load dialog's "Shown before" list kept its 200 px (hidden,
+    the dialog kept its room all the same), and the file list beside it showed '[F.dat'
+    for every name: where both do not fit, the list is left out."""
+    from rtsearch.viewer import dialogs
+
+    dialog = app.ids.load_dialog
+    try:
+        dpg.set_viewport_width(560)  # too narrow for both: the file list alone
+        pump(app, lambda: dpg.get_viewport_client_width() == 560)
+        app.perform("load")
+        pump(app, lambda: dpg.is_item_shown(dialog))
+        assert dpg.get_item_configuration(dialog)["width"] <= 560 - 2 * dialogs.DIALOG_MARGIN
+        assert not app.recent_panel
+        app.on_key(dpg.mvKey_Escape)
+        dpg.set_viewport_width(900)
+        pump(app, lambda: dpg.get_viewport_client_width() == 900)
+        app.perform("load")
+        pump(app, lambda: dpg.is_item_shown(dialog))  # (its full width again)
+        assert dpg.get_item_configuration(app.recent_panel)["width"] == app.px(200)
+        assert dpg.is_item_shown(app.recent_panel)
+    finally:
+        app.on_key(dpg.mvKey_Escape)
+        dpg.set_viewport_width(900)
+        pump(app, lambda: dpg.get_viewport_client_width() == 900)
+
+
 def test_a_folder_picked_around_the_one_on_show_is_asked_about_first(app, monkeypatch):
     """A then Enter: the folder dialog opens beside the folder on show, and its Enter
     analysed all of the folder around it (a whole ~/Pictures, for ~/Pictures/Trip) unasked."""

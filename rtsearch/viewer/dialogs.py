@@ -38,6 +38,8 @@ def show_fitted(app: ViewerApp, tag: int | str, size: tuple[int, int]) -> None:
     w = max(least, min(app.px(size[0]), vw - 2 * margin))
     h = max(least, min(app.px(size[1]), vh - 2 * margin))
     dpg.configure_item(tag, width=w, height=h)
+    if tag == app.ids.load_dialog:
+        recent.fit(app, w)
     if dpg.get_item_type(tag) != "mvAppItemType::mvFileDialog":  # those centre themselves
         dpg.configure_item(tag, pos=(max(0, (vw - w) // 2), max(0, (vh - h) // 2)))
     dpg.show_item(tag)

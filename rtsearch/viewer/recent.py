@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rtsearch.viewer.app import ViewerApp
 
 PANEL_W = 200  # at UI scale 1
+FILES_W = 400  # the Load dialog's file list needs this much for its names to show
 TITLE = "Shown before"
 HINT = "(a click opens one)"
 EMPTY = "The indexes you load or analyse are listed here."
@@ -28,6 +29,21 @@ TIP = "Opens it from the folder its images were shown from, at the query shown l
 def add_panel(app: ViewerApp) -> None:
     """The list's place, inside the Load dialog as it is made; ``fill`` fills it."""
     app.recent_panel = dpg.add_child_window(width=app.px(PANEL_W), show=False)
+
+
+def fit(app: ViewerApp, dialog_width: int) -> None:
+    """The list in the Load dialog of ``dialog_width`` where that leaves the file list its
+    FILES_W, and where there is a list (not with --no-last); else taken out. The dialog
+    keeps a side pane of its own width for anything in it, shown or not: in a narrow window
+    the file list showed '[F.dat' for every name, the names squeezed out."""
+    wanted = app.opts.remember and dialog_width >= app.px(PANEL_W + FILES_W)
+    if app.recent_panel and not wanted:
+        dpg.delete_item(app.recent_panel)
+        app.recent_panel = 0
+    elif wanted and not app.recent_panel:
+        app.recent_panel = dpg.add_child_window(
+            parent=app.ids.load_dialog, width=app.px(PANEL_W), show=False
+        )
 
 
 def entries(app: ViewerApp) -> list[memory.Shown]:
@@ -51,9 +67,11 @@ def fill(app: ViewerApp) -> None:
     of the folder above where two share one (the whole path in its tooltip). The panel
     stays when there is none (the dialog keeps its place), and says what comes there."""
     panel = app.recent_panel
+    if not panel:  # (no room for it)
+        return
     dpg.delete_item(panel, children_only=True)
     shown = entries(app)
-    dpg.configure_item(panel, show=app.opts.remember)
+    dpg.configure_item(panel, show=True)
     dpg.add_text(TITLE, parent=panel)
     empty = EMPTY if app.session is None else OTHERS  # (the one on show is not listed)
     dpg.add_text(HINT if shown else empty, parent=panel, color=ui.GREYED, wrap=0)
