@@ -256,7 +256,24 @@ def test_weights_of_the_wrong_rank_type_or_flavour_are_one_line(tmp_path, slim_s
     with h5py.File(flat_group, "r+") as f:  # fc1 a dataset where Keras has a group
         del f["fc1"]
         f["fc1"] = layers["fc1"][0]
+    # shapes said as the Keras file holds them (they were said as turned for ONNX)
+    fc1, (fc2, fc2_bias) = layers["fc1"][0], layers["fc2"]
+    thin_fc2 = dict(layers, fc2=(fc2[:-3], fc2_bias))
+    conv = layers["block2_conv1"][0]
+    wide_conv = dict(
+        layers, block2_conv1=(np.concatenate([conv, conv[:, :, :1]], 2), conv[0, 0, 0])
+    )
     cases = [
+        (
+            write_keras_h5(tmp_path / "thin.h5", thin_fc2),
+            f"fc1/fc2 kernels of shapes {fc1.shape}/{fc2[:-3].shape} do not fit VGG16 "
+            f"(expected ({fc1.shape[0]}, *)/({fc1.shape[1]}, *))",
+        ),
+        (
+            write_keras_h5(tmp_path / "wide.h5", wide_conv),
+            f"Keras layer 'block2_conv1' has a kernel of shape {wide_conv['block2_conv1'][0].shape}"
+            f", expected (3, 3, {conv.shape[2]}, *)",
+        ),
         (write_torch_pth(tmp_path / "flat.pth", flat_fc6), "fc6/fc7 shapes"),
         (write_keras_h5(tmp_path / "flat.h5", flat_conv), "'block1_conv1' has a kernel of shape"),
         (write_keras_h5(tmp_path / "text.h5", text_bias), "layer fc2 holds text, not numbers"),

@@ -253,6 +253,15 @@ def _keras_layer(root, name: str, path: Path) -> tuple[Array, Array]:
     return _floats(kernels[0], name, path), _floats(biases[0], name, path)
 
 
+def _conv_name(i: int) -> str:
+    """Keras's name of VGG16's ``i``-th conv layer: block2_conv1 for the third."""
+    for block, n in enumerate(BLOCKS):
+        if i < n:
+            return f"block{block + 1}_conv{i + 1}"
+        i -= n
+    return f"conv {i}"
+
+
 def _check_shapes(path: Path, w: VGGWeights) -> None:
     if len(w.convs) != sum(BLOCKS):
         guess = {16: " (is this VGG19?)", 8: " (is this VGG11?)", 10: " (is this VGG13?)"}
@@ -260,9 +269,15 @@ def _check_shapes(path: Path, w: VGGWeights) -> None:
             f"{path}: {len(w.convs)} conv layers, VGG16 has {sum(BLOCKS)}"
             + guess.get(len(w.convs), "")
         )
+    keras = w.layout == "keras"  # said as the file holds them, not as turned here
     cin = 3
     for i, (weight, bias) in enumerate(w.convs):
         if weight.ndim != 4 or weight.shape[1:] != (cin, 3, 3) or bias.shape != weight.shape[:1]:
+            if keras:
+                raise RtsearchError(
+                    f"{path}: Keras layer {_conv_name(i)!r} has a kernel of shape "
+                    f"{weight.transpose(2, 3, 1, 0).shape}, expected (3, 3, {cin}, *)"
+                )
             raise RtsearchError(
                 f"{path}: conv {i} has shape {weight.shape}, expected (*, {cin}, 3, 3)"
             )
@@ -274,6 +289,11 @@ def _check_shapes(path: Path, w: VGGWeights) -> None:
         or w6.shape[1] != cin * POOLED * POOLED
         or w7.shape[1] != w6.shape[0]
     ):
+        if keras:
+            raise RtsearchError(
+                f"{path}: fc1/fc2 kernels of shapes {w6.T.shape}/{w7.T.shape} do not fit VGG16 "
+                f"(expected ({cin * POOLED * POOLED}, *)/({w6.shape[0]}, *))"
+            )
         raise RtsearchError(f"{path}: fc6/fc7 shapes {w6.shape}/{w7.shape} do not fit VGG16")
     if b6.shape != w6.shape[:1] or b7.shape != w7.shape[:1]:
         raise RtsearchError(f"{path}: fc bias shapes do not match their weights")
