@@ -41,9 +41,8 @@ def fit(app: ViewerApp, dialog_width: int) -> None:
         dpg.delete_item(app.recent_panel)
         app.recent_panel = 0
     elif wanted and not app.recent_panel:
-        app.recent_panel = dpg.add_child_window(
-            parent=app.ids.load_dialog, width=app.px(PANEL_W), show=False
-        )
+        app.recent_panel = dpg.add_child_window(parent=app.ids.load_dialog, width=app.px(PANEL_W))
+        fill(app)  # (the dialog may be on show: a window made wider)
 
 
 def entries(app: ViewerApp) -> list[memory.Shown]:
