@@ -395,10 +395,12 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
     if export_missing and name in FIRST_USE:
         return _export_first_use(name)
     where = ", ".join(str(d) for d in search_dirs())
-    near = sorted({Path(f).stem for f in model_files() if f.startswith(name)})
+    near = sorted({Path(f).stem for f in model_files() if f.lower().startswith(name.lower())})
     # the model's own name, as `info` and `models` show it: vgg16 for vgg16-fc7.onnx, the
     # one file of that name but for its int8 twin (which the fp32 name leads to as usual)
-    named = [s for s in near if s.startswith(f"{name}-") and not s.endswith("-int8")]
+    named = [
+        s for s in near if s.lower().startswith(f"{name.lower()}-") and not s.endswith("-int8")
+    ]
     if len(named) == 1 and not name.endswith("-"):
         return resolve_model(named[0], export_missing=export_missing)
     hint = f"; did you mean {' or '.join(near)}?" if near else ""

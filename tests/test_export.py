@@ -832,7 +832,7 @@ def test_the_default_out_is_where_names_are_looked_up(tmp_path, slim_sd, monkeyp
     assert models.resolve_model("vgg16-fc7.onnx") == made  # as `rtsearch models` names it
     # the model's own name, as `info` shows it ("model 'vgg16' not found ...; did you mean
     # vgg16-fc7?"); a part of one is not a name
-    assert models.resolve_model("vgg16") == made
+    assert models.resolve_model("vgg16") == made == models.resolve_model("VGG16")
     with pytest.raises(
         RtsearchError, match=r"model 'vgg' not found in .*; did you mean vgg16-fc7\?$"
     ):

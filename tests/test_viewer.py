@@ -3490,21 +3490,24 @@ def test_a_name_typed_in_the_save_dialog_is_the_file_saved(app, tmp_path):
     dialog = app.ids.save_dialog
     dpg.configure_item(dialog, default_path=str(tmp_path))
     for typed, saved in (("photos.2024", "photos.2024.dat"), ("s2.v2", "s2.v2.dat"),
-                         ("UP.DAT", "UP.DAT"), ("plain", "plain.dat")):  # fmt: skip
+                         ("UP.DAT", "UP.DAT"), ("plain ", "plain.dat")):  # fmt: skip
         app.to_save = app.session
         type_into_dialog(app, dialog, typed)
         pump(app, lambda saved=saved: app.message.startswith(f"saved {tmp_path / saved} ("))
         assert (tmp_path / saved).is_file()
     assert (tmp_path / "s2.dat").read_bytes() == b"another index"
-    app.to_save = app.session
-    type_into_dialog(app, dialog, "sub/")
-    assert app.message == f"not saved: {tmp_path}/sub/ is a folder; type a file name after it"
-    assert list((tmp_path / "sub").iterdir()) == []
+    for folder in ("sub/", ".", ".."):  # (hidden files named '.dat', '..dat', '...dat')
+        app.to_save = app.session
+        type_into_dialog(app, dialog, folder)
+        assert app.message == (
+            f"not saved: {tmp_path}/{folder} names a folder; type a file name after it"
+        )
+    assert list((tmp_path / "sub").iterdir()) == [] and not list(tmp_path.glob(".*dat"))
     app.message = ""
     dialog = app.ids.load_dialog
     dpg.configure_item(dialog, default_path=str(tmp_path))
-    type_into_dialog(app, dialog, "photos.2024")
-    pump(app, lambda: app.session.source == tmp_path / "photos.2024.dat")
+    type_into_dialog(app, dialog, "UP")
+    pump(app, lambda: app.session.source == tmp_path / "UP.DAT")
 
 
 def test_the_load_dialogs_list_of_indexes_gives_way_in_a_narrow_window(app):

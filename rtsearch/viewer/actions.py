@@ -490,6 +490,7 @@ def analyze_picked(app: ViewerApp, folder: Path) -> None:
     folder around it (~/Pictures, for an index of ~/Pictures/Trip) without a word."""
     from rtsearch.viewer import dialogs
 
+    folder = Path(os.path.normpath(folder))  # (as typed: '/tmp/pics/..')
     shown = app.session.base_dir if app.session is not None else None
     if shown is None or not _holds(folder, shown):
         analyze(app, folder)
@@ -498,8 +499,7 @@ def analyze_picked(app: ViewerApp, folder: Path) -> None:
         app,
         "Analyze the folder around the one on show?",
         f"{folder} holds {shown}, the folder on show, and everything beside it. Analyze all "
-        "of it into an index of its own? (To bring the index on show up to date, pick its "
-        "folder itself.)",
+        "of it? (To bring the index on show up to date, pick its folder itself.)",
         "Analyze",
         on_yes=lambda: analyze(app, folder),
         on_no=lambda: setattr(app, "message", f"not analysed: {folder}"),

@@ -316,10 +316,16 @@ INDEX_FILES = _filter_set("Index files", (".dat",))
 
 def index_file(typed: str) -> str:
     """The file a name typed into the Save dialog stands for: itself where it ends in .dat
-    (in any case), else with .dat added; a folder, or no name, is refused."""
+    (in any case), else with .dat added; a folder, or no name, is refused. Spaces after
+    it are taken off ('photos.2024 ' was saved as 'photos.2024 .dat')."""
+    typed = typed.rstrip()
     name = os.path.basename(typed.rstrip("/"))
-    if typed.endswith("/") or (os.path.isdir(typed) and typed.lower().endswith(".dat")):
-        raise RtsearchError(f"not saved: {typed} is a folder; type a file name after it")
+    if (
+        typed.endswith("/")
+        or name in (".", "..")  # (saved as hidden files, '..dat' and '...dat')
+        or (os.path.isdir(typed) and typed.lower().endswith(".dat"))
+    ):
+        raise RtsearchError(f"not saved: {typed} names a folder; type a file name after it")
     if not name or name.lower() == ".dat":
         raise RtsearchError("not saved: type a name for the index file")
     return typed if name.lower().endswith(".dat") else f"{typed}.dat"
@@ -327,9 +333,13 @@ def index_file(typed: str) -> str:
 
 def index_there(typed: str) -> str:
     """The file a name typed into the Load dialog stands for: itself, or where no such
-    file is and one with .dat added is, that one ('pictures' for pictures.dat)."""
-    if not os.path.exists(typed) and os.path.isfile(f"{typed}.dat"):
-        return f"{typed}.dat"
+    file is and one with .dat (or .DAT) added is, that one ('pictures' for pictures.dat)."""
+    if os.path.exists(typed):
+        return typed
+    typed = typed.rstrip()  # (a space typed after the name)
+    for candidate in (typed, f"{typed}.dat", f"{typed}.DAT"):
+        if os.path.isfile(candidate):
+            return candidate
     return typed
 
 
