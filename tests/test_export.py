@@ -1157,15 +1157,20 @@ def test_a_first_use_export_onto_a_full_disk_is_one_line(tmp_path, monkeypatch):
     )
 
 
-def write_keras3_weights(path: Path, layers: dict) -> Path:
+def write_keras3_weights(path: Path, layers: dict, named: bool = True) -> Path:
     """Weights as Keras 3's save_weights writes them: each layer's group named after its
-    class (layers/conv2d_3), its own name (block2_conv2) an attribute of its vars."""
+    class (layers/conv2d_3), its own name (block2_conv2) an attribute of its vars (not in
+    the versions before, ``named``)."""
+    kinds: dict[str, int] = {}
     with h5py.File(path, "w") as f:
-        for i, (name, (kernel, bias)) in enumerate(layers.items()):
-            group = f"conv2d_{i}" if name.startswith("block") else f"dense_{i}"
+        for name, (kernel, bias) in layers.items():
+            kind = "conv2d" if name.startswith("block") else "dense"
+            kinds[kind] = kinds.get(kind, -1) + 1
+            group = f"{kind}_{kinds[kind]}" if kinds[kind] else kind
             f[f"layers/{group}/vars/0"] = kernel
             f[f"layers/{group}/vars/1"] = bias
-            f[f"layers/{group}/vars"].attrs["name"] = name
+            if named:
+                f[f"layers/{group}/vars"].attrs["name"] = name
         f.create_group("layers/flatten/vars").attrs["name"] = "flatten"
         f.create_group("vars").attrs["name"] = "vgg16"
     return path
@@ -1190,7 +1195,8 @@ def test_keras_3_weights_files_convert_and_a_kernel_the_wrong_way_is_said(tmp_pa
     images = photos()
     two = export_vgg16(write_keras_h5(tmp_path / "k2.h5", layers), tmp_path / "k2.onnx", log=print)
     want = run_features(two, images)[0]
-    for weights in (keras3, archive, tmp_path / "old3.weights.h5"):
+    unnamed = write_keras3_weights(tmp_path / "unnamed.weights.h5", layers, named=False)
+    for weights in (keras3, archive, tmp_path / "old3.weights.h5", unnamed):
         got = run_features(export_vgg16(weights, tmp_path / "k3.onnx", log=print), images)[0]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=weights.name)
     turned = dict(

@@ -213,7 +213,26 @@ def _by_layer_name(root):
             name = name.decode("utf-8", "replace")
         if isinstance(name, str) and name != key and name not in root:
             named[name] = group
+    if not named:
+        named = _by_class_order(root)
     return {**{key: root[key] for key in root}, **named} if named else root
+
+
+def _by_class_order(root) -> dict:
+    """Keras 3 files of versions that kept no layer names (layers/conv2d, conv2d_1, ...,
+    dense, dense_1): the layers by the order Keras numbered them in, which is VGG16's own
+    order, where they are VGG16's 13 convs and 2 or 3 dense layers; else none."""
+
+    def numbered(kind: str) -> list[str]:
+        found = [k for k in root if re.fullmatch(rf"{kind}(_\d+)?", k)]
+        return sorted(found, key=lambda k: int(k.rsplit("_", 1)[1]) if "_" in k[len(kind) :] else 0)
+
+    convs, dense = numbered("conv2d"), numbered("dense")
+    if len(convs) != sum(BLOCKS) or len(dense) not in (2, 3):
+        return {}
+    names = [f"block{b + 1}_conv{c + 1}" for b, n in enumerate(BLOCKS) for c in range(n)]
+    return {**dict(zip(names, (root[k] for k in convs), strict=True)),
+            "fc1": root[dense[0]], "fc2": root[dense[1]]}  # fmt: skip
 
 
 def _check_keras_convs(root, names: list[str], path: Path) -> None:
