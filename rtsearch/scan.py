@@ -64,6 +64,9 @@ class ScanResult:
     raw: int = 0  # RAW camera files met (not read: no decoder for them here)
     excluded: int = 0  # files left out by the user's patterns (not those in their folders)
     excluded_folders: int = 0  # folders left out so (not walked)
+    # folders walked through links that lie outside the base (their real paths, the
+    # outermost only): a watch of the base sees no change in them
+    outside: list[str] = field(default_factory=list)
 
     def hides(self, path: str) -> bool:
         """Whether ``path`` (relative, posix) may exist unseen in an unread place."""
@@ -133,7 +136,22 @@ def scan(
                 file_links.append((result.paths[-1], os.path.realpath(entry.path)))
     _drop_links_to_files_indexed(result, file_links, visited)
     result.paths.sort()
+    result.outside = _outermost(r for r in visited if not _within(r, base_real))
     return result
+
+
+def _within(folder: str, base: str) -> bool:
+    """Whether real path ``folder`` is ``base`` or lies inside it."""
+    return folder == base or _above(base, folder)
+
+
+def _outermost(folders) -> list[str]:
+    """Of real paths ``folders``, those inside none of the others, sorted."""
+    kept: list[str] = []
+    for folder in sorted(folders):  # (a folder sorts before what it holds)
+        if not any(_within(folder, k) for k in kept):
+            kept.append(folder)
+    return kept
 
 
 def under_copies(rel: str) -> bool:

@@ -68,6 +68,7 @@ class UpdateReport:
     seconds: float = 0.0
     moved_from: str | None = None  # the folder the index named before, if it now names another
     excluded: tuple[int, int] = (0, 0)  # folders and files its --exclude patterns left out
+    outside: list[str] = field(default_factory=list)  # folders linked from outside (scan's)
 
     @property
     def modified(self) -> bool:
@@ -158,6 +159,7 @@ def _update(
         _check_same_images(index_path, base_dir, old, rows, seen, moved)
     report = UpdateReport(old, skipped=list(found.skipped))
     report.excluded = (found.excluded_folders, found.excluded)
+    report.outside = found.outside
     moved_away = {old.paths[i] for i in relocated.values()}
     report.removed = [p for p in gone if p not in moved_away]
     report.relocated = sorted(relocated)
@@ -484,6 +486,8 @@ def follow(
                 continue
             if outage and events is None:
                 events = _watch(Path(base_dir))
+            if events is not None:  # (folders linked from outside it: watched too)
+                events.watch_also(report.outside)
             first, outage, busy = False, False, False
             last_problem = said_problem = ""
             if report.modified:
@@ -541,6 +545,19 @@ class _Events:
         self.base = os.path.abspath(base_dir)
         self.flag = threading.Event()
         self.last = time.monotonic()
+        self.also: dict[str, object] = {}  # folders linked from outside the base: watches
+
+    def watch_also(self, folders: list[str]) -> None:
+        """Watch ``folders`` too (folders outside the base that links in it lead to: the
+        base's watch does not follow links, and pictures added there waited for a change
+        in the base), and no longer those watched before and not among them."""
+        for folder in [f for f in self.also if f not in folders]:
+            with contextlib.suppress(KeyError, OSError):  # (its watch gone with it)
+                self.observer.unschedule(self.also.pop(folder))
+        for folder in folders:
+            if folder not in self.also:
+                with contextlib.suppress(OSError):  # gone since the scan: the next pass's
+                    self.also[folder] = self.observer.schedule(self, folder, recursive=True)
 
     def on_any_event(self, event) -> None:  # called on watchdog's thread
         if event.event_type in ("opened", "closed_no_write"):
@@ -557,7 +574,8 @@ class _Events:
         return any(path and self._picture(os.fsdecode(path)) for path in paths)
 
     def _picture(self, path: str) -> bool:
-        rel = os.path.relpath(path, self.base)
+        outside = next((f for f in tuple(self.also) if path.startswith(f + os.sep)), None)
+        rel = os.path.relpath(path, outside or self.base)
         parts = rel.split(os.sep)
         if any(part.startswith(".") for part in parts if part not in (".", "..")):
             return False  # hidden, passed over by the scan (a download's .part file too)

@@ -673,6 +673,40 @@ def test_follow_yields_the_updated_index_when_the_folder_changes(
     assert store.load(out).count == 32
 
 
+def test_follow_sees_pictures_added_in_a_folder_linked_from_outside(indexed, tiny_model, tmp_path):
+    """A folder outside the base that a link in it leads to is indexed, but its changes
+    reached no watch (watchdog's does not follow links): pictures added there waited, for
+    good, for a change in the base."""
+    pytest.importorskip("watchdog")
+    gallery, out = indexed
+    outside = tmp_path / "elsewhere"
+    make_gallery(outside, 2, start=300, subdirs=1)
+    (gallery / "linked").symlink_to(outside)
+    stop = threading.Event()
+    seen: list = []
+
+    def consume() -> None:
+        for report in follow(out, gallery, Extractor(tiny_model), stop=stop, interval=0.3):
+            seen.append(report)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert seen and seen[-1].index.count == 32  # the first pass takes in the link's two
+        make_gallery(outside, 1, start=310, subdirs=1)
+        deadline = time.monotonic() + 30
+        while seen[-1].index.count < 33 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert seen[-1].index.count == 33 and seen[-1].added == ["linked/d0/img00310.png"]
+
+
 def test_follow_waits_for_another_writer_instead_of_stopping(indexed, tiny_model):
     gallery, out = indexed
     stop, seen, warned = threading.Event(), [], []
