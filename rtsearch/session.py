@@ -225,7 +225,30 @@ class SearchSession:
             except ValueError:
                 continue
         rows = (self.index.row_of(rel) for rel in dict.fromkeys(places))  # (each place once)
-        return next((row for row in rows if row is not None), None)
+        found = next((row for row in rows if row is not None), None)
+        if found is None and (rel := self._under_base(path)) is not None:
+            found = self.index.row_of(rel)
+        return found
+
+    def _under_base(self, path: Path) -> str | None:
+        """``path``'s place under the base folder, where neither its absolute nor its real
+        path lies under the base's: reached through a link to the base while the folder it
+        is in is a link too (its real path leaves the base), or written in another letter
+        case on a FAT or exFAT disk. A file of the index so written was not its row, and an
+        identical copy ranked before it."""
+        try:
+            base = os.stat(self.base_dir)
+        except OSError:
+            return None
+        absolute = Path(os.path.abspath(path))
+        for parent in absolute.parents:
+            try:
+                st = os.stat(parent)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (base.st_dev, base.st_ino):
+                return absolute.relative_to(parent).as_posix()
+        return None
 
     def stored_vector(self, row: int, path: Path) -> npt.NDArray[np.float32] | None:
         """Row ``row``'s vector, where ``path`` is its file (however written: row_at) as it

@@ -131,6 +131,8 @@ def _update(
     check_folder(index_path)
     stored = index_path if store.has_features(index_path) else None
     store.check_rows(old, extractor.info, str(index_path), OTHER_FILE)
+    if _same_folder(old.base_dir, base_dir):  # written in another letter case (FAT, exFAT)
+        base_dir = Path(old.base_dir)  # (said moved there, and its case stored)
     rows = {p: i for i, p in enumerate(old.paths)}
     found = scan(base_dir, warn, Exclusions.of(old.exclude))  # (as analysed: kept)
     todo = [
@@ -319,6 +321,14 @@ def _drop_parts(folder: Path, parts: list[Path]) -> None:
         (folder / SETTINGS).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         folder.rmdir()  # only when empty: another run's parts stay
+
+
+def _same_folder(stored: str, given: Path) -> bool:
+    """Whether ``given`` is the folder the index names as ``stored``, written otherwise."""
+    try:
+        return bool(stored) and os.path.samefile(stored, given)
+    except OSError:  # (the one stored gone: moved)
+        return False
 
 
 def _check_same_images(index_path, base_dir, old, rows, seen, moved) -> None:

@@ -544,6 +544,26 @@ def test_a_file_of_the_index_comes_first_among_its_identical_copies(
     assert results[0].path == "Backup/img00004.jpg"  # ... and still first among its copies
 
 
+def test_a_file_of_a_linked_folder_comes_first_however_the_base_is_reached(
+    capsys, tmp_path, tiny_model
+):
+    """The base reached through a link to it, and the file in a folder linked from outside
+    the base: neither its absolute nor its real path lies under the base's, and an
+    identical copy elsewhere in the index ranked before it."""
+    gallery, out = tmp_path / "gallery", tmp_path / "g.dat"
+    make_gallery(gallery, 6)
+    (tmp_path / "outside").mkdir()
+    shutil.copy2(gallery / "d1/img00004.jpg", tmp_path / "outside/z.jpg")
+    (gallery / "linked").symlink_to(tmp_path / "outside")
+    (tmp_path / "via").symlink_to(gallery)
+    assert cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")[0] == 0
+    for picture, own in ((tmp_path / "via/linked/z.jpg", "linked/z.jpg"),
+                         (tmp_path / "via/d1/img00004.jpg", "d1/img00004.jpg")):  # fmt: skip
+        code, stdout, _ = cli(capsys, "query", out, picture, "--model", tiny_model, "-k", "2",
+                              "--json")  # fmt: skip
+        assert code == 0 and json.loads(stdout)[0]["path"] == own, picture
+
+
 def test_a_folder_of_the_index_is_searched_without_what_the_index_leaves_out(
     capsys, tmp_path, tiny_model
 ):

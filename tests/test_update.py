@@ -707,6 +707,25 @@ def test_follow_sees_pictures_added_in_a_folder_linked_from_outside(indexed, tin
     assert seen[-1].index.count == 33 and seen[-1].added == ["linked/d0/img00310.png"]
 
 
+def test_the_same_folder_written_otherwise_is_no_move(indexed, tiny_model, tmp_path):
+    """On a FAT or exFAT disk `update INDEX ex/PICS` for ex/pics (the same folder, another
+    letter case) said "its folder is now .../PICS" and stored that name: here the same
+    folder is reached under another name by a bind mount."""
+    gallery, out = indexed
+    same = tmp_path / "Gallery"
+    same.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "--bind", str(gallery), str(same)]).returncode:
+        pytest.skip("cannot bind-mount here (needs root and mount rights)")
+    try:
+        make_gallery(gallery, 1, start=100)
+        report = upd.update(out, same, Extractor(tiny_model))
+        assert report.added == ["d1/img00100.png"] and report.moved_from is None
+        assert "its folder is now" not in report.summary(out)
+        assert store.load(out).base_dir == str(gallery.resolve())
+    finally:
+        subprocess.run(["umount", str(same)])
+
+
 def test_follow_waits_for_another_writer_instead_of_stopping(indexed, tiny_model):
     gallery, out = indexed
     stop, seen, warned = threading.Event(), [], []
