@@ -545,14 +545,17 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     each time."""
     from rtsearch.viewer.memory import state_file
 
-    def left_with(*args: str, frames: int = 12) -> dict:
+    def left_with(*args: str, frames: int = 12, said: list | None = None) -> dict:
         stats = tmp_path / "frames.json"
         stats.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "rtsearch", "view", "--source", "none", *args]
         cmd += ["--quit-after-frames", str(frames), "--frame-stats", str(stats)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and done.stderr == "", done.stderr
-        return json.loads(stats.read_text())["settings"]
+        figures = json.loads(stats.read_text())
+        if said is not None:
+            said.append(figures["message_line"])
+        return figures["settings"]
 
     first = left_with()
     assert first == {
@@ -580,8 +583,14 @@ def test_the_viewer_starts_as_it_was_left(display, tmp_path):
     now = left_with("--source", "screen:1100,650,300,200")
     assert now == {**left, "k": 9, "trim": True, "region": [1100, 650, 300, 200]}
     with pyvirtualdisplay.Display(size=(800, 600), color_depth=24):
-        small = left_with()
+        said: list[str] = []
+        small = left_with("--source", "screen", said=said)
     assert small["region"] == [500, 400, 300, 200] and small["window"] == [800, 520]
+    # and that is said once the screen is grabbed (the region moved without a word)
+    assert said[0].startswith(
+        "the screen region 1100,650,300,200 does not fit the 800x600 screen: now "
+        "500,400,300,200 (G to choose another)"
+    ), said
     assert left_with() == now
     # a run closed before it was drawn 10 frames keeps nothing (one that failed at once)
     left_with("-k", "33", frames=3)

@@ -224,7 +224,10 @@ class ViewerApp:
         # frames drawn in a row with no question nor file dialog on show (dialogs.ask_next)
         self.quiet_frames = dialogs.QUIET_FRAMES
         desk, home, monitors = read or ((0, 0, *FALLBACK_SCREEN),) * 2 + ((),)
-        self.region = GrabRegion(desk, opts.region, home=home, monitors=monitors)
+        self.region = GrabRegion(desk, home=home, monitors=monitors)
+        # a region kept from the last run that no longer fits this desktop (a monitor
+        # unplugged) is moved onto it, and said once the screen is grabbed (it was not)
+        self.region_note = self.region.set_box(opts.region) if opts.region else ""
         self.region.scale = opts.hidpi_scale or detect_scale(home[2], _logical_width())
         # kept at UI scale 1: a window left at 1.5x opens as large for its text at 3x
         sides = zip(opts.kept_size, layout.WINDOW_DEFAULT, strict=True)
@@ -352,6 +355,10 @@ class ViewerApp:
             # a region given as x,y,w,h that does not fit the screen is moved or cut to fit
             given = kind == "screen" and arg not in ("", "mouse")
             note = self.region.set_box(parse_region(arg)) if given else ""
+            if kind == "screen" and arg == "" and self.region_note:
+                note, self.region_note = self.region_note, ""
+            elif given:
+                self.region_note = ""  # (another region given: the kept one is not said)
             source = self._make_source(kind, arg)
             if isinstance(source, RandomSource) and row is not None:
                 source.trigger(row, fallback=True)  # (a query recalled: gone, another)
