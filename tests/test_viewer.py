@@ -3537,6 +3537,25 @@ def test_the_load_dialogs_list_of_indexes_gives_way_in_a_narrow_window(app):
         pump(app, lambda: dpg.get_viewport_client_width() == 900)
 
 
+def test_a_file_dialog_is_used_from_the_keyboard_alone(app, tmp_path):
+    """As the README says: Tab goes to the Search field, Tab again to the name field, and
+    Enter opens what was typed there (a keyboard user, typing at once, typed nowhere)."""
+    from rtsearch import store
+
+    dialog = app.ids.load_dialog
+    typed = tmp_path / "typed.dat"
+    store.save(app.session.index, typed)
+    app.perform("load")
+    pump(app, lambda: dpg.is_item_shown(dialog))
+    for _ in range(5):
+        app.frame()
+    xdotool(app, "key", "Tab", "Tab")
+    xdotool(app, "type", "--delay", "60", str(typed))  # (quicker, some keys were lost)
+    assert dpg.get_file_dialog_info(dialog)["file_name"].endswith("typed.dat")
+    xdotool(app, "key", "Return")
+    pump(app, lambda: app.session.source == typed)
+
+
 def test_a_folder_picked_around_the_one_on_show_is_asked_about_first(app, monkeypatch):
     """A then Enter: the folder dialog opens beside the folder on show, and its Enter
     analysed all of the folder around it (a whole ~/Pictures, for ~/Pictures/Trip) unasked."""
