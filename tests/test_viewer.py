@@ -3531,6 +3531,20 @@ def test_the_load_dialogs_list_of_indexes_gives_way_in_a_narrow_window(app):
         pump(app, lambda: dpg.is_item_shown(dialog))  # (its full width again)
         assert dpg.get_item_configuration(app.recent_panel)["width"] == app.px(200)
         assert dpg.is_item_shown(app.recent_panel)
+        # the window made narrower, then wider, with the dialog open: the dialog is made
+        # again each time, as it takes in its side pane only then (the names stayed
+        # squeezed, or the list did not come, till it was opened again)
+        for width, listed in ((560, False), (900, True)):
+            made = dpg.get_alias_id(dialog)
+            dpg.set_viewport_width(width)
+            pump(app, lambda width=width: dpg.get_viewport_client_width() == width)
+            pump(
+                app,
+                lambda made=made: dpg.is_item_shown(dialog) and dpg.get_alias_id(dialog) != made,
+            )
+            assert bool(app.recent_panel) == listed
+        assert dpg.is_item_shown(app.recent_panel)
+        assert len(dpg.get_item_children(app.recent_panel, 1)) >= 2  # (filled: its title, ...)
     finally:
         app.on_key(dpg.mvKey_Escape)
         dpg.set_viewport_width(900)

@@ -28,21 +28,21 @@ DIALOG_MARGIN = 8  # kept between a dialog and the window's edges
 MIN_WINDOW = 160  # no dialog is made smaller than this, however small the window
 
 
-def show_fitted(app: ViewerApp, tag: int | str, size: tuple[int, int]) -> None:
+def show_fitted(app: ViewerApp, tag: int | str, size: tuple[int, int]) -> bool:
     """Show a dialog or the help window at ``size`` (at UI scale 1), or smaller where the
     viewer's window is smaller, so that its buttons (OK, Cancel) are never cut off;
-    centred."""
+    centred. True where the Load dialog's list of indexes came or went (recent.fit)."""
     vw = dpg.get_viewport_client_width()
     vh = dpg.get_viewport_client_height()
     least, margin = app.px(MIN_WINDOW), app.px(DIALOG_MARGIN)
     w = max(least, min(app.px(size[0]), vw - 2 * margin))
     h = max(least, min(app.px(size[1]), vh - 2 * margin))
     dpg.configure_item(tag, width=w, height=h)
-    if tag == app.ids.load_dialog:
-        recent.fit(app, w)
+    changed = tag == app.ids.load_dialog and recent.fit(app, w)
     if dpg.get_item_type(tag) != "mvAppItemType::mvFileDialog":  # those centre themselves
         dpg.configure_item(tag, pos=(max(0, (vw - w) // 2), max(0, (vh - h) // 2)))
     dpg.show_item(tag)
+    return changed
 
 
 def refit_shown(app: ViewerApp) -> None:
@@ -54,7 +54,13 @@ def refit_shown(app: ViewerApp) -> None:
     ids = app.ids
     for tag in ids.dialogs():
         if dpg.is_item_shown(tag):
-            show_fitted(app, tag, DIALOG_SIZE)
+            if show_fitted(app, tag, DIALOG_SIZE):
+                # the Load dialog's list came or went: made again (in its folder), as the
+                # dialog takes in its side pane only then; the names were squeezed, or the
+                # list did not come, till it was opened again
+                renew(tag, False)
+                show_fitted(app, tag, DIALOG_SIZE)
+                recent.fill(app)
             dpg.hide_item(tag)
             app.reshow.append(tag)
     if dpg.is_item_shown(ids.help):

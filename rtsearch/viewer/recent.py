@@ -31,18 +31,21 @@ def add_panel(app: ViewerApp) -> None:
     app.recent_panel = dpg.add_child_window(width=app.px(PANEL_W), show=False)
 
 
-def fit(app: ViewerApp, dialog_width: int) -> None:
+def fit(app: ViewerApp, dialog_width: int) -> bool:
     """The list in the Load dialog of ``dialog_width`` where that leaves the file list its
     FILES_W, and where there is a list (not with --no-last); else taken out. The dialog
     keeps a side pane of its own width for anything in it, shown or not: in a narrow window
-    the file list showed '[F.dat' for every name, the names squeezed out."""
+    the file list showed '[F.dat' for every name, the names squeezed out. True where the
+    list came or went: a dialog on show takes that in only when made again."""
     wanted = app.opts.remember and dialog_width >= app.px(PANEL_W + FILES_W)
     if app.recent_panel and not wanted:
         dpg.delete_item(app.recent_panel)
         app.recent_panel = 0
-    elif wanted and not app.recent_panel:
+        return True
+    if wanted and not app.recent_panel:
         app.recent_panel = dpg.add_child_window(parent=app.ids.load_dialog, width=app.px(PANEL_W))
-        fill(app)  # (the dialog may be on show: a window made wider)
+        return True
+    return False
 
 
 def entries(app: ViewerApp) -> list[memory.Shown]:
