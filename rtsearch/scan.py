@@ -67,6 +67,7 @@ class ScanResult:
     # folders walked through links that lie outside the base (their real paths, the
     # outermost only): a watch of the base sees no change in them
     outside: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # the links to folders met (absolute)
 
     def hides(self, path: str) -> bool:
         """Whether ``path`` (relative, posix) may exist unseen in an unread place."""
@@ -102,7 +103,10 @@ def scan(
     linked: list[tuple[Path, str]] = []  # symlinked folders, walked after the real ones
     file_links: list[tuple[str, str]] = []  # (path under the base, real path)
     while stack or linked:
+        from_link = not stack
         directory, rel = stack.pop() if stack else linked.pop(0)
+        if from_link:
+            result.links.append(os.path.abspath(directory))
         real = os.path.realpath(directory)
         if real in visited:
             continue

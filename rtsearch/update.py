@@ -69,6 +69,7 @@ class UpdateReport:
     moved_from: str | None = None  # the folder the index named before, if it now names another
     excluded: tuple[int, int] = (0, 0)  # folders and files its --exclude patterns left out
     outside: list[str] = field(default_factory=list)  # folders linked from outside (scan's)
+    links: list[str] = field(default_factory=list)  # the links to folders met (scan's)
 
     @property
     def modified(self) -> bool:
@@ -161,7 +162,7 @@ def _update(
         _check_same_images(index_path, base_dir, old, rows, seen, moved)
     report = UpdateReport(old, skipped=list(found.skipped))
     report.excluded = (found.excluded_folders, found.excluded)
-    report.outside = found.outside
+    report.outside, report.links = found.outside, found.links
     moved_away = {old.paths[i] for i in relocated.values()}
     report.removed = [p for p in gone if p not in moved_away]
     report.relocated = sorted(relocated)
@@ -497,7 +498,7 @@ def follow(
             if outage and events is None:
                 events = _watch(Path(base_dir))
             if events is not None:  # (folders linked from outside it: watched too)
-                events.watch_also(report.outside)
+                events.watch_also(report.outside, report.links)
             first, outage, busy = False, False, False
             last_problem = said_problem = ""
             if report.modified:
@@ -556,11 +557,14 @@ class _Events:
         self.flag = threading.Event()
         self.last = time.monotonic()
         self.also: dict[str, object] = {}  # folders linked from outside the base: watches
+        self.links: frozenset[str] = frozenset()  # the links to folders in it (absolute)
 
-    def watch_also(self, folders: list[str]) -> None:
+    def watch_also(self, folders: list[str], links: list[str]) -> None:
         """Watch ``folders`` too (folders outside the base that links in it lead to: the
         base's watch does not follow links, and pictures added there waited for a change
-        in the base), and no longer those watched before and not among them."""
+        in the base), and no longer those watched before and not among them. ``links``:
+        the links to folders the last pass met, whose removal is a change."""
+        self.links = frozenset(links)
         for folder in [f for f in self.also if f not in folders]:
             with contextlib.suppress(KeyError, OSError):  # (its watch gone with it)
                 self.observer.unschedule(self.also.pop(folder))
@@ -580,8 +584,11 @@ class _Events:
     def _matters(self, event) -> bool:
         if event.is_directory:  # a folder's own "modified" comes with its files' events
             return event.event_type != "modified"
-        paths = [event.src_path, getattr(event, "dest_path", "")]
-        return any(path and self._picture(os.fsdecode(path)) for path in paths)
+        paths = [os.fsdecode(p) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+        # a link made, pointed elsewhere (ln -sfn) or removed: the folder it leads to comes
+        # or goes (named as no picture is, it waited for another change)
+        links = any(os.path.islink(p) or p in self.links for p in paths)
+        return links or any(self._picture(path) for path in paths)
 
     def _picture(self, path: str) -> bool:
         outside = next((f for f in tuple(self.also) if path.startswith(f + os.sep)), None)

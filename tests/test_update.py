@@ -676,7 +676,7 @@ def test_follow_yields_the_updated_index_when_the_folder_changes(
 def test_follow_sees_pictures_added_in_a_folder_linked_from_outside(indexed, tiny_model, tmp_path):
     """A folder outside the base that a link in it leads to is indexed, but its changes
     reached no watch (watchdog's does not follow links): pictures added there waited, for
-    good, for a change in the base."""
+    good, for a change in the base; so did a link made or removed."""
     pytest.importorskip("watchdog")
     gallery, out = indexed
     outside = tmp_path / "elsewhere"
@@ -700,11 +700,24 @@ def test_follow_sees_pictures_added_in_a_folder_linked_from_outside(indexed, tin
         deadline = time.monotonic() + 30
         while seen[-1].index.count < 33 and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert seen[-1].index.count == 33 and seen[-1].added == ["linked/d0/img00310.png"]
+        # a link made, or removed, is a change of its own (it waited for another change)
+        other = tmp_path / "other"
+        make_gallery(other, 2, start=320, subdirs=1)
+        (gallery / "more").symlink_to(other)
+        deadline = time.monotonic() + 30
+        while seen[-1].index.count < 35 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert seen[-1].index.count == 35
+        (gallery / "more").unlink()
+        deadline = time.monotonic() + 30
+        while seen[-1].index.count > 33 and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
-    assert seen[-1].index.count == 33 and seen[-1].added == ["linked/d0/img00310.png"]
+    assert seen[-1].index.count == 33 and len(seen[-1].removed) == 2
 
 
 def test_the_same_folder_written_otherwise_is_no_move(indexed, tiny_model, tmp_path):
