@@ -30,6 +30,10 @@ from rtsearch.store import Index
 from rtsearch.verify import MAX_SIDE as VERIFY_SIDE
 from rtsearch.verify import Keypoints, Verifier
 
+# rows of a file's size looked at for the file itself, written as no place under the base
+# tells (copies and hard links share sizes; a folder of same-size BMPs, more)
+SAME_SIZE_LOOKS = 64
+
 
 @dataclass(frozen=True)
 class Result:
@@ -228,7 +232,26 @@ class SearchSession:
         found = next((row for row in rows if row is not None), None)
         if found is None and (rel := self._under_base(path)) is not None:
             found = self.index.row_of(rel)
-        return found
+        return self._same_file(path) if found is None else found
+
+    def _same_file(self, path: Path) -> int | None:
+        """The row whose file is the very file at ``path``, written in a way no place under
+        the base tells: the real path of a file in a folder linked from outside the base,
+        a name in another letter case on a FAT or exFAT disk. Only rows of its size are
+        looked at (one comparison over the sizes, then a stat or two)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        sizes = np.asarray(self.index.sizes)
+        for row in np.flatnonzero(sizes == st.st_size)[:SAME_SIZE_LOOKS]:
+            try:
+                other = os.stat(self.file_of(int(row)))
+            except OSError:
+                continue
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                return int(row)
+        return None
 
     def _under_base(self, path: Path) -> str | None:
         """``path``'s place under the base folder, where neither its absolute nor its real

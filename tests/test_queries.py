@@ -548,8 +548,8 @@ def test_a_file_of_a_linked_folder_comes_first_however_the_base_is_reached(
     capsys, tmp_path, tiny_model
 ):
     """The base reached through a link to it, and the file in a folder linked from outside
-    the base: neither its absolute nor its real path lies under the base's, and an
-    identical copy elsewhere in the index ranked before it."""
+    the base, or that file by its real path: neither its absolute nor its real path lies
+    under the base's, and an identical copy elsewhere in the index ranked before it."""
     gallery, out = tmp_path / "gallery", tmp_path / "g.dat"
     make_gallery(gallery, 6)
     (tmp_path / "outside").mkdir()
@@ -558,7 +558,8 @@ def test_a_file_of_a_linked_folder_comes_first_however_the_base_is_reached(
     (tmp_path / "via").symlink_to(gallery)
     assert cli(capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--quiet")[0] == 0
     for picture, own in ((tmp_path / "via/linked/z.jpg", "linked/z.jpg"),
-                         (tmp_path / "via/d1/img00004.jpg", "d1/img00004.jpg")):  # fmt: skip
+                         (tmp_path / "via/d1/img00004.jpg", "d1/img00004.jpg"),
+                         (tmp_path / "outside/z.jpg", "linked/z.jpg")):  # fmt: skip
         code, stdout, _ = cli(capsys, "query", out, picture, "--model", tiny_model, "-k", "2",
                               "--json")  # fmt: skip
         assert code == 0 and json.loads(stdout)[0]["path"] == own, picture
