@@ -108,3 +108,17 @@ def test_what_is_kept_with_an_index_applies_while_its_file_names_the_same_folder
     # the folder moved and was chosen in the viewer): its history was lost
     assert memory.history_of(a, str(tmp_path / "chosen")) == (("x.jpg",), 0)
     assert memory.folder_of(a, str(tmp_path / "chosen")) == tmp_path / "chosen"
+
+
+def test_a_state_folder_that_cannot_be_written_is_said_once(tmp_path, monkeypatch, capsys):
+    """A read-only home: the viewer's state was lost without a word, the next run started
+    as the one before had left it."""
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the state folder should be")
+    monkeypatch.setattr(memory, "state_file", lambda: blocked / "rtsearch" / "viewer.json")
+    monkeypatch.setattr(memory, "unkept", "")
+    memory.keep(k=7)
+    memory.keep(k=8)
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {blocked}/rtsearch/viewer.json: cannot keep the viewer's ")
+    assert err.count("\n") == 1 and memory.unkept in err

@@ -1119,7 +1119,10 @@ class ViewerApp:
             settings.update(history_fields(self._kept_history()))
         if settings != self.settings_kept:  # written only when they changed
             self.settings_kept = settings
+            said = memory.unkept
             memory.keep(**settings)
+            if memory.unkept and not said:
+                self.message = memory.unkept
 
     def open_file(self, path: Path) -> None:
         opener = "open" if sys.platform == "darwin" else "xdg-open"

@@ -8,7 +8,6 @@ them, recent.py). A run with --no-last reads and keeps none of it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass, fields, replace
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import platformdirs
 
-from rtsearch.atomic import atomic_path
+from rtsearch.atomic import atomic_path, os_reason
+from rtsearch.errors import warn
 from rtsearch.viewer import layout, uiscale
 from rtsearch.viewer.grab_region import Box
 
@@ -232,14 +232,29 @@ def fit(names, at: int, budget: int = HISTORY_BYTES) -> tuple[tuple[str, ...], i
 
 def keep(**changes: object) -> None:
     """Keep ``changes`` (Memory's fields) with what was kept before. A state folder that
-    cannot be written loses only this convenience: nothing is said."""
+    cannot be written loses only this convenience, said once (``unkept``)."""
     _write(replace(recall(), **changes))
 
 
+# why what the viewer keeps could not be written, once it could not (a read-only home):
+# said once on stderr and the message line; the next run started as the last one had
+# left it, the history and settings of this one lost without a word
+unkept = ""
+
+
 def _write(now: Memory) -> None:
+    global unkept
     entry = _plain(asdict(now))
-    with contextlib.suppress(OSError), atomic_path(state_file()) as tmp:
-        tmp.write_text(json.dumps(entry, indent=1) + "\n", encoding="utf-8")
+    try:
+        with atomic_path(state_file()) as tmp:
+            tmp.write_text(json.dumps(entry, indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        if not unkept:
+            unkept = (
+                f"{state_file()}: cannot keep the viewer's index, settings and history for "
+                f"the next run ({os_reason(exc)})"
+            )
+            warn(unkept)
 
 
 def _plain(value: object) -> object:
