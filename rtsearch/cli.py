@@ -147,7 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=queries.run)
 
     p = sub.add_parser("info", help="describe an index file", formatter_class=fmt)
-    p.add_argument("index", type=Path, help="the index file (.dat) to describe")
+    p.add_argument(
+        "index",
+        type=Path,
+        nargs="?",
+        help="the index file (.dat) to describe (default: the one the viewer showed last)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)
 
@@ -403,6 +408,19 @@ def analysis_summary(output: Path, report, how: str) -> str:
     )
 
 
+def last_shown(usage: str) -> Path:
+    """The index the viewer showed last, for a command given none (``usage``), said on
+    stderr: a newcomer after `rtsearch demo` had to find the demo index's hashed name to
+    `query` or `info` it. Refused, with ``usage``, where there is none."""
+    from rtsearch.viewer.memory import recall
+
+    index = recall().index
+    if index is None or not Path(index).is_file():
+        raise RtsearchError(f"no index given: {usage}")
+    print_line(f"note: index: {index} (the one the viewer showed last)")
+    return Path(index)
+
+
 def one_index(given: Path | None, option: Path | None) -> Path | None:
     """The index a command's argument or its ``--index`` names; both naming two is refused."""
     if given is not None and option is not None and given != option:
@@ -458,7 +476,7 @@ def index_summary(path: Path) -> dict:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    info = index_summary(args.index)
+    info = index_summary(args.index or last_shown("rtsearch info INDEX"))
     if args.json:
         print(json.dumps(info))
     else:

@@ -153,7 +153,7 @@ def targets(
     """The index `query` searches and the pictures it searches for: the index is its first
     argument or ``--index``, not both, not none; with ``--index`` every argument that does
     not look like an index is a picture."""
-    from rtsearch.cli import one_index
+    from rtsearch.cli import last_shown, one_index
 
     if index is not None and index_file is not None and index_file.suffix.lower() != INDEX_SUFFIX:
         images, index_file = [index_file, *images], None
@@ -166,7 +166,7 @@ def targets(
             raise RtsearchError(
                 f"no picture given to search for: {command('rtsearch', 'query', images[0])} IMAGE"
             )
-        raise RtsearchError(f"no index given: rtsearch query INDEX {_spelled(images)}")
+        chosen = last_shown(f"rtsearch query INDEX {_spelled(images)}")
     if chosen.suffix.lower() != INDEX_SUFFIX and named is not None:
         rest = [chosen, *(i for i in images if i != named)]
         raise RtsearchError(

@@ -182,6 +182,19 @@ def test_arguments_name_the_index_and_the_pictures_in_either_order(
     code, stdout, err = cli(capsys, "query", out, empty, a, "--model", tiny_model, "-k", "1")
     assert code == 1 and stdout.splitlines()[0] == str(a)
     assert err.splitlines()[0] == f"warning: {empty}: no pictures in this folder"
+    # no index given, after the viewer showed one (`rtsearch demo`): that one, said so (a
+    # newcomer had to find the demo index's hashed name); `info` likewise
+    from rtsearch.viewer import memory
+
+    memory.keep(index=out, base_dir=gallery)
+    code, stdout, err = cli(capsys, "query", a, "--model", tiny_model, "--json")
+    assert code == 0 and json.loads(stdout)[0]["path"] == "d0/img00003.jpg"
+    assert err == f"note: index: {out} (the one the viewer showed last)\n"
+    code, stdout, err = cli(capsys, "info")
+    assert code == 0 and "count" in stdout and err.startswith(f"note: index: {out} (")
+    out.unlink()  # gone since: as if none were shown
+    code, _, err = cli(capsys, "info")
+    assert code == 1 and err == "rtsearch: error: no index given: rtsearch info INDEX\n"
 
 
 def test_notes_about_the_folder_are_said_once_for_the_whole_batch(
