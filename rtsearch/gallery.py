@@ -31,12 +31,13 @@ import platformdirs
 
 from rtsearch.atomic import atomic_path, os_reason, owned_temp_dir, writer_lock
 from rtsearch.decode import IMAGE_EXTENSIONS, load_rgb
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import RtsearchError, size_text
 
 MARKER = "GALLERY.json"
 LAYOUT = ("stamps", "photos", "samples")  # a gallery's first-level folders
 STAGING = ".gallery-"  # a fetch's folder beside the gallery, renamed into place when done
 STAMPS_PACKAGE = "tuxpaint-stamps-default"
+KEPT_BYTES = 100 * 2**20  # about what the gallery keeps of the packages (90 MB)
 PHOTO_PACKAGES = ("plasma-workspace-wallpapers", "opencv-doc")
 STAMPS_ROOT = "usr/share/tuxpaint/stamps"
 WALLPAPERS_ROOT = "usr/share/wallpapers"
@@ -169,7 +170,26 @@ def count_images(root: Path) -> int:
 
 
 def fetch_debian(dest: Path, log: Log) -> list[str]:
-    """Download and unpack the packages; returns those that gave images."""
+    """Download and unpack the packages; returns those that gave images. Their size is
+    said first, and a disk without room for them is said instead (350 MB came down
+    without a word, and a disk that filled on the way failed each package in turn)."""
+    packages = (STAMPS_PACKAGE, *PHOTO_PACKAGES)
+    sizes = package_sizes(packages)
+    if sizes:
+        download = sum(size for size, _ in sizes.values())
+        # one package at a time: its .deb and its unpacked tree, then the pictures kept
+        room = max(size + unpacked for size, unpacked in sizes.values()) + KEPT_BYTES
+        free = shutil.disk_usage(dest).free
+        if free < room:
+            log(
+                f"gallery: the Debian packages need about {size_text(room)} free in {dest.parent}"
+                f" while unpacked, and {size_text(free)} is"
+            )
+            return []
+        log(
+            f"gallery: fetching {len(packages)} Debian packages with apt-get: about "
+            f"{size_text(download)} to download, the pictures kept about {size_text(KEPT_BYTES)}"
+        )
     got = []
     with tempfile.TemporaryDirectory(dir=dest, ignore_cleanup_errors=True) as tmp:
         for package, take in (
@@ -187,6 +207,26 @@ def fetch_debian(dest: Path, log: Log) -> list[str]:
                 got.append(package)
             shutil.rmtree(tree, ignore_errors=True)  # sounds and docs: hundreds of MB
     return got
+
+
+def package_sizes(packages: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+    """Each package's download and unpacked size in bytes, from apt's own lists (no
+    network); {} where apt-cache cannot tell them all."""
+    try:
+        run = subprocess.run(
+            ["apt-cache", "show", "--no-all-versions", *packages],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    sizes: dict[str, tuple[int, int]] = {}
+    for record in run.stdout.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in record.splitlines() if ": " in line and line[0] != " "
+        )
+        with contextlib.suppress(KeyError, ValueError):
+            sizes[fields["Package"]] = (int(fields["Size"]), int(fields["Installed-Size"]) * 1024)
+    return sizes if set(sizes) == set(packages) else {}
 
 
 def unpack_package(package: str, tree: Path, log: Log) -> None:

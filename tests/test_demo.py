@@ -358,6 +358,39 @@ def test_failed_package_download_falls_back(tmp_path, monkeypatch):
     assert any("no network" in m for m in messages)
 
 
+def test_the_gallery_download_is_said_and_a_disk_without_room_for_it_too(tmp_path, monkeypatch):
+    """350 MB came down with only "downloading PACKAGE" said, and on a disk without room
+    for them each package failed in turn ("No space left on device"), the fallback's note
+    never saying why."""
+    import collections
+
+    sizes = {
+        p: (100 * 2**20, 150 * 2**20) for p in (gallery.STAMPS_PACKAGE, *gallery.PHOTO_PACKAGES)
+    }
+    monkeypatch.setattr(gallery, "package_sizes", lambda packages: sizes)
+    fetched: list[str] = []
+    monkeypatch.setattr(
+        gallery, "unpack_package", lambda package, tree, log: fetched.append(package)
+    )
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(2**40, 0, 2**40))
+    said: list[str] = []
+    gallery.fetch_debian(tmp_path, said.append)
+    assert said[0] == (
+        "gallery: fetching 3 Debian packages with apt-get: about 300.0 MiB to download, the "
+        "pictures kept about 100.0 MiB"
+    )
+    assert len(fetched) == 3
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(2**40, 0, 300 * 2**20))
+    said.clear()
+    assert gallery.fetch_debian(tmp_path, said.append) == [] and len(fetched) == 3
+    assert said == [
+        f"gallery: the Debian packages need about 350.0 MiB free in {tmp_path.parent} while "
+        "unpacked, and 300.0 MiB is"
+    ]
+
+
 @pytest.mark.slow
 def test_real_debian_gallery(tmp_path):
     if not shutil.which("apt-get"):
