@@ -198,10 +198,14 @@ def test_fp32_with_an_int8_model_is_refused(tmp_path):
 def test_no_index_opens_an_empty_viewer_that_says_what_to_do(display, tmp_path):
     """--screenshot alone takes the picture and quits (it used to wait for the window to
     be closed, which headless nobody can do)."""
-    shot = tmp_path / "empty.png"
-    done = view("--screenshot", str(shot), timeout=60)
+    shot, stats = tmp_path / "empty.png", tmp_path / "stats.json"
+    done = view("--screenshot", str(shot), "--frame-stats", str(stats), timeout=60)
     assert done.returncode == 0, done.stderr
     assert np.asarray(Image.open(shot).convert("RGB")).std() > 5  # buttons and status drawn
+    # what to do, the demo too (a newcomer's first `rtsearch` named only A and Ctrl+O)
+    said = json.loads(stats.read_text())["message_line"]
+    assert said.startswith("no index loaded: Analyze folder... (A) indexes a folder")
+    assert said.endswith("`rtsearch demo` in a terminal makes one of a demo gallery")
 
 
 def indexed(

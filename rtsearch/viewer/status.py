@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 NO_INDEX = (
     "no index loaded: Analyze folder... (A) indexes a folder of pictures; Load (Ctrl+O) opens "
-    "an index made before"
+    "an index made before; `rtsearch demo` in a terminal makes one of a demo gallery"
 )
 STATUS_H = 52  # pixels kept under the canvas for the status bar (one status line)
 STATUS_SEP = "  |  "
