@@ -584,7 +584,12 @@ class _Events:
     def _matters(self, event) -> bool:
         if event.is_directory:  # a folder's own "modified" comes with its files' events
             return event.event_type != "modified"
-        paths = [os.fsdecode(p) for p in (event.src_path, getattr(event, "dest_path", "")) if p]
+        # (absolute: a folder followed as given relative gives its events so)
+        paths = [
+            os.path.abspath(os.fsdecode(p))
+            for p in (event.src_path, getattr(event, "dest_path", ""))
+            if p
+        ]
         # a link made, pointed elsewhere (ln -sfn) or removed: the folder it leads to comes
         # or goes (named as no picture is, it waited for another change)
         links = any(os.path.islink(p) or p in self.links for p in paths)

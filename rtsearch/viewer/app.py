@@ -204,6 +204,7 @@ class ViewerApp:
         self.source_sent: str | None = None  # the last source handed to the worker
         self.history = History()  # the collection's pictures that were the query (history.py)
         self.recent_panel: int | str = 0  # the Load dialog's list of indexes shown before
+        self.unkept_said = False  # memory.unkept shown on the message line
         self.selected: int | None = None  # the rank selected with the keys (keyboard.py)
         self.framed: tuple | None = None  # where its frame is drawn
         self.selected_from: list | None = None  # where the pointer was when it was selected
@@ -1119,10 +1120,10 @@ class ViewerApp:
             settings.update(history_fields(self._kept_history()))
         if settings != self.settings_kept:  # written only when they changed
             self.settings_kept = settings
-            said = memory.unkept
             memory.keep(**settings)
-            if memory.unkept and not said:
-                self.message = memory.unkept
+        if memory.unkept and not self.unkept_said:  # (from this, or the index's keep_shown)
+            self.unkept_said = True
+            self.message = memory.unkept
 
     def open_file(self, path: Path) -> None:
         opener = "open" if sys.platform == "darwin" else "xdg-open"

@@ -39,9 +39,14 @@ def show_fitted(app: ViewerApp, tag: int | str, size: tuple[int, int]) -> bool:
     h = max(least, min(app.px(size[1]), vh - 2 * margin))
     dpg.configure_item(tag, width=w, height=h)
     changed = tag == app.ids.load_dialog and recent.fit(app, w)
-    if dpg.get_item_type(tag) != "mvAppItemType::mvFileDialog":  # those centre themselves
+    file_dialog = dpg.get_item_type(tag) == "mvAppItemType::mvFileDialog"
+    if not file_dialog:  # (those centre themselves)
         dpg.configure_item(tag, pos=(max(0, (vw - w) // 2), max(0, (vh - h) // 2)))
     dpg.show_item(tag)
+    if file_dialog:
+        # the keys go to it: Tab to its Search field, Tab again to File Name (after other
+        # windows had the focus, the Tabs went nowhere)
+        dpg.focus_item(tag)
     return changed
 
 
