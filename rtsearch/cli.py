@@ -415,8 +415,12 @@ def last_shown(usage: str) -> Path:
     from rtsearch.viewer.memory import recall
 
     index = recall().index
-    if index is None or not Path(index).is_file():
+    if index is None:
         raise RtsearchError(f"no index given: {usage}")
+    if not Path(index).is_file():
+        raise RtsearchError(
+            f"no index given: {usage} (the one the viewer showed last, {index}, is gone)"
+        )
     print_line(f"note: index: {index} (the one the viewer showed last)")
     return Path(index)
 

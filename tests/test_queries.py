@@ -194,7 +194,10 @@ def test_arguments_name_the_index_and_the_pictures_in_either_order(
     assert code == 0 and "count" in stdout and err.startswith(f"note: index: {out} (")
     out.unlink()  # gone since: as if none were shown
     code, _, err = cli(capsys, "info")
-    assert code == 1 and err == "rtsearch: error: no index given: rtsearch info INDEX\n"
+    assert code == 1 and err == (
+        f"rtsearch: error: no index given: rtsearch info INDEX (the one the viewer showed "
+        f"last, {out}, is gone)\n"
+    )
 
 
 def test_notes_about_the_folder_are_said_once_for_the_whole_batch(
