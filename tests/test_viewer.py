@@ -3464,9 +3464,9 @@ def test_a_video_typed_into_its_dialog_plays_and_esc_closes_a_dialog(app, tmp_pa
     assert app.message.startswith(f"saved {tmp_path / 'again.dat'} (")  # by the Return, not the Esc
 
 
-def type_into_dialog(app, dialog, text: str) -> None:
-    """``text`` typed into a file dialog's name field (opened in the window's middle), then
-    Enter."""
+def open_at_name_field(app, dialog) -> tuple[int, int, int, int]:
+    """A file dialog opened (it centres itself in the window) and its name field, at its
+    foot, clicked; the dialog's box."""
     app.open_dialog(dialog)
     for _ in range(5):
         app.frame()
@@ -3475,6 +3475,12 @@ def type_into_dialog(app, dialog, text: str) -> None:
     x0, y0 = (vw - w) // 2, (vh - h) // 2
     xdotool(app, "mousemove", str(x0 + w // 2), str(y0 + h - 44))
     xdotool(app, "click", "1")
+    return x0, y0, w, h
+
+
+def type_into_dialog(app, dialog, text: str) -> None:
+    """``text`` typed into a file dialog's name field, then Enter."""
+    open_at_name_field(app, dialog)
     xdotool(app, "type", text)
     xdotool(app, "key", "Return")
     pump(app, lambda: not dpg.is_item_shown(dialog))
@@ -3675,14 +3681,7 @@ def test_a_full_path_typed_into_the_folder_dialog_is_the_folder_analysed(
     wanted.mkdir()
     dialog = app.ids.analyze_dialog
     dpg.configure_item(dialog, default_path=str(tmp_path / "shown"))
-    app.open_dialog(dialog)
-    for _ in range(5):
-        app.frame()
-    vw, vh = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
-    w, h = (dpg.get_item_configuration(dialog)[k] for k in ("width", "height"))
-    x0, y0 = (vw - w) // 2, (vh - h) // 2
-    xdotool(app, "mousemove", str(x0 + w // 2), str(y0 + h - 44))
-    xdotool(app, "click", "1")  # (the cursor lands after the field's ".")
+    x0, y0, _, h = open_at_name_field(app, dialog)  # (the cursor lands after its ".")
     xdotool(app, "key", "End")
     xdotool(app, "type", str(wanted))
     xdotool(app, "mousemove", str(x0 + 18), str(y0 + h - 18))
