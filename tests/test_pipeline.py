@@ -71,6 +71,10 @@ def test_help_shows_each_default_once(capsys):
 
 
 def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
+    # no viewer's state of other tests: a command given no index takes the index shown last
+    monkeypatch.setattr(
+        "rtsearch.viewer.memory.state_file", lambda: tmp_path / "state" / "viewer.json"
+    )
     out = tmp_path / "index.dat"
     code, stdout, _ = cli(
         capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--dims", "16", "--quiet"

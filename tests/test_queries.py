@@ -154,8 +154,12 @@ def test_a_trimmed_picture_whose_margins_are_its_own_finds_its_file(capsys, tmp_
 
 
 def test_arguments_name_the_index_and_the_pictures_in_either_order(
-    capsys, tmp_path, tiny_model, indexed
+    capsys, tmp_path, tiny_model, indexed, monkeypatch
 ):
+    # no viewer's state of other tests: a command given no index takes the index shown last
+    monkeypatch.setattr(
+        "rtsearch.viewer.memory.state_file", lambda: tmp_path / "state" / "viewer.json"
+    )
     gallery, out = indexed
     a, b = gallery / "d0/img00003.jpg", gallery / "d1/img00004.jpg"
     _, before, _ = cli(capsys, "query", out, a, b, "--model", tiny_model, "--json")

@@ -325,8 +325,8 @@ def test_nothing_usable_or_unwritable_output_exits_non_zero(tmp_path, tiny_model
         BAD[case](only_bad)
     run = rtsearch("analyze", only_bad, "-o", tmp_path / "x.dat", "--model", tiny_model, "--quiet")
     errors = [line for line in run.stderr.splitlines() if not line.startswith("warning: ")]
-    assert run.returncode == 1 and errors == [f"rtsearch: error: {only_bad}: no usable "
-                                              "images found (3 skipped)"]  # fmt: skip
+    assert run.returncode == 1 and len(errors) == 1  # (and the first three, why: test_scan)
+    assert errors[0].startswith(f"rtsearch: error: {only_bad}: no usable images found (3 skipped: ")
     assert not (tmp_path / "x.dat").exists()
     # the warnings say what is wrong in the user's terms, not Python's
     warnings = sorted(line for line in run.stderr.splitlines() if line.startswith("warning: "))
