@@ -71,10 +71,6 @@ def test_help_shows_each_default_once(capsys):
 
 
 def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
-    # no viewer's state of other tests: a command given no index takes the index shown last
-    monkeypatch.setattr(
-        "rtsearch.viewer.memory.state_file", lambda: tmp_path / "state" / "viewer.json"
-    )
     out = tmp_path / "index.dat"
     code, stdout, _ = cli(
         capsys, "analyze", gallery, "-o", out, "--model", tiny_model, "--dims", "16", "--quiet"
@@ -97,7 +93,9 @@ def test_analyze_info_query(capsys, tmp_path, gallery, tiny_model, monkeypatch):
     assert live.searcher._bounds is not None and once.searcher._bounds is None
     q = live.searcher.vectors[3]
     assert live.searcher.query(q, 5).indices.tolist() == once.searcher.query(q, 5).indices.tolist()
-    monkeypatch.undo()
+    monkeypatch.undo()  # (the test's own state folder too: one of its own again)
+    # no viewer's state of other tests: a command given no index takes the index shown last
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     query = gallery / "d1" / "img00007.jpg"
     code, stdout, _ = cli(
         capsys, "query", query, "--index", out, "--model", tiny_model, "-k", "5", "--json"
