@@ -132,8 +132,10 @@ def _update(
     check_folder(index_path)
     stored = index_path if store.has_features(index_path) else None
     store.check_rows(old, extractor.info, str(index_path), OTHER_FILE)
-    if _same_folder(old.base_dir, base_dir):  # written in another letter case (FAT, exFAT)
-        base_dir = Path(old.base_dir)  # (said moved there, and its case stored)
+    # the index's folder written otherwise (another letter case on FAT or exFAT, a bind
+    # mount) is that folder: it was said moved there, and that name stored
+    if _same_folder(old.base_dir, base_dir):
+        base_dir = Path(old.base_dir)
     rows = {p: i for i, p in enumerate(old.paths)}
     found = scan(base_dir, warn, Exclusions.of(old.exclude))  # (as analysed: kept)
     todo = [
