@@ -352,9 +352,7 @@ def finish(
         left_out = left_out_text(report.excluded, " by --exclude")
         # why, for the first few (the viewer said only "2 skipped": its lines per file are
         # the command line's warnings)
-        why = "; ".join(reason for _, reason in report.skipped[:3])
-        more = len(report.skipped) - 3
-        why = f": {why}" + (f"; and {more} more" if more > 0 else "") if why else ""
+        why = f": {skipped_reasons(report.skipped)}" if report.skipped else ""
         raise RtsearchError(
             f"{base_dir}: no usable images found ({len(report.skipped)} skipped{why}{left_out})"
         )
@@ -372,6 +370,15 @@ def finish(
             save_over_checkpoints(report.index, out, warn)
             shutil.rmtree(ckpt, ignore_errors=True)
     _say_if_stale(out, report.index, warn)
+
+
+def skipped_reasons(skipped: list[tuple[str, str]], named: int = 3) -> str:
+    """The first ``named`` of the files skipped with their reasons (each names its file),
+    then how many more: "a.jpg: empty file; b.png: ...; and 2 more"."""
+    more = len(skipped) - named
+    return "; ".join(reason for _, reason in skipped[:named]) + (
+        f"; and {more} more" if more > 0 else ""
+    )
 
 
 def _say_if_stale(out: Path, index: Index, warn: Warn | None) -> None:

@@ -401,7 +401,7 @@ def resolve_model(name_or_path: str | None = None, *, export_missing: bool = Tru
     named = [
         s for s in near if s.lower().startswith(f"{name.lower()}-") and not s.endswith("-int8")
     ]
-    if len(named) == 1 and not name.endswith("-"):
+    if len(named) == 1:
         return resolve_model(named[0], export_missing=export_missing)
     hint = f"; did you mean {' or '.join(near)}?" if near else ""
     raise RtsearchError(

@@ -249,7 +249,7 @@ class SearchSession:
                 other = os.stat(self.file_of(int(row)))
             except OSError:
                 continue
-            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            if os.path.samestat(other, st):
                 return int(row)
         return None
 
@@ -269,7 +269,7 @@ class SearchSession:
                 st = os.stat(parent)
             except OSError:
                 continue
-            if (st.st_dev, st.st_ino) == (base.st_dev, base.st_ino):
+            if os.path.samestat(st, base):
                 return absolute.relative_to(parent).as_posix()
         return None
 

@@ -30,6 +30,8 @@ BLOCKS = (2, 2, 3, 3, 3)  # convs per block; a 2x2 max-pool closes each block
 INPUT_SIZE = 224
 POOLED = INPUT_SIZE // 2 ** len(BLOCKS)  # 7: fc6 sees 7x7 maps at 224x224
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+# Keras's names of VGG16's conv layers, in order: block1_conv1, block1_conv2, block2_conv1...
+KERAS_CONVS = [f"block{b + 1}_conv{c + 1}" for b, n in enumerate(BLOCKS) for c in range(n)]
 Array = npt.NDArray[np.float32]
 
 
@@ -154,7 +156,6 @@ def _load_h5(path: Path, archive: bool = False) -> VGGWeights:
     """Keras weights: a ``.h5`` file, or (``archive``) the weights inside a ``.keras`` one."""
     import h5py
 
-    names = [f"block{b + 1}_conv{c + 1}" for b, n in enumerate(BLOCKS) for c in range(n)]
     try:
         with contextlib.ExitStack() as stack:
             source: Path | BinaryIO = path
@@ -165,8 +166,8 @@ def _load_h5(path: Path, archive: bool = False) -> VGGWeights:
             # a whole saved model, Keras 3's .weights.h5 (layers/conv2d_3/vars/0, 1, the
             # layer's own name an attribute of vars), or Keras 2's weights only
             root = _by_layer_name(f.get("model_weights") or f.get("layers") or f)
-            _check_keras_convs(root, names, path)
-            convs = [_keras_layer(root, name, path) for name in names]
+            _check_keras_convs(root, KERAS_CONVS, path)
+            convs = [_keras_layer(root, name, path) for name in KERAS_CONVS]
             fc6, fc7 = (_keras_layer(root, name, path) for name in ("fc1", "fc2"))
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         # HDF5's words: "truncated file: eof = 3000, sblock->base_addr = 0, stored_eof = ..."
@@ -178,7 +179,7 @@ def _load_h5(path: Path, archive: bool = False) -> VGGWeights:
         raise RtsearchError(f"{path}: unreadable Keras weights ({first_line(exc)})") from None
     # Keras: conv kernels HWIO, dense kernels (in, out), and fc1's rows in HWC flatten
     # order because Keras flattens channels-last maps; ONNX flattens NCHW, so reorder.
-    for name, (w, _) in [*zip(names, convs, strict=True), ("fc1", fc6), ("fc2", fc7)]:
+    for name, (w, _) in [*zip(KERAS_CONVS, convs, strict=True), ("fc1", fc6), ("fc2", fc7)]:
         want = 2 if name.startswith("fc") else 4
         if w.ndim != want:
             raise RtsearchError(
@@ -230,8 +231,7 @@ def _by_class_order(root) -> dict:
     convs, dense = numbered("conv2d"), numbered("dense")
     if len(convs) != sum(BLOCKS) or len(dense) not in (2, 3):
         return {}
-    names = [f"block{b + 1}_conv{c + 1}" for b, n in enumerate(BLOCKS) for c in range(n)]
-    return {**dict(zip(names, (root[k] for k in convs), strict=True)),
+    return {**dict(zip(KERAS_CONVS, (root[k] for k in convs), strict=True)),
             "fc1": root[dense[0]], "fc2": root[dense[1]]}  # fmt: skip
 
 
@@ -272,15 +272,6 @@ def _keras_layer(root, name: str, path: Path) -> tuple[Array, Array]:
     return _floats(kernels[0], name, path), _floats(biases[0], name, path)
 
 
-def _conv_name(i: int) -> str:
-    """Keras's name of VGG16's ``i``-th conv layer: block2_conv1 for the third."""
-    for block, n in enumerate(BLOCKS):
-        if i < n:
-            return f"block{block + 1}_conv{i + 1}"
-        i -= n
-    return f"conv {i}"
-
-
 def _check_shapes(path: Path, w: VGGWeights) -> None:
     if len(w.convs) != sum(BLOCKS):
         guess = {16: " (is this VGG19?)", 8: " (is this VGG11?)", 10: " (is this VGG13?)"}
@@ -294,7 +285,7 @@ def _check_shapes(path: Path, w: VGGWeights) -> None:
         if weight.ndim != 4 or weight.shape[1:] != (cin, 3, 3) or bias.shape != weight.shape[:1]:
             if keras:
                 raise RtsearchError(
-                    f"{path}: Keras layer {_conv_name(i)!r} has a kernel of shape "
+                    f"{path}: Keras layer {KERAS_CONVS[i]!r} has a kernel of shape "
                     f"{weight.transpose(2, 3, 1, 0).shape}, expected (3, 3, {cin}, *)"
                 )
             raise RtsearchError(

@@ -293,12 +293,11 @@ def dims_to_apply(app: ViewerApp, version: SearchSession) -> int | None:
 def skipped_note(skipped: list[tuple[str, str]], named: int = 3) -> str:
     """The files an analysis skipped, for the message line: the first few with their
     reasons (each names its file), then how many more."""
+    from rtsearch.analyze import skipped_reasons
+
     if not skipped:
         return ""
-    more = len(skipped) - named
-    rest = f"; and {more} more" if more > 0 else ""
-    reasons = "; ".join(reason for _, reason in skipped[:named])
-    return f"; skipped {count(len(skipped), 'file')}: {reasons}{rest}"
+    return f"; skipped {count(len(skipped), 'file')}: {skipped_reasons(skipped, named)}"
 
 
 def _ignore(message: str) -> None:
