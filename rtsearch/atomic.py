@@ -6,12 +6,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 import socket
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rtsearch.errors import WINDOWS, RtsearchError, first_line
@@ -187,18 +188,40 @@ def owned_temp(folder: Path, prefix: str, suffix: str = ".tmp") -> Path:
     return Path(tmp)
 
 
-def owned_temp_dir(folder: Path, prefix: str) -> Path:
+def owned_temp_dir(folder: Path, prefix: str, adopt: Callable[[Path], bool] | None = None) -> Path:
     """A new folder in ``folder``, named as ``owned_temp`` names files; abandoned ones of
-    that prefix (their process gone) are removed with what they hold."""
-    _remove_abandoned(folder, prefix, "")
-    return Path(tempfile.mkdtemp(prefix=prefix + f"{_HOST}-{os.getpid()}-", dir=folder))
+    that prefix (their process gone) are removed with what they hold, except the newest
+    one ``adopt`` accepts: that one is renamed to this process's name and returned, so
+    work cut short can go on from where it stopped."""
+    left = _abandoned(folder, prefix, "")
+    taken = None
+    if adopt is not None:
+        for path in sorted(left, key=_mtime, reverse=True):
+            if path.is_dir() and not path.is_symlink() and adopt(path):
+                taken = path
+                break
+    for path in left:
+        if path != taken:
+            _remove(path)
+    owner = prefix + f"{_HOST}-{os.getpid()}-"
+    if taken is not None:
+        mine = folder / (owner + secrets.token_hex(4))
+        try:
+            taken.rename(mine)  # (one fetch at a time holds the writer lock)
+            return mine
+        except OSError:
+            _remove(taken)
+    return Path(tempfile.mkdtemp(prefix=owner, dir=folder))
 
 
-def _remove_abandoned(folder: Path, prefix: str, suffix: str) -> None:
+def _abandoned(folder: Path, prefix: str, suffix: str) -> list[Path]:
+    """Entries of ``folder`` of that prefix and suffix whose process is gone (another
+    host's: older than STALE_TEMP_S)."""
     try:
         names = [n for n in os.listdir(folder) if n.startswith(prefix) and n.endswith(suffix)]
     except OSError:
-        return
+        return []
+    found = []
     for name in names:
         host, _, rest = name[len(prefix) :].partition("-")
         pid = rest.partition("-")[0]
@@ -209,12 +232,32 @@ def _remove_abandoned(folder: Path, prefix: str, suffix: str) -> None:
                     continue
             elif time.time() - path.stat().st_mtime < STALE_TEMP_S:
                 continue
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
         except OSError:
-            continue  # gone meanwhile, or not ours to remove
+            continue  # gone meanwhile
+        found.append(path)
+    return found
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError:
+        pass  # gone meanwhile, or not ours to remove
+
+
+def _remove_abandoned(folder: Path, prefix: str, suffix: str) -> None:
+    for path in _abandoned(folder, prefix, suffix):
+        _remove(path)
 
 
 def _alive(pid: int) -> bool:

@@ -31,11 +31,14 @@ import platformdirs
 
 from rtsearch.atomic import atomic_path, os_reason, owned_temp_dir, writer_lock
 from rtsearch.decode import IMAGE_EXTENSIONS, load_rgb
-from rtsearch.errors import RtsearchError, size_text
+from rtsearch.errors import RtsearchError, count, size_text
 
 MARKER = "GALLERY.json"
 LAYOUT = ("stamps", "photos", "samples")  # a gallery's first-level folders
 STAGING = ".gallery-"  # a fetch's folder beside the gallery, renamed into place when done
+# In a fetch's folder: the gallery it is for and the packages whose pictures it holds. A
+# fetch cut short keeps its folder, and the next one goes on from there.
+PARTIAL = ".fetched.json"
 STAMPS_PACKAGE = "tuxpaint-stamps-default"
 KEPT_BYTES = 90 * 2**20  # about what the gallery keeps of the packages
 PHOTO_PACKAGES = ("plasma-workspace-wallpapers", "opencv-doc")
@@ -113,17 +116,27 @@ def ensure_gallery(root: Path | None = None, *, refetch: bool = False, log: Log 
 
 def _fetch(root: Path, found: Gallery | None, log: Log) -> Gallery:
     # named for this process: the next fetch removes one whose process is gone (a killed
-    # fetch left 120-330 MB behind for good)
-    staging = owned_temp_dir(root.parent, STAGING)
+    # fetch left 120-330 MB behind for good), or goes on with it (one cut short after two
+    # of its three packages downloaded them all again)
+    staging = owned_temp_dir(root.parent, STAGING, adopt=lambda p: bool(_taken(p, root)))
+    before = _taken(staging, root)
+    if before:
+        log(f"gallery: going on with the fetch stopped before ({', '.join(before)} fetched then)")
+    finished = False
     try:
+        for entry in staging.iterdir():  # what a killed fetch was unpacking
+            if entry.name not in (*LAYOUT, PARTIAL):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        _record(staging, str(root.absolute()), before)
         source, packages = _fill(staging, log)
-        count = count_images(staging)
-        if count == 0:
+        images = count_images(staging)
+        if images == 0:
             raise RtsearchError(f"{root}: no gallery images could be obtained")
         if found is not None and found.source == "debian" and source != "debian":
             log(f"gallery: kept the gallery there, fetched from {', '.join(found.packages)}")
             return found  # (a refetch offline replaced 881 photos with 29 samples)
-        gallery = Gallery(root, source, tuple(packages), count)
+        gallery = Gallery(root, source, tuple(packages), images)
+        (staging / PARTIAL).unlink()
         _write_marker(staging, gallery)
         # Swapped in whole, renames only: the old one goes aside first (removed after, or
         # by the next fetch if this one is killed), so no state is half of either.
@@ -131,11 +144,44 @@ def _fetch(root: Path, found: Gallery | None, log: Log) -> Gallery:
         if aside is not None:
             root.rename(aside / root.name)
         staging.rename(root)
+        finished = True
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        kept = [] if finished else _taken(staging, root)
+        if kept:
+            log(
+                f"gallery: fetch stopped; the pictures of {', '.join(kept)} are kept in "
+                f"{staging}, and the next `rtsearch demo` goes on from there"
+            )
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
     return gallery
+
+
+def _taken(staging: Path, root: Path) -> list[str]:
+    """The packages whose pictures a fetch's folder holds, for the gallery at ``root``."""
+    where, packages = _progress(staging)
+    return packages if where == str(root.absolute()) else []
+
+
+def _progress(staging: Path) -> tuple[str | None, list[str]]:
+    """A fetch's folder's record: the gallery it is for, the packages it holds."""
+    try:
+        data = json.loads((staging / PARTIAL).read_text())
+    except (OSError, ValueError):
+        return None, []
+    if not isinstance(data, dict) or not isinstance(data.get("root"), str):
+        return None, []
+    packages = data.get("packages")
+    if not isinstance(packages, list):
+        return None, []
+    return data["root"], [p for p in packages if isinstance(p, str)]
+
+
+def _record(staging: Path, root: str, packages: list[str]) -> None:
+    with atomic_path(staging / PARTIAL) as tmp:
+        Path(tmp).write_text(json.dumps({"root": root, "packages": packages}))
 
 
 def _holds_files(root: Path) -> bool:
@@ -172,9 +218,12 @@ def count_images(root: Path) -> int:
 def fetch_debian(dest: Path, log: Log) -> list[str]:
     """Download and unpack the packages; returns those that gave images. Their size is
     said first, and a disk without room for them is said instead (350 MB came down
-    without a word, and a disk that filled on the way failed each package in turn)."""
-    packages = (STAMPS_PACKAGE, *PHOTO_PACKAGES)
-    sizes = package_sizes(packages)
+    without a word, and a disk that filled on the way failed each package in turn).
+    Packages ``dest``'s record (PARTIAL) names are there already: each one taken is added
+    to it as it is."""
+    where, got = _progress(dest)
+    packages = tuple(p for p in (STAMPS_PACKAGE, *PHOTO_PACKAGES) if p not in got)
+    sizes = package_sizes(packages) if packages else {}
     if sizes:
         download = sum(size for size, _ in sizes.values())
         # one package at a time: its .deb and its unpacked tree, then the pictures kept
@@ -185,18 +234,19 @@ def fetch_debian(dest: Path, log: Log) -> list[str]:
                 f"gallery: the Debian packages need about {size_text(room)} free in {dest.parent}"
                 f" while unpacked, and {size_text(free)} is"
             )
-            return []
+            return got
         log(
-            f"gallery: fetching {len(packages)} Debian packages with apt-get: about "
+            f"gallery: fetching {count(len(packages), 'Debian package')} with apt-get: about "
             f"{size_text(download)} to download, the pictures kept about {size_text(KEPT_BYTES)}"
         )
-    got = []
     with tempfile.TemporaryDirectory(dir=dest, ignore_cleanup_errors=True) as tmp:
         for package, take in (
             (STAMPS_PACKAGE, _take_stamps),
             (PHOTO_PACKAGES[0], _take_wallpapers),
             (PHOTO_PACKAGES[1], _take_opencv),
         ):
+            if package not in packages:
+                continue
             tree = Path(tmp) / package
             try:
                 unpack_package(package, tree, log)
@@ -205,6 +255,8 @@ def fetch_debian(dest: Path, log: Log) -> list[str]:
                 continue
             if take(tree, dest) > 0:
                 got.append(package)
+                if where is not None:
+                    _record(dest, where, got)
             shutil.rmtree(tree, ignore_errors=True)  # sounds and docs: hundreds of MB
     return got
 

@@ -631,3 +631,76 @@ def test_plain_rtsearch_opens_the_demo_index_built_without_the_viewer(
     memory.keep_shown(mine, tmp_path, None)
     assert demo(*args, "--no-view") == 0
     assert memory.recall().index == mine
+
+
+def test_a_fetch_stopped_between_packages_goes_on_from_there(tmp_path, monkeypatch):
+    """A fetch stopped after its first package (160 MB) removed what it had: the next
+    `rtsearch demo` downloaded all three (350 MB) again. Now it keeps the packages it took
+    and fetches only the others; a killed fetch's half-unpacked package is not kept."""
+    from rtsearch.atomic import _HOST
+
+    roots = {
+        gallery.STAMPS_PACKAGE: gallery.STAMPS_ROOT + "/animals",
+        gallery.PHOTO_PACKAGES[0]: gallery.WALLPAPERS_ROOT + "/Kite/contents/images",
+        gallery.PHOTO_PACKAGES[1]: gallery.OPENCV_ROOT,
+    }
+    names = {gallery.STAMPS_PACKAGE: "cat.png", gallery.PHOTO_PACKAGES[0]: "1920x1080.jpg"}
+    unpacked: list[str] = []
+    stop_at = gallery.PHOTO_PACKAGES[0]
+
+    def unpack(package, tree, log):
+        unpacked.append(package)
+        make_gallery(tree / "partial", 2)  # as dpkg-deb leaves it when stopped
+        if package == stop_at:
+            raise KeyboardInterrupt
+        (tree / roots[package]).mkdir(parents=True)
+        Image.new("RGB", (32, 24), "red").save(tree / roots[package] / names.get(package, "a.jpg"))
+
+    monkeypatch.setattr(gallery, "unpack_package", unpack)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
+    sizes = {p: (100 * 2**20, 150 * 2**20) for p in roots}
+    monkeypatch.setattr(gallery, "package_sizes", lambda packages: {p: sizes[p] for p in packages})
+    root = tmp_path / "g"
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        gallery.ensure_gallery(root, log=said.append)
+    (left,) = tmp_path.glob(".gallery-*")
+    assert said[-1] == (
+        f"gallery: fetch stopped; the pictures of {gallery.STAMPS_PACKAGE} are kept in {left}, "
+        "and the next `rtsearch demo` goes on from there"
+    )
+    assert not root.exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
+                          capture_output=True).stdout.strip()  # fmt: skip
+    left.rename(tmp_path / f".gallery-{_HOST}-{dead}-abcd")  # its process gone
+    (tmp_path / f".gallery-{_HOST}-{dead}-abcd" / "tmpleft").mkdir()  # a kill's leftover
+    unpacked.clear()
+    said.clear()
+    stop_at = None
+    found = gallery.ensure_gallery(root, log=said.append)
+    assert unpacked == list(gallery.PHOTO_PACKAGES)  # the stamps were not fetched again
+    assert said[:2] == [
+        f"gallery: going on with the fetch stopped before ({gallery.STAMPS_PACKAGE} fetched then)",
+        "gallery: fetching 2 Debian packages with apt-get: about 200.0 MiB to download, the "
+        "pictures kept about 90.0 MiB",
+    ]
+    assert found.packages == (gallery.STAMPS_PACKAGE, *gallery.PHOTO_PACKAGES)
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.*")) == [
+        gallery.MARKER,
+        "photos/opencv/a.jpg",
+        "photos/wallpapers/Kite.jpg",
+        "stamps/animals/cat.png",
+    ]
+    assert found.count == 3 and not list(tmp_path.glob(".gallery-*"))
+    # a stopped fetch of another gallery folder is not taken for this one's
+    other = tmp_path / "other"
+    stop_at = gallery.PHOTO_PACKAGES[0]
+    with pytest.raises(KeyboardInterrupt):
+        gallery.ensure_gallery(other, log=said.append)
+    (left,) = tmp_path.glob(".gallery-*")
+    left.rename(tmp_path / f".gallery-{_HOST}-{dead}-efgh")
+    unpacked.clear()
+    stop_at = None
+    gallery.ensure_gallery(tmp_path / "third", log=said.append)
+    assert unpacked == [gallery.STAMPS_PACKAGE, *gallery.PHOTO_PACKAGES]
+    assert not list(tmp_path.glob(".gallery-*"))  # (and the other's removed, its owner gone)
