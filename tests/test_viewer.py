@@ -3926,6 +3926,50 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
     assert app.worker.watching.finished
 
 
+def test_a_step_back_frames_the_result_it_came_from(app):
+    """A user going through the results from the keys (the 6th made the query, a look,
+    Backspace) found the frame on the first result, and had to count their way back along
+    the grid to the 7th. A step back now frames the result it came from, scrolled into
+    view; a user of the mouse, who framed none, gets no frame."""
+    from rtsearch.viewer import history
+
+    app.perform("escape")
+    xdotool(app, "mousemove", "2", "2")
+    app.history = history.History()
+    app.set_k(25)  # (of 30 pictures: the last rows below the canvas's foot)
+    app.perform("random")
+    pub = fresh(app, "random")
+    pump(app, lambda: len(app.layout.results) == len(app.published.results) == 25)
+    start = pub.file
+    xdotool(app, "key", "End", "Left", "Left")  # the 23rd, below the fold
+    assert app.selected == 22 and app.layout.results[22][3] > app.canvas_size[1]
+    went = pub.results[22].file
+    xdotool(app, "key", "Return")
+    pump(app, lambda: app.published.file == went and bool(app.published.results))
+    assert app.selected == 0 and dpg.get_y_scroll(app.ids.canvas) == 0
+    xdotool(app, "key", "BackSpace")
+    pump(app, lambda: app.published.file == start and app.selected != 0)
+    for _ in range(5):
+        app.frame()
+    assert app.selected == 22 and app.published.results[22].file == went
+    top, height = dpg.get_y_scroll(app.ids.canvas), app.canvas_size[1]
+    rect = app.layout.results[22]
+    assert top > 0 and top <= rect[1] and rect[3] <= top + height  # in view
+    x0, y0 = dpg.get_item_configuration(app.ids.selection_frame)["pmin"]
+    assert max(abs(rect[0] - x0), abs(rect[1] - y0)) < 4  # the frame drawn round it
+    # forward, then back without a frame: none comes
+    xdotool(app, "key", "shift+BackSpace")
+    pump(app, lambda: app.published.file == went)
+    xdotool(app, "key", "Escape")
+    assert app.selected is None
+    xdotool(app, "key", "BackSpace")
+    pump(app, lambda: app.published.file == start)
+    for _ in range(10):
+        app.frame()
+    assert app.selected is None and not dpg.is_item_shown(app.ids.selection_frame)
+    app.set_k(8)
+
+
 def test_back_follows_a_picture_the_watch_found_moved(app, tiny_model, tmp_path):
     """A picture that was the query, moved within the watched folder (its row kept, "1
     moved"), was passed over by back without a word, and kept under its old name."""

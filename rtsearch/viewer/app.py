@@ -208,6 +208,8 @@ class ViewerApp:
         self.selected: int | None = None  # the rank selected with the keys (keyboard.py)
         self.framed: tuple | None = None  # where its frame is drawn
         self.selected_from: list | None = None  # where the pointer was when it was selected
+        # a step back's history entry and the picture it left: framed when it shows
+        self.reframe: tuple[int, Path] | None = None
         self.captioned: tuple | None = None  # what the hover caption shows (mouse.show_caption)
         self.captioned_pub: Published | None = None
         self.scroll_back: float | None = None  # the results' scroll, for when grab mode ends
@@ -510,6 +512,7 @@ class ViewerApp:
             return
         self._resume()
         self.history.asked_new()
+        self.reframe = None
         self.worker.send("random")
         if self.source_sent != "random":  # (the worker makes a random source of it)
             # the query's place stops saying there is nothing to search for (--source none)
@@ -522,6 +525,7 @@ class ViewerApp:
         self.message = ""
         self._resume()
         self.history.asked_new()
+        self.reframe = None
         self.worker.send("row", (row, asked))
 
     def resume_live(self) -> None:
@@ -859,6 +863,7 @@ class ViewerApp:
             tiles.bind_tiles(self)
         if self.grab_mode:
             grab_view.draw_grab(self)
+        keyboard.reframe(self)
         keyboard.show_frame(self)
         mouse.show_caption(self)
         dialogs.renew_closed(self)

@@ -181,9 +181,12 @@ def perform(app: ViewerApp, action: str) -> None:
         app.message = f"{said}; {note}" if said else note
         return
     at, row = found
+    left = app.history.going or shown  # (a step on its way: its picture is the one left)
     app.query_row(row)
     app.history.went(at)
     keyboard.to_top(app)  # (as a new query from the keys: from the top, the frame on the first)
+    if by < 0 and app.selected is not None and left is not None:
+        app.reframe = (at, left)  # (then on the result it came from: keyboard.reframe)
 
 
 def undo_click(app: ViewerApp, click: Click) -> None:

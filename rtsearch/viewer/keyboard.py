@@ -5,7 +5,8 @@
   double-click), Ctrl+C copies its path (as a right-click; the first result's when none is
   framed). The frame keeps its rank as live results change, and its caption shows while
   the pointer is off the results. Esc takes it away. A new query asked for from the
-  keyboard (Enter, R) shows from the top: the query, the frame on the first result.
+  keyboard (Enter, R) shows from the top: the query, the frame on the first result; a step
+  back frames the result it came from, where that is among the results.
 - Page Up and Page Down scroll the results a page.
 - With the help shown, the arrows, Home, End and the page keys scroll the help instead.
 - In the grab mode the arrow keys move the rectangle (with Shift: size it; with Ctrl: a
@@ -136,6 +137,12 @@ def move(app: ViewerApp, action: str) -> None:
         new = min(max(now + step[1], 0), n - 1)
     app.selected = new
     app.selected_from = dpg.get_mouse_pos(local=False)
+    _reveal(app, rects, new)
+
+
+def _reveal(app: ViewerApp, rects: list, new: int) -> None:
+    """Scroll the canvas to show result ``new`` (all the way up on the first row: the
+    query too)."""
     canvas, rect = app.ids.canvas, rects[new]
     top, height = dpg.get_y_scroll(canvas), app.canvas_size[1]
     margin = app.px(layout.MARGIN)
@@ -145,6 +152,24 @@ def move(app: ViewerApp, action: str) -> None:
         dpg.set_y_scroll(canvas, rect[3] + margin - height)
     elif rect[1] - margin < top:
         dpg.set_y_scroll(canvas, rect[1] - margin)
+
+
+def reframe(app: ViewerApp) -> None:
+    """A step back asked from the keys (``app.reframe``: the entry it went to, the picture
+    it left) frames, once its results show, the result it left, as a browser's back keeps
+    the place: the frame went to the first result, and the keys had to find the way back
+    to where the user was along the results."""
+    if app.reframe is None or app.history.going is not None or app.dirty:
+        return  # (not arrived yet, or not laid out)
+    (at, left), app.reframe = app.reframe, None
+    h, pub, n = app.history, app.published, shown(app)
+    if pub is None or h.at != at or pub.file != h.files[at] or app.selected is None:
+        return
+    files = [r.file for r in pub.results[:n]]
+    if left in files:
+        app.selected = files.index(left)
+        app.selected_from = dpg.get_mouse_pos(local=False)
+        _reveal(app, app.layout.results[:n], app.selected)  # type: ignore[union-attr]
 
 
 def _page(app: ViewerApp, way: int) -> None:
