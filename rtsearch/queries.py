@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from rtsearch import terminal
 from rtsearch.argtypes import positive_int
@@ -92,6 +92,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "it is answered, however many are given (the same shape for one and for a folder)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar over several pictures")
+    p.epilog = (
+        "exit status: 0 every picture searched; 1 an error (said on stderr, one line), or "
+        "some of several pictures could not be searched (each said, the others answered); "
+        "2 the arguments refused; 130 or 143 interrupted (Ctrl-C, SIGTERM: what was answered "
+        "is printed)"
+    )
 
 
 @dataclass(frozen=True)
@@ -308,17 +314,19 @@ def _pictures(given: list[Path], session: SearchSession) -> list[Path | Answer]:
         if len(kept) < len(found.paths):  # (analyze finds them so in the index's folder)
             n = count(len(found.paths) - len(kept), "picture")
             print_line(f"note: {path}: {n} {left} not searched")
-        pictures.extend(path / rel for rel in kept)
         if found.raw:  # (passed over without a word, as analyze did once)
             raw = f"{raw_files(found.raw)} passed over: rtsearch does not read RAW files"
             if not found.paths:
                 pictures.append(Answer(path, [], f"{path}: holds only {raw}"))
                 continue
             print_line(f"note: {path}: {raw}")
+        entries: list[tuple[str, Path | Answer]] = [(str(rel), path / rel) for rel in kept]
         for rel, reason in found.skipped:  # (a folder it could not list: not a picture)
             where = path / rel
             if is_image_file(where):
-                pictures.append(Answer(where, [], f"{where}: {reason}", said=True))
+                entries.append((str(rel), Answer(where, [], f"{where}: {reason}", said=True)))
+        # in the folder's order, those that cannot be searched too (they came last)
+        pictures.extend(item for _, item in sorted(entries, key=lambda e: e[0]))
         if len(pictures) == before:
             pictures.append(Answer(path, [], f"{path}: no pictures in this folder"))
     return pictures
@@ -403,10 +411,20 @@ def _answer(
             raise RtsearchError(f"{image}: looks like an index file, not a picture")
         if not image.exists():
             raise RtsearchError(f"{image}: {missing_reason(image)}")
-        if not image.is_file():  # a device, a pipe
+        pipe = image.is_fifo()  # named: `<(curl -s URL)`, /dev/stdin of a pipe (refused)
+        if not pipe and not image.is_file():  # a device
             raise RtsearchError(f"{image}: not a regular file")
     except OSError as exc:  # in a folder it may not enter: as analyze's scan says it
         raise RtsearchError(f"{image}: cannot stat ({exc.strerror})") from None
+    if pipe:
+        try:
+            with open(image, "rb") as stream:
+                answer = _answer_piped(session, args, say_trim=say_trim, stream=stream,
+                                       name=str(image))  # fmt: skip
+        except OSError as exc:
+            raise RtsearchError(f"{image}: cannot read ({exc.strerror})") from None
+        answer.image = image
+        return answer
     if is_video_file(image):  # (it said "not an image file (unknown format)")
         play = command("rtsearch", "view", args.index, "--source", f"video:{image}")
         raise RtsearchError(f"{image}: a video: query takes pictures; the viewer plays it: {play}")
@@ -434,30 +452,39 @@ def _answer(
     return answer
 
 
-def _answer_piped(session: SearchSession, args: argparse.Namespace, *, say_trim: bool) -> Answer:
-    """The picture on standard input searched for: kept in a temporary file while it is
-    (decoding, verification and the trim read a file), its problems named as the input's."""
+def _answer_piped(
+    session: SearchSession,
+    args: argparse.Namespace,
+    *,
+    say_trim: bool,
+    stream: BinaryIO | None = None,
+    name: str = STDIN_NAME,
+) -> Answer:
+    """The picture on standard input (or ``stream``, a pipe named ``name``) searched for:
+    kept in a temporary file while it is (decoding, verification and the trim read a
+    file), its problems named as the input's."""
     import tempfile
 
     from rtsearch.sniff import HEAD_BYTES, video_kind
 
-    if sys.stdin is None:
-        raise RtsearchError(f"{STDIN_NAME} is closed: pipe a picture in (... | rtsearch query "
-                            "INDEX -)")  # fmt: skip
-    if sys.stdin.isatty():
-        raise RtsearchError(f"{STDIN_NAME} is a terminal: pipe a picture in (... | rtsearch "
-                            "query INDEX -)")  # fmt: skip
-    data = sys.stdin.buffer.read(MAX_PIPED + 1)
+    if stream is None:
+        if sys.stdin is None:
+            raise RtsearchError(f"{STDIN_NAME} is closed: pipe a picture in (... | rtsearch "
+                                "query INDEX -)")  # fmt: skip
+        if sys.stdin.isatty():
+            raise RtsearchError(f"{STDIN_NAME} is a terminal: pipe a picture in (... | "
+                                "rtsearch query INDEX -)")  # fmt: skip
+        stream = sys.stdin.buffer
+    data = stream.read(MAX_PIPED + 1)
     if not data:
-        raise RtsearchError(f"{STDIN_NAME}: empty (nothing was piped in, or it was read before)")
+        raise RtsearchError(f"{name}: empty (nothing was piped in, or it was read before)")
     if len(data) > MAX_PIPED:  # (`< /dev/zero` read until memory ran out)
-        raise RtsearchError(f"{STDIN_NAME}: more than {size_text(MAX_PIPED)}: not a picture")
+        raise RtsearchError(f"{name}: more than {size_text(MAX_PIPED)}: not a picture")
     kind = video_kind(data[:HEAD_BYTES])
     if kind:  # (it said "not an image file (unknown format)")
         play = command("rtsearch", "view", args.index, "--source", "video:FILE")
         raise RtsearchError(
-            f"{STDIN_NAME}: {kind} video: query takes pictures; the viewer plays a video "
-            f"file: {play}"
+            f"{name}: {kind} video: query takes pictures; the viewer plays a video file: {play}"
         )
     folder = None
     try:
@@ -467,15 +494,15 @@ def _answer_piped(session: SearchSession, args: argparse.Namespace, *, say_trim:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
         raise RtsearchError(
-            f"{STDIN_NAME}: cannot keep the picture in a temporary file "
+            f"{name}: cannot keep the picture in a temporary file "
             f"({exc.strerror or first_line(exc)}); set TMPDIR to a folder with room"
         ) from None
     piped = folder / "picture"
     try:
         # (the trim's note named the temporary file)
-        answer = _answer(session, piped, args, say_trim=say_trim, named=STDIN_NAME)
+        answer = _answer(session, piped, args, say_trim=say_trim, named=name)
     except RtsearchError as exc:
-        raise RtsearchError(str(exc).replace(str(piped), STDIN_NAME)) from None
+        raise RtsearchError(str(exc).replace(str(piped), name)) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     answer.image = STDIN

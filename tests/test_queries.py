@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -292,7 +293,8 @@ def test_entries_of_a_folder_named_like_pictures_that_cannot_be_are_counted(
     code, stdout, err = cli(capsys, "query", out, mixed, "--model", tiny_model, "--json",
                             "--no-verify", "-k", "1")  # fmt: skip
     answers = {Path(a["query"]).name: a for a in json.loads(stdout)}
-    assert code == 1 and set(answers) == {"good.png", "fifo.jpg", "gone.jpg"}
+    # in the folder's order (those that cannot be searched came after the others)
+    assert code == 1 and list(answers) == ["fifo.jpg", "gone.jpg", "good.png"]
     assert answers["fifo.jpg"]["error"].startswith(f"{mixed / 'fifo.jpg'}: ")
     assert answers["gone.jpg"]["error"] == f"{mixed / 'gone.jpg'}: broken symlink"
     assert f"warning: {mixed / 'up'}: link to " in err
@@ -402,6 +404,76 @@ def test_a_picture_piped_in_is_searched_and_named_as_the_input(tmp_path, tiny_mo
     ):
         run = piped(data, "-")
         assert run.returncode == 1 and run.stderr.decode() == f"rtsearch: error: {said}\n"
+
+
+def test_a_pipe_named_as_the_picture_is_read(tmp_path, tiny_model, indexed):
+    """`rtsearch query INDEX <(curl -s URL)` and `... | rtsearch query INDEX /dev/stdin`
+    were refused: `/dev/fd/63: not a regular file`. A pipe named on the command line is
+    read as standard input is (one found in a folder given is still not waited on)."""
+    import subprocess
+
+    gallery, out = indexed
+    picture = gallery / "d1/img00007.jpg"
+    query = f"{sys.executable} -m rtsearch query {out} --model {tiny_model} -k 1"
+    for line in (
+        f"{query} <(cat {picture}) --json",
+        f"cat {picture} | {query} /dev/stdin --json",
+        f"{query} {gallery / 'd0/img00000.png'} <(cat {picture}) --jsonl --no-verify",
+    ):
+        run = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, (line, run.stderr)
+        found = [json.loads(x) for x in run.stdout.splitlines()]
+        nearest = found[0][0] if "--json " in line + " " else found[1]["results"][0]
+        assert nearest["path"] == "d1/img00007.jpg" and nearest["distance"] < 1e-3, line
+    assert found[1]["query"].startswith("/dev/fd/")  # named as given
+    run = subprocess.run(["bash", "-c", f"{query} <(printf 'not a picture')"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 1
+    assert re.fullmatch(r"rtsearch: error: /dev/fd/\d+: not an image file \(unknown format\)\n",
+                        run.stderr), run.stderr  # fmt: skip
+
+
+def test_results_of_a_base_dir_given_with_dots_name_their_files_plainly(
+    capsys, monkeypatch, tmp_path, tiny_model, indexed
+):
+    """`--base-dir ../photos` gave files as `/.../work/../photos/d1/x.jpg`; through a
+    link, where `..` leads elsewhere, the path stays as given."""
+    gallery, out = indexed
+    moved = tmp_path / "photos"
+    gallery.rename(moved)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    picture = moved / "d1/img00007.jpg"
+    code, stdout, _ = cli(capsys, "query", out, picture, "--base-dir", "../photos", "--json",
+                          "--model", tiny_model, "-k", "1")  # fmt: skip
+    assert code == 0 and json.loads(stdout)[0]["file"] == str(picture)
+    elsewhere = tmp_path / "far" / "deep"
+    elsewhere.mkdir(parents=True)
+    (tmp_path / "far" / "photos").symlink_to(moved)
+    (tmp_path / "work" / "link").symlink_to(elsewhere)  # link/.. is far/, not work/
+    code, stdout, _ = cli(capsys, "query", out, picture, "--base-dir", "link/../photos",
+                          "--json", "--model", tiny_model, "-k", "1")  # fmt: skip
+    file = json.loads(stdout)[0]["file"]
+    assert code == 0 and file == str(tmp_path / "work/link/../photos/d1/img00007.jpg")
+    assert os.path.samefile(file, picture)
+
+
+def test_the_exit_statuses_help_gives_are_those_query_ends_with(capsys, tmp_path, indexed):
+    """Scripts had to guess them: `query --help` did not say."""
+    gallery, out = indexed
+    with pytest.raises(SystemExit):
+        main(["query", "--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "exit status: 0 every picture searched; 1 an error" in said
+    assert "2 the arguments refused; 130 or 143 interrupted" in said
+    good, bad = gallery / "d1/img00007.jpg", tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a picture")
+    assert cli(capsys, "query", out, good, "--no-verify")[0] == 0
+    assert cli(capsys, "query", out, good, bad, "--no-verify")[0] == 1
+    assert cli(capsys, "query", out, bad)[0] == 1
+    with pytest.raises(SystemExit) as refused:
+        main(["query", str(out), str(good), "-k", "0"])
+    assert refused.value.code == 2
 
 
 def test_standard_input_closed_endless_or_without_a_temporary_folder(
