@@ -30,7 +30,11 @@ from rtsearch.sniff import HEAD_BYTES, audio_kind, ftyp_brands, iso_tracks, vide
 
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
 # what ``source.message`` already says in one line; errors still show.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+# (cv2.utils.logging from OpenCV 4.13 on, where cv2.setLogLevel went; 2 is LOG_LEVEL_ERROR)
+if hasattr(cv2.utils, "logging"):
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+else:
+    cv2.setLogLevel(2)
 # Nor ffmpeg's ("moov atom not found" for a file that is no video); read when a video is
 # first opened. A user who wants them sets the variable.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "0")  # AV_LOG_PANIC only
