@@ -95,8 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = (
         "exit status: 0 every picture searched; 1 an error (said on stderr, one line), or "
         "some of several pictures could not be searched (each said, the others answered); "
-        "2 the arguments refused; 130 or 143 interrupted (Ctrl-C, SIGTERM: what was answered "
-        "is printed)"
+        "2 an option or value the parser refused (usage: ...); 130 or 143 interrupted "
+        "(Ctrl-C, SIGTERM: what was answered is printed)"
     )
 
 

@@ -465,7 +465,7 @@ def test_the_exit_statuses_help_gives_are_those_query_ends_with(capsys, tmp_path
         main(["query", "--help"])
     said = " ".join(capsys.readouterr().out.split())
     assert "exit status: 0 every picture searched; 1 an error" in said
-    assert "2 the arguments refused; 130 or 143 interrupted" in said
+    assert "2 an option or value the parser refused (usage: ...); 130 or 143 interrupted" in said
     good, bad = gallery / "d1/img00007.jpg", tmp_path / "bad.jpg"
     bad.write_bytes(b"not a picture")
     assert cli(capsys, "query", out, good, "--no-verify")[0] == 0
