@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import cv2
 import numpy as np
@@ -421,9 +421,10 @@ def _still_picture(path: Path) -> bool:
 
 def video_problem(path: Path) -> str:
     """Why ``path`` cannot be a video source, or "": a file that is there is refused only
-    where its first bytes show it is sound or text (one chosen by mistake replaced the
-    source on show with an empty page); any other is tried, and tried again as it changes
-    (still being copied)."""
+    where its first bytes show it is sound or text, or its MP4 header holds no video track
+    (one chosen by mistake replaced the source on show with an empty page, and was played
+    again as the last video); any other is tried, and tried again as it changes (still
+    being copied)."""
     try:
         if path.is_dir():
             return "is a folder, not a video file"
@@ -436,9 +437,26 @@ def video_problem(path: Path) -> str:
     try:
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
+            f.seek(0)
+            tracks = _tracks(f, head)
     except OSError:
         return ""  # (said as the source opens it)
-    return _sound_or_text(head)
+    return _sound_or_text(head) or _trackless(tracks)
+
+
+def _tracks(f: BinaryIO, head: bytes) -> list[bytes] | None:
+    """The tracks of an ISO-BMFF video (MP4, MOV) whose first bytes are ``head``; None for
+    another kind of file (HEIF and AVIF pictures are ISO-BMFF too, without tracks)."""
+    return iso_tracks(f) if ftyp_brands(head) and video_kind(head) else None
+
+
+def _trackless(tracks: list[bytes] | None) -> str:
+    """What to say of an MP4 whose ``tracks`` hold no video (a voice memo, a podcast),
+    or "" (its header not there yet, ``[]``: still being copied, tried as it changes)."""
+    if tracks and b"vide" not in tracks:
+        what = "sound only" if b"soun" in tracks else "no video track"
+        return f"an MP4 or QuickTime file: {what}, no pictures to search"
+    return ""
 
 
 def _sound_or_text(head: bytes) -> str:
@@ -471,8 +489,7 @@ def _why_not_a_video(path: Path) -> str:
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
             f.seek(0)
-            # (an ISO-BMFF video's: HEIF and AVIF pictures are ISO-BMFF too, without tracks)
-            tracks = iso_tracks(f) if ftyp_brands(head) and video_kind(head) else None
+            tracks = _tracks(f, head)
     except OSError as exc:
         return f"cannot open as a video ({exc.strerror or first_line(exc)})"
     if not head:
@@ -483,10 +500,7 @@ def _why_not_a_video(path: Path) -> str:
     if tracks == []:  # an MP4 whose movie header, written last, is not there
         return "cannot open as a video (an MP4 or QuickTime file without its movie header: " \
                "still being copied, or cut short?)"  # fmt: skip
-    if tracks and b"vide" not in tracks:
-        what = "sound only" if b"soun" in tracks else "no video track"
-        return f"an MP4 or QuickTime file: {what}, no pictures to search"
-    return "cannot open as a video"
+    return _trackless(tracks) or "cannot open as a video"
 
 
 class VideoSource:

@@ -130,6 +130,21 @@ def write_video(path: Path, seeds: list[int], frames_each: int, fps: float = 25.
     return path
 
 
+def iso_box(kind: bytes, payload: bytes) -> bytes:
+    """One ISO-BMFF (MP4) box."""
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def write_sound_mp4(path: Path) -> Path:
+    """An MP4 as a voice memo app writes it: its media, then a movie header of one sound
+    track."""
+    hdlr = iso_box(b"hdlr", bytes(8) + b"soun" + bytes(13))
+    track = iso_box(b"trak", iso_box(b"mdia", hdlr))
+    ftyp = iso_box(b"ftyp", b"isom" + bytes(4) + b"isomiso2mp41")
+    path.write_bytes(ftyp + iso_box(b"mdat", bytes(3000)) + iso_box(b"moov", track))
+    return path
+
+
 def make_gallery(root: Path, n: int, *, start: int = 0, subdirs: int = 3) -> list[Path]:
     """n JPEG/PNG files spread over a few sub-folders; returns their paths."""
     files = []

@@ -7,7 +7,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from fakes import make_image, write_video
+from fakes import iso_box, make_image, write_sound_mp4, write_video
 from PIL import Image
 
 from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
@@ -102,8 +102,13 @@ def test_a_sound_or_text_file_is_refused_as_a_video_source_before_it_replaces_on
     script.write_text("#!/bin/sh\necho 'not a video' \u00e9\n")
     song = tmp_path / "song.mp4"
     song.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00" + bytes(500))
-    for path, why in ((script, "a text file, not a video"),
-                      (song, "an MP3 file: sound only, no pictures to search")):  # fmt: skip
+    memo = write_sound_mp4(tmp_path / "memo.mp4")  # (it replaced the source on show)
+    refused_as = {
+        script: "a text file, not a video",
+        song: "an MP3 file: sound only, no pictures to search",
+        memo: "an MP4 or QuickTime file: sound only, no pictures to search",
+    }
+    for path, why in refused_as.items():
         with pytest.raises(ValueError) as refused:
             parse_source(f"video:{path}")
         assert str(refused.value) == f"{path}: {why}"
@@ -125,21 +130,12 @@ def test_a_sound_or_text_file_is_refused_as_a_video_source_before_it_replaces_on
     src.close()
 
 
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
-
-
 def test_an_mp4_of_sound_only_or_cut_short_is_said_so(tmp_path):
     """An MP4 holding only sound (a podcast, a voice memo), and one whose movie header,
     written last, is missing (still being copied), both said "cannot open as a video"."""
     from rtsearch.sniff import iso_tracks
 
-    def track(handler: bytes) -> bytes:
-        return _box(b"trak", _box(b"mdia", _box(b"hdlr", bytes(8) + handler + bytes(13))))
-
-    ftyp = _box(b"ftyp", b"isom" + bytes(4) + b"isomiso2mp41")
-    memo = tmp_path / "memo.mp4"
-    memo.write_bytes(ftyp + _box(b"mdat", bytes(3000)) + _box(b"moov", track(b"soun")))
+    memo = write_sound_mp4(tmp_path / "memo.mp4")
     clip = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
     for i in range(10):
@@ -151,7 +147,9 @@ def test_an_mp4_of_sound_only_or_cut_short_is_said_so(tmp_path):
     data = clip.read_bytes()
     cut.write_bytes(data[: data.index(b"moov") - 4])
     picture = tmp_path / "photo.mp4"  # an AVIF picture's ISO-BMFF: no tracks, no header
-    picture.write_bytes(_box(b"ftyp", b"avif" + bytes(4) + b"avifmif1") + _box(b"meta", bytes(40)))
+    picture.write_bytes(
+        iso_box(b"ftyp", b"avif" + bytes(4) + b"avifmif1") + iso_box(b"meta", bytes(40))
+    )
     said = {
         picture: "cannot open as a video",
         memo: "an MP4 or QuickTime file: sound only, no pictures to search",

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import int8_twin, make_gallery, make_image, padded_tile, write_tiny_model, write_video
+from fakes import (
+    int8_twin,
+    make_gallery,
+    make_image,
+    padded_tile,
+    write_sound_mp4,
+    write_tiny_model,
+    write_video,
+)
 from PIL import Image
 
 from rtsearch.viewer import grab_view
@@ -1295,6 +1303,14 @@ def test_help_overlay_and_result_count_keys(app):
     assert app.k == k
     title = lambda: dpg.get_item_configuration(app.ids.results_label)["text"]  # noqa: E731
     assert title() == "Nearest neighbor images"
+    # more asked for, the results of fewer still on show (a 4K video's frame takes a while):
+    # not "20 of 23 asked for, all the index has" of an index of 30
+    from rtsearch.viewer import ui
+
+    pump(app, lambda: len(app.published.results) == k)
+    app.k = k + 3  # (as + sets it, before the worker has answered)
+    assert ui.results_title(app) == "Nearest neighbor images"
+    app.k = k
     app.perform("random")
     app.set_k(40)  # the gallery holds 30 images; a random query leaves itself out
     pump(app, lambda: len(app.published.results) == 29 and "29 of 40" in title())
@@ -4349,12 +4365,18 @@ def test_a_text_file_chosen_as_a_video_leaves_the_source_on_show(app, tmp_path):
     shown = fresh(app, "random")
     script = tmp_path / "script.avi"
     script.write_text("#!/bin/sh\nexit 0\n")
-    app._start_source(f"video:{script}")  # what the video dialog's OK calls
-    assert app.message == f"{script}: a text file, not a video"
-    for _ in range(30):
-        app.frame()
-    assert app.published.source == "random" and app.published.results == shown.results
-    assert app.source_sent == "random"
+    memo = write_sound_mp4(tmp_path / "memo.mp4")  # (it replaced them, and V played it again)
+    refused_as = {
+        script: "a text file, not a video",
+        memo: "an MP4 or QuickTime file: sound only, no pictures to search",
+    }
+    for chosen, said in refused_as.items():
+        app._start_source(f"video:{chosen}")  # what the video dialog's OK calls
+        assert app.message == f"{chosen}: {said}"
+        for _ in range(30):
+            app.frame()
+        assert app.published.source == "random" and app.published.results == shown.results
+        assert app.source_sent == "random" and app.video_path != chosen
 
 
 def test_a_folder_name_that_is_not_utf8_is_drawn_escaped(app, tmp_path):

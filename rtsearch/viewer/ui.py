@@ -622,8 +622,11 @@ def no_picture(pub: Published | None) -> str:
 def results_title(app: ViewerApp) -> str:
     """Says so when the index holds fewer images than the results asked for."""
     pub, title = app.published, "Nearest neighbor images"
-    if pub is None or not pub.results or len(pub.results) >= app.k:
+    if pub is None or not pub.results or len(pub.results) >= app.k or app.session is None:
         return title
     # a picture of the index searched for itself is left out of its results
+    has = len(app.session.index.paths) - (pub.row is not None)
+    if len(pub.results) < has:  # (results of a smaller k, the new ones on their way)
+        return title
     besides = " besides the query" if pub.row is not None else ""
     return f"{title}: {len(pub.results)} of {app.k} asked for, all the index has{besides}"
