@@ -36,7 +36,10 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """`ray start --head` plus a second node, 1 CPU each; `ray stop` afterwards."""
-    ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    # this interpreter's own first: a venv's tests not activated started another Ray's
+    # cluster from PATH (2.60 for a 2.9 client: "Could not read 'temp_dir' from GCS")
+    own = Path(sys.executable).parent / "ray"
+    ray_bin = str(own) if own.is_file() else shutil.which("ray") or str(own)
     temp = tmp_path_factory.mktemp("ray")
     port = free_port()
     address = f"127.0.0.1:{port}"

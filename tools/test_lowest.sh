@@ -16,7 +16,10 @@ python3 -m venv "$venv"
     -e '.[test]'
 # what the resolution gave, for the record
 "$venv/bin/python" -m pip list --format=freeze 2>/dev/null | grep -iE \
-    '^(numpy|scipy|onnx|onnxruntime|h5py|pillow|opencv-python-headless|mss|dearpygui|platformdirs|psutil|scikit-image|ray|faiss-cpu|watchdog|pillow-heif)=='
+    '^(numpy|scipy|onnx|onnxruntime|h5py|pillow|opencv-python-headless|mss|dearpygui|platformdirs|psutil|scikit-image|ray|faiss-cpu|watchdog|pillow[-_]heif)==' \
+    || true
+# the tests start programs by name (ray): this environment's, not the machine's
+export PATH="$venv/bin:$PATH"
 if [ $# -eq 0 ]; then
     set -- -q -m "not slow"
 fi
