@@ -3942,13 +3942,15 @@ def test_watch_swaps_in_the_updated_index_without_a_restart(app, tiny_model, tmp
     assert app.worker.watching.finished
 
 
-def test_a_step_back_frames_the_result_it_came_from(app):
+def test_a_step_back_frames_the_result_it_came_from(app, gallery):
     """A user going through the results from the keys (the 6th made the query, a look,
     Backspace) found the frame on the first result, and had to count their way back along
     the grid to the 7th. A step back now frames the result it came from, scrolled into
     view; a user of the mouse, who framed none, gets no frame."""
-    from rtsearch.viewer import history
+    from rtsearch.viewer import actions, history
 
+    actions.open_session(app, gallery[1], gallery[0])  # 30 images, whatever came before
+    pump(app, lambda: app.session.source == gallery[1])
     app.perform("escape")
     xdotool(app, "mousemove", "2", "2")
     app.history = history.History()
