@@ -24,6 +24,7 @@ _VIDEO_BRANDS = frozenset(
      b"M4VH", b"M4VP", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"dash", b"mmp4", b"f4v ", b"MSNV"}
 )  # fmt: skip
 _ASF = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+MATROSKA = b"\x1aE\xdf\xa3"  # EBML's header id: Matroska and WebM
 
 
 def video_kind(head: bytes) -> str | None:
@@ -32,7 +33,7 @@ def video_kind(head: bytes) -> str | None:
     brands = ftyp_brands(head[:64])
     if brands and brands[0] in _VIDEO_BRANDS:
         return "an MP4 or QuickTime"
-    if head[:4] == b"\x1aE\xdf\xa3":
+    if head[:4] == MATROSKA:
         return "a Matroska or WebM"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "an AVI"
@@ -122,3 +123,88 @@ def _handler(trak: bytes) -> bytes:
         for hdlr in _children(mdia, b"hdlr"):
             return hdlr[8:12]
     return b""
+
+
+# Matroska (MKV, WebM): its Tracks element comes before the first Cluster of media, within
+# the file's first kilobytes (after the SeekHead and Info)
+EBML_SCAN_BYTES = 1 << 20
+_SEGMENT, _TRACKS, _TRACK_ENTRY, _TRACK_TYPE = 0x18538067, 0x1654AE6B, 0xAE, 0x83
+_CLUSTER = 0x1F43B675
+_TRACK_TYPES = {1: b"vide", 2: b"soun"}  # as ISO-BMFF names them (iso_tracks)
+
+
+def matroska_tracks(f: BinaryIO) -> list[bytes] | None:
+    """The kinds of a Matroska or WebM file's tracks (b"vide", b"soun", b"" for others),
+    read from ``f``'s start; None where its Tracks element is not within EBML_SCAN_BYTES
+    (still being written, cut short, or laid out otherwise)."""
+    data = f.read(EBML_SCAN_BYTES)
+    at = 0
+    while at < len(data):
+        element = _ebml(data, at)
+        if element is None:
+            return None
+        ident, start, size = element
+        if ident == _SEGMENT:
+            at = start  # into it (its size is often "unknown")
+            continue
+        if ident == _CLUSTER:
+            return None
+        if ident == _TRACKS:
+            if size is None or start + size > len(data):
+                return None
+            return [_track_kind(entry) for entry in _ebml_children(data[start : start + size])]
+        if size is None:
+            return None
+        at = start + size
+    return None
+
+
+def _track_kind(entry: bytes) -> bytes:
+    for ident, value in _ebml_items(entry):
+        if ident == _TRACK_TYPE:
+            return _TRACK_TYPES.get(int.from_bytes(value, "big"), b"")
+    return b""
+
+
+def _ebml_children(tracks: bytes) -> list[bytes]:
+    return [value for ident, value in _ebml_items(tracks) if ident == _TRACK_ENTRY]
+
+
+def _ebml_items(data: bytes) -> list[tuple[int, bytes]]:
+    """The elements directly in ``data``, as (id, payload)."""
+    out, at = [], 0
+    while at < len(data):
+        element = _ebml(data, at)
+        if element is None or element[2] is None:
+            break
+        ident, start, size = element
+        out.append((ident, data[start : start + size]))
+        at = start + size
+    return out
+
+
+def _ebml(data: bytes, at: int) -> tuple[int, int, int | None] | None:
+    """The element at ``at``: its id (length marker kept), where its payload starts, and
+    its size (None: unknown); None where the bytes do not hold one."""
+    ident = _vint(data, at, keep_marker=True)
+    if ident is None or ident[1] > 4:
+        return None
+    size = _vint(data, at + ident[1], keep_marker=False)
+    if size is None:
+        return None
+    value, length = size
+    unknown = value == (1 << (7 * length)) - 1  # all ones: "unknown" (live streams)
+    return ident[0], at + ident[1] + length, None if unknown else value
+
+
+def _vint(data: bytes, at: int, *, keep_marker: bool) -> tuple[int, int] | None:
+    """EBML's variable-length integer at ``at``: (value, bytes it takes)."""
+    if at >= len(data) or data[at] == 0:
+        return None
+    length = 9 - data[at].bit_length()  # the leading 1 bit says how many bytes follow
+    if at + length > len(data):
+        return None
+    value = int.from_bytes(data[at : at + length], "big")
+    if not keep_marker:
+        value &= (1 << (7 * length)) - 1
+    return value, length

@@ -26,7 +26,15 @@ from PIL import Image
 
 from rtsearch.decode import RGBImage, is_image_file, load_rgb
 from rtsearch.errors import RtsearchError, first_line
-from rtsearch.sniff import HEAD_BYTES, audio_kind, ftyp_brands, iso_tracks, video_kind
+from rtsearch.sniff import (
+    HEAD_BYTES,
+    MATROSKA,
+    audio_kind,
+    ftyp_brands,
+    iso_tracks,
+    matroska_tracks,
+    video_kind,
+)
 
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
 # what ``source.message`` already says in one line; errors still show.
@@ -441,21 +449,29 @@ def video_problem(path: Path) -> str:
             tracks = _tracks(f, head)
     except OSError:
         return ""  # (said as the source opens it)
-    return _sound_or_text(head) or _trackless(tracks)
+    return _sound_or_text(head) or _trackless(head, tracks)
 
 
 def _tracks(f: BinaryIO, head: bytes) -> list[bytes] | None:
-    """The tracks of an ISO-BMFF video (MP4, MOV) whose first bytes are ``head``; None for
-    another kind of file (HEIF and AVIF pictures are ISO-BMFF too, without tracks)."""
-    return iso_tracks(f) if ftyp_brands(head) and video_kind(head) else None
+    """The kinds of the tracks (b"vide", b"soun") of an MP4, MOV, MKV or WebM file whose
+    first bytes are ``head``; None for another kind of file (HEIF and AVIF pictures are
+    ISO-BMFF too, without tracks) or a Matroska one whose tracks are not found; [] for an
+    ISO-BMFF one without its movie header."""
+    kind = video_kind(head)
+    if kind and ftyp_brands(head):
+        return iso_tracks(f)
+    if kind and head[:4] == MATROSKA:
+        return matroska_tracks(f)
+    return None
 
 
-def _trackless(tracks: list[bytes] | None) -> str:
-    """What to say of an MP4 whose ``tracks`` hold no video (a voice memo, a podcast),
-    or "" (its header not there yet, ``[]``: still being copied, tried as it changes)."""
+def _trackless(head: bytes, tracks: list[bytes] | None) -> str:
+    """What to say of a video file whose ``tracks`` hold no video (a voice memo, a
+    podcast, a web page's sound as WebM), or "" (its header not there yet: still being
+    copied, tried as it changes)."""
     if tracks and b"vide" not in tracks:
         what = "sound only" if b"soun" in tracks else "no video track"
-        return f"an MP4 or QuickTime file: {what}, no pictures to search"
+        return f"{video_kind(head)} file: {what}, no pictures to search"
     return ""
 
 
@@ -497,10 +513,10 @@ def _why_not_a_video(path: Path) -> str:
     said = _sound_or_text(head)  # (a file waited for that came as sound or text)
     if said:
         return said
-    if tracks == []:  # an MP4 whose movie header, written last, is not there
+    if tracks == [] and ftyp_brands(head):  # an MP4 whose movie header, written last, is not there
         return "cannot open as a video (an MP4 or QuickTime file without its movie header: " \
                "still being copied, or cut short?)"  # fmt: skip
-    return _trackless(tracks) or "cannot open as a video"
+    return _trackless(head, tracks) or "cannot open as a video"
 
 
 class VideoSource:

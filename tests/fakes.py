@@ -145,6 +145,29 @@ def write_sound_mp4(path: Path) -> Path:
     return path
 
 
+def ebml(ident: int, payload: bytes, *, unknown: bool = False) -> bytes:
+    """One EBML (Matroska, WebM) element: its id, its size as an 8-byte vint (all ones:
+    unknown, as live recordings write a Segment's), its payload."""
+    size = (1 << 56) - 1 if unknown else len(payload)
+    return (
+        ident.to_bytes((ident.bit_length() + 7) // 8, "big")
+        + ((1 << 56) | size).to_bytes(8, "big")
+        + payload
+    )
+
+
+def write_webm(path: Path, kinds: tuple[int, ...] = (2,)) -> Path:
+    """A WebM file as a browser or yt-dlp writes sound (track type 2; 1 is video): EBML
+    header, then a Segment of unknown size holding Info, Tracks and a Cluster."""
+    header = ebml(0x1A45DFA3, ebml(0x4282, b"webm"))
+    entries = b"".join(ebml(0xAE, ebml(0xD7, bytes([i + 1])) + ebml(0x83, bytes([k])))
+                       for i, k in enumerate(kinds))  # fmt: skip
+    segment = ebml(0x1549A966, ebml(0x2AD7B1, b"\x0f\x42\x40")) + ebml(0x1654AE6B, entries)
+    segment += ebml(0x1F43B675, bytes(2000))
+    path.write_bytes(header + ebml(0x18538067, segment, unknown=True))
+    return path
+
+
 def make_gallery(root: Path, n: int, *, start: int = 0, subdirs: int = 3) -> list[Path]:
     """n JPEG/PNG files spread over a few sub-folders; returns their paths."""
     files = []

@@ -7,7 +7,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from fakes import iso_box, make_image, write_sound_mp4, write_video
+from fakes import iso_box, make_image, write_sound_mp4, write_video, write_webm
 from PIL import Image
 
 from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
@@ -103,10 +103,12 @@ def test_a_sound_or_text_file_is_refused_as_a_video_source_before_it_replaces_on
     song = tmp_path / "song.mp4"
     song.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x00" + bytes(500))
     memo = write_sound_mp4(tmp_path / "memo.mp4")  # (it replaced the source on show)
+    sound = write_webm(tmp_path / "talk.webm")  # (it said "cannot open as a video")
     refused_as = {
         script: "a text file, not a video",
         song: "an MP3 file: sound only, no pictures to search",
         memo: "an MP4 or QuickTime file: sound only, no pictures to search",
+        sound: "a Matroska or WebM file: sound only, no pictures to search",
     }
     for path, why in refused_as.items():
         with pytest.raises(ValueError) as refused:
@@ -116,7 +118,10 @@ def test_a_sound_or_text_file_is_refused_as_a_video_source_before_it_replaces_on
     empty.touch()
     binary = tmp_path / "odd.mp4"
     binary.write_bytes(bytes(range(256)) * 4)
-    for path in (empty, binary):
+    film = write_webm(tmp_path / "film.webm", (1, 2))  # a picture and its sound: taken
+    cut = tmp_path / "cut.webm"  # its tracks not there yet: tried
+    cut.write_bytes(film.read_bytes()[:60])
+    for path in (empty, binary, film, cut):
         assert parse_source(f"video:{path}") == ("video", str(path))
     src = VideoSource(empty)  # waited for, and it came as text: said so
     assert src.read() is None and "empty file" in src.message
