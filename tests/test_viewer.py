@@ -2046,6 +2046,61 @@ def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeyp
         app.set_session(before)
 
 
+def test_quitting_with_a_re_projection_not_saved_asks_first(app, gallery, tmp_path, monkeypatch):
+    """Apply dims, then Ctrl+Q or the window's close: the viewer quit without a word, and the
+    next run showed the dimensions its file held (a PCA over a large index is minutes).
+    It now asks; saved, it quits at once."""
+    from fakes import close_like_a_window_manager
+
+    from rtsearch import store
+    from rtsearch.viewer import actions
+
+    copy = tmp_path / "copy.dat"
+    shutil.copy(gallery[1], copy)
+    stopped: list[int] = []  # (the viewer itself stays open for the tests after this one)
+    monkeypatch.setattr(dpg, "stop_dearpygui", lambda: stopped.append(app.frames))
+    actions.open_session(app, copy, gallery[0])
+    pump(app, lambda: app.session.source == copy)
+    held = app.session.index.dims
+
+    def asked() -> str:
+        pump(app, lambda: dpg.is_item_shown(app.ids.question), timeout=20)
+        # (wrapped at spaces, and after a '/')
+        return " ".join(dpg.get_value(app.ids.question_text).split()).replace("/ ", "/")
+
+    try:
+        close_like_a_window_manager()  # nothing to lose: it closes
+        pump(app, lambda: bool(stopped))
+        stopped.clear()
+        app.quit_asked = False
+        dpg.set_value(app.ids.dims_input, 12)
+        actions.reproject(app)
+        pump(app, lambda: app.session.index.dims == 12)
+        close_like_a_window_manager()
+        assert asked() == (
+            f"The index on show was re-projected here to 12 dimensions, and {copy} still "
+            f"holds {held}. Quit without saving it? Save... (Ctrl+S) keeps it."
+        )
+        assert dpg.get_item_label(app.ids.question) == "Quit without saving?" and not stopped
+        app.on_key(dpg.mvKey_Escape)
+        assert app.message == "not quit: Save... (Ctrl+S) keeps the re-projection"
+        assert not stopped and not dpg.is_item_shown(app.ids.question)
+        actions.save(app, copy)  # (Ctrl+S, onto its own file)
+        pump(app, lambda: app.message.startswith(f"saved {copy}"))
+        assert store.load(copy).dims == 12
+        close_like_a_window_manager()
+        pump(app, lambda: bool(stopped))
+        assert not dpg.is_item_shown(app.ids.question)
+    finally:
+        app.questions.clear()
+        dpg.hide_item(app.ids.question)
+        app.question_on_show = None
+        app.quit_asked = False
+        app.unsaved = None
+        actions.open_session(app, gallery[1], gallery[0])
+        pump(app, lambda: app.session.source == gallery[1])
+
+
 def test_r_pressed_while_an_index_loads_draws_from_that_index(
     app, tiny_model, tmp_path, monkeypatch
 ):

@@ -366,6 +366,8 @@ def save(app: ViewerApp, path: Path, session: SearchSession | None = None) -> No
     def done(_) -> None:
         images = count(len(session.index.paths), "image")
         app.message = f"saved {path} ({images} of {session.base_dir})"
+        if app.unsaved is not None and app.unsaved[0] == session.source:
+            app.unsaved = None  # (its re-projection kept: in its file, or in another)
 
     def work(task: Task) -> None:
         # with the features its file holds (a copy without them could not change
@@ -389,6 +391,17 @@ def reproject(app: ViewerApp) -> None:
     app.applied_dims = (session.source, dims)  # from now: a --watch swap keeps these too
     app.message = f"re-projecting to {dims} dimensions..."
     _reproject(app, session, dims, app.reprojections)
+
+
+def unsaved_dims(app: ViewerApp) -> tuple[Path, int, int] | None:
+    """The index on show, re-projected here and not saved since: (its file, the dimensions
+    shown, those its file holds); None where there is none."""
+    session, unsaved = app.session, app.unsaved
+    if session is None or unsaved is None or session.source != unsaved[0]:
+        return None
+    return (
+        None if session.index.dims == unsaved[1] else (unsaved[0], session.index.dims, unsaved[1])
+    )
 
 
 def thin_note(index: Index) -> str:
@@ -427,6 +440,8 @@ def _reproject(
             dpg.set_value(app.ids.dims_input, current.index.dims)  # what it still has
         elif current is session or current.index.dims == dims:
             if current is session:  # else --watch swapped in a newer version with these dims
+                if session.source is not None and (app.unsaved or (None,))[0] != session.source:
+                    app.unsaved = (session.source, session.index.dims)  # what its file holds
                 app.set_session(current := fresh)
             images = count(current.index.count, "image")
             kind = current.index.projection.kind if current.index.projection else ""

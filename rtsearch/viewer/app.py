@@ -182,6 +182,8 @@ class ViewerApp:
         self.window_size = (0, 0)  # the viewport's client size, for the dialogs shown
         self.reprojections = 0  # re-projection requests: only the last one's result is taken
         self.applied_dims: tuple[Path | None, int] | None = None  # (index file, dims) applied
+        # an index re-projected here and not saved since: (its file, the dims the file holds)
+        self.unsaved: tuple[Path, int] | None = None
         self.paused = False
         self.frame_times: deque[float] = deque(maxlen=5000)
         self.session_at = 0.0  # when the index on show was shown (perf_counter)
@@ -222,7 +224,7 @@ class ViewerApp:
         self.dialogs_closed: queue.SimpleQueue = queue.SimpleQueue()  # by their own buttons
         self.reshow: list = []  # file dialogs hidden for a frame to be centred again
         self.questions: deque[dialogs.Question] = deque()  # waiting to be asked (dialogs.ask)
-        self.quit_asked = False  # whether quitting during an analysis is being asked
+        self.quit_asked = False  # whether quitting (during an analysis, unsaved) is asked
         self.question_on_show: dialogs.Question | None = None  # (dialogs.ask_next)
         # frames drawn in a row with no question nor file dialog on show (dialogs.ask_next)
         self.quiet_frames = dialogs.QUIET_FRAMES
@@ -653,10 +655,23 @@ class ViewerApp:
         short). Asked again before the answer (the question waits behind a file dialog),
         it closes."""
         running = actions.analyzing(self)
-        if not running or self.quit_asked:
+        unsaved = actions.unsaved_dims(self)
+        if (not running and unsaved is None) or self.quit_asked:
             dpg.stop_dearpygui()
             return
         self.quit_asked = True
+        # a file dialog open is closed, as Esc closes it: the question showed only once the
+        # user had closed it, unseen till then; one asked of another question comes next
+        self.ids.close_file_dialogs()
+        if self.question_on_show is not None:
+            what = "during the analysis" if running else "without saving"
+            self.message = (
+                f"quitting {what} is asked once the question on show is answered; close the "
+                "window again to quit now"
+            )
+        if not running:
+            self._ask_quit_unsaved(*unsaved)  # type: ignore[misc]
+            return
         task = running[0]
 
         def stay() -> None:
@@ -673,17 +688,24 @@ class ViewerApp:
                 "goes on from there."
             )
 
-        # a file dialog open is closed, as Esc closes it: the question showed only once the
-        # user had closed it, unseen till then; one asked of another question comes next
-        self.ids.close_file_dialogs()
-        if self.question_on_show is not None:
-            self.message = (
-                "quitting during the analysis is asked once the question on show is "
-                "answered; close the window again to quit now"
-            )
         dialogs.ask(
             self, "Quit during an analysis?", words, "Quit", on_yes=dpg.stop_dearpygui,
             on_no=stay, first=True,
+        )  # fmt: skip
+
+    def _ask_quit_unsaved(self, file: Path, dims: int, held: int) -> None:
+        """Ctrl+Q, or the window's close, with a re-projection not saved: asked first (it
+        quit without a word, and the next run showed the file's dimensions again)."""
+
+        def stay() -> None:
+            self.quit_asked = False
+            self.message = "not quit: Save... (Ctrl+S) keeps the re-projection"
+
+        dialogs.ask(
+            self, "Quit without saving?",
+            f"The index on show was re-projected here to {dims} dimensions, and {file} "
+            f"still holds {held}. Quit without saving it? Save... (Ctrl+S) keeps it.",
+            "Quit", on_yes=dpg.stop_dearpygui, on_no=stay, first=True,
         )  # fmt: skip
 
     def _do_load(self) -> None:
