@@ -135,7 +135,7 @@ def test_a_picture_offered_is_read_in_the_type_offered_png_first(only, tmp_path)
     # transparency comes on white, as files' does
     cut = np.zeros((20, 20, 4), np.uint8)
     cut[5:15, 5:15] = (0, 0, 0, 255)
-    Image.fromarray(cut, "RGBA").save(png)
+    Image.fromarray(cut).save(png)  # (RGBA, from its 4 channels)
     xclip_offering(only, {"image/png": png})
     image, *_ = clipboard_query()
     assert tuple(image[0, 0]) == (255, 255, 255) and tuple(image[10, 10]) == (0, 0, 0)

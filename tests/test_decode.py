@@ -263,14 +263,12 @@ def test_float_pictures_with_nan_or_inf_decode_quietly_or_are_refused(tmp_path, 
     arr[5, :] = np.nan
     arr[6, :3] = np.inf
     arr[7, :3] = -np.inf
-    Image.fromarray(arr, mode="F").save(tmp_path / "odd.png", format="TIFF")
+    Image.fromarray(arr).save(tmp_path / "odd.png", format="TIFF")
     rgb = load_rgb(tmp_path / "odd.png")
     assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8
     assert rgb[5].max() == 0 and rgb[6, :3].min() == 255 and rgb[7, :3].max() == 0
     assert rgb[-1, -1, 0] == 255 and not [w for w in recwarn if "invalid value" in str(w.message)]
-    Image.fromarray(np.full((8, 8), np.nan, np.float32), mode="F").save(
-        tmp_path / "nan.png", format="TIFF"
-    )
+    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.png", format="TIFF")
     with pytest.raises(RtsearchError, match=r"nan\.png: cannot decode image \(no finite pixel"):
         load_rgb(tmp_path / "nan.png")
 
