@@ -52,7 +52,7 @@ def replaced(results: list[Result], sizes: npt.NDArray[np.int64]) -> list[Result
     return [r for r in results if file_size(r.file) not in (-1, int(sizes[r.row]))]
 
 
-def absolute(folder: Path) -> Path:
+def _plain_absolute(folder: Path) -> Path:
     """``folder`` made absolute, without its ``..`` where they name the same folder (given
     as ``--base-dir ../photos``, results read ``/home/me/work/../photos/...``; through a
     link, ``..`` leads elsewhere than where taking the name out would)."""
@@ -85,7 +85,7 @@ class SearchSession:
             raise RtsearchError(f"{source or 'index'}: has no projected vectors")
         self.index = index
         self.extractor = extractor
-        self.base_dir = absolute(base_dir)  # result files stay right after a chdir
+        self.base_dir = _plain_absolute(base_dir)  # result files stay right after a chdir
         self.source = source
         self.searcher = Searcher(
             index.projected, method, source, prefilter=prefilter, build_ann=build_ann,

@@ -513,7 +513,8 @@ def _why_not_a_video(path: Path) -> str:
     said = _sound_or_text(head)  # (a file waited for that came as sound or text)
     if said:
         return said
-    if tracks == [] and ftyp_brands(head):  # an MP4 whose movie header, written last, is not there
+    # an MP4 whose movie header, written last, is not there
+    if tracks == [] and ftyp_brands(head):
         return "cannot open as a video (an MP4 or QuickTime file without its movie header: " \
                "still being copied, or cut short?)"  # fmt: skip
     return _trackless(head, tracks) or "cannot open as a video"

@@ -1947,6 +1947,13 @@ def test_analyzing_the_folder_of_the_index_on_show_brings_that_index_up_to_date(
         app.set_session(before)
 
 
+def asked(app) -> str:
+    """The question on show once it shows, its words unwrapped (wrapped at spaces, and
+    after a '/')."""
+    pump(app, lambda: dpg.is_item_shown(app.ids.question), timeout=20)
+    return " ".join(dpg.get_value(app.ids.question_text).split()).replace("/ ", "/")
+
+
 def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeypatch):
     """The window's X (or Ctrl+Q) during an analysis closed the viewer without a word,
     cutting short an analysis that had run for an hour. It now asks, saying how far the
@@ -1978,10 +1985,6 @@ def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeyp
     monkeypatch.setattr(dpg, "stop_dearpygui", lambda: stopped.append(app.frames))
     before = app.session
 
-    def asked() -> str:
-        pump(app, lambda: dpg.is_item_shown(app.ids.question), timeout=20)
-        return " ".join(dpg.get_value(app.ids.question_text).split())  # (wrapped)
-
     def stay() -> None:
         app.on_key(dpg.mvKey_Escape)
         assert not dpg.is_item_shown(app.ids.question) and not stopped
@@ -2000,7 +2003,7 @@ def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeyp
         actions.analyze(app, folder)
         pump(app, started.is_set, timeout=60)
         close_like_a_window_manager()
-        question = asked()
+        question = asked(app)
         assert question.startswith(f"The analysis of {folder} is at ") and "/24 images" in question
         assert "Quit now? The images analysed so far are kept" in question
         assert dpg.get_item_label(app.ids.question) == "Quit during an analysis?"
@@ -2008,7 +2011,7 @@ def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeyp
         stay()
         assert actions.analyzing(app)
         ctrl_q()  # Ctrl+Q asks too; Enter quits
-        assert "Quit now?" in asked() and not stopped
+        assert "Quit now?" in asked(app) and not stopped
         app.on_key(dpg.mvKey_Return)
         assert stopped and not dpg.is_item_shown(app.ids.question)
         stopped.clear()
@@ -2020,16 +2023,16 @@ def test_closing_the_window_during_an_analysis_asks_first(app, tmp_path, monkeyp
             app.frame()
             assert dpg.is_item_shown(app.ids.load_dialog)
             close()
-            assert "Quit now?" in asked() and not dpg.is_item_shown(app.ids.load_dialog)
+            assert "Quit now?" in asked(app) and not dpg.is_item_shown(app.ids.load_dialog)
             stay()
         # another question on show: answered first (said), then this one
         dialogs.ask(app, "Other", "Another question?", "Yes", lambda: None, lambda: None)
-        assert "Another question?" in asked()
+        assert "Another question?" in asked(app)
         close_like_a_window_manager()
         pump(app, lambda: "quitting during the analysis is asked once" in app.message)
-        assert "Another question?" in asked()
+        assert "Another question?" in asked(app)
         app.on_key(dpg.mvKey_Escape)
-        assert "Quit now?" in asked()
+        assert "Quit now?" in asked(app)
         # the figures as they are while it is asked: the analysis ends meanwhile
         go.set()
         pump(app, lambda: "has ended" in " ".join(dpg.get_value(app.ids.question_text).split()))
@@ -2063,11 +2066,6 @@ def test_quitting_with_a_re_projection_not_saved_asks_first(app, gallery, tmp_pa
     pump(app, lambda: app.session.source == copy)
     held = app.session.index.dims
 
-    def asked() -> str:
-        pump(app, lambda: dpg.is_item_shown(app.ids.question), timeout=20)
-        # (wrapped at spaces, and after a '/')
-        return " ".join(dpg.get_value(app.ids.question_text).split()).replace("/ ", "/")
-
     try:
         close_like_a_window_manager()  # nothing to lose: it closes
         pump(app, lambda: bool(stopped))
@@ -2077,7 +2075,7 @@ def test_quitting_with_a_re_projection_not_saved_asks_first(app, gallery, tmp_pa
         actions.reproject(app)
         pump(app, lambda: app.session.index.dims == 12)
         close_like_a_window_manager()
-        assert asked() == (
+        assert asked(app) == (
             f"The index on show was re-projected here to 12 dimensions, and {copy} still "
             f"holds {held}. Quit without saving it? Save... (Ctrl+S) keeps it."
         )
@@ -4005,7 +4003,8 @@ def test_a_step_back_frames_the_result_it_came_from(app, gallery):
     from rtsearch.viewer import actions, history
 
     actions.open_session(app, gallery[1], gallery[0])  # 30 images, whatever came before
-    pump(app, lambda: app.session.source == gallery[1])
+    # (loaded: shown already, its load ended after the keys below and took their frame)
+    pump(app, lambda: app.session.source == gallery[1] and not app.tasks)
     app.perform("escape")
     xdotool(app, "mousemove", "2", "2")
     app.history = history.History()

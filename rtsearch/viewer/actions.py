@@ -399,9 +399,9 @@ def unsaved_dims(app: ViewerApp) -> tuple[Path, int, int] | None:
     session, unsaved = app.session, app.unsaved
     if session is None or unsaved is None or session.source != unsaved[0]:
         return None
-    return (
-        None if session.index.dims == unsaved[1] else (unsaved[0], session.index.dims, unsaved[1])
-    )
+    file, held = unsaved
+    dims = session.index.dims
+    return None if dims == held else (file, dims, held)
 
 
 def thin_note(index: Index) -> str:
@@ -440,8 +440,12 @@ def _reproject(
             dpg.set_value(app.ids.dims_input, current.index.dims)  # what it still has
         elif current is session or current.index.dims == dims:
             if current is session:  # else --watch swapped in a newer version with these dims
-                if session.source is not None and (app.unsaved or (None,))[0] != session.source:
-                    app.unsaved = (session.source, session.index.dims)  # what its file holds
+                # (the first re-projection since it was loaded or saved: its dims are the
+                # file's)
+                if session.source is not None and (
+                    app.unsaved is None or app.unsaved[0] != session.source
+                ):
+                    app.unsaved = (session.source, session.index.dims)
                 app.set_session(current := fresh)
             images = count(current.index.count, "image")
             kind = current.index.projection.kind if current.index.projection else ""
