@@ -18,6 +18,21 @@ class RtsearchError(Exception):
     """A problem with user input (a file, an argument): its message is the whole story."""
 
 
+class Problem(str):
+    """A message telling of something gone wrong (a file that cannot be read, a camera
+    lost, a task that failed), as against one that reports or guides: the viewer draws it
+    in its problem colour. Text made from one (an f-string, a join) is a plain message
+    again, unless wrapped anew."""
+
+    __slots__ = ()
+
+
+def joined(*parts: str) -> str:
+    """``parts`` said as one message, "; " between those not empty: a Problem when one is."""
+    text = "; ".join(p for p in parts if p)
+    return Problem(text) if any(isinstance(p, Problem) for p in parts) else text
+
+
 def require_folder(path: Path | str) -> Path:
     """``path`` as a Path if it is a folder; else the one-line reason: missing or not one."""
     path = Path(path)

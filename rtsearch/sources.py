@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from rtsearch.decode import RGBImage, is_image_file, load_rgb
-from rtsearch.errors import RtsearchError, first_line
+from rtsearch.errors import Problem, RtsearchError, first_line
 from rtsearch.sniff import (
     HEAD_BYTES,
     MATROSKA,
@@ -162,9 +162,9 @@ class RandomSource:
             row = self._draw()
         if not failed:
             return None
-        self.message = failed[0]
+        self.message = Problem(failed[0])
         if failed[1:]:
-            self.message = f"{len(failed)} pictures {UNREAD_ALL}{failed[0]}"
+            self.message = Problem(f"{len(failed)} pictures {UNREAD_ALL}{failed[0]}")
         return None
 
     def close(self) -> None:
@@ -220,10 +220,11 @@ class ClipboardSource:
         try:
             got = clipboard_query(self.text, LIVE_MIN_SIZE)
         except RtsearchError as exc:
-            self.message, self.failed = str(exc), True
+            self.message, self.failed = Problem(exc), True
             return None
         except Exception as exc:  # a broken helper must not stop the viewer
-            self.message, self.failed = f"cannot read the clipboard ({first_line(exc)})", True
+            why = f"cannot read the clipboard ({first_line(exc)})"
+            self.message, self.failed = Problem(why), True
             return None
         if isinstance(got, Path):  # a copied video file
             self.video = VideoSource(got)
@@ -345,7 +346,7 @@ class ScreenSource:
                 self.region = box
             image = self.grab()
         except ValueError as exc:  # our own check: the region is empty or off the desktop
-            self.message = f"screen capture failed: {exc}"
+            self.message = Problem(f"screen capture failed: {exc}")
             # the desktop the handle knows may have grown back meanwhile (a monitor plugged
             # in again, the resolution put back): it said "off the desktop" for ever. Read
             # again now and then, not every 10 ms as the worker polls
@@ -354,7 +355,7 @@ class ScreenSource:
                 self._forget_mss()
             return None
         except Exception as exc:  # no display, X error, ...
-            self.message = f"screen capture failed: {exc}"
+            self.message = Problem(f"screen capture failed: {exc}")
             # Monitors may have changed under a cached handle: the next read asks again.
             # (Not on ValueError: the worker polls every 10 ms, and a region the user left
             # off the desktop must not open a display connection each time.)
@@ -386,7 +387,7 @@ class ScreenSource:
         pointer = self._pointer()
         pos = pointer.position()
         if pos is None:
-            self.message = pointer.message or "the mouse position cannot be read"
+            self.message = Problem(pointer.message or "the mouse position cannot be read")
             return None
         px, py = pos
         own = self.avoid() if self.avoid else None
@@ -578,7 +579,7 @@ class VideoSource:
     def _fail(self, message: str) -> None:
         """Say ``message``; the file is opened again once it changes (a copy or a recording
         still being written, a file put in its place)."""
-        self.message = message
+        self.message = Problem(message)
         self._failed = _signature(self.path)
         if self.cap is not None:
             self.cap.release()
@@ -660,7 +661,7 @@ class VideoSource:
         try:
             return self._next()
         except cv2.error as exc:
-            self.message = f"{self.path}: {first_line(str(exc))}"
+            self.message = Problem(f"{self.path}: {first_line(str(exc))}")
             return None
 
     def _next(self) -> Frame | None:
@@ -688,7 +689,7 @@ class VideoSource:
         ok, bgr = self.cap.retrieve()
         self.ahead_ms = None
         if not ok:
-            self.message = f"{self.path}: a frame could not be decoded"
+            self.message = Problem(f"{self.path}: a frame could not be decoded")
             return None
         self.message = ""
         return Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter())
@@ -770,24 +771,28 @@ class WebcamSource:
             try:
                 cap = cv2.VideoCapture(self.device)
             except Exception as exc:  # OpenCV refused the device number itself
-                self.message = f"camera {self.device}: cannot open ({first_line(str(exc))})"
+                why = f"camera {self.device}: cannot open ({first_line(str(exc))})"
+                self.message = Problem(why)
                 return  # the same number fails the same way: no retry
             try:
                 if not cap.isOpened():
                     hint = CAMERA_PERMISSION.get(sys.platform, "")
-                    self.message = f"no camera found (device {self.device}{hint}); retrying"
+                    why = f"no camera found (device {self.device}{hint}); retrying"
+                    self.message = Problem(why)
                 else:
                     self.message = ""
                     while not self._stop.is_set():
                         ok, bgr = cap.read()
                         if not ok:
-                            self.message = f"camera {self.device} stopped sending frames; retrying"
+                            self.message = Problem(
+                                f"camera {self.device} stopped sending frames; retrying"
+                            )
                             break
                         frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter())
                         with self._lock:
                             self._latest = frame
             except Exception as exc:  # the thread must outlive a driver's error
-                self.message = f"camera {self.device}: {first_line(str(exc))}; retrying"
+                self.message = Problem(f"camera {self.device}: {first_line(str(exc))}; retrying")
             finally:
                 cap.release()
             self._stop.wait(self.RETRY_S)

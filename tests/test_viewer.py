@@ -1947,6 +1947,15 @@ def test_analyzing_the_folder_of_the_index_on_show_brings_that_index_up_to_date(
         app.set_session(before)
 
 
+def drawn_as(app) -> str:
+    """How the message line is drawn now: "problem" (the colour of what went wrong) or
+    "message" (that of what reports or guides)."""
+    from rtsearch.viewer.status import MESSAGE, PROBLEM
+
+    colour = [round(c * 255) for c in dpg.get_item_configuration(app.ids.message)["color"]]
+    return {tuple(PROBLEM): "problem", tuple(MESSAGE): "message"}[tuple(colour)]
+
+
 def asked(app) -> str:
     """The question on show once it shows, its words unwrapped (wrapped at spaces, and
     after a '/')."""
@@ -2690,7 +2699,7 @@ def test_leaving_the_grab_mode_scrolls_the_results_back_where_they_were(app, gal
     from rtsearch.viewer import actions
 
     actions.open_session(app, gallery[1], gallery[0])  # 30 images, whatever came before
-    pump(app, lambda: app.session.source == gallery[1])
+    pump(app, lambda: app.session.source == gallery[1] and not app.tasks)
     app.perform("random")
     fresh(app, "random")
     app.set_k(30)
@@ -3272,6 +3281,7 @@ def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, 
     pump(app, lambda: top_is(app, "clipboard", png))
     assert app.published.results[0].distance < 1e-4
     pump(app, lambda: dpg.get_value(app.ids.message).startswith("query: clipboard ("))
+    assert drawn_as(app) == "message"
     other = root / "d1" / "img00007.jpg"
     dpg.set_clipboard_text(str(other))  # what a right-click on its tile does
     app.perform("paste")  # (the toolbar's Paste button goes here too)
@@ -3284,7 +3294,7 @@ def test_ctrl_v_searches_the_picture_or_the_file_on_the_clipboard(app, gallery, 
     dpg.set_clipboard_text("no picture's name")
     app.perform("paste")
     pump(app, lambda: dpg.get_value(app.ids.message) == NOTHING)
-    assert top_is(app, "clipboard", other)
+    assert top_is(app, "clipboard", other) and drawn_as(app) == "problem"
     app.perform("random")
     fresh(app, "random")
     shown = app.published
@@ -4407,6 +4417,7 @@ def test_an_index_just_shown_says_after_it_what_of_it_cannot_be_shown(app, tmp_p
         assert announced.startswith("index: ")
         pump(app, lambda: line().startswith(f"{announced}; "))
         assert worker.is_problem(line()[len(announced) + 2 :]), line()
+        assert drawn_as(app) == "problem"  # (what is announced with it too)
         assert app.message == announced  # (the frame statistics' message: the viewer's own)
     finally:
         app.set_session(before)
@@ -4431,6 +4442,7 @@ def test_a_text_file_chosen_as_a_video_leaves_the_source_on_show(app, tmp_path):
         assert app.message == f"{chosen}: {said}"
         for _ in range(30):
             app.frame()
+        assert drawn_as(app) == "problem"
         assert app.published.source == "random" and app.published.results == shown.results
         assert app.source_sent == "random" and app.video_path != chosen
 

@@ -798,11 +798,19 @@ def test_an_output_that_cannot_be_written_is_one_line_before_the_window(tmp_path
 
 
 def test_a_screenshot_of_a_source_without_a_picture_is_taken_soon(display, tmp_path):
-    """It used to wait for results that never came, until killed."""
+    """It used to wait for results that never came, until killed. What went wrong (no
+    camera) is drawn in the problem colour, what to do (no source yet) in the message
+    colour: both were drawn in one orange."""
     from rtsearch.analyze import Settings, analyze
     from rtsearch.extractor import Extractor
     from rtsearch.viewer.app import NO_PICTURE_WAIT_S
-    from rtsearch.viewer.ui import MESSAGE
+    from rtsearch.viewer.status import MESSAGE, PROBLEM
+
+    def drawn_in(shot: Path, colour: tuple) -> int:
+        """How many pixels of the query's place and the message line are near ``colour``."""
+        picture = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+        place = np.concatenate([picture[80:120, 20:600], picture[-60:, 20:600]])
+        return int((np.abs(place - np.array(colour[:3])) < 40).all(axis=2).sum())
 
     make_gallery(tmp_path / "images", 4)
     index = tmp_path / "i.dat"
@@ -814,13 +822,12 @@ def test_a_screenshot_of_a_source_without_a_picture_is_taken_soon(display, tmp_p
                 "--screenshot", str(shot), timeout=60)  # fmt: skip
     assert done.returncode == 0 and shot.is_file(), done.stderr
     assert time.monotonic() - start < NO_PICTURE_WAIT_S + 20
+    assert drawn_in(shot, PROBLEM) > 200 and drawn_in(shot, MESSAGE) == 0
     # no source at all: the query's place says what to press (it stayed empty)
     done = view(str(index), "--model", str(model), "--source", "none",
                 "--screenshot", str(shot), "--quit-after-frames", "20", timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    place = np.asarray(Image.open(shot).convert("RGB")).astype(int)[80:120, 20:600]
-    orange = (np.abs(place - np.array(MESSAGE[:3])) < 40).all(axis=2)
-    assert orange.sum() > 200  # the hint's text, in the message colour
+    assert drawn_in(shot, MESSAGE) > 200 and drawn_in(shot, PROBLEM) == 0  # the hint's text
 
 
 def test_sources_with_what_they_cannot_take_are_refused_by_the_parser():

@@ -13,7 +13,7 @@ import dearpygui.dearpygui as dpg
 import platformdirs
 
 from rtsearch import atomic, store
-from rtsearch.errors import RtsearchError, count
+from rtsearch.errors import Problem, RtsearchError, count
 from rtsearch.session import same_path
 from rtsearch.viewer import keyboard, memory
 from rtsearch.viewer.status import NO_INDEX
@@ -128,7 +128,7 @@ def open_session(app: ViewerApp, path: Path | None, base: Path) -> None:
         if isinstance(result, WrongFolder):  # ask again, as the message says
             app.pending_load = path
             app.open_dialog(app.ids.base_dialog)
-            app.message = result.ask
+            app.message = Problem(result.ask)
             return
         session, note = result
         app.set_session(session)
@@ -244,7 +244,7 @@ def watch(app: ViewerApp) -> None:
         if task.cancel.is_set():
             return  # (another index is on show: its own watch speaks)
         if isinstance(value, str):
-            app.message = f"watching: {value}"
+            app.message = Problem(f"watching: {value}")
         else:
             swap_in(app, *value)
 
@@ -436,7 +436,7 @@ def _reproject(
             return  # a later request came, or another index was loaded and said so
         if isinstance(fresh, RtsearchError):
             app.applied_dims = (session.source, current.index.dims)
-            app.message = f"re-projection failed: {fresh}"
+            app.message = Problem(f"re-projection failed: {fresh}")
             dpg.set_value(app.ids.dims_input, current.index.dims)  # what it still has
         elif current is session or current.index.dims == dims:
             if current is session:  # else --watch swapped in a newer version with these dims

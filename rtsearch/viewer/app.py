@@ -26,7 +26,7 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 
 from rtsearch.atomic import atomic_path
-from rtsearch.errors import RtsearchError, count, first_line, printable
+from rtsearch.errors import Problem, RtsearchError, count, first_line, joined, printable
 from rtsearch.perf.machine import peak_rss_mb
 from rtsearch.session import SearchSession
 from rtsearch.sources import (
@@ -368,7 +368,7 @@ class ViewerApp:
             if isinstance(source, RandomSource) and row is not None:
                 source.trigger(row, fallback=True)  # (a query recalled: gone, another)
         except (ValueError, RtsearchError) as exc:
-            self.message = str(exc)
+            self.message = Problem(exc)
             return
         if source is None:
             return
@@ -558,7 +558,7 @@ class ViewerApp:
             return
         if self.video_path is not None:  # opened in the folder of the one playing
             if not there:  # (V said "not found" at every press, the dialog never opened)
-                self.message = f"{self.video_path}: gone since it played; choose another"
+                self.message = Problem(f"{self.video_path}: gone since it played; choose another")
             folder = dialogs.nearest_folder(str(self.video_path.parent))
             dialogs.renew(self.ids.video_dialog, False, folder)
         self.open_dialog(self.ids.video_dialog)
@@ -839,7 +839,7 @@ class ViewerApp:
             if task.quiet:
                 continue
             if task.error:
-                self.message = task.error
+                self.message = Problem(task.error)
             elif task.cancel.is_set() and task.result is None:
                 self.message = task.cancelled or f"{task.name} cancelled"
             else:
@@ -943,7 +943,7 @@ class ViewerApp:
                 dpg.run_callbacks([job])
             except Exception as exc:
                 traceback.print_exc()
-                self.message = f"internal error: {first_line(exc)} (details on stderr)"
+                self.message = Problem(f"internal error: {first_line(exc)} (details on stderr)")
 
     def _pace(self) -> None:
         """Cap the frame rate: without vsync (Xvfb, some drivers) the loop would take a whole
@@ -1150,7 +1150,7 @@ class ViewerApp:
             memory.keep(**settings)
         if memory.unkept and not self.unkept_said:  # (from this, or the index's keep_shown)
             self.unkept_said = True
-            self.message = memory.unkept
+            self.message = Problem(memory.unkept)
 
     def open_file(self, path: Path) -> None:
         opener = "open" if sys.platform == "darwin" else "xdg-open"
@@ -1163,9 +1163,9 @@ class ViewerApp:
             )
             self.say_briefly(f"opened: {path}")  # (in the system's viewer: it takes the focus)
         except FileNotFoundError:
-            self.message = f"{path}: cannot open it here: {opener} is not installed"
+            self.message = Problem(f"{path}: cannot open it here: {opener} is not installed")
         except OSError as exc:
-            self.message = f"{path}: cannot open it: {exc.strerror or exc}"
+            self.message = Problem(f"{path}: cannot open it: {exc.strerror or exc}")
 
 
 def frame_ms(times: deque[float]) -> list[float]:
@@ -1379,7 +1379,7 @@ def run_viewer(
     app.build()
     if message:  # with what the first source said as it started (a region moved to fit)
         said = "" if app.message == NO_INDEX else app.message
-        app.message = f"{message}; {said}" if said else message
+        app.message = joined(message, said)
     if ask_folder_of is not None:
         actions.load(app, ask_folder_of)
     if analyze_folder is not None:

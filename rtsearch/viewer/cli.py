@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rtsearch import store
 from rtsearch.argtypes import in_range, number
 from rtsearch.cli import one_index
-from rtsearch.errors import RtsearchError, count, require_folder, warn
+from rtsearch.errors import Problem, RtsearchError, count, require_folder, warn
 from rtsearch.sources import SOURCES, parse_source
 from rtsearch.viewer import layout, uiscale
 
@@ -360,7 +360,7 @@ def reopen(
         except RtsearchError as exc:
             message = f"the index shown last time is not opened: {exc}"
             warn(message)
-            return None, f"{message}; Ctrl+O loads one", None
+            return None, Problem(f"{message}; Ctrl+O loads one"), None
         images = count(len(session.index.paths), "image")
         said = f"index: {index} ({images}), the one shown last time"
         own = session.index.base_dir

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import dearpygui.dearpygui as dpg
 
 from rtsearch.decode import IMAGE_EXTENSIONS
-from rtsearch.errors import RtsearchError
+from rtsearch.errors import Problem, RtsearchError
 from rtsearch.sources import VIDEO_EXTS
 from rtsearch.viewer import actions, layout, recent
 from rtsearch.viewer.wrap import wrap_lines
@@ -92,7 +92,7 @@ def build(app: ViewerApp) -> dict:
             try:
                 path = named(chosen(app_data, directory=directory))
             except RtsearchError as exc:
-                app.message = str(exc)
+                app.message = Problem(exc)
                 return
             on_path(path)
 

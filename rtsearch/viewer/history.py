@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rtsearch.errors import joined
 from rtsearch.viewer import keyboard, memory
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ def perform(app: ViewerApp, action: str) -> None:
             note = f"nothing to go {'back' if by < 0 else 'forward'} to: {NONE_YET}"
         said = pub.message if pub is not None else ""  # (the query's path stays in sight)
         # (on one line: the message line escapes a newline, a file name's one too)
-        app.message = f"{said}; {note}" if said else note
+        app.message = joined(said, note)
         return
     at, row = found
     left = app.history.going or shown  # (a step on its way: its picture is the one left)

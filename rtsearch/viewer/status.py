@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import dearpygui.dearpygui as dpg
 
-from rtsearch.errors import count, printable
+from rtsearch.errors import Problem, count, joined, printable
 from rtsearch.viewer import history, layout, uiscale, worker
 from rtsearch.viewer.grab_view import viewport_box
 from rtsearch.viewer.wrap import wrap_lines
@@ -22,6 +22,10 @@ NO_INDEX = (
     "no index loaded: Analyze folder... (A) indexes a folder of pictures; Load (Ctrl+O) opens "
     "an index made before; `rtsearch demo` in a terminal makes one of a demo gallery"
 )
+# the message line's words (and those where the query image would be): what went wrong
+# (errors.Problem: a file that cannot be read, a camera lost) stands out from what reports
+MESSAGE = (160, 200, 245, 255)
+PROBLEM = (255, 120, 95, 255)
 STATUS_H = 52  # pixels kept under the canvas for the status bar (one status line)
 STATUS_SEP = "  |  "
 _FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")  # a number standing alone
@@ -75,7 +79,8 @@ def update_status(app: ViewerApp) -> None:
     inside = inner_width(app)
     dpg.set_value(app.ids.status, wrap_parts(parts, inside))
     # a file's name in it escaped, as on the terminal (a newline in one broke the line)
-    note = printable(said(app.message, pub.message if pub else ""))
+    told = said(app.message, pub.message if pub else "")
+    problem, note = isinstance(told, Problem), printable(told)
     if app.mirrored:  # (searches_itself, as the frame last looked)
         meanwhile = (
             "" if app.paused else f" (searched {worker.MIRROR_QPS:g} times a second meanwhile)"
@@ -85,6 +90,8 @@ def update_status(app: ViewerApp) -> None:
             f"itself{meanwhile}"
         )
         note = f"{note}\n{overlap}" if note and overlap not in note else overlap
+        problem = True
+    colour(app.ids.message, problem)
     # wrapped here, at spaces and after a '/': Dear PyGui's wrap would break paths at dots
     # (a character's width is left spare, for a scroll bar the window may show)
     width = inside - (dpg.get_text_size("M") or (0, 0))[0]
@@ -176,9 +183,19 @@ def said(message: str, results_said: str) -> str:
     """What the message line says: the viewer's own ``message`` (an action's, until the
     next), else what the results on show say. An index just shown (``index: ...``) yields
     to none of them, but the results' problems are said after it: pictures gone since
-    (grey tiles) or passed over by the random draw were unsaid until a key was pressed."""
+    (grey tiles) or passed over by the random draw were unsaid until a key was pressed.
+    A Problem where what it says went wrong (the results' problems too)."""
+    if worker.is_problem(results_said):
+        results_said = Problem(results_said)
     if not message:
         return results_said
     if message.startswith("index: ") and worker.is_problem(results_said):
-        return f"{message}; {results_said}"
+        return joined(message, results_said)
     return message
+
+
+def colour(item: int | str, problem: bool) -> None:
+    """``item``'s words in the problem colour, or in that of other messages."""
+    want = list(PROBLEM if problem else MESSAGE)
+    if [round(c * 255) for c in dpg.get_item_configuration(item)["color"]] != want:
+        dpg.configure_item(item, color=want)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import dearpygui.dearpygui as dpg
 
 from rtsearch import projection as proj
+from rtsearch.errors import Problem
 from rtsearch.viewer import (
     actions,
     dialogs,
@@ -77,7 +78,6 @@ KEY_NAMES = {
 }
 LABEL = (230, 230, 230, 255)
 GREYED = (128, 128, 128, 255)  # the text of a control that cannot be used now
-MESSAGE = (255, 190, 120, 255)
 NOTHING_YET = (  # the query's place, before any source was chosen (view --source none)
     "Nothing to search for yet: R for a random image of the index, W the webcam, V a video "
     "file, S a region of the screen (G to set it), M the screen under the mouse"
@@ -216,7 +216,7 @@ def build(app: ViewerApp) -> Ids:
         with dpg.child_window(height=-below, horizontal_scrollbar=False) as canvas:
             drawlist, parts = _canvas(app)
         status_text = dpg.add_text("")
-        message = dpg.add_text("", color=MESSAGE, wrap=0)
+        message = dpg.add_text("", color=status.MESSAGE, wrap=0)
     file_dialogs = dialogs.build(app)
     question, question_text = dialogs.add_question(app)
     ids = Ids(
@@ -491,7 +491,7 @@ def _canvas(app: ViewerApp):
             outline = dpg.draw_rectangle(
                 (0, 0), (1, 1), color=grab_view.GRAB_BORDER, thickness=2, show=False
             )
-            no_picture = dpg.draw_text((0, 0), "", color=MESSAGE, show=False)
+            no_picture = dpg.draw_text((0, 0), "", color=status.MESSAGE, show=False)
             results_label = dpg.draw_text((0, 0), "Nearest neighbor images", color=LABEL)
             for words in (query_label, no_picture, results_label):
                 app.sized(words, size=LABEL_SIZE)
@@ -588,6 +588,7 @@ def apply_layout(app: ViewerApp) -> None:
         analysing = next((t for t in app.tasks if t.name == "analyze" and t.folder), None)
         if analysing is not None:  # (it said to analyse a folder, one being analysed)
             why = f"Analysing {analysing.folder}: its pictures are searched once it is done"
+    status.colour(ids.no_picture, isinstance(why, Problem))
     dpg.configure_item(
         ids.no_picture,
         pos=lay.query[:2],
@@ -616,7 +617,8 @@ def no_picture(pub: Published | None) -> str:
     """What the query image's place says when the source has no picture to show."""
     if pub is None or pub.query is not None or not pub.message:
         return ""
-    return f"No picture from {pub.source}: {pub.message}"
+    said = f"No picture from {pub.source}: {pub.message}"
+    return Problem(said) if isinstance(pub.message, Problem) else said
 
 
 def results_title(app: ViewerApp) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 
 from rtsearch.borders import is_plain, trimmed_views
 from rtsearch.decode import RGBImage, resize_to
-from rtsearch.errors import RtsearchError, command, count
+from rtsearch.errors import Problem, RtsearchError, command, count
 from rtsearch.extractor import cores
 from rtsearch.moves import same_stat
 from rtsearch.scan import is_gone
@@ -399,7 +399,7 @@ class Worker:
                         self._verify_still()
                 except Exception as exc:
                     self._filling = None  # (not tried again and again)
-                    self._message = f"worker: {exc}"
+                    self._message = Problem(f"worker: {exc}")
                     self._publish_message()
                     frame = None
                 if frame is not None or self._unchanged:
@@ -748,7 +748,7 @@ class Worker:
                     infer_ms = (time.perf_counter() - start) * 1000.0
                 results = session.query_vector(vector, k, exclude=frame.row)
             except Exception as exc:  # a broken model or index must not kill the viewer
-                message = f"query failed: {exc}"
+                message = Problem(f"query failed: {exc}")
         self._looked = None
         self._drop_verifying()
         found = self._show(frame, searched, results, infer_ms, message, stored=own is not None)
@@ -1034,7 +1034,7 @@ class ScreenPreview:
                     self.geometry = src.geometry()
                     small = shrunk(src.grab_bgra(self.geometry[0]), self.size)
                 except Exception as exc:
-                    self.message = f"screen capture failed: {exc}"
+                    self.message = Problem(f"screen capture failed: {exc}")
                     src.refresh()
                     self.stop.wait(0.5)
                     continue
