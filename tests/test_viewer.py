@@ -3186,6 +3186,46 @@ def test_a_double_click_opens_a_result_and_leaves_the_query_and_its_history(
     assert source_name(app.published) == "collection"
 
 
+def test_keys_of_german_and_french_keyboards_do_what_their_labels_say(app):
+    """On a German keyboard '+' did nothing and '?' (Shift+ß) asked for fewer results:
+    Dear PyGui names those keys by where a US keyboard has ']' and '-'. French '+' and '?'
+    (shifted), Ctrl++ and the letters are driven too, as a user types them."""
+    import shutil
+
+    if shutil.which("setxkbmap") is None:
+        pytest.skip("setxkbmap is not installed")
+
+    def layout(name: str) -> None:
+        subprocess.run(["setxkbmap", name], check=True, timeout=10)
+        for _ in range(5):
+            app.frame()
+
+    app.perform("random")
+    fresh(app, "random")
+    k, scale = app.k, app.ui_scale
+    try:
+        for name in ("de", "fr"):
+            layout(name)
+            xdotool(app, "key", "plus")
+            assert app.k == k + 1, name
+            xdotool(app, "key", "minus")
+            assert app.k == k, name
+            xdotool(app, "key", "question")
+            assert dpg.is_item_shown(app.ids.help) and app.k == k, name
+            xdotool(app, "key", "Escape")
+            assert not dpg.is_item_shown(app.ids.help), name
+            xdotool(app, "key", "ctrl+plus")
+            assert app.ui_scale == scale + 0.25, name
+            xdotool(app, "key", "ctrl+0")
+            xdotool(app, "key", "r")  # a letter: where the layout has it
+            assert app.published.source == "random" and app.source_sent == "random", name
+    finally:
+        layout("us")
+        app.set_k(k)
+        if app.ui_scale != scale:
+            app.set_ui_scale(scale)
+
+
 def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):
     """What a keyboard-only user's trial could not reach: the help's rows below its foot
     (the arrows moved the results' frame behind it), the grab rectangle (arrows did

@@ -67,7 +67,7 @@ from rtsearch.viewer.display import (
 )
 from rtsearch.viewer.grab_region import Box, GrabRegion, detect_scale
 from rtsearch.viewer.history import History
-from rtsearch.viewer.shortcuts import action_for
+from rtsearch.viewer.shortcuts import SHIFTED, action_for
 from rtsearch.viewer.status import NO_INDEX
 from rtsearch.viewer.tasks import Task
 from rtsearch.viewer.textures import PictureTexture, TileTextures
@@ -441,10 +441,8 @@ class ViewerApp:
             self._held(self.shift_pressed, ui.SHIFT_KEYS),
         )
         name = ui.KEY_NAMES.get(key)
-        if name == "/" and shift:
-            name = "?"
-        elif name == "Backspace" and shift:
-            name = "Shift+Backspace"
+        if shift and name in SHIFTED:
+            name = SHIFTED[name]
         elif name in ("Left", "Right") and self._held(self.alt_pressed, ui.ALT_KEYS):
             name = f"Alt+{name}"
         plain = action_for(name) if name else None

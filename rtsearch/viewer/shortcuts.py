@@ -82,6 +82,7 @@ PLAIN_KEYS = {
     "Space": "pause",
     "+": "more",
     "=": "more",  # '+' without shift on most layouts
+    "]": "more",  # the German '+', said where a US keyboard has ']' (ui.KEY_NAMES)
     "-": "fewer",
     "F1": "help",
     "?": "help",
@@ -104,11 +105,15 @@ PLAIN_KEYS = {
     "Alt+Right": "forward",
     "Browser Forward": "forward",
 }
+# keys that are others with Shift held: '?' is Shift+'/' on a US keyboard, Shift+ß on a
+# German one (said where a US keyboard has '-': ui.KEY_NAMES), Shift+',' on a French one
+SHIFTED = {"/": "?", "-": "?", ",": "?", "Backspace": "Shift+Backspace"}
 CTRL_KEYS = {
     "O": "load",
     "S": "save",
     "V": "paste",
     "+": "zoom_in",  # (and '=' below it: KEY_NAMES gives both as '+')
+    "]": "zoom_in",  # the German '+'
     "-": "zoom_out",
     "0": "zoom_reset",
     "Enter": "open_selected",

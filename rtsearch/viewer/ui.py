@@ -50,12 +50,17 @@ KEY_NAMES = {
     # sits just before '[' (mvKey_Open_Brace), and mvKey_Plus (61) is never reported
     getattr(dpg, "mvKey_Equal", dpg.mvKey_Open_Brace - 1): "+",
     dpg.mvKey_Add: "+",
+    # the German '+' (and French, Spanish, Italian keys beside Enter): Dear PyGui names the
+    # labelled key only for letters and a little punctuation, the others by their place on
+    # a US keyboard, where ']' is
+    dpg.mvKey_Close_Brace: "]",
     dpg.mvKey_Minus: "-",
     dpg.mvKey_Subtract: "-",
     dpg.mvKey_0: "0",
     dpg.mvKey_NumPad0: "0",
     dpg.mvKey_F1: "F1",
     dpg.mvKey_Slash: "/",
+    dpg.mvKey_Comma: ",",  # the French '?' is Shift+','
     dpg.mvKey_Escape: "Escape",
     dpg.mvKey_C: "C",
     dpg.mvKey_Q: "Q",
