@@ -735,7 +735,7 @@ def parse(
     if unknown:
         sub.choices["query"].error(f"unrecognized arguments: {' '.join(unknown)}")
     given = [*([args.index_file] if args.index_file else []), *args.images]
-    given += [Path(e) for e in extra if e != "--"]
+    given += [e for e in extra if e != "--"]  # (as typed: query's own type)
     # as argparse splits them when they come together: the first is the index, if more
     args.index_file, args.images = (given[0], given[1:]) if len(given) > 1 else (None, given)
     return args

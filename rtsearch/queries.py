@@ -42,11 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from rtsearch.cli import add_model_argument
 
     # INDEX IMAGE, as info/update/view take their index first; IMAGE --index INDEX as before
-    p.add_argument("index_file", type=Path, nargs="?", metavar="INDEX", help="the index file "
+    # (strings: the answers name each picture as it was typed, `./a.jpg` too)
+    p.add_argument("index_file", nargs="?", metavar="INDEX", help="the index file "
                    "(.dat) to search")  # fmt: skip
     p.add_argument(
         "images",
-        type=Path,
         nargs="+",
         metavar="IMAGE",
         help="the picture to search for (any image file; - reads it from standard input); "
@@ -151,6 +151,12 @@ class Answer:
     error: str | None = None
     searched: Searched | None = None  # with --trim
     said: bool = False  # its error already warned about (by the folder's scan)
+    named: str = ""  # the picture as it was typed (`./a.jpg`), or under a folder as typed
+
+    @property
+    def name(self) -> str:
+        """The picture as the answer names it: as typed, where it was."""
+        return self.named or str(self.image)
 
 
 def targets(
@@ -198,7 +204,10 @@ def run(args: argparse.Namespace) -> int:
     from rtsearch.cli import print_line
     from rtsearch.session import FolderGone, SearchSession
 
-    args.index, given = targets(args.index_file, args.index, args.images)
+    typed = [s for s in (args.index_file, *args.images) if s is not None]
+    named = {Path(s): s for s in typed}  # each picture as typed: the answers name it so
+    index_file = None if args.index_file is None else Path(args.index_file)
+    args.index, given = targets(index_file, args.index, [Path(s) for s in args.images])
     # per picture: building the exact scan's int8 first pass would cost more than it saves
     open_index = functools.partial(
         SearchSession.open, args.index, model=args.model, prefilter=False, build_ann=False,
@@ -226,12 +235,12 @@ def run(args: argparse.Namespace) -> int:
     if single:  # after the index: its problems are reported first
         answers = [_answer(session, given[0], args, say_trim=True)]
     else:
-        pictures = _pictures(given, session)
+        pictures = _pictures(given, session, named)
         if len(pictures) == 1 and isinstance(pictures[0], Answer):  # one folder, empty
             raise RtsearchError(str(pictures[0].error))
         answers, nearest = [], {}
         try:
-            _answer_all(session, pictures, args, answers, nearest)
+            _answer_all(session, pictures, args, answers, nearest, named)
         except KeyboardInterrupt:  # (SIGTERM too) what was answered is not lost
             if args.json:
                 print(json.dumps([_as_json(a, args.k) for a in answers]))
@@ -285,11 +294,14 @@ def _from_where_shown(
     return session
 
 
-def _pictures(given: list[Path], session: SearchSession) -> list[Path | Answer]:
+def _pictures(
+    given: list[Path], session: SearchSession, named: dict[Path, str]
+) -> list[Path | Answer]:
     """The pictures to search for: files as given, folders by what analyze's scan finds in
     them (in the index's own folder, what its --exclude patterns leave out is left out,
     said in a note), those named like pictures that it cannot take (a FIFO, a broken link)
-    as failed answers of their own; a folder holding none is its own failed answer."""
+    as failed answers of their own; a folder holding none is its own failed answer. Each
+    found in a folder is ``named`` under the folder as it was typed."""
     from rtsearch.cli import print_line
     from rtsearch.decode import is_image_file
     from rtsearch.exclusions import Exclusions, quoted
@@ -321,6 +333,9 @@ def _pictures(given: list[Path], session: SearchSession) -> list[Path | Answer]:
                 continue
             print_line(f"note: {path}: {raw}")
         entries: list[tuple[str, Path | Answer]] = [(str(rel), path / rel) for rel in kept]
+        folder = named.get(path, str(path))  # as typed: `./photos/` names `./photos/a.jpg`
+        for rel in [*kept, *(rel for rel, _ in found.skipped)]:
+            named[path / rel] = os.path.join(folder, rel)
         for rel, reason in found.skipped:  # (a folder it could not list: not a picture)
             where = path / rel
             if is_image_file(where):
@@ -348,6 +363,7 @@ def _answer_all(
     args: argparse.Namespace,
     answers: list[Answer],
     nearest: dict[int, Result],
+    named: dict[Path, str],
 ) -> None:
     """Each picture answered in turn, printed as it is (text and --jsonl) and added to
     ``answers`` with the results shown (the candidates verified besides go to ``nearest``,
@@ -372,6 +388,7 @@ def _answer_all(
                     answer = _answer(session, picture, args, say_trim=False)
                 except RtsearchError as exc:
                     answer = Answer(picture, [], str(exc))
+            answer.named = named.get(answer.image, "")
             if answer.error is not None:
                 failed += 1
                 if not answer.said:
@@ -529,7 +546,7 @@ def _print_as_answered(
     if args.jsonl:
         _write(json.dumps(_as_json(answer, args.k)) + "\n", bar)
     elif not args.json and answer.error is None:
-        head = printable(str(answer.image))
+        head = printable(answer.name)
         if answer.searched is not None:
             head += f": {answer.searched.text()}"
         lines = [head, *_ranked(answer.results[: args.k], args.verify), ""]
@@ -565,7 +582,7 @@ def _result_json(r: Result) -> dict:
 
 def _as_json(answer: Answer, k: int) -> dict:
     return {
-        "query": str(answer.image),
+        "query": answer.name,
         "results": [_result_json(r) for r in answer.results[:k]],
         "error": answer.error,
         "searched": None if answer.searched is None else answer.searched.json(),

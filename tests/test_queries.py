@@ -64,6 +64,27 @@ def test_several_pictures_and_a_folder_are_answered_by_one_session(
         assert line["results"][0]["inliers"] is None  # --no-verify
 
 
+def test_answers_name_each_picture_as_it_was_typed(capsys, tiny_model, indexed, monkeypatch):
+    """`query` keys a picture by its name as typed: `./a.jpg` came back as `a.jpg`, so a
+    script matching its answers to its own list (`./*.jpg`) found none; a folder's pictures
+    under the folder as typed."""
+    gallery, out = indexed
+    monkeypatch.chdir(gallery)
+    typed = ["./d0/img00003.jpg", "d1//img00010.png", "d2/./img00002.jpg"]
+    code, stdout, _ = cli(capsys, "query", out, *typed, "--model", tiny_model, "--jsonl",
+                          "--no-verify")  # fmt: skip
+    assert code == 0 and [json.loads(line)["query"] for line in stdout.splitlines()] == typed
+    code, stdout, _ = cli(capsys, "query", out, *typed[:2], "--model", tiny_model, "--no-verify")
+    groups = [g.splitlines() for g in stdout.strip("\n").split("\n\n")]
+    assert code == 0 and [g[0] for g in groups] == typed[:2]
+    code, stdout, _ = cli(capsys, "query", "./d0/", "--index", out, "--model", tiny_model,
+                          "--json", "--no-verify")  # fmt: skip
+    named = [a["query"] for a in json.loads(stdout)]
+    assert code == 0 and named and all(n.startswith("./d0/img") for n in named), named
+    assert all(Path(n).resolve() == gallery / a["results"][0]["path"]
+               for n, a in zip(named, json.loads(stdout), strict=True))  # fmt: skip
+
+
 def test_a_picture_that_cannot_be_searched_is_a_warning_and_the_rest_answered(
     capsys, tmp_path, tiny_model, indexed
 ):
