@@ -82,7 +82,7 @@ def load(app: ViewerApp, path: Path, base: Path | None = None) -> None:
         from rtsearch.viewer import dialogs
 
         app.pending_load, app.dirty = path, True  # (the query's place says it too)
-        app.message = result.why
+        app.message = Problem(result.why)  # (the folder is gone, or holds none of them)
         # near the folder it was shown from (it opened where it was left, or where the
         # viewer was started)
         dialogs.renew(app.ids.base_dialog, False, dialogs.nearest_folder(result.near))
