@@ -547,6 +547,8 @@ class VideoSource:
         self.last_ms = 0.0  # the time of the last frame grabbed in this pass
         self.loop_frames = 0  # frames grabbed in this pass through the file
         self.single: RGBImage | None = None  # a file of one frame, decoded once
+        self.counted = 0  # the frames its header counts, where that count is exact
+        self.short = ""  # said as it plays: a pass ended well before the frames counted
         self._retry_at = 0.0
         self._failed: tuple | None = None
         # opened by the first read, on the thread that reads: a 48 MP still picture took
@@ -571,6 +573,7 @@ class VideoSource:
             self._fail(f"{self.path}: {_why_not_a_video(self.path)}")
             return
         self.message = ""
+        self.counted = _counted_frames(self.path, self.cap)
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.interval_ms = 1000.0 / fps if 0.01 <= fps <= 1000.0 else 40.0
         self.start = time.perf_counter()
@@ -604,6 +607,7 @@ class VideoSource:
             if self.loop_frames == 0:
                 self._fail(f"{self.path}: no frames could be decoded")
                 return False
+            self._end_of_pass()
             # the next pass starts when the last frame's time is over
             self.start += (self.last_ms + self.interval_ms) / 1000.0
             self._restart()
@@ -627,10 +631,26 @@ class VideoSource:
         if again.isOpened():
             self.cap.release()
             self.cap = again
+            self.counted = _counted_frames(self.path, again)  # (a download since gone on)
         else:
             again.release()
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self.ahead_ms, self.last_ms, self.loop_frames = None, 0.0, 0
+
+    def _end_of_pass(self) -> None:
+        """A pass that ended well before the frames its header counts is said while the
+        file plays on (a download or a copy cut short, or not finished: it looped without
+        a word); a whole pass says nothing."""
+        missing = self.counted - self.loop_frames
+        if missing < max(CUT_SHORT_FRAMES, self.counted * CUT_SHORT_PART):
+            self.short = ""
+            return
+        played = _clock(self.last_ms + self.interval_ms)
+        whole = _clock(self.counted * self.interval_ms)
+        self.short = Problem(
+            f"{self.path}: ends at {played} of the {whole} its header gives: cut short "
+            "(a download or copy not finished?); played in a loop"
+        )
 
     def _keep_single(self) -> None:
         assert self.cap is not None
@@ -691,7 +711,7 @@ class VideoSource:
         if not ok:
             self.message = Problem(f"{self.path}: a frame could not be decoded")
             return None
-        self.message = ""
+        self.message = self.short
         return Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter())
 
     def _after_end(self) -> Frame | None:
@@ -712,6 +732,33 @@ class VideoSource:
 
 
 SKIP_S = 0.1  # a late video's read skips frames for at most this long, then plays on
+# a pass this many frames, and this part of them, short of its header's count is cut short
+# (a frame or two may be an edit list's, which players leave out too)
+CUT_SHORT_FRAMES = 5
+CUT_SHORT_PART = 0.02
+# the kinds whose headers count their frames (MP4 and QuickTime's sample tables, AVI's
+# stream header); others' counts are their duration times a rate, which VFR files miss
+_COUNTED_KINDS = ("an MP4 or QuickTime", "an AVI")
+
+
+def _counted_frames(path: Path, cap: cv2.VideoCapture) -> int:
+    """The frames ``path``'s header counts, where it counts them (0 where it does not)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        return 0
+    if video_kind(head) not in _COUNTED_KINDS:
+        return 0
+    n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(n) if np.isfinite(n) and n > 0 else 0
+
+
+def _clock(ms: float) -> str:
+    """``ms`` as a player shows it, whole seconds gone by: 1:05, 1:02:03."""
+    s = int(ms // 1000)
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
 
 
 def _signature(path: Path) -> tuple | None:

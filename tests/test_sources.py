@@ -50,6 +50,29 @@ def test_video_not_in_real_time_hands_out_every_frame(tmp_path):
     src.close()
 
 
+def test_a_video_cut_short_is_said_as_it_plays_on(tmp_path):
+    """A file whose header counts more frames than a pass plays (a download or a copy cut
+    short, its header first) looped without a word; it is said, as a problem, while it
+    plays on; a whole file, and one finished since, say nothing."""
+    from rtsearch.errors import Problem
+
+    video = write_video(tmp_path / "v.avi", [1, 2, 3], frames_each=20, fps=20.0)  # 3 s
+    whole = video.read_bytes()
+    video.write_bytes(whole[: len(whole) // 2])
+    src = VideoSource(video, realtime=False)
+    said = [(src.read() is not None, src.message) for _ in range(70)]
+    src.close()
+    assert all(shown for shown, _ in said)  # played on, in a loop
+    assert said[0][1] == ""  # (not known before the first pass's end)
+    short = said[-1][1]
+    assert isinstance(short, Problem) and short.startswith(f"{video}: ends at 0:01 of the 0:03")
+    assert "cut short" in short
+    video.write_bytes(whole)  # finished since: the next pass is whole, and says nothing
+    src = VideoSource(video, realtime=False)
+    assert all(src.read() is not None and src.message == "" for _ in range(130))
+    src.close()
+
+
 def test_bad_video_and_missing_camera_are_messages_not_crashes(tmp_path, capfd):
     mp4_start = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"  # ffmpeg takes it for one
     headless = (

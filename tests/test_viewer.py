@@ -4465,6 +4465,20 @@ def test_an_index_just_shown_says_after_it_what_of_it_cannot_be_shown(app, tmp_p
         fresh(app, "random")
 
 
+def test_a_video_cut_short_says_so_on_the_message_line_as_it_plays(app, tmp_path):
+    """Half a download of a video (its header first) looped without a word."""
+    video = write_video(tmp_path / "half.avi", [3, 4, 5], frames_each=8, fps=40.0)
+    whole = video.read_bytes()
+    video.write_bytes(whole[: len(whole) // 2])
+    app._start_source(f"video:{video}")  # what the video dialog's OK calls
+    pump(app, lambda: "its header gives: cut short" in " ".join(
+        dpg.get_value(app.ids.message).split()), timeout=20)  # fmt: skip
+    assert app.published.source == "video:half.avi" and len(app.published.results)
+    assert drawn_as(app) == "problem"
+    app.perform("random")
+    fresh(app, "random")
+
+
 def test_a_text_file_chosen_as_a_video_leaves_the_source_on_show(app, tmp_path):
     """A script chosen with V replaced the picture and results on show with an empty page
     that said why: it is refused as it is chosen, and what was on show stays."""
