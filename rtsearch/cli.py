@@ -598,6 +598,8 @@ class ProgressBar:
         now = time.monotonic()
         if now - self.last < (0.2 if self.tty else 5.0) and p.done < p.total:
             return
+        if self.tty and not terminal.in_foreground():  # (sent on with `bg`: drawn after `fg`)
+            return
         self.last = now
         frac = p.done / p.total if p.total else 1.0
         eta = "?" if p.eta_s == float("inf") else time.strftime("%H:%M:%S", time.gmtime(p.eta_s))
@@ -624,7 +626,7 @@ class ProgressBar:
 
 
 def print_line(message: str, bar: ProgressBar | None = None) -> None:
-    if bar is not None and bar.tty and bar.shown:
+    if bar is not None and bar.tty and bar.shown and terminal.in_foreground():
         sys.stderr.write(terminal.clear())
     print(printable(message), file=sys.stderr, flush=True)
 

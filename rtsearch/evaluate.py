@@ -203,6 +203,8 @@ class ScoringLine:
         now = time.monotonic()
         if now - self.began < self.AFTER_S or (not self.tty and now - self.last < 5.0):
             return
+        if self.tty and not terminal.in_foreground():  # (sent on with `bg`)
+            return
         self.last = now
         what = "exact search on the full features" if i == 0 else describe(cfg)
         text = f"eval: scoring {i + 1} of {n}: {what}"

@@ -27,7 +27,7 @@ _pending: int | None = None  # a signal that came while held
 
 
 def _stop(signum: int) -> KeyboardInterrupt:
-    if signum == getattr(signal, "SIGHUP", None):
+    if signum == _SIGHUP:
         return HungUp()
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
@@ -37,11 +37,13 @@ def _interrupted(signum, frame) -> None:
     temporary files are removed. A second one during that leaves at once: raising again
     would abandon threads still inside onnxruntime, and an interpreter that exits under them
     aborts ("terminate called without an active exception"). Writes are atomic, so nothing
-    written is damaged."""
+    written is damaged. A hangup is no second one: a terminal closed sends it twice (the
+    kernel, then the shell to its jobs), and the run then died with its last rows lost."""
     global _pending
     for sig in _DEFAULTS:
         if signal.getsignal(sig) is _interrupted:  # (one left ignored stays so)
-            signal.signal(sig, _interrupted_again)
+            again = signal.SIG_IGN if sig == _SIGHUP else _interrupted_again
+            signal.signal(sig, again)
     if _holding:
         _pending = signum  # raised when the write is done (held)
         return
@@ -74,8 +76,9 @@ def _interrupted_again(signum, frame) -> None:
 
 
 _DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-if hasattr(signal, "SIGHUP"):  # (not on Windows)
-    _DEFAULTS[signal.SIGHUP] = signal.SIG_DFL
+_SIGHUP = getattr(signal, "SIGHUP", None)  # (not on Windows)
+if _SIGHUP is not None:
+    _DEFAULTS[_SIGHUP] = signal.SIG_DFL
 
 
 def catch_interrupts() -> Callable[[], None]:

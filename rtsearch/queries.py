@@ -555,7 +555,7 @@ def _print_as_answered(
 
 def _write(text: str, bar: ProgressBar | None) -> None:
     """``text`` on stdout, below the progress line when both go to one terminal."""
-    if bar is not None and bar.tty and bar.shown:
+    if bar is not None and bar.tty and bar.shown and terminal.in_foreground():
         sys.stderr.write(terminal.clear())
         sys.stderr.flush()
         bar.last = 0.0  # drawn again at once, under the text

@@ -44,3 +44,15 @@ def clear() -> str:
     if os.environ.get("TERM") == "dumb":
         return "\r" + " " * (width() - 1) + "\r"
     return "\r\x1b[K"
+
+
+def in_foreground(stream=None) -> bool:
+    """Whether the terminal ``stream`` (stderr) writes to is this process's to draw on: a
+    job stopped with Ctrl-Z and sent on with ``bg`` is not, and its redrawn line wiped the
+    prompt and what the user typed after it. True where it cannot be told (not a terminal,
+    Windows)."""
+    try:
+        fd = (stream or sys.stderr).fileno()
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except (AttributeError, OSError, ValueError):
+        return True

@@ -1131,9 +1131,13 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary_files(tmp_path, sigin
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on Windows")
 def test_a_hangup_stops_like_sigterm_and_keeps_the_work(tmp_path):
     """The terminal closed or the ssh connection dropped: SIGHUP killed the run at once,
-    its rows since the last checkpoint lost and its lock file left."""
+    its rows since the last checkpoint lost and its lock file left. A terminal closed sends
+    it twice (the kernel, then the shell to its jobs): the second was taken for a second
+    Ctrl-C, and the run left at once (130), its last rows lost and its lock file left."""
     proc, out, args = interruptible(tmp_path, every=16, seconds_per_batch=0.4)
     wait_for_parts(out, 1)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(0.05)
     proc.send_signal(signal.SIGHUP)
     _, err = proc.communicate(timeout=60)
     saved = checkpointed_rows(out)
@@ -1148,6 +1152,46 @@ def kept(out: Path, rows: int) -> str:
         f"{out}.ckpt keeps the {rows} images this run analysed: "
         "the same command again goes on from there"
     )
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "tcgetpgrp") or not shutil.which("bash"), reason="no job control"
+)
+def test_a_run_sent_to_the_background_does_not_draw_over_the_prompt(tmp_path, tiny_model):
+    """Ctrl-Z then `bg`: the bar went on redrawing its line of the terminal, and wiped the
+    prompt and what the user typed after it. A job in the background of a shell with job
+    control draws none (in the foreground it does); its summary is still said."""
+    import pty
+    import shlex
+
+    make_gallery(tmp_path / "g", 12)
+
+    def terminal_shows(job: str) -> str:
+        """What a terminal shows of a shell with job control running ``job``."""
+        out = tmp_path / f"{len(job)}.dat"
+        command = [sys.executable, "-m", "rtsearch", "analyze", str(tmp_path / "g"), "-o", str(out)]
+        analyze = shlex.join([*command, "--model", str(tiny_model)])
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: a session of its own, the pty its terminal
+            os.execvp("bash", ["bash", "--norc", "-c", f"set -m; {job.format(analyze)}; echo done"])
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # (EIO: the terminal's last writer has gone)
+                break
+            if not chunk:
+                break
+            shown += chunk
+        os.waitpid(pid, 0)
+        os.close(fd)
+        return shown.decode(errors="replace")
+
+    front = terminal_shows("{}")
+    assert "img/s" in front and "12 images (12 analysed" in front, front
+    back = terminal_shows("{} & wait $!")
+    assert "12 images (12 analysed" in back and "done" in back, back
+    assert "img/s" not in back and "\x1b[K" not in back, back
 
 
 def test_an_interruption_is_said_on_a_line_of_its_own_not_after_the_bar(monkeypatch, capsys):
