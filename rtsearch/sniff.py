@@ -21,7 +21,8 @@ def ftyp_brands(head: bytes) -> list[bytes]:
 # ISO-BMFF too, and audio-only M4A has its own brand
 _VIDEO_BRANDS = frozenset(
     {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"qt  ", b"M4V ",
-     b"M4VH", b"M4VP", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"dash", b"mmp4", b"f4v ", b"MSNV"}
+     b"M4VH", b"M4VP", b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"dash", b"mmp4", b"f4v ", b"MSNV",
+     b"XAVC", b"CAEP"}  # (the last two: Sony's and Canon's cameras)
 )  # fmt: skip
 _ASF = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 MATROSKA = b"\x1aE\xdf\xa3"  # EBML's header id: Matroska and WebM
@@ -123,6 +124,57 @@ def _handler(trak: bytes) -> bytes:
         for hdlr in _children(mdia, b"hdlr"):
             return hdlr[8:12]
     return b""
+
+
+# the top-level boxes an MP4 or QuickTime file may start with (QuickTime's of old have no
+# ftyp)
+_ISO_FIRST = frozenset({b"ftyp", b"moov", b"wide", b"free", b"skip", b"mdat", b"pnot"})
+AVI_HEADER_BYTES = 64 << 10  # an AVI's stream headers lie in its first bytes (hdrl)
+
+
+def video_length_ms(f: BinaryIO, head: bytes) -> float | None:
+    """How long the video of the file ``f``, whose first bytes are ``head``, plays by its
+    header: an MP4 or QuickTime file's longest video track (its tkhd: the length of its
+    edit list, a trim copied without re-encoding shorter than the frames it keeps, else of
+    its media), an AVI's video stream (its frames at its rate, empty ones a capture left
+    for frames dropped too). None for other files, whose lengths are estimates, and where
+    the header says none (a fragmented MP4). Read from ``f``'s start."""
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return _avi_video_ms(f.read(AVI_HEADER_BYTES))
+    if head[4:8] not in _ISO_FIRST or (ftyp_brands(head) and video_kind(head) is None):
+        return None  # (a HEIF or AVIF picture is ISO-BMFF too)
+    moov = _box(f, b"moov")
+    mvhd = next(iter(_children(moov or b"", b"mvhd")), b"")
+    if len(mvhd) < 24:
+        return None
+    scale = _uint(mvhd, 20, 4) if mvhd[0] == 1 else _uint(mvhd, 12, 4)
+    longest = 0
+    for trak in _children(moov or b"", b"trak"):
+        if _handler(trak) != b"vide":
+            continue
+        for tkhd in _children(trak, b"tkhd"):
+            wide = tkhd[0] == 1
+            length = _uint(tkhd, 28, 8) if wide else _uint(tkhd, 20, 4)
+            if length != (1 << (64 if wide else 32)) - 1:  # (all ones: not known)
+                longest = max(longest, length)
+    return longest * 1000.0 / scale if scale and longest else None
+
+
+def _avi_video_ms(data: bytes) -> float | None:
+    """An AVI's first video stream's length, from its stream header (strh: fccType,
+    handler, flags, priority, language, initial frames, then scale, rate, start, length)."""
+    at = data.find(b"strh")
+    while at >= 0 and at + 8 + 36 <= len(data):
+        strh = data[at + 8 : at + 8 + 36]
+        if strh[:4] == b"vids":
+            scale, rate, length = (int.from_bytes(strh[i : i + 4], "little") for i in (20, 24, 32))
+            return length * scale * 1000.0 / rate if scale and rate and length else None
+        at = data.find(b"strh", at + 4)
+    return None
+
+
+def _uint(data: bytes, at: int, size: int) -> int:
+    return int.from_bytes(data[at : at + size], "big")
 
 
 # Matroska (MKV, WebM): its Tracks element comes before the first Cluster of media, within

@@ -34,6 +34,7 @@ from rtsearch.sniff import (
     iso_tracks,
     matroska_tracks,
     video_kind,
+    video_length_ms,
 )
 
 # OpenCV's own warnings ("can't open camera by index", every retry) would repeat on stderr
@@ -547,8 +548,8 @@ class VideoSource:
         self.last_ms = 0.0  # the time of the last frame grabbed in this pass
         self.loop_frames = 0  # frames grabbed in this pass through the file
         self.single: RGBImage | None = None  # a file of one frame, decoded once
-        self.counted = 0  # the frames its header counts, where that count is exact
-        self.short = ""  # said as it plays: a pass ended well before the frames counted
+        self.length_ms: float | None = None  # how long its header says its video plays
+        self.short = ""  # said as it plays: a pass ended well before that length
         self._retry_at = 0.0
         self._failed: tuple | None = None
         # opened by the first read, on the thread that reads: a 48 MP still picture took
@@ -573,7 +574,7 @@ class VideoSource:
             self._fail(f"{self.path}: {_why_not_a_video(self.path)}")
             return
         self.message = ""
-        self.counted = _counted_frames(self.path, self.cap)
+        self.length_ms = _header_length_ms(self.path)
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.interval_ms = 1000.0 / fps if 0.01 <= fps <= 1000.0 else 40.0
         self.start = time.perf_counter()
@@ -631,22 +632,24 @@ class VideoSource:
         if again.isOpened():
             self.cap.release()
             self.cap = again
-            self.counted = _counted_frames(self.path, again)  # (a download since gone on)
+            self.length_ms = _header_length_ms(self.path)  # (a download since gone on)
         else:
             again.release()
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self.ahead_ms, self.last_ms, self.loop_frames = None, 0.0, 0
 
     def _end_of_pass(self) -> None:
-        """A pass that ended well before the frames its header counts is said while the
-        file plays on (a download or a copy cut short, or not finished: it looped without
-        a word); a whole pass says nothing."""
-        missing = self.counted - self.loop_frames
-        if missing < max(CUT_SHORT_FRAMES, self.counted * CUT_SHORT_PART):
+        """A pass that ended well before the length its header gives is said while the file
+        plays on (a download or a copy cut short, or not finished: it looped without a
+        word); a whole pass says nothing."""
+        whole_ms, played_ms = self.length_ms or 0.0, self.last_ms + self.interval_ms
+        room = max(CUT_SHORT_FRAMES * self.interval_ms, whole_ms * CUT_SHORT_PART)
+        if whole_ms - played_ms < room:
             self.short = ""
             return
-        played = _clock(self.last_ms + self.interval_ms)
-        whole = _clock(self.counted * self.interval_ms)
+        played, whole = _clock(played_ms), _clock(whole_ms)
+        if played == whole:  # (a second or less short)
+            played, whole = _clock(played_ms, tenths=True), _clock(whole_ms, tenths=True)
         self.short = Problem(
             f"{self.path}: ends at {played} of the {whole} its header gives: cut short "
             "(a download or copy not finished?); played in a loop"
@@ -732,33 +735,29 @@ class VideoSource:
 
 
 SKIP_S = 0.1  # a late video's read skips frames for at most this long, then plays on
-# a pass this many frames, and this part of them, short of its header's count is cut short
-# (a frame or two may be an edit list's, which players leave out too)
+# a pass shorter than its header's length by this many frames' time, and by this part of
+# it, is cut short (the last frame's own time is the mean's, not its own)
 CUT_SHORT_FRAMES = 5
 CUT_SHORT_PART = 0.02
-# the kinds whose headers count their frames (MP4 and QuickTime's sample tables, AVI's
-# stream header); others' counts are their duration times a rate, which VFR files miss
-_COUNTED_KINDS = ("an MP4 or QuickTime", "an AVI")
 
 
-def _counted_frames(path: Path, cap: cv2.VideoCapture) -> int:
-    """The frames ``path``'s header counts, where it counts them (0 where it does not)."""
+def _header_length_ms(path: Path) -> float | None:
+    """How long ``path``'s video plays by its header, where that is known (sniff)."""
     try:
         with open(path, "rb") as f:
             head = f.read(HEAD_BYTES)
+            f.seek(0)
+            return video_length_ms(f, head)
     except OSError:
-        return 0
-    if video_kind(head) not in _COUNTED_KINDS:
-        return 0
-    n = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-    return int(n) if np.isfinite(n) and n > 0 else 0
+        return None
 
 
-def _clock(ms: float) -> str:
-    """``ms`` as a player shows it, whole seconds gone by: 1:05, 1:02:03."""
+def _clock(ms: float, *, tenths: bool = False) -> str:
+    """``ms`` as a player shows it, whole seconds gone by (or tenths): 1:05, 1:02:03."""
     s = int(ms // 1000)
     h, m = divmod(s // 60, 60)
-    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+    shown = f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+    return f"{shown}.{int(ms % 1000 // 100)}" if tenths else shown
 
 
 def _signature(path: Path) -> tuple | None:

@@ -135,6 +135,71 @@ def iso_box(kind: bytes, payload: bytes) -> bytes:
     return (8 + len(payload)).to_bytes(4, "big") + kind + payload
 
 
+def write_mp4(path: Path, frames: int = 60, fps: float = 20.0, *, keep: float = 1.0,
+              header_first: bool = False) -> Path:  # fmt: skip
+    """An MP4 (MPEG-4 part 2, as OpenCV writes it: its media, then its movie header) of
+    ``frames`` grey levels; ``keep`` < 1: its video track's edit list keeps that part of
+    them (a trim copied without re-encoding); ``header_first``: its movie header moved
+    before its media, as a web MP4's is (the media's offsets moved with it)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (160, 120))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(np.full((120, 160, 3), i * 4 % 256, np.uint8))
+    writer.release()
+    top = _iso_boxes(path.read_bytes())
+    moov = next(payload for kind, payload in top if kind == b"moov")
+    if keep < 1.0:
+        moov = _iso_rebuilt(moov, lambda kind, payload: _kept(kind, payload, keep))
+    if header_first:  # the media's offsets (stco) move by the header's size
+        size = len(iso_box(b"moov", moov))
+        moov = _iso_rebuilt(moov, lambda kind, payload: _moved(kind, payload, size))
+        top = [(b"moov", moov)] + [(k, p) for k, p in top if k != b"moov"]
+        top.insert(0, top.pop(next(i for i, (k, _) in enumerate(top) if k == b"ftyp")))
+    path.write_bytes(b"".join(iso_box(k, moov if k == b"moov" else p) for k, p in top))
+    return path
+
+
+def _iso_boxes(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, i = [], 0
+    while i + 8 <= len(data):
+        size = int.from_bytes(data[i : i + 4], "big")
+        out.append((data[i + 4 : i + 8], data[i + 8 : i + size]))
+        i += size
+    return out
+
+
+def _iso_rebuilt(payload: bytes, change) -> bytes:
+    """A container's payload with each box in it (at any depth) as ``change`` makes it."""
+    parts = []
+    for kind, inner in _iso_boxes(payload):
+        if kind in (b"trak", b"mdia", b"minf", b"stbl", b"edts"):
+            inner = _iso_rebuilt(inner, change)
+        parts.append(iso_box(kind, change(kind, inner)))
+    return b"".join(parts)
+
+
+def _kept(kind: bytes, payload: bytes, part: float) -> bytes:
+    """tkhd's length and edts/elst's one edit cut to ``part`` (version 0 boxes)."""
+    if kind == b"tkhd":
+        length = int(int.from_bytes(payload[20:24], "big") * part)
+        return payload[:20] + length.to_bytes(4, "big") + payload[24:]
+    if kind == b"elst":  # one edit: its length, from the media's start, at rate 1
+        length = int(int.from_bytes(payload[8:12], "big") * part)
+        return bytes(4) + (1).to_bytes(4, "big") + length.to_bytes(4, "big") + bytes(4) + \
+            (0x10000).to_bytes(4, "big")  # fmt: skip
+    return payload
+
+
+def _moved(kind: bytes, payload: bytes, by: int) -> bytes:
+    if kind != b"stco":
+        return payload
+    n = int.from_bytes(payload[4:8], "big")
+    offsets = [int.from_bytes(payload[8 + 4 * i : 12 + 4 * i], "big") + by for i in range(n)]
+    return payload[:8] + b"".join(o.to_bytes(4, "big") for o in offsets)
+
+
 def write_sound_mp4(path: Path) -> Path:
     """An MP4 as a voice memo app writes it: its media, then a movie header of one sound
     track."""

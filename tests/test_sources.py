@@ -7,7 +7,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from fakes import iso_box, make_image, write_sound_mp4, write_video, write_webm
+from fakes import iso_box, make_image, write_mp4, write_sound_mp4, write_video, write_webm
 from PIL import Image
 
 from rtsearch.sources import RandomSource, ScreenSource, VideoSource, WebcamSource, parse_region
@@ -71,6 +71,24 @@ def test_a_video_cut_short_is_said_as_it_plays_on(tmp_path):
     src = VideoSource(video, realtime=False)
     assert all(src.read() is not None and src.message == "" for _ in range(130))
     src.close()
+    # an MP4 with its header first (as the web's are), cut; a trim whose edit list keeps
+    # half its frames (copied without re-encoding: its frame count is all of them) is whole
+    video = tmp_path / "v.mp4"
+    cases = {  # (the part kept, header first, cut): what a pass says
+        (1.0, True, True): f"{video}: ends at 0:01 of the 0:03",
+        (0.5, False, False): "",
+        (0.5, True, False): "",
+    }
+    for (kept, first, cut), said in cases.items():
+        write_mp4(video, 60, 20.0, keep=kept, header_first=first)
+        if cut:
+            video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+        src = VideoSource(video, realtime=False)
+        shown = [(src.read() is not None, src.message) for _ in range(130)]
+        src.close()
+        last = shown[-1][1]
+        assert all(frame for frame, _ in shown) and last.startswith(said), (kept, first, last)
+        assert bool(last) == bool(said), (kept, first, last)
 
 
 def test_bad_video_and_missing_camera_are_messages_not_crashes(tmp_path, capfd):
