@@ -1,6 +1,6 @@
 """libX11 through ctypes (no extra package), loaded once with the calls rtsearch makes
 typed: the viewer's display check, the desktop mouse position, the wake-up of the
-viewer's own window and its maximised state, and the desktop's Xft.dpi."""
+viewer's own window and its maximised state, the desktop's Xft.dpi, and the keys held."""
 
 from __future__ import annotations
 
@@ -48,4 +48,11 @@ def libx11() -> ctypes.CDLL | None:
     # the desktop's Xft.dpi, for the viewer's scale (rtsearch/viewer/display.py)
     x11.XResourceManagerString.restype = vp
     x11.XResourceManagerString.argtypes = [vp]
+    # the keys held down, as the keyboard's layout names them (rtsearch/viewer/layouts.py)
+    x11.XQueryKeymap.argtypes = [vp, ctypes.c_char_p]
+    x11.XkbGetState.argtypes = [vp, ctypes.c_uint, vp]
+    x11.XkbKeycodeToKeysym.restype = ul
+    x11.XkbKeycodeToKeysym.argtypes = [vp, ctypes.c_ubyte, ctypes.c_int, ctypes.c_int]
+    x11.XKeysymToString.restype = ctypes.c_char_p
+    x11.XKeysymToString.argtypes = [ul]
     return x11

@@ -3226,6 +3226,56 @@ def test_keys_of_german_and_french_keyboards_do_what_their_labels_say(app):
             app.set_ui_scale(scale)
 
 
+def test_keys_held_are_read_as_the_layout_types_them(app):
+    """On a Swedish keyboard '+' asked for fewer results: Dear PyGui names it '-', as its
+    '-', by its place on a US keyboard. A key still held when its press is handled is read
+    from the X server as the layout types it (held as a hand holds a key, 150 ms); Shift+'-'
+    on a US keyboard ('_') does nothing."""
+    import shutil
+
+    if shutil.which("setxkbmap") is None:
+        pytest.skip("setxkbmap is not installed")
+
+    def held(*keys: str) -> None:
+        """``keys`` (X keysyms of keys of the layout) pressed together, held, let go."""
+        down = [w for key in keys for w in ("keydown", key)]
+        up = [w for key in reversed(keys) for w in ("keyup", key)]
+        xdotool(app, *down, "sleep", "0.15", *up)
+
+    # each layout's keys for '+', '-' and '?', as its keysyms name them unshifted
+    layouts = {
+        "se": (["plus"], ["minus"], ["shift", "plus"]),
+        "es": (["plus"], ["minus"], ["shift", "apostrophe"]),
+        "us": (["shift", "equal"], ["minus"], ["shift", "slash"]),
+    }
+    app.perform("random")
+    fresh(app, "random")
+    k, scale = app.k, app.ui_scale
+    try:
+        for name, (more, fewer, question) in layouts.items():
+            subprocess.run(["setxkbmap", name], check=True, timeout=10)
+            for _ in range(5):
+                app.frame()
+            held(*more)
+            assert app.k == k + 1, name
+            held(*fewer)
+            assert app.k == k, name
+            held(*question)
+            assert dpg.is_item_shown(app.ids.help) and app.k == k, name
+            held("Escape")
+            held("ctrl", *more)
+            assert app.ui_scale == scale + 0.25, name
+            held("ctrl", "0")
+            assert app.ui_scale == scale, name
+        held("shift", "minus")  # ('_' on a US keyboard: no shortcut)
+        assert not dpg.is_item_shown(app.ids.help) and app.k == k
+    finally:
+        subprocess.run(["setxkbmap", "us"], check=True, timeout=10)
+        app.set_k(k)
+        if app.ui_scale != scale:
+            app.set_ui_scale(scale)
+
+
 def test_the_keys_reach_the_help_the_grab_rectangle_dims_and_analyze(app):
     """What a keyboard-only user's trial could not reach: the help's rows below its foot
     (the arrows moved the results' frame behind it), the grab rectangle (arrows did

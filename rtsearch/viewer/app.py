@@ -48,6 +48,7 @@ from rtsearch.viewer import (
     history,
     keyboard,
     layout,
+    layouts,
     memory,
     mouse,
     recent,
@@ -60,6 +61,7 @@ from rtsearch.viewer import (
 from rtsearch.viewer.display import (
     answers,
     check_display,
+    keys_down,
     maximized,
     release_display,
     x_display,
@@ -421,12 +423,16 @@ class ViewerApp:
             return
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.ids.confirm_dialog():
             return
-        zoom = self._zoom_key(key)
-        if zoom:  # the UI scale: over a dialog too, to read it (no text field takes these)
-            self.perform(zoom)
-            return
-        if self._quit_key(key):  # over a file dialog's name field too: it did nothing there
-            self.perform("quit")
+        ctrl, shift = (
+            self._held(self.ctrl_pressed, ui.CTRL_KEYS),
+            self._held(self.shift_pressed, ui.SHIFT_KEYS),
+        )
+        name = self._key_name(key, shift)
+        # the UI scale's keys over a dialog too, to read it (no text field takes these);
+        # Ctrl+Q over a file dialog's name field too (it did nothing there)
+        held = action_for(name, ctrl=True) if name and ctrl else None
+        if held in (*ZOOM_ACTIONS, "quit"):
+            self.perform(held)
             return
         if self.ids.typing() or self.typing_before:
             # keys typed into a text field are not shortcuts, nor the Enter that ended the
@@ -436,14 +442,7 @@ class ViewerApp:
         if key in (dpg.mvKey_Return, dpg.mvKey_NumPadEnter) and self.grab_mode:
             self.perform("screen")  # the region as set: searched, as G and S do
             return
-        ctrl, shift = (
-            self._held(self.ctrl_pressed, ui.CTRL_KEYS),
-            self._held(self.shift_pressed, ui.SHIFT_KEYS),
-        )
-        name = ui.KEY_NAMES.get(key)
-        if shift and name in SHIFTED:
-            name = SHIFTED[name]
-        elif name in ("Left", "Right") and self._held(self.alt_pressed, ui.ALT_KEYS):
+        if name in ("Left", "Right") and self._held(self.alt_pressed, ui.ALT_KEYS):
             name = f"Alt+{name}"
         plain = action_for(name) if name else None
         if plain and keyboard.on_key(self, plain, shift, ctrl):
@@ -452,18 +451,17 @@ class ViewerApp:
         if action:
             self.perform(action)
 
-    def _zoom_key(self, key: int) -> str | None:
-        """Ctrl++, Ctrl+- or Ctrl+0's action, else None."""
+    def _key_name(self, key: int, shift: bool) -> str | None:
+        """The name the shortcut tables know ``key`` by: for a key Dear PyGui may name by
+        its place on a US keyboard, what the layout typed with it (the Swedish '+' is
+        named '-' there: layouts.py), where the keys held down can be read; else Dear
+        PyGui's name, a few as Shift makes them (SHIFTED: a German '?' read so is '-')."""
         name = ui.KEY_NAMES.get(key)
-        action = action_for(name, ctrl=True) if name else None
-        held = self._held(self.ctrl_pressed, ui.CTRL_KEYS)
-        return action if action in ZOOM_ACTIONS and held else None
-
-    def _quit_key(self, key: int) -> bool:
-        """Whether ``key`` is Ctrl+Q."""
-        name = ui.KEY_NAMES.get(key)
-        quits = name is not None and action_for(name, ctrl=True) == "quit"
-        return quits and self._held(self.ctrl_pressed, ui.CTRL_KEYS)
+        if key in ui.PUNCTUATION_KEYS:
+            down = keys_down(x_display(), shift)
+            if down:  # (None: not known here; empty: let go already)
+                return layouts.typed(down)
+        return SHIFTED[name] if shift and name in SHIFTED else name
 
     @staticmethod
     def _held(pressed: float | None, keys: tuple) -> bool:

@@ -14,7 +14,7 @@ import threading
 import time
 
 from rtsearch.errors import RtsearchError
-from rtsearch.viewer import windows
+from rtsearch.viewer import layouts, windows
 from rtsearch.x11 import libx11
 
 XVFB_HINT = "run the viewer under xvfb-run -a -s '-screen 0 1440x900x24'"
@@ -110,6 +110,14 @@ def pointer_in_window(display: str | None, size: tuple[int, int]) -> tuple[int, 
     or none is held (no X display, no libX11)."""
     held = _held_connection(display)
     return None if held is None else windows.pointer(*held, size)
+
+
+def keys_down(display: str | None, shifted: bool) -> set[str] | None:
+    """The keys held down now on ``display``, named as its keyboard's layout has them
+    (``plus``, ``question``: layouts.keysyms_down), asked through the connection
+    ``answers`` holds; None where none is held (no X display, no libX11)."""
+    held = _held_connection(display)
+    return None if held is None else layouts.keysyms_down(*held, shifted)
 
 
 def _held_connection(display: str | None) -> tuple[ctypes.CDLL, int] | None:

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 CTRL_KEYS = (dpg.mvKey_LControl, dpg.mvKey_RControl, dpg.mvKey_ModCtrl)
 SHIFT_KEYS = (dpg.mvKey_LShift, dpg.mvKey_RShift, dpg.mvKey_ModShift)
 ALT_KEYS = (dpg.mvKey_LAlt, dpg.mvKey_RAlt, dpg.mvKey_ModAlt)
+# the punctuation keys, ImGuiKey_Apostrophe to _GraveAccent (Dear PyGui names a few of
+# them): those it may name by their place on a US keyboard (layouts.py)
+PUNCTUATION_KEYS = range(dpg.mvKey_Comma - 1, dpg.mvKey_Close_Brace + 2)
 KEY_NAMES = {
     dpg.mvKey_R: "R",
     dpg.mvKey_W: "W",
