@@ -368,8 +368,20 @@ def finish(
         atomic.check_output_folder(out)
         with interrupts.held():  # saved and its checkpoints gone, or neither
             save_over_checkpoints(report.index, out, warn)
-            shutil.rmtree(ckpt, ignore_errors=True)
+            _remove_checkpoints(ckpt, out, warn)
     _say_if_stale(out, report.index, warn)
+
+
+def _remove_checkpoints(ckpt: Path, out: Path, warn: Warn | None) -> None:
+    """The checkpoints whose rows ``out`` now holds, removed; those that cannot be (another
+    user's, in a shared folder) are said: left in silence, `info` took them for an
+    unfinished analysis."""
+    shutil.rmtree(ckpt, ignore_errors=True)
+    if warn and any(ckpt.glob("part-*.dat")):
+        warn(
+            f"{ckpt}: cannot remove its checkpoints (another user's, or a folder this user "
+            f"may not write); {out} holds their rows, so the folder can be deleted"
+        )
 
 
 def skipped_reasons(skipped: list[tuple[str, str]], named: int = 3) -> str:

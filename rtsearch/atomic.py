@@ -42,7 +42,7 @@ def writer_lock(dest: Path) -> Iterator[None]:
     tries = 0
     while True:
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_lock(lock)
         except OSError:  # a folder we cannot write to: the writer's own checks say so
             yield
             return
@@ -87,7 +87,7 @@ def being_written(dest: Path) -> bool:
     if lock in _held:  # (this process's own: an update reading the index it writes)
         return False
     try:
-        fd = os.open(lock, os.O_RDWR)
+        fd = os.open(lock, os.O_RDONLY if not WINDOWS else os.O_RDWR)
     except OSError:  # no lock file: no writer (or none this process could see)
         return False
     try:
@@ -101,6 +101,19 @@ def being_written(dest: Path) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def _open_lock(lock: Path) -> int:
+    """``lock`` opened to be locked, made where it is not there: as the umask allows (a
+    folder shared by a group, umask 002: its group may take it too), and read-only where
+    another user's is not ours to write (flock needs no more; it was taken for no lock,
+    and two users' runs of one index went on together)."""
+    try:
+        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        if WINDOWS or not lock.exists():
+            raise
+        return os.open(lock, os.O_RDONLY)
 
 
 def _lock_path(dest: Path) -> Path:

@@ -310,16 +310,22 @@ def writable_models_dir(*, make_named: bool = False) -> Path:
     not made (a typo's folder was made, and an 18 MB model exported into it); the export
     tool, asked for a model, makes it (``make_named``)."""
     named = set(env_dirs())
+    tried = []
     for d in search_dirs():
         if d in named and not make_named and not d.is_dir():
             continue
+        tried.append(str(d))
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError:
             continue
         if os.access(d, os.W_OK):
             return d
-    raise RtsearchError("no writable models directory (set $RTSEARCH_MODELS)")
+    # (it said "set $RTSEARCH_MODELS" to a user who had, to a folder of another's)
+    raise RtsearchError(
+        f"no models folder this user may write (tried {', '.join(tried) or 'none'}): set "
+        "$RTSEARCH_MODELS to one"
+    )
 
 
 def model_files() -> dict[str, list[Path]]:
@@ -336,6 +342,15 @@ def available_models() -> list[Path]:
     """The model file each name finds, as names resolve (``first_readable``: a damaged
     file in an earlier folder does not hide a good one of its name)."""
     return [first_readable(files) for files in model_files().values()]
+
+
+def _file_here(path: Path) -> bool | None:
+    """Whether ``path`` is a file; None where this user may not look (an index made by
+    another user names the model file in their private folder: it stopped every query)."""
+    try:
+        return path.is_file()
+    except PermissionError:
+        return None
 
 
 def candidates(name: str) -> list[Path]:
@@ -477,7 +492,8 @@ def find_model_for(
     others: list[str] = []  # files of this backbone that will not do, and why
     fallback: list[tuple[Path, ModelInfo]] = []  # of the other twin, or drifting: if none fits
     found: tuple[Path, ModelInfo] | None = None
-    looked = [Path(hint)] if hint and Path(hint).is_file() else []
+    hinted = _file_here(Path(hint)) if hint else False
+    looked = [Path(hint)] if hint and hinted else []
     looked += [path for stem in names for path in candidates(stem)]
     seen: set[Path] = set()  # (the hint is one of the others too, as a rule)
     for path in looked:
@@ -521,8 +537,9 @@ def find_model_for(
         if info.variant == "int8" and not info.faithful_int8 and "int8" not in (first, variant):
             warn(drift_warning(path, info))
         return path
-    if hint and not Path(hint).is_file():  # (moved, or deleted: the index names it)
-        others.insert(0, f"it was {hint}, not there now")
+    if hint and not hinted:  # (moved, or deleted: the index names it)
+        gone = "not there now" if hinted is False else "in a folder this user may not read"
+        others.insert(0, f"it was {hint}, {gone}")
     problems = list(dict.fromkeys(others + damaged))
     why = f" ({'; '.join(problems)})" if problems else ""
     way_out = (

@@ -627,17 +627,21 @@ def test_a_damaged_int8_twin_is_passed_over_with_a_warning(tmp_path, monkeypatch
 
 
 def test_a_failed_first_use_export_is_named_when_no_model_is_found(tmp_path, monkeypatch):
+    """And the folders tried are named: it said "set $RTSEARCH_MODELS" to a user who had
+    set it, to another user's folder."""
     from rtsearch import models
 
-    monkeypatch.setattr(models, "search_dirs", lambda: [tmp_path / "empty"])
-
-    def unwritable():
-        raise RtsearchError("no writable models directory (set $RTSEARCH_MODELS)")
-
-    monkeypatch.setattr(models, "writable_models_dir", unwritable)
-    said = r"weights y \(no writable models directory \(set \$RTSEARCH_MODELS\)\); pass --model"
-    with pytest.raises(RtsearchError, match=said):  # once, not once per file name tried
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    dirs = [blocked / "models", blocked / "user"]  # (as root, no folder is unwritable)
+    monkeypatch.setattr(models, "search_dirs", lambda: dirs)
+    said = (
+        f"no models folder this user may write (tried {dirs[0]}, {dirs[1]}): set "
+        "$RTSEARCH_MODELS to one"
+    )
+    with pytest.raises(RtsearchError) as refused:  # once, not once per file name tried
         models.find_model_for(models.DEFAULT_MODEL, "pool", "x/pool/y")
+    assert f"weights y ({said}); pass --model" in str(refused.value)
 
 
 @pytest.mark.parametrize("order", ["RGB", "BGR"])
@@ -882,6 +886,36 @@ def test_a_damaged_model_does_not_hide_a_good_one_of_its_name(tmp_path, monkeypa
     assert out[0].startswith(f"{first / 'tiny.onnx'}: not a readable ONNX model")
     assert out[0].endswith(f"(not used: its name finds {good})")  # (not "found first")
     assert out[1] == str(good)
+
+
+def test_a_model_file_in_a_folder_this_user_may_not_read_is_looked_for_elsewhere(
+    tmp_path, monkeypatch
+):
+    """An index made by another user names the model file in their home; where that is
+    private (chmod 750), every query and update of the shared index stopped with
+    `...efficientnet-lite0.onnx: Permission denied`, though this user had the same file."""
+    from fakes import write_tiny_model
+
+    from rtsearch.models import find_model_for
+
+    theirs = write_tiny_model(tmp_path / "alice" / "tiny.onnx")
+    mine = write_tiny_model(tmp_path / "bob" / "tiny.onnx")
+    monkeypatch.setenv("RTSEARCH_MODELS", str(mine.parent))
+    info = read_model_info(theirs)
+    real_is_file = Path.is_file
+
+    def is_file(path: Path) -> bool:  # (as root, permissions do not stop a look)
+        if path.parent == theirs.parent:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    args = (info.name, info.feature_layer, info.identity)
+    assert find_model_for(*args, hint=str(theirs)) == mine
+    mine.unlink()
+    with pytest.raises(RtsearchError) as refused:
+        find_model_for(*args, hint=str(theirs), index=Path("i.dat"))
+    assert f"it was {theirs}, in a folder this user may not read" in str(refused.value)
 
 
 def test_the_index_file_is_found_past_other_files_of_its_name(tmp_path, monkeypatch, capsys):

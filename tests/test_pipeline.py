@@ -817,6 +817,61 @@ def test_an_index_still_being_made_is_said_to_be(capsys, tmp_path):
     assert "holds an unfinished analysis" in capsys.readouterr().err
 
 
+def test_the_writer_lock_holds_for_a_user_who_may_only_read_its_file(tmp_path, monkeypatch):
+    """Another user's lock file (theirs to write, ours to read) could not be opened to lock,
+    and was taken for no writer: two users' analyses of a shared index ran together, the
+    second taking the first's checkpoints. It is locked read-only; made under a group's
+    umask (002), it is the group's to write too."""
+    from rtsearch import atomic
+
+    out = tmp_path / "shared.dat"
+    hold = "import os, sys, time; from rtsearch import atomic\nos.umask(0o002)\n"
+    hold += "with atomic.writer_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        lock = tmp_path / "shared.dat.lock"
+        assert lock.stat().st_mode & 0o777 == 0o664
+        real_open = os.open
+
+        def theirs(path, flags, *args):  # (as root, a file's mode does not stop a write)
+            if Path(path) == lock and flags & (os.O_RDWR | os.O_WRONLY):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, flags, *args)
+
+        monkeypatch.setattr(os, "open", theirs)
+        assert atomic.being_written(out)
+        with pytest.raises(atomic.IndexBusy), atomic.writer_lock(out):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not atomic.being_written(out)
+
+
+def test_checkpoints_that_cannot_be_removed_are_said(capsys, tmp_path, tiny_model, monkeypatch):
+    """Another user's checkpoints in a shared folder (their files, ours to read) stayed
+    behind a finished analysis without a word, and `info` then called the index unfinished."""
+    import shutil
+
+    from rtsearch import analyze
+
+    gallery, out = tmp_path / "g", tmp_path / "g.dat"
+    make_gallery(gallery, 12)
+    monkeypatch.setattr(analyze.shutil, "rmtree", lambda *a, **k: None)  # (as root: removed)
+    code = main(["analyze", str(gallery), "-o", str(out), "--model", str(tiny_model), "--quiet",
+                 "--checkpoint-every", "4"])  # fmt: skip
+    ckpt = tmp_path / "g.dat.ckpt"
+    assert code == 0 and any(ckpt.glob("part-*.dat"))
+    assert capsys.readouterr().err == (
+        f"warning: {ckpt}: cannot remove its checkpoints (another user's, or a folder this "
+        f"user may not write); {out} holds their rows, so the folder can be deleted\n"
+    )
+    monkeypatch.undo()
+    shutil.rmtree(ckpt)
+
+
 def test_a_damaged_checkpoint_part_is_passed_over_and_its_images_analysed_again(
     capsys, tmp_path, tiny_model, monkeypatch
 ):
