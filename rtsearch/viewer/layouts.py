@@ -48,7 +48,7 @@ def keysyms_down(x11: ctypes.CDLL, conn: int, shifted: bool) -> set[str]:
 
 
 def typed(down: set[str]) -> str | None:
-    """What the shortcut tables call the one key in ``down`` (keysyms_down) they take, or
-    None: another key (Shift+'-', '_' on a US keyboard, is none), or several."""
+    """What the shortcut tables call the key in ``down`` (keysyms_down) they take, or None:
+    none of them (Shift+'-', '_' on a US keyboard, is none), or two."""
     found = {TYPED[name] for name in down if name in TYPED}
-    return found.pop() if len(found) == 1 and len(down) == 1 else None
+    return found.pop() if len(found) == 1 else None
