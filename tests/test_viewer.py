@@ -3146,7 +3146,9 @@ def test_a_double_click_opens_a_result_and_leaves_the_query_and_its_history(
     while len(files) < 3:
         app.perform("random")
         pub = fresh(app, "random")
-        if pub.file not in files:
+        # (of the index on show: run after a test that ended by swapping one in, the first
+        # draw was at times the index before's, which back then could not step to)
+        if pub.file not in files and pub.file.is_relative_to(app.session.base_dir):
             files.append(pub.file)
     app.perform("back")
     pump(app, lambda: app.published.file == files[1] and app.history.going is None)
@@ -3734,9 +3736,8 @@ def test_a_file_dialog_is_used_from_the_keyboard_alone(app, tmp_path):
     from rtsearch import store
 
     dialog = app.ids.load_dialog
-    # a shorter path, of no character typed with Shift (pytest's base folder, not this
-    # test's): on a busy machine the 70 typed of tmp_path's lost their ends now and then,
-    # after an underscore
+    # a shorter path (pytest's base folder, not this test's): fewer keys to type, each of
+    # which a busy machine takes a while to bring to the field
     folder = tmp_path.parent / "keyboard"
     folder.mkdir()
     typed = folder / "typed.dat"
@@ -3747,7 +3748,8 @@ def test_a_file_dialog_is_used_from_the_keyboard_alone(app, tmp_path):
         app.frame()
     xdotool(app, "key", "Tab", "Tab")
     xdotool(app, "type", str(typed))
-    assert dpg.get_file_dialog_info(dialog)["file_name"].endswith("typed.dat")
+    # (typed, it may take a few frames more to reach the field on a busy machine)
+    pump(app, lambda: dpg.get_file_dialog_info(dialog)["file_name"].endswith("typed.dat"))
     xdotool(app, "key", "Return")
     pump(app, lambda: app.session.source == typed)
 
