@@ -58,6 +58,10 @@ def writer_lock(dest: Path) -> Iterator[None]:
                 f"{dest}: another rtsearch analyze, update, demo or viewer watching it is "
                 "writing it; wait for it to end"
             ) from None
+        except OSError:  # not to be locked (NFS's flock, emulated, needs a file to write)
+            os.close(fd)
+            fd = -1
+            break
         try:
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
         except FileNotFoundError:
@@ -66,6 +70,9 @@ def writer_lock(dest: Path) -> Iterator[None]:
             break
         _unlock(fd)
         os.close(fd)  # its holder removed it as we opened it: take the new one
+    if fd < 0:  # (as where no lock file can be made: the writer's own checks go on)
+        yield
+        return
     _held.add(lock)
     try:
         yield
@@ -87,7 +94,12 @@ def being_written(dest: Path) -> bool:
     if lock in _held:  # (this process's own: an update reading the index it writes)
         return False
     try:
-        fd = os.open(lock, os.O_RDONLY if not WINDOWS else os.O_RDWR)
+        fd = os.open(lock, os.O_RDWR)
+    except PermissionError:  # another user's: looked at read-only (as _open_lock takes it)
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            return False
     except OSError:  # no lock file: no writer (or none this process could see)
         return False
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import sys
 from dataclasses import MISSING, asdict, dataclass
 from pathlib import Path
@@ -310,7 +311,7 @@ def writable_models_dir(*, make_named: bool = False) -> Path:
     not made (a typo's folder was made, and an 18 MB model exported into it); the export
     tool, asked for a model, makes it (``make_named``)."""
     named = set(env_dirs())
-    tried = []
+    tried: list[str] = []
     for d in search_dirs():
         if d in named and not make_named and not d.is_dir():
             continue
@@ -348,9 +349,11 @@ def _file_here(path: Path) -> bool | None:
     """Whether ``path`` is a file; None where this user may not look (an index made by
     another user names the model file in their private folder: it stopped every query)."""
     try:
-        return path.is_file()
-    except PermissionError:
+        return stat.S_ISREG(path.stat().st_mode)  # (is_file says False for every OSError
+    except PermissionError:  # on Python 3.14)
         return None
+    except OSError:
+        return False
 
 
 def candidates(name: str) -> list[Path]:

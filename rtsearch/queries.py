@@ -334,8 +334,8 @@ def _pictures(
             print_line(f"note: {path}: {raw}")
         entries: list[tuple[str, Path | Answer]] = [(str(rel), path / rel) for rel in kept]
         folder = named.get(path, str(path))  # as typed: `./photos/` names `./photos/a.jpg`
-        for rel in [*kept, *(rel for rel, _ in found.skipped)]:
-            named[path / rel] = os.path.join(folder, rel)
+        for rel in [*kept, *(rel for rel, _ in found.skipped)]:  # (one typed keeps its name)
+            named.setdefault(path / rel, os.path.join(folder, rel))
         for rel, reason in found.skipped:  # (a folder it could not list: not a picture)
             where = path / rel
             if is_image_file(where):

@@ -145,7 +145,7 @@ def video_length_ms(f: BinaryIO, head: bytes) -> float | None:
         return None  # (a HEIF or AVIF picture is ISO-BMFF too)
     moov = _box(f, b"moov")
     mvhd = next(iter(_children(moov or b"", b"mvhd")), b"")
-    if len(mvhd) < 24:
+    if len(mvhd) < 24:  # (its timescale lies within, in both versions)
         return None
     scale = _uint(mvhd, 20, 4) if mvhd[0] == 1 else _uint(mvhd, 12, 4)
     longest = 0
@@ -153,7 +153,9 @@ def video_length_ms(f: BinaryIO, head: bytes) -> float | None:
         if _handler(trak) != b"vide":
             continue
         for tkhd in _children(trak, b"tkhd"):
-            wide = tkhd[0] == 1
+            wide = tkhd[:1] == b"\x01"
+            if len(tkhd) < (36 if wide else 24):  # (cut short: no length to read)
+                continue
             length = _uint(tkhd, 28, 8) if wide else _uint(tkhd, 20, 4)
             if length != (1 << (64 if wide else 32)) - 1:  # (all ones: not known)
                 longest = max(longest, length)

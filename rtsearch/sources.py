@@ -573,7 +573,7 @@ class VideoSource:
             self.cap = None
             self._fail(f"{self.path}: {_why_not_a_video(self.path)}")
             return
-        self.message = ""
+        self.message = self.short = ""  # (a file put in its place: its own pass says)
         self.length_ms = _header_length_ms(self.path)
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.interval_ms = 1000.0 / fps if 0.01 <= fps <= 1000.0 else 40.0
@@ -748,7 +748,7 @@ def _header_length_ms(path: Path) -> float | None:
             head = f.read(HEAD_BYTES)
             f.seek(0)
             return video_length_ms(f, head)
-    except OSError:
+    except Exception:  # (a header damaged past what the reader checks: no length, and play on)
         return None
 
 

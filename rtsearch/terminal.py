@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TextIO
 
 
 def width() -> int:
@@ -46,7 +47,7 @@ def clear() -> str:
     return "\r\x1b[K"
 
 
-def in_foreground(stream=None) -> bool:
+def in_foreground(stream: TextIO | None = None) -> bool:
     """Whether the terminal ``stream`` (stderr) writes to is this process's to draw on: a
     job stopped with Ctrl-Z and sent on with ``bg`` is not, and its redrawn line wiped the
     prompt and what the user typed after it. True where it cannot be told (not a terminal,

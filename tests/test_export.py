@@ -902,14 +902,14 @@ def test_a_model_file_in_a_folder_this_user_may_not_read_is_looked_for_elsewhere
     mine = write_tiny_model(tmp_path / "bob" / "tiny.onnx")
     monkeypatch.setenv("RTSEARCH_MODELS", str(mine.parent))
     info = read_model_info(theirs)
-    real_is_file = Path.is_file
+    real_stat = Path.stat
 
-    def is_file(path: Path) -> bool:  # (as root, permissions do not stop a look)
+    def stat(path: Path, **kwargs):  # (as root, permissions do not stop a look)
         if path.parent == theirs.parent:
             raise PermissionError(13, "Permission denied", str(path))
-        return real_is_file(path)
+        return real_stat(path, **kwargs)
 
-    monkeypatch.setattr(Path, "is_file", is_file)
+    monkeypatch.setattr(Path, "stat", stat)
     args = (info.name, info.feature_layer, info.identity)
     assert find_model_for(*args, hint=str(theirs)) == mine
     mine.unlink()

@@ -858,11 +858,17 @@ def test_checkpoints_that_cannot_be_removed_are_said(capsys, tmp_path, tiny_mode
     from rtsearch import analyze
 
     gallery, out = tmp_path / "g", tmp_path / "g.dat"
+    ckpt = tmp_path / "g.dat.ckpt"
     make_gallery(gallery, 12)
-    monkeypatch.setattr(analyze.shutil, "rmtree", lambda *a, **k: None)  # (as root: removed)
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path, **kwargs) -> None:  # (as root, another's files are removed)
+        if Path(path) != ckpt:
+            real_rmtree(path, **kwargs)
+
+    monkeypatch.setattr(analyze.shutil, "rmtree", rmtree)
     code = main(["analyze", str(gallery), "-o", str(out), "--model", str(tiny_model), "--quiet",
                  "--checkpoint-every", "4"])  # fmt: skip
-    ckpt = tmp_path / "g.dat.ckpt"
     assert code == 0 and any(ckpt.glob("part-*.dat"))
     assert capsys.readouterr().err == (
         f"warning: {ckpt}: cannot remove its checkpoints (another user's, or a folder this "

@@ -91,6 +91,28 @@ def test_a_video_cut_short_is_said_as_it_plays_on(tmp_path):
         assert bool(last) == bool(said), (kept, first, last)
 
 
+def test_a_video_header_gives_its_length_or_none_and_never_fails():
+    """The movie header's video track length, version 0 or 1; a header cut inside its
+    track header raised IndexError out of the video's open."""
+    import io
+
+    from rtsearch.sniff import video_length_ms
+
+    ftyp = iso_box(b"ftyp", b"isom" + bytes(4) + b"isom")
+    mvhd = iso_box(b"mvhd", bytes(12) + (1000).to_bytes(4, "big") + bytes(84))  # in ms
+    mdia = iso_box(b"mdia", iso_box(b"hdlr", bytes(8) + b"vide" + bytes(13)))
+
+    def length(tkhd: bytes) -> float | None:
+        data = ftyp + iso_box(b"moov", mvhd + iso_box(b"trak", iso_box(b"tkhd", tkhd) + mdia))
+        return video_length_ms(io.BytesIO(data), data[:400])
+
+    assert length(bytes(20) + (2500).to_bytes(4, "big") + bytes(60)) == 2500.0
+    assert length(b"\x01" + bytes(27) + (7000).to_bytes(8, "big") + bytes(60)) == 7000.0
+    assert length(bytes(20) + b"\xff" * 4 + bytes(60)) is None  # (not known)
+    for damaged in (b"", b"\x01", bytes(10), b"\x01" + bytes(30)):
+        assert length(damaged) is None
+
+
 def test_bad_video_and_missing_camera_are_messages_not_crashes(tmp_path, capfd):
     mp4_start = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"  # ffmpeg takes it for one
     headless = (

@@ -3271,6 +3271,10 @@ def test_keys_held_are_read_as_the_layout_types_them(app):
             assert app.ui_scale == scale, name
         held("shift", "minus")  # ('_' on a US keyboard: no shortcut)
         assert not dpg.is_item_shown(app.ids.help) and app.k == k
+        held("ctrl", "equal")  # Ctrl+'=' and Ctrl+Shift+'-', as Ctrl++ and Ctrl+-
+        assert app.ui_scale == scale + 0.25
+        held("ctrl", "shift", "minus")
+        assert app.ui_scale == scale
     finally:
         subprocess.run(["setxkbmap", "us"], check=True, timeout=10)
         app.set_k(k)

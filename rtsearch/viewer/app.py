@@ -427,7 +427,7 @@ class ViewerApp:
             self._held(self.ctrl_pressed, ui.CTRL_KEYS),
             self._held(self.shift_pressed, ui.SHIFT_KEYS),
         )
-        name = self._key_name(key, shift)
+        name = self._key_name(key, shift, ctrl)
         # the UI scale's keys over a dialog too, to read it (no text field takes these);
         # Ctrl+Q over a file dialog's name field too (it did nothing there)
         held = action_for(name, ctrl=True) if name and ctrl else None
@@ -451,17 +451,20 @@ class ViewerApp:
         if action:
             self.perform(action)
 
-    def _key_name(self, key: int, shift: bool) -> str | None:
+    def _key_name(self, key: int, shift: bool, ctrl: bool) -> str | None:
         """The name the shortcut tables know ``key`` by: for a key Dear PyGui may name by
         its place on a US keyboard, what the layout typed with it (the Swedish '+' is
         named '-' there: layouts.py), where the keys held down can be read; else Dear
-        PyGui's name, a few as Shift makes them (SHIFTED: a German '?' read so is '-')."""
+        PyGui's name, a few as Shift makes them (SHIFTED: a German '?' read so is '-').
+        With Ctrl, the keys unshifted: Ctrl+Shift+'-' is Ctrl+'-'."""
         name = ui.KEY_NAMES.get(key)
+        shifted = shift and not ctrl
         if key in ui.PUNCTUATION_KEYS:
-            down = keys_down(x_display(), shift)
-            if down:  # (None: not known here; empty: let go already)
-                return layouts.typed(down)
-        return SHIFTED[name] if shift and name in SHIFTED else name
+            down = keys_down(x_display(), shifted)
+            read = layouts.typed(down) if down else None  # (None: not known, or let go)
+            if read is not None or (down is not None and len(down) == 1):
+                return read  # (one key held, and none the shortcuts take: '_')
+        return SHIFTED[name] if shifted and name in SHIFTED else name
 
     @staticmethod
     def _held(pressed: float | None, keys: tuple) -> bool:

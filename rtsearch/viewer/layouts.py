@@ -37,7 +37,7 @@ def keysyms_down(x11: ctypes.CDLL, conn: int, shifted: bool) -> set[str]:
     x11.XQueryKeymap(conn, keys)
     state = ctypes.create_string_buffer(32)  # XkbStateRec: its first byte, the group in use
     group = state.raw[0] if x11.XkbGetState(conn, XKB_USE_CORE_KBD, state) == 0 else 0
-    names = set()
+    names: set[str] = set()
     for code in range(8, 256):  # (X keycodes start at 8)
         if keys.raw[code // 8] & (1 << code % 8):
             sym = x11.XkbKeycodeToKeysym(conn, code, group, int(shifted))

@@ -106,13 +106,16 @@ PLAIN_KEYS = {
     "Browser Forward": "forward",
 }
 # keys that are others with Shift held: '?' is Shift+'/' on a US keyboard, Shift+ß on a
-# German one (said where a US keyboard has '-': ui.KEY_NAMES), Shift+',' on a French one
+# German one (said where a US keyboard has '-': ui.KEY_NAMES), Shift+',' on a French one.
+# Where the layout cannot be read (off X11, a press let go before its frame), US Shift+'-'
+# and Shift+',' open the help too
 SHIFTED = {"/": "?", "-": "?", ",": "?", "Backspace": "Shift+Backspace"}
 CTRL_KEYS = {
     "O": "load",
     "S": "save",
     "V": "paste",
-    "+": "zoom_in",  # (and '=' below it: KEY_NAMES gives both as '+')
+    "+": "zoom_in",
+    "=": "zoom_in",  # '+' without shift (a key read as the layout types it: layouts.py)
     "]": "zoom_in",  # the German '+'
     "-": "zoom_out",
     "0": "zoom_reset",
