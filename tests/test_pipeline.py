@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -795,12 +797,7 @@ def test_an_index_still_being_made_is_said_to_be(capsys, tmp_path):
     out = tmp_path / "new.dat"
     (out.parent / "new.dat.ckpt").mkdir()
     (out.parent / "new.dat.ckpt" / "part-000000.dat").write_bytes(b"")
-    hold = "import sys, time; from rtsearch import atomic\nwith atomic.writer_lock(sys.argv[1]):\n"
-    hold += "    print('held', flush=True); time.sleep(60)"
-    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE,
-                              text=True)  # fmt: skip
-    try:
-        assert holder.stdout.readline() == "held\n"
+    with writer_lock_held(out):
         for args in (["info"], ["query", str(gallery / "img0000.png"), "--index"], ["update"]):
             args = [*args, str(out)] if args[0] != "update" else ["update", str(out), str(gallery)]
             assert main(args) == 1
@@ -808,9 +805,6 @@ def test_an_index_still_being_made_is_said_to_be(capsys, tmp_path):
                 f"rtsearch: error: {out}: index file not there yet; another rtsearch analyze or "
                 "update is writing it; wait for it to end\n"
             )
-    finally:
-        holder.kill()
-        holder.wait()
     with atomic.writer_lock(out):  # this process's own (an update reading what it writes)
         assert not atomic.being_written(out)
     assert main(["info", str(out)]) == 1  # (the lock let go: what it left is said)
@@ -825,12 +819,7 @@ def test_the_writer_lock_holds_for_a_user_who_may_only_read_its_file(tmp_path, m
     from rtsearch import atomic
 
     out = tmp_path / "shared.dat"
-    hold = "import os, sys, time; from rtsearch import atomic\nos.umask(0o002)\n"
-    hold += "with atomic.writer_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)"
-    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE,
-                              text=True)  # fmt: skip
-    try:
-        assert holder.stdout.readline() == "held\n"
+    with writer_lock_held(out, umask=0o002):
         lock = tmp_path / "shared.dat.lock"
         assert lock.stat().st_mode & 0o777 == 0o664
         real_open = os.open
@@ -844,10 +833,23 @@ def test_the_writer_lock_holds_for_a_user_who_may_only_read_its_file(tmp_path, m
         assert atomic.being_written(out)
         with pytest.raises(atomic.IndexBusy), atomic.writer_lock(out):
             pass
+    assert not atomic.being_written(out)
+
+
+@contextlib.contextmanager
+def writer_lock_held(out: Path, umask: int = 0o022) -> Iterator[None]:
+    """Another process holding ``out``'s writer lock, as a running analyze or update does,
+    made under ``umask``."""
+    hold = f"import os, sys, time; from rtsearch import atomic\nos.umask({umask})\n"
+    hold += "with atomic.writer_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        yield
     finally:
         holder.kill()
         holder.wait()
-    assert not atomic.being_written(out)
 
 
 def test_checkpoints_that_cannot_be_removed_are_said(capsys, tmp_path, tiny_model, monkeypatch):
