@@ -3269,7 +3269,13 @@ def test_keys_held_are_read_as_the_layout_types_them(app):
             assert app.ui_scale == scale + 0.25, name
             held("ctrl", "0")
             assert app.ui_scale == scale, name
-        held("shift", "minus")  # ('_' on a US keyboard: no shortcut)
+        subprocess.run(["setxkbmap", "ru"], check=True, timeout=10)
+        held("shift", "7")  # the Russian '?'
+        assert dpg.is_item_shown(app.ids.help)
+        held("Escape")
+        subprocess.run(["setxkbmap", "us"], check=True, timeout=10)
+        held("shift", "7")  # ('&' on a US keyboard: no shortcut)
+        held("shift", "minus")  # ('_': none either)
         assert not dpg.is_item_shown(app.ids.help) and app.k == k
         held("ctrl", "equal")  # Ctrl+'=' and Ctrl+Shift+'-', as Ctrl++ and Ctrl+-
         assert app.ui_scale == scale + 0.25

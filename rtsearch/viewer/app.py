@@ -459,7 +459,7 @@ class ViewerApp:
         With Ctrl, the keys unshifted: Ctrl+Shift+'-' is Ctrl+'-'."""
         name = ui.KEY_NAMES.get(key)
         shifted = shift and not ctrl
-        if key in ui.PUNCTUATION_KEYS:
+        if key in ui.PUNCTUATION_KEYS or (shifted and key in ui.DIGIT_KEYS):
             down = keys_down(x_display(), shifted)
             read = layouts.typed(down) if down else None  # (None: not known, or let go)
             if read is not None or (down is not None and len(down) == 1):

@@ -38,6 +38,7 @@ ALT_KEYS = (dpg.mvKey_LAlt, dpg.mvKey_RAlt, dpg.mvKey_ModAlt)
 # the punctuation keys, ImGuiKey_Apostrophe to _GraveAccent (Dear PyGui names a few of
 # them): those it may name by their place on a US keyboard (layouts.py)
 PUNCTUATION_KEYS = range(dpg.mvKey_Comma - 1, dpg.mvKey_Close_Brace + 2)
+DIGIT_KEYS = range(dpg.mvKey_0, dpg.mvKey_9 + 1)  # (by place too: the Russian '?' is Shift+7)
 KEY_NAMES = {
     dpg.mvKey_R: "R",
     dpg.mvKey_W: "W",
