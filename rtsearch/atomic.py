@@ -94,12 +94,7 @@ def being_written(dest: Path) -> bool:
     if lock in _held:  # (this process's own: an update reading the index it writes)
         return False
     try:
-        fd = os.open(lock, os.O_RDWR)
-    except PermissionError:  # another user's: looked at read-only (as _open_lock takes it)
-        try:
-            fd = os.open(lock, os.O_RDONLY)
-        except OSError:
-            return False
+        fd = _open_lock(lock, make=False)
     except OSError:  # no lock file: no writer (or none this process could see)
         return False
     try:
@@ -115,13 +110,13 @@ def being_written(dest: Path) -> bool:
         os.close(fd)
 
 
-def _open_lock(lock: Path) -> int:
-    """``lock`` opened to be locked, made where it is not there: as the umask allows (a
-    folder shared by a group, umask 002: its group may take it too), and read-only where
-    another user's is not ours to write (flock needs no more; it was taken for no lock,
-    and two users' runs of one index went on together)."""
+def _open_lock(lock: Path, *, make: bool = True) -> int:
+    """``lock`` opened to be locked, made where it is not there (``make``): as the umask
+    allows (a folder shared by a group, umask 002: its group may take it too), and
+    read-only where another user's is not ours to write (flock needs no more; it was taken
+    for no lock, and two users' runs of one index went on together)."""
     try:
-        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        return os.open(lock, os.O_RDWR | (os.O_CREAT if make else 0), 0o666)
     except PermissionError:
         if WINDOWS or not lock.exists():
             raise

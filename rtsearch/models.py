@@ -348,9 +348,10 @@ def available_models() -> list[Path]:
 def _file_here(path: Path) -> bool | None:
     """Whether ``path`` is a file; None where this user may not look (an index made by
     another user names the model file in their private folder: it stopped every query)."""
+    # (not is_file: from Python 3.14 it says False for every OSError)
     try:
-        return stat.S_ISREG(path.stat().st_mode)  # (is_file says False for every OSError
-    except PermissionError:  # on Python 3.14)
+        return stat.S_ISREG(path.stat().st_mode)
+    except PermissionError:
         return None
     except OSError:
         return False

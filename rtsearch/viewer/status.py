@@ -185,11 +185,12 @@ def said(message: str, results_said: str) -> str:
     to none of them, but the results' problems are said after it: pictures gone since
     (grey tiles) or passed over by the random draw were unsaid until a key was pressed.
     A Problem where what it says went wrong (the results' problems too)."""
-    if worker.is_problem(results_said):
+    results_problem = worker.is_problem(results_said)
+    if results_problem:
         results_said = Problem(results_said)
     if not message:
         return results_said
-    if message.startswith("index: ") and worker.is_problem(results_said):
+    if message.startswith("index: ") and results_problem:
         return joined(message, results_said)
     return message
 
